@@ -1,0 +1,167 @@
+"""Deterministic synthetic 1-minute bars: same arguments, same bytes.
+
+Each instrument is a geometric random walk with its own start price (10-500),
+annual volatility (15-60 %) and volume level; intraday volatility and volume
+follow a U shape over the 390 bars of a session (14:30-20:59 UTC, i.e. the New
+York session in winter), there is an overnight gap, and each bar's high/low
+reach past its open/close by a random wick. Weekdays only, no holidays.
+
+Instrument ``i`` draws from its own random streams, day after day in order, so
+generating more days or more instruments never changes the ones already made,
+and ``from_day`` only hides earlier days (the walk still starts at ``start``):
+this is how the demo and the tests make "a new day arrives". ``revise`` makes
+a vendor-style correction of a day: a few bars nudged, volumes restated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from incbt.bars.schema import NS_PER_DAY, day_to_iso, iso_to_day
+from incbt.errors import UsageError
+from incbt.progress import NULL, Reporter
+
+BARS_PER_DAY = 390
+SESSION_OPEN_NS = (14 * 60 + 30) * 60 * 1_000_000_000
+MINUTE_NS = 60 * 1_000_000_000
+_CHUNK_DAYS = 21
+_SCHEMA = pa.schema([
+    ("instrument", pa.string()), ("ts", pa.timestamp("ns", tz="UTC")),
+    ("open", pa.float64()), ("high", pa.float64()), ("low", pa.float64()),
+    ("close", pa.float64()), ("volume", pa.float64()),
+])
+
+
+def instrument_name(i: int) -> str:
+    return f"S{i:04d}"
+
+
+def weekdays(start: int, n: int) -> np.ndarray:
+    """The first ``n`` weekdays on or after day ``start`` (days since epoch)."""
+    cand = np.arange(start, start + n * 7 // 5 + 7, dtype=np.int64)
+    wd = (cand + 3) % 7  # 1970-01-01 was a Thursday: 0 = Monday
+    return cand[wd < 5][:n]
+
+
+class _Walk:
+    """One instrument's random walk, generated chunk by chunk of days."""
+
+    def __init__(self, seed: int, i: int) -> None:
+        meta = np.random.default_rng([seed, i, 0])
+        self.rng = np.random.default_rng([seed, i, 1])
+        self.price = float(np.exp(meta.uniform(np.log(10), np.log(500))))
+        vol = meta.uniform(0.15, 0.60)
+        self.sigma = vol / np.sqrt(252 * BARS_PER_DAY)
+        self.gap_sigma = 0.5 * vol / np.sqrt(252)
+        self.volume = meta.uniform(200, 20000)
+
+    def days(self, n: int) -> dict[str, np.ndarray]:
+        z = self.rng.standard_normal((n, 4, BARS_PER_DAY))
+        t = (np.arange(BARS_PER_DAY) - (BARS_PER_DAY - 1) / 2) / ((BARS_PER_DAY - 1) / 2)
+        shape = 0.6 + 0.8 * t**2  # U-shaped intraday activity
+        r = z[:, 0, :] * self.sigma * shape
+        r[:, 0] += z[:, 1, 0] * self.gap_sigma  # overnight gap into the first bar
+        logp = np.log(self.price) + np.cumsum(r.ravel()).reshape(n, BARS_PER_DAY)
+        close = np.exp(logp)
+        opens = np.empty_like(close)
+        opens.ravel()[1:] = close.ravel()[:-1]
+        opens.ravel()[0] = self.price
+        opens[:, 0] = close[:, 0] / np.exp(z[:, 0, 0] * self.sigma * shape[0])
+        self.price = float(close[-1, -1])
+        wick = np.abs(z[:, 2:4, :]) * self.sigma * 0.7
+        high = np.maximum(opens, close) * np.exp(wick[:, 0])
+        low = np.minimum(opens, close) * np.exp(-wick[:, 1])
+        vol = np.round(self.volume * shape * np.exp(0.5 * z[:, 1, :]))
+        o, h, lo_, c = (np.round(x, 4) for x in (opens, high, low, close))
+        h = np.maximum(h, np.maximum(o, c))
+        lo_ = np.maximum(np.minimum(lo_, np.minimum(o, c)), 0.0001)
+        return {"open": o, "high": h, "low": lo_, "close": c, "volume": vol}
+
+
+def generate(
+    out: str,
+    *,
+    instruments: int,
+    days: int,
+    start: str = "2024-01-01",
+    seed: int = 0,
+    fmt: str = "csv",
+    from_day: str | None = None,
+    revise: Sequence[str] = (),
+    split: str = "day",
+    progress: Reporter = NULL,
+) -> list[str]:
+    """Write bars to folder ``out``; return the files written, in order.
+
+    ``split``: one file per trading ``day`` (``bars-YYYY-MM-DD.csv``), per
+    ``month``, or ``one`` file.
+    """
+    if instruments <= 0 or days <= 0:
+        raise UsageError("--instruments and --days must be positive")
+    if fmt not in ("csv", "parquet"):
+        raise UsageError(f"--format must be csv or parquet, not {fmt!r}")
+    if split not in ("day", "month", "one"):
+        raise UsageError(f"--split must be day, month or one, not {split!r}")
+    try:
+        dates = weekdays(iso_to_day(start), days)
+        skip = iso_to_day(from_day) if from_day else None
+        revised = {iso_to_day(d) for d in revise}
+    except ValueError as exc:
+        raise UsageError(f"dates are YYYY-MM-DD: {exc}") from None
+    os.makedirs(out, exist_ok=True)
+    walks = [_Walk(seed, i) for i in range(instruments)]
+    names = [instrument_name(i) for i in range(instruments)]
+    intraday = np.arange(BARS_PER_DAY, dtype=np.int64) * MINUTE_NS + SESSION_OPEN_NS
+    written: list[str] = []
+    writer = None
+    current_key = None
+    task = progress.task("generating days", days)
+
+    def key_of(day: int) -> str:
+        iso = day_to_iso(day)
+        return {"day": iso, "month": iso[:7], "one": "all"}[split]
+
+    def flush_writer() -> None:
+        nonlocal writer
+        if writer is not None:
+            writer.close()
+            writer = None
+
+    for c0 in range(0, days, _CHUNK_DAYS):
+        chunk = dates[c0 : c0 + _CHUNK_DAYS]
+        data = [w.days(len(chunk)) for w in walks]
+        for k, day in enumerate(chunk.tolist()):
+            task.advance()
+            if skip is not None and day < skip:
+                continue
+            cols = {c: np.concatenate([d[c][k] for d in data]) for c in data[0]}
+            if day in revised:
+                rng = np.random.default_rng([seed, day, 7])
+                idx = rng.choice(len(cols["close"]), size=max(1, len(cols["close"]) // 50),
+                                 replace=False)
+                cols["close"][idx] = np.round((cols["close"][idx] + cols["high"][idx]) / 2, 4)
+                cols["volume"] = np.round(cols["volume"] * 1.1)
+            ts = np.tile(day * NS_PER_DAY + intraday, instruments)
+            table = pa.table([
+                pa.array(np.repeat(np.array(names, dtype=object), BARS_PER_DAY), pa.string()),
+                pa.array(ts, type=pa.timestamp("ns", tz="UTC")),
+                *(pa.array(cols[c]) for c in ("open", "high", "low", "close", "volume")),
+            ], schema=_SCHEMA)
+            key = key_of(day)
+            if key != current_key:
+                flush_writer()
+                current_key = key
+                path = os.path.join(out, f"bars-{key}.{fmt}")
+                written.append(path)
+                writer = (pcsv.CSVWriter(path, _SCHEMA) if fmt == "csv"
+                          else pq.ParquetWriter(path, _SCHEMA, compression="zstd"))
+            writer.write_table(table)
+    flush_writer()
+    task.done()
+    return written

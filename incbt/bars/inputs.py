@@ -1,0 +1,444 @@
+"""Reading user files (CSV, Parquet) into validated, canonical bar arrays.
+
+Everything that can be wrong with an input is found here, before the store is
+touched, and reported as one :class:`~incbt.errors.BadInputError` naming the
+file, the line (CSV, header = line 1) or row (Parquet, first row = 1), the
+instrument, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from incbt.bars.schema import COLUMNS, FLOAT_COLUMNS, NS_PER_DAY, PRICE_COLUMNS
+from incbt.errors import BadInputError, UsageError
+
+_INT_RE = re.compile(r"^\s*-?\d+\s*$")
+MAX_INSTRUMENT_LEN = 200
+
+
+@dataclass
+class InputBars:
+    """One validated input file, as NumPy arrays sorted by (instrument, ts).
+
+    ``rows`` maps each sorted row back to its 0-based row in the file, so later
+    checks (across files) can still name a line.
+    """
+
+    source: str
+    kind: str  # "csv" | "parquet"
+    names: list[str]  # instrument names; codes index into it
+    codes: np.ndarray  # int32
+    ts: np.ndarray  # int64 ns UTC
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    rows: np.ndarray  # int64, source row of each sorted row
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def where(self, sorted_row: int) -> dict[str, int]:
+        r = int(self.rows[sorted_row])
+        return {"line": r + 2} if self.kind == "csv" else {"row": r + 1}
+
+
+def expand_paths(paths: Iterable[str]) -> list[str]:
+    """Files from files, folders (recursively) and globs, in sorted order."""
+    out: list[str] = []
+    for p in paths:
+        matches = sorted(glob.glob(p, recursive=True)) if glob.has_magic(p) else [p]
+        if not matches:
+            raise UsageError(f"no file matches {p!r}")
+        for m in matches:
+            if os.path.isdir(m):
+                for root, _, files in os.walk(m):
+                    out.extend(
+                        os.path.join(root, f)
+                        for f in files
+                        if f.endswith((".csv", ".parquet", ".csv.gz", ".pq"))
+                    )
+            elif os.path.exists(m):
+                out.append(m)
+            else:
+                raise UsageError(f"no such file or folder: {m}")
+    out = sorted(dict.fromkeys(out))
+    if not out:
+        raise UsageError("no CSV or Parquet files found in " + ", ".join(map(repr, paths)))
+    return out
+
+
+def _kind(path: str) -> str:
+    if path.endswith((".parquet", ".pq")):
+        return "parquet"
+    if path.endswith((".csv", ".csv.gz")):
+        return "csv"
+    raise BadInputError(
+        "unknown file type", file=path,
+        fix="give CSV files a .csv (or .csv.gz) name and Parquet files a .parquet name",
+    )
+
+
+def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) -> dict[str, str]:
+    """Map canonical names to the file's names; reject missing and extra columns."""
+    wanted = {c: mapping.get(c, c) for c in COLUMNS}
+    missing = [f"{src}" + (f" (for {c})" if src != c else "") for c, src in wanted.items()
+               if src not in present]
+    extra = [p for p in present if p not in wanted.values()]
+    if missing:
+        raise BadInputError(
+            f"missing column(s) {', '.join(missing)}; the file has {', '.join(present)}",
+            file=path, line=1 if path.endswith((".csv", ".csv.gz")) else None,
+            fix="name the columns instrument,ts,open,high,low,close,volume, or map yours "
+            "with --map NAME=COLUMN (e.g. --map ts=timestamp)",
+        )
+    if extra:
+        raise BadInputError(
+            f"unexpected column(s) {', '.join(extra)}",
+            file=path, line=1 if path.endswith((".csv", ".csv.gz")) else None,
+            fix="remove them from the file, or map one of them to a bars column with "
+            "--map NAME=COLUMN",
+        )
+    dup = {p for p in present if present.count(p) > 1}
+    if dup:
+        raise BadInputError(f"duplicate column(s) {', '.join(sorted(dup))}", file=path, line=1)
+    return wanted
+
+
+def _first_bad(values: pa.Array, to: pa.DataType) -> int:
+    """Index of the first string in ``values`` that does not convert to ``to``."""
+    lo, hi = 0, len(values)
+    while hi - lo > 1:  # binary search on slices: O(log n) casts
+        mid = (lo + hi) // 2
+        try:
+            pc.cast(values.slice(lo, mid - lo), to)
+            lo = mid
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            hi = mid
+    return lo
+
+
+def _csv_line_problem(path: str, ncols: int) -> tuple[int, str] | None:
+    """Find the first line whose field count is wrong (slow path, errors only)."""
+    opener = open
+    if path.endswith(".gz"):
+        import gzip
+
+        opener = gzip.open  # type: ignore[assignment]
+    with opener(path, "rt", newline="") as f:  # type: ignore[operator]
+        for i, fields in enumerate(csv.reader(f), start=1):
+            if len(fields) != ncols:
+                return i, ",".join(fields)
+    return None
+
+
+def _read_csv(path: str, mapping: Mapping[str, str], tz: str | None) -> tuple[pa.Table, str]:
+    opener = open
+    if path.endswith(".gz"):
+        import gzip
+
+        opener = gzip.open  # type: ignore[assignment]
+    with opener(path, "rt", newline="") as f:  # type: ignore[operator]
+        reader = csv.reader(f)
+        header = next(reader, None)
+        first = next(reader, None)
+    if header is None or header == []:
+        raise BadInputError("the file is empty", file=path,
+                            fix="give a header line instrument,ts,open,high,low,close,volume "
+                            "and at least one bar")
+    header = [h.strip() for h in header]
+    wanted = _check_columns(path, header, mapping)
+    if first is None:
+        raise BadInputError("the file has a header but no bars", file=path, line=2,
+                            fix="remove the empty file from the ingest")
+    ts_src = wanted["ts"]
+    ts_text = first[header.index(ts_src)] if len(first) == len(header) else ""
+    ts_kind = "int" if _INT_RE.match(ts_text) else "text"
+    types: dict[str, pa.DataType] = {wanted["instrument"]: pa.string()}
+    for c in FLOAT_COLUMNS:
+        types[wanted[c]] = pa.float64()
+    types[ts_src] = pa.string()  # parsed below, so errors can name the line
+    try:
+        table = pcsv.read_csv(
+            path,
+            parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types=types, null_values=[], strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        msg = str(exc)
+        if "Expected" in msg and "columns" in msg:
+            found = _csv_line_problem(path, len(header))
+            if found:
+                line, text = found
+                raise BadInputError(
+                    f"expected {len(header)} fields, found {len(text.split(',')) if text else 0}",
+                    file=path, line=line, value=text[:80],
+                    fix="make every line have the header's columns (no blank lines)",
+                ) from None
+        m = re.search(r"column #(\d+)", msg)
+        if m:
+            col = header[int(m.group(1))]
+            strings = pcsv.read_csv(
+                path,
+                parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={col: pa.string()}, include_columns=[col],
+                    null_values=[], strings_can_be_null=False,
+                ),
+            ).column(0).combine_chunks()
+            i = _first_bad(strings, pa.float64())
+            raise BadInputError(
+                f"column {col} is not a number", file=path, line=i + 2,
+                value=strings[i].as_py(), fix="write numbers like 101.25 (no thousands "
+                "separators, no empty fields)",
+            ) from None
+        raise BadInputError(f"cannot parse the CSV: {msg}", file=path) from None
+    cols = {c: table.column(wanted[c]).combine_chunks() for c in COLUMNS}
+    cols["ts"] = _parse_ts_text(path, cols["ts"], ts_kind, tz, "csv")
+    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv"
+
+
+def _parse_ts_text(path: str, text: pa.Array, kind: str, tz: str | None, fkind: str) -> pa.Array:
+    """Strings (ISO-8601 with offset, or integer epoch ns) to int64 ns UTC."""
+
+    def where(i: int) -> dict[str, int]:
+        return {"line": i + 2} if fkind == "csv" else {"row": i + 1}
+
+    if kind == "int":
+        try:
+            return pc.cast(text, pa.int64())
+        except pa.ArrowInvalid:
+            i = _first_bad(text, pa.int64())
+            raise BadInputError(
+                "ts is not an integer epoch in nanoseconds like the first row's",
+                file=path, **where(i), value=text[i].as_py(),
+                fix="use one ts format per file",
+            ) from None
+    target = pa.timestamp("ns") if tz else pa.timestamp("ns", tz="UTC")
+    try:
+        parsed = pc.cast(text, target)
+    except pa.ArrowInvalid:
+        i = _first_bad(text, target)
+        value = text[i].as_py()
+        if tz is None and _looks_naive(value):
+            raise BadInputError(
+                "ts has no UTC offset", file=path, **where(i), value=value,
+                fix="write it with an offset (2024-01-02T14:30:00+00:00 or ...Z), or name the "
+                "zone of naive timestamps with --tz ZONE",
+            ) from None
+        if tz is not None and not _looks_naive(value):
+            raise BadInputError(
+                f"ts has an offset, but --tz {tz} says timestamps are naive", file=path,
+                **where(i), value=value, fix="drop --tz for timestamps with offsets",
+            ) from None
+        raise BadInputError(
+            "ts is not an ISO-8601 timestamp", file=path, **where(i), value=value,
+            fix="write ts like 2024-01-02T14:30:00+00:00, or as integer epoch nanoseconds",
+        ) from None
+    if tz:
+        parsed = _assume_tz(path, parsed, tz, fkind)
+    return pc.cast(parsed, pa.int64())
+
+
+def _looks_naive(value: str) -> bool:
+    return not re.search(r"(Z|[+-]\d\d:?\d\d)\s*$", value)
+
+
+def _assume_tz(path: str, naive: pa.Array, tz: str, fkind: str) -> pa.Array:
+    try:
+        return pc.assume_timezone(naive, timezone=tz, ambiguous="raise", nonexistent="raise")
+    except pa.ArrowInvalid as exc:
+        # Find the first timestamp that does not exist or is ambiguous in tz.
+        lo, hi = 0, len(naive)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            try:
+                pc.assume_timezone(naive.slice(lo, mid - lo), timezone=tz)
+                lo = mid
+            except pa.ArrowInvalid:
+                hi = mid
+        where = {"line": lo + 2} if fkind == "csv" else {"row": lo + 1}
+        raise BadInputError(
+            f"ts is ambiguous or does not exist in {tz} ({exc})", file=path, **where,
+            value=str(naive[lo].as_py()),
+            fix="give timestamps with an explicit UTC offset around daylight-saving changes",
+        ) from None
+    except (pa.ArrowNotImplementedError, KeyError) as exc:
+        raise UsageError(f"--tz {tz!r} is not a known time zone ({exc})") from None
+
+
+def _read_parquet(path: str, mapping: Mapping[str, str], tz: str | None) -> tuple[pa.Table, str]:
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BadInputError(f"not a readable Parquet file ({exc})", file=path) from None
+    names = pf.schema_arrow.names
+    wanted = _check_columns(path, names, mapping)
+    table = pf.read()
+    if table.num_rows == 0:
+        raise BadInputError("the file has no bars", file=path,
+                            fix="remove the empty file from the ingest")
+    cols: dict[str, pa.Array] = {}
+    for c in COLUMNS:
+        a = table.column(wanted[c]).combine_chunks()
+        if isinstance(a, pa.DictionaryArray):
+            a = a.dictionary_decode()
+        cols[c] = a
+    inst = cols["instrument"]
+    if not (pa.types.is_string(inst.type) or pa.types.is_large_string(inst.type)):
+        raise BadInputError(f"column instrument has type {inst.type}, expected string",
+                            file=path, fix="store instrument names as strings")
+    cols["instrument"] = pc.cast(inst, pa.string())
+    for c in FLOAT_COLUMNS:
+        a = cols[c]
+        if not (pa.types.is_floating(a.type) or pa.types.is_integer(a.type)):
+            raise BadInputError(f"column {c} has type {a.type}, expected a number", file=path,
+                                fix=f"store {c} as float64")
+        cols[c] = pc.cast(a, pa.float64())
+    ts = cols["ts"]
+    if pa.types.is_timestamp(ts.type):
+        if ts.type.tz is None:
+            if not tz:
+                raise BadInputError(
+                    "column ts holds naive timestamps (no time zone)", file=path,
+                    fix="store ts as timestamp with tz='UTC', or name their zone with --tz ZONE",
+                )
+            ts = _assume_tz(path, pc.cast(ts, pa.timestamp("ns")), tz, "parquet")
+        cols["ts"] = pc.cast(pc.cast(ts, pa.timestamp("ns", tz="UTC")), pa.int64())
+    elif pa.types.is_integer(ts.type):
+        cols["ts"] = pc.cast(ts, pa.int64())
+    elif pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):
+        first = ts[0].as_py() or ""
+        kind = "int" if _INT_RE.match(first) else "text"
+        cols["ts"] = _parse_ts_text(path, pc.cast(ts, pa.string()), kind, tz, "parquet")
+    else:
+        raise BadInputError(f"column ts has type {ts.type}, expected a timestamp", file=path,
+                            fix="store ts as timestamp[ns, tz=UTC] or int64 epoch ns")
+    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "parquet"
+
+
+def read_input(path: str, mapping: Mapping[str, str] | None = None,
+               tz: str | None = None) -> InputBars:
+    """Read and validate one file; raise BadInputError on the first problem."""
+    mapping = dict(mapping or {})
+    kind = _kind(path)
+    try:
+        if kind == "csv":
+            table, kind = _read_csv(path, mapping, tz)
+        else:
+            table, kind = _read_parquet(path, mapping, tz)
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BadInputError(f"cannot read the file ({exc})", file=path) from None
+    return validate(path, kind, table)
+
+
+def validate(path: str, kind: str, table: pa.Table) -> InputBars:
+    """Check every rule of SEMANTICS.md "Bars"; sort by (instrument, ts)."""
+    def at(i: int) -> dict[str, int]:
+        return {"line": int(i) + 2} if kind == "csv" else {"row": int(i) + 1}
+
+    for c in COLUMNS:
+        col = table.column(c)
+        if col.null_count:
+            i = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
+            raise BadInputError(f"column {c} is empty", file=path, **at(i),
+                                fix=f"give every bar a {c}")
+    enc = table.column("instrument").combine_chunks().dictionary_encode()
+    names = [str(x) for x in enc.dictionary.to_pylist()]
+    codes = enc.indices.to_numpy().astype(np.int32, copy=False)
+    for j, name in enumerate(names):
+        if not name.strip() or "\0" in name or len(name) > MAX_INSTRUMENT_LEN \
+                or name != name.strip():
+            i = int(np.flatnonzero(codes == j)[0])
+            raise BadInputError(
+                "invalid instrument name", file=path, **at(i), value=name,
+                fix=f"use 1 to {MAX_INSTRUMENT_LEN} characters, no leading/trailing spaces",
+            )
+    arr = {c: table.column(c).combine_chunks().to_numpy() for c in ("ts", *FLOAT_COLUMNS)}
+
+    def inst(i: int) -> str:
+        return names[codes[i]]
+
+    for c in PRICE_COLUMNS:
+        v = arr[c]
+        bad = ~(np.isfinite(v) & (v > 0))
+        if bad.any():
+            i = int(np.argmax(bad))
+            what = "not a finite number" if not np.isfinite(v[i]) else "not positive"
+            raise BadInputError(f"{c} is {what}", file=path, **at(i), instrument=inst(i),
+                                value=float(v[i]),
+                                fix="prices must be finite and > 0; drop or repair the bar")
+    v = arr["volume"]
+    bad = ~(np.isfinite(v) & (v >= 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BadInputError("volume is negative or not finite", file=path, **at(i),
+                            instrument=inst(i), value=float(v[i]),
+                            fix="volume must be finite and >= 0")
+    o, h, lo, c = arr["open"], arr["high"], arr["low"], arr["close"]
+    bad = h < np.maximum(o, c)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BadInputError("high is below max(open, close)", file=path, **at(i),
+                            instrument=inst(i), value=float(h[i]),
+                            fix="repair the bar: high >= open, close >= low")
+    bad = lo > np.minimum(o, c)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BadInputError("low is above min(open, close)", file=path, **at(i),
+                            instrument=inst(i), value=float(lo[i]),
+                            fix="repair the bar: high >= open, close >= low")
+    # Sort by instrument, keeping file order; ts must then increase strictly.
+    order = np.argsort(codes, kind="stable")
+    sc = codes[order]
+    sts = arr["ts"][order]
+    same = sc[1:] == sc[:-1]
+    step = np.diff(sts)
+    bad = same & (step <= 0)
+    if bad.any():
+        # report the offending row that comes first in the file
+        cand = np.flatnonzero(bad) + 1
+        k = int(cand[np.argmin(order[cand])])
+        i, prev = int(order[k]), int(order[k - 1])
+        prev_where = at(prev)
+        prev_txt = f"line {prev_where['line']}" if "line" in prev_where else \
+            f"row {prev_where['row']}"
+        dup = sts[k] == sts[k - 1]
+        raise BadInputError(
+            ("duplicate ts" if dup else "ts is not increasing")
+            + f" (previous bar of this instrument at {prev_txt})",
+            file=path, **at(i), instrument=inst(i),
+            value=str(np.datetime64(int(sts[k]), "ns")) + "Z",
+            fix="remove the duplicate bar" if dup else
+            "sort each instrument's bars by ts and remove duplicates",
+        )
+    return InputBars(
+        source=path, kind=kind, names=names, codes=np.ascontiguousarray(sc),
+        ts=np.ascontiguousarray(sts),
+        open=o[order], high=h[order], low=lo[order], close=c[order], volume=v[order],
+        rows=order.astype(np.int64),
+    )
+
+
+def trading_days(ts: np.ndarray, tz: str) -> np.ndarray:
+    """Trading day (days since epoch) of each ts: its calendar date in ``tz``."""
+    if tz == "UTC":
+        return (ts // NS_PER_DAY).astype(np.int32)
+    local = pc.local_timestamp(pa.array(ts, type=pa.timestamp("ns", tz=tz)))
+    return (pc.cast(local, pa.int64()).to_numpy() // NS_PER_DAY).astype(np.int32)

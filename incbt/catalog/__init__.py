@@ -1,0 +1,290 @@
+"""The catalog: the event log and the indexes derived from it, in one LMDB.
+
+Named databases (keys are big-endian so byte order is numeric order):
+
+==========  ==========================================  ===============================
+db          key                                         value
+==========  ==========================================  ===============================
+meta        setting name                                JSON value
+events      seq (u64)                                   event JSON: seq, time, kind, ...
+changes     seq (u64) | instrument | 0 | day (u32)      kind, old hash, new hash, rows
+days        instrument | 0 | day (u32)                  file, row group, offset, rows,
+                                                        content hash, first/last ts
+files       file hash (16 bytes)                        file record JSON
+buckets     instrument | 0 | month "YYYY-MM"            current file hash
+pending     b"files"                                    JSON list of paths being written
+==========  ==========================================  ===============================
+
+``day`` is days since 1970-01-01 of the trading day, stored as ``day + 2**31``.
+Every change to the indexes is made in the same transaction as the event that
+causes it, so the indexes are always the fold of the log.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import lmdb
+
+from incbt.catalog.env import Env, open_env
+
+DAY_OFFSET = 2**31
+FORMAT_VERSION = 1
+
+_DAY_VALUE = struct.Struct(">16sIII16sqq")  # file, rg, offset, rows, hash, first, last
+_CHANGE_VALUE = struct.Struct(">B16s16sI")  # kind, old hash, new hash, rows
+
+CHANGE_NEW = 1
+CHANGE_CORRECTED = 2
+CHANGE_KINDS = {CHANGE_NEW: "new", CHANGE_CORRECTED: "corrected"}
+ZERO_HASH = b"\0" * 16
+
+
+def seq_key(seq: int) -> bytes:
+    return struct.pack(">Q", seq)
+
+
+def day_key(instrument: str, day: int) -> bytes:
+    return instrument.encode() + b"\0" + struct.pack(">I", day + DAY_OFFSET)
+
+
+def split_day_key(key: bytes) -> tuple[str, int]:
+    return key[:-5].decode(), struct.unpack(">I", key[-4:])[0] - DAY_OFFSET
+
+
+@dataclass(frozen=True)
+class DayEntry:
+    """Where the current bars of one (instrument, day) are, and their content hash."""
+
+    instrument: str
+    day: int
+    file: bytes
+    row_group: int
+    offset: int
+    rows: int
+    hash: bytes
+    first_ts: int
+    last_ts: int
+
+    def pack(self) -> bytes:
+        return _DAY_VALUE.pack(
+            self.file, self.row_group, self.offset, self.rows, self.hash,
+            self.first_ts, self.last_ts,
+        )
+
+    @classmethod
+    def unpack(cls, key: bytes, value: bytes) -> DayEntry:
+        inst, day = split_day_key(key)
+        return cls(inst, day, *_DAY_VALUE.unpack(value))
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one event did to one (instrument, day)."""
+
+    seq: int
+    instrument: str
+    day: int
+    kind: int
+    old_hash: bytes
+    new_hash: bytes
+    rows: int
+
+
+@dataclass
+class FileRecord:
+    """An immutable, content-addressed bars file and when it was current."""
+
+    hash: str
+    path: str  # relative to the store
+    instrument: str
+    month: str
+    rows: int
+    bytes: int
+    first_day: int
+    last_day: int
+    intervals: list[list[int | None]] = field(default_factory=list)  # [created, superseded]
+
+    def current_at(self, seq: int) -> bool:
+        return any(c <= seq and (s is None or s > seq) for c, s in self.intervals)
+
+    @property
+    def is_current(self) -> bool:
+        return bool(self.intervals) and self.intervals[-1][1] is None
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    time_ns: int
+    kind: str
+    command: str
+    summary: dict[str, Any]
+
+
+class Catalog:
+    """Typed access to the catalog's databases. Methods take an open transaction."""
+
+    def __init__(self, path: str, map_size_mb: int = 256) -> None:
+        self.path = path
+        self.env: Env = open_env(path, map_size_mb)
+        self.db = {name.decode(): self.env.db(name) for name in (
+            b"meta", b"events", b"changes", b"days", b"files", b"buckets", b"pending"
+        )}
+
+    # -- meta ------------------------------------------------------------
+    def meta(self, txn: lmdb.Transaction) -> dict[str, Any]:
+        out = {}
+        with txn.cursor(self.db["meta"]) as cur:
+            for k, v in cur:
+                out[k.decode()] = json.loads(v)
+        return out
+
+    def put_meta(self, txn: lmdb.Transaction, name: str, value: Any) -> None:
+        txn.put(name.encode(), json.dumps(value).encode(), db=self.db["meta"])
+
+    # -- events ----------------------------------------------------------
+    def last_seq(self, txn: lmdb.Transaction) -> int:
+        with txn.cursor(self.db["events"]) as cur:
+            if cur.last():
+                return struct.unpack(">Q", cur.key())[0]
+        return 0
+
+    def append_event(
+        self, txn: lmdb.Transaction, kind: str, command: str, summary: dict[str, Any]
+    ) -> int:
+        seq = self.last_seq(txn) + 1
+        rec = {"seq": seq, "time_ns": time.time_ns(), "kind": kind, "command": command,
+               "summary": summary}
+        txn.put(seq_key(seq), json.dumps(rec, sort_keys=True).encode(), db=self.db["events"])
+        return seq
+
+    def events(self, txn: lmdb.Transaction, newest_first: bool = True) -> Iterator[Event]:
+        with txn.cursor(self.db["events"]) as cur:
+            it = cur.iterprev() if newest_first else cur.iternext()
+            if newest_first:
+                cur.last()
+            else:
+                cur.first()
+            for _, v in it:
+                r = json.loads(v)
+                yield Event(r["seq"], r["time_ns"], r["kind"], r["command"], r["summary"])
+
+    def event(self, txn: lmdb.Transaction, seq: int) -> Event | None:
+        v = txn.get(seq_key(seq), db=self.db["events"])
+        if v is None:
+            return None
+        r = json.loads(v)
+        return Event(r["seq"], r["time_ns"], r["kind"], r["command"], r["summary"])
+
+    # -- changes ---------------------------------------------------------
+    def put_change(self, txn: lmdb.Transaction, c: Change) -> None:
+        key = seq_key(c.seq) + day_key(c.instrument, c.day)
+        txn.put(key, _CHANGE_VALUE.pack(c.kind, c.old_hash, c.new_hash, c.rows),
+                db=self.db["changes"])
+
+    def changes(self, txn: lmdb.Transaction, after_seq: int = 0) -> Iterator[Change]:
+        """Every day changed by an event with seq > after_seq, in log order."""
+        with txn.cursor(self.db["changes"]) as cur:
+            if not cur.set_range(seq_key(after_seq + 1)):
+                return
+            for k, v in cur:
+                seq = struct.unpack(">Q", k[:8])[0]
+                inst, day = split_day_key(k[8:])
+                kind, old, new, rows = _CHANGE_VALUE.unpack(v)
+                yield Change(seq, inst, day, kind, old, new, rows)
+
+    # -- days ------------------------------------------------------------
+    def day(self, txn: lmdb.Transaction, instrument: str, day: int) -> DayEntry | None:
+        k = day_key(instrument, day)
+        v = txn.get(k, db=self.db["days"])
+        return None if v is None else DayEntry.unpack(k, v)
+
+    def days(
+        self, txn: lmdb.Transaction, instrument: str, first: int | None = None,
+        last: int | None = None,
+    ) -> Iterator[DayEntry]:
+        """The current days of one instrument in [first, last], in day order."""
+        prefix = instrument.encode() + b"\0"
+        start = day_key(instrument, first) if first is not None else prefix
+        with txn.cursor(self.db["days"]) as cur:
+            if not cur.set_range(start):
+                return
+            for k, v in cur:
+                if not k.startswith(prefix) or len(k) != len(prefix) + 4:
+                    return
+                e = DayEntry.unpack(k, v)
+                if last is not None and e.day > last:
+                    return
+                yield e
+
+    def put_day(self, txn: lmdb.Transaction, e: DayEntry) -> None:
+        txn.put(day_key(e.instrument, e.day), e.pack(), db=self.db["days"])
+
+    def instruments(self, txn: lmdb.Transaction) -> list[str]:
+        """Instruments with at least one day, in name order (one seek per instrument)."""
+        out = []
+        with txn.cursor(self.db["days"]) as cur:
+            ok = cur.first()
+            while ok:
+                inst, _ = split_day_key(cur.key())
+                out.append(inst)
+                ok = cur.set_range(inst.encode() + b"\x01")
+        return out
+
+    # -- files and buckets ----------------------------------------------
+    def file(self, txn: lmdb.Transaction, file_hash: bytes) -> FileRecord | None:
+        v = txn.get(file_hash, db=self.db["files"])
+        return None if v is None else FileRecord(**json.loads(v))
+
+    def put_file(self, txn: lmdb.Transaction, rec: FileRecord) -> None:
+        txn.put(bytes.fromhex(rec.hash), json.dumps(asdict(rec)).encode(), db=self.db["files"])
+
+    def files(self, txn: lmdb.Transaction) -> Iterator[FileRecord]:
+        with txn.cursor(self.db["files"]) as cur:
+            for _, v in cur:
+                yield FileRecord(**json.loads(v))
+
+    def bucket(self, txn: lmdb.Transaction, instrument: str, month: str) -> bytes | None:
+        return txn.get(f"{instrument}\0{month}".encode(), db=self.db["buckets"])
+
+    def set_bucket(
+        self, txn: lmdb.Transaction, instrument: str, month: str, file_hash: bytes | None
+    ) -> None:
+        key = f"{instrument}\0{month}".encode()
+        if file_hash is None:
+            txn.delete(key, db=self.db["buckets"])
+        else:
+            txn.put(key, file_hash, db=self.db["buckets"])
+
+    def current_files(self, txn: lmdb.Transaction) -> list[FileRecord]:
+        """The files SQL sees now, in (instrument, month) order."""
+        out = []
+        with txn.cursor(self.db["buckets"]) as cur:
+            for _, fh in cur:
+                rec = self.file(txn, fh)
+                if rec is not None:
+                    out.append(rec)
+        return out
+
+    def files_as_of(self, txn: lmdb.Transaction, seq: int) -> list[FileRecord]:
+        """The files that were current right after event ``seq`` (time travel)."""
+        recs = [r for r in self.files(txn) if r.current_at(seq)]
+        recs.sort(key=lambda r: (r.instrument, r.month))
+        return recs
+
+    # -- write intents ---------------------------------------------------
+    def pending(self, txn: lmdb.Transaction) -> list[str]:
+        v = txn.get(b"files", db=self.db["pending"])
+        return [] if v is None else json.loads(v)
+
+    def set_pending(self, txn: lmdb.Transaction, paths: list[str]) -> None:
+        if paths:
+            txn.put(b"files", json.dumps(paths).encode(), db=self.db["pending"])
+        else:
+            txn.delete(b"files", db=self.db["pending"])

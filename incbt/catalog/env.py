@@ -1,0 +1,123 @@
+"""The LMDB environment: one per store per process, growing its map by itself.
+
+LMDB raises ``MapFullError`` when a write transaction outgrows the map; the
+transaction is then aborted cleanly (DESIGN.md), so :func:`Env.write` doubles
+the map with no transaction open and runs the same transaction function again.
+Transaction functions must therefore only touch the transaction they are given.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import lmdb
+
+from incbt.errors import CatalogError
+
+T = TypeVar("T")
+
+DBS = (
+    b"meta",  # store settings and format version
+    b"events",  # seq -> event JSON (the log)
+    b"changes",  # seq|instrument|day -> what an event changed for one day
+    b"days",  # instrument|day -> where the current bars of that day are
+    b"files",  # file hash -> file record JSON (path, intervals it was current)
+    b"buckets",  # instrument|month -> current file hash
+    b"pending",  # intents of an unfinished write, for orphan clean-up
+)
+
+_ENVS: dict[str, Env] = {}
+_ENVS_LOCK = threading.Lock()
+
+
+class Env:
+    """An open LMDB environment with named databases."""
+
+    def __init__(self, path: str, map_size: int) -> None:
+        self.path = path
+        try:
+            self.env = lmdb.open(
+                path,
+                map_size=map_size,
+                max_dbs=32,
+                subdir=True,
+                readahead=False,
+                max_readers=512,
+                create=True,
+            )
+        except lmdb.Error as exc:
+            raise CatalogError(f"cannot open the catalog at {path}: {exc}") from exc
+        self._dbs: dict[bytes, object] = {}
+        self._write_lock = threading.Lock()
+        for name in DBS:
+            self.db(name)
+
+    def db(self, name: bytes) -> object:
+        handle = self._dbs.get(name)
+        if handle is None:
+            try:
+                handle = self.env.open_db(name, create=True)
+            except lmdb.MapFullError:
+                self._grow()
+                handle = self.env.open_db(name, create=True)
+            self._dbs[name] = handle
+        return handle
+
+    def _grow(self) -> None:
+        size = self.env.info()["map_size"]
+        self.env.set_mapsize(size * 2)
+
+    @contextmanager
+    def read(self) -> Iterator[lmdb.Transaction]:
+        """A consistent read-only view (MVCC: writers never block it)."""
+        for _ in range(3):
+            try:
+                txn = self.env.begin(buffers=False)
+                break
+            except lmdb.MapResizedError:
+                # Another process grew the map: adopt its size and retry.
+                self.env.set_mapsize(0)
+        else:  # pragma: no cover - three resizes in a row
+            raise CatalogError(f"catalog {self.path}: map resized repeatedly, try again")
+        try:
+            yield txn
+        finally:
+            txn.abort()
+
+    def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+        """Run ``fn`` in one write transaction and commit, growing the map as needed."""
+        with self._write_lock:
+            while True:
+                try:
+                    with self.env.begin(write=True) as txn:
+                        return fn(txn)
+                except lmdb.MapFullError:
+                    self._grow()
+                except lmdb.MapResizedError:
+                    self.env.set_mapsize(0)
+
+    def size_bytes(self) -> int:
+        return os.path.getsize(os.path.join(self.path, "data.mdb"))
+
+
+def open_env(path: str, map_size_mb: int = 256) -> Env:
+    """The process-wide environment for ``path`` (LMDB forbids opening it twice)."""
+    key = os.path.realpath(path)
+    with _ENVS_LOCK:
+        env = _ENVS.get(key)
+        if env is None:
+            env = Env(key, map_size_mb * 1024 * 1024)
+            _ENVS[key] = env
+        return env
+
+
+def close_env(path: str) -> None:
+    key = os.path.realpath(path)
+    with _ENVS_LOCK:
+        env = _ENVS.pop(key, None)
+    if env is not None:
+        env.env.close()

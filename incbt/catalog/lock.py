@@ -1,0 +1,87 @@
+"""The store's write lock: one writer at a time, across processes.
+
+An ``flock`` on ``<store>/write.lock``; the kernel releases it when its holder
+dies (even by SIGKILL), so a crash never leaves a stale lock. The holder
+writes its pid and command line into the file so a waiting writer can say who
+holds it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from incbt.errors import StoreLockedError
+
+_held: dict[str, int] = {}
+_held_lock = threading.Lock()
+
+
+def _holder(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read().strip() or "an unknown process"
+    except OSError:
+        return "an unknown process"
+
+
+@contextmanager
+def write_lock(store_path: str, timeout: float) -> Iterator[None]:
+    """Hold the store's write lock; wait up to ``timeout`` s, then raise StoreLockedError.
+
+    Re-entrant within one process.
+    """
+    path = os.path.join(store_path, "write.lock")
+    key = os.path.realpath(path)
+    with _held_lock:
+        if _held.get(key):
+            _held[key] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _held_lock:
+                _held[key] -= 1
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(
+                        f"store {store_path} is being written by {_holder(path)}; "
+                        f"waited {timeout:g} s. Wait for it to finish, or raise "
+                        "INCBT_LOCK_TIMEOUT"
+                    ) from None
+                time.sleep(0.05)
+        info = (
+            f"pid {os.getpid()} on {socket.gethostname()} "
+            f"({' '.join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))}) "
+            f"since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        )
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info.encode(), 0)
+        with _held_lock:
+            _held[key] = 1
+        try:
+            yield
+        finally:
+            with _held_lock:
+                _held[key] = 0
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

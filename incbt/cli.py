@@ -1,0 +1,248 @@
+"""The ``incbt`` command: parse options, call the Python API, render.
+
+Every error is turned into one line and an exit code here, in :func:`main`:
+1 for bad input or a store problem, 2 for bad usage, 3 for a bug.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from incbt import store as store_mod
+from incbt.errors import IncbtError, UsageError, map_dependency_error
+from incbt.render import RichReporter, err_console, write_table
+
+app = typer.Typer(
+    name="incbt",
+    help="incbt: an incremental, event-sourced backtest store for minute bars.\n\n"
+    "Data lives in a store folder (--store, $INCBT_STORE, default ./store). "
+    "Start with `incbt init`, `incbt generate`, `incbt ingest`, `incbt query`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", envvar="INCBT_STORE", help="Store folder (default ./store).",
+                 show_default=False),
+]
+OutputOpt = Annotated[
+    str, typer.Option("--output", help="table, csv, json or parquet.")
+]
+OutFileOpt = Annotated[str | None, typer.Option("-o", "--out", help="Write to FILE.")]
+
+
+class _State:
+    store_path: str = store_mod.DEFAULT_STORE
+
+
+state = _State()
+
+
+@app.callback()
+def _root(store: StoreOpt = None) -> None:
+    state.store_path = store or store_mod.default_path()
+
+
+def _open() -> store_mod.Store:
+    return store_mod.open_store(state.store_path)
+
+
+def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for v in values or []:
+        if "=" not in v:
+            raise UsageError(f"{what} takes NAME=VALUE, got {v!r}")
+        k, _, val = v.partition("=")
+        out[k.strip()] = val.strip()
+    return out
+
+
+@app.command()
+def init(
+    tz: Annotated[str | None, typer.Option("--tz", help="Session time zone: a bar's trading "
+                                           "day is its date there (default UTC).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Store setting NAME=VALUE "
+                                                   "(see `incbt settings`).")] = None,
+) -> None:
+    """Create a store (no-op on an existing store with the same settings)."""
+    values: dict[str, object] = dict(_pairs(set_, "--set"))
+    if tz:
+        values["session_tz"] = tz
+    st = store_mod.init(state.store_path, **values)
+    typer.echo(f"store ready at {st.path} (session_tz={st.settings['session_tz']})")
+
+
+@app.command()
+def settings() -> None:
+    """List every setting with its default, scope and help."""
+    import pyarrow as pa
+
+    from incbt.settings import SETTINGS
+
+    rows = [{"name": s.name, "default": str(s.default), "scope": "store" if s.store else
+             f"env INCBT_{s.name.upper()}", "help": s.help} for s in SETTINGS]
+    write_table(pa.Table.from_pylist(rows), "table", None)
+
+
+@app.command()
+def generate(
+    out: Annotated[str, typer.Argument(help="Folder to write the files to.")],
+    instruments: Annotated[int, typer.Option(help="Number of instruments.")] = 10,
+    days: Annotated[int, typer.Option(help="Number of trading days (weekdays).")] = 20,
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2024-01-01",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
+    format: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    from_: Annotated[str | None, typer.Option("--from", help="Only write days on or after "
+                     "this date (the walk still starts at --start).")] = None,
+    revise: Annotated[list[str] | None, typer.Option(help="Write a corrected version of this "
+                      "day (repeatable), as a data vendor would.")] = None,
+    split: Annotated[str, typer.Option(help="One file per day, month, or one.")] = "day",
+) -> None:
+    """Write deterministic synthetic 1-minute bars (390 a day, weekdays)."""
+    from incbt.bars.generate import generate as gen
+
+    with RichReporter() as rep:
+        files = gen(out, instruments=instruments, days=days, start=start, seed=seed, fmt=format,
+                    from_day=from_, revise=revise or [], split=split, progress=rep)
+    typer.echo(f"wrote {len(files)} file(s) to {out}: {instruments} instruments, "
+               f"{days} days from {start}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders or globs (CSV, Parquet).")],
+    map_: Annotated[list[str] | None, typer.Option("--map", help="Bars column from another "
+                    "name: NAME=COLUMN, e.g. --map ts=timestamp (repeatable).")] = None,
+    tz: Annotated[str | None, typer.Option("--tz", help="Zone of timestamps written without "
+                  "an offset (e.g. America/New_York).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and say what would "
+                       "change; write nothing.")] = False,
+) -> None:
+    """Validate and ingest bars as one atomic batch (new days, corrections, no-ops)."""
+    st = _open()
+    with RichReporter() as rep:
+        s = st.ingest(paths, columns=_pairs(map_, "--map"), tz=tz, dry_run=dry_run,
+                      progress=rep)
+    verb = "would add" if dry_run else "added"
+    typer.echo(
+        f"{s.files} file(s), {s.rows_read:,} rows read: {verb} {s.days_new} new day(s), "
+        f"{s.days_corrected} correction(s), {s.days_unchanged} unchanged day(s) across "
+        f"{s.instruments} instrument(s), {s.buckets_written} bucket file(s)"
+        + (f"; event {s.seq}" if s.seq else "; nothing changed, no event" if not dry_run
+           else "")
+    )
+    for inst, day in s.corrected[:10]:
+        typer.echo(f"  corrected {inst} {day}")
+    if len(s.corrected) > 10:
+        typer.echo(f"  ... and {len(s.corrected) - 10} more corrections")
+
+
+@app.command()
+def query(
+    sql: Annotated[str | None, typer.Argument(help="SQL, or the NAME of a query in queries/.")]
+    = None,
+    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="Bind $KEY to "
+                     "VALUE: KEY=VALUE (repeatable).")] = None,
+    output: OutputOpt = "table",
+    out: OutFileOpt = None,
+    as_of: Annotated[int | None, typer.Option("--as-of", help="See the store as it was right "
+                     "after event N (time travel).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the named queries.")] = False,
+) -> None:
+    """Run SQL over bars, events, changes and files (DataFusion)."""
+    from incbt.queries import find_query, list_queries
+
+    if list_:
+        import pyarrow as pa
+
+        write_table(pa.Table.from_pylist(list_queries(state.store_path)), output, out)
+        return
+    if not sql:
+        raise UsageError("give SQL or a query name (see `incbt query --list`)")
+    st = _open()
+    name = None
+    named = find_query(sql, st.path)
+    if named is not None:
+        name, sql = sql, named
+    params = {k: _coerce(v) for k, v in _pairs(param, "-p").items()}
+    from incbt.query import run_sql
+
+    table = run_sql(st.session(as_of), sql, params or None, name=name)
+    write_table(table, output, out)
+
+
+def _coerce(v: str) -> object:
+    for t in (int, float):
+        try:
+            return t(v)
+        except ValueError:
+            pass
+    return v
+
+
+@app.command()
+def log(
+    kind: Annotated[str | None, typer.Option(help="Only events of this kind (init, ingest).")]
+    = None,
+    limit: Annotated[int, typer.Option(help="Most events to show.")] = 50,
+    output: OutputOpt = "table",
+    out: OutFileOpt = None,
+) -> None:
+    """Show the event log, newest first."""
+    t = _open().log(kind=kind, limit=limit)
+    cols = ["seq", "time", "kind", "days_new", "days_corrected", "days_unchanged",
+            "instruments", "first_day", "last_day", "command"] if output == "table" else \
+        t.column_names
+    write_table(t.select(cols), output, out, title="events (newest first)")
+
+
+@app.command()
+def status(output: OutputOpt = "table") -> None:
+    """What the store holds: instruments, days, files, events, size."""
+    st = _open()
+    t = st.sql(
+        "SELECT count(DISTINCT instrument) AS instruments, count(*) AS files, "
+        "sum(rows) AS bars, min(first_day) AS first_day, max(last_day) AS last_day, "
+        "sum(bytes) AS bar_bytes FROM files"
+    )
+    write_table(t, output, None, title=f"store {st.path}")
+    with st.catalog.env.read() as txn:
+        pending = st.catalog.pending(txn)
+    if pending:
+        typer.echo(f"{len(pending)} file(s) from an interrupted write will be removed by the "
+                   "next write")
+
+
+def main() -> None:
+    """Entry point: run the app, turning errors into one line and an exit code."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache",
+                                                          "incbt-numba"))
+    try:
+        app(standalone_mode=False)
+    except IncbtError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; everything committed so far is kept")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(2)
+    except Exception as exc:  # a dependency error that escaped its boundary
+        mapped = map_dependency_error(exc, "incbt")
+        err_console.print(f"[red]error:[/red] {mapped}", highlight=False, soft_wrap=True)
+        sys.exit(mapped.exit_code)
+
+
+if __name__ == "__main__":
+    main()

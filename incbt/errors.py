@@ -1,0 +1,154 @@
+"""The exception tree of incbt.
+
+Every error a user can meet is an :class:`IncbtError`; the CLI turns it into
+one line on stderr and an exit code in one place (``incbt.cli``)::
+
+    IncbtError                      exit 1 unless noted
+    ├── UserError                   something the user gave us is wrong
+    │   ├── BadInputError           a data file: names file, line, instrument, value, fix
+    │   ├── StrategyError           unknown strategy, bad parameter, broken contract
+    │   ├── QueryError              SQL that does not parse, plan or run
+    │   └── UsageError              a command used wrongly (exit 2)
+    ├── StoreError                  the store itself
+    │   ├── NotAStoreError          the folder is not an incbt store
+    │   ├── StoreExistsError        init over a different existing store
+    │   ├── StoreLockedError        another process holds the write lock
+    │   └── CatalogError            the LMDB catalog failed or is inconsistent
+    └── InternalError               a bug in incbt (exit 3); please report it
+
+Dependency errors (lmdb, pyarrow, datafusion, ray) are mapped to these at the
+boundary where they enter (see ``map_dependency_error``), so nothing else leaks
+to users; ``tests/test_errors.py`` checks the mapping is complete.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadInputError",
+    "CatalogError",
+    "IncbtError",
+    "InternalError",
+    "NotAStoreError",
+    "QueryError",
+    "StoreError",
+    "StoreExistsError",
+    "StoreLockedError",
+    "StrategyError",
+    "UsageError",
+    "UserError",
+    "map_dependency_error",
+]
+
+
+class IncbtError(Exception):
+    """Base of every error incbt raises on purpose."""
+
+    exit_code = 1
+
+
+class UserError(IncbtError):
+    """Input from the user is wrong; the message says how to fix it."""
+
+
+class BadInputError(UserError):
+    """A data file is malformed; the message names file, line, value and the fix."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        row: int | None = None,
+        instrument: str | None = None,
+        value: object = None,
+        fix: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.file = file
+        self.line = line
+        self.row = row
+        self.instrument = instrument
+        self.value = value
+        self.fix = fix
+        where = ""
+        if file is not None:
+            where = f"{file}"
+            if line is not None:
+                where += f", line {line}"
+            elif row is not None:
+                where += f", row {row}"
+            where += ": "
+        parts = [f"{where}{problem}"]
+        if instrument is not None:
+            parts.append(f"instrument {instrument!r}")
+        if value is not None:
+            parts.append(f"value {value!r}")
+        msg = "; ".join(parts)
+        if fix:
+            msg += f". Fix: {fix}"
+        super().__init__(msg)
+
+
+class StrategyError(UserError):
+    """Unknown strategy, invalid parameter, or a strategy breaking the contract."""
+
+
+class QueryError(UserError):
+    """A SQL query failed to parse, plan or run."""
+
+
+class UsageError(UserError):
+    """A command or API call used wrongly (CLI exit code 2)."""
+
+    exit_code = 2
+
+
+class StoreError(IncbtError):
+    """A problem with the store itself."""
+
+
+class NotAStoreError(StoreError):
+    """The folder is not an incbt store."""
+
+
+class StoreExistsError(StoreError):
+    """``init`` would overwrite a different existing store."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the store's write lock."""
+
+
+class CatalogError(StoreError):
+    """The LMDB catalog failed or holds something inconsistent."""
+
+
+class InternalError(IncbtError):
+    """A bug in incbt."""
+
+    exit_code = 3
+
+
+def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
+    """Map an error raised by a dependency to the incbt tree.
+
+    ``context`` says what incbt was doing ("reading bars/AAPL/2024-01.parquet").
+    """
+    if isinstance(exc, IncbtError):
+        return exc
+    mod = type(exc).__module__ or ""
+    name = type(exc).__name__
+    if mod.startswith("lmdb") or name.endswith("Error") and "lmdb" in mod:
+        return CatalogError(f"{context}: LMDB error {name}: {exc}")
+    if mod.startswith("pyarrow") or name.startswith("Arrow"):
+        return BadInputError(f"{context}: {exc}") if "Invalid" in name else StoreError(
+            f"{context}: {name}: {exc}"
+        )
+    if mod.startswith("datafusion") or "DataFusion" in str(exc)[:40]:
+        return QueryError(f"{context}: {exc}")
+    if mod.startswith("ray"):
+        return InternalError(f"{context}: Ray error {name}: {exc}")
+    if isinstance(exc, OSError):
+        return StoreError(f"{context}: {exc.strerror or exc}")
+    return InternalError(f"{context}: {name}: {exc}")

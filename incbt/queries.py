@@ -1,0 +1,50 @@
+"""Named SQL queries: ``.sql`` files found by name.
+
+Search order: ``$INCBT_QUERIES`` (a folder), ``<store>/queries/``, then the
+built-in ``queries/`` folder shipped beside the package. Each file starts with
+``--`` comment lines: the first says what it answers; ``-- param: NAME ...``
+lines document its ``$NAME`` parameters.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BUILTIN = Path(__file__).resolve().parent.parent / "queries"
+
+
+def query_dirs(store_path: str | None) -> list[Path]:
+    dirs = []
+    if os.environ.get("INCBT_QUERIES"):
+        dirs.append(Path(os.environ["INCBT_QUERIES"]))
+    if store_path:
+        dirs.append(Path(store_path) / "queries")
+    dirs.append(BUILTIN)
+    return [d for d in dirs if d.is_dir()]
+
+
+def find_query(name: str, store_path: str | None) -> str | None:
+    """The SQL of the named query, or None when ``name`` is not a query name."""
+    if not name.replace("_", "").replace("-", "").isalnum():
+        return None
+    for d in query_dirs(store_path):
+        p = d / f"{name}.sql"
+        if p.is_file():
+            return p.read_text()
+    return None
+
+
+def list_queries(store_path: str | None) -> list[dict[str, str]]:
+    seen: dict[str, dict[str, str]] = {}
+    for d in query_dirs(store_path):
+        for p in sorted(d.glob("*.sql")):
+            if p.stem in seen:
+                continue
+            lines = p.read_text().splitlines()
+            desc = next((ln.lstrip("- ").strip() for ln in lines if ln.startswith("--")), "")
+            params = [ln.split(":", 1)[1].strip() for ln in lines
+                      if ln.startswith("-- param:")]
+            seen[p.stem] = {"name": p.stem, "description": desc, "params": "; ".join(params),
+                            "path": str(p)}
+    return list(seen.values())

@@ -1,0 +1,114 @@
+"""Turning results into text for people: tables, summaries, progress bars (rich)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from incbt.errors import UsageError
+
+OUTPUTS = ("table", "csv", "json", "parquet")
+err_console = Console(stderr=True)
+
+
+class RichTask:
+    def __init__(self, progress: Progress, task_id: Any) -> None:
+        self.progress, self.task_id = progress, task_id
+
+    def advance(self, n: int = 1) -> None:
+        self.progress.advance(self.task_id, n)
+
+    def done(self) -> None:
+        self.progress.update(self.task_id, visible=True)
+
+
+class RichReporter:
+    """Progress bars on stderr with counts and ETA; silent when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=err_console, disable=not err_console.is_terminal,
+        )
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def task(self, description: str, total: int | None) -> RichTask:
+        return RichTask(self.progress, self.progress.add_task(description, total=total))
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.10g}"
+    if isinstance(v, datetime.datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S")
+    return str(v)
+
+
+def write_table(table: pa.Table, output: str, path: str | None, title: str | None = None,
+                max_rows: int = 200) -> None:
+    """Write an Arrow table as a rich table, CSV, JSON lines or Parquet."""
+    if output not in OUTPUTS:
+        raise UsageError(f"--output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+    if output == "parquet":
+        if not path:
+            raise UsageError("--output parquet needs -o FILE")
+        pq.write_table(table, path)
+        return
+    if output == "csv":
+        if path:
+            pcsv.write_csv(table, path)
+        else:
+            sink = pa.BufferOutputStream()
+            pcsv.write_csv(table, sink)
+            sys.stdout.write(sink.getvalue().to_pybytes().decode())
+        return
+    if output == "json":
+        text = "".join(json.dumps(r, default=str) + "\n" for r in table.to_pylist())
+        if path:
+            with open(path, "w") as f:
+                f.write(text)
+        else:
+            sys.stdout.write(text)
+        return
+    t = Table(title=title, show_lines=False)
+    for name in table.column_names:
+        t.add_column(name, overflow="fold")
+    for row in table.slice(0, max_rows).to_pylist():
+        t.add_row(*(_cell(v) for v in row.values()))
+    more = table.num_rows - max_rows
+    if path:
+        with open(path, "w") as f:
+            _print(Console(file=f, width=200), t, more)
+    else:
+        _print(Console(width=None if sys.stdout.isatty() else 200), t, more)
+
+
+def _print(console: Console, t: Table, more: int) -> None:
+    console.print(t)
+    if more > 0:
+        console.print(f"... {more} more rows (use --output csv for all)")

@@ -1,0 +1,110 @@
+"""The settings registry: every setting once, with its default and help.
+
+Resolution order (later wins): the registry default, the store's own
+settings (``incbt init --set NAME=VALUE``, kept in the catalog), the
+environment (``INCBT_<NAME>``), then explicit arguments. Store-scoped
+settings (marked ``store=True``) are fixed when the store is created, because
+changing them would change what the stored data means.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from incbt.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    type: type
+    help: str
+    store: bool = False  # fixed at init, part of the store's identity
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "session_tz",
+        "UTC",
+        str,
+        "Time zone whose calendar date defines a bar's trading day (IANA name).",
+        store=True,
+    ),
+    Setting(
+        "snapshot_keep_days",
+        60,
+        int,
+        "Keep every day's engine snapshot for this many most recent days, then one a month.",
+        store=True,
+    ),
+    Setting(
+        "row_group_rows",
+        16384,
+        int,
+        "Most rows in a bars row group; row groups always hold whole days.",
+        store=True,
+    ),
+    Setting(
+        "lock_timeout",
+        30.0,
+        float,
+        "Seconds a writer waits for another process's write lock before giving up.",
+    ),
+    Setting(
+        "map_size_mb",
+        256,
+        int,
+        "Initial LMDB map size in MiB; the catalog doubles it by itself when full.",
+    ),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def parse(name: str, raw: Any) -> Any:
+    """Parse and check one setting's value, or raise UsageError naming the fix."""
+    s = BY_NAME.get(name)
+    if s is None:
+        raise UsageError(
+            f"unknown setting {name!r}; known settings: {', '.join(sorted(BY_NAME))}"
+        )
+    try:
+        value = s.type(raw)
+    except (TypeError, ValueError):
+        raise UsageError(
+            f"setting {name}={raw!r} is not a valid {s.type.__name__}"
+        ) from None
+    if name == "session_tz":
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UsageError(
+                f"setting session_tz={value!r} is not a known IANA time zone "
+                "(e.g. UTC, America/New_York)"
+            ) from None
+    if s.type in (int, float) and value <= 0:
+        raise UsageError(f"setting {name}={raw!r} must be positive")
+    return value
+
+
+def from_env(name: str) -> Any | None:
+    raw = os.environ.get(f"INCBT_{name.upper()}")
+    return None if raw is None else parse(name, raw)
+
+
+def resolve(name: str, stored: dict[str, Any] | None = None, explicit: Any = None) -> Any:
+    """The value of a setting: explicit, else env, else the store's, else the default."""
+    if explicit is not None:
+        return parse(name, explicit)
+    env = from_env(name)
+    if env is not None and not BY_NAME[name].store:
+        return env
+    if stored and name in stored:
+        return stored[name]
+    if env is not None:
+        return env
+    return BY_NAME[name].default

@@ -1,0 +1,282 @@
+"""The Store: one folder holding bars, results and the LMDB catalog.
+
+Layout (``store/README.md`` documents it for users)::
+
+    <store>/
+      catalog/            LMDB: event log, indexes, settings (data.mdb, lock.mdb)
+      bars/<instrument>/<YYYY-MM>/<hash>.parquet   immutable, content-addressed
+      tmp/                a writer's staging area (removed after each write)
+      write.lock          the write lock, naming its holder
+
+Readers never lock; writers take ``write.lock`` for the whole write.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from incbt import settings as settings_mod
+from incbt.bars.ingest import IngestSummary, recover
+from incbt.bars.ingest import ingest as _ingest
+from incbt.bars.schema import day_to_iso, iso_to_day
+from incbt.catalog import FORMAT_VERSION, Catalog
+from incbt.catalog.lock import write_lock
+from incbt.errors import NotAStoreError, StoreExistsError, UsageError
+from incbt.progress import NULL, Reporter
+from incbt.query import run_sql, session
+
+__all__ = ["BarArrays", "Store", "init", "open_store"]
+
+DEFAULT_STORE = "store"
+
+
+def default_path() -> str:
+    return os.environ.get("INCBT_STORE") or DEFAULT_STORE
+
+
+@dataclass(frozen=True)
+class BarArrays:
+    """One instrument's bars over a day range, as contiguous NumPy arrays.
+
+    ``days[k]`` is the k-th trading day (days since 1970-01-01) and
+    ``day_ends[k]`` the index one past its last bar.
+    """
+
+    instrument: str
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    days: np.ndarray
+    day_ends: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def __repr__(self) -> str:
+        span = ""
+        if len(self.days):
+            span = f", {day_to_iso(self.days[0])}..{day_to_iso(self.days[-1])}"
+        return f"BarArrays({self.instrument!r}, {len(self)} bars, {len(self.days)} days{span})"
+
+
+def _is_store(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "catalog", "data.mdb"))
+
+
+def _not_a_store(path: str) -> NotAStoreError:
+    return NotAStoreError(
+        f"{path} is not an incbt store. Create one with `incbt --store {path} init` "
+        "(or incbt.init(path) in Python)"
+    )
+
+
+def init(path: str | None = None, **store_settings: Any) -> Store:
+    """Create a store at ``path`` (default ``./store``) and return it.
+
+    Re-running ``init`` on a store with the same settings is a no-op; on a store
+    with different settings it raises StoreExistsError.
+    """
+    path = path or default_path()
+    wanted = {}
+    for s in settings_mod.SETTINGS:
+        if not s.store:
+            continue
+        explicit = store_settings.pop(s.name, None)
+        wanted[s.name] = settings_mod.resolve(s.name, None, explicit)
+    if store_settings:
+        raise UsageError(
+            f"unknown store setting(s) {', '.join(store_settings)}; store settings are "
+            + ", ".join(s.name for s in settings_mod.SETTINGS if s.store)
+        )
+    if _is_store(path):
+        store = Store(path)
+        have = {k: store.settings.get(k) for k in wanted}
+        if have != wanted:
+            diff = ", ".join(f"{k}={have[k]!r} (asked {wanted[k]!r})" for k in wanted
+                             if have[k] != wanted[k])
+            raise StoreExistsError(
+                f"{path} is already a store with different settings: {diff}. Use another "
+                "folder, or open the existing store as it is"
+            )
+        return store
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise StoreExistsError(f"{path} exists and is not a folder")
+    foreign = [n for n in (os.listdir(path) if os.path.isdir(path) else [])
+               if n not in ("README.md", ".gitignore", "catalog", "write.lock", "tmp")]
+    if foreign:
+        raise StoreExistsError(
+            f"{path} is a folder with other files in it ({', '.join(sorted(foreign)[:5])}); "
+            "create the store in an empty folder"
+        )
+    os.makedirs(os.path.join(path, "catalog"), exist_ok=True)
+    os.makedirs(os.path.join(path, "bars"), exist_ok=True)
+    cat = Catalog(os.path.join(path, "catalog"), settings_mod.resolve("map_size_mb"))
+
+    def setup(txn: Any) -> None:
+        cat.put_meta(txn, "format_version", FORMAT_VERSION)
+        for k, v in wanted.items():
+            cat.put_meta(txn, k, v)
+        cat.append_event(txn, "init", _command(), {"settings": wanted})
+
+    cat.env.write(setup)
+    return Store(path)
+
+
+def open_store(path: str | None = None) -> Store:
+    """Open an existing store (default ``$INCBT_STORE`` or ``./store``)."""
+    return Store(path or default_path())
+
+
+def _command() -> str:
+    argv = sys.argv
+    if argv and os.path.basename(argv[0]) == "incbt":
+        return " ".join(["incbt", *argv[1:]])[:500]
+    return "python"
+
+
+class Store:
+    """An incbt store: ingest bars, query with SQL, read bars for the engine."""
+
+    def __init__(self, path: str) -> None:
+        if not _is_store(path):
+            raise _not_a_store(path)
+        self.path = os.path.abspath(path)
+        self.catalog = Catalog(os.path.join(self.path, "catalog"),
+                               settings_mod.resolve("map_size_mb"))
+        with self.catalog.env.read() as txn:
+            meta = self.catalog.meta(txn)
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise _not_a_store(path)
+        self.settings = {s.name: settings_mod.resolve(s.name, meta) for s in
+                         settings_mod.SETTINGS}
+
+    def __repr__(self) -> str:
+        with self.catalog.env.read() as txn:
+            n_inst = len(self.catalog.instruments(txn))
+            seq = self.catalog.last_seq(txn)
+        return f"<incbt.Store {self.path!r}: {n_inst} instruments, {seq} events>"
+
+    # -- writing -----------------------------------------------------------
+    def lock(self) -> AbstractContextManager[None]:
+        """The store's write lock (waits up to the ``lock_timeout`` setting)."""
+        return write_lock(self.path, float(self.settings["lock_timeout"]))
+
+    def ingest(
+        self,
+        paths: str | Sequence[str],
+        *,
+        columns: Mapping[str, str] | None = None,
+        tz: str | None = None,
+        dry_run: bool = False,
+        progress: Reporter = NULL,
+    ) -> IngestSummary:
+        """Ingest CSV/Parquet files, folders or globs as one atomic batch.
+
+        ``columns`` maps bars columns to the file's names (``{"ts": "time"}``);
+        ``tz`` names the zone of timestamps written without a UTC offset.
+        """
+        if isinstance(paths, str | os.PathLike):
+            paths = [os.fspath(paths)]
+        return _ingest(
+            self.path, self.catalog, list(paths), session_tz=self.settings["session_tz"],
+            row_group_rows=int(self.settings["row_group_rows"]), lock=self.lock,
+            command=_command(), mapping=columns, tz=tz, dry_run=dry_run, progress=progress,
+        )
+
+    def recover(self) -> int:
+        """Remove what a crashed writer left behind; returns files removed."""
+        with self.lock():
+            return recover(self.path, self.catalog)
+
+    # -- reading -----------------------------------------------------------
+    def sql(self, query: str, *, params: dict[str, Any] | None = None,
+            as_of: int | None = None) -> pa.Table:
+        """Run SQL over the store (tables bars, events, changes, files)."""
+        return run_sql(session(self.path, self.catalog, as_of), query, params)
+
+    def session(self, as_of: int | None = None) -> Any:
+        """A DataFusion SessionContext over one consistent state of the store."""
+        return session(self.path, self.catalog, as_of)
+
+    def instruments(self) -> list[str]:
+        with self.catalog.env.read() as txn:
+            return self.catalog.instruments(txn)
+
+    def log(self, *, kind: str | None = None, limit: int | None = None) -> pa.Table:
+        """The event log, newest first."""
+        q = "SELECT * FROM events"
+        if kind:
+            q += " WHERE kind = $kind"
+        q += " ORDER BY seq DESC"
+        if limit:
+            q += f" LIMIT {int(limit)}"
+        return self.sql(q, params={"kind": kind} if kind else None)
+
+    def bars(self, instrument: str, start: str | int | None = None,
+             end: str | int | None = None) -> BarArrays:
+        """One instrument's bars for days in [start, end], straight from the index.
+
+        Reads only the row groups holding those days (no scan) and returns
+        contiguous arrays the engine can use directly.
+        """
+        first = iso_to_day(start) if isinstance(start, str) else start
+        last = iso_to_day(end) if isinstance(end, str) else end
+        with self.catalog.env.read() as txn:
+            entries = list(self.catalog.days(txn, instrument, first, last))
+            paths = {e.file: self.catalog.file(txn, e.file) for e in entries}
+        return read_days(self.path, instrument, entries, {k: v.path for k, v in paths.items()
+                                                          if v is not None})
+
+
+_COLS = ("ts", "open", "high", "low", "close", "volume")
+
+
+def read_days(root: str, instrument: str, entries: list, paths: dict[bytes, str]) -> BarArrays:
+    """Read the rows of the given day entries (in day order) into contiguous arrays."""
+    n = sum(e.rows for e in entries)
+    out = {c: np.empty(n, dtype=np.int64 if c == "ts" else np.float64) for c in _COLS}
+    pos = 0
+    i = 0
+    while i < len(entries):
+        f = entries[i].file
+        j = i
+        while j < len(entries) and entries[j].file == f:
+            j += 1
+        group = entries[i:j]
+        rgs = sorted({e.row_group for e in group})
+        pf = pq.ParquetFile(os.path.join(root, paths[f]))
+        table = pf.read_row_groups(rgs, columns=list(_COLS))
+        base = sum(pf.metadata.row_group(g).num_rows for g in range(rgs[0]))
+        for c in _COLS:
+            col = table.column(c)
+            arr = (col.cast(pa.int64()) if c == "ts" else col).combine_chunks().to_numpy()
+            # rows of the wanted days, relative to the first row group read
+            lo = group[0].offset - base
+            hi = group[-1].offset + group[-1].rows - base
+            contiguous = all(group[k + 1].offset == group[k].offset + group[k].rows
+                             for k in range(len(group) - 1))
+            if contiguous:
+                out[c][pos : pos + hi - lo] = arr[lo:hi]
+            else:  # pragma: no cover - days of a file are contiguous by construction
+                p = pos
+                for e in group:
+                    out[c][p : p + e.rows] = arr[e.offset - base : e.offset - base + e.rows]
+                    p += e.rows
+        pos += sum(e.rows for e in group)
+        i = j
+    days = np.array([e.day for e in entries], dtype=np.int32)
+    ends = np.cumsum([e.rows for e in entries], dtype=np.int64)
+    return BarArrays(instrument, out["ts"], out["open"], out["high"], out["low"], out["close"],
+                     out["volume"], days, ends)
