@@ -100,6 +100,8 @@ def generate(
     format: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
     from_: Annotated[str | None, typer.Option("--from", help="Only write days on or after "
                      "this date (the walk still starts at --start).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Only write days on or before this "
+                  "date.")] = None,
     revise: Annotated[list[str] | None, typer.Option(help="Write a corrected version of this "
                       "day (repeatable), as a data vendor would.")] = None,
     split: Annotated[str, typer.Option(help="One file per day, month, or one.")] = "day",
@@ -109,7 +111,7 @@ def generate(
 
     with RichReporter() as rep:
         files = gen(out, instruments=instruments, days=days, start=start, seed=seed, fmt=format,
-                    from_day=from_, revise=revise or [], split=split, progress=rep)
+                    from_day=from_, to_day=to, revise=revise or [], split=split, progress=rep)
     typer.echo(f"wrote {len(files)} file(s) to {out}: {instruments} instruments, "
                f"{days} days from {start}")
 

@@ -130,6 +130,12 @@ class InternalError(IncbtError):
     exit_code = 3
 
 
+# DataFusion's Python binding raises plain ValueError/Exception; its messages say
+# which part of the engine failed.
+_DATAFUSION_PREFIXES = ("SQL error", "Error during planning", "DataFusion error",
+                        "Execution error", "Schema error", "Optimizer rule", "Invalid argument")
+
+
 def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     """Map an error raised by a dependency to the incbt tree.
 
@@ -139,16 +145,22 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
         return exc
     mod = type(exc).__module__ or ""
     name = type(exc).__name__
-    if mod.startswith("lmdb") or name.endswith("Error") and "lmdb" in mod:
-        return CatalogError(f"{context}: LMDB error {name}: {exc}")
-    if mod.startswith("pyarrow") or name.startswith("Arrow"):
-        return BadInputError(f"{context}: {exc}") if "Invalid" in name else StoreError(
-            f"{context}: {name}: {exc}"
-        )
-    if mod.startswith("datafusion") or "DataFusion" in str(exc)[:40]:
+    top = mod.split(".")[0]
+    if top == "lmdb":
+        return CatalogError(f"{context}: LMDB {name}: {exc}")
+    if top == "pyarrow":
+        if name in ("ArrowInvalid", "ArrowTypeError"):
+            return BadInputError(f"{context}: {exc}")
+        return StoreError(f"{context}: Arrow {name}: {exc}")
+    if top == "datafusion" or str(exc).startswith(_DATAFUSION_PREFIXES):
         return QueryError(f"{context}: {exc}")
-    if mod.startswith("ray"):
-        return InternalError(f"{context}: Ray error {name}: {exc}")
+    if top == "ray":
+        return InternalError(f"{context}: Ray {name}: {exc}")
+    if top == "numba":
+        return StrategyError(f"{context}: the strategy failed to compile or run: {exc}")
+    if isinstance(exc, MemoryError):
+        return StoreError(f"{context}: out of memory; use fewer instruments per call")
     if isinstance(exc, OSError):
-        return StoreError(f"{context}: {exc.strerror or exc}")
+        return StoreError(f"{context}: {exc.strerror or exc}"
+                          + (f" ({exc.filename})" if exc.filename else ""))
     return InternalError(f"{context}: {name}: {exc}")

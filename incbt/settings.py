@@ -56,8 +56,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "map_size_mb",
-        256,
-        int,
+        256.0,
+        float,
         "Initial LMDB map size in MiB; the catalog doubles it by itself when full.",
     ),
 )

@@ -8,7 +8,7 @@ reach past its open/close by a random wick. Weekdays only, no holidays.
 
 Instrument ``i`` draws from its own random streams, day after day in order, so
 generating more days or more instruments never changes the ones already made,
-and ``from_day`` only hides earlier days (the walk still starts at ``start``):
+and ``from_day``/``to_day`` only hide days (the walk still starts at ``start``):
 this is how the demo and the tests make "a new day arrives". ``revise`` makes
 a vendor-style correction of a day: a few bars nudged, volumes restated.
 """
@@ -93,6 +93,7 @@ def generate(
     seed: int = 0,
     fmt: str = "csv",
     from_day: str | None = None,
+    to_day: str | None = None,
     revise: Sequence[str] = (),
     split: str = "day",
     progress: Reporter = NULL,
@@ -111,6 +112,7 @@ def generate(
     try:
         dates = weekdays(iso_to_day(start), days)
         skip = iso_to_day(from_day) if from_day else None
+        stop = iso_to_day(to_day) if to_day else None
         revised = {iso_to_day(d) for d in revise}
     except ValueError as exc:
         raise UsageError(f"dates are YYYY-MM-DD: {exc}") from None
@@ -138,7 +140,7 @@ def generate(
         data = [w.days(len(chunk)) for w in walks]
         for k, day in enumerate(chunk.tolist()):
             task.advance()
-            if skip is not None and day < skip:
+            if (skip is not None and day < skip) or (stop is not None and day > stop):
                 continue
             cols = {c: np.concatenate([d[c][k] for d in data]) for c in data[0]}
             if day in revised:

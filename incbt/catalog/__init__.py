@@ -130,7 +130,7 @@ class Event:
 class Catalog:
     """Typed access to the catalog's databases. Methods take an open transaction."""
 
-    def __init__(self, path: str, map_size_mb: int = 256) -> None:
+    def __init__(self, path: str, map_size_mb: float = 256) -> None:
         self.path = path
         self.env: Env = open_env(path, map_size_mb)
         self.db = {name.decode(): self.env.db(name) for name in (

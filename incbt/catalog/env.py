@@ -104,13 +104,13 @@ class Env:
         return os.path.getsize(os.path.join(self.path, "data.mdb"))
 
 
-def open_env(path: str, map_size_mb: int = 256) -> Env:
+def open_env(path: str, map_size_mb: float = 256) -> Env:
     """The process-wide environment for ``path`` (LMDB forbids opening it twice)."""
     key = os.path.realpath(path)
     with _ENVS_LOCK:
         env = _ENVS.get(key)
         if env is None:
-            env = Env(key, map_size_mb * 1024 * 1024)
+            env = Env(key, int(map_size_mb * 1024 * 1024))
             _ENVS[key] = env
         return env
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job on the embedded default store (./store): generate bars, ingest
+# them, correct a day, and show SQL answers and the event log. Re-runnable: a
+# second run finds everything already ingested and changes nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+incbt=.venv/bin/incbt
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "1. create the store (no-op if it exists)"
+$incbt init
+
+say "2. generate 20 instruments x 60 trading days of 1-minute bars"
+$incbt generate demo-data/bars --instruments 20 --days 60 --start 2024-01-01 --seed 1
+
+say "3. ingest them (one atomic batch; a repeat is a no-op)"
+$incbt ingest demo-data/bars
+
+say "4. the vendor corrects 2024-02-15: ingest the corrected day"
+$incbt generate demo-data/fix --instruments 20 --days 60 --start 2024-01-01 --seed 1 \
+  --from 2024-02-15 --to 2024-02-15 --revise 2024-02-15
+$incbt ingest demo-data/fix
+
+say "5. SQL: bars per instrument"
+$incbt query "SELECT instrument, count(*) AS bars, count(DISTINCT date) AS days,
+  min(date) AS first, max(date) AS last, round(avg(close), 2) AS avg_close
+  FROM bars GROUP BY instrument ORDER BY instrument LIMIT 5"
+
+say "6. SQL: what the correction changed (the changes table)"
+$incbt query "SELECT seq, instrument, date, kind, substr(old_hash, 1, 8) AS old,
+  substr(new_hash, 1, 8) AS new FROM changes WHERE kind = 'corrected' ORDER BY instrument LIMIT 5"
+
+say "7. time travel: S0000's volume on 2024-02-15 now and as of the first ingest"
+first=$($incbt query "SELECT min(seq) AS s FROM events WHERE kind = 'ingest'" --output csv | tail -1)
+now=$($incbt query "SELECT sum(volume) AS v FROM bars WHERE instrument = 'S0000' AND date = '2024-02-15'" --output csv | tail -1)
+then=$($incbt query "SELECT sum(volume) AS v FROM bars WHERE instrument = 'S0000' AND date = '2024-02-15'" --as-of "$first" --output csv | tail -1)
+echo "volume now: $now   as of event $first: $then"
+
+say "8. the event log"
+$incbt log --limit 10

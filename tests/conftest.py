@@ -1,0 +1,44 @@
+"""Shared fixtures. Tests never read the user's own store or settings."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+# Isolate from the user's environment before incbt is imported anywhere.
+for _k in [k for k in os.environ if k.startswith("INCBT_")]:
+    del os.environ[_k]
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "incbt-test-numba"))
+os.environ["INCBT_LOCK_TIMEOUT"] = "5"
+
+import incbt  # noqa: E402
+from incbt.bars.generate import generate  # noqa: E402
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A fresh, empty store."""
+    return incbt.init(str(tmp_path / "store"))
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory):
+    """3 instruments x 5 days of generated CSV, one file per day."""
+    out = tmp_path_factory.mktemp("data")
+    files = generate(str(out), instruments=3, days=5, start="2024-01-29", seed=7)
+    return out, files
+
+
+def tree_state(path) -> dict[str, bytes]:
+    """Every file under ``path`` with its bytes (the LMDB lock file excluded)."""
+    out = {}
+    for root, _, files in os.walk(path):
+        for f in files:
+            if f in ("lock.mdb", "write.lock"):
+                continue
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, path)] = fh.read()
+    return out

@@ -1,0 +1,76 @@
+"""The CLI end to end, as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+INCBT = os.path.join(os.path.dirname(sys.executable), "incbt")
+
+
+def run(*args, store=None, check=True):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    if store:
+        env["INCBT_STORE"] = str(store)
+    p = subprocess.run([INCBT, *args], capture_output=True, text=True, env=env)
+    if check and p.returncode != 0:
+        raise AssertionError(f"exit {p.returncode}: {p.stderr}")
+    return p
+
+
+def test_help_for_every_command():
+    top = run("--help").stdout
+    for cmd in ("init", "generate", "ingest", "query", "log", "status", "settings"):
+        assert cmd in top
+        assert "Usage:" in run(cmd, "--help").stdout
+
+
+def test_generate_ingest_query_log(tmp_path):
+    s = tmp_path / "store"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "3", store=s)
+    out = run("ingest", str(tmp_path / "d"), store=s).stdout
+    assert "added 6 new day(s)" in out and "event 2" in out
+    again = run("ingest", str(tmp_path / "d"), store=s).stdout
+    assert "nothing changed, no event" in again
+    q = run("query", "SELECT count(*) AS n FROM bars", "--output", "json", store=s).stdout
+    assert json.loads(q) == {"n": 2 * 3 * 390}
+    csv = run("query", "SELECT instrument, count(*) AS n FROM bars GROUP BY instrument "
+              "ORDER BY instrument", "--output", "csv", store=s).stdout
+    assert csv.splitlines() == ['"instrument","n"', '"S0000",1170', '"S0001",1170']
+    pq_out = tmp_path / "out.parquet"
+    run("query", "SELECT * FROM bars", "--output", "parquet", "-o", str(pq_out), store=s)
+    assert pq_out.stat().st_size > 0
+    logj = run("log", "--output", "json", store=s).stdout.splitlines()
+    assert [json.loads(x)["kind"] for x in logj] == ["ingest", "init"]
+    asof = run("query", "SELECT count(*) AS n FROM bars", "--as-of", "1", "--output", "json",
+               store=s).stdout
+    assert json.loads(asof) == {"n": 0}
+    assert "instruments" in run("status", store=s).stdout
+
+
+def test_global_store_option_and_not_a_store(tmp_path):
+    p = run("--store", str(tmp_path / "nope"), "log", check=False)
+    assert p.returncode == 1
+    assert "is not an incbt store" in p.stderr and "init" in p.stderr
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (("query", "SELEC 1"), 1),
+    (("query", "--as-of", "99", "SELECT 1"), 1),
+    (("ingest",), 2),
+    (("ingest", "--bogus", "x"), 2),
+    (("nosuchcommand",), 2),
+    (("query", "SELECT 1", "--output", "xml"), 2),
+])
+def test_errors_exit_codes(tmp_path, args, code):
+    s = tmp_path / "store"
+    run("init", store=s)
+    p = run(*args, store=s, check=False)
+    assert p.returncode == code, p.stderr
+    assert p.stderr.strip()
+    assert "Traceback" not in p.stderr

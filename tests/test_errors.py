@@ -1,0 +1,71 @@
+"""The error tree: documented, complete, and every dependency error mapped."""
+
+from __future__ import annotations
+
+import inspect
+
+import lmdb
+import pyarrow as pa
+import pytest
+
+import incbt.errors as E
+
+
+def _classes():
+    return [c for _, c in inspect.getmembers(E, inspect.isclass) if issubclass(c, E.IncbtError)]
+
+
+def test_every_error_class_is_drawn_in_the_docstring():
+    for cls in _classes():
+        assert cls.__name__ in E.__doc__, f"{cls.__name__} missing from the tree drawing"
+
+
+def test_exit_codes():
+    assert E.UsageError.exit_code == 2
+    assert E.InternalError.exit_code == 3
+    for cls in _classes():
+        if not issubclass(cls, E.UsageError | E.InternalError):
+            assert cls.exit_code == 1, cls
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (lmdb.MapFullError("full"), E.CatalogError),
+        (lmdb.CorruptedError("bad"), E.CatalogError),
+        (lmdb.Error("x"), E.CatalogError),
+        (pa.ArrowInvalid("bad value"), E.BadInputError),
+        (pa.ArrowTypeError("bad type"), E.BadInputError),
+        (pa.ArrowIOError("io"), E.StoreError),
+        (pa.ArrowMemoryError("oom"), E.StoreError),
+        (FileNotFoundError(2, "No such file", "x.parquet"), E.StoreError),
+        (PermissionError(13, "Permission denied"), E.StoreError),
+        (MemoryError(), E.StoreError),
+        (RuntimeError("boom"), E.InternalError),
+        (E.QueryError("already ours"), E.QueryError),
+    ],
+)
+def test_dependency_errors_are_mapped(exc, expected):
+    mapped = E.map_dependency_error(exc, "doing x")
+    assert isinstance(mapped, expected)
+    assert "doing x" in str(mapped) or mapped is exc
+
+
+def test_datafusion_and_ray_errors_are_mapped():
+    import datafusion
+
+    ctx = datafusion.SessionContext()
+    with pytest.raises(Exception) as info:
+        ctx.sql("SELEC 1").collect()
+    assert isinstance(E.map_dependency_error(info.value, "q"), E.QueryError)
+    import ray.exceptions
+
+    assert isinstance(E.map_dependency_error(ray.exceptions.RaySystemError("x"), "r"),
+                      E.InternalError)
+
+
+def test_bad_input_message_names_everything():
+    e = E.BadInputError("close is not positive", file="a.csv", line=7, instrument="X",
+                        value=-1.0, fix="prices must be > 0")
+    assert str(e) == ("a.csv, line 7: close is not positive; instrument 'X'; value -1.0. "
+                      "Fix: prices must be > 0")

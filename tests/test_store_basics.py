@@ -1,0 +1,170 @@
+"""Store creation, ingest semantics, the index, SQL and time travel."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import incbt
+from incbt.bars.generate import generate
+from incbt.catalog.env import open_env
+
+
+def test_init_is_idempotent_and_refuses_other_settings(tmp_path):
+    p = str(tmp_path / "s")
+    a = incbt.init(p)
+    b = incbt.init(p)
+    assert a.path == b.path
+    with pytest.raises(incbt.StoreError, match="different settings: session_tz"):
+        incbt.init(p, session_tz="America/New_York")
+
+
+def test_init_refuses_a_folder_with_other_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(incbt.StoreError, match="other files"):
+        incbt.init(str(tmp_path))
+
+
+def test_open_non_store_says_how_to_create(tmp_path):
+    with pytest.raises(incbt.NotAStoreError, match="incbt --store .* init"):
+        incbt.open(str(tmp_path))
+
+
+def test_ingest_new_identical_and_correction(store, tmp_path):
+    generate(str(tmp_path / "a"), instruments=2, days=4, start="2024-03-04", seed=1)
+    s1 = store.ingest(str(tmp_path / "a"))
+    assert (s1.days_new, s1.days_corrected, s1.days_unchanged) == (8, 0, 0)
+    assert s1.seq == 2
+    s2 = store.ingest(str(tmp_path / "a"))
+    assert not s2.changed and s2.seq is None and s2.days_unchanged == 8
+    assert store.log().num_rows == 2  # init + one ingest: the repeat added no event
+    generate(str(tmp_path / "fix"), instruments=2, days=4, start="2024-03-04", seed=1,
+             from_day="2024-03-05", to_day="2024-03-05", revise=["2024-03-05"])
+    s3 = store.ingest(str(tmp_path / "fix"))
+    assert (s3.days_new, s3.days_corrected) == (0, 2)
+    assert sorted(s3.corrected) == [("S0000", "2024-03-05"), ("S0001", "2024-03-05")]
+    ch = store.sql("SELECT instrument, kind, old_hash, new_hash FROM changes WHERE seq = 3")
+    assert ch.num_rows == 2
+    assert all(o != n and o is not None for o, n in
+               zip(ch["old_hash"].to_pylist(), ch["new_hash"].to_pylist(), strict=True))
+    # the corrected day replaced the old one whole; other days untouched
+    vol = store.sql("SELECT date, sum(volume) v FROM bars WHERE instrument='S0000' "
+                    "GROUP BY date ORDER BY date")["v"].to_pylist()
+    before = store.sql("SELECT date, sum(volume) v FROM bars WHERE instrument='S0000' "
+                       "GROUP BY date ORDER BY date", as_of=2)["v"].to_pylist()
+    assert vol[0] == before[0] and vol[2:] == before[2:] and vol[1] != before[1]
+
+
+def test_late_days_arrive_out_of_order(store, tmp_path):
+    generate(str(tmp_path / "late"), instruments=1, days=6, start="2024-03-04", seed=2,
+             from_day="2024-03-08")
+    generate(str(tmp_path / "early"), instruments=1, days=6, start="2024-03-04", seed=2,
+             to_day="2024-03-07")
+    generate(str(tmp_path / "all"), instruments=1, days=6, start="2024-03-04", seed=2)
+    store.ingest(str(tmp_path / "late"))
+    store.ingest(str(tmp_path / "early"))
+    other = incbt.init(str(tmp_path / "other"))
+    other.ingest(str(tmp_path / "all"))
+    a, b = store.bars("S0000"), other.bars("S0000")
+    for c in ("ts", "open", "high", "low", "close", "volume", "days", "day_ends"):
+        np.testing.assert_array_equal(getattr(a, c), getattr(b, c))
+    assert np.all(np.diff(a.ts) > 0)
+
+
+def test_bars_reads_only_the_wanted_days_and_matches_sql(store, small_data):
+    out, _ = small_data
+    store.ingest(str(out))
+    b = store.bars("S0001", "2024-01-30", "2024-02-01")
+    assert len(b.days) == 3 and len(b) == 3 * 390
+    assert b.day_ends.tolist() == [390, 780, 1170]
+    t = store.sql("SELECT ts, close FROM bars WHERE instrument = 'S0001' AND date BETWEEN "
+                  "'2024-01-30' AND '2024-02-01' ORDER BY ts")
+    np.testing.assert_array_equal(b.close, t["close"].to_numpy())
+    np.testing.assert_array_equal(b.ts, t["ts"].cast("int64").to_numpy())
+    for c in ("ts", "open", "close"):
+        assert getattr(b, c).flags.c_contiguous
+
+
+def test_files_are_instrument_month_buckets_with_whole_day_row_groups(store, tmp_path):
+    generate(str(tmp_path / "d"), instruments=2, days=30, start="2024-01-01", seed=3)
+    store.ingest(str(tmp_path / "d"))
+    files = store.sql("SELECT path, instrument, month, rows FROM files ORDER BY path")
+    assert files.num_rows == 2 * 2  # 2 instruments x (January, February)
+    for path, rows in zip(files["path"].to_pylist(), files["rows"].to_pylist(), strict=True):
+        md = pq.ParquetFile(os.path.join(store.path, path)).metadata
+        assert md.num_rows == rows
+        assert all(md.row_group(i).num_rows % 390 == 0 for i in range(md.num_row_groups))
+        assert md.num_row_groups == 1  # a 390-bar month fits one ~8k-row group
+        assert path.startswith("bars/S000") and path.endswith(".parquet")
+
+
+def test_row_groups_hold_whole_days_when_a_month_is_large(tmp_path):
+    st = incbt.init(str(tmp_path / "s"), row_group_rows=1000)
+    generate(str(tmp_path / "d"), instruments=1, days=10, start="2024-01-01", seed=3)
+    st.ingest(str(tmp_path / "d"))
+    path = st.sql("SELECT path FROM files")["path"][0].as_py()
+    md = pq.ParquetFile(os.path.join(st.path, path)).metadata
+    assert [md.row_group(i).num_rows for i in range(md.num_row_groups)] == [780] * 5
+    b = st.bars("S0000", "2024-01-03", "2024-01-05")
+    t = st.sql("SELECT close FROM bars WHERE date BETWEEN '2024-01-03' AND '2024-01-05' "
+               "ORDER BY ts")
+    np.testing.assert_array_equal(b.close, t["close"].to_numpy())
+
+
+def test_explain_shows_file_pruning(store, tmp_path):
+    generate(str(tmp_path / "d"), instruments=4, days=45, start="2024-01-01", seed=4)
+    store.ingest(str(tmp_path / "d"))
+    n_files = store.sql("SELECT count(*) n FROM files")["n"][0].as_py()
+    assert n_files == 4 * 3
+    plan = store.sql("EXPLAIN SELECT avg(close) FROM bars WHERE instrument = 'S0002' "
+                     "AND date BETWEEN '2024-02-01' AND '2024-02-29'")
+    physical = plan["plan"].to_pylist()[-1]
+    assert f"number_of_fragments={n_files}" not in physical
+    assert "number_of_fragments=1," in physical
+    assert 'instrument == "S0002"' in physical
+
+
+def test_session_timezone_defines_trading_day(tmp_path):
+    st = incbt.init(str(tmp_path / "s"), session_tz="Asia/Tokyo")
+    # 14:30-20:59 UTC is 23:30-05:59 in Tokyo: each UTC session spans two Tokyo dates
+    generate(str(tmp_path / "d"), instruments=1, days=1, start="2024-03-04", seed=5)
+    st.ingest(str(tmp_path / "d"))
+    days = st.sql("SELECT date, count(*) n FROM bars GROUP BY date ORDER BY date")
+    assert [str(d) for d in days["date"].to_pylist()] == ["2024-03-04", "2024-03-05"]
+    assert days["n"].to_pylist() == [30, 360]
+
+
+def test_catalog_grows_its_map_by_itself(tmp_path, monkeypatch):
+    monkeypatch.setenv("INCBT_MAP_SIZE_MB", "0.25")
+    st = incbt.init(str(tmp_path / "s"))
+    generate(str(tmp_path / "d"), instruments=30, days=40, start="2024-01-01", seed=6)
+    st.ingest(str(tmp_path / "d"))  # far more than 256 KiB of index and events
+    env = open_env(os.path.join(st.path, "catalog"))
+    assert env.env.info()["map_size"] > 256 * 1024
+    assert st.sql("SELECT count(*) n FROM bars")["n"][0].as_py() == 30 * 40 * 390
+
+
+def test_dry_run_writes_nothing(store, small_data):
+    from conftest import tree_state
+
+    out, _ = small_data
+    before = tree_state(store.path)
+    s = store.ingest(str(out), dry_run=True)
+    assert s.days_new == 15 and s.seq is None
+    assert tree_state(store.path) == before
+
+
+def test_column_mapping_and_epoch_ns(store, tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("symbol,time,o,high,low,close,volume\n"
+                 "AAA,1709562600000000000,10,11,9,10.5,100\n"
+                 "AAA,1709562660000000000,10.5,11,10,10.7,50\n")
+    s = store.ingest(str(p), columns={"instrument": "symbol", "ts": "time", "open": "o"})
+    assert s.days_new == 1
+    t = store.sql("SELECT instrument, ts, open FROM bars")
+    assert t["instrument"].to_pylist() == ["AAA", "AAA"]
+    assert t["open"].to_pylist() == [10.0, 10.5]
+    assert str(t["ts"][0]) == "2024-03-04 14:30:00+00:00"
