@@ -1,0 +1,712 @@
+"""A corpus of bad inputs: each is rejected with a precise message, the store untouched.
+
+Every case starts from a small good CSV (two instruments, five bars each, of a
+day the store does not hold yet) and breaks one thing in it. The store already
+holds an earlier day, so "unchanged" is checked on a store with data in it:
+``tree_state`` before and after must be equal byte for byte.
+
+Line numbers follow the CSV convention of incbt: the header is line 1, the
+first data row line 2. Parquet rows count from 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from conftest import tree_state
+
+import incbt
+from incbt.bars.generate import generate
+from incbt.catalog.env import close_env
+
+HEADER = ["instrument", "ts", "open", "high", "low", "close", "volume"]
+COL = {c: i for i, c in enumerate(HEADER)}
+PER_INSTRUMENT = 5  # bars kept per instrument in the good file
+DAY = "2024-01-30"  # the day of the good file (the store holds 2024-01-29)
+INCBT = os.path.join(os.path.dirname(sys.executable), "incbt")
+
+
+# -- the good data ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """Generated CSVs: day 1 (ingested first) and the rows of day 2 (to break)."""
+    out = tmp_path_factory.mktemp("src")
+    files = generate(str(out), instruments=2, days=2, start="2024-01-29", seed=11)
+    with open(files[1], newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == HEADER
+    keep = []
+    for inst in ("S0000", "S0001"):
+        keep.extend([r for r in rows[1:] if r[0] == inst][:PER_INSTRUMENT])
+    return files[0], keep
+
+
+@pytest.fixture
+def populated(tmp_path, source):
+    """A store holding day 1, and a folder for the bad files."""
+    st = incbt.init(str(tmp_path / "store"))
+    s = st.ingest(source[0])
+    assert s.seq is not None
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    yield st, str(inputs)
+    close_env(os.path.join(st.path, "catalog"))
+
+
+def write_csv(path: str, rows: list[list[str]], header: list[str] = HEADER) -> str:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def rows_to_table(rows: list[list[str]]) -> pa.Table:
+    """The good rows as a typed Arrow table (ts as timestamp[ns, UTC])."""
+    text = "\n".join(",".join(r) for r in [HEADER, *rows]) + "\n"
+    t = pcsv.read_csv(pa.py_buffer(text.encode()))
+    return t.set_column(1, "ts", t.column("ts").cast(pa.timestamp("ns", tz="UTC")))
+
+
+# -- cases ----------------------------------------------------------------
+# A case builds its bad file(s) from a copy of the good rows in folder ``d`` and
+# returns the paths to ingest. ``expect`` are fragments the message must hold
+# (besides the file name); ``line``/``row``/``instrument``/``value`` are checked
+# in the message as incbt formats them.
+
+
+@dataclass
+class Case:
+    id: str
+    build: Callable[[list[list[str]], str], list[str]]
+    problem: str  # a fragment of the problem description
+    error: type = incbt.BadInputError
+    line: int | None = None
+    row: int | None = None
+    instrument: str | None = None
+    value: str | None = None  # the value as it must appear in the message
+    bad_file: int = -1  # which of the returned paths the message must name
+    extra: list[str] = field(default_factory=list)
+    fix_missing: str | None = None  # why the message has no "Fix:" (an incbt bug)
+    tz: str | None = None  # ingest(tz=...)
+    bug: str | None = None  # incbt gets this case wrong (the test is a strict xfail)
+    multiline: str | None = None  # why the message has a line break (an incbt bug)
+
+
+# Row k of the good rows is on line k + 2. Rows 0-4 are S0000, rows 5-9 S0001.
+K = 7  # a row of S0001 in the middle of the file
+LINE_K = K + 2
+
+
+def _set(col: str, value: str, k: int = K) -> Callable[[list[list[str]], str], list[str]]:
+    def build(rows, d):
+        rows[k][COL[col]] = value
+        return [write_csv(os.path.join(d, "bad.csv"), rows)]
+
+    return build
+
+
+def _num(rows: list[list[str]], k: int, col: str) -> float:
+    return float(rows[k][COL[col]])
+
+
+def _dup_ts(rows, d):
+    rows[K][COL["ts"]] = rows[K - 1][COL["ts"]]
+    return [write_csv(os.path.join(d, "bad.csv"), rows)]
+
+
+def _unsorted(rows, d):
+    rows[K], rows[K + 1] = rows[K + 1], rows[K]
+    return [write_csv(os.path.join(d, "bad.csv"), rows)]
+
+
+def _high_low(rows, d):
+    o, c = _num(rows, K, "open"), _num(rows, K, "close")
+    rows[K][COL["high"]] = repr(round(min(o, c) * 0.99, 4))
+    return [write_csv(os.path.join(d, "bad.csv"), rows)]
+
+
+def _low_high(rows, d):
+    o, c = _num(rows, K, "open"), _num(rows, K, "close")
+    rows[K][COL["low"]] = repr(round(max(o, c) * 1.01, 4))
+    return [write_csv(os.path.join(d, "bad.csv"), rows)]
+
+
+def _drop_column(rows, d):
+    header = [h for h in HEADER if h != "volume"]
+    rows = [r[: COL["volume"]] for r in rows]
+    return [write_csv(os.path.join(d, "bad.csv"), rows, header)]
+
+
+def _extra_column(rows, d):
+    rows = [[*r, "x"] for r in rows]
+    return [write_csv(os.path.join(d, "bad.csv"), rows, [*HEADER, "note"])]
+
+
+def _naive(rows, d):
+    for r in rows:
+        r[COL["ts"]] = r[COL["ts"]].rstrip("Z")
+    return [write_csv(os.path.join(d, "bad.csv"), rows)]
+
+
+def _dst_gap(rows, d):
+    _naive(rows, d)
+    rows[K][COL["ts"]] = "2024-03-10 02:30:00"  # clocks jump 02:00 -> 03:00 in New York
+    return [write_csv(os.path.join(d, "bad.csv"), rows)]
+
+
+def _empty(rows, d):
+    p = os.path.join(d, "bad.csv")
+    open(p, "w").close()
+    return [p]
+
+
+def _header_only(rows, d):
+    return [write_csv(os.path.join(d, "bad.csv"), [])]
+
+
+def _too_many(rows, d):
+    rows[K].append("1")
+    return [write_csv(os.path.join(d, "bad.csv"), rows)]
+
+
+def _too_few(rows, d):
+    del rows[K][-1]
+    return [write_csv(os.path.join(d, "bad.csv"), rows)]
+
+
+def _blank_line(rows, d):
+    # the blank line comes after row K - 1, i.e. it is line K + 2
+    p = os.path.join(d, "bad.csv")
+    write_csv(p, rows)
+    with open(p) as f:
+        lines = f.read().split("\n")
+    lines.insert(K + 1, "")
+    with open(p, "w") as f:
+        f.write("\n".join(lines))
+    return [p]
+
+
+def _binary_csv(rows, d):
+    p = os.path.join(d, "bad.csv")
+    with open(p, "wb") as f:
+        f.write(b"\xff\xfe\x00garbage\x81\x82\n\x00\x01,\x02\n")
+    return [p]
+
+
+def _extension(rows, d):
+    return [write_csv(os.path.join(d, "bars.txt"), rows)]
+
+
+def _parquet_typed(mutate: Callable[[pa.Table], pa.Table]):
+    def build(rows, d):
+        p = os.path.join(d, "bad.parquet")
+        pq.write_table(mutate(rows_to_table(rows)), p)
+        return [p]
+
+    return build
+
+
+def _replace(name: str, values: pa.Array) -> Callable[[pa.Table], pa.Table]:
+    def f(t: pa.Table) -> pa.Table:
+        return t.set_column(t.schema.get_field_index(name), name, values)
+
+    return f
+
+
+def _parquet_cell(col: str, value: float) -> Callable[[pa.Table], pa.Table]:
+    def f(t: pa.Table) -> pa.Table:
+        v = t.column(col).to_pylist()
+        v[K] = value
+        return _replace(col, pa.array(v, pa.float64()))(t)
+
+    return f
+
+
+def _parquet_dup_ts(t: pa.Table) -> pa.Table:
+    v = t.column("ts").to_pylist()
+    v[K] = v[K - 1]
+    return _replace("ts", pa.array(v, pa.timestamp("ns", tz="UTC")))(t)
+
+
+def _two_files(rows, d):
+    a = write_csv(os.path.join(d, "a.csv"), rows)
+    rows[K][COL["volume"]] = str(_num(rows, K, "volume") + 1)
+    b = write_csv(os.path.join(d, "b.csv"), rows)
+    return [a, b]
+
+
+def _corrupt_parquet(rows, d):
+    p = os.path.join(d, "bad.parquet")
+    with open(p, "wb") as f:
+        f.write(b"PAR1" + os.urandom(300))
+    return [p]
+
+
+def _truncated_parquet(rows, d):
+    p = os.path.join(d, "bad.parquet")
+    pq.write_table(rows_to_table(rows), p)
+    with open(p, "rb") as f:
+        data = f.read()
+    with open(p, "wb") as f:
+        f.write(data[: len(data) // 2])
+    return [p]
+
+
+def _good_then_bad(rows, d):
+    """A good file (a new day) first, a bad one after it: nothing is ingested."""
+    good = write_csv(os.path.join(d, "a-good.csv"), [list(r) for r in rows])
+    rows[K][COL["close"]] = "nan"
+    return [good, write_csv(os.path.join(d, "b-bad.csv"), rows)]
+
+
+def _empty_folder(rows, d):
+    sub = os.path.join(d, "nothing")
+    os.makedirs(sub)
+    with open(os.path.join(sub, "notes.txt"), "w") as f:
+        f.write("no bars here\n")
+    return [sub]
+
+
+def _no_such_path(rows, d):
+    return [os.path.join(d, "does-not-exist.csv")]
+
+
+def _no_glob_match(rows, d):
+    return [os.path.join(d, "*.parquet")]
+
+
+NO_FIX_READ = "the 'cannot read the file' error (incbt/bars/inputs.py) has no fix"
+NO_FIX_PARQUET = "the 'not a readable Parquet file' error (incbt/bars/inputs.py) has no fix"
+
+CASES: list[Case] = [
+    Case(
+        "duplicate-ts",
+        _dup_ts,
+        "duplicate ts",
+        line=LINE_K,
+        instrument="S0001",
+        value="'2024-01-30T14:31:00.000000000Z'",
+        extra=[f"line {LINE_K - 1}"],
+    ),
+    Case(
+        "unsorted-ts",
+        _unsorted,
+        "ts is not increasing",
+        line=LINE_K + 1,
+        instrument="S0001",
+        value="'2024-01-30T14:32:00.000000000Z'",
+    ),
+    *[
+        Case(
+            f"nan-{c}",
+            _set(c, "nan"),
+            f"{c} is not a finite number",
+            line=LINE_K,
+            instrument="S0001",
+            value="nan",
+        )
+        for c in ("open", "high", "low", "close")
+    ],
+    *[
+        Case(
+            f"inf-{c}",
+            _set(c, "inf"),
+            f"{c} is not a finite number",
+            line=LINE_K,
+            instrument="S0001",
+            value="inf",
+        )
+        for c in ("open", "high", "low", "close")
+    ],
+    Case(
+        "nan-volume",
+        _set("volume", "nan"),
+        "volume is negative or not finite",
+        line=LINE_K,
+        instrument="S0001",
+        value="nan",
+    ),
+    Case(
+        "inf-volume",
+        _set("volume", "inf"),
+        "volume is negative or not finite",
+        line=LINE_K,
+        instrument="S0001",
+        value="inf",
+    ),
+    Case(
+        "minus-inf-close",
+        _set("close", "-inf"),
+        "close is not a finite number",
+        line=LINE_K,
+        instrument="S0001",
+        value="-inf",
+    ),
+    *[
+        Case(
+            f"zero-{c}",
+            _set(c, "0"),
+            f"{c} is not positive",
+            line=LINE_K,
+            instrument="S0001",
+            value="0.0",
+        )
+        for c in ("open", "high", "low", "close")
+    ],
+    *[
+        Case(
+            f"negative-{c}",
+            _set(c, "-1.5"),
+            f"{c} is not positive",
+            line=LINE_K,
+            instrument="S0001",
+            value="-1.5",
+        )
+        for c in ("open", "high", "low", "close")
+    ],
+    Case(
+        "high-below-max-open-close",
+        _high_low,
+        "high is below max(open, close)",
+        line=LINE_K,
+        instrument="S0001",
+    ),
+    Case(
+        "low-above-min-open-close",
+        _low_high,
+        "low is above min(open, close)",
+        line=LINE_K,
+        instrument="S0001",
+    ),
+    Case(
+        "negative-volume",
+        _set("volume", "-5"),
+        "volume is negative",
+        line=LINE_K,
+        instrument="S0001",
+        value="-5.0",
+    ),
+    Case("missing-column", _drop_column, "missing column(s) volume", line=1),
+    Case("extra-column", _extra_column, "unexpected column(s) note", line=1),
+    Case(
+        "unparsable-number",
+        _set("close", "12.3.4"),
+        "column close is not a number",
+        line=LINE_K,
+        value="'12.3.4'",
+    ),
+    Case(
+        "thousands-separator",
+        _set("volume", "1,234", k=2),
+        "column volume is not a number",
+        line=4,
+        value="'1,234'",
+    ),
+    Case("empty-number", _set("open", ""), "column open is not a number", line=LINE_K, value="''"),
+    Case(
+        "unparsable-ts",
+        _set("ts", "2024-01-30 25:61:00Z"),
+        "ts is not an ISO-8601",
+        line=LINE_K,
+        value="'2024-01-30 25:61:00Z'",
+    ),
+    Case("garbage-ts", _set("ts", "yesterday"), "ts", line=LINE_K, value="'yesterday'"),
+    Case(
+        "naive-ts-without-tz",
+        _naive,
+        "ts has no UTC offset",
+        line=2,
+        value="'2024-01-30 14:30:00.000000000'",
+        extra=["--tz"],
+    ),
+    Case(
+        "offset-ts-with-tz",
+        _set("ts", "2024-01-30 14:30:00Z", k=0),
+        "ts has an offset, but --tz",
+        line=2,
+        tz="America/New_York",
+    ),
+    Case(
+        "naive-ts-in-dst-gap",
+        _dst_gap,
+        "does not exist in America/New_York",
+        line=LINE_K,
+        value="'2024-03-10 02:30:00'",
+        tz="America/New_York",
+        multiline="inputs.py _assume_tz puts pyarrow's multi-line message in the error, so "
+        "the CLI's one-line error spans 3 lines",
+    ),
+    Case(
+        "unknown-tz",
+        _naive,
+        "not a known time zone",
+        error=incbt.UsageError,
+        tz="Mars/Olympus_Mons",
+        extra=["Mars/Olympus_Mons"],
+        bug="inputs.py _assume_tz catches ArrowInvalid (which pyarrow raises for an unknown "
+        "zone) before its UsageError branch: an unknown --tz is reported as a BadInputError "
+        "'ts is ambiguous or does not exist' at line 2",
+    ),
+    Case("empty-file", _empty, "the file is empty"),
+    Case("header-only", _header_only, "header but no bars"),
+    Case("too-many-fields", _too_many, "expected 7 fields, found 8", line=LINE_K),
+    Case("too-few-fields", _too_few, "expected 7 fields, found 6", line=LINE_K),
+    Case("blank-line", _blank_line, "", line=K + 2),
+    Case("binary-csv", _binary_csv, "cannot read the file", fix_missing=NO_FIX_READ),
+    Case("unknown-extension", _extension, "unknown file type"),
+    Case(
+        "parquet-close-string",
+        _parquet_typed(lambda t: _replace("close", t.column("close").cast(pa.string()))(t)),
+        "column close has type string",
+    ),
+    Case(
+        "parquet-ts-float",
+        _parquet_typed(
+            lambda t: _replace(
+                "ts", t.column("ts").cast(pa.int64()).cast(pa.float64(), safe=False)
+            )(t)
+        ),
+        "column ts has type double",
+    ),
+    Case(
+        "parquet-instrument-int",
+        _parquet_typed(
+            lambda t: _replace("instrument", pa.array(range(t.num_rows), pa.int64()))(t)
+        ),
+        "column instrument has type int64",
+    ),
+    Case(
+        "parquet-nan-high",
+        _parquet_typed(_parquet_cell("high", math.nan)),
+        "high is not a finite number",
+        row=K + 1,
+        instrument="S0001",
+        value="nan",
+    ),
+    Case(
+        "parquet-duplicate-ts",
+        _parquet_typed(_parquet_dup_ts),
+        "duplicate ts",
+        row=K + 1,
+        instrument="S0001",
+        extra=[f"row {K}"],
+    ),
+    Case(
+        "parquet-naive-ts",
+        _parquet_typed(lambda t: _replace("ts", t.column("ts").cast(pa.timestamp("ns")))(t)),
+        "naive timestamps",
+        extra=["--tz"],
+    ),
+    Case(
+        "same-day-two-files",
+        _two_files,
+        f"day {DAY} is also in",
+        line=7,
+        instrument="S0001",
+        extra=["a.csv", "with different bars"],
+    ),
+    Case(
+        "corrupt-parquet",
+        _corrupt_parquet,
+        "not a readable Parquet file",
+        fix_missing=NO_FIX_PARQUET,
+    ),
+    Case(
+        "truncated-parquet",
+        _truncated_parquet,
+        "not a readable Parquet file",
+        fix_missing=NO_FIX_PARQUET,
+    ),
+    Case(
+        "good-file-then-bad-file",
+        _good_then_bad,
+        "close is not a finite number",
+        line=LINE_K,
+        instrument="S0001",
+        value="nan",
+    ),
+    Case(
+        "folder-without-data-files",
+        _empty_folder,
+        "no CSV or Parquet files found",
+        error=incbt.UsageError,
+    ),
+    Case("path-does-not-exist", _no_such_path, "no such file or folder", error=incbt.UsageError),
+    Case("glob-matches-nothing", _no_glob_match, "no file matches", error=incbt.UsageError),
+]
+
+
+def _reject(populated, source, case: Case) -> tuple[Exception, list[str]]:
+    st, d = populated
+    paths = case.build([list(r) for r in source[1]], d)
+    before = tree_state(st.path)
+    seq = len(st.log())
+    with pytest.raises(incbt.IncbtError) as info:
+        st.ingest(paths, tz=case.tz)
+    assert tree_state(st.path) == before, "a rejected ingest changed the store"
+    assert len(st.log()) == seq
+    return info.value, paths
+
+
+def _xfail_if(cases: list[Case], why: Callable[[Case], str | None]) -> list:
+    return [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=why(c))) if why(c) else c
+        for c in cases
+    ]
+
+
+@pytest.mark.parametrize("case", _xfail_if(CASES, lambda c: c.bug), ids=lambda c: c.id)
+def test_rejected_store_unchanged(populated, source, case):
+    exc, paths = _reject(populated, source, case)
+    msg = str(exc)
+    assert type(exc) is case.error, f"{type(exc).__name__}: {msg}"
+    assert case.problem in msg
+    if case.id != "unknown-tz":  # about the option, not a file
+        assert paths[case.bad_file] in msg, f"message does not name the file: {msg}"
+    if case.line is not None:
+        assert f", line {case.line}:" in msg, msg
+        assert exc.line == case.line
+    if case.row is not None:
+        assert f", row {case.row}:" in msg, msg
+        assert exc.row == case.row
+    if case.instrument is not None:
+        assert f"instrument {case.instrument!r}" in msg, msg
+        assert exc.instrument == case.instrument
+    if case.value is not None:
+        assert f"value {case.value}" in msg, msg
+    for fragment in case.extra:
+        assert fragment in msg, msg
+
+
+@pytest.mark.parametrize("case", _xfail_if(CASES, lambda c: c.multiline), ids=lambda c: c.id)
+def test_message_is_one_line(populated, source, case):
+    exc, _ = _reject(populated, source, case)
+    assert "\n" not in str(exc), str(exc)
+
+
+@pytest.mark.parametrize(
+    "case",
+    _xfail_if([c for c in CASES if c.error is incbt.BadInputError], lambda c: c.fix_missing),
+    ids=lambda c: c.id,
+)
+def test_message_has_fix(populated, source, case):
+    exc, _ = _reject(populated, source, case)
+    assert ". Fix: " in str(exc), str(exc)
+    assert exc.fix
+
+
+# Messages that are correct about file and line but misleading about the problem.
+UNCLEAR = {
+    "blank-line": (
+        "blank",
+        "a blank line is reported as \"column open is not a number; value ''\" with a fix "
+        "about numbers (inputs.py _read_csv: pyarrow reads it as a row of empty fields)",
+    ),
+    "garbage-ts": (
+        "not an ISO-8601 timestamp",
+        "a ts that is no timestamp at all ('yesterday') is reported as 'ts has no UTC offset' "
+        "with a fix suggesting --tz (inputs.py _parse_ts_text checks _looks_naive first)",
+    ),
+    "unparsable-number": (
+        "instrument 'S0001'",
+        "number parse errors name file, line and value but not the instrument of the line "
+        "(inputs.py _read_csv)",
+    ),
+    "unparsable-ts": (
+        "instrument 'S0001'",
+        "ts parse errors name file, line and value but not the instrument of the line "
+        "(inputs.py _parse_ts_text)",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=UNCLEAR[c.id][1]))
+        for c in CASES
+        if c.id in UNCLEAR
+    ],
+    ids=lambda c: c.id,
+)
+def test_message_says_what_is_wrong(populated, source, case):
+    exc, _ = _reject(populated, source, case)
+    assert UNCLEAR[case.id][0] in str(exc), str(exc)
+
+
+def test_naive_ts_accepted_with_tz(populated, source):
+    st, d = populated
+    rows = [list(r) for r in source[1]]
+    for r in rows:
+        r[COL["ts"]] = r[COL["ts"]].rstrip("Z").replace("14:", "09:")  # New York wall clock
+    p = write_csv(os.path.join(d, "naive.csv"), rows)
+    s = st.ingest(p, tz="America/New_York")
+    assert s.days_new == 2 and s.seq is not None
+    # January: New York is UTC-5, so 09:30 there is 14:30 UTC, the good file's times.
+    got = st.sql(f"SELECT ts FROM bars WHERE date = DATE '{DAY}' ORDER BY instrument, ts")
+    want = rows_to_table(source[1]).column("ts")
+    assert got.column("ts").to_pylist() == want.to_pylist()
+
+
+def test_same_day_in_two_files_with_equal_bars_is_fine(populated, source):
+    st, d = populated
+    a = write_csv(os.path.join(d, "a.csv"), source[1])
+    b = write_csv(os.path.join(d, "b.csv"), source[1])
+    s = st.ingest([a, b])
+    assert s.days_new == 2
+
+
+# -- the CLI --------------------------------------------------------------
+
+CLI_CASES = ["nan-close", "missing-column", "duplicate-ts", "corrupt-parquet"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    env["COLUMNS"] = "80"  # one line must stay one line, even when narrow
+    return subprocess.run([INCBT, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in CLI_CASES], ids=lambda c: c.id)
+def test_cli_bad_input(populated, source, case):
+    st, d = populated
+    paths = case.build([list(r) for r in source[1]], d)
+    before = tree_state(st.path)
+    r = _cli("--store", st.path, "ingest", *paths)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip("\n").split("\n")
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: "), r.stderr
+    assert case.problem in lines[0] and paths[case.bad_file] in lines[0]
+    assert tree_state(st.path) == before
+
+
+def test_cli_no_such_path_is_usage(populated):
+    st, d = populated
+    r = _cli("--store", st.path, "ingest", os.path.join(d, "nope.csv"))
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip("\n").split("\n")
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "nope.csv" in lines[0]
+
+
+def test_cli_unknown_option_exits_2(populated, source):
+    st, _ = populated
+    before = tree_state(st.path)
+    r = _cli("--store", st.path, "ingest", "--no-such-option", source[0])
+    assert r.returncode == 2, r.stderr
+    assert "--no-such-option" in r.stderr
+    assert tree_state(st.path) == before
