@@ -175,7 +175,7 @@ def query(
     params = {k: _coerce(v) for k, v in _pairs(param, "-p").items()}
     from incbt.query import run_sql
 
-    table = run_sql(st.session(as_of), sql, params or None, name=name)
+    table = run_sql(st.session(as_of, only_for=sql), sql, params or None, name=name)
     write_table(table, output, out)
 
 

@@ -32,7 +32,6 @@ from incbt.catalog import FORMAT_VERSION, Catalog
 from incbt.catalog.lock import write_lock
 from incbt.errors import NotAStoreError, StoreExistsError, UsageError
 from incbt.progress import NULL, Reporter
-from incbt.query import run_sql, session
 
 __all__ = ["BarArrays", "Store", "init", "open_store"]
 
@@ -204,11 +203,18 @@ class Store:
     def sql(self, query: str, *, params: dict[str, Any] | None = None,
             as_of: int | None = None) -> pa.Table:
         """Run SQL over the store (tables bars, events, changes, files)."""
-        return run_sql(session(self.path, self.catalog, as_of), query, params)
+        from incbt.query import run_sql, session  # datafusion loads only when SQL runs
 
-    def session(self, as_of: int | None = None) -> Any:
-        """A DataFusion SessionContext over one consistent state of the store."""
-        return session(self.path, self.catalog, as_of)
+        return run_sql(session(self.path, self.catalog, as_of, only_for=query), query, params)
+
+    def session(self, as_of: int | None = None, only_for: str | None = None) -> Any:
+        """A DataFusion SessionContext over one consistent state of the store.
+
+        ``only_for``: the SQL to be run, so tables it does not name are skipped.
+        """
+        from incbt.query import session
+
+        return session(self.path, self.catalog, as_of, only_for)
 
     def instruments(self) -> list[str]:
         with self.catalog.env.read() as txn:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -80,13 +81,15 @@ class IngestSummary:
     corrected: list[tuple[str, str]] = field(default_factory=list)  # (instrument, day)
     seq: int | None = None  # the event recorded, None when nothing changed
     dry_run: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase
 
     @property
     def changed(self) -> bool:
         return bool(self.days_new or self.days_corrected)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "corrected"} | {
+        skip = ("corrected", "seconds")
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {
             "corrected": [list(c) for c in self.corrected[:100]]
         }
 
@@ -112,11 +115,11 @@ def split_days(inp: InputBars, session_tz: str) -> list[Piece]:
     ]
 
 
-def collect(inputs: Sequence[InputBars], session_tz: str) -> dict[tuple[str, int], Piece]:
+def collect(per_file: Sequence[list[Piece]]) -> dict[tuple[str, int], Piece]:
     """All pieces of a batch; the same day in two files must be identical."""
     out: dict[tuple[str, int], Piece] = {}
-    for inp in inputs:
-        for p in split_days(inp, session_tz):
+    for pieces in per_file:
+        for p in pieces:
             key = (p.instrument, p.day)
             prev = out.get(key)
             if prev is None:
@@ -157,7 +160,7 @@ def recover(root: str, cat: Catalog) -> int:
 
 
 def _hash_of(path: str) -> str:
-    return os.path.basename(path).split(".")[0]
+    return os.path.basename(path).split(".")[0].rsplit("-", 1)[-1]
 
 
 @dataclass
@@ -249,16 +252,27 @@ def ingest(
     dry_run: bool = False,
     progress: Reporter = NULL,
 ) -> IngestSummary:
+    t0 = time.perf_counter()
     files = expand_paths(paths)
     task = progress.task("reading", len(files))
-    inputs = []
-    for f in files:
-        inputs.append(read_input(f, mapping, tz))
+
+    def read(f: str) -> tuple[InputBars, list[Piece]]:
+        inp = read_input(f, mapping, tz)
+        pieces = split_days(inp, session_tz)
         task.advance()
+        return inp, pieces
+
+    # Arrow parsing and hashing run without the GIL: two files at a time keeps both
+    # cores busy. map() yields in file order, so the first bad file is reported.
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        read_out = list(pool.map(read, files))
     task.done()
-    pieces = collect(inputs, session_tz)
+    inputs = [i for i, _ in read_out]
+    pieces = collect([p for _, p in read_out])
     summary = IngestSummary(files=len(files), rows_read=sum(len(i) for i in inputs),
                             dry_run=dry_run)
+    t1 = time.perf_counter()
+    summary.seconds["read"] = t1 - t0
     with lock():
         if not dry_run:
             recover(root, cat)
@@ -297,6 +311,8 @@ def ingest(
             summary.first_day, summary.last_day = day_to_iso(min(ds)), day_to_iso(max(ds))
             summary.instruments = len({p.instrument for p, _, _ in changes})
         summary.buckets_written = len(plans)
+        t2 = time.perf_counter()
+        summary.seconds["plan"] = t2 - t1
         if dry_run or not changes:
             return summary
 
@@ -313,10 +329,13 @@ def ingest(
 
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2)) as pool:
             built = list(pool.map(work, plans))
-        task.done()
-        for d in sorted({os.path.dirname(os.path.join(root, b.path)) for b in built}):
-            fsync_dir(d)
+            task.done()
+            dirs = {os.path.dirname(os.path.join(root, b.path)) for b in built}
+            dirs |= {os.path.dirname(d) for d in dirs}  # new instrument folders too
+            list(pool.map(fsync_dir, sorted(dirs)))
         fsync_dir(os.path.join(root, "bars"))
+        t3 = time.perf_counter()
+        summary.seconds["write"] = t3 - t2
 
         def commit(txn: Any) -> int:
             seq = cat.append_event(txn, "ingest", command, summary.as_dict() | {
@@ -346,4 +365,5 @@ def ingest(
 
         summary.seq = cat.env.write(commit)
         shutil.rmtree(os.path.join(root, "tmp"), ignore_errors=True)
+        summary.seconds["commit"] = time.perf_counter() - t3
         return summary

@@ -87,7 +87,8 @@ def _kind(path: str) -> str:
     if path.endswith((".csv", ".csv.gz")):
         return "csv"
     raise BadInputError(
-        "unknown file type", file=path,
+        "unknown file type",
+        file=path,
         fix="give CSV files a .csv (or .csv.gz) name and Parquet files a .parquet name",
     )
 
@@ -95,20 +96,25 @@ def _kind(path: str) -> str:
 def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) -> dict[str, str]:
     """Map canonical names to the file's names; reject missing and extra columns."""
     wanted = {c: mapping.get(c, c) for c in COLUMNS}
-    missing = [f"{src}" + (f" (for {c})" if src != c else "") for c, src in wanted.items()
-               if src not in present]
+    missing = [
+        f"{src}" + (f" (for {c})" if src != c else "")
+        for c, src in wanted.items()
+        if src not in present
+    ]
     extra = [p for p in present if p not in wanted.values()]
     if missing:
         raise BadInputError(
             f"missing column(s) {', '.join(missing)}; the file has {', '.join(present)}",
-            file=path, line=1 if path.endswith((".csv", ".csv.gz")) else None,
+            file=path,
+            line=1 if path.endswith((".csv", ".csv.gz")) else None,
             fix="name the columns instrument,ts,open,high,low,close,volume, or map yours "
             "with --map NAME=COLUMN (e.g. --map ts=timestamp)",
         )
     if extra:
         raise BadInputError(
             f"unexpected column(s) {', '.join(extra)}",
-            file=path, line=1 if path.endswith((".csv", ".csv.gz")) else None,
+            file=path,
+            line=1 if path.endswith((".csv", ".csv.gz")) else None,
             fix="remove them from the file, or map one of them to a bars column with "
             "--map NAME=COLUMN",
         )
@@ -156,62 +162,112 @@ def _read_csv(path: str, mapping: Mapping[str, str], tz: str | None) -> tuple[pa
         header = next(reader, None)
         first = next(reader, None)
     if header is None or header == []:
-        raise BadInputError("the file is empty", file=path,
-                            fix="give a header line instrument,ts,open,high,low,close,volume "
-                            "and at least one bar")
+        raise BadInputError(
+            "the file is empty",
+            file=path,
+            fix="give a header line instrument,ts,open,high,low,close,volume and at least one bar",
+        )
     header = [h.strip() for h in header]
     wanted = _check_columns(path, header, mapping)
     if first is None:
-        raise BadInputError("the file has a header but no bars", file=path, line=2,
-                            fix="remove the empty file from the ingest")
+        raise BadInputError(
+            "the file has a header but no bars",
+            file=path,
+            line=2,
+            fix="remove the empty file from the ingest",
+        )
     ts_src = wanted["ts"]
     ts_text = first[header.index(ts_src)] if len(first) == len(header) else ""
     ts_kind = "int" if _INT_RE.match(ts_text) else "text"
-    types: dict[str, pa.DataType] = {wanted["instrument"]: pa.string()}
+    types: dict[str, pa.DataType] = {wanted["instrument"]: pa.dictionary(pa.int32(), pa.string())}
     for c in FLOAT_COLUMNS:
         types[wanted[c]] = pa.float64()
-    types[ts_src] = pa.string()  # parsed below, so errors can name the line
+    # Fast path: let Arrow parse ts itself; on failure re-read it as text to name the line.
+    types[ts_src] = (
+        pa.int64()
+        if ts_kind == "int"
+        else (pa.timestamp("ns") if tz else pa.timestamp("ns", tz="UTC"))
+    )
     try:
-        table = pcsv.read_csv(
-            path,
-            parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
-            convert_options=pcsv.ConvertOptions(
-                column_types=types, null_values=[], strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        table = _arrow_csv(path, types)
     except pa.ArrowInvalid as exc:
         msg = str(exc)
-        if "Expected" in msg and "columns" in msg:
-            found = _csv_line_problem(path, len(header))
-            if found:
-                line, text = found
-                raise BadInputError(
-                    f"expected {len(header)} fields, found {len(text.split(',')) if text else 0}",
-                    file=path, line=line, value=text[:80],
-                    fix="make every line have the header's columns (no blank lines)",
-                ) from None
         m = re.search(r"column #(\d+)", msg)
-        if m:
-            col = header[int(m.group(1))]
-            strings = pcsv.read_csv(
+        if m and header[int(m.group(1))] == ts_src:
+            types[ts_src] = pa.string()
+            table = _arrow_csv_or_explain(path, header, types)
+            _parse_ts_text(path, table.column(ts_src).combine_chunks(), ts_kind, tz, "csv")
+            raise  # pragma: no cover - the text parse above names the bad line
+        _explain_csv_error(path, header, msg)
+        raise  # pragma: no cover
+    cols = {c: table.column(wanted[c]) for c in COLUMNS}
+    ts = cols["ts"].combine_chunks()
+    if tz:
+        ts = _assume_tz(path, ts, tz, "csv")
+    cols["ts"] = pc.cast(ts, pa.int64())
+    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv"
+
+
+def _arrow_csv(path: str, types: dict[str, pa.DataType]) -> pa.Table:
+    return pcsv.read_csv(
+        path,
+        parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
+        convert_options=pcsv.ConvertOptions(
+            column_types=types,
+            null_values=[],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+def _arrow_csv_or_explain(path: str, header: list[str], types: dict[str, pa.DataType]) -> pa.Table:
+    try:
+        return _arrow_csv(path, types)
+    except pa.ArrowInvalid as exc:
+        _explain_csv_error(path, header, str(exc))
+        raise  # pragma: no cover
+
+
+def _explain_csv_error(path: str, header: list[str], msg: str) -> None:
+    """Turn Arrow's CSV error (which has no line number) into a precise BadInputError."""
+    if "Expected" in msg and "columns" in msg:
+        found = _csv_line_problem(path, len(header))
+        if found:
+            line, text = found
+            raise BadInputError(
+                f"expected {len(header)} fields, found {len(text.split(',')) if text else 0}",
+                file=path,
+                line=line,
+                value=text[:80],
+                fix="make every line have the header's columns (no blank lines)",
+            ) from None
+    m = re.search(r"column #(\d+)", msg)
+    if m:
+        col = header[int(m.group(1))]
+        strings = (
+            pcsv.read_csv(
                 path,
                 parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
                 convert_options=pcsv.ConvertOptions(
-                    column_types={col: pa.string()}, include_columns=[col],
-                    null_values=[], strings_can_be_null=False,
+                    column_types={col: pa.string()},
+                    include_columns=[col],
+                    null_values=[],
+                    strings_can_be_null=False,
                 ),
-            ).column(0).combine_chunks()
-            i = _first_bad(strings, pa.float64())
-            raise BadInputError(
-                f"column {col} is not a number", file=path, line=i + 2,
-                value=strings[i].as_py(), fix="write numbers like 101.25 (no thousands "
-                "separators, no empty fields)",
-            ) from None
-        raise BadInputError(f"cannot parse the CSV: {msg}", file=path) from None
-    cols = {c: table.column(wanted[c]).combine_chunks() for c in COLUMNS}
-    cols["ts"] = _parse_ts_text(path, cols["ts"], ts_kind, tz, "csv")
-    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv"
+            )
+            .column(0)
+            .combine_chunks()
+        )
+        i = _first_bad(strings, pa.float64())
+        raise BadInputError(
+            f"column {col} is not a number",
+            file=path,
+            line=i + 2,
+            value=strings[i].as_py(),
+            fix="write numbers like 101.25 (no thousands separators, no empty fields)",
+        ) from None
+    raise BadInputError(f"cannot parse the CSV: {msg}", file=path) from None
 
 
 def _parse_ts_text(path: str, text: pa.Array, kind: str, tz: str | None, fkind: str) -> pa.Array:
@@ -227,7 +283,9 @@ def _parse_ts_text(path: str, text: pa.Array, kind: str, tz: str | None, fkind: 
             i = _first_bad(text, pa.int64())
             raise BadInputError(
                 "ts is not an integer epoch in nanoseconds like the first row's",
-                file=path, **where(i), value=text[i].as_py(),
+                file=path,
+                **where(i),
+                value=text[i].as_py(),
                 fix="use one ts format per file",
             ) from None
     target = pa.timestamp("ns") if tz else pa.timestamp("ns", tz="UTC")
@@ -238,17 +296,26 @@ def _parse_ts_text(path: str, text: pa.Array, kind: str, tz: str | None, fkind: 
         value = text[i].as_py()
         if tz is None and _looks_naive(value):
             raise BadInputError(
-                "ts has no UTC offset", file=path, **where(i), value=value,
+                "ts has no UTC offset",
+                file=path,
+                **where(i),
+                value=value,
                 fix="write it with an offset (2024-01-02T14:30:00+00:00 or ...Z), or name the "
                 "zone of naive timestamps with --tz ZONE",
             ) from None
         if tz is not None and not _looks_naive(value):
             raise BadInputError(
-                f"ts has an offset, but --tz {tz} says timestamps are naive", file=path,
-                **where(i), value=value, fix="drop --tz for timestamps with offsets",
+                f"ts has an offset, but --tz {tz} says timestamps are naive",
+                file=path,
+                **where(i),
+                value=value,
+                fix="drop --tz for timestamps with offsets",
             ) from None
         raise BadInputError(
-            "ts is not an ISO-8601 timestamp", file=path, **where(i), value=value,
+            "ts is not an ISO-8601 timestamp",
+            file=path,
+            **where(i),
+            value=value,
             fix="write ts like 2024-01-02T14:30:00+00:00, or as integer epoch nanoseconds",
         ) from None
     if tz:
@@ -275,7 +342,9 @@ def _assume_tz(path: str, naive: pa.Array, tz: str, fkind: str) -> pa.Array:
                 hi = mid
         where = {"line": lo + 2} if fkind == "csv" else {"row": lo + 1}
         raise BadInputError(
-            f"ts is ambiguous or does not exist in {tz} ({exc})", file=path, **where,
+            f"ts is ambiguous or does not exist in {tz} ({exc})",
+            file=path,
+            **where,
             value=str(naive[lo].as_py()),
             fix="give timestamps with an explicit UTC offset around daylight-saving changes",
         ) from None
@@ -292,8 +361,9 @@ def _read_parquet(path: str, mapping: Mapping[str, str], tz: str | None) -> tupl
     wanted = _check_columns(path, names, mapping)
     table = pf.read()
     if table.num_rows == 0:
-        raise BadInputError("the file has no bars", file=path,
-                            fix="remove the empty file from the ingest")
+        raise BadInputError(
+            "the file has no bars", file=path, fix="remove the empty file from the ingest"
+        )
     cols: dict[str, pa.Array] = {}
     for c in COLUMNS:
         a = table.column(wanted[c]).combine_chunks()
@@ -302,21 +372,28 @@ def _read_parquet(path: str, mapping: Mapping[str, str], tz: str | None) -> tupl
         cols[c] = a
     inst = cols["instrument"]
     if not (pa.types.is_string(inst.type) or pa.types.is_large_string(inst.type)):
-        raise BadInputError(f"column instrument has type {inst.type}, expected string",
-                            file=path, fix="store instrument names as strings")
+        raise BadInputError(
+            f"column instrument has type {inst.type}, expected string",
+            file=path,
+            fix="store instrument names as strings",
+        )
     cols["instrument"] = pc.cast(inst, pa.string())
     for c in FLOAT_COLUMNS:
         a = cols[c]
         if not (pa.types.is_floating(a.type) or pa.types.is_integer(a.type)):
-            raise BadInputError(f"column {c} has type {a.type}, expected a number", file=path,
-                                fix=f"store {c} as float64")
+            raise BadInputError(
+                f"column {c} has type {a.type}, expected a number",
+                file=path,
+                fix=f"store {c} as float64",
+            )
         cols[c] = pc.cast(a, pa.float64())
     ts = cols["ts"]
     if pa.types.is_timestamp(ts.type):
         if ts.type.tz is None:
             if not tz:
                 raise BadInputError(
-                    "column ts holds naive timestamps (no time zone)", file=path,
+                    "column ts holds naive timestamps (no time zone)",
+                    file=path,
                     fix="store ts as timestamp with tz='UTC', or name their zone with --tz ZONE",
                 )
             ts = _assume_tz(path, pc.cast(ts, pa.timestamp("ns")), tz, "parquet")
@@ -328,13 +405,17 @@ def _read_parquet(path: str, mapping: Mapping[str, str], tz: str | None) -> tupl
         kind = "int" if _INT_RE.match(first) else "text"
         cols["ts"] = _parse_ts_text(path, pc.cast(ts, pa.string()), kind, tz, "parquet")
     else:
-        raise BadInputError(f"column ts has type {ts.type}, expected a timestamp", file=path,
-                            fix="store ts as timestamp[ns, tz=UTC] or int64 epoch ns")
+        raise BadInputError(
+            f"column ts has type {ts.type}, expected a timestamp",
+            file=path,
+            fix="store ts as timestamp[ns, tz=UTC] or int64 epoch ns",
+        )
     return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "parquet"
 
 
-def read_input(path: str, mapping: Mapping[str, str] | None = None,
-               tz: str | None = None) -> InputBars:
+def read_input(
+    path: str, mapping: Mapping[str, str] | None = None, tz: str | None = None
+) -> InputBars:
     """Read and validate one file; raise BadInputError on the first problem."""
     mapping = dict(mapping or {})
     kind = _kind(path)
@@ -350,6 +431,7 @@ def read_input(path: str, mapping: Mapping[str, str] | None = None,
 
 def validate(path: str, kind: str, table: pa.Table) -> InputBars:
     """Check every rule of SEMANTICS.md "Bars"; sort by (instrument, ts)."""
+
     def at(i: int) -> dict[str, int]:
         return {"line": int(i) + 2} if kind == "csv" else {"row": int(i) + 1}
 
@@ -357,17 +439,35 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
         col = table.column(c)
         if col.null_count:
             i = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
-            raise BadInputError(f"column {c} is empty", file=path, **at(i),
-                                fix=f"give every bar a {c}")
-    enc = table.column("instrument").combine_chunks().dictionary_encode()
-    names = [str(x) for x in enc.dictionary.to_pylist()]
-    codes = enc.indices.to_numpy().astype(np.int32, copy=False)
+            raise BadInputError(
+                f"column {c} is empty", file=path, **at(i), fix=f"give every bar a {c}"
+            )
+    inst_col = table.column("instrument")
+    if pa.types.is_dictionary(inst_col.type):
+        inst_col = inst_col.unify_dictionaries()
+        dictionary = (
+            inst_col.chunk(0).dictionary if inst_col.num_chunks else pa.array([], pa.string())
+        )
+        codes = np.concatenate([c.indices.to_numpy() for c in inst_col.chunks]).astype(
+            np.int32, copy=False
+        )
+    else:
+        enc = inst_col.combine_chunks().dictionary_encode()
+        dictionary, codes = enc.dictionary, enc.indices.to_numpy().astype(np.int32, copy=False)
+    names = [str(x) for x in dictionary.to_pylist()]
     for j, name in enumerate(names):
-        if not name.strip() or "\0" in name or len(name) > MAX_INSTRUMENT_LEN \
-                or name != name.strip():
+        if (
+            not name.strip()
+            or "\0" in name
+            or len(name) > MAX_INSTRUMENT_LEN
+            or name != name.strip()
+        ):
             i = int(np.flatnonzero(codes == j)[0])
             raise BadInputError(
-                "invalid instrument name", file=path, **at(i), value=name,
+                "invalid instrument name",
+                file=path,
+                **at(i),
+                value=name,
                 fix=f"use 1 to {MAX_INSTRUMENT_LEN} characters, no leading/trailing spaces",
             )
     arr = {c: table.column(c).combine_chunks().to_numpy() for c in ("ts", *FLOAT_COLUMNS)}
@@ -381,33 +481,56 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
         if bad.any():
             i = int(np.argmax(bad))
             what = "not a finite number" if not np.isfinite(v[i]) else "not positive"
-            raise BadInputError(f"{c} is {what}", file=path, **at(i), instrument=inst(i),
-                                value=float(v[i]),
-                                fix="prices must be finite and > 0; drop or repair the bar")
+            raise BadInputError(
+                f"{c} is {what}",
+                file=path,
+                **at(i),
+                instrument=inst(i),
+                value=float(v[i]),
+                fix="prices must be finite and > 0; drop or repair the bar",
+            )
     v = arr["volume"]
     bad = ~(np.isfinite(v) & (v >= 0))
     if bad.any():
         i = int(np.argmax(bad))
-        raise BadInputError("volume is negative or not finite", file=path, **at(i),
-                            instrument=inst(i), value=float(v[i]),
-                            fix="volume must be finite and >= 0")
+        raise BadInputError(
+            "volume is negative or not finite",
+            file=path,
+            **at(i),
+            instrument=inst(i),
+            value=float(v[i]),
+            fix="volume must be finite and >= 0",
+        )
     o, h, lo, c = arr["open"], arr["high"], arr["low"], arr["close"]
     bad = h < np.maximum(o, c)
     if bad.any():
         i = int(np.argmax(bad))
-        raise BadInputError("high is below max(open, close)", file=path, **at(i),
-                            instrument=inst(i), value=float(h[i]),
-                            fix="repair the bar: high >= open, close >= low")
+        raise BadInputError(
+            "high is below max(open, close)",
+            file=path,
+            **at(i),
+            instrument=inst(i),
+            value=float(h[i]),
+            fix="repair the bar: high >= open, close >= low",
+        )
     bad = lo > np.minimum(o, c)
     if bad.any():
         i = int(np.argmax(bad))
-        raise BadInputError("low is above min(open, close)", file=path, **at(i),
-                            instrument=inst(i), value=float(lo[i]),
-                            fix="repair the bar: high >= open, close >= low")
+        raise BadInputError(
+            "low is above min(open, close)",
+            file=path,
+            **at(i),
+            instrument=inst(i),
+            value=float(lo[i]),
+            fix="repair the bar: high >= open, close >= low",
+        )
     # Sort by instrument, keeping file order; ts must then increase strictly.
-    order = np.argsort(codes, kind="stable")
-    sc = codes[order]
-    sts = arr["ts"][order]
+    if len(codes) < 2 or bool(np.all(codes[1:] >= codes[:-1])):
+        order = np.arange(len(codes))  # already grouped (the common case): no copies
+        sc, sts = codes, arr["ts"]
+    else:
+        order = np.argsort(codes, kind="stable")
+        sc, sts = codes[order], arr["ts"][order]
     same = sc[1:] == sc[:-1]
     step = np.diff(sts)
     bad = same & (step <= 0)
@@ -417,21 +540,28 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
         k = int(cand[np.argmin(order[cand])])
         i, prev = int(order[k]), int(order[k - 1])
         prev_where = at(prev)
-        prev_txt = f"line {prev_where['line']}" if "line" in prev_where else \
-            f"row {prev_where['row']}"
+        prev_txt = (
+            f"line {prev_where['line']}" if "line" in prev_where else f"row {prev_where['row']}"
+        )
         dup = sts[k] == sts[k - 1]
         raise BadInputError(
             ("duplicate ts" if dup else "ts is not increasing")
             + f" (previous bar of this instrument at {prev_txt})",
-            file=path, **at(i), instrument=inst(i),
+            file=path,
+            **at(i),
+            instrument=inst(i),
             value=str(np.datetime64(int(sts[k]), "ns")) + "Z",
-            fix="remove the duplicate bar" if dup else
-            "sort each instrument's bars by ts and remove duplicates",
+            fix="remove the duplicate bar"
+            if dup
+            else "sort each instrument's bars by ts and remove duplicates",
         )
+    if sc is codes:
+        o2, h2, l2, c2, v2 = o, h, lo, c, v
+    else:
+        o2, h2, l2, c2, v2 = o[order], h[order], lo[order], c[order], v[order]
     return InputBars(
         source=path, kind=kind, names=names, codes=np.ascontiguousarray(sc),
-        ts=np.ascontiguousarray(sts),
-        open=o[order], high=h[order], low=lo[order], close=c[order], volume=v[order],
+        ts=np.ascontiguousarray(sts), open=o2, high=h2, low=l2, close=c2, volume=v2,
         rows=order.astype(np.int64),
     )
 

@@ -51,6 +51,7 @@ class Env:
             )
         except lmdb.Error as exc:
             raise CatalogError(f"cannot open the catalog at {path}: {exc}") from exc
+        self.identity = _identity(path)
         self._dbs: dict[bytes, object] = {}
         self._write_lock = threading.Lock()
         for name in DBS:
@@ -109,10 +110,22 @@ def open_env(path: str, map_size_mb: float = 256) -> Env:
     key = os.path.realpath(path)
     with _ENVS_LOCK:
         env = _ENVS.get(key)
+        if env is not None and env.identity != _identity(key):
+            # The folder was deleted and made again: the open env is of the old files.
+            env.env.close()
+            env = None
         if env is None:
             env = Env(key, int(map_size_mb * 1024 * 1024))
             _ENVS[key] = env
         return env
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(os.path.join(path, "data.mdb"))
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def close_env(path: str) -> None:

@@ -14,6 +14,7 @@ commits.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import datafusion
@@ -105,8 +106,13 @@ def _files_table(files: list[FileRecord]) -> pa.Table:
     }, schema=FILES_SCHEMA)
 
 
-def session(root: str, cat: Catalog, as_of: int | None = None) -> datafusion.SessionContext:
-    """A DataFusion session over one consistent state (now, or right after ``as_of``)."""
+def session(root: str, cat: Catalog, as_of: int | None = None,
+            only_for: str | None = None) -> datafusion.SessionContext:
+    """A DataFusion session over one consistent state (now, or right after ``as_of``).
+
+    With ``only_for`` (the SQL about to run), tables the query does not name are
+    not built: the log tables grow with history, a bars query should not pay.
+    """
     config = datafusion.SessionConfig().with_target_partitions(os.cpu_count() or 2)
     ctx = datafusion.SessionContext(config)
     with cat.env.read() as txn:
@@ -114,13 +120,22 @@ def session(root: str, cat: Catalog, as_of: int | None = None) -> datafusion.Ses
         if as_of is not None and not 0 <= as_of <= last:
             raise QueryError(f"--as-of {as_of}: no such event; the log has events 1..{last}")
         files = cat.current_files(txn) if as_of is None else cat.files_as_of(txn, as_of)
-        ctx.register_dataset("bars", bars_dataset(root, files))
-        for name, table in (("events", _events_table(cat, txn, as_of)),
-                            ("changes", _changes_table(cat, txn, as_of)),
-                            ("files", _files_table(files))):
+        builders = {"events": lambda: _events_table(cat, txn, as_of),
+                    "changes": lambda: _changes_table(cat, txn, as_of),
+                    "files": lambda: _files_table(files)}
+        if _names(only_for, "bars"):
+            ctx.register_dataset("bars", bars_dataset(root, files))
+        for name, build in builders.items():
+            if not _names(only_for, name):
+                continue
+            table = build()
             batches = table.to_batches() or [pa.RecordBatch.from_pylist([], table.schema)]
             ctx.register_record_batches(name, [batches])
     return ctx
+
+
+def _names(sql: str | None, table: str) -> bool:
+    return sql is None or re.search(rf"\b{table}\b", sql, re.I) is not None
 
 
 def run_sql(ctx: datafusion.SessionContext, query: str, params: dict[str, Any] | None = None,

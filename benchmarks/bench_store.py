@@ -1,0 +1,175 @@
+"""Store benchmarks (issue: the store): ingest speed and memory, range reads.
+
+    .venv/bin/python benchmarks/bench_store.py                 # small default, ~1 min
+    .venv/bin/python benchmarks/bench_store.py --seed-scale    # 500 instruments x 5 years
+
+Side by side in one run, on the same generated CSV files:
+- ingest rows/s: ``incbt`` (validate, hash, write buckets, commit) vs
+  ``pandas.read_csv`` + ``DataFrame.to_parquet`` of the same files;
+- peak RSS of ``incbt ingest`` (a fresh process) as a multiple of the raw bytes;
+- one instrument's one-year range: ``Store.bars`` and SQL vs a full-scan filter
+  (read every bars file, then filter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import statistics
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import (  # noqa: E402
+    OUT,
+    best_of,
+    dataset,
+    dir_bytes,
+    machine,
+    peak_rss,
+    table,
+    update_readme,
+)
+
+import incbt  # noqa: E402
+
+
+def bench_ingest(data, repeats: int) -> dict[str, float]:
+    files = sorted(glob.glob(str(data / "*.csv")))
+    raw = sum(os.path.getsize(f) for f in files)
+    store_dir = OUT / "store-ingest"
+    rows = {}
+
+    def fresh() -> None:
+        shutil.rmtree(store_dir, ignore_errors=True)
+        incbt.init(str(store_dir))
+
+    def ours() -> None:
+        rows["n"] = incbt.open(str(store_dir)).ingest(str(data)).rows_read
+
+    t_ours = best_of(repeats, ours, fresh)
+
+    import pandas as pd
+
+    pdir = OUT / "pandas-out"
+
+    def pandas_way() -> None:
+        shutil.rmtree(pdir, ignore_errors=True)
+        pdir.mkdir(parents=True)
+        for f in files:
+            df = pd.read_csv(f, parse_dates=["ts"])
+            df.to_parquet(pdir / (os.path.basename(f) + ".parquet"))
+
+    t_pd = best_of(repeats, pandas_way)
+    n = rows["n"]
+    return {"rows": n, "raw": raw, "ours_s": t_ours, "pandas_s": t_pd,
+            "ours_rps": n / t_ours, "pandas_rps": n / t_pd}
+
+
+def bench_rss(data) -> dict[str, float]:
+    files = sorted(glob.glob(str(data / "*.csv")))
+    raw = sum(os.path.getsize(f) for f in files)
+    env = dict(os.environ)
+    s1, s2 = OUT / "store-rss", OUT / "store-rss-base"
+    for s in (s1, s2):
+        shutil.rmtree(s, ignore_errors=True)
+        incbt.init(str(s))
+    base, _ = peak_rss(["--store", str(s2), "ingest", files[0]], env)
+    peak, wall = peak_rss(["--store", str(s1), "ingest", str(data)], env)
+    return {"raw": raw, "peak": peak, "base": base, "wall": wall,
+            "ratio": peak / raw, "net_ratio": (peak - base) / raw}
+
+
+def bench_range(store_dir, year_days: tuple[str, str], repeats: int) -> dict[str, float]:
+    st = incbt.open(str(store_dir))
+    inst = st.instruments()[len(st.instruments()) // 2]
+    first, last = year_days
+    n_rows = len(st.bars(inst, first, last))
+
+    def via_bars() -> None:
+        b = st.bars(inst, first, last)
+        assert len(b) == n_rows
+
+    q = ("SELECT ts, open, high, low, close, volume FROM bars WHERE instrument = $i "
+         "AND date BETWEEN CAST($a AS DATE) AND CAST($b AS DATE)")
+
+    def via_sql() -> None:
+        t = st.sql(q, params={"i": inst, "a": first, "b": last})
+        assert t.num_rows == n_rows
+
+    paths = [os.path.join(st.path, p) for p in st.sql("SELECT path FROM files")["path"]
+             .to_pylist()]
+
+    def full_scan() -> None:
+        t = ds.dataset(paths, format="parquet").to_table(
+            columns=["instrument", "ts", "date", "open", "high", "low", "close", "volume"])
+        mask = pc.and_(pc.equal(t["instrument"], inst), pc.and_(
+            pc.greater_equal(t["date"], pa.scalar(np.datetime64(first, "D").astype(object), pa.date32())),
+            pc.less_equal(t["date"], pa.scalar(np.datetime64(last, "D").astype(object), pa.date32()))))
+        assert t.filter(mask).num_rows == n_rows
+
+    full_scan()  # warm the page cache for everyone alike
+    tb = statistics.median([best_of(1, via_bars) for _ in range(repeats)])
+    tq = statistics.median([best_of(1, via_sql) for _ in range(repeats)])
+    tf = best_of(max(1, repeats // 3), full_scan)
+    return {"rows": n_rows, "bars_s": tb, "sql_s": tq, "scan_s": tf,
+            "files": len(paths), "bytes": dir_bytes(store_dir / "bars")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--instruments", type=int, default=40)
+    ap.add_argument("--days", type=int, default=260)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed-scale", action="store_true",
+                    help="the seed workload: 500 instruments x 5 years (1260 days)")
+    ap.add_argument("--no-readme", action="store_true", help="print only")
+    a = ap.parse_args()
+    if a.seed_scale:
+        a.instruments, a.days, a.repeats = 500, 1260, 1
+    data = dataset(a.instruments, a.days)
+    print(f"data: {a.instruments} instruments x {a.days} days in {data}", flush=True)
+    ing = bench_ingest(data, a.repeats)
+    print(ing, flush=True)
+    rss = bench_rss(data)
+    print(rss, flush=True)
+    rng = bench_range(OUT / "store-ingest", ("2020-01-01", "2020-12-31"), 7)
+    print(rng, flush=True)
+    mb = 1024 * 1024
+    rows = [
+        ("CSV ingest, rows/s", f"{ing['ours_rps']:,.0f}", f"{ing['pandas_rps']:,.0f} "
+         "(pandas read_csv + to_parquet)", f"**{ing['ours_rps'] / ing['pandas_rps']:.1f}x**",
+         ">= 3x"),
+        ("ingest peak RSS / raw CSV bytes", f"{rss['ratio']:.2f} ({rss['peak'] / mb:,.0f} MiB"
+         f" / {rss['raw'] / mb:,.0f} MiB)", f"{rss['net_ratio']:.2f} net of the "
+         f"{rss['base'] / mb:,.0f} MiB process baseline", "", "<= 1.5x"),
+        ("1 instrument x 1 year via `Store.bars`", f"{rng['bars_s'] * 1e3:.1f} ms",
+         f"{rng['scan_s'] * 1e3:.0f} ms (full-scan filter)",
+         f"**{rng['scan_s'] / rng['bars_s']:.0f}x**", ">= 10x"),
+        ("1 instrument x 1 year via SQL", f"{rng['sql_s'] * 1e3:.1f} ms",
+         f"{rng['scan_s'] * 1e3:.0f} ms (full-scan filter)",
+         f"**{rng['scan_s'] / rng['sql_s']:.0f}x**", ">= 10x"),
+    ]
+    text = (
+        f"Data: {a.instruments} instruments x {a.days} days = {ing['rows']:,} bars, "
+        f"{ing['raw'] / mb:,.0f} MiB of CSV in {a.days} daily files; the store holds "
+        f"{rng['files']} bucket files ({rng['bytes'] / mb:,.0f} MiB). Machine: {machine()}. "
+        f"Run {time.strftime('%Y-%m-%d')}.\n\n"
+        + table(rows, ("measure", "incbt", "peer", "ratio", "goal"))
+        + "\n\nCommand: `.venv/bin/python benchmarks/bench_store.py"
+        + (" --seed-scale" if a.seed_scale else "") + "`"
+    )
+    print(text)
+    if not a.no_readme:
+        update_readme("store-seed" if a.seed_scale else "store", text)
+
+
+if __name__ == "__main__":
+    main()

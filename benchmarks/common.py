@@ -1,0 +1,98 @@
+"""Shared helpers for the benchmarks: data sets, timing, peak RSS, README tables."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE.parent / "bench-out"
+README = HERE / "README.md"
+
+
+def dataset(instruments: int, days: int, fmt: str = "csv", seed: int = 42) -> Path:
+    """Generated bars, made once and reused (same arguments, same bytes)."""
+    from incbt.bars.generate import generate
+
+    d = OUT / f"data-{instruments}x{days}-{fmt}-s{seed}"
+    done = d / ".complete"
+    if not done.exists():
+        generate(str(d), instruments=instruments, days=days, start="2020-01-01", seed=seed,
+                 fmt=fmt)
+        done.touch()
+    return d
+
+
+def best_of(n: int, fn: Callable[[], object], setup: Callable[[], object] | None = None
+            ) -> float:
+    """Best wall time of ``n`` runs (noisy shared machines: the minimum is the signal)."""
+    times = []
+    for _ in range(n):
+        if setup:
+            setup()
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+_HWM = (
+    "import atexit, sys\n"
+    "def _hwm():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            sys.stderr.write('VMHWM ' + line.split()[1] + '\\n')\n"
+    "atexit.register(_hwm)\n"
+    "from incbt.cli import main\n"
+    "sys.argv = ['incbt'] + sys.argv[1:]\n"
+    "main()\n"
+)
+
+
+def peak_rss(args: list[str], env: dict[str, str] | None = None) -> tuple[int, float]:
+    """Run ``incbt ARGS`` in a fresh process; return (its peak RSS in bytes, wall s).
+
+    The child reads its own VmHWM at exit: a child's ru_maxrss on Linux starts
+    from the parent's high-water mark, which would hide the child's own peak.
+    """
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", _HWM, *args], env=env, capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"incbt {args} failed: {p.stderr}")
+    kb = int(next(ln for ln in p.stderr.splitlines() if ln.startswith("VMHWM")).split()[1])
+    return kb * 1024, time.perf_counter() - t
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def machine() -> str:
+    import platform
+
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}"
+
+
+def update_readme(section: str, text: str) -> None:
+    """Replace the text between <!-- section:begin --> and <!-- section:end -->."""
+    body = README.read_text() if README.exists() else "# Benchmarks\n"
+    begin, end = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    if begin in body:
+        body = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, body,
+                      flags=re.S)
+    else:
+        body = body.rstrip() + "\n\n" + block + "\n"
+    README.write_text(body)
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
