@@ -1,0 +1,497 @@
+"""Crashes and concurrency: kill -9 during ingest, the write lock, readers during a write.
+
+The crash tests run an ingest in a child process (``sys.executable -c``) on a
+copy of a store that already holds data, and SIGKILL it: after a seeded random
+delay spread over the ingest's measured duration, or at a chosen point of the
+pipeline (a hook in the child kills it there). After every kill the store must
+be consistent, hold exactly the bars of before or of after the ingest, be
+cleaned up by ``recover``, and finish, when the ingest is run again, exactly
+as an uninterrupted ingest does (same bars, events, changes and bucket files).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import tree_state
+
+import incbt
+from incbt.bars.generate import generate, weekdays
+from incbt.bars.schema import day_to_iso, iso_to_day
+from incbt.catalog.env import close_env
+from incbt.query import run_sql
+
+START = "2024-01-25"  # 8 weekdays: Jan 25 .. Feb 5
+DATES = [day_to_iso(d) for d in weekdays(iso_to_day(START), 8)]
+GEN = dict(instruments=4, days=8, start=START, seed=9)
+FLOATS = ("open", "high", "low", "close", "volume")
+ALL_BARS = "SELECT * FROM bars ORDER BY instrument, ts"
+N_RANDOM_KILLS = 15
+
+# The child: open the store, say "ready", ingest, say "done <seconds>".
+# argv: store, crash point ("" for none), warm-up store ("" for none), paths...
+# A first ingest in a process spends most of its time loading code; the warm-up
+# ingests the same files into a scratch store first, so that the timed ingest
+# (and the random kills spread over it) is the ingest itself.
+CHILD = r"""
+import os, signal, sys, time
+import incbt
+import incbt.bars.ingest as ing
+from incbt.catalog.env import Env
+
+store, point, warm, paths = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+if warm:
+    incbt.init(warm).ingest(paths)
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+writes = [0]
+real_write = Env.write
+def write(self, fn):
+    writes[0] += 1
+    n = writes[0]
+    if point == "before-commit" and n == 2:
+        die()
+    if point == "inside-commit" and n == 2:
+        def fn_then_die(txn, fn=fn):
+            fn(txn)
+            die()  # the transaction is complete but not committed
+        return real_write(self, fn_then_die)
+    out = real_write(self, fn)
+    if (point == "after-pending" and n == 1) or (point == "after-commit" and n == 2):
+        die()
+    return out
+Env.write = write
+
+real_durable = ing.write_durable
+def write_durable(table, groups, tmp, final):
+    if point == "mid-file":
+        with open(tmp, "wb") as f:
+            f.write(b"PAR1 half a file")
+            f.flush()
+            os.fsync(f.fileno())
+        die()
+    size = real_durable(table, groups, tmp, final)
+    if point == "after-first-bucket":
+        die()
+    return size
+ing.write_durable = write_durable
+
+real_remove = os.remove
+def remove(path):
+    real_remove(path)
+    if point == "during-recover":
+        die()
+os.remove = remove
+
+st = incbt.open(store)
+print("ready", flush=True)
+t = time.perf_counter()
+st.ingest(paths)
+print("done", time.perf_counter() - t, flush=True)
+"""
+
+
+# -- data and reference stores -------------------------------------------------
+
+
+def copy_store(src: str, dst: str) -> str:
+    """A copy of an idle store (without LMDB's lock file and the write lock)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("lock.mdb", "write.lock"))
+    return dst
+
+
+def norm(t: pa.Table) -> dict[str, np.ndarray]:
+    out = {
+        "instrument": np.array(t.column("instrument").to_pylist(), dtype=object),
+        "ts": t.column("ts").combine_chunks().cast(pa.int64()).to_numpy(),
+        "date": t.column("date").combine_chunks().cast(pa.int32()).to_numpy(),
+    }
+    for c in FLOATS:
+        out[c] = t.column(c).combine_chunks().to_numpy().view(np.int64)
+    return out
+
+
+def same_bars(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return len(a["ts"]) == len(b["ts"]) and all(np.array_equal(a[c], b[c]) for c in a)
+
+
+def catalog_view(st: incbt.Store) -> dict:
+    """Everything the catalog says, minus event times (which differ run to run)."""
+    q = {
+        "events": "SELECT seq, kind, command, days_new, days_corrected, days_unchanged, rows, "
+        "instruments, first_day, last_day FROM events ORDER BY seq",
+        "changes": "SELECT * FROM changes ORDER BY seq, instrument, date",
+        "files": "SELECT * FROM files ORDER BY path",
+    }
+    return {k: st.sql(v).to_pylist() for k, v in q.items()}
+
+
+def bars_files(root: str) -> dict[str, bytes]:
+    return tree_state(os.path.join(root, "bars"))
+
+
+class World:
+    """The template store (base days), the crash ingest's inputs, the reference after."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        base = generate(os.path.join(root, "base"), to_day=DATES[3], **GEN)
+        inputs = os.path.join(root, "inputs")
+        # 4 new days, with a 5th instrument that is new to the store
+        generate(inputs, from_day=DATES[4], **(GEN | {"instruments": 5}))
+        rev = generate(
+            os.path.join(root, "rev"), from_day=DATES[1], to_day=DATES[2], revise=DATES[1:3], **GEN
+        )  # 2 corrected days (January buckets)
+        for f in rev:
+            shutil.copy(f, os.path.join(inputs, "rev-" + os.path.basename(f)))
+        self.inputs = [inputs]
+        self.input_bytes = sum(os.path.getsize(os.path.join(inputs, f)) for f in os.listdir(inputs))
+        self.template = os.path.join(root, "template")
+        st = incbt.init(self.template)
+        st.ingest(base)
+        self.before = norm(st.sql(ALL_BARS))
+        self.base_seq = len(st.log())
+        self.before_files = bars_files(self.template)
+        close_env(os.path.join(st.path, "catalog"))
+        # the reference: the same ingest, uninterrupted, in a child like the crashing ones
+        self.after_path = copy_store(self.template, os.path.join(root, "after"))
+        out = self.run_child(self.after_path, "", warm=True)
+        assert out.returncode == 0, out.stderr
+        self.duration = float(out.stdout.split()[-1])  # of a warm ingest
+        ref = incbt.open(self.after_path)
+        self.after = norm(ref.sql(ALL_BARS))
+        self.after_catalog = catalog_view(ref)
+        self.after_files = bars_files(self.after_path)
+        assert not same_bars(self.before, self.after)
+        self.n = 0
+
+    def fresh(self) -> str:
+        self.n += 1
+        return copy_store(self.template, os.path.join(self.root, f"trial-{self.n}"))
+
+    def child(self, store: str, point: str, warm: bool = False) -> subprocess.Popen:
+        scratch = store + "-warm-up" if warm else ""
+        return subprocess.Popen(
+            [sys.executable, "-c", CHILD, store, point, scratch, *self.inputs],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run_child(self, store: str, point: str, warm: bool = False) -> subprocess.CompletedProcess:
+        p = self.child(store, point, warm)
+        out, err = p.communicate(timeout=60)
+        return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    w = World(str(tmp_path_factory.mktemp("crash")))
+    assert w.input_bytes > 300_000  # "a few hundred KB"
+    return w
+
+
+# -- the checks after a kill -----------------------------------------------
+
+
+def check_consistent(world: World, path: str) -> tuple[str, int, int]:
+    """The store at ``path`` after a crash: consistent, before or after; then recovered.
+
+    Returns "before" or "after", the number of pending paths and of files recover removed.
+    """
+    st = incbt.open(path)
+    cat = st.catalog
+    with cat.env.read() as txn:
+        current = cat.current_files(txn)
+        pending = cat.pending(txn)
+        seq = cat.last_seq(txn)
+        entries = {i: list(cat.days(txn, i)) for i in cat.instruments(txn)}
+        recorded = {r.path for r in cat.files(txn)}
+    committed = {p for p in pending if p in recorded}
+    # every current file exists; the days index agrees with the files and with SQL
+    rows_by_file: dict[str, int] = {}
+    for days in entries.values():
+        for e in days:
+            rows_by_file[e.file.hex()] = rows_by_file.get(e.file.hex(), 0) + e.rows
+    assert rows_by_file == {f.hash: f.rows for f in current}, "days index vs current files"
+    for f in current:
+        assert os.path.isfile(os.path.join(path, f.path)), f"catalog lists missing {f.path}"
+    sql = norm(st.sql(ALL_BARS))
+    for inst, days in entries.items():
+        b = st.bars(inst)
+        sel = sql["instrument"] == inst
+        assert np.array_equal(b.ts, sql["ts"][sel]), inst
+        for c in FLOATS:
+            assert np.array_equal(getattr(b, c).view(np.int64), sql[c][sel]), (inst, c)
+        dates, counts = np.unique(sql["date"][sel], return_counts=True)
+        assert [e.day for e in days] == dates.tolist()
+        assert [e.rows for e in days] == counts.tolist()
+        ends = np.cumsum(counts)
+        for k, e in enumerate(days):
+            assert e.first_ts == b.ts[ends[k] - counts[k]] and e.last_ts == b.ts[ends[k] - 1]
+    # exactly before or exactly after, and the log says the same
+    if same_bars(sql, world.before):
+        state = "before"
+        assert seq == world.base_seq
+    else:
+        assert same_bars(sql, world.after), "the store holds neither the old nor the new bars"
+        state = "after"
+        assert seq == world.base_seq + 1
+        assert not pending, "a committed ingest left its intent record behind"
+    # recover: uncommitted pending files go, nothing unreferenced stays under bars/
+    removed = st.recover()
+    with cat.env.read() as txn:
+        assert cat.pending(txn) == []
+        known = {r.path for r in cat.files(txn)}
+    for p in pending:
+        assert os.path.exists(os.path.join(path, p)) == (p in committed), p
+    on_disk = set(bars_files(path))
+    assert on_disk == {os.path.relpath(p, "bars") for p in known}, "unreferenced bar files"
+    assert not os.path.exists(os.path.join(path, "tmp"))
+    if state == "before":
+        assert bars_files(path) == world.before_files
+    return state, len(pending), removed
+
+
+def finish_and_compare(world: World, path: str) -> None:
+    """Run the ingest again to completion: the store equals the uninterrupted one."""
+    st = incbt.open(path)
+    st.ingest(world.inputs)
+    assert same_bars(norm(st.sql(ALL_BARS)), world.after)
+    assert catalog_view(st) == world.after_catalog
+    assert bars_files(path) == world.after_files
+    for inst in st.instruments():
+        a, b = st.bars(inst), incbt.open(world.after_path).bars(inst)
+        assert np.array_equal(a.ts, b.ts) and np.array_equal(a.day_ends, b.day_ends)
+    close_env(os.path.join(st.path, "catalog"))
+
+
+def kill_after(p: subprocess.Popen, delay: float) -> None:
+    line = p.stdout.readline()
+    assert line.strip() == "ready", line + p.stderr.read()
+    time.sleep(delay)
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=60)
+
+
+# -- the tests ----------------------------------------------------------------
+
+
+def test_kill_at_random_moments(world):
+    rng = random.Random(20240125)
+    outcomes = []
+    for i in range(N_RANDOM_KILLS):
+        # stratified over [0, 1.3 x duration]: every part of the ingest gets hit
+        delay = world.duration * 1.3 * (i + rng.random()) / N_RANDOM_KILLS
+        path = world.fresh()
+        p = world.child(path, "", warm=True)
+        kill_after(p, delay)
+        outcomes.append((round(delay, 3), p.returncode, check_consistent(world, path)))
+        finish_and_compare(world, path)
+        shutil.rmtree(path)
+    # the first kill comes before the child has even read its inputs
+    assert outcomes[0][2][0] == "before", outcomes
+    print(f"ingest took {world.duration:.3f} s; (delay, rc, state): {outcomes}")
+
+
+@pytest.mark.parametrize(
+    "point, state",
+    [
+        ("after-pending", "before"),  # intent recorded, no file written yet
+        ("mid-file", "before"),  # a half-written temporary file
+        ("after-first-bucket", "before"),  # an orphan bucket file renamed into bars/
+        ("before-commit", "before"),  # every bucket written and fsynced
+        ("inside-commit", "before"),  # the commit transaction built, never committed
+        ("after-commit", "after"),  # committed; the staging folder not yet removed
+    ],
+)
+def test_kill_at_each_step(world, point, state):
+    path = world.fresh()
+    r = world.run_child(path, point)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert "done" not in r.stdout
+    assert check_consistent(world, path)[0] == state
+    finish_and_compare(world, path)
+
+
+def test_kill_during_recovery(world):
+    """A writer dies leaving orphans; the next dies while removing them; then all is well."""
+    path = world.fresh()
+    assert world.run_child(path, "after-first-bucket").returncode == -signal.SIGKILL
+    r = world.run_child(path, "during-recover")
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert check_consistent(world, path)[0] == "before"
+    finish_and_compare(world, path)
+
+
+# -- the write lock -------------------------------------------------------------
+
+HOLD_LOCK = r"""
+import sys
+from incbt.catalog.lock import write_lock
+with write_lock(sys.argv[1], 5):
+    print("locked", flush=True)
+    sys.stdin.read()  # hold it until the parent closes our stdin
+"""
+
+
+def _hold_lock(path: str) -> subprocess.Popen:
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout.readline().strip() == "locked"
+    return p
+
+
+def test_second_writer_fails_naming_the_holder(world, monkeypatch):
+    path = world.fresh()
+    holder = _hold_lock(path)
+    try:
+        monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "0.5")
+        st = incbt.open(path)
+        assert st.settings["lock_timeout"] == 0.5
+        before = tree_state(path)
+        t = time.monotonic()
+        with pytest.raises(incbt.StoreLockedError) as info:
+            st.ingest(world.inputs)
+        assert time.monotonic() - t >= 0.5
+        msg = str(info.value)
+        assert f"pid {holder.pid} " in msg and "INCBT_LOCK_TIMEOUT" in msg, msg
+        assert tree_state(path) == before
+        # the CLI: exit 1, one line naming the holder
+        env = dict(os.environ, INCBT_LOCK_TIMEOUT="0.3")
+        r = subprocess.run(
+            [
+                os.path.join(os.path.dirname(sys.executable), "incbt"),
+                "--store",
+                path,
+                "ingest",
+                *world.inputs,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+        assert f"pid {holder.pid} " in r.stderr
+        assert tree_state(path) == before
+    finally:
+        holder.communicate(input="", timeout=30)
+    assert holder.returncode == 0
+    # the holder is gone: the ingest goes through
+    s = incbt.open(path).ingest(world.inputs)
+    assert s.seq == world.base_seq + 1
+
+
+def test_second_writer_waits_for_the_lock(world, monkeypatch):
+    path = world.fresh()
+    holder = _hold_lock(path)
+    monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "20")
+    st = incbt.open(path)
+    release = threading.Timer(1.0, lambda: holder.stdin.close())
+    t = time.monotonic()
+    release.start()
+    try:
+        s = st.ingest(world.inputs)
+    finally:
+        release.join()
+        holder.wait(timeout=30)
+    assert time.monotonic() - t >= 0.9
+    assert s.seq == world.base_seq + 1
+    assert same_bars(norm(st.sql(ALL_BARS)), world.after)
+
+
+def test_a_dead_holder_leaves_no_lock(world, monkeypatch):
+    """flock dies with its holder: SIGKILL the holder, the next writer gets the lock."""
+    path = world.fresh()
+    holder = _hold_lock(path)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "0.5")
+    assert incbt.open(path).ingest(world.inputs).seq == world.base_seq + 1
+
+
+# -- a reader during writes ---------------------------------------------------------
+
+WRITE_DAYS = r"""
+import sys
+import incbt
+st = incbt.open(sys.argv[1])
+print("ready", flush=True)
+for batch in sys.argv[2:]:
+    st.ingest(batch.split(","))
+"""
+
+STATE_SQL = {
+    "seq": "SELECT max(seq) AS v FROM events",
+    "changes": "SELECT count(*) AS v FROM changes",
+    "files": "SELECT count(*) AS v FROM files",
+    "bars": "SELECT count(*) AS v FROM bars",
+    "volume": "SELECT sum(volume) AS v FROM bars",  # whole numbers: an exact sum
+    "days": "SELECT count(DISTINCT date) AS v FROM bars",
+}
+
+
+def read_state(st: incbt.Store) -> tuple:
+    """Counts of one consistent view of the store (one session, one read transaction)."""
+    ctx = st.session()
+    return tuple(run_sql(ctx, q).column("v")[0].as_py() for q in STATE_SQL.values())
+
+
+def test_reader_sees_before_or_after_never_between(world):
+    inputs = sorted(os.path.join(world.inputs[0], f) for f in os.listdir(world.inputs[0]))
+    batches = [[f] for f in inputs if "rev-" not in f]  # one new day per ingest
+    batches.append([f for f in inputs if "rev-" in f])  # then the corrections
+    # the states a reader may see: after each ingest (known from a reference run)
+    ref_path = world.fresh()
+    ref = incbt.open(ref_path)
+    allowed = [read_state(ref)]
+    lengths = [{i: len(ref.bars(i)) for i in ref.instruments()}]  # before, after each ingest
+    for b in batches:
+        ref.ingest(b)
+        allowed.append(read_state(ref))
+        lengths.append({i: len(ref.bars(i)) for i in ref.instruments()})
+    insts = sorted(lengths[-1])
+    allowed_lengths = {i: {0} | {n.get(i, 0) for n in lengths} for i in insts}
+    by_seq = {s[0]: s for s in allowed}
+    assert len(by_seq) == len(batches) + 1
+
+    path = world.fresh()
+    st = incbt.open(path)
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITE_DAYS, path, *[",".join(b) for b in batches]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = []
+    while True:
+        running = child.poll() is None
+        state = read_state(st)
+        assert by_seq.get(state[0]) == state, f"a state between two commits: {state}"
+        for i in insts:  # each bars() call reads one state too
+            assert len(st.bars(i)) in allowed_lengths[i], i
+        seen.append(state[0])
+        if not running:
+            break
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert seen[-1] == allowed[-1][0] and seen == sorted(seen)
+    print(f"{len(seen)} reads saw events {sorted(set(seen))}")
