@@ -155,6 +155,11 @@ def _extra_column(rows, d):
     return [write_csv(os.path.join(d, "bad.csv"), rows, [*HEADER, "note"])]
 
 
+def _duplicate_column(rows, d):
+    rows = [[*r, r[COL["close"]]] for r in rows]
+    return [write_csv(os.path.join(d, "bad.csv"), rows, [*HEADER, "close"])]
+
+
 def _naive(rows, d):
     for r in rows:
         r[COL["ts"]] = r[COL["ts"]].rstrip("Z")
@@ -401,6 +406,13 @@ CASES: list[Case] = [
     ),
     Case("missing-column", _drop_column, "missing column(s) volume", line=1),
     Case("extra-column", _extra_column, "unexpected column(s) note", line=1),
+    Case(
+        "duplicate-column",
+        _duplicate_column,
+        "duplicate column(s) close",
+        line=1,
+        fix_missing="the 'duplicate column(s)' error (inputs.py _check_columns) has no fix",
+    ),
     Case(
         "unparsable-number",
         _set("close", "12.3.4"),
