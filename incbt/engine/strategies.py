@@ -1,0 +1,200 @@
+"""The built-in strategies, defined to the bit.
+
+All arithmetic is float64, in the order written here. "Seen" counts the
+bars the run has executed since its start (the first bar on or after the
+run's start date), across day boundaries; every strategy keeps that count in
+its first state slot `n`, so a segment resumed from a snapshot knows whether
+its windows are full. Signals are -1, 0, +1.
+
+sma_cross(fast, slow), 1 <= fast < slow
+    State: n, sum_fast, sum_slow. At bar i: sum_fast += close_i, then, if
+    n >= fast (n counted before bar i), sum_fast -= close_{i-fast}; the same
+    for sum_slow with slow; then n += 1. Once n >= slow: +1 if
+    sum_fast/fast > sum_slow/slow, -1 if less, 0 if equal; before that 0.
+    Warm-up: slow bars (the closes that leave the windows).
+
+breakout(lookback), lookback >= 1
+    State: n, last. At bar i, if n >= lookback (bars seen before i):
+    hi = max(high_j), lo = min(low_j) over the lookback bars before i (not i);
+    signal = +1 if close_i > hi, -1 if close_i < lo, otherwise `last`.
+    Before that 0. Then n += 1, last = signal. Warm-up: lookback bars.
+    (`last` equals the run's previous signal; in a fork it is rebuilt by the
+    replay, which starts flat.)
+
+ema_cross(fast, slow), 1 <= fast < slow
+    State: n, ema_fast, ema_slow. alpha_x = 2.0 / (x + 1.0). At bar i: if
+    n == 0, ema_fast = ema_slow = close_i (seeded with the first close);
+    otherwise ema_x = ema_x + alpha_x * (close_i - ema_x). Then n += 1. Once
+    n >= slow: +1 if ema_fast > ema_slow, -1 if less, 0 if equal; before that
+    0. The step reads no past bar; its warm-up is slow bars only so that a
+    fork replays slow bars to seed the new averages.
+
+bollinger(window, k), window >= 2, 0 <= k <= 10: mean reversion
+    State: n, last. At bar i: n += 1 (closes seen including bar i). Once
+    n >= window: over the window closes c_j, j = i-window+1 .. i, summed in
+    that order from 0.0: mean = sum(c_j) / window,
+    var = sum((c_j - mean) * (c_j - mean)) / window (population),
+    std = sqrt(var), lower = mean - k * std, upper = mean + k * std; then
+    signal = +1 if close_i < lower; else -1 if close_i > upper; else 0 if
+    last == +1 and close_i >= mean, or last == -1 and close_i <= mean (the
+    close crossed back to the mean: exit); else last (hold). Before the
+    window is full, 0. Then last = signal. Recomputed from the window each
+    bar, so resuming is exact by construction. Warm-up: window - 1 bars.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .errors import StrategyError
+from .strategy import Param, Strategy, strategy
+
+__all__ = ["BUILTINS", "breakout", "bollinger", "ema_cross", "get_strategy", "sma_cross"]
+
+
+def _fast_below_slow(p: dict) -> str | None:
+    if p["fast"] < p["slow"]:
+        return None
+    return f"fast ({p['fast']}) must be less than slow ({p['slow']})"
+
+
+@strategy(
+    params={
+        "fast": Param(int, 10, min=1, help="bars in the fast moving average"),
+        "slow": Param(int, 50, min=2, help="bars in the slow moving average"),
+    },
+    state=("n", "sum_fast", "sum_slow"),
+    warmup=lambda p: p["slow"],
+    check=_fast_below_slow,
+)
+def sma_cross(p, s, o, h, l, c, v, i):  # noqa: E741
+    """Long when the fast simple moving average of closes is above the slow one, short below."""
+    fast = int(p[0])
+    slow = int(p[1])
+    n = s[0]
+    x = c[i]
+    s[1] += x
+    if n >= fast:
+        s[1] -= c[i - fast]
+    s[2] += x
+    if n >= slow:
+        s[2] -= c[i - slow]
+    n += 1.0
+    s[0] = n
+    if n >= slow:
+        a = s[1] / fast
+        b = s[2] / slow
+        if a > b:
+            return 1
+        if a < b:
+            return -1
+    return 0
+
+
+@strategy(
+    params={"lookback": Param(int, 20, min=1, help="bars in the channel, before the bar")},
+    state=("n", "last"),
+    warmup=lambda p: p["lookback"],
+)
+def breakout(p, s, o, h, l, c, v, i):  # noqa: E741
+    """Long on a close above the highest high of the last bars, short below the lowest low."""
+    lookback = int(p[0])
+    sig = 0.0
+    if s[0] >= lookback:
+        hi = h[i - lookback]
+        lo = l[i - lookback]
+        for j in range(i - lookback + 1, i):
+            if h[j] > hi:
+                hi = h[j]
+            if l[j] < lo:
+                lo = l[j]
+        x = c[i]
+        if x > hi:
+            sig = 1.0
+        elif x < lo:
+            sig = -1.0
+        else:
+            sig = s[1]
+    s[0] += 1.0
+    s[1] = sig
+    return sig
+
+
+@strategy(
+    params={
+        "fast": Param(int, 12, min=1, help="span of the fast EMA, in bars"),
+        "slow": Param(int, 26, min=2, help="span of the slow EMA, in bars"),
+    },
+    state=("n", "ema_fast", "ema_slow"),
+    warmup=lambda p: p["slow"],
+    check=_fast_below_slow,
+)
+def ema_cross(p, s, o, h, l, c, v, i):  # noqa: E741
+    """Long when the fast exponential moving average of closes is above the slow one."""
+    fast = p[0]
+    slow = p[1]
+    x = c[i]
+    if s[0] == 0.0:
+        s[1] = x
+        s[2] = x
+    else:
+        s[1] = s[1] + 2.0 / (fast + 1.0) * (x - s[1])
+        s[2] = s[2] + 2.0 / (slow + 1.0) * (x - s[2])
+    s[0] += 1.0
+    if s[0] >= slow:
+        if s[1] > s[2]:
+            return 1
+        if s[1] < s[2]:
+            return -1
+    return 0
+
+
+@strategy(
+    params={
+        "window": Param(int, 20, min=2, help="closes in the rolling mean and std, incl. the bar"),
+        "k": Param(float, 2.0, min=0.0, max=10.0, help="band width in standard deviations"),
+    },
+    state=("n", "last"),
+    warmup=lambda p: p["window"] - 1,
+)
+def bollinger(p, s, o, h, l, c, v, i):  # noqa: E741
+    """Mean reversion: long below the lower band, short above the upper, flat back at the mean."""
+    window = int(p[0])
+    k = p[1]
+    s[0] += 1.0
+    sig = 0.0
+    if s[0] >= window:
+        total = 0.0
+        for j in range(i - window + 1, i + 1):
+            total += c[j]
+        mean = total / window
+        sq = 0.0
+        for j in range(i - window + 1, i + 1):
+            d = c[j] - mean
+            sq += d * d
+        std = math.sqrt(sq / window)
+        x = c[i]
+        last = s[1]
+        if x < mean - k * std:
+            sig = 1.0
+        elif x > mean + k * std:
+            sig = -1.0
+        elif (last == 1.0 and x >= mean) or (last == -1.0 and x <= mean):
+            sig = 0.0
+        else:
+            sig = last
+    s[1] = sig
+    return sig
+
+
+BUILTINS: dict[str, Strategy] = {s.name: s for s in (sma_cross, breakout, ema_cross, bollinger)}
+
+
+def get_strategy(name: str, extra: dict[str, Strategy] | None = None) -> Strategy:
+    """A strategy by name: from `extra` (e.g. loaded user strategies) first, then the built-ins."""
+    if extra and name in extra:
+        return extra[name]
+    if name in BUILTINS:
+        return BUILTINS[name]
+    known = sorted(set(BUILTINS) | set(extra or {}))
+    raise StrategyError(f"unknown strategy {name!r}; known strategies: {', '.join(known)}")

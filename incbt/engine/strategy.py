@@ -1,0 +1,543 @@
+"""Defining strategies: parameters, state, warm-up, and the compiled step.
+
+A strategy is a *step function* compiled by Numba and a little metadata::
+
+    import numpy as np
+    from incbt.engine import Param, strategy
+
+    @strategy(
+        params={"n": Param(int, default=20, min=2, help="EMA length in bars")},
+        state=("seen", "ema"),
+        warmup=lambda p: 0,
+    )
+    def ema_trend(p, s, o, h, l, c, v, i):
+        '''Long above the EMA of closes, short below it.'''
+        n = int(p[0])                 # parameters, in declaration order, as float64
+        if s[0] == 0.0:
+            s[1] = c[i]               # seed the EMA with the first close
+        else:
+            s[1] += 2.0 / (n + 1.0) * (c[i] - s[1])
+        s[0] += 1.0                   # closes seen since the run started
+        if s[0] < n:
+            return 0
+        return 1 if c[i] > s[1] else -1
+
+The step is called once per bar `i`, in time order, with
+
+- `p`: the parameter set, a float64 array in the order of `params` (int
+  parameters hold integral values: use `int(p[j])`);
+- `s`: the strategy's state, a float64 array in the order of `state`, which
+  the step updates in place. It starts at 0.0 (or at the values given by
+  passing `state` as a mapping of name to initial value), and it is all that
+  is carried from one bar to the next: keep counters and running values here,
+  never in globals;
+- `o, h, l, c, v`: open, high, low, close, volume of the loaded bars;
+- `i`: the index of the current bar.
+
+It returns the signal: -1 (short), 0 (flat) or +1 (long). Any other value is
+reported as an error for that parameter set.
+
+Rules that keep results exact when a run is resumed from a snapshot:
+
+- read bars `j` with `i - warmup(p) <= j <= i` only, and only once your own
+  counter in `s` says that the run has seen them: a run starts with no history
+  (bars before its start date are never seen), and a resumed segment re-reads
+  exactly `warmup(p)` bars before its first bar;
+- keep everything else in `s`; use float64 arithmetic in a fixed order;
+- do not allocate arrays inside the step (slices and views are fine).
+
+`warmup` is an int or a function of the parameter dict giving how many bars
+before a segment the step may read; a fork (a run branching from another with
+new parameters) rebuilds `s` by replaying that many bars from a fresh state.
+`check` is an optional function of the parameter dict returning an error
+message (or None) for rules between parameters, e.g. fast < slow.
+
+The strategy's `code_version` hashes the engine version, the step's source
+(with its decorator) and everything it calls or reads from its module: other
+functions (plain or jitted) and constant globals. Edit any of them and the
+runs using the strategy are recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import marshal
+import math
+import numbers
+import os
+import re
+import sys
+import types
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+from numba.core.dispatcher import Dispatcher
+
+from ._version import ENGINE_VERSION
+from .errors import StrategyError
+
+__all__ = [
+    "EXEC_PARAMS",
+    "Param",
+    "ParamSpec",
+    "Strategy",
+    "exec_params_from_dict",
+    "load_strategies",
+    "params_from_dict",
+    "params_to_dict",
+    "strategy",
+]
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAX_EXACT_INT = 2**53  # float64 holds every integer up to here exactly
+
+
+def _fmt_range(lo: float | None, hi: float | None) -> str:
+    left = "-inf" if lo is None else repr(lo)
+    right = "inf" if hi is None else repr(hi)
+    return f"[{left}, {right}]"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter of a strategy: its name, type (int or float), default and inclusive bounds."""
+
+    name: str
+    type: type
+    default: int | float
+    min: int | float | None = None
+    max: int | float | None = None
+    help: str = ""
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise StrategyError(f"parameter name {self.name!r} is not a Python identifier")
+        if self.type not in (int, float):
+            raise StrategyError(
+                f"parameter {self.name!r}: type must be int or float, got {self.type!r}"
+            )
+        for bound in ("min", "max"):
+            b = getattr(self, bound)
+            if b is not None and not _is_real(b):
+                raise StrategyError(f"parameter {self.name!r}: {bound}={b!r} is not a number")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise StrategyError(f"parameter {self.name!r}: min {self.min!r} > max {self.max!r}")
+
+    @property
+    def range_text(self) -> str:
+        """The valid range, e.g. "[1, inf]"."""
+        return _fmt_range(self.min, self.max)
+
+    def describe(self) -> str:
+        """One line: name, type, default, range and help."""
+        text = f"{self.name} ({self.type.__name__}, default {self.default!r}, {self.range_text})"
+        return f"{text}: {self.help}" if self.help else text
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter declaration for the `strategy` decorator; its name is the dict key."""
+
+    type: type
+    default: int | float
+    min: int | float | None = None
+    max: int | float | None = None
+    help: str = ""
+
+    def spec(self, name: str) -> ParamSpec:
+        return ParamSpec(name, self.type, self.default, self.min, self.max, self.help)
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
+def _coerce(owner: str, spec: ParamSpec, value: Any) -> int | float:
+    """`value` as spec.type, or a StrategyError naming owner, parameter, value and range."""
+    where = f"{owner}: parameter {spec.name!r} = {value!r}"
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text) if spec.type is int else float(text)
+        except ValueError:
+            raise StrategyError(
+                f"{where} is not {'an int' if spec.type is int else 'a number'}"
+            ) from None
+    if not _is_real(value):
+        kind = "an int" if spec.type is int else "a number"
+        raise StrategyError(f"{where} has type {type(value).__name__}; expected {kind}")
+    fval = float(value)
+    if not math.isfinite(fval):
+        raise StrategyError(f"{where} is not finite; valid range {spec.range_text}")
+    if spec.type is int:
+        if fval != math.floor(fval):
+            raise StrategyError(f"{where} is not an integer; valid range {spec.range_text}")
+        if abs(fval) > _MAX_EXACT_INT:
+            raise StrategyError(f"{where} is too large (|value| must be <= 2**53)")
+        out: int | float = int(value)
+    else:
+        out = fval
+    if (spec.min is not None and out < spec.min) or (spec.max is not None and out > spec.max):
+        raise StrategyError(f"{where} is out of range; valid range {spec.range_text}")
+    return out
+
+
+def _source(obj: Callable[..., Any]) -> str:
+    """The source text of a function, or a hash of its bytecode when the source is unavailable."""
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        code = getattr(obj, "__code__", None)
+        if code is None:
+            return repr(obj)
+        return "bytecode:" + hashlib.sha256(marshal.dumps(code)).hexdigest()
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _fingerprint(fn: Callable[..., Any], parts: list[str], seen: set[int]) -> None:
+    """Append to `parts` the source of `fn` and of what it uses from its own module."""
+    if isinstance(fn, Dispatcher):
+        fn = fn.py_func
+    if id(fn) in seen:
+        return
+    seen.add(id(fn))
+    parts.append(f"def {getattr(fn, '__qualname__', '?')}\n{_source(fn)}")
+    code = getattr(fn, "__code__", None)
+    glb = getattr(fn, "__globals__", None)
+    if code is None or glb is None:
+        return
+    module = glb.get("__name__")
+    for name in sorted(_global_names(code)):
+        if name not in glb:
+            continue
+        val = glb[name]
+        if isinstance(val, Dispatcher):
+            val = val.py_func
+        scalars = (bool, int, float, complex, str, bytes, type(None), np.generic)
+        if isinstance(val, types.FunctionType):
+            if val.__module__ == module:
+                _fingerprint(val, parts, seen)
+            else:
+                parts.append(f"uses {name} = {val.__module__}.{val.__qualname__}")
+        elif isinstance(val, scalars) or (
+            isinstance(val, tuple) and all(isinstance(x, scalars) for x in val)
+        ):
+            parts.append(f"const {name} = {val!r}")
+        elif isinstance(val, np.ndarray):
+            digest = hashlib.sha256(np.ascontiguousarray(val).tobytes()).hexdigest()
+            parts.append(f"array {name} {val.dtype} {val.shape} {digest}")
+
+
+@dataclass(frozen=True, eq=False)
+class Strategy:
+    """A strategy: compiled step, parameters, state slots, warm-up rule and code version.
+
+    Made by the `strategy` decorator; see the module docstring.
+    """
+
+    name: str
+    params: tuple[ParamSpec, ...]
+    state_names: tuple[str, ...]
+    state_init: tuple[float, ...]
+    step: Any  # the Numba dispatcher of the step
+    py_step: Callable[..., Any]
+    code_version: str
+    doc: str = ""
+    warmup_rule: Callable[[dict[str, Any]], int] | int = 0
+    check: Callable[[dict[str, Any]], str | None] | None = None
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def defaults(self) -> dict[str, int | float]:
+        """The default parameter values."""
+        return {p.name: p.default for p in self.params}
+
+    def params_dict(self, values: Mapping[str, Any] | np.ndarray | Iterable[float]) -> dict:
+        """Parameters as a dict (int parameters as int), from a dict or a params row."""
+        if isinstance(values, Mapping):
+            return params_to_dict(self, params_from_dict(self, values))
+        return params_to_dict(self, np.asarray(values, dtype=np.float64))
+
+    def warmup(self, params: Mapping[str, Any] | np.ndarray) -> int:
+        """Bars before a segment's first bar that the step may read, for these parameters."""
+        rule = self.warmup_rule
+        n = rule if isinstance(rule, int) else rule(self.params_dict(params))
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) or n < 0:
+            raise StrategyError(
+                f"strategy {self.name!r}: warmup returned {n!r}; it must be an int >= 0"
+            )
+        return int(n)
+
+    def describe(self) -> str:
+        """A few lines for humans: name, doc, parameters, state."""
+        lines = [f"{self.name}: {self.doc.splitlines()[0] if self.doc else ''}".rstrip()]
+        lines += [f"  {p.describe()}" for p in self.params]
+        lines.append(f"  state: {', '.join(self.state_names) or '(none)'}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        args = ", ".join(self.param_names)
+        return f"<Strategy {self.name}({args}) {self.code_version[:12]}>"
+
+
+def params_from_dict(strat: Strategy, values: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Validate a parameter dict and return it as a float64 row in declaration order.
+
+    Missing parameters take their defaults. Raises `StrategyError` for an
+    unknown name, a wrong type, a value out of range or a broken cross-parameter rule.
+    """
+    values = dict(values or {})
+    owner = f"strategy {strat.name!r}"
+    known = {p.name for p in strat.params}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        listing = "; ".join(p.describe() for p in strat.params) or "(none)"
+        raise StrategyError(
+            f"{owner} has no parameter {unknown[0]!r}; its parameters are: {listing}"
+        )
+    out: dict[str, int | float] = {}
+    for spec in strat.params:
+        out[spec.name] = _coerce(owner, spec, values.get(spec.name, spec.default))
+    if strat.check is not None:
+        msg = strat.check(dict(out))
+        if msg:
+            shown = ", ".join(f"{k}={v!r}" for k, v in out.items())
+            raise StrategyError(f"{owner}: invalid parameters ({shown}): {msg}")
+    return np.array([float(out[p.name]) for p in strat.params], dtype=np.float64)
+
+
+def params_to_dict(strat: Strategy, row: np.ndarray) -> dict[str, int | float]:
+    """The inverse of `params_from_dict`: a params row as a dict (int parameters as int)."""
+    row = np.asarray(row, dtype=np.float64)
+    if row.shape != (len(strat.params),):
+        raise StrategyError(
+            f"strategy {strat.name!r} takes {len(strat.params)} parameters "
+            f"({', '.join(strat.param_names)}); got an array of shape {row.shape}"
+        )
+    return {
+        p.name: (int(x) if p.type is int else float(x))
+        for p, x in zip(strat.params, row.tolist(), strict=True)
+    }
+
+
+EXEC_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("notional", float, 100000.0, None, None, "currency put on a position"),
+    ParamSpec("fee_bps", float, 0.0, 0.0, None, "fee per fill, bps of |notional filled|"),
+    ParamSpec("slippage_bps", float, 0.0, 0.0, 9999.0, "fills at open*(1 +/- bps/1e4)"),
+)
+
+
+def exec_params_from_dict(values: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Validate execution parameters; returns float64 [notional, fee_bps, slippage_bps]."""
+    values = dict(values or {})
+    known = {p.name for p in EXEC_PARAMS}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise StrategyError(
+            f"unknown execution parameter {unknown[0]!r}; they are: "
+            + "; ".join(p.describe() for p in EXEC_PARAMS)
+        )
+    out = [_coerce("execution", p, values.get(p.name, p.default)) for p in EXEC_PARAMS]
+    if out[0] <= 0:
+        raise StrategyError(f"execution: parameter 'notional' = {out[0]!r} must be > 0")
+    return np.array(out, dtype=np.float64)
+
+
+_STEP_ARGS = 8  # p, s, o, h, l, c, v, i
+
+
+def _make_strategy(
+    fn: Callable[..., Any],
+    *,
+    name: str | None,
+    params: Mapping[str, Param | ParamSpec] | Iterable[ParamSpec] | None,
+    state: Iterable[str] | Mapping[str, float],
+    warmup: Callable[[dict[str, Any]], int] | int,
+    check: Callable[[dict[str, Any]], str | None] | None,
+    depends: Iterable[Callable[..., Any]],
+) -> Strategy:
+    py_fn = fn.py_func if isinstance(fn, Dispatcher) else fn
+    if not isinstance(py_fn, types.FunctionType):
+        raise StrategyError(f"@strategy decorates a function, not {fn!r}")
+    sname = name or py_fn.__name__
+    if not _NAME_RE.match(sname):
+        raise StrategyError(f"strategy name {sname!r} must be a Python identifier")
+    try:
+        sig = inspect.signature(py_fn)
+    except (TypeError, ValueError):  # pragma: no cover - plain functions have one
+        sig = None
+    if sig is not None and len(sig.parameters) != _STEP_ARGS:
+        raise StrategyError(
+            f"strategy {sname!r}: the step must take 8 arguments (p, s, o, h, l, c, v, i); "
+            f"{py_fn.__name__}{sig} takes {len(sig.parameters)}"
+        )
+    if params is None:
+        specs: tuple[ParamSpec, ...] = ()
+    elif isinstance(params, Mapping):
+        specs = tuple(
+            v if isinstance(v, ParamSpec) and v.name == k else _as_param(sname, k, v).spec(k)
+            for k, v in params.items()
+        )
+    else:
+        specs = tuple(params)
+    seen_names: set[str] = set()
+    for spec in specs:
+        if spec.name in seen_names:
+            raise StrategyError(f"strategy {sname!r}: parameter {spec.name!r} declared twice")
+        seen_names.add(spec.name)
+        _coerce(f"strategy {sname!r} (default)", spec, spec.default)
+    if isinstance(state, Mapping):
+        state_names = tuple(state)
+        state_init = tuple(float(x) for x in state.values())
+    elif isinstance(state, str):
+        raise StrategyError(
+            f"strategy {sname!r}: state must be a tuple of names, e.g. state=({state!r},)"
+        )
+    else:
+        state_names = tuple(state)
+        state_init = (0.0,) * len(state_names)
+    for sn in state_names:
+        if not isinstance(sn, str) or not _NAME_RE.match(sn):
+            raise StrategyError(f"strategy {sname!r}: state slot name {sn!r} is not an identifier")
+    if len(set(state_names)) != len(state_names):
+        raise StrategyError(f"strategy {sname!r}: duplicate state slot names {state_names}")
+    if not (isinstance(warmup, int) and warmup >= 0) and not callable(warmup):
+        raise StrategyError(
+            f"strategy {sname!r}: warmup must be an int >= 0 or a function of the params dict"
+        )
+    parts = [f"engine {ENGINE_VERSION}", f"strategy {sname}"]
+    seen: set[int] = set()
+    _fingerprint(py_fn, parts, seen)
+    for extra in (warmup, check, *depends):
+        if callable(extra) and not isinstance(extra, type):
+            _fingerprint(extra, parts, seen)
+    code_version = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    step = fn if isinstance(fn, Dispatcher) else numba.njit(nogil=True)(py_fn)
+    strat = Strategy(
+        name=sname,
+        params=specs,
+        state_names=state_names,
+        state_init=state_init,
+        step=step,
+        py_step=py_fn,
+        code_version=code_version,
+        doc=inspect.getdoc(py_fn) or "",
+        warmup_rule=warmup,
+        check=check,
+    )
+    params_from_dict(strat, {})  # the defaults must satisfy the cross-parameter rule
+    strat.warmup(strat.defaults())  # and give a valid warm-up
+    return strat
+
+
+def _as_param(sname: str, key: str, v: Any) -> Param:
+    if isinstance(v, Param):
+        return v
+    if isinstance(v, ParamSpec):
+        return Param(v.type, v.default, v.min, v.max, v.help)
+    if _is_real(v):  # a bare default: the type is the default's
+        return Param(int if isinstance(v, numbers.Integral) else float, v)
+    raise StrategyError(
+        f"strategy {sname!r}: parameter {key!r} must be declared as Param(type, default, ...)"
+    )
+
+
+def strategy(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    params: Mapping[str, Param | ParamSpec] | Iterable[ParamSpec] | None = None,
+    state: Iterable[str] | Mapping[str, float] = (),
+    warmup: Callable[[dict[str, Any]], int] | int = 0,
+    check: Callable[[dict[str, Any]], str | None] | None = None,
+    depends: Iterable[Callable[..., Any]] = (),
+) -> Any:
+    """Turn a step function into a `Strategy` (usable as `@strategy` or `@strategy(...)`).
+
+    params: name -> Param(type, default, min=, max=, help=), in the order of `p`.
+    state: names of the float64 state slots (or name -> initial value).
+    warmup: bars before a segment the step may read (int, or function of the params dict).
+    check: function of the params dict returning an error message or None.
+    depends: extra functions whose source is part of the code version (functions
+        of the step's own module that it calls are found automatically).
+    """
+
+    def wrap(f: Callable[..., Any]) -> Strategy:
+        return _make_strategy(
+            f,
+            name=name,
+            params=params,
+            state=state,
+            warmup=warmup,
+            check=check,
+            depends=tuple(depends),
+        )
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def load_strategies(path: str | os.PathLike[str]) -> dict[str, Strategy]:
+    """Import a Python file and return the strategies it defines, by name.
+
+    Raises `StrategyError` if the file is missing, fails to import, defines no
+    strategy, or defines two with the same name.
+    """
+    p = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(p):
+        raise StrategyError(f"strategy file {p} does not exist")
+    # The module's name is part of Numba's cached code (it imports the module by
+    # name when it loads a kernel): name it after the file's content, so that the
+    # same file gets the same name in every process and at any path.
+    with open(p, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(p))[0])
+    mod_name = f"incbt_user_{stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(mod_name, p)
+    if spec is None or spec.loader is None:
+        raise StrategyError(f"strategy file {p} cannot be imported (is it a .py file?)")
+    module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(mod_name)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except StrategyError as e:
+        _restore(mod_name, previous)
+        raise StrategyError(f"strategy file {p}: {e}") from e
+    except BaseException as e:
+        _restore(mod_name, previous)
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise StrategyError(f"strategy file {p} failed to import: {type(e).__name__}: {e}") from e
+    found: dict[str, Strategy] = {}
+    for value in vars(module).values():
+        if isinstance(value, Strategy) and value.py_step.__module__ == mod_name:
+            if value.name in found and found[value.name] is not value:
+                raise StrategyError(f"strategy file {p} defines strategy {value.name!r} twice")
+            found[value.name] = value
+    if not found:
+        raise StrategyError(
+            f"strategy file {p} defines no strategy: decorate a step function "
+            "with @strategy(params=..., state=...)"
+        )
+    return dict(sorted(found.items()))
+
+
+def _restore(mod_name: str, previous: types.ModuleType | None) -> None:
+    if previous is None:
+        sys.modules.pop(mod_name, None)
+    else:
+        sys.modules[mod_name] = previous

@@ -1,0 +1,486 @@
+"""Strategy API: decorator, parameters, user files, errors per set, state, fork, cache."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import textwrap
+
+import numpy as np
+import pytest
+from test_engine_support import bar_arrays, day_ends, make_bars, run_engine
+
+from incbt.engine import (
+    BUILTINS,
+    ENGINE_VERSION,
+    ENGINE_WIDTH,
+    Param,
+    StrategyError,
+    exec_params_from_dict,
+    get_strategy,
+    initial_state,
+    kernel_path,
+    load_strategies,
+    params_from_dict,
+    params_to_dict,
+    run_segment,
+    state_names,
+    state_width,
+    strategy,
+    warmup_replay,
+)
+from incbt.engine.layout import BARS, CASH, PENDING, POS, SIGNAL
+
+
+@strategy(
+    params={"side": Param(int, 1, min=-1, max=1, help="the side to hold")},
+    state={"n": 0.0, "marker": 7.0},
+)
+def always(p, s, o, h, l, c, v, i):  # noqa: E741
+    """Hold one side from the first bar on."""
+    s[0] += 1.0
+    return int(p[0])
+
+
+@strategy(
+    params={"bad_at": Param(int, -1, min=-1), "value": Param(float, 2.0)},
+    state=("n",),
+)
+def misbehaving(p, s, o, h, l, c, v, i):  # noqa: E741
+    """Returns `value` (99: NaN) as its signal at bar number `bad_at`, else alternates."""
+    s[0] += 1.0
+    if s[0] == p[0]:
+        return np.nan if p[1] == 99.0 else p[1]
+    return 1 if s[0] % 2 == 0 else -1
+
+
+@strategy(params={"raise_at": Param(int, -1, min=-1)}, state=("n",))
+def fragile(p, s, o, h, l, c, v, i):  # noqa: E741
+    """Raises at bar number `raise_at`."""
+    s[0] += 1.0
+    if s[0] == p[0]:
+        raise ValueError("fragile step gave up")
+    return 1 if c[i] > o[i] else -1
+
+
+@strategy(params={"n": Param(int, 3, min=1)}, state=("seen",), warmup=lambda p: p["n"])
+def allocating(p, s, o, h, l, c, v, i):  # noqa: E741
+    """Long above the mean of the last n closes, from a temporary array (needs NRT)."""
+    n = int(p[0])
+    s[0] += 1.0
+    if s[0] <= n:
+        return 0
+    w = np.empty(n)
+    for j in range(n):
+        w[j] = c[i - 1 - j]
+    return 1 if c[i] > w.mean() else -1
+
+
+# ----------------------------------------------------------------------------- the decorator
+
+
+def test_user_strategy_runs_per_semantics():
+    bars = make_bars(1, 3)
+    notional, fee, slip = 30000.0, 2.0, 3.0
+    res = run_engine(
+        "always",
+        [{"side": 1}, {"side": -1}, {"side": 0}],
+        bars,
+        {"notional": notional, "fee_bps": fee, "slippage_bps": slip},
+        strat=always,
+    )
+    assert res.ok
+    o, c = bars["open"].to_numpy(), bars["close"].to_numpy()
+    for k, side in enumerate((1, -1)):
+        # ordered at bar 0's close, filled at bar 1's open, then held
+        q = side * notional / c[0]
+        px = o[1] * (1 + side * slip / 1e4)
+        mine = res.fill_set == k
+        assert res.fill_bar[mine].tolist() == [1]
+        assert res.fill_qty[mine][0] == q and res.fill_price[mine][0] == px
+        assert res.fill_fee[mine][0] == abs(q * px) * fee / 1e4
+        cash = -(q * px + abs(q * px) * fee / 1e4)
+        assert res.equity[k, -1] == cash + q * c[-1]
+        assert res.state[k, POS] == q and res.state[k, SIGNAL] == side
+    assert not np.any(res.fill_set == 2) and np.all(res.equity[2] == 0.0)
+    # state slots: engine fields, then the strategy's own, with their initial values
+    assert state_names(always) == (*state_names(always)[:ENGINE_WIDTH], "n", "marker")
+    assert initial_state(always, 2)[:, ENGINE_WIDTH:].tolist() == [[0.0, 7.0]] * 2
+    assert res.state[0, ENGINE_WIDTH:].tolist() == [float(len(bars)), 7.0]
+    assert res.state[0, BARS] == len(bars)
+
+
+def test_decorator_metadata():
+    assert always.name == "always"
+    assert always.doc.startswith("Hold one side")
+    assert always.param_names == ("side",)
+    assert always.defaults() == {"side": 1}
+    assert always.warmup({"side": 0}) == 0
+    assert re.fullmatch(r"[0-9a-f]{64}", always.code_version)
+    assert "side (int, default 1, [-1, 1]): the side to hold" in always.describe()
+    assert always.py_step(np.array([1.0]), np.zeros(2), *([np.ones(3)] * 5), 0) == 1
+
+
+def test_step_with_wrong_arity_is_rejected():
+    with pytest.raises(StrategyError, match=r"8 arguments \(p, s, o, h, l, c, v, i\)"):
+
+        @strategy(params={})
+        def short(p, s, c, i):
+            return 0
+
+
+def test_bad_declarations_are_rejected():
+    def step(p, s, o, h, l, c, v, i):  # noqa: E741
+        return 0
+
+    with pytest.raises(StrategyError, match="type must be int or float"):
+        strategy(step, params={"x": Param(str, "a")})
+    with pytest.raises(StrategyError, match="min 5 > max 1"):
+        strategy(step, params={"x": Param(int, 3, min=5, max=1)})
+    with pytest.raises(StrategyError, match=r"'x' = 0 is out of range"):
+        strategy(step, params={"x": Param(int, 0, min=1)})
+    with pytest.raises(StrategyError, match="tuple of names"):
+        strategy(step, state="abc")
+    with pytest.raises(StrategyError, match="fast must be smaller"):
+        strategy(
+            step,
+            params={"fast": Param(int, 5), "slow": Param(int, 3)},
+            check=lambda p: None if p["fast"] < p["slow"] else "fast must be smaller",
+        )
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def test_params_from_dict_fills_defaults_and_converts():
+    sma = get_strategy("sma_cross")
+    assert params_from_dict(sma, {"fast": 5}).tolist() == [5.0, 50.0]
+    assert params_from_dict(sma, {"fast": "7", "slow": 9.0}).tolist() == [7.0, 9.0]
+    boll = get_strategy("bollinger")
+    row = params_from_dict(boll, {"k": 2})
+    assert params_to_dict(boll, row) == {"window": 20, "k": 2.0}
+    assert isinstance(params_to_dict(boll, row)["window"], int)
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "pattern"),
+    [
+        ("sma_cross", {"fats": 5}, r"strategy 'sma_cross' has no parameter 'fats'; .*fast \(int"),
+        ("sma_cross", {"fast": 2.5}, r"'sma_cross'.*'fast' = 2.5 is not an integer.*\[1, inf\]"),
+        ("sma_cross", {"fast": "abc"}, r"'fast' = 'abc' is not an int"),
+        ("sma_cross", {"fast": True}, r"'fast' = True has type bool"),
+        ("sma_cross", {"fast": None}, r"'fast' = None has type NoneType"),
+        ("sma_cross", {"fast": 0}, r"'fast' = 0 is out of range; valid range \[1, inf\]"),
+        ("sma_cross", {"fast": 60}, r"invalid parameters \(fast=60, slow=50\).*less than slow"),
+        ("ema_cross", {"fast": 30, "slow": 30}, r"'ema_cross'.*fast \(30\) must be less"),
+        ("bollinger", {"k": 11}, r"'bollinger'.*'k' = 11 is out of range.*\[0.0, 10.0\]"),
+        ("bollinger", {"k": float("nan")}, r"'k' = nan is not finite"),
+        ("breakout", {"lookback": 2**60}, r"'lookback' = \d+ is too large"),
+    ],
+)
+def test_invalid_parameters_have_clear_messages(name, values, pattern):
+    with pytest.raises(StrategyError, match=pattern) as err:
+        params_from_dict(get_strategy(name), values)
+    assert isinstance(err.value, ValueError)
+
+
+def test_exec_params():
+    assert exec_params_from_dict({}).tolist() == [100000.0, 0.0, 0.0]
+    assert exec_params_from_dict({"fee_bps": 1}).tolist() == [100000.0, 1.0, 0.0]
+    with pytest.raises(StrategyError, match="'notional' = 0.0 must be > 0"):
+        exec_params_from_dict({"notional": 0})
+    with pytest.raises(StrategyError, match=r"'fee_bps' = -1 is out of range; valid range \[0.0"):
+        exec_params_from_dict({"fee_bps": -1})
+    with pytest.raises(StrategyError, match="unknown execution parameter 'fees'"):
+        exec_params_from_dict({"fees": 1})
+
+
+def test_unknown_strategy_lists_the_known_ones():
+    with pytest.raises(StrategyError) as err:
+        get_strategy("smacross")
+    assert str(err.value) == (
+        "unknown strategy 'smacross'; known strategies: bollinger, breakout, ema_cross, sma_cross"
+    )
+    assert get_strategy("always", {"always": always}) is always
+
+
+def test_builtin_snapshots_are_small():
+    for strat in BUILTINS.values():
+        assert state_width(strat) * 8 <= 256
+        assert strat.code_version != always.code_version
+        assert initial_state(strat, 3).shape == (3, state_width(strat))
+
+
+# ----------------------------------------------------------------------------- errors per set
+
+
+def test_bad_signal_is_reported_for_its_set_only():
+    bars = make_bars(2, 3)
+    sets = [{"bad_at": -1}, {"bad_at": 5, "value": 2.0}, {"bad_at": 7, "value": 99.0}]
+    res = run_engine("misbehaving", sets, bars, strat=misbehaving)
+    good = run_engine("misbehaving", sets[:1], bars, strat=misbehaving)
+    assert res.errors[0] is None
+    assert res.errors[1] == (
+        "strategy 'misbehaving', parameter set 1 ({'bad_at': 5, 'value': 2.0}): the step "
+        f"returned signal 2.0 at bar 4 (ts {bars['ts'][4]}); a signal must be -1, 0 or +1"
+    )
+    assert "returned signal nan at bar 6" in res.errors[2]
+    assert not res.ok
+    assert np.array_equal(res.equity[0], good.equity[0])
+    assert np.isnan(res.equity[1:]).all() and np.isnan(res.snapshots[1:]).all()
+    assert set(res.fill_set.tolist()) == {0}
+    assert np.array_equal(res.state[1:], initial_state(misbehaving, 2))
+
+
+def test_a_raising_step_is_reported_for_its_set_only():
+    bars = make_bars(3, 2)
+    res = run_engine("fragile", [{"raise_at": -1}, {"raise_at": 3}, {}], bars, strat=fragile)
+    assert res.errors[0] is None and res.errors[2] is None
+    assert res.errors[1] == (
+        "strategy 'fragile', parameter set 1 ({'raise_at': 3}): "
+        "the step raised ValueError: fragile step gave up"
+    )
+    assert np.array_equal(res.equity[0], res.equity[2])
+    assert np.isnan(res.pnl[1]).all()
+    assert sorted(set(res.fill_set.tolist())) == [0, 2]
+    assert np.all(np.diff(res.fill_set) >= 0)
+
+
+def test_step_that_allocates_falls_back_to_reference_counting():
+    bars = make_bars(4, 3)
+    res = run_engine("allocating", [{"n": 3}, {"n": 5}], bars, strat=allocating)
+    assert res.ok and res.fill_qty.size > 0
+
+
+def plain_helper(x):
+    return x
+
+
+def test_step_that_does_not_compile_gives_a_strategy_error():
+    @strategy(params={})
+    def broken(p, s, o, h, l, c, v, i):  # noqa: E741
+        return plain_helper(c[i])
+
+    with pytest.raises(StrategyError, match="'broken': its step does not compile") as err:
+        run_engine("broken", [{}], make_bars(1, 1), strat=broken)
+    assert "Untyped global name 'plain_helper'" in str(err.value)
+    assert "must be decorated with @numba.njit" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- run_segment input
+
+
+def test_run_segment_checks_its_input():
+    sma = get_strategy("sma_cross")
+    bars = make_bars(1, 3)
+    ts, o, h, lo, c, v = bar_arrays(bars)
+    p = params_from_dict(sma, {"fast": 2, "slow": 6})[None]
+    ex = exec_params_from_dict({})[None]
+    de = day_ends(ts)
+    st = initial_state(sma, 1)
+    with pytest.raises(StrategyError, match=r"params must have shape \(n_sets, 2\)"):
+        run_segment(sma, np.zeros((1, 3)), ex, ts, o, h, lo, c, v, 0, de, st)
+    with pytest.raises(StrategyError, match=r"state must have shape \(1, 10\)"):
+        run_segment(sma, p, ex, ts, o, h, lo, c, v, 0, de, st[:, :5])
+    with pytest.raises(StrategyError, match="close has shape"):
+        run_segment(sma, p, ex, ts, o, h, lo, c[:-1], v, 0, de, st)
+    with pytest.raises(StrategyError, match="day_ends must be strictly increasing"):
+        run_segment(sma, p, ex, ts, o, h, lo, c, v, 0, de[:-1], st)
+    with pytest.raises(StrategyError, match=r"parameter set 0: .*'fast' = 2.5 is not an integer"):
+        run_segment(sma, np.array([[2.5, 6.0]]), ex, ts, o, h, lo, c, v, 0, de, st)
+    with pytest.raises(StrategyError, match=r"parameter set 1: .*fast \(6\) must be less"):
+        run_segment(sma, np.array([[2.0, 6.0], [6.0, 6.0]]), np.tile(ex, (2, 1)),
+                    ts, o, h, lo, c, v, 0, de, initial_state(sma, 2))  # fmt: skip
+    with pytest.raises(StrategyError, match=r"exec_params of set 0 = \[0.0, 0.0, 0.0\]"):
+        run_segment(sma, p, np.zeros((1, 3)), ts, o, h, lo, c, v, 0, de, st)
+    # a resumed state whose windows need more history than was loaded
+    full = run_segment(sma, p, ex, ts, o, h, lo, c, v, 0, de, st)
+    b = int(de[0])
+    with pytest.raises(StrategyError, match="needs 6 warm-up bars before start; got 2"):
+        run_segment(sma, p, ex, ts[b - 2 :], o[b - 2 :], h[b - 2 :], lo[b - 2 :], c[b - 2 :],
+                    v[b - 2 :], 2, de[1:] - b + 2, full.snapshots[:, 0])  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- loading files
+
+USER_FILE = '''
+import numpy as np
+from numba import njit
+
+from incbt.engine import Param, strategy
+
+THRESHOLD = {threshold}
+
+
+@njit
+def above(x, y):
+    return x > y + THRESHOLD
+
+
+@strategy(params={{"n": Param(int, 3, min=1)}}, state=("seen",), warmup=lambda p: p["n"])
+def momentum(p, s, o, h, l, c, v, i):
+    """Long when the close is above the close n bars ago."""
+    n = int(p[0])
+    s[0] += 1.0
+    if s[0] <= n:
+        return 0
+    return 1 if above(c[i], c[i - n]) else -1
+
+
+@strategy(name="flat")
+def do_nothing(p, s, o, h, l, c, v, i):
+    return 0
+'''
+
+
+def write(path, text):
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_load_strategies_from_a_file(tmp_path):
+    found = load_strategies(write(tmp_path / "mine.py", USER_FILE.format(threshold=0.0)))
+    assert list(found) == ["flat", "momentum"]
+    mom = found["momentum"]
+    assert mom.warmup({"n": 4}) == 4 and mom.doc.startswith("Long when")
+    bars = make_bars(6, 3)
+    res = run_engine("momentum", [{"n": 1}, {"n": 3}], bars, strat=mom)
+    assert res.ok and res.fill_qty.size > 0
+    c = bars["close"].to_numpy()
+    assert res.state[0, SIGNAL] == (1 if c[-1] > c[-2] else -1)
+    # the kernel is a generated module, cached by Numba next to it or in NUMBA_CACHE_DIR
+    path = kernel_path(mom)
+    assert path.exists() and "momentum" in path.name
+    cache_root = os.environ.get("NUMBA_CACHE_DIR") or str(path.parent)
+    assert glob.glob(f"{cache_root}/**/{path.stem}*.nbi", recursive=True)
+
+
+def test_code_version_follows_the_code(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    v1 = load_strategies(write(tmp_path / "a" / "s.py", USER_FILE.format(threshold=0.0)))
+    v2 = load_strategies(write(tmp_path / "b" / "s.py", USER_FILE.format(threshold=0.0)))
+    v3 = load_strategies(write(tmp_path / "c" / "s.py", USER_FILE.format(threshold=0.5)))
+    # same code anywhere: same version; a changed constant read by a helper: a new version
+    assert v1["momentum"].code_version == v2["momentum"].code_version
+    assert v1["momentum"].code_version != v3["momentum"].code_version
+    assert v1["flat"].code_version == v3["flat"].code_version
+    assert ENGINE_VERSION.startswith("incbt-engine-")
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("def oops(:\n", r"failed to import: SyntaxError"),
+        ("raise RuntimeError('no data here')\n", r"failed to import: RuntimeError: no data here"),
+        ("X = 1\n", r"defines no strategy: decorate a step function with @strategy"),
+        (
+            "from incbt.engine import strategy\n"
+            "@strategy(name='twin')\ndef a(p, s, o, h, l, c, v, i):\n    return 0\n"
+            "@strategy(name='twin')\ndef b(p, s, o, h, l, c, v, i):\n    return 0\n",
+            r"defines strategy 'twin' twice",
+        ),
+        (
+            "from incbt.engine import Param, strategy\n"
+            "@strategy(params={'x': Param(int, 0, min=1)})\n"
+            "def a(p, s, o, h, l, c, v, i):\n    return 0\n",
+            r"bad\.py: strategy 'a' \(default\): parameter 'x' = 0 is out of range",
+        ),
+    ],
+)
+def test_load_strategies_errors(tmp_path, text, pattern):
+    with pytest.raises(StrategyError, match=pattern):
+        load_strategies(write(tmp_path / "bad.py", text))
+
+
+def test_load_strategies_missing_file(tmp_path):
+    with pytest.raises(StrategyError, match=r"strategy file .*nope\.py does not exist"):
+        load_strategies(tmp_path / "nope.py")
+
+
+# ----------------------------------------------------------------------------- fork replay
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_replay_over_the_whole_history_rebuilds_the_strategy_state(name):
+    # when the warm-up covers every bar since the run start, the replay is the run itself
+    strat = get_strategy(name)
+    params = {
+        "sma_cross": {"fast": 3, "slow": 40},
+        "ema_cross": {"fast": 3, "slow": 40},
+        "breakout": {"lookback": 40},
+        "bollinger": {"window": 41, "k": 1.0},
+    }[name]
+    bars = make_bars(8, 4, min_bars=3, max_bars=9)
+    full = run_engine(name, [params], bars)
+    ts, o, h, lo, c, v = bar_arrays(bars)
+    end = int(day_ends(ts)[1])
+    assert end <= strat.warmup(params)
+    snap = full.snapshots[:, 1, :]
+    other = snap.copy()
+    other[:, ENGINE_WIDTH:] = 123.0  # replay ignores the old strategy slots
+    got = warmup_replay(strat, params_from_dict(strat, params)[None], other, o, h, lo, c, v, end)
+    assert got.tobytes() == snap.tobytes()
+
+
+def test_fork_carries_the_position_and_rebuilds_the_windows():
+    sma = get_strategy("sma_cross")
+    bars = make_bars(12, 6, min_bars=10, max_bars=20)
+    ts, o, h, lo, c, v = bar_arrays(bars)
+    de = day_ends(ts)
+    base = run_engine("sma_cross", [{"fast": 2, "slow": 5}], bars, {"fee_bps": 1.0})
+    d = 2  # fork effective on day d + 1
+    end = int(de[d])
+    new = {"fast": 3, "slow": 8}
+    p = params_from_dict(sma, new)[None]
+    st = warmup_replay(sma, p, base.snapshots[:, d, :], o, h, lo, c, v, end)
+    # engine fields kept: position, cash, pending order, previous equity, bar count
+    assert st[0, :ENGINE_WIDTH].tobytes() == base.snapshots[0, d, :ENGINE_WIDTH].tobytes()
+    assert st[0, ENGINE_WIDTH] == 8.0  # windows full: 8 bars replayed
+    assert st[0, ENGINE_WIDTH + 2] == sum(c[end - 8 : end].tolist())  # sum_slow, left to right
+    h0 = end - 8
+    seg = bars.iloc[h0:].reset_index(drop=True)
+    fork = run_engine("sma_cross", [new], seg, {"fee_bps": 1.0}, start=end - h0, state=st)
+    again = run_engine("sma_cross", [new], seg, {"fee_bps": 1.0}, start=end - h0, state=st)
+    assert fork.ok and fork.equity.tobytes() == again.equity.tobytes()
+    assert fork.n_days == base.n_days - d - 1
+    if base.snapshots[0, d, PENDING]:
+        assert fork.fill_bar[0] == end - h0  # the base run's pending order fills first
+    assert fork.state[0, CASH] != base.snapshots[0, d, CASH] or fork.fill_qty.size == 0
+
+
+CHILD = """
+import sys, numpy as np
+from incbt.engine import load_strategies, initial_state, params_from_dict, run_segment
+from incbt.engine import kernel
+strat = load_strategies(sys.argv[1])["momentum"]
+n = 200
+c = 100.0 + np.cumsum(np.sin(np.arange(n)))
+ts = np.arange(n, dtype=np.int64)
+res = run_segment(strat, params_from_dict(strat, {"n": 2})[None], np.array([[1e5, 1.0, 1.0]]),
+                  ts, c, c, c, c, c, 0, np.array([100, 200]), initial_state(strat, 1))
+fn = kernel._RESOLVED[(strat.code_version, strat.py_step.__module__, "run")]
+hits, misses = fn.stats.cache_hits.values(), fn.stats.cache_misses.values()
+print(res.equity[0, -1].hex(), sum(hits), sum(misses))
+"""
+
+
+def test_kernel_cache_is_reused_by_other_processes(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    text = USER_FILE.format(threshold=0.125)
+    outs = []
+    for folder in ("a", "a", "b"):  # the same file again, then a copy elsewhere
+        path = write(tmp_path / folder / "strats.py", text)
+        run = subprocess.run(
+            [sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=False
+        )
+        assert run.returncode == 0, run.stderr
+        outs.append(run.stdout.split())
+    assert outs[0][0] == outs[1][0] == outs[2][0]  # same bits
+    assert outs[1][1:] == ["1", "0"] and outs[2][1:] == ["1", "0"]  # loaded from the disk cache
