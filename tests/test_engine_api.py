@@ -484,3 +484,20 @@ def test_kernel_cache_is_reused_by_other_processes(tmp_path):
         outs.append(run.stdout.split())
     assert outs[0][0] == outs[1][0] == outs[2][0]  # same bits
     assert outs[1][1:] == ["1", "0"] and outs[2][1:] == ["1", "0"]  # loaded from the disk cache
+
+
+def test_the_documented_example_works(tmp_path):
+    import incbt.engine.strategy_api as doc_module
+
+    doc = doc_module.__doc__
+    block = doc.split("::\n\n", 1)[1].split("\n\n")
+    code = []
+    for para in block:  # the indented paragraphs right after "::"
+        if not para.startswith("    "):
+            break
+        code.append(textwrap.dedent(para))
+    found = load_strategies(write(tmp_path / "doc_example.py", "\n\n".join(code) + "\n"))
+    strat = found["ema_trend"]
+    assert strat.param_names == ("n",) and strat.state_names == ("seen", "ema")
+    res = run_engine("ema_trend", [{"n": 3}, {}], make_bars(2, 4), strat=strat)
+    assert res.ok and res.fill_qty.size > 0

@@ -5,7 +5,7 @@ catalog, no Ray. Everything is float64 in fixed loop orders, without
 fastmath, so that resuming from any day's snapshot gives the same bits as
 an uninterrupted run. The contract is SEMANTICS.md.
 
-- Strategies: `strategy`, `Param`, `Strategy` (see `incbt.engine.strategy`
+- Strategies: `strategy`, `Param`, `Strategy` (see `incbt.engine.strategy_api`
   for how to write one), `params_from_dict`, `load_strategies`, the
   built-ins `BUILTINS` / `get_strategy` (defined in `incbt.engine.strategies`).
 - Running: `run_segment` (a batch of parameter sets over one instrument's
@@ -29,7 +29,7 @@ from .kernel import (
 from .layout import ENGINE_FIELDS, ENGINE_WIDTH
 from .metrics import Metrics, compute_metrics, max_drawdown, portfolio_daily, sharpe
 from .strategies import BUILTINS, get_strategy
-from .strategy import (
+from .strategy_api import (
     EXEC_PARAMS,
     Param,
     ParamSpec,

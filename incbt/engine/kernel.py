@@ -39,7 +39,7 @@ from numba.core.errors import NumbaError
 from ._template import KERNEL_SOURCE
 from .errors import StrategyError
 from .layout import BARS, ENGINE_FIELDS, ENGINE_WIDTH
-from .strategy import Strategy, params_from_dict, params_to_dict
+from .strategy_api import Strategy, params_from_dict, params_to_dict
 
 __all__ = [
     "SegmentResult",

@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 
 from .errors import StrategyError
-from .strategy import Param, Strategy, strategy
+from .strategy_api import Param, Strategy, strategy
 
 __all__ = ["BUILTINS", "breakout", "bollinger", "ema_cross", "get_strategy", "sma_cross"]
 
