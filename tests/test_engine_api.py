@@ -501,3 +501,31 @@ def test_the_documented_example_works(tmp_path):
     assert strat.param_names == ("n",) and strat.state_names == ("seen", "ema")
     res = run_engine("ema_trend", [{"n": 3}, {}], make_bars(2, 4), strat=strat)
     assert res.ok and res.fill_qty.size > 0
+
+
+def test_strategy_error_is_in_the_package_tree():
+    import incbt.errors
+
+    assert issubclass(StrategyError, incbt.errors.StrategyError)
+    assert issubclass(StrategyError, incbt.errors.UserError)
+    assert issubclass(StrategyError, ValueError)
+    err = StrategyError("x")
+    assert incbt.errors.map_dependency_error(err, "running") is err
+
+
+def test_the_engine_imports_no_io_library():
+    import ast
+    import pathlib
+
+    import incbt.engine
+
+    banned = {"pyarrow", "lmdb", "datafusion", "ray", "pandas"}
+    for path in pathlib.Path(incbt.engine.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            else:
+                continue
+            assert not {n.split(".")[0] for n in names} & banned, (path.name, names)
