@@ -99,10 +99,7 @@ class Case:
     value: str | None = None  # the value as it must appear in the message
     bad_file: int = -1  # which of the returned paths the message must name
     extra: list[str] = field(default_factory=list)
-    fix_missing: str | None = None  # why the message has no "Fix:" (an incbt bug)
     tz: str | None = None  # ingest(tz=...)
-    bug: str | None = None  # incbt gets this case wrong (the test is a strict xfail)
-    multiline: str | None = None  # why the message has a line break (an incbt bug)
 
 
 # Row k of the good rows is on line k + 2. Rows 0-4 are S0000, rows 5-9 S0001.
@@ -293,9 +290,6 @@ def _no_glob_match(rows, d):
     return [os.path.join(d, "*.parquet")]
 
 
-NO_FIX_READ = "the 'cannot read the file' error (incbt/bars/inputs.py) has no fix"
-NO_FIX_PARQUET = "the 'not a readable Parquet file' error (incbt/bars/inputs.py) has no fix"
-
 CASES: list[Case] = [
     Case(
         "duplicate-ts",
@@ -411,7 +405,6 @@ CASES: list[Case] = [
         _duplicate_column,
         "duplicate column(s) close",
         line=1,
-        fix_missing="the 'duplicate column(s)' error (inputs.py _check_columns) has no fix",
     ),
     Case(
         "unparsable-number",
@@ -458,8 +451,6 @@ CASES: list[Case] = [
         line=LINE_K,
         value="'2024-03-10 02:30:00'",
         tz="America/New_York",
-        multiline="inputs.py _assume_tz puts pyarrow's multi-line message in the error, so "
-        "the CLI's one-line error spans 3 lines",
     ),
     Case(
         "unknown-tz",
@@ -468,16 +459,13 @@ CASES: list[Case] = [
         error=incbt.UsageError,
         tz="Mars/Olympus_Mons",
         extra=["Mars/Olympus_Mons"],
-        bug="inputs.py _assume_tz catches ArrowInvalid (which pyarrow raises for an unknown "
-        "zone) before its UsageError branch: an unknown --tz is reported as a BadInputError "
-        "'ts is ambiguous or does not exist' at line 2",
     ),
     Case("empty-file", _empty, "the file is empty"),
     Case("header-only", _header_only, "header but no bars"),
     Case("too-many-fields", _too_many, "expected 7 fields, found 8", line=LINE_K),
     Case("too-few-fields", _too_few, "expected 7 fields, found 6", line=LINE_K),
     Case("blank-line", _blank_line, "", line=K + 2),
-    Case("binary-csv", _binary_csv, "cannot read the file", fix_missing=NO_FIX_READ),
+    Case("binary-csv", _binary_csv, "cannot read the file"),
     Case("unknown-extension", _extension, "unknown file type"),
     Case(
         "parquet-close-string",
@@ -534,13 +522,11 @@ CASES: list[Case] = [
         "corrupt-parquet",
         _corrupt_parquet,
         "not a readable Parquet file",
-        fix_missing=NO_FIX_PARQUET,
     ),
     Case(
         "truncated-parquet",
         _truncated_parquet,
         "not a readable Parquet file",
-        fix_missing=NO_FIX_PARQUET,
     ),
     Case(
         "good-file-then-bad-file",
@@ -573,14 +559,7 @@ def _reject(populated, source, case: Case) -> tuple[Exception, list[str]]:
     return info.value, paths
 
 
-def _xfail_if(cases: list[Case], why: Callable[[Case], str | None]) -> list:
-    return [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=why(c))) if why(c) else c
-        for c in cases
-    ]
-
-
-@pytest.mark.parametrize("case", _xfail_if(CASES, lambda c: c.bug), ids=lambda c: c.id)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_rejected_store_unchanged(populated, source, case):
     exc, paths = _reject(populated, source, case)
     msg = str(exc)
@@ -603,7 +582,7 @@ def test_rejected_store_unchanged(populated, source, case):
         assert fragment in msg, msg
 
 
-@pytest.mark.parametrize("case", _xfail_if(CASES, lambda c: c.multiline), ids=lambda c: c.id)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_message_is_one_line(populated, source, case):
     exc, _ = _reject(populated, source, case)
     assert "\n" not in str(exc), str(exc)
@@ -611,7 +590,7 @@ def test_message_is_one_line(populated, source, case):
 
 @pytest.mark.parametrize(
     "case",
-    _xfail_if([c for c in CASES if c.error is incbt.BadInputError], lambda c: c.fix_missing),
+    [c for c in CASES if c.error is incbt.BadInputError],
     ids=lambda c: c.id,
 )
 def test_message_has_fix(populated, source, case):
@@ -620,7 +599,7 @@ def test_message_has_fix(populated, source, case):
     assert exc.fix
 
 
-# Messages that are correct about file and line but misleading about the problem.
+# Messages must say what is wrong, not just where (each was once misleading).
 UNCLEAR = {
     "blank-line": (
         "blank",
@@ -647,11 +626,7 @@ UNCLEAR = {
 
 @pytest.mark.parametrize(
     "case",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=UNCLEAR[c.id][1]))
-        for c in CASES
-        if c.id in UNCLEAR
-    ],
+    [c for c in CASES if c.id in UNCLEAR],
     ids=lambda c: c.id,
 )
 def test_message_says_what_is_wrong(populated, source, case):

@@ -395,12 +395,6 @@ def test_parquet_and_csv_inputs_give_identical_stores(tmp_path):
         assert s.seq is None and s.days_unchanged == 12
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="incbt/query/__init__.py session(): with no current files, bars is a pyarrow dataset "
-    "of 0 fragments whose UnknownPartitioning(0) fails DataFusion's SanityCheckPlan under ORDER "
-    "BY ('SQL failed: DataFusion error: SanityCheckPlan'); also hits --as-of 1",
-)
 def test_order_by_on_a_store_without_bars():
     with temp_store("incbt-empty-") as (store, _):
         assert store.sql(ALL_BARS).num_rows == 0

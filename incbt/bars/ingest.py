@@ -18,6 +18,7 @@ call that changes nothing writes nothing and records no event.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -146,11 +147,14 @@ def recover(root: str, cat: Catalog) -> int:
     removed = 0
     for p in pending:
         if p not in live:
+            full = os.path.join(root, p)
             try:
-                os.remove(os.path.join(root, p))
+                os.remove(full)
                 removed += 1
             except FileNotFoundError:
                 pass
+            with contextlib.suppress(OSError):  # folder of a never-committed instrument
+                os.rmdir(os.path.dirname(full))
     if pending:
         cat.env.write(lambda txn: cat.set_pending(txn, []))
     tmp = os.path.join(root, "tmp")

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -120,7 +121,8 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
         )
     dup = {p for p in present if present.count(p) > 1}
     if dup:
-        raise BadInputError(f"duplicate column(s) {', '.join(sorted(dup))}", file=path, line=1)
+        raise BadInputError(f"duplicate column(s) {', '.join(sorted(dup))}", file=path, line=1,
+                            fix="rename or drop the repeated column")
     return wanted
 
 
@@ -196,7 +198,8 @@ def _read_csv(path: str, mapping: Mapping[str, str], tz: str | None) -> tuple[pa
         if m and header[int(m.group(1))] == ts_src:
             types[ts_src] = pa.string()
             table = _arrow_csv_or_explain(path, header, types)
-            _parse_ts_text(path, table.column(ts_src).combine_chunks(), ts_kind, tz, "csv")
+            _parse_ts_text(path, table.column(ts_src).combine_chunks(), ts_kind, tz, "csv",
+                           table.column(wanted["instrument"]).combine_chunks())
             raise  # pragma: no cover - the text parse above names the bad line
         _explain_csv_error(path, header, msg)
         raise  # pragma: no cover
@@ -260,21 +263,57 @@ def _explain_csv_error(path: str, header: list[str], msg: str) -> None:
             .combine_chunks()
         )
         i = _first_bad(strings, pa.float64())
+        if _line_is_blank(path, i + 2):
+            raise BadInputError("blank line", file=path, line=i + 2,
+                                fix="remove blank lines between bars") from None
         raise BadInputError(
             f"column {col} is not a number",
             file=path,
             line=i + 2,
+            instrument=_instrument_at(path, header, i),
             value=strings[i].as_py(),
             fix="write numbers like 101.25 (no thousands separators, no empty fields)",
         ) from None
     raise BadInputError(f"cannot parse the CSV: {msg}", file=path) from None
 
 
-def _parse_ts_text(path: str, text: pa.Array, kind: str, tz: str | None, fkind: str) -> pa.Array:
+def _csv_line(path: str, line: int) -> list[str] | None:
+    opener = open
+    if path.endswith(".gz"):
+        import gzip
+
+        opener = gzip.open  # type: ignore[assignment]
+    with opener(path, "rt", newline="") as f:  # type: ignore[operator]
+        for i, fields in enumerate(csv.reader(f), start=1):
+            if i == line:
+                return fields
+    return None
+
+
+def _line_is_blank(path: str, line: int) -> bool:
+    fields = _csv_line(path, line)
+    return fields is not None and all(not x.strip() for x in fields)
+
+
+def _instrument_at(path: str, header: list[str], row: int,
+                   mapping: Mapping[str, str] | None = None) -> str | None:
+    """The instrument named on a CSV data row (slow path, errors only)."""
+    fields = _csv_line(path, row + 2)
+    name = (mapping or {}).get("instrument", "instrument")
+    if fields is None or name not in header or len(fields) != len(header):
+        return None
+    return fields[header.index(name)] or None
+
+
+def _parse_ts_text(path: str, text: pa.Array, kind: str, tz: str | None, fkind: str,
+                   instruments: Any = None) -> pa.Array:
     """Strings (ISO-8601 with offset, or integer epoch ns) to int64 ns UTC."""
 
-    def where(i: int) -> dict[str, int]:
-        return {"line": i + 2} if fkind == "csv" else {"row": i + 1}
+    def where(i: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"line": i + 2} if fkind == "csv" else {"row": i + 1}
+        if instruments is not None:
+            out["instrument"] = str(instruments[i].as_py())
+        return out
 
     if kind == "int":
         try:
@@ -294,7 +333,7 @@ def _parse_ts_text(path: str, text: pa.Array, kind: str, tz: str | None, fkind: 
     except pa.ArrowInvalid:
         i = _first_bad(text, target)
         value = text[i].as_py()
-        if tz is None and _looks_naive(value):
+        if tz is None and _looks_naive(value) and _parses_naive(value):
             raise BadInputError(
                 "ts has no UTC offset",
                 file=path,
@@ -323,6 +362,14 @@ def _parse_ts_text(path: str, text: pa.Array, kind: str, tz: str | None, fkind: 
     return pc.cast(parsed, pa.int64())
 
 
+def _parses_naive(value: str) -> bool:
+    try:
+        pc.cast(pa.array([value]), pa.timestamp("ns"))
+        return True
+    except pa.ArrowInvalid:
+        return False
+
+
 def _looks_naive(value: str) -> bool:
     return not re.search(r"(Z|[+-]\d\d:?\d\d)\s*$", value)
 
@@ -331,6 +378,7 @@ def _assume_tz(path: str, naive: pa.Array, tz: str, fkind: str) -> pa.Array:
     try:
         return pc.assume_timezone(naive, timezone=tz, ambiguous="raise", nonexistent="raise")
     except pa.ArrowInvalid as exc:
+        reason = (str(exc).strip().splitlines() or ["invalid"])[0]
         # Find the first timestamp that does not exist or is ambiguous in tz.
         lo, hi = 0, len(naive)
         while hi - lo > 1:
@@ -342,7 +390,7 @@ def _assume_tz(path: str, naive: pa.Array, tz: str, fkind: str) -> pa.Array:
                 hi = mid
         where = {"line": lo + 2} if fkind == "csv" else {"row": lo + 1}
         raise BadInputError(
-            f"ts is ambiguous or does not exist in {tz} ({exc})",
+            f"ts is ambiguous or does not exist in {tz} ({reason})",
             file=path,
             **where,
             value=str(naive[lo].as_py()),
@@ -356,7 +404,9 @@ def _read_parquet(path: str, mapping: Mapping[str, str], tz: str | None) -> tupl
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise BadInputError(f"not a readable Parquet file ({exc})", file=path) from None
+        raise BadInputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})",
+                            file=path, fix="re-export the file as Parquet, or give a CSV "
+                            "file a .csv name") from None
     names = pf.schema_arrow.names
     wanted = _check_columns(path, names, mapping)
     table = pf.read()
@@ -418,6 +468,8 @@ def read_input(
 ) -> InputBars:
     """Read and validate one file; raise BadInputError on the first problem."""
     mapping = dict(mapping or {})
+    if tz:
+        check_tz(tz)
     kind = _kind(path)
     try:
         if kind == "csv":
@@ -425,7 +477,8 @@ def read_input(
         else:
             table, kind = _read_parquet(path, mapping, tz)
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise BadInputError(f"cannot read the file ({exc})", file=path) from None
+        raise BadInputError(f"cannot read the file ({str(exc).splitlines()[0]})", file=path,
+                            fix="save CSV files as UTF-8 text with a header line") from None
     return validate(path, kind, table)
 
 
@@ -564,6 +617,18 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
         ts=np.ascontiguousarray(sts), open=o2, high=h2, low=l2, close=c2, volume=v2,
         rows=order.astype(np.int64),
     )
+
+
+def check_tz(tz: str) -> None:
+    """Raise UsageError unless ``tz`` is a known IANA time zone."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            f"--tz {tz!r} is not a known time zone; use an IANA name like America/New_York"
+        ) from None
 
 
 def trading_days(ts: np.ndarray, tz: str) -> np.ndarray:

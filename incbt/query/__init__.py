@@ -122,9 +122,17 @@ def session(root: str, cat: Catalog, as_of: int | None = None,
         files = cat.current_files(txn) if as_of is None else cat.files_as_of(txn, as_of)
         builders = {"events": lambda: _events_table(cat, txn, as_of),
                     "changes": lambda: _changes_table(cat, txn, as_of),
-                    "files": lambda: _files_table(files)}
+                    "files": lambda: _files_table(files),
+                    "runs": lambda: _runs_table(cat, txn),
+                    "metrics": lambda: _metrics_table(cat, txn)}
+        if _names(only_for, "daily") or _names(only_for, "fills"):
+            _register_results(ctx, root, cat, txn)
         if _names(only_for, "bars"):
-            ctx.register_dataset("bars", bars_dataset(root, files))
+            if files:
+                ctx.register_dataset("bars", bars_dataset(root, files))
+            else:  # a dataset of no fragments fails DataFusion's plan checks
+                ctx.register_record_batches(
+                    "bars", [[pa.RecordBatch.from_pylist([], BARS_SCHEMA)]])
         for name, build in builders.items():
             if not _names(only_for, name):
                 continue
@@ -132,6 +140,89 @@ def session(root: str, cat: Catalog, as_of: int | None = None,
             batches = table.to_batches() or [pa.RecordBatch.from_pylist([], table.schema)]
             ctx.register_record_batches(name, [batches])
     return ctx
+
+
+def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
+    import json
+
+    from incbt.catalog import runs as rc
+
+    recs = list(rc.runs(cat, txn))
+    pnames = sorted({k for r in recs for k in r.params})
+    cols: dict[str, list] = {
+        "run_id": [r.run_id for r in recs], "strategy": [r.strategy for r in recs],
+        "code_version": [r.code_version for r in recs],
+        "start": [int(np.datetime64(r.start, "D").astype(np.int64)) for r in recs],
+        "universe": [r.universe if isinstance(r.universe, str) else ",".join(r.universe)
+                     for r in recs],
+        "instruments": [None if isinstance(r.universe, str) else len(r.universe)
+                        for r in recs],
+        "notional": [r.exec_params["notional"] for r in recs],
+        "fee_bps": [r.exec_params["fee_bps"] for r in recs],
+        "slippage_bps": [r.exec_params["slippage_bps"] for r in recs],
+    }
+    for n in pnames:
+        cols[f"p_{n}"] = [None if n not in r.params else float(r.params[n]) for r in recs]
+    cols["params"] = [json.dumps(r.params, sort_keys=True) for r in recs]
+    cols["source"] = [r.source for r in recs]
+    cols["created_seq"] = [r.created_seq for r in recs]
+    schema = pa.schema([("run_id", pa.string()), ("strategy", pa.string()),
+                        ("code_version", pa.string()), ("start", pa.date32()),
+                        ("universe", pa.string()), ("instruments", pa.int64()),
+                        ("notional", pa.float64()), ("fee_bps", pa.float64()),
+                        ("slippage_bps", pa.float64()),
+                        *((f"p_{n}", pa.float64()) for n in pnames),
+                        ("params", pa.string()), ("source", pa.string()),
+                        ("created_seq", pa.int64())])
+    return pa.table(cols, schema=schema)
+
+
+METRICS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("instrument", pa.string()), ("scope", pa.string()),
+    ("total_pnl", pa.float64()), ("sharpe", pa.float64()), ("max_drawdown", pa.float64()),
+    ("fills", pa.int64()), ("fees", pa.float64()), ("turnover", pa.float64()),
+    ("days", pa.int64()),
+])
+
+
+def _metrics_table(cat: Catalog, txn: Any) -> pa.Table:
+    from incbt.catalog import runs as rc
+
+    rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
+    for rid, inst, v in rc.all_metrics(cat, txn):
+        rows["run_id"].append(rid)
+        rows["instrument"].append(inst or None)
+        rows["scope"].append("instrument" if inst else "portfolio")
+        for i, name in enumerate(("total_pnl", "sharpe", "max_drawdown", "fills", "fees",
+                                  "turnover", "days")):
+            rows[name].append(int(v[i]) if name in ("fills", "days") else float(v[i]))
+    return pa.table(rows, schema=METRICS_SCHEMA)
+
+
+def _register_results(ctx: datafusion.SessionContext, root: str, cat: Catalog, txn: Any
+                      ) -> None:
+    """``daily`` and ``fills``: the committed batch files, superseded rows filtered out."""
+    from incbt.catalog import runs as rc
+    from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, cutoffs
+
+    batches = list(rc.batches(cat, txn))
+    cut = cutoffs(cat, txn)
+    ctx.register_record_batches(
+        "_cutoffs", [cut.to_batches() or [pa.RecordBatch.from_pylist([], cut.schema)]])
+    for name, schema, key in (("daily", DAILY_SCHEMA, "daily"),
+                              ("fills", FILLS_SCHEMA, "fills")):
+        paths = [os.path.join(root, rec[key]) for _, rec in batches]
+        if paths:
+            ctx.register_dataset(f"_{name}_raw", ds.dataset(paths, schema=schema,
+                                                           format="parquet"))
+        else:
+            ctx.register_record_batches(f"_{name}_raw",
+                                        [[pa.RecordBatch.from_pylist([], schema)]])
+        cols = ", ".join(f"r.{f.name}" for f in schema if f.name != "batch")
+        ctx.register_view(name, ctx.sql(
+            f"SELECT {cols} FROM _{name}_raw r LEFT JOIN _cutoffs c ON r.run_id = c.run_id "
+            "AND r.instrument = c.instrument AND r.batch = c.batch "
+            "WHERE c.valid_until IS NULL OR r.date < c.valid_until"))
 
 
 def _names(sql: str | None, table: str) -> bool:
@@ -146,6 +237,8 @@ def run_sql(ctx: datafusion.SessionContext, query: str, params: dict[str, Any] |
         df = ctx.sql(query, param_values=params) if params else ctx.sql(query)
         return df.to_arrow_table()
     except Exception as exc:  # datafusion raises plain Exception subclasses
-        msg = str(exc).strip().splitlines()
-        first = msg[0] if msg else type(exc).__name__
-        raise QueryError(f"{label} failed: {first}") from None
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        text = lines[0] if lines else type(exc).__name__
+        if len(lines) > 1:  # DataFusion puts the cause last
+            text += f" ({lines[-1]})"
+        raise QueryError(f"{label} failed: {text}") from None
