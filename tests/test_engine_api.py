@@ -529,3 +529,44 @@ def test_the_engine_imports_no_io_library():
             else:
                 continue
             assert not {n.split(".")[0] for n in names} & banned, (path.name, names)
+
+
+HELPER = """
+from numba import njit
+
+LIMIT = {limit}
+
+
+@njit
+def clip(x):
+    return min(x, LIMIT)
+"""
+
+USES_HELPER = """
+import {module}
+from incbt.engine import strategy
+
+
+@strategy(state=("n",))
+def clipped(p, s, o, h, l, c, v, i):
+    s[0] += 1.0
+    return 1 if {module}.clip(c[i]) > 100.0 else -1
+"""
+
+
+def test_helper_modules_next_to_the_file_are_importable_and_versioned(tmp_path):
+    import sys
+
+    versions = []
+    module = "engine_test_helper"
+    for k, limit in enumerate((1e9, 1e9, 50.0)):
+        folder = tmp_path / str(k)
+        folder.mkdir()
+        write(folder / f"{module}.py", HELPER.format(limit=limit))
+        sys.modules.pop(module, None)  # as in a new process: a module is imported once
+        strat = load_strategies(write(folder / "s.py", USES_HELPER.format(module=module)))
+        versions.append(strat["clipped"].code_version)
+    # the strategy file is the same each time; only the helper's constant changed
+    assert versions[0] == versions[1] != versions[2]
+    res = run_engine("clipped", [{}], make_bars(1, 2), strat=strat["clipped"])
+    assert res.ok and np.all(res.pos[0] <= 0)  # clip at 50 < 100: always short

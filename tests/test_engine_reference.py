@@ -58,7 +58,7 @@ def check_against_reference(name: str, seed: int, n_days: int, discrete: bool, n
 
 
 @pytest.mark.parametrize("name", sorted(BUILTINS))
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
     n_days=st.integers(1, 7),

@@ -57,7 +57,7 @@ def assert_resume_identical(name, sets, bars, extra_history):
 
 
 @pytest.mark.parametrize("name", sorted(BUILTINS))
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
     n_days=st.integers(2, 8),

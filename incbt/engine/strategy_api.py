@@ -53,13 +53,17 @@ new parameters) rebuilds `s` by replaying that many bars from a fresh state.
 message (or None) for rules between parameters, e.g. fast < slow.
 
 The strategy's `code_version` hashes the engine version, the step's source
-(with its decorator) and everything it calls or reads from its module: other
-functions (plain or jitted) and constant globals. Edit any of them and the
-runs using the strategy are recomputed.
+(with its decorator) and the user code it reaches: the functions it calls
+(which must be `@numba.njit`), from its own file or from helper modules next
+to it (`load_strategies` lets the file import them), and the constants they
+read, which Numba freezes at compile time. Edit any of them and the runs using
+the strategy are recomputed. (A helper module is imported once per process:
+restart to pick up an edit of it.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import inspect
@@ -69,6 +73,7 @@ import numbers
 import os
 import re
 import sys
+import sysconfig
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -206,8 +211,33 @@ def _global_names(code: types.CodeType) -> set[str]:
     return names
 
 
+_LIBRARY_DIRS = tuple(
+    sorted(
+        {
+            os.path.realpath(path)
+            for key in ("stdlib", "platstdlib", "purelib", "platlib")
+            if (path := sysconfig.get_paths().get(key))
+        }
+    )
+)
+
+
+def _is_user_code(obj: Any) -> bool:
+    """True for functions and modules not installed with Python or in site-packages."""
+    try:
+        path = inspect.getsourcefile(obj) or inspect.getfile(obj)
+    except TypeError:  # built-in
+        return False
+    return not os.path.realpath(path).startswith(_LIBRARY_DIRS)
+
+
 def _fingerprint(fn: Callable[..., Any], parts: list[str], seen: set[int]) -> None:
-    """Append to `parts` the source of `fn` and of what it uses from its own module."""
+    """Append to `parts` the source of `fn` and of the user code it uses, recursively.
+
+    Followed: functions (plain or jitted) it names, from any module that is not
+    installed in site-packages or the standard library, also as `module.function`;
+    constants (numbers, strings, tuples, arrays), which Numba freezes at compile time.
+    """
     if isinstance(fn, Dispatcher):
         fn = fn.py_func
     if id(fn) in seen:
@@ -218,8 +248,8 @@ def _fingerprint(fn: Callable[..., Any], parts: list[str], seen: set[int]) -> No
     glb = getattr(fn, "__globals__", None)
     if code is None or glb is None:
         return
-    module = glb.get("__name__")
-    for name in sorted(_global_names(code)):
+    names = sorted(_global_names(code))
+    for name in names:
         if name not in glb:
             continue
         val = glb[name]
@@ -227,10 +257,16 @@ def _fingerprint(fn: Callable[..., Any], parts: list[str], seen: set[int]) -> No
             val = val.py_func
         scalars = (bool, int, float, complex, str, bytes, type(None), np.generic)
         if isinstance(val, types.FunctionType):
-            if val.__module__ == module:
+            if _is_user_code(val):
                 _fingerprint(val, parts, seen)
             else:
                 parts.append(f"uses {name} = {val.__module__}.{val.__qualname__}")
+        elif isinstance(val, types.ModuleType):
+            if _is_user_code(val):  # e.g. `helpers.f(x)`: follow the attributes it names
+                for attr in names:
+                    member = getattr(val, attr, None)
+                    if isinstance(member, (Dispatcher, types.FunctionType)):
+                        _fingerprint(member, parts, seen)
         elif isinstance(val, scalars) or (
             isinstance(val, tuple) and all(isinstance(x, scalars) for x in val)
         ):
@@ -512,6 +548,10 @@ def load_strategies(path: str | os.PathLike[str]) -> dict[str, Strategy]:
     module = importlib.util.module_from_spec(spec)
     previous = sys.modules.get(mod_name)
     sys.modules[mod_name] = module
+    folder = os.path.dirname(p)
+    added = folder not in sys.path
+    if added:  # the file may import helper modules that sit next to it
+        sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except StrategyError as e:
@@ -522,6 +562,10 @@ def load_strategies(path: str | os.PathLike[str]) -> dict[str, Strategy]:
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
         raise StrategyError(f"strategy file {p} failed to import: {type(e).__name__}: {e}") from e
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(folder)
     found: dict[str, Strategy] = {}
     for value in vars(module).values():
         if isinstance(value, Strategy) and value.py_step.__module__ == mod_name:
