@@ -4,7 +4,14 @@
     >>> store = incbt.open("store")          # or incbt.init("store")
     >>> store.ingest("data/")                # CSV/Parquet files, folders, globs
     >>> store.sql("SELECT count(*) FROM bars")
+    >>> run = store.backtest("sma_cross", {"fast": 10, "slow": 50}, fee_bps=1)
+    >>> run.metrics, run.daily, run.fills
+
+Strategies of your own: ``@incbt.strategy`` and ``incbt.Param`` (see
+``incbt.engine.strategy``). They load lazily, so ``import incbt`` stays fast.
 """
+
+from typing import Any as _Any
 
 from incbt.errors import (
     BadInputError,
@@ -22,19 +29,37 @@ from incbt.store import open_store as open  # noqa: A001 - the public verb is in
 
 __version__ = "0.1.0"
 
+_LAZY = {"strategy": "incbt.engine", "Param": "incbt.engine", "Strategy": "incbt.engine",
+         "Run": "incbt.runs"}
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'incbt' has no attribute {name!r}")
+
+
 __all__ = [
     "BadInputError",
     "BarArrays",
     "IncbtError",
     "NotAStoreError",
+    "Param",
     "QueryError",
+    "Run",
     "Store",
     "StoreError",
     "StoreLockedError",
+    "Strategy",
     "StrategyError",
     "UsageError",
     "UserError",
     "__version__",
     "init",
     "open",
+    "strategy",
 ]

@@ -189,6 +189,65 @@ def _coerce(v: str) -> object:
 
 
 @app.command()
+def backtest(
+    strategy: Annotated[str, typer.Argument(help="Strategy name: built-in (see `incbt "
+                        "strategies`) or defined in --strategies FILE.")],
+    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="Strategy "
+                     "parameter NAME=VALUE (repeatable).")] = None,
+    instruments: Annotated[str | None, typer.Option(help="Comma-separated instruments "
+                           "(default: all, including ones that arrive later).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every instrument (the default).")]
+    = False,
+    universe: Annotated[str | None, typer.Option(help="SQL over bars returning an "
+                        "`instrument` column, e.g. by average volume.")] = None,
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (default: the "
+                     "first day in the store).")] = None,
+    notional: Annotated[float, typer.Option(help="Currency per position.")] = 100000.0,
+    fee_bps: Annotated[float, typer.Option(help="Fee per fill, bps of |notional|.")] = 0.0,
+    slippage_bps: Annotated[float, typer.Option(help="Fill at open*(1 +/- bps/1e4).")] = 0.0,
+    strategies: Annotated[str | None, typer.Option("--strategies", help="A Python file "
+                          "defining strategies with @incbt.strategy.")] = None,
+    output: OutputOpt = "table",
+) -> None:
+    """Register a run and compute what it lacks; print its metrics and id."""
+    st = _open()
+    if instruments and (all_ or universe):
+        raise UsageError("give one of --instruments, --all, --universe")
+    insts = [x.strip() for x in instruments.split(",") if x.strip()] if instruments else None
+    params = {k: _coerce(v) for k, v in _pairs(param, "-p").items()}
+    with RichReporter() as rep:
+        run = st.backtest(strategy, params, instruments=insts, start=start, notional=notional,
+                          fee_bps=fee_bps, slippage_bps=slippage_bps, universe=universe,
+                          strategies_file=strategies, progress=rep)
+    r = run.report
+    if r is not None and r.bars_processed:
+        typer.echo(f"computed {r.segments} segment(s), {r.bars_processed:,} bar-steps in "
+                   f"{r.seconds:.2f} s")
+    else:
+        typer.echo("already up to date: nothing computed")
+    for e in (r.errors if r else [])[:10]:
+        err_console.print(f"[yellow]failed:[/yellow] {e}", highlight=False)
+    write_table(run.metrics, output, None, title=f"run {run.run_id} {run.record.strategy} "
+                f"{run.record.params}")
+    typer.echo(f"run id: {run.run_id}")
+
+
+@app.command()
+def strategies(
+    file: Annotated[str | None, typer.Option("--strategies", help="Also list the "
+                    "strategies in this file.")] = None,
+) -> None:
+    """List the strategies with their parameters (types, defaults, ranges)."""
+    from incbt.engine import BUILTINS, load_strategies
+
+    found = dict(BUILTINS)
+    if file:
+        found.update(load_strategies(file))
+    for name in sorted(found):
+        typer.echo(found[name].describe())
+
+
+@app.command()
 def log(
     kind: Annotated[str | None, typer.Option(help="Only events of this kind (init, ingest).")]
     = None,

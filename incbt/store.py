@@ -199,6 +199,55 @@ class Store:
         with self.lock():
             return recover(self.path, self.catalog)
 
+    # -- backtests ---------------------------------------------------------
+    def backtest(
+        self,
+        strategy: Any,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        instruments: Sequence[str] | str | None = None,
+        start: str | None = None,
+        notional: float = 100000.0,
+        fee_bps: float = 0.0,
+        slippage_bps: float = 0.0,
+        universe: str | None = None,
+        strategies_file: str | None = None,
+        progress: Reporter = NULL,
+    ) -> Any:
+        """Register a run (or one per params dict in a list) and compute what it lacks.
+
+        ``strategy``: a built-in name, a name in ``strategies_file``, or a
+        Strategy made with ``@incbt.strategy``. ``instruments``: names, or
+        None/"all" for every instrument (including ones that arrive later);
+        ``universe``: SQL over ``bars`` returning an ``instrument`` column.
+        The same inputs give the same run id: a second call computes nothing.
+        Returns a Run (or a list of Runs, one per params dict).
+        """
+        from incbt import runs as runs_mod
+
+        many = isinstance(params, Sequence) and not isinstance(params, Mapping)
+        sets = list(params) if many else [params]  # type: ignore[list-item]
+        ex = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
+        records = [runs_mod.register(self, strategy, p, instruments=instruments, start=start,
+                                     exec_params=ex, universe_sql=universe,
+                                     strategies_file=strategies_file) for p in sets]
+        unique = list({r.run_id: r for r in records}.values())
+        report = runs_mod.bring_up_to_date(self, unique, command=_command(), progress=progress)
+        out = [runs_mod.Run(self, r, report) for r in records]
+        return out if many else out[0]
+
+    def run(self, run_id: str) -> Any:
+        """A registered run by id (a unique prefix is enough)."""
+        from incbt import runs as runs_mod
+        from incbt.catalog import runs as rc
+
+        with self.catalog.env.read() as txn:
+            found = [r for r in rc.runs(self.catalog, txn) if r.run_id.startswith(run_id)]
+        if len(found) != 1:
+            raise UsageError(f"no run {run_id!r}" if not found else
+                             f"run id prefix {run_id!r} is ambiguous ({len(found)} runs)")
+        return runs_mod.Run(self, found[0])
+
     # -- reading -----------------------------------------------------------
     def sql(self, query: str, *, params: dict[str, Any] | None = None,
             as_of: int | None = None) -> pa.Table:

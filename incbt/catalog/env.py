@@ -28,6 +28,11 @@ DBS = (
     b"files",  # file hash -> file record JSON (path, intervals it was current)
     b"buckets",  # instrument|month -> current file hash
     b"pending",  # intents of an unfinished write, for orphan clean-up
+    b"runs",  # run id -> run record JSON
+    b"snapshots",  # run id | instrument | 0 | day -> engine state + metric accumulators
+    b"segments",  # run id | instrument | 0 | batch -> result rows a batch holds
+    b"batches",  # batch -> result files of one commit
+    b"metrics",  # run id | instrument ("" = portfolio) -> metrics at the latest day
 )
 
 _ENVS: dict[str, Env] = {}

@@ -1,0 +1,219 @@
+"""Runs, snapshots, result segments and metrics in the catalog.
+
+==========  ==============================================  ===========================
+db          key                                             value
+==========  ==============================================  ===========================
+runs        run id (8 bytes)                                run record JSON
+snapshots   run id | instrument | 0 | day (u32)             float64 state vector: the
+                                                            engine state, then metric
+                                                            accumulators (see results)
+segments    run id | instrument | 0 | batch (u64)           first day, last day, rows
+batches     batch (u64)                                     JSON: seq, daily/fills paths
+metrics     run id | instrument (portfolio: empty name)     float64 metrics vector
+==========  ==============================================  ===========================
+
+A *batch* is one commit of results: one ``daily`` and one ``fills`` file. A
+result row of batch ``b`` for (run, instrument) is valid while no later batch
+of the same (run, instrument) starts on or before its day: a recomputation
+from day D always runs to the end, so it supersedes every older row from D on.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import lmdb
+import numpy as np
+
+from incbt.catalog import DAY_OFFSET, Catalog
+
+_SEG = struct.Struct(">iiQ")  # first day, last day, rows (days as plain int32)
+
+
+def run_key(run_id: str) -> bytes:
+    return bytes.fromhex(run_id)
+
+
+def ri_key(run_id: str, instrument: str) -> bytes:
+    return run_key(run_id) + instrument.encode() + b"\0"
+
+
+def snap_key(run_id: str, instrument: str, day: int) -> bytes:
+    return ri_key(run_id, instrument) + struct.pack(">I", day + DAY_OFFSET)
+
+
+@dataclass
+class RunRecord:
+    """What identifies a run (its id is a hash of all of it but ``created_seq``)."""
+
+    run_id: str
+    strategy: str
+    code_version: str
+    params: dict[str, Any]
+    exec_params: dict[str, float]
+    start: str  # YYYY-MM-DD
+    universe: list[str] | str  # instruments, or "all"
+    created_seq: int = 0
+    source: str = "builtin"  # or the path of the user's strategies file
+
+
+@dataclass(frozen=True)
+class Segment:
+    run_id: str
+    instrument: str
+    batch: int
+    first_day: int
+    last_day: int
+    rows: int
+
+
+def _db(cat: Catalog, name: str) -> Any:
+    return cat.env.db(name.encode())
+
+
+def get_run(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> RunRecord | None:
+    v = txn.get(run_key(run_id), db=_db(cat, "runs"))
+    return None if v is None else RunRecord(**json.loads(v))
+
+
+def put_run(cat: Catalog, txn: lmdb.Transaction, rec: RunRecord) -> None:
+    txn.put(run_key(rec.run_id), json.dumps(asdict(rec), sort_keys=True).encode(),
+            db=_db(cat, "runs"))
+
+
+def runs(cat: Catalog, txn: lmdb.Transaction) -> Iterator[RunRecord]:
+    with txn.cursor(_db(cat, "runs")) as cur:
+        for _, v in cur:
+            yield RunRecord(**json.loads(v))
+
+
+def latest_snapshot(
+    cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str, before: int | None = None
+) -> tuple[int, np.ndarray] | None:
+    """The latest snapshot of (run, instrument) on a day < ``before`` (any day if None).
+
+    One cursor seek.
+    """
+    prefix = ri_key(run_id, instrument)
+    bound = snap_key(run_id, instrument, before) if before is not None else prefix + b"\xff"
+    with txn.cursor(_db(cat, "snapshots")) as cur:
+        if cur.set_range(bound):
+            if not cur.prev():
+                return None
+        elif not cur.last():
+            return None
+        k = cur.key()
+        if not k.startswith(prefix) or len(k) != len(prefix) + 4:
+            return None
+        day = struct.unpack(">I", k[-4:])[0] - DAY_OFFSET
+        return day, np.frombuffer(cur.value(), dtype=np.float64).copy()
+
+
+def put_snapshots(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str,
+                  days: np.ndarray, states: np.ndarray) -> None:
+    """Put one state row per day (days ascending)."""
+    db = _db(cat, "snapshots")
+    base = ri_key(run_id, instrument)
+    for d, row in zip(days.tolist(), states, strict=True):
+        txn.put(base + struct.pack(">I", d + DAY_OFFSET), row.astype(np.float64).tobytes(),
+                db=db)
+
+
+def delete_snapshots_from(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str,
+                          first_day: int) -> int:
+    """Delete the snapshots of (run, instrument) on or after ``first_day``."""
+    prefix = ri_key(run_id, instrument)
+    n = 0
+    with txn.cursor(_db(cat, "snapshots")) as cur:
+        if not cur.set_range(snap_key(run_id, instrument, first_day)):
+            return 0
+        while cur.key().startswith(prefix) and len(cur.key()) == len(prefix) + 4:
+            if not cur.delete():
+                break
+            n += 1
+    return n
+
+
+def snapshot_days(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str
+                  ) -> list[int]:
+    prefix = ri_key(run_id, instrument)
+    out = []
+    with txn.cursor(_db(cat, "snapshots")) as cur:
+        if cur.set_range(prefix):
+            for k in cur.iternext(values=False):
+                if not k.startswith(prefix) or len(k) != len(prefix) + 4:
+                    break
+                out.append(struct.unpack(">I", k[-4:])[0] - DAY_OFFSET)
+    return out
+
+
+def count_snapshots(cat: Catalog, txn: lmdb.Transaction) -> int:
+    return txn.stat(_db(cat, "snapshots"))["entries"]
+
+
+def put_segment(cat: Catalog, txn: lmdb.Transaction, seg: Segment) -> None:
+    txn.put(ri_key(seg.run_id, seg.instrument) + struct.pack(">Q", seg.batch),
+            _SEG.pack(seg.first_day, seg.last_day, seg.rows), db=_db(cat, "segments"))
+
+
+def segments(cat: Catalog, txn: lmdb.Transaction, run_id: str | None = None
+             ) -> Iterator[Segment]:
+    """Every result segment (of one run), by run, instrument, batch."""
+    prefix = run_key(run_id) if run_id else b""
+    with txn.cursor(_db(cat, "segments")) as cur:
+        if not cur.set_range(prefix):
+            return
+        for k, v in cur:
+            if not k.startswith(prefix):
+                return
+            rid = k[:8].hex()
+            inst = k[8:-9].decode()
+            batch = struct.unpack(">Q", k[-8:])[0]
+            f, last, rows = _SEG.unpack(v)
+            yield Segment(rid, inst, batch, f, last, rows)
+
+
+def next_batch(cat: Catalog, txn: lmdb.Transaction) -> int:
+    with txn.cursor(_db(cat, "batches")) as cur:
+        if cur.last():
+            return struct.unpack(">Q", cur.key())[0] + 1
+    return 1
+
+
+def put_batch(cat: Catalog, txn: lmdb.Transaction, batch: int, rec: dict[str, Any]) -> None:
+    txn.put(struct.pack(">Q", batch), json.dumps(rec, sort_keys=True).encode(),
+            db=_db(cat, "batches"))
+
+
+def batches(cat: Catalog, txn: lmdb.Transaction) -> Iterator[tuple[int, dict[str, Any]]]:
+    with txn.cursor(_db(cat, "batches")) as cur:
+        for k, v in cur:
+            yield struct.unpack(">Q", k)[0], json.loads(v)
+
+
+def put_metrics(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str,
+                values: np.ndarray) -> None:
+    txn.put(run_key(run_id) + instrument.encode(), values.astype(np.float64).tobytes(),
+            db=_db(cat, "metrics"))
+
+
+def all_metrics(cat: Catalog, txn: lmdb.Transaction) -> Iterator[tuple[str, str, np.ndarray]]:
+    with txn.cursor(_db(cat, "metrics")) as cur:
+        for k, v in cur:
+            yield k[:8].hex(), k[8:].decode(), np.frombuffer(v, dtype=np.float64)
+
+
+def all_metrics_of(cat: Catalog, txn: lmdb.Transaction, run_id: str
+                   ) -> Iterator[tuple[str, str, np.ndarray]]:
+    prefix = run_key(run_id)
+    with txn.cursor(_db(cat, "metrics")) as cur:
+        if not cur.set_range(prefix):
+            return
+        for k, v in cur:
+            if not k.startswith(prefix):
+                return
+            yield run_id, k[8:].decode(), np.frombuffer(v, dtype=np.float64)

@@ -1,0 +1,167 @@
+"""Executors: run the planner's segment tasks through the engine.
+
+A task's inputs are the task itself (plain data), the bars (from a
+:class:`BarSource`) and the states it resumes from (read by the driver from
+the catalog and passed in), so the same :func:`run_task` runs in-process or in
+a Ray worker, and never touches the catalog.
+
+Bar sources, behind one interface: :class:`DirectBars` reads the row groups
+the catalog's day index names (no query planning); :class:`SqlBars` runs a
+DataFusion query that prunes files by instrument and date. Both return the
+same arrays bit for bit (tested); ``benchmarks/bench_engine.py`` measures both.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from incbt.engine import (
+    ENGINE_WIDTH,
+    Strategy,
+    get_strategy,
+    initial_state,
+    load_strategies,
+    run_segment,
+    state_width,
+)
+from incbt.plan import SegmentTask
+from incbt.results.metrics import ACC_WIDTH, fold, initial_acc
+from incbt.store import BarArrays, read_days
+
+DAILY_FIELDS = ("equity", "pnl", "pos", "fees", "fills", "turnover")
+
+
+class BarSource(Protocol):
+    def load(self, instrument: str, first_day: int, last_day: int) -> BarArrays: ...
+
+
+class DirectBars:
+    """Bars straight from the row groups named by the catalog's day index."""
+
+    def __init__(self, root: str, entries_by_instrument: dict[str, list]) -> None:
+        self.root = root
+        self.entries = entries_by_instrument  # instrument -> DayEntry list (ascending)
+        self.paths: dict[bytes, str] = {}
+
+    @classmethod
+    def from_store(cls, store: object, instruments: list[str]) -> DirectBars:
+        cat = store.catalog  # type: ignore[attr-defined]
+        entries: dict[str, list] = {}
+        paths: dict[bytes, str] = {}
+        with cat.env.read() as txn:
+            for inst in instruments:
+                es = list(cat.days(txn, inst))
+                entries[inst] = es
+                for e in es:
+                    if e.file not in paths:
+                        paths[e.file] = cat.file(txn, e.file).path
+        src = cls(store.path, entries)  # type: ignore[attr-defined]
+        src.paths = paths
+        return src
+
+    def load(self, instrument: str, first_day: int, last_day: int) -> BarArrays:
+        es = [e for e in self.entries.get(instrument, []) if first_day <= e.day <= last_day]
+        return read_days(self.root, instrument, es, self.paths)
+
+
+class SqlBars:
+    """Bars through DataFusion: one pruned query per load."""
+
+    def __init__(self, store: object) -> None:
+        self.ctx = store.session(only_for="bars")  # type: ignore[attr-defined]
+
+    def load(self, instrument: str, first_day: int, last_day: int) -> BarArrays:
+        import pyarrow as pa
+
+        t = self.ctx.sql(
+            "SELECT ts, open, high, low, close, volume, CAST(date AS INT) AS day FROM bars "
+            "WHERE instrument = $i AND date BETWEEN CAST($a AS DATE) AND CAST($b AS DATE) "
+            "ORDER BY ts",
+            param_values={"i": instrument, "a": str(np.datetime64(first_day, "D")),
+                          "b": str(np.datetime64(last_day, "D"))},
+        ).to_arrow_table()
+        cols = {c: t.column(c).combine_chunks() for c in t.column_names}
+        ts = cols["ts"].cast(pa.int64()).to_numpy()
+        day = cols["day"].to_numpy()
+        brk = np.flatnonzero(day[1:] != day[:-1]) + 1
+        days = day[np.concatenate(([0], brk))] if len(day) else np.empty(0, np.int32)
+        ends = np.concatenate((brk, [len(day)])).astype(np.int64) if len(day) else \
+            np.empty(0, np.int64)
+        return BarArrays(instrument, ts, *(cols[c].to_numpy() for c in
+                                           ("open", "high", "low", "close", "volume")),
+                         days.astype(np.int32), ends)
+
+
+@functools.lru_cache(maxsize=64)
+def _user_strategies(path: str, mtime: float) -> dict[str, Strategy]:
+    return load_strategies(path)
+
+
+def resolve_strategy(name: str, source: str) -> Strategy:
+    """A strategy by name: built-in, or from the user's strategies file ``source``."""
+    if source == "builtin":
+        return get_strategy(name)
+    return get_strategy(name, _user_strategies(source, os.path.getmtime(source)))
+
+
+@dataclass
+class TaskResult:
+    """What one task computed, for the driver to commit."""
+
+    task: SegmentTask
+    days: np.ndarray  # (n_days,) the days computed
+    daily: dict[str, np.ndarray]  # DAILY_FIELDS -> (n_runs, n_days)
+    fill_run: np.ndarray  # index into task.run_ids
+    fill_ts: np.ndarray
+    fill_day: np.ndarray
+    fill_qty: np.ndarray
+    fill_price: np.ndarray
+    fill_fee: np.ndarray
+    states: np.ndarray  # (n_runs, n_days, width + ACC_WIDTH): the snapshot of each day
+    bars_processed: int
+    errors: list[str | None]
+
+
+def snapshot_width(strat: Strategy) -> int:
+    return state_width(strat) + ACC_WIDTH
+
+
+def fresh_states(strat: Strategy, n: int) -> np.ndarray:
+    return np.concatenate([initial_state(strat, n), initial_acc(n)], axis=1)
+
+
+def run_task(task: SegmentTask, bars: BarSource, resume: np.ndarray | None) -> TaskResult:
+    """Compute one task. ``resume``: (n_runs, snapshot width) states, or None (fresh)."""
+    strat = resolve_strategy(task.strategy, task.source)
+    n_runs = len(task.run_ids)
+    width = state_width(strat)
+    states = fresh_states(strat, n_runs) if resume is None else np.asarray(resume, np.float64)
+    b = bars.load(task.instrument, task.history_day, task.last_day)
+    start = int(np.searchsorted(b.days, task.first_day))
+    start_bar = int(b.day_ends[start - 1]) if start > 0 else 0
+    days = b.days[start:]
+    res = run_segment(
+        strat, np.array(task.params, dtype=np.float64),
+        np.array(task.exec_params, dtype=np.float64), b.ts, b.open, b.high, b.low, b.close,
+        b.volume, start_bar, b.day_ends[start:], states[:, :width],
+    )
+    daily = {f: getattr(res, f) for f in DAILY_FIELDS}
+    capital = np.array([e[0] for e in task.exec_params], dtype=np.float64)
+    acc = fold(states[:, width:], res.pnl, capital, equity=res.equity,
+               fills=res.fills, fees=res.fees, turnover=res.turnover)
+    snaps = np.concatenate([res.snapshots, acc], axis=2)
+    ends = b.day_ends[start:]
+    fill_day = days[np.searchsorted(ends, res.fill_bar, side="right")] if len(res.fill_bar) \
+        else np.empty(0, np.int32)
+    return TaskResult(task, days.astype(np.int32), daily, res.fill_set.astype(np.int64),
+                      res.fill_ts, fill_day.astype(np.int32), res.fill_qty, res.fill_price,
+                      res.fill_fee, snaps, int(res.bars_processed), list(res.errors))
+
+
+__all__ = ["DAILY_FIELDS", "ENGINE_WIDTH", "BarSource", "DirectBars", "SqlBars", "TaskResult",
+           "fresh_states", "resolve_strategy", "run_task", "snapshot_width"]

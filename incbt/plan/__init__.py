@@ -1,0 +1,136 @@
+"""The planner: what to (re)compute, as serialisable segment tasks. Pure code.
+
+Input is plain data read from the catalog by the caller (no LMDB here): the
+runs, each instrument's trading days and bar counts, and for each (run,
+instrument) the day its results are valid through and the snapshots it has.
+Output is a list of :class:`SegmentTask`, each one instrument and a batch of
+runs of one strategy that resume from the same point: executors (in-process
+or Ray) only consume these.
+
+For a (run, instrument) whose results are valid through day V (None: never
+computed), the segment is every day with bars after V and on or after the
+run's start. It resumes from the snapshot at V (snapshots are kept for every
+day a run computed; see the retention rule in ``incbt.results``) and re-reads
+the ``warmup`` bars before its first day that the strategy's windows need.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The parts of a run the planner needs."""
+
+    run_id: str
+    strategy: str
+    source: str  # "builtin" or a strategies file
+    params: tuple[float, ...]
+    exec_params: tuple[float, ...]
+    start_day: int
+    instruments: tuple[str, ...]
+    warmup: int  # bars of history its strategy re-reads before a segment
+
+
+@dataclass(frozen=True)
+class SegmentTask:
+    """One instrument, a batch of runs of one strategy, a range of days to compute."""
+
+    strategy: str
+    source: str
+    instrument: str
+    run_ids: tuple[str, ...]
+    params: tuple[tuple[float, ...], ...]
+    exec_params: tuple[tuple[float, ...], ...]
+    first_day: int  # first day to compute
+    last_day: int  # last day to compute
+    resume_day: int | None  # the snapshot day the runs resume from; None = fresh state
+    history_day: int  # first day of bars to load (history before first_day, or first_day)
+    days: int  # trading days to compute
+    bars: int  # bars to compute, per run
+    history_bars: int = 0
+
+    @property
+    def work(self) -> int:
+        """Bar-steps this task will do: its bars times its runs."""
+        return self.bars * len(self.run_ids)
+
+
+@dataclass(frozen=True)
+class InstrumentDays:
+    """An instrument's trading days (ascending) and the bars of each."""
+
+    days: tuple[int, ...]
+    rows: tuple[int, ...]
+
+
+@dataclass
+class Plan:
+    tasks: list[SegmentTask] = field(default_factory=list)
+
+    @property
+    def bars(self) -> int:
+        return sum(t.work for t in self.tasks)
+
+    @property
+    def segments(self) -> int:
+        return sum(len(t.run_ids) for t in self.tasks)
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks)
+
+
+def plan(
+    runs: Sequence[RunSpec],
+    days: Mapping[str, InstrumentDays],
+    valid_through: Mapping[tuple[str, str], int | None],
+) -> Plan:
+    """Segment tasks bringing every (run, instrument) up to the last day with bars.
+
+    ``valid_through[(run_id, instrument)]`` is the day the stored results and
+    snapshot of that pair are valid through (missing or None: nothing valid).
+    Tasks come out in a fixed order: by instrument, strategy, resume point.
+    """
+    groups: dict[tuple, list[tuple[RunSpec, int]]] = defaultdict(list)
+    for run in runs:
+        for inst in run.instruments:
+            d = days.get(inst)
+            if d is None or not d.days:
+                continue
+            v = valid_through.get((run.run_id, inst))
+            lo = max(run.start_day, v + 1) if v is not None else run.start_day
+            i0 = bisect.bisect_left(d.days, lo)
+            if i0 >= len(d.days):
+                continue  # up to date
+            # history: the warm-up bars before the first day, never before the start
+            h = i0
+            need = run.warmup if v is not None else 0
+            got = 0
+            while got < need and h > 0 and d.days[h - 1] >= run.start_day:
+                h -= 1
+                got += d.rows[h]
+            # runs sharing a resume point share a task (one pass over the bars); the
+            # history loaded is the longest any of them needs
+            key = (inst, run.strategy, run.source, i0, (v is not None, v or 0), run.start_day)
+            groups[key].append((run, h))
+    tasks = []
+    for key in sorted(groups):
+        inst, strat, source, i0, (resumes, v_day), _ = key
+        v = v_day if resumes else None
+        d = days[inst]
+        h = min(hh for _, hh in groups[key])
+        members = sorted((r for r, _ in groups[key]), key=lambda r: r.run_id)
+        tasks.append(SegmentTask(
+            strategy=strat, source=source, instrument=inst,
+            run_ids=tuple(r.run_id for r in members),
+            params=tuple(r.params for r in members),
+            exec_params=tuple(r.exec_params for r in members),
+            first_day=d.days[i0], last_day=d.days[-1], resume_day=v,
+            history_day=d.days[h], days=len(d.days) - i0, bars=sum(d.rows[i0:]),
+            history_bars=sum(d.rows[h:i0]),
+        ))
+    return Plan(tasks)

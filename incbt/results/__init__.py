@@ -1,0 +1,273 @@
+"""Results: per-batch Parquet files, committed with their snapshots in one transaction.
+
+A *batch* is one commit (a ``backtest``, later an ``update``): it writes
+``results/daily/<batch>.parquet`` and ``results/fills/<batch>.parquet`` with
+the rows of every (run, instrument) segment it computed, sorted by run,
+instrument and time, then one LMDB transaction records the batch, its
+segments, the snapshots and the metrics. Until that transaction commits the
+files are invisible (SQL reads the catalog's list) and a crash leaves them as
+orphans for the next writer to delete.
+
+A row of batch b for (run, instrument) stays valid until a later batch of the
+same pair starts on or before its day (a recomputation from D always runs to
+the end). SQL's ``daily`` and ``fills`` apply that rule (see
+:func:`cutoffs`), so superseded rows are never mixed with valid ones.
+
+Snapshot retention (store setting ``snapshot_keep_days``, N): the snapshot of
+every one of a pair's last N days, and before that the last day of each month.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from incbt.bars.layout import fsync_dir
+from incbt.catalog import Catalog
+from incbt.catalog import runs as rc
+from incbt.results.metrics import ACC_WIDTH, finalize, fold, initial_acc, portfolio_pnl
+
+DAILY_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("instrument", pa.string()), ("date", pa.date32()),
+    ("equity", pa.float64()), ("pnl", pa.float64()), ("pos", pa.float64()),
+    ("fees", pa.float64()), ("fills", pa.int64()), ("turnover", pa.float64()),
+    ("batch", pa.int64()),
+])
+FILLS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("instrument", pa.string()), ("ts", pa.timestamp("ns", tz="UTC")),
+    ("date", pa.date32()), ("qty", pa.float64()), ("price", pa.float64()),
+    ("fee", pa.float64()), ("batch", pa.int64()),
+])
+PORTFOLIO = ""  # the instrument name under which a run's portfolio state is kept
+
+
+def batch_paths(batch: int) -> tuple[str, str]:
+    name = f"{batch:010d}.parquet"
+    return os.path.join("results", "daily", name), os.path.join("results", "fills", name)
+
+
+def retained(days: np.ndarray, keep: int) -> np.ndarray:
+    """Mask of the days whose snapshot is kept: the last ``keep``, and each month's last."""
+    n = len(days)
+    mask = np.zeros(n, dtype=bool)
+    mask[max(0, n - keep):] = True
+    if n:
+        months = days.astype("datetime64[D]").astype("datetime64[M]")
+        mask[:-1] |= months[1:] != months[:-1]
+        mask[-1] = True
+    return mask
+
+
+@dataclass
+class CommitSummary:
+    batch: int = 0
+    seq: int = 0
+    runs: int = 0
+    segments: int = 0
+    days: int = 0
+    bars_processed: int = 0
+    daily_rows: int = 0
+    fills: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _str_col(values: list[str], index: np.ndarray) -> pa.Array:
+    return pa.array(np.asarray(values, dtype=object)[index], type=pa.string())
+
+
+def build_tables(results: Iterable[Any], batch: int, failed: set[tuple[str, str]]
+                 ) -> tuple[pa.Table, pa.Table]:
+    """The batch's daily and fills tables, rows sorted by (run, instrument, time)."""
+    d_parts: list[dict[str, np.ndarray]] = []
+    f_parts: list[dict[str, np.ndarray]] = []
+    names: list[str] = []
+    ids: dict[str, int] = {}
+
+    def code(s: str) -> int:
+        if s not in ids:
+            ids[s] = len(names)
+            names.append(s)
+        return ids[s]
+
+    for r in results:
+        t = r.task
+        inst = code(t.instrument)
+        for k, rid in enumerate(t.run_ids):
+            if (rid, t.instrument) in failed:
+                continue
+            n = len(r.days)
+            d_parts.append({
+                "run": np.full(n, code(rid)), "inst": np.full(n, inst), "date": r.days,
+                **{f: r.daily[f][k] for f in ("equity", "pnl", "pos", "fees", "fills",
+                                              "turnover")},
+            })
+            sel = r.fill_run == k
+            m = int(sel.sum())
+            if m:
+                f_parts.append({
+                    "run": np.full(m, code(rid)), "inst": np.full(m, inst),
+                    "ts": r.fill_ts[sel], "date": r.fill_day[sel], "qty": r.fill_qty[sel],
+                    "price": r.fill_price[sel], "fee": r.fill_fee[sel],
+                })
+
+    def cat(parts: list[dict[str, np.ndarray]], key: str, dtype: Any) -> np.ndarray:
+        return np.concatenate([p[key] for p in parts]).astype(dtype, copy=False) if parts \
+            else np.empty(0, dtype)
+
+    order_names = np.argsort(np.asarray(names, dtype=object)) if names else np.empty(0, int)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order_names] = np.arange(len(names))
+
+    run_c, inst_c = cat(d_parts, "run", np.int64), cat(d_parts, "inst", np.int64)
+    date = cat(d_parts, "date", np.int32)
+    o = np.lexsort((date, rank[inst_c], rank[run_c])) if len(date) else np.empty(0, int)
+    daily = pa.table([
+        _str_col(names, run_c[o]), _str_col(names, inst_c[o]), pa.array(date[o], pa.date32()),
+        *(pa.array(cat(d_parts, f, np.float64)[o]) for f in ("equity", "pnl", "pos", "fees")),
+        pa.array(cat(d_parts, "fills", np.int64)[o]),
+        pa.array(cat(d_parts, "turnover", np.float64)[o]),
+        pa.array(np.full(len(o), batch, dtype=np.int64)),
+    ], schema=DAILY_SCHEMA)
+    frun, finst = cat(f_parts, "run", np.int64), cat(f_parts, "inst", np.int64)
+    fts = cat(f_parts, "ts", np.int64)
+    o = np.lexsort((fts, rank[finst], rank[frun])) if len(fts) else np.empty(0, int)
+    fills = pa.table([
+        _str_col(names, frun[o]), _str_col(names, finst[o]),
+        pa.array(fts[o], pa.timestamp("ns", tz="UTC")),
+        pa.array(cat(f_parts, "date", np.int32)[o], pa.date32()),
+        *(pa.array(cat(f_parts, f, np.float64)[o]) for f in ("qty", "price", "fee")),
+        pa.array(np.full(len(o), batch, dtype=np.int64)),
+    ], schema=FILLS_SCHEMA)
+    return daily, fills
+
+
+def write_durable(root: str, rel: str, table: pa.Table) -> None:
+    final = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    tmp = os.path.join(root, "tmp", os.path.basename(rel) + ".tmp")
+    os.makedirs(os.path.dirname(tmp), exist_ok=True)
+    pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 17,
+                   use_dictionary=["run_id", "instrument", "date", "batch"])
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    fsync_dir(os.path.dirname(final))
+
+
+def read_valid_daily(root: str, cat: Catalog, txn: Any, run_id: str, from_day: int
+                     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Stored valid (days, pnl) per instrument of a run, for days >= from_day."""
+    segs = [s for s in rc.segments(cat, txn, run_id) if s.instrument != PORTFOLIO]
+    by_pair: dict[str, list[rc.Segment]] = defaultdict(list)
+    for s in segs:
+        by_pair[s.instrument].append(s)
+    wanted: dict[int, list[tuple[str, int, int]]] = defaultdict(list)  # batch -> (inst, lo, hi)
+    for inst, ss in by_pair.items():
+        ss.sort(key=lambda s: s.batch)
+        for i, s in enumerate(ss):
+            until = min((t.first_day for t in ss[i + 1:]), default=2**31)
+            lo, hi = max(s.first_day, from_day), min(s.last_day, until - 1)
+            if lo <= hi:
+                wanted[s.batch].append((inst, lo, hi))
+    out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for b, items in sorted(wanted.items()):
+        t = pq.read_table(os.path.join(root, batch_paths(b)[0]),
+                          columns=["instrument", "date", "pnl"],
+                          filters=[("run_id", "=", run_id)])
+        insts = t.column("instrument").to_numpy(zero_copy_only=False)
+        dates = t.column("date").cast(pa.int32()).to_numpy()
+        pnl = t.column("pnl").to_numpy()
+        for inst, lo, hi in items:
+            m = (insts == inst) & (dates >= lo) & (dates <= hi)
+            out[inst].append((dates[m], pnl[m]))
+    res = {}
+    for inst, parts in out.items():
+        d = np.concatenate([p[0] for p in parts])
+        p = np.concatenate([p[1] for p in parts])
+        o = np.argsort(d, kind="stable")
+        res[inst] = (d[o], p[o])
+    return res
+
+
+def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
+    """(run_id, instrument, batch, valid_until) for segments a later batch supersedes.
+
+    Rows of a listed (run, instrument, batch) are valid only with date < valid_until.
+    """
+    rows: dict[str, list] = {"run_id": [], "instrument": [], "batch": [], "valid_until": []}
+    cur_key = None
+    group: list[rc.Segment] = []
+
+    def flush() -> None:
+        for i, s in enumerate(group):
+            later = [t.first_day for t in group[i + 1:]]
+            if later:
+                rows["run_id"].append(s.run_id)
+                rows["instrument"].append(s.instrument)
+                rows["batch"].append(s.batch)
+                rows["valid_until"].append(min(later))
+
+    for s in rc.segments(cat, txn):
+        key = (s.run_id, s.instrument)
+        if key != cur_key:
+            flush()
+            group, cur_key = [], key
+        group.append(s)
+    flush()
+    return pa.table({
+        "run_id": pa.array(rows["run_id"], pa.string()),
+        "instrument": pa.array(rows["instrument"], pa.string()),
+        "batch": pa.array(rows["batch"], pa.int64()),
+        "valid_until": pa.array(rows["valid_until"], pa.int32()).cast(pa.date32()),
+    })
+
+
+def portfolio_update(root: str, cat: Catalog, txn: Any, run: rc.RunRecord, from_day: int,
+                     fresh: dict[str, tuple[np.ndarray, np.ndarray]]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Recompute a run's portfolio accumulators from ``from_day``.
+
+    ``fresh``: this batch's (days, pnl) per instrument (they win over stored rows).
+    Returns (days, accumulators per day).
+    """
+    stored = read_valid_daily(root, cat, txn, run.run_id, from_day)
+    per = []
+    for inst in sorted(set(stored) | set(fresh)):
+        days_parts, pnl_parts = [], []
+        if inst in stored:
+            d, p = stored[inst]
+            cut = fresh[inst][0][0] if inst in fresh and len(fresh[inst][0]) else 2**31
+            m = d < cut
+            days_parts.append(d[m])
+            pnl_parts.append(p[m])
+        if inst in fresh:
+            days_parts.append(fresh[inst][0])
+            pnl_parts.append(fresh[inst][1])
+        d = np.concatenate(days_parts)
+        p = np.concatenate(pnl_parts)
+        keep = d >= from_day
+        per.append((inst, d[keep], p[keep]))
+    days, pnl = portfolio_pnl(per)
+    snap = rc.latest_snapshot(cat, txn, run.run_id, PORTFOLIO, from_day)
+    acc0 = initial_acc(1) if snap is None else snap[1][None, :]
+    capital = np.array([float(run.exec_params["notional"]) * max(1, len(run.universe)
+                                                                 if isinstance(run.universe,
+                                                                               list) else 1)])
+    z = np.zeros((1, len(days)))
+    acc = fold(acc0, pnl[None, :], capital, equity=None, fills=z, fees=z, turnover=z)
+    return days, acc[0]
+
+
+__all__ = ["ACC_WIDTH", "DAILY_SCHEMA", "FILLS_SCHEMA", "PORTFOLIO", "CommitSummary",
+           "batch_paths", "build_tables", "cutoffs", "finalize", "portfolio_update",
+           "read_valid_daily", "retained", "write_durable"]

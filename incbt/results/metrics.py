@@ -1,0 +1,111 @@
+"""Metrics as resumable accumulators (SEMANTICS.md "Portfolio and metrics").
+
+Metrics are folded day by day into a small float64 vector that is saved with
+every snapshot, so an update that resumes from day D-1 continues the same
+sequence of floating-point operations a full run makes, and the metrics are
+bit-identical. Sharpe uses Welford's running mean and variance of daily
+returns (pnl / capital), which is stable and sequential.
+
+Accumulator fields (:data:`ACC_FIELDS`): days, mean, m2, peak, max_dd,
+total_pnl, fills, fees, turnover, equity. :func:`finalize` turns one into
+:data:`METRICS`: total_pnl, sharpe, max_drawdown, fills, fees, turnover, days.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+ACC_FIELDS = ("days", "mean", "m2", "peak", "max_dd", "total_pnl", "fills", "fees",
+              "turnover", "equity")
+ACC_WIDTH = len(ACC_FIELDS)
+METRICS = ("total_pnl", "sharpe", "max_drawdown", "fills", "fees", "turnover", "days")
+SQRT_252 = float(np.sqrt(252.0))
+
+
+def initial_acc(n: int = 1) -> np.ndarray:
+    return np.zeros((n, ACC_WIDTH), dtype=np.float64)
+
+
+@nb.njit(cache=True, nogil=True)
+def _incbt_metrics_fold(acc0, pnl, equity, fills, fees, turnover, capital, has_equity, out):
+    for k in range(pnl.shape[0]):
+        n = acc0[k, 0]
+        mean = acc0[k, 1]
+        m2 = acc0[k, 2]
+        peak = acc0[k, 3]
+        mdd = acc0[k, 4]
+        tot = acc0[k, 5]
+        nf = acc0[k, 6]
+        fe = acc0[k, 7]
+        to = acc0[k, 8]
+        eq = acc0[k, 9]
+        for d in range(pnl.shape[1]):
+            p = pnl[k, d]
+            eq = equity[k, d] if has_equity else eq + p
+            r = p / capital[k]
+            n += 1.0
+            delta = r - mean
+            mean += delta / n
+            m2 += delta * (r - mean)
+            if eq > peak:
+                peak = eq
+            if peak - eq > mdd:
+                mdd = peak - eq
+            tot += p
+            nf += fills[k, d]
+            fe += fees[k, d]
+            to += turnover[k, d]
+            out[k, d, 0] = n
+            out[k, d, 1] = mean
+            out[k, d, 2] = m2
+            out[k, d, 3] = peak
+            out[k, d, 4] = mdd
+            out[k, d, 5] = tot
+            out[k, d, 6] = nf
+            out[k, d, 7] = fe
+            out[k, d, 8] = to
+            out[k, d, 9] = eq
+
+
+def fold(acc0: np.ndarray, pnl: np.ndarray, capital: np.ndarray, *, equity: np.ndarray | None,
+         fills: np.ndarray, fees: np.ndarray, turnover: np.ndarray) -> np.ndarray:
+    """Fold (n_sets, n_days) daily rows into accumulators; returns one per day.
+
+    ``equity=None`` derives equity as the running sum of pnl (the portfolio).
+    """
+    n_sets, n_days = pnl.shape
+    out = np.empty((n_sets, n_days, ACC_WIDTH), dtype=np.float64)
+    if n_days:
+        f8 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
+        _incbt_metrics_fold(f8(acc0), f8(pnl), f8(pnl if equity is None else equity),
+                            f8(fills), f8(fees), f8(turnover), f8(capital),
+                            equity is not None, out)
+    return out
+
+
+def finalize(acc: np.ndarray) -> np.ndarray:
+    """Accumulators (..., ACC_WIDTH) to metrics (..., len(METRICS))."""
+    acc = np.asarray(acc, dtype=np.float64)
+    n = acc[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.sqrt(acc[..., 2] / (n - 1.0))
+        sharpe = np.where((n >= 2) & (std > 0), acc[..., 1] / std * SQRT_252, 0.0)
+    return np.stack([acc[..., 5], sharpe, acc[..., 4], acc[..., 6], acc[..., 7], acc[..., 8],
+                     n], axis=-1)
+
+
+def portfolio_pnl(per_instrument: list[tuple[str, np.ndarray, np.ndarray]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Sum instruments' daily pnl per day, adding in instrument-name order.
+
+    ``per_instrument``: (name, days, pnl). Returns (days, pnl) over the union of days.
+    """
+    if not per_instrument:
+        return np.empty(0, np.int32), np.empty(0)
+    items = sorted(per_instrument, key=lambda x: x[0])
+    days = np.unique(np.concatenate([d for _, d, _ in items]))
+    total = np.zeros(len(days))
+    for _, d, p in items:  # name order: the same additions in the same order, always
+        total[np.searchsorted(days, d)] += p
+    return days.astype(np.int32), total

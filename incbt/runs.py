@@ -1,0 +1,371 @@
+"""Runs: register them, plan what they lack, compute it, commit it.
+
+A run's id is a hash of everything that defines its results (SEMANTICS.md
+"A run"): strategy, code version, parameters, execution parameters, start date
+and universe. Registering the same run twice changes nothing; bringing a run
+up to date computes only the days its results lack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from incbt.bars.schema import day_to_iso, iso_to_day
+from incbt.catalog import runs as rc
+from incbt.engine import (
+    Strategy,
+    exec_params_from_dict,
+    get_strategy,
+    load_strategies,
+    params_from_dict,
+    params_to_dict,
+    state_width,
+)
+from incbt.errors import StrategyError, UsageError
+from incbt.execute import DirectBars, TaskResult, resolve_strategy, run_task
+from incbt.plan import InstrumentDays, Plan, RunSpec, plan
+from incbt.progress import NULL, Reporter
+from incbt.results import (
+    PORTFOLIO,
+    CommitSummary,
+    batch_paths,
+    build_tables,
+    finalize,
+    portfolio_update,
+    retained,
+    write_durable,
+)
+from incbt.results.metrics import METRICS
+
+EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
+
+
+def make_run_id(strategy: str, code_version: str, params: Mapping[str, Any],
+                exec_params: Mapping[str, float], start: str, universe: list[str] | str) -> str:
+    ident = json.dumps({
+        "strategy": strategy, "code_version": code_version, "params": dict(params),
+        "exec": dict(exec_params), "start": start, "universe": universe,
+    }, sort_keys=True)
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
+def resolve(strategy: str | Strategy, strategies_file: str | None) -> tuple[Strategy, str]:
+    """(Strategy, source) from a name (built-in or in the file) or a Strategy object."""
+    if isinstance(strategy, Strategy):
+        src = _source_file(strategy)
+        return strategy, src
+    if strategies_file:
+        path = os.path.abspath(strategies_file)
+        user = load_strategies(path)
+        if strategy in user:
+            return user[strategy], path
+        return get_strategy(strategy, user), "builtin"
+    return get_strategy(strategy), "builtin"
+
+
+def _source_file(strat: Strategy) -> str:
+    from incbt.engine import BUILTINS
+
+    if BUILTINS.get(strat.name) is strat:
+        return "builtin"
+    import inspect
+
+    path = inspect.getsourcefile(strat.py_step)
+    if not path or not os.path.isfile(path):
+        raise StrategyError(
+            f"strategy {strat.name!r} is not defined in a file incbt can re-import; define "
+            "it in a .py file (incbt re-imports it to recompute the run later)"
+        )
+    return os.path.abspath(path)
+
+
+def register(store: Any, strategy: str | Strategy, params: Mapping[str, Any] | None = None, *,
+             instruments: Sequence[str] | str | None = None, start: str | None = None,
+             exec_params: Mapping[str, float] | None = None, universe_sql: str | None = None,
+             strategies_file: str | None = None) -> rc.RunRecord:
+    """Validate a run's definition and return its record (not yet committed)."""
+    strat, source = resolve(strategy, strategies_file)
+    row = params_from_dict(strat, params or {})
+    pdict = params_to_dict(strat, row)
+    erow = exec_params_from_dict(exec_params or {})
+    edict = {n: float(v) for n, v in zip(EXEC_NAMES, erow.tolist(), strict=True)}
+    known = store.instruments()
+    if universe_sql:
+        if instruments not in (None, "all"):
+            raise UsageError("give either --instruments or --universe, not both")
+        t = store.sql(universe_sql)
+        if "instrument" not in t.column_names:
+            raise UsageError("--universe SQL must return an `instrument` column")
+        universe: list[str] | str = sorted({str(x) for x in t.column("instrument").to_pylist()})
+    elif instruments in (None, "all"):
+        universe = "all"
+    else:
+        universe = sorted(dict.fromkeys(instruments))  # type: ignore[arg-type]
+        missing = [i for i in universe if i not in set(known)]
+        if missing:
+            more = ", ..." if len(known) > 5 else ""
+            raise UsageError(
+                f"unknown instrument(s) {', '.join(missing[:5])}: the store has "
+                f"{len(known)} instruments ({', '.join(known[:5])}{more})"
+            )
+    if isinstance(universe, list) and not universe:
+        raise UsageError("the run's universe is empty")
+    if start is None:
+        first = store.sql("SELECT min(first_day) AS d FROM files")["d"][0].as_py()
+        if first is None:
+            raise UsageError("the store has no bars yet: ingest some first")
+        start = str(first)
+    try:
+        start = day_to_iso(iso_to_day(start))
+    except ValueError:
+        raise UsageError(f"--start {start!r} is not a date YYYY-MM-DD") from None
+    rid = make_run_id(strat.name, strat.code_version, pdict, edict, start, universe)
+    return rc.RunRecord(rid, strat.name, strat.code_version, pdict, edict, start, universe,
+                        0, source)
+
+
+def instruments_of(rec: rc.RunRecord, known: Sequence[str]) -> tuple[str, ...]:
+    return tuple(known) if rec.universe == "all" else tuple(rec.universe)
+
+
+@dataclass
+class UpdateReport:
+    """The work a plan did (or would do)."""
+
+    runs: int = 0
+    segments: int = 0
+    tasks: int = 0
+    bars_processed: int = 0
+    seconds: float = 0.0
+    commit: CommitSummary | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _strategy_for(rec: rc.RunRecord) -> Strategy:
+    return resolve_strategy(rec.strategy, rec.source)
+
+
+def plan_runs(store: Any, records: Sequence[rc.RunRecord]) -> Plan:
+    """What it takes to bring these runs up to the last day with bars."""
+    cat = store.catalog
+    known = store.instruments()
+    specs = []
+    valid: dict[tuple[str, str], int | None] = {}
+    days: dict[str, InstrumentDays] = {}
+    with cat.env.read() as txn:
+        for rec in records:
+            strat = _strategy_for(rec)
+            prow = params_from_dict(strat, rec.params)
+            insts = instruments_of(rec, known)
+            specs.append(RunSpec(rec.run_id, rec.strategy, rec.source, tuple(prow.tolist()),
+                                 tuple(rec.exec_params[n] for n in EXEC_NAMES),
+                                 iso_to_day(rec.start), insts, strat.warmup(prow)))
+            for inst in insts:
+                if inst not in days:
+                    es = list(cat.days(txn, inst))
+                    days[inst] = InstrumentDays(tuple(e.day for e in es),
+                                                tuple(e.rows for e in es))
+                snap = rc.latest_snapshot(cat, txn, rec.run_id, inst)
+                valid[(rec.run_id, inst)] = None if snap is None else snap[0]
+    return plan(specs, days, valid)
+
+
+def execute(store: Any, the_plan: Plan, progress: Reporter = NULL,
+            on_result: Callable[[TaskResult], None] | None = None) -> list[TaskResult]:
+    """Run a plan's tasks in this process, instrument by instrument."""
+    cat = store.catalog
+    insts = sorted({t.instrument for t in the_plan.tasks})
+    source = DirectBars.from_store(store, insts)
+    task_bar = progress.task("computing", the_plan.bars)
+    out = []
+    with cat.env.read() as txn:
+        resumes = []
+        for t in the_plan.tasks:
+            if t.resume_day is None:
+                resumes.append(None)
+                continue
+            states = []
+            for rid in t.run_ids:
+                snap = rc.latest_snapshot(cat, txn, rid, t.instrument, t.resume_day + 1)
+                assert snap is not None and snap[0] == t.resume_day
+                states.append(snap[1])
+            resumes.append(np.stack(states))
+    for t, resume in zip(the_plan.tasks, resumes, strict=True):
+        r = run_task(t, source, resume)
+        out.append(r)
+        task_bar.advance(t.work)
+        if on_result:
+            on_result(r)
+    task_bar.done()
+    return out
+
+
+def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunRecord],
+           command: str, kind: str = "backtest") -> CommitSummary:
+    """Write the batch's result files, then one transaction: runs, segments, snapshots,
+    metrics, event. Call under the store's write lock."""
+    from incbt.bars.ingest import recover
+
+    cat = store.catalog
+    root = store.path
+    keep = int(store.settings["snapshot_keep_days"])
+    summary = CommitSummary()
+    failed: set[tuple[str, str]] = set()
+    for r in results:
+        for k, err in enumerate(r.errors):
+            if err:
+                failed.add((r.task.run_ids[k], r.task.instrument))
+                summary.errors.append(f"{r.task.instrument}: {err}")
+    recover(root, cat)
+    with cat.env.read() as txn:
+        batch = rc.next_batch(cat, txn)
+    daily, fills = build_tables(results, batch, failed)
+    dpath, fpath = batch_paths(batch)
+    cat.env.write(lambda txn: cat.set_pending(txn, [dpath, fpath]))
+    write_durable(root, dpath, daily)
+    write_durable(root, fpath, fills)
+    summary.batch = batch
+    summary.daily_rows = daily.num_rows
+    summary.fills = fills.num_rows
+    summary.bars_processed = sum(r.bars_processed for r in results)
+
+    by_run: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
+    first_of_run: dict[str, int] = {}
+    for r in results:
+        for k, rid in enumerate(r.task.run_ids):
+            if (rid, r.task.instrument) in failed:
+                continue
+            by_run[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
+            first_of_run[rid] = min(first_of_run.get(rid, 2**31), r.task.first_day)
+    known = store.instruments()
+
+    def txn_fn(txn: Any) -> int:
+        for rec in new_runs:
+            if rc.get_run(cat, txn, rec.run_id) is None:
+                rec.created_seq = cat.last_seq(txn) + 1
+                rc.put_run(cat, txn, rec)
+        for r in results:
+            t = r.task
+            mask = retained(r.days, keep)
+            sw = state_width(resolve_strategy(t.strategy, t.source))
+            for k, rid in enumerate(t.run_ids):
+                if (rid, t.instrument) in failed:
+                    continue
+                rc.delete_snapshots_from(cat, txn, rid, t.instrument, t.first_day)
+                rc.put_snapshots(cat, txn, rid, t.instrument, r.days[mask], r.states[k][mask])
+                rc.put_segment(cat, txn, rc.Segment(rid, t.instrument, batch, t.first_day,
+                                                    t.last_day, len(r.days)))
+                rc.put_metrics(cat, txn, rid, t.instrument, finalize(r.states[k, -1, sw:]))
+                summary.segments += 1
+            summary.days += len(r.days) * len(t.run_ids)
+        for rid, fresh in sorted(by_run.items()):
+            rec = rc.get_run(cat, txn, rid)
+            assert rec is not None
+            n_inst = len(instruments_of(rec, known))
+            rec_for_capital = rc.RunRecord(**{**asdict(rec), "universe": ["x"] * n_inst})
+            days, acc = portfolio_update(root, cat, txn, rec_for_capital, first_of_run[rid],
+                                         fresh)
+            rc.delete_snapshots_from(cat, txn, rid, PORTFOLIO, first_of_run[rid])
+            mask = retained(days, keep)
+            rc.put_snapshots(cat, txn, rid, PORTFOLIO, days[mask], acc[mask])
+            m = finalize(acc[-1]) if len(days) else finalize(np.zeros(acc.shape[-1]))
+            # portfolio fills, fees, turnover: the instruments' totals, summed in name order
+            totals = np.zeros(3)
+            for _, inst, vals in sorted(rc.all_metrics_of(cat, txn, rid),
+                                        key=lambda x: x[1]):
+                if inst != PORTFOLIO:
+                    totals += vals[3:6]
+            m[3:6] = totals
+            rc.put_metrics(cat, txn, rid, PORTFOLIO, m)
+        summary.runs = len(by_run)
+        seq = cat.append_event(txn, kind, command, {
+            "batch": batch, "runs": sorted(by_run)[:50], "n_runs": len(by_run),
+            "segments": summary.segments, "bars_processed": summary.bars_processed,
+            "daily_rows": summary.daily_rows, "fills": summary.fills,
+            "errors": summary.errors[:20],
+        })
+        rc.put_batch(cat, txn, batch, {"seq": seq, "daily": dpath, "fills": fpath})
+        cat.set_pending(txn, [])
+        return seq
+
+    summary.seq = cat.env.write(txn_fn)
+    return summary
+
+
+def bring_up_to_date(store: Any, records: Sequence[rc.RunRecord], *, command: str,
+                     kind: str = "backtest", progress: Reporter = NULL,
+                     dry_run: bool = False) -> UpdateReport:
+    """Plan, compute and commit whatever these runs lack, under the write lock."""
+    t0 = time.perf_counter()
+    report = UpdateReport(runs=len(records))
+    with store.lock():
+        p = plan_runs(store, records)
+        report.tasks, report.segments = len(p.tasks), p.segments
+        if dry_run:
+            report.bars_processed = p.bars
+            return report
+        new = [r for r in records if _needs_record(store, r)]
+        if not p.tasks and not new:
+            report.seconds = time.perf_counter() - t0
+            return report
+        results = execute(store, p, progress)
+        report.commit = commit(store, results, new, command, kind)
+        report.bars_processed = report.commit.bars_processed
+        report.errors = report.commit.errors
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _needs_record(store: Any, rec: rc.RunRecord) -> bool:
+    with store.catalog.env.read() as txn:
+        return rc.get_run(store.catalog, txn, rec.run_id) is None
+
+
+class Run:
+    """A run in a store: its definition and its tables, one attribute away."""
+
+    def __init__(self, store: Any, record: rc.RunRecord, report: UpdateReport | None = None):
+        self.store = store
+        self.record = record
+        self.report = report
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    def _q(self, sql: str) -> pa.Table:
+        return self.store.sql(sql, params={"r": self.run_id})
+
+    @property
+    def metrics(self) -> pa.Table:
+        """Per-instrument metrics and the portfolio row (instrument NULL) last."""
+        return self._q("SELECT * FROM metrics WHERE run_id = $r ORDER BY scope DESC, instrument")
+
+    @property
+    def portfolio(self) -> dict[str, float]:
+        t = self._q("SELECT * FROM metrics WHERE run_id = $r AND scope = 'portfolio'")
+        return {m: t.column(m)[0].as_py() for m in METRICS} if t.num_rows else {}
+
+    @property
+    def daily(self) -> pa.Table:
+        return self._q("SELECT * FROM daily WHERE run_id = $r ORDER BY instrument, date")
+
+    @property
+    def fills(self) -> pa.Table:
+        return self._q("SELECT * FROM fills WHERE run_id = $r ORDER BY instrument, ts")
+
+    def __repr__(self) -> str:
+        p = self.portfolio
+        body = ", ".join(f"{k}={v:.6g}" for k, v in p.items()) if p else "no results yet"
+        return (f"<Run {self.run_id} {self.record.strategy}({self.record.params}) "
+                f"from {self.record.start}: {body}>")

@@ -1,0 +1,251 @@
+"""Backtests through the store: reference agreement, determinism, resumes, SQL tables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reference_backtest import reference_backtest
+
+import incbt
+from incbt.bars.generate import generate
+from incbt.execute import DirectBars, SqlBars
+from incbt.results.metrics import finalize, fold, initial_acc
+
+PARAMS = {
+    "sma_cross": {"fast": 5, "slow": 23},
+    "breakout": {"lookback": 40},
+    "ema_cross": {"fast": 7, "slow": 30},
+    "bollinger": {"window": 30, "k": 1.5},
+}
+DAILY = "SELECT * FROM daily ORDER BY run_id, instrument, date"
+FILLS = "SELECT * FROM fills ORDER BY run_id, instrument, ts"
+METRICS = "SELECT * FROM metrics ORDER BY run_id, scope, instrument"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bt")
+    generate(str(out / "all"), instruments=3, days=6, start="2024-02-26", seed=21)
+    generate(str(out / "head"), instruments=3, days=6, start="2024-02-26", seed=21,
+             to_day="2024-02-28")
+    generate(str(out / "tail"), instruments=3, days=6, start="2024-02-26", seed=21,
+             from_day="2024-02-29")
+    return out
+
+
+def _store(tmp_path, name, *paths):
+    s = incbt.init(str(tmp_path / name))
+    for p in paths:
+        s.ingest(str(p))
+    return s
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_engine_through_the_store_equals_the_reference(tmp_path, data, name):
+    s = _store(tmp_path, "s", data / "all")
+    run = s.backtest(name, PARAMS[name], fee_bps=2.0, slippage_bps=3.0)
+    daily = run.daily.to_pandas()
+    fills = run.fills.to_pandas()
+    for inst in s.instruments():
+        b = s.bars(inst)
+        import pandas as pd
+
+        bars = pd.DataFrame({"ts": b.ts, "open": b.open, "high": b.high, "low": b.low,
+                             "close": b.close, "volume": b.volume})
+        ref = reference_backtest(name, PARAMS[name], bars, fee_bps=2.0, slippage_bps=3.0)
+        got = daily[daily.instrument == inst]
+        np.testing.assert_allclose(got.equity.to_numpy(), ref.daily.equity.to_numpy(),
+                                   rtol=1e-9, atol=1e-6)
+        assert got.fills.tolist() == ref.daily.fills.tolist()
+        f = fills[fills.instrument == inst]
+        assert len(f) == len(ref.fills)
+        np.testing.assert_array_equal(f.ts.astype("int64").to_numpy(),
+                                      ref.fills.ts.to_numpy())
+        np.testing.assert_allclose(f.qty.to_numpy(), ref.fills.qty.to_numpy(), rtol=1e-9)
+        np.testing.assert_allclose(f.price.to_numpy(), ref.fills.price.to_numpy(), rtol=1e-12)
+
+
+def test_metrics_follow_the_semantics(tmp_path, data):
+    s = _store(tmp_path, "s", data / "all")
+    run = s.backtest("sma_cross", PARAMS["sma_cross"], fee_bps=1.0)
+    d = run.daily.to_pandas()
+    m = run.metrics.to_pandas()
+    for inst, g in d.groupby("instrument"):
+        r = g.pnl.to_numpy() / 100000.0
+        row = m[m.instrument == inst].iloc[0]
+        assert row.total_pnl == pytest.approx(g.pnl.sum(), rel=1e-12)
+        assert row.sharpe == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(252), rel=1e-9)
+        eq = g.equity.to_numpy()
+        assert row.max_drawdown == pytest.approx(
+            np.max(np.maximum.accumulate(np.maximum(eq, 0.0)) - eq), rel=1e-12)
+        assert row.fills == g.fills.sum() and row.fees == pytest.approx(g.fees.sum())
+    port = m[m.scope == "portfolio"].iloc[0]
+    pnl = d.groupby("date").pnl.sum().to_numpy()
+    r = pnl / (100000.0 * 3)
+    assert port.total_pnl == pytest.approx(pnl.sum(), rel=1e-9)
+    assert port.sharpe == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(252), rel=1e-9)
+    assert port.fills == d.fills.sum()
+
+
+def test_same_run_twice_computes_nothing(tmp_path, data):
+    s = _store(tmp_path, "s", data / "all")
+    a = s.backtest("breakout", {"lookback": 30})
+    assert a.report.bars_processed == 3 * 6 * 390
+    b = s.backtest("breakout", {"lookback": 30})
+    assert b.run_id == a.run_id and b.report.bars_processed == 0
+    assert s.sql("SELECT count(*) n FROM runs")["n"][0].as_py() == 1
+
+
+def test_deterministic_across_stores_and_input_order(tmp_path, data):
+    a = _store(tmp_path, "a", data / "all")
+    files = sorted(os.listdir(data / "all"), reverse=True)
+    b = _store(tmp_path, "b", *[data / "all" / f for f in files])  # days in another order
+    ra = a.backtest("ema_cross", PARAMS["ema_cross"], instruments=["S0002", "S0000", "S0001"])
+    rb = b.backtest("ema_cross", PARAMS["ema_cross"], instruments=["S0001", "S0002", "S0000"])
+    assert ra.run_id == rb.run_id
+    for q in (DAILY, FILLS, METRICS):
+        assert a.sql(q).equals(b.sql(q)), q
+
+
+def test_new_days_resume_from_snapshots_and_equal_a_full_run(tmp_path, data):
+    inc = _store(tmp_path, "inc", data / "head")
+    names = sorted(PARAMS)
+    for n in names:
+        inc.backtest(n, PARAMS[n], fee_bps=1.0, slippage_bps=2.0)
+    inc.ingest(str(data / "tail"))
+    for n in names:
+        r = inc.backtest(n, PARAMS[n], fee_bps=1.0, slippage_bps=2.0)
+        assert r.report.bars_processed == 3 * 3 * 390  # only the 3 new days
+    full = _store(tmp_path, "full", data / "all")
+    for n in names:
+        full.backtest(n, PARAMS[n], fee_bps=1.0, slippage_bps=2.0)
+    for q in (DAILY, FILLS, METRICS):
+        assert inc.sql(q).equals(full.sql(q)), q
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(1, 5), name=st.sampled_from(sorted(PARAMS)),
+       fee=st.sampled_from([0.0, 1.5]))
+def test_any_split_of_days_equals_full(tmp_path_factory, data, cut, name, fee):
+    tmp = tmp_path_factory.mktemp("split")
+    files = sorted(os.listdir(data / "all"))
+    inc = _store(tmp, "inc", *[data / "all" / f for f in files[:cut]])
+    inc.backtest(name, PARAMS[name], fee_bps=fee)
+    inc.ingest([str(data / "all" / f) for f in files[cut:]])
+    inc.backtest(name, PARAMS[name], fee_bps=fee)
+    full = _store(tmp, "full", data / "all")
+    full.backtest(name, PARAMS[name], fee_bps=fee)
+    for q in (DAILY, FILLS, METRICS):
+        assert inc.sql(q).equals(full.sql(q)), q
+
+
+def test_a_batch_of_parameter_sets_equals_runs_one_by_one(tmp_path, data):
+    grid = [{"fast": f, "slow": s} for f in (3, 5) for s in (20, 40)]
+    a = _store(tmp_path, "a", data / "all")
+    runs = a.backtest("sma_cross", grid)
+    assert len({r.run_id for r in runs}) == 4
+    assert runs[0].report.tasks == 3  # one pass over each instrument for all four
+    b = _store(tmp_path, "b", data / "all")
+    for p in grid:
+        b.backtest("sma_cross", p)
+    for q in (DAILY, FILLS, METRICS):
+        assert a.sql(q).equals(b.sql(q)), q
+
+
+def test_direct_and_sql_bar_sources_agree(tmp_path, data):
+    s = _store(tmp_path, "s", data / "all")
+    direct = DirectBars.from_store(s, s.instruments())
+    sql = SqlBars(s)
+    first, last = 19782, 19787  # 2024-02-27 .. 2024-03-04
+    for inst in s.instruments():
+        a, b = direct.load(inst, first, last), sql.load(inst, first, last)
+        for c in ("ts", "open", "high", "low", "close", "volume", "days", "day_ends"):
+            np.testing.assert_array_equal(getattr(a, c), getattr(b, c))
+
+
+def test_metric_accumulators_resume_bit_for_bit():
+    rng = np.random.default_rng(3)
+    pnl = rng.standard_normal((2, 40))
+    eq, z = np.cumsum(pnl, axis=1), np.zeros((2, 40))
+    cap = np.array([1e5, 2e5])
+    full = fold(initial_acc(2), pnl, cap, equity=eq, fills=z, fees=z, turnover=z)
+    for k in range(1, 40):
+        a = fold(initial_acc(2), pnl[:, :k], cap, equity=eq[:, :k], fills=z[:, :k],
+                 fees=z[:, :k], turnover=z[:, :k])
+        b = fold(a[:, -1], pnl[:, k:], cap, equity=eq[:, k:], fills=z[:, k:], fees=z[:, k:],
+                 turnover=z[:, k:])
+        assert np.array_equal(full[:, k:], b)
+    assert finalize(full[:, -1]).shape == (2, 7)
+
+
+def test_runs_table_has_queryable_parameters(tmp_path, data):
+    s = _store(tmp_path, "s", data / "all")
+    s.backtest("sma_cross", [{"fast": 3, "slow": 20}, {"fast": 5, "slow": 20}])
+    s.backtest("breakout", {"lookback": 10}, instruments=["S0001"])
+    t = s.sql("SELECT strategy, p_fast, p_slow, p_lookback, universe FROM runs "
+              "ORDER BY strategy, p_fast")
+    assert t.to_pylist() == [
+        {"strategy": "breakout", "p_fast": None, "p_slow": None, "p_lookback": 10.0,
+         "universe": "S0001"},
+        {"strategy": "sma_cross", "p_fast": 3.0, "p_slow": 20.0, "p_lookback": None,
+         "universe": "all"},
+        {"strategy": "sma_cross", "p_fast": 5.0, "p_slow": 20.0, "p_lookback": None,
+         "universe": "all"},
+    ]
+    lb = s.sql("SELECT r.p_fast, m.sharpe FROM runs r JOIN metrics m USING (run_id) "
+               "WHERE m.scope = 'portfolio' AND r.strategy = 'sma_cross' ORDER BY m.sharpe")
+    assert lb.num_rows == 2
+
+
+def test_universe_sql_selects_instruments(tmp_path, data):
+    s = _store(tmp_path, "s", data / "all")
+    run = s.backtest("sma_cross", {"fast": 3, "slow": 20},
+                     universe="SELECT instrument FROM bars GROUP BY instrument "
+                              "ORDER BY avg(close) DESC LIMIT 2")
+    assert len(run.record.universe) == 2
+    assert run.metrics.num_rows == 3
+
+
+def test_user_strategy_file_and_errors(tmp_path, data):
+    s = _store(tmp_path, "s", data / "all")
+    f = tmp_path / "my_strats.py"
+    f.write_text(
+        "import incbt\n\n"
+        "@incbt.strategy(params={'n': incbt.Param(int, default=10, min=2)}, state=(),"
+        " warmup=lambda p: p['n'])\n"
+        "def momentum(p, s, o, h, l, c, v, i):\n"
+        "    n = int(p[0])\n"
+        "    if i < n:\n"
+        "        return 0\n"
+        "    return 1 if c[i] > c[i - n] else -1\n"
+    )
+    run = s.backtest("momentum", {"n": 15}, strategies_file=str(f))
+    assert run.record.source == str(f)
+    assert run.metrics.num_rows == 4
+    with pytest.raises(incbt.StrategyError, match="unknown strategy 'nope'"):
+        s.backtest("nope")
+    with pytest.raises(incbt.StrategyError, match="fast"):
+        s.backtest("sma_cross", {"fast": 50, "slow": 20})
+    with pytest.raises(incbt.StrategyError, match="unknown parameter|speed"):
+        s.backtest("sma_cross", {"speed": 3})
+
+
+def test_cli_backtest(tmp_path, data):
+    s = _store(tmp_path, "s", data / "all")
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    env = {**os.environ, "INCBT_STORE": s.path}
+    p = subprocess.run([exe, "backtest", "sma_cross", "-p", "fast=4", "-p", "slow=25",
+                        "--fee-bps", "1", "--output", "csv"], capture_output=True, text=True,
+                       env=env)
+    assert p.returncode == 0, p.stderr
+    assert "run id:" in p.stdout and "portfolio" in p.stdout
+    p = subprocess.run([exe, "backtest", "sma_cross", "-p", "fast=40", "-p", "slow=25"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 1 and "fast" in p.stderr and "Traceback" not in p.stderr
