@@ -14,6 +14,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from incbt.engine import (
     params_to_dict,
     state_width,
 )
-from incbt.errors import StrategyError, UsageError
+from incbt.errors import CatalogError, StrategyError, UsageError
 from incbt.execute import DirectBars, TaskResult, resolve_strategy, run_task
 from incbt.plan import InstrumentDays, Plan, RunSpec, plan
 from incbt.progress import NULL, Reporter
@@ -155,14 +156,43 @@ def _strategy_for(rec: rc.RunRecord) -> Strategy:
     return resolve_strategy(rec.strategy, rec.source)
 
 
-def plan_runs(store: Any, records: Sequence[rc.RunRecord]) -> Plan:
-    """What it takes to bring these runs up to the last day with bars."""
+@dataclass(frozen=True)
+class Staleness:
+    """Why a (run, instrument) must be recomputed from a day."""
+
+    run_id: str
+    instrument: str
+    from_day: int  # first invalid day
+    seq: int  # the event that invalidated it
+    resume_day: int | None  # the snapshot day it resumes from (None: from its start)
+
+
+def plan_runs(store: Any, records: Sequence[rc.RunRecord],
+              stale_out: list[Staleness] | None = None) -> Plan:
+    """What it takes to bring these runs up to the last day with bars.
+
+    A (run, instrument) is valid through its latest snapshot, unless an event
+    after its last commit changed a day on or before that (a correction or a
+    late day): then it is valid only through the latest snapshot before the
+    first changed day, and recomputes from there. Why is reported in ``stale_out``.
+    """
     cat = store.catalog
     known = store.instruments()
     specs = []
     valid: dict[tuple[str, str], int | None] = {}
     days: dict[str, InstrumentDays] = {}
     with cat.env.read() as txn:
+        batch_seq = {b: rec["seq"] for b, rec in rc.batches(cat, txn)}
+        pair_seq: dict[tuple[str, str], int] = {}
+        for rec in records:
+            for sg in rc.segments(cat, txn, rec.run_id):
+                key = (sg.run_id, sg.instrument)
+                pair_seq[key] = max(pair_seq.get(key, 0), batch_seq.get(sg.batch, 0))
+        oldest = min(pair_seq.values(), default=0)
+        changed: dict[str, list[tuple[int, int]]] = defaultdict(list)  # inst -> (seq, day)
+        if pair_seq:
+            for ch in cat.changes(txn, oldest):
+                changed[ch.instrument].append((ch.seq, ch.day))
         for rec in records:
             strat = _strategy_for(rec)
             prow = params_from_dict(strat, rec.params)
@@ -176,18 +206,34 @@ def plan_runs(store: Any, records: Sequence[rc.RunRecord]) -> Plan:
                     days[inst] = InstrumentDays(tuple(e.day for e in es),
                                                 tuple(e.rows for e in es))
                 snap = rc.latest_snapshot(cat, txn, rec.run_id, inst)
-                valid[(rec.run_id, inst)] = None if snap is None else snap[0]
+                through = None if snap is None else snap[0]
+                seq0 = pair_seq.get((rec.run_id, inst))
+                if through is not None and seq0 is not None:
+                    hits = [(d, q) for q, d in changed.get(inst, ()) if q > seq0 and d <= through]
+                    if hits:
+                        first, by = min(hits)
+                        back = rc.latest_snapshot(cat, txn, rec.run_id, inst, first)
+                        through = None if back is None else back[0]
+                        if stale_out is not None:
+                            stale_out.append(Staleness(rec.run_id, inst, first, by, through))
+                valid[(rec.run_id, inst)] = through
     return plan(specs, days, valid)
 
 
 def execute(store: Any, the_plan: Plan, progress: Reporter = NULL,
-            on_result: Callable[[TaskResult], None] | None = None) -> list[TaskResult]:
-    """Run a plan's tasks in this process, instrument by instrument."""
+            on_result: Callable[[TaskResult], None] | None = None,
+            threads: int | None = None) -> list[TaskResult]:
+    """Run a plan's tasks in this process; results come back in task order.
+
+    The kernels release the GIL, so instruments run on ``threads`` threads (default:
+    one per core) with no effect on the results, which are collected in plan order.
+    Each task's snapshots are cut to the retained days as soon as it finishes.
+    """
     cat = store.catalog
     insts = sorted({t.instrument for t in the_plan.tasks})
     source = DirectBars.from_store(store, insts)
+    keep = int(store.settings["snapshot_keep_days"])
     task_bar = progress.task("computing", the_plan.bars)
-    out = []
     with cat.env.read() as txn:
         resumes = []
         for t in the_plan.tasks:
@@ -197,15 +243,28 @@ def execute(store: Any, the_plan: Plan, progress: Reporter = NULL,
             states = []
             for rid in t.run_ids:
                 snap = rc.latest_snapshot(cat, txn, rid, t.instrument, t.resume_day + 1)
-                assert snap is not None and snap[0] == t.resume_day
+                if snap is None or snap[0] != t.resume_day:
+                    raise CatalogError(f"run {rid}, {t.instrument}: the snapshot of "
+                                       f"{day_to_iso(t.resume_day)} the plan resumes from "
+                                       "is missing")
                 states.append(snap[1])
             resumes.append(np.stack(states))
-    for t, resume in zip(the_plan.tasks, resumes, strict=True):
+
+    def one(args: tuple) -> TaskResult:
+        t, resume = args
         r = run_task(t, source, resume)
-        out.append(r)
+        mask = retained(r.days, keep)
+        r.states, r.snap_days = r.states[:, mask], r.days[mask]
         task_bar.advance(t.work)
-        if on_result:
-            on_result(r)
+        return r
+
+    n = threads or min(len(the_plan.tasks), os.cpu_count() or 1) or 1
+    out = []
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        for r in pool.map(one, zip(the_plan.tasks, resumes, strict=True)):
+            out.append(r)
+            if on_result:
+                on_result(r)
     task_bar.done()
     return out
 
@@ -256,13 +315,12 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
                 rc.put_run(cat, txn, rec)
         for r in results:
             t = r.task
-            mask = retained(r.days, keep)
             sw = state_width(resolve_strategy(t.strategy, t.source))
             for k, rid in enumerate(t.run_ids):
                 if (rid, t.instrument) in failed:
                     continue
                 rc.delete_snapshots_from(cat, txn, rid, t.instrument, t.first_day)
-                rc.put_snapshots(cat, txn, rid, t.instrument, r.days[mask], r.states[k][mask])
+                rc.put_snapshots(cat, txn, rid, t.instrument, r.snap_days, r.states[k])
                 rc.put_segment(cat, txn, rc.Segment(rid, t.instrument, batch, t.first_day,
                                                     t.last_day, len(r.days)))
                 rc.put_metrics(cat, txn, rid, t.instrument, finalize(r.states[k, -1, sw:]))

@@ -249,3 +249,25 @@ def test_cli_backtest(tmp_path, data):
     p = subprocess.run([exe, "backtest", "sma_cross", "-p", "fast=40", "-p", "slow=25"],
                        capture_output=True, text=True, env=env)
     assert p.returncode == 1 and "fast" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("which", ["first", "middle", "last"])
+def test_a_correction_recomputes_from_that_day_and_equals_full(tmp_path, data, which):
+    day = {"first": "2024-02-26", "middle": "2024-02-28", "last": "2024-03-04"}[which]
+    fix = tmp_path / "fix"
+    generate(str(fix), instruments=3, days=6, start="2024-02-26", seed=21, from_day=day,
+             to_day=day, revise=[day])
+    inc = _store(tmp_path, "inc", data / "all")
+    for n in sorted(PARAMS):
+        inc.backtest(n, PARAMS[n], fee_bps=1.0)
+    inc.ingest(str(fix))
+    files = sorted(os.listdir(data / "all"))
+    k = files.index(f"bars-{day}.csv")
+    for n in sorted(PARAMS):
+        r = inc.backtest(n, PARAMS[n], fee_bps=1.0)
+        assert r.report.bars_processed == 3 * (6 - k) * 390  # from the corrected day on
+    full = _store(tmp_path, "full", *[data / "all" / f for f in files if f != files[k]], fix)
+    for n in sorted(PARAMS):
+        full.backtest(n, PARAMS[n], fee_bps=1.0)
+    for q in (DAILY, FILLS, METRICS):
+        assert inc.sql(q).equals(full.sql(q)), q

@@ -6,7 +6,7 @@ import incbt
 def test_all_is_sorted_and_complete():
     assert incbt.__all__ == sorted(incbt.__all__)
     public = {n for n in dir(incbt) if not n.startswith("_")}
-    submodules = {"bars", "catalog", "engine", "errors", "progress", "query", "queries",
+    submodules = {"bars", "catalog", "engine", "errors", "progress", "query", "queries", "runs",
                   "render", "settings", "store", "cli", "plan", "execute", "results"}
     assert public - submodules - set(incbt.__all__) == set()
 

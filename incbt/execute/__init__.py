@@ -122,9 +122,14 @@ class TaskResult:
     fill_qty: np.ndarray
     fill_price: np.ndarray
     fill_fee: np.ndarray
-    states: np.ndarray  # (n_runs, n_days, width + ACC_WIDTH): the snapshot of each day
+    states: np.ndarray  # (n_runs, n_snapshots, width + ACC_WIDTH): snapshots of snap_days
     bars_processed: int
     errors: list[str | None]
+    snap_days: np.ndarray | None = None  # the days of ``states`` (None: every day)
+
+    def __post_init__(self) -> None:
+        if self.snap_days is None:
+            self.snap_days = self.days
 
 
 def snapshot_width(strat: Strategy) -> int:
