@@ -257,8 +257,7 @@ def log(
 ) -> None:
     """Show the event log, newest first."""
     t = _open().log(kind=kind, limit=limit)
-    cols = ["seq", "time", "kind", "days_new", "days_corrected", "days_unchanged",
-            "instruments", "first_day", "last_day", "command"] if output == "table" else \
+    cols = ["seq", "time", "kind", "message", "command"] if output == "table" else \
         t.column_names
     write_table(t.select(cols), output, out, title="events (newest first)")
 

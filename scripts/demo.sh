@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default store (./store): generate bars, ingest
-# them, correct a day, and show SQL answers and the event log. Re-runnable: a
-# second run finds everything already ingested and changes nothing.
+# them, correct a day, backtest a small grid, absorb a new day, and show SQL
+# answers and the event log. Re-runnable: a second run finds the data ingested
+# and the runs computed, and computes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 incbt=.venv/bin/incbt
@@ -10,16 +11,22 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say "1. create the store (no-op if it exists)"
 $incbt init
 
-say "2. generate 20 instruments x 60 trading days of 1-minute bars"
-$incbt generate demo-data/bars --instruments 20 --days 60 --start 2024-01-01 --seed 1
+have=$($incbt query "SELECT count(*) AS n FROM files" --output csv | tail -1)
+if [ "$have" = "0" ]; then
+  say "2. generate 20 instruments x 60 trading days of 1-minute bars"
+  $incbt generate demo-data/bars --instruments 20 --days 60 --start 2024-01-01 --seed 1
 
-say "3. ingest them (one atomic batch; a repeat is a no-op)"
-$incbt ingest demo-data/bars
+  say "3. ingest them (one atomic batch; a repeat is a no-op)"
+  $incbt ingest demo-data/bars
 
-say "4. the vendor corrects 2024-02-15: ingest the corrected day"
-$incbt generate demo-data/fix --instruments 20 --days 60 --start 2024-01-01 --seed 1 \
-  --from 2024-02-15 --to 2024-02-15 --revise 2024-02-15
-$incbt ingest demo-data/fix
+  say "4. the vendor corrects 2024-02-15: ingest the corrected day"
+  $incbt generate demo-data/fix --instruments 20 --days 60 --start 2024-01-01 --seed 1 \
+    --from 2024-02-15 --to 2024-02-15 --revise 2024-02-15
+  $incbt ingest demo-data/fix
+else
+  say "2-4. the store already holds bars: skipping generate/ingest/correct"
+  echo "(for a fresh demo: rm -rf store/catalog store/bars store/results demo-data)"
+fi
 
 say "5. SQL: bars per instrument"
 $incbt query "SELECT instrument, count(*) AS bars, count(DISTINCT date) AS days,
@@ -36,5 +43,26 @@ now=$($incbt query "SELECT sum(volume) AS v FROM bars WHERE instrument = 'S0000'
 then=$($incbt query "SELECT sum(volume) AS v FROM bars WHERE instrument = 'S0000' AND date = '2024-02-15'" --as-of "$first" --output csv | tail -1)
 echo "volume now: $now   as of event $first: $then"
 
-say "8. the event log"
+say "8. backtest: a small grid of sma_cross, fees and slippage included"
+for fast in 5 15; do
+  for slow in 60 120; do
+    $incbt backtest sma_cross -p fast=$fast -p slow=$slow --fee-bps 0.5 --slippage-bps 1 \
+      --output csv > /dev/null
+  done
+done
+$incbt backtest breakout -p lookback=90 --fee-bps 0.5 --slippage-bps 1 --output csv | tail -1
+
+say "9. SQL: the leaderboard (portfolio metrics per run)"
+$incbt query "SELECT r.strategy, r.p_fast AS fast, r.p_slow AS slow, r.p_lookback AS lookback,
+  round(m.sharpe, 3) AS sharpe, round(m.total_pnl, 0) AS pnl, round(m.max_drawdown, 0) AS max_dd,
+  m.fills FROM runs r JOIN metrics m USING (run_id) WHERE m.scope = 'portfolio'
+  ORDER BY sharpe DESC"
+
+say "10. a new day arrives: the same backtest computes only that day"
+$incbt generate demo-data/next --instruments 20 --days 61 --start 2024-01-01 --seed 1 --from 2024-03-25
+$incbt ingest demo-data/next   # a repeat of the demo finds it ingested already
+out=$($incbt backtest sma_cross -p fast=5 -p slow=60 --fee-bps 0.5 --slippage-bps 1 --output csv)
+echo "${out%%$'\n'*}"
+
+say "11. the event log"
 $incbt log --limit 10

@@ -32,8 +32,24 @@ EVENTS_SCHEMA = pa.schema([
     ("seq", pa.int64()), ("time", pa.timestamp("us", tz="UTC")), ("kind", pa.string()),
     ("command", pa.string()), ("days_new", pa.int64()), ("days_corrected", pa.int64()),
     ("days_unchanged", pa.int64()), ("rows", pa.int64()), ("instruments", pa.int64()),
-    ("first_day", pa.date32()), ("last_day", pa.date32()), ("summary", pa.string()),
+    ("first_day", pa.date32()), ("last_day", pa.date32()), ("message", pa.string()),
+    ("summary", pa.string()),
 ])
+
+
+def event_message(kind: str, s: dict[str, Any]) -> str:
+    """One line saying what an event did."""
+    if kind == "ingest":
+        msg = (f"{s.get('days_new', 0)} new day(s), {s.get('days_corrected', 0)} "
+               f"correction(s) over {s.get('instruments', 0)} instrument(s)")
+        return msg + (f", {s['first_day']}..{s['last_day']}" if s.get("first_day") else "")
+    if kind in ("backtest", "update", "sweep"):
+        msg = (f"{s.get('n_runs', 0)} run(s), {s.get('segments', 0)} segment(s), "
+               f"{s.get('bars_processed', 0):,} bar-steps")
+        return msg + (f", {len(s['errors'])} failed" if s.get("errors") else "")
+    if kind == "init":
+        return ", ".join(f"{k}={v}" for k, v in sorted(s.get("settings", {}).items()))
+    return ""
 CHANGES_SCHEMA = pa.schema([
     ("seq", pa.int64()), ("instrument", pa.string()), ("date", pa.date32()),
     ("kind", pa.string()), ("old_hash", pa.string()), ("new_hash", pa.string()),
@@ -78,6 +94,7 @@ def _events_table(cat: Catalog, txn: Any, as_of: int | None) -> pa.Table:
         for k in ("first_day", "last_day"):
             v = s.get(k)
             rows[k].append(None if v is None else int(np.datetime64(v, "D").astype(np.int64)))
+        rows["message"].append(event_message(e.kind, s))
         rows["summary"].append(json.dumps(s, sort_keys=True))
     return pa.table(rows, schema=EVENTS_SCHEMA)
 
