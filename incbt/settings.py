@@ -49,6 +49,13 @@ SETTINGS: tuple[Setting, ...] = (
         store=True,
     ),
     Setting(
+        "ingest_chunk_mb",
+        64.0,
+        float,
+        "Ingest reads input files this many MiB at a time, so memory stays bounded; "
+        "the whole call is still one atomic commit.",
+    ),
+    Setting(
         "lock_timeout",
         30.0,
         float,

@@ -192,6 +192,7 @@ class Store:
             self.path, self.catalog, list(paths), session_tz=self.settings["session_tz"],
             row_group_rows=int(self.settings["row_group_rows"]), lock=self.lock,
             command=_command(), mapping=columns, tz=tz, dry_run=dry_run, progress=progress,
+            chunk_bytes=int(float(self.settings["ingest_chunk_mb"]) * (1 << 20)),
         )
 
     def recover(self) -> int:

@@ -168,3 +168,28 @@ def test_column_mapping_and_epoch_ns(store, tmp_path):
     assert t["instrument"].to_pylist() == ["AAA", "AAA"]
     assert t["open"].to_pylist() == [10.0, 10.5]
     assert str(t["ts"][0]) == "2024-03-04 14:30:00+00:00"
+
+
+def test_chunked_ingest_equals_one_chunk_and_stays_atomic(tmp_path, monkeypatch):
+    from conftest import tree_state
+
+    generate(str(tmp_path / "d"), instruments=3, days=25, start="2024-01-22", seed=8)
+    one = incbt.init(str(tmp_path / "one"))
+    one.ingest(str(tmp_path / "d"))
+    monkeypatch.setenv("INCBT_INGEST_CHUNK_MB", "0.1")  # ~one daily file per chunk
+    many = incbt.init(str(tmp_path / "many"))
+    s = many.ingest(str(tmp_path / "d"))
+    assert (s.days_new, s.buckets_written) == (75, 6)  # January and February buckets
+    q = "SELECT * FROM bars ORDER BY instrument, ts"
+    assert one.sql(q).equals(many.sql(q))
+    assert sorted(os.listdir(os.path.join(many.path, "bars", "S0000"))) == sorted(
+        os.listdir(os.path.join(one.path, "bars", "S0000")))  # no staged leftovers
+    # a bad file in a later chunk: nothing of the earlier chunks remains
+    third = incbt.init(str(tmp_path / "third"))
+    before = tree_state(os.path.join(third.path, "bars"))
+    bad = tmp_path / "d" / "bars-2024-02-23.csv"
+    bad.write_text(bad.read_text().replace(",", ";", 3))
+    with pytest.raises(incbt.BadInputError):
+        third.ingest(str(tmp_path / "d"))
+    assert tree_state(os.path.join(third.path, "bars")) == before
+    assert third.sql("SELECT count(*) n FROM bars")["n"][0].as_py() == 0

@@ -116,26 +116,50 @@ def split_days(inp: InputBars, session_tz: str) -> list[Piece]:
     ]
 
 
-def collect(per_file: Sequence[list[Piece]]) -> dict[tuple[str, int], Piece]:
-    """All pieces of a batch; the same day in two files must be identical."""
+@dataclass(frozen=True)
+class _Seen:
+    """What an earlier file of the same call held for one (instrument, day)."""
+
+    hash: bytes
+    source: str
+    where: dict[str, int]
+
+
+def collect(per_file: Sequence[list[Piece]], seen: dict[tuple[str, int], _Seen]
+            ) -> dict[tuple[str, int], Piece]:
+    """The pieces not seen earlier in this call; the same day twice must be identical."""
     out: dict[tuple[str, int], Piece] = {}
     for pieces in per_file:
         for p in pieces:
             key = (p.instrument, p.day)
-            prev = out.get(key)
+            prev = seen.get(key)
             if prev is None:
+                seen[key] = _Seen(p.hash, p.src.source, p.src.where(p.start))
                 out[key] = p
             elif prev.hash != p.hash:
-                a = prev.src.where(prev.start)
-                b = p.src.where(p.start)
+                a = prev.where
                 raise BadInputError(
-                    f"day {day_to_iso(p.day)} is also in {prev.src.source} "
+                    f"day {day_to_iso(p.day)} is also in {prev.source} "
                     f"({'line' if 'line' in a else 'row'} {next(iter(a.values()))}) "
                     "with different bars",
-                    file=p.src.source, instrument=p.instrument, **b,
+                    file=p.src.source, instrument=p.instrument, **p.src.where(p.start),
                     fix="give each (instrument, day) in one file only per ingest; a day is "
                     "replaced whole, so send the full corrected day",
                 )
+    return out
+
+
+def chunks(files: Sequence[str], budget: int) -> list[list[str]]:
+    """Consecutive groups of files of at most ``budget`` bytes (one file at least)."""
+    out: list[list[str]] = []
+    size = 0
+    for f in files:
+        n = os.path.getsize(f)
+        if not out or (size + n > budget and out[-1]):
+            out.append([])
+            size = 0
+        out[-1].append(f)
+        size += n
     return out
 
 
@@ -254,120 +278,171 @@ def ingest(
     mapping: Mapping[str, str] | None = None,
     tz: str | None = None,
     dry_run: bool = False,
+    chunk_bytes: int = 64 << 20,
     progress: Reporter = NULL,
 ) -> IngestSummary:
+    """Ingest files as one atomic batch, reading them ``chunk_bytes`` at a time.
+
+    Memory is bounded by a chunk: each chunk's buckets are written (uncommitted)
+    before the next chunk is read; a bucket a later chunk touches again merges
+    with this call's earlier file, which is then deleted. One commit at the end.
+    An input that fits one chunk is validated whole before anything is written.
+    """
     t0 = time.perf_counter()
     files = expand_paths(paths)
-    task = progress.task("reading", len(files))
+    summary = IngestSummary(files=len(files), dry_run=dry_run)
+    read_task = progress.task("reading", len(files))
+    write_task = progress.task("writing buckets", None)
+    seen: dict[tuple[str, int], _Seen] = {}
+    staged: dict[tuple[str, str], _Built] = {}  # written by this call, not committed
+    changes: list[tuple[str, int, int, bytes, bytes, int]] = []  # inst, day, kind, old, new, rows
+    written: list[str] = []
 
     def read(f: str) -> tuple[InputBars, list[Piece]]:
         inp = read_input(f, mapping, tz)
         pieces = split_days(inp, session_tz)
-        task.advance()
+        read_task.advance()
         return inp, pieces
 
-    # Arrow parsing and hashing run without the GIL: two files at a time keeps both
-    # cores busy. map() yields in file order, so the first bad file is reported.
-    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        read_out = list(pool.map(read, files))
-    task.done()
-    inputs = [i for i, _ in read_out]
-    pieces = collect([p for _, p in read_out])
-    summary = IngestSummary(files=len(files), rows_read=sum(len(i) for i in inputs),
-                            dry_run=dry_run)
-    t1 = time.perf_counter()
-    summary.seconds["read"] = t1 - t0
     with lock():
         if not dry_run:
             recover(root, cat)
-        changed: dict[tuple[str, str], list[Piece]] = defaultdict(list)
-        changes: list[tuple[Piece, int, bytes]] = []
-        with cat.env.read() as txn:
-            keys = sorted(pieces)
-            months = month_of(np.array([k[1] for k in keys], dtype=np.int64)) if keys else []
-            for key, month in zip(keys, months, strict=True):
-                p = pieces[key]
-                cur = cat.day(txn, *key)
-                if cur is not None and cur.hash == p.hash:
-                    summary.days_unchanged += 1
+        try:
+            for chunk in chunks(files, chunk_bytes):
+                # Arrow parsing and hashing run without the GIL: two files at a time.
+                # map() yields in file order, so the first bad file is the one reported.
+                with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+                    read_out = list(pool.map(read, chunk))
+                summary.rows_read += sum(len(i) for i, _ in read_out)
+                pieces = collect([p for _, p in read_out], seen)
+                del read_out
+                plans = _classify(cat, pieces, staged, summary, changes)
+                if dry_run or not plans:
                     continue
-                kind = CHANGE_NEW if cur is None else CHANGE_CORRECTED
-                changes.append((p, kind, ZERO_HASH if cur is None else cur.hash))
-                changed[(p.instrument, str(month))].append(p)
-            plans = []
-            for (inst, month), ps in sorted(changed.items()):
+                targets = [bucket_path(i, m, h.hex()) for i, m, h, _, _ in plans]
+                written.extend(targets)
+                cat.env.write(lambda txn: cat.set_pending(txn, written))
+                for b in _write_buckets(root, plans, row_group_rows, write_task):
+                    old = staged.get((b.instrument, b.month))
+                    if old is not None and old.path != b.path and not _known(cat, old.hash):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.remove(os.path.join(root, old.path))  # never committed
+                    staged[(b.instrument, b.month)] = b
+            read_task.done()
+            write_task.done()
+            t1 = time.perf_counter()
+            summary.seconds["read+write"] = t1 - t0
+            _summarize(summary, changes, len(staged))
+            if dry_run or not changes:
+                return summary
+            fsync_dir(os.path.join(root, "bars"))
+            built = [staged[k] for k in sorted(staged)]
+            summary.seq = cat.env.write(
+                lambda txn: _commit(cat, txn, command, summary, files, changes, built))
+        except BaseException:
+            if written and summary.seq is None:
+                recover(root, cat)  # delete this call's uncommitted files
+            raise
+        shutil.rmtree(os.path.join(root, "tmp"), ignore_errors=True)
+        summary.seconds["commit"] = time.perf_counter() - t1
+        return summary
+
+
+def _known(cat: Catalog, file_hash: bytes) -> bool:
+    with cat.env.read() as txn:
+        return cat.file(txn, file_hash) is not None
+
+
+def _classify(cat: Catalog, pieces: dict[tuple[str, int], Piece],
+              staged: dict[tuple[str, str], _Built], summary: IngestSummary,
+              changes: list) -> list[tuple]:
+    """Diff pieces against the catalog; plan the buckets they change."""
+    changed: dict[tuple[str, str], list[Piece]] = defaultdict(list)
+    with cat.env.read() as txn:
+        keys = sorted(pieces)
+        months = month_of(np.array([k[1] for k in keys], dtype=np.int64)) if keys else []
+        for key, month in zip(keys, months, strict=True):
+            p = pieces[key]
+            cur = cat.day(txn, *key)
+            if cur is not None and cur.hash == p.hash:
+                summary.days_unchanged += 1
+                continue
+            kind = CHANGE_NEW if cur is None else CHANGE_CORRECTED
+            changes.append((p.instrument, p.day, kind, ZERO_HASH if cur is None else cur.hash,
+                            p.hash, p.rows))
+            changed[(p.instrument, str(month))].append(p)
+        plans = []
+        for (inst, month), ps in sorted(changed.items()):
+            prev = staged.get((inst, month))
+            if prev is not None:  # written by an earlier chunk of this call
+                old_days, old_path = prev.entries, prev.path
+            else:
                 first = int(np.datetime64(month, "D").astype(np.int64))
                 last = int((np.datetime64(month, "M") + 1).astype("datetime64[D]")
                            .astype(np.int64)) - 1
                 old_days = list(cat.days(txn, inst, first, last))
                 old_hash = cat.bucket(txn, inst, month)
                 old_rec = cat.file(txn, old_hash) if old_hash else None
-                fhash, parts = _plan_bucket(inst, month, ps, old_days)
-                plans.append((inst, month, fhash, parts, old_rec.path if old_rec else None))
-        for p, kind, _ in changes:
-            if kind == CHANGE_NEW:
-                summary.days_new += 1
-            else:
-                summary.days_corrected += 1
-                summary.corrected.append((p.instrument, day_to_iso(p.day)))
-        if changes:
-            ds = [p.day for p, _, _ in changes]
-            summary.first_day, summary.last_day = day_to_iso(min(ds)), day_to_iso(max(ds))
-            summary.instruments = len({p.instrument for p, _, _ in changes})
-        summary.buckets_written = len(plans)
-        t2 = time.perf_counter()
-        summary.seconds["plan"] = t2 - t1
-        if dry_run or not changes:
-            return summary
+                old_path = old_rec.path if old_rec else None
+            fhash, parts = _plan_bucket(inst, month, ps, old_days)
+            plans.append((inst, month, fhash, parts, old_path))
+    return plans
 
-        targets = [bucket_path(i, m, h.hex()) for i, m, h, _, _ in plans]
-        cat.env.write(lambda txn: cat.set_pending(txn, targets))
-        os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
-        task = progress.task("writing buckets", len(plans))
 
-        def work(plan: tuple) -> _Built:
-            inst, month, fhash, parts, old_path = plan
-            b = _write_bucket(root, inst, month, fhash, parts, old_path, row_group_rows)
-            task.advance()
-            return b
+def _write_buckets(root: str, plans: list[tuple], row_group_rows: int, task: Any
+                   ) -> list[_Built]:
+    os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
 
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2)) as pool:
-            built = list(pool.map(work, plans))
-            task.done()
-            dirs = {os.path.dirname(os.path.join(root, b.path)) for b in built}
-            dirs |= {os.path.dirname(d) for d in dirs}  # new instrument folders too
-            list(pool.map(fsync_dir, sorted(dirs)))
-        fsync_dir(os.path.join(root, "bars"))
-        t3 = time.perf_counter()
-        summary.seconds["write"] = t3 - t2
+    def work(plan: tuple) -> _Built:
+        inst, month, fhash, parts, old_path = plan
+        b = _write_bucket(root, inst, month, fhash, parts, old_path, row_group_rows)
+        task.advance()
+        return b
 
-        def commit(txn: Any) -> int:
-            seq = cat.append_event(txn, "ingest", command, summary.as_dict() | {
-                "sources": [os.path.basename(f) for f in files[:20]],
-            })
-            for p, kind, old in changes:
-                cat.put_change(txn, Change(seq, p.instrument, p.day, kind, old, p.hash, p.rows))
-            for b in built:
-                prev = cat.bucket(txn, b.instrument, b.month)
-                if prev is not None and prev != b.hash:
-                    rec = cat.file(txn, prev)
-                    if rec is not None and rec.is_current:
-                        rec.intervals[-1][1] = seq
-                        cat.put_file(txn, rec)
-                rec = cat.file(txn, b.hash) or FileRecord(
-                    b.hash.hex(), b.path, b.instrument, b.month, b.rows, b.bytes,
-                    b.first_day, b.last_day, [],
-                )
-                if not rec.is_current:
-                    rec.intervals.append([seq, None])
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2)) as pool:
+        built = list(pool.map(work, plans))
+        dirs = {os.path.dirname(os.path.join(root, b.path)) for b in built}
+        list(pool.map(fsync_dir, sorted(dirs)))
+    return built
+
+
+def _summarize(summary: IngestSummary, changes: list, buckets: int) -> None:
+    for inst, day, kind, _, _, _ in changes:
+        if kind == CHANGE_NEW:
+            summary.days_new += 1
+        else:
+            summary.days_corrected += 1
+            summary.corrected.append((inst, day_to_iso(day)))
+    if changes:
+        ds = [c[1] for c in changes]
+        summary.first_day, summary.last_day = day_to_iso(min(ds)), day_to_iso(max(ds))
+        summary.instruments = len({c[0] for c in changes})
+    summary.buckets_written = buckets
+
+
+def _commit(cat: Catalog, txn: Any, command: str, summary: IngestSummary, files: list[str],
+            changes: list, built: list[_Built]) -> int:
+    seq = cat.append_event(txn, "ingest", command, summary.as_dict() | {
+        "sources": [os.path.basename(f) for f in files[:20]],
+    })
+    for inst, day, kind, old, new, rows in changes:
+        cat.put_change(txn, Change(seq, inst, day, kind, old, new, rows))
+    for b in built:
+        prev = cat.bucket(txn, b.instrument, b.month)
+        if prev is not None and prev != b.hash:
+            rec = cat.file(txn, prev)
+            if rec is not None and rec.is_current:
+                rec.intervals[-1][1] = seq
                 cat.put_file(txn, rec)
-                cat.set_bucket(txn, b.instrument, b.month, b.hash)
-                for e in b.entries:
-                    cat.put_day(txn, e)
-            cat.set_pending(txn, [])
-            return seq
-
-        summary.seq = cat.env.write(commit)
-        shutil.rmtree(os.path.join(root, "tmp"), ignore_errors=True)
-        summary.seconds["commit"] = time.perf_counter() - t3
-        return summary
+        rec = cat.file(txn, b.hash) or FileRecord(
+            b.hash.hex(), b.path, b.instrument, b.month, b.rows, b.bytes,
+            b.first_day, b.last_day, [],
+        )
+        if not rec.is_current:
+            rec.intervals.append([seq, None])
+        cat.put_file(txn, rec)
+        cat.set_bucket(txn, b.instrument, b.month, b.hash)
+        for e in b.entries:
+            cat.put_day(txn, e)
+    cat.set_pending(txn, [])
+    return seq
