@@ -264,7 +264,9 @@ def log(
 
 @app.command()
 def status(output: OutputOpt = "table") -> None:
-    """What the store holds: instruments, days, files, events, size."""
+    """What the store holds, what is stale and why, and the work an update would do."""
+    import pyarrow as pa
+
     st = _open()
     t = st.sql(
         "SELECT count(DISTINCT instrument) AS instruments, count(*) AS files, "
@@ -277,6 +279,74 @@ def status(output: OutputOpt = "table") -> None:
     if pending:
         typer.echo(f"{len(pending)} file(s) from an interrupted write will be removed by the "
                    "next write")
+    res = st.status()
+    _print_update(res, output, dry=True)
+    if res.stale:
+        rows = [vars(r) for r in res.stale]
+        write_table(pa.Table.from_pylist(rows), output, None, title="stale (run, instrument)")
+
+
+def _print_update(res: object, output: str, dry: bool) -> None:
+    r = res.report  # type: ignore[attr-defined]
+    for b in res.broken:  # type: ignore[attr-defined]
+        err_console.print(f"[yellow]cannot recompute:[/yellow] {b}", highlight=False)
+    for old, new in res.replaced:  # type: ignore[attr-defined]
+        typer.echo(f"run {old} is replaced by {new} (its strategy's code changed)")
+    if not r.segments:
+        typer.echo(f"{r.runs} run(s): all up to date")
+        return
+    verb = "would compute" if dry else "computed"
+    bars = r.bars_processed
+    typer.echo(f"{r.runs} run(s): {verb} {r.segments} segment(s) in {r.tasks} task(s), "
+               f"{bars:,} bar-steps" + ("" if dry else f" in {r.seconds:.2f} s"))
+    for e in r.errors[:10]:
+        err_console.print(f"[yellow]failed:[/yellow] {e}", highlight=False)
+
+
+@app.command()
+def update(
+    paths: Annotated[list[str] | None, typer.Argument(help="Files, folders or globs to "
+                     "ingest first (optional).")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="As for ingest.")] = None,
+    tz: Annotated[str | None, typer.Option("--tz", help="As for ingest.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be ingested "
+                       "and computed; write nothing.")] = False,
+) -> None:
+    """Ingest new data (optional), then bring every run up to date, computing exactly
+    what changed invalidated."""
+    st = _open()
+    with RichReporter() as rep:
+        res = st.update(paths or None, dry_run=dry_run, columns=_pairs(map_, "--map") or None,
+                        tz=tz, progress=rep)
+    if res.ingest is not None:
+        s = res.ingest
+        typer.echo(f"ingest: {s.days_new} new day(s), {s.days_corrected} correction(s), "
+                   f"{s.days_unchanged} unchanged" + (f"; event {s.seq}" if s.seq else ""))
+    _print_update(res, "table", dry_run)
+
+
+@app.command()
+def verify(
+    runs: Annotated[list[str] | None, typer.Argument(help="Run ids or unique prefixes "
+                    "(default: every run).")] = None,
+) -> None:
+    """Recompute runs from scratch in memory and compare with the store, bit for bit.
+
+    Exits 1 on any difference and says where."""
+    st = _open()
+    with RichReporter() as rep:
+        rep_ = st.verify(runs or None, progress=rep)
+    if rep_.ok:
+        typer.echo(f"verified {rep_.runs} run(s): {rep_.rows_compared:,} rows identical to a "
+                   f"from-scratch run ({rep_.bars_processed:,} bar-steps, "
+                   f"{rep_.seconds:.2f} s)")
+        return
+    for d in rep_.differences:
+        err_console.print(
+            f"[red]differs:[/red] run {d.run_id} {d.table} "
+            f"{d.instrument or ''} {d.where}: {d.column} stored {d.stored!r}, "
+            f"recomputed {d.recomputed!r}", highlight=False)
+    raise typer.Exit(1)
 
 
 def main() -> None:
@@ -284,7 +354,9 @@ def main() -> None:
     os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache",
                                                           "incbt-numba"))
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns typer.Exit codes here
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except IncbtError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

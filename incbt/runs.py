@@ -150,6 +150,7 @@ class UpdateReport:
     seconds: float = 0.0
     commit: CommitSummary | None = None
     errors: list[str] = field(default_factory=list)
+    plan: Plan | None = None
 
 
 def _strategy_for(rec: rc.RunRecord) -> Strategy:
@@ -168,16 +169,19 @@ class Staleness:
 
 
 def plan_runs(store: Any, records: Sequence[rc.RunRecord],
-              stale_out: list[Staleness] | None = None) -> Plan:
+              stale_out: list[Staleness] | None = None, from_scratch: bool = False,
+              hypothetical: Sequence[tuple[str, int, int, int]] = ()) -> Plan:
     """What it takes to bring these runs up to the last day with bars.
 
     A (run, instrument) is valid through its latest snapshot, unless an event
     after its last commit changed a day on or before that (a correction or a
     late day): then it is valid only through the latest snapshot before the
     first changed day, and recomputes from there. Why is reported in ``stale_out``.
+    ``from_scratch``: ignore every snapshot (``verify``). ``hypothetical``:
+    (instrument, day, kind, rows) of an ingest not yet made (``update --dry-run``).
     """
     cat = store.catalog
-    known = store.instruments()
+    known = sorted(set(store.instruments()) | {h[0] for h in hypothetical})
     specs = []
     valid: dict[tuple[str, str], int | None] = {}
     days: dict[str, InstrumentDays] = {}
@@ -193,6 +197,11 @@ def plan_runs(store: Any, records: Sequence[rc.RunRecord],
         if pair_seq:
             for ch in cat.changes(txn, oldest):
                 changed[ch.instrument].append((ch.seq, ch.day))
+        future = cat.last_seq(txn) + 1
+        extra: dict[str, dict[int, int]] = defaultdict(dict)
+        for inst, day, _, rows in hypothetical:
+            changed[inst].append((future, day))
+            extra[inst][day] = rows
         for rec in records:
             strat = _strategy_for(rec)
             prow = params_from_dict(strat, rec.params)
@@ -202,10 +211,10 @@ def plan_runs(store: Any, records: Sequence[rc.RunRecord],
                                  iso_to_day(rec.start), insts, strat.warmup(prow)))
             for inst in insts:
                 if inst not in days:
-                    es = list(cat.days(txn, inst))
-                    days[inst] = InstrumentDays(tuple(e.day for e in es),
-                                                tuple(e.rows for e in es))
-                snap = rc.latest_snapshot(cat, txn, rec.run_id, inst)
+                    rows_of = {e.day: e.rows for e in cat.days(txn, inst)} | extra.get(inst, {})
+                    ds = sorted(rows_of)
+                    days[inst] = InstrumentDays(tuple(ds), tuple(rows_of[d] for d in ds))
+                snap = None if from_scratch else rc.latest_snapshot(cat, txn, rec.run_id, inst)
                 through = None if snap is None else snap[0]
                 seq0 = pair_seq.get((rec.run_id, inst))
                 if through is not None and seq0 is not None:
@@ -270,7 +279,8 @@ def execute(store: Any, the_plan: Plan, progress: Reporter = NULL,
 
 
 def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunRecord],
-           command: str, kind: str = "backtest") -> CommitSummary:
+           command: str, kind: str = "backtest",
+           replaced: Sequence[tuple[str, str]] = ()) -> CommitSummary:
     """Write the batch's result files, then one transaction: runs, segments, snapshots,
     metrics, event. Call under the store's write lock."""
     from incbt.bars.ingest import recover
@@ -345,6 +355,11 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
                     totals += vals[3:6]
             m[3:6] = totals
             rc.put_metrics(cat, txn, rid, PORTFOLIO, m)
+        for old_id, new_id in replaced:  # old results stay visible until now
+            old_rec = rc.get_run(cat, txn, old_id)
+            if old_rec is not None and any(r == new_id for r in by_run):
+                old_rec.superseded_by = new_id
+                rc.put_run(cat, txn, old_rec)
         summary.runs = len(by_run)
         seq = cat.append_event(txn, kind, command, {
             "batch": batch, "runs": sorted(by_run)[:50], "n_runs": len(by_run),
@@ -362,12 +377,19 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
 
 def bring_up_to_date(store: Any, records: Sequence[rc.RunRecord], *, command: str,
                      kind: str = "backtest", progress: Reporter = NULL,
-                     dry_run: bool = False) -> UpdateReport:
-    """Plan, compute and commit whatever these runs lack, under the write lock."""
+                     dry_run: bool = False, stale_out: list[Staleness] | None = None,
+                     replaced: Sequence[tuple[str, str]] = (),
+                     hypothetical: Sequence[tuple[str, int, int, int]] = ()) -> UpdateReport:
+    """Plan, compute and commit whatever these runs lack, under the write lock.
+
+    ``replaced``: (old run, new run) pairs; the old run is marked superseded in
+    the same transaction that commits the new run's results.
+    """
     t0 = time.perf_counter()
     report = UpdateReport(runs=len(records))
     with store.lock():
-        p = plan_runs(store, records)
+        p = plan_runs(store, records, stale_out, hypothetical=hypothetical)
+        report.plan = p
         report.tasks, report.segments = len(p.tasks), p.segments
         if dry_run:
             report.bars_processed = p.bars
@@ -377,7 +399,7 @@ def bring_up_to_date(store: Any, records: Sequence[rc.RunRecord], *, command: st
             report.seconds = time.perf_counter() - t0
             return report
         results = execute(store, p, progress)
-        report.commit = commit(store, results, new, command, kind)
+        report.commit = commit(store, results, new, command, kind, replaced)
         report.bars_processed = report.commit.bars_processed
         report.errors = report.commit.errors
     report.seconds = time.perf_counter() - t0

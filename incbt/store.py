@@ -237,6 +237,34 @@ class Store:
         out = [runs_mod.Run(self, r, report) for r in records]
         return out if many else out[0]
 
+    def update(self, paths: str | Sequence[str] | None = None, *, dry_run: bool = False,
+               columns: Mapping[str, str] | None = None, tz: str | None = None,
+               progress: Reporter = NULL) -> Any:
+        """Ingest ``paths`` (if any), then bring every registered run up to date.
+
+        Computes exactly the invalid segments (new days, days from a correction or
+        a late day on, runs whose strategy code changed). Returns an UpdateResult.
+        """
+        from incbt.update import update
+
+        if isinstance(paths, str | os.PathLike):
+            paths = [os.fspath(paths)]
+        extra = {k: v for k, v in (("columns", columns), ("tz", tz)) if v is not None}
+        return update(self, paths, dry_run=dry_run, command=_command(), progress=progress,
+                      **extra)
+
+    def status(self) -> Any:
+        """What is stale and why, and the work an update would do (writes nothing)."""
+        from incbt.update import status
+
+        return status(self)
+
+    def verify(self, run_ids: Sequence[str] | None = None, progress: Reporter = NULL) -> Any:
+        """Recompute runs from scratch in memory and compare with the store bit for bit."""
+        from incbt.update import verify
+
+        return verify(self, run_ids, progress)
+
     def run(self, run_id: str) -> Any:
         """A registered run by id (a unique prefix is enough)."""
         from incbt import runs as runs_mod

@@ -83,13 +83,15 @@ class IngestSummary:
     seq: int | None = None  # the event recorded, None when nothing changed
     dry_run: bool = False
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase
+    # every changed day: (instrument, day, kind, rows); what a dry run would change
+    changed_days: list[tuple[str, int, int, int]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         return bool(self.days_new or self.days_corrected)
 
     def as_dict(self) -> dict[str, Any]:
-        skip = ("corrected", "seconds")
+        skip = ("corrected", "seconds", "changed_days")
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {
             "corrected": [list(c) for c in self.corrected[:100]]
         }
@@ -407,6 +409,7 @@ def _write_buckets(root: str, plans: list[tuple], row_group_rows: int, task: Any
 
 
 def _summarize(summary: IngestSummary, changes: list, buckets: int) -> None:
+    summary.changed_days = [(c[0], c[1], c[2], c[5]) for c in changes]
     for inst, day, kind, _, _, _ in changes:
         if kind == CHANGE_NEW:
             summary.days_new += 1

@@ -59,6 +59,8 @@ class RunRecord:
     universe: list[str] | str  # instruments, or "all"
     created_seq: int = 0
     source: str = "builtin"  # or the path of the user's strategies file
+    superseded_by: str | None = None  # the run that replaced it (its strategy's code changed)
+    fork: dict[str, Any] | None = None  # {"base": run id, "effective": day} for a fork
 
 
 @dataclass(frozen=True)

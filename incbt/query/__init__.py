@@ -183,6 +183,10 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
     cols["params"] = [json.dumps(r.params, sort_keys=True) for r in recs]
     cols["source"] = [r.source for r in recs]
     cols["created_seq"] = [r.created_seq for r in recs]
+    cols["superseded_by"] = [r.superseded_by for r in recs]
+    cols["fork_of"] = [r.fork["base"] if r.fork else None for r in recs]
+    cols["fork_effective"] = [int(np.datetime64(r.fork["effective"], "D").astype(np.int64))
+                              if r.fork else None for r in recs]
     schema = pa.schema([("run_id", pa.string()), ("strategy", pa.string()),
                         ("code_version", pa.string()), ("start", pa.date32()),
                         ("universe", pa.string()), ("instruments", pa.int64()),
@@ -190,7 +194,8 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
                         ("slippage_bps", pa.float64()),
                         *((f"p_{n}", pa.float64()) for n in pnames),
                         ("params", pa.string()), ("source", pa.string()),
-                        ("created_seq", pa.int64())])
+                        ("created_seq", pa.int64()), ("superseded_by", pa.string()),
+                        ("fork_of", pa.string()), ("fork_effective", pa.date32())])
     return pa.table(cols, schema=schema)
 
 
@@ -206,7 +211,10 @@ def _metrics_table(cat: Catalog, txn: Any) -> pa.Table:
     from incbt.catalog import runs as rc
 
     rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
+    gone = {r.run_id for r in rc.runs(cat, txn) if r.superseded_by is not None}
     for rid, inst, v in rc.all_metrics(cat, txn):
+        if rid in gone:
+            continue
         rows["run_id"].append(rid)
         rows["instrument"].append(inst or None)
         rows["scope"].append("instrument" if inst else "portfolio")

@@ -203,6 +203,7 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
     """(run_id, instrument, batch, valid_until) for segments a later batch supersedes.
 
     Rows of a listed (run, instrument, batch) are valid only with date < valid_until.
+    Every segment of a replaced run (``superseded_by``) is listed as wholly invalid.
     """
     rows: dict[str, list] = {"run_id": [], "instrument": [], "batch": [], "valid_until": []}
     cur_key = None
@@ -217,7 +218,14 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
                 rows["batch"].append(s.batch)
                 rows["valid_until"].append(min(later))
 
+    gone = {r.run_id for r in rc.runs(cat, txn) if r.superseded_by is not None}
     for s in rc.segments(cat, txn):
+        if s.run_id in gone:  # a replaced run: none of its rows is valid any more
+            rows["run_id"].append(s.run_id)
+            rows["instrument"].append(s.instrument)
+            rows["batch"].append(s.batch)
+            rows["valid_until"].append(-719162)  # 0001-01-01: before every date
+            continue
         key = (s.run_id, s.instrument)
         if key != cur_key:
             flush()

@@ -1,0 +1,262 @@
+"""Keeping every run current: ``update``, ``status`` and ``verify``.
+
+- :func:`update` ingests the given files (same rules and atomicity as
+  ``ingest``), then brings every registered run up to date by computing
+  exactly the invalid segments: new days, days after a correction or a late
+  day (resuming from the last snapshot before it), and runs whose strategy's
+  code changed (replaced by a run of the new code, computed from the start;
+  the old results stay queryable until the new ones commit).
+- :func:`status` says what is stale and why, and the work an update would do.
+- :func:`verify` recomputes runs from scratch in memory and compares them with
+  the store bit for bit: the user's proof that incremental results are right.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from incbt.bars.ingest import IngestSummary
+from incbt.bars.schema import day_to_iso, iso_to_day
+from incbt.catalog import runs as rc
+from incbt.errors import StrategyError, UsageError
+from incbt.execute import resolve_strategy
+from incbt.progress import NULL, Reporter
+from incbt.results import PORTFOLIO, build_tables
+from incbt.results.metrics import METRICS, finalize, fold, initial_acc, portfolio_pnl
+from incbt.runs import (
+    Staleness,
+    UpdateReport,
+    bring_up_to_date,
+    execute,
+    instruments_of,
+    make_run_id,
+    plan_runs,
+)
+
+
+@dataclass
+class StaleRow:
+    """One (run, instrument) an update would compute, and why."""
+
+    run_id: str
+    strategy: str
+    instrument: str
+    reason: str
+    from_day: str
+    bars: int
+
+
+@dataclass
+class UpdateResult:
+    ingest: IngestSummary | None
+    report: UpdateReport
+    stale: list[StaleRow] = field(default_factory=list)
+    replaced: list[tuple[str, str]] = field(default_factory=list)  # (old run, new run)
+    broken: list[str] = field(default_factory=list)  # runs that cannot be recomputed, and why
+
+
+def active_runs(store: Any) -> list[rc.RunRecord]:
+    with store.catalog.env.read() as txn:
+        return [r for r in rc.runs(store.catalog, txn) if r.superseded_by is None]
+
+
+def current_records(store: Any) -> tuple[list[rc.RunRecord], list[tuple[str, str]], list[str]]:
+    """Active runs as they should be now: a run whose strategy's code changed is
+    replaced by the same run under the new code version (a new run id)."""
+    records, replaced, broken = [], [], []
+    for rec in active_runs(store):
+        try:
+            strat = resolve_strategy(rec.strategy, rec.source)
+        except (StrategyError, OSError) as exc:
+            broken.append(f"run {rec.run_id} ({rec.strategy}): {exc}")
+            continue
+        if strat.code_version != rec.code_version:
+            new = dataclasses.replace(
+                rec, code_version=strat.code_version, created_seq=0, superseded_by=None,
+                run_id=make_run_id(rec.strategy, strat.code_version, rec.params,
+                                   rec.exec_params, rec.start, rec.universe))
+            records.append(new)
+            replaced.append((rec.run_id, new.run_id))
+        else:
+            records.append(rec)
+    return records, replaced, broken
+
+
+def _stale_rows(records: Sequence[rc.RunRecord], report: UpdateReport,
+                stale: list[Staleness], replaced: list[tuple[str, str]], last_seq: int
+                ) -> list[StaleRow]:
+    why = {(s.run_id, s.instrument): s for s in stale}
+    new_ids = {n for _, n in replaced}
+    strat_of = {r.run_id: r.strategy for r in records}
+    rows = []
+    for t in report.plan.tasks if report.plan else []:
+        for rid in t.run_ids:
+            s = why.get((rid, t.instrument))
+            if rid in new_ids:
+                reason = "strategy code changed: recomputed from the start as a new run"
+            elif s is not None and s.seq > last_seq:
+                reason = f"the ingest would change {day_to_iso(s.from_day)}"
+            elif s is not None:
+                reason = f"event {s.seq} changed {day_to_iso(s.from_day)}"
+            elif t.resume_day is None:
+                reason = "not computed yet"
+            else:
+                reason = f"{t.days} new day(s) after {day_to_iso(t.resume_day)}"
+            rows.append(StaleRow(rid, strat_of.get(rid, t.strategy), t.instrument, reason,
+                                 day_to_iso(t.first_day), t.bars))
+    rows.sort(key=lambda r: (r.run_id, r.instrument))
+    return rows
+
+
+def update(store: Any, paths: Sequence[str] | None = None, *, dry_run: bool = False,
+           command: str = "update", progress: Reporter = NULL, **ingest_args: Any
+           ) -> UpdateResult:
+    """Ingest ``paths`` (if any), then bring every run up to date."""
+    summary = store.ingest(paths, dry_run=dry_run, progress=progress, **ingest_args) \
+        if paths else None
+    records, replaced, broken = current_records(store)
+    stale: list[Staleness] = []
+    report = bring_up_to_date(store, records, command=command, kind="update",
+                              progress=progress, dry_run=dry_run, stale_out=stale,
+                              replaced=replaced,
+                              hypothetical=summary.changed_days if dry_run and summary else ())
+    with store.catalog.env.read() as txn:
+        last_seq = store.catalog.last_seq(txn)
+    return UpdateResult(summary, report,
+                        _stale_rows(records, report, stale, replaced, last_seq),
+                        replaced, broken)
+
+
+def status(store: Any) -> UpdateResult:
+    """What an update would do now, and why (nothing is written)."""
+    return update(store, None, dry_run=True)
+
+
+@dataclass
+class Difference:
+    run_id: str
+    table: str
+    instrument: str | None
+    where: str
+    column: str
+    stored: Any
+    recomputed: Any
+
+
+@dataclass
+class VerifyReport:
+    runs: int = 0
+    rows_compared: int = 0
+    bars_processed: int = 0
+    seconds: float = 0.0
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+def _first_difference(run_id: str, name: str, stored: pa.Table, fresh: pa.Table,
+                      keys: tuple[str, ...]) -> Difference | None:
+    if stored.num_rows != fresh.num_rows:
+        return Difference(run_id, name, None, "row count", "*", stored.num_rows, fresh.num_rows)
+    for col in fresh.column_names:
+        a = stored.column(col).combine_chunks()
+        b = fresh.column(col).combine_chunks()
+        if a.equals(b):
+            continue
+        av, bv = a.to_pylist(), b.to_pylist()
+        for i, (x, y) in enumerate(zip(av, bv, strict=True)):
+            if x != y and not (isinstance(x, float) and isinstance(y, float) and
+                               np.isnan(x) and np.isnan(y)):
+                inst = stored.column("instrument")[i].as_py() if "instrument" in \
+                    stored.column_names else None
+                where = ", ".join(f"{k}={stored.column(k)[i].as_py()}" for k in keys
+                                  if k in stored.column_names)
+                return Difference(run_id, name, inst, where, col, x, y)
+    return None
+
+
+def verify(store: Any, run_ids: Sequence[str] | None = None, progress: Reporter = NULL
+           ) -> VerifyReport:
+    """Recompute runs from scratch in memory; compare daily, fills and metrics bit for bit."""
+    t0 = time.perf_counter()
+    records = active_runs(store)
+    if run_ids:
+        chosen = []
+        for q in run_ids:
+            hit = [r for r in records if r.run_id.startswith(q)]
+            if len(hit) != 1:
+                raise UsageError(f"no run {q!r}" if not hit else f"run id {q!r} is ambiguous")
+            chosen.append(hit[0])
+        records = chosen
+    report = VerifyReport(runs=len(records))
+    known = store.instruments()
+    for rec in records:
+        p = plan_runs(store, [rec], from_scratch=True)
+        results = execute(store, p, progress)
+        report.bars_processed += sum(r.bars_processed for r in results)
+        daily, fills = build_tables(results, 0, set())
+        daily = daily.drop_columns(["batch"])
+        fills = fills.drop_columns(["batch"])
+        q = {"r": rec.run_id}
+        s_daily = store.sql("SELECT * FROM daily WHERE run_id = $r ORDER BY instrument, date",
+                            params=q)
+        s_fills = store.sql("SELECT * FROM fills WHERE run_id = $r ORDER BY instrument, ts",
+                            params=q)
+        s_metrics = store.sql("SELECT * FROM metrics WHERE run_id = $r "
+                              "ORDER BY scope, instrument", params=q)
+        fresh_metrics = _metrics(rec, results, len(instruments_of(rec, known)))
+        for name, a, b, keys in (("daily", s_daily, daily, ("date",)),
+                                 ("fills", s_fills, fills, ("ts",)),
+                                 ("metrics", s_metrics.select(fresh_metrics.column_names),
+                                  fresh_metrics, ("scope",))):
+            report.rows_compared += b.num_rows
+            d = _first_difference(rec.run_id, name, a, b, keys)
+            if d is not None:
+                report.differences.append(d)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _metrics(rec: rc.RunRecord, results: list, n_instruments: int) -> pa.Table:
+    """Metrics of freshly computed results, as the store defines them."""
+    from incbt.engine import state_width
+    from incbt.query import METRICS_SCHEMA
+
+    per_inst = []
+    rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
+    inst_vals = {}
+    for r in results:
+        sw = state_width(resolve_strategy(r.task.strategy, r.task.source))
+        k = r.task.run_ids.index(rec.run_id)
+        inst_vals[r.task.instrument] = finalize(r.states[k, -1, sw:])
+        per_inst.append((r.task.instrument, r.days, r.daily["pnl"][k]))
+    days, pnl = portfolio_pnl(per_inst)
+    cap = np.array([rec.exec_params["notional"] * max(1, n_instruments)])
+    z = np.zeros((1, len(days)))
+    acc = fold(initial_acc(1), pnl[None, :], cap, equity=None, fills=z, fees=z, turnover=z)
+    port = finalize(acc[0, -1]) if len(days) else finalize(np.zeros(acc.shape[-1]))
+    totals = np.zeros(3)
+    for inst in sorted(inst_vals):
+        totals += inst_vals[inst][3:6]
+    port[3:6] = totals
+    for inst, vals in [(PORTFOLIO, port)] + sorted(inst_vals.items()):
+        rows["run_id"].append(rec.run_id)
+        rows["instrument"].append(inst or None)
+        rows["scope"].append("portfolio" if not inst else "instrument")
+        for i, name in enumerate(METRICS):
+            rows[name].append(int(vals[i]) if name in ("fills", "days") else float(vals[i]))
+    t = pa.table(rows, schema=METRICS_SCHEMA)
+    return t.sort_by([("scope", "ascending"), ("instrument", "ascending")])
+
+
+__all__ = ["Difference", "StaleRow", "UpdateResult", "VerifyReport", "iso_to_day", "status",
+           "update", "verify"]

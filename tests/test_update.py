@@ -1,0 +1,149 @@
+"""update, status, verify: exactly the invalid work, reasons, and a bit-for-bit proof."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+import incbt
+from incbt.bars.generate import generate
+
+DAILY = "SELECT * FROM daily ORDER BY run_id, instrument, date"
+FILLS = "SELECT * FROM fills ORDER BY run_id, instrument, ts"
+METRICS = "SELECT * FROM metrics ORDER BY run_id, scope, instrument"
+STRATS = '''import incbt
+
+@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=(),
+                warmup=lambda p: p["n"])
+def mom(p, s, o, h, l, c, v, i):
+    n = int(p[0])
+    if i < n:
+        return 0
+    return 1 if c[i] > c[i - n] else {SHORT}
+'''
+
+
+@pytest.fixture
+def world(tmp_path):
+    g = dict(instruments=3, days=8, start="2024-03-04", seed=31)
+    generate(str(tmp_path / "head"), **g, to_day="2024-03-08")
+    generate(str(tmp_path / "tail"), **g, from_day="2024-03-11")
+    generate(str(tmp_path / "all"), **g)
+    generate(str(tmp_path / "fix"), **g, from_day="2024-03-06", to_day="2024-03-06",
+             revise=["2024-03-06"])
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "head"))
+    s.backtest("sma_cross", [{"fast": 4, "slow": 30}, {"fast": 8, "slow": 30}], fee_bps=1)
+    s.backtest("bollinger", {"window": 40, "k": 2.0})
+    return tmp_path, s
+
+
+def _fresh(tmp_path, *paths):
+    f = incbt.init(str(tmp_path / "fresh"))
+    for p in paths:
+        f.ingest(str(p))
+    f.backtest("sma_cross", [{"fast": 4, "slow": 30}, {"fast": 8, "slow": 30}], fee_bps=1)
+    f.backtest("bollinger", {"window": 40, "k": 2.0})
+    return f
+
+
+def test_update_ingests_and_computes_only_new_days(world):
+    tmp, s = world
+    res = s.update(str(tmp / "tail"))
+    assert res.ingest.days_new == 9
+    assert res.report.bars_processed == 3 * 3 * 3 * 390  # 3 runs x 3 instruments x 3 days
+    assert s.update().report.bars_processed == 0  # nothing left
+    f = _fresh(tmp, tmp / "all")
+    for q in (DAILY, FILLS, METRICS):
+        assert s.sql(q).equals(f.sql(q)), q
+
+
+def test_status_says_what_is_stale_and_why(world):
+    tmp, s = world
+    s.ingest(str(tmp / "tail"))
+    s.ingest(str(tmp / "fix"))
+    st = s.status()
+    assert st.report.bars_processed == 3 * 3 * 6 * 390  # 03-06 (corrected) to 03-13: 6 days
+    reasons = {r.reason for r in st.stale}
+    assert reasons == {"event 6 changed 2024-03-06"}
+    assert {r.from_day for r in st.stale} == {"2024-03-06"}
+    assert len(st.stale) == 9
+    dry = s.update(dry_run=True)
+    assert dry.report.bars_processed == st.report.bars_processed
+    assert s.sql("SELECT count(*) n FROM events WHERE kind = 'update'")["n"][0].as_py() == 0
+    s.update()
+    assert not s.status().stale
+    files = sorted(os.listdir(tmp / "all"))
+    f = _fresh(tmp, *[tmp / "all" / x for x in files if x != "bars-2024-03-06.csv"],
+               tmp / "fix")
+    for q in (DAILY, FILLS, METRICS):
+        assert s.sql(q).equals(f.sql(q)), q
+
+
+def test_verify_passes_then_catches_a_tampered_result(world):
+    tmp, s = world
+    s.update(str(tmp / "tail"))
+    rep = s.verify()
+    assert rep.ok and rep.runs == 3 and rep.rows_compared > 0
+    path = s.sql("SELECT path FROM files LIMIT 1")  # any file: find the daily batch files
+    del path
+    daily_dir = os.path.join(s.path, "results", "daily")
+    target = os.path.join(daily_dir, sorted(os.listdir(daily_dir))[-1])
+    t = pq.read_table(target)
+    pnl = t.column("pnl").to_numpy().copy()
+    pnl[3] += 1e-9
+    pq.write_table(t.set_column(t.schema.get_field_index("pnl"), "pnl",
+                                __import__("pyarrow").array(pnl)), target)
+    bad = s.verify()
+    assert not bad.ok
+    d = bad.differences[0]
+    assert d.table == "daily" and d.column == "pnl"
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", s.path, "verify"], capture_output=True, text=True)
+    assert p.returncode == 1 and "differs" in p.stderr and "pnl" in p.stderr
+
+
+def test_a_changed_strategy_replaces_its_runs(tmp_path):
+    generate(str(tmp_path / "d"), instruments=2, days=4, start="2024-03-04", seed=5)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    f = tmp_path / "strats.py"
+    f.write_text(STRATS.replace("{SHORT}", "-1"))
+    old = s.backtest("mom", {"n": 12}, strategies_file=str(f))
+    f.write_text(STRATS.replace("{SHORT}", "0"))  # the researcher edits the step
+    st = s.status()
+    assert [r.reason for r in st.stale][0].startswith("strategy code changed")
+    assert s.sql("SELECT count(*) n FROM daily WHERE run_id = $r",
+                 params={"r": old.run_id})["n"][0].as_py() == 8  # still visible
+    res = s.update()
+    (old_id, new_id), = res.replaced
+    assert old_id == old.run_id and new_id != old_id
+    runs = s.sql("SELECT run_id, superseded_by FROM runs ORDER BY created_seq").to_pylist()
+    assert runs == [{"run_id": old_id, "superseded_by": new_id},
+                    {"run_id": new_id, "superseded_by": None}]
+    assert s.sql("SELECT DISTINCT run_id FROM daily")["run_id"].to_pylist() == [new_id]
+    assert s.sql("SELECT DISTINCT run_id FROM metrics")["run_id"].to_pylist() == [new_id]
+    again = s.backtest("mom", {"n": 12}, strategies_file=str(f))
+    assert again.run_id == new_id and again.report.bars_processed == 0
+    assert s.verify().ok
+
+
+def test_cli_update_status_verify(world):
+    tmp, s = world
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+
+    def run(*a):
+        return subprocess.run([exe, "--store", s.path, *a], capture_output=True, text=True)
+
+    p = run("update", str(tmp / "tail"), "--dry-run")
+    assert p.returncode == 0 and "would" in p.stdout
+    p = run("update", str(tmp / "tail"))
+    assert p.returncode == 0 and "computed 9 segment(s)" in p.stdout, p.stdout
+    p = run("status")
+    assert "all up to date" in p.stdout
+    p = run("verify")
+    assert p.returncode == 0 and "identical" in p.stdout
