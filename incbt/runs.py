@@ -41,6 +41,7 @@ from incbt.results import (
     CommitSummary,
     batch_paths,
     build_tables,
+    fallen_out,
     finalize,
     portfolio_update,
     retained,
@@ -326,11 +327,16 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
         for r in results:
             t = r.task
             sw = state_width(resolve_strategy(t.strategy, t.source))
+            # days whose "recent" snapshot the retention rule drops now (no scan)
+            before = [] if t.resume_day is None else cat.days_up_to(
+                txn, t.instrument, t.resume_day, keep)
+            drop = fallen_out(before, r.days, keep)
             for k, rid in enumerate(t.run_ids):
                 if (rid, t.instrument) in failed:
                     continue
                 rc.delete_snapshots_from(cat, txn, rid, t.instrument, t.first_day)
                 rc.put_snapshots(cat, txn, rid, t.instrument, r.snap_days, r.states[k])
+                rc.delete_snapshots(cat, txn, rid, t.instrument, drop)
                 rc.put_segment(cat, txn, rc.Segment(rid, t.instrument, batch, t.first_day,
                                                     t.last_day, len(r.days)))
                 rc.put_metrics(cat, txn, rid, t.instrument, finalize(r.states[k, -1, sw:]))
@@ -343,9 +349,12 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
             rec_for_capital = rc.RunRecord(**{**asdict(rec), "universe": ["x"] * n_inst})
             days, acc = portfolio_update(root, cat, txn, rec_for_capital, first_of_run[rid],
                                          fresh)
+            kept = rc.snapshot_days(cat, txn, rid, PORTFOLIO)
+            before = [d for d in kept if d < first_of_run[rid]][-keep:]
             rc.delete_snapshots_from(cat, txn, rid, PORTFOLIO, first_of_run[rid])
             mask = retained(days, keep)
             rc.put_snapshots(cat, txn, rid, PORTFOLIO, days[mask], acc[mask])
+            rc.delete_snapshots(cat, txn, rid, PORTFOLIO, fallen_out(before, days, keep))
             m = finalize(acc[-1]) if len(days) else finalize(np.zeros(acc.shape[-1]))
             # portfolio fills, fees, turnover: the instruments' totals, summed in name order
             totals = np.zeros(3)

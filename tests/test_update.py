@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -147,3 +148,41 @@ def test_cli_update_status_verify(world):
     assert "all up to date" in p.stdout
     p = run("verify")
     assert p.returncode == 0 and "identical" in p.stdout
+
+
+def test_snapshot_retention_across_daily_updates(tmp_path):
+    from incbt.catalog import runs as rc
+
+    g = dict(instruments=2, days=30, start="2024-01-15", seed=41)
+    generate(str(tmp_path / "all"), **g)
+    files = sorted(os.listdir(tmp_path / "all"))
+    inc = incbt.init(str(tmp_path / "inc"), snapshot_keep_days=3)
+    inc.ingest([str(tmp_path / "all" / f) for f in files[:5]])
+    run = inc.backtest("sma_cross", {"fast": 5, "slow": 40})
+    for f in files[5:]:  # one day at a time, as the market data arrives
+        inc.update(str(tmp_path / "all" / f))
+    full = incbt.init(str(tmp_path / "full"), snapshot_keep_days=3)
+    full.ingest(str(tmp_path / "all"))
+    full.backtest("sma_cross", {"fast": 5, "slow": 40})
+    days = [int(d) for d in (np.datetime64(f[5:15], "D").astype(int) for f in files)]
+    months = [str(np.datetime64(d, "D"))[:7] for d in days]
+    month_ends = {d for i, d in enumerate(days) if i + 1 == len(days) or months[i + 1] !=
+                  months[i]}
+    expect = sorted(set(days[-3:]) | month_ends)
+    for st in (inc, full):
+        with st.catalog.env.read() as txn:
+            for inst in ("S0000", "S0001", ""):  # "" is the portfolio
+                assert rc.snapshot_days(st.catalog, txn, run.run_id, inst) == expect, inst
+    # a correction older than the window resumes from the month-end before it
+    day = files[16][5:15]  # 2024-02-06: Jan 31 is the last snapshot kept before it
+    generate(str(tmp_path / "fix"), **g, from_day=day, to_day=day, revise=[day])
+    res = inc.update(str(tmp_path / "fix"))
+    jan_end = max(d for d in month_ends if d < days[16])
+    after = [d for d in days if d > jan_end]
+    assert res.report.bars_processed == 2 * len(after) * 390
+    full2 = incbt.init(str(tmp_path / "full2"), snapshot_keep_days=3)
+    full2.ingest([str(tmp_path / "all" / f) for f in files if f != files[16]])
+    full2.ingest(str(tmp_path / "fix"))
+    full2.backtest("sma_cross", {"fast": 5, "slow": 40})
+    for q in (DAILY, FILLS, METRICS):
+        assert inc.sql(q).equals(full2.sql(q)), q

@@ -223,6 +223,22 @@ class Catalog:
                     return
                 yield e
 
+    def days_up_to(self, txn: lmdb.Transaction, instrument: str, day: int, n: int
+                   ) -> list[int]:
+        """The last ``n`` trading days of an instrument on or before ``day``, ascending."""
+        prefix = instrument.encode() + b"\0"
+        out: list[int] = []
+        with txn.cursor(self.db["days"]) as cur:
+            found = cur.set_range(day_key(instrument, day + 1))
+            ok = cur.prev() if found else cur.last()
+            while ok and len(out) < n:
+                k = cur.key()
+                if not k.startswith(prefix) or len(k) != len(prefix) + 4:
+                    break
+                out.append(split_day_key(k)[1])
+                ok = cur.prev()
+        return out[::-1]
+
     def put_day(self, txn: lmdb.Transaction, e: DayEntry) -> None:
         txn.put(day_key(e.instrument, e.day), e.pack(), db=self.db["days"])
 

@@ -125,6 +125,13 @@ def put_snapshots(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: 
                 db=db)
 
 
+def delete_snapshots(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str,
+                     days: list[int]) -> None:
+    db = _db(cat, "snapshots")
+    for d in days:
+        txn.delete(snap_key(run_id, instrument, d), db=db)
+
+
 def delete_snapshots_from(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str,
                           first_day: int) -> int:
     """Delete the snapshots of (run, instrument) on or after ``first_day``."""

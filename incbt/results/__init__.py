@@ -65,6 +65,29 @@ def retained(days: np.ndarray, keep: int) -> np.ndarray:
     return mask
 
 
+def fallen_out(before: list[int], computed: np.ndarray, keep: int) -> list[int]:
+    """Days whose snapshot the retention rule no longer keeps after a commit.
+
+    ``before``: the last ``keep`` trading days up to the day a segment resumed
+    from (their snapshots were kept as "recent"); ``computed``: the segment's days.
+    A day that leaves the recent window keeps its snapshot only if it is the last
+    trading day of its month.
+    """
+    if not before:
+        return []
+    seq = np.concatenate([np.asarray(before, dtype=np.int64), computed.astype(np.int64)])
+    recent = set(seq[-keep:].tolist())
+    months = seq.astype("datetime64[D]").astype("datetime64[M]")
+    out = []
+    for i, d in enumerate(before):
+        if d in recent:
+            continue
+        month_end = i + 1 >= len(seq) or months[i + 1] != months[i]
+        if not month_end:
+            out.append(int(d))
+    return out
+
+
 @dataclass
 class CommitSummary:
     batch: int = 0
@@ -277,5 +300,5 @@ def portfolio_update(root: str, cat: Catalog, txn: Any, run: rc.RunRecord, from_
 
 
 __all__ = ["ACC_WIDTH", "DAILY_SCHEMA", "FILLS_SCHEMA", "PORTFOLIO", "CommitSummary",
-           "batch_paths", "build_tables", "cutoffs", "finalize", "portfolio_update",
+           "batch_paths", "build_tables", "cutoffs", "fallen_out", "finalize", "portfolio_update",
            "read_valid_daily", "retained", "write_durable"]
