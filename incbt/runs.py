@@ -152,6 +152,7 @@ class UpdateReport:
     commit: CommitSummary | None = None
     errors: list[str] = field(default_factory=list)
     plan: Plan | None = None
+    compactions: int = 0
 
 
 def _strategy_for(rec: rc.RunRecord) -> Strategy:
@@ -187,12 +188,11 @@ def plan_runs(store: Any, records: Sequence[rc.RunRecord],
     valid: dict[tuple[str, str], int | None] = {}
     days: dict[str, InstrumentDays] = {}
     with cat.env.read() as txn:
-        batch_seq = {b: rec["seq"] for b, rec in rc.batches(cat, txn)}
         pair_seq: dict[tuple[str, str], int] = {}
         for rec in records:
             for sg in rc.segments(cat, txn, rec.run_id):
                 key = (sg.run_id, sg.instrument)
-                pair_seq[key] = max(pair_seq.get(key, 0), batch_seq.get(sg.batch, 0))
+                pair_seq[key] = max(pair_seq.get(key, 0), sg.seq)
         oldest = min(pair_seq.values(), default=0)
         changed: dict[str, list[tuple[int, int]]] = defaultdict(list)  # inst -> (seq, day)
         if pair_seq:
@@ -320,6 +320,7 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
     known = store.instruments()
 
     def txn_fn(txn: Any) -> int:
+        seq_now = cat.last_seq(txn) + 1  # the event this transaction appends
         for rec in new_runs:
             if rc.get_run(cat, txn, rec.run_id) is None:
                 rec.created_seq = cat.last_seq(txn) + 1
@@ -338,7 +339,7 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
                 rc.put_snapshots(cat, txn, rid, t.instrument, r.snap_days, r.states[k])
                 rc.delete_snapshots(cat, txn, rid, t.instrument, drop)
                 rc.put_segment(cat, txn, rc.Segment(rid, t.instrument, batch, t.first_day,
-                                                    t.last_day, len(r.days)))
+                                                    t.last_day, len(r.days), seq_now))
                 rc.put_metrics(cat, txn, rid, t.instrument, finalize(r.states[k, -1, sw:]))
                 summary.segments += 1
             summary.days += len(r.days) * len(t.run_ids)
@@ -376,6 +377,7 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
             "daily_rows": summary.daily_rows, "fills": summary.fills,
             "errors": summary.errors[:20],
         })
+        assert seq == seq_now
         rc.put_batch(cat, txn, batch, {"seq": seq, "daily": dpath, "fills": fpath})
         cat.set_pending(txn, [])
         return seq
@@ -411,6 +413,9 @@ def bring_up_to_date(store: Any, records: Sequence[rc.RunRecord], *, command: st
         report.commit = commit(store, results, new, command, kind, replaced)
         report.bars_processed = report.commit.bars_processed
         report.errors = report.commit.errors
+        from incbt.results.compact import compact_all
+
+        report.compactions = len(compact_all(store, command))
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -186,3 +186,58 @@ def test_snapshot_retention_across_daily_updates(tmp_path):
     full2.backtest("sma_cross", {"fast": 5, "slow": 40})
     for q in (DAILY, FILLS, METRICS):
         assert inc.sql(q).equals(full2.sql(q)), q
+
+
+def test_result_files_stay_bounded_and_equal_to_full(tmp_path):
+    from incbt.results.compact import FANOUT, plan_compaction
+
+    assert plan_compaction([(b, 0) for b in range(1, FANOUT)]) is None
+    assert plan_compaction([(b, 0) for b in range(1, FANOUT + 1)]) == (
+        list(range(1, FANOUT + 1)), 1)
+    g = dict(instruments=2, days=40, start="2024-01-15", seed=43)
+    generate(str(tmp_path / "all"), **g)
+    files = sorted(os.listdir(tmp_path / "all"))
+    inc = incbt.init(str(tmp_path / "inc"))
+    inc.ingest([str(tmp_path / "all" / f) for f in files[:3]])
+    inc.backtest("ema_cross", {"fast": 8, "slow": 50}, fee_bps=1)
+    inc.backtest("breakout", {"lookback": 60})
+    for i, f in enumerate(files[3:]):
+        inc.update(str(tmp_path / "all" / f))
+        if i == 20:  # a correction mid-way, older than most batches
+            day = files[10][5:15]
+            generate(str(tmp_path / "fix"), **g, from_day=day, to_day=day, revise=[day])
+            inc.update(str(tmp_path / "fix"))
+    n_daily = len(os.listdir(os.path.join(inc.path, "results", "daily")))
+    batches = inc.sql("SELECT count(*) n FROM events WHERE kind = 'compact'")["n"][0].as_py()
+    assert batches >= 4
+    assert n_daily <= 2 * FANOUT + 2, n_daily  # ~40 commits, bounded by the tiers
+    full = incbt.init(str(tmp_path / "full"))
+    full.ingest([str(tmp_path / "all" / f) for f in files if f != files[10]])
+    full.ingest(str(tmp_path / "fix"))
+    full.backtest("ema_cross", {"fast": 8, "slow": 50}, fee_bps=1)
+    full.backtest("breakout", {"lookback": 60})
+    for q in (DAILY, FILLS, METRICS):
+        assert inc.sql(q).equals(full.sql(q)), q
+    assert inc.verify().ok
+
+
+def test_a_compaction_does_not_hide_a_pending_correction(tmp_path):
+    from incbt.results.compact import FANOUT
+
+    g = dict(instruments=2, days=FANOUT + 4, start="2024-01-15", seed=47)
+    generate(str(tmp_path / "all"), **g)
+    files = sorted(os.listdir(tmp_path / "all"))
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest([str(tmp_path / "all" / f) for f in files[:3]])
+    a = s.backtest("sma_cross", {"fast": 4, "slow": 30})
+    for f in files[3:3 + FANOUT - 2]:  # level-0 batches, one short of a compaction
+        s.update(str(tmp_path / "all" / f))
+    day = files[1][5:15]
+    generate(str(tmp_path / "fix"), **g, from_day=day, to_day=day, revise=[day])
+    s.ingest(str(tmp_path / "fix"))  # run A is now stale from `day`...
+    s.backtest("breakout", {"lookback": 25})  # ...and this commit triggers a compaction
+    assert s.sql("SELECT count(*) n FROM events WHERE kind = 'compact'")["n"][0].as_py() >= 1
+    stale = {(r.run_id, r.from_day) for r in s.status().stale}
+    assert (a.run_id, day) in stale
+    s.update([str(tmp_path / "all" / f) for f in files[3 + FANOUT - 2:]])
+    assert s.verify().ok

@@ -7,7 +7,10 @@ runs        run id (8 bytes)                                run record JSON
 snapshots   run id | instrument | 0 | day (u32)             float64 state vector: the
                                                             engine state, then metric
                                                             accumulators (see results)
-segments    run id | instrument | 0 | batch (u64)           first day, last day, rows
+segments    run id | instrument | 0 | batch (u64)           first day, last day, rows,
+                                                            data seq (every change up to
+                                                            this event was taken into
+                                                            account when it was computed)
 batches     batch (u64)                                     JSON: seq, daily/fills paths
 metrics     run id | instrument (portfolio: empty name)     float64 metrics vector
 ==========  ==============================================  ===========================
@@ -31,7 +34,7 @@ import numpy as np
 
 from incbt.catalog import DAY_OFFSET, Catalog
 
-_SEG = struct.Struct(">iiQ")  # first day, last day, rows (days as plain int32)
+_SEG = struct.Struct(">iiQQ")  # first day, last day, rows, data seq (days as plain int32)
 
 
 def run_key(run_id: str) -> bytes:
@@ -71,6 +74,7 @@ class Segment:
     first_day: int
     last_day: int
     rows: int
+    seq: int  # the event whose commit computed it: later changes may invalidate it
 
 
 def _db(cat: Catalog, name: str) -> Any:
@@ -166,7 +170,7 @@ def count_snapshots(cat: Catalog, txn: lmdb.Transaction) -> int:
 
 def put_segment(cat: Catalog, txn: lmdb.Transaction, seg: Segment) -> None:
     txn.put(ri_key(seg.run_id, seg.instrument) + struct.pack(">Q", seg.batch),
-            _SEG.pack(seg.first_day, seg.last_day, seg.rows), db=_db(cat, "segments"))
+            _SEG.pack(seg.first_day, seg.last_day, seg.rows, seg.seq), db=_db(cat, "segments"))
 
 
 def segments(cat: Catalog, txn: lmdb.Transaction, run_id: str | None = None
@@ -182,8 +186,8 @@ def segments(cat: Catalog, txn: lmdb.Transaction, run_id: str | None = None
             rid = k[:8].hex()
             inst = k[8:-9].decode()
             batch = struct.unpack(">Q", k[-8:])[0]
-            f, last, rows = _SEG.unpack(v)
-            yield Segment(rid, inst, batch, f, last, rows)
+            f, last, rows, seq = _SEG.unpack(v)
+            yield Segment(rid, inst, batch, f, last, rows, seq)
 
 
 def next_batch(cat: Catalog, txn: lmdb.Transaction) -> int:

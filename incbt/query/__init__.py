@@ -43,6 +43,9 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
         msg = (f"{s.get('days_new', 0)} new day(s), {s.get('days_corrected', 0)} "
                f"correction(s) over {s.get('instruments', 0)} instrument(s)")
         return msg + (f", {s['first_day']}..{s['last_day']}" if s.get("first_day") else "")
+    if kind == "compact":
+        return (f"merged {len(s.get('batches', []))} result batches into batch {s.get('into')} "
+                f"(level {s.get('level')}), {s.get('daily_rows', 0):,} daily rows")
     if kind in ("backtest", "update", "sweep"):
         msg = (f"{s.get('n_runs', 0)} run(s), {s.get('segments', 0)} segment(s), "
                f"{s.get('bars_processed', 0):,} bar-steps")
