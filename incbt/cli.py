@@ -190,8 +190,9 @@ def _coerce(v: str) -> object:
 
 @app.command()
 def backtest(
-    strategy: Annotated[str, typer.Argument(help="Strategy name: built-in (see `incbt "
-                        "strategies`) or defined in --strategies FILE.")],
+    strategy: Annotated[str | None, typer.Argument(help="Strategy name: built-in (see `incbt "
+                        "strategies`) or defined in --strategies FILE (optional with "
+                        "--from).")] = None,
     param: Annotated[list[str] | None, typer.Option("-p", "--param", help="Strategy "
                      "parameter NAME=VALUE (repeatable).")] = None,
     instruments: Annotated[str | None, typer.Option(help="Comma-separated instruments "
@@ -207,10 +208,17 @@ def backtest(
     slippage_bps: Annotated[float, typer.Option(help="Fill at open*(1 +/- bps/1e4).")] = 0.0,
     strategies: Annotated[str | None, typer.Option("--strategies", help="A Python file "
                           "defining strategies with @incbt.strategy.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="Fork this run (id or prefix): "
+                     "the base run until --effective, then the new -p values.")] = None,
+    effective: Annotated[str | None, typer.Option(help="First day of the fork's new "
+                         "parameters, YYYY-MM-DD.")] = None,
     output: OutputOpt = "table",
 ) -> None:
-    """Register a run and compute what it lacks; print its metrics and id."""
+    """Register a run (or a fork of one) and compute what it lacks; print its metrics and
+    id."""
     st = _open()
+    if strategy is None and from_ is None:
+        raise UsageError("give a STRATEGY, or --from RUN --effective DATE for a fork")
     if instruments and (all_ or universe):
         raise UsageError("give one of --instruments, --all, --universe")
     insts = [x.strip() for x in instruments.split(",") if x.strip()] if instruments else None
@@ -218,7 +226,8 @@ def backtest(
     with RichReporter() as rep:
         run = st.backtest(strategy, params, instruments=insts, start=start, notional=notional,
                           fee_bps=fee_bps, slippage_bps=slippage_bps, universe=universe,
-                          strategies_file=strategies, progress=rep)
+                          strategies_file=strategies, fork_of=from_, effective=effective,
+                          progress=rep)
     r = run.report
     if r is not None and r.bars_processed:
         typer.echo(f"computed {r.segments} segment(s), {r.bars_processed:,} bar-steps in "

@@ -172,7 +172,8 @@ class Staleness:
 
 def plan_runs(store: Any, records: Sequence[rc.RunRecord],
               stale_out: list[Staleness] | None = None, from_scratch: bool = False,
-              hypothetical: Sequence[tuple[str, int, int, int]] = ()) -> Plan:
+              hypothetical: Sequence[tuple[str, int, int, int]] = (),
+              assume_through: Mapping[tuple[str, str], int] | None = None) -> Plan:
     """What it takes to bring these runs up to the last day with bars.
 
     A (run, instrument) is valid through its latest snapshot, unless an event
@@ -227,6 +228,7 @@ def plan_runs(store: Any, records: Sequence[rc.RunRecord],
                         if stale_out is not None:
                             stale_out.append(Staleness(rec.run_id, inst, first, by, through))
                 valid[(rec.run_id, inst)] = through
+    valid.update(assume_through or {})
     return plan(specs, days, valid)
 
 
@@ -393,31 +395,73 @@ def bring_up_to_date(store: Any, records: Sequence[rc.RunRecord], *, command: st
                      hypothetical: Sequence[tuple[str, int, int, int]] = ()) -> UpdateReport:
     """Plan, compute and commit whatever these runs lack, under the write lock.
 
+    Ordinary runs (and the bases of forks) first; then forks, whose pairs are
+    first materialized from their base (``incbt.fork``) where needed.
     ``replaced``: (old run, new run) pairs; the old run is marked superseded in
     the same transaction that commits the new run's results.
     """
+    from incbt import fork as fork_mod
+
     t0 = time.perf_counter()
     report = UpdateReport(runs=len(records))
+    plain = [r for r in records if not r.fork]
+    forks = [r for r in records if r.fork]
     with store.lock():
-        p = plan_runs(store, records, stale_out, hypothetical=hypothetical)
-        report.plan = p
-        report.tasks, report.segments = len(p.tasks), p.segments
-        if dry_run:
-            report.bars_processed = p.bars
-            return report
-        new = [r for r in records if _needs_record(store, r)]
-        if not p.tasks and not new:
-            report.seconds = time.perf_counter() - t0
-            return report
-        results = execute(store, p, progress)
-        report.commit = commit(store, results, new, command, kind, replaced)
-        report.bars_processed = report.commit.bars_processed
-        report.errors = report.commit.errors
-        from incbt.results.compact import compact_all
-
-        report.compactions = len(compact_all(store, command))
+        if forks:  # a fork needs its base current through D-1
+            have = {r.run_id for r in plain}
+            with store.catalog.env.read() as txn:
+                for f in forks:
+                    base = rc.get_run(store.catalog, txn, f.fork["base"])
+                    if base is not None and base.run_id not in have:
+                        plain.append(base)
+                        have.add(base.run_id)
+        _phase(store, report, plain, command, kind, progress, dry_run, stale_out, replaced,
+               hypothetical)
+        if forks:
+            known = store.instruments()
+            assume: dict[tuple[str, str], int] = {}
+            built = []
+            for f in forks:
+                todo = fork_mod.needs_materializing(store, f, instruments_of(f, known))
+                if dry_run:
+                    assume.update({(f.run_id, i): day for i, day in todo.items()})
+                else:
+                    built += fork_mod.materialize(store, f, todo)
+            if built:
+                new = [f for f in forks if _needs_record(store, f)]
+                commit(store, built, new, command, "fork")
+            _phase(store, report, forks, command, kind, progress, dry_run, stale_out, (),
+                   hypothetical, assume)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _phase(store: Any, report: UpdateReport, records: Sequence[rc.RunRecord], command: str,
+           kind: str, progress: Reporter, dry_run: bool, stale_out: list[Staleness] | None,
+           replaced: Sequence[tuple[str, str]], hypothetical: Sequence[tuple],
+           assume: Mapping[tuple[str, str], int] | None = None) -> None:
+    if not records:
+        return
+    p = plan_runs(store, records, stale_out, hypothetical=hypothetical, assume_through=assume)
+    if report.plan is None:
+        report.plan = p
+    else:
+        report.plan.tasks.extend(p.tasks)
+    report.tasks += len(p.tasks)
+    report.segments += p.segments
+    if dry_run:
+        report.bars_processed += p.bars
+        return
+    new = [r for r in records if _needs_record(store, r)]
+    if not p.tasks and not new:
+        return
+    results = execute(store, p, progress)
+    report.commit = commit(store, results, new, command, kind, replaced)
+    report.bars_processed += report.commit.bars_processed
+    report.errors += report.commit.errors
+    from incbt.results.compact import compact_all
+
+    report.compactions += len(compact_all(store, command))
 
 
 def _needs_record(store: Any, rec: rc.RunRecord) -> bool:

@@ -213,6 +213,8 @@ class Store:
         slippage_bps: float = 0.0,
         universe: str | None = None,
         strategies_file: str | None = None,
+        fork_of: str | None = None,
+        effective: str | None = None,
         progress: Reporter = NULL,
     ) -> Any:
         """Register a run (or one per params dict in a list) and compute what it lacks.
@@ -222,16 +224,33 @@ class Store:
         None/"all" for every instrument (including ones that arrive later);
         ``universe``: SQL over ``bars`` returning an ``instrument`` column.
         The same inputs give the same run id: a second call computes nothing.
+        ``fork_of`` (a run id) and ``effective`` (a date D) make a fork: the base
+        run until D-1, then these parameters (SEMANTICS.md); ``strategy`` may be
+        None then, and execution parameters left at their defaults are the base's.
         Returns a Run (or a list of Runs, one per params dict).
         """
+        from incbt import fork as fork_mod
         from incbt import runs as runs_mod
 
         many = isinstance(params, Sequence) and not isinstance(params, Mapping)
         sets = list(params) if many else [params]  # type: ignore[list-item]
         ex = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
-        records = [runs_mod.register(self, strategy, p, instruments=instruments, start=start,
-                                     exec_params=ex, universe_sql=universe,
-                                     strategies_file=strategies_file) for p in sets]
+        if fork_of is not None or effective is not None:
+            if fork_of is None or effective is None:
+                raise UsageError("a fork needs both fork_of (--from) and effective (--effective)")
+            if instruments is not None or start is not None or universe is not None:
+                raise UsageError("a fork keeps its base run's instruments and start")
+            base = self.run(fork_of).record
+            if strategy is not None and strategy != base.strategy:
+                raise UsageError(f"run {base.run_id} is a {base.strategy} run, not {strategy}")
+            defaults = {"notional": 100000.0, "fee_bps": 0.0, "slippage_bps": 0.0}
+            changed = {k: v for k, v in ex.items() if v != defaults[k]}
+            records = [fork_mod.register_fork(self, fork_of, effective, p, changed)
+                       for p in sets]
+        else:
+            records = [runs_mod.register(self, strategy, p, instruments=instruments,
+                                         start=start, exec_params=ex, universe_sql=universe,
+                                         strategies_file=strategies_file) for p in sets]
         unique = list({r.run_id: r for r in records}.values())
         report = runs_mod.bring_up_to_date(self, unique, command=_command(), progress=progress)
         out = [runs_mod.Run(self, r, report) for r in records]

@@ -200,8 +200,12 @@ def verify(store: Any, run_ids: Sequence[str] | None = None, progress: Reporter 
     report = VerifyReport(runs=len(records))
     known = store.instruments()
     for rec in records:
-        p = plan_runs(store, [rec], from_scratch=True)
-        results = execute(store, p, progress)
+        if rec.fork:
+            from incbt.fork import fresh_results
+
+            results = fresh_results(store, rec)
+        else:
+            results = execute(store, plan_runs(store, [rec], from_scratch=True), progress)
         report.bars_processed += sum(r.bars_processed for r in results)
         daily, fills = build_tables(results, 0, set())
         daily = daily.drop_columns(["batch"])

@@ -1,0 +1,115 @@
+"""Forks: the base run until D-1, new parameters from D, by SEMANTICS.md's rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import incbt
+from incbt.bars.generate import generate
+from incbt.engine import (
+    get_strategy,
+    initial_state,
+    params_from_dict,
+    run_segment,
+    state_width,
+    warmup_replay,
+)
+
+DAILY = "SELECT * FROM daily WHERE run_id = $r ORDER BY instrument, date"
+FILLS = "SELECT * FROM fills WHERE run_id = $r ORDER BY instrument, ts"
+METRICS = "SELECT * FROM metrics WHERE run_id = $r ORDER BY scope, instrument"
+G = dict(instruments=2, days=8, start="2024-03-04", seed=53)
+
+
+@pytest.fixture
+def data(tmp_path):
+    generate(str(tmp_path / "all"), **G)
+    generate(str(tmp_path / "head"), **G, to_day="2024-03-11")
+    generate(str(tmp_path / "tail"), **G, from_day="2024-03-12")
+    return tmp_path
+
+
+def _by_hand(store, base_p, new_p, eff_day, inst):
+    """The fork of one instrument with the engine alone: base to D-1, replay, new from D."""
+    strat = get_strategy("sma_cross")
+    b = store.bars(inst)
+    cut = int(np.searchsorted(b.days, np.datetime64(eff_day, "D").astype(int)))
+    end = int(b.day_ends[cut - 1])
+    ex = np.array([[100000.0, 1.0, 0.0]])
+    base = run_segment(strat, params_from_dict(strat, base_p)[None, :], ex, b.ts[:end],
+                       b.open[:end], b.high[:end], b.low[:end], b.close[:end], b.volume[:end],
+                       0, b.day_ends[:cut], initial_state(strat, 1))
+    new = params_from_dict(strat, new_p)[None, :]
+    st = warmup_replay(strat, new, base.state, b.open, b.high, b.low, b.close, b.volume, end)
+    fork = run_segment(strat, new, ex, b.ts, b.open, b.high, b.low, b.close, b.volume, end,
+                       b.day_ends[cut:], st)
+    return np.concatenate([base.equity[0], fork.equity[0]]), base.state, st
+
+
+def test_fork_follows_its_base_then_its_own_parameters(tmp_path, data):
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "all"))
+    base = s.backtest("sma_cross", {"fast": 5, "slow": 30}, fee_bps=1)
+    fork = s.backtest(None, {"fast": 12}, fork_of=base.run_id[:6], effective="2024-03-08")
+    assert fork.record.fork == {"base": base.run_id, "effective": "2024-03-08"}
+    assert fork.record.params == {"fast": 12, "slow": 30}
+    assert fork.record.exec_params["fee_bps"] == 1.0  # the base's, unless changed
+    # only the days from D were computed: 2 instruments x 4 days (03-08 .. 03-13)
+    assert fork.report.bars_processed == 2 * 4 * 390
+    d_base = s.sql(DAILY, params={"r": base.run_id}).to_pandas()
+    d_fork = s.sql(DAILY, params={"r": fork.run_id}).to_pandas()
+    pre = d_fork.date < np.datetime64("2024-03-08").astype(object)
+    cols = ["instrument", "date", "equity", "pnl", "pos", "fees", "fills", "turnover"]
+    assert d_fork[pre][cols].reset_index(drop=True).equals(
+        d_base[d_base.date < np.datetime64("2024-03-08").astype(object)][cols]
+        .reset_index(drop=True))
+    for inst in ("S0000", "S0001"):
+        eq, base_state, fork_state = _by_hand(s, {"fast": 5, "slow": 30},
+                                              {"fast": 12, "slow": 30}, "2024-03-08", inst)
+        got = d_fork[d_fork.instrument == inst].equity.to_numpy()
+        assert np.array_equal(got, eq)
+        sw = state_width(get_strategy("sma_cross"))
+        assert np.array_equal(fork_state[0, :7], base_state[0, :7])  # pos, cash, pending...
+        assert fork_state.shape[1] == sw
+    assert s.verify().ok
+
+
+def test_fork_is_incremental_like_any_run(tmp_path, data):
+    inc = incbt.init(str(tmp_path / "inc"))
+    inc.ingest(str(data / "head"))
+    base = inc.backtest("sma_cross", {"fast": 5, "slow": 30}, fee_bps=1)
+    fork = inc.backtest(None, {"fast": 12}, fork_of=base.run_id, effective="2024-03-08")
+    res = inc.update(str(data / "tail"))
+    assert res.report.bars_processed == 2 * 2 * 2 * 390  # 2 runs x 2 instruments x 2 days
+    full = incbt.init(str(tmp_path / "full"))
+    full.ingest(str(data / "all"))
+    b2 = full.backtest("sma_cross", {"fast": 5, "slow": 30}, fee_bps=1)
+    f2 = full.backtest(None, {"fast": 12}, fork_of=b2.run_id, effective="2024-03-08")
+    assert (b2.run_id, f2.run_id) == (base.run_id, fork.run_id)
+    for q in (DAILY, FILLS, METRICS):
+        assert inc.sql(q, params={"r": fork.run_id}).equals(
+            full.sql(q, params={"r": fork.run_id})), q
+    # a correction before D rebuilds the fork's copied part; after D, it resumes
+    for day in ("2024-03-05", "2024-03-12"):
+        fix = tmp_path / f"fix{day}"
+        generate(str(fix), **G, from_day=day, to_day=day, revise=[day])
+        inc.update(str(fix))
+        assert inc.verify().ok, day
+    assert not inc.status().stale
+
+
+def test_fork_errors(tmp_path, data):
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "all"))
+    base = s.backtest("sma_cross", {"fast": 5, "slow": 30})
+    with pytest.raises(incbt.UsageError, match="changed parameter"):
+        s.backtest(None, {"fast": 5}, fork_of=base.run_id, effective="2024-03-08")
+    with pytest.raises(incbt.UsageError, match="after the base run's start"):
+        s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-01-01")
+    with pytest.raises(incbt.UsageError, match="no run"):
+        s.backtest(None, {"fast": 9}, fork_of="ffffffff", effective="2024-03-08")
+    with pytest.raises(incbt.UsageError, match="breakout run|not breakout"):
+        s.backtest("breakout", {"fast": 9}, fork_of=base.run_id, effective="2024-03-08")
+    with pytest.raises(incbt.StrategyError):
+        s.backtest(None, {"fast": 40}, fork_of=base.run_id, effective="2024-03-08")
