@@ -75,8 +75,10 @@ def needs_materializing(store: Any, fork: rc.RunRecord, instruments: Sequence[st
     out = {}
     with cat.env.read() as txn:
         seqs: dict[str, int] = {}
-        for s in rc.segments(cat, txn, fork.run_id):
-            seqs[s.instrument] = max(seqs.get(s.instrument, 0), s.seq)
+        for inst in instruments:
+            q = rc.pair_seq(cat, txn, fork.run_id, inst)
+            if q is not None:
+                seqs[inst] = q
         changed: dict[str, list[int]] = defaultdict(list)
         for c in cat.changes(txn, min(seqs.values(), default=0)):
             if c.seq > seqs.get(c.instrument, 0):

@@ -188,15 +188,15 @@ def plan_runs(store: Any, records: Sequence[rc.RunRecord],
     specs = []
     valid: dict[tuple[str, str], int | None] = {}
     days: dict[str, InstrumentDays] = {}
+    lo: dict[str, tuple[int, int]] = {}  # instrument -> (first day to plan, warm-up bars)
     with cat.env.read() as txn:
-        pair_seq: dict[tuple[str, str], int] = {}
+        seqs: dict[tuple[str, str], int | None] = {}
         for rec in records:
-            for sg in rc.segments(cat, txn, rec.run_id):
-                key = (sg.run_id, sg.instrument)
-                pair_seq[key] = max(pair_seq.get(key, 0), sg.seq)
-        oldest = min(pair_seq.values(), default=0)
+            for inst in instruments_of(rec, known):
+                seqs[(rec.run_id, inst)] = rc.pair_seq(cat, txn, rec.run_id, inst)
+        oldest = min((q for q in seqs.values() if q is not None), default=None)
         changed: dict[str, list[tuple[int, int]]] = defaultdict(list)  # inst -> (seq, day)
-        if pair_seq:
+        if oldest is not None:
             for ch in cat.changes(txn, oldest):
                 changed[ch.instrument].append((ch.seq, ch.day))
         future = cat.last_seq(txn) + 1
@@ -208,17 +208,14 @@ def plan_runs(store: Any, records: Sequence[rc.RunRecord],
             strat = _strategy_for(rec)
             prow = params_from_dict(strat, rec.params)
             insts = instruments_of(rec, known)
-            specs.append(RunSpec(rec.run_id, rec.strategy, rec.source, tuple(prow.tolist()),
-                                 tuple(rec.exec_params[n] for n in EXEC_NAMES),
-                                 iso_to_day(rec.start), insts, strat.warmup(prow)))
+            spec = RunSpec(rec.run_id, rec.strategy, rec.source, tuple(prow.tolist()),
+                           tuple(rec.exec_params[n] for n in EXEC_NAMES),
+                           iso_to_day(rec.start), insts, strat.warmup(prow))
+            specs.append(spec)
             for inst in insts:
-                if inst not in days:
-                    rows_of = {e.day: e.rows for e in cat.days(txn, inst)} | extra.get(inst, {})
-                    ds = sorted(rows_of)
-                    days[inst] = InstrumentDays(tuple(ds), tuple(rows_of[d] for d in ds))
                 snap = None if from_scratch else rc.latest_snapshot(cat, txn, rec.run_id, inst)
                 through = None if snap is None else snap[0]
-                seq0 = pair_seq.get((rec.run_id, inst))
+                seq0 = seqs.get((rec.run_id, inst))
                 if through is not None and seq0 is not None:
                     hits = [(d, q) for q, d in changed.get(inst, ()) if q > seq0 and d <= through]
                     if hits:
@@ -227,8 +224,21 @@ def plan_runs(store: Any, records: Sequence[rc.RunRecord],
                         through = None if back is None else back[0]
                         if stale_out is not None:
                             stale_out.append(Staleness(rec.run_id, inst, first, by, through))
-                valid[(rec.run_id, inst)] = through
-    valid.update(assume_through or {})
+                key = (rec.run_id, inst)
+                if assume_through and key in assume_through:
+                    through = assume_through[key]
+                valid[key] = through
+                d0 = spec.start_day if through is None else through + 1
+                old = lo.get(inst)
+                lo[inst] = (d0, spec.warmup) if old is None else (min(old[0], d0),
+                                                                  max(old[1], spec.warmup))
+        # the planner sees each instrument's days from the earliest it must compute,
+        # plus enough earlier days for the warm-up: work does not grow with history
+        for inst, (d0, warm) in lo.items():
+            entries = cat.days_before(txn, inst, d0, warm) + list(cat.days(txn, inst, d0))
+            rows_of = {e.day: e.rows for e in entries} | extra.get(inst, {})
+            ds = sorted(rows_of)
+            days[inst] = InstrumentDays(tuple(ds), tuple(rows_of[d] for d in ds))
     return plan(specs, days, valid)
 
 
@@ -242,8 +252,10 @@ def execute(store: Any, the_plan: Plan, progress: Reporter = NULL,
     Each task's snapshots are cut to the retained days as soon as it finishes.
     """
     cat = store.catalog
-    insts = sorted({t.instrument for t in the_plan.tasks})
-    source = DirectBars.from_store(store, insts)
+    first: dict[str, int] = {}
+    for t in the_plan.tasks:
+        first[t.instrument] = min(first.get(t.instrument, t.history_day), t.history_day)
+    source = DirectBars.from_store(store, first)
     keep = int(store.settings["snapshot_keep_days"])
     task_bar = progress.task("computing", the_plan.bars)
     with cat.env.read() as txn:
@@ -342,6 +354,7 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
                 rc.delete_snapshots(cat, txn, rid, t.instrument, drop)
                 rc.put_segment(cat, txn, rc.Segment(rid, t.instrument, batch, t.first_day,
                                                     t.last_day, len(r.days), seq_now))
+                rc.put_pair_seq(cat, txn, rid, t.instrument, seq_now)
                 rc.put_metrics(cat, txn, rid, t.instrument, finalize(r.states[k, -1, sw:]))
                 summary.segments += 1
             summary.days += len(r.days) * len(t.run_ids)

@@ -239,6 +239,26 @@ class Catalog:
                 ok = cur.prev()
         return out[::-1]
 
+    def days_before(self, txn: lmdb.Transaction, instrument: str, day: int, rows: int
+                    ) -> list[DayEntry]:
+        """Days of an instrument before ``day``, the latest first, until >= ``rows`` bars;
+        returned ascending."""
+        prefix = instrument.encode() + b"\0"
+        out: list[DayEntry] = []
+        got = 0
+        with txn.cursor(self.db["days"]) as cur:
+            found = cur.set_range(day_key(instrument, day))
+            ok = cur.prev() if found else cur.last()
+            while ok and got < rows:
+                k = cur.key()
+                if not k.startswith(prefix) or len(k) != len(prefix) + 4:
+                    break
+                e = DayEntry.unpack(k, cur.value())
+                out.append(e)
+                got += e.rows
+                ok = cur.prev()
+        return out[::-1]
+
     def put_day(self, txn: lmdb.Transaction, e: DayEntry) -> None:
         txn.put(day_key(e.instrument, e.day), e.pack(), db=self.db["days"])
 

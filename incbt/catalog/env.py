@@ -33,6 +33,7 @@ DBS = (
     b"segments",  # run id | instrument | 0 | batch -> result rows a batch holds
     b"batches",  # batch -> result files of one commit
     b"metrics",  # run id | instrument ("" = portfolio) -> metrics at the latest day
+    b"pairs",  # run id | instrument -> the event seq its results have seen
 )
 
 _ENVS: dict[str, Env] = {}

@@ -13,6 +13,8 @@ segments    run id | instrument | 0 | batch (u64)           first day, last day,
                                                             account when it was computed)
 batches     batch (u64)                                     JSON: seq, daily/fills paths
 metrics     run id | instrument (portfolio: empty name)     float64 metrics vector
+pairs       run id | instrument                             u64: the event seq whose
+                                                            commit last computed it
 ==========  ==============================================  ===========================
 
 A *batch* is one commit of results: one ``daily`` and one ``fills`` file. A
@@ -230,3 +232,13 @@ def all_metrics_of(cat: Catalog, txn: lmdb.Transaction, run_id: str
             if not k.startswith(prefix):
                 return
             yield run_id, k[8:].decode(), np.frombuffer(v, dtype=np.float64)
+
+
+def pair_seq(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> int | None:
+    v = txn.get(ri_key(run_id, instrument), db=_db(cat, "pairs"))
+    return None if v is None else struct.unpack(">Q", v)[0]
+
+
+def put_pair_seq(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str,
+                 seq: int) -> None:
+    txn.put(ri_key(run_id, instrument), struct.pack(">Q", seq), db=_db(cat, "pairs"))

@@ -49,13 +49,15 @@ class DirectBars:
         self.paths: dict[bytes, str] = {}
 
     @classmethod
-    def from_store(cls, store: object, instruments: list[str]) -> DirectBars:
+    def from_store(cls, store: object, instruments: list[str] | dict[str, int]) -> DirectBars:
+        """Index entries of the instruments; with a dict, only days from its value on."""
         cat = store.catalog  # type: ignore[attr-defined]
         entries: dict[str, list] = {}
         paths: dict[bytes, str] = {}
+        first = instruments if isinstance(instruments, dict) else dict.fromkeys(instruments)
         with cat.env.read() as txn:
-            for inst in instruments:
-                es = list(cat.days(txn, inst))
+            for inst, day in first.items():
+                es = list(cat.days(txn, inst, day))
                 entries[inst] = es
                 for e in es:
                     if e.file not in paths:

@@ -187,10 +187,17 @@ def write_durable(root: str, rel: str, table: pa.Table) -> None:
     fsync_dir(os.path.dirname(final))
 
 
-def read_valid_daily(root: str, cat: Catalog, txn: Any, run_id: str, from_day: int
+def read_valid_daily(root: str, cat: Catalog, txn: Any, run_id: str, from_day: int,
+                     until: dict[str, int] | None = None
                      ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Stored valid (days, pnl) per instrument of a run, for days >= from_day."""
-    segs = [s for s in rc.segments(cat, txn, run_id) if s.instrument != PORTFOLIO]
+    """Stored valid (days, pnl) per instrument of a run, for days >= from_day.
+
+    ``until``: instrument -> first day not wanted (rows this batch recomputed).
+    """
+    until = until or {}
+    segs = [s for s in rc.segments(cat, txn, run_id)
+            if s.instrument != PORTFOLIO and until.get(s.instrument, 2**31) > from_day
+            and s.last_day >= from_day]
     by_pair: dict[str, list[rc.Segment]] = defaultdict(list)
     for s in segs:
         by_pair[s.instrument].append(s)
@@ -198,8 +205,9 @@ def read_valid_daily(root: str, cat: Catalog, txn: Any, run_id: str, from_day: i
     for inst, ss in by_pair.items():
         ss.sort(key=lambda s: s.batch)
         for i, s in enumerate(ss):
-            until = min((t.first_day for t in ss[i + 1:]), default=2**31)
-            lo, hi = max(s.first_day, from_day), min(s.last_day, until - 1)
+            stop = min((t.first_day for t in ss[i + 1:]), default=2**31)
+            stop = min(stop, until.get(inst, 2**31))
+            lo, hi = max(s.first_day, from_day), min(s.last_day, stop - 1)
             if lo <= hi:
                 wanted[s.batch].append((inst, lo, hi))
     out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
@@ -271,7 +279,9 @@ def portfolio_update(root: str, cat: Catalog, txn: Any, run: rc.RunRecord, from_
     ``fresh``: this batch's (days, pnl) per instrument (they win over stored rows).
     Returns (days, accumulators per day).
     """
-    stored = read_valid_daily(root, cat, txn, run.run_id, from_day)
+    # stored rows are needed only where this batch did not recompute from from_day
+    cut = {i: int(d[0]) for i, (d, _) in fresh.items() if len(d)}
+    stored = read_valid_daily(root, cat, txn, run.run_id, from_day, cut)
     per = []
     for inst in sorted(set(stored) | set(fresh)):
         days_parts, pnl_parts = [], []
