@@ -29,8 +29,12 @@ from incbt.store import open_store as open  # noqa: A001 - the public verb is in
 
 __version__ = "0.1.0"
 
-_LAZY = {"strategy": "incbt.engine", "Param": "incbt.engine", "Strategy": "incbt.engine",
-         "Run": "incbt.runs"}
+_LAZY = {
+    "strategy": "incbt.engine",
+    "Param": "incbt.engine",
+    "Strategy": "incbt.engine",
+    "Run": "incbt.runs",
+}
 
 
 def __getattr__(name: str) -> _Any:

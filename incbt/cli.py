@@ -28,12 +28,11 @@ app = typer.Typer(
 
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", envvar="INCBT_STORE", help="Store folder (default ./store).",
-                 show_default=False),
+    typer.Option(
+        "--store", envvar="INCBT_STORE", help="Store folder (default ./store).", show_default=False
+    ),
 ]
-OutputOpt = Annotated[
-    str, typer.Option("--output", help="table, csv, json or parquet.")
-]
+OutputOpt = Annotated[str, typer.Option("--output", help="table, csv, json or parquet.")]
 OutFileOpt = Annotated[str | None, typer.Option("-o", "--out", help="Write to FILE.")]
 
 
@@ -65,10 +64,16 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
 
 @app.command()
 def init(
-    tz: Annotated[str | None, typer.Option("--tz", help="Session time zone: a bar's trading "
-                                           "day is its date there (default UTC).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Store setting NAME=VALUE "
-                                                   "(see `incbt settings`).")] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz", help="Session time zone: a bar's trading day is its date there (default UTC)."
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Store setting NAME=VALUE (see `incbt settings`)."),
+    ] = None,
 ) -> None:
     """Create a store (no-op on an existing store with the same settings)."""
     values: dict[str, object] = dict(_pairs(set_, "--set"))
@@ -85,8 +90,15 @@ def settings() -> None:
 
     from incbt.settings import SETTINGS
 
-    rows = [{"name": s.name, "default": str(s.default), "scope": "store" if s.store else
-             f"env INCBT_{s.name.upper()}", "help": s.help} for s in SETTINGS]
+    rows = [
+        {
+            "name": s.name,
+            "default": str(s.default),
+            "scope": "store" if s.store else f"env INCBT_{s.name.upper()}",
+            "help": s.help,
+        }
+        for s in SETTINGS
+    ]
     write_table(pa.Table.from_pylist(rows), "table", None)
 
 
@@ -98,46 +110,77 @@ def generate(
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2024-01-01",
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
     format: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
-    from_: Annotated[str | None, typer.Option("--from", help="Only write days on or after "
-                     "this date (the walk still starts at --start).")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="Only write days on or before this "
-                  "date.")] = None,
-    revise: Annotated[list[str] | None, typer.Option(help="Write a corrected version of this "
-                      "day (repeatable), as a data vendor would.")] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Only write days on or after this date (the walk still starts at --start).",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Only write days on or before this date.")
+    ] = None,
+    revise: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Write a corrected version of this day (repeatable), as a data vendor would."
+        ),
+    ] = None,
     split: Annotated[str, typer.Option(help="One file per day, month, or one.")] = "day",
 ) -> None:
     """Write deterministic synthetic 1-minute bars (390 a day, weekdays)."""
     from incbt.bars.generate import generate as gen
 
     with RichReporter() as rep:
-        files = gen(out, instruments=instruments, days=days, start=start, seed=seed, fmt=format,
-                    from_day=from_, to_day=to, revise=revise or [], split=split, progress=rep)
-    typer.echo(f"wrote {len(files)} file(s) to {out}: {instruments} instruments, "
-               f"{days} days from {start}")
+        files = gen(
+            out,
+            instruments=instruments,
+            days=days,
+            start=start,
+            seed=seed,
+            fmt=format,
+            from_day=from_,
+            to_day=to,
+            revise=revise or [],
+            split=split,
+            progress=rep,
+        )
+    typer.echo(
+        f"wrote {len(files)} file(s) to {out}: {instruments} instruments, {days} days from {start}"
+    )
 
 
 @app.command()
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files, folders or globs (CSV, Parquet).")],
-    map_: Annotated[list[str] | None, typer.Option("--map", help="Bars column from another "
-                    "name: NAME=COLUMN, e.g. --map ts=timestamp (repeatable).")] = None,
-    tz: Annotated[str | None, typer.Option("--tz", help="Zone of timestamps written without "
-                  "an offset (e.g. America/New_York).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and say what would "
-                       "change; write nothing.")] = False,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="Bars column from another "
+            "name: NAME=COLUMN, e.g. --map ts=timestamp (repeatable).",
+        ),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz", help="Zone of timestamps written without an offset (e.g. America/New_York)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and say what would change; write nothing.")
+    ] = False,
 ) -> None:
     """Validate and ingest bars as one atomic batch (new days, corrections, no-ops)."""
     st = _open()
     with RichReporter() as rep:
-        s = st.ingest(paths, columns=_pairs(map_, "--map"), tz=tz, dry_run=dry_run,
-                      progress=rep)
+        s = st.ingest(paths, columns=_pairs(map_, "--map"), tz=tz, dry_run=dry_run, progress=rep)
     verb = "would add" if dry_run else "added"
     typer.echo(
         f"{s.files} file(s), {s.rows_read:,} rows read: {verb} {s.days_new} new day(s), "
         f"{s.days_corrected} correction(s), {s.days_unchanged} unchanged day(s) across "
         f"{s.instruments} instrument(s), {s.buckets_written} bucket file(s)"
-        + (f"; event {s.seq}" if s.seq else "; nothing changed, no event" if not dry_run
-           else "")
+        + (f"; event {s.seq}" if s.seq else "; nothing changed, no event" if not dry_run else "")
     )
     for inst, day in s.corrected[:10]:
         typer.echo(f"  corrected {inst} {day}")
@@ -147,14 +190,19 @@ def ingest(
 
 @app.command()
 def query(
-    sql: Annotated[str | None, typer.Argument(help="SQL, or the NAME of a query in queries/.")]
-    = None,
-    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="Bind $KEY to "
-                     "VALUE: KEY=VALUE (repeatable).")] = None,
+    sql: Annotated[
+        str | None, typer.Argument(help="SQL, or the NAME of a query in queries/.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("-p", "--param", help="Bind $KEY to VALUE: KEY=VALUE (repeatable)."),
+    ] = None,
     output: OutputOpt = "table",
     out: OutFileOpt = None,
-    as_of: Annotated[int | None, typer.Option("--as-of", help="See the store as it was right "
-                     "after event N (time travel).")] = None,
+    as_of: Annotated[
+        int | None,
+        typer.Option("--as-of", help="See the store as it was right after event N (time travel)."),
+    ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the named queries.")] = False,
 ) -> None:
     """Run SQL over bars, events, changes and files (DataFusion)."""
@@ -190,28 +238,55 @@ def _coerce(v: str) -> object:
 
 @app.command()
 def backtest(
-    strategy: Annotated[str | None, typer.Argument(help="Strategy name: built-in (see `incbt "
-                        "strategies`) or defined in --strategies FILE (optional with "
-                        "--from).")] = None,
-    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="Strategy "
-                     "parameter NAME=VALUE (repeatable).")] = None,
-    instruments: Annotated[str | None, typer.Option(help="Comma-separated instruments "
-                           "(default: all, including ones that arrive later).")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every instrument (the default).")]
-    = False,
-    universe: Annotated[str | None, typer.Option(help="SQL over bars returning an "
-                        "`instrument` column, e.g. by average volume.")] = None,
-    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (default: the "
-                     "first day in the store).")] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Argument(
+            help="Strategy name: built-in (see `incbt "
+            "strategies`) or defined in --strategies FILE (optional with "
+            "--from)."
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("-p", "--param", help="Strategy parameter NAME=VALUE (repeatable)."),
+    ] = None,
+    instruments: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated instruments (default: all, including ones that arrive later)."
+        ),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every instrument (the default).")] = False,
+    universe: Annotated[
+        str | None,
+        typer.Option(
+            help="SQL over bars returning an `instrument` column, e.g. by average volume."
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="First day, YYYY-MM-DD (default: the first day in the store)."),
+    ] = None,
     notional: Annotated[float, typer.Option(help="Currency per position.")] = 100000.0,
     fee_bps: Annotated[float, typer.Option(help="Fee per fill, bps of |notional|.")] = 0.0,
     slippage_bps: Annotated[float, typer.Option(help="Fill at open*(1 +/- bps/1e4).")] = 0.0,
-    strategies: Annotated[str | None, typer.Option("--strategies", help="A Python file "
-                          "defining strategies with @incbt.strategy.")] = None,
-    from_: Annotated[str | None, typer.Option("--from", help="Fork this run (id or prefix): "
-                     "the base run until --effective, then the new -p values.")] = None,
-    effective: Annotated[str | None, typer.Option(help="First day of the fork's new "
-                         "parameters, YYYY-MM-DD.")] = None,
+    strategies: Annotated[
+        str | None,
+        typer.Option(
+            "--strategies", help="A Python file defining strategies with @incbt.strategy."
+        ),
+    ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Fork this run (id or prefix): "
+            "the base run until --effective, then the new -p values.",
+        ),
+    ] = None,
+    effective: Annotated[
+        str | None, typer.Option(help="First day of the fork's new parameters, YYYY-MM-DD.")
+    ] = None,
     output: OutputOpt = "table",
 ) -> None:
     """Register a run (or a fork of one) and compute what it lacks; print its metrics and
@@ -224,27 +299,43 @@ def backtest(
     insts = [x.strip() for x in instruments.split(",") if x.strip()] if instruments else None
     params = {k: _coerce(v) for k, v in _pairs(param, "-p").items()}
     with RichReporter() as rep:
-        run = st.backtest(strategy, params, instruments=insts, start=start, notional=notional,
-                          fee_bps=fee_bps, slippage_bps=slippage_bps, universe=universe,
-                          strategies_file=strategies, fork_of=from_, effective=effective,
-                          progress=rep)
+        run = st.backtest(
+            strategy,
+            params,
+            instruments=insts,
+            start=start,
+            notional=notional,
+            fee_bps=fee_bps,
+            slippage_bps=slippage_bps,
+            universe=universe,
+            strategies_file=strategies,
+            fork_of=from_,
+            effective=effective,
+            progress=rep,
+        )
     r = run.report
     if r is not None and r.bars_processed:
-        typer.echo(f"computed {r.segments} segment(s), {r.bars_processed:,} bar-steps in "
-                   f"{r.seconds:.2f} s")
+        typer.echo(
+            f"computed {r.segments} segment(s), {r.bars_processed:,} bar-steps in {r.seconds:.2f} s"
+        )
     else:
         typer.echo("already up to date: nothing computed")
     for e in (r.errors if r else [])[:10]:
         err_console.print(f"[yellow]failed:[/yellow] {e}", highlight=False)
-    write_table(run.metrics, output, None, title=f"run {run.run_id} {run.record.strategy} "
-                f"{run.record.params}")
+    write_table(
+        run.metrics,
+        output,
+        None,
+        title=f"run {run.run_id} {run.record.strategy} {run.record.params}",
+    )
     typer.echo(f"run id: {run.run_id}")
 
 
 @app.command()
 def strategies(
-    file: Annotated[str | None, typer.Option("--strategies", help="Also list the "
-                    "strategies in this file.")] = None,
+    file: Annotated[
+        str | None, typer.Option("--strategies", help="Also list the strategies in this file.")
+    ] = None,
 ) -> None:
     """List the strategies with their parameters (types, defaults, ranges)."""
     from incbt.engine import BUILTINS, load_strategies
@@ -258,16 +349,16 @@ def strategies(
 
 @app.command()
 def log(
-    kind: Annotated[str | None, typer.Option(help="Only events of this kind (init, ingest).")]
-    = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Only events of this kind (init, ingest).")
+    ] = None,
     limit: Annotated[int, typer.Option(help="Most events to show.")] = 50,
     output: OutputOpt = "table",
     out: OutFileOpt = None,
 ) -> None:
     """Show the event log, newest first."""
     t = _open().log(kind=kind, limit=limit)
-    cols = ["seq", "time", "kind", "message", "command"] if output == "table" else \
-        t.column_names
+    cols = ["seq", "time", "kind", "message", "command"] if output == "table" else t.column_names
     write_table(t.select(cols), output, out, title="events (newest first)")
 
 
@@ -286,8 +377,9 @@ def status(output: OutputOpt = "table") -> None:
     with st.catalog.env.read() as txn:
         pending = st.catalog.pending(txn)
     if pending:
-        typer.echo(f"{len(pending)} file(s) from an interrupted write will be removed by the "
-                   "next write")
+        typer.echo(
+            f"{len(pending)} file(s) from an interrupted write will be removed by the next write"
+        )
     res = st.status()
     _print_update(res, output, dry=True)
     if res.stale:
@@ -306,38 +398,51 @@ def _print_update(res: object, output: str, dry: bool) -> None:
         return
     verb = "would compute" if dry else "computed"
     bars = r.bars_processed
-    typer.echo(f"{r.runs} run(s): {verb} {r.segments} segment(s) in {r.tasks} task(s), "
-               f"{bars:,} bar-steps" + ("" if dry else f" in {r.seconds:.2f} s"))
+    typer.echo(
+        f"{r.runs} run(s): {verb} {r.segments} segment(s) in {r.tasks} task(s), "
+        f"{bars:,} bar-steps" + ("" if dry else f" in {r.seconds:.2f} s")
+    )
     for e in r.errors[:10]:
         err_console.print(f"[yellow]failed:[/yellow] {e}", highlight=False)
 
 
 @app.command()
 def update(
-    paths: Annotated[list[str] | None, typer.Argument(help="Files, folders or globs to "
-                     "ingest first (optional).")] = None,
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Files, folders or globs to ingest first (optional).")
+    ] = None,
     map_: Annotated[list[str] | None, typer.Option("--map", help="As for ingest.")] = None,
     tz: Annotated[str | None, typer.Option("--tz", help="As for ingest.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be ingested "
-                       "and computed; write nothing.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Say what would be ingested and computed; write nothing."),
+    ] = False,
 ) -> None:
     """Ingest new data (optional), then bring every run up to date, computing exactly
     what changed invalidated."""
     st = _open()
     with RichReporter() as rep:
-        res = st.update(paths or None, dry_run=dry_run, columns=_pairs(map_, "--map") or None,
-                        tz=tz, progress=rep)
+        res = st.update(
+            paths or None,
+            dry_run=dry_run,
+            columns=_pairs(map_, "--map") or None,
+            tz=tz,
+            progress=rep,
+        )
     if res.ingest is not None:
         s = res.ingest
-        typer.echo(f"ingest: {s.days_new} new day(s), {s.days_corrected} correction(s), "
-                   f"{s.days_unchanged} unchanged" + (f"; event {s.seq}" if s.seq else ""))
+        typer.echo(
+            f"ingest: {s.days_new} new day(s), {s.days_corrected} correction(s), "
+            f"{s.days_unchanged} unchanged" + (f"; event {s.seq}" if s.seq else "")
+        )
     _print_update(res, "table", dry_run)
 
 
 @app.command()
 def verify(
-    runs: Annotated[list[str] | None, typer.Argument(help="Run ids or unique prefixes "
-                    "(default: every run).")] = None,
+    runs: Annotated[
+        list[str] | None, typer.Argument(help="Run ids or unique prefixes (default: every run).")
+    ] = None,
 ) -> None:
     """Recompute runs from scratch in memory and compare with the store, bit for bit.
 
@@ -346,22 +451,27 @@ def verify(
     with RichReporter() as rep:
         rep_ = st.verify(runs or None, progress=rep)
     if rep_.ok:
-        typer.echo(f"verified {rep_.runs} run(s): {rep_.rows_compared:,} rows identical to a "
-                   f"from-scratch run ({rep_.bars_processed:,} bar-steps, "
-                   f"{rep_.seconds:.2f} s)")
+        typer.echo(
+            f"verified {rep_.runs} run(s): {rep_.rows_compared:,} rows identical to a "
+            f"from-scratch run ({rep_.bars_processed:,} bar-steps, "
+            f"{rep_.seconds:.2f} s)"
+        )
         return
     for d in rep_.differences:
         err_console.print(
             f"[red]differs:[/red] run {d.run_id} {d.table} "
             f"{d.instrument or ''} {d.where}: {d.column} stored {d.stored!r}, "
-            f"recomputed {d.recomputed!r}", highlight=False)
+            f"recomputed {d.recomputed!r}",
+            highlight=False,
+        )
     raise typer.Exit(1)
 
 
 def main() -> None:
     """Entry point: run the app, turning errors into one line and an exit code."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache",
-                                                          "incbt-numba"))
+    os.environ.setdefault(
+        "NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "incbt-numba")
+    )
     try:
         code = app(standalone_mode=False)  # click returns typer.Exit codes here
         if isinstance(code, int) and code:

@@ -132,8 +132,15 @@ class InternalError(IncbtError):
 
 # DataFusion's Python binding raises plain ValueError/Exception; its messages say
 # which part of the engine failed.
-_DATAFUSION_PREFIXES = ("SQL error", "Error during planning", "DataFusion error",
-                        "Execution error", "Schema error", "Optimizer rule", "Invalid argument")
+_DATAFUSION_PREFIXES = (
+    "SQL error",
+    "Error during planning",
+    "DataFusion error",
+    "Execution error",
+    "Schema error",
+    "Optimizer rule",
+    "Invalid argument",
+)
 
 
 def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
@@ -161,6 +168,7 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     if isinstance(exc, MemoryError):
         return StoreError(f"{context}: out of memory; use fewer instruments per call")
     if isinstance(exc, OSError):
-        return StoreError(f"{context}: {exc.strerror or exc}"
-                          + (f" ({exc.filename})" if exc.filename else ""))
+        return StoreError(
+            f"{context}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+        )
     return InternalError(f"{context}: {name}: {exc}")

@@ -41,8 +41,13 @@ from incbt.plan import SegmentTask
 EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
 
 
-def register_fork(store: Any, base_id: str, effective: str, params: Mapping[str, Any] | None,
-                  exec_params: Mapping[str, float] | None = None) -> rc.RunRecord:
+def register_fork(
+    store: Any,
+    base_id: str,
+    effective: str,
+    params: Mapping[str, Any] | None,
+    exec_params: Mapping[str, float] | None = None,
+) -> rc.RunRecord:
     """The record of a fork of ``base_id`` from ``effective`` with changed parameters."""
     base = store.run(base_id).record
     try:
@@ -52,23 +57,39 @@ def register_fork(store: Any, base_id: str, effective: str, params: Mapping[str,
     if iso_to_day(eff) <= iso_to_day(base.start):
         raise UsageError(f"--effective {eff} must be after the base run's start {base.start}")
     strat = resolve_strategy(base.strategy, base.source)
-    new_params = params_to_dict(strat, params_from_dict(strat, {**base.params,
-                                                                **(params or {})}))
+    new_params = params_to_dict(strat, params_from_dict(strat, {**base.params, **(params or {})}))
     ex = exec_params_from_dict({**base.exec_params, **(exec_params or {})})
     new_exec = {n: float(v) for n, v in zip(EXEC_NAMES, ex.tolist(), strict=True)}
     if new_params == base.params and new_exec == base.exec_params:
         raise UsageError("a fork needs at least one changed parameter")
     fork = {"base": base.run_id, "effective": eff}
-    ident = json.dumps({"strategy": base.strategy, "code_version": base.code_version,
-                        "params": new_params, "exec": new_exec, "start": base.start,
-                        "universe": base.universe, "fork": fork}, sort_keys=True)
+    ident = json.dumps(
+        {
+            "strategy": base.strategy,
+            "code_version": base.code_version,
+            "params": new_params,
+            "exec": new_exec,
+            "start": base.start,
+            "universe": base.universe,
+            "fork": fork,
+        },
+        sort_keys=True,
+    )
     rid = hashlib.sha256(ident.encode()).hexdigest()[:16]
-    return dataclasses.replace(base, run_id=rid, params=new_params, exec_params=new_exec,
-                               created_seq=0, superseded_by=None, fork=fork)
+    return dataclasses.replace(
+        base,
+        run_id=rid,
+        params=new_params,
+        exec_params=new_exec,
+        created_seq=0,
+        superseded_by=None,
+        fork=fork,
+    )
 
 
-def needs_materializing(store: Any, fork: rc.RunRecord, instruments: Sequence[str]
-                        ) -> dict[str, int]:
+def needs_materializing(
+    store: Any, fork: rc.RunRecord, instruments: Sequence[str]
+) -> dict[str, int]:
     """Instrument -> L (last day before D) for the pairs that must be (re)built."""
     cat = store.catalog
     eff = iso_to_day(fork.fork["effective"])  # type: ignore[index]
@@ -110,12 +131,16 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
     new_row = params_from_dict(strat, fork.params)
     base_row = params_from_dict(strat, store.run(base_id).record.params)
     base_exec = tuple(store.run(base_id).record.exec_params[n] for n in EXEC_NAMES)
-    d = store.sql("SELECT instrument, date, equity, pnl, pos, fees, fills, turnover FROM daily "
-                  "WHERE run_id = $r AND date < CAST($d AS DATE) ORDER BY instrument, date",
-                  params={"r": base_id, "d": day_to_iso(eff)})
-    f = store.sql("SELECT instrument, ts, date, qty, price, fee FROM fills WHERE run_id = $r "
-                  "AND date < CAST($d AS DATE) ORDER BY instrument, ts",
-                  params={"r": base_id, "d": day_to_iso(eff)})
+    d = store.sql(
+        "SELECT instrument, date, equity, pnl, pos, fees, fills, turnover FROM daily "
+        "WHERE run_id = $r AND date < CAST($d AS DATE) ORDER BY instrument, date",
+        params={"r": base_id, "d": day_to_iso(eff)},
+    )
+    f = store.sql(
+        "SELECT instrument, ts, date, qty, price, fee FROM fills WHERE run_id = $r "
+        "AND date < CAST($d AS DATE) ORDER BY instrument, ts",
+        params={"r": base_id, "d": day_to_iso(eff)},
+    )
     rows = _split(d)
     fills = _split(f)
     source = DirectBars.from_store(store, sorted(todo))
@@ -124,31 +149,66 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
         last = todo[inst]
         r = rows.get(inst)
         if r is None or not len(r["date"]) or int(r["date"][-1]) != last:
-            raise UsageError(f"the base run {base_id} has no results for {inst} through "
-                             f"{day_to_iso(last)}; bring it up to date first (incbt update)")
-        state = _base_state(store, base_id, strat, base_row, base_exec, inst, last, start,
-                            source)
+            raise UsageError(
+                f"the base run {base_id} has no results for {inst} through "
+                f"{day_to_iso(last)}; bring it up to date first (incbt update)"
+            )
+        state = _base_state(store, base_id, strat, base_row, base_exec, inst, last, start, source)
         # strategy slots for the new parameters, from the warm-up bars before D
         with cat.env.read() as txn:
             first = history_start(cat, txn, inst, last, strat.warmup(new_row), start)
         # no warm-up wanted: replay over no bars
-        b = source.load(inst, first, last) if first is not None else \
-            source.load(inst, last + 1, last)
-        replayed = warmup_replay(strat, new_row[None, :], state[None, :sw], b.open, b.high,
-                                 b.low, b.close, b.volume, len(b.ts))
+        b = (
+            source.load(inst, first, last)
+            if first is not None
+            else source.load(inst, last + 1, last)
+        )
+        replayed = warmup_replay(
+            strat,
+            new_row[None, :],
+            state[None, :sw],
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            b.volume,
+            len(b.ts),
+        )
         snap = np.concatenate([replayed[0], state[sw:]])[None, None, :]
         days = r["date"].astype(np.int32)
-        daily = {k: r[k][None, :] for k in ("equity", "pnl", "pos", "fees", "fills",
-                                            "turnover")}
+        daily = {k: r[k][None, :] for k in ("equity", "pnl", "pos", "fees", "fills", "turnover")}
         fl = fills.get(inst, {k: np.empty(0) for k in ("ts", "date", "qty", "price", "fee")})
-        task = SegmentTask(fork.strategy, fork.source, inst, (fork.run_id,),
-                           (tuple(new_row.tolist()),),
-                           (tuple(fork.exec_params[n] for n in EXEC_NAMES),),
-                           int(days[0]), last, None, int(days[0]), len(days), 0)
-        out.append(TaskResult(task, days, daily, np.zeros(len(fl["ts"]), np.int64),
-                              fl["ts"].astype(np.int64), fl["date"].astype(np.int32),
-                              fl["qty"], fl["price"], fl["fee"], snap, 0, [None],
-                              snap_days=np.array([last], dtype=np.int32)))
+        task = SegmentTask(
+            fork.strategy,
+            fork.source,
+            inst,
+            (fork.run_id,),
+            (tuple(new_row.tolist()),),
+            (tuple(fork.exec_params[n] for n in EXEC_NAMES),),
+            int(days[0]),
+            last,
+            None,
+            int(days[0]),
+            len(days),
+            0,
+        )
+        out.append(
+            TaskResult(
+                task,
+                days,
+                daily,
+                np.zeros(len(fl["ts"]), np.int64),
+                fl["ts"].astype(np.int64),
+                fl["date"].astype(np.int32),
+                fl["qty"],
+                fl["price"],
+                fl["fee"],
+                snap,
+                0,
+                [None],
+                snap_days=np.array([last], dtype=np.int32),
+            )
+        )
     return out
 
 
@@ -176,15 +236,34 @@ def fresh_results(store: Any, fork: rc.RunRecord) -> list[TaskResult]:
                 continue
             pre = [e for e in es if e.day < eff]
             post = [e for e in es if e.day >= eff]
-            h = history_start(cat, txn, inst, pre[-1].day, strat.warmup(new_row), start) \
-                if pre else None
+            h = (
+                history_start(cat, txn, inst, pre[-1].day, strat.warmup(new_row), start)
+                if pre
+                else None
+            )
 
-        def task(row: np.ndarray, ex: tuple, part: list, resume: int | None,
-                 hist: int | None, inst: str = inst) -> SegmentTask:
-            return SegmentTask(fork.strategy, fork.source, inst, (fork.run_id,),
-                               (tuple(row.tolist()),), (ex,), part[0].day, part[-1].day, resume,
-                               part[0].day if hist is None else hist, len(part),
-                               sum(e.rows for e in part))
+        def task(
+            row: np.ndarray,
+            ex: tuple,
+            part: list,
+            resume: int | None,
+            hist: int | None,
+            inst: str = inst,
+        ) -> SegmentTask:
+            return SegmentTask(
+                fork.strategy,
+                fork.source,
+                inst,
+                (fork.run_id,),
+                (tuple(row.tolist()),),
+                (ex,),
+                part[0].day,
+                part[-1].day,
+                resume,
+                part[0].day if hist is None else hist,
+                len(part),
+                sum(e.rows for e in part),
+            )
 
         if not pre:  # no day before D: the new parameters from the first day
             out.append(run_task(task(new_row, fex, post, None, None), source, None))
@@ -192,8 +271,17 @@ def fresh_results(store: Any, fork: rc.RunRecord) -> list[TaskResult]:
         r1 = run_task(task(base_row, bex, pre, None, None), source, None)
         last = pre[-1].day
         b = source.load(inst, h, last) if h is not None else source.load(inst, last + 1, last)
-        replayed = warmup_replay(strat, new_row[None, :], r1.states[:, -1, :sw], b.open,
-                                 b.high, b.low, b.close, b.volume, len(b.ts))
+        replayed = warmup_replay(
+            strat,
+            new_row[None, :],
+            r1.states[:, -1, :sw],
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            b.volume,
+            len(b.ts),
+        )
         s0 = np.concatenate([replayed[0], r1.states[0, -1, sw:]])[None, :]
         if not post:
             r1.states = s0[:, None, :]
@@ -201,15 +289,22 @@ def fresh_results(store: Any, fork: rc.RunRecord) -> list[TaskResult]:
             out.append(r1)
             continue
         r2 = run_task(task(new_row, fex, post, last, h), source, s0)
-        out.append(TaskResult(
-            task(new_row, fex, pre + post, None, None), np.concatenate([r1.days, r2.days]),
-            {k: np.concatenate([r1.daily[k], r2.daily[k]], axis=1) for k in r1.daily},
-            np.concatenate([r1.fill_run, r2.fill_run]), np.concatenate([r1.fill_ts, r2.fill_ts]),
-            np.concatenate([r1.fill_day, r2.fill_day]),
-            np.concatenate([r1.fill_qty, r2.fill_qty]),
-            np.concatenate([r1.fill_price, r2.fill_price]),
-            np.concatenate([r1.fill_fee, r2.fill_fee]), r2.states,
-            r1.bars_processed + r2.bars_processed, [None]))
+        out.append(
+            TaskResult(
+                task(new_row, fex, pre + post, None, None),
+                np.concatenate([r1.days, r2.days]),
+                {k: np.concatenate([r1.daily[k], r2.daily[k]], axis=1) for k in r1.daily},
+                np.concatenate([r1.fill_run, r2.fill_run]),
+                np.concatenate([r1.fill_ts, r2.fill_ts]),
+                np.concatenate([r1.fill_day, r2.fill_day]),
+                np.concatenate([r1.fill_qty, r2.fill_qty]),
+                np.concatenate([r1.fill_price, r2.fill_price]),
+                np.concatenate([r1.fill_fee, r2.fill_fee]),
+                r2.states,
+                r1.bars_processed + r2.bars_processed,
+                [None],
+            )
+        )
     return out
 
 
@@ -227,15 +322,22 @@ def _split(t: Any) -> dict[str, dict[str, np.ndarray]]:
     inst = cols.pop("instrument")
     out: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
     brk = np.flatnonzero(inst[1:] != inst[:-1]) + 1
-    for s, e in zip(np.concatenate(([0], brk)), np.concatenate((brk, [len(inst)])),
-                    strict=True):
+    for s, e in zip(np.concatenate(([0], brk)), np.concatenate((brk, [len(inst)])), strict=True):
         out[str(inst[s])] = {c: v[s:e] for c, v in cols.items()}
     return out
 
 
-def _base_state(store: Any, base_id: str, strat: Any, base_row: np.ndarray,
-                base_exec: tuple[float, ...], inst: str, last: int, start: int,
-                source: DirectBars) -> np.ndarray:
+def _base_state(
+    store: Any,
+    base_id: str,
+    strat: Any,
+    base_row: np.ndarray,
+    base_exec: tuple[float, ...],
+    inst: str,
+    last: int,
+    start: int,
+    source: DirectBars,
+) -> np.ndarray:
     """The base run's full snapshot vector at day ``last`` (recomputed if not kept)."""
     cat = store.catalog
     with cat.env.read() as txn:
@@ -244,19 +346,32 @@ def _base_state(store: Any, base_id: str, strat: Any, base_row: np.ndarray,
         if resume == last:
             return snap[1]  # type: ignore[index]
         after = list(cat.days(txn, inst, (resume + 1) if resume is not None else start, last))
-        h = None if resume is None else history_start(cat, txn, inst, resume,
-                                                      strat.warmup(base_row), start)
+        h = (
+            None
+            if resume is None
+            else history_start(cat, txn, inst, resume, strat.warmup(base_row), start)
+        )
     h_first = after[0].day if h is None else h
-    task = SegmentTask(strat.name, "builtin", inst, (base_id,), (tuple(base_row.tolist()),),
-                       (base_exec,), after[0].day, last, resume, h_first, len(after),
-                       sum(e.rows for e in after))
+    task = SegmentTask(
+        strat.name,
+        "builtin",
+        inst,
+        (base_id,),
+        (tuple(base_row.tolist()),),
+        (base_exec,),
+        after[0].day,
+        last,
+        resume,
+        h_first,
+        len(after),
+        sum(e.rows for e in after),
+    )
     task = dataclasses.replace(task, source=_source_of(store, base_id))
     r = run_task(task, source, None if snap is None else snap[1][None, :])
     return r.states[0, -1]
 
 
-def history_start(cat: Any, txn: Any, inst: str, through: int, need: int, start: int
-                  ) -> int | None:
+def history_start(cat: Any, txn: Any, inst: str, through: int, need: int, start: int) -> int | None:
     """First day to load so that >= ``need`` bars up to ``through`` are loaded, never
     before ``start``; None when no bar is needed."""
     if need <= 0:
@@ -274,5 +389,4 @@ def _source_of(store: Any, run_id: str) -> str:
     return store.run(run_id).record.source
 
 
-__all__ = ["fresh_results", "history_start", "materialize", "needs_materializing",
-           "register_fork"]
+__all__ = ["fresh_results", "history_start", "materialize", "needs_materializing", "register_fork"]

@@ -43,8 +43,11 @@ def list_queries(store_path: str | None) -> list[dict[str, str]]:
                 continue
             lines = p.read_text().splitlines()
             desc = next((ln.lstrip("- ").strip() for ln in lines if ln.startswith("--")), "")
-            params = [ln.split(":", 1)[1].strip() for ln in lines
-                      if ln.startswith("-- param:")]
-            seen[p.stem] = {"name": p.stem, "description": desc, "params": "; ".join(params),
-                            "path": str(p)}
+            params = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("-- param:")]
+            seen[p.stem] = {
+                "name": p.stem,
+                "description": desc,
+                "params": "; ".join(params),
+                "path": str(p),
+            }
     return list(seen.values())

@@ -43,9 +43,14 @@ class RichReporter:
 
     def __init__(self) -> None:
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=err_console, disable=not err_console.is_terminal,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=not err_console.is_terminal,
         )
 
     def __enter__(self) -> RichReporter:
@@ -69,8 +74,9 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def write_table(table: pa.Table, output: str, path: str | None, title: str | None = None,
-                max_rows: int = 200) -> None:
+def write_table(
+    table: pa.Table, output: str, path: str | None, title: str | None = None, max_rows: int = 200
+) -> None:
     """Write an Arrow table as a rich table, CSV, JSON lines or Parquet."""
     if output not in OUTPUTS:
         raise UsageError(f"--output must be one of {', '.join(OUTPUTS)}, not {output!r}")

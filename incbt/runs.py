@@ -52,12 +52,25 @@ from incbt.results.metrics import METRICS
 EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
 
 
-def make_run_id(strategy: str, code_version: str, params: Mapping[str, Any],
-                exec_params: Mapping[str, float], start: str, universe: list[str] | str) -> str:
-    ident = json.dumps({
-        "strategy": strategy, "code_version": code_version, "params": dict(params),
-        "exec": dict(exec_params), "start": start, "universe": universe,
-    }, sort_keys=True)
+def make_run_id(
+    strategy: str,
+    code_version: str,
+    params: Mapping[str, Any],
+    exec_params: Mapping[str, float],
+    start: str,
+    universe: list[str] | str,
+) -> str:
+    ident = json.dumps(
+        {
+            "strategy": strategy,
+            "code_version": code_version,
+            "params": dict(params),
+            "exec": dict(exec_params),
+            "start": start,
+            "universe": universe,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
@@ -91,10 +104,17 @@ def _source_file(strat: Strategy) -> str:
     return os.path.abspath(path)
 
 
-def register(store: Any, strategy: str | Strategy, params: Mapping[str, Any] | None = None, *,
-             instruments: Sequence[str] | str | None = None, start: str | None = None,
-             exec_params: Mapping[str, float] | None = None, universe_sql: str | None = None,
-             strategies_file: str | None = None) -> rc.RunRecord:
+def register(
+    store: Any,
+    strategy: str | Strategy,
+    params: Mapping[str, Any] | None = None,
+    *,
+    instruments: Sequence[str] | str | None = None,
+    start: str | None = None,
+    exec_params: Mapping[str, float] | None = None,
+    universe_sql: str | None = None,
+    strategies_file: str | None = None,
+) -> rc.RunRecord:
     """Validate a run's definition and return its record (not yet committed)."""
     strat, source = resolve(strategy, strategies_file)
     row = params_from_dict(strat, params or {})
@@ -132,8 +152,9 @@ def register(store: Any, strategy: str | Strategy, params: Mapping[str, Any] | N
     except ValueError:
         raise UsageError(f"--start {start!r} is not a date YYYY-MM-DD") from None
     rid = make_run_id(strat.name, strat.code_version, pdict, edict, start, universe)
-    return rc.RunRecord(rid, strat.name, strat.code_version, pdict, edict, start, universe,
-                        0, source)
+    return rc.RunRecord(
+        rid, strat.name, strat.code_version, pdict, edict, start, universe, 0, source
+    )
 
 
 def instruments_of(rec: rc.RunRecord, known: Sequence[str]) -> tuple[str, ...]:
@@ -170,10 +191,14 @@ class Staleness:
     resume_day: int | None  # the snapshot day it resumes from (None: from its start)
 
 
-def plan_runs(store: Any, records: Sequence[rc.RunRecord],
-              stale_out: list[Staleness] | None = None, from_scratch: bool = False,
-              hypothetical: Sequence[tuple[str, int, int, int]] = (),
-              assume_through: Mapping[tuple[str, str], int] | None = None) -> Plan:
+def plan_runs(
+    store: Any,
+    records: Sequence[rc.RunRecord],
+    stale_out: list[Staleness] | None = None,
+    from_scratch: bool = False,
+    hypothetical: Sequence[tuple[str, int, int, int]] = (),
+    assume_through: Mapping[tuple[str, str], int] | None = None,
+) -> Plan:
     """What it takes to bring these runs up to the last day with bars.
 
     A (run, instrument) is valid through its latest snapshot, unless an event
@@ -208,9 +233,16 @@ def plan_runs(store: Any, records: Sequence[rc.RunRecord],
             strat = _strategy_for(rec)
             prow = params_from_dict(strat, rec.params)
             insts = instruments_of(rec, known)
-            spec = RunSpec(rec.run_id, rec.strategy, rec.source, tuple(prow.tolist()),
-                           tuple(rec.exec_params[n] for n in EXEC_NAMES),
-                           iso_to_day(rec.start), insts, strat.warmup(prow))
+            spec = RunSpec(
+                rec.run_id,
+                rec.strategy,
+                rec.source,
+                tuple(prow.tolist()),
+                tuple(rec.exec_params[n] for n in EXEC_NAMES),
+                iso_to_day(rec.start),
+                insts,
+                strat.warmup(prow),
+            )
             specs.append(spec)
             for inst in insts:
                 snap = None if from_scratch else rc.latest_snapshot(cat, txn, rec.run_id, inst)
@@ -230,8 +262,11 @@ def plan_runs(store: Any, records: Sequence[rc.RunRecord],
                 valid[key] = through
                 d0 = spec.start_day if through is None else through + 1
                 old = lo.get(inst)
-                lo[inst] = (d0, spec.warmup) if old is None else (min(old[0], d0),
-                                                                  max(old[1], spec.warmup))
+                lo[inst] = (
+                    (d0, spec.warmup)
+                    if old is None
+                    else (min(old[0], d0), max(old[1], spec.warmup))
+                )
         # the planner sees each instrument's days from the earliest it must compute,
         # plus enough earlier days for the warm-up: work does not grow with history
         for inst, (d0, warm) in lo.items():
@@ -242,9 +277,13 @@ def plan_runs(store: Any, records: Sequence[rc.RunRecord],
     return plan(specs, days, valid)
 
 
-def execute(store: Any, the_plan: Plan, progress: Reporter = NULL,
-            on_result: Callable[[TaskResult], None] | None = None,
-            threads: int | None = None) -> list[TaskResult]:
+def execute(
+    store: Any,
+    the_plan: Plan,
+    progress: Reporter = NULL,
+    on_result: Callable[[TaskResult], None] | None = None,
+    threads: int | None = None,
+) -> list[TaskResult]:
     """Run a plan's tasks in this process; results come back in task order.
 
     The kernels release the GIL, so instruments run on ``threads`` threads (default:
@@ -268,9 +307,11 @@ def execute(store: Any, the_plan: Plan, progress: Reporter = NULL,
             for rid in t.run_ids:
                 snap = rc.latest_snapshot(cat, txn, rid, t.instrument, t.resume_day + 1)
                 if snap is None or snap[0] != t.resume_day:
-                    raise CatalogError(f"run {rid}, {t.instrument}: the snapshot of "
-                                       f"{day_to_iso(t.resume_day)} the plan resumes from "
-                                       "is missing")
+                    raise CatalogError(
+                        f"run {rid}, {t.instrument}: the snapshot of "
+                        f"{day_to_iso(t.resume_day)} the plan resumes from "
+                        "is missing"
+                    )
                 states.append(snap[1])
             resumes.append(np.stack(states))
 
@@ -293,9 +334,14 @@ def execute(store: Any, the_plan: Plan, progress: Reporter = NULL,
     return out
 
 
-def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunRecord],
-           command: str, kind: str = "backtest",
-           replaced: Sequence[tuple[str, str]] = ()) -> CommitSummary:
+def commit(
+    store: Any,
+    results: Sequence[TaskResult],
+    new_runs: Sequence[rc.RunRecord],
+    command: str,
+    kind: str = "backtest",
+    replaced: Sequence[tuple[str, str]] = (),
+) -> CommitSummary:
     """Write the batch's result files, then one transaction: runs, segments, snapshots,
     metrics, event. Call under the store's write lock."""
     from incbt.bars.ingest import recover
@@ -343,8 +389,11 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
             t = r.task
             sw = state_width(resolve_strategy(t.strategy, t.source))
             # days whose "recent" snapshot the retention rule drops now (no scan)
-            before = [] if t.resume_day is None else cat.days_up_to(
-                txn, t.instrument, t.resume_day, keep)
+            before = (
+                []
+                if t.resume_day is None
+                else cat.days_up_to(txn, t.instrument, t.resume_day, keep)
+            )
             drop = fallen_out(before, r.days, keep)
             for k, rid in enumerate(t.run_ids):
                 if (rid, t.instrument) in failed:
@@ -352,8 +401,13 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
                 rc.delete_snapshots_from(cat, txn, rid, t.instrument, t.first_day)
                 rc.put_snapshots(cat, txn, rid, t.instrument, r.snap_days, r.states[k])
                 rc.delete_snapshots(cat, txn, rid, t.instrument, drop)
-                rc.put_segment(cat, txn, rc.Segment(rid, t.instrument, batch, t.first_day,
-                                                    t.last_day, len(r.days), seq_now))
+                rc.put_segment(
+                    cat,
+                    txn,
+                    rc.Segment(
+                        rid, t.instrument, batch, t.first_day, t.last_day, len(r.days), seq_now
+                    ),
+                )
                 rc.put_pair_seq(cat, txn, rid, t.instrument, seq_now)
                 rc.put_metrics(cat, txn, rid, t.instrument, finalize(r.states[k, -1, sw:]))
                 summary.segments += 1
@@ -363,8 +417,7 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
             assert rec is not None
             n_inst = len(instruments_of(rec, known))
             rec_for_capital = rc.RunRecord(**{**asdict(rec), "universe": ["x"] * n_inst})
-            days, acc = portfolio_update(root, cat, txn, rec_for_capital, first_of_run[rid],
-                                         fresh)
+            days, acc = portfolio_update(root, cat, txn, rec_for_capital, first_of_run[rid], fresh)
             kept = rc.snapshot_days(cat, txn, rid, PORTFOLIO)
             before = [d for d in kept if d < first_of_run[rid]][-keep:]
             rc.delete_snapshots_from(cat, txn, rid, PORTFOLIO, first_of_run[rid])
@@ -374,8 +427,7 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
             m = finalize(acc[-1]) if len(days) else finalize(np.zeros(acc.shape[-1]))
             # portfolio fills, fees, turnover: the instruments' totals, summed in name order
             totals = np.zeros(3)
-            for _, inst, vals in sorted(rc.all_metrics_of(cat, txn, rid),
-                                        key=lambda x: x[1]):
+            for _, inst, vals in sorted(rc.all_metrics_of(cat, txn, rid), key=lambda x: x[1]):
                 if inst != PORTFOLIO:
                     totals += vals[3:6]
             m[3:6] = totals
@@ -386,12 +438,21 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
                 old_rec.superseded_by = new_id
                 rc.put_run(cat, txn, old_rec)
         summary.runs = len(by_run)
-        seq = cat.append_event(txn, kind, command, {
-            "batch": batch, "runs": sorted(by_run)[:50], "n_runs": len(by_run),
-            "segments": summary.segments, "bars_processed": summary.bars_processed,
-            "daily_rows": summary.daily_rows, "fills": summary.fills,
-            "errors": summary.errors[:20],
-        })
+        seq = cat.append_event(
+            txn,
+            kind,
+            command,
+            {
+                "batch": batch,
+                "runs": sorted(by_run)[:50],
+                "n_runs": len(by_run),
+                "segments": summary.segments,
+                "bars_processed": summary.bars_processed,
+                "daily_rows": summary.daily_rows,
+                "fills": summary.fills,
+                "errors": summary.errors[:20],
+            },
+        )
         assert seq == seq_now
         rc.put_batch(cat, txn, batch, {"seq": seq, "daily": dpath, "fills": fpath})
         cat.set_pending(txn, [])
@@ -401,11 +462,18 @@ def commit(store: Any, results: Sequence[TaskResult], new_runs: Sequence[rc.RunR
     return summary
 
 
-def bring_up_to_date(store: Any, records: Sequence[rc.RunRecord], *, command: str,
-                     kind: str = "backtest", progress: Reporter = NULL,
-                     dry_run: bool = False, stale_out: list[Staleness] | None = None,
-                     replaced: Sequence[tuple[str, str]] = (),
-                     hypothetical: Sequence[tuple[str, int, int, int]] = ()) -> UpdateReport:
+def bring_up_to_date(
+    store: Any,
+    records: Sequence[rc.RunRecord],
+    *,
+    command: str,
+    kind: str = "backtest",
+    progress: Reporter = NULL,
+    dry_run: bool = False,
+    stale_out: list[Staleness] | None = None,
+    replaced: Sequence[tuple[str, str]] = (),
+    hypothetical: Sequence[tuple[str, int, int, int]] = (),
+) -> UpdateReport:
     """Plan, compute and commit whatever these runs lack, under the write lock.
 
     Ordinary runs (and the bases of forks) first; then forks, whose pairs are
@@ -428,8 +496,18 @@ def bring_up_to_date(store: Any, records: Sequence[rc.RunRecord], *, command: st
                     if base is not None and base.run_id not in have:
                         plain.append(base)
                         have.add(base.run_id)
-        _phase(store, report, plain, command, kind, progress, dry_run, stale_out, replaced,
-               hypothetical)
+        _phase(
+            store,
+            report,
+            plain,
+            command,
+            kind,
+            progress,
+            dry_run,
+            stale_out,
+            replaced,
+            hypothetical,
+        )
         if forks:
             known = store.instruments()
             assume: dict[tuple[str, str], int] = {}
@@ -443,16 +521,36 @@ def bring_up_to_date(store: Any, records: Sequence[rc.RunRecord], *, command: st
             if built:
                 new = [f for f in forks if _needs_record(store, f)]
                 commit(store, built, new, command, "fork")
-            _phase(store, report, forks, command, kind, progress, dry_run, stale_out, (),
-                   hypothetical, assume)
+            _phase(
+                store,
+                report,
+                forks,
+                command,
+                kind,
+                progress,
+                dry_run,
+                stale_out,
+                (),
+                hypothetical,
+                assume,
+            )
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _phase(store: Any, report: UpdateReport, records: Sequence[rc.RunRecord], command: str,
-           kind: str, progress: Reporter, dry_run: bool, stale_out: list[Staleness] | None,
-           replaced: Sequence[tuple[str, str]], hypothetical: Sequence[tuple],
-           assume: Mapping[tuple[str, str], int] | None = None) -> None:
+def _phase(
+    store: Any,
+    report: UpdateReport,
+    records: Sequence[rc.RunRecord],
+    command: str,
+    kind: str,
+    progress: Reporter,
+    dry_run: bool,
+    stale_out: list[Staleness] | None,
+    replaced: Sequence[tuple[str, str]],
+    hypothetical: Sequence[tuple],
+    assume: Mapping[tuple[str, str], int] | None = None,
+) -> None:
     if not records:
         return
     p = plan_runs(store, records, stale_out, hypothetical=hypothetical, assume_through=assume)
@@ -518,5 +616,7 @@ class Run:
     def __repr__(self) -> str:
         p = self.portfolio
         body = ", ".join(f"{k}={v:.6g}" for k, v in p.items()) if p else "no results yet"
-        return (f"<Run {self.run_id} {self.record.strategy}({self.record.params}) "
-                f"from {self.record.start}: {body}>")
+        return (
+            f"<Run {self.run_id} {self.record.strategy}({self.record.params}) "
+            f"from {self.record.start}: {body}>"
+        )

@@ -76,15 +76,11 @@ def parse(name: str, raw: Any) -> Any:
     """Parse and check one setting's value, or raise UsageError naming the fix."""
     s = BY_NAME.get(name)
     if s is None:
-        raise UsageError(
-            f"unknown setting {name!r}; known settings: {', '.join(sorted(BY_NAME))}"
-        )
+        raise UsageError(f"unknown setting {name!r}; known settings: {', '.join(sorted(BY_NAME))}")
     try:
         value = s.type(raw)
     except (TypeError, ValueError):
-        raise UsageError(
-            f"setting {name}={raw!r} is not a valid {s.type.__name__}"
-        ) from None
+        raise UsageError(f"setting {name}={raw!r} is not a valid {s.type.__name__}") from None
     if name == "session_tz":
         try:
             ZoneInfo(value)

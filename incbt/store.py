@@ -103,8 +103,9 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
         store = Store(path)
         have = {k: store.settings.get(k) for k in wanted}
         if have != wanted:
-            diff = ", ".join(f"{k}={have[k]!r} (asked {wanted[k]!r})" for k in wanted
-                             if have[k] != wanted[k])
+            diff = ", ".join(
+                f"{k}={have[k]!r} (asked {wanted[k]!r})" for k in wanted if have[k] != wanted[k]
+            )
             raise StoreExistsError(
                 f"{path} is already a store with different settings: {diff}. Use another "
                 "folder, or open the existing store as it is"
@@ -112,8 +113,11 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
         return store
     if os.path.exists(path) and not os.path.isdir(path):
         raise StoreExistsError(f"{path} exists and is not a folder")
-    foreign = [n for n in (os.listdir(path) if os.path.isdir(path) else [])
-               if n not in ("README.md", ".gitignore", "catalog", "write.lock", "tmp")]
+    foreign = [
+        n
+        for n in (os.listdir(path) if os.path.isdir(path) else [])
+        if n not in ("README.md", ".gitignore", "catalog", "write.lock", "tmp")
+    ]
     if foreign:
         raise StoreExistsError(
             f"{path} is a folder with other files in it ({', '.join(sorted(foreign)[:5])}); "
@@ -152,14 +156,14 @@ class Store:
         if not _is_store(path):
             raise _not_a_store(path)
         self.path = os.path.abspath(path)
-        self.catalog = Catalog(os.path.join(self.path, "catalog"),
-                               settings_mod.resolve("map_size_mb"))
+        self.catalog = Catalog(
+            os.path.join(self.path, "catalog"), settings_mod.resolve("map_size_mb")
+        )
         with self.catalog.env.read() as txn:
             meta = self.catalog.meta(txn)
         if meta.get("format_version") != FORMAT_VERSION:
             raise _not_a_store(path)
-        self.settings = {s.name: settings_mod.resolve(s.name, meta) for s in
-                         settings_mod.SETTINGS}
+        self.settings = {s.name: settings_mod.resolve(s.name, meta) for s in settings_mod.SETTINGS}
 
     def __repr__(self) -> str:
         with self.catalog.env.read() as txn:
@@ -189,9 +193,17 @@ class Store:
         if isinstance(paths, str | os.PathLike):
             paths = [os.fspath(paths)]
         return _ingest(
-            self.path, self.catalog, list(paths), session_tz=self.settings["session_tz"],
-            row_group_rows=int(self.settings["row_group_rows"]), lock=self.lock,
-            command=_command(), mapping=columns, tz=tz, dry_run=dry_run, progress=progress,
+            self.path,
+            self.catalog,
+            list(paths),
+            session_tz=self.settings["session_tz"],
+            row_group_rows=int(self.settings["row_group_rows"]),
+            lock=self.lock,
+            command=_command(),
+            mapping=columns,
+            tz=tz,
+            dry_run=dry_run,
+            progress=progress,
             chunk_bytes=int(float(self.settings["ingest_chunk_mb"]) * (1 << 20)),
         )
 
@@ -245,20 +257,35 @@ class Store:
                 raise UsageError(f"run {base.run_id} is a {base.strategy} run, not {strategy}")
             defaults = {"notional": 100000.0, "fee_bps": 0.0, "slippage_bps": 0.0}
             changed = {k: v for k, v in ex.items() if v != defaults[k]}
-            records = [fork_mod.register_fork(self, fork_of, effective, p, changed)
-                       for p in sets]
+            records = [fork_mod.register_fork(self, fork_of, effective, p, changed) for p in sets]
         else:
-            records = [runs_mod.register(self, strategy, p, instruments=instruments,
-                                         start=start, exec_params=ex, universe_sql=universe,
-                                         strategies_file=strategies_file) for p in sets]
+            records = [
+                runs_mod.register(
+                    self,
+                    strategy,
+                    p,
+                    instruments=instruments,
+                    start=start,
+                    exec_params=ex,
+                    universe_sql=universe,
+                    strategies_file=strategies_file,
+                )
+                for p in sets
+            ]
         unique = list({r.run_id: r for r in records}.values())
         report = runs_mod.bring_up_to_date(self, unique, command=_command(), progress=progress)
         out = [runs_mod.Run(self, r, report) for r in records]
         return out if many else out[0]
 
-    def update(self, paths: str | Sequence[str] | None = None, *, dry_run: bool = False,
-               columns: Mapping[str, str] | None = None, tz: str | None = None,
-               progress: Reporter = NULL) -> Any:
+    def update(
+        self,
+        paths: str | Sequence[str] | None = None,
+        *,
+        dry_run: bool = False,
+        columns: Mapping[str, str] | None = None,
+        tz: str | None = None,
+        progress: Reporter = NULL,
+    ) -> Any:
         """Ingest ``paths`` (if any), then bring every registered run up to date.
 
         Computes exactly the invalid segments (new days, days from a correction or
@@ -269,8 +296,7 @@ class Store:
         if isinstance(paths, str | os.PathLike):
             paths = [os.fspath(paths)]
         extra = {k: v for k, v in (("columns", columns), ("tz", tz)) if v is not None}
-        return update(self, paths, dry_run=dry_run, command=_command(), progress=progress,
-                      **extra)
+        return update(self, paths, dry_run=dry_run, command=_command(), progress=progress, **extra)
 
     def status(self) -> Any:
         """What is stale and why, and the work an update would do (writes nothing)."""
@@ -292,13 +318,17 @@ class Store:
         with self.catalog.env.read() as txn:
             found = [r for r in rc.runs(self.catalog, txn) if r.run_id.startswith(run_id)]
         if len(found) != 1:
-            raise UsageError(f"no run {run_id!r}" if not found else
-                             f"run id prefix {run_id!r} is ambiguous ({len(found)} runs)")
+            raise UsageError(
+                f"no run {run_id!r}"
+                if not found
+                else f"run id prefix {run_id!r} is ambiguous ({len(found)} runs)"
+            )
         return runs_mod.Run(self, found[0])
 
     # -- reading -----------------------------------------------------------
-    def sql(self, query: str, *, params: dict[str, Any] | None = None,
-            as_of: int | None = None) -> pa.Table:
+    def sql(
+        self, query: str, *, params: dict[str, Any] | None = None, as_of: int | None = None
+    ) -> pa.Table:
         """Run SQL over the store (tables bars, events, changes, files)."""
         from incbt.query import run_sql, session  # datafusion loads only when SQL runs
 
@@ -327,8 +357,9 @@ class Store:
             q += f" LIMIT {int(limit)}"
         return self.sql(q, params={"kind": kind} if kind else None)
 
-    def bars(self, instrument: str, start: str | int | None = None,
-             end: str | int | None = None) -> BarArrays:
+    def bars(
+        self, instrument: str, start: str | int | None = None, end: str | int | None = None
+    ) -> BarArrays:
         """One instrument's bars for days in [start, end], straight from the index.
 
         Reads only the row groups holding those days (no scan) and returns
@@ -339,8 +370,9 @@ class Store:
         with self.catalog.env.read() as txn:
             entries = list(self.catalog.days(txn, instrument, first, last))
             paths = {e.file: self.catalog.file(txn, e.file) for e in entries}
-        return read_days(self.path, instrument, entries, {k: v.path for k, v in paths.items()
-                                                          if v is not None})
+        return read_days(
+            self.path, instrument, entries, {k: v.path for k, v in paths.items() if v is not None}
+        )
 
 
 _COLS = ("ts", "open", "high", "low", "close", "volume")
@@ -368,8 +400,10 @@ def read_days(root: str, instrument: str, entries: list, paths: dict[bytes, str]
             # rows of the wanted days, relative to the first row group read
             lo = group[0].offset - base
             hi = group[-1].offset + group[-1].rows - base
-            contiguous = all(group[k + 1].offset == group[k].offset + group[k].rows
-                             for k in range(len(group) - 1))
+            contiguous = all(
+                group[k + 1].offset == group[k].offset + group[k].rows
+                for k in range(len(group) - 1)
+            )
             if contiguous:
                 out[c][pos : pos + hi - lo] = arr[lo:hi]
             else:  # pragma: no cover - days of a file are contiguous by construction
@@ -381,5 +415,14 @@ def read_days(root: str, instrument: str, entries: list, paths: dict[bytes, str]
         i = j
     days = np.array([e.day for e in entries], dtype=np.int32)
     ends = np.cumsum([e.rows for e in entries], dtype=np.int64)
-    return BarArrays(instrument, out["ts"], out["open"], out["high"], out["low"], out["close"],
-                     out["volume"], days, ends)
+    return BarArrays(
+        instrument,
+        out["ts"],
+        out["open"],
+        out["high"],
+        out["low"],
+        out["close"],
+        out["volume"],
+        days,
+        ends,
+    )

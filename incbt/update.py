@@ -79,9 +79,19 @@ def current_records(store: Any) -> tuple[list[rc.RunRecord], list[tuple[str, str
             continue
         if strat.code_version != rec.code_version:
             new = dataclasses.replace(
-                rec, code_version=strat.code_version, created_seq=0, superseded_by=None,
-                run_id=make_run_id(rec.strategy, strat.code_version, rec.params,
-                                   rec.exec_params, rec.start, rec.universe))
+                rec,
+                code_version=strat.code_version,
+                created_seq=0,
+                superseded_by=None,
+                run_id=make_run_id(
+                    rec.strategy,
+                    strat.code_version,
+                    rec.params,
+                    rec.exec_params,
+                    rec.start,
+                    rec.universe,
+                ),
+            )
             records.append(new)
             replaced.append((rec.run_id, new.run_id))
         else:
@@ -89,9 +99,13 @@ def current_records(store: Any) -> tuple[list[rc.RunRecord], list[tuple[str, str
     return records, replaced, broken
 
 
-def _stale_rows(records: Sequence[rc.RunRecord], report: UpdateReport,
-                stale: list[Staleness], replaced: list[tuple[str, str]], last_seq: int
-                ) -> list[StaleRow]:
+def _stale_rows(
+    records: Sequence[rc.RunRecord],
+    report: UpdateReport,
+    stale: list[Staleness],
+    replaced: list[tuple[str, str]],
+    last_seq: int,
+) -> list[StaleRow]:
     why = {(s.run_id, s.instrument): s for s in stale}
     new_ids = {n for _, n in replaced}
     strat_of = {r.run_id: r.strategy for r in records}
@@ -109,29 +123,51 @@ def _stale_rows(records: Sequence[rc.RunRecord], report: UpdateReport,
                 reason = "not computed yet"
             else:
                 reason = f"{t.days} new day(s) after {day_to_iso(t.resume_day)}"
-            rows.append(StaleRow(rid, strat_of.get(rid, t.strategy), t.instrument, reason,
-                                 day_to_iso(t.first_day), t.bars))
+            rows.append(
+                StaleRow(
+                    rid,
+                    strat_of.get(rid, t.strategy),
+                    t.instrument,
+                    reason,
+                    day_to_iso(t.first_day),
+                    t.bars,
+                )
+            )
     rows.sort(key=lambda r: (r.run_id, r.instrument))
     return rows
 
 
-def update(store: Any, paths: Sequence[str] | None = None, *, dry_run: bool = False,
-           command: str = "update", progress: Reporter = NULL, **ingest_args: Any
-           ) -> UpdateResult:
+def update(
+    store: Any,
+    paths: Sequence[str] | None = None,
+    *,
+    dry_run: bool = False,
+    command: str = "update",
+    progress: Reporter = NULL,
+    **ingest_args: Any,
+) -> UpdateResult:
     """Ingest ``paths`` (if any), then bring every run up to date."""
-    summary = store.ingest(paths, dry_run=dry_run, progress=progress, **ingest_args) \
-        if paths else None
+    summary = (
+        store.ingest(paths, dry_run=dry_run, progress=progress, **ingest_args) if paths else None
+    )
     records, replaced, broken = current_records(store)
     stale: list[Staleness] = []
-    report = bring_up_to_date(store, records, command=command, kind="update",
-                              progress=progress, dry_run=dry_run, stale_out=stale,
-                              replaced=replaced,
-                              hypothetical=summary.changed_days if dry_run and summary else ())
+    report = bring_up_to_date(
+        store,
+        records,
+        command=command,
+        kind="update",
+        progress=progress,
+        dry_run=dry_run,
+        stale_out=stale,
+        replaced=replaced,
+        hypothetical=summary.changed_days if dry_run and summary else (),
+    )
     with store.catalog.env.read() as txn:
         last_seq = store.catalog.last_seq(txn)
-    return UpdateResult(summary, report,
-                        _stale_rows(records, report, stale, replaced, last_seq),
-                        replaced, broken)
+    return UpdateResult(
+        summary, report, _stale_rows(records, report, stale, replaced, last_seq), replaced, broken
+    )
 
 
 def status(store: Any) -> UpdateResult:
@@ -163,8 +199,9 @@ class VerifyReport:
         return not self.differences
 
 
-def _first_difference(run_id: str, name: str, stored: pa.Table, fresh: pa.Table,
-                      keys: tuple[str, ...]) -> Difference | None:
+def _first_difference(
+    run_id: str, name: str, stored: pa.Table, fresh: pa.Table, keys: tuple[str, ...]
+) -> Difference | None:
     if stored.num_rows != fresh.num_rows:
         return Difference(run_id, name, None, "row count", "*", stored.num_rows, fresh.num_rows)
     for col in fresh.column_names:
@@ -174,18 +211,24 @@ def _first_difference(run_id: str, name: str, stored: pa.Table, fresh: pa.Table,
             continue
         av, bv = a.to_pylist(), b.to_pylist()
         for i, (x, y) in enumerate(zip(av, bv, strict=True)):
-            if x != y and not (isinstance(x, float) and isinstance(y, float) and
-                               np.isnan(x) and np.isnan(y)):
-                inst = stored.column("instrument")[i].as_py() if "instrument" in \
-                    stored.column_names else None
-                where = ", ".join(f"{k}={stored.column(k)[i].as_py()}" for k in keys
-                                  if k in stored.column_names)
+            if x != y and not (
+                isinstance(x, float) and isinstance(y, float) and np.isnan(x) and np.isnan(y)
+            ):
+                inst = (
+                    stored.column("instrument")[i].as_py()
+                    if "instrument" in stored.column_names
+                    else None
+                )
+                where = ", ".join(
+                    f"{k}={stored.column(k)[i].as_py()}" for k in keys if k in stored.column_names
+                )
                 return Difference(run_id, name, inst, where, col, x, y)
     return None
 
 
-def verify(store: Any, run_ids: Sequence[str] | None = None, progress: Reporter = NULL
-           ) -> VerifyReport:
+def verify(
+    store: Any, run_ids: Sequence[str] | None = None, progress: Reporter = NULL
+) -> VerifyReport:
     """Recompute runs from scratch in memory; compare daily, fills and metrics bit for bit."""
     t0 = time.perf_counter()
     records = active_runs(store)
@@ -211,17 +254,21 @@ def verify(store: Any, run_ids: Sequence[str] | None = None, progress: Reporter 
         daily = daily.drop_columns(["batch"])
         fills = fills.drop_columns(["batch"])
         q = {"r": rec.run_id}
-        s_daily = store.sql("SELECT * FROM daily WHERE run_id = $r ORDER BY instrument, date",
-                            params=q)
-        s_fills = store.sql("SELECT * FROM fills WHERE run_id = $r ORDER BY instrument, ts",
-                            params=q)
-        s_metrics = store.sql("SELECT * FROM metrics WHERE run_id = $r "
-                              "ORDER BY scope, instrument", params=q)
+        s_daily = store.sql(
+            "SELECT * FROM daily WHERE run_id = $r ORDER BY instrument, date", params=q
+        )
+        s_fills = store.sql(
+            "SELECT * FROM fills WHERE run_id = $r ORDER BY instrument, ts", params=q
+        )
+        s_metrics = store.sql(
+            "SELECT * FROM metrics WHERE run_id = $r ORDER BY scope, instrument", params=q
+        )
         fresh_metrics = _metrics(rec, results, len(instruments_of(rec, known)))
-        for name, a, b, keys in (("daily", s_daily, daily, ("date",)),
-                                 ("fills", s_fills, fills, ("ts",)),
-                                 ("metrics", s_metrics.select(fresh_metrics.column_names),
-                                  fresh_metrics, ("scope",))):
+        for name, a, b, keys in (
+            ("daily", s_daily, daily, ("date",)),
+            ("fills", s_fills, fills, ("ts",)),
+            ("metrics", s_metrics.select(fresh_metrics.column_names), fresh_metrics, ("scope",)),
+        ):
             report.rows_compared += b.num_rows
             d = _first_difference(rec.run_id, name, a, b, keys)
             if d is not None:
@@ -262,5 +309,13 @@ def _metrics(rec: rc.RunRecord, results: list, n_instruments: int) -> pa.Table:
     return t.sort_by([("scope", "ascending"), ("instrument", "ascending")])
 
 
-__all__ = ["Difference", "StaleRow", "UpdateResult", "VerifyReport", "iso_to_day", "status",
-           "update", "verify"]
+__all__ = [
+    "Difference",
+    "StaleRow",
+    "UpdateResult",
+    "VerifyReport",
+    "iso_to_day",
+    "status",
+    "update",
+    "verify",
+]

@@ -31,11 +31,17 @@ BARS_PER_DAY = 390
 SESSION_OPEN_NS = (14 * 60 + 30) * 60 * 1_000_000_000
 MINUTE_NS = 60 * 1_000_000_000
 _CHUNK_DAYS = 21
-_SCHEMA = pa.schema([
-    ("instrument", pa.string()), ("ts", pa.timestamp("ns", tz="UTC")),
-    ("open", pa.float64()), ("high", pa.float64()), ("low", pa.float64()),
-    ("close", pa.float64()), ("volume", pa.float64()),
-])
+_SCHEMA = pa.schema(
+    [
+        ("instrument", pa.string()),
+        ("ts", pa.timestamp("ns", tz="UTC")),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("volume", pa.float64()),
+    ]
+)
 
 
 def instrument_name(i: int) -> str:
@@ -145,24 +151,31 @@ def generate(
             cols = {c: np.concatenate([d[c][k] for d in data]) for c in data[0]}
             if day in revised:
                 rng = np.random.default_rng([seed, day, 7])
-                idx = rng.choice(len(cols["close"]), size=max(1, len(cols["close"]) // 50),
-                                 replace=False)
+                idx = rng.choice(
+                    len(cols["close"]), size=max(1, len(cols["close"]) // 50), replace=False
+                )
                 cols["close"][idx] = np.round((cols["close"][idx] + cols["high"][idx]) / 2, 4)
                 cols["volume"] = np.round(cols["volume"] * 1.1)
             ts = np.tile(day * NS_PER_DAY + intraday, instruments)
-            table = pa.table([
-                pa.array(np.repeat(np.array(names, dtype=object), BARS_PER_DAY), pa.string()),
-                pa.array(ts, type=pa.timestamp("ns", tz="UTC")),
-                *(pa.array(cols[c]) for c in ("open", "high", "low", "close", "volume")),
-            ], schema=_SCHEMA)
+            table = pa.table(
+                [
+                    pa.array(np.repeat(np.array(names, dtype=object), BARS_PER_DAY), pa.string()),
+                    pa.array(ts, type=pa.timestamp("ns", tz="UTC")),
+                    *(pa.array(cols[c]) for c in ("open", "high", "low", "close", "volume")),
+                ],
+                schema=_SCHEMA,
+            )
             key = key_of(day)
             if key != current_key:
                 flush_writer()
                 current_key = key
                 path = os.path.join(out, f"bars-{key}.{fmt}")
                 written.append(path)
-                writer = (pcsv.CSVWriter(path, _SCHEMA) if fmt == "csv"
-                          else pq.ParquetWriter(path, _SCHEMA, compression="zstd"))
+                writer = (
+                    pcsv.CSVWriter(path, _SCHEMA)
+                    if fmt == "csv"
+                    else pq.ParquetWriter(path, _SCHEMA, compression="zstd")
+                )
             writer.write_table(table)
     flush_writer()
     task.done()

@@ -127,8 +127,9 @@ class _Seen:
     where: dict[str, int]
 
 
-def collect(per_file: Sequence[list[Piece]], seen: dict[tuple[str, int], _Seen]
-            ) -> dict[tuple[str, int], Piece]:
+def collect(
+    per_file: Sequence[list[Piece]], seen: dict[tuple[str, int], _Seen]
+) -> dict[tuple[str, int], Piece]:
     """The pieces not seen earlier in this call; the same day twice must be identical."""
     out: dict[tuple[str, int], Piece] = {}
     for pieces in per_file:
@@ -144,7 +145,9 @@ def collect(per_file: Sequence[list[Piece]], seen: dict[tuple[str, int], _Seen]
                     f"day {day_to_iso(p.day)} is also in {prev.source} "
                     f"({'line' if 'line' in a else 'row'} {next(iter(a.values()))}) "
                     "with different bars",
-                    file=p.src.source, instrument=p.instrument, **p.src.where(p.start),
+                    file=p.src.source,
+                    instrument=p.instrument,
+                    **p.src.where(p.start),
                     fix="give each (instrument, day) in one file only per ingest; a day is "
                     "replaced whole, so send the full corrected day",
                 )
@@ -221,8 +224,13 @@ def _plan_bucket(
 
 
 def _write_bucket(
-    root: str, instrument: str, month: str, fhash: bytes, parts: list[DayEntry | Piece],
-    old_path: str | None, max_rows: int,
+    root: str,
+    instrument: str,
+    month: str,
+    fhash: bytes,
+    parts: list[DayEntry | Piece],
+    old_path: str | None,
+    max_rows: int,
 ) -> _Built:
     old: dict[str, np.ndarray] | None = None
     if any(isinstance(x, DayEntry) for x in parts):
@@ -260,12 +268,22 @@ def _write_bucket(
         for j in range(s, s + k):
             x = parts[j]
             ts = arrays["ts"]
-            entries.append(DayEntry(
-                instrument, int(x.day), fhash, g, offsets[j], day_rows[j], x.hash,
-                int(ts[offsets[j]]), int(ts[offsets[j + 1] - 1]),
-            ))
-    return _Built(instrument, month, fhash, rel, int(offsets[-1]), size, int(days[0]),
-                  int(days[-1]), entries)
+            entries.append(
+                DayEntry(
+                    instrument,
+                    int(x.day),
+                    fhash,
+                    g,
+                    offsets[j],
+                    day_rows[j],
+                    x.hash,
+                    int(ts[offsets[j]]),
+                    int(ts[offsets[j + 1] - 1]),
+                )
+            )
+    return _Built(
+        instrument, month, fhash, rel, int(offsets[-1]), size, int(days[0]), int(days[-1]), entries
+    )
 
 
 def ingest(
@@ -340,7 +358,8 @@ def ingest(
             fsync_dir(os.path.join(root, "bars"))
             built = [staged[k] for k in sorted(staged)]
             summary.seq = cat.env.write(
-                lambda txn: _commit(cat, txn, command, summary, files, changes, built))
+                lambda txn: _commit(cat, txn, command, summary, files, changes, built)
+            )
         except BaseException:
             if written and summary.seq is None:
                 recover(root, cat)  # delete this call's uncommitted files
@@ -355,9 +374,13 @@ def _known(cat: Catalog, file_hash: bytes) -> bool:
         return cat.file(txn, file_hash) is not None
 
 
-def _classify(cat: Catalog, pieces: dict[tuple[str, int], Piece],
-              staged: dict[tuple[str, str], _Built], summary: IngestSummary,
-              changes: list) -> list[tuple]:
+def _classify(
+    cat: Catalog,
+    pieces: dict[tuple[str, int], Piece],
+    staged: dict[tuple[str, str], _Built],
+    summary: IngestSummary,
+    changes: list,
+) -> list[tuple]:
     """Diff pieces against the catalog; plan the buckets they change."""
     changed: dict[tuple[str, str], list[Piece]] = defaultdict(list)
     with cat.env.read() as txn:
@@ -370,8 +393,9 @@ def _classify(cat: Catalog, pieces: dict[tuple[str, int], Piece],
                 summary.days_unchanged += 1
                 continue
             kind = CHANGE_NEW if cur is None else CHANGE_CORRECTED
-            changes.append((p.instrument, p.day, kind, ZERO_HASH if cur is None else cur.hash,
-                            p.hash, p.rows))
+            changes.append(
+                (p.instrument, p.day, kind, ZERO_HASH if cur is None else cur.hash, p.hash, p.rows)
+            )
             changed[(p.instrument, str(month))].append(p)
         plans = []
         for (inst, month), ps in sorted(changed.items()):
@@ -380,8 +404,10 @@ def _classify(cat: Catalog, pieces: dict[tuple[str, int], Piece],
                 old_days, old_path = prev.entries, prev.path
             else:
                 first = int(np.datetime64(month, "D").astype(np.int64))
-                last = int((np.datetime64(month, "M") + 1).astype("datetime64[D]")
-                           .astype(np.int64)) - 1
+                last = (
+                    int((np.datetime64(month, "M") + 1).astype("datetime64[D]").astype(np.int64))
+                    - 1
+                )
                 old_days = list(cat.days(txn, inst, first, last))
                 old_hash = cat.bucket(txn, inst, month)
                 old_rec = cat.file(txn, old_hash) if old_hash else None
@@ -391,8 +417,7 @@ def _classify(cat: Catalog, pieces: dict[tuple[str, int], Piece],
     return plans
 
 
-def _write_buckets(root: str, plans: list[tuple], row_group_rows: int, task: Any
-                   ) -> list[_Built]:
+def _write_buckets(root: str, plans: list[tuple], row_group_rows: int, task: Any) -> list[_Built]:
     os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
 
     def work(plan: tuple) -> _Built:
@@ -423,11 +448,24 @@ def _summarize(summary: IngestSummary, changes: list, buckets: int) -> None:
     summary.buckets_written = buckets
 
 
-def _commit(cat: Catalog, txn: Any, command: str, summary: IngestSummary, files: list[str],
-            changes: list, built: list[_Built]) -> int:
-    seq = cat.append_event(txn, "ingest", command, summary.as_dict() | {
-        "sources": [os.path.basename(f) for f in files[:20]],
-    })
+def _commit(
+    cat: Catalog,
+    txn: Any,
+    command: str,
+    summary: IngestSummary,
+    files: list[str],
+    changes: list,
+    built: list[_Built],
+) -> int:
+    seq = cat.append_event(
+        txn,
+        "ingest",
+        command,
+        summary.as_dict()
+        | {
+            "sources": [os.path.basename(f) for f in files[:20]],
+        },
+    )
     for inst, day, kind, old, new, rows in changes:
         cat.put_change(txn, Change(seq, inst, day, kind, old, new, rows))
     for b in built:
@@ -438,8 +476,15 @@ def _commit(cat: Catalog, txn: Any, command: str, summary: IngestSummary, files:
                 rec.intervals[-1][1] = seq
                 cat.put_file(txn, rec)
         rec = cat.file(txn, b.hash) or FileRecord(
-            b.hash.hex(), b.path, b.instrument, b.month, b.rows, b.bytes,
-            b.first_day, b.last_day, [],
+            b.hash.hex(),
+            b.path,
+            b.instrument,
+            b.month,
+            b.rows,
+            b.bytes,
+            b.first_day,
+            b.last_day,
+            [],
         )
         if not rec.is_current:
             rec.intervals.append([seq, None])

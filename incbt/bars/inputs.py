@@ -121,8 +121,12 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
         )
     dup = {p for p in present if present.count(p) > 1}
     if dup:
-        raise BadInputError(f"duplicate column(s) {', '.join(sorted(dup))}", file=path, line=1,
-                            fix="rename or drop the repeated column")
+        raise BadInputError(
+            f"duplicate column(s) {', '.join(sorted(dup))}",
+            file=path,
+            line=1,
+            fix="rename or drop the repeated column",
+        )
     return wanted
 
 
@@ -198,8 +202,14 @@ def _read_csv(path: str, mapping: Mapping[str, str], tz: str | None) -> tuple[pa
         if m and header[int(m.group(1))] == ts_src:
             types[ts_src] = pa.string()
             table = _arrow_csv_or_explain(path, header, types)
-            _parse_ts_text(path, table.column(ts_src).combine_chunks(), ts_kind, tz, "csv",
-                           table.column(wanted["instrument"]).combine_chunks())
+            _parse_ts_text(
+                path,
+                table.column(ts_src).combine_chunks(),
+                ts_kind,
+                tz,
+                "csv",
+                table.column(wanted["instrument"]).combine_chunks(),
+            )
             raise  # pragma: no cover - the text parse above names the bad line
         _explain_csv_error(path, header, msg)
         raise  # pragma: no cover
@@ -264,8 +274,9 @@ def _explain_csv_error(path: str, header: list[str], msg: str) -> None:
         )
         i = _first_bad(strings, pa.float64())
         if _line_is_blank(path, i + 2):
-            raise BadInputError("blank line", file=path, line=i + 2,
-                                fix="remove blank lines between bars") from None
+            raise BadInputError(
+                "blank line", file=path, line=i + 2, fix="remove blank lines between bars"
+            ) from None
         raise BadInputError(
             f"column {col} is not a number",
             file=path,
@@ -295,8 +306,9 @@ def _line_is_blank(path: str, line: int) -> bool:
     return fields is not None and all(not x.strip() for x in fields)
 
 
-def _instrument_at(path: str, header: list[str], row: int,
-                   mapping: Mapping[str, str] | None = None) -> str | None:
+def _instrument_at(
+    path: str, header: list[str], row: int, mapping: Mapping[str, str] | None = None
+) -> str | None:
     """The instrument named on a CSV data row (slow path, errors only)."""
     fields = _csv_line(path, row + 2)
     name = (mapping or {}).get("instrument", "instrument")
@@ -305,8 +317,9 @@ def _instrument_at(path: str, header: list[str], row: int,
     return fields[header.index(name)] or None
 
 
-def _parse_ts_text(path: str, text: pa.Array, kind: str, tz: str | None, fkind: str,
-                   instruments: Any = None) -> pa.Array:
+def _parse_ts_text(
+    path: str, text: pa.Array, kind: str, tz: str | None, fkind: str, instruments: Any = None
+) -> pa.Array:
     """Strings (ISO-8601 with offset, or integer epoch ns) to int64 ns UTC."""
 
     def where(i: int) -> dict[str, Any]:
@@ -404,9 +417,11 @@ def _read_parquet(path: str, mapping: Mapping[str, str], tz: str | None) -> tupl
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise BadInputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})",
-                            file=path, fix="re-export the file as Parquet, or give a CSV "
-                            "file a .csv name") from None
+        raise BadInputError(
+            f"not a readable Parquet file ({str(exc).splitlines()[0]})",
+            file=path,
+            fix="re-export the file as Parquet, or give a CSV file a .csv name",
+        ) from None
     names = pf.schema_arrow.names
     wanted = _check_columns(path, names, mapping)
     table = pf.read()
@@ -477,8 +492,11 @@ def read_input(
         else:
             table, kind = _read_parquet(path, mapping, tz)
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise BadInputError(f"cannot read the file ({str(exc).splitlines()[0]})", file=path,
-                            fix="save CSV files as UTF-8 text with a header line") from None
+        raise BadInputError(
+            f"cannot read the file ({str(exc).splitlines()[0]})",
+            file=path,
+            fix="save CSV files as UTF-8 text with a header line",
+        ) from None
     return validate(path, kind, table)
 
 
@@ -613,8 +631,16 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
     else:
         o2, h2, l2, c2, v2 = o[order], h[order], lo[order], c[order], v[order]
     return InputBars(
-        source=path, kind=kind, names=names, codes=np.ascontiguousarray(sc),
-        ts=np.ascontiguousarray(sts), open=o2, high=h2, low=l2, close=c2, volume=v2,
+        source=path,
+        kind=kind,
+        names=names,
+        codes=np.ascontiguousarray(sc),
+        ts=np.ascontiguousarray(sts),
+        open=o2,
+        high=h2,
+        low=l2,
+        close=c2,
+        volume=v2,
         rows=order.astype(np.int64),
     )
 

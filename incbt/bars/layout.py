@@ -61,15 +61,18 @@ def build_table(
             pa.repeat(instrument, n),
             pa.array(ts, type=pa.timestamp("ns", tz="UTC")),
             pa.array(day, type=pa.date32()),
-            *(pa.array(cols[c], type=pa.float64()) for c in ("open", "high", "low", "close",
-                                                              "volume")),
+            *(
+                pa.array(cols[c], type=pa.float64())
+                for c in ("open", "high", "low", "close", "volume")
+            ),
         ],
         schema=BARS_SCHEMA,
     )
 
 
-def write_durable(table: pa.Table, groups: list[tuple[int, int]], tmp_path: str,
-                  final_path: str) -> int:
+def write_durable(
+    table: pa.Table, groups: list[tuple[int, int]], tmp_path: str, final_path: str
+) -> int:
     """Write ``table`` with the given row groups (row ranges), fsync, rename into place.
 
     Returns the file size. The rename is atomic, so a file at ``final_path`` is
@@ -78,8 +81,13 @@ def write_durable(table: pa.Table, groups: list[tuple[int, int]], tmp_path: str,
     os.makedirs(os.path.dirname(final_path), exist_ok=True)
     # Dictionary-encode only the low-cardinality columns: trying it on prices costs
     # ~35 % of the write time and then falls back anyway (measured in benchmarks/).
-    with pq.ParquetWriter(tmp_path, BARS_SCHEMA, compression=COMPRESSION,
-                          use_dictionary=["instrument", "date"], write_statistics=True) as w:
+    with pq.ParquetWriter(
+        tmp_path,
+        BARS_SCHEMA,
+        compression=COMPRESSION,
+        use_dictionary=["instrument", "date"],
+        write_statistics=True,
+    ) as w:
         for start, rows in groups:
             w.write_table(table.slice(start, rows), row_group_size=rows)
     fd = os.open(tmp_path, os.O_RDONLY)

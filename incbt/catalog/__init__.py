@@ -73,8 +73,13 @@ class DayEntry:
 
     def pack(self) -> bytes:
         return _DAY_VALUE.pack(
-            self.file, self.row_group, self.offset, self.rows, self.hash,
-            self.first_ts, self.last_ts,
+            self.file,
+            self.row_group,
+            self.offset,
+            self.rows,
+            self.hash,
+            self.first_ts,
+            self.last_ts,
         )
 
     @classmethod
@@ -133,9 +138,10 @@ class Catalog:
     def __init__(self, path: str, map_size_mb: float = 256) -> None:
         self.path = path
         self.env: Env = open_env(path, map_size_mb)
-        self.db = {name.decode(): self.env.db(name) for name in (
-            b"meta", b"events", b"changes", b"days", b"files", b"buckets", b"pending"
-        )}
+        self.db = {
+            name.decode(): self.env.db(name)
+            for name in (b"meta", b"events", b"changes", b"days", b"files", b"buckets", b"pending")
+        }
 
     # -- meta ------------------------------------------------------------
     def meta(self, txn: lmdb.Transaction) -> dict[str, Any]:
@@ -159,8 +165,13 @@ class Catalog:
         self, txn: lmdb.Transaction, kind: str, command: str, summary: dict[str, Any]
     ) -> int:
         seq = self.last_seq(txn) + 1
-        rec = {"seq": seq, "time_ns": time.time_ns(), "kind": kind, "command": command,
-               "summary": summary}
+        rec = {
+            "seq": seq,
+            "time_ns": time.time_ns(),
+            "kind": kind,
+            "command": command,
+            "summary": summary,
+        }
         txn.put(seq_key(seq), json.dumps(rec, sort_keys=True).encode(), db=self.db["events"])
         return seq
 
@@ -185,8 +196,9 @@ class Catalog:
     # -- changes ---------------------------------------------------------
     def put_change(self, txn: lmdb.Transaction, c: Change) -> None:
         key = seq_key(c.seq) + day_key(c.instrument, c.day)
-        txn.put(key, _CHANGE_VALUE.pack(c.kind, c.old_hash, c.new_hash, c.rows),
-                db=self.db["changes"])
+        txn.put(
+            key, _CHANGE_VALUE.pack(c.kind, c.old_hash, c.new_hash, c.rows), db=self.db["changes"]
+        )
 
     def changes(self, txn: lmdb.Transaction, after_seq: int = 0) -> Iterator[Change]:
         """Every day changed by an event with seq > after_seq, in log order."""
@@ -206,7 +218,10 @@ class Catalog:
         return None if v is None else DayEntry.unpack(k, v)
 
     def days(
-        self, txn: lmdb.Transaction, instrument: str, first: int | None = None,
+        self,
+        txn: lmdb.Transaction,
+        instrument: str,
+        first: int | None = None,
         last: int | None = None,
     ) -> Iterator[DayEntry]:
         """The current days of one instrument in [first, last], in day order."""
@@ -223,8 +238,7 @@ class Catalog:
                     return
                 yield e
 
-    def days_up_to(self, txn: lmdb.Transaction, instrument: str, day: int, n: int
-                   ) -> list[int]:
+    def days_up_to(self, txn: lmdb.Transaction, instrument: str, day: int, n: int) -> list[int]:
         """The last ``n`` trading days of an instrument on or before ``day``, ascending."""
         prefix = instrument.encode() + b"\0"
         out: list[int] = []
@@ -239,8 +253,9 @@ class Catalog:
                 ok = cur.prev()
         return out[::-1]
 
-    def days_before(self, txn: lmdb.Transaction, instrument: str, day: int, rows: int
-                    ) -> list[DayEntry]:
+    def days_before(
+        self, txn: lmdb.Transaction, instrument: str, day: int, rows: int
+    ) -> list[DayEntry]:
         """Days of an instrument before ``day``, the latest first, until >= ``rows`` bars;
         returned ascending."""
         prefix = instrument.encode() + b"\0"

@@ -89,8 +89,9 @@ def get_run(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> RunRecord | Non
 
 
 def put_run(cat: Catalog, txn: lmdb.Transaction, rec: RunRecord) -> None:
-    txn.put(run_key(rec.run_id), json.dumps(asdict(rec), sort_keys=True).encode(),
-            db=_db(cat, "runs"))
+    txn.put(
+        run_key(rec.run_id), json.dumps(asdict(rec), sort_keys=True).encode(), db=_db(cat, "runs")
+    )
 
 
 def runs(cat: Catalog, txn: lmdb.Transaction) -> Iterator[RunRecord]:
@@ -121,25 +122,32 @@ def latest_snapshot(
         return day, np.frombuffer(cur.value(), dtype=np.float64).copy()
 
 
-def put_snapshots(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str,
-                  days: np.ndarray, states: np.ndarray) -> None:
+def put_snapshots(
+    cat: Catalog,
+    txn: lmdb.Transaction,
+    run_id: str,
+    instrument: str,
+    days: np.ndarray,
+    states: np.ndarray,
+) -> None:
     """Put one state row per day (days ascending)."""
     db = _db(cat, "snapshots")
     base = ri_key(run_id, instrument)
     for d, row in zip(days.tolist(), states, strict=True):
-        txn.put(base + struct.pack(">I", d + DAY_OFFSET), row.astype(np.float64).tobytes(),
-                db=db)
+        txn.put(base + struct.pack(">I", d + DAY_OFFSET), row.astype(np.float64).tobytes(), db=db)
 
 
-def delete_snapshots(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str,
-                     days: list[int]) -> None:
+def delete_snapshots(
+    cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str, days: list[int]
+) -> None:
     db = _db(cat, "snapshots")
     for d in days:
         txn.delete(snap_key(run_id, instrument, d), db=db)
 
 
-def delete_snapshots_from(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str,
-                          first_day: int) -> int:
+def delete_snapshots_from(
+    cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str, first_day: int
+) -> int:
     """Delete the snapshots of (run, instrument) on or after ``first_day``."""
     prefix = ri_key(run_id, instrument)
     n = 0
@@ -153,8 +161,7 @@ def delete_snapshots_from(cat: Catalog, txn: lmdb.Transaction, run_id: str, inst
     return n
 
 
-def snapshot_days(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str
-                  ) -> list[int]:
+def snapshot_days(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> list[int]:
     prefix = ri_key(run_id, instrument)
     out = []
     with txn.cursor(_db(cat, "snapshots")) as cur:
@@ -171,12 +178,14 @@ def count_snapshots(cat: Catalog, txn: lmdb.Transaction) -> int:
 
 
 def put_segment(cat: Catalog, txn: lmdb.Transaction, seg: Segment) -> None:
-    txn.put(ri_key(seg.run_id, seg.instrument) + struct.pack(">Q", seg.batch),
-            _SEG.pack(seg.first_day, seg.last_day, seg.rows, seg.seq), db=_db(cat, "segments"))
+    txn.put(
+        ri_key(seg.run_id, seg.instrument) + struct.pack(">Q", seg.batch),
+        _SEG.pack(seg.first_day, seg.last_day, seg.rows, seg.seq),
+        db=_db(cat, "segments"),
+    )
 
 
-def segments(cat: Catalog, txn: lmdb.Transaction, run_id: str | None = None
-             ) -> Iterator[Segment]:
+def segments(cat: Catalog, txn: lmdb.Transaction, run_id: str | None = None) -> Iterator[Segment]:
     """Every result segment (of one run), by run, instrument, batch."""
     prefix = run_key(run_id) if run_id else b""
     with txn.cursor(_db(cat, "segments")) as cur:
@@ -200,8 +209,9 @@ def next_batch(cat: Catalog, txn: lmdb.Transaction) -> int:
 
 
 def put_batch(cat: Catalog, txn: lmdb.Transaction, batch: int, rec: dict[str, Any]) -> None:
-    txn.put(struct.pack(">Q", batch), json.dumps(rec, sort_keys=True).encode(),
-            db=_db(cat, "batches"))
+    txn.put(
+        struct.pack(">Q", batch), json.dumps(rec, sort_keys=True).encode(), db=_db(cat, "batches")
+    )
 
 
 def batches(cat: Catalog, txn: lmdb.Transaction) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -210,10 +220,14 @@ def batches(cat: Catalog, txn: lmdb.Transaction) -> Iterator[tuple[int, dict[str
             yield struct.unpack(">Q", k)[0], json.loads(v)
 
 
-def put_metrics(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str,
-                values: np.ndarray) -> None:
-    txn.put(run_key(run_id) + instrument.encode(), values.astype(np.float64).tobytes(),
-            db=_db(cat, "metrics"))
+def put_metrics(
+    cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str, values: np.ndarray
+) -> None:
+    txn.put(
+        run_key(run_id) + instrument.encode(),
+        values.astype(np.float64).tobytes(),
+        db=_db(cat, "metrics"),
+    )
 
 
 def all_metrics(cat: Catalog, txn: lmdb.Transaction) -> Iterator[tuple[str, str, np.ndarray]]:
@@ -222,8 +236,9 @@ def all_metrics(cat: Catalog, txn: lmdb.Transaction) -> Iterator[tuple[str, str,
             yield k[:8].hex(), k[8:].decode(), np.frombuffer(v, dtype=np.float64)
 
 
-def all_metrics_of(cat: Catalog, txn: lmdb.Transaction, run_id: str
-                   ) -> Iterator[tuple[str, str, np.ndarray]]:
+def all_metrics_of(
+    cat: Catalog, txn: lmdb.Transaction, run_id: str
+) -> Iterator[tuple[str, str, np.ndarray]]:
     prefix = run_key(run_id)
     with txn.cursor(_db(cat, "metrics")) as cur:
         if not cur.set_range(prefix):
@@ -239,6 +254,7 @@ def pair_seq(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) 
     return None if v is None else struct.unpack(">Q", v)[0]
 
 
-def put_pair_seq(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str,
-                 seq: int) -> None:
+def put_pair_seq(
+    cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str, seq: int
+) -> None:
     txn.put(ri_key(run_id, instrument), struct.pack(">Q", seq), db=_db(cat, "pairs"))

@@ -84,19 +84,29 @@ class SqlBars:
             "SELECT ts, open, high, low, close, volume, CAST(date AS INT) AS day FROM bars "
             "WHERE instrument = $i AND date BETWEEN CAST($a AS DATE) AND CAST($b AS DATE) "
             "ORDER BY ts",
-            param_values={"i": instrument, "a": str(np.datetime64(first_day, "D")),
-                          "b": str(np.datetime64(last_day, "D"))},
+            param_values={
+                "i": instrument,
+                "a": str(np.datetime64(first_day, "D")),
+                "b": str(np.datetime64(last_day, "D")),
+            },
         ).to_arrow_table()
         cols = {c: t.column(c).combine_chunks() for c in t.column_names}
         ts = cols["ts"].cast(pa.int64()).to_numpy()
         day = cols["day"].to_numpy()
         brk = np.flatnonzero(day[1:] != day[:-1]) + 1
         days = day[np.concatenate(([0], brk))] if len(day) else np.empty(0, np.int32)
-        ends = np.concatenate((brk, [len(day)])).astype(np.int64) if len(day) else \
-            np.empty(0, np.int64)
-        return BarArrays(instrument, ts, *(cols[c].to_numpy() for c in
-                                           ("open", "high", "low", "close", "volume")),
-                         days.astype(np.int32), ends)
+        ends = (
+            np.concatenate((brk, [len(day)])).astype(np.int64)
+            if len(day)
+            else np.empty(0, np.int64)
+        )
+        return BarArrays(
+            instrument,
+            ts,
+            *(cols[c].to_numpy() for c in ("open", "high", "low", "close", "volume")),
+            days.astype(np.int32),
+            ends,
+        )
 
 
 @functools.lru_cache(maxsize=64)
@@ -153,22 +163,62 @@ def run_task(task: SegmentTask, bars: BarSource, resume: np.ndarray | None) -> T
     start_bar = int(b.day_ends[start - 1]) if start > 0 else 0
     days = b.days[start:]
     res = run_segment(
-        strat, np.array(task.params, dtype=np.float64),
-        np.array(task.exec_params, dtype=np.float64), b.ts, b.open, b.high, b.low, b.close,
-        b.volume, start_bar, b.day_ends[start:], states[:, :width],
+        strat,
+        np.array(task.params, dtype=np.float64),
+        np.array(task.exec_params, dtype=np.float64),
+        b.ts,
+        b.open,
+        b.high,
+        b.low,
+        b.close,
+        b.volume,
+        start_bar,
+        b.day_ends[start:],
+        states[:, :width],
     )
     daily = {f: getattr(res, f) for f in DAILY_FIELDS}
     capital = np.array([e[0] for e in task.exec_params], dtype=np.float64)
-    acc = fold(states[:, width:], res.pnl, capital, equity=res.equity,
-               fills=res.fills, fees=res.fees, turnover=res.turnover)
+    acc = fold(
+        states[:, width:],
+        res.pnl,
+        capital,
+        equity=res.equity,
+        fills=res.fills,
+        fees=res.fees,
+        turnover=res.turnover,
+    )
     snaps = np.concatenate([res.snapshots, acc], axis=2)
     ends = b.day_ends[start:]
-    fill_day = days[np.searchsorted(ends, res.fill_bar, side="right")] if len(res.fill_bar) \
+    fill_day = (
+        days[np.searchsorted(ends, res.fill_bar, side="right")]
+        if len(res.fill_bar)
         else np.empty(0, np.int32)
-    return TaskResult(task, days.astype(np.int32), daily, res.fill_set.astype(np.int64),
-                      res.fill_ts, fill_day.astype(np.int32), res.fill_qty, res.fill_price,
-                      res.fill_fee, snaps, int(res.bars_processed), list(res.errors))
+    )
+    return TaskResult(
+        task,
+        days.astype(np.int32),
+        daily,
+        res.fill_set.astype(np.int64),
+        res.fill_ts,
+        fill_day.astype(np.int32),
+        res.fill_qty,
+        res.fill_price,
+        res.fill_fee,
+        snaps,
+        int(res.bars_processed),
+        list(res.errors),
+    )
 
 
-__all__ = ["DAILY_FIELDS", "ENGINE_WIDTH", "BarSource", "DirectBars", "SqlBars", "TaskResult",
-           "fresh_states", "resolve_strategy", "run_task", "snapshot_width"]
+__all__ = [
+    "DAILY_FIELDS",
+    "ENGINE_WIDTH",
+    "BarSource",
+    "DirectBars",
+    "SqlBars",
+    "TaskResult",
+    "fresh_states",
+    "resolve_strategy",
+    "run_task",
+    "snapshot_width",
+]

@@ -124,13 +124,21 @@ def plan(
         d = days[inst]
         h = min(hh for _, hh in groups[key])
         members = sorted((r for r, _ in groups[key]), key=lambda r: r.run_id)
-        tasks.append(SegmentTask(
-            strategy=strat, source=source, instrument=inst,
-            run_ids=tuple(r.run_id for r in members),
-            params=tuple(r.params for r in members),
-            exec_params=tuple(r.exec_params for r in members),
-            first_day=d.days[i0], last_day=d.days[-1], resume_day=v,
-            history_day=d.days[h], days=len(d.days) - i0, bars=sum(d.rows[i0:]),
-            history_bars=sum(d.rows[h:i0]),
-        ))
+        tasks.append(
+            SegmentTask(
+                strategy=strat,
+                source=source,
+                instrument=inst,
+                run_ids=tuple(r.run_id for r in members),
+                params=tuple(r.params for r in members),
+                exec_params=tuple(r.exec_params for r in members),
+                first_day=d.days[i0],
+                last_day=d.days[-1],
+                resume_day=v,
+                history_day=d.days[h],
+                days=len(d.days) - i0,
+                bars=sum(d.rows[i0:]),
+                history_bars=sum(d.rows[h:i0]),
+            )
+        )
     return Plan(tasks)

@@ -28,41 +28,71 @@ from incbt.bars.schema import BARS_SCHEMA
 from incbt.catalog import CHANGE_KINDS, Catalog, FileRecord
 from incbt.errors import QueryError
 
-EVENTS_SCHEMA = pa.schema([
-    ("seq", pa.int64()), ("time", pa.timestamp("us", tz="UTC")), ("kind", pa.string()),
-    ("command", pa.string()), ("days_new", pa.int64()), ("days_corrected", pa.int64()),
-    ("days_unchanged", pa.int64()), ("rows", pa.int64()), ("instruments", pa.int64()),
-    ("first_day", pa.date32()), ("last_day", pa.date32()), ("message", pa.string()),
-    ("summary", pa.string()),
-])
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("seq", pa.int64()),
+        ("time", pa.timestamp("us", tz="UTC")),
+        ("kind", pa.string()),
+        ("command", pa.string()),
+        ("days_new", pa.int64()),
+        ("days_corrected", pa.int64()),
+        ("days_unchanged", pa.int64()),
+        ("rows", pa.int64()),
+        ("instruments", pa.int64()),
+        ("first_day", pa.date32()),
+        ("last_day", pa.date32()),
+        ("message", pa.string()),
+        ("summary", pa.string()),
+    ]
+)
 
 
 def event_message(kind: str, s: dict[str, Any]) -> str:
     """One line saying what an event did."""
     if kind == "ingest":
-        msg = (f"{s.get('days_new', 0)} new day(s), {s.get('days_corrected', 0)} "
-               f"correction(s) over {s.get('instruments', 0)} instrument(s)")
+        msg = (
+            f"{s.get('days_new', 0)} new day(s), {s.get('days_corrected', 0)} "
+            f"correction(s) over {s.get('instruments', 0)} instrument(s)"
+        )
         return msg + (f", {s['first_day']}..{s['last_day']}" if s.get("first_day") else "")
     if kind == "compact":
-        return (f"merged {len(s.get('batches', []))} result batches into batch {s.get('into')} "
-                f"(level {s.get('level')}), {s.get('daily_rows', 0):,} daily rows")
+        return (
+            f"merged {len(s.get('batches', []))} result batches into batch {s.get('into')} "
+            f"(level {s.get('level')}), {s.get('daily_rows', 0):,} daily rows"
+        )
     if kind in ("backtest", "update", "sweep"):
-        msg = (f"{s.get('n_runs', 0)} run(s), {s.get('segments', 0)} segment(s), "
-               f"{s.get('bars_processed', 0):,} bar-steps")
+        msg = (
+            f"{s.get('n_runs', 0)} run(s), {s.get('segments', 0)} segment(s), "
+            f"{s.get('bars_processed', 0):,} bar-steps"
+        )
         return msg + (f", {len(s['errors'])} failed" if s.get("errors") else "")
     if kind == "init":
         return ", ".join(f"{k}={v}" for k, v in sorted(s.get("settings", {}).items()))
     return ""
-CHANGES_SCHEMA = pa.schema([
-    ("seq", pa.int64()), ("instrument", pa.string()), ("date", pa.date32()),
-    ("kind", pa.string()), ("old_hash", pa.string()), ("new_hash", pa.string()),
-    ("rows", pa.int64()),
-])
-FILES_SCHEMA = pa.schema([
-    ("path", pa.string()), ("instrument", pa.string()), ("month", pa.string()),
-    ("rows", pa.int64()), ("bytes", pa.int64()), ("first_day", pa.date32()),
-    ("last_day", pa.date32()),
-])
+
+
+CHANGES_SCHEMA = pa.schema(
+    [
+        ("seq", pa.int64()),
+        ("instrument", pa.string()),
+        ("date", pa.date32()),
+        ("kind", pa.string()),
+        ("old_hash", pa.string()),
+        ("new_hash", pa.string()),
+        ("rows", pa.int64()),
+    ]
+)
+FILES_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("instrument", pa.string()),
+        ("month", pa.string()),
+        ("rows", pa.int64()),
+        ("bytes", pa.int64()),
+        ("first_day", pa.date32()),
+        ("last_day", pa.date32()),
+    ]
+)
 
 
 def bars_dataset(root: str, files: list[FileRecord]) -> ds.Dataset:
@@ -74,8 +104,11 @@ def bars_dataset(root: str, files: list[FileRecord]) -> ds.Dataset:
         for f in files
     ]
     return ds.FileSystemDataset.from_paths(
-        paths, schema=BARS_SCHEMA, format=ds.ParquetFileFormat(),
-        filesystem=pafs.LocalFileSystem(), partitions=parts,
+        paths,
+        schema=BARS_SCHEMA,
+        format=ds.ParquetFileFormat(),
+        filesystem=pafs.LocalFileSystem(),
+        partitions=parts,
     )
 
 
@@ -118,16 +151,23 @@ def _changes_table(cat: Catalog, txn: Any, as_of: int | None) -> pa.Table:
 
 
 def _files_table(files: list[FileRecord]) -> pa.Table:
-    return pa.table({
-        "path": [f.path for f in files], "instrument": [f.instrument for f in files],
-        "month": [f.month for f in files], "rows": [f.rows for f in files],
-        "bytes": [f.bytes for f in files], "first_day": [f.first_day for f in files],
-        "last_day": [f.last_day for f in files],
-    }, schema=FILES_SCHEMA)
+    return pa.table(
+        {
+            "path": [f.path for f in files],
+            "instrument": [f.instrument for f in files],
+            "month": [f.month for f in files],
+            "rows": [f.rows for f in files],
+            "bytes": [f.bytes for f in files],
+            "first_day": [f.first_day for f in files],
+            "last_day": [f.last_day for f in files],
+        },
+        schema=FILES_SCHEMA,
+    )
 
 
-def session(root: str, cat: Catalog, as_of: int | None = None,
-            only_for: str | None = None) -> datafusion.SessionContext:
+def session(
+    root: str, cat: Catalog, as_of: int | None = None, only_for: str | None = None
+) -> datafusion.SessionContext:
     """A DataFusion session over one consistent state (now, or right after ``as_of``).
 
     With ``only_for`` (the SQL about to run), tables the query does not name are
@@ -140,19 +180,20 @@ def session(root: str, cat: Catalog, as_of: int | None = None,
         if as_of is not None and not 0 <= as_of <= last:
             raise QueryError(f"--as-of {as_of}: no such event; the log has events 1..{last}")
         files = cat.current_files(txn) if as_of is None else cat.files_as_of(txn, as_of)
-        builders = {"events": lambda: _events_table(cat, txn, as_of),
-                    "changes": lambda: _changes_table(cat, txn, as_of),
-                    "files": lambda: _files_table(files),
-                    "runs": lambda: _runs_table(cat, txn),
-                    "metrics": lambda: _metrics_table(cat, txn)}
+        builders = {
+            "events": lambda: _events_table(cat, txn, as_of),
+            "changes": lambda: _changes_table(cat, txn, as_of),
+            "files": lambda: _files_table(files),
+            "runs": lambda: _runs_table(cat, txn),
+            "metrics": lambda: _metrics_table(cat, txn),
+        }
         if _names(only_for, "daily") or _names(only_for, "fills"):
             _register_results(ctx, root, cat, txn)
         if _names(only_for, "bars"):
             if files:
                 ctx.register_dataset("bars", bars_dataset(root, files))
             else:  # a dataset of no fragments fails DataFusion's plan checks
-                ctx.register_record_batches(
-                    "bars", [[pa.RecordBatch.from_pylist([], BARS_SCHEMA)]])
+                ctx.register_record_batches("bars", [[pa.RecordBatch.from_pylist([], BARS_SCHEMA)]])
         for name, build in builders.items():
             if not _names(only_for, name):
                 continue
@@ -170,13 +211,14 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
     recs = list(rc.runs(cat, txn))
     pnames = sorted({k for r in recs for k in r.params})
     cols: dict[str, list] = {
-        "run_id": [r.run_id for r in recs], "strategy": [r.strategy for r in recs],
+        "run_id": [r.run_id for r in recs],
+        "strategy": [r.strategy for r in recs],
         "code_version": [r.code_version for r in recs],
         "start": [int(np.datetime64(r.start, "D").astype(np.int64)) for r in recs],
-        "universe": [r.universe if isinstance(r.universe, str) else ",".join(r.universe)
-                     for r in recs],
-        "instruments": [None if isinstance(r.universe, str) else len(r.universe)
-                        for r in recs],
+        "universe": [
+            r.universe if isinstance(r.universe, str) else ",".join(r.universe) for r in recs
+        ],
+        "instruments": [None if isinstance(r.universe, str) else len(r.universe) for r in recs],
         "notional": [r.exec_params["notional"] for r in recs],
         "fee_bps": [r.exec_params["fee_bps"] for r in recs],
         "slippage_bps": [r.exec_params["slippage_bps"] for r in recs],
@@ -188,26 +230,47 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
     cols["created_seq"] = [r.created_seq for r in recs]
     cols["superseded_by"] = [r.superseded_by for r in recs]
     cols["fork_of"] = [r.fork["base"] if r.fork else None for r in recs]
-    cols["fork_effective"] = [int(np.datetime64(r.fork["effective"], "D").astype(np.int64))
-                              if r.fork else None for r in recs]
-    schema = pa.schema([("run_id", pa.string()), ("strategy", pa.string()),
-                        ("code_version", pa.string()), ("start", pa.date32()),
-                        ("universe", pa.string()), ("instruments", pa.int64()),
-                        ("notional", pa.float64()), ("fee_bps", pa.float64()),
-                        ("slippage_bps", pa.float64()),
-                        *((f"p_{n}", pa.float64()) for n in pnames),
-                        ("params", pa.string()), ("source", pa.string()),
-                        ("created_seq", pa.int64()), ("superseded_by", pa.string()),
-                        ("fork_of", pa.string()), ("fork_effective", pa.date32())])
+    cols["fork_effective"] = [
+        int(np.datetime64(r.fork["effective"], "D").astype(np.int64)) if r.fork else None
+        for r in recs
+    ]
+    schema = pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("strategy", pa.string()),
+            ("code_version", pa.string()),
+            ("start", pa.date32()),
+            ("universe", pa.string()),
+            ("instruments", pa.int64()),
+            ("notional", pa.float64()),
+            ("fee_bps", pa.float64()),
+            ("slippage_bps", pa.float64()),
+            *((f"p_{n}", pa.float64()) for n in pnames),
+            ("params", pa.string()),
+            ("source", pa.string()),
+            ("created_seq", pa.int64()),
+            ("superseded_by", pa.string()),
+            ("fork_of", pa.string()),
+            ("fork_effective", pa.date32()),
+        ]
+    )
     return pa.table(cols, schema=schema)
 
 
-METRICS_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("instrument", pa.string()), ("scope", pa.string()),
-    ("total_pnl", pa.float64()), ("sharpe", pa.float64()), ("max_drawdown", pa.float64()),
-    ("fills", pa.int64()), ("fees", pa.float64()), ("turnover", pa.float64()),
-    ("days", pa.int64()),
-])
+METRICS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("instrument", pa.string()),
+        ("scope", pa.string()),
+        ("total_pnl", pa.float64()),
+        ("sharpe", pa.float64()),
+        ("max_drawdown", pa.float64()),
+        ("fills", pa.int64()),
+        ("fees", pa.float64()),
+        ("turnover", pa.float64()),
+        ("days", pa.int64()),
+    ]
+)
 
 
 def _metrics_table(cat: Catalog, txn: Any) -> pa.Table:
@@ -221,14 +284,14 @@ def _metrics_table(cat: Catalog, txn: Any) -> pa.Table:
         rows["run_id"].append(rid)
         rows["instrument"].append(inst or None)
         rows["scope"].append("instrument" if inst else "portfolio")
-        for i, name in enumerate(("total_pnl", "sharpe", "max_drawdown", "fills", "fees",
-                                  "turnover", "days")):
+        for i, name in enumerate(
+            ("total_pnl", "sharpe", "max_drawdown", "fills", "fees", "turnover", "days")
+        ):
             rows[name].append(int(v[i]) if name in ("fills", "days") else float(v[i]))
     return pa.table(rows, schema=METRICS_SCHEMA)
 
 
-def _register_results(ctx: datafusion.SessionContext, root: str, cat: Catalog, txn: Any
-                      ) -> None:
+def _register_results(ctx: datafusion.SessionContext, root: str, cat: Catalog, txn: Any) -> None:
     """``daily`` and ``fills``: the committed batch files, superseded rows filtered out."""
     from incbt.catalog import runs as rc
     from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, cutoffs
@@ -236,29 +299,35 @@ def _register_results(ctx: datafusion.SessionContext, root: str, cat: Catalog, t
     batches = list(rc.batches(cat, txn))
     cut = cutoffs(cat, txn)
     ctx.register_record_batches(
-        "_cutoffs", [cut.to_batches() or [pa.RecordBatch.from_pylist([], cut.schema)]])
-    for name, schema, key in (("daily", DAILY_SCHEMA, "daily"),
-                              ("fills", FILLS_SCHEMA, "fills")):
+        "_cutoffs", [cut.to_batches() or [pa.RecordBatch.from_pylist([], cut.schema)]]
+    )
+    for name, schema, key in (("daily", DAILY_SCHEMA, "daily"), ("fills", FILLS_SCHEMA, "fills")):
         paths = [os.path.join(root, rec[key]) for _, rec in batches]
         if paths:
-            ctx.register_dataset(f"_{name}_raw", ds.dataset(paths, schema=schema,
-                                                           format="parquet"))
+            ctx.register_dataset(f"_{name}_raw", ds.dataset(paths, schema=schema, format="parquet"))
         else:
-            ctx.register_record_batches(f"_{name}_raw",
-                                        [[pa.RecordBatch.from_pylist([], schema)]])
+            ctx.register_record_batches(f"_{name}_raw", [[pa.RecordBatch.from_pylist([], schema)]])
         cols = ", ".join(f"r.{f.name}" for f in schema if f.name != "batch")
-        ctx.register_view(name, ctx.sql(
-            f"SELECT {cols} FROM _{name}_raw r LEFT JOIN _cutoffs c ON r.run_id = c.run_id "
-            "AND r.instrument = c.instrument AND r.batch = c.batch "
-            "WHERE c.valid_until IS NULL OR r.date < c.valid_until"))
+        ctx.register_view(
+            name,
+            ctx.sql(
+                f"SELECT {cols} FROM _{name}_raw r LEFT JOIN _cutoffs c ON r.run_id = c.run_id "
+                "AND r.instrument = c.instrument AND r.batch = c.batch "
+                "WHERE c.valid_until IS NULL OR r.date < c.valid_until"
+            ),
+        )
 
 
 def _names(sql: str | None, table: str) -> bool:
     return sql is None or re.search(rf"\b{table}\b", sql, re.I) is not None
 
 
-def run_sql(ctx: datafusion.SessionContext, query: str, params: dict[str, Any] | None = None,
-            name: str | None = None) -> pa.Table:
+def run_sql(
+    ctx: datafusion.SessionContext,
+    query: str,
+    params: dict[str, Any] | None = None,
+    name: str | None = None,
+) -> pa.Table:
     """Run one SQL statement and return its result as an Arrow table."""
     label = f"query {name}" if name else "SQL"
     try:

@@ -34,17 +34,32 @@ from incbt.catalog import Catalog
 from incbt.catalog import runs as rc
 from incbt.results.metrics import ACC_WIDTH, finalize, fold, initial_acc, portfolio_pnl
 
-DAILY_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("instrument", pa.string()), ("date", pa.date32()),
-    ("equity", pa.float64()), ("pnl", pa.float64()), ("pos", pa.float64()),
-    ("fees", pa.float64()), ("fills", pa.int64()), ("turnover", pa.float64()),
-    ("batch", pa.int64()),
-])
-FILLS_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("instrument", pa.string()), ("ts", pa.timestamp("ns", tz="UTC")),
-    ("date", pa.date32()), ("qty", pa.float64()), ("price", pa.float64()),
-    ("fee", pa.float64()), ("batch", pa.int64()),
-])
+DAILY_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("instrument", pa.string()),
+        ("date", pa.date32()),
+        ("equity", pa.float64()),
+        ("pnl", pa.float64()),
+        ("pos", pa.float64()),
+        ("fees", pa.float64()),
+        ("fills", pa.int64()),
+        ("turnover", pa.float64()),
+        ("batch", pa.int64()),
+    ]
+)
+FILLS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("instrument", pa.string()),
+        ("ts", pa.timestamp("ns", tz="UTC")),
+        ("date", pa.date32()),
+        ("qty", pa.float64()),
+        ("price", pa.float64()),
+        ("fee", pa.float64()),
+        ("batch", pa.int64()),
+    ]
+)
 PORTFOLIO = ""  # the instrument name under which a run's portfolio state is kept
 
 
@@ -57,7 +72,7 @@ def retained(days: np.ndarray, keep: int) -> np.ndarray:
     """Mask of the days whose snapshot is kept: the last ``keep``, and each month's last."""
     n = len(days)
     mask = np.zeros(n, dtype=bool)
-    mask[max(0, n - keep):] = True
+    mask[max(0, n - keep) :] = True
     if n:
         months = days.astype("datetime64[D]").astype("datetime64[M]")
         mask[:-1] |= months[1:] != months[:-1]
@@ -105,8 +120,9 @@ def _str_col(values: list[str], index: np.ndarray) -> pa.Array:
     return pa.array(np.asarray(values, dtype=object)[index], type=pa.string())
 
 
-def build_tables(results: Iterable[Any], batch: int, failed: set[tuple[str, str]]
-                 ) -> tuple[pa.Table, pa.Table]:
+def build_tables(
+    results: Iterable[Any], batch: int, failed: set[tuple[str, str]]
+) -> tuple[pa.Table, pa.Table]:
     """The batch's daily and fills tables, rows sorted by (run, instrument, time)."""
     d_parts: list[dict[str, np.ndarray]] = []
     f_parts: list[dict[str, np.ndarray]] = []
@@ -126,23 +142,38 @@ def build_tables(results: Iterable[Any], batch: int, failed: set[tuple[str, str]
             if (rid, t.instrument) in failed:
                 continue
             n = len(r.days)
-            d_parts.append({
-                "run": np.full(n, code(rid)), "inst": np.full(n, inst), "date": r.days,
-                **{f: r.daily[f][k] for f in ("equity", "pnl", "pos", "fees", "fills",
-                                              "turnover")},
-            })
+            d_parts.append(
+                {
+                    "run": np.full(n, code(rid)),
+                    "inst": np.full(n, inst),
+                    "date": r.days,
+                    **{
+                        f: r.daily[f][k]
+                        for f in ("equity", "pnl", "pos", "fees", "fills", "turnover")
+                    },
+                }
+            )
             sel = r.fill_run == k
             m = int(sel.sum())
             if m:
-                f_parts.append({
-                    "run": np.full(m, code(rid)), "inst": np.full(m, inst),
-                    "ts": r.fill_ts[sel], "date": r.fill_day[sel], "qty": r.fill_qty[sel],
-                    "price": r.fill_price[sel], "fee": r.fill_fee[sel],
-                })
+                f_parts.append(
+                    {
+                        "run": np.full(m, code(rid)),
+                        "inst": np.full(m, inst),
+                        "ts": r.fill_ts[sel],
+                        "date": r.fill_day[sel],
+                        "qty": r.fill_qty[sel],
+                        "price": r.fill_price[sel],
+                        "fee": r.fill_fee[sel],
+                    }
+                )
 
     def cat(parts: list[dict[str, np.ndarray]], key: str, dtype: Any) -> np.ndarray:
-        return np.concatenate([p[key] for p in parts]).astype(dtype, copy=False) if parts \
+        return (
+            np.concatenate([p[key] for p in parts]).astype(dtype, copy=False)
+            if parts
             else np.empty(0, dtype)
+        )
 
     order_names = np.argsort(np.asarray(names, dtype=object)) if names else np.empty(0, int)
     rank = np.empty(len(names), dtype=np.int64)
@@ -151,23 +182,32 @@ def build_tables(results: Iterable[Any], batch: int, failed: set[tuple[str, str]
     run_c, inst_c = cat(d_parts, "run", np.int64), cat(d_parts, "inst", np.int64)
     date = cat(d_parts, "date", np.int32)
     o = np.lexsort((date, rank[inst_c], rank[run_c])) if len(date) else np.empty(0, int)
-    daily = pa.table([
-        _str_col(names, run_c[o]), _str_col(names, inst_c[o]), pa.array(date[o], pa.date32()),
-        *(pa.array(cat(d_parts, f, np.float64)[o]) for f in ("equity", "pnl", "pos", "fees")),
-        pa.array(cat(d_parts, "fills", np.int64)[o]),
-        pa.array(cat(d_parts, "turnover", np.float64)[o]),
-        pa.array(np.full(len(o), batch, dtype=np.int64)),
-    ], schema=DAILY_SCHEMA)
+    daily = pa.table(
+        [
+            _str_col(names, run_c[o]),
+            _str_col(names, inst_c[o]),
+            pa.array(date[o], pa.date32()),
+            *(pa.array(cat(d_parts, f, np.float64)[o]) for f in ("equity", "pnl", "pos", "fees")),
+            pa.array(cat(d_parts, "fills", np.int64)[o]),
+            pa.array(cat(d_parts, "turnover", np.float64)[o]),
+            pa.array(np.full(len(o), batch, dtype=np.int64)),
+        ],
+        schema=DAILY_SCHEMA,
+    )
     frun, finst = cat(f_parts, "run", np.int64), cat(f_parts, "inst", np.int64)
     fts = cat(f_parts, "ts", np.int64)
     o = np.lexsort((fts, rank[finst], rank[frun])) if len(fts) else np.empty(0, int)
-    fills = pa.table([
-        _str_col(names, frun[o]), _str_col(names, finst[o]),
-        pa.array(fts[o], pa.timestamp("ns", tz="UTC")),
-        pa.array(cat(f_parts, "date", np.int32)[o], pa.date32()),
-        *(pa.array(cat(f_parts, f, np.float64)[o]) for f in ("qty", "price", "fee")),
-        pa.array(np.full(len(o), batch, dtype=np.int64)),
-    ], schema=FILLS_SCHEMA)
+    fills = pa.table(
+        [
+            _str_col(names, frun[o]),
+            _str_col(names, finst[o]),
+            pa.array(fts[o], pa.timestamp("ns", tz="UTC")),
+            pa.array(cat(f_parts, "date", np.int32)[o], pa.date32()),
+            *(pa.array(cat(f_parts, f, np.float64)[o]) for f in ("qty", "price", "fee")),
+            pa.array(np.full(len(o), batch, dtype=np.int64)),
+        ],
+        schema=FILLS_SCHEMA,
+    )
     return daily, fills
 
 
@@ -176,8 +216,13 @@ def write_durable(root: str, rel: str, table: pa.Table) -> None:
     os.makedirs(os.path.dirname(final), exist_ok=True)
     tmp = os.path.join(root, "tmp", os.path.basename(rel) + ".tmp")
     os.makedirs(os.path.dirname(tmp), exist_ok=True)
-    pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 17,
-                   use_dictionary=["run_id", "instrument", "date", "batch"])
+    pq.write_table(
+        table,
+        tmp,
+        compression="zstd",
+        row_group_size=1 << 17,
+        use_dictionary=["run_id", "instrument", "date", "batch"],
+    )
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -187,17 +232,26 @@ def write_durable(root: str, rel: str, table: pa.Table) -> None:
     fsync_dir(os.path.dirname(final))
 
 
-def read_valid_daily(root: str, cat: Catalog, txn: Any, run_id: str, from_day: int,
-                     until: dict[str, int] | None = None
-                     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def read_valid_daily(
+    root: str,
+    cat: Catalog,
+    txn: Any,
+    run_id: str,
+    from_day: int,
+    until: dict[str, int] | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Stored valid (days, pnl) per instrument of a run, for days >= from_day.
 
     ``until``: instrument -> first day not wanted (rows this batch recomputed).
     """
     until = until or {}
-    segs = [s for s in rc.segments(cat, txn, run_id)
-            if s.instrument != PORTFOLIO and until.get(s.instrument, 2**31) > from_day
-            and s.last_day >= from_day]
+    segs = [
+        s
+        for s in rc.segments(cat, txn, run_id)
+        if s.instrument != PORTFOLIO
+        and until.get(s.instrument, 2**31) > from_day
+        and s.last_day >= from_day
+    ]
     by_pair: dict[str, list[rc.Segment]] = defaultdict(list)
     for s in segs:
         by_pair[s.instrument].append(s)
@@ -205,16 +259,18 @@ def read_valid_daily(root: str, cat: Catalog, txn: Any, run_id: str, from_day: i
     for inst, ss in by_pair.items():
         ss.sort(key=lambda s: s.batch)
         for i, s in enumerate(ss):
-            stop = min((t.first_day for t in ss[i + 1:]), default=2**31)
+            stop = min((t.first_day for t in ss[i + 1 :]), default=2**31)
             stop = min(stop, until.get(inst, 2**31))
             lo, hi = max(s.first_day, from_day), min(s.last_day, stop - 1)
             if lo <= hi:
                 wanted[s.batch].append((inst, lo, hi))
     out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     for b, items in sorted(wanted.items()):
-        t = pq.read_table(os.path.join(root, batch_paths(b)[0]),
-                          columns=["instrument", "date", "pnl"],
-                          filters=[("run_id", "=", run_id)])
+        t = pq.read_table(
+            os.path.join(root, batch_paths(b)[0]),
+            columns=["instrument", "date", "pnl"],
+            filters=[("run_id", "=", run_id)],
+        )
         insts = t.column("instrument").to_numpy(zero_copy_only=False)
         dates = t.column("date").cast(pa.int32()).to_numpy()
         pnl = t.column("pnl").to_numpy()
@@ -242,7 +298,7 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
 
     def flush() -> None:
         for i, s in enumerate(group):
-            later = [t.first_day for t in group[i + 1:]]
+            later = [t.first_day for t in group[i + 1 :]]
             if later:
                 rows["run_id"].append(s.run_id)
                 rows["instrument"].append(s.instrument)
@@ -263,17 +319,24 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
             group, cur_key = [], key
         group.append(s)
     flush()
-    return pa.table({
-        "run_id": pa.array(rows["run_id"], pa.string()),
-        "instrument": pa.array(rows["instrument"], pa.string()),
-        "batch": pa.array(rows["batch"], pa.int64()),
-        "valid_until": pa.array(rows["valid_until"], pa.int32()).cast(pa.date32()),
-    })
+    return pa.table(
+        {
+            "run_id": pa.array(rows["run_id"], pa.string()),
+            "instrument": pa.array(rows["instrument"], pa.string()),
+            "batch": pa.array(rows["batch"], pa.int64()),
+            "valid_until": pa.array(rows["valid_until"], pa.int32()).cast(pa.date32()),
+        }
+    )
 
 
-def portfolio_update(root: str, cat: Catalog, txn: Any, run: rc.RunRecord, from_day: int,
-                     fresh: dict[str, tuple[np.ndarray, np.ndarray]]
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def portfolio_update(
+    root: str,
+    cat: Catalog,
+    txn: Any,
+    run: rc.RunRecord,
+    from_day: int,
+    fresh: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
     """Recompute a run's portfolio accumulators from ``from_day``.
 
     ``fresh``: this batch's (days, pnl) per instrument (they win over stored rows).
@@ -301,14 +364,30 @@ def portfolio_update(root: str, cat: Catalog, txn: Any, run: rc.RunRecord, from_
     days, pnl = portfolio_pnl(per)
     snap = rc.latest_snapshot(cat, txn, run.run_id, PORTFOLIO, from_day)
     acc0 = initial_acc(1) if snap is None else snap[1][None, :]
-    capital = np.array([float(run.exec_params["notional"]) * max(1, len(run.universe)
-                                                                 if isinstance(run.universe,
-                                                                               list) else 1)])
+    capital = np.array(
+        [
+            float(run.exec_params["notional"])
+            * max(1, len(run.universe) if isinstance(run.universe, list) else 1)
+        ]
+    )
     z = np.zeros((1, len(days)))
     acc = fold(acc0, pnl[None, :], capital, equity=None, fills=z, fees=z, turnover=z)
     return days, acc[0]
 
 
-__all__ = ["ACC_WIDTH", "DAILY_SCHEMA", "FILLS_SCHEMA", "PORTFOLIO", "CommitSummary",
-           "batch_paths", "build_tables", "cutoffs", "fallen_out", "finalize", "portfolio_update",
-           "read_valid_daily", "retained", "write_durable"]
+__all__ = [
+    "ACC_WIDTH",
+    "DAILY_SCHEMA",
+    "FILLS_SCHEMA",
+    "PORTFOLIO",
+    "CommitSummary",
+    "batch_paths",
+    "build_tables",
+    "cutoffs",
+    "fallen_out",
+    "finalize",
+    "portfolio_update",
+    "read_valid_daily",
+    "retained",
+    "write_durable",
+]

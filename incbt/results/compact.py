@@ -29,8 +29,9 @@ from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, batch_paths, write_durable
 FANOUT = 8
 
 
-def plan_compaction(batches: list[tuple[int, int]], fanout: int = FANOUT
-                    ) -> tuple[list[int], int] | None:
+def plan_compaction(
+    batches: list[tuple[int, int]], fanout: int = FANOUT
+) -> tuple[list[int], int] | None:
     """(batches to merge, level of the result) or None. ``batches``: (id, level) ascending."""
     for level in range(0, 64):
         suffix = []
@@ -50,11 +51,13 @@ def _valid(table: pa.Table, cut: dict[tuple[str, str], int]) -> pa.Table:
     """Rows whose (run, instrument) valid_until (days) is after their date."""
     if not cut or table.num_rows == 0:
         return table
-    keys = pa.table({
-        "run_id": pa.array([k[0] for k in cut], pa.string()),
-        "instrument": pa.array([k[1] for k in cut], pa.string()),
-        "_until": pa.array(list(cut.values()), pa.int32()),
-    })
+    keys = pa.table(
+        {
+            "run_id": pa.array([k[0] for k in cut], pa.string()),
+            "instrument": pa.array([k[1] for k in cut], pa.string()),
+            "_until": pa.array(list(cut.values()), pa.int32()),
+        }
+    )
     t = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
     j = t.join(keys, ["run_id", "instrument"], join_type="left outer")
     date = pc.cast(j["date"], pa.int32())
@@ -84,12 +87,15 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
     for pair, ss in by_pair.items():
         ss.sort(key=lambda s: s.batch)
         for i, s in enumerate(ss):
-            later = [t.first_day for t in ss[i + 1:]]
+            later = [t.first_day for t in ss[i + 1 :]]
             if later:
                 cuts[s.batch][pair] = min(later)
         # the merged segment has seen every change its newest part had seen
-        merged[pair] = (min(s.first_day for s in ss), max(s.last_day for s in ss),
-                        max(s.seq for s in ss))
+        merged[pair] = (
+            min(s.first_day for s in ss),
+            max(s.last_day for s in ss),
+            max(s.seq for s in ss),
+        )
     tables: dict[str, list[pa.Table]] = {"daily": [], "fills": []}
     for b in group:
         for key in ("daily", "fills"):
@@ -98,13 +104,16 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
     out = {}
     for key, schema, order in (("daily", DAILY_SCHEMA, "date"), ("fills", FILLS_SCHEMA, "ts")):
         t = pa.concat_tables(tables[key]).cast(schema) if tables[key] else schema.empty_table()
-        t = t.sort_by([("run_id", "ascending"), ("instrument", "ascending"),
-                       (order, "ascending")])
-        out[key] = t.set_column(t.schema.get_field_index("batch"), "batch",
-                                pa.array([new_batch] * t.num_rows, pa.int64()))
+        t = t.sort_by([("run_id", "ascending"), ("instrument", "ascending"), (order, "ascending")])
+        out[key] = t.set_column(
+            t.schema.get_field_index("batch"),
+            "batch",
+            pa.array([new_batch] * t.num_rows, pa.int64()),
+        )
     rows_per_pair: dict[tuple[str, str], int] = defaultdict(int)
-    for r, i in zip(out["daily"]["run_id"].to_pylist(), out["daily"]["instrument"].to_pylist(),
-                    strict=True):
+    for r, i in zip(
+        out["daily"]["run_id"].to_pylist(), out["daily"]["instrument"].to_pylist(), strict=True
+    ):
         rows_per_pair[(r, i)] += 1
     dpath, fpath = batch_paths(new_batch)
     cat.env.write(lambda txn: cat.set_pending(txn, [dpath, fpath]))
@@ -115,22 +124,40 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
         meta = cat.meta(txn)
         trash = meta.get("trash", [])
         for s in segs:
-            txn.delete(rc.ri_key(s.run_id, s.instrument) + s.batch.to_bytes(8, "big"),
-                       db=cat.env.db(b"segments"))
+            txn.delete(
+                rc.ri_key(s.run_id, s.instrument) + s.batch.to_bytes(8, "big"),
+                db=cat.env.db(b"segments"),
+            )
         for pair, (first, last, data_seq) in merged.items():
-            rc.put_segment(cat, txn, rc.Segment(pair[0], pair[1], new_batch, first, last,
-                                                rows_per_pair.get(pair, 0), data_seq))
-        seq = cat.append_event(txn, "compact", command, {
-            "batches": group, "into": new_batch, "level": level,
-            "daily_rows": out["daily"].num_rows, "fills": out["fills"].num_rows,
-        })
+            rc.put_segment(
+                cat,
+                txn,
+                rc.Segment(
+                    pair[0], pair[1], new_batch, first, last, rows_per_pair.get(pair, 0), data_seq
+                ),
+            )
+        seq = cat.append_event(
+            txn,
+            "compact",
+            command,
+            {
+                "batches": group,
+                "into": new_batch,
+                "level": level,
+                "daily_rows": out["daily"].num_rows,
+                "fills": out["fills"].num_rows,
+            },
+        )
         for b in group:
             txn.delete(b.to_bytes(8, "big"), db=cat.env.db(b"batches"))
-        rc.put_batch(cat, txn, new_batch, {"seq": seq, "daily": dpath, "fills": fpath,
-                                           "level": level})
-        cat.put_meta(txn, "trash", [[seq, [p for b in group for p in (recs[b]["daily"],
-                                                                       recs[b]["fills"])]]]
-                     + trash)
+        rc.put_batch(
+            cat, txn, new_batch, {"seq": seq, "daily": dpath, "fills": fpath, "level": level}
+        )
+        cat.put_meta(
+            txn,
+            "trash",
+            [[seq, [p for b in group for p in (recs[b]["daily"], recs[b]["fills"])]]] + trash,
+        )
         cat.set_pending(txn, [])
         return seq
 

@@ -16,8 +16,18 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-ACC_FIELDS = ("days", "mean", "m2", "peak", "max_dd", "total_pnl", "fills", "fees",
-              "turnover", "equity")
+ACC_FIELDS = (
+    "days",
+    "mean",
+    "m2",
+    "peak",
+    "max_dd",
+    "total_pnl",
+    "fills",
+    "fees",
+    "turnover",
+    "equity",
+)
 ACC_WIDTH = len(ACC_FIELDS)
 METRICS = ("total_pnl", "sharpe", "max_drawdown", "fills", "fees", "turnover", "days")
 SQRT_252 = float(np.sqrt(252.0))
@@ -68,8 +78,16 @@ def _incbt_metrics_fold(acc0, pnl, equity, fills, fees, turnover, capital, has_e
             out[k, d, 9] = eq
 
 
-def fold(acc0: np.ndarray, pnl: np.ndarray, capital: np.ndarray, *, equity: np.ndarray | None,
-         fills: np.ndarray, fees: np.ndarray, turnover: np.ndarray) -> np.ndarray:
+def fold(
+    acc0: np.ndarray,
+    pnl: np.ndarray,
+    capital: np.ndarray,
+    *,
+    equity: np.ndarray | None,
+    fills: np.ndarray,
+    fees: np.ndarray,
+    turnover: np.ndarray,
+) -> np.ndarray:
     """Fold (n_sets, n_days) daily rows into accumulators; returns one per day.
 
     ``equity=None`` derives equity as the running sum of pnl (the portfolio).
@@ -78,9 +96,17 @@ def fold(acc0: np.ndarray, pnl: np.ndarray, capital: np.ndarray, *, equity: np.n
     out = np.empty((n_sets, n_days, ACC_WIDTH), dtype=np.float64)
     if n_days:
         f8 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
-        _incbt_metrics_fold(f8(acc0), f8(pnl), f8(pnl if equity is None else equity),
-                            f8(fills), f8(fees), f8(turnover), f8(capital),
-                            equity is not None, out)
+        _incbt_metrics_fold(
+            f8(acc0),
+            f8(pnl),
+            f8(pnl if equity is None else equity),
+            f8(fills),
+            f8(fees),
+            f8(turnover),
+            f8(capital),
+            equity is not None,
+            out,
+        )
     return out
 
 
@@ -91,12 +117,14 @@ def finalize(acc: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.sqrt(acc[..., 2] / (n - 1.0))
         sharpe = np.where((n >= 2) & (std > 0), acc[..., 1] / std * SQRT_252, 0.0)
-    return np.stack([acc[..., 5], sharpe, acc[..., 4], acc[..., 6], acc[..., 7], acc[..., 8],
-                     n], axis=-1)
+    return np.stack(
+        [acc[..., 5], sharpe, acc[..., 4], acc[..., 6], acc[..., 7], acc[..., 8], n], axis=-1
+    )
 
 
-def portfolio_pnl(per_instrument: list[tuple[str, np.ndarray, np.ndarray]]
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def portfolio_pnl(
+    per_instrument: list[tuple[str, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
     """Sum instruments' daily pnl per day, adding in instrument-name order.
 
     ``per_instrument``: (name, days, pnl). Returns (days, pnl) over the union of days.
