@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -415,12 +415,13 @@ def commit(
         for rid, fresh in sorted(by_run.items()):
             rec = rc.get_run(cat, txn, rid)
             assert rec is not None
-            n_inst = len(instruments_of(rec, known))
-            rec_for_capital = rc.RunRecord(**{**asdict(rec), "universe": ["x"] * n_inst})
-            days, acc = portfolio_update(root, cat, txn, rec_for_capital, first_of_run[rid], fresh)
+            capital = float(rec.exec_params["notional"]) * max(1, len(instruments_of(rec, known)))
+            pf_from, days, acc = portfolio_update(
+                root, cat, txn, rid, capital, first_of_run[rid], fresh
+            )
             kept = rc.snapshot_days(cat, txn, rid, PORTFOLIO)
-            before = [d for d in kept if d < first_of_run[rid]][-keep:]
-            rc.delete_snapshots_from(cat, txn, rid, PORTFOLIO, first_of_run[rid])
+            before = [d for d in kept if d < pf_from][-keep:]
+            rc.delete_snapshots_from(cat, txn, rid, PORTFOLIO, pf_from)
             mask = retained(days, keep)
             rc.put_snapshots(cat, txn, rid, PORTFOLIO, days[mask], acc[mask])
             rc.delete_snapshots(cat, txn, rid, PORTFOLIO, fallen_out(before, days, keep))

@@ -284,6 +284,8 @@ def _metrics(rec: rc.RunRecord, results: list, n_instruments: int) -> pa.Table:
 
     per_inst = []
     rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
+    if not results:  # a run with no bars yet has no metrics, as in the store
+        return pa.table(rows, schema=METRICS_SCHEMA)
     inst_vals = {}
     for r in results:
         sw = state_width(resolve_strategy(r.task.strategy, r.task.source))

@@ -333,46 +333,38 @@ def portfolio_update(
     root: str,
     cat: Catalog,
     txn: Any,
-    run: rc.RunRecord,
-    from_day: int,
+    run_id: str,
+    capital: float,
+    first_recomputed: int,
     fresh: dict[str, tuple[np.ndarray, np.ndarray]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Recompute a run's portfolio accumulators from ``from_day``.
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Recompute a run's portfolio accumulators after a batch recomputed instruments.
 
-    ``fresh``: this batch's (days, pnl) per instrument (they win over stored rows).
-    Returns (days, accumulators per day).
+    The portfolio resumes from its latest snapshot before ``first_recomputed``
+    (retention may have thinned the days before it) and folds every day after
+    that snapshot: this batch's rows (``fresh``: instrument -> (days, pnl)) and the
+    stored rows this batch did not recompute. Returns (first day folded, days,
+    accumulators per day).
     """
+    snap = rc.latest_snapshot(cat, txn, run_id, PORTFOLIO, first_recomputed)
+    from_day = -(2**31) if snap is None else snap[0] + 1
+    acc0 = initial_acc(1) if snap is None else snap[1][None, :]
     # stored rows are needed only where this batch did not recompute from from_day
     cut = {i: int(d[0]) for i, (d, _) in fresh.items() if len(d)}
-    stored = read_valid_daily(root, cat, txn, run.run_id, from_day, cut)
+    stored = read_valid_daily(root, cat, txn, run_id, from_day, cut)
     per = []
     for inst in sorted(set(stored) | set(fresh)):
-        days_parts, pnl_parts = [], []
-        if inst in stored:
-            d, p = stored[inst]
-            cut = fresh[inst][0][0] if inst in fresh and len(fresh[inst][0]) else 2**31
-            m = d < cut
-            days_parts.append(d[m])
-            pnl_parts.append(p[m])
+        parts = [stored[inst]] if inst in stored else []
         if inst in fresh:
-            days_parts.append(fresh[inst][0])
-            pnl_parts.append(fresh[inst][1])
-        d = np.concatenate(days_parts)
-        p = np.concatenate(pnl_parts)
+            parts.append(fresh[inst])
+        d = np.concatenate([x[0] for x in parts])
+        p = np.concatenate([x[1] for x in parts])
         keep = d >= from_day
         per.append((inst, d[keep], p[keep]))
     days, pnl = portfolio_pnl(per)
-    snap = rc.latest_snapshot(cat, txn, run.run_id, PORTFOLIO, from_day)
-    acc0 = initial_acc(1) if snap is None else snap[1][None, :]
-    capital = np.array(
-        [
-            float(run.exec_params["notional"])
-            * max(1, len(run.universe) if isinstance(run.universe, list) else 1)
-        ]
-    )
     z = np.zeros((1, len(days)))
-    acc = fold(acc0, pnl[None, :], capital, equity=None, fills=z, fees=z, turnover=z)
-    return days, acc[0]
+    acc = fold(acc0, pnl[None, :], np.array([capital]), equity=None, fills=z, fees=z, turnover=z)
+    return from_day, days, acc[0]
 
 
 __all__ = [

@@ -61,7 +61,8 @@ def _valid(table: pa.Table, cut: dict[tuple[str, str], int]) -> pa.Table:
     t = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
     j = t.join(keys, ["run_id", "instrument"], join_type="left outer")
     date = pc.cast(j["date"], pa.int32())
-    keep = pc.or_(pc.is_null(j["_until"]), pc.less(date, j["_until"]))
+    # Kleene OR: a pair with no cut-off (null) is kept, not dropped as "unknown"
+    keep = pc.or_kleene(pc.is_null(j["_until"]), pc.less(date, j["_until"]))
     rows = pc.filter(j["_row"], keep)
     return table.take(pc.take(rows, pc.sort_indices(rows)))  # kept rows, in file order
 
