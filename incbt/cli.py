@@ -332,6 +332,113 @@ def backtest(
 
 
 @app.command()
+def sweep(
+    strategy: Annotated[str, typer.Argument(help="Strategy name (built-in or in --strategies).")],
+    grid: Annotated[
+        list[str],
+        typer.Option(
+            "-g",
+            "--grid",
+            help="A parameter's values: NAME=V1,V2,... or NAME=START:STOP:STEP (repeatable).",
+        ),
+    ],
+    random: Annotated[int | None, typer.Option(help="Run N random points of the grid.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --random.")] = 0,
+    instruments: Annotated[
+        str | None, typer.Option(help="Comma-separated instruments (default: all).")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every instrument (the default).")] = False,
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD.")] = None,
+    notional: Annotated[float, typer.Option(help="Currency per position.")] = 100000.0,
+    fee_bps: Annotated[float, typer.Option(help="Fee per fill, bps.")] = 0.0,
+    slippage_bps: Annotated[float, typer.Option(help="Slippage, bps.")] = 0.0,
+    name: Annotated[
+        str | None, typer.Option(help="The sweep's name (default: from its spec).")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an existing sweep: keep "
+            "completed runs, compute the rest and any new grid points.",
+        ),
+    ] = False,
+    workers: Annotated[int | None, typer.Option(help="Run on a local Ray with N workers.")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on the Ray cluster at ADDR (the store must be on storage every node sees)."
+        ),
+    ] = None,
+    strategies: Annotated[
+        str | None, typer.Option("--strategies", help="A Python file defining strategies.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be computed.")] = False,
+) -> None:
+    """Run a parameter grid as a named, resumable sweep (in-process or on Ray)."""
+    import pyarrow as pa
+
+    st = _open()
+    if instruments and all_:
+        raise UsageError("give --instruments or --all, not both")
+    insts = [x.strip() for x in instruments.split(",") if x.strip()] if instruments else None
+    axes = _pairs(grid, "-g")
+    try:
+        with RichReporter() as rep:
+            res = st.sweep(
+                strategy,
+                axes,
+                random=random,
+                seed=seed,
+                instruments=insts,
+                start=start,
+                notional=notional,
+                fee_bps=fee_bps,
+                slippage_bps=slippage_bps,
+                name=name,
+                resume=resume,
+                workers=workers,
+                address=address,
+                strategies_file=strategies,
+                dry_run=dry_run,
+                progress=rep,
+            )
+    except KeyboardInterrupt:
+        err_console.print(
+            "interrupted: every batch committed so far is kept. Continue with the same "
+            "command and --resume"
+        )
+        raise typer.Exit(130) from None
+    r = res.report
+    if res.skipped:
+        typer.echo(
+            f"skipped {len(res.skipped)} grid point(s) the strategy rejects, e.g. {res.skipped[0]}"
+        )
+    verb = "would compute" if dry_run else f"computed ({res.executor})"
+    typer.echo(
+        f"sweep {res.name}: {len(res.run_ids)} run(s), {res.added} new; {verb} "
+        f"{r.segments} segment(s), {r.bars_processed:,} bar-steps"
+        + ("" if dry_run else f" in {res.seconds:.2f} s")
+    )
+    for e in r.errors[:10]:
+        err_console.print(f"[yellow]failed:[/yellow] {e}", highlight=False)
+    if dry_run:
+        return
+    top = st.sql(
+        "SELECT r.run_id, r.params, m.sharpe, m.total_pnl, m.max_drawdown, m.fills "
+        "FROM sweeps s JOIN runs r USING (run_id) JOIN metrics m USING (run_id) "
+        "WHERE s.sweep = $s AND m.scope = 'portfolio' ORDER BY m.sharpe DESC LIMIT 10",
+        params={"s": res.name},
+    )
+    write_table(
+        top if top.num_rows else pa.table({"note": ["no results yet"]}),
+        "table",
+        None,
+        title=f"sweep {res.name}: top runs by Sharpe",
+    )
+
+
+@app.command()
 def strategies(
     file: Annotated[
         str | None, typer.Option("--strategies", help="Also list the strategies in this file.")

@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +34,7 @@ from incbt.engine import (
 )
 from incbt.errors import CatalogError, StrategyError, UsageError
 from incbt.execute import DirectBars, TaskResult, resolve_strategy, run_task
-from incbt.plan import InstrumentDays, Plan, RunSpec, plan
+from incbt.plan import InstrumentDays, Plan, RunSpec, SegmentTask, plan, split_tasks
 from incbt.progress import NULL, Reporter
 from incbt.results import (
     PORTFOLIO,
@@ -174,6 +174,7 @@ class UpdateReport:
     errors: list[str] = field(default_factory=list)
     plan: Plan | None = None
     compactions: int = 0
+    commits: int = 0
 
 
 def _strategy_for(rec: rc.RunRecord) -> Strategy:
@@ -277,31 +278,14 @@ def plan_runs(
     return plan(specs, days, valid)
 
 
-def execute(
-    store: Any,
-    the_plan: Plan,
-    progress: Reporter = NULL,
-    on_result: Callable[[TaskResult], None] | None = None,
-    threads: int | None = None,
-) -> list[TaskResult]:
-    """Run a plan's tasks in this process; results come back in task order.
-
-    The kernels release the GIL, so instruments run on ``threads`` threads (default:
-    one per core) with no effect on the results, which are collected in plan order.
-    Each task's snapshots are cut to the retained days as soon as it finishes.
-    """
+def resume_states(store: Any, tasks: Sequence[SegmentTask]) -> list[np.ndarray | None]:
+    """The snapshot each task's runs resume from (read by the driver, sent with the task)."""
     cat = store.catalog
-    first: dict[str, int] = {}
-    for t in the_plan.tasks:
-        first[t.instrument] = min(first.get(t.instrument, t.history_day), t.history_day)
-    source = DirectBars.from_store(store, first)
-    keep = int(store.settings["snapshot_keep_days"])
-    task_bar = progress.task("computing", the_plan.bars)
+    out: list[np.ndarray | None] = []
     with cat.env.read() as txn:
-        resumes = []
-        for t in the_plan.tasks:
+        for t in tasks:
             if t.resume_day is None:
-                resumes.append(None)
+                out.append(None)
                 continue
             states = []
             for rid in t.run_ids:
@@ -309,28 +293,69 @@ def execute(
                 if snap is None or snap[0] != t.resume_day:
                     raise CatalogError(
                         f"run {rid}, {t.instrument}: the snapshot of "
-                        f"{day_to_iso(t.resume_day)} the plan resumes from "
-                        "is missing"
+                        f"{day_to_iso(t.resume_day)} the plan resumes from is missing"
                     )
                 states.append(snap[1])
-            resumes.append(np.stack(states))
+            out.append(np.stack(states))
+    return out
 
-    def one(args: tuple) -> TaskResult:
-        t, resume = args
-        r = run_task(t, source, resume)
-        mask = retained(r.days, keep)
-        r.states, r.snap_days = r.states[:, mask], r.days[mask]
-        task_bar.advance(t.work)
-        return r
 
-    n = threads or min(len(the_plan.tasks), os.cpu_count() or 1) or 1
-    out = []
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        for r in pool.map(one, zip(the_plan.tasks, resumes, strict=True)):
-            out.append(r)
-            if on_result:
-                on_result(r)
-    task_bar.done()
+def bar_source(store: Any, tasks: Sequence[SegmentTask]) -> DirectBars:
+    """Index entries of exactly the days the tasks read (history included)."""
+    first: dict[str, int] = {}
+    for t in tasks:
+        first[t.instrument] = min(first.get(t.instrument, t.history_day), t.history_day)
+    return DirectBars.from_store(store, first)
+
+
+class LocalExecutor:
+    """Runs tasks in this process on threads (the kernels release the GIL)."""
+
+    name = "in-process"
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+
+    def parallelism(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+    def map(
+        self,
+        store: Any,
+        tasks: Sequence[SegmentTask],
+        keep: int,
+        progress_advance: Callable[[int], None],
+    ) -> Iterator[TaskResult]:
+        """Results in task order, whatever order they finish in."""
+        source = bar_source(store, tasks)
+        resumes = resume_states(store, tasks)
+
+        def one(args: tuple) -> TaskResult:
+            t, resume = args
+            r = trim(run_task(t, source, resume), keep)
+            progress_advance(t.work)
+            return r
+
+        n = self.threads or min(len(tasks), os.cpu_count() or 1) or 1
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            yield from pool.map(one, zip(tasks, resumes, strict=True))
+
+
+def trim(r: TaskResult, keep: int) -> TaskResult:
+    """Keep only the snapshots the retention rule keeps (before they travel or wait)."""
+    mask = retained(r.days, keep)
+    r.states, r.snap_days = r.states[:, mask], r.days[mask]
+    return r
+
+
+def execute(
+    store: Any, the_plan: Plan, progress: Reporter = NULL, executor: Any = None
+) -> list[TaskResult]:
+    """Run a plan's tasks (in this process by default); results in task order."""
+    keep = int(store.settings["snapshot_keep_days"])
+    bar = progress.task("computing", the_plan.bars)
+    out = list((executor or LocalExecutor()).map(store, the_plan.tasks, keep, bar.advance))
+    bar.done()
     return out
 
 
@@ -341,6 +366,7 @@ def commit(
     command: str,
     kind: str = "backtest",
     replaced: Sequence[tuple[str, str]] = (),
+    portfolio: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
 ) -> CommitSummary:
     """Write the batch's result files, then one transaction: runs, segments, snapshots,
     metrics, event. Call under the store's write lock."""
@@ -370,13 +396,23 @@ def commit(
     summary.bars_processed = sum(r.bars_processed for r in results)
 
     by_run: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
-    first_of_run: dict[str, int] = {}
-    for r in results:
-        for k, rid in enumerate(r.task.run_ids):
-            if (rid, r.task.instrument) in failed:
-                continue
-            by_run[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
-            first_of_run[rid] = min(first_of_run.get(rid, 2**31), r.task.first_day)
+    if portfolio is None:  # every run of these results is complete
+        for r in results:
+            for k, rid in enumerate(r.task.run_ids):
+                if (rid, r.task.instrument) not in failed:
+                    by_run[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
+    else:
+        by_run.update(portfolio)
+    first_of_run = {
+        rid: min((int(d[0]) for d, _ in f.values() if len(d)), default=2**31)
+        for rid, f in by_run.items()
+    }
+    computed = {
+        rid
+        for r in results
+        for k, rid in enumerate(r.task.run_ids)
+        if (rid, r.task.instrument) not in failed
+    }
     known = store.instruments()
 
     def txn_fn(txn: Any) -> int:
@@ -435,18 +471,18 @@ def commit(
             rc.put_metrics(cat, txn, rid, PORTFOLIO, m)
         for old_id, new_id in replaced:  # old results stay visible until now
             old_rec = rc.get_run(cat, txn, old_id)
-            if old_rec is not None and any(r == new_id for r in by_run):
+            if old_rec is not None and new_id in by_run:
                 old_rec.superseded_by = new_id
                 rc.put_run(cat, txn, old_rec)
-        summary.runs = len(by_run)
+        summary.runs = len(computed)
         seq = cat.append_event(
             txn,
             kind,
             command,
             {
                 "batch": batch,
-                "runs": sorted(by_run)[:50],
-                "n_runs": len(by_run),
+                "runs": sorted(computed)[:50],
+                "n_runs": len(computed),
                 "segments": summary.segments,
                 "bars_processed": summary.bars_processed,
                 "daily_rows": summary.daily_rows,
@@ -474,6 +510,8 @@ def bring_up_to_date(
     stale_out: list[Staleness] | None = None,
     replaced: Sequence[tuple[str, str]] = (),
     hypothetical: Sequence[tuple[str, int, int, int]] = (),
+    executor: Any = None,
+    commit_bars: int | None = None,
 ) -> UpdateReport:
     """Plan, compute and commit whatever these runs lack, under the write lock.
 
@@ -508,6 +546,8 @@ def bring_up_to_date(
             stale_out,
             replaced,
             hypothetical,
+            executor=executor,
+            commit_bars=commit_bars,
         )
         if forks:
             known = store.instruments()
@@ -534,9 +574,14 @@ def bring_up_to_date(
                 (),
                 hypothetical,
                 assume,
+                executor=executor,
+                commit_bars=commit_bars,
             )
     report.seconds = time.perf_counter() - t0
     return report
+
+
+DEFAULT_COMMIT_BARS = 200_000_000  # bar-steps between commits (a few seconds of work)
 
 
 def _phase(
@@ -551,7 +596,14 @@ def _phase(
     replaced: Sequence[tuple[str, str]],
     hypothetical: Sequence[tuple],
     assume: Mapping[tuple[str, str], int] | None = None,
+    executor: Any = None,
+    commit_bars: int | None = None,
 ) -> None:
+    """Plan these runs, compute, and commit in plan order, in batches.
+
+    A crash loses at most the batch in flight: the next call plans only what is
+    missing. A run's portfolio is computed in the commit that completes it.
+    """
     if not records:
         return
     p = plan_runs(store, records, stale_out, hypothetical=hypothetical, assume_through=assume)
@@ -565,15 +617,65 @@ def _phase(
         report.bars_processed += p.bars
         return
     new = [r for r in records if _needs_record(store, r)]
-    if not p.tasks and not new:
+    if not p.tasks:
+        if new:
+            report.commit = commit(store, [], new, command, kind)
         return
-    results = execute(store, p, progress)
-    report.commit = commit(store, results, new, command, kind, replaced)
-    report.bars_processed += report.commit.bars_processed
-    report.errors += report.commit.errors
     from incbt.results.compact import compact_all
 
-    report.compactions += len(compact_all(store, command))
+    keep = int(store.settings["snapshot_keep_days"])
+    limit = commit_bars or DEFAULT_COMMIT_BARS
+    ex = executor or LocalExecutor()
+    par = ex.parallelism()
+    if par > 1:  # balance by bars: enough similar tasks for every worker
+        p = split_tasks(p, max(p.bars // (4 * par), 5_000_000))
+    remaining: dict[str, int] = defaultdict(int)
+    for t in p.tasks:
+        for rid in t.run_ids:
+            remaining[rid] += 1
+    gathered: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
+    pending: list[TaskResult] = []
+    bar = progress.task("bar-steps", p.bars)
+    runs_bar = progress.task("runs complete", len(remaining))
+    todo_replaced = list(replaced)
+
+    def flush() -> None:
+        nonlocal new, pending, todo_replaced
+        done = {rid for rid in gathered if remaining[rid] == 0}
+        now = [(o, n) for o, n in todo_replaced if n in done]
+        todo_replaced = [x for x in todo_replaced if x not in now]
+        c = commit(
+            store,
+            pending,
+            new,
+            command,
+            kind,
+            now,
+            portfolio={rid: gathered.pop(rid) for rid in sorted(done)},
+        )
+        runs_bar.advance(len(done))
+        report.commit = c
+        report.bars_processed += c.bars_processed
+        report.errors += c.errors
+        report.commits += 1
+        new, pending = [], []
+        report.compactions += len(compact_all(store, command))
+
+    work = 0
+    for r in ex.map(store, p.tasks, keep, bar.advance):
+        pending.append(r)
+        work += r.task.work
+        for k, rid in enumerate(r.task.run_ids):
+            remaining[rid] -= 1
+            if r.errors[k] is None:
+                gathered[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
+        if work >= limit:
+            flush()
+            work = 0
+    if pending or new:
+        flush()
+    bar.done()
+    runs_bar.done()
 
 
 def _needs_record(store: Any, rec: rc.RunRecord) -> bool:

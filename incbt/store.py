@@ -277,6 +277,54 @@ class Store:
         out = [runs_mod.Run(self, r, report) for r in records]
         return out if many else out[0]
 
+    def sweep(
+        self,
+        strategy: str,
+        grid: Mapping[str, Any],
+        *,
+        random: int | None = None,
+        seed: int = 0,
+        instruments: Sequence[str] | str | None = None,
+        start: str | None = None,
+        notional: float = 100000.0,
+        fee_bps: float = 0.0,
+        slippage_bps: float = 0.0,
+        name: str | None = None,
+        resume: bool = False,
+        workers: int | None = None,
+        address: str | None = None,
+        strategies_file: str | None = None,
+        dry_run: bool = False,
+        progress: Reporter = NULL,
+    ) -> Any:
+        """Run a parameter grid (``{"fast": [5, 10], "slow": "50:200:50"}``) as a named sweep.
+
+        ``random=N`` samples N grid points (``seed``). An existing name needs
+        ``resume=True``: completed runs are kept, the rest computed. ``workers`` or
+        ``address`` put it on Ray (a local Ray with that many workers, or a cluster).
+        """
+        from incbt.sweep import sweep
+
+        ex = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
+        return sweep(
+            self,
+            strategy,
+            grid,
+            sample=random,
+            seed=seed,
+            instruments=instruments,
+            start=start,
+            exec_params=ex,
+            name=name,
+            resume=resume,
+            workers=workers,
+            address=address,
+            strategies_file=strategies_file,
+            dry_run=dry_run,
+            command=_command(),
+            progress=progress,
+        )
+
     def update(
         self,
         paths: str | Sequence[str] | None = None,

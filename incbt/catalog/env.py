@@ -34,6 +34,7 @@ DBS = (
     b"batches",  # batch -> result files of one commit
     b"metrics",  # run id | instrument ("" = portfolio) -> metrics at the latest day
     b"pairs",  # run id | instrument -> the event seq its results have seen
+    b"sweeps",  # sweep name -> sweep record JSON (spec, points, run ids)
 )
 
 _ENVS: dict[str, Env] = {}

@@ -142,3 +142,39 @@ def plan(
             )
         )
     return Plan(tasks)
+
+
+def split_tasks(p: Plan, target_work: int) -> Plan:
+    """Split tasks much bigger than ``target_work`` bar-steps by their runs.
+
+    Balances work by bars, not by task count: a sweep of many parameter sets on
+    few instruments still spreads over every worker. Each part still reads its
+    instrument's bars once for its runs; results do not depend on the split.
+    """
+    out = []
+    for t in p.tasks:
+        n = len(t.run_ids)
+        parts = min(n, max(1, t.work // max(1, target_work)))
+        if parts <= 1:
+            out.append(t)
+            continue
+        size = -(-n // parts)
+        for i in range(0, n, size):
+            out.append(
+                SegmentTask(
+                    t.strategy,
+                    t.source,
+                    t.instrument,
+                    t.run_ids[i : i + size],
+                    t.params[i : i + size],
+                    t.exec_params[i : i + size],
+                    t.first_day,
+                    t.last_day,
+                    t.resume_day,
+                    t.history_day,
+                    t.days,
+                    t.bars,
+                    t.history_bars,
+                )
+            )
+    return Plan(out)

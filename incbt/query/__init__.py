@@ -185,6 +185,7 @@ def session(
             "changes": lambda: _changes_table(cat, txn, as_of),
             "files": lambda: _files_table(files),
             "runs": lambda: _runs_table(cat, txn),
+            "sweeps": lambda: _sweeps_table(cat, txn),
             "metrics": lambda: _metrics_table(cat, txn),
         }
         if _names(only_for, "daily") or _names(only_for, "fills"):
@@ -255,6 +256,39 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
         ]
     )
     return pa.table(cols, schema=schema)
+
+
+SWEEPS_SCHEMA = pa.schema(
+    [
+        ("sweep", pa.string()),
+        ("run_id", pa.string()),
+        ("strategy", pa.string()),
+        ("point", pa.int64()),
+    ]
+)
+
+
+def _sweeps_table(cat: Catalog, txn: Any) -> pa.Table:
+    """One row per (sweep, run); a replaced run is followed to the run that replaced it."""
+    import json
+
+    from incbt.catalog import runs as rc
+
+    rows: dict[str, list] = {f.name: [] for f in SWEEPS_SCHEMA}
+    with txn.cursor(cat.env.db(b"sweeps")) as cur:
+        for _, v in cur:
+            rec = json.loads(v)
+            for i, rid in enumerate(rec["runs"]):
+                seen = set()
+                run = rc.get_run(cat, txn, rid)
+                while run is not None and run.superseded_by and run.run_id not in seen:
+                    seen.add(run.run_id)
+                    run = rc.get_run(cat, txn, run.superseded_by)
+                rows["sweep"].append(rec["name"])
+                rows["run_id"].append(run.run_id if run else rid)
+                rows["strategy"].append(rec["spec"]["strategy"])
+                rows["point"].append(i)
+    return pa.table(rows, schema=SWEEPS_SCHEMA)
 
 
 METRICS_SCHEMA = pa.schema(

@@ -1,0 +1,185 @@
+"""The Ray executor: the planner's tasks on a local Ray or an existing cluster.
+
+Workers get everything in the task payload: the segment task, the day-index
+entries and file paths of the bars it reads (workers read Parquet from the
+store path, so on a cluster the store must sit on storage every node sees) and
+the snapshot states it resumes from. They never open the catalog; the driver
+alone writes it, committing results in plan order as they arrive.
+
+The driver compiles each strategy's kernel before submitting, so workers load
+it from the shared Numba cache (``NUMBA_CACHE_DIR``, passed to them) instead of
+compiling. Ray retries a task whose worker died (``max_retries``); a task that
+keeps failing is reported, and the rest of the plan goes on.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from incbt.errors import UsageError
+from incbt.execute import DirectBars, TaskResult, resolve_strategy, run_task
+from incbt.plan import SegmentTask
+
+_started_here = False
+
+
+def ensure_ray(
+    workers: int | None = None, address: str | None = None, temp_root: str | None = None
+) -> Any:
+    """Connect to ``address``, or start a local Ray (no dashboard, auth off locally)."""
+    global _started_here
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    env = {
+        "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", ""),
+        "RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"],
+    }
+    runtime_env = {"env_vars": {k: v for k, v in env.items() if v}}
+    if address:
+        try:
+            ray.init(
+                address=address, runtime_env=runtime_env, logging_level="ERROR", log_to_driver=False
+            )
+        except ConnectionError as exc:
+            raise UsageError(f"no Ray cluster at {address!r}: {exc}") from None
+        return ray
+    # A short temp path: Ray's socket paths must stay under ~107 characters.
+    temp = temp_root or os.path.join(tempfile.gettempdir(), f"incbt-ray-{os.getuid()}")
+    ray.init(
+        num_cpus=workers or os.cpu_count() or 1,
+        include_dashboard=False,
+        _temp_dir=temp,
+        runtime_env=runtime_env,
+        logging_level="ERROR",
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    _started_here = True
+    atexit.register(shutdown)
+    return ray
+
+
+def shutdown() -> None:
+    global _started_here
+    if _started_here:
+        import ray
+
+        ray.shutdown()
+        _started_here = False
+
+
+def _work(
+    task: SegmentTask, root: str, entries: list, paths: dict, resume: Any, keep: int
+) -> TaskResult:
+    from incbt.runs import trim
+
+    source = DirectBars(root, {task.instrument: entries})
+    source.paths = paths
+    return trim(run_task(task, source, resume), keep)
+
+
+_remote: Any = None
+
+
+def _remote_fn(ray: Any, retries: int) -> Any:
+    global _remote
+    if _remote is None:
+        _remote = ray.remote(max_retries=retries, retry_exceptions=False)(_work)
+    return _remote
+
+
+def warm_kernels(tasks: Sequence[SegmentTask]) -> None:
+    """Compile every strategy the tasks use, here, so workers hit the Numba cache."""
+    from incbt.engine import initial_state, params_from_dict, run_segment
+
+    for name, source in sorted({(t.strategy, t.source) for t in tasks}):
+        strat = resolve_strategy(name, source)
+        z = np.zeros(2)
+        run_segment(
+            strat,
+            params_from_dict(strat, {})[None, :],
+            np.array([[100000.0, 0.0, 0.0]]),
+            np.arange(2, dtype=np.int64),
+            z + 1,
+            z + 1,
+            z + 1,
+            z + 1,
+            z,
+            0,
+            np.array([2]),
+            initial_state(strat, 1),
+        )
+
+
+class RayExecutor:
+    """Runs tasks as Ray tasks; yields results in plan order."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        address: str | None = None,
+        window: int | None = None,
+        retries: int = 3,
+    ) -> None:
+        self.workers, self.address, self.retries = workers, address, retries
+        self.window = window
+
+    def parallelism(self) -> int:
+        ray = ensure_ray(self.workers, self.address)
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def map(
+        self,
+        store: Any,
+        tasks: Sequence[SegmentTask],
+        keep: int,
+        progress_advance: Callable[[int], None],
+    ) -> Iterator[TaskResult]:
+        from incbt.runs import bar_source, resume_states
+
+        ray = ensure_ray(self.workers, self.address)
+        warm_kernels(tasks)
+        source = bar_source(store, tasks)
+        resumes = resume_states(store, tasks)
+        fn = _remote_fn(ray, self.retries)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        window = self.window or max(4, 4 * cpus)  # bounded: results wait in memory
+        # submit in plan order (so the next result to yield is always in flight) and
+        # yield in plan order; task sizes are balanced by the planner (split_tasks)
+        order = list(range(len(tasks)))
+        refs: dict[Any, int] = {}
+        done: dict[int, TaskResult] = {}
+        nxt = 0
+        submitted = 0
+        try:
+            while nxt < len(tasks):
+                while submitted < len(order) and len(refs) + len(done) < window:
+                    i = order[submitted]
+                    t = tasks[i]
+                    entries = source.entries.get(t.instrument, [])
+                    paths = {e.file: source.paths[e.file] for e in entries}
+                    refs[fn.remote(t, source.root, entries, paths, resumes[i], keep)] = i
+                    submitted += 1
+                if nxt not in done:
+                    ready, _ = ray.wait(list(refs), num_returns=1)
+                    for ref in ready:
+                        i = refs.pop(ref)
+                        done[i] = ray.get(ref)
+                        progress_advance(tasks[i].work)
+                    continue
+                yield done.pop(nxt)
+                nxt += 1
+        finally:
+            for ref in refs:  # interrupted: stop what is in flight
+                ray.cancel(ref, force=True)

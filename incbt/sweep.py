@@ -1,0 +1,253 @@
+"""Sweeps: named sets of runs from a parameter grid or a random sample of it.
+
+``sweep(store, "sma_cross", {"fast": [5, 10], "slow": "50:200:50"}, name="s1")``
+registers one run per valid grid point (combinations a strategy rejects, like
+fast >= slow, are skipped and counted) and brings them all up to date: the
+engine runs every parameter set of an instrument in one pass over its bars,
+in-process or on Ray. The sweep's record (name, spec, points, runs) is in the
+catalog, so ``resume=True`` continues it: completed runs are not recomputed,
+interrupted ones go on from their snapshots, points added by a wider grid are
+computed, and runs made stale by new data or corrections are brought up to date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from incbt.catalog import runs as rc
+from incbt.engine import params_from_dict
+from incbt.errors import StrategyError, UsageError
+from incbt.progress import NULL, Reporter
+from incbt.runs import UpdateReport, bring_up_to_date, register, resolve
+
+RAY_THRESHOLD = 2_000_000_000  # bar-steps above which a sweep uses Ray by default
+
+
+@dataclass
+class SweepResult:
+    name: str
+    run_ids: list[str]
+    added: int  # runs this call added to the sweep
+    skipped: list[str] = field(default_factory=list)  # grid points the strategy rejects
+    report: UpdateReport | None = None
+    executor: str = "in-process"
+    seconds: float = 0.0
+
+
+def parse_values(spec: str, kind: type) -> list[int | float]:
+    """``V1,V2,...`` or ``START:STOP:STEP`` (STOP included when a step lands on it)."""
+    spec = spec.strip()
+    try:
+        if ":" in spec:
+            parts = [Decimal(x) for x in spec.split(":")]
+            if len(parts) != 3 or parts[2] <= 0 or parts[1] < parts[0]:
+                raise UsageError(
+                    f"grid range {spec!r}: use START:STOP:STEP with STEP > 0 and STOP >= START"
+                )
+            n = int((parts[1] - parts[0]) / parts[2]) + 1
+            vals = [parts[0] + i * parts[2] for i in range(n)]
+        else:
+            vals = [Decimal(x) for x in spec.split(",") if x.strip()]
+    except InvalidOperation:
+        raise UsageError(f"grid values {spec!r} are not numbers") from None
+    if not vals:
+        raise UsageError("a grid needs at least one value")
+    out: list[int | float] = []
+    for v in vals:
+        if kind is int:
+            if v != v.to_integral_value():
+                raise UsageError(f"grid value {v} is not an integer")
+            out.append(int(v))
+        else:
+            out.append(float(v))
+    return list(dict.fromkeys(out))
+
+
+def grid_points(
+    strategy: Any, grid: Mapping[str, Any], sample: int | None = None, seed: int = 0
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Valid parameter dicts of the grid (or ``sample`` of them), and the rejected ones."""
+    specs = {p.name: p for p in strategy.params}
+    axes = {}
+    for name, values in grid.items():
+        if name not in specs:
+            raise StrategyError(
+                f"strategy {strategy.name!r} has no parameter {name!r}; it "
+                f"has {', '.join(specs) or 'none'}"
+            )
+        kind = specs[name].type
+        axes[name] = (
+            parse_values(values, kind) if isinstance(values, str) else [kind(v) for v in values]
+        )
+    names = sorted(axes)
+    combos = [
+        dict(zip(names, c, strict=True)) for c in itertools.product(*(axes[n] for n in names))
+    ]
+    good, bad = [], []
+    for c in combos:
+        try:
+            params_from_dict(strategy, c)
+            good.append(c)
+        except StrategyError as exc:
+            bad.append(f"{c}: {exc}")
+    if sample is not None:
+        if sample <= 0:
+            raise UsageError("--random needs a positive count")
+        good = random.Random(seed).sample(good, min(sample, len(good)))
+    return good, bad
+
+
+def _default_name(spec: dict[str, Any]) -> str:
+    return "sweep-" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def get_sweep(store: Any, name: str) -> dict[str, Any] | None:
+    with store.catalog.env.read() as txn:
+        v = txn.get(name.encode(), db=store.catalog.env.db(b"sweeps"))
+    return None if v is None else json.loads(v)
+
+
+def sweeps(store: Any) -> list[dict[str, Any]]:
+    with store.catalog.env.read() as txn, txn.cursor(store.catalog.env.db(b"sweeps")) as cur:
+        return [json.loads(v) for _, v in cur]
+
+
+def sweep(
+    store: Any,
+    strategy: str,
+    grid: Mapping[str, Any],
+    *,
+    sample: int | None = None,
+    seed: int = 0,
+    instruments: Sequence[str] | str | None = None,
+    start: str | None = None,
+    exec_params: Mapping[str, float] | None = None,
+    name: str | None = None,
+    resume: bool = False,
+    workers: int | None = None,
+    address: str | None = None,
+    strategies_file: str | None = None,
+    dry_run: bool = False,
+    commit_bars: int | None = None,
+    command: str = "sweep",
+    progress: Reporter = NULL,
+) -> SweepResult:
+    """Register a sweep's runs (or grow it) and bring all of them up to date."""
+    t0 = time.perf_counter()
+    strat, _ = resolve(strategy, strategies_file)
+    points, skipped = grid_points(strat, grid, sample, seed)
+    if not points:
+        raise UsageError("the grid has no valid point (the strategy rejects all of them)")
+    spec = {
+        "strategy": strat.name,
+        "grid": {k: (v if isinstance(v, str) else list(v)) for k, v in grid.items()},
+        "random": sample,
+        "seed": seed,
+        "instruments": instruments,
+        "start": start,
+        "exec": dict(exec_params or {}),
+    }
+    name = name or _default_name(spec)
+    old = get_sweep(store, name)
+    if old is not None and not resume:
+        raise UsageError(
+            f"sweep {name!r} exists; continue it with --resume (or choose another --name)"
+        )
+    records = [
+        register(
+            store,
+            strategy,
+            p,
+            instruments=instruments,
+            start=start,
+            exec_params=exec_params,
+            strategies_file=strategies_file,
+        )
+        for p in points
+    ]
+    run_ids = list(dict.fromkeys([*(old["runs"] if old else []), *(r.run_id for r in records)]))
+    added = len(run_ids) - len(old["runs"] if old else [])
+    have = {r.run_id: r for r in records}
+    if old:  # runs of the sweep's earlier grids: from the catalog (or re-derived)
+        with store.catalog.env.read() as txn:
+            for rid in old["runs"]:
+                if rid not in have:
+                    rec = rc.get_run(store.catalog, txn, rid)
+                    if rec is not None:
+                        have[rid] = rec
+        for p in old.get("points", []):
+            rec = register(
+                store,
+                old["spec"]["strategy"],
+                p,
+                instruments=old["spec"]["instruments"],
+                start=old["spec"]["start"],
+                exec_params=old["spec"]["exec"],
+                strategies_file=strategies_file,
+            )
+            have.setdefault(rec.run_id, rec)
+    todo = [have[r] for r in run_ids if r in have]
+    result = SweepResult(name, run_ids, added, skipped)
+    if dry_run:
+        result.report = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
+        return result
+    all_points = list(
+        {
+            json.dumps(p, sort_keys=True): p
+            for p in [*(old.get("points", []) if old else []), *points]
+        }.values()
+    )
+    rec = {
+        "name": name,
+        "spec": spec,
+        "points": all_points,
+        "runs": run_ids,
+        "created": old["created"] if old else time.time(),
+    }
+    store.catalog.env.write(
+        lambda txn: txn.put(
+            name.encode(), json.dumps(rec).encode(), db=store.catalog.env.db(b"sweeps")
+        )
+    )
+    executor = None
+    if workers is not None or address is not None:
+        from incbt.execute.ray_exec import RayExecutor
+
+        executor = RayExecutor(workers, address)
+    else:
+        est = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
+        if est.bars_processed >= RAY_THRESHOLD:
+            from incbt.execute.ray_exec import RayExecutor
+
+            executor = RayExecutor()
+    result.executor = executor.name if executor else "in-process"
+    result.report = bring_up_to_date(
+        store,
+        todo,
+        command=command,
+        kind="sweep",
+        progress=progress,
+        executor=executor,
+        commit_bars=commit_bars,
+    )
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+__all__ = [
+    "RAY_THRESHOLD",
+    "SweepResult",
+    "get_sweep",
+    "grid_points",
+    "parse_values",
+    "sweep",
+    "sweeps",
+]
