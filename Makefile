@@ -23,8 +23,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+# Peers that are not our dependencies (vectorbt) live in their own environment.
+BENCH_STAMP := .venv-bench/.installed-$(shell cat benchmarks/requirements-bench.txt 2>/dev/null | cksum | cut -d' ' -f1)
+$(BENCH_STAMP): benchmarks/requirements-bench.txt
+	test -x .venv-bench/bin/python || $(PY) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q --disable-pip-version-check -r benchmarks/requirements-bench.txt
+	rm -f .venv-bench/.installed-* && touch $@
+
+bench: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_update.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check incbt tests benchmarks
@@ -39,4 +49,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .numba-cache demo-data
+	rm -rf $(VENV) .venv-bench .numba-cache demo-data bench-out
