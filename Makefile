@@ -20,7 +20,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	@bash scripts/demo.sh
 
+# The report test renders HTML in headless Chromium; install it where missing (or skip).
 test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "chromium could not be installed: the report rendering test will skip"; }
 	$(BIN)/python -m pytest -q
 
 # Peers that are not our dependencies (vectorbt) live in their own environment.

@@ -325,6 +325,12 @@ class Store:
             progress=progress,
         )
 
+    def report(self, target: str, path: str, metric: str = "sharpe") -> str:
+        """Write a self-contained HTML report of a run (id or prefix) or a sweep (name)."""
+        from incbt.report import report
+
+        return report(self, target, path, metric)
+
     def update(
         self,
         paths: str | Sequence[str] | None = None,

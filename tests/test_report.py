@@ -1,0 +1,77 @@
+"""Reports: self-contained HTML whose charts draw in a real browser."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+import incbt
+from incbt.bars.generate import generate
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rep")
+    generate(str(tmp / "d"), instruments=3, days=30, start="2024-01-15", seed=61)
+    s = incbt.init(str(tmp / "s"))
+    s.ingest(str(tmp / "d"))
+    run = s.backtest("sma_cross", {"fast": 5, "slow": 40}, fee_bps=1)
+    s.sweep("sma_cross", {"fast": [5, 10, 20], "slow": [40, 80]}, name="g")
+    return s.report(run.run_id[:8], str(tmp / "run.html")), s.report("g", str(tmp / "sw.html"))
+
+
+class _Tags(HTMLParser):
+    """The document's real tags (script bodies are data to the parser, not tags)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.external: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for k, v in attrs:
+            if k in ("src", "href") and v and not v.startswith(("#", "data:")):
+                self.external.append((tag, v))
+
+
+def test_reports_are_self_contained(reports):
+    for path in reports:
+        text = Path(path).read_text(encoding="utf-8")
+        tags = _Tags()
+        tags.feed(text)
+        assert tags.external == []  # nothing to fetch: opens without a network
+        assert "Plotly.newPlot" in text
+    run_html, sweep_html = (Path(p).read_text(encoding="utf-8") for p in reports)
+    for section in ("Portfolio metrics", "Equity and drawdown", "Monthly returns",
+                    "Trade statistics", "Instruments"):
+        assert section in run_html
+    for section in ("sharpe over fast x slow", "Leaderboard", "Best run"):
+        assert section in sweep_html
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None,
+                    reason="no Chromium here (make test installs Debian's chromium)")
+@pytest.mark.parametrize("which", [0, 1], ids=["run", "sweep"])
+def test_charts_draw_in_headless_chromium(reports, tmp_path, which):
+    path = reports[which]
+    dom = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=10000", "--dump-dom", f"file://{os.path.abspath(path)}"],
+        capture_output=True, text=True, timeout=120,
+    ).stdout
+    # Plotly draws each chart as SVG inside a .plot-container once its JS has run
+    charts = len(re.findall(r'class="plot-container', dom))
+    assert charts >= (1 if which == 0 else 2), dom[:500]
+    assert "main-svg" in dom
+    assert re.search(r'class="(scatterlayer|heatmaplayer|barlayer)', dom) or "trace" in dom
