@@ -386,7 +386,8 @@ class Store:
         """Run SQL over the store (tables bars, events, changes, files)."""
         from incbt.query import run_sql, session  # datafusion loads only when SQL runs
 
-        return run_sql(session(self.path, self.catalog, as_of, only_for=query), query, params)
+        ctx = session(self.path, self.catalog, as_of, only_for=query, extra=self._extra())
+        return run_sql(ctx, query, params)
 
     def session(self, as_of: int | None = None, only_for: str | None = None) -> Any:
         """A DataFusion SessionContext over one consistent state of the store.
@@ -395,7 +396,20 @@ class Store:
         """
         from incbt.query import session
 
-        return session(self.path, self.catalog, as_of, only_for)
+        return session(self.path, self.catalog, as_of, only_for, extra=self._extra())
+
+    def _extra(self) -> dict[str, Any]:
+        """Tables computed from the store, not read from the catalog: ``stale``."""
+
+        def stale() -> pa.Table:
+            rows = [vars(r) for r in self.status().stale]
+            schema = pa.schema([("run_id", pa.string()), ("strategy", pa.string()),
+                                ("instrument", pa.string()), ("reason", pa.string()),
+                                ("from_day", pa.string()), ("bars", pa.int64())])
+            t = pa.Table.from_pylist(rows, schema=schema)
+            return t.set_column(4, "from_day", t.column("from_day").cast(pa.date32()))
+
+        return {"stale": stale}
 
     def instruments(self) -> list[str]:
         with self.catalog.env.read() as txn:

@@ -54,3 +54,65 @@ def test_user_queries_in_the_store_folder_win(corrected, tmp_path):
 def test_sql_errors_name_the_query(corrected):
     with pytest.raises(incbt.QueryError, match="query broken failed"):
         run_sql(corrected.session(), "SELEC 1", name="broken")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("q")
+    generate(str(tmp / "d"), instruments=3, days=45, start="2024-01-15", seed=71)
+    s = incbt.init(str(tmp / "s"))
+    s.ingest(str(tmp / "d"))
+    s.sweep("sma_cross", {"fast": [5, 10], "slow": [40, 80]}, name="g")
+    run = s.sql("SELECT run_id FROM sweeps WHERE sweep = 'g' ORDER BY point LIMIT 1")
+    return s, run["run_id"][0].as_py()
+
+
+def _named(s, name, **params):
+    sql = find_query(name, s.path)
+    return s.sql(sql, params=params or None)
+
+
+def test_pnl_by_month_and_year_add_up(results):
+    s, rid = results
+    total = s.sql("SELECT total_pnl FROM metrics WHERE run_id = $r AND scope = 'portfolio'",
+                  params={"r": rid})["total_pnl"][0].as_py()
+    months = _named(s, "pnl_by_month", run=rid)
+    assert months.num_rows == 3  # January to March 2024
+    assert sum(months["pnl"].to_pylist()) == pytest.approx(total, rel=1e-9)
+    years = _named(s, "pnl_by_year", run=rid)
+    assert years["pnl"].to_pylist() == pytest.approx([total], rel=1e-9)
+    assert months["days"].to_pylist() == [13, 21, 11]
+
+
+def test_worst_drawdown_is_the_metric(results):
+    s, rid = results
+    dd = _named(s, "worst_drawdowns", run=rid, n=3).to_pylist()
+    metric = s.sql("SELECT max_drawdown FROM metrics WHERE run_id = $r AND scope = "
+                   "'portfolio'", params={"r": rid})["max_drawdown"][0].as_py()
+    assert dd[0]["drawdown"] == pytest.approx(metric, rel=1e-9)
+    assert all(a["drawdown"] >= b["drawdown"] for a, b in zip(dd, dd[1:], strict=False))
+    assert dd[0]["peak_day"] is None or dd[0]["peak_day"] <= dd[0]["trough"]
+
+
+def test_contribution_and_grid(results):
+    s, rid = results
+    c = _named(s, "contribution", run=rid)
+    assert c.num_rows == 3
+    assert sum(c["share_of_total"].to_pylist()) == pytest.approx(1.0, rel=1e-9)
+    g = _named(s, "grid", sweep="g")
+    assert g.num_rows == 4
+    assert sorted(zip(g["p_fast"].to_pylist(), g["p_slow"].to_pylist(), strict=True)) == [
+        (5.0, 40.0), (5.0, 80.0), (10.0, 40.0), (10.0, 80.0)]
+
+
+def test_stale_lists_what_an_update_would_do(results, tmp_path):
+    s, _ = results
+    assert _named(s, "stale").num_rows == 0
+    generate(str(tmp_path / "n"), instruments=3, days=46, start="2024-01-15", seed=71,
+             from_day="2024-03-18")
+    s.ingest(str(tmp_path / "n"))
+    t = _named(s, "stale")
+    assert t.num_rows == 4 * 3 and set(t["reason"].to_pylist()) == {
+        "1 new day(s) after 2024-03-15"}
+    s.update()
+    assert _named(s, "stale").num_rows == 0

@@ -166,7 +166,11 @@ def _files_table(files: list[FileRecord]) -> pa.Table:
 
 
 def session(
-    root: str, cat: Catalog, as_of: int | None = None, only_for: str | None = None
+    root: str,
+    cat: Catalog,
+    as_of: int | None = None,
+    only_for: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> datafusion.SessionContext:
     """A DataFusion session over one consistent state (now, or right after ``as_of``).
 
@@ -201,6 +205,11 @@ def session(
             table = build()
             batches = table.to_batches() or [pa.RecordBatch.from_pylist([], table.schema)]
             ctx.register_record_batches(name, [batches])
+    for name, build in (extra or {}).items():  # tables computed by the caller
+        if _names(only_for, name):
+            table = build()
+            ctx.register_record_batches(
+                name, [table.to_batches() or [pa.RecordBatch.from_pylist([], table.schema)]])
     return ctx
 
 
