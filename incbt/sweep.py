@@ -33,6 +33,8 @@ RAY_THRESHOLD = 2_000_000_000  # bar-steps above which a sweep uses Ray by defau
 
 @dataclass
 class SweepResult:
+    """A sweep in a store: its runs and their metrics are one attribute away."""
+
     name: str
     run_ids: list[str]
     added: int  # runs this call added to the sweep
@@ -40,6 +42,51 @@ class SweepResult:
     report: UpdateReport | None = None
     executor: str = "in-process"
     seconds: float = 0.0
+    store: Any = field(default=None, repr=False)
+
+    @property
+    def grid(self) -> Any:
+        """One row per grid point: run id, parameters (p_*), portfolio metrics."""
+        return self.store.sql(
+            "SELECT s.point, r.*, m.sharpe, m.total_pnl, m.max_drawdown, "
+            "m.fills, m.fees, m.turnover FROM sweeps s JOIN runs r USING (run_id) "
+            "JOIN metrics m USING (run_id) WHERE s.sweep = $s AND m.scope = 'portfolio' "
+            "ORDER BY s.point", params={"s": self.name})
+
+    def leaderboard(self, metric: str = "sharpe", n: int = 10) -> Any:
+        """The best ``n`` runs by a portfolio metric (max_drawdown: smallest first)."""
+        if metric not in ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover"):
+            raise UsageError(f"unknown metric {metric!r}")
+        order = "ASC" if metric == "max_drawdown" else "DESC"
+        cols = ", ".join(f"m.{c}" for c in dict.fromkeys(
+            [metric, "sharpe", "total_pnl", "max_drawdown", "fills"]))
+        return self.store.sql(
+            f"SELECT r.run_id, r.params, {cols} "
+            "FROM sweeps s JOIN runs r USING (run_id) JOIN metrics m USING (run_id) "
+            f"WHERE s.sweep = $s AND m.scope = 'portfolio' ORDER BY m.{metric} {order} "
+            "LIMIT $n", params={"s": self.name, "n": n})
+
+    def pivot(self, x: str, y: str, metric: str = "sharpe") -> Any:
+        """A pandas table of ``metric`` with parameter ``y`` down and ``x`` across."""
+        g = self.grid.to_pandas()
+        return g.pivot_table(index=f"p_{y}", columns=f"p_{x}", values=metric, aggfunc="max")
+
+    @property
+    def runs(self) -> list[Any]:
+        from incbt.runs import Run
+
+        with self.store.catalog.env.read() as txn:
+            recs = [rc.get_run(self.store.catalog, txn, r) for r in self.run_ids]
+        return [Run(self.store, r) for r in recs if r is not None]
+
+    def report_html(self, path: str, metric: str = "sharpe") -> str:
+        """Write the sweep's HTML report (heatmap, leaderboard, best run)."""
+        return self.store.report(self.name, path, metric)
+
+    def __repr__(self) -> str:
+        work = self.report.bars_processed if self.report else 0
+        return (f"<Sweep {self.name!r}: {len(self.run_ids)} runs ({self.added} new), "
+                f"{work:,} bar-steps computed {self.executor}>")
 
 
 def parse_values(spec: str, kind: type) -> list[int | float]:
@@ -195,7 +242,7 @@ def sweep(
             )
             have.setdefault(rec.run_id, rec)
     todo = [have[r] for r in run_ids if r in have]
-    result = SweepResult(name, run_ids, added, skipped)
+    result = SweepResult(name, run_ids, added, skipped, store=store)
     if dry_run:
         result.report = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
         return result
