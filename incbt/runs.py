@@ -250,7 +250,8 @@ def plan_runs(
                 through = None if snap is None else snap[0]
                 seq0 = seqs.get((rec.run_id, inst))
                 if through is not None and seq0 is not None:
-                    hits = [(d, q) for q, d in changed.get(inst, ()) if q > seq0 and d <= through]
+                    hits = [(d, q) for q, d in changed.get(inst, ())
+                            if q > seq0 and spec.start_day <= d <= through]
                     if hits:
                         first, by = min(hits)
                         back = rc.latest_snapshot(cat, txn, rec.run_id, inst, first)

@@ -343,12 +343,15 @@ def portfolio_update(
     The portfolio resumes from its latest snapshot before ``first_recomputed``
     (retention may have thinned the days before it) and folds every day after
     that snapshot: this batch's rows (``fresh``: instrument -> (days, pnl)) and the
-    stored rows this batch did not recompute. Returns (first day folded, days,
-    accumulators per day).
+    stored rows this batch did not recompute; from the start when the capital
+    (notional x instruments) differs from the one the snapshot was folded with.
+    Returns (first day folded, days, accumulators + capital per day).
     """
     snap = rc.latest_snapshot(cat, txn, run_id, PORTFOLIO, first_recomputed)
+    if snap is not None and snap[1][ACC_WIDTH] != capital:
+        snap = None  # the universe changed size: returns on the new capital, from the start
     from_day = -(2**31) if snap is None else snap[0] + 1
-    acc0 = initial_acc(1) if snap is None else snap[1][None, :]
+    acc0 = initial_acc(1) if snap is None else snap[1][None, :ACC_WIDTH]
     # stored rows are needed only where this batch did not recompute from from_day
     cut = {i: int(d[0]) for i, (d, _) in fresh.items() if len(d)}
     stored = read_valid_daily(root, cat, txn, run_id, from_day, cut)
@@ -363,8 +366,11 @@ def portfolio_update(
         per.append((inst, d[keep], p[keep]))
     days, pnl = portfolio_pnl(per)
     z = np.zeros((1, len(days)))
-    acc = fold(acc0, pnl[None, :], np.array([capital]), equity=None, fills=z, fees=z, turnover=z)
-    return from_day, days, acc[0]
+    acc = fold(
+        acc0, pnl[None, :], np.array([capital]), equity=None, fills=z, fees=z, turnover=z
+    )
+    # a portfolio snapshot is its accumulators and the capital they were folded with
+    return from_day, days, np.concatenate([acc[0], np.full((len(days), 1), capital)], axis=1)
 
 
 __all__ = [
