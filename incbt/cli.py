@@ -441,10 +441,16 @@ def sweep(
 @app.command()
 def report(
     target: Annotated[str, typer.Argument(help="A run id (or prefix) or a sweep name.")],
-    out: Annotated[str, typer.Option("-o", "--out", help="The HTML file to write.")] =
-    "report.html",
-    metric: Annotated[str, typer.Option(help="A sweep's heatmap and ranking metric: sharpe, "
-                      "total_pnl, max_drawdown, fills, fees, turnover.")] = "sharpe",
+    out: Annotated[
+        str, typer.Option("-o", "--out", help="The HTML file to write.")
+    ] = "report.html",
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="A sweep's heatmap and ranking metric: sharpe, "
+            "total_pnl, max_drawdown, fills, fees, turnover."
+        ),
+    ] = "sharpe",
 ) -> None:
     """Write a self-contained HTML report of a run or a sweep (charts, tables)."""
     path = _open().report(target, out, metric)

@@ -250,8 +250,11 @@ def plan_runs(
                 through = None if snap is None else snap[0]
                 seq0 = seqs.get((rec.run_id, inst))
                 if through is not None and seq0 is not None:
-                    hits = [(d, q) for q, d in changed.get(inst, ())
-                            if q > seq0 and spec.start_day <= d <= through]
+                    hits = [
+                        (d, q)
+                        for q, d in changed.get(inst, ())
+                        if q > seq0 and spec.start_day <= d <= through
+                    ]
                     if hits:
                         first, by = min(hits)
                         back = rc.latest_snapshot(cat, txn, rec.run_id, inst, first)
@@ -436,6 +439,7 @@ def commit(
                 if (rid, t.instrument) in failed:
                     continue
                 rc.delete_snapshots_from(cat, txn, rid, t.instrument, t.first_day)
+                assert r.snap_days is not None
                 rc.put_snapshots(cat, txn, rid, t.instrument, r.snap_days, r.states[k])
                 rc.delete_snapshots(cat, txn, rid, t.instrument, drop)
                 rc.put_segment(
@@ -450,9 +454,11 @@ def commit(
                 summary.segments += 1
             summary.days += len(r.days) * len(t.run_ids)
         for rid, fresh in sorted(by_run.items()):
-            rec = rc.get_run(cat, txn, rid)
-            assert rec is not None
-            capital = float(rec.exec_params["notional"]) * max(1, len(instruments_of(rec, known)))
+            run_rec = rc.get_run(cat, txn, rid)
+            assert run_rec is not None
+            capital = float(run_rec.exec_params["notional"]) * max(
+                1, len(instruments_of(run_rec, known))
+            )
             pf_from, days, acc = portfolio_update(
                 root, cat, txn, rid, capital, first_of_run[rid], fresh
             )
@@ -532,7 +538,7 @@ def bring_up_to_date(
             have = {r.run_id for r in plain}
             with store.catalog.env.read() as txn:
                 for f in forks:
-                    base = rc.get_run(store.catalog, txn, f.fork["base"])
+                    base = rc.get_run(store.catalog, txn, (f.fork or {})["base"])
                     if base is not None and base.run_id not in have:
                         plain.append(base)
                         have.add(base.run_id)

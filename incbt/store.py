@@ -245,7 +245,7 @@ class Store:
         from incbt import runs as runs_mod
 
         many = isinstance(params, Sequence) and not isinstance(params, Mapping)
-        sets = list(params) if many else [params]  # type: ignore[list-item]
+        sets: list[Any] = list(params) if many else [params]  # type: ignore[arg-type]
         ex = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
         if fork_of is not None or effective is not None:
             if fork_of is None or effective is None:
@@ -403,9 +403,16 @@ class Store:
 
         def stale() -> pa.Table:
             rows = [vars(r) for r in self.status().stale]
-            schema = pa.schema([("run_id", pa.string()), ("strategy", pa.string()),
-                                ("instrument", pa.string()), ("reason", pa.string()),
-                                ("from_day", pa.string()), ("bars", pa.int64())])
+            schema = pa.schema(
+                [
+                    ("run_id", pa.string()),
+                    ("strategy", pa.string()),
+                    ("instrument", pa.string()),
+                    ("reason", pa.string()),
+                    ("from_day", pa.string()),
+                    ("bars", pa.int64()),
+                ]
+            )
             t = pa.Table.from_pylist(rows, schema=schema)
             return t.set_column(4, "from_day", t.column("from_day").cast(pa.date32()))
 

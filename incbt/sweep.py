@@ -51,20 +51,26 @@ class SweepResult:
             "SELECT s.point, r.*, m.sharpe, m.total_pnl, m.max_drawdown, "
             "m.fills, m.fees, m.turnover FROM sweeps s JOIN runs r USING (run_id) "
             "JOIN metrics m USING (run_id) WHERE s.sweep = $s AND m.scope = 'portfolio' "
-            "ORDER BY s.point", params={"s": self.name})
+            "ORDER BY s.point",
+            params={"s": self.name},
+        )
 
     def leaderboard(self, metric: str = "sharpe", n: int = 10) -> Any:
         """The best ``n`` runs by a portfolio metric (max_drawdown: smallest first)."""
         if metric not in ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover"):
             raise UsageError(f"unknown metric {metric!r}")
         order = "ASC" if metric == "max_drawdown" else "DESC"
-        cols = ", ".join(f"m.{c}" for c in dict.fromkeys(
-            [metric, "sharpe", "total_pnl", "max_drawdown", "fills"]))
+        cols = ", ".join(
+            f"m.{c}"
+            for c in dict.fromkeys([metric, "sharpe", "total_pnl", "max_drawdown", "fills"])
+        )
         return self.store.sql(
             f"SELECT r.run_id, r.params, {cols} "
             "FROM sweeps s JOIN runs r USING (run_id) JOIN metrics m USING (run_id) "
             f"WHERE s.sweep = $s AND m.scope = 'portfolio' ORDER BY m.{metric} {order} "
-            "LIMIT $n", params={"s": self.name, "n": n})
+            "LIMIT $n",
+            params={"s": self.name, "n": n},
+        )
 
     def pivot(self, x: str, y: str, metric: str = "sharpe") -> Any:
         """A pandas table of ``metric`` with parameter ``y`` down and ``x`` across."""
@@ -85,8 +91,10 @@ class SweepResult:
 
     def __repr__(self) -> str:
         work = self.report.bars_processed if self.report else 0
-        return (f"<Sweep {self.name!r}: {len(self.run_ids)} runs ({self.added} new), "
-                f"{work:,} bar-steps computed {self.executor}>")
+        return (
+            f"<Sweep {self.name!r}: {len(self.run_ids)} runs ({self.added} new), "
+            f"{work:,} bar-steps computed {self.executor}>"
+        )
 
 
 def parse_values(spec: str, kind: type) -> list[int | float]:
@@ -252,7 +260,7 @@ def sweep(
             for p in [*(old.get("points", []) if old else []), *points]
         }.values()
     )
-    rec = {
+    record = {
         "name": name,
         "spec": spec,
         "points": all_points,
@@ -261,7 +269,7 @@ def sweep(
     }
     store.catalog.env.write(
         lambda txn: txn.put(
-            name.encode(), json.dumps(rec).encode(), db=store.catalog.env.db(b"sweeps")
+            name.encode(), json.dumps(record).encode(), db=store.catalog.env.db(b"sweeps")
         )
     )
     executor = None

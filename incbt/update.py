@@ -253,15 +253,15 @@ def verify(
         daily, fills = build_tables(results, 0, set())
         daily = daily.drop_columns(["batch"])
         fills = fills.drop_columns(["batch"])
-        q = {"r": rec.run_id}
+        bind = {"r": rec.run_id}
         s_daily = store.sql(
-            "SELECT * FROM daily WHERE run_id = $r ORDER BY instrument, date", params=q
+            "SELECT * FROM daily WHERE run_id = $r ORDER BY instrument, date", params=bind
         )
         s_fills = store.sql(
-            "SELECT * FROM fills WHERE run_id = $r ORDER BY instrument, ts", params=q
+            "SELECT * FROM fills WHERE run_id = $r ORDER BY instrument, ts", params=bind
         )
         s_metrics = store.sql(
-            "SELECT * FROM metrics WHERE run_id = $r ORDER BY scope, instrument", params=q
+            "SELECT * FROM metrics WHERE run_id = $r ORDER BY scope, instrument", params=bind
         )
         fresh_metrics = _metrics(rec, results, len(instruments_of(rec, known)))
         for name, a, b, keys in (

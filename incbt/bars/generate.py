@@ -176,6 +176,7 @@ def generate(
                     if fmt == "csv"
                     else pq.ParquetWriter(path, _SCHEMA, compression="zstd")
                 )
+            assert writer is not None
             writer.write_table(table)
     flush_writer()
     task.done()

@@ -385,7 +385,7 @@ def _classify(
     changed: dict[tuple[str, str], list[Piece]] = defaultdict(list)
     with cat.env.read() as txn:
         keys = sorted(pieces)
-        months = month_of(np.array([k[1] for k in keys], dtype=np.int64)) if keys else []
+        months: Any = month_of(np.array([k[1] for k in keys], dtype=np.int64)) if keys else []
         for key, month in zip(keys, months, strict=True):
             p = pieces[key]
             cur = cat.day(txn, *key)
@@ -400,6 +400,7 @@ def _classify(
         plans = []
         for (inst, month), ps in sorted(changed.items()):
             prev = staged.get((inst, month))
+            old_path: str | None
             if prev is not None:  # written by an earlier chunk of this call
                 old_days, old_path = prev.entries, prev.path
             else:

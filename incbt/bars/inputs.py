@@ -52,7 +52,7 @@ class InputBars:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def where(self, sorted_row: int) -> dict[str, int]:
+    def where(self, sorted_row: int) -> dict[str, Any]:
         r = int(self.rows[sorted_row])
         return {"line": r + 2} if self.kind == "csv" else {"row": r + 1}
 
@@ -401,7 +401,7 @@ def _assume_tz(path: str, naive: pa.Array, tz: str, fkind: str) -> pa.Array:
                 lo = mid
             except pa.ArrowInvalid:
                 hi = mid
-        where = {"line": lo + 2} if fkind == "csv" else {"row": lo + 1}
+        where: dict[str, Any] = {"line": lo + 2} if fkind == "csv" else {"row": lo + 1}
         raise BadInputError(
             f"ts is ambiguous or does not exist in {tz} ({reason})",
             file=path,
@@ -503,7 +503,7 @@ def read_input(
 def validate(path: str, kind: str, table: pa.Table) -> InputBars:
     """Check every rule of SEMANTICS.md "Bars"; sort by (instrument, ts)."""
 
-    def at(i: int) -> dict[str, int]:
+    def at(i: int) -> dict[str, Any]:
         return {"line": int(i) + 2} if kind == "csv" else {"row": int(i) + 1}
 
     for c in COLUMNS:

@@ -116,7 +116,7 @@ class FileRecord:
     intervals: list[list[int | None]] = field(default_factory=list)  # [created, superseded]
 
     def current_at(self, seq: int) -> bool:
-        return any(c <= seq and (s is None or s > seq) for c, s in self.intervals)
+        return any(c is not None and c <= seq and (s is None or s > seq) for c, s in self.intervals)
 
     @property
     def is_current(self) -> bool:

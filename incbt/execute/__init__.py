@@ -100,13 +100,8 @@ class SqlBars:
             if len(day)
             else np.empty(0, np.int64)
         )
-        return BarArrays(
-            instrument,
-            ts,
-            *(cols[c].to_numpy() for c in ("open", "high", "low", "close", "volume")),
-            days.astype(np.int32),
-            ends,
-        )
+        o, h, lo, c, v = (cols[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+        return BarArrays(instrument, ts, o, h, lo, c, v, days.astype(np.int32), ends)
 
 
 @functools.lru_cache(maxsize=64)

@@ -15,6 +15,7 @@ keeps failing is reported, and the rest of the plan goes on.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -47,7 +48,10 @@ def ensure_ray(
     if address:
         try:
             ray.init(
-                address=address, runtime_env=runtime_env, logging_level="ERROR", log_to_driver=False
+                address=address,
+                runtime_env=runtime_env,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
             )
         except ConnectionError as exc:
             raise UsageError(f"no Ray cluster at {address!r}: {exc}") from None
@@ -59,7 +63,7 @@ def ensure_ray(
         include_dashboard=False,
         _temp_dir=temp,
         runtime_env=runtime_env,
-        logging_level="ERROR",
+        logging_level=logging.ERROR,
         log_to_driver=False,
         configure_logging=False,
     )

@@ -209,7 +209,8 @@ def session(
         if _names(only_for, name):
             table = build()
             ctx.register_record_batches(
-                name, [table.to_batches() or [pa.RecordBatch.from_pylist([], table.schema)]])
+                name, [table.to_batches() or [pa.RecordBatch.from_pylist([], table.schema)]]
+            )
     return ctx
 
 

@@ -366,9 +366,7 @@ def portfolio_update(
         per.append((inst, d[keep], p[keep]))
     days, pnl = portfolio_pnl(per)
     z = np.zeros((1, len(days)))
-    acc = fold(
-        acc0, pnl[None, :], np.array([capital]), equity=None, fills=z, fees=z, turnover=z
-    )
+    acc = fold(acc0, pnl[None, :], np.array([capital]), equity=None, fills=z, fees=z, turnover=z)
     # a portfolio snapshot is its accumulators and the capital they were folded with
     return from_day, days, np.concatenate([acc[0], np.full((len(days), 1), capital)], axis=1)
 
