@@ -271,3 +271,16 @@ def test_a_correction_recomputes_from_that_day_and_equals_full(tmp_path, data, w
         full.backtest(n, PARAMS[n], fee_bps=1.0)
     for q in (DAILY, FILLS, METRICS):
         assert inc.sql(q).equals(full.sql(q)), q
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_stored_snapshots_are_small(tmp_path, data, name):
+    """LMDB puts values over ~1.3 KB on overflow pages: built-ins stay <= 256 bytes."""
+    from incbt.catalog import runs as rc
+
+    s = _store(tmp_path, "s", data / "all")
+    run = s.backtest(name, PARAMS[name])
+    with s.catalog.env.read() as txn:
+        for inst in [*s.instruments(), ""]:  # "" is the portfolio
+            snap = rc.latest_snapshot(s.catalog, txn, run.run_id, inst)
+            assert snap is not None and snap[1].nbytes <= 256, (inst, snap[1].nbytes)
