@@ -15,16 +15,30 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from incbt.errors import UsageError
 
 OUTPUTS = ("table", "csv", "json", "parquet")
 err_console = Console(stderr=True)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second (bar-steps/s, files/s), once rich has measured a speed."""
+
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        if not speed:
+            return Text("", style="progress.data.speed")
+        if speed >= 1e6:
+            return Text(f"{speed / 1e6:,.1f} M/s", style="progress.data.speed")
+        return Text(f"{speed:,.0f}/s", style="progress.data.speed")
 
 
 class RichTask:
@@ -46,6 +60,7 @@ class RichReporter:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            RateColumn(),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
