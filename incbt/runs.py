@@ -453,9 +453,24 @@ def commit(
                 rc.put_metrics(cat, txn, rid, t.instrument, finalize(r.states[k, -1, sw:]))
                 summary.segments += 1
             summary.days += len(r.days) * len(t.run_ids)
+        # runs computed here whose portfolio waits for a later commit: remember from which
+        # day it changed, so that commit (even after a crash) refolds from there
+        first_here: dict[str, int] = {}
+        for r in results:
+            for rid in r.task.run_ids:
+                if (rid, r.task.instrument) not in failed:
+                    first_here[rid] = min(first_here.get(rid, 2**31), r.task.first_day)
+        for rid, day in sorted(first_here.items()):
+            if rid not in by_run:
+                old = rc.portfolio_dirty(cat, txn, rid)
+                rc.set_portfolio_dirty(cat, txn, rid, day if old is None else min(old, day))
         for rid, fresh in sorted(by_run.items()):
             run_rec = rc.get_run(cat, txn, rid)
             assert run_rec is not None
+            dirty = rc.portfolio_dirty(cat, txn, rid)
+            if dirty is not None:
+                first_of_run[rid] = min(first_of_run[rid], dirty)
+                rc.set_portfolio_dirty(cat, txn, rid, None)
             capital = float(run_rec.exec_params["notional"]) * max(
                 1, len(instruments_of(run_rec, known))
             )

@@ -496,13 +496,6 @@ def test_kill_between_the_commits_of_an_update(world):
     close_env(os.path.join(st.path, "catalog"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="incbt/runs.py _phase/commit: a run's portfolio is refolded only in the commit "
-    "that completes the run, from the pairs computed in this process; after a kill "
-    "between commits the next update refolds it from its remaining pairs' first day, "
-    "from a portfolio snapshot that predates the committed pairs' changes",
-)
 def test_update_after_a_kill_between_commits_equals_an_uninterrupted_one(world):
     path = kill_between_commits(world)
     st = incbt.open(path)

@@ -35,6 +35,7 @@ DBS = (
     b"metrics",  # run id | instrument ("" = portfolio) -> metrics at the latest day
     b"pairs",  # run id | instrument -> the event seq its results have seen
     b"sweeps",  # sweep name -> sweep record JSON (spec, points, run ids)
+    b"dirty",  # run id -> first day its portfolio must be refolded from (partial commits)
 )
 
 _ENVS: dict[str, Env] = {}

@@ -15,6 +15,9 @@ batches     batch (u64)                                     JSON: seq, daily/fil
 metrics     run id | instrument (portfolio: empty name)     float64 metrics vector
 pairs       run id | instrument                             u64: the event seq whose
                                                             commit last computed it
+dirty       run id                                          i32 day: a partial commit
+                                                            changed rows from that day;
+                                                            the portfolio refolds from it
 ==========  ==============================================  ===========================
 
 A *batch* is one commit of results: one ``daily`` and one ``fills`` file. A
@@ -258,3 +261,17 @@ def put_pair_seq(
     cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str, seq: int
 ) -> None:
     txn.put(ri_key(run_id, instrument), struct.pack(">Q", seq), db=_db(cat, "pairs"))
+
+
+def portfolio_dirty(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> int | None:
+    """The first day a run's portfolio must be refolded from, after a partial commit."""
+    v = txn.get(run_key(run_id), db=_db(cat, "dirty"))
+    return None if v is None else struct.unpack(">i", v)[0]
+
+
+def set_portfolio_dirty(cat: Catalog, txn: lmdb.Transaction, run_id: str,
+                        day: int | None) -> None:
+    if day is None:
+        txn.delete(run_key(run_id), db=_db(cat, "dirty"))
+    else:
+        txn.put(run_key(run_id), struct.pack(">i", day), db=_db(cat, "dirty"))
