@@ -265,7 +265,7 @@ def backtest(
     ] = None,
     start: Annotated[
         str | None,
-        typer.Option(help="First day, YYYY-MM-DD (default: the first day in the store)."),
+        typer.Option(help="First day, YYYY-MM-DD (default: each instrument's first bar)."),
     ] = None,
     notional: Annotated[float, typer.Option(help="Currency per position.")] = 100000.0,
     fee_bps: Annotated[float, typer.Option(help="Fee per fill, bps of |notional|.")] = 0.0,

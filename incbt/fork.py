@@ -54,8 +54,14 @@ def register_fork(
         eff = day_to_iso(iso_to_day(effective))
     except ValueError:
         raise UsageError(f"--effective {effective!r} is not a date YYYY-MM-DD") from None
-    if iso_to_day(eff) <= iso_to_day(base.start):
-        raise UsageError(f"--effective {eff} must be after the base run's start {base.start}")
+    first = store.sql("SELECT min(first_day) AS d FROM files")["d"][0].as_py()
+    first_day = max(iso_to_day(base.start), iso_to_day(str(first)) if first else -(2**31))
+    if iso_to_day(eff) <= first_day:
+        raise UsageError(
+            f"--effective {eff} must be after the base run's first day "
+            f"({day_to_iso(first_day)}); before that a fork is just a new run: use "
+            "`incbt backtest` with the new parameters"
+        )
     strat = resolve_strategy(base.strategy, base.source)
     new_params = params_to_dict(strat, params_from_dict(strat, {**base.params, **(params or {})}))
     ex = exec_params_from_dict({**base.exec_params, **(exec_params or {})})

@@ -50,6 +50,7 @@ from incbt.results import (
 from incbt.results.metrics import METRICS
 
 EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
+FROM_FIRST_BAR = "0001-01-01"  # the start of a run given none: every bar of every instrument
 
 
 def make_run_id(
@@ -143,10 +144,9 @@ def register(
     if isinstance(universe, list) and not universe:
         raise UsageError("the run's universe is empty")
     if start is None:
-        first = store.sql("SELECT min(first_day) AS d FROM files")["d"][0].as_py()
-        if first is None:
-            raise UsageError("the store has no bars yet: ingest some first")
-        start = str(first)
+        # from each instrument's first bar: the run's identity does not depend on what
+        # the store holds when it is registered
+        start = FROM_FIRST_BAR
     try:
         start = day_to_iso(iso_to_day(start))
     except ValueError:
@@ -705,6 +705,10 @@ def _needs_record(store: Any, rec: rc.RunRecord) -> bool:
         return rc.get_run(store.catalog, txn, rec.run_id) is None
 
 
+def _from(start: str) -> str:
+    return "from the first bar" if start == FROM_FIRST_BAR else f"from {start}"
+
+
 class Run:
     """A run in a store: its definition and its tables, one attribute away."""
 
@@ -743,5 +747,5 @@ class Run:
         body = ", ".join(f"{k}={v:.6g}" for k, v in p.items()) if p else "no results yet"
         return (
             f"<Run {self.run_id} {self.record.strategy}({self.record.params}) "
-            f"from {self.record.start}: {body}>"
+            f"{_from(self.record.start)}: {body}>"
         )

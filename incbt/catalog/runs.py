@@ -269,8 +269,7 @@ def portfolio_dirty(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> int | N
     return None if v is None else struct.unpack(">i", v)[0]
 
 
-def set_portfolio_dirty(cat: Catalog, txn: lmdb.Transaction, run_id: str,
-                        day: int | None) -> None:
+def set_portfolio_dirty(cat: Catalog, txn: lmdb.Transaction, run_id: str, day: int | None) -> None:
     if day is None:
         txn.delete(run_key(run_id), db=_db(cat, "dirty"))
     else:

@@ -225,7 +225,11 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
         "run_id": [r.run_id for r in recs],
         "strategy": [r.strategy for r in recs],
         "code_version": [r.code_version for r in recs],
-        "start": [int(np.datetime64(r.start, "D").astype(np.int64)) for r in recs],
+        # a run with no start date (from each instrument's first bar) shows NULL
+        "start": [
+            None if r.start == "0001-01-01" else int(np.datetime64(r.start, "D").astype(np.int64))
+            for r in recs
+        ],
         "universe": [
             r.universe if isinstance(r.universe, str) else ",".join(r.universe) for r in recs
         ],

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from incbt.errors import UsageError
+from incbt.runs import _from
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 _CSS = """
@@ -197,7 +198,7 @@ def run_report(store: Any, run_id: str) -> str:
     )
     sub = (
         f"run {rec.run_id} · {rec.strategy} {json.dumps(rec.params)} · "
-        f"{json.dumps(rec.exec_params)} · from {rec.start} · universe "
+        f"{json.dumps(rec.exec_params)} · {_from(rec.start)} · universe "
         f"{rec.universe if isinstance(rec.universe, str) else len(rec.universe)}"
         + (f" · fork of {rec.fork['base']} from {rec.fork['effective']}" if rec.fork else "")
         + f" · made {time.strftime('%Y-%m-%d %H:%M')}"
