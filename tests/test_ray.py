@@ -242,18 +242,6 @@ def test_a_worker_killed_mid_sweep_is_retried(tmp_path, slow, strategies, ray_lo
     assert_same(results(s), slow.tables)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="incbt/execute/ray_exec.py:182 `done[i] = ray.get(ref)` lets a task that "
-    "exhausted its retries raise Ray's WorkerCrashedError out of the sweep (nothing "
-    "reported, the rest of the plan not committed), although the module docstring "
-    "(lines 11-12) says such a task is reported and the plan goes on; and "
-    "ray_exec.py:97-101 `_remote_fn` caches the remote function with the `retries` of "
-    "the first RayExecutor of the process, so RayExecutor(retries=0) after a default "
-    "one still retries 3 times. Fix: catch ray.exceptions.RayError around ray.get and "
-    "yield a TaskResult whose errors name the failure for each of the task's runs "
-    "(empty arrays), and submit with fn.options(max_retries=self.retries).",
-)
 def test_a_task_out_of_retries_is_reported_and_the_rest_completes(
     tmp_path, slow, strategies, ray_local
 ):

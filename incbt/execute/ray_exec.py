@@ -97,8 +97,36 @@ _remote: Any = None
 def _remote_fn(ray: Any, retries: int) -> Any:
     global _remote
     if _remote is None:
-        _remote = ray.remote(max_retries=retries, retry_exceptions=False)(_work)
-    return _remote
+        _remote = ray.remote(retry_exceptions=False)(_work)
+    return _remote.options(max_retries=retries)
+
+
+def failed_result(task: SegmentTask, width: int, why: str) -> TaskResult:
+    """A task that could not run (its worker kept dying): every run of it is reported."""
+    from incbt.execute import DAILY_FIELDS
+
+    n = len(task.run_ids)
+    e = np.empty(0)
+    return TaskResult(
+        task,
+        np.empty(0, np.int32),
+        {f: np.empty((n, 0)) for f in DAILY_FIELDS},
+        np.empty(0, np.int64),
+        np.empty(0, np.int64),
+        np.empty(0, np.int32),
+        e,
+        e,
+        e,
+        np.empty((n, 0, width)),
+        0,
+        [f"run {rid} not computed (its task failed on every try): {why}" for rid in task.run_ids],
+    )
+
+
+def _width(task: SegmentTask) -> int:
+    from incbt.execute import snapshot_width
+
+    return snapshot_width(resolve_strategy(task.strategy, task.source))
 
 
 def warm_kernels(tasks: Sequence[SegmentTask]) -> None:
@@ -179,7 +207,11 @@ class RayExecutor:
                     ready, _ = ray.wait(list(refs), num_returns=1)
                     for ref in ready:
                         i = refs.pop(ref)
-                        done[i] = ray.get(ref)
+                        try:
+                            done[i] = ray.get(ref)
+                        except ray.exceptions.RayError as exc:  # out of retries
+                            why = str(exc).strip().splitlines()[0][:300]
+                            done[i] = failed_result(tasks[i], _width(tasks[i]), why)
                         progress_advance(tasks[i].work)
                     continue
                 yield done.pop(nxt)
