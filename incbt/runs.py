@@ -435,6 +435,7 @@ def commit(
                 else cat.days_up_to(txn, t.instrument, t.resume_day, keep)
             )
             drop = fallen_out(before, r.days, keep)
+            final = finalize(r.states[:, -1, sw:]) if len(r.days) else None  # one call a task
             for k, rid in enumerate(t.run_ids):
                 if (rid, t.instrument) in failed:
                     continue
@@ -450,7 +451,8 @@ def commit(
                     ),
                 )
                 rc.put_pair_seq(cat, txn, rid, t.instrument, seq_now)
-                rc.put_metrics(cat, txn, rid, t.instrument, finalize(r.states[k, -1, sw:]))
+                assert final is not None
+                rc.put_metrics(cat, txn, rid, t.instrument, final[k])
                 summary.segments += 1
             summary.days += len(r.days) * len(t.run_ids)
         # runs computed here whose portfolio waits for a later commit: remember from which
