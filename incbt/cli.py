@@ -204,6 +204,14 @@ def query(
         typer.Option("--as-of", help="See the store as it was right after event N (time travel)."),
     ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the named queries.")] = False,
+    pivot: Annotated[
+        bool,
+        typer.Option(
+            "--pivot",
+            help="Pivot a (row, column, value) result "
+            "into a wide table: one column per value of the second column.",
+        ),
+    ] = False,
 ) -> None:
     """Run SQL over bars, events, changes and files (DataFusion)."""
     from incbt.queries import find_query, list_queries
@@ -221,9 +229,17 @@ def query(
     if named is not None:
         name, sql = sql, named
     params = {k: _coerce(v) for k, v in _pairs(param, "-p").items()}
+    if name is not None:
+        from incbt.queries import fill_identifiers
+
+        sql = fill_identifiers(sql, params, name)
     from incbt.query import run_sql
 
     table = run_sql(st.session(as_of, only_for=sql), sql, params or None, name=name)
+    if pivot:
+        from incbt.render import pivot_table
+
+        table = pivot_table(table)
     write_table(table, output, out)
 
 

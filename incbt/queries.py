@@ -3,13 +3,18 @@
 Search order: ``$INCBT_QUERIES`` (a folder), ``<store>/queries/``, then the
 built-in ``queries/`` folder shipped beside the package. Each file starts with
 ``--`` comment lines: the first says what it answers; ``-- param: NAME ...``
-lines document its ``$NAME`` parameters.
+lines document its ``$NAME`` parameters. Values are always bound (``$NAME``);
+a query may also take column names in ``{{NAME}}`` slots, accepted only as
+plain identifiers (``fill_identifiers``), e.g. the axes of a pivot.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from incbt.errors import UsageError
 
 BUILTIN = Path(__file__).resolve().parent.parent / "queries"
 
@@ -22,6 +27,31 @@ def query_dirs(store_path: str | None) -> list[Path]:
         dirs.append(Path(store_path) / "queries")
     dirs.append(BUILTIN)
     return [d for d in dirs if d.is_dir()]
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_SLOT = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def identifier_slots(sql: str) -> set[str]:
+    """The ``{{NAME}}`` slots of a named query (column names, never values)."""
+    return set(_SLOT.findall(sql))
+
+
+def fill_identifiers(sql: str, params: dict[str, object], name: str) -> str:
+    """Put identifier parameters into their ``{{NAME}}`` slots, and take them out of
+    ``params``. Only plain identifiers are accepted, so nothing but a column name
+    can be spliced into the SQL; values are always bound as ``$NAME``."""
+    for slot in identifier_slots(sql):
+        if slot not in params:
+            raise UsageError(f"query {name} needs -p {slot}=NAME (a column name)")
+        value = str(params.pop(slot))
+        if not _IDENT.fullmatch(value):
+            raise UsageError(
+                f"query {name}: -p {slot}={value!r} must be a plain name (letters, digits, _)"
+            )
+        sql = re.sub(r"\{\{\s*" + slot + r"\s*\}\}", value, sql)
+    return sql
 
 
 def find_query(name: str, store_path: str | None) -> str | None:

@@ -89,6 +89,26 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+def pivot_table(table: pa.Table) -> pa.Table:
+    """(row key, column key, value) rows to a wide table: one column per column key."""
+    if table.num_columns != 3:
+        raise UsageError(
+            f"--pivot needs 3 columns (row, column, value), got "
+            f"{table.num_columns}: {', '.join(table.column_names)}"
+        )
+    rk, ck, vk = table.column_names
+    rows = table.to_pylist()
+    rkeys = list(dict.fromkeys(r[rk] for r in rows))
+    ckeys = list(dict.fromkeys(r[ck] for r in rows))
+    cell = {(r[rk], r[ck]): r[vk] for r in rows}
+
+    def label(v: Any) -> str:
+        return f"{ck}={int(v) if isinstance(v, float) and v.is_integer() else v}"
+
+    cols = {rk: rkeys} | {label(c): [cell.get((r, c)) for r in rkeys] for c in ckeys}
+    return pa.table(cols)
+
+
 def write_table(
     table: pa.Table, output: str, path: str | None, title: str | None = None, max_rows: int = 200
 ) -> None:

@@ -116,3 +116,26 @@ def test_stale_lists_what_an_update_would_do(results, tmp_path):
         "1 new day(s) after 2024-03-15"}
     s.update()
     assert _named(s, "stale").num_rows == 0
+
+
+def test_grid_pivot_takes_identifiers_not_values(results):
+    from incbt.queries import fill_identifiers
+    from incbt.render import pivot_table
+
+    s, _ = results
+    sql = find_query("grid_pivot", s.path)
+    params = {"sweep": "g", "x": "fast", "y": "slow", "metric": "sharpe"}
+    filled = fill_identifiers(sql, params, "grid_pivot")
+    assert params == {"sweep": "g"} and "{{" not in filled
+    wide = pivot_table(s.sql(filled, params=params))
+    assert wide.column_names == ["slow", "fast=5", "fast=10"]
+    assert wide["slow"].to_pylist() == [40.0, 80.0]
+    grid = s.sql(find_query("grid", s.path), params={"sweep": "g"}).to_pylist()
+    by = {(r["p_slow"], r["p_fast"]): r["sharpe"] for r in grid}
+    assert wide["fast=10"].to_pylist() == [by[(40.0, 10.0)], by[(80.0, 10.0)]]
+    for bad in ("fast; DROP TABLE runs", "p_fast)", "1x", ""):
+        with pytest.raises(incbt.UsageError, match="plain name"):
+            fill_identifiers(sql, {"sweep": "g", "x": bad, "y": "slow", "metric": "sharpe"},
+                             "grid_pivot")
+    with pytest.raises(incbt.UsageError, match="needs -p metric"):
+        fill_identifiers(sql, {"sweep": "g", "x": "fast", "y": "slow"}, "grid_pivot")
