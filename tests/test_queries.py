@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import incbt
@@ -139,3 +141,15 @@ def test_grid_pivot_takes_identifiers_not_values(results):
                              "grid_pivot")
     with pytest.raises(incbt.UsageError, match="needs -p metric"):
         fill_identifiers(sql, {"sweep": "g", "x": "fast", "y": "slow"}, "grid_pivot")
+
+
+def test_coverage_counts_missing_weekdays_not_weekends(tmp_path):
+    generate(str(tmp_path / "d"), instruments=2, days=10, start="2024-03-04", seed=3)
+    s = incbt.init(str(tmp_path / "s"))
+    files = sorted(os.listdir(tmp_path / "d"))
+    # drop Wednesday 03-06 and Friday 03-08: two missing weekdays, the weekend is no gap
+    s.ingest([str(tmp_path / "d" / f) for f in files
+              if f not in ("bars-2024-03-06.csv", "bars-2024-03-08.csv")])
+    t = s.sql(find_query("coverage", s.path))
+    assert t["days"].to_pylist() == [8, 8]
+    assert t["missing_weekdays"].to_pylist() == [2, 2]
