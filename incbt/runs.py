@@ -683,7 +683,6 @@ def _phase(
         report.errors += c.errors
         report.commits += 1
         new, pending = [], []
-        report.compactions += len(compact_all(store, command))
 
     work = 0
     for r in ex.map(store, p.tasks, keep, bar.advance):
@@ -698,6 +697,7 @@ def _phase(
             work = 0
     if pending or new:
         flush()
+    report.compactions += len(compact_all(store, command))  # once, after the last commit
     bar.done()
     runs_bar.done()
 

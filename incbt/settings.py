@@ -62,6 +62,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a writer waits for another process's write lock before giving up.",
     ),
     Setting(
+        "ray_threshold",
+        0,
+        int,
+        "A sweep of at least this many bar-steps starts a local Ray by itself; 0: only "
+        "when --workers or --address ask (a local Ray does not pay off on one small machine).",
+    ),
+    Setting(
         "map_size_mb",
         256.0,
         float,
@@ -89,7 +96,7 @@ def parse(name: str, raw: Any) -> Any:
                 f"setting session_tz={value!r} is not a known IANA time zone "
                 "(e.g. UTC, America/New_York)"
             ) from None
-    if s.type in (int, float) and value <= 0:
+    if s.type in (int, float) and (value < 0 or (value == 0 and name != "ray_threshold")):
         raise UsageError(f"setting {name}={raw!r} must be positive")
     return value
 

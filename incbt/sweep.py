@@ -28,7 +28,12 @@ from incbt.errors import StrategyError, UsageError
 from incbt.progress import NULL, Reporter
 from incbt.runs import UpdateReport, bring_up_to_date, register, resolve
 
-RAY_THRESHOLD = 2_000_000_000  # bar-steps above which a sweep uses Ray by default
+# A sweep uses Ray only when asked (workers= or address=). Measured on 2 cores
+# (benchmarks/README.md, "sweep"): the in-process executor already runs a thread
+# per core, and a local Ray was 1.1-1.5x slower at every plan size from 0.3 M to
+# 197 M bar-steps, plus ~2-3.5 s to start; there is no size where it pays off on
+# one such machine. The ray_threshold setting (INCBT_RAY_THRESHOLD) turns it on.
+RAY_THRESHOLD: int | None = None
 
 
 @dataclass
@@ -278,11 +283,15 @@ def sweep(
 
         executor = RayExecutor(workers, address)
     else:
-        est = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
-        if est.bars_processed >= RAY_THRESHOLD:
-            from incbt.execute.ray_exec import RayExecutor
+        from incbt.settings import resolve as setting
 
-            executor = RayExecutor()
+        threshold = int(setting("ray_threshold")) or RAY_THRESHOLD
+        if threshold:
+            est = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
+            if est.bars_processed >= threshold:
+                from incbt.execute.ray_exec import RayExecutor
+
+                executor = RayExecutor()
     result.executor = executor.name if executor else "in-process"
     result.report = bring_up_to_date(
         store,

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from incbt.bars.layout import fsync_dir
@@ -117,7 +118,8 @@ class CommitSummary:
 
 
 def _str_col(values: list[str], index: np.ndarray) -> pa.Array:
-    return pa.array(np.asarray(values, dtype=object)[index], type=pa.string())
+    """Strings by index, gathered in Arrow (no Python object per row)."""
+    return pc.take(pa.array(values, type=pa.string()), pa.array(index, type=pa.int64()))
 
 
 def build_tables(
