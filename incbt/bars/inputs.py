@@ -12,7 +12,7 @@ import csv
 import glob
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -546,55 +546,49 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
     def inst(i: int) -> str:
         return names[codes[i]]
 
-    for c in PRICE_COLUMNS:
-        v = arr[c]
-        bad = ~(np.isfinite(v) & (v > 0))
+    def reject_first(
+        bad: np.ndarray, problem: str | Callable[[int], str], values: np.ndarray, fix: str
+    ) -> None:
+        """Raise for the first row (in file order) where ``bad`` holds."""
         if bad.any():
             i = int(np.argmax(bad))
-            what = "not a finite number" if not np.isfinite(v[i]) else "not positive"
+            what = problem(i) if callable(problem) else problem
             raise BadInputError(
-                f"{c} is {what}",
-                file=path,
-                **at(i),
-                instrument=inst(i),
-                value=float(v[i]),
-                fix="prices must be finite and > 0; drop or repair the bar",
+                what, file=path, **at(i), instrument=inst(i), value=float(values[i]), fix=fix
             )
+
+    for c in PRICE_COLUMNS:
+        v = arr[c]
+
+        def what(i: int, c: str = c, v: np.ndarray = v) -> str:
+            return f"{c} is " + ("not a finite number" if not np.isfinite(v[i]) else "not positive")
+
+        reject_first(
+            ~(np.isfinite(v) & (v > 0)),
+            what,
+            v,
+            "prices must be finite and > 0; drop or repair the bar",
+        )
     v = arr["volume"]
-    bad = ~(np.isfinite(v) & (v >= 0))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise BadInputError(
-            "volume is negative or not finite",
-            file=path,
-            **at(i),
-            instrument=inst(i),
-            value=float(v[i]),
-            fix="volume must be finite and >= 0",
-        )
+    reject_first(
+        ~(np.isfinite(v) & (v >= 0)),
+        "volume is negative or not finite",
+        v,
+        "volume must be finite and >= 0",
+    )
     o, h, lo, c = arr["open"], arr["high"], arr["low"], arr["close"]
-    bad = h < np.maximum(o, c)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise BadInputError(
-            "high is below max(open, close)",
-            file=path,
-            **at(i),
-            instrument=inst(i),
-            value=float(h[i]),
-            fix="repair the bar: high >= open, close >= low",
-        )
-    bad = lo > np.minimum(o, c)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise BadInputError(
-            "low is above min(open, close)",
-            file=path,
-            **at(i),
-            instrument=inst(i),
-            value=float(lo[i]),
-            fix="repair the bar: high >= open, close >= low",
-        )
+    reject_first(
+        h < np.maximum(o, c),
+        "high is below max(open, close)",
+        h,
+        "repair the bar: high >= open, close >= low",
+    )
+    reject_first(
+        lo > np.minimum(o, c),
+        "low is above min(open, close)",
+        lo,
+        "repair the bar: high >= open, close >= low",
+    )
     # Sort by instrument, keeping file order; ts must then increase strictly.
     if len(codes) < 2 or bool(np.all(codes[1:] >= codes[:-1])):
         order = np.arange(len(codes))  # already grouped (the common case): no copies
