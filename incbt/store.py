@@ -453,10 +453,25 @@ class Store:
 _COLS = ("ts", "open", "high", "low", "close", "volume")
 
 
-def read_days(root: str, instrument: str, entries: list, paths: dict[bytes, str]) -> BarArrays:
-    """Read the rows of the given day entries (in day order) into contiguous arrays."""
+def read_days(
+    root: str,
+    instrument: str,
+    entries: list,
+    paths: dict[bytes, str],
+    fields: Sequence[str] | None = None,
+) -> BarArrays:
+    """Read the rows of the given day entries (in day order) into contiguous arrays.
+
+    ``fields``: the bar fields to read (ts always); the others are zeros, which
+    cost nothing until touched (the engine does not touch what a strategy does
+    not read).
+    """
     n = sum(e.rows for e in entries)
-    out = {c: np.empty(n, dtype=np.int64 if c == "ts" else np.float64) for c in _COLS}
+    cols = ["ts", *(c for c in _COLS[1:] if fields is None or c in fields)]
+    out = {c: np.empty(n, dtype=np.int64 if c == "ts" else np.float64) for c in cols}
+    for c in _COLS[1:]:
+        if c not in out:
+            out[c] = np.zeros(n)
     pos = 0
     i = 0
     while i < len(entries):
@@ -467,9 +482,9 @@ def read_days(root: str, instrument: str, entries: list, paths: dict[bytes, str]
         group = entries[i:j]
         rgs = sorted({e.row_group for e in group})
         pf = pq.ParquetFile(os.path.join(root, paths[f]))
-        table = pf.read_row_groups(rgs, columns=list(_COLS))
+        table = pf.read_row_groups(rgs, columns=cols)
         base = sum(pf.metadata.row_group(g).num_rows for g in range(rgs[0]))
-        for c in _COLS:
+        for c in cols:
             col = table.column(c)
             arr = (col.cast(pa.int64()) if c == "ts" else col).combine_chunks().to_numpy()
             # rows of the wanted days, relative to the first row group read

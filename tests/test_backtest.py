@@ -284,3 +284,36 @@ def test_stored_snapshots_are_small(tmp_path, data, name):
         for inst in [*s.instruments(), ""]:  # "" is the portfolio
             snap = rc.latest_snapshot(s.catalog, txn, run.run_id, inst)
             assert snap is not None and snap[1].nbytes <= 256, (inst, snap[1].nbytes)
+
+
+def test_declared_reads_load_less_and_change_nothing(tmp_path, data):
+    s = _store(tmp_path, "s", data / "all")
+    f = tmp_path / "reads.py"
+    body = (
+        "    n = int(p[0])\n"
+        "    if i < n:\n"
+        "        return 0\n"
+        "    return 1 if c[i] > c[i - n] else -1\n"
+    )
+    f.write_text(
+        "import incbt\n\n"
+        "@incbt.strategy(params={'n': incbt.Param(int, default=10, min=2)},"
+        " warmup=lambda p: p['n'])\n"
+        "def mom_all(p, s, o, h, l, c, v, i):\n" + body + "\n\n"
+        "@incbt.strategy(params={'n': incbt.Param(int, default=10, min=2)},"
+        " warmup=lambda p: p['n'], reads=('close',))\n"
+        "def mom_close(p, s, o, h, l, c, v, i):\n" + body
+    )
+    a = s.backtest("mom_all", {"n": 15}, strategies_file=str(f))
+    b = s.backtest("mom_close", {"n": 15}, strategies_file=str(f))
+    assert a.run_id != b.run_id
+    da, db = a.daily.drop_columns(["run_id"]), b.daily.drop_columns(["run_id"])
+    assert da.equals(db)
+    from incbt.engine import get_strategy
+
+    assert get_strategy("sma_cross").reads == ("close",)
+    assert get_strategy("breakout").reads == ("high", "low", "close")
+    with pytest.raises(incbt.StrategyError, match="unknown bar fields"):
+        incbt.strategy(name="bad", reads=("price",))(lambda p, s, o, h, l, c, v, i: 0)  # noqa: E741
+    bars = DirectBars.from_store(s, s.instruments()).load("S0000", 0, 10**6, ["close"])
+    assert not bars.high.any() and bars.close.all()

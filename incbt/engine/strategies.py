@@ -65,6 +65,7 @@ def _fast_below_slow(p: dict) -> str | None:
     },
     state=("n", "sum_fast", "sum_slow"),
     warmup=lambda p: p["slow"],
+    reads=("close",),
     check=_fast_below_slow,
 )
 def sma_cross(p, s, o, h, l, c, v, i):  # noqa: E741
@@ -95,6 +96,7 @@ def sma_cross(p, s, o, h, l, c, v, i):  # noqa: E741
     params={"lookback": Param(int, 20, min=1, help="bars in the channel, before the bar")},
     state=("n", "last"),
     warmup=lambda p: p["lookback"],
+    reads=("high", "low", "close"),
 )
 def breakout(p, s, o, h, l, c, v, i):  # noqa: E741
     """Long on a close above the highest high of the last bars, short below the lowest low."""
@@ -127,6 +129,7 @@ def breakout(p, s, o, h, l, c, v, i):  # noqa: E741
     },
     state=("n", "ema_fast", "ema_slow"),
     warmup=lambda p: p["slow"],
+    reads=("close",),
     check=_fast_below_slow,
 )
 def ema_cross(p, s, o, h, l, c, v, i):  # noqa: E741
@@ -156,6 +159,7 @@ def ema_cross(p, s, o, h, l, c, v, i):  # noqa: E741
     },
     state=("n", "last"),
     warmup=lambda p: p["window"] - 1,
+    reads=("close",),
 )
 def bollinger(p, s, o, h, l, c, v, i):  # noqa: E741
     """Mean reversion: long below the lower band, short above the upper, flat back at the mean."""

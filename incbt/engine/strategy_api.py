@@ -293,6 +293,8 @@ class Strategy:
     doc: str = ""
     warmup_rule: Callable[[dict[str, Any]], int] | int = 0
     check: Callable[[dict[str, Any]], str | None] | None = None
+    # the bar fields the step reads; the others are passed as zeros (and not loaded)
+    reads: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -405,6 +407,7 @@ def _make_strategy(
     warmup: Callable[[dict[str, Any]], int] | int,
     check: Callable[[dict[str, Any]], str | None] | None,
     depends: Iterable[Callable[..., Any]],
+    reads: Iterable[str] | None = None,
 ) -> Strategy:
     py_fn = fn.py_func if isinstance(fn, Dispatcher) else fn
     if not isinstance(py_fn, types.FunctionType):
@@ -455,7 +458,16 @@ def _make_strategy(
         raise StrategyError(
             f"strategy {sname!r}: warmup must be an int >= 0 or a function of the params dict"
         )
+    fields = ("open", "high", "low", "close", "volume")
+    read_fields = fields if reads is None else tuple(f for f in fields if f in set(reads))
+    unknown = sorted(set(reads or ()) - set(fields))
+    if unknown:
+        raise StrategyError(
+            f"strategy {sname!r}: reads names unknown bar fields {unknown}; they are {fields}"
+        )
     parts = [f"engine {ENGINE_VERSION}", f"strategy {sname}"]
+    if reads is not None:
+        parts.append(f"reads {','.join(read_fields)}")
     seen: set[int] = set()
     _fingerprint(py_fn, parts, seen)
     for extra in (warmup, check, *depends):
@@ -474,6 +486,7 @@ def _make_strategy(
         doc=inspect.getdoc(py_fn) or "",
         warmup_rule=warmup,
         check=check,
+        reads=read_fields,
     )
     params_from_dict(strat, {})  # the defaults must satisfy the cross-parameter rule
     strat.warmup(strat.defaults())  # and give a valid warm-up
@@ -501,6 +514,7 @@ def strategy(
     warmup: Callable[[dict[str, Any]], int] | int = 0,
     check: Callable[[dict[str, Any]], str | None] | None = None,
     depends: Iterable[Callable[..., Any]] = (),
+    reads: Iterable[str] | None = None,
 ) -> Any:
     """Turn a step function into a `Strategy` (usable as `@strategy` or `@strategy(...)`).
 
@@ -510,6 +524,8 @@ def strategy(
     check: function of the params dict returning an error message or None.
     depends: extra functions whose source is part of the code version (functions
         of the step's own module that it calls are found automatically).
+    reads: the bar fields the step reads (of open, high, low, close, volume;
+        default all). Only those are loaded; the others reach the step as zeros.
     """
 
     def wrap(f: Callable[..., Any]) -> Strategy:
@@ -521,6 +537,7 @@ def strategy(
             warmup=warmup,
             check=check,
             depends=tuple(depends),
+            reads=reads,
         )
 
     return wrap(fn) if fn is not None else wrap

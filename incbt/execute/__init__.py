@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,10 +35,17 @@ from incbt.results.metrics import ACC_WIDTH, fold, initial_acc
 from incbt.store import BarArrays, read_days
 
 DAILY_FIELDS = ("equity", "pnl", "pos", "fees", "fills", "turnover")
+_FIELDS = ("open", "high", "low", "close", "volume")
 
 
 class BarSource(Protocol):
-    def load(self, instrument: str, first_day: int, last_day: int) -> BarArrays: ...
+    def load(
+        self,
+        instrument: str,
+        first_day: int,
+        last_day: int,
+        fields: Sequence[str] | None = None,
+    ) -> BarArrays: ...
 
 
 class DirectBars:
@@ -66,9 +74,15 @@ class DirectBars:
         src.paths = paths
         return src
 
-    def load(self, instrument: str, first_day: int, last_day: int) -> BarArrays:
+    def load(
+        self,
+        instrument: str,
+        first_day: int,
+        last_day: int,
+        fields: Sequence[str] | None = None,
+    ) -> BarArrays:
         es = [e for e in self.entries.get(instrument, []) if first_day <= e.day <= last_day]
-        return read_days(self.root, instrument, es, self.paths)
+        return read_days(self.root, instrument, es, self.paths, fields)
 
 
 class SqlBars:
@@ -77,11 +91,18 @@ class SqlBars:
     def __init__(self, store: object) -> None:
         self.ctx = store.session(only_for="bars")  # type: ignore[attr-defined]
 
-    def load(self, instrument: str, first_day: int, last_day: int) -> BarArrays:
+    def load(
+        self,
+        instrument: str,
+        first_day: int,
+        last_day: int,
+        fields: Sequence[str] | None = None,
+    ) -> BarArrays:
         import pyarrow as pa
 
+        want = [f for f in _FIELDS if fields is None or f in fields]
         t = self.ctx.sql(
-            "SELECT ts, open, high, low, close, volume, CAST(date AS INT) AS day FROM bars "
+            f"SELECT ts, {', '.join(want)}, CAST(date AS INT) AS day FROM bars "
             "WHERE instrument = $i AND date BETWEEN CAST($a AS DATE) AND CAST($b AS DATE) "
             "ORDER BY ts",
             param_values={
@@ -100,7 +121,7 @@ class SqlBars:
             if len(day)
             else np.empty(0, np.int64)
         )
-        o, h, lo, c, v = (cols[k].to_numpy() for k in ("open", "high", "low", "close", "volume"))
+        o, h, lo, c, v = (cols[k].to_numpy() if k in cols else np.zeros(len(ts)) for k in _FIELDS)
         return BarArrays(instrument, ts, o, h, lo, c, v, days.astype(np.int32), ends)
 
 
@@ -153,7 +174,9 @@ def run_task(task: SegmentTask, bars: BarSource, resume: np.ndarray | None) -> T
     n_runs = len(task.run_ids)
     width = state_width(strat)
     states = fresh_states(strat, n_runs) if resume is None else np.asarray(resume, np.float64)
-    b = bars.load(task.instrument, task.history_day, task.last_day)
+    # the engine needs open (fills) and close (marks); the strategy declares the rest
+    fields = sorted({"open", "close", *strat.reads})
+    b = bars.load(task.instrument, task.history_day, task.last_day, fields)
     start = int(np.searchsorted(b.days, task.first_day))
     start_bar = int(b.day_ends[start - 1]) if start > 0 else 0
     days = b.days[start:]
