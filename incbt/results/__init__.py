@@ -137,38 +137,40 @@ def build_tables(
             names.append(s)
         return ids[s]
 
+    # one block per task (its runs x days at once), not one per (run, instrument)
     for r in results:
         t = r.task
         inst = code(t.instrument)
-        for k, rid in enumerate(t.run_ids):
-            if (rid, t.instrument) in failed:
-                continue
-            n = len(r.days)
+        run_codes = np.array([code(rid) for rid in t.run_ids], dtype=np.int64)
+        ok = np.array([(rid, t.instrument) not in failed for rid in t.run_ids], dtype=bool)
+        n = len(r.days)
+        if ok.any() and n:
+            keep = np.flatnonzero(ok)
             d_parts.append(
                 {
-                    "run": np.full(n, code(rid)),
-                    "inst": np.full(n, inst),
-                    "date": r.days,
+                    "run": np.repeat(run_codes[keep], n),
+                    "inst": np.full(len(keep) * n, inst),
+                    "date": np.tile(r.days, len(keep)),
                     **{
-                        f: r.daily[f][k]
+                        f: r.daily[f][keep].ravel()
                         for f in ("equity", "pnl", "pos", "fees", "fills", "turnover")
                     },
                 }
             )
-            sel = r.fill_run == k
-            m = int(sel.sum())
-            if m:
-                f_parts.append(
-                    {
-                        "run": np.full(m, code(rid)),
-                        "inst": np.full(m, inst),
-                        "ts": r.fill_ts[sel],
-                        "date": r.fill_day[sel],
-                        "qty": r.fill_qty[sel],
-                        "price": r.fill_price[sel],
-                        "fee": r.fill_fee[sel],
-                    }
-                )
+        sel = ok[r.fill_run] if len(r.fill_run) else np.zeros(0, dtype=bool)
+        m = int(sel.sum())
+        if m:
+            f_parts.append(
+                {
+                    "run": run_codes[r.fill_run[sel]],
+                    "inst": np.full(m, inst),
+                    "ts": r.fill_ts[sel],
+                    "date": r.fill_day[sel],
+                    "qty": r.fill_qty[sel],
+                    "price": r.fill_price[sel],
+                    "fee": r.fill_fee[sel],
+                }
+            )
 
     def cat(parts: list[dict[str, np.ndarray]], key: str, dtype: Any) -> np.ndarray:
         return (
