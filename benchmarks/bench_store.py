@@ -110,9 +110,10 @@ def bench_range(store_dir, year_days: tuple[str, str], repeats: int) -> dict[str
     def full_scan() -> None:
         t = ds.dataset(paths, format="parquet").to_table(
             columns=["instrument", "ts", "date", "open", "high", "low", "close", "volume"])
+        lo = pa.scalar(np.datetime64(first, "D").astype(object), pa.date32())
+        hi = pa.scalar(np.datetime64(last, "D").astype(object), pa.date32())
         mask = pc.and_(pc.equal(t["instrument"], inst), pc.and_(
-            pc.greater_equal(t["date"], pa.scalar(np.datetime64(first, "D").astype(object), pa.date32())),
-            pc.less_equal(t["date"], pa.scalar(np.datetime64(last, "D").astype(object), pa.date32()))))
+            pc.greater_equal(t["date"], lo), pc.less_equal(t["date"], hi)))
         assert t.filter(mask).num_rows == n_rows
 
     full_scan()  # warm the page cache for everyone alike
