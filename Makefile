@@ -8,15 +8,18 @@ export RAY_AUTH_MODE ?= disabled
 
 .PHONY: venv demo test bench lint lock clean
 
-$(STAMP): requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+.venv/bin/python:
+	$(PY) -m venv .venv
+
+$(STAMP): requirements.lock pyproject.toml .venv/bin/python
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
 
-# The main job on the embedded default store ./store: generate, ingest, correct, query.
+# The main job on the embedded default store ./store: generate, ingest, correct a day,
+# backtest a grid, absorb a new day, and show SQL answers and the event log.
 demo: $(STAMP)
 	@bash scripts/demo.sh
 
