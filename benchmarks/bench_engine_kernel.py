@@ -9,12 +9,15 @@ fill records and no strategy API. Run: python benchmarks/bench_engine_kernel.py
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba-cache")
 
 import numpy as np  # noqa: E402
-from numba import njit  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peers.bare_numba import sma_cross_bare as bare_sma_cross  # noqa: E402
 
 from incbt.engine import (  # noqa: E402
     exec_params_from_dict,
@@ -25,50 +28,6 @@ from incbt.engine import (  # noqa: E402
 )
 
 DAYS, PER_DAY = 252, 390
-
-
-@njit(cache=True, nogil=True)
-def bare_sma_cross(fast, slow, notional, fee_bps, slip_bps, o, c, day_ends, equity):
-    sf = 0.0
-    ss = 0.0
-    sig = 0.0
-    pos = 0.0
-    cash = 0.0
-    pend = False
-    tgt = 0.0
-    up = 1.0 + slip_bps / 1e4
-    down = 1.0 - slip_bps / 1e4
-    d = 0
-    de = day_ends[0]
-    for i in range(c.shape[0]):
-        if pend:
-            q = tgt - pos
-            px = o[i] * up if q > 0.0 else o[i] * down
-            cash -= q * px + abs(q * px) * fee_bps / 1e4
-            pos = tgt
-            pend = False
-        x = c[i]
-        sf += x
-        if i >= fast:  # i closes seen before this one
-            sf -= c[i - fast]
-        ss += x
-        if i >= slow:
-            ss -= c[i - slow]
-        s = 0.0
-        if i + 1 >= slow:
-            a = sf / fast
-            b = ss / slow
-            s = 1.0 if a > b else (-1.0 if a < b else 0.0)
-        if s != sig:
-            sig = s
-            tgt = s * notional / x
-            pend = True
-        if i + 1 == de:
-            equity[d] = cash + pos * x
-            d += 1
-            if d < day_ends.shape[0]:
-                de = day_ends[d]
-    return cash
 
 
 def best_of(fn, reps: int = 30) -> float:

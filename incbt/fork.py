@@ -135,8 +135,9 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
     strat = resolve_strategy(fork.strategy, fork.source)
     sw = state_width(strat)
     new_row = params_from_dict(strat, fork.params)
-    base_row = params_from_dict(strat, store.run(base_id).record.params)
-    base_exec = tuple(store.run(base_id).record.exec_params[n] for n in EXEC_NAMES)
+    base = store.run(base_id).record
+    base_row = params_from_dict(strat, base.params)
+    base_exec = tuple(base.exec_params[n] for n in EXEC_NAMES)
     d = store.sql(
         "SELECT instrument, date, equity, pnl, pos, fees, fills, turnover FROM daily "
         "WHERE run_id = $r AND date < CAST($d AS DATE) ORDER BY instrument, date",
@@ -159,7 +160,9 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
                 f"the base run {base_id} has no results for {inst} through "
                 f"{day_to_iso(last)}; bring it up to date first (incbt update)"
             )
-        state = _base_state(store, base_id, strat, base_row, base_exec, inst, last, start, source)
+        state = _base_state(
+            store, base_id, base.source, strat, base_row, base_exec, inst, last, start, source
+        )
         # strategy slots for the new parameters, from the warm-up bars before D
         with cat.env.read() as txn:
             first = history_start(cat, txn, inst, last, strat.warmup(new_row), start)
@@ -336,6 +339,7 @@ def _split(t: Any) -> dict[str, dict[str, np.ndarray]]:
 def _base_state(
     store: Any,
     base_id: str,
+    base_source: str,
     strat: Any,
     base_row: np.ndarray,
     base_exec: tuple[float, ...],
@@ -360,7 +364,7 @@ def _base_state(
     h_first = after[0].day if h is None else h
     task = SegmentTask(
         strat.name,
-        "builtin",
+        base_source,
         inst,
         (base_id,),
         (tuple(base_row.tolist()),),
@@ -372,7 +376,6 @@ def _base_state(
         len(after),
         sum(e.rows for e in after),
     )
-    task = dataclasses.replace(task, source=_source_of(store, base_id))
     r = run_task(task, source, None if snap is None else snap[1][None, :])
     return r.states[0, -1]
 
@@ -389,10 +392,6 @@ def history_start(cat: Any, txn: Any, inst: str, through: int, need: int, start:
         if got >= need:
             break
     return first
-
-
-def _source_of(store: Any, run_id: str) -> str:
-    return store.run(run_id).record.source
 
 
 __all__ = ["fresh_results", "history_start", "materialize", "needs_materializing", "register_fork"]

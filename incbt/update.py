@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from incbt.bars.ingest import IngestSummary
-from incbt.bars.schema import day_to_iso, iso_to_day
+from incbt.bars.schema import day_to_iso
 from incbt.catalog import runs as rc
 from incbt.errors import StrategyError, UsageError
 from incbt.execute import resolve_strategy
@@ -316,7 +316,6 @@ __all__ = [
     "StaleRow",
     "UpdateResult",
     "VerifyReport",
-    "iso_to_day",
     "status",
     "update",
     "verify",
