@@ -392,8 +392,8 @@ def commit(
     daily, fills = build_tables(results, batch, failed)
     dpath, fpath = batch_paths(batch)
     cat.env.write(lambda txn: cat.set_pending(txn, [dpath, fpath]))
-    write_durable(root, dpath, daily)
-    write_durable(root, fpath, fills)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # Parquet encoding releases the GIL
+        list(pool.map(lambda a: write_durable(root, *a), [(fpath, fills), (dpath, daily)]))
     summary.batch = batch
     summary.daily_rows = daily.num_rows
     summary.fills = fills.num_rows

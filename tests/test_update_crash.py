@@ -76,7 +76,7 @@ RUN_IDS = "SELECT run_id FROM runs ORDER BY run_id"
 # warm up ("1": recompute the store's runs in memory first, "" no), then the update's
 # paths or the backtest as JSON.
 CHILD = r"""
-import json, os, signal, sys, time
+import json, os, signal, sys, threading, time
 import incbt
 
 mode, store, point, warm, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
@@ -98,15 +98,22 @@ def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 def after(mod, name, nth=1, before=False):
+    # counts calls started (before=True) or finished: result files are written on threads
     real = getattr(mod, name)
     calls = [0]
+    lock = threading.Lock()
     def hooked(*a, **k):
-        calls[0] += 1
-        if before and calls[0] == nth:
-            die()
+        if before:
+            with lock:
+                calls[0] += 1
+                if calls[0] == nth:
+                    die()
         out = real(*a, **k)
-        if not before and calls[0] == nth:
-            die()
+        if not before:
+            with lock:
+                calls[0] += 1
+                if calls[0] == nth:
+                    die()
         return out
     setattr(mod, name, hooked)
 

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from incbt.bars.layout import fsync_dir
@@ -61,6 +60,18 @@ FILLS_SCHEMA = pa.schema(
         ("batch", pa.int64()),
     ]
 )
+
+
+def _dictionary_strings(schema: pa.Schema) -> pa.Schema:
+    """The schema a batch file is built with: run_id and instrument dictionary-encoded."""
+    d = pa.dictionary(pa.int32(), pa.string())
+    return pa.schema(
+        [pa.field(f.name, d) if f.name in ("run_id", "instrument") else f for f in schema]
+    )
+
+
+DAILY_WRITE_SCHEMA = _dictionary_strings(DAILY_SCHEMA)
+FILLS_WRITE_SCHEMA = _dictionary_strings(FILLS_SCHEMA)
 PORTFOLIO = ""  # the instrument name under which a run's portfolio state is kept
 
 
@@ -117,100 +128,99 @@ class CommitSummary:
     errors: list[str] = field(default_factory=list)
 
 
-def _str_col(values: list[str], index: np.ndarray) -> pa.Array:
-    """Strings by index, gathered in Arrow (no Python object per row)."""
-    return pc.take(pa.array(values, type=pa.string()), pa.array(index, type=pa.int64()))
-
-
 def build_tables(
     results: Iterable[Any], batch: int, failed: set[tuple[str, str]]
 ) -> tuple[pa.Table, pa.Table]:
-    """The batch's daily and fills tables, rows sorted by (run, instrument, time)."""
-    d_parts: list[dict[str, np.ndarray]] = []
-    f_parts: list[dict[str, np.ndarray]] = []
-    names: list[str] = []
-    ids: dict[str, int] = {}
+    """The batch's daily and fills tables, rows sorted by (run, instrument, time).
 
-    def code(s: str) -> int:
-        if s not in ids:
-            ids[s] = len(names)
-            names.append(s)
-        return ids[s]
-
-    # one block per task (its runs x days at once), not one per (run, instrument)
-    for r in results:
+    No row-level sort: a task's rows are already run-major and in time order within
+    a run, so the file's order is a sort of (run, instrument, first time) *slices*,
+    and every column is one concatenation of slices (one copy, in reused-size
+    blocks). ``run_id`` and ``instrument`` are dictionary-encoded (indices into the
+    sorted names): Parquet writes them as its own dictionary pages, with no string
+    per row built in between.
+    """
+    results = list(results)
+    run_names = sorted({rid for r in results for rid in r.task.run_ids})
+    inst_names = sorted({r.task.instrument for r in results})
+    rpos = {n: i for i, n in enumerate(run_names)}
+    ipos = {n: i for i, n in enumerate(inst_names)}
+    d_sl: list[tuple[int, int, int, int, int]] = []  # run, inst, first day, result, set
+    f_sl: list[tuple[int, int, int, int, int, int]] = []  # run, inst, first ts, result, lo, hi
+    fill_order: dict[int, np.ndarray] = {}
+    for j, r in enumerate(results):
         t = r.task
-        inst = code(t.instrument)
-        run_codes = np.array([code(rid) for rid in t.run_ids], dtype=np.int64)
-        ok = np.array([(rid, t.instrument) not in failed for rid in t.run_ids], dtype=bool)
-        n = len(r.days)
-        if ok.any() and n:
-            keep = np.flatnonzero(ok)
-            d_parts.append(
-                {
-                    "run": np.repeat(run_codes[keep], n),
-                    "inst": np.full(len(keep) * n, inst),
-                    "date": np.tile(r.days, len(keep)),
-                    **{
-                        f: r.daily[f][keep].ravel()
-                        for f in ("equity", "pnl", "pos", "fees", "fills", "turnover")
-                    },
-                }
-            )
-        sel = ok[r.fill_run] if len(r.fill_run) else np.zeros(0, dtype=bool)
-        m = int(sel.sum())
-        if m:
-            f_parts.append(
-                {
-                    "run": run_codes[r.fill_run[sel]],
-                    "inst": np.full(m, inst),
-                    "ts": r.fill_ts[sel],
-                    "date": r.fill_day[sel],
-                    "qty": r.fill_qty[sel],
-                    "price": r.fill_price[sel],
-                    "fee": r.fill_fee[sel],
-                }
-            )
+        inst = ipos[t.instrument]
+        fr = r.fill_run
+        if len(fr) > 1 and bool((fr[1:] < fr[:-1]).any()):  # the kernel emits set order
+            fill_order[j] = np.argsort(fr, kind="stable")
+            fr = fr[fill_order[j]]
+        bounds = np.searchsorted(fr, np.arange(len(t.run_ids) + 1)).tolist()
+        fts = r.fill_ts if j not in fill_order else r.fill_ts[fill_order[j]]
+        for k, rid in enumerate(t.run_ids):
+            if (rid, t.instrument) in failed:
+                continue
+            if len(r.days):
+                d_sl.append((rpos[rid], inst, int(r.days[0]), j, k))
+            lo, hi = bounds[k], bounds[k + 1]
+            if hi > lo:
+                f_sl.append((rpos[rid], inst, int(fts[lo]), j, lo, hi))
+    d_sl.sort()
+    f_sl.sort()
 
-    def cat(parts: list[dict[str, np.ndarray]], key: str, dtype: Any) -> np.ndarray:
-        return (
-            np.concatenate([p[key] for p in parts]).astype(dtype, copy=False)
-            if parts
-            else np.empty(0, dtype)
+    def dict_col(codes: list[int], lengths: list[int], names: list[str]) -> pa.Array:
+        idx = np.repeat(np.asarray(codes, dtype=np.int32), np.asarray(lengths, dtype=np.int64))
+        return pa.DictionaryArray.from_arrays(
+            pa.array(idx, pa.int32()), pa.array(names, pa.string())
         )
 
-    order_names = np.argsort(np.asarray(names, dtype=object)) if names else np.empty(0, int)
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[order_names] = np.arange(len(names))
+    def joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
 
-    run_c, inst_c = cat(d_parts, "run", np.int64), cat(d_parts, "inst", np.int64)
-    date = cat(d_parts, "date", np.int32)
-    o = np.lexsort((date, rank[inst_c], rank[run_c])) if len(date) else np.empty(0, int)
+    d_len = [len(results[j].days) for _, _, _, j, _ in d_sl]
     daily = pa.table(
         [
-            _str_col(names, run_c[o]),
-            _str_col(names, inst_c[o]),
-            pa.array(date[o], pa.date32()),
-            *(pa.array(cat(d_parts, f, np.float64)[o]) for f in ("equity", "pnl", "pos", "fees")),
-            pa.array(cat(d_parts, "fills", np.int64)[o]),
-            pa.array(cat(d_parts, "turnover", np.float64)[o]),
-            pa.array(np.full(len(o), batch, dtype=np.int64)),
+            dict_col([s[0] for s in d_sl], d_len, run_names),
+            dict_col([s[1] for s in d_sl], d_len, inst_names),
+            pa.array(joined([results[j].days for _, _, _, j, _ in d_sl], np.int32), pa.date32()),
+            *(
+                pa.array(joined([results[j].daily[f][k] for _, _, _, j, k in d_sl], dt))
+                for f, dt in (
+                    ("equity", np.float64),
+                    ("pnl", np.float64),
+                    ("pos", np.float64),
+                    ("fees", np.float64),
+                    ("fills", np.int64),
+                    ("turnover", np.float64),
+                )
+            ),
+            pa.array(np.full(sum(d_len), batch, dtype=np.int64)),
         ],
-        schema=DAILY_SCHEMA,
+        schema=DAILY_WRITE_SCHEMA,
     )
-    frun, finst = cat(f_parts, "run", np.int64), cat(f_parts, "inst", np.int64)
-    fts = cat(f_parts, "ts", np.int64)
-    o = np.lexsort((fts, rank[finst], rank[frun])) if len(fts) else np.empty(0, int)
+
+    def fcol(name: str, dtype: Any) -> np.ndarray:
+        parts = []
+        for _, _, _, j, lo, hi in f_sl:
+            a = getattr(results[j], name)
+            if j in fill_order:
+                a = a[fill_order[j]]  # rare: only when a kernel did not emit set order
+            parts.append(a[lo:hi])
+        return joined(parts, dtype)
+
+    f_len = [hi - lo for *_, lo, hi in f_sl]
     fills = pa.table(
         [
-            _str_col(names, frun[o]),
-            _str_col(names, finst[o]),
-            pa.array(fts[o], pa.timestamp("ns", tz="UTC")),
-            pa.array(cat(f_parts, "date", np.int32)[o], pa.date32()),
-            *(pa.array(cat(f_parts, f, np.float64)[o]) for f in ("qty", "price", "fee")),
-            pa.array(np.full(len(o), batch, dtype=np.int64)),
+            dict_col([s[0] for s in f_sl], f_len, run_names),
+            dict_col([s[1] for s in f_sl], f_len, inst_names),
+            pa.array(fcol("fill_ts", np.int64), pa.timestamp("ns", tz="UTC")),
+            pa.array(fcol("fill_day", np.int32), pa.date32()),
+            pa.array(fcol("fill_qty", np.float64)),
+            pa.array(fcol("fill_price", np.float64)),
+            pa.array(fcol("fill_fee", np.float64)),
+            pa.array(np.full(sum(f_len), batch, dtype=np.int64)),
         ],
-        schema=FILLS_SCHEMA,
+        schema=FILLS_WRITE_SCHEMA,
     )
     return daily, fills
 
@@ -218,7 +228,7 @@ def build_tables(
 def write_durable(root: str, rel: str, table: pa.Table) -> None:
     final = os.path.join(root, rel)
     os.makedirs(os.path.dirname(final), exist_ok=True)
-    tmp = os.path.join(root, "tmp", os.path.basename(rel) + ".tmp")
+    tmp = os.path.join(root, "tmp", rel.replace(os.sep, "-") + ".tmp")
     os.makedirs(os.path.dirname(tmp), exist_ok=True)
     pq.write_table(
         table,
@@ -226,6 +236,7 @@ def write_durable(root: str, rel: str, table: pa.Table) -> None:
         compression="zstd",
         row_group_size=1 << 17,
         use_dictionary=["run_id", "instrument", "date", "batch"],
+        store_schema=False,  # plain strings for every reader, whatever the in-memory encoding
     )
     fd = os.open(tmp, os.O_RDONLY)
     try:
