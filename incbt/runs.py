@@ -212,6 +212,7 @@ def plan_runs(
     cat = store.catalog
     known = sorted(set(store.instruments()) | {h[0] for h in hypothetical})
     specs = []
+    latest: dict[tuple[str, str], tuple[int, np.ndarray]] = {}
     valid: dict[tuple[str, str], int | None] = {}
     days: dict[str, InstrumentDays] = {}
     lo: dict[str, tuple[int, int]] = {}  # instrument -> (first day to plan, warm-up bars)
@@ -247,6 +248,8 @@ def plan_runs(
             specs.append(spec)
             for inst in insts:
                 snap = None if from_scratch else rc.latest_snapshot(cat, txn, rec.run_id, inst)
+                if snap is not None:
+                    latest[(rec.run_id, inst)] = snap
                 through = None if snap is None else snap[0]
                 seq0 = seqs.get((rec.run_id, inst))
                 if through is not None and seq0 is not None:
@@ -279,12 +282,23 @@ def plan_runs(
             rows_of = {e.day: e.rows for e in entries} | extra.get(inst, {})
             ds = sorted(rows_of)
             days[inst] = InstrumentDays(tuple(ds), tuple(rows_of[d] for d in ds))
-    return plan(specs, days, valid)
+    out = plan(specs, days, valid)
+    out.latest = latest
+    return out
 
 
-def resume_states(store: Any, tasks: Sequence[SegmentTask]) -> list[np.ndarray | None]:
-    """The snapshot each task's runs resume from (read by the driver, sent with the task)."""
+def resume_states(
+    store: Any,
+    tasks: Sequence[SegmentTask],
+    known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
+) -> list[np.ndarray | None]:
+    """The snapshot each task's runs resume from (read by the driver, sent with the task).
+
+    ``known``: snapshots already read (the plan's ``latest``), used where their day
+    is the resume day.
+    """
     cat = store.catalog
+    known = known or {}
     out: list[np.ndarray | None] = []
     with cat.env.read() as txn:
         for t in tasks:
@@ -293,7 +307,9 @@ def resume_states(store: Any, tasks: Sequence[SegmentTask]) -> list[np.ndarray |
                 continue
             states = []
             for rid in t.run_ids:
-                snap = rc.latest_snapshot(cat, txn, rid, t.instrument, t.resume_day + 1)
+                snap = known.get((rid, t.instrument))
+                if snap is None or snap[0] != t.resume_day:
+                    snap = rc.latest_snapshot(cat, txn, rid, t.instrument, t.resume_day + 1)
                 if snap is None or snap[0] != t.resume_day:
                     raise CatalogError(
                         f"run {rid}, {t.instrument}: the snapshot of "
@@ -329,10 +345,11 @@ class LocalExecutor:
         tasks: Sequence[SegmentTask],
         keep: int,
         progress_advance: Callable[[int], None],
+        known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
     ) -> Iterator[TaskResult]:
         """Results in task order, whatever order they finish in."""
         source = bar_source(store, tasks)
-        resumes = resume_states(store, tasks)
+        resumes = resume_states(store, tasks, known)
 
         def one(args: tuple) -> TaskResult:
             t, resume = args
@@ -371,9 +388,14 @@ def commit(
     kind: str = "backtest",
     replaced: Sequence[tuple[str, str]] = (),
     portfolio: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
+    latest: Mapping[tuple[str, str], tuple[int, Any]] | None = None,
 ) -> CommitSummary:
     """Write the batch's result files, then one transaction: runs, segments, snapshots,
-    metrics, event. Call under the store's write lock."""
+    metrics, event. Call under the store's write lock.
+
+    ``latest``: the plan's latest snapshot per pair (a pair absent had none); where
+    given, snapshots after a resume point are deleted only if there are any.
+    """
     from incbt.bars.ingest import recover
 
     cat = store.catalog
@@ -436,24 +458,26 @@ def commit(
             )
             drop = fallen_out(before, r.days, keep)
             final = finalize(r.states[:, -1, sw:]) if len(r.days) else None  # one call a task
-            for k, rid in enumerate(t.run_ids):
-                if (rid, t.instrument) in failed:
-                    continue
-                rc.delete_snapshots_from(cat, txn, rid, t.instrument, t.first_day)
-                assert r.snap_days is not None
-                rc.put_snapshots(cat, txn, rid, t.instrument, r.snap_days, r.states[k])
-                rc.delete_snapshots(cat, txn, rid, t.instrument, drop)
-                rc.put_segment(
+            ok = [k for k, rid in enumerate(t.run_ids) if (rid, t.instrument) not in failed]
+            for k in ok:
+                prev = None if latest is None else latest.get((t.run_ids[k], t.instrument))
+                if latest is None or (prev is not None and prev[0] >= t.first_day):
+                    rc.delete_snapshots_from(cat, txn, t.run_ids[k], t.instrument, t.first_day)
+            if ok:
+                assert r.snap_days is not None and final is not None
+                every = len(ok) == len(t.run_ids)
+                rc.put_task(
                     cat,
                     txn,
-                    rc.Segment(
-                        rid, t.instrument, batch, t.first_day, t.last_day, len(r.days), seq_now
-                    ),
+                    t.instrument,
+                    [t.run_ids[k] for k in ok],
+                    r.snap_days,
+                    r.states if every else r.states[ok],
+                    drop,
+                    (batch, t.first_day, t.last_day, len(r.days), seq_now),
+                    final if every else final[ok],
                 )
-                rc.put_pair_seq(cat, txn, rid, t.instrument, seq_now)
-                assert final is not None
-                rc.put_metrics(cat, txn, rid, t.instrument, final[k])
-                summary.segments += 1
+            summary.segments += len(ok)
             summary.days += len(r.days) * len(t.run_ids)
         # runs computed here whose portfolio waits for a later commit: remember from which
         # day it changed, so that commit (even after a crash) refolds from there
@@ -473,11 +497,10 @@ def commit(
             if dirty is not None:
                 first_of_run[rid] = min(first_of_run[rid], dirty)
                 rc.set_portfolio_dirty(cat, txn, rid, None)
-            capital = float(run_rec.exec_params["notional"]) * max(
-                1, len(instruments_of(run_rec, known))
-            )
+            run_insts = instruments_of(run_rec, known)
+            capital = float(run_rec.exec_params["notional"]) * max(1, len(run_insts))
             pf_from, days, acc = portfolio_update(
-                root, cat, txn, rid, capital, first_of_run[rid], fresh
+                root, cat, txn, rid, capital, first_of_run[rid], fresh, run_insts
             )
             kept = rc.snapshot_days(cat, txn, rid, PORTFOLIO)
             before = [d for d in kept if d < pf_from][-keep:]
@@ -676,6 +699,7 @@ def _phase(
             kind,
             now,
             portfolio={rid: gathered.pop(rid) for rid in sorted(done)},
+            latest=p.latest,
         )
         runs_bar.advance(len(done))
         report.commit = c
@@ -685,7 +709,7 @@ def _phase(
         new, pending = [], []
 
     work = 0
-    for r in ex.map(store, p.tasks, keep, bar.advance):
+    for r in ex.map(store, p.tasks, keep, bar.advance, p.latest):
         pending.append(r)
         work += r.task.work
         for k, rid in enumerate(r.task.run_ids):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -138,6 +138,59 @@ def put_snapshots(
     base = ri_key(run_id, instrument)
     for d, row in zip(days.tolist(), states, strict=True):
         txn.put(base + struct.pack(">I", d + DAY_OFFSET), row.astype(np.float64).tobytes(), db=db)
+
+
+def put_task(
+    cat: Catalog,
+    txn: lmdb.Transaction,
+    instrument: str,
+    run_ids: Sequence[str],
+    snap_days: np.ndarray,
+    states: np.ndarray,
+    drop: Sequence[int],
+    segment: tuple[int, int, int, int, int],
+    metrics: np.ndarray,
+) -> None:
+    """What a task computed for its runs on one instrument, with a few C-level calls.
+
+    ``states``: (runs, len(snap_days), width) snapshots; ``drop``: snapshot days
+    each pair no longer keeps; ``segment``: (batch, first day, last day, rows, seq);
+    ``metrics``: (runs, metrics width). Equivalent to :func:`put_snapshots`,
+    :func:`delete_snapshots`, :func:`put_segment`, :func:`put_pair_seq` and
+    :func:`put_metrics` per run.
+    """
+    inst = instrument.encode()
+    bases = [bytes.fromhex(r) + inst + b"\0" for r in run_ids]
+    sfx = [struct.pack(">I", int(d) + DAY_OFFSET) for d in snap_days.tolist()]
+    st = np.ascontiguousarray(states, dtype=np.float64)
+    row = st.shape[2] * 8 if st.ndim == 3 else 0
+    blob = memoryview(st.tobytes())
+    n = len(sfx)
+    with txn.cursor(_db(cat, "snapshots")) as cur:
+        cur.putmulti(
+            [
+                (b + x, blob[(k * n + j) * row : (k * n + j + 1) * row])
+                for k, b in enumerate(bases)
+                for j, x in enumerate(sfx)
+            ]
+        )
+    if drop:
+        db = _db(cat, "snapshots")
+        gone = [struct.pack(">I", d + DAY_OFFSET) for d in drop]
+        for b in bases:
+            for x in gone:
+                txn.delete(b + x, db=db)
+    batch, first, last, rows, seq = segment
+    seg_sfx = struct.pack(">Q", batch)
+    seg_val = _SEG.pack(first, last, rows, seq)
+    with txn.cursor(_db(cat, "segments")) as cur:
+        cur.putmulti([(b + seg_sfx, seg_val) for b in bases])
+    seq_val = struct.pack(">Q", seq)
+    with txn.cursor(_db(cat, "pairs")) as cur:
+        cur.putmulti([(b, seq_val) for b in bases])
+    m = np.ascontiguousarray(metrics, dtype=np.float64)
+    with txn.cursor(_db(cat, "metrics")) as cur:
+        cur.putmulti([(b[:-1], m[k].tobytes()) for k, b in enumerate(bases)])
 
 
 def delete_snapshots(

@@ -18,7 +18,7 @@ import atexit
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -177,13 +177,14 @@ class RayExecutor:
         tasks: Sequence[SegmentTask],
         keep: int,
         progress_advance: Callable[[int], None],
+        known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
     ) -> Iterator[TaskResult]:
         from incbt.runs import bar_source, resume_states
 
         ray = ensure_ray(self.workers, self.address)
         warm_kernels(tasks)
         source = bar_source(store, tasks)
-        resumes = resume_states(store, tasks)
+        resumes = resume_states(store, tasks, known)
         fn = _remote_fn(ray, self.retries)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         window = self.window or max(4, 4 * cpus)  # bounded: results wait in memory

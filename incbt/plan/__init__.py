@@ -20,6 +20,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class InstrumentDays:
 @dataclass
 class Plan:
     tasks: list[SegmentTask] = field(default_factory=list)
+    # each (run, instrument)'s latest stored snapshot (day, state) as the caller read it
+    # while planning: spares the executor a second read of the states it resumes from,
+    # and the commit a search for snapshots after a resume point that has none
+    latest: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=dict)
 
     @property
     def bars(self) -> int:
@@ -177,4 +182,4 @@ def split_tasks(p: Plan, target_work: int) -> Plan:
                     t.history_bars,
                 )
             )
-    return Plan(out)
+    return Plan(out, p.latest)

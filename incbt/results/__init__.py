@@ -352,6 +352,7 @@ def portfolio_update(
     capital: float,
     first_recomputed: int,
     fresh: dict[str, tuple[np.ndarray, np.ndarray]],
+    instruments: Iterable[str] | None = None,
 ) -> tuple[int, np.ndarray, np.ndarray]:
     """Recompute a run's portfolio accumulators after a batch recomputed instruments.
 
@@ -360,6 +361,8 @@ def portfolio_update(
     that snapshot: this batch's rows (``fresh``: instrument -> (days, pnl)) and the
     stored rows this batch did not recompute; from the start when the capital
     (notional x instruments) differs from the one the snapshot was folded with.
+    ``instruments``: the run's instruments, if known: when this batch recomputed
+    each of them from ``from_day`` or earlier, no stored row is read.
     Returns (first day folded, days, accumulators + capital per day).
     """
     snap = rc.latest_snapshot(cat, txn, run_id, PORTFOLIO, first_recomputed)
@@ -369,7 +372,10 @@ def portfolio_update(
     acc0 = initial_acc(1) if snap is None else snap[1][None, :ACC_WIDTH]
     # stored rows are needed only where this batch did not recompute from from_day
     cut = {i: int(d[0]) for i, (d, _) in fresh.items() if len(d)}
-    stored = read_valid_daily(root, cat, txn, run_id, from_day, cut)
+    covered = instruments is not None and all(
+        cut.get(i, 2**31) <= from_day for i in instruments
+    )  # the usual new day: every instrument recomputed from the day after the snapshot
+    stored = {} if covered else read_valid_daily(root, cat, txn, run_id, from_day, cut)
     per = []
     for inst in sorted(set(stored) | set(fresh)):
         parts = [stored[inst]] if inst in stored else []
