@@ -38,14 +38,12 @@ from incbt.plan import InstrumentDays, Plan, RunSpec, SegmentTask, plan, split_t
 from incbt.progress import NULL, Reporter
 from incbt.results import (
     PORTFOLIO,
+    BatchFiles,
     CommitSummary,
-    batch_paths,
-    build_tables,
     fallen_out,
     finalize,
     portfolio_update,
     retained,
-    write_durable,
 )
 from incbt.results.metrics import METRICS
 
@@ -380,6 +378,25 @@ def execute(
     return out
 
 
+def open_batch(store: Any) -> BatchFiles:
+    """The next batch's files, after cleaning up what a crashed writer left."""
+    from incbt.bars.ingest import recover
+
+    recover(store.path, store.catalog)
+    with store.catalog.env.read() as txn:
+        batch = rc.next_batch(store.catalog, txn)
+    return BatchFiles(store.path, store.catalog, batch)
+
+
+def _slim(r: TaskResult) -> TaskResult:
+    """Drop what a result's batch files now hold; keep what the transaction needs."""
+    e = np.empty(0)
+    r.daily = {"pnl": r.daily["pnl"]}
+    r.fill_run = r.fill_ts = r.fill_day = e.astype(np.int64)
+    r.fill_qty = r.fill_price = r.fill_fee = e
+    return r
+
+
 def commit(
     store: Any,
     results: Sequence[TaskResult],
@@ -389,15 +406,16 @@ def commit(
     replaced: Sequence[tuple[str, str]] = (),
     portfolio: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
     latest: Mapping[tuple[str, str], tuple[int, Any]] | None = None,
+    files: BatchFiles | None = None,
 ) -> CommitSummary:
     """Write the batch's result files, then one transaction: runs, segments, snapshots,
     metrics, event. Call under the store's write lock.
 
     ``latest``: the plan's latest snapshot per pair (a pair absent had none); where
     given, snapshots after a resume point are deleted only if there are any.
+    ``files``: the batch's files, to which every result was already added as it
+    arrived (:func:`open_batch`); without it they are written here.
     """
-    from incbt.bars.ingest import recover
-
     cat = store.catalog
     root = store.path
     keep = int(store.settings["snapshot_keep_days"])
@@ -408,17 +426,16 @@ def commit(
             if err:
                 failed.add((r.task.run_ids[k], r.task.instrument))
                 summary.errors.append(f"{r.task.instrument}: {err}")
-    recover(root, cat)
-    with cat.env.read() as txn:
-        batch = rc.next_batch(cat, txn)
-    daily, fills = build_tables(results, batch, failed)
-    dpath, fpath = batch_paths(batch)
-    cat.env.write(lambda txn: cat.set_pending(txn, [dpath, fpath]))
-    with ThreadPoolExecutor(max_workers=2) as pool:  # Parquet encoding releases the GIL
-        list(pool.map(lambda a: write_durable(root, *a), [(fpath, fills), (dpath, daily)]))
+    if files is None:
+        files = open_batch(store)
+        for r in results:
+            files.add(r)
+    files.close()
+    batch = files.batch
+    dpath, fpath = files.paths["daily"], files.paths["fills"]
     summary.batch = batch
-    summary.daily_rows = daily.num_rows
-    summary.fills = fills.num_rows
+    summary.daily_rows = files.rows["daily"]
+    summary.fills = files.rows["fills"]
     summary.bars_processed = sum(r.bars_processed for r in results)
 
     by_run: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
@@ -685,9 +702,10 @@ def _phase(
     bar = progress.task("bar-steps", p.bars)
     runs_bar = progress.task("runs complete", len(remaining))
     todo_replaced = list(replaced)
+    files: BatchFiles | None = None
 
     def flush() -> None:
-        nonlocal new, pending, todo_replaced
+        nonlocal new, pending, todo_replaced, files
         done = {rid for rid in gathered if remaining[rid] == 0}
         now = [(o, n) for o, n in todo_replaced if n in done]
         todo_replaced = [x for x in todo_replaced if x not in now]
@@ -700,7 +718,9 @@ def _phase(
             now,
             portfolio={rid: gathered.pop(rid) for rid in sorted(done)},
             latest=p.latest,
+            files=files,
         )
+        files = None
         runs_bar.advance(len(done))
         report.commit = c
         report.bars_processed += c.bars_processed
@@ -709,18 +729,25 @@ def _phase(
         new, pending = [], []
 
     work = 0
-    for r in ex.map(store, p.tasks, keep, bar.advance, p.latest):
-        pending.append(r)
-        work += r.task.work
-        for k, rid in enumerate(r.task.run_ids):
-            remaining[rid] -= 1
-            if r.errors[k] is None:
-                gathered[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
-        if work >= limit:
+    try:
+        for r in ex.map(store, p.tasks, keep, bar.advance, p.latest):
+            if files is None:
+                files = open_batch(store)
+            files.add(r)  # written as it arrives: only the catalog's part waits for the commit
+            pending.append(_slim(r))
+            work += r.task.work
+            for k, rid in enumerate(r.task.run_ids):
+                remaining[rid] -= 1
+                if r.errors[k] is None:
+                    gathered[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
+            if work >= limit:
+                flush()
+                work = 0
+        if pending or new:
             flush()
-            work = 0
-    if pending or new:
-        flush()
+    finally:
+        if files is not None:  # interrupted: the next writer removes the unfinished files
+            files.abort()
     report.compactions += len(compact_all(store, command))  # once, after the last commit
     bar.done()
     runs_bar.done()

@@ -117,13 +117,14 @@ def after(mod, name, nth=1, before=False):
         return out
     setattr(mod, name, hooked)
 
-import incbt.update, incbt.runs, incbt.results.compact
+import incbt.update, incbt.runs, incbt.results, incbt.results.compact
 from incbt.catalog import runs as rc
 hooks = {
     "after-ingest": lambda: after(incbt.update, "bring_up_to_date", before=True),
-    "after-compute": lambda: after(incbt.runs, "build_tables", before=True),
-    "after-daily-file": lambda: after(incbt.runs, "write_durable", 1),
-    "after-result-files": lambda: after(incbt.runs, "write_durable", 2),
+    # result rows are written to tmp/ as tasks finish; close() makes them durable
+    "after-compute": lambda: after(incbt.results.BatchFiles, "close", before=True),
+    "after-daily-file": lambda: after(incbt.results, "finish_file", 1),
+    "after-result-files": lambda: after(incbt.results, "finish_file", 2),
     "inside-commit": lambda: after(rc, "put_batch"),  # the transaction never commits
     "after-commit": lambda: after(incbt.runs, "commit"),
     "mid-compaction": lambda: after(incbt.results.compact, "write_durable", 1),

@@ -19,6 +19,7 @@ every one of a pair's last N days, and before that the last day of each month.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import defaultdict
 from collections.abc import Iterable
@@ -225,19 +226,159 @@ def build_tables(
     return daily, fills
 
 
-def write_durable(root: str, rel: str, table: pa.Table) -> None:
+ROW_GROUP_ROWS = 1 << 17  # rows per row group of a batch file
+
+
+class BatchFiles:
+    """A batch's daily and fills files, written while its tasks' results arrive.
+
+    Rows go in the order results are added (the plan's order: by instrument, then
+    run, then time) and row groups are cut every ``ROW_GROUP_ROWS`` rows, so the
+    bytes depend on the plan, not on how tasks were split or where they ran; only
+    about one row group per table waits in memory, not the whole batch. Run and
+    instrument names are dictionary-encoded with one dictionary per batch (names
+    in order of first appearance). Files are written under ``tmp/`` and listed in
+    the catalog's ``pending`` record first; :meth:`close` makes them durable and
+    renames them in, and only the commit's transaction makes them visible.
+    """
+
+    def __init__(self, root: str, cat: Catalog, batch: int) -> None:
+        self.root = root
+        self.batch = batch
+        self.paths = dict(zip(("daily", "fills"), batch_paths(batch), strict=True))
+        cat.env.write(lambda txn: cat.set_pending(txn, list(self.paths.values())))
+        self.names: dict[str, int] = {}
+        self.rows = {"daily": 0, "fills": 0}
+        self._parts: dict[str, list[dict[str, np.ndarray]]] = {"daily": [], "fills": []}
+        self._buffered = {"daily": 0, "fills": 0}
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
+
+    def _code(self, name: str) -> int:
+        c = self.names.get(name)
+        if c is None:
+            c = self.names[name] = len(self.names)
+        return c
+
+    def add(self, r: Any, failed: set[tuple[str, str]] = frozenset()) -> None:  # type: ignore[assignment]
+        """Append one task's rows (its runs in order, each in time order).
+
+        Runs whose computation failed (``r.errors``), or listed in ``failed``, add none.
+        """
+        t = r.task
+        inst = self._code(t.instrument)
+        runs = np.array([self._code(rid) for rid in t.run_ids], dtype=np.int32)
+        ok = np.array(
+            [
+                e is None and (rid, t.instrument) not in failed
+                for rid, e in zip(t.run_ids, r.errors, strict=True)
+            ],
+            dtype=bool,
+        )
+        n = len(r.days)
+        if n and ok.any():
+            keep = slice(None) if ok.all() else np.flatnonzero(ok)
+            k = int(ok.sum())
+            self._push(
+                "daily",
+                {
+                    "run_id": np.repeat(runs[keep], n),
+                    "instrument": np.full(k * n, inst, dtype=np.int32),
+                    "date": np.tile(r.days.astype(np.int32), k),
+                    **{f: np.ascontiguousarray(r.daily[f][keep]).reshape(-1) for f in _DAILY_F},
+                },
+            )
+        fr = r.fill_run
+        if len(fr):
+            o = None
+            if len(fr) > 1 and bool((fr[1:] < fr[:-1]).any()):  # the kernel emits set order
+                o = np.argsort(fr, kind="stable")
+                fr = fr[o]
+            sel = ok[fr]
+            if not sel.all():
+                o = np.flatnonzero(sel) if o is None else o[sel]
+                fr = fr[sel]
+            if len(fr):
+
+                def col(a: np.ndarray) -> np.ndarray:
+                    return a if o is None else a[o]
+
+                self._push(
+                    "fills",
+                    {
+                        "run_id": runs[fr],
+                        "instrument": np.full(len(fr), inst, dtype=np.int32),
+                        "ts": col(r.fill_ts),
+                        "date": col(r.fill_day).astype(np.int32, copy=False),
+                        "qty": col(r.fill_qty),
+                        "price": col(r.fill_price),
+                        "fee": col(r.fill_fee),
+                    },
+                )
+
+    def _push(self, key: str, part: dict[str, np.ndarray]) -> None:
+        self._parts[key].append(part)
+        self._buffered[key] += len(part["run_id"])
+        if self._buffered[key] >= ROW_GROUP_ROWS:
+            self._emit(key, final=False)
+
+    def _emit(self, key: str, final: bool) -> None:
+        parts = self._parts[key]
+        if not parts:
+            return
+        cols = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+        total = len(cols["run_id"])
+        cut = total if final else total - total % ROW_GROUP_ROWS
+        if cut:
+            self._write(key, {c: a[:cut] for c, a in cols.items()})
+        rest = {c: a[cut:] for c, a in cols.items()}
+        self._parts[key] = [rest] if total > cut else []
+        self._buffered[key] = total - cut
+
+    def _write(self, key: str, cols: dict[str, np.ndarray]) -> None:
+        schema = DAILY_WRITE_SCHEMA if key == "daily" else FILLS_WRITE_SCHEMA
+        names = pa.array(list(self.names), pa.string())
+        n = len(cols["run_id"])
+        arrays = []
+        for f in schema:
+            if f.name in ("run_id", "instrument"):
+                arrays.append(pa.DictionaryArray.from_arrays(pa.array(cols[f.name]), names))
+            elif f.name == "batch":
+                arrays.append(pa.array(np.full(n, self.batch, dtype=np.int64)))
+            else:
+                arrays.append(pa.array(cols[f.name], f.type))
+        table = pa.Table.from_arrays(arrays, schema=schema)
+        w = self._writers.get(key)
+        if w is None:
+            w = self._writers[key] = pq.ParquetWriter(self._tmp(key), schema, **_PARQUET_OPTIONS)
+        w.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.rows[key] += n
+
+    def _tmp(self, key: str) -> str:
+        return os.path.join(self.root, "tmp", self.paths[key].replace(os.sep, "-") + ".tmp")
+
+    def close(self) -> None:
+        """Write what is buffered, make both files durable and rename them in."""
+        for key in ("daily", "fills"):
+            self._emit(key, final=True)
+            w = self._writers.pop(key, None)
+            if w is None:  # no row at all: an empty file, for the catalog to list
+                schema = DAILY_WRITE_SCHEMA if key == "daily" else FILLS_WRITE_SCHEMA
+                w = pq.ParquetWriter(self._tmp(key), schema, **_PARQUET_OPTIONS)
+            w.close()
+            finish_file(self.root, self._tmp(key), self.paths[key])
+
+    def abort(self) -> None:
+        for w in self._writers.values():
+            with contextlib.suppress(Exception):
+                w.close()
+        self._writers.clear()
+
+
+def finish_file(root: str, tmp: str, rel: str) -> None:
+    """fsync a written file, rename it to its place, fsync the folder."""
     final = os.path.join(root, rel)
     os.makedirs(os.path.dirname(final), exist_ok=True)
-    tmp = os.path.join(root, "tmp", rel.replace(os.sep, "-") + ".tmp")
-    os.makedirs(os.path.dirname(tmp), exist_ok=True)
-    pq.write_table(
-        table,
-        tmp,
-        compression="zstd",
-        row_group_size=1 << 17,
-        use_dictionary=["run_id", "instrument", "date", "batch"],
-        store_schema=False,  # plain strings for every reader, whatever the in-memory encoding
-    )
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -245,6 +386,22 @@ def write_durable(root: str, rel: str, table: pa.Table) -> None:
         os.close(fd)
     os.replace(tmp, final)
     fsync_dir(os.path.dirname(final))
+
+
+_PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "use_dictionary": ["run_id", "instrument", "date", "batch"],
+    "store_schema": False,  # plain strings for every reader, whatever the in-memory encoding
+}
+_DAILY_F = ("equity", "pnl", "pos", "fees", "fills", "turnover")
+
+
+def write_durable(root: str, rel: str, table: pa.Table) -> None:
+    """Write a whole table as the file ``rel`` (via ``tmp/``), durably."""
+    tmp = os.path.join(root, "tmp", rel.replace(os.sep, "-") + ".tmp")
+    os.makedirs(os.path.dirname(tmp), exist_ok=True)
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, **_PARQUET_OPTIONS)
+    finish_file(root, tmp, rel)
 
 
 def read_valid_daily(
@@ -397,11 +554,13 @@ __all__ = [
     "DAILY_SCHEMA",
     "FILLS_SCHEMA",
     "PORTFOLIO",
+    "BatchFiles",
     "CommitSummary",
     "batch_paths",
     "build_tables",
     "cutoffs",
     "fallen_out",
+    "finish_file",
     "finalize",
     "portfolio_update",
     "read_valid_daily",

@@ -1,0 +1,143 @@
+"""A batch's result tables: rows in (run, instrument, time) order whatever the tasks.
+
+``build_tables`` orders slices of each task's rows instead of sorting rows; this
+checks it against a plain row sort of the same rows, for random tasks given in
+random order, split by runs or by days, with failed pairs and with fills that a
+kernel did not emit in set order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from incbt.execute import DAILY_FIELDS, TaskResult
+from incbt.plan import SegmentTask
+from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, build_tables
+
+RUNS = [f"{i:016x}" for i in (0x3A, 0x07, 0xFF00, 0x1234)]
+INSTS = ["S0002", "AAPL", "S0001"]
+
+
+def _task(inst: str, runs: list[str], first: int, last: int) -> SegmentTask:
+    n = len(runs)
+    return SegmentTask(
+        "sma_cross", "builtin", inst, tuple(runs), ((5.0, 50.0),) * n, ((1e5, 0.0, 0.0),) * n,
+        first, last, None, first, last - first + 1, 390 * (last - first + 1),
+    )  # fmt: skip
+
+
+@st.composite
+def task_results(draw: st.DrawFn) -> tuple[list[TaskResult], set[tuple[str, str]]]:
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    out = []
+    for inst in draw(st.lists(st.sampled_from(INSTS), min_size=1, max_size=3, unique=True)):
+        runs = draw(st.lists(st.sampled_from(RUNS), min_size=1, max_size=4, unique=True))
+        # the pair's days, cut in one or two segments (two tasks, disjoint days), and the
+        # runs split in one or two tasks
+        n_days = draw(st.integers(1, 6))
+        cut = draw(st.integers(1, n_days))
+        spans = [(19000, 19000 + cut - 1)] + ([(19000 + cut, 19000 + n_days - 1)]
+                                               if cut < n_days else [])  # fmt: skip
+        k = draw(st.integers(1, len(runs)))
+        for lo, hi in spans:
+            for group in (runs[:k], runs[k:]):
+                if not group:
+                    continue
+                days = np.arange(lo, hi + 1, dtype=np.int32)
+                nr, nd = len(group), len(days)
+                daily = {f: rng.normal(size=(nr, nd)) for f in DAILY_FIELDS}
+                daily["fills"] = rng.integers(0, 5, size=(nr, nd))
+                per = rng.integers(0, 4, size=nr)
+                fill_run = np.repeat(np.arange(nr), per)
+                ts = np.concatenate(
+                    [np.sort(rng.choice(np.arange(nd * 390), size=m, replace=False)) for m in per]
+                ).astype(np.int64) + int(days[0]) * 86_400 * 10**9
+                fday = (ts // (86_400 * 10**9)).astype(np.int32)
+                qty, px, fee = rng.normal(size=(3, len(ts)))
+                if draw(st.booleans()) and len(ts) > 1:
+                    # in time order across sets, not in set order: the fallback path
+                    o = np.argsort(ts, kind="stable")
+                    fill_run, ts, fday, qty, px, fee = (
+                        a[o] for a in (fill_run, ts, fday, qty, px, fee)
+                    )
+                out.append(
+                    TaskResult(
+                        _task(inst, group, lo, hi), days, daily, fill_run, ts, fday, qty, px,
+                        fee, np.zeros((nr, nd, 2)), 390 * nd * nr, [None] * nr,
+                    )
+                )  # fmt: skip
+    order = draw(st.permutations(range(len(out))))
+    results = [out[i] for i in order]
+    pairs = sorted({(rid, r.task.instrument) for r in results for rid in r.task.run_ids})
+    failed = set(draw(st.lists(st.sampled_from(pairs), max_size=2)))
+    return results, failed
+
+
+def _reference(results: list[TaskResult], failed: set[tuple[str, str]]) -> tuple[pa.Table, ...]:
+    """Every row, then one plain sort by (run, instrument, time)."""
+    d = {c: [] for c in DAILY_SCHEMA.names}
+    f = {c: [] for c in FILLS_SCHEMA.names}
+    for r in results:
+        t = r.task
+        for k, rid in enumerate(t.run_ids):
+            if (rid, t.instrument) in failed:
+                continue
+            for j, day in enumerate(r.days.tolist()):
+                d["run_id"].append(rid)
+                d["instrument"].append(t.instrument)
+                d["date"].append(day)
+                for name in DAILY_FIELDS:
+                    d[name].append(r.daily[name][k, j].item())
+                d["batch"].append(7)
+        for i in range(len(r.fill_run)):
+            rid = t.run_ids[int(r.fill_run[i])]
+            if (rid, t.instrument) in failed:
+                continue
+            f["run_id"].append(rid)
+            f["instrument"].append(t.instrument)
+            f["ts"].append(int(r.fill_ts[i]))
+            f["date"].append(int(r.fill_day[i]))
+            f["qty"].append(float(r.fill_qty[i]))
+            f["price"].append(float(r.fill_price[i]))
+            f["fee"].append(float(r.fill_fee[i]))
+            f["batch"].append(7)
+    daily = pa.table(d, schema=DAILY_SCHEMA).sort_by(
+        [("run_id", "ascending"), ("instrument", "ascending"), ("date", "ascending")]
+    )
+    fills = pa.table(f, schema=FILLS_SCHEMA).sort_by(
+        [("run_id", "ascending"), ("instrument", "ascending"), ("ts", "ascending")]
+    )
+    return daily, fills
+
+
+@settings(max_examples=150, deadline=None)
+@given(task_results())
+def test_tables_equal_a_plain_row_sort(case):
+    results, failed = case
+    daily, fills = build_tables(results, 7, failed)
+    want_daily, want_fills = _reference(results, failed)
+    assert daily.cast(DAILY_SCHEMA).equals(want_daily)
+    assert fills.cast(FILLS_SCHEMA).equals(want_fills)
+
+
+def test_names_are_dictionary_encoded_and_files_read_back_as_strings(tmp_path):
+    import pyarrow.parquet as pq
+
+    from incbt.results import write_durable
+
+    days = np.array([19000, 19001], dtype=np.int32)
+    daily = {f: np.ones((1, 2)) for f in DAILY_FIELDS}
+    daily["fills"] = np.ones((1, 2), dtype=np.int64)
+    e = np.empty(0)
+    r = TaskResult(_task("AAPL", [RUNS[0]], 19000, 19001), days, daily,
+                   e.astype(np.int64), e.astype(np.int64), e.astype(np.int32), e, e, e,
+                   np.zeros((1, 2, 2)), 780, [None])  # fmt: skip
+    d, _ = build_tables([r], 1, set())
+    assert pa.types.is_dictionary(d.schema.field("run_id").type)
+    write_durable(str(tmp_path), "results/daily/x.parquet", d)
+    back = pq.read_table(tmp_path / "results/daily/x.parquet")
+    assert back.schema == DAILY_SCHEMA
+    assert back.column("instrument").to_pylist() == ["AAPL", "AAPL"]
