@@ -425,8 +425,8 @@ def ingest(
     changes: list[tuple[str, int, int, bytes, bytes, int]] = []  # inst, day, kind, old, new, rows
     written: list[str] = []
 
-    def read(f: str) -> tuple[InputBars, list[Piece]]:
-        inp = read_input(f, mapping, tz)
+    def read(f: str, use_threads: bool = True) -> tuple[InputBars, list[Piece]]:
+        inp = read_input(f, mapping, tz, use_threads)
         pieces = split_days(inp, session_tz)
         read_task.advance()
         return inp, pieces
@@ -438,8 +438,11 @@ def ingest(
             for chunk in chunks(files, chunk_bytes):
                 # Arrow parsing and hashing run without the GIL: two files at a time.
                 # map() yields in file order, so the first bad file is the one reported.
-                with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-                    read_out = list(pool.map(read, chunk))
+                # One file alone uses Arrow's threads; several go two at a time, one
+                # thread each (Arrow's pool on top of ours oversubscribes 2 cores).
+                workers = min(2, os.cpu_count() or 1, len(chunk))
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    read_out = list(pool.map(read, chunk, [workers < 2] * len(chunk)))
                 summary.rows_read += sum(len(i) for i, _ in read_out)
                 pieces = collect([p for _, p in read_out], seen)
                 del read_out
