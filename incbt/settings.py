@@ -49,6 +49,14 @@ SETTINGS: tuple[Setting, ...] = (
         store=True,
     ),
     Setting(
+        "bucket_max_files",
+        8,
+        int,
+        "Most bars files an (instrument, month) may have: new days of a month are written "
+        "as small append files, and an ingest that would exceed this folds the month's "
+        "files into one (1: always rewrite the month whole).",
+    ),
+    Setting(
         "ingest_chunk_mb",
         64.0,
         float,

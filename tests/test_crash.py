@@ -74,8 +74,8 @@ def write(self, fn):
     return out
 Env.write = write
 
-real_durable = ing.write_durable
-def write_durable(table, groups, tmp, final):
+real_durable = ing.write_file
+def write_file(table, groups, tmp, final):
     if point == "mid-file":
         with open(tmp, "wb") as f:
             f.write(b"PAR1 half a file")
@@ -86,7 +86,7 @@ def write_durable(table, groups, tmp, final):
     if point == "after-first-bucket":
         die()
     return size
-ing.write_durable = write_durable
+ing.write_file = write_file
 
 real_remove = os.remove
 def remove(path):
@@ -142,25 +142,53 @@ def bars_files(root: str) -> dict[str, bytes]:
     return tree_state(os.path.join(root, "bars"))
 
 
-class World:
-    """The template store (base days), the crash ingest's inputs, the reference after."""
+# The fold world: January is a 4-day base file and a 2-day append file, and the
+# crash ingest's new day would be a 3rd file with at most 2 allowed: it folds.
+FOLD_START = "2024-01-02"
+FOLD_DATES = [day_to_iso(d) for d in weekdays(iso_to_day(FOLD_START), 7)]
+FOLD_GEN = dict(instruments=4, days=7, start=FOLD_START, seed=19)
+FOLD_ENV = {"INCBT_BUCKET_MAX_FILES": "2"}
 
-    def __init__(self, root: str) -> None:
+
+class World:
+    """The template store (base days), the crash ingest's inputs, the reference after.
+
+    ``fold``: the crash ingest folds every instrument's January (the child runs
+    with ``FOLD_ENV``; in-process checks must set it too).
+    """
+
+    def __init__(self, root: str, fold: bool = False) -> None:
         self.root = root
-        base = generate(os.path.join(root, "base"), to_day=DATES[3], **GEN)
+        self.env = dict(os.environ) | (FOLD_ENV if fold else {})
         inputs = os.path.join(root, "inputs")
-        # 4 new days, with a 5th instrument that is new to the store
-        generate(inputs, from_day=DATES[4], **(GEN | {"instruments": 5}))
-        rev = generate(
-            os.path.join(root, "rev"), from_day=DATES[1], to_day=DATES[2], revise=DATES[1:3], **GEN
-        )  # 2 corrected days (January buckets)
-        for f in rev:
-            shutil.copy(f, os.path.join(inputs, "rev-" + os.path.basename(f)))
+        if fold:
+            d, g = FOLD_DATES, FOLD_GEN
+            bases = [
+                generate(os.path.join(root, "base1"), to_day=d[3], **g),
+                generate(os.path.join(root, "base2"), from_day=d[4], to_day=d[5], **g),
+            ]
+            generate(inputs, from_day=d[6], **(g | {"instruments": 5}))
+        else:
+            bases = [generate(os.path.join(root, "base"), to_day=DATES[3], **GEN)]
+            # 4 new days, with a 5th instrument that is new to the store
+            generate(inputs, from_day=DATES[4], **(GEN | {"instruments": 5}))
+            rev = generate(
+                os.path.join(root, "rev"),
+                from_day=DATES[1],
+                to_day=DATES[2],
+                revise=DATES[1:3],
+                **GEN,
+            )  # 2 corrected days (January buckets)
+            for f in rev:
+                shutil.copy(f, os.path.join(inputs, "rev-" + os.path.basename(f)))
         self.inputs = [inputs]
         self.input_bytes = sum(os.path.getsize(os.path.join(inputs, f)) for f in os.listdir(inputs))
         self.template = os.path.join(root, "template")
         st = incbt.init(self.template)
-        st.ingest(base)
+        for base in bases:
+            st.ingest(base)
+        if fold:
+            assert len(st.sql("SELECT path FROM files WHERE instrument = 'S0000'")) == 2
         self.before = norm(st.sql(ALL_BARS))
         self.base_seq = len(st.log())
         self.before_files = bars_files(self.template)
@@ -188,6 +216,7 @@ class World:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=self.env,
         )
 
     def run_child(self, store: str, point: str, warm: bool = False) -> subprocess.CompletedProcess:
@@ -200,6 +229,15 @@ class World:
 def world(tmp_path_factory):
     w = World(str(tmp_path_factory.mktemp("crash")))
     assert w.input_bytes > 300_000  # "a few hundred KB"
+    return w
+
+
+@pytest.fixture(scope="module")
+def fold_world(tmp_path_factory):
+    w = World(str(tmp_path_factory.mktemp("crash-fold")), fold=True)
+    ref = incbt.open(w.after_path)
+    folded = ref.sql("SELECT summary FROM events ORDER BY seq DESC LIMIT 1")["summary"][0]
+    assert '"buckets_folded": 4' in folded.as_py()  # the 4 old instruments' January
     return w
 
 
@@ -334,6 +372,43 @@ def test_kill_during_recovery(world):
     assert r.returncode == -signal.SIGKILL, r.stderr
     assert check_consistent(world, path)[0] == "before"
     finish_and_compare(world, path)
+
+
+def test_kill_during_a_fold_at_random_moments(fold_world, monkeypatch):
+    for k, v in FOLD_ENV.items():
+        monkeypatch.setenv(k, v)
+    rng = random.Random(20240102)
+    n = 8
+    states = []
+    for i in range(n):
+        delay = fold_world.duration * 1.3 * (i + rng.random()) / n
+        path = fold_world.fresh()
+        p = fold_world.child(path, "", warm=True)
+        kill_after(p, delay)
+        states.append(check_consistent(fold_world, path)[0])
+        finish_and_compare(fold_world, path)
+        shutil.rmtree(path)
+    assert states[0] == "before", states
+
+
+@pytest.mark.parametrize(
+    "point, state",
+    [
+        ("mid-file", "before"),
+        ("after-first-bucket", "before"),
+        ("before-commit", "before"),
+        ("inside-commit", "before"),
+        ("after-commit", "after"),
+    ],
+)
+def test_kill_a_fold_at_each_step(fold_world, monkeypatch, point, state):
+    for k, v in FOLD_ENV.items():
+        monkeypatch.setenv(k, v)
+    path = fold_world.fresh()
+    r = fold_world.run_child(path, point)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert check_consistent(fold_world, path)[0] == state
+    finish_and_compare(fold_world, path)
 
 
 # -- the write lock -------------------------------------------------------------

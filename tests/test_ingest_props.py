@@ -337,6 +337,38 @@ def run_history(universe: Universe, store: incbt.Store, root: str, history: list
     ]
 )
 def test_any_history_equals_final_data(universe, history):
+    check_history(universe, history)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(history=histories)
+@example(  # daily appends: an append file, a tier merge, then a fold (3 files > 2)
+    history=[
+        _b({0: (0, "012"), 1: (0, "012")}),
+        _b({2: (0, "012")}),
+        _b({3: (0, "012")}),
+        _b({4: (0, "012")}),
+        _b({2: (1, "01")}),
+    ]
+)
+def test_any_history_equals_final_data_with_folds(universe, history):
+    """The same with at most 2 files a month: appends, merges and folds all happen."""
+    old = os.environ.get("INCBT_BUCKET_MAX_FILES")
+    os.environ["INCBT_BUCKET_MAX_FILES"] = "2"
+    try:
+        check_history(universe, history)
+    finally:
+        if old is None:
+            del os.environ["INCBT_BUCKET_MAX_FILES"]
+        else:
+            os.environ["INCBT_BUCKET_MAX_FILES"] = old
+
+
+def check_history(universe, history) -> None:
     with temp_store("incbt-props-") as (store, root):
         events, state = run_history(universe, store, root, history)
         bars = sql_bars(store)

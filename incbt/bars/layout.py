@@ -1,19 +1,30 @@
-"""Where bars live on disk and how a bucket file is written.
+"""Where bars live on disk and how a bars file is written.
 
-One file per (instrument, month) bucket, content-addressed and immutable:
+Files per (instrument, month) bucket, content-addressed and immutable:
 ``bars/<instrument>/<YYYY-MM>-<hash>.parquet`` (no folder per month: making
-and fsyncing one was a fifth of the ingest time). DESIGN.md measured this
-(instrument-month files) as the fast layout for range reads; per-day files
-were the slow one. A change to any day of a month writes a new file for the
-month; the old one stays for time travel (``--as-of``).
+and fsyncing one was a fifth of the ingest time). DESIGN.md measured
+instrument-month files as the fast layout for range reads; per-day files were
+the slow one. A month is a short list of files with disjoint days: a base
+file and small append files of the days added later, folded by size tiers
+(``incbt/bars/ingest.py`` says which file an ingest writes and why). Old files
+stay for time travel (``--as-of``).
 
 Row groups hold whole days, as many as fit in ``row_group_rows`` (16384 by
 default, so a 390-bar month is one ~8k-row group: 390-row groups read slowly).
+
+Durability: files are written and renamed into place without an fsync each;
+the writer then calls :func:`sync_files` once for the whole batch (one
+``syncfs``) before the catalog transaction that makes them visible.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
+import sys
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -70,13 +81,15 @@ def build_table(
     )
 
 
-def write_durable(
+def write_file(
     table: pa.Table, groups: list[tuple[int, int]], tmp_path: str, final_path: str
 ) -> int:
-    """Write ``table`` with the given row groups (row ranges), fsync, rename into place.
+    """Write ``table`` with the given row groups (row ranges) and rename it into place.
 
     Returns the file size. The rename is atomic, so a file at ``final_path`` is
-    always complete.
+    complete as far as this process is concerned; it is not yet durable: the
+    caller makes a whole batch durable at once with :func:`sync_files` (one
+    ``syncfs`` instead of an fsync per file) before recording it anywhere.
     """
     os.makedirs(os.path.dirname(final_path), exist_ok=True)
     # Dictionary-encode only the low-cardinality columns: trying it on prices costs
@@ -90,13 +103,61 @@ def write_durable(
     ) as w:
         for start, rows in groups:
             w.write_table(table.slice(start, rows), row_group_size=rows)
-    fd = os.open(tmp_path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
     os.replace(tmp_path, final_path)
     return os.path.getsize(final_path)
+
+
+def _syncfs_fn() -> Any:
+    """libc's ``syncfs(2)`` (Linux), or None where it is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_SYNCFS = _syncfs_fn()
+
+
+def sync_files(root: str, paths: Iterable[str]) -> str:
+    """Make files (and their renames) durable before they are recorded in the catalog.
+
+    One ``syncfs(2)`` of the file system holding ``root`` flushes every file
+    written so far and their directory entries (ext4/xfs commit the journal);
+    measured here on 500 small bucket files: ~20-100 ms against ~170 ms of
+    fsyncs one by one. Where ``syncfs`` is missing (not Linux) or fails, each
+    file is fsynced instead. The directories of ``paths`` are fsynced after
+    either way (cheap once nothing in them is dirty; the portable guarantee for
+    the renames). Returns "syncfs" or "fsync", the method used.
+    """
+    paths = list(paths)
+    method = "fsync"
+    if _SYNCFS is not None and paths:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _SYNCFS(fd) == 0:
+                method = "syncfs"
+            else:
+                err = ctypes.get_errno()
+                if err != errno.ENOSYS:  # a write-back error: never fall back silently
+                    raise OSError(err, f"syncfs of {root}: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+    if method == "fsync":
+        for p in paths:
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    for d in sorted({os.path.dirname(p) for p in paths}):
+        fsync_dir(d)
+    return method
 
 
 def fsync_dir(path: str) -> None:

@@ -11,7 +11,9 @@ changes     seq (u64) | instrument | 0 | day (u32)      kind, old hash, new hash
 days        instrument | 0 | day (u32)                  file, row group, offset, rows,
                                                         content hash, first/last ts
 files       file hash (16 bytes)                        file record JSON
-buckets     instrument | 0 | month "YYYY-MM"            current file hash
+buckets     instrument | 0 | month "YYYY-MM"            current file hashes, 16 bytes
+                                                        each, oldest first; the files
+                                                        of a month hold disjoint days
 pending     b"files"                                    JSON list of paths being written
 ==========  ==========================================  ===============================
 
@@ -34,7 +36,7 @@ import lmdb
 from incbt.catalog.env import Env, open_env
 
 DAY_OFFSET = 2**31
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a bucket is a list of files (append files)
 
 _DAY_VALUE = struct.Struct(">16sIII16sqq")  # file, rg, offset, rows, hash, first, last
 _CHANGE_VALUE = struct.Struct(">B16s16sI")  # kind, old hash, new hash, rows
@@ -301,32 +303,35 @@ class Catalog:
             for _, v in cur:
                 yield FileRecord(**json.loads(v))
 
-    def bucket(self, txn: lmdb.Transaction, instrument: str, month: str) -> bytes | None:
-        return txn.get(f"{instrument}\0{month}".encode(), db=self.db["buckets"])
+    def bucket(self, txn: lmdb.Transaction, instrument: str, month: str) -> list[bytes]:
+        """The current files of an (instrument, month), oldest first (days disjoint)."""
+        v = txn.get(f"{instrument}\0{month}".encode(), db=self.db["buckets"])
+        return [] if v is None else [bytes(v[i : i + 16]) for i in range(0, len(v), 16)]
 
     def set_bucket(
-        self, txn: lmdb.Transaction, instrument: str, month: str, file_hash: bytes | None
+        self, txn: lmdb.Transaction, instrument: str, month: str, file_hashes: list[bytes]
     ) -> None:
         key = f"{instrument}\0{month}".encode()
-        if file_hash is None:
+        if not file_hashes:
             txn.delete(key, db=self.db["buckets"])
         else:
-            txn.put(key, file_hash, db=self.db["buckets"])
+            txn.put(key, b"".join(file_hashes), db=self.db["buckets"])
 
     def current_files(self, txn: lmdb.Transaction) -> list[FileRecord]:
         """The files SQL sees now, in (instrument, month) order."""
         out = []
         with txn.cursor(self.db["buckets"]) as cur:
-            for _, fh in cur:
-                rec = self.file(txn, fh)
-                if rec is not None:
-                    out.append(rec)
+            for _, hashes in cur:
+                for i in range(0, len(hashes), 16):
+                    rec = self.file(txn, hashes[i : i + 16])
+                    if rec is not None:
+                        out.append(rec)
         return out
 
     def files_as_of(self, txn: lmdb.Transaction, seq: int) -> list[FileRecord]:
         """The files that were current right after event ``seq`` (time travel)."""
         recs = [r for r in self.files(txn) if r.current_at(seq)]
-        recs.sort(key=lambda r: (r.instrument, r.month))
+        recs.sort(key=lambda r: (r.instrument, r.month, r.first_day, r.hash))
         return recs
 
     # -- write intents ---------------------------------------------------

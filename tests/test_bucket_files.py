@@ -1,0 +1,194 @@
+"""A month as a base file plus append files: appends, tier merges, folds, corrections.
+
+Days new to a month that already has a file are written alone (an append file);
+the newest file joins the new one while it holds no more days (size tiers); past
+``bucket_max_files`` the month is folded into one file; a corrected day rewrites
+the file holding it. Every state must read, query, prune and time-travel like a
+store that ingested the same final data at once.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import incbt
+from incbt.bars.generate import generate, weekdays
+from incbt.bars.schema import day_to_iso, iso_to_day
+
+START = "2024-01-02"
+DATES = [day_to_iso(d) for d in weekdays(iso_to_day(START), 12)]  # Jan 2 .. Jan 17
+GEN = dict(instruments=2, days=12, start=START, seed=11)
+ALL_BARS = "SELECT * FROM bars ORDER BY instrument, ts"
+
+
+@pytest.fixture
+def days(tmp_path):
+    """One CSV per day (original) and the same days revised, one file per day."""
+    orig = generate(str(tmp_path / "orig"), **GEN)
+    rev = generate(str(tmp_path / "rev"), revise=DATES, **GEN)
+    return orig, rev
+
+
+def month_files(st: incbt.Store, inst: str = "S0000") -> list[dict]:
+    return st.sql(
+        "SELECT path, rows, first_day, last_day FROM files WHERE instrument = $i "
+        "ORDER BY first_day",
+        params={"i": inst},
+    ).to_pylist()
+
+
+def assert_like_fresh(st: incbt.Store, files: list[str], tmp_path, name: str) -> None:
+    """Bars, day index and SQL equal those of a store fed the same files at once."""
+    fresh = incbt.init(str(tmp_path / name))
+    fresh.ingest(files)
+    assert st.sql(ALL_BARS).equals(fresh.sql(ALL_BARS))
+    for inst in fresh.instruments():
+        a, b = st.bars(inst), fresh.bars(inst)
+        for c in ("ts", "open", "high", "low", "close", "volume", "days", "day_ends"):
+            assert np.array_equal(getattr(a, c), getattr(b, c)), (inst, c)
+        part, whole = st.bars(inst, DATES[3], DATES[6]), fresh.bars(inst, DATES[3], DATES[6])
+        assert np.array_equal(part.close, whole.close) and np.array_equal(part.days, whole.days)
+
+
+def test_a_new_day_is_an_append_file_and_the_month_file_stays(store, days, tmp_path):
+    orig, _ = days
+    store.ingest(orig[:4])
+    (base,) = month_files(store)
+    s = store.ingest(orig[4])
+    assert (s.days_new, s.buckets_written, s.append_files, s.buckets_folded) == (2, 2, 2, 0)
+    files = month_files(store)
+    assert [f["path"] for f in files][0] == base["path"]  # untouched
+    app = files[1]
+    assert app["rows"] == 390 and str(app["first_day"]) == str(app["last_day"]) == DATES[4]
+    md = pq.ParquetFile(os.path.join(store.path, app["path"])).metadata
+    assert md.num_rows == 390 and app["path"].startswith("bars/S0000/2024-01-")
+    # the day index points at the append file, row group 0, offset 0
+    with store.catalog.env.read() as txn:
+        e = store.catalog.day(txn, "S0000", iso_to_day(DATES[4]))
+        rec = store.catalog.file(txn, e.file)
+    assert rec.path == app["path"] and (e.row_group, e.offset, e.rows) == (0, 0, 390)
+    assert_like_fresh(store, orig[:5], tmp_path, "fresh")
+    # the same day again: nothing changes, no event, no file
+    n_events = len(store.log())
+    before = sorted(os.listdir(os.path.join(store.path, "bars", "S0000")))
+    s = store.ingest(orig[4])
+    assert s.seq is None and s.days_unchanged == 2 and len(store.log()) == n_events
+    assert sorted(os.listdir(os.path.join(store.path, "bars", "S0000"))) == before
+
+
+def test_size_tiers_keep_few_files(store, days, tmp_path):
+    orig, _ = days
+    store.ingest(orig[:4])
+    base = month_files(store)[0]["path"]
+    counts = []
+    for f in orig[4:10]:  # Jan 8 .. Jan 15, one day at a time
+        s = store.ingest(f)
+        files = month_files(store)
+        counts.append([f["rows"] // 390 for f in files])
+        assert s.buckets_written == 2  # one file per instrument, whatever it merges
+        if len(files) > 1:
+            assert files[0]["path"] == base  # the oldest file is not rewritten
+        base = files[0]["path"]
+    # a binary counter of days: the 4-day base stays until the appends add up to 4
+    assert counts == [[4, 1], [4, 2], [4, 2, 1], [8], [8, 1], [8, 2]]
+    assert_like_fresh(store, orig[:10], tmp_path, "fresh")
+
+
+def test_too_many_files_fold_into_one(tmp_path, days, monkeypatch):
+    orig, _ = days
+    monkeypatch.setenv("INCBT_BUCKET_MAX_FILES", "2")
+    st = incbt.init(str(tmp_path / "s"))
+    st.ingest(orig[:4])
+    st.ingest(orig[4:6])  # a 2-day append file: 2 files
+    assert len(month_files(st)) == 2
+    s = st.ingest(orig[6])  # [1] after [2] would be a 3rd file: fold
+    assert (s.buckets_folded, s.append_files, s.buckets_written) == (2, 0, 2)
+    (folded,) = month_files(st)
+    assert folded["rows"] == 7 * 390
+    md = pq.ParquetFile(os.path.join(st.path, folded["path"])).metadata
+    assert md.num_row_groups == 1  # whole days, one ~2.7k-row group
+    assert_like_fresh(st, orig[:7], tmp_path, "fresh")
+    # the superseded files stay on disk for time travel
+    assert len(os.listdir(os.path.join(st.path, "bars", "S0000"))) == 3
+
+
+def test_correcting_a_day_in_an_append_file_leaves_the_base(store, days, tmp_path):
+    orig, rev = days
+    store.ingest(orig[:4])
+    store.ingest(orig[4:6])  # append A: Jan 8, 9
+    store.ingest(orig[6])  # append B: Jan 10 (A holds more days: no merge)
+    base, a, b = (f["path"] for f in month_files(store))
+    s = store.ingest(rev[4])  # correct Jan 8 (in A); B holds 1 day <= 2: joins
+    assert (s.days_corrected, s.days_new) == (2, 0)
+    files = month_files(store)
+    assert [f["path"] for f in files][0] == base
+    assert len(files) == 2 and files[1]["rows"] == 3 * 390 and a != files[1]["path"] != b
+    ch = store.sql(
+        "SELECT kind, count(*) n FROM changes WHERE seq = (SELECT max(seq) FROM "
+        "changes) GROUP BY kind"
+    ).to_pylist()
+    assert ch == [{"kind": "corrected", "n": 2}]
+    assert_like_fresh(store, [*orig[:4], rev[4], *orig[5:7]], tmp_path, "fresh")
+    # correcting a day of the base rewrites it, and the 3-day file (<= 4 days) joins
+    s = store.ingest(rev[1])
+    (one,) = month_files(store)
+    assert one["rows"] == 7 * 390 and one["path"] not in (base, files[1]["path"])
+    assert_like_fresh(store, [orig[0], rev[1], *orig[2:4], rev[4], *orig[5:7]], tmp_path, "f2")
+
+
+def test_time_travel_across_appends_and_folds(tmp_path, days, monkeypatch):
+    orig, rev = days
+    monkeypatch.setenv("INCBT_BUCKET_MAX_FILES", "2")
+    st = incbt.init(str(tmp_path / "s"))
+    # days per file: [3], [3,2], fold [6], corrected [6], [6,1], [6,2], [6,4], fold [11],
+    # then a correction of the first day with a new day: [12]
+    steps = [
+        orig[:3],
+        orig[3:5],
+        [orig[5]],
+        [rev[3]],
+        [orig[6]],
+        [orig[7]],
+        orig[8:10],
+        [orig[10]],
+        [rev[0], orig[11]],
+    ]
+    seen: list[list[str]] = []
+    snapshots = []
+    folds = 0
+    for files in steps:
+        s = st.ingest(files)
+        folds += s.buckets_folded
+        seen.append(files)
+        snapshots.append((s.seq, st.sql(ALL_BARS), st.sql("SELECT path FROM files ORDER BY path")))
+    assert folds == 2 * 2  # two folds of both instruments' January
+    for k, (seq, bars, paths) in enumerate(snapshots):
+        assert st.sql(ALL_BARS, as_of=seq).equals(bars), seq
+        assert st.sql("SELECT path FROM files ORDER BY path", as_of=seq).equals(paths), seq
+        fresh = incbt.init(str(tmp_path / f"fresh{k}"))
+        for files in seen[: k + 1]:
+            fresh.ingest(files)
+        assert fresh.sql(ALL_BARS).equals(bars), seq
+
+
+def test_sql_prunes_files_of_a_month_with_several_files(store, days):
+    orig, _ = days
+    store.ingest(orig[:4])
+    store.ingest(orig[4:6])
+    store.ingest(orig[6])  # each instrument: base, a 2-day and a 1-day append file
+    n_files = store.sql("SELECT count(*) n FROM files")["n"][0].as_py()
+    assert n_files == 2 * 3
+    day = DATES[6]
+    plan = store.sql(
+        f"EXPLAIN SELECT avg(close) FROM bars WHERE instrument = 'S0001' AND date = '{day}'"
+    )
+    physical = plan["plan"].to_pylist()[-1]
+    assert "number_of_fragments=1," in physical, physical
+    got = store.sql(f"SELECT count(*) n FROM bars WHERE instrument = 'S0001' AND date = '{day}'")
+    assert got["n"][0].as_py() == 390
+    plan = store.sql("EXPLAIN SELECT avg(close) FROM bars WHERE instrument = 'S0001'")
+    assert "number_of_fragments=3," in plan["plan"].to_pylist()[-1]
