@@ -514,8 +514,7 @@ def ordinal(k: int) -> str:
 
 
 def month_position(days: int, index: int) -> tuple[str, int]:
-    """Trading day ``index``'s date and how many trading days of its month precede it
-    (an ingest rewrites the instrument-month bucket: those days are copied)."""
+    """Trading day ``index``'s date and how many trading days of its month precede it."""
     ds = [day_to_iso(x) for x in trading_days(max(days, index + 1))]
     return ds[index], sum(1 for x in ds[:index] if x[:7] == ds[index][:7])
 
@@ -625,11 +624,12 @@ def report(a: argparse.Namespace, v: dict[str, Any]) -> str:
         f"{v['imp'] * 1e3:,.0f} ms.\n\n"
         + table(split_rows, ("store", *SPLIT, "in-process total", "CLI",
                              "CLI - in-process"))
-        + f"\n\nThe ingest rewrites each instrument's month file with the new day: "
-        f"the new day after {d1} days is the {ordinal(pos1 + 1)} trading day of its month "
-        f"({pos1} days copied per instrument), after {d4} days the {ordinal(pos4 + 1)} "
-        f"({pos4} copied), so the ingest part of item 1 differs by the day of the month, "
-        "not by the history; \"without the ingest\" compares the rest.\n\n"
+        + f"\n\nThe new day is written as a small append file of its instrument-month (after "
+        f"{d1} days it is the {ordinal(pos1 + 1)} trading day of its month, after {d4} days the "
+        f"{ordinal(pos4 + 1)}; the month's earlier days, ingested in one file, are not "
+        "rewritten: `incbt/bars/ingest.py` explains the size tiers that merge append files), "
+        "so the ingest costs the same at any history length; \"without the ingest\" "
+        "compares the rest.\n\n"
         "Command: `NUMBA_CACHE_DIR=/tmp/numba-cache .venv/bin/python "
         "benchmarks/bench_update.py` (`--quick` for a smoke run, `--profile` adds a "
         "cProfile of one update; data and stores are reused from `bench-out/update/` while "
