@@ -323,7 +323,9 @@ def bar_source(store: Any, tasks: Sequence[SegmentTask]) -> DirectBars:
     first: dict[str, int] = {}
     for t in tasks:
         first[t.instrument] = min(first.get(t.instrument, t.history_day), t.history_day)
-    return DirectBars.from_store(store, first)
+    src = DirectBars.from_store(store, first)
+    src.reuse = True  # run_task keeps no bar array: each thread reads into its own buffers
+    return src
 
 
 class LocalExecutor:

@@ -461,19 +461,34 @@ def read_days(
     entries: list,
     paths: dict[bytes, str],
     fields: Sequence[str] | None = None,
+    scratch: dict[str, np.ndarray] | None = None,
 ) -> BarArrays:
     """Read the rows of the given day entries (in day order) into contiguous arrays.
 
     ``fields``: the bar fields to read (ts always); the others are zeros, which
     cost nothing until touched (the engine does not touch what a strategy does
-    not read).
+    not read). ``scratch``: buffers to read into, grown as needed and reused by
+    the next call (fresh memory is slow to touch, and a heap of freed bar arrays
+    between small long-lived ones only grows); the arrays returned are then views
+    valid until the next call with the same ``scratch``.
     """
     n = sum(e.rows for e in entries)
     cols = ["ts", *(c for c in _COLS[1:] if fields is None or c in fields)]
-    out = {c: np.empty(n, dtype=np.int64 if c == "ts" else np.float64) for c in cols}
+    if scratch is None:
+        out = {c: np.empty(n, dtype=np.int64 if c == "ts" else np.float64) for c in cols}
+    else:
+        out = {}
+        for c in (*cols, "zeros"):
+            buf = scratch.get(c)
+            if buf is None or len(buf) < n:
+                buf = scratch[c] = np.zeros(
+                    max(n, int(1.25 * len(buf)) if buf is not None else n),
+                    dtype=np.int64 if c == "ts" else np.float64,
+                )
+            out[c] = buf[:n]
     for c in _COLS[1:]:
         if c not in out:
-            out[c] = np.zeros(n)
+            out[c] = np.zeros(n) if scratch is None else out["zeros"]
     pos = 0
     i = 0
     while i < len(entries):

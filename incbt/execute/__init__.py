@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -48,13 +49,22 @@ class BarSource(Protocol):
     ) -> BarArrays: ...
 
 
+_SCRATCH = threading.local()  # per thread: the buffers reusing loads read bars into
+
+
 class DirectBars:
     """Bars straight from the row groups named by the catalog's day index."""
 
-    def __init__(self, root: str, entries_by_instrument: dict[str, list]) -> None:
+    def __init__(
+        self, root: str, entries_by_instrument: dict[str, list], reuse: bool = False
+    ) -> None:
         self.root = root
         self.entries = entries_by_instrument  # instrument -> DayEntry list (ascending)
         self.paths: dict[bytes, str] = {}
+        # reuse: each thread reads into the same buffers every time, so the arrays a
+        # load returns are valid only until that thread's next load (executors: a task
+        # keeps no bar array once it has run)
+        self.reuse = reuse
 
     @classmethod
     def from_store(cls, store: object, instruments: list[str] | dict[str, int]) -> DirectBars:
@@ -82,7 +92,12 @@ class DirectBars:
         fields: Sequence[str] | None = None,
     ) -> BarArrays:
         es = [e for e in self.entries.get(instrument, []) if first_day <= e.day <= last_day]
-        return read_days(self.root, instrument, es, self.paths, fields)
+        scratch = None
+        if self.reuse:
+            scratch = getattr(_SCRATCH, "bufs", None)
+            if scratch is None:
+                scratch = _SCRATCH.bufs = {}
+        return read_days(self.root, instrument, es, self.paths, fields, scratch)
 
 
 class SqlBars:

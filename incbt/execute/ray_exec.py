@@ -86,7 +86,7 @@ def _work(
 ) -> TaskResult:
     from incbt.runs import trim
 
-    source = DirectBars(root, {task.instrument: entries})
+    source = DirectBars(root, {task.instrument: entries}, reuse=True)
     source.paths = paths
     return trim(run_task(task, source, resume), keep)
 

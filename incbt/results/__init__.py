@@ -226,7 +226,7 @@ def build_tables(
     return daily, fills
 
 
-ROW_GROUP_ROWS = 1 << 17  # rows per row group of a batch file
+ROW_GROUP_ROWS = 1 << 15  # rows per row group of a batch file (about 2 MiB of fills)
 
 
 class BatchFiles:
