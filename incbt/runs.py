@@ -323,9 +323,7 @@ def bar_source(store: Any, tasks: Sequence[SegmentTask]) -> DirectBars:
     first: dict[str, int] = {}
     for t in tasks:
         first[t.instrument] = min(first.get(t.instrument, t.history_day), t.history_day)
-    src = DirectBars.from_store(store, first)
-    src.reuse = True  # run_task keeps no bar array: each thread reads into its own buffers
-    return src
+    return DirectBars.from_store(store, first)
 
 
 class LocalExecutor:
@@ -348,7 +346,8 @@ class LocalExecutor:
         known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
     ) -> Iterator[TaskResult]:
         """Results in task order, whatever order they finish in."""
-        source = bar_source(store, tasks)
+        source = DirectBars.lazy(store)  # each task reads its entries when it runs
+        source.reuse = True  # run_task keeps no bar array: each thread reads into its buffers
         resumes = resume_states(store, tasks, known)
 
         def one(args: tuple) -> TaskResult:

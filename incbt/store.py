@@ -162,8 +162,20 @@ class Store:
         )
         with self.catalog.env.read() as txn:
             meta = self.catalog.meta(txn)
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise _not_a_store(path)
+        version = meta.get("format_version")
+        if version == 1:
+            # format 1 kept one file per bucket, a list of one in format 2's encoding:
+            # the upgrade is the version number alone, in one transaction
+            self.catalog.env.write(
+                lambda txn: self.catalog.put_meta(txn, "format_version", FORMAT_VERSION)
+            )
+            meta["format_version"] = version = FORMAT_VERSION
+        if version != FORMAT_VERSION:
+            raise NotAStoreError(
+                f"{path} is an incbt store of catalog format {version!r}; this incbt reads "
+                f"formats 1 and {FORMAT_VERSION}. Fix: use the incbt version that wrote it, "
+                "or create a new store and ingest the bars again"
+            )
         self.settings = {s.name: settings_mod.resolve(s.name, meta) for s in settings_mod.SETTINGS}
 
     def __repr__(self) -> str:

@@ -193,3 +193,32 @@ def test_chunked_ingest_equals_one_chunk_and_stays_atomic(tmp_path, monkeypatch)
         third.ingest(str(tmp_path / "d"))
     assert tree_state(os.path.join(third.path, "bars")) == before
     assert third.sql("SELECT count(*) n FROM bars")["n"][0].as_py() == 0
+
+
+def test_a_format_1_store_is_upgraded_and_another_format_refused(tmp_path):
+    """Format 1 (one file per month) reads as format 2 (a list of files) unchanged."""
+    import subprocess
+    import sys
+
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-01-02", seed=5)
+    generate(str(tmp_path / "new"), instruments=2, days=4, start="2024-01-02", seed=5,
+             from_day="2024-01-05", to_day="2024-01-05")  # fmt: skip
+    path = str(tmp_path / "s")
+    s = incbt.init(path)
+    s.ingest(str(tmp_path / "d"))
+    before = s.sql("SELECT * FROM bars ORDER BY instrument, ts")
+    s.catalog.env.write(lambda txn: s.catalog.put_meta(txn, "format_version", 1))
+    s2 = incbt.open(path)
+    with s2.catalog.env.read() as txn:
+        assert s2.catalog.meta(txn)["format_version"] == 2
+    assert s2.sql("SELECT * FROM bars ORDER BY instrument, ts").equals(before)
+    res = s2.ingest(str(tmp_path / "new"))  # a new day: an append file to the old month file
+    assert res.days_new == 2 and res.append_files == 2
+    assert s2.sql("SELECT count(*) AS n FROM bars").column("n")[0].as_py() == 4 * 2 * 390
+
+    s2.catalog.env.write(lambda txn: s2.catalog.put_meta(txn, "format_version", 99))
+    with pytest.raises(incbt.errors.NotAStoreError, match="catalog format 99"):
+        incbt.open(path)
+    p = subprocess.run([sys.executable, "-m", "incbt.cli", "--store", path, "status"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert p.returncode == 1 and "catalog format 99" in p.stderr and "Fix:" in p.stderr

@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -65,6 +65,14 @@ class DirectBars:
         # load returns are valid only until that thread's next load (executors: a task
         # keeps no bar array once it has run)
         self.reuse = reuse
+        self.catalog: object | None = None  # set: entries are read per load (see lazy)
+
+    @classmethod
+    def lazy(cls, store: object) -> DirectBars:
+        """Entries read from the catalog at each load, not all held from the start."""
+        src = cls(store.path, {})  # type: ignore[attr-defined]
+        src.catalog = store.catalog  # type: ignore[attr-defined]
+        return src
 
     @classmethod
     def from_store(cls, store: object, instruments: list[str] | dict[str, int]) -> DirectBars:
@@ -91,7 +99,15 @@ class DirectBars:
         last_day: int,
         fields: Sequence[str] | None = None,
     ) -> BarArrays:
-        es = [e for e in self.entries.get(instrument, []) if first_day <= e.day <= last_day]
+        if self.catalog is not None:
+            cat: Any = self.catalog
+            with cat.env.read() as txn:
+                es = list(cat.days(txn, instrument, first_day, last_day))
+                for e in es:
+                    if e.file not in self.paths:
+                        self.paths[e.file] = cat.file(txn, e.file).path
+        else:
+            es = [e for e in self.entries.get(instrument, []) if first_day <= e.day <= last_day]
         scratch = None
         if self.reuse:
             scratch = getattr(_SCRATCH, "bufs", None)
