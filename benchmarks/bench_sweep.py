@@ -188,6 +188,7 @@ class Phases:
         cls.map = map_
 
     def __enter__(self) -> Phases:
+        import incbt.results as results_mod
         import incbt.results.compact as compact_mod
         import incbt.runs as runs_mod
         import incbt.sweep as sweep_mod
@@ -198,6 +199,7 @@ class Phases:
         self._wrap(runs_mod, "bar_source", "catalog")
         self._wrap(runs_mod, "resume_states", "catalog")
         self._wrap(runs_mod, "commit", "commit")
+        self._wrap(results_mod.BatchFiles, "add", "rows")
         self._wrap(compact_mod, "compact_all", "compaction")
         self._wrap_map(runs_mod.LocalExecutor)
         self._wrap_map(RayExecutor)
@@ -428,7 +430,8 @@ def extrapolate(points: list[tuple[int, float]]) -> float | None:
 
 PHASES = [("register", "register runs"), ("plan", "plan (+ dry-run estimate)"),
           ("catalog", "read catalog for tasks"), ("submit", "Ray: submit, serialize"),
-          ("results", "waiting for results (read bars + compute)"), ("commit", "commit"),
+          ("results", "waiting for results (read bars + compute)"),
+          ("rows", "writing result rows as they arrive (driver)"), ("commit", "commit"),
           ("compaction", "compaction"), ("other", "other")]
 
 
@@ -719,19 +722,23 @@ def main() -> None:
     else:
         cross += (" Per bar-step, between the two largest plans Ray 2 workers is not cheaper "
                   "than in-process, so the start-up is never won back.")
-    cmp_ = (f"`incbt.sweep.RAY_THRESHOLD` is {RAY_THRESHOLD:,} bar-steps (a sweep at or above "
-            "it uses a local Ray by default). ")
-    if rec is not None:
-        cmp_ += (f"Measured on this machine the switch point is about {rec}; "
-                 + ("the threshold could come down to it." if x is not None and
-                    x < RAY_THRESHOLD / 2 else
-                    "the threshold should go up to it." if x is not None and
-                    x > RAY_THRESHOLD * 2 else "the threshold is about right."))
+    if RAY_THRESHOLD is None:
+        cmp_ = ("`incbt.sweep.RAY_THRESHOLD` is None: a sweep uses Ray only when asked "
+                "(`workers=`, `address=` or the `ray_threshold` setting). ")
     else:
-        cmp_ += ("No measured size favours a local Ray, so the threshold should not come "
-                 "down; on a machine like this one a local Ray never helps, and the default "
-                 "would be better keyed on the cores Ray would add (a cluster `address`) than "
-                 "on the plan size alone.")
+        cmp_ = (f"`incbt.sweep.RAY_THRESHOLD` is {RAY_THRESHOLD:,} bar-steps (a sweep at or "
+                "above it uses a local Ray by default). ")
+    if rec is not None:
+        cmp_ += f"Measured on this machine the switch point is about {rec}" + (
+            "." if RAY_THRESHOLD is None else
+            "; the threshold could come down to it." if x is not None and
+            x < RAY_THRESHOLD / 2 else
+            "; the threshold should go up to it." if x is not None and
+            x > RAY_THRESHOLD * 2 else "; the threshold is about right.")
+    else:
+        cmp_ += ("No measured size favours a local Ray: on a machine like this one a local "
+                 "Ray never helps, so it is not a default; it pays where it adds cores "
+                 "(a cluster `address`).")
 
     phases_t = table(phase_rows([("in-process", b_in), ("Ray 1", b_r1), ("Ray 2", b_r2),
                                  ("resume", br), ("scratch", bs)]),
@@ -755,28 +762,30 @@ def main() -> None:
     except OSError:
         head = "?"
 
-    # why Ray 2 workers is not 2x Ray 1: Amdahl with the driver's serial phases
-    def serial(j: dict) -> float:
-        return j["s"] - j["phases"]["results"]
+    # why Ray 2 workers is not 2x Ray 1: the driver's work, serial or on the same cores
+    def serial(j: dict) -> float:  # before the first result and after the last
+        ph = j["phases"]
+        return sum(ph.get(k, 0.0) for k in ("register", "plan", "catalog", "submit", "commit",
+                                             "compaction"))
 
-    s1, p1 = serial(b_r1), b_r1["phases"]["results"]
-    bound = b_r1["s"] / (s1 + p1 / 2)
+    s1 = serial(b_r1)
+    rows1, rows2 = b_r1["phases"].get("rows", 0.0), b_r2["phases"].get("rows", 0.0)
+    bound = b_r1["s"] / (s1 + (b_r1["s"] - s1) / 2)
     need = 2 / 1.7 - 1  # serial share of Ray 1's time that still allows 1.7x
     why = (
         (f"Why Ray 2 workers is {r21:.2f}x Ray 1 and not 1.7x: " if r21 < 1.7 else
          f"Ray 2 workers is {r21:.2f}x Ray 1: ")
-        + "the driver's serial work "
-        f"(everything but waiting for results: register, plan, catalog reads, submitting, and "
-        f"above all the commit, which starts after the last result) is {ms(s1)} of Ray 1's "
-        f"{ms(b_r1['s'])} ({s1 / b_r1['s']:.0%}); even with the waiting halved exactly, 2 "
-        f"workers could reach only {bound:.2f}x (1.7x needs a serial share of at most "
-        f"{need:.0%}). The waiting itself went from {ms(p1)} to "
-        f"{ms(b_r2['phases']['results'])} ({p1 / b_r2['phases']['results']:.2f}x): the "
-        "workers' summed execution time grew from "
+        + "the driver works too. Its serial part (register, plan, catalog reads, submitting, "
+        f"and the commit after the last result) is {ms(s1)} of Ray 1's {ms(b_r1['s'])} "
+        f"({s1 / b_r1['s']:.0%}): with the rest halved exactly, 2 workers could reach "
+        f"{bound:.2f}x (1.7x needs a serial share of at most {need:.0%}). And while the "
+        f"workers compute, the driver encodes their result rows into the batch files "
+        f"({ms(rows1)} with 1 worker, {ms(rows2)} with 2): with 1 worker that runs on the "
+        "second core, with 2 workers three busy processes share two cores. The workers' "
+        "summed execution time grew from "
         f"{ms(b_r1.get('workers_t', {}).get('execute', 0.0))} to "
-        f"{ms(b_r2.get('workers_t', {}).get('execute', 0.0))} (two workers and the driver, "
-        "which deserialises results as they come, on two cores shared with other jobs; "
-        f"a pure-Python loop scaled {float(np.median(scaling)):.2f}x on 2 processes meanwhile). "
+        f"{ms(b_r2.get('workers_t', {}).get('execute', 0.0))} (a pure-Python loop scaled "
+        f"{float(np.median(scaling)):.2f}x on 2 processes meanwhile). "
         f"Resume: the 5 new points are {br['steps'] / bs['steps']:.0%} of the bar-steps but "
         f"{br['s'] / bs['s']:.0%} of the time; every instrument's bars are still read (the "
         f"waiting for results is {ms(br['phases']['results'])} against "
@@ -815,10 +824,14 @@ def main() -> None:
         phases_t,
         "",
         "Driver phases are timed around incbt's functions (`incbt.sweep.register`, "
-        "`incbt.runs.plan_runs`, `bar_source` + `resume_states`, `commit`, `compact_all`, the "
-        "executor's `map` iterator, and on Ray `ray.wait` + `ray.get`); workers' times are "
-        "Ray's task events (`ray.timeline`) inside the sweep's window. The commit of a plan "
-        "smaller than `DEFAULT_COMMIT_BARS` happens once, after the last result. " + why,
+        "`incbt.runs.plan_runs`, `bar_source` + `resume_states`, `BatchFiles.add`, `commit`, "
+        "`compact_all`, the executor's `map` iterator, and on Ray `ray.wait` + `ray.get`); "
+        "workers' times are Ray's task events (`ray.timeline`) inside the sweep's window. "
+        "Result rows are encoded into the batch's files as each result arrives; the commit "
+        "(those files made durable, then the catalog transaction) of a plan smaller than "
+        "`DEFAULT_COMMIT_BARS` happens once, after the last result. In-process, the "
+        "executor's threads compute ahead while the main thread writes rows, so little time "
+        "is spent waiting for results. " + why,
         "",
         startup,
         "",

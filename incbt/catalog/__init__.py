@@ -38,7 +38,7 @@ from incbt.catalog.env import Env, open_env
 DAY_OFFSET = 2**31
 FORMAT_VERSION = 2  # 2: a bucket is a list of files (append files)
 
-_DAY_VALUE = struct.Struct(">16sIII16sqq")  # file, rg, offset, rows, hash, first, last
+DAY_VALUE = struct.Struct(">16sIII16sqq")  # file, rg, offset, rows, hash, first, last
 _CHANGE_VALUE = struct.Struct(">B16s16sI")  # kind, old hash, new hash, rows
 
 CHANGE_NEW = 1
@@ -74,7 +74,7 @@ class DayEntry:
     last_ts: int
 
     def pack(self) -> bytes:
-        return _DAY_VALUE.pack(
+        return DAY_VALUE.pack(
             self.file,
             self.row_group,
             self.offset,
@@ -87,7 +87,7 @@ class DayEntry:
     @classmethod
     def unpack(cls, key: bytes, value: bytes) -> DayEntry:
         inst, day = split_day_key(key)
-        return cls(inst, day, *_DAY_VALUE.unpack(value))
+        return cls(inst, day, *DAY_VALUE.unpack(value))
 
 
 @dataclass(frozen=True)

@@ -297,7 +297,20 @@ def _warmup(strat: Strategy, row: np.ndarray, k: int) -> int:
     return n
 
 
+_EXEC_OK: set[bytes] = set()  # exec_params blocks already checked (every segment asks again)
+
+
 def _check_exec(ex: np.ndarray) -> None:
+    key = ex.tobytes()
+    if key in _EXEC_OK:
+        return
+    _check_exec_rows(ex)
+    if len(_EXEC_OK) > 10_000:
+        _EXEC_OK.clear()
+    _EXEC_OK.add(key)
+
+
+def _check_exec_rows(ex: np.ndarray) -> None:
     bad = ~(np.isfinite(ex).all(axis=1) & (ex[:, 0] > 0) & (ex[:, 1:] >= 0).all(axis=1))
     bad |= ex[:, 2] >= 1e4
     if bad.any():

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from incbt.catalog import DAY_VALUE, DayEntry
 from incbt.errors import UsageError
 from incbt.execute import DirectBars, TaskResult, resolve_strategy, run_task
 from incbt.plan import SegmentTask
@@ -81,11 +82,30 @@ def shutdown() -> None:
         _started_here = False
 
 
+def _pack(entries: list) -> tuple[np.ndarray, bytes]:
+    """Day entries as (days, packed values): pickled in a fraction of the objects' time."""
+    return np.array([e.day for e in entries], dtype=np.int32), b"".join(e.pack() for e in entries)
+
+
+def _unpack(instrument: str, packed: tuple[np.ndarray, bytes]) -> list:
+    days, blob = packed
+    return [
+        DayEntry(instrument, d, *v)
+        for d, v in zip(days.tolist(), DAY_VALUE.iter_unpack(blob), strict=True)
+    ]
+
+
 def _work(
-    task: SegmentTask, root: str, entries: list, paths: dict, resume: Any, keep: int
+    task: SegmentTask,
+    root: str,
+    packed: tuple[np.ndarray, bytes],
+    paths: dict,
+    resume: Any,
+    keep: int,
 ) -> TaskResult:
     from incbt.runs import trim
 
+    entries = _unpack(task.instrument, packed)
     source = DirectBars(root, {task.instrument: entries}, reuse=True)
     source.paths = paths
     return trim(run_task(task, source, resume), keep)
@@ -202,7 +222,7 @@ class RayExecutor:
                     t = tasks[i]
                     entries = source.entries.get(t.instrument, [])
                     paths = {e.file: source.paths[e.file] for e in entries}
-                    refs[fn.remote(t, source.root, entries, paths, resumes[i], keep)] = i
+                    refs[fn.remote(t, source.root, _pack(entries), paths, resumes[i], keep)] = i
                     submitted += 1
                 if nxt not in done:
                     ready, _ = ray.wait(list(refs), num_returns=1)
