@@ -392,7 +392,7 @@ def open_batch(store: Any) -> BatchFiles:
 def _slim(r: TaskResult) -> TaskResult:
     """Drop what a result's batch files now hold; keep what the transaction needs."""
     e = np.empty(0)
-    r.daily = {"pnl": r.daily["pnl"]}
+    r.daily = {"pnl": np.array(r.daily["pnl"])}  # a copy: the kernel's block holds 5 fields
     r.fill_run = r.fill_ts = r.fill_day = e.astype(np.int64)
     r.fill_qty = r.fill_price = r.fill_fee = e
     return r

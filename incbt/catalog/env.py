@@ -26,7 +26,7 @@ DBS = (
     b"changes",  # seq|instrument|day -> what an event changed for one day
     b"days",  # instrument|day -> where the current bars of that day are
     b"files",  # file hash -> file record JSON (path, intervals it was current)
-    b"buckets",  # instrument|month -> current file hash
+    b"buckets",  # instrument|month -> hashes of the current files (oldest first)
     b"pending",  # intents of an unfinished write, for orphan clean-up
     b"runs",  # run id -> run record JSON
     b"snapshots",  # run id | instrument | 0 | day -> engine state + metric accumulators

@@ -268,7 +268,12 @@ def _check_days(day_ends: object, start: int, n: int) -> np.ndarray:
         if de.size:
             raise StrategyError("day_ends must be empty when there is no bar after start")
         return de
-    if de.size == 0 or de[-1] != n or de[0] <= start or np.any(np.diff(de) <= 0):
+    if (
+        de.size == 0
+        or int(de[-1]) != n
+        or int(de[0]) <= start
+        or (de.size > 1 and bool((de[1:] <= de[:-1]).any()))
+    ):
         raise StrategyError(
             f"day_ends must be strictly increasing exclusive ends of days in ({start}, {n}], "
             f"ending at {n}; got {de[:5].tolist()}{'...' if de.size > 5 else ''}"
@@ -444,13 +449,14 @@ def _run_raw(
     bar_steps = (cols[0].shape[0] - start) * n_sets
     while True:
         st = st_in.copy()
+        block = np.empty((5, n_sets, n_days))  # one allocation for the float daily outputs
         out = {
-            "equity": np.empty((n_sets, n_days)),
-            "pnl": np.empty((n_sets, n_days)),
-            "pos": np.empty((n_sets, n_days)),
-            "fees": np.empty((n_sets, n_days)),
+            "equity": block[0],
+            "pnl": block[1],
+            "pos": block[2],
+            "fees": block[3],
             "fills": np.empty((n_sets, n_days), dtype=np.int64),
-            "turnover": np.empty((n_sets, n_days)),
+            "turnover": block[4],
             "snapshots": np.empty((n_sets, n_days, width)),
             **_fill_buffers(cap),
             "f_count": np.zeros(n_sets, dtype=np.int64),
