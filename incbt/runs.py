@@ -9,10 +9,11 @@ up to date computes only the days its results lack.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -357,8 +358,21 @@ class LocalExecutor:
             return r
 
         n = self.threads or min(len(tasks), os.cpu_count() or 1) or 1
+        # a bounded window, not every task at once: results the caller has not taken
+        # yet wait in memory, so the threads run at most 2 per thread ahead of it
+        todo = iter(zip(tasks, resumes, strict=True))
         with ThreadPoolExecutor(max_workers=n) as pool:
-            yield from pool.map(one, zip(tasks, resumes, strict=True))
+            ahead = deque(pool.submit(one, a) for a in itertools.islice(todo, 2 * n))
+            try:
+                while ahead:
+                    r = ahead.popleft().result()
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        ahead.append(pool.submit(one, nxt))
+                    yield r
+            finally:
+                for f in ahead:  # interrupted: what has not started never will
+                    f.cancel()
 
 
 def trim(r: TaskResult, keep: int) -> TaskResult:

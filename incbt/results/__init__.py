@@ -331,7 +331,7 @@ class BatchFiles:
         cut = total if final else total - total % ROW_GROUP_ROWS
         if cut:
             self._write(key, {c: a[:cut] for c, a in cols.items()})
-        rest = {c: a[cut:] for c, a in cols.items()}
+        rest = {c: np.array(a[cut:]) for c, a in cols.items()}  # copies: free the block
         self._parts[key] = [rest] if total > cut else []
         self._buffered[key] = total - cut
 
