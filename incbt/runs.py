@@ -39,6 +39,7 @@ from incbt.plan import InstrumentDays, Plan, RunSpec, SegmentTask, plan, split_t
 from incbt.progress import NULL, Reporter
 from incbt.results import (
     PORTFOLIO,
+    RECENT_BLOCK,
     BatchFiles,
     CommitSummary,
     fallen_out,
@@ -486,7 +487,7 @@ def commit(
             before = (
                 []
                 if t.resume_day is None
-                else cat.days_up_to(txn, t.instrument, t.resume_day, keep)
+                else cat.days_up_to(txn, t.instrument, t.resume_day, keep + RECENT_BLOCK)
             )
             drop = fallen_out(before, r.days, keep)
             final = finalize(r.states[:, -1, sw:]) if len(r.days) else None  # one call a task
@@ -535,7 +536,7 @@ def commit(
                 root, cat, txn, rid, capital, first_of_run[rid], fresh, run_insts
             )
             kept = rc.snapshot_days(cat, txn, rid, PORTFOLIO)
-            before = [d for d in kept if d < pf_from][-keep:]
+            before = [d for d in kept if d < pf_from][-(keep + RECENT_BLOCK) :]
             rc.delete_snapshots_from(cat, txn, rid, PORTFOLIO, pf_from)
             mask = retained(days, keep)
             rc.put_snapshots(cat, txn, rid, PORTFOLIO, days[mask], acc[mask])

@@ -38,7 +38,8 @@ SETTINGS: tuple[Setting, ...] = (
         "snapshot_keep_days",
         60,
         int,
-        "Keep every day's engine snapshot for this many most recent days, then one a month.",
+        "Keep every day's engine snapshot for this many most recent days (the window moves "
+        "in 16-day blocks, so up to ~11 more are kept), then one a month.",
         store=True,
     ),
     Setting(

@@ -189,3 +189,31 @@ def test_streamed_batch_files_hold_the_same_rows(tmp_path_factory, case, row_gro
         got = got.sort_by([("run_id", "ascending"), ("instrument", "ascending"),
                            (order, "ascending")])  # fmt: skip
         assert got.equals(want), key
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(1, 5), min_size=1, max_size=120),  # gaps between trading days
+    st.lists(st.integers(1, 30), min_size=1, max_size=20),  # sizes of successive updates
+    st.integers(1, 40),
+)
+def test_retention_kept_incrementally_equals_retention_of_the_whole(gaps, chunks, keep):
+    """Snapshots kept by a first run and then commit after commit (adding what
+    ``retained`` keeps of each segment, deleting what ``fallen_out`` names) are
+    exactly those ``retained`` keeps of the whole history at once."""
+    from incbt.results import RECENT_BLOCK, fallen_out, retained
+
+    days = (19000 + np.cumsum(gaps)).astype(np.int32)
+    kept: set[int] = set()
+    done = 0
+    for size in chunks + [len(days)]:
+        seg = days[done : done + size]
+        if not len(seg):
+            break
+        before = days[:done][-(keep + RECENT_BLOCK) :].tolist()
+        for d in fallen_out(before, seg, keep):
+            assert d in kept, "deletes only what it kept"
+            kept.discard(d)
+        kept |= set(seg[retained(seg, keep)].tolist())
+        done += len(seg)
+    assert sorted(kept) == sorted(days[retained(days, keep)].tolist())

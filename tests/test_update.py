@@ -168,7 +168,9 @@ def test_snapshot_retention_across_daily_updates(tmp_path):
     months = [str(np.datetime64(d, "D"))[:7] for d in days]
     month_ends = {d for i, d in enumerate(days) if i + 1 == len(days) or months[i + 1] !=
                   months[i]}
-    expect = sorted(set(days[-3:]) | month_ends)
+    # the recent window: the last 3 days and the rest of the 16-day block the oldest is in
+    floor = days[-3] - days[-3] % 16
+    expect = sorted({d for d in days if d >= floor} | month_ends)
     for st in (inc, full):
         with st.catalog.env.read() as txn:
             for inst in ("S0000", "S0001", ""):  # "" is the portfolio

@@ -14,7 +14,8 @@ the end). SQL's ``daily`` and ``fills`` apply that rule (see
 :func:`cutoffs`), so superseded rows are never mixed with valid ones.
 
 Snapshot retention (store setting ``snapshot_keep_days``, N): the snapshot of
-every one of a pair's last N days, and before that the last day of each month.
+every one of a pair's last N days (and of the rest of the 16-day block the oldest
+of them falls in: :func:`retained`), and before that the last day of each month.
 """
 
 from __future__ import annotations
@@ -81,12 +82,30 @@ def batch_paths(batch: int) -> tuple[str, str]:
     return os.path.join("results", "daily", name), os.path.join("results", "fills", name)
 
 
+RECENT_BLOCK = 16  # calendar days: the recent window moves by whole blocks (see retained)
+
+
+def _recent_floor(seq: np.ndarray, keep: int) -> int:
+    """First day of the recent window: the start of the block holding the keep-th last day."""
+    if len(seq) == 0:
+        return 2**31
+    d = int(seq[max(0, len(seq) - keep)])
+    return d - d % RECENT_BLOCK
+
+
 def retained(days: np.ndarray, keep: int) -> np.ndarray:
-    """Mask of the days whose snapshot is kept: the last ``keep``, and each month's last."""
+    """Mask of the days whose snapshot is kept: the recent window, and each month's last.
+
+    The recent window holds the last ``keep`` days and the rest of the
+    ``RECENT_BLOCK``-day calendar block the oldest of them falls in, so it moves
+    by whole blocks: a daily update deletes old snapshots about once every 11
+    trading days, all of a pair's at once (one page), instead of one day each
+    time (a second page written per pair and day). At most ~11 days more are kept.
+    """
     n = len(days)
     mask = np.zeros(n, dtype=bool)
-    mask[max(0, n - keep) :] = True
     if n:
+        mask |= days.astype(np.int64) >= _recent_floor(days, keep)
         months = days.astype("datetime64[D]").astype("datetime64[M]")
         mask[:-1] |= months[1:] != months[:-1]
         mask[-1] = True
@@ -96,20 +115,23 @@ def retained(days: np.ndarray, keep: int) -> np.ndarray:
 def fallen_out(before: list[int], computed: np.ndarray, keep: int) -> list[int]:
     """Days whose snapshot the retention rule no longer keeps after a commit.
 
-    ``before``: the last ``keep`` trading days up to the day a segment resumed
-    from (their snapshots were kept as "recent"); ``computed``: the segment's days.
-    A day that leaves the recent window keeps its snapshot only if it is the last
-    trading day of its month.
+    ``before``: the last ``keep + RECENT_BLOCK`` trading days up to the day a
+    segment resumed from (every day of the recent window then is among them);
+    ``computed``: the segment's days. A day that leaves the recent window keeps its
+    snapshot only if it is the last trading day of its month.
     """
     if not before:
         return []
-    seq = np.concatenate([np.asarray(before, dtype=np.int64), computed.astype(np.int64)])
-    recent = set(seq[-keep:].tolist())
+    old = np.asarray(before, dtype=np.int64)
+    seq = np.concatenate([old, computed.astype(np.int64)])
+    lo, hi = _recent_floor(old, keep), _recent_floor(seq, keep)
+    if hi <= lo:
+        return []  # the window did not move to a new block: nothing to delete
     months = seq.astype("datetime64[D]").astype("datetime64[M]")
     out = []
     for i, d in enumerate(before):
-        if d in recent:
-            continue
+        if not lo <= d < hi:
+            continue  # kept, or already deleted when the window passed it
         month_end = i + 1 >= len(seq) or months[i + 1] != months[i]
         if not month_end:
             out.append(int(d))
@@ -554,6 +576,7 @@ __all__ = [
     "DAILY_SCHEMA",
     "FILLS_SCHEMA",
     "PORTFOLIO",
+    "RECENT_BLOCK",
     "BatchFiles",
     "CommitSummary",
     "batch_paths",
