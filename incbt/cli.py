@@ -492,7 +492,7 @@ def strategies(
 @app.command()
 def log(
     kind: Annotated[
-        str | None, typer.Option(help="Only events of this kind (init, ingest).")
+        str | None, typer.Option(help="Only events of this kind (init, ingest, backtest, gc, ...).")
     ] = None,
     limit: Annotated[int, typer.Option(help="Most events to show.")] = 50,
     output: OutputOpt = "table",
@@ -518,10 +518,16 @@ def status(output: OutputOpt = "table") -> None:
     write_table(t, output, None, title=f"store {st.path}")
     with st.catalog.env.read() as txn:
         pending = st.catalog.pending(txn)
+        doomed = st.catalog.gc_pending(txn)
+        horizon = st.catalog.gc_horizon(txn)
     if pending:
         typer.echo(
             f"{len(pending)} file(s) from an interrupted write will be removed by the next write"
         )
+    if doomed:
+        typer.echo(f"{len(doomed)} file(s) of an interrupted gc will be removed by the next write")
+    if horizon:
+        typer.echo(f"time travel (--as-of) reaches back to event {horizon} (incbt gc)")
     res = st.status()
     _print_update(res, output, dry=True)
     if res.stale:
@@ -607,6 +613,42 @@ def verify(
             highlight=False,
         )
     raise typer.Exit(1)
+
+
+@app.command()
+def gc(
+    before: Annotated[
+        int | None,
+        typer.Option(
+            "--before",
+            help="Remove only files superseded at or before event N: --as-of N and "
+            "later still show exactly the same bars.",
+        ),
+    ] = None,
+    keep_days: Annotated[
+        float | None,
+        typer.Option(
+            "--keep-days",
+            help="Keep what time travel to the last N days needs (--before the first "
+            "event newer than N days ago).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be removed; write nothing.")
+    ] = False,
+) -> None:
+    """Delete superseded bars files kept for --as-of time travel (default: all of them)."""
+    s = _open().gc(before=before, keep_days=keep_days, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(
+        f"{verb} {s.files_removed} superseded bars file(s), {s.bytes_freed:,} bytes"
+        + (f"; event {s.seq}" if s.seq else "; nothing to remove, no event" if not dry_run else "")
+    )
+    if s.files_kept:
+        typer.echo(f"kept {s.files_kept} superseded file(s), {s.bytes_kept:,} bytes, for --as-of")
+    typer.echo(
+        f"--as-of reaches back to event {s.horizon}" if s.horizon else "--as-of reaches every event"
+    )
 
 
 def _fast_exit() -> None:

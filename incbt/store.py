@@ -5,7 +5,8 @@ Layout (``store/README.md`` documents it for users)::
     <store>/
       catalog/            LMDB: event log, indexes, settings (data.mdb, lock.mdb)
       bars/<instrument>/<YYYY-MM>-<hash>.parquet   immutable, content-addressed;
-                          a month: a base file + append files
+                          a month: a base file + append files; superseded files
+                          stay for time travel until ``gc`` removes them
       tmp/                a writer's staging area (removed after each write)
       write.lock          the write lock, naming its holder
 
@@ -225,6 +226,33 @@ class Store:
         """Remove what a crashed writer left behind; returns files removed."""
         with self.lock():
             return recover(self.path, self.catalog)
+
+    def gc(
+        self,
+        before: int | None = None,
+        keep_days: float | None = None,
+        dry_run: bool = False,
+    ) -> Any:
+        """Delete superseded bars files kept for time travel; returns a GcSummary.
+
+        Neither option: every bars file that is not current goes (``--as-of``
+        then reaches back only to the latest event that superseded one).
+        ``before=EVENT``: only files superseded at or before EVENT, so time travel
+        to EVENT and later is unchanged; ``keep_days=N``: EVENT is the first event
+        newer than N days ago. ``dry_run``: say what would go, write nothing.
+        Current bars, results, the event log and ``changes`` are untouched.
+        """
+        from incbt.bars.gc import gc
+
+        return gc(
+            self.path,
+            self.catalog,
+            lock=self.lock,
+            before=before,
+            keep_days=keep_days,
+            dry_run=dry_run,
+            command=_command(),
+        )
 
     # -- backtests ---------------------------------------------------------
     def backtest(

@@ -74,3 +74,35 @@ def test_errors_exit_codes(tmp_path, args, code):
     assert p.returncode == code, p.stderr
     assert p.stderr.strip()
     assert "Traceback" not in p.stderr
+
+
+def test_gc(tmp_path):
+    s = tmp_path / "store"
+    run("init", store=s)
+    d = tmp_path / "d"
+    run("generate", str(d), "--instruments", "2", "--days", "3", "--start", "2024-01-29", store=s)
+    run("ingest", str(d), store=s)  # event 2
+    run("generate", str(tmp_path / "r"), "--instruments", "2", "--days", "3", "--start",
+        "2024-01-29", "--from", "2024-01-30", "--to", "2024-01-30", "--revise", "2024-01-30",
+        store=s)
+    run("ingest", str(tmp_path / "r"), store=s)  # event 3: both month files superseded
+    bars = sorted(p.name for p in (s / "bars").rglob("*.parquet"))
+    assert len(bars) == 4
+    dry = run("gc", "--dry-run", store=s).stdout
+    assert "would remove 2 superseded bars file(s)" in dry
+    assert sorted(p.name for p in (s / "bars").rglob("*.parquet")) == bars
+    out = run("gc", store=s).stdout
+    assert "removed 2 superseded bars file(s)" in out and "event 4" in out
+    assert "--as-of reaches back to event 3" in out
+    assert len(list((s / "bars").rglob("*.parquet"))) == 2
+    p = run("query", "SELECT count(*) FROM bars", "--as-of", "2", store=s, check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "incbt gc" in p.stderr and "--as-of 3 or later" in p.stderr
+    n = run("query", "SELECT count(*) AS n FROM bars", "--as-of", "3", "--output", "json",
+            store=s).stdout
+    assert json.loads(n) == {"n": 2 * 3 * 390}
+    log = run("log", store=s).stdout
+    assert "gc" in log and "removed 2 superseded" in log
+    assert "reaches back to event 3" in run("status", store=s).stdout
+    assert "nothing to remove, no event" in run("gc", store=s).stdout
+    assert run("gc", "--before", "99", store=s, check=False).returncode == 2

@@ -1,4 +1,4 @@
-"""Crashes and concurrency: kill -9 during ingest, the write lock, readers during a write.
+"""Crashes and concurrency: kill -9 during ingest and gc, the write lock, readers during a write.
 
 The crash tests run an ingest in a child process (``sys.executable -c``) on a
 copy of a store that already holds data, and SIGKILL it: after a seeded random
@@ -409,6 +409,129 @@ def test_kill_a_fold_at_each_step(fold_world, monkeypatch, point, state):
     assert r.returncode == -signal.SIGKILL, r.stderr
     assert check_consistent(fold_world, path)[0] == state
     finish_and_compare(fold_world, path)
+
+
+# -- gc -------------------------------------------------------------------------
+
+# The child: open the store, run gc; a hook kills it at a chosen point. On a store
+# with nothing pending, gc's first write is its commit and its second clears the intent.
+GC_CHILD = r"""
+import os, signal, sys
+import incbt
+from incbt.catalog.env import Env
+
+store, point = sys.argv[1], sys.argv[2]
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+writes = [0]
+real_write = Env.write
+def write(self, fn):
+    writes[0] += 1
+    n = writes[0]
+    if point == "inside-commit" and n == 1:
+        def fn_then_die(txn, fn=fn):
+            fn(txn)
+            die()  # the transaction is complete but not committed
+        return real_write(self, fn_then_die)
+    if point == "before-clear" and n == 2:
+        die()  # every file deleted, the intent not yet cleared
+    out = real_write(self, fn)
+    if point == "after-commit" and n == 1:
+        die()  # committed, no file deleted yet
+    return out
+Env.write = write
+
+real_remove = os.remove
+def remove(path):
+    real_remove(path)
+    if point == "mid-delete":
+        die()
+os.remove = remove
+
+s = incbt.open(store).gc()
+print("done", s.files_removed, flush=True)
+"""
+
+GC_VIEW = {
+    "events": "SELECT seq, kind, command, summary FROM events ORDER BY seq",
+    "files": "SELECT * FROM files ORDER BY path",
+}
+
+
+def run_gc_child(path: str, point: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", GC_CHILD, path, point], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture(scope="module")
+def gc_world(world):
+    """The crash world's "after" store (superseded files in it) and the same store
+    after an uninterrupted gc."""
+    ref = copy_store(world.after_path, os.path.join(world.root, "gc-ref"))
+    r = run_gc_child(ref, "")
+    assert r.returncode == 0 and int(r.stdout.split()[-1]) >= 2, r.stderr
+    st = incbt.open(ref)
+    out = {
+        "view": {k: st.sql(v).to_pylist() for k, v in GC_VIEW.items()},
+        "files": bars_files(ref),
+        "as_of": {e: norm(st.sql(ALL_BARS, as_of=e)) for e in range(world.base_seq + 1, 4 + 1)},
+        "horizon": st.gc(dry_run=True).horizon,
+    }
+    assert out["horizon"] == world.base_seq + 1
+    assert set(out["files"]) < set(world.after_files)
+    close_env(os.path.join(ref, "catalog"))
+    return out
+
+
+@pytest.mark.parametrize(
+    "point, state",
+    [
+        ("inside-commit", "before"),
+        ("after-commit", "after"),  # the files dropped from the catalog, all still on disk
+        ("mid-delete", "after"),  # one file deleted
+        ("before-clear", "after"),  # all deleted, the intent left
+    ],
+)
+def test_kill_gc_at_each_step(world, gc_world, point, state):
+    path = copy_store(world.after_path, os.path.join(world.root, f"gc-{point}"))
+    r = run_gc_child(path, point)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    st = incbt.open(path)
+    cat = st.catalog
+    with cat.env.read() as txn:
+        seq = cat.last_seq(txn)
+        doomed = cat.gc_pending(txn)
+        known = {rec.path for rec in cat.files(txn)}
+        current = cat.current_files(txn)
+    # the current bars never change; the log says before or after
+    assert same_bars(norm(st.sql(ALL_BARS)), world.after)
+    for f in current:
+        assert os.path.isfile(os.path.join(path, f.path)), f.path
+    assert seq == world.base_seq + (1 if state == "before" else 2)
+    if state == "before":
+        assert doomed == [] and bars_files(path) == world.after_files
+        assert len(known) == len(world.after_files)
+    else:
+        assert doomed and not set(doomed) & known
+        # time travel from the horizon on already works; the leftovers are invisible
+        for e, t in gc_world["as_of"].items():
+            assert same_bars(norm(st.sql(ALL_BARS, as_of=e)), t), e
+        with pytest.raises(incbt.errors.QueryError, match="incbt gc"):
+            st.sql(ALL_BARS, as_of=world.base_seq)
+    # the next writer finishes it; then gc again is exactly the uninterrupted gc
+    st.recover()
+    with cat.env.read() as txn:
+        assert cat.gc_pending(txn) == []
+    assert set(bars_files(path)) == {os.path.relpath(p, "bars") for p in known}
+    st.gc()
+    assert {k: st.sql(v).to_pylist() for k, v in GC_VIEW.items()} == gc_world["view"]
+    assert bars_files(path) == gc_world["files"]
+    assert same_bars(norm(st.sql(ALL_BARS)), world.after)
+    close_env(os.path.join(path, "catalog"))
+    shutil.rmtree(path)
 
 
 # -- the write lock -------------------------------------------------------------

@@ -209,7 +209,8 @@ def chunks(files: Sequence[str], budget: int) -> list[list[str]]:
 
 
 def recover(root: str, cat: Catalog) -> int:
-    """Remove files a crashed writer left behind; call under the write lock."""
+    """Remove files a crashed writer left behind, and finish an interrupted ``gc``;
+    call under the write lock."""
     with cat.env.read() as txn:
         pending = cat.pending(txn)
         live = {p for p in pending if cat.file(txn, bytes.fromhex(_hash_of(p))) is not None}
@@ -226,9 +227,41 @@ def recover(root: str, cat: Catalog) -> int:
                 os.rmdir(os.path.dirname(full))
     if pending:
         cat.env.write(lambda txn: cat.set_pending(txn, []))
+    removed += finish_gc(root, cat)
     tmp = os.path.join(root, "tmp")
     if os.path.isdir(tmp):
         shutil.rmtree(tmp, ignore_errors=True)
+    return removed
+
+
+def finish_gc(root: str, cat: Catalog) -> int:
+    """Delete the files a committed ``gc`` dropped from the catalog (idempotent).
+
+    A path is deleted only while no file record has its hash (an ingest may
+    write the same content-addressed file again later); the folders are
+    fsynced before the intent is cleared. Call under the write lock.
+    """
+    with cat.env.read() as txn:
+        doomed = cat.gc_pending(txn)
+        live = {p for p in doomed if cat.file(txn, bytes.fromhex(_hash_of(p))) is not None}
+    if not doomed:
+        return 0
+    removed = 0
+    folders = set()
+    for p in doomed:
+        if p in live:
+            continue
+        full = os.path.join(root, p)
+        folders.add(os.path.dirname(full))
+        try:
+            os.remove(full)
+            removed += 1
+        except FileNotFoundError:
+            pass
+    for d in sorted(folders):
+        with contextlib.suppress(FileNotFoundError):
+            fsync_dir(d)
+    cat.env.write(lambda txn: cat.set_gc_pending(txn, []))
     return removed
 
 

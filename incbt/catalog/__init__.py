@@ -15,7 +15,13 @@ buckets     instrument | 0 | month "YYYY-MM"            current file hashes, 16 
                                                         each, oldest first; the files
                                                         of a month hold disjoint days
 pending     b"files"                                    JSON list of paths being written
+pending     b"gc"                                       JSON list of bars files a
+                                                        committed ``gc`` dropped from
+                                                        ``files``, still to delete
 ==========  ==========================================  ===============================
+
+Meta ``gc_horizon`` (absent: 0) is the oldest event ``--as-of`` can show
+exactly: ``incbt gc`` removed bars files that were current only before it.
 
 ``day`` is days since 1970-01-01 of the trading day, stored as ``day + 2**31``.
 Every change to the indexes is made in the same transaction as the event that
@@ -334,6 +340,14 @@ class Catalog:
         recs.sort(key=lambda r: (r.instrument, r.month, r.first_day, r.hash))
         return recs
 
+    def drop_file(self, txn: lmdb.Transaction, file_hash: bytes) -> None:
+        txn.delete(file_hash, db=self.db["files"])
+
+    def gc_horizon(self, txn: lmdb.Transaction) -> int:
+        """The oldest event whose bars time travel still shows exactly (0: all)."""
+        v = txn.get(b"gc_horizon", db=self.db["meta"])
+        return 0 if v is None else int(json.loads(v))
+
     # -- write intents ---------------------------------------------------
     def pending(self, txn: lmdb.Transaction) -> list[str]:
         v = txn.get(b"files", db=self.db["pending"])
@@ -344,3 +358,14 @@ class Catalog:
             txn.put(b"files", json.dumps(paths).encode(), db=self.db["pending"])
         else:
             txn.delete(b"files", db=self.db["pending"])
+
+    def gc_pending(self, txn: lmdb.Transaction) -> list[str]:
+        """Bars files a committed gc dropped from ``files`` and has yet to delete."""
+        v = txn.get(b"gc", db=self.db["pending"])
+        return [] if v is None else json.loads(v)
+
+    def set_gc_pending(self, txn: lmdb.Transaction, paths: list[str]) -> None:
+        if paths:
+            txn.put(b"gc", json.dumps(paths).encode(), db=self.db["pending"])
+        else:
+            txn.delete(b"gc", db=self.db["pending"])

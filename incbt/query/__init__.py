@@ -66,6 +66,12 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
             f"{s.get('bars_processed', 0):,} bar-steps"
         )
         return msg + (f", {len(s['errors'])} failed" if s.get("errors") else "")
+    if kind == "gc":
+        return (
+            f"removed {s.get('files_removed', 0)} superseded bars file(s), "
+            f"{s.get('bytes_freed', 0):,} bytes; --as-of reaches back to event "
+            f"{s.get('horizon', 0)}"
+        )
     if kind == "init":
         return ", ".join(f"{k}={v}" for k, v in sorted(s.get("settings", {}).items()))
     return ""
@@ -183,6 +189,14 @@ def session(
         last = cat.last_seq(txn)
         if as_of is not None and not 0 <= as_of <= last:
             raise QueryError(f"--as-of {as_of}: no such event; the log has events 1..{last}")
+        horizon = cat.gc_horizon(txn)
+        if as_of is not None and as_of < horizon:
+            raise QueryError(
+                f"--as-of {as_of}: the bars as they were before event {horizon} were removed "
+                f"by `incbt gc`; time travel reaches back to event {horizon}. Fix: use "
+                f"--as-of {horizon} or later (the events and changes tables keep the whole "
+                "history without --as-of)"
+            )
         files = cat.current_files(txn) if as_of is None else cat.files_as_of(txn, as_of)
         builders = {
             "events": lambda: _events_table(cat, txn, as_of),
