@@ -572,7 +572,8 @@ def report(a: argparse.Namespace, v: dict[str, Any]) -> str:
         (f"3. same, {a.seed_instruments} instr. x {runs_seed} runs, {sd}-day history",
          fmt_s(min(cli_s)), "< 5 s", verdict(min(cli_s) < 5)),
         (f"4. snapshots per run-instrument-year, {d4}-day store (default retention: every "
-         f"day for {sn4['keep']} days, then one a month; portfolio snapshots included)",
+         f"day for the last {sn4['keep']} days and the rest of their oldest 16-day block, then "
+         "one a month; portfolio snapshots included)",
          f"{sn4['snapshots'] / per4:.1f} ({sn4['snapshots']:,} in all)",
          f"252 without retention; {d1}-day store: {sn1['snapshots'] / per1:.1f}", ""),
         (f"4. catalog `data.mdb` bytes per run-instrument-year, {d4}-day store",
