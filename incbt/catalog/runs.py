@@ -156,7 +156,7 @@ def put_task(
     ``states``: (runs, len(snap_days), width) snapshots; ``drop``: snapshot days
     each pair no longer keeps; ``segment``: (batch, first day, last day, rows, seq);
     ``metrics``: (runs, metrics width). Equivalent to :func:`put_snapshots`,
-    :func:`delete_snapshots`, :func:`put_segment`, :func:`put_pair_seq` and
+    :func:`delete_snapshots`, :func:`put_segment`, the ``pairs`` seq and
     :func:`put_metrics` per run.
     """
     inst = instrument.encode()
@@ -308,12 +308,6 @@ def all_metrics_of(
 def pair_seq(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> int | None:
     v = txn.get(ri_key(run_id, instrument), db=_db(cat, "pairs"))
     return None if v is None else struct.unpack(">Q", v)[0]
-
-
-def put_pair_seq(
-    cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str, seq: int
-) -> None:
-    txn.put(ri_key(run_id, instrument), struct.pack(">Q", seq), db=_db(cat, "pairs"))
 
 
 def portfolio_dirty(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> int | None:
