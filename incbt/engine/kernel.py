@@ -531,7 +531,8 @@ def _assemble(
     for owners, raw in parts:
         # kernel fills are already in set order; a set with a signal error left none,
         # and sets from separate calls come in set order
-        f_set.append(owners[raw["f_set"]])
+        whole = len(owners) == n_sets  # owners is then 0..n_sets-1: indices are set numbers
+        f_set.append(raw["f_set"] if whole else owners[raw["f_set"]])
         f_bar.append(raw["f_bar"])
         f_qty.append(raw["f_qty"])
         f_px.append(raw["f_px"])
