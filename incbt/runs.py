@@ -47,7 +47,7 @@ from incbt.results import (
     portfolio_update,
     retained,
 )
-from incbt.results.metrics import METRICS
+from incbt.results.metrics import ACC_WIDTH, METRICS
 
 EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
 FROM_FIRST_BAR = "0001-01-01"  # the start of a run given none: every bar of every instrument
@@ -697,9 +697,15 @@ def _phase(
         report.bars_processed += p.bars
         return
     new = [r for r in records if _needs_record(store, r)]
+    # an "all" run whose universe grew by instruments without a bar in its range has
+    # nothing to compute, but its portfolio's capital (notional x instruments) changed
+    refold = _capital_changed(store, records, {rid for t in p.tasks for rid in t.run_ids})
     if not p.tasks:
-        if new:
-            report.commit = commit(store, [], new, command, kind)
+        if new or refold:
+            report.commit = commit(
+                store, [], new, command, kind, portfolio={rid: {} for rid in refold}
+            )
+            report.commits += 1
         return
     from incbt.results.compact import compact_all
 
@@ -764,9 +770,27 @@ def _phase(
     finally:
         if files is not None:  # interrupted: the next writer removes the unfinished files
             files.abort()
+    if refold:
+        report.commit = commit(store, [], [], command, kind, portfolio={r: {} for r in refold})
+        report.commits += 1
     report.compactions += len(compact_all(store, command))  # once, after the last commit
     bar.done()
     runs_bar.done()
+
+
+def _capital_changed(store: Any, records: Sequence[rc.RunRecord], computing: set[str]) -> list[str]:
+    """Runs not computed now whose portfolio was folded with another capital."""
+    known = store.instruments()
+    out = []
+    with store.catalog.env.read() as txn:
+        for rec in records:
+            if rec.run_id in computing:
+                continue
+            snap = rc.latest_snapshot(store.catalog, txn, rec.run_id, PORTFOLIO)
+            capital = float(rec.exec_params["notional"]) * max(1, len(instruments_of(rec, known)))
+            if snap is not None and snap[1][ACC_WIDTH] != capital:
+                out.append(rec.run_id)
+    return sorted(out)
 
 
 def _needs_record(store: Any, rec: rc.RunRecord) -> bool:

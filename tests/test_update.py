@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
@@ -243,3 +245,30 @@ def test_a_compaction_does_not_hide_a_pending_correction(tmp_path):
     assert (a.run_id, day) in stale
     s.update([str(tmp_path / "all" / f) for f in files[3 + FANOUT - 2:]])
     assert s.verify().ok
+
+
+def test_a_universe_grown_by_bars_before_the_start_refolds_the_portfolio(tmp_path):
+    """An "all" run's capital is notional x instruments: instruments that arrive with
+    bars only before its start compute nothing, yet change the portfolio's returns.
+    (Found by Hypothesis: the Sharpe ratio differed from a fresh store in its last bit.)"""
+    g = dict(instruments=3, days=5, start="2024-01-01", seed=44)
+    generate(str(tmp_path / "all"), **g)
+    early = "2024-01-01"  # before the run's start
+    generate(str(tmp_path / "early"), **g, from_day=early, to_day=early)
+    inc = incbt.init(str(tmp_path / "inc"))
+    one = [str(p) for p in sorted((tmp_path / "all").iterdir()) if early not in p.name]
+    for p in one:  # the late days of instrument S0000 only
+        t = pcsv.read_csv(p)
+        pcsv.write_csv(t.filter(pc.equal(t["instrument"], "S0000")), p + ".s0.csv")
+    inc.ingest([p + ".s0.csv" for p in one])
+    run = inc.backtest("ema_cross", {"fast": 5, "slow": 25}, start="2024-01-02")
+    portfolio_before = inc.sql("SELECT * FROM metrics WHERE scope = 'portfolio'")
+    res = inc.update(str(tmp_path / "early"))  # every instrument's day before the start
+    assert res.report.bars_processed == 0
+    fresh = incbt.init(str(tmp_path / "fresh"))
+    fresh.ingest([str(tmp_path / "early")] + [p + ".s0.csv" for p in one])
+    fresh.backtest("ema_cross", {"fast": 5, "slow": 25}, start="2024-01-02")
+    for q in (DAILY, FILLS, METRICS):
+        assert inc.sql(q).equals(fresh.sql(q)), q
+    assert not inc.sql("SELECT * FROM metrics WHERE scope = 'portfolio'").equals(portfolio_before)
+    assert inc.verify([run.run_id]).ok

@@ -544,7 +544,7 @@ def portfolio_update(
     each of them from ``from_day`` or earlier, no stored row is read.
     Returns (first day folded, days, accumulators + capital per day).
     """
-    snap = rc.latest_snapshot(cat, txn, run_id, PORTFOLIO, first_recomputed)
+    snap = rc.latest_snapshot(cat, txn, run_id, PORTFOLIO, min(first_recomputed, 2**31 - 1))
     if snap is not None and snap[1][ACC_WIDTH] != capital:
         snap = None  # the universe changed size: returns on the new capital, from the start
     from_day = -(2**31) if snap is None else snap[0] + 1
