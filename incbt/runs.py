@@ -175,6 +175,9 @@ class UpdateReport:
     plan: Plan | None = None
     compactions: int = 0
     commits: int = 0
+    # runs whose portfolio is (or would be) refolded though none of their pairs is
+    # computed: an "all" universe grew by instruments with no bar in the run's range
+    refolds: list[str] = field(default_factory=list)
 
 
 def _strategy_for(rec: rc.RunRecord) -> Strategy:
@@ -693,13 +696,16 @@ def _phase(
         report.plan.tasks.extend(p.tasks)
     report.tasks += len(p.tasks)
     report.segments += p.segments
+    # an "all" run whose universe grew by instruments without a bar in its range has
+    # nothing to compute, but its portfolio's capital (notional x instruments) changed
+    refold = _capital_changed(
+        store, records, {rid for t in p.tasks for rid in t.run_ids}, {h[0] for h in hypothetical}
+    )
+    report.refolds += refold
     if dry_run:
         report.bars_processed += p.bars
         return
     new = [r for r in records if _needs_record(store, r)]
-    # an "all" run whose universe grew by instruments without a bar in its range has
-    # nothing to compute, but its portfolio's capital (notional x instruments) changed
-    refold = _capital_changed(store, records, {rid for t in p.tasks for rid in t.run_ids})
     if not p.tasks:
         if new or refold:
             report.commit = commit(
@@ -778,9 +784,14 @@ def _phase(
     runs_bar.done()
 
 
-def _capital_changed(store: Any, records: Sequence[rc.RunRecord], computing: set[str]) -> list[str]:
-    """Runs not computed now whose portfolio was folded with another capital."""
-    known = store.instruments()
+def _capital_changed(
+    store: Any, records: Sequence[rc.RunRecord], computing: set[str], arriving: set[str]
+) -> list[str]:
+    """Runs not computed now whose portfolio was folded with another capital.
+
+    ``arriving``: instruments a dry run's ingest would add.
+    """
+    known = sorted(set(store.instruments()) | arriving)
     out = []
     with store.catalog.env.read() as txn:
         for rec in records:

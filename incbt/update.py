@@ -133,6 +133,17 @@ def _stale_rows(
                     t.bars,
                 )
             )
+    for rid in report.refolds:
+        rows.append(
+            StaleRow(
+                rid,
+                strat_of.get(rid, ""),
+                "",  # the run's portfolio
+                "its universe changed size: the portfolio is refolded with the new capital",
+                "",
+                0,
+            )
+        )
     rows.sort(key=lambda r: (r.run_id, r.instrument))
     return rows
 

@@ -263,8 +263,15 @@ def test_a_universe_grown_by_bars_before_the_start_refolds_the_portfolio(tmp_pat
     inc.ingest([p + ".s0.csv" for p in one])
     run = inc.backtest("ema_cross", {"fast": 5, "slow": 25}, start="2024-01-02")
     portfolio_before = inc.sql("SELECT * FROM metrics WHERE scope = 'portfolio'")
-    res = inc.update(str(tmp_path / "early"))  # every instrument's day before the start
-    assert res.report.bars_processed == 0
+    dry = inc.update(str(tmp_path / "early"), dry_run=True)  # predicted, not yet ingested
+    assert [(r.run_id, r.instrument) for r in dry.stale] == [(run.run_id, "")]
+    inc.ingest(str(tmp_path / "early"))  # every instrument's day before the start
+    st = inc.status()
+    assert [(r.run_id, r.instrument, r.bars) for r in st.stale] == [(run.run_id, "", 0)]
+    assert "universe changed size" in st.stale[0].reason
+    res = inc.update()
+    assert res.report.bars_processed == 0 and res.report.refolds == [run.run_id]
+    assert not inc.status().stale
     fresh = incbt.init(str(tmp_path / "fresh"))
     fresh.ingest([str(tmp_path / "early")] + [p + ".s0.csv" for p in one])
     fresh.backtest("ema_cross", {"fast": 5, "slow": 25}, start="2024-01-02")
