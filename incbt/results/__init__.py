@@ -551,9 +551,16 @@ def portfolio_update(
     acc0 = initial_acc(1) if snap is None else snap[1][None, :ACC_WIDTH]
     # stored rows are needed only where this batch did not recompute from from_day
     cut = {i: int(d[0]) for i, (d, _) in fresh.items() if len(d)}
+    # the usual new day: every instrument recomputed from its first trading day after the
+    # snapshot (after a weekend or a holiday too): then no stored row is needed
     covered = instruments is not None and all(
-        cut.get(i, 2**31) <= from_day for i in instruments
-    )  # the usual new day: every instrument recomputed from the day after the snapshot
+        i in cut
+        and (
+            cut[i] <= from_day
+            or not [d for d in cat.days_up_to(txn, i, cut[i] - 1, 1) if d >= from_day]
+        )
+        for i in instruments
+    )
     stored = {} if covered else read_valid_daily(root, cat, txn, run_id, from_day, cut)
     per = []
     for inst in sorted(set(stored) | set(fresh)):
