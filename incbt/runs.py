@@ -157,6 +157,11 @@ def register(
     )
 
 
+def portfolio_capital(rec: rc.RunRecord, instruments: Sequence[str]) -> float:
+    """A run's portfolio capital: its notional times its instruments (SEMANTICS.md)."""
+    return float(rec.exec_params["notional"]) * max(1, len(instruments))
+
+
 def instruments_of(rec: rc.RunRecord, known: Sequence[str]) -> tuple[str, ...]:
     return tuple(known) if rec.universe == "all" else tuple(rec.universe)
 
@@ -534,7 +539,7 @@ def commit(
                 first_of_run[rid] = min(first_of_run[rid], dirty)
                 rc.set_portfolio_dirty(cat, txn, rid, None)
             run_insts = instruments_of(run_rec, known)
-            capital = float(run_rec.exec_params["notional"]) * max(1, len(run_insts))
+            capital = portfolio_capital(run_rec, run_insts)
             pf_from, days, acc = portfolio_update(
                 root, cat, txn, rid, capital, first_of_run[rid], fresh, run_insts
             )
@@ -798,7 +803,7 @@ def _capital_changed(
             if rec.run_id in computing:
                 continue
             snap = rc.latest_snapshot(store.catalog, txn, rec.run_id, PORTFOLIO)
-            capital = float(rec.exec_params["notional"]) * max(1, len(instruments_of(rec, known)))
+            capital = portfolio_capital(rec, instruments_of(rec, known))
             if snap is not None and snap[1][ACC_WIDTH] != capital:
                 out.append(rec.run_id)
     return sorted(out)

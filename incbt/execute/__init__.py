@@ -52,6 +52,13 @@ class BarSource(Protocol):
 _SCRATCH = threading.local()  # per thread: the buffers reusing loads read bars into
 
 
+def _add_paths(cat: Any, txn: Any, entries: list, paths: dict[bytes, str]) -> None:
+    """The path of each file these day entries point into, where not known yet."""
+    for e in entries:
+        if e.file not in paths:
+            paths[e.file] = cat.file(txn, e.file).path
+
+
 class DirectBars:
     """Bars straight from the row groups named by the catalog's day index."""
 
@@ -83,11 +90,8 @@ class DirectBars:
         first = instruments if isinstance(instruments, dict) else dict.fromkeys(instruments)
         with cat.env.read() as txn:
             for inst, day in first.items():
-                es = list(cat.days(txn, inst, day))
-                entries[inst] = es
-                for e in es:
-                    if e.file not in paths:
-                        paths[e.file] = cat.file(txn, e.file).path
+                entries[inst] = list(cat.days(txn, inst, day))
+                _add_paths(cat, txn, entries[inst], paths)
         src = cls(store.path, entries)  # type: ignore[attr-defined]
         src.paths = paths
         return src
@@ -103,9 +107,7 @@ class DirectBars:
             cat: Any = self.catalog
             with cat.env.read() as txn:
                 es = list(cat.days(txn, instrument, first_day, last_day))
-                for e in es:
-                    if e.file not in self.paths:
-                        self.paths[e.file] = cat.file(txn, e.file).path
+                _add_paths(cat, txn, es, self.paths)
         else:
             es = [e for e in self.entries.get(instrument, []) if first_day <= e.day <= last_day]
         scratch = None
