@@ -55,6 +55,7 @@ from common import (  # noqa: E402
     OUT,
     best_of,
     dataset,
+    link_or_copy,
     machine,
     table,
     update_readme,
@@ -83,14 +84,6 @@ FLOOR_COLUMNS = ["ts", "open", "close"]  # what sma_cross reads: fills at open, 
 # ----------------------------------------------------------------------------- stores
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    # bars files are immutable and content-addressed: hard links are safe and free
-    if src.endswith(".parquet") and os.sep + "bars" + os.sep in src:
-        os.link(src, dst)
-    else:
-        shutil.copy2(src, dst)
-
-
 class Stores:
     """An ingested base store, never written to after ingest, and fresh copies of it."""
 
@@ -107,7 +100,7 @@ class Stores:
         """A new copy of the base store (not timed by the callers)."""
         self.n += 1
         dst = self.work / f"s{self.n}"
-        shutil.copytree(self.base, dst, copy_function=_link_or_copy)
+        shutil.copytree(self.base, dst, copy_function=link_or_copy)
         return dst
 
     def drop(self, path: Path) -> None:

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime
-import hashlib
 import io
 import json
 import math
@@ -62,7 +61,15 @@ import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import OUT, dataset, machine, table, update_readme  # noqa: E402
+from common import (  # noqa: E402
+    OUT,
+    code_hash,
+    dataset,
+    link_or_copy,
+    machine,
+    table,
+    update_readme,
+)
 
 import incbt  # noqa: E402
 
@@ -79,22 +86,6 @@ RAY_TEMP = f"/tmp/incbt-bsweep-{os.getuid()}"  # short: Ray's socket paths have 
 
 
 # ----------------------------------------------------------------------------- stores
-
-
-def _code_hash() -> str:
-    h = hashlib.sha1()
-    for f in sorted((ROOT / "incbt").rglob("*.py")):
-        h.update(str(f.relative_to(ROOT)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:10]
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    # Parquet files (bars, results) are immutable, replaced by rename: hard links are safe
-    if src.endswith(".parquet"):
-        os.link(src, dst)
-    else:
-        shutil.copy2(src, dst)
 
 
 def base_store(name: str, make: Callable[[Path], None]) -> Path:
@@ -123,7 +114,7 @@ def fresh(base: Path) -> str:
     global _n
     _n += 1
     dst = WORK / "work" / f"s{_n}"
-    shutil.copytree(base, dst, copy_function=_link_or_copy)
+    shutil.copytree(base, dst, copy_function=link_or_copy)
     (dst / ".complete").unlink(missing_ok=True)
     os.sync()
     return str(dst)
@@ -540,7 +531,7 @@ def main() -> None:
 
     # 2. resume: 20 points, then 25 with resume=True, against 25 from scratch
     def make20(d: Path) -> None:
-        shutil.copytree(base, d, copy_function=_link_or_copy)
+        shutil.copytree(base, d, copy_function=link_or_copy)
         (d / ".complete").unlink(missing_ok=True)
         incbt.open(str(d)).sweep("sma_cross", GRID20, name="bench", notional=NOTIONAL)
 
@@ -854,7 +845,7 @@ def main() -> None:
     shutil.rmtree(WORK / "work", ignore_errors=True)
 
 
-CODE = _code_hash()
+CODE = code_hash()
 
 if __name__ == "__main__":
     main()

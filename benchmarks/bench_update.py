@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import hashlib
 import io
 import os
 import pstats
@@ -59,7 +58,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba-cache")
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import OUT, machine, table, update_readme  # noqa: E402
+from common import OUT, code_hash, link_or_copy, machine, table, update_readme  # noqa: E402
 
 import incbt  # noqa: E402
 import incbt.results.compact as compact_mod  # noqa: E402
@@ -84,15 +83,8 @@ def log(*a: object) -> None:
 
 
 # -- data ------------------------------------------------------------------
-def _code_hash() -> str:
-    h = hashlib.sha1()
-    for f in sorted((ROOT / "incbt").rglob("*.py")):
-        h.update(str(f.relative_to(ROOT)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:10]
 
-
-CODE = _code_hash()
+CODE = code_hash()
 
 
 def _once(d: Path, make: Callable[[Path], None]) -> Path:
@@ -146,19 +138,9 @@ def _prune(prefix: str) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _link_or_copy(src: str, dst: str) -> object:
-    if src.endswith(".parquet"):
-        try:
-            os.link(src, dst)
-            return dst
-        except OSError:
-            pass
-    return shutil.copy2(src, dst)
-
-
 def copy_store(src: Path, dst: Path) -> Path:
     drop(dst)
-    shutil.copytree(src, dst, copy_function=_link_or_copy,
+    shutil.copytree(src, dst, copy_function=link_or_copy,
                     ignore=shutil.ignore_patterns(".complete"))
     return dst
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -13,6 +15,28 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "bench-out"
 README = HERE / "README.md"
+
+
+def code_hash() -> str:
+    """A hash of incbt's sources: cached stores are rebuilt when the code changes."""
+    root = HERE.parent
+    h = hashlib.sha1()
+    for f in sorted((root / "incbt").rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def link_or_copy(src: str, dst: str) -> object:
+    """``shutil.copytree``'s copy function for stores: Parquet files (immutable, replaced
+    by rename) are hard-linked where the file system allows it, the rest copied."""
+    if src.endswith(".parquet"):
+        try:
+            os.link(src, dst)
+            return dst
+        except OSError:
+            pass
+    return shutil.copy2(src, dst)
 
 
 def dataset(instruments: int, days: int, fmt: str = "csv", seed: int = 42) -> Path:
