@@ -94,6 +94,22 @@ def session_workers(temp_root: str) -> dict[int, str]:
     return out
 
 
+def kill_a_busy_worker(temp_root: str, while_alive: Any, timeout: float = 120) -> int | None:
+    """SIGKILL the first worker seen running an incbt task while ``while_alive`` (a
+    thread running the sweep) runs; the worker's pid, or None if none was seen."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while while_alive.is_alive() and time.monotonic() < deadline:
+        busy = [pid for pid, title in session_workers(temp_root).items() if title == "ray::_work"]
+        if busy:
+            os.kill(busy[0], signal.SIGKILL)
+            return busy[0]
+        time.sleep(0.005)
+    return None
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` still runs (a zombie counts as dead)."""
     try:

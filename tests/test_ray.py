@@ -218,19 +218,7 @@ def test_a_worker_killed_mid_sweep_is_retried(tmp_path, slow, strategies, ray_lo
 
     th = threading.Thread(target=run, daemon=True)
     th.start()
-    victim = None
-    deadline = time.monotonic() + 120
-    while th.is_alive() and time.monotonic() < deadline:
-        busy = [
-            pid
-            for pid, title in ray_support.session_workers(ray_local.temp_root).items()
-            if title == "ray::_work"
-        ]
-        if busy:
-            victim = busy[0]
-            os.kill(victim, signal.SIGKILL)
-            break
-        time.sleep(0.005)
+    victim = ray_support.kill_a_busy_worker(ray_local.temp_root, th)
     th.join(180)
     assert not th.is_alive(), "the sweep did not finish after a worker was killed"
     assert victim is not None, "no worker was seen running a task: nothing was killed"
@@ -260,19 +248,7 @@ def test_a_task_out_of_retries_is_reported_and_the_rest_completes(
 
     th = threading.Thread(target=run, daemon=True)
     th.start()
-    victim = None
-    deadline = time.monotonic() + 120
-    while th.is_alive() and time.monotonic() < deadline:
-        busy = [
-            pid
-            for pid, title in ray_support.session_workers(ray_local.temp_root).items()
-            if title == "ray::_work"
-        ]
-        if busy:
-            victim = busy[0]
-            os.kill(victim, signal.SIGKILL)
-            break
-        time.sleep(0.005)
+    victim = ray_support.kill_a_busy_worker(ray_local.temp_root, th)
     th.join(180)
     assert not th.is_alive(), "the sweep did not finish after a worker was killed"
     assert victim is not None, "no worker was seen running a task: nothing was killed"
