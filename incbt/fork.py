@@ -166,24 +166,7 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
         # strategy slots for the new parameters, from the warm-up bars before D
         with cat.env.read() as txn:
             first = history_start(cat, txn, inst, last, strat.warmup(new_row), start)
-        # no warm-up wanted: replay over no bars
-        b = (
-            source.load(inst, first, last)
-            if first is not None
-            else source.load(inst, last + 1, last)
-        )
-        replayed = warmup_replay(
-            strat,
-            new_row[None, :],
-            state[None, :sw],
-            b.open,
-            b.high,
-            b.low,
-            b.close,
-            b.volume,
-            len(b.ts),
-        )
-        snap = np.concatenate([replayed[0], state[sw:]])[None, None, :]
+        snap = _rebuilt(strat, new_row, state, source, inst, first, last, sw)[None, None, :]
         days = r["date"].astype(np.int32)
         daily = {k: r[k][None, :] for k in ("equity", "pnl", "pos", "fees", "fills", "turnover")}
         fl = fills.get(inst, {k: np.empty(0) for k in ("ts", "date", "qty", "price", "fee")})
@@ -219,6 +202,33 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
             )
         )
     return out
+
+
+def _rebuilt(
+    strat: Any,
+    new_row: np.ndarray,
+    state: np.ndarray,
+    source: DirectBars,
+    inst: str,
+    first: int | None,
+    last: int,
+    sw: int,
+) -> np.ndarray:
+    """A base run's state at the close of ``last`` with its strategy slots rebuilt for
+    the new parameters by replaying the warm-up bars ``first..last`` (None: no bars)."""
+    b = source.load(inst, first, last) if first is not None else source.load(inst, last + 1, last)
+    replayed = warmup_replay(
+        strat,
+        new_row[None, :],
+        state[None, :sw],
+        b.open,
+        b.high,
+        b.low,
+        b.close,
+        b.volume,
+        len(b.ts),
+    )
+    return np.concatenate([replayed[0], state[sw:]])
 
 
 def fresh_results(store: Any, fork: rc.RunRecord) -> list[TaskResult]:
@@ -279,19 +289,7 @@ def fresh_results(store: Any, fork: rc.RunRecord) -> list[TaskResult]:
             continue
         r1 = run_task(task(base_row, bex, pre, None, None), source, None)
         last = pre[-1].day
-        b = source.load(inst, h, last) if h is not None else source.load(inst, last + 1, last)
-        replayed = warmup_replay(
-            strat,
-            new_row[None, :],
-            r1.states[:, -1, :sw],
-            b.open,
-            b.high,
-            b.low,
-            b.close,
-            b.volume,
-            len(b.ts),
-        )
-        s0 = np.concatenate([replayed[0], r1.states[0, -1, sw:]])[None, :]
+        s0 = _rebuilt(strat, new_row, r1.states[0, -1], source, inst, h, last, sw)[None, :]
         if not post:
             r1.states = s0[:, None, :]
             r1.snap_days = r1.days[-1:]
