@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,101 +151,114 @@ class CommitSummary:
     errors: list[str] = field(default_factory=list)
 
 
+Rows = dict[str, np.ndarray]
+
+
+def task_rows(
+    r: Any,
+    code: Callable[[str], int],
+    failed: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
+) -> tuple[Rows | None, Rows | None]:
+    """One task's daily and fills rows, its runs in order and each in time order.
+
+    ``run_id`` and ``instrument`` are given as ``code(name)``. Runs whose computation
+    failed (``r.errors``), or listed in ``failed``, have no rows; None: no row at all.
+    """
+    t = r.task
+    inst = code(t.instrument)
+    runs = np.array([code(rid) for rid in t.run_ids], dtype=np.int32)
+    ok = np.array(
+        [
+            e is None and (rid, t.instrument) not in failed
+            for rid, e in zip(t.run_ids, r.errors, strict=True)
+        ],
+        dtype=bool,
+    )
+    daily = fills = None
+    n = len(r.days)
+    if n and ok.any():
+        keep = slice(None) if ok.all() else np.flatnonzero(ok)
+        k = int(ok.sum())
+        daily = {
+            "run_id": np.repeat(runs[keep], n),
+            "instrument": np.full(k * n, inst, dtype=np.int32),
+            "date": np.tile(r.days.astype(np.int32), k),
+            **{f: np.ascontiguousarray(r.daily[f][keep]).reshape(-1) for f in _DAILY_F},
+        }
+    fr = r.fill_run
+    o = None
+    if len(fr) > 1 and bool((fr[1:] < fr[:-1]).any()):  # the kernel emits set order
+        o = np.argsort(fr, kind="stable")
+        fr = fr[o]
+    sel = ok[fr] if len(fr) else np.zeros(0, dtype=bool)
+    if not sel.all():
+        o = np.flatnonzero(sel) if o is None else o[sel]
+        fr = fr[sel]
+    if len(fr):
+
+        def col(a: np.ndarray) -> np.ndarray:
+            return a if o is None else a[o]
+
+        fills = {
+            "run_id": runs[fr],
+            "instrument": np.full(len(fr), inst, dtype=np.int32),
+            "ts": col(r.fill_ts),
+            "date": col(r.fill_day).astype(np.int32, copy=False),
+            "qty": col(r.fill_qty),
+            "price": col(r.fill_price),
+            "fee": col(r.fill_fee),
+        }
+    return daily, fills
+
+
 def build_tables(
     results: Iterable[Any], batch: int, failed: set[tuple[str, str]]
 ) -> tuple[pa.Table, pa.Table]:
-    """The batch's daily and fills tables, rows sorted by (run, instrument, time).
+    """The daily and fills tables of these results in memory, rows sorted by (run,
+    instrument, time) (``verify`` compares them with the store; commits stream their
+    rows to files instead: :class:`BatchFiles`)."""
+    names: dict[str, int] = {}
 
-    No row-level sort: a task's rows are already run-major and in time order within
-    a run, so the file's order is a sort of (run, instrument, first time) *slices*,
-    and every column is one concatenation of slices (one copy, in reused-size
-    blocks). ``run_id`` and ``instrument`` are dictionary-encoded (indices into the
-    sorted names): Parquet writes them as its own dictionary pages, with no string
-    per row built in between.
-    """
-    results = list(results)
-    run_names = sorted({rid for r in results for rid in r.task.run_ids})
-    inst_names = sorted({r.task.instrument for r in results})
-    rpos = {n: i for i, n in enumerate(run_names)}
-    ipos = {n: i for i, n in enumerate(inst_names)}
-    d_sl: list[tuple[int, int, int, int, int]] = []  # run, inst, first day, result, set
-    f_sl: list[tuple[int, int, int, int, int, int]] = []  # run, inst, first ts, result, lo, hi
-    fill_order: dict[int, np.ndarray] = {}
-    for j, r in enumerate(results):
-        t = r.task
-        inst = ipos[t.instrument]
-        fr = r.fill_run
-        if len(fr) > 1 and bool((fr[1:] < fr[:-1]).any()):  # the kernel emits set order
-            fill_order[j] = np.argsort(fr, kind="stable")
-            fr = fr[fill_order[j]]
-        bounds = np.searchsorted(fr, np.arange(len(t.run_ids) + 1)).tolist()
-        fts = r.fill_ts if j not in fill_order else r.fill_ts[fill_order[j]]
-        for k, rid in enumerate(t.run_ids):
-            if (rid, t.instrument) in failed:
-                continue
-            if len(r.days):
-                d_sl.append((rpos[rid], inst, int(r.days[0]), j, k))
-            lo, hi = bounds[k], bounds[k + 1]
-            if hi > lo:
-                f_sl.append((rpos[rid], inst, int(fts[lo]), j, lo, hi))
-    d_sl.sort()
-    f_sl.sort()
+    def code(name: str) -> int:
+        return names.setdefault(name, len(names))
 
-    def dict_col(codes: list[int], lengths: list[int], names: list[str]) -> pa.Array:
-        idx = np.repeat(np.asarray(codes, dtype=np.int32), np.asarray(lengths, dtype=np.int64))
-        return pa.DictionaryArray.from_arrays(
-            pa.array(idx, pa.int32()), pa.array(names, pa.string())
-        )
+    parts: dict[str, list[Rows]] = {"daily": [], "fills": []}
+    for r in results:
+        for key, rows in zip(("daily", "fills"), task_rows(r, code, failed), strict=True):
+            if rows is not None:
+                parts[key].append(rows)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.argsort(np.array(list(names), dtype=object))] = np.arange(len(names))
+    out = []
+    for key, schema, time_col in (
+        ("daily", DAILY_WRITE_SCHEMA, "date"),
+        ("fills", FILLS_WRITE_SCHEMA, "ts"),
+    ):
+        if not parts[key]:
+            out.append(schema.empty_table())
+            continue
+        cols = {c: np.concatenate([p[c] for p in parts[key]]) for c in parts[key][0]}
+        o = np.lexsort((cols[time_col], rank[cols["instrument"]], rank[cols["run_id"]]))
+        out.append(_rows_table(schema, {c: a[o] for c, a in cols.items()}, list(names), batch))
+    return out[0], out[1]
 
-    def joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
 
-    d_len = [len(results[j].days) for _, _, _, j, _ in d_sl]
-    daily = pa.table(
-        [
-            dict_col([s[0] for s in d_sl], d_len, run_names),
-            dict_col([s[1] for s in d_sl], d_len, inst_names),
-            pa.array(joined([results[j].days for _, _, _, j, _ in d_sl], np.int32), pa.date32()),
-            *(
-                pa.array(joined([results[j].daily[f][k] for _, _, _, j, k in d_sl], dt))
-                for f, dt in (
-                    ("equity", np.float64),
-                    ("pnl", np.float64),
-                    ("pos", np.float64),
-                    ("fees", np.float64),
-                    ("fills", np.int64),
-                    ("turnover", np.float64),
-                )
-            ),
-            pa.array(np.full(sum(d_len), batch, dtype=np.int64)),
-        ],
-        schema=DAILY_WRITE_SCHEMA,
-    )
-
-    def fcol(name: str, dtype: Any) -> np.ndarray:
-        parts = []
-        for _, _, _, j, lo, hi in f_sl:
-            a = getattr(results[j], name)
-            if j in fill_order:
-                a = a[fill_order[j]]  # rare: only when a kernel did not emit set order
-            parts.append(a[lo:hi])
-        return joined(parts, dtype)
-
-    f_len = [hi - lo for *_, lo, hi in f_sl]
-    fills = pa.table(
-        [
-            dict_col([s[0] for s in f_sl], f_len, run_names),
-            dict_col([s[1] for s in f_sl], f_len, inst_names),
-            pa.array(fcol("fill_ts", np.int64), pa.timestamp("ns", tz="UTC")),
-            pa.array(fcol("fill_day", np.int32), pa.date32()),
-            pa.array(fcol("fill_qty", np.float64)),
-            pa.array(fcol("fill_price", np.float64)),
-            pa.array(fcol("fill_fee", np.float64)),
-            pa.array(np.full(sum(f_len), batch, dtype=np.int64)),
-        ],
-        schema=FILLS_WRITE_SCHEMA,
-    )
-    return daily, fills
+def _rows_table(schema: pa.Schema, cols: Rows, names: list[str], batch: int) -> pa.Table:
+    """Rows from :func:`task_rows` as a table of ``schema``: names by their codes, the
+    batch number in every row."""
+    dictionary = pa.array(names, pa.string())
+    n = len(cols["run_id"])
+    arrays = []
+    for f in schema:
+        if f.name in ("run_id", "instrument"):
+            arrays.append(
+                pa.DictionaryArray.from_arrays(pa.array(cols[f.name], pa.int32()), dictionary)
+            )
+        elif f.name == "batch":
+            arrays.append(pa.array(np.full(n, batch, dtype=np.int64)))
+        else:
+            arrays.append(pa.array(cols[f.name], f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 ROW_GROUP_ROWS = 1 << 15  # rows per row group of a batch file (about 2 MiB of fills)
@@ -287,56 +300,11 @@ class BatchFiles:
 
         Runs whose computation failed (``r.errors``), or listed in ``failed``, add none.
         """
-        t = r.task
-        inst = self._code(t.instrument)
-        runs = np.array([self._code(rid) for rid in t.run_ids], dtype=np.int32)
-        ok = np.array(
-            [
-                e is None and (rid, t.instrument) not in failed
-                for rid, e in zip(t.run_ids, r.errors, strict=True)
-            ],
-            dtype=bool,
-        )
-        n = len(r.days)
-        if n and ok.any():
-            keep = slice(None) if ok.all() else np.flatnonzero(ok)
-            k = int(ok.sum())
-            self._push(
-                "daily",
-                {
-                    "run_id": np.repeat(runs[keep], n),
-                    "instrument": np.full(k * n, inst, dtype=np.int32),
-                    "date": np.tile(r.days.astype(np.int32), k),
-                    **{f: np.ascontiguousarray(r.daily[f][keep]).reshape(-1) for f in _DAILY_F},
-                },
-            )
-        fr = r.fill_run
-        if len(fr):
-            o = None
-            if len(fr) > 1 and bool((fr[1:] < fr[:-1]).any()):  # the kernel emits set order
-                o = np.argsort(fr, kind="stable")
-                fr = fr[o]
-            sel = ok[fr]
-            if not sel.all():
-                o = np.flatnonzero(sel) if o is None else o[sel]
-                fr = fr[sel]
-            if len(fr):
-
-                def col(a: np.ndarray) -> np.ndarray:
-                    return a if o is None else a[o]
-
-                self._push(
-                    "fills",
-                    {
-                        "run_id": runs[fr],
-                        "instrument": np.full(len(fr), inst, dtype=np.int32),
-                        "ts": col(r.fill_ts),
-                        "date": col(r.fill_day).astype(np.int32, copy=False),
-                        "qty": col(r.fill_qty),
-                        "price": col(r.fill_price),
-                        "fee": col(r.fill_fee),
-                    },
-                )
+        daily, fills = task_rows(r, self._code, failed)
+        if daily is not None:
+            self._push("daily", daily)
+        if fills is not None:
+            self._push("fills", fills)
 
     def _push(self, key: str, part: dict[str, np.ndarray]) -> None:
         self._parts[key].append(part)
@@ -359,17 +327,8 @@ class BatchFiles:
 
     def _write(self, key: str, cols: dict[str, np.ndarray]) -> None:
         schema = DAILY_WRITE_SCHEMA if key == "daily" else FILLS_WRITE_SCHEMA
-        names = pa.array(list(self.names), pa.string())
         n = len(cols["run_id"])
-        arrays = []
-        for f in schema:
-            if f.name in ("run_id", "instrument"):
-                arrays.append(pa.DictionaryArray.from_arrays(pa.array(cols[f.name]), names))
-            elif f.name == "batch":
-                arrays.append(pa.array(np.full(n, self.batch, dtype=np.int64)))
-            else:
-                arrays.append(pa.array(cols[f.name], f.type))
-        table = pa.Table.from_arrays(arrays, schema=schema)
+        table = _rows_table(schema, cols, list(self.names), self.batch)
         w = self._writers.get(key)
         if w is None:
             w = self._writers[key] = pq.ParquetWriter(self._tmp(key), schema, **_PARQUET_OPTIONS)
