@@ -1,9 +1,10 @@
-"""A batch's result tables: rows in (run, instrument, time) order whatever the tasks.
+"""Result rows: exactly the rows of the tasks, whatever the tasks.
 
-``build_tables`` orders slices of each task's rows instead of sorting rows; this
-checks it against a plain row sort of the same rows, for random tasks given in
+``build_tables`` (verify's in-memory tables) and the streamed ``BatchFiles`` are
+checked against an independent row-by-row reference, for random tasks given in
 random order, split by runs or by days, with failed pairs and with fills that a
-kernel did not emit in set order.
+kernel did not emit in set order; and the snapshot retention rule, kept commit by
+commit, against the rule applied to the whole history.
 """
 
 from __future__ import annotations
