@@ -161,19 +161,20 @@ def put_task(
     """
     inst = instrument.encode()
     bases = [bytes.fromhex(r) + inst + b"\0" for r in run_ids]
-    sfx = [struct.pack(">I", int(d) + DAY_OFFSET) for d in snap_days.tolist()]
     st = np.ascontiguousarray(states, dtype=np.float64)
-    row = st.shape[2] * 8 if st.ndim == 3 else 0
-    blob = memoryview(st.tobytes())
-    n = len(sfx)
-    with txn.cursor(_db(cat, "snapshots")) as cur:
-        cur.putmulti(
-            [
-                (b + x, blob[(k * n + j) * row : (k * n + j + 1) * row])
-                for k, b in enumerate(bases)
-                for j, x in enumerate(sfx)
-            ]
-        )
+    n = len(snap_days)
+    if n and st.ndim == 3 and st.shape[2]:
+        # keys and values built by NumPy, as bytes objects in C loops (not per item in
+        # Python): every key of the task is run base | day, all of one length
+        width = len(bases[0]) + 4
+        keys = np.empty((len(bases), n, width), dtype=np.uint8)
+        keys[:, :, :-4] = np.frombuffer(b"".join(bases), np.uint8).reshape(len(bases), 1, -1)
+        big = (snap_days.astype(np.int64) + DAY_OFFSET).astype(">u4")
+        keys[:, :, -4:] = big.view(np.uint8).reshape(1, n, 4)
+        keys_b = keys.reshape(-1, width).view(f"V{width}").reshape(-1).tolist()
+        vals = st.view(f"V{st.shape[2] * 8}").reshape(-1).tolist()
+        with txn.cursor(_db(cat, "snapshots")) as cur:
+            cur.putmulti(zip(keys_b, vals, strict=True))
     if drop:
         db = _db(cat, "snapshots")
         gone = [struct.pack(">I", d + DAY_OFFSET) for d in drop]
