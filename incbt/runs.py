@@ -286,8 +286,8 @@ def plan_runs(
         # the planner sees each instrument's days from the earliest it must compute,
         # plus enough earlier days for the warm-up: work does not grow with history
         for inst, (d0, warm) in lo.items():
-            entries = cat.days_before(txn, inst, d0, warm) + list(cat.days(txn, inst, d0))
-            rows_of = {e.day: e.rows for e in entries} | extra.get(inst, {})
+            ds, ns = cat.day_rows(txn, inst, d0, warm)
+            rows_of = dict(zip(ds, ns, strict=True)) | extra.get(inst, {})
             ds = sorted(rows_of)
             days[inst] = InstrumentDays(tuple(ds), tuple(rows_of[d] for d in ds))
     out = plan(specs, days, valid)

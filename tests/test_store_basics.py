@@ -222,3 +222,28 @@ def test_a_format_1_store_is_upgraded_and_another_format_refused(tmp_path):
     p = subprocess.run([sys.executable, "-m", "incbt.cli", "--store", path, "status"],
                        capture_output=True, text=True)  # fmt: skip
     assert p.returncode == 1 and "catalog format 99" in p.stderr and "Fix:" in p.stderr
+
+
+def test_day_rows_is_the_planners_view_of_the_day_index(store, small_data):
+    """``day_rows`` (what the planner reads) agrees with the full day entries: the days
+    from a first day on, after the latest earlier days holding enough bars."""
+    out, _ = small_data
+    store.ingest(str(out))
+    cat = store.catalog
+    with cat.env.read() as txn:
+        for inst in ("S0000", "S0002"):
+            every = list(cat.days(txn, inst))
+            for first in [every[0].day - 3] + [e.day for e in every] + [every[-1].day + 9]:
+                for need in (0, 1, 390, 391, 780, 10**6):
+                    earlier = [e for e in every if e.day < first]
+                    taken, got = [], 0
+                    for e in reversed(earlier):
+                        if got >= need:
+                            break
+                        taken.insert(0, e)
+                        got += e.rows
+                    want = taken + [e for e in every if e.day >= first]
+                    days, rows = cat.day_rows(txn, inst, first, need)
+                    assert days == [e.day for e in want]
+                    assert rows == [e.rows for e in want]
+        assert cat.day_rows(txn, "NOPE", 0, 10) == ([], [])

@@ -46,6 +46,8 @@ FORMAT_VERSION = 2  # 2: a bucket is a list of files (append files)
 
 DAY_VALUE = struct.Struct(">16sIII16sqq")  # file, rg, offset, rows, hash, first, last
 _CHANGE_VALUE = struct.Struct(">B16s16sI")  # kind, old hash, new hash, rows
+_ROWS_AT = 24  # where a day value's row count sits (after file, row group, offset)
+_U32 = struct.Struct(">I")
 
 CHANGE_NEW = 1
 CHANGE_CORRECTED = 2
@@ -261,26 +263,38 @@ class Catalog:
                 ok = cur.prev()
         return out[::-1]
 
-    def days_before(
-        self, txn: lmdb.Transaction, instrument: str, day: int, rows: int
-    ) -> list[DayEntry]:
-        """Days of an instrument before ``day``, the latest first, until >= ``rows`` bars;
-        returned ascending."""
+    def day_rows(
+        self, txn: lmdb.Transaction, instrument: str, first: int, before_rows: int
+    ) -> tuple[list[int], list[int]]:
+        """(days, row counts) of an instrument from ``first`` on, preceded by the latest
+        earlier days holding at least ``before_rows`` bars: what the planner needs, without
+        unpacking whole entries (it reads every day a plan covers)."""
         prefix = instrument.encode() + b"\0"
-        out: list[DayEntry] = []
-        got = 0
+        klen = len(prefix) + 4
+        u32 = _U32.unpack_from
+        days: list[int] = []
+        rows: list[int] = []
         with txn.cursor(self.db["days"]) as cur:
-            found = cur.set_range(day_key(instrument, day))
-            ok = cur.prev() if found else cur.last()
-            while ok and got < rows:
+            got = 0
+            ok = cur.prev() if cur.set_range(day_key(instrument, first)) else cur.last()
+            while ok and got < before_rows:
                 k = cur.key()
-                if not k.startswith(prefix) or len(k) != len(prefix) + 4:
+                if len(k) != klen or not k.startswith(prefix):
                     break
-                e = DayEntry.unpack(k, cur.value())
-                out.append(e)
-                got += e.rows
+                days.append(u32(k, klen - 4)[0] - DAY_OFFSET)
+                rows.append(u32(cur.value(), _ROWS_AT)[0])
+                got += rows[-1]
                 ok = cur.prev()
-        return out[::-1]
+            days.reverse()
+            rows.reverse()
+            if not cur.set_range(day_key(instrument, first)):
+                return days, rows
+            for k, v in cur:
+                if len(k) != klen or not k.startswith(prefix):
+                    break
+                days.append(u32(k, klen - 4)[0] - DAY_OFFSET)
+                rows.append(u32(v, _ROWS_AT)[0])
+        return days, rows
 
     def put_day(self, txn: lmdb.Transaction, e: DayEntry) -> None:
         txn.put(day_key(e.instrument, e.day), e.pack(), db=self.db["days"])
