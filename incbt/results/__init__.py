@@ -243,10 +243,10 @@ def build_tables(
     return out[0], out[1]
 
 
-def _rows_table(schema: pa.Schema, cols: Rows, names: list[str], batch: int) -> pa.Table:
+def _rows_table(schema: pa.Schema, cols: Rows, names: list[str] | pa.Array, batch: int) -> pa.Table:
     """Rows from :func:`task_rows` as a table of ``schema``: names by their codes, the
     batch number in every row."""
-    dictionary = pa.array(names, pa.string())
+    dictionary = names if isinstance(names, pa.Array) else pa.array(names, pa.string())
     n = len(cols["run_id"])
     arrays = []
     for f in schema:
@@ -313,27 +313,42 @@ class BatchFiles:
             self._emit(key, final=False)
 
     def _emit(self, key: str, final: bool) -> None:
-        parts = self._parts[key]
-        if not parts:
-            return
-        cols = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
-        total = len(cols["run_id"])
-        cut = total if final else total - total % ROW_GROUP_ROWS
-        if cut:
-            self._write(key, {c: a[:cut] for c, a in cols.items()})
-        rest = {c: np.array(a[cut:]) for c, a in cols.items()}  # copies: free the block
-        self._parts[key] = [rest] if total > cut else []
-        self._buffered[key] = total - cut
+        """Write the buffered rows in whole row groups (all of them if ``final``).
 
-    def _write(self, key: str, cols: dict[str, np.ndarray]) -> None:
+        The parts are written as they are, as the chunks of one table (no
+        concatenation); only the part a row group boundary cuts stays buffered, as a
+        view. The Parquet bytes are the same as for one contiguous table (tested).
+        """
+        total = self._buffered[key]
+        cut = total if final else total - total % ROW_GROUP_ROWS
+        if not cut:
+            return
+        head: list[Rows] = []
+        parts = self._parts[key]
+        taken = 0
+        while taken < cut:
+            part = parts.pop(0)
+            n = len(part["run_id"])
+            if taken + n > cut:  # the boundary cuts this part: the rest waits
+                m = cut - taken
+                head.append({c: a[:m] for c, a in part.items()})
+                parts.insert(0, {c: a[m:] for c, a in part.items()})
+                n = m
+            else:
+                head.append(part)
+            taken += n
+        self._buffered[key] = total - cut
+        self._write(key, head)
+
+    def _write(self, key: str, parts: list[Rows]) -> None:
         schema = DAILY_WRITE_SCHEMA if key == "daily" else FILLS_WRITE_SCHEMA
-        n = len(cols["run_id"])
-        table = _rows_table(schema, cols, list(self.names), self.batch)
+        names = pa.array(list(self.names), pa.string())
+        table = pa.concat_tables([_rows_table(schema, p, names, self.batch) for p in parts])
         w = self._writers.get(key)
         if w is None:
             w = self._writers[key] = pq.ParquetWriter(self._tmp(key), schema, **_PARQUET_OPTIONS)
         w.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        self.rows[key] += n
+        self.rows[key] += table.num_rows
 
     def _tmp(self, key: str) -> str:
         return os.path.join(self.root, "tmp", self.paths[key].replace(os.sep, "-") + ".tmp")
