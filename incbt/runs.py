@@ -226,9 +226,14 @@ def plan_runs(
     lo: dict[str, tuple[int, int]] = {}  # instrument -> (first day to plan, warm-up bars)
     with cat.env.read() as txn:
         seqs: dict[tuple[str, str], int | None] = {}
+        snaps: dict[tuple[str, str], tuple[int, np.ndarray] | None] = {}
         for rec in records:
-            for inst in instruments_of(rec, known):
-                seqs[(rec.run_id, inst)] = rc.pair_seq(cat, txn, rec.run_id, inst)
+            insts = instruments_of(rec, known)
+            for inst, (q, snap) in zip(
+                insts, rc.pair_states(cat, txn, rec.run_id, insts), strict=True
+            ):
+                seqs[(rec.run_id, inst)] = q
+                snaps[(rec.run_id, inst)] = None if from_scratch else snap
         oldest = min((q for q in seqs.values() if q is not None), default=None)
         changed: dict[str, list[tuple[int, int]]] = defaultdict(list)  # inst -> (seq, day)
         if oldest is not None:
@@ -255,7 +260,7 @@ def plan_runs(
             )
             specs.append(spec)
             for inst in insts:
-                snap = None if from_scratch else rc.latest_snapshot(cat, txn, rec.run_id, inst)
+                snap = snaps[(rec.run_id, inst)]
                 if snap is not None:
                     latest[(rec.run_id, inst)] = snap
                 through = None if snap is None else snap[0]
@@ -531,6 +536,7 @@ def commit(
             if rid not in by_run:
                 old = rc.portfolio_dirty(cat, txn, rid)
                 rc.set_portfolio_dirty(cat, txn, rid, day if old is None else min(old, day))
+        prev_days: dict[tuple[str, int], int | None] = {}  # a memo shared by the runs
         for rid, fresh in sorted(by_run.items()):
             run_rec = rc.get_run(cat, txn, rid)
             assert run_rec is not None
@@ -541,7 +547,7 @@ def commit(
             run_insts = instruments_of(run_rec, known)
             capital = portfolio_capital(run_rec, run_insts)
             pf_from, days, acc = portfolio_update(
-                root, cat, txn, rid, capital, first_of_run[rid], fresh, run_insts
+                root, cat, txn, rid, capital, first_of_run[rid], fresh, run_insts, prev_days
             )
             kept = rc.snapshot_days(cat, txn, rid, PORTFOLIO)
             before = [d for d in kept if d < pf_from][-(keep + RECENT_BLOCK) :]

@@ -279,3 +279,27 @@ def test_a_universe_grown_by_bars_before_the_start_refolds_the_portfolio(tmp_pat
         assert inc.sql(q).equals(fresh.sql(q)), q
     assert not inc.sql("SELECT * FROM metrics WHERE scope = 'portfolio'").equals(portfolio_before)
     assert inc.verify([run.run_id]).ok
+
+
+def test_pair_states_reads_what_pair_seq_and_latest_snapshot_read(world):
+    """The planner's bulk read of a run's pairs equals the one-pair reads, for present,
+    absent and portfolio pairs, before and after an update."""
+    from incbt.catalog import runs as rc
+
+    tmp, s = world
+    for step in range(2):
+        cat = s.catalog
+        with cat.env.read() as txn:
+            for rec in rc.runs(cat, txn):
+                insts = ["", "S0000", "S0001", "S0002", "NOPE", "S0000x"]
+                got = rc.pair_states(cat, txn, rec.run_id, insts)
+                for inst, (seq, snap) in zip(insts, got, strict=True):
+                    assert seq == rc.pair_seq(cat, txn, rec.run_id, inst)
+                    want = rc.latest_snapshot(cat, txn, rec.run_id, inst)
+                    if want is None:
+                        assert snap is None, inst
+                    else:
+                        assert snap[0] == want[0] and np.array_equal(snap[1], want[1])
+                assert sum(q is not None for q, _ in got) == 3
+        if step == 0:
+            s.update(str(tmp / "tail"))

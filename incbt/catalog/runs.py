@@ -39,6 +39,8 @@ import numpy as np
 
 from incbt.catalog import DAY_OFFSET, Catalog
 
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
 _SEG = struct.Struct(">iiQQ")  # first day, last day, rows, data seq (days as plain int32)
 
 
@@ -123,6 +125,31 @@ def latest_snapshot(
             return None
         day = struct.unpack(">I", k[-4:])[0] - DAY_OFFSET
         return day, np.frombuffer(cur.value(), dtype=np.float64).copy()
+
+
+def pair_states(
+    cat: Catalog, txn: lmdb.Transaction, run_id: str, instruments: Sequence[str]
+) -> list[tuple[int | None, tuple[int, np.ndarray] | None]]:
+    """Per instrument of a run: its ``pairs`` seq and latest snapshot (as
+    :func:`pair_seq` and :func:`latest_snapshot`), with one cursor per table for all
+    of them (the planner reads every pair of every run)."""
+    rk = run_key(run_id)
+    pairs, snaps = _db(cat, "pairs"), _db(cat, "snapshots")
+    out: list[tuple[int | None, tuple[int, np.ndarray] | None]] = []
+    with txn.cursor(pairs) as pc, txn.cursor(snaps) as sc:
+        for inst in instruments:
+            prefix = rk + inst.encode() + b"\0"
+            v = pc.get(prefix)
+            seq = None if v is None else _U64.unpack(v)[0]
+            ok = sc.prev() if sc.set_range(prefix + b"\xff") else sc.last()
+            snap = None
+            if ok:
+                k = sc.key()
+                if len(k) == len(prefix) + 4 and k.startswith(prefix):
+                    day = _U32.unpack_from(k, len(prefix))[0] - DAY_OFFSET
+                    snap = (day, np.frombuffer(sc.value(), dtype=np.float64).copy())
+            out.append((seq, snap))
+    return out
 
 
 def put_snapshots(
