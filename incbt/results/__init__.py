@@ -506,6 +506,7 @@ def portfolio_update(
     first_recomputed: int,
     fresh: dict[str, tuple[np.ndarray, np.ndarray]],
     instruments: Iterable[str] | None = None,
+    before: dict[tuple[str, int], int | None] | None = None,
 ) -> tuple[int, np.ndarray, np.ndarray]:
     """Recompute a run's portfolio accumulators after a batch recomputed instruments.
 
@@ -516,6 +517,8 @@ def portfolio_update(
     (notional x instruments) differs from the one the snapshot was folded with.
     ``instruments``: the run's instruments, if known: when this batch recomputed
     each of them from ``from_day`` or earlier, no stored row is read.
+    ``before``: a memo of each (instrument, day)'s previous trading day, shared by the
+    runs of one commit.
     Returns (first day folded, days, accumulators + capital per day).
     """
     snap = rc.latest_snapshot(cat, txn, run_id, PORTFOLIO, min(first_recomputed, 2**31 - 1))
@@ -527,13 +530,21 @@ def portfolio_update(
     cut = {i: int(d[0]) for i, (d, _) in fresh.items() if len(d)}
     # the usual new day: every instrument recomputed from its first trading day after the
     # snapshot (after a weekend or a holiday too): then no stored row is needed
+    memo = {} if before is None else before
+
+    def previous(inst: str, day: int) -> int | None:
+        key = (inst, day)
+        if key not in memo:
+            found = cat.days_up_to(txn, inst, day - 1, 1)
+            memo[key] = found[0] if found else None
+        return memo[key]
+
+    def new_since_snapshot(inst: str) -> bool:  # no trading day between it and the cut
+        prev = previous(inst, cut[inst])
+        return cut[inst] <= from_day or prev is None or prev < from_day
+
     covered = instruments is not None and all(
-        i in cut
-        and (
-            cut[i] <= from_day
-            or not [d for d in cat.days_up_to(txn, i, cut[i] - 1, 1) if d >= from_day]
-        )
-        for i in instruments
+        i in cut and new_since_snapshot(i) for i in instruments
     )
     stored = {} if covered else read_valid_daily(root, cat, txn, run_id, from_day, cut)
     per = []
@@ -541,10 +552,11 @@ def portfolio_update(
         parts = [stored[inst]] if inst in stored else []
         if inst in fresh:
             parts.append(fresh[inst])
-        d = np.concatenate([x[0] for x in parts])
-        p = np.concatenate([x[1] for x in parts])
-        keep = d >= from_day
-        per.append((inst, d[keep], p[keep]))
+        d, p = (np.concatenate([x[k] for x in parts]) for k in (0, 1))
+        if len(d) and d.min() < from_day:
+            keep = d >= from_day
+            d, p = d[keep], p[keep]
+        per.append((inst, d, p))
     days, pnl = portfolio_pnl(per)
     z = np.zeros((1, len(days)))
     acc = fold(acc0, pnl[None, :], np.array([capital]), equity=None, fills=z, fees=z, turnover=z)

@@ -132,8 +132,10 @@ def portfolio_pnl(
     if not per_instrument:
         return np.empty(0, np.int32), np.empty(0)
     items = sorted(per_instrument, key=lambda x: x[0])
-    days = np.unique(np.concatenate([d for _, d, _ in items]))
+    all_days = np.concatenate([d for _, d, _ in items])
+    days = np.unique(all_days)
     total = np.zeros(len(days))
-    for _, d, p in items:  # name order: the same additions in the same order, always
-        total[np.searchsorted(days, d)] += p
+    # unbuffered, in array order: each day's pnl is added in instrument-name order,
+    # the same additions in the same order, always
+    np.add.at(total, np.searchsorted(days, all_days), np.concatenate([p for _, _, p in items]))
     return days.astype(np.int32), total
