@@ -131,9 +131,11 @@ def sync_files(root: str, paths: Iterable[str]) -> str:
     written so far and their directory entries (ext4/xfs commit the journal);
     measured here on 500 small bucket files: ~20-100 ms against ~170 ms of
     fsyncs one by one. Where ``syncfs`` is missing (not Linux) or fails, each
-    file is fsynced instead. The directories of ``paths`` are fsynced after
-    either way (cheap once nothing in them is dirty; the portable guarantee for
-    the renames). Returns "syncfs" or "fsync", the method used.
+    file is fsynced instead, and then the directories of ``paths`` (the portable
+    guarantee for the renames). After a ``syncfs`` the directories are not
+    fsynced: their entries are metadata it flushed, and each directory fsync
+    still cost ~0.2-0.7 ms here (500 of them in a daily update of 500
+    instruments). Returns "syncfs" or "fsync", the method used.
     """
     paths = list(paths)
     method = "fsync"
@@ -155,8 +157,8 @@ def sync_files(root: str, paths: Iterable[str]) -> str:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-    for d in sorted({os.path.dirname(p) for p in paths}):
-        fsync_dir(d)
+        for d in sorted({os.path.dirname(p) for p in paths}):
+            fsync_dir(d)
     return method
 
 

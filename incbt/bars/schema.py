@@ -6,6 +6,8 @@ trading day (calendar date of ``ts`` in the store's session time zone).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 
@@ -28,6 +30,7 @@ BARS_SCHEMA = pa.schema(
 )
 
 
+@functools.lru_cache(maxsize=8192)
 def day_to_iso(day: int) -> str:
     return str(np.datetime64(int(day), "D"))
 
