@@ -35,7 +35,7 @@ import struct
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import lmdb
 
@@ -67,9 +67,11 @@ def split_day_key(key: bytes) -> tuple[str, int]:
     return key[:-5].decode(), struct.unpack(">I", key[-4:])[0] - DAY_OFFSET
 
 
-@dataclass(frozen=True)
-class DayEntry:
-    """Where the current bars of one (instrument, day) are, and their content hash."""
+class DayEntry(NamedTuple):
+    """Where the current bars of one (instrument, day) are, and their content hash.
+
+    A named tuple, not a dataclass: the planner and executors read tens of
+    thousands at a time (construction ~0.2 us against ~0.7 us)."""
 
     instrument: str
     day: int
@@ -236,17 +238,20 @@ class Catalog:
     ) -> Iterator[DayEntry]:
         """The current days of one instrument in [first, last], in day order."""
         prefix = instrument.encode() + b"\0"
+        klen = len(prefix) + 4
+        stop = 2**31 if last is None else last
         start = day_key(instrument, first) if first is not None else prefix
+        u32, value = _U32.unpack_from, DAY_VALUE.unpack
         with txn.cursor(self.db["days"]) as cur:
             if not cur.set_range(start):
                 return
             for k, v in cur:
-                if not k.startswith(prefix) or len(k) != len(prefix) + 4:
+                if len(k) != klen or not k.startswith(prefix):
                     return
-                e = DayEntry.unpack(k, v)
-                if last is not None and e.day > last:
+                day = u32(k, klen - 4)[0] - DAY_OFFSET
+                if day > stop:
                     return
-                yield e
+                yield DayEntry(instrument, day, *value(v))
 
     def days_up_to(self, txn: lmdb.Transaction, instrument: str, day: int, n: int) -> list[int]:
         """The last ``n`` trading days of an instrument on or before ``day``, ascending."""
