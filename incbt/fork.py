@@ -227,6 +227,7 @@ def _rebuilt(
         b.close,
         b.volume,
         len(b.ts),
+        b.ts,
     )
     return np.concatenate([replayed[0], state[sw:]])
 

@@ -570,3 +570,81 @@ def test_helper_modules_next_to_the_file_are_importable_and_versioned(tmp_path):
     assert versions[0] == versions[1] != versions[2]
     res = run_engine("clipped", [{}], make_bars(1, 2), strat=strat["clipped"])
     assert res.ok and np.all(res.pos[0] <= 0)  # clip at 50 < 100: always short
+
+
+# ----------------------------------------------------------------------------- timestamps
+
+NS_MIN = 60_000_000_000
+
+
+@strategy(
+    params={"period": Param(int, 7, min=2), "n": Param(int, 2, min=1)},
+    state=("seen",),
+    warmup=lambda p: p["n"],
+)
+def clock(p, s, o, h, l, c, v, i, t):  # noqa: E741
+    """Long in the first 3 minutes of every `period` (UTC minutes), else with momentum."""
+    s[0] += 1.0
+    if (t[i] // 60_000_000_000) % int(p[0]) < 3:
+        return 1
+    n = int(p[1])
+    if s[0] <= n:
+        return 0
+    return 1 if c[i] > c[i - n] else -1
+
+
+def _clock_signals(ts, close, period, n):
+    """The signals `clock` must give, computed here in Python."""
+    out = []
+    for i in range(len(ts)):
+        if (ts[i] // NS_MIN) % period < 3:
+            out.append(1)
+        elif i + 1 <= n:
+            out.append(0)
+        else:
+            out.append(1 if close[i] > close[i - n] else -1)
+    return out
+
+
+def test_a_step_can_read_the_bars_timestamps():
+    bars = make_bars(5, 4, min_bars=20, max_bars=40)
+    ts, o, h, lo, c, v = bar_arrays(bars)
+    res = run_engine("clock", [{"period": 7, "n": 2}, {"period": 5, "n": 1}], bars, strat=clock)
+    assert res.ok and clock.takes_ts and not get_strategy("sma_cross").takes_ts
+    for k, (period, n) in enumerate(((7, 2), (5, 1))):
+        sig = _clock_signals(ts, c, period, n)
+        prev = [0, *sig[:-1]]
+        # an order at bar i's close when the signal changes, filled at bar i + 1's open
+        want = [i + 1 for i in range(len(sig) - 1) if sig[i] != prev[i]]
+        assert res.fill_bar[res.fill_set == k].tolist() == want
+        assert res.fill_ts[res.fill_set == k].tolist() == ts[want].tolist()
+
+
+def test_a_timestamp_step_resumes_bit_identically_and_replays_with_ts():
+    bars = make_bars(9, 6, min_bars=8, max_bars=30)
+    ts, o, h, lo, c, v = bar_arrays(bars)
+    sets = [{"period": 4, "n": 3}, {"period": 9, "n": 1}]
+    full = run_engine("clock", sets, bars, strat=clock)
+    ends = day_ends(ts)
+    for d in range(full.n_days - 1):
+        b = int(ends[d])
+        h0 = max(0, b - 3)
+        part = run_engine("clock", sets, bars.iloc[h0:].reset_index(drop=True), start=b - h0,
+                          state=full.snapshots[:, d, :].copy(), strat=clock)  # fmt: skip
+        assert part.equity.tobytes() == full.equity[:, d + 1 :].tobytes()
+        assert part.state.tobytes() == full.state.tobytes()
+        later = full.fill_bar >= b
+        assert part.fill_ts.tolist() == full.fill_ts[later].tolist()
+    p = np.stack([params_from_dict(clock, s) for s in sets])
+    with pytest.raises(StrategyError, match="reads the bars' timestamps: pass ts"):
+        warmup_replay(clock, p, full.state, o, h, lo, c, v, len(ts))
+    got = warmup_replay(clock, p, full.state, o, h, lo, c, v, len(ts), ts)
+    assert got[:, ENGINE_WIDTH:].tolist() == [[3.0], [1.0]]  # n bars replayed from fresh
+
+
+def test_step_arity_nine_is_the_timestamp_form_and_ten_is_rejected():
+    with pytest.raises(StrategyError, match=r"or 9 with the bars' timestamps .* takes 10"):
+
+        @strategy(params={})
+        def long(p, s, o, h, l, c, v, i, t, extra):  # noqa: E741
+            return 0

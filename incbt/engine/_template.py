@@ -3,7 +3,8 @@
 Kept as text: each strategy gets its own generated module (distinct file,
 distinct function names) so that Numba's on-disk cache holds one compiled
 kernel per strategy code version, with the step inlined. Placeholders:
-__TAG__, __NAME__, __VERSION__, __NRT__, __NP__, __NS__, __NPA__, __NSA__, __EW__.
+__TAG__, __NAME__, __VERSION__, __NRT__, __NP__, __NS__, __NPA__, __NSA__, __EW__,
+__T__ (", t" when the step takes the bars' timestamps, else empty).
 """
 
 KERNEL_SOURCE = '''\
@@ -18,7 +19,7 @@ step = None  # the strategy's step dispatcher, set by incbt.engine.kernel before
 
 @njit(cache=True, nogil=True, _nrt=__NRT__)
 def run___TAG__(
-    params, execp, o, h, l, c, v, start, day_ends, state,
+    params, execp, t, o, h, l, c, v, start, day_ends, state,
     d_equity, d_pnl, d_pos, d_fees, d_fills, d_turnover, snaps,
     f_set, f_bar, f_qty, f_px, f_fee, f_count, err_bar, err_val,
 ):
@@ -78,7 +79,7 @@ def run___TAG__(
                         f_px[nf] = px
                         f_fee[nf] = fee
                     nf += 1
-                x = float(step(lp, ls, o, h, l, c, v, i))
+                x = float(step(lp, ls, o, h, l, c, v, i__T__))
                 if x != sig:
                     if x != 1.0 and x != -1.0 and x != 0.0:
                         err_bar[k] = i
@@ -126,7 +127,7 @@ def run___TAG__(
 
 
 @njit(cache=True, nogil=True, _nrt=__NRT__)
-def replay___TAG__(params, o, h, l, c, v, first, end, sstate):
+def replay___TAG__(params, t, o, h, l, c, v, first, end, sstate):
     lp = stack_f8(__NPA__)
     ls = stack_f8(__NSA__)
     for k in range(params.shape[0]):
@@ -135,7 +136,7 @@ def replay___TAG__(params, o, h, l, c, v, first, end, sstate):
         for j in range(__NS__):
             ls[j] = sstate[k, j]
         for i in range(first[k], end):
-            step(lp, ls, o, h, l, c, v, i)
+            step(lp, ls, o, h, l, c, v, i__T__)
         for j in range(__NS__):
             sstate[k, j] = ls[j]
     return 0

@@ -106,6 +106,7 @@ def _source(strat: Strategy, nrt: bool) -> str:
         "__NP__": str(n_params),
         "__NS__": str(n_state),
         "__EW__": str(ENGINE_WIDTH),
+        "__T__": ", t" if strat.takes_ts else "",
     }
     src = KERNEL_SOURCE
     for key, val in subs.items():
@@ -185,7 +186,7 @@ def _call(strat: Strategy, which: str, *args: object) -> int:
 def _compile_error(strat: Strategy, e: Exception) -> StrategyError:
     return StrategyError(
         f"strategy {strat.name!r}: its step does not compile with Numba "
-        "(signature (p, s, o, h, l, c, v, i) -> -1, 0 or 1; functions it calls must be "
+        "(signature (p, s, o, h, l, c, v, i[, t]) -> -1, 0 or 1; functions it calls must be "
         f"decorated with @numba.njit; it may use numpy and math, not Python objects):\n{e}"
     )
 
@@ -390,7 +391,7 @@ def run_segment(
         return _assemble([], 0, width, de.size, t, 0, [], st_in)
     cap = _fill_capacity(strat, (n - start) * n_sets)
     try:
-        raw = _run_raw(strat, p, ex, cols, start, de, st_in, cap)
+        raw = _run_raw(strat, p, ex, [t, *cols], start, de, st_in, cap)
         parts = [raw]
         owners = [np.arange(n_sets)]
         errors: list[str | None] = [_signal_error(strat, p, t, raw, k) for k in range(n_sets)]
@@ -401,7 +402,7 @@ def run_segment(
         parts, owners, errors = [], [], []
         for k in range(n_sets):
             try:
-                one = _run_raw(strat, p[k : k + 1], ex[k : k + 1], cols, start, de,
+                one = _run_raw(strat, p[k : k + 1], ex[k : k + 1], [t, *cols], start, de,
                                st_in[k : k + 1], cap)  # fmt: skip
             except StrategyError:
                 raise
@@ -443,7 +444,9 @@ def _run_raw(
     st_in: np.ndarray,
     cap: int,
 ) -> dict[str, np.ndarray]:
-    """One kernel call (retried once with the exact fill capacity if it overflowed)."""
+    """One kernel call (retried once with the exact fill capacity if it overflowed).
+
+    ``cols``: the bars' ts, open, high, low, close, volume."""
     n_sets, width = st_in.shape
     n_days = de.shape[0]
     bar_steps = (cols[0].shape[0] - start) * n_sets
@@ -577,6 +580,7 @@ def warmup_replay(
     close: np.ndarray,
     volume: np.ndarray,
     end: int,
+    ts: np.ndarray | None = None,
 ) -> np.ndarray:
     """The state a fork starts from at bar `end` (the first bar of the fork's day D).
 
@@ -584,14 +588,20 @@ def warmup_replay(
     previous equity, bar count) are kept from `state`; the strategy's slots
     are rebuilt for the new `params` by running the step, from a fresh
     strategy state and without execution, over the `warmup(params)` bars
-    before `end` (fewer if fewer are loaded). Returns a new (n_sets, width) array.
+    before `end` (fewer if fewer are loaded). `ts`: the bars' timestamps, needed
+    by a step that reads them (`t`). Returns a new (n_sets, width) array.
     """
     p = _f8_2d("params", params, None, len(strat.params))
     n_sets = p.shape[0]
     width = state_width(strat)
     st = _f8_2d("state", state, n_sets, width).copy()
-    ts = np.zeros(np.shape(close), dtype=np.int64)
-    _, cols = _bars(ts, {"open": open, "high": high, "low": low, "close": close, "volume": volume})
+    if ts is None:
+        if strat.takes_ts:
+            raise StrategyError(
+                f"strategy {strat.name!r} reads the bars' timestamps: pass ts to warmup_replay"
+            )
+        ts = np.zeros(np.shape(close), dtype=np.int64)
+    t, cols = _bars(ts, {"open": open, "high": high, "low": low, "close": close, "volume": volume})
     n = cols[3].shape[0]
     end = int(end)
     if not 0 <= end <= n:
@@ -601,7 +611,7 @@ def warmup_replay(
     sstate[:] = np.asarray(strat.state_init, dtype=np.float64)
     if n_sets:
         try:
-            _call(strat, "replay", p, *cols, first, np.int64(end), sstate)
+            _call(strat, "replay", p, t, *cols, first, np.int64(end), sstate)
         except StrategyError:
             raise
         except Exception as e:

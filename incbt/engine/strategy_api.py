@@ -32,7 +32,10 @@ The step is called once per bar `i`, in time order, with
   is carried from one bar to the next: keep counters and running values here,
   never in globals;
 - `o, h, l, c, v`: open, high, low, close, volume of the loaded bars;
-- `i`: the index of the current bar.
+- `i`: the index of the current bar;
+- optionally `t`, if the step takes a 9th argument: the bars' timestamps
+  (int64 nanoseconds since the epoch, UTC), e.g. to trade by time of day.
+  `t[i] // 60_000_000_000 % 1440` is the bar's minute of the UTC day.
 
 It returns the signal: -1 (short), 0 (flat) or +1 (long). Any other value is
 reported as an error for that parameter set.
@@ -295,6 +298,7 @@ class Strategy:
     check: Callable[[dict[str, Any]], str | None] | None = None
     # the bar fields the step reads; the others are passed as zeros (and not loaded)
     reads: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+    takes_ts: bool = False  # the step takes a 9th argument: the bars' timestamps
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -395,7 +399,7 @@ def exec_params_from_dict(values: Mapping[str, Any] | None = None) -> np.ndarray
     return np.array(out, dtype=np.float64)
 
 
-_STEP_ARGS = 8  # p, s, o, h, l, c, v, i
+_STEP_ARGS = (8, 9)  # p, s, o, h, l, c, v, i and, optionally, t
 
 
 def _make_strategy(
@@ -419,10 +423,12 @@ def _make_strategy(
         sig = inspect.signature(py_fn)
     except (TypeError, ValueError):  # pragma: no cover - plain functions have one
         sig = None
-    if sig is not None and len(sig.parameters) != _STEP_ARGS:
+    n_args = len(sig.parameters) if sig is not None else 8
+    if n_args not in _STEP_ARGS:
         raise StrategyError(
-            f"strategy {sname!r}: the step must take 8 arguments (p, s, o, h, l, c, v, i); "
-            f"{py_fn.__name__}{sig} takes {len(sig.parameters)}"
+            f"strategy {sname!r}: the step must take 8 arguments (p, s, o, h, l, c, v, i), "
+            f"or 9 with the bars' timestamps (p, s, o, h, l, c, v, i, t); "
+            f"{py_fn.__name__}{sig} takes {n_args}"
         )
     if params is None:
         specs: tuple[ParamSpec, ...] = ()
@@ -487,6 +493,7 @@ def _make_strategy(
         warmup_rule=warmup,
         check=check,
         reads=read_fields,
+        takes_ts=n_args == 9,
     )
     params_from_dict(strat, {})  # the defaults must satisfy the cross-parameter rule
     strat.warmup(strat.defaults())  # and give a valid warm-up
