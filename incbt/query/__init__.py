@@ -363,21 +363,31 @@ def _register_results(ctx: datafusion.SessionContext, root: str, cat: Catalog, t
     ctx.register_record_batches(
         "_cutoffs", [cut.to_batches() or [pa.RecordBatch.from_pylist([], cut.schema)]]
     )
+    # Only batches with a superseded (run, instrument) need the join with the cutoffs;
+    # the rows of the others (every fresh batch) are all valid and are read as they are
+    dirty = set(cut.column("batch").to_pylist())
     for name, schema, key in (("daily", DAILY_SCHEMA, "daily"), ("fills", FILLS_SCHEMA, "fills")):
-        paths = [os.path.join(root, rec[key]) for _, rec in batches]
-        if paths:
-            ctx.register_dataset(f"_{name}_raw", ds.dataset(paths, schema=schema, format="parquet"))
-        else:
-            ctx.register_record_batches(f"_{name}_raw", [[pa.RecordBatch.from_pylist([], schema)]])
-        cols = ", ".join(f"r.{f.name}" for f in schema if f.name != "batch")
-        ctx.register_view(
-            name,
-            ctx.sql(
-                f"SELECT {cols} FROM _{name}_raw r LEFT JOIN _cutoffs c ON r.run_id = c.run_id "
-                "AND r.instrument = c.instrument AND r.batch = c.batch "
-                "WHERE c.valid_until IS NULL OR r.date < c.valid_until"
-            ),
-        )
+        parts = []
+        for part, which in (("clean", False), ("dirty", True)):
+            paths = [os.path.join(root, rec[key]) for b, rec in batches if (b in dirty) is which]
+            if not paths:
+                continue
+            raw = f"_{name}_{part}"
+            ctx.register_dataset(raw, ds.dataset(paths, schema=schema, format="parquet"))
+            cols = ", ".join(f"r.{f.name}" for f in schema if f.name != "batch")
+            if which:
+                parts.append(
+                    f"SELECT {cols} FROM {raw} r LEFT JOIN _cutoffs c ON r.run_id = c.run_id "
+                    "AND r.instrument = c.instrument AND r.batch = c.batch "
+                    "WHERE c.valid_until IS NULL OR r.date < c.valid_until"
+                )
+            else:
+                parts.append(f"SELECT {cols} FROM {raw} r")
+        if not parts:
+            empty = schema.remove(schema.get_field_index("batch"))
+            ctx.register_record_batches(name, [[pa.RecordBatch.from_pylist([], empty)]])
+            continue
+        ctx.register_view(name, ctx.sql(" UNION ALL ".join(parts)))
 
 
 def _names(sql: str | None, table: str) -> bool:
