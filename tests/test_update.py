@@ -303,3 +303,23 @@ def test_pair_states_reads_what_pair_seq_and_latest_snapshot_read(world):
                 assert sum(q is not None for q, _ in got) == 3
         if step == 0:
             s.update(str(tmp / "tail"))
+
+
+def test_only_segments_that_lose_rows_are_cut(world):
+    """Daily appends supersede no row (no cutoff: SQL reads their batches unjoined); a
+    correction cuts the older segments of its instrument from the corrected day."""
+    from incbt.catalog import runs as rc
+    from incbt.results import cutoffs
+
+    tmp, s = world
+    s.update(str(tmp / "tail"))
+    with s.catalog.env.read() as txn:
+        assert cutoffs(s.catalog, txn).num_rows == 0
+        assert len({seg.batch for seg in rc.segments(s.catalog, txn)}) >= 2
+    s.update(str(tmp / "fix"))
+    with s.catalog.env.read() as txn:
+        cut = cutoffs(s.catalog, txn).to_pylist()
+    assert cut and {c["valid_until"].isoformat() for c in cut} == {"2024-03-06"}
+    f = _fresh(tmp, tmp / "all", tmp / "fix")
+    for q in (DAILY, FILLS, METRICS):
+        assert s.sql(q).equals(f.sql(q)), q

@@ -459,6 +459,8 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
 
     Rows of a listed (run, instrument, batch) are valid only with date < valid_until.
     Every segment of a replaced run (``superseded_by``) is listed as wholly invalid.
+    A segment whose later ones all start after its last day (daily appends) loses no
+    row, so it is not listed: SQL joins only batches that hold superseded rows.
     """
     rows: dict[str, list] = {"run_id": [], "instrument": [], "batch": [], "valid_until": []}
     cur_key = None
@@ -466,12 +468,12 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
 
     def flush() -> None:
         for i, s in enumerate(group):
-            later = [t.first_day for t in group[i + 1 :]]
-            if later:
+            until = min((t.first_day for t in group[i + 1 :]), default=None)
+            if until is not None and until <= s.last_day:
                 rows["run_id"].append(s.run_id)
                 rows["instrument"].append(s.instrument)
                 rows["batch"].append(s.batch)
-                rows["valid_until"].append(min(later))
+                rows["valid_until"].append(until)
 
     gone = {r.run_id for r in rc.runs(cat, txn) if r.superseded_by is not None}
     for s in rc.segments(cat, txn):
