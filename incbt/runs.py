@@ -489,6 +489,7 @@ def commit(
 
     def txn_fn(txn: Any) -> int:
         seq_now = cat.last_seq(txn) + 1  # the event this transaction appends
+        rc.index_cuts(cat, txn)  # once, in a store made before the cuts table
         for rec in new_runs:
             if rc.get_run(cat, txn, rec.run_id) is None:
                 rec.created_seq = cat.last_seq(txn) + 1
@@ -505,10 +506,13 @@ def commit(
             drop = fallen_out(before, r.days, keep)
             final = finalize(r.states[:, -1, sw:]) if len(r.days) else None  # one call a task
             ok = [k for k, rid in enumerate(t.run_ids) if (rid, t.instrument) not in failed]
+            recomputed = []  # pairs computed before through a day this task recomputes
             for k in ok:
                 prev = None if latest is None else latest.get((t.run_ids[k], t.instrument))
                 if latest is None or (prev is not None and prev[0] >= t.first_day):
                     rc.delete_snapshots_from(cat, txn, t.run_ids[k], t.instrument, t.first_day)
+                    recomputed.append(rc.ri_key(t.run_ids[k], t.instrument))
+            rc.mark_cuts(cat, txn, recomputed)  # their older segments lose rows (SQL cutoffs)
             if ok:
                 assert r.snap_days is not None and final is not None
                 every = len(ok) == len(t.run_ids)

@@ -323,3 +323,34 @@ def test_only_segments_that_lose_rows_are_cut(world):
     f = _fresh(tmp, tmp / "all", tmp / "fix")
     for q in (DAILY, FILLS, METRICS):
         assert s.sql(q).equals(f.sql(q)), q
+
+
+def test_the_cuts_table_lists_what_a_full_scan_finds_and_is_built_for_older_stores(world):
+    """SQL's cutoffs read only the pairs in the cuts table; they equal a scan of every
+    segment, and a store made before the table gets it built by its next commit."""
+    from incbt.catalog import runs as rc
+    from incbt.results import cutoffs
+
+    tmp, s = world
+    cat = s.catalog
+    s.update(str(tmp / "tail"))
+    s.update(str(tmp / "fix"))
+
+    def rows():
+        with cat.env.read() as txn:
+            return sorted(tuple(r.values()) for r in cutoffs(cat, txn).to_pylist())
+
+    def forget(txn):  # what a store made before the cuts table looks like
+        txn.delete(rc.CUTS_INDEXED.encode(), db=cat.db["meta"])
+        txn.drop(cat.env.db(b"cuts"), delete=False)
+
+    indexed = rows()
+    with cat.env.read() as txn:
+        assert len(list(rc.cut_pairs(cat, txn))) == 3 * 3  # 3 runs x 3 corrected instruments
+    cat.env.write(forget)
+    assert rows() == indexed and indexed  # the full scan finds the same cuts
+    s.backtest("sma_cross", {"fast": 3, "slow": 20})  # a commit builds the table
+    with cat.env.read() as txn:
+        assert cat.meta(txn).get(rc.CUTS_INDEXED)
+        assert len(list(rc.cut_pairs(cat, txn))) == 3 * 3
+    assert rows() == indexed

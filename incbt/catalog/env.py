@@ -36,6 +36,7 @@ DBS = (
     b"pairs",  # run id | instrument -> the event seq its results have seen
     b"sweeps",  # sweep name -> sweep record JSON (spec, points, run ids)
     b"dirty",  # run id -> first day its portfolio must be refolded from (partial commits)
+    b"cuts",  # run id | instrument -> b"": pairs a recomputation may have cut (see runs)
 )
 
 _ENVS: dict[str, Env] = {}

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -283,6 +283,66 @@ def segments(cat: Catalog, txn: lmdb.Transaction, run_id: str | None = None) -> 
             batch = struct.unpack(">Q", k[-8:])[0]
             f, last, rows, seq = _SEG.unpack(v)
             yield Segment(rid, inst, batch, f, last, rows, seq)
+
+
+def pair_segments(
+    cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str
+) -> list[Segment]:
+    """The segments of one (run, instrument), by batch."""
+    prefix = ri_key(run_id, instrument)
+    out: list[Segment] = []
+    with txn.cursor(_db(cat, "segments")) as cur:
+        if not cur.set_range(prefix):
+            return out
+        for k, v in cur:
+            if not k.startswith(prefix) or len(k) != len(prefix) + 8:
+                break
+            f, last, rows, seq = _SEG.unpack(v)
+            out.append(Segment(run_id, instrument, _U64.unpack(k[-8:])[0], f, last, rows, seq))
+    return out
+
+
+CUTS_INDEXED = "cuts_indexed"  # meta: the cuts table lists every pair that may be cut
+
+
+def overlapping(segs: Sequence[Segment]) -> bool:
+    """Whether a later segment (by batch) starts on or before an earlier one's last day."""
+    first_later = 2**31
+    for s in sorted(segs, key=lambda s: s.batch, reverse=True):
+        if first_later <= s.last_day:
+            return True
+        first_later = min(first_later, s.first_day)
+    return False
+
+
+def mark_cuts(cat: Catalog, txn: lmdb.Transaction, keys: Iterable[bytes]) -> None:
+    """Record pairs (``ri_key``) whose new segment may supersede rows of older ones."""
+    with txn.cursor(_db(cat, "cuts")) as cur:
+        cur.putmulti([(k, b"") for k in keys])
+
+
+def cut_pairs(cat: Catalog, txn: lmdb.Transaction) -> Iterator[tuple[str, str]]:
+    with txn.cursor(_db(cat, "cuts")) as cur:
+        for k in cur.iternext(keys=True, values=False):
+            yield k[:8].hex(), k[8:-1].decode()
+
+
+def index_cuts(cat: Catalog, txn: lmdb.Transaction) -> None:
+    """Build the cuts table from every segment, once (stores made before it existed)."""
+    if cat.meta(txn).get(CUTS_INDEXED):
+        return
+    group: list[Segment] = []
+    keys = []
+    for s in segments(cat, txn):
+        if group and (group[0].run_id, group[0].instrument) != (s.run_id, s.instrument):
+            if overlapping(group):
+                keys.append(ri_key(group[0].run_id, group[0].instrument))
+            group = []
+        group.append(s)
+    if group and overlapping(group):
+        keys.append(ri_key(group[0].run_id, group[0].instrument))
+    mark_cuts(cat, txn, keys)
+    cat.put_meta(txn, CUTS_INDEXED, True)
 
 
 def next_batch(cat: Catalog, txn: lmdb.Transaction) -> int:

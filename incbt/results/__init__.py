@@ -476,12 +476,26 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
                 rows["valid_until"].append(until)
 
     gone = {r.run_id for r in rc.runs(cat, txn) if r.superseded_by is not None}
-    for s in rc.segments(cat, txn):
-        if s.run_id in gone:  # a replaced run: none of its rows is valid any more
+
+    def replaced(segs: Iterable[rc.Segment]) -> None:  # a replaced run: no row is valid
+        for s in segs:
             rows["run_id"].append(s.run_id)
             rows["instrument"].append(s.instrument)
             rows["batch"].append(s.batch)
             rows["valid_until"].append(-719162)  # 0001-01-01: before every date
+
+    if cat.meta(txn).get(rc.CUTS_INDEXED):
+        # only pairs a recomputation touched can have rows cut: no scan of every segment
+        for rid in sorted(gone):
+            replaced(rc.segments(cat, txn, rid))
+        for rid, inst in rc.cut_pairs(cat, txn):
+            if rid not in gone:
+                group = rc.pair_segments(cat, txn, rid, inst)
+                flush()
+        return _cutoffs_table(rows)
+    for s in rc.segments(cat, txn):
+        if s.run_id in gone:
+            replaced([s])
             continue
         key = (s.run_id, s.instrument)
         if key != cur_key:
@@ -489,6 +503,10 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
             group, cur_key = [], key
         group.append(s)
     flush()
+    return _cutoffs_table(rows)
+
+
+def _cutoffs_table(rows: dict[str, list]) -> pa.Table:
     return pa.table(
         {
             "run_id": pa.array(rows["run_id"], pa.string()),
