@@ -402,11 +402,12 @@ def execute(
     return out
 
 
-def open_batch(store: Any) -> BatchFiles:
-    """The next batch's files, after cleaning up what a crashed writer left."""
-    from incbt.bars.ingest import recover
+def open_batch(store: Any, recover: bool = True) -> BatchFiles:
+    """The next batch's files, after cleaning up what a crashed writer left (``recover``)."""
+    from incbt.bars import ingest
 
-    recover(store.path, store.catalog)
+    if recover:
+        ingest.recover(store.path, store.catalog)
     with store.catalog.env.read() as txn:
         batch = rc.next_batch(store.catalog, txn)
     return BatchFiles(store.path, store.catalog, batch)
@@ -431,6 +432,7 @@ def commit(
     portfolio: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
     latest: Mapping[tuple[str, str], tuple[int, Any]] | None = None,
     files: BatchFiles | None = None,
+    group: int | None = None,
 ) -> CommitSummary:
     """Write the batch's result files, then one transaction: runs, segments, snapshots,
     metrics, event. Call under the store's write lock.
@@ -439,6 +441,8 @@ def commit(
     given, snapshots after a resume point are deleted only if there are any.
     ``files``: the batch's files, to which every result was already added as it
     arrived (:func:`open_batch`); without it they are written here.
+    ``group``: the first batch of the command whose results this batch continues
+    (compaction counts a group as one batch).
     """
     cat = store.catalog
     root = store.path
@@ -579,7 +583,10 @@ def commit(
             },
         )
         assert seq == seq_now
-        rc.put_batch(cat, txn, batch, {"seq": seq, "daily": dpath, "fills": fpath})
+        record: dict[str, Any] = {"seq": seq, "daily": dpath, "fills": fpath}
+        if group is not None and group != batch:
+            record["group"] = group
+        rc.put_batch(cat, txn, batch, record)
         cat.set_pending(txn, [])
         return seq
 
@@ -736,6 +743,7 @@ def _phase(
     runs_bar = progress.task("runs complete", len(remaining))
     todo_replaced = list(replaced)
     files: BatchFiles | None = None
+    group: int | None = None  # the phase's first batch: its pieces count as one to compact
 
     def flush() -> None:
         nonlocal new, pending, todo_replaced, files
@@ -752,6 +760,7 @@ def _phase(
             portfolio={rid: gathered.pop(rid) for rid in sorted(done)},
             latest=p.latest,
             files=files,
+            group=group,
         )
         files = None
         runs_bar.advance(len(done))
@@ -764,8 +773,9 @@ def _phase(
     work = 0
     try:
         for r in ex.map(store, p.tasks, keep, bar.advance, p.latest):
-            if files is None:
-                files = open_batch(store)
+            if files is None:  # after this phase's first commit there is nothing to recover
+                files = open_batch(store, recover=group is None)
+                group = files.batch if group is None else group
             files.add(r)  # written as it arrives: only the catalog's part waits for the commit
             pending.append(_slim(r))
             work += r.task.work
