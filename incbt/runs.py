@@ -677,6 +677,35 @@ def bring_up_to_date(
 
 
 DEFAULT_COMMIT_BARS = 200_000_000  # bar-steps between commits (a few seconds of work)
+# What waits for a commit is bounded as well, so that memory does not grow with the
+# universe: the results not yet committed (:func:`held_bytes`: their retained snapshots
+# and daily pnl) commit once they reach, per run on an instrument, a quarter of the bars
+# of the plan's largest instrument (which a task holds anyway while it runs), or
+# COMMIT_FLOOR if that is more (a short update's results are tiny next to the warm-up
+# bars it reads). What grows with them, the catalog pages their transaction dirties
+# (which LMDB keeps for reuse after it) and the rows the batch's files buffer, is about
+# 1.5 times as much again (benchmarks/README.md, engine). A command's pieces count as
+# one batch to compaction (``group``).
+COMMIT_SHARE = 4
+COMMIT_FLOOR = 256 << 10
+BAR_BYTES = 48  # a bar in memory: ts and five float64 columns
+
+
+def commit_budget(tasks: Sequence[SegmentTask]) -> int:
+    """Bytes of uncommitted results (:func:`held_bytes`) after which a plan commits."""
+    bars: dict[str, int] = defaultdict(int)
+    runs: dict[str, int] = defaultdict(int)
+    for t in tasks:
+        bars[t.instrument] = max(bars[t.instrument], t.bars + t.history_bars)
+        runs[t.instrument] += len(t.run_ids)
+    one = max(bars.values(), default=0) * BAR_BYTES
+    return max(runs.values(), default=1) * max(COMMIT_FLOOR, one // COMMIT_SHARE)
+
+
+def held_bytes(r: TaskResult) -> int:
+    """The bytes a slimmed result keeps until its commit."""
+    assert r.snap_days is not None
+    return r.states.nbytes + r.snap_days.nbytes + r.days.nbytes + r.daily["pnl"].nbytes
 
 
 def _phase(
@@ -696,8 +725,10 @@ def _phase(
 ) -> None:
     """Plan these runs, compute, and commit in plan order, in batches.
 
-    A crash loses at most the batch in flight: the next call plans only what is
-    missing. A run's portfolio is computed in the commit that completes it.
+    A batch commits after ``commit_bars`` bar-steps, or once the results waiting for
+    it reach :func:`commit_budget`: memory does not grow with the universe. A crash
+    loses at most the batch in flight: the next call plans only what is missing. A
+    run's portfolio is computed in the commit that completes it.
     """
     if not records:
         return
@@ -733,6 +764,7 @@ def _phase(
     par = ex.parallelism()
     if par > 1:  # balance by bars: enough similar tasks for every worker
         p = split_tasks(p, max(p.bars // (4 * par), 5_000_000))
+    budget = commit_budget(p.tasks)
     remaining: dict[str, int] = defaultdict(int)
     for t in p.tasks:
         for rid in t.run_ids:
@@ -770,7 +802,7 @@ def _phase(
         report.commits += 1
         new, pending = [], []
 
-    work = 0
+    work = held = 0
     try:
         for r in ex.map(store, p.tasks, keep, bar.advance, p.latest):
             if files is None:  # after this phase's first commit there is nothing to recover
@@ -779,13 +811,14 @@ def _phase(
             files.add(r)  # written as it arrives: only the catalog's part waits for the commit
             pending.append(_slim(r))
             work += r.task.work
+            held += held_bytes(r)
             for k, rid in enumerate(r.task.run_ids):
                 remaining[rid] -= 1
                 if r.errors[k] is None:
                     gathered[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
-            if work >= limit:
+            if work >= limit or held >= budget:
                 flush()
-                work = 0
+                work = held = 0
         if pending or new:
             flush()
     finally:
