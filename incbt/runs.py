@@ -42,6 +42,7 @@ from incbt.results import (
     RECENT_BLOCK,
     BatchFiles,
     CommitSummary,
+    batch_paths,
     fallen_out,
     finalize,
     portfolio_update,
@@ -402,12 +403,11 @@ def execute(
     return out
 
 
-def open_batch(store: Any, recover: bool = True) -> BatchFiles:
-    """The next batch's files, after cleaning up what a crashed writer left (``recover``)."""
-    from incbt.bars import ingest
+def open_batch(store: Any) -> BatchFiles:
+    """The next batch's files, after cleaning up what a crashed writer left."""
+    from incbt.bars.ingest import recover
 
-    if recover:
-        ingest.recover(store.path, store.catalog)
+    recover(store.path, store.catalog)
     with store.catalog.env.read() as txn:
         batch = rc.next_batch(store.catalog, txn)
     return BatchFiles(store.path, store.catalog, batch)
@@ -433,6 +433,7 @@ def commit(
     latest: Mapping[tuple[str, str], tuple[int, Any]] | None = None,
     files: BatchFiles | None = None,
     group: int | None = None,
+    next_pending: Sequence[str] = (),
 ) -> CommitSummary:
     """Write the batch's result files, then one transaction: runs, segments, snapshots,
     metrics, event. Call under the store's write lock.
@@ -442,7 +443,10 @@ def commit(
     ``files``: the batch's files, to which every result was already added as it
     arrived (:func:`open_batch`); without it they are written here.
     ``group``: the first batch of the command whose results this batch continues
-    (compaction counts a group as one batch).
+    (compaction counts a group as one batch). ``next_pending``: the files of the
+    command's next batch, already being written, which this transaction lists as
+    pending (so that the next writer removes them if this process dies before their
+    commit) in place of this batch's.
     """
     cat = store.catalog
     root = store.path
@@ -587,7 +591,7 @@ def commit(
         if group is not None and group != batch:
             record["group"] = group
         rc.put_batch(cat, txn, batch, record)
-        cat.set_pending(txn, [])
+        cat.set_pending(txn, list(next_pending))
         return seq
 
     summary.seq = cat.env.write(txn_fn)
@@ -776,6 +780,7 @@ def _phase(
     todo_replaced = list(replaced)
     files: BatchFiles | None = None
     group: int | None = None  # the phase's first batch: its pieces count as one to compact
+    taken = 0  # results taken from the executor
 
     def flush() -> None:
         nonlocal new, pending, todo_replaced, files
@@ -793,6 +798,8 @@ def _phase(
             latest=p.latest,
             files=files,
             group=group,
+            # the next piece's files, if there is one: listed as pending in this commit
+            next_pending=batch_paths(last_batch + 1) if taken < len(p.tasks) else (),
         )
         files = None
         runs_bar.advance(len(done))
@@ -803,11 +810,17 @@ def _phase(
         new, pending = [], []
 
     work = held = 0
+    last_batch = 0
     try:
         for r in ex.map(store, p.tasks, keep, bar.advance, p.latest):
-            if files is None:  # after this phase's first commit there is nothing to recover
-                files = open_batch(store, recover=group is None)
-                group = files.batch if group is None else group
+            taken += 1
+            if files is None:
+                if group is None:  # the phase's first piece: clean up after a crashed writer
+                    files = open_batch(store)
+                    group = files.batch
+                else:  # the commit before listed its files as pending
+                    files = BatchFiles(store.path, store.catalog, last_batch + 1, listed=True)
+                last_batch = files.batch
             files.add(r)  # written as it arrives: only the catalog's part waits for the commit
             pending.append(_slim(r))
             work += r.task.work
