@@ -23,7 +23,8 @@ notional 100000, no fees, no slippage):
 Before any speed is reported, every peer's total PnL per instrument is
 checked against incbt's (the committed ``total_pnl``). Also: a batch of 10
 parameter sets against one, and the peak RSS of ``incbt backtest`` in a fresh
-process at three universe sizes. The README section ``engine`` gets the table.
+process at three universe sizes (and of the same command run again, when there is
+nothing left to compute). The README section ``engine`` gets the table.
 """
 
 from __future__ import annotations
@@ -339,14 +340,18 @@ def peak_rss(args: list[str]) -> int:
     return int(lines[-1].split()[1]) * 1024
 
 
-def rss(stores: Stores, insts: list[str] | None) -> int:
+def rss(stores: Stores, insts: list[str] | None) -> tuple[int, int]:
+    """Peak RSS of the backtest on a fresh store copy, then of the same command again
+    on that copy (nothing left to compute: it plans, reads the catalog and prints the
+    same metrics table); their difference is what computing adds."""
     p = stores.fresh()
     args = ["--store", str(p), "backtest", "sma_cross", "-p", "fast=10", "-p", "slow=50"]
     if insts is not None:
         args += ["--instruments", ",".join(insts)]
     b = peak_rss(args)
+    again = peak_rss(args)
     stores.drop(p)
-    return b
+    return b, again
 
 
 # ----------------------------------------------------------------------------- profile
@@ -549,10 +554,12 @@ def main() -> None:
 
     # 7. peak RSS of `incbt backtest` in a fresh process, three universe sizes
     mem: dict[int, int] = {}
+    idle: dict[int, int] = {}  # the same command again, with nothing to compute
     if not a.no_rss:
         for n in sorted({1, min(a.small, len(insts)), len(insts)}):
-            mem[n] = rss(stores, None if n == len(insts) else insts[:n])
-        print("peak RSS: " + ", ".join(f"{n} instr. {b / 2**20:.0f} MiB"
+            mem[n], idle[n] = rss(stores, None if n == len(insts) else insts[:n])
+        print("peak RSS: " + ", ".join(f"{n} instr. {b / 2**20:.0f} MiB (nothing to compute: "
+                                       f"{idle[n] / 2**20:.0f} MiB)"
                                        for n, b in mem.items()), flush=True)
 
     if a.profile:
@@ -645,6 +652,15 @@ def main() -> None:
             + f"; {lo} -> {hi} instruments: {growth / 2**20:+.1f} MiB",
             f"growth <= one instrument's bars ({one_mem / 2**20:.1f} MiB)",
             verdict(growth <= one_mem)))
+        idle_growth = idle[hi] - idle[lo]
+        goals.append((
+            "for reference: the same command again, nothing to compute (plan, catalog "
+            "reads, print the metrics); and what computing adds (the difference)",
+            ", ".join(f"{n} instr. {idle[n] / 2**20:.0f} MiB" for n in ns)
+            + f"; {lo} -> {hi} instruments: {idle_growth / 2**20:+.1f} MiB; computing adds "
+            + ", ".join(f"{(mem[n] - idle[n]) / 2**20:.1f}" for n in ns)
+            + f" MiB: {growth / 2**20 - idle_growth / 2**20:+.1f} MiB",
+            "", ""))
     goal_table = table(goals, ("goal", "measured", "target", ""))
 
     if agree_verdict == "met":

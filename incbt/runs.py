@@ -42,6 +42,7 @@ from incbt.results import (
     RECENT_BLOCK,
     BatchFiles,
     CommitSummary,
+    batch_paths,
     fallen_out,
     finalize,
     portfolio_update,
@@ -436,6 +437,8 @@ def commit(
     portfolio: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
     latest: Mapping[tuple[str, str], tuple[int, Any]] | None = None,
     files: BatchFiles | None = None,
+    group: int | None = None,
+    next_pending: Sequence[str] = (),
 ) -> CommitSummary:
     """Write the batch's result files, then one transaction: runs, segments, snapshots,
     metrics, event. Call under the store's write lock.
@@ -444,6 +447,11 @@ def commit(
     given, snapshots after a resume point are deleted only if there are any.
     ``files``: the batch's files, to which every result was already added as it
     arrived (:func:`open_batch`); without it they are written here.
+    ``group``: the first batch of the command whose results this batch continues
+    (compaction counts a group as one batch). ``next_pending``: the files of the
+    command's next batch, already being written, which this transaction lists as
+    pending (so that the next writer removes them if this process dies before their
+    commit) in place of this batch's.
     """
     cat = store.catalog
     root = store.path
@@ -589,8 +597,11 @@ def commit(
             },
         )
         assert seq == seq_now
-        rc.put_batch(cat, txn, batch, {"seq": seq, "daily": dpath, "fills": fpath})
-        cat.set_pending(txn, [])
+        record: dict[str, Any] = {"seq": seq, "daily": dpath, "fills": fpath}
+        if group is not None and group != batch:
+            record["group"] = group
+        rc.put_batch(cat, txn, batch, record)
+        cat.set_pending(txn, list(next_pending))
         return seq
 
     summary.seq = cat.env.write(txn_fn)
@@ -680,6 +691,35 @@ def bring_up_to_date(
 
 
 DEFAULT_COMMIT_BARS = 200_000_000  # bar-steps between commits (a few seconds of work)
+# What waits for a commit is bounded as well, so that memory does not grow with the
+# universe: the results not yet committed (:func:`held_bytes`: their retained snapshots
+# and daily pnl) commit once they reach, per run on an instrument, a quarter of the bars
+# of the plan's largest instrument (which a task holds anyway while it runs), or
+# COMMIT_FLOOR if that is more (a short update's results are tiny next to the warm-up
+# bars it reads). What grows with them is about 1.5 times as much again: the catalog
+# pages their transaction dirties (which LMDB keeps for reuse after it) and the rows the
+# batch's files buffer (sma_cross over 100 days, per instrument: 13 KB held, 15 KB of
+# LMDB pages, 6 KB of daily rows). A command's pieces count as one batch to compaction.
+COMMIT_SHARE = 4
+COMMIT_FLOOR = 256 << 10
+BAR_BYTES = 48  # a bar in memory: ts and five float64 columns
+
+
+def commit_budget(tasks: Sequence[SegmentTask]) -> int:
+    """Bytes of uncommitted results (:func:`held_bytes`) after which a plan commits."""
+    bars: dict[str, int] = defaultdict(int)
+    runs: dict[str, int] = defaultdict(int)
+    for t in tasks:
+        bars[t.instrument] = max(bars[t.instrument], t.bars + t.history_bars)
+        runs[t.instrument] += len(t.run_ids)
+    one = max(bars.values(), default=0) * BAR_BYTES
+    return max(runs.values(), default=1) * max(COMMIT_FLOOR, one // COMMIT_SHARE)
+
+
+def held_bytes(r: TaskResult) -> int:
+    """The bytes a slimmed result keeps until its commit."""
+    assert r.snap_days is not None
+    return r.states.nbytes + r.snap_days.nbytes + r.days.nbytes + r.daily["pnl"].nbytes
 
 
 def _phase(
@@ -699,8 +739,10 @@ def _phase(
 ) -> None:
     """Plan these runs, compute, and commit in plan order, in batches.
 
-    A crash loses at most the batch in flight: the next call plans only what is
-    missing. A run's portfolio is computed in the commit that completes it.
+    A batch commits after ``commit_bars`` bar-steps, or once the results waiting for
+    it reach :func:`commit_budget`: memory does not grow with the universe. A crash
+    loses at most the batch in flight: the next call plans only what is missing. A
+    run's portfolio is computed in the commit that completes it.
     """
     if not records:
         return
@@ -736,6 +778,7 @@ def _phase(
     par = ex.parallelism()
     if par > 1:  # balance by bars: enough similar tasks for every worker
         p = split_tasks(p, max(p.bars // (4 * par), 5_000_000))
+    budget = commit_budget(p.tasks)
     remaining: dict[str, int] = defaultdict(int)
     for t in p.tasks:
         for rid in t.run_ids:
@@ -746,6 +789,8 @@ def _phase(
     runs_bar = progress.task("runs complete", len(remaining))
     todo_replaced = list(replaced)
     files: BatchFiles | None = None
+    group: int | None = None  # the phase's first batch: its pieces count as one to compact
+    taken = 0  # results taken from the executor
 
     def flush() -> None:
         nonlocal new, pending, todo_replaced, files
@@ -762,6 +807,9 @@ def _phase(
             portfolio={rid: gathered.pop(rid) for rid in sorted(done)},
             latest=p.latest,
             files=files,
+            group=group,
+            # the next piece's files, if there is one: listed as pending in this commit
+            next_pending=batch_paths(last_batch + 1) if taken < len(p.tasks) else (),
         )
         files = None
         runs_bar.advance(len(done))
@@ -771,21 +819,29 @@ def _phase(
         report.commits += 1
         new, pending = [], []
 
-    work = 0
+    work = held = 0
+    last_batch = 0
     try:
         for r in ex.map(store, p.tasks, keep, bar.advance, p.latest):
+            taken += 1
             if files is None:
-                files = open_batch(store)
+                if group is None:  # the phase's first piece: clean up after a crashed writer
+                    files = open_batch(store)
+                    group = files.batch
+                else:  # the commit before listed its files as pending
+                    files = BatchFiles(store.path, store.catalog, last_batch + 1, listed=True)
+                last_batch = files.batch
             files.add(r)  # written as it arrives: only the catalog's part waits for the commit
             pending.append(_slim(r))
             work += r.task.work
+            held += held_bytes(r)
             for k, rid in enumerate(r.task.run_ids):
                 remaining[rid] -= 1
                 if r.errors[k] is None:
                     gathered[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
-            if work >= limit:
+            if work >= limit or held >= budget:
                 flush()
-                work = 0
+                work = held = 0
         if pending or new:
             flush()
     finally:

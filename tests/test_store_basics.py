@@ -147,6 +147,54 @@ def test_catalog_grows_its_map_by_itself(tmp_path, monkeypatch):
     assert st.sql("SELECT count(*) n FROM bars")["n"][0].as_py() == 30 * 40 * 390
 
 
+def test_the_map_grows_while_other_threads_read(tmp_path):
+    """Growing the map closes every open transaction (py-lmdb): it waits for the
+    read transactions of other threads (an executor's, while a commit runs)."""
+    import threading
+    import time
+
+    from incbt.catalog.env import Env
+
+    env = Env(str(tmp_path / "cat"), 64 * 1024)
+    db = env.db(b"meta")
+    env.write(lambda txn: txn.put(b"k", b"v", db=db))
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                with env.read() as txn:
+                    for _ in range(20):
+                        assert txn.get(b"k", db=db) == b"v"
+                        time.sleep(0.00005)
+            except BaseException as e:  # reported below
+                errors.append(e)
+                return
+            time.sleep(0.0002)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    def put(i: int):
+        def fn(txn) -> None:
+            for j in range(40):  # 80 KB a transaction: the map doubles 8 times meanwhile
+                txn.put(b"%d-%d" % (i, j), bytes(2000), db=db)
+
+        return fn
+
+    try:
+        for i in range(60):
+            env.write(put(i))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert env.env.info()["map_size"] >= 8 << 20
+    env.env.close()
+    assert not errors, errors[:3]
+
+
 def test_dry_run_writes_nothing(store, small_data):
     from conftest import tree_state
 

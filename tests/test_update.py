@@ -225,6 +225,38 @@ def test_result_files_stay_bounded_and_equal_to_full(tmp_path):
     assert inc.verify().ok
 
 
+def test_pieces_of_one_command_count_as_one_batch_to_compact():
+    """A command committed in pieces adds one batch to compaction's tier, not one per
+    piece: committing in smaller pieces does not make compaction rewrite rows sooner."""
+    from incbt.results.compact import FANOUT, plan_compaction
+
+    pieces = [(b, 0, 1) for b in range(1, 2 * FANOUT)]  # one command, 2 * FANOUT - 1 pieces
+    assert plan_compaction(pieces) is None
+    later = [(b, 0) for b in range(2 * FANOUT, 3 * FANOUT - 2)]  # FANOUT - 2 more commands
+    assert plan_compaction(pieces + later) is None
+    one_more = [(3 * FANOUT - 2, 0)]
+    assert plan_compaction(pieces + later + one_more) == (list(range(1, 3 * FANOUT - 1)), 1)
+
+
+def test_a_backtest_committed_in_pieces_is_one_group(tmp_path, monkeypatch):
+    import incbt.runs
+    from incbt.catalog import runs as rc
+
+    generate(str(tmp_path / "d"), instruments=4, days=3, start="2024-01-15", seed=5)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    monkeypatch.setattr(incbt.runs, "DEFAULT_COMMIT_BARS", 1)  # a commit after every task
+    n = s.backtest("sma_cross", {"fast": 4, "slow": 30}).report.commits
+    with s.catalog.env.read() as txn:
+        recs = dict(rc.batches(s.catalog, txn))
+    assert len(recs) == n == 4
+    assert [r.get("group", b) for b, r in sorted(recs.items())] == [min(recs)] * n
+    s.backtest("breakout", {"lookback": 40}, instruments=["S0000"])  # a new group
+    with s.catalog.env.read() as txn:
+        last, rec = max(rc.batches(s.catalog, txn))
+    assert rec.get("group", last) == last
+
+
 def test_a_compaction_does_not_hide_a_pending_correction(tmp_path):
     from incbt.results.compact import FANOUT
 

@@ -25,10 +25,11 @@ work; no result file is visible unless its batch committed; every file under
 child): ``daily``, ``fills`` and ``metrics`` equal the uninterrupted update's,
 bit for bit, and ``verify()`` passes. The same for a ``backtest`` of a new run.
 
-A long update commits every ``DEFAULT_COMMIT_BARS`` bar-steps; the last tests
-make the child commit after every task (as a big update does) and kill it after
-its first commit: every (run, instrument) must then hold the rows of before or
-of after, and the next update must still end as the uninterrupted one.
+A long update commits in pieces (every ``DEFAULT_COMMIT_BARS`` bar-steps, and when
+what waits reaches ``commit_budget``); the last tests make the child commit after
+every task (as a big update does) and kill it after its first commit: every (run,
+instrument) must then hold the rows of before or of after, and the next update
+must still end as the uninterrupted one.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ LMDB raises ``MapFullError`` when a write transaction outgrows the map; the
 transaction is then aborted cleanly (DESIGN.md), so :func:`Env.write` doubles
 the map with no transaction open and runs the same transaction function again.
 Transaction functions must therefore only touch the transaction they are given.
+Changing the map invalidates every transaction open in the process (py-lmdb
+closes them: a reader on another thread, such as an executor thread reading the
+day index while a commit runs, would fail), so it waits until the read
+transactions open on other threads have ended, and holds new ones back meanwhile.
 """
 
 from __future__ import annotations
@@ -63,6 +67,10 @@ class Env:
         self.identity = _identity(path)
         self._dbs: dict[bytes, object] = {}
         self._write_lock = threading.Lock()
+        self._gate = threading.Condition()  # read transactions against map changes
+        self._open = 0  # read transactions open, on every thread
+        self._remapping = False
+        self._mine = threading.local()  # .n: read transactions open on this thread
         for name in DBS:
             self.db(name)
 
@@ -78,25 +86,60 @@ class Env:
         return handle
 
     def _grow(self) -> None:
-        size = self.env.info()["map_size"]
-        self.env.set_mapsize(size * 2)
+        self._remap(self.env.info()["map_size"] * 2)
+
+    def _remap(self, size: int) -> None:
+        """Set the map's size (0: adopt the size another process grew it to) once no
+        other thread has a read transaction open."""
+        with self._gate:
+            while self._remapping:
+                self._gate.wait()
+            self._remapping = True
+            try:
+                own = getattr(self._mine, "n", 0)
+                while self._open > own:
+                    self._gate.wait()
+                self.env.set_mapsize(size)
+            finally:
+                self._remapping = False
+                self._gate.notify_all()
+
+    def _enter(self) -> None:
+        mine = getattr(self._mine, "n", 0)
+        with self._gate:
+            while self._remapping and not mine:  # (a nested read never waits)
+                self._gate.wait()
+            self._open += 1
+        self._mine.n = mine + 1
+
+    def _leave(self) -> None:
+        self._mine.n -= 1
+        with self._gate:
+            self._open -= 1
+            self._gate.notify_all()
 
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
         """A consistent read-only view (MVCC: writers never block it)."""
         for _ in range(3):
+            self._enter()
             try:
                 txn = self.env.begin(buffers=False)
                 break
             except lmdb.MapResizedError:
                 # Another process grew the map: adopt its size and retry.
-                self.env.set_mapsize(0)
+                self._leave()
+                self._remap(0)
+            except BaseException:
+                self._leave()
+                raise
         else:  # pragma: no cover - three resizes in a row
             raise CatalogError(f"catalog {self.path}: map resized repeatedly, try again")
         try:
             yield txn
         finally:
             txn.abort()
+            self._leave()
 
     def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
         """Run ``fn`` in one write transaction and commit, growing the map as needed."""
@@ -108,7 +151,7 @@ class Env:
                 except lmdb.MapFullError:
                     self._grow()
                 except lmdb.MapResizedError:
-                    self.env.set_mapsize(0)
+                    self._remap(0)
 
     def size_bytes(self) -> int:
         return os.path.getsize(os.path.join(self.path, "data.mdb"))

@@ -11,7 +11,8 @@ segments    run id | instrument | 0 | batch (u64)           first day, last day,
                                                             data seq (every change up to
                                                             this event was taken into
                                                             account when it was computed)
-batches     batch (u64)                                     JSON: seq, daily/fills paths
+batches     batch (u64)                                     JSON: seq, daily/fills paths,
+                                                            level, group (compaction)
 metrics     run id | instrument (portfolio: empty name)     float64 metrics vector
 pairs       run id | instrument                             u64: the event seq whose
                                                             commit last computed it

@@ -277,11 +277,14 @@ class BatchFiles:
     renames them in, and only the commit's transaction makes them visible.
     """
 
-    def __init__(self, root: str, cat: Catalog, batch: int) -> None:
+    def __init__(self, root: str, cat: Catalog, batch: int, listed: bool = False) -> None:
+        """``listed``: the catalog's ``pending`` record will name the files before
+        :meth:`close` renames them in (the transaction of the commit before does)."""
         self.root = root
         self.batch = batch
         self.paths = dict(zip(("daily", "fills"), batch_paths(batch), strict=True))
-        cat.env.write(lambda txn: cat.set_pending(txn, list(self.paths.values())))
+        if not listed:
+            cat.env.write(lambda txn: cat.set_pending(txn, list(self.paths.values())))
         self.names: dict[str, int] = {}
         self.rows = {"daily": 0, "fills": 0}
         self._parts: dict[str, list[dict[str, np.ndarray]]] = {"daily": [], "fills": []}

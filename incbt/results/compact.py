@@ -1,11 +1,14 @@
 """Compaction: keep the number of result files bounded as updates accumulate.
 
-Every commit adds one ``daily`` and one ``fills`` file (a batch of level 0).
-Tiered by age: when the newest batches include ``FANOUT`` batches of level L
-(and nothing above L after the oldest of them), that suffix of batches is
-rewritten as one batch of level L+1, holding only their valid rows. So the
-number of batches grows like FANOUT x log_FANOUT(commits), and each row is
-rewritten about log_FANOUT(commits) times over its life.
+Every commit adds one ``daily`` and one ``fills`` file (a batch of level 0); a
+command whose results are committed in pieces (``incbt.runs``: a big plan, and
+what waits for a commit is bounded) adds a *group* of them, which counts as one
+batch here. Tiered by age: when the
+newest batches include ``FANOUT`` batches (groups) of level L (and nothing above
+L after the oldest of them), that suffix of batches is rewritten as one batch
+of level L+1, holding only their valid rows. So the number of batches grows
+like FANOUT x log_FANOUT(commands), and each row is rewritten about
+log_FANOUT(commands) times over its life.
 
 The merged batch's segments replace the suffix's in one transaction (event
 ``compact``); the suffix's files are deleted by the next compaction, so a
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -30,19 +34,24 @@ FANOUT = 8
 
 
 def plan_compaction(
-    batches: list[tuple[int, int]], fanout: int = FANOUT
+    batches: Sequence[tuple[int, ...]], fanout: int = FANOUT
 ) -> tuple[list[int], int] | None:
-    """(batches to merge, level of the result) or None. ``batches``: (id, level) ascending."""
+    """(batches to merge, level of the result) or None.
+
+    ``batches``: (id, level) or (id, level, group), ascending. The batches of one
+    group (one command's results, committed in pieces to bound its memory) count
+    as one: a command adds one batch to its tier however many pieces it took.
+    """
+    rows = [(b[0], b[1], b[2] if len(b) > 2 else b[0]) for b in batches]
     for level in range(0, 64):
         suffix = []
-        for b, lvl in reversed(batches):
+        for b, lvl, group in reversed(rows):
             if lvl > level:
                 break
-            suffix.append(b)
-        members = set(suffix)
-        if sum(1 for b, lvl in batches if b in members and lvl == level) >= fanout:
-            return sorted(suffix), level + 1
-        if len(suffix) == len(batches):
+            suffix.append((b, lvl, group))
+        if len({g for _, lvl, g in suffix if lvl == level}) >= fanout:
+            return sorted(b for b, _, _ in suffix), level + 1
+        if len(suffix) == len(rows):
             return None
     return None
 
@@ -72,7 +81,9 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
     cat, root = store.catalog, store.path
     with cat.env.read() as txn:
         recs = dict(rc.batches(cat, txn))
-        chosen = plan_compaction([(b, r.get("level", 0)) for b, r in sorted(recs.items())])
+        chosen = plan_compaction(
+            [(b, r.get("level", 0), r.get("group", b)) for b, r in sorted(recs.items())]
+        )
         if chosen is None:
             return None
         group, level = chosen
