@@ -178,8 +178,17 @@ def test_chunked_ingest_equals_one_chunk_and_stays_atomic(tmp_path, monkeypatch)
     one.ingest(str(tmp_path / "d"))
     monkeypatch.setenv("INCBT_INGEST_CHUNK_MB", "0.1")  # ~one daily file per chunk
     many = incbt.init(str(tmp_path / "many"))
+    from incbt.bars import ingest as ingest_mod
+
+    writes = []
+    real_write = ingest_mod.write_file
+    monkeypatch.setattr(
+        ingest_mod, "write_file", lambda t, *a: writes.append(t.num_rows) or real_write(t, *a)
+    )
     s = many.ingest(str(tmp_path / "d"))
     assert (s.days_new, s.buckets_written) == (75, 6)  # January and February buckets
+    # a month waits for the next chunk while it may grow: each bucket is written once
+    assert sorted(writes) == [8 * 390] * 3 + [17 * 390] * 3
     q = "SELECT * FROM bars ORDER BY instrument, ts"
     assert one.sql(q).equals(many.sql(q))
     assert sorted(os.listdir(os.path.join(many.path, "bars", "S0000"))) == sorted(
