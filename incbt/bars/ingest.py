@@ -56,7 +56,7 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,13 +148,13 @@ def day_hash(src: Any, start: int, end: int) -> bytes:
 def split_days(inp: InputBars, session_tz: str) -> list[Piece]:
     days = trading_days(inp.ts, session_tz)
     brk = np.flatnonzero((inp.codes[1:] != inp.codes[:-1]) | (days[1:] != days[:-1])) + 1
-    starts = np.concatenate(([0], brk)).tolist()
+    first = np.concatenate(([0], brk))
+    starts = first.tolist()
     ends = np.concatenate((brk, [len(inp)])).tolist()
-    codes = inp.codes.tolist()
-    dl = days.tolist()
+    names = [inp.names[c] for c in inp.codes[first].tolist()]
     return [
-        Piece(inp.names[codes[s]], dl[s], inp, s, e, day_hash(inp, s, e))
-        for s, e in zip(starts, ends, strict=True)
+        Piece(name, d, inp, s, e, day_hash(inp, s, e))
+        for name, d, s, e in zip(names, days[first].tolist(), starts, ends, strict=True)
     ]
 
 
@@ -470,34 +470,56 @@ def ingest(
         try:
             held: dict[tuple[str, int], Piece] = {}
             groups = chunks(files, chunk_bytes)
-            for k, chunk in enumerate(groups):
-                # Arrow parsing and hashing run without the GIL: two files at a time.
-                # map() yields in file order, so the first bad file is the one reported.
-                # One file alone uses Arrow's threads; several go two at a time, one
-                # thread each (Arrow's pool on top of ours oversubscribes 2 cores).
-                workers = min(2, os.cpu_count() or 1, len(chunk))
-                with ThreadPoolExecutor(max_workers=workers) as pool:
-                    read_out = list(pool.map(read, chunk, [workers < 2] * len(chunk)))
-                summary.rows_read += sum(len(i) for i, _ in read_out)
-                new = collect([p for _, p in read_out], seen)
-                del read_out
-                pieces = held | new
-                held = _open_buckets(new, pieces) if k + 1 < len(groups) else {}
-                for key in held:
-                    del pieces[key]
-                plans = _classify(cat, pieces, staged, summary, changes, max_files)
-                if dry_run or not plans:
-                    continue
-                written.extend(p.path for p in plans)
-                cat.env.write(lambda txn: cat.set_pending(txn, written))
-                for plan, f in zip(
-                    plans, _write_buckets(root, plans, row_group_rows, write_task), strict=True
-                ):
-                    for old in plan.merged:
-                        if not old.committed and old.path != f.path and not _known(cat, old.hash):
-                            with contextlib.suppress(FileNotFoundError):
-                                os.remove(os.path.join(root, old.path))  # never committed
-                    staged[(f.instrument, f.month)] = [*plan.keep, f]
+            # One pool for reading and writing, a thread per core (at most 4): Arrow's
+            # parsing and writing, NumPy and hashing run without the GIL. The next
+            # chunk's files are read while this chunk's buckets are written, so the
+            # cores stay busy across chunks (at most two chunks in memory). A chunk
+            # of one file parses it with Arrow's threads too; several files go one
+            # thread each (Arrow's pool on top of ours oversubscribes the cores).
+            pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+
+            def submit_reads(k: int) -> list[Future[tuple[InputBars, list[Piece]]]]:
+                if k >= len(groups):
+                    return []
+                return [pool.submit(read, f, len(groups[k]) == 1) for f in groups[k]]
+
+            reads = submit_reads(0)
+            try:
+                for k in range(len(groups)):
+                    # in file order, so the first bad file is the one reported
+                    read_out = [r.result() for r in reads]
+                    reads = submit_reads(k + 1)
+                    summary.rows_read += sum(len(i) for i, _ in read_out)
+                    new = collect([p for _, p in read_out], seen)
+                    del read_out
+                    pieces = held | new
+                    held = _open_buckets(new, pieces) if k + 1 < len(groups) else {}
+                    for key in held:
+                        del pieces[key]
+                    plans = _classify(cat, pieces, staged, summary, changes, max_files)
+                    if dry_run or not plans:
+                        continue
+                    written.extend(p.path for p in plans)
+                    cat.env.write(lambda txn: cat.set_pending(txn, written))
+                    os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
+                    writes = [
+                        pool.submit(_write_bucket, root, plan, row_group_rows) for plan in plans
+                    ]
+                    for plan, w in zip(plans, writes, strict=True):
+                        f = w.result()
+                        write_task.advance()
+                        for old in plan.merged:
+                            if (
+                                not old.committed
+                                and old.path != f.path
+                                and not _known(cat, old.hash)
+                            ):
+                                with contextlib.suppress(FileNotFoundError):
+                                    os.remove(os.path.join(root, old.path))  # never committed
+                        staged[(f.instrument, f.month)] = [*plan.keep, f]
+            finally:
+                # nothing may still write when recover() removes this call's files
+                pool.shutdown(wait=True, cancel_futures=True)
             read_task.done()
             write_task.done()
             t1 = time.perf_counter()
@@ -630,18 +652,6 @@ def _classify(
             summary.append_files += bool(plan.keep) and not plan.merged
             plans.append(plan)
     return plans
-
-
-def _write_buckets(root: str, plans: list[_Plan], row_group_rows: int, task: Any) -> list[_File]:
-    os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
-
-    def work(plan: _Plan) -> _File:
-        f = _write_bucket(root, plan, row_group_rows)
-        task.advance()
-        return f
-
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2)) as pool:
-        return list(pool.map(work, plans))
 
 
 def _summarize(summary: IngestSummary, changes: list, buckets: int) -> None:
