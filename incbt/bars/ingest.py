@@ -11,7 +11,8 @@ The whole call is one atomic batch:
    then make them all durable at once (one ``syncfs``, see
    :func:`incbt.bars.layout.sync_files`) and fsync their folders;
 5. one LMDB transaction appends the event, its per-day changes, the new index
-   entries and file records, each bucket's new file list, and clears ``pending``.
+   entries and file records, each bucket's new file list, and clears ``pending``
+   (it is filled while step 4's sync runs, and commits after the sync returned).
 
 A crash before step 5 leaves the catalog as it was; the files it wrote are
 listed in ``pending`` and removed by the next writer (:func:`recover`). A
@@ -441,11 +442,13 @@ def ingest(
 ) -> IngestSummary:
     """Ingest files as one atomic batch, reading them ``chunk_bytes`` at a time.
 
-    Memory is bounded by a chunk: each chunk's buckets are written (uncommitted)
-    before the next chunk is read; a bucket a later chunk touches again merges
-    with this call's earlier file, which is then deleted. One commit at the end.
-    An input that fits one chunk is validated whole before anything is written.
-    ``max_files``: the most files a bucket may have before it is folded.
+    Memory is bounded by two chunks: each chunk's buckets are written
+    (uncommitted) while the next chunk is read, except each instrument's latest
+    month, which waits for the next chunk (:func:`_open_buckets`); a bucket a
+    later chunk touches again merges with this call's earlier file, which is
+    then deleted. One commit at the end. An input that fits one chunk is
+    validated whole before anything is written. ``max_files``: the most files a
+    bucket may have before it is folded.
     """
     t0 = time.perf_counter()
     files = expand_paths(paths)
