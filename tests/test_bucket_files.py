@@ -192,3 +192,41 @@ def test_sql_prunes_files_of_a_month_with_several_files(store, days):
     assert got["n"][0].as_py() == 390
     plan = store.sql("EXPLAIN SELECT avg(close) FROM bars WHERE instrument = 'S0001'")
     assert "number_of_fragments=3," in plan["plan"].to_pylist()[-1]
+
+
+def codecs(st: incbt.Store) -> dict[str, set[str]]:
+    """Each current bars file's codecs and encodings, by path."""
+    out = {}
+    for f in st.sql("SELECT path FROM files").to_pylist():
+        md = pq.ParquetFile(os.path.join(st.path, f["path"])).metadata.row_group(0)
+        out[f["path"]] = {md.column(i).compression for i in range(md.num_columns)} | {
+            e for i in range(md.num_columns) for e in md.column(i).encodings
+        }
+    return out
+
+
+def test_files_of_an_older_codec_read_and_merge_with_new_ones(store, days, tmp_path, monkeypatch):
+    """Stores written before the codec changed (zstd, plain encodings) keep working:
+    a month with an old base and a new append file reads like a fresh store, and a
+    correction rewrites the old file with the current codec."""
+    from incbt.bars import layout
+
+    orig, rev = days
+    with monkeypatch.context() as m:
+        m.setattr(layout, "COMPRESSION", "zstd")
+        m.setattr(layout, "ENCODINGS", None)
+        first = store.ingest(orig[:4]).seq
+    (old,) = month_files(store)
+    assert codecs(store)[old["path"]] == {"ZSTD", "PLAIN", "RLE", "RLE_DICTIONARY"}
+    bars_then = store.sql(ALL_BARS)
+    store.ingest(orig[4])  # an append file in the current codec next to the zstd base
+    files = codecs(store)
+    assert len(files) == 4 and files[old["path"]] == {"ZSTD", "PLAIN", "RLE", "RLE_DICTIONARY"}
+    new = [c for p, c in files.items() if p.startswith("bars/S0000/") and p != old["path"]]
+    assert new == [{"LZ4", "RLE", "PLAIN", "RLE_DICTIONARY", "DELTA_BINARY_PACKED",
+                    "BYTE_STREAM_SPLIT"}]  # fmt: skip
+    assert_like_fresh(store, orig[:5], tmp_path, "fresh")
+    store.ingest(rev[1])  # corrects a day of the zstd file: rewritten in the current codec
+    assert all("ZSTD" not in c for c in codecs(store).values())
+    assert_like_fresh(store, [orig[0], rev[1], *orig[2:5]], tmp_path, "fresh2")
+    assert store.sql(ALL_BARS, as_of=first).equals(bars_then)  # the old file, time travel

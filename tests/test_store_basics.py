@@ -226,8 +226,17 @@ def test_chunked_ingest_equals_one_chunk_and_stays_atomic(tmp_path, monkeypatch)
     one.ingest(str(tmp_path / "d"))
     monkeypatch.setenv("INCBT_INGEST_CHUNK_MB", "0.1")  # ~one daily file per chunk
     many = incbt.init(str(tmp_path / "many"))
+    from incbt.bars import ingest as ingest_mod
+
+    writes = []
+    real_write = ingest_mod.write_file
+    monkeypatch.setattr(
+        ingest_mod, "write_file", lambda t, *a: writes.append(t.num_rows) or real_write(t, *a)
+    )
     s = many.ingest(str(tmp_path / "d"))
     assert (s.days_new, s.buckets_written) == (75, 6)  # January and February buckets
+    # a month waits for the next chunk while it may grow: each bucket is written once
+    assert sorted(writes) == [8 * 390] * 3 + [17 * 390] * 3
     q = "SELECT * FROM bars ORDER BY instrument, ts"
     assert one.sql(q).equals(many.sql(q))
     assert sorted(os.listdir(os.path.join(many.path, "bars", "S0000"))) == sorted(
@@ -241,6 +250,29 @@ def test_chunked_ingest_equals_one_chunk_and_stays_atomic(tmp_path, monkeypatch)
         third.ingest(str(tmp_path / "d"))
     assert tree_state(os.path.join(third.path, "bars")) == before
     assert third.sql("SELECT count(*) n FROM bars")["n"][0].as_py() == 0
+
+
+def test_a_failed_sync_commits_nothing(tmp_path, monkeypatch):
+    """The sync of the new files runs beside the catalog transaction; the transaction
+    commits only after it returned, so a failed sync leaves the store as it was."""
+    from conftest import tree_state
+
+    from incbt.bars import ingest as ingest_mod
+
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-01-02", seed=5)
+    st = incbt.init(str(tmp_path / "s"))
+    before = tree_state(os.path.join(st.path, "bars"))
+
+    def fail(root, paths):
+        raise OSError(5, "syncfs: Input/output error")
+
+    monkeypatch.setattr(ingest_mod, "sync_files", fail)
+    with pytest.raises(OSError, match="Input/output error"):
+        st.ingest(str(tmp_path / "d"))
+    assert tree_state(os.path.join(st.path, "bars")) == before
+    assert len(st.log()) == 1 and st.instruments() == []  # only the init event
+    monkeypatch.undo()
+    assert st.ingest(str(tmp_path / "d")).days_new == 6
 
 
 def test_a_format_1_store_is_upgraded_and_another_format_refused(tmp_path):

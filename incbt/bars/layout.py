@@ -12,6 +12,21 @@ stay for time travel (``--as-of``).
 Row groups hold whole days, as many as fit in ``row_group_rows`` (16384 by
 default, so a 390-bar month is one ~8k-row group: 390-row groups read slowly).
 
+Codec and encodings (:data:`COMPRESSION`, :data:`ENCODINGS`): LZ4_RAW pages,
+``ts`` DELTA_BINARY_PACKED (minute bars have a constant step: ~500 bytes for
+an 8k-row group) and the float columns BYTE_STREAM_SPLIT (the sign, exponent
+and high mantissa bytes of prices sit together, where a fast codec finds
+them). Measured on 480 instrument-month files of 4,056,000 bars (40
+instruments x 260 days, one thread, against the zstd level 1 with plain
+encodings written before): write 0.25-0.28 CPU-s against 0.69-0.78, 105 MiB
+against 101 MiB, reading ts/open/close of every file 84-146 ms against
+163-232 ms and all six columns (``Store.bars``'s read) 87-102 ms against
+219-241 ms. zstd with the same encodings was 103 MiB at 0.34-0.40 CPU-s and
+reads ~1.4x slower than LZ4; no compression 159 MiB at ~0.26 CPU-s; zstd
+with delta ts alone the smallest (75 MiB) at zstd's full write cost. Parquet
+files name their codec and encodings, so stores with zstd files written
+before read as they did, alone or mixed with new files.
+
 Durability: files are written and renamed into place without an fsync each;
 the writer then calls :func:`sync_files` once for the whole batch (one
 ``syncfs``) before the catalog transaction that makes them visible.
@@ -31,9 +46,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from incbt.bars.schema import BARS_SCHEMA
+from incbt.bars.schema import BARS_SCHEMA, FLOAT_COLUMNS
 
-COMPRESSION = "zstd"
+COMPRESSION = "lz4_raw"
+ENCODINGS = {"ts": "DELTA_BINARY_PACKED", **dict.fromkeys(FLOAT_COLUMNS, "BYTE_STREAM_SPLIT")}
 
 
 def instrument_dir(instrument: str) -> str:
@@ -99,6 +115,7 @@ def write_file(
         BARS_SCHEMA,
         compression=COMPRESSION,
         use_dictionary=["instrument", "date"],
+        column_encoding=ENCODINGS,
         write_statistics=True,
     ) as w:
         for start, rows in groups:
