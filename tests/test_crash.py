@@ -38,41 +38,60 @@ FLOATS = ("open", "high", "low", "close", "volume")
 ALL_BARS = "SELECT * FROM bars ORDER BY instrument, ts"
 N_RANDOM_KILLS = 15
 
+# What both children share: die(), and kills at the n-th catalog write (before it,
+# inside its transaction before the commit, or after it) and after a file removal.
+HOOKS = r"""
+import os, signal
+from incbt.catalog.env import Env
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def kill_at(point, writes, removal):
+    # writes: crash point -> (when, n), when one of before, inside, after; removal:
+    # the crash point that dies right after a file is removed
+    when, nth = writes.get(point, (None, 0))
+    count = [0]
+    real_write = Env.write
+    def write(self, fn):
+        count[0] += 1
+        n = count[0]
+        if when == "before" and n == nth:
+            die()
+        if when == "inside" and n == nth:
+            def fn_then_die(txn, fn=fn):
+                fn(txn)
+                die()  # the transaction is complete but not committed
+            return real_write(self, fn_then_die)
+        out = real_write(self, fn)
+        if when == "after" and n == nth:
+            die()
+        return out
+    Env.write = write
+    real_remove = os.remove
+    def remove(path):
+        real_remove(path)
+        if point == removal:
+            die()
+    os.remove = remove
+"""
+
 # The child: open the store, say "ready", ingest, say "done <seconds>".
 # argv: store, crash point ("" for none), warm-up store ("" for none), paths...
 # A first ingest in a process spends most of its time loading code; the warm-up
 # ingests the same files into a scratch store first, so that the timed ingest
 # (and the random kills spread over it) is the ingest itself.
-CHILD = r"""
-import os, signal, sys, time
+CHILD = HOOKS + r"""
+import sys, time
 import incbt
 import incbt.bars.ingest as ing
-from incbt.catalog.env import Env
 
 store, point, warm, paths = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 if warm:
     incbt.init(warm).ingest(paths)
 
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-
-writes = [0]
-real_write = Env.write
-def write(self, fn):
-    writes[0] += 1
-    n = writes[0]
-    if point == "before-commit" and n == 2:
-        die()
-    if point == "inside-commit" and n == 2:
-        def fn_then_die(txn, fn=fn):
-            fn(txn)
-            die()  # the transaction is complete but not committed
-        return real_write(self, fn_then_die)
-    out = real_write(self, fn)
-    if (point == "after-pending" and n == 1) or (point == "after-commit" and n == 2):
-        die()
-    return out
-Env.write = write
+kill_at(point, {"before-commit": ("before", 2), "inside-commit": ("inside", 2),
+                "after-pending": ("after", 1), "after-commit": ("after", 2)}, "during-recover")
 
 real_durable = ing.write_file
 def write_file(table, groups, tmp, final):
@@ -87,13 +106,6 @@ def write_file(table, groups, tmp, final):
         die()
     return size
 ing.write_file = write_file
-
-real_remove = os.remove
-def remove(path):
-    real_remove(path)
-    if point == "during-recover":
-        die()
-os.remove = remove
 
 st = incbt.open(store)
 print("ready", flush=True)
@@ -415,40 +427,15 @@ def test_kill_a_fold_at_each_step(fold_world, monkeypatch, point, state):
 
 # The child: open the store, run gc; a hook kills it at a chosen point. On a store
 # with nothing pending, gc's first write is its commit and its second clears the intent.
-GC_CHILD = r"""
-import os, signal, sys
+GC_CHILD = HOOKS + r"""
+import sys
 import incbt
-from incbt.catalog.env import Env
 
 store, point = sys.argv[1], sys.argv[2]
-
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-
-writes = [0]
-real_write = Env.write
-def write(self, fn):
-    writes[0] += 1
-    n = writes[0]
-    if point == "inside-commit" and n == 1:
-        def fn_then_die(txn, fn=fn):
-            fn(txn)
-            die()  # the transaction is complete but not committed
-        return real_write(self, fn_then_die)
-    if point == "before-clear" and n == 2:
-        die()  # every file deleted, the intent not yet cleared
-    out = real_write(self, fn)
-    if point == "after-commit" and n == 1:
-        die()  # committed, no file deleted yet
-    return out
-Env.write = write
-
-real_remove = os.remove
-def remove(path):
-    real_remove(path)
-    if point == "mid-delete":
-        die()
-os.remove = remove
+# inside-commit: the transaction complete, not committed; before-clear: every file
+# deleted, the intent not yet cleared; after-commit: committed, no file deleted yet
+kill_at(point, {"inside-commit": ("inside", 1), "before-clear": ("before", 2),
+                "after-commit": ("after", 1)}, "mid-delete")
 
 s = incbt.open(store).gc()
 print("done", s.files_removed, flush=True)
