@@ -368,23 +368,26 @@ class Catalog:
         return 0 if v is None else int(json.loads(v))
 
     # -- write intents ---------------------------------------------------
-    def pending(self, txn: lmdb.Transaction) -> list[str]:
-        v = txn.get(b"files", db=self.db["pending"])
+    def _intent(self, txn: lmdb.Transaction, key: bytes) -> list[str]:
+        v = txn.get(key, db=self.db["pending"])
         return [] if v is None else json.loads(v)
 
-    def set_pending(self, txn: lmdb.Transaction, paths: list[str]) -> None:
+    def _set_intent(self, txn: lmdb.Transaction, key: bytes, paths: list[str]) -> None:
         if paths:
-            txn.put(b"files", json.dumps(paths).encode(), db=self.db["pending"])
+            txn.put(key, json.dumps(paths).encode(), db=self.db["pending"])
         else:
-            txn.delete(b"files", db=self.db["pending"])
+            txn.delete(key, db=self.db["pending"])
+
+    def pending(self, txn: lmdb.Transaction) -> list[str]:
+        """Files an unfinished write was creating."""
+        return self._intent(txn, b"files")
+
+    def set_pending(self, txn: lmdb.Transaction, paths: list[str]) -> None:
+        self._set_intent(txn, b"files", paths)
 
     def gc_pending(self, txn: lmdb.Transaction) -> list[str]:
         """Bars files a committed gc dropped from ``files`` and has yet to delete."""
-        v = txn.get(b"gc", db=self.db["pending"])
-        return [] if v is None else json.loads(v)
+        return self._intent(txn, b"gc")
 
     def set_gc_pending(self, txn: lmdb.Transaction, paths: list[str]) -> None:
-        if paths:
-            txn.put(b"gc", json.dumps(paths).encode(), db=self.db["pending"])
-        else:
-            txn.delete(b"gc", db=self.db["pending"])
+        self._set_intent(txn, b"gc", paths)
