@@ -29,6 +29,7 @@ from day D always runs to the end, so it supersedes every older row from D on.
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -116,16 +117,18 @@ def latest_snapshot(
     prefix = ri_key(run_id, instrument)
     bound = snap_key(run_id, instrument, before) if before is not None else prefix + b"\xff"
     with txn.cursor(_db(cat, "snapshots")) as cur:
-        if cur.set_range(bound):
-            if not cur.prev():
-                return None
-        elif not cur.last():
-            return None
-        k = cur.key()
-        if not k.startswith(prefix) or len(k) != len(prefix) + 4:
-            return None
-        day = struct.unpack(">I", k[-4:])[0] - DAY_OFFSET
-        return day, np.frombuffer(cur.value(), dtype=np.float64).copy()
+        return _last_below(cur, prefix, bound)
+
+
+def _last_below(cur: Any, prefix: bytes, bound: bytes) -> tuple[int, np.ndarray] | None:
+    """The snapshot of the pair ``prefix`` with the greatest key below ``bound``."""
+    if not (cur.prev() if cur.set_range(bound) else cur.last()):
+        return None
+    k = cur.key()
+    if len(k) != len(prefix) + 4 or not k.startswith(prefix):
+        return None
+    day = _U32.unpack_from(k, len(prefix))[0] - DAY_OFFSET
+    return day, np.frombuffer(cur.value(), dtype=np.float64).copy()
 
 
 def pair_states(
@@ -142,14 +145,7 @@ def pair_states(
             prefix = rk + inst.encode() + b"\0"
             v = pc.get(prefix)
             seq = None if v is None else _U64.unpack(v)[0]
-            ok = sc.prev() if sc.set_range(prefix + b"\xff") else sc.last()
-            snap = None
-            if ok:
-                k = sc.key()
-                if len(k) == len(prefix) + 4 and k.startswith(prefix):
-                    day = _U32.unpack_from(k, len(prefix))[0] - DAY_OFFSET
-                    snap = (day, np.frombuffer(sc.value(), dtype=np.float64).copy())
-            out.append((seq, snap))
+            out.append((seq, _last_below(sc, prefix, prefix + b"\xff")))
     return out
 
 
@@ -270,9 +266,17 @@ def put_segment(cat: Catalog, txn: lmdb.Transaction, seg: Segment) -> None:
     )
 
 
-def segments(cat: Catalog, txn: lmdb.Transaction, run_id: str | None = None) -> Iterator[Segment]:
-    """Every result segment (of one run), by run, instrument, batch."""
-    prefix = run_key(run_id) if run_id else b""
+def segments(
+    cat: Catalog, txn: lmdb.Transaction, run_id: str | None = None, instrument: str | None = None
+) -> Iterator[Segment]:
+    """Every result segment (of one run, or of one run on one instrument), by run,
+    instrument, batch."""
+    if run_id is None:
+        prefix = b""
+    elif instrument is None:
+        prefix = run_key(run_id)
+    else:
+        prefix = ri_key(run_id, instrument)
     with txn.cursor(_db(cat, "segments")) as cur:
         if not cur.set_range(prefix):
             return
@@ -286,34 +290,19 @@ def segments(cat: Catalog, txn: lmdb.Transaction, run_id: str | None = None) -> 
             yield Segment(rid, inst, batch, f, last, rows, seq)
 
 
-def pair_segments(
-    cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str
-) -> list[Segment]:
-    """The segments of one (run, instrument), by batch."""
-    prefix = ri_key(run_id, instrument)
-    out: list[Segment] = []
-    with txn.cursor(_db(cat, "segments")) as cur:
-        if not cur.set_range(prefix):
-            return out
-        for k, v in cur:
-            if not k.startswith(prefix) or len(k) != len(prefix) + 8:
-                break
-            f, last, rows, seq = _SEG.unpack(v)
-            out.append(Segment(run_id, instrument, _U64.unpack(k[-8:])[0], f, last, rows, seq))
-    return out
-
-
 CUTS_INDEXED = "cuts_indexed"  # meta: the cuts table lists every pair that may be cut
 
 
-def overlapping(segs: Sequence[Segment]) -> bool:
-    """Whether a later segment (by batch) starts on or before an earlier one's last day."""
+def cuts_of(segs: Sequence[Segment]) -> list[tuple[Segment, int]]:
+    """The segments of one pair that lose rows, each with the first day it no longer
+    holds: a later segment (by batch) starts on or before its last day."""
+    out = []
     first_later = 2**31
     for s in sorted(segs, key=lambda s: s.batch, reverse=True):
         if first_later <= s.last_day:
-            return True
+            out.append((s, first_later))
         first_later = min(first_later, s.first_day)
-    return False
+    return out[::-1]
 
 
 def mark_cuts(cat: Catalog, txn: lmdb.Transaction, keys: Iterable[bytes]) -> None:
@@ -332,16 +321,8 @@ def index_cuts(cat: Catalog, txn: lmdb.Transaction) -> None:
     """Build the cuts table from every segment, once (stores made before it existed)."""
     if cat.meta(txn).get(CUTS_INDEXED):
         return
-    group: list[Segment] = []
-    keys = []
-    for s in segments(cat, txn):
-        if group and (group[0].run_id, group[0].instrument) != (s.run_id, s.instrument):
-            if overlapping(group):
-                keys.append(ri_key(group[0].run_id, group[0].instrument))
-            group = []
-        group.append(s)
-    if group and overlapping(group):
-        keys.append(ri_key(group[0].run_id, group[0].instrument))
+    by_pair = itertools.groupby(segments(cat, txn), key=lambda s: (s.run_id, s.instrument))
+    keys = [ri_key(*pair) for pair, segs in by_pair if cuts_of(list(segs))]
     mark_cuts(cat, txn, keys)
     cat.put_meta(txn, CUTS_INDEXED, True)
 

@@ -21,6 +21,7 @@ of them falls in: :func:`retained`), and before that the last day of each month.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -465,59 +466,31 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
     A segment whose later ones all start after its last day (daily appends) loses no
     row, so it is not listed: SQL joins only batches that hold superseded rows.
     """
-    rows: dict[str, list] = {"run_id": [], "instrument": [], "batch": [], "valid_until": []}
-    cur_key = None
-    group: list[rc.Segment] = []
-
-    def flush() -> None:
-        for i, s in enumerate(group):
-            until = min((t.first_day for t in group[i + 1 :]), default=None)
-            if until is not None and until <= s.last_day:
-                rows["run_id"].append(s.run_id)
-                rows["instrument"].append(s.instrument)
-                rows["batch"].append(s.batch)
-                rows["valid_until"].append(until)
-
     gone = {r.run_id for r in rc.runs(cat, txn) if r.superseded_by is not None}
-
-    def replaced(segs: Iterable[rc.Segment]) -> None:  # a replaced run: no row is valid
-        for s in segs:
-            rows["run_id"].append(s.run_id)
-            rows["instrument"].append(s.instrument)
-            rows["batch"].append(s.batch)
-            rows["valid_until"].append(-719162)  # 0001-01-01: before every date
-
+    cut: list[tuple[rc.Segment, int]] = []
     if cat.meta(txn).get(rc.CUTS_INDEXED):
         # only pairs a recomputation touched can have rows cut: no scan of every segment
         for rid in sorted(gone):
-            replaced(rc.segments(cat, txn, rid))
+            cut += [(s, _NO_ROW) for s in rc.segments(cat, txn, rid)]
         for rid, inst in rc.cut_pairs(cat, txn):
             if rid not in gone:
-                group = rc.pair_segments(cat, txn, rid, inst)
-                flush()
-        return _cutoffs_table(rows)
-    for s in rc.segments(cat, txn):
-        if s.run_id in gone:
-            replaced([s])
-            continue
-        key = (s.run_id, s.instrument)
-        if key != cur_key:
-            flush()
-            group, cur_key = [], key
-        group.append(s)
-    flush()
-    return _cutoffs_table(rows)
-
-
-def _cutoffs_table(rows: dict[str, list]) -> pa.Table:
+                cut += rc.cuts_of(list(rc.segments(cat, txn, rid, inst)))
+    else:  # a store no commit has indexed yet: every segment
+        by_pair = itertools.groupby(rc.segments(cat, txn), key=lambda s: (s.run_id, s.instrument))
+        for (rid, _), segs in by_pair:
+            group = list(segs)
+            cut += [(s, _NO_ROW) for s in group] if rid in gone else rc.cuts_of(group)
     return pa.table(
         {
-            "run_id": pa.array(rows["run_id"], pa.string()),
-            "instrument": pa.array(rows["instrument"], pa.string()),
-            "batch": pa.array(rows["batch"], pa.int64()),
-            "valid_until": pa.array(rows["valid_until"], pa.int32()).cast(pa.date32()),
+            "run_id": pa.array([s.run_id for s, _ in cut], pa.string()),
+            "instrument": pa.array([s.instrument for s, _ in cut], pa.string()),
+            "batch": pa.array([s.batch for s, _ in cut], pa.int64()),
+            "valid_until": pa.array([d for _, d in cut], pa.int32()).cast(pa.date32()),
         }
     )
+
+
+_NO_ROW = -719162  # 0001-01-01, before every date: a replaced run's rows are all invalid
 
 
 def portfolio_update(

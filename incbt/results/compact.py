@@ -93,15 +93,12 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
     by_pair: dict[tuple[str, str], list[rc.Segment]] = defaultdict(list)
     for s in segs:
         by_pair[(s.run_id, s.instrument)].append(s)
-    # per batch: (run, instrument) -> first day of a later segment in the group
+    # per batch: (run, instrument) -> the first day a later segment in the group redid
     cuts: dict[int, dict[tuple[str, str], int]] = defaultdict(dict)
     merged: dict[tuple[str, str], tuple[int, int, int]] = {}
     for pair, ss in by_pair.items():
-        ss.sort(key=lambda s: s.batch)
-        for i, s in enumerate(ss):
-            later = [t.first_day for t in ss[i + 1 :]]
-            if later:
-                cuts[s.batch][pair] = min(later)
+        for s, until in rc.cuts_of(ss):
+            cuts[s.batch][pair] = until
         # the merged segment has seen every change its newest part had seen
         merged[pair] = (
             min(s.first_day for s in ss),
