@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -42,3 +43,29 @@ def tree_state(path) -> dict[str, bytes]:
             with open(p, "rb") as fh:
                 out[os.path.relpath(p, path)] = fh.read()
     return out
+
+
+@contextlib.contextmanager
+def arrow_only():
+    """Read CSV with Arrow: the fast reader declines while its kernel is unloaded."""
+    from incbt.bars import fastcsv
+
+    k, fastcsv._kernel = fastcsv._kernel, None
+    try:
+        yield
+    finally:
+        fastcsv._kernel = k
+
+
+@pytest.fixture(params=["arrow", "fast"])
+def csv_reader(request):
+    """Each CSV reader in turn: Arrow's, and the fast one (loaded here if need be)."""
+    from incbt.bars import fastcsv
+
+    if request.param == "fast":
+        fastcsv.prepare().join()
+        assert fastcsv._kernel is not None, fastcsv.load_error
+        yield request.param
+    else:
+        with arrow_only():
+            yield request.param

@@ -560,7 +560,7 @@ def _reject(populated, source, case: Case) -> tuple[Exception, list[str]]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_rejected_store_unchanged(populated, source, case):
+def test_rejected_store_unchanged(populated, source, case, csv_reader):
     exc, paths = _reject(populated, source, case)
     msg = str(exc)
     assert type(exc) is case.error, f"{type(exc).__name__}: {msg}"

@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from incbt.bars import fastcsv
 from incbt.bars.inputs import InputBars, expand_paths, read_input, trading_days
 from incbt.bars.layout import (
     bucket_path,
@@ -425,6 +426,19 @@ def _write_bucket(root: str, plan: _Plan, max_rows: int) -> _File:
     )
 
 
+@contextlib.contextmanager
+def _csv_kernel(files: Sequence[str]) -> Iterator[None]:
+    """Load the fast CSV reader's kernel meanwhile, for an input large enough to pay for
+    it (:data:`incbt.bars.fastcsv.MIN_BYTES`); wait for the loader before returning."""
+    size = sum(os.path.getsize(f) for f in files if f.endswith(".csv"))
+    loader = fastcsv.prepare() if size >= fastcsv.MIN_BYTES else None
+    try:
+        yield
+    finally:
+        if loader is not None:
+            loader.join()
+
+
 def ingest(
     root: str,
     cat: Catalog,
@@ -468,7 +482,7 @@ def ingest(
         read_task.advance()
         return inp, pieces
 
-    with lock(), _gc_paused():
+    with lock(), _gc_paused(), _csv_kernel(files):
         if not dry_run:
             recover(root, cat)
         try:

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from incbt.bars import fastcsv
 from incbt.bars.schema import COLUMNS, FLOAT_COLUMNS, NS_PER_DAY, PRICE_COLUMNS
 from incbt.errors import BadInputError, UsageError
 
@@ -190,7 +191,12 @@ def _read_csv(
     types: dict[str, pa.DataType] = {wanted["instrument"]: pa.dictionary(pa.int32(), pa.string())}
     for c in FLOAT_COLUMNS:
         types[wanted[c]] = pa.float64()
-    # Fast path: let Arrow parse ts itself; on failure re-read it as text to name the line.
+    if not tz:  # the plain layout most files have, in one Numba pass where it applies
+        role = {src: k for k, src in enumerate(wanted[c] for c in COLUMNS)}
+        fast = fastcsv.read(path, [role[h] for h in header], ts_kind == "int")
+        if fast is not None:
+            return fast, "csv"
+    # Let Arrow parse ts itself; on failure re-read it as text to name the line.
     types[ts_src] = (
         pa.int64()
         if ts_kind == "int"

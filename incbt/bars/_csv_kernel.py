@@ -1,0 +1,235 @@
+"""The Numba kernel of :mod:`incbt.bars.fastcsv` (imported on first use only:
+``import numba`` is not paid by commands that never parse a large CSV)."""
+
+# mypy: ignore-errors
+import numpy as np
+from numba import njit
+
+POW10 = np.array([10.0**k for k in range(23)])  # each exactly representable
+TWO53 = 1 << 53
+
+
+@njit(nogil=True, cache=True, inline="always")
+def digit(b):
+    return 48 <= b <= 57
+
+
+@njit(nogil=True, cache=True)
+def days_from_civil(y, m, d):
+    if m <= 2:
+        y -= 1
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+@njit(nogil=True, cache=True)
+def two(buf, i):
+    """A two-digit number at i, or -1."""
+    if i + 1 >= len(buf) or not digit(buf[i]) or not digit(buf[i + 1]):
+        return -1
+    return (buf[i] - 48) * 10 + (buf[i + 1] - 48)
+
+
+@njit(nogil=True, cache=True)
+def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
+    """Parse rows from ``pos``; return (rows, distinct names), or (-1, line) to decline.
+
+    ``name_at`` (2, capacity): each distinct name's byte range, in order of
+    first appearance; ``codes`` index into it.
+    """
+    n = len(buf)
+    ncols = len(roles)
+    cap = name_at.shape[1]
+    slots = np.full(4 * cap, -1, np.int32)  # open addressing, load <= 1/4
+    mask = len(slots) - 1
+    umask = np.uint64(mask)
+    names = 0
+    row = 0
+    i = pos
+    days_in = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+    while i < n:
+        if row >= len(ts):
+            return -1, row
+        for j in range(ncols):
+            role = roles[j]
+            if role == 0:  # instrument
+                quoted = buf[i] == 34 if i < n else False
+                if quoted:
+                    i += 1
+                s = i
+                h = np.uint64(14695981039346656037)
+                while i < n:
+                    b = buf[i]
+                    if b == 44 or b == 10 or b == 13 or b == 34:
+                        break
+                    if b < 32 or b > 126:
+                        return -1, row
+                    h = (h ^ np.uint64(b)) * np.uint64(1099511628211)
+                    i += 1
+                e = i
+                if quoted:
+                    if i >= n or buf[i] != 34:
+                        return -1, row
+                    i += 1
+                if e == s:
+                    return -1, row
+                k = np.int64(h & umask)
+                code = -1
+                while slots[k] >= 0:
+                    c = slots[k]
+                    a0, a1 = name_at[0, c], name_at[1, c]
+                    if a1 - a0 == e - s:
+                        same = True
+                        for q in range(e - s):
+                            if buf[a0 + q] != buf[s + q]:
+                                same = False
+                                break
+                        if same:
+                            code = c
+                            break
+                    k = (k + 1) & mask
+                if code < 0:
+                    if names >= cap:
+                        return -1, row
+                    code = names
+                    name_at[0, code], name_at[1, code] = s, e
+                    slots[k] = code
+                    names += 1
+                codes[row] = code
+            elif role == 1 and int_ts:
+                neg = i < n and buf[i] == 45
+                if neg:
+                    i += 1
+                s = i
+                v = 0
+                while i < n and digit(buf[i]):
+                    if v > (9223372036854775807 - (buf[i] - 48)) // 10:
+                        return -1, row  # beyond int64
+                    v = v * 10 + (buf[i] - 48)
+                    i += 1
+                if i == s:
+                    return -1, row
+                ts[row] = -v if neg else v
+            elif role == 1:
+                if i + 19 > n or buf[i + 4] != 45 or buf[i + 7] != 45:
+                    return -1, row
+                y = 0
+                for q in range(4):
+                    if not digit(buf[i + q]):
+                        return -1, row
+                    y = y * 10 + (buf[i + q] - 48)
+                mo, d = two(buf, i + 5), two(buf, i + 8)
+                sep = buf[i + 10]
+                if sep != 84 and sep != 32:
+                    return -1, row
+                hh, mi, ss = two(buf, i + 11), two(buf, i + 14), two(buf, i + 17)
+                if buf[i + 13] != 58 or buf[i + 16] != 58:
+                    return -1, row
+                if y < 1678 or y > 2261:  # where int64 nanoseconds end
+                    return -1, row
+                if mo < 1 or mo > 12 or d < 1 or hh < 0 or hh > 23:
+                    return -1, row
+                if mi < 0 or mi > 59 or ss < 0 or ss > 59:
+                    return -1, row
+                leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+                if d > days_in[mo - 1] + (1 if mo == 2 and leap else 0):
+                    return -1, row
+                i += 19
+                frac = 0
+                if i < n and buf[i] == 46:
+                    i += 1
+                    s = i
+                    while i < n and digit(buf[i]):
+                        if i - s >= 9:
+                            return -1, row
+                        frac = frac * 10 + (buf[i] - 48)
+                        i += 1
+                    if i == s:
+                        return -1, row
+                    for _ in range(9 - (i - s)):
+                        frac *= 10
+                if i >= n:
+                    return -1, row
+                off = 0
+                if buf[i] == 90:  # Z
+                    i += 1
+                elif buf[i] == 43 or buf[i] == 45:
+                    sign = 1 if buf[i] == 43 else -1
+                    oh = two(buf, i + 1)
+                    if i + 3 < n and buf[i + 3] == 58:
+                        om = two(buf, i + 4)
+                        i += 6
+                    else:
+                        om = two(buf, i + 3)
+                        i += 5
+                    if oh < 0 or oh > 23 or om < 0 or om > 59:
+                        return -1, row
+                    off = sign * (oh * 3600 + om * 60)
+                else:
+                    return -1, row  # naive or another form: Arrow decides
+                secs = days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss - off
+                ts[row] = secs * 1_000_000_000 + frac
+            else:  # a number
+                neg = i < n and buf[i] == 45
+                if neg:
+                    i += 1
+                s = i
+                m = 0
+                while i < n and digit(buf[i]):
+                    m = m * 10 + (buf[i] - 48)
+                    if m > TWO53:
+                        return -1, row
+                    i += 1
+                if i == s:
+                    return -1, row
+                e10 = 0
+                if i < n and buf[i] == 46:
+                    i += 1
+                    s = i
+                    while i < n and digit(buf[i]):
+                        m = m * 10 + (buf[i] - 48)
+                        if m > TWO53:
+                            return -1, row
+                        i += 1
+                    if i == s:
+                        return -1, row
+                    e10 = s - i
+                if i < n and (buf[i] == 101 or buf[i] == 69):
+                    i += 1
+                    eneg = i < n and buf[i] == 45
+                    if i < n and (buf[i] == 45 or buf[i] == 43):
+                        i += 1
+                    s = i
+                    x = 0
+                    while i < n and digit(buf[i]):
+                        if i - s >= 4:
+                            return -1, row
+                        x = x * 10 + (buf[i] - 48)
+                        i += 1
+                    if i == s:
+                        return -1, row
+                    e10 += -x if eneg else x
+                if e10 < -22 or e10 > 22:
+                    return -1, row
+                v = float(m)
+                if e10 > 0:
+                    v = v * POW10[e10]
+                elif e10 < 0:
+                    v = v / POW10[-e10]
+                floats[role - 2, row] = -v if neg else v
+            if j + 1 < ncols:
+                if i >= n or buf[i] != 44:
+                    return -1, row
+                i += 1
+            else:
+                if i < n and buf[i] == 13:
+                    i += 1
+                if i < n:
+                    if buf[i] != 10:
+                        return -1, row
+                    i += 1
+        row += 1
+    return row, names
