@@ -231,7 +231,8 @@ def test_batch_file_bytes_do_not_depend_on_how_rows_arrive(
     tmp_path_factory, seed, sizes_a, sizes_b, row_group
 ):
     """The same rows pushed in parts of other sizes (tasks split otherwise, as on another
-    executor) give the same file bytes: parts are written as chunks, never concatenated."""
+    executor) give the same file bytes: a row group is gathered the same way whatever
+    the parts."""
     import incbt.results as res
 
     rng = np.random.default_rng(seed)

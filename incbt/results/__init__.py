@@ -319,35 +319,38 @@ class BatchFiles:
     def _emit(self, key: str, final: bool) -> None:
         """Write the buffered rows in whole row groups (all of them if ``final``).
 
-        The parts are written as they are, as the chunks of one table (no
-        concatenation); only the part a row group boundary cuts stays buffered, as a
-        view. The Parquet bytes are the same as for one contiguous table (tested).
+        Each row group is gathered into one contiguous table first: Arrow's
+        per-array costs then come once a row group, not once a task's part (a part
+        is often a few hundred rows). Only the part a row group boundary cuts stays
+        buffered, as a view. The bytes depend on the rows only, not on the parts
+        they came in (tested).
         """
-        total = self._buffered[key]
-        cut = total if final else total - total % ROW_GROUP_ROWS
-        if not cut:
-            return
-        head: list[Rows] = []
         parts = self._parts[key]
-        taken = 0
-        while taken < cut:
-            part = parts.pop(0)
-            n = len(part["run_id"])
-            if taken + n > cut:  # the boundary cuts this part: the rest waits
-                m = cut - taken
-                head.append({c: a[:m] for c, a in part.items()})
-                parts.insert(0, {c: a[m:] for c, a in part.items()})
-                n = m
-            else:
+        while self._buffered[key] >= ROW_GROUP_ROWS or (final and self._buffered[key]):
+            n = min(ROW_GROUP_ROWS, self._buffered[key])
+            head: list[Rows] = []
+            taken = 0
+            while taken < n:
+                part = parts.pop(0)
+                m = len(part["run_id"])
+                if taken + m > n:  # the boundary cuts this part: the rest waits
+                    m = n - taken
+                    parts.insert(0, {c: a[m:] for c, a in part.items()})
+                    part = {c: a[:m] for c, a in part.items()}
                 head.append(part)
-            taken += n
-        self._buffered[key] = total - cut
-        self._write(key, head)
+                taken += m
+            self._buffered[key] -= n
+            rows = (
+                head[0]
+                if len(head) == 1
+                else {c: np.concatenate([p[c] for p in head]) for c in head[0]}
+            )
+            self._write(key, rows)
 
-    def _write(self, key: str, parts: list[Rows]) -> None:
+    def _write(self, key: str, rows: Rows) -> None:
         schema = DAILY_WRITE_SCHEMA if key == "daily" else FILLS_WRITE_SCHEMA
         names = pa.array(list(self.names), pa.string())
-        table = pa.concat_tables([_rows_table(schema, p, names, self.batch) for p in parts])
+        table = _rows_table(schema, rows, names, self.batch)
         w = self._writers.get(key)
         if w is None:
             w = self._writers[key] = pq.ParquetWriter(self._tmp(key), schema, **_PARQUET_OPTIONS)
