@@ -544,19 +544,24 @@ def read_days(
         # append file; measured with 500 instruments). A month's new days sit in small
         # append files (incbt/bars/ingest.py), so this keeps "history + new day" as
         # fast as one file was.
-        pf = pq.ParquetFile(os.path.join(root, paths[f]), pre_buffer=False)
-        table = pf.read_row_groups(rgs, columns=cols, use_threads=False)
-        base = sum(pf.metadata.row_group(g).num_rows for g in range(rgs[0]))
+        # An open file, not a path: resolving a path's file system costs ~25 us a
+        # call; the columns' arrays as they are (ts viewed as int64, no cast call):
+        # together ~30% of a read of a few row groups (117 -> 82 ms for 500 files).
+        with pa.OSFile(os.path.join(root, paths[f])) as src:
+            pf = pq.ParquetFile(src, pre_buffer=False)
+            table = pf.read_row_groups(rgs, columns=cols, use_threads=False)
+            base = sum(pf.metadata.row_group(g).num_rows for g in range(rgs[0]))
+        # rows of the wanted days, relative to the first row group read
+        lo = group[0].offset - base
+        hi = group[-1].offset + group[-1].rows - base
+        contiguous = all(
+            group[k + 1].offset == group[k].offset + group[k].rows for k in range(len(group) - 1)
+        )
         for c in cols:
             col = table.column(c)
-            arr = (col.cast(pa.int64()) if c == "ts" else col).combine_chunks().to_numpy()
-            # rows of the wanted days, relative to the first row group read
-            lo = group[0].offset - base
-            hi = group[-1].offset + group[-1].rows - base
-            contiguous = all(
-                group[k + 1].offset == group[k].offset + group[k].rows
-                for k in range(len(group) - 1)
-            )
+            arr = (col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()).to_numpy()
+            if c == "ts":
+                arr = arr.view(np.int64)
             if contiguous:
                 out[c][pos : pos + hi - lo] = arr[lo:hi]
             else:  # pragma: no cover - days of a file are contiguous by construction
