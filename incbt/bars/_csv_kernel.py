@@ -7,6 +7,7 @@ from numba import njit
 
 POW10 = np.array([10.0**k for k in range(23)])  # each exactly representable
 TWO53 = 1 << 53
+INT64_MAX = 2**63 - 1
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -31,6 +32,19 @@ def two(buf, i):
     if i + 1 >= len(buf) or not digit(buf[i]) or not digit(buf[i + 1]):
         return -1
     return (buf[i] - 48) * 10 + (buf[i + 1] - 48)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def digits(buf, i, value, limit):
+    """Append the decimal digits at ``i`` to ``value``: (value, the index after them),
+    or (-1, i) where the value would pass ``limit``."""
+    while i < len(buf) and digit(buf[i]):
+        d = buf[i] - 48
+        if value > (limit - d) // 10:
+            return -1, i
+        value = value * 10 + d
+        i += 1
+    return value, i
 
 
 @njit(nogil=True, cache=True)
@@ -104,13 +118,8 @@ def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
                 if neg:
                     i += 1
                 s = i
-                v = 0
-                while i < n and digit(buf[i]):
-                    if v > (9223372036854775807 - (buf[i] - 48)) // 10:
-                        return -1, row  # beyond int64
-                    v = v * 10 + (buf[i] - 48)
-                    i += 1
-                if i == s:
+                v, i = digits(buf, i, 0, INT64_MAX)
+                if v < 0 or i == s:
                     return -1, row
                 ts[row] = -v if neg else v
             elif role == 1:
@@ -142,12 +151,8 @@ def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
                 if i < n and buf[i] == 46:
                     i += 1
                     s = i
-                    while i < n and digit(buf[i]):
-                        if i - s >= 9:
-                            return -1, row
-                        frac = frac * 10 + (buf[i] - 48)
-                        i += 1
-                    if i == s:
+                    frac, i = digits(buf, i, 0, 999_999_999)
+                    if frac < 0 or i == s or i - s > 9:
                         return -1, row
                     for _ in range(9 - (i - s)):
                         frac *= 10
@@ -177,24 +182,15 @@ def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
                 if neg:
                     i += 1
                 s = i
-                m = 0
-                while i < n and digit(buf[i]):
-                    m = m * 10 + (buf[i] - 48)
-                    if m > TWO53:
-                        return -1, row
-                    i += 1
-                if i == s:
+                m, i = digits(buf, i, 0, TWO53)
+                if m < 0 or i == s:
                     return -1, row
                 e10 = 0
                 if i < n and buf[i] == 46:
                     i += 1
                     s = i
-                    while i < n and digit(buf[i]):
-                        m = m * 10 + (buf[i] - 48)
-                        if m > TWO53:
-                            return -1, row
-                        i += 1
-                    if i == s:
+                    m, i = digits(buf, i, m, TWO53)
+                    if m < 0 or i == s:
                         return -1, row
                     e10 = s - i
                 if i < n and (buf[i] == 101 or buf[i] == 69):
@@ -203,13 +199,8 @@ def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
                     if i < n and (buf[i] == 45 or buf[i] == 43):
                         i += 1
                     s = i
-                    x = 0
-                    while i < n and digit(buf[i]):
-                        if i - s >= 4:
-                            return -1, row
-                        x = x * 10 + (buf[i] - 48)
-                        i += 1
-                    if i == s:
+                    x, i = digits(buf, i, 0, 9999)
+                    if x < 0 or i == s:
                         return -1, row
                     e10 += -x if eneg else x
                 if e10 < -22 or e10 > 22:
