@@ -58,12 +58,8 @@ def bench_ingest(data, repeats: int) -> dict[str, float]:
         rows["n"] = incbt.open(str(store_dir)).ingest(str(data)).rows_read
 
     def ours_arrow() -> None:
-        # the fast reader declines every file while its kernel is unloaded
-        kernel, fastcsv._kernel = fastcsv._kernel, None
-        try:
+        with fastcsv.disabled():
             ours()
-        finally:
-            fastcsv._kernel = kernel
 
     import pandas as pd
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 
@@ -45,18 +44,6 @@ def tree_state(path) -> dict[str, bytes]:
     return out
 
 
-@contextlib.contextmanager
-def arrow_only():
-    """Read CSV with Arrow: the fast reader declines while its kernel is unloaded."""
-    from incbt.bars import fastcsv
-
-    k, fastcsv._kernel = fastcsv._kernel, None
-    try:
-        yield
-    finally:
-        fastcsv._kernel = k
-
-
 @pytest.fixture(params=["arrow", "fast"])
 def csv_reader(request):
     """Each CSV reader in turn: Arrow's, and the fast one (loaded here if need be)."""
@@ -67,5 +54,5 @@ def csv_reader(request):
         assert fastcsv._kernel is not None, fastcsv.load_error
         yield request.param
     else:
-        with arrow_only():
+        with fastcsv.disabled():
             yield request.param

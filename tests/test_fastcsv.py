@@ -14,7 +14,6 @@ import re
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import arrow_only
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +33,7 @@ def kernel():
 
 
 def arrow_table(path: str) -> pa.Table | None:
-    with arrow_only():
+    with fastcsv.disabled():
         try:
             return _read_csv(path, {}, None)[0]
         except (pa.ArrowInvalid, incbt.BadInputError):
@@ -212,7 +211,7 @@ def test_columns_in_another_order_and_mapped_names(tmp_path):
         "volume": "Vol",
     }
     fast = read_input(p, mapping)
-    with arrow_only():
+    with fastcsv.disabled():
         slow = read_input(p, mapping)
     assert fastcsv.read(p, [5, 0, 1, 2, 3, 4, 6], False) is not None
     for c in ("codes", "ts", "open", "high", "low", "close", "volume", "rows"):
@@ -228,7 +227,7 @@ def test_generated_files_take_the_fast_path_and_store_the_same_bars(tmp_path):
     a = incbt.init(str(tmp_path / "a"))
     a.ingest(str(tmp_path / "d"))
     b = incbt.init(str(tmp_path / "b"))
-    with arrow_only():
+    with fastcsv.disabled():
         b.ingest(str(tmp_path / "d"))
     q = "SELECT * FROM bars ORDER BY instrument, ts"
     assert a.sql(q).num_rows == 3 * 4 * 390
@@ -244,7 +243,7 @@ def test_a_bad_file_gets_the_same_message_either_way(tmp_path):
     assert fastcsv.read(p, ROLES, False) is not None  # parsed; the duplicate is validate's
     with pytest.raises(incbt.BadInputError) as fast:
         read_input(p)
-    with arrow_only(), pytest.raises(incbt.BadInputError) as slow:
+    with fastcsv.disabled(), pytest.raises(incbt.BadInputError) as slow:
         read_input(p)
     assert str(fast.value) == str(slow.value)
     assert "line 3" in str(fast.value)
