@@ -100,7 +100,7 @@ def csv_text(draw, plain: bool) -> str:
     names = draw(
         st.lists(
             st.text(
-                st.characters(min_codepoint=33, max_codepoint=126, exclude_characters='",'),
+                st.characters(min_codepoint=32, max_codepoint=126, exclude_characters='",'),
                 min_size=1,
                 max_size=6,
             ),
