@@ -16,9 +16,10 @@ notional 100000, no fees, no slippage):
    Parquet files exported once from the store (one per instrument);
 5. vectorbt ``Portfolio.from_orders`` (``peers/vbt_peer.py``, run by
    ``.venv-bench/bin/python`` in a subprocess) on the same Parquet files;
-6. the I/O floor: a bare ``pyarrow.parquet.ParquetFile.read`` of the columns
-   sma_cross needs (ts, open, close) from the store's own bars files,
-   converted to NumPy, files in sequence and one file per thread per core.
+6. the I/O floor: a bare ``pyarrow.parquet.ParquetFile.read`` (no pre-buffering,
+   no thread pool) of the columns sma_cross needs (ts, open, close) from the
+   store's own bars files, converted to NumPy, files in sequence and one file
+   per thread per core.
 
 Before any speed is reported, every peer's total PnL per instrument is
 checked against incbt's (the committed ``total_pnl``). Also: a batch of 10
@@ -184,18 +185,23 @@ def compute_and_bare(strat, bars: list, sets: list[tuple[int, int]], n: int
 def io_floor(root: str, paths: list[str]) -> Callable[[], tuple[float, float]]:
     """Bare pyarrow: read ts, open, close of every bars file into NumPy arrays.
 
-    Two ways, both timed: files one after another (pyarrow's own threads over
-    columns), and one file per thread on as many threads as cores (what
-    incbt's executor does). ``ParquetFile.read``: ``pq.read_table`` goes
-    through the datasets layer and was ~1.7x slower per file here.
+    The fastest way found, timed two ways: files one after another on one
+    thread, and one file per thread on as many threads as cores (what incbt's
+    executor does). ``ParquetFile`` with ``pre_buffer=False`` and no thread
+    pool: ``pq.read_table`` goes through the datasets layer (~1.7x slower per
+    file), and the default pre-buffering or pyarrow's threads over three columns
+    of a small file made the read 2-2.5x slower here (until 2026-12-03 the floor
+    was timed that way, which flattered incbt's end-to-end / floor ratio).
     """
 
-    def one(p: str, threads: bool = True) -> None:
-        t = pq.ParquetFile(os.path.join(root, p)).read(columns=FLOOR_COLUMNS,
-                                                      use_threads=threads)
+    def one(p: str) -> None:
+        t = pq.ParquetFile(os.path.join(root, p), pre_buffer=False).read(
+            columns=FLOOR_COLUMNS, use_threads=False)
         for c in FLOOR_COLUMNS:
-            col = t.column(c).combine_chunks()
-            (col.cast(pa.int64()) if c == "ts" else col).to_numpy()
+            col = t.column(c)
+            a = (col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()).to_numpy()
+            if c == "ts":
+                a.view(np.int64)
 
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
     best = [float("inf"), float("inf")]
@@ -203,8 +209,7 @@ def io_floor(root: str, paths: list[str]) -> Callable[[], tuple[float, float]]:
     def measure() -> tuple[float, float]:
         """Time both once more; return the best times so far (sequential, threaded)."""
         best[0] = min(best[0], best_of(1, lambda: [one(p) for p in paths]))
-        best[1] = min(best[1], best_of(1, lambda: list(pool.map(lambda p: one(p, False),
-                                                                  paths))))
+        best[1] = min(best[1], best_of(1, lambda: list(pool.map(one, paths))))
         return best[0], best[1]
 
     return measure
