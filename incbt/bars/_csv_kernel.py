@@ -47,6 +47,18 @@ def digits(buf, i, value, limit):
     return value, i
 
 
+@njit(nogil=True, cache=True, inline="always")
+def signed_digits(buf, i, limit):
+    """An optional minus sign, then digits: (negative, value, the index after them);
+    value -1 where there is no digit, or it would pass ``limit``."""
+    neg = i < len(buf) and buf[i] == 45
+    if neg:
+        i += 1
+    s = i
+    v, i = digits(buf, i, 0, limit)
+    return neg, (-1 if i == s else v), i
+
+
 @njit(nogil=True, cache=True)
 def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
     """Parse rows from ``pos``; return (rows, distinct names), or (-1, line) to decline.
@@ -114,12 +126,8 @@ def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
                     names += 1
                 codes[row] = code
             elif role == 1 and int_ts:
-                neg = i < n and buf[i] == 45
-                if neg:
-                    i += 1
-                s = i
-                v, i = digits(buf, i, 0, INT64_MAX)
-                if v < 0 or i == s:
+                neg, v, i = signed_digits(buf, i, INT64_MAX)
+                if v < 0:
                     return -1, row
                 ts[row] = -v if neg else v
             elif role == 1:
@@ -178,12 +186,8 @@ def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
                 secs = days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss - off
                 ts[row] = secs * 1_000_000_000 + frac
             else:  # a number
-                neg = i < n and buf[i] == 45
-                if neg:
-                    i += 1
-                s = i
-                m, i = digits(buf, i, 0, TWO53)
-                if m < 0 or i == s:
+                neg, m, i = signed_digits(buf, i, TWO53)
+                if m < 0:
                     return -1, row
                 e10 = 0
                 if i < n and buf[i] == 46:
