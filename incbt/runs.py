@@ -342,10 +342,10 @@ def bar_source(store: Any, tasks: Sequence[SegmentTask]) -> DirectBars:
     return DirectBars.from_store(store, first)
 
 
-# Tasks a thread may run ahead of the caller, whose commits wait on fsync now and then
-# (8 sets x 100 instruments x 100 days: 4 gave 388-412 ms against 2's 413-426 ms);
-# what waits is a few results, not a share of the universe.
-AHEAD = 4
+# Tasks a thread may run ahead of the caller: what waits is a few results, not a share
+# of the universe. (4 measured 388-412 ms against 2's 413-426 for 8 sets x 100
+# instruments x 100 days, within these machines' noise; 2 is the tested default.)
+AHEAD = 2
 
 
 class LocalExecutor:
