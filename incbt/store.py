@@ -164,20 +164,36 @@ class Store:
         with self.catalog.env.read() as txn:
             meta = self.catalog.meta(txn)
         version = meta.get("format_version")
-        if version == 1:
-            # format 1 kept one file per bucket, a list of one in format 2's encoding:
-            # the upgrade is the version number alone, in one transaction
-            self.catalog.env.write(
-                lambda txn: self.catalog.put_meta(txn, "format_version", FORMAT_VERSION)
-            )
+        if version in (1, 2):
+            self._upgrade()
             meta["format_version"] = version = FORMAT_VERSION
         if version != FORMAT_VERSION:
             raise NotAStoreError(
                 f"{path} is an incbt store of catalog format {version!r}; this incbt reads "
-                f"formats 1 and {FORMAT_VERSION}. Fix: use the incbt version that wrote it, "
+                f"formats 1 to {FORMAT_VERSION}. Fix: use the incbt version that wrote it, "
                 "or create a new store and ingest the bars again"
             )
         self.settings = {s.name: settings_mod.resolve(s.name, meta) for s in settings_mod.SETTINGS}
+
+    def _upgrade(self) -> None:
+        """Formats 1 and 2 to 3, in one transaction (a crash leaves the old format).
+
+        Format 1 kept one file per bucket, a list of one in format 2's encoding;
+        format 2 kept snapshots keyed by run first (``snapshots``), format 3 by
+        instrument and day first (``snaps``, see :mod:`incbt.catalog.runs`).
+        """
+        from incbt.catalog import runs as rc
+
+        cat = self.catalog
+        old = cat.env.db(b"snapshots")  # opened outside the write transaction
+
+        def up(txn: Any) -> None:
+            if cat.meta(txn).get("format_version") in (1, 2):  # not done by another process
+                rc.migrate_snapshots(cat, txn, old)
+                cat.put_meta(txn, "format_version", FORMAT_VERSION)
+
+        cat.env.write(up)
+        cat.env.forget(b"snapshots")
 
     def __repr__(self) -> str:
         with self.catalog.env.read() as txn:

@@ -276,7 +276,8 @@ def test_a_failed_sync_commits_nothing(tmp_path, monkeypatch):
 
 
 def test_a_format_1_store_is_upgraded_and_another_format_refused(tmp_path):
-    """Format 1 (one file per month) reads as format 2 (a list of files) unchanged."""
+    """Format 1 (one file per month) reads as format 2 (a list of files) unchanged, and is
+    upgraded to the current format (3: snapshots by instrument and day first)."""
     import subprocess
     import sys
 
@@ -290,7 +291,7 @@ def test_a_format_1_store_is_upgraded_and_another_format_refused(tmp_path):
     s.catalog.env.write(lambda txn: s.catalog.put_meta(txn, "format_version", 1))
     s2 = incbt.open(path)
     with s2.catalog.env.read() as txn:
-        assert s2.catalog.meta(txn)["format_version"] == 2
+        assert s2.catalog.meta(txn)["format_version"] == 3
     assert s2.sql("SELECT * FROM bars ORDER BY instrument, ts").equals(before)
     res = s2.ingest(str(tmp_path / "new"))  # a new day: an append file to the old month file
     assert res.days_new == 2 and res.append_files == 2

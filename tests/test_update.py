@@ -386,3 +386,64 @@ def test_the_cuts_table_lists_what_a_full_scan_finds_and_is_built_for_older_stor
         assert cat.meta(txn).get(rc.CUTS_INDEXED)
         assert len(list(rc.cut_pairs(cat, txn))) == 3 * 3
     assert rows() == indexed
+
+
+def _as_format_2(path: str) -> None:
+    """Rewrite a store's catalog as format 2 wrote it: snapshots keyed by run first."""
+    import lmdb
+
+    from incbt.catalog.env import close_env
+
+    cat_path = os.path.join(path, "catalog")
+    close_env(cat_path)
+    env = lmdb.open(cat_path, max_dbs=32, map_size=256 << 20)
+    snaps, old, meta = (env.open_db(n) for n in (b"snaps", b"snapshots", b"meta"))
+    with env.begin(write=True) as txn:
+        # format 3: instrument | 0 | day (4) | run id (8); format 2: run id | instrument | 0 | day
+        rows = sorted((k[-8:] + k[:-12] + k[-12:-8], v) for k, v in txn.cursor(snaps))
+        assert rows
+        txn.cursor(old).putmulti(rows)
+        txn.drop(snaps, delete=True)
+        txn.put(b"format_version", b"2", db=meta)
+    env.close()
+
+
+def test_a_format_2_store_is_upgraded_and_updates_as_one_never_in_format_2(world):
+    """Opening a store of catalog format 2 moves its snapshots to format 3's order in one
+    transaction: every pair's snapshots read as before, and an update of the upgraded
+    store gives the same results, bit for bit, as the same update of the original."""
+    import shutil
+
+    from incbt.catalog import FORMAT_VERSION
+    from incbt.catalog import runs as rc
+
+    tmp, s = world
+    s.update(str(tmp / "fix"))  # a correction: snapshots of some pairs deleted, then put
+    with s.catalog.env.read() as txn:
+        recs = list(rc.runs(s.catalog, txn))
+        pairs = [(r.run_id, i) for r in recs for i in ["", *s.catalog.instruments(txn)]]
+        days = {p: rc.snapshot_days(s.catalog, txn, *p) for p in pairs}
+        latest = {p: rc.latest_snapshot(s.catalog, txn, *p) for p in pairs}
+        before = {p: rc.latest_snapshot(s.catalog, txn, *p, d[-1]) for p, d in days.items()}
+        n = rc.count_snapshots(s.catalog, txn)
+    assert n == sum(len(d) for d in days.values()) and all(len(d) > 1 for d in days.values())
+    old = str(tmp / "old")
+    shutil.copytree(s.path, old)
+    _as_format_2(old)
+
+    up = incbt.open(old)
+    cat = up.catalog
+    with cat.env.read() as txn:
+        assert cat.meta(txn)["format_version"] == FORMAT_VERSION == 3
+        assert rc.count_snapshots(cat, txn) == n
+        assert b"snapshots" not in {k for k, _ in txn.cursor()}  # the old table is gone
+        for p, d in days.items():
+            assert rc.snapshot_days(cat, txn, *p) == d, p
+            for want, got in ((latest[p], rc.latest_snapshot(cat, txn, *p)),
+                              (before[p], rc.latest_snapshot(cat, txn, *p, d[-1]))):
+                assert got[0] == want[0] and np.array_equal(got[1], want[1]), p
+    for st in (s, up):
+        st.update(str(tmp / "tail"))
+    for q in (DAILY, FILLS, METRICS):
+        assert up.sql(q).equals(s.sql(q)), q
+    assert up.verify().ok

@@ -33,7 +33,7 @@ DBS = (
     b"buckets",  # instrument|month -> hashes of the current files (oldest first)
     b"pending",  # intents of an unfinished write, for orphan clean-up
     b"runs",  # run id -> run record JSON
-    b"snapshots",  # run id | instrument | 0 | day -> engine state + metric accumulators
+    b"snaps",  # instrument | 0 | day | run id -> engine state + metric accumulators
     b"segments",  # run id | instrument | 0 | batch -> result rows a batch holds
     b"batches",  # batch -> result files of one commit
     b"metrics",  # run id | instrument ("" = portfolio) -> metrics at the latest day
@@ -84,6 +84,10 @@ class Env:
                 handle = self.env.open_db(name, create=True)
             self._dbs[name] = handle
         return handle
+
+    def forget(self, name: bytes) -> None:
+        """Drop the cached handle of a database deleted by a committed transaction."""
+        self._dbs.pop(name, None)
 
     def _grow(self) -> None:
         self._remap(self.env.info()["map_size"] * 2)
