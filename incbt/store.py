@@ -189,6 +189,14 @@ class Store:
 
         def up(txn: Any) -> None:
             if cat.meta(txn).get("format_version") in (1, 2):  # not done by another process
+                n = txn.stat(old)["entries"]
+                if n >= 100_000:  # ~0.5 s a 100,000: say why this open takes long
+                    print(
+                        f"incbt: upgrading the catalog of {self.path} to format "
+                        f"{FORMAT_VERSION} (moving {n:,} snapshots; once)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 rc.migrate_snapshots(cat, txn, old)
                 cat.put_meta(txn, "format_version", FORMAT_VERSION)
 
