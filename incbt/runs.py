@@ -228,13 +228,10 @@ def plan_runs(
     with cat.env.read() as txn:
         seqs: dict[tuple[str, str], int | None] = {}
         snaps: dict[tuple[str, str], tuple[int, np.ndarray] | None] = {}
-        for rec in records:
-            insts = instruments_of(rec, known)
-            for inst, (q, snap) in zip(
-                insts, rc.pair_states(cat, txn, rec.run_id, insts), strict=True
-            ):
-                seqs[(rec.run_id, inst)] = q
-                snaps[(rec.run_id, inst)] = None if from_scratch else snap
+        wanted = {rec.run_id: instruments_of(rec, known) for rec in records}
+        for key, (q, snap) in rc.pair_states_many(cat, txn, wanted).items():
+            seqs[key] = q
+            snaps[key] = None if from_scratch else snap
         oldest = min((q for q in seqs.values() if q is not None), default=None)
         changed: dict[str, list[tuple[int, int]]] = defaultdict(list)  # inst -> (seq, day)
         if oldest is not None:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import itertools
 import json
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -157,21 +157,52 @@ def pair_states(
     cat: Catalog, txn: lmdb.Transaction, run_id: str, instruments: Sequence[str]
 ) -> list[tuple[int | None, tuple[int, np.ndarray] | None]]:
     """Per instrument of a run: its ``pairs`` seq and latest snapshot (as
-    :func:`pair_seq` and :func:`latest_snapshot`), with one cursor per table for all
-    of them (the planner reads every pair of every run)."""
-    rk = run_key(run_id)
-    pairs, snaps = _db(cat, "pairs"), _db(cat, "snaps")
-    out: list[tuple[int | None, tuple[int, np.ndarray] | None]] = []
-    with txn.cursor(pairs) as pc, txn.cursor(snaps) as sc:
-        for inst in instruments:
+    :func:`pair_seq` and :func:`latest_snapshot`)."""
+    got = pair_states_many(cat, txn, {run_id: instruments})
+    return [got[(run_id, inst)] for inst in instruments]
+
+
+def pair_states_many(
+    cat: Catalog, txn: lmdb.Transaction, wanted: Mapping[str, Sequence[str]]
+) -> dict[tuple[str, str], tuple[int | None, tuple[int, np.ndarray] | None]]:
+    """:func:`pair_states` of many runs (run id -> instruments) at once, keyed by (run
+    id, instrument): what the planner reads for every pair of every run.
+
+    Snapshots are read instrument by instrument, each run first at the instrument's
+    latest snapshot day (one seek each, on the same few pages: nearly always the
+    one), then, if it has none that day, as :func:`latest_snapshot`.
+    """
+    out: dict[tuple[str, str], tuple[int | None, tuple[int, np.ndarray] | None]] = {}
+    by_inst: dict[str, list[str]] = {}
+    with txn.cursor(_db(cat, "pairs")) as pc:
+        for run_id, insts in wanted.items():
+            rk = run_key(run_id)
+            for inst in insts:
+                v = pc.get(rk + _inst_prefix(inst))
+                out[(run_id, inst)] = (None if v is None else _U64.unpack(v)[0], None)
+                # an instrument's snapshots come with its pairs entry (put_task): without
+                # one there are none, and a search would step through every snapshot day
+                # of the instrument to say so; a portfolio ("") has no pairs entry
+                if v is not None or not inst:
+                    by_inst.setdefault(inst, []).append(run_id)
+    with txn.cursor(_db(cat, "snaps")) as sc:
+        for inst, run_ids in by_inst.items():
             prefix = _inst_prefix(inst)
-            v = pc.get(rk + prefix)
-            seq = None if v is None else _U64.unpack(v)[0]
-            # an instrument's snapshots come with its pairs entry (put_task): without
-            # one there are none, and the search would step through every snapshot
-            # day of the instrument to say so; a portfolio ("") has no pairs entry
-            has = v is not None or not inst
-            out.append((seq, _latest(sc, prefix, rk, None) if has else None))
+            p = len(prefix)
+            ok = sc.prev() if sc.set_range(prefix[:-1] + b"\1") else sc.last()
+            k = sc.key() if ok else b""
+            if not k.startswith(prefix):
+                continue  # no snapshot of the instrument at all
+            day = k[p : p + 4]
+            d = _U32.unpack(day)[0] - DAY_OFFSET
+            for run_id in run_ids:
+                rk = run_key(run_id)
+                snap: tuple[int, np.ndarray] | None
+                if sc.set_key(prefix + day + rk):
+                    snap = (d, np.frombuffer(sc.value(), np.float64).copy())
+                else:
+                    snap = _latest(sc, prefix, rk, None)
+                out[(run_id, inst)] = (out[(run_id, inst)][0], snap)
     return out
 
 
