@@ -106,3 +106,22 @@ def test_gc(tmp_path):
     assert "reaches back to event 3" in run("status", store=s).stdout
     assert "nothing to remove, no event" in run("gc", store=s).stdout
     assert run("gc", "--before", "99", store=s, check=False).returncode == 2
+
+
+def test_the_cli_spares_pyarrow_its_pandas_import_and_pandas_still_works():
+    """After the CLI's start-up, pyarrow makes arrays without importing pandas (~0.2 s),
+    and code that wants pandas (``incbt report``, a strategies file) still gets it."""
+    code = (
+        "import sys\n"
+        "from incbt.cli import _pyarrow_without_pandas\n"
+        "_pyarrow_without_pandas()\n"
+        "import pyarrow as pa\n"
+        "pa.array([1.5]); pa.table({'a': [1]})\n"
+        "print('pandas' in sys.modules)\n"
+        "df = pa.table({'a': [1, 2]}).to_pandas()\n"
+        "import pandas as pd\n"
+        "print(type(df).__name__, pa.array(pd.Series([1.5, 2.5])).to_pylist())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["False", "DataFrame [1.5, 2.5]"]
