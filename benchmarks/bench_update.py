@@ -310,7 +310,7 @@ def snapshots_of(store_dir: Path) -> dict[str, float]:
     cat = st.catalog
     with cat.env.read() as txn:
         n = rc.count_snapshots(cat, txn)
-        s = txn.stat(cat.env.db(b"snapshots"))
+        s = txn.stat(cat.env.db(b"snaps"))
         snap_bytes = s["psize"] * (s["branch_pages"] + s["leaf_pages"] + s["overflow_pages"])
         n_runs = sum(1 for _ in rc.runs(cat, txn))
         n_inst = len(cat.instruments(txn))
