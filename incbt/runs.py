@@ -571,12 +571,11 @@ def commit(
             rc.put_snapshots(cat, txn, rid, PORTFOLIO, days[mask], acc[mask])
             rc.delete_snapshots(cat, txn, rid, PORTFOLIO, fallen_out(before, days, keep))
             m = finalize(acc[-1]) if len(days) else finalize(np.zeros(acc.shape[-1]))
-            # portfolio fills, fees, turnover: the instruments' totals, summed in name order
-            totals = np.zeros(3)
-            for _, inst, vals in sorted(rc.all_metrics_of(cat, txn, rid), key=lambda x: x[1]):
-                if inst != PORTFOLIO:
-                    totals += vals[3:6]
-            m[3:6] = totals
+            # portfolio fills, fees, turnover: the instruments' totals, summed in name
+            # order, one after another from 0 (a cumulative sum does exactly that)
+            per_inst = rc.instrument_metrics(cat, txn, rid)
+            rows = per_inst[:, 3:6] if len(per_inst) else np.zeros((0, 3))
+            m[3:6] = np.cumsum(np.vstack([np.zeros((1, 3)), rows]), axis=0)[-1]
             rc.put_metrics(cat, txn, rid, PORTFOLIO, m)
         for old_id, new_id in replaced:  # old results stay visible until now
             old_rec = rc.get_run(cat, txn, old_id)

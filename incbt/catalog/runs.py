@@ -448,17 +448,20 @@ def all_metrics(cat: Catalog, txn: lmdb.Transaction) -> Iterator[tuple[str, str,
             yield k[:8].hex(), k[8:].decode(), np.frombuffer(v, dtype=np.float64)
 
 
-def all_metrics_of(
-    cat: Catalog, txn: lmdb.Transaction, run_id: str
-) -> Iterator[tuple[str, str, np.ndarray]]:
+def instrument_metrics(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> np.ndarray:
+    """The metrics vectors of a run's instruments (not its portfolio), one row each, in
+    instrument name order (the keys' order: UTF-8 sorts as the names do)."""
     prefix = run_key(run_id)
+    vals = []
     with txn.cursor(_db(cat, "metrics")) as cur:
-        if not cur.set_range(prefix):
-            return
-        for k, v in cur:
-            if not k.startswith(prefix):
-                return
-            yield run_id, k[8:].decode(), np.frombuffer(v, dtype=np.float64)
+        if cur.set_range(prefix + b"\0"):  # the portfolio's key is the prefix alone
+            for k, v in cur:
+                if not k.startswith(prefix):
+                    break
+                vals.append(v)
+    if not vals:
+        return np.zeros((0, 0))
+    return np.frombuffer(b"".join(vals), dtype=np.float64).reshape(len(vals), -1)
 
 
 def pair_seq(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> int | None:
