@@ -96,19 +96,23 @@ def _unpack(instrument: str, packed: tuple[np.ndarray, bytes]) -> list:
 
 
 def _work(
-    task: SegmentTask,
+    tasks: list[SegmentTask],
     root: str,
-    packed: tuple[np.ndarray, bytes],
+    packed: list[tuple[np.ndarray, bytes]],
     paths: dict,
-    resume: Any,
+    resumes: list[Any],
     keep: int,
-) -> TaskResult:
+) -> list[TaskResult]:
+    """Run a chunk of consecutive tasks (one Ray task: Ray's cost is per call)."""
     from incbt.runs import trim
 
-    entries = _unpack(task.instrument, packed)
-    source = DirectBars(root, {task.instrument: entries}, reuse=True)
-    source.paths = paths
-    return trim(run_task(task, source, resume), keep)
+    out = []
+    for task, pk, resume in zip(tasks, packed, resumes, strict=True):
+        entries = _unpack(task.instrument, pk)
+        source = DirectBars(root, {task.instrument: entries}, reuse=True)
+        source.paths = paths
+        out.append(trim(run_task(task, source, resume), keep))
+    return out
 
 
 _remote: Any = None
@@ -207,33 +211,50 @@ class RayExecutor:
         resumes = resume_states(store, tasks, known)
         fn = _remote_fn(ray, self.retries)
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        window = self.window or max(4, 4 * cpus)  # bounded: results wait in memory
+        # Ray calls in flight: bounded, as results wait in memory (an explicit window
+        # is in tasks: calls of one task each). Consecutive tasks go in chunks, one
+        # Ray call each (a call costs the driver ~1-2 ms to submit and fetch): about 8
+        # chunks per CPU, so the last ones still balance the workers.
+        calls = self.window or max(4, 4 * cpus)
+        size = 1 if self.window else max(1, min(len(tasks) // (8 * cpus), 8))
+        chunks = [list(range(a, min(a + size, len(tasks)))) for a in range(0, len(tasks), size)]
         # submit in plan order (so the next result to yield is always in flight) and
         # yield in plan order; task sizes are balanced by the planner (split_tasks)
-        order = list(range(len(tasks)))
-        refs: dict[Any, int] = {}
+        refs: dict[Any, list[int]] = {}
         done: dict[int, TaskResult] = {}
         nxt = 0
         submitted = 0
         try:
             while nxt < len(tasks):
-                while submitted < len(order) and len(refs) + len(done) < window:
-                    i = order[submitted]
-                    t = tasks[i]
-                    entries = source.entries.get(t.instrument, [])
-                    paths = {e.file: source.paths[e.file] for e in entries}
-                    refs[fn.remote(t, source.root, _pack(entries), paths, resumes[i], keep)] = i
+                while submitted < len(chunks) and len(refs) + len(done) // size < calls:
+                    ids = chunks[submitted]
+                    packed, paths = [], {}
+                    for i in ids:
+                        entries = source.entries.get(tasks[i].instrument, [])
+                        packed.append(_pack(entries))
+                        paths.update({e.file: source.paths[e.file] for e in entries})
+                    ref = fn.remote(
+                        [tasks[i] for i in ids],
+                        source.root,
+                        packed,
+                        paths,
+                        [resumes[i] for i in ids],
+                        keep,
+                    )
+                    refs[ref] = ids
                     submitted += 1
                 if nxt not in done:
                     ready, _ = ray.wait(list(refs), num_returns=1)
                     for ref in ready:
-                        i = refs.pop(ref)
+                        ids = refs.pop(ref)
                         try:
-                            done[i] = ray.get(ref)
+                            got = ray.get(ref)
                         except ray.exceptions.RayError as exc:  # out of retries
                             why = str(exc).strip().splitlines()[0][:300]
-                            done[i] = failed_result(tasks[i], _width(tasks[i]), why)
-                        progress_advance(tasks[i].work)
+                            got = [failed_result(tasks[i], _width(tasks[i]), why) for i in ids]
+                        for i, r in zip(ids, got, strict=True):
+                            done[i] = r
+                            progress_advance(tasks[i].work)
                     continue
                 yield done.pop(nxt)
                 nxt += 1
