@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -48,8 +48,28 @@ def _root(store: StoreOpt = None) -> None:
     state.store_path = store or store_mod.default_path()
 
 
+class _BarsIfNeeded:
+    """A reporter that starts drawing (a RichReporter) only when a task is reported."""
+
+    def __init__(self) -> None:
+        self.rich: RichReporter | None = None
+
+    def task(self, description: str, total: int | None) -> Any:
+        if self.rich is None:
+            self.rich = RichReporter().__enter__()
+        return self.rich.task(description, total)
+
+    def close(self) -> None:
+        if self.rich is not None:
+            self.rich.__exit__(None, None, None)
+
+
 def _open() -> store_mod.Store:
-    return store_mod.open_store(state.store_path)
+    bars = _BarsIfNeeded()  # the catalog's upgrade, if the store is of an older format
+    try:
+        return store_mod.open_store(state.store_path, progress=bars)
+    finally:
+        bars.close()
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:

@@ -139,9 +139,12 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
     return Store(path)
 
 
-def open_store(path: str | None = None) -> Store:
-    """Open an existing store (default ``$INCBT_STORE`` or ``./store``)."""
-    return Store(path or default_path())
+def open_store(path: str | None = None, progress: Reporter = NULL) -> Store:
+    """Open an existing store (default ``$INCBT_STORE`` or ``./store``).
+
+    ``progress``: reports the catalog's upgrade, when a store of an older format is
+    opened for the first time (a write, once)."""
+    return Store(path or default_path(), progress)
 
 
 def _command() -> str:
@@ -154,7 +157,7 @@ def _command() -> str:
 class Store:
     """An incbt store: ingest bars, query with SQL, read bars for the engine."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, progress: Reporter = NULL) -> None:
         if not _is_store(path):
             raise _not_a_store(path)
         self.path = os.path.abspath(path)
@@ -165,7 +168,7 @@ class Store:
             meta = self.catalog.meta(txn)
         version = meta.get("format_version")
         if version in (1, 2):
-            self._upgrade()
+            self._upgrade(progress)
             meta["format_version"] = version = FORMAT_VERSION
         if version != FORMAT_VERSION:
             raise NotAStoreError(
@@ -175,7 +178,7 @@ class Store:
             )
         self.settings = {s.name: settings_mod.resolve(s.name, meta) for s in settings_mod.SETTINGS}
 
-    def _upgrade(self) -> None:
+    def _upgrade(self, progress: Reporter) -> None:
         """Formats 1 and 2 to 3, in one transaction (a crash leaves the old format).
 
         Format 1 kept one file per bucket, a list of one in format 2's encoding;
@@ -197,7 +200,9 @@ class Store:
                         file=sys.stderr,
                         flush=True,
                     )
-                rc.migrate_snapshots(cat, txn, old)
+                bar = progress.task("upgrading the catalog: snapshots moved", n)
+                rc.migrate_snapshots(cat, txn, old, advance=bar.advance)
+                bar.done()
                 cat.put_meta(txn, "format_version", FORMAT_VERSION)
 
         cat.env.write(up)

@@ -41,7 +41,7 @@ from __future__ import annotations
 import itertools
 import json
 import struct
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -325,9 +325,16 @@ def count_snapshots(cat: Catalog, txn: lmdb.Transaction) -> int:
     return txn.stat(_db(cat, "snaps"))["entries"]
 
 
-def migrate_snapshots(cat: Catalog, txn: lmdb.Transaction, old: Any, chunk: int = 1 << 17) -> int:
+def migrate_snapshots(
+    cat: Catalog,
+    txn: lmdb.Transaction,
+    old: Any,
+    chunk: int = 1 << 17,
+    advance: Callable[[int], None] | None = None,
+) -> int:
     """Move format 2's snapshots (``old``: run id | instrument | 0 | day) to ``snaps``
-    (instrument | 0 | day | run id) and drop ``old``; in the caller's transaction."""
+    (instrument | 0 | day | run id) and drop ``old``; in the caller's transaction.
+    ``advance``: called with the count of each chunk moved."""
     n = 0
     snaps = _db(cat, "snaps")
     with txn.cursor(old) as cur:
@@ -340,6 +347,8 @@ def migrate_snapshots(cat: Catalog, txn: lmdb.Transaction, old: Any, chunk: int 
             with txn.cursor(snaps) as out:
                 out.putmulti(part)
             n += len(part)
+            if advance is not None:
+                advance(len(part))
     txn.drop(old, delete=True)
     return n
 
