@@ -88,6 +88,7 @@ def test_snapshot_reads_and_deletes_match_a_model(tmp_path_factory, snaps, liste
     check()
     # delete from a day on, for some pairs; then some single days
     victims = sorted(model)[::2]
+    probe_day = probe if probe is not None else DAYS[0]
 
     def delete(txn):
         for run, inst in victims:
@@ -99,6 +100,15 @@ def test_snapshot_reads_and_deletes_match_a_model(tmp_path_factory, snaps, liste
             days = sorted(model[(run, inst)])[:2]
             rc.delete_snapshots(cat, txn, run, inst, days)
             model[(run, inst)] -= set(days)
+        # several runs of one instrument at once (what a commit does for a task)
+        inst = INSTS[cut % len(INSTS)]
+        some = RUNS[: 1 + cut % len(RUNS)]
+        gone = {r: {d for d in model.get((r, inst), ()) if d >= probe_day} for r in some}
+        n = rc.delete_snapshots_from_many(cat, txn, some, inst, probe_day)
+        assert n == sum(len(g) for g in gone.values())
+        for r, g in gone.items():
+            if (r, inst) in model:
+                model[(r, inst)] -= g
 
     cat.env.write(delete)
     check()

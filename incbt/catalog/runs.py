@@ -315,6 +315,32 @@ def delete_snapshots_from(
     return n
 
 
+def delete_snapshots_from_many(
+    cat: Catalog, txn: lmdb.Transaction, run_ids: Iterable[str], instrument: str, first_day: int
+) -> int:
+    """:func:`delete_snapshots_from` for several runs of one instrument: one sweep over
+    the instrument's keys from ``first_day`` on (they are side by side, whatever the
+    run), deleting those of these runs."""
+    runs = {run_key(r) for r in run_ids}
+    if not runs:
+        return 0
+    prefix = _inst_prefix(instrument)
+    width = len(prefix) + 4 + len(next(iter(runs)))
+    n = 0
+    with txn.cursor(_db(cat, "snaps")) as cur:
+        ok = cur.set_range(prefix + _U32.pack(first_day + DAY_OFFSET))
+        while ok:
+            k = cur.key()
+            if not k.startswith(prefix):
+                break
+            if len(k) == width and k[-8:] in runs:
+                ok = cur.delete()  # the cursor moves to the next key
+                n += 1
+            else:
+                ok = cur.next()
+    return n
+
+
 def snapshot_days(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> list[int]:
     with txn.cursor(_db(cat, "snaps")) as cur:
         days = _days_of(cur, _inst_prefix(instrument), run_key(run_id), _U32.pack(0))
