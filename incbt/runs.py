@@ -517,15 +517,14 @@ def commit(
             drop = fallen_out(before, r.days, keep)
             final = finalize(r.states[:, -1, sw:]) if len(r.days) else None  # one call a task
             ok = [k for k, rid in enumerate(t.run_ids) if (rid, t.instrument) not in failed]
-            recomputed = []  # pairs computed before through a day this task recomputes
-            redo = []
+            redo = []  # runs computed before through a day this task recomputes
             for k in ok:
                 prev = None if latest is None else latest.get((t.run_ids[k], t.instrument))
                 if latest is None or (prev is not None and prev[0] >= t.first_day):
                     redo.append(t.run_ids[k])
-                    recomputed.append(rc.ri_key(t.run_ids[k], t.instrument))
             rc.delete_snapshots_from_many(cat, txn, redo, t.instrument, t.first_day)
-            rc.mark_cuts(cat, txn, recomputed)  # their older segments lose rows (SQL cutoffs)
+            # their older segments lose rows (SQL cutoffs)
+            rc.mark_cuts(cat, txn, [rc.ri_key(rid, t.instrument) for rid in redo])
             if ok:
                 assert r.snap_days is not None and final is not None
                 every = len(ok) == len(t.run_ids)

@@ -71,6 +71,12 @@ def _inst_prefix(instrument: str) -> bytes:
     return instrument.encode() + b"\0"
 
 
+def _instrument_end(prefix: bytes) -> bytes:
+    """A key above every key of the instrument ``prefix`` (its name, then a byte above
+    the 0 that ends it) and below the next instrument's."""
+    return prefix[:-1] + b"\1"
+
+
 def _next_day(day: bytes) -> bytes:
     return _U32.pack(_U32.unpack(day)[0] + 1)
 
@@ -138,8 +144,7 @@ def _latest(
     """The snapshot of run ``run`` on the instrument ``prefix`` with the latest day before
     ``before``: the instrument's snapshot days, latest first, each tried with one seek."""
     p = len(prefix)
-    # keys of the instrument sort below prefix[:-1] + 1 (its name, then a byte above 0)
-    bound = prefix + _U32.pack(before + DAY_OFFSET) if before is not None else prefix[:-1] + b"\1"
+    bound = _instrument_end(prefix) if before is None else prefix + _U32.pack(before + DAY_OFFSET)
     ok = cur.prev() if cur.set_range(bound) else cur.last()
     while ok:
         k = cur.key()
@@ -189,7 +194,7 @@ def pair_states_many(
         for inst, run_ids in by_inst.items():
             prefix = _inst_prefix(inst)
             p = len(prefix)
-            ok = sc.prev() if sc.set_range(prefix[:-1] + b"\1") else sc.last()
+            ok = sc.prev() if sc.set_range(_instrument_end(prefix)) else sc.last()
             k = sc.key() if ok else b""
             if not k.startswith(prefix):
                 continue  # no snapshot of the instrument at all
@@ -320,12 +325,14 @@ def delete_snapshots_from_many(
 ) -> int:
     """:func:`delete_snapshots_from` for several runs of one instrument: one sweep over
     the instrument's keys from ``first_day`` on (they are side by side, whatever the
-    run), deleting those of these runs."""
+    run), deleting those of these runs. For one run among many (a portfolio), the
+    seek per day of :func:`delete_snapshots_from` visits fewer keys."""
     runs = {run_key(r) for r in run_ids}
     if not runs:
         return 0
     prefix = _inst_prefix(instrument)
-    width = len(prefix) + 4 + len(next(iter(runs)))
+    rlen = len(next(iter(runs)))  # run ids are all of one length
+    width = len(prefix) + 4 + rlen
     n = 0
     with txn.cursor(_db(cat, "snaps")) as cur:
         ok = cur.set_range(prefix + _U32.pack(first_day + DAY_OFFSET))
@@ -333,7 +340,7 @@ def delete_snapshots_from_many(
             k = cur.key()
             if not k.startswith(prefix):
                 break
-            if len(k) == width and k[-8:] in runs:
+            if len(k) == width and k[-rlen:] in runs:
                 ok = cur.delete()  # the cursor moves to the next key
                 n += 1
             else:
