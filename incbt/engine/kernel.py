@@ -419,19 +419,22 @@ def run_segment(
     return _assemble(pairs, n_sets, width, de.size, t, (n - start) * n_sets, errors, st_in)
 
 
-_FILL_KEYS = ("f_set", "f_bar", "f_qty", "f_px", "f_fee")
+_FILL_KEYS = ("f_set", "f_bar", "f_qty", "f_px", "f_fee")  # the kernel's fill buffers
+_FILL_INT = ("f_set", "f_bar")
+_DAILY_FLOAT = ("equity", "pnl", "pos", "fees", "turnover")
 _SCRATCH = threading.local()
 
 
-def _fill_buffers(cap: int) -> dict[str, np.ndarray]:
-    """Per-thread scratch buffers for fills, reused across calls (fresh memory is slow to touch)."""
+def _fill_buffers(cap: int) -> list[np.ndarray]:
+    """Per-thread scratch buffers for fills (in `_FILL_KEYS` order), reused across calls
+    (fresh memory is slow to touch)."""
     bufs = getattr(_SCRATCH, "fills", None)
-    if bufs is None or bufs["f_bar"].shape[0] < cap:
+    if bufs is None or bufs[1].shape[0] < cap:
         size = max(cap, 4096)
-        bufs = {k: np.empty(size, dtype=np.int64 if k in ("f_set", "f_bar") else np.float64)
-                for k in _FILL_KEYS}  # fmt: skip
+        bufs = [np.empty(size, dtype=np.int64 if k in _FILL_INT else np.float64)
+                for k in _FILL_KEYS]  # fmt: skip
         _SCRATCH.fills = bufs
-    return {k: v[:cap] for k, v in bufs.items()}
+    return [v[:cap] for v in bufs]
 
 
 def _run_raw(
@@ -453,29 +456,23 @@ def _run_raw(
     while True:
         st = st_in.copy()
         block = np.empty((5, n_sets, n_days))  # one allocation for the float daily outputs
-        out = {
-            "equity": block[0],
-            "pnl": block[1],
-            "pos": block[2],
-            "fees": block[3],
-            "fills": np.empty((n_sets, n_days), dtype=np.int64),
-            "turnover": block[4],
-            "snapshots": np.empty((n_sets, n_days, width)),
-            **_fill_buffers(cap),
-            "f_count": np.zeros(n_sets, dtype=np.int64),
-            "err_bar": np.full(n_sets, -1, dtype=np.int64),
-            "err_val": np.zeros(n_sets),
-        }
+        fills = np.empty((n_sets, n_days), dtype=np.int64)
+        snaps = np.empty((n_sets, n_days, width))
+        bufs = _fill_buffers(cap)
+        counts = np.empty((2, n_sets), dtype=np.int64)  # fills per set; bar of a bad signal
+        counts[0] = 0
+        counts[1] = -1
+        err_val = np.zeros(n_sets)
         total = _call(strat, "run", p, ex, *cols, np.int64(start), de, st,
-                      out["equity"], out["pnl"], out["pos"], out["fees"], out["fills"],
-                      out["turnover"], out["snapshots"], out["f_set"], out["f_bar"],
-                      out["f_qty"], out["f_px"], out["f_fee"], out["f_count"],
-                      out["err_bar"], out["err_val"])  # fmt: skip
+                      block[0], block[1], block[2], block[3], fills, block[4], snaps,
+                      *bufs, counts[0], counts[1], err_val)  # fmt: skip
         _note_fills(strat, bar_steps, total)
         if total <= cap:
-            for key in _FILL_KEYS:
-                out[key] = out[key][:total].copy()
-            out["state"] = st
+            out = {"equity": block[0], "pnl": block[1], "pos": block[2], "fees": block[3],
+                   "fills": fills, "turnover": block[4], "snapshots": snaps, "state": st,
+                   "f_count": counts[0], "err_bar": counts[1], "err_val": err_val}  # fmt: skip
+            for key, buf in zip(_FILL_KEYS, bufs, strict=True):
+                out[key] = buf[:total].copy()
             return out
         cap = total
 
@@ -510,15 +507,13 @@ def _assemble(
     state_in: np.ndarray,
 ) -> SegmentResult:
     """Merge kernel outputs (each for the sets `owners`) into one result, in set order."""
-    if len(parts) == 1 and len(parts[0][0]) == n_sets and all(e is None for e in errors):
+    if len(parts) == 1 and len(parts[0][0]) == n_sets and errors.count(None) == n_sets:
         raw = parts[0][1]  # the common case: one batch, no error, no copies
-        daily = {k: raw[k] for k in ("equity", "pnl", "pos", "fees", "fills", "turnover")}
+        daily = raw
         snaps, state = raw["snapshots"], raw["state"]
+        fills = {key: raw[key] for key in _FILL_KEYS}
     else:
-        daily = {
-            k: np.full((n_sets, n_days), np.nan)
-            for k in ("equity", "pnl", "pos", "fees", "turnover")
-        }
+        daily = {key: np.full((n_sets, n_days), np.nan) for key in _DAILY_FLOAT}
         daily["fills"] = np.zeros((n_sets, n_days), dtype=np.int64)
         snaps = np.full((n_sets, n_days, width), np.nan)
         state = state_in.copy()
@@ -530,23 +525,15 @@ def _assemble(
                     daily[key][k] = raw[key][row]
                 snaps[k] = raw["snapshots"][row]
                 state[k] = raw["state"][row]
-    f_set, f_bar, f_qty, f_px, f_fee = [], [], [], [], []
-    for owners, raw in parts:
-        # kernel fills are already in set order; a set with a signal error left none,
-        # and sets from separate calls come in set order
-        whole = len(owners) == n_sets  # owners is then 0..n_sets-1: indices are set numbers
-        f_set.append(raw["f_set"] if whole else owners[raw["f_set"]])
-        f_bar.append(raw["f_bar"])
-        f_qty.append(raw["f_qty"])
-        f_px.append(raw["f_px"])
-        f_fee.append(raw["f_fee"])
-
-    def cat(xs: list[np.ndarray], dtype: type) -> np.ndarray:
-        if len(xs) == 1:
-            return xs[0]
-        return np.concatenate(xs) if xs else np.empty(0, dtype=dtype)
-
-    fill_bar = cat(f_bar, np.int64)
+        # kernel fills are in set order and a set with a signal error left none; the
+        # parts hold disjoint sets in increasing order, so concatenating keeps set order
+        fills = {
+            key: np.concatenate([
+                owners[raw[key]] if key == "f_set" and len(owners) != n_sets else raw[key]
+                for owners, raw in parts
+            ]) if parts else np.empty(0, dtype=np.int64 if key in _FILL_INT else np.float64)
+            for key in _FILL_KEYS
+        }  # fmt: skip
     return SegmentResult(
         equity=daily["equity"],
         pnl=daily["pnl"],
@@ -555,12 +542,12 @@ def _assemble(
         fills=daily["fills"],
         turnover=daily["turnover"],
         snapshots=snaps,
-        fill_set=cat(f_set, np.int64),
-        fill_bar=fill_bar,
-        fill_ts=t[fill_bar] if fill_bar.size else np.empty(0, dtype=np.int64),
-        fill_qty=cat(f_qty, np.float64),
-        fill_price=cat(f_px, np.float64),
-        fill_fee=cat(f_fee, np.float64),
+        fill_set=fills["f_set"],
+        fill_bar=fills["f_bar"],
+        fill_ts=t[fills["f_bar"]],  # gathered here: a store in the kernel's loop cost more
+        fill_qty=fills["f_qty"],
+        fill_price=fills["f_px"],
+        fill_fee=fills["f_fee"],
         state=state,
         bars_processed=bars_processed,
         errors=errors,
