@@ -101,8 +101,10 @@ def build_table(
     return pa.table(
         [
             name,
-            pa.array(ts, type=pa.timestamp("ns", tz="UTC")),
-            pa.array(day, type=pa.date32()),
+            # int64 -> timestamp as a view: pa.array(ts, type=timestamp) converts each
+            # value (~13 ns a row, 55 ms of a 4M-row ingest)
+            pa.array(np.ascontiguousarray(ts, np.int64)).view(pa.timestamp("ns", tz="UTC")),
+            pa.array(np.ascontiguousarray(day, np.int32)).view(pa.date32()),
             *(
                 pa.array(cols[c], type=pa.float64())
                 for c in ("open", "high", "low", "close", "volume")
@@ -125,15 +127,19 @@ def write_file(
     os.makedirs(os.path.dirname(final_path), exist_ok=True)
     # Dictionary-encode only the low-cardinality columns: trying it on prices costs
     # ~35 % of the write time and then falls back anyway (measured in benchmarks/).
-    with pq.ParquetWriter(
-        tmp_path,
-        table.schema,
-        compression=COMPRESSION,
-        use_dictionary=["instrument", "date"],
-        column_encoding=ENCODINGS,
-        write_statistics=True,
-        store_schema=False,  # read back as BARS_SCHEMA, not as the in-memory dictionary
-    ) as w:
+    # An open file, not a path: pyarrow's file-system resolution costs ~50 us a file.
+    with (
+        pa.OSFile(tmp_path, "wb") as sink,
+        pq.ParquetWriter(
+            sink,
+            table.schema,
+            compression=COMPRESSION,
+            use_dictionary=["instrument", "date"],
+            column_encoding=ENCODINGS,
+            write_statistics=True,
+            store_schema=False,  # read back as BARS_SCHEMA, not as the in-memory dictionary
+        ) as w,
+    ):
         for start, rows in groups:
             w.write_table(table.slice(start, rows), row_group_size=rows)
     os.replace(tmp_path, final_path)

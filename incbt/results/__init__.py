@@ -257,6 +257,8 @@ def _rows_table(schema: pa.Schema, cols: Rows, names: list[str] | pa.Array, batc
             )
         elif f.name == "batch":
             arrays.append(pa.array(np.full(n, batch, dtype=np.int64)))
+        elif pa.types.is_timestamp(f.type):  # a view: a conversion costs ~9 ms per 1M rows
+            arrays.append(pa.array(np.ascontiguousarray(cols[f.name], np.int64)).view(f.type))
         else:
             arrays.append(pa.array(cols[f.name], f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
