@@ -256,16 +256,21 @@ class Catalog:
     def days_up_to(self, txn: lmdb.Transaction, instrument: str, day: int, n: int) -> list[int]:
         """The last ``n`` trading days of an instrument on or before ``day``, ascending."""
         prefix = instrument.encode() + b"\0"
+        klen = len(prefix) + 4
+        u32 = _U32.unpack_from
         out: list[int] = []
+        if n <= 0:
+            return out
         with txn.cursor(self.db["days"]) as cur:
             found = cur.set_range(day_key(instrument, day + 1))
-            ok = cur.prev() if found else cur.last()
-            while ok and len(out) < n:
-                k = cur.key()
-                if not k.startswith(prefix) or len(k) != len(prefix) + 4:
+            if not (cur.prev() if found else cur.last()):
+                return out
+            for k in cur.iterprev(values=False):  # a C loop over the keys, newest first
+                if len(k) != klen or not k.startswith(prefix):
                     break
-                out.append(split_day_key(k)[1])
-                ok = cur.prev()
+                out.append(u32(k, klen - 4)[0] - DAY_OFFSET)
+                if len(out) == n:
+                    break
         return out[::-1]
 
     def day_rows(
