@@ -153,3 +153,17 @@ def test_coverage_counts_missing_weekdays_not_weekends(tmp_path):
     t = s.sql(find_query("coverage", s.path))
     assert t["days"].to_pylist() == [8, 8]
     assert t["missing_weekdays"].to_pylist() == [2, 2]
+
+
+def test_an_unknown_table_gets_the_closest_name_and_the_list(corrected):
+    with pytest.raises(incbt.QueryError, match=r"did you mean 'daily'\?.*bars, events") as exc:
+        corrected.sql("SELECT count(*) FROM dailyy")
+    assert "dailyy" in str(exc.value)
+    with pytest.raises(incbt.QueryError) as exc:
+        corrected.sql("SELECT count(*) FROM trades")
+    assert "did you mean" not in str(exc.value) and "the store's tables are" in str(exc.value)
+    # every listed table exists: a query naming it runs
+    from incbt.query import TABLES
+
+    for name in TABLES:
+        corrected.sql(f"SELECT * FROM {name} LIMIT 0")

@@ -13,6 +13,7 @@ commits.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from typing import Any
@@ -428,4 +429,21 @@ def run_sql(
         text = lines[0] if lines else type(exc).__name__
         if len(lines) > 1:  # DataFusion puts the cause last
             text += f" ({lines[-1]})"
-        raise QueryError(f"{label} failed: {text}") from None
+        raise QueryError(f"{label} failed: {text}{_table_hint(text)}") from None
+
+
+TABLES = ("bars", "events", "changes", "files", "runs", "sweeps", "daily", "fills", "metrics",
+          "stale")  # fmt: skip
+
+
+def _table_hint(error: str) -> str:
+    """For an unknown table: the closest table name, and the list of them all."""
+    m = re.search(r"table '(?:[^'.]+\.)*([^'.]+)' not found", error)
+    if m is None:
+        return ""
+    close = difflib.get_close_matches(m.group(1).lower(), TABLES, n=1)
+    maybe = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f". Fix: {maybe}the store's tables are {', '.join(TABLES)} (README.md, SQL tables); "
+        "`incbt query --list` shows the named queries"
+    )
