@@ -527,7 +527,6 @@ def log(
 @app.command()
 def status(output: OutputOpt = "table") -> None:
     """What the store holds, what is stale and why, and the work an update would do."""
-    import pyarrow as pa
 
     st = _open()
     t = st.sql(
@@ -550,8 +549,16 @@ def status(output: OutputOpt = "table") -> None:
         typer.echo(f"time travel (--as-of) reaches back to event {horizon} (incbt gc)")
     res = st.status()
     _print_update(res, output, dry=True)
-    if res.stale:
-        rows = [vars(r) for r in res.stale]
+    _print_stale(res, output)
+
+
+def _print_stale(res: object, output: str) -> None:
+    """The (run, instrument) pairs an update would recompute, why, and from which day."""
+    import pyarrow as pa
+
+    stale = res.stale  # type: ignore[attr-defined]
+    if stale:
+        rows = [vars(r) for r in stale]
         write_table(pa.Table.from_pylist(rows), output, None, title="stale (run, instrument)")
 
 
@@ -604,6 +611,8 @@ def update(
             f"{s.days_unchanged} unchanged" + (f"; event {s.seq}" if s.seq else "")
         )
     _print_update(res, "table", dry_run)
+    if dry_run:
+        _print_stale(res, "table")
 
 
 @app.command()

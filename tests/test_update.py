@@ -142,8 +142,12 @@ def test_cli_update_status_verify(world):
     def run(*a):
         return subprocess.run([exe, "--store", s.path, *a], capture_output=True, text=True)
 
+    before = s.sql("SELECT count(*) AS n FROM events")["n"][0].as_py()
     p = run("update", str(tmp / "tail"), "--dry-run")
-    assert p.returncode == 0 and "would" in p.stdout
+    assert p.returncode == 0 and "would compute 9 segment(s)" in p.stdout, p.stdout
+    # the plan, pair by pair: why and from which day (the days are not ingested yet)
+    assert "stale (run, instrument)" in p.stdout and "new day(s) after" in p.stdout, p.stdout
+    assert s.sql("SELECT count(*) AS n FROM events")["n"][0].as_py() == before
     p = run("update", str(tmp / "tail"))
     assert p.returncode == 0 and "computed 9 segment(s)" in p.stdout, p.stdout
     p = run("status")
