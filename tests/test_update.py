@@ -110,6 +110,35 @@ def test_verify_passes_then_catches_a_tampered_result(world):
     assert p.returncode == 1 and "differs" in p.stderr and "pnl" in p.stderr
 
 
+@pytest.mark.parametrize("chunk", [10**12, 1])  # every run in one chunk, or one per chunk
+def test_verify_names_the_run_a_tampered_fill_belongs_to(world, monkeypatch, chunk):
+    from incbt import update as update_mod
+
+    monkeypatch.setattr(update_mod, "VERIFY_BAR_STEPS", chunk)
+    tmp, s = world
+    s.update(str(tmp / "tail"))
+    runs = s.sql("SELECT run_id FROM runs ORDER BY run_id")["run_id"].to_pylist()
+    assert len(runs) == 3 and s.verify().ok
+    victim = runs[1]
+    fills_dir = os.path.join(s.path, "results", "fills")
+    for name in sorted(os.listdir(fills_dir)):
+        path = os.path.join(fills_dir, name)
+        t = pq.read_table(path)
+        rows = np.flatnonzero(t.column("run_id").to_numpy(zero_copy_only=False) == victim)
+        if len(rows):
+            qty = t.column("qty").to_numpy().copy()
+            qty[rows[-1]] *= 2
+            pq.write_table(t.set_column(t.schema.get_field_index("qty"), "qty",
+                                        __import__("pyarrow").array(qty)), path)
+            break
+    else:
+        pytest.fail("no fill of the run in any file")
+    bad = s.verify()
+    assert not bad.ok and bad.runs == 3
+    assert [(d.run_id, d.table, d.column) for d in bad.differences] == [(victim, "fills", "qty")]
+    assert bad.differences[0].stored == 2 * bad.differences[0].recomputed
+
+
 def test_a_changed_strategy_replaces_its_runs(tmp_path):
     generate(str(tmp_path / "d"), instruments=2, days=4, start="2024-03-04", seed=5)
     s = incbt.init(str(tmp_path / "s"))
