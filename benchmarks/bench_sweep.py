@@ -543,6 +543,14 @@ def main() -> None:
         scratch.append(run_job({"path": fresh(base), "grid": GRID25}))
     print(f"resume {ms(best(resumed)['s'])}, from scratch {ms(best(scratch)['s'])}",
           flush=True)
+    # verify: the 20 runs recomputed in memory and compared with the store, once
+    vpath = fresh(swept)
+    t = time.perf_counter()
+    vrep = incbt.open(str(vpath)).verify()
+    verify_s = time.perf_counter() - t
+    if not vrep.ok:
+        raise RuntimeError(f"verify of the swept store failed: {vrep.differences[:3]}")
+    print(f"verify {ms(verify_s)} ({vrep.rows_compared:,} rows)", flush=True)
 
     # 3. plan sizes, in-process against Ray 2 workers, interleaved in one Ray process
     sizes = [("A", small, None, GRID4), ("B", base, insts10, GRID4), ("C", base, None, GRID4)]
@@ -637,6 +645,10 @@ def main() -> None:
         "resume: 20-point sweep + 5 points (`resume=True`, 25-point grid) vs 25 from scratch "
         "(time)", f"{br['s'] / bs['s']:.2f}x ({ms(br['s'])} / {ms(bs['s'])})",
         f"bar-steps: {br['steps'] / bs['steps']:.2f}x ({br['steps']:,} / {bs['steps']:,})", ""))
+    goals.append((
+        "`verify` of the 20-point sweep (every run recomputed in memory, compared bit for bit "
+        "with the store) vs the sweep (time)", f"{verify_s / b_in['s']:.1f}x ({ms(verify_s)} / "
+        f"{ms(b_in['s'])})", f"{vrep.rows_compared:,} rows compared", ""))
     speed = table(rows, ("20-point sweep, every instrument", "bar-steps/s", "wall time",
                          "note"))
     goal_table = table(goals, ("measure", "measured", "target / reference", "goal"))
