@@ -250,9 +250,10 @@ def query(
         name, sql = sql, named
     params = {k: _coerce(v) for k, v in _pairs(param, "-p").items()}
     if name is not None:
-        from incbt.queries import fill_identifiers
+        from incbt.queries import check_params, fill_identifiers
 
         sql = fill_identifiers(sql, params, name)
+        check_params(sql, params, name)
     from incbt.query import run_sql
 
     table = run_sql(st.session(as_of, only_for=sql), sql, params or None, name=name)

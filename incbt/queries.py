@@ -54,6 +54,35 @@ def fill_identifiers(sql: str, params: dict[str, object], name: str) -> str:
     return sql
 
 
+_VALUE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_NOT_CODE = re.compile(r"--[^\n]*|'(?:[^']|'')*'")  # comments and string literals
+
+
+def value_params(sql: str) -> set[str]:
+    """The ``$NAME`` parameters a query binds (outside its comments and strings)."""
+    return set(_VALUE.findall(_NOT_CODE.sub(" ", sql)))
+
+
+def check_params(sql: str, params: dict[str, object], name: str) -> None:
+    """A named query gets exactly the ``$NAME`` values it binds (after its ``{{NAME}}``
+    slots took theirs): a missing or unknown ``-p`` is a usage error that names them."""
+    want = value_params(sql)
+    docs = [ln.split(":", 1)[1].strip() for ln in sql.splitlines() if ln.startswith("-- param:")]
+    about = f" (its parameters: {'; '.join(docs)})" if docs else ""
+    missing = sorted(want - set(params))
+    if missing:
+        raise UsageError(
+            f"query {name} needs " + " ".join(f"-p {m}=VALUE" for m in missing) + about
+        )
+    unknown = sorted(set(params) - want)
+    if unknown:
+        have = ", ".join(sorted(want | identifier_slots(sql))) or "none"
+        raise UsageError(
+            f"query {name} has no parameter {', '.join(map(repr, unknown))}; "
+            f"its parameters are {have}{about}"
+        )
+
+
 def find_query(name: str, store_path: str | None) -> str | None:
     """The SQL of the named query, or None when ``name`` is not a query name."""
     if not name.replace("_", "").replace("-", "").isalnum():

@@ -167,3 +167,37 @@ def test_an_unknown_table_gets_the_closest_name_and_the_list(corrected):
 
     for name in TABLES:
         corrected.sql(f"SELECT * FROM {name} LIMIT 0")
+
+
+def test_a_named_query_says_which_parameters_it_needs():
+    from incbt.errors import UsageError
+    from incbt.queries import check_params, value_params
+
+    sql = find_query("worst_drawdowns", None)
+    assert value_params(sql) == {"run", "n"}
+    with pytest.raises(UsageError, match=r"needs -p n=VALUE -p run=VALUE \(its parameters: run"):
+        check_params(sql, {}, "worst_drawdowns")
+    with pytest.raises(UsageError, match=r"no parameter 'rnu'; its parameters are n, run"):
+        check_params(sql, {"run": "x", "n": 3, "rnu": 1}, "worst_drawdowns")
+    check_params(sql, {"run": "x", "n": 3}, "worst_drawdowns")
+    # $names in comments and string literals are not parameters
+    assert value_params("-- $a\nSELECT '$b', 'it''s $c' AS x WHERE y = $d") == {"d"}
+    # every built-in query documents each parameter it binds
+    for q in list_queries(None):
+        text = find_query(q["name"], None)
+        documented = {ln.split(":", 1)[1].split()[0] for ln in text.splitlines()
+                      if ln.startswith("-- param:")}
+        assert value_params(text) <= documented, q["name"]
+
+
+def test_cli_query_without_its_parameter_is_a_usage_error(corrected):
+    import subprocess
+    import sys
+
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", corrected.path, "query", "day_history"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "needs -p day=VALUE" in p.stderr, p.stderr
+    p = subprocess.run([exe, "--store", corrected.path, "query", "day_history", "-p",
+                        "day=2024-03-05"], capture_output=True, text=True)
+    assert p.returncode == 0 and "corrected" in p.stdout, p.stderr
