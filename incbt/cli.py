@@ -628,6 +628,10 @@ def verify(
     st = _open()
     with RichReporter() as rep:
         rep_ = st.verify(runs or None, progress=rep)
+    for f in rep_.failed[:20]:
+        err_console.print(f"[yellow]failed here as in the store:[/yellow] {f}", highlight=False)
+    if len(rep_.failed) > 20:
+        err_console.print(f"... and {len(rep_.failed) - 20} more failed pairs", highlight=False)
     if rep_.ok:
         typer.echo(
             f"verified {rep_.runs} run(s): {rep_.rows_compared:,} rows identical to a "

@@ -216,6 +216,9 @@ class VerifyReport:
     bars_processed: int = 0
     seconds: float = 0.0
     differences: list[Difference] = field(default_factory=list)
+    # (run, instrument) pairs whose computation failed, recomputed as in the store: they
+    # have no rows there and none here (SEMANTICS.md), and are listed, not counted as equal
+    failed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -312,6 +315,12 @@ def _compare(
     for rec in records:
         mine = [r for r in results if rec.run_id in r.task.run_ids]
         fresh_metrics[rec.run_id] = _metrics(rec, mine, len(instruments_of(rec, known)))
+    report.failed += [
+        f"run {rid}, {r.task.instrument}: {e}"
+        for r in results
+        for rid, e in zip(r.task.run_ids, r.errors, strict=True)
+        if e is not None and rid in ids
+    ]
     daily, fills = build_tables(results, 0, set())
     results.clear()
     s_metrics = _stored(store, "metrics", ids, ("run_id", "scope", "instrument"))
@@ -389,8 +398,12 @@ def _metrics(rec: rc.RunRecord, results: list, n_instruments: int) -> pa.Table:
     for r in results:
         sw = state_width(resolve_strategy(r.task.strategy, r.task.source))
         k = r.task.run_ids.index(rec.run_id)
+        if r.errors[k] is not None:  # a failed pair has no metrics, as in the store
+            continue
         inst_vals[r.task.instrument] = finalize(r.states[k, -1, sw:])
         per_inst.append((r.task.instrument, r.days, r.daily["pnl"][k]))
+    if not inst_vals:  # every instrument failed: no portfolio either, as in the store
+        return pa.table(rows, schema=METRICS_SCHEMA)
     days, pnl = portfolio_pnl(per_inst)
     cap = np.array([rec.exec_params["notional"] * max(1, n_instruments)])
     z = np.zeros((1, len(days)))

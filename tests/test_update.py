@@ -480,3 +480,39 @@ def test_a_format_2_store_is_upgraded_and_updates_as_one_never_in_format_2(world
     for q in (DAILY, FILLS, METRICS):
         assert up.sql(q).equals(s.sql(q)), q
     assert up.verify().ok
+
+
+BOOM = '''import incbt
+
+@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=(),
+                warmup=lambda p: p["n"])
+def boom(p, s, o, h, l, c, v, i):
+    n = int(p[0])
+    if n == 13 and c[i] > LIMIT:
+        raise ValueError("boom")
+    if i < n:
+        return 0
+    return 1 if c[i] > c[i - n] else -1
+'''
+
+
+@pytest.mark.parametrize("where", ["every instrument", "one instrument"])
+def test_verify_agrees_on_pairs_whose_computation_failed(tmp_path, where):
+    """A failed (run, instrument) has no rows and no metrics, in the store and recomputed:
+    verify passes and lists it; a run whose every instrument failed has no portfolio row."""
+    generate(str(tmp_path / "d"), instruments=2, days=4, start="2024-03-04", seed=8)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    top = s.sql("SELECT instrument, max(close) AS m FROM bars GROUP BY instrument "
+                "ORDER BY m")["m"].to_pylist()
+    limit = 0.0 if where == "every instrument" else (top[0] + top[1]) / 2
+    f = tmp_path / "boom.py"
+    f.write_text(BOOM.replace("LIMIT", repr(limit)))
+    s.sweep("boom", {"n": [10, 13]}, name="b", strategies_file=str(f))
+    failed_run = s.sql("SELECT run_id FROM runs WHERE p_n = 13")["run_id"][0].as_py()
+    n_metrics = s.sql(f"SELECT count(*) AS n FROM metrics WHERE run_id = '{failed_run}'")
+    assert n_metrics["n"][0].as_py() == (0 if where == "every instrument" else 2)
+    rep = s.verify()
+    assert rep.ok, rep.differences
+    assert len(rep.failed) == (2 if where == "every instrument" else 1)
+    assert all(failed_run in x and "boom" in x for x in rep.failed)
