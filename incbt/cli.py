@@ -459,6 +459,7 @@ def sweep(
     )
     for e in r.errors[:10]:
         err_console.print(f"[yellow]failed:[/yellow] {e}", highlight=False)
+    _print_skipped(r)
     if dry_run:
         return
     top = st.sql(
@@ -563,6 +564,23 @@ def _print_stale(res: object, output: str) -> None:
         write_table(pa.Table.from_pylist(rows), output, None, title="stale (run, instrument)")
 
 
+def _print_skipped(r: object) -> None:
+    """Pairs not recomputed: they failed before, and nothing they read has changed."""
+    skipped = r.skipped_failed  # type: ignore[attr-defined]
+    if not skipped:
+        return
+    err_console.print(
+        f"[yellow]{len(skipped)} (run, instrument) pair(s) not recomputed:[/yellow] their "
+        "strategy failed on these bars before, and would again (they are retried when a "
+        "day they read changes)",
+        highlight=False,
+    )
+    for e in skipped[:10]:
+        err_console.print(f"  {e}", highlight=False)
+    if len(skipped) > 10:
+        err_console.print(f"  ... and {len(skipped) - 10} more", highlight=False)
+
+
 def _print_update(res: object, output: str, dry: bool) -> None:
     r = res.report  # type: ignore[attr-defined]
     for b in res.broken:  # type: ignore[attr-defined]
@@ -571,6 +589,7 @@ def _print_update(res: object, output: str, dry: bool) -> None:
         typer.echo(f"run {old} is replaced by {new} (its strategy's code changed)")
     if not r.segments:
         typer.echo(f"{r.runs} run(s): all up to date")
+        _print_skipped(r)
         return
     verb = "would compute" if dry else "computed"
     bars = r.bars_processed
@@ -580,6 +599,7 @@ def _print_update(res: object, output: str, dry: bool) -> None:
     )
     for e in r.errors[:10]:
         err_console.print(f"[yellow]failed:[/yellow] {e}", highlight=False)
+    _print_skipped(r)
 
 
 @app.command()

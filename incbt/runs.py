@@ -184,6 +184,9 @@ class UpdateReport:
     # runs whose portfolio is (or would be) refolded though none of their pairs is
     # computed: an "all" universe grew by instruments with no bar in the run's range
     refolds: list[str] = field(default_factory=list)
+    # pairs not computed because their computation failed before and nothing it read
+    # changed since: "run R, INSTRUMENT: error (event N)"
+    skipped_failed: list[str] = field(default_factory=list)
 
 
 def _strategy_for(rec: rc.RunRecord) -> Strategy:
@@ -232,7 +235,14 @@ def plan_runs(
         for key, (q, snap) in rc.pair_states_many(cat, txn, wanted).items():
             seqs[key] = q
             snaps[key] = None if from_scratch else snap
-        oldest = min((q for q in seqs.values() if q is not None), default=None)
+        # pairs whose computation failed (a strategy error): skipped until a day they
+        # read changes (rc.put_failures)
+        fails = {} if from_scratch else rc.failures(cat, txn)
+        fails = {k: f for k, f in fails.items() if k in seqs}
+        oldest = min(
+            [q for q in seqs.values() if q is not None] + [f["seq"] for f in fails.values()],
+            default=None,
+        )
         changed: dict[str, list[tuple[int, int]]] = defaultdict(list)  # inst -> (seq, day)
         if oldest is not None:
             for ch in cat.changes(txn, oldest):
@@ -242,6 +252,8 @@ def plan_runs(
         for inst, day, _, rows in hypothetical:
             changed[inst].append((future, day))
             extra[inst][day] = rows
+        skip: set[tuple[str, str]] = set()
+        failed: list[str] = []
         for rec in records:
             strat = _strategy_for(rec)
             prow = params_from_dict(strat, rec.params)
@@ -258,6 +270,13 @@ def plan_runs(
             )
             specs.append(spec)
             for inst in insts:
+                f = fails.get((rec.run_id, inst))
+                if f is not None and not any(
+                    q > f["seq"] and d <= f["through"] for q, d in changed.get(inst, ())
+                ):
+                    skip.add((rec.run_id, inst))
+                    failed.append(f"run {rec.run_id}, {inst}: {f['error']} (event {f['seq']})")
+                    continue
                 snap = snaps[(rec.run_id, inst)]
                 if snap is not None:
                     latest[(rec.run_id, inst)] = snap
@@ -293,8 +312,9 @@ def plan_runs(
             rows_of = dict(zip(ds, ns, strict=True)) | extra.get(inst, {})
             ds = sorted(rows_of)
             days[inst] = InstrumentDays(tuple(ds), tuple(rows_of[d] for d in ds))
-    out = plan(specs, days, valid)
+    out = plan(specs, days, valid, skip)
     out.latest = latest
+    out.skipped_failed = failed
     return out
 
 
@@ -430,6 +450,12 @@ def _slim(r: TaskResult) -> TaskResult:
     return r
 
 
+# Before any bar (timestamps are int64 nanoseconds: from 1677 on): the first day of the
+# empty segment that cuts every row of a pair whose computation failed. 0001-01-01, so a
+# date holding it still converts to Python's date.
+ALL_DAYS = -719162
+
+
 def commit(
     store: Any,
     results: Sequence[TaskResult],
@@ -478,18 +504,33 @@ def commit(
     summary.fills = files.rows["fills"]
     summary.bars_processed = sum(r.bars_processed for r in results)
 
+    # pairs whose step failed (in a task that ran: one whose worker died on every try is
+    # retried instead) and that held results: a failed pair has none, as when computed
+    # from scratch, so all of its rows, snapshots and metrics go
+    lost: dict[tuple[str, str], int] = {}
+    for r in results:
+        t = r.task
+        for rid in t.run_ids if len(r.days) else ():
+            had = latest is None or latest.get((rid, t.instrument)) is not None
+            if (rid, t.instrument) in failed and had:
+                lost[(rid, t.instrument)] = ALL_DAYS
     by_run: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
     if portfolio is None:  # every run of these results is complete
         for r in results:
             for k, rid in enumerate(r.task.run_ids):
                 if (rid, r.task.instrument) not in failed:
                     by_run[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
+        for rid, _ in lost:
+            by_run[rid]  # noqa: B018 - its portfolio loses the lost pair's rows: refold it
     else:
         by_run.update(portfolio)
     first_of_run = {
         rid: min((int(d[0]) for d, _ in f.values() if len(d)), default=2**31)
         for rid, f in by_run.items()
     }
+    for (rid, _), day in lost.items():
+        if rid in first_of_run:
+            first_of_run[rid] = min(first_of_run[rid], day)
     computed = {
         rid
         for r in results
@@ -522,10 +563,32 @@ def commit(
                 prev = None if latest is None else latest.get((t.run_ids[k], t.instrument))
                 if latest is None or (prev is not None and prev[0] >= t.first_day):
                     redo.append(t.run_ids[k])
+            bad = sorted(set(range(len(t.run_ids))) - set(ok))
+            if bad and len(r.days):  # the step failed: it will fail again on the same bars
+                gone = [t.run_ids[k] for k in bad if (t.run_ids[k], t.instrument) in lost]
+                rc.delete_snapshots_from_many(cat, txn, gone, t.instrument, ALL_DAYS)
+                rc.mark_cuts(cat, txn, [rc.ri_key(rid, t.instrument) for rid in gone])
+                for rid in gone:  # an empty segment over every day cuts all the old rows
+                    rc.put_segment(
+                        cat,
+                        txn,
+                        rc.Segment(rid, t.instrument, batch, ALL_DAYS, t.last_day, 0, seq_now),
+                    )
+                    rc.delete_metrics(cat, txn, rid, t.instrument)
+                rc.put_failures(
+                    cat,
+                    txn,
+                    t.instrument,
+                    [t.run_ids[k] for k in bad],
+                    seq_now,
+                    t.last_day,
+                    [str(r.errors[k]) for k in bad],
+                )
             rc.delete_snapshots_from_many(cat, txn, redo, t.instrument, t.first_day)
             # their older segments lose rows (SQL cutoffs)
             rc.mark_cuts(cat, txn, [rc.ri_key(rid, t.instrument) for rid in redo])
             if ok:
+                rc.clear_failures(cat, txn, t.instrument, [t.run_ids[k] for k in ok])
                 assert r.snap_days is not None and final is not None
                 every = len(ok) == len(t.run_ids)
                 rc.put_task(
@@ -546,7 +609,7 @@ def commit(
         first_here: dict[str, int] = {}
         for r in results:
             for rid in r.task.run_ids:
-                if (rid, r.task.instrument) not in failed:
+                if (rid, r.task.instrument) not in failed or (rid, r.task.instrument) in lost:
                     first_here[rid] = min(first_here.get(rid, 2**31), r.task.first_day)
         for rid, day in sorted(first_here.items()):
             if rid not in by_run:
@@ -750,6 +813,7 @@ def _phase(
     if not records:
         return
     p = plan_runs(store, records, stale_out, hypothetical=hypothetical, assume_through=assume)
+    report.skipped_failed += p.skipped_failed
     if report.plan is None:
         report.plan = p
     else:
@@ -842,6 +906,10 @@ def _phase(
                 remaining[rid] -= 1
                 if r.errors[k] is None:
                     gathered[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
+                elif len(r.days) and p.latest.get((rid, r.task.instrument)) is not None:
+                    # the failed pair's rows are gone (commit's ``lost``): its run's
+                    # portfolio is refolded without them
+                    gathered[rid]  # noqa: B018 - creates the run's entry
             if work >= limit or held >= budget:
                 flush()
                 work = held = 0

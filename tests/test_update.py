@@ -516,3 +516,69 @@ def test_verify_agrees_on_pairs_whose_computation_failed(tmp_path, where):
     assert rep.ok, rep.differences
     assert len(rep.failed) == (2 if where == "every instrument" else 1)
     assert all(failed_run in x and "boom" in x for x in rep.failed)
+
+
+SPIKE = '''import incbt
+
+@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=(),
+                warmup=lambda p: p["n"])
+def spike(p, s, o, h, l, c, v, i):
+    if v[i] > 1e8:
+        raise ValueError("volume spike")
+    n = int(p[0])
+    if i < n:
+        return 0
+    return 1 if c[i] > c[i - n] else -1
+'''
+
+
+def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_change(tmp_path):
+    """A correction makes one (run, instrument) fail: its old rows, snapshots and metrics
+    go (as computed from scratch, it has none); later updates skip it, new days too,
+    until a day it read changes again; then it is recomputed and equals a fresh store."""
+    g = dict(instruments=2, days=6, start="2024-03-04", seed=12)
+    generate(str(tmp_path / "all"), **g)
+    days = sorted(os.listdir(tmp_path / "all"))
+    strats = tmp_path / "spike.py"
+    strats.write_text(SPIKE)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest([str(tmp_path / "all" / d) for d in days[:5]])
+    bad_run = s.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id
+    ok_run = s.backtest("sma_cross", {"fast": 4, "slow": 30}).run_id
+    # the vendor's correction of the third day: one bar of S0000 with a huge volume
+    t = pcsv.read_csv(tmp_path / "all" / days[2])
+    vol = t.column("volume").to_numpy().copy()
+    vol[np.flatnonzero(t.column("instrument").to_numpy(zero_copy_only=False) == "S0000")[7]] = 2e8
+    (tmp_path / "fix").mkdir()
+    pcsv.write_csv(t.set_column(t.schema.get_field_index("volume"), "volume",
+                                __import__("pyarrow").array(vol)), tmp_path / "fix" / days[2])
+    res = s.update(str(tmp_path / "fix"))
+    assert any("volume spike" in e for e in res.report.errors)
+
+    def count(table, run, inst):
+        q = f"SELECT count(*) AS n FROM {table} WHERE run_id = '{run}' AND instrument = '{inst}'"
+        return s.sql(q)["n"][0].as_py()
+
+    assert count("daily", bad_run, "S0000") == count("fills", bad_run, "S0000") == 0
+    assert count("metrics", bad_run, "S0000") == 0 and count("daily", bad_run, "S0001") == 5
+    rep = s.verify()
+    assert rep.ok, rep.differences
+    assert len(rep.failed) == 1 and bad_run in rep.failed[0]
+    # a new day: the failed pair is not recomputed (it fails the same way at day 3)
+    res = s.update(str(tmp_path / "all" / days[5]))
+    assert res.report.bars_processed == 3 * 390  # spike/S0001, sma/S0000, sma/S0001
+    assert len(res.report.skipped_failed) == 1 and bad_run in res.report.skipped_failed[0]
+    st = s.status()
+    assert not st.stale and len(st.report.skipped_failed) == 1
+    assert s.verify().ok
+    # the vendor takes the correction back: the pair's bars changed, it is recomputed
+    s.update(str(tmp_path / "all" / days[2]))
+    assert count("daily", bad_run, "S0000") == 6 and not s.status().report.skipped_failed
+    f = incbt.init(str(tmp_path / "fresh"))
+    f.ingest(str(tmp_path / "all"))
+    assert f.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id == bad_run
+    assert f.backtest("sma_cross", {"fast": 4, "slow": 30}).run_id == ok_run
+    for q in (DAILY, FILLS, METRICS):
+        assert s.sql(q).equals(f.sql(q)), q
+    rep = s.verify()
+    assert rep.ok and not rep.failed

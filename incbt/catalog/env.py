@@ -41,6 +41,7 @@ DBS = (
     b"sweeps",  # sweep name -> sweep record JSON (spec, points, run ids)
     b"dirty",  # run id -> first day its portfolio must be refolded from (partial commits)
     b"cuts",  # run id | instrument -> b"": pairs a recomputation may have cut (see runs)
+    b"failed",  # run id | instrument -> JSON {seq, through, error}: a strategy error
 )
 
 _ENVS: dict[str, Env] = {}

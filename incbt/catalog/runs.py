@@ -506,6 +506,47 @@ def instrument_metrics(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> np.n
     return np.frombuffer(b"".join(vals), dtype=np.float64).reshape(len(vals), -1)
 
 
+def put_failures(
+    cat: Catalog,
+    txn: lmdb.Transaction,
+    instrument: str,
+    run_ids: Sequence[str],
+    seq: int,
+    through: int,
+    errors: Sequence[str],
+) -> None:
+    """Pairs whose computation failed at event ``seq`` over days up to ``through``.
+
+    A strategy is deterministic (no clock, no unseeded randomness): the pair fails the
+    same way until a day on or before ``through`` changes, so the planner skips it
+    until then (:func:`incbt.runs.plan_runs`)."""
+    db = _db(cat, "failed")
+    for rid, err in zip(run_ids, errors, strict=True):
+        rec = {"seq": seq, "through": through, "error": err[:2000]}
+        txn.put(ri_key(rid, instrument), json.dumps(rec).encode(), db=db)
+
+
+def clear_failures(
+    cat: Catalog, txn: lmdb.Transaction, instrument: str, run_ids: Sequence[str]
+) -> None:
+    """Forget the failures of pairs that have just been computed."""
+    db = _db(cat, "failed")
+    if not txn.stat(db)["entries"]:  # the usual case: no failure anywhere
+        return
+    for rid in run_ids:
+        txn.delete(ri_key(rid, instrument), db=db)
+
+
+def failures(cat: Catalog, txn: lmdb.Transaction) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every recorded failure: (run id, instrument) -> {seq, through, error}."""
+    with txn.cursor(_db(cat, "failed")) as cur:
+        return {(k[:8].hex(), k[8:-1].decode()): json.loads(v) for k, v in cur}
+
+
+def delete_metrics(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> None:
+    txn.delete(run_key(run_id) + instrument.encode(), db=_db(cat, "metrics"))
+
+
 def pair_seq(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> int | None:
     v = txn.get(ri_key(run_id, instrument), db=_db(cat, "pairs"))
     return None if v is None else struct.unpack(">Q", v)[0]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,9 @@ class Plan:
     # while planning: spares the executor a second read of the states it resumes from,
     # and the commit a search for snapshots after a resume point that has none
     latest: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=dict)
+    # pairs left out because their computation failed and would fail again (the caller's
+    # record of the failure, as text)
+    skipped_failed: list[str] = field(default_factory=list)
 
     @property
     def bars(self) -> int:
@@ -93,16 +96,21 @@ def plan(
     runs: Sequence[RunSpec],
     days: Mapping[str, InstrumentDays],
     valid_through: Mapping[tuple[str, str], int | None],
+    skip: Collection[tuple[str, str]] = (),
 ) -> Plan:
     """Segment tasks bringing every (run, instrument) up to the last day with bars.
 
     ``valid_through[(run_id, instrument)]`` is the day the stored results and
     snapshot of that pair are valid through (missing or None: nothing valid).
-    Tasks come out in a fixed order: by instrument, strategy, resume point.
+    ``skip``: pairs not to plan at all (their computation failed, and would fail
+    again: nothing it read has changed). Tasks come out in a fixed order: by
+    instrument, strategy, resume point.
     """
     groups: dict[tuple, list[tuple[RunSpec, int]]] = defaultdict(list)
     for run in runs:
         for inst in run.instruments:
+            if (run.run_id, inst) in skip:
+                continue
             d = days.get(inst)
             if d is None or not d.days:
                 continue
