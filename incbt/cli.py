@@ -359,6 +359,8 @@ def backtest(
         typer.echo("already up to date: nothing computed")
     for e in (r.errors if r else [])[:10]:
         err_console.print(f"[yellow]failed:[/yellow] {e}", highlight=False)
+    if r is not None:
+        _print_skipped(r)
     write_table(
         run.metrics,
         output,

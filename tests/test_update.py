@@ -571,6 +571,11 @@ def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_chang
     st = s.status()
     assert not st.stale and len(st.report.skipped_failed) == 1
     assert s.verify().ok
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", s.path, "backtest", "spike", "-p", "n=10",
+                        "--strategies", str(strats)], capture_output=True, text=True)
+    assert p.returncode == 0 and "1 (run, instrument) pair(s) not recomputed" in p.stderr
+    assert "volume spike" in p.stderr
     # the vendor takes the correction back: the pair's bars changed, it is recomputed
     s.update(str(tmp_path / "all" / days[2]))
     assert count("daily", bad_run, "S0000") == 6 and not s.status().report.skipped_failed
