@@ -271,12 +271,19 @@ def plan_runs(
             specs.append(spec)
             for inst in insts:
                 f = fails.get((rec.run_id, inst))
-                if f is not None and not any(
-                    q > f["seq"] and d <= f["through"] for q, d in changed.get(inst, ())
-                ):
-                    skip.add((rec.run_id, inst))
-                    failed.append(f"run {rec.run_id}, {inst}: {f['error']} (event {f['seq']})")
-                    continue
+                if f is not None:
+                    retry = [
+                        (d, q)
+                        for q, d in changed.get(inst, ())
+                        if q > f["seq"] and d <= f["through"]
+                    ]
+                    if not retry:
+                        skip.add((rec.run_id, inst))
+                        failed.append(f"run {rec.run_id}, {inst}: {f['error']} (event {f['seq']})")
+                        continue
+                    if stale_out is not None:  # why a failed pair is computed again
+                        first, by = min(retry)
+                        stale_out.append(Staleness(rec.run_id, inst, first, by, None))
                 snap = snaps[(rec.run_id, inst)]
                 if snap is not None:
                     latest[(rec.run_id, inst)] = snap

@@ -577,6 +577,9 @@ def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_chang
     assert p.returncode == 0 and "1 (run, instrument) pair(s) not recomputed" in p.stderr
     assert "volume spike" in p.stderr
     # the vendor takes the correction back: the pair's bars changed, it is recomputed
+    dry = s.update(str(tmp_path / "all" / days[2]), dry_run=True)
+    why = [r.reason for r in dry.stale if (r.run_id, r.instrument) == (bad_run, "S0000")]
+    assert why == [f"the ingest would change {days[2][5:15]}"], why
     s.update(str(tmp_path / "all" / days[2]))
     assert count("daily", bad_run, "S0000") == 6 and not s.status().report.skipped_failed
     f = incbt.init(str(tmp_path / "fresh"))
