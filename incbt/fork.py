@@ -156,6 +156,15 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
         last = todo[inst]
         r = rows.get(inst)
         if r is None or not len(r["date"]) or int(r["date"][-1]) != last:
+            with store.catalog.env.read() as txn:
+                failure = rc.failures(store.catalog, txn).get((base_id, inst))
+            if failure is not None:
+                raise UsageError(
+                    f"the base run {base_id} has no results for {inst}: its strategy failed "
+                    f"there ({failure['error']}). A fork continues its base's results, so "
+                    f"fork a run that computed {inst}, or start a new run with these "
+                    "parameters (incbt backtest without --from)"
+                )
             raise UsageError(
                 f"the base run {base_id} has no results for {inst} through "
                 f"{day_to_iso(last)}; bring it up to date first (incbt update)"

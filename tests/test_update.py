@@ -590,3 +590,22 @@ def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_chang
         assert s.sql(q).equals(f.sql(q)), q
     rep = s.verify()
     assert rep.ok and not rep.failed
+
+
+def test_a_fork_of_a_failed_pair_says_why_it_cannot_be_made(tmp_path):
+    generate(str(tmp_path / "all"), instruments=2, days=5, start="2024-03-04", seed=12)
+    days = sorted(os.listdir(tmp_path / "all"))
+    t = pcsv.read_csv(tmp_path / "all" / days[1])
+    vol = t.column("volume").to_numpy().copy()
+    vol[np.flatnonzero(t.column("instrument").to_numpy(zero_copy_only=False) == "S0001")[5]] = 2e8
+    pcsv.write_csv(t.set_column(t.schema.get_field_index("volume"), "volume",
+                                __import__("pyarrow").array(vol)), tmp_path / "all" / days[1])
+    strats = tmp_path / "spike.py"
+    strats.write_text(SPIKE)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "all"))
+    base = s.backtest("spike", {"n": 10}, strategies_file=str(strats))
+    assert base.report.errors
+    with pytest.raises(incbt.UsageError, match="S0001: its strategy failed there .*volume spike"):
+        s.backtest(None, {"n": 20}, fork_of=base.run_id, effective=days[3][5:15],
+                   strategies_file=str(strats))
