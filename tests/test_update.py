@@ -564,6 +564,9 @@ def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_chang
     rep = s.verify()
     assert rep.ok, rep.differences
     assert len(rep.failed) == 1 and bad_run in rep.failed[0]
+    failed = s.sql("SELECT run_id, instrument, through, error FROM failed").to_pylist()
+    assert [(r["run_id"], r["instrument"]) for r in failed] == [(bad_run, "S0000")]
+    assert str(failed[0]["through"]) == days[4][5:15] and "volume spike" in failed[0]["error"]
     # a new day: the failed pair is not recomputed (it fails the same way at day 3)
     res = s.update(str(tmp_path / "all" / days[5]))
     assert res.report.bars_processed == 3 * 390  # spike/S0001, sma/S0000, sma/S0001
@@ -582,6 +585,7 @@ def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_chang
     assert why == [f"the ingest would change {days[2][5:15]}"], why
     s.update(str(tmp_path / "all" / days[2]))
     assert count("daily", bad_run, "S0000") == 6 and not s.status().report.skipped_failed
+    assert s.sql("SELECT count(*) AS n FROM failed")["n"][0].as_py() == 0
     f = incbt.init(str(tmp_path / "fresh"))
     f.ingest(str(tmp_path / "all"))
     assert f.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id == bad_run

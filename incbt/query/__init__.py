@@ -224,6 +224,7 @@ def session(
             "runs": lambda: _runs_table(cat, txn),
             "sweeps": lambda: _sweeps_table(cat, txn),
             "metrics": lambda: _metrics_table(cat, txn),
+            "failed": lambda: _failed_table(cat, txn),
         }
         if _names(only_for, "daily") or _names(only_for, "fills"):
             _register_results(ctx, root, cat, txn)
@@ -313,6 +314,35 @@ SWEEPS_SCHEMA = pa.schema(
         ("point", pa.int64()),
     ]
 )
+
+
+FAILED_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("instrument", pa.string()),
+        ("seq", pa.int64()),
+        ("through", pa.date32()),
+        ("error", pa.string()),
+    ]
+)
+
+
+def _failed_table(cat: Catalog, txn: Any) -> pa.Table:
+    """The (run, instrument) pairs whose strategy failed: the event of the commit that
+    found it, the last day then computed, the error (see ``incbt.catalog.runs``)."""
+    from incbt.catalog import runs as rc
+
+    rows = sorted(rc.failures(cat, txn).items())
+    return pa.table(
+        {
+            "run_id": [k[0] for k, _ in rows],
+            "instrument": [k[1] for k, _ in rows],
+            "seq": [f["seq"] for _, f in rows],
+            "through": pa.array([f["through"] for _, f in rows], pa.int32()).cast(pa.date32()),
+            "error": [f["error"] for _, f in rows],
+        },
+        schema=FAILED_SCHEMA,
+    )
 
 
 def _sweeps_table(cat: Catalog, txn: Any) -> pa.Table:
@@ -433,7 +463,7 @@ def run_sql(
 
 
 TABLES = ("bars", "events", "changes", "files", "runs", "sweeps", "daily", "fills", "metrics",
-          "stale")  # fmt: skip
+          "stale", "failed")  # fmt: skip
 
 
 def _table_hint(error: str) -> str:
