@@ -18,29 +18,15 @@ from __future__ import annotations
 import os
 import tempfile
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pcsv
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from spikes import SPIKE, write_spiked
 
 import incbt
 from incbt.bars.generate import generate
 
 N_DAYS = 6
-SPIKE = '''import incbt
-
-@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=(),
-                warmup=lambda p: p["n"])
-def spike(p, s, o, h, l, c, v, i):
-    if v[i] > 1e8:
-        raise ValueError("volume spike")
-    n = int(p[0])
-    if i < n:
-        return 0
-    return 1 if c[i] > c[i - n] else -1
-'''
 DAILY = "SELECT * FROM daily ORDER BY run_id, instrument, date"
 FILLS = "SELECT * FROM fills ORDER BY run_id, instrument, ts"
 METRICS = "SELECT * FROM metrics ORDER BY run_id, scope, instrument"
@@ -58,13 +44,8 @@ class Days:
         self.files = {0: orig, 1: []}
         os.makedirs(os.path.join(root, "v1"))
         for path in orig:
-            t = pcsv.read_csv(path)
-            vol = t.column("volume").to_numpy().copy()
-            rows = np.flatnonzero(t.column("instrument").to_numpy(zero_copy_only=False) == "S0001")
-            vol[rows[200]] = 2e8
             out = os.path.join(root, "v1", os.path.basename(path))
-            pcsv.write_csv(t.set_column(t.schema.get_field_index("volume"), "volume",
-                                        pa.array(vol)), out)
+            write_spiked(path, out, "S0001", 200)
             self.files[1].append(out)
 
 

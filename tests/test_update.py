@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+from spikes import SPIKE, write_spiked
 
 import incbt
 from incbt.bars.generate import generate
@@ -518,19 +519,6 @@ def test_verify_agrees_on_pairs_whose_computation_failed(tmp_path, where):
     assert all(failed_run in x and "boom" in x for x in rep.failed)
 
 
-SPIKE = '''import incbt
-
-@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=(),
-                warmup=lambda p: p["n"])
-def spike(p, s, o, h, l, c, v, i):
-    if v[i] > 1e8:
-        raise ValueError("volume spike")
-    n = int(p[0])
-    if i < n:
-        return 0
-    return 1 if c[i] > c[i - n] else -1
-'''
-
 
 def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_change(tmp_path):
     """A correction makes one (run, instrument) fail: its old rows, snapshots and metrics
@@ -546,12 +534,8 @@ def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_chang
     bad_run = s.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id
     ok_run = s.backtest("sma_cross", {"fast": 4, "slow": 30}).run_id
     # the vendor's correction of the third day: one bar of S0000 with a huge volume
-    t = pcsv.read_csv(tmp_path / "all" / days[2])
-    vol = t.column("volume").to_numpy().copy()
-    vol[np.flatnonzero(t.column("instrument").to_numpy(zero_copy_only=False) == "S0000")[7]] = 2e8
     (tmp_path / "fix").mkdir()
-    pcsv.write_csv(t.set_column(t.schema.get_field_index("volume"), "volume",
-                                __import__("pyarrow").array(vol)), tmp_path / "fix" / days[2])
+    write_spiked(str(tmp_path / "all" / days[2]), str(tmp_path / "fix" / days[2]), "S0000", 7)
     res = s.update(str(tmp_path / "fix"))
     assert any("volume spike" in e for e in res.report.errors)
 
@@ -599,11 +583,8 @@ def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_chang
 def test_a_fork_of_a_failed_pair_says_why_it_cannot_be_made(tmp_path):
     generate(str(tmp_path / "all"), instruments=2, days=5, start="2024-03-04", seed=12)
     days = sorted(os.listdir(tmp_path / "all"))
-    t = pcsv.read_csv(tmp_path / "all" / days[1])
-    vol = t.column("volume").to_numpy().copy()
-    vol[np.flatnonzero(t.column("instrument").to_numpy(zero_copy_only=False) == "S0001")[5]] = 2e8
-    pcsv.write_csv(t.set_column(t.schema.get_field_index("volume"), "volume",
-                                __import__("pyarrow").array(vol)), tmp_path / "all" / days[1])
+    path = str(tmp_path / "all" / days[1])
+    write_spiked(path, path, "S0001", 5)
     strats = tmp_path / "spike.py"
     strats.write_text(SPIKE)
     s = incbt.init(str(tmp_path / "s"))
