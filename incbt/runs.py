@@ -616,7 +616,10 @@ def commit(
         first_here: dict[str, int] = {}
         for r in results:
             for rid in r.task.run_ids:
-                if (rid, r.task.instrument) not in failed or (rid, r.task.instrument) in lost:
+                key = (rid, r.task.instrument)
+                if key in lost:  # every row of the pair is gone, from its first day
+                    first_here[rid] = min(first_here.get(rid, 2**31), lost[key])
+                elif key not in failed:
                     first_here[rid] = min(first_here.get(rid, 2**31), r.task.first_day)
         for rid, day in sorted(first_here.items()):
             if rid not in by_run:
