@@ -656,6 +656,7 @@ def commit(
             if old_rec is not None and new_id in by_run:
                 old_rec.superseded_by = new_id
                 rc.put_run(cat, txn, old_rec)
+                rc.clear_run_failures(cat, txn, old_id)
         summary.runs = len(computed)
         seq = cat.append_event(
             txn,

@@ -594,3 +594,20 @@ def test_a_fork_of_a_failed_pair_says_why_it_cannot_be_made(tmp_path):
     with pytest.raises(incbt.UsageError, match="S0001: its strategy failed there .*volume spike"):
         s.backtest(None, {"n": 20}, fork_of=base.run_id, effective=days[3][5:15],
                    strategies_file=str(strats))
+
+
+def test_a_superseded_run_leaves_no_failure_behind(tmp_path):
+    generate(str(tmp_path / "all"), instruments=2, days=4, start="2024-03-04", seed=12)
+    days = sorted(os.listdir(tmp_path / "all"))
+    path = str(tmp_path / "all" / days[1])
+    write_spiked(path, path, "S0001", 5)
+    strats = tmp_path / "spike.py"
+    strats.write_text(SPIKE)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "all"))
+    old = s.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id
+    assert s.sql("SELECT run_id FROM failed")["run_id"].to_pylist() == [old]
+    strats.write_text(SPIKE.replace("n = int(p[0])", "n = int(p[0])  # the same, restated"))
+    (old_id, new_id), = s.update().replaced
+    assert old_id == old
+    assert s.sql("SELECT run_id FROM failed")["run_id"].to_pylist() == [new_id]

@@ -537,6 +537,15 @@ def clear_failures(
         txn.delete(ri_key(rid, instrument), db=db)
 
 
+def clear_run_failures(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> None:
+    """Forget every failure of a run (it was superseded: the planner never reads it again)."""
+    prefix = run_key(run_id)
+    with txn.cursor(_db(cat, "failed")) as cur:
+        ok = cur.set_range(prefix)
+        while ok and cur.key().startswith(prefix):
+            ok = cur.delete()
+
+
 def failures(cat: Catalog, txn: lmdb.Transaction) -> dict[tuple[str, str], dict[str, Any]]:
     """Every recorded failure: (run id, instrument) -> {seq, through, error}."""
     with txn.cursor(_db(cat, "failed")) as cur:
