@@ -464,12 +464,7 @@ def sweep(
     _print_skipped(r)
     if dry_run:
         return
-    top = st.sql(
-        "SELECT r.run_id, r.params, m.sharpe, m.total_pnl, m.max_drawdown, m.fills "
-        "FROM sweeps s JOIN runs r USING (run_id) JOIN metrics m USING (run_id) "
-        "WHERE s.sweep = $s AND m.scope = 'portfolio' ORDER BY m.sharpe DESC LIMIT 10",
-        params={"s": res.name},
-    )
+    top = res.leaderboard("sharpe", 10)
     write_table(
         top if top.num_rows else pa.table({"note": ["no results yet"]}),
         "table",

@@ -36,6 +36,15 @@ from incbt.runs import UpdateReport, bring_up_to_date, register, resolve
 RAY_THRESHOLD: int | None = None
 
 
+# A leaderboard's last column: how many of a run's instruments failed (a strategy error:
+# they hold no rows, and the portfolio is made of the others)
+FAILED_PAIRS = "coalesce(f.failed_pairs, 0) AS failed_pairs"
+FAILED_JOIN = (
+    "LEFT JOIN (SELECT run_id AS f_run, count(*) AS failed_pairs FROM failed GROUP BY run_id) f "
+    "ON f.f_run = r.run_id"
+)
+
+
 @dataclass
 class SweepResult:
     """A sweep in a store: its runs and their metrics are one attribute away."""
@@ -70,8 +79,9 @@ class SweepResult:
             for c in dict.fromkeys([metric, "sharpe", "total_pnl", "max_drawdown", "fills"])
         )
         return self.store.sql(
-            f"SELECT r.run_id, r.params, {cols} "
+            f"SELECT r.run_id, r.params, {cols}, {FAILED_PAIRS} "
             "FROM sweeps s JOIN runs r USING (run_id) JOIN metrics m USING (run_id) "
+            f"{FAILED_JOIN} "
             f"WHERE s.sweep = $s AND m.scope = 'portfolio' ORDER BY m.{metric} {order} "
             "LIMIT $n",
             params={"s": self.name, "n": n},

@@ -509,8 +509,12 @@ def test_verify_agrees_on_pairs_whose_computation_failed(tmp_path, where):
     limit = 0.0 if where == "every instrument" else (top[0] + top[1]) / 2
     f = tmp_path / "boom.py"
     f.write_text(BOOM.replace("LIMIT", repr(limit)))
-    s.sweep("boom", {"n": [10, 13]}, name="b", strategies_file=str(f))
+    sw = s.sweep("boom", {"n": [10, 13]}, name="b", strategies_file=str(f))
     failed_run = s.sql("SELECT run_id FROM runs WHERE p_n = 13")["run_id"][0].as_py()
+    board = {r["run_id"]: r["failed_pairs"] for r in sw.leaderboard().to_pylist()}
+    # a run every instrument of which failed has no portfolio row: it is not ranked
+    assert board.get(failed_run) == (None if where == "every instrument" else 1)
+    assert sorted(board.values())[0] == 0
     n_metrics = s.sql(f"SELECT count(*) AS n FROM metrics WHERE run_id = '{failed_run}'")
     assert n_metrics["n"][0].as_py() == (0 if where == "every instrument" else 2)
     rep = s.verify()
