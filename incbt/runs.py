@@ -463,6 +463,20 @@ def _slim(r: TaskResult) -> TaskResult:
 ALL_DAYS = -719162
 
 
+def _lost_runs(r: TaskResult, latest: Mapping[tuple[str, str], Any] | None) -> list[str]:
+    """The runs of a task whose pair failed and held results before (``latest``: the
+    plan's snapshots; None: assume it did). A task that never ran (its Ray worker died
+    on every try) loses nothing: it is retried, not recorded as failed."""
+    if not len(r.days):
+        return []
+    t = r.task
+    return [
+        rid
+        for rid, err in zip(t.run_ids, r.errors, strict=True)
+        if err and (latest is None or latest.get((rid, t.instrument)) is not None)
+    ]
+
+
 def commit(
     store: Any,
     results: Sequence[TaskResult],
@@ -511,16 +525,9 @@ def commit(
     summary.fills = files.rows["fills"]
     summary.bars_processed = sum(r.bars_processed for r in results)
 
-    # pairs whose step failed (in a task that ran: one whose worker died on every try is
-    # retried instead) and that held results: a failed pair has none, as when computed
-    # from scratch, so all of its rows, snapshots and metrics go
-    lost: dict[tuple[str, str], int] = {}
-    for r in results:
-        t = r.task
-        for rid in t.run_ids if len(r.days) else ():
-            had = latest is None or latest.get((rid, t.instrument)) is not None
-            if (rid, t.instrument) in failed and had:
-                lost[(rid, t.instrument)] = ALL_DAYS
+    # a failed pair has no results, as when computed from scratch: all of its rows,
+    # snapshots and metrics go (its run's portfolio is refolded from ALL_DAYS)
+    lost = {(rid, r.task.instrument) for r in results for rid in _lost_runs(r, latest)}
     by_run: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
     if portfolio is None:  # every run of these results is complete
         for r in results:
@@ -535,9 +542,9 @@ def commit(
         rid: min((int(d[0]) for d, _ in f.values() if len(d)), default=2**31)
         for rid, f in by_run.items()
     }
-    for (rid, _), day in lost.items():
+    for rid, _ in lost:
         if rid in first_of_run:
-            first_of_run[rid] = min(first_of_run[rid], day)
+            first_of_run[rid] = ALL_DAYS
     computed = {
         rid
         for r in results
@@ -618,7 +625,7 @@ def commit(
             for rid in r.task.run_ids:
                 key = (rid, r.task.instrument)
                 if key in lost:  # every row of the pair is gone, from its first day
-                    first_here[rid] = min(first_here.get(rid, 2**31), lost[key])
+                    first_here[rid] = ALL_DAYS
                 elif key not in failed:
                     first_here[rid] = min(first_here.get(rid, 2**31), r.task.first_day)
         for rid, day in sorted(first_here.items()):
@@ -913,13 +920,12 @@ def _phase(
             pending.append(_slim(r))
             work += r.task.work
             held += held_bytes(r)
+            lost = _lost_runs(r, p.latest)
             for k, rid in enumerate(r.task.run_ids):
                 remaining[rid] -= 1
                 if r.errors[k] is None:
                     gathered[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
-                elif len(r.days) and p.latest.get((rid, r.task.instrument)) is not None:
-                    # the failed pair's rows are gone (commit's ``lost``): its run's
-                    # portfolio is refolded without them
+                elif rid in lost:  # its rows are gone: its portfolio refolds without them
                     gathered[rid]  # noqa: B018 - creates the run's entry
             if work >= limit or held >= budget:
                 flush()

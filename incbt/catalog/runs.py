@@ -63,6 +63,11 @@ def ri_key(run_id: str, instrument: str) -> bytes:
     return run_key(run_id) + instrument.encode() + b"\0"
 
 
+def split_ri_key(key: bytes) -> tuple[str, str]:
+    """(run id, instrument) of an :func:`ri_key`."""
+    return key[:8].hex(), key[8:-1].decode()
+
+
 def snap_key(run_id: str, instrument: str, day: int) -> bytes:
     return _inst_prefix(instrument) + _U32.pack(day + DAY_OFFSET) + run_key(run_id)
 
@@ -442,7 +447,7 @@ def mark_cuts(cat: Catalog, txn: lmdb.Transaction, keys: Iterable[bytes]) -> Non
 def cut_pairs(cat: Catalog, txn: lmdb.Transaction) -> Iterator[tuple[str, str]]:
     with txn.cursor(_db(cat, "cuts")) as cur:
         for k in cur.iternext(keys=True, values=False):
-            yield k[:8].hex(), k[8:-1].decode()
+            yield split_ri_key(k)
 
 
 def index_cuts(cat: Catalog, txn: lmdb.Transaction) -> None:
@@ -549,7 +554,7 @@ def clear_run_failures(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> None
 def failures(cat: Catalog, txn: lmdb.Transaction) -> dict[tuple[str, str], dict[str, Any]]:
     """Every recorded failure: (run id, instrument) -> {seq, through, error}."""
     with txn.cursor(_db(cat, "failed")) as cur:
-        return {(k[:8].hex(), k[8:-1].decode()): json.loads(v) for k, v in cur}
+        return {split_ri_key(k): json.loads(v) for k, v in cur}
 
 
 def delete_metrics(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> None:
