@@ -309,44 +309,50 @@ def _compare(
     stored table at a time: what a chunk keeps in memory is about its rows, twice."""
     import pyarrow.compute as pc
 
-    ids = [r.run_id for r in records]
+    ids = sorted(r.run_id for r in records)
     report.bars_processed += sum(r.bars_processed for r in results)
-    fresh_metrics = {}
-    for rec in records:
-        mine = [r for r in results if rec.run_id in r.task.run_ids]
-        fresh_metrics[rec.run_id] = _metrics(rec, mine, len(instruments_of(rec, known)))
+    by_id = {r.run_id: r for r in records}
+    metrics = pa.concat_tables(
+        [
+            _metrics(
+                by_id[rid],
+                [r for r in results if rid in r.task.run_ids],
+                len(instruments_of(by_id[rid], known)),
+            )
+            for rid in ids
+        ]
+    )
     report.failed += [
         f"run {rid}, {r.task.instrument}: {e}"
         for r in results
         for rid, e in zip(r.task.run_ids, r.errors, strict=True)
-        if e is not None and rid in ids
+        if e is not None and rid in by_id
     ]
     daily, fills = build_tables(results, 0, set())
     results.clear()
-    s_metrics = _stored(store, "metrics", ids, ("run_id", "scope", "instrument"))
-    for rid in sorted(ids):
-        m_fresh = fresh_metrics[rid]
-        m_stored = s_metrics.filter(pc.equal(s_metrics["run_id"], rid)).select(m_fresh.column_names)
-        report.rows_compared += m_fresh.num_rows
-        if not _same(m_stored, m_fresh):
-            d = _first_difference(rid, "metrics", m_stored, m_fresh, ("scope",))
-            if d is not None:
-                report.differences.append(d)
-    tables = {"daily": daily, "fills": fills}
-    del daily, fills
-    for name, time_col in (("daily", "date"), ("fills", "ts")):
-        b = _plain(tables.pop(name).drop_columns(["batch"]))  # one table of each side at a time
-        a = _stored(store, name, ids, ("run_id", "instrument", time_col))
+    tables = {
+        "daily": daily.drop_columns(["batch"]),
+        "fills": fills.drop_columns(["batch"]),
+        "metrics": metrics,
+    }
+    del daily, fills, metrics
+    for name, order, where in (
+        ("daily", ("run_id", "instrument", "date"), ("date",)),
+        ("fills", ("run_id", "instrument", "ts"), ("ts",)),
+        ("metrics", ("run_id", "scope", "instrument"), ("scope",)),
+    ):
+        b = _plain(tables.pop(name))  # one table of each side at a time
+        a = _stored(store, name, ids, order).select(b.column_names)
         report.rows_compared += b.num_rows
         if _same(a, b):  # the whole chunk at once: the expected case
             continue
-        for rid in sorted(ids):  # find the runs that differ, and where
+        for rid in ids:  # find the runs that differ, and where
             d = _first_difference(
                 rid,
                 name,
                 a.filter(pc.equal(a["run_id"], rid)),
                 b.filter(pc.equal(b["run_id"], rid)),
-                (time_col,),
+                where,
             )
             if d is not None:
                 report.differences.append(d)
