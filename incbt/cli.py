@@ -357,10 +357,8 @@ def backtest(
         )
     else:
         typer.echo("already up to date: nothing computed")
-    for e in (r.errors if r else [])[:10]:
-        err_console.print(f"[yellow]failed:[/yellow] {e}", highlight=False)
     if r is not None:
-        _print_skipped(r)
+        _print_failures(r)
     write_table(
         run.metrics,
         output,
@@ -459,9 +457,7 @@ def sweep(
         f"{r.segments} segment(s), {r.bars_processed:,} bar-steps"
         + ("" if dry_run else f" in {res.seconds:.2f} s")
     )
-    for e in r.errors[:10]:
-        err_console.print(f"[yellow]failed:[/yellow] {e}", highlight=False)
-    _print_skipped(r)
+    _print_failures(r)
     if dry_run:
         return
     top = res.leaderboard("sharpe", 10)
@@ -561,21 +557,27 @@ def _print_stale(res: object, output: str) -> None:
         write_table(pa.Table.from_pylist(rows), output, None, title="stale (run, instrument)")
 
 
-def _print_skipped(r: object) -> None:
-    """Pairs not recomputed: they failed before, and nothing they read has changed."""
+def _print_capped(lines: list[str], limit: int) -> None:
+    for line in lines[:limit]:
+        err_console.print(line, highlight=False)
+    if len(lines) > limit:
+        err_console.print(f"  ... and {len(lines) - limit} more", highlight=False)
+
+
+def _print_failures(r: object) -> None:
+    """Pairs whose strategy failed in this command, and pairs not recomputed because
+    they failed before and nothing they read has changed."""
+    errors = r.errors  # type: ignore[attr-defined]
+    _print_capped([f"[yellow]failed:[/yellow] {e}" for e in errors], 10)
     skipped = r.skipped_failed  # type: ignore[attr-defined]
-    if not skipped:
-        return
-    err_console.print(
-        f"[yellow]{len(skipped)} (run, instrument) pair(s) not recomputed:[/yellow] their "
-        "strategy failed on these bars before, and would again (they are retried when a "
-        "day they read changes)",
-        highlight=False,
-    )
-    for e in skipped[:10]:
-        err_console.print(f"  {e}", highlight=False)
-    if len(skipped) > 10:
-        err_console.print(f"  ... and {len(skipped) - 10} more", highlight=False)
+    if skipped:
+        err_console.print(
+            f"[yellow]{len(skipped)} (run, instrument) pair(s) not recomputed:[/yellow] their "
+            "strategy failed on these bars before, and would again (they are retried when a "
+            "day they read changes)",
+            highlight=False,
+        )
+        _print_capped([f"  {e}" for e in skipped], 10)
 
 
 def _print_update(res: object, output: str, dry: bool) -> None:
@@ -586,7 +588,7 @@ def _print_update(res: object, output: str, dry: bool) -> None:
         typer.echo(f"run {old} is replaced by {new} (its strategy's code changed)")
     if not r.segments:
         typer.echo(f"{r.runs} run(s): all up to date")
-        _print_skipped(r)
+        _print_failures(r)
         return
     verb = "would compute" if dry else "computed"
     bars = r.bars_processed
@@ -594,9 +596,7 @@ def _print_update(res: object, output: str, dry: bool) -> None:
         f"{r.runs} run(s): {verb} {r.segments} segment(s) in {r.tasks} task(s), "
         f"{bars:,} bar-steps" + ("" if dry else f" in {r.seconds:.2f} s")
     )
-    for e in r.errors[:10]:
-        err_console.print(f"[yellow]failed:[/yellow] {e}", highlight=False)
-    _print_skipped(r)
+    _print_failures(r)
 
 
 @app.command()
@@ -645,10 +645,7 @@ def verify(
     st = _open()
     with RichReporter() as rep:
         rep_ = st.verify(runs or None, progress=rep)
-    for f in rep_.failed[:20]:
-        err_console.print(f"[yellow]failed here as in the store:[/yellow] {f}", highlight=False)
-    if len(rep_.failed) > 20:
-        err_console.print(f"... and {len(rep_.failed) - 20} more failed pairs", highlight=False)
+    _print_capped([f"[yellow]failed here as in the store:[/yellow] {f}" for f in rep_.failed], 20)
     if rep_.ok:
         typer.echo(
             f"verified {rep_.runs} run(s): {rep_.rows_compared:,} rows identical to a "

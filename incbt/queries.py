@@ -58,6 +58,11 @@ _VALUE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _NOT_CODE = re.compile(r"--[^\n]*|'(?:[^']|'')*'")  # comments and string literals
 
 
+def param_docs(sql: str) -> list[str]:
+    """The query's ``-- param: NAME what it is`` lines, each as "NAME what it is"."""
+    return [ln.split(":", 1)[1].strip() for ln in sql.splitlines() if ln.startswith("-- param:")]
+
+
 def value_params(sql: str) -> set[str]:
     """The ``$NAME`` parameters a query binds (outside its comments and strings)."""
     return set(_VALUE.findall(_NOT_CODE.sub(" ", sql)))
@@ -67,7 +72,7 @@ def check_params(sql: str, params: dict[str, object], name: str) -> None:
     """A named query gets exactly the ``$NAME`` values it binds (after its ``{{NAME}}``
     slots took theirs): a missing or unknown ``-p`` is a usage error that names them."""
     want = value_params(sql)
-    docs = [ln.split(":", 1)[1].strip() for ln in sql.splitlines() if ln.startswith("-- param:")]
+    docs = param_docs(sql)
     about = f" (its parameters: {'; '.join(docs)})" if docs else ""
     missing = sorted(want - set(params))
     if missing:
@@ -100,9 +105,11 @@ def list_queries(store_path: str | None) -> list[dict[str, str]]:
         for p in sorted(d.glob("*.sql")):
             if p.stem in seen:
                 continue
-            lines = p.read_text().splitlines()
-            desc = next((ln.lstrip("- ").strip() for ln in lines if ln.startswith("--")), "")
-            params = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("-- param:")]
+            text = p.read_text()
+            desc = next(
+                (ln.lstrip("- ").strip() for ln in text.splitlines() if ln.startswith("--")), ""
+            )
+            params = param_docs(text)
             seen[p.stem] = {
                 "name": p.stem,
                 "description": desc,
