@@ -584,8 +584,10 @@ def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_chang
     assert rep.ok and not rep.failed
 
 
-def test_a_fork_of_a_failed_pair_says_why_it_cannot_be_made(tmp_path):
-    generate(str(tmp_path / "all"), instruments=2, days=5, start="2024-03-04", seed=12)
+def _store_with_a_spike(tmp_path, n_days: int):
+    """A store of 2 instruments whose second day has a volume spike on S0001 (the
+    ``spike`` strategy fails there), the strategy's file, and the day files' names."""
+    generate(str(tmp_path / "all"), instruments=2, days=n_days, start="2024-03-04", seed=12)
     days = sorted(os.listdir(tmp_path / "all"))
     path = str(tmp_path / "all" / days[1])
     write_spiked(path, path, "S0001", 5)
@@ -593,6 +595,11 @@ def test_a_fork_of_a_failed_pair_says_why_it_cannot_be_made(tmp_path):
     strats.write_text(SPIKE)
     s = incbt.init(str(tmp_path / "s"))
     s.ingest(str(tmp_path / "all"))
+    return s, strats, days
+
+
+def test_a_fork_of_a_failed_pair_says_why_it_cannot_be_made(tmp_path):
+    s, strats, days = _store_with_a_spike(tmp_path, 5)
     base = s.backtest("spike", {"n": 10}, strategies_file=str(strats))
     assert base.report.errors
     with pytest.raises(incbt.UsageError, match="S0001: its strategy failed there .*volume spike"):
@@ -601,14 +608,7 @@ def test_a_fork_of_a_failed_pair_says_why_it_cannot_be_made(tmp_path):
 
 
 def test_a_superseded_run_leaves_no_failure_behind(tmp_path):
-    generate(str(tmp_path / "all"), instruments=2, days=4, start="2024-03-04", seed=12)
-    days = sorted(os.listdir(tmp_path / "all"))
-    path = str(tmp_path / "all" / days[1])
-    write_spiked(path, path, "S0001", 5)
-    strats = tmp_path / "spike.py"
-    strats.write_text(SPIKE)
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(tmp_path / "all"))
+    s, strats, _ = _store_with_a_spike(tmp_path, 4)
     old = s.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id
     assert s.sql("SELECT run_id FROM failed")["run_id"].to_pylist() == [old]
     strats.write_text(SPIKE.replace("n = int(p[0])", "n = int(p[0])  # the same, restated"))
