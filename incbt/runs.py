@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 import os
+import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -394,6 +395,7 @@ class LocalExecutor:
         """Results in task order, whatever order they finish in."""
         source = DirectBars.lazy(store)  # each task reads its entries when it runs
         source.reuse = True  # run_task keeps no bar array: each thread reads into its buffers
+        source.one_reader = threading.Lock()
         resumes = resume_states(store, tasks, known)
 
         def one(args: tuple) -> TaskResult:

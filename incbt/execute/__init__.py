@@ -73,6 +73,13 @@ class DirectBars:
         # keeps no bar array once it has run)
         self.reuse = reuse
         self.catalog: object | None = None  # set: entries are read per load (see lazy)
+        # set: one load at a time, whatever the number of threads. A load is many
+        # short calls that release the GIL (open, footer, decode, copy); two threads
+        # loading at once hand the GIL back and forth between them at every call, and
+        # here read slower than one (bars of 100 instruments x 100 days: 116 ms on one
+        # thread, 138 ms on two; pyarrow's bare reads alike: 70 ms against 103 ms). One
+        # thread reads while the other runs its kernel, which holds no GIL.
+        self.one_reader: threading.Lock | None = None
 
     @classmethod
     def lazy(cls, store: object) -> DirectBars:
@@ -102,6 +109,18 @@ class DirectBars:
         first_day: int,
         last_day: int,
         fields: Sequence[str] | None = None,
+    ) -> BarArrays:
+        if self.one_reader is not None:
+            with self.one_reader:
+                return self._load(instrument, first_day, last_day, fields)
+        return self._load(instrument, first_day, last_day, fields)
+
+    def _load(
+        self,
+        instrument: str,
+        first_day: int,
+        last_day: int,
+        fields: Sequence[str] | None,
     ) -> BarArrays:
         if self.catalog is not None:
             cat: Any = self.catalog
