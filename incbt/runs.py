@@ -495,6 +495,8 @@ def commit(
     """Write the batch's result files, then one transaction: runs, segments, snapshots,
     metrics, event. Call under the store's write lock.
 
+    ``replaced``: (old run, new run) pairs whose new run is complete with this commit
+    (even if every pair of it failed): the old run is marked superseded.
     ``latest``: the plan's latest snapshot per pair (a pair absent had none); where
     given, snapshots after a resume point are deleted only if there are any.
     ``files``: the batch's files, to which every result was already added as it
@@ -662,7 +664,7 @@ def commit(
             rc.put_metrics(cat, txn, rid, PORTFOLIO, m)
         for old_id, new_id in replaced:  # old results stay visible until now
             old_rec = rc.get_run(cat, txn, old_id)
-            if old_rec is not None and new_id in by_run:
+            if old_rec is not None:
                 old_rec.superseded_by = new_id
                 rc.put_run(cat, txn, old_rec)
                 rc.clear_run_failures(cat, txn, old_id)
@@ -871,6 +873,7 @@ def _phase(
         for rid in t.run_ids:
             remaining[rid] += 1
     gathered: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
+    finished: set[str] = set()  # runs complete in an earlier commit of this phase
     pending: list[TaskResult] = []
     bar = progress.task("bar-steps", p.bars)
     runs_bar = progress.task("runs complete", len(remaining))
@@ -881,8 +884,12 @@ def _phase(
 
     def flush() -> None:
         nonlocal new, pending, todo_replaced, files
-        done = {rid for rid in gathered if remaining[rid] == 0}
-        now = [(o, n) for o, n in todo_replaced if n in done]
+        # complete: every task of the run is in; done: those with a portfolio to fold (a
+        # run whose every pair failed, with no rows before, has none: no row, as fresh)
+        complete = {rid for rid, n in remaining.items() if n == 0} - finished
+        finished.update(complete)
+        done = {rid for rid in complete if rid in gathered}
+        now = [(o, n) for o, n in todo_replaced if n in complete]
         todo_replaced = [x for x in todo_replaced if x not in now]
         c = commit(
             store,

@@ -165,6 +165,38 @@ def test_a_changed_strategy_replaces_its_runs(tmp_path):
     assert s.verify().ok
 
 
+def test_a_strategy_changed_to_fail_everywhere_still_replaces_its_runs(tmp_path):
+    """The researcher's edit makes the step raise on every instrument: the old run's
+    results (of the old code) go, the new run holds nothing but its failures, as a
+    fresh store running the new code would, and the next update computes nothing."""
+    generate(str(tmp_path / "d"), instruments=2, days=4, start="2024-03-04", seed=5)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    f = tmp_path / "strats.py"
+    f.write_text(STRATS.replace("{SHORT}", "-1"))
+    old = s.backtest("mom", {"n": 12}, strategies_file=str(f))
+    broken = STRATS.replace("    if i < n:", "    if i >= 0:\n        raise ValueError('edit')\n    if i < n:")
+    f.write_text(broken.replace("{SHORT}", "-1"))
+    res = s.update()
+    (old_id, new_id), = res.replaced
+    assert old_id == old.run_id and len(res.report.errors) == 2
+    runs = s.sql("SELECT run_id, superseded_by FROM runs ORDER BY created_seq").to_pylist()
+    assert runs == [{"run_id": old_id, "superseded_by": new_id},
+                    {"run_id": new_id, "superseded_by": None}]
+    for table in ("daily", "fills", "metrics"):
+        assert s.sql(f"SELECT count(*) AS n FROM {table}")["n"][0].as_py() == 0, table
+    failed = s.sql("SELECT run_id, instrument FROM failed ORDER BY instrument").to_pylist()
+    assert failed == [{"run_id": new_id, "instrument": i} for i in ("S0000", "S0001")]
+    again = s.update()
+    assert again.report.bars_processed == 0 and not again.replaced
+    assert not s.status().stale and s.verify().ok
+    fresh = incbt.init(str(tmp_path / "fresh"))
+    fresh.ingest(str(tmp_path / "d"))
+    assert fresh.backtest("mom", {"n": 12}, strategies_file=str(f)).run_id == new_id
+    for q in (DAILY, FILLS, METRICS):
+        assert s.sql(q).equals(fresh.sql(q)), q
+
+
 def test_cli_update_status_verify(world):
     tmp, s = world
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
