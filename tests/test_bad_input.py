@@ -189,6 +189,15 @@ def _too_few(rows, d):
     return [write_csv(os.path.join(d, "bad.csv"), rows)]
 
 
+def _semicolons(rows, d):
+    p = write_csv(os.path.join(d, "bad.csv"), rows)
+    with open(p) as f:
+        text = f.read().replace(",", ";")
+    with open(p, "w") as f:
+        f.write(text)
+    return [p]
+
+
 def _blank_line(rows, d):
     # the blank line comes after row K - 1, i.e. it is line K + 2
     p = os.path.join(d, "bad.csv")
@@ -465,6 +474,7 @@ CASES: list[Case] = [
     Case("too-many-fields", _too_many, "expected 7 fields, found 8", line=LINE_K),
     Case("too-few-fields", _too_few, "expected 7 fields, found 6", line=LINE_K),
     Case("blank-line", _blank_line, "", line=K + 2),
+    Case("semicolon-separated", _semicolons, "fields look separated by ';'", line=1),
     Case("binary-csv", _binary_csv, "cannot read the file"),
     Case("unknown-extension", _extension, "unknown file type"),
     Case(

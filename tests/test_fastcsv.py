@@ -183,7 +183,8 @@ def test_any_answer_equals_arrows(tmp_path, text):
         ",2024-01-02T10:00:00Z,1,1,1,1,5",
         "A,2024-01-02T10:00:00Z,1,1,1,1,5,6",
         "A,2024-01-02T10:00:00Z,1,1,1,1",
-        "A,2024-01-02T10:00:00Z,1,1,1,1,5\n",  # then a blank line
+        # a blank line between bars (blank lines after the last bar are left out)
+        "A,2024-01-02T10:00:00Z,1,1,1,1,5\n\nA,2024-01-02T10:01:00Z,1,1,1,1,5",
     ],
 )
 def test_declines_what_it_does_not_handle(tmp_path, line):

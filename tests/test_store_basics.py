@@ -218,6 +218,34 @@ def test_column_mapping_and_epoch_ns(store, tmp_path):
     assert str(t["ts"][0]) == "2024-03-04 14:30:00+00:00"
 
 
+@pytest.mark.parametrize("reader", ["fast", "arrow"])
+@pytest.mark.parametrize("variant", ["excel", "trailing blank lines", "capitalized header"])
+def test_common_csv_variants_ingest_as_the_plain_file(tmp_path, reader, variant):
+    """Excel's "CSV UTF-8" (a byte-order mark, CRLF line ends), blank lines after the
+    last bar, and a header in another case (``Close``) give the plain file's bars, with
+    the fast reader and with Arrow's (which reads compressed files)."""
+    import gzip
+
+    src = generate(str(tmp_path / "d"), instruments=2, days=1, start="2024-01-29", seed=7)[0]
+    with open(src, encoding="ascii") as f:
+        text = f.read()
+    if variant == "excel":
+        text = "\ufeff" + text.replace("\n", "\r\n")
+    elif variant == "trailing blank lines":
+        text += "\n\r\n\n"
+    else:
+        head, rest = text.split("\n", 1)
+        text = head.replace('"', "").title().replace("Ts", "TS") + "\n" + rest
+    data = text.encode("utf-8")
+    path = tmp_path / ("x.csv" if reader == "fast" else "x.csv.gz")
+    path.write_bytes(data if reader == "fast" else gzip.compress(data))
+    plain, odd = incbt.init(str(tmp_path / "a")), incbt.init(str(tmp_path / "b"))
+    plain.ingest(src)
+    assert odd.ingest(str(path)).days_new == 2
+    q = "SELECT * FROM bars ORDER BY instrument, ts"
+    assert odd.sql(q).equals(plain.sql(q))
+
+
 def test_chunked_ingest_equals_one_chunk_and_stays_atomic(tmp_path, monkeypatch):
     from conftest import tree_state
 

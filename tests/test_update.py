@@ -175,7 +175,8 @@ def test_a_strategy_changed_to_fail_everywhere_still_replaces_its_runs(tmp_path)
     f = tmp_path / "strats.py"
     f.write_text(STRATS.replace("{SHORT}", "-1"))
     old = s.backtest("mom", {"n": 12}, strategies_file=str(f))
-    broken = STRATS.replace("    if i < n:", "    if i >= 0:\n        raise ValueError('edit')\n    if i < n:")
+    broken = STRATS.replace("    if i < n:", "    if i >= 0:\n        raise ValueError('edit')\n"
+                            "    if i < n:")
     f.write_text(broken.replace("{SHORT}", "-1"))
     res = s.update()
     (old_id, new_id), = res.replaced

@@ -6,7 +6,8 @@ This reader handles the plain layout that generated and exported bar files
 use, in one pass over the bytes on the calling thread (no GIL held):
 
 - one header line, then one bar per line (``\\n`` or ``\\r\\n``), every line
-  with exactly the header's fields, no blank line;
+  with exactly the header's fields, no blank line (blank lines after the last
+  bar are left out, here and by Arrow's reader: `bars_end`);
 - the instrument bare or in double quotes, printable ASCII without quotes or
   commas inside;
 - numbers as ``-?digits[.digits][(e|E)[+-]digits]`` whose value is exact with
@@ -27,6 +28,7 @@ Where it answers, the table equals Arrow's bit for bit (property-tested in
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -92,6 +94,9 @@ def read(
     if scan_csv_bars is None or path.endswith(".gz"):
         return None
     buf = np.fromfile(path, dtype=np.uint8)
+    end = trailing_blanks_start(buf[-4096:].tobytes(), len(buf))
+    if end is not None:  # blank lines after the last bar are not bars
+        buf = buf[:end]
     head = buf[: 1 << 16]
     nl = np.flatnonzero(head == 10)
     if not len(nl) or np.count_nonzero(head[: nl[0]] == 34) % 2:
@@ -117,6 +122,25 @@ def read(
         [inst, pa.array(ts[:rows]), *(pa.array(floats[k, :rows]) for k in range(5))],
         names=list(COLUMNS),
     )
+
+
+def trailing_blanks_start(tail: bytes, size: int) -> int | None:
+    """The end of the bars of a file of ``size`` bytes ending with ``tail``, when blank
+    lines follow the last bar; else None."""
+    stripped = tail.rstrip(b"\r\n")
+    if not stripped or tail.count(b"\n", len(stripped)) <= 1:
+        return None
+    return size - len(tail) + len(stripped)
+
+
+def bars_end(path: str) -> int | None:
+    """Where a plain file's bars end, when blank lines follow the last one (a file saved
+    with an extra newline, say); None when they do not. Blank lines between bars are
+    refused, with their line number; trailing ones are ignored, by both readers."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 4096))
+        return trailing_blanks_start(f.read(), size)
 
 
 @contextlib.contextmanager

@@ -96,8 +96,25 @@ def _kind(path: str) -> str:
 
 
 def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) -> dict[str, str]:
-    """Map canonical names to the file's names; reject missing and extra columns."""
+    """Map canonical names to the file's names; reject missing and extra columns.
+
+    A name not mapped matches a column of the same name in any case (``Close``,
+    ``VOLUME``), when exactly one does."""
     wanted = {c: mapping.get(c, c) for c in COLUMNS}
+    for c in COLUMNS:
+        if c not in mapping and c not in present:
+            same = [p for p in present if p.lower() == c]
+            if len(same) == 1:
+                wanted[c] = same[0]
+    if len(present) == 1:
+        sep = next((x for x in (";", "\t", "|") if x in present[0]), None)
+        if sep is not None:
+            raise BadInputError(
+                f"the header has one column, {present[0]!r}: the fields look separated by {sep!r}",
+                file=path,
+                line=1 if path.endswith((".csv", ".csv.gz")) else None,
+                fix="save the file with commas between fields",
+            )
     missing = [
         f"{src}" + (f" (for {c})" if src != c else "")
         for c, src in wanted.items()
@@ -166,7 +183,9 @@ def _read_csv(
         import gzip
 
         opener = gzip.open  # type: ignore[assignment]
-    with opener(path, "rt", newline="") as f:  # type: ignore[operator]
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first name;
+    # Arrow's reader skips it too, and the fast reader starts after the header line
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:  # type: ignore[operator]
         reader = csv.reader(f)
         header = next(reader, None)
         first = next(reader, None)
@@ -203,7 +222,13 @@ def _read_csv(
         else (pa.timestamp("ns") if tz else pa.timestamp("ns", tz="UTC"))
     )
     try:
-        table = _arrow_csv(path, types, use_threads)
+        try:
+            table = _arrow_csv(path, types, use_threads)
+        except pa.ArrowInvalid:
+            gz = _gz_without_trailing_blanks(path)  # the error was those blank lines?
+            if gz is None:
+                raise
+            table = _arrow_csv(path, types, use_threads, source=gz)
     except pa.ArrowInvalid as exc:
         msg = str(exc)
         m = re.search(r"column #(\d+)", msg)
@@ -229,9 +254,33 @@ def _read_csv(
     return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv"
 
 
-def _arrow_csv(path: str, types: dict[str, pa.DataType], use_threads: bool = True) -> pa.Table:
+def _gz_without_trailing_blanks(path: str) -> pa.BufferReader | None:
+    """A compressed CSV file's text without the blank lines after its last bar, when it
+    has any (decompressed in memory: only for the rare file that needs it)."""
+    if not path.endswith(".gz"):
+        return None
+    import gzip
+
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    end = fastcsv.trailing_blanks_start(data[-4096:], len(data))
+    return None if end is None else pa.BufferReader(pa.py_buffer(data)[:end])
+
+
+def _arrow_csv(
+    path: str,
+    types: dict[str, pa.DataType],
+    use_threads: bool = True,
+    source: pa.BufferReader | None = None,
+) -> pa.Table:
+    """``path`` parsed by Arrow (``source``: its text, where already in memory).
+    Blank lines after the last bar are left out; blank lines between bars are not."""
+    if source is None and not path.endswith(".gz"):
+        end = fastcsv.bars_end(path)
+        if end is not None:
+            source = pa.BufferReader(pa.memory_map(path).read_buffer(end))
     return pcsv.read_csv(
-        path,
+        path if source is None else source,
         read_options=pcsv.ReadOptions(use_threads=use_threads),
         parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
         convert_options=pcsv.ConvertOptions(
