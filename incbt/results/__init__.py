@@ -154,16 +154,66 @@ class CommitSummary:
 
 Rows = dict[str, np.ndarray]
 
+# the columns a task's rows are built in (names as codes; batch is added when written)
+_DAILY_F = ("equity", "pnl", "pos", "fees", "fills", "turnover")
+_ROW_DTYPES: dict[str, dict[str, type]] = {
+    "daily": {"run_id": np.int32, "instrument": np.int32, "date": np.int32}
+    | {f: (np.int64 if f == "fills" else np.float64) for f in _DAILY_F},
+    "fills": {"run_id": np.int32, "instrument": np.int32, "ts": np.int64, "date": np.int32}
+    | dict.fromkeys(("qty", "price", "fee"), np.float64),
+}
 
-def task_rows(
+
+class RowBuffer:
+    """Growable column buffers that tasks' rows are appended to, in place.
+
+    Rows are copied once, from the engine's arrays into these (reused) buffers:
+    no per-task arrays, no concatenation into fresh memory (first touches of
+    fresh memory are slow here; copies into reused memory fast: DESIGN.md).
+    """
+
+    def __init__(self, table: str, capacity: int = 1 << 12) -> None:
+        self.dtypes = _ROW_DTYPES[table]
+        self.cols = {c: np.empty(capacity, dt) for c, dt in self.dtypes.items()}
+        self.n = 0
+
+    def take(self, m: int) -> Rows:
+        """Room for ``m`` more rows: views the caller fills."""
+        cap = len(self.cols["run_id"])
+        if self.n + m > cap:
+            size = max(self.n + m, 2 * cap)
+            for c, a in self.cols.items():
+                grown = np.empty(size, a.dtype)
+                grown[: self.n] = a[: self.n]
+                self.cols[c] = grown
+        out = {c: a[self.n : self.n + m] for c, a in self.cols.items()}
+        self.n += m
+        return out
+
+    def rows(self, start: int = 0, stop: int | None = None) -> Rows:
+        """Views of rows [start, stop) (all by default)."""
+        end = self.n if stop is None else stop
+        return {c: a[start:end] for c, a in self.cols.items()}
+
+    def drop_front(self, m: int) -> None:
+        """Forget the first ``m`` rows; the rest move to the front."""
+        rest = self.n - m
+        for a in self.cols.values():
+            a[:rest] = a[m : self.n]
+        self.n = rest
+
+
+def add_task_rows(
     r: Any,
     code: Callable[[str], int],
+    daily: RowBuffer,
+    fills: RowBuffer,
     failed: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
-) -> tuple[Rows | None, Rows | None]:
-    """One task's daily and fills rows, its runs in order and each in time order.
+) -> None:
+    """Append one task's daily and fills rows, its runs in order and each in time order.
 
     ``run_id`` and ``instrument`` are given as ``code(name)``. Runs whose computation
-    failed (``r.errors``), or listed in ``failed``, have no rows; None: no row at all.
+    failed (``r.errors``), or listed in ``failed``, have no rows.
     """
     t = r.task
     inst = code(t.instrument)
@@ -175,17 +225,17 @@ def task_rows(
         ],
         dtype=bool,
     )
-    daily = fills = None
     n = len(r.days)
     if n and ok.any():
-        keep = slice(None) if ok.all() else np.flatnonzero(ok)
-        k = int(ok.sum())
-        daily = {
-            "run_id": np.repeat(runs[keep], n),
-            "instrument": np.full(k * n, inst, dtype=np.int32),
-            "date": np.tile(r.days.astype(np.int32), k),
-            **{f: np.ascontiguousarray(r.daily[f][keep]).reshape(-1) for f in _DAILY_F},
-        }
+        every = bool(ok.all())
+        keep = np.flatnonzero(ok)
+        k = len(keep)
+        a = daily.take(k * n)
+        a["run_id"].reshape(k, n)[:] = runs[keep][:, None]
+        a["instrument"][:] = inst
+        a["date"].reshape(k, n)[:] = r.days
+        for f in _DAILY_F:
+            a[f].reshape(k, n)[:] = r.daily[f] if every else r.daily[f][keep]
     fr = r.fill_run
     o = None
     if len(fr) > 1 and bool((fr[1:] < fr[:-1]).any()):  # the kernel emits set order
@@ -196,20 +246,20 @@ def task_rows(
         o = np.flatnonzero(sel) if o is None else o[sel]
         fr = fr[sel]
     if len(fr):
-
-        def col(a: np.ndarray) -> np.ndarray:
-            return a if o is None else a[o]
-
-        fills = {
-            "run_id": runs[fr],
-            "instrument": np.full(len(fr), inst, dtype=np.int32),
-            "ts": col(r.fill_ts),
-            "date": col(r.fill_day).astype(np.int32, copy=False),
-            "qty": col(r.fill_qty),
-            "price": col(r.fill_price),
-            "fee": col(r.fill_fee),
-        }
-    return daily, fills
+        a = fills.take(len(fr))
+        np.take(runs, fr, out=a["run_id"])
+        a["instrument"][:] = inst
+        for name, src in (
+            ("ts", r.fill_ts),
+            ("date", r.fill_day),
+            ("qty", r.fill_qty),
+            ("price", r.fill_price),
+            ("fee", r.fill_fee),
+        ):
+            if o is None:
+                a[name][:] = src
+            else:
+                np.take(src, o, out=a[name])
 
 
 def build_tables(
@@ -223,11 +273,9 @@ def build_tables(
     def code(name: str) -> int:
         return names.setdefault(name, len(names))
 
-    parts: dict[str, list[Rows]] = {"daily": [], "fills": []}
+    bufs = {key: RowBuffer(key) for key in ("daily", "fills")}
     for r in results:
-        for key, rows in zip(("daily", "fills"), task_rows(r, code, failed), strict=True):
-            if rows is not None:
-                parts[key].append(rows)
+        add_task_rows(r, code, bufs["daily"], bufs["fills"], failed)
     rank = np.empty(len(names), dtype=np.int64)
     rank[np.argsort(np.array(list(names), dtype=object))] = np.arange(len(names))
     out = []
@@ -235,28 +283,39 @@ def build_tables(
         ("daily", DAILY_WRITE_SCHEMA, "date"),
         ("fills", FILLS_WRITE_SCHEMA, "ts"),
     ):
-        if not parts[key]:
+        cols = bufs[key].rows()
+        if not len(cols["run_id"]):
             out.append(schema.empty_table())
             continue
-        cols = {c: np.concatenate([p[c] for p in parts[key]]) for c in parts[key][0]}
         o = np.lexsort((cols[time_col], rank[cols["instrument"]], rank[cols["run_id"]]))
         out.append(_rows_table(schema, {c: a[o] for c, a in cols.items()}, list(names), batch))
     return out[0], out[1]
 
 
-def _rows_table(schema: pa.Schema, cols: Rows, names: list[str] | pa.Array, batch: int) -> pa.Table:
-    """Rows from :func:`task_rows` as a table of ``schema``: names by their codes, the
-    batch number in every row."""
+def _rows_table(
+    schema: pa.Schema,
+    cols: Rows,
+    names: list[str] | pa.Array,
+    batch: int | pa.Array,
+) -> pa.Table:
+    """Rows from :func:`add_task_rows` as a table of ``schema``: names by their codes, the
+    batch number in every row (``batch``: the number, or a column of it long enough)."""
     dictionary = names if isinstance(names, pa.Array) else pa.array(names, pa.string())
     n = len(cols["run_id"])
     arrays = []
     for f in schema:
         if f.name in ("run_id", "instrument"):
             arrays.append(
-                pa.DictionaryArray.from_arrays(pa.array(cols[f.name], pa.int32()), dictionary)
+                # the codes index the dictionary by construction: no check of each
+                pa.DictionaryArray.from_arrays(
+                    pa.array(cols[f.name], pa.int32()), dictionary, safe=False
+                )
             )
         elif f.name == "batch":
-            arrays.append(pa.array(np.full(n, batch, dtype=np.int64)))
+            if isinstance(batch, pa.Array):
+                arrays.append(batch.slice(0, n))
+            else:
+                arrays.append(pa.array(np.full(n, batch, dtype=np.int64)))
         elif pa.types.is_timestamp(f.type):  # a view: a conversion costs ~9 ms per 1M rows
             arrays.append(pa.array(np.ascontiguousarray(cols[f.name], np.int64)).view(f.type))
         else:
@@ -273,11 +332,12 @@ class BatchFiles:
     Rows go in the order results are added (the plan's order: by instrument, then
     run, then time) and row groups are cut every ``ROW_GROUP_ROWS`` rows, so the
     bytes depend on the plan, not on how tasks were split or where they ran; only
-    about one row group per table waits in memory, not the whole batch. Run and
-    instrument names are dictionary-encoded with one dictionary per batch (names
-    in order of first appearance). Files are written under ``tmp/`` and listed in
-    the catalog's ``pending`` record first; :meth:`close` makes them durable and
-    renames them in, and only the commit's transaction makes them visible.
+    about one row group per table waits in memory (:class:`RowBuffer`), not the
+    whole batch. Run and instrument names are dictionary-encoded with one
+    dictionary per batch (names in order of first appearance). Files are written
+    under ``tmp/`` and listed in the catalog's ``pending`` record first;
+    :meth:`close` makes them durable and renames them in, and only the commit's
+    transaction makes them visible.
     """
 
     def __init__(self, root: str, cat: Catalog, batch: int, listed: bool = False) -> None:
@@ -290,8 +350,8 @@ class BatchFiles:
             cat.env.write(lambda txn: cat.set_pending(txn, list(self.paths.values())))
         self.names: dict[str, int] = {}
         self.rows = {"daily": 0, "fills": 0}
-        self._parts: dict[str, list[dict[str, np.ndarray]]] = {"daily": [], "fills": []}
-        self._buffered = {"daily": 0, "fills": 0}
+        self._bufs = {key: RowBuffer(key) for key in ("daily", "fills")}
+        self._batch_col = pa.array(np.full(ROW_GROUP_ROWS, batch, dtype=np.int64))
         self._writers: dict[str, pq.ParquetWriter] = {}
         os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
 
@@ -306,53 +366,31 @@ class BatchFiles:
 
         Runs whose computation failed (``r.errors``), or listed in ``failed``, add none.
         """
-        daily, fills = task_rows(r, self._code, failed)
-        if daily is not None:
-            self._push("daily", daily)
-        if fills is not None:
-            self._push("fills", fills)
-
-    def _push(self, key: str, part: dict[str, np.ndarray]) -> None:
-        self._parts[key].append(part)
-        self._buffered[key] += len(part["run_id"])
-        if self._buffered[key] >= ROW_GROUP_ROWS:
+        add_task_rows(r, self._code, self._bufs["daily"], self._bufs["fills"], failed)
+        for key in ("daily", "fills"):
             self._emit(key, final=False)
 
     def _emit(self, key: str, final: bool) -> None:
         """Write the buffered rows in whole row groups (all of them if ``final``).
 
-        Each row group is gathered into one contiguous table first: Arrow's
-        per-array costs then come once a row group, not once a task's part (a part
-        is often a few hundred rows). Only the part a row group boundary cuts stays
-        buffered, as a view. The bytes depend on the rows only, not on the parts
-        they came in (tested).
+        Each row group is written from the buffer's contiguous columns: Arrow's
+        per-array costs come once a row group, not once a task (often a few hundred
+        rows). The rows a row group boundary cuts stay buffered. The bytes depend on
+        the rows only, not on the tasks they came in (tested).
         """
-        parts = self._parts[key]
-        while self._buffered[key] >= ROW_GROUP_ROWS or (final and self._buffered[key]):
-            n = min(ROW_GROUP_ROWS, self._buffered[key])
-            head: list[Rows] = []
-            taken = 0
-            while taken < n:
-                part = parts.pop(0)
-                m = len(part["run_id"])
-                if taken + m > n:  # the boundary cuts this part: the rest waits
-                    m = n - taken
-                    parts.insert(0, {c: a[m:] for c, a in part.items()})
-                    part = {c: a[:m] for c, a in part.items()}
-                head.append(part)
-                taken += m
-            self._buffered[key] -= n
-            rows = (
-                head[0]
-                if len(head) == 1
-                else {c: np.concatenate([p[c] for p in head]) for c in head[0]}
-            )
-            self._write(key, rows)
+        buf = self._bufs[key]
+        done = 0  # every whole row group first, then the rest moves to the front once
+        while buf.n - done >= ROW_GROUP_ROWS or (final and buf.n > done):
+            m = min(ROW_GROUP_ROWS, buf.n - done)
+            self._write(key, buf.rows(done, done + m))
+            done += m
+        if done:
+            buf.drop_front(done)
 
     def _write(self, key: str, rows: Rows) -> None:
         schema = DAILY_WRITE_SCHEMA if key == "daily" else FILLS_WRITE_SCHEMA
         names = pa.array(list(self.names), pa.string())
-        table = _rows_table(schema, rows, names, self.batch)
+        table = _rows_table(schema, rows, names, self._batch_col)
         w = self._writers.get(key)
         if w is None:
             w = self._writers[key] = pq.ParquetWriter(self._tmp(key), schema, **_PARQUET_OPTIONS)
@@ -398,7 +436,6 @@ _PARQUET_OPTIONS: dict[str, Any] = {
     "use_dictionary": ["run_id", "instrument", "date", "batch"],
     "store_schema": False,  # plain strings for every reader, whatever the in-memory encoding
 }
-_DAILY_F = ("equity", "pnl", "pos", "fees", "fills", "turnover")
 
 
 def write_durable(root: str, rel: str, table: pa.Table) -> None:
