@@ -174,7 +174,7 @@ class RowBuffer:
 
     def __init__(self, table: str, capacity: int = 1 << 12) -> None:
         self.dtypes = _ROW_DTYPES[table]
-        self.cols = {c: np.empty(capacity, dt) for c, dt in self.dtypes.items()}
+        self.cols: Rows = {c: np.empty(capacity, dt) for c, dt in self.dtypes.items()}
         self.n = 0
 
     def take(self, m: int) -> Rows:
