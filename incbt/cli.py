@@ -325,6 +325,12 @@ def backtest(
         str | None, typer.Option(help="First day of the fork's new parameters, YYYY-MM-DD.")
     ] = None,
     output: OutputOpt = "table",
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Say what would be computed, and the run's id; write nothing."
+        ),
+    ] = False,
 ) -> None:
     """Register a run (or a fork of one) and compute what it lacks; print its metrics and
     id."""
@@ -349,8 +355,22 @@ def backtest(
             fork_of=from_,
             effective=effective,
             progress=rep,
+            dry_run=dry_run,
         )
     r = run.report
+    if dry_run:
+        assert r is not None
+        plan = r.plan
+        n_inst = len({t.instrument for t in plan.tasks}) if plan is not None else 0
+        typer.echo(
+            f"would compute {r.segments} segment(s) in {r.tasks} task(s) over {n_inst} "
+            f"instrument(s), {r.bars_processed:,} bar-steps"
+            if r.bars_processed
+            else "already up to date: nothing to compute"
+        )
+        _print_failures(r)
+        typer.echo(f"run id: {run.run_id}")
+        return
     if r is not None and r.bars_processed:
         typer.echo(
             f"computed {r.segments} segment(s), {r.bars_processed:,} bar-steps in {r.seconds:.2f} s"

@@ -299,6 +299,7 @@ class Store:
         fork_of: str | None = None,
         effective: str | None = None,
         progress: Reporter = NULL,
+        dry_run: bool = False,
     ) -> Any:
         """Register a run (or one per params dict in a list) and compute what it lacks.
 
@@ -311,6 +312,8 @@ class Store:
         run until D-1, then these parameters (SEMANTICS.md); ``strategy`` may be
         None then, and execution parameters left at their defaults are the base's.
         Returns a Run (or a list of Runs, one per params dict).
+        ``dry_run``: validate and plan only; each Run's ``report`` says what would be
+        computed, and nothing is written (a new run is not registered).
         """
         from incbt import fork as fork_mod
         from incbt import runs as runs_mod
@@ -344,7 +347,9 @@ class Store:
                 for p in sets
             ]
         unique = list({r.run_id: r for r in records}.values())
-        report = runs_mod.bring_up_to_date(self, unique, command=_command(), progress=progress)
+        report = runs_mod.bring_up_to_date(
+            self, unique, command=_command(), progress=progress, dry_run=dry_run
+        )
         out = [runs_mod.Run(self, r, report) for r in records]
         return out if many else out[0]
 

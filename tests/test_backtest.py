@@ -102,6 +102,33 @@ def test_same_run_twice_computes_nothing(tmp_path, data):
     assert s.sql("SELECT count(*) n FROM runs")["n"][0].as_py() == 1
 
 
+def test_a_dry_run_says_the_work_and_the_id_and_writes_nothing(tmp_path, data):
+    from conftest import tree_state
+
+    s = _store(tmp_path, "s", data / "head")
+    base = s.backtest("sma_cross", {"fast": 4, "slow": 25})
+    s.ingest(str(data / "tail"))
+    before = tree_state(s.path)
+    dry = s.backtest("sma_cross", [{"fast": 4, "slow": 25}, {"fast": 5, "slow": 25}],
+                     dry_run=True)
+    fork = s.backtest(None, {"fast": 6}, fork_of=base.run_id, effective="2024-03-01",
+                      dry_run=True)
+    assert tree_state(s.path) == before
+    # the new days of the registered run, every day of the new one; the fork from its day
+    assert dry[0].report.bars_processed == 3 * 3 * 390 + 3 * 6 * 390
+    assert fork.report.bars_processed == 3 * 3 * 390 + 3 * 2 * 390  # its base first
+    real = s.backtest("sma_cross", [{"fast": 4, "slow": 25}, {"fast": 5, "slow": 25}])
+    assert [r.run_id for r in real] == [r.run_id for r in dry]
+    assert real[0].report.bars_processed == dry[0].report.bars_processed
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", s.path, "backtest", "sma_cross", "-p", "fast=7",
+                        "-p", "slow=25", "--dry-run"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert f"would compute 3 segment(s) in 3 task(s) over 3 instrument(s), {3 * 6 * 390:,}" \
+        in p.stdout and "run id:" in p.stdout
+    assert s.sql("SELECT count(*) n FROM runs")["n"][0].as_py() == 2
+
+
 def test_deterministic_across_stores_and_input_order(tmp_path, data):
     a = _store(tmp_path, "a", data / "all")
     files = sorted(os.listdir(data / "all"), reverse=True)
