@@ -233,7 +233,7 @@ def query(
         ),
     ] = False,
 ) -> None:
-    """Run SQL over bars, events, changes and files (DataFusion)."""
+    """SQL (DataFusion) over the store's tables (bars, runs, daily, fills, ...) or a named query."""
     from incbt.queries import find_query, list_queries
 
     if list_:
@@ -332,8 +332,7 @@ def backtest(
         ),
     ] = False,
 ) -> None:
-    """Register a run (or a fork of one) and compute what it lacks; print its metrics and
-    id."""
+    """Register a run (or a fork of one) and compute what it lacks; print metrics and id."""
     st = _open()
     if strategy is None and from_ is None:
         raise UsageError("give a STRATEGY, or --from RUN --effective DATE for a fork")
@@ -631,8 +630,7 @@ def update(
         typer.Option("--dry-run", help="Say what would be ingested and computed; write nothing."),
     ] = False,
 ) -> None:
-    """Ingest new data (optional), then bring every run up to date, computing exactly
-    what changed invalidated."""
+    """Ingest new data (optional), then recompute exactly what it invalidated in every run."""
     st = _open()
     with RichReporter() as rep:
         res = st.update(
