@@ -140,13 +140,18 @@ def test_verify_names_the_run_a_tampered_fill_belongs_to(world, monkeypatch, chu
     assert bad.differences[0].stored == 2 * bad.differences[0].recomputed
 
 
-def test_a_changed_strategy_replaces_its_runs(tmp_path):
+def _mom_run(tmp_path):
+    """A store of 2 instruments x 4 days, a strategies file and one run of its ``mom``."""
     generate(str(tmp_path / "d"), instruments=2, days=4, start="2024-03-04", seed=5)
     s = incbt.init(str(tmp_path / "s"))
     s.ingest(str(tmp_path / "d"))
     f = tmp_path / "strats.py"
     f.write_text(STRATS.replace("{SHORT}", "-1"))
-    old = s.backtest("mom", {"n": 12}, strategies_file=str(f))
+    return s, f, s.backtest("mom", {"n": 12}, strategies_file=str(f))
+
+
+def test_a_changed_strategy_replaces_its_runs(tmp_path):
+    s, f, old = _mom_run(tmp_path)
     f.write_text(STRATS.replace("{SHORT}", "0"))  # the researcher edits the step
     st = s.status()
     assert [r.reason for r in st.stale][0].startswith("strategy code changed")
@@ -169,12 +174,7 @@ def test_a_strategy_changed_to_fail_everywhere_still_replaces_its_runs(tmp_path)
     """The researcher's edit makes the step raise on every instrument: the old run's
     results (of the old code) go, the new run holds nothing but its failures, as a
     fresh store running the new code would, and the next update computes nothing."""
-    generate(str(tmp_path / "d"), instruments=2, days=4, start="2024-03-04", seed=5)
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(tmp_path / "d"))
-    f = tmp_path / "strats.py"
-    f.write_text(STRATS.replace("{SHORT}", "-1"))
-    old = s.backtest("mom", {"n": 12}, strategies_file=str(f))
+    s, f, old = _mom_run(tmp_path)
     broken = STRATS.replace("    if i < n:", "    if i >= 0:\n        raise ValueError('edit')\n"
                             "    if i < n:")
     f.write_text(broken.replace("{SHORT}", "-1"))
