@@ -317,9 +317,11 @@ def plan_runs(
         # plus enough earlier days for the warm-up: work does not grow with history
         for inst, (d0, warm) in lo.items():
             ds, ns = cat.day_rows(txn, inst, d0, warm)
-            rows_of = dict(zip(ds, ns, strict=True)) | extra.get(inst, {})
-            ds = sorted(rows_of)
-            days[inst] = InstrumentDays(tuple(ds), tuple(rows_of[d] for d in ds))
+            if inst in extra:  # days a dry run's ingest would add or change
+                rows_of = dict(zip(ds, ns, strict=True)) | extra[inst]
+                ds = sorted(rows_of)
+                ns = [rows_of[d] for d in ds]
+            days[inst] = InstrumentDays.of(ds, ns)
     out = plan(specs, days, valid, skip)
     out.latest = latest
     out.skipped_failed = failed

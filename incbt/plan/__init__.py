@@ -16,11 +16,12 @@ the ``warmup`` bars before its first day that the strategy's windows need.
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,15 @@ class SegmentTask:
 
 @dataclass(frozen=True)
 class InstrumentDays:
-    """An instrument's trading days (ascending) and the bars of each."""
+    """An instrument's trading days (ascending) and the bars of each, as int64 arrays
+    (a plan over years of many instruments holds one entry per instrument-day)."""
 
-    days: tuple[int, ...]
-    rows: tuple[int, ...]
+    days: np.ndarray
+    rows: np.ndarray
+
+    @classmethod
+    def of(cls, days: Sequence[int], rows: Sequence[int]) -> InstrumentDays:
+        return cls(np.asarray(days, dtype=np.int64), np.asarray(rows, dtype=np.int64))
 
 
 @dataclass
@@ -112,11 +118,11 @@ def plan(
             if (run.run_id, inst) in skip:
                 continue
             d = days.get(inst)
-            if d is None or not d.days:
+            if d is None or not len(d.days):
                 continue
             v = valid_through.get((run.run_id, inst))
             lo = max(run.start_day, v + 1) if v is not None else run.start_day
-            i0 = bisect.bisect_left(d.days, lo)
+            i0 = int(np.searchsorted(d.days, lo))
             if i0 >= len(d.days):
                 continue  # up to date
             # history: the warm-up bars before the first day, never before the start
@@ -125,7 +131,7 @@ def plan(
             got = 0
             while got < need and h > 0 and d.days[h - 1] >= run.start_day:
                 h -= 1
-                got += d.rows[h]
+                got += int(d.rows[h])
             # runs sharing a resume point share a task (one pass over the bars); the
             # history loaded is the longest any of them needs
             key = (inst, run.strategy, run.source, i0, (v is not None, v or 0), run.start_day)
@@ -145,13 +151,13 @@ def plan(
                 run_ids=tuple(r.run_id for r in members),
                 params=tuple(r.params for r in members),
                 exec_params=tuple(r.exec_params for r in members),
-                first_day=d.days[i0],
-                last_day=d.days[-1],
+                first_day=int(d.days[i0]),
+                last_day=int(d.days[-1]),
                 resume_day=v,
-                history_day=d.days[h],
+                history_day=int(d.days[h]),
                 days=len(d.days) - i0,
-                bars=sum(d.rows[i0:]),
-                history_bars=sum(d.rows[h:i0]),
+                bars=int(d.rows[i0:].sum()),
+                history_bars=int(d.rows[h:i0].sum()),
             )
         )
     return Plan(tasks)

@@ -350,7 +350,9 @@ class BatchFiles:
             cat.env.write(lambda txn: cat.set_pending(txn, list(self.paths.values())))
         self.names: dict[str, int] = {}
         self.rows = {"daily": 0, "fills": 0}
-        self._bufs = {key: RowBuffer(key) for key in ("daily", "fills")}
+        # room for a row group from the start: pages no row reaches are never touched,
+        # and the buffers do not grow (old and new copies at once) on the way there
+        self._bufs = {key: RowBuffer(key, ROW_GROUP_ROWS) for key in ("daily", "fills")}
         self._batch_col = pa.array(np.full(ROW_GROUP_ROWS, batch, dtype=np.int64))
         self._writers: dict[str, pq.ParquetWriter] = {}
         os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
