@@ -113,6 +113,10 @@ def plan(
     instrument, strategy, resume point.
     """
     groups: dict[tuple, list[tuple[RunSpec, int]]] = defaultdict(list)
+    # runs of an instrument mostly share where they start and what they re-read (a
+    # sweep's points, a new day): each search once per instrument, not once per run
+    firsts: dict[tuple[str, int], int] = {}
+    histories: dict[tuple[str, int, int, int], int] = {}
     for run in runs:
         for inst in run.instruments:
             if (run.run_id, inst) in skip:
@@ -122,16 +126,22 @@ def plan(
                 continue
             v = valid_through.get((run.run_id, inst))
             lo = max(run.start_day, v + 1) if v is not None else run.start_day
-            i0 = int(np.searchsorted(d.days, lo))
+            i0 = firsts.get((inst, lo), -1)
+            if i0 < 0:
+                i0 = firsts[(inst, lo)] = int(np.searchsorted(d.days, lo))
             if i0 >= len(d.days):
                 continue  # up to date
             # history: the warm-up bars before the first day, never before the start
-            h = i0
             need = run.warmup if v is not None else 0
-            got = 0
-            while got < need and h > 0 and d.days[h - 1] >= run.start_day:
-                h -= 1
-                got += int(d.rows[h])
+            hkey = (inst, i0, need, run.start_day)
+            h = histories.get(hkey, -1)
+            if h < 0:
+                h = i0
+                got = 0
+                while got < need and h > 0 and d.days[h - 1] >= run.start_day:
+                    h -= 1
+                    got += int(d.rows[h])
+                histories[hkey] = h
             # runs sharing a resume point share a task (one pass over the bars); the
             # history loaded is the longest any of them needs
             key = (inst, run.strategy, run.source, i0, (v is not None, v or 0), run.start_day)
