@@ -328,13 +328,9 @@ def _compare(
         for rid, e in zip(r.task.run_ids, r.errors, strict=True)
         if e is not None and rid in by_id
     ]
-    daily, fills = build_tables(results, 0, set())
+    daily, fills = build_tables(results, None, set())  # no batch column: not compared
     results.clear()
-    tables = {
-        "daily": daily.drop_columns(["batch"]),
-        "fills": fills.drop_columns(["batch"]),
-        "metrics": metrics,
-    }
+    tables = {"daily": daily, "fills": fills, "metrics": metrics}
     del daily, fills, metrics
     for name, order, where in (
         ("daily", ("run_id", "instrument", "date"), ("date",)),

@@ -263,17 +263,22 @@ def add_task_rows(
 
 
 def build_tables(
-    results: Iterable[Any], batch: int, failed: set[tuple[str, str]]
+    results: Iterable[Any], batch: int | None, failed: set[tuple[str, str]]
 ) -> tuple[pa.Table, pa.Table]:
     """The daily and fills tables of these results in memory, rows sorted by (run,
     instrument, time) (``verify`` compares them with the store; commits stream their
-    rows to files instead: :class:`BatchFiles`)."""
+    rows to files instead: :class:`BatchFiles`). ``batch`` None: no batch column."""
     names: dict[str, int] = {}
 
     def code(name: str) -> int:
         return names.setdefault(name, len(names))
 
-    bufs = {key: RowBuffer(key) for key in ("daily", "fills")}
+    results = list(results)
+    # room for every row at once (at most): the buffers never grow
+    bufs = {
+        "daily": RowBuffer("daily", sum(len(r.days) * len(r.task.run_ids) for r in results)),
+        "fills": RowBuffer("fills", sum(len(r.fill_run) for r in results)),
+    }
     for r in results:
         add_task_rows(r, code, bufs["daily"], bufs["fills"], failed)
     rank = np.empty(len(names), dtype=np.int64)
@@ -283,12 +288,15 @@ def build_tables(
         ("daily", DAILY_WRITE_SCHEMA, "date"),
         ("fills", FILLS_WRITE_SCHEMA, "ts"),
     ):
+        if batch is None:
+            schema = schema.remove(schema.get_field_index("batch"))
         cols = bufs[key].rows()
         if not len(cols["run_id"]):
             out.append(schema.empty_table())
             continue
         o = np.lexsort((cols[time_col], rank[cols["instrument"]], rank[cols["run_id"]]))
-        out.append(_rows_table(schema, {c: a[o] for c, a in cols.items()}, list(names), batch))
+        sorted_cols = {c: a[o] for c, a in cols.items()}
+        out.append(_rows_table(schema, sorted_cols, list(names), 0 if batch is None else batch))
     return out[0], out[1]
 
 
