@@ -682,6 +682,33 @@ def verify(
 
 
 @app.command()
+def drop(
+    runs: Annotated[
+        list[str] | None, typer.Argument(help="Run ids (or unique prefixes) to drop.")
+    ] = None,
+    sweep: Annotated[
+        str | None, typer.Option("--sweep", help="Drop every run of this sweep, and the sweep.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be dropped; write nothing.")
+    ] = False,
+) -> None:
+    """Drop runs no longer wanted: not updated any more, their results not shown."""
+    s = _open().drop(runs or [], sweep=sweep, dry_run=dry_run)
+    verb = "would drop" if dry_run else "dropped"
+    typer.echo(
+        f"{verb} {len(s.runs)} run(s): {s.pairs} (run, instrument) pair(s), "
+        f"{s.snapshots:,} snapshot(s)"
+        + (f"; sweep(s) {', '.join(s.sweeps)}" if s.sweeps else "")
+        + (f"; event {s.seq}" if s.seq else "; nothing to drop, no event" if not dry_run else "")
+    )
+    if s.already:
+        typer.echo(f"dropped before: {', '.join(s.already)}")
+    if s.runs and not dry_run:
+        typer.echo("registering one again (the same backtest or sweep) computes it from scratch")
+
+
+@app.command()
 def gc(
     before: Annotated[
         int | None,

@@ -563,8 +563,10 @@ def commit(
         seq_now = cat.last_seq(txn) + 1  # the event this transaction appends
         rc.index_cuts(cat, txn)  # once, in a store made before the cuts table
         for rec in new_runs:
-            if rc.get_run(cat, txn, rec.run_id) is None:
+            old_rec = rc.get_run(cat, txn, rec.run_id)
+            if old_rec is None or old_rec.dropped_seq is not None:  # new, or registered again
                 rec.created_seq = cat.last_seq(txn) + 1
+                rec.dropped_seq = None
                 rc.put_run(cat, txn, rec)
         for r in results:
             t = r.task
@@ -975,8 +977,10 @@ def _capital_changed(
 
 
 def _needs_record(store: Any, rec: rc.RunRecord) -> bool:
+    """A run not in the catalog yet, or dropped there (registering it again revives it)."""
     with store.catalog.env.read() as txn:
-        return rc.get_run(store.catalog, txn, rec.run_id) is None
+        old = rc.get_run(store.catalog, txn, rec.run_id)
+    return old is None or old.dropped_seq is not None
 
 
 def _from(start: str) -> str:

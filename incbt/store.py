@@ -256,6 +256,17 @@ class Store:
         with self.lock():
             return recover(self.path, self.catalog)
 
+    def drop(
+        self, run_ids: Sequence[str] = (), *, sweep: str | None = None, dry_run: bool = False
+    ) -> Any:
+        """Drop runs (ids or unique prefixes), or with ``sweep`` every run of a sweep and
+        the sweep: no longer updated, their rows, metrics and snapshots gone from the
+        catalog and SQL. Registering one again computes it from scratch. A base of a
+        fork cannot be dropped without the fork. Returns a DropSummary (``incbt.drop``)."""
+        from incbt.drop import drop
+
+        return drop(self, list(run_ids), sweep, dry_run=dry_run, command=_command())
+
     def gc(
         self,
         before: int | None = None,
@@ -452,6 +463,11 @@ class Store:
                 f"no run {run_id!r}"
                 if not found
                 else f"run id prefix {run_id!r} is ambiguous ({len(found)} runs)"
+            )
+        if found[0].dropped_seq is not None:
+            raise UsageError(
+                f"run {found[0].run_id} was dropped (event {found[0].dropped_seq}); "
+                "registering it again (the same backtest) computes it from scratch"
             )
         return runs_mod.Run(self, found[0])
 

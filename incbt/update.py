@@ -72,7 +72,7 @@ class UpdateResult:
 
 def active_runs(store: Any) -> list[rc.RunRecord]:
     with store.catalog.env.read() as txn:
-        return [r for r in rc.runs(store.catalog, txn) if r.superseded_by is None]
+        return [r for r in rc.runs(store.catalog, txn) if not r.gone]
 
 
 def current_records(store: Any) -> tuple[list[rc.RunRecord], list[tuple[str, str]], list[str]]:

@@ -101,6 +101,12 @@ class RunRecord:
     source: str = "builtin"  # or the path of the user's strategies file
     superseded_by: str | None = None  # the run that replaced it (its strategy's code changed)
     fork: dict[str, Any] | None = None  # {"base": run id, "effective": day} for a fork
+    dropped_seq: int | None = None  # the event that dropped it (``incbt drop``), if it is
+
+    @property
+    def gone(self) -> bool:
+        """Replaced or dropped: not brought up to date, its rows and metrics not shown."""
+        return self.superseded_by is not None or self.dropped_seq is not None
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,11 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
         )
     if kind == "init":
         return ", ".join(f"{k}={v}" for k, v in sorted(s.get("settings", {}).items()))
+    if kind == "drop":
+        runs = s.get("runs", [])
+        more = f", ... ({s.get('n_runs', len(runs))})" if s.get("n_runs", 0) > len(runs) else ""
+        sweeps = f"; sweep(s) {', '.join(s['sweeps'])}" if s.get("sweeps") else ""
+        return f"dropped run(s) {', '.join(runs)}{more}{sweeps}"
     return ""
 
 
@@ -253,7 +258,7 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
 
     from incbt.catalog import runs as rc
 
-    recs = list(rc.runs(cat, txn))
+    recs = [r for r in rc.runs(cat, txn) if r.dropped_seq is None]  # dropped: not shown
     pnames = sorted({k for r in recs for k in r.params})
     cols: dict[str, list] = {
         "run_id": [r.run_id for r in recs],
@@ -361,6 +366,8 @@ def _sweeps_table(cat: Catalog, txn: Any) -> pa.Table:
                 while run is not None and run.superseded_by and run.run_id not in seen:
                     seen.add(run.run_id)
                     run = rc.get_run(cat, txn, run.superseded_by)
+                if run is not None and run.dropped_seq is not None:
+                    continue  # a dropped point: computed again by `sweep --resume`
                 rows["sweep"].append(rec["name"])
                 rows["run_id"].append(run.run_id if run else rid)
                 rows["strategy"].append(rec["spec"]["strategy"])
@@ -388,7 +395,7 @@ def _metrics_table(cat: Catalog, txn: Any) -> pa.Table:
     from incbt.catalog import runs as rc
 
     rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
-    gone = {r.run_id for r in rc.runs(cat, txn) if r.superseded_by is not None}
+    gone = {r.run_id for r in rc.runs(cat, txn) if r.gone}
     for rid, inst, v in rc.all_metrics(cat, txn):
         if rid in gone:
             continue

@@ -1,0 +1,162 @@
+"""Dropping runs (``incbt drop``): runs a researcher no longer wants maintained.
+
+Every registered run is brought up to date by every ``incbt update``, so runs
+of abandoned experiments cost time each day. A drop is one event and one
+transaction: the runs stop being updated; their rows leave ``daily``, ``fills``
+and ``metrics`` and the runs leave ``runs`` and ``sweeps`` (the rows stay in
+the result files, hidden as a replaced run's are); their snapshots, metrics
+and failure records are deleted from the catalog. ``--sweep NAME`` drops every
+run of a sweep and the sweep itself.
+
+Registering a dropped run again (the same backtest, or ``sweep --resume`` of a
+sweep whose point was dropped) computes it from scratch, as a new run: its
+pairs are marked as cut when dropped, so the new rows supersede every old one
+(``incbt.results.cutoffs``). A run that is the base of a fork cannot be dropped
+alone: the fork re-reads its base's snapshot when a day before its effective
+date changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from incbt.catalog import runs as rc
+from incbt.errors import UsageError
+from incbt.results import PORTFOLIO
+from incbt.runs import ALL_DAYS
+
+
+@dataclass
+class DropSummary:
+    """What a drop removed (or would remove, for a dry run)."""
+
+    runs: list[str] = field(default_factory=list)  # the runs dropped, by id
+    sweeps: list[str] = field(default_factory=list)  # the sweeps deleted
+    pairs: int = 0  # (run, instrument) pairs whose rows and snapshots go
+    snapshots: int = 0  # snapshots deleted (portfolio snapshots included)
+    already: list[str] = field(default_factory=list)  # runs given that were dropped before
+    seq: int | None = None  # the event recorded
+    dry_run: bool = False
+
+
+def _chosen(
+    cat: Any, txn: Any, run_ids: list[str], sweep: str | None
+) -> tuple[list[rc.RunRecord], list[str]]:
+    """The runs named (id prefixes) and those of the sweep; the sweeps to delete."""
+    import json
+
+    every = {r.run_id: r for r in rc.runs(cat, txn)}
+    chosen: dict[str, rc.RunRecord] = {}
+    for q in run_ids:
+        hit = [r for rid, r in every.items() if rid.startswith(q)]
+        if len(hit) != 1:
+            raise UsageError(
+                f"no run {q!r}"
+                if not hit
+                else f"run id prefix {q!r} is ambiguous ({len(hit)} runs)"
+            )
+        chosen[hit[0].run_id] = hit[0]
+    sweeps = []
+    if sweep is not None:
+        v = txn.get(sweep.encode(), db=cat.env.db(b"sweeps"))
+        if v is None:
+            raise UsageError(
+                f'no sweep {sweep!r} (`incbt query "SELECT * FROM sweeps"` lists them)'
+            )
+        sweeps.append(sweep)
+        for rid in json.loads(v)["runs"]:
+            run = every.get(rid)
+            seen = set()
+            while run is not None and run.run_id not in seen:  # and the runs replacing it
+                seen.add(run.run_id)
+                chosen[run.run_id] = run
+                run = every.get(run.superseded_by) if run.superseded_by else None
+    forks = sorted(
+        r.run_id
+        for r in every.values()
+        if r.fork and r.fork["base"] in chosen and r.run_id not in chosen and not r.gone
+    )
+    if forks:
+        raise UsageError(
+            f"run(s) {', '.join(sorted({every[f].fork['base'] for f in forks}))} are the base "  # type: ignore[index]
+            f"of fork(s) {', '.join(forks)}, which re-read it when a day before their "
+            "effective date changes. Fix: drop the forks too (give their ids as well)"
+        )
+    return sorted(chosen.values(), key=lambda r: r.run_id), sweeps
+
+
+def _pairs(cat: Any, txn: Any, run_id: str) -> list[str]:
+    """The instruments a run holds results for."""
+    return sorted(
+        {s.instrument for s in rc.segments(cat, txn, run_id) if s.instrument != PORTFOLIO}
+    )
+
+
+def drop(
+    store: Any,
+    run_ids: list[str],
+    sweep: str | None = None,
+    *,
+    dry_run: bool = False,
+    command: str = "drop",
+) -> DropSummary:
+    """Drop runs (id prefixes) and, with ``sweep``, every run of that sweep and the sweep."""
+    if not run_ids and sweep is None:
+        raise UsageError("give the run ids to drop, or --sweep NAME")
+    cat = store.catalog
+    summary = DropSummary(dry_run=dry_run)
+    with store.lock():
+        with cat.env.read() as txn:
+            records, sweeps = _chosen(cat, txn, list(run_ids), sweep)
+            todo = [r for r in records if r.dropped_seq is None]
+            summary.already = [r.run_id for r in records if r.dropped_seq is not None]
+            summary.sweeps = sweeps
+            summary.runs = [r.run_id for r in todo]
+            for rec in todo:
+                insts = _pairs(cat, txn, rec.run_id)
+                summary.pairs += len(insts)
+                summary.snapshots += sum(
+                    len(rc.snapshot_days(cat, txn, rec.run_id, i)) for i in [*insts, PORTFOLIO]
+                )
+        if dry_run or not (todo or sweeps):
+            return summary
+
+        def txn_fn(txn: Any) -> int:
+            seq_now = cat.last_seq(txn) + 1
+            rc.index_cuts(cat, txn)  # once, in a store made before the cuts table
+            for rec in todo:
+                rid = rec.run_id
+                insts = _pairs(cat, txn, rid)
+                # its rows are hidden while it is dropped (RunRecord.gone); cut marks make
+                # a recomputation after it is registered again supersede every one of them
+                rc.mark_cuts(cat, txn, [rc.ri_key(rid, i) for i in insts])
+                for inst in insts:
+                    rc.delete_snapshots_from_many(cat, txn, [rid], inst, ALL_DAYS)
+                    rc.delete_metrics(cat, txn, rid, inst)
+                    txn.delete(rc.ri_key(rid, inst), db=cat.env.db(b"pairs"))
+                rc.delete_snapshots_from(cat, txn, rid, PORTFOLIO, ALL_DAYS)
+                rc.delete_metrics(cat, txn, rid, PORTFOLIO)
+                rc.set_portfolio_dirty(cat, txn, rid, None)
+                rc.clear_run_failures(cat, txn, rid)
+                rec.dropped_seq = seq_now
+                rc.put_run(cat, txn, rec)
+            for name in sweeps:
+                txn.delete(name.encode(), db=cat.env.db(b"sweeps"))
+            seq = cat.append_event(
+                txn,
+                "drop",
+                command,
+                {
+                    "runs": summary.runs[:50],
+                    "n_runs": len(summary.runs),
+                    "sweeps": sweeps,
+                    "pairs": summary.pairs,
+                    "snapshots": summary.snapshots,
+                },
+            )
+            assert seq == seq_now
+            return seq
+
+        summary.seq = cat.env.write(txn_fn)
+    return summary

@@ -1,0 +1,144 @@
+"""``incbt drop``: dropped runs stop being updated and leave SQL; registering one again
+recomputes it from scratch, equal to a fresh store's run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import tree_state
+
+import incbt
+from incbt.bars.generate import generate
+from incbt.catalog import runs as rc
+
+DAILY = "SELECT * FROM daily ORDER BY run_id, instrument, date"
+FILLS = "SELECT * FROM fills ORDER BY run_id, instrument, ts"
+METRICS = "SELECT * FROM metrics ORDER BY run_id, scope, instrument"
+G = dict(instruments=3, days=8, start="2024-03-04", seed=17)
+A = ("sma_cross", {"fast": 4, "slow": 30})
+B = ("breakout", {"lookback": 40})
+GRID = {"fast": [3, 5], "slow": [20]}
+
+
+@pytest.fixture
+def world(tmp_path):
+    generate(str(tmp_path / "head"), **G, to_day="2024-03-11")
+    generate(str(tmp_path / "tail"), **G, from_day="2024-03-12")
+    generate(str(tmp_path / "all"), **G)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "head"))
+    a = s.backtest(*A).run_id
+    b = s.backtest(*B).run_id
+    s.sweep("sma_cross", GRID, name="w")
+    return tmp_path, s, a, b
+
+
+def _count(s, table, run_id):
+    return s.sql(f"SELECT count(*) AS n FROM {table} WHERE run_id = '{run_id}'")["n"][0].as_py()
+
+
+def test_a_dropped_run_leaves_sql_is_not_updated_and_comes_back_from_scratch(world):
+    tmp, s, a, b = world
+    b_daily = s.sql(f"SELECT * FROM daily WHERE run_id = '{b}' ORDER BY instrument, date")
+    res = s.drop([a[:8]])
+    assert res.runs == [a] and res.pairs == 3 and res.snapshots > 0 and res.seq is not None
+    for table in ("daily", "fills", "metrics", "runs"):
+        assert _count(s, table, a) == 0, table
+    assert s.sql(f"SELECT * FROM daily WHERE run_id = '{b}' ORDER BY instrument, date").equals(
+        b_daily
+    )
+    with s.catalog.env.read() as txn:
+        for inst in [*s.instruments(), ""]:
+            assert rc.snapshot_days(s.catalog, txn, a, inst) == []
+    log = s.log(kind="drop")
+    assert log.num_rows == 1 and log["message"][0].as_py() == f"dropped run(s) {a}"
+    with pytest.raises(incbt.UsageError, match="was dropped"):
+        s.run(a)
+    # dropped twice: nothing to do, no event
+    again = s.drop([a])
+    assert again.runs == [] and again.already == [a] and again.seq is None
+    # the next day: the three other runs only (breakout and the sweep's two points)
+    up = s.update(str(tmp / "tail"))
+    assert up.report.bars_processed == 3 * 3 * 2 * 390
+    assert not s.status().stale and s.verify().ok
+    # registered again: computed from scratch, equal to a fresh store's
+    back = s.backtest(*A)
+    assert back.run_id == a and back.report.bars_processed == 3 * 8 * 390
+    fresh = incbt.init(str(tmp / "fresh"))
+    fresh.ingest(str(tmp / "all"))
+    fresh.backtest(*A)
+    fresh.backtest(*B)
+    fresh.sweep("sma_cross", GRID, name="w")
+    for q in (DAILY, FILLS, METRICS):
+        assert s.sql(q).equals(fresh.sql(q)), q
+    assert s.verify().ok
+
+
+def test_a_sweep_drops_whole_and_a_fork_base_not_without_its_fork(world):
+    tmp, s, a, b = world
+    fork = s.backtest(None, {"fast": 6}, fork_of=a, effective="2024-03-07").run_id
+    before = tree_state(s.path)
+    with pytest.raises(incbt.UsageError, match=f"base of fork.*{fork}"):
+        s.drop([a])
+    with pytest.raises(incbt.UsageError, match="no sweep"):
+        s.drop(sweep="nope")
+    dry = s.drop([a, fork], sweep="w", dry_run=True)
+    assert len(dry.runs) == 4 and dry.sweeps == ["w"] and dry.seq is None
+    assert tree_state(s.path) == before
+    points = s.sql("SELECT run_id FROM sweeps WHERE sweep = 'w'")["run_id"].to_pylist()
+    res = s.drop(sweep="w")
+    assert sorted(res.runs) == sorted(points) and res.sweeps == ["w"]
+    assert s.sql("SELECT count(*) AS n FROM sweeps")["n"][0].as_py() == 0
+    assert all(_count(s, "daily", r) == 0 for r in points)
+    res = s.drop([a, fork])
+    assert sorted(res.runs) == sorted([a, fork])
+    assert s.sql("SELECT run_id FROM runs")["run_id"].to_pylist() == [b]
+    # the sweep run again under its name: from scratch, as in a fresh store
+    sw = s.sweep("sma_cross", GRID, name="w")
+    assert sw.report.bars_processed == 2 * 3 * 6 * 390
+    fresh = incbt.init(str(tmp / "fresh"))
+    fresh.ingest(str(tmp / "head"))
+    fresh.backtest(*B)
+    fresh.sweep("sma_cross", GRID, name="w")
+    for q in (DAILY, FILLS, METRICS):
+        assert s.sql(q).equals(fresh.sql(q)), q
+
+
+def test_cli_drop(world):
+    _, s, a, _ = world
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+
+    def run(*args):
+        return subprocess.run([exe, "--store", s.path, "drop", *args], capture_output=True,
+                              text=True)
+
+    p = run(a, "--dry-run")
+    assert p.returncode == 0 and "would drop 1 run(s): 3 (run, instrument) pair(s)" in p.stdout
+    assert _count(s, "daily", a) > 0
+    p = run("ffffffff")
+    assert p.returncode == 2 and "no run 'ffffffff'" in p.stderr
+    p = run()
+    assert p.returncode == 2 and "--sweep" in p.stderr
+    p = run(a)
+    assert p.returncode == 0 and "dropped 1 run(s)" in p.stdout and "event" in p.stdout
+    assert _count(s, "daily", a) == 0
+
+
+def test_a_dropped_sweep_point_comes_back_with_resume(world):
+    tmp, s, _, b = world
+    points = s.sql("SELECT run_id FROM sweeps WHERE sweep = 'w' ORDER BY point")["run_id"]
+    first = points.to_pylist()[0]
+    s.drop([first])
+    assert s.sql("SELECT run_id FROM sweeps")["run_id"].to_pylist() == points.to_pylist()[1:]
+    res = s.sweep("sma_cross", GRID, name="w", resume=True)
+    assert res.report.bars_processed == 3 * 6 * 390  # that point only, from scratch
+    fresh = incbt.init(str(tmp / "fresh"))
+    fresh.ingest(str(tmp / "head"))
+    fresh.backtest(*A)
+    fresh.backtest(*B)
+    fresh.sweep("sma_cross", GRID, name="w")
+    for q in (DAILY, FILLS, METRICS, "SELECT * FROM sweeps ORDER BY point"):
+        assert s.sql(q).equals(fresh.sql(q)), q
