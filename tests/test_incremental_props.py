@@ -18,6 +18,8 @@ boundary), each day in three versions (0: original, 1: a vendor-style revision,
 - ``("backtest", k)``: ``store.backtest`` of run ``RUNS[k]`` (registers it the
   first time, mid-history; brings only that run up to date).
 - ``("update",)``: ``store.update()``.
+- ``("drop", k)``: ``store.drop`` of run ``RUNS[k]`` if it is registered (a later
+  ``("backtest", k)`` registers it again: computed from scratch).
 
 After the history and a final ``update()``, ``daily``, ``fills`` and
 ``metrics`` must be ``pa.Table.equals`` to those of a fresh store that
@@ -205,6 +207,13 @@ class Model:
                 self.through[key] = days[-1]
         return lo, hi
 
+    def drop(self, k: int) -> None:
+        """A dropped run holds nothing: registered again, it is computed from scratch."""
+        self.runs.remove(k)
+        for key in [key for key in self.through if key[0] == k]:
+            del self.through[key]
+            self.dirty.pop(key, None)
+
     def final_pieces(self) -> list[tuple[int, int, int]]:
         return [(d, v, INSTS.index(x)) for (x, d), v in sorted(self.data.items())]
 
@@ -261,6 +270,10 @@ def check_history(data: Data, ops, root: str, on_op=None, compaction=True, keep=
             run = backtest(s, op[1])
             assert_work(run.report.bars_processed, model.compute([op[1]]), f"op {i} {op}")
             assert not run.report.errors
+        elif op[0] == "drop":
+            if op[1] in model.runs:
+                assert s.drop([backtest_id(s, op[1])]).seq is not None, (i, op)
+                model.drop(op[1])
         else:
             predicted = s.status().report.bars_processed
             res = s.update()
@@ -310,6 +323,7 @@ OP = st.one_of(
     st.tuples(st.just("ingest"), PIECES, st.sampled_from(["ingest", "update"])),
     st.tuples(st.just("backtest"), st.integers(0, len(RUNS) - 1)),
     st.just(("update",)),
+    st.tuples(st.just("drop"), st.integers(0, len(RUNS) - 1)),
 )
 
 
