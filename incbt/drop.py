@@ -4,7 +4,8 @@ Every registered run is brought up to date by every ``incbt update``, so runs
 of abandoned experiments cost time each day. A drop is one event and one
 transaction: the runs stop being updated; their rows leave ``daily``, ``fills``
 and ``metrics`` and the runs leave ``runs`` and ``sweeps`` (the rows stay in
-the result files, hidden as a replaced run's are); their snapshots, metrics
+the result files, hidden as a replaced run's are, until a compaction merges
+those files); their snapshots, metrics
 and failure records are deleted from the catalog. ``--sweep NAME`` drops every
 run of a sweep and the sweep itself.
 

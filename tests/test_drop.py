@@ -142,3 +142,41 @@ def test_a_dropped_sweep_point_comes_back_with_resume(world):
     fresh.sweep("sma_cross", GRID, name="w")
     for q in (DAILY, FILLS, METRICS, "SELECT * FROM sweeps ORDER BY point"):
         assert s.sql(q).equals(fresh.sql(q)), q
+
+
+def test_compaction_removes_the_rows_of_dropped_runs(tmp_path):
+    """Dropped runs' rows stay hidden in the result files until a compaction merges
+    those files: the merged ones hold none of them (a replaced run's neither)."""
+    import glob
+
+    import pyarrow.parquet as pq
+
+    g = dict(instruments=2, days=10, start="2024-03-04", seed=23)
+    generate(str(tmp_path / "all"), **g)
+    days = sorted(os.listdir(tmp_path / "all"))
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest([str(tmp_path / "all" / d) for d in days[:2]])
+    a = s.backtest(*A).run_id
+    s.backtest(*B)
+    s.drop([a])
+    for d in days[2:]:  # a batch a day: eight batches of level 0 are merged
+        s.update(str(tmp_path / "all" / d))
+    assert s.log(kind="compact").num_rows >= 1
+    with s.catalog.env.read() as txn:
+        live = {r["daily"] for _, r in rc.batches(s.catalog, txn)}
+    held = set()
+    for path in glob.glob(os.path.join(s.path, "results", "daily", "*.parquet")):
+        if os.path.relpath(path, s.path) in live:
+            held |= set(pq.read_table(path, columns=["run_id"])["run_id"].to_pylist())
+    assert a not in held and held
+    fresh = incbt.init(str(tmp_path / "fresh"))
+    fresh.ingest(str(tmp_path / "all"))
+    fresh.backtest(*B)
+    for q in (DAILY, FILLS, METRICS):
+        assert s.sql(q).equals(fresh.sql(q)), q
+    back = s.backtest(*A)  # registered again after the compaction: from scratch
+    assert back.report.bars_processed == 2 * 10 * 390
+    fresh.backtest(*A)
+    for q in (DAILY, FILLS, METRICS):
+        assert s.sql(q).equals(fresh.sql(q)), q
+    assert s.verify().ok

@@ -6,9 +6,9 @@ what waits for a commit is bounded) adds a *group* of them, which counts as one
 batch here. Tiered by age: when the
 newest batches include ``FANOUT`` batches (groups) of level L (and nothing above
 L after the oldest of them), that suffix of batches is rewritten as one batch
-of level L+1, holding only their valid rows. So the number of batches grows
-like FANOUT x log_FANOUT(commands), and each row is rewritten about
-log_FANOUT(commands) times over its life.
+of level L+1, holding only their valid rows (none of a replaced or dropped
+run). So the number of batches grows like FANOUT x log_FANOUT(commands), and
+each row is rewritten about log_FANOUT(commands) times over its life.
 
 The merged batch's segments replace the suffix's in one transaction (event
 ``compact``); the suffix's files are deleted by the next compaction, so a
@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from incbt.catalog import runs as rc
-from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, batch_paths, write_durable
+from incbt.results import _NO_ROW, DAILY_SCHEMA, FILLS_SCHEMA, batch_paths, write_durable
 
 FANOUT = 8
 
@@ -90,6 +90,8 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
         gset = set(group)
         segs = [s for s in rc.segments(cat, txn) if s.batch in gset]
         new_batch = rc.next_batch(cat, txn)
+        # replaced and dropped runs: SQL shows none of their rows, no command reads them
+        gone = {r.run_id for r in rc.runs(cat, txn) if r.gone}
     by_pair: dict[tuple[str, str], list[rc.Segment]] = defaultdict(list)
     for s in segs:
         by_pair[(s.run_id, s.instrument)].append(s)
@@ -97,7 +99,9 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
     cuts: dict[int, dict[tuple[str, str], int]] = defaultdict(dict)
     merged: dict[tuple[str, str], tuple[int, int, int]] = {}
     for pair, ss in by_pair.items():
-        for s, until in rc.cuts_of(ss):
+        # a replaced or dropped run: every row goes, merged files do not keep them
+        cuts_here = [(s, _NO_ROW) for s in ss] if pair[0] in gone else rc.cuts_of(ss)
+        for s, until in cuts_here:
             cuts[s.batch][pair] = until
         # the merged segment has seen every change its newest part had seen
         merged[pair] = (
