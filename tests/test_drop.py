@@ -180,3 +180,21 @@ def test_compaction_removes_the_rows_of_dropped_runs(tmp_path):
     for q in (DAILY, FILLS, METRICS):
         assert s.sql(q).equals(fresh.sql(q)), q
     assert s.verify().ok
+
+
+def test_a_dropped_fork_comes_back_from_its_base(world):
+    tmp, s, a, _ = world
+    fork = s.backtest(None, {"fast": 6}, fork_of=a, effective="2024-03-07").run_id
+    assert s.drop([fork]).runs == [fork]
+    s.update(str(tmp / "tail"))
+    back = s.backtest(None, {"fast": 6}, fork_of=a, effective="2024-03-07")
+    assert back.run_id == fork and back.report.bars_processed == 3 * 5 * 390  # Mar 7 on
+    fresh = incbt.init(str(tmp / "fresh"))
+    fresh.ingest(str(tmp / "all"))
+    fresh.backtest(*A)
+    fresh.backtest(*B)
+    fresh.sweep("sma_cross", GRID, name="w")
+    fresh.backtest(None, {"fast": 6}, fork_of=a, effective="2024-03-07")
+    for q in (DAILY, FILLS, METRICS):
+        assert s.sql(q).equals(fresh.sql(q)), q
+    assert s.verify().ok
