@@ -523,8 +523,8 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
     cut: list[tuple[rc.Segment, int]] = []
     if cat.meta(txn).get(rc.CUTS_INDEXED):
         # only pairs a recomputation touched can have rows cut: no scan of every segment
-        for rid in sorted(gone):
-            cut += [(s, _NO_ROW) for s in rc.segments(cat, txn, rid)]
+        for rid in sorted(gone):  # (a segment compaction emptied hides nothing)
+            cut += [(s, _NO_ROW) for s in rc.segments(cat, txn, rid) if s.rows]
         for rid, inst in rc.cut_pairs(cat, txn):
             if rid not in gone:
                 cut += rc.cuts_of(list(rc.segments(cat, txn, rid, inst)))
@@ -532,7 +532,7 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
         by_pair = itertools.groupby(rc.segments(cat, txn), key=lambda s: (s.run_id, s.instrument))
         for (rid, _), segs in by_pair:
             group = list(segs)
-            cut += [(s, _NO_ROW) for s in group] if rid in gone else rc.cuts_of(group)
+            cut += [(s, _NO_ROW) for s in group if s.rows] if rid in gone else rc.cuts_of(group)
     return pa.table(
         {
             "run_id": pa.array([s.run_id for s, _ in cut], pa.string()),
