@@ -48,16 +48,7 @@ def _chosen(
     import json
 
     every = {r.run_id: r for r in rc.runs(cat, txn)}
-    chosen: dict[str, rc.RunRecord] = {}
-    for q in run_ids:
-        hit = [r for rid, r in every.items() if rid.startswith(q)]
-        if len(hit) != 1:
-            raise UsageError(
-                f"no run {q!r}"
-                if not hit
-                else f"run id prefix {q!r} is ambiguous ({len(hit)} runs)"
-            )
-        chosen[hit[0].run_id] = hit[0]
+    chosen = {r.run_id: r for r in (rc.by_prefix(every.values(), q) for q in run_ids)}
     sweeps = []
     if sweep is not None:
         v = txn.get(sweep.encode(), db=cat.env.db(b"sweeps"))
@@ -114,11 +105,12 @@ def drop(
             summary.already = [r.run_id for r in records if r.dropped_seq is not None]
             summary.sweeps = sweeps
             summary.runs = [r.run_id for r in todo]
-            for rec in todo:
-                insts = _pairs(cat, txn, rec.run_id)
+            # read once: under the write lock the catalog stays as read until the drop
+            insts_of = {r.run_id: _pairs(cat, txn, r.run_id) for r in todo}
+            for rid, insts in insts_of.items():
                 summary.pairs += len(insts)
                 summary.snapshots += sum(
-                    len(rc.snapshot_days(cat, txn, rec.run_id, i)) for i in [*insts, PORTFOLIO]
+                    len(rc.snapshot_days(cat, txn, rid, i)) for i in [*insts, PORTFOLIO]
                 )
         if dry_run or not (todo or sweeps):
             return summary
@@ -128,7 +120,7 @@ def drop(
             rc.index_cuts(cat, txn)  # once, in a store made before the cuts table
             for rec in todo:
                 rid = rec.run_id
-                insts = _pairs(cat, txn, rid)
+                insts = insts_of[rid]
                 # its rows are hidden while it is dropped (RunRecord.gone); cut marks make
                 # a recomputation after it is registered again supersede every one of them
                 rc.mark_cuts(cat, txn, [rc.ri_key(rid, i) for i in insts])

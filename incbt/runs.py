@@ -563,8 +563,7 @@ def commit(
         seq_now = cat.last_seq(txn) + 1  # the event this transaction appends
         rc.index_cuts(cat, txn)  # once, in a store made before the cuts table
         for rec in new_runs:
-            old_rec = rc.get_run(cat, txn, rec.run_id)
-            if old_rec is None or old_rec.dropped_seq is not None:  # new, or registered again
+            if not rc.registered(cat, txn, rec.run_id):  # new, or dropped and registered again
                 rec.created_seq = cat.last_seq(txn) + 1
                 rec.dropped_seq = None
                 rc.put_run(cat, txn, rec)
@@ -979,8 +978,7 @@ def _capital_changed(
 def _needs_record(store: Any, rec: rc.RunRecord) -> bool:
     """A run not in the catalog yet, or dropped there (registering it again revives it)."""
     with store.catalog.env.read() as txn:
-        old = rc.get_run(store.catalog, txn, rec.run_id)
-    return old is None or old.dropped_seq is not None
+        return not rc.registered(store.catalog, txn, rec.run_id)
 
 
 def _from(start: str) -> str:

@@ -457,19 +457,13 @@ class Store:
         from incbt.catalog import runs as rc
 
         with self.catalog.env.read() as txn:
-            found = [r for r in rc.runs(self.catalog, txn) if r.run_id.startswith(run_id)]
-        if len(found) != 1:
+            found = rc.by_prefix(rc.runs(self.catalog, txn), run_id)
+        if found.dropped_seq is not None:
             raise UsageError(
-                f"no run {run_id!r}"
-                if not found
-                else f"run id prefix {run_id!r} is ambiguous ({len(found)} runs)"
-            )
-        if found[0].dropped_seq is not None:
-            raise UsageError(
-                f"run {found[0].run_id} was dropped (event {found[0].dropped_seq}); "
+                f"run {found.run_id} was dropped (event {found.dropped_seq}); "
                 "registering it again (the same backtest) computes it from scratch"
             )
-        return runs_mod.Run(self, found[0])
+        return runs_mod.Run(self, found)
 
     # -- reading -----------------------------------------------------------
     def sql(

@@ -26,7 +26,7 @@ import pyarrow as pa
 from incbt.bars.ingest import IngestSummary
 from incbt.bars.schema import day_to_iso
 from incbt.catalog import runs as rc
-from incbt.errors import StrategyError, UsageError
+from incbt.errors import StrategyError
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
 from incbt.results import PORTFOLIO, build_tables
@@ -367,12 +367,7 @@ def verify(
     t0 = time.perf_counter()
     records = active_runs(store)
     if run_ids:
-        chosen = []
-        for q in run_ids:
-            hit = [r for r in records if r.run_id.startswith(q)]
-            if len(hit) != 1:
-                raise UsageError(f"no run {q!r}" if not hit else f"run id {q!r} is ambiguous")
-            chosen.append(hit[0])
+        chosen = [rc.by_prefix(records, q) for q in run_ids]
         records = list({r.run_id: r for r in chosen}.values())
     report = VerifyReport(runs=len(records))
     known = store.instruments()

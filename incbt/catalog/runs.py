@@ -49,6 +49,7 @@ import lmdb
 import numpy as np
 
 from incbt.catalog import DAY_OFFSET, Catalog
+from incbt.errors import UsageError
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -127,6 +128,24 @@ def _db(cat: Catalog, name: str) -> Any:
 def get_run(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> RunRecord | None:
     v = txn.get(run_key(run_id), db=_db(cat, "runs"))
     return None if v is None else RunRecord(**json.loads(v))
+
+
+def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
+    """The one run whose id starts with ``prefix`` (a UsageError if none or several)."""
+    hit = [r for r in records if r.run_id.startswith(prefix)]
+    if len(hit) != 1:
+        raise UsageError(
+            f"no run {prefix!r}"
+            if not hit
+            else f"run id prefix {prefix!r} is ambiguous ({len(hit)} runs)"
+        )
+    return hit[0]
+
+
+def registered(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> bool:
+    """The run is in the catalog and not dropped (registering a dropped one revives it)."""
+    rec = get_run(cat, txn, run_id)
+    return rec is not None and rec.dropped_seq is None
 
 
 def put_run(cat: Catalog, txn: lmdb.Transaction, rec: RunRecord) -> None:
