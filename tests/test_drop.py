@@ -36,6 +36,22 @@ def world(tmp_path):
     return tmp_path, s, a, b
 
 
+def _fresh(root, data, runs, sweep: bool):
+    """A fresh store that ingested ``data`` once and ran ``runs`` (and the grid ``w``)."""
+    f = incbt.init(str(root))
+    f.ingest(str(data))
+    for r in runs:
+        f.backtest(*r)
+    if sweep:
+        f.sweep("sma_cross", GRID, name="w")
+    return f
+
+
+def _assert_same(s, fresh):
+    for q in (DAILY, FILLS, METRICS):
+        assert s.sql(q).equals(fresh.sql(q)), q
+
+
 def _count(s, table, run_id):
     return s.sql(f"SELECT count(*) AS n FROM {table} WHERE run_id = '{run_id}'")["n"][0].as_py()
 
@@ -67,13 +83,7 @@ def test_a_dropped_run_leaves_sql_is_not_updated_and_comes_back_from_scratch(wor
     # registered again: computed from scratch, equal to a fresh store's
     back = s.backtest(*A)
     assert back.run_id == a and back.report.bars_processed == 3 * 8 * 390
-    fresh = incbt.init(str(tmp / "fresh"))
-    fresh.ingest(str(tmp / "all"))
-    fresh.backtest(*A)
-    fresh.backtest(*B)
-    fresh.sweep("sma_cross", GRID, name="w")
-    for q in (DAILY, FILLS, METRICS):
-        assert s.sql(q).equals(fresh.sql(q)), q
+    _assert_same(s, _fresh(tmp / "fresh", tmp / "all", [A, B], sweep=True))
     assert s.verify().ok
 
 
@@ -99,12 +109,7 @@ def test_a_sweep_drops_whole_and_a_fork_base_not_without_its_fork(world):
     # the sweep run again under its name: from scratch, as in a fresh store
     sw = s.sweep("sma_cross", GRID, name="w")
     assert sw.report.bars_processed == 2 * 3 * 6 * 390
-    fresh = incbt.init(str(tmp / "fresh"))
-    fresh.ingest(str(tmp / "head"))
-    fresh.backtest(*B)
-    fresh.sweep("sma_cross", GRID, name="w")
-    for q in (DAILY, FILLS, METRICS):
-        assert s.sql(q).equals(fresh.sql(q)), q
+    _assert_same(s, _fresh(tmp / "fresh", tmp / "head", [B], sweep=True))
 
 
 def test_cli_drop(world):
@@ -135,13 +140,10 @@ def test_a_dropped_sweep_point_comes_back_with_resume(world):
     assert s.sql("SELECT run_id FROM sweeps")["run_id"].to_pylist() == points.to_pylist()[1:]
     res = s.sweep("sma_cross", GRID, name="w", resume=True)
     assert res.report.bars_processed == 3 * 6 * 390  # that point only, from scratch
-    fresh = incbt.init(str(tmp / "fresh"))
-    fresh.ingest(str(tmp / "head"))
-    fresh.backtest(*A)
-    fresh.backtest(*B)
-    fresh.sweep("sma_cross", GRID, name="w")
-    for q in (DAILY, FILLS, METRICS, "SELECT * FROM sweeps ORDER BY point"):
-        assert s.sql(q).equals(fresh.sql(q)), q
+    fresh = _fresh(tmp / "fresh", tmp / "head", [A, B], sweep=True)
+    _assert_same(s, fresh)
+    q = "SELECT * FROM sweeps ORDER BY point"
+    assert s.sql(q).equals(fresh.sql(q))
 
 
 def test_compaction_removes_the_rows_of_dropped_runs(tmp_path):
@@ -173,16 +175,12 @@ def test_compaction_removes_the_rows_of_dropped_runs(tmp_path):
         from incbt.results import cutoffs
 
         assert a not in cutoffs(s.catalog, txn)["run_id"].to_pylist()
-    fresh = incbt.init(str(tmp_path / "fresh"))
-    fresh.ingest(str(tmp_path / "all"))
-    fresh.backtest(*B)
-    for q in (DAILY, FILLS, METRICS):
-        assert s.sql(q).equals(fresh.sql(q)), q
+    fresh = _fresh(tmp_path / "fresh", tmp_path / "all", [B], sweep=False)
+    _assert_same(s, fresh)
     back = s.backtest(*A)  # registered again after the compaction: from scratch
     assert back.report.bars_processed == 2 * 10 * 390
     fresh.backtest(*A)
-    for q in (DAILY, FILLS, METRICS):
-        assert s.sql(q).equals(fresh.sql(q)), q
+    _assert_same(s, fresh)
     assert s.verify().ok
 
 
@@ -193,12 +191,7 @@ def test_a_dropped_fork_comes_back_from_its_base(world):
     s.update(str(tmp / "tail"))
     back = s.backtest(None, {"fast": 6}, fork_of=a, effective="2024-03-07")
     assert back.run_id == fork and back.report.bars_processed == 3 * 5 * 390  # Mar 7 on
-    fresh = incbt.init(str(tmp / "fresh"))
-    fresh.ingest(str(tmp / "all"))
-    fresh.backtest(*A)
-    fresh.backtest(*B)
-    fresh.sweep("sma_cross", GRID, name="w")
+    fresh = _fresh(tmp / "fresh", tmp / "all", [A, B], sweep=True)
     fresh.backtest(None, {"fast": 6}, fork_of=a, effective="2024-03-07")
-    for q in (DAILY, FILLS, METRICS):
-        assert s.sql(q).equals(fresh.sql(q)), q
+    _assert_same(s, fresh)
     assert s.verify().ok
