@@ -61,8 +61,9 @@ SETTINGS: tuple[Setting, ...] = (
         "ingest_chunk_mb",
         64.0,
         float,
-        "Ingest reads input files this many MiB at a time, so memory stays bounded; "
-        "the whole call is still one atomic commit.",
+        "Ingest reads input files this many MiB at a time, so memory stays bounded (a "
+        "bigger CSV or Parquet file is read in parts); the whole call is still one atomic "
+        "commit.",
     ),
     Setting(
         "lock_timeout",

@@ -75,6 +75,8 @@ from incbt.bars.layout import (
     sync_files,
     write_file,
 )
+from incbt.bars.parts import Part, Stitcher, read_part
+from incbt.bars.parts import split as parts_of
 from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, month_of
 from incbt.catalog import (
     CHANGE_CORRECTED,
@@ -197,17 +199,26 @@ def collect(
     return out
 
 
-def chunks(files: Sequence[str], budget: int) -> list[list[str]]:
-    """Consecutive groups of files of at most ``budget`` bytes (one file at least)."""
-    out: list[list[str]] = []
+PARTS_PER_CHUNK = 4  # a big file's parts are a quarter chunk: read on every core at once
+
+
+def chunks(files: Sequence[str], budget: int) -> list[list[str | Part]]:
+    """Consecutive groups of inputs of at most ``budget`` bytes (one at least); a file
+    bigger than that is cut in parts (:mod:`incbt.bars.parts`) grouped the same way."""
+    out: list[list[str | Part]] = []
     size = 0
     for f in files:
         n = os.path.getsize(f)
-        if not out or (size + n > budget and out[-1]):
-            out.append([])
-            size = 0
-        out[-1].append(f)
-        size += n
+        parts = parts_of(f, max(budget // PARTS_PER_CHUNK, 1)) if n > budget else None
+        units: list[tuple[str | Part, int]] = (
+            [(f, n)] if parts is None else [(p, p.size) for p in parts]
+        )
+        for u, m in units:
+            if not out or (size + m > budget and out[-1]):
+                out.append([])
+                size = 0
+            out[-1].append(u)
+            size += m
     return out
 
 
@@ -462,13 +473,16 @@ def ingest(
     month, which waits for the next chunk (:func:`_open_buckets`); a bucket a
     later chunk touches again merges with this call's earlier file, which is
     then deleted. One commit at the end. An input that fits one chunk is
-    validated whole before anything is written. ``max_files``: the most files a
-    bucket may have before it is folded.
+    validated whole before anything is written. A file bigger than a chunk is
+    read in parts (:mod:`incbt.bars.parts`: a CSV file as ranges of lines, a
+    Parquet file as runs of row groups; not a ``.csv.gz``), a chunk each.
+    ``max_files``: the most files a bucket may have before it is folded.
     """
     t0 = time.perf_counter()
     files = expand_paths(paths)
     summary = IngestSummary(files=len(files), dry_run=dry_run)
-    read_task = progress.task("reading", len(files))
+    groups = chunks(files, chunk_bytes)
+    read_task = progress.task("reading", sum(len(g) for g in groups))
     write_task = progress.task("writing buckets", None)
     seen: dict[tuple[str, int], _Seen] = {}
     # the file list of every bucket this call changes, as it will be committed
@@ -476,8 +490,13 @@ def ingest(
     changes: list[tuple[str, int, int, bytes, bytes, int]] = []  # inst, day, kind, old, new, rows
     written: list[str] = []
 
-    def read(f: str, use_threads: bool = True) -> tuple[InputBars, list[Piece]]:
-        inp = read_input(f, mapping, tz, use_threads)
+    stitcher = Stitcher()  # across the parts of a big file
+
+    def read(f: str | Part, use_threads: bool) -> tuple[InputBars, list[Piece]]:
+        if isinstance(f, Part):
+            inp = read_part(f, mapping, tz, use_threads)
+        else:
+            inp = read_input(f, mapping, tz, use_threads)
         pieces = split_days(inp, session_tz)
         read_task.advance()
         return inp, pieces
@@ -487,7 +506,6 @@ def ingest(
             recover(root, cat)
         try:
             held: dict[tuple[str, int], Piece] = {}
-            groups = chunks(files, chunk_bytes)
             # One pool for reading and writing, a thread per core (at most 4): Arrow's
             # parsing and writing, NumPy and hashing run without the GIL. The next
             # chunk's files are read while this chunk's buckets are written, so the
@@ -505,10 +523,25 @@ def ingest(
             try:
                 for k in range(len(groups)):
                     # in file order, so the first bad file is the one reported
-                    read_out = [r.result() for r in reads]
+                    read_out = []
+                    for unit, r in zip(groups[k], reads, strict=True):
+                        if not isinstance(unit, Part):
+                            read_out.append(r.result())
+                            continue
+                        try:  # numbered as in the whole file, now that the parts before are
+                            read_out.append(r.result())
+                        except BadInputError as e:
+                            raise stitcher.renumbered(e, unit) from None
+                        stitcher.number(unit, read_out[-1][0])
                     reads = submit_reads(k + 1)
                     summary.rows_read += sum(len(i) for i, _ in read_out)
-                    new = collect([p for _, p in read_out], seen)
+                    new = collect(
+                        [
+                            stitcher.feed(unit, inp, p) if isinstance(unit, Part) else p
+                            for unit, (inp, p) in zip(groups[k], read_out, strict=True)
+                        ],
+                        seen,
+                    )
                     del read_out
                     pieces = held | new
                     held = _open_buckets(new, pieces) if k + 1 < len(groups) else {}

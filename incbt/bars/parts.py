@@ -1,0 +1,295 @@
+"""Big input files, read in parts: an ingest's memory is bounded by its chunk, not a file.
+
+A CSV file bigger than the ingest's chunk (setting ``ingest_chunk_mb``) is read
+as consecutive byte ranges of whole lines (each a copy of the header line and
+the range, in a temporary file, read like any CSV file); a Parquet file as
+consecutive runs of its row groups. Each part is validated on its own, and its
+rows and lines are numbered as in the whole file, so messages name the file's
+real line or row. What spans parts is checked here (:class:`Stitcher`): each
+instrument's ts still increase strictly from one part to the next, and a day
+cut by a part boundary is joined into one piece before it is compared with the
+store. The bars ingested are the same as the whole file's (tested).
+
+Compressed CSV files (``.csv.gz``) are read whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from incbt.bars.inputs import InputBars, read_input
+from incbt.errors import BadInputError
+
+_WINDOW = 1 << 16  # bytes looked at for the header, and for blank lines at the end
+
+
+@dataclass(frozen=True)
+class Part:
+    """Part ``index`` of ``count`` of a file: CSV bytes or Parquet row groups [start, end)."""
+
+    path: str
+    kind: str  # "csv" | "parquet"
+    index: int
+    count: int
+    start: int
+    end: int
+    size: int  # bytes: of the CSV range; of the row groups, uncompressed
+    header_end: int = 0  # CSV: the header line is bytes [0, header_end)
+
+    @property
+    def last(self) -> bool:
+        return self.index + 1 == self.count
+
+
+def split(path: str, budget: int) -> list[Part] | None:
+    """The parts of a file bigger than ``budget`` bytes; None to read it whole."""
+    if os.path.getsize(path) <= budget:
+        return None
+    if path.endswith((".parquet", ".pq")):
+        return _parquet_parts(path, budget)
+    if path.endswith(".csv"):
+        return _csv_parts(path, budget)
+    return None
+
+
+def _parts(
+    path: str, kind: str, cuts: list[int], sizes: list[int], header_end: int = 0
+) -> list[Part] | None:
+    n = len(cuts) - 1
+    if n < 2:
+        return None
+    return [Part(path, kind, k, n, cuts[k], cuts[k + 1], sizes[k], header_end) for k in range(n)]
+
+
+def _csv_parts(path: str, budget: int) -> list[Part] | None:
+    """Cut after a line that is not blank, so blank lines are never at a part's end
+    (where they would pass for blank lines after the last bar: they start the next
+    part instead, and are refused there with their line)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(_WINDOW)
+        nl = head.find(b"\n")
+        if nl < 0 or head[:nl].count(b'"') % 2:
+            return None  # no header line in reach, or one quoted past its newline
+        cuts = [nl + 1]
+        while size - cuts[-1] > budget:
+            cut = _cut_after(f, cuts[-1] + budget, size)
+            if cut is None:
+                break
+            f.seek(cut)
+            if not f.read(_WINDOW).strip(b"\r\n"):
+                break  # only blank lines after it: they end the file, and stay in its part
+            cuts.append(cut)
+    cuts.append(size)
+    return _parts(
+        path, "csv", cuts, [b - a for a, b in zip(cuts[:-1], cuts[1:], strict=True)], cuts[0]
+    )
+
+
+def _cut_after(f: Any, target: int, size: int) -> int | None:
+    """The end of the first line with a character that starts at or after ``target``."""
+    f.seek(target)
+    pos = target + len(f.readline())  # the rest of the line ``target`` falls in
+    while pos < size:
+        line = f.readline()
+        if not line:
+            return None
+        pos += len(line)
+        if line.strip(b"\r\n"):
+            return pos
+    return None
+
+
+def _parquet_parts(path: str, budget: int) -> list[Part] | None:
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception:  # noqa: BLE001 - read whole: its reader words the error
+        return None
+    cuts, sizes, size = [0], [], 0
+    for g in range(meta.num_row_groups):
+        b = meta.row_group(g).total_byte_size
+        if size and size + b > budget:
+            cuts.append(g)
+            sizes.append(size)
+            size = 0
+        size += b
+    cuts.append(meta.num_row_groups)
+    sizes.append(size)
+    return _parts(path, "parquet", cuts, sizes)
+
+
+def read_part(part: Part, mapping: Any, tz: str | None, use_threads: bool) -> InputBars:
+    """One part, validated as a file of its own (rows and lines numbered from its first
+    bar: :meth:`Stitcher.number` renumbers them, and :meth:`Stitcher.renumbered` its
+    errors, once the parts before it are read)."""
+    if part.kind == "parquet":
+        return read_input(part.path, mapping, tz, use_threads, (part.start, part.end))
+    with _csv_copy(part) as tmp:
+        return read_input(tmp, mapping, tz, use_threads)
+
+
+@contextlib.contextmanager
+def _csv_copy(part: Part) -> Any:
+    """The header line and the part's lines, as a temporary CSV file."""
+    fd, tmp = tempfile.mkstemp(prefix="incbt-part-", suffix=".csv")
+    try:
+        with os.fdopen(fd, "wb") as out, open(part.path, "rb") as src:
+            out.write(src.read(part.header_end))
+            out.flush()
+            _copy_range(src.fileno(), out.fileno(), part.start, part.end - part.start)
+        yield tmp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
+    """Bytes [offset, offset + count) of ``src`` appended to ``dst``, in the kernel
+    where it can (no copy through this process's memory)."""
+    while count > 0:
+        try:
+            n = os.copy_file_range(src, dst, min(count, 1 << 30), offset)
+        except OSError:
+            n = 0
+        if n <= 0:  # not supported here (or across these file systems): through a buffer
+            os.lseek(src, offset, os.SEEK_SET)
+            while count > 0:
+                block = os.read(src, min(count, 1 << 24))
+                if not block:
+                    return
+                os.write(dst, block)
+                count -= len(block)
+            return
+        offset += n
+        count -= n
+
+
+def _renumbered(e: BadInputError, part: Part, row_base: int) -> BadInputError:
+    """The error a part's reading raised, naming the whole file's line or row."""
+    unit = "line" if part.kind == "csv" else "row"
+    first = 2 if part.kind == "csv" else 1  # the first bar's number in a file of its own
+
+    def shift(n: int | None) -> int | None:
+        return n + row_base if n is not None and n >= first else n
+
+    problem = re.sub(rf"\b{unit} (\d+)", lambda m: f"{unit} {shift(int(m.group(1)))}", e.problem)
+    return BadInputError(
+        problem,
+        file=part.path,
+        line=shift(e.line),
+        row=shift(e.row),
+        instrument=e.instrument,
+        value=e.value,
+        fix=e.fix,
+    )
+
+
+class Stitcher:
+    """What spans the parts of a file: ts order per instrument, and days cut in two."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}  # path -> rows read in its earlier parts
+        self.last: dict[str, dict[str, tuple[int, dict[str, int]]]] = {}  # ts, where
+        self.held: dict[str, dict[str, Any]] = {}  # path -> instrument -> its last day's piece
+
+    def number(self, part: Part, inp: InputBars) -> None:
+        """Number a part's rows as in the whole file (the parts before it are numbered)."""
+        base = self.rows.get(part.path, 0)
+        inp.source = part.path
+        inp.rows += base
+        self.rows[part.path] = base + len(inp)
+
+    def renumbered(self, e: BadInputError, part: Part) -> BadInputError:
+        """A part's error, naming the line or row of the whole file."""
+        return _renumbered(e, part, self.rows.get(part.path, 0))
+
+    def feed(self, part: Part, inp: InputBars, pieces: list[Any]) -> list[Any]:
+        """The pieces of this part that are whole days, with days joined across parts."""
+        from incbt.bars.ingest import Piece, day_hash
+
+        last = self.last.setdefault(part.path, {})
+        held = self.held.setdefault(part.path, {})
+        self._check_order(part, inp, last)
+        out: list[Any] = []
+        by_inst: dict[str, list[Any]] = {}
+        for p in pieces:
+            by_inst.setdefault(p.instrument, []).append(p)
+        for inst, ps in by_inst.items():
+            prev = held.pop(inst, None)
+            if prev is not None:
+                if prev.day == ps[0].day:
+                    ps[0] = _joined(prev, ps[0], Piece, day_hash)
+                else:
+                    out.append(prev)
+            out.extend(ps[:-1])
+            if part.last:
+                out.append(ps[-1])
+            else:  # its last day may go on in the next part: a copy waits (not the part)
+                held[inst] = _joined(None, ps[-1], Piece, day_hash)
+            end = ps[-1].end - 1
+            last[inst] = (int(ps[-1].src.ts[end]), ps[-1].src.where(end))
+        if part.last:
+            out.extend(held.values())
+            held.clear()
+            del self.last[part.path]
+        return out
+
+    def _check_order(self, part: Part, inp: InputBars, last: dict[str, Any]) -> None:
+        """Each instrument's first bar here comes after its last bar in the parts before."""
+        if not last or not len(inp):
+            return
+        firsts = np.flatnonzero(np.concatenate(([True], inp.codes[1:] != inp.codes[:-1])))
+        bad = []
+        for i in firsts.tolist():
+            name = inp.names[inp.codes[i]]
+            if name in last and inp.ts[i] <= last[name][0]:
+                bad.append((int(inp.rows[i]), i, name))
+        if not bad:
+            return
+        _, i, name = min(bad)
+        prev_ts, prev_where = last[name]
+        dup = int(inp.ts[i]) == prev_ts
+        unit = "line" if "line" in prev_where else "row"
+        raise BadInputError(
+            ("duplicate ts" if dup else "ts is not increasing")
+            + f" (previous bar of this instrument at {unit} {prev_where[unit]})",
+            file=part.path,
+            **inp.where(i),
+            instrument=name,
+            value=str(np.datetime64(int(inp.ts[i]), "ns")) + "Z",
+            fix="remove the duplicate bar"
+            if dup
+            else "sort each instrument's bars by ts and remove duplicates",
+        )
+
+
+def _joined(a: Any, b: Any, piece: Any, day_hash: Any) -> Any:
+    """One piece of a day from two (``a`` first; None: ``b`` alone), in arrays of its own."""
+    parts = [x for x in (a, b) if x is not None]
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(x.src, name)[x.start : x.end] for x in parts])
+
+    n = sum(x.end - x.start for x in parts)
+    src = InputBars(
+        source=b.src.source,
+        kind=b.src.kind,
+        names=[b.instrument],
+        codes=np.zeros(n, np.int32),
+        ts=cat("ts"),
+        open=cat("open"),
+        high=cat("high"),
+        low=cat("low"),
+        close=cat("close"),
+        volume=cat("volume"),
+        rows=cat("rows"),
+    )
+    return piece(b.instrument, b.day, src, 0, n, day_hash(src, 0, n))

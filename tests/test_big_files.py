@@ -1,0 +1,247 @@
+"""A file bigger than the ingest's chunk is read in parts, with the same outcome.
+
+``incbt.bars.parts`` cuts a big CSV file into ranges of whole lines and a big
+Parquet file into runs of row groups, so an ingest's memory is bounded by its
+chunk (``ingest_chunk_mb``), not by the file. The property: whatever the file
+(instruments one after another, or interleaved by time as a database export
+writes them), wherever it is broken, and wherever the cuts fall, ingesting it
+in parts ends exactly as ingesting it whole: the same bars and changes, or the
+same one-line message naming the same line or row, with the store unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import incbt
+from incbt.bars.generate import generate
+from incbt.bars.ingest import PARTS_PER_CHUNK
+from incbt.bars.parts import split as split_in
+from incbt.catalog.env import close_env
+from incbt.errors import BadInputError
+
+MB = 1 << 20
+
+
+def split(path: str, chunk: int):
+    """The parts an ingest with this chunk reads ``path`` in."""
+    return split_in(path, chunk // PARTS_PER_CHUNK)
+
+
+@pytest.fixture(scope="module")
+def lines(tmp_path_factory):
+    """3 instruments x 3 days as CSV lines (header first): instrument by instrument,
+    and interleaved by time."""
+    out = tmp_path_factory.mktemp("big")
+    (path,) = generate(str(out), instruments=3, days=3, start="2024-03-27", seed=5, split="one")
+    with open(path) as f:
+        by_instrument = f.read().splitlines()
+    head, body = by_instrument[0], by_instrument[1:]
+    by_time = [head, *sorted(body, key=lambda ln: (ln.split(",")[1], ln.split(",")[0]))]
+    return {"by instrument": by_instrument, "by time": by_time}
+
+
+def _as_table(body: list[str], head: str) -> pa.Table:
+    t = pcsv.read_csv(
+        pa.py_buffer(("\n".join([head, *body]) + "\n").encode()),
+        parse_options=pcsv.ParseOptions(ignore_empty_lines=True),
+        convert_options=pcsv.ConvertOptions(
+            column_types={"ts": pa.timestamp("ns", tz="UTC"), "open": pa.float64()}
+        ),
+    )
+    return t
+
+
+def _broken(lines: list[str], how: str, i: int, back: int = 3) -> list[str]:
+    """``lines`` with one thing broken at line index ``i`` (the header is 0).
+
+    "duplicate" and "unsorted" insert, as line ``i``, a copy of the bar ``back``
+    lines before it (a bar of the same instrument, before it in time), as it is
+    or 30 seconds earlier. Inserted where the clean file is cut, the copy is the
+    first line of a part and the bar it repeats is in the part before.
+    """
+    out = list(lines)
+    i = max(1 + back, min(len(out) - 1, i))
+    if how in ("duplicate", "unsorted"):
+        f = out[i - back].split(",")
+        if how == "unsorted":
+            ts = np.datetime64(f[1].rstrip("Z")) - np.timedelta64(30, "s")
+            f[1] = str(ts) + "Z"
+        out.insert(i, ",".join(f))
+    elif how == "blank line":
+        out.insert(i, "")
+    elif how == "not a number":
+        f = out[i].split(",")
+        f[3] = "1O1.5"
+        out[i] = ",".join(f)
+    elif how == "negative price":
+        f = out[i].split(",")
+        f[5] = "-" + f[5]
+        out[i] = ",".join(f)
+    elif how == "blank lines at the end":
+        out += ["", ""]
+    return out
+
+
+def _state(st: incbt.Store) -> tuple:
+    """What an ingest leaves: every bars file, the events, the day index, the bars."""
+    files = []
+    for root, _, names in os.walk(os.path.join(st.path, "bars")):
+        for n in sorted(names):
+            with open(os.path.join(root, n), "rb") as fh:
+                files.append((os.path.relpath(os.path.join(root, n), st.path), fh.read()))
+    return (
+        sorted(files),
+        st.sql(
+            "SELECT seq, kind, days_new, days_corrected, days_unchanged, rows, instruments, "
+            "first_day, last_day FROM events ORDER BY seq"
+        ).to_pylist(),
+        st.sql("SELECT * FROM changes ORDER BY seq, instrument, date").to_pylist(),
+        st.sql("SELECT * FROM bars ORDER BY instrument, ts"),
+    )
+
+
+def _outcome(path: str, chunk_bytes: int, root: str) -> tuple[str, tuple]:
+    """Ingest ``path`` into a fresh store (holding an earlier day) with this chunk."""
+    shutil.rmtree(root, ignore_errors=True)
+    st = incbt.init(root)
+    try:
+        st.settings["ingest_chunk_mb"] = chunk_bytes / MB
+        st.ingest(_EARLIER)
+        before = _state(st)
+        try:
+            s = st.ingest(path)
+        except BadInputError as e:
+            after = _state(st)
+            assert after[:3] == before[:3] and after[3].equals(before[3]), "store changed"
+            assert not os.path.exists(os.path.join(root, "tmp")) or not os.listdir(
+                os.path.join(root, "tmp")
+            )
+            return str(e), ()
+        return f"{s.days_new} new, {s.rows_read} rows", _state(st)
+    finally:
+        close_env(os.path.join(root, "catalog"))
+
+
+_EARLIER = ""  # a file of the day before the big file's days (set by the fixture)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _earlier(tmp_path_factory):
+    global _EARLIER
+    out = tmp_path_factory.mktemp("earlier")
+    (_EARLIER,) = generate(str(out), instruments=3, days=1, start="2024-03-26", seed=5)
+
+
+def _same(whole: tuple[str, tuple], parts: tuple[str, tuple]) -> None:
+    assert parts[0] == whole[0]
+    if whole[1]:
+        a, b = whole[1], parts[1]
+        assert a[:3] == b[:3]
+        assert a[3].equals(b[3])
+
+
+BREAKS = st.sampled_from(
+    [
+        "none",
+        "duplicate",
+        "unsorted",
+        "blank line",
+        "not a number",
+        "negative price",
+        "blank lines at the end",
+    ]
+)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    layout=st.sampled_from(["by instrument", "by time"]),
+    how=BREAKS,
+    cut=st.integers(0, 100),
+    near=st.sampled_from([0, 0, 0, -2, -1, 1, 2]),
+    back=st.integers(1, 6),
+    chunk=st.integers(24_000, 320_000),
+)
+def test_a_csv_file_read_in_parts_ingests_as_it_does_whole(
+    lines, layout, how, cut, near, back, chunk
+):
+    clean = "\n".join(lines[layout]) + "\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bars.csv")
+        with open(path, "w") as f:
+            f.write(clean)
+        # broken near a place the clean file is cut, where the two parts must be joined
+        starts = [clean.count("\n", 0, p.start) for p in split(path, chunk)[1:]]
+        at = starts[cut % len(starts)] + near
+        with open(path, "w") as f:
+            f.write("\n".join(_broken(lines[layout], how, at, back)) + "\n")
+        parts = split(path, chunk)
+        assert parts is not None and len(parts) >= 2
+        assert parts[0].start > 0 and parts[-1].end == os.path.getsize(path)
+        whole = _outcome(path, 64 * MB, os.path.join(tmp, "whole"))
+        cut = _outcome(path, chunk, os.path.join(tmp, "parts"))
+        _same(whole, cut)
+        if how in ("none", "blank lines at the end"):
+            assert whole[0].startswith("3 new") or "new" in whole[0]
+        else:
+            assert "line" in whole[0]
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    layout=st.sampled_from(["by instrument", "by time"]),
+    how=st.sampled_from(["none", "duplicate", "unsorted", "negative price"]),
+    cut=st.integers(0, 30),
+    near=st.sampled_from([0, 0, -1, 1]),
+    group=st.integers(100, 900),
+    chunk=st.integers(40_000, 240_000),
+)
+def test_a_parquet_file_read_in_parts_ingests_as_it_does_whole(
+    lines, layout, how, cut, near, group, chunk
+):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bars.parquet")
+        pq.write_table(_as_table(lines[layout][1:], lines[layout][0]), path, row_group_size=group)
+        parts = split(path, chunk)
+        if parts is None:  # the file fits one chunk: nothing to compare
+            assert os.path.getsize(path) <= chunk or pq.ParquetFile(path).num_row_groups < 2
+            return
+        # broken at the first row of a part (line index = row + 1), or next to it
+        at = parts[1 + cut % (len(parts) - 1)].start * group + 1 + near
+        ls = _broken(lines[layout], how, at)
+        pq.write_table(_as_table(ls[1:], ls[0]), path, row_group_size=group)
+        whole = _outcome(path, 64 * MB, os.path.join(tmp, "whole"))
+        cut_ = _outcome(path, chunk, os.path.join(tmp, "parts"))
+        _same(whole, cut_)
+        if how != "none":
+            assert "row" in whole[0]
+
+
+def test_a_bad_bar_in_a_later_part_is_named_by_its_line_in_the_file(lines, tmp_path):
+    body = list(lines["by time"])
+    n = len(body)
+    body[n - 5] = body[n - 5].replace(",", ",x", 3)  # near the end: in the last part
+    path = tmp_path / "bars.csv"
+    path.write_text("\n".join(body) + "\n")
+    assert len(split(str(path), 80_000)) > 5
+    msg, _ = _outcome(str(path), 80_000, str(tmp_path / "s"))
+    assert f"bars.csv, line {n - 4}: column open is not a number" in msg
