@@ -66,7 +66,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from incbt.bars import fastcsv
-from incbt.bars.inputs import InputBars, expand_paths, read_input, trading_days
+from incbt.bars.inputs import InputBars, column_numpy, expand_paths, read_input, trading_days
 from incbt.bars.layout import (
     bucket_path,
     build_table,
@@ -378,8 +378,8 @@ def _write_bucket(root: str, plan: _Plan, max_rows: int) -> _File:
         # one thread, no pre-buffer: ~3x faster than read_table on these small files
         pf = pq.ParquetFile(os.path.join(root, plan.sources[fh]), pre_buffer=False)
         t = pf.read(columns=list(_ARRAYS), use_threads=False)
-        cols = {c: t.column(c).combine_chunks().to_numpy() for c in FLOAT_COLUMNS}
-        cols["ts"] = t.column("ts").combine_chunks().cast("int64").to_numpy()
+        cols = {c: column_numpy(t.column(c)) for c in FLOAT_COLUMNS}
+        cols["ts"] = column_numpy(t.column("ts")).view(np.int64)
         old[fh] = cols
     slices: dict[str, list[np.ndarray]] = {c: [] for c in _ARRAYS}
     day_rows = []

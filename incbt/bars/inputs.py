@@ -576,6 +576,15 @@ def read_input(
     return validate(path, kind, table)
 
 
+def column_numpy(col: pa.ChunkedArray) -> np.ndarray:
+    """A column without nulls as one NumPy array: a view of a single chunk (the fast CSV
+    reader's and most files'); ``combine_chunks`` would copy even that one, into fresh
+    memory (~0.17 s per 4 M floats here)."""
+    if col.num_chunks == 1:
+        return col.chunk(0).to_numpy()
+    return col.combine_chunks().to_numpy()
+
+
 def validate(path: str, kind: str, table: pa.Table) -> InputBars:
     """Check every rule of SEMANTICS.md "Bars"; sort by (instrument, ts)."""
 
@@ -617,7 +626,7 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
                 value=name,
                 fix=f"use 1 to {MAX_INSTRUMENT_LEN} characters, no leading/trailing spaces",
             )
-    arr = {c: table.column(c).combine_chunks().to_numpy() for c in ("ts", *FLOAT_COLUMNS)}
+    arr = {c: column_numpy(table.column(c)) for c in ("ts", *FLOAT_COLUMNS)}
 
     def inst(i: int) -> str:
         return names[codes[i]]
