@@ -11,6 +11,7 @@ same one-line message naming the same line or row, with the store unchanged.
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import tempfile
@@ -20,7 +21,8 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import tree_state
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import incbt
@@ -176,9 +178,10 @@ BREAKS = st.sampled_from(
     near=st.sampled_from([0, 0, 0, -2, -1, 1, 2]),
     back=st.integers(1, 6),
     chunk=st.integers(24_000, 320_000),
+    compressed=st.booleans(),
 )
 def test_a_csv_file_read_in_parts_ingests_as_it_does_whole(
-    lines, layout, how, cut, near, back, chunk
+    lines, layout, how, cut, near, back, chunk, compressed
 ):
     clean = "\n".join(lines[layout]) + "\n"
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,13 +196,19 @@ def test_a_csv_file_read_in_parts_ingests_as_it_does_whole(
         parts = split(path, chunk)
         assert parts is not None and len(parts) >= 2
         assert parts[0].start > 0 and parts[-1].end == os.path.getsize(path)
+        if compressed:  # decompressed to the store's tmp/ first, then read in the same parts
+            with open(path, "rb") as f, gzip.open(path + ".gz", "wb") as z:
+                z.write(f.read())
+            os.remove(path)
+            path += ".gz"
+            assume(os.path.getsize(path) > chunk // PARTS_PER_CHUNK)
         whole = _outcome(path, 64 * MB, os.path.join(tmp, "whole"))
-        cut = _outcome(path, chunk, os.path.join(tmp, "parts"))
-        _same(whole, cut)
+        cut_ = _outcome(path, chunk, os.path.join(tmp, "parts"))
+        _same(whole, cut_)
         if how in ("none", "blank lines at the end"):
-            assert whole[0].startswith("3 new") or "new" in whole[0]
+            assert whole[0] == "9 new, 3510 rows"
         else:
-            assert "line" in whole[0]
+            assert f"{os.path.basename(path)}, line " in whole[0]
 
 
 @settings(
@@ -245,3 +254,46 @@ def test_a_bad_bar_in_a_later_part_is_named_by_its_line_in_the_file(lines, tmp_p
     assert len(split(str(path), 80_000)) > 5
     msg, _ = _outcome(str(path), 80_000, str(tmp_path / "s"))
     assert f"bars.csv, line {n - 4}: column open is not a number" in msg
+
+
+class _Tasks:
+    """A progress reporter that records its tasks and their totals."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int | None] = {}
+
+    def task(self, description: str, total: int | None):
+        from incbt.progress import NULL
+
+        self.seen[description] = total
+        return NULL.task(description, total)
+
+
+def test_a_big_gz_file_is_decompressed_to_disk_and_read_in_parts(lines, tmp_path):
+    """Its parts are read from a plain copy under the store's tmp/, which is gone after
+    the ingest, a dry run leaves the store as it was, and a damaged file is named."""
+    path = tmp_path / "bars.csv.gz"
+    with gzip.open(path, "wt") as z:
+        z.write("\n".join(lines["by time"]) + "\n")
+    st = incbt.init(str(tmp_path / "s"))
+    st.settings["ingest_chunk_mb"] = 40_000 / MB
+    before = tree_state(st.path)
+    dry = st.ingest(str(path), dry_run=True)
+    assert dry.days_new == 9 and tree_state(st.path) == before
+    seen = _Tasks()
+    s = st.ingest(str(path), progress=seen)
+    assert s.days_new == 9 and s.rows_read == len(lines["by time"]) - 1
+    assert seen.seen["decompressing"] == 1 and seen.seen["reading"] > 2
+    assert not os.path.exists(os.path.join(st.path, "tmp"))
+    whole = incbt.init(str(tmp_path / "w"))
+    whole.ingest(str(path))
+    q = "SELECT * FROM bars ORDER BY instrument, ts"
+    assert st.sql(q).equals(whole.sql(q))
+    damaged = tmp_path / "damaged.csv.gz"
+    damaged.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    state = tree_state(st.path)
+    with pytest.raises(BadInputError, match=r"damaged\.csv\.gz: cannot read the file"):
+        st.ingest(str(damaged))
+    assert tree_state(st.path) == state
+    for s_ in (st, whole):
+        close_env(os.path.join(s_.path, "catalog"))

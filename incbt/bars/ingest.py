@@ -75,7 +75,7 @@ from incbt.bars.layout import (
     sync_files,
     write_file,
 )
-from incbt.bars.parts import Part, Stitcher, read_part
+from incbt.bars.parts import Part, Stitcher, plain_copy, read_part
 from incbt.bars.parts import split as parts_of
 from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, month_of
 from incbt.catalog import (
@@ -202,14 +202,18 @@ def collect(
 PARTS_PER_CHUNK = 4  # a big file's parts are a quarter chunk: read on every core at once
 
 
-def chunks(files: Sequence[str], budget: int) -> list[list[str | Part]]:
+def chunks(
+    files: Sequence[str], budget: int, plain: Mapping[str, str] | None = None
+) -> list[list[str | Part]]:
     """Consecutive groups of inputs of at most ``budget`` bytes (one at least); a file
-    bigger than that is cut in parts (:mod:`incbt.bars.parts`) grouped the same way."""
+    bigger than that is cut in parts (:mod:`incbt.bars.parts`) grouped the same way.
+    ``plain``: decompressed copies of ``.csv.gz`` files, read in parts in their place."""
     out: list[list[str | Part]] = []
     size = 0
     for f in files:
-        n = os.path.getsize(f)
-        parts = parts_of(f, max(budget // PARTS_PER_CHUNK, 1)) if n > budget else None
+        src = (plain or {}).get(f, f)
+        n = os.path.getsize(src)
+        parts = parts_of(src, max(budget // PARTS_PER_CHUNK, 1), f) if n > budget else None
         units: list[tuple[str | Part, int]] = (
             [(f, n)] if parts is None else [(p, p.size) for p in parts]
         )
@@ -475,15 +479,13 @@ def ingest(
     then deleted. One commit at the end. An input that fits one chunk is
     validated whole before anything is written. A file bigger than a chunk is
     read in parts (:mod:`incbt.bars.parts`: a CSV file as ranges of lines, a
-    Parquet file as runs of row groups; not a ``.csv.gz``), a chunk each.
+    Parquet file as runs of row groups, a big ``.csv.gz`` decompressed to disk
+    first), a quarter chunk each.
     ``max_files``: the most files a bucket may have before it is folded.
     """
     t0 = time.perf_counter()
     files = expand_paths(paths)
     summary = IngestSummary(files=len(files), dry_run=dry_run)
-    groups = chunks(files, chunk_bytes)
-    read_task = progress.task("reading", sum(len(g) for g in groups))
-    write_task = progress.task("writing buckets", None)
     seen: dict[tuple[str, int], _Seen] = {}
     # the file list of every bucket this call changes, as it will be committed
     staged: dict[tuple[str, str], list[_File]] = {}
@@ -501,9 +503,18 @@ def ingest(
         read_task.advance()
         return inp, pieces
 
-    with lock(), _gc_paused(), _csv_kernel(files):
+    with (
+        lock(),
+        _gc_paused(),
+        _csv_kernel(files),
+        _plain_copies(root, files, chunk_bytes) as plain,
+    ):
         if not dry_run:
             recover(root, cat)
+        plain.make(progress)
+        groups = chunks(files, chunk_bytes, plain.copies)
+        read_task = progress.task("reading", sum(len(g) for g in groups))
+        write_task = progress.task("writing buckets", None)
         try:
             held: dict[tuple[str, int], Piece] = {}
             # One pool for reading and writing, a thread per core (at most 4): Arrow's
@@ -606,6 +617,43 @@ def ingest(
         shutil.rmtree(os.path.join(root, "tmp"), ignore_errors=True)
         summary.seconds["commit"] = time.perf_counter() - t1  # the sync included
         return summary
+
+
+class _PlainCopies:
+    """Decompressed copies of the big ``.csv.gz`` inputs, read in parts (on disk, under
+    the store's ``tmp/inputs/``; removed when the ingest ends, whatever its end)."""
+
+    def __init__(self, root: str, files: Sequence[str], budget: int) -> None:
+        self.dir = os.path.join(root, "tmp", "inputs")
+        # compressed bytes above a part's size: plain, it is several chunks
+        self.todo = [
+            f for f in files if f.endswith(".gz") and os.path.getsize(f) > budget // PARTS_PER_CHUNK
+        ]
+        self.copies: dict[str, str] = {}
+
+    def make(self, progress: Reporter) -> None:
+        if not self.todo:
+            return
+        os.makedirs(self.dir, exist_ok=True)
+        task = progress.task("decompressing", len(self.todo))
+        for k, f in enumerate(self.todo):
+            dest = os.path.join(self.dir, f"{k:06d}.csv")
+            plain_copy(f, dest)
+            self.copies[f] = dest
+            task.advance()
+        task.done()
+
+
+@contextlib.contextmanager
+def _plain_copies(root: str, files: Sequence[str], budget: int) -> Iterator[_PlainCopies]:
+    copies = _PlainCopies(root, files, budget)
+    try:
+        yield copies
+    finally:
+        if copies.copies or os.path.isdir(copies.dir):
+            shutil.rmtree(copies.dir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # empty: a dry run leaves no folder behind
+                os.rmdir(os.path.dirname(copies.dir))
 
 
 @contextlib.contextmanager

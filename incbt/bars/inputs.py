@@ -626,7 +626,7 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
                 value=name,
                 fix=f"use 1 to {MAX_INSTRUMENT_LEN} characters, no leading/trailing spaces",
             )
-    arr = {c: column_numpy(table.column(c)) for c in ("ts", *FLOAT_COLUMNS)}
+    arr: dict[str, Any] = {c: column_numpy(table.column(c)) for c in ("ts", *FLOAT_COLUMNS)}
 
     def inst(i: int) -> str:
         return names[codes[i]]

@@ -13,15 +13,21 @@ instrument's ts still increase strictly from one part to the next, and a day
 cut by a part boundary is joined into one piece before it is compared with the
 store. The bars ingested are the same as the whole file's (tested).
 
-Compressed CSV files (``.csv.gz``) are read whole.
+A big compressed CSV file (``.csv.gz``) is first decompressed, as a stream, to a
+plain copy under the store's ``tmp/`` (disk, not memory), whose parts are read
+the same way and named after the compressed file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import gzip
 import os
 import re
+import shutil
 import tempfile
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,21 +52,44 @@ class Part:
     end: int
     size: int  # bytes: of the CSV range; of the row groups, uncompressed
     header_end: int = 0  # CSV: the header line is bytes [0, header_end)
+    name: str = ""  # the file as messages name it, if not ``path`` (a .csv.gz's copy)
 
     @property
     def last(self) -> bool:
         return self.index + 1 == self.count
 
+    @property
+    def shown(self) -> str:
+        return self.name or self.path
 
-def split(path: str, budget: int) -> list[Part] | None:
-    """The parts of a file bigger than ``budget`` bytes; None to read it whole."""
+
+def split(path: str, budget: int, name: str = "") -> list[Part] | None:
+    """The parts of a file bigger than ``budget`` bytes; None to read it whole.
+    ``name``: the file messages name (``path`` is a plain copy of a ``.csv.gz``)."""
     if os.path.getsize(path) <= budget:
         return None
     if path.endswith((".parquet", ".pq")):
-        return _parquet_parts(path, budget)
-    if path.endswith(".csv"):
-        return _csv_parts(path, budget)
-    return None
+        parts = _parquet_parts(path, budget)
+    elif path.endswith(".csv"):
+        parts = _csv_parts(path, budget)
+    else:
+        return None
+    return None if parts is None else [dataclasses.replace(p, name=name) for p in parts]
+
+
+def plain_copy(path: str, dest: str) -> None:
+    """Decompress a ``.csv.gz`` file to ``dest`` (a stream: memory stays small), so that
+    it is read in parts like a plain CSV file."""
+    try:
+        with gzip.open(path, "rb") as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 24)
+    except (OSError, EOFError, zlib.error) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadInputError(
+            f"cannot read the file ({why})",
+            file=path,
+            fix="save CSV files as UTF-8 text with a header line, compressed whole with gzip",
+        ) from None
 
 
 def _parts(
@@ -186,7 +215,7 @@ def _renumbered(e: BadInputError, part: Part, row_base: int) -> BadInputError:
     problem = re.sub(rf"\b{unit} (\d+)", lambda m: f"{unit} {shift(int(m.group(1)))}", e.problem)
     return BadInputError(
         problem,
-        file=part.path,
+        file=part.shown,
         line=shift(e.line),
         row=shift(e.row),
         instrument=e.instrument,
@@ -206,7 +235,7 @@ class Stitcher:
     def number(self, part: Part, inp: InputBars) -> None:
         """Number a part's rows as in the whole file (the parts before it are numbered)."""
         base = self.rows.get(part.path, 0)
-        inp.source = part.path
+        inp.source = part.shown
         inp.rows += base
         self.rows[part.path] = base + len(inp)
 
@@ -264,7 +293,7 @@ class Stitcher:
         raise BadInputError(
             ("duplicate ts" if dup else "ts is not increasing")
             + f" (previous bar of this instrument at {unit} {prev_where[unit]})",
-            file=part.path,
+            file=part.shown,
             **inp.where(i),
             instrument=name,
             value=str(np.datetime64(int(inp.ts[i]), "ns")) + "Z",
