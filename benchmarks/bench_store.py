@@ -100,19 +100,37 @@ def one_file(data) -> str:
     return str(out)
 
 
+def one_gz(data) -> str:
+    """That one file, gzip-compressed (level 1: quick to build)."""
+    import gzip
+
+    src = one_file(data)
+    out = OUT / f"{data.name}-one.csv.gz"
+    if not out.exists() or out.stat().st_mtime < os.path.getmtime(src):
+        tmp = str(out) + ".tmp"
+        with open(src, "rb") as r, gzip.open(tmp, "wb", compresslevel=1) as w:
+            shutil.copyfileobj(r, w, 1 << 24)
+        os.replace(tmp, out)
+    return str(out)
+
+
 def bench_rss(data) -> dict[str, float]:
     """Peak RSS of `incbt ingest` of the daily files; of the same bars as one file, read
     in parts (the default) and read whole (``ingest_chunk_mb`` above its size)."""
     files = sorted(glob.glob(str(data / "*.csv")))
     raw = sum(os.path.getsize(f) for f in files)
-    big = one_file(data)
+    big, gz = one_file(data), one_gz(data)
     env = dict(os.environ)
-    out: dict[str, float] = {"raw": raw, "big_raw": os.path.getsize(big)}
+    out: dict[str, float] = {"raw": raw, "big_raw": os.path.getsize(big),
+                             "gz_raw": os.path.getsize(gz)}
+    whole = env | {"INCBT_INGEST_CHUNK_MB": str(2 * out["big_raw"] / (1 << 20))}
     runs = {
         "": (str(data), env),
         "base": (files[0], env),
         "big": (big, env),
-        "big_whole": (big, env | {"INCBT_INGEST_CHUNK_MB": str(2 * out["big_raw"] / (1 << 20))}),
+        "big_whole": (big, whole),
+        "gz": (gz, env),
+        "gz_whole": (gz, whole),
     }
     for key, (what, e) in runs.items():
         s = OUT / f"store-rss{'-' + key if key else ''}"
@@ -206,6 +224,13 @@ def main() -> None:
          f"read whole (as before 2026-12-03): {rss['big_whole_peak'] / rss['big_raw']:.2f} "
          f"({rss['big_whole_peak'] / mb:,.0f} MiB), {rss['big_whole_wall']:.2f} s",
          f"{rss['big_whole_peak'] / rss['big_peak']:.1f}x less memory", ""),
+        (f"the same file gzip-compressed ({rss['gz_raw'] / mb:,.0f} MiB), decompressed to "
+         "disk, then read in parts: peak RSS / its plain bytes, wall time",
+         f"{rss['gz_peak'] / rss['big_raw']:.2f} ({rss['gz_peak'] / mb:,.0f} MiB), "
+         f"{rss['gz_wall']:.2f} s",
+         f"read whole: {rss['gz_whole_peak'] / rss['big_raw']:.2f} "
+         f"({rss['gz_whole_peak'] / mb:,.0f} MiB), {rss['gz_whole_wall']:.2f} s",
+         f"{rss['gz_whole_peak'] / rss['gz_peak']:.1f}x less memory", ""),
         ("1 instrument x 1 year via `Store.bars`", f"{rng['bars_s'] * 1e3:.1f} ms",
          f"{rng['scan_s'] * 1e3:.0f} ms (full-scan filter)",
          f"**{rng['scan_s'] / rng['bars_s']:.0f}x**", ">= 10x"),
