@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from incbt import settings as settings_mod
-from incbt.bars.ingest import IngestSummary, recover
+from incbt.bars.ingest import DAY_HASH, IngestSummary, recover
 from incbt.bars.ingest import ingest as _ingest
 from incbt.bars.schema import day_to_iso, iso_to_day
 from incbt.catalog import FORMAT_VERSION, Catalog
@@ -131,6 +131,7 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
 
     def setup(txn: Any) -> None:
         cat.put_meta(txn, "format_version", FORMAT_VERSION)
+        cat.put_meta(txn, "day_hash", DAY_HASH)
         for k, v in wanted.items():
             cat.put_meta(txn, k, v)
         cat.append_event(txn, "init", _command(), {"settings": wanted})

@@ -333,6 +333,39 @@ def test_a_format_1_store_is_upgraded_and_another_format_refused(tmp_path):
     assert p.returncode == 1 and "catalog format 99" in p.stderr and "Fix:" in p.stderr
 
 
+def _day_digest(t, new) -> str:
+    """A day's hash computed here, from its bars read back: ts and OHLCV, bit for bit."""
+    h = new()
+    h.update(t.column("ts").cast("int64").to_numpy())
+    for c in ("open", "high", "low", "close", "volume"):
+        h.update(t.column(c).to_numpy())
+    return h.hexdigest()
+
+
+def test_days_are_hashed_with_xxh3_and_a_store_made_before_keeps_blake2b(tmp_path):
+    """A new store records XXH3-128 day hashes; one made before the switch (no day_hash
+    in its meta) keeps BLAKE2b, so the same file again changes nothing there, and both
+    hold the same bars. An unknown hash is refused with a fix."""
+    import hashlib
+
+    import xxhash
+
+    (f,) = generate(str(tmp_path / "d"), instruments=1, days=1, start="2024-01-02", seed=5)
+    new, old = incbt.init(str(tmp_path / "new")), incbt.init(str(tmp_path / "old"))
+    old.catalog.env.write(lambda txn: txn.delete(b"day_hash", db=old.catalog.db["meta"]))
+    q = "SELECT new_hash FROM changes"
+    bars_q = "SELECT * FROM bars ORDER BY instrument, ts"
+    for st, h in ((new, xxhash.xxh3_128), (old, lambda: hashlib.blake2b(digest_size=16))):
+        assert st.ingest(f).days_new == 1
+        bars = st.sql(bars_q)
+        assert st.sql(q).column(0).to_pylist() == [_day_digest(bars, h)]
+        assert st.ingest(f).seq is None  # the same day again: unchanged, no event
+    assert new.sql(bars_q).equals(old.sql(bars_q))
+    old.catalog.env.write(lambda txn: old.catalog.put_meta(txn, "day_hash", "md4"))
+    with pytest.raises(incbt.errors.CatalogError, match="'md4'.*Fix: use the incbt version"):
+        incbt.open(str(tmp_path / "old")).ingest(f)
+
+
 def test_day_rows_is_the_planners_view_of_the_day_index(store, small_data):
     """``day_rows`` (what the planner reads) agrees with the full day entries: the days
     from a first day on, after the latest earlier days holding enough bars."""

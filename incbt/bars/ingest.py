@@ -57,13 +57,14 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+import xxhash
 
 from incbt.bars import fastcsv
 from incbt.bars.inputs import InputBars, column_numpy, expand_paths, read_input, trading_days
@@ -142,15 +143,44 @@ class IngestSummary:
         }
 
 
-def day_hash(src: Any, start: int, end: int) -> bytes:
+# How a day's content hash is computed: catalog meta "day_hash", fixed when the store is
+# made. XXH3-128 since 2026-12-03: BLAKE2b took ~0.23 CPU-s per 4 M bars, the largest
+# single cost of an ingest (XXH3 ~0.03 s; ingest wall time -16% here). A store made
+# before has no "day_hash" and keeps BLAKE2b: its days' stored hashes must match.
+DAY_HASH = "xxh3-128"
+LEGACY_DAY_HASH = "blake2b-128"
+Hasher = Callable[[], Any]  # a new hash object (update, digest)
+
+
+def _blake2b() -> Any:
+    return hashlib.blake2b(digest_size=16)
+
+
+DAY_HASHERS: dict[str, Hasher] = {"xxh3-128": xxhash.xxh3_128, "blake2b-128": _blake2b}
+
+
+def store_hasher(cat: Catalog) -> Hasher:
+    """The day hash this store's catalog records its days with."""
+    with cat.env.read() as txn:
+        name = cat.meta(txn).get("day_hash", LEGACY_DAY_HASH)
+    if name not in DAY_HASHERS:
+        raise CatalogError(
+            f"the store hashes days with {name!r}, which this incbt does not know. "
+            "Fix: use the incbt version that made the store"
+        )
+    return DAY_HASHERS[name]
+
+
+def day_hash(src: Any, start: int, end: int, new: Hasher = xxhash.xxh3_128) -> bytes:
     """Content hash of one day's bars: ts and OHLCV, bit for bit."""
-    h = hashlib.blake2b(digest_size=16)
+    h = new()
     for c in _ARRAYS:
         h.update(getattr(src, c)[start:end] if isinstance(src, InputBars) else src[c][start:end])
-    return h.digest()
+    digest: bytes = h.digest()
+    return digest
 
 
-def split_days(inp: InputBars, session_tz: str) -> list[Piece]:
+def split_days(inp: InputBars, session_tz: str, new: Hasher = xxhash.xxh3_128) -> list[Piece]:
     days = trading_days(inp.ts, session_tz)
     brk = np.flatnonzero((inp.codes[1:] != inp.codes[:-1]) | (days[1:] != days[:-1])) + 1
     first = np.concatenate(([0], brk))
@@ -158,7 +188,7 @@ def split_days(inp: InputBars, session_tz: str) -> list[Piece]:
     ends = np.concatenate((brk, [len(inp)])).tolist()
     names = [inp.names[c] for c in inp.codes[first].tolist()]
     return [
-        Piece(name, d, inp, s, e, day_hash(inp, s, e))
+        Piece(name, d, inp, s, e, day_hash(inp, s, e, new))
         for name, d, s, e in zip(names, days[first].tolist(), starts, ends, strict=True)
     ]
 
@@ -492,14 +522,15 @@ def ingest(
     changes: list[tuple[str, int, int, bytes, bytes, int]] = []  # inst, day, kind, old, new, rows
     written: list[str] = []
 
-    stitcher = Stitcher()  # across the parts of a big file
+    hasher = store_hasher(cat)
+    stitcher = Stitcher(hasher)  # across the parts of a big file
 
     def read(f: str | Part, use_threads: bool) -> tuple[InputBars, list[Piece]]:
         if isinstance(f, Part):
             inp = read_part(f, mapping, tz, use_threads)
         else:
             inp = read_input(f, mapping, tz, use_threads)
-        pieces = split_days(inp, session_tz)
+        pieces = split_days(inp, session_tz, hasher)
         read_task.advance()
         return inp, pieces
 

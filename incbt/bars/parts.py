@@ -227,7 +227,8 @@ def _renumbered(e: BadInputError, part: Part, row_base: int) -> BadInputError:
 class Stitcher:
     """What spans the parts of a file: ts order per instrument, and days cut in two."""
 
-    def __init__(self) -> None:
+    def __init__(self, hasher: Any) -> None:
+        self.hasher = hasher  # the store's day hash (a joined day is hashed again)
         self.rows: dict[str, int] = {}  # path -> rows read in its earlier parts
         self.last: dict[str, dict[str, tuple[int, dict[str, int]]]] = {}  # ts, where
         self.held: dict[str, dict[str, Any]] = {}  # path -> instrument -> its last day's piece
@@ -258,14 +259,14 @@ class Stitcher:
             prev = held.pop(inst, None)
             if prev is not None:
                 if prev.day == ps[0].day:
-                    ps[0] = _joined(prev, ps[0], Piece, day_hash)
+                    ps[0] = _joined(prev, ps[0], Piece, day_hash, self.hasher)
                 else:
                     out.append(prev)
             out.extend(ps[:-1])
             if part.last:
                 out.append(ps[-1])
             else:  # its last day may go on in the next part: a copy waits (not the part)
-                held[inst] = _joined(None, ps[-1], Piece, day_hash)
+                held[inst] = _joined(None, ps[-1], Piece, day_hash, self.hasher)
             end = ps[-1].end - 1
             last[inst] = (int(ps[-1].src.ts[end]), ps[-1].src.where(end))
         if part.last:
@@ -303,7 +304,7 @@ class Stitcher:
         )
 
 
-def _joined(a: Any, b: Any, piece: Any, day_hash: Any) -> Any:
+def _joined(a: Any, b: Any, piece: Any, day_hash: Any, hasher: Any) -> Any:
     """One piece of a day from two (``a`` first; None: ``b`` alone), in arrays of its own."""
     parts = [x for x in (a, b) if x is not None]
 
@@ -324,4 +325,4 @@ def _joined(a: Any, b: Any, piece: Any, day_hash: Any) -> Any:
         volume=cat("volume"),
         rows=cat("rows"),
     )
-    return piece(b.instrument, b.day, src, 0, n, day_hash(src, 0, n))
+    return piece(b.instrument, b.day, src, 0, n, day_hash(src, 0, n, hasher))
