@@ -81,7 +81,9 @@ def kill_at(point, writes, removal):
 # A first ingest in a process spends most of its time loading code; the warm-up
 # ingests the same files into a scratch store first, so that the timed ingest
 # (and the random kills spread over it) is the ingest itself.
-CHILD = HOOKS + r"""
+CHILD = (
+    HOOKS
+    + r"""
 import sys, time
 import incbt
 import incbt.bars.ingest as ing
@@ -113,6 +115,7 @@ t = time.perf_counter()
 st.ingest(paths)
 print("done", time.perf_counter() - t, flush=True)
 """
+)
 
 
 # -- data and reference stores -------------------------------------------------
@@ -160,6 +163,8 @@ FOLD_START = "2024-01-02"
 FOLD_DATES = [day_to_iso(d) for d in weekdays(iso_to_day(FOLD_START), 7)]
 FOLD_GEN = dict(instruments=4, days=7, start=FOLD_START, seed=19)
 FOLD_ENV = {"INCBT_BUCKET_MAX_FILES": "2"}
+# The parts world: the crash ingest's inputs as one CSV file, read in ~16 parts
+PARTS_ENV = {"INCBT_INGEST_CHUNK_MB": "0.1"}
 
 
 class World:
@@ -169,9 +174,9 @@ class World:
     with ``FOLD_ENV``; in-process checks must set it too).
     """
 
-    def __init__(self, root: str, fold: bool = False) -> None:
+    def __init__(self, root: str, fold: bool = False, one_file: bool = False) -> None:
         self.root = root
-        self.env = dict(os.environ) | (FOLD_ENV if fold else {})
+        self.env = dict(os.environ) | (FOLD_ENV if fold else {}) | (PARTS_ENV if one_file else {})
         inputs = os.path.join(root, "inputs")
         if fold:
             d, g = FOLD_DATES, FOLD_GEN
@@ -194,7 +199,18 @@ class World:
             for f in rev:
                 shutil.copy(f, os.path.join(inputs, "rev-" + os.path.basename(f)))
         self.inputs = [inputs]
+        if one_file:  # every input file in date order, as one file (a database export)
+            names = sorted(os.listdir(inputs), key=lambda n: n.removeprefix("rev-"))
+            one = os.path.join(root, "one.csv")
+            with open(one, "w") as out:
+                for k, n in enumerate(names):
+                    with open(os.path.join(inputs, n)) as f:
+                        head = f.readline()
+                        out.write(head if k == 0 else "")
+                        out.write(f.read())
+            self.inputs = [one]
         self.input_bytes = sum(os.path.getsize(os.path.join(inputs, f)) for f in os.listdir(inputs))
+        self.one_file = one_file
         self.template = os.path.join(root, "template")
         st = incbt.init(self.template)
         for base in bases:
@@ -241,6 +257,17 @@ class World:
 def world(tmp_path_factory):
     w = World(str(tmp_path_factory.mktemp("crash")))
     assert w.input_bytes > 300_000  # "a few hundred KB"
+    return w
+
+
+@pytest.fixture(scope="module")
+def parts_world(tmp_path_factory):
+    w = World(str(tmp_path_factory.mktemp("crash-parts")), one_file=True)
+    from incbt.bars.ingest import PARTS_PER_CHUNK
+    from incbt.bars.parts import split
+
+    budget = int(float(PARTS_ENV["INCBT_INGEST_CHUNK_MB"]) * (1 << 20)) // PARTS_PER_CHUNK
+    assert len(split(w.inputs[0], budget)) > 10
     return w
 
 
@@ -403,6 +430,24 @@ def test_kill_during_a_fold_at_random_moments(fold_world, monkeypatch):
     assert states[0] == "before", states
 
 
+def test_kill_a_big_file_read_in_parts_at_random_moments(parts_world, monkeypatch):
+    """One input file of ~16 parts (copies of each under the store's tmp/ while read)."""
+    for k, v in PARTS_ENV.items():
+        monkeypatch.setenv(k, v)
+    rng = random.Random(20240131)
+    n = 8
+    states = []
+    for i in range(n):
+        delay = parts_world.duration * 1.3 * (i + rng.random()) / n
+        path = parts_world.fresh()
+        p = parts_world.child(path, "", warm=True)
+        kill_after(p, delay)
+        states.append(check_consistent(parts_world, path)[0])
+        finish_and_compare(parts_world, path)
+        shutil.rmtree(path)
+    assert states[0] == "before" and states[-1] == "after", states
+
+
 @pytest.mark.parametrize(
     "point, state",
     [
@@ -427,7 +472,9 @@ def test_kill_a_fold_at_each_step(fold_world, monkeypatch, point, state):
 
 # The child: open the store, run gc; a hook kills it at a chosen point. On a store
 # with nothing pending, gc's first write is its commit and its second clears the intent.
-GC_CHILD = HOOKS + r"""
+GC_CHILD = (
+    HOOKS
+    + r"""
 import sys
 import incbt
 
@@ -440,6 +487,7 @@ kill_at(point, {"inside-commit": ("inside", 1), "before-clear": ("before", 2),
 s = incbt.open(store).gc()
 print("done", s.files_removed, flush=True)
 """
+)
 
 GC_VIEW = {
     "events": "SELECT seq, kind, command, summary FROM events ORDER BY seq",

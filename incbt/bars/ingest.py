@@ -527,7 +527,7 @@ def ingest(
 
     def read(f: str | Part, use_threads: bool) -> tuple[InputBars, list[Piece]]:
         if isinstance(f, Part):
-            inp = read_part(f, mapping, tz, use_threads)
+            inp = read_part(f, mapping, tz, use_threads, plain.dir)
         else:
             inp = read_input(f, mapping, tz, use_threads)
         pieces = split_days(inp, session_tz, hasher)
@@ -651,8 +651,9 @@ def ingest(
 
 
 class _PlainCopies:
-    """Decompressed copies of the big ``.csv.gz`` inputs, read in parts (on disk, under
-    the store's ``tmp/inputs/``; removed when the ingest ends, whatever its end)."""
+    """Decompressed copies of the big ``.csv.gz`` inputs, read in parts, and the copies
+    of CSV parts being read (on disk, under the store's ``tmp/inputs/``; removed when
+    the ingest ends, whatever its end, or by the next writer after a crash)."""
 
     def __init__(self, root: str, files: Sequence[str], budget: int) -> None:
         self.dir = os.path.join(root, "tmp", "inputs")

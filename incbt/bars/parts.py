@@ -2,7 +2,7 @@
 
 A CSV file bigger than the ingest's chunk (setting ``ingest_chunk_mb``) is read
 as consecutive byte ranges of whole lines (each a copy of the header line and
-the range, in a temporary file, read like any CSV file); a Parquet file as
+the range, in a file under the store's ``tmp/``, read like any CSV file); a Parquet file as
 consecutive runs of its row groups. Parts are a quarter chunk
 (``incbt.bars.ingest.PARTS_PER_CHUNK``), so a chunk's parts are read on every
 core at once (one 297 MiB file, 64 MiB chunks: peak RSS 497 MiB and 2.0 s,
@@ -158,20 +158,25 @@ def _parquet_parts(path: str, budget: int) -> list[Part] | None:
     return _parts(path, "parquet", cuts, sizes)
 
 
-def read_part(part: Part, mapping: Any, tz: str | None, use_threads: bool) -> InputBars:
+def read_part(
+    part: Part, mapping: Any, tz: str | None, use_threads: bool, scratch: str
+) -> InputBars:
     """One part, validated as a file of its own (rows and lines numbered from its first
     bar: :meth:`Stitcher.number` renumbers them, and :meth:`Stitcher.renumbered` its
-    errors, once the parts before it are read)."""
+    errors, once the parts before it are read). ``scratch``: the folder for a CSV
+    part's copy (under the store's ``tmp/``, which the next writer empties after a
+    crash)."""
     if part.kind == "parquet":
         return read_input(part.path, mapping, tz, use_threads, (part.start, part.end))
-    with _csv_copy(part) as tmp:
+    with _csv_copy(part, scratch) as tmp:
         return read_input(tmp, mapping, tz, use_threads)
 
 
 @contextlib.contextmanager
-def _csv_copy(part: Part) -> Any:
+def _csv_copy(part: Part, scratch: str) -> Any:
     """The header line and the part's lines, as a temporary CSV file."""
-    fd, tmp = tempfile.mkstemp(prefix="incbt-part-", suffix=".csv")
+    os.makedirs(scratch, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="part-", suffix=".csv", dir=scratch)
     try:
         with os.fdopen(fd, "wb") as out, open(part.path, "rb") as src:
             out.write(src.read(part.header_end))
