@@ -28,6 +28,7 @@ Where it answers, the table equals Arrow's bit for bit (property-tested in
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -93,7 +94,9 @@ def read(
     scan_csv_bars = _kernel
     if scan_csv_bars is None or path.endswith(".gz"):
         return None
-    buf = np.fromfile(path, dtype=np.uint8)
+    buf = _mapped(path)
+    if buf is None:
+        return None
     end = trailing_blanks_start(buf[-4096:].tobytes(), len(buf))
     if end is not None:  # blank lines after the last bar are not bars
         buf = buf[:end]
@@ -122,6 +125,17 @@ def read(
         [inst, pa.array(ts[:rows]), *(pa.array(floats[k, :rows]) for k in range(5))],
         names=list(COLUMNS),
     )
+
+
+def _mapped(path: str) -> np.ndarray | None:
+    """The file's bytes, mapped copy-on-write (writable, the kernel's one signature; pages
+    come from the page cache, not copied into fresh memory: ~6% of a read here), or None
+    for an empty file."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return None
+        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    return np.frombuffer(m, dtype=np.uint8)
 
 
 def trailing_blanks_start(tail: bytes, size: int) -> int | None:

@@ -91,13 +91,26 @@ _WRITE_SCHEMA = pa.schema(
 )
 
 
+_ZEROS = np.zeros(0, np.int32)
+
+
+def _zeros(n: int) -> np.ndarray:
+    """``n`` int32 zeros, a read-only view of one shared array (every bucket file's
+    instrument codes: not a fresh array to touch each time)."""
+    global _ZEROS
+    z = _ZEROS
+    if len(z) < n:
+        z = np.zeros(max(n, 2 * len(z), 1 << 16), np.int32)
+        z.flags.writeable = False
+        _ZEROS = z
+    return z[:n]
+
+
 def build_table(
     instrument: str, ts: np.ndarray, day: np.ndarray, cols: dict[str, np.ndarray]
 ) -> pa.Table:
     n = len(ts)
-    name = pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(n, np.int32)), pa.array([instrument], pa.string())
-    )
+    name = pa.DictionaryArray.from_arrays(pa.array(_zeros(n)), pa.array([instrument], pa.string()))
     return pa.table(
         [
             name,
