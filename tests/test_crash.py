@@ -413,20 +413,27 @@ def test_kill_during_recovery(world):
     finish_and_compare(world, path)
 
 
+def kill_at_random_moments(world: World, seed: int, n: int = 8) -> list:
+    """``n`` ingests killed at stratified random moments, each checked, then finished;
+    returns the state each kill left ("before" or "after"). The world's settings must
+    be in the caller's environment too (monkeypatch), for the in-process checks."""
+    rng = random.Random(seed)
+    states = []
+    for i in range(n):
+        delay = world.duration * 1.3 * (i + rng.random()) / n
+        path = world.fresh()
+        p = world.child(path, "", warm=True)
+        kill_after(p, delay)
+        states.append(check_consistent(world, path)[0])
+        finish_and_compare(world, path)
+        shutil.rmtree(path)
+    return states
+
+
 def test_kill_during_a_fold_at_random_moments(fold_world, monkeypatch):
     for k, v in FOLD_ENV.items():
         monkeypatch.setenv(k, v)
-    rng = random.Random(20240102)
-    n = 8
-    states = []
-    for i in range(n):
-        delay = fold_world.duration * 1.3 * (i + rng.random()) / n
-        path = fold_world.fresh()
-        p = fold_world.child(path, "", warm=True)
-        kill_after(p, delay)
-        states.append(check_consistent(fold_world, path)[0])
-        finish_and_compare(fold_world, path)
-        shutil.rmtree(path)
+    states = kill_at_random_moments(fold_world, 20240102)
     assert states[0] == "before", states
 
 
@@ -434,17 +441,7 @@ def test_kill_a_big_file_read_in_parts_at_random_moments(parts_world, monkeypatc
     """One input file of ~16 parts (copies of each under the store's tmp/ while read)."""
     for k, v in PARTS_ENV.items():
         monkeypatch.setenv(k, v)
-    rng = random.Random(20240131)
-    n = 8
-    states = []
-    for i in range(n):
-        delay = parts_world.duration * 1.3 * (i + rng.random()) / n
-        path = parts_world.fresh()
-        p = parts_world.child(path, "", warm=True)
-        kill_after(p, delay)
-        states.append(check_consistent(parts_world, path)[0])
-        finish_and_compare(parts_world, path)
-        shutil.rmtree(path)
+    states = kill_at_random_moments(parts_world, 20240131)
     assert states[0] == "before" and states[-1] == "after", states
 
 

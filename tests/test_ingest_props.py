@@ -357,15 +357,8 @@ def test_any_history_equals_final_data(universe, history):
 )
 def test_any_history_equals_final_data_with_folds(universe, history):
     """The same with at most 2 files a month: appends, merges and folds all happen."""
-    old = os.environ.get("INCBT_BUCKET_MAX_FILES")
-    os.environ["INCBT_BUCKET_MAX_FILES"] = "2"
-    try:
+    with setting_env("INCBT_BUCKET_MAX_FILES", "2"):
         check_history(universe, history)
-    finally:
-        if old is None:
-            del os.environ["INCBT_BUCKET_MAX_FILES"]
-        else:
-            os.environ["INCBT_BUCKET_MAX_FILES"] = old
 
 
 @settings(
@@ -377,15 +370,23 @@ def test_any_history_equals_final_data_with_folds(universe, history):
 def test_any_history_equals_final_data_in_small_chunks(universe, history):
     """The same with a 40 KB chunk: several chunks per call, each file read in 10 KB
     parts (days cut by a part boundary joined, ts checked across parts)."""
-    old = os.environ.get("INCBT_INGEST_CHUNK_MB")
-    os.environ["INCBT_INGEST_CHUNK_MB"] = str(40_000 / (1 << 20))
-    try:
+    with setting_env("INCBT_INGEST_CHUNK_MB", str(40_000 / (1 << 20))):
         check_history(universe, history)
+
+
+@contextmanager
+def setting_env(name: str, value: str):
+    """An environment variable set for the block (Hypothesis reruns the test function:
+    no function-scoped monkeypatch)."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
     finally:
         if old is None:
-            del os.environ["INCBT_INGEST_CHUNK_MB"]
+            del os.environ[name]
         else:
-            os.environ["INCBT_INGEST_CHUNK_MB"] = old
+            os.environ[name] = old
 
 
 def check_history(universe, history) -> None:
