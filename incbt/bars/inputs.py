@@ -585,6 +585,30 @@ def column_numpy(col: pa.ChunkedArray) -> np.ndarray:
     return col.combine_chunks().to_numpy()
 
 
+def order_error(
+    path: str,
+    where: dict[str, int],
+    prev_where: dict[str, int],
+    instrument: str,
+    ts: int,
+    prev_ts: int,
+) -> BadInputError:
+    """A bar whose ts is not after the previous bar of its instrument (at ``prev_where``)."""
+    unit = "line" if "line" in prev_where else "row"
+    dup = ts == prev_ts
+    return BadInputError(
+        ("duplicate ts" if dup else "ts is not increasing")
+        + f" (previous bar of this instrument at {unit} {prev_where[unit]})",
+        file=path,
+        **where,
+        instrument=instrument,
+        value=str(np.datetime64(ts, "ns")) + "Z",
+        fix="remove the duplicate bar"
+        if dup
+        else "sort each instrument's bars by ts and remove duplicates",
+    )
+
+
 def validate(path: str, kind: str, table: pa.Table) -> InputBars:
     """Check every rule of SEMANTICS.md "Bars"; sort by (instrument, ts)."""
 
@@ -693,22 +717,7 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
         cand = np.flatnonzero(bad) + 1
         k = int(cand[np.argmin(order[cand])])
         i, prev = int(order[k]), int(order[k - 1])
-        prev_where = at(prev)
-        prev_txt = (
-            f"line {prev_where['line']}" if "line" in prev_where else f"row {prev_where['row']}"
-        )
-        dup = sts[k] == sts[k - 1]
-        raise BadInputError(
-            ("duplicate ts" if dup else "ts is not increasing")
-            + f" (previous bar of this instrument at {prev_txt})",
-            file=path,
-            **at(i),
-            instrument=inst(i),
-            value=str(np.datetime64(int(sts[k]), "ns")) + "Z",
-            fix="remove the duplicate bar"
-            if dup
-            else "sort each instrument's bars by ts and remove duplicates",
-        )
+        raise order_error(path, at(i), at(prev), inst(i), int(sts[k]), int(sts[k - 1]))
     if sc is codes:
         o2, h2, l2, c2, v2 = o, h, lo, c, v
     else:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from incbt.bars.inputs import InputBars, read_input
+from incbt.bars.inputs import InputBars, order_error, read_input
 from incbt.errors import BadInputError
 
 _WINDOW = 1 << 16  # bytes looked at for the header, and for blank lines at the end
@@ -294,19 +294,7 @@ class Stitcher:
             return
         _, i, name = min(bad)
         prev_ts, prev_where = last[name]
-        dup = int(inp.ts[i]) == prev_ts
-        unit = "line" if "line" in prev_where else "row"
-        raise BadInputError(
-            ("duplicate ts" if dup else "ts is not increasing")
-            + f" (previous bar of this instrument at {unit} {prev_where[unit]})",
-            file=part.shown,
-            **inp.where(i),
-            instrument=name,
-            value=str(np.datetime64(int(inp.ts[i]), "ns")) + "Z",
-            fix="remove the duplicate bar"
-            if dup
-            else "sort each instrument's bars by ts and remove duplicates",
-        )
+        raise order_error(part.shown, inp.where(i), prev_where, name, int(inp.ts[i]), prev_ts)
 
 
 def _joined(a: Any, b: Any, piece: Any, day_hash: Any, hasher: Any) -> Any:
