@@ -25,7 +25,6 @@ import dataclasses
 import gzip
 import os
 import re
-import shutil
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -80,16 +79,21 @@ def split(path: str, budget: int, name: str = "") -> list[Part] | None:
 def plain_copy(path: str, dest: str) -> None:
     """Decompress a ``.csv.gz`` file to ``dest`` (a stream: memory stays small), so that
     it is read in parts like a plain CSV file."""
-    try:
-        with gzip.open(path, "rb") as src, open(dest, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 24)
-    except (OSError, EOFError, zlib.error) as exc:
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BadInputError(
-            f"cannot read the file ({why})",
-            file=path,
-            fix="save CSV files as UTF-8 text with a header line, compressed whole with gzip",
-        ) from None
+    with gzip.open(path, "rb") as src, open(dest, "wb") as out:
+        while True:
+            try:  # only reading is the input's fault: a full disk is not (raised as is)
+                block = src.read(1 << 24)
+            except (OSError, EOFError, zlib.error) as exc:
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise BadInputError(
+                    f"cannot read the file ({why})",
+                    file=path,
+                    fix="save CSV files as UTF-8 text with a header line, compressed whole "
+                    "with gzip",
+                ) from None
+            if not block:
+                return
+            out.write(block)
 
 
 def _parts(
