@@ -30,7 +30,7 @@ from incbt.errors import StrategyError
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
 from incbt.results import PORTFOLIO, build_tables
-from incbt.results.metrics import METRICS, finalize, fold, initial_acc, portfolio_pnl
+from incbt.results.metrics import METRICS, finalize, fold, initial_acc
 from incbt.runs import (
     Staleness,
     UpdateReport,
@@ -268,91 +268,196 @@ def _same(a: pa.Table, b: pa.Table) -> bool:
     )
 
 
-# Results a verify holds in memory at once: its runs are recomputed in chunks of about
-# this many bar-steps (one pass over each instrument's bars per chunk, all of the chunk's
-# runs as one batch; sma_cross leaves ~1 fill per 35 bar-steps: ~100 MB of fills rows)
+# Results a verify holds in memory at once: its runs are recomputed in chunks of
+# instruments (in name order) of about this many bar-steps, every run over each chunk's
+# instruments as one batch, so each instrument's bars are read once, whatever the number
+# of runs (sma_cross leaves ~1 fill per 35 bar-steps: ~100 MB of fills rows a chunk)
 VERIFY_BAR_STEPS = 50_000_000
 
 
-def _chunks(store: Any, records: list[rc.RunRecord]) -> list[list[rc.RunRecord]]:
-    """Runs in chunks of about VERIFY_BAR_STEPS bar-steps, runs of a strategy together."""
-    if not records:
-        return []
-    records = sorted(records, key=lambda r: (r.strategy, r.source or "", r.run_id))
-    total = plan_runs(store, records, from_scratch=True).bars
-    n = max(1, min(len(records), -(-total // VERIFY_BAR_STEPS)))
-    size = -(-len(records) // n)
-    return [records[i : i + size] for i in range(0, len(records), size)]
+def _instrument_chunks(the_plan: Any) -> list[Any]:
+    """The plan's tasks in chunks of whole instruments, in name order, of about
+    VERIFY_BAR_STEPS bar-steps each (an instrument's tasks are never split)."""
+    from incbt.plan import Plan
+
+    by_inst: dict[str, list] = {}
+    for t in the_plan.tasks:
+        by_inst.setdefault(t.instrument, []).append(t)
+    out: list[Any] = []
+    tasks: list = []
+    work = 0
+    for inst in sorted(by_inst):
+        if tasks and work + sum(t.work for t in by_inst[inst]) > VERIFY_BAR_STEPS:
+            out.append(Plan(tasks=tasks, latest=the_plan.latest))
+            tasks, work = [], 0
+        tasks += by_inst[inst]
+        work += sum(t.work for t in by_inst[inst])
+    if tasks:
+        out.append(Plan(tasks=tasks, latest=the_plan.latest))
+    return out
 
 
-def _stored(store: Any, table: str, run_ids: list[str], order: tuple[str, ...]) -> pa.Table:
-    """The store's rows of these runs, sorted as ``build_tables`` sorts them (by Arrow:
-    DataFusion's ORDER BY took 2.2 s for 1.6 M fills, against 0.5 s)."""
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join("'" + n.replace("'", "''") + "'" for n in names)
+
+
+def _stored(
+    ctx: Any, table: str, run_ids: list[str], where: str, order: tuple[str, ...]
+) -> pa.Table:
+    """The store's rows of these runs (and ``where``), sorted as ``build_tables`` sorts
+    them (by Arrow: DataFusion's ORDER BY took 2.2 s for 1.6 M fills, against 0.5 s)."""
     import pyarrow.compute as pc
 
+    from incbt.query import run_sql
+
     assert all(r.isalnum() for r in run_ids)  # run ids are hex digests: safe to inline
-    ids = ", ".join(f"'{r}'" for r in run_ids)
-    t = store.sql(f"SELECT * FROM {table} WHERE run_id IN ({ids})")
+    t = run_sql(ctx, f"SELECT * FROM {table} WHERE run_id IN ({_quoted(run_ids)}){where}")
     return t.take(pc.sort_indices(t, sort_keys=[(c, "ascending") for c in order]))
 
 
+class _Portfolios:
+    """Each run's portfolio metrics, folded as its instruments' results arrive in name
+    order (a chunk after another): the same additions in the same order as
+    ``portfolio_pnl`` and the store's commit over all of them at once, so the same bits."""
+
+    def __init__(self, records: Sequence[rc.RunRecord], known: Sequence[str]) -> None:
+        self.records = {r.run_id: r for r in records}
+        self.n = {r.run_id: len(instruments_of(r, known)) for r in records}
+        self.days: dict[str, np.ndarray] = {}  # run -> days so far (ascending)
+        self.pnl: dict[str, np.ndarray] = {}  # run -> their pnl summed so far
+        self.totals: dict[str, np.ndarray] = {}  # run -> fills, fees, turnover so far
+
+    def add(self, rid: str, items: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        """Instruments of a run, (name, days, pnl, metrics), after every one added before."""
+        items = sorted(items, key=lambda x: x[0])
+        old_d = self.days.get(rid, np.empty(0, np.int64))
+        old_p = self.pnl.get(rid, np.empty(0))
+        all_days = np.concatenate([d for _, d, _, _ in items]).astype(np.int64)
+        days = np.union1d(old_d, all_days)
+        total = np.zeros(len(days))
+        total[np.searchsorted(days, old_d)] = old_p
+        # unbuffered, in array order: each day's pnl added in instrument-name order
+        np.add.at(
+            total, np.searchsorted(days, all_days), np.concatenate([p for _, _, p, _ in items])
+        )
+        self.days[rid], self.pnl[rid] = days, total
+        totals = self.totals.setdefault(rid, np.zeros(3))
+        for _, _, _, vals in items:
+            totals += vals[3:6]
+
+    def table(self) -> pa.Table:
+        """The portfolio rows of the runs with any instrument's metrics, by run."""
+        from incbt.query import METRICS_SCHEMA
+
+        rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
+        for rid in sorted(self.totals):
+            rec, pnl = self.records[rid], self.pnl[rid]
+            cap = np.array([rec.exec_params["notional"] * max(1, self.n[rid])])
+            z = np.zeros((1, len(pnl)))
+            acc = fold(initial_acc(1), pnl[None, :], cap, equity=None, fills=z, fees=z, turnover=z)
+            port = finalize(acc[0, -1]) if len(pnl) else finalize(np.zeros(acc.shape[-1]))
+            port[3:6] = self.totals[rid]
+            _metric_row(rows, rid, PORTFOLIO, port)
+        return pa.table(rows, schema=METRICS_SCHEMA)
+
+
+def _metric_row(rows: dict[str, list], rid: str, inst: str, vals: np.ndarray) -> None:
+    rows["run_id"].append(rid)
+    rows["instrument"].append(inst or None)
+    rows["scope"].append("portfolio" if not inst else "instrument")
+    for i, name in enumerate(METRICS):
+        rows[name].append(int(vals[i]) if name in ("fills", "days") else float(vals[i]))
+
+
+def _instrument_metrics(results: list, ids: list[str], port: _Portfolios) -> pa.Table:
+    """Per-instrument metrics rows of fresh results (sorted as the store sorts them), each
+    run's instruments folded into its portfolio on the way; a failed pair has none."""
+    from incbt.engine import state_width
+    from incbt.query import METRICS_SCHEMA
+
+    rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
+    per_run: dict[str, list] = {rid: [] for rid in ids}
+    for r in results:
+        sw = state_width(resolve_strategy(r.task.strategy, r.task.source))
+        for k, rid in enumerate(r.task.run_ids):
+            if rid in per_run and r.errors[k] is None:
+                vals = finalize(r.states[k, -1, sw:])
+                per_run[rid].append((r.task.instrument, r.days, r.daily["pnl"][k], vals))
+    for rid in ids:
+        items = sorted(per_run[rid], key=lambda x: x[0])
+        if items:
+            port.add(rid, items)
+        for inst, _, _, vals in items:
+            _metric_row(rows, rid, inst, vals)
+    return pa.table(rows, schema=METRICS_SCHEMA)
+
+
 def _compare(
-    store: Any,
-    records: list[rc.RunRecord],
+    ctx: Any,
+    ids: list[str],
+    instruments: list[str] | None,
     results: list,
-    known: list[str],
+    port: _Portfolios,
     report: VerifyReport,
 ) -> None:
-    """Compare freshly computed results of these runs with the store's tables.
+    """Compare freshly computed results of these runs on these instruments (None: all
+    of theirs) with the store's rows of the same, one table at a time.
 
-    Consumes ``results`` (the list is emptied once its rows are tables), and holds one
-    stored table at a time: what a chunk keeps in memory is about its rows, twice."""
-    import pyarrow.compute as pc
-
-    ids = sorted(r.run_id for r in records)
+    Consumes ``results`` (the list is emptied once its rows are tables): what a chunk
+    keeps in memory is about its rows, twice."""
     report.bars_processed += sum(r.bars_processed for r in results)
-    by_id = {r.run_id: r for r in records}
-    metrics = pa.concat_tables(
-        [
-            _metrics(
-                by_id[rid],
-                [r for r in results if rid in r.task.run_ids],
-                len(instruments_of(by_id[rid], known)),
-            )
-            for rid in ids
-        ]
-    )
     report.failed += [
         f"run {rid}, {r.task.instrument}: {e}"
         for r in results
         for rid, e in zip(r.task.run_ids, r.errors, strict=True)
-        if e is not None and rid in by_id
+        if e is not None and rid in ids
     ]
+    metrics = _instrument_metrics(results, ids, port)
     daily, fills = build_tables(results, None, set())  # no batch column: not compared
     results.clear()
+    only = "" if instruments is None else f" AND instrument IN ({_quoted(instruments)})"
     tables = {"daily": daily, "fills": fills, "metrics": metrics}
     del daily, fills, metrics
-    for name, order, where in (
-        ("daily", ("run_id", "instrument", "date"), ("date",)),
-        ("fills", ("run_id", "instrument", "ts"), ("ts",)),
-        ("metrics", ("run_id", "scope", "instrument"), ("scope",)),
+    for name, where, order, keys in (
+        ("daily", only, ("run_id", "instrument", "date"), ("date",)),
+        ("fills", only, ("run_id", "instrument", "ts"), ("ts",)),
+        ("metrics", " AND scope = 'instrument'" + only, ("run_id", "instrument"), ("scope",)),
     ):
-        b = _plain(tables.pop(name))  # one table of each side at a time
-        a = _stored(store, name, ids, order).select(b.column_names)
-        report.rows_compared += b.num_rows
-        if _same(a, b):  # the whole chunk at once: the expected case
+        _compare_table(ctx, name, ids, where, order, keys, tables.pop(name), report)
+
+
+def _compare_table(
+    ctx: Any,
+    name: str,
+    ids: list[str],
+    where: str,
+    order: tuple[str, ...],
+    keys: tuple[str, ...],
+    fresh: pa.Table,
+    report: VerifyReport,
+) -> None:
+    """One table of fresh rows against the store's; a difference of each run recorded
+    once (its first, in the order rows are compared: chunks go in instrument order)."""
+    import pyarrow.compute as pc
+
+    b = _plain(fresh)
+    a = _stored(ctx, name, ids, where, order).select(b.column_names)
+    report.rows_compared += b.num_rows
+    if _same(a, b):  # the whole chunk at once: the expected case
+        return
+    seen = {(d.run_id, d.table) for d in report.differences}
+    for rid in ids:  # find the runs that differ, and where
+        if (rid, name) in seen:
             continue
-        for rid in ids:  # find the runs that differ, and where
-            d = _first_difference(
-                rid,
-                name,
-                a.filter(pc.equal(a["run_id"], rid)),
-                b.filter(pc.equal(b["run_id"], rid)),
-                where,
-            )
-            if d is not None:
-                report.differences.append(d)
-    report.differences.sort(key=lambda d: (d.run_id, ("daily", "fills", "metrics").index(d.table)))
+        d = _first_difference(
+            rid,
+            name,
+            a.filter(pc.equal(a["run_id"], rid)),
+            b.filter(pc.equal(b["run_id"], rid)),
+            keys,
+        )
+        if d is not None:
+            report.differences.append(d)
 
 
 def verify(
@@ -360,9 +465,11 @@ def verify(
 ) -> VerifyReport:
     """Recompute runs from scratch in memory; compare daily, fills and metrics bit for bit.
 
-    Runs are recomputed together, in chunks of about :data:`VERIFY_BAR_STEPS`
-    bar-steps (the engine's batches give each run the bits it gets alone), and each
-    table of a chunk is read from the store with one query.
+    The runs are planned once, then recomputed in chunks of instruments of about
+    :data:`VERIFY_BAR_STEPS` bar-steps (every run over a chunk's instruments as one
+    batch, which gives each run the bits it gets alone), each table of a chunk read
+    from the store with one query; portfolios are folded as the chunks go, and
+    compared at the end.
     """
     t0 = time.perf_counter()
     records = active_runs(store)
@@ -371,53 +478,26 @@ def verify(
         records = list({r.run_id: r for r in chosen}.values())
     report = VerifyReport(runs=len(records))
     known = store.instruments()
-    for chunk in _chunks(store, [r for r in records if not r.fork]):
-        results = execute(store, plan_runs(store, chunk, from_scratch=True), progress)
-        _compare(store, chunk, results, known, report)
+    ctx = store.session(only_for="daily fills metrics")  # one session for every query
+    plain = [r for r in records if not r.fork]
+    port = _Portfolios(records, known)
+    if plain:
+        ids = sorted(r.run_id for r in plain)
+        for chunk in _instrument_chunks(plan_runs(store, plain, from_scratch=True)):
+            insts = sorted({t.instrument for t in chunk.tasks})
+            _compare(ctx, ids, insts, execute(store, chunk, progress), port, report)
     for rec in (r for r in records if r.fork):
         from incbt.fork import fresh_results
 
-        _compare(store, [rec], fresh_results(store, rec), known, report)
+        _compare(ctx, [rec.run_id], None, fresh_results(store, rec), port, report)
+    ids = sorted(r.run_id for r in records)
+    if ids:
+        order = ("run_id",)
+        _compare_table(ctx, "metrics", ids, " AND scope = 'portfolio'", order, ("scope",),
+                       port.table(), report)  # fmt: skip
+    report.differences.sort(key=lambda d: (d.run_id, ("daily", "fills", "metrics").index(d.table)))
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _metrics(rec: rc.RunRecord, results: list, n_instruments: int) -> pa.Table:
-    """Metrics of freshly computed results, as the store defines them."""
-    from incbt.engine import state_width
-    from incbt.query import METRICS_SCHEMA
-
-    per_inst = []
-    rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
-    if not results:  # a run with no bars yet has no metrics, as in the store
-        return pa.table(rows, schema=METRICS_SCHEMA)
-    inst_vals = {}
-    for r in results:
-        sw = state_width(resolve_strategy(r.task.strategy, r.task.source))
-        k = r.task.run_ids.index(rec.run_id)
-        if r.errors[k] is not None:  # a failed pair has no metrics, as in the store
-            continue
-        inst_vals[r.task.instrument] = finalize(r.states[k, -1, sw:])
-        per_inst.append((r.task.instrument, r.days, r.daily["pnl"][k]))
-    if not inst_vals:  # every instrument failed: no portfolio either, as in the store
-        return pa.table(rows, schema=METRICS_SCHEMA)
-    days, pnl = portfolio_pnl(per_inst)
-    cap = np.array([rec.exec_params["notional"] * max(1, n_instruments)])
-    z = np.zeros((1, len(days)))
-    acc = fold(initial_acc(1), pnl[None, :], cap, equity=None, fills=z, fees=z, turnover=z)
-    port = finalize(acc[0, -1]) if len(days) else finalize(np.zeros(acc.shape[-1]))
-    totals = np.zeros(3)
-    for inst in sorted(inst_vals):
-        totals += inst_vals[inst][3:6]
-    port[3:6] = totals
-    for inst, vals in [(PORTFOLIO, port)] + sorted(inst_vals.items()):
-        rows["run_id"].append(rec.run_id)
-        rows["instrument"].append(inst or None)
-        rows["scope"].append("portfolio" if not inst else "instrument")
-        for i, name in enumerate(METRICS):
-            rows[name].append(int(vals[i]) if name in ("fills", "days") else float(vals[i]))
-    t = pa.table(rows, schema=METRICS_SCHEMA)
-    return t.sort_by([("scope", "ascending"), ("instrument", "ascending")])
 
 
 __all__ = [

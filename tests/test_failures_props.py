@@ -26,6 +26,7 @@ from spikes import SPIKE, write_spiked
 
 import incbt
 from incbt import runs as runs_mod
+from incbt import update as update_mod
 from incbt.bars.generate import generate
 
 N_DAYS = 6
@@ -106,4 +107,9 @@ def test_any_history_with_failing_pairs_equals_a_fresh_store(days, first, ops, p
         assert rep.ok, rep.differences[:3]
         spiked = any(v == 1 for v in final.values())
         assert bool(rep.failed) == spiked  # S0001 fails for both spike runs iff it has a spike
+        # one instrument per chunk: portfolios (failed pairs left out) folded across chunks
+        with mock.patch.object(update_mod, "VERIFY_BAR_STEPS", 1):
+            one_each = s.verify()
+        assert one_each.ok and one_each.rows_compared == rep.rows_compared
+        assert sorted(one_each.failed) == sorted(rep.failed)
         assert not s.status().stale
