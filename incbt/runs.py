@@ -8,6 +8,7 @@ up to date computes only the days its results lack.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -951,6 +952,8 @@ def _phase(
         report.commit = commit(store, [], [], command, kind, portfolio={r: {} for r in refold})
         report.commits += 1
     report.compactions += len(compact_all(store, command))  # once, after the last commit
+    with contextlib.suppress(OSError):  # the staging folder, empty now (store/README.md)
+        os.rmdir(os.path.join(store.path, "tmp"))
     bar.done()
     runs_bar.done()
 

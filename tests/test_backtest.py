@@ -100,6 +100,7 @@ def test_same_run_twice_computes_nothing(tmp_path, data):
     b = s.backtest("breakout", {"lookback": 30})
     assert b.run_id == a.run_id and b.report.bars_processed == 0
     assert s.sql("SELECT count(*) n FROM runs")["n"][0].as_py() == 1
+    assert not os.path.exists(os.path.join(s.path, "tmp"))  # the staging folder is removed
 
 
 def test_a_dry_run_says_the_work_and_the_id_and_writes_nothing(tmp_path, data):
