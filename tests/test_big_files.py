@@ -283,7 +283,7 @@ def test_a_big_gz_file_is_decompressed_to_disk_and_read_in_parts(lines, tmp_path
     seen = _Tasks()
     s = st.ingest(str(path), progress=seen)
     assert s.days_new == 9 and s.rows_read == len(lines["by time"]) - 1
-    assert seen.seen["decompressing"] == 1 and seen.seen["reading"] > 2
+    assert seen.seen["decompressing (MiB)"] == 1 and seen.seen["reading"] > 2
     assert not os.path.exists(os.path.join(st.path, "tmp"))
     whole = incbt.init(str(tmp_path / "w"))
     whole.ingest(str(path))

@@ -203,6 +203,8 @@ def test_dry_run_writes_nothing(store, small_data):
     s = store.ingest(str(out), dry_run=True)
     assert s.days_new == 15 and s.seq is None
     assert tree_state(store.path) == before
+    real = store.ingest(str(out))  # the dry run said the files it would write, too
+    assert (s.days_new, s.buckets_written) == (real.days_new, real.buckets_written) == (15, 6)
 
 
 def test_column_mapping_and_epoch_ns(store, tmp_path):

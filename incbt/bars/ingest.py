@@ -548,6 +548,7 @@ def ingest(
         write_task = progress.task("writing buckets", None)
         try:
             held: dict[tuple[str, int], Piece] = {}
+            would: set[tuple[str, str]] = set()  # a dry run's buckets
             # One pool for reading and writing, a thread per core (at most 4): Arrow's
             # parsing and writing, NumPy and hashing run without the GIL. The next
             # chunk's files are read while this chunk's buckets are written, so the
@@ -590,7 +591,10 @@ def ingest(
                     for key in held:
                         del pieces[key]
                     plans = _classify(cat, pieces, staged, summary, changes, max_files)
-                    if dry_run or not plans:
+                    if dry_run:  # the buckets it would write (one file each, in the end)
+                        would.update((p.instrument, p.month) for p in plans)
+                        continue
+                    if not plans:
                         continue
                     written.extend(p.path for p in plans)
                     cat.env.write(lambda txn: cat.set_pending(txn, written))
@@ -617,7 +621,7 @@ def ingest(
             write_task.done()
             t1 = time.perf_counter()
             summary.seconds["read+write"] = t1 - t0
-            _summarize(summary, changes, len(staged))
+            _summarize(summary, changes, len(would) if dry_run else len(staged))
             if dry_run or not changes:
                 return summary
             # Every file durable first, in one go, then the one transaction that lists
@@ -667,12 +671,22 @@ class _PlainCopies:
         if not self.todo:
             return
         os.makedirs(self.dir, exist_ok=True)
-        task = progress.task("decompressing", len(self.todo))
+        # in MiB of compressed input: one big file takes a while, and shows how far it is
+        total = sum(os.path.getsize(f) for f in self.todo)
+        task = progress.task("decompressing (MiB)", max(1, total >> 20))
+        read = shown = 0
+
+        def advance(n: int) -> None:
+            nonlocal read, shown
+            read += n
+            if (read >> 20) > shown:
+                task.advance((read >> 20) - shown)
+                shown = read >> 20
+
         for k, f in enumerate(self.todo):
             dest = os.path.join(self.dir, f"{k:06d}.csv")
-            plain_copy(f, dest)
+            plain_copy(f, dest, advance)
             self.copies[f] = dest
-            task.advance()
         task.done()
 
 

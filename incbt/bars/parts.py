@@ -27,6 +27,7 @@ import os
 import re
 import tempfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,10 +77,12 @@ def split(path: str, budget: int, name: str = "") -> list[Part] | None:
     return None if parts is None else [dataclasses.replace(p, name=name) for p in parts]
 
 
-def plain_copy(path: str, dest: str) -> None:
+def plain_copy(path: str, dest: str, advance: Callable[[int], None] | None = None) -> None:
     """Decompress a ``.csv.gz`` file to ``dest`` (a stream: memory stays small), so that
-    it is read in parts like a plain CSV file."""
-    with gzip.open(path, "rb") as src, open(dest, "wb") as out:
+    it is read in parts like a plain CSV file. ``advance``: told the compressed bytes
+    read, as they are (a progress bar)."""
+    with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as src, open(dest, "wb") as out:
+        done = 0
         while True:
             try:  # only reading is the input's fault: a full disk is not (raised as is)
                 block = src.read(1 << 24)
@@ -94,6 +97,10 @@ def plain_copy(path: str, dest: str) -> None:
             if not block:
                 return
             out.write(block)
+            if advance is not None:
+                now = raw.tell()
+                advance(now - done)
+                done = now
 
 
 def _parts(
