@@ -171,7 +171,7 @@ def store_hasher(cat: Catalog) -> Hasher:
     return DAY_HASHERS[name]
 
 
-def day_hash(src: Any, start: int, end: int, new: Hasher = xxhash.xxh3_128) -> bytes:
+def day_hash(src: Any, start: int, end: int, new: Hasher) -> bytes:
     """Content hash of one day's bars: ts and OHLCV, bit for bit."""
     h = new()
     for c in _ARRAYS:
@@ -180,7 +180,7 @@ def day_hash(src: Any, start: int, end: int, new: Hasher = xxhash.xxh3_128) -> b
     return digest
 
 
-def split_days(inp: InputBars, session_tz: str, new: Hasher = xxhash.xxh3_128) -> list[Piece]:
+def split_days(inp: InputBars, session_tz: str, new: Hasher) -> list[Piece]:
     days = trading_days(inp.ts, session_tz)
     brk = np.flatnonzero((inp.codes[1:] != inp.codes[:-1]) | (days[1:] != days[:-1])) + 1
     first = np.concatenate(([0], brk))
@@ -523,7 +523,11 @@ def ingest(
     written: list[str] = []
 
     hasher = store_hasher(cat)
-    stitcher = Stitcher(hasher)  # across the parts of a big file
+
+    def whole_day(inst: str, day: int, src: InputBars) -> Piece:
+        return Piece(inst, day, src, 0, len(src), day_hash(src, 0, len(src), hasher))
+
+    stitcher = Stitcher(whole_day)  # across the parts of a big file
 
     def read(f: str | Part, use_threads: bool) -> tuple[InputBars, list[Piece]]:
         if isinstance(f, Part):

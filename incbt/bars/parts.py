@@ -243,8 +243,10 @@ def _renumbered(e: BadInputError, part: Part, row_base: int) -> BadInputError:
 class Stitcher:
     """What spans the parts of a file: ts order per instrument, and days cut in two."""
 
-    def __init__(self, hasher: Any) -> None:
-        self.hasher = hasher  # the store's day hash (a joined day is hashed again)
+    def __init__(self, piece: Callable[[str, int, InputBars], Any]) -> None:
+        # (instrument, day, bars of that day alone) -> a Piece hashed with the store's
+        # day hash (a day joined or held is made anew: incbt.bars.ingest)
+        self.piece = piece
         self.rows: dict[str, int] = {}  # path -> rows read in its earlier parts
         self.last: dict[str, dict[str, tuple[int, dict[str, int]]]] = {}  # ts, where
         self.held: dict[str, dict[str, Any]] = {}  # path -> instrument -> its last day's piece
@@ -262,8 +264,6 @@ class Stitcher:
 
     def feed(self, part: Part, inp: InputBars, pieces: list[Any]) -> list[Any]:
         """The pieces of this part that are whole days, with days joined across parts."""
-        from incbt.bars.ingest import Piece, day_hash
-
         last = self.last.setdefault(part.path, {})
         held = self.held.setdefault(part.path, {})
         self._check_order(part, inp, last)
@@ -275,14 +275,14 @@ class Stitcher:
             prev = held.pop(inst, None)
             if prev is not None:
                 if prev.day == ps[0].day:
-                    ps[0] = _joined(prev, ps[0], Piece, day_hash, self.hasher)
+                    ps[0] = self.piece(inst, ps[0].day, _joined(prev, ps[0]))
                 else:
                     out.append(prev)
             out.extend(ps[:-1])
             if part.last:
                 out.append(ps[-1])
             else:  # its last day may go on in the next part: a copy waits (not the part)
-                held[inst] = _joined(None, ps[-1], Piece, day_hash, self.hasher)
+                held[inst] = self.piece(inst, ps[-1].day, _joined(None, ps[-1]))
             end = ps[-1].end - 1
             last[inst] = (int(ps[-1].src.ts[end]), ps[-1].src.where(end))
         if part.last:
@@ -308,15 +308,16 @@ class Stitcher:
         raise order_error(part.shown, inp.where(i), prev_where, name, int(inp.ts[i]), prev_ts)
 
 
-def _joined(a: Any, b: Any, piece: Any, day_hash: Any, hasher: Any) -> Any:
-    """One piece of a day from two (``a`` first; None: ``b`` alone), in arrays of its own."""
+def _joined(a: Any, b: Any) -> InputBars:
+    """The bars of one day from two pieces (``a`` first; None: ``b`` alone), in arrays
+    of their own (not views that would keep a whole part)."""
     parts = [x for x in (a, b) if x is not None]
 
     def cat(name: str) -> np.ndarray:
         return np.concatenate([getattr(x.src, name)[x.start : x.end] for x in parts])
 
     n = sum(x.end - x.start for x in parts)
-    src = InputBars(
+    return InputBars(
         source=b.src.source,
         kind=b.src.kind,
         names=[b.instrument],
@@ -329,4 +330,3 @@ def _joined(a: Any, b: Any, piece: Any, day_hash: Any, hasher: Any) -> Any:
         volume=cat("volume"),
         rows=cat("rows"),
     )
-    return piece(b.instrument, b.day, src, 0, n, day_hash(src, 0, n, hasher))
