@@ -30,7 +30,7 @@ from incbt.errors import StrategyError
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
 from incbt.results import PORTFOLIO, build_tables
-from incbt.results.metrics import METRICS, finalize, fold, initial_acc
+from incbt.results.metrics import METRICS, finalize, fold, initial_acc, portfolio_pnl
 from incbt.runs import (
     Staleness,
     UpdateReport,
@@ -287,11 +287,12 @@ def _instrument_chunks(the_plan: Any) -> list[Any]:
     tasks: list = []
     work = 0
     for inst in sorted(by_inst):
-        if tasks and work + sum(t.work for t in by_inst[inst]) > VERIFY_BAR_STEPS:
+        its = sum(t.work for t in by_inst[inst])
+        if tasks and work + its > VERIFY_BAR_STEPS:
             out.append(Plan(tasks=tasks, latest=the_plan.latest))
             tasks, work = [], 0
         tasks += by_inst[inst]
-        work += sum(t.work for t in by_inst[inst])
+        work += its
     if tasks:
         out.append(Plan(tasks=tasks, latest=the_plan.latest))
     return out
@@ -328,19 +329,14 @@ class _Portfolios:
         self.totals: dict[str, np.ndarray] = {}  # run -> fills, fees, turnover so far
 
     def add(self, rid: str, items: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> None:
-        """Instruments of a run, (name, days, pnl, metrics), after every one added before."""
+        """Instruments of a run, (name, days, pnl, metrics), after every one added before.
+
+        The sums so far go first, as the instrument named PORTFOLIO ("", before every
+        name): each day's total then starts from them exactly (0.0 + x is x) and goes on
+        in name order, as one ``portfolio_pnl`` over every instrument adds."""
         items = sorted(items, key=lambda x: x[0])
-        old_d = self.days.get(rid, np.empty(0, np.int64))
-        old_p = self.pnl.get(rid, np.empty(0))
-        all_days = np.concatenate([d for _, d, _, _ in items]).astype(np.int64)
-        days = np.union1d(old_d, all_days)
-        total = np.zeros(len(days))
-        total[np.searchsorted(days, old_d)] = old_p
-        # unbuffered, in array order: each day's pnl added in instrument-name order
-        np.add.at(
-            total, np.searchsorted(days, all_days), np.concatenate([p for _, _, p, _ in items])
-        )
-        self.days[rid], self.pnl[rid] = days, total
+        before = [(PORTFOLIO, self.days[rid], self.pnl[rid])] if rid in self.days else []
+        self.days[rid], self.pnl[rid] = portfolio_pnl(before + [x[:3] for x in items])
         totals = self.totals.setdefault(rid, np.zeros(3))
         for _, _, _, vals in items:
             totals += vals[3:6]
@@ -490,11 +486,10 @@ def verify(
         from incbt.fork import fresh_results
 
         _compare(ctx, [rec.run_id], None, fresh_results(store, rec), port, report)
-    ids = sorted(r.run_id for r in records)
-    if ids:
-        order = ("run_id",)
-        _compare_table(ctx, "metrics", ids, " AND scope = 'portfolio'", order, ("scope",),
-                       port.table(), report)  # fmt: skip
+    if records:  # the portfolios, folded over every chunk
+        ids = sorted(r.run_id for r in records)
+        where = " AND scope = 'portfolio'"
+        _compare_table(ctx, "metrics", ids, where, ("run_id",), ("scope",), port.table(), report)
     report.differences.sort(key=lambda d: (d.run_id, ("daily", "fills", "metrics").index(d.table)))
     report.seconds = time.perf_counter() - t0
     return report
