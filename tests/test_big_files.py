@@ -153,6 +153,11 @@ def _same(whole: tuple[str, tuple], parts: tuple[str, tuple]) -> None:
         assert a[3].equals(b[3])
 
 
+# each example ingests into two fresh stores: no deadline
+SLOW = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 BREAKS = st.sampled_from(
     [
         "none",
@@ -166,11 +171,7 @@ BREAKS = st.sampled_from(
 )
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(SLOW, max_examples=30)
 @given(
     layout=st.sampled_from(["by instrument", "by time"]),
     how=BREAKS,
@@ -211,11 +212,7 @@ def test_a_csv_file_read_in_parts_ingests_as_it_does_whole(
             assert f"{os.path.basename(path)}, line " in whole[0]
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(SLOW, max_examples=15)
 @given(
     layout=st.sampled_from(["by instrument", "by time"]),
     how=st.sampled_from(["none", "duplicate", "unsorted", "negative price"]),

@@ -219,6 +219,13 @@ batches = st.fixed_dictionaries(
 histories = st.lists(st.one_of(batches, st.just(REPEAT), st.just(CORRECT)), min_size=2, max_size=6)
 
 
+# what the history properties share (each sets its own number of histories)
+HISTORIES = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
 def _b(days: dict[int, tuple[int, str]], fmt: str = "csv", one_file: bool = False) -> dict:
     """A batch for @example: {day: (version, "012" instrument digits)}."""
     return {
@@ -311,11 +318,7 @@ def run_history(universe: Universe, store: incbt.Store, root: str, history: list
     return events, state
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@settings(HISTORIES, max_examples=25)
 @given(history=histories)
 # appends, then a late day in the middle of a month, several days at once (one file)
 @example(
@@ -340,11 +343,7 @@ def test_any_history_equals_final_data(universe, history):
     check_history(universe, history)
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@settings(HISTORIES, max_examples=15)
 @given(history=histories)
 @example(  # daily appends: an append file, a tier merge, then a fold (3 files > 2)
     history=[
@@ -361,11 +360,7 @@ def test_any_history_equals_final_data_with_folds(universe, history):
         check_history(universe, history)
 
 
-@settings(
-    max_examples=10,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@settings(HISTORIES, max_examples=10)
 @given(history=histories)
 def test_any_history_equals_final_data_in_small_chunks(universe, history):
     """The same with a 40 KB chunk: several chunks per call, each file read in 10 KB
