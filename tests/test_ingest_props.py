@@ -157,6 +157,25 @@ def sql_bars(store: incbt.Store, as_of: int | None = None) -> pa.Table:
     return store.sql(ALL_BARS, as_of=as_of)
 
 
+def assert_day_index_is_the_entries(store: incbt.Store, inst: str, lo: int, hi: int) -> None:
+    """The day index as arrays (what bar reads use) holds the catalog's day entries."""
+    cat = store.catalog
+    with cat.env.read() as txn:
+        for first, last in ((None, None), (lo, hi), (lo, None), (None, hi), (hi + 1, None)):
+            idx = cat.day_index(txn, inst, first, last)
+            es = list(cat.days(txn, inst, first, last))
+            assert idx.days.tolist() == [e.day for e in es]
+            rec = idx.records
+            assert [r["file"].tobytes() for r in rec] == [e.file for e in es]
+            assert [bytes(r["hash"]) for r in rec] == [e.hash for e in es]
+            for k in ("row_group", "offset", "rows", "first_ts", "last_ts"):
+                assert rec[k].tolist() == [getattr(e, k) for e in es], k
+            runs = idx.file_runs()  # consecutive days of one file, covering every day
+            assert [i for _, i, _ in runs] == [0, *(j for _, _, j in runs[:-1])]
+            assert [j for _, _, j in runs][-1:] == ([len(es)] if es else [])
+            assert all(es[k].file == f for f, i, j in runs for k in range(i, j))
+
+
 def assert_bar_arrays_equal(store: incbt.Store, other: incbt.Store, sql: pa.Table) -> None:
     """store.bars() of every instrument: equal to the other store's and to SQL."""
     assert store.instruments() == other.instruments()
@@ -174,6 +193,7 @@ def assert_bar_arrays_equal(store: incbt.Store, other: incbt.Store, sql: pa.Tabl
         assert np.array_equal(a.day_ends, np.cumsum(counts))
         if len(days) >= 3:  # a range inside: only those days' rows, from the index
             lo, hi = int(days[1]), int(days[-2])
+            assert_day_index_is_the_entries(store, inst, lo, hi)
             part = store.bars(inst, lo, hi)
             keep = sel & (n["date"] >= lo) & (n["date"] <= hi)
             assert np.array_equal(part.ts, n["ts"][keep])

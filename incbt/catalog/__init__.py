@@ -38,8 +38,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 import lmdb
+import numpy as np
 
 from incbt.catalog.env import Env, open_env
+from incbt.errors import CatalogError
 
 DAY_OFFSET = 2**31
 FORMAT_VERSION = 3  # 2: a bucket is a list of files (append files); 3: snapshots by day
@@ -65,6 +67,45 @@ def day_key(instrument: str, day: int) -> bytes:
 
 def split_day_key(key: bytes) -> tuple[str, int]:
     return key[:-5].decode(), struct.unpack(">I", key[-4:])[0] - DAY_OFFSET
+
+
+# A day value as a NumPy record (the same bytes as DAY_VALUE): the executors' bar
+# reads take a range of an instrument's days as arrays (:meth:`Catalog.day_index`),
+# not one DayEntry each (~2.2 us an entry, ~0.3 us a day as arrays)
+DAY_RECORD = np.dtype(
+    [
+        ("file", ">u8", (2,)),
+        ("row_group", ">u4"),
+        ("offset", ">u4"),
+        ("rows", ">u4"),
+        ("hash", "V16"),
+        ("first_ts", ">i8"),
+        ("last_ts", ">i8"),
+    ]
+)
+assert DAY_RECORD.itemsize == DAY_VALUE.size
+
+
+class DayIndex(NamedTuple):
+    """A range of one instrument's current days as arrays, in day order."""
+
+    days: np.ndarray  # int32, days since 1970-01-01
+    records: np.ndarray  # DAY_RECORD
+
+    def between(self, first: int, last: int) -> DayIndex:
+        """The days in [first, last]."""
+        lo, hi = np.searchsorted(self.days, (first, last + 1))
+        return DayIndex(self.days[lo:hi], self.records[lo:hi])
+
+    def file_runs(self) -> list[tuple[bytes, int, int]]:
+        """(file hash, start, stop) of each run of consecutive days in one file."""
+        f = self.records["file"]
+        n = len(f)
+        if not n:
+            return []
+        cut = (np.flatnonzero((f[1:] != f[:-1]).any(axis=1)) + 1).tolist()
+        starts, stops = [0, *cut], [*cut, n]
+        return [(f[a].tobytes(), a, b) for a, b in zip(starts, stops, strict=True)]
 
 
 class DayEntry(NamedTuple):
@@ -253,6 +294,30 @@ class Catalog:
                     return
                 yield DayEntry(instrument, day, *value(v))
 
+    def day_index(
+        self,
+        txn: lmdb.Transaction,
+        instrument: str,
+        first: int | None = None,
+        last: int | None = None,
+    ) -> DayIndex:
+        """The current days of one instrument in [first, last] as arrays (see DayIndex)."""
+        prefix = instrument.encode() + b"\0"
+        start = day_key(instrument, first) if first is not None else prefix
+        # past the last wanted key: the next day's key, or the end of the prefix
+        end = day_key(instrument, last + 1) if last is not None else prefix[:-1] + b"\1"
+        keys: list[bytes] = []
+        values: list[bytes] = []
+        with txn.cursor(self.db["days"]) as cur:
+            if cur.set_range(start):
+                for k, v in cur.iternext():  # a C loop; keys of longer names sort after end
+                    if k >= end:
+                        break
+                    keys.append(k[-4:])
+                    values.append(v)
+        days = np.frombuffer(b"".join(keys), dtype=">u4").astype(np.int64) - DAY_OFFSET
+        return DayIndex(days.astype(np.int32), np.frombuffer(b"".join(values), DAY_RECORD))
+
     def days_up_to(self, txn: lmdb.Transaction, instrument: str, day: int, n: int) -> list[int]:
         """The last ``n`` trading days of an instrument on or before ``day``, ascending."""
         prefix = instrument.encode() + b"\0"
@@ -324,6 +389,20 @@ class Catalog:
     def file(self, txn: lmdb.Transaction, file_hash: bytes) -> FileRecord | None:
         v = txn.get(file_hash, db=self.db["files"])
         return None if v is None else FileRecord(**json.loads(v))
+
+    def paths(
+        self, txn: lmdb.Transaction, index: DayIndex, known: dict[bytes, str] | None = None
+    ) -> dict[bytes, str]:
+        """The path of each file the days of ``index`` are in, added to ``known`` (which
+        is returned; a new dict if None): files already there are not looked up."""
+        out = {} if known is None else known
+        for f, _, _ in index.file_runs():
+            if f not in out:
+                rec = self.file(txn, f)
+                if rec is None:
+                    raise CatalogError(f"the day index names a file the catalog lacks: {f.hex()}")
+                out[f] = rec.path
+        return out
 
     def put_file(self, txn: lmdb.Transaction, rec: FileRecord) -> None:
         txn.put(bytes.fromhex(rec.hash), json.dumps(asdict(rec)).encode(), db=self.db["files"])

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from incbt.catalog import DAY_RECORD, DayIndex
 from incbt.engine import (
     ENGINE_WIDTH,
     Strategy,
@@ -49,24 +50,18 @@ class BarSource(Protocol):
     ) -> BarArrays: ...
 
 
+NO_DAYS = DayIndex(np.empty(0, np.int32), np.empty(0, DAY_RECORD))
 _SCRATCH = threading.local()  # per thread: the buffers reusing loads read bars into
-
-
-def _add_paths(cat: Any, txn: Any, entries: list, paths: dict[bytes, str]) -> None:
-    """The path of each file these day entries point into, where not known yet."""
-    for e in entries:
-        if e.file not in paths:
-            paths[e.file] = cat.file(txn, e.file).path
 
 
 class DirectBars:
     """Bars straight from the row groups named by the catalog's day index."""
 
     def __init__(
-        self, root: str, entries_by_instrument: dict[str, list], reuse: bool = False
+        self, root: str, index_by_instrument: dict[str, DayIndex], reuse: bool = False
     ) -> None:
         self.root = root
-        self.entries = entries_by_instrument  # instrument -> DayEntry list (ascending)
+        self.index = index_by_instrument  # instrument -> its days from the first wanted
         self.paths: dict[bytes, str] = {}
         # reuse: each thread reads into the same buffers every time, so the arrays a
         # load returns are valid only until that thread's next load (executors: a task
@@ -83,23 +78,23 @@ class DirectBars:
 
     @classmethod
     def lazy(cls, store: object) -> DirectBars:
-        """Entries read from the catalog at each load, not all held from the start."""
+        """Days read from the catalog at each load, not all held from the start."""
         src = cls(store.path, {})  # type: ignore[attr-defined]
         src.catalog = store.catalog  # type: ignore[attr-defined]
         return src
 
     @classmethod
     def from_store(cls, store: object, instruments: list[str] | dict[str, int]) -> DirectBars:
-        """Index entries of the instruments; with a dict, only days from its value on."""
+        """The days of the instruments; with a dict, only days from its value on."""
         cat = store.catalog  # type: ignore[attr-defined]
-        entries: dict[str, list] = {}
+        index: dict[str, DayIndex] = {}
         paths: dict[bytes, str] = {}
         first = instruments if isinstance(instruments, dict) else dict.fromkeys(instruments)
         with cat.env.read() as txn:
             for inst, day in first.items():
-                entries[inst] = list(cat.days(txn, inst, day))
-                _add_paths(cat, txn, entries[inst], paths)
-        src = cls(store.path, entries)  # type: ignore[attr-defined]
+                index[inst] = cat.day_index(txn, inst, day)
+                cat.paths(txn, index[inst], paths)
+        src = cls(store.path, index)  # type: ignore[attr-defined]
         src.paths = paths
         return src
 
@@ -125,16 +120,16 @@ class DirectBars:
         if self.catalog is not None:
             cat: Any = self.catalog
             with cat.env.read() as txn:
-                es = list(cat.days(txn, instrument, first_day, last_day))
-                _add_paths(cat, txn, es, self.paths)
+                index = cat.day_index(txn, instrument, first_day, last_day)
+                cat.paths(txn, index, self.paths)
         else:
-            es = [e for e in self.entries.get(instrument, []) if first_day <= e.day <= last_day]
+            index = self.index.get(instrument, NO_DAYS).between(first_day, last_day)
         scratch = None
         if self.reuse:
             scratch = getattr(_SCRATCH, "bufs", None)
             if scratch is None:
                 scratch = _SCRATCH.bufs = {}
-        return read_days(self.root, instrument, es, self.paths, fields, scratch)
+        return read_days(self.root, instrument, index, self.paths, fields, scratch)
 
 
 class SqlBars:

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from incbt.catalog import DAY_VALUE, DayEntry
+from incbt.catalog import DayIndex
 from incbt.errors import UsageError
-from incbt.execute import DirectBars, TaskResult, resolve_strategy, run_task
+from incbt.execute import NO_DAYS, DirectBars, TaskResult, resolve_strategy, run_task
 from incbt.plan import SegmentTask
 
 _started_here = False
@@ -82,23 +82,10 @@ def shutdown() -> None:
         _started_here = False
 
 
-def _pack(entries: list) -> tuple[np.ndarray, bytes]:
-    """Day entries as (days, packed values): pickled in a fraction of the objects' time."""
-    return np.array([e.day for e in entries], dtype=np.int32), b"".join(e.pack() for e in entries)
-
-
-def _unpack(instrument: str, packed: tuple[np.ndarray, bytes]) -> list:
-    days, blob = packed
-    return [
-        DayEntry(instrument, d, *v)
-        for d, v in zip(days.tolist(), DAY_VALUE.iter_unpack(blob), strict=True)
-    ]
-
-
 def _work(
     tasks: list[SegmentTask],
     root: str,
-    packed: list[tuple[np.ndarray, bytes]],
+    days: list[DayIndex],
     paths: dict,
     resumes: list[Any],
     keep: int,
@@ -107,9 +94,8 @@ def _work(
     from incbt.runs import trim
 
     out = []
-    for task, pk, resume in zip(tasks, packed, resumes, strict=True):
-        entries = _unpack(task.instrument, pk)
-        source = DirectBars(root, {task.instrument: entries}, reuse=True)
+    for task, index, resume in zip(tasks, days, resumes, strict=True):
+        source = DirectBars(root, {task.instrument: index}, reuse=True)
         source.paths = paths
         out.append(trim(run_task(task, source, resume), keep))
     return out
@@ -228,15 +214,15 @@ class RayExecutor:
             while nxt < len(tasks):
                 while submitted < len(chunks) and len(refs) + len(done) // size < calls:
                     ids = chunks[submitted]
-                    packed, paths = [], {}
-                    for i in ids:
-                        entries = source.entries.get(tasks[i].instrument, [])
-                        packed.append(_pack(entries))
-                        paths.update({e.file: source.paths[e.file] for e in entries})
+                    days, paths = [], {}
+                    for i in ids:  # arrays: pickled in a fraction of DayEntry objects' time
+                        index = source.index.get(tasks[i].instrument, NO_DAYS)
+                        days.append(index)
+                        paths.update({f: source.paths[f] for f, _, _ in index.file_runs()})
                     ref = fn.remote(
                         [tasks[i] for i in ids],
                         source.root,
-                        packed,
+                        days,
                         paths,
                         [resumes[i] for i in ids],
                         keep,
