@@ -275,26 +275,48 @@ def _same(a: pa.Table, b: pa.Table) -> bool:
 VERIFY_BAR_STEPS = 50_000_000
 
 
-def _instrument_chunks(the_plan: Any) -> list[Any]:
-    """The plan's tasks in chunks of whole instruments, in name order, of about
-    VERIFY_BAR_STEPS bar-steps each (an instrument's tasks are never split)."""
-    from incbt.plan import Plan
+def _instrument_chunks(the_plan: Any, ids: list[str]) -> list[tuple[Any, list[str]]]:
+    """The plan's tasks in chunks of about VERIFY_BAR_STEPS bar-steps, in instrument name
+    order, each with the runs to compare it for.
+
+    Chunks of whole instruments (every run over each; ``ids``, all of them, to compare),
+    as many as fit; an instrument with more work than that alone is split by its runs
+    (:func:`split_tasks`), each chunk compared for its own runs only, so that a sweep
+    of a thousand runs does not hold a thousand runs' rows of an instrument at once.
+    A run's instruments still arrive in name order (its portfolio folds them so).
+    """
+    from incbt.plan import Plan, split_tasks
 
     by_inst: dict[str, list] = {}
-    for t in the_plan.tasks:
+    for t in split_tasks(the_plan, VERIFY_BAR_STEPS).tasks:
         by_inst.setdefault(t.instrument, []).append(t)
-    out: list[Any] = []
+    out: list[tuple[Any, list[str]]] = []
     tasks: list = []
     work = 0
+
+    def emit(runs: list[str]) -> None:
+        nonlocal tasks, work
+        if tasks:
+            out.append((Plan(tasks=tasks, latest=the_plan.latest), runs))
+        tasks, work = [], 0
+
     for inst in sorted(by_inst):
-        its = sum(t.work for t in by_inst[inst])
-        if tasks and work + its > VERIFY_BAR_STEPS:
-            out.append(Plan(tasks=tasks, latest=the_plan.latest))
-            tasks, work = [], 0
-        tasks += by_inst[inst]
-        work += its
-    if tasks:
-        out.append(Plan(tasks=tasks, latest=the_plan.latest))
+        its = by_inst[inst]
+        total = sum(t.work for t in its)
+        if total <= VERIFY_BAR_STEPS:  # whole, with the instruments before if they fit
+            if work + total > VERIFY_BAR_STEPS:
+                emit(ids)
+            tasks += its
+            work += total
+            continue
+        emit(ids)
+        for t in its:  # alone, by runs
+            if tasks and work + t.work > VERIFY_BAR_STEPS:
+                emit(sorted({r for x in tasks for r in x.run_ids}))
+            tasks.append(t)
+            work += t.work
+        emit(sorted({r for x in tasks for r in x.run_ids}))
+    emit(ids)
     return out
 
 
@@ -461,11 +483,12 @@ def verify(
 ) -> VerifyReport:
     """Recompute runs from scratch in memory; compare daily, fills and metrics bit for bit.
 
-    The runs are planned once, then recomputed in chunks of instruments of about
-    :data:`VERIFY_BAR_STEPS` bar-steps (every run over a chunk's instruments as one
-    batch, which gives each run the bits it gets alone), each table of a chunk read
-    from the store with one query; portfolios are folded as the chunks go, and
-    compared at the end.
+    The runs are planned once, then recomputed in chunks of about
+    :data:`VERIFY_BAR_STEPS` bar-steps: whole instruments (every run over a chunk's
+    instruments as one batch, which gives each run the bits it gets alone), or an
+    instrument too big for one chunk by its runs (:func:`_instrument_chunks`); each
+    table of a chunk read from the store with one query; portfolios are folded as the
+    chunks go, and compared at the end.
     """
     t0 = time.perf_counter()
     records = active_runs(store)
@@ -479,9 +502,9 @@ def verify(
     port = _Portfolios(records, known)
     if plain:
         ids = sorted(r.run_id for r in plain)
-        for chunk in _instrument_chunks(plan_runs(store, plain, from_scratch=True)):
+        for chunk, runs in _instrument_chunks(plan_runs(store, plain, from_scratch=True), ids):
             insts = sorted({t.instrument for t in chunk.tasks})
-            _compare(ctx, ids, insts, execute(store, chunk, progress), port, report)
+            _compare(ctx, runs, insts, execute(store, chunk, progress), port, report)
     for rec in (r for r in records if r.fork):
         from incbt.fork import fresh_results
 

@@ -140,6 +140,60 @@ def test_verify_names_the_run_a_tampered_fill_belongs_to(world, monkeypatch, chu
     assert bad.differences[0].stored == 2 * bad.differences[0].recomputed
 
 
+def test_verify_splits_an_instrument_too_big_for_a_chunk_by_its_runs(world, monkeypatch):
+    """Chunks of whole instruments while they fit, an instrument too big alone by runs:
+    every (run, instrument) once, each run's instruments in name order, a split chunk
+    compared for its own runs; the same verdict and rows, and a tampered fill found."""
+    from incbt import update as update_mod
+    from incbt.runs import plan_runs
+    from incbt.update import active_runs
+
+    tmp, s = world
+    s.sweep("sma_cross", {"fast": [3, 5, 7, 9], "slow": [30, 40]}, name="grid")
+    full = s.verify()
+    assert full.ok and full.runs == 11
+    plan = plan_runs(s, [r for r in active_runs(s) if not r.fork], from_scratch=True)
+    ids = sorted({r for t in plan.tasks for r in t.run_ids})
+    per_inst = {}
+    for t in plan.tasks:
+        per_inst[t.instrument] = per_inst.get(t.instrument, 0) + t.work
+    one = max(per_inst.values())
+    for limit in (1, one // 3, one - 1, one, 2 * one + 1, 10**12):
+        monkeypatch.setattr(update_mod, "VERIFY_BAR_STEPS", limit)
+        chunks = update_mod._instrument_chunks(plan, ids)
+        pairs = [(r, t.instrument) for c, _ in chunks for t in c.tasks for r in t.run_ids]
+        assert sorted(pairs) == sorted((r, t.instrument) for t in plan.tasks for r in t.run_ids)
+        for rid in ids:  # a run's instruments arrive in name order
+            seen = [i for r, i in pairs if r == rid]
+            assert seen == sorted(seen)
+        for c, runs in chunks:
+            insts = {t.instrument for t in c.tasks}
+            if runs != ids:  # split: one instrument, compared for exactly its runs
+                assert len(insts) == 1 and runs == sorted({r for t in c.tasks for r in t.run_ids})
+            if len(c.tasks) > 1:  # several tasks only when they fit together
+                assert sum(t.work for t in c.tasks) <= limit
+        split = sum(runs != ids for _, runs in chunks)
+        assert (split > 0) == (limit < one)
+        rep = s.verify()
+        assert rep.ok and rep.rows_compared == full.rows_compared
+        assert rep.bars_processed == full.bars_processed
+    monkeypatch.setattr(update_mod, "VERIFY_BAR_STEPS", one // 3)
+    victim = ids[len(ids) // 2]
+    fills_dir = os.path.join(s.path, "results", "fills")
+    for name in sorted(os.listdir(fills_dir)):
+        path = os.path.join(fills_dir, name)
+        t = pq.read_table(path)
+        rows = np.flatnonzero(t.column("run_id").to_numpy(zero_copy_only=False) == victim)
+        if len(rows):
+            price = t.column("price").to_numpy().copy()
+            price[rows[0]] += 0.5
+            pq.write_table(t.set_column(t.schema.get_field_index("price"), "price",
+                                        __import__("pyarrow").array(price)), path)
+            break
+    bad = s.verify()
+    assert [(d.run_id, d.table, d.column) for d in bad.differences] == [(victim, "fills", "price")]
+
+
 def _mom_run(tmp_path):
     """A store of 2 instruments x 4 days, a strategies file and one run of its ``mom``."""
     generate(str(tmp_path / "d"), instruments=2, days=4, start="2024-03-04", seed=5)

@@ -271,8 +271,19 @@ def run_task(task: SegmentTask, bars: BarSource, resume: np.ndarray | None) -> T
         res.fill_fee,
         snaps,
         int(res.bars_processed),
-        list(res.errors),
+        [_run_error(strat, k, e) for k, e in enumerate(res.errors)],
     )
+
+
+def _run_error(strat: Strategy, k: int, e: str | None) -> str | None:
+    """A run's error without its set's position in the task's batch ("parameter set k",
+    the engine's words): that depends on how a plan was split (threads, Ray workers,
+    verify's chunks), and a run's report and stored failure must not."""
+    if e is None:
+        return None
+    engine_words = f"strategy {strat.name!r}, parameter set {k} ("
+    assert e.startswith(engine_words), e
+    return f"strategy {strat.name!r} (" + e[len(engine_words) :]
 
 
 __all__ = [
