@@ -11,10 +11,12 @@ same one-line message naming the same line or row, with the store unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +28,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import incbt
+from incbt.bars import fastcsv
+from incbt.bars import parts as parts_mod
 from incbt.bars.generate import generate
 from incbt.bars.ingest import PARTS_PER_CHUNK
 from incbt.bars.parts import split as split_in
@@ -180,10 +184,30 @@ BREAKS = st.sampled_from(
     back=st.integers(1, 6),
     chunk=st.integers(24_000, 320_000),
     compressed=st.booleans(),
+    reader=st.sampled_from(["fast", "arrow"]),
 )
 def test_a_csv_file_read_in_parts_ingests_as_it_does_whole(
-    lines, layout, how, cut, near, back, chunk, compressed
+    lines, layout, how, cut, near, back, chunk, compressed, reader
 ):
+    """Either CSV reader: the fast one reads a part's lines in place, Arrow's a copy."""
+    with _reader(reader):
+        _csv_in_parts_as_whole(lines, layout, how, cut, near, back, chunk, compressed)
+
+
+@contextlib.contextmanager
+def _reader(name: str) -> Iterator[None]:
+    if name == "fast":
+        fastcsv.prepare().join()
+        assert fastcsv._kernel is not None, fastcsv.load_error
+        yield
+    else:
+        with fastcsv.disabled():
+            yield
+
+
+def _csv_in_parts_as_whole(
+    lines, layout, how, cut, near, back, chunk, compressed
+) -> None:  # fmt: skip
     clean = "\n".join(lines[layout]) + "\n"
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bars.csv")
@@ -240,6 +264,37 @@ def test_a_parquet_file_read_in_parts_ingests_as_it_does_whole(
         _same(whole, cut_)
         if how != "none":
             assert "row" in whole[0]
+
+
+def test_the_fast_reader_reads_csv_parts_in_place_and_arrow_reads_copies(
+    lines, tmp_path, monkeypatch
+):
+    """No copy of a part on disk where the fast reader takes its lines; the same bars,
+    and the same message for a bar broken in a later part, as a copy read by Arrow."""
+    copies: list = []
+    real = parts_mod._csv_copy
+
+    def counted(part, scratch):
+        copies.append(part.index)
+        return real(part, scratch)
+
+    monkeypatch.setattr(parts_mod, "_csv_copy", counted)
+    path = str(tmp_path / "bars.csv")
+    for how in ("none", "duplicate", "negative price"):
+        with open(path, "w") as f:
+            f.write("\n".join(_broken(lines["by time"], how, 3000)) + "\n")
+        assert len(split(path, 100_000)) >= 3
+        with _reader("fast"):
+            whole = _outcome(path, 64 * MB, str(tmp_path / "whole"))
+            fast = _outcome(path, 100_000, str(tmp_path / "fast"))
+        assert copies == []
+        with _reader("arrow"):
+            arrow = _outcome(path, 100_000, str(tmp_path / "arrow"))
+        assert sorted(set(copies)) == list(range(len(split(path, 100_000))))
+        copies.clear()
+        _same(whole, fast)
+        _same(whole, arrow)
+        assert ("line 300" in whole[0]) == (how != "none"), whole[0]
 
 
 def test_a_bad_bar_in_a_later_part_is_named_by_its_line_in_the_file(lines, tmp_path):

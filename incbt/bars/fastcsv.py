@@ -83,13 +83,19 @@ def _load() -> None:
 
 
 def read(
-    path: str, roles: Sequence[int], int_ts: bool, max_names: int = 1 << 15
+    path: str,
+    roles: Sequence[int],
+    int_ts: bool,
+    max_names: int = 1 << 15,
+    span: tuple[int, int] | None = None,
 ) -> pa.Table | None:
     """The file as ``_read_csv`` returns it (instrument, ts as int64, the five floats),
     or None where this reader declines it (see the module docstring) or its
     kernel is not loaded yet (:func:`prepare`).
 
     ``roles``: for each column of the file, the index of its name in ``COLUMNS``.
+    ``span``: read only the lines in bytes [start, end) (whole lines after the header:
+    a part of a big file), as if they were a file of their own after the header.
     """
     scan_csv_bars = _kernel
     if scan_csv_bars is None or path.endswith(".gz"):
@@ -97,14 +103,19 @@ def read(
     buf = _mapped(path)
     if buf is None:
         return None
+    if span is not None:
+        buf = buf[: span[1]]
     end = trailing_blanks_start(buf[-4096:].tobytes(), len(buf))
     if end is not None:  # blank lines after the last bar are not bars
         buf = buf[:end]
-    head = buf[: 1 << 16]
-    nl = np.flatnonzero(head == 10)
-    if not len(nl) or np.count_nonzero(head[: nl[0]] == 34) % 2:
-        return None  # no newline early on, or a header line quoted past its newline
-    pos = int(nl[0]) + 1
+    if span is not None:
+        pos = span[0]
+    else:
+        head = buf[: 1 << 16]
+        nl = np.flatnonzero(head == 10)
+        if not len(nl) or np.count_nonzero(head[: nl[0]] == 34) % 2:
+            return None  # no newline early on, or a header line quoted past its newline
+        pos = int(nl[0]) + 1
     # a bar line has at least 14 bytes (seven fields, six commas, a newline); pages
     # of these arrays that no row reaches are never touched, so the bound costs nothing
     cap = (len(buf) - pos) // 14 + 1

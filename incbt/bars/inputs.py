@@ -175,6 +175,55 @@ def _csv_line_problem(path: str, ncols: int) -> tuple[int, str] | None:
     return None
 
 
+def _csv_head(
+    path: str, header: list[str], first: list[str] | None, mapping: Mapping[str, str]
+) -> tuple[list[str], dict[str, str], str]:
+    """The header's names (stripped), the source column of each role, and how ts reads
+    ("int" or "text", from the first bar); raises on wrong columns or no bar."""
+    header = [h.strip() for h in header]
+    wanted = _check_columns(path, header, mapping)
+    if first is None:
+        raise BadInputError(
+            "the file has a header but no bars",
+            file=path,
+            line=2,
+            fix="remove the empty file from the ingest",
+        )
+    ts_text = first[header.index(wanted["ts"])] if len(first) == len(header) else ""
+    return header, wanted, "int" if _INT_RE.match(ts_text) else "text"
+
+
+def _roles(header: list[str], wanted: dict[str, str]) -> list[int]:
+    """For each column of the file, the index of its role in COLUMNS."""
+    role = {src: k for k, src in enumerate(wanted[c] for c in COLUMNS)}
+    return [role[h] for h in header]
+
+
+def read_csv_range(
+    path: str, header_end: int, start: int, end: int, mapping: Mapping[str, str] | None = None
+) -> InputBars | None:
+    """The bars of lines [start, end) of a plain CSV file (its header line is bytes
+    [0, header_end)), read in place by the fast reader, validated as a file of their
+    own (lines numbered from ``start``'s as line 2); None where the fast reader
+    declines them (the caller reads a copy of them as a file, with Arrow's words for
+    any error). A part of a big file (:mod:`incbt.bars.parts`), without a copy."""
+    mapping = dict(mapping or {})
+    with open(path, "rb") as f:
+        head = f.read(header_end)
+        f.seek(start)
+        line = f.readline()
+    try:
+        header = next(csv.reader([head.decode("utf-8-sig")]), None)
+        first = next(csv.reader([line.decode("utf-8")]), None)
+    except (UnicodeDecodeError, csv.Error):
+        return None  # the copy's reading words it
+    if not header:
+        return None
+    header, wanted, ts_kind = _csv_head(path, header, first, mapping)
+    table = fastcsv.read(path, _roles(header, wanted), ts_kind == "int", span=(start, end))
+    return None if table is None else validate(path, "csv", table)
+
+
 def _read_csv(
     path: str, mapping: Mapping[str, str], tz: str | None, use_threads: bool = True
 ) -> tuple[pa.Table, str]:
@@ -195,24 +244,13 @@ def _read_csv(
             file=path,
             fix="give a header line instrument,ts,open,high,low,close,volume and at least one bar",
         )
-    header = [h.strip() for h in header]
-    wanted = _check_columns(path, header, mapping)
-    if first is None:
-        raise BadInputError(
-            "the file has a header but no bars",
-            file=path,
-            line=2,
-            fix="remove the empty file from the ingest",
-        )
+    header, wanted, ts_kind = _csv_head(path, header, first, mapping)
     ts_src = wanted["ts"]
-    ts_text = first[header.index(ts_src)] if len(first) == len(header) else ""
-    ts_kind = "int" if _INT_RE.match(ts_text) else "text"
     types: dict[str, pa.DataType] = {wanted["instrument"]: pa.dictionary(pa.int32(), pa.string())}
     for c in FLOAT_COLUMNS:
         types[wanted[c]] = pa.float64()
     if not tz:  # the plain layout most files have, in one Numba pass where it applies
-        role = {src: k for k, src in enumerate(wanted[c] for c in COLUMNS)}
-        fast = fastcsv.read(path, [role[h] for h in header], ts_kind == "int")
+        fast = fastcsv.read(path, _roles(header, wanted), ts_kind == "int")
         if fast is not None:
             return fast, "csv"
     # Let Arrow parse ts itself; on failure re-read it as text to name the line.
