@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 import incbt
 from incbt.bars import fastcsv
+from incbt.bars import ingest as ingest_mod
 from incbt.bars import parts as parts_mod
 from incbt.bars.generate import generate
 from incbt.bars.ingest import PARTS_PER_CHUNK
@@ -321,22 +322,54 @@ class _Tasks:
         return NULL.task(description, total)
 
 
-def test_a_big_gz_file_is_decompressed_to_disk_and_read_in_parts(lines, tmp_path):
-    """Its parts are read from a plain copy under the store's tmp/, which is gone after
-    the ingest, a dry run leaves the store as it was, and a damaged file is named."""
+@pytest.mark.parametrize("block", [1 << 20, 700])  # decompressed at a time: > or < a part
+def test_a_big_gz_file_is_cut_in_parts_as_it_is_decompressed(
+    lines, tmp_path, monkeypatch, block
+):
+    """Its parts are files under the store's tmp/, each removed once read: the disk it
+    needs is about two chunks, not the file decompressed; tmp/ is gone after the
+    ingest, a dry run leaves the store as it was, and a damaged file is named."""
     path = tmp_path / "bars.csv.gz"
+    text = "\n".join(lines["by time"]) + "\n"
     with gzip.open(path, "wt") as z:
-        z.write("\n".join(lines["by time"]) + "\n")
+        z.write(text)
+    chunk = 40_000
     st = incbt.init(str(tmp_path / "s"))
-    st.settings["ingest_chunk_mb"] = 40_000 / MB
+    st.settings["ingest_chunk_mb"] = chunk / MB
     before = tree_state(st.path)
     dry = st.ingest(str(path), dry_run=True)
     assert dry.days_new == 9 and tree_state(st.path) == before
+    on_disk: list[int] = []  # bytes under tmp/inputs/ as each part is read
+    read_parts: list = []
+    real = ingest_mod.read_part
+
+    def watched(part, *a):
+        inputs = os.path.join(st.path, "tmp", "inputs")
+        size = 0
+        for e in os.scandir(inputs):
+            with contextlib.suppress(FileNotFoundError):  # read and removed meanwhile
+                size += e.stat().st_size
+        on_disk.append(size)
+        read_parts.append(part)
+        return real(part, *a)
+
+    monkeypatch.setattr(ingest_mod, "read_part", watched)
+    monkeypatch.setattr(parts_mod.GzParts, "BLOCK", block)
     seen = _Tasks()
     s = st.ingest(str(path), progress=seen)
     assert s.days_new == 9 and s.rows_read == len(lines["by time"]) - 1
-    assert seen.seen["decompressing (MiB)"] == 1 and seen.seen["reading"] > 2
+    assert seen.seen["decompressing (MiB)"] == 1 and seen.seen["reading"] is None
+    read_parts.sort(key=lambda p: p.index)  # read on several threads
+    assert len(read_parts) > 8 and [p.index for p in read_parts] == list(range(len(read_parts)))
+    assert [p.last for p in read_parts] == [False] * (len(read_parts) - 1) + [True]
+    assert len(text) > 5 * chunk and max(on_disk) <= 2.5 * chunk  # ~two chunks, not the file
     assert not os.path.exists(os.path.join(st.path, "tmp"))
+    # cut where a plain copy of it is cut
+    plain = tmp_path / "plain.csv"
+    plain.write_text(text)
+    assert [p.end - p.start for p in split(str(plain), chunk)] == [
+        p.end - p.start for p in read_parts
+    ]
     whole = incbt.init(str(tmp_path / "w"))
     whole.ingest(str(path))
     q = "SELECT * FROM bars ORDER BY instrument, ts"

@@ -57,7 +57,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,7 +76,7 @@ from incbt.bars.layout import (
     sync_files,
     write_file,
 )
-from incbt.bars.parts import Part, Stitcher, plain_copy, read_part
+from incbt.bars.parts import GzParts, Part, Stitcher, read_part
 from incbt.bars.parts import split as parts_of
 from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, month_of
 from incbt.catalog import (
@@ -233,27 +233,30 @@ PARTS_PER_CHUNK = 4  # a big file's parts are a quarter chunk: read on every cor
 
 
 def chunks(
-    files: Sequence[str], budget: int, plain: Mapping[str, str] | None = None
-) -> list[list[str | Part]]:
+    files: Sequence[str], budget: int, streams: Mapping[str, Iterable[Part]] | None = None
+) -> Iterator[list[str | Part]]:
     """Consecutive groups of inputs of at most ``budget`` bytes (one at least); a file
     bigger than that is cut in parts (:mod:`incbt.bars.parts`) grouped the same way.
-    ``plain``: decompressed copies of ``.csv.gz`` files, read in parts in their place."""
-    out: list[list[str | Part]] = []
+    ``streams``: the parts of big ``.csv.gz`` files, made as they are asked for (a
+    group is yielded once its last part is made, before the next group's parts)."""
+    group: list[str | Part] = []
     size = 0
     for f in files:
-        src = (plain or {}).get(f, f)
-        n = os.path.getsize(src)
-        parts = parts_of(src, max(budget // PARTS_PER_CHUNK, 1), f) if n > budget else None
-        units: list[tuple[str | Part, int]] = (
-            [(f, n)] if parts is None else [(p, p.size) for p in parts]
-        )
+        units: Iterable[tuple[str | Part, int]]
+        if streams and f in streams:
+            units = ((p, p.size) for p in streams[f])
+        else:
+            n = os.path.getsize(f)
+            parts = parts_of(f, max(budget // PARTS_PER_CHUNK, 1)) if n > budget else None
+            units = [(f, n)] if parts is None else [(p, p.size) for p in parts]
         for u, m in units:
-            if not out or (size + m > budget and out[-1]):
-                out.append([])
-                size = 0
-            out[-1].append(u)
+            if group and size + m > budget:
+                yield group
+                group, size = [], 0
+            group.append(u)
             size += m
-    return out
+    if group:
+        yield group
 
 
 def recover(root: str, cat: Catalog) -> int:
@@ -509,8 +512,8 @@ def ingest(
     then deleted. One commit at the end. An input that fits one chunk is
     validated whole before anything is written. A file bigger than a chunk is
     read in parts (:mod:`incbt.bars.parts`: a CSV file as ranges of lines, a
-    Parquet file as runs of row groups, a big ``.csv.gz`` decompressed to disk
-    first), a quarter chunk each.
+    Parquet file as runs of row groups, a big ``.csv.gz`` cut in parts as it is
+    decompressed), a quarter chunk each.
     ``max_files``: the most files a bucket may have before it is folded.
     """
     t0 = time.perf_counter()
@@ -542,13 +545,19 @@ def ingest(
         lock(),
         _gc_paused(),
         _csv_kernel(files),
-        _plain_copies(root, files, chunk_bytes) as plain,
+        _gz_streams(root, files, chunk_bytes) as plain,
     ):
         if not dry_run:
             recover(root, cat)
-        plain.make(progress)
-        groups = chunks(files, chunk_bytes, plain.copies)
-        read_task = progress.task("reading", sum(len(g) for g in groups))
+        # files and parts to read (how many is unknown where a .csv.gz is cut in parts
+        # as it is decompressed: made as they are asked for)
+        if plain.todo:
+            groups = chunks(files, chunk_bytes, plain.streams(progress))
+            read_task = progress.task("reading", None)
+        else:
+            planned = list(chunks(files, chunk_bytes))
+            groups = iter(planned)
+            read_task = progress.task("reading", sum(len(g) for g in planned))
         write_task = progress.task("writing buckets", None)
         try:
             held: dict[tuple[str, int], Piece] = {}
@@ -561,17 +570,20 @@ def ingest(
             # thread each (Arrow's pool on top of ours oversubscribes the cores).
             pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
 
-            def submit_reads(k: int) -> list[Future[tuple[InputBars, list[Piece]]]]:
-                if k >= len(groups):
+            def submit_reads(
+                group: list[str | Part] | None,
+            ) -> list[Future[tuple[InputBars, list[Piece]]]]:
+                if group is None:
                     return []
-                return [pool.submit(read, f, len(groups[k]) == 1) for f in groups[k]]
+                return [pool.submit(read, f, len(group) == 1) for f in group]
 
-            reads = submit_reads(0)
+            group = next(groups, None)
+            reads = submit_reads(group)
             try:
-                for k in range(len(groups)):
+                while group is not None:
                     # in file order, so the first bad file is the one reported
                     read_out = []
-                    for unit, r in zip(groups[k], reads, strict=True):
+                    for unit, r in zip(group, reads, strict=True):
                         if not isinstance(unit, Part):
                             read_out.append(r.result())
                             continue
@@ -580,18 +592,19 @@ def ingest(
                         except BadInputError as e:
                             raise stitcher.renumbered(e, unit) from None
                         stitcher.number(unit, read_out[-1][0])
-                    reads = submit_reads(k + 1)
+                    this, group = group, next(groups, None)  # a .csv.gz's next parts made
+                    reads = submit_reads(group)
                     summary.rows_read += sum(len(i) for i, _ in read_out)
                     new = collect(
                         [
                             stitcher.feed(unit, inp, p) if isinstance(unit, Part) else p
-                            for unit, (inp, p) in zip(groups[k], read_out, strict=True)
+                            for unit, (inp, p) in zip(this, read_out, strict=True)
                         ],
                         seen,
                     )
                     del read_out
                     pieces = held | new
-                    held = _open_buckets(new, pieces) if k + 1 < len(groups) else {}
+                    held = _open_buckets(new, pieces) if group is not None else {}
                     for key in held:
                         del pieces[key]
                     plans = _classify(cat, pieces, staged, summary, changes, max_files)
@@ -623,6 +636,7 @@ def ingest(
                 pool.shutdown(wait=True, cancel_futures=True)
             read_task.done()
             write_task.done()
+            plain.done()
             t1 = time.perf_counter()
             summary.seconds["read+write"] = t1 - t0
             _summarize(summary, changes, len(would) if dry_run else len(staged))
@@ -658,26 +672,30 @@ def ingest(
         return summary
 
 
-class _PlainCopies:
-    """Decompressed copies of the big ``.csv.gz`` inputs, read in parts, and the copies
-    of CSV parts being read (on disk, under the store's ``tmp/inputs/``; removed when
-    the ingest ends, whatever its end, or by the next writer after a crash)."""
+class _GzStreams:
+    """The big ``.csv.gz`` inputs, cut in parts as they are decompressed (on disk, under
+    the store's ``tmp/inputs/``; a part is removed once read, the rest when the ingest
+    ends, whatever its end, or by the next writer after a crash)."""
 
     def __init__(self, root: str, files: Sequence[str], budget: int) -> None:
         self.dir = os.path.join(root, "tmp", "inputs")
-        # compressed bytes above a part's size: plain, it is several chunks
+        self.budget = budget
+        # compressed bytes above a part's size: plain, it is several parts
         self.todo = [
             f for f in files if f.endswith(".gz") and os.path.getsize(f) > budget // PARTS_PER_CHUNK
         ]
-        self.copies: dict[str, str] = {}
+        self.task: Any = None
 
-    def make(self, progress: Reporter) -> None:
+    def done(self) -> None:
+        if self.task is not None:
+            self.task.done()
+
+    def streams(self, progress: Reporter) -> dict[str, GzParts]:
         if not self.todo:
-            return
-        os.makedirs(self.dir, exist_ok=True)
+            return {}
         # in MiB of compressed input: one big file takes a while, and shows how far it is
         total = sum(os.path.getsize(f) for f in self.todo)
-        task = progress.task("decompressing (MiB)", max(1, total >> 20))
+        task = self.task = progress.task("decompressing (MiB)", max(1, total >> 20))
         read = shown = 0
 
         def advance(n: int) -> None:
@@ -687,23 +705,22 @@ class _PlainCopies:
                 task.advance((read >> 20) - shown)
                 shown = read >> 20
 
-        for k, f in enumerate(self.todo):
-            dest = os.path.join(self.dir, f"{k:06d}.csv")
-            plain_copy(f, dest, advance)
-            self.copies[f] = dest
-        task.done()
+        return {
+            f: GzParts(f, self.dir, self.budget // PARTS_PER_CHUNK, f"{k:06d}", advance)
+            for k, f in enumerate(self.todo)
+        }
 
 
 @contextlib.contextmanager
-def _plain_copies(root: str, files: Sequence[str], budget: int) -> Iterator[_PlainCopies]:
-    copies = _PlainCopies(root, files, budget)
+def _gz_streams(root: str, files: Sequence[str], budget: int) -> Iterator[_GzStreams]:
+    streams = _GzStreams(root, files, budget)
     try:
-        yield copies
+        yield streams
     finally:
-        if copies.copies or os.path.isdir(copies.dir):
-            shutil.rmtree(copies.dir, ignore_errors=True)
+        if os.path.isdir(streams.dir):
+            shutil.rmtree(streams.dir, ignore_errors=True)
             with contextlib.suppress(OSError):  # empty: a dry run leaves no folder behind
-                os.rmdir(os.path.dirname(copies.dir))
+                os.rmdir(os.path.dirname(streams.dir))
 
 
 @contextlib.contextmanager

@@ -15,9 +15,13 @@ instrument's ts still increase strictly from one part to the next, and a day
 cut by a part boundary is joined into one piece before it is compared with the
 store. The bars ingested are the same as the whole file's (tested).
 
-A big compressed CSV file (``.csv.gz``) is first decompressed, as a stream, to a
-plain copy under the store's ``tmp/`` (disk, not memory), whose parts are read
-the same way and named after the compressed file.
+A big compressed CSV file (``.csv.gz``) is cut in parts as it is decompressed
+(:class:`GzParts`): each part is written as a CSV file of its own (the header
+line and about a quarter chunk of whole lines, cut by the same rule as a plain
+file's) under the store's ``tmp/``, read, and removed; the next chunk's parts
+are made while this chunk's buckets are written. So a big ``.gz`` needs about
+two chunks of disk, not its whole decompressed size, and its messages name the
+compressed file and its real lines.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,11 +58,14 @@ class Part:
     end: int
     size: int  # bytes: of the CSV range; of the row groups, uncompressed
     header_end: int = 0  # CSV: the header line is bytes [0, header_end)
-    name: str = ""  # the file as messages name it, if not ``path`` (a .csv.gz's copy)
+    name: str = ""  # the file as messages name it, if not ``path`` (a .csv.gz's part)
+    # a part of a .csv.gz made as it is decompressed (kind "csv-file": ``path`` is a
+    # whole CSV file of its own): how many there are is known only at the last one
+    final: bool | None = None
 
     @property
     def last(self) -> bool:
-        return self.index + 1 == self.count
+        return self.final if self.final is not None else self.index + 1 == self.count
 
     @property
     def shown(self) -> str:
@@ -79,30 +86,130 @@ def split(path: str, budget: int, name: str = "") -> list[Part] | None:
     return None if parts is None else [dataclasses.replace(p, name=name) for p in parts]
 
 
-def plain_copy(path: str, dest: str, advance: Callable[[int], None] | None = None) -> None:
-    """Decompress a ``.csv.gz`` file to ``dest`` (a stream: memory stays small), so that
-    it is read in parts like a plain CSV file. ``advance``: told the compressed bytes
-    read, as they are (a progress bar)."""
-    with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as src, open(dest, "wb") as out:
-        done = 0
-        while True:
-            try:  # only reading is the input's fault: a full disk is not (raised as is)
-                block = src.read(1 << 24)
-            except (OSError, EOFError, zlib.error) as exc:
-                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise BadInputError(
-                    f"cannot read the file ({why})",
-                    file=path,
-                    fix="save CSV files as UTF-8 text with a header line, compressed whole "
-                    "with gzip",
-                ) from None
-            if not block:
-                return
-            out.write(block)
-            if advance is not None:
-                now = raw.tell()
-                advance(now - done)
-                done = now
+class GzParts:
+    """The parts of a big ``.csv.gz`` file, made as it is decompressed (a stream).
+
+    Iterating writes each part under ``scratch`` (the header line, then whole lines:
+    cut after the first line that is not blank past ``budget`` bytes, unless only
+    blank lines follow, as :func:`split` cuts a plain file) and yields it once the
+    next is known to exist or not (``Part.final``). The reader removes a part once
+    read (:func:`read_part`), so what is on disk is the parts not read yet.
+    ``advance``: told the compressed bytes read, as they are (a progress bar).
+    """
+
+    BLOCK = 1 << 20  # bytes decompressed at a time
+
+    def __init__(
+        self,
+        path: str,
+        scratch: str,
+        budget: int,
+        tag: str,
+        advance: Callable[[int], None] | None = None,
+    ) -> None:
+        self.path, self.scratch, self.budget, self.tag = path, scratch, max(1, budget), tag
+        self.advance = advance
+
+    def __iter__(self) -> Iterator[Part]:
+        os.makedirs(self.scratch, exist_ok=True)
+        with open(self.path, "rb") as raw, gzip.GzipFile(fileobj=raw) as src:
+            done = 0
+
+            def more() -> bytes:
+                nonlocal done
+                try:  # only reading is the input's fault: a full disk is not (raised as is)
+                    block = src.read(self.BLOCK)
+                except (OSError, EOFError, zlib.error) as exc:
+                    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise BadInputError(
+                        f"cannot read the file ({why})",
+                        file=self.path,
+                        fix="save CSV files as UTF-8 text with a header line, compressed whole "
+                        "with gzip",
+                    ) from None
+                if self.advance is not None:
+                    now = raw.tell()
+                    self.advance(now - done)
+                    done = now
+                return block
+
+            buf = bytearray()
+            eof = False
+            while not eof and len(buf) < _WINDOW:
+                block = more()
+                eof = not block
+                buf += block
+            nl = buf.find(b"\n", 0, _WINDOW)
+            if nl < 0 or buf[:nl].count(b'"') % 2:
+                header = b""  # no header line in reach (or quoted past it): one part, whole
+            else:
+                header = bytes(buf[: nl + 1])
+                del buf[: nl + 1]
+            index = 0
+            while True:
+                part = os.path.join(self.scratch, f"{self.tag}-{index:06d}.csv")
+                with open(part, "wb") as out:
+                    out.write(header)
+                    written = 0  # of this part's lines: what lies before its budget goes
+                    cut: int | None = None  # out at once, so memory holds about a block
+                    while header:
+                        found = _cut_in(buf, self.budget - written, eof)
+                        if found != -1:
+                            cut = found
+                            break
+                        n = min(len(buf), max(0, self.budget - written))
+                        if n:
+                            out.write(buf[:n])
+                            del buf[:n]
+                            written += n
+                        block = more()
+                        eof = not block
+                        buf += block
+                    if cut is not None:
+                        out.write(buf[:cut])
+                        del buf[:cut]
+                    else:  # the last part: the rest, as it comes
+                        out.write(buf)
+                        buf.clear()
+                        while not eof:
+                            block = more()
+                            eof = not block
+                            out.write(block)
+                size = os.path.getsize(part)
+                yield Part(
+                    part, "csv-file", index, 0, len(header), size, size, len(header),
+                    self.path, final=cut is None,
+                )  # fmt: skip
+                if cut is None:
+                    return
+                index += 1
+
+
+def _cut_in(buf: bytearray, budget: int, eof: bool) -> int | None:
+    """Where :func:`_csv_parts` would cut these bytes (the rest of a part's lines, of
+    which ``budget`` bytes remain before its budget): an offset in them; None for no
+    cut (the rest is one part); -1: more bytes needed."""
+    if len(buf) <= budget:
+        return None if eof else -1
+    j = buf.find(b"\n", budget)  # the rest of the line the budget falls in
+    if j < 0:
+        return None if eof else -1
+    pos = j + 1
+    while True:
+        if pos >= len(buf):
+            return None if eof else -1
+        k = buf.find(b"\n", pos)
+        if k < 0:
+            return None if eof else -1  # at the end: an unterminated last line, no cut
+        line = buf[pos : k + 1]
+        pos = k + 1
+        if line.strip(b"\r\n"):
+            break
+    if len(buf) < pos + _WINDOW and not eof:
+        return -1
+    if not buf[pos : pos + _WINDOW].strip(b"\r\n"):
+        return None  # only blank lines after it: they end the file, and stay in its part
+    return pos
 
 
 def _parts(
@@ -181,6 +288,12 @@ def read_part(
     crash)."""
     if part.kind == "parquet":
         return read_input(part.path, mapping, tz, use_threads, (part.start, part.end))
+    if part.kind == "csv-file":  # a part of a .csv.gz, a file of its own: gone once read
+        try:
+            return read_input(part.path, mapping, tz, use_threads)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(part.path)
     if not tz:  # in place, where the fast reader takes the lines: no copy on disk
         inp = read_csv_range(part.path, part.header_end, part.start, part.end, mapping)
         if inp is not None:
@@ -228,8 +341,9 @@ def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
 
 def _renumbered(e: BadInputError, part: Part, row_base: int) -> BadInputError:
     """The error a part's reading raised, naming the whole file's line or row."""
-    unit = "line" if part.kind == "csv" else "row"
-    first = 2 if part.kind == "csv" else 1  # the first bar's number in a file of its own
+    csv = part.kind != "parquet"
+    unit = "line" if csv else "row"
+    first = 2 if csv else 1  # the first bar's number in a file of its own
 
     def shift(n: int | None) -> int | None:
         return n + row_base if n is not None and n >= first else n
@@ -253,25 +367,25 @@ class Stitcher:
         # (instrument, day, bars of that day alone) -> a Piece hashed with the store's
         # day hash (a day joined or held is made anew: incbt.bars.ingest)
         self.piece = piece
-        self.rows: dict[str, int] = {}  # path -> rows read in its earlier parts
+        self.rows: dict[str, int] = {}  # file -> rows read in its earlier parts
         self.last: dict[str, dict[str, tuple[int, dict[str, int]]]] = {}  # ts, where
-        self.held: dict[str, dict[str, Any]] = {}  # path -> instrument -> its last day's piece
+        self.held: dict[str, dict[str, Any]] = {}  # file -> instrument -> its last day's piece
 
     def number(self, part: Part, inp: InputBars) -> None:
         """Number a part's rows as in the whole file (the parts before it are numbered)."""
-        base = self.rows.get(part.path, 0)
+        base = self.rows.get(part.shown, 0)
         inp.source = part.shown
         inp.rows += base
-        self.rows[part.path] = base + len(inp)
+        self.rows[part.shown] = base + len(inp)
 
     def renumbered(self, e: BadInputError, part: Part) -> BadInputError:
         """A part's error, naming the line or row of the whole file."""
-        return _renumbered(e, part, self.rows.get(part.path, 0))
+        return _renumbered(e, part, self.rows.get(part.shown, 0))
 
     def feed(self, part: Part, inp: InputBars, pieces: list[Any]) -> list[Any]:
         """The pieces of this part that are whole days, with days joined across parts."""
-        last = self.last.setdefault(part.path, {})
-        held = self.held.setdefault(part.path, {})
+        last = self.last.setdefault(part.shown, {})
+        held = self.held.setdefault(part.shown, {})
         self._check_order(part, inp, last)
         out: list[Any] = []
         by_inst: dict[str, list[Any]] = {}
@@ -294,7 +408,7 @@ class Stitcher:
         if part.last:
             out.extend(held.values())
             held.clear()
-            del self.last[part.path]
+            del self.last[part.shown]
         return out
 
     def _check_order(self, part: Part, inp: InputBars, last: dict[str, Any]) -> None:
