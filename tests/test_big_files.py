@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -296,6 +297,53 @@ def test_the_fast_reader_reads_csv_parts_in_place_and_arrow_reads_copies(
         _same(whole, fast)
         _same(whole, arrow)
         assert ("line 300" in whole[0]) == (how != "none"), whole[0]
+
+
+@pytest.mark.parametrize("how", ["none", "duplicate", "negative price"])
+def test_a_parquet_file_of_one_huge_row_group_is_streamed_in_parts(
+    lines, tmp_path, monkeypatch, how
+):
+    """A row group bigger than a part is not read whole: the file is read as a stream of
+    batches cut in parts, with the same outcome as whole, and a bad row in a later part
+    named by its row in the file."""
+    ls = _broken(lines["by time"], how, 3000)
+    path = str(tmp_path / "one-group.parquet")
+    pq.write_table(_as_table(ls[1:], ls[0]), path, row_group_size=len(ls))
+    assert pq.ParquetFile(path).num_row_groups == 1
+    made: list = []
+    real = ingest_mod.read_part
+
+    def watched(part, *a):
+        made.append(part)
+        n = part.rows[0].num_rows if part.rows else 0
+        out = real(part, *a)
+        assert len(out) == n or part.kind != "parquet-rows"
+        return out
+
+    monkeypatch.setattr(ingest_mod, "read_part", watched)
+    chunk = 60_000
+    whole = _outcome(path, 64 * MB, str(tmp_path / "whole"))
+    cut = _outcome(path, chunk, str(tmp_path / "cut"))
+    _same(whole, cut)
+    streamed = [p for p in made if p.kind == "parquet-rows"]
+    assert len(streamed) > 8 and all(not p.rows for p in streamed)  # let go once read
+    assert max(p.size for p in streamed) < chunk  # a part, not the row group
+    assert [p.last for p in sorted(streamed, key=lambda p: p.index)][-2:] == [False, True]
+    if how == "none":
+        assert whole[0] == "9 new, 3510 rows"
+    else:
+        assert "row 300" in whole[0], whole[0]
+    damaged = tmp_path / "damaged.parquet"
+    data = Path(path).read_bytes()
+    damaged.write_bytes(data[: len(data) // 3] + data[-(1 << 12) :])  # pages gone, footer kept
+    with pytest.raises(BadInputError, match=r"damaged\.parquet"):
+        st = incbt.init(str(tmp_path / "d"))
+        st.settings["ingest_chunk_mb"] = chunk / MB
+        try:
+            st.ingest(str(damaged))
+        finally:
+            assert not os.path.exists(os.path.join(st.path, "tmp"))
+            close_env(os.path.join(st.path, "catalog"))
 
 
 def test_a_bad_bar_in_a_later_part_is_named_by_its_line_in_the_file(lines, tmp_path):

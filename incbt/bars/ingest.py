@@ -76,7 +76,7 @@ from incbt.bars.layout import (
     sync_files,
     write_file,
 )
-from incbt.bars.parts import GzParts, Part, Stitcher, read_part
+from incbt.bars.parts import GzParts, ParquetRowParts, Part, Stitcher, big_row_groups, read_part
 from incbt.bars.parts import split as parts_of
 from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, month_of
 from incbt.catalog import (
@@ -545,7 +545,7 @@ def ingest(
         lock(),
         _gc_paused(),
         _csv_kernel(files),
-        _gz_streams(root, files, chunk_bytes) as plain,
+        _streamed(root, files, chunk_bytes) as plain,
     ):
         if not dry_run:
             recover(root, cat)
@@ -672,29 +672,39 @@ def ingest(
         return summary
 
 
-class _GzStreams:
-    """The big ``.csv.gz`` inputs, cut in parts as they are decompressed (on disk, under
-    the store's ``tmp/inputs/``; a part is removed once read, the rest when the ingest
-    ends, whatever its end, or by the next writer after a crash)."""
+class _Streams:
+    """The inputs cut in parts as they are read: big ``.csv.gz`` files, as they are
+    decompressed (each part on disk, under the store's ``tmp/inputs/``: removed once
+    read, the rest when the ingest ends, whatever its end, or by the next writer after
+    a crash), and Parquet files with a row group bigger than a part (in memory)."""
 
     def __init__(self, root: str, files: Sequence[str], budget: int) -> None:
         self.dir = os.path.join(root, "tmp", "inputs")
         self.budget = budget
+        part = budget // PARTS_PER_CHUNK
         # compressed bytes above a part's size: plain, it is several parts
-        self.todo = [
-            f for f in files if f.endswith(".gz") and os.path.getsize(f) > budget // PARTS_PER_CHUNK
+        self.gz = [f for f in files if f.endswith(".gz") and os.path.getsize(f) > part]
+        self.pq = [
+            f
+            for f in files
+            if f.endswith((".parquet", ".pq"))
+            and os.path.getsize(f) > budget
+            and big_row_groups(f, part)
         ]
+        self.todo = self.gz + self.pq
         self.task: Any = None
 
     def done(self) -> None:
         if self.task is not None:
             self.task.done()
 
-    def streams(self, progress: Reporter) -> dict[str, GzParts]:
-        if not self.todo:
-            return {}
+    def streams(self, progress: Reporter) -> dict[str, Iterable[Part]]:
+        part = self.budget // PARTS_PER_CHUNK
+        out: dict[str, Iterable[Part]] = {f: ParquetRowParts(f, part) for f in self.pq}
+        if not self.gz:
+            return out
         # in MiB of compressed input: one big file takes a while, and shows how far it is
-        total = sum(os.path.getsize(f) for f in self.todo)
+        total = sum(os.path.getsize(f) for f in self.gz)
         task = self.task = progress.task("decompressing (MiB)", max(1, total >> 20))
         read = shown = 0
 
@@ -705,15 +715,14 @@ class _GzStreams:
                 task.advance((read >> 20) - shown)
                 shown = read >> 20
 
-        return {
-            f: GzParts(f, self.dir, self.budget // PARTS_PER_CHUNK, f"{k:06d}", advance)
-            for k, f in enumerate(self.todo)
-        }
+        for k, f in enumerate(self.gz):
+            out[f] = GzParts(f, self.dir, part, f"{k:06d}", advance)
+        return out
 
 
 @contextlib.contextmanager
-def _gz_streams(root: str, files: Sequence[str], budget: int) -> Iterator[_GzStreams]:
-    streams = _GzStreams(root, files, budget)
+def _streamed(root: str, files: Sequence[str], budget: int) -> Iterator[_Streams]:
+    streams = _Streams(root, files, budget)
     try:
         yield streams
     finally:

@@ -5,7 +5,8 @@ as consecutive byte ranges of whole lines: in place by the fast CSV reader
 (:func:`incbt.bars.inputs.read_csv_range`), or, where it declines them, as a
 copy of the header line and the range in a file under the store's ``tmp/``,
 read like any CSV file by Arrow's reader; a Parquet file as consecutive runs of
-its row groups. Parts are a quarter chunk
+its row groups, or, where a row group is bigger than a part (:class:`ParquetRowParts`),
+as a stream of record batches cut in parts. Parts are a quarter chunk
 (``incbt.bars.ingest.PARTS_PER_CHUNK``), so a chunk's parts are read on every
 core at once (one 297 MiB file, 64 MiB chunks: peak RSS 497 MiB and 2.0 s,
 against 1,000 MiB and 2.4 s read whole). Each part is validated on its own, and its
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from incbt.bars.inputs import InputBars, order_error, read_csv_range, read_input
@@ -51,7 +53,9 @@ class Part:
     """Part ``index`` of ``count`` of a file: CSV bytes or Parquet row groups [start, end)."""
 
     path: str
-    kind: str  # "csv" | "parquet"
+    # "csv" | "parquet"; made as they are read: "csv-file" (a file of its own under
+    # tmp/), "parquet-rows" (the rows in memory, a table)
+    kind: str
     index: int
     count: int
     start: int
@@ -62,6 +66,9 @@ class Part:
     # a part of a .csv.gz made as it is decompressed (kind "csv-file": ``path`` is a
     # whole CSV file of its own): how many there are is known only at the last one
     final: bool | None = None
+    # kind "parquet-rows": [the table], emptied once read (the part itself is kept
+    # until its chunk is written: its rows need not be)
+    rows: list[Any] = dataclasses.field(default_factory=list, compare=False, repr=False)
 
     @property
     def last(self) -> bool:
@@ -185,6 +192,76 @@ class GzParts:
                 index += 1
 
 
+class ParquetRowParts:
+    """The parts of a Parquet file with a row group bigger than a part, made as it is
+    read (a stream of record batches: a row group is decoded a page at a time, so a
+    file written as one huge row group is not read whole).
+
+    Iterating yields each part (about ``budget`` bytes of rows, in file order, every
+    column as it is, in memory: no copy on disk) once the next is known to exist or
+    not; the rows of a chunk's parts are what the chunk holds, as for other parts.
+    """
+
+    def __init__(self, path: str, budget: int) -> None:
+        self.path, self.budget = path, max(1, budget)
+
+    def _unreadable(self, exc: Exception) -> BadInputError:
+        return BadInputError(
+            f"not a readable Parquet file ({str(exc).splitlines()[0]})",
+            file=self.path,
+            fix="re-export the file as Parquet, or give a CSV file a .csv name",
+        )
+
+    def __iter__(self) -> Iterator[Part]:
+        try:
+            # buffered reads: a column chunk is read as its pages are decoded, not whole
+            pf = pq.ParquetFile(self.path, buffer_size=1 << 20, pre_buffer=False)
+            meta = pf.metadata
+            nbytes = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+            rows = max(1, self.budget * meta.num_rows // max(1, nbytes))
+            batches = pf.iter_batches(batch_size=min(rows, 1 << 16), use_threads=False)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise self._unreadable(exc) from None
+        held: list[pa.RecordBatch] = []
+        n = 0
+        index = 0
+        pending: pa.Table | None = None  # a part made, yielded once the next is known
+        while True:
+            try:
+                batch = next(batches, None)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise self._unreadable(exc) from None
+            if batch is not None:
+                held.append(batch)
+                n += batch.num_rows
+            if (batch is None or n >= rows) and (held or pending is None):
+                if pending is not None:
+                    yield self._part(pending, index - 1, final=False)
+                pending = pa.Table.from_batches(held, schema=pf.schema_arrow)
+                held, n = [], 0
+                index += 1
+            if batch is None:
+                assert pending is not None
+                yield self._part(pending, index - 1, final=True)
+                return
+
+    def _part(self, table: pa.Table, index: int, final: bool) -> Part:
+        return Part(
+            self.path, "parquet-rows", index, 0, 0, 1, table.nbytes, final=final, rows=[table]
+        )
+
+
+def big_row_groups(path: str, budget: int) -> bool:
+    """Whether a Parquet file has a row group bigger than ``budget`` bytes (read in
+    parts, it is streamed: :class:`ParquetRowParts`); False for a file it cannot read
+    (read whole, its reader words the error)."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception:  # noqa: BLE001
+        return False
+    return any(meta.row_group(g).total_byte_size > budget for g in range(meta.num_row_groups))
+
+
 def _cut_in(buf: bytearray, budget: int, eof: bool) -> int | None:
     """Where :func:`_csv_parts` would cut these bytes (the rest of a part's lines, of
     which ``budget`` bytes remain before its budget): an offset in them; None for no
@@ -288,6 +365,8 @@ def read_part(
     crash)."""
     if part.kind == "parquet":
         return read_input(part.path, mapping, tz, use_threads, (part.start, part.end))
+    if part.kind == "parquet-rows":
+        return read_input(part.path, mapping, tz, use_threads, rows=part.rows.pop())
     if part.kind == "csv-file":  # a part of a .csv.gz, a file of its own: gone once read
         try:
             return read_input(part.path, mapping, tz, use_threads)
@@ -341,7 +420,7 @@ def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
 
 def _renumbered(e: BadInputError, part: Part, row_base: int) -> BadInputError:
     """The error a part's reading raised, naming the whole file's line or row."""
-    csv = part.kind != "parquet"
+    csv = not part.kind.startswith("parquet")
     unit = "line" if csv else "row"
     first = 2 if csv else 1  # the first bar's number in a file of its own
 
