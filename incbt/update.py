@@ -234,13 +234,15 @@ def _first_difference(
     for col in fresh.column_names:
         a = stored.column(col).combine_chunks()
         b = fresh.column(col).combine_chunks()
-        if a.equals(b):
+        if _bits(pa.chunked_array([a])).equals(_bits(pa.chunked_array([b]))):
             continue
         av, bv = a.to_pylist(), b.to_pylist()
         for i, (x, y) in enumerate(zip(av, bv, strict=True)):
-            if x != y and not (
-                isinstance(x, float) and isinstance(y, float) and np.isnan(x) and np.isnan(y)
-            ):
+            if isinstance(x, float) and isinstance(y, float):
+                differ = np.float64(x).view(np.int64) != np.float64(y).view(np.int64)
+            else:
+                differ = x != y
+            if differ:
                 inst = (
                     stored.column("instrument")[i].as_py()
                     if "instrument" in stored.column_names
@@ -259,12 +261,20 @@ def _plain(t: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, names=t.column_names)
 
 
+def _bits(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A float64 column as the int64 of its bits (0.0 and -0.0 differ; equal floats
+    compare equal by value only); other columns as they are."""
+    if not pa.types.is_float64(col.type):
+        return col
+    return pa.chunked_array([c.view(pa.int64()) for c in col.chunks], pa.int64())
+
+
 def _same(a: pa.Table, b: pa.Table) -> bool:
-    """Bit for bit: every column equal (floats compared by value, NaN never present)."""
+    """Bit for bit: every column equal, floats by their bits."""
     return (
         a.num_rows == b.num_rows
         and a.column_names == b.column_names
-        and all(x.equals(y) for x, y in zip(a.columns, b.columns, strict=True))
+        and all(_bits(x).equals(_bits(y)) for x, y in zip(a.columns, b.columns, strict=True))
     )
 
 

@@ -194,6 +194,32 @@ def test_verify_splits_an_instrument_too_big_for_a_chunk_by_its_runs(world, monk
     assert [(d.run_id, d.table, d.column) for d in bad.differences] == [(victim, "fills", "price")]
 
 
+def test_verify_compares_floats_by_their_bits(world):
+    """0.0 and -0.0 are equal floats but not the same bits: a stored -0.0 where the
+    recomputation gives 0.0 is a difference."""
+    import pyarrow as pa
+
+    tmp, s = world
+    assert s.verify().ok
+    daily_dir = os.path.join(s.path, "results", "daily")
+    for name in sorted(os.listdir(daily_dir)):
+        path = os.path.join(daily_dir, name)
+        t = pq.read_table(path)
+        fees = t.column("fees").to_numpy().copy()
+        zero = np.flatnonzero(fees == 0.0)
+        if len(zero):
+            fees[zero[0]] = -0.0
+            pq.write_table(t.set_column(t.schema.get_field_index("fees"), "fees",
+                                        pa.array(fees)), path)
+            break
+    else:
+        pytest.fail("no zero fee in any daily file")
+    bad = s.verify()
+    assert [(d.table, d.column) for d in bad.differences] == [("daily", "fees")]
+    d = bad.differences[0]
+    assert np.signbit(d.stored) and d.recomputed == 0.0 and not np.signbit(d.recomputed)
+
+
 def _mom_run(tmp_path):
     """A store of 2 instruments x 4 days, a strategies file and one run of its ``mom``."""
     generate(str(tmp_path / "d"), instruments=2, days=4, start="2024-03-04", seed=5)
