@@ -56,3 +56,17 @@ def csv_reader(request):
     else:
         with fastcsv.disabled():
             yield request.param
+
+
+def bits(t):
+    """A table with its float64 columns as the int64 of their bits: ``bits(a).equals(
+    bits(b))`` is bit for bit (Arrow's ``equals`` compares floats by value, so 0.0
+    equals -0.0 and NaN never equals NaN)."""
+    import pyarrow as pa
+
+    cols = []
+    for c in t.columns:
+        if pa.types.is_float64(c.type):
+            c = pa.chunked_array([x.view(pa.int64()) for x in c.chunks], pa.int64())
+        cols.append(c)
+    return pa.Table.from_arrays(cols, names=t.column_names)

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import ray_support
+from conftest import bits
 
 import incbt
 from incbt.bars.generate import generate
@@ -115,7 +116,7 @@ def assert_same(got: dict[str, pa.Table], want: dict[str, pa.Table]) -> None:
         assert want[k].num_rows > 0, k
         assert got[k].schema == want[k].schema, k
         assert got[k].num_rows == want[k].num_rows, (k, got[k].num_rows, want[k].num_rows)
-        assert got[k].equals(want[k]), f"{k} differs"
+        assert bits(got[k]).equals(bits(want[k])), f"{k} differs"
 
 
 @pytest.fixture(scope="module")

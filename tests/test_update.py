@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+from conftest import bits
 from spikes import SPIKE, write_spiked
 
 import incbt
@@ -63,7 +64,7 @@ def test_update_ingests_and_computes_only_new_days(world):
     assert s.update().report.bars_processed == 0  # nothing left
     f = _fresh(tmp, tmp / "all")
     for q in (DAILY, FILLS, METRICS):
-        assert s.sql(q).equals(f.sql(q)), q
+        assert bits(s.sql(q)).equals(bits(f.sql(q))), q
 
 
 def test_status_says_what_is_stale_and_why(world):
@@ -85,7 +86,7 @@ def test_status_says_what_is_stale_and_why(world):
     f = _fresh(tmp, *[tmp / "all" / x for x in files if x != "bars-2024-03-06.csv"],
                tmp / "fix")
     for q in (DAILY, FILLS, METRICS):
-        assert s.sql(q).equals(f.sql(q)), q
+        assert bits(s.sql(q)).equals(bits(f.sql(q))), q
 
 
 def test_verify_passes_then_catches_a_tampered_result(world):
@@ -275,7 +276,7 @@ def test_a_strategy_changed_to_fail_everywhere_still_replaces_its_runs(tmp_path)
     fresh.ingest(str(tmp_path / "d"))
     assert fresh.backtest("mom", {"n": 12}, strategies_file=str(f)).run_id == new_id
     for q in (DAILY, FILLS, METRICS):
-        assert s.sql(q).equals(fresh.sql(q)), q
+        assert bits(s.sql(q)).equals(bits(fresh.sql(q))), q
 
 
 def test_cli_update_status_verify(world):
@@ -336,7 +337,7 @@ def test_snapshot_retention_across_daily_updates(tmp_path):
     full2.ingest(str(tmp_path / "fix"))
     full2.backtest("sma_cross", {"fast": 5, "slow": 40})
     for q in (DAILY, FILLS, METRICS):
-        assert inc.sql(q).equals(full2.sql(q)), q
+        assert bits(inc.sql(q)).equals(bits(full2.sql(q))), q
 
 
 def test_result_files_stay_bounded_and_equal_to_full(tmp_path):
@@ -368,7 +369,7 @@ def test_result_files_stay_bounded_and_equal_to_full(tmp_path):
     full.backtest("ema_cross", {"fast": 8, "slow": 50}, fee_bps=1)
     full.backtest("breakout", {"lookback": 60})
     for q in (DAILY, FILLS, METRICS):
-        assert inc.sql(q).equals(full.sql(q)), q
+        assert bits(inc.sql(q)).equals(bits(full.sql(q))), q
     assert inc.verify().ok
 
 
@@ -455,7 +456,7 @@ def test_a_universe_grown_by_bars_before_the_start_refolds_the_portfolio(tmp_pat
     fresh.ingest([str(tmp_path / "early")] + [p + ".s0.csv" for p in one])
     fresh.backtest("ema_cross", {"fast": 5, "slow": 25}, start="2024-01-02")
     for q in (DAILY, FILLS, METRICS):
-        assert inc.sql(q).equals(fresh.sql(q)), q
+        assert bits(inc.sql(q)).equals(bits(fresh.sql(q))), q
     assert not inc.sql("SELECT * FROM metrics WHERE scope = 'portfolio'").equals(portfolio_before)
     assert inc.verify([run.run_id]).ok
 
@@ -501,7 +502,7 @@ def test_only_segments_that_lose_rows_are_cut(world):
     assert cut and {c["valid_until"].isoformat() for c in cut} == {"2024-03-06"}
     f = _fresh(tmp, tmp / "all", tmp / "fix")
     for q in (DAILY, FILLS, METRICS):
-        assert s.sql(q).equals(f.sql(q)), q
+        assert bits(s.sql(q)).equals(bits(f.sql(q))), q
 
 
 def test_the_cuts_table_lists_what_a_full_scan_finds_and_is_built_for_older_stores(world):
@@ -592,7 +593,7 @@ def test_a_format_2_store_is_upgraded_and_updates_as_one_never_in_format_2(world
     for st in (s, up):
         st.update(str(tmp / "tail"))
     for q in (DAILY, FILLS, METRICS):
-        assert up.sql(q).equals(s.sql(q)), q
+        assert bits(up.sql(q)).equals(bits(s.sql(q))), q
     assert up.verify().ok
 
 
@@ -692,7 +693,7 @@ def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_chang
     assert f.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id == bad_run
     assert f.backtest("sma_cross", {"fast": 4, "slow": 30}).run_id == ok_run
     for q in (DAILY, FILLS, METRICS):
-        assert s.sql(q).equals(f.sql(q)), q
+        assert bits(s.sql(q)).equals(bits(f.sql(q))), q
     rep = s.verify()
     assert rep.ok and not rep.failed
 
@@ -728,3 +729,14 @@ def test_a_superseded_run_leaves_no_failure_behind(tmp_path):
     (old_id, new_id), = s.update().replaced
     assert old_id == old
     assert s.sql("SELECT run_id FROM failed")["run_id"].to_pylist() == [new_id]
+
+
+def test_the_tests_compare_results_bit_for_bit():
+    """conftest.bits: what the incremental, crash and Ray properties compare with."""
+    import pyarrow as pa
+    from conftest import bits
+
+    zero, negative_zero = pa.table({"x": [0.0, 1.0]}), pa.table({"x": [-0.0, 1.0]})
+    assert zero.equals(negative_zero) and not bits(zero).equals(bits(negative_zero))
+    nan = pa.table({"x": [float("nan")], "n": [1]})
+    assert not nan.equals(nan) and bits(nan).equals(bits(nan))
