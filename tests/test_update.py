@@ -112,6 +112,25 @@ def test_verify_passes_then_catches_a_tampered_result(world):
     assert p.returncode == 1 and "differs" in p.stderr and "pnl" in p.stderr
 
 
+def _tamper_fill(s, run_id: str, column: str, which: int, change) -> None:
+    """Change ``column`` of one fill of a run (its ``which``-th in the first file holding
+    any) in the stored result file, behind the catalog's back."""
+    import pyarrow as pa
+
+    fills_dir = os.path.join(s.path, "results", "fills")
+    for name in sorted(os.listdir(fills_dir)):
+        path = os.path.join(fills_dir, name)
+        t = pq.read_table(path)
+        rows = np.flatnonzero(t.column("run_id").to_numpy(zero_copy_only=False) == run_id)
+        if len(rows):
+            vals = t.column(column).to_numpy().copy()
+            vals[rows[which]] = change(vals[rows[which]])
+            i = t.schema.get_field_index(column)
+            pq.write_table(t.set_column(i, column, pa.array(vals)), path)
+            return
+    pytest.fail(f"no fill of run {run_id} in any file")
+
+
 @pytest.mark.parametrize("chunk", [10**12, 1])  # every run in one chunk, or one per chunk
 def test_verify_names_the_run_a_tampered_fill_belongs_to(world, monkeypatch, chunk):
     from incbt import update as update_mod
@@ -122,19 +141,7 @@ def test_verify_names_the_run_a_tampered_fill_belongs_to(world, monkeypatch, chu
     runs = s.sql("SELECT run_id FROM runs ORDER BY run_id")["run_id"].to_pylist()
     assert len(runs) == 3 and s.verify().ok
     victim = runs[1]
-    fills_dir = os.path.join(s.path, "results", "fills")
-    for name in sorted(os.listdir(fills_dir)):
-        path = os.path.join(fills_dir, name)
-        t = pq.read_table(path)
-        rows = np.flatnonzero(t.column("run_id").to_numpy(zero_copy_only=False) == victim)
-        if len(rows):
-            qty = t.column("qty").to_numpy().copy()
-            qty[rows[-1]] *= 2
-            pq.write_table(t.set_column(t.schema.get_field_index("qty"), "qty",
-                                        __import__("pyarrow").array(qty)), path)
-            break
-    else:
-        pytest.fail("no fill of the run in any file")
+    _tamper_fill(s, victim, "qty", -1, lambda q: 2 * q)
     bad = s.verify()
     assert not bad.ok and bad.runs == 3
     assert [(d.run_id, d.table, d.column) for d in bad.differences] == [(victim, "fills", "qty")]
@@ -180,17 +187,7 @@ def test_verify_splits_an_instrument_too_big_for_a_chunk_by_its_runs(world, monk
         assert rep.bars_processed == full.bars_processed
     monkeypatch.setattr(update_mod, "VERIFY_BAR_STEPS", one // 3)
     victim = ids[len(ids) // 2]
-    fills_dir = os.path.join(s.path, "results", "fills")
-    for name in sorted(os.listdir(fills_dir)):
-        path = os.path.join(fills_dir, name)
-        t = pq.read_table(path)
-        rows = np.flatnonzero(t.column("run_id").to_numpy(zero_copy_only=False) == victim)
-        if len(rows):
-            price = t.column("price").to_numpy().copy()
-            price[rows[0]] += 0.5
-            pq.write_table(t.set_column(t.schema.get_field_index("price"), "price",
-                                        __import__("pyarrow").array(price)), path)
-            break
+    _tamper_fill(s, victim, "price", 0, lambda p: p + 0.5)
     bad = s.verify()
     assert [(d.run_id, d.table, d.column) for d in bad.differences] == [(victim, "fills", "price")]
 
