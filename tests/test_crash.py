@@ -11,6 +11,7 @@ as an uninterrupted ingest does (same bars, events, changes and bucket files).
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 import shutil
@@ -174,7 +175,9 @@ class World:
     with ``FOLD_ENV``; in-process checks must set it too).
     """
 
-    def __init__(self, root: str, fold: bool = False, one_file: bool = False) -> None:
+    def __init__(
+        self, root: str, fold: bool = False, one_file: bool = False, gz: bool = False
+    ) -> None:
         self.root = root
         self.env = dict(os.environ) | (FOLD_ENV if fold else {}) | (PARTS_ENV if one_file else {})
         inputs = os.path.join(root, "inputs")
@@ -209,6 +212,10 @@ class World:
                         out.write(head if k == 0 else "")
                         out.write(f.read())
             self.inputs = [one]
+            if gz:  # compressed: cut in parts as it is decompressed
+                with open(one, "rb") as f, gzip.open(one + ".gz", "wb") as z:
+                    z.write(f.read())
+                self.inputs = [one + ".gz"]
         self.input_bytes = sum(os.path.getsize(os.path.join(inputs, f)) for f in os.listdir(inputs))
         self.one_file = one_file
         self.template = os.path.join(root, "template")
@@ -272,6 +279,16 @@ def parts_world(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def gz_world(tmp_path_factory):
+    w = World(str(tmp_path_factory.mktemp("crash-gz")), one_file=True, gz=True)
+    from incbt.bars.ingest import PARTS_PER_CHUNK
+
+    budget = int(float(PARTS_ENV["INCBT_INGEST_CHUNK_MB"]) * (1 << 20)) // PARTS_PER_CHUNK
+    assert os.path.getsize(w.inputs[0]) > budget  # compressed, still several parts
+    return w
+
+
+@pytest.fixture(scope="module")
 def fold_world(tmp_path_factory):
     w = World(str(tmp_path_factory.mktemp("crash-fold")), fold=True)
     ref = incbt.open(w.after_path)
@@ -329,6 +346,7 @@ def check_consistent(world: World, path: str) -> tuple[str, int, int]:
         assert not pending, "a committed ingest left its intent record behind"
     # recover: uncommitted pending files go, nothing unreferenced stays under bars/
     removed = st.recover()
+    assert not os.path.exists(os.path.join(path, "tmp")), "staged files left behind"
     with cat.env.read() as txn:
         assert cat.pending(txn) == []
         known = {r.path for r in cat.files(txn)}
@@ -442,6 +460,15 @@ def test_kill_a_big_file_read_in_parts_at_random_moments(parts_world, monkeypatc
     for k, v in PARTS_ENV.items():
         monkeypatch.setenv(k, v)
     states = kill_at_random_moments(parts_world, 20240131)
+    assert states[0] == "before" and states[-1] == "after", states
+
+
+def test_kill_a_big_gz_file_cut_in_parts_at_random_moments(gz_world, monkeypatch):
+    """One .csv.gz cut in parts as it is decompressed (each a file under the store's
+    tmp/ until read): a kill leaves them behind, and the next writer removes them."""
+    for k, v in PARTS_ENV.items():
+        monkeypatch.setenv(k, v)
+    states = kill_at_random_moments(gz_world, 20240201)
     assert states[0] == "before" and states[-1] == "after", states
 
 
