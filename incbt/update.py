@@ -29,7 +29,7 @@ from incbt.catalog import runs as rc
 from incbt.errors import StrategyError
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
-from incbt.results import PORTFOLIO, build_tables
+from incbt.results import PORTFOLIO, build_tables, sort_order
 from incbt.results.metrics import METRICS, finalize, fold, initial_acc, portfolio_pnl
 from incbt.runs import (
     Staleness,
@@ -338,14 +338,30 @@ def _stored(
     ctx: Any, table: str, run_ids: list[str], where: str, order: tuple[str, ...]
 ) -> pa.Table:
     """The store's rows of these runs (and ``where``), sorted as ``build_tables`` sorts
-    them (by Arrow: DataFusion's ORDER BY took 2.2 s for 1.6 M fills, against 0.5 s)."""
+    them: names by their ranks among the names present (byte order, as Arrow and Python
+    order them), then the time (``order``'s last column when it is not a name); not by
+    DataFusion's ORDER BY (2.2 s for 1.6 M fills) nor Arrow's sort on the names (0.9 s
+    for 3.2 M fills, against 0.3 s)."""
     import pyarrow.compute as pc
 
     from incbt.query import run_sql
 
     assert all(r.isalnum() for r in run_ids)  # run ids are hex digests: safe to inline
     t = run_sql(ctx, f"SELECT * FROM {table} WHERE run_id IN ({_quoted(run_ids)}){where}")
-    return t.take(pc.sort_indices(t, sort_keys=[(c, "ascending") for c in order]))
+    keys: list[tuple[np.ndarray, int]] = []
+    time = None
+    for c in order:
+        col = t.column(c)
+        if col.null_count:  # names missing (not in these queries): Arrow's sort, as it is
+            return t.take(pc.sort_indices(t, sort_keys=[(c, "ascending") for c in order]))
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            present = pc.unique(col).sort()
+            keys.append((pc.index_in(col, value_set=present).to_numpy(), len(present)))
+        else:
+            assert c == order[-1]
+            width = pa.int32() if pa.types.is_date32(col.type) else pa.int64()
+            time = col.cast(width).to_numpy()
+    return t.take(sort_order(keys, time))
 
 
 class _Portfolios:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from incbt.execute import DAILY_FIELDS, TaskResult
 from incbt.plan import SegmentTask
-from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, build_tables
+from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, build_tables, sort_order
 
 RUNS = [f"{i:016x}" for i in (0x3A, 0x07, 0xFF00, 0x1234)]
 INSTS = ["S0002", "AAPL", "S0001"]
@@ -267,3 +267,19 @@ def test_batch_file_bytes_do_not_depend_on_how_rows_arrive(
     finally:
         res.ROW_GROUP_ROWS = old
     assert out[0] == out[1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(-4, 4)), max_size=50),
+    in_time_order=st.booleans(),
+)
+def test_sort_order_sorts_by_ranks_then_time_as_a_lexsort_does(rows, in_time_order):
+    """What verify sorts fresh and stored rows with: equal to NumPy's (stable) lexsort,
+    whether the rows come with each group's times in order (the fast path) or not."""
+    if in_time_order:  # as tasks emit them: each (run, instrument)'s rows in time order
+        rows = sorted(rows, key=lambda x: x[2])
+    run, inst, time = (np.array([x[k] for x in rows], dtype=np.int64) for k in range(3))
+    assert np.array_equal(sort_order([(run, 4), (inst, 3)], time), np.lexsort((time, inst, run)))
+    assert np.array_equal(sort_order([(run, 4), (inst, 3)], None), np.lexsort((inst, run)))
+    assert np.array_equal(sort_order([(run, 4)], None), np.argsort(run, kind="stable"))

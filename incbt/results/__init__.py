@@ -262,6 +262,29 @@ def add_task_rows(
                 np.take(src, o, out=a[name])
 
 
+def sort_order(keys: list[tuple[np.ndarray, int]], time: np.ndarray | None) -> np.ndarray:
+    """The permutation that sorts rows by integer ranks (``keys``: each (ranks, how many
+    there are), most significant first), then by ``time``, ties in their order.
+
+    One stable sort of a composite key: rows come grouped and, within a (run,
+    instrument), mostly in time order already (a task emits each run's rows so), so
+    the time is sorted only if some group is not (a full ``lexsort`` then). For 3.2 M
+    fills: ~0.1 s against ~0.4-0.9 s for a lexsort or Arrow's ``sort_indices`` on names.
+    """
+    n = len(keys[0][0]) if keys else (0 if time is None else len(time))
+    key = np.zeros(n, np.int64)
+    for ranks, count in keys:
+        key = key * count + ranks
+    o = np.argsort(key, kind="stable")
+    if time is None or n < 2:
+        return o
+    k, t = key[o], time[o]
+    same = k[1:] == k[:-1]
+    if bool((t[1:][same] < t[:-1][same]).any()):
+        return np.lexsort((time, key))
+    return o
+
+
 def build_tables(
     results: Iterable[Any], batch: int | None, failed: set[tuple[str, str]]
 ) -> tuple[pa.Table, pa.Table]:
@@ -294,7 +317,8 @@ def build_tables(
         if not len(cols["run_id"]):
             out.append(schema.empty_table())
             continue
-        o = np.lexsort((cols[time_col], rank[cols["instrument"]], rank[cols["run_id"]]))
+        nn = len(names)
+        o = sort_order([(rank[cols["run_id"]], nn), (rank[cols["instrument"]], nn)], cols[time_col])
         sorted_cols = {c: a[o] for c, a in cols.items()}
         out.append(_rows_table(schema, sorted_cols, list(names), 0 if batch is None else batch))
     return out[0], out[1]
@@ -623,6 +647,7 @@ __all__ = [
     "BatchFiles",
     "CommitSummary",
     "batch_paths",
+    "sort_order",
     "build_tables",
     "cutoffs",
     "fallen_out",
