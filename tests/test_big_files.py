@@ -375,7 +375,7 @@ def test_a_big_gz_file_is_cut_in_parts_as_it_is_decompressed(
     lines, tmp_path, monkeypatch, block
 ):
     """Its parts are files under the store's tmp/, each removed once read: the disk it
-    needs is about two chunks, not the file decompressed; tmp/ is gone after the
+    needs is about three chunks, not the file decompressed; tmp/ is gone after the
     ingest, a dry run leaves the store as it was, and a damaged file is named."""
     path = tmp_path / "bars.csv.gz"
     text = "\n".join(lines["by time"]) + "\n"
@@ -410,7 +410,7 @@ def test_a_big_gz_file_is_cut_in_parts_as_it_is_decompressed(
     read_parts.sort(key=lambda p: p.index)  # read on several threads
     assert len(read_parts) > 8 and [p.index for p in read_parts] == list(range(len(read_parts)))
     assert [p.last for p in read_parts] == [False] * (len(read_parts) - 1) + [True]
-    assert len(text) > 5 * chunk and max(on_disk) <= 2.5 * chunk  # ~two chunks, not the file
+    assert len(text) > 5 * chunk and max(on_disk) <= 3.5 * chunk  # a few chunks, not the file
     assert not os.path.exists(os.path.join(st.path, "tmp"))
     # cut where a plain copy of it is cut
     plain = tmp_path / "plain.csv"

@@ -577,7 +577,11 @@ def ingest(
                     return []
                 return [pool.submit(read, f, len(group) == 1) for f in group]
 
+            # The next chunk's parts of a .csv.gz are made (decompressed) on a thread of
+            # their own while this chunk's are read: parts of about three chunks on disk
+            maker = ThreadPoolExecutor(max_workers=1)
             group = next(groups, None)
+            ahead = maker.submit(next, groups, None)
             reads = submit_reads(group)
             try:
                 while group is not None:
@@ -592,7 +596,9 @@ def ingest(
                         except BadInputError as e:
                             raise stitcher.renumbered(e, unit) from None
                         stitcher.number(unit, read_out[-1][0])
-                    this, group = group, next(groups, None)  # a .csv.gz's next parts made
+                    this, group = group, ahead.result()
+                    if group is not None:
+                        ahead = maker.submit(next, groups, None)
                     reads = submit_reads(group)
                     summary.rows_read += sum(len(i) for i, _ in read_out)
                     new = collect(
@@ -633,6 +639,7 @@ def ingest(
                         staged[(f.instrument, f.month)] = [*plan.keep, f]
             finally:
                 # nothing may still write when recover() removes this call's files
+                maker.shutdown(wait=True, cancel_futures=True)
                 pool.shutdown(wait=True, cancel_futures=True)
             read_task.done()
             write_task.done()

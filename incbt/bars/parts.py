@@ -20,9 +20,9 @@ A big compressed CSV file (``.csv.gz``) is cut in parts as it is decompressed
 (:class:`GzParts`): each part is written as a CSV file of its own (the header
 line and about a quarter chunk of whole lines, cut by the same rule as a plain
 file's) under the store's ``tmp/``, read, and removed; the next chunk's parts
-are made while this chunk's buckets are written. So a big ``.gz`` needs about
-two chunks of disk, not its whole decompressed size, and its messages name the
-compressed file and its real lines.
+are made, on a thread of their own, while this chunk's are read. So a big
+``.gz`` needs about three chunks of disk, not its whole decompressed size, and
+its messages name the compressed file and its real lines.
 """
 
 from __future__ import annotations
