@@ -430,3 +430,44 @@ def test_a_big_gz_file_is_cut_in_parts_as_it_is_decompressed(
     assert tree_state(st.path) == state
     for s_ in (st, whole):
         close_env(os.path.join(s_.path, "catalog"))
+
+
+@pytest.mark.parametrize("reader", ["fast", "arrow"])
+def test_a_big_excel_csv_with_other_names_reads_in_parts_as_whole(
+    lines, tmp_path, monkeypatch, reader
+):
+    """A byte-order mark, CRLF line ends and names mapped with --map: in parts (read in
+    place by the fast reader, or as copies by Arrow's) as whole, and as the plain file."""
+    copies: list = []
+    real = parts_mod._csv_copy
+    monkeypatch.setattr(parts_mod, "_csv_copy", lambda p, d: copies.append(p) or real(p, d))
+    names = {"instrument": "Symbol", "ts": "Time", "close": "Last"}
+    head = lines["by time"][0]
+    for role, name in names.items():
+        head = head.replace(f'"{role}"', f'"{name}"')
+    body = lines["by time"][1:]
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join([head, *body, ""]).encode())
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(lines["by time"]) + "\n")
+    outcomes = []
+    with _reader(reader):
+        for f, chunk, mapping in (
+            (path, 64 * MB, names),
+            (path, 60_000, names),
+            (plain, 64 * MB, None),
+        ):
+            assert (split(str(f), chunk) is None) == (chunk > MB)
+            root = str(tmp_path / f"s{len(outcomes)}")
+            st = incbt.init(root)
+            st.settings["ingest_chunk_mb"] = chunk / MB
+            try:
+                s = st.ingest(str(f), columns=mapping)
+                outcomes.append((s.days_new, s.rows_read, _state(st)[3]))
+            finally:
+                close_env(os.path.join(root, "catalog"))
+    (n0, r0, b0), *rest = outcomes
+    assert n0 == 9 and r0 == len(body)
+    assert (len(copies) == 0) == (reader == "fast")  # in place, or copies for Arrow
+    for n, r, b in rest:
+        assert (n, r) == (n0, r0) and b.equals(b0)
