@@ -125,3 +125,30 @@ def test_the_cli_spares_pyarrow_its_pandas_import_and_pandas_still_works():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["False", "DataFrame [1.5, 2.5]"]
+
+
+def test_status_summarizes_the_current_files_as_sql_does(tmp_path):
+    """status reads the store's summary from the catalog (no SQL engine): the same
+    numbers SQL over ``files`` gives, empty or not, after a correction superseded files."""
+    s = tmp_path / "store"
+    run("init", store=s)
+    summary = (
+        "SELECT count(DISTINCT instrument) AS instruments, count(*) AS files, sum(rows) AS "
+        "bars, min(first_day) AS first_day, max(last_day) AS last_day, sum(bytes) AS "
+        "bar_bytes FROM files"
+    )
+
+    def both() -> tuple[dict, dict]:
+        got = json.loads(run("status", "--output", "json", store=s).stdout.splitlines()[0])
+        want = json.loads(run("query", summary, "--output", "json", store=s).stdout)
+        return got, (want[0] if isinstance(want, list) else want)
+
+    got, want = both()
+    assert got == want and got["files"] == 0 and got["bars"] is None
+    run("generate", str(tmp_path / "d"), "--instruments", "3", "--days", "25", store=s)
+    run("generate", str(tmp_path / "fix"), "--instruments", "3", "--days", "25",
+        "--from", "2024-01-10", "--to", "2024-01-10", "--revise", "2024-01-10", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    run("ingest", str(tmp_path / "fix"), store=s)
+    got, want = both()
+    assert got == want and got["instruments"] == 3 and got["bars"] == 3 * 25 * 390
