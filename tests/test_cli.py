@@ -152,3 +152,25 @@ def test_status_summarizes_the_current_files_as_sql_does(tmp_path):
     run("ingest", str(tmp_path / "fix"), store=s)
     got, want = both()
     assert got == want and got["instruments"] == 3 and got["bars"] == 3 * 25 * 390
+
+
+def test_status_loads_neither_numba_nor_datafusion(tmp_path):
+    """`incbt status` compiles nothing and runs no SQL: it does not pay their imports
+    (~0.2 s each in a fresh process)."""
+    s = tmp_path / "store"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "3", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    run("backtest", "sma_cross", "-p", "fast=5", "-p", "slow=20", store=s)
+    code = (
+        "import sys\n"
+        "from incbt.cli import app\n"
+        "try:\n"
+        "    app(['--store', sys.argv[1], 'status'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('numba', 'datafusion') if m in sys.modules))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(s)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "[]", p.stdout

@@ -32,9 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numba
 import numpy as np
-from numba.core.errors import NumbaError
 
 from ._template import KERNEL_SOURCE
 from .errors import StrategyError
@@ -146,6 +144,8 @@ def _module(strat: Strategy, nrt: bool) -> types.ModuleType:
             sys.modules[name] = mod
             spec.loader.exec_module(mod)
             # a dispatcher of its own: one that failed to type without NRT keeps failing
+            import numba  # here, not at import: `import numba` costs ~0.2 s
+
             mod.__dict__["step"] = numba.njit(nogil=True)(strat.py_step)
             _MODULES[tag] = mod
         return mod
@@ -164,6 +164,8 @@ def _call(strat: Strategy, which: str, *args: object) -> int:
     fn = _RESOLVED.get(key)
     if fn is not None:
         return fn(*args)
+    from numba.core.errors import NumbaError
+
     use_nrt = _nrt_marker(strat).exists()
     fn = getattr(_module(strat, use_nrt), f"{which}_{_tag(strat, use_nrt)}")
     try:

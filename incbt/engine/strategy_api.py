@@ -82,9 +82,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
-from numba.core.dispatcher import Dispatcher
 
 from ._version import ENGINE_VERSION
 from .errors import StrategyError
@@ -234,6 +232,22 @@ def _is_user_code(obj: Any) -> bool:
     return not os.path.realpath(path).startswith(_LIBRARY_DIRS)
 
 
+def _is_jitted(obj: Any) -> bool:
+    """Whether ``obj`` is a Numba dispatcher (``@numba.njit``). Numba is imported only
+    where a step is compiled (``import numba`` costs ~0.2 s; ``incbt status`` and the
+    SQL commands never compile): until something imports it, nothing can be jitted."""
+    if "numba" not in sys.modules:
+        return False
+    from numba.core.dispatcher import Dispatcher
+
+    return isinstance(obj, Dispatcher)
+
+
+def _python(obj: Any) -> Any:
+    """A jitted function's Python function; anything else as it is."""
+    return obj.py_func if _is_jitted(obj) else obj
+
+
 def _fingerprint(fn: Callable[..., Any], parts: list[str], seen: set[int]) -> None:
     """Append to `parts` the source of `fn` and of the user code it uses, recursively.
 
@@ -241,8 +255,7 @@ def _fingerprint(fn: Callable[..., Any], parts: list[str], seen: set[int]) -> No
     installed in site-packages or the standard library, also as `module.function`;
     constants (numbers, strings, tuples, arrays), which Numba freezes at compile time.
     """
-    if isinstance(fn, Dispatcher):
-        fn = fn.py_func
+    fn = _python(fn)
     if id(fn) in seen:
         return
     seen.add(id(fn))
@@ -256,8 +269,7 @@ def _fingerprint(fn: Callable[..., Any], parts: list[str], seen: set[int]) -> No
         if name not in glb:
             continue
         val = glb[name]
-        if isinstance(val, Dispatcher):
-            val = val.py_func
+        val = _python(val)
         scalars = (bool, int, float, complex, str, bytes, type(None), np.generic)
         if isinstance(val, types.FunctionType):
             if _is_user_code(val):
@@ -267,8 +279,8 @@ def _fingerprint(fn: Callable[..., Any], parts: list[str], seen: set[int]) -> No
         elif isinstance(val, types.ModuleType):
             if _is_user_code(val):  # e.g. `helpers.f(x)`: follow the attributes it names
                 for attr in names:
-                    member = getattr(val, attr, None)
-                    if isinstance(member, (Dispatcher, types.FunctionType)):
+                    member: Any = getattr(val, attr, None)
+                    if _is_jitted(member) or isinstance(member, types.FunctionType):
                         _fingerprint(member, parts, seen)
         elif isinstance(val, scalars) or (
             isinstance(val, tuple) and all(isinstance(x, scalars) for x in val)
@@ -290,7 +302,6 @@ class Strategy:
     params: tuple[ParamSpec, ...]
     state_names: tuple[str, ...]
     state_init: tuple[float, ...]
-    step: Any  # the Numba dispatcher of the step
     py_step: Callable[..., Any]
     code_version: str
     doc: str = ""
@@ -299,6 +310,18 @@ class Strategy:
     # the bar fields the step reads; the others are passed as zeros (and not loaded)
     reads: tuple[str, ...] = ("open", "high", "low", "close", "volume")
     takes_ts: bool = False  # the step takes a 9th argument: the bars' timestamps
+
+    @property
+    def step(self) -> Any:
+        """The step compiled by Numba (compiled on first call; the engine's kernels
+        inline their own copy of it)."""
+        step = self.__dict__.get("_step")
+        if step is None:
+            import numba
+
+            step = numba.njit(nogil=True)(self.py_step)
+            object.__setattr__(self, "_step", step)
+        return step
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -413,7 +436,7 @@ def _make_strategy(
     depends: Iterable[Callable[..., Any]],
     reads: Iterable[str] | None = None,
 ) -> Strategy:
-    py_fn = fn.py_func if isinstance(fn, Dispatcher) else fn
+    py_fn = _python(fn)
     if not isinstance(py_fn, types.FunctionType):
         raise StrategyError(f"@strategy decorates a function, not {fn!r}")
     sname = name or py_fn.__name__
@@ -480,13 +503,11 @@ def _make_strategy(
         if callable(extra) and not isinstance(extra, type):
             _fingerprint(extra, parts, seen)
     code_version = hashlib.sha256("\n".join(parts).encode()).hexdigest()
-    step = fn if isinstance(fn, Dispatcher) else numba.njit(nogil=True)(py_fn)
     strat = Strategy(
         name=sname,
         params=specs,
         state_names=state_names,
         state_init=state_init,
-        step=step,
         py_step=py_fn,
         code_version=code_version,
         doc=inspect.getdoc(py_fn) or "",
