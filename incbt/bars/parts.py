@@ -263,9 +263,11 @@ def big_row_groups(path: str, budget: int) -> bool:
 
 
 def _cut_in(buf: bytearray, budget: int, eof: bool) -> int | None:
-    """Where :func:`_csv_parts` would cut these bytes (the rest of a part's lines, of
-    which ``budget`` bytes remain before its budget): an offset in them; None for no
-    cut (the rest is one part); -1: more bytes needed."""
+    """Where a CSV part is cut (a plain file's by :func:`_cut_at`, a ``.csv.gz``'s as it
+    is decompressed by :class:`GzParts`): after the first line that is not blank and
+    ends past its budget, unless only blank lines follow. ``buf``: the rest of a part's
+    lines, of which ``budget`` bytes remain before its budget. Returns an offset in
+    them; None for no cut (the rest is one part); -1: more bytes needed."""
     if len(buf) <= budget:
         return None if eof else -1
     j = buf.find(b"\n", budget)  # the rest of the line the budget falls in
@@ -310,12 +312,9 @@ def _csv_parts(path: str, budget: int) -> list[Part] | None:
             return None  # no header line in reach, or one quoted past its newline
         cuts = [nl + 1]
         while size - cuts[-1] > budget:
-            cut = _cut_after(f, cuts[-1] + budget, size)
+            cut = _cut_at(f, cuts[-1] + budget)
             if cut is None:
                 break
-            f.seek(cut)
-            if not f.read(_WINDOW).strip(b"\r\n"):
-                break  # only blank lines after it: they end the file, and stay in its part
             cuts.append(cut)
     cuts.append(size)
     return _parts(
@@ -323,18 +322,19 @@ def _csv_parts(path: str, budget: int) -> list[Part] | None:
     )
 
 
-def _cut_after(f: Any, target: int, size: int) -> int | None:
-    """The end of the first line with a character that starts at or after ``target``."""
+def _cut_at(f: Any, target: int) -> int | None:
+    """Where a plain file's part whose budget ends at ``target`` is cut (:func:`_cut_in`
+    over the file's bytes from there, read a window at a time), or None: no more cuts."""
     f.seek(target)
-    pos = target + len(f.readline())  # the rest of the line ``target`` falls in
-    while pos < size:
-        line = f.readline()
-        if not line:
-            return None
-        pos += len(line)
-        if line.strip(b"\r\n"):
-            return pos
-    return None
+    window = bytearray()
+    eof = False
+    while True:
+        found = _cut_in(window, 0, eof)
+        if found != -1:
+            return None if found is None else target + found
+        block = f.read(_WINDOW)
+        eof = not block
+        window += block
 
 
 def _parquet_parts(path: str, budget: int) -> list[Part] | None:
