@@ -509,6 +509,15 @@ def _assume_tz(path: str, naive: pa.Array, tz: str, fkind: str) -> pa.Array:
         raise UsageError(f"--tz {tz!r} is not a known time zone ({exc})") from None
 
 
+def unreadable_parquet(path: str, exc: Exception) -> BadInputError:
+    """The message for a Parquet file pyarrow cannot read (whole, or in batches)."""
+    return BadInputError(
+        f"not a readable Parquet file ({str(exc).splitlines()[0]})",
+        file=path,
+        fix="re-export the file as Parquet, or give a CSV file a .csv name",
+    )
+
+
 def _read_parquet(
     path: str,
     mapping: Mapping[str, str],
@@ -523,11 +532,7 @@ def _read_parquet(
         try:
             pf = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise BadInputError(
-                f"not a readable Parquet file ({str(exc).splitlines()[0]})",
-                file=path,
-                fix="re-export the file as Parquet, or give a CSV file a .csv name",
-            ) from None
+            raise unreadable_parquet(path, exc) from None
         wanted = _check_columns(path, pf.schema_arrow.names, mapping)
         table = pf.read() if row_groups is None else pf.read_row_groups(range(*row_groups))
     if table.num_rows == 0:

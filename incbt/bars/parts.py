@@ -42,7 +42,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from incbt.bars.inputs import InputBars, order_error, read_csv_range, read_input
+from incbt.bars.inputs import (
+    InputBars,
+    order_error,
+    read_csv_range,
+    read_input,
+    unreadable_parquet,
+)
 from incbt.errors import BadInputError
 
 _WINDOW = 1 << 16  # bytes looked at for the header, and for blank lines at the end
@@ -205,13 +211,6 @@ class ParquetRowParts:
     def __init__(self, path: str, budget: int) -> None:
         self.path, self.budget = path, max(1, budget)
 
-    def _unreadable(self, exc: Exception) -> BadInputError:
-        return BadInputError(
-            f"not a readable Parquet file ({str(exc).splitlines()[0]})",
-            file=self.path,
-            fix="re-export the file as Parquet, or give a CSV file a .csv name",
-        )
-
     def __iter__(self) -> Iterator[Part]:
         try:
             # buffered reads: a column chunk is read as its pages are decoded, not whole
@@ -221,7 +220,7 @@ class ParquetRowParts:
             rows = max(1, self.budget * meta.num_rows // max(1, nbytes))
             batches = pf.iter_batches(batch_size=min(rows, 1 << 16), use_threads=False)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise self._unreadable(exc) from None
+            raise unreadable_parquet(self.path, exc) from None
         held: list[pa.RecordBatch] = []
         n = 0
         index = 0
@@ -230,7 +229,7 @@ class ParquetRowParts:
             try:
                 batch = next(batches, None)
             except (pa.ArrowInvalid, OSError) as exc:
-                raise self._unreadable(exc) from None
+                raise unreadable_parquet(self.path, exc) from None
             if batch is not None:
                 held.append(batch)
                 n += batch.num_rows
