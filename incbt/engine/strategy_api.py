@@ -313,8 +313,8 @@ class Strategy:
 
     @property
     def step(self) -> Any:
-        """The step compiled by Numba (compiled on first call; the engine's kernels
-        inline their own copy of it)."""
+        """The step compiled by Numba: the user's own ``@numba.njit`` dispatcher, or one
+        made on first use (the engine's kernels inline their own copy of it)."""
         step = self.__dict__.get("_step")
         if step is None:
             import numba
@@ -516,6 +516,8 @@ def _make_strategy(
         reads=read_fields,
         takes_ts=n_args == 9,
     )
+    if _is_jitted(fn):  # the step the user compiled is the one `step` gives, as before
+        object.__setattr__(strat, "_step", fn)
     params_from_dict(strat, {})  # the defaults must satisfy the cross-parameter rule
     strat.warmup(strat.defaults())  # and give a valid warm-up
     return strat

@@ -13,6 +13,9 @@ total_pnl, fills, fees, turnover, equity. :func:`finalize` turns one into
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import numpy as np
 
 ACC_FIELDS = (
@@ -36,15 +39,12 @@ def initial_acc(n: int = 1) -> np.ndarray:
     return np.zeros((n, ACC_WIDTH), dtype=np.float64)
 
 
-_FOLD: list = []  # the compiled fold, made on first use: `import numba` costs ~0.2 s
+@functools.cache
+def _fold_kernel() -> Any:
+    """The fold compiled by Numba, on first use: `import numba` costs ~0.2 s."""
+    import numba as nb
 
-
-def _fold_kernel() -> object:
-    if not _FOLD:
-        import numba as nb
-
-        _FOLD.append(nb.njit(cache=True, nogil=True)(_incbt_metrics_fold))
-    return _FOLD[0]
+    return nb.njit(cache=True, nogil=True)(_incbt_metrics_fold)
 
 
 def _incbt_metrics_fold(acc0, pnl, equity, fills, fees, turnover, capital, has_equity, out):
@@ -105,7 +105,7 @@ def fold(
     out = np.empty((n_sets, n_days, ACC_WIDTH), dtype=np.float64)
     if n_days:
         f8 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
-        _fold_kernel()(  # type: ignore[operator]
+        _fold_kernel()(
             f8(acc0),
             f8(pnl),
             f8(pnl if equity is None else equity),
