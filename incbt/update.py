@@ -304,10 +304,12 @@ def _instrument_chunks(the_plan: Any, ids: list[str]) -> list[tuple[Any, list[st
     tasks: list = []
     work = 0
 
-    def emit(runs: list[str]) -> None:
+    def emit(runs: list[str] | None = None) -> None:
+        """The tasks so far as a chunk, compared for ``runs`` (None: their own runs)."""
         nonlocal tasks, work
         if tasks:
-            out.append((Plan(tasks=tasks, latest=the_plan.latest), runs))
+            own = sorted({r for t in tasks for r in t.run_ids}) if runs is None else runs
+            out.append((Plan(tasks=tasks, latest=the_plan.latest), own))
         tasks, work = [], 0
 
     for inst in sorted(by_inst):
@@ -322,10 +324,10 @@ def _instrument_chunks(the_plan: Any, ids: list[str]) -> list[tuple[Any, list[st
         emit(ids)
         for t in its:  # alone, by runs
             if tasks and work + t.work > VERIFY_BAR_STEPS:
-                emit(sorted({r for x in tasks for r in x.run_ids}))
+                emit()
             tasks.append(t)
             work += t.work
-        emit(sorted({r for x in tasks for r in x.run_ids}))
+        emit()
     emit(ids)
     return out
 

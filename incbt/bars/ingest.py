@@ -534,7 +534,7 @@ def ingest(
 
     def read(f: str | Part, use_threads: bool) -> tuple[InputBars, list[Piece]]:
         if isinstance(f, Part):
-            inp = read_part(f, mapping, tz, use_threads, plain.dir)
+            inp = read_part(f, mapping, tz, use_threads, streamed.dir)
         else:
             inp = read_input(f, mapping, tz, use_threads)
         pieces = split_days(inp, session_tz, hasher)
@@ -545,14 +545,14 @@ def ingest(
         lock(),
         _gc_paused(),
         _csv_kernel(files),
-        _streamed(root, files, chunk_bytes) as plain,
+        _streamed(root, files, chunk_bytes) as streamed,
     ):
         if not dry_run:
             recover(root, cat)
         # files and parts to read (how many is unknown where a .csv.gz is cut in parts
         # as it is decompressed: made as they are asked for)
-        if plain.todo:
-            groups = chunks(files, chunk_bytes, plain.streams(progress))
+        if streamed.todo:
+            groups = chunks(files, chunk_bytes, streamed.streams(progress))
             read_task = progress.task("reading", None)
         else:
             planned = list(chunks(files, chunk_bytes))
@@ -643,7 +643,7 @@ def ingest(
                 pool.shutdown(wait=True, cancel_futures=True)
             read_task.done()
             write_task.done()
-            plain.done()
+            streamed.done()
             t1 = time.perf_counter()
             summary.seconds["read+write"] = t1 - t0
             _summarize(summary, changes, len(would) if dry_run else len(staged))
