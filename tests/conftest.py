@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -44,18 +45,25 @@ def tree_state(path) -> dict[str, bytes]:
     return out
 
 
-@pytest.fixture(params=["arrow", "fast"])
-def csv_reader(request):
-    """Each CSV reader in turn: Arrow's, and the fast one (loaded here if need be)."""
+@contextlib.contextmanager
+def reading_csv_with(name: str):
+    """CSV files read by one reader: "fast" (loaded here if need be) or Arrow's."""
     from incbt.bars import fastcsv
 
-    if request.param == "fast":
+    if name == "fast":
         fastcsv.prepare().join()
         assert fastcsv._kernel is not None, fastcsv.load_error
-        yield request.param
+        yield
     else:
         with fastcsv.disabled():
-            yield request.param
+            yield
+
+
+@pytest.fixture(params=["arrow", "fast"])
+def csv_reader(request):
+    """Each CSV reader in turn: Arrow's, and the fast one."""
+    with reading_csv_with(request.param):
+        yield request.param
 
 
 def bits(t):

@@ -16,7 +16,6 @@ import gzip
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +23,11 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from conftest import tree_state
+from conftest import reading_csv_with, tree_state
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import incbt
-from incbt.bars import fastcsv
 from incbt.bars import ingest as ingest_mod
 from incbt.bars import parts as parts_mod
 from incbt.bars.generate import generate
@@ -192,19 +190,8 @@ def test_a_csv_file_read_in_parts_ingests_as_it_does_whole(
     lines, layout, how, cut, near, back, chunk, compressed, reader
 ):
     """Either CSV reader: the fast one reads a part's lines in place, Arrow's a copy."""
-    with _reader(reader):
+    with reading_csv_with(reader):
         _csv_in_parts_as_whole(lines, layout, how, cut, near, back, chunk, compressed)
-
-
-@contextlib.contextmanager
-def _reader(name: str) -> Iterator[None]:
-    if name == "fast":
-        fastcsv.prepare().join()
-        assert fastcsv._kernel is not None, fastcsv.load_error
-        yield
-    else:
-        with fastcsv.disabled():
-            yield
 
 
 def _csv_in_parts_as_whole(
@@ -286,11 +273,11 @@ def test_the_fast_reader_reads_csv_parts_in_place_and_arrow_reads_copies(
         with open(path, "w") as f:
             f.write("\n".join(_broken(lines["by time"], how, 3000)) + "\n")
         assert len(split(path, 100_000)) >= 3
-        with _reader("fast"):
+        with reading_csv_with("fast"):
             whole = _outcome(path, 64 * MB, str(tmp_path / "whole"))
             fast = _outcome(path, 100_000, str(tmp_path / "fast"))
         assert copies == []
-        with _reader("arrow"):
+        with reading_csv_with("arrow"):
             arrow = _outcome(path, 100_000, str(tmp_path / "arrow"))
         assert sorted(set(copies)) == list(range(len(split(path, 100_000))))
         copies.clear()
@@ -451,7 +438,7 @@ def test_a_big_excel_csv_with_other_names_reads_in_parts_as_whole(
     plain = tmp_path / "plain.csv"
     plain.write_text("\n".join(lines["by time"]) + "\n")
     outcomes = []
-    with _reader(reader):
+    with reading_csv_with(reader):
         for f, chunk, mapping in (
             (path, 64 * MB, names),
             (path, 60_000, names),
