@@ -7,6 +7,7 @@ import os
 import re
 import textwrap
 
+import numba
 import numpy as np
 import pytest
 from test_engine_support import bar_arrays, day_ends, make_bars, run_engine
@@ -251,6 +252,67 @@ def test_step_that_allocates_falls_back_to_reference_counting():
     bars = make_bars(4, 3)
     res = run_engine("allocating", [{"n": 3}, {"n": 5}], bars, strat=allocating)
     assert res.ok and res.fill_qty.size > 0
+
+
+@strategy(params={"mode": Param(int, 0, min=0, max=4), "at": Param(int, 5, min=1)},
+          state=("n", "seen"), warmup=8)
+def peeking(p, s, o, h, l, c, v, i):  # noqa: E741
+    """Reads a bar it may not at bar number `at` (mode 1: the next close, 2: index -1,
+    3: the next high through a helper, 4: the next open); records what it can see."""
+    mode = int(p[0])
+    s[0] += 1.0
+    s[1] = len(c) + 1000.0 * len(c[i : i + 5])  # the view's length, and a slice past i
+    x = c[i]
+    if s[0] == p[1]:
+        if mode == 1:
+            x = c[i + 1]
+        elif mode == 2:
+            x = c[-1]
+        elif mode == 3:
+            x = _read_at(h, i + 1)
+        elif mode == 4:
+            x = o[i + 1]
+    return 1 if x > c[0] else -1
+
+
+@numba.njit
+def _read_at(a, j):
+    return a[j]
+
+
+def test_a_step_sees_only_the_bars_up_to_the_current_one():
+    """Look-ahead is an error: o, h, l, c, v hold bars [0, i], checked, never wrapped."""
+    bars = make_bars(6, 3, min_bars=10, max_bars=20)
+    sets = [{"mode": 0}, {"mode": 1}, {"mode": 2}, {"mode": 3}, {"mode": 4}]
+    res = run_engine("peeking", sets, bars, strat=peeking)
+    assert res.errors[0] is None
+    for k in range(1, 5):
+        assert res.errors[k] == (
+            f"strategy 'peeking', parameter set {k} ({{'mode': {k}, 'at': 5}}): the step raised "
+            "IndexError: a step read a bar after the current bar i (look-ahead), or at a "
+            "negative index: it may read bars j <= i only"
+        )
+        assert np.isnan(res.equity[k]).all() and not (res.fill_set == k).any()
+    # len(c) is i + 1 and a slice reaching past i stops at i (one bar), at the last bar too
+    n = len(bars)
+    assert res.state[0, ENGINE_WIDTH + 1] == n + 1000.0
+    # a fork's replay sees the same views
+    p = np.stack([params_from_dict(peeking, s) for s in sets[:2]])
+    ts, o, h, lo, c, v = bar_arrays(bars)
+    with pytest.raises(StrategyError, match="while replaying the warm-up: a step read a bar"):
+        warmup_replay(peeking, p, initial_state(peeking, 2), o, h, lo, c, v, n)
+    ok = warmup_replay(peeking, p[:1], initial_state(peeking, 1), o, h, lo, c, v, n)
+    assert ok[0, ENGINE_WIDTH + 1] == n + 1000.0
+
+
+def test_a_timestamp_step_cannot_read_a_later_timestamp():
+    @strategy(params={}, state=("n",))
+    def next_ts(p, s, o, h, l, c, v, i, t):  # noqa: E741
+        s[0] += 1.0
+        return 1 if t[i + 1] > t[i] else -1
+
+    res = run_engine("next_ts", [{}], make_bars(2, 2), strat=next_ts)
+    assert "the step raised IndexError: a step read a bar after the current bar" in res.errors[0]
 
 
 def plain_helper(x):

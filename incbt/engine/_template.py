@@ -4,7 +4,7 @@ Kept as text: each strategy gets its own generated module (distinct file,
 distinct function names) so that Numba's on-disk cache holds one compiled
 kernel per strategy code version, with the step inlined. Placeholders:
 __TAG__, __NAME__, __VERSION__, __NRT__, __NP__, __NS__, __NPA__, __NSA__, __EW__,
-__T__ (", t" when the step takes the bars' timestamps, else empty).
+__T__ (", bars_view(t, i)" when the step takes the bars' timestamps, else empty).
 """
 
 KERNEL_SOURCE = '''\
@@ -12,7 +12,7 @@ KERNEL_SOURCE = '''\
 
 from numba import njit
 
-from incbt.engine._stack import stack_f8
+from incbt.engine._stack import bars_view, stack_f8
 
 step = None  # the strategy's step dispatcher, set by incbt.engine.kernel before any call
 
@@ -57,12 +57,15 @@ def run___TAG__(
             fills = 0
             turnover = 0.0
             while i < de:
+                # the bars the step may read, [0, i]: a later one would be look-ahead
+                ov = bars_view(o, i)
+                cv = bars_view(c, i)
                 if pend:
                     q = tgt - pos
                     if q > 0.0:
-                        px = o[i] * up
+                        px = ov[i] * up
                     else:
-                        px = o[i] * down
+                        px = ov[i] * down
                     qpx = q * px
                     fee = abs(qpx) * fee_bps / 1e4
                     cash -= qpx + fee
@@ -79,7 +82,8 @@ def run___TAG__(
                         f_px[nf] = px
                         f_fee[nf] = fee
                     nf += 1
-                x = float(step(lp, ls, o, h, l, c, v, i__T__))
+                x = float(step(lp, ls, ov, bars_view(h, i), bars_view(l, i), cv,
+                               bars_view(v, i), i__T__))
                 if x != sig:
                     if x != 1.0 and x != -1.0 and x != 0.0:
                         err_bar[k] = i
@@ -87,7 +91,7 @@ def run___TAG__(
                         bad = True
                         break
                     sig = x
-                    tgt = x * notional / c[i]
+                    tgt = x * notional / cv[i]
                     pend = True
                 i += 1
             if bad:
@@ -136,7 +140,8 @@ def replay___TAG__(params, t, o, h, l, c, v, first, end, sstate):
         for j in range(__NS__):
             ls[j] = sstate[k, j]
         for i in range(first[k], end):
-            step(lp, ls, o, h, l, c, v, i__T__)
+            step(lp, ls, bars_view(o, i), bars_view(h, i), bars_view(l, i), bars_view(c, i),
+                 bars_view(v, i), i__T__)
         for j in range(__NS__):
             sstate[k, j] = ls[j]
     return 0

@@ -7,4 +7,6 @@ the old engine are recognised as stale.
 
 from __future__ import annotations
 
-ENGINE_VERSION = "incbt-engine-1"
+# 2 (2026-12-04): a step sees the bars [0, i] only; a read of a later bar, or at a
+# negative index, fails its parameter set (it read a later loaded bar before)
+ENGINE_VERSION = "incbt-engine-2"

@@ -104,7 +104,7 @@ def _source(strat: Strategy, nrt: bool) -> str:
         "__NP__": str(n_params),
         "__NS__": str(n_state),
         "__EW__": str(ENGINE_WIDTH),
-        "__T__": ", t" if strat.takes_ts else "",
+        "__T__": ", bars_view(t, i)" if strat.takes_ts else "",
     }
     src = KERNEL_SOURCE
     for key, val in subs.items():

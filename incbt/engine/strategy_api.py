@@ -31,11 +31,15 @@ The step is called once per bar `i`, in time order, with
   passing `state` as a mapping of name to initial value), and it is all that
   is carried from one bar to the next: keep counters and running values here,
   never in globals;
-- `o, h, l, c, v`: open, high, low, close, volume of the loaded bars;
+- `o, h, l, c, v`: open, high, low, close, volume of the loaded bars up to
+  the current one, bars `[0, i]`: reading a later bar (look-ahead) or a
+  negative index raises IndexError, which fails that parameter set; `len(c)`
+  is `i + 1`, and slices stop at bar `i`;
 - `i`: the index of the current bar;
 - optionally `t`, if the step takes a 9th argument: the bars' timestamps
   (int64 nanoseconds since the epoch, UTC), e.g. to trade by time of day.
-  `t[i] // 60_000_000_000 % 1440` is the bar's minute of the UTC day.
+  `t[i] // 60_000_000_000 % 1440` is the bar's minute of the UTC day. It
+  holds bars `[0, i]` too.
 
 It returns the signal: -1 (short), 0 (flat) or +1 (long). Any other value is
 reported as an error for that parameter set.
