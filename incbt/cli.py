@@ -385,6 +385,8 @@ def backtest(
         title=f"run {run.run_id} {run.record.strategy} {run.record.params}",
     )
     typer.echo(f"run id: {run.run_id}")
+    if r is not None:
+        _exit_if_failed(r)
 
 
 @app.command()
@@ -486,6 +488,7 @@ def sweep(
         None,
         title=f"sweep {res.name}: top runs by Sharpe",
     )
+    _exit_if_failed(r)
 
 
 @app.command()
@@ -621,6 +624,23 @@ def _print_failures(r: object) -> None:
         _print_capped([f"  {e}" for e in skipped], 10)
 
 
+def _exit_if_failed(r: object, known: bool = True) -> None:
+    """Exit 1 when the strategy failed on some (run, instrument) pair in this command,
+    or (``known``) failed before and was not retried: the runs asked for are incomplete.
+
+    Everything else is committed; the code tells a script that the results are not
+    complete (the failures are printed above, each with the step's error)."""
+    n = len(r.errors) + (len(r.skipped_failed) if known else 0)  # type: ignore[attr-defined]
+    if n:
+        err_console.print(
+            f"[red]the strategy failed on {n} (run, instrument) pair(s)[/red] (above): their "
+            "results are not stored, every other result is. Fix the strategy (an edited "
+            "step makes new runs) and run the command again",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
 def _print_update(res: object, output: str, dry: bool) -> None:
     r = res.report  # type: ignore[attr-defined]
     for b in res.broken:  # type: ignore[attr-defined]
@@ -671,6 +691,8 @@ def update(
     _print_update(res, "table", dry_run)
     if dry_run:
         _print_stale(res, "table")
+    else:  # pairs that failed before and were not retried are reported, not an error here
+        _exit_if_failed(res.report, known=False)
 
 
 @app.command()

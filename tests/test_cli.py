@@ -174,3 +174,64 @@ def test_status_loads_neither_numba_nor_datafusion(tmp_path):
     p = subprocess.run([sys.executable, "-c", code, str(s)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1] == "[]", p.stdout
+
+
+def flat(text: str) -> str:
+    """Text without the line breaks a terminal-width wrap put in."""
+    return " ".join(text.split())
+
+
+FLAKY = '''import incbt
+
+@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=("seen",),
+                warmup=lambda p: p["n"])
+def flaky(p, s, o, h, l, c, v, i):
+    """Raises for n == 13 once the close passes LIMIT; else a momentum signal."""
+    n = int(p[0])
+    s[0] += 1.0
+    if n == 13 and c[i] > LIMIT:
+        raise ValueError("flaky gave up")
+    if s[0] <= n:
+        return 0
+    return 1 if c[i] > c[i - n] else -1
+'''
+
+
+def test_a_strategy_failing_on_some_pairs_exits_1_and_keeps_the_rest(tmp_path):
+    """backtest and sweep exit 1 while their runs have failed pairs (new or known);
+    update exits 1 only on a pair that fails in it. Everything else is committed."""
+    s = tmp_path / "store"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "3",
+        "--start", "2024-03-04", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    f = tmp_path / "flaky.py"
+    f.write_text(FLAKY.replace("LIMIT", "0.0"))  # n == 13 fails on every instrument
+    ok = run("backtest", "flaky", "-p", "n=10", "--all", "--strategies", str(f), store=s)
+    assert "failed" not in ok.stderr
+    for _ in range(2):  # computed and failed, then known failed and not retried
+        p = run("backtest", "flaky", "-p", "n=13", "--all", "--strategies", str(f), store=s,
+                check=False)
+        assert p.returncode == 1, p.stderr
+        assert "flaky gave up" in flat(p.stderr)
+        assert "the strategy failed on 2 (run, instrument) pair(s)" in flat(p.stderr)
+        assert "run id:" in flat(p.stdout) and "Traceback" not in flat(p.stderr)
+    p = run("sweep", "flaky", "-g", "n=10,13,15", "--strategies", str(f), "--name", "g",
+            store=s, check=False)
+    assert p.returncode == 1 and "failed on 2 (run, instrument) pair(s)" in flat(p.stderr)
+    assert "top runs by Sharpe" in flat(p.stdout)  # the others are there
+    n = json.loads(run("query", "SELECT count(DISTINCT run_id) AS n FROM metrics",
+                       "--output", "json", store=s).stdout)["n"]
+    assert n == 2  # n = 10 and n = 15
+    # a new day: the known failures are reported, not an error; nothing new fails
+    run("generate", str(tmp_path / "d2"), "--instruments", "2", "--days", "1",
+        "--start", "2024-03-07", store=s)
+    p = run("update", str(tmp_path / "d2"), store=s, check=False)
+    assert p.returncode == 0, p.stderr
+    assert "not recomputed" in flat(p.stderr)
+    # an edit of the strategy that fails on the new day only (its 1171st bar on): the
+    # update recomputes the runs (their code changed), the failure is new: exit 1
+    f.write_text(FLAKY.replace("LIMIT", "0.0").replace("n == 13", "n == 15 and s[0] > 1170"))
+    p = run("update", store=s, check=False)
+    assert p.returncode == 1, p.stderr
+    assert "flaky gave up" in flat(p.stderr) and "is replaced by" in flat(p.stdout)
