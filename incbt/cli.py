@@ -248,6 +248,12 @@ def query(
     named = find_query(sql, st.path)
     if named is not None:
         name, sql = sql, named
+    elif sql.replace("_", "").replace("-", "").isalnum():  # one word: meant as a name
+        known = ", ".join(q["name"] for q in list_queries(st.path))
+        raise UsageError(
+            f"no query named {sql!r} (and it is not SQL); the named queries: {known} "
+            "(`incbt query --list` describes them)"
+        )
     params = {k: _coerce(v) for k, v in _pairs(param, "-p").items()}
     if name is not None:
         from incbt.queries import check_params, fill_identifiers

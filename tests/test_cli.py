@@ -66,6 +66,7 @@ def test_global_store_option_and_not_a_store(tmp_path):
     (("ingest", "--bogus", "x"), 2),
     (("nosuchcommand",), 2),
     (("query", "SELECT 1", "--output", "xml"), 2),
+    (("query", "nosuchquery"), 2),  # one word: a query name, and no query has it
 ])
 def test_errors_exit_codes(tmp_path, args, code):
     s = tmp_path / "store"
