@@ -710,9 +710,10 @@ def main() -> None:
         "exported from the store (wide frames, one column per instrument, all instruments "
         "at once: each library at its fastest); vectorbt runs in `.venv-bench` "
         "(`benchmarks/requirements-bench.txt`). A batch (8 or 10 sets) is one "
-        "`Store.backtest` call, one pass per instrument. End to end, incbt runs instruments on "
-        f"one thread per core ({os.cpu_count()}: its executor's default); compute only, bare "
-        "Numba, pandas and vectorbt run on one thread. " + tie_text + " The same run computed "
+        "`Store.backtest` call, one pass per instrument. End to end, incbt's executor picks its "
+        "threads by the tasks' work (`incbt.runs.threads_for`): one for 1 set (39,000 "
+        f"bar-steps a task), one per core ({os.cpu_count()}) for 8 and 10 sets; compute only, "
+        "bare Numba, pandas and vectorbt run on one thread. " + tie_text + " The same run computed "
         f"alone and in the batch of 8: max difference {batch_vs_alone:.1e}.",
         "",
         f"Command: `{cmd}`",

@@ -386,3 +386,21 @@ def test_a_timestamp_strategy_through_the_store_updates_forks_and_verifies(tmp_p
         )
     assert s.sql(q.format("fills", fork.run_id, "ts")).num_rows > 0
     assert s.verify().ok
+
+
+def test_the_executor_uses_every_core_only_for_tasks_with_enough_kernel_work(monkeypatch):
+    """Small tasks (a day's update, one set over a few months) run on one thread: reading
+    their bars hands the GIL back and forth, and a second thread only slows that."""
+    from types import SimpleNamespace
+
+    from incbt.runs import THREADS_MIN_WORK, threads_for
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    tasks = [SimpleNamespace(work=w) for w in (THREADS_MIN_WORK - 1, THREADS_MIN_WORK)]
+    assert threads_for(tasks[:1]) == 1
+    assert threads_for(tasks) == 1  # the mean is below
+    assert threads_for([SimpleNamespace(work=THREADS_MIN_WORK)] * 3) == 3  # one per task
+    assert threads_for([SimpleNamespace(work=10 * THREADS_MIN_WORK)] * 9) == 4  # per core
+    assert threads_for([]) == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert threads_for([SimpleNamespace(work=10 * THREADS_MIN_WORK)] * 9) == 1

@@ -163,7 +163,14 @@ def slow(tmp_path_factory, strategies):
 
 
 @pytest.mark.parametrize(
-    "how", ["ray-2-workers", "ray-1-in-flight-many-commits", "in-process-1-thread", "one-by-one"]
+    "how",
+    [
+        "ray-2-workers",
+        "ray-1-in-flight-many-commits",
+        "in-process-1-thread",
+        "in-process-2-threads",
+        "one-by-one",
+    ],
 )
 def test_sweep_results_do_not_depend_on_the_executor(tmp_path, grid, how, request):
     s = _store(tmp_path / "s", grid.data)
@@ -190,9 +197,10 @@ def test_sweep_results_do_not_depend_on_the_executor(tmp_path, grid, how, reques
         )
         assert not rep.errors and rep.bars_processed == grid.report.bars_processed
         assert rep.commits >= 3  # a commit per task: at least one per instrument
-    elif how == "in-process-1-thread":
+    elif how.startswith("in-process"):  # the default picks its threads by the tasks' work
         records = [register(s, "sma_cross", p, exec_params={"fee_bps": FEE}) for p in grid.points]
-        rep = bring_up_to_date(s, records, command="test", kind="sweep", executor=LocalExecutor(1))
+        ex = LocalExecutor(1 if how == "in-process-1-thread" else 2)
+        rep = bring_up_to_date(s, records, command="test", kind="sweep", executor=ex)
         assert not rep.errors and rep.bars_processed == grid.report.bars_processed
     else:  # a sample of the runs, each its own backtest
         sample = grid.points[::67] + grid.points[-1:]
