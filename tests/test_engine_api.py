@@ -289,8 +289,10 @@ def test_a_step_sees_only_the_bars_up_to_the_current_one():
     for k in range(1, 5):
         assert res.errors[k] == (
             f"strategy 'peeking', parameter set {k} ({{'mode': {k}, 'at': 5}}): the step raised "
-            "IndexError: a step read a bar after the current bar i (look-ahead), or at a "
-            "negative index: it may read bars j <= i only"
+            "IndexError: a step read a bar after the current bar i (look-ahead), or before "
+            "the first bar loaded (j < 0: further back than the run has seen, or than the "
+            "strategy's warmup): it may read bars i - warmup <= j <= i only, once its own "
+            "counter says the run has seen them"
         )
         assert np.isnan(res.equity[k]).all() and not (res.fill_set == k).any()
     # len(c) is i + 1 and a slice reaching past i stops at i (one bar), at the last bar too
@@ -313,6 +315,29 @@ def test_a_timestamp_step_cannot_read_a_later_timestamp():
 
     res = run_engine("next_ts", [{}], make_bars(2, 2), strat=next_ts)
     assert "the step raised IndexError: a step read a bar after the current bar" in res.errors[0]
+
+
+@strategy(params={}, state=("n",), warmup=2)
+def short_memory(p, s, o, h, l, c, v, i):  # noqa: E741
+    """Reads 5 bars back (once it has seen them) but declares a warm-up of 2."""
+    s[0] += 1.0
+    if s[0] <= 5:
+        return 0
+    return 1 if c[i] > c[i - 5] else -1
+
+
+def test_a_step_reading_further_back_than_its_warmup_fails_when_resumed():
+    """Run whole it sees every bar; resumed, only `warmup` bars are loaded before the
+    segment, so its read lands before them: an error, not a wrapped (future) bar."""
+    bars = make_bars(3, 3, min_bars=20, max_bars=30)
+    ts = bar_arrays(bars)[0]
+    full = run_engine("short_memory", [{}], bars, strat=short_memory)
+    assert full.ok
+    b = int(day_ends(ts)[0])
+    part = run_engine("short_memory", [{}], bars.iloc[b - 2 :].reset_index(drop=True),
+                      start=2, state=full.snapshots[:, 0, :].copy(), strat=short_memory)
+    assert "the step raised IndexError: a step read a bar after the current bar i " \
+        "(look-ahead), or before the first bar loaded" in part.errors[0]
 
 
 def plain_helper(x):

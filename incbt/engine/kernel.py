@@ -6,9 +6,10 @@ strategy state for a fork.
 
 How kernels are compiled: each strategy gets a generated module (source in
 `_template.py`) written once to `<NUMBA_CACHE_DIR or tmp>/incbt_kernels/`,
-named after the strategy and a hash of its code version and the template, so
-Numba's `cache=True` keeps one compiled kernel per strategy version on disk
-(a changed step gives a new file, never a stale cache entry). The step
+named after the strategy and a hash of its code version, the template and
+`_stack.py` (whose bar views and scratch arrays the kernels inline), so Numba's
+`cache=True` keeps one compiled kernel per strategy version on disk (a changed
+step or engine gives a new file, never a stale cache entry). The step
 dispatcher (a fresh one per module) is set as the module's global `step`
 before the first call;
 Numba inlines it into the kernel. Kernels are compiled without Numba's
@@ -49,7 +50,11 @@ __all__ = [
     "warmup_replay",
 ]
 
-_TEMPLATE_HASH = hashlib.sha256(KERNEL_SOURCE.encode()).hexdigest()[:16]
+# the kernels' source and the code they inline from `_stack` (bar views, scratch arrays):
+# Numba's cache follows neither a change of a called module's lowering nor of its text
+_TEMPLATE_HASH = hashlib.sha256(
+    KERNEL_SOURCE.encode() + Path(__file__).with_name("_stack.py").read_bytes()
+).hexdigest()[:16]
 _LOCK = threading.Lock()
 _MODULES: dict[str, types.ModuleType] = {}
 
