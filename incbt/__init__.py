@@ -29,6 +29,7 @@ from incbt.errors import (  # noqa: E402 - after the allocator choice
     StoreError,
     StoreLockedError,
     StrategyError,
+    StrategyFailureWarning,
     UsageError,
     UserError,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "StoreLockedError",
     "Strategy",
     "StrategyError",
+    "StrategyFailureWarning",
     "UsageError",
     "UserError",
     "__version__",

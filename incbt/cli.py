@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Annotated, Any
 
 import typer
 
 from incbt import store as store_mod
-from incbt.errors import IncbtError, UsageError, map_dependency_error
+from incbt.errors import IncbtError, StrategyFailureWarning, UsageError, map_dependency_error
 from incbt.render import RichReporter, err_console, write_table
 
 app = typer.Typer(
@@ -841,6 +842,8 @@ def main() -> None:
         "NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "incbt-numba")
     )
     _pyarrow_without_pandas()
+    # the commands print a strategy's failures themselves, and exit 1 (_exit_if_failed)
+    warnings.filterwarnings("ignore", category=StrategyFailureWarning)
     try:
         code = app(standalone_mode=False)  # click returns typer.Exit codes here
         if isinstance(code, int) and code:

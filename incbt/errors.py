@@ -16,6 +16,10 @@ one line on stderr and an exit code in one place (``incbt.cli``)::
     │   └── CatalogError            the LMDB catalog failed or is inconsistent
     └── InternalError               a bug in incbt (exit 3); please report it
 
+and one warning: :class:`StrategyFailureWarning`, when the Python API computed a
+run but its strategy failed on some (run, instrument) pairs (the CLI says so
+itself and exits 1).
+
 Dependency errors (lmdb, pyarrow, datafusion, ray) are mapped to these at the
 boundary where they enter (see ``map_dependency_error``), so nothing else leaks
 to users; ``tests/test_errors.py`` checks the mapping is complete.
@@ -34,6 +38,7 @@ __all__ = [
     "StoreExistsError",
     "StoreLockedError",
     "StrategyError",
+    "StrategyFailureWarning",
     "UsageError",
     "UserError",
     "map_dependency_error",
@@ -92,6 +97,11 @@ class BadInputError(UserError):
 
 class StrategyError(UserError):
     """Unknown strategy, invalid parameter, or a strategy breaking the contract."""
+
+
+class StrategyFailureWarning(UserWarning):
+    """The strategy failed on some (run, instrument) pairs: their results are not
+    stored, every other result is; ``.report.errors`` (and ``skipped_failed``) list them."""
 
 
 class QueryError(UserError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from incbt.bars.ingest import ingest as _ingest
 from incbt.bars.schema import day_to_iso, iso_to_day
 from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex
 from incbt.catalog.lock import write_lock
-from incbt.errors import NotAStoreError, StoreExistsError, UsageError
+from incbt.errors import NotAStoreError, StoreExistsError, StrategyFailureWarning, UsageError
 from incbt.progress import NULL, Reporter
 
 __all__ = ["BarArrays", "Store", "init", "open_store"]
@@ -146,6 +147,23 @@ def open_store(path: str | None = None, progress: Reporter = NULL) -> Store:
     ``progress``: reports the catalog's upgrade, when a store of an older format is
     opened for the first time (a write, once)."""
     return Store(path or default_path(), progress)
+
+
+def warn_failures(report: Any, known: bool = True) -> None:
+    """Warn (:class:`StrategyFailureWarning`) when the strategy failed on some (run,
+    instrument) pair in this call, or (``known``) failed before and was not retried:
+    in a notebook a run's missing rows would otherwise pass unseen. The warning points
+    at the caller of the Store method."""
+    errors = list(report.errors) + (list(report.skipped_failed) if known else [])
+    if errors:
+        warnings.warn(
+            StrategyFailureWarning(
+                f"the strategy failed on {len(errors)} (run, instrument) pair(s): their "
+                f"results are not stored, every other result is. First: {errors[0]} "
+                "(all of them: .report.errors and .report.skipped_failed)"
+            ),
+            stacklevel=3,
+        )
 
 
 def _command() -> str:
@@ -362,6 +380,8 @@ class Store:
         report = runs_mod.bring_up_to_date(
             self, unique, command=_command(), progress=progress, dry_run=dry_run
         )
+        if not dry_run:
+            warn_failures(report)
         out = [runs_mod.Run(self, r, report) for r in records]
         return out if many else out[0]
 
@@ -394,7 +414,7 @@ class Store:
         from incbt.sweep import sweep
 
         ex = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
-        return sweep(
+        res = sweep(
             self,
             strategy,
             grid,
@@ -412,6 +432,9 @@ class Store:
             command=_command(),
             progress=progress,
         )
+        if not dry_run:
+            warn_failures(res.report)
+        return res
 
     def report(self, target: str, path: str, metric: str = "sharpe") -> str:
         """Write a self-contained HTML report of a run (id or prefix) or a sweep (name)."""
@@ -438,7 +461,10 @@ class Store:
         if isinstance(paths, str | os.PathLike):
             paths = [os.fspath(paths)]
         extra = {k: v for k, v in (("columns", columns), ("tz", tz)) if v is not None}
-        return update(self, paths, dry_run=dry_run, command=_command(), progress=progress, **extra)
+        res = update(self, paths, dry_run=dry_run, command=_command(), progress=progress, **extra)
+        if not dry_run:  # pairs that failed before and were not retried: not news here
+            warn_failures(res.report, known=False)
+        return res
 
     def status(self) -> Any:
         """What is stale and why, and the work an update would do (writes nothing)."""

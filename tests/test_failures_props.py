@@ -30,6 +30,9 @@ from incbt import runs as runs_mod
 from incbt import update as update_mod
 from incbt.bars.generate import generate
 
+# failing pairs are what these properties are about
+pytestmark = pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")
+
 N_DAYS = 6
 DAILY = "SELECT * FROM daily ORDER BY run_id, instrument, date"
 FILLS = "SELECT * FROM fills ORDER BY run_id, instrument, ts"

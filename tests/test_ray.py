@@ -399,6 +399,7 @@ def test_a_sweep_on_a_two_node_cluster(tmp_path, slow, strategies):
 # -- a strategy that raises for one parameter set -----------------------------------
 
 
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
 @pytest.mark.parametrize("executor", ["in-process", "ray"])
 def test_a_parameter_set_that_raises_is_reported_and_the_rest_completes(
     tmp_path, grid, strategies, executor, request

@@ -248,6 +248,7 @@ def test_a_changed_strategy_replaces_its_runs(tmp_path):
     assert s.verify().ok
 
 
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
 def test_a_strategy_changed_to_fail_everywhere_still_replaces_its_runs(tmp_path):
     """The researcher's edit makes the step raise on every instrument: the old run's
     results (of the old code) go, the new run holds nothing but its failures, as a
@@ -608,6 +609,7 @@ def boom(p, s, o, h, l, c, v, i):
 '''
 
 
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
 @pytest.mark.parametrize("where", ["every instrument", "one instrument"])
 def test_verify_agrees_on_pairs_whose_computation_failed(tmp_path, where):
     """A failed (run, instrument) has no rows and no metrics, in the store and recomputed:
@@ -635,6 +637,7 @@ def test_verify_agrees_on_pairs_whose_computation_failed(tmp_path, where):
 
 
 
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
 def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_change(tmp_path):
     """A correction makes one (run, instrument) fail: its old rows, snapshots and metrics
     go (as computed from scratch, it has none); later updates skip it, new days too,
@@ -710,6 +713,7 @@ def _store_with_a_spike(tmp_path, n_days: int):
     return s, strats, days
 
 
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
 def test_a_fork_of_a_failed_pair_says_why_it_cannot_be_made(tmp_path):
     s, strats, days = _store_with_a_spike(tmp_path, 5)
     base = s.backtest("spike", {"n": 10}, strategies_file=str(strats))
@@ -719,6 +723,7 @@ def test_a_fork_of_a_failed_pair_says_why_it_cannot_be_made(tmp_path):
                    strategies_file=str(strats))
 
 
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
 def test_a_superseded_run_leaves_no_failure_behind(tmp_path):
     s, strats, _ = _store_with_a_spike(tmp_path, 4)
     old = s.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id
@@ -738,3 +743,33 @@ def test_the_tests_compare_results_bit_for_bit():
     assert zero.equals(negative_zero) and not bits(zero).equals(bits(negative_zero))
     nan = pa.table({"x": [float("nan")], "n": [1]})
     assert not nan.equals(nan) and bits(nan).equals(bits(nan))
+
+
+def test_the_python_api_warns_when_a_strategy_fails_on_some_pairs(tmp_path):
+    """A notebook sees a StrategyFailureWarning pointing at its own line: backtest and
+    sweep while their runs have failed pairs (new or known), update on a new failure;
+    nothing when every pair computes."""
+    import warnings
+
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=8)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    f = tmp_path / "boom.py"
+    f.write_text(BOOM.replace("LIMIT", "0.0"))  # n == 13 fails on every instrument
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none for a run that computes everywhere
+        s.backtest("boom", {"n": 10}, strategies_file=str(f))
+    for _ in range(2):  # computed and failed, then known and not retried
+        with pytest.warns(incbt.StrategyFailureWarning, match=r"failed on 2 \(run, instrument\)"
+                          r" pair\(s\).*boom") as rec:
+            run = s.backtest("boom", {"n": 13}, strategies_file=str(f))
+        assert rec[0].filename == __file__  # points at the caller
+        assert run.metrics.num_rows == 0
+    with pytest.warns(incbt.StrategyFailureWarning, match="failed on 2"):
+        s.sweep("boom", {"n": [10, 13]}, name="g", strategies_file=str(f))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the known failures are no news to an update
+        s.update()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s.backtest("boom", {"n": 13}, strategies_file=str(f), dry_run=True)

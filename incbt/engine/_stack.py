@@ -17,10 +17,10 @@ Numba's usual wraparound, which turned ``c[-1]`` into the last *loaded* bar
 (a future one), and instead of reading a later bar silently. A negative index
 is also how a step that reads further back than its declared warm-up fails
 once a run resumes past the bars loaded before the segment (the days that hold
-the warm-up, no more), where it read a future bar before. (Checking the warm-up on every read was measured
-at 0.64x the bare loop against 0.72x: not done.) It is also
-faster: a signed index costs Numba a wraparound select per read, and the
-arrays' lengths stayed live in registers for it (sma_cross's kernel:
+the warm-up, no more), where it read a future bar before. (Checking the
+warm-up on every read measured 0.64x the bare loop against 0.72x: not done.)
+It is also faster: a signed index costs Numba a wraparound select per read,
+and the arrays' lengths stayed live in registers for it (sma_cross's kernel:
 0.66x -> 0.72x the bare loop's speed; `benchmarks/bench_engine_kernel.py`).
 ``len(c)`` is ``i + 1``, and slices are clipped to the view, so they cannot
 look ahead either. A view has no meminfo: it borrows the kernel's arrays.
