@@ -74,21 +74,27 @@ def sma_cross(p, s, o, h, l, c, v, i):  # noqa: E741
     slow = int(p[1])
     n = s[0]
     x = c[i]
-    s[1] += x
-    if n >= fast:
+    if n >= slow:  # both windows full (fast < slow): one test a bar, the same arithmetic
+        s[1] += x
         s[1] -= c[i - fast]
-    s[2] += x
-    if n >= slow:
+        s[2] += x
         s[2] -= c[i - slow]
-    n += 1.0
-    s[0] = n
-    if n >= slow:
-        a = s[1] / fast
-        b = s[2] / slow
-        if a > b:
-            return 1
-        if a < b:
-            return -1
+        s[0] = n + 1.0
+    else:
+        s[1] += x
+        if n >= fast:
+            s[1] -= c[i - fast]
+        s[2] += x
+        n += 1.0
+        s[0] = n
+        if n < slow:
+            return 0
+    a = s[1] / fast
+    b = s[2] / slow
+    if a > b:
+        return 1
+    if a < b:
+        return -1
     return 0
 
 
