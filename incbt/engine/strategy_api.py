@@ -84,7 +84,7 @@ import sysconfig
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -314,6 +314,10 @@ class Strategy:
     # the bar fields the step reads; the others are passed as zeros (and not loaded)
     reads: tuple[str, ...] = ("open", "high", "low", "close", "volume")
     takes_ts: bool = False  # the step takes a 9th argument: the bars' timestamps
+    # Numba's error model for the step: "python" raises ZeroDivisionError (reported for
+    # the set), "numpy" divides as IEEE does (x / 0 is inf or nan) without testing the
+    # divisor first, for steps whose parameters rule a zero divisor out (the built-ins)
+    error_model: Literal["python", "numpy"] = "python"
 
     @property
     def step(self) -> Any:
@@ -323,7 +327,7 @@ class Strategy:
         if step is None:
             import numba
 
-            step = numba.njit(nogil=True)(self.py_step)
+            step = numba.njit(nogil=True, error_model=self.error_model)(self.py_step)
             object.__setattr__(self, "_step", step)
         return step
 
@@ -439,6 +443,7 @@ def _make_strategy(
     check: Callable[[dict[str, Any]], str | None] | None,
     depends: Iterable[Callable[..., Any]],
     reads: Iterable[str] | None = None,
+    error_model: str = "python",
 ) -> Strategy:
     py_fn = _python(fn)
     if not isinstance(py_fn, types.FunctionType):
@@ -498,9 +503,15 @@ def _make_strategy(
         raise StrategyError(
             f"strategy {sname!r}: reads names unknown bar fields {unknown}; they are {fields}"
         )
+    if error_model not in ("python", "numpy"):
+        raise StrategyError(
+            f"strategy {sname!r}: error_model must be 'python' or 'numpy', not {error_model!r}"
+        )
     parts = [f"engine {ENGINE_VERSION}", f"strategy {sname}"]
     if reads is not None:
         parts.append(f"reads {','.join(read_fields)}")
+    if error_model != "python":  # a division by zero would give other results
+        parts.append(f"error_model {error_model}")
     seen: set[int] = set()
     _fingerprint(py_fn, parts, seen)
     for extra in (warmup, check, *depends):
@@ -519,6 +530,7 @@ def _make_strategy(
         check=check,
         reads=read_fields,
         takes_ts=n_args == 9,
+        error_model="numpy" if error_model == "numpy" else "python",
     )
     if _is_jitted(fn):  # the step the user compiled is the one `step` gives, as before
         object.__setattr__(strat, "_step", fn)
@@ -549,6 +561,7 @@ def strategy(
     check: Callable[[dict[str, Any]], str | None] | None = None,
     depends: Iterable[Callable[..., Any]] = (),
     reads: Iterable[str] | None = None,
+    error_model: str = "python",
 ) -> Any:
     """Turn a step function into a `Strategy` (usable as `@strategy` or `@strategy(...)`).
 
@@ -560,6 +573,9 @@ def strategy(
         of the step's own module that it calls are found automatically).
     reads: the bar fields the step reads (of open, high, low, close, volume;
         default all). Only those are loaded; the others reach the step as zeros.
+    error_model: "python" (default): a division by zero raises ZeroDivisionError,
+        reported for the set; "numpy": divisions are not tested first (x / 0 gives
+        inf or nan), a little faster, for steps whose parameters rule it out.
     """
 
     def wrap(f: Callable[..., Any]) -> Strategy:
@@ -572,6 +588,7 @@ def strategy(
             check=check,
             depends=tuple(depends),
             reads=reads,
+            error_model=error_model,
         )
 
     return wrap(fn) if fn is not None else wrap
