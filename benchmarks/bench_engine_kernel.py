@@ -107,9 +107,12 @@ def main() -> None:
         f"{datetime.date.today().isoformat()}.",
         table(rows, ("sets", "run_segment, bar-steps/s", "bare loop, bar-steps/s",
                      "run_segment / bare (speed)")),
-        f"A batch of 10 sets takes {times[10] / times[1]:.1f}x one set's time. Before bar "
-        "reads were checked views (`incbt/engine/_stack.py`), Numba's wraparound of signed "
-        "indices made this 0.66x for one set and 0.70x for ten (2026-12-04).",
+        f"A batch of 10 sets takes {times[10] / times[1]:.1f}x one set's time. On "
+        "2026-12-04 this was 0.66x for one set and 0.70x for ten with Numba's wraparound "
+        "of signed indices; 0.72x and 0.77x once bar reads were checked views "
+        "(`incbt/engine/_stack.py`); 0.85x and 0.92x once sma_cross tested its bar counter "
+        "once a bar with both windows full, instead of three times; and the built-ins then "
+        "dropped the test of each divisor (`error_model=\"numpy\"`).",
         "Command: `NUMBA_CACHE_DIR=/tmp/numba-cache .venv/bin/python "
         "benchmarks/bench_engine_kernel.py`",
     ])  # fmt: skip
