@@ -20,9 +20,23 @@ step = None  # the strategy's step dispatcher, set by incbt.engine.kernel before
 @njit(cache=True, nogil=True, _nrt=__NRT__)
 def run___TAG__(
     params, execp, t, o, h, l, c, v, start, day_ends, state,
-    d_equity, d_pnl, d_pos, d_fees, d_fills, d_turnover, snaps,
-    f_set, f_bar, f_qty, f_px, f_fee, f_count, err_bar, err_val,
+    daily, d_fills, snaps, f_int, f_flt, counts, err_val,
 ):
+    # few arguments, each a block (Numba's dispatch costs per argument), seen by name:
+    # daily (5, n_sets, n_days) float outputs; f_int (2, cap) fill sets and bars, f_flt
+    # (3, cap) their qty, price and fee; counts (2, n_sets) fills a set and bad-signal bar
+    d_equity = daily[0]
+    d_pnl = daily[1]
+    d_pos = daily[2]
+    d_fees = daily[3]
+    d_turnover = daily[4]
+    f_set = f_int[0]
+    f_bar = f_int[1]
+    f_qty = f_flt[0]
+    f_px = f_flt[1]
+    f_fee = f_flt[2]
+    f_count = counts[0]
+    err_bar = counts[1]
     # fills go to flat buffers, set after set (so ordered by set, then bar); past
     # the capacity they are only counted, and the caller runs again with more room
     n_sets = params.shape[0]

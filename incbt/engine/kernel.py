@@ -428,22 +428,21 @@ def run_segment(
     return _assemble(pairs, n_sets, width, de.size, t, (n - start) * n_sets, errors, st_in)
 
 
-_FILL_KEYS = ("f_set", "f_bar", "f_qty", "f_px", "f_fee")  # the kernel's fill buffers
+_FILL_KEYS = ("f_set", "f_bar", "f_qty", "f_px", "f_fee")  # a raw result's fill arrays
 _FILL_INT = ("f_set", "f_bar")
 _DAILY_FLOAT = ("equity", "pnl", "pos", "fees", "turnover")
 _SCRATCH = threading.local()
 
 
-def _fill_buffers(cap: int) -> list[np.ndarray]:
-    """Per-thread scratch buffers for fills (in `_FILL_KEYS` order), reused across calls
-    (fresh memory is slow to touch)."""
+def _fill_buffers(cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-thread scratch buffers for fills, reused across calls (fresh memory is slow to
+    touch): (2, cap) int64 sets and bars, (3, cap) float64 qty, price and fee."""
     bufs = getattr(_SCRATCH, "fills", None)
-    if bufs is None or bufs[1].shape[0] < cap:
+    if bufs is None or bufs[0].shape[1] < cap:
         size = max(cap, 4096)
-        bufs = [np.empty(size, dtype=np.int64 if k in _FILL_INT else np.float64)
-                for k in _FILL_KEYS]  # fmt: skip
+        bufs = (np.empty((2, size), dtype=np.int64), np.empty((3, size)))
         _SCRATCH.fills = bufs
-    return [v[:cap] for v in bufs]
+    return bufs[0][:, :cap], bufs[1][:, :cap]
 
 
 def _run_raw(
@@ -467,21 +466,22 @@ def _run_raw(
         block = np.empty((5, n_sets, n_days))  # one allocation for the float daily outputs
         fills = np.empty((n_sets, n_days), dtype=np.int64)
         snaps = np.empty((n_sets, n_days, width))
-        bufs = _fill_buffers(cap)
+        f_int, f_flt = _fill_buffers(cap)
         counts = np.empty((2, n_sets), dtype=np.int64)  # fills per set; bar of a bad signal
         counts[0] = 0
         counts[1] = -1
         err_val = np.zeros(n_sets)
         total = _call(strat, "run", p, ex, *cols, np.int64(start), de, st,
-                      block[0], block[1], block[2], block[3], fills, block[4], snaps,
-                      *bufs, counts[0], counts[1], err_val)  # fmt: skip
+                      block, fills, snaps, f_int, f_flt, counts, err_val)  # fmt: skip
         _note_fills(strat, bar_steps, total)
         if total <= cap:
             out = {"equity": block[0], "pnl": block[1], "pos": block[2], "fees": block[3],
                    "fills": fills, "turnover": block[4], "snapshots": snaps, "state": st,
                    "f_count": counts[0], "err_bar": counts[1], "err_val": err_val}  # fmt: skip
-            for key, buf in zip(_FILL_KEYS, bufs, strict=True):
-                out[key] = buf[:total].copy()
+            ints = f_int[:, :total].copy()  # one copy of each block, viewed by field
+            flts = f_flt[:, :total].copy()
+            out["f_set"], out["f_bar"] = ints[0], ints[1]
+            out["f_qty"], out["f_px"], out["f_fee"] = flts[0], flts[1], flts[2]
             return out
         cap = total
 
