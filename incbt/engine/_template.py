@@ -22,26 +22,15 @@ def run___TAG__(
     params, execp, t, o, h, l, c, v, start, day_ends, state,
     daily, d_fills, snaps, f_int, f_flt, counts, err_val,
 ):
-    # few arguments, each a block (Numba's dispatch costs per argument), seen by name:
-    # daily (5, n_sets, n_days) float outputs; f_int (2, cap) fill sets and bars, f_flt
-    # (3, cap) their qty, price and fee; counts (2, n_sets) fills a set and bad-signal bar
-    d_equity = daily[0]
-    d_pnl = daily[1]
-    d_pos = daily[2]
-    d_fees = daily[3]
-    d_turnover = daily[4]
-    f_set = f_int[0]
-    f_bar = f_int[1]
-    f_qty = f_flt[0]
-    f_px = f_flt[1]
-    f_fee = f_flt[2]
-    f_count = counts[0]
-    err_bar = counts[1]
+    # few arguments, each a block (Numba's dispatch costs per argument): daily
+    # (5, n_sets, n_days): equity, pnl, pos, fees, turnover; f_int (2, cap): each fill's
+    # set and bar, f_flt (3, cap): its qty, price and fee; counts (2, n_sets): fills per
+    # set and the bar of a bad signal
     # fills go to flat buffers, set after set (so ordered by set, then bar); past
     # the capacity they are only counted, and the caller runs again with more room
     n_sets = params.shape[0]
     n_days = day_ends.shape[0]
-    cap = f_bar.shape[0]
+    cap = f_int.shape[1]
     nf = 0
     lp = stack_f8(__NPA__)
     ls = stack_f8(__NSA__)
@@ -90,17 +79,17 @@ def run___TAG__(
                     fills += 1
                     turnover += abs(qpx)
                     if nf < cap:
-                        f_set[nf] = k
-                        f_bar[nf] = i
-                        f_qty[nf] = q
-                        f_px[nf] = px
-                        f_fee[nf] = fee
+                        f_int[0, nf] = k
+                        f_int[1, nf] = i
+                        f_flt[0, nf] = q
+                        f_flt[1, nf] = px
+                        f_flt[2, nf] = fee
                     nf += 1
                 x = float(step(lp, ls, ov, bars_view(h, i), bars_view(l, i), cv,
                                bars_view(v, i), i__T__))
                 if x != sig:
                     if x != 1.0 and x != -1.0 and x != 0.0:
-                        err_bar[k] = i
+                        counts[1, k] = i
                         err_val[k] = x
                         bad = True
                         break
@@ -112,12 +101,12 @@ def run___TAG__(
                 break
             nbars += de - first
             eq = cash + pos * c[de - 1]
-            d_equity[k, d] = eq
-            d_pnl[k, d] = eq - prev_eq
-            d_pos[k, d] = pos
-            d_fees[k, d] = fees
+            daily[0, k, d] = eq
+            daily[1, k, d] = eq - prev_eq
+            daily[2, k, d] = pos
+            daily[3, k, d] = fees
+            daily[4, k, d] = turnover
             d_fills[k, d] = fills
-            d_turnover[k, d] = turnover
             prev_eq = eq
             snaps[k, d, 0] = sig
             snaps[k, d, 1] = pos
@@ -130,7 +119,7 @@ def run___TAG__(
                 snaps[k, d, __EW__ + j] = ls[j]
         if bad:
             nf = nf0  # a failed set leaves no fills
-        f_count[k] = nf - nf0
+        counts[0, k] = nf - nf0
         if not bad:
             state[k, 0] = sig
             state[k, 1] = pos
