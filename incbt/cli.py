@@ -235,7 +235,7 @@ def query(
     ] = False,
 ) -> None:
     """SQL (DataFusion) over the store's tables (bars, runs, daily, fills, ...) or a named query."""
-    from incbt.queries import find_query, list_queries
+    from incbt.queries import find_query, is_query_name, list_queries
 
     if list_:
         import pyarrow as pa
@@ -249,7 +249,7 @@ def query(
     named = find_query(sql, st.path)
     if named is not None:
         name, sql = sql, named
-    elif sql.replace("_", "").replace("-", "").isalnum():  # one word: meant as a name
+    elif is_query_name(sql):  # one word: meant as a name
         known = ", ".join(q["name"] for q in list_queries(st.path))
         raise UsageError(
             f"no query named {sql!r} (and it is not SQL); the named queries: {known} "

@@ -88,9 +88,14 @@ def check_params(sql: str, params: dict[str, object], name: str) -> None:
         )
 
 
+def is_query_name(text: str) -> bool:
+    """Whether ``text`` has a query name's form (letters, digits, ``_`` and ``-``)."""
+    return text.replace("_", "").replace("-", "").isalnum()
+
+
 def find_query(name: str, store_path: str | None) -> str | None:
     """The SQL of the named query, or None when ``name`` is not a query name."""
-    if not name.replace("_", "").replace("-", "").isalnum():
+    if not is_query_name(name):
         return None
     for d in query_dirs(store_path):
         p = d / f"{name}.sql"
