@@ -637,7 +637,7 @@ def _exit_if_failed(r: object, known: bool = True) -> None:
 
     Everything else is committed; the code tells a script that the results are not
     complete (the failures are printed above, each with the step's error)."""
-    n = len(r.errors) + (len(r.skipped_failed) if known else 0)  # type: ignore[attr-defined]
+    n = len(r.failures(known))  # type: ignore[attr-defined]
     if n:
         err_console.print(
             f"[red]the strategy failed on {n} (run, instrument) pair(s)[/red] (above): their "

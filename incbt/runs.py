@@ -190,6 +190,11 @@ class UpdateReport:
     # changed since: "run R, INSTRUMENT: error (event N)"
     skipped_failed: list[str] = field(default_factory=list)
 
+    def failures(self, known: bool = True) -> list[str]:
+        """The pairs whose strategy failed in this call, then (``known``) those that
+        failed before and were not retried: what leaves the runs asked for incomplete."""
+        return self.errors + (self.skipped_failed if known else [])
+
 
 def _strategy_for(rec: rc.RunRecord) -> Strategy:
     return resolve_strategy(rec.strategy, rec.source)

@@ -154,7 +154,7 @@ def warn_failures(report: Any, known: bool = True) -> None:
     instrument) pair in this call, or (``known``) failed before and was not retried:
     in a notebook a run's missing rows would otherwise pass unseen. The warning points
     at the caller of the Store method."""
-    errors = list(report.errors) + (list(report.skipped_failed) if known else [])
+    errors = report.failures(known)
     if errors:
         warnings.warn(
             StrategyFailureWarning(
