@@ -68,7 +68,7 @@ def _fast_below_slow(p: dict) -> str | None:
     state=("n", "sum_fast", "sum_slow"),
     warmup=lambda p: p["slow"],
     reads=("close",),
-    error_model="numpy",  # no zero divisor: fast, slow and window are >= 1
+    error_model="numpy",  # it divides by fast and slow, both >= 1
     check=_fast_below_slow,
 )
 def sma_cross(p, s, o, h, l, c, v, i):  # noqa: E741
@@ -140,7 +140,7 @@ def breakout(p, s, o, h, l, c, v, i):  # noqa: E741
     state=("n", "ema_fast", "ema_slow"),
     warmup=lambda p: p["slow"],
     reads=("close",),
-    error_model="numpy",  # no zero divisor: fast, slow and window are >= 1
+    error_model="numpy",  # it divides by fast + 1 and slow + 1, both >= 2
     check=_fast_below_slow,
 )
 def ema_cross(p, s, o, h, l, c, v, i):  # noqa: E741
@@ -171,7 +171,7 @@ def ema_cross(p, s, o, h, l, c, v, i):  # noqa: E741
     state=("n", "last"),
     warmup=lambda p: p["window"] - 1,
     reads=("close",),
-    error_model="numpy",  # no zero divisor: fast, slow and window are >= 1
+    error_model="numpy",  # it divides by window, >= 2
 )
 def bollinger(p, s, o, h, l, c, v, i):  # noqa: E741
     """Mean reversion: long below the lower band, short above the upper, flat back at the mean."""

@@ -295,6 +295,9 @@ def _fingerprint(fn: Callable[..., Any], parts: list[str], seen: set[int]) -> No
             parts.append(f"array {name} {val.dtype} {val.shape} {digest}")
 
 
+ErrorModel = Literal["python", "numpy"]  # Numba's, for a step (see Strategy.error_model)
+
+
 @dataclass(frozen=True, eq=False)
 class Strategy:
     """A strategy: compiled step, parameters, state slots, warm-up rule and code version.
@@ -317,7 +320,7 @@ class Strategy:
     # Numba's error model for the step: "python" raises ZeroDivisionError (reported for
     # the set), "numpy" divides as IEEE does (x / 0 is inf or nan) without testing the
     # divisor first, for steps whose parameters rule a zero divisor out (the built-ins)
-    error_model: Literal["python", "numpy"] = "python"
+    error_model: ErrorModel = "python"
 
     @property
     def step(self) -> Any:
@@ -443,7 +446,7 @@ def _make_strategy(
     check: Callable[[dict[str, Any]], str | None] | None,
     depends: Iterable[Callable[..., Any]],
     reads: Iterable[str] | None = None,
-    error_model: str = "python",
+    error_model: ErrorModel = "python",
 ) -> Strategy:
     py_fn = _python(fn)
     if not isinstance(py_fn, types.FunctionType):
@@ -530,7 +533,7 @@ def _make_strategy(
         check=check,
         reads=read_fields,
         takes_ts=n_args == 9,
-        error_model="numpy" if error_model == "numpy" else "python",
+        error_model=error_model,
     )
     if _is_jitted(fn):  # the step the user compiled is the one `step` gives, as before
         object.__setattr__(strat, "_step", fn)
@@ -561,7 +564,7 @@ def strategy(
     check: Callable[[dict[str, Any]], str | None] | None = None,
     depends: Iterable[Callable[..., Any]] = (),
     reads: Iterable[str] | None = None,
-    error_model: str = "python",
+    error_model: ErrorModel = "python",
 ) -> Any:
     """Turn a step function into a `Strategy` (usable as `@strategy` or `@strategy(...)`).
 
