@@ -385,20 +385,10 @@ def kill_after(p: subprocess.Popen, delay: float) -> None:
 
 
 def test_kill_at_random_moments(world):
-    rng = random.Random(20240125)
-    outcomes = []
-    for i in range(N_RANDOM_KILLS):
-        # stratified over [0, 1.3 x duration]: every part of the ingest gets hit
-        delay = world.duration * 1.3 * (i + rng.random()) / N_RANDOM_KILLS
-        path = world.fresh()
-        p = world.child(path, "", warm=True)
-        kill_after(p, delay)
-        outcomes.append((round(delay, 3), p.returncode, check_consistent(world, path)))
-        finish_and_compare(world, path)
-        shutil.rmtree(path)
+    states = kill_at_random_moments(world, 20240125, N_RANDOM_KILLS)
     # the first kill comes before the child has even read its inputs
-    assert outcomes[0][2][0] == "before", outcomes
-    print(f"ingest took {world.duration:.3f} s; (delay, rc, state): {outcomes}")
+    assert states[0] == "before", states
+    print(f"ingest took {world.duration:.3f} s; states: {states}")
 
 
 @pytest.mark.parametrize(
