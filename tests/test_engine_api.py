@@ -31,6 +31,7 @@ from incbt.engine import (
     strategy,
     warmup_replay,
 )
+from incbt.engine import kernel as engine_kernel
 from incbt.engine.layout import BARS, CASH, PENDING, POS, SIGNAL
 
 
@@ -410,6 +411,59 @@ def test_run_segment_checks_its_input():
     with pytest.raises(StrategyError, match="needs 6 warm-up bars before start; got 2"):
         run_segment(sma, p, ex, ts[b - 2 :], o[b - 2 :], h[b - 2 :], lo[b - 2 :], c[b - 2 :],
                     v[b - 2 :], 2, de[1:] - b + 2, full.snapshots[:, 0])  # fmt: skip
+
+
+def test_run_segment_refuses_day_ends_that_do_not_fit_the_bars_before_reading():
+    """The kernel tests day_ends itself (strictly rising from start to the last bar);
+    one that rose past the bars would have read beyond them."""
+    sma = get_strategy("sma_cross")
+    ts, o, h, lo, c, v = bar_arrays(make_bars(1, 3))
+    n = len(ts)
+    de = day_ends(ts)
+    p = params_from_dict(sma, {"fast": 2, "slow": 6})
+    ex = exec_params_from_dict({})
+    for k in (0, 1, 2):  # in a batch or alone, and with no set at all
+        pk, exk, stk = np.tile(p, (k, 1)), np.tile(ex, (k, 1)), initial_state(sma, k)
+        for bad in (
+            [de[0], n + 100, n],  # past the bars, then back
+            [de[1], de[0], n],  # falling
+            [de[0], de[0], n],  # an empty day
+            [0, de[0], n],  # a day ending at start
+            [de[0], de[1]],  # not up to the last bar
+            [],
+        ):
+            with pytest.raises(StrategyError, match="day_ends must be strictly increasing"):
+                run_segment(sma, pk, exk, ts, o, h, lo, c, v, 0, np.array(bad), stk)
+        with pytest.raises(StrategyError, match="day_ends must be empty when there is no bar"):
+            run_segment(sma, pk, exk, ts, o, h, lo, c, v, n, de[-1:], stk)
+        # no bar after start: no day, nothing computed, the state as it was
+        none = run_segment(sma, pk, exk, ts, o, h, lo, c, v, n, de[:0], stk)
+        assert none.equity.shape == (k, 0) and np.array_equal(none.state, stk)
+
+
+def test_run_segment_compiles_one_kernel_whatever_the_arrays_flags():
+    """Writable and read-only bars, any day_ends, the same kernel signature: Numba would
+    compile another kernel (seconds) for each array type."""
+    sma = get_strategy("sma_cross")
+    ts, o, h, lo, c, v = bar_arrays(make_bars(1, 3))
+    de = day_ends(ts)
+    p = params_from_dict(sma, {"fast": 2, "slow": 6})[None]
+    ex = exec_params_from_dict({})[None]
+    st = initial_state(sma, 1)
+    first = run_segment(sma, p, ex, ts, o, h, lo, c, v, 0, de, st)
+    ro = []
+    for a in (o, h, lo, c, v, de):
+        a = a.copy()
+        a.flags.writeable = False
+        ro.append(a)
+    again = run_segment(sma, p, ex, ts, *ro[:5], 0, ro[5], st)
+    run_segment(sma, p, ex, ts, o, h, lo, c, v, len(ts), de[:0], st)  # nothing to run
+    listed = [o.tolist(), h.tolist(), lo.tolist(), c.tolist(), v.tolist()]
+    from_lists = run_segment(sma, p, ex, ts.tolist(), *listed, 0, de.tolist(), st.tolist())
+    for r in (again, from_lists):
+        assert np.array_equal(r.equity, first.equity) and np.array_equal(r.state, first.state)
+    kernel = engine_kernel._resolve(sma, "run")  # the compiled dispatcher, after first use
+    assert len(kernel.signatures) == 1, kernel.signatures
 
 
 # ----------------------------------------------------------------------------- loading files

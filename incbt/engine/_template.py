@@ -25,12 +25,21 @@ def run___TAG__(
     # few arguments, each a block (Numba's dispatch costs per argument): daily
     # (5, n_sets, n_days): equity, pnl, pos, fees, turnover; f_int (2, cap): each fill's
     # set and bar, f_flt (3, cap): its qty, price and fee; counts (2, n_sets): fills per
-    # set and the bar of a bad signal
+    # set and the bar of a bad signal (-1: none), both written for every set
     # fills go to flat buffers, set after set (so ordered by set, then bar); past
     # the capacity they are only counted, and the caller runs again with more room
     n_sets = params.shape[0]
     n_days = day_ends.shape[0]
     cap = f_int.shape[1]
+    # day_ends must rise strictly from start to the last bar, or a day would read past
+    # the bars: checked here, where it costs nothing (the caller says what is wrong)
+    last = start
+    for d in range(n_days):
+        if day_ends[d] <= last:
+            return -1
+        last = day_ends[d]
+    if last != t.shape[0]:
+        return -1
     nf = 0
     lp = stack_f8(__NPA__)
     ls = stack_f8(__NSA__)
@@ -52,6 +61,7 @@ def run___TAG__(
         nbars = state[k, 6]
         nf0 = nf
         bad = False
+        counts[1, k] = -1  # no bad signal (yet)
         i = start
         for d in range(n_days):
             de = day_ends[d]

@@ -21,6 +21,7 @@ refcount calls per bar (measured 10x slower). A step that needs it
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import os
@@ -192,6 +193,12 @@ def _call(strat: Strategy, which: str, *args: object) -> int:
     return out
 
 
+def _resolve(strat: Strategy, which: str) -> Callable[..., int]:
+    """The strategy's kernel `which` once compiled; before that, `_call` for it."""
+    fn = _RESOLVED.get((strat.code_version, strat.py_step.__module__, which))
+    return fn if fn is not None else functools.partial(_call, strat, which)
+
+
 def _compile_error(strat: Strategy, e: Exception) -> StrategyError:
     return StrategyError(
         f"strategy {strat.name!r}: its step does not compile with Numba "
@@ -257,59 +264,87 @@ def _f8_2d(name: str, a: object, rows: int | None, cols: int) -> np.ndarray:
     return arr
 
 
-def _bars(ts: object, cols: dict[str, object]) -> tuple[np.ndarray, list[np.ndarray]]:
+_F8 = np.dtype(np.float64)
+_BAR_NAMES = ("open", "high", "low", "close", "volume")
+
+
+def _bars(ts: object, cols: tuple[object, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """ts as int64 and the columns (open, high, low, close, volume) as float64, all
+    read-only and C-contiguous, of ts's length: one kernel signature (Numba compiles one
+    per array type: until 2026-12-04 a writable ts, as read from files, and a read-only
+    one, as from Arrow, compiled two), and a step cannot write to bars."""
     t = np.ascontiguousarray(ts, dtype=np.int64)
     if t.ndim != 1:
         raise StrategyError(f"ts must be 1-D; got shape {t.shape}")
+    if t.flags.writeable:
+        t = t.view()
+        t.flags.writeable = False
+    shape = t.shape
     out = []
-    for name, a in cols.items():
-        arr = np.ascontiguousarray(a, dtype=np.float64)
-        if arr.shape != t.shape:
-            raise StrategyError(f"{name} has shape {arr.shape}; ts has {t.shape}")
-        view = arr.view()
-        view.flags.writeable = False  # one kernel signature, and a step cannot write to bars
-        out.append(view)
+    for name, a in zip(_BAR_NAMES, cols, strict=True):
+        if type(a) is np.ndarray and a.dtype == _F8 and a.flags.c_contiguous:
+            arr = a  # as loaded: no conversion to call
+        else:
+            arr = np.ascontiguousarray(a, dtype=np.float64)
+        if arr.shape != shape:
+            raise StrategyError(f"{name} has shape {arr.shape}; ts has {shape}")
+        if arr.flags.writeable:
+            arr = arr.view()
+            arr.flags.writeable = False
+        out.append(arr)
     return t, out
 
 
-def _check_days(day_ends: object, start: int, n: int) -> np.ndarray:
+def _days(day_ends: object) -> np.ndarray:
+    """day_ends as the kernels take them: read-only int64 (one kernel signature). The
+    kernel checks that they fit the bars before it reads any (see `_days_error`)."""
     de = np.ascontiguousarray(day_ends, dtype=np.int64).reshape(-1)
+    if de.flags.writeable:
+        de = de.view()
+        de.flags.writeable = False
+    return de
+
+
+def _days_error(de: np.ndarray, start: int, n: int) -> StrategyError | None:
+    """Why day_ends do not fit bars [start, n), or None: the kernel's test, with words."""
     if start == n:
         if de.size:
-            raise StrategyError("day_ends must be empty when there is no bar after start")
-        return de
+            return StrategyError("day_ends must be empty when there is no bar after start")
+        return None
     if (
         de.size == 0
         or int(de[-1]) != n
         or int(de[0]) <= start
         or (de.size > 1 and bool((de[1:] <= de[:-1]).any()))
     ):
-        raise StrategyError(
+        return StrategyError(
             f"day_ends must be strictly increasing exclusive ends of days in ({start}, {n}], "
             f"ending at {n}; got {de[:5].tolist()}{'...' if de.size > 5 else ''}"
         )
-    view = de.view()
-    view.flags.writeable = False
-    return view
+    return None
 
 
-_WARMUPS: dict[tuple[str, bytes], int] = {}
+_WARMUPS: dict[tuple[str, bytes], list[int]] = {}
 
 
-def _warmup(strat: Strategy, row: np.ndarray, k: int) -> int:
-    """Validate a params row and return its warm-up; memoised, as every segment asks again."""
-    key = (strat.code_version, row.tobytes())
-    n = _WARMUPS.get(key)
-    if n is None:
-        given = {spec.name: float(x) for spec, x in zip(strat.params, row.tolist(), strict=True)}
-        try:
-            params_from_dict(strat, given)
-        except StrategyError as e:
-            raise StrategyError(f"parameter set {k}: {e}") from None
-        if len(_WARMUPS) > 100_000:
+def _warmups(strat: Strategy, p: np.ndarray) -> list[int]:
+    """Validate each params row of `p` and return their warm-ups; memoised per block, as
+    every segment of a run asks again."""
+    key = (strat.code_version, p.tobytes())
+    out = _WARMUPS.get(key)
+    if out is None:
+        out = []
+        for k, row in enumerate(p.tolist()):
+            given = {spec.name: float(x) for spec, x in zip(strat.params, row, strict=True)}
+            try:
+                params_from_dict(strat, given)
+            except StrategyError as e:
+                raise StrategyError(f"parameter set {k}: {e}") from None
+            out.append(strat.warmup(given))
+        if len(_WARMUPS) > 10_000:
             _WARMUPS.clear()
-        n = _WARMUPS[key] = strat.warmup(given)
-    return n
+        _WARMUPS[key] = out
+    return out
 
 
 _EXEC_OK: set[bytes] = set()  # exec_params blocks already checked (every segment asks again)
@@ -381,38 +416,50 @@ def run_segment(
     ex = _f8_2d("exec_params", exec_params, n_sets, 3)
     width = state_width(strat)
     st_in = _f8_2d("state", state, n_sets, width)
-    t, cols = _bars(ts, {"open": open, "high": high, "low": low, "close": close, "volume": volume})
+    t, cols = _bars(ts, (open, high, low, close, volume))
     n = int(t.shape[0])
     start = int(start)
     if not 0 <= start <= n:
         raise StrategyError(f"start = {start} is outside the loaded bars [0, {n}]")
-    de = _check_days(day_ends, start, n)
+    de = _days(day_ends)
     _check_exec(ex)
-    for k in range(n_sets):
-        need = min(_warmup(strat, p[k], k), int(st_in[k, BARS]))
-        if start < need:
-            raise StrategyError(
-                f"strategy {strat.name!r}, parameter set {k} "
-                f"({params_to_dict(strat, p[k])}) needs {need} warm-up bars before start; "
-                f"got {start}: load more history"
-            )
+    warm = _warmups(strat, p)
+    if n_sets and start < max(warm):  # a set needs bars before start, unless its run has
+        seen = st_in[:, BARS].tolist()  # not seen that many yet
+        for k in range(n_sets):
+            need = min(warm[k], int(seen[k]))
+            if start < need:
+                raise StrategyError(
+                    f"strategy {strat.name!r}, parameter set {k} "
+                    f"({params_to_dict(strat, p[k])}) needs {need} warm-up bars before "
+                    f"start; got {start}: load more history"
+                )
     if n_sets == 0:
+        if (bad := _days_error(de, start, n)) is not None:
+            raise bad
         return _assemble([], 0, width, de.size, t, 0, [], st_in)
     cap = _fill_capacity(strat, (n - start) * n_sets)
+    run = _resolve(strat, "run")
     try:
-        raw = _run_raw(strat, p, ex, [t, *cols], start, de, st_in, cap)
-        parts = [raw]
-        owners = [np.arange(n_sets)]
-        errors: list[str | None] = [_signal_error(strat, p, t, raw, k) for k in range(n_sets)]
+        res, bad_bar, bad_val = _run_raw(strat, run, p, ex, t, cols, start, de, st_in, cap)
+        if max(bad_bar) < 0:  # the common case: no set failed
+            res.errors = [None] * n_sets
+            return res
+        parts = [(np.arange(n_sets), res)]
+        errors: list[str | None] = [
+            _signal_error(strat, p, t, bad_bar, bad_val, k) for k in range(n_sets)
+        ]
     except StrategyError:
         raise
     except Exception:
         # a step raised: find out which sets, keep the others (each set is independent)
-        parts, owners, errors = [], [], []
+        parts, errors = [], []
         for k in range(n_sets):
             try:
-                one = _run_raw(strat, p[k : k + 1], ex[k : k + 1], [t, *cols], start, de,
-                               st_in[k : k + 1], cap)  # fmt: skip
+                one, bad_bar, bad_val = _run_raw(
+                    strat, run, p[k : k + 1], ex[k : k + 1], t, cols, start, de,
+                    st_in[k : k + 1], cap,
+                )  # fmt: skip
             except StrategyError:
                 raise
             except Exception as e:  # noqa: BLE001 - reported per set, not swallowed
@@ -421,92 +468,97 @@ def run_segment(
                     f"the step raised {type(e).__name__}: {e}"
                 )
                 continue
-            parts.append(one)
-            owners.append(np.array([k]))
-            errors.append(_signal_error(strat, p[k : k + 1], t, one, 0, k))
-    pairs = list(zip(owners, parts, strict=True))
-    return _assemble(pairs, n_sets, width, de.size, t, (n - start) * n_sets, errors, st_in)
+            parts.append((np.array([k]), one))
+            errors.append(_signal_error(strat, p[k : k + 1], t, bad_bar, bad_val, 0, k))
+    return _assemble(parts, n_sets, width, de.size, t, (n - start) * n_sets, errors, st_in)
 
 
-_FILL_KEYS = ("f_set", "f_bar", "f_qty", "f_px", "f_fee")  # a raw result's fill arrays
-_FILL_INT = ("f_set", "f_bar")
-_DAILY_FLOAT = ("equity", "pnl", "pos", "fees", "turnover")
+_FILLS = ("fill_set", "fill_bar", "fill_ts", "fill_qty", "fill_price", "fill_fee")
+_DAILY = ("equity", "pnl", "pos", "fees", "turnover", "fills")
 _SCRATCH = threading.local()
 
 
 def _fill_buffers(cap: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-thread scratch buffers for fills, reused across calls (fresh memory is slow to
-    touch): (2, cap) int64 sets and bars, (3, cap) float64 qty, price and fee."""
+    touch), with room for at least `cap` fills: (2, room) int64 sets and bars, (3, room)
+    float64 qty, price and fee."""
     bufs = getattr(_SCRATCH, "fills", None)
     if bufs is None or bufs[0].shape[1] < cap:
         size = max(cap, 4096)
         bufs = (np.empty((2, size), dtype=np.int64), np.empty((3, size)))
         _SCRATCH.fills = bufs
-    return bufs[0][:, :cap], bufs[1][:, :cap]
+    return bufs
 
 
 def _run_raw(
     strat: Strategy,
+    run: Callable[..., int],
     p: np.ndarray,
     ex: np.ndarray,
+    t: np.ndarray,
     cols: list[np.ndarray],
     start: int,
     de: np.ndarray,
     st_in: np.ndarray,
     cap: int,
-) -> dict[str, np.ndarray]:
-    """One kernel call (retried once with the exact fill capacity if it overflowed).
+) -> tuple[SegmentResult, list[int], np.ndarray]:
+    """One kernel call (retried once with the exact fill capacity if it overflowed): its
+    result (errors unset), each set's bar of a bad signal (-1: none) and that signal.
 
-    ``cols``: the bars' ts, open, high, low, close, volume."""
+    ``cols``: the bars' open, high, low, close, volume."""
     n_sets, width = st_in.shape
     n_days = de.shape[0]
-    bar_steps = (cols[0].shape[0] - start) * n_sets
+    bar_steps = (t.shape[0] - start) * n_sets
     while True:
         st = st_in.copy()
         block = np.empty((5, n_sets, n_days))  # one allocation for the float daily outputs
         fills = np.empty((n_sets, n_days), dtype=np.int64)
         snaps = np.empty((n_sets, n_days, width))
         f_int, f_flt = _fill_buffers(cap)
+        cap = f_int.shape[1]  # the kernel fills the whole room
         counts = np.empty((2, n_sets), dtype=np.int64)  # fills per set; bar of a bad signal
-        counts[0] = 0
-        counts[1] = -1
-        err_val = np.zeros(n_sets)
-        total = _call(strat, "run", p, ex, *cols, np.int64(start), de, st,
-                      block, fills, snaps, f_int, f_flt, counts, err_val)  # fmt: skip
+        bad_val = np.empty(n_sets)  # a bad signal's value, where counts[1] >= 0
+        total = run(p, ex, t, *cols, np.int64(start), de, st,
+                    block, fills, snaps, f_int, f_flt, counts, bad_val)  # fmt: skip
+        if total < 0:  # day_ends do not fit the bars: nothing was read
+            bad = _days_error(de, start, t.shape[0])
+            assert bad is not None, "the kernel and _days_error disagree on day_ends"
+            raise bad
         _note_fills(strat, bar_steps, total)
         if total <= cap:
-            out = {"equity": block[0], "pnl": block[1], "pos": block[2], "fees": block[3],
-                   "fills": fills, "turnover": block[4], "snapshots": snaps, "state": st,
-                   "f_count": counts[0], "err_bar": counts[1], "err_val": err_val}  # fmt: skip
-            ints = f_int[:, :total].copy()  # one copy of each block, viewed by field
-            flts = f_flt[:, :total].copy()
-            out["f_set"], out["f_bar"] = ints[0], ints[1]
-            out["f_qty"], out["f_px"], out["f_fee"] = flts[0], flts[1], flts[2]
-            return out
+            break
         cap = total
+    equity, pnl, pos, fees, turnover = block
+    f_set, f_bar = f_int[:, :total].copy()  # one copy of each block, viewed by row
+    f_qty, f_px, f_fee = f_flt[:, :total].copy()
+    res = SegmentResult(equity, pnl, pos, fees, fills, turnover, snaps,
+                        f_set, f_bar, t[f_bar],  # gathered here: a store in the kernel cost more
+                        f_qty, f_px, f_fee, st, bar_steps, [])  # fmt: skip
+    return res, counts[1].tolist(), bad_val
 
 
 def _signal_error(
     strat: Strategy,
     p: np.ndarray,
     t: np.ndarray,
-    raw: dict[str, np.ndarray],
+    bad_bar: list[int],
+    bad_val: np.ndarray,
     row: int,
     k: int | None = None,
 ) -> str | None:
-    bar = int(raw["err_bar"][row])
+    bar = bad_bar[row]
     if bar < 0:
         return None
     k = row if k is None else k
     return (
         f"strategy {strat.name!r}, parameter set {k} ({params_to_dict(strat, p[row])}): "
-        f"the step returned signal {float(raw['err_val'][row])!r} at bar {bar} (ts {int(t[bar])}); "
+        f"the step returned signal {float(bad_val[row])!r} at bar {bar} (ts {int(t[bar])}); "
         "a signal must be -1, 0 or +1"
     )
 
 
 def _assemble(
-    parts: list[tuple[np.ndarray, dict[str, np.ndarray]]],
+    parts: list[tuple[np.ndarray, SegmentResult]],
     n_sets: int,
     width: int,
     n_days: int,
@@ -515,48 +567,33 @@ def _assemble(
     errors: list[str | None],
     state_in: np.ndarray,
 ) -> SegmentResult:
-    """Merge kernel outputs (each for the sets `owners`) into one result, in set order."""
-    if len(parts) == 1 and len(parts[0][0]) == n_sets and errors.count(None) == n_sets:
-        raw = parts[0][1]  # the common case: one batch, no error, no copies
-        daily = raw
-        snaps, state = raw["snapshots"], raw["state"]
-        fills = {key: raw[key] for key in _FILL_KEYS}
-    else:
-        daily = {key: np.full((n_sets, n_days), np.nan) for key in _DAILY_FLOAT}
-        daily["fills"] = np.zeros((n_sets, n_days), dtype=np.int64)
-        snaps = np.full((n_sets, n_days, width), np.nan)
-        state = state_in.copy()
-        for owners, raw in parts:
-            for row, k in enumerate(owners.tolist()):
-                if errors[k] is not None:
-                    continue
-                for key in daily:
-                    daily[key][k] = raw[key][row]
-                snaps[k] = raw["snapshots"][row]
-                state[k] = raw["state"][row]
-        # kernel fills are in set order and a set with a signal error left none; the
-        # parts hold disjoint sets in increasing order, so concatenating keeps set order
-        fills = {
-            key: np.concatenate([
-                owners[raw[key]] if key == "f_set" and len(owners) != n_sets else raw[key]
-                for owners, raw in parts
-            ]) if parts else np.empty(0, dtype=np.int64 if key in _FILL_INT else np.float64)
-            for key in _FILL_KEYS
-        }  # fmt: skip
+    """Merge kernel results (each for the sets `owners`) into one, in set order; a failed
+    set's rows are NaN, it has no fills and its state is its input state."""
+    daily = {key: np.full((n_sets, n_days), np.nan) for key in _DAILY[:-1]}
+    daily["fills"] = np.zeros((n_sets, n_days), dtype=np.int64)
+    snaps = np.full((n_sets, n_days, width), np.nan)
+    state = state_in.copy()
+    for owners, part in parts:
+        for row, k in enumerate(owners.tolist()):
+            if errors[k] is not None:
+                continue
+            for key, out in daily.items():
+                out[k] = getattr(part, key)[row]
+            snaps[k] = part.snapshots[row]
+            state[k] = part.state[row]
+    # kernel fills are in set order and a set with a signal error left none; the
+    # parts hold disjoint sets in increasing order, so concatenating keeps set order
+    fills = {
+        key: np.concatenate([
+            owners[part.fill_set] if key == "fill_set" else getattr(part, key)
+            for owners, part in parts
+        ]) if parts else np.empty(0, dtype=np.int64 if key in _FILLS[:3] else np.float64)
+        for key in _FILLS
+    }  # fmt: skip
     return SegmentResult(
-        equity=daily["equity"],
-        pnl=daily["pnl"],
-        pos=daily["pos"],
-        fees=daily["fees"],
-        fills=daily["fills"],
-        turnover=daily["turnover"],
+        **daily,
         snapshots=snaps,
-        fill_set=fills["f_set"],
-        fill_bar=fills["f_bar"],
-        fill_ts=t[fills["f_bar"]],  # gathered here: a store in the kernel's loop cost more
-        fill_qty=fills["f_qty"],
-        fill_price=fills["f_px"],
-        fill_fee=fills["f_fee"],
+        **fills,
         state=state,
         bars_processed=bars_processed,
         errors=errors,
@@ -597,12 +634,12 @@ def warmup_replay(
                 f"strategy {strat.name!r} reads the bars' timestamps: pass ts to warmup_replay"
             )
         ts = np.zeros(np.shape(close), dtype=np.int64)
-    t, cols = _bars(ts, {"open": open, "high": high, "low": low, "close": close, "volume": volume})
+    t, cols = _bars(ts, (open, high, low, close, volume))
     n = cols[3].shape[0]
     end = int(end)
     if not 0 <= end <= n:
         raise StrategyError(f"end = {end} is outside the loaded bars [0, {n}]")
-    first = np.array([max(0, end - _warmup(strat, p[k], k)) for k in range(n_sets)], np.int64)
+    first = np.array([max(0, end - w) for w in _warmups(strat, p)], np.int64)
     sstate = np.empty((n_sets, len(strat.state_names)))
     sstate[:] = np.asarray(strat.state_init, dtype=np.float64)
     if n_sets:
