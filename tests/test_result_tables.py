@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from incbt.plan import SegmentTask
 from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, build_tables, sort_order
 
 RUNS = [f"{i:016x}" for i in (0x3A, 0x07, 0xFF00, 0x1234)]
+STATS_COLUMNS = {"run_id", "instrument", "ts", "date", "batch"}
 INSTS = ["S0002", "AAPL", "S0001"]
 
 
@@ -187,6 +189,19 @@ def test_streamed_batch_files_hold_the_same_rows(tmp_path_factory, case, row_gro
         assert got.num_rows == files.rows[key]
         meta = pq.ParquetFile(os.path.join(root, files.paths[key])).metadata
         assert all(meta.row_group(i).num_rows <= row_group for i in range(meta.num_row_groups))
+        # min/max, which prune row groups, for the columns rows are selected by only
+        at = 0
+        for i in range(meta.num_row_groups):
+            rg = meta.row_group(i)
+            part = got.slice(at, rg.num_rows)
+            at += rg.num_rows
+            for j in range(rg.num_columns):
+                col = rg.column(j)
+                has = col.statistics is not None and col.statistics.has_min_max
+                assert has == (col.path_in_schema in STATS_COLUMNS), (key, col.path_in_schema)
+                if has and col.path_in_schema == order:
+                    lo, hi = pa.compute.min_max(part.column(order)).values()
+                    assert (col.statistics.min, col.statistics.max) == (lo.as_py(), hi.as_py())
         got = got.sort_by([("run_id", "ascending"), ("instrument", "ascending"),
                            (order, "ascending")])  # fmt: skip
         assert got.equals(want), key
