@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import itertools
 import os
 import shutil
 import time
@@ -84,7 +85,6 @@ from incbt.catalog import (
     CHANGE_NEW,
     ZERO_HASH,
     Catalog,
-    Change,
     DayEntry,
     FileRecord,
 )
@@ -840,16 +840,19 @@ def _classify(
     with cat.env.read() as txn:
         keys = sorted(pieces)
         months: Any = month_of(np.array([k[1] for k in keys], dtype=np.int64)) if keys else []
+        # the store's hash of each day read: one range read per instrument, not a get a day
+        stored: dict[str, dict[int, bytes]] = {}
+        for inst, group in itertools.groupby(keys, key=lambda k: k[0]):
+            days = [d for _, d in group]
+            stored[inst] = cat.day_hashes(txn, inst, days[0], days[-1])
         for key, month in zip(keys, months, strict=True):
             p = pieces[key]
-            cur = cat.day(txn, *key)
-            if cur is not None and cur.hash == p.hash:
+            old = stored[p.instrument].get(p.day)
+            if old == p.hash:
                 summary.days_unchanged += 1
                 continue
-            kind = CHANGE_NEW if cur is None else CHANGE_CORRECTED
-            changes.append(
-                (p.instrument, p.day, kind, ZERO_HASH if cur is None else cur.hash, p.hash, p.rows)
-            )
+            kind = CHANGE_NEW if old is None else CHANGE_CORRECTED
+            changes.append((p.instrument, p.day, kind, old or ZERO_HASH, p.hash, p.rows))
             changed[(p.instrument, str(month))].append(p)
         plans = []
         for (inst, month), ps in sorted(changed.items()):
@@ -896,8 +899,7 @@ def _commit(
             "sources": [os.path.basename(f) for f in files[:20]],
         },
     )
-    for inst, day, kind, old, new, rows in changes:
-        cat.put_change(txn, Change(seq, inst, day, kind, old, new, rows))
+    cat.put_changes(txn, seq, changes)
     for (inst, month), bucket in sorted(staged.items()):
         now = {f.hash for f in bucket}
         for prev in cat.bucket(txn, inst, month):
@@ -924,8 +926,7 @@ def _commit(
             if not rec.is_current:
                 rec.intervals.append([seq, None])
             cat.put_file(txn, rec)
-            for e in b.entries:
-                cat.put_day(txn, e)
+            cat.put_days(txn, b.entries)
         cat.set_bucket(txn, inst, month, [f.hash for f in bucket])
     cat.set_pending(txn, [])
     return seq

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -247,11 +247,22 @@ class Catalog:
         return Event(r["seq"], r["time_ns"], r["kind"], r["command"], r["summary"])
 
     # -- changes ---------------------------------------------------------
-    def put_change(self, txn: lmdb.Transaction, c: Change) -> None:
-        key = seq_key(c.seq) + day_key(c.instrument, c.day)
-        txn.put(
-            key, _CHANGE_VALUE.pack(c.kind, c.old_hash, c.new_hash, c.rows), db=self.db["changes"]
-        )
+    def put_changes(
+        self,
+        txn: lmdb.Transaction,
+        seq: int,
+        changes: Iterable[tuple[str, int, int, bytes, bytes, int]],
+    ) -> None:
+        """Record what event ``seq`` did to each (instrument, day): changes are (instrument,
+        day, kind, old hash, new hash, rows); written in one C loop (an ingest records a
+        change a day)."""
+        prefix = seq_key(seq)
+        pack = _CHANGE_VALUE.pack
+        with txn.cursor(self.db["changes"]) as cur:
+            cur.putmulti(
+                (prefix + day_key(inst, day), pack(kind, old, new, rows))
+                for inst, day, kind, old, new, rows in changes
+            )
 
     def changes(self, txn: lmdb.Transaction, after_seq: int = 0) -> Iterator[Change]:
         """Every day changed by an event with seq > after_seq, in log order."""
@@ -371,8 +382,18 @@ class Catalog:
                 rows.append(u32(v, _ROWS_AT)[0])
         return days, rows
 
-    def put_day(self, txn: lmdb.Transaction, e: DayEntry) -> None:
-        txn.put(day_key(e.instrument, e.day), e.pack(), db=self.db["days"])
+    def put_days(self, txn: lmdb.Transaction, entries: Iterable[DayEntry]) -> None:
+        """Make these the current entries of their (instrument, day), in one C loop."""
+        with txn.cursor(self.db["days"]) as cur:
+            cur.putmulti((day_key(e.instrument, e.day), e.pack()) for e in entries)
+
+    def day_hashes(
+        self, txn: lmdb.Transaction, instrument: str, first: int, last: int
+    ) -> dict[int, bytes]:
+        """The content hash of each current day of an instrument in [first, last]: one
+        range read (an ingest compares every day it reads with the store's)."""
+        idx = self.day_index(txn, instrument, first, last)
+        return dict(zip(idx.days.tolist(), idx.records["hash"].tolist(), strict=True))
 
     def instruments(self, txn: lmdb.Transaction) -> list[str]:
         """Instruments with at least one day, in name order (one seek per instrument)."""
