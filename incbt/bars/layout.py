@@ -140,9 +140,12 @@ def write_file(
     os.makedirs(os.path.dirname(final_path), exist_ok=True)
     # Dictionary-encode only the low-cardinality columns: trying it on prices costs
     # ~35 % of the write time and then falls back anyway (measured in benchmarks/).
-    # An open file, not a path: pyarrow's file-system resolution costs ~50 us a file.
+    # Encoded in memory, then written with one call: the writer's many small writes to
+    # a file cost ~0.2 ms of system time a file while another thread writes too (the
+    # ingest of 480 bucket files: 0.53 -> 0.43 CPU-s in write_file, 2026-12-04); a
+    # stream, not a path: pyarrow's file-system resolution costs ~50 us a file.
+    sink = pa.BufferOutputStream()
     with (
-        pa.OSFile(tmp_path, "wb") as sink,
         pq.ParquetWriter(
             sink,
             table.schema,
@@ -155,8 +158,11 @@ def write_file(
     ):
         for start, rows in groups:
             w.write_table(table.slice(start, rows), row_group_size=rows)
+    data = sink.getvalue()
+    with open(tmp_path, "wb") as f:
+        f.write(data)
     os.replace(tmp_path, final_path)
-    return os.path.getsize(final_path)
+    return data.size
 
 
 def _syncfs_fn() -> Any:
