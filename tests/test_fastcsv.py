@@ -248,3 +248,50 @@ def test_a_bad_file_gets_the_same_message_either_way(tmp_path):
         read_input(p)
     assert str(fast.value) == str(slow.value)
     assert "line 3" in str(fast.value)
+
+
+# ---------------------------------------------------------------- validation in one pass
+
+VALUES = st.sampled_from([0.5, 1.0, 2.0, 3.0, 0.0, -1.0, float("nan"), float("inf")])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_validate_answers_the_same_with_its_one_pass_check(data):
+    """`validate` with the Numba pass (`fastcsv.bars_hold`, loaded with the kernel) and
+    with NumPy alone: the same bars, or the same message, for values that often break a
+    rule and instruments that are often not grouped or not in time order."""
+    from incbt.bars.inputs import validate
+
+    n = data.draw(st.integers(1, 10))
+    col = st.lists(VALUES, min_size=n, max_size=n)
+    codes = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    if data.draw(st.booleans()):
+        codes.sort()  # grouped, as most files are
+    ts = data.draw(st.lists(st.integers(0, 6), min_size=n, max_size=n))
+    if data.draw(st.booleans()):
+        ts = list(range(n))  # rising
+    table = pa.table({
+        "instrument": pa.array(["A", "B", "C"]).take(pa.array(codes)).dictionary_encode(),
+        "ts": pa.array(ts, pa.int64()),
+        **{c: pa.array(data.draw(col), pa.float64()) for c in COLS[2:]},
+    })  # fmt: skip
+
+    def outcome() -> object:
+        try:
+            b = validate("f.csv", "csv", table)
+        except incbt.BadInputError as e:
+            return str(e)
+        arrays = (b.codes, b.ts, b.open, b.high, b.low, b.close, b.volume, b.rows)
+        return b.names, [a.tolist() for a in arrays]
+
+    arr = {c: table.column(c).to_numpy() for c in COLS[1:]}
+    one_pass = fastcsv.bars_hold(np.asarray(codes, np.int32), *arr.values())
+    assert one_pass is not None  # the kernel is loaded: the pass is what is tested
+    fast = outcome()
+    with fastcsv.disabled():
+        assert fastcsv.bars_hold(np.asarray(codes, np.int32), *arr.values()) is None
+        slow = outcome()
+    assert fast == slow
+    grouped = all(a <= b for a, b in zip(codes, codes[1:], strict=False))
+    assert one_pass == (grouped and not isinstance(slow, str))

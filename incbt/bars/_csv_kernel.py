@@ -228,3 +228,23 @@ def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
                     i += 1
         row += 1
     return row, names
+
+
+@njit(nogil=True, cache=True)
+def bars_hold(codes, ts, o, h, lo, c, v):
+    """True when every bar's values keep SEMANTICS.md's rules (prices finite and > 0,
+    volume finite and >= 0, high >= max(open, close), low <= min(open, close)) and the
+    rows come grouped by instrument code, ts rising strictly within each: one pass.
+    False where any does not (the caller's NumPy checks then find and word it)."""
+    inf = np.inf
+    for i in range(ts.shape[0]):
+        oi, hi, li, ci, vi = o[i], h[i], lo[i], c[i], v[i]
+        if not (0.0 < oi < inf and 0.0 < hi < inf and 0.0 < li < inf and 0.0 < ci < inf):
+            return False
+        if not 0.0 <= vi < inf:
+            return False
+        if hi < max(oi, ci) or li > min(oi, ci):
+            return False
+        if i and (codes[i] < codes[i - 1] or (codes[i] == codes[i - 1] and ts[i] <= ts[i - 1])):
+            return False
+    return True
