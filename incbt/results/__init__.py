@@ -646,7 +646,7 @@ def portfolio_update(
             d, p = np.concatenate((old[0], new[0])), np.concatenate((old[1], new[1]))
         else:  # the usual case, with no copy (500 x 100 pairs a day)
             d, p = old or new  # type: ignore[misc]
-        if len(d) and d.min() < from_day:
+        if len(d) and d[0] < from_day:  # days ascending (stored rows sorted, then fresh)
             keep = d >= from_day
             d, p = d[keep], p[keep]
         per.append((inst, d, p))
