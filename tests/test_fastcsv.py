@@ -295,3 +295,30 @@ def test_validate_answers_the_same_with_its_one_pass_check(data):
     assert fast == slow
     grouped = all(a <= b for a, b in zip(codes, codes[1:], strict=False))
     assert one_pass == (grouped and not isinstance(slow, str))
+
+
+def test_the_one_pass_check_is_one_signature_whatever_read_the_bars(tmp_path):
+    """Bars read by this reader, by Arrow's (times in a zone) and from Parquet are checked
+    with the same array types, or not by the pass at all: no second compilation."""
+    import pyarrow.parquet as pq
+
+    from incbt.bars._csv_kernel import bars_hold
+
+    text = ",".join(COLS) + "\nA,2024-01-02T10:00:00,1,2,1,1.5,5\nA,2024-01-02T10:01:00,1,1,1,1,5\n"
+    for bars in (
+        read_input(write(tmp_path, text.replace(":00,", ":00Z,"))),  # this reader
+        read_input(write(tmp_path, text), tz="America/New_York"),  # Arrow's
+    ):
+        assert bars.ts.dtype == np.int64 and len(bars) == 2
+    p = os.path.join(tmp_path, "bars.parquet")
+    pq.write_table(pa.table({
+        "instrument": ["A", "A"], "ts": pa.array([1, 2], pa.timestamp("ns", tz="UTC")),
+        **{c: [1.0, 1.0] for c in COLS[2:]},
+    }), p)  # fmt: skip
+    assert len(read_input(p)) == 2
+    assert len(bars_hold.signatures) == 1, bars_hold.signatures
+    one = np.ones(2)
+    ts = np.arange(2, dtype=np.int64)
+    assert fastcsv.bars_hold(np.zeros(2, np.int32), ts, one, one, one, one, one) is True
+    for odd in (ts.astype("M8[ns]"), ts.astype(np.int32), np.arange(4, dtype=np.int64)[::2]):
+        assert fastcsv.bars_hold(np.zeros(2, np.int32), odd, one, one, one, one, one) is None

@@ -106,12 +106,20 @@ def bars_hold(
 ) -> bool | None:
     """True when the bars keep every value rule and come grouped by instrument code with
     ts rising strictly within each (one Numba pass, no GIL held, where `validate` made
-    ~25 NumPy calls); False where it must look; None while the kernel is not loaded.
-    ``codes``: int32, ``ts``: int64, the rest float64, all C-contiguous."""
+    ~25 NumPy calls); False where it must look; None while the kernel is not loaded, or
+    for arrays other than ``codes`` int32, ``ts`` int64 and the rest float64, 1-D and
+    C-contiguous (the one signature compiled)."""
     check = _check
     if check is None:
         return None
-    return bool(check(*_read_only((codes, ts, o, h, lo, c, v))))
+    arrays = (codes, ts, o, h, lo, c, v)
+    for a, dtype in zip(arrays, _CHECK_DTYPES, strict=True):
+        if a.dtype != dtype or a.ndim != 1 or not a.flags.c_contiguous:
+            return None  # another signature would compile (seconds): let NumPy check
+    return bool(check(*_read_only(arrays)))
+
+
+_CHECK_DTYPES = tuple(map(np.dtype, (np.int32, np.int64, *[np.float64] * 5)))
 
 
 def read(
