@@ -456,7 +456,12 @@ def test_run_segment_compiles_one_kernel_whatever_the_arrays_flags():
         a = a.copy()
         a.flags.writeable = False
         ro.append(a)
-    again = run_segment(sma, p, ex, ts, *ro[:5], 0, ro[5], st)
+    frozen = []
+    for a in (p, ex, st):  # parameters and state as read-only as the bars
+        a = a.copy()
+        a.flags.writeable = False
+        frozen.append(a)
+    again = run_segment(sma, *frozen[:2], ts, *ro[:5], 0, ro[5], frozen[2])
     run_segment(sma, p, ex, ts, o, h, lo, c, v, len(ts), de[:0], st)  # nothing to run
     listed = [o.tolist(), h.tolist(), lo.tolist(), c.tolist(), v.tolist()]
     from_lists = run_segment(sma, p, ex, ts.tolist(), *listed, 0, de.tolist(), st.tolist())

@@ -261,6 +261,8 @@ def _f8_2d(name: str, a: object, rows: int | None, cols: int) -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != cols or (rows is not None and arr.shape[0] != rows):
         want = f"({rows if rows is not None else 'n_sets'}, {cols})"
         raise StrategyError(f"{name} must have shape {want}; got {arr.shape}")
+    if not arr.flags.writeable:  # writable, as the kernels' one signature takes it
+        arr = arr.copy()
     return arr
 
 
