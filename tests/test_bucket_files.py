@@ -230,3 +230,33 @@ def test_files_of_an_older_codec_read_and_merge_with_new_ones(store, days, tmp_p
     assert all("ZSTD" not in c for c in codecs(store).values())
     assert_like_fresh(store, [orig[0], rev[1], *orig[2:5]], tmp_path, "fresh2")
     assert store.sql(ALL_BARS, as_of=first).equals(bars_then)  # the old file, time travel
+
+
+def test_the_small_files_an_ingest_wrote_are_read_from_memory_as_from_disk(store, days, tmp_path):
+    """A day's append files are remembered by content hash as they are written
+    (``incbt.bars.layout.RECENT``): the update that ingested them reads them without
+    opening them, and gets what the files hold."""
+    from incbt.bars.layout import RECENT
+
+    orig, _ = days
+    store.ingest(orig[:4])
+    RECENT.clear()
+    store.ingest(orig[4])
+    app = os.path.join(store.path, month_files(store)[1]["path"])
+    os.rename(app, app + ".away")  # not on disk: only memory can answer
+    try:
+        from_memory = store.bars("S0000")
+    finally:
+        os.rename(app + ".away", app)
+    RECENT.clear()
+    from_disk = store.bars("S0000")
+    assert_like_fresh(store, orig[:5], tmp_path, "fresh")
+    for c in ("ts", "open", "high", "low", "close", "volume", "days", "day_ends"):
+        assert np.array_equal(getattr(from_memory, c), getattr(from_disk, c)), c
+    assert len(from_disk.days) == 5
+    # a month file of more rows than a day's is read from disk, not kept
+    big = incbt.init(str(tmp_path / "big"))
+    big.ingest(generate(str(tmp_path / "d"), instruments=1, days=8, start=START, seed=2))
+    with big.catalog.env.read() as txn:
+        (entry, *_) = big.catalog.days(txn, "S0000")
+    assert RECENT.recall(entry.file) is None

@@ -70,6 +70,7 @@ import xxhash
 from incbt.bars import fastcsv
 from incbt.bars.inputs import InputBars, column_numpy, expand_paths, read_input, trading_days
 from incbt.bars.layout import (
+    RECENT,
     bucket_path,
     build_table,
     fsync_dir,
@@ -445,6 +446,7 @@ def _write_bucket(root: str, plan: _Plan, max_rows: int) -> _File:
     else:
         tmp = os.path.join(root, "tmp", f"{plan.hash.hex()}.parquet.tmp")
         size = write_file(table, groups, tmp, final)
+    RECENT.remember(plan.hash, arrays)  # an update reads its new day next
     ts = arrays["ts"]
     entries = []
     for g, (s, k) in enumerate(groups_days):

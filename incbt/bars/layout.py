@@ -38,6 +38,8 @@ import ctypes
 import errno
 import os
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
@@ -163,6 +165,51 @@ def write_file(
         f.write(data)
     os.replace(tmp_path, final_path)
     return data.size
+
+
+class RecentFiles:
+    """The bars of the small bucket files this process wrote last, by content hash.
+
+    A bars file is named by the hash of its content and never changes, so what was
+    written under a hash is what a read of that file gives: an update reads the day it
+    has just ingested (one small append file per instrument) from here, not from disk.
+    Only files of at most ``max_file_rows`` rows are kept, at most ``max_rows`` in all,
+    the oldest forgotten first.
+    """
+
+    def __init__(self, max_file_rows: int = 2048, max_rows: int = 1 << 20) -> None:
+        self.max_file_rows = max_file_rows
+        self.max_rows = max_rows
+        self._files: OrderedDict[bytes, dict[str, np.ndarray]] = OrderedDict()
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    def remember(self, file_hash: bytes, arrays: dict[str, np.ndarray]) -> None:
+        """Keep a file's columns (ts and the five floats, in file order; not copied:
+        the caller no longer writes them)."""
+        n = len(arrays["ts"])
+        if n > self.max_file_rows:
+            return
+        with self._lock:
+            if file_hash in self._files:
+                return
+            self._files[file_hash] = arrays
+            self._rows += n
+            while self._rows > self.max_rows:
+                _, old = self._files.popitem(last=False)
+                self._rows -= len(old["ts"])
+
+    def recall(self, file_hash: bytes) -> dict[str, np.ndarray] | None:
+        with self._lock:
+            return self._files.get(file_hash)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._files.clear()
+            self._rows = 0
+
+
+RECENT = RecentFiles()
 
 
 def _syncfs_fn() -> Any:
