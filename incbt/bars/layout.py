@@ -177,7 +177,8 @@ class RecentFiles:
     the oldest forgotten first.
     """
 
-    def __init__(self, max_file_rows: int = 2048, max_rows: int = 1 << 20) -> None:
+    def __init__(self, max_file_rows: int = 2048, max_rows: int = 1 << 19) -> None:
+        # 1 << 19 rows: 24 MiB, a day of 1,300 instruments
         self.max_file_rows = max_file_rows
         self.max_rows = max_rows
         self._files: OrderedDict[bytes, dict[str, np.ndarray]] = OrderedDict()
