@@ -236,12 +236,10 @@ def plan_runs(
     days: dict[str, InstrumentDays] = {}
     lo: dict[str, tuple[int, int]] = {}  # instrument -> (first day to plan, warm-up bars)
     with cat.env.read() as txn:
-        seqs: dict[tuple[str, str], int | None] = {}
-        snaps: dict[tuple[str, str], tuple[int, np.ndarray] | None] = {}
         wanted = {rec.run_id: instruments_of(rec, known) for rec in records}
-        for key, (q, snap) in rc.pair_states_many(cat, txn, wanted).items():
-            seqs[key] = q
-            snaps[key] = None if from_scratch else snap
+        seqs, snaps = rc.pair_states_many(cat, txn, wanted)
+        if from_scratch:
+            snaps = {}
         # pairs whose computation failed (a strategy error): skipped until a day they
         # read changes (rc.put_failures)
         fails = {} if from_scratch else rc.failures(cat, txn)
@@ -259,6 +257,7 @@ def plan_runs(
         for inst, day, _, rows in hypothetical:
             changed[inst].append((future, day))
             extra[inst][day] = rows
+        first_changed = {inst: min(d for _, d in ch) for inst, ch in changed.items()}
         skip: set[tuple[str, str]] = set()
         failed: list[str] = []
         for rec in records:
@@ -277,7 +276,8 @@ def plan_runs(
             )
             specs.append(spec)
             for inst in insts:
-                f = fails.get((rec.run_id, inst))
+                key = (rec.run_id, inst)
+                f = fails.get(key) if fails else None
                 if f is not None:
                     retry = [
                         (d, q)
@@ -285,40 +285,40 @@ def plan_runs(
                         if q > f["seq"] and d <= f["through"]
                     ]
                     if not retry:
-                        skip.add((rec.run_id, inst))
+                        skip.add(key)
                         failed.append(f"run {rec.run_id}, {inst}: {f['error']} (event {f['seq']})")
                         continue
                     if stale_out is not None:  # why a failed pair is computed again
                         first, by = min(retry)
                         stale_out.append(Staleness(rec.run_id, inst, first, by, None))
-                snap = snaps[(rec.run_id, inst)]
+                snap = snaps.get(key)
+                through = None
                 if snap is not None:
-                    latest[(rec.run_id, inst)] = snap
-                through = None if snap is None else snap[0]
-                seq0 = seqs.get((rec.run_id, inst))
-                if through is not None and seq0 is not None:
-                    hits = [
-                        (d, q)
-                        for q, d in changed.get(inst, ())
-                        if q > seq0 and spec.start_day <= d <= through
-                    ]
-                    if hits:
-                        first, by = min(hits)
-                        back = rc.latest_snapshot(cat, txn, rec.run_id, inst, first)
-                        through = None if back is None else back[0]
-                        if stale_out is not None:
-                            stale_out.append(Staleness(rec.run_id, inst, first, by, through))
-                key = (rec.run_id, inst)
+                    latest[key] = snap
+                    through = snap[0]
+                    seq0 = seqs.get(key)
+                    # a change can only hit days the pair computed (most changes are new days)
+                    if seq0 is not None and first_changed.get(inst, through + 1) <= through:
+                        hits = [
+                            (d, q)
+                            for q, d in changed[inst]
+                            if q > seq0 and spec.start_day <= d <= through
+                        ]
+                        if hits:
+                            first, by = min(hits)
+                            back = rc.latest_snapshot(cat, txn, rec.run_id, inst, first)
+                            through = None if back is None else back[0]
+                            if stale_out is not None:
+                                stale_out.append(Staleness(rec.run_id, inst, first, by, through))
                 if assume_through and key in assume_through:
                     through = assume_through[key]
                 valid[key] = through
                 d0 = spec.start_day if through is None else through + 1
                 old = lo.get(inst)
-                lo[inst] = (
-                    (d0, spec.warmup)
-                    if old is None
-                    else (min(old[0], d0), max(old[1], spec.warmup))
-                )
+                if old is None:
+                    lo[inst] = (d0, spec.warmup)
+                elif d0 < old[0] or spec.warmup > old[1]:
+                    lo[inst] = (min(old[0], d0), max(old[1], spec.warmup))
         # the planner sees each instrument's days from the earliest it must compute,
         # plus enough earlier days for the warm-up: work does not grow with history
         for inst, (d0, warm) in lo.items():

@@ -76,9 +76,10 @@ def test_snapshot_reads_and_deletes_match_a_model(tmp_path_factory, snaps, liste
                             assert np.array_equal(got[1], _value(run, inst, want))
             # the planner's bulk read: the pairs seq, and the latest snapshot of every
             # listed pair and portfolio (an instrument pair without a pairs entry has none)
-            bulk = rc.pair_states_many(cat, txn, {r: INSTS for r in RUNS})
-            assert len(bulk) == len(RUNS) * len(INSTS)
-            for (run, inst), (seq, snap) in bulk.items():
+            seqs, snaps = rc.pair_states_many(cat, txn, {r: INSTS for r in RUNS})
+            assert len(seqs) == len(RUNS) * len(INSTS)
+            for (run, inst), seq in seqs.items():
+                snap = snaps.get((run, inst))
                 assert seq == (7 if (run, inst) in listed else None)
                 want = _latest(model, run, inst, None)
                 assert (snap is None) == (want is None), (run, inst)

@@ -193,28 +193,37 @@ def pair_states(
 ) -> list[tuple[int | None, tuple[int, np.ndarray] | None]]:
     """Per instrument of a run: its ``pairs`` seq and latest snapshot (as
     :func:`pair_seq` and :func:`latest_snapshot`)."""
-    got = pair_states_many(cat, txn, {run_id: instruments})
-    return [got[(run_id, inst)] for inst in instruments]
+    seqs, snaps = pair_states_many(cat, txn, {run_id: instruments})
+    return [(seqs[(run_id, inst)], snaps.get((run_id, inst))) for inst in instruments]
 
 
 def pair_states_many(
     cat: Catalog, txn: lmdb.Transaction, wanted: Mapping[str, Sequence[str]]
-) -> dict[tuple[str, str], tuple[int | None, tuple[int, np.ndarray] | None]]:
+) -> tuple[dict[tuple[str, str], int | None], dict[tuple[str, str], tuple[int, np.ndarray]]]:
     """:func:`pair_states` of many runs (run id -> instruments) at once, keyed by (run
-    id, instrument): what the planner reads for every pair of every run.
+    id, instrument): what the planner reads for every pair of every run. Returns the
+    ``pairs`` seq of every pair, and the latest snapshot of those that have one.
 
     Snapshots are read instrument by instrument, each run first at the instrument's
     latest snapshot day (one seek each, on the same few pages: nearly always the
     one), then, if it has none that day, as :func:`latest_snapshot`.
     """
-    out: dict[tuple[str, str], tuple[int | None, tuple[int, np.ndarray] | None]] = {}
+    seqs: dict[tuple[str, str], int | None] = {}
+    snaps: dict[tuple[str, str], tuple[int, np.ndarray]] = {}
     by_inst: dict[str, list[str]] = {}
+    rks = {run_id: run_key(run_id) for run_id in wanted}  # keys made once, not once a pair
+    prefixes: dict[str, bytes] = {}
+    unpack = _U64.unpack
     with txn.cursor(_db(cat, "pairs")) as pc:
+        get = pc.get
         for run_id, insts in wanted.items():
-            rk = run_key(run_id)
+            rk = rks[run_id]
             for inst in insts:
-                v = pc.get(rk + _inst_prefix(inst))
-                out[(run_id, inst)] = (None if v is None else _U64.unpack(v)[0], None)
+                prefix = prefixes.get(inst)
+                if prefix is None:
+                    prefix = prefixes[inst] = _inst_prefix(inst)
+                v = get(rk + prefix)
+                seqs[(run_id, inst)] = None if v is None else unpack(v)[0]
                 # an instrument's snapshots come with its pairs entry (put_task): without
                 # one there are none, and a search would step through every snapshot day
                 # of the instrument to say so; a portfolio ("") has no pairs entry
@@ -230,15 +239,14 @@ def pair_states_many(
                 continue  # no snapshot of the instrument at all
             day = k[p : p + 4]
             d = _U32.unpack(day)[0] - DAY_OFFSET
+            at_day = prefix + day
             for run_id in run_ids:
-                rk = run_key(run_id)
-                snap: tuple[int, np.ndarray] | None
-                if sc.set_key(prefix + day + rk):
-                    snap = (d, np.frombuffer(sc.value(), np.float64).copy())
-                else:
-                    snap = _latest(sc, prefix, rk, None)
-                out[(run_id, inst)] = (out[(run_id, inst)][0], snap)
-    return out
+                rk = rks[run_id]
+                if sc.set_key(at_day + rk):
+                    snaps[(run_id, inst)] = (d, np.frombuffer(sc.value(), np.float64).copy())
+                elif (older := _latest(sc, prefix, rk, None)) is not None:
+                    snaps[(run_id, inst)] = older
+    return seqs, snaps
 
 
 def put_snapshots(
