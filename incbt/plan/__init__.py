@@ -118,13 +118,14 @@ def plan(
     firsts: dict[tuple[str, int], int] = {}
     histories: dict[tuple[str, int, int, int], int] = {}
     for run in runs:
+        rid = run.run_id
         for inst in run.instruments:
-            if (run.run_id, inst) in skip:
+            if skip and (rid, inst) in skip:
                 continue
             d = days.get(inst)
             if d is None or not len(d.days):
                 continue
-            v = valid_through.get((run.run_id, inst))
+            v = valid_through.get((rid, inst))
             lo = max(run.start_day, v + 1) if v is not None else run.start_day
             i0 = firsts.get((inst, lo), -1)
             if i0 < 0:
