@@ -284,16 +284,29 @@ def test_batch_file_bytes_do_not_depend_on_how_rows_arrive(
     assert out[0] == out[1]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
-    rows=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(-4, 4)), max_size=50),
+    rows=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(-4, 4)), max_size=80),
     in_time_order=st.booleans(),
+    layout=st.sampled_from(["any", "runs", "split runs"]),
+    order=st.permutations(range(12)),
+    cut=st.integers(0, 80),
 )
-def test_sort_order_sorts_by_ranks_then_time_as_a_lexsort_does(rows, in_time_order):
+def test_sort_order_sorts_by_ranks_then_time_as_a_lexsort_does(
+    rows, in_time_order, layout, order, cut
+):
     """What verify sorts fresh and stored rows with: equal to NumPy's (stable) lexsort,
-    whether the rows come with each group's times in order (the fast path) or not."""
+    whether the rows come with each group's times in order (the fast path) or not, and
+    in runs of one (run, instrument) in any order (as tasks emit them; a pair's rows
+    split in two runs when its days were cut in two tasks) or not."""
     if in_time_order:  # as tasks emit them: each (run, instrument)'s rows in time order
         rows = sorted(rows, key=lambda x: x[2])
+    if layout != "any":  # runs of one pair, the pairs in an order of their own (stable)
+        rows = sorted(rows, key=lambda x: order[x[0] * 3 + x[1]])
+    if layout == "split runs":  # the rows after a cut come again after the rest
+        rows = rows[:cut] + rows[cut:][::2] + rows[cut:][1::2]
+    if layout != "any":  # long runs, as a task's (each row 16 times: ties keep their order)
+        rows = [x for x in rows for _ in range(16)]
     run, inst, time = (np.array([x[k] for x in rows], dtype=np.int64) for k in range(3))
     assert np.array_equal(sort_order([(run, 4), (inst, 3)], time), np.lexsort((time, inst, run)))
     assert np.array_equal(sort_order([(run, 4), (inst, 3)], None), np.lexsort((inst, run)))

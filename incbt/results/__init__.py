@@ -270,17 +270,38 @@ def sort_order(keys: list[tuple[np.ndarray, int]], time: np.ndarray | None) -> n
     instrument), mostly in time order already (a task emits each run's rows so), so
     the time is sorted only if some group is not (a full ``lexsort`` then). For 3.2 M
     fills: ~0.1 s against ~0.4-0.9 s for a lexsort or Arrow's ``sort_indices`` on names.
+    Rows that come in runs of one key (a task's rows of one run) are sorted as runs:
+    the runs by key, stably, then each run's rows as they are, which is the same
+    permutation as the stable sort of every row; their time order is then checked
+    within runs and where runs of one key meet, without gathering every row (the
+    20-point sweep's verify: ~0.42 s of sorting for its 3.7 M rows).
     """
     n = len(keys[0][0]) if keys else (0 if time is None else len(time))
     key = np.zeros(n, np.int64)
     for ranks, count in keys:
         key = key * count + ranks
-    o = np.argsort(key, kind="stable")
+    cut = np.flatnonzero(key[1:] != key[:-1]) + 1 if n > 1 else np.zeros(0, np.int64)
+    if len(cut) >= n // 8:  # no long runs of one key: sort the rows
+        o = np.argsort(key, kind="stable")
+        if time is None or n < 2:
+            return o
+        k, t = key[o], time[o]
+        same = k[1:] == k[:-1]
+        if bool((t[1:][same] < t[:-1][same]).any()):
+            return np.lexsort((time, key))
+        return o
+    starts = np.concatenate(([0], cut)).astype(np.int64)
+    lengths = np.diff(np.append(starts, n))
+    by_key = np.argsort(key[starts], kind="stable")
+    s, m = starts[by_key], lengths[by_key]
+    o = np.arange(n, dtype=np.int64) + np.repeat(s - (np.cumsum(m) - m), m)
     if time is None or n < 2:
         return o
-    k, t = key[o], time[o]
-    same = k[1:] == k[:-1]
-    if bool((t[1:][same] < t[:-1][same]).any()):
+    back = time[1:] < time[:-1]  # within a run (not across the cuts between runs)
+    back[cut - 1] = False
+    ks = key[s]
+    meet = ks[1:] == ks[:-1]  # runs of one key, one after the other once sorted
+    if bool(back.any()) or bool((time[s[1:]][meet] < time[(s + m - 1)[:-1]][meet]).any()):
         return np.lexsort((time, key))
     return o
 
