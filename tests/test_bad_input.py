@@ -707,3 +707,32 @@ def test_cli_unknown_option_exits_2(populated, source):
     assert r.returncode == 2, r.stderr
     assert "--no-such-option" in r.stderr
     assert tree_state(st.path) == before
+
+
+def test_several_bad_numbers_name_the_first_in_the_file_every_time(tmp_path, csv_reader):
+    """Arrow's threads meet bad columns in no fixed order: the message names the first
+    bad number by line, then by column, whichever reader and however often."""
+    lines = ["instrument,ts,open,high,low,close,volume"]
+    for k in range(2000):  # enough rows for Arrow to parse in several blocks
+        lines.append(f"A,{1_700_000_000_000_000_000 + k * 60_000_000_000},1,2,1,1.5,10")
+    lines[1500] = lines[1500].replace(",2,1,1.5,", ",2,1,x1.5,")  # close, line 1501
+    lines[900] = lines[900].replace(",1,2,1,", ",1,y2,1,")  # high, line 901
+    lines[901] = lines[901].replace(",1,2,1,", ",z1,2,1,")  # open, line 902
+    lines[1800] = lines[1800].replace(",1,2,", ",w1,v2,")  # open and high, line 1801
+    path = tmp_path / "bars.csv"
+    path.write_text("\n".join(lines) + "\n")
+    st = incbt.init(str(tmp_path / "s"))
+    for _ in range(5):
+        with pytest.raises(incbt.BadInputError) as e:
+            st.ingest(str(path))
+        assert "line 901: column high is not a number" in str(e.value), str(e.value)
+        assert "'y2'" in str(e.value)
+    lines[900] = lines[900].replace(",1,y2,1,", ",1,2,1,")
+    lines[901] = lines[901].replace(",z1,2,1,", ",1,2,1,")
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(incbt.BadInputError, match="line 1501: column close is not a number"):
+        st.ingest(str(path))
+    lines[1500] = lines[1500].replace(",x1.5,", ",1.5,")
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(incbt.BadInputError, match="line 1801: column open is not a number"):
+        st.ingest(str(path))

@@ -283,7 +283,7 @@ def _read_csv(
                 table.column(wanted["instrument"]).combine_chunks(),
             )
             raise  # pragma: no cover - the text parse above names the bad line
-        _explain_csv_error(path, header, msg)
+        _explain_csv_error(path, header, msg, types)
         raise  # pragma: no cover
     cols = {c: table.column(wanted[c]) for c in COLUMNS}
     ts = cols["ts"].combine_chunks()
@@ -335,12 +335,15 @@ def _arrow_csv_or_explain(path: str, header: list[str], types: dict[str, pa.Data
     try:
         return _arrow_csv(path, types)
     except pa.ArrowInvalid as exc:
-        _explain_csv_error(path, header, str(exc))
+        _explain_csv_error(path, header, str(exc), types)
         raise  # pragma: no cover
 
 
-def _explain_csv_error(path: str, header: list[str], msg: str) -> None:
-    """Turn Arrow's CSV error (which has no line number) into a precise BadInputError."""
+def _explain_csv_error(
+    path: str, header: list[str], msg: str, types: Mapping[str, pa.DataType]
+) -> None:
+    """Turn Arrow's CSV error (which has no line number) into a precise BadInputError.
+    ``types``: the columns' types as read (the numbers' float64)."""
     if "Expected" in msg and "columns" in msg:
         found = _csv_line_problem(path, len(header))
         if found:
@@ -354,22 +357,30 @@ def _explain_csv_error(path: str, header: list[str], msg: str) -> None:
             ) from None
     m = re.search(r"column #(\d+)", msg)
     if m:
-        col = header[int(m.group(1))]
-        strings = (
-            pcsv.read_csv(
-                path,
-                parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
-                convert_options=pcsv.ConvertOptions(
-                    column_types={col: pa.string()},
-                    include_columns=[col],
-                    null_values=[],
-                    strings_can_be_null=False,
-                ),
-            )
-            .column(0)
-            .combine_chunks()
+        # Arrow's threads name whichever bad column they met first: name the first bad
+        # value in the file instead (by line, then column), the same every time
+        named = header[int(m.group(1))]
+        cols = [c for c in header if types.get(c) == pa.float64()] or [named]
+        text = pcsv.read_csv(
+            path,
+            parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(cols, pa.string()),
+                include_columns=cols,
+                null_values=[],
+                strings_can_be_null=False,
+            ),
         )
-        i = _first_bad(strings, pa.float64())
+        bad = []
+        for k, c in enumerate(cols):
+            values = text.column(c).combine_chunks()
+            try:
+                pc.cast(values, pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                bad.append((_first_bad(values, pa.float64()), k, c, values))
+        i, _, col, strings = min(bad, key=lambda b: b[:2]) if bad else (0, 0, named, None)
+        if strings is None:  # pragma: no cover - Arrow named a column that converts
+            raise BadInputError(f"cannot parse the CSV: {msg}", file=path) from None
         if _line_is_blank(path, i + 2):
             raise BadInputError(
                 "blank line", file=path, line=i + 2, fix="remove blank lines between bars"
