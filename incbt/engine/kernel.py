@@ -270,6 +270,14 @@ _F8 = np.dtype(np.float64)
 _BAR_NAMES = ("open", "high", "low", "close", "volume")
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """``a``, or a read-only view of it: the kernels' one signature takes bars read-only."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
 def _bars(ts: object, cols: tuple[object, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
     """ts as int64 and the columns (open, high, low, close, volume) as float64, all
     read-only and C-contiguous, of ts's length: one kernel signature (Numba compiles one
@@ -278,9 +286,7 @@ def _bars(ts: object, cols: tuple[object, ...]) -> tuple[np.ndarray, list[np.nda
     t = np.ascontiguousarray(ts, dtype=np.int64)
     if t.ndim != 1:
         raise StrategyError(f"ts must be 1-D; got shape {t.shape}")
-    if t.flags.writeable:
-        t = t.view()
-        t.flags.writeable = False
+    t = _read_only(t)
     shape = t.shape
     out = []
     for name, a in zip(_BAR_NAMES, cols, strict=True):
@@ -290,21 +296,14 @@ def _bars(ts: object, cols: tuple[object, ...]) -> tuple[np.ndarray, list[np.nda
             arr = np.ascontiguousarray(a, dtype=np.float64)
         if arr.shape != shape:
             raise StrategyError(f"{name} has shape {arr.shape}; ts has {shape}")
-        if arr.flags.writeable:
-            arr = arr.view()
-            arr.flags.writeable = False
-        out.append(arr)
+        out.append(_read_only(arr))
     return t, out
 
 
 def _days(day_ends: object) -> np.ndarray:
     """day_ends as the kernels take them: read-only int64 (one kernel signature). The
     kernel checks that they fit the bars before it reads any (see `_days_error`)."""
-    de = np.ascontiguousarray(day_ends, dtype=np.int64).reshape(-1)
-    if de.flags.writeable:
-        de = de.view()
-        de.flags.writeable = False
-    return de
+    return _read_only(np.ascontiguousarray(day_ends, dtype=np.int64).reshape(-1))
 
 
 def _days_error(de: np.ndarray, start: int, n: int) -> StrategyError | None:
