@@ -611,33 +611,33 @@ def read_days(
         # comes from another file, which ends the run)
         if any(offset[k + 1] != offset[k] + rows[k] for k in range(i, j - 1)):
             raise AssertionError(f"{paths[f]}: the days of {instrument} are not contiguous")
-        # One thread and no pre-buffering: reads here are one instrument's few row
-        # groups, where the thread pool and the coalesced pre-read cost more than they
-        # save (~290 -> ~160 us for a one-month file, ~130 -> ~90 us for a one-day
-        # append file; measured with 500 instruments). A month's new days sit in small
-        # append files (incbt/bars/ingest.py), so this keeps "history + new day" as
-        # fast as one file was.
-        # An open file, not a path: resolving a path's file system costs ~25 us a
-        # call; the columns' arrays as they are (ts viewed as int64, no cast call):
-        # together ~30% of a read of a few row groups (117 -> 82 ms for 500 files).
-        m = offset[j - 1] + rows[j - 1] - offset[i]
         recent = RECENT.recall(f)  # a small file this process wrote (a new day's)
         if recent is not None:
-            lo = offset[i]
-            for d, c in zip(dest, cols, strict=True):
-                d[pos : pos + m] = recent[c][lo : lo + m]
-            pos += m
-            continue
-        with pa.OSFile(os.path.join(root, paths[f])) as src:
-            pf = pq.ParquetFile(src, pre_buffer=False)
-            table = pf.read_row_groups(range(rg0, rg1 + 1), columns=cols, use_threads=False)
-            md = pf.metadata
-            base = 0
-            for g in range(rg0):
-                base += md.row_group(g).num_rows
-        lo = offset[i] - base  # rows of the wanted days, relative to the first group read
-        for d, col in zip(dest, table.columns, strict=True):
-            arr = (col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()).to_numpy()
+            lo, arrays = offset[i], [recent[c] for c in cols]
+        else:
+            # One thread and no pre-buffering: reads here are one instrument's few row
+            # groups, where the thread pool and the coalesced pre-read cost more than they
+            # save (~290 -> ~160 us for a one-month file, ~130 -> ~90 us for a one-day
+            # append file; measured with 500 instruments). A month's new days sit in small
+            # append files (incbt/bars/ingest.py), so this keeps "history + new day" as
+            # fast as one file was.
+            # An open file, not a path: resolving a path's file system costs ~25 us a
+            # call; the columns' arrays as they are (ts viewed as int64, no cast call):
+            # together ~30% of a read of a few row groups (117 -> 82 ms for 500 files).
+            with pa.OSFile(os.path.join(root, paths[f])) as src:
+                pf = pq.ParquetFile(src, pre_buffer=False)
+                table = pf.read_row_groups(range(rg0, rg1 + 1), columns=cols, use_threads=False)
+                md = pf.metadata
+                base = 0
+                for g in range(rg0):
+                    base += md.row_group(g).num_rows
+            lo = offset[i] - base  # rows of the wanted days, relative to the first group
+            arrays = [
+                (col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()).to_numpy()
+                for col in table.columns
+            ]
+        m = offset[j - 1] + rows[j - 1] - offset[i]
+        for d, arr in zip(dest, arrays, strict=True):
             d[pos : pos + m] = arr[lo : lo + m].view(d.dtype)
         pos += m
     return BarArrays(
