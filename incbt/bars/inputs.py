@@ -371,16 +371,18 @@ def _explain_csv_error(
                 strings_can_be_null=False,
             ),
         )
-        bad = []
+        firsts = []  # (first bad row, column position) of each column with a bad value
         for k, c in enumerate(cols):
             values = text.column(c).combine_chunks()
             try:
                 pc.cast(values, pa.float64())
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                bad.append((_first_bad(values, pa.float64()), k, c, values))
-        i, _, col, strings = min(bad, key=lambda b: b[:2]) if bad else (0, 0, named, None)
-        if strings is None:  # pragma: no cover - Arrow named a column that converts
+                firsts.append((_first_bad(values, pa.float64()), k))
+        if not firsts:  # pragma: no cover - Arrow named a column that converts
             raise BadInputError(f"cannot parse the CSV: {msg}", file=path) from None
+        i, k = min(firsts)
+        col = cols[k]
+        strings = text.column(col).combine_chunks()
         if _line_is_blank(path, i + 2):
             raise BadInputError(
                 "blank line", file=path, line=i + 2, fix="remove blank lines between bars"
