@@ -171,6 +171,12 @@ def test_compaction_removes_the_rows_of_dropped_runs(tmp_path):
         if os.path.relpath(path, s.path) in live:
             held |= set(pq.read_table(path, columns=["run_id"])["run_id"].to_pylist())
     assert a not in held and held
+    with s.catalog.env.read() as txn:
+        merged = [r for _, r in rc.batches(s.catalog, txn) if r.get("level", 0) > 0]
+    assert merged
+    for r in merged:  # rows sorted by run first: run_id's min/max prune row groups there
+        col = pq.ParquetFile(os.path.join(s.path, r["daily"])).metadata.row_group(0).column(0)
+        assert col.path_in_schema == "run_id" and col.statistics.has_min_max
     with s.catalog.env.read() as txn:  # nothing left to hide: queries join no cut-off
         from incbt.results import cutoffs
 

@@ -22,7 +22,10 @@ from incbt.plan import SegmentTask
 from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, build_tables, sort_order
 
 RUNS = [f"{i:016x}" for i in (0x3A, 0x07, 0xFF00, 0x1234)]
-STATS_COLUMNS = {"run_id", "instrument", "ts", "date", "batch"}
+# min/max of a batch file's columns: those its rows are selected by, except run_id (a
+# batch's rows come by instrument, then run: run_id's would not prune its row groups)
+STATS_COLUMNS = {"instrument", "ts", "date", "batch"}
+RAW_COLUMNS = {"ts", "equity", "pnl", "turnover"}  # LZ4 would not shorten them
 INSTS = ["S0002", "AAPL", "S0001"]
 
 
@@ -199,6 +202,8 @@ def test_streamed_batch_files_hold_the_same_rows(tmp_path_factory, case, row_gro
                 col = rg.column(j)
                 has = col.statistics is not None and col.statistics.has_min_max
                 assert has == (col.path_in_schema in STATS_COLUMNS), (key, col.path_in_schema)
+                raw = col.path_in_schema in RAW_COLUMNS
+                assert col.compression == ("UNCOMPRESSED" if raw else "LZ4"), col.path_in_schema
                 if has and col.path_in_schema == order:
                     lo, hi = pa.compute.min_max(part.column(order)).values()
                     assert (col.statistics.min, col.statistics.max) == (lo.as_py(), hi.as_py())

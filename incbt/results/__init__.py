@@ -489,34 +489,54 @@ def finish_file(root: str, tmp: str, rel: str) -> None:
 
 
 _PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "lz4",  # results are written on the critical path: encode speed first
     # the names, as they are (dictionary arrays); date and batch compress as well plain
     # (their dictionaries cost a hash a row: ~8% of a fills row group's encoding)
     "use_dictionary": ["run_id", "instrument"],
-    # min/max of the columns queries select rows by, which prune row groups; those of
-    # values (pnl, qty, ...) would prune little and cost ~15% of a fills row group's
-    # encoding (the 20-point sweep of benchmarks/: best 891 -> 873 ms, 2026-12-04)
-    "write_statistics": ["run_id", "instrument", "ts", "date", "batch"],
     "store_schema": False,  # plain strings for every reader, whatever the in-memory encoding
 }
+# columns LZ4 does not shorten (nanosecond times, running float sums: every value
+# differs) are written as they are: LZ4 spent ~10% of a fills row group's encoding
+# on them for no byte saved
+_RAW = frozenset(("ts", "equity", "pnl", "turnover"))
 
 
-def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
-    """How a results file of ``schema`` is written. Fill prices sit on the bars' price
-    grid, where LZ4 finds many short matches and is slow (~0.65 ms a row group of 32,768
-    against ~0.2 ms split by byte stream, for 7% more bytes); the daily floats are
-    faster as they are. With the plain date and batch: the 20-point sweep of
-    benchmarks/ 867 -> 832 ms (best of 6 and 5, interleaved, 2026-12-04)."""
-    if "price" not in schema.names:
-        return _PARQUET_OPTIONS
-    return _PARQUET_OPTIONS | {"column_encoding": {"price": "BYTE_STREAM_SPLIT"}}
+def _parquet_options(schema: pa.Schema, by_run: bool = False) -> dict[str, Any]:
+    """How a results file of ``schema`` is written: LZ4 where it pays (results are
+    written on the critical path: encode speed first).
+
+    Min/max statistics only of the columns queries select rows by, which prune row
+    groups; those of values (pnl, qty, ...) would prune little and cost ~15% of a fills
+    row group's encoding (the 20-point sweep of benchmarks/: best 891 -> 873 ms,
+    2026-12-04). ``by_run``: rows sorted by run first (compaction's files), where
+    run_id's min/max prune too; a batch's rows come by instrument, then run (the
+    plan's order), so each row group holds every run of a sweep, and the names'
+    statistics (a hash of every row's code) cost ~12% of a fills row group.
+
+    Fill prices sit on the bars' price grid, where LZ4 finds many short matches and is
+    slow (~0.65 ms a row group of 32,768 against ~0.2 ms split by byte stream, for 7%
+    more bytes). With the plain date and batch: the 20-point sweep of benchmarks/ 867
+    -> 832 ms (best of 6 and 5, interleaved, 2026-12-04)."""
+    keys = (
+        ("run_id", "instrument", "ts", "date", "batch")
+        if by_run
+        else ("instrument", "ts", "date", "batch")
+    )
+    opts = _PARQUET_OPTIONS | {
+        "compression": {f.name: "none" if f.name in _RAW else "lz4" for f in schema},
+        "write_statistics": [k for k in keys if k in schema.names],
+    }
+    if "price" in schema.names:
+        opts["column_encoding"] = {"price": "BYTE_STREAM_SPLIT"}
+    return opts
 
 
 def write_durable(root: str, rel: str, table: pa.Table) -> None:
-    """Write a whole table as the file ``rel`` (via ``tmp/``), durably."""
+    """Write a whole table, its rows sorted by run first, as the file ``rel`` (via
+    ``tmp/``), durably."""
     tmp = os.path.join(root, "tmp", rel.replace(os.sep, "-") + ".tmp")
     os.makedirs(os.path.dirname(tmp), exist_ok=True)
-    pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, **_parquet_options(table.schema))
+    options = _parquet_options(table.schema, by_run=True)
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, **options)
     finish_file(root, tmp, rel)
 
 
