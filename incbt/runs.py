@@ -44,6 +44,7 @@ from incbt.results import (
     RECENT_BLOCK,
     BatchFiles,
     CommitSummary,
+    PartFiles,
     batch_paths,
     fallen_out,
     finalize,
@@ -467,23 +468,18 @@ def execute(
     return out
 
 
-def open_batch(store: Any) -> BatchFiles:
-    """The next batch's files, after cleaning up what a crashed writer left."""
+def open_parts(store: Any) -> int:
+    """The next batch number, after cleaning up what a crashed writer left."""
     from incbt.bars.ingest import recover
 
     recover(store.path, store.catalog)
     with store.catalog.env.read() as txn:
-        batch = rc.next_batch(store.catalog, txn)
-    return BatchFiles(store.path, store.catalog, batch)
+        return rc.next_batch(store.catalog, txn)
 
 
-def _slim(r: TaskResult) -> TaskResult:
-    """Drop what a result's batch files now hold; keep what the transaction needs."""
-    e = np.empty(0)
-    r.daily = {"pnl": np.array(r.daily["pnl"])}  # a copy: the kernel's block holds 5 fields
-    r.fill_run = r.fill_ts = r.fill_day = e.astype(np.int64)
-    r.fill_qty = r.fill_price = r.fill_fee = e
-    return r
+def open_batch(store: Any) -> BatchFiles:
+    """The next batch's files, after cleaning up what a crashed writer left."""
+    return BatchFiles(store.path, store.catalog, open_parts(store))
 
 
 # Before any bar (timestamps are int64 nanoseconds: from 1677 on): the first day of the
@@ -515,7 +511,7 @@ def commit(
     replaced: Sequence[tuple[str, str]] = (),
     portfolio: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
     latest: Mapping[tuple[str, str], tuple[int, Any]] | None = None,
-    files: BatchFiles | None = None,
+    files: BatchFiles | PartFiles | None = None,
     group: int | None = None,
     next_pending: Sequence[str] = (),
 ) -> CommitSummary:
@@ -527,7 +523,8 @@ def commit(
     ``latest``: the plan's latest snapshot per pair (a pair absent had none); where
     given, snapshots after a resume point are deleted only if there are any.
     ``files``: the batch's files, to which every result was already added as it
-    arrived (:func:`open_batch`); without it they are written here.
+    arrived (:func:`open_batch`), or the batches workers wrote (:class:`PartFiles`: each
+    result's segments go in its own batch); without it they are written here.
     ``group``: the first batch of the command whose results this batch continues
     (compaction counts a group as one batch). ``next_pending``: the files of the
     command's next batch, already being written, which this transaction lists as
@@ -550,7 +547,7 @@ def commit(
             files.add(r)
     files.close()
     batch = files.batch
-    dpath, fpath = files.paths["daily"], files.paths["fills"]
+    batches = files.records()
     summary.batch = batch
     summary.daily_rows = files.rows["daily"]
     summary.fills = files.rows["fills"]
@@ -594,6 +591,7 @@ def commit(
                 rc.put_run(cat, txn, rec)
         for r in results:
             t = r.task
+            where = batch if r.batch is None else r.batch  # the batch holding its rows
             sw = state_width(resolve_strategy(t.strategy, t.source))
             # days whose "recent" snapshot the retention rule drops now (no scan)
             before = (
@@ -618,7 +616,7 @@ def commit(
                     rc.put_segment(
                         cat,
                         txn,
-                        rc.Segment(rid, t.instrument, batch, ALL_DAYS, t.last_day, 0, seq_now),
+                        rc.Segment(rid, t.instrument, where, ALL_DAYS, t.last_day, 0, seq_now),
                     )
                     rc.delete_metrics(cat, txn, rid, t.instrument)
                 rc.put_failures(
@@ -645,7 +643,7 @@ def commit(
                     r.snap_days,
                     r.states if every else r.states[ok],
                     drop,
-                    (batch, t.first_day, t.last_day, len(r.days), seq_now),
+                    (where, t.first_day, t.last_day, len(r.days), seq_now),
                     final if every else final[ok],
                 )
             summary.segments += len(ok)
@@ -703,6 +701,7 @@ def commit(
             command,
             {
                 "batch": batch,
+                **({"last_batch": batches[-1][0]} if len(batches) > 1 else {}),
                 "runs": sorted(computed)[:50],
                 "n_runs": len(computed),
                 "segments": summary.segments,
@@ -713,10 +712,11 @@ def commit(
             },
         )
         assert seq == seq_now
-        record: dict[str, Any] = {"seq": seq, "daily": dpath, "fills": fpath}
-        if group is not None and group != batch:
-            record["group"] = group
-        rc.put_batch(cat, txn, batch, record)
+        for b, dpath, fpath in batches:
+            record: dict[str, Any] = {"seq": seq, "daily": dpath, "fills": fpath}
+            if group is not None and group != b:
+                record["group"] = group
+            rc.put_batch(cat, txn, b, record)
         cat.set_pending(txn, list(next_pending))
         return seq
 
@@ -906,9 +906,14 @@ def _phase(
     bar = progress.task("bar-steps", p.bars)
     runs_bar = progress.task("runs complete", len(remaining))
     todo_replaced = list(replaced)
-    files: BatchFiles | None = None
+    files: BatchFiles | PartFiles | None = None
     group: int | None = None  # the phase's first batch: its pieces count as one to compact
     taken = 0  # results taken from the executor
+    # an executor whose workers write the result rows (Ray): the driver encodes none, and
+    # publishes and commits their batches, numbered from here in plan order
+    parts: dict[str, int] = {}
+    if getattr(ex, "writes_parts", False):
+        group = parts["parts"] = open_parts(store)
 
     def flush() -> None:
         nonlocal new, pending, todo_replaced, files
@@ -931,7 +936,9 @@ def _phase(
             files=files,
             group=group,
             # the next piece's files, if there is one: listed as pending in this commit
-            next_pending=batch_paths(last_batch + 1) if taken < len(p.tasks) else (),
+            next_pending=(
+                batch_paths(last_batch + 1) if taken < len(p.tasks) and not parts else ()
+            ),
         )
         files = None
         runs_bar.advance(len(done))
@@ -944,17 +951,19 @@ def _phase(
     work = held = 0
     last_batch = 0
     try:
-        for r in ex.map(store, p.tasks, keep, bar.advance, p.latest):
+        for r in ex.map(store, p.tasks, keep, bar.advance, p.latest, **parts):
             taken += 1
             if files is None:
-                if group is None:  # the phase's first piece: clean up after a crashed writer
+                if parts:
+                    files = PartFiles(store.path, store.catalog)
+                elif group is None:  # the phase's first piece: clean up after a crashed writer
                     files = open_batch(store)
                     group = files.batch
                 else:  # the commit before listed its files as pending
                     files = BatchFiles(store.path, store.catalog, last_batch + 1, listed=True)
                 last_batch = files.batch
             files.add(r)  # written as it arrives: only the catalog's part waits for the commit
-            pending.append(_slim(r))
+            pending.append(r.slim())
             work += r.task.work
             held += held_bytes(r)
             lost = _lost_runs(r, p.latest)
@@ -964,7 +973,8 @@ def _phase(
                     gathered[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
                 elif rid in lost:  # its rows are gone: its portfolio refolds without them
                     gathered[rid]  # noqa: B018 - creates the run's entry
-            if work >= limit or held >= budget:
+            # a worker's batch is committed whole: at its last result, not in the middle
+            if (work >= limit or held >= budget) and (r.batch is None or r.part is not None):
                 flush()
                 work = held = 0
         if pending or new:

@@ -117,3 +117,49 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def run_watching_descendants(args: list[str], timeout: float, **kw: Any) -> tuple[Any, set[int]]:
+    """Run a command to its end; also every process it started (its Ray: raylet,
+    workers, agents), seen by scanning /proc while it runs."""
+    import subprocess
+    import time
+
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    seen = {child.pid}
+    deadline = time.monotonic() + timeout
+    while child.poll() is None and time.monotonic() < deadline:
+        for pid in _pids():
+            if pid not in seen and _ppid(pid) in seen:
+                seen.add(pid)
+        time.sleep(0.02)
+    if child.poll() is None:
+        child.kill()
+    out, err = child.communicate(timeout=60)
+    seen.discard(child.pid)
+    return subprocess.CompletedProcess(args, child.returncode, out, err), seen
+
+
+def wait_gone(pids: set[int], timeout: float = 120) -> set[int]:
+    """Wait until none of ``pids`` lives (a dead driver's Ray processes leave by
+    themselves, within a minute); those still alive after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    alive_now = {p for p in pids if alive(p)}
+    while alive_now and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive_now = {p for p in alive_now if alive(p)}
+    return alive_now
+
+
+def kill_agents(pids: set[int]) -> None:
+    """SIGKILL Ray's per-node agents among ``pids``: once their driver is gone they idle
+    for about a minute before they leave (workers and the raylet go at once)."""
+    import contextlib
+    import signal
+
+    for pid in pids:
+        if "Agent" in " ".join(_cmdline(pid)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

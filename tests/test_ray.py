@@ -105,6 +105,25 @@ def results(store) -> dict[str, pa.Table]:
     return {k: store.sql(q) for k, q in QUERIES.items()}
 
 
+def batches(store) -> dict[int, dict]:
+    from incbt.catalog import runs as rc
+
+    with store.catalog.env.read() as txn:
+        return dict(rc.batches(store.catalog, txn))
+
+
+def assert_files_are_the_catalogs(store) -> None:
+    """Every result file on disk is a committed batch's, and nothing is left in tmp/."""
+    listed = {rec[k] for rec in batches(store).values() for k in ("daily", "fills")}
+    on_disk = {
+        os.path.relpath(os.path.join(d, f), store.path)
+        for d, _, fs in os.walk(os.path.join(store.path, "results"))
+        for f in fs
+    }
+    assert on_disk == listed
+    assert not os.path.exists(os.path.join(store.path, "tmp"))
+
+
 def results_of(tables: dict[str, pa.Table], run_ids) -> dict[str, pa.Table]:
     """The rows of ``run_ids`` only (order kept)."""
     keep = pa.array(sorted(run_ids))
@@ -181,6 +200,11 @@ def test_sweep_results_do_not_depend_on_the_executor(tmp_path, grid, how, reques
         assert r.executor == "ray" and not r.report.errors
         assert r.report.bars_processed == grid.report.bars_processed
         assert s.sql(SWEEPS).equals(grid.sweeps)
+        # the workers wrote the rows: a batch per Ray call, committed as one group
+        recs = batches(s)
+        assert len(recs) > 1 and r.report.commits == 1
+        assert {rec.get("group", b) for b, rec in recs.items()} == {min(recs)}
+        assert_files_are_the_catalogs(s)
     elif how == "ray-1-in-flight-many-commits":
         # the session's Ray has 2 CPUs: one task in flight at a time is one worker;
         # a commit after every task makes as many batches as tasks
@@ -197,6 +221,8 @@ def test_sweep_results_do_not_depend_on_the_executor(tmp_path, grid, how, reques
         )
         assert not rep.errors and rep.bars_processed == grid.report.bars_processed
         assert rep.commits >= 3  # a commit per task: at least one per instrument
+        assert len(batches(s)) == rep.commits  # a Ray call of one task, a batch each
+        assert_files_are_the_catalogs(s)
     elif how.startswith("in-process"):  # the default picks its threads by the tasks' work
         records = [register(s, "sma_cross", p, exec_params={"fee_bps": FEE}) for p in grid.points]
         ex = LocalExecutor(1 if how == "in-process-1-thread" else 2)
@@ -339,6 +365,65 @@ def test_a_driver_killed_mid_sweep_resumes_without_recomputing(tmp_path, slow, s
     assert r.report.bars_processed == total - sum(committed.values())
     assert_same(results(s), slow.tables)
     assert s.sql("SELECT count(*) AS n FROM sweeps WHERE sweep = 's'")["n"][0].as_py() == 8
+
+
+KILLED_AFTER_PUBLISHING = r"""
+import json, os, signal, sys
+import incbt, incbt.results
+from incbt.sweep import sweep
+
+store, strategies, grid = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+from incbt.execute.ray_exec import ensure_ray
+ensure_ray(2, temp_root=sys.argv[4])  # the test watches this session's processes
+real = incbt.results.PartFiles.close
+calls = []
+
+def close(self):  # the second commit's files: renamed in, listed pending, not committed
+    real(self)
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+incbt.results.PartFiles.close = close
+sweep(incbt.open(store), "slow_mean", grid, name="s", strategies_file=strategies,
+      workers=2, commit_bars=1)  # a commit after every task
+"""
+
+
+def test_a_driver_killed_between_publishing_workers_files_and_committing(
+    tmp_path, slow, strategies
+):
+    """The workers' files of the commit in flight are in place but not committed: the
+    next command removes them, and the resumed sweep ends as an uninterrupted one."""
+    s = _store(tmp_path / "s", slow.data)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_AUTH_MODE="disabled")
+    ray_tmp = tempfile.mkdtemp(prefix="incbt-rk-")  # short: Ray's socket paths
+    try:
+        p, its_ray = ray_support.run_watching_descendants(
+            [sys.executable, "-c", KILLED_AFTER_PUBLISHING, s.path, strategies,
+             json.dumps(SLOW_GRID), ray_tmp],  # fmt: skip
+            timeout=300,
+            env=env,
+        )
+        # its Ray leaves after it; a worker may still write its task's files to tmp/
+        # meanwhile (never to their places: only a driver renames them in)
+        ray_support.kill_agents(its_ray)
+        assert not ray_support.wait_gone(its_ray), "the killed driver's Ray outlived it"
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr[-2000:])
+    assert s.sql(SWEEP_COMMITS)["n"][0].as_py() == 1
+    recs = batches(s)
+    with s.catalog.env.read() as txn:
+        pending = s.catalog.pending(txn)
+    assert len(recs) == 1 and len(pending) == 2  # one batch committed, the next published
+    assert all(os.path.exists(os.path.join(s.path, f)) for f in pending)
+    r = s.sweep("slow_mean", SLOW_GRID, name="s", strategies_file=strategies, resume=True)
+    assert r.added == 0 and not r.report.errors
+    assert r.report.bars_processed == slow.report.bars_processed * 7 // 8
+    assert_same(results(s), slow.tables)
+    assert_files_are_the_catalogs(s)
 
 
 # -- a cluster of two nodes -------------------------------------------------------

@@ -125,8 +125,8 @@ hooks = {
     "after-ingest": lambda: after(incbt.update, "bring_up_to_date", before=True),
     # result rows are written to tmp/ as tasks finish; close() makes them durable
     "after-compute": lambda: after(incbt.results.BatchFiles, "close", before=True),
-    "after-daily-file": lambda: after(incbt.results, "finish_file", 1),
-    "after-result-files": lambda: after(incbt.results, "finish_file", 2),
+    "after-daily-file": lambda: after(incbt.results, "publish", 1),
+    "after-result-files": lambda: after(incbt.results, "publish", 2),
     "inside-commit": lambda: after(rc, "put_batch"),  # the transaction never commits
     "after-commit": lambda: after(incbt.runs, "commit"),
     "mid-compaction": lambda: after(incbt.results.compact, "write_durable", 1),

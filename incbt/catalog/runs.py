@@ -30,7 +30,8 @@ instruments x 100 runs: ~0.4 s of a 2.5 s update's commit). A pair's latest
 snapshot before a day is found by stepping back over the instrument's snapshot
 days (one seek each; the first is the one in all but unusual cases).
 
-A *batch* is one commit of results: one ``daily`` and one ``fills`` file. A
+A *batch* is one ``daily`` and one ``fills`` file of results, made visible by a
+commit (one commit may hold several: a Ray sweep's workers write one each). A
 result row of batch ``b`` for (run, instrument) is valid while no later batch
 of the same (run, instrument) starts on or before its day: a recomputation
 from day D always runs to the end, so it supersedes every older row from D on.

@@ -201,10 +201,22 @@ class TaskResult:
     bars_processed: int
     errors: list[str | None]
     snap_days: np.ndarray | None = None  # the days of ``states`` (None: every day)
+    # set where a worker wrote the rows itself (incbt.results.PartFiles): the batch they
+    # are in, and on the last result of that batch, the batch's files (a Part)
+    batch: int | None = None
+    part: Any = None
 
     def __post_init__(self) -> None:
         if self.snap_days is None:
             self.snap_days = self.days
+
+    def slim(self) -> TaskResult:
+        """Drop what the batch files now hold; keep what the commit's transaction needs."""
+        e = np.empty(0)
+        self.daily = {"pnl": np.array(self.daily["pnl"])}  # a copy: the kernel's block
+        self.fill_run = self.fill_ts = self.fill_day = e.astype(np.int64)
+        self.fill_qty = self.fill_price = self.fill_fee = e
+        return self
 
 
 def snapshot_width(strat: Strategy) -> int:

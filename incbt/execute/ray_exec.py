@@ -3,8 +3,12 @@
 Workers get everything in the task payload: the segment task, the day-index
 entries and file paths of the bars it reads (workers read Parquet from the
 store path, so on a cluster the store must sit on storage every node sees) and
-the snapshot states it resumes from. They never open the catalog; the driver
-alone writes it, committing results in plan order as they arrive.
+the snapshot states it resumes from. Each Ray call writes its tasks' result rows
+as one batch's files, durable in the store's ``tmp/`` (``map(parts=...)``), and
+returns the snapshots, metrics and each run's daily PnL (for the portfolio). They
+never open the catalog; the driver alone writes it, renaming the workers' files
+in and committing them in plan order as they arrive: it encodes no result row,
+which on a cluster would make it the bottleneck as workers are added.
 
 The driver compiles each strategy's kernel before submitting, so workers load
 it from the shared Numba cache (``NUMBA_CACHE_DIR``, passed to them) instead of
@@ -18,6 +22,7 @@ import atexit
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -89,8 +94,15 @@ def _work(
     paths: dict,
     resumes: list[Any],
     keep: int,
+    part: tuple[int, str] | None = None,
 ) -> list[TaskResult]:
-    """Run a chunk of consecutive tasks (one Ray task: Ray's cost is per call)."""
+    """Run a chunk of consecutive tasks (one Ray task: Ray's cost is per call).
+
+    ``part``: (batch, tag): write the chunk's rows as that batch's files, durable in the
+    store's ``tmp/`` (names prefixed by ``tag``), and return the results without them;
+    the last one carries the batch's :class:`~incbt.results.Part`.
+    """
+    from incbt.results import BatchFiles, Part
     from incbt.runs import trim
 
     out = []
@@ -98,6 +110,14 @@ def _work(
         source = DirectBars(root, {task.instrument: index}, reuse=True)
         source.paths = paths
         out.append(trim(run_task(task, source, resume), keep))
+    if part is not None:
+        batch, tag = part
+        files = BatchFiles(root, None, batch, tag=tag)
+        for r in out:
+            files.add(r)
+            r.slim().batch = batch
+        files.seal()
+        out[-1].part = Part(batch, files.moves(), dict(files.rows))
     return out
 
 
@@ -166,6 +186,7 @@ class RayExecutor:
     """Runs tasks as Ray tasks; yields results in plan order."""
 
     name = "ray"
+    writes_parts = True  # map(parts=...): workers write the result rows (PartFiles)
 
     def __init__(
         self,
@@ -188,7 +209,10 @@ class RayExecutor:
         keep: int,
         progress_advance: Callable[[int], None],
         known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
+        parts: int | None = None,
     ) -> Iterator[TaskResult]:
+        """``parts``: workers write the result rows themselves, each Ray call's as one
+        batch, numbered from ``parts`` in plan order (:class:`incbt.results.PartFiles`)."""
         from incbt.runs import bar_source, resume_states
 
         ray = ensure_ray(self.workers, self.address)
@@ -206,6 +230,7 @@ class RayExecutor:
         chunks = [list(range(a, min(a + size, len(tasks)))) for a in range(0, len(tasks), size)]
         # submit in plan order (so the next result to yield is always in flight) and
         # yield in plan order; task sizes are balanced by the planner (split_tasks)
+        tag = f"{uuid.uuid4().hex[:12]}-"  # this command's files in tmp/
         refs: dict[Any, list[int]] = {}
         done: dict[int, TaskResult] = {}
         nxt = 0
@@ -226,6 +251,7 @@ class RayExecutor:
                         paths,
                         [resumes[i] for i in ids],
                         keep,
+                        None if parts is None else (parts + submitted, tag),
                     )
                     refs[ref] = ids
                     submitted += 1

@@ -1,12 +1,14 @@
 """Results: per-batch Parquet files, committed with their snapshots in one transaction.
 
-A *batch* is one commit (a ``backtest``, later an ``update``): it writes
-``results/daily/<batch>.parquet`` and ``results/fills/<batch>.parquet`` with
-the rows of every (run, instrument) segment it computed, sorted by run,
-instrument and time, then one LMDB transaction records the batch, its
-segments, the snapshots and the metrics. Until that transaction commits the
-files are invisible (SQL reads the catalog's list) and a crash leaves them as
-orphans for the next writer to delete.
+A *batch* is one commit (a ``backtest``, an ``update``, a piece of either): it
+writes ``results/daily/<batch>.parquet`` and ``results/fills/<batch>.parquet``
+with the rows of every (run, instrument) segment it computed, in the plan's
+order (by instrument, then run, then time), then one LMDB transaction records
+the batch, its segments, the snapshots and the metrics. On Ray, each worker
+call writes its tasks' rows as a batch of its own (:class:`PartFiles`), and one
+commit records several batches. Until that transaction commits the files are
+invisible (SQL reads the catalog's list) and a crash leaves them as orphans for
+the next writer to delete.
 
 A row of batch b for (run, instrument) stays valid until a later batch of the
 same pair starts on or before its day (a recomputation from D always runs to
@@ -393,13 +395,19 @@ class BatchFiles:
     transaction makes them visible.
     """
 
-    def __init__(self, root: str, cat: Catalog, batch: int, listed: bool = False) -> None:
+    def __init__(
+        self, root: str, cat: Catalog | None, batch: int, listed: bool = False, tag: str = ""
+    ) -> None:
         """``listed``: the catalog's ``pending`` record will name the files before
-        :meth:`close` renames them in (the transaction of the commit before does)."""
+        :meth:`close` renames them in (the transaction of the commit before does).
+        ``cat`` None: a worker's files (:meth:`seal`, then the driver publishes them:
+        :class:`PartFiles`); ``tag`` then prefixes their names in ``tmp/``, which
+        differ from one command to the next."""
         self.root = root
         self.batch = batch
+        self.tag = tag
         self.paths = dict(zip(("daily", "fills"), batch_paths(batch), strict=True))
-        if not listed:
+        if cat is not None and not listed:
             cat.env.write(lambda txn: cat.set_pending(txn, list(self.paths.values())))
         self.names: dict[str, int] = {}
         self.rows = {"daily": 0, "fills": 0}
@@ -455,10 +463,11 @@ class BatchFiles:
         self.rows[key] += table.num_rows
 
     def _tmp(self, key: str) -> str:
-        return os.path.join(self.root, "tmp", self.paths[key].replace(os.sep, "-") + ".tmp")
+        name = self.tag + self.paths[key].replace(os.sep, "-") + ".tmp"
+        return os.path.join(self.root, "tmp", name)
 
-    def close(self) -> None:
-        """Write what is buffered, make both files durable and rename them in."""
+    def seal(self) -> None:
+        """Write what is buffered and make both files durable where they are, in ``tmp/``."""
         for key in ("daily", "fills"):
             self._emit(key, final=True)
             w = self._writers.pop(key, None)
@@ -466,7 +475,23 @@ class BatchFiles:
                 schema = DAILY_WRITE_SCHEMA if key == "daily" else FILLS_WRITE_SCHEMA
                 w = pq.ParquetWriter(self._tmp(key), schema, **_parquet_options(schema))
             w.close()
-            finish_file(self.root, self._tmp(key), self.paths[key])
+            fsync_file(self._tmp(key))
+
+    def moves(self) -> list[tuple[str, str]]:
+        """(file in ``tmp/``, its place), both under the store's root."""
+        return [
+            (os.path.relpath(self._tmp(k), self.root), self.paths[k]) for k in ("daily", "fills")
+        ]
+
+    def records(self) -> list[tuple[int, str, str]]:
+        """The batch with its daily and fills files, as the catalog lists them."""
+        return [(self.batch, self.paths["daily"], self.paths["fills"])]
+
+    def close(self) -> None:
+        """Write what is buffered, make both files durable and rename them in."""
+        self.seal()
+        for move in self.moves():  # the two files are in two folders: one fsync each
+            publish(self.root, [move])
 
     def abort(self) -> None:
         for w in self._writers.values():
@@ -475,17 +500,80 @@ class BatchFiles:
         self._writers.clear()
 
 
-def finish_file(root: str, tmp: str, rel: str) -> None:
-    """fsync a written file, rename it to its place, fsync the folder."""
-    final = os.path.join(root, rel)
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    fd = os.open(tmp, os.O_RDONLY)
+@dataclass
+class Part:
+    """A batch whose files a worker wrote and made durable in ``tmp/`` (paths relative to
+    the store's root), for the driver to publish and commit (:class:`PartFiles`)."""
+
+    batch: int
+    moves: list[tuple[str, str]]
+    rows: dict[str, int]
+
+
+class PartFiles:
+    """The batches a command's workers wrote (one :class:`Part` per Ray call), published
+    and committed together: the driver encodes no row. Each part is a batch of its own
+    (its two files, its segments); the parts of one command are one compaction group.
+    """
+
+    def __init__(self, root: str, cat: Catalog) -> None:
+        self.root, self.cat = root, cat
+        self.parts: list[Part] = []
+
+    def add(self, r: Any) -> None:
+        """A result taken from the executor: the last of a part brings the part."""
+        if r.part is not None:
+            self.parts.append(r.part)
+        elif r.batch is None and (len(r.days) or len(r.fill_run)):
+            raise AssertionError(f"{r.task.instrument}: rows outside a part")
+
+    @property
+    def batch(self) -> int:
+        return self.parts[0].batch if self.parts else 0
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {k: sum(p.rows[k] for p in self.parts) for k in ("daily", "fills")}
+
+    def records(self) -> list[tuple[int, str, str]]:
+        return [(p.batch, p.moves[0][1], p.moves[1][1]) for p in self.parts]
+
+    def close(self) -> None:
+        """List the parts' places as pending, then rename them in."""
+        moves = [m for p in self.parts for m in p.moves]
+        if moves:
+            self.cat.env.write(lambda txn: self.cat.set_pending(txn, [m[1] for m in moves]))
+            publish(self.root, moves)
+
+    def abort(self) -> None:  # the next writer removes what is in tmp/ or listed pending
+        pass
+
+
+def fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, final)
-    fsync_dir(os.path.dirname(final))
+
+
+def publish(root: str, moves: Iterable[tuple[str, str]]) -> None:
+    """Rename durable files to their places (paths under ``root``), then fsync each
+    folder they went to, once."""
+    folders = set()
+    for tmp, rel in moves:
+        final = os.path.join(root, rel)
+        folders.add(os.path.dirname(final))
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.replace(os.path.join(root, tmp), final)
+    for d in sorted(folders):
+        fsync_dir(d)
+
+
+def finish_file(root: str, tmp: str, rel: str) -> None:
+    """fsync a written file, rename it to its place, fsync the folder."""
+    fsync_file(tmp)
+    publish(root, [(os.path.relpath(tmp, root), rel)])
 
 
 _PARQUET_OPTIONS: dict[str, Any] = {
@@ -706,6 +794,8 @@ __all__ = [
     "RECENT_BLOCK",
     "BatchFiles",
     "CommitSummary",
+    "Part",
+    "PartFiles",
     "batch_paths",
     "sort_order",
     "build_tables",
