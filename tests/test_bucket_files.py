@@ -66,6 +66,11 @@ def test_a_new_day_is_an_append_file_and_the_month_file_stays(store, days, tmp_p
     assert app["rows"] == 390 and str(app["first_day"]) == str(app["last_day"]) == DATES[4]
     md = pq.ParquetFile(os.path.join(store.path, app["path"])).metadata
     assert md.num_rows == 390 and app["path"].startswith("bars/S0000/2024-01-")
+    # min/max of the times only (files are pruned by their catalog entries)
+    rg = md.row_group(0)
+    stats = {rg.column(j).path_in_schema: rg.column(j).statistics for j in range(rg.num_columns)}
+    assert {c for c, st in stats.items() if st is not None and st.has_min_max} == {"ts", "date"}
+    assert str(stats["date"].min) == str(stats["date"].max) == DATES[4]
     # the day index points at the append file, row group 0, offset 0
     with store.catalog.env.read() as txn:
         e = store.catalog.day(txn, "S0000", iso_to_day(DATES[4]))

@@ -154,7 +154,12 @@ def write_file(
             compression=COMPRESSION,
             use_dictionary=["instrument", "date"],
             column_encoding=ENCODINGS,
-            write_statistics=True,
+            # min/max of the times only: files are pruned by their catalog entries
+            # (instrument, first and last day: incbt.query.bars_dataset), so one
+            # instrument's statistics prune nothing, and those of the prices little;
+            # the instrument's (dictionary) and the prices' were 16% of the encoding
+            # (200 instrument-month files: 97 -> 81 ms of CPU, best of 7, 2026-12-04)
+            write_statistics=["ts", "date"],
             store_schema=False,  # read back as BARS_SCHEMA, not as the in-memory dictionary
         ) as w,
     ):
