@@ -468,7 +468,7 @@ def execute(
     return out
 
 
-def open_parts(store: Any) -> int:
+def next_clean_batch(store: Any) -> int:
     """The next batch number, after cleaning up what a crashed writer left."""
     from incbt.bars.ingest import recover
 
@@ -479,7 +479,7 @@ def open_parts(store: Any) -> int:
 
 def open_batch(store: Any) -> BatchFiles:
     """The next batch's files, after cleaning up what a crashed writer left."""
-    return BatchFiles(store.path, store.catalog, open_parts(store))
+    return BatchFiles(store.path, store.catalog, next_clean_batch(store))
 
 
 # Before any bar (timestamps are int64 nanoseconds: from 1677 on): the first day of the
@@ -700,7 +700,7 @@ def commit(
             kind,
             command,
             {
-                "batch": batch,
+                "batch": batches[0][0] if batches else None,  # none: every task failed
                 **({"last_batch": batches[-1][0]} if len(batches) > 1 else {}),
                 "runs": sorted(computed)[:50],
                 "n_runs": len(computed),
@@ -913,7 +913,7 @@ def _phase(
     # publishes and commits their batches, numbered from here in plan order
     parts: dict[str, int] = {}
     if getattr(ex, "writes_parts", False):
-        group = parts["parts"] = open_parts(store)
+        group = parts["parts"] = next_clean_batch(store)
 
     def flush() -> None:
         nonlocal new, pending, todo_replaced, files
