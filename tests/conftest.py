@@ -78,3 +78,20 @@ def bits(t):
             c = pa.chunked_array([x.view(pa.int64()) for x in c.chunks], pa.int64())
         cols.append(c)
     return pa.Table.from_arrays(cols, names=t.column_names)
+
+
+def assert_files_are_the_catalogs(store) -> None:
+    """Every result file on disk is a committed batch's (no orphan, none missing), and
+    nothing is left in the store's ``tmp/``."""
+    from incbt.catalog import runs as rc
+
+    with store.catalog.env.read() as txn:
+        recs = dict(rc.batches(store.catalog, txn))
+    listed = {rec[k] for rec in recs.values() for k in ("daily", "fills")}
+    on_disk = {
+        os.path.relpath(os.path.join(d, f), store.path)
+        for d, _, fs in os.walk(os.path.join(store.path, "results"))
+        for f in fs
+    }
+    assert on_disk == listed
+    assert not os.path.exists(os.path.join(store.path, "tmp"))

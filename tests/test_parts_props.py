@@ -22,7 +22,7 @@ import tempfile
 
 import pyarrow as pa
 import pytest
-from conftest import bits
+from conftest import assert_files_are_the_catalogs, bits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -97,19 +97,6 @@ class Chunked:
 
 def results(s: incbt.Store) -> dict[str, pa.Table]:
     return {k: s.sql(q) for k, q in QUERIES.items()}
-
-
-def assert_files_are_the_catalogs(s: incbt.Store) -> None:
-    with s.catalog.env.read() as txn:
-        recs = dict(rc.batches(s.catalog, txn))
-    listed = {rec[k] for rec in recs.values() for k in ("daily", "fills")}
-    on_disk = {
-        os.path.relpath(os.path.join(d, f), s.path)
-        for d, _, fs in os.walk(os.path.join(s.path, "results"))
-        for f in fs
-    }
-    assert on_disk == listed
-    assert not os.path.exists(os.path.join(s.path, "tmp"))
 
 
 @pytest.fixture(scope="module")

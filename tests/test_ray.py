@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import ray_support
-from conftest import bits
+from conftest import assert_files_are_the_catalogs, bits
 
 import incbt
 from incbt.bars.generate import generate
@@ -110,18 +110,6 @@ def batches(store) -> dict[int, dict]:
 
     with store.catalog.env.read() as txn:
         return dict(rc.batches(store.catalog, txn))
-
-
-def assert_files_are_the_catalogs(store) -> None:
-    """Every result file on disk is a committed batch's, and nothing is left in tmp/."""
-    listed = {rec[k] for rec in batches(store).values() for k in ("daily", "fills")}
-    on_disk = {
-        os.path.relpath(os.path.join(d, f), store.path)
-        for d, _, fs in os.walk(os.path.join(store.path, "results"))
-        for f in fs
-    }
-    assert on_disk == listed
-    assert not os.path.exists(os.path.join(store.path, "tmp"))
 
 
 def results_of(tables: dict[str, pa.Table], run_ids) -> dict[str, pa.Table]:
