@@ -17,8 +17,10 @@ in ``tmp/``. ``tests/test_ray.py`` runs the same path on a real Ray.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
+from unittest import mock
 
 import pyarrow as pa
 import pytest
@@ -27,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import incbt
+import incbt.results.compact as compact_mod
 from incbt.bars.generate import generate
 from incbt.catalog import runs as rc
 from incbt.execute import NO_DAYS, resolve_strategy, snapshot_width
@@ -128,15 +131,21 @@ def world(tmp_path_factory):
     commit_bars=st.sampled_from([1, 50_000, None]),
     dead=st.frozensets(st.integers(0, 5), max_size=2),
     fixed=st.integers(0, GEN["days"] - 1),
+    fanout=st.sampled_from([2, compact_mod.FANOUT]),
 )
 def test_any_chunking_and_commits_of_workers_batches_give_the_in_process_tables(
-    world, first_days, sizes, later_sizes, commit_bars, dead, fixed
+    world, first_days, sizes, later_sizes, commit_bars, dead, fixed, fanout
 ):
     """Then the rest of the days and a correction of day ``fixed`` (before the runs'
-    last day or after it), brought up to date in other chunks."""
+    last day or after it), brought up to date in other chunks. ``fanout`` 2: each
+    command's batches are merged with the last command's by compaction as they go."""
     days, fixes, wants = world
     want = wants[fixed]
-    with tempfile.TemporaryDirectory() as tmp:
+    real = compact_mod.plan_compaction
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        mock.patch.object(compact_mod, "plan_compaction", functools.partial(real, fanout=fanout)),
+    ):
         s = incbt.init(os.path.join(tmp, "s"))
         s.ingest(days[:first_days])
         records = [register(s, "sma_cross", p, exec_params={"fee_bps": 1.0}) for p in RUNS]
@@ -154,6 +163,7 @@ def test_any_chunking_and_commits_of_workers_batches_give_the_in_process_tables(
         if commit_bars == 1:  # a commit wherever it may fall, never inside a live call
             assert rep.commits == ex.ends
         assert len({r.get("group", b) for b, r in recs.items()}) == min(1, len(recs))
+        assert all(r.get("level", 0) == 0 for r in recs.values())  # one command: no merge
         assert_files_are_the_catalogs(s)
         # the rest of the days and the correction, brought up to date in other chunks
         # (the rows from the corrected day on are superseded: SQL must cut them); then
@@ -164,6 +174,10 @@ def test_any_chunking_and_commits_of_workers_batches_give_the_in_process_tables(
         later = Chunked(later_sizes)
         bring_up_to_date(s, records, command="test", kind="update", executor=later)
         s.update()
+        if fanout == 2 and recs:  # the two commands' batches were merged: a level-1 batch
+            with s.catalog.env.read() as txn:
+                levels = [r.get("level", 0) for _, r in rc.batches(s.catalog, txn)]
+            assert max(levels) >= 1, levels
         got = results(s)
         for k, t in want.items():
             assert got[k].num_rows == t.num_rows > 0, k
