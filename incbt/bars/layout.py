@@ -263,14 +263,18 @@ def sync_files(root: str, paths: Iterable[str]) -> str:
             os.close(fd)
     if method == "fsync":
         for p in paths:
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_file(p)
         for d in sorted({os.path.dirname(p) for p in paths}):
             fsync_dir(d)
     return method
+
+
+def fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: str) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from incbt.bars.layout import fsync_dir
+from incbt.bars.layout import fsync_dir, fsync_file
 from incbt.catalog import Catalog
 from incbt.catalog import runs as rc
 from incbt.results.metrics import ACC_WIDTH, finalize, fold, initial_acc, portfolio_pnl
@@ -547,14 +547,6 @@ class PartFiles:
 
     def abort(self) -> None:  # the next writer removes what is in tmp/ or listed pending
         pass
-
-
-def fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def publish(root: str, moves: Iterable[tuple[str, str]]) -> None:
