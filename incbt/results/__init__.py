@@ -536,7 +536,7 @@ class PartFiles:
         return {k: sum(p.rows[k] for p in self.parts) for k in ("daily", "fills")}
 
     def records(self) -> list[tuple[int, str, str]]:
-        return [(p.batch, p.moves[0][1], p.moves[1][1]) for p in self.parts]
+        return [(p.batch, *batch_paths(p.batch)) for p in self.parts]
 
     def close(self) -> None:
         """List the parts' places as pending, then rename them in."""
