@@ -23,7 +23,8 @@ from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, build_tables, sort_order
 
 RUNS = [f"{i:016x}" for i in (0x3A, 0x07, 0xFF00, 0x1234)]
 # min/max of a batch file's columns: those its rows are selected by, except run_id (a
-# batch's rows come by instrument, then run: run_id's would not prune its row groups)
+# batch's rows come by instrument, then run: run_id's would not prune its row groups),
+# unless its first row group holds one run (a backtest of one run)
 STATS_COLUMNS = {"instrument", "ts", "date", "batch"}
 RAW_COLUMNS = {"ts", "equity", "pnl", "turnover"}  # LZ4 would not shorten them
 INSTS = ["S0002", "AAPL", "S0001"]
@@ -192,7 +193,11 @@ def test_streamed_batch_files_hold_the_same_rows(tmp_path_factory, case, row_gro
         assert got.num_rows == files.rows[key]
         meta = pq.ParquetFile(os.path.join(root, files.paths[key])).metadata
         assert all(meta.row_group(i).num_rows <= row_group for i in range(meta.num_row_groups))
-        # min/max, which prune row groups, for the columns rows are selected by only
+        # min/max, which prune row groups, for the columns rows are selected by only;
+        # run_id's too when the first row group holds one run (a backtest of one run)
+        head = meta.row_group(0).num_rows if meta.num_row_groups else 0
+        first = set(got.slice(0, head)["run_id"].to_pylist())
+        stats = STATS_COLUMNS | ({"run_id"} if len(first) == 1 else set())
         at = 0
         for i in range(meta.num_row_groups):
             rg = meta.row_group(i)
@@ -201,11 +206,11 @@ def test_streamed_batch_files_hold_the_same_rows(tmp_path_factory, case, row_gro
             for j in range(rg.num_columns):
                 col = rg.column(j)
                 has = col.statistics is not None and col.statistics.has_min_max
-                assert has == (col.path_in_schema in STATS_COLUMNS), (key, col.path_in_schema)
+                assert has == (col.path_in_schema in stats), (key, col.path_in_schema)
                 raw = col.path_in_schema in RAW_COLUMNS
                 assert col.compression == ("UNCOMPRESSED" if raw else "LZ4"), col.path_in_schema
-                if has and col.path_in_schema == order:
-                    lo, hi = pa.compute.min_max(part.column(order)).values()
+                if has and col.path_in_schema in (order, "run_id"):
+                    lo, hi = pa.compute.min_max(part.column(col.path_in_schema)).values()
                     assert (col.statistics.min, col.statistics.max) == (lo.as_py(), hi.as_py())
         got = got.sort_by([("run_id", "ascending"), ("instrument", "ascending"),
                            (order, "ascending")])  # fmt: skip
@@ -316,3 +321,46 @@ def test_sort_order_sorts_by_ranks_then_time_as_a_lexsort_does(
     assert np.array_equal(sort_order([(run, 4), (inst, 3)], time), np.lexsort((time, inst, run)))
     assert np.array_equal(sort_order([(run, 4), (inst, 3)], None), np.lexsort((inst, run)))
     assert np.array_equal(sort_order([(run, 4)], None), np.argsort(run, kind="stable"))
+
+
+def test_a_run_s_rows_are_found_by_statistics_among_one_run_backtests(tmp_path):
+    """The batches of one-run backtests carry run_id's min/max, so a query of one run
+    reads only its own batches' row groups; a sweep's batch (every run in every row
+    group, where they would prune nothing) carries none."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    import incbt
+    from incbt.bars.generate import generate
+    from incbt.catalog import runs as rc
+
+    generate(str(tmp_path / "d"), instruments=3, days=4, start="2024-03-04", seed=5)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    runs = [s.backtest("sma_cross", {"fast": f, "slow": 30}).run_id for f in (3, 5, 8)]
+    sweep = s.sweep("sma_cross", {"fast": [4, 6], "slow": [20, 40]}, name="g")
+
+    def files(key: str, run_ids: list[str]) -> list[str]:
+        with s.catalog.env.read() as txn:
+            segs = {g.batch for g in rc.segments(s.catalog, txn) if g.run_id in run_ids}
+            return [os.path.join(s.path, r[key]) for b, r in rc.batches(s.catalog, txn)
+                    if b in segs]  # fmt: skip
+
+    for key in ("daily", "fills"):
+        ones, swept = files(key, runs), files(key, sweep.run_ids)
+        assert ones and swept and not set(ones) & set(swept)
+        for f in ones:
+            col = pq.ParquetFile(f).metadata.row_group(0).column(0)
+            assert col.path_in_schema == "run_id" and col.statistics.has_min_max
+        for f in swept:
+            col = pq.ParquetFile(f).metadata.row_group(0).column(0)
+            assert col.path_in_schema == "run_id" and col.statistics is None
+        # what a scan keeps of each file for one run, by the footers alone
+        data = ds.dataset(ones + swept, format="parquet")
+        for rid in runs:
+            kept = [
+                frag.path
+                for frag in data.get_fragments()
+                if frag.split_by_row_group(ds.field("run_id") == rid)
+            ]
+            assert set(kept) == set(files(key, [rid])) | set(swept), (key, rid)
