@@ -201,3 +201,36 @@ def test_cli_query_without_its_parameter_is_a_usage_error(corrected):
     p = subprocess.run([exe, "--store", corrected.path, "query", "day_history", "-p",
                         "day=2024-03-05"], capture_output=True, text=True)
     assert p.returncode == 0 and "corrected" in p.stdout, p.stderr
+
+
+def test_a_query_reads_the_bars_files_records_only_if_it_names_bars_or_files(results):
+    """A record per instrument-month or more (30,000 at the seed's scale): a query of results
+    or of the log does not read them; one of bars or files does, now or as of an event."""
+    from unittest import mock
+
+    from incbt.catalog import Catalog
+
+    s, rid = results
+    calls = []
+    real_now, real_as_of = Catalog.current_files, Catalog.files_as_of
+
+    def now(cat, txn):
+        calls.append("now")
+        return real_now(cat, txn)
+
+    def as_of(cat, txn, seq):
+        calls.append("as_of")
+        return real_as_of(cat, txn, seq)
+
+    with mock.patch.object(Catalog, "current_files", now), \
+            mock.patch.object(Catalog, "files_as_of", as_of):  # fmt: skip
+        for sql in ("SELECT * FROM metrics WHERE run_id = $r",
+                    "SELECT count(*) FROM daily WHERE run_id = $r",
+                    "SELECT * FROM runs r JOIN sweeps s USING (run_id) WHERE r.run_id = $r",
+                    "SELECT count(*) FROM events WHERE $r = $r"):  # fmt: skip
+            assert s.sql(sql, params={"r": rid}).num_rows >= 1
+        assert calls == []
+        assert s.sql("SELECT count(*) AS n FROM bars")["n"][0].as_py() == 3 * 45 * 390
+        assert s.sql("SELECT count(*) AS n FROM files")["n"][0].as_py() >= 3
+        assert s.sql("SELECT count(*) AS n FROM bars", as_of=2)["n"][0].as_py() == 3 * 45 * 390
+        assert calls == ["now", "now", "as_of"]
