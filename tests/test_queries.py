@@ -230,7 +230,8 @@ def test_a_query_reads_the_bars_files_records_only_if_it_names_bars_or_files(res
                     "SELECT count(*) FROM events WHERE $r = $r"):  # fmt: skip
             assert s.sql(sql, params={"r": rid}).num_rows >= 1
         assert calls == []
-        assert s.sql("SELECT count(*) AS n FROM bars")["n"][0].as_py() == 3 * 45 * 390
+        assert s.sql("SELECT count(*) AS n FROM bars")["n"][0].as_py() >= 3 * 45 * 390
         assert s.sql("SELECT count(*) AS n FROM files")["n"][0].as_py() >= 3
+        # the fixture's ingest (event 2; other tests of the module ingest more days)
         assert s.sql("SELECT count(*) AS n FROM bars", as_of=2)["n"][0].as_py() == 3 * 45 * 390
         assert calls == ["now", "now", "as_of"]
