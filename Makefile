@@ -14,6 +14,7 @@ export RAY_AUTH_MODE ?= disabled
 $(STAMP): requirements.lock pyproject.toml .venv/bin/python
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m compileall -q incbt  # bytecode cached even under PYTHONDONTWRITEBYTECODE
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
