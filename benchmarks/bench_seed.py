@@ -3,7 +3,8 @@
 runs), then measures, on fresh copies of it:
 
 - the whole history backtested (sma_cross, one parameter set, every instrument);
-- a new day absorbed by ``incbt update`` (CLI, process start included);
+- a new day absorbed by ``incbt update`` (CLI, process start included; best and
+  median of three, each on a fresh copy of the store holding the run);
 - a correction of a day a month back.
 
     .venv/bin/python benchmarks/bench_seed.py [--instruments 500 --days 1260]
@@ -26,6 +27,7 @@ from incbt.bars.generate import generate, weekdays  # noqa: E402
 from incbt.bars.schema import day_to_iso, iso_to_day  # noqa: E402
 
 START = "2019-01-01"
+UPDATE_TRIES = 3  # CLI updates of the new day, each on a fresh copy
 
 
 def build(n_inst: int, days: int) -> tuple[str, dict[str, float]]:
@@ -88,11 +90,20 @@ def main() -> None:
     generate(str(newday), instruments=a.instruments, days=a.days + 1, start=START, seed=7,
              fmt="parquet", from_day=day_to_iso(next_day))
     incbt_bin = os.path.join(os.path.dirname(sys.executable), "incbt")
-    t = time.perf_counter()
-    p = subprocess.run([incbt_bin, "--store", work, "update", str(newday)],
-                       capture_output=True, text=True)
-    update_s = time.perf_counter() - t
-    assert p.returncode == 0, p.stderr
+    # three tries, each on a fresh copy of the store holding the computed run (one
+    # sample swung 1.5-2.1 s between runs on these machines): best and median
+    computed, updates = work, []
+    for k in range(UPDATE_TRIES):
+        work = fresh_copy(computed, f"seed-update-{k}")
+        os.sync()
+        t = time.perf_counter()
+        p = subprocess.run([incbt_bin, "--store", work, "update", str(newday)],
+                           capture_output=True, text=True)
+        updates.append(time.perf_counter() - t)
+        assert p.returncode == 0, p.stderr
+        if k:
+            shutil.rmtree(OUT / f"seed-update-{k - 1}", ignore_errors=True)
+    update_s, update_med = min(updates), sorted(updates)[len(updates) // 2]
 
     month_back = day_to_iso(int(weekdays(last - 30, 1)[0]))
     fix = OUT / f"seed-fix-{a.instruments}"
@@ -115,8 +126,9 @@ def main() -> None:
          f"{bars / full_s / 1e6:.1f} M bar-steps/s; the pandas original: 18 hours"),
         ("the same, the run before it (bars read from disk where the page cache did not "
          "hold them)", f"{full[0]:.1f} s", f"{bars / full[0] / 1e6:.1f} M bar-steps/s"),
-        ("a new day: `incbt update FILE` (CLI, process start included)",
-         f"**{update_s:.2f} s**", f"{a.instruments} instruments x 1 run"),
+        ("a new day: `incbt update FILE` (CLI, process start included), best of "
+         f"{UPDATE_TRIES} on fresh copies", f"**{update_s:.2f} s** (median {update_med:.2f} s)",
+         f"{a.instruments} instruments x 1 run"),
         ("a correction a month back: `store.update()`", f"{fix_s:.2f} s",
          f"{res.report.bars_processed:,} bar-steps ({res.report.bars_processed / bars:.1%} "
          "of the history)"),
