@@ -465,8 +465,7 @@ class BatchFiles:
         self.rows[key] += table.num_rows
 
     def _tmp(self, key: str) -> str:
-        name = self.tag + self.paths[key].replace(os.sep, "-") + ".tmp"
-        return os.path.join(self.root, "tmp", name)
+        return staging_path(self.root, self.paths[key], self.tag)
 
     def seal(self) -> None:
         """Write what is buffered and make both files durable where they are, in ``tmp/``."""
@@ -490,9 +489,10 @@ class BatchFiles:
         return [(self.batch, self.paths["daily"], self.paths["fills"])]
 
     def close(self) -> None:
-        """Write what is buffered, make both files durable and rename them in."""
+        """Write what is buffered, make both files durable and rename them in, one file
+        after the other (a crash may fall between them: tests/test_update_crash.py)."""
         self.seal()
-        for move in self.moves():  # the two files are in two folders: one fsync each
+        for move in self.moves():
             publish(self.root, [move])
 
     def abort(self) -> None:
@@ -564,6 +564,12 @@ def publish(root: str, moves: Iterable[tuple[str, str]]) -> None:
         fsync_dir(d)
 
 
+def staging_path(root: str, rel: str, tag: str = "") -> str:
+    """Where the file ``rel`` (a path under ``root``) is written before it is renamed in:
+    in the store's ``tmp/``, its name flattened, after ``tag`` (a command's own prefix)."""
+    return os.path.join(root, "tmp", tag + rel.replace(os.sep, "-") + ".tmp")
+
+
 def finish_file(root: str, tmp: str, rel: str) -> None:
     """fsync a written file, rename it to its place, fsync the folder."""
     fsync_file(tmp)
@@ -620,7 +626,7 @@ def _parquet_options(schema: pa.Schema, run_stats: bool = False) -> dict[str, An
 def write_durable(root: str, rel: str, table: pa.Table) -> None:
     """Write a whole table, its rows sorted by run first, as the file ``rel`` (via
     ``tmp/``), durably."""
-    tmp = os.path.join(root, "tmp", rel.replace(os.sep, "-") + ".tmp")
+    tmp = staging_path(root, rel)
     os.makedirs(os.path.dirname(tmp), exist_ok=True)
     options = _parquet_options(table.schema, run_stats=True)
     pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, **options)
