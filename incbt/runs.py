@@ -13,11 +13,10 @@ import hashlib
 import itertools
 import json
 import os
-import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +35,13 @@ from incbt.engine import (
     state_width,
 )
 from incbt.errors import CatalogError, StrategyError, UsageError
-from incbt.execute import DirectBars, TaskResult, resolve_strategy, run_task
+from incbt.execute import (
+    DirectBars,
+    TaskResult,
+    compute_task,
+    resolve_strategy,
+    task_fields,
+)
 from incbt.plan import InstrumentDays, Plan, RunSpec, SegmentTask, plan, split_tasks
 from incbt.progress import NULL, Reporter
 from incbt.results import (
@@ -52,6 +57,7 @@ from incbt.results import (
     retained,
 )
 from incbt.results.metrics import ACC_WIDTH, METRICS
+from incbt.store import BarArrays
 
 EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
 FROM_FIRST_BAR = "0001-01-01"  # the start of a run given none: every bar of every instrument
@@ -376,25 +382,23 @@ def bar_source(store: Any, tasks: Sequence[SegmentTask]) -> DirectBars:
     return DirectBars.from_store(store, first)
 
 
-# Tasks a thread may run ahead of the caller: what waits is a few results, not a share
-# of the universe. (4 measured 388-412 ms against 2's 413-426 for 8 sets x 100
-# instruments x 100 days, within these machines' noise; 2 is the tested default.)
+# Tasks loaded ahead of the caller, per kernel thread: what waits is a few tasks' bars
+# and results, not a share of the universe.
 AHEAD = 2
 
 
-# A task's bars are read one task at a time (one_reader), in many short calls that
-# hand the GIL back and forth; a second thread pays off only when the kernels (which
-# release it) have enough to do. Measured on 2 cores, end to end, 1 thread against 2:
-# an update of one day, 100 instruments x 20 runs (7,800 bar-steps a task), 221 against
-# 239 ms; 500 x 100 (39,000), 1,885-1,975 against 1,922-2,021 ms; a backtest of 100
-# instruments x 100 days (39,000 bar-steps a set), 1 set 228-236 against 232-245 ms,
-# 4 sets 304-315 against 285-301 ms, 8 sets 383-406 against 340-367 ms.
+# One kernel thread means none: the caller runs the kernels too. Kernels release the
+# GIL, so threads pay off once they have enough to do. Measured on 2 cores, end to end,
+# best of 4 in each of 3-4 alternating processes, a backtest of 100 instruments x 100
+# days (39,000 bar-steps a set), none against 2 kernel threads: 1 set 215-222 against
+# 233-239 ms, 2 sets 240-253 against 233-256 ms, 4 sets 292-322 against 254-294 ms.
 THREADS_MIN_WORK = 100_000  # mean bar-steps a task from which the executor uses every core
 
 
 def threads_for(tasks: Sequence[SegmentTask]) -> int:
-    """The executor's threads for these tasks: one per core (at most one per task) when
-    their mean work is at least ``THREADS_MIN_WORK`` bar-steps, else one."""
+    """The executor's kernel threads for these tasks: one per core (at most one per task)
+    when their mean work is at least ``THREADS_MIN_WORK`` bar-steps, else one (which
+    runs them on the caller's thread)."""
     cores = os.cpu_count() or 1
     if not tasks or sum(t.work for t in tasks) < THREADS_MIN_WORK * len(tasks):
         return 1
@@ -402,7 +406,18 @@ def threads_for(tasks: Sequence[SegmentTask]) -> int:
 
 
 class LocalExecutor:
-    """Runs tasks in this process on threads (the kernels release the GIL)."""
+    """Runs tasks in this process: kernels on threads (they release the GIL), the rest
+    on the calling thread.
+
+    The rest holds the GIL most of its time: a task's bars are read in many short calls
+    (catalog entries, open, footer, decode, copy), and the caller encodes and commits
+    the results it takes. A thread reading bars hands the GIL back and forth with the
+    caller at each of those calls (a day-index lookup of 50 us took 200 us), so the
+    caller reads each task's bars itself, between taking results; while threads run
+    kernels, it reads the next tasks' bars or commits what came back. (Reading on a
+    thread of its own, an update of 100 instruments x 20 runs spent 68-97 ms computing;
+    this way, 58-60 ms.)
+    """
 
     name = "in-process"
 
@@ -420,33 +435,49 @@ class LocalExecutor:
         progress_advance: Callable[[int], None],
         known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
     ) -> Iterator[TaskResult]:
-        """Results in task order, whatever order they finish in."""
-        source = DirectBars.lazy(store)  # each task reads its entries when it runs
-        source.reuse = True  # run_task keeps no bar array: each thread reads into its buffers
-        source.one_reader = threading.Lock()
+        """Results in task order."""
+        source = DirectBars.lazy(store)  # each task reads its entries when it is loaded
         resumes = resume_states(store, tasks, known)
-
-        def one(args: tuple) -> TaskResult:
-            t, resume = args
-            r = trim(run_task(t, source, resume), keep)
-            progress_advance(t.work)
-            return r
-
         n = self.threads or threads_for(tasks)
-        # a bounded window, not every task at once: results the caller has not taken
-        # yet wait in memory, so the threads run at most AHEAD per thread ahead of it
         todo = iter(zip(tasks, resumes, strict=True))
+
+        def load(t: SegmentTask, scratch: dict[str, np.ndarray]) -> tuple[Strategy, BarArrays]:
+            strat = resolve_strategy(t.strategy, t.source)
+            fields = task_fields(strat)
+            return strat, source.load(t.instrument, t.history_day, t.last_day, fields, scratch)
+
+        if n == 1:  # kernels too short to be worth a thread: all on this one
+            scratch: dict[str, np.ndarray] = {}
+            for t, resume in todo:
+                r = trim(compute_task(t, *load(t, scratch), resume), keep)
+                progress_advance(t.work)
+                yield r
+            return
+        # a bounded window, not every task at once: AHEAD tasks a thread are loaded ahead
+        # of the caller, each into buffers of its own that a later task reuses (fresh
+        # memory is slow to touch; a task's result keeps no bar array)
+        free: list[dict[str, np.ndarray]] = [{} for _ in range(AHEAD * n)]
+        ahead: deque[tuple[Future[TaskResult], dict[str, np.ndarray]]] = deque()
         with ThreadPoolExecutor(max_workers=n) as pool:
-            ahead = deque(pool.submit(one, a) for a in itertools.islice(todo, AHEAD * n))
+
+            def submit(t: SegmentTask, resume: np.ndarray | None) -> None:
+                scratch = free.pop()
+                ahead.append((pool.submit(compute_task, t, *load(t, scratch), resume), scratch))
+
             try:
+                for a in itertools.islice(todo, len(free)):
+                    submit(*a)
                 while ahead:
-                    r = ahead.popleft().result()
+                    fut, scratch = ahead.popleft()
+                    r = trim(fut.result(), keep)
+                    free.append(scratch)
                     nxt = next(todo, None)
                     if nxt is not None:
-                        ahead.append(pool.submit(one, nxt))
+                        submit(*nxt)
+                    progress_advance(r.task.work)
                     yield r
             finally:
-                for f in ahead:  # interrupted: what has not started never will
+                for f, _ in ahead:  # interrupted: what has not started never will
                     f.cancel()
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,7 +50,6 @@ class BarSource(Protocol):
 
 
 NO_DAYS = DayIndex(np.empty(0, np.int32), np.empty(0, DAY_RECORD))
-_SCRATCH = threading.local()  # per thread: the buffers reusing loads read bars into
 
 
 class DirectBars:
@@ -63,18 +61,11 @@ class DirectBars:
         self.root = root
         self.index = index_by_instrument  # instrument -> its days from the first wanted
         self.paths: dict[bytes, str] = {}
-        # reuse: each thread reads into the same buffers every time, so the arrays a
-        # load returns are valid only until that thread's next load (executors: a task
-        # keeps no bar array once it has run)
-        self.reuse = reuse
+        # reuse: every load reads into the same buffers (one thread's loads, one after
+        # another: a Ray worker), so the arrays a load returns are valid only until the
+        # next; a load given its own ``scratch`` reads into that instead
+        self.scratch: dict[str, np.ndarray] | None = {} if reuse else None
         self.catalog: object | None = None  # set: entries are read per load (see lazy)
-        # set: one load at a time, whatever the number of threads. A load is many
-        # short calls that release the GIL (open, footer, decode, copy); two threads
-        # loading at once hand the GIL back and forth between them at every call, and
-        # here read slower than one (bars of 100 instruments x 100 days: 116 ms on one
-        # thread, 138 ms on two; pyarrow's bare reads alike: 70 ms against 103 ms). One
-        # thread reads while the other runs its kernel, which holds no GIL.
-        self.one_reader: threading.Lock | None = None
 
     @classmethod
     def lazy(cls, store: object) -> DirectBars:
@@ -104,19 +95,9 @@ class DirectBars:
         first_day: int,
         last_day: int,
         fields: Sequence[str] | None = None,
+        scratch: dict[str, np.ndarray] | None = None,
     ) -> BarArrays:
-        if self.one_reader is not None:
-            with self.one_reader:
-                return self._load(instrument, first_day, last_day, fields)
-        return self._load(instrument, first_day, last_day, fields)
-
-    def _load(
-        self,
-        instrument: str,
-        first_day: int,
-        last_day: int,
-        fields: Sequence[str] | None,
-    ) -> BarArrays:
+        """``scratch``: buffers to read into (see :func:`incbt.store.read_days`)."""
         if self.catalog is not None:
             cat: Any = self.catalog
             with cat.env.read() as txn:
@@ -124,11 +105,8 @@ class DirectBars:
                 cat.paths(txn, index, self.paths)
         else:
             index = self.index.get(instrument, NO_DAYS).between(first_day, last_day)
-        scratch = None
-        if self.reuse:
-            scratch = getattr(_SCRATCH, "bufs", None)
-            if scratch is None:
-                scratch = _SCRATCH.bufs = {}
+        if scratch is None:
+            scratch = self.scratch
         return read_days(self.root, instrument, index, self.paths, fields, scratch)
 
 
@@ -230,12 +208,25 @@ def fresh_states(strat: Strategy, n: int) -> np.ndarray:
 def run_task(task: SegmentTask, bars: BarSource, resume: np.ndarray | None) -> TaskResult:
     """Compute one task. ``resume``: (n_runs, snapshot width) states, or None (fresh)."""
     strat = resolve_strategy(task.strategy, task.source)
+    fields = task_fields(strat)
+    b = bars.load(task.instrument, task.history_day, task.last_day, fields)
+    return compute_task(task, strat, b, resume)
+
+
+def task_fields(strat: Strategy) -> list[str]:
+    """The bar fields a task of ``strat`` reads: the engine needs open (fills) and close
+    (marks); the strategy declares the rest."""
+    return sorted({"open", "close", *strat.reads})
+
+
+def compute_task(
+    task: SegmentTask, strat: Strategy, b: BarArrays, resume: np.ndarray | None
+) -> TaskResult:
+    """Run one task over its bars ``b``: the days from ``task.history_day`` through
+    ``task.last_day``, as :func:`run_task` loads them."""
     n_runs = len(task.run_ids)
     width = state_width(strat)
     states = fresh_states(strat, n_runs) if resume is None else np.asarray(resume, np.float64)
-    # the engine needs open (fills) and close (marks); the strategy declares the rest
-    fields = sorted({"open", "close", *strat.reads})
-    b = bars.load(task.instrument, task.history_day, task.last_day, fields)
     start = int(np.searchsorted(b.days, task.first_day))
     start_bar = int(b.day_ends[start - 1]) if start > 0 else 0
     days = b.days[start:]
@@ -305,8 +296,10 @@ __all__ = [
     "DirectBars",
     "SqlBars",
     "TaskResult",
+    "compute_task",
     "fresh_states",
     "resolve_strategy",
     "run_task",
     "snapshot_width",
+    "task_fields",
 ]
