@@ -6,6 +6,7 @@ Every error is turned into one line and an exit code here, in :func:`main`:
 
 from __future__ import annotations
 
+import gc as pygc
 import os
 import sys
 import warnings
@@ -809,6 +810,20 @@ def _fast_exit() -> None:
     os._exit(0)
 
 
+# A command's process is short: what survives the young collections (modules, Numba's
+# kernels and types, the catalog's caches) lives until it exits, so the collections of
+# the oldest generation, which traverse all of it, find nothing. Measured 2026-12-04:
+# an update of 500 instruments x 100 runs ran 4 of them (128 ms, 0 objects collected)
+# and a 20-point sweep 2 (57 ms, 0). A command skips them; the young generations are
+# collected as usual (they do find cyclic garbage).
+OLDEST_GENERATION_THRESHOLD = 1_000_000
+
+
+def _only_young_collections() -> None:
+    young, middle, _ = pygc.get_threshold()
+    pygc.set_threshold(young, middle, OLDEST_GENERATION_THRESHOLD)
+
+
 def _pyarrow_without_pandas() -> None:
     """Spare a command pyarrow's import of pandas (~0.2 s) when nothing asks for pandas.
 
@@ -842,6 +857,7 @@ def main() -> None:
         "NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "incbt-numba")
     )
     _pyarrow_without_pandas()
+    _only_young_collections()
     # the commands print a strategy's failures themselves, and exit 1 (_exit_if_failed)
     warnings.filterwarnings("ignore", category=StrategyFailureWarning)
     try:

@@ -236,3 +236,30 @@ def test_a_strategy_failing_on_some_pairs_exits_1_and_keeps_the_rest(tmp_path):
     p = run("update", store=s, check=False)
     assert p.returncode == 1, p.stderr
     assert "flaky gave up" in flat(p.stderr) and "is replaced by" in flat(p.stdout)
+
+
+def test_a_command_collects_only_the_young_generations(tmp_path):
+    """A command's process never runs a full collection (it would traverse every module
+    and kernel for nothing); the young generations keep their thresholds."""
+    import gc
+
+    from incbt.cli import OLDEST_GENERATION_THRESHOLD
+
+    code = (
+        "import gc, os, sys\n"
+        "real = os._exit\n"
+        "def ex(c):\n"
+        "    sys.stdout.write('T %d %d %d\\n' % gc.get_threshold())\n"
+        "    sys.stdout.flush()\n"
+        "    real(c)\n"
+        "os._exit = ex\n"
+        "from incbt.cli import main\n"
+        f"sys.argv = ['incbt', '--store', {str(tmp_path / 's')!r}, 'init']\n"
+        "main()\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    line = next(x for x in p.stdout.splitlines() if x.startswith("T "))
+    young, middle, oldest = map(int, line.split()[1:])
+    assert (young, middle) == gc.get_threshold()[:2]
+    assert oldest == OLDEST_GENERATION_THRESHOLD > gc.get_threshold()[2]
