@@ -265,3 +265,64 @@ def test_the_small_files_an_ingest_wrote_are_read_from_memory_as_from_disk(store
     with big.catalog.env.read() as txn:
         (entry, *_) = big.catalog.days(txn, "S0000")
     assert RECENT.recall(entry.file) is None
+
+
+def test_an_input_s_fields_are_contiguous_rows_of_one_block_in_either_order():
+    """validate() keeps the six fields in one block (a bucket gathers a day in one slice),
+    each a contiguous row, sorted by instrument whether or not the file was."""
+    import pyarrow as pa
+
+    from incbt.bars.inputs import BLOCK_ROWS, validate
+
+    # two instruments interleaved, each one's ts increasing
+    ts = np.array([0, 0, 60, 60, 120], dtype=np.int64) * 10**9
+    names = ["B", "A", "B", "A", "A"]
+    price = np.array([10.0, 20.0, 11.0, 21.0, 22.0])
+    table = pa.table(
+        {
+            "instrument": names,
+            "ts": ts,
+            **{c: price for c in ("open", "high", "low", "close")},
+            "volume": np.array([1.0, 2.0, 3.0, 4.0, 5.0]),
+        }
+    )
+    # grouped by instrument in order of first appearance, file order kept within one
+    for t, want, grouped in (
+        (table, [0, 2, 1, 3, 4], ["B", "B", "A", "A", "A"]),
+        (table.take([1, 3, 4, 0, 2]), [0, 1, 2, 3, 4], ["A", "A", "A", "B", "B"]),
+    ):
+        inp = validate("in.csv", "csv", t)
+        assert inp.block.shape == (len(BLOCK_ROWS), 5) and inp.block.flags.c_contiguous
+        order = np.array(want)
+        assert [inp.names[c] for c in inp.codes] == grouped
+        assert np.array_equal(inp.rows, order)
+        assert np.array_equal(inp.ts, t.column("ts").to_numpy()[order])
+        assert np.array_equal(inp.volume, t.column("volume").to_numpy()[order])
+        for k, name in enumerate(BLOCK_ROWS):
+            col = getattr(inp, name)
+            assert col.flags.c_contiguous and np.shares_memory(col, inp.block), name
+            assert np.array_equal(col.view(np.float64), inp.block[k]), name
+
+
+def test_no_cyclic_collection_during_an_ingest_and_again_after_it(tmp_path, days, monkeypatch):
+    import gc
+
+    import incbt.bars.ingest as ingest_mod
+
+    seen = []
+    real = ingest_mod.split_days
+
+    def spy(*a, **k):
+        seen.append(gc.isenabled())
+        return real(*a, **k)
+
+    monkeypatch.setattr(ingest_mod, "split_days", spy)
+    st = incbt.init(str(tmp_path / "s"))
+    assert gc.isenabled()
+    st.ingest(days[0])
+    assert seen and not any(seen) and gc.isenabled()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("instrument,ts,open,high,low,close,volume\nX,2024-01-02T14:30:00Z,1,1,1,-1,1\n")
+    with pytest.raises(incbt.BadInputError):
+        st.ingest(str(bad))
+    assert gc.isenabled()  # restored after a failed ingest as well

@@ -51,6 +51,7 @@ the intervals of events it was current in.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import itertools
@@ -61,14 +62,22 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pyarrow.parquet as pq
 import xxhash
 
 from incbt.bars import fastcsv
-from incbt.bars.inputs import InputBars, column_numpy, expand_paths, read_input, trading_days
+from incbt.bars.inputs import (
+    BLOCK_ROWS,
+    InputBars,
+    block_columns,
+    expand_paths,
+    read_input,
+    table_block,
+    trading_days,
+)
 from incbt.bars.layout import (
     RECENT,
     bucket_path,
@@ -92,6 +101,8 @@ from incbt.catalog import (
 from incbt.errors import BadInputError, CatalogError
 from incbt.progress import NULL, Reporter
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 _ARRAYS = ("ts", *FLOAT_COLUMNS)
 # below this mean of rows a bucket file, a chunk's files are written on one thread (500
 # append files of 390 rows: 422-465 ms against 484-516 ms on two, 2026-12-04)
@@ -414,26 +425,21 @@ def _plan_bucket(
 
 def _write_bucket(root: str, plan: _Plan, max_rows: int) -> _File:
     """Write the plan's file (unless that content is on disk already); not yet durable."""
-    old: dict[bytes, dict[str, np.ndarray]] = {}
+    old: dict[bytes, np.ndarray] = {}
     for fh in {x.file for x in plan.parts if isinstance(x, DayEntry)}:
         # one thread, no pre-buffer: ~3x faster than read_table on these small files
         pf = pq.ParquetFile(os.path.join(root, plan.sources[fh]), pre_buffer=False)
-        t = pf.read(columns=list(_ARRAYS), use_threads=False)
-        cols = {c: column_numpy(t.column(c)) for c in FLOAT_COLUMNS}
-        cols["ts"] = column_numpy(t.column("ts")).view(np.int64)
-        old[fh] = cols
-    slices: dict[str, list[np.ndarray]] = {c: [] for c in _ARRAYS}
+        old[fh] = table_block(pf.read(columns=list(BLOCK_ROWS), use_threads=False))
+    # the month's days, each one slice of its input's block (see bars_block)
+    slices = []
     day_rows = []
     for x in plan.parts:
         if isinstance(x, DayEntry):
-            src = old[x.file]
-            for c in _ARRAYS:
-                slices[c].append(src[c][x.offset : x.offset + x.rows])
+            slices.append(old[x.file][:, x.offset : x.offset + x.rows])
         else:
-            for c in _ARRAYS:
-                slices[c].append(getattr(x.src, c)[x.start : x.end])
+            slices.append(x.src.block[:, x.start : x.end])
         day_rows.append(x.rows)
-    arrays = {c: np.concatenate(slices[c]) for c in _ARRAYS}
+    arrays = block_columns(np.concatenate(slices, axis=1))
     days = np.array([x.day for x in plan.parts], dtype=np.int32)
     table = build_table(plan.instrument, arrays["ts"], np.repeat(days, day_rows), arrays)
     groups_days = row_groups(day_rows, max_rows)
@@ -492,6 +498,30 @@ def _csv_kernel(files: Sequence[str]) -> Iterator[None]:
             loader.join()
 
 
+def _gc_paused(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn`` without cyclic garbage collection (the objects an ingest makes are
+    acyclic): with ~60k objects tracked, the collector ran ~110 times per 4M-row
+    ingest and took 20-55 ms, holding the GIL the reading and writing threads share.
+
+    Collection resumes once ``fn`` has returned, its objects freed: resumed inside it,
+    the next allocation collected every object its frame still held (8 ms per 4M-row
+    ingest; 89 ms for a process's first, with the modules it imported).
+    """
+
+    @functools.wraps(fn)
+    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return paused
+
+
+@_gc_paused
 def ingest(
     root: str,
     cat: Catalog,
@@ -548,7 +578,6 @@ def ingest(
 
     with (
         lock(),
-        _gc_paused(),
         _csv_kernel(files),
         _streamed(root, files, chunk_bytes) as streamed,
     ):
@@ -749,20 +778,6 @@ def _streamed(root: str, files: Sequence[str], budget: int) -> Iterator[_Streams
             shutil.rmtree(streams.dir, ignore_errors=True)
             with contextlib.suppress(OSError):  # empty: a dry run leaves no folder behind
                 os.rmdir(os.path.dirname(streams.dir))
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while ingesting (the objects made are acyclic):
-    with ~60k objects tracked, the collector ran ~110 times per 4M-row ingest and
-    took 20-55 ms, holding the GIL the reading and writing threads share."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _open_buckets(

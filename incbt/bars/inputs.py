@@ -31,9 +31,45 @@ _INT_RE = re.compile(r"^\s*-?\d+\s*$")
 MAX_INSTRUMENT_LEN = 200
 
 
+BLOCK_ROWS = ("ts", *FLOAT_COLUMNS)  # the rows of a bars block, in order
+
+
+def bars_block(n: int) -> np.ndarray:
+    """An empty block of ``n`` bars: one float64 row per field of :data:`BLOCK_ROWS`
+    (ts as its int64 bits), each row contiguous.
+
+    One array, not six: a bucket file gathers each of its days from a different
+    input, and gathering a day's six fields is then one slice, not six, and the
+    month one concatenation (each a short call holding the GIL that the reading
+    and writing threads share).
+    """
+    return np.empty((len(BLOCK_ROWS), n), dtype=np.float64)
+
+
+def table_block(table: pa.Table) -> np.ndarray:
+    """A bars block (:func:`bars_block`) holding a copy of a table's ts and float fields
+    (ts as int64 or timestamp[ns], the others float64, none null)."""
+    block = bars_block(table.num_rows)
+    for k, field in enumerate(BLOCK_ROWS):
+        a = column_numpy(table.column(field))
+        if field == "ts":
+            block[k].view(np.int64)[:] = a.view(np.int64)
+        else:
+            block[k] = a
+    return block
+
+
+def block_columns(block: np.ndarray) -> dict[str, np.ndarray]:
+    """The fields of a bars block as 1-D views (ts as int64)."""
+    out = {c: block[k] for k, c in enumerate(BLOCK_ROWS)}
+    out["ts"] = out["ts"].view(np.int64)
+    return out
+
+
 @dataclass
 class InputBars:
-    """One validated input file, as NumPy arrays sorted by (instrument, ts).
+    """One validated input file, as a bars block (:func:`bars_block`) sorted by
+    (instrument, ts); its fields are views of the block's rows.
 
     ``rows`` maps each sorted row back to its 0-based row in the file, so later
     checks (across files) can still name a line.
@@ -43,13 +79,17 @@ class InputBars:
     kind: str  # "csv" | "parquet"
     names: list[str]  # instrument names; codes index into it
     codes: np.ndarray  # int32
-    ts: np.ndarray  # int64 ns UTC
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    block: np.ndarray  # (6, n) float64: ts (int64 ns UTC bits), open, high, low, close, volume
     rows: np.ndarray  # int64, source row of each sorted row
+
+    def __post_init__(self) -> None:
+        cols = block_columns(self.block)
+        self.ts: np.ndarray = cols["ts"]
+        self.open: np.ndarray = cols["open"]
+        self.high: np.ndarray = cols["high"]
+        self.low: np.ndarray = cols["low"]
+        self.close: np.ndarray = cols["close"]
+        self.volume: np.ndarray = cols["volume"]
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -722,29 +762,23 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
     # parses into buffers sized for the most lines a file could hold (~5x its bars);
     # a view would keep them until the day's bucket is written (peak RSS of 297 MiB of
     # daily files: 420-435 MiB against 355-358 MiB with these copies)
-    arr = {c: table.column(c).combine_chunks().to_numpy() for c in ("ts", *FLOAT_COLUMNS)}
-
-    o, h, lo, c, v = (arr[k] for k in FLOAT_COLUMNS)
+    block = table_block(table)
+    arr = block_columns(block)
     # One Numba pass where the CSV kernel is loaded (a big ingest); the NumPy checks
     # where it is not, or where a rule is broken: they find the first bad row and word it.
-    if fastcsv.bars_hold(codes, arr["ts"], o, h, lo, c, v):
+    if fastcsv.bars_hold(codes, *(arr[f] for f in BLOCK_ROWS)):
         order = np.arange(len(codes))  # grouped by instrument already
-        sc, sts = codes, arr["ts"]
+        sc = codes
     else:
-        order, sc, sts = _check_values_and_order(path, kind, names, codes, arr)
+        order, sc, _ = _check_values_and_order(path, kind, names, codes, arr)
     if sc is not codes:
-        o, h, lo, c, v = o[order], h[order], lo[order], c[order], v[order]
+        block = np.take(block, order, axis=1)  # C order: each field a contiguous row
     return InputBars(
         source=path,
         kind=kind,
         names=names,
         codes=np.ascontiguousarray(sc),
-        ts=np.ascontiguousarray(sts),
-        open=o,
-        high=h,
-        low=lo,
-        close=c,
-        volume=v,
+        block=block,
         rows=order.astype(np.int64),
     )
 

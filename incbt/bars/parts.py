@@ -510,21 +510,12 @@ def _joined(a: Any, b: Any) -> InputBars:
     """The bars of one day from two pieces (``a`` first; None: ``b`` alone), in arrays
     of their own (not views that would keep a whole part)."""
     parts = [x for x in (a, b) if x is not None]
-
-    def cat(name: str) -> np.ndarray:
-        return np.concatenate([getattr(x.src, name)[x.start : x.end] for x in parts])
-
     n = sum(x.end - x.start for x in parts)
     return InputBars(
         source=b.src.source,
         kind=b.src.kind,
         names=[b.instrument],
         codes=np.zeros(n, np.int32),
-        ts=cat("ts"),
-        open=cat("open"),
-        high=cat("high"),
-        low=cat("low"),
-        close=cat("close"),
-        volume=cat("volume"),
-        rows=cat("rows"),
+        block=np.concatenate([x.src.block[:, x.start : x.end] for x in parts], axis=1),
+        rows=np.concatenate([x.src.rows[x.start : x.end] for x in parts]),
     )
