@@ -366,8 +366,8 @@ def profile_end_to_end(stores: Stores) -> str:
     """Where one end-to-end run's time goes: phases, then cProfile of the main thread.
 
     Phases are timed by wrapping incbt's own functions for this one call
-    (``incbt.runs.register/plan_runs/commit``, ``incbt.execute.read_days`` and
-    ``run_segment``, summed over the main thread and the executor's); a
+    (``incbt.runs.register/plan_runs/commit``, and on the main thread or the executor's
+    threads ``incbt.execute.read_days`` and ``run_segment``, summed over threads); a
     function incbt no longer has is skipped.
     """
     import incbt.execute as ex_mod
@@ -710,10 +710,10 @@ def main() -> None:
         "exported from the store (wide frames, one column per instrument, all instruments "
         "at once: each library at its fastest); vectorbt runs in `.venv-bench` "
         "(`benchmarks/requirements-bench.txt`). A batch (8 or 10 sets) is one "
-        "`Store.backtest` call, one pass per instrument. End to end, the main thread reads the "
-        "bars and commits, and incbt's executor picks kernel threads by the tasks' work "
-        "(`incbt.runs.threads_for`): none for 1 set (39,000 bar-steps a task: the main thread "
-        f"runs the kernels too), one per core ({os.cpu_count()}) for 8 and 10 sets; compute only, "
+        "`Store.backtest` call, one pass per instrument. End to end, incbt's executor picks its "
+        "threads by the tasks' work (`incbt.runs.threads_for`): none for 1 set (39,000 "
+        "bar-steps a task: the main thread reads and runs every task), one per core "
+        f"({os.cpu_count()}) for 8 and 10 sets (they read, one at a time, and run); compute only, "
         "bare Numba, pandas and vectorbt run on one thread. " + tie_text + " The same run computed "
         f"alone and in the batch of 8: max difference {batch_vs_alone:.1e}.",
         "",

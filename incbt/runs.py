@@ -13,10 +13,11 @@ import hashlib
 import itertools
 import json
 import os
+import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,6 @@ from incbt.results import (
     retained,
 )
 from incbt.results.metrics import ACC_WIDTH, METRICS
-from incbt.store import BarArrays
 
 EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
 FROM_FIRST_BAR = "0001-01-01"  # the start of a run given none: every bar of every instrument
@@ -382,23 +382,24 @@ def bar_source(store: Any, tasks: Sequence[SegmentTask]) -> DirectBars:
     return DirectBars.from_store(store, first)
 
 
-# Tasks loaded ahead of the caller, per kernel thread: what waits is a few tasks' bars
-# and results, not a share of the universe.
+# Tasks a thread may run ahead of the caller: what waits is a few results, not a share
+# of the universe. (4 measured 388-412 ms against 2's 413-426 for 8 sets x 100
+# instruments x 100 days, within these machines' noise; 2 is the tested default.)
 AHEAD = 2
 
 
-# One kernel thread means none: the caller runs the kernels too. Kernels release the
-# GIL, so threads pay off once they have enough to do. Measured on 2 cores, end to end,
-# best of 4 in each of 3-4 alternating processes, a backtest of 100 instruments x 100
-# days (39,000 bar-steps a set), none against 2 kernel threads: 1 set 215-222 against
-# 233-239 ms, 2 sets 240-253 against 233-256 ms, 4 sets 292-322 against 254-294 ms.
+# Kernels release the GIL, so threads pay off once they have enough to do. Measured on
+# 2 cores, end to end, best of 4 in each of 3 alternating processes, a backtest of 100
+# instruments x 100 days (39,000 bar-steps a set), the caller alone against 2 threads:
+# 1 set 206-210 against 201-222 ms, 2 sets 238-243 against 222-269 ms, 4 sets 293-302
+# against 233-254 ms.
 THREADS_MIN_WORK = 100_000  # mean bar-steps a task from which the executor uses every core
 
 
 def threads_for(tasks: Sequence[SegmentTask]) -> int:
-    """The executor's kernel threads for these tasks: one per core (at most one per task)
-    when their mean work is at least ``THREADS_MIN_WORK`` bar-steps, else one (which
-    runs them on the caller's thread)."""
+    """The executor's threads for these tasks: one per core (at most one per task) when
+    their mean work is at least ``THREADS_MIN_WORK`` bar-steps, else one (the caller's
+    own: no thread is started)."""
     cores = os.cpu_count() or 1
     if not tasks or sum(t.work for t in tasks) < THREADS_MIN_WORK * len(tasks):
         return 1
@@ -406,17 +407,20 @@ def threads_for(tasks: Sequence[SegmentTask]) -> int:
 
 
 class LocalExecutor:
-    """Runs tasks in this process: kernels on threads (they release the GIL), the rest
-    on the calling thread.
+    """Runs tasks in this process, on the calling thread or on threads.
 
-    The rest holds the GIL most of its time: a task's bars are read in many short calls
-    (catalog entries, open, footer, decode, copy), and the caller encodes and commits
-    the results it takes. A thread reading bars hands the GIL back and forth with the
-    caller at each of those calls (a day-index lookup of 50 us took 200 us), so the
-    caller reads each task's bars itself, between taking results; while threads run
-    kernels, it reads the next tasks' bars or commits what came back. (Reading on a
-    thread of its own, an update of 100 instruments x 20 runs spent 68-97 ms computing;
-    this way, 58-60 ms.)
+    Reading a task's bars holds the GIL most of its time (many short calls: catalog
+    entries, open, footer, decode, copy), and so does what the caller does with each
+    result (encode its rows, commit); kernels release it. Where one thread is picked
+    (:func:`threads_for`: short kernels), the caller does it all: a thread reading
+    beside it handed the GIL back and forth at each of those calls (a day-index lookup
+    of 50 us took 200 us; an update of 100 instruments x 20 runs spent 68-97 ms
+    computing that way against 58-60 ms on the caller alone). Where kernels are long
+    enough for a thread per core, the caller's own work is the bottleneck: threads read
+    and compute, one reading at a time (two reading at once hand the GIL back and forth
+    and read slower than one), and the caller only takes the results (a 20-point sweep
+    of 100 instruments x 252 days: 962-1,026 ms against 1,078-1,157 with the caller
+    reading every task's bars).
     """
 
     name = "in-process"
@@ -441,43 +445,50 @@ class LocalExecutor:
         n = self.threads or threads_for(tasks)
         todo = iter(zip(tasks, resumes, strict=True))
 
-        def load(t: SegmentTask, scratch: dict[str, np.ndarray]) -> tuple[Strategy, BarArrays]:
+        def run(
+            t: SegmentTask,
+            resume: np.ndarray | None,
+            scratch: dict[str, np.ndarray],
+            reading: threading.Lock | None = None,
+        ) -> TaskResult:
+            # scratch: the buffers the bars are read into, reused by the next task (fresh
+            # memory is slow to touch; a result keeps no bar array)
             strat = resolve_strategy(t.strategy, t.source)
             fields = task_fields(strat)
-            return strat, source.load(t.instrument, t.history_day, t.last_day, fields, scratch)
+            with reading or contextlib.nullcontext():
+                b = source.load(t.instrument, t.history_day, t.last_day, fields, scratch)
+            return trim(compute_task(t, strat, b, resume), keep)
 
-        if n == 1:  # kernels too short to be worth a thread: all on this one
+        if n == 1:
             scratch: dict[str, np.ndarray] = {}
             for t, resume in todo:
-                r = trim(compute_task(t, *load(t, scratch), resume), keep)
+                r = run(t, resume, scratch)
                 progress_advance(t.work)
                 yield r
             return
-        # a bounded window, not every task at once: AHEAD tasks a thread are loaded ahead
-        # of the caller, each into buffers of its own that a later task reuses (fresh
-        # memory is slow to touch; a task's result keeps no bar array)
-        free: list[dict[str, np.ndarray]] = [{} for _ in range(AHEAD * n)]
-        ahead: deque[tuple[Future[TaskResult], dict[str, np.ndarray]]] = deque()
+        reading = threading.Lock()
+        local = threading.local()  # each thread's buffers
+
+        def on_thread(t: SegmentTask, resume: np.ndarray | None) -> TaskResult:
+            if not hasattr(local, "scratch"):
+                local.scratch = {}
+            r = run(t, resume, local.scratch, reading)
+            progress_advance(t.work)
+            return r
+
+        # a bounded window, not every task at once: results the caller has not taken
+        # yet wait in memory, so the threads run at most AHEAD per thread ahead of it
         with ThreadPoolExecutor(max_workers=n) as pool:
-
-            def submit(t: SegmentTask, resume: np.ndarray | None) -> None:
-                scratch = free.pop()
-                ahead.append((pool.submit(compute_task, t, *load(t, scratch), resume), scratch))
-
+            ahead = deque(pool.submit(on_thread, *a) for a in itertools.islice(todo, AHEAD * n))
             try:
-                for a in itertools.islice(todo, len(free)):
-                    submit(*a)
                 while ahead:
-                    fut, scratch = ahead.popleft()
-                    r = trim(fut.result(), keep)
-                    free.append(scratch)
+                    r = ahead.popleft().result()
                     nxt = next(todo, None)
                     if nxt is not None:
-                        submit(*nxt)
-                    progress_advance(r.task.work)
+                        ahead.append(pool.submit(on_thread, *nxt))
                     yield r
             finally:
-                for f, _ in ahead:  # interrupted: what has not started never will
+                for f in ahead:  # interrupted: what has not started never will
                     f.cancel()
 
 
