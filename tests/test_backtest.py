@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -404,3 +405,32 @@ def test_the_executor_uses_every_core_only_for_tasks_with_enough_kernel_work(mon
     assert threads_for([]) == 1
     monkeypatch.setattr(os, "cpu_count", lambda: None)
     assert threads_for([SimpleNamespace(work=10 * THREADS_MIN_WORK)] * 9) == 1
+
+
+def test_a_ray_worker_reads_every_task_into_the_same_buffers(tmp_path, data):
+    """``_work`` (the body of a Ray call, run here without Ray) reads each task's bars
+    into its thread's buffers, call after call, and gives the results a backtest gives."""
+    from incbt.execute import ray_exec
+    from incbt.runs import bar_source, plan_runs, resume_states
+
+    s = _store(tmp_path, "s", data / "all")
+    rec = s.backtest("sma_cross", {"fast": 3, "slow": 8}, dry_run=True).record
+    tasks = plan_runs(s, [rec]).tasks
+    assert len(tasks) == 3
+    source = bar_source(s, tasks)
+    resumes = resume_states(s, tasks, None)
+    ray_exec._BUFFERS.__dict__.clear()
+    seen, pnl = [], {}
+    for t, r in zip(tasks, resumes, strict=True):
+        index = source.index[t.instrument]
+        paths = {f: source.paths[f] for f, _, _ in index.file_runs()}
+        (res,) = ray_exec._work([t], s.path, [index], paths, [r], 60)
+        assert res.errors == [None] and res.bars_processed == t.work
+        seen.append(ray_exec._BUFFERS.scratch["close"])
+        pnl[t.instrument] = res.daily["pnl"][0]
+    assert all(b is seen[0] for b in seen)  # one buffer, reused by every call
+    done = s.backtest("sma_cross", {"fast": 3, "slow": 8})
+    daily = done.daily.sort_by([("instrument", "ascending"), ("date", "ascending")])
+    for inst, want in pnl.items():
+        got = daily.filter(pc.equal(daily["instrument"], inst))["pnl"].to_numpy()
+        assert np.array_equal(got, want), inst

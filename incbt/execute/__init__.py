@@ -55,16 +55,14 @@ NO_DAYS = DayIndex(np.empty(0, np.int32), np.empty(0, DAY_RECORD))
 class DirectBars:
     """Bars straight from the row groups named by the catalog's day index."""
 
-    def __init__(
-        self, root: str, index_by_instrument: dict[str, DayIndex], reuse: bool = False
-    ) -> None:
+    def __init__(self, root: str, index_by_instrument: dict[str, DayIndex]) -> None:
         self.root = root
         self.index = index_by_instrument  # instrument -> its days from the first wanted
         self.paths: dict[bytes, str] = {}
-        # reuse: every load reads into the same buffers (one thread's loads, one after
-        # another: a Ray worker), so the arrays a load returns are valid only until the
-        # next; a load given its own ``scratch`` reads into that instead
-        self.scratch: dict[str, np.ndarray] | None = {} if reuse else None
+        # set: loads read into these buffers (see read_days), so the arrays a load returns
+        # are valid only until the next load into them; a load given its own ``scratch``
+        # reads into that instead
+        self.scratch: dict[str, np.ndarray] | None = None
         self.catalog: object | None = None  # set: entries are read per load (see lazy)
 
     @classmethod

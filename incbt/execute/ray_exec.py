@@ -22,6 +22,7 @@ import atexit
 import logging
 import os
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -87,6 +88,9 @@ def shutdown() -> None:
         _started_here = False
 
 
+_BUFFERS = threading.local()  # a worker thread's bar buffers (see _work)
+
+
 def _work(
     tasks: list[SegmentTask],
     root: str,
@@ -105,10 +109,16 @@ def _work(
     from incbt.results import BatchFiles, Part
     from incbt.runs import trim
 
+    # every load of this worker thread reads into the same buffers, call after call
+    # (fresh memory is slow to touch; a result keeps no bar array)
+    scratch = getattr(_BUFFERS, "scratch", None)
+    if scratch is None:
+        scratch = _BUFFERS.scratch = {}
     out = []
     for task, index, resume in zip(tasks, days, resumes, strict=True):
-        source = DirectBars(root, {task.instrument: index}, reuse=True)
+        source = DirectBars(root, {task.instrument: index})
         source.paths = paths
+        source.scratch = scratch
         out.append(trim(run_task(task, source, resume), keep))
     if part is not None:
         batch, tag = part
