@@ -2,8 +2,10 @@
 
 A task's inputs are the task itself (plain data), the bars (from a
 :class:`BarSource`) and the states it resumes from (read by the driver from
-the catalog and passed in), so the same :func:`run_task` runs in-process or in
-a Ray worker, and never touches the catalog.
+the catalog and passed in), so the same code runs in-process or in a Ray worker
+and never touches the catalog: :func:`run_task` loads the bars and calls
+:func:`compute_task` (the in-process executor makes those two steps itself, to
+choose the buffers and the thread each runs on).
 
 Bar sources, behind one interface: :class:`DirectBars` reads the row groups
 the catalog's day index names (no query planning); :class:`SqlBars` runs a
