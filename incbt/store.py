@@ -31,7 +31,7 @@ from incbt import settings as settings_mod
 from incbt.bars.ingest import DAY_HASH, IngestSummary, recover
 from incbt.bars.ingest import ingest as _ingest
 from incbt.bars.layout import RECENT
-from incbt.bars.schema import day_to_iso, iso_to_day
+from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, iso_to_day
 from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex
 from incbt.catalog.lock import write_lock
 from incbt.errors import NotAStoreError, StoreExistsError, StrategyFailureWarning, UsageError
@@ -562,9 +562,6 @@ class Store:
         return read_days(self.path, instrument, index, paths)
 
 
-_COLS = ("ts", "open", "high", "low", "close", "volume")
-
-
 def read_days(
     root: str,
     instrument: str,
@@ -586,7 +583,7 @@ def read_days(
     rec = index.records
     ends = np.cumsum(rec["rows"], dtype=np.int64)
     n = int(ends[-1]) if len(ends) else 0
-    cols = ["ts", *(c for c in _COLS[1:] if fields is None or c in fields)]
+    cols = ["ts", *(c for c in FLOAT_COLUMNS if fields is None or c in fields)]
     if scratch is None:
         out = {c: np.empty(n, dtype=np.int64 if c == "ts" else np.float64) for c in cols}
     else:
@@ -599,7 +596,7 @@ def read_days(
                     dtype=np.int64 if c == "ts" else np.float64,
                 )
             out[c] = buf[:n]
-    for c in _COLS[1:]:
+    for c in FLOAT_COLUMNS:
         if c not in out:
             out[c] = np.zeros(n) if scratch is None else out["zeros"]
     dest = [out[c] for c in cols]

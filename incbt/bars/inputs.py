@@ -770,7 +770,7 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
         order = np.arange(len(codes))  # grouped by instrument already
         sc = codes
     else:
-        order, sc, _ = _check_values_and_order(path, kind, names, codes, arr)
+        order, sc = _check_values_and_order(path, kind, names, codes, arr)
     if sc is not codes:
         block = np.take(block, order, axis=1)  # C order: each field a contiguous row
     return InputBars(
@@ -785,10 +785,10 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
 
 def _check_values_and_order(
     path: str, kind: str, names: list[str], codes: np.ndarray, arr: dict[str, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """`validate`'s value and order rules in NumPy, raising for the first bad row in file
-    order; returns the order grouping rows by instrument (stable) and the codes and ts in
-    that order."""
+    order; returns the order grouping rows by instrument (stable) and the codes in that
+    order."""
 
     at = functools.partial(_at, kind)
 
@@ -854,7 +854,7 @@ def _check_values_and_order(
         k = int(cand[np.argmin(order[cand])])
         i, prev = int(order[k]), int(order[k - 1])
         raise order_error(path, at(i), at(prev), inst(i), int(sts[k]), int(sts[k - 1]))
-    return order, sc, sts
+    return order, sc
 
 
 def check_tz(tz: str) -> None:

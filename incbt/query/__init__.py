@@ -223,13 +223,9 @@ def session(
             )
         # the bars files' records: one or a few per instrument-month, ~5 us each (30,000
         # at the seed's scale: ~150 ms), read only for a query of bars or files
-        files = (
-            []
-            if not (_names(only_for, "bars") or _names(only_for, "files"))
-            else cat.current_files(txn)
-            if as_of is None
-            else cat.files_as_of(txn, as_of)
-        )
+        files = []
+        if _names(only_for, "bars") or _names(only_for, "files"):
+            files = cat.current_files(txn) if as_of is None else cat.files_as_of(txn, as_of)
         builders = {
             "events": lambda: _events_table(cat, txn, as_of),
             "changes": lambda: _changes_table(cat, txn, as_of),
