@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pyarrow._parquet import ParquetReader  # see read_days
 
 from incbt import settings as settings_mod
