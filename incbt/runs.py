@@ -388,38 +388,51 @@ def bar_source(store: Any, tasks: Sequence[SegmentTask]) -> DirectBars:
 AHEAD = 2
 
 
-# Kernels release the GIL, so threads pay off once they have enough to do. Measured on
-# 2 cores, end to end, best of 4 in each of 3 alternating processes, a backtest of 100
-# instruments x 100 days (39,000 bar-steps a set), the caller alone against 2 threads:
-# 1 set 206-210 against 201-222 ms, 2 sets 238-243 against 222-269 ms, 4 sets 293-302
-# against 233-254 ms.
+# Kernels release the GIL, and reads mostly run in Arrow without it, so threads pay off
+# once a task has enough of either to do; what the caller does with each result
+# (encode its rows, commit its runs' snapshots) grows with its runs, and there one
+# thread is faster. Measured on 2 cores, end to end, best of 4-6 in alternating
+# processes, a backtest of 100 instruments x 100 days (39,000 bar-steps a set), the
+# caller alone against 2 threads: 1 set 200-205 against 183-192 ms (the same 1 set from
+# a later start: 60 days 168-170 against 167-169, 47 days 145-150 against 143-144, 32
+# days 104-108 against 113-129), 2 sets 238-243 against 222-269 ms, 4 sets 293-302
+# against 233-254 ms; an update of one day, 100 instruments x 20 runs (7,800
+# bar-steps a task) 184-199 against 195-220 ms, 500 instruments x 100 runs (39,000)
+# 1,585-1,875 against 1,789-1,896 ms.
 THREADS_MIN_WORK = 100_000  # mean bar-steps a task from which the executor uses every core
+THREADS_MIN_BARS = 30_000  # or mean bars a task reads (its history included)
 
 
 def threads_for(tasks: Sequence[SegmentTask]) -> int:
     """The executor's threads for these tasks: one per core (at most one per task) when
-    their mean work is at least ``THREADS_MIN_WORK`` bar-steps, else one (the caller's
-    own: no thread is started)."""
+    their mean work is at least ``THREADS_MIN_WORK`` bar-steps or they read at least
+    ``THREADS_MIN_BARS`` bars on average, else one (the caller's own: no thread is
+    started)."""
     cores = os.cpu_count() or 1
-    if not tasks or sum(t.work for t in tasks) < THREADS_MIN_WORK * len(tasks):
+    n = len(tasks)
+    if (
+        not n
+        or sum(t.work for t in tasks) < THREADS_MIN_WORK * n
+        and sum(t.bars + t.history_bars for t in tasks) < THREADS_MIN_BARS * n
+    ):
         return 1
-    return max(1, min(len(tasks), cores))
+    return max(1, min(n, cores))
 
 
 class LocalExecutor:
     """Runs tasks in this process, on the calling thread or on threads.
 
-    Reading a task's bars holds the GIL most of its time (many short calls: catalog
-    entries, open, footer, decode, copy), and so does what the caller does with each
-    result (encode its rows, commit); kernels release it. Where one thread is picked
-    (:func:`threads_for`: short kernels), the caller does it all: a thread reading
-    beside it handed the GIL back and forth at each of those calls (a day-index lookup
-    of 50 us took 200 us; an update of 100 instruments x 20 runs spent 68-97 ms
-    computing that way against 58-60 ms on the caller alone). Where kernels are long
-    enough for a thread per core, the caller's own work is the bottleneck: threads read
-    and compute, and the caller only takes the results (a 20-point sweep of 100
-    instruments x 252 days: 962-1,026 ms against 1,078-1,157 with the caller reading
-    every task's bars). The threads read at the same time: since a read is mostly
+    Reading a task's bars takes the GIL at many short calls (catalog entries, open,
+    footer, copy) between Arrow's decoding, which releases it; what the caller does with
+    each result (encode its rows, commit) holds it; kernels release it. Where one thread
+    is picked (:func:`threads_for`: small tasks), the caller does it all: a thread
+    reading beside it handed the GIL back and forth at each of those calls (a day-index
+    lookup of 50 us took 200 us; an update of 100 instruments x 20 runs spent 68-97 ms
+    computing that way against 58-60 ms on the caller alone). Where tasks have enough
+    to read or compute for a thread per core, the caller's own work is the bottleneck:
+    threads read and compute, and the caller only takes the results (a 20-point sweep
+    of 100 instruments x 252 days: 962-1,026 ms against 1,078-1,157 with the caller
+    reading every task's bars). The threads read at the same time: since a read is mostly
     Arrow's own (:func:`incbt.store.read_days`), two at once no longer hand the GIL
     back and forth more than they gain (one set over 100 instruments x 5 years:
     best 1.56-1.67 s with one thread reading at a time, 1.38-1.43 s without).

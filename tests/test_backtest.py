@@ -389,22 +389,34 @@ def test_a_timestamp_strategy_through_the_store_updates_forks_and_verifies(tmp_p
     assert s.verify().ok
 
 
-def test_the_executor_uses_every_core_only_for_tasks_with_enough_kernel_work(monkeypatch):
-    """Small tasks (a day's update, one set over a few months) run on one thread: reading
-    their bars hands the GIL back and forth, and a second thread only slows that."""
+def test_the_executor_uses_every_core_only_for_tasks_with_enough_to_read_or_compute(
+    monkeypatch,
+):
+    """Small tasks (a day's update, one set over a few weeks) run on one thread: what the
+    caller does with each result takes the GIL, and a second thread only slows that.
+    Tasks with many bar-steps (kernels) or many bars to read (Arrow) use every core."""
     from types import SimpleNamespace
 
-    from incbt.runs import THREADS_MIN_WORK, threads_for
+    from incbt.runs import THREADS_MIN_BARS, THREADS_MIN_WORK, threads_for
+
+    def task(work: int, bars: int = 0, history: int = 0) -> SimpleNamespace:
+        return SimpleNamespace(work=work, bars=bars, history_bars=history)
 
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    tasks = [SimpleNamespace(work=w) for w in (THREADS_MIN_WORK - 1, THREADS_MIN_WORK)]
+    tasks = [task(w) for w in (THREADS_MIN_WORK - 1, THREADS_MIN_WORK)]
     assert threads_for(tasks[:1]) == 1
     assert threads_for(tasks) == 1  # the mean is below
-    assert threads_for([SimpleNamespace(work=THREADS_MIN_WORK)] * 3) == 3  # one per task
-    assert threads_for([SimpleNamespace(work=10 * THREADS_MIN_WORK)] * 9) == 4  # per core
+    assert threads_for([task(THREADS_MIN_WORK)] * 3) == 3  # one per task
+    assert threads_for([task(10 * THREADS_MIN_WORK)] * 9) == 4  # per core
+    # one set over many days: little work a task, but many bars to read
+    assert threads_for([task(THREADS_MIN_BARS - 1, THREADS_MIN_BARS - 1)] * 9) == 1
+    assert threads_for([task(THREADS_MIN_BARS, THREADS_MIN_BARS)] * 9) == 4
+    assert threads_for([task(THREADS_MIN_BARS, THREADS_MIN_BARS - 100, 100)] * 9) == 4
+    # a day's update of many runs: the work of many sets, the bars of one day
+    assert threads_for([task(100 * 390, 390)] * 9) == 1
     assert threads_for([]) == 1
     monkeypatch.setattr(os, "cpu_count", lambda: None)
-    assert threads_for([SimpleNamespace(work=10 * THREADS_MIN_WORK)] * 9) == 1
+    assert threads_for([task(10 * THREADS_MIN_WORK)] * 9) == 1
 
 
 def test_a_ray_worker_reads_every_task_into_the_same_buffers(tmp_path, data):
