@@ -16,10 +16,10 @@ notional 100000, no fees, no slippage):
    Parquet files exported once from the store (one per instrument);
 5. vectorbt ``Portfolio.from_orders`` (``peers/vbt_peer.py``, run by
    ``.venv-bench/bin/python`` in a subprocess) on the same Parquet files;
-6. the I/O floor: a bare ``pyarrow.parquet.ParquetFile.read`` (no pre-buffering,
-   no thread pool) of the columns sma_cross needs (ts, open, close) from the
-   store's own bars files, converted to NumPy, files in sequence and one file
-   per thread per core.
+6. the I/O floor: a bare read by Arrow's Parquet reader (no pre-buffering, no
+   thread pool) of the columns sma_cross needs (ts, open, close) from the
+   store's own bars files, converted to NumPy, files in sequence and on a thread
+   per core (each its share of the files).
 
 Before any speed is reported, every peer's total PnL per instrument is
 checked against incbt's (the committed ``total_pnl``). Also: a batch of 10
@@ -50,6 +50,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba-cache")
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from pyarrow._parquet import ParquetReader  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -185,31 +186,45 @@ def compute_and_bare(strat, bars: list, sets: list[tuple[int, int]], n: int
 def io_floor(root: str, paths: list[str]) -> Callable[[], tuple[float, float]]:
     """Bare pyarrow: read ts, open, close of every bars file into NumPy arrays.
 
-    The fastest way found, timed two ways: files one after another on one
-    thread, and one file per thread on as many threads as cores (what incbt's
-    executor does). ``ParquetFile`` with ``pre_buffer=False`` and no thread
-    pool: ``pq.read_table`` goes through the datasets layer (~1.7x slower per
-    file), and the default pre-buffering or pyarrow's threads over three columns
-    of a small file made the read 2-2.5x slower here (until 2026-12-03 the floor
-    was timed that way, which flattered incbt's end-to-end / floor ratio).
+    The fastest way found, timed two ways: files one after another on one thread,
+    and as many threads as cores, each reading its share of the files in turn.
+    Arrow's Parquet reader given the path (``pyarrow._parquet.ParquetReader``, what
+    ``incbt.store.read_days`` uses), no pre-buffering, no thread pool inside a read:
+    ``pq.ParquetFile`` costs ~35 us a file more (a file system resolved per path, its
+    Python around the reader), ``pq.read_table`` goes through the datasets layer (~1.7x
+    slower per file), and the default pre-buffering or pyarrow's threads over three
+    columns of a small file made the read 2-2.5x slower here. Until 2026-12-03 the
+    floor was timed with pyarrow's threads, and until the evening of 2026-12-04 through
+    ``pq.ParquetFile`` and with one pool task per file (a future per file: slower on 2
+    threads than on 1); each made the floor slower and flattered incbt's ratio to it.
     """
+    full = [os.path.join(root, p) for p in paths]
 
     def one(p: str) -> None:
-        t = pq.ParquetFile(os.path.join(root, p), pre_buffer=False).read(
-            columns=FLOOR_COLUMNS, use_threads=False)
-        for c in FLOOR_COLUMNS:
-            col = t.column(c)
+        r = ParquetReader()
+        r.open(p, pre_buffer=False)
+        t = r.read_row_groups(range(r.metadata.num_row_groups),
+                              column_indices=[r.column_name_idx(c) for c in FLOOR_COLUMNS],
+                              use_threads=False)
+        r.close()
+        for c, col in zip(FLOOR_COLUMNS, t.columns, strict=True):
             a = (col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()).to_numpy()
             if c == "ts":
                 a.view(np.int64)
 
-    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    def share(ps: list[str]) -> None:
+        for p in ps:
+            one(p)
+
+    cores = os.cpu_count() or 1
+    shares = [full[k::cores] for k in range(cores)]
+    pool = ThreadPoolExecutor(max_workers=cores)
     best = [float("inf"), float("inf")]
 
     def measure() -> tuple[float, float]:
         """Time both once more; return the best times so far (sequential, threaded)."""
-        best[0] = min(best[0], best_of(1, lambda: [one(p) for p in paths]))
-        best[1] = min(best[1], best_of(1, lambda: list(pool.map(one, paths))))
+        best[0] = min(best[0], best_of(1, lambda: share(full)))
+        best[1] = min(best[1], best_of(1, lambda: list(pool.map(share, shares))))
         return best[0], best[1]
 
     return measure
@@ -711,9 +726,9 @@ def main() -> None:
         "at once: each library at its fastest); vectorbt runs in `.venv-bench` "
         "(`benchmarks/requirements-bench.txt`). A batch (8 or 10 sets) is one "
         "`Store.backtest` call, one pass per instrument. End to end, incbt's executor picks its "
-        "threads by the tasks' work (`incbt.runs.threads_for`): none for 1 set (39,000 "
-        "bar-steps a task: the main thread reads and runs every task), one per core "
-        f"({os.cpu_count()}) for 8 and 10 sets (they read, one at a time, and run); compute only, "
+        "threads by the tasks' work and bars (`incbt.runs.threads_for`): one per core "
+        f"({os.cpu_count()}) for 1, 8 and 10 sets (39,000 bars a task; the threads read and "
+        "run, the main thread encodes and commits the results); compute only, "
         "bare Numba, pandas and vectorbt run on one thread. " + tie_text + " The same run computed "
         f"alone and in the batch of 8: max difference {batch_vs_alone:.1e}.",
         "",
