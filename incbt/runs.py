@@ -58,6 +58,7 @@ from incbt.results import (
     retained,
 )
 from incbt.results.metrics import ACC_WIDTH, METRICS
+from incbt.settings import usable_cores
 
 EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
 FROM_FIRST_BAR = "0001-01-01"  # the start of a run given none: every bar of every instrument
@@ -403,12 +404,12 @@ THREADS_MIN_WORK = 100_000  # mean bar-steps a task from which the executor uses
 THREADS_MIN_BARS = 30_000  # or mean bars a task reads (its history included)
 
 
-def threads_for(tasks: Sequence[SegmentTask]) -> int:
-    """The executor's threads for these tasks: one per core (at most one per task) when
-    their mean work is at least ``THREADS_MIN_WORK`` bar-steps or they read at least
-    ``THREADS_MIN_BARS`` bars on average, else one (the caller's own: no thread is
-    started)."""
-    cores = os.cpu_count() or 1
+def threads_for(tasks: Sequence[SegmentTask], cores: int | None = None) -> int:
+    """The executor's threads for these tasks: one per core (``cores``, by default those
+    this process may use; at most one per task) when their mean work is at least
+    ``THREADS_MIN_WORK`` bar-steps or they read at least ``THREADS_MIN_BARS`` bars on
+    average, else one (the caller's own: no thread is started)."""
+    cores = cores or usable_cores()
     n = len(tasks)
     if (
         not n
@@ -440,11 +441,20 @@ class LocalExecutor:
 
     name = "in-process"
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, most: int | None = None) -> None:
+        """``threads``: exactly this many (1: the caller alone), whatever the tasks;
+        ``most``: at most this many, picked by :func:`threads_for` (the ``threads``
+        setting); by default one per core this process may use."""
         self.threads = threads
+        self.most = most
+
+    @classmethod
+    def of(cls, store: Any) -> LocalExecutor:
+        """The executor a store's commands use: at most its ``threads`` setting."""
+        return cls(most=int(store.settings["threads"]) or None)
 
     def parallelism(self) -> int:
-        return self.threads or os.cpu_count() or 1
+        return self.threads or self.most or usable_cores()
 
     def map(
         self,
@@ -457,7 +467,7 @@ class LocalExecutor:
         """Results in task order."""
         source = DirectBars.lazy(store)  # each task reads its entries when it is loaded
         resumes = resume_states(store, tasks, known)
-        n = self.threads or threads_for(tasks)
+        n = self.threads or threads_for(tasks, self.most)
         todo = iter(zip(tasks, resumes, strict=True))
 
         def run(
@@ -514,7 +524,7 @@ def execute(
     """Run a plan's tasks (in this process by default); results in task order."""
     keep = int(store.settings["snapshot_keep_days"])
     bar = progress.task("computing", the_plan.bars)
-    out = list((executor or LocalExecutor()).map(store, the_plan.tasks, keep, bar.advance))
+    out = list((executor or LocalExecutor.of(store)).map(store, the_plan.tasks, keep, bar.advance))
     bar.done()
     return out
 
@@ -942,7 +952,7 @@ def _phase(
 
     keep = int(store.settings["snapshot_keep_days"])
     limit = commit_bars or DEFAULT_COMMIT_BARS
-    ex = executor or LocalExecutor()
+    ex = executor or LocalExecutor.of(store)
     par = ex.parallelism()
     if par > 1:  # balance by bars: enough similar tasks for every worker
         p = split_tasks(p, max(p.bars // (4 * par), 5_000_000))

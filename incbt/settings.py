@@ -79,6 +79,13 @@ SETTINGS: tuple[Setting, ...] = (
         "when --workers or --address ask (a local Ray does not pay off on one small machine).",
     ),
     Setting(
+        "threads",
+        0,
+        int,
+        "Most threads a command runs tasks on in this process (reading bars, running "
+        "kernels); 0: one per core this process may use. Results do not depend on it.",
+    ),
+    Setting(
         "map_size_mb",
         256.0,
         float,
@@ -106,9 +113,25 @@ def parse(name: str, raw: Any) -> Any:
                 f"setting session_tz={value!r} is not a known IANA time zone "
                 "(e.g. UTC, America/New_York)"
             ) from None
-    if s.type in (int, float) and (value < 0 or (value == 0 and name != "ray_threshold")):
+    if s.type in (int, float) and (value < 0 or (value == 0 and name not in _ZERO_MEANS)):
+        if name in _ZERO_MEANS:
+            raise UsageError(f"setting {name}={raw!r} must be 0 ({_ZERO_MEANS[name]}) or more")
         raise UsageError(f"setting {name}={raw!r} must be positive")
     return value
+
+
+_ZERO_MEANS = {  # settings where 0 is allowed, and what it means
+    "ray_threshold": "Ray only when --workers or --address ask",
+    "threads": "one per core this process may use",
+}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS has one (a
+    container's or ``taskset``'s cpuset), not every core of the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def from_env(name: str) -> Any | None:

@@ -402,21 +402,65 @@ def test_the_executor_uses_every_core_only_for_tasks_with_enough_to_read_or_comp
     def task(work: int, bars: int = 0, history: int = 0) -> SimpleNamespace:
         return SimpleNamespace(work=work, bars=bars, history_bars=history)
 
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
     tasks = [task(w) for w in (THREADS_MIN_WORK - 1, THREADS_MIN_WORK)]
-    assert threads_for(tasks[:1]) == 1
-    assert threads_for(tasks) == 1  # the mean is below
-    assert threads_for([task(THREADS_MIN_WORK)] * 3) == 3  # one per task
-    assert threads_for([task(10 * THREADS_MIN_WORK)] * 9) == 4  # per core
+    assert threads_for(tasks[:1], 4) == 1
+    assert threads_for(tasks, 4) == 1  # the mean is below
+    assert threads_for([task(THREADS_MIN_WORK)] * 3, 4) == 3  # one per task
+    assert threads_for([task(10 * THREADS_MIN_WORK)] * 9, 4) == 4  # per core
     # one set over many days: little work a task, but many bars to read
-    assert threads_for([task(THREADS_MIN_BARS - 1, THREADS_MIN_BARS - 1)] * 9) == 1
-    assert threads_for([task(THREADS_MIN_BARS, THREADS_MIN_BARS)] * 9) == 4
-    assert threads_for([task(THREADS_MIN_BARS, THREADS_MIN_BARS - 100, 100)] * 9) == 4
+    assert threads_for([task(THREADS_MIN_BARS - 1, THREADS_MIN_BARS - 1)] * 9, 4) == 1
+    assert threads_for([task(THREADS_MIN_BARS, THREADS_MIN_BARS)] * 9, 4) == 4
+    assert threads_for([task(THREADS_MIN_BARS, THREADS_MIN_BARS - 100, 100)] * 9, 4) == 4
     # a day's update of many runs: the work of many sets, the bars of one day
-    assert threads_for([task(100 * 390, 390)] * 9) == 1
-    assert threads_for([]) == 1
-    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert threads_for([task(100 * 390, 390)] * 9, 4) == 1
+    assert threads_for([], 4) == 1
+    # by default, the cores this process may run on (its affinity), not the machine's
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert threads_for([task(10 * THREADS_MIN_WORK)] * 9) == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5}, raising=False)
     assert threads_for([task(10 * THREADS_MIN_WORK)] * 9) == 1
+
+
+def test_the_threads_setting_caps_the_executor(tmp_path, data, monkeypatch):
+    """``INCBT_THREADS=1``: tasks that would use every core run on the caller alone, with
+    the same results; an invalid value is refused with the fix."""
+    import threading
+
+    import incbt.runs as runs_mod
+    from incbt.errors import UsageError
+    from incbt.settings import parse
+
+    monkeypatch.setattr(runs_mod, "usable_cores", lambda: 2)
+    seen: set[int] = set()
+    real = runs_mod.compute_task
+
+    def spy(*a, **k):
+        seen.add(threading.get_ident())
+        return real(*a, **k)
+
+    monkeypatch.setattr(runs_mod, "compute_task", spy)
+    daily = {}
+    for cap in ("0", "1"):
+        monkeypatch.setenv("INCBT_THREADS", cap)
+        seen.clear()
+        s = incbt.init(str(tmp_path / f"s{cap}"))
+        s.ingest(str(data / "all"))
+        assert runs_mod.LocalExecutor.of(s).most == (None if cap == "0" else 1)
+        # every task reads "many" bars: without a cap they go to 2 threads
+        monkeypatch.setattr(runs_mod, "THREADS_MIN_BARS", 1)
+        run = s.backtest("sma_cross", {"fast": 5, "slow": 20})
+        if cap == "1":
+            assert seen == {threading.get_ident()}  # the caller alone
+        else:
+            assert seen and threading.get_ident() not in seen and len(seen) <= 2
+        daily[cap] = run.daily  # ordered by instrument, date
+    assert daily["0"].select(["instrument", "date", "pnl", "equity"]).equals(
+        daily["1"].select(["instrument", "date", "pnl", "equity"])
+    )
+    assert parse("threads", "0") == 0
+    with pytest.raises(UsageError, match=r"threads='-2' must be 0 \(one per core .*\) or more"):
+        parse("threads", "-2")
 
 
 def test_a_ray_worker_reads_every_task_into_the_same_buffers(tmp_path, data):

@@ -100,6 +100,7 @@ from incbt.catalog import (
 )
 from incbt.errors import BadInputError, CatalogError
 from incbt.progress import NULL, Reporter
+from incbt.settings import usable_cores
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -601,7 +602,7 @@ def ingest(
             # cores stay busy across chunks (at most two chunks in memory). A chunk
             # of one file parses it with Arrow's threads too; several files go one
             # thread each (Arrow's pool on top of ours oversubscribes the cores).
-            pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+            pool = ThreadPoolExecutor(max_workers=min(4, usable_cores()))
             one = ThreadPoolExecutor(max_workers=1)  # small bucket files: see below
 
             def submit_reads(

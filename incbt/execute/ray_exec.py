@@ -33,6 +33,7 @@ from incbt.catalog import DayIndex
 from incbt.errors import UsageError
 from incbt.execute import NO_DAYS, DirectBars, TaskResult, resolve_strategy, run_task
 from incbt.plan import SegmentTask
+from incbt.settings import usable_cores
 
 _started_here = False
 
@@ -66,7 +67,7 @@ def ensure_ray(
     # A short temp path: Ray's socket paths must stay under ~107 characters.
     temp = temp_root or os.path.join(tempfile.gettempdir(), f"incbt-ray-{os.getuid()}")
     ray.init(
-        num_cpus=workers or os.cpu_count() or 1,
+        num_cpus=workers or usable_cores(),
         include_dashboard=False,
         _temp_dir=temp,
         runtime_env=runtime_env,

@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 from incbt.bars.schema import BARS_SCHEMA
 from incbt.catalog import CHANGE_KINDS, Catalog, FileRecord
 from incbt.errors import QueryError
+from incbt.settings import usable_cores
 
 EVENTS_SCHEMA = pa.schema(
     [
@@ -207,7 +208,7 @@ def session(
     With ``only_for`` (the SQL about to run), tables the query does not name are
     not built: the log tables grow with history, a bars query should not pay.
     """
-    config = datafusion.SessionConfig().with_target_partitions(os.cpu_count() or 2)
+    config = datafusion.SessionConfig().with_target_partitions(usable_cores())
     ctx = datafusion.SessionContext(config)
     with cat.env.read() as txn:
         last = cat.last_seq(txn)
