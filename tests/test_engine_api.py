@@ -379,6 +379,37 @@ def test_step_that_does_not_compile_gives_a_strategy_error():
     assert "must be decorated with @numba.njit" in str(err.value)
 
 
+def test_preload_loads_a_kernel_beside_the_caller_and_leaves_failures_to_the_real_call():
+    """``incbt update`` starts loading its runs' kernels while it ingests. After the
+    preload a strategy's kernel is resolved, with the signature real calls use (one);
+    a step that does not compile fails quietly there and raises as usual when run."""
+
+    @strategy(params={"k": Param(int, 2, min=1)}, state=("n",))
+    def preloaded(p, s, o, h, l, c, v, i):  # noqa: E741
+        s[0] += 1.0
+        return 1 if s[0] > p[0] else 0
+
+    @strategy(params={})
+    def unloadable(p, s, o, h, l, c, v, i):  # noqa: E741
+        return plain_helper(c[i])
+
+    def key(strat):
+        return (strat.code_version, strat.py_step.__module__, "run")
+
+    assert key(preloaded) not in engine_kernel._RESOLVED
+    row = params_from_dict(preloaded, {"k": 3})
+    thread = engine_kernel.preload([(unloadable, np.zeros(0)), (preloaded, row)])
+    assert thread is not None
+    thread.join()
+    assert key(preloaded) in engine_kernel._RESOLVED
+    assert key(unloadable) not in engine_kernel._RESOLVED
+    assert engine_kernel.preload([(preloaded, row)]) is None  # nothing left to load
+    run_engine("preloaded", [{"k": 3}], make_bars(1, 2), strat=preloaded)
+    assert len(engine_kernel._resolve(preloaded, "run").signatures) == 1
+    with pytest.raises(StrategyError, match="'unloadable': its step does not compile"):
+        run_engine("unloadable", [{}], make_bars(1, 1), strat=unloadable)
+
+
 # ----------------------------------------------------------------------------- run_segment input
 
 

@@ -207,6 +207,49 @@ def _compile_error(strat: Strategy, e: Exception) -> StrategyError:
     )
 
 
+def preload(work: list[tuple[Strategy, np.ndarray]]) -> threading.Thread | None:
+    """Load each strategy's run kernel now, on a thread of its own (None: every one is
+    loaded already).
+
+    ``work``: (strategy, a parameter row of one of its runs) pairs. A kernel's first
+    call in a process costs ~0.3 s (Numba's import, then the compiled code from its
+    cache, or a compile), which a command that ingests and plans first (``incbt
+    update``) can spend beside that work instead of after it. Each kernel is loaded by
+    running it over two bars; a failure is left for the real call to report (the
+    same error, in its context).
+    """
+
+    todo = [
+        (s, r) for s, r in work if (s.code_version, s.py_step.__module__, "run") not in _RESOLVED
+    ]
+    if not todo:
+        return None
+
+    def load() -> None:
+        ts = np.arange(2, dtype=np.int64)
+        bars = np.ones(2)
+        for strat, row in todo:
+            with contextlib.suppress(Exception):
+                run_segment(
+                    strat,
+                    row[None, :],
+                    np.array([[1.0, 0.0, 0.0]]),
+                    ts,
+                    bars,
+                    bars,
+                    bars,
+                    bars,
+                    bars,
+                    0,
+                    np.array([2]),
+                    initial_state(strat, 1),
+                )
+
+    t = threading.Thread(target=load, name="incbt-kernels", daemon=True)
+    t.start()
+    return t
+
+
 # ----------------------------------------------------------------------------- run_segment
 
 
