@@ -167,7 +167,7 @@ def update(
     **ingest_args: Any,
 ) -> UpdateResult:
     """Ingest ``paths`` (if any), then bring every run up to date."""
-    if paths and not dry_run:  # the runs' kernels load while the files are ingested
+    if not dry_run:  # the runs' kernels load while the files are ingested and the plan made
         preload_kernels(store)
     summary = (
         store.ingest(paths, dry_run=dry_run, progress=progress, **ingest_args) if paths else None
