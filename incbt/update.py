@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import time
@@ -40,6 +39,7 @@ from incbt.runs import (
     instruments_of,
     make_run_id,
     plan_runs,
+    preload_kernels,
 )
 
 
@@ -168,7 +168,7 @@ def update(
 ) -> UpdateResult:
     """Ingest ``paths`` (if any), then bring every run up to date."""
     if not dry_run:  # the runs' kernels load while the files are ingested and the plan made
-        preload_kernels(store)
+        preload_kernels(active_runs(store))
     summary = (
         store.ingest(paths, dry_run=dry_run, progress=progress, **ingest_args) if paths else None
     )
@@ -194,25 +194,6 @@ def update(
         broken,
         lambda: _stale_rows(records, report, stale, replaced, last_seq),
     )
-
-
-def preload_kernels(store: Any) -> None:
-    """Start loading the kernels of the active runs' strategies (see
-    :func:`incbt.engine.kernel.preload`); a strategy that does not resolve is left for
-    the update to report."""
-    from incbt.engine.kernel import preload
-    from incbt.engine.strategy_api import params_from_dict
-
-    work, seen = [], set()
-    for rec in active_runs(store):
-        if (rec.strategy, rec.source) in seen:
-            continue
-        seen.add((rec.strategy, rec.source))
-        with contextlib.suppress(Exception):
-            strat = resolve_strategy(rec.strategy, rec.source)
-            work.append((strat, params_from_dict(strat, rec.params)))
-    if work:
-        preload(work)
 
 
 def status(store: Any) -> UpdateResult:

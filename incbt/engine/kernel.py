@@ -164,6 +164,7 @@ def _nrt_marker(strat: Strategy) -> Path:
 
 
 _RESOLVED: dict[tuple[str, str, str], Callable[..., int]] = {}
+_PRELOADING: set[tuple[str, str, str]] = set()  # kernels a preload thread is loading
 
 
 def _call(strat: Strategy, which: str, *args: object) -> int:
@@ -219,16 +220,20 @@ def preload(work: list[tuple[Strategy, np.ndarray]]) -> threading.Thread | None:
     same error, in its context).
     """
 
-    todo = [
-        (s, r) for s, r in work if (s.code_version, s.py_step.__module__, "run") not in _RESOLVED
-    ]
+    with _LOCK:  # a kernel loading already, or loaded, is not loaded again
+        todo = []
+        for strat, row in work:
+            key = (strat.code_version, strat.py_step.__module__, "run")
+            if key not in _RESOLVED and key not in _PRELOADING:
+                _PRELOADING.add(key)
+                todo.append((key, strat, row))
     if not todo:
         return None
 
     def load() -> None:
         ts = np.arange(2, dtype=np.int64)
         bars = np.ones(2)
-        for strat, row in todo:
+        for key, strat, row in todo:
             with contextlib.suppress(Exception):
                 run_segment(
                     strat,
@@ -244,6 +249,7 @@ def preload(work: list[tuple[Strategy, np.ndarray]]) -> threading.Thread | None:
                     np.array([2]),
                     initial_state(strat, 1),
                 )
+            _PRELOADING.discard(key)
 
     t = threading.Thread(target=load, name="incbt-kernels", daemon=True)
     t.start()
