@@ -1119,15 +1119,33 @@ class Run:
     def _q(self, sql: str) -> pa.Table:
         return self.store.sql(sql, params={"r": self.run_id})
 
+    def _metric_rows(self, most: int | None = None) -> pa.Table:
+        """The run's metric rows as the ``metrics`` table holds them (portfolio first),
+        at most ``most`` of them; none for a dropped or unknown run."""
+        from incbt.query import metrics_table
+
+        cat = self.store.catalog
+        with cat.env.read() as txn:
+            rec = rc.get_run(cat, txn, self.run_id)
+            gone = rec is None or rec.gone
+            items = [] if gone else list(rc.run_metrics(cat, txn, self.run_id, most))
+        return metrics_table(items)
+
     @property
     def metrics(self) -> pa.Table:
-        """Per-instrument metrics and the portfolio row (instrument NULL) last."""
-        return self._q("SELECT * FROM metrics WHERE run_id = $r ORDER BY scope DESC, instrument")
+        """The portfolio row (instrument NULL) first, then each instrument's, by name: the
+        rows of ``SELECT * FROM metrics WHERE run_id = ... ORDER BY scope DESC,
+        instrument``, read from the catalog alone (SQL builds every run's rows first:
+        ~140 ms a query with 100 runs x 500 instruments, against a few ms)."""
+        return self._metric_rows()
 
     @property
     def portfolio(self) -> dict[str, float]:
-        t = self._q("SELECT * FROM metrics WHERE run_id = $r AND scope = 'portfolio'")
-        return {m: t.column(m)[0].as_py() for m in METRICS} if t.num_rows else {}
+        """The portfolio's metrics ({} before its first commit)."""
+        t = self._metric_rows(most=1)
+        if not t.num_rows or t.column("scope")[0].as_py() != "portfolio":
+            return {}
+        return {m: t.column(m)[0].as_py() for m in METRICS}
 
     @property
     def daily(self) -> pa.Table:

@@ -10,6 +10,7 @@ import incbt
 from incbt.bars.generate import generate
 from incbt.queries import BUILTIN, find_query, list_queries
 from incbt.query import run_sql
+from incbt.results.metrics import METRICS
 
 
 @pytest.fixture
@@ -235,3 +236,27 @@ def test_a_query_reads_the_bars_files_records_only_if_it_names_bars_or_files(res
         # the fixture's ingest (event 2; other tests of the module ingest more days)
         assert s.sql("SELECT count(*) AS n FROM bars", as_of=2)["n"][0].as_py() == 3 * 45 * 390
         assert calls == ["now", "now", "as_of"]
+
+
+def test_a_runs_metrics_read_from_the_catalog_equal_the_sql_rows(corrected, tmp_path):
+    """``Run.metrics`` and ``Run.portfolio`` read one run's keys from the catalog (SQL
+    builds every run's rows first): the same rows, in the same order, as the SQL; a
+    dropped run has none, and a run not computed yet has no portfolio."""
+    s = corrected
+    runs = s.backtest("sma_cross", [{"fast": 2, "slow": 9}, {"fast": 3, "slow": 12}])
+    s.backtest("breakout", {"lookback": 20}, instruments=["S0001"])
+    sql = "SELECT * FROM metrics WHERE run_id = $r ORDER BY scope DESC, instrument"
+    every = s.sql("SELECT run_id FROM runs")["run_id"].to_pylist()
+    assert len(every) == 3
+    for rid in every:
+        run = s.run(rid)
+        want = s.sql(sql, params={"r": rid})
+        assert want.num_rows >= 2 and run.metrics.equals(want), rid
+        assert run.metrics.column("scope")[0].as_py() == "portfolio"
+        assert run.portfolio == {m: want.column(m)[0].as_py() for m in METRICS}
+    s.drop([runs[0].run_id])
+    gone = incbt.runs.Run(s, runs[0].record)
+    assert gone.metrics.num_rows == 0 and s.sql(sql, params={"r": runs[0].run_id}).num_rows == 0
+    assert gone.portfolio == {}
+    planned = s.backtest("sma_cross", {"fast": 4, "slow": 15}, dry_run=True)
+    assert planned.metrics.num_rows == 0 and planned.portfolio == {}

@@ -529,6 +529,23 @@ def all_metrics(cat: Catalog, txn: lmdb.Transaction) -> Iterator[tuple[str, str,
             yield k[:8].hex(), k[8:].decode(), np.frombuffer(v, dtype=np.float64)
 
 
+def run_metrics(
+    cat: Catalog, txn: lmdb.Transaction, run_id: str, most: int | None = None
+) -> Iterator[tuple[str, str, np.ndarray]]:
+    """A run's metrics as :func:`all_metrics` gives them: its portfolio first (its key
+    is the run's prefix alone), then its instruments in name order; ``most``: at most
+    that many."""
+    prefix = run_key(run_id)
+    n = 0
+    with txn.cursor(_db(cat, "metrics")) as cur:
+        if cur.set_range(prefix):
+            for k, v in cur:
+                if not k.startswith(prefix) or n == most:
+                    break
+                n += 1
+                yield run_id, k[len(prefix) :].decode(), np.frombuffer(v, dtype=np.float64)
+
+
 def instrument_metrics(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> np.ndarray:
     """The metrics vectors of a run's instruments (not its portfolio), one row each, in
     instrument name order (the keys' order: UTF-8 sorts as the names do)."""

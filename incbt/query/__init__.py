@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import datafusion
@@ -399,11 +400,15 @@ METRICS_SCHEMA = pa.schema(
 def _metrics_table(cat: Catalog, txn: Any) -> pa.Table:
     from incbt.catalog import runs as rc
 
-    rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
     gone = {r.run_id for r in rc.runs(cat, txn) if r.gone}
-    for rid, inst, v in rc.all_metrics(cat, txn):
-        if rid in gone:
-            continue
+    return metrics_table(m for m in rc.all_metrics(cat, txn) if m[0] not in gone)
+
+
+def metrics_table(items: Iterable[tuple[str, str, np.ndarray]]) -> pa.Table:
+    """The ``metrics`` table's rows for (run id, instrument or "" for the portfolio,
+    metrics vector) items, in their order."""
+    rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
+    for rid, inst, v in items:
         rows["run_id"].append(rid)
         rows["instrument"].append(inst or None)
         rows["scope"].append("instrument" if inst else "portfolio")
