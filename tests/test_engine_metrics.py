@@ -6,9 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_engine_support import make_bars, run_engine
 
 from incbt.engine import compute_metrics, max_drawdown, portfolio_daily, sharpe
+from incbt.results import metrics
+from incbt.results.metrics import portfolio_pnl
 
 
 def test_sharpe():
@@ -73,3 +77,42 @@ def test_portfolio_days_where_some_instruments_have_no_bars():
     assert portfolio_daily({})[0].size == 0
     with pytest.raises(ValueError, match="a day appears twice"):
         portfolio_daily({"x": (np.array([1, 1]), np.array([1.0, 2.0]))})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sets(st.integers(0, 30), max_size=12),
+            st.lists(st.sampled_from([1.0, -1.0, 1e16, -1e16, 0.1, 3.7e-9, -0.0]), min_size=12),
+        ),
+        max_size=8,
+    ),
+    st.randoms(use_true_random=False),
+    st.sampled_from([1, 3, 8, 20, 1 << 16]),
+)
+def test_the_portfolio_summed_in_chunks_is_one_add_at_over_all_rows(items, rnd, chunk):
+    # the definition: one unbuffered np.add.at over every instrument's rows, concatenated in
+    # name order; portfolio_pnl sums chunks of instruments of about ``chunk`` rows
+    per = []
+    for k, (days, vals) in enumerate(items):
+        d = np.array(sorted(days), dtype=np.int32)
+        per.append((f"i{k:02d}", d, np.array(vals[: len(d)])))
+    rnd.shuffle(per)
+    before = metrics.PORTFOLIO_CHUNK
+    metrics.PORTFOLIO_CHUNK = chunk
+    try:
+        days, pnl = portfolio_pnl(per)
+    finally:
+        metrics.PORTFOLIO_CHUNK = before
+    ordered = sorted(per, key=lambda x: x[0])
+    if not ordered:
+        assert days.size == 0 and pnl.size == 0
+        return
+    all_days = np.concatenate([d for _, d, _ in ordered])
+    want_days = np.unique(all_days)
+    want = np.zeros(len(want_days))
+    rows = np.concatenate([p for _, _, p in ordered])
+    np.add.at(want, np.searchsorted(want_days, all_days), rows)
+    assert days.dtype == np.int32 and days.tolist() == want_days.tolist()
+    assert pnl.tobytes() == want.tobytes()
