@@ -57,7 +57,7 @@ from incbt.results import (
     portfolio_update,
     retained,
 )
-from incbt.results.metrics import ACC_WIDTH, METRICS
+from incbt.results.metrics import ACC_WIDTH, METRICS, portfolio_pnl
 from incbt.settings import usable_cores
 
 EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
@@ -575,6 +575,7 @@ def commit(
     files: BatchFiles | PartFiles | None = None,
     group: int | None = None,
     next_pending: Sequence[str] = (),
+    folded: Mapping[str, Mapping[str, int]] | None = None,
 ) -> CommitSummary:
     """Write the batch's result files, then one transaction: runs, segments, snapshots,
     metrics, event. Call under the store's write lock.
@@ -590,7 +591,8 @@ def commit(
     (compaction counts a group as one batch). ``next_pending``: the files of the
     command's next batch, already being written, which this transaction lists as
     pending (so that the next writer removes them if this process dies before their
-    commit) in place of this batch's.
+    commit) in place of this batch's. ``folded``: per run of ``portfolio``, the
+    instruments its entry PORTFOLIO holds already summed (:func:`portfolio_update`).
     """
     cat = store.catalog
     root = store.path
@@ -734,7 +736,16 @@ def commit(
             run_insts = instruments_of(run_rec, known)
             capital = portfolio_capital(run_rec, run_insts)
             pf_from, days, acc = portfolio_update(
-                root, cat, txn, rid, capital, first_of_run[rid], fresh, run_insts, prev_days
+                root,
+                cat,
+                txn,
+                rid,
+                capital,
+                first_of_run[rid],
+                fresh,
+                run_insts,
+                prev_days,
+                (folded or {}).get(rid),
             )
             kept = rc.snapshot_days(cat, txn, rid, PORTFOLIO)
             before = [d for d in kept if d < pf_from][-(keep + RECENT_BLOCK) :]
@@ -888,6 +899,8 @@ def bring_up_to_date(
     return report
 
 
+# a new run's instruments summed into its portfolio's pnl once this many wait (_phase)
+FOLD_EVERY = 32
 DEFAULT_COMMIT_BARS = 200_000_000  # bar-steps between commits (a few seconds of work)
 # What waits for a commit is bounded as well, so that memory does not grow with the
 # universe: the results not yet committed (:func:`held_bytes`: their retained snapshots
@@ -983,6 +996,25 @@ def _phase(
         for rid in t.run_ids:
             remaining[rid] += 1
     gathered: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
+    # new runs computed whole here (no stored rows, no snapshot) sum their instruments'
+    # pnl as the results arrive, in name order (plan order), into their entry PORTFOLIO:
+    # what waits for the run's last commit is then its days, not every instrument-day
+    streamed = {r.run_id for r in new} - {
+        rid for t in p.tasks if t.resume_day is not None for rid in t.run_ids
+    }
+    folded: dict[str, dict[str, int]] = defaultdict(dict)  # run -> instrument -> first day
+
+    def fold(rid: str) -> None:
+        g = gathered[rid]
+        last = max(folded[rid], default="")
+        for inst, (d, _) in g.items():
+            if inst != PORTFOLIO:
+                if inst <= last:  # plan order is instrument order
+                    raise AssertionError(f"run {rid}: {inst} arrived after {last}")
+                if len(d):
+                    folded[rid][inst] = int(d[0])
+        gathered[rid] = {PORTFOLIO: portfolio_pnl([(i, d, x) for i, (d, x) in g.items()])}
+
     finished: set[str] = set()  # runs complete in an earlier commit of this phase
     pending: list[TaskResult] = []
     bar = progress.task("bar-steps", p.bars)
@@ -1014,6 +1046,7 @@ def _phase(
             kind,
             now,
             portfolio={rid: gathered.pop(rid) for rid in sorted(done)},
+            folded={rid: folded.pop(rid) for rid in sorted(done) if rid in folded},
             latest=p.latest,
             files=files,
             group=group,
@@ -1053,6 +1086,8 @@ def _phase(
                 remaining[rid] -= 1
                 if r.errors[k] is None:
                     gathered[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
+                    if rid in streamed and len(gathered[rid]) > FOLD_EVERY:
+                        fold(rid)
                 elif rid in lost:  # its rows are gone: its portfolio refolds without them
                     gathered[rid]  # noqa: B018 - creates the run's entry
             # a worker's batch is committed whole: at its last result, not in the middle

@@ -26,7 +26,7 @@ import contextlib
 import itertools
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -733,6 +733,7 @@ def portfolio_update(
     fresh: dict[str, tuple[np.ndarray, np.ndarray]],
     instruments: Iterable[str] | None = None,
     before: dict[tuple[str, int], int | None] | None = None,
+    folded: Mapping[str, int] | None = None,
 ) -> tuple[int, np.ndarray, np.ndarray]:
     """Recompute a run's portfolio accumulators after a batch recomputed instruments.
 
@@ -745,6 +746,11 @@ def portfolio_update(
     each of them from ``from_day`` or earlier, no stored row is read.
     ``before``: a memo of each (instrument, day)'s previous trading day, shared by the
     runs of one commit.
+    ``folded``: instruments whose rows ``fresh`` holds already summed, as the instrument
+    PORTFOLIO ("", first in name order), with the first day of each one's rows: they
+    came first in name order, from a run with no stored rows and no portfolio snapshot
+    (a new run, computed whole in this command), so the sum goes first exactly as their
+    rows would have (``0.0 + s`` is ``s``).
     Returns (first day folded, days, accumulators + capital per day).
     """
     snap = rc.latest_snapshot(cat, txn, run_id, PORTFOLIO, min(first_recomputed, 2**31 - 1))
@@ -753,7 +759,13 @@ def portfolio_update(
     from_day = -(2**31) if snap is None else snap[0] + 1
     acc0 = initial_acc(1) if snap is None else snap[1][None, :ACC_WIDTH]
     # stored rows are needed only where this batch did not recompute from from_day
-    cut = {i: int(d[0]) for i, (d, _) in fresh.items() if len(d)}
+    cut = {i: int(d[0]) for i, (d, _) in fresh.items() if len(d) and i != PORTFOLIO}
+    if folded:
+        if snap is not None:
+            raise AssertionError(f"run {run_id}: folded rows, but a portfolio snapshot")
+        if any(i != PORTFOLIO and i <= max(folded) for i in fresh):
+            raise AssertionError(f"run {run_id}: rows before the folded ones in name order")
+        cut.update(folded)
     # the usual new day: every instrument recomputed from its first trading day after the
     # snapshot (after a weekend or a holiday too): then no stored row is needed
     memo = {} if before is None else before
@@ -773,6 +785,8 @@ def portfolio_update(
         i in cut and new_since_snapshot(i) for i in instruments
     )
     stored = {} if covered else read_valid_daily(root, cat, txn, run_id, from_day, cut)
+    if folded and stored.keys() & folded.keys():
+        raise AssertionError(f"run {run_id}: stored rows of instruments folded as new")
     per = []
     for inst in sorted(stored.keys() | fresh.keys()):
         old, new = stored.get(inst), fresh.get(inst)
