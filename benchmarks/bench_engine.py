@@ -60,6 +60,7 @@ from common import (  # noqa: E402
     dataset,
     link_or_copy,
     machine,
+    peak_rss,
     table,
     update_readme,
 )
@@ -325,41 +326,6 @@ def agreement_ok(a: dict) -> bool:
 # ----------------------------------------------------------------------------- memory
 
 
-# The child reports its own VmHWM (a child's ru_maxrss on Linux starts from the
-# parent's high-water mark), at exit or just before os._exit: the CLI skips the
-# interpreter's teardown after success, so atexit alone never runs there.
-_HWM = (
-    "import atexit, os, sys\n"
-    "done = []\n"
-    "def hwm():\n"
-    "    if not done:\n"
-    "        done.append(1)\n"
-    "        for line in open('/proc/self/status'):\n"
-    "            if line.startswith('VmHWM:'):\n"
-    "                sys.stderr.write('VMHWM ' + line.split()[1] + '\\n')\n"
-    "                sys.stderr.flush()\n"
-    "atexit.register(hwm)\n"
-    "real_exit = os._exit\n"
-    "def _exit(code):\n"
-    "    hwm()\n"
-    "    real_exit(code)\n"
-    "os._exit = _exit\n"
-    "from incbt.cli import main\n"
-    "sys.argv = ['incbt'] + sys.argv[1:]\n"
-    "main()\n"
-)
-
-
-def peak_rss(args: list[str]) -> int:
-    """Peak RSS (VmHWM, bytes) of ``incbt ARGS`` run in a fresh process."""
-    p = subprocess.run([sys.executable, "-c", _HWM, *args], env=dict(os.environ),
-                       capture_output=True, text=True)
-    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("VMHWM")]
-    if p.returncode != 0 or not lines:
-        raise RuntimeError(f"incbt {args} failed ({p.returncode}): {p.stderr[-2000:]}")
-    return int(lines[-1].split()[1]) * 1024
-
-
 def rss(stores: Stores, insts: list[str] | None) -> tuple[int, int]:
     """Peak RSS of the backtest on a fresh store copy, then of the same command again
     on that copy (nothing left to compute: it plans, reads the catalog and prints the
@@ -368,8 +334,9 @@ def rss(stores: Stores, insts: list[str] | None) -> tuple[int, int]:
     args = ["--store", str(p), "backtest", "sma_cross", "-p", "fast=10", "-p", "slow=50"]
     if insts is not None:
         args += ["--instruments", ",".join(insts)]
-    b = peak_rss(args)
-    again = peak_rss(args)
+    env = dict(os.environ)
+    b = peak_rss(args, env)[0]
+    again = peak_rss(args, env)[0]
     stores.drop(p)
     return b, again
 
