@@ -332,10 +332,11 @@ def plan_runs(
         for inst, (d0, warm) in lo.items():
             ds, ns = cat.day_rows(txn, inst, d0, warm)
             if inst in extra:  # days a dry run's ingest would add or change
-                rows_of = dict(zip(ds, ns, strict=True)) | extra[inst]
-                ds = sorted(rows_of)
-                ns = [rows_of[d] for d in ds]
-            days[inst] = InstrumentDays.of(ds, ns)
+                rows_of = dict(zip(ds.tolist(), ns.tolist(), strict=True)) | extra[inst]
+                order = sorted(rows_of)
+                days[inst] = InstrumentDays.of(order, [rows_of[d] for d in order])
+            else:
+                days[inst] = InstrumentDays(ds, ns)
     out = plan(specs, days, valid, skip)
     out.latest = latest
     out.skipped_failed = failed

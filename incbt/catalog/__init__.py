@@ -351,15 +351,18 @@ class Catalog:
 
     def day_rows(
         self, txn: lmdb.Transaction, instrument: str, first: int, before_rows: int
-    ) -> tuple[list[int], list[int]]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(days, row counts) of an instrument from ``first`` on, preceded by the latest
         earlier days holding at least ``before_rows`` bars: what the planner needs, without
-        unpacking whole entries (it reads every day a plan covers)."""
+        unpacking whole entries (it reads every day a plan covers: 630,000 for the whole
+        history of 500 instruments x 5 years), as int64 arrays."""
         prefix = instrument.encode() + b"\0"
         klen = len(prefix) + 4
         u32 = _U32.unpack_from
-        days: list[int] = []
-        rows: list[int] = []
+        back_days: list[int] = []
+        back_rows: list[int] = []
+        keys: list[bytes] = []
+        values: list[bytes] = []
         with txn.cursor(self.db["days"]) as cur:
             got = 0
             ok = cur.prev() if cur.set_range(day_key(instrument, first)) else cur.last()
@@ -367,19 +370,33 @@ class Catalog:
                 k = cur.key()
                 if len(k) != klen or not k.startswith(prefix):
                     break
-                days.append(u32(k, klen - 4)[0] - DAY_OFFSET)
-                rows.append(u32(cur.value(), _ROWS_AT)[0])
-                got += rows[-1]
+                back_days.append(u32(k, klen - 4)[0] - DAY_OFFSET)
+                back_rows.append(u32(cur.value(), _ROWS_AT)[0])
+                got += back_rows[-1]
                 ok = cur.prev()
-            days.reverse()
-            rows.reverse()
-            if not cur.set_range(day_key(instrument, first)):
-                return days, rows
-            for k, v in cur:
-                if len(k) != klen or not k.startswith(prefix):
-                    break
-                days.append(u32(k, klen - 4)[0] - DAY_OFFSET)
-                rows.append(u32(v, _ROWS_AT)[0])
+            end = prefix[:-1] + b"\1"  # past the instrument's keys (longer names sort after)
+            if cur.set_range(day_key(instrument, first)):
+                add_key, add_value = keys.append, values.append
+                for k, v in cur.iternext():  # a C loop; the arrays are made at once below
+                    if k >= end:
+                        break
+                    add_key(k)
+                    add_value(v)
+        # keys: the prefix then the day; values: DAY_VALUE, rows at _ROWS_AT
+        kd = np.dtype([("p", f"S{klen - 4}"), ("day", ">u4")])
+        days = np.frombuffer(b"".join(keys), dtype=kd)["day"].astype(np.int64) - DAY_OFFSET
+        vd = np.dtype(
+            {
+                "names": ["rows"],
+                "formats": [">u4"],
+                "offsets": [_ROWS_AT],
+                "itemsize": DAY_VALUE.size,
+            }
+        )
+        rows = np.frombuffer(b"".join(values), dtype=vd)["rows"].astype(np.int64)
+        if back_days:
+            days = np.concatenate((np.array(back_days[::-1], np.int64), days))
+            rows = np.concatenate((np.array(back_rows[::-1], np.int64), rows))
         return days, rows
 
     def put_days(self, txn: lmdb.Transaction, entries: Iterable[DayEntry]) -> None:
