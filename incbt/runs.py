@@ -57,7 +57,7 @@ from incbt.results import (
     portfolio_update,
     retained,
 )
-from incbt.results.metrics import ACC_WIDTH, METRICS, portfolio_pnl
+from incbt.results.metrics import ACC_WIDTH, METRICS, metrics_table, portfolio_pnl
 from incbt.settings import usable_cores
 
 EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
@@ -1158,14 +1158,14 @@ class Run:
     def _metric_rows(self, most: int | None = None) -> pa.Table:
         """The run's metric rows as the ``metrics`` table holds them (portfolio first),
         at most ``most`` of them; none for a dropped or unknown run."""
-        from incbt.query import metrics_table
-
         cat = self.store.catalog
         with cat.env.read() as txn:
             rec = rc.get_run(cat, txn, self.run_id)
             gone = rec is None or rec.gone
             items = [] if gone else list(rc.run_metrics(cat, txn, self.run_id, most))
-        return metrics_table(items)
+        return metrics_table(
+            [self.run_id] * len(items), [i for _, i, _ in items], [v for _, _, v in items]
+        )
 
     @property
     def metrics(self) -> pa.Table:

@@ -30,7 +30,7 @@ from incbt.errors import StrategyError
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
 from incbt.results import PORTFOLIO, build_tables, sort_order
-from incbt.results.metrics import METRICS, finalize, fold, initial_acc, portfolio_pnl
+from incbt.results.metrics import finalize, fold, initial_acc, metrics_table, portfolio_pnl
 from incbt.runs import (
     Staleness,
     UpdateReport,
@@ -396,9 +396,7 @@ class _Portfolios:
 
     def table(self) -> pa.Table:
         """The portfolio rows of the runs with any instrument's metrics, by run."""
-        from incbt.query import METRICS_SCHEMA
-
-        rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
+        rids, vals = [], []
         for rid in sorted(self.totals):
             rec, pnl = self.records[rid], self.pnl[rid]
             cap = np.array([rec.exec_params["notional"] * max(1, self.n[rid])])
@@ -406,25 +404,19 @@ class _Portfolios:
             acc = fold(initial_acc(1), pnl[None, :], cap, equity=None, fills=z, fees=z, turnover=z)
             port = finalize(acc[0, -1]) if len(pnl) else finalize(np.zeros(acc.shape[-1]))
             port[3:6] = self.totals[rid]
-            _metric_row(rows, rid, PORTFOLIO, port)
-        return pa.table(rows, schema=METRICS_SCHEMA)
-
-
-def _metric_row(rows: dict[str, list], rid: str, inst: str, vals: np.ndarray) -> None:
-    rows["run_id"].append(rid)
-    rows["instrument"].append(inst or None)
-    rows["scope"].append("portfolio" if not inst else "instrument")
-    for i, name in enumerate(METRICS):
-        rows[name].append(int(vals[i]) if name in ("fills", "days") else float(vals[i]))
+            rids.append(rid)
+            vals.append(port)
+        return metrics_table(rids, [PORTFOLIO] * len(rids), vals)
 
 
 def _instrument_metrics(results: list, ids: list[str], port: _Portfolios) -> pa.Table:
     """Per-instrument metrics rows of fresh results (sorted as the store sorts them), each
     run's instruments folded into its portfolio on the way; a failed pair has none."""
     from incbt.engine import state_width
-    from incbt.query import METRICS_SCHEMA
 
-    rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
+    rids: list[str] = []
+    insts: list[str] = []
+    rows: list[np.ndarray] = []
     per_run: dict[str, list] = {rid: [] for rid in ids}
     for r in results:
         sw = state_width(resolve_strategy(r.task.strategy, r.task.source))
@@ -437,8 +429,10 @@ def _instrument_metrics(results: list, ids: list[str], port: _Portfolios) -> pa.
         if items:
             port.add(rid, items)
         for inst, _, _, vals in items:
-            _metric_row(rows, rid, inst, vals)
-    return pa.table(rows, schema=METRICS_SCHEMA)
+            rids.append(rid)
+            insts.append(inst)
+            rows.append(vals)
+    return metrics_table(rids, insts, rows)
 
 
 def _compare(

@@ -523,16 +523,24 @@ def put_metrics(
     )
 
 
-def all_metrics(cat: Catalog, txn: lmdb.Transaction) -> Iterator[tuple[str, str, np.ndarray]]:
+def all_metrics(cat: Catalog, txn: lmdb.Transaction) -> tuple[list[str], list[str], np.ndarray]:
+    """Every stored metrics vector: (run ids, instruments ("" for a portfolio), one row of
+    METRICS each), in key order (by run, its portfolio first, then its instruments)."""
+    keys: list[bytes] = []
+    values: list[bytes] = []
     with txn.cursor(_db(cat, "metrics")) as cur:
-        for k, v in cur:
-            yield k[:8].hex(), k[8:].decode(), np.frombuffer(v, dtype=np.float64)
+        for k, v in cur.iternext():
+            keys.append(k)
+            values.append(v)
+    vals = np.frombuffer(b"".join(values), dtype=np.float64)
+    vals = vals.reshape(len(keys), -1) if keys else vals.reshape(0, 0)
+    return [k[:8].hex() for k in keys], [k[8:].decode() for k in keys], vals
 
 
 def run_metrics(
     cat: Catalog, txn: lmdb.Transaction, run_id: str, most: int | None = None
 ) -> Iterator[tuple[str, str, np.ndarray]]:
-    """A run's metrics as :func:`all_metrics` gives them: its portfolio first (its key
+    """A run's metrics, (run id, instrument, vector) each: its portfolio first (its key
     is the run's prefix alone), then its instruments in name order; ``most``: at most
     that many."""
     prefix = run_key(run_id)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterable
 from typing import Any
 
 import datafusion
@@ -29,6 +28,7 @@ import pyarrow.fs as pafs
 from incbt.bars.schema import BARS_SCHEMA
 from incbt.catalog import CHANGE_KINDS, Catalog, FileRecord
 from incbt.errors import QueryError
+from incbt.results.metrics import metrics_table
 from incbt.settings import usable_cores
 
 EVENTS_SCHEMA = pa.schema(
@@ -381,42 +381,16 @@ def _sweeps_table(cat: Catalog, txn: Any) -> pa.Table:
     return pa.table(rows, schema=SWEEPS_SCHEMA)
 
 
-METRICS_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("instrument", pa.string()),
-        ("scope", pa.string()),
-        ("total_pnl", pa.float64()),
-        ("sharpe", pa.float64()),
-        ("max_drawdown", pa.float64()),
-        ("fills", pa.int64()),
-        ("fees", pa.float64()),
-        ("turnover", pa.float64()),
-        ("days", pa.int64()),
-    ]
-)
-
-
 def _metrics_table(cat: Catalog, txn: Any) -> pa.Table:
+    """Every live run's metric rows, built column by column from the catalog's values."""
     from incbt.catalog import runs as rc
 
     gone = {r.run_id for r in rc.runs(cat, txn) if r.gone}
-    return metrics_table(m for m in rc.all_metrics(cat, txn) if m[0] not in gone)
-
-
-def metrics_table(items: Iterable[tuple[str, str, np.ndarray]]) -> pa.Table:
-    """The ``metrics`` table's rows for (run id, instrument or "" for the portfolio,
-    metrics vector) items, in their order."""
-    rows: dict[str, list] = {f.name: [] for f in METRICS_SCHEMA}
-    for rid, inst, v in items:
-        rows["run_id"].append(rid)
-        rows["instrument"].append(inst or None)
-        rows["scope"].append("instrument" if inst else "portfolio")
-        for i, name in enumerate(
-            ("total_pnl", "sharpe", "max_drawdown", "fills", "fees", "turnover", "days")
-        ):
-            rows[name].append(int(v[i]) if name in ("fills", "days") else float(v[i]))
-    return pa.table(rows, schema=METRICS_SCHEMA)
+    rids, insts, values = rc.all_metrics(cat, txn)
+    if gone:
+        keep = [k for k, rid in enumerate(rids) if rid not in gone]
+        rids, insts, values = [rids[k] for k in keep], [insts[k] for k in keep], values[keep]
+    return metrics_table(rids, insts, values)
 
 
 def _register_results(ctx: datafusion.SessionContext, root: str, cat: Catalog, txn: Any) -> None:

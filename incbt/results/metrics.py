@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 ACC_FIELDS = (
     "days",
@@ -34,6 +36,21 @@ ACC_FIELDS = (
 ACC_WIDTH = len(ACC_FIELDS)
 METRICS = ("total_pnl", "sharpe", "max_drawdown", "fills", "fees", "turnover", "days")
 SQRT_252 = float(np.sqrt(252.0))
+# the SQL table ``metrics``: a run's instruments' rows and its portfolio's (instrument NULL)
+METRICS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("instrument", pa.string()),
+        ("scope", pa.string()),
+        ("total_pnl", pa.float64()),
+        ("sharpe", pa.float64()),
+        ("max_drawdown", pa.float64()),
+        ("fills", pa.int64()),
+        ("fees", pa.float64()),
+        ("turnover", pa.float64()),
+        ("days", pa.int64()),
+    ]
+)
 
 
 def initial_acc(n: int = 1) -> np.ndarray:
@@ -177,3 +194,19 @@ def portfolio_pnl(
     for i, j in chunks:  # unbuffered, in array order: chunk after chunk, in name order
         np.add.at(total, np.searchsorted(days, rows_of(i, j, 1)), rows_of(i, j, 2))
     return days.astype(np.int32), total
+
+
+def metrics_table(
+    run_ids: list[str], instruments: list[str], values: np.ndarray | Sequence[np.ndarray]
+) -> pa.Table:
+    """The ``metrics`` table's rows: run ``run_ids[i]``, instrument ``instruments[i]`` (""
+    for the portfolio), metrics ``values[i]`` (in METRICS order), column by column."""
+    vals = np.asarray(values, dtype=np.float64).reshape(len(run_ids), len(METRICS))
+    cols: dict[str, Any] = {
+        "run_id": pa.array(run_ids, pa.string()),
+        "instrument": pa.array([i or None for i in instruments], pa.string()),
+        "scope": pa.array(["instrument" if i else "portfolio" for i in instruments], pa.string()),
+    }
+    for j, name in enumerate(METRICS):
+        cols[name] = vals[:, j].astype(np.int64) if name in ("fills", "days") else vals[:, j]
+    return pa.table(cols, schema=METRICS_SCHEMA)
