@@ -15,7 +15,14 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "in
 os.environ["INCBT_LOCK_TIMEOUT"] = "5"
 
 import incbt  # noqa: E402
+import incbt.runs  # noqa: E402
 from incbt.bars.generate import generate  # noqa: E402
+
+# A new run sums its instruments into its portfolio as they arrive, every FOLD_EVERY of
+# them (32: more instruments than most test stores hold). Every 2 here, so that every
+# in-process test of a run over 3 or more instruments takes that path, and verify() and
+# the comparisons with fresh stores check its bits.
+incbt.runs.FOLD_EVERY = 2
 
 
 @pytest.fixture
