@@ -214,16 +214,22 @@ def test_a_query_reads_the_bars_files_records_only_if_it_names_bars_or_files(res
     s, rid = results
     calls = []
     real_now, real_as_of = Catalog.current_files, Catalog.files_as_of
+    real_spans = Catalog.current_spans
 
     def now(cat, txn):
         calls.append("now")
         return real_now(cat, txn)
+
+    def spans(cat, txn):  # what bars needs of them, each decoded once per process
+        calls.append("spans")
+        return real_spans(cat, txn)
 
     def as_of(cat, txn, seq):
         calls.append("as_of")
         return real_as_of(cat, txn, seq)
 
     with mock.patch.object(Catalog, "current_files", now), \
+            mock.patch.object(Catalog, "current_spans", spans), \
             mock.patch.object(Catalog, "files_as_of", as_of):  # fmt: skip
         for sql in ("SELECT * FROM metrics WHERE run_id = $r",
                     "SELECT count(*) FROM daily WHERE run_id = $r",
@@ -235,7 +241,7 @@ def test_a_query_reads_the_bars_files_records_only_if_it_names_bars_or_files(res
         assert s.sql("SELECT count(*) AS n FROM files")["n"][0].as_py() >= 3
         # the fixture's ingest (event 2; other tests of the module ingest more days)
         assert s.sql("SELECT count(*) AS n FROM bars", as_of=2)["n"][0].as_py() == 3 * 45 * 390
-        assert calls == ["now", "now", "as_of"]
+        assert calls == ["spans", "now", "as_of"]
 
 
 def test_a_runs_metrics_read_from_the_catalog_equal_the_sql_rows(corrected, tmp_path):

@@ -393,3 +393,33 @@ def test_day_rows_is_the_planners_view_of_the_day_index(store, small_data):
                     assert rows.tolist() == [e.rows for e in want]
         days, rows = cat.day_rows(txn, "NOPE", 0, 10)
         assert days.size == rows.size == 0
+
+
+def test_the_spans_sql_reads_bars_by_are_the_current_files(store, small_data, tmp_path):
+    """``current_spans`` (what a SQL session registers as ``bars``, each file's record
+    decoded once per process) lists the current files, before and after a correction
+    replaces some, and SQL over bars sees the corrected day."""
+    from incbt.catalog import FileSpan
+
+    out, _ = small_data
+    store.ingest(str(out))
+    cat = store.catalog
+
+    def both():
+        with cat.env.read() as txn:
+            want = [FileSpan(f.path, f.instrument, f.first_day, f.last_day)
+                    for f in cat.current_files(txn)]
+            return want, cat.current_spans(txn)
+
+    want, got = both()
+    assert got == want and len(got) > 1
+    day = store.sql("SELECT CAST(min(date) AS VARCHAR) AS d FROM bars")["d"][0].as_py()
+    generate(str(tmp_path / "fix"), instruments=2, days=3, start=day, seed=99,
+             from_day=day, to_day=day, revise=[day])
+    assert store.ingest(str(tmp_path / "fix")).days_corrected
+    want2, got2 = both()
+    assert got2 == want2 and got2 != got
+    q = "SELECT sum(close) AS s FROM bars WHERE date = CAST($d AS DATE)"
+    fixed = store.sql(q, params={"d": day})["s"][0].as_py()
+    assert fixed == pytest.approx(float(np.sum(np.concatenate(
+        [store.bars(i, day, day).close for i in store.instruments()]))))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import datafusion
@@ -26,7 +27,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from incbt.bars.schema import BARS_SCHEMA
-from incbt.catalog import CHANGE_KINDS, Catalog, FileRecord
+from incbt.catalog import CHANGE_KINDS, Catalog, FileRecord, FileSpan
 from incbt.errors import QueryError
 from incbt.results.metrics import metrics_table
 from incbt.settings import usable_cores
@@ -112,7 +113,7 @@ FILES_SCHEMA = pa.schema(
 _BARS_DATASETS: dict[tuple[str, tuple[str, ...]], ds.Dataset] = {}
 
 
-def bars_dataset(root: str, files: list[FileRecord]) -> ds.Dataset:
+def bars_dataset(root: str, files: Sequence[FileSpan | FileRecord]) -> ds.Dataset:
     """The bars files as one dataset, each file with its partition expression.
 
     Building it costs ~5 ms for 500 files (the expressions), a fifth of a small
@@ -223,11 +224,15 @@ def session(
                 f"--as-of {horizon} or later (the events and changes tables keep the whole "
                 "history without --as-of)"
             )
-        # the bars files' records: one or a few per instrument-month, ~5 us each (30,000
-        # at the seed's scale: ~150 ms), read only for a query of bars or files
-        files = []
-        if _names(only_for, "bars") or _names(only_for, "files"):
+        # the bars files: one or a few per instrument-month, read only for a query of bars
+        # or files; ~8 us each to read and decode (29,000 at the seed's scale: ~240 ms),
+        # for bars once per process (Catalog.current_spans), for files every time
+        files: list[FileRecord] = []
+        if _names(only_for, "files"):
             files = cat.current_files(txn) if as_of is None else cat.files_as_of(txn, as_of)
+        spans: Sequence[FileSpan | FileRecord] = files
+        if _names(only_for, "bars") and not files:
+            spans = cat.current_spans(txn) if as_of is None else cat.files_as_of(txn, as_of)
         builders = {
             "events": lambda: _events_table(cat, txn, as_of),
             "changes": lambda: _changes_table(cat, txn, as_of),
@@ -240,8 +245,8 @@ def session(
         if _names(only_for, "daily") or _names(only_for, "fills"):
             _register_results(ctx, root, cat, txn)
         if _names(only_for, "bars"):
-            if files:
-                ctx.register_dataset("bars", bars_dataset(root, files))
+            if spans:
+                ctx.register_dataset("bars", bars_dataset(root, spans))
             else:  # a dataset of no fragments fails DataFusion's plan checks
                 ctx.register_record_batches("bars", [[pa.RecordBatch.from_pylist([], BARS_SCHEMA)]])
         for name, build in builders.items():
