@@ -1162,10 +1162,8 @@ class Run:
         with cat.env.read() as txn:
             rec = rc.get_run(cat, txn, self.run_id)
             gone = rec is None or rec.gone
-            items = [] if gone else list(rc.run_metrics(cat, txn, self.run_id, most))
-        return metrics_table(
-            [self.run_id] * len(items), [i for _, i, _ in items], [v for _, _, v in items]
-        )
+            cols = rc.run_metrics(cat, txn, self.run_id, 0 if gone else most)
+        return metrics_table(*cols)
 
     @property
     def metrics(self) -> pa.Table:

@@ -480,36 +480,34 @@ class Catalog:
         else:
             txn.put(key, b"".join(file_hashes), db=self.db["buckets"])
 
-    def current_files(self, txn: lmdb.Transaction) -> list[FileRecord]:
-        """The files SQL sees now, in (instrument, month) order."""
-        out = []
+    def _current_hashes(self, txn: lmdb.Transaction) -> Iterator[bytes]:
+        """The hashes of the files SQL sees now, in (instrument, month) order."""
         with txn.cursor(self.db["buckets"]) as cur:
             for _, hashes in cur:
                 for i in range(0, len(hashes), 16):
-                    rec = self.file(txn, hashes[i : i + 16])
-                    if rec is not None:
-                        out.append(rec)
-        return out
+                    yield bytes(hashes[i : i + 16])
+
+    def current_files(self, txn: lmdb.Transaction) -> list[FileRecord]:
+        """The files SQL sees now, in (instrument, month) order."""
+        recs = (self.file(txn, h) for h in self._current_hashes(txn))
+        return [rec for rec in recs if rec is not None]
 
     def current_spans(self, txn: lmdb.Transaction) -> list[FileSpan]:
         """:meth:`current_files`, only what a read of the bars needs (each file's record
         decoded once per process)."""
         out = []
         spans = _SPANS
-        with txn.cursor(self.db["buckets"]) as cur:
-            for _, hashes in cur:
-                for i in range(0, len(hashes), 16):
-                    h = bytes(hashes[i : i + 16])
-                    span = spans.get(h)
-                    if span is None:
-                        rec = self.file(txn, h)
-                        if rec is None:
-                            continue
-                        span = FileSpan(rec.path, rec.instrument, rec.first_day, rec.last_day)
-                        if len(spans) >= 1 << 20:  # ~200 MB: a bound, not a working size
-                            spans.clear()
-                        spans[h] = span
-                    out.append(span)
+        for h in self._current_hashes(txn):
+            span = spans.get(h)
+            if span is None:
+                rec = self.file(txn, h)
+                if rec is None:
+                    continue
+                span = FileSpan(rec.path, rec.instrument, rec.first_day, rec.last_day)
+                if len(spans) >= 1 << 20:  # ~200 MB: a bound, not a working size
+                    spans.clear()
+                spans[h] = span
+            out.append(span)
         return out
 
     def files_as_of(self, txn: lmdb.Transaction, seq: int) -> list[FileRecord]:

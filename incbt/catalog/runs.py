@@ -523,35 +523,46 @@ def put_metrics(
     )
 
 
-def all_metrics(cat: Catalog, txn: lmdb.Transaction) -> tuple[list[str], list[str], np.ndarray]:
-    """Every stored metrics vector: (run ids, instruments ("" for a portfolio), one row of
-    METRICS each), in key order (by run, its portfolio first, then its instruments)."""
+MetricColumns = tuple[list[str], list[str], np.ndarray]
+
+
+def _metric_columns(keys: list[bytes], values: list[bytes]) -> MetricColumns:
+    """Metrics entries as columns: run ids, instruments ("" for a portfolio), one row of
+    METRICS each (the values joined and viewed as floats, not decoded one by one)."""
+    vals = np.frombuffer(b"".join(values), dtype=np.float64)
+    vals = vals.reshape(len(keys), -1) if keys else vals.reshape(0, 0)
+    return [k[:8].hex() for k in keys], [k[8:].decode() for k in keys], vals
+
+
+def all_metrics(cat: Catalog, txn: lmdb.Transaction) -> MetricColumns:
+    """Every stored metrics vector, in key order (by run, its portfolio first, then its
+    instruments), as :func:`_metric_columns`."""
     keys: list[bytes] = []
     values: list[bytes] = []
     with txn.cursor(_db(cat, "metrics")) as cur:
         for k, v in cur.iternext():
             keys.append(k)
             values.append(v)
-    vals = np.frombuffer(b"".join(values), dtype=np.float64)
-    vals = vals.reshape(len(keys), -1) if keys else vals.reshape(0, 0)
-    return [k[:8].hex() for k in keys], [k[8:].decode() for k in keys], vals
+    return _metric_columns(keys, values)
 
 
 def run_metrics(
     cat: Catalog, txn: lmdb.Transaction, run_id: str, most: int | None = None
-) -> Iterator[tuple[str, str, np.ndarray]]:
-    """A run's metrics, (run id, instrument, vector) each: its portfolio first (its key
+) -> MetricColumns:
+    """A run's metrics as :func:`all_metrics` gives them: its portfolio first (its key
     is the run's prefix alone), then its instruments in name order; ``most``: at most
     that many."""
     prefix = run_key(run_id)
-    n = 0
+    keys: list[bytes] = []
+    values: list[bytes] = []
     with txn.cursor(_db(cat, "metrics")) as cur:
         if cur.set_range(prefix):
-            for k, v in cur:
-                if not k.startswith(prefix) or n == most:
+            for k, v in cur.iternext():
+                if not k.startswith(prefix) or len(keys) == most:
                     break
-                n += 1
-                yield run_id, k[len(prefix) :].decode(), np.frombuffer(v, dtype=np.float64)
+                keys.append(k)
+                values.append(v)
+    return _metric_columns(keys, values)
 
 
 def instrument_metrics(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> np.ndarray:
