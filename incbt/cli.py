@@ -375,6 +375,7 @@ def backtest(
             if r.bars_processed
             else "already up to date: nothing to compute"
         )
+        _print_why_empty(run, r)
         _print_failures(r)
         typer.echo(f"run id: {run.run_id}")
         return
@@ -384,6 +385,7 @@ def backtest(
         )
     else:
         typer.echo("already up to date: nothing computed")
+        _print_why_empty(run, r)
     if r is not None:
         _print_failures(r)
     write_table(
@@ -395,6 +397,15 @@ def backtest(
     typer.echo(f"run id: {run.run_id}")
     if r is not None:
         _exit_if_failed(r)
+
+
+def _print_why_empty(run: Any, r: Any) -> None:
+    """Say why a run with nothing to compute has no results, if data can explain it."""
+    if r is not None and r.bars_processed:
+        return
+    why = run.why_empty()
+    if why:
+        typer.echo(f"no results: {why}")
 
 
 @app.command()
@@ -490,6 +501,8 @@ def sweep(
     if dry_run:
         return
     top = res.leaderboard("sharpe", 10)
+    if not top.num_rows and res.run_ids:  # a sweep's runs share their start and universe
+        _print_why_empty(res.runs[0], None)
     write_table(
         top if top.num_rows else pa.table({"note": ["no results yet"]}),
         "table",

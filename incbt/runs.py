@@ -62,6 +62,7 @@ from incbt.settings import usable_cores
 
 EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
 FROM_FIRST_BAR = "0001-01-01"  # the start of a run given none: every bar of every instrument
+_LAST_DAY = iso_to_day("9999-12-31")  # after any day a store can hold
 
 
 def make_run_id(
@@ -1180,6 +1181,32 @@ class Run:
         if not t.num_rows or t.column("scope")[0].as_py() != "portfolio":
             return {}
         return {m: t.column(m)[0].as_py() for m in METRICS}
+
+    def why_empty(self) -> str | None:
+        """Why the run has no results though it is up to date (None: it has some, or it
+        is waiting on nothing data can fix): its instruments have no bars, or none on or
+        after its start. A later ``update`` computes it once such bars arrive."""
+        if self._metric_rows(most=1).num_rows:
+            return None
+        cat = self.store.catalog
+        insts = instruments_of(self.record, self.store.instruments())
+        with cat.env.read() as txn:
+            last = [d[0] for i in insts if (d := cat.days_up_to(txn, i, _LAST_DAY, 1))]
+        if not last:
+            if self.record.universe == "all":
+                return "the store holds no bars yet: ingest some, then `incbt update`"
+            return (
+                "its instruments have no bars in the store; check their names "
+                '(`incbt query "SELECT DISTINCT instrument FROM bars"`)'
+            )
+        end = day_to_iso(max(last))
+        if self.record.start > end:
+            return (
+                f"it starts on {self.record.start}, after the last day with bars of its "
+                f"instruments ({end}): `incbt update` computes it once their bars reach "
+                "its start"
+            )
+        return None
 
     @property
     def daily(self) -> pa.Table:

@@ -280,6 +280,34 @@ def test_cli_backtest(tmp_path, data):
     assert p.returncode == 1 and "fast" in p.stderr and "Traceback" not in p.stderr
 
 
+def test_a_run_starting_after_the_data_says_why_it_is_empty_until_its_bars_arrive(
+    tmp_path, data
+):
+    s = _store(tmp_path, "s", data / "head")  # through 2024-02-28
+    run = s.backtest("sma_cross", {"fast": 4, "slow": 25}, start="2024-02-29")
+    assert run.metrics.num_rows == 0
+    assert run.why_empty() == (
+        "it starts on 2024-02-29, after the last day with bars of its instruments "
+        "(2024-02-28): `incbt update` computes it once their bars reach its start"
+    )
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", s.path, "backtest", "sma_cross", "-p", "fast=4", "-p",
+                        "slow=25", "--start", "2024-02-29"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "no results: it starts on 2024-02-29" in p.stdout
+    p = subprocess.run([exe, "--store", s.path, "sweep", "sma_cross", "-g", "fast=3,4", "-g",
+                        "slow=25", "--start", "2024-02-29"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "no results: it starts on 2024-02-29" in p.stdout
+    res = s.update(str(data / "tail"))
+    assert res.report.bars_processed > 0
+    assert run.metrics.num_rows == 4 and run.why_empty() is None  # portfolio + 3
+    empty = incbt.init(str(tmp_path / "empty"))
+    assert empty.backtest("sma_cross", {}).why_empty() == (
+        "the store holds no bars yet: ingest some, then `incbt update`"
+    )
+
+
 @pytest.mark.parametrize("which", ["first", "middle", "last"])
 def test_a_correction_recomputes_from_that_day_and_equals_full(tmp_path, data, which):
     day = {"first": "2024-02-26", "middle": "2024-02-28", "last": "2024-03-04"}[which]
