@@ -557,7 +557,13 @@ def log(
     out: OutFileOpt = None,
 ) -> None:
     """Show the event log, newest first."""
-    t = _open().log(kind=kind, limit=limit)
+    st = _open()
+    t = st.log(kind=kind, limit=limit)
+    if kind and not t.num_rows:
+        kinds = st.sql("SELECT DISTINCT kind FROM events ORDER BY kind").column("kind")
+        err_console.print(
+            f"no events of kind {kind!r} in the log; it holds: {', '.join(kinds.to_pylist())}"
+        )
     cols = ["seq", "time", "kind", "message", "command"] if output == "table" else t.column_names
     write_table(t.select(cols), output, out, title="events (newest first)")
 

@@ -47,6 +47,9 @@ def test_generate_ingest_query_log(tmp_path):
     assert pq_out.stat().st_size > 0
     logj = run("log", "--output", "json", store=s).stdout.splitlines()
     assert [json.loads(x)["kind"] for x in logj] == ["ingest", "init"]
+    none = run("log", "--kind", "ingst", "--output", "json", store=s)
+    assert none.stdout == "" and "no events of kind 'ingst' in the log; it holds: ingest, init" \
+        in none.stderr
     asof = run("query", "SELECT count(*) AS n FROM bars", "--as-of", "1", "--output", "json",
                store=s).stdout
     assert json.loads(asof) == {"n": 0}
