@@ -97,14 +97,15 @@ kill_at(point, {"before-commit": ("before", 2), "inside-commit": ("inside", 2),
                 "after-pending": ("after", 1), "after-commit": ("after", 2)}, "during-recover")
 
 real_durable = ing.write_file
-def write_file(table, groups, tmp, final):
-    if point == "mid-file":
-        with open(tmp, "wb") as f:
+def write_file(table, groups, path):
+    if point == "mid-file":  # half a file in its place (files are written in place)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
             f.write(b"PAR1 half a file")
             f.flush()
             os.fsync(f.fileno())
         die()
-    size = real_durable(table, groups, tmp, final)
+    size = real_durable(table, groups, path)
     if point == "after-first-bucket":
         die()
     return size
@@ -395,8 +396,8 @@ def test_kill_at_random_moments(world):
     "point, state",
     [
         ("after-pending", "before"),  # intent recorded, no file written yet
-        ("mid-file", "before"),  # a half-written temporary file
-        ("after-first-bucket", "before"),  # an orphan bucket file renamed into bars/
+        ("mid-file", "before"),  # a half-written file in its place, listed as pending
+        ("after-first-bucket", "before"),  # an orphan bucket file in bars/
         ("before-commit", "before"),  # every bucket written and fsynced
         ("inside-commit", "before"),  # the commit transaction built, never committed
         ("after-commit", "after"),  # committed; the staging folder not yet removed

@@ -447,11 +447,9 @@ def _write_bucket(root: str, plan: _Plan, max_rows: int) -> _File:
     groups = [(offsets[s], offsets[s + k] - offsets[s]) for s, k in groups_days]
     rel = plan.path
     final = os.path.join(root, rel)
-    if os.path.exists(final):  # same content written before (e.g. a correction undone)
-        size = os.path.getsize(final)
-    else:
-        tmp = os.path.join(root, "tmp", f"{plan.hash.hex()}.parquet.tmp")
-        size = write_file(table, groups, tmp, final)
+    # same content written before (e.g. a correction undone): a file there is complete,
+    # since recover() has removed every file a crashed writer may have left half-written
+    size = os.path.getsize(final) if os.path.exists(final) else write_file(table, groups, final)
     RECENT.remember(plan.hash, arrays)  # an update reads its new day next
     ts = arrays["ts"]
     entries = []
