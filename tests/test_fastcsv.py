@@ -95,27 +95,51 @@ def timestamps(draw, plain: bool) -> str:
 
 
 @st.composite
+def same_day_timestamps(draw, plain: bool, days: list[str]) -> str:
+    """A time on one of a few dates (lines one after another share their date, as bar
+    files' do: the reader parses a date once while it repeats)."""
+    t = draw(timestamps(plain))
+    cut = 10 if t[:1] != "-" else 11  # after YYYY-MM-DD
+    return draw(st.sampled_from(days)) + t[cut:] if t[cut : cut + 1] in ("T", " ") else t
+
+
+@st.composite
 def csv_text(draw, plain: bool) -> str:
     n = draw(st.integers(1, 30))
     names = draw(
-        st.lists(
-            st.text(
-                st.characters(min_codepoint=32, max_codepoint=126, exclude_characters='",'),
+        st.one_of(
+            st.lists(
+                st.text(
+                    st.characters(min_codepoint=32, max_codepoint=126, exclude_characters='",'),
+                    min_size=1,
+                    max_size=6,
+                ),
                 min_size=1,
-                max_size=6,
+                max_size=4,
+                unique=True,
             ),
-            min_size=1,
-            max_size=4,
-            unique=True,
+            # names that begin with others (the reader compares a line's name with the
+            # line before's first)
+            st.lists(st.sampled_from(["A", "AB", "ABC", "B", "AB C", "ABCD"]), min_size=1,
+                     max_size=4, unique=True),
         )
     )
     int_ts = draw(st.booleans())
     quote = draw(st.booleans())
+    # dates one character apart, and the last day of February in a leap year and not
+    days = draw(st.lists(st.sampled_from(["2024-01-06", "2024-01-16", "2024-11-06", "2024-02-29",
+                                          "2023-02-28", "2000-02-29"]), min_size=1, max_size=3))
+    few_days = draw(st.booleans())
     lines = []
     for _ in range(n):
         name = draw(st.sampled_from(names))
         name = f'"{name}"' if quote else name
-        ts = str(draw(st.integers(-2 ** 62, 2 ** 62))) if int_ts else draw(timestamps(plain))
+        if int_ts:
+            ts = str(draw(st.integers(-2 ** 62, 2 ** 62)))
+        elif few_days:
+            ts = draw(same_day_timestamps(plain, days))
+        else:
+            ts = draw(timestamps(plain))
         num = PLAIN_NUMBER if plain else st.one_of(PLAIN_NUMBER, OTHER_NUMBER)
         lines.append(",".join([name, ts, *(draw(num) for _ in range(5))]))
     eol = draw(st.sampled_from(["\n", "\r\n"]))

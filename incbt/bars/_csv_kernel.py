@@ -34,11 +34,30 @@ def two(buf, i):
     return (buf[i] - 48) * 10 + (buf[i + 1] - 48)
 
 
+# the largest limit for which value * 10 + 9 cannot pass int64 while value <= limit
+SMALL_LIMIT = (INT64_MAX - 9) // 10
+
+
 @njit(nogil=True, cache=True, inline="always")
 def digits(buf, i, value, limit):
     """Append the decimal digits at ``i`` to ``value``: (value, the index after them),
-    or (-1, i) where the value would pass ``limit``."""
-    while i < len(buf) and digit(buf[i]):
+    or (-1, i) where the value would pass ``limit``.
+
+    Below ``SMALL_LIMIT`` (every number but an integer ts) the next value is computed,
+    then compared: no division a digit."""
+    n = len(buf)
+    if limit <= SMALL_LIMIT:
+        while i < n:
+            d = buf[i] - 48
+            if d < 0 or d > 9:
+                break
+            nxt = value * 10 + d
+            if nxt > limit:
+                return -1, i
+            value = nxt
+            i += 1
+        return value, i
+    while i < n and digit(buf[i]):
         d = buf[i] - 48
         if value > (limit - d) // 10:
             return -1, i
@@ -76,6 +95,9 @@ def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
     row = 0
     i = pos
     days_in = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+    last = -1  # the code of the line before's name
+    date_at = -1  # where the last date parsed starts (its 10 bytes), and its day
+    date_day = 0
     while i < n:
         if row >= len(ts):
             return -1, row
@@ -86,6 +108,35 @@ def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
                 if quoted:
                     i += 1
                 s = i
+                if last >= 0:  # most lines repeat the line before's name: compare it first
+                    a0 = name_at[0, last]
+                    ln = name_at[1, last] - a0
+                    t = i + ln
+                    if t < n and (buf[t] == 44 or buf[t] == 34 or buf[t] == 10 or buf[t] == 13):
+                        same = True
+                        for q in range(ln):
+                            if buf[a0 + q] != buf[i + q]:
+                                same = False
+                                break
+                        if same:
+                            i = t
+                            if quoted:
+                                if buf[i] != 34:
+                                    return -1, row
+                                i += 1
+                            codes[row] = last
+                            if j + 1 < ncols:
+                                if i >= n or buf[i] != 44:
+                                    return -1, row
+                                i += 1
+                            else:
+                                if i < n and buf[i] == 13:
+                                    i += 1
+                                if i < n:
+                                    if buf[i] != 10:
+                                        return -1, row
+                                    i += 1
+                            continue
                 h = np.uint64(14695981039346656037)
                 while i < n:
                     b = buf[i]
@@ -125,34 +176,48 @@ def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
                     slots[k] = code
                     names += 1
                 codes[row] = code
+                last = code
             elif role == 1 and int_ts:
                 neg, v, i = signed_digits(buf, i, INT64_MAX)
                 if v < 0:
                     return -1, row
                 ts[row] = -v if neg else v
             elif role == 1:
-                if i + 19 > n or buf[i + 4] != 45 or buf[i + 7] != 45:
+                if i + 19 > n:
                     return -1, row
-                y = 0
-                for q in range(4):
-                    if not digit(buf[i + q]):
+                same = date_at >= 0
+                if same:  # most lines have the line before's date: compare its 10 bytes
+                    for q in range(10):
+                        if buf[date_at + q] != buf[i + q]:
+                            same = False
+                            break
+                if same:
+                    day = date_day
+                else:
+                    if buf[i + 4] != 45 or buf[i + 7] != 45:
                         return -1, row
-                    y = y * 10 + (buf[i + q] - 48)
-                mo, d = two(buf, i + 5), two(buf, i + 8)
+                    y = 0
+                    for q in range(4):
+                        if not digit(buf[i + q]):
+                            return -1, row
+                        y = y * 10 + (buf[i + q] - 48)
+                    mo, d = two(buf, i + 5), two(buf, i + 8)
+                    if y < 1678 or y > 2261:  # where int64 nanoseconds end
+                        return -1, row
+                    if mo < 1 or mo > 12 or d < 1:
+                        return -1, row
+                    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+                    if d > days_in[mo - 1] + (1 if mo == 2 and leap else 0):
+                        return -1, row
+                    day = days_from_civil(y, mo, d)
+                    date_at, date_day = i, day
                 sep = buf[i + 10]
                 if sep != 84 and sep != 32:
                     return -1, row
                 hh, mi, ss = two(buf, i + 11), two(buf, i + 14), two(buf, i + 17)
                 if buf[i + 13] != 58 or buf[i + 16] != 58:
                     return -1, row
-                if y < 1678 or y > 2261:  # where int64 nanoseconds end
-                    return -1, row
-                if mo < 1 or mo > 12 or d < 1 or hh < 0 or hh > 23:
-                    return -1, row
-                if mi < 0 or mi > 59 or ss < 0 or ss > 59:
-                    return -1, row
-                leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
-                if d > days_in[mo - 1] + (1 if mo == 2 and leap else 0):
+                if hh < 0 or hh > 23 or mi < 0 or mi > 59 or ss < 0 or ss > 59:
                     return -1, row
                 i += 19
                 frac = 0
@@ -183,7 +248,7 @@ def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
                     off = sign * (oh * 3600 + om * 60)
                 else:
                     return -1, row  # naive or another form: Arrow decides
-                secs = days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss - off
+                secs = day * 86400 + hh * 3600 + mi * 60 + ss - off
                 ts[row] = secs * 1_000_000_000 + frac
             else:  # a number
                 neg, m, i = signed_digits(buf, i, TWO53)

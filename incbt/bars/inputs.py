@@ -261,13 +261,15 @@ def read_csv_range(
     if not header:
         return None
     header, wanted, ts_kind = _csv_head(path, header, first, mapping)
-    table = fastcsv.read(path, _roles(header, wanted), ts_kind == "int", span=(start, end))
-    return None if table is None else validate(path, "csv", table)
+    got = fastcsv.read_block(path, _roles(header, wanted), ts_kind == "int", span=(start, end))
+    return None if got is None else validate(path, "csv", got[0], block=got[1])
 
 
 def _read_csv(
     path: str, mapping: Mapping[str, str], tz: str | None, use_threads: bool = True
-) -> tuple[pa.Table, str]:
+) -> tuple[pa.Table, str, np.ndarray | None]:
+    """The file's table, "csv", and where the fast reader read it, the bars block its
+    columns are views of (else None)."""
     opener = open
     if path.endswith(".gz"):
         import gzip
@@ -291,9 +293,9 @@ def _read_csv(
     for c in FLOAT_COLUMNS:
         types[wanted[c]] = pa.float64()
     if not tz:  # the plain layout most files have, in one Numba pass where it applies
-        fast = fastcsv.read(path, _roles(header, wanted), ts_kind == "int")
+        fast = fastcsv.read_block(path, _roles(header, wanted), ts_kind == "int")
         if fast is not None:
-            return fast, "csv"
+            return fast[0], "csv", fast[1]
     # Let Arrow parse ts itself; on failure re-read it as text to name the line.
     types[ts_src] = (
         pa.int64()
@@ -330,7 +332,7 @@ def _read_csv(
     if tz:
         ts = _assume_tz(path, ts, tz, "csv")
     cols["ts"] = pc.cast(ts, pa.int64())
-    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv"
+    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv", None
 
 
 def _gz_without_trailing_blanks(path: str) -> pa.BufferReader | None:
@@ -666,9 +668,10 @@ def read_input(
     if tz:
         check_tz(tz)
     kind = _kind(path)
+    block = None
     try:
         if kind == "csv":
-            table, kind = _read_csv(path, mapping, tz, use_threads)
+            table, kind, block = _read_csv(path, mapping, tz, use_threads)
         else:
             table, kind = _read_parquet(path, mapping, tz, row_groups, rows)
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -677,7 +680,7 @@ def read_input(
             file=path,
             fix="save CSV files as UTF-8 text with a header line",
         ) from None
-    return validate(path, kind, table)
+    return validate(path, kind, table, block)
 
 
 def column_numpy(col: pa.ChunkedArray) -> np.ndarray:
@@ -718,8 +721,12 @@ def _at(kind: str, i: int) -> dict[str, Any]:
     return {"line": int(i) + 2} if kind == "csv" else {"row": int(i) + 1}
 
 
-def validate(path: str, kind: str, table: pa.Table) -> InputBars:
-    """Check every rule of SEMANTICS.md "Bars"; sort by (instrument, ts)."""
+def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = None) -> InputBars:
+    """Check every rule of SEMANTICS.md "Bars"; sort by (instrument, ts).
+
+    ``block``: the bars block (:func:`bars_block`) the table's ts and float columns are
+    views of, where the reader parsed into one (the fast CSV reader); else they are
+    copied into one."""
 
     at = functools.partial(_at, kind)
 
@@ -758,11 +765,10 @@ def validate(path: str, kind: str, table: pa.Table) -> InputBars:
                 value=name,
                 fix=f"use 1 to {MAX_INSTRUMENT_LEN} characters, no leading/trailing spaces",
             )
-    # copies, on purpose (not views, as :func:`column_numpy` gives): the fast CSV reader
-    # parses into buffers sized for the most lines a file could hold (~5x its bars);
-    # a view would keep them until the day's bucket is written (peak RSS of 297 MiB of
-    # daily files: 420-435 MiB against 355-358 MiB with these copies)
-    block = table_block(table)
+    # copies of other readers' columns (not views, as :func:`column_numpy` gives): a
+    # block's fields are rows of one array, so a bucket file gathers a day with one slice
+    if block is None:
+        block = table_block(table)
     arr = block_columns(block)
     # One Numba pass where the CSV kernel is loaded (a big ingest); the NumPy checks
     # where it is not, or where a rule is broken: they find the first bad row and word it.
