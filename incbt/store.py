@@ -633,10 +633,11 @@ def read_days(
                     column_indices=[reader.column_name_idx(c) for c in cols],
                     use_threads=False,
                 )
-                md = reader.metadata
-                base = 0
-                for g in range(rg0):
-                    base += md.row_group(g).num_rows
+                base = 0  # the rows before the first group read (its metadata: ~4 us)
+                if rg0:
+                    md = reader.metadata
+                    for g in range(rg0):
+                        base += md.row_group(g).num_rows
             finally:
                 reader.close()
             lo = offset[i] - base  # rows of the wanted days, relative to the first group
