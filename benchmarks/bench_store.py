@@ -43,7 +43,7 @@ from common import (  # noqa: E402
 import incbt  # noqa: E402
 
 
-def bench_ingest(data, repeats: int) -> dict[str, float]:
+def bench_ingest(data, repeats: int, verbose: bool = False) -> dict[str, float]:
     """Best of ``repeats`` rounds, each: incbt, incbt with Arrow's CSV reader, pandas."""
     from incbt.bars import fastcsv
 
@@ -89,10 +89,13 @@ def bench_ingest(data, repeats: int) -> dict[str, float]:
         warm()
 
     t_ours, t_arrow, t_pd = [], [], []
-    for _ in range(repeats):  # interleaved: the same load for all three
+    for k in range(repeats):  # interleaved: the same load for all three
         t_ours.append(best_of(1, ours, fresh_warm))
         t_arrow.append(best_of(1, ours_arrow, fresh_warm))
         t_pd.append(best_of(1, pandas_way, warm))
+        if verbose:
+            print(f"round {k + 1}: incbt {t_ours[-1]:.2f} s, with Arrow's reader "
+                  f"{t_arrow[-1]:.2f} s, pandas {t_pd[-1]:.2f} s", flush=True)
     n = rows["n"]
     t, ta, tp = min(t_ours), min(t_arrow), min(t_pd)
     return {"rows": n, "raw": raw, "ours_s": t, "arrow_s": ta, "pandas_s": tp,
@@ -286,17 +289,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--instruments", type=int, default=40)
     ap.add_argument("--days", type=int, default=260)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="interleaved ingest rounds, best of (default 3; 1 at the seed's scale)")
     ap.add_argument("--seed-scale", action="store_true",
                     help="the seed workload: 500 instruments x 5 years (1260 days)")
+    ap.add_argument("--ingest-only", action="store_true",
+                    help="only the ingest rounds, printed (not in the README)")
     ap.add_argument("--no-readme", action="store_true", help="print only")
     a = ap.parse_args()
     if a.seed_scale:
-        a.instruments, a.days, a.repeats = 500, 1260, 1
+        a.instruments, a.days = 500, 1260
+    if a.repeats is None:
+        a.repeats = 1 if a.seed_scale else 3
     data = dataset(a.instruments, a.days)
     print(f"data: {a.instruments} instruments x {a.days} days in {data}", flush=True)
-    ing = bench_ingest(data, a.repeats)
+    ing = bench_ingest(data, a.repeats, verbose=a.ingest_only)
     print(ing, flush=True)
+    if a.ingest_only:
+        print(f"ingest, best of {a.repeats}: incbt {ing['ours_rps']:,.0f} rows/s, pandas "
+              f"{ing['pandas_rps']:,.0f} rows/s: {ing['ours_rps'] / ing['pandas_rps']:.2f}x "
+              f"(Arrow's CSV reader: {ing['arrow_rps'] / ing['pandas_rps']:.2f}x)")
+        return
     rss = bench_rss(data, whole=not a.seed_scale)
     print(rss, flush=True)
     rng = bench_range(OUT / "store-ingest", ("2020-01-01", "2020-12-31"), 7)

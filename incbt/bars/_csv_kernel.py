@@ -108,73 +108,57 @@ def scan_csv_bars(buf, pos, roles, int_ts, codes, ts, floats, name_at):
                 if quoted:
                     i += 1
                 s = i
+                code = -1
                 if last >= 0:  # most lines repeat the line before's name: compare it first
                     a0 = name_at[0, last]
                     ln = name_at[1, last] - a0
                     t = i + ln
                     if t < n and (buf[t] == 44 or buf[t] == 34 or buf[t] == 10 or buf[t] == 13):
-                        same = True
+                        code = last
                         for q in range(ln):
                             if buf[a0 + q] != buf[i + q]:
-                                same = False
+                                code = -1
                                 break
-                        if same:
+                        if code >= 0:
                             i = t
-                            if quoted:
-                                if buf[i] != 34:
-                                    return -1, row
-                                i += 1
-                            codes[row] = last
-                            if j + 1 < ncols:
-                                if i >= n or buf[i] != 44:
-                                    return -1, row
-                                i += 1
-                            else:
-                                if i < n and buf[i] == 13:
-                                    i += 1
-                                if i < n:
-                                    if buf[i] != 10:
-                                        return -1, row
-                                    i += 1
-                            continue
-                h = np.uint64(14695981039346656037)
-                while i < n:
-                    b = buf[i]
-                    if b == 44 or b == 10 or b == 13 or b == 34:
-                        break
-                    if b < 32 or b > 126:
+                if code < 0:
+                    h = np.uint64(14695981039346656037)
+                    while i < n:
+                        b = buf[i]
+                        if b == 44 or b == 10 or b == 13 or b == 34:
+                            break
+                        if b < 32 or b > 126:
+                            return -1, row
+                        h = (h ^ np.uint64(b)) * np.uint64(1099511628211)
+                        i += 1
+                    e = i
+                    if e == s:
                         return -1, row
-                    h = (h ^ np.uint64(b)) * np.uint64(1099511628211)
-                    i += 1
-                e = i
+                    k = np.int64(h & umask)
+                    while slots[k] >= 0:
+                        c = slots[k]
+                        a0, a1 = name_at[0, c], name_at[1, c]
+                        if a1 - a0 == e - s:
+                            same = True
+                            for q in range(e - s):
+                                if buf[a0 + q] != buf[s + q]:
+                                    same = False
+                                    break
+                            if same:
+                                code = c
+                                break
+                        k = (k + 1) & mask
+                    if code < 0:
+                        if names >= cap:
+                            return -1, row
+                        code = names
+                        name_at[0, code], name_at[1, code] = s, e
+                        slots[k] = code
+                        names += 1
                 if quoted:
                     if i >= n or buf[i] != 34:
                         return -1, row
                     i += 1
-                if e == s:
-                    return -1, row
-                k = np.int64(h & umask)
-                code = -1
-                while slots[k] >= 0:
-                    c = slots[k]
-                    a0, a1 = name_at[0, c], name_at[1, c]
-                    if a1 - a0 == e - s:
-                        same = True
-                        for q in range(e - s):
-                            if buf[a0 + q] != buf[s + q]:
-                                same = False
-                                break
-                        if same:
-                            code = c
-                            break
-                    k = (k + 1) & mask
-                if code < 0:
-                    if names >= cap:
-                        return -1, row
-                    code = names
-                    name_at[0, code], name_at[1, code] = s, e
-                    slots[k] = code
-                    names += 1
                 codes[row] = code
                 last = code
             elif role == 1 and int_ts:
