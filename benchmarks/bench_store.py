@@ -358,7 +358,8 @@ def main() -> None:
         f"Run {time.strftime('%Y-%m-%d')}.\n\n"
         + table(rows, ("measure", "incbt", "peer", "ratio", "goal"))
         + "\n\nCommand: `.venv/bin/python benchmarks/bench_store.py"
-        + (" --seed-scale" if a.seed_scale else "") + "`"
+        + (" --seed-scale" if a.seed_scale else "")
+        + (f" --repeats {a.repeats}" if a.repeats != (1 if a.seed_scale else 3) else "") + "`"
     )
     print(text)
     if not a.no_readme:
