@@ -589,7 +589,7 @@ def status(output: OutputOpt = "table") -> None:
     if horizon:
         typer.echo(f"time travel (--as-of) reaches back to event {horizon} (incbt gc)")
     res = st.status()
-    _print_update(res, output, dry=True)
+    _print_update(res, output, dry=True, store=st)
     _print_stale(res, output)
 
 
@@ -668,7 +668,8 @@ def _exit_if_failed(r: object, known: bool = True) -> None:
         raise typer.Exit(1)
 
 
-def _print_update(res: object, output: str, dry: bool) -> None:
+def _print_update(res: object, output: str, dry: bool, store: Any = None) -> None:
+    """What an update did or would do; with ``store``, also the runs waiting for bars."""
     r = res.report  # type: ignore[attr-defined]
     for b in res.broken:  # type: ignore[attr-defined]
         err_console.print(f"[yellow]cannot recompute:[/yellow] {b}", highlight=False)
@@ -676,15 +677,30 @@ def _print_update(res: object, output: str, dry: bool) -> None:
         typer.echo(f"run {old} is replaced by {new} (its strategy's code changed)")
     if not r.segments:
         typer.echo(f"{r.runs} run(s): all up to date")
-        _print_failures(r)
-        return
-    verb = "would compute" if dry else "computed"
-    bars = r.bars_processed
-    typer.echo(
-        f"{r.runs} run(s): {verb} {r.segments} segment(s) in {r.tasks} task(s), "
-        f"{bars:,} bar-steps" + ("" if dry else f" in {r.seconds:.2f} s")
-    )
+    else:
+        verb = "would compute" if dry else "computed"
+        bars = r.bars_processed
+        typer.echo(
+            f"{r.runs} run(s): {verb} {r.segments} segment(s) in {r.tasks} task(s), "
+            f"{bars:,} bar-steps" + ("" if dry else f" in {r.seconds:.2f} s")
+        )
     _print_failures(r)
+    if r.runs and store is not None:
+        _print_waiting(store)
+
+
+def _print_waiting(store: Any) -> None:
+    """The runs with no rows yet because they start after the last day with bars."""
+    from incbt.runs import waiting_for_bars
+
+    waiting = waiting_for_bars(store)
+    if waiting:
+        shown = ", ".join(f"{rid} (from {start})" for rid, start in waiting[:5])
+        more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+        typer.echo(
+            f"{len(waiting)} run(s) start after the last day with bars of their "
+            f"instruments and have no rows until bars reach their start: {shown}{more}"
+        )
 
 
 @app.command()
@@ -715,7 +731,8 @@ def update(
             f"ingest: {s.days_new} new day(s), {s.days_corrected} correction(s), "
             f"{s.days_unchanged} unchanged" + (f"; event {s.seq}" if s.seq else "")
         )
-    _print_update(res, "table", dry_run)
+    # a dry run's files are not in the store yet: they may bring a waiting run's bars
+    _print_update(res, "table", dry_run, store=None if dry_run and paths else st)
     if dry_run:
         _print_stale(res, "table")
     else:  # pairs that failed before and were not retried are reported, not an error here

@@ -1141,6 +1141,29 @@ def _from(start: str) -> str:
     return "from the first bar" if start == FROM_FIRST_BAR else f"from {start}"
 
 
+def last_bar_days(store: Any, instruments: Sequence[str]) -> dict[str, int]:
+    """Each instrument's last day with bars (instruments without any are left out)."""
+    cat = store.catalog
+    with cat.env.read() as txn:
+        return {i: d[0] for i in instruments if (d := cat.days_up_to(txn, i, _LAST_DAY, 1))}
+
+
+def waiting_for_bars(store: Any) -> list[tuple[str, str]]:
+    """The registered runs (not replaced or dropped) that start after the last day with
+    bars of their instruments, as (run id, start): up to date, with no rows until bars
+    reach their start."""
+    known = store.instruments()
+    last = last_bar_days(store, known)
+    with store.catalog.env.read() as txn:
+        recs = [r for r in rc.runs(store.catalog, txn) if not r.gone]
+    out = []
+    for rec in recs:
+        days = [last[i] for i in instruments_of(rec, known) if i in last]
+        if not days or rec.start > day_to_iso(max(days)):
+            out.append((rec.run_id, rec.start))
+    return out
+
+
 class Run:
     """A run in a store: its definition and its tables, one attribute away."""
 
@@ -1188,10 +1211,8 @@ class Run:
         after its start. A later ``update`` computes it once such bars arrive."""
         if self._metric_rows(most=1).num_rows:
             return None
-        cat = self.store.catalog
-        insts = instruments_of(self.record, self.store.instruments())
-        with cat.env.read() as txn:
-            last = [d[0] for i in insts if (d := cat.days_up_to(txn, i, _LAST_DAY, 1))]
+        known = self.store.instruments()
+        last = last_bar_days(self.store, instruments_of(self.record, known))
         if not last:
             if self.record.universe == "all":
                 return "the store holds no bars yet: ingest some, then `incbt update`"
@@ -1199,7 +1220,7 @@ class Run:
                 "its instruments have no bars in the store; check their names "
                 '(`incbt query "SELECT DISTINCT instrument FROM bars"`)'
             )
-        end = day_to_iso(max(last))
+        end = day_to_iso(max(last.values()))
         if self.record.start > end:
             return (
                 f"it starts on {self.record.start}, after the last day with bars of its "

@@ -299,9 +299,17 @@ def test_a_run_starting_after_the_data_says_why_it_is_empty_until_its_bars_arriv
                         "slow=25", "--start", "2024-02-29"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "no results: it starts on 2024-02-29" in p.stdout
+    p = subprocess.run([exe, "--store", s.path, "status"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "2 run(s): all up to date" in p.stdout  # the backtest is a point of the sweep
+    assert ("2 run(s) start after the last day with bars of their instruments and have no "
+            "rows until bars reach their start: ") in " ".join(p.stdout.split())
+    assert f"{run.run_id} (from 2024-02-29)" in p.stdout
     res = s.update(str(data / "tail"))
     assert res.report.bars_processed > 0
     assert run.metrics.num_rows == 4 and run.why_empty() is None  # portfolio + 3
+    p = subprocess.run([exe, "--store", s.path, "status"], capture_output=True, text=True)
+    assert p.returncode == 0 and "start after the last day" not in p.stdout, p.stdout
     empty = incbt.init(str(tmp_path / "empty"))
     assert empty.backtest("sma_cross", {}).why_empty() == (
         "the store holds no bars yet: ingest some, then `incbt update`"
