@@ -337,12 +337,15 @@ class Catalog:
         values: list[bytes] = []
         with txn.cursor(self.db["days"]) as cur:
             if cur.set_range(start):
+                add_key, add_value = keys.append, values.append
                 for k, v in cur.iternext():  # a C loop; keys of longer names sort after end
                     if k >= end:
                         break
-                    keys.append(k[-4:])
-                    values.append(v)
-        days = np.frombuffer(b"".join(keys), dtype=">u4").astype(np.int64) - DAY_OFFSET
+                    add_key(k)
+                    add_value(v)
+        # each key is the prefix then the day: the days are read as one array, not sliced
+        kd = np.dtype([("p", f"S{len(prefix)}"), ("day", ">u4")])
+        days = np.frombuffer(b"".join(keys), dtype=kd)["day"].astype(np.int64) - DAY_OFFSET
         return DayIndex(days.astype(np.int32), np.frombuffer(b"".join(values), DAY_RECORD))
 
     def days_up_to(self, txn: lmdb.Transaction, instrument: str, day: int, n: int) -> list[int]:
@@ -369,16 +372,14 @@ class Catalog:
         self, txn: lmdb.Transaction, instrument: str, first: int, before_rows: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """(days, row counts) of an instrument from ``first`` on, preceded by the latest
-        earlier days holding at least ``before_rows`` bars: what the planner needs, without
-        unpacking whole entries (it reads every day a plan covers: 630,000 for the whole
-        history of 500 instruments x 5 years), as int64 arrays."""
+        earlier days holding at least ``before_rows`` bars: what the planner needs (it
+        reads every day a plan covers: 630,000 for the whole history of 500 instruments
+        x 5 years), as int64 arrays; the days from ``first`` are :meth:`day_index`'s."""
         prefix = instrument.encode() + b"\0"
         klen = len(prefix) + 4
         u32 = _U32.unpack_from
         back_days: list[int] = []
         back_rows: list[int] = []
-        keys: list[bytes] = []
-        values: list[bytes] = []
         with txn.cursor(self.db["days"]) as cur:
             got = 0
             ok = cur.prev() if cur.set_range(day_key(instrument, first)) else cur.last()
@@ -390,30 +391,13 @@ class Catalog:
                 back_rows.append(u32(cur.value(), _ROWS_AT)[0])
                 got += back_rows[-1]
                 ok = cur.prev()
-            end = prefix[:-1] + b"\1"  # past the instrument's keys (longer names sort after)
-            if cur.set_range(day_key(instrument, first)):
-                add_key, add_value = keys.append, values.append
-                for k, v in cur.iternext():  # a C loop; the arrays are made at once below
-                    if k >= end:
-                        break
-                    add_key(k)
-                    add_value(v)
-        # keys: the prefix then the day; values: DAY_VALUE, rows at _ROWS_AT
-        kd = np.dtype([("p", f"S{klen - 4}"), ("day", ">u4")])
-        days = np.frombuffer(b"".join(keys), dtype=kd)["day"].astype(np.int64) - DAY_OFFSET
-        vd = np.dtype(
-            {
-                "names": ["rows"],
-                "formats": [">u4"],
-                "offsets": [_ROWS_AT],
-                "itemsize": DAY_VALUE.size,
-            }
+        index = self.day_index(txn, instrument, first)
+        days = np.array(back_days[::-1], np.int64)
+        rows = np.array(back_rows[::-1], np.int64)
+        return (
+            np.concatenate((days, index.days.astype(np.int64))),
+            np.concatenate((rows, index.records["rows"].astype(np.int64))),
         )
-        rows = np.frombuffer(b"".join(values), dtype=vd)["rows"].astype(np.int64)
-        if back_days:
-            days = np.concatenate((np.array(back_days[::-1], np.int64), days))
-            rows = np.concatenate((np.array(back_rows[::-1], np.int64), rows))
-        return days, rows
 
     def put_days(self, txn: lmdb.Transaction, entries: Iterable[DayEntry]) -> None:
         """Make these the current entries of their (instrument, day), in one C loop."""
