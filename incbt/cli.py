@@ -16,7 +16,7 @@ import typer
 
 from incbt import store as store_mod
 from incbt.errors import IncbtError, StrategyFailureWarning, UsageError, map_dependency_error
-from incbt.render import RichReporter, err_console, write_table
+from incbt.render import RichReporter, err_console, run_summary, write_table
 
 app = typer.Typer(
     name="incbt",
@@ -273,12 +273,9 @@ def query(
 
 
 def _coerce(v: str) -> object:
-    for t in (int, float):
-        try:
-            return t(v)
-        except ValueError:
-            pass
-    return v
+    from incbt.queries import coerce
+
+    return coerce(v)
 
 
 @app.command()
@@ -388,12 +385,11 @@ def backtest(
         _print_why_empty(run, r)
     if r is not None:
         _print_failures(r)
-    write_table(
-        run.metrics,
-        output,
-        None,
-        title=f"run {run.run_id} {run.record.strategy} {run.record.params}",
-    )
+    if output == "table":
+        shown = " ".join(f"{k}={v}" for k, v in run.record.params.items())
+        run_summary(run.metrics, f"run {run.run_id}: {run.record.strategy} {shown}")
+    else:
+        write_table(run.metrics, output, None)
     typer.echo(f"run id: {run.run_id}")
     if r is not None:
         _exit_if_failed(r)

@@ -149,6 +149,64 @@ def write_table(
         _print(Console(width=None if sys.stdout.isatty() else 200), t, more)
 
 
+_MONEY = ("total_pnl", "max_drawdown", "fees", "turnover")
+_SUMMARY_COLUMNS = ("total_pnl", "sharpe", "max_drawdown", "fills", "fees", "turnover", "days")
+
+
+def _number(name: str, v: Any) -> str:
+    if v is None:
+        return ""
+    if name in _MONEY:
+        return f"{v:,.2f}"
+    if name == "sharpe":
+        return f"{v:.3f}"
+    return f"{v:,}"
+
+
+def run_summary(metrics: pa.Table, title: str, most: int = 20) -> None:
+    """A run's metrics for people: the portfolio, then its instruments (by name), at
+    most ``most`` of them: past that, the ``most // 2`` best and worst by total pnl.
+
+    The full table is a query away (the last line says which); printing every
+    instrument of a large universe would bury the portfolio, and its rows would cost
+    memory that grows with the universe (rich keeps ~25 KB of objects a row).
+    """
+    rows = metrics.to_pylist()
+    run_id = rows[0]["run_id"] if rows else ""
+    insts = [r for r in rows if r["scope"] == "instrument"]
+    hidden = 0
+    if len(insts) > most:
+        by_pnl = sorted(insts, key=lambda r: (-r["total_pnl"], r["instrument"]))
+        half = most // 2
+        hidden = len(insts) - 2 * half
+        shown = by_pnl[:half] + [None] + by_pnl[-half:]
+    else:
+        shown = list(insts)
+    t = Table(title=title, show_lines=False)
+    t.add_column("instrument")
+    for c in _SUMMARY_COLUMNS:
+        t.add_column(c, justify="right")
+    for r in rows:
+        if r["scope"] == "portfolio":
+            t.add_row("portfolio", *(_number(c, r[c]) for c in _SUMMARY_COLUMNS), style="bold")
+            t.add_section()
+    for r in shown:
+        if r is None:
+            t.add_row(f"... {hidden:,} more", *("" for _ in _SUMMARY_COLUMNS), style="dim")
+        else:
+            t.add_row(r["instrument"], *(_number(c, r[c]) for c in _SUMMARY_COLUMNS))
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    console.print(t)
+    if hidden:
+        console.print(
+            f"{len(insts):,} instruments: the {most // 2} best and worst by total_pnl shown; "
+            f"all of them: incbt query \"SELECT * FROM metrics WHERE run_id = '{run_id}'\" "
+            "(or --output csv)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def _print(console: Console, t: Table, more: int) -> None:
     console.print(t)
     if more > 0:

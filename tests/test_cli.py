@@ -266,3 +266,38 @@ def test_a_command_collects_only_the_young_generations(tmp_path):
     young, middle, oldest = map(int, line.split()[1:])
     assert (young, middle) == gc.get_threshold()[:2]
     assert oldest == OLDEST_GENERATION_THRESHOLD > gc.get_threshold()[2]
+
+
+def test_backtest_prints_the_portfolio_then_the_best_and_worst_instruments(tmp_path):
+    """Past 20 instruments the table shows the portfolio, the 10 best and 10 worst by
+    total pnl, how many are left out and the query that lists them all; --output csv
+    gives every row."""
+    s = tmp_path / "store"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "23", "--days", "2", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    args = ("backtest", "sma_cross", "-p", "fast=5", "-p", "slow=20")
+    out = run(*args, store=s).stdout
+    rows = [json.loads(ln) for ln in run(*args, "--output", "json", store=s).stdout.splitlines()
+            if ln.startswith("{")]
+    insts = [r for r in rows if r["scope"] == "instrument"]
+    assert len(insts) == 23 and sum(r["scope"] == "portfolio" for r in rows) == 1
+    by_pnl = [r["instrument"] for r in sorted(insts, key=lambda r: (-r["total_pnl"],
+                                                                    r["instrument"]))]
+    lines = out.splitlines()
+
+    def row_of(name):
+        return next(i for i, ln in enumerate(lines) if f" {name} " in ln)
+
+    shown = by_pnl[:10] + by_pnl[-10:]
+    positions = [row_of(n) for n in shown]
+    assert positions == sorted(positions)  # best first, worst last
+    assert row_of("portfolio") < positions[0] < row_of("... 3 more") < positions[10]
+    assert not any(f" {n} " in out for n in by_pnl[10:13])
+    run_id = rows[0]["run_id"]
+    assert f"SELECT * FROM metrics WHERE run_id = '{run_id}'" in out
+    assert f"run id: {run_id}" in out
+    # a universe that fits is printed whole, by name, with no note
+    few = run(*args, "--instruments", "S0002,S0001", store=s).stdout
+    assert row_of("portfolio") >= 0 and few.index(" S0001 ") < few.index(" S0002 ")
+    assert "more" not in few and "SELECT" not in few
