@@ -3,7 +3,8 @@
 Search order: ``$INCBT_QUERIES`` (a folder), ``<store>/queries/``, then the
 built-in ``queries/`` folder shipped beside the package. Each file starts with
 ``--`` comment lines: the first says what it answers; ``-- param: NAME ...``
-lines document its ``$NAME`` parameters. Values are always bound (``$NAME``);
+lines document its ``$NAME`` parameters, a line ending ``(default: VALUE)`` giving
+the value used when ``-p NAME=...`` is left out. Values are always bound (``$NAME``);
 a query may also take column names in ``{{NAME}}`` slots, accepted only as
 plain identifiers (``fill_identifiers``), e.g. the axes of a pivot.
 """
@@ -63,6 +64,30 @@ def param_docs(sql: str) -> list[str]:
     return [ln.split(":", 1)[1].strip() for ln in sql.splitlines() if ln.startswith("-- param:")]
 
 
+_DEFAULT = re.compile(r"\(default:\s*([^)]*?)\s*\)\s*$")
+
+
+def param_defaults(sql: str) -> dict[str, object]:
+    """The defaults of the query's parameters: a ``-- param: NAME ... (default: VALUE)``
+    line's VALUE, an int or float where it reads as one (as ``-p`` values are)."""
+    out: dict[str, object] = {}
+    for doc in param_docs(sql):
+        m = _DEFAULT.search(doc)
+        if m and doc.split():
+            out[doc.split()[0]] = coerce(m.group(1))
+    return out
+
+
+def coerce(v: str) -> object:
+    """A ``-p`` value as given on the command line: int, float, else the text."""
+    for t in (int, float):
+        try:
+            return t(v)
+        except ValueError:
+            pass
+    return v
+
+
 def value_params(sql: str) -> set[str]:
     """The ``$NAME`` parameters a query binds (outside its comments and strings)."""
     return set(_VALUE.findall(_NOT_CODE.sub(" ", sql)))
@@ -70,9 +95,14 @@ def value_params(sql: str) -> set[str]:
 
 def check_params(sql: str, params: dict[str, object], name: str) -> None:
     """A named query gets exactly the ``$NAME`` values it binds (after its ``{{NAME}}``
-    slots took theirs): a missing or unknown ``-p`` is a usage error that names them."""
+    slots took theirs): a missing one takes its default if it has one (added to
+    ``params``); one missing without a default, or an unknown ``-p``, is a usage error
+    that names them."""
     want = value_params(sql)
     docs = param_docs(sql)
+    for k, v in param_defaults(sql).items():
+        if k in want:
+            params.setdefault(k, v)
     about = f" (its parameters: {'; '.join(docs)})" if docs else ""
     missing = sorted(want - set(params))
     if missing:

@@ -1,6 +1,6 @@
 -- The worst drawdowns of one run's portfolio: depth, the day of the peak before it and of the trough.
 -- param: run  the run id, e.g. -p run=5f2c9e0a1b2c3d4e
--- param: n    how many, e.g. -p n=5
+-- param: n    how many, e.g. -p n=10 (default: 5)
 WITH p AS (
   SELECT date, sum(pnl) AS pnl FROM daily WHERE run_id = $run GROUP BY date
 ), e AS (

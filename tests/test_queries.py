@@ -176,8 +176,18 @@ def test_a_named_query_says_which_parameters_it_needs():
 
     sql = find_query("worst_drawdowns", None)
     assert value_params(sql) == {"run", "n"}
-    with pytest.raises(UsageError, match=r"needs -p n=VALUE -p run=VALUE \(its parameters: run"):
+    with pytest.raises(UsageError, match=r"needs -p run=VALUE \(its parameters: run"):
         check_params(sql, {}, "worst_drawdowns")
+    # a parameter documented with "(default: VALUE)" takes it when left out, as -p would
+    given: dict[str, object] = {"run": "x"}
+    check_params(sql, given, "worst_drawdowns")
+    assert given == {"run": "x", "n": 5}
+    given = {"run": "x", "n": 2}
+    check_params(sql, given, "worst_drawdowns")
+    assert given == {"run": "x", "n": 2}
+    board: dict[str, object] = {}
+    check_params(find_query("leaderboard", None), board, "leaderboard")
+    assert board == {"strategy": "%"}
     with pytest.raises(UsageError, match=r"no parameter 'rnu'; its parameters are n, run"):
         check_params(sql, {"run": "x", "n": 3, "rnu": 1}, "worst_drawdowns")
     check_params(sql, {"run": "x", "n": 3}, "worst_drawdowns")
