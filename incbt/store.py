@@ -88,16 +88,21 @@ def _not_a_store(path: str) -> NotAStoreError:
 def init(path: str | None = None, **store_settings: Any) -> Store:
     """Create a store at ``path`` (default ``./store``) and return it.
 
-    Re-running ``init`` on a store with the same settings is a no-op; on a store
-    with different settings it raises StoreExistsError.
+    Re-running ``init`` on an existing store is a no-op when every setting asked for
+    (given here or by its ``INCBT_<NAME>`` variable) is the store's; settings not asked
+    for are the store's as they are. A setting asked for that differs raises
+    StoreExistsError.
     """
     path = path or default_path()
     wanted = {}
+    asked = set()
     for s in settings_mod.SETTINGS:
         if not s.store:
             continue
         explicit = store_settings.pop(s.name, None)
         wanted[s.name] = settings_mod.resolve(s.name, None, explicit)
+        if explicit is not None or settings_mod.from_env(s.name) is not None:
+            asked.add(s.name)
     if store_settings:
         raise UsageError(
             f"unknown store setting(s) {', '.join(store_settings)}; store settings are "
@@ -106,10 +111,9 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
     if _is_store(path):
         store = Store(path)
         have = {k: store.settings.get(k) for k in wanted}
-        if have != wanted:
-            diff = ", ".join(
-                f"{k}={have[k]!r} (asked {wanted[k]!r})" for k in wanted if have[k] != wanted[k]
-            )
+        differ = [k for k in wanted if k in asked and have[k] != wanted[k]]
+        if differ:
+            diff = ", ".join(f"{k}={have[k]!r} (asked {wanted[k]!r})" for k in differ)
             raise StoreExistsError(
                 f"{path} is already a store with different settings: {diff}. Use another "
                 "folder, or open the existing store as it is"

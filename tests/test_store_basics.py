@@ -20,6 +20,16 @@ def test_init_is_idempotent_and_refuses_other_settings(tmp_path):
     assert a.path == b.path
     with pytest.raises(incbt.StoreError, match="different settings: session_tz"):
         incbt.init(p, session_tz="America/New_York")
+    # settings left out are the store's as they are: a plain init on a store made with
+    # other settings opens it (make demo runs `incbt init` on whatever ./store is)
+    ny = str(tmp_path / "ny")
+    incbt.init(ny, session_tz="America/New_York", snapshot_keep_days=30)
+    again = incbt.init(ny)
+    assert again.settings["session_tz"] == "America/New_York"
+    assert again.settings["snapshot_keep_days"] == 30
+    assert incbt.init(ny, session_tz="America/New_York").path == again.path
+    with pytest.raises(incbt.StoreError, match=r"snapshot_keep_days=30 \(asked 10\)"):
+        incbt.init(ny, snapshot_keep_days=10)
 
 
 def test_init_refuses_a_folder_with_other_files(tmp_path):
