@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import OUT, dir_bytes, machine, peak_rss, table, update_readme  # noqa: E402
 
 import incbt  # noqa: E402
+import incbt.runs  # noqa: E402
 from incbt.bars.generate import generate, weekdays  # noqa: E402
 from incbt.bars.schema import day_to_iso, iso_to_day  # noqa: E402
 
@@ -155,7 +156,8 @@ def main() -> None:
                    for a, b in itertools.pairwise(sizes))
          + f"; {sizes[0]} -> {sizes[-1]}: {(peaks[sizes[-1]] - peaks[sizes[0]]) / mib:+.1f} MiB,"
          f" against one instrument's bars in memory, {one_bars / mib:.1f} MiB (goal: growth "
-         f"within it), and the universe's, {bars * BAR_BYTES / gib:.1f} GiB"),
+         f"within it: {'met' if peaks[sizes[-1]] - peaks[sizes[0]] <= one_bars else 'missed'}),"
+         f" and the universe's, {bars * BAR_BYTES / gib:.1f} GiB"),
         ("a new day: `incbt update FILE` (CLI, process start included), best of "
          f"{UPDATE_TRIES} on fresh copies", f"**{update_s:.2f} s** (median {update_med:.2f} s)",
          f"{a.instruments} instruments x 1 run"),
@@ -168,8 +170,10 @@ def main() -> None:
             f"1-minute bars. Machine: {machine()}. Run {time.strftime('%Y-%m-%d')}.\n\n"
             + table(rows, ("measure", "time", "what"))
             + "\n\nPeak RSS: the engine holds one instrument's bars per executor thread, "
-            "commits its results in batches once those waiting reach a quarter of one "
-            "instrument's bars (`incbt.runs.commit_budget`), and sums a new run's "
+            "commits its results in batches once those waiting reach "
+            f"1/{incbt.runs.COMMIT_SHARE} of one instrument's bars per run "
+            "(`incbt.runs.commit_budget`; the LMDB pages a commit dirties and the result "
+            "rows buffered for its files come on top), and sums a new run's "
             "instruments into its portfolio as they arrive; what still grows with the "
             f"universe is {growth / 1024:.0f} KiB per instrument from {sizes[-2]} to "
             f"{sizes[-1]}: about a quarter of it the catalog's mapped pages read while "
