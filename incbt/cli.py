@@ -615,13 +615,54 @@ def _store_summary(files: list) -> Any:
 
 
 def _print_stale(res: object, output: str) -> None:
-    """The (run, instrument) pairs an update would recompute, why, and from which day."""
+    """The (run, instrument) pairs an update would recompute, why, and from which day:
+    as a table, one row per cause (reason and first day), since a new day makes every
+    pair stale (50,000 rows for 100 runs x 500 instruments); csv and json list each
+    pair."""
     import pyarrow as pa
 
     stale = res.stale  # type: ignore[attr-defined]
-    if stale:
-        rows = [vars(r) for r in stale]
-        write_table(pa.Table.from_pylist(rows), output, None, title="stale (run, instrument)")
+    if not stale:
+        return
+    if output != "table":
+        write_table(pa.Table.from_pylist([vars(r) for r in stale]), output, None)
+        return
+    write_table(
+        pa.Table.from_pylist(stale_causes(stale)),
+        "table",
+        None,
+        title=f"stale: {len(stale):,} (run, instrument) pair(s) by cause "
+        "(--output csv lists each pair)",
+    )
+
+
+def stale_causes(stale: list[Any], shown: int = 3) -> list[dict[str, Any]]:
+    """Stale pairs grouped by (reason, from_day), in the order causes first appear: how
+    many runs and instruments, the bar-steps, and the first few of each."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for r in stale:
+        groups.setdefault((r.reason, r.from_day), []).append(r)
+
+    def some(names: list[str]) -> str:
+        more = f", ... (+{len(names) - shown:,})" if len(names) > shown else ""
+        return ", ".join(names[:shown]) + more
+
+    rows = []
+    for (reason, from_day), rs in groups.items():
+        runs = sorted({r.run_id for r in rs})
+        insts = sorted({r.instrument for r in rs})
+        rows.append(
+            {
+                "reason": reason,
+                "from_day": from_day,
+                "runs": len(runs),
+                "instruments": len(insts),
+                "bar_steps": sum(r.bars for r in rs),
+                "which runs": some(runs),
+                "which instruments": some(insts),
+            }
+        )
+    return rows
 
 
 def _print_capped(lines: list[str], limit: int) -> None:
@@ -710,6 +751,13 @@ def update(
         bool,
         typer.Option("--dry-run", help="Say what would be ingested and computed; write nothing."),
     ] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            help="With --dry-run, the stale pairs: table (by cause), csv or json (each pair).",
+        ),
+    ] = "table",
 ) -> None:
     """Ingest new data (optional), then recompute exactly what it invalidated in every run."""
     st = _open()
@@ -730,7 +778,7 @@ def update(
     # a dry run's files are not in the store yet: they may bring a waiting run's bars
     _print_update(res, "table", dry_run, store=None if dry_run and paths else st)
     if dry_run:
-        _print_stale(res, "table")
+        _print_stale(res, output)
     else:  # pairs that failed before and were not retried are reported, not an error here
         _exit_if_failed(res.report, known=False)
 

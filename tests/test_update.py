@@ -288,8 +288,13 @@ def test_cli_update_status_verify(world):
     before = s.sql("SELECT count(*) AS n FROM events")["n"][0].as_py()
     p = run("update", str(tmp / "tail"), "--dry-run")
     assert p.returncode == 0 and "would compute 9 segment(s)" in p.stdout, p.stdout
-    # the plan, pair by pair: why and from which day (the days are not ingested yet)
-    assert "stale (run, instrument)" in p.stdout and "new day(s) after" in p.stdout, p.stdout
+    # the plan by cause: why and from which day (the days are not ingested yet); csv
+    # lists each (run, instrument) pair
+    assert "(run, instrument) pair(s) by cause" in p.stdout, p.stdout
+    assert "new day(s) after" in p.stdout, p.stdout
+    pairs = run("update", str(tmp / "tail"), "--dry-run", "--output", "csv")
+    rows = [ln for ln in pairs.stdout.splitlines() if "new day(s) after" in ln]
+    assert len(rows) == 9 and all(ln.count(",") == 5 for ln in rows), pairs.stdout
     assert s.sql("SELECT count(*) AS n FROM events")["n"][0].as_py() == before
     p = run("update", str(tmp / "tail"))
     assert p.returncode == 0 and "computed 9 segment(s)" in p.stdout, p.stdout
@@ -826,3 +831,22 @@ def test_a_new_run_sums_its_portfolio_as_its_instruments_arrive(tmp_path, monkey
         assert bits(a.sql(q)).equals(bits(b.sql(q))), q
     assert state(a, run.run_id) == state(b, run.run_id)
     assert a.verify().ok
+
+
+def test_stale_pairs_are_grouped_by_cause():
+    """`status` and `update --dry-run` print one row per (reason, first day): how many
+    runs and instruments, the bar-steps, and the first few of each."""
+    from incbt.cli import stale_causes
+    from incbt.update import StaleRow
+
+    rows = [StaleRow(r, "sma_cross", i, "event 7 changed 2024-03-01", "2024-03-01", 100)
+            for r in ("b", "a") for i in ("X", "W", "Z", "Y")]
+    rows += [StaleRow("a", "sma_cross", "V", "1 new day(s) after 2024-03-25", "2024-03-26", 10)]
+    got = stale_causes(rows)
+    assert got == [
+        {"reason": "event 7 changed 2024-03-01", "from_day": "2024-03-01", "runs": 2,
+         "instruments": 4, "bar_steps": 800, "which runs": "a, b",
+         "which instruments": "W, X, Y, ... (+1)"},
+        {"reason": "1 new day(s) after 2024-03-25", "from_day": "2024-03-26", "runs": 1,
+         "instruments": 1, "bar_steps": 10, "which runs": "a", "which instruments": "V"},
+    ]
