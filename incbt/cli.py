@@ -15,7 +15,13 @@ from typing import Annotated, Any
 import typer
 
 from incbt import store as store_mod
-from incbt.errors import IncbtError, StrategyFailureWarning, UsageError, map_dependency_error
+from incbt.errors import (
+    IncbtError,
+    NotFoundError,
+    StrategyFailureWarning,
+    UsageError,
+    map_dependency_error,
+)
 from incbt.render import RichReporter, err_console, run_summary, write_table
 
 app = typer.Typer(
@@ -75,12 +81,19 @@ def _open() -> store_mod.Store:
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for v in values or []:
         if "=" not in v:
             raise UsageError(f"{what} takes NAME=VALUE, got {v!r}")
         k, _, val = v.partition("=")
-        out[k.strip()] = val.strip()
+        k = k.strip()
+        if not k:
+            raise UsageError(f"{what} takes NAME=VALUE, got {v!r} (no NAME)")
+        if k in out and out[k] != val.strip():
+            raise UsageError(
+                f"{what} {k} is given twice ({out[k]!r} and {val.strip()!r}): give it once"
+            )
+        out[k] = val.strip()
     return out
 
 
@@ -252,7 +265,7 @@ def query(
         name, sql = sql, named
     elif is_query_name(sql):  # one word: meant as a name
         known = ", ".join(q["name"] for q in list_queries(st.path))
-        raise UsageError(
+        raise NotFoundError(
             f"no query named {sql!r} (and it is not SQL); the named queries: {known} "
             "(`incbt query --list` describes them)"
         )

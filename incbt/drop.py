@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from incbt.catalog import runs as rc
-from incbt.errors import UsageError
+from incbt.errors import NotFoundError, UsageError
 from incbt.results import PORTFOLIO
 from incbt.runs import ALL_DAYS
 
@@ -51,9 +51,9 @@ def _chosen(
     chosen = {r.run_id: r for r in (rc.by_prefix(every.values(), q) for q in run_ids)}
     sweeps = []
     if sweep is not None:
-        v = txn.get(sweep.encode(), db=cat.env.db(b"sweeps"))
+        v = txn.get(sweep.encode(), db=cat.env.db(b"sweeps")) if sweep.strip() else None
         if v is None:
-            raise UsageError(
+            raise NotFoundError(
                 f'no sweep {sweep!r} (`incbt query "SELECT * FROM sweeps"` lists them)'
             )
         sweeps.append(sweep)

@@ -8,6 +8,7 @@ one line on stderr and an exit code in one place (``incbt.cli``)::
     │   ├── BadInputError           a data file: names file, line, instrument, value, fix
     │   ├── StrategyError           unknown strategy, bad parameter, broken contract
     │   ├── QueryError              SQL that does not parse, plan or run
+    │   ├── NotFoundError           a run, sweep, instrument, file or query it names is not there
     │   └── UsageError              a command used wrongly (exit 2)
     ├── StoreError                  the store itself
     │   ├── NotAStoreError          the folder is not an incbt store
@@ -33,6 +34,7 @@ __all__ = [
     "IncbtError",
     "InternalError",
     "NotAStoreError",
+    "NotFoundError",
     "QueryError",
     "StoreError",
     "StoreExistsError",
@@ -53,6 +55,11 @@ class IncbtError(Exception):
 
 class UserError(IncbtError):
     """Input from the user is wrong; the message says how to fix it."""
+
+
+class NotFoundError(UserError):
+    """Something the user named (a run, a sweep, an instrument, a file, a named query)
+    is not in the store or on disk; the message says where to find what there is."""
 
 
 class BadInputError(UserError):

@@ -35,7 +35,7 @@ from incbt.engine import (
     params_to_dict,
     state_width,
 )
-from incbt.errors import CatalogError, StrategyError, UsageError
+from incbt.errors import CatalogError, NotFoundError, StrategyError, UsageError
 from incbt.execute import (
     DirectBars,
     TaskResult,
@@ -149,7 +149,7 @@ def register(
         missing = [i for i in universe if i not in set(known)]
         if missing:
             more = ", ..." if len(known) > 5 else ""
-            raise UsageError(
+            raise NotFoundError(
                 f"unknown instrument(s) {', '.join(missing[:5])}: the store has "
                 f"{len(known)} instruments ({', '.join(known[:5])}{more})"
             )

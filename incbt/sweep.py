@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -112,6 +113,25 @@ class SweepResult:
         )
 
 
+# The most grid points a sweep takes (a run each: its record, snapshots and rows). A grid
+# of more is refused before any point is built (each a dict: a 10^8-point grid filled this
+# machine's 24 GiB), unless --random samples it: then only the sample is built.
+MAX_GRID_POINTS = 100_000
+NAME_MAX = 200  # characters in a sweep's name, 400 bytes in UTF-8 (LMDB keys: 511 at most)
+
+
+def check_name(name: str) -> str:
+    """A sweep name as given: 1 to NAME_MAX printable characters."""
+    if not name.strip():
+        raise UsageError("a sweep's name cannot be empty: give --name NAME, or leave it out")
+    if len(name) > NAME_MAX or len(name.encode()) > 2 * NAME_MAX or not name.isprintable():
+        raise UsageError(
+            f"sweep name {name[:40]!r}{'...' if len(name) > 40 else ''} must be 1 to "
+            f"{NAME_MAX} printable characters"
+        )
+    return name
+
+
 def parse_values(spec: str, kind: type) -> list[int | float]:
     """``V1,V2,...`` or ``START:STOP:STEP`` (STOP included when a step lands on it)."""
     spec = spec.strip()
@@ -123,6 +143,11 @@ def parse_values(spec: str, kind: type) -> list[int | float]:
                     f"grid range {spec!r}: use START:STOP:STEP with STEP > 0 and STOP >= START"
                 )
             n = int((parts[1] - parts[0]) / parts[2]) + 1
+            if n > MAX_GRID_POINTS:
+                raise UsageError(
+                    f"grid range {spec!r} has {n:,} values; a sweep takes at most "
+                    f"{MAX_GRID_POINTS:,} points: use a larger STEP"
+                )
             vals = [parts[0] + i * parts[2] for i in range(n)]
         else:
             vals = [Decimal(x) for x in spec.split(",") if x.strip()]
@@ -158,6 +183,16 @@ def grid_points(
             parse_values(values, kind) if isinstance(values, str) else [kind(v) for v in values]
         )
     names = sorted(axes)
+    if sample is not None and sample <= 0:
+        raise UsageError("--random needs a positive count")
+    total = math.prod(len(axes[n]) for n in names)
+    if total > MAX_GRID_POINTS:
+        if sample is None:
+            raise UsageError(
+                f"the grid has {total:,} points; a sweep takes at most {MAX_GRID_POINTS:,}: "
+                "narrow the ranges, or sample it with --random N"
+            )
+        return _sample_large(strategy, names, axes, total, sample, seed)
     combos = [
         dict(zip(names, c, strict=True)) for c in itertools.product(*(axes[n] for n in names))
     ]
@@ -169,9 +204,44 @@ def grid_points(
         except StrategyError as exc:
             bad.append(f"{c}: {exc}")
     if sample is not None:
-        if sample <= 0:
-            raise UsageError("--random needs a positive count")
         good = random.Random(seed).sample(good, min(sample, len(good)))
+    return good, bad
+
+
+def _sample_large(
+    strategy: Any,
+    names: list[str],
+    axes: Mapping[str, list[Any]],
+    total: int,
+    sample: int,
+    seed: int,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """``sample`` valid points of a grid too large to build, drawn by their index in
+    the grid (the same seed, the same points); rejected draws are counted, and drawing
+    stops after 20 draws a point wanted."""
+    if sample > MAX_GRID_POINTS:
+        raise UsageError(f"--random {sample:,}: a sweep takes at most {MAX_GRID_POINTS:,} points")
+    rng = random.Random(seed)
+    seen: set[int] = set()
+    good: list[dict[str, Any]] = []
+    bad: list[str] = []
+    for _ in range(20 * sample):
+        if len(good) == sample:
+            break
+        i = rng.randrange(total)
+        if i in seen:
+            continue
+        seen.add(i)
+        point = {}
+        for n in reversed(names):  # the index in itertools.product's order
+            i, k = divmod(i, len(axes[n]))
+            point[n] = axes[n][k]
+        c = {n: point[n] for n in names}
+        try:
+            params_from_dict(strategy, c)
+            good.append(c)
+        except StrategyError as exc:
+            bad.append(f"{c}: {exc}")
     return good, bad
 
 
@@ -180,6 +250,10 @@ def _default_name(spec: dict[str, Any]) -> str:
 
 
 def get_sweep(store: Any, name: str) -> dict[str, Any] | None:
+    if not name.strip():
+        raise UsageError("give a sweep name (or a run id), not an empty one")
+    if len(name.encode()) > 2 * NAME_MAX:  # longer than any name a sweep can have
+        return None
     with store.catalog.env.read() as txn:
         v = txn.get(name.encode(), db=store.catalog.env.db(b"sweeps"))
     return None if v is None else json.loads(v)
@@ -212,6 +286,10 @@ def sweep(
 ) -> SweepResult:
     """Register a sweep's runs (or grow it) and bring all of them up to date."""
     t0 = time.perf_counter()
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}: give at least 1 (or leave it out: in-process)")
+    if name is not None:
+        check_name(name)
     strat, _ = resolve(strategy, strategies_file)
     points, skipped = grid_points(strat, grid, sample, seed)
     if not points:
@@ -230,6 +308,11 @@ def sweep(
     if old is not None and not resume:
         raise UsageError(
             f"sweep {name!r} exists; continue it with --resume (or choose another --name)"
+        )
+    if old is not None and old["spec"]["strategy"] != strat.name:
+        raise UsageError(
+            f"sweep {name!r} is a sweep of {old['spec']['strategy']!r}, not {strat.name!r}: "
+            "give another --name for a sweep of this strategy"
         )
     records = [
         register(
@@ -282,17 +365,20 @@ def sweep(
         "runs": run_ids,
         "created": old["created"] if old else time.time(),
     }
-    store.catalog.env.write(
-        lambda txn: txn.put(
-            name.encode(), json.dumps(record).encode(), db=store.catalog.env.db(b"sweeps")
-        )
-    )
+    # the executor first: an address that reaches no cluster (or Ray failing to start)
+    # leaves no sweep record behind
     executor = None
     if workers is not None or address is not None:
         from incbt.execute.ray_exec import RayExecutor
 
         executor = RayExecutor(workers, address)
-    else:
+        executor.parallelism()  # connects, or starts the local Ray
+    store.catalog.env.write(
+        lambda txn: txn.put(
+            name.encode(), json.dumps(record).encode(), db=store.catalog.env.db(b"sweeps")
+        )
+    )
+    if executor is None:
         from incbt.settings import resolve as setting
 
         threshold = int(setting("ray_threshold")) or RAY_THRESHOLD
@@ -317,6 +403,7 @@ def sweep(
 
 
 __all__ = [
+    "MAX_GRID_POINTS",
     "RAY_THRESHOLD",
     "SweepResult",
     "get_sweep",

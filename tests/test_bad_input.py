@@ -550,10 +550,10 @@ CASES: list[Case] = [
         "folder-without-data-files",
         _empty_folder,
         "no CSV or Parquet files found",
-        error=incbt.UsageError,
+        error=incbt.NotFoundError,
     ),
-    Case("path-does-not-exist", _no_such_path, "no such file or folder", error=incbt.UsageError),
-    Case("glob-matches-nothing", _no_glob_match, "no file matches", error=incbt.UsageError),
+    Case("path-does-not-exist", _no_such_path, "no such file or folder", error=incbt.NotFoundError),
+    Case("glob-matches-nothing", _no_glob_match, "no file matches", error=incbt.NotFoundError),
 ]
 
 
@@ -691,10 +691,10 @@ def test_cli_bad_input(populated, source, case):
     assert tree_state(st.path) == before
 
 
-def test_cli_no_such_path_is_usage(populated):
+def test_cli_no_such_path_is_bad_input(populated):
     st, d = populated
     r = _cli("--store", st.path, "ingest", os.path.join(d, "nope.csv"))
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == 1, r.stderr
     lines = r.stderr.strip("\n").split("\n")
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert "nope.csv" in lines[0]

@@ -69,7 +69,12 @@ def test_global_store_option_and_not_a_store(tmp_path):
     (("ingest", "--bogus", "x"), 2),
     (("nosuchcommand",), 2),
     (("query", "SELECT 1", "--output", "xml"), 2),
-    (("query", "nosuchquery"), 2),  # one word: a query name, and no query has it
+    (("query", "nosuchquery"), 1),  # one word: a query name, and no query has it
+    (("verify", "0123abcd"), 1),  # no such run
+    (("report", ""), 2),  # an empty id
+    (("sweep", "sma_cross", "-g", "fast=5", "-g", "fast=6", "-g", "slow=20"), 2),
+    (("sweep", "sma_cross", "-g", "fast=5", "-g", "slow=20", "--workers", "0"), 2),
+    (("sweep", "sma_cross", "-g", "fast=1:4000:1", "-g", "slow=2:4000:1"), 2),
 ])
 def test_errors_exit_codes(tmp_path, args, code):
     s = tmp_path / "store"

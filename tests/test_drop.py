@@ -93,7 +93,7 @@ def test_a_sweep_drops_whole_and_a_fork_base_not_without_its_fork(world):
     before = tree_state(s.path)
     with pytest.raises(incbt.UsageError, match=f"base of fork.*{fork}"):
         s.drop([a])
-    with pytest.raises(incbt.UsageError, match="no sweep"):
+    with pytest.raises(incbt.NotFoundError, match="no sweep"):
         s.drop(sweep="nope")
     dry = s.drop([a, fork], sweep="w", dry_run=True)
     assert len(dry.runs) == 4 and dry.sweeps == ["w"] and dry.seq is None
@@ -124,7 +124,7 @@ def test_cli_drop(world):
     assert p.returncode == 0 and "would drop 1 run(s): 3 (run, instrument) pair(s)" in p.stdout
     assert _count(s, "daily", a) > 0
     p = run("ffffffff")
-    assert p.returncode == 2 and "no run 'ffffffff'" in p.stderr
+    assert p.returncode == 1 and "no run 'ffffffff'" in p.stderr
     p = run()
     assert p.returncode == 2 and "--sweep" in p.stderr
     p = run(a)

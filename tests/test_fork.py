@@ -107,7 +107,7 @@ def test_fork_errors(tmp_path, data):
         s.backtest(None, {"fast": 5}, fork_of=base.run_id, effective="2024-03-08")
     with pytest.raises(incbt.UsageError, match="after the base run's first day"):
         s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-01-01")
-    with pytest.raises(incbt.UsageError, match="no run"):
+    with pytest.raises(incbt.NotFoundError, match="no run"):
         s.backtest(None, {"fast": 9}, fork_of="ffffffff", effective="2024-03-08")
     with pytest.raises(incbt.UsageError, match="breakout run|not breakout"):
         s.backtest("breakout", {"fast": 9}, fork_of=base.run_id, effective="2024-03-08")

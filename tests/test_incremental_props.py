@@ -264,7 +264,7 @@ def check_history(data: Data, ops, root: str, on_op=None, compaction=True, keep=
                 assert not res.report.errors
         elif op[0] == "backtest" and not model.can_register(op[1]):
             before = s.sql("SELECT count(*) AS n FROM runs")
-            with pytest.raises(incbt.UsageError, match="unknown instrument"):
+            with pytest.raises(incbt.NotFoundError, match="unknown instrument"):
                 backtest(s, op[1])  # a list of instruments the store does not have (yet)
             assert s.sql("SELECT count(*) AS n FROM runs").equals(before)
         elif op[0] == "backtest":

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from incbt.bars import fastcsv
 from incbt.bars.schema import COLUMNS, FLOAT_COLUMNS, NS_PER_DAY, PRICE_COLUMNS
-from incbt.errors import BadInputError, UsageError
+from incbt.errors import BadInputError, NotFoundError, UsageError
 
 _INT_RE = re.compile(r"^\s*-?\d+\s*$")
 MAX_INSTRUMENT_LEN = 200
@@ -105,7 +105,7 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
     for p in paths:
         matches = sorted(glob.glob(p, recursive=True)) if glob.has_magic(p) else [p]
         if not matches:
-            raise UsageError(f"no file matches {p!r}")
+            raise NotFoundError(f"no file matches {p!r}: check the path or the pattern")
         for m in matches:
             if os.path.isdir(m):
                 for root, _, files in os.walk(m):
@@ -117,10 +117,14 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
             elif os.path.exists(m):
                 out.append(m)
             else:
-                raise UsageError(f"no such file or folder: {m}")
+                raise NotFoundError(f"no such file or folder: {m}: check the path")
     out = sorted(dict.fromkeys(out))
     if not out:
-        raise UsageError("no CSV or Parquet files found in " + ", ".join(map(repr, paths)))
+        raise NotFoundError(
+            "no CSV or Parquet files found in "
+            + ", ".join(map(repr, paths))
+            + " (files ending .csv, .csv.gz, .parquet or .pq are read)"
+        )
     return out
 
 

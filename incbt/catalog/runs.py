@@ -50,7 +50,7 @@ import lmdb
 import numpy as np
 
 from incbt.catalog import DAY_OFFSET, Catalog
-from incbt.errors import UsageError
+from incbt.errors import NotFoundError, UsageError
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -133,12 +133,17 @@ def get_run(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> RunRecord | Non
 
 def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
     """The one run whose id starts with ``prefix`` (a UsageError if none or several)."""
+    if not prefix.strip():
+        raise UsageError("give a run id (or a unique prefix of it), not an empty one")
     hit = [r for r in records if r.run_id.startswith(prefix)]
+    if not hit:
+        raise NotFoundError(
+            f'no run {prefix!r} (`incbt query "SELECT run_id, strategy, params FROM runs"` '
+            "lists them)"
+        )
     if len(hit) != 1:
         raise UsageError(
-            f"no run {prefix!r}"
-            if not hit
-            else f"run id prefix {prefix!r} is ambiguous ({len(hit)} runs)"
+            f"run id prefix {prefix!r} is ambiguous ({len(hit)} runs): give more of it"
         )
     return hit[0]
 

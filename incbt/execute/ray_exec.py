@@ -54,6 +54,7 @@ def ensure_ray(
     }
     runtime_env = {"env_vars": {k: v for k, v in env.items() if v}}
     if address:
+        _reachable(address)
         try:
             ray.init(
                 address=address,
@@ -78,6 +79,25 @@ def ensure_ray(
     _started_here = True
     atexit.register(shutdown)
     return ray
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when a cluster address (``host:port`` or ``ray://host:port``) takes no
+    connection: Ray itself retries an unreachable address for many minutes."""
+    import socket
+
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():  # "auto", "local", ...: Ray resolves them
+        return
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout).close()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot reach a Ray cluster at {address!r} ({exc.strerror or exc}): give the "
+            "head node's address (HOST:PORT, port 6379 unless it was started otherwise), "
+            "or leave out --address to run in this process"
+        ) from None
 
 
 def shutdown() -> None:

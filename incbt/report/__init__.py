@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from incbt.errors import UsageError
+from incbt.errors import NotFoundError, UsageError
 from incbt.runs import _from
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -213,7 +213,10 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
 
     sw = get_sweep(store, name)
     if sw is None:
-        raise UsageError(f"no sweep or run {name!r}")
+        raise NotFoundError(
+            f'no sweep or run {name!r} (`incbt query "SELECT * FROM sweeps"` and '
+            '`incbt query "SELECT run_id FROM runs"` list them)'
+        )
     t = store.sql(
         "SELECT r.*, m.total_pnl, m.sharpe, m.max_drawdown, m.fills, m.fees, "
         "m.turnover FROM sweeps s JOIN runs r USING (run_id) JOIN metrics m "

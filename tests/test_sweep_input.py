@@ -1,0 +1,59 @@
+"""A sweep's inputs are checked before anything is written: workers, cluster address,
+name, the strategy of a sweep resumed, and grids too large to build."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import tree_state
+
+import incbt
+from incbt.bars.generate import generate
+from incbt.sweep import MAX_GRID_POINTS, get_sweep, grid_points
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep-input")
+    generate(str(root / "d"), instruments=2, days=3, start="2024-01-01", seed=3)
+    s = incbt.init(str(root / "s"))
+    s.ingest(str(root / "d"))
+    s.sweep("sma_cross", {"fast": [5], "slow": [20]}, name="g1")
+    return s
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"workers": 0}, "--workers 0: give at least 1"),
+    ({"workers": -1}, "--workers -1: give at least 1"),
+    ({"address": "127.0.0.1:1"}, "cannot reach a Ray cluster at '127.0.0.1:1'"),
+    ({"name": ""}, "name cannot be empty"),
+    ({"name": "x" * 201}, "must be 1 to 200 printable characters"),
+    ({"name": "a\nb"}, "must be 1 to 200 printable characters"),
+    ({"name": "g1", "resume": True, "strategy": "breakout"},
+     "'g1' is a sweep of 'sma_cross', not 'breakout'"),
+    ({"grid": {"fast": "1:200000:1", "slow": [300]}}, "has 200,000 values"),
+    ({"grid": {"fast": "1:1000:1", "slow": "2:1000:1"}}, "the grid has 999,000 points"),
+])
+def test_a_bad_sweep_is_refused_and_writes_nothing(swept, kw, match):
+    kw = dict(kw)
+    strategy = kw.pop("strategy", "sma_cross")
+    grid = kw.pop("grid", {"fast": [4], "slow": [21]} if strategy == "sma_cross"
+                  else {"lookback": [5]})
+    before = tree_state(swept.path)
+    with pytest.raises(incbt.UsageError, match=match):
+        swept.sweep(strategy, grid, **kw)
+    assert tree_state(swept.path) == before
+    assert get_sweep(swept, "g1")["spec"]["strategy"] == "sma_cross"
+
+
+def test_a_large_grid_can_be_sampled():
+    """--random over a grid too large to build draws points by their index: the same seed
+    gives the same points, every one valid and inside the grid."""
+    strat = incbt.engine.get_strategy("sma_cross")
+    grid = {"fast": "1:2000:1", "slow": "2:2000:1"}
+    assert MAX_GRID_POINTS < 1999 * 2000
+    a, _ = grid_points(strat, grid, sample=50, seed=7)
+    b, _ = grid_points(strat, grid, sample=50, seed=7)
+    c, _ = grid_points(strat, grid, sample=50, seed=8)
+    assert a == b != c and len(a) == 50
+    assert len({(p["fast"], p["slow"]) for p in a}) == 50
+    assert all(1 <= p["fast"] < p["slow"] <= 2000 for p in a)
