@@ -80,6 +80,19 @@ def _open() -> store_mod.Store:
         bars.close()
 
 
+def _instrument_list(instruments: str | None) -> list[str] | None:
+    """``--instruments A,B`` as names; None when the option is not given."""
+    if instruments is None:
+        return None
+    names = [x.strip() for x in instruments.split(",") if x.strip()]
+    if not names:
+        raise UsageError(
+            f"--instruments {instruments!r} names no instrument: give names separated by "
+            "commas, or --all"
+        )
+    return names
+
+
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values or []:
@@ -180,8 +193,12 @@ def generate(
             split=split,
             progress=rep,
         )
+    from incbt.bars.generate import weekdays
+    from incbt.bars.schema import day_to_iso, iso_to_day
+
+    first = day_to_iso(int(weekdays(iso_to_day(start), 1)[0]))  # a weekend start: Monday
     typer.echo(
-        f"wrote {len(files)} file(s) to {out}: {instruments} instruments, {days} days from {start}"
+        f"wrote {len(files)} file(s) to {out}: {instruments} instruments, {days} days from {first}"
     )
 
 
@@ -356,7 +373,7 @@ def backtest(
         raise UsageError("give a STRATEGY, or --from RUN --effective DATE for a fork")
     if instruments and (all_ or universe):
         raise UsageError("give one of --instruments, --all, --universe")
-    insts = [x.strip() for x in instruments.split(",") if x.strip()] if instruments else None
+    insts = _instrument_list(instruments)
     params = {k: _coerce(v) for k, v in _pairs(param, "-p").items()}
     with RichReporter() as rep:
         run = st.backtest(
@@ -467,7 +484,7 @@ def sweep(
     st = _open()
     if instruments and all_:
         raise UsageError("give --instruments or --all, not both")
-    insts = [x.strip() for x in instruments.split(",") if x.strip()] if instruments else None
+    insts = _instrument_list(instruments)
     axes = _pairs(grid, "-g")
     try:
         with RichReporter() as rep:
@@ -561,7 +578,7 @@ def log(
     kind: Annotated[
         str | None, typer.Option(help="Only events of this kind (init, ingest, backtest, gc, ...).")
     ] = None,
-    limit: Annotated[int, typer.Option(help="Most events to show.")] = 50,
+    limit: Annotated[int, typer.Option(help="Most events to show.", min=0)] = 50,
     output: OutputOpt = "table",
     out: OutFileOpt = None,
 ) -> None:

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
@@ -291,6 +292,18 @@ def _empty_folder(rows, d):
     return [sub]
 
 
+def _epoch(scale: int) -> Callable[[list[list[str]], str], list[str]]:
+    """Every ts as integer seconds (scale 10**9) or milliseconds (10**6) since 1970."""
+
+    def build(rows, d):
+        for r in rows:
+            ns = int(np.datetime64(r[COL["ts"]].rstrip("Z"), "ns").astype(np.int64))
+            r[COL["ts"]] = str(ns // scale)
+        return [write_csv(os.path.join(d, "bad.csv"), rows)]
+
+    return build
+
+
 def _no_such_path(rows, d):
     return [os.path.join(d, "does-not-exist.csv")]
 
@@ -300,6 +313,16 @@ def _no_glob_match(rows, d):
 
 
 CASES: list[Case] = [
+    *[
+        Case(
+            f"epoch-{unit}",
+            _epoch(scale),
+            f"is before 1973: integer ts are nanoseconds since 1970 (as {unit} it is 2024-01-30",
+            line=2,
+            instrument="S0000",
+        )
+        for unit, scale in (("seconds", 10**9), ("milliseconds", 10**6))
+    ],
     Case(
         "duplicate-ts",
         _dup_ts,
@@ -736,3 +759,15 @@ def test_several_bad_numbers_name_the_first_in_the_file_every_time(tmp_path, csv
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(incbt.BadInputError, match="line 1801: column open is not a number"):
         st.ingest(str(path))
+
+
+@pytest.mark.parametrize(("columns", "message"), [
+    ({"foo": "bar"}, "'foo' is not a bars column"),
+    ({"ts": "time", "open": "time"}, "maps ts and open to the same column 'time'"),
+])
+def test_a_bad_column_map_is_refused(populated, source, columns, message):
+    st, _ = populated
+    before = tree_state(st.path)
+    with pytest.raises(incbt.UsageError, match=message):
+        st.ingest(source[0], columns=columns)
+    assert tree_state(st.path) == before

@@ -71,6 +71,9 @@ def test_global_store_option_and_not_a_store(tmp_path):
     (("query", "SELECT 1", "--output", "xml"), 2),
     (("query", "nosuchquery"), 1),  # one word: a query name, and no query has it
     (("verify", "0123abcd"), 1),  # no such run
+    (("gc", "--keep-days", "nan", "--dry-run"), 2),
+    (("log", "--limit", "-1"), 2),
+    (("backtest", "sma_cross", "-p", "fast=5", "-p", "slow=20", "--instruments", ""), 2),
     (("report", ""), 2),  # an empty id
     (("sweep", "sma_cross", "-g", "fast=5", "-g", "fast=6", "-g", "slow=20"), 2),
     (("sweep", "sma_cross", "-g", "fast=5", "-g", "slow=20", "--workers", "0"), 2),
@@ -306,3 +309,22 @@ def test_backtest_prints_the_portfolio_then_the_best_and_worst_instruments(tmp_p
     few = run(*args, "--instruments", "S0002,S0001", store=s).stdout
     assert row_of("portfolio") >= 0 and few.index(" S0001 ") < few.index(" S0002 ")
     assert "more" not in few and "SELECT" not in few
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--days", "100000000"), "at most 100,000 instruments and 80,000 days"),
+    (("--days", "70000"), "end in 2262"),
+    (("--days", "2", "--seed", "-1"), "--seed -1"),
+    (("--days", "5", "--from", "2030-01-01"), "no day to write"),
+    (("--days", "5", "--from", "2024-01-05", "--to", "2024-01-02"), "no day to write"),
+    (("--days", "5", "--revise", "2025-01-01"), "--revise 2025-01-01 is not a trading day"),
+])
+def test_generate_checks_its_arguments_before_writing(tmp_path, args, message):
+    out = tmp_path / "g"
+    p = run("generate", str(out), "--instruments", "2", "--start", "2024-01-01", *args,
+            check=False)
+    assert p.returncode == 2 and message in p.stderr, p.stderr
+    assert not out.exists()
+    # a weekend start is reported as the Monday the bars start on
+    ok = run("generate", str(out), "--instruments", "1", "--days", "1", "--start", "2024-01-06")
+    assert "1 days from 2024-01-08" in ok.stdout

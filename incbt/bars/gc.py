@@ -69,8 +69,8 @@ def cutoff_event(
             raise UsageError(f"--before {before}: no such event; the log has events 1..{last}")
         return before
     if keep_days is not None:
-        if keep_days < 0:
-            raise UsageError(f"--keep-days {keep_days}: give a number of days >= 0")
+        if not 0 <= keep_days <= 365_000:  # NaN fails both
+            raise UsageError(f"--keep-days {keep_days}: give a number of days from 0 to 365,000")
         since = (time.time_ns() if now_ns is None else now_ns) - int(keep_days * DAY_NS)
         # the first event newer than N days ago; none: the store is as it was then
         for e in cat.events(txn, newest_first=False):

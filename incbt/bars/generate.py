@@ -31,6 +31,9 @@ BARS_PER_DAY = 390
 SESSION_OPEN_NS = (14 * 60 + 30) * 60 * 1_000_000_000
 MINUTE_NS = 60 * 1_000_000_000
 _CHUNK_DAYS = 21
+MAX_INSTRUMENTS = 100_000
+MAX_DAYS = 80_000  # weekdays: 1970 to 2262 holds ~76,000
+LAST_DAY = 106_651  # 2262-01-01: bars' timestamps are int64 nanoseconds since 1970
 _SCHEMA = pa.schema(
     [
         ("instrument", pa.string()),
@@ -111,6 +114,13 @@ def generate(
     """
     if instruments <= 0 or days <= 0:
         raise UsageError("--instruments and --days must be positive")
+    if instruments > MAX_INSTRUMENTS or days > MAX_DAYS:
+        raise UsageError(
+            f"--instruments {instruments:,} --days {days:,}: at most {MAX_INSTRUMENTS:,} "
+            f"instruments and {MAX_DAYS:,} days (bars' timestamps end in 2262)"
+        )
+    if not 0 <= seed < 2**63:
+        raise UsageError(f"--seed {seed}: give a whole number from 0 to 2^63 - 1")
     if fmt not in ("csv", "parquet"):
         raise UsageError(f"--format must be csv or parquet, not {fmt!r}")
     if split not in ("day", "month", "one"):
@@ -122,6 +132,26 @@ def generate(
         revised = {iso_to_day(d) for d in revise}
     except ValueError as exc:
         raise UsageError(f"dates are YYYY-MM-DD: {exc}") from None
+    first, last = int(dates[0]), int(dates[-1])
+    if last >= LAST_DAY:
+        raise UsageError(
+            f"--days {days:,} from {start} ends on {day_to_iso(last)}: bars' timestamps "
+            "(nanoseconds since 1970) end in 2262; give fewer days or an earlier --start"
+        )
+    lo = max(first, skip) if skip is not None else first
+    hi = min(last, stop) if stop is not None else last
+    if lo > hi:
+        raise UsageError(
+            f"no day to write: the {days:,} trading days from {start} run "
+            f"{day_to_iso(first)} to {day_to_iso(last)}, and --from/--to keep none of them"
+        )
+    wanted = set(dates.tolist())
+    outside = sorted(d for d in revised if d not in wanted or not lo <= d <= hi)
+    if outside:
+        raise UsageError(
+            f"--revise {day_to_iso(outside[0])} is not a trading day written here "
+            f"({day_to_iso(lo)} to {day_to_iso(hi)}, weekdays)"
+        )
     os.makedirs(out, exist_ok=True)
     walks = [_Walk(seed, i) for i in range(instruments)]
     names = [instrument_name(i) for i in range(instruments)]

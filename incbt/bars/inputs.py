@@ -145,6 +145,19 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
 
     A name not mapped matches a column of the same name in any case (``Close``,
     ``VOLUME``), when exactly one does."""
+    unknown = [k for k in mapping if k not in COLUMNS]
+    if unknown:
+        raise UsageError(
+            f"--map {unknown[0]}={mapping[unknown[0]]}: {unknown[0]!r} is not a bars column; "
+            f"map one of {', '.join(COLUMNS)} to a column of your files (--map ts=timestamp)"
+        )
+    taken = [v for v in mapping.values() if list(mapping.values()).count(v) > 1]
+    if taken:
+        both = [k for k, v in mapping.items() if v == taken[0]]
+        raise UsageError(
+            f"--map maps {' and '.join(both)} to the same column {taken[0]!r}: map each bars "
+            "column to its own column"
+        )
     wanted = {c: mapping.get(c, c) for c in COLUMNS}
     for c in COLUMNS:
         if c not in mapping and c not in present:
@@ -774,6 +787,7 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
     if block is None:
         block = table_block(table)
     arr = block_columns(block)
+    _check_epoch_unit(path, kind, names, codes, arr["ts"])
     # One Numba pass where the CSV kernel is loaded (a big ingest); the NumPy checks
     # where it is not, or where a rule is broken: they find the first bad row and word it.
     if fastcsv.bars_hold(codes, *(arr[f] for f in BLOCK_ROWS)):
@@ -790,6 +804,38 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
         codes=np.ascontiguousarray(sc),
         block=block,
         rows=order.astype(np.int64),
+    )
+
+
+# Bars before this (1973-03-03 as nanoseconds since 1970) are refused: 1-minute bars
+# that early are almost surely integer timestamps in seconds, milliseconds or
+# microseconds read as nanoseconds (1,704,724,200 seconds is 1970-01-01 00:00:01.7).
+TS_FLOOR = 10**17
+
+
+def _check_epoch_unit(
+    path: str, kind: str, names: list[str], codes: np.ndarray, ts: np.ndarray
+) -> None:
+    if not len(ts):
+        return
+    i = int(np.argmin(ts))
+    if ts[i] >= TS_FLOOR:
+        return
+    v = int(ts[i])
+    guess = ""
+    for unit, scale in (("seconds", 10**9), ("milliseconds", 10**6), ("microseconds", 10**3)):
+        if TS_FLOOR <= v * scale < 4 * 10**18:
+            guess = f" (as {unit} it is {np.datetime64(v * scale, 'ns')})"
+            break
+    raise BadInputError(
+        f"timestamp {np.datetime64(v, 'ns')} is before 1973: integer ts are nanoseconds "
+        f"since 1970{guess}",
+        file=path,
+        **_at(kind, i),
+        instrument=names[codes[i]],
+        value=v,
+        fix="give ts as integer nanoseconds since 1970 (seconds x 1,000,000,000), or as "
+        "ISO-8601 text with its offset",
     )
 
 
