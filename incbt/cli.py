@@ -53,6 +53,8 @@ state = _State()
 
 @app.callback()
 def _root(store: StoreOpt = None) -> None:
+    if store is not None and not store.strip():
+        raise UsageError("--store (or INCBT_STORE) is empty: give the store's folder")
     state.store_path = store or store_mod.default_path()
 
 
@@ -292,6 +294,15 @@ def query(
 
         sql = fill_identifiers(sql, params, name)
         check_params(sql, params, name)
+    elif params:
+        from incbt.queries import value_params
+
+        unused = sorted(set(params) - value_params(sql))
+        if unused:
+            raise UsageError(
+                f"-p {unused[0]}: the SQL has no ${unused[0]} to bind it to "
+                "(write $NAME where the value goes)"
+            )
     from incbt.query import run_sql
 
     table = run_sql(st.session(as_of, only_for=sql), sql, params or None, name=name)

@@ -184,6 +184,14 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
         return StrategyError(f"{context}: the strategy failed to compile or run: {exc}")
     if isinstance(exc, MemoryError):
         return StoreError(f"{context}: out of memory; use fewer instruments per call")
+    if isinstance(exc, FileNotFoundError) or "No such file or directory" in str(exc):
+        strerror, filename = getattr(exc, "strerror", None), getattr(exc, "filename", None)
+        return StoreError(
+            f"{context}: {strerror or exc}"
+            + (f" ({filename})" if filename else "")
+            + ". Fix: a file the store's catalog lists is gone: the store was changed "
+            "outside incbt; restore it from a backup (or ingest the data into a new store)"
+        )
     if isinstance(exc, OSError):
         return StoreError(
             f"{context}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")

@@ -100,7 +100,16 @@ def pivot_table(table: pa.Table) -> pa.Table:
     rows = table.to_pylist()
     rkeys = list(dict.fromkeys(r[rk] for r in rows))
     ckeys = list(dict.fromkeys(r[ck] for r in rows))
-    cell = {(r[rk], r[ck]): r[vk] for r in rows}
+    cell: dict[tuple[Any, Any], Any] = {}
+    for r in rows:
+        key = (r[rk], r[ck])
+        if key in cell:
+            raise UsageError(
+                f"--pivot: {rk}={key[0]!r}, {ck}={key[1]!r} has more than one {vk} "
+                f"({cell[key]!r} and {r[vk]!r}): make each (row, column) one row, e.g. with "
+                "GROUP BY and an aggregate"
+            )
+        cell[key] = r[vk]
 
     def label(v: Any) -> str:
         return f"{ck}={int(v) if isinstance(v, float) and v.is_integer() else v}"

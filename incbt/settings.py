@@ -135,8 +135,14 @@ def usable_cores() -> int:
 
 
 def from_env(name: str) -> Any | None:
-    raw = os.environ.get(f"INCBT_{name.upper()}")
-    return None if raw is None else parse(name, raw)
+    var = f"INCBT_{name.upper()}"
+    raw = os.environ.get(var)
+    if raw is None:
+        return None
+    try:
+        return parse(name, raw)
+    except UsageError as exc:
+        raise UsageError(f"environment variable {var}: {exc}") from None
 
 
 def resolve(name: str, stored: dict[str, Any] | None = None, explicit: Any = None) -> Any:

@@ -104,6 +104,13 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
         if explicit is not None or settings_mod.from_env(s.name) is not None:
             asked.add(s.name)
     if store_settings:
+        per_process = [k for k in store_settings if k in settings_mod.BY_NAME]
+        if per_process:
+            k = per_process[0]
+            raise UsageError(
+                f"{k} is not kept in the store: it is set for each process, with the "
+                f"environment variable INCBT_{k.upper()} (`incbt settings` lists them all)"
+            )
         raise UsageError(
             f"unknown store setting(s) {', '.join(store_settings)}; store settings are "
             + ", ".join(s.name for s in settings_mod.SETTINGS if s.store)

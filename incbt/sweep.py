@@ -293,7 +293,10 @@ def sweep(
     strat, _ = resolve(strategy, strategies_file)
     points, skipped = grid_points(strat, grid, sample, seed)
     if not points:
-        raise UsageError("the grid has no valid point (the strategy rejects all of them)")
+        raise StrategyError(
+            f"the grid has no valid point: strategy {strat.name!r} rejects all of them, "
+            f"e.g. {skipped[0] if skipped else grid}"
+        )
     spec = {
         "strategy": strat.name,
         "grid": {k: (v if isinstance(v, str) else list(v)) for k, v in grid.items()},

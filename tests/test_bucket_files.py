@@ -275,7 +275,7 @@ def test_an_input_s_fields_are_contiguous_rows_of_one_block_in_either_order():
     from incbt.bars.inputs import BLOCK_ROWS, validate
 
     # two instruments interleaved, each one's ts increasing
-    ts = np.array([0, 0, 60, 60, 120], dtype=np.int64) * 10**9
+    ts = (np.array([0, 0, 60, 60, 120], dtype=np.int64) + 1_704_067_200) * 10**9  # 2024
     names = ["B", "A", "B", "A", "A"]
     price = np.array([10.0, 20.0, 11.0, 21.0, 22.0])
     table = pa.table(

@@ -328,3 +328,67 @@ def test_generate_checks_its_arguments_before_writing(tmp_path, args, message):
     # a weekend start is reported as the Monday the bars start on
     ok = run("generate", str(out), "--instruments", "1", "--days", "1", "--start", "2024-01-06")
     assert "1 days from 2024-01-08" in ok.stdout
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli-small")
+    s = root / "store"
+    run("init", store=s)
+    run("generate", str(root / "d"), "--instruments", "2", "--days", "2", store=s)
+    run("ingest", str(root / "d"), store=s)
+    run("backtest", "sma_cross", "-p", "fast=5", "-p", "slow=20", store=s)
+    return s
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (("query", "COPY (SELECT 1) TO '/tmp/incbt-copy-test.csv'"), 1,
+     "queries only read (SELECT, EXPLAIN)"),
+    (("query", "CREATE TABLE t AS SELECT 1"), 1, "queries only read"),
+    (("query", "SELEC 1"), 1, "Fix: check the SQL"),
+    (("query", "SELECT 1 AS x", "-p", "y=2"), 2, "the SQL has no $y"),
+    (("query", "SELECT 'a' AS r, 'b' AS c, 1 AS v UNION ALL SELECT 'a', 'b', 2", "--pivot"), 2,
+     "has more than one v ("),
+    (("sweep", "sma_cross", "-g", "fast=50", "-g", "slow=20"), 1, "the grid has no valid point"),
+    (("report", "nosuchrun"), 1, "no sweep or run 'nosuchrun'"),
+    (("init", "--set", "lock_timeout=5"), 2, "environment variable INCBT_LOCK_TIMEOUT"),
+])
+def test_more_bad_usage_is_one_clear_line(small_store, args, code, message):
+    p = run(*args, store=small_store, check=False)
+    assert p.returncode == code and message in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+    assert not os.path.exists("/tmp/incbt-copy-test.csv")
+
+
+def test_report_to_a_missing_folder_and_settings_named_by_their_variable(small_store,
+                                                                         tmp_path):
+    run_id = run("query", "SELECT run_id FROM runs", "--output", "csv",
+                 store=small_store).stdout.splitlines()[1].strip('"')
+    p = run("report", run_id, "-o", str(tmp_path / "nodir" / "r.html"), store=small_store,
+            check=False)
+    assert p.returncode == 1 and "no folder" in p.stderr and ".tmp" not in p.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    env |= {"INCBT_STORE": str(small_store), "INCBT_THREADS": "abc"}
+    q = subprocess.run([INCBT, "status"], capture_output=True, text=True, env=env)
+    assert q.returncode == 2 and "environment variable INCBT_THREADS" in q.stderr, q.stderr
+    e = run("--store", "", "status", check=False)
+    assert e.returncode == 2 and "--store (or INCBT_STORE) is empty" in e.stderr
+
+
+def test_a_damaged_store_says_so(small_store, tmp_path):
+    """A catalog cut short is refused on open (reading past its end would kill the
+    process); a bars file gone says the store was changed outside incbt."""
+    import shutil
+
+    cut = tmp_path / "cut"
+    shutil.copytree(small_store, cut)
+    data = cut / "catalog" / "data.mdb"
+    with open(data, "r+b") as f:
+        f.truncate(8192)
+    p = run("status", store=cut, check=False)
+    assert p.returncode == 1 and "is cut short" in p.stderr, p.stderr
+    gone = tmp_path / "gone"
+    shutil.copytree(small_store, gone)
+    next((gone / "bars").rglob("*.parquet")).unlink()
+    p = run("backtest", "sma_cross", "-p", "fast=4", "-p", "slow=20", store=gone, check=False)
+    assert p.returncode == 1 and "a file the store's catalog lists is gone" in p.stderr, p.stderr

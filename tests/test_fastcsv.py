@@ -276,6 +276,7 @@ def test_a_bad_file_gets_the_same_message_either_way(tmp_path):
 
 # ---------------------------------------------------------------- validation in one pass
 
+T0 = 1_704_067_200 * 10**9  # 2024-01-01 in ns: bars before 1973 are refused
 VALUES = st.sampled_from([0.5, 1.0, 2.0, 3.0, 0.0, -1.0, float("nan"), float("inf")])
 
 
@@ -297,7 +298,7 @@ def test_validate_answers_the_same_with_its_one_pass_check(data):
         ts = list(range(n))  # rising
     table = pa.table({
         "instrument": pa.array(["A", "B", "C"]).take(pa.array(codes)).dictionary_encode(),
-        "ts": pa.array(ts, pa.int64()),
+        "ts": pa.array([T0 + t for t in ts], pa.int64()),  # 2024: later than TS_FLOOR
         **{c: pa.array(data.draw(col), pa.float64()) for c in COLS[2:]},
     })  # fmt: skip
 
@@ -336,7 +337,7 @@ def test_the_one_pass_check_is_one_signature_whatever_read_the_bars(tmp_path):
         assert bars.ts.dtype == np.int64 and len(bars) == 2
     p = os.path.join(tmp_path, "bars.parquet")
     pq.write_table(pa.table({
-        "instrument": ["A", "A"], "ts": pa.array([1, 2], pa.timestamp("ns", tz="UTC")),
+        "instrument": ["A", "A"], "ts": pa.array([T0 + 1, T0 + 2], pa.timestamp("ns", tz="UTC")),
         **{c: [1.0, 1.0] for c in COLS[2:]},
     }), p)  # fmt: skip
     assert len(read_input(p)) == 2

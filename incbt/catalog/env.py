@@ -48,6 +48,20 @@ _ENVS: dict[str, Env] = {}
 _ENVS_LOCK = threading.Lock()
 
 
+def _check_size(env: lmdb.Environment, path: str) -> None:
+    """Refuse a data file shorter than its last page: reading a page past the end of
+    the map kills the process (SIGBUS), it does not raise."""
+    data = os.path.join(path, "data.mdb")
+    need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    have = os.path.getsize(data)
+    if have < need:
+        env.close()
+        raise CatalogError(
+            f"the catalog {data} is cut short ({have:,} bytes; its pages reach {need:,}): "
+            "it was truncated or copied incompletely. Fix: restore the store from a backup"
+        )
+
+
 class Env:
     """An open LMDB environment with named databases."""
 
@@ -64,7 +78,11 @@ class Env:
                 create=True,
             )
         except lmdb.Error as exc:
-            raise CatalogError(f"cannot open the catalog at {path}: {exc}") from exc
+            raise CatalogError(
+                f"cannot open the catalog at {path}: {exc}. Fix: a store's catalog is "
+                "written by incbt alone; restore the store from a backup"
+            ) from exc
+        _check_size(self.env, path)
         self.identity = _identity(path)
         self._dbs: dict[bytes, object] = {}
         self._write_lock = threading.Lock()

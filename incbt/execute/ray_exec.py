@@ -46,6 +46,8 @@ def ensure_ray(
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
+    if address:  # even where Ray is up already: the address given must answer
+        _reachable(address)
     if ray.is_initialized():
         return ray
     env = {
@@ -54,7 +56,6 @@ def ensure_ray(
     }
     runtime_env = {"env_vars": {k: v for k, v in env.items() if v}}
     if address:
-        _reachable(address)
         try:
             ray.init(
                 address=address,

@@ -448,7 +448,15 @@ def run_sql(
     """Run one SQL statement and return its result as an Arrow table."""
     label = f"query {name}" if name else "SQL"
     try:
-        df = ctx.sql(query, param_values=params) if params else ctx.sql(query)
+        # read-only: no COPY ... TO a file, no CREATE, INSERT or SET (the store's files and
+        # catalog are written by incbt's commands alone)
+        options = (
+            datafusion.SQLOptions()
+            .with_allow_ddl(False)
+            .with_allow_dml(False)
+            .with_allow_statements(False)
+        )
+        df = ctx.sql_with_options(query, options, param_values=params or None)
         return df.to_arrow_table()
     except Exception as exc:  # datafusion raises plain Exception subclasses
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
@@ -463,7 +471,19 @@ TABLES = ("bars", "events", "changes", "files", "runs", "sweeps", "daily", "fill
 
 
 def _table_hint(error: str) -> str:
-    """For an unknown table: the closest table name, and the list of them all."""
+    """For an unknown table: the closest table name, and the list of them all; for a
+    statement that writes, that queries are read-only; for a parse error, where the
+    statements are explained."""
+    if re.search(r"(DDL|DML|Statement) not supported", error):
+        return (
+            ". Fix: queries only read (SELECT, EXPLAIN); write a result to a file with "
+            "--output csv|json|parquet -o FILE"
+        )
+    if "ParserError" in error or "SQL error" in error:
+        return (
+            ". Fix: check the SQL (DataFusion's dialect, much like PostgreSQL's); the "
+            "store's tables are " + ", ".join(TABLES) + " (README.md, SQL tables)"
+        )
     m = re.search(r"table '(?:[^'.]+\.)*([^'.]+)' not found", error)
     if m is None:
         return ""

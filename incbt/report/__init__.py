@@ -277,10 +277,24 @@ def report(store: Any, target: str, path: str, metric: str = "sharpe") -> str:
     """Write the report of a run (id or prefix) or a sweep (name) to ``path``."""
     from incbt.sweep import get_sweep
 
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.path.isdir(folder):
+        raise NotFoundError(
+            f"-o {path}: "
+            + (f"{path} is a folder" if os.path.isdir(path) else f"no folder {folder}")
+            + ": give a file in an existing folder (e.g. -o report.html)"
+        )
+
     if get_sweep(store, target) is not None:
         text = sweep_report(store, target, metric)
     else:
-        text = run_report(store, target)
+        try:
+            text = run_report(store, target)
+        except NotFoundError:
+            raise NotFoundError(
+                f'no sweep or run {target!r} (`incbt query "SELECT * FROM sweeps"` and '
+                '`incbt query "SELECT run_id, strategy, params FROM runs"` list them)'
+            ) from None
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
