@@ -390,5 +390,7 @@ def test_a_damaged_store_says_so(small_store, tmp_path):
     gone = tmp_path / "gone"
     shutil.copytree(small_store, gone)
     next((gone / "bars").rglob("*.parquet")).unlink()
+    st = run("status", store=gone, check=False)
+    assert st.returncode == 1 and "1 bars file(s) the catalog lists are missing" in st.stderr
     p = run("backtest", "sma_cross", "-p", "fast=4", "-p", "slow=20", store=gone, check=False)
     assert p.returncode == 1 and "a file the store's catalog lists is gone" in p.stderr, p.stderr
