@@ -50,7 +50,7 @@ for fast in 5 15; do
       --output csv > /dev/null
   done
 done
-$incbt backtest breakout -p lookback=90 --fee-bps 0.5 --slippage-bps 1 --output csv | tail -1
+$incbt backtest breakout -p lookback=90 --fee-bps 0.5 --slippage-bps 1   # its metrics: the portfolio, then each instrument
 
 say "9. SQL: the leaderboard (portfolio metrics per run)"
 $incbt query "SELECT r.strategy, r.p_fast AS fast, r.p_slow AS slow, r.p_lookback AS lookback,
