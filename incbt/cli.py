@@ -22,7 +22,7 @@ from incbt.errors import (
     UsageError,
     map_dependency_error,
 )
-from incbt.render import RichReporter, err_console, run_summary, write_table
+from incbt.render import RichReporter, err_console, metric_table, run_summary, write_table
 
 app = typer.Typer(
     name="incbt",
@@ -490,7 +490,6 @@ def sweep(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be computed.")] = False,
 ) -> None:
     """Run a parameter grid as a named, resumable sweep (in-process or on Ray)."""
-    import pyarrow as pa
 
     st = _open()
     if instruments and all_:
@@ -540,12 +539,10 @@ def sweep(
     top = res.leaderboard("sharpe", 10)
     if not top.num_rows and res.run_ids:  # a sweep's runs share their start and universe
         _print_why_empty(res.runs[0], None)
-    write_table(
-        top if top.num_rows else pa.table({"note": ["no results yet"]}),
-        "table",
-        None,
-        title=f"sweep {res.name}: top runs by Sharpe",
-    )
+    if top.num_rows:
+        metric_table(top, f"sweep {res.name}: top runs by Sharpe")
+    else:
+        typer.echo(f"sweep {res.name}: no results yet")
     _exit_if_failed(r)
 
 

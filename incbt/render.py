@@ -172,6 +172,25 @@ def _number(name: str, v: Any) -> str:
     return f"{v:,}"
 
 
+def metric_table(table: pa.Table, title: str) -> None:
+    """A small table of runs for people (a sweep's leaderboard): metric columns
+    formatted as in :func:`run_summary`, numbers right-aligned, params as NAME=VALUE."""
+    t = Table(title=title, show_lines=False)
+    numeric = {
+        f.name for f in table.schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+    }
+    for name in table.column_names:
+        t.add_column(name, justify="right" if name in numeric else "left")
+    for row in table.to_pylist():
+        cells = []
+        for name, v in row.items():
+            if name == "params" and isinstance(v, str) and v.startswith("{"):
+                v = " ".join(f"{k}={x}" for k, x in json.loads(v).items())
+            cells.append(_number(name, v) if name in numeric else _cell(v))
+        t.add_row(*cells)
+    Console(width=None if sys.stdout.isatty() else 200).print(t)
+
+
 def run_summary(metrics: pa.Table, title: str, most: int = 20) -> None:
     """A run's metrics for people: the portfolio, then its instruments (by name), at
     most ``most`` of them: past that, the ``most // 2`` best and worst by total pnl.

@@ -394,3 +394,16 @@ def test_a_damaged_store_says_so(small_store, tmp_path):
     assert st.returncode == 1 and "1 bars file(s) the catalog lists are missing" in st.stderr
     p = run("backtest", "sma_cross", "-p", "fast=4", "-p", "slow=20", store=gone, check=False)
     assert p.returncode == 1 and "a file the store's catalog lists is gone" in p.stderr, p.stderr
+
+
+def test_a_sweep_prints_its_leaderboard_formatted(small_store):
+    """The top runs by Sharpe: parameters as NAME=VALUE, metrics rounded with separators,
+    in descending Sharpe."""
+    out = run("sweep", "sma_cross", "-g", "fast=3,5", "-g", "slow=20,30", "--name", "fmt",
+              store=small_store).stdout
+    rows = [ln for ln in out.splitlines() if "fast=" in ln and "slow=" in ln]
+    assert len(rows) == 4, out
+    sharpes = [float(ln.split("│")[3]) for ln in rows]
+    assert sharpes == sorted(sharpes, reverse=True)
+    assert all(len(ln.split("│")[3].strip().split(".")[1]) == 3 for ln in rows)
+    assert "{" not in out
