@@ -40,6 +40,8 @@ StoreOpt = Annotated[
         "--store", envvar="INCBT_STORE", help="Store folder (default ./store).", show_default=False
     ),
 ]
+# every kind of event the log holds (incbt.catalog's append_event callers)
+EVENT_KINDS = ("init", "ingest", "backtest", "sweep", "update", "compact", "drop", "gc")
 OutputOpt = Annotated[str, typer.Option("--output", help="table, csv, json or parquet.")]
 OutFileOpt = Annotated[str | None, typer.Option("-o", "--out", help="Write to FILE.")]
 
@@ -592,6 +594,8 @@ def log(
 ) -> None:
     """Show the event log, newest first."""
     st = _open()
+    if kind and kind not in EVENT_KINDS:
+        raise NotFoundError(f"no event kind {kind!r}; the kinds are {', '.join(EVENT_KINDS)}")
     t = st.log(kind=kind, limit=limit)
     if kind and not t.num_rows:
         kinds = st.sql("SELECT DISTINCT kind FROM events ORDER BY kind").column("kind")

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 INCBT = os.path.join(os.path.dirname(sys.executable), "incbt")
+INCBT_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "incbt")
 
 
 def run(*args, store=None, check=True):
@@ -47,9 +48,12 @@ def test_generate_ingest_query_log(tmp_path):
     assert pq_out.stat().st_size > 0
     logj = run("log", "--output", "json", store=s).stdout.splitlines()
     assert [json.loads(x)["kind"] for x in logj] == ["ingest", "init"]
-    none = run("log", "--kind", "ingst", "--output", "json", store=s)
-    assert none.stdout == "" and "no events of kind 'ingst' in the log; it holds: ingest, init" \
+    none = run("log", "--kind", "sweep", "--output", "json", store=s)
+    assert none.stdout == "" and "no events of kind 'sweep' in the log; it holds: ingest, init" \
         in none.stderr
+    typo = run("log", "--kind", "ingst", store=s, check=False)
+    assert typo.returncode == 1 and "no event kind 'ingst'; the kinds are init, ingest" \
+        in typo.stderr
     asof = run("query", "SELECT count(*) AS n FROM bars", "--as-of", "1", "--output", "json",
                store=s).stdout
     assert json.loads(asof) == {"n": 0}
@@ -407,3 +411,18 @@ def test_a_sweep_prints_its_leaderboard_formatted(small_store):
     assert sharpes == sorted(sharpes, reverse=True)
     assert all(len(ln.split("│")[3].strip().split(".")[1]) == 3 for ln in rows)
     assert "{" not in out
+
+
+def test_log_knows_every_kind_of_event_incbt_writes():
+    """`log --kind` refuses kinds incbt never writes: its list must hold every kind the
+    code appends (append_event's literal kinds, and the commit kinds of runs)."""
+    import pathlib
+    import re
+
+    from incbt.cli import EVENT_KINDS
+
+    src = "".join(p.read_text() for p in pathlib.Path(INCBT_SRC).rglob("*.py"))
+    written = set(re.findall(r'append_event\(\s*txn,\s*"([a-z_]+)"', src))
+    written |= set(re.findall(r'kind="([a-z_]+)"', src)) - {"stable"}  # argsort's kind
+    written |= {"backtest"}  # bring_up_to_date's default
+    assert written and written <= set(EVENT_KINDS), written - set(EVENT_KINDS)
