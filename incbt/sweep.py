@@ -375,13 +375,7 @@ def sweep(
         from incbt.execute.ray_exec import RayExecutor
 
         executor = RayExecutor(workers, address)
-        executor.parallelism()  # connects, or starts the local Ray
-    store.catalog.env.write(
-        lambda txn: txn.put(
-            name.encode(), json.dumps(record).encode(), db=store.catalog.env.db(b"sweeps")
-        )
-    )
-    if executor is None:
+    else:
         from incbt.settings import resolve as setting
 
         threshold = int(setting("ray_threshold")) or RAY_THRESHOLD
@@ -391,6 +385,13 @@ def sweep(
                 from incbt.execute.ray_exec import RayExecutor
 
                 executor = RayExecutor()
+    if executor is not None:
+        executor.parallelism()  # connects, or starts the local Ray
+    store.catalog.env.write(
+        lambda txn: txn.put(
+            name.encode(), json.dumps(record).encode(), db=store.catalog.env.db(b"sweeps")
+        )
+    )
     result.executor = executor.name if executor else "in-process"
     result.report = bring_up_to_date(
         store,
