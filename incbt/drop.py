@@ -98,7 +98,7 @@ def drop(
         raise UsageError("give the run ids to drop, or --sweep NAME")
     cat = store.catalog
     summary = DropSummary(dry_run=dry_run)
-    with store.lock():
+    with store.lock(recover_first=not dry_run):
         with cat.env.read() as txn:
             records, sweeps = _chosen(cat, txn, list(run_ids), sweep)
             todo = [r for r in records if r.dropped_seq is None]

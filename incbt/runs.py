@@ -846,7 +846,7 @@ def bring_up_to_date(
     report = UpdateReport(runs=len(records))
     plain = [r for r in records if not r.fork]
     forks = [r for r in records if r.fork]
-    with store.lock():
+    with store.lock(recover_first=not dry_run):
         if forks:  # a fork needs its base current through D-1
             have = {r.run_id for r in plain}
             with store.catalog.env.read() as txn:

@@ -246,9 +246,16 @@ class Store:
         return f"<incbt.Store {self.path!r}: {n_inst} instruments, {seq} events>"
 
     # -- writing -----------------------------------------------------------
-    def lock(self) -> AbstractContextManager[None]:
-        """The store's write lock (waits up to the ``lock_timeout`` setting)."""
-        return write_lock(self.path, float(self.settings["lock_timeout"]))
+    def lock(self, recover_first: bool = True) -> AbstractContextManager[None]:
+        """The store's write lock (waits up to the ``lock_timeout`` setting). Whoever
+        takes it first removes what a crashed writer left (``recover``): every writing
+        command does, not only those with something to write (``recover_first`` False:
+        a dry run, which writes nothing)."""
+        return write_lock(
+            self.path,
+            float(self.settings["lock_timeout"]),
+            on_acquire=(lambda: recover(self.path, self.catalog)) if recover_first else None,
+        )
 
     def ingest(
         self,
@@ -284,7 +291,7 @@ class Store:
 
     def recover(self) -> int:
         """Remove what a crashed writer left behind; returns files removed."""
-        with self.lock():
+        with write_lock(self.path, float(self.settings["lock_timeout"])):
             return recover(self.path, self.catalog)
 
     def drop(

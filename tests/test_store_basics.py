@@ -433,3 +433,33 @@ def test_the_spans_sql_reads_bars_by_are_the_current_files(store, small_data, tm
     fixed = store.sql(q, params={"d": day})["s"][0].as_py()
     assert fixed == pytest.approx(float(np.sum(np.concatenate(
         [store.bars(i, day, day).close for i in store.instruments()]))))
+
+
+def test_every_writer_first_removes_what_a_crashed_writer_left(tmp_path, small_data):
+    """A pending file the catalog never committed and a staged file in tmp/ (a writer
+    killed mid-write) are removed by the next command that takes the write lock, even
+    one with nothing to write (an update up to date, a drop); a dry run leaves them."""
+    d, _ = small_data
+    st = incbt.init(str(tmp_path / "s"))
+    st.ingest(str(d))
+    st.backtest("sma_cross", {"fast": 3, "slow": 9})
+
+    def crash_leftovers():
+        rel = "results/daily/0000000099.parquet"
+        st.catalog.env.write(lambda txn: st.catalog.set_pending(txn, [rel]))
+        (tmp_path / "s" / rel).write_bytes(b"half a file")
+        (tmp_path / "s" / "tmp").mkdir(exist_ok=True)
+        (tmp_path / "s" / "tmp" / "results-daily-0000000099.parquet.tmp").write_bytes(b"x")
+        return tmp_path / "s" / rel
+
+    left = crash_leftovers()
+    st.update(dry_run=True)
+    assert left.exists() and (tmp_path / "s" / "tmp").exists()
+    assert st.update().report.bars_processed == 0  # nothing to compute
+    assert not left.exists() and not (tmp_path / "s" / "tmp").exists()
+    with st.catalog.env.read() as txn:
+        assert st.catalog.pending(txn) == []
+    left = crash_leftovers()
+    with pytest.raises(incbt.NotFoundError):
+        st.drop(["ffffffff"])  # refused, but it took the lock: the leftovers are gone
+    assert not left.exists() and not (tmp_path / "s" / "tmp").exists()

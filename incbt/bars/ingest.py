@@ -572,7 +572,7 @@ def ingest(
         return inp, pieces
 
     with (
-        lock(),
+        lock(recover_first=not dry_run),
         _csv_kernel(files),
         _streamed(root, files, chunk_bytes) as streamed,
     ):

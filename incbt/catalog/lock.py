@@ -8,13 +8,14 @@ holds it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from incbt.errors import StoreLockedError
@@ -32,10 +33,13 @@ def _holder(path: str) -> str:
 
 
 @contextmanager
-def write_lock(store_path: str, timeout: float) -> Iterator[None]:
+def write_lock(
+    store_path: str, timeout: float, on_acquire: Callable[[], object] | None = None
+) -> Iterator[None]:
     """Hold the store's write lock; wait up to ``timeout`` s, then raise StoreLockedError.
 
-    Re-entrant within one process.
+    Re-entrant within one process. ``on_acquire``: called once the lock is taken, not
+    when it is re-entered (no write of this process is under way then).
     """
     path = os.path.join(store_path, "write.lock")
     key = os.path.realpath(path)
@@ -77,10 +81,16 @@ def write_lock(store_path: str, timeout: float) -> Iterator[None]:
         with _held_lock:
             _held[key] = 1
         try:
+            if on_acquire is not None:
+                on_acquire()
             yield
         finally:
             with _held_lock:
                 _held[key] = 0
+            # the staging folder, if the write left it empty (a command that finished a
+            # crashed one's work can take a path that does not remove it itself)
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(store_path, "tmp"))
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
