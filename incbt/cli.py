@@ -22,6 +22,7 @@ from incbt.errors import (
     UsageError,
     map_dependency_error,
 )
+from incbt.queries import coerce
 from incbt.render import RichReporter, err_console, metric_table, run_summary, write_table
 
 app = typer.Typer(
@@ -102,15 +103,12 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     for v in values or []:
         if "=" not in v:
             raise UsageError(f"{what} takes NAME=VALUE, got {v!r}")
-        k, _, val = v.partition("=")
-        k = k.strip()
+        k, _, val = (x.strip() for x in v.partition("="))
         if not k:
             raise UsageError(f"{what} takes NAME=VALUE, got {v!r} (no NAME)")
-        if k in out and out[k] != val.strip():
-            raise UsageError(
-                f"{what} {k} is given twice ({out[k]!r} and {val.strip()!r}): give it once"
-            )
-        out[k] = val.strip()
+        if k in out and out[k] != val:
+            raise UsageError(f"{what} {k} is given twice ({out[k]!r} and {val!r}): give it once")
+        out[k] = val
     return out
 
 
@@ -290,7 +288,7 @@ def query(
             f"no query named {sql!r} (and it is not SQL); the named queries: {known} "
             "(`incbt query --list` describes them)"
         )
-    params = {k: _coerce(v) for k, v in _pairs(param, "-p").items()}
+    params = {k: coerce(v) for k, v in _pairs(param, "-p").items()}
     if name is not None:
         from incbt.queries import check_params, fill_identifiers
 
@@ -313,12 +311,6 @@ def query(
 
         table = pivot_table(table)
     write_table(table, output, out)
-
-
-def _coerce(v: str) -> object:
-    from incbt.queries import coerce
-
-    return coerce(v)
 
 
 @app.command()
@@ -387,7 +379,7 @@ def backtest(
     if instruments and (all_ or universe):
         raise UsageError("give one of --instruments, --all, --universe")
     insts = _instrument_list(instruments)
-    params = {k: _coerce(v) for k, v in _pairs(param, "-p").items()}
+    params = {k: coerce(v) for k, v in _pairs(param, "-p").items()}
     with RichReporter() as rep:
         run = st.backtest(
             strategy,

@@ -155,7 +155,7 @@ def write_table(
         with open(path, "w") as f:
             _print(Console(file=f, width=200), t, more)
     else:
-        _print(Console(width=None if sys.stdout.isatty() else 200), t, more)
+        _print(_stdout(), t, more)
 
 
 _MONEY = ("total_pnl", "max_drawdown", "fees", "turnover")
@@ -188,7 +188,7 @@ def metric_table(table: pa.Table, title: str) -> None:
                 v = " ".join(f"{k}={x}" for k, x in json.loads(v).items())
             cells.append(_number(name, v) if name in numeric else _cell(v))
         t.add_row(*cells)
-    Console(width=None if sys.stdout.isatty() else 200).print(t)
+    _stdout().print(t)
 
 
 def run_summary(metrics: pa.Table, title: str, most: int = 20) -> None:
@@ -223,7 +223,7 @@ def run_summary(metrics: pa.Table, title: str, most: int = 20) -> None:
             t.add_row(f"... {hidden:,} more", *("" for _ in _SUMMARY_COLUMNS), style="dim")
         else:
             t.add_row(r["instrument"], *(_number(c, r[c]) for c in _SUMMARY_COLUMNS))
-    console = Console(width=None if sys.stdout.isatty() else 200)
+    console = _stdout()
     console.print(t)
     if hidden:
         console.print(
@@ -233,6 +233,11 @@ def run_summary(metrics: pa.Table, title: str, most: int = 20) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _stdout() -> Console:
+    """Standard output's console: the terminal's width, or 200 columns into a pipe."""
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _print(console: Console, t: Table, more: int) -> None:

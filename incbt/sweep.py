@@ -18,7 +18,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -193,18 +193,26 @@ def grid_points(
                 "narrow the ranges, or sample it with --random N"
             )
         return _sample_large(strategy, names, axes, total, sample, seed)
-    combos = [
+    combos = (
         dict(zip(names, c, strict=True)) for c in itertools.product(*(axes[n] for n in names))
-    ]
+    )
+    good, bad = _valid(strategy, combos)
+    if sample is not None:
+        good = random.Random(seed).sample(good, min(sample, len(good)))
+    return good, bad
+
+
+def _valid(
+    strategy: Any, points: Iterable[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The points the strategy accepts, and the others with its reason."""
     good, bad = [], []
-    for c in combos:
+    for c in points:
         try:
             params_from_dict(strategy, c)
             good.append(c)
         except StrategyError as exc:
             bad.append(f"{c}: {exc}")
-    if sample is not None:
-        good = random.Random(seed).sample(good, min(sample, len(good)))
     return good, bad
 
 
@@ -232,16 +240,13 @@ def _sample_large(
         if i in seen:
             continue
         seen.add(i)
-        point = {}
+        values = []
         for n in reversed(names):  # the index in itertools.product's order
             i, k = divmod(i, len(axes[n]))
-            point[n] = axes[n][k]
-        c = {n: point[n] for n in names}
-        try:
-            params_from_dict(strategy, c)
-            good.append(c)
-        except StrategyError as exc:
-            bad.append(f"{c}: {exc}")
+            values.append(axes[n][k])
+        ok, no = _valid(strategy, [dict(zip(names, reversed(values), strict=True))])
+        good += ok
+        bad += no
     return good, bad
 
 

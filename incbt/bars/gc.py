@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from incbt.bars.ingest import finish_gc, recover
+from incbt.bars.ingest import finish_gc
 from incbt.catalog import Catalog, FileRecord
 from incbt.errors import UsageError
 
@@ -123,8 +123,7 @@ def gc(
             _, s = plan(cat, txn, cutoff_event(cat, txn, before, keep_days, now_ns))
         s.dry_run = True
         return s
-    with lock():
-        recover(root, cat)
+    with lock():  # taking it removed what a crashed writer left (Store.lock)
 
         def commit(txn: Any) -> GcSummary:
             doomed, s = plan(cat, txn, cutoff_event(cat, txn, before, keep_days, now_ns))

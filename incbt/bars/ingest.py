@@ -575,9 +575,7 @@ def ingest(
         lock(recover_first=not dry_run),
         _csv_kernel(files),
         _streamed(root, files, chunk_bytes) as streamed,
-    ):
-        if not dry_run:
-            recover(root, cat)
+    ):  # taking the lock removed what a crashed writer left (Store.lock)
         # files and parts to read (how many is unknown where a .csv.gz is cut in parts
         # as it is decompressed: made as they are asked for)
         if streamed.todo:
