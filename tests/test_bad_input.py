@@ -12,6 +12,7 @@ first data row line 2. Parquet rows count from 1.
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 import os
 import subprocess
@@ -216,6 +217,38 @@ def _binary_csv(rows, d):
     with open(p, "wb") as f:
         f.write(b"\xff\xfe\x00garbage\x81\x82\n\x00\x01,\x02\n")
     return [p]
+
+
+def _latin1(col: str, gz: bool = False):
+    """Row K's ``col`` with a Latin-1 byte (0xe9, é) after its first character."""
+
+    def build(rows, d):
+        p = write_csv(os.path.join(d, "bad.csv"), rows)
+        with open(p, "rb") as f:
+            lines = f.read().split(b"\n")
+        cells = lines[K + 1].split(b",")
+        v = cells[COL[col]]
+        cells[COL[col]] = v[:1] + b"\xe9" + v[1:]
+        lines[K + 1] = b",".join(cells)
+        data = b"\n".join(lines)
+        if gz:
+            os.remove(p)
+            p += ".gz"
+            data = gzip.compress(data)
+        with open(p, "wb") as f:
+            f.write(data)
+        return [p]
+
+    return build
+
+
+def _ts_us_at_k(year: int) -> Callable[[pa.Table], pa.Table]:
+    def f(t: pa.Table) -> pa.Table:
+        v = t.column("ts").cast(pa.timestamp("us", tz="UTC")).to_pylist()
+        v[K] = v[K].replace(year=year)
+        return _replace("ts", pa.array(v, pa.timestamp("us", tz="UTC")))(t)
+
+    return f
 
 
 def _extension(rows, d):
@@ -498,7 +531,26 @@ CASES: list[Case] = [
     Case("too-few-fields", _too_few, "expected 7 fields, found 6", line=LINE_K),
     Case("blank-line", _blank_line, "", line=K + 2),
     Case("semicolon-separated", _semicolons, "fields look separated by ';'", line=1),
-    Case("binary-csv", _binary_csv, "cannot read the file"),
+    Case("binary-csv", _binary_csv, "not UTF-8 text", line=1),
+    Case("latin1-name", _latin1("instrument"), "not UTF-8 text: byte b'\\xe9' at column 2",
+         line=LINE_K),
+    Case("latin1-number", _latin1("close"), "not UTF-8 text", line=LINE_K),
+    Case("latin1-gzip", _latin1("instrument", gz=True), "not UTF-8 text", line=LINE_K),
+    Case(
+        "ts-year-2300",
+        _set("ts", "2300-01-30 14:30:00Z"),
+        "ts is outside the times incbt stores",
+        line=LINE_K,
+        instrument="S0001",
+        value="'2300-01-30 14:30:00Z'",
+    ),
+    Case(
+        "parquet-ts-us-year-2300",
+        _parquet_typed(_ts_us_at_k(2300)),
+        "ts is outside the times incbt stores",
+        row=K + 1,
+        instrument="S0001",
+    ),
     Case("unknown-extension", _extension, "unknown file type"),
     Case(
         "parquet-close-string",

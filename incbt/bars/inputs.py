@@ -403,6 +403,8 @@ def _explain_csv_error(
 ) -> None:
     """Turn Arrow's CSV error (which has no line number) into a precise BadInputError.
     ``types``: the columns' types as read (the numbers' float64)."""
+    if "invalid UTF8" in msg:
+        raise _not_utf8(path, None)
     if "Expected" in msg and "columns" in msg:
         found = _csv_line_problem(path, len(header))
         if found:
@@ -532,6 +534,15 @@ def _parse_ts_text(
                 value=value,
                 fix="drop --tz for timestamps with offsets",
             ) from None
+        year = re.match(r"\s*(\d{4})-\d\d-\d\d", str(value))
+        if year and not 1678 <= int(year.group(1)) <= 2261:
+            raise BadInputError(
+                f"ts is outside the times incbt stores ({NS_RANGE})",
+                file=path,
+                **where(i),
+                value=value,
+                fix="check the year of this bar",
+            ) from None
         raise BadInputError(
             "ts is not an ISO-8601 timestamp",
             file=path,
@@ -591,6 +602,29 @@ def unreadable_parquet(path: str, exc: Exception) -> BadInputError:
     )
 
 
+NS_RANGE = "nanoseconds since 1970 in 64 bits: 1677-09-21 to 2262-04-11"
+
+
+def _check_ns_range(path: str, ts: pa.Array, instruments: pa.Array) -> None:
+    """Refuse, naming the row, a timestamp of a coarser unit that nanoseconds cannot hold."""
+    per = {"s": 10**9, "ms": 10**6, "us": 10**3}.get(ts.type.unit)
+    if per is None:
+        return
+    raw = pc.cast(ts, pa.int64())
+    out = pc.or_(pc.less(raw, -(2**63) // per + 1), pc.greater(raw, (2**63 - 1) // per))
+    i = pc.index(out, True).as_py()
+    if i is None or i < 0:
+        return
+    raise BadInputError(
+        f"ts is outside the times incbt stores ({NS_RANGE})",
+        file=path,
+        row=i + 1,
+        instrument=str(instruments[i].as_py()),
+        value=str(ts[i].as_py()),
+        fix="check the year of this bar",
+    )
+
+
 def _read_parquet(
     path: str,
     mapping: Mapping[str, str],
@@ -637,6 +671,7 @@ def _read_parquet(
         cols[c] = pc.cast(a, pa.float64())
     ts = cols["ts"]
     if pa.types.is_timestamp(ts.type):
+        _check_ns_range(path, ts, cols["instrument"])
         if ts.type.tz is None:
             if not tz:
                 raise BadInputError(
@@ -691,13 +726,70 @@ def read_input(
             table, kind, block = _read_csv(path, mapping, tz, use_threads)
         else:
             table, kind = _read_parquet(path, mapping, tz, row_groups, rows)
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from None
+    except (pa.ArrowInvalid, OSError, csv.Error) as exc:
+        if kind == "csv" and "invalid UTF8" in str(exc):
+            raise _not_utf8(path, None) from None
         raise BadInputError(
             f"cannot read the file ({str(exc).splitlines()[0]})",
             file=path,
-            fix="save CSV files as UTF-8 text with a header line",
+            fix="save CSV files as UTF-8 text with a header line"
+            if kind == "csv"
+            else "re-export the file as Parquet with the columns "
+            "instrument, ts, open, high, low, close, volume",
         ) from None
     return validate(path, kind, table, block)
+
+
+def _not_utf8(path: str, exc: UnicodeDecodeError | None) -> BadInputError:
+    """The error for a CSV file that is not UTF-8 text, naming the first line that is
+    not and its bytes (the file is read again, in blocks: only on this error)."""
+    import gzip
+
+    opener: Any = gzip.open if path.endswith(".gz") else open
+    line, carry, bad = 1, b"", None
+    try:
+        with opener(path, "rb") as f:
+            while bad is None:
+                block = f.read(1 << 20)
+                data = carry + block
+                if not data:
+                    break
+                try:
+                    data.decode("utf-8")
+                    carry = b""
+                except UnicodeDecodeError as e:
+                    if e.reason == "unexpected end of data" and block and e.end == len(data):
+                        carry = data[e.start :]  # a character cut by the block's end
+                        data = data[: e.start]
+                    else:
+                        bad = e.start
+                        carry = b""
+                if bad is None:
+                    line += data.count(b"\n")
+    except (OSError, EOFError):
+        bad = None
+    if bad is None:  # not found again (a file that changed): what the reader said
+        why = "" if exc is None else f" ({exc.reason}, byte {exc.object[exc.start : exc.end]!r})"
+        return BadInputError(
+            f"the file is not UTF-8 text{why}",
+            file=path,
+            fix="save CSV files as UTF-8 text (iconv -f latin1 -t utf-8 FILE > NEW converts "
+            "one from Latin-1)",
+        )
+    line += data.count(b"\n", 0, bad)
+    start = data.rfind(b"\n", 0, bad) + 1
+    end = data.find(b"\n", bad)
+    text = data[start : end if end >= 0 else len(data)].rstrip(b"\r")
+    return BadInputError(
+        f"not UTF-8 text: byte {data[bad : bad + 1]!r} at column {bad - start + 1}",
+        file=path,
+        line=line,
+        value=text[:200].decode("utf-8", "replace"),
+        fix="save CSV files as UTF-8 text (iconv -f latin1 -t utf-8 FILE > NEW converts "
+        "one from Latin-1)",
+    )
 
 
 def column_numpy(col: pa.ChunkedArray) -> np.ndarray:
