@@ -391,6 +391,15 @@ def test_a_damaged_store_says_so(small_store, tmp_path):
         f.truncate(8192)
     p = run("status", store=cut, check=False)
     assert p.returncode == 1 and "is cut short" in p.stderr, p.stderr
+    junk = tmp_path / "junk"  # a catalog that is no LMDB file: commands that read add none
+    shutil.copytree(small_store, junk)
+    (junk / "catalog" / "lock.mdb").unlink()
+    (junk / "catalog" / "data.mdb").write_bytes(bytes(range(256)) * 64)
+    files = sorted(str(f.relative_to(junk)) for f in junk.rglob("*"))
+    for cmd in (["status"], ["log"], ["query", "select 1"], ["verify"], ["update", "--dry-run"]):
+        p = run(*cmd, store=junk, check=False)
+        assert p.returncode == 1 and "not an LMDB file" in p.stderr, (cmd, p.stderr)
+        assert sorted(str(f.relative_to(junk)) for f in junk.rglob("*")) == files, cmd
     gone = tmp_path / "gone"
     shutil.copytree(small_store, gone)
     next((gone / "bars").rglob("*.parquet")).unlink()

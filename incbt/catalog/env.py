@@ -12,6 +12,7 @@ transactions open on other threads have ended, and holds new ones back meanwhile
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -62,11 +63,21 @@ def _check_size(env: lmdb.Environment, path: str) -> None:
         )
 
 
+def _forget_lock(lock: str, had: bool) -> None:
+    """A catalog refused on open keeps no lock file LMDB made for it: a command that
+    only reads leaves what is not a store as it was."""
+    if not had:
+        with contextlib.suppress(OSError):
+            os.remove(lock)
+
+
 class Env:
     """An open LMDB environment with named databases."""
 
     def __init__(self, path: str, map_size: int) -> None:
         self.path = path
+        lock = os.path.join(path, "lock.mdb")
+        had_lock = os.path.exists(lock)
         try:
             self.env = lmdb.open(
                 path,
@@ -78,11 +89,16 @@ class Env:
                 create=True,
             )
         except lmdb.Error as exc:
+            _forget_lock(lock, had_lock)
             raise CatalogError(
                 f"cannot open the catalog at {path}: {exc}. Fix: a store's catalog is "
                 "written by incbt alone; restore the store from a backup"
             ) from exc
-        _check_size(self.env, path)
+        try:
+            _check_size(self.env, path)
+        except CatalogError:
+            _forget_lock(lock, had_lock)
+            raise
         self.identity = _identity(path)
         self._dbs: dict[bytes, object] = {}
         self._write_lock = threading.Lock()
