@@ -517,6 +517,17 @@ def sweep(
         )
         raise typer.Exit(130) from None
     r = res.report
+    if resume and res.created:  # a new name, perhaps mistyped: say so, and which there are
+        from incbt.sweep import sweeps
+
+        others = sorted(s["name"] for s in sweeps(st) if s["name"] != res.name)
+        err_console.print(
+            f"note: no sweep named {res.name!r} to resume: "
+            + ("it would be started" if dry_run else "started it")
+            + (f" (the store's sweeps: {', '.join(others[:10])})" if others else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
     if res.skipped:
         typer.echo(
             f"skipped {len(res.skipped)} grid point(s) the strategy rejects, e.g. {res.skipped[0]}"

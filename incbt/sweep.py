@@ -53,6 +53,7 @@ class SweepResult:
     name: str
     run_ids: list[str]
     added: int  # runs this call added to the sweep
+    created: bool = False  # this call created the sweep (resume=True of a name not yet there)
     skipped: list[str] = field(default_factory=list)  # grid points the strategy rejects
     report: UpdateReport | None = None
     executor: str = "in-process"
@@ -356,7 +357,7 @@ def sweep(
             )
             have.setdefault(rec.run_id, rec)
     todo = [have[r] for r in run_ids if r in have]
-    result = SweepResult(name, run_ids, added, skipped, store=store)
+    result = SweepResult(name, run_ids, added, old is None, skipped, store=store)
     if dry_run:
         result.report = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
         return result

@@ -57,3 +57,24 @@ def test_a_large_grid_can_be_sampled():
     assert a == b != c and len(a) == 50
     assert len({(p["fast"], p["slow"]) for p in a}) == 50
     assert all(1 <= p["fast"] < p["slow"] <= 2000 for p in a)
+
+
+def test_resume_says_whether_the_sweep_existed(swept):
+    """resume=True of a name not in the store starts the sweep (scripts may always pass
+    it), and the result says it was created: the CLI prints a note naming the sweeps
+    there are, for the mistyped name."""
+    import os
+    import subprocess
+    import sys
+
+    again = swept.sweep("sma_cross", {"fast": [5], "slow": [20]}, name="g1", resume=True)
+    assert not again.created and again.added == 0
+    incbt_cli = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run(
+        [incbt_cli, "--store", swept.path, "sweep", "sma_cross", "-g", "fast=5", "-g", "slow=20",
+         "--name", "g2", "--resume"],
+        capture_output=True, text=True,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "no sweep named 'g2' to resume: started it (the store's sweeps: g1)" in p.stderr
+    assert get_sweep(swept, "g2") is not None
