@@ -133,25 +133,53 @@ def check_name(name: str) -> str:
     return name
 
 
-def parse_values(spec: str, kind: type) -> list[int | float]:
+MAX_RANGE_VALUES = 10**15  # values of one START:STOP:STEP range (it is never listed)
+
+
+class Steps(Sequence[Any]):
+    """The values of a ``START:STOP:STEP`` range, computed when indexed: a range too long
+    to list still gives --random its values by index."""
+
+    def __init__(self, start: Decimal, step: Decimal, n: int, kind: type) -> None:
+        self.start, self.step, self.n, self.kind = start, step, n, kind
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.n))]
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.kind(self.start + i * self.step)
+
+
+def parse_values(spec: str, kind: type) -> Sequence[int | float]:
     """``V1,V2,...`` or ``START:STOP:STEP`` (STOP included when a step lands on it)."""
     spec = spec.strip()
     try:
         if ":" in spec:
             parts = [Decimal(x) for x in spec.split(":")]
-            if len(parts) != 3 or parts[2] <= 0 or parts[1] < parts[0]:
+            if len(parts) != 3 or not all(p.is_finite() for p in parts):
+                raise UsageError(f"grid range {spec!r}: use START:STOP:STEP (three numbers)")
+            if parts[2] <= 0 or parts[1] < parts[0]:
                 raise UsageError(
                     f"grid range {spec!r}: use START:STOP:STEP with STEP > 0 and STOP >= START"
                 )
-            n = int((parts[1] - parts[0]) / parts[2]) + 1
-            if n > MAX_GRID_POINTS:
+            if kind is int and any(p != p.to_integral_value() for p in (parts[0], parts[2])):
                 raise UsageError(
-                    f"grid range {spec!r} has {n:,} values; a sweep takes at most "
-                    f"{MAX_GRID_POINTS:,} points: use a larger STEP"
+                    f"grid range {spec!r}: an integer parameter takes integer START and STEP"
                 )
-            vals = [parts[0] + i * parts[2] for i in range(n)]
-        else:
-            vals = [Decimal(x) for x in spec.split(",") if x.strip()]
+            n = int((parts[1] - parts[0]) / parts[2]) + 1
+            if n > MAX_RANGE_VALUES:
+                raise UsageError(
+                    f"grid range {spec!r} has {n:,} values; a range takes at most "
+                    f"{MAX_RANGE_VALUES:,}: use a larger STEP"
+                )
+            return Steps(parts[0], parts[2], n, kind)
+        vals = [Decimal(x) for x in spec.split(",") if x.strip()]
     except InvalidOperation:
         raise UsageError(f"grid values {spec!r} are not numbers") from None
     if not vals:
@@ -220,7 +248,7 @@ def _valid(
 def _sample_large(
     strategy: Any,
     names: list[str],
-    axes: Mapping[str, list[Any]],
+    axes: Mapping[str, Sequence[Any]],
     total: int,
     sample: int,
     seed: int,

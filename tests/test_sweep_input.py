@@ -30,7 +30,11 @@ def swept(tmp_path_factory):
     ({"name": "a\nb"}, "must be 1 to 200 printable characters"),
     ({"name": "g1", "resume": True, "strategy": "breakout"},
      "'g1' is a sweep of 'sma_cross', not 'breakout'"),
-    ({"grid": {"fast": "1:200000:1", "slow": [300]}}, "has 200,000 values"),
+    ({"grid": {"fast": "1:200000:1", "slow": [300]}}, "the grid has 200,000 points"),
+    ({"grid": {"fast": "1:10**16:1", "slow": [300]}}, "are not numbers"),
+    ({"grid": {"fast": "1:1e16:1", "slow": [300]}}, "has 10,000,000,000,000,000 values"),
+    ({"grid": {"fast": "1.5:9:1", "slow": [300]}}, "integer START and STEP"),
+    ({"grid": {"fast": "1:inf:1", "slow": [300]}}, "three numbers"),
     ({"grid": {"fast": "1:1000:1", "slow": "2:1000:1"}}, "the grid has 999,000 points"),
 ])
 def test_a_bad_sweep_is_refused_and_writes_nothing(swept, kw, match):
@@ -57,6 +61,12 @@ def test_a_large_grid_can_be_sampled():
     assert a == b != c and len(a) == 50
     assert len({(p["fast"], p["slow"]) for p in a}) == 50
     assert all(1 <= p["fast"] < p["slow"] <= 2000 for p in a)
+    # one range too long to list: its values are computed by index
+    d, _ = grid_points(strat, {"fast": "1:10000000000:1", "slow": [10**10 + 1]}, 20, seed=1)
+    assert len(d) == 20 and all(1 <= p["fast"] <= 10**10 for p in d)
+    assert all(type(p["fast"]) is int for p in d)
+    f, _ = grid_points(incbt.engine.get_strategy("breakout"), {"lookback": "5:9:2"})
+    assert [p["lookback"] for p in f] == [5, 7, 9]
 
 
 def test_resume_says_whether_the_sweep_existed(swept):
