@@ -177,8 +177,12 @@ def generate(
         ),
     ] = None,
     split: Annotated[str, typer.Option(help="One file per day, month, or one.")] = "day",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say which files it would write; write none.")
+    ] = False,
 ) -> None:
     """Write deterministic synthetic 1-minute bars (390 a day, weekdays)."""
+    from incbt.bars.generate import BARS_PER_DAY, days_written
     from incbt.bars.generate import generate as gen
 
     with RichReporter() as rep:
@@ -194,13 +198,17 @@ def generate(
             revise=revise or [],
             split=split,
             progress=rep,
+            dry_run=dry_run,
         )
-    from incbt.bars.generate import weekdays
-    from incbt.bars.schema import day_to_iso, iso_to_day
-
-    first = day_to_iso(int(weekdays(iso_to_day(start), 1)[0]))  # a weekend start: Monday
+    n, first, last = days_written(start, days, from_, to)
+    span = first if n == 1 else f"{first} to {last}"
+    names = os.path.basename(files[0]) + (
+        "" if len(files) == 1 else f" ... {os.path.basename(files[-1])}"
+    )
     typer.echo(
-        f"wrote {len(files)} file(s) to {out}: {instruments} instruments, {days} days from {first}"
+        f"{'would write' if dry_run else 'wrote'} {len(files)} file(s) to {out} ({names}): "
+        f"{instruments} instrument(s) x {n} day(s), {span}: "
+        f"{instruments * n * BARS_PER_DAY:,} bars"
     )
 
 

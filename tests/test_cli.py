@@ -331,7 +331,18 @@ def test_generate_checks_its_arguments_before_writing(tmp_path, args, message):
     assert not out.exists()
     # a weekend start is reported as the Monday the bars start on
     ok = run("generate", str(out), "--instruments", "1", "--days", "1", "--start", "2024-01-06")
-    assert "1 days from 2024-01-08" in ok.stdout
+    assert "1 instrument(s) x 1 day(s), 2024-01-08: 390 bars" in ok.stdout
+    # --dry-run names the files (--from/--to counted) and writes none
+    dry = tmp_path / "dry"
+    p = run("generate", str(dry), "--instruments", "2", "--days", "10", "--from", "2024-01-03",
+            "--to", "2024-01-04", "--dry-run")
+    assert p.stdout.startswith("would write 2 file(s) to ") and "(bars-2024-01-03.csv ... " in p.stdout
+    assert "bars-2024-01-04.csv): 2 instrument(s) x 2 day(s), 2024-01-03 to 2024-01-04: " \
+        "1,560 bars" in p.stdout, p.stdout
+    assert not dry.exists()
+    p = run("generate", str(dry), "--instruments", "2", "--days", "10", "--from", "2024-01-03",
+            "--to", "2024-01-04")
+    assert sorted(f.name for f in dry.iterdir()) == ["bars-2024-01-03.csv", "bars-2024-01-04.csv"]
 
 
 @pytest.fixture(scope="module")

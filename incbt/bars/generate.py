@@ -93,6 +93,25 @@ class _Walk:
         return {"open": o, "high": h, "low": lo_, "close": c, "volume": vol}
 
 
+def _key(day: int, split: str) -> str:
+    """The part of a file's name that says which days it holds."""
+    iso = day_to_iso(day)
+    return {"day": iso, "month": iso[:7], "one": "all"}[split]
+
+
+def days_written(
+    start: str, days: int, from_day: str | None = None, to_day: str | None = None
+) -> tuple[int, str, str]:
+    """How many of the ``days`` trading days from ``start`` --from/--to keep, the first
+    and the last (arguments :func:`generate` accepted)."""
+    d = weekdays(iso_to_day(start), days)
+    if from_day:
+        d = d[d >= iso_to_day(from_day)]
+    if to_day:
+        d = d[d <= iso_to_day(to_day)]
+    return len(d), day_to_iso(int(d[0])), day_to_iso(int(d[-1]))
+
+
 def generate(
     out: str,
     *,
@@ -106,11 +125,13 @@ def generate(
     revise: Sequence[str] = (),
     split: str = "day",
     progress: Reporter = NULL,
+    dry_run: bool = False,
 ) -> list[str]:
     """Write bars to folder ``out``; return the files written, in order.
 
     ``split``: one file per trading ``day`` (``bars-YYYY-MM-DD.csv``), per
-    ``month``, or ``one`` file.
+    ``month``, or ``one`` file. ``dry_run``: check the arguments and return the files
+    it would write; write nothing.
     """
     if instruments <= 0 or days <= 0:
         raise UsageError("--instruments and --days must be positive")
@@ -152,6 +173,9 @@ def generate(
             f"--revise {day_to_iso(outside[0])} is not a trading day written here "
             f"({day_to_iso(lo)} to {day_to_iso(hi)}, weekdays)"
         )
+    if dry_run:
+        keys = dict.fromkeys(_key(d, split) for d in dates.tolist() if lo <= d <= hi)
+        return [os.path.join(out, f"bars-{k}.{fmt}") for k in keys]
     os.makedirs(out, exist_ok=True)
     walks = [_Walk(seed, i) for i in range(instruments)]
     names = [instrument_name(i) for i in range(instruments)]
@@ -160,10 +184,6 @@ def generate(
     writer = None
     current_key = None
     task = progress.task("generating days", days)
-
-    def key_of(day: int) -> str:
-        iso = day_to_iso(day)
-        return {"day": iso, "month": iso[:7], "one": "all"}[split]
 
     def flush_writer() -> None:
         nonlocal writer
@@ -195,7 +215,7 @@ def generate(
                 ],
                 schema=_SCHEMA,
             )
-            key = key_of(day)
+            key = _key(day, split)
             if key != current_key:
                 flush_writer()
                 current_key = key
