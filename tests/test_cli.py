@@ -336,7 +336,8 @@ def test_generate_checks_its_arguments_before_writing(tmp_path, args, message):
     dry = tmp_path / "dry"
     p = run("generate", str(dry), "--instruments", "2", "--days", "10", "--from", "2024-01-03",
             "--to", "2024-01-04", "--dry-run")
-    assert p.stdout.startswith("would write 2 file(s) to ") and "(bars-2024-01-03.csv ... " in p.stdout
+    assert p.stdout.startswith("would write 2 file(s) to "), p.stdout
+    assert "(bars-2024-01-03.csv ... " in p.stdout
     assert "bars-2024-01-04.csv): 2 instrument(s) x 2 day(s), 2024-01-03 to 2024-01-04: " \
         "1,560 bars" in p.stdout, p.stdout
     assert not dry.exists()
