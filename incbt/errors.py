@@ -197,3 +197,18 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
             f"{context}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
         )
     return InternalError(f"{context}: {name}: {exc}")
+
+
+# strategy files being imported by incbt (incbt.engine.strategy_api.load_strategies),
+# innermost last: a file that opens a store when imported is a script without a
+# ``__main__`` guard, which importing would run again, and again
+IMPORTING_STRATEGIES: list[str] = []
+
+
+def refuse_store_while_importing() -> None:
+    if IMPORTING_STRATEGIES:
+        raise StrategyError(
+            "it opens a store when imported: incbt imports a strategy's file again to "
+            "compute its runs, which would run the script's commands again. Fix: put them "
+            'under `if __name__ == "__main__":`, or keep strategies in a file of their own'
+        )

@@ -62,7 +62,7 @@ def register_fork(
             f"({day_to_iso(first_day)}); before that a fork is just a new run: use "
             "`incbt backtest` with the new parameters"
         )
-    strat = resolve_strategy(base.strategy, base.source)
+    strat = resolve_strategy(base.strategy, base.source, base.code_version)
     new_params = params_to_dict(strat, params_from_dict(strat, {**base.params, **(params or {})}))
     ex = exec_params_from_dict({**base.exec_params, **(exec_params or {})})
     new_exec = {n: float(v) for n, v in zip(EXEC_NAMES, ex.tolist(), strict=True)}
@@ -132,7 +132,7 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
     base_id = fork.fork["base"]  # type: ignore[index]
     eff = iso_to_day(fork.fork["effective"])  # type: ignore[index]
     start = iso_to_day(fork.start)
-    strat = resolve_strategy(fork.strategy, fork.source)
+    strat = resolve_strategy(fork.strategy, fork.source, fork.code_version)
     sw = state_width(strat)
     new_row = params_from_dict(strat, fork.params)
     base = store.run(base_id).record
@@ -192,6 +192,7 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
             int(days[0]),
             len(days),
             0,
+            version=fork.code_version,
         )
         out.append(
             TaskResult(
@@ -249,7 +250,7 @@ def fresh_results(store: Any, fork: rc.RunRecord) -> list[TaskResult]:
     base = store.run(fork.fork["base"]).record  # type: ignore[index]
     eff = iso_to_day(fork.fork["effective"])  # type: ignore[index]
     start = iso_to_day(fork.start)
-    strat = resolve_strategy(fork.strategy, fork.source)
+    strat = resolve_strategy(fork.strategy, fork.source, fork.code_version)
     sw = state_width(strat)
     base_row = params_from_dict(strat, base.params)
     new_row = params_from_dict(strat, fork.params)
@@ -292,6 +293,7 @@ def fresh_results(store: Any, fork: rc.RunRecord) -> list[TaskResult]:
                 part[0].day if hist is None else hist,
                 len(part),
                 sum(e.rows for e in part),
+                version=fork.code_version,
             )
 
         if not pre:  # no day before D: the new parameters from the first day
@@ -383,6 +385,7 @@ def _base_state(
         h_first,
         len(after),
         sum(e.rows for e in after),
+        version=strat.code_version,
     )
     r = run_task(task, source, None if snap is None else snap[1][None, :])
     return r.states[0, -1]

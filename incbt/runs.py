@@ -40,6 +40,7 @@ from incbt.execute import (
     DirectBars,
     TaskResult,
     compute_task,
+    remember,
     resolve_strategy,
     task_fields,
 )
@@ -91,6 +92,7 @@ def resolve(strategy: str | Strategy, strategies_file: str | None) -> tuple[Stra
     """(Strategy, source) from a name (built-in or in the file) or a Strategy object."""
     if isinstance(strategy, Strategy):
         src = _source_file(strategy)
+        remember(strategy, src)
         return strategy, src
     if strategies_file:
         path = os.path.abspath(strategies_file)
@@ -206,7 +208,7 @@ class UpdateReport:
 
 
 def _strategy_for(rec: rc.RunRecord) -> Strategy:
-    return resolve_strategy(rec.strategy, rec.source)
+    return resolve_strategy(rec.strategy, rec.source, rec.code_version)
 
 
 @dataclass(frozen=True)
@@ -282,6 +284,7 @@ def plan_runs(
                 iso_to_day(rec.start),
                 insts,
                 strat.warmup(prow),
+                rec.code_version,
             )
             specs.append(spec)
             for inst in insts:
@@ -477,7 +480,7 @@ class LocalExecutor:
         ) -> TaskResult:
             # scratch: the buffers the bars are read into, reused by the next task (fresh
             # memory is slow to touch; a result keeps no bar array)
-            strat = resolve_strategy(t.strategy, t.source)
+            strat = resolve_strategy(t.strategy, t.source, t.version)
             b = source.load(t.instrument, t.history_day, t.last_day, task_fields(strat), scratch)
             return trim(compute_task(t, strat, b, resume), keep)
 
@@ -657,7 +660,7 @@ def commit(
         for r in results:
             t = r.task
             where = batch if r.batch is None else r.batch  # the batch holding its rows
-            sw = state_width(resolve_strategy(t.strategy, t.source))
+            sw = state_width(resolve_strategy(t.strategy, t.source, t.version))
             # days whose "recent" snapshot the retention rule drops now (no scan)
             before = (
                 []
@@ -807,11 +810,11 @@ def preload_kernels(records: Sequence[rc.RunRecord]) -> None:
 
     work, seen = [], set()
     for rec in records:
-        if (rec.strategy, rec.source) in seen:
+        if (rec.strategy, rec.source, rec.code_version) in seen:
             continue
-        seen.add((rec.strategy, rec.source))
+        seen.add((rec.strategy, rec.source, rec.code_version))
         with contextlib.suppress(Exception):
-            strat = resolve_strategy(rec.strategy, rec.source)
+            strat = resolve_strategy(rec.strategy, rec.source, rec.code_version)
             work.append((strat, params_from_dict(strat, rec.params)))
     if work:
         preload(work)

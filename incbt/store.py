@@ -34,7 +34,13 @@ from incbt.bars.layout import RECENT
 from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, iso_to_day
 from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex
 from incbt.catalog.lock import write_lock
-from incbt.errors import NotAStoreError, StoreExistsError, StrategyFailureWarning, UsageError
+from incbt.errors import (
+    NotAStoreError,
+    StoreExistsError,
+    StrategyFailureWarning,
+    UsageError,
+    refuse_store_while_importing,
+)
 from incbt.progress import NULL, Reporter
 
 __all__ = ["BarArrays", "Store", "init", "open_store"]
@@ -93,6 +99,7 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
     for are the store's as they are. A setting asked for that differs raises
     StoreExistsError.
     """
+    refuse_store_while_importing()
     path = path or default_path()
     wanted = {}
     asked = set()
@@ -189,6 +196,7 @@ class Store:
     """An incbt store: ingest bars, query with SQL, read bars for the engine."""
 
     def __init__(self, path: str, progress: Reporter = NULL) -> None:
+        refuse_store_while_importing()
         if not _is_store(path):
             raise _not_a_store(path)
         self.path = os.path.abspath(path)

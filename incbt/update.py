@@ -82,7 +82,8 @@ def current_records(store: Any) -> tuple[list[rc.RunRecord], list[tuple[str, str
     records, replaced, broken = [], [], []
     for rec in active_runs(store):
         try:
-            strat = resolve_strategy(rec.strategy, rec.source)
+            # this process's object of the run's code, else the file's code as it is now
+            strat = resolve_strategy(rec.strategy, rec.source, rec.code_version, check=False)
         except (StrategyError, OSError) as exc:
             broken.append(f"run {rec.run_id} ({rec.strategy}): {exc}")
             continue
@@ -419,7 +420,7 @@ def _instrument_metrics(results: list, ids: list[str], port: _Portfolios) -> pa.
     rows: list[np.ndarray] = []
     per_run: dict[str, list] = {rid: [] for rid in ids}
     for r in results:
-        sw = state_width(resolve_strategy(r.task.strategy, r.task.source))
+        sw = state_width(resolve_strategy(r.task.strategy, r.task.source, r.task.version))
         for k, rid in enumerate(r.task.run_ids):
             if rid in per_run and r.errors[k] is None:
                 vals = finalize(r.states[k, -1, sw:])

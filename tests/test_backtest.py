@@ -266,6 +266,89 @@ def test_user_strategy_file_and_errors(tmp_path, data):
         s.backtest("sma_cross", {"speed": 3})
 
 
+_MOM = (
+    "@incbt.strategy(params={{'n': incbt.Param(int, default=10, min=2)}}, state=(),"
+    " warmup=lambda p: p['n'])\n"
+    "def mom(p, s, o, h, l, c, v, i):\n"
+    "    n = int(p[0])\n"
+    "    if i < n:\n"
+    "        return 0\n"
+    "    return {sign}1 if c[i] > c[i - n] else {other}1\n"
+)
+
+
+def test_a_script_that_defines_and_uses_a_strategy(tmp_path, data):
+    """A script with no __main__ guard passes its own strategy object: the run is computed
+    with that object (importing the file again would run the script again, and again);
+    a later process that must import the file is told why it cannot, once."""
+    s = _store(tmp_path, "s", data / "all")
+    script = tmp_path / "research.py"
+    script.write_text(
+        "import incbt\n"
+        "print('script runs', flush=True)\n"
+        f"store = incbt.open({s.path!r})\n\n" + _MOM.format(sign="", other="-") + "\n"
+        "r = store.backtest(mom, {'n': 15})\n"
+        "print('total', r.metrics.to_pandas().query('scope == \"portfolio\"').total_pnl.iloc[0])\n"
+    )
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("script runs") == 1, p.stdout[:500]
+    assert "total" in p.stdout
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    q = subprocess.run([exe, "--store", s.path, "update"], capture_output=True, text=True,
+                       timeout=120)
+    assert q.stdout.count("script runs") == 1, q.stdout[:500]
+    assert "opens a store when imported" in q.stdout + q.stderr
+    assert '__name__ == "__main__"' in q.stdout + q.stderr
+
+
+def test_a_strategy_redefined_in_one_file_computes_each_run_with_its_own_code(
+    tmp_path, data
+):
+    """Two definitions of one name in one file: each run is computed with the object it
+    was given (the file, imported again, holds only the last); the file alone cannot
+    compute the first one's run and says so, rather than computing it with other code."""
+    from incbt.execute import _LIVE, resolve_strategy
+
+    s = _store(tmp_path, "s", data / "all")
+    f = tmp_path / "two.py"
+    f.write_text(
+        "import incbt\n\n" + _MOM.format(sign="", other="-") + "\nV1 = mom\n\n"
+        + _MOM.format(sign="-", other="")
+    )
+    only = tmp_path / "one.py"
+    only.write_text("import incbt\n\n" + _MOM.format(sign="", other="-"))
+    user = {}
+    exec(compile(f.read_text(), str(f), "exec"), user)  # as a notebook or script would
+    r1 = s.backtest(user["V1"], {"n": 15})
+    r2 = s.backtest(user["mom"], {"n": 15})
+    assert r1.run_id != r2.run_id
+    t1 = r1.metrics.to_pandas().set_index("scope").total_pnl["portfolio"]
+    t2 = r2.metrics.to_pandas().set_index("scope").total_pnl["portfolio"]
+    assert t1 == -t2 != 0
+    ref = _store(tmp_path, "ref", data / "all").backtest(
+        "mom", {"n": 15}, strategies_file=str(only)
+    )
+    assert ref.run_id == r1.run_id  # the same code: the same run
+    assert ref.metrics.to_pandas().set_index("scope").total_pnl["portfolio"] == t1
+    assert s.verify([r1.run_id, r2.run_id]).ok
+    over = tmp_path / "over.py"  # the first definition overwritten: only the last is kept
+    over.write_text(f.read_text().replace("V1 = mom", ""))
+    saved = dict(_LIVE)
+    _LIVE.clear()  # another process (a Ray worker, a later update): the file alone
+    try:
+        for v in (r1.record.code_version, r2.record.code_version):  # both kept in two.py
+            assert resolve_strategy("mom", str(f), v).code_version == v
+        assert resolve_strategy("mom", str(over), r2.record.code_version)
+        with pytest.raises(incbt.StrategyError, match="not the code its runs were registered"):
+            resolve_strategy("mom", str(over), r1.record.code_version)
+        with pytest.raises(incbt.StrategyError, match="defines strategy 'mom' twice"):
+            incbt.engine.load_strategies(str(f))  # a name for the CLI: which one?
+    finally:
+        _LIVE.update(saved)
+
+
 def test_cli_backtest(tmp_path, data):
     s = _store(tmp_path, "s", data / "all")
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")

@@ -88,6 +88,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from incbt.errors import IMPORTING_STRATEGIES
+from incbt.errors import StrategyError as AnyStrategyError
+
 from ._version import ENGINE_VERSION
 from .errors import StrategyError
 
@@ -604,6 +607,22 @@ def load_strategies(path: str | os.PathLike[str]) -> dict[str, Strategy]:
     strategy, or defines two with the same name.
     """
     p = os.path.abspath(os.fspath(path))
+    found: dict[str, Strategy] = {}
+    for value in import_strategies(p):
+        if value.name in found:
+            raise StrategyError(f"strategy file {p} defines strategy {value.name!r} twice")
+        found[value.name] = value
+    return dict(sorted(found.items()))
+
+
+def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
+    """Import a Python file and return every strategy object it holds at module level
+    (a name defined twice and kept under two variables: both, in the module's order).
+
+    Raises `StrategyError` if the file is missing, fails to import or defines no
+    strategy.
+    """
+    p = os.path.abspath(os.fspath(path))
     if not os.path.isfile(p):
         raise StrategyError(f"strategy file {p} does not exist")
     # The module's name is part of Numba's cached code (it imports the module by
@@ -623,9 +642,10 @@ def load_strategies(path: str | os.PathLike[str]) -> dict[str, Strategy]:
     added = folder not in sys.path
     if added:  # the file may import helper modules that sit next to it
         sys.path.insert(0, folder)
+    IMPORTING_STRATEGIES.append(p)
     try:
         spec.loader.exec_module(module)
-    except StrategyError as e:
+    except AnyStrategyError as e:
         _restore(mod_name, previous)
         raise StrategyError(f"strategy file {p}: {e}") from e
     except BaseException as e:
@@ -634,21 +654,20 @@ def load_strategies(path: str | os.PathLike[str]) -> dict[str, Strategy]:
             raise
         raise StrategyError(f"strategy file {p} failed to import: {type(e).__name__}: {e}") from e
     finally:
+        IMPORTING_STRATEGIES.pop()
         if added:
             with contextlib.suppress(ValueError):
                 sys.path.remove(folder)
-    found: dict[str, Strategy] = {}
+    found: dict[int, Strategy] = {}
     for value in vars(module).values():
         if isinstance(value, Strategy) and value.py_step.__module__ == mod_name:
-            if value.name in found and found[value.name] is not value:
-                raise StrategyError(f"strategy file {p} defines strategy {value.name!r} twice")
-            found[value.name] = value
+            found.setdefault(id(value), value)
     if not found:
         raise StrategyError(
             f"strategy file {p} defines no strategy: decorate a step function "
             "with @strategy(params=..., state=...)"
         )
-    return dict(sorted(found.items()))
+    return list(found.values())
 
 
 def _restore(mod_name: str, previous: types.ModuleType | None) -> None:

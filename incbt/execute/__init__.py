@@ -28,11 +28,12 @@ from incbt.engine import (
     ENGINE_WIDTH,
     Strategy,
     get_strategy,
+    import_strategies,
     initial_state,
-    load_strategies,
     run_segment,
     state_width,
 )
+from incbt.errors import StrategyError
 from incbt.plan import SegmentTask
 from incbt.results.metrics import ACC_WIDTH, fold, initial_acc
 from incbt.store import BarArrays, read_days
@@ -150,16 +151,73 @@ class SqlBars:
         return BarArrays(instrument, ts, o, h, lo, c, v, days.astype(np.int32), ends)
 
 
+_FAILED: dict[tuple[str, float], StrategyError] = {}
+
+
 @functools.lru_cache(maxsize=64)
-def _user_strategies(path: str, mtime: float) -> dict[str, Strategy]:
-    return load_strategies(path)
+def _imported(path: str, mtime: float) -> tuple[Strategy, ...]:
+    return tuple(import_strategies(path))
 
 
-def resolve_strategy(name: str, source: str) -> Strategy:
-    """A strategy by name: built-in, or from the user's strategies file ``source``."""
+def _user_strategies(path: str, mtime: float) -> tuple[Strategy, ...]:
+    """Every strategy the file holds, imported once per version of the file (a file
+    that fails is not imported again: importing may run a script)."""
+    failed = _FAILED.get((path, mtime))
+    if failed is not None:
+        raise failed
+    try:
+        return _imported(path, mtime)
+    except StrategyError as exc:
+        _FAILED[(path, mtime)] = exc
+        raise
+
+
+# Strategy objects given to this process's API calls, by (file, name, code version): runs
+# of an object defined in a script are computed with that object, not with whatever the
+# file defines under its name when imported again (a script may define a name twice, and
+# importing it runs the script)
+_LIVE: dict[tuple[str, str, str], Strategy] = {}
+
+
+def remember(strat: Strategy, source: str) -> None:
+    """Compute runs of ``strat`` (defined in the file ``source``) with this object."""
+    if source != "builtin":
+        _LIVE[(source, strat.name, strat.code_version)] = strat
+
+
+def resolve_strategy(name: str, source: str, version: str = "", check: bool = True) -> Strategy:
+    """A strategy by name: built-in, or from the user's strategies file ``source``.
+
+    ``version``: the code version the runs were registered with: the object given to
+    this process with that version if there is one, else the file's, which must have
+    it (``check``; the file's as it is otherwise).
+    """
     if source == "builtin":
         return get_strategy(name)
-    return get_strategy(name, _user_strategies(source, os.path.getmtime(source)))
+    live = _LIVE.get((source, name, version)) if version else None
+    if live is not None:
+        return live
+    every = [s for s in _user_strategies(source, os.path.getmtime(source)) if s.name == name]
+    same = [s for s in every if s.code_version == version]
+    if same:
+        return same[0]
+    if len(every) > 1:
+        if not check:  # the file's code for the name is not one code: a change
+            return every[-1]
+        raise StrategyError(
+            f"strategy file {source} defines strategy {name!r} twice, neither with the code "
+            "its runs were registered with"
+            if version
+            else f"strategy file {source} defines strategy {name!r} twice"
+        )
+    strat = get_strategy(name, {s.name: s for s in every})
+    if check and version and strat.code_version != version:
+        raise StrategyError(
+            f"strategy {name!r} in {source} is not the code its runs were registered "
+            f"with (code version {version[:12]}; the file's is {strat.code_version[:12]}): "
+            "`incbt update` recomputes them as new runs with the file's code"
+        )
+    return strat
 
 
 @dataclass
@@ -207,7 +265,7 @@ def fresh_states(strat: Strategy, n: int) -> np.ndarray:
 
 def run_task(task: SegmentTask, bars: BarSource, resume: np.ndarray | None) -> TaskResult:
     """Compute one task. ``resume``: (n_runs, snapshot width) states, or None (fresh)."""
-    strat = resolve_strategy(task.strategy, task.source)
+    strat = resolve_strategy(task.strategy, task.source, task.version)
     fields = task_fields(strat)
     b = bars.load(task.instrument, task.history_day, task.last_day, fields)
     return compute_task(task, strat, b, resume)

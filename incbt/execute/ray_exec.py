@@ -188,15 +188,15 @@ def failed_result(task: SegmentTask, width: int, why: str) -> TaskResult:
 def _width(task: SegmentTask) -> int:
     from incbt.execute import snapshot_width
 
-    return snapshot_width(resolve_strategy(task.strategy, task.source))
+    return snapshot_width(resolve_strategy(task.strategy, task.source, task.version))
 
 
 def warm_kernels(tasks: Sequence[SegmentTask]) -> None:
     """Compile every strategy the tasks use, here, so workers hit the Numba cache."""
     from incbt.engine import initial_state, params_from_dict, run_segment
 
-    for name, source in sorted({(t.strategy, t.source) for t in tasks}):
-        strat = resolve_strategy(name, source)
+    for name, source, version in sorted({(t.strategy, t.source, t.version) for t in tasks}):
+        strat = resolve_strategy(name, source, version)
         z = np.zeros(2)
         run_segment(
             strat,

@@ -36,6 +36,7 @@ class RunSpec:
     start_day: int
     instruments: tuple[str, ...]
     warmup: int  # bars of history its strategy re-reads before a segment
+    version: str = ""  # the strategy's code version (a file may define a name twice)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class SegmentTask:
     days: int  # trading days to compute
     bars: int  # bars to compute, per run
     history_bars: int = 0
+    version: str = ""  # the strategy's code version: runs of one task share it
 
     @property
     def work(self) -> int:
@@ -145,11 +147,19 @@ def plan(
                 histories[hkey] = h
             # runs sharing a resume point share a task (one pass over the bars); the
             # history loaded is the longest any of them needs
-            key = (inst, run.strategy, run.source, i0, (v is not None, v or 0), run.start_day)
+            key = (
+                inst,
+                run.strategy,
+                run.source,
+                run.version,
+                i0,
+                (v is not None, v or 0),
+                run.start_day,
+            )
             groups[key].append((run, h))
     tasks = []
     for key in sorted(groups):
-        inst, strat, source, i0, (resumes, v_day), _ = key
+        inst, strat, source, version, i0, (resumes, v_day), _ = key
         v = v_day if resumes else None
         d = days[inst]
         h = min(hh for _, hh in groups[key])
@@ -169,6 +179,7 @@ def plan(
                 days=len(d.days) - i0,
                 bars=int(d.rows[i0:].sum()),
                 history_bars=int(d.rows[h:i0].sum()),
+                version=version,
             )
         )
     return Plan(tasks)
@@ -205,6 +216,7 @@ def split_tasks(p: Plan, target_work: int) -> Plan:
                     t.days,
                     t.bars,
                     t.history_bars,
+                    t.version,
                 )
             )
     return Plan(out, p.latest)
