@@ -212,3 +212,17 @@ def refuse_store_while_importing() -> None:
             "compute its runs, which would run the script's commands again. Fix: put them "
             'under `if __name__ == "__main__":`, or keep strategies in a file of their own'
         )
+
+
+def names(value: object, what: str) -> list[str]:
+    """Ids or names given one (a string) or several: a string is one, not its letters."""
+    if isinstance(value, str):
+        return [value]
+    try:
+        out = list(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise UsageError(f"{what}: give a string or a list of strings, not {value!r}") from None
+    bad = [v for v in out if not isinstance(v, str)]
+    if bad:
+        raise UsageError(f"{what}: give strings, not {bad[0]!r}")
+    return out

@@ -35,7 +35,7 @@ from incbt.engine import (
     params_to_dict,
     state_width,
 )
-from incbt.errors import CatalogError, NotFoundError, StrategyError, UsageError
+from incbt.errors import CatalogError, NotFoundError, StrategyError, UsageError, names
 from incbt.execute import (
     DirectBars,
     TaskResult,
@@ -147,7 +147,7 @@ def register(
     elif instruments in (None, "all"):
         universe = "all"
     else:
-        universe = sorted(dict.fromkeys(instruments))  # type: ignore[arg-type]
+        universe = sorted(dict.fromkeys(names(instruments, "instruments")))
         missing = [i for i in universe if i not in set(known)]
         if missing:
             more = ", ..." if len(known) > 5 else ""

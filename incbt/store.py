@@ -39,6 +39,7 @@ from incbt.errors import (
     StoreExistsError,
     StrategyFailureWarning,
     UsageError,
+    names,
     refuse_store_while_importing,
 )
 from incbt.progress import NULL, Reporter
@@ -311,7 +312,7 @@ class Store:
         fork cannot be dropped without the fork. Returns a DropSummary (``incbt.drop``)."""
         from incbt.drop import drop
 
-        return drop(self, list(run_ids), sweep, dry_run=dry_run, command=_command())
+        return drop(self, names(run_ids, "run ids"), sweep, dry_run=dry_run, command=_command())
 
     def gc(
         self,
@@ -503,13 +504,15 @@ class Store:
         """Recompute runs from scratch in memory and compare with the store bit for bit."""
         from incbt.update import verify
 
-        return verify(self, run_ids, progress)
+        return verify(self, None if run_ids is None else names(run_ids, "run ids"), progress)
 
     def run(self, run_id: str) -> Any:
         """A registered run by id (a unique prefix is enough)."""
         from incbt import runs as runs_mod
         from incbt.catalog import runs as rc
 
+        if not isinstance(run_id, str):
+            raise UsageError(f"a run id is a string (or its prefix), not {run_id!r}")
         with self.catalog.env.read() as txn:
             found = rc.by_prefix(rc.runs(self.catalog, txn), run_id)
         if found.dropped_seq is not None:

@@ -25,9 +25,9 @@ from typing import Any
 
 from incbt.catalog import runs as rc
 from incbt.engine import params_from_dict
-from incbt.errors import StrategyError, UsageError
+from incbt.errors import StrategyError, UsageError, names
 from incbt.progress import NULL, Reporter
-from incbt.runs import UpdateReport, bring_up_to_date, register, resolve
+from incbt.runs import EXEC_NAMES, UpdateReport, bring_up_to_date, register, resolve
 
 # A sweep uses Ray only when asked (workers= or address=). Measured on 2 cores
 # (benchmarks/README.md, "sweep"): the in-process executor already runs a thread
@@ -73,7 +73,7 @@ class SweepResult:
 
     def leaderboard(self, metric: str = "sharpe", n: int = 10) -> Any:
         """The best ``n`` runs by a portfolio metric (max_drawdown: smallest first)."""
-        if metric not in ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover"):
+        if metric not in METRICS:
             raise UsageError(f"unknown metric {metric!r}")
         order = "ASC" if metric == "max_drawdown" else "DESC"
         cols = ", ".join(
@@ -89,10 +89,37 @@ class SweepResult:
             params={"s": self.name, "n": n},
         )
 
-    def pivot(self, x: str, y: str, metric: str = "sharpe") -> Any:
-        """A pandas table of ``metric`` with parameter ``y`` down and ``x`` across."""
+    def pivot(self, x: str, y: str, metric: str = "sharpe", agg: str | None = None) -> Any:
+        """A pandas table of ``metric`` with parameter ``y`` down and ``x`` across.
+
+        A cell holds one run's value; where several runs share a cell (a grid of more
+        parameters than x and y), ``agg`` says how to combine them ("max", "min",
+        "mean", "median"), or the call is refused.
+        """
+        if metric not in METRICS:
+            raise UsageError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
         g = self.grid.to_pandas()
-        return g.pivot_table(index=f"p_{y}", columns=f"p_{x}", values=metric, aggfunc="max")
+        params = [c.removeprefix("p_") for c in g.columns if c.startswith("p_")]
+        for p in (x, y):
+            if p not in params:
+                raise UsageError(
+                    f"sweep {self.name!r} has no parameter {p!r}; it has {', '.join(params)}"
+                )
+        if x == y:
+            raise UsageError(f"pivot two different parameters, not {x!r} twice")
+        if agg not in (None, "max", "min", "mean", "median"):
+            raise UsageError(f"agg {agg!r}: give max, min, mean or median")
+        if agg is None:
+            n = g.groupby([f"p_{y}", f"p_{x}"]).size()
+            if (n > 1).any():
+                (yv, xv), k = next((i, c) for i, c in n.items() if c > 1)
+                raise UsageError(
+                    f"{k} runs of sweep {self.name!r} share the cell {y}={yv:g}, {x}={xv:g} (other "
+                    "parameters or execution settings differ): give agg='max', 'min', "
+                    "'mean' or 'median', or pivot a sweep of those two parameters alone"
+                )
+            agg = "max"
+        return g.pivot_table(index=f"p_{y}", columns=f"p_{x}", values=metric, aggfunc=agg)
 
     @property
     def runs(self) -> list[Any]:
@@ -113,6 +140,8 @@ class SweepResult:
             f"{work:,} bar-steps computed {self.executor}>"
         )
 
+
+METRICS = ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover")
 
 # The most grid points a sweep takes (a run each: its record, snapshots and rows). A grid
 # of more is refused before any point is built (each a dict: a 10^8-point grid filled this
@@ -208,6 +237,13 @@ def grid_points(
                 f"has {', '.join(specs) or 'none'}"
             )
         kind = specs[name].type
+        if isinstance(values, int | float) and not isinstance(values, bool):
+            values = [values]  # one value
+        elif not isinstance(values, str | Iterable):
+            raise UsageError(
+                f"grid values of {name!r}: give a list, 'V1,V2,...' or 'START:STOP:STEP', "
+                f"not {values!r}"
+            )
         axes[name] = (
             parse_values(values, kind) if isinstance(values, str) else [kind(v) for v in values]
         )
@@ -279,6 +315,40 @@ def _sample_large(
     return good, bad
 
 
+def _same_setup(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """A resumed sweep grows its grid only: its universe, start and execution parameters
+    stay those it was made with (one cell of a heatmap, one setting)."""
+    from incbt.engine import exec_params_from_dict
+
+    def universe(x: Any) -> Any:
+        return "all" if x in (None, "all") else sorted(names(x, "instruments"))
+
+    def execution(x: Any) -> dict[str, float]:
+        row = exec_params_from_dict(x or {}).tolist()
+        return dict(zip(EXEC_NAMES, row, strict=True))
+
+    was, now = execution(old["exec"]), execution(new["exec"])
+    diff = [f"{k} {was[k]:g} (now {now[k]:g})" for k in EXEC_NAMES if was[k] != now[k]]
+    if universe(old["instruments"]) != universe(new["instruments"]):
+        shown = universe(old["instruments"])
+        diff.append(
+            "instruments "
+            + (
+                shown
+                if shown == "all"
+                else ",".join(shown[:5]) + (",..." if len(shown) > 5 else "")
+            )
+        )
+    if old["start"] != new["start"]:
+        diff.append(f"start {old['start'] or 'the first bar'} (now {new['start']})")
+    if diff:
+        raise UsageError(
+            f"sweep {name!r} was made with {'; '.join(diff)}: --resume grows a sweep's grid "
+            "with the same instruments, start and execution parameters; give those, or "
+            "another --name"
+        )
+
+
 def _default_name(spec: dict[str, Any]) -> str:
     return "sweep-" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
 
@@ -333,7 +403,10 @@ def sweep(
         )
     spec = {
         "strategy": strat.name,
-        "grid": {k: (v if isinstance(v, str) else list(v)) for k, v in grid.items()},
+        "grid": {
+            k: (v if isinstance(v, str) else [v] if isinstance(v, int | float) else list(v))
+            for k, v in grid.items()
+        },
         "random": sample,
         "seed": seed,
         "instruments": instruments,
@@ -351,6 +424,8 @@ def sweep(
             f"sweep {name!r} is a sweep of {old['spec']['strategy']!r}, not {strat.name!r}: "
             "give another --name for a sweep of this strategy"
         )
+    if old is not None:
+        _same_setup(name, old["spec"], spec)
     records = [
         register(
             store,

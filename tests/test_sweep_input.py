@@ -31,6 +31,10 @@ def swept(tmp_path_factory):
     ({"name": "g1", "resume": True, "strategy": "breakout"},
      "'g1' is a sweep of 'sma_cross', not 'breakout'"),
     ({"grid": {"fast": "1:200000:1", "slow": [300]}}, "the grid has 200,000 points"),
+    ({"name": "g1", "resume": True, "fee_bps": 2.0}, "was made with fee_bps 0 \\(now 2\\)"),
+    ({"name": "g1", "resume": True, "instruments": ["S0000"]}, "was made with instruments all"),
+    ({"name": "g1", "resume": True, "start": "2024-01-02"}, "start the first bar"),
+    ({"grid": {"fast": None, "slow": [30]}}, "grid values of 'fast': give a list"),
     ({"grid": {"fast": "1:10**16:1", "slow": [300]}}, "are not numbers"),
     ({"grid": {"fast": "1:1e16:1", "slow": [300]}}, "has 10,000,000,000,000,000 values"),
     ({"grid": {"fast": "1.5:9:1", "slow": [300]}}, "integer START and STEP"),
@@ -88,3 +92,47 @@ def test_resume_says_whether_the_sweep_existed(swept):
     assert p.returncode == 0, p.stderr
     assert "no sweep named 'g2' to resume: started it (the store's sweeps: g1)" in p.stderr
     assert get_sweep(swept, "g2") is not None
+
+
+def test_api_names_pivot_and_scalar_grids(swept):
+    """A string where ids or names go is one id, not its letters; pivot names what is
+    wrong; a grid value may be one number."""
+    one = swept.sweep("sma_cross", {"fast": 4, "slow": [20, 25]}, name="g3")
+    assert len(one.run_ids) == 2
+    rid = one.run_ids[0]
+    d = swept.drop(rid[:6], dry_run=True)
+    assert d.runs == [rid]
+    assert swept.verify(rid).runs == 1
+    r = swept.backtest("sma_cross", {"fast": 4, "slow": 20}, instruments="S0001")
+    assert r.record.universe == ["S0001"]
+    with pytest.raises(incbt.UsageError, match="a run id is a string"):
+        swept.run(123)
+    with pytest.raises(incbt.UsageError, match="give strings, not 5"):
+        swept.drop(["x", 5], dry_run=True)
+    p = one.pivot("fast", "slow")
+    assert p.shape == (2, 1)
+    with pytest.raises(incbt.UsageError, match="has no parameter 'fats'; it has fast, slow"):
+        one.pivot("fats", "slow")
+    with pytest.raises(incbt.UsageError, match="not 'fast' twice"):
+        one.pivot("fast", "fast")
+    with pytest.raises(incbt.UsageError, match="unknown metric 'pnl'"):
+        one.pivot("fast", "slow", "pnl")
+
+
+def test_pivot_of_a_grid_of_three_parameters_needs_agg(swept, tmp_path):
+    f = tmp_path / "three.py"
+    f.write_text(
+        "import incbt\n\n"
+        "@incbt.strategy(params={'a': incbt.Param(int, default=1), 'b': incbt.Param(int, "
+        "default=1), 'c': incbt.Param(int, default=1)}, state=())\n"
+        "def three(p, s, o, h, l, c, v, i):\n"
+        "    return 1 if (i // int(p[0] + p[1] + p[2])) % 2 else -1\n"
+    )
+    g = swept.sweep("three", {"a": [1, 2], "b": [1, 2], "c": [3, 4]}, name="g4",
+                    strategies_file=str(f))
+    with pytest.raises(incbt.UsageError, match="2 runs of sweep 'g4' share the cell b=1, a=1"):
+        g.pivot("a", "b")
+    m = g.grid.to_pandas()
+    best = g.pivot("a", "b", agg="max")
+    assert best.loc[1, 1] == m[(m.p_a == 1) & (m.p_b == 1)].sharpe.max()
+    assert g.pivot("a", "b", agg="min").loc[1, 1] == m[(m.p_a == 1) & (m.p_b == 1)].sharpe.min()
