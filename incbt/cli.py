@@ -860,12 +860,23 @@ def verify(
     with RichReporter() as rep:
         rep_ = st.verify(runs or None, progress=rep)
     _print_capped([f"[yellow]failed here as in the store:[/yellow] {f}" for f in rep_.failed], 20)
-    if rep_.ok:
+    if rep_.stale:
+        shown = ", ".join(rep_.stale[:5]) + (", ..." if len(rep_.stale) > 5 else "")
+        err_console.print(
+            f"[yellow]not verified:[/yellow] {len(rep_.stale)} run(s) are not up to date "
+            f"({shown}): bars were ingested or corrected since their results, or their "
+            "strategy's code changed (`incbt status` says which). Fix: run `incbt update`, "
+            "then verify",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not rep_.differences and rep_.runs:
         typer.echo(
             f"verified {rep_.runs} run(s): {rep_.rows_compared:,} rows identical to a "
             f"from-scratch run ({rep_.bars_processed:,} bar-steps, "
             f"{rep_.seconds:.2f} s)"
         )
+    if rep_.ok:
         return
     for d in rep_.differences:
         err_console.print(

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import time
@@ -223,10 +224,13 @@ class VerifyReport:
     # (run, instrument) pairs whose computation failed, recomputed as in the store: they
     # have no rows there and none here (SEMANTICS.md), and are listed, not counted as equal
     failed: list[str] = field(default_factory=list)
+    # runs not up to date (bars ingested or corrected since, or their strategy's code
+    # changed): not compared, as their results are not yet those of the data
+    stale: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.differences
+        return not self.differences and not self.stale
 
 
 def _first_difference(
@@ -504,6 +508,21 @@ def _compare_table(
             report.differences.append(d)
 
 
+def _not_up_to_date(store: Any, records: Sequence[rc.RunRecord]) -> set[str]:
+    """The runs an update would compute: new bars or corrections since their results, or
+    a strategy whose code changed."""
+    out = set()
+    for rec in records:
+        with contextlib.suppress(StrategyError, OSError):  # compared, and reported there
+            strat = resolve_strategy(rec.strategy, rec.source, rec.code_version, check=False)
+            if strat.code_version != rec.code_version:
+                out.add(rec.run_id)
+    rest = [r for r in records if r.run_id not in out]
+    if rest:
+        out.update(rid for t in plan_runs(store, rest).tasks for rid in t.run_ids)
+    return out
+
+
 def verify(
     store: Any, run_ids: Sequence[str] | None = None, progress: Reporter = NULL
 ) -> VerifyReport:
@@ -521,7 +540,9 @@ def verify(
     if run_ids:
         chosen = [rc.by_prefix(records, q) for q in run_ids]
         records = list({r.run_id: r for r in chosen}.values())
-    report = VerifyReport(runs=len(records))
+    stale = _not_up_to_date(store, records)
+    records = [r for r in records if r.run_id not in stale]
+    report = VerifyReport(runs=len(records), stale=sorted(stale))
     known = store.instruments()
     ctx = store.session(only_for="daily fills metrics")  # one session for every query
     plain = [r for r in records if not r.fork]

@@ -113,6 +113,23 @@ def test_verify_passes_then_catches_a_tampered_result(world):
     assert p.returncode == 1 and "differs" in p.stderr and "pnl" in p.stderr
 
 
+def test_verify_does_not_compare_runs_an_update_would_compute(world):
+    """New bars not yet absorbed: the runs are stale, not wrong; verify says so (not ok,
+    no difference) and names the fix; after the update it proves them."""
+    tmp, s = world
+    s.ingest(str(tmp / "tail"))
+    rep = s.verify()
+    assert not rep.ok and not rep.differences and len(rep.stale) == 3 and rep.runs == 0
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", s.path, "verify"], capture_output=True, text=True)
+    assert p.returncode == 1 and "differs" not in p.stderr, p.stderr
+    assert "not verified: 3 run(s) are not up to date" in p.stderr
+    assert "Fix: run `incbt update`, then verify" in p.stderr
+    one = s.sql("SELECT min(run_id) r FROM runs")["r"][0].as_py()
+    s.update()
+    assert s.verify().ok and s.verify([one]).runs == 1
+
+
 def _tamper_fill(s, run_id: str, column: str, which: int, change) -> None:
     """Change ``column`` of one fill of a run (its ``which``-th in the first file holding
     any) in the stored result file, behind the catalog's back."""
