@@ -860,6 +860,7 @@ def verify(
     with RichReporter() as rep:
         rep_ = st.verify(runs or None, progress=rep)
     _print_capped([f"[yellow]failed here as in the store:[/yellow] {f}" for f in rep_.failed], 20)
+    _print_capped([f"[red]cannot recompute:[/red] {b}" for b in rep_.broken], 20)
     if rep_.stale:
         shown = ", ".join(rep_.stale[:5]) + (", ..." if len(rep_.stale) > 5 else "")
         err_console.print(

@@ -201,6 +201,14 @@ class UpdateReport:
     # changed since: "run R, INSTRUMENT: error (event N)"
     skipped_failed: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:  # the plan, errors and commit are in the fields
+        errors = f", {len(self.errors)} failed pair(s)" if self.errors else ""
+        return (
+            f"<UpdateReport: {self.runs} run(s), {self.segments} segment(s), "
+            f"{self.bars_processed:,} bar-steps in {self.seconds:.2f} s, {self.commits} "
+            f"commit(s){errors}>"
+        )
+
     def failures(self, known: bool = True) -> list[str]:
         """The pairs whose strategy failed in this call, then (``known``) those that
         failed before and were not retried: what leaves the runs asked for incomplete."""

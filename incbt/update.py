@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import time
@@ -70,6 +69,16 @@ class UpdateResult:
     def stale(self) -> list[StaleRow]:
         """Each (run, instrument) the update computed (or would compute), and why."""
         return self.stale_rows()
+
+    def __repr__(self) -> str:
+        parts = [repr(self.report)]
+        if self.ingest is not None:
+            parts.insert(0, repr(self.ingest))
+        if self.replaced:
+            parts.append(f"{len(self.replaced)} run(s) replaced (strategy code changed)")
+        if self.broken:
+            parts.append(f"{len(self.broken)} run(s) cannot be recomputed: .broken says why")
+        return f"<UpdateResult: {'; '.join(parts)}>"
 
 
 def active_runs(store: Any) -> list[rc.RunRecord]:
@@ -227,10 +236,27 @@ class VerifyReport:
     # runs not up to date (bars ingested or corrected since, or their strategy's code
     # changed): not compared, as their results are not yet those of the data
     stale: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)  # runs that cannot be recomputed, and why
 
     @property
     def ok(self) -> bool:
-        return not self.differences and not self.stale
+        return not self.differences and not self.stale and not self.broken
+
+    def __repr__(self) -> str:
+        out = (
+            f"<VerifyReport {'ok' if self.ok else 'NOT ok'}: {self.runs} run(s) compared, "
+            f"{self.rows_compared:,} rows, {len(self.differences)} difference(s)"
+        )
+        if self.differences:
+            d = self.differences[0]
+            out += f" (first: run {d.run_id} {d.table} {d.where} {d.column})"
+        if self.stale:
+            out += f"; {len(self.stale)} run(s) not up to date, not compared"
+        if self.broken:
+            out += f"; {len(self.broken)} run(s) cannot be recomputed (.broken says why)"
+        if self.failed:
+            out += f"; {len(self.failed)} failed pair(s)"
+        return out + f"; {self.seconds:.2f} s>"
 
 
 def _first_difference(
@@ -508,19 +534,22 @@ def _compare_table(
             report.differences.append(d)
 
 
-def _not_up_to_date(store: Any, records: Sequence[rc.RunRecord]) -> set[str]:
-    """The runs an update would compute: new bars or corrections since their results, or
-    a strategy whose code changed."""
-    out = set()
+def _not_up_to_date(store: Any, records: Sequence[rc.RunRecord]) -> tuple[set[str], dict[str, str]]:
+    """The runs an update would compute (new bars or corrections since their results, or
+    a strategy whose code changed), and those whose strategy cannot be loaded, and why."""
+    out, broken = set(), {}
     for rec in records:
-        with contextlib.suppress(StrategyError, OSError):  # compared, and reported there
+        try:
             strat = resolve_strategy(rec.strategy, rec.source, rec.code_version, check=False)
-            if strat.code_version != rec.code_version:
-                out.add(rec.run_id)
-    rest = [r for r in records if r.run_id not in out]
+        except (StrategyError, OSError) as exc:
+            broken[rec.run_id] = f"run {rec.run_id} ({rec.strategy}): {exc}"
+            continue
+        if strat.code_version != rec.code_version:
+            out.add(rec.run_id)
+    rest = [r for r in records if r.run_id not in out and r.run_id not in broken]
     if rest:
         out.update(rid for t in plan_runs(store, rest).tasks for rid in t.run_ids)
-    return out
+    return out, broken
 
 
 def verify(
@@ -540,9 +569,9 @@ def verify(
     if run_ids:
         chosen = [rc.by_prefix(records, q) for q in run_ids]
         records = list({r.run_id: r for r in chosen}.values())
-    stale = _not_up_to_date(store, records)
-    records = [r for r in records if r.run_id not in stale]
-    report = VerifyReport(runs=len(records), stale=sorted(stale))
+    stale, broken = _not_up_to_date(store, records)
+    records = [r for r in records if r.run_id not in stale and r.run_id not in broken]
+    report = VerifyReport(runs=len(records), stale=sorted(stale), broken=sorted(broken.values()))
     known = store.instruments()
     ctx = store.session(only_for="daily fills metrics")  # one session for every query
     plain = [r for r in records if not r.fork]

@@ -120,6 +120,11 @@ def test_verify_does_not_compare_runs_an_update_would_compute(world):
     s.ingest(str(tmp / "tail"))
     rep = s.verify()
     assert not rep.ok and not rep.differences and len(rep.stale) == 3 and rep.runs == 0
+    # reprs a notebook prints: a line each, not every task, state and changed day
+    assert "3 run(s) not up to date" in repr(rep) and "\n" not in repr(rep)
+    for obj in (s.status(), s.status().report, s.status().report.plan,
+                s.ingest(str(tmp / "tail"), dry_run=True)):
+        assert len(repr(obj)) < 400 and "\n" not in repr(obj), repr(obj)[:1000]
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
     p = subprocess.run([exe, "--store", s.path, "verify"], capture_output=True, text=True)
     assert p.returncode == 1 and "differs" not in p.stderr, p.stderr

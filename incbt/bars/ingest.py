@@ -148,6 +148,16 @@ class IngestSummary:
     def changed(self) -> bool:
         return bool(self.days_new or self.days_corrected)
 
+    def __repr__(self) -> str:  # a line, not every changed day (the fields hold them)
+        span = f", {self.first_day} to {self.last_day}" if self.first_day else ""
+        event = f"event {self.seq}" if self.seq is not None else "no event"
+        return (
+            f"<IngestSummary{' (dry run)' if self.dry_run else ''}: {self.files} file(s), "
+            f"{self.rows_read:,} rows read; {self.days_new} new day(s), "
+            f"{self.days_corrected} corrected, {self.days_unchanged} unchanged across "
+            f"{self.instruments} instrument(s){span}; {event}>"
+        )
+
     def as_dict(self) -> dict[str, Any]:
         skip = ("corrected", "seconds", "changed_days")
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {

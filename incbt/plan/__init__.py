@@ -88,6 +88,9 @@ class Plan:
     # record of the failure, as text)
     skipped_failed: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:  # the tasks and states are in the fields
+        return f"<Plan: {len(self.tasks)} task(s), {self.bars:,} bar-steps>"
+
     @property
     def bars(self) -> int:
         return sum(t.work for t in self.tasks)
