@@ -23,11 +23,14 @@ _os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 from incbt.errors import (  # noqa: E402 - after the allocator choice
     BadInputError,
+    CatalogError,
     IncbtError,
+    InternalError,
     NotAStoreError,
     NotFoundError,
     QueryError,
     StoreError,
+    StoreExistsError,
     StoreLockedError,
     StrategyError,
     StrategyFailureWarning,
@@ -60,7 +63,9 @@ def __getattr__(name: str) -> _Any:
 __all__ = [
     "BadInputError",
     "BarArrays",
+    "CatalogError",
     "IncbtError",
+    "InternalError",
     "NotAStoreError",
     "NotFoundError",
     "Param",
@@ -68,6 +73,7 @@ __all__ = [
     "Run",
     "Store",
     "StoreError",
+    "StoreExistsError",
     "StoreLockedError",
     "Strategy",
     "StrategyError",

@@ -36,6 +36,7 @@ from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex
 from incbt.catalog.lock import write_lock
 from incbt.errors import (
     NotAStoreError,
+    NotFoundError,
     StoreExistsError,
     StrategyFailureWarning,
     UsageError,
@@ -526,7 +527,12 @@ class Store:
     def sql(
         self, query: str, *, params: dict[str, Any] | None = None, as_of: int | None = None
     ) -> pa.Table:
-        """Run SQL over the store (tables bars, events, changes, files)."""
+        """Run read-only SQL (DataFusion) over the store and return a pyarrow Table.
+
+        Tables: bars, events, changes, files, runs, sweeps, daily, fills, metrics,
+        stale, failed (README.md, SQL tables). ``params``: values for ``$name``
+        placeholders; ``as_of``: an event seq, the store as it was after it.
+        """
         from incbt.query import run_sql, session  # datafusion loads only when SQL runs
 
         ctx = session(self.path, self.catalog, as_of, only_for=query, extra=self._extra())
@@ -562,6 +568,7 @@ class Store:
         return {"stale": stale}
 
     def instruments(self) -> list[str]:
+        """The instruments the store holds bars of, sorted."""
         with self.catalog.env.read() as txn:
             return self.catalog.instruments(txn)
 
@@ -581,14 +588,40 @@ class Store:
         """One instrument's bars for days in [start, end], straight from the index.
 
         Reads only the row groups holding those days (no scan) and returns
-        contiguous arrays the engine can use directly.
+        contiguous arrays the engine can use directly. ``start``/``end``: dates
+        (``"2024-01-02"``, ``datetime.date``) or day numbers (days since 1970).
         """
-        first = iso_to_day(start) if isinstance(start, str) else start
-        last = iso_to_day(end) if isinstance(end, str) else end
+        known = self.instruments()
+        if instrument not in known:
+            raise NotFoundError(
+                f"unknown instrument {instrument!r}: the store has {len(known)} "
+                f"({', '.join(known[:5])}{', ...' if len(known) > 5 else ''})"
+            )
+        first, last = _day_arg(start, "start"), _day_arg(end, "end")
+        if first is not None and last is not None and first > last:
+            raise UsageError(f"start {start} is after end {end}")
         with self.catalog.env.read() as txn:
             index = self.catalog.day_index(txn, instrument, first, last)
             paths = self.catalog.paths(txn, index)
         return read_days(self.path, instrument, index, paths)
+
+
+def _day_arg(value: Any, what: str) -> int | None:
+    """A day given as a date, an ISO string or a day number, as a day number."""
+    import datetime
+
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, datetime.datetime):
+        value = value.date()
+    if isinstance(value, datetime.date):
+        value = value.isoformat()
+    if isinstance(value, str):
+        try:
+            return iso_to_day(value)
+        except ValueError:
+            pass
+    raise UsageError(f"{what} {value!r} is not a date: give YYYY-MM-DD")
 
 
 def read_days(

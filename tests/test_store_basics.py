@@ -96,6 +96,16 @@ def test_bars_reads_only_the_wanted_days_and_matches_sql(store, small_data):
     np.testing.assert_array_equal(b.ts, t["ts"].cast("int64").to_numpy())
     for c in ("ts", "open", "close"):
         assert getattr(b, c).flags.c_contiguous
+    import datetime
+
+    d = store.bars("S0001", datetime.date(2024, 1, 30), datetime.date(2024, 2, 1))
+    np.testing.assert_array_equal(d.close, b.close)
+    with pytest.raises(incbt.NotFoundError, match="unknown instrument 'NOPE'"):
+        store.bars("NOPE")
+    with pytest.raises(incbt.UsageError, match="start '2024-02-30' is not a date"):
+        store.bars("S0001", "2024-02-30")
+    with pytest.raises(incbt.UsageError, match="is after end"):
+        store.bars("S0001", "2024-02-01", "2024-01-30")
 
 
 def test_files_are_instrument_month_buckets_with_whole_day_row_groups(store, tmp_path):
