@@ -1189,6 +1189,8 @@ class Run:
 
     @property
     def run_id(self) -> str:
+        """The run's id: a hash of its strategy, code version, parameters, execution
+        parameters, start and universe (the same inputs, the same id)."""
         return self.record.run_id
 
     def _q(self, sql: str) -> pa.Table:
@@ -1246,16 +1248,43 @@ class Run:
 
     @property
     def daily(self) -> pa.Table:
+        """One row per instrument and day: equity, pnl, pos, fees, fills, turnover."""
         return self._q("SELECT * FROM daily WHERE run_id = $r ORDER BY instrument, date")
 
     @property
     def fills(self) -> pa.Table:
+        """One row per fill: instrument, ts, qty, price, fee."""
         return self._q("SELECT * FROM fills WHERE run_id = $r ORDER BY instrument, ts")
 
     def __repr__(self) -> str:
-        p = self.portfolio
-        body = ", ".join(f"{k}={v:.6g}" for k, v in p.items()) if p else "no results yet"
-        return (
-            f"<Run {self.run_id} {self.record.strategy}({self.record.params}) "
-            f"{_from(self.record.start)}: {body}>"
+        cat = self.store.catalog
+        with cat.env.read() as txn:
+            rec = rc.get_run(cat, txn, self.run_id) or self.record
+        params = ", ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.params.items()
         )
+        setup = [_from(rec.start)]
+        ex = rec.exec_params
+        if ex.get("notional", 100000.0) != 100000.0:
+            setup.append(f"notional {ex['notional']:,g}")
+        for k, unit in (("fee_bps", "fee"), ("slippage_bps", "slippage")):
+            if ex.get(k, 0.0):
+                setup.append(f"{unit} {ex[k]:g} bps")
+        u = rec.universe
+        setup.append(
+            "every instrument"
+            if u == "all"
+            else f"{len(u)} instrument(s)"
+            if len(u) > 3
+            else ", ".join(u)
+        )
+        if rec.fork:
+            setup.append(f"fork of {rec.fork['base']} from {rec.fork['effective']}")
+        if rec.superseded_by:
+            body = f"superseded by {rec.superseded_by} (its strategy's code changed)"
+        elif rec.dropped_seq is not None:
+            body = f"dropped (event {rec.dropped_seq})"
+        else:
+            p = self.portfolio
+            body = ", ".join(f"{k}={v:.6g}" for k, v in p.items()) if p else "no results yet"
+        return f"<Run {self.run_id} {rec.strategy}({params}) {'; '.join(setup)}: {body}>"

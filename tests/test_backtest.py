@@ -349,6 +349,17 @@ def test_a_strategy_redefined_in_one_file_computes_each_run_with_its_own_code(
         _LIVE.update(saved)
 
 
+def test_a_run_repr_says_what_sets_it_apart(tmp_path, data):
+    s = _store(tmp_path, "s", data / "all")
+    a = s.backtest("sma_cross", {"fast": 4, "slow": 25}, fee_bps=2, slippage_bps=0.5)
+    b = s.backtest("sma_cross", {"fast": 4, "slow": 25}, instruments=["S0001"], notional=5e4)
+    assert repr(a).startswith(f"<Run {a.run_id} sma_cross(fast=4, slow=25) from the first "
+                              "bar; fee 2 bps; slippage 0.5 bps; every instrument: total_pnl=")
+    assert "; notional 50,000; S0001: total_pnl=" in repr(b)
+    f = s.backtest(None, {"fast": 6}, fork_of=a.run_id, effective="2024-02-29")
+    assert f"fork of {a.run_id} from 2024-02-29" in repr(f)
+
+
 def test_cli_backtest(tmp_path, data):
     s = _store(tmp_path, "s", data / "all")
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
