@@ -993,9 +993,9 @@ def _phase(
         return
     new = [r for r in records if _needs_record(store, r)]
     if not p.tasks:
-        if new or refold:
+        if new or refold or replaced:  # a new run of the changed code may exist already
             report.commit = commit(
-                store, [], new, command, kind, portfolio={rid: {} for rid in refold}
+                store, [], new, command, kind, replaced, portfolio={rid: {} for rid in refold}
             )
             report.commits += 1
         return
@@ -1053,7 +1053,8 @@ def _phase(
         complete = {rid for rid, n in remaining.items() if n == 0} - finished
         finished.update(complete)
         done = {rid for rid in complete if rid in gathered}
-        now = [(o, n) for o, n in todo_replaced if n in complete]
+        # the new run complete now, or with nothing to compute (made before, up to date)
+        now = [(o, n) for o, n in todo_replaced if n in complete or n not in remaining]
         todo_replaced = [x for x in todo_replaced if x not in now]
         c = commit(
             store,

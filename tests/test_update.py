@@ -271,6 +271,22 @@ def test_a_changed_strategy_replaces_its_runs(tmp_path):
     assert s.verify().ok
 
 
+def test_a_changed_strategy_whose_new_run_exists_already_is_replaced_once(tmp_path):
+    """The researcher edits the step and runs the new code before any update: the update
+    marks the old run superseded by that run (it said so at every update, and did not)."""
+    s, f, old = _mom_run(tmp_path)
+    f.write_text(STRATS.replace("{SHORT}", "0"))
+    new = s.backtest("mom", {"n": 12}, strategies_file=str(f))
+    assert new.run_id != old.run_id and new.report.bars_processed > 0
+    res = s.update()
+    assert res.replaced == [(old.run_id, new.run_id)] and res.report.bars_processed == 0
+    runs = s.sql("SELECT run_id, superseded_by FROM runs ORDER BY created_seq").to_pylist()
+    assert runs == [{"run_id": old.run_id, "superseded_by": new.run_id},
+                    {"run_id": new.run_id, "superseded_by": None}]
+    assert s.update().replaced == [] and not s.status().stale
+    assert s.verify().ok
+
+
 @pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
 def test_a_strategy_changed_to_fail_everywhere_still_replaces_its_runs(tmp_path):
     """The researcher's edit makes the step raise on every instrument: the old run's
