@@ -552,7 +552,8 @@ def sweep(
     top = res.leaderboard("sharpe", 10)
     if not top.num_rows and res.run_ids:  # a sweep's runs share their start and universe
         _print_why_empty(res.runs[0], None)
-    if top.num_rows:
+    if top.num_rows:  # parameters as NAME=VALUE in one column, not also one each
+        top = top.drop_columns([c for c in top.column_names if c.startswith("p_")])
         metric_table(top, f"sweep {res.name}: top runs by Sharpe")
     else:
         typer.echo(f"sweep {res.name}: no results yet")

@@ -60,15 +60,36 @@ class SweepResult:
     seconds: float = 0.0
     store: Any = field(default=None, repr=False)
 
+    def _params(self) -> dict[str, Any]:
+        """The sweep's parameters with a value of each (their types: its first run's)."""
+        if not self.run_ids:
+            return {}
+        with self.store.catalog.env.read() as txn:
+            rec = rc.get_run(self.store.catalog, txn, self.run_ids[0])
+        return dict(rec.params) if rec is not None else {}
+
+    def _typed(self, t: Any) -> Any:
+        """``t`` with the p_* columns of integer parameters as integers (the ``runs``
+        table holds every strategy's parameters as floats)."""
+        import pyarrow as pa
+
+        for k, v in self._params().items():
+            c = f"p_{k}"
+            if isinstance(v, int) and c in t.column_names:
+                t = t.set_column(t.column_names.index(c), c, t.column(c).cast(pa.int64()))
+        return t
+
     @property
     def grid(self) -> Any:
         """One row per grid point: run id, parameters (p_*), portfolio metrics."""
-        return self.store.sql(
-            "SELECT s.point, r.*, m.sharpe, m.total_pnl, m.max_drawdown, "
-            "m.fills, m.fees, m.turnover FROM sweeps s JOIN runs r USING (run_id) "
-            "JOIN metrics m USING (run_id) WHERE s.sweep = $s AND m.scope = 'portfolio' "
-            "ORDER BY s.point",
-            params={"s": self.name},
+        return self._typed(
+            self.store.sql(
+                "SELECT s.point, r.*, m.sharpe, m.total_pnl, m.max_drawdown, "
+                "m.fills, m.fees, m.turnover FROM sweeps s JOIN runs r USING (run_id) "
+                "JOIN metrics m USING (run_id) WHERE s.sweep = $s AND m.scope = 'portfolio' "
+                "ORDER BY s.point",
+                params={"s": self.name},
+            )
         )
 
     def leaderboard(self, metric: str = "sharpe", n: int = 10) -> Any:
@@ -80,13 +101,16 @@ class SweepResult:
             f"m.{c}"
             for c in dict.fromkeys([metric, "sharpe", "total_pnl", "max_drawdown", "fills"])
         )
-        return self.store.sql(
-            f"SELECT r.run_id, r.params, {cols}, {FAILED_PAIRS} "
-            "FROM sweeps s JOIN runs r USING (run_id) JOIN metrics m USING (run_id) "
-            f"{FAILED_JOIN} "
-            f"WHERE s.sweep = $s AND m.scope = 'portfolio' ORDER BY m.{metric} {order} "
-            "LIMIT $n",
-            params={"s": self.name, "n": n},
+        ps = "".join(f'r."p_{k}", ' for k in self._params())
+        return self._typed(
+            self.store.sql(
+                f"SELECT r.run_id, r.params, {ps}{cols}, {FAILED_PAIRS} "
+                "FROM sweeps s JOIN runs r USING (run_id) JOIN metrics m USING (run_id) "
+                f"{FAILED_JOIN} "
+                f"WHERE s.sweep = $s AND m.scope = 'portfolio' ORDER BY m.{metric} {order} "
+                "LIMIT $n",
+                params={"s": self.name, "n": n},
+            )
         )
 
     def pivot(self, x: str, y: str, metric: str = "sharpe", agg: str | None = None) -> Any:
@@ -136,7 +160,7 @@ class SweepResult:
     def __repr__(self) -> str:
         work = self.report.bars_processed if self.report else 0
         return (
-            f"<Sweep {self.name!r}: {len(self.run_ids)} runs ({self.added} new), "
+            f"<Sweep {self.name!r}: {len(self.run_ids)} run(s) ({self.added} new), "
             f"{work:,} bar-steps computed {self.executor}>"
         )
 

@@ -110,7 +110,11 @@ def test_api_names_pivot_and_scalar_grids(swept):
     with pytest.raises(incbt.UsageError, match="give strings, not 5"):
         swept.drop(["x", 5], dry_run=True)
     p = one.pivot("fast", "slow")
-    assert p.shape == (2, 1)
+    assert p.shape == (2, 1) and p.index.tolist() == [20, 25] and p.columns.tolist() == [4]
+    assert str(one.grid.schema.field("p_fast").type) == "int64"
+    board = one.leaderboard()
+    assert str(board.schema.field("p_slow").type) == "int64"
+    assert sorted(board.column("p_slow").to_pylist()) == [20, 25]
     with pytest.raises(incbt.UsageError, match="has no parameter 'fats'; it has fast, slow"):
         one.pivot("fats", "slow")
     with pytest.raises(incbt.UsageError, match="not 'fast' twice"):
