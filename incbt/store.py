@@ -535,6 +535,15 @@ class Store:
         """
         from incbt.query import run_sql, session  # datafusion loads only when SQL runs
 
+        if params:
+            from incbt.queries import value_params
+
+            unused = sorted(set(params) - value_params(query))
+            if unused:
+                raise UsageError(
+                    f"params {unused[0]!r}: the SQL has no ${unused[0]} to bind it to "
+                    "(write $NAME where the value goes)"
+                )
         ctx = session(self.path, self.catalog, as_of, only_for=query, extra=self._extra())
         return run_sql(ctx, query, params)
 

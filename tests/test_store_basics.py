@@ -106,6 +106,9 @@ def test_bars_reads_only_the_wanted_days_and_matches_sql(store, small_data):
         store.bars("S0001", "2024-02-30")
     with pytest.raises(incbt.UsageError, match="is after end"):
         store.bars("S0001", "2024-02-01", "2024-01-30")
+    with pytest.raises(incbt.UsageError, match="params 'unused': the SQL has no \\$unused"):
+        store.sql("SELECT count(*) FROM bars WHERE instrument = $i", params={"i": "S0001",
+                                                                          "unused": 1})
 
 
 def test_files_are_instrument_month_buckets_with_whole_day_row_groups(store, tmp_path):
