@@ -600,17 +600,18 @@ class Store:
         contiguous arrays the engine can use directly. ``start``/``end``: dates
         (``"2024-01-02"``, ``datetime.date``) or day numbers (days since 1970).
         """
-        known = self.instruments()
-        if instrument not in known:
-            raise NotFoundError(
-                f"unknown instrument {instrument!r}: the store has {len(known)} "
-                f"({', '.join(known[:5])}{', ...' if len(known) > 5 else ''})"
-            )
         first, last = _day_arg(start, "start"), _day_arg(end, "end")
         if first is not None and last is not None and first > last:
             raise UsageError(f"start {start} is after end {end}")
-        with self.catalog.env.read() as txn:
+        with self.catalog.env.read() as txn:  # one state of the store
             index = self.catalog.day_index(txn, instrument, first, last)
+            if not len(index.records):
+                known = self.catalog.instruments(txn)
+                if instrument not in known:
+                    raise NotFoundError(
+                        f"unknown instrument {instrument!r}: the store has {len(known)} "
+                        f"({', '.join(known[:5])}{', ...' if len(known) > 5 else ''})"
+                    )
             paths = self.catalog.paths(txn, index)
         return read_days(self.path, instrument, index, paths)
 

@@ -743,8 +743,12 @@ def test_reader_sees_before_or_after_never_between(world):
         running = child.poll() is None
         state = read_state(st)
         assert by_seq.get(state[0]) == state, f"a state between two commits: {state}"
-        for i in insts:  # each bars() call reads one state too
-            assert len(st.bars(i)) in allowed_lengths[i], i
+        for i in insts:  # each bars() call reads one state too (one without i: unknown)
+            try:
+                n = len(st.bars(i))
+            except incbt.NotFoundError:
+                n = 0
+            assert n in allowed_lengths[i], i
         seen.append(state[0])
         if not running:
             break
