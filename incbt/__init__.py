@@ -8,7 +8,9 @@
     >>> run.metrics, run.daily, run.fills
 
 Strategies of your own: ``@incbt.strategy`` and ``incbt.Param`` (see
-``incbt.engine.strategy``). They load lazily, so ``import incbt`` stays fast.
+``incbt.engine.strategy_api``), defined in a ``.py`` file (incbt imports it again to
+compute a run later; a script's commands go under ``if __name__ == "__main__":``).
+They load lazily, so ``import incbt`` stays fast.
 """
 
 import os as _os

@@ -363,7 +363,9 @@ class Store:
         """Register a run (or one per params dict in a list) and compute what it lacks.
 
         ``strategy``: a built-in name, a name in ``strategies_file``, or a
-        Strategy made with ``@incbt.strategy``. ``instruments``: names, or
+        Strategy made with ``@incbt.strategy`` in a ``.py`` file (not a notebook cell:
+        a later update imports the file again to recompute the run; this process
+        computes with the object given). ``instruments``: names, or
         None/"all" for every instrument (including ones that arrive later);
         ``universe``: SQL over ``bars`` returning an ``instrument`` column.
         The same inputs give the same run id: a second call computes nothing.

@@ -21,4 +21,4 @@ def test_research_loop(tmp_path, capsys):
     assert out["update"].report.bars_processed == 9 * 8 * days_from_fix * 390
     assert (tmp_path / "grid.html").stat().st_size > 0
     printed = capsys.readouterr().out
-    assert "<Sweep 'grid': 9 runs" in printed and "verified: True" in printed
+    assert "<Sweep 'grid': 9 run(s)" in printed and "verified: True" in printed
