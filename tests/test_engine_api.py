@@ -217,6 +217,13 @@ def test_builtin_snapshots_are_small():
 # ----------------------------------------------------------------------------- errors per set
 
 
+def _utc(ns: int) -> str:
+    import datetime
+
+    t = datetime.datetime.fromtimestamp(int(ns) // 10**9, datetime.UTC)
+    return t.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def test_bad_signal_is_reported_for_its_set_only():
     bars = make_bars(2, 3)
     sets = [{"bad_at": -1}, {"bad_at": 5, "value": 2.0}, {"bad_at": 7, "value": 99.0}]
@@ -225,7 +232,7 @@ def test_bad_signal_is_reported_for_its_set_only():
     assert res.errors[0] is None
     assert res.errors[1] == (
         "strategy 'misbehaving', parameter set 1 ({'bad_at': 5, 'value': 2.0}): the step "
-        f"returned signal 2.0 at bar 4 (ts {bars['ts'][4]}); a signal must be -1, 0 or +1"
+        f"returned signal 2.0 at bar 4 ({_utc(bars['ts'][4])} UTC); a signal must be -1, 0 or +1"
     )
     assert "returned signal nan at bar 6" in res.errors[2]
     assert not res.ok

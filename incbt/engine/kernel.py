@@ -602,7 +602,8 @@ def _signal_error(
     k = row if k is None else k
     return (
         f"strategy {strat.name!r}, parameter set {k} ({params_to_dict(strat, p[row])}): "
-        f"the step returned signal {float(bad_val[row])!r} at bar {bar} (ts {int(t[bar])}); "
+        f"the step returned signal {float(bad_val[row])!r} at bar {bar} "
+        f"({np.datetime64(int(t[bar]), 'ns').astype(str)[:19].replace('T', ' ')} UTC); "
         "a signal must be -1, 0 or +1"
     )
 
