@@ -794,6 +794,8 @@ def commit(
                 "daily_rows": summary.daily_rows,
                 "fills": summary.fills,
                 "errors": summary.errors[:20],
+                **({"replaced": [list(x) for x in replaced[:20]]} if replaced else {}),
+                **({"n_replaced": len(replaced)} if len(replaced) > 20 else {}),
             },
         )
         assert seq == seq_now

@@ -285,6 +285,8 @@ def test_a_changed_strategy_whose_new_run_exists_already_is_replaced_once(tmp_pa
                     {"run_id": new.run_id, "superseded_by": None}]
     assert s.update().replaced == [] and not s.status().stale
     assert s.verify().ok
+    msgs = s.log(kind="update").column("message").to_pylist()
+    assert msgs[-1].endswith("1 run(s) replaced (strategy code changed)"), msgs
 
 
 @pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point

@@ -64,11 +64,16 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
             f"merged {len(s.get('batches', []))} result batches into batch {s.get('into')} "
             f"(level {s.get('level')}), {s.get('daily_rows', 0):,} daily rows"
         )
-    if kind in ("backtest", "update", "sweep"):
+    if kind in ("backtest", "update", "sweep", "fork"):
         msg = (
             f"{s.get('n_runs', 0)} run(s), {s.get('segments', 0)} segment(s), "
             f"{s.get('bars_processed', 0):,} bar-steps"
         )
+        if kind == "fork" and s.get("runs"):
+            msg = f"fork {', '.join(s['runs'])}: " + msg
+        if s.get("replaced"):
+            n = s.get("n_replaced", len(s["replaced"]))
+            msg += f", {n} run(s) replaced (strategy code changed)"
         return msg + (f", {len(s['errors'])} failed" if s.get("errors") else "")
     if kind == "gc":
         return (
