@@ -159,10 +159,12 @@ class SweepResult:
 
     def __repr__(self) -> str:
         work = self.report.bars_processed if self.report else 0
-        return (
-            f"<Sweep {self.name!r}: {len(self.run_ids)} run(s) ({self.added} new), "
-            f"{work:,} bar-steps computed {self.executor}>"
+        done = (
+            f"would compute {work:,} bar-steps"
+            if self.executor == "dry run"
+            else f"{work:,} bar-steps computed {self.executor}"
         )
+        return f"<Sweep {self.name!r}: {len(self.run_ids)} run(s) ({self.added} new), {done}>"
 
 
 METRICS = ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover")
@@ -487,6 +489,7 @@ def sweep(
     result = SweepResult(name, run_ids, added, old is None, skipped, store=store)
     if dry_run:
         result.report = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
+        result.executor = "dry run"
         return result
     all_points = list(
         {

@@ -97,7 +97,10 @@ def test_resume_says_whether_the_sweep_existed(swept):
 def test_api_names_pivot_and_scalar_grids(swept):
     """A string where ids or names go is one id, not its letters; pivot names what is
     wrong; a grid value may be one number."""
+    dry = swept.sweep("sma_cross", {"fast": 4, "slow": [20, 25]}, name="g3", dry_run=True)
+    assert repr(dry) == "<Sweep 'g3': 2 run(s) (2 new), would compute 4,680 bar-steps>"
     one = swept.sweep("sma_cross", {"fast": 4, "slow": [20, 25]}, name="g3")
+    assert repr(one) == "<Sweep 'g3': 2 run(s) (2 new), 4,680 bar-steps computed in-process>"
     assert len(one.run_ids) == 2
     rid = one.run_ids[0]
     d = swept.drop(rid[:6], dry_run=True)
