@@ -53,7 +53,7 @@ def register_fork(
     try:
         eff = day_to_iso(iso_to_day(effective))
     except ValueError:
-        raise UsageError(f"--effective {effective!r} is not a date YYYY-MM-DD") from None
+        raise UsageError(f"effective date {effective!r} is not a date YYYY-MM-DD") from None
     first = store.sql("SELECT min(first_day) AS d FROM files")["d"][0].as_py()
     first_day = max(iso_to_day(base.start), iso_to_day(str(first)) if first else -(2**31))
     if iso_to_day(eff) <= first_day:

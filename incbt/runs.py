@@ -164,7 +164,7 @@ def register(
     try:
         start = day_to_iso(iso_to_day(start))
     except ValueError:
-        raise UsageError(f"--start {start!r} is not a date YYYY-MM-DD") from None
+        raise UsageError(f"start {start!r} is not a date YYYY-MM-DD") from None
     rid = make_run_id(strat.name, strat.code_version, pdict, edict, start, universe)
     return rc.RunRecord(
         rid, strat.name, strat.code_version, pdict, edict, start, universe, 0, source

@@ -275,7 +275,7 @@ def grid_points(
         )
     names = sorted(axes)
     if sample is not None and sample <= 0:
-        raise UsageError("--random needs a positive count")
+        raise UsageError("--random (random=) needs a positive count")
     total = math.prod(len(axes[n]) for n in names)
     if total > MAX_GRID_POINTS:
         if sample is None:
@@ -443,7 +443,8 @@ def sweep(
     old = get_sweep(store, name)
     if old is not None and not resume:
         raise UsageError(
-            f"sweep {name!r} exists; continue it with --resume (or choose another --name)"
+            f"sweep {name!r} exists; continue it with --resume (resume=True in Python), or "
+            "choose another --name"
         )
     if old is not None and old["spec"]["strategy"] != strat.name:
         raise UsageError(
