@@ -913,6 +913,14 @@ def drop(
     )
     if s.already:
         typer.echo(f"dropped before: {', '.join(s.already)}")
+    if s.shared:
+        kept = [f"{rid} ({', '.join(sw)})" for rid, sw in sorted(s.shared.items())]
+        typer.echo(
+            f"{'would keep' if dry_run else 'kept'} {len(kept)} run(s) other sweeps hold too: "
+            + ", ".join(kept[:10])
+            + (", ..." if len(kept) > 10 else "")
+            + " (name them to drop them as well)"
+        )
     if s.runs and not dry_run:
         typer.echo("registering one again (the same backtest or sweep) computes it from scratch")
 

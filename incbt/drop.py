@@ -37,19 +37,24 @@ class DropSummary:
     pairs: int = 0  # (run, instrument) pairs whose rows and snapshots go
     snapshots: int = 0  # snapshots deleted (portfolio snapshots included)
     already: list[str] = field(default_factory=list)  # runs given that were dropped before
+    # runs of the sweep dropped that other sweeps hold too: kept, with those sweeps
+    shared: dict[str, list[str]] = field(default_factory=dict)
     seq: int | None = None  # the event recorded
     dry_run: bool = False
 
 
 def _chosen(
     cat: Any, txn: Any, run_ids: list[str], sweep: str | None
-) -> tuple[list[rc.RunRecord], list[str]]:
-    """The runs named (id prefixes) and those of the sweep; the sweeps to delete."""
+) -> tuple[list[rc.RunRecord], list[str], dict[str, list[str]]]:
+    """The runs named (id prefixes) and those of the sweep; the sweeps to delete; the
+    sweep's runs other sweeps hold too (kept, unless named), with those sweeps."""
     import json
 
     every = {r.run_id: r for r in rc.runs(cat, txn)}
     chosen = {r.run_id: r for r in (rc.by_prefix(every.values(), q) for q in run_ids)}
+    named = set(chosen)
     sweeps = []
+    shared: dict[str, list[str]] = {}
     if sweep is not None:
         v = txn.get(sweep.encode(), db=cat.env.db(b"sweeps")) if sweep.strip() else None
         if v is None:
@@ -57,12 +62,21 @@ def _chosen(
                 f'no sweep {sweep!r} (`incbt query "SELECT * FROM sweeps"` lists them)'
             )
         sweeps.append(sweep)
+        held: dict[str, list[str]] = {}  # run -> the other sweeps that hold it
+        with txn.cursor(cat.env.db(b"sweeps")) as cur:
+            for k, w in cur:
+                if k.decode() != sweep:
+                    for rid in json.loads(w)["runs"]:
+                        held.setdefault(rid, []).append(k.decode())
         for rid in json.loads(v)["runs"]:
             run = every.get(rid)
             seen = set()
             while run is not None and run.run_id not in seen:  # and the runs replacing it
                 seen.add(run.run_id)
-                chosen[run.run_id] = run
+                if run.run_id in held and run.run_id not in named:
+                    shared[run.run_id] = sorted(held[run.run_id])
+                else:
+                    chosen[run.run_id] = run
                 run = every.get(run.superseded_by) if run.superseded_by else None
     forks = sorted(
         r.run_id
@@ -75,7 +89,7 @@ def _chosen(
             f"of fork(s) {', '.join(forks)}, which re-read it when a day before their "
             "effective date changes. Fix: drop the forks too (give their ids as well)"
         )
-    return sorted(chosen.values(), key=lambda r: r.run_id), sweeps
+    return sorted(chosen.values(), key=lambda r: r.run_id), sweeps, shared
 
 
 def _pairs(cat: Any, txn: Any, run_id: str) -> list[str]:
@@ -100,7 +114,7 @@ def drop(
     summary = DropSummary(dry_run=dry_run)
     with store.lock(recover_first=not dry_run):
         with cat.env.read() as txn:
-            records, sweeps = _chosen(cat, txn, list(run_ids), sweep)
+            records, sweeps, summary.shared = _chosen(cat, txn, list(run_ids), sweep)
             todo = [r for r in records if r.dropped_seq is None]
             summary.already = [r.run_id for r in records if r.dropped_seq is not None]
             summary.sweeps = sweeps

@@ -112,6 +112,30 @@ def test_a_sweep_drops_whole_and_a_fork_base_not_without_its_fork(world):
     _assert_same(s, _fresh(tmp / "fresh", tmp / "head", [B], sweep=True))
 
 
+def test_a_sweep_dropped_keeps_the_runs_another_sweep_holds(world):
+    """Two sweeps sharing grid points: dropping one keeps the shared runs (the other
+    sweep's), says so, and drops them only when named."""
+    tmp, s, a, b = world
+    s.sweep("sma_cross", {"fast": [GRID["fast"][0]], "slow": [GRID["slow"][0], 45]}, name="v")
+    w = set(s.sql("SELECT run_id FROM sweeps WHERE sweep = 'w'")["run_id"].to_pylist())
+    v = set(s.sql("SELECT run_id FROM sweeps WHERE sweep = 'v'")["run_id"].to_pylist())
+    both = sorted(w & v)
+    assert len(both) == 1
+    dry = s.drop(sweep="w", dry_run=True)
+    assert dry.shared == {both[0]: ["v"]} and sorted(dry.runs) == sorted(w - v)
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", s.path, "drop", "--sweep", "w", "--dry-run"],
+                       capture_output=True, text=True)
+    assert f"would keep 1 run(s) other sweeps hold too: {both[0]} (v)" in p.stdout, p.stdout
+    res = s.drop(sweep="w")
+    assert res.shared == {both[0]: ["v"]} and both[0] not in res.runs
+    assert _count(s, "daily", both[0]) > 0 and s.verify(both).ok
+    assert sorted(s.sql("SELECT run_id FROM sweeps")["run_id"].to_pylist()) == sorted(v)
+    p = subprocess.run([exe, "--store", s.path, "drop", "--sweep", "v", "--dry-run"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and "other sweeps hold too" not in p.stdout
+
+
 def test_cli_drop(world):
     _, s, a, _ = world
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
