@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from incbt import store as store_mod
+from incbt.catalog.lock import held_by
 from incbt.errors import (
     IncbtError,
     NotFoundError,
@@ -639,11 +640,14 @@ def status(output: OutputOpt = "table") -> None:
         pending = st.catalog.pending(txn)
         doomed = st.catalog.gc_pending(txn)
         horizon = st.catalog.gc_horizon(txn)
-    if pending:
+    writer = held_by(st.path) if pending or doomed else None
+    if writer:
+        typer.echo(f"a write is under way ({writer}): the numbers below may change as it commits")
+    elif pending:
         typer.echo(
             f"{len(pending)} file(s) from an interrupted write will be removed by the next write"
         )
-    if doomed:
+    if doomed and not writer:
         typer.echo(f"{len(doomed)} file(s) of an interrupted gc will be removed by the next write")
     if horizon:
         typer.echo(f"time travel (--as-of) reaches back to event {horizon} (incbt gc)")

@@ -19,6 +19,7 @@ date changes.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +113,7 @@ def drop(
         raise UsageError("give the run ids to drop, or --sweep NAME")
     cat = store.catalog
     summary = DropSummary(dry_run=dry_run)
-    with store.lock(recover_first=not dry_run):
+    with contextlib.nullcontext() if dry_run else store.lock():  # a dry run only reads
         with cat.env.read() as txn:
             records, sweeps, summary.shared = _chosen(cat, txn, list(run_ids), sweep)
             todo = [r for r in records if r.dropped_seq is None]

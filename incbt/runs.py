@@ -859,7 +859,9 @@ def bring_up_to_date(
     report = UpdateReport(runs=len(records))
     plain = [r for r in records if not r.fork]
     forks = [r for r in records if r.fork]
-    with store.lock(recover_first=not dry_run):
+    # a dry run (status) reads the catalog only: it never waits for a writer, whose
+    # commits it may see part of (each read is one state; the plan, an estimate)
+    with contextlib.nullcontext() if dry_run else store.lock():
         if forks:  # a fork needs its base current through D-1
             have = {r.run_id for r in plain}
             with store.catalog.env.read() as txn:

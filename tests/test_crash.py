@@ -657,6 +657,29 @@ def test_second_writer_fails_naming_the_holder(world, monkeypatch):
     assert s.seq == world.base_seq + 1
 
 
+def test_readers_and_dry_runs_never_wait_for_a_writer(world):
+    """status, update --dry-run and drop --dry-run read the catalog while another process
+    holds the write lock; a writer waiting for it says whom it waits for."""
+    path = world.fresh()
+    incbt.open(path).backtest("sma_cross", {"fast": 4, "slow": 20})
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    holder = _hold_lock(path)
+    try:
+        env = dict(os.environ, INCBT_LOCK_TIMEOUT="2")
+        for args in (["status"], ["update", "--dry-run"], ["drop", "--dry-run", "0"]):
+            t = time.monotonic()
+            r = subprocess.run([exe, "--store", path, *args], capture_output=True, text=True,
+                               env=env, timeout=60)
+            assert time.monotonic() - t < 2 and "waiting" not in r.stderr, (args, r.stderr)
+            assert r.returncode in (0, 1) and "is being written" not in r.stderr, r.stderr
+        r = subprocess.run([exe, "--store", path, "update"], capture_output=True, text=True,
+                           env=env, timeout=60)
+        assert r.returncode == 1 and "is being written by pid" in r.stderr
+        assert f"waiting for the store's write lock, held by pid {holder.pid} " in r.stderr
+    finally:
+        holder.communicate(input="", timeout=30)
+
+
 def test_second_writer_waits_for_the_lock(world, monkeypatch):
     path = world.fresh()
     holder = _hold_lock(path)

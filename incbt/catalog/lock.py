@@ -32,6 +32,24 @@ def _holder(path: str) -> str:
         return "an unknown process"
 
 
+def held_by(store_path: str) -> str | None:
+    """Who holds the store's write lock now (its pid and command), or None."""
+    path = os.path.join(store_path, "write.lock")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(path)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def write_lock(
     store_path: str, timeout: float, on_acquire: Callable[[], object] | None = None
@@ -59,11 +77,20 @@ def write_lock(
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
+        said = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not said and timeout > 1 and time.monotonic() > deadline - timeout + 1:
+                    said = True  # a second: say whom it waits for (up to the timeout)
+                    print(
+                        f"waiting for the store's write lock, held by {_holder(path)} "
+                        f"(up to {timeout:g} s: INCBT_LOCK_TIMEOUT)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 if time.monotonic() >= deadline:
                     raise StoreLockedError(
                         f"store {store_path} is being written by {_holder(path)}; "
