@@ -57,6 +57,9 @@ def test_generate_ingest_query_log(tmp_path):
     asof = run("query", "SELECT count(*) AS n FROM bars", "--as-of", "1", "--output", "json",
                store=s).stdout
     assert json.loads(asof) == {"n": 0}
+    # results are kept as they are now: a query of the past that reads them is refused
+    r = run("query", "SELECT count(*) FROM daily", "--as-of", "1", store=s, check=False)
+    assert r.returncode == 1 and "the tables daily hold the results as they are now" in r.stderr
     assert "instruments" in run("status", store=s).stdout
 
 

@@ -221,6 +221,18 @@ def session(
         last = cat.last_seq(txn)
         if as_of is not None and not 0 <= as_of <= last:
             raise QueryError(f"--as-of {as_of}: no such event; the log has events 1..{last}")
+        now_only = (
+            [t for t in CURRENT_ONLY if _names(only_for, t)]
+            if as_of is not None and only_for is not None
+            else []
+        )
+        if now_only:
+            raise QueryError(
+                f"--as-of {as_of} (as_of=): the tables {', '.join(now_only)} hold the results "
+                "as they are now, not as they were after an event; time travel reaches bars, "
+                "files, events and changes. Fix: query those with --as-of, the results "
+                "without it"
+            )
         horizon = cat.gc_horizon(txn)
         if as_of is not None and as_of < horizon:
             raise QueryError(
@@ -247,7 +259,8 @@ def session(
             "metrics": lambda: _metrics_table(cat, txn),
             "failed": lambda: _failed_table(cat, txn),
         }
-        if _names(only_for, "daily") or _names(only_for, "fills"):
+        current = as_of is None  # results as they are now: not in a session of the past
+        if current and (_names(only_for, "daily") or _names(only_for, "fills")):
             _register_results(ctx, root, cat, txn)
         if _names(only_for, "bars"):
             if spans:
@@ -255,13 +268,13 @@ def session(
             else:  # a dataset of no fragments fails DataFusion's plan checks
                 ctx.register_record_batches("bars", [[pa.RecordBatch.from_pylist([], BARS_SCHEMA)]])
         for name, build in builders.items():
-            if not _names(only_for, name):
+            if not _names(only_for, name) or (not current and name in CURRENT_ONLY):
                 continue
             table = build()
             batches = table.to_batches() or [pa.RecordBatch.from_pylist([], table.schema)]
             ctx.register_record_batches(name, [batches])
     for name, build in (extra or {}).items():  # tables computed by the caller
-        if _names(only_for, name):
+        if _names(only_for, name) and (as_of is None or name not in CURRENT_ONLY):
             table = build()
             ctx.register_record_batches(
                 name, [table.to_batches() or [pa.RecordBatch.from_pylist([], table.schema)]]
@@ -473,6 +486,8 @@ def run_sql(
 
 TABLES = ("bars", "events", "changes", "files", "runs", "sweeps", "daily", "fills", "metrics",
           "stale", "failed")  # fmt: skip
+# tables of the results, which are kept as they are now (no time travel)
+CURRENT_ONLY = ("runs", "sweeps", "daily", "fills", "metrics", "stale", "failed")
 
 
 def _table_hint(error: str) -> str:
