@@ -46,6 +46,30 @@ StoreOpt = Annotated[
 EVENT_KINDS = ("init", "ingest", "backtest", "sweep", "update", "compact", "drop", "gc")
 OutputOpt = Annotated[str, typer.Option("--output", help="table, csv, json or parquet.")]
 OutFileOpt = Annotated[str | None, typer.Option("-o", "--out", help="Write to FILE.")]
+# the commands that print a report and a table: with --output csv or json, stdout holds
+# the table alone (one kind of row), and what is said about it goes to stderr
+PrintOpt = Annotated[
+    str,
+    typer.Option(
+        "--output",
+        help="table, or csv / json (stdout: the rows alone; the rest goes to stderr).",
+    ),
+]
+
+
+def _printed(output: str) -> bool:
+    """Check a --output of a command that prints; True: csv or json (rows on stdout)."""
+    if output not in ("table", "csv", "json"):
+        raise UsageError(
+            f"--output {output!r}: give table, csv or json (to write a file of rows, "
+            "`incbt query ... --output parquet -o FILE`)"
+        )
+    return output != "table"
+
+
+def _say(text: str, machine: bool) -> None:
+    """A line of the report: on stdout for people, on stderr beside csv/json rows."""
+    typer.echo(text, err=machine)
 
 
 class _State:
@@ -373,7 +397,7 @@ def backtest(
     effective: Annotated[
         str | None, typer.Option(help="First day of the fork's new parameters, YYYY-MM-DD.")
     ] = None,
-    output: OutputOpt = "table",
+    output: PrintOpt = "table",
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -382,6 +406,7 @@ def backtest(
     ] = False,
 ) -> None:
     """Register a run (or a fork of one) and compute what it lacks; print metrics and id."""
+    machine = _printed(output)
     st = _open()
     if strategy is None and from_ is None:
         raise UsageError("give a STRATEGY, or --from RUN --effective DATE for a fork")
@@ -410,42 +435,45 @@ def backtest(
         assert r is not None
         plan = r.plan
         n_inst = len({t.instrument for t in plan.tasks}) if plan is not None else 0
-        typer.echo(
+        _say(
             f"would compute {r.segments} segment(s) in {r.tasks} task(s) over {n_inst} "
             f"instrument(s), {r.bars_processed:,} bar-steps"
             if r.bars_processed
-            else "already up to date: nothing to compute"
+            else "already up to date: nothing to compute",
+            machine,
         )
-        _print_why_empty(run, r)
+        _print_why_empty(run, r, machine)
         _print_failures(r)
-        typer.echo(f"run id: {run.run_id}")
+        _say(f"run id: {run.run_id}", machine)
         return
     if r is not None and r.bars_processed:
-        typer.echo(
-            f"computed {r.segments} segment(s), {r.bars_processed:,} bar-steps in {r.seconds:.2f} s"
+        _say(
+            f"computed {r.segments} segment(s), {r.bars_processed:,} bar-steps in "
+            f"{r.seconds:.2f} s",
+            machine,
         )
     else:
-        typer.echo("already up to date: nothing computed")
-        _print_why_empty(run, r)
+        _say("already up to date: nothing computed", machine)
+        _print_why_empty(run, r, machine)
     if r is not None:
         _print_failures(r)
-    if output == "table":
+    if not machine:
         shown = " ".join(f"{k}={v}" for k, v in run.record.params.items())
         run_summary(run.metrics, f"run {run.run_id}: {run.record.strategy} {shown}")
     else:
         write_table(run.metrics, output, None)
-    typer.echo(f"run id: {run.run_id}")
+    _say(f"run id: {run.run_id}", machine)
     if r is not None:
         _exit_if_failed(r)
 
 
-def _print_why_empty(run: Any, r: Any) -> None:
+def _print_why_empty(run: Any, r: Any, machine: bool = False) -> None:
     """Say why a run with nothing to compute has no results, if data can explain it."""
     if r is not None and r.bars_processed:
         return
     why = run.why_empty()
     if why:
-        typer.echo(f"no results: {why}")
+        _say(f"no results: {why}", machine)
 
 
 @app.command()
@@ -620,13 +648,21 @@ def log(
 
 
 @app.command()
-def status(output: OutputOpt = "table") -> None:
-    """What the store holds, what is stale and why, and the work an update would do."""
+def status(output: PrintOpt = "table") -> None:
+    """What the store holds, what is stale and why, and the work an update would do.
 
+    With --output csv or json, stdout holds each stale (run, instrument) pair, the rest
+    goes to stderr."""
+    machine = _printed(output)
     st = _open()
     with st.catalog.env.read() as txn:
         files = st.catalog.current_files(txn)
-    write_table(_store_summary(files), output, None, title=f"store {st.path}")
+    summary = _store_summary(files)
+    if machine:
+        row = summary.to_pylist()[0]
+        _say(f"store {st.path}: " + ", ".join(f"{k} {v}" for k, v in row.items()), True)
+    else:
+        write_table(summary, output, None, title=f"store {st.path}")
     # a stat a file (~1 us; 29,000 files at the seed's scale): a store changed by hand
     # is said here, not found by the next backtest that reads the file
     gone = [f.path for f in files if not os.path.exists(os.path.join(st.path, f.path))]
@@ -642,15 +678,20 @@ def status(output: OutputOpt = "table") -> None:
         horizon = st.catalog.gc_horizon(txn)
     writer = held_by(st.path) if pending or doomed else None
     if writer:
-        typer.echo(f"a write is under way ({writer}): the numbers below may change as it commits")
+        _say(
+            f"a write is under way ({writer}): the numbers below may change as it commits", machine
+        )
     elif pending:
-        typer.echo(
-            f"{len(pending)} file(s) from an interrupted write will be removed by the next write"
+        _say(
+            f"{len(pending)} file(s) from an interrupted write will be removed by the next write",
+            machine,
         )
     if doomed and not writer:
-        typer.echo(f"{len(doomed)} file(s) of an interrupted gc will be removed by the next write")
+        _say(
+            f"{len(doomed)} file(s) of an interrupted gc will be removed by the next write", machine
+        )
     if horizon:
-        typer.echo(f"time travel (--as-of) reaches back to event {horizon} (incbt gc)")
+        _say(f"time travel (--as-of) reaches back to event {horizon} (incbt gc)", machine)
     res = st.status()
     _print_update(res, output, dry=True, store=st)
     _print_stale(res, output)
@@ -777,25 +818,27 @@ def _exit_if_failed(r: object, known: bool = True) -> None:
 def _print_update(res: object, output: str, dry: bool, store: Any = None) -> None:
     """What an update did or would do; with ``store``, also the runs waiting for bars."""
     r = res.report  # type: ignore[attr-defined]
+    machine = output != "table"
     for b in res.broken:  # type: ignore[attr-defined]
         err_console.print(f"[yellow]cannot recompute:[/yellow] {b}", highlight=False)
     for old, new in res.replaced:  # type: ignore[attr-defined]
-        typer.echo(f"run {old} is replaced by {new} (its strategy's code changed)")
+        _say(f"run {old} is replaced by {new} (its strategy's code changed)", machine)
     if not r.segments:
-        typer.echo(f"{r.runs} run(s): all up to date")
+        _say(f"{r.runs} run(s): all up to date", machine)
     else:
         verb = "would compute" if dry else "computed"
         bars = r.bars_processed
-        typer.echo(
-            f"{r.runs} run(s): {verb} {r.segments} segment(s) in {r.tasks} task(s), "
-            f"{bars:,} bar-steps" + ("" if dry else f" in {r.seconds:.2f} s")
+        _say(
+            f"{r.runs} run(s): {verb} {r.segments:,} segment(s) in {r.tasks:,} task(s), "
+            f"{bars:,} bar-steps" + ("" if dry else f" in {r.seconds:.2f} s"),
+            machine,
         )
     _print_failures(r)
     if r.runs and store is not None:
-        _print_waiting(store)
+        _print_waiting(store, machine)
 
 
-def _print_waiting(store: Any) -> None:
+def _print_waiting(store: Any, machine: bool = False) -> None:
     """The runs with no rows yet because they start after the last day with bars."""
     from incbt.runs import waiting_for_bars
 
@@ -803,9 +846,10 @@ def _print_waiting(store: Any) -> None:
     if waiting:
         shown = ", ".join(f"{rid} (from {start})" for rid, start in waiting[:5])
         more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
-        typer.echo(
+        _say(
             f"{len(waiting)} run(s) start after the last day with bars of their "
-            f"instruments and have no rows until bars reach their start: {shown}{more}"
+            f"instruments and have no rows until bars reach their start: {shown}{more}",
+            machine,
         )
 
 
@@ -824,11 +868,13 @@ def update(
         str,
         typer.Option(
             "--output",
-            help="With --dry-run, the stale pairs: table (by cause), csv or json (each pair).",
+            help="table, or csv / json: each (run, instrument) pair computed (with "
+            "--dry-run: to compute) and why, on stdout; the rest on stderr.",
         ),
     ] = "table",
 ) -> None:
     """Ingest new data (optional), then recompute exactly what it invalidated in every run."""
+    machine = _printed(output)
     st = _open()
     with RichReporter() as rep:
         res = st.update(
@@ -840,15 +886,16 @@ def update(
         )
     if res.ingest is not None:
         s = res.ingest
-        typer.echo(
+        _say(
             f"ingest: {s.days_new} new day(s), {s.days_corrected} correction(s), "
-            f"{s.days_unchanged} unchanged" + (f"; event {s.seq}" if s.seq else "")
+            f"{s.days_unchanged} unchanged" + (f"; event {s.seq}" if s.seq else "; no event"),
+            machine,
         )
     # a dry run's files are not in the store yet: they may bring a waiting run's bars
-    _print_update(res, "table", dry_run, store=None if dry_run and paths else st)
-    if dry_run:
+    _print_update(res, output, dry_run, store=None if dry_run and paths else st)
+    if dry_run or machine:
         _print_stale(res, output)
-    else:  # pairs that failed before and were not retried are reported, not an error here
+    if not dry_run:  # pairs that failed before and were not retried are reported, not an error
         _exit_if_failed(res.report, known=False)
 
 

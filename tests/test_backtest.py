@@ -370,7 +370,7 @@ def test_cli_backtest(tmp_path, data):
                         "--fee-bps", "1", "--output", "csv"], capture_output=True, text=True,
                        env=env)
     assert p.returncode == 0, p.stderr
-    assert "run id:" in p.stdout and "portfolio" in p.stdout
+    assert "run id:" in p.stderr and "portfolio" in p.stdout and "run id" not in p.stdout
     p = subprocess.run([exe, "backtest", "sma_cross", "-p", "fast=40", "-p", "slow=25"],
                        capture_output=True, text=True, env=env)
     assert p.returncode == 1 and "fast" in p.stderr and "Traceback" not in p.stderr

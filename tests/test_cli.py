@@ -158,9 +158,17 @@ def test_status_summarizes_the_current_files_as_sql_does(tmp_path):
     )
 
     def both() -> tuple[dict, dict]:
-        got = json.loads(run("status", "--output", "json", store=s).stdout.splitlines()[0])
-        want = json.loads(run("query", summary, "--output", "json", store=s).stdout)
-        return got, (want[0] if isinstance(want, list) else want)
+        from incbt import Store
+        from incbt.cli import _store_summary
+
+        st = Store(str(s))
+        with st.catalog.env.read() as txn:
+            got = _store_summary(st.catalog.current_files(txn)).to_pylist()[0]
+        want = st.sql(summary).to_pylist()[0]
+        # and the line status prints beside csv/json rows says the same numbers
+        said = run("status", "--output", "json", store=s).stderr.splitlines()[0]
+        assert said == f"store {s}: " + ", ".join(f"{k} {v}" for k, v in got.items())
+        return got, want
 
     got, want = both()
     assert got == want and got["files"] == 0 and got["bars"] is None
@@ -450,3 +458,38 @@ def test_log_knows_every_kind_of_event_incbt_writes():
     written |= set(re.findall(r'kind="([a-z_]+)"', src)) - {"stable"}  # argsort's kind
     written |= {"backtest"}  # bring_up_to_date's default
     assert written and written <= set(EVENT_KINDS), written - set(EVENT_KINDS)
+
+
+def test_csv_and_json_output_hold_rows_alone(tmp_path):
+    """status, backtest and update with --output json or csv: stdout is rows of one kind
+    that parse; what is said about them goes to stderr."""
+    import csv as csvmod
+    import io
+
+    s = tmp_path / "s"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "3", "--to",
+        "2024-01-02", store=s)
+    run("generate", str(tmp_path / "n"), "--instruments", "2", "--days", "3", "--from",
+        "2024-01-03", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    b = run("backtest", "sma_cross", "-p", "fast=5", "-p", "slow=20", "--output", "json",
+            store=s)
+    rows = [json.loads(x) for x in b.stdout.splitlines()]
+    assert {r["scope"] for r in rows} == {"portfolio", "instrument"} and len(rows) == 3
+    assert "run id: " in b.stderr and "computed" in b.stderr
+    run("ingest", str(tmp_path / "n"), store=s)
+    st = run("status", "--output", "json", store=s)
+    pairs = [json.loads(x) for x in st.stdout.splitlines()]
+    assert len(pairs) == 2 and {p["reason"] for p in pairs} == {"1 new day(s) after 2024-01-02"}
+    assert "store " in st.stderr and "would compute" in st.stderr
+    c = run("status", "--output", "csv", store=s)
+    table = list(csvmod.DictReader(io.StringIO(c.stdout)))
+    assert len(table) == 2 and set(table[0]) == set(pairs[0])
+    u = run("update", "--output", "json", store=s)
+    done = [json.loads(x) for x in u.stdout.splitlines()]
+    assert [(p["run_id"], p["instrument"]) for p in done] == [
+        (p["run_id"], p["instrument"]) for p in pairs]
+    assert "computed 2 segment(s)" in u.stderr
+    p = run("status", "--output", "parquet", store=s, check=False)
+    assert p.returncode == 2 and "give table, csv or json" in p.stderr
