@@ -51,6 +51,7 @@ from incbt.results import (
     RECENT_BLOCK,
     BatchFiles,
     CommitSummary,
+    DailyRows,
     PartFiles,
     batch_paths,
     fallen_out,
@@ -739,6 +740,7 @@ def commit(
                 old = rc.portfolio_dirty(cat, txn, rid)
                 rc.set_portfolio_dirty(cat, txn, rid, day if old is None else min(old, day))
         prev_days: dict[tuple[str, int], int | None] = {}  # a memo shared by the runs
+        reader = DailyRows(root, cat, txn, sorted(by_run))  # stored rows, shared too
         for rid, fresh in sorted(by_run.items()):
             run_rec = rc.get_run(cat, txn, rid)
             assert run_rec is not None
@@ -759,6 +761,7 @@ def commit(
                 run_insts,
                 prev_days,
                 (folded or {}).get(rid),
+                reader=reader,
             )
             kept = rc.snapshot_days(cat, txn, rid, PORTFOLIO)
             before = [d for d in kept if d < pf_from][-(keep + RECENT_BLOCK) :]

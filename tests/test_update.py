@@ -890,3 +890,58 @@ def test_stale_pairs_are_grouped_by_cause():
         {"reason": "1 new day(s) after 2024-03-25", "from_day": "2024-03-26", "runs": 1,
          "instruments": 1, "bar_steps": 10, "which runs": "a", "which instruments": "V"},
     ]
+
+
+@pytest.mark.parametrize("budget", [10**9, 1])
+def test_a_commit_reads_each_results_file_once_for_the_runs_it_refolds(
+    tmp_path, monkeypatch, budget
+):
+    """A correction of one instrument refolds the portfolio of every run over it from
+    the other instruments' stored rows: each results file is read once for all those
+    runs (it was once a run: a sweep finished after an interruption spent 4.2 s of 11
+    there), or in chunks of runs when their rows pass the reader's budget; the same
+    bits as a fresh store either way."""
+    import incbt.results
+    import incbt.runs
+
+    g = dict(instruments=4, days=6, start="2024-03-04", seed=5)
+    generate(str(tmp_path / "all"), **g)
+    generate(str(tmp_path / "fix"), **g, from_day="2024-03-07", to_day="2024-03-07",
+             revise=["2024-03-07"])
+    fix = next((tmp_path / "fix").iterdir())
+    t = pcsv.read_csv(fix)
+    pcsv.write_csv(t.filter(pc.equal(t["instrument"], "S0001")), fix)
+    grid = {"fast": [3, 4, 5], "slow": [20, 30]}
+    monkeypatch.setattr(incbt.runs, "DEFAULT_COMMIT_BARS", 1)  # a results file per task
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "all"))
+    s.sweep("sma_cross", grid, name="g")
+    files = len(os.listdir(tmp_path / "s" / "results" / "daily"))
+    assert files >= 4
+    real = incbt.results.DailyRows.__init__
+    reads: list[str] = []
+
+    def small(self, *a, **kw):
+        real(self, *a, **{**kw, "budget": budget})
+
+    def spy(path, *a, **kw):
+        reads.append(str(path))
+        return pq_read(path, *a, **kw)
+
+    pq_read = incbt.results.pq.read_table
+    monkeypatch.setattr(incbt.results.DailyRows, "__init__", small)
+    monkeypatch.setattr(incbt.results.pq, "read_table", spy)
+    res = s.update(str(tmp_path / "fix"))
+    monkeypatch.undo()
+    assert res.report.segments == 6  # S0001 of the 6 runs
+    daily = [p for p in reads if os.sep + "daily" + os.sep in p]
+    if budget > 1:  # the 3 other instruments' files, each once for the 6 runs
+        assert len(daily) == len(set(daily)) == 3, daily
+    else:  # a run a read
+        assert len(daily) == 3 * 6, daily
+    f = incbt.init(str(tmp_path / "f"))
+    f.ingest(str(tmp_path / "all"))
+    f.ingest(str(tmp_path / "fix"))
+    f.sweep("sma_cross", grid, name="g")
+    for q in (DAILY, FILLS, METRICS):
+        assert bits(s.sql(q)).equals(bits(f.sql(q))), q

@@ -633,6 +633,93 @@ def write_durable(root: str, rel: str, table: pa.Table) -> None:
     finish_file(root, tmp, rel)
 
 
+class DailyRows:
+    """Stored daily rows (instrument, date, pnl) of the runs one commit refolds, each
+    batch file read once for many of them.
+
+    A run's rows of a batch sit among every other run's of that batch (a sweep's batch
+    holds them by instrument, then run: no row group can be skipped), so reading them
+    run by run reads the whole file once a run: a sweep finished after an interruption
+    refolds the portfolio of each of its 100 runs over the 3 batches committed before
+    it, 300 reads of 14 ms (4.2 s of its 11; 2026-12-05). A read here takes the runs
+    asking next, in ``order``, up to ``budget`` rows (the segments' row counts say how
+    many each holds): memory stays bounded at any store size.
+    """
+
+    def __init__(
+        self, root: str, cat: Catalog, txn: Any, order: Iterable[str], budget: int = 4_000_000
+    ) -> None:
+        self.root, self.cat, self.txn, self.budget = root, cat, txn, budget
+        self.order = list(order)
+        self.rank = {rid: i for i, rid in enumerate(self.order)}
+        self.segs: dict[str, list[rc.Segment]] = {}
+        self.rows: dict[str, dict[int, int]] = {}  # run -> batch -> its rows there
+        self.held: dict[tuple[int, str], tuple[dict[str, int], Any, Any, Any]] = {}
+        self.reads = 0
+
+    def segments(self, run_id: str) -> list[rc.Segment]:
+        """The run's segments (read once: the budget looks ahead at runs to come)."""
+        segs = self.segs.get(run_id)
+        if segs is None:
+            segs = self.segs[run_id] = list(rc.segments(self.cat, self.txn, run_id))
+            per: dict[int, int] = defaultdict(int)
+            for s in segs:
+                per[s.batch] += s.rows
+            self.rows[run_id] = dict(per)
+        return segs
+
+    def _in(self, run_id: str, batch: int) -> int:
+        if run_id not in self.rows:
+            self.segments(run_id)
+        return self.rows[run_id].get(batch, 0)
+
+    def get(
+        self, batch: int, run_id: str
+    ) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
+        """The run's rows in the batch, in file order: (instrument -> code, each row's
+        instrument code, dates, pnl)."""
+        # runs before this one in the order have had their turn: what they left goes
+        i = self.rank.get(run_id, len(self.order))
+        for key in [k for k in self.held if self.rank.get(k[1], -1) < i]:
+            del self.held[key]
+        for rid in [r for r in self.segs if self.rank.get(r, -1) < i]:
+            del self.segs[rid]
+        got = self.held.pop((batch, run_id), None)
+        if got is not None:
+            return got
+        chunk, total = [run_id], self._in(run_id, batch)
+        for rid in self.order[i + 1 :]:
+            n = self._in(rid, batch)
+            if n and total + n > self.budget:
+                break
+            if n:
+                chunk.append(rid)
+                total += n
+        t = pq.read_table(
+            os.path.join(self.root, batch_paths(batch)[0]),
+            columns=["run_id", "instrument", "date", "pnl"],
+            filters=[("run_id", "in", chunk)] if len(chunk) > 1 else [("run_id", "=", run_id)],
+        )
+        self.reads += 1
+        enc = t.column("run_id").combine_chunks().dictionary_encode()
+        codes = enc.indices.to_numpy(zero_copy_only=False)
+        names = enc.dictionary.to_pylist()
+        inst = t.column("instrument").combine_chunks().dictionary_encode()
+        insts = inst.indices.to_numpy(zero_copy_only=False)
+        code = {name: c for c, name in enumerate(inst.dictionary.to_pylist())}
+        dates = t.column("date").cast(pa.int32()).to_numpy()
+        pnl = t.column("pnl").to_numpy()
+        order = np.argsort(codes, kind="stable")  # each run's rows in file order
+        bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+        empty = (code, insts[:0], dates[:0], pnl[:0])
+        for rid in chunk:
+            self.held[(batch, rid)] = empty
+        for c, rid in enumerate(names):
+            sel = order[bounds[c] : bounds[c + 1]]
+            self.held[(batch, rid)] = (code, insts[sel], dates[sel], pnl[sel])
+        return self.held.pop((batch, run_id))
+
+
 def read_valid_daily(
     root: str,
     cat: Catalog,
@@ -640,15 +727,19 @@ def read_valid_daily(
     run_id: str,
     from_day: int,
     until: dict[str, int] | None = None,
+    reader: DailyRows | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Stored valid (days, pnl) per instrument of a run, for days >= from_day.
 
     ``until``: instrument -> first day not wanted (rows this batch recomputed).
+    ``reader``: the commit's reader, shared by the runs it refolds (one read of a batch
+    file for many runs).
     """
     until = until or {}
+    reader = reader if reader is not None else DailyRows(root, cat, txn, [run_id])
     segs = [
         s
-        for s in rc.segments(cat, txn, run_id)
+        for s in reader.segments(run_id)
         if s.instrument != PORTFOLIO
         and until.get(s.instrument, 2**31) > from_day
         and s.last_day >= from_day
@@ -667,16 +758,9 @@ def read_valid_daily(
                 wanted[s.batch].append((inst, lo, hi))
     out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     for b, items in sorted(wanted.items()):
-        t = pq.read_table(
-            os.path.join(root, batch_paths(b)[0]),
-            columns=["instrument", "date", "pnl"],
-            filters=[("run_id", "=", run_id)],
-        )
-        insts = t.column("instrument").to_numpy(zero_copy_only=False)
-        dates = t.column("date").cast(pa.int32()).to_numpy()
-        pnl = t.column("pnl").to_numpy()
+        code, insts, dates, pnl = reader.get(b, run_id)
         for inst, lo, hi in items:
-            m = (insts == inst) & (dates >= lo) & (dates <= hi)
+            m = (insts == code.get(inst, -1)) & (dates >= lo) & (dates <= hi)
             out[inst].append((dates[m], pnl[m]))
     res = {}
     for inst, parts in out.items():
@@ -734,6 +818,7 @@ def portfolio_update(
     instruments: Iterable[str] | None = None,
     before: dict[tuple[str, int], int | None] | None = None,
     folded: Mapping[str, int] | None = None,
+    reader: DailyRows | None = None,
 ) -> tuple[int, np.ndarray, np.ndarray]:
     """Recompute a run's portfolio accumulators after a batch recomputed instruments.
 
@@ -751,6 +836,7 @@ def portfolio_update(
     came first in name order, from a run with no stored rows and no portfolio snapshot
     (a new run, computed whole in this command), so the sum goes first exactly as their
     rows would have (``0.0 + s`` is ``s``).
+    ``reader``: the stored rows' reader the runs of one commit share (:class:`DailyRows`).
     Returns (first day folded, days, accumulators + capital per day).
     """
     snap = rc.latest_snapshot(cat, txn, run_id, PORTFOLIO, min(first_recomputed, 2**31 - 1))
@@ -784,7 +870,7 @@ def portfolio_update(
     covered = instruments is not None and all(
         i in cut and new_since_snapshot(i) for i in instruments
     )
-    stored = {} if covered else read_valid_daily(root, cat, txn, run_id, from_day, cut)
+    stored = {} if covered else read_valid_daily(root, cat, txn, run_id, from_day, cut, reader)
     if folded and stored.keys() & folded.keys():
         raise AssertionError(f"run {run_id}: stored rows of instruments folded as new")
     per = []
@@ -813,6 +899,7 @@ __all__ = [
     "RECENT_BLOCK",
     "BatchFiles",
     "CommitSummary",
+    "DailyRows",
     "Part",
     "PartFiles",
     "batch_paths",
