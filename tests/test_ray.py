@@ -355,6 +355,47 @@ def test_a_driver_killed_mid_sweep_resumes_without_recomputing(tmp_path, slow, s
     assert s.sql("SELECT count(*) AS n FROM sweeps WHERE sweep = 's'")["n"][0].as_py() == 8
 
 
+def test_ctrl_c_of_a_ray_sweep_stops_cleanly_and_resume_finishes_it(tmp_path, slow, strategies):
+    """`incbt sweep --workers 2` (a local Ray it starts) interrupted by SIGINT after a
+    commit: exit 130, says how to resume, no trace of Ray's (a force-cancel of the calls
+    in flight raced Ray's shutdown: its core worker aborted with a stack trace now and
+    then); `--resume` computes the rest, to the uninterrupted results."""
+    s = _store(tmp_path / "s", slow.data)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    args = ["--store", s.path, "sweep", "slow_mean", "-g", f"n={SLOW_GRID['n']}",
+            "--name", "s", "--strategies", strategies, "--all"]
+    # the CLI, with a commit after every task (the test needs commits to come before
+    # the sweep's end, and a SIGINT after one of them)
+    cli = ("import sys, incbt.runs, incbt.cli\n"
+           "incbt.runs.DEFAULT_COMMIT_BARS = 1\n"
+           "sys.argv = ['incbt', *sys.argv[1:]]\n"
+           "incbt.cli.main()\n")
+    child = subprocess.Popen([sys.executable, "-c", cli, *args, "--workers", "2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while child.poll() is None and time.monotonic() < deadline:
+            if s.sql(SWEEP_COMMITS)["n"][0].as_py() >= 1:
+                os.kill(child.pid, signal.SIGINT)
+                break
+            time.sleep(0.01)
+        stdout, stderr = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    if child.returncode == 0:
+        pytest.skip("the sweep finished before its first commit was seen")
+    assert child.returncode == 130, (child.returncode, stderr[-3000:])
+    assert "--resume" in stderr and "Traceback" not in stderr, (stdout, stderr[-3000:])
+    assert "Check failed" not in stderr and "StackTrace" not in stderr, stderr[-3000:]
+    commits = s.sql(SWEEP_COMMITS)["n"][0].as_py()
+    assert 1 <= commits < 8, commits  # 8 tasks, a commit each: it stopped midway
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    r = subprocess.run([exe, *args, "--resume"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_same(results(s), slow.tables)
+
+
 KILLED_AFTER_PUBLISHING = r"""
 import json, os, signal, sys
 import incbt, incbt.results

@@ -303,5 +303,11 @@ class RayExecutor:
                 yield done.pop(nxt)
                 nxt += 1
         finally:
-            for ref in refs:  # interrupted: stop what is in flight
-                ray.cancel(ref, force=True)
+            # interrupted: stop what is in flight. A local Ray started here goes down
+            # with this process (its shutdown ends the workers): a force-cancel just
+            # before it races the calls' replies, and Ray's core worker aborted on
+            # "Tried to complete task that was not pending" in about 1 of 10 Ctrl-Cs
+            # (Ray 2.x, 2026-12-05), with a stack trace and exit code 1
+            if not _started_here:
+                for ref in refs:
+                    ray.cancel(ref, force=True)
