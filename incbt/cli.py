@@ -321,12 +321,15 @@ def query(
             f"no query named {sql!r} (and it is not SQL); the named queries: {known} "
             "(`incbt query --list` describes them)"
         )
-    params = {k: coerce(v) for k, v in _pairs(param, "-p").items()}
+    raw = _pairs(param, "-p")
+    params = {k: coerce(v) for k, v in raw.items()}
     if name is not None:
         from incbt.queries import check_params, fill_identifiers
 
         sql = fill_identifiers(sql, params, name)
         check_params(sql, params, name)
+        if "run" in raw:  # a run id: a unique prefix is enough, as everywhere else
+            params["run"] = st.run(raw["run"]).run_id
     elif params:
         from incbt.queries import value_params
 

@@ -276,3 +276,43 @@ def test_a_runs_metrics_read_from_the_catalog_equal_the_sql_rows(corrected, tmp_
     assert gone.portfolio == {}
     planned = s.backtest("sma_cross", {"fast": 4, "slow": 15}, dry_run=True)
     assert planned.metrics.num_rows == 0 and planned.portfolio == {}
+
+
+def test_pnl_by_month_names_months_and_takes_a_run_prefix(results):
+    """Months read 2024-01 (not a midnight timestamp); the CLI resolves `-p run=PREFIX`
+    as every command does (a prefix matched no row: an empty table, silently)."""
+    import json
+    import subprocess
+    import sys
+
+    s, rid = results
+    months = _named(s, "pnl_by_month", run=rid)
+    assert months["month"].to_pylist() == ["2024-01", "2024-02", "2024-03"]
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", s.path, "query", "pnl_by_month", "-p",
+                        f"run={rid[:10]}", "--output", "json"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert [json.loads(x)["pnl"] for x in p.stdout.splitlines()] == months["pnl"].to_pylist()
+    p = subprocess.run([exe, "--store", s.path, "query", "pnl_by_month", "-p", "run=zz"],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "no run 'zz'" in p.stderr
+
+
+def test_an_ambiguous_run_prefix_names_its_runs_and_a_dropped_one_gives_way():
+    from incbt.catalog.runs import RunRecord, by_prefix
+    from incbt.errors import NotFoundError, UsageError
+
+    def rec(rid, fast, dropped=None):
+        return RunRecord(rid, "sma_cross", "v", {"fast": fast, "slow": 50}, {}, "2024-01-01",
+                         "all", dropped_seq=dropped)
+
+    a, b, c = rec("ab12", 5), rec("ab34", 10), rec("ab56", 20, dropped=7)
+    with pytest.raises(UsageError) as e:
+        by_prefix([a, b, c], "ab")
+    msg = str(e.value)
+    assert "it starts 2 runs" in msg and "ab12 (sma_cross fast=5 slow=50)" in msg
+    assert "ab34 (sma_cross fast=10 slow=50)" in msg and "ab56" not in msg
+    assert by_prefix([a, c], "ab") is a  # the dropped run is not what the prefix meant
+    assert by_prefix([a, c], "ab56") is c  # but it is found by its own id
+    with pytest.raises(NotFoundError):
+        by_prefix([a, b], "ff")

@@ -132,7 +132,8 @@ def get_run(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> RunRecord | Non
 
 
 def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
-    """The one run whose id starts with ``prefix`` (a UsageError if none or several)."""
+    """The one run whose id starts with ``prefix`` (NotFoundError if none, UsageError
+    naming the candidates if several; of several, the one not dropped, if it is one)."""
     if not prefix.strip():
         raise UsageError("give a run id (or a unique prefix of it), not an empty one")
     hit = [r for r in records if r.run_id.startswith(prefix)]
@@ -141,9 +142,21 @@ def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
             f'no run {prefix!r} (`incbt query "SELECT run_id, strategy, params FROM runs"` '
             "lists them)"
         )
-    if len(hit) != 1:
+    if len(hit) > 1:
+        live = [r for r in hit if r.dropped_seq is None]
+        if len(live) == 1:  # the dropped ones are not what a prefix means
+            return live[0]
+        shown = ", ".join(
+            f"{r.run_id} ({r.strategy} "
+            + " ".join(f"{k}={v}" for k, v in r.params.items())
+            + (", dropped" if r.dropped_seq is not None else "")
+            + ")"
+            for r in sorted(live or hit, key=lambda r: r.run_id)[:5]
+        )
+        more = f" and {len(live or hit) - 5} more" if len(live or hit) > 5 else ""
         raise UsageError(
-            f"run id prefix {prefix!r} is ambiguous ({len(hit)} runs): give more of it"
+            f"run id prefix {prefix!r} is ambiguous, it starts {len(live or hit)} runs: "
+            f"{shown}{more}; give more of it"
         )
     return hit[0]
 
