@@ -105,9 +105,14 @@ class _BarsIfNeeded:
 def _open() -> store_mod.Store:
     bars = _BarsIfNeeded()  # the catalog's upgrade, if the store is of an older format
     try:
-        return store_mod.open_store(state.store_path, progress=bars)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", UserWarning)
+            st = store_mod.open_store(state.store_path, progress=bars)
     finally:
         bars.close()
+    for w in said:  # an INCBT_ variable asking to change a setting the store fixed
+        err_console.print(f"[yellow]note:[/yellow] {w.message}", highlight=False)
+    return st
 
 
 def _instrument_list(instruments: str | None) -> list[str] | None:
@@ -159,22 +164,21 @@ def init(
 
 
 @app.command()
-def settings() -> None:
-    """List every setting with its default, scope and help."""
+def settings(output: OutputOpt = "table", out: OutFileOpt = None) -> None:
+    """Every setting: its value in effect for the store (or for a new one, where there
+    is none yet), where that comes from, its default, scope and help."""
     import pyarrow as pa
 
-    from incbt.settings import SETTINGS
+    from incbt.settings import explain
 
-    rows = [
-        {
-            "name": s.name,
-            "default": str(s.default),
-            "scope": "store" if s.store else f"env INCBT_{s.name.upper()}",
-            "help": s.help,
-        }
-        for s in SETTINGS
-    ]
-    write_table(pa.Table.from_pylist(rows), "table", None)
+    path = state.store_path
+    stored = None
+    if os.path.isfile(os.path.join(path, "catalog", "data.mdb")):  # a store (or _open says)
+        stored = _open().settings_stored
+        title = f"settings of store {os.path.abspath(path)}"
+    else:
+        title = f"settings for a new store (no store at {path})"
+    write_table(pa.Table.from_pylist(explain(stored)), output, out, title=title)
 
 
 @app.command()

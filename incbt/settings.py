@@ -145,6 +145,49 @@ def from_env(name: str) -> Any | None:
         raise UsageError(f"environment variable {var}: {exc}") from None
 
 
+def ignored_env(stored: dict[str, Any]) -> list[str]:
+    """The store's own settings an ``INCBT_<NAME>`` variable asks to change: each as one
+    line saying the store keeps its value (they are fixed at ``init``)."""
+    out = []
+    for s in SETTINGS:
+        env = from_env(s.name) if s.store else None
+        if env is not None and s.name in stored and env != stored[s.name]:
+            out.append(
+                f"INCBT_{s.name.upper()}={os.environ[f'INCBT_{s.name.upper()}']} is ignored: "
+                f"this store's {s.name} is {stored[s.name]!r}, fixed when it was created "
+                "(a new store takes it: `incbt init --set` or the variable)"
+            )
+    return out
+
+
+def explain(stored: dict[str, Any] | None) -> list[dict[str, str]]:
+    """Every setting: its value in effect here (for the store's, ``stored``; None: no
+    store, what ``init`` would take), where it comes from, its default, scope and help."""
+    rows = []
+    for s in SETTINGS:
+        var = f"INCBT_{s.name.upper()}"
+        env = from_env(s.name)
+        if env is not None and not (s.store and stored is not None and s.name in stored):
+            value, src = env, f"env {var}"
+        elif stored is not None and s.name in stored:
+            value, src = stored[s.name], "store"
+            if env is not None and env != value:
+                src += f" ({var} ignored: fixed at init)"
+        else:
+            value, src = s.default, "default"
+        rows.append(
+            {
+                "name": s.name,
+                "value": str(value),
+                "from": src,
+                "default": str(s.default),
+                "scope": "store (fixed at init)" if s.store else f"process ({var})",
+                "help": s.help,
+            }
+        )
+    return rows
+
+
 def resolve(name: str, stored: dict[str, Any] | None = None, explicit: Any = None) -> Any:
     """The value of a setting: explicit, else env, else the store's, else the default."""
     if explicit is not None:

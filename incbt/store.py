@@ -218,6 +218,10 @@ class Store:
                 "or create a new store and ingest the bars again"
             )
         self.settings = {s.name: settings_mod.resolve(s.name, meta) for s in settings_mod.SETTINGS}
+        # the values the store keeps (set at init), before the environment's
+        self.settings_stored = {k: meta[k] for k in settings_mod.BY_NAME if k in meta}
+        for line in settings_mod.ignored_env(self.settings_stored):
+            warnings.warn(line, UserWarning, stacklevel=3)
 
     def _upgrade(self, progress: Reporter) -> None:
         """Formats 1 and 2 to 3, in one transaction (a crash leaves the old format).

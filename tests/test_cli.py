@@ -493,3 +493,37 @@ def test_csv_and_json_output_hold_rows_alone(tmp_path):
     assert "computed 2 segment(s)" in u.stderr
     p = run("status", "--output", "parquet", store=s, check=False)
     assert p.returncode == 2 and "give table, csv or json" in p.stderr
+
+
+def test_settings_say_their_values_and_sources_and_a_fixed_one_is_not_overridden(tmp_path):
+    """`incbt settings` shows each value in effect and where it comes from; an
+    INCBT_ variable for a setting the store fixed at init is ignored, and opening the
+    store says so (it was ignored silently: dates computed in a zone the user did not
+    ask for)."""
+    s = tmp_path / "s"
+    run("init", "--set", "snapshot_keep_days=30", store=s)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    env |= {"INCBT_STORE": str(s), "INCBT_SESSION_TZ": "America/New_York",
+            "INCBT_THREADS": "1"}
+
+    def rows(*args):
+        p = subprocess.run([INCBT, *args], capture_output=True, text=True, env=env)
+        assert p.returncode == 0, p.stderr
+        return {r["name"]: r for r in map(json.loads, p.stdout.splitlines())}, p.stderr
+
+    got, said = rows("settings", "--output", "json")
+    assert (got["snapshot_keep_days"]["value"], got["snapshot_keep_days"]["from"]) == (
+        "30", "store")
+    assert got["session_tz"]["value"] == "UTC"
+    assert "INCBT_SESSION_TZ ignored" in got["session_tz"]["from"]
+    assert (got["threads"]["value"], got["threads"]["from"]) == ("1", "env INCBT_THREADS")
+    assert got["lock_timeout"]["from"] == "default"
+    assert "INCBT_SESSION_TZ=America/New_York is ignored" in said
+    p = subprocess.run([INCBT, "status"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and "INCBT_SESSION_TZ=America/New_York is ignored" in p.stderr
+    # with no store there yet: what a new store would take, the variable included
+    env["INCBT_STORE"] = str(tmp_path / "new")
+    got, _ = rows("settings", "--output", "json")
+    assert (got["session_tz"]["value"], got["session_tz"]["from"]) == (
+        "America/New_York", "env INCBT_SESSION_TZ")
+    assert not (tmp_path / "new").exists()
