@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc as pygc
 import os
+import signal
 import sys
 import warnings
 from typing import Annotated, Any
@@ -555,11 +556,7 @@ def sweep(
                 progress=rep,
             )
     except KeyboardInterrupt:
-        err_console.print(
-            "interrupted: every batch committed so far is kept. Continue with the same "
-            "command and --resume"
-        )
-        raise typer.Exit(130) from None
+        _interrupted("continue with the same command and --resume")
     r = res.report
     if resume and res.created:  # a new name, perhaps mistyped: say so, and which there are
         from incbt.sweep import sweeps
@@ -1074,6 +1071,30 @@ def _pyarrow_without_pandas() -> None:
         sys.meta_path.remove(NoPandas)  # type: ignore[arg-type]
 
 
+_TERMINATED = False  # SIGTERM arrived
+_SAID = False  # the interruption was said
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    global _TERMINATED
+    _TERMINATED = True
+    raise KeyboardInterrupt
+
+
+def _interrupted(fix: str = "") -> None:
+    """Say that Ctrl-C (or SIGTERM) stopped the command, and exit 130 (143)."""
+    global _SAID
+    what = "terminated (SIGTERM)" if _TERMINATED else "interrupted"
+    _SAID = True
+    err_console.print(
+        f"{what}: what was committed before it is kept, and nothing half-written is "
+        "(the next write removes it); "
+        + (fix or "run the same command again to finish (`incbt status` says what is stale)"),
+        highlight=False,
+    )
+    raise typer.Exit(143 if _TERMINATED else 130)
+
+
 def main() -> None:
     """Entry point: run the app, turning errors into one line and an exit code."""
     os.environ.setdefault(
@@ -1083,17 +1104,27 @@ def main() -> None:
     _only_young_collections()
     # the commands print a strategy's failures themselves, and exit 1 (_exit_if_failed)
     warnings.filterwarnings("ignore", category=StrategyFailureWarning)
+    # SIGTERM (kill, a scheduler's timeout) stops a command as Ctrl-C does: what is
+    # committed stays, the rest is abandoned, the command says so (exit 143, not 130)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)  # click returns typer.Exit codes here
+        if code == 130 and not _SAID:  # Ctrl-C in a command: typer's Exit(130), silent
+            try:
+                _interrupted()
+            except typer.Exit as exc:
+                code = exc.exit_code
         if isinstance(code, int) and code:
             sys.exit(code)
         _fast_exit()
     except IncbtError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; everything committed so far is kept")
-        sys.exit(130)
+    except KeyboardInterrupt:  # outside the command (typer catches it inside)
+        try:
+            _interrupted()
+        except typer.Exit as exc:
+            sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

@@ -527,3 +527,45 @@ def test_settings_say_their_values_and_sources_and_a_fixed_one_is_not_overridden
     assert (got["session_tz"]["value"], got["session_tz"]["from"]) == (
         "America/New_York", "env INCBT_SESSION_TZ")
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_mid_update_says_so_and_the_next_update_finishes(tmp_path, sig):
+    """A signal after the update's first commit: exit 130 (Ctrl-C) or 143 (SIGTERM) with
+    a line saying what is kept and how to finish (it exited 130 silently, and SIGTERM
+    without a word); the next `incbt update` finishes, to a fresh store's results."""
+    s, f = tmp_path / "s", tmp_path / "f"
+    run("generate", str(tmp_path / "head"), "--instruments", "4", "--days", "8",
+        "--to", "2024-01-08")
+    run("generate", str(tmp_path / "tail"), "--instruments", "4", "--days", "8",
+        "--from", "2024-01-09")
+    for store, parts in ((s, ["head"]), (f, ["head", "tail"])):
+        run("init", store=store)
+        for part in parts:
+            run("ingest", str(tmp_path / part), store=store)
+        run("backtest", "sma_cross", "-p", "fast=5", "-p", "slow=20", "--all", store=store)
+    driver = (
+        "import os, signal, sys, incbt.runs, incbt.cli\n"
+        "incbt.runs.DEFAULT_COMMIT_BARS = 1  # a commit per task\n"
+        "real = incbt.runs.commit\n"
+        "def commit(*a, **kw):\n"
+        "    out = real(*a, **kw)\n"
+        f"    os.kill(os.getpid(), signal.{sig})\n"
+        "    return out\n"
+        "incbt.runs.commit = commit\n"
+        "sys.argv = ['incbt', *sys.argv[1:]]\n"
+        "incbt.cli.main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    p = subprocess.run([sys.executable, "-c", driver, "--store", str(s), "update",
+                        str(tmp_path / "tail")], capture_output=True, text=True, env=env)
+    assert p.returncode == (143 if sig == "SIGTERM" else 130), p.stderr
+    said = p.stderr.replace("\n", " ")
+    assert ("terminated (SIGTERM)" if sig == "SIGTERM" else "interrupted:") in said, said
+    assert "run the same command again" in said and "Traceback" not in said, said
+    st = run("status", store=s).stdout
+    assert "would compute" in st, st  # it stopped part-way
+    run("update", store=s)
+    q = "SELECT * FROM daily ORDER BY run_id, instrument, date"
+    a = run("query", q, "--output", "csv", store=s).stdout
+    assert a == run("query", q, "--output", "csv", store=f).stdout
