@@ -631,21 +631,28 @@ def strategies(
 @app.command()
 def log(
     kind: Annotated[
-        str | None, typer.Option(help="Only events of this kind (init, ingest, backtest, gc, ...).")
+        list[str] | None,
+        typer.Option(
+            help="Only events of this kind (init, ingest, backtest, sweep, update, gc, ...); "
+            "repeat it for several.",
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option(help="Most events to show.", min=0)] = 50,
+    limit: Annotated[int, typer.Option(help="Most events to show; 0: all.", min=0)] = 50,
     output: OutputOpt = "table",
     out: OutFileOpt = None,
 ) -> None:
     """Show the event log, newest first."""
     st = _open()
-    if kind and kind not in EVENT_KINDS:
-        raise NotFoundError(f"no event kind {kind!r}; the kinds are {', '.join(EVENT_KINDS)}")
-    t = st.log(kind=kind, limit=limit)
-    if kind and not t.num_rows:
-        kinds = st.sql("SELECT DISTINCT kind FROM events ORDER BY kind").column("kind")
+    kinds = sorted(set(kind or []))
+    for k in kinds:
+        if k not in EVENT_KINDS:
+            raise NotFoundError(f"no event kind {k!r}; the kinds are {', '.join(EVENT_KINDS)}")
+    t = st.log(kind=kinds or None, limit=limit)
+    if kinds and not t.num_rows:
+        held = st.sql("SELECT DISTINCT kind FROM events ORDER BY kind").column("kind")
         err_console.print(
-            f"no events of kind {kind!r} in the log; it holds: {', '.join(kinds.to_pylist())}"
+            f"no events of kind {' or '.join(map(repr, kinds))} in the log; it holds: "
+            f"{', '.join(held.to_pylist())}"
         )
     cols = ["seq", "time", "kind", "message", "command"] if output == "table" else t.column_names
     write_table(t.select(cols), output, out, title="events (newest first)")

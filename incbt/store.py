@@ -587,15 +587,19 @@ class Store:
         with self.catalog.env.read() as txn:
             return self.catalog.instruments(txn)
 
-    def log(self, *, kind: str | None = None, limit: int | None = None) -> pa.Table:
-        """The event log, newest first."""
+    def log(self, *, kind: str | Sequence[str] | None = None, limit: int | None = None) -> pa.Table:
+        """The event log, newest first: of one kind or several (``kind``), the ``limit``
+        newest (None or 0: all)."""
+        kinds = [] if kind is None else names(kind, "kind")
         q = "SELECT * FROM events"
-        if kind:
-            q += " WHERE kind = $kind"
+        if kinds:
+            q += " WHERE kind IN (" + ", ".join(f"$k{i}" for i in range(len(kinds))) + ")"
         q += " ORDER BY seq DESC"
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise UsageError(f"limit: give a whole number of events, not {limit!r}")
         if limit:
             q += f" LIMIT {int(limit)}"
-        return self.sql(q, params={"kind": kind} if kind else None)
+        return self.sql(q, params={f"k{i}": k for i, k in enumerate(kinds)} or None)
 
     def bars(
         self, instrument: str, start: str | int | None = None, end: str | int | None = None

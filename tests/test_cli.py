@@ -51,6 +51,11 @@ def test_generate_ingest_query_log(tmp_path):
     none = run("log", "--kind", "sweep", "--output", "json", store=s)
     assert none.stdout == "" and "no events of kind 'sweep' in the log; it holds: ingest, init" \
         in none.stderr
+    both = run("log", "--kind", "init", "--kind", "ingest", "--limit", "0", "--output",
+               "json", store=s).stdout.splitlines()  # repeated: each kind (the last won)
+    assert [json.loads(x)["kind"] for x in both] == ["ingest", "init"]
+    one = run("log", "--kind", "init", "--kind", "sweep", "--output", "json", store=s)
+    assert [json.loads(x)["kind"] for x in one.stdout.splitlines()] == ["init"]
     typo = run("log", "--kind", "ingst", store=s, check=False)
     assert typo.returncode == 1 and "no event kind 'ingst'; the kinds are init, ingest" \
         in typo.stderr
