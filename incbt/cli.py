@@ -915,13 +915,16 @@ def verify(
     runs: Annotated[
         list[str] | None, typer.Argument(help="Run ids or unique prefixes (default: every run).")
     ] = None,
+    sweep: Annotated[
+        str | None, typer.Option(help="Every run of this sweep (with the RUNs given, if any).")
+    ] = None,
 ) -> None:
     """Recompute runs from scratch in memory and compare with the store, bit for bit.
 
     Exits 1 on any difference and says where."""
     st = _open()
     with RichReporter() as rep:
-        rep_ = st.verify(runs or None, progress=rep)
+        rep_ = st.verify(runs or None, progress=rep, sweep=sweep)
     _print_capped([f"[yellow]failed here as in the store:[/yellow] {f}" for f in rep_.failed], 20)
     _print_capped([f"[red]cannot recompute:[/red] {b}" for b in rep_.broken], 20)
     if rep_.stale:

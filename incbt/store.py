@@ -507,11 +507,22 @@ class Store:
 
         return status(self)
 
-    def verify(self, run_ids: Sequence[str] | None = None, progress: Reporter = NULL) -> Any:
-        """Recompute runs from scratch in memory and compare with the store bit for bit."""
+    def verify(
+        self,
+        run_ids: Sequence[str] | None = None,
+        progress: Reporter = NULL,
+        *,
+        sweep: str | None = None,
+    ) -> Any:
+        """Recompute runs from scratch in memory and compare with the store bit for bit:
+        ``run_ids`` (ids or unique prefixes), every run of ``sweep``, or (neither)
+        every run."""
         from incbt.update import verify
 
-        return verify(self, None if run_ids is None else names(run_ids, "run ids"), progress)
+        if sweep is not None and not isinstance(sweep, str):
+            raise UsageError(f"sweep: give a sweep's name, not {sweep!r}")
+        ids = None if run_ids is None else names(run_ids, "run ids")
+        return verify(self, ids, progress, sweep=sweep)
 
     def run(self, run_id: str) -> Any:
         """A registered run by id (a unique prefix is enough)."""

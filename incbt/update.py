@@ -26,7 +26,7 @@ import pyarrow as pa
 from incbt.bars.ingest import IngestSummary
 from incbt.bars.schema import day_to_iso
 from incbt.catalog import runs as rc
-from incbt.errors import StrategyError
+from incbt.errors import NotFoundError, StrategyError
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
 from incbt.results import PORTFOLIO, build_tables, sort_order
@@ -553,7 +553,10 @@ def _not_up_to_date(store: Any, records: Sequence[rc.RunRecord]) -> tuple[set[st
 
 
 def verify(
-    store: Any, run_ids: Sequence[str] | None = None, progress: Reporter = NULL
+    store: Any,
+    run_ids: Sequence[str] | None = None,
+    progress: Reporter = NULL,
+    sweep: str | None = None,
 ) -> VerifyReport:
     """Recompute runs from scratch in memory; compare daily, fills and metrics bit for bit.
 
@@ -563,12 +566,26 @@ def verify(
     instrument too big for one chunk by its runs (:func:`_instrument_chunks`); each
     table of a chunk read from the store with one query; portfolios are folded as the
     chunks go, and compared at the end.
+
+    ``run_ids`` (ids or unique prefixes) and ``sweep`` (every run of that sweep the
+    store maintains) choose the runs; neither: every run.
     """
     t0 = time.perf_counter()
     records = active_runs(store)
-    if run_ids:
-        chosen = [rc.by_prefix(records, q) for q in run_ids]
-        records = list({r.run_id: r for r in chosen}.values())
+    if run_ids or sweep is not None:
+        chosen = [rc.by_prefix(records, q) for q in run_ids or ()]
+        if sweep is not None:
+            from incbt.sweep import get_sweep
+
+            spec = get_sweep(store, sweep)
+            if spec is None:
+                raise NotFoundError(
+                    f'no sweep {sweep!r} (`incbt query "SELECT DISTINCT sweep FROM sweeps"` '
+                    "lists them)"
+                )
+            mine = set(spec["runs"])
+            chosen += [r for r in records if r.run_id in mine]
+        records = sorted({r.run_id: r for r in chosen}.values(), key=lambda r: r.run_id)
     stale, broken = _not_up_to_date(store, records)
     records = [r for r in records if r.run_id not in stale and r.run_id not in broken]
     report = VerifyReport(runs=len(records), stale=sorted(stale), broken=sorted(broken.values()))

@@ -945,3 +945,23 @@ def test_a_commit_reads_each_results_file_once_for_the_runs_it_refolds(
     f.sweep("sma_cross", grid, name="g")
     for q in (DAILY, FILLS, METRICS):
         assert bits(s.sql(q)).equals(bits(f.sql(q))), q
+
+
+def test_verify_takes_a_sweep(world):
+    """verify --sweep NAME compares every run of the sweep (and the runs named with it),
+    no other; an unknown sweep is named as such."""
+    tmp, s = world
+    s.update(str(tmp / "tail"))
+    g = s.sweep("sma_cross", {"fast": [4, 6], "slow": [30]}, name="g", fee_bps=1)
+    assert s.verify().runs == 4  # fast=4 is the world's run too
+    rep = s.verify(sweep="g")
+    assert rep.ok and rep.runs == 2
+    boll = s.sql("SELECT run_id FROM runs WHERE strategy = 'bollinger'")["run_id"][0].as_py()
+    assert s.verify([boll[:6]], sweep="g").runs == 3
+    with pytest.raises(incbt.NotFoundError, match="no sweep 'nope'"):
+        s.verify(sweep="nope")
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", s.path, "verify", "--sweep", "g"], capture_output=True,
+                       text=True)
+    assert p.returncode == 0 and "verified 2 run(s)" in p.stdout, p.stderr
+    assert sorted(g.run_ids) == sorted(set(g.run_ids))
