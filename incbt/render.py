@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 import sys
+import threading
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -52,8 +54,54 @@ class RichTask:
         self.progress.update(self.task_id, visible=True)
 
 
+def _amount(n: float) -> str:
+    return f"{n / 1e6:,.1f} M" if n >= 1e7 else f"{n:,.0f}"
+
+
+class LineTask:
+    """Progress where stderr is not a terminal (a log file, CI, nohup): a plain line every
+    ``every`` seconds while the work lasts (counts, percent, rate, ETA), and one when it
+    ends if any was printed; a short command prints none."""
+
+    def __init__(self, description: str, total: int | None, every: float) -> None:
+        self.description, self.total, self.every = description, total, every
+        self.n = 0
+        self.t0 = self.last = time.monotonic()
+        self.said = False
+        self.lock = threading.Lock()
+
+    def _line(self, now: float) -> str:
+        took = now - self.t0
+        rate = self.n / took if took > 0 else 0.0
+        text = f"{self.description}: {_amount(self.n)}"
+        if self.total:
+            text += f" of {_amount(self.total)} ({100 * self.n / self.total:.0f}%)"
+        text += f", {_amount(rate)}/s, {took:,.0f} s"
+        if self.total and rate > 0 and self.n < self.total:
+            text += f", ETA {(self.total - self.n) / rate:,.0f} s"
+        return text
+
+    def advance(self, n: int = 1) -> None:
+        with self.lock:
+            self.n += n
+            now = time.monotonic()
+            if self.every and now - self.last >= self.every:
+                self.last = now
+                self.said = True
+                err_console.print(self._line(now), highlight=False, soft_wrap=True)
+
+    def done(self) -> None:
+        with self.lock:
+            if self.said:
+                err_console.print(
+                    self._line(time.monotonic()) + ", done", highlight=False, soft_wrap=True
+                )
+                self.said = False
+
+
 class RichReporter:
-    """Progress bars on stderr with counts and ETA; silent when stderr is not a terminal."""
+    """Progress bars on stderr with counts and ETA; where stderr is not a terminal, a
+    line every ``progress_seconds`` (a setting) while work lasts (:class:`LineTask`)."""
 
     def __init__(self) -> None:
         self.progress = Progress(
@@ -67,6 +115,7 @@ class RichReporter:
             console=err_console,
             disable=not err_console.is_terminal,
         )
+        self.lines: list[LineTask] = []
 
     def __enter__(self) -> RichReporter:
         self.progress.start()
@@ -74,8 +123,17 @@ class RichReporter:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+        if exc[0] is None:  # the work ended: its last line (if it said any)
+            for line in self.lines:
+                line.done()
 
-    def task(self, description: str, total: int | None) -> RichTask:
+    def task(self, description: str, total: int | None) -> RichTask | LineTask:
+        if self.progress.disable:
+            from incbt.settings import resolve
+
+            line = LineTask(description, total, float(resolve("progress_seconds")))
+            self.lines.append(line)
+            return line
         return RichTask(self.progress, self.progress.add_task(description, total=total))
 
 

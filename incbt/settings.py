@@ -86,6 +86,13 @@ SETTINGS: tuple[Setting, ...] = (
         "kernels); 0: one per core this process may use. Results do not depend on it.",
     ),
     Setting(
+        "progress_seconds",
+        10.0,
+        float,
+        "Where stderr is not a terminal (a log file, CI), long work prints a progress line "
+        "this often (counts, rate, ETA); 0: never. A terminal gets progress bars.",
+    ),
+    Setting(
         "map_size_mb",
         256.0,
         float,
@@ -123,6 +130,7 @@ def parse(name: str, raw: Any) -> Any:
 _ZERO_MEANS = {  # settings where 0 is allowed, and what it means
     "ray_threshold": "Ray only when --workers or --address ask",
     "threads": "one per core this process may use",
+    "progress_seconds": "no progress lines",
 }
 
 

@@ -574,3 +574,26 @@ def test_ctrl_c_or_sigterm_mid_update_says_so_and_the_next_update_finishes(tmp_p
     q = "SELECT * FROM daily ORDER BY run_id, instrument, date"
     a = run("query", q, "--output", "csv", store=s).stdout
     assert a == run("query", q, "--output", "csv", store=f).stdout
+
+
+def test_long_work_prints_progress_lines_where_stderr_is_not_a_terminal(tmp_path):
+    """Under CI or nohup there are no progress bars: a line every progress_seconds with
+    counts, rate and ETA, and a last one saying done; 0 turns them off."""
+    s = tmp_path / "s"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "3", "--days", "5", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    env["INCBT_STORE"] = str(s)
+    args = [INCBT, "sweep", "sma_cross", "-g", "fast=5,10", "-g", "slow=20", "--all"]
+    p = subprocess.run([*args, "--name", "a"], capture_output=True, text=True,
+                       env={**env, "INCBT_PROGRESS_SECONDS": "1e-9"})
+    assert p.returncode == 0, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("bar-steps: ")]
+    total = 3 * 5 * 390 * 2
+    assert lines and lines[-1].startswith(f"bar-steps: {total:,} of {total:,} (100%)")
+    assert lines[-1].endswith(", done") and "/s, " in lines[0]
+    q = subprocess.run([*args[:4], "fast=6", *args[5:], "--name", "b"], capture_output=True,
+                       text=True,
+                       env={**env, "INCBT_PROGRESS_SECONDS": "0"})
+    assert q.returncode == 0 and "bar-steps: " not in q.stderr, q.stderr
