@@ -134,7 +134,11 @@ class StoreExistsError(StoreError):
 
 
 class StoreLockedError(StoreError):
-    """Another process holds the store's write lock."""
+    """Another process holds the store's write lock (past ``lock_timeout``): a busy store,
+    not bad input. Exit 75 (``EX_TEMPFAIL``: try again later), so a script can tell the
+    two apart and retry."""
+
+    exit_code = 75
 
 
 class CatalogError(StoreError):

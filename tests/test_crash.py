@@ -630,7 +630,7 @@ def test_second_writer_fails_naming_the_holder(world, monkeypatch):
         msg = str(info.value)
         assert f"pid {holder.pid} " in msg and "INCBT_LOCK_TIMEOUT" in msg, msg
         assert tree_state(path) == before
-        # the CLI: exit 1, one line naming the holder
+        # the CLI: exit 75 (busy: try again later), one line naming the holder
         env = dict(os.environ, INCBT_LOCK_TIMEOUT="0.3")
         r = subprocess.run(
             [
@@ -645,7 +645,7 @@ def test_second_writer_fails_naming_the_holder(world, monkeypatch):
             env=env,
             timeout=60,
         )
-        assert r.returncode == 1, r.stderr
+        assert r.returncode == 75, r.stderr
         assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
         assert f"pid {holder.pid} " in r.stderr
         assert tree_state(path) == before
@@ -674,7 +674,7 @@ def test_readers_and_dry_runs_never_wait_for_a_writer(world):
             assert r.returncode in (0, 1) and "is being written" not in r.stderr, r.stderr
         r = subprocess.run([exe, "--store", path, "update"], capture_output=True, text=True,
                            env=env, timeout=60)
-        assert r.returncode == 1 and "is being written by pid" in r.stderr
+        assert r.returncode == 75 and "is being written by pid" in r.stderr
         assert f"waiting for the store's write lock, held by pid {holder.pid} " in r.stderr
     finally:
         holder.communicate(input="", timeout=30)
