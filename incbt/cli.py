@@ -278,6 +278,17 @@ def ingest(
         typer.echo(f"  corrected {inst} {day}")
     if len(s.corrected) > 10:
         typer.echo(f"  ... and {len(s.corrected) - 10} more corrections")
+    _print_data_notes(s)
+
+
+def _print_data_notes(s: Any) -> None:
+    """Short or missing days an ingest accepted, said on stderr (they may be real)."""
+    for line in s.notes():
+        err_console.print(
+            f"[yellow]note:[/yellow] {line}; `incbt query coverage` counts them per instrument",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -902,6 +913,7 @@ def update(
             f"{s.days_unchanged} unchanged" + (f"; event {s.seq}" if s.seq else "; no event"),
             machine,
         )
+        _print_data_notes(s)
     # a dry run's files are not in the store yet: they may bring a waiting run's bars
     _print_update(res, output, dry_run, store=None if dry_run and paths else st)
     if dry_run or machine:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
@@ -823,3 +824,69 @@ def test_a_bad_column_map_is_refused(populated, source, columns, message):
     with pytest.raises(incbt.UsageError, match=message):
         st.ingest(source[0], columns=columns)
     assert tree_state(st.path) == before
+
+
+def test_short_and_missing_days_are_accepted_and_said():
+    """data_notes: a day cut short or left out of one instrument is said; a short
+    session of the whole market, a holiday and days before an instrument's first are
+    not."""
+    from incbt.bars.ingest import data_notes
+    from incbt.bars.schema import day_to_iso
+
+    days = [19724 + k for k in range(10)]  # consecutive day numbers: the store's days
+    insts = ["A", "B", "C", "D"]
+
+    def changed(rows):
+        return [(i, d, 1, rows.get((i, d), 390)) for i in insts for d in days
+                if rows.get((i, d), 390)]
+
+    def seen_span(ch):
+        seen, span = {}, {}
+        for i, d, _, _ in ch:
+            seen.setdefault(i, set()).add(d)
+            a, b = span.get(i, (d, d))
+            span[i] = (min(a, d), max(b, d))
+        return seen, span
+
+    ch = changed({("B", days[2]): 100, ("C", days[4]): 0})  # B short, C lacks a day
+    short, missing = data_notes(ch, *seen_span(ch))
+    assert short == [("B", day_to_iso(days[2]), 100, 390)]
+    assert missing == [("C", day_to_iso(days[4]), 3)]
+    # the whole market short one day, every instrument missing another (a holiday)
+    ch = changed({**{(i, days[3]): 120 for i in insts}, **{(i, days[6]): 0 for i in insts}})
+    assert data_notes(ch, *seen_span(ch)) == ([], [])
+    # D listed on the 6th day: the days before are not its gaps
+    ch = changed({("D", d): 0 for d in days[:5]})
+    assert data_notes(ch, *seen_span(ch)) == ([], [])
+    # a daily update: one day each, the short one against the others
+    ch = [(i, days[0], 1, 390 if i != "A" else 150) for i in insts]
+    short, missing = data_notes(ch, *seen_span(ch))
+    assert short == [("A", day_to_iso(days[0]), 150, 390)] and missing == []
+
+
+def test_ingest_says_short_and_missing_days(tmp_path):
+    files = generate(str(tmp_path / "d"), instruments=4, days=8, start="2024-01-01")
+    t = pcsv.read_csv(files[2])  # S0001 keeps 100 bars of its third day
+    first = np.flatnonzero(np.asarray(pc.equal(t["instrument"], "S0001")))
+    pcsv.write_csv(t.take(np.setdiff1d(np.arange(t.num_rows), first[100:])), files[2])
+    t = pcsv.read_csv(files[4])  # S0002 has no fifth day
+    pcsv.write_csv(t.filter(pc.not_equal(t["instrument"], "S0002")), files[4])
+    s = incbt.init(str(tmp_path / "s"))
+    got = s.ingest(str(tmp_path / "d"))
+    assert got.days_new == 31  # accepted
+    assert got.short_days == [("S0001", "2024-01-03", 100, 390)]
+    assert got.missing_days == [("S0002", "2024-01-05", 3)]
+    assert len(got.notes()) == 2 and "S0001 2024-01-03: 100 bars (usually 390)" in got.notes()[0]
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", str(tmp_path / "c"), "init"], capture_output=True)
+    p = subprocess.run([exe, "--store", str(tmp_path / "c"), "ingest", str(tmp_path / "d")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    said = p.stderr.replace("\n", " ")
+    assert "1 short day(s)" in said and "S0002 2024-01-05 (3 other instrument(s) have it)" in said
+    fine = subprocess.run([exe, "--store", str(tmp_path / "c"), "generate",
+                           str(tmp_path / "e"), "--instruments", "4", "--days", "3",
+                           "--start", "2024-02-01"], capture_output=True, text=True)
+    p = subprocess.run([exe, "--store", str(tmp_path / "c"), "ingest", str(tmp_path / "e")],
+                       capture_output=True, text=True)
+    assert fine.returncode == 0 and p.returncode == 0 and "note:" not in p.stderr, p.stderr

@@ -143,6 +143,16 @@ class IngestSummary:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase
     # every changed day: (instrument, day, kind, rows); what a dry run would change
     changed_days: list[tuple[str, int, int, int]] = field(default_factory=list)
+    # data quality, accepted but said (:func:`data_notes`): changed days with fewer than
+    # half the bars their instrument's days usually hold, as (instrument, day, rows,
+    # usual); weekdays an instrument lacks inside the span of days this ingest gave it
+    # that most other instruments have, as (instrument, day, how many have it)
+    short_days: list[tuple[str, str, int, int]] = field(default_factory=list)
+    missing_days: list[tuple[str, str, int]] = field(default_factory=list)
+    # each instrument's days in this ingest's input, and those the store has in their
+    # span: what :func:`data_notes` reads (not a result)
+    _seen: dict[str, set[int]] = field(default_factory=dict, repr=False)
+    _span: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -158,10 +168,45 @@ class IngestSummary:
             f"{self.instruments} instrument(s){span}; {event}>"
         )
 
+    def notes(self, shown: int = 3) -> list[str]:
+        """What the data-quality fields say, as lines for people (none: nothing odd)."""
+        out = []
+        if self.short_days:
+            some = ", ".join(
+                f"{i} {d}: {r} bars (usually {u})" for i, d, r, u in self.short_days[:shown]
+            )
+            n = len(self.short_days)
+            more = f", ... (+{n - shown:,})" if n > shown else ""
+            out.append(
+                f"{len(self.short_days):,} short day(s), with fewer than half the bars "
+                f"their instrument's days usually hold: {some}{more}"
+            )
+        if self.missing_days:
+            some = ", ".join(
+                f"{i} {d} ({n} other instrument(s) have it)"
+                for i, d, n in self.missing_days[:shown]
+            )
+            more = (
+                f", ... (+{len(self.missing_days) - shown:,})"
+                if len(self.missing_days) > shown
+                else ""
+            )
+            out.append(
+                f"{len(self.missing_days):,} missing day(s), weekdays an instrument has no "
+                f"bars for between days it has, that most others have: {some}{more}"
+            )
+        return out
+
     def as_dict(self) -> dict[str, Any]:
-        skip = ("corrected", "seconds", "changed_days")
+        skip = {"corrected", "seconds", "changed_days", "_seen", "_span"}
+        skip |= {"short_days", "missing_days"}
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {
-            "corrected": [list(c) for c in self.corrected[:100]]
+            "corrected": [list(c) for c in self.corrected[:100]],
+            # the first 100 of each, and how many (an event's summary stays small)
+            "short_days": [list(c) for c in self.short_days[:100]],
+            "n_short_days": len(self.short_days),
+            "missing_days": [list(c) for c in self.missing_days[:100]],
+            "n_missing_days": len(self.missing_days),
         }
 
 
@@ -871,6 +916,11 @@ def _classify(
         for inst, group in itertools.groupby(keys, key=lambda k: k[0]):
             days = [d for _, d in group]
             stored[inst] = cat.day_hashes(txn, inst, days[0], days[-1])
+            seen = summary._seen.setdefault(inst, set())
+            seen.update(days)
+            seen.update(stored[inst])
+            a, b = summary._span.get(inst, (days[0], days[-1]))
+            summary._span[inst] = (min(a, days[0]), max(b, days[-1]))
         for key, month in zip(keys, months, strict=True):
             p = pieces[key]
             old = stored[p.instrument].get(p.day)
@@ -905,6 +955,68 @@ def _summarize(summary: IngestSummary, changes: list, buckets: int) -> None:
         summary.first_day, summary.last_day = day_to_iso(min(ds)), day_to_iso(max(ds))
         summary.instruments = len({c[0] for c in changes})
     summary.buckets_written = buckets
+    summary.short_days, summary.missing_days = data_notes(
+        summary.changed_days, summary._seen, summary._span
+    )
+    summary._seen, summary._span = {}, {}
+
+
+def data_notes(
+    changed: list[tuple[str, int, int, int]],
+    seen: dict[str, set[int]],
+    span: dict[str, tuple[int, int]],
+) -> tuple[list[tuple[str, str, int, int]], list[tuple[str, str, int]]]:
+    """Short and missing days of an ingest: accepted (a half-day session, a halted
+    instrument are real), but said, since a file cut short or a day left out look the
+    same.
+
+    Short: a changed day with fewer than half the bars its instrument's changed days
+    hold at the median (where it has at least 5 of them; else the median of every
+    changed day of this ingest: on a daily update, the other instruments' day). A short
+    session of the whole market is not: on a daily update its median is short too, and
+    a day when most of 3 or more instruments are short is left out.
+    Missing: a weekday inside the span of days this ingest gave an instrument (``span``)
+    for which neither the input nor the store has its bars (``seen``), while more than
+    half of the other instruments whose span holds it have it (a holiday is missing for
+    all of them, so it is no gap).
+    """
+    short: list[tuple[str, str, int, int]] = []
+    if changed:
+        rows_of: dict[str, list[int]] = defaultdict(list)
+        for inst, _, _, rows in changed:
+            rows_of[inst].append(rows)
+        every = int(np.median([c[3] for c in changed]))
+        usual = {i: int(np.median(r)) if len(r) >= 5 else every for i, r in rows_of.items()}
+        low = [
+            (inst, day, rows) for inst, day, _, rows in sorted(changed) if rows * 2 < usual[inst]
+        ]
+        # a short session of the whole market (most instruments short that day) is no news
+        per_day: dict[int, int] = defaultdict(int)
+        for _, day, _, _ in changed:
+            per_day[day] += 1
+        low_on: dict[int, int] = defaultdict(int)
+        for _, day, _ in low:
+            low_on[day] += 1
+        short = [
+            (inst, day_to_iso(day), rows, usual[inst])
+            for inst, day, rows in low
+            if per_day[day] < 3 or low_on[day] * 2 <= per_day[day]
+        ]
+    missing: list[tuple[str, str, int]] = []
+    if len(span) > 1:
+        have: dict[int, int] = defaultdict(int)  # day -> instruments that have it
+        for inst, days in seen.items():
+            a, b = span[inst]
+            for d in days:
+                if a <= d <= b:
+                    have[d] += 1
+        for inst in sorted(span):
+            a, b = span[inst]
+            for d in sorted(x for x in have if a < x < b and x not in seen[inst]):
+                covering = sum(1 for o, (c, e) in span.items() if o != inst and c <= d <= e)
+                if covering and have[d] * 2 > covering:
+                    missing.append((inst, day_to_iso(d), have[d]))
+    return short, missing
 
 
 def _commit(
