@@ -13,7 +13,7 @@ one line on stderr and an exit code in one place (``incbt.cli``)::
     ├── StoreError                  the store itself
     │   ├── NotAStoreError          the folder is not an incbt store
     │   ├── StoreExistsError        init over a different existing store
-    │   ├── StoreLockedError        another process holds the write lock
+    │   ├── StoreLockedError        another process holds the write lock (exit 75: retry)
     │   └── CatalogError            the LMDB catalog failed or is inconsistent
     └── InternalError               a bug in incbt (exit 3); please report it
 

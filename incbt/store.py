@@ -15,13 +15,15 @@ Readers never lock; writers take ``write.lock`` for the whole write.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +34,7 @@ from incbt.bars.ingest import DAY_HASH, IngestSummary, recover
 from incbt.bars.ingest import ingest as _ingest
 from incbt.bars.layout import RECENT
 from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, iso_to_day
-from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex
+from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex, operation
 from incbt.catalog.lock import write_lock
 from incbt.errors import (
     NotAStoreError,
@@ -93,6 +95,42 @@ def _not_a_store(path: str) -> NotAStoreError:
     )
 
 
+_CALL: ContextVar[str | None] = ContextVar("incbt_call", default=None)
+
+
+def _command() -> str:
+    """What the event log records as the command: the CLI's arguments, or the Store
+    method called from Python."""
+    argv = sys.argv
+    if argv and os.path.basename(argv[0]) == "incbt":
+        return " ".join(["incbt", *argv[1:]])[:500]
+    call = _CALL.get()
+    return f"python: {call}" if call else "python"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _writes(name: str) -> Callable[[F], F]:
+    """A method (or function) that writes events: the events one call writes share its
+    operation id (``events.op``), and name it as their command from Python."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*a: Any, **kw: Any) -> Any:
+            token = _CALL.set(_CALL.get() or name)
+            try:
+                with operation():
+                    return fn(*a, **kw)
+            finally:
+                _CALL.reset(token)
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
+@_writes("incbt.init")
 def init(path: str | None = None, **store_settings: Any) -> Store:
     """Create a store at ``path`` (default ``./store``) and return it.
 
@@ -183,15 +221,8 @@ def warn_failures(report: Any, known: bool = True) -> None:
                 f"results are not stored, every other result is. First: {errors[0]} "
                 "(all of them: .report.errors and .report.skipped_failed)"
             ),
-            stacklevel=3,
+            stacklevel=4,  # this, the Store method, its _writes wrapper: the caller
         )
-
-
-def _command() -> str:
-    argv = sys.argv
-    if argv and os.path.basename(argv[0]) == "incbt":
-        return " ".join(["incbt", *argv[1:]])[:500]
-    return "python"
 
 
 class Store:
@@ -271,6 +302,7 @@ class Store:
             on_acquire=(lambda: recover(self.path, self.catalog)) if recover_first else None,
         )
 
+    @_writes("store.ingest")
     def ingest(
         self,
         paths: str | Sequence[str],
@@ -303,11 +335,13 @@ class Store:
             max_files=int(self.settings["bucket_max_files"]),
         )
 
+    @_writes("store.recover")
     def recover(self) -> int:
         """Remove what a crashed writer left behind; returns files removed."""
         with write_lock(self.path, float(self.settings["lock_timeout"])):
             return recover(self.path, self.catalog)
 
+    @_writes("store.drop")
     def drop(
         self, run_ids: Sequence[str] = (), *, sweep: str | None = None, dry_run: bool = False
     ) -> Any:
@@ -319,6 +353,7 @@ class Store:
 
         return drop(self, names(run_ids, "run ids"), sweep, dry_run=dry_run, command=_command())
 
+    @_writes("store.gc")
     def gc(
         self,
         before: int | None = None,
@@ -347,6 +382,7 @@ class Store:
         )
 
     # -- backtests ---------------------------------------------------------
+    @_writes("store.backtest")
     def backtest(
         self,
         strategy: Any,
@@ -420,6 +456,7 @@ class Store:
         out = [runs_mod.Run(self, r, report) for r in records]
         return out if many else out[0]
 
+    @_writes("store.sweep")
     def sweep(
         self,
         strategy: str,
@@ -477,6 +514,7 @@ class Store:
 
         return report(self, target, path, metric)
 
+    @_writes("store.update")
     def update(
         self,
         paths: str | Sequence[str] | None = None,

@@ -23,8 +23,9 @@ def test_every_error_class_is_drawn_in_the_docstring():
 def test_exit_codes():
     assert E.UsageError.exit_code == 2
     assert E.InternalError.exit_code == 3
+    assert E.StoreLockedError.exit_code == 75  # busy: try again later (EX_TEMPFAIL)
     for cls in _classes():
-        if not issubclass(cls, E.UsageError | E.InternalError):
+        if not issubclass(cls, E.UsageError | E.InternalError | E.StoreLockedError):
             assert cls.exit_code == 1, cls
 
 

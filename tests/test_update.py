@@ -965,3 +965,26 @@ def test_verify_takes_a_sweep(world):
                        text=True)
     assert p.returncode == 0 and "verified 2 run(s)" in p.stdout, p.stderr
     assert sorted(g.run_ids) == sorted(set(g.run_ids))
+
+
+def test_the_events_of_one_command_share_its_op(tmp_path, monkeypatch):
+    """An update's ingest and its commits in batches are one command: events.op links
+    them; the next command's events have another; from Python the command names the
+    Store method."""
+    import incbt.runs
+
+    g = dict(instruments=3, days=8, start="2024-03-04", seed=31)
+    generate(str(tmp_path / "head"), **g, to_day="2024-03-08")
+    generate(str(tmp_path / "tail"), **g, from_day="2024-03-11")
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "head"))
+    s.backtest("sma_cross", {"fast": 4, "slow": 30})
+    monkeypatch.setattr(incbt.runs, "DEFAULT_COMMIT_BARS", 1)  # a commit per task
+    s.update(str(tmp_path / "tail"))
+    ev = s.sql("SELECT seq, kind, command, op FROM events ORDER BY seq").to_pylist()
+    assert [e["kind"] for e in ev] == ["init", "ingest", "backtest", "ingest"] + ["update"] * 3
+    assert [e["command"] for e in ev[:4]] == [
+        "python: incbt.init", "python: store.ingest", "python: store.backtest",
+        "python: store.update"]
+    ops = [e["op"] for e in ev]
+    assert all(ops) and len(set(ops[3:])) == 1 and len(set(ops)) == 4, ops

@@ -30,10 +30,13 @@ causes it, so the indexes are always the fold of the log.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import struct
 import time
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -199,6 +202,27 @@ class Event:
     kind: str
     command: str
     summary: dict[str, Any]
+    op: str | None = None  # the command that wrote it (:func:`operation`); None: before 12-2026
+
+
+# The command (a CLI command, a Store method call) writing events now: each event it
+# writes carries its id, so the events of one command (an ingest, then an update's
+# commits in batches) are linked (``events.op``). A call made inside another joins it.
+_OPERATION: ContextVar[str | None] = ContextVar("incbt_operation", default=None)
+
+
+@contextlib.contextmanager
+def operation() -> Iterator[str]:
+    """Give the events written inside one id (the enclosing operation's, if any)."""
+    now = _OPERATION.get()
+    if now is not None:
+        yield now
+        return
+    token = _OPERATION.set(f"{time.time_ns():x}-{os.getpid():x}")
+    try:
+        yield _OPERATION.get() or ""
+    finally:
+        _OPERATION.reset(token)
 
 
 class Catalog:
@@ -241,6 +265,9 @@ class Catalog:
             "command": command,
             "summary": summary,
         }
+        op = _OPERATION.get()
+        if op is not None:
+            rec["op"] = op
         txn.put(seq_key(seq), json.dumps(rec, sort_keys=True).encode(), db=self.db["events"])
         return seq
 
@@ -253,14 +280,16 @@ class Catalog:
                 cur.first()
             for _, v in it:
                 r = json.loads(v)
-                yield Event(r["seq"], r["time_ns"], r["kind"], r["command"], r["summary"])
+                yield Event(
+                    r["seq"], r["time_ns"], r["kind"], r["command"], r["summary"], r.get("op")
+                )
 
     def event(self, txn: lmdb.Transaction, seq: int) -> Event | None:
         v = txn.get(seq_key(seq), db=self.db["events"])
         if v is None:
             return None
         r = json.loads(v)
-        return Event(r["seq"], r["time_ns"], r["kind"], r["command"], r["summary"])
+        return Event(r["seq"], r["time_ns"], r["kind"], r["command"], r["summary"], r.get("op"))
 
     # -- changes ---------------------------------------------------------
     def put_changes(

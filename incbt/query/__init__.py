@@ -38,6 +38,7 @@ EVENTS_SCHEMA = pa.schema(
         ("time", pa.timestamp("us", tz="UTC")),
         ("kind", pa.string()),
         ("command", pa.string()),
+        ("op", pa.string()),
         ("days_new", pa.int64()),
         ("days_corrected", pa.int64()),
         ("days_unchanged", pa.int64()),
@@ -162,6 +163,7 @@ def _events_table(cat: Catalog, txn: Any, as_of: int | None) -> pa.Table:
         rows["time"].append(e.time_ns // 1000)
         rows["kind"].append(e.kind)
         rows["command"].append(e.command)
+        rows["op"].append(e.op)
         for k in ("days_new", "days_corrected", "days_unchanged", "instruments"):
             rows[k].append(s.get(k))
         rows["rows"].append(s.get("rows_read"))
