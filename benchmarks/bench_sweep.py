@@ -219,6 +219,29 @@ class Phases:
         return t
 
 
+class StopPartWay:
+    """A progress reporter that interrupts the sweep, as Ctrl-C would (KeyboardInterrupt
+    on the thread that drives it), once ``at`` bar-steps are done."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.n = at, 0
+
+    def task(self, description: str, total: int | None) -> Any:
+        rep = self
+
+        class Task:
+            def advance(self, n: int = 1) -> None:
+                if description == "bar-steps":
+                    rep.n += n
+                    if rep.n >= rep.at:
+                        raise KeyboardInterrupt
+
+            def done(self) -> None:
+                pass
+
+        return Task()
+
+
 def run_job(job: dict) -> dict:
     """One timed ``store.sweep`` call on the store at ``job['path']``."""
     s = incbt.open(job["path"])
@@ -543,6 +566,28 @@ def main() -> None:
         scratch.append(run_job({"path": fresh(base), "grid": GRID25}))
     print(f"resume {ms(best(resumed)['s'])}, from scratch {ms(best(scratch)['s'])}",
           flush=True)
+
+    # 2b. a 20-point sweep interrupted half-way (commits every tenth of it), finished with
+    # resume=True: the rest should cost what it costs in an uninterrupted sweep
+    def make_stopped(d: Path) -> None:
+        from incbt.sweep import sweep
+
+        shutil.copytree(base, d, copy_function=link_or_copy)
+        (d / ".complete").unlink(missing_ok=True)
+        total = a.instruments * a.days * 390 * len(SETS20)
+        try:
+            sweep(incbt.open(str(d)), "sma_cross", GRID20, name="bench",
+                  exec_params={"notional": NOTIONAL}, commit_bars=max(1, total // 10),
+                  progress=StopPartWay(total // 2))
+        except KeyboardInterrupt:
+            return
+        raise RuntimeError("the sweep to interrupt finished")
+
+    stopped = base_store(f"stopped20-{tag}", make_stopped)
+    finished = [run_job({"path": fresh(stopped), "grid": GRID20, "resume": True})
+                for _ in range(a.rounds)]
+    print(f"finish an interrupted sweep {ms(best(finished)['s'])} "
+          f"({best(finished)['steps']:,} bar-steps)", flush=True)
     # verify: the 20 runs recomputed in memory and compared with the store, once
     vpath = fresh(swept)
     t = time.perf_counter()
@@ -645,6 +690,15 @@ def main() -> None:
         "resume: 20-point sweep + 5 points (`resume=True`, 25-point grid) vs 25 from scratch "
         "(time)", f"{br['s'] / bs['s']:.2f}x ({ms(br['s'])} / {ms(bs['s'])})",
         f"bar-steps: {br['steps'] / bs['steps']:.2f}x ({br['steps']:,} / {bs['steps']:,})", ""))
+    bf = best(finished)
+    per_bf, per_in = bf["s"] / bf["steps"], b_in["s"] / b_in["steps"]
+    goals.append((
+        "finish a 20-point sweep interrupted half-way (KeyboardInterrupt after 50% of its "
+        "bar-steps, commits every 10%; `resume=True`): time per bar-step vs the "
+        "uninterrupted sweep's", f"{per_bf / per_in:.2f}x ({ms(bf['s'])} for "
+        f"{bf['steps']:,} bar-steps)",
+        f"the sweep: {ms(b_in['s'])} for {b_in['steps']:,}; before 2026-12-05 each run "
+        "re-read every results file to refold its portfolio", ""))
     goals.append((
         "`verify` of the 20-point sweep (every run recomputed in memory, compared bit for bit "
         "with the store) vs the sweep (time)", f"{verify_s / b_in['s']:.1f}x ({ms(verify_s)} / "
