@@ -59,7 +59,15 @@ from incbt.results import (
     portfolio_update,
     retained,
 )
-from incbt.results.metrics import ACC_WIDTH, METRICS, metrics_table, portfolio_pnl
+from incbt.results.metrics import (
+    ACC_FIELDS,
+    ACC_WIDTH,
+    METRICS,
+    fold,
+    initial_acc,
+    metrics_table,
+    portfolio_pnl,
+)
 from incbt.settings import usable_cores
 
 EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
@@ -1263,6 +1271,48 @@ class Run:
     def fills(self) -> pa.Table:
         """One row per fill: instrument, ts, qty, price, fee."""
         return self._q("SELECT * FROM fills WHERE run_id = $r ORDER BY instrument, ts")
+
+    @property
+    def equity(self) -> pa.Table:
+        """The portfolio day by day (SEMANTICS.md), the curve a notebook plots: date,
+        pnl (the instruments' pnl summed in name order), equity (the running sum of pnl,
+        from 0), ret (pnl / capital: notional x instruments), drawdown (the running peak
+        of equity, from 0, minus equity). Its pnl adds up to the metrics' total_pnl and
+        its largest drawdown is their max_drawdown, bit for bit."""
+        t = self._q(
+            "SELECT instrument, CAST(date AS INT) AS day, pnl FROM daily WHERE run_id = $r "
+            "ORDER BY instrument, date"
+        )
+        insts = t.column("instrument").to_numpy(zero_copy_only=False)
+        days = t.column("day").to_numpy(zero_copy_only=False)
+        pnl = t.column("pnl").to_numpy(zero_copy_only=False)
+        cut = np.flatnonzero(insts[1:] != insts[:-1]) + 1 if len(insts) else np.empty(0, int)
+        bounds = [0, *cut.tolist(), len(insts)] if len(insts) else []
+        per = [(str(insts[a]), days[a:b], pnl[a:b]) for a, b in itertools.pairwise(bounds)]
+        d, p = portfolio_pnl(per)
+        known = self.store.instruments()
+        capital = portfolio_capital(self.record, instruments_of(self.record, known))
+        z = np.zeros((1, len(d)))
+        acc = fold(
+            initial_acc(1),
+            p[None, :],
+            np.array([capital]),
+            equity=None,
+            fills=z,
+            fees=z,
+            turnover=z,
+        )[0]
+        equity = acc[:, ACC_FIELDS.index("equity")]
+        peak = acc[:, ACC_FIELDS.index("peak")]  # the fold's own: max_drawdown's bits
+        return pa.table(
+            {
+                "date": pa.array(d.astype(np.int32), pa.int32()).cast(pa.date32()),
+                "pnl": pa.array(p, pa.float64()),
+                "equity": pa.array(equity, pa.float64()),
+                "ret": pa.array(p / capital, pa.float64()),
+                "drawdown": pa.array(peak - equity, pa.float64()),
+            }
+        )
 
     def __repr__(self) -> str:
         cat = self.store.catalog

@@ -571,8 +571,8 @@ class Store:
             raise UsageError(f"a run id is a string (or its prefix), not {run_id!r}")
         with self.catalog.env.read() as txn:
             found = rc.by_prefix(rc.runs(self.catalog, txn), run_id)
-        if found.dropped_seq is not None:
-            raise UsageError(
+        if found.dropped_seq is not None:  # named, but not there any more
+            raise NotFoundError(
                 f"run {found.run_id} was dropped (event {found.dropped_seq}); "
                 "registering it again (the same backtest) computes it from scratch"
             )

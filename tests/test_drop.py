@@ -71,7 +71,7 @@ def test_a_dropped_run_leaves_sql_is_not_updated_and_comes_back_from_scratch(wor
             assert rc.snapshot_days(s.catalog, txn, a, inst) == []
     log = s.log(kind="drop")
     assert log.num_rows == 1 and log["message"][0].as_py() == f"dropped run(s) {a}"
-    with pytest.raises(incbt.UsageError, match="was dropped"):
+    with pytest.raises(incbt.NotFoundError, match="was dropped"):
         s.run(a)
     # dropped twice: nothing to do, no event
     again = s.drop([a])

@@ -316,3 +316,25 @@ def test_an_ambiguous_run_prefix_names_its_runs_and_a_dropped_one_gives_way():
     assert by_prefix([a, c], "ab56") is c  # but it is found by its own id
     with pytest.raises(NotFoundError):
         by_prefix([a, b], "ff")
+
+
+def test_a_runs_equity_curve_agrees_with_its_metrics_bit_for_bit(results):
+    """Run.equity: the portfolio day by day; its last equity is total_pnl, its largest
+    drawdown max_drawdown (the metrics' own bits), its days the days with bars, its
+    pnl the SQL sum per day, its drawdown the named query's worst."""
+    s, rid = results
+    run = s.run(rid)
+    e = run.equity
+    m = run.portfolio
+    assert e.num_rows == m["days"] and e.column_names == ["date", "pnl", "equity", "ret",
+                                                          "drawdown"]
+    assert e["equity"][-1].as_py() == m["total_pnl"]
+    assert max(e["drawdown"].to_pylist()) == m["max_drawdown"]
+    by_day = s.sql("SELECT date, sum(pnl) AS pnl FROM daily WHERE run_id = $r GROUP BY date "
+                   "ORDER BY date", params={"r": rid})
+    assert e["date"].to_pylist() == by_day["date"].to_pylist()
+    assert e["pnl"].to_pylist() == pytest.approx(by_day["pnl"].to_pylist(), rel=1e-12)
+    capital = 100000.0 * 3
+    assert e["ret"].to_pylist() == [p / capital for p in e["pnl"].to_pylist()]
+    worst = _named(s, "worst_drawdowns", run=rid, n=1)["drawdown"][0].as_py()
+    assert max(e["drawdown"].to_pylist()) == pytest.approx(worst, rel=1e-9)
