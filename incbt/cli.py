@@ -6,6 +6,8 @@ Every error is turned into one line and an exit code here, in :func:`main`:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc as pygc
 import os
 import signal
@@ -1149,6 +1151,15 @@ def main() -> None:
             sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except SystemExit as exc:
+        # the reader of stdout went away (`incbt query ... | head`): click exits 1 there;
+        # the output was only cut short by whoever read it, as with csv and json, so 0
+        ctx = exc.__context__
+        if exc.code == 1 and isinstance(ctx, OSError) and ctx.errno == errno.EPIPE:
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
+        raise
     except typer.Abort:
         sys.exit(130)
     except typer.TyperException as exc:  # usage errors: bad option, missing argument

@@ -597,3 +597,21 @@ def test_long_work_prints_progress_lines_where_stderr_is_not_a_terminal(tmp_path
                        text=True,
                        env={**env, "INCBT_PROGRESS_SECONDS": "0"})
     assert q.returncode == 0 and "bar-steps: " not in q.stderr, q.stderr
+
+
+@pytest.mark.parametrize("output", ["table", "csv", "json"])
+def test_a_reader_that_stops_early_is_no_error(tmp_path, output):
+    """`incbt query ... | head`: the reader closes the pipe; the command exits 0 without
+    a word, whatever the output (a table exited 1, as click does)."""
+    s = tmp_path / "s"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "3", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    env["INCBT_STORE"] = str(s)
+    p = subprocess.Popen([INCBT, "query", "SELECT * FROM bars", "--output", output],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert p.stdout is not None and p.stdout.readline()
+    p.stdout.close()  # as head does after its lines
+    err = p.stderr.read().decode() if p.stderr else ""
+    assert p.wait(timeout=60) == 0 and not err.strip(), err
