@@ -217,6 +217,8 @@ def generate(
     from incbt.bars.generate import BARS_PER_DAY, days_written
     from incbt.bars.generate import generate as gen
 
+    data_ends = (".csv", ".parquet", ".csv.gz", ".pq")  # what `incbt ingest FOLDER` reads
+    before = {f for f in os.listdir(out) if f.endswith(data_ends)} if os.path.isdir(out) else set()
     with RichReporter() as rep:
         files = gen(
             out,
@@ -242,6 +244,22 @@ def generate(
         f"{instruments} instrument(s) x {n} day(s), {span}: "
         f"{instruments * n * BARS_PER_DAY:,} bars"
     )
+    mine = {os.path.basename(f) for f in files}
+    replaced, others = sorted(before & mine), sorted(before - mine)
+    if replaced:
+        err_console.print(
+            f"[yellow]note:[/yellow] {'would replace' if dry_run else 'replaced'} "
+            f"{len(replaced)} file(s) {out} held (e.g. {replaced[0]})",
+            highlight=False,
+        )
+    if others:
+        err_console.print(
+            f"[yellow]note:[/yellow] {out} also holds {len(others)} other data file(s) (e.g. "
+            f"{others[0]}): `incbt ingest {out}` reads them too; give the new files, or "
+            "generate into an empty folder",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -615,3 +615,18 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path, output):
     p.stdout.close()  # as head does after its lines
     err = p.stderr.read().decode() if p.stderr else ""
     assert p.wait(timeout=60) == 0 and not err.strip(), err
+
+
+def test_generate_says_what_else_the_folder_holds(tmp_path):
+    """generate into a folder with other data files: says which it replaced and which
+    others `incbt ingest FOLDER` would read too (it mixed them silently)."""
+    out = tmp_path / "g"
+    out.mkdir()
+    (out / "notes.txt").write_text("not data")
+    first = run("generate", str(out), "--instruments", "2", "--days", "2")
+    assert "note:" not in first.stderr, first.stderr
+    again = run("generate", str(out), "--instruments", "2", "--days", "3", "--start",
+                "2024-01-02")
+    said = again.stderr.replace("\n", " ")
+    assert "replaced 1 file(s)" in said and "bars-2024-01-02.csv" in said, said
+    assert "also holds 1 other data file(s) (e.g. bars-2024-01-01.csv)" in said, said
