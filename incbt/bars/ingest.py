@@ -1032,9 +1032,12 @@ def _commit(
         txn,
         "ingest",
         command,
-        summary.as_dict()
+        # the event's own seq and a dry run's flag say nothing in the log; the sources by
+        # their whole path (a basename did not tell two folders' bars-2024-01-02.csv apart)
+        {k: v for k, v in summary.as_dict().items() if k not in ("seq", "dry_run")}
         | {
-            "sources": [os.path.basename(f) for f in files[:20]],
+            "sources": [os.path.abspath(f) for f in files[:20]],
+            "n_sources": len(files),
         },
     )
     cat.put_changes(txn, seq, changes)
