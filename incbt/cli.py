@@ -469,6 +469,7 @@ def backtest(
             progress=rep,
             dry_run=dry_run,
         )
+    assert not isinstance(run, list)  # one params dict: one run
     r = run.report
     if dry_run:
         assert r is not None
@@ -589,6 +590,7 @@ def sweep(
     except KeyboardInterrupt:
         _interrupted("continue with the same command and --resume")
     r = res.report
+    assert r is not None  # a sweep always plans
     if resume and res.created:  # a new name, perhaps mistyped: say so, and which there are
         from incbt.sweep import sweeps
 

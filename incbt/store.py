@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -93,6 +93,14 @@ def _not_a_store(path: str) -> NotAStoreError:
         f"{path} is not an incbt store. Create one with `incbt --store {path} init` "
         "(or incbt.init(path) in Python)"
     )
+
+
+if TYPE_CHECKING:  # the types the methods return (their modules load on first use)
+    from incbt.bars.gc import GcSummary
+    from incbt.drop import DropSummary
+    from incbt.runs import Run
+    from incbt.sweep import SweepResult
+    from incbt.update import UpdateResult, VerifyReport
 
 
 _CALL: ContextVar[str | None] = ContextVar("incbt_call", default=None)
@@ -344,7 +352,7 @@ class Store:
     @_writes("store.drop")
     def drop(
         self, run_ids: Sequence[str] = (), *, sweep: str | None = None, dry_run: bool = False
-    ) -> Any:
+    ) -> DropSummary:
         """Drop runs (ids or unique prefixes), or with ``sweep`` every run of a sweep and
         the sweep: no longer updated, their rows, metrics and snapshots gone from the
         catalog and SQL. Registering one again computes it from scratch. A base of a
@@ -359,7 +367,7 @@ class Store:
         before: int | None = None,
         keep_days: float | None = None,
         dry_run: bool = False,
-    ) -> Any:
+    ) -> GcSummary:
         """Delete superseded bars files kept for time travel; returns a GcSummary.
 
         Neither option: every bars file that is not current goes (``--as-of``
@@ -399,7 +407,7 @@ class Store:
         effective: str | None = None,
         progress: Reporter = NULL,
         dry_run: bool = False,
-    ) -> Any:
+    ) -> Run | list[Run]:
         """Register a run (or one per params dict in a list) and compute what it lacks.
 
         ``strategy``: a built-in name, a name in ``strategies_file``, or a
@@ -476,7 +484,7 @@ class Store:
         strategies_file: str | None = None,
         dry_run: bool = False,
         progress: Reporter = NULL,
-    ) -> Any:
+    ) -> SweepResult:
         """Run a parameter grid (``{"fast": [5, 10], "slow": "50:200:50"}``) as a named sweep.
 
         ``random=N`` samples N grid points (``seed``). An existing name needs
@@ -523,7 +531,7 @@ class Store:
         columns: Mapping[str, str] | None = None,
         tz: str | None = None,
         progress: Reporter = NULL,
-    ) -> Any:
+    ) -> UpdateResult:
         """Ingest ``paths`` (if any), then bring every registered run up to date.
 
         Computes exactly the invalid segments (new days, days from a correction or
@@ -539,7 +547,7 @@ class Store:
             warn_failures(res.report, known=False)
         return res
 
-    def status(self) -> Any:
+    def status(self) -> UpdateResult:
         """What is stale and why, and the work an update would do (writes nothing)."""
         from incbt.update import status
 
@@ -551,7 +559,7 @@ class Store:
         progress: Reporter = NULL,
         *,
         sweep: str | None = None,
-    ) -> Any:
+    ) -> VerifyReport:
         """Recompute runs from scratch in memory and compare with the store bit for bit:
         ``run_ids`` (ids or unique prefixes), every run of ``sweep``, or (neither)
         every run."""
@@ -562,7 +570,7 @@ class Store:
         ids = None if run_ids is None else names(run_ids, "run ids")
         return verify(self, ids, progress, sweep=sweep)
 
-    def run(self, run_id: str) -> Any:
+    def run(self, run_id: str) -> Run:
         """A registered run by id (a unique prefix is enough)."""
         from incbt import runs as runs_mod
         from incbt.catalog import runs as rc
