@@ -75,3 +75,21 @@ def test_charts_draw_in_headless_chromium(reports, tmp_path, which):
     assert charts >= (1 if which == 0 else 2), dom[:500]
     assert "main-svg" in dom
     assert re.search(r'class="(scatterlayer|heatmaplayer|barlayer)', dom) or "trace" in dom
+
+
+def test_a_run_report_says_how_fresh_its_numbers_are(tmp_path):
+    """A run's report says the last day with results and the last day with bars, and
+    warns when an update would recompute the run (new bars here), naming why."""
+    g = dict(instruments=2, days=12, start="2024-01-15", seed=5)
+    generate(str(tmp_path / "a"), **g, to_day="2024-01-25")
+    generate(str(tmp_path / "b"), **g, from_day="2024-01-26")
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "a"))
+    run = s.backtest("sma_cross", {"fast": 5, "slow": 40})
+    fresh = Path(s.report(run.run_id, str(tmp_path / "r1.html"))).read_text(encoding="utf-8")
+    assert ("results through 2024-01-25; bars of its instruments through 2024-01-25"
+            in fresh) and "Not up to date" not in fresh
+    s.ingest(str(tmp_path / "b"))
+    stale = Path(s.report(run.run_id, str(tmp_path / "r2.html"))).read_text(encoding="utf-8")
+    assert "results through 2024-01-25; bars of its instruments through 2024-01-30" in stale
+    assert "Not up to date: 2 of its instrument(s)" in stale and "new day(s)" in stale

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from incbt.bars.schema import day_to_iso
 from incbt.errors import NotFoundError, UsageError
 from incbt.runs import _from
 
@@ -100,15 +101,9 @@ def _fig_html(fig: Any, div_id: str) -> str:
     )
 
 
-def _portfolio(daily: pd.DataFrame) -> pd.DataFrame:
-    """Portfolio equity and drawdown by date (display only: pandas sums)."""
-    if daily.empty:
-        return pd.DataFrame({"date": [], "pnl": [], "equity": [], "drawdown": []})
-    p = daily.groupby("date", sort=True)["pnl"].sum().reset_index()
-    p["equity"] = p["pnl"].cumsum()
-    p["drawdown"] = (
-        np.maximum.accumulate(np.maximum(p["equity"].to_numpy(), 0.0)) - p["equity"].to_numpy()
-    )
+def _curve(run: Any) -> pd.DataFrame:
+    """A run's portfolio by date (:attr:`incbt.runs.Run.equity`: the metrics' bits)."""
+    p = run.equity.to_pandas()
     p["date"] = pd.to_datetime(p["date"])
     return p
 
@@ -147,6 +142,39 @@ def _equity_figure(p: pd.DataFrame, title: str) -> Any:
     return fig
 
 
+def _freshness(store: Any, run: Any) -> list[str]:
+    """What the report's numbers are as of: the last day with results against the last
+    day with bars of the run's instruments, and a warning when an update would change
+    them (new or corrected bars, its strategy's code changed)."""
+    from incbt.runs import instruments_of, last_bar_days
+
+    rec = run.record
+    last = last_bar_days(store, instruments_of(rec, store.instruments()))
+    through = store.sql(
+        "SELECT max(date) AS d FROM daily WHERE run_id = $r", params={"r": rec.run_id}
+    )["d"][0].as_py()
+    bars_to = max(last.values()) if last else None
+    line = (
+        f"results through {through or 'no day yet'}; bars of its instruments through "
+        f"{day_to_iso(bars_to) if bars_to is not None else 'no day yet'}"
+    )
+    out = [f'<p class="sub">{html.escape(line)}</p>']
+    stale = [r for r in store.status().stale if r.run_id == rec.run_id]
+    if stale:
+        why = sorted({f"{r.reason} (from {r.from_day})" for r in stale})
+        out.append(
+            '<p style="background:#fff3cd;padding:8px;border:1px solid #e0c060">'
+            + html.escape(
+                f"Not up to date: {len(stale)} of its instrument(s) would be recomputed "
+                f"by `incbt update`: {'; '.join(why[:3])}"
+                + (f"; and {len(why) - 3} more" if len(why) > 3 else "")
+                + ". The numbers below are those stored now."
+            )
+            + "</p>"
+        )
+    return out
+
+
 def run_report(store: Any, run_id: str) -> str:
     run = store.run(run_id)
     rec = run.record
@@ -160,10 +188,9 @@ def run_report(store: Any, run_id: str) -> str:
         "sum(fee) AS fees FROM fills WHERE run_id = $r",
         params=q,
     ).to_pylist()[0]
-    p = _portfolio(daily)
+    p = _curve(run)  # the portfolio as the metrics define it, with its capital
     n_inst = max(1, daily["instrument"].nunique()) if not daily.empty else 1
-    capital = rec.exec_params["notional"] * n_inst
-    body = []
+    body = _freshness(store, run)
     port = metrics[metrics["scope"] == "portfolio"]
     if not port.empty:
         body.append("<h2>Portfolio metrics</h2>")
@@ -172,7 +199,7 @@ def run_report(store: Any, run_id: str) -> str:
     body.append(_fig_html(_equity_figure(p, f"portfolio of {n_inst} instrument(s)"), "equity"))
     body.append("<h2>Monthly returns (% of capital)</h2>")
     if not p.empty:
-        body.append(_monthly_table(p.set_index("date")["pnl"] / capital))
+        body.append(_monthly_table(p.set_index("date")["ret"]))
     days = len(p)
     pos_days = int((p["pnl"] > 0).sum()) if days else 0
     stats = pd.DataFrame(
@@ -261,11 +288,9 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     body.append("<h2>Leaderboard</h2>" + _table(board[cols].head(30), left=("run_id",)))
     if not board.empty:
         best = board.iloc[0]["run_id"]
-        daily = store.sql(
-            "SELECT instrument, date, pnl FROM daily WHERE run_id = $r", params={"r": best}
-        ).to_pandas()
+        curve = _curve(store.run(best))
         body.append(f"<h2>Best run {best}: equity and drawdown</h2>")
-        body.append(_fig_html(_equity_figure(_portfolio(daily), f"run {best}"), "equity"))
+        body.append(_fig_html(_equity_figure(curve, f"run {best}"), "equity"))
     sub = (
         f"sweep {name} · {sw['spec']['strategy']} · {len(sw['runs'])} runs · grid "
         f"{json.dumps(sw['spec']['grid'])} · made {time.strftime('%Y-%m-%d %H:%M')}"
