@@ -142,8 +142,9 @@ def _cell(v: Any) -> str:
         return ""
     if isinstance(v, float):
         return f"{v:.10g}"
-    if isinstance(v, datetime.datetime):
-        return v.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(v, datetime.datetime):  # with its zone when it has one (events: UTC)
+        zone = v.tzname() if v.tzinfo is not None else None
+        return v.strftime("%Y-%m-%d %H:%M:%S") + (f" {zone}" if zone else "")
     return str(v)
 
 

@@ -630,3 +630,15 @@ def test_generate_says_what_else_the_folder_holds(tmp_path):
     said = again.stderr.replace("\n", " ")
     assert "replaced 1 file(s)" in said and "bars-2024-01-02.csv" in said, said
     assert "also holds 1 other data file(s) (e.g. bars-2024-01-01.csv)" in said, said
+
+
+def test_table_times_carry_their_zone():
+    """A table shows a time with its zone when it has one (events and bars: UTC); one
+    without a zone stays bare (log and query tables showed UTC times as if local)."""
+    import datetime as dt
+
+    from incbt.render import _cell
+
+    t = dt.datetime(2024, 1, 2, 14, 30, tzinfo=dt.timezone.utc)
+    assert _cell(t) == "2024-01-02 14:30:00 UTC"
+    assert _cell(t.replace(tzinfo=None)) == "2024-01-02 14:30:00"
