@@ -639,6 +639,6 @@ def test_table_times_carry_their_zone():
 
     from incbt.render import _cell
 
-    t = dt.datetime(2024, 1, 2, 14, 30, tzinfo=dt.timezone.utc)
+    t = dt.datetime(2024, 1, 2, 14, 30, tzinfo=dt.UTC)
     assert _cell(t) == "2024-01-02 14:30:00 UTC"
     assert _cell(t.replace(tzinfo=None)) == "2024-01-02 14:30:00"

@@ -988,3 +988,8 @@ def test_the_events_of_one_command_share_its_op(tmp_path, monkeypatch):
         "python: store.update"]
     ops = [e["op"] for e in ev]
     assert all(ops) and len(set(ops[3:])) == 1 and len(set(ops)) == 4, ops
+    # the work of the update's batches adds up, queryable without parsing summaries
+    res_steps = s.sql("SELECT op, sum(bar_steps) AS n, sum(segments) AS segs, max(runs) AS "
+                      "runs FROM events GROUP BY op ORDER BY op").to_pylist()
+    mine = next(r for r in res_steps if r["op"] == ops[-1])
+    assert (mine["n"], mine["segs"], mine["runs"]) == (3 * 390 * 3, 3, 1)  # 3 days, 3 inst.

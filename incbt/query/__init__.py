@@ -46,6 +46,9 @@ EVENTS_SCHEMA = pa.schema(
         ("instruments", pa.int64()),
         ("first_day", pa.date32()),
         ("last_day", pa.date32()),
+        ("runs", pa.int64()),
+        ("segments", pa.int64()),
+        ("bar_steps", pa.int64()),
         ("message", pa.string()),
         ("summary", pa.string()),
     ]
@@ -170,6 +173,11 @@ def _events_table(cat: Catalog, txn: Any, as_of: int | None) -> pa.Table:
         for k in ("first_day", "last_day"):
             v = s.get(k)
             rows[k].append(None if v is None else int(np.datetime64(v, "D").astype(np.int64)))
+        # a computing event's work, queryable without parsing the summary (an update's
+        # commits in batches add up: GROUP BY op)
+        rows["runs"].append(s.get("n_runs"))
+        rows["segments"].append(s.get("segments"))
+        rows["bar_steps"].append(s.get("bars_processed"))
         rows["message"].append(event_message(e.kind, s))
         rows["summary"].append(json.dumps(s, sort_keys=True))
     return pa.table(rows, schema=EVENTS_SCHEMA)
