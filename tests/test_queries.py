@@ -338,3 +338,19 @@ def test_a_runs_equity_curve_agrees_with_its_metrics_bit_for_bit(results):
     assert e["ret"].to_pylist() == [p / capital for p in e["pnl"].to_pylist()]
     worst = _named(s, "worst_drawdowns", run=rid, n=1)["drawdown"][0].as_py()
     assert max(e["drawdown"].to_pylist()) == pytest.approx(worst, rel=1e-9)
+
+
+def test_json_get_reads_a_field_of_an_events_summary(corrected):
+    """SQL's json_get(text, key): a field of events.summary as text (a string bare,
+    anything else as JSON; NULL where the key is absent)."""
+    import json
+
+    t = corrected.sql(
+        "SELECT seq, json_get(summary, 'days_new') AS n, json_get(summary, 'first_day') AS d, "
+        "json_get(summary, 'sources') AS src, json_get(summary, 'nope') AS x FROM events "
+        "WHERE kind = 'ingest' ORDER BY seq"
+    ).to_pylist()
+    assert [(r["n"], r["d"], r["x"]) for r in t] == [("6", "2024-03-04", None),
+                                                     ("0", "2024-03-05", None)]
+    assert [os.path.basename(p) for p in json.loads(t[0]["src"])] == [
+        "bars-2024-03-04.csv", "bars-2024-03-05.csv", "bars-2024-03-06.csv"]

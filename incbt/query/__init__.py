@@ -14,6 +14,7 @@ commits.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -213,6 +214,21 @@ def _files_table(files: list[FileRecord]) -> pa.Table:
     )
 
 
+def _json_get(text: pa.Array, key: pa.Array) -> pa.Array:
+    """``json_get(summary, 'key')``: the value at a key of a JSON object, as text (a
+    string as it is, anything else as JSON; NULL where the key or the text is absent)."""
+    out = []
+    for t, k in zip(text.to_pylist(), key.to_pylist(), strict=True):
+        v = None if t is None or k is None else json.loads(t).get(k)
+        out.append(None if v is None else v if isinstance(v, str) else json.dumps(v))
+    return pa.array(out, pa.string())
+
+
+JSON_GET = datafusion.udf(
+    _json_get, [pa.string(), pa.string()], pa.string(), "immutable", name="json_get"
+)
+
+
 def session(
     root: str,
     cat: Catalog,
@@ -227,6 +243,7 @@ def session(
     """
     config = datafusion.SessionConfig().with_target_partitions(usable_cores())
     ctx = datafusion.SessionContext(config)
+    ctx.register_udf(JSON_GET)  # events.summary's fields: json_get(summary, 'sources')
     with cat.env.read() as txn:
         last = cat.last_seq(txn)
         if as_of is not None and not 0 <= as_of <= last:
