@@ -705,8 +705,17 @@ def status(output: PrintOpt = "table") -> None:
     if machine:
         row = summary.to_pylist()[0]
         _say(f"store {st.path}: " + ", ".join(f"{k} {v}" for k, v in row.items()), True)
-    else:
-        write_table(summary, output, None, title=f"store {st.path}")
+    else:  # for people: counts with separators, bytes in MiB
+        import pyarrow as pa
+
+        row = summary.to_pylist()[0]
+        shown = {
+            k: ("" if v is None else f"{v / 2**20:,.1f} MiB" if k == "bar_bytes" else f"{v:,}")
+            if isinstance(v, int) or v is None
+            else str(v)
+            for k, v in row.items()
+        }
+        write_table(pa.Table.from_pylist([shown]), output, None, title=f"store {st.path}")
     # a stat a file (~1 us; 29,000 files at the seed's scale): a store changed by hand
     # is said here, not found by the next backtest that reads the file
     gone = [f.path for f in files if not os.path.exists(os.path.join(st.path, f.path))]
