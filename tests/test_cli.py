@@ -577,15 +577,22 @@ def test_ctrl_c_or_sigterm_mid_update_says_so_and_the_next_update_finishes(tmp_p
     assert a == run("query", q, "--output", "csv", store=f).stdout
 
 
+def _ingested(tmp_path, instruments: int, days: int) -> dict[str, str]:
+    """A store under tmp_path/s with generated bars ingested; the environment naming it
+    (and no other INCBT_ variable) for a command run directly."""
+    s = tmp_path / "s"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", str(instruments), "--days",
+        str(days), store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    return env | {"INCBT_STORE": str(s)}
+
+
 def test_long_work_prints_progress_lines_where_stderr_is_not_a_terminal(tmp_path):
     """Under CI or nohup there are no progress bars: a line every progress_seconds with
     counts, rate and ETA, and a last one saying done; 0 turns them off."""
-    s = tmp_path / "s"
-    run("init", store=s)
-    run("generate", str(tmp_path / "d"), "--instruments", "3", "--days", "5", store=s)
-    run("ingest", str(tmp_path / "d"), store=s)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
-    env["INCBT_STORE"] = str(s)
+    env = _ingested(tmp_path, instruments=3, days=5)
     args = [INCBT, "sweep", "sma_cross", "-g", "fast=5,10", "-g", "slow=20", "--all"]
     p = subprocess.run([*args, "--name", "a"], capture_output=True, text=True,
                        env={**env, "INCBT_PROGRESS_SECONDS": "1e-9"})
@@ -604,12 +611,7 @@ def test_long_work_prints_progress_lines_where_stderr_is_not_a_terminal(tmp_path
 def test_a_reader_that_stops_early_is_no_error(tmp_path, output):
     """`incbt query ... | head`: the reader closes the pipe; the command exits 0 without
     a word, whatever the output (a table exited 1, as click does)."""
-    s = tmp_path / "s"
-    run("init", store=s)
-    run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "3", store=s)
-    run("ingest", str(tmp_path / "d"), store=s)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
-    env["INCBT_STORE"] = str(s)
+    env = _ingested(tmp_path, instruments=2, days=3)
     p = subprocess.Popen([INCBT, "query", "SELECT * FROM bars", "--output", output],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert p.stdout is not None and p.stdout.readline()

@@ -305,6 +305,17 @@ print("the sweep finished")
 """
 
 
+def signal_after_first_commit(child: subprocess.Popen, s: incbt.Store, sig: int) -> None:
+    """Send ``sig`` to the sweep's process once the store holds its first commit (within
+    two minutes; a sweep that ends first is left to end)."""
+    deadline = time.monotonic() + 120
+    while child.poll() is None and time.monotonic() < deadline:
+        if s.sql(SWEEP_COMMITS)["n"][0].as_py() >= 1:
+            os.kill(child.pid, sig)
+            return
+        time.sleep(0.01)
+
+
 def test_a_driver_killed_mid_sweep_resumes_without_recomputing(tmp_path, slow, strategies):
     s = _store(tmp_path / "s", slow.data)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -316,12 +327,7 @@ def test_a_driver_killed_mid_sweep_resumes_without_recomputing(tmp_path, slow, s
         env=env,
     )
     try:
-        deadline = time.monotonic() + 120
-        while child.poll() is None and time.monotonic() < deadline:
-            if s.sql(SWEEP_COMMITS)["n"][0].as_py() >= 1:
-                os.kill(child.pid, signal.SIGKILL)
-                break
-            time.sleep(0.01)
+        signal_after_first_commit(child, s, signal.SIGKILL)
     finally:
         if child.poll() is None:
             child.kill()  # a no-op if the loop killed it already
@@ -373,12 +379,7 @@ def test_ctrl_c_of_a_ray_sweep_stops_cleanly_and_resume_finishes_it(tmp_path, sl
     child = subprocess.Popen([sys.executable, "-c", cli, *args, "--workers", "2"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.monotonic() + 120
-        while child.poll() is None and time.monotonic() < deadline:
-            if s.sql(SWEEP_COMMITS)["n"][0].as_py() >= 1:
-                os.kill(child.pid, signal.SIGINT)
-                break
-            time.sleep(0.01)
+        signal_after_first_commit(child, s, signal.SIGINT)
         stdout, stderr = child.communicate(timeout=120)
     finally:
         if child.poll() is None:
