@@ -168,8 +168,9 @@ def init(
 
 @app.command()
 def settings(output: OutputOpt = "table", out: OutFileOpt = None) -> None:
-    """Every setting: its value in effect for the store (or for a new one, where there
-    is none yet), where that comes from, its default, scope and help."""
+    """Every setting: its value here, where that comes from, its default and help.
+
+    The values are the store's; with no store there yet, those a new one would take."""
     import pyarrow as pa
 
     from incbt.settings import explain
@@ -695,8 +696,7 @@ def log(
 def status(output: PrintOpt = "table") -> None:
     """What the store holds, what is stale and why, and the work an update would do.
 
-    With --output csv or json, stdout holds each stale (run, instrument) pair, the rest
-    goes to stderr."""
+    With --output csv or json, stdout holds the stale (run, instrument) pairs alone."""
     machine = _printed(output)
     st = _open()
     with st.catalog.env.read() as txn:
