@@ -61,6 +61,7 @@ from common import (  # noqa: E402
     link_or_copy,
     machine,
     peak_rss,
+    require_vbt,
     table,
     update_readme,
 )
@@ -77,7 +78,7 @@ from incbt.engine import (  # noqa: E402
 from incbt.execute import SqlBars  # noqa: E402
 
 ROOT = HERE.parent
-VBT_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+VBT_PYTHON = ROOT / ".venv-bench" / "bin" / "python"  # (common.require_vbt checks it first)
 ONE = (10, 50)
 REF8 = [(f, s) for f in (5, 10, 20, 40) for s in (50, 100)]  # the reference 8 sets
 BATCH10 = [(5 + j, 50 + 5 * j) for j in range(10)]
@@ -438,6 +439,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true",
                     help="also break one end-to-end run down (printed, not in the README)")
     a = ap.parse_args()
+    require_vbt(a.no_vbt, not a.no_readme)
     REPEATS = a.repeats
     t_all = time.perf_counter()
     load0 = os.getloadavg()[0]

@@ -67,6 +67,7 @@ from common import (  # noqa: E402
     dataset,
     link_or_copy,
     machine,
+    require_vbt,
     table,
     update_readme,
 )
@@ -497,6 +498,7 @@ def main() -> None:
     if a.quick:
         a.instruments, a.days, a.rounds, a.vbt_rounds = 10, 20, 1, 1
         a.no_readme = True
+    require_vbt(a.no_vbt, not a.no_readme)
     t_all = time.perf_counter()
     load0 = os.getloadavg()
     shutil.rmtree(WORK / "work", ignore_errors=True)

@@ -124,6 +124,21 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}"
 
 
+VBT_PYTHON = Path(__file__).resolve().parent.parent / ".venv-bench" / "bin" / "python"
+
+
+def require_vbt(skip: bool, readme: bool) -> None:
+    """Stop before a run whose README table would lose its vectorbt rows without a word:
+    the peer's venv is missing, and neither --no-vbt nor --no-readme says that is meant
+    (a run on 2026-12-05 published tables without them so)."""
+    if readme and not skip and not VBT_PYTHON.exists():
+        sys.exit(
+            f"vectorbt's environment is missing ({VBT_PYTHON}): `make bench` builds it "
+            "(or pass --no-vbt to publish the tables without the peer, --no-readme to print "
+            "only)"
+        )
+
+
 def update_readme(section: str, text: str) -> None:
     """Replace the text between <!-- section:begin --> and <!-- section:end -->."""
     body = README.read_text() if README.exists() else "# Benchmarks\n"
