@@ -609,7 +609,9 @@ def sweep(
         )
     verb = "would compute" if dry_run else f"computed ({res.executor})"
     typer.echo(
-        f"sweep {res.name}: {len(res.run_ids)} run(s), {res.added} new; {verb} "
+        f"sweep {res.name}: {len(res.run_ids)} run(s), {res.added} new"
+        + (f" ({res.reused} of them in the store already, reused)" if res.reused else "")
+        + f"; {verb} "
         f"{r.segments} segment(s), {r.bars_processed:,} bar-steps"
         + ("" if dry_run else f" in {res.seconds:.2f} s")
     )

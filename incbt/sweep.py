@@ -53,6 +53,9 @@ class SweepResult:
     name: str
     run_ids: list[str]
     added: int  # runs this call added to the sweep
+    # of those, the runs the store held already (another sweep's or a backtest's: their
+    # results are the sweep's as they are, nothing is recomputed for them)
+    reused: int = 0
     created: bool = False  # this call created the sweep (resume=True of a name not yet there)
     skipped: list[str] = field(default_factory=list)  # grid points the strategy rejects
     report: UpdateReport | None = None
@@ -164,7 +167,10 @@ class SweepResult:
             if self.executor == "dry run"
             else f"{work:,} bar-steps computed {self.executor}"
         )
-        return f"<Sweep {self.name!r}: {len(self.run_ids)} run(s) ({self.added} new), {done}>"
+        reused = f", {self.reused} of them reused" if self.reused else ""
+        return (
+            f"<Sweep {self.name!r}: {len(self.run_ids)} run(s) ({self.added} new{reused}), {done}>"
+        )
 
 
 METRICS = ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover")
@@ -467,6 +473,9 @@ def sweep(
     ]
     run_ids = list(dict.fromkeys([*(old["runs"] if old else []), *(r.run_id for r in records)]))
     added = len(run_ids) - len(old["runs"] if old else [])
+    new_here = set(run_ids) - set(old["runs"] if old else [])
+    with store.catalog.env.read() as txn:
+        reused = sum(rc.registered(store.catalog, txn, rid) for rid in new_here)
     have = {r.run_id: r for r in records}
     if old:  # runs of the sweep's earlier grids: from the catalog (or re-derived)
         with store.catalog.env.read() as txn:
@@ -487,7 +496,7 @@ def sweep(
             )
             have.setdefault(rec.run_id, rec)
     todo = [have[r] for r in run_ids if r in have]
-    result = SweepResult(name, run_ids, added, old is None, skipped, store=store)
+    result = SweepResult(name, run_ids, added, reused, old is None, skipped, store=store)
     if dry_run:
         result.report = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
         result.executor = "dry run"

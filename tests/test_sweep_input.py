@@ -143,3 +143,17 @@ def test_pivot_of_a_grid_of_three_parameters_needs_agg(swept, tmp_path):
     best = g.pivot("a", "b", agg="max")
     assert best.loc[1, 1] == m[(m.p_a == 1) & (m.p_b == 1)].sharpe.max()
     assert g.pivot("a", "b", agg="min").loc[1, 1] == m[(m.p_a == 1) & (m.p_b == 1)].sharpe.min()
+
+
+def test_a_sweep_says_which_new_runs_the_store_held_already(tmp_path):
+    """Points another sweep (or a backtest) computed are new to this sweep but reused:
+    the summary says so (it said '4 new' and computed nothing, which read as a bug)."""
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    a = s.sweep("sma_cross", {"fast": [3, 5], "slow": [20, 30]}, name="a")
+    assert (a.added, a.reused) == (4, 0) and a.report.bars_processed > 0
+    b = s.sweep("sma_cross", {"fast": [3, 5, 8], "slow": [20, 30]}, name="b")
+    assert (b.added, b.reused) == (6, 4)
+    assert b.report.bars_processed == a.report.bars_processed // 2  # the 2 runs of fast=8
+    assert "(6 new, 4 of them reused)" in repr(b)
