@@ -177,7 +177,7 @@ def settings(output: OutputOpt = "table", out: OutFileOpt = None) -> None:
 
     path = state.store_path
     stored = None
-    if os.path.isfile(os.path.join(path, "catalog", "data.mdb")):  # a store (or _open says)
+    if store_mod.is_store(path):
         stored = _open().settings_stored
         title = f"settings of store {os.path.abspath(path)}"
     else:
@@ -217,9 +217,10 @@ def generate(
     """Write deterministic synthetic 1-minute bars (390 a day, weekdays)."""
     from incbt.bars.generate import BARS_PER_DAY, days_written
     from incbt.bars.generate import generate as gen
+    from incbt.bars.inputs import DATA_SUFFIXES  # what `incbt ingest FOLDER` reads
 
-    data_ends = (".csv", ".parquet", ".csv.gz", ".pq")  # what `incbt ingest FOLDER` reads
-    before = {f for f in os.listdir(out) if f.endswith(data_ends)} if os.path.isdir(out) else set()
+    here = os.listdir(out) if os.path.isdir(out) else []
+    before = {f for f in here if f.endswith(DATA_SUFFIXES)}
     with RichReporter() as rep:
         files = gen(
             out,
@@ -368,14 +369,9 @@ def query(
         if "run" in raw:  # a run id: a unique prefix is enough, as everywhere else
             params["run"] = st.run(raw["run"]).run_id
     elif params:
-        from incbt.queries import value_params
+        from incbt.queries import check_bound
 
-        unused = sorted(set(params) - value_params(sql))
-        if unused:
-            raise UsageError(
-                f"-p {unused[0]}: the SQL has no ${unused[0]} to bind it to "
-                "(write $NAME where the value goes)"
-            )
+        check_bound(sql, params, "-p {}")
     from incbt.query import run_sql
 
     table = run_sql(st.session(as_of, only_for=sql), sql, params or None, name=name)
@@ -589,7 +585,7 @@ def sweep(
                 progress=rep,
             )
     except KeyboardInterrupt:
-        _interrupted("continue with the same command and --resume")
+        raise typer.Exit(_interrupted("continue with the same command and --resume")) from None
     r = res.report
     assert r is not None  # a sweep always plans
     if resume and res.created:  # a new name, perhaps mistyped: say so, and which there are
@@ -703,14 +699,12 @@ def status(output: PrintOpt = "table") -> None:
     st = _open()
     with st.catalog.env.read() as txn:
         files = st.catalog.current_files(txn)
-    summary = _store_summary(files)
+    row = _store_summary(files).to_pylist()[0]
     if machine:
-        row = summary.to_pylist()[0]
         _say(f"store {st.path}: " + ", ".join(f"{k} {v}" for k, v in row.items()), True)
     else:  # for people: counts with separators, bytes in MiB
         import pyarrow as pa
 
-        row = summary.to_pylist()[0]
         shown = {
             k: ("" if v is None else f"{v / 2**20:,.1f} MiB" if k == "bar_bytes" else f"{v:,}")
             if isinstance(v, int) or v is None
@@ -1136,8 +1130,8 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _interrupted(fix: str = "") -> None:
-    """Say that Ctrl-C (or SIGTERM) stopped the command, and exit 130 (143)."""
+def _interrupted(fix: str = "") -> int:
+    """Say that Ctrl-C (or SIGTERM) stopped the command; its exit code, 130 (143)."""
     global _SAID
     what = "terminated (SIGTERM)" if _TERMINATED else "interrupted"
     _SAID = True
@@ -1147,7 +1141,7 @@ def _interrupted(fix: str = "") -> None:
         + (fix or "run the same command again to finish (`incbt status` says what is stale)"),
         highlight=False,
     )
-    raise typer.Exit(143 if _TERMINATED else 130)
+    return 143 if _TERMINATED else 130
 
 
 def main() -> None:
@@ -1165,10 +1159,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)  # click returns typer.Exit codes here
         if code == 130 and not _SAID:  # Ctrl-C in a command: typer's Exit(130), silent
-            try:
-                _interrupted()
-            except typer.Exit as exc:
-                code = exc.exit_code
+            code = _interrupted()
         if isinstance(code, int) and code:
             sys.exit(code)
         _fast_exit()
@@ -1176,10 +1167,7 @@ def main() -> None:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # outside the command (typer catches it inside)
-        try:
-            _interrupted()
-        except typer.Exit as exc:
-            sys.exit(exc.exit_code)
+        sys.exit(_interrupted())
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except SystemExit as exc:

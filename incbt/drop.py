@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from incbt.catalog import runs as rc
-from incbt.errors import NotFoundError, UsageError
+from incbt.errors import UsageError
 from incbt.results import PORTFOLIO
 from incbt.runs import ALL_DAYS
 
@@ -59,9 +59,9 @@ def _chosen(
     if sweep is not None:
         v = txn.get(sweep.encode(), db=cat.env.db(b"sweeps")) if sweep.strip() else None
         if v is None:
-            raise NotFoundError(
-                f'no sweep {sweep!r} (`incbt query "SELECT * FROM sweeps"` lists them)'
-            )
+            from incbt.sweep import no_such_sweep
+
+            raise no_such_sweep(sweep)
         sweeps.append(sweep)
         held: dict[str, list[str]] = {}  # run -> the other sweeps that hold it
         with txn.cursor(cat.env.db(b"sweeps")) as cur:

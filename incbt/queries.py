@@ -93,6 +93,17 @@ def value_params(sql: str) -> set[str]:
     return set(_VALUE.findall(_NOT_CODE.sub(" ", sql)))
 
 
+def check_bound(sql: str, params: dict[str, object], option: str) -> None:
+    """Every value given binds a ``$NAME`` of the SQL, or a UsageError names the first
+    that does not; ``option`` spells how it was given, ``{}`` its name (``"-p {}"``)."""
+    unused = sorted(set(params) - value_params(sql))
+    if unused:
+        raise UsageError(
+            f"{option.format(unused[0])}: the SQL has no ${unused[0]} to bind it to "
+            "(write $NAME where the value goes)"
+        )
+
+
 def check_params(sql: str, params: dict[str, object], name: str) -> None:
     """A named query gets exactly the ``$NAME`` values it binds (after its ``{{NAME}}``
     slots took theirs): a missing one takes its default if it has one (added to

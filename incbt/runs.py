@@ -63,8 +63,7 @@ from incbt.results.metrics import (
     ACC_FIELDS,
     ACC_WIDTH,
     METRICS,
-    fold,
-    initial_acc,
+    fold_portfolio,
     metrics_table,
     portfolio_pnl,
 )
@@ -1292,16 +1291,7 @@ class Run:
         d, p = portfolio_pnl(per)
         known = self.store.instruments()
         capital = portfolio_capital(self.record, instruments_of(self.record, known))
-        z = np.zeros((1, len(d)))
-        acc = fold(
-            initial_acc(1),
-            p[None, :],
-            np.array([capital]),
-            equity=None,
-            fills=z,
-            fees=z,
-            turnover=z,
-        )[0]
+        acc = fold_portfolio(p, capital)
         equity = acc[:, ACC_FIELDS.index("equity")]
         peak = acc[:, ACC_FIELDS.index("peak")]  # the fold's own: max_drawdown's bits
         return pa.table(

@@ -84,7 +84,8 @@ class BarArrays:
         return f"BarArrays({self.instrument!r}, {len(self)} bars, {len(self.days)} days{span})"
 
 
-def _is_store(path: str) -> bool:
+def is_store(path: str) -> bool:
+    """The folder holds an incbt store (its catalog)."""
     return os.path.isfile(os.path.join(path, "catalog", "data.mdb"))
 
 
@@ -170,7 +171,7 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
             f"unknown store setting(s) {', '.join(store_settings)}; store settings are "
             + ", ".join(s.name for s in settings_mod.SETTINGS if s.store)
         )
-    if _is_store(path):
+    if is_store(path):
         store = Store(path)
         have = {k: store.settings.get(k) for k in wanted}
         differ = [k for k in wanted if k in asked and have[k] != wanted[k]]
@@ -238,7 +239,7 @@ class Store:
 
     def __init__(self, path: str, progress: Reporter = NULL) -> None:
         refuse_store_while_importing()
-        if not _is_store(path):
+        if not is_store(path):
             raise _not_a_store(path)
         self.path = os.path.abspath(path)
         self.catalog = Catalog(
@@ -599,14 +600,9 @@ class Store:
         from incbt.query import run_sql, session  # datafusion loads only when SQL runs
 
         if params:
-            from incbt.queries import value_params
+            from incbt.queries import check_bound
 
-            unused = sorted(set(params) - value_params(query))
-            if unused:
-                raise UsageError(
-                    f"params {unused[0]!r}: the SQL has no ${unused[0]} to bind it to "
-                    "(write $NAME where the value goes)"
-                )
+            check_bound(query, params, "params {!r}")
         ctx = session(self.path, self.catalog, as_of, only_for=query, extra=self._extra())
         return run_sql(ctx, query, params)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from incbt.catalog import runs as rc
 from incbt.engine import params_from_dict
-from incbt.errors import StrategyError, UsageError, names
+from incbt.errors import NotFoundError, StrategyError, UsageError, names
 from incbt.progress import NULL, Reporter
 from incbt.runs import EXEC_NAMES, UpdateReport, bring_up_to_date, register, resolve
 
@@ -383,6 +383,11 @@ def _same_setup(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> No
 
 def _default_name(spec: dict[str, Any]) -> str:
     return "sweep-" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def no_such_sweep(name: str) -> NotFoundError:
+    """The error for a sweep name the store does not hold."""
+    return NotFoundError(f'no sweep {name!r} (`incbt query "SELECT * FROM sweeps"` lists them)')
 
 
 def get_sweep(store: Any, name: str) -> dict[str, Any] | None:

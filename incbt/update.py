@@ -26,11 +26,16 @@ import pyarrow as pa
 from incbt.bars.ingest import IngestSummary
 from incbt.bars.schema import day_to_iso
 from incbt.catalog import runs as rc
-from incbt.errors import NotFoundError, StrategyError
+from incbt.errors import StrategyError
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
 from incbt.results import PORTFOLIO, build_tables, sort_order
-from incbt.results.metrics import finalize, fold, initial_acc, metrics_table, portfolio_pnl
+from incbt.results.metrics import (
+    finalize,
+    fold_portfolio,
+    metrics_table,
+    portfolio_pnl,
+)
 from incbt.runs import (
     Staleness,
     UpdateReport,
@@ -86,16 +91,23 @@ def active_runs(store: Any) -> list[rc.RunRecord]:
         return [r for r in rc.runs(store.catalog, txn) if not r.gone]
 
 
+def _strategy_now(rec: rc.RunRecord) -> tuple[Any, str | None]:
+    """The run's strategy as a recomputation would take it (this process's object of the
+    run's code, else the file's code as it is now), or None and why it cannot load."""
+    try:
+        return resolve_strategy(rec.strategy, rec.source, rec.code_version, check=False), None
+    except (StrategyError, OSError) as exc:
+        return None, f"run {rec.run_id} ({rec.strategy}): {exc}"
+
+
 def current_records(store: Any) -> tuple[list[rc.RunRecord], list[tuple[str, str]], list[str]]:
     """Active runs as they should be now: a run whose strategy's code changed is
     replaced by the same run under the new code version (a new run id)."""
     records, replaced, broken = [], [], []
     for rec in active_runs(store):
-        try:
-            # this process's object of the run's code, else the file's code as it is now
-            strat = resolve_strategy(rec.strategy, rec.source, rec.code_version, check=False)
-        except (StrategyError, OSError) as exc:
-            broken.append(f"run {rec.run_id} ({rec.strategy}): {exc}")
+        strat, why = _strategy_now(rec)
+        if why is not None:
+            broken.append(why)
             continue
         if strat.code_version != rec.code_version:
             new = dataclasses.replace(
@@ -430,10 +442,8 @@ class _Portfolios:
         rids, vals = [], []
         for rid in sorted(self.totals):
             rec, pnl = self.records[rid], self.pnl[rid]
-            cap = np.array([rec.exec_params["notional"] * max(1, self.n[rid])])
-            z = np.zeros((1, len(pnl)))
-            acc = fold(initial_acc(1), pnl[None, :], cap, equity=None, fills=z, fees=z, turnover=z)
-            port = finalize(acc[0, -1]) if len(pnl) else finalize(np.zeros(acc.shape[-1]))
+            acc = fold_portfolio(pnl, rec.exec_params["notional"] * max(1, self.n[rid]))
+            port = finalize(acc[-1]) if len(pnl) else finalize(np.zeros(acc.shape[-1]))
             port[3:6] = self.totals[rid]
             rids.append(rid)
             vals.append(port)
@@ -539,10 +549,9 @@ def _not_up_to_date(store: Any, records: Sequence[rc.RunRecord]) -> tuple[set[st
     a strategy whose code changed), and those whose strategy cannot be loaded, and why."""
     out, broken = set(), {}
     for rec in records:
-        try:
-            strat = resolve_strategy(rec.strategy, rec.source, rec.code_version, check=False)
-        except (StrategyError, OSError) as exc:
-            broken[rec.run_id] = f"run {rec.run_id} ({rec.strategy}): {exc}"
+        strat, why = _strategy_now(rec)
+        if why is not None:
+            broken[rec.run_id] = why
             continue
         if strat.code_version != rec.code_version:
             out.add(rec.run_id)
@@ -575,14 +584,11 @@ def verify(
     if run_ids or sweep is not None:
         chosen = [rc.by_prefix(records, q) for q in run_ids or ()]
         if sweep is not None:
-            from incbt.sweep import get_sweep
+            from incbt.sweep import get_sweep, no_such_sweep
 
             spec = get_sweep(store, sweep)
             if spec is None:
-                raise NotFoundError(
-                    f'no sweep {sweep!r} (`incbt query "SELECT DISTINCT sweep FROM sweeps"` '
-                    "lists them)"
-                )
+                raise no_such_sweep(sweep)
             mine = set(spec["runs"])
             chosen += [r for r in records if r.run_id in mine]
         records = sorted({r.run_id: r for r in chosen}.values(), key=lambda r: r.run_id)

@@ -170,30 +170,23 @@ class IngestSummary:
 
     def notes(self, shown: int = 3) -> list[str]:
         """What the data-quality fields say, as lines for people (none: nothing odd)."""
+
+        def some(items: list[Any], fmt: str) -> str:  # the first few, and how many more
+            more = f", ... (+{len(items) - shown:,})" if len(items) > shown else ""
+            return ", ".join(fmt.format(*x) for x in items[:shown]) + more
+
         out = []
         if self.short_days:
-            some = ", ".join(
-                f"{i} {d}: {r} bars (usually {u})" for i, d, r, u in self.short_days[:shown]
-            )
-            n = len(self.short_days)
-            more = f", ... (+{n - shown:,})" if n > shown else ""
             out.append(
                 f"{len(self.short_days):,} short day(s), with fewer than half the bars "
-                f"their instrument's days usually hold: {some}{more}"
+                "their instrument's days usually hold: "
+                + some(self.short_days, "{} {}: {} bars (usually {})")
             )
         if self.missing_days:
-            some = ", ".join(
-                f"{i} {d} ({n} other instrument(s) have it)"
-                for i, d, n in self.missing_days[:shown]
-            )
-            more = (
-                f", ... (+{len(self.missing_days) - shown:,})"
-                if len(self.missing_days) > shown
-                else ""
-            )
             out.append(
                 f"{len(self.missing_days):,} missing day(s), weekdays an instrument has no "
-                f"bars for between days it has, that most others have: {some}{more}"
+                "bars for between days it has, that most others have: "
+                + some(self.missing_days, "{} {} ({} other instrument(s) have it)")
             )
         return out
 

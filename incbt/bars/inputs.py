@@ -29,6 +29,7 @@ from incbt.errors import BadInputError, NotFoundError, UsageError
 
 _INT_RE = re.compile(r"^\s*-?\d+\s*$")
 MAX_INSTRUMENT_LEN = 200
+DATA_SUFFIXES = (".csv", ".parquet", ".csv.gz", ".pq")  # the files a folder gives ingest
 
 
 BLOCK_ROWS = ("ts", *FLOAT_COLUMNS)  # the rows of a bars block, in order
@@ -109,11 +110,7 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
         for m in matches:
             if os.path.isdir(m):
                 for root, _, files in os.walk(m):
-                    out.extend(
-                        os.path.join(root, f)
-                        for f in files
-                        if f.endswith((".csv", ".parquet", ".csv.gz", ".pq"))
-                    )
+                    out.extend(os.path.join(root, f) for f in files if f.endswith(DATA_SUFFIXES))
             elif os.path.exists(m):
                 out.append(m)
             else:
@@ -742,6 +739,11 @@ def read_input(
     return validate(path, kind, table, block)
 
 
+_UTF8_FIX = (
+    "save CSV files as UTF-8 text (iconv -f latin1 -t utf-8 FILE > NEW converts one from Latin-1)"
+)
+
+
 def _not_utf8(path: str, exc: UnicodeDecodeError | None) -> BadInputError:
     """The error for a CSV file that is not UTF-8 text, naming the first line that is
     not and its bytes (the file is read again, in blocks: only on this error)."""
@@ -775,8 +777,7 @@ def _not_utf8(path: str, exc: UnicodeDecodeError | None) -> BadInputError:
         return BadInputError(
             f"the file is not UTF-8 text{why}",
             file=path,
-            fix="save CSV files as UTF-8 text (iconv -f latin1 -t utf-8 FILE > NEW converts "
-            "one from Latin-1)",
+            fix=_UTF8_FIX,
         )
     line += data.count(b"\n", 0, bad)
     start = data.rfind(b"\n", 0, bad) + 1
@@ -787,8 +788,7 @@ def _not_utf8(path: str, exc: UnicodeDecodeError | None) -> BadInputError:
         file=path,
         line=line,
         value=text[:200].decode("utf-8", "replace"),
-        fix="save CSV files as UTF-8 text (iconv -f latin1 -t utf-8 FILE > NEW converts "
-        "one from Latin-1)",
+        fix=_UTF8_FIX,
     )
 
 

@@ -142,17 +142,15 @@ def _equity_figure(p: pd.DataFrame, title: str) -> Any:
     return fig
 
 
-def _freshness(store: Any, run: Any) -> list[str]:
-    """What the report's numbers are as of: the last day with results against the last
-    day with bars of the run's instruments, and a warning when an update would change
-    them (new or corrected bars, its strategy's code changed)."""
+def _freshness(store: Any, run: Any, curve: pd.DataFrame) -> list[str]:
+    """What the report's numbers are as of: the last day with results (the end of the
+    run's ``curve``) against the last day with bars of its instruments, and a warning
+    when an update would change them (new or corrected bars, its strategy's code)."""
     from incbt.runs import instruments_of, last_bar_days
 
     rec = run.record
     last = last_bar_days(store, instruments_of(rec, store.instruments()))
-    through = store.sql(
-        "SELECT max(date) AS d FROM daily WHERE run_id = $r", params={"r": rec.run_id}
-    )["d"][0].as_py()
+    through = curve["date"].max().date().isoformat() if len(curve) else None
     bars_to = max(last.values()) if last else None
     line = (
         f"results through {through or 'no day yet'}; bars of its instruments through "
@@ -190,7 +188,7 @@ def run_report(store: Any, run_id: str) -> str:
     ).to_pylist()[0]
     p = _curve(run)  # the portfolio as the metrics define it, with its capital
     n_inst = max(1, daily["instrument"].nunique()) if not daily.empty else 1
-    body = _freshness(store, run)
+    body = _freshness(store, run, p)
     port = metrics[metrics["scope"] == "portfolio"]
     if not port.empty:
         body.append("<h2>Portfolio metrics</h2>")

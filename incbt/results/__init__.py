@@ -37,7 +37,13 @@ import pyarrow.parquet as pq
 from incbt.bars.layout import fsync_dir, fsync_file
 from incbt.catalog import Catalog
 from incbt.catalog import runs as rc
-from incbt.results.metrics import ACC_WIDTH, finalize, fold, initial_acc, portfolio_pnl
+from incbt.results.metrics import (
+    ACC_WIDTH,
+    finalize,
+    fold_portfolio,
+    initial_acc,
+    portfolio_pnl,
+)
 
 DAILY_SCHEMA = pa.schema(
     [
@@ -655,7 +661,6 @@ class DailyRows:
         self.segs: dict[str, list[rc.Segment]] = {}
         self.rows: dict[str, dict[int, int]] = {}  # run -> batch -> its rows there
         self.held: dict[tuple[int, str], tuple[dict[str, int], Any, Any, Any]] = {}
-        self.reads = 0
 
     def segments(self, run_id: str) -> list[rc.Segment]:
         """The run's segments (read once: the budget looks ahead at runs to come)."""
@@ -700,7 +705,6 @@ class DailyRows:
             columns=["run_id", "instrument", "date", "pnl"],
             filters=[("run_id", "in", chunk)] if len(chunk) > 1 else [("run_id", "=", run_id)],
         )
-        self.reads += 1
         enc = t.column("run_id").combine_chunks().dictionary_encode()
         codes = enc.indices.to_numpy(zero_copy_only=False)
         names = enc.dictionary.to_pylist()
@@ -885,10 +889,9 @@ def portfolio_update(
             d, p = d[keep], p[keep]
         per.append((inst, d, p))
     days, pnl = portfolio_pnl(per)
-    z = np.zeros((1, len(days)))
-    acc = fold(acc0, pnl[None, :], np.array([capital]), equity=None, fills=z, fees=z, turnover=z)
+    acc = fold_portfolio(pnl, capital, acc0)
     # a portfolio snapshot is its accumulators and the capital they were folded with
-    return from_day, days, np.concatenate([acc[0], np.full((len(days), 1), capital)], axis=1)
+    return from_day, days, np.concatenate([acc, np.full((len(days), 1), capital)], axis=1)
 
 
 __all__ = [

@@ -137,6 +137,17 @@ def fold(
     return out
 
 
+def fold_portfolio(pnl: np.ndarray, capital: float, acc0: np.ndarray | None = None) -> np.ndarray:
+    """A portfolio's accumulators day by day, (n_days, ACC_WIDTH): its daily ``pnl``
+    folded from ``acc0`` (None: the start) on ``capital``, equity the running sum of pnl;
+    its fills, fees and turnover are its instruments' sums, folded as zeros here."""
+    z = np.zeros((1, len(pnl)))
+    start = initial_acc(1) if acc0 is None else acc0
+    return fold(start, pnl[None, :], np.array([capital]), equity=None, fills=z, fees=z, turnover=z)[
+        0
+    ]
+
+
 def finalize(acc: np.ndarray) -> np.ndarray:
     """Accumulators (..., ACC_WIDTH) to metrics (..., len(METRICS))."""
     acc = np.asarray(acc, dtype=np.float64)
