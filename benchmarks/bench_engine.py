@@ -35,6 +35,7 @@ import cProfile
 import datetime
 import io
 import json
+import multiprocessing
 import os
 import pstats
 import shutil
@@ -42,7 +43,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba-cache")
@@ -61,6 +62,7 @@ from common import (  # noqa: E402
     link_or_copy,
     machine,
     peak_rss,
+    peak_rss_all,
     require_vbt,
     table,
     update_readme,
@@ -117,10 +119,13 @@ def params_list(sets: list[tuple[int, int]]) -> list[dict[str, int]]:
 
 
 def end_to_end(stores: Stores, sets: list[tuple[int, int]], repeats: int,
-               between: Callable[[], object] | None = None) -> tuple[float, int, object]:
-    """Best wall time of ``Store.backtest`` of ``sets`` on fresh store copies.
+               between: Callable[[], object] | None = None, processes: str | None = None
+               ) -> tuple[float, int, object, str]:
+    """Best wall time of ``Store.backtest`` of ``sets`` on fresh store copies; the bar-steps,
+    the last store and where the tasks ran (``report.executor``).
 
     ``between``: run (untimed here) before each repeat, to time something side by side.
+    ``processes``: the ``processes`` setting (``INCBT_PROCESSES``) for these runs.
     """
     box: dict[str, object] = {}
 
@@ -135,10 +140,18 @@ def end_to_end(stores: Stores, sets: list[tuple[int, int]], repeats: int,
     def fn() -> None:
         box["runs"] = box["store"].backtest("sma_cross", params_list(sets))  # type: ignore[attr-defined]
 
-    t = best_of(repeats, fn, setup)
-    runs = box["runs"]
-    steps = runs[0].report.bars_processed  # type: ignore[index]
-    return t, steps, box["store"]
+    before = os.environ.get("INCBT_PROCESSES")
+    if processes is not None:
+        os.environ["INCBT_PROCESSES"] = processes
+    try:
+        t = best_of(repeats, fn, setup)
+    finally:
+        if before is None:
+            os.environ.pop("INCBT_PROCESSES", None)
+        else:
+            os.environ["INCBT_PROCESSES"] = before
+    report = box["runs"][0].report  # type: ignore[index]
+    return t, report.bars_processed, box["store"], report.executor
 
 
 def committed_pnl(store: object, sets: list[tuple[int, int]], insts: list[str]) -> np.ndarray:
@@ -185,11 +198,13 @@ def compute_and_bare(strat, bars: list, sets: list[tuple[int, int]], n: int
     return tc, pnl_c, tb, pnl_b
 
 
-def io_floor(root: str, paths: list[str]) -> Callable[[], tuple[float, float]]:
+def io_floor(root: str, paths: list[str]) -> Callable[[], tuple[float, float, float]]:
     """Bare pyarrow: read ts, open, close of every bars file into NumPy arrays.
 
-    The fastest way found, timed two ways: files one after another on one thread,
-    and as many threads as cores, each reading its share of the files in turn.
+    The fastest way found, timed three ways: files one after another on one thread;
+    as many threads as cores, each reading its share of the files in turn; and as many
+    worker processes as cores (forked once, before any timing: their start is not
+    counted, where incbt's backtest pays for its own), each reading its share.
     Arrow's Parquet reader given the path (``pyarrow._parquet.ParquetReader``, what
     ``incbt.store.read_days`` uses), no pre-buffering, no thread pool inside a read:
     ``pq.ParquetFile`` costs ~35 us a file more (a file system resolved per path, its
@@ -199,37 +214,44 @@ def io_floor(root: str, paths: list[str]) -> Callable[[], tuple[float, float]]:
     floor was timed with pyarrow's threads, and until the evening of 2026-12-04 through
     ``pq.ParquetFile`` and with one pool task per file (a future per file: slower on 2
     threads than on 1); each made the floor slower and flattered incbt's ratio to it.
+    Processes were added on 2026-12-05, when incbt's backtests began to use them.
     """
     full = [os.path.join(root, p) for p in paths]
-
-    def one(p: str) -> None:
-        r = ParquetReader()
-        r.open(p, pre_buffer=False)
-        t = r.read_row_groups(range(r.metadata.num_row_groups),
-                              column_indices=[r.column_name_idx(c) for c in FLOOR_COLUMNS],
-                              use_threads=False)
-        r.close()
-        for c, col in zip(FLOOR_COLUMNS, t.columns, strict=True):
-            a = (col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()).to_numpy()
-            if c == "ts":
-                a.view(np.int64)
-
-    def share(ps: list[str]) -> None:
-        for p in ps:
-            one(p)
-
     cores = os.cpu_count() or 1
     shares = [full[k::cores] for k in range(cores)]
     pool = ThreadPoolExecutor(max_workers=cores)
-    best = [float("inf"), float("inf")]
+    procs = ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("fork"))
+    list(procs.map(_floor_share, [[]] * cores))  # forks the workers, untimed
+    best = [float("inf"), float("inf"), float("inf")]
 
-    def measure() -> tuple[float, float]:
-        """Time both once more; return the best times so far (sequential, threaded)."""
-        best[0] = min(best[0], best_of(1, lambda: share(full)))
-        best[1] = min(best[1], best_of(1, lambda: list(pool.map(share, shares))))
-        return best[0], best[1]
+    def measure() -> tuple[float, float, float]:
+        """Time each once more; return the best times so far (sequential, threads,
+        processes)."""
+        best[0] = min(best[0], best_of(1, lambda: _floor_share(full)))
+        best[1] = min(best[1], best_of(1, lambda: list(pool.map(_floor_share, shares))))
+        best[2] = min(best[2], best_of(1, lambda: list(procs.map(_floor_share, shares))))
+        return best[0], best[1], best[2]
 
     return measure
+
+
+def _floor_one(p: str) -> None:
+    r = ParquetReader()
+    r.open(p, pre_buffer=False)
+    t = r.read_row_groups(range(r.metadata.num_row_groups),
+                          column_indices=[r.column_name_idx(c) for c in FLOOR_COLUMNS],
+                          use_threads=False)
+    r.close()
+    for c, col in zip(FLOOR_COLUMNS, t.columns, strict=True):
+        a = (col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()).to_numpy()
+        if c == "ts":
+            a.view(np.int64)
+
+
+def _floor_share(ps: list[str]) -> int:
+    for p in ps:
+        _floor_one(p)
+    return len(ps)
 
 
 def export_parquet(bars: list, folder: Path) -> None:
@@ -327,19 +349,20 @@ def agreement_ok(a: dict) -> bool:
 # ----------------------------------------------------------------------------- memory
 
 
-def rss(stores: Stores, insts: list[str] | None) -> tuple[int, int]:
-    """Peak RSS of the backtest on a fresh store copy, then of the same command again
-    on that copy (nothing left to compute: it plans, reads the catalog and prints the
-    same metrics table); their difference is what computing adds."""
+def rss(stores: Stores, insts: list[str] | None) -> tuple[int, int, int]:
+    """Peak RSS of the backtest on a fresh store copy, and of its largest worker process
+    (0: it forked none), then of the same command again on that copy (nothing left to
+    compute: it plans, reads the catalog and prints the same metrics table); their
+    difference is what computing adds."""
     p = stores.fresh()
     args = ["--store", str(p), "backtest", "sma_cross", "-p", "fast=10", "-p", "slow=50"]
     if insts is not None:
         args += ["--instruments", ",".join(insts)]
     env = dict(os.environ)
-    b = peak_rss(args, env)[0]
+    b, worker, _ = peak_rss_all(args, env)
     again = peak_rss(args, env)[0]
     stores.drop(p)
-    return b, again
+    return b, worker, again
 
 
 # ----------------------------------------------------------------------------- profile
@@ -470,13 +493,20 @@ def main() -> None:
     steps: dict[int, int] = {}
     done: dict[int, object] = {}
     floor = io_floor(str(stores.base), paths)  # the same files (hard links)
+    where: dict[int, str] = {}  # the executor picked
     for sets in ([ONE], REF8, BATCH10):
         k = len(sets)
         # the floor is timed between the 1-set repeats: side by side under the same load
-        e2e[k], steps[k], done[k] = end_to_end(stores, sets, REPEATS,
-                                               floor if k == 1 else None)
-        print(f"end to end, {k} set(s): {mps(steps[k], e2e[k])} bar-steps/s ({ms(e2e[k])})",
-              flush=True)
+        e2e[k], steps[k], done[k], where[k] = end_to_end(stores, sets, REPEATS,
+                                                         floor if k == 1 else None)
+        print(f"end to end, {k} set(s): {mps(steps[k], e2e[k])} bar-steps/s ({ms(e2e[k])}, "
+              f"{where[k]})", flush=True)
+    # the same on this process's threads alone (no worker processes), for comparison
+    e2e_thr: dict[int, float] = {}
+    for sets in ([ONE], REF8):
+        k = len(sets)
+        e2e_thr[k], *_ = end_to_end(stores, sets, REPEATS, processes="1")
+        print(f"end to end on threads, {k} set(s): {ms(e2e_thr[k])}", flush=True)
     ref_store = done[8]
     ref_pnl = committed_pnl(ref_store, REF8, insts)  # incbt's results: the reference
     ref_one = ref_pnl[REF8.index(ONE)][None]
@@ -491,10 +521,11 @@ def main() -> None:
     sql = SqlBars(ref_store)
     first_day, last_day = int(bars[0].days[0]), int(bars[0].days[-1])
     t_sql = best_of(1, lambda: [sql.load(i, first_day, last_day) for i in insts])
-    floor_seq, floor_par = floor()
-    t_floor = min(floor_seq, floor_par)
+    floor_seq, floor_par, floor_proc = floor()
+    t_floor = min(floor_seq, floor_par, floor_proc)
     print(f"reads: Store.bars {ms(t_direct)}, SqlBars {ms(t_sql)}, floor {ms(floor_seq)} "
-          f"(1 thread) / {ms(floor_par)} ({os.cpu_count()} threads)", flush=True)
+          f"(1 thread) / {ms(floor_par)} ({os.cpu_count()} threads) / {ms(floor_proc)} "
+          f"({os.cpu_count()} processes)", flush=True)
 
     # 2 + 3. compute only, bare Numba
     compute_and_bare(strat, bars[:1], [ONE], 1)  # compile or load both first
@@ -544,9 +575,10 @@ def main() -> None:
     # 7. peak RSS of `incbt backtest` in a fresh process, three universe sizes
     mem: dict[int, int] = {}
     idle: dict[int, int] = {}  # the same command again, with nothing to compute
+    wmem: dict[int, int] = {}  # its largest worker process (0: none)
     if not a.no_rss:
         for n in sorted({1, min(a.small, len(insts)), len(insts)}):
-            mem[n], idle[n] = rss(stores, None if n == len(insts) else insts[:n])
+            mem[n], wmem[n], idle[n] = rss(stores, None if n == len(insts) else insts[:n])
         print("peak RSS: " + ", ".join(f"{n} instr. {b / 2**20:.0f} MiB (nothing to compute: "
                                        f"{idle[n] / 2**20:.0f} MiB)"
                                        for n, b in mem.items()), flush=True)
@@ -578,8 +610,11 @@ def main() -> None:
             (f"vectorbt {vbt1['version']} `from_orders`: compute only", cell(1, v1), cell(8, v8)),
         ]
     rows += [
+        ("incbt end to end with `INCBT_PROCESSES=1` (this process's threads only)",
+         cell(1, e2e_thr[1]), cell(8, e2e_thr[8])),
         ("I/O floor: pyarrow reads ts, open, close of the store's bars files, "
-         f"1 thread / {os.cpu_count()} threads", f"{ms(floor_seq)} / {ms(floor_par)}", ""),
+         f"1 thread / {os.cpu_count()} threads / {os.cpu_count()} processes",
+         f"{ms(floor_seq)} / {ms(floor_par)} / {ms(floor_proc)}", ""),
         ("incbt bars read, `Store.bars` (6 columns, every instrument, 1 thread)",
          ms(t_direct), ""),
         ("incbt bars read, `SqlBars` (DataFusion, every instrument, 1 try)", ms(t_sql), ""),
@@ -641,6 +676,16 @@ def main() -> None:
             + f"; {lo} -> {hi} instruments: {growth / 2**20:+.1f} MiB",
             f"growth <= one instrument's bars ({one_mem / 2**20:.1f} MiB)",
             verdict(growth <= one_mem)))
+        if wmem[lo] and wmem[hi]:
+            wgrowth = wmem[hi] - wmem[lo]
+            goals.append((
+                "the same command's largest worker process (forked: it counts the pages "
+                "it shares with the command), peak RSS",
+                ", ".join(f"{n} instr. " + (f"{wmem[n] / 2**20:.0f} MiB" if wmem[n] else
+                                            "none (one task: threads)") for n in ns)
+                + f"; {lo} -> {hi} instruments: {wgrowth / 2**20:+.1f} MiB",
+                f"growth <= one instrument's bars ({one_mem / 2**20:.1f} MiB)",
+                verdict(wgrowth <= one_mem)))
         idle_growth = idle[hi] - idle[lo]
         goals.append((
             "for reference: the same command again, nothing to compute (plan, catalog "
@@ -694,11 +739,14 @@ def main() -> None:
         "exported from the store (wide frames, one column per instrument, all instruments "
         "at once: each library at its fastest); vectorbt runs in `.venv-bench` "
         "(`benchmarks/requirements-bench.txt`). A batch (8 or 10 sets) is one "
-        "`Store.backtest` call, one pass per instrument. End to end, incbt's executor picks its "
-        "threads by the tasks' work and bars (`incbt.runs.threads_for`): one per core "
-        f"({os.cpu_count()}) for 1, 8 and 10 sets (39,000 bars a task; the threads read and "
-        "run, the main thread encodes and commits the results); compute only, "
-        "bare Numba, pandas and vectorbt run on one thread. " + tie_text + " The same run computed "
+        "`Store.backtest` call, one pass per instrument. End to end, incbt's executor is "
+        "picked by the plan (`incbt.runs.local_executor`): "
+        + "; ".join(f"{k} set{'s' if k > 1 else ''}: {where[k]}" for k in sorted(where))
+        + " (39,000 bars a task; worker processes are forked by each backtest, read, run and "
+        "write the result rows of chunks of tasks, and the command commits them; with "
+        "`INCBT_PROCESSES=1` a thread per core reads and runs while the main thread encodes "
+        "and commits the rows); compute only, bare Numba, pandas and vectorbt run on one "
+        "thread. " + tie_text + " The same run computed "
         f"alone and in the batch of 8: max difference {batch_vs_alone:.1e}.",
         "",
         f"Command: `{cmd}`",

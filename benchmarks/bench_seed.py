@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import OUT, dir_bytes, machine, peak_rss, table, update_readme  # noqa: E402
+from common import OUT, dir_bytes, machine, peak_rss_all, table, update_readme  # noqa: E402
 
 import incbt  # noqa: E402
 import incbt.runs  # noqa: E402
@@ -88,6 +88,16 @@ def main() -> None:
         full.append(time.perf_counter() - t)
         assert run.report.bars_processed == bars
     full_s = full[1]
+    executor = run.report.executor
+    # the same on this process's threads alone (INCBT_PROCESSES=1), bars in the page cache
+    work = fresh_copy(store, "seed-run")
+    os.environ["INCBT_PROCESSES"] = "1"
+    try:
+        t = time.perf_counter()
+        incbt.open(work).backtest("sma_cross", {"fast": 10, "slow": 50})
+        threads_s = time.perf_counter() - t
+    finally:
+        del os.environ["INCBT_PROCESSES"]
 
     # peak memory of the whole history, as the CLI runs it (a fresh process each, on a
     # fresh copy), for the first SMALL instruments and for all: the engine streams
@@ -97,14 +107,16 @@ def main() -> None:
     rows_of = s.sql("SELECT instrument, sum(rows) AS n FROM files GROUP BY instrument")
     one_bars = max(rows_of["n"].to_pylist()) * BAR_BYTES
     env = dict(os.environ)
-    peaks = {}
+    peaks, wpeaks = {}, {}
     sizes = sorted({min(SMALL, len(insts)), len(insts) // 2, len(insts)})
     for sub in (insts[:n] for n in sizes):
         copy = fresh_copy(store, "seed-rss")
         args = ["--store", copy, "backtest", "sma_cross", "-p", "fast=10", "-p", "slow=50"]
-        peaks[len(sub)] = peak_rss(args + ["--instruments", ",".join(sub)], env)[0]
+        peaks[len(sub)], wpeaks[len(sub)], _ = peak_rss_all(
+            args + ["--instruments", ",".join(sub)], env
+        )
         shutil.rmtree(copy)
-    print(f"peak RSS: {peaks}", flush=True)
+    print(f"peak RSS: {peaks}, largest worker {wpeaks}", flush=True)
 
     last = iso_to_day(str(s.sql("SELECT max(last_day) AS d FROM files")["d"][0].as_py()))
     next_day = int(weekdays(last + 1, 1)[0])
@@ -149,6 +161,11 @@ def main() -> None:
          f"{bars / full_s / 1e6:.1f} M bar-steps/s; the pandas original: 18 hours"),
         ("the same, the run before it (bars read from disk where the page cache did not "
          "hold them)", f"{full[0]:.1f} s", f"{bars / full[0] / 1e6:.1f} M bar-steps/s"),
+        ("where the tasks ran (`incbt.runs.local_executor`); the same run on this "
+         "process's threads alone (`INCBT_PROCESSES=1`), the bars in the page cache",
+         f"{executor}; {threads_s:.1f} s",
+         f"{bars / threads_s / 1e6:.1f} M bar-steps/s: worker processes "
+         f"{threads_s / full_s:.2f}x as fast"),
         ("peak RSS of the whole history, `incbt backtest sma_cross -p fast=10 -p slow=50` "
          "(fresh process): " + " / ".join(f"{n}" for n in sizes) + " instruments",
          " / ".join(f"{peaks[n] / mib:,.0f}" for n in sizes) + " MiB",
@@ -158,6 +175,11 @@ def main() -> None:
          f" against one instrument's bars in memory, {one_bars / mib:.1f} MiB (goal: growth "
          f"within it: {'met' if peaks[sizes[-1]] - peaks[sizes[0]] <= one_bars else 'missed'}),"
          f" and the universe's, {bars * BAR_BYTES / gib:.1f} GiB"),
+        ("the same commands' largest worker process (forked: it counts the pages it "
+         "shares with the command), peak RSS", " / ".join(f"{wpeaks[n] / mib:,.0f}"
+                                                           for n in sizes) + " MiB",
+         "; ".join(f"{a} -> {b} instruments: {(wpeaks[b] - wpeaks[a]) / mib:+.1f} MiB"
+                   for a, b in itertools.pairwise(sizes))),
         ("a new day: `incbt update FILE` (CLI, process start included), best of "
          f"{UPDATE_TRIES} on fresh copies", f"**{update_s:.2f} s** (median {update_med:.2f} s)",
          f"{a.instruments} instruments x 1 run"),

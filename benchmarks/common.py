@@ -81,18 +81,20 @@ def best_of(n: int, fn: Callable[[], object], setup: Callable[[], object] | None
 
 _HWM = (
     "import atexit, sys\n"
+    "import os\n"
+    "_main = os.getpid()\n"
     "def _hwm():\n"
+    "    who = 'main' if os.getpid() == _main else 'worker'\n"
     "    for line in open('/proc/self/status'):\n"
     "        if line.startswith('VmHWM:'):\n"
-    "            sys.stderr.write('VMHWM ' + line.split()[1] + '\\n')\n"
+    "            sys.stderr.write('VMHWM ' + who + ' ' + line.split()[1] + '\\n')\n"
+    "            sys.stderr.flush()\n"
     "atexit.register(_hwm)\n"
-    "import os\n"
     "_real_exit = os._exit\n"
     "def _exit(code):\n"
     "    _hwm()\n"
-    "    sys.stderr.flush()\n"
     "    _real_exit(code)\n"
-    "os._exit = _exit  # the CLI skips interpreter teardown with os._exit\n"
+    "os._exit = _exit  # the CLI skips interpreter teardown with os._exit; workers exit so\n"
     "from incbt.cli import main\n"
     "sys.argv = ['incbt'] + sys.argv[1:]\n"
     "main()\n"
@@ -104,14 +106,30 @@ def peak_rss(args: list[str], env: dict[str, str] | None = None) -> tuple[int, f
 
     The child reads its own VmHWM at exit: a child's ru_maxrss on Linux starts
     from the parent's high-water mark, which would hide the child's own peak.
+    Worker processes the command forks (``incbt.execute.processes``) report theirs too:
+    :func:`peak_rss_all`.
     """
+    main, _, wall = peak_rss_all(args, env)
+    return main, wall
+
+
+def peak_rss_all(args: list[str], env: dict[str, str] | None = None) -> tuple[int, int, float]:
+    """(the command's peak RSS, its largest worker process's (0: none), wall s). A forked
+    worker's RSS counts the pages it still shares with the command, as they were at the
+    fork (the Python heap, the modules): the two peaks do not add up."""
     t = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", _HWM, *args], env=env, capture_output=True,
                        text=True)
     if p.returncode != 0:
         raise RuntimeError(f"incbt {args} failed: {p.stderr}")
-    kb = int(next(ln for ln in p.stderr.splitlines() if ln.startswith("VMHWM")).split()[1])
-    return kb * 1024, time.perf_counter() - t
+    peaks: dict[str, int] = {"main": 0, "worker": 0}
+    for ln in p.stderr.splitlines():
+        if ln.startswith("VMHWM "):
+            _, who, kb = ln.split()
+            peaks[who] = max(peaks[who], int(kb) * 1024)
+    if not peaks["main"]:
+        raise RuntimeError(f"incbt {args}: no peak RSS reported: {p.stderr[-2000:]}")
+    return peaks["main"], peaks["worker"], time.perf_counter() - t
 
 
 def dir_bytes(path: Path) -> int:

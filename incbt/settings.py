@@ -86,6 +86,14 @@ SETTINGS: tuple[Setting, ...] = (
         "kernels); 0: one per core this process may use. Results do not depend on it.",
     ),
     Setting(
+        "processes",
+        0,
+        int,
+        "Most worker processes a command forks for a big plan (Linux; each has its own "
+        "GIL, where threads share one); 0: one per core this process may use; 1: none "
+        "(threads in this process). Results do not depend on it.",
+    ),
+    Setting(
         "progress_seconds",
         10.0,
         float,
@@ -130,6 +138,7 @@ def parse(name: str, raw: Any) -> Any:
 _ZERO_MEANS = {  # settings where 0 is allowed, and what it means
     "ray_threshold": "Ray only when --workers or --address ask",
     "threads": "one per core this process may use",
+    "processes": "one per core this process may use",
     "progress_seconds": "no progress lines",
 }
 

@@ -553,6 +553,8 @@ def sweep(
         executor=executor,
         commit_bars=commit_bars,
     )
+    if executor is None and result.report.executor:  # this machine's threads or processes
+        result.executor = result.report.executor
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -140,7 +140,8 @@ def grid(tmp_path_factory):
     generate(str(root / "data"), fmt="parquet", split="month", **GRID_GEN)
     s = _store(root / "ref", root / "data")
     r = s.sweep("sma_cross", GRID, name="g", fee_bps=FEE)
-    assert r.executor == "in-process" and not r.report.errors
+    # a plan this big goes to worker processes where the machine has cores for them
+    assert r.executor in ("in-process", "in 2 processes") and not r.report.errors
     points, _ = grid_points(resolve("sma_cross", None)[0], GRID)
     assert len(points) == len(r.run_ids) == 465
     return SimpleNamespace(

@@ -253,7 +253,18 @@ def preload(work: list[tuple[Strategy, np.ndarray]]) -> threading.Thread | None:
 
     t = threading.Thread(target=load, name="incbt-kernels", daemon=True)
     t.start()
+    _PRELOADERS.append(t)
     return t
+
+
+_PRELOADERS: list[threading.Thread] = []
+
+
+def settle() -> None:
+    """Wait for every preload thread to end (a process about to fork: a child must not
+    inherit a lock such a thread holds, nor a kernel half loaded)."""
+    while _PRELOADERS:
+        _PRELOADERS.pop().join()
 
 
 # ----------------------------------------------------------------------------- run_segment

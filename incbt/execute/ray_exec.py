@@ -136,20 +136,22 @@ def _work(
     scratch = getattr(_BUFFERS, "scratch", None)
     if scratch is None:
         scratch = _BUFFERS.scratch = {}
+    # a part's rows are written as each task is computed: what waits for the chunk's
+    # end is slim results, not every task's rows
+    files = None if part is None else BatchFiles(root, None, part[0], tag=part[1])
     out = []
     for task, index, resume in zip(tasks, days, resumes, strict=True):
         source = DirectBars(root, {task.instrument: index})
         source.paths = paths
         source.scratch = scratch
-        out.append(trim(run_task(task, source, resume), keep))
-    if part is not None:
-        batch, tag = part
-        files = BatchFiles(root, None, batch, tag=tag)
-        for r in out:
+        r = trim(run_task(task, source, resume), keep)
+        if files is not None:
             files.add(r)
-            r.slim().batch = batch
+            r.slim().batch = files.batch
+        out.append(r)
+    if files is not None:
         files.seal()
-        out[-1].part = Part(batch, files.moves(), dict(files.rows))
+        out[-1].part = Part(files.batch, files.moves(), dict(files.rows))
     return out
 
 

@@ -1,0 +1,249 @@
+"""The process executor: a big plan's tasks on worker processes forked for it (Linux).
+
+Threads of one process share the GIL, and reading a task's bars holds it at many
+short calls (opening files, Arrow's Python, copies) between Arrow's decoding; the
+caller's work on each result (encoding its rows, commits) holds it too. On 2 cores a
+backtest's threads used ~1.35 of them. Processes have a GIL each. A big plan
+(:func:`incbt.runs.local_executor` picks this executor) forks its workers once the
+plan, the bars' day index and the resume states are read, so they inherit all of it:
+what crosses a pipe is a chunk's number going out and slim results coming back.
+
+Each worker runs the Ray workers' function (:func:`incbt.execute.ray_exec._work`) on
+a chunk of consecutive tasks: it reads and computes them, writes their result rows
+as a batch of its own, durable in the store's ``tmp/``, and returns the snapshots,
+metrics and daily PnL; the command's process renames the batches in and commits them
+in plan order (:class:`incbt.results.PartFiles`), as it does for Ray. Workers never
+open the catalog (an LMDB environment must not be used across a fork). They ignore
+Ctrl-C (the command's process stops them and says what is kept) and die with the
+command's process (``PR_SET_PDEATHSIG``): a command killed with ``kill -9`` leaves
+no worker writing into ``tmp/``, which the next writer cleans. If a worker dies (the
+OOM killer, a crash inside a strategy), the chunks not yet received run in the
+command's process, and the command goes on.
+
+Not used where a fork is unsafe or impossible: other platforms (macOS forks are not
+safe with its system frameworks), or a process where Ray is running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+import sys
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import numpy as np
+
+from incbt.execute import NO_DAYS, TaskResult
+from incbt.execute.ray_exec import _work, warm_kernels
+from incbt.plan import SegmentTask
+
+# What the workers inherit: set before the pool forks them, read by :func:`_run`.
+_JOB: dict[str, Any] = {}
+
+# How a plan is cut into chunks (:func:`chunk_ranges`). A chunk is a batch of result
+# files (two files written and fsynced) and its results wait for the chunks before it:
+# chunks of at least MIN_CHUNK_WORK bars read plus bar-steps (~20 ms of work), up to
+# CHUNKS_PER_WORKER a worker so the last ones still balance, at most MOST_TASKS_A_CHUNK
+# tasks each (what waits in memory is a few chunks' slim results). Tasks are balanced
+# by bars already (incbt.plan.split_tasks).
+CHUNKS_PER_WORKER = 3
+MIN_CHUNK_WORK = 1_000_000
+MOST_TASKS_A_CHUNK = 16
+
+
+def can_fork() -> bool:
+    """Whether this process may fork workers: Linux (its fork is safe for a process that
+    runs no system framework; ``fork`` must be a start method), and no Ray running here
+    (its threads and sockets do not survive a fork)."""
+    if not sys.platform.startswith("linux") or "fork" not in mp.get_all_start_methods():
+        return False
+    ray = sys.modules.get("ray")
+    return not (ray is not None and getattr(ray, "is_initialized", lambda: False)())
+
+
+def chunk_ranges(work: Sequence[int], workers: int) -> list[range]:
+    """Consecutive tasks (``work``: each one's bars read plus bar-steps) in chunks of about
+    equal work: one a worker at least, ``CHUNKS_PER_WORKER`` a worker at most, none under
+    ``MIN_CHUNK_WORK`` unless that leaves a worker without one, none over
+    ``MOST_TASKS_A_CHUNK`` tasks. Depends on the plan and the workers only."""
+    n = len(work)
+    if not n:
+        return []
+    weight = [w + 1 for w in work]  # a task with nothing to do still is one
+    total = sum(weight)
+    want = min(CHUNKS_PER_WORKER * workers, max(workers, total // MIN_CHUNK_WORK), n)
+    out: list[range] = []
+    start = acc = 0
+    for i, w in enumerate(weight):
+        acc += w
+        full = acc * want >= total * (len(out) + 1) or i + 1 - start >= MOST_TASKS_A_CHUNK
+        # or as few tasks are left as chunks are still wanted: one each
+        if i + 1 < n and (full or n - i - 1 <= want - len(out) - 1):
+            out.append(range(start, i + 1))
+            start = i + 1
+    out.append(range(start, n))
+    return out
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_init(parent: int) -> None:
+    """A worker's start: Ctrl-C is the command's to handle; die with the command."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the command died before the line above
+        os._exit(1)
+
+
+def _run(k: int) -> list[TaskResult]:
+    """Chunk ``k`` of the job (in a worker, or in the command's process after a worker
+    died): its results without their tasks (the command's process has them)."""
+    job = _JOB
+    tasks = job["tasks"]
+    src = job["source"]
+    ids = job["chunks"][k]
+    out = _work(
+        [tasks[i] for i in ids],
+        src.root,
+        [src.index.get(tasks[i].instrument, NO_DAYS) for i in ids],
+        src.paths,
+        [job["resumes"][i] for i in ids],
+        job["keep"],
+        None if job["parts"] is None else (job["parts"] + k, job["tag"]),
+    )
+    for r in out:
+        r.task = None  # type: ignore[assignment]
+    return out
+
+
+def _first_uses() -> None:
+    """What a worker would otherwise do on its first chunk, each worker again: import
+    the modules that write results, and let pyarrow look for pandas (at its first array
+    from Python objects; with pandas installed and not imported that imports it whole,
+    ~0.2 s, unless the CLI spared it: ``incbt.cli._pyarrow_without_pandas``)."""
+    import pyarrow as pa
+
+    import incbt.results  # noqa: F401
+
+    pa.array(np.zeros(1))
+
+
+def _in_worker(k: int) -> list[TaskResult]:
+    """What a worker is sent: chunk ``k``, by number (``_run`` is looked up when it
+    runs, in the worker: the module's, as the fork left it)."""
+    return _run(k)
+
+
+class ProcessExecutor:
+    """Runs tasks on ``workers`` processes forked for the plan; yields results in plan
+    order."""
+
+    writes_parts = True  # map(parts=...): workers write the result rows (PartFiles)
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.name = f"in {workers} processes"
+        self.ran_here = 0  # chunks of the last map run in this process: a worker died
+
+    def parallelism(self) -> int:
+        return self.workers
+
+    def map(
+        self,
+        store: Any,
+        tasks: Sequence[SegmentTask],
+        keep: int,
+        progress_advance: Callable[[int], None],
+        known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
+        parts: int | None = None,
+    ) -> Iterator[TaskResult]:
+        """``parts``: workers write the result rows themselves, each chunk's as one batch,
+        numbered from ``parts`` in plan order; without it (``verify``), results keep
+        their rows."""
+        from incbt.engine.kernel import settle
+        from incbt.runs import bar_source, resume_states
+
+        warm_kernels(tasks)  # loaded before the fork: no worker loads or compiles one
+        settle()
+        _first_uses()
+        chunks = chunk_ranges([t.work + t.bars + t.history_bars for t in tasks], self.workers)
+        _JOB.clear()
+        _JOB.update(
+            tasks=tasks,
+            source=bar_source(store, tasks),
+            resumes=resume_states(store, tasks, known),
+            chunks=chunks,
+            keep=keep,
+            parts=parts,
+            tag=f"{uuid.uuid4().hex[:12]}-",  # this command's files in tmp/
+        )
+        self.ran_here = 0
+        pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=mp.get_context("fork"),
+            initializer=_child_init,
+            initargs=(os.getpid(),),
+        )
+        window = 2 * self.workers  # chunks in flight or waiting: results held are bounded
+        futures: dict[int, Future[list[TaskResult]]] = {}
+        submitted = 0
+        why = ""  # why the rest runs in this process
+        finished = False
+        try:
+            for k in range(len(chunks)):
+                while submitted < len(chunks) and submitted < k + window and not why:
+                    try:
+                        with warnings.catch_warnings():  # Python 3.12+: fork, threads alive
+                            warnings.simplefilter("ignore", DeprecationWarning)
+                            futures[submitted] = pool.submit(_in_worker, submitted)
+                    except OSError as exc:  # no fork (out of memory, process limits)
+                        why = f"no worker process could start ({exc.strerror or exc})"
+                        break
+                    except BrokenProcessPool:  # a worker died since the last submit
+                        why = "a worker process died (killed, or a crash in a strategy)"
+                        break
+                    submitted += 1
+                got = None
+                if k in futures:
+                    try:
+                        got = futures.pop(k).result()
+                    except BrokenProcessPool:
+                        why = "a worker process died (killed, or a crash in a strategy)"
+                if got is None:  # what a dead worker had, and the rest, run here
+                    if not self.ran_here:
+                        warnings.warn(
+                            f"{why}; the rest of the plan runs in this process "
+                            f"({len(chunks) - k} of {len(chunks)} chunks)",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
+                    self.ran_here += 1
+                    got = _run(k)
+                for i, r in zip(chunks[k], got, strict=True):
+                    r.task = tasks[i]
+                    progress_advance(tasks[i].work)
+                    yield r
+            finished = True
+        finally:
+            if not finished:  # interrupted: stop the workers now, not after their chunks
+                for f in futures.values():
+                    f.cancel()
+                for p in list(getattr(pool, "_processes", {}).values()):
+                    with contextlib.suppress(OSError):
+                        p.kill()
+            pool.shutdown(wait=True, cancel_futures=True)
+            _JOB.clear()
+
+
+__all__ = ["ProcessExecutor", "can_fork", "chunk_ranges"]

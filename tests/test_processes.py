@@ -1,0 +1,297 @@
+"""Worker processes (``incbt.execute.processes``): a big plan's tasks on processes forked
+for it give the results of threads bit for bit; a worker that dies hands its chunk
+back to the command's process; Ctrl-C and ``kill -9`` of the command leave no worker
+behind and a store the next command finishes to the uninterrupted results.
+
+The stores here are small, so the tests lower the sizes from which the executor picks
+processes (``PROCESSES_MIN_BARS``) and threads (``THREADS_MIN_*``); which plans get
+processes with the real sizes is tested on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pytest
+from conftest import assert_files_are_the_catalogs, bits
+from hypothesis import given
+from hypothesis import strategies as st
+
+import incbt
+import incbt.execute.processes as proc
+import incbt.runs as runs_mod
+from incbt.bars.generate import generate
+
+QUERIES = {
+    "daily": "SELECT * FROM daily ORDER BY run_id, instrument, date",
+    "fills": "SELECT * FROM fills ORDER BY run_id, instrument, ts, qty, price",
+    "metrics": "SELECT * FROM metrics ORDER BY run_id, scope, instrument",
+}
+GEN = dict(instruments=6, days=12, start="2024-02-26", seed=17, fmt="parquet")
+SETS = [{"fast": f, "slow": s} for f, s in ((3, 20), (5, 30), (8, 45))]
+
+
+def results(s: incbt.Store) -> dict[str, pa.Table]:
+    return {k: s.sql(q) for k, q in QUERIES.items()}
+
+
+def assert_same(got: dict[str, pa.Table], want: dict[str, pa.Table]) -> None:
+    for k in QUERIES:
+        assert want[k].num_rows > 0, k
+        assert got[k].num_rows == want[k].num_rows, (k, got[k].num_rows, want[k].num_rows)
+        assert bits(got[k]).equals(bits(want[k])), f"{k} differs"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("procs")
+    generate(str(root / "head"), to_day="2024-03-06", **GEN)  # 9 days
+    generate(str(root / "tail"), from_day="2024-03-07", **GEN)  # 3 more
+    fix = generate(str(root / "fix"), **{**GEN, "seed": 18}, from_day="2024-03-05",
+                   to_day="2024-03-05")  # other prices for a past day: a correction
+    assert fix
+    return root
+
+
+def history(s: incbt.Store, data) -> list:
+    """Backtests, a sweep, new days and a correction, each brought up to date."""
+    s.ingest(str(data / "head"))
+    reports = [s.backtest("sma_cross", SETS, fee_bps=1.0, slippage_bps=2.0)[0].report]
+    reports.append(s.backtest("breakout", {"lookback": 40}).report)
+    reports.append(s.sweep("ema_cross", {"fast": [4, 6], "slow": [20, 30]}, name="e").report)
+    reports.append(s.update(str(data / "tail")).report)
+    reports.append(s.update(str(data / "fix")).report)
+    return reports
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory):
+    """The history on threads (processes never picked)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("INCBT_PROCESSES", "1")
+    try:
+        s = incbt.init(str(tmp_path_factory.mktemp("ref") / "s"))
+        reports = history(s, data)
+    finally:
+        mp.undo()
+    assert all("processes" not in r.executor for r in reports if r.executor)
+    return results(s)
+
+
+@pytest.fixture
+def every_plan_on_processes(monkeypatch):
+    """Every plan with more than one task goes to 2 worker processes."""
+    monkeypatch.setattr(runs_mod, "PROCESSES_MIN_BARS", 0)
+    monkeypatch.setattr(runs_mod, "THREADS_MIN_WORK", 0)
+    monkeypatch.setattr(runs_mod, "usable_cores", lambda: 2)
+    monkeypatch.setenv("INCBT_PROCESSES", "2")
+
+
+def test_processes_give_the_results_of_threads_bit_for_bit(
+    tmp_path, data, reference, every_plan_on_processes
+):
+    s = incbt.init(str(tmp_path / "s"))
+    reports = history(s, data)
+    assert [r.executor for r in reports] == ["in 2 processes"] * len(reports)
+    assert all(not r.errors for r in reports)
+    assert_same(results(s), reference)
+    assert s.verify().ok
+    assert_files_are_the_catalogs(s)
+
+
+def test_a_worker_that_dies_hands_its_chunk_back(
+    tmp_path, data, reference, every_plan_on_processes, monkeypatch
+):
+    """A worker SIGKILLed in its second chunk (the OOM killer, say): the command warns,
+    runs that chunk and the rest itself, and ends with the uninterrupted results; the
+    dead worker's half-written files are not left in ``tmp/``."""
+    parent = os.getpid()
+    real = proc._run
+
+    def run(k: int):
+        if k == 1 and os.getpid() != parent:  # in a worker only
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(k)
+
+    monkeypatch.setattr(proc, "_run", run)
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.warns(RuntimeWarning, match="a worker process died .* runs in this process"):
+        reports = history(s, data)
+    assert all(not r.errors for r in reports)
+    assert_same(results(s), reference)
+    assert_files_are_the_catalogs(s)
+
+
+def test_no_fork_runs_the_plan_in_this_process(
+    tmp_path, data, reference, every_plan_on_processes, monkeypatch
+):
+    """A fork that fails (out of memory, a process limit) is said once a plan, and the
+    plan runs in the command's process."""
+
+    def no_fork(self, *a, **k):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(proc.ProcessPoolExecutor, "submit", no_fork)
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.warns(RuntimeWarning, match=r"no worker process could start \(Cannot alloc"):
+        history(s, data)
+    assert_same(results(s), reference)
+
+
+def test_which_plans_get_worker_processes(tmp_path, data, monkeypatch):
+    """Processes for plans with enough to read or compute for a thread per core that
+    read ``PROCESSES_MIN_BARS`` bars in all; never with ``processes=1``, on one core,
+    off Linux, or in a process where Ray runs."""
+    from incbt.runs import PROCESSES_MIN_BARS, THREADS_MIN_BARS, THREADS_MIN_WORK, local_executor
+
+    s = incbt.init(str(tmp_path / "s"))
+    monkeypatch.setattr(runs_mod, "usable_cores", lambda: 4)
+
+    def tasks(n: int, bars: int, work: int = 0) -> list:
+        return [SimpleNamespace(work=work, bars=bars, history_bars=0)] * n
+
+    big = tasks(8, PROCESSES_MIN_BARS // 8)
+    assert PROCESSES_MIN_BARS // 8 >= THREADS_MIN_BARS
+    assert local_executor(s, big).name == "in 4 processes"
+    assert local_executor(s, big[:3]).name == "in-process"  # too few bars in all
+    assert local_executor(s, tasks(2, PROCESSES_MIN_BARS // 2)).name == "in 2 processes"
+    # many bar-steps, few bars (a sweep over a few days): threads (kernels release the GIL)
+    assert local_executor(s, tasks(8, 1000, 100 * THREADS_MIN_WORK)).name == "in-process"
+    # enough bars in all, but tasks too small for more than one thread
+    assert local_executor(s, tasks(1000, THREADS_MIN_BARS // 2)).name == "in-process"
+    monkeypatch.setenv("INCBT_PROCESSES", "1")
+    assert local_executor(incbt.open(s.path), big).name == "in-process"
+    monkeypatch.setenv("INCBT_PROCESSES", "3")
+    assert local_executor(incbt.open(s.path), big).name == "in 3 processes"
+    monkeypatch.delenv("INCBT_PROCESSES")
+    monkeypatch.setattr(runs_mod, "usable_cores", lambda: 1)
+    assert local_executor(s, big).name == "in-process"
+    monkeypatch.setattr(runs_mod, "usable_cores", lambda: 4)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert local_executor(s, big).name == "in-process"
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setitem(sys.modules, "ray", SimpleNamespace(is_initialized=lambda: True))
+    assert local_executor(s, big).name == "in-process"
+
+
+@given(
+    work=st.lists(st.integers(0, 5 * proc.MIN_CHUNK_WORK), max_size=300),
+    workers=st.integers(1, 8),
+)
+def test_chunks_cover_the_plan_in_order_and_balance_it(work, workers):
+    chunks = proc.chunk_ranges(work, workers)
+    assert [i for c in chunks for i in c] == list(range(len(work)))
+    assert all(0 < len(c) <= proc.MOST_TASKS_A_CHUNK for c in chunks)
+    if len(work) >= workers:  # every worker has a chunk
+        assert len(chunks) >= workers
+    total = sum(work)
+    cap = max(proc.CHUNKS_PER_WORKER * workers, -(-len(work) // proc.MOST_TASKS_A_CHUNK))
+    assert len(chunks) <= cap + 1
+    if total and len(chunks) > 1 and len(work) <= proc.MOST_TASKS_A_CHUNK:
+        # cut at equal shares of the work: a chunk holds at most a share and one task
+        share = total / len(chunks)
+        assert all(sum(work[i] for i in c) <= share + max(work) + len(c) for c in chunks)
+
+
+# -- the command interrupted ------------------------------------------------------
+
+# The CLI with every plan on 2 worker processes, a commit after every chunk, and
+# workers slowed down (0.4 s a chunk) so that a signal lands in the middle of the plan.
+CLI = """
+import os, sys, time
+import incbt.runs, incbt.execute.processes as proc, incbt.cli
+incbt.runs.PROCESSES_MIN_BARS = 0
+proc.MIN_CHUNK_WORK = 1  # a chunk a task
+incbt.runs.THREADS_MIN_WORK = 0
+incbt.runs.DEFAULT_COMMIT_BARS = 1
+incbt.runs.usable_cores = lambda: 2
+parent, real = os.getpid(), proc._run
+def slow(k):
+    if os.getpid() != parent:
+        time.sleep(0.4)
+    return real(k)
+proc._run = slow
+sys.argv = ["incbt", *sys.argv[1:]]
+incbt.cli.main()
+"""
+COMMITS = "SELECT count(*) AS n FROM events WHERE kind = 'backtest'"
+
+
+def _processes_of(marker: str) -> list[int]:
+    """Live processes whose command line holds ``marker`` (a store's path)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read()
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in cmd and state != "Z":
+            out.append(int(pid))
+    return out
+
+
+def _gone(marker: str, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not _processes_of(marker):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not proc.can_fork(), reason="worker processes are forked on Linux only")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_a_command_stopped_mid_plan_leaves_no_worker_and_the_next_one_finishes(
+    tmp_path, data, sig
+):
+    """``incbt backtest`` on worker processes, stopped after its first commit: Ctrl-C
+    (exit 130, says what is kept) or ``kill -9``; its workers are gone within seconds
+    either way (they ignore Ctrl-C and die with the command); the same command again
+    computes the rest, to the results of an uninterrupted run."""
+    want = incbt.init(str(tmp_path / "want"))
+    want.ingest(str(data / "head"))
+    args = ["backtest", "sma_cross", "-p", "fast=5", "-p", "slow=30", "--all"]
+    want_run = want.backtest("sma_cross", {"fast": 5, "slow": 30})
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "head"))
+    child = subprocess.Popen(
+        [sys.executable, "-c", CLI, "--store", s.path, *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while child.poll() is None and time.monotonic() < deadline:
+            if s.sql(COMMITS)["n"][0].as_py() >= 1:
+                assert len(_processes_of(s.path)) == 3  # the command and its 2 workers
+                child.send_signal(sig)
+                break
+            time.sleep(0.01)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL), stderr
+    if sig == signal.SIGINT:
+        assert "interrupted: what was committed before it is kept" in stderr, stderr
+        assert "Traceback" not in stderr, stderr
+    assert _gone(s.path), "worker processes outlived the command"
+    commits = s.sql(COMMITS)["n"][0].as_py()
+    assert 1 <= commits < 6, commits  # 6 tasks, chunks of one: it stopped midway
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    r = subprocess.run([exe, "--store", s.path, *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert want_run.run_id in r.stdout
+    s = incbt.open(s.path)
+    assert_same(results(s), results(want))
+    assert_files_are_the_catalogs(s)
