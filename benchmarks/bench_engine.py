@@ -349,20 +349,23 @@ def agreement_ok(a: dict) -> bool:
 # ----------------------------------------------------------------------------- memory
 
 
-def rss(stores: Stores, insts: list[str] | None) -> tuple[int, int, int]:
-    """Peak RSS of the backtest on a fresh store copy, and of its largest worker process
-    (0: it forked none), then of the same command again on that copy (nothing left to
-    compute: it plans, reads the catalog and prints the same metrics table); their
-    difference is what computing adds."""
+def rss(stores: Stores, insts: list[str] | None, processes: str | None = None
+        ) -> tuple[int, int, int, int]:
+    """Peak RSS of the backtest on a fresh store copy, of its largest worker process and
+    the most a worker grew by from its fork (0: it forked none), then of the same
+    command again on that copy (nothing left to compute: it plans, reads the catalog and
+    prints the same metrics table); their difference is what computing adds."""
     p = stores.fresh()
     args = ["--store", str(p), "backtest", "sma_cross", "-p", "fast=10", "-p", "slow=50"]
     if insts is not None:
         args += ["--instruments", ",".join(insts)]
     env = dict(os.environ)
-    b, worker, _ = peak_rss_all(args, env)
+    if processes is not None:
+        env["INCBT_PROCESSES"] = processes
+    b, worker, grew, _ = peak_rss_all(args, env)
     again = peak_rss(args, env)[0]
     stores.drop(p)
-    return b, worker, again
+    return b, worker, grew, again
 
 
 # ----------------------------------------------------------------------------- profile
@@ -456,6 +459,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5,
                     help="best of N for every timing (compute only and bare Numba: at least 10)")
     ap.add_argument("--small", type=int, default=25, help="the smaller universe for peak RSS")
+    ap.add_argument("--procs-small", type=int, default=60,
+                    help="the smaller universe for peak RSS with worker processes")
     ap.add_argument("--no-vbt", action="store_true", help="skip the vectorbt peer")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS runs")
     ap.add_argument("--no-readme", action="store_true", help="print only")
@@ -575,10 +580,20 @@ def main() -> None:
     # 7. peak RSS of `incbt backtest` in a fresh process, three universe sizes
     mem: dict[int, int] = {}
     idle: dict[int, int] = {}  # the same command again, with nothing to compute
+    pmem: dict[int, int] = {}  # with worker processes: the command's peak
     wmem: dict[int, int] = {}  # its largest worker process (0: none)
+    wgrew: dict[int, int] = {}  # the most a worker grew by from its fork
     if not a.no_rss:
+        # on this process's threads (INCBT_PROCESSES=1) at three sizes; then with worker
+        # processes at two sizes where the plan picks them (each reads >= 2 M bars)
         for n in sorted({1, min(a.small, len(insts)), len(insts)}):
-            mem[n], wmem[n], idle[n] = rss(stores, None if n == len(insts) else insts[:n])
+            mem[n], _, _, idle[n] = rss(stores, None if n == len(insts) else insts[:n], "1")
+        for n in sorted({min(a.procs_small, len(insts)), len(insts)}):
+            pmem[n], wmem[n], wgrew[n], _ = rss(stores, None if n == len(insts) else insts[:n])
+        print("peak RSS, worker processes: " + ", ".join(
+            f"{n} instr. {b / 2**20:.0f} MiB, largest worker {wmem[n] / 2**20:.0f} MiB "
+            f"(+{wgrew[n] / 2**20:.1f} MiB from its fork)"
+            for n, b in pmem.items()), flush=True)
         print("peak RSS: " + ", ".join(f"{n} instr. {b / 2**20:.0f} MiB (nothing to compute: "
                                        f"{idle[n] / 2**20:.0f} MiB)"
                                        for n, b in mem.items()), flush=True)
@@ -671,21 +686,28 @@ def main() -> None:
         lo, hi = ns[-2] if len(ns) > 1 else ns[0], ns[-1]
         growth = mem[hi] - mem[lo]
         goals.append((
-            "peak RSS of `incbt backtest sma_cross -p fast=10 -p slow=50`, fresh process",
+            "peak RSS of `incbt backtest sma_cross -p fast=10 -p slow=50`, fresh process, "
+            "`INCBT_PROCESSES=1` (threads)",
             ", ".join(f"{n} instr. {mem[n] / 2**20:.0f} MiB" for n in ns)
             + f"; {lo} -> {hi} instruments: {growth / 2**20:+.1f} MiB",
             f"growth <= one instrument's bars ({one_mem / 2**20:.1f} MiB)",
             verdict(growth <= one_mem)))
-        if wmem[lo] and wmem[hi]:
-            wgrowth = wmem[hi] - wmem[lo]
+        pns = sorted(pmem)
+        if len(pns) > 1 and all(wmem[n] for n in pns):
+            plo, phi = pns[0], pns[-1]
+            g_cmd, g_wrk = pmem[phi] - pmem[plo], wgrew[phi] - wgrew[plo]
             goals.append((
-                "the same command's largest worker process (forked: it counts the pages "
-                "it shares with the command), peak RSS",
-                ", ".join(f"{n} instr. " + (f"{wmem[n] / 2**20:.0f} MiB" if wmem[n] else
-                                            "none (one task: threads)") for n in ns)
-                + f"; {lo} -> {hi} instruments: {wgrowth / 2**20:+.1f} MiB",
+                "the same with worker processes (the plan picks them from 2 M bars): the "
+                "command's peak RSS; its largest worker's, and the most a worker grew by "
+                "from its fork (a forked worker's RSS counts the pages it shares with the "
+                "command: what it grows by is its own)",
+                ", ".join(f"{n} instr. {pmem[n] / 2**20:.0f} MiB, worker {wmem[n] / 2**20:.0f}"
+                          f" MiB (+{wgrew[n] / 2**20:.1f})" for n in pns)
+                + f"; {plo} -> {phi} instruments: command {g_cmd / 2**20:+.1f} MiB, a worker's "
+                f"own {g_wrk / 2**20:+.1f} MiB (its peak "
+                f"{(wmem[phi] - wmem[plo]) / 2**20:+.1f} MiB)",
                 f"growth <= one instrument's bars ({one_mem / 2**20:.1f} MiB)",
-                verdict(wgrowth <= one_mem)))
+                verdict(max(g_cmd, g_wrk) <= one_mem)))
         idle_growth = idle[hi] - idle[lo]
         goals.append((
             "for reference: the same command again, nothing to compute (plan, catalog "

@@ -107,16 +107,16 @@ def main() -> None:
     rows_of = s.sql("SELECT instrument, sum(rows) AS n FROM files GROUP BY instrument")
     one_bars = max(rows_of["n"].to_pylist()) * BAR_BYTES
     env = dict(os.environ)
-    peaks, wpeaks = {}, {}
+    peaks, wpeaks, wgrew = {}, {}, {}
     sizes = sorted({min(SMALL, len(insts)), len(insts) // 2, len(insts)})
     for sub in (insts[:n] for n in sizes):
         copy = fresh_copy(store, "seed-rss")
         args = ["--store", copy, "backtest", "sma_cross", "-p", "fast=10", "-p", "slow=50"]
-        peaks[len(sub)], wpeaks[len(sub)], _ = peak_rss_all(
+        peaks[len(sub)], wpeaks[len(sub)], wgrew[len(sub)], _ = peak_rss_all(
             args + ["--instruments", ",".join(sub)], env
         )
         shutil.rmtree(copy)
-    print(f"peak RSS: {peaks}, largest worker {wpeaks}", flush=True)
+    print(f"peak RSS: {peaks}, largest worker {wpeaks}, grew from fork {wgrew}", flush=True)
 
     last = iso_to_day(str(s.sql("SELECT max(last_day) AS d FROM files")["d"][0].as_py()))
     next_day = int(weekdays(last + 1, 1)[0])
@@ -175,10 +175,11 @@ def main() -> None:
          f" against one instrument's bars in memory, {one_bars / mib:.1f} MiB (goal: growth "
          f"within it: {'met' if peaks[sizes[-1]] - peaks[sizes[0]] <= one_bars else 'missed'}),"
          f" and the universe's, {bars * BAR_BYTES / gib:.1f} GiB"),
-        ("the same commands' largest worker process (forked: it counts the pages it "
-         "shares with the command), peak RSS", " / ".join(f"{wpeaks[n] / mib:,.0f}"
-                                                           for n in sizes) + " MiB",
-         "; ".join(f"{a} -> {b} instruments: {(wpeaks[b] - wpeaks[a]) / mib:+.1f} MiB"
+        ("the same commands' largest worker process, peak RSS (forked: it counts the pages "
+         "it shares with the command), and the most a worker grew by from its fork (its own)",
+         " / ".join(f"{wpeaks[n] / mib:,.0f} (+{wgrew[n] / mib:,.1f})" for n in sizes) + " MiB",
+         "; ".join(f"{a} -> {b} instruments: a worker's own {(wgrew[b] - wgrew[a]) / mib:+.1f}"
+                   f" MiB (its peak {(wpeaks[b] - wpeaks[a]) / mib:+.1f} MiB)"
                    for a, b in itertools.pairwise(sizes))),
         ("a new day: `incbt update FILE` (CLI, process start included), best of "
          f"{UPDATE_TRIES} on fresh copies", f"**{update_s:.2f} s** (median {update_med:.2f} s)",

@@ -184,6 +184,7 @@ class Phases:
         import incbt.results.compact as compact_mod
         import incbt.runs as runs_mod
         import incbt.sweep as sweep_mod
+        from incbt.execute.processes import ProcessExecutor
         from incbt.execute.ray_exec import RayExecutor
 
         self._wrap(sweep_mod, "register", "register")
@@ -194,6 +195,7 @@ class Phases:
         self._wrap(results_mod.BatchFiles, "add", "rows")
         self._wrap(compact_mod, "compact_all", "compaction")
         self._wrap_map(runs_mod.LocalExecutor)
+        self._wrap_map(ProcessExecutor)
         self._wrap_map(RayExecutor)
         if "ray" in sys.modules:
             import ray
@@ -651,7 +653,8 @@ def main() -> None:
     n_bars = steps // len(SETS20)
     agree = ""
     rows = [
-        ("incbt `store.sweep`, in-process (the default executor for this plan)",
+        (f"incbt `store.sweep` on this machine (the default for this plan: "
+         f"{b_in['executor']})",
          mps(steps, b_in["s"]), ms(b_in["s"]), ""),
         ("incbt `store.sweep(workers=1)`, local Ray", mps(steps, b_r1["s"]), ms(b_r1["s"]),
          f"start-up apart: ray.init {ms(min(inits[1]))}"),
@@ -669,9 +672,10 @@ def main() -> None:
              ms(vr + vc), f"read {ms(vr)}"),
         ]
         goals += [
-            ("incbt in-process vs vectorbt compute only (speed)", f"{vc / b_in['s']:.1f}x",
+            ("incbt without Ray (the default) vs vectorbt compute only (speed)",
+             f"{vc / b_in['s']:.1f}x",
              ">= 20x", verdict(vc / b_in["s"] >= 20)),
-            ("incbt in-process vs vectorbt read + compute (speed)",
+            ("incbt without Ray (the default) vs vectorbt read + compute (speed)",
              f"{(vr + vc) / b_in['s']:.1f}x", ">= 20x", verdict((vr + vc) / b_in["s"] >= 20)),
             ("incbt Ray 2 workers vs vectorbt compute only (speed)", f"{vc / b_r2['s']:.1f}x",
              ">= 20x", verdict(vc / b_r2["s"] >= 20)),
@@ -685,7 +689,7 @@ def main() -> None:
                   "pure-Python loop (speed)",
                   f"{max(scaling):.2f}x best, {float(np.median(scaling)):.2f}x median of "
                   f"{len(scaling)}", "2x on 2 free cores", ""))
-    goals.append(("Ray 2 workers vs in-process (speed)", f"{b_in['s'] / b_r2['s']:.2f}x", "",
+    goals.append(("Ray 2 workers vs without Ray (speed)", f"{b_in['s'] / b_r2['s']:.2f}x", "",
                   ""))
     br, bs = best(resumed), best(scratch)
     goals.append((
@@ -764,9 +768,10 @@ def main() -> None:
                  "at the largest plan, whose commit (serial, in the driver) is the larger "
                  "part")
         cross = (f"Ray 2 workers does not pay off over in-process at any measured size (up "
-                 f"to {largest:,} bar-steps): in-process already runs instruments on one "
-                 f"thread per core ({os.cpu_count()}), so on one machine Ray adds "
-                 f"serialisation and a driver process and no cores; {trend}.")
+                 f"to {largest:,} bar-steps): without Ray a sweep already uses every core "
+                 f"({os.cpu_count()}: worker processes or threads, by the plan), so on one "
+                 f"machine Ray adds serialisation and a driver process and no cores; "
+                 f"{trend}.")
         rec = None
     # with start-up: a default Ray is started by the sweep itself (a fresh process, the CLI)
     (_, c_in, c_r), (_, d_in, d_r) = plan[-2], plan[-1]
@@ -802,9 +807,9 @@ def main() -> None:
 
     phases_t = table(phase_rows([("in-process", b_in), ("Ray 1", b_r1), ("Ray 2", b_r2),
                                  ("resume", br), ("scratch", bs)]),
-                     ("where the time of the best sweep goes", "20 points in-process",
-                      "Ray 1 worker", "Ray 2 workers", "resume +5 points (in-process)",
-                      "25 points from scratch (in-process)"))
+                     ("where the time of the best sweep goes", "20 points, no Ray (the default)",
+                      "Ray 1 worker", "Ray 2 workers", "resume +5 points (no Ray)",
+                      "25 points from scratch (no Ray)"))
 
     cmd = "NUMBA_CACHE_DIR=/tmp/numba-cache .venv/bin/python benchmarks/bench_sweep.py"
     if (a.instruments, a.days) != (100, 252):
@@ -891,10 +896,14 @@ def main() -> None:
         "`incbt.runs.plan_runs`, `bar_source` + `resume_states`, `BatchFiles.add`, `commit`, "
         "`compact_all`, the executor's `map` iterator, and on Ray `ray.wait` + `ray.get`); "
         "workers' times are Ray's task events (`ray.timeline`) inside the sweep's window. "
-        "In-process, result rows are encoded into the batch's files as each result arrives "
-        "(the executor's threads read bars and compute ahead while the main thread writes "
-        "rows, so little time is spent waiting for results); on Ray each worker call writes "
-        "its rows as a "
+        "Without Ray (the columns in-process, resume and scratch) the plan picks its "
+        f"executor: here {b_in['executor']}. On worker processes (a plan reading at least "
+        "`incbt.runs.PROCESSES_MIN_BARS` bars) each chunk of tasks is read, computed and "
+        "written as a batch of its own by a worker, as on Ray, and the command renames the "
+        "files in: waiting for results is then the workers' whole work. On threads, result "
+        "rows are encoded into the batch's files as each result arrives (the threads read "
+        "bars and compute ahead while the main thread writes rows). On Ray each worker call "
+        "writes its rows as a "
         "batch of its own, inside the workers' task execution, and the driver renames the "
         "files in. The commit (files made durable and renamed in, then the catalog "
         "transaction) of a plan smaller than `DEFAULT_COMMIT_BARS` happens once, after the "

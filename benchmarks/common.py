@@ -83,12 +83,19 @@ _HWM = (
     "import atexit, sys\n"
     "import os\n"
     "_main = os.getpid()\n"
+    "_forked = [0]  # a worker's VmRSS when it was forked, KiB\n"
+    "def _status(key):\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith(key):\n"
+    "            return int(line.split()[1])\n"
+    "    return 0\n"
+    "def _at_fork():\n"
+    "    _forked[0] = _status('VmRSS:')\n"
+    "os.register_at_fork(after_in_child=_at_fork)\n"
     "def _hwm():\n"
     "    who = 'main' if os.getpid() == _main else 'worker'\n"
-    "    for line in open('/proc/self/status'):\n"
-    "        if line.startswith('VmHWM:'):\n"
-    "            sys.stderr.write('VMHWM ' + who + ' ' + line.split()[1] + '\\n')\n"
-    "            sys.stderr.flush()\n"
+    "    sys.stderr.write(f'VMHWM {who} {_status(\"VmHWM:\")} {_forked[0]}\\n')\n"
+    "    sys.stderr.flush()\n"
     "atexit.register(_hwm)\n"
     "_real_exit = os._exit\n"
     "def _exit(code):\n"
@@ -109,27 +116,34 @@ def peak_rss(args: list[str], env: dict[str, str] | None = None) -> tuple[int, f
     Worker processes the command forks (``incbt.execute.processes``) report theirs too:
     :func:`peak_rss_all`.
     """
-    main, _, wall = peak_rss_all(args, env)
+    main, _, _, wall = peak_rss_all(args, env)
     return main, wall
 
 
-def peak_rss_all(args: list[str], env: dict[str, str] | None = None) -> tuple[int, int, float]:
-    """(the command's peak RSS, its largest worker process's (0: none), wall s). A forked
-    worker's RSS counts the pages it still shares with the command, as they were at the
-    fork (the Python heap, the modules): the two peaks do not add up."""
+def peak_rss_all(args: list[str], env: dict[str, str] | None = None
+                 ) -> tuple[int, int, int, float]:
+    """(the command's peak RSS, its largest worker process's, the most a worker's peak
+    exceeds its RSS at its fork, wall s); 0 where the command forked no worker. A forked
+    worker's RSS counts the pages it shares with the command as they were at the fork
+    (the Python heap, the modules): its peak and the command's do not add up, while what
+    it grew by from its fork is its own."""
     t = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", _HWM, *args], env=env, capture_output=True,
                        text=True)
     if p.returncode != 0:
         raise RuntimeError(f"incbt {args} failed: {p.stderr}")
-    peaks: dict[str, int] = {"main": 0, "worker": 0}
+    main = worker = grew = 0
     for ln in p.stderr.splitlines():
         if ln.startswith("VMHWM "):
-            _, who, kb = ln.split()
-            peaks[who] = max(peaks[who], int(kb) * 1024)
-    if not peaks["main"]:
+            _, who, hwm, forked = ln.split()
+            if who == "main":
+                main = int(hwm) * 1024
+            else:
+                worker = max(worker, int(hwm) * 1024)
+                grew = max(grew, (int(hwm) - int(forked)) * 1024)
+    if not main:
         raise RuntimeError(f"incbt {args}: no peak RSS reported: {p.stderr[-2000:]}")
-    return peaks["main"], peaks["worker"], time.perf_counter() - t
+    return main, worker, grew, time.perf_counter() - t
 
 
 def dir_bytes(path: Path) -> int:

@@ -105,6 +105,34 @@ def test_processes_give_the_results_of_threads_bit_for_bit(
     assert_files_are_the_catalogs(s)
 
 
+def test_two_commands_at_once_on_threads_of_one_process(
+    tmp_path, data, reference, every_plan_on_processes
+):
+    """Two stores brought up to date at the same time from two threads of a notebook:
+    each command's workers and chunks are its own."""
+    import threading
+
+    stores = [incbt.init(str(tmp_path / f"s{i}")) for i in range(2)]
+    errors: list[BaseException] = []
+
+    def go(s: incbt.Store) -> None:
+        try:
+            history(s, data)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    for s in stores:
+        assert_same(results(s), reference)
+        assert_files_are_the_catalogs(s)
+    assert not proc._JOBS  # every job's state is dropped at its end
+
+
 def test_a_worker_that_dies_hands_its_chunk_back(
     tmp_path, data, reference, every_plan_on_processes, monkeypatch
 ):
@@ -114,10 +142,10 @@ def test_a_worker_that_dies_hands_its_chunk_back(
     parent = os.getpid()
     real = proc._run
 
-    def run(k: int):
+    def run(job: int, k: int):
         if k == 1 and os.getpid() != parent:  # in a worker only
             os.kill(os.getpid(), signal.SIGKILL)
-        return real(k)
+        return real(job, k)
 
     monkeypatch.setattr(proc, "_run", run)
     s = incbt.init(str(tmp_path / "s"))
@@ -212,10 +240,10 @@ incbt.runs.THREADS_MIN_WORK = 0
 incbt.runs.DEFAULT_COMMIT_BARS = 1
 incbt.runs.usable_cores = lambda: 2
 parent, real = os.getpid(), proc._run
-def slow(k):
+def slow(job, k):
     if os.getpid() != parent:
         time.sleep(0.4)
-    return real(k)
+    return real(job, k)
 proc._run = slow
 sys.argv = ["incbt", *sys.argv[1:]]
 incbt.cli.main()

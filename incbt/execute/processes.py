@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import multiprocessing as mp
 import os
 import signal
@@ -45,8 +46,11 @@ from incbt.execute import NO_DAYS, TaskResult
 from incbt.execute.ray_exec import _work, warm_kernels
 from incbt.plan import SegmentTask
 
-# What the workers inherit: set before the pool forks them, read by :func:`_run`.
-_JOB: dict[str, Any] = {}
+# What the workers inherit: each map's job, by its number, set before its pool forks
+# them and read by :func:`_run` (in a worker, or here after a worker died). A registry,
+# not one job: two commands may map at once on threads of one process (two stores).
+_JOBS: dict[int, dict[str, Any]] = {}
+_NEXT_JOB = itertools.count()
 
 # How a plan is cut into chunks (:func:`chunk_ranges`). A chunk is a batch of result
 # files (two files written and fsynced) and its results wait for the chunks before it:
@@ -106,10 +110,10 @@ def _child_init(parent: int) -> None:
         os._exit(1)
 
 
-def _run(k: int) -> list[TaskResult]:
-    """Chunk ``k`` of the job (in a worker, or in the command's process after a worker
+def _run(job_id: int, k: int) -> list[TaskResult]:
+    """Chunk ``k`` of a job (in a worker, or in the command's process after a worker
     died): its results without their tasks (the command's process has them)."""
-    job = _JOB
+    job = _JOBS[job_id]
     tasks = job["tasks"]
     src = job["source"]
     ids = job["chunks"][k]
@@ -139,10 +143,10 @@ def _first_uses() -> None:
     pa.array(np.zeros(1))
 
 
-def _in_worker(k: int) -> list[TaskResult]:
-    """What a worker is sent: chunk ``k``, by number (``_run`` is looked up when it
+def _in_worker(job_id: int, k: int) -> list[TaskResult]:
+    """What a worker is sent: a job's chunk, by numbers (``_run`` is looked up when it
     runs, in the worker: the module's, as the fork left it)."""
-    return _run(k)
+    return _run(job_id, k)
 
 
 class ProcessExecutor:
@@ -178,8 +182,8 @@ class ProcessExecutor:
         settle()
         _first_uses()
         chunks = chunk_ranges([t.work + t.bars + t.history_bars for t in tasks], self.workers)
-        _JOB.clear()
-        _JOB.update(
+        job_id = next(_NEXT_JOB)
+        _JOBS[job_id] = dict(
             tasks=tasks,
             source=bar_source(store, tasks),
             resumes=resume_states(store, tasks, known),
@@ -206,7 +210,7 @@ class ProcessExecutor:
                     try:
                         with warnings.catch_warnings():  # Python 3.12+: fork, threads alive
                             warnings.simplefilter("ignore", DeprecationWarning)
-                            futures[submitted] = pool.submit(_in_worker, submitted)
+                            futures[submitted] = pool.submit(_in_worker, job_id, submitted)
                     except OSError as exc:  # no fork (out of memory, process limits)
                         why = f"no worker process could start ({exc.strerror or exc})"
                         break
@@ -229,7 +233,7 @@ class ProcessExecutor:
                             stacklevel=2,
                         )
                     self.ran_here += 1
-                    got = _run(k)
+                    got = _run(job_id, k)
                 for i, r in zip(chunks[k], got, strict=True):
                     r.task = tasks[i]
                     progress_advance(tasks[i].work)
@@ -243,7 +247,7 @@ class ProcessExecutor:
                     with contextlib.suppress(OSError):
                         p.kill()
             pool.shutdown(wait=True, cancel_futures=True)
-            _JOB.clear()
+            del _JOBS[job_id]
 
 
 __all__ = ["ProcessExecutor", "can_fork", "chunk_ranges"]
