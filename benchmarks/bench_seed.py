@@ -192,8 +192,10 @@ def main() -> None:
     text = (f"{a.instruments} instruments x {a.days} days ({a.days / 252:.1f} years) of "
             f"1-minute bars. Machine: {machine()}. Run {time.strftime('%Y-%m-%d')}.\n\n"
             + table(rows, ("measure", "time", "what"))
-            + "\n\nPeak RSS: the engine holds one instrument's bars per executor thread, "
-            "commits its results in batches once those waiting reach "
+            + "\n\nPeak RSS: the engine holds one instrument's bars per executor thread or "
+            "worker process (a worker is sent each chunk's day index and resume states with "
+            "it, not the universe's at its fork), commits its results in batches once "
+            "those waiting reach "
             f"1/{incbt.runs.COMMIT_SHARE} of one instrument's bars per run "
             "(`incbt.runs.commit_budget`; the LMDB pages a commit dirties and the result "
             "rows buffered for its files come on top), and sums a new run's "

@@ -142,10 +142,10 @@ def test_a_worker_that_dies_hands_its_chunk_back(
     parent = os.getpid()
     real = proc._run
 
-    def run(job: int, k: int):
+    def run(job: int, k: int, inputs):
         if k == 1 and os.getpid() != parent:  # in a worker only
             os.kill(os.getpid(), signal.SIGKILL)
-        return real(job, k)
+        return real(job, k, inputs)
 
     monkeypatch.setattr(proc, "_run", run)
     s = incbt.init(str(tmp_path / "s"))
@@ -240,10 +240,10 @@ incbt.runs.THREADS_MIN_WORK = 0
 incbt.runs.DEFAULT_COMMIT_BARS = 1
 incbt.runs.usable_cores = lambda: 2
 parent, real = os.getpid(), proc._run
-def slow(job, k):
+def slow(job, k, inputs):
     if os.getpid() != parent:
         time.sleep(0.4)
-    return real(job, k)
+    return real(job, k, inputs)
 proc._run = slow
 sys.argv = ["incbt", *sys.argv[1:]]
 incbt.cli.main()

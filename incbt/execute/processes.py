@@ -5,8 +5,10 @@ short calls (opening files, Arrow's Python, copies) between Arrow's decoding; th
 caller's work on each result (encoding its rows, commits) holds it too. On 2 cores a
 backtest's threads used ~1.35 of them. Processes have a GIL each. A big plan
 (:func:`incbt.runs.local_executor` picks this executor) forks its workers once the
-plan, the bars' day index and the resume states are read, so they inherit all of it:
-what crosses a pipe is a chunk's number going out and slim results coming back.
+plan is made, so they inherit it; what crosses a pipe is a chunk's number with what
+its tasks read from the catalog (the bars' day index, file paths and resume states,
+read by the command's process as it sends the chunk) going out, and slim results
+coming back.
 
 Each worker runs the Ray workers' function (:func:`incbt.execute.ray_exec._work`) on
 a chunk of consecutive tasks: it reads and computes them, writes their result rows
@@ -42,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from incbt.catalog import DayIndex
 from incbt.execute import NO_DAYS, TaskResult
 from incbt.execute.ray_exec import _work, warm_kernels
 from incbt.plan import SegmentTask
@@ -110,25 +113,39 @@ def _child_init(parent: int) -> None:
         os._exit(1)
 
 
-def _run(job_id: int, k: int) -> list[TaskResult]:
+Inputs = tuple[list[DayIndex], dict[bytes, str], list[Any]]  # a chunk's, in task order
+
+
+def _run(job_id: int, k: int, inputs: Inputs) -> list[TaskResult]:
     """Chunk ``k`` of a job (in a worker, or in the command's process after a worker
-    died): its results without their tasks (the command's process has them)."""
+    died), given its tasks' day indexes, file paths and resume states: its results
+    without their tasks (the command's process has them)."""
     job = _JOBS[job_id]
-    tasks = job["tasks"]
-    src = job["source"]
-    ids = job["chunks"][k]
+    days, paths, resumes = inputs
     out = _work(
-        [tasks[i] for i in ids],
-        src.root,
-        [src.index.get(tasks[i].instrument, NO_DAYS) for i in ids],
-        src.paths,
-        [job["resumes"][i] for i in ids],
+        [job["tasks"][i] for i in job["chunks"][k]],
+        job["root"],
+        days,
+        paths,
+        resumes,
         job["keep"],
         None if job["parts"] is None else (job["parts"] + k, job["tag"]),
     )
     for r in out:
         r.task = None  # type: ignore[assignment]
     return out
+
+
+def _inputs(store: Any, tasks: Sequence[SegmentTask], known: Any) -> Inputs:
+    """What a chunk's tasks read from the catalog, read here (workers never open it)."""
+    from incbt.runs import bar_source, resume_states
+
+    src = bar_source(store, tasks)
+    return (
+        [src.index.get(t.instrument, NO_DAYS) for t in tasks],
+        src.paths,
+        resume_states(store, tasks, known),
+    )
 
 
 def _first_uses() -> None:
@@ -143,10 +160,10 @@ def _first_uses() -> None:
     pa.array(np.zeros(1))
 
 
-def _in_worker(job_id: int, k: int) -> list[TaskResult]:
-    """What a worker is sent: a job's chunk, by numbers (``_run`` is looked up when it
-    runs, in the worker: the module's, as the fork left it)."""
-    return _run(job_id, k)
+def _in_worker(job_id: int, k: int, inputs: Inputs) -> list[TaskResult]:
+    """What a worker is sent: a job's chunk, by numbers, with its inputs (``_run`` is
+    looked up when it runs, in the worker: the module's, as the fork left it)."""
+    return _run(job_id, k, inputs)
 
 
 class ProcessExecutor:
@@ -176,22 +193,23 @@ class ProcessExecutor:
         numbered from ``parts`` in plan order; without it (``verify``), results keep
         their rows."""
         from incbt.engine.kernel import settle
-        from incbt.runs import bar_source, resume_states
 
         warm_kernels(tasks)  # loaded before the fork: no worker loads or compiles one
         settle()
         _first_uses()
         chunks = chunk_ranges([t.work + t.bars + t.history_bars for t in tasks], self.workers)
         job_id = next(_NEXT_JOB)
+        # what the workers inherit: the plan; each chunk's catalog reads go with it, read
+        # as it is sent (memory holds those of the chunks in flight, not the universe's)
         _JOBS[job_id] = dict(
             tasks=tasks,
-            source=bar_source(store, tasks),
-            resumes=resume_states(store, tasks, known),
+            root=store.path,
             chunks=chunks,
             keep=keep,
             parts=parts,
             tag=f"{uuid.uuid4().hex[:12]}-",  # this command's files in tmp/
         )
+        sent: dict[int, Inputs] = {}  # the inputs of chunks not taken yet
         self.ran_here = 0
         pool = ProcessPoolExecutor(
             self.workers,
@@ -207,10 +225,14 @@ class ProcessExecutor:
         try:
             for k in range(len(chunks)):
                 while submitted < len(chunks) and submitted < k + window and not why:
+                    ids = chunks[submitted]
+                    sent[submitted] = _inputs(store, [tasks[i] for i in ids], known)
                     try:
                         with warnings.catch_warnings():  # Python 3.12+: fork, threads alive
                             warnings.simplefilter("ignore", DeprecationWarning)
-                            futures[submitted] = pool.submit(_in_worker, job_id, submitted)
+                            futures[submitted] = pool.submit(
+                                _in_worker, job_id, submitted, sent[submitted]
+                            )
                     except OSError as exc:  # no fork (out of memory, process limits)
                         why = f"no worker process could start ({exc.strerror or exc})"
                         break
@@ -233,7 +255,10 @@ class ProcessExecutor:
                             stacklevel=2,
                         )
                     self.ran_here += 1
-                    got = _run(job_id, k)
+                    if k not in sent:
+                        sent[k] = _inputs(store, [tasks[i] for i in chunks[k]], known)
+                    got = _run(job_id, k, sent[k])
+                del sent[k]
                 for i, r in zip(chunks[k], got, strict=True):
                     r.task = tasks[i]
                     progress_advance(tasks[i].work)
