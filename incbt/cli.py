@@ -474,7 +474,7 @@ def backtest(
         n_inst = len({t.instrument for t in plan.tasks}) if plan is not None else 0
         _say(
             f"would compute {r.segments} segment(s) in {r.tasks} task(s) over {n_inst} "
-            f"instrument(s), {r.bars_processed:,} bar-steps"
+            f"instrument(s), {r.bars_processed:,} bar-steps{_where(r)}"
             if r.bars_processed
             else "already up to date: nothing to compute",
             machine,
@@ -486,7 +486,7 @@ def backtest(
     if r is not None and r.bars_processed:
         _say(
             f"computed {r.segments} segment(s), {r.bars_processed:,} bar-steps in "
-            f"{r.seconds:.2f} s",
+            f"{r.seconds:.2f} s{_where(r)}",
             machine,
         )
     else:
@@ -557,7 +557,7 @@ def sweep(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be computed.")] = False,
 ) -> None:
-    """Run a parameter grid as a named, resumable sweep (in-process or on Ray)."""
+    """Run a parameter grid as a named, resumable sweep (on this machine or on Ray)."""
 
     st = _open()
     if instruments and all_:
@@ -603,7 +603,12 @@ def sweep(
         typer.echo(
             f"skipped {len(res.skipped)} grid point(s) the strategy rejects, e.g. {res.skipped[0]}"
         )
-    verb = "would compute" if dry_run else f"computed ({res.executor})"
+    if not dry_run:
+        verb = f"computed ({res.executor})"
+    elif workers is not None or address is not None:
+        verb = "would compute (ray)"
+    else:
+        verb = "would compute" + (f" ({r.executor})" if r.executor else "")
     typer.echo(
         f"sweep {res.name}: {len(res.run_ids)} run(s), {res.added} new"
         + (f" ({res.reused} of them in the store already, reused)" if res.reused else "")
@@ -879,12 +884,19 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
         bars = r.bars_processed
         _say(
             f"{r.runs} run(s): {verb} {r.segments:,} segment(s) in {r.tasks:,} task(s), "
-            f"{bars:,} bar-steps" + ("" if dry else f" in {r.seconds:.2f} s"),
+            f"{bars:,} bar-steps" + ("" if dry else f" in {r.seconds:.2f} s") + _where(r),
             machine,
         )
     _print_failures(r)
     if r.runs and store is not None:
         _print_waiting(store, machine)
+
+
+def _where(r: Any) -> str:
+    """Where a report's tasks ran, or would run, worth saying: worker processes (the
+    command's own process is the default, said by nothing)."""
+    ex = getattr(r, "executor", "")
+    return f" ({ex})" if ex and ex != "in-process" else ""
 
 
 def _print_waiting(store: Any, machine: bool = False) -> None:

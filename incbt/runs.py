@@ -1033,6 +1033,8 @@ def _phase(
     report.refolds += refold
     if dry_run:
         report.bars_processed += p.bars
+        if p.tasks:  # where they would run (deciding forks nothing)
+            report.executor = (executor or local_executor(store, p.tasks)).name
         return
     new = [r for r in records if _needs_record(store, r)]
     if not p.tasks:

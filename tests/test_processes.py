@@ -227,6 +227,39 @@ def test_chunks_cover_the_plan_in_order_and_balance_it(work, workers):
         assert all(sum(work[i] for i in c) <= share + max(work) + len(c) for c in chunks)
 
 
+CLI_FAST = """
+import sys, incbt.runs, incbt.cli
+incbt.runs.PROCESSES_MIN_BARS = 0
+incbt.runs.THREADS_MIN_WORK = 0
+incbt.runs.usable_cores = lambda: 2
+sys.argv = ["incbt", *sys.argv[1:]]
+incbt.cli.main()
+"""
+
+
+@pytest.mark.skipif(not proc.can_fork(), reason="worker processes are forked on Linux only")
+def test_the_cli_says_when_a_plan_runs_or_would_run_on_worker_processes(tmp_path, data):
+    """`--dry-run` says where the plan would run, the command where it ran; on the
+    command's own process (the default for small plans) nothing is added."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "head"))
+
+    def cli(*args: str, env: dict | None = None) -> str:
+        p = subprocess.run([sys.executable, "-c", CLI_FAST, "--store", s.path, *args],
+                           capture_output=True, text=True, env={**os.environ, **(env or {})})
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    bt = ["backtest", "sma_cross", "-p", "fast=5", "-p", "slow=30"]
+    assert "bar-steps (in 2 processes)" in cli(*bt, "--dry-run")
+    assert "(in 2 processes)" not in cli(*bt, "--dry-run", env={"INCBT_PROCESSES": "1"})
+    assert "(in 2 processes)" in cli(*bt).splitlines()[0]
+    out = cli("sweep", "sma_cross", "-g", "fast=3,4", "-g", "slow=20", "--name", "g", "--dry-run")
+    assert "would compute (in 2 processes)" in out, out
+    out = cli("update", "--dry-run", str(data / "tail"))
+    assert "bar-steps (in 2 processes)" in out, out
+
+
 # -- the command interrupted ------------------------------------------------------
 
 # The CLI with every plan on 2 worker processes, a commit after every chunk, and
