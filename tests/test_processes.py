@@ -260,6 +260,34 @@ def test_the_cli_says_when_a_plan_runs_or_would_run_on_worker_processes(tmp_path
     assert "bar-steps (in 2 processes)" in out, out
 
 
+@pytest.mark.skipif(not proc.can_fork(), reason="worker processes are forked on Linux only")
+def test_what_a_worker_writes_reaches_the_commands_stderr(tmp_path, data):
+    """A worker writes through streams of its own (the command's, inherited mid-write
+    from its progress thread, could hold a lock for ever): a warning it prints reaches
+    the command's stderr, and the command ends."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "head"))
+    code = CLI_FAST.replace(
+        "sys.argv = ",
+        "import os, warnings, incbt.execute.processes as proc\n"
+        "parent, real = os.getpid(), proc._run\n"
+        "def loud(job, k, inputs):\n"
+        "    if os.getpid() != parent:\n"
+        "        own = sys.stderr is not sys.__stderr__\n"
+        "        warnings.warn(f'worker {k} says hello (own stream: {own})')\n"
+        "    return real(job, k, inputs)\n"
+        "proc._run = loud\n"
+        "sys.argv = ",
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, "--store", s.path, "backtest", "sma_cross", "-p",
+         "fast=5", "-p", "slow=30"], capture_output=True, text=True, timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "(in 2 processes)" in p.stdout
+    assert "worker 0 says hello (own stream: True)" in p.stderr, p.stderr
+
+
 # -- the command interrupted ------------------------------------------------------
 
 # The CLI with every plan on 2 worker processes, a commit after every chunk, and

@@ -104,9 +104,15 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _child_init(parent: int) -> None:
-    """A worker's start: Ctrl-C is the command's to handle; die with the command."""
+    """A worker's start: Ctrl-C is the command's to handle; die with the command; write
+    (a warning, say) through streams of its own: the command's progress display writes
+    to stderr from a thread, and a fork in the middle of such a write leaves the
+    stream's lock held in the worker for ever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        with contextlib.suppress(OSError, ValueError):
+            setattr(sys, name, open(os.dup(fd), "w", buffering=1, closefd=True))  # noqa: SIM115
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the command died before the line above
