@@ -38,6 +38,7 @@ from incbt.engine import (
 from incbt.errors import CatalogError, NotFoundError, StrategyError, UsageError, names
 from incbt.execute import (
     DirectBars,
+    Executor,
     TaskResult,
     compute_task,
     remember,
@@ -546,7 +547,7 @@ class LocalExecutor:
 PROCESSES_MIN_BARS = 2_000_000
 
 
-def local_executor(store: Any, tasks: Sequence[SegmentTask]) -> Any:
+def local_executor(store: Any, tasks: Sequence[SegmentTask]) -> Executor:
     """The executor a command runs a plan's tasks on in this machine: worker processes
     (:class:`incbt.execute.processes.ProcessExecutor`, at most the ``processes``
     setting) where the tasks are big enough for more than one (:func:`threads_for`),
@@ -569,7 +570,7 @@ def trim(r: TaskResult, keep: int) -> TaskResult:
 
 
 def execute(
-    store: Any, the_plan: Plan, progress: Reporter = NULL, executor: Any = None
+    store: Any, the_plan: Plan, progress: Reporter = NULL, executor: Executor | None = None
 ) -> list[TaskResult]:
     """Run a plan's tasks (in this process by default); results in task order."""
     keep = int(store.settings["snapshot_keep_days"])
@@ -880,7 +881,7 @@ def bring_up_to_date(
     stale_out: list[Staleness] | None = None,
     replaced: Sequence[tuple[str, str]] = (),
     hypothetical: Sequence[tuple[str, int, int, int]] = (),
-    executor: Any = None,
+    executor: Executor | None = None,
     commit_bars: int | None = None,
 ) -> UpdateReport:
     """Plan, compute and commit whatever these runs lack, under the write lock.
@@ -1005,7 +1006,7 @@ def _phase(
     replaced: Sequence[tuple[str, str]],
     hypothetical: Sequence[tuple],
     assume: Mapping[tuple[str, str], int] | None = None,
-    executor: Any = None,
+    executor: Executor | None = None,
     commit_bars: int | None = None,
 ) -> None:
     """Plan these runs, compute, and commit in plan order, in batches.
@@ -1086,8 +1087,9 @@ def _phase(
     files: BatchFiles | PartFiles | None = None
     group: int | None = None  # the phase's first batch: its pieces count as one to compact
     taken = 0  # results taken from the executor
-    # an executor whose workers write the result rows (Ray): the driver encodes none, and
-    # publishes and commits their batches, numbered from here in plan order
+    # an executor whose workers write the result rows (Ray, worker processes: see
+    # incbt.execute.Executor): the driver encodes none, and publishes and commits
+    # their batches, numbered from here in plan order
     parts: dict[str, int] = {}
     if getattr(ex, "writes_parts", False):
         group = parts["parts"] = next_clean_batch(store)

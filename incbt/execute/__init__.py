@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -255,6 +255,37 @@ class TaskResult:
         return self
 
 
+class Executor(Protocol):
+    """What runs a plan's tasks: :class:`incbt.runs.LocalExecutor` (this process, on
+    threads), :class:`incbt.execute.processes.ProcessExecutor` (worker processes
+    forked for the plan), :class:`incbt.execute.ray_exec.RayExecutor` (Ray).
+
+    ``map`` yields one :class:`TaskResult` per task, in task order, whatever order the
+    tasks finish in: the commit depends on it. ``keep``: the days of snapshots kept
+    (the retention rule, applied before results travel or wait); ``progress_advance``
+    is called with the bar-steps of each task done; ``known``: snapshots the plan
+    already read (``Plan.latest``), spared a second read. An executor whose workers
+    write the result rows themselves also has ``writes_parts = True`` and takes
+    ``parts=`` (the number of the first batch it writes): the caller then commits
+    their files instead of encoding rows.
+    """
+
+    name: str  # how the CLI and reports say where the tasks ran
+
+    def parallelism(self) -> int:
+        """How many tasks it runs at once."""
+        ...
+
+    def map(
+        self,
+        store: Any,
+        tasks: Sequence[SegmentTask],
+        keep: int,
+        progress_advance: Callable[[int], None],
+        known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
+    ) -> Iterator[TaskResult]: ...
+
+
 def snapshot_width(strat: Strategy) -> int:
     return state_width(strat) + ACC_WIDTH
 
@@ -352,6 +383,7 @@ __all__ = [
     "ENGINE_WIDTH",
     "BarSource",
     "DirectBars",
+    "Executor",
     "SqlBars",
     "TaskResult",
     "compute_task",
