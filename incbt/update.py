@@ -382,14 +382,28 @@ def _quoted(names: Sequence[str]) -> str:
     return ", ".join("'" + n.replace("'", "''") + "'" for n in names)
 
 
+@dataclass
+class _StoredRows:
+    """The store's rows of a comparison as the query returned them, with what sorts them
+    as ``build_tables`` does (``order``: the permutation; ``names``: each name column's
+    ranks and the names ranked), not yet gathered in that order."""
+
+    table: pa.Table
+    order: np.ndarray | None  # None: sorted by Arrow already (names missing somewhere)
+    names: dict[str, tuple[np.ndarray, pa.Array]] = field(default_factory=dict)
+
+    def sorted(self) -> pa.Table:
+        return self.table if self.order is None else self.table.take(self.order)
+
+
 def _stored(
     ctx: Any, table: str, run_ids: list[str], where: str, order: tuple[str, ...]
-) -> pa.Table:
-    """The store's rows of these runs (and ``where``), sorted as ``build_tables`` sorts
-    them: names by their ranks among the names present (byte order, as Arrow and Python
-    order them), then the time (``order``'s last column when it is not a name); not by
-    DataFusion's ORDER BY (2.2 s for 1.6 M fills) nor Arrow's sort on the names (0.9 s
-    for 3.2 M fills, against 0.3 s)."""
+) -> _StoredRows:
+    """The store's rows of these runs (and ``where``), and how to sort them as
+    ``build_tables`` sorts them: names by their ranks among the names present (byte
+    order, as Arrow and Python order them), then the time (``order``'s last column when
+    it is not a name); not by DataFusion's ORDER BY (2.2 s for 1.6 M fills) nor Arrow's
+    sort on the names (0.9 s for 3.2 M fills, against 0.3 s)."""
     import pyarrow.compute as pc
 
     from incbt.query import run_sql
@@ -397,19 +411,94 @@ def _stored(
     assert all(r.isalnum() for r in run_ids)  # run ids are hex digests: safe to inline
     t = run_sql(ctx, f"SELECT * FROM {table} WHERE run_id IN ({_quoted(run_ids)}){where}")
     keys: list[tuple[np.ndarray, int]] = []
+    names: dict[str, tuple[np.ndarray, pa.Array]] = {}
     time = None
     for c in order:
         col = t.column(c)
         if col.null_count:  # names missing (not in these queries): Arrow's sort, as it is
-            return t.take(pc.sort_indices(t, sort_keys=[(c, "ascending") for c in order]))
+            return _StoredRows(
+                t.take(pc.sort_indices(t, sort_keys=[(c, "ascending") for c in order])), None
+            )
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             present = pc.unique(col).sort()
-            keys.append((pc.index_in(col, value_set=present).to_numpy(), len(present)))
+            ranks = pc.index_in(col, value_set=present).to_numpy()
+            keys.append((ranks, len(present)))
+            names[c] = (ranks, present)
         else:
             assert c == order[-1]
             width = pa.int32() if pa.types.is_date32(col.type) else pa.int64()
             time = col.cast(width).to_numpy()
-    return t.take(sort_order(keys, time))
+    return _StoredRows(t, sort_order(keys, time), names)
+
+
+# Rows gathered at a time by a comparison in order (_same_in_order): small enough that
+# the gathered block's memory is reused from block to block, not fresh each time
+_BLOCK_ROWS = 1 << 16
+
+
+def _flat(col: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
+    """A column of fixed-width values as one integer array of their bits (floats by
+    their bits: 0.0 and -0.0 differ, NaNs by payload), or None where it is not one
+    (strings, nulls): those go to the comparison of whole tables."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    typ = col.type
+    if pa.types.is_float64(typ) or pa.types.is_int64(typ) or pa.types.is_timestamp(typ):
+        dtype: Any = np.int64
+    elif pa.types.is_int32(typ) or pa.types.is_date32(typ):
+        dtype = np.int32
+    else:
+        return None
+    parts = []
+    for c in chunks:
+        if c.null_count:
+            return None
+        parts.append(np.frombuffer(c.buffers()[1], dtype)[c.offset : c.offset + len(c)])
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
+def _ranks_of(col: pa.ChunkedArray, present: pa.Array) -> np.ndarray:
+    """Each name's rank among ``present`` (-1: not there), dictionary-encoded or not."""
+    import pyarrow.compute as pc
+
+    out = []
+    for c in col.chunks:
+        if pa.types.is_dictionary(c.type):
+            ranks = pc.index_in(c.dictionary, value_set=present).fill_null(-1).to_numpy()
+            out.append(ranks[c.indices.fill_null(0).to_numpy(zero_copy_only=False)])
+            if c.null_count:
+                out[-1][c.is_null().to_numpy(zero_copy_only=False)] = -1
+        else:
+            out.append(pc.index_in(c, value_set=present).fill_null(-1).to_numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def _same_in_order(stored: _StoredRows, fresh: pa.Table) -> bool:
+    """:func:`_same` of the stored rows sorted and the fresh ones, without gathering the
+    stored table in order (what cost most of a verify: every column's rows copied into
+    fresh memory): fixed-width columns compared by their bits a block of rows at a time,
+    names by their ranks among the stored names. False also where it cannot tell (a
+    column of another type, nulls): the caller then compares the gathered tables."""
+    a, o = stored.table, stored.order
+    if o is None or a.num_rows != fresh.num_rows:
+        return False
+    for name in fresh.column_names:
+        if name not in a.column_names:
+            return False
+        if name in stored.names:
+            left, present = stored.names[name]
+            right = _ranks_of(fresh.column(name), present)
+        elif a.column(name).type != fresh.column(name).type:
+            return False
+        else:
+            left, right = _flat(a.column(name)), _flat(fresh.column(name))  # type: ignore[assignment]
+            if left is None or right is None:
+                return False
+        for i in range(0, len(o), _BLOCK_ROWS):
+            if not np.array_equal(left[o[i : i + _BLOCK_ROWS]], right[i : i + _BLOCK_ROWS]):
+                return False
+    return True
 
 
 class _Portfolios:
@@ -461,10 +550,14 @@ def _instrument_metrics(results: list, ids: list[str], port: _Portfolios) -> pa.
     per_run: dict[str, list] = {rid: [] for rid in ids}
     for r in results:
         sw = state_width(resolve_strategy(r.task.strategy, r.task.source, r.task.version))
-        for k, rid in enumerate(r.task.run_ids):
-            if rid in per_run and r.errors[k] is None:
-                vals = finalize(r.states[k, -1, sw:])
-                per_run[rid].append((r.task.instrument, r.days, r.daily["pnl"][k], vals))
+        ok = [k for k, rid in enumerate(r.task.run_ids) if rid in per_run and r.errors[k] is None]
+        if not ok:
+            continue
+        final = finalize(r.states[:, -1, sw:])  # one call a task, as the commit makes it
+        for k in ok:
+            per_run[r.task.run_ids[k]].append(
+                (r.task.instrument, r.days, r.daily["pnl"][k], final[k])
+            )
     for rid in ids:
         items = sorted(per_run[rid], key=lambda x: x[0])
         if items:
@@ -524,10 +617,14 @@ def _compare_table(
     once (its first, in the order rows are compared: chunks go in instrument order)."""
     import pyarrow.compute as pc
 
+    stored = _stored(ctx, name, ids, where, order)
+    report.rows_compared += fresh.num_rows
+    if _same_in_order(stored, fresh):  # the whole chunk at once: the expected case
+        return
     b = _plain(fresh)
-    a = _stored(ctx, name, ids, where, order).select(b.column_names)
-    report.rows_compared += b.num_rows
-    if _same(a, b):  # the whole chunk at once: the expected case
+    a = stored.sorted().select(b.column_names)
+    del stored
+    if _same(a, b):
         return
     seen = {(d.run_id, d.table) for d in report.differences}
     for rid in ids:  # find the runs that differ, and where
