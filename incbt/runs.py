@@ -760,7 +760,9 @@ def commit(
                     (where, t.first_day, t.last_day, len(r.days), seq_now),
                     final if every else final[ok],
                 )
-            summary.segments += len(ok)
+            # every segment computed, failed or not, as the command's report and the
+            # bar-steps count them; the failed ones are counted apart (summary.errors)
+            summary.segments += len(t.run_ids)
             summary.days += len(r.days) * len(t.run_ids)
         # runs computed here whose portfolio waits for a later commit: remember from which
         # day it changed, so that commit (even after a crash) refolds from there
@@ -830,6 +832,7 @@ def commit(
                 "runs": sorted(computed)[:50],
                 "n_runs": len(computed),
                 "segments": summary.segments,
+                "failed": len(summary.errors),
                 "bars_processed": summary.bars_processed,
                 "daily_rows": summary.daily_rows,
                 "fills": summary.fills,

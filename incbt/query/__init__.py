@@ -49,6 +49,7 @@ EVENTS_SCHEMA = pa.schema(
         ("last_day", pa.date32()),
         ("runs", pa.int64()),
         ("segments", pa.int64()),
+        ("failed", pa.int64()),
         ("bar_steps", pa.int64()),
         ("message", pa.string()),
         ("summary", pa.string()),
@@ -79,7 +80,8 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
         if s.get("replaced"):
             n = s.get("n_replaced", len(s["replaced"]))
             msg += f", {n} run(s) replaced (strategy code changed)"
-        return msg + (f", {len(s['errors'])} failed" if s.get("errors") else "")
+        failed = s.get("failed", len(s.get("errors", ())))  # errors: the first 20
+        return msg + (f", {failed} failed" if failed else "")
     if kind == "gc":
         return (
             f"removed {s.get('files_removed', 0)} superseded bars file(s), "
@@ -178,6 +180,8 @@ def _events_table(cat: Catalog, txn: Any, as_of: int | None) -> pa.Table:
         # commits in batches add up: GROUP BY op)
         rows["runs"].append(s.get("n_runs"))
         rows["segments"].append(s.get("segments"))
+        # failed pairs (a strategy error); events before 2026-12-05 listed at most 20
+        rows["failed"].append(s.get("failed", len(s["errors"]) if "errors" in s else None))
         rows["bar_steps"].append(s.get("bars_processed"))
         rows["message"].append(event_message(e.kind, s))
         rows["summary"].append(json.dumps(s, sort_keys=True))
