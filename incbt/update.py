@@ -450,6 +450,8 @@ def _flat(col: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
         return None
     parts = []
     for c in chunks:
+        if not len(c):  # an empty batch of a query (its data buffer may be absent)
+            continue
         if c.null_count:
             return None
         parts.append(np.frombuffer(c.buffers()[1], dtype)[c.offset : c.offset + len(c)])
