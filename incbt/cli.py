@@ -730,7 +730,8 @@ def status(output: PrintOpt = "table") -> None:
         pending = st.catalog.pending(txn)
         doomed = st.catalog.gc_pending(txn)
         horizon = st.catalog.gc_horizon(txn)
-    writer = held_by(st.path) if pending or doomed else None
+    left = _leftovers(os.path.join(st.path, "tmp"))
+    writer = held_by(st.path) if pending or doomed or left[0] else None
     if writer:
         _say(
             f"a write is under way ({writer}): the numbers below may change as it commits", machine
@@ -744,6 +745,13 @@ def status(output: PrintOpt = "table") -> None:
         _say(
             f"{len(doomed)} file(s) of an interrupted gc will be removed by the next write", machine
         )
+    if left[0] and not writer:
+        _say(
+            f"{left[0]:,} file(s), {left[1] / 2**20:,.1f} MiB in tmp/ from an interrupted command "
+            "(a killed ingest's parts of a big file, a worker's result rows) will be removed by "
+            "the next write",
+            machine,
+        )
     if horizon:
         _say(f"time travel (--as-of) reaches back to event {horizon} (incbt gc)", machine)
     res = st.status()
@@ -751,6 +759,18 @@ def status(output: PrintOpt = "table") -> None:
     _print_stale(res, output)
     if gone:  # a damaged store is not a healthy status, for scripts either
         raise typer.Exit(1)
+
+
+def _leftovers(tmp: str) -> tuple[int, int]:
+    """Files and bytes under a store's ``tmp/``: a writer's staging area, empty between
+    commands (every writer empties it when it takes the lock: ``recover``)."""
+    n = size = 0
+    for folder, _, names in os.walk(tmp):
+        for name in names:
+            with contextlib.suppress(OSError):  # removed meanwhile by a writer
+                size += os.stat(os.path.join(folder, name)).st_size
+                n += 1
+    return n, size
 
 
 def _store_summary(files: list) -> Any:

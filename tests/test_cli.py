@@ -645,3 +645,22 @@ def test_table_times_carry_their_zone():
     t = dt.datetime(2024, 1, 2, 14, 30, tzinfo=dt.UTC)
     assert _cell(t) == "2024-01-02 14:30:00 UTC"
     assert _cell(t.replace(tzinfo=None)) == "2024-01-02 14:30:00"
+
+
+def test_status_says_what_an_interrupted_command_left_in_tmp(tmp_path):
+    """A killed command's staging files (a big file's parts, a worker's result rows) are
+    said by ``status``, with their size, until the next write removes them."""
+    s = tmp_path / "s"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "2", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    assert "in tmp/" not in run("status", store=s).stdout
+    (s / "tmp" / "parts").mkdir(parents=True)
+    (s / "tmp" / "parts" / "part-000.csv").write_bytes(b"x" * 3 * 2**20)
+    (s / "tmp" / "ab12-daily.parquet").write_bytes(b"y" * 2**19)
+    said = run("status", store=s).stdout
+    assert "2 file(s), 3.5 MiB in tmp/ from an interrupted command" in said, said
+    assert "removed by the next write" in said
+    run("ingest", str(tmp_path / "d"), store=s)  # nothing changed, but a write all the same
+    assert not (s / "tmp").exists()
+    assert "in tmp/" not in run("status", store=s).stdout
