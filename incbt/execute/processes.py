@@ -44,8 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from incbt.catalog import DayIndex
-from incbt.execute import NO_DAYS, TaskResult
+from incbt.execute import Inputs, TaskResult, chunk_inputs
 from incbt.execute.ray_exec import _work, warm_kernels
 from incbt.plan import SegmentTask
 
@@ -119,9 +118,6 @@ def _child_init(parent: int) -> None:
         os._exit(1)
 
 
-Inputs = tuple[list[DayIndex], dict[bytes, str], list[Any]]  # a chunk's, in task order
-
-
 def _run(job_id: int, k: int, inputs: Inputs) -> list[TaskResult]:
     """Chunk ``k`` of a job (in a worker, or in the command's process after a worker
     died), given its tasks' day indexes, file paths and resume states: its results
@@ -140,18 +136,6 @@ def _run(job_id: int, k: int, inputs: Inputs) -> list[TaskResult]:
     for r in out:
         r.task = None  # type: ignore[assignment]
     return out
-
-
-def _inputs(store: Any, tasks: Sequence[SegmentTask], known: Any) -> Inputs:
-    """What a chunk's tasks read from the catalog, read here (workers never open it)."""
-    from incbt.runs import bar_source, resume_states
-
-    src = bar_source(store, tasks)
-    return (
-        [src.index.get(t.instrument, NO_DAYS) for t in tasks],
-        src.paths,
-        resume_states(store, tasks, known),
-    )
 
 
 def _first_uses() -> None:
@@ -232,7 +216,7 @@ class ProcessExecutor:
             for k in range(len(chunks)):
                 while submitted < len(chunks) and submitted < k + window and not why:
                     ids = chunks[submitted]
-                    sent[submitted] = _inputs(store, [tasks[i] for i in ids], known)
+                    sent[submitted] = chunk_inputs(store, [tasks[i] for i in ids], known)
                     try:
                         with warnings.catch_warnings():  # Python 3.12+: fork, threads alive
                             warnings.simplefilter("ignore", DeprecationWarning)
@@ -262,7 +246,7 @@ class ProcessExecutor:
                         )
                     self.ran_here += 1
                     if k not in sent:
-                        sent[k] = _inputs(store, [tasks[i] for i in chunks[k]], known)
+                        sent[k] = chunk_inputs(store, [tasks[i] for i in chunks[k]], known)
                     got = _run(job_id, k, sent[k])
                 del sent[k]
                 for i, r in zip(chunks[k], got, strict=True):

@@ -31,7 +31,7 @@ import numpy as np
 
 from incbt.catalog import DayIndex
 from incbt.errors import UsageError
-from incbt.execute import NO_DAYS, DirectBars, TaskResult, resolve_strategy, run_task
+from incbt.execute import DirectBars, TaskResult, chunk_inputs, resolve_strategy, run_task
 from incbt.plan import SegmentTask
 from incbt.settings import usable_cores
 
@@ -247,12 +247,8 @@ class RayExecutor:
     ) -> Iterator[TaskResult]:
         """``parts``: workers write the result rows themselves, each Ray call's as one
         batch, numbered from ``parts`` in plan order (:class:`incbt.results.PartFiles`)."""
-        from incbt.runs import bar_source, resume_states
-
         ray = ensure_ray(self.workers, self.address)
         warm_kernels(tasks)
-        source = bar_source(store, tasks)
-        resumes = resume_states(store, tasks, known)
         fn = _remote_fn(ray, self.retries)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         # Ray calls in flight: bounded, as results wait in memory (an explicit window
@@ -273,17 +269,15 @@ class RayExecutor:
             while nxt < len(tasks):
                 while submitted < len(chunks) and len(refs) + len(done) // size < calls:
                     ids = chunks[submitted]
-                    days, paths = [], {}
-                    for i in ids:  # arrays: pickled in a fraction of DayEntry objects' time
-                        index = source.index.get(tasks[i].instrument, NO_DAYS)
-                        days.append(index)
-                        paths.update({f: source.paths[f] for f, _, _ in index.file_runs()})
+                    # each call's catalog reads as it is submitted (arrays: pickled in a
+                    # fraction of DayEntry objects' time), not the whole plan's at once
+                    days, paths, resumes = chunk_inputs(store, [tasks[i] for i in ids], known)
                     ref = fn.remote(
                         [tasks[i] for i in ids],
-                        source.root,
+                        store.path,
                         days,
                         paths,
-                        [resumes[i] for i in ids],
+                        resumes,
                         keep,
                         None if parts is None else (parts + submitted, tag),
                     )
