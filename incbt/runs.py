@@ -39,6 +39,7 @@ from incbt.errors import CatalogError, NotFoundError, StrategyError, UsageError,
 from incbt.execute import (
     DirectBars,
     Executor,
+    Latest,
     TaskResult,
     compute_task,
     remember,
@@ -368,7 +369,7 @@ def plan_runs(
 def resume_states(
     store: Any,
     tasks: Sequence[SegmentTask],
-    known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
+    known: Latest | None = None,
 ) -> list[np.ndarray | None]:
     """The snapshot each task's runs resume from (read by the driver, sent with the task).
 
@@ -485,7 +486,7 @@ class LocalExecutor:
         tasks: Sequence[SegmentTask],
         keep: int,
         progress_advance: Callable[[int], None],
-        known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
+        known: Latest | None = None,
     ) -> Iterator[TaskResult]:
         """Results in task order."""
         source = DirectBars.lazy(store)  # each task reads its entries when it is loaded

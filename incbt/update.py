@@ -410,8 +410,7 @@ def _stored(
 
     assert all(r.isalnum() for r in run_ids)  # run ids are hex digests: safe to inline
     t = run_sql(ctx, f"SELECT * FROM {table} WHERE run_id IN ({_quoted(run_ids)}){where}")
-    keys: list[tuple[np.ndarray, int]] = []
-    names: dict[str, tuple[np.ndarray, pa.Array]] = {}
+    names: dict[str, tuple[np.ndarray, pa.Array]] = {}  # in sort order
     time = None
     for c in order:
         col = t.column(c)
@@ -421,13 +420,12 @@ def _stored(
             )
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             present = pc.unique(col).sort()
-            ranks = pc.index_in(col, value_set=present).to_numpy()
-            keys.append((ranks, len(present)))
-            names[c] = (ranks, present)
+            names[c] = (pc.index_in(col, value_set=present).to_numpy(), present)
         else:
             assert c == order[-1]
             width = pa.int32() if pa.types.is_date32(col.type) else pa.int64()
             time = col.cast(width).to_numpy()
+    keys = [(ranks, len(present)) for ranks, present in names.values()]
     return _StoredRows(t, sort_order(keys, time), names)
 
 

@@ -255,6 +255,11 @@ class TaskResult:
         return self
 
 
+# Each (run, instrument)'s latest stored snapshot (day, state), as the plan read it
+# (``Plan.latest``): executors resume from these without reading them again
+Latest = Mapping[tuple[str, str], tuple[int, np.ndarray]]
+
+
 class Executor(Protocol):
     """What runs a plan's tasks: :class:`incbt.runs.LocalExecutor` (this process, on
     threads), :class:`incbt.execute.processes.ProcessExecutor` (worker processes
@@ -282,7 +287,7 @@ class Executor(Protocol):
         tasks: Sequence[SegmentTask],
         keep: int,
         progress_advance: Callable[[int], None],
-        known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
+        known: Latest | None = None,
     ) -> Iterator[TaskResult]: ...
 
 
@@ -294,7 +299,7 @@ Inputs = tuple[list[DayIndex], dict[bytes, str], list[Any]]
 def chunk_inputs(
     store: Any,
     tasks: Sequence[SegmentTask],
-    known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
+    known: Latest | None = None,
 ) -> Inputs:
     """What a chunk of tasks reads from the catalog, read by the command's process as it
     sends the chunk to a worker (worker processes, Ray): workers never open the
@@ -411,6 +416,7 @@ __all__ = [
     "Executor",
     "SqlBars",
     "Inputs",
+    "Latest",
     "TaskResult",
     "chunk_inputs",
     "compute_task",

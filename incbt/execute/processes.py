@@ -37,14 +37,14 @@ import signal
 import sys
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
 
-from incbt.execute import Inputs, TaskResult, chunk_inputs
+from incbt.execute import Inputs, Latest, TaskResult, chunk_inputs
 from incbt.execute.ray_exec import _work, warm_kernels
 from incbt.plan import SegmentTask
 
@@ -176,12 +176,11 @@ class ProcessExecutor:
         tasks: Sequence[SegmentTask],
         keep: int,
         progress_advance: Callable[[int], None],
-        known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
+        known: Latest | None = None,
         parts: int | None = None,
     ) -> Iterator[TaskResult]:
         """``parts``: workers write the result rows themselves, each chunk's as one batch,
-        numbered from ``parts`` in plan order; without it (``verify``), results keep
-        their rows."""
+        numbered from ``parts`` in plan order; without it, results keep their rows."""
         from incbt.engine.kernel import settle
 
         warm_kernels(tasks)  # loaded before the fork: no worker loads or compiles one

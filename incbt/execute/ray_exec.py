@@ -24,14 +24,21 @@ import os
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from incbt.catalog import DayIndex
 from incbt.errors import UsageError
-from incbt.execute import DirectBars, TaskResult, chunk_inputs, resolve_strategy, run_task
+from incbt.execute import (
+    DirectBars,
+    Latest,
+    TaskResult,
+    chunk_inputs,
+    resolve_strategy,
+    run_task,
+)
 from incbt.plan import SegmentTask
 from incbt.settings import usable_cores
 
@@ -242,7 +249,7 @@ class RayExecutor:
         tasks: Sequence[SegmentTask],
         keep: int,
         progress_advance: Callable[[int], None],
-        known: Mapping[tuple[str, str], tuple[int, np.ndarray]] | None = None,
+        known: Latest | None = None,
         parts: int | None = None,
     ) -> Iterator[TaskResult]:
         """``parts``: workers write the result rows themselves, each Ray call's as one

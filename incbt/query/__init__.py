@@ -57,6 +57,12 @@ EVENTS_SCHEMA = pa.schema(
 )
 
 
+def _failed(s: dict[str, Any]) -> int | None:
+    """A computing event's failed pairs (a strategy error); None for other events. Events
+    before 2026-12-05 have no count, only their errors, listed up to 20."""
+    return s.get("failed", len(s["errors"]) if "errors" in s else None)
+
+
 def event_message(kind: str, s: dict[str, Any]) -> str:
     """One line saying what an event did."""
     if kind == "ingest":
@@ -80,7 +86,7 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
         if s.get("replaced"):
             n = s.get("n_replaced", len(s["replaced"]))
             msg += f", {n} run(s) replaced (strategy code changed)"
-        failed = s.get("failed", len(s.get("errors", ())))  # errors: the first 20
+        failed = _failed(s)
         return msg + (f", {failed} failed" if failed else "")
     if kind == "gc":
         return (
@@ -180,8 +186,7 @@ def _events_table(cat: Catalog, txn: Any, as_of: int | None) -> pa.Table:
         # commits in batches add up: GROUP BY op)
         rows["runs"].append(s.get("n_runs"))
         rows["segments"].append(s.get("segments"))
-        # failed pairs (a strategy error); events before 2026-12-05 listed at most 20
-        rows["failed"].append(s.get("failed", len(s["errors"]) if "errors" in s else None))
+        rows["failed"].append(_failed(s))
         rows["bar_steps"].append(s.get("bars_processed"))
         rows["message"].append(event_message(e.kind, s))
         rows["summary"].append(json.dumps(s, sort_keys=True))
