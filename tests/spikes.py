@@ -25,6 +25,27 @@ def spike(p, s, o, h, l, c, v, i):
 '''
 
 
+def fragile(after: int) -> str:
+    """Source of the strategy ``fragile`` (for a strategies file that imports incbt):
+    momentum over n bars, whose step raises for n = 7 from bar ``after`` on: a strategy
+    that fails for one parameter set of a sweep."""
+    return FRAGILE.replace("AFTER", str(after))
+
+
+FRAGILE = '''
+@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=(),
+                warmup=lambda p: p["n"])
+def fragile(p, s, o, h, l, c, v, i):
+    """Momentum over n bars; the step raises for n = 7 (after some bars)."""
+    n = int(p[0])
+    if n == 7 and i >= AFTER:
+        raise ValueError("n = 7 breaks")
+    if i < n:
+        return 0
+    return 1 if c[i] > c[i - n] else -1
+'''
+
+
 def write_spiked(src: str, dst: str, instrument: str, bar: int) -> None:
     """``src``'s bars with the ``bar``-th bar of ``instrument`` given a volume of 2e8."""
     t = pcsv.read_csv(src)

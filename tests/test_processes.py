@@ -23,6 +23,7 @@ import pytest
 from conftest import assert_files_are_the_catalogs, bits
 from hypothesis import given
 from hypothesis import strategies as st
+from spikes import fragile
 
 import incbt
 import incbt.execute.processes as proc
@@ -72,21 +73,7 @@ def data(tmp_path_factory):
     return root
 
 
-STRATEGIES = """\
-import incbt
-
-
-@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=(),
-                warmup=lambda p: p["n"])
-def fragile(p, s, o, h, l, c, v, i):
-    \"\"\"Momentum over n bars; the step raises for n = 7 (after some bars).\"\"\"
-    n = int(p[0])
-    if n == 7 and i >= 3000:
-        raise ValueError("n = 7 breaks")
-    if i < n:
-        return 0
-    return 1 if c[i] > c[i - n] else -1
-"""
+STRATEGIES = "import incbt\n\n" + fragile(3000)
 
 
 def history(s: incbt.Store, data, check_warnings: bool = True) -> list:

@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 import pytest
 import ray_support
 from conftest import assert_files_are_the_catalogs, bits
+from spikes import fragile
 
 import incbt
 from incbt.bars.generate import generate
@@ -70,18 +71,7 @@ def slow_mean(p, s, o, h, l, c, v, i):
         m += c[j]
     return 1 if c[i] > m / n else -1
 
-
-@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=(),
-                warmup=lambda p: p["n"])
-def fragile(p, s, o, h, l, c, v, i):
-    """Momentum over n bars; the step raises for n = 7 (after some bars)."""
-    n = int(p[0])
-    if n == 7 and i >= 500:
-        raise ValueError("n = 7 breaks")
-    if i < n:
-        return 0
-    return 1 if c[i] > c[i - n] else -1
-'''
+''' + fragile(500)
 
 # 8 instruments x 40 days x 8 parameter sets = 998,400 bar-steps, ~2 s on 2 cores
 SLOW_GRID = {"n": "1000:8000:1000"}
