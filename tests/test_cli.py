@@ -438,6 +438,33 @@ def test_a_damaged_store_says_so(small_store, tmp_path):
     assert p.returncode == 1 and "a file the store's catalog lists is gone" in p.stderr, p.stderr
 
 
+def test_a_store_copied_with_hard_links_is_refused_until_it_has_its_own_catalog(
+        small_store, tmp_path):
+    """``cp -al`` shares the catalog's files with the copy: LMDB writes them in place, so
+    a commit through the copy would change the original. Both are refused, each left as
+    it was, until the copy's catalog is a file of its own; Parquet files may stay links."""
+    import shutil
+
+    orig, linked = tmp_path / "orig", tmp_path / "linked"
+    shutil.copytree(small_store, orig)
+    shutil.copytree(orig, linked, copy_function=os.link)
+    before = {f: f.read_bytes() for f in (orig / "catalog").iterdir()}
+    for store in (orig, linked):
+        p = run("backtest", "sma_cross", "-p", "fast=4", "-p", "slow=21", store=store,
+                check=False)
+        assert p.returncode == 1 and "has 2 hard links" in p.stderr, p.stderr
+        assert "cp -a" in p.stderr and "Traceback" not in p.stderr
+    assert {f: f.read_bytes() for f in (orig / "catalog").iterdir()} == before
+    cat = linked / "catalog"
+    shutil.copytree(cat, tmp_path / "own")
+    shutil.rmtree(cat)
+    shutil.move(tmp_path / "own", cat)
+    run("backtest", "sma_cross", "-p", "fast=4", "-p", "slow=21", store=linked)
+    assert {f: f.read_bytes() for f in (orig / "catalog").iterdir()} == before
+    count = "SELECT count(*) AS n FROM runs"
+    assert run("query", count, store=linked).stdout != run("query", count, store=orig).stdout
+
+
 def test_a_sweep_prints_its_leaderboard_formatted(small_store):
     """The top runs by Sharpe: parameters as NAME=VALUE, metrics rounded with separators,
     in descending Sharpe."""

@@ -63,6 +63,28 @@ def _check_size(env: lmdb.Environment, path: str) -> None:
         )
 
 
+def _refuse_shared(path: str) -> None:
+    """Refuse a catalog whose files are hard links of another store's (a copy made with
+    ``cp -al`` or ``rsync --link-dest``): LMDB writes ``data.mdb`` in place, so a
+    commit through either store would change both catalogs, each then naming result
+    and bars files the other folder lacks. Parquet files may be hard-linked (incbt
+    never modifies one: it writes a new file and renames it in); the catalog may not."""
+    for name in ("data.mdb", "lock.mdb"):
+        f = os.path.join(path, name)
+        try:
+            links = os.stat(f).st_nlink
+        except FileNotFoundError:
+            continue
+        if links > 1:
+            raise CatalogError(
+                f"the catalog file {f} has {links} hard links: this store shares its "
+                "catalog with a copy made with hard links (cp -al, rsync --link-dest), "
+                "and a write through either would change both. Fix: give this store a "
+                f"catalog of its own: cp -a {path} {path}.copy && rm -r {path} && "
+                f"mv {path}.copy {path} (the Parquet files may stay hard-linked)"
+            )
+
+
 def _forget_lock(lock: str, had: bool) -> None:
     """A catalog refused on open keeps no lock file LMDB made for it: a command that
     only reads leaves what is not a store as it was."""
@@ -77,6 +99,7 @@ class Env:
     def __init__(self, path: str, map_size: int) -> None:
         self.path = path
         lock = os.path.join(path, "lock.mdb")
+        _refuse_shared(path)
         had_lock = os.path.exists(lock)
         try:
             self.env = lmdb.open(
@@ -91,8 +114,8 @@ class Env:
         except lmdb.Error as exc:
             _forget_lock(lock, had_lock)
             raise CatalogError(
-                f"cannot open the catalog at {path}: {exc}. Fix: a store's catalog is "
-                "written by incbt alone; restore the store from a backup"
+                f"cannot open the catalog at {path}: {str(exc).rstrip('.')}. Fix: a store's "
+                "catalog is written by incbt alone; restore the store from a backup"
             ) from exc
         try:
             _check_size(self.env, path)
