@@ -170,6 +170,52 @@ def test_a_dropped_sweep_point_comes_back_with_resume(world):
     assert s.sql(q).equals(fresh.sql(q))
 
 
+def test_result_files_with_nullable_columns_read_and_compact_with_required_ones(
+        tmp_path, monkeypatch):
+    """Result files written before 2026-12-05 have nullable columns, later ones required
+    columns (cheaper to encode). A store holding both shows the same rows as a fresh
+    store, and compaction merges the two kinds into files of required columns."""
+    import glob
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import incbt.results as res
+
+    def nullable_columns(path: str) -> set[bool]:
+        md = pq.ParquetFile(path).metadata.schema
+        return {md.column(i).max_definition_level > 0 for i in range(len(md))}
+
+    g = dict(instruments=2, days=10, start="2024-03-04", seed=29)
+    generate(str(tmp_path / "all"), **g)
+    days = sorted(os.listdir(tmp_path / "all"))
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest([str(tmp_path / "all" / d) for d in days[:2]])
+    with monkeypatch.context() as m:  # the batch files as written before
+        for name in ("DAILY_WRITE_SCHEMA", "FILLS_WRITE_SCHEMA"):
+            old = pa.schema([f.with_nullable(True) for f in getattr(res, name)])
+            m.setattr(res, name, old)
+        s.backtest(*A)
+        s.backtest(*B)
+    files = glob.glob(os.path.join(s.path, "results", "*", "*.parquet"))
+    assert files and all(nullable_columns(f) == {True} for f in files)
+    s.update(str(tmp_path / "all" / days[2]))  # a batch of required columns beside them
+    fresh = _fresh(tmp_path / "fresh", tmp_path / "all", [A, B], sweep=False)
+    for f in glob.glob(os.path.join(fresh.path, "results", "*", "*.parquet")):
+        assert nullable_columns(f) == {False}
+    for d in days[3:]:  # a batch a day: eight batches of level 0 are merged
+        s.update(str(tmp_path / "all" / d))
+    assert s.log(kind="compact").num_rows >= 1
+    with s.catalog.env.read() as txn:
+        merged = [r for _, r in rc.batches(s.catalog, txn) if r.get("level", 0) > 0]
+    assert merged
+    for r in merged:
+        for key in ("daily", "fills"):
+            assert nullable_columns(os.path.join(s.path, r[key])) == {False}
+    _assert_same(s, fresh)
+    assert s.verify().ok
+
+
 def test_compaction_removes_the_rows_of_dropped_runs(tmp_path):
     """Dropped runs' rows stay hidden in the result files until a compaction merges
     those files: the merged ones hold none of them (a replaced run's neither)."""

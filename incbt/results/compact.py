@@ -28,7 +28,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from incbt.catalog import runs as rc
-from incbt.results import _NO_ROW, DAILY_SCHEMA, FILLS_SCHEMA, batch_paths, write_durable
+from incbt.results import (
+    _NO_ROW,
+    DAILY_SCHEMA,
+    FILLS_SCHEMA,
+    batch_paths,
+    required,
+    write_durable,
+)
 
 FANOUT = 8
 
@@ -116,7 +123,12 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
             tables[key].append(_valid(t, cuts.get(b, {})))
     out = {}
     for key, schema, order in (("daily", DAILY_SCHEMA, "date"), ("fills", FILLS_SCHEMA, "ts")):
-        t = pa.concat_tables(tables[key]).cast(schema) if tables[key] else schema.empty_table()
+        # files written before 2026-12-05 have nullable columns, later ones required ones
+        t = (
+            pa.concat_tables([x.cast(schema) for x in tables[key]])
+            if tables[key]
+            else schema.empty_table()
+        )
         t = t.sort_by([("run_id", "ascending"), ("instrument", "ascending"), (order, "ascending")])
         out[key] = t.set_column(
             t.schema.get_field_index("batch"),
@@ -130,8 +142,8 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
         rows_per_pair[(r, i)] += 1
     dpath, fpath = batch_paths(new_batch)
     cat.env.write(lambda txn: cat.set_pending(txn, [dpath, fpath]))
-    write_durable(root, dpath, out["daily"])
-    write_durable(root, fpath, out["fills"])
+    write_durable(root, dpath, out["daily"].cast(required(DAILY_SCHEMA)))
+    write_durable(root, fpath, out["fills"].cast(required(FILLS_SCHEMA)))
 
     def txn_fn(txn: Any) -> int:
         meta = cat.meta(txn)
