@@ -898,7 +898,11 @@ def bring_up_to_date(
     from incbt import fork as fork_mod
 
     t0 = time.perf_counter()
-    if not dry_run and executor is None:  # in this process: load kernels while planning
+    # in this process: load kernels while planning, where a run is new (it computes);
+    # runs made before load theirs once the plan has work (_phase): a command with
+    # nothing to do (a backtest run again, a finished sweep resumed) loads none, which
+    # spared it ~20-30 ms of its ~0.3 s and up to ~37 MiB (2026-12-05)
+    if not dry_run and executor is None and any(_needs_record(store, r) for r in records):
         preload_kernels(records)
     report = UpdateReport(runs=len(records))
     plain = [r for r in records if not r.fork]
@@ -1042,6 +1046,8 @@ def _phase(
             report.executor = (executor or local_executor(store, p.tasks)).name
         return
     new = [r for r in records if _needs_record(store, r)]
+    if p.tasks and executor is None:  # loading already where a run is new: no-op then
+        preload_kernels(records)
     if not p.tasks:
         if new or refold or replaced:  # a new run of the changed code may exist already
             report.commit = commit(

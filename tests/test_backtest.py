@@ -622,3 +622,27 @@ def test_a_ray_worker_reads_every_task_into_the_same_buffers(tmp_path, data):
     for inst, want in pnl.items():
         got = daily.filter(pc.equal(daily["instrument"], inst))["pnl"].to_numpy()
         assert np.array_equal(got, want), inst
+
+
+def test_kernels_are_preloaded_only_for_commands_with_work(tmp_path, data, monkeypatch):
+    """A new run starts loading its kernel before the plan; a run made before, only once
+    the plan has work: a backtest run again, with nothing to compute, loads none."""
+    import incbt.runs
+
+    calls: list[list[str]] = []
+    real = incbt.runs.preload_kernels
+
+    def spy(records):
+        calls.append([r.run_id for r in records])
+        real(records)
+
+    monkeypatch.setattr(incbt.runs, "preload_kernels", spy)
+    s = _store(tmp_path, "s", data / "head")
+    rid = s.backtest("sma_cross", PARAMS["sma_cross"]).run_id
+    assert calls and all(c == [rid] for c in calls)
+    calls.clear()
+    assert s.backtest("sma_cross", PARAMS["sma_cross"]).report.bars_processed == 0
+    assert calls == []  # up to date: no kernel loaded for nothing
+    s.ingest(str(data / "tail"))
+    assert s.backtest("sma_cross", PARAMS["sma_cross"]).report.bars_processed > 0
+    assert calls == [[rid]]  # the plan has work: loaded then
