@@ -190,7 +190,9 @@ def update(
     **ingest_args: Any,
 ) -> UpdateResult:
     """Ingest ``paths`` (if any), then bring every run up to date."""
-    if not dry_run:  # the runs' kernels load while the files are ingested and the plan made
+    # the runs' kernels load while the files are ingested and the plan made; without
+    # files, once the plan has work (incbt.runs._phase): often there is none
+    if paths and not dry_run:
         preload_kernels(active_runs(store))
     summary = (
         store.ingest(paths, dry_run=dry_run, progress=progress, **ingest_args) if paths else None

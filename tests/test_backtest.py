@@ -626,7 +626,8 @@ def test_a_ray_worker_reads_every_task_into_the_same_buffers(tmp_path, data):
 
 def test_kernels_are_preloaded_only_for_commands_with_work(tmp_path, data, monkeypatch):
     """A new run starts loading its kernel before the plan; a run made before, only once
-    the plan has work: a backtest run again, with nothing to compute, loads none."""
+    the plan has work: a backtest run again, or an update without files, with nothing
+    to compute, loads none."""
     import incbt.runs
 
     calls: list[list[str]] = []
@@ -643,6 +644,8 @@ def test_kernels_are_preloaded_only_for_commands_with_work(tmp_path, data, monke
     calls.clear()
     assert s.backtest("sma_cross", PARAMS["sma_cross"]).report.bars_processed == 0
     assert calls == []  # up to date: no kernel loaded for nothing
+    assert s.update().report.bars_processed == 0
+    assert calls == []  # an update without files, nothing stale: none either
     s.ingest(str(data / "tail"))
     assert s.backtest("sma_cross", PARAMS["sma_cross"]).report.bars_processed > 0
     assert calls == [[rid]]  # the plan has work: loaded then
