@@ -156,22 +156,18 @@ def plan(
                 group = groups[
                     (inst, strategy, source, version, i0, (v is not None, v or 0), start)
                 ]
-                hs: dict[int, int] = {}  # warm-up bars -> first day of history to load
                 for run in bucket:
                     # history: the warm-up bars before the first day, never before the start
                     need = run.warmup if v is not None else 0
-                    h = hs.get(need, -1)
+                    hkey = (inst, i0, need, start)
+                    h = histories.get(hkey, -1)
                     if h < 0:
-                        hkey = (inst, i0, need, start)
-                        h = histories.get(hkey, -1)
-                        if h < 0:
-                            h = i0
-                            got = 0
-                            while got < need and h > 0 and d.days[h - 1] >= start:
-                                h -= 1
-                                got += int(d.rows[h])
-                            histories[hkey] = h
-                        hs[need] = h
+                        h = i0
+                        got = 0
+                        while got < need and h > 0 and d.days[h - 1] >= start:
+                            h -= 1
+                            got += int(d.rows[h])
+                        histories[hkey] = h
                     group.append((run, h))
     tasks = []
     for key in sorted(groups):
