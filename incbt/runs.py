@@ -898,12 +898,6 @@ def bring_up_to_date(
     from incbt import fork as fork_mod
 
     t0 = time.perf_counter()
-    # in this process: load kernels while planning, where a run is new (it computes);
-    # runs made before load theirs once the plan has work (_phase): a command with
-    # nothing to do (a backtest run again, a finished sweep resumed) loads none, which
-    # spared it ~20-30 ms of its ~0.3 s and up to ~37 MiB (2026-12-05)
-    if not dry_run and executor is None and any(_needs_record(store, r) for r in records):
-        preload_kernels(records)
     report = UpdateReport(runs=len(records))
     plain = [r for r in records if not r.fork]
     forks = [r for r in records if r.fork]
@@ -1026,6 +1020,13 @@ def _phase(
     """
     if not records:
         return
+    new = [] if dry_run else [r for r in records if _needs_record(store, r)]
+    # in this process: kernels load while the plan is made where a run is new (it
+    # computes), else once the plan has work: a command with nothing to do (a backtest
+    # run again, a finished sweep resumed) loads none, which spared it ~20-30 ms of its
+    # ~0.3 s and up to ~37 MiB (2026-12-05)
+    if new and executor is None:
+        preload_kernels(records)
     p = plan_runs(store, records, stale_out, hypothetical=hypothetical, assume_through=assume)
     report.skipped_failed += p.skipped_failed
     if report.plan is None:
@@ -1045,7 +1046,6 @@ def _phase(
         if p.tasks:  # where they would run (deciding forks nothing)
             report.executor = (executor or local_executor(store, p.tasks)).name
         return
-    new = [r for r in records if _needs_record(store, r)]
     if p.tasks and executor is None:  # loading already where a run is new: no-op then
         preload_kernels(records)
     if not p.tasks:
