@@ -262,8 +262,11 @@ def test_step_that_allocates_falls_back_to_reference_counting():
     assert res.ok and res.fill_qty.size > 0
 
 
-@strategy(params={"mode": Param(int, 0, min=0, max=4), "at": Param(int, 5, min=1)},
-          state=("n", "seen"), warmup=8)
+@strategy(
+    params={"mode": Param(int, 0, min=0, max=4), "at": Param(int, 5, min=1)},
+    state=("n", "seen"),
+    warmup=8,
+)
 def peeking(p, s, o, h, l, c, v, i):  # noqa: E741
     """Reads a bar it may not at bar number `at` (mode 1: the next close, 2: index -1,
     3: the next high through a helper, 4: the next open); records what it can see."""
@@ -315,6 +318,80 @@ def test_a_step_sees_only_the_bars_up_to_the_current_one():
     assert ok[0, ENGINE_WIDTH + 1] == n + 1000.0
 
 
+@strategy(
+    params={"mode": Param(int, 0, min=0, max=4), "at": Param(int, 3, min=1)}, state=("n", "ema")
+)
+def slotted(p, s, o, h, l, c, v, i):  # noqa: E741
+    """Uses a slot it did not declare at bar number `at` (mode 1: writes s[2], 2: reads
+    s[-1], 3: reads p[2], 4: writes s[7] through a helper); an EMA in its second slot."""
+    mode = int(p[0])
+    s[0] += 1.0
+    s[1] = c[i] if s[0] == 1.0 else 0.9 * s[1] + 0.1 * c[i]
+    if s[0] == p[1]:
+        if mode == 1:
+            s[mode + 1] = 5.0
+        elif mode == 2:
+            s[1] = s[1 - mode]
+        elif mode == 3:
+            s[1] = p[mode - 1]
+        elif mode == 4:
+            _write_at(s, 7)
+    return 1 if c[i] > s[1] else -1
+
+
+@numba.njit
+def _write_at(a, j):
+    a[j] = 1.0
+
+
+@strategy(params={}, state=("n", "ema"))
+def constant_slot(p, s, o, h, l, c, v, i):  # noqa: E741
+    s[2] = c[i]
+    return 1
+
+
+@strategy(params={}, state=())
+def stateless(p, s, o, h, l, c, v, i):  # noqa: E741
+    return 1 if s[0] > 0.0 else -1
+
+
+@strategy(params={"n": Param(int, 2, min=1)}, state=("x",))
+def rewrites_a_parameter(p, s, o, h, l, c, v, i):  # noqa: E741
+    p[0] = 3.0
+    return 1
+
+
+def test_a_step_uses_only_the_slots_it_declares():
+    """p and s are checked arrays of the declared lengths: a slot past them (or a negative
+    index) fails the set with an IndexError, where it used to write over another variable
+    of the kernel, silently and repeatably; a parameter cannot be written."""
+    bars = make_bars(3, 2, min_bars=10, max_bars=20)
+    sets = [{"mode": m} for m in range(5)]
+    res = run_engine("slotted", sets, bars, strat=slotted)
+    assert res.errors[0] is None and np.isfinite(res.equity[0]).all()
+    for k, slot in [(1, "state"), (2, "state"), (3, "parameter"), (4, "state")]:
+        letter, what = ("s", "state slots") if slot == "state" else ("p", "parameters")
+        assert res.errors[k] is not None and res.errors[k].endswith(
+            f"the step raised IndexError: a step used a {slot} slot outside "
+            f"{letter}[0]..{letter}[1] (2 {what} declared): declare every slot it uses"
+        ), res.errors[k]
+        assert np.isnan(res.equity[k]).all() and not (res.fill_set == k).any()
+    # the sets that fail do not disturb the one that does not
+    alone = run_engine("slotted", sets[:1], bars, strat=slotted)
+    assert np.array_equal(alone.equity[0], res.equity[0])
+    res = run_engine("constant_slot", [{}], bars, strat=constant_slot)
+    assert res.errors[0].endswith(
+        "IndexError: a step used a state slot outside s[0]..s[1] "
+        "(2 state slots declared): declare every slot it uses"
+    )
+    res = run_engine("stateless", [{}], bars, strat=stateless)
+    assert res.errors[0].endswith(
+        "IndexError: a step used a state slot, and it declares none: declare every slot it uses"
+    )
+    with pytest.raises(StrategyError, match="Cannot modify readonly array"):
+        run_engine("rewrites_a_parameter", [{}], bars, strat=rewrites_a_parameter)
+
+
 def test_a_timestamp_step_cannot_read_a_later_timestamp():
     @strategy(params={}, state=("n",))
     def next_ts(p, s, o, h, l, c, v, i, t):  # noqa: E741
@@ -342,10 +419,18 @@ def test_a_step_reading_further_back_than_its_warmup_fails_when_resumed():
     full = run_engine("short_memory", [{}], bars, strat=short_memory)
     assert full.ok
     b = int(day_ends(ts)[0])
-    part = run_engine("short_memory", [{}], bars.iloc[b - 2 :].reset_index(drop=True),
-                      start=2, state=full.snapshots[:, 0, :].copy(), strat=short_memory)
-    assert "the step raised IndexError: a step read a bar after the current bar i " \
+    part = run_engine(
+        "short_memory",
+        [{}],
+        bars.iloc[b - 2 :].reset_index(drop=True),
+        start=2,
+        state=full.snapshots[:, 0, :].copy(),
+        strat=short_memory,
+    )
+    assert (
+        "the step raised IndexError: a step read a bar after the current bar i "
         "(look-ahead), or before the first bar loaded" in part.errors[0]
+    )
 
 
 def test_error_model_numpy_divides_without_testing_and_is_part_of_the_code_version():

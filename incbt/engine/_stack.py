@@ -1,12 +1,20 @@
 """Numba building blocks of the generated kernels: stack scratch arrays and bar views.
 
-`stack_f8`: a fixed-size float64 scratch array on the stack. The kernels copy
-a parameter set and its strategy state into such arrays before the bar loop.
-LLVM knows stack memory aliases none of the kernel's array arguments, so after
-the step is inlined it keeps the strategy's slots in registers; with a heap
-row instead, every slot went through memory on every bar (measured: ~0.6x the
-speed of a hand-written loop, vs ~0.97x). The array has no meminfo: it is only
-valid inside the function that made it.
+`slots`: a fixed-size float64 array on the stack. The kernels copy a parameter
+set and its strategy state into such arrays before the bar loop. LLVM knows
+stack memory aliases none of the kernel's array arguments, so after the step is
+inlined it keeps the strategy's slots in registers; with a heap row instead,
+every slot went through memory on every bar (measured: ~0.6x the speed of a
+hand-written loop, vs ~0.97x). The array has no meminfo: it is only valid
+inside the function that made it. It is what a step gets as ``p`` (its
+parameters, made read-only by `read_only`) and ``s`` (its state): a `Slots`
+of exactly the declared length, whose integer indexing is checked against it
+and never wrapped. Unchecked (until 2026-12-05), a step that used ``s[1]``
+with one slot declared wrote past its array, over another variable of the
+kernel or none, and its results were wrong yet repeatable, so ``verify`` could
+not tell; now its parameter set fails with an IndexError that says so. Steps
+index their slots with constants and the length is a constant, so the check
+folds away where the index is in range.
 
 `bars_view`: what a step gets as ``o, h, l, c, v`` (and ``t``) at bar ``i``:
 the bars ``[0, i]`` of the loaded arrays, as a `BarsView`. Indexing one with
@@ -36,22 +44,51 @@ from numba.core import cgutils
 from numba.core.datamodel import models, register_default
 from numba.core.imputils import impl_ret_borrowed, lower_builtin, lower_cast
 from numba.extending import intrinsic
-from numba.np.arrayobj import make_array, populate_array
+from numba.np.arrayobj import getitem_arraynd_intp, make_array, populate_array, setitem_array
 
-__all__ = ["BarsView", "bars_view", "stack_f8"]
+__all__ = ["BarsView", "Slots", "bars_view", "read_only", "slots"]
+
+
+class Slots(types.Array):
+    """A step's parameters (``what`` "parameter") or state ("state"): a float64 array
+    of ``n`` slots whose integer indexing is checked (see the module)."""
+
+    def __init__(self, n: int, what: str, readonly: bool = False) -> None:
+        self.n, self.what = n, what
+        name = ("readonly " if readonly else "") + f"{what}_slots[{n}]"
+        super().__init__(types.float64, 1, "C", readonly=readonly, name=name)
+
+    @property
+    def key(self):  # type: ignore[no-untyped-def]
+        return super().key + (self.n, self.what)
+
+
+register_default(Slots)(models.ArrayModel)
+
+
+@lower_cast(Slots, types.Array)
+def _slots_as_array(context, builder, fromty, toty, val):  # noqa: ARG001
+    return val  # the same data model
 
 
 @intrinsic
-def stack_f8(typingctx, n):  # noqa: ARG001 - numba's intrinsic signature
-    """A C-contiguous float64[n] in the calling function's stack frame (n: literal int)."""
-    if not isinstance(n, types.IntegerLiteral) or n.literal_value < 1:
+def slots(typingctx, n, what):  # noqa: ARG001 - numba's intrinsic signature
+    """A C-contiguous float64 array of ``n`` (a literal int, 0 allowed) slots in the
+    calling function's stack frame, as a `Slots` of kind ``what`` (a literal string:
+    "parameter" or "state")."""
+    if (
+        not isinstance(n, types.IntegerLiteral)
+        or n.literal_value < 0
+        or not isinstance(what, types.StringLiteral)
+        or what.literal_value not in ("parameter", "state")
+    ):
         return None
     size = n.literal_value
-    arrty = types.Array(types.float64, 1, "C")
+    ty = Slots(size, what.literal_value)
 
     def codegen(context, builder, signature, args):
-        ptr = cgutils.alloca_once(builder, ir.DoubleType(), size=size)
-        ary = make_array(arrty)(context, builder)
+        ptr = cgutils.alloca_once(builder, ir.DoubleType(), size=max(1, size))
+        ary = make_array(ty)(context, builder)
         intp = context.get_value_type(types.intp)
         populate_array(
             ary,
@@ -63,7 +100,61 @@ def stack_f8(typingctx, n):  # noqa: ARG001 - numba's intrinsic signature
         )
         return ary._getvalue()
 
-    return arrty(n), codegen
+    return ty(n, what), codegen
+
+
+@intrinsic
+def read_only(typingctx, ary):  # noqa: ARG001 - numba's intrinsic signature
+    """The same `Slots`, read-only: what a step gets as its parameters (a write to one
+    is a compile error, as it would outlive the bar and not a resume)."""
+    if not isinstance(ary, Slots):
+        return None
+    ty = Slots(ary.n, ary.what, readonly=True)
+
+    def codegen(context, builder, signature, args):
+        return args[0]
+
+    return ty(ary), codegen
+
+
+def _slot_index(context, builder, ty, idxty, idx):  # type: ignore[no-untyped-def]
+    """The index ``idx`` as intp, after raising IndexError unless ``0 <= idx < ty.n``."""
+    intp = context.get_value_type(types.intp)
+    j = context.cast(builder, idx, idxty, types.intp)
+    with cgutils.if_unlikely(builder, builder.icmp_unsigned(">=", j, ir.Constant(intp, ty.n))):
+        letter = "p" if ty.what == "parameter" else "s"
+        declared = "parameters declared" if ty.what == "parameter" else "state slots declared"
+        context.call_conv.return_user_exc(
+            builder,
+            IndexError,
+            (
+                f"a step used a {ty.what} slot outside {letter}[0]..{letter}[{ty.n - 1}] "
+                f"({ty.n} {declared}): declare every slot it uses"
+                if ty.n
+                else f"a step used a {ty.what} slot, and it declares none: declare every "
+                "slot it uses",
+            ),
+        )
+    return j
+
+
+@lower_builtin(operator.getitem, Slots, types.Integer)
+def _slots_getitem(context, builder, sig, args):
+    """``p[j]``, ``s[j]``: checked against the declared slots, never wrapped; then
+    Numba's own indexing, the same code where the check folds away."""
+    ty, idxty = sig.args
+    j = _slot_index(context, builder, ty, idxty, args[1])
+    return getitem_arraynd_intp(context, builder, sig.replace(args=(ty, types.intp)), (args[0], j))
+
+
+@lower_builtin(operator.setitem, Slots, types.Integer, types.Any)
+def _slots_setitem(context, builder, sig, args):
+    """``s[j] = x``: checked as a read is."""
+    ty, idxty, valty = sig.args
+    j = _slot_index(context, builder, ty, idxty, args[1])
+    return setitem_array(
+        context, builder, sig.replace(args=(ty, types.intp, valty)), (args[0], j, args[2])
+    )
 
 
 class BarsView(types.Array):

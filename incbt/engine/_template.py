@@ -3,7 +3,7 @@
 Kept as text: each strategy gets its own generated module (distinct file,
 distinct function names) so that Numba's on-disk cache holds one compiled
 kernel per strategy code version, with the step inlined. Placeholders:
-__TAG__, __NAME__, __VERSION__, __NRT__, __NP__, __NS__, __NPA__, __NSA__, __EW__,
+__TAG__, __NAME__, __VERSION__, __NRT__, __NP__, __NS__, __EW__,
 __T__ (", bars_view(t, i)" when the step takes the bars' timestamps, else empty).
 """
 
@@ -12,7 +12,7 @@ KERNEL_SOURCE = '''\
 
 from numba import njit
 
-from incbt.engine._stack import bars_view, stack_f8
+from incbt.engine._stack import bars_view, read_only, slots
 
 step = None  # the strategy's step dispatcher, set by incbt.engine.kernel before any call
 
@@ -41,8 +41,9 @@ def run___TAG__(
     if last != t.shape[0]:
         return -1
     nf = 0
-    lp = stack_f8(__NPA__)
-    ls = stack_f8(__NSA__)
+    lp = slots(__NP__, "parameter")
+    ls = slots(__NS__, "state")
+    pr = read_only(lp)  # what the step gets: the same slots, read-only
     for k in range(n_sets):
         for j in range(__NP__):
             lp[j] = params[k, j]
@@ -95,7 +96,7 @@ def run___TAG__(
                         f_flt[1, nf] = px
                         f_flt[2, nf] = fee
                     nf += 1
-                x = float(step(lp, ls, ov, bars_view(h, i), bars_view(l, i), cv,
+                x = float(step(pr, ls, ov, bars_view(h, i), bars_view(l, i), cv,
                                bars_view(v, i), i__T__))
                 if x != sig:
                     if x != 1.0 and x != -1.0 and x != 0.0:
@@ -145,15 +146,16 @@ def run___TAG__(
 
 @njit(cache=True, nogil=True, _nrt=__NRT__)
 def replay___TAG__(params, t, o, h, l, c, v, first, end, sstate):
-    lp = stack_f8(__NPA__)
-    ls = stack_f8(__NSA__)
+    lp = slots(__NP__, "parameter")
+    ls = slots(__NS__, "state")
+    pr = read_only(lp)  # what the step gets: the same slots, read-only
     for k in range(params.shape[0]):
         for j in range(__NP__):
             lp[j] = params[k, j]
         for j in range(__NS__):
             ls[j] = sstate[k, j]
         for i in range(first[k], end):
-            step(lp, ls, bars_view(o, i), bars_view(h, i), bars_view(l, i), bars_view(c, i),
+            step(pr, ls, bars_view(o, i), bars_view(h, i), bars_view(l, i), bars_view(c, i),
                  bars_view(v, i), i__T__)
         for j in range(__NS__):
             sstate[k, j] = ls[j]

@@ -105,8 +105,6 @@ def _source(strat: Strategy, nrt: bool) -> str:
         "__NAME__": strat.name,
         "__VERSION__": strat.code_version,
         "__NRT__": str(nrt),
-        "__NPA__": str(max(1, n_params)),
-        "__NSA__": str(max(1, n_state)),
         "__NP__": str(n_params),
         "__NS__": str(n_state),
         "__EW__": str(ENGINE_WIDTH),
