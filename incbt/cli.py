@@ -757,7 +757,7 @@ def status(output: PrintOpt = "table") -> None:
     res = st.status()
     _print_update(res, output, dry=True, store=st)
     _print_stale(res, output)
-    if gone:  # a damaged store is not a healthy status, for scripts either
+    if gone or res.broken:  # a damaged store, or runs no update can maintain: not healthy
         raise typer.Exit(1)
 
 
@@ -894,7 +894,7 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
     r = res.report  # type: ignore[attr-defined]
     machine = output != "table"
     for b in res.broken:  # type: ignore[attr-defined]
-        err_console.print(f"[yellow]cannot recompute:[/yellow] {b}", highlight=False)
+        err_console.print(f"[red]cannot recompute:[/red] {b}", highlight=False)
     for old, new in res.replaced:  # type: ignore[attr-defined]
         _say(f"run {old} is replaced by {new} (its strategy's code changed)", machine)
     if not r.segments:
@@ -910,6 +910,21 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
     _print_failures(r)
     if r.runs and store is not None:
         _print_waiting(store, machine)
+    _print_broken(res)
+
+
+def _print_broken(res: object) -> None:
+    """The runs an update leaves as they are because their strategy cannot load (said
+    above, each with why): not up to date, whatever the counts before say."""
+    n = len(res.broken)  # type: ignore[attr-defined]
+    if n:
+        err_console.print(
+            f"[red]{n} run(s) cannot be recomputed[/red] (above): their strategy does not "
+            "load, so their results stay as they are and no update brings them up to date. "
+            "Fix: restore or repair the strategies file (`runs.source` names it), or drop "
+            "the runs (`incbt drop RUN`)",
+            highlight=False,
+        )
 
 
 def _where(r: Any) -> str:
@@ -979,6 +994,8 @@ def update(
         _print_stale(res, output)
     if not dry_run:  # pairs that failed before and were not retried are reported, not an error
         _exit_if_failed(res.report, known=False)
+    if res.broken:  # runs it cannot bring up to date (said above)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -50,13 +50,14 @@ from incbt.runs import (
 
 @dataclass
 class StaleRow:
-    """One (run, instrument) an update would compute, and why."""
+    """One (run, instrument) an update would compute, and why; or a run's portfolio
+    (instrument ""), or a run it cannot recompute (instrument "", no first day)."""
 
     run_id: str
     strategy: str
     instrument: str
     reason: str
-    from_day: str
+    from_day: str | None
     bars: int
 
 
@@ -97,17 +98,28 @@ def _strategy_now(rec: rc.RunRecord) -> tuple[Any, str | None]:
     try:
         return resolve_strategy(rec.strategy, rec.source, rec.code_version, check=False), None
     except (StrategyError, OSError) as exc:
-        return None, f"run {rec.run_id} ({rec.strategy}): {exc}"
+        return None, str(exc)
 
 
-def current_records(store: Any) -> tuple[list[rc.RunRecord], list[tuple[str, str]], list[str]]:
+def broken_line(rec: rc.RunRecord, why: str) -> str:
+    """What ``UpdateResult.broken`` says of a run whose strategy cannot load."""
+    return f"run {rec.run_id} ({rec.strategy}): {why}"
+
+
+def current_records(
+    store: Any, broken_runs: list[tuple[rc.RunRecord, str]] | None = None
+) -> tuple[list[rc.RunRecord], list[tuple[str, str]], list[str]]:
     """Active runs as they should be now: a run whose strategy's code changed is
-    replaced by the same run under the new code version (a new run id)."""
+    replaced by the same run under the new code version (a new run id). A run whose
+    strategy cannot load is left out, said in the third list (and, with
+    ``broken_runs``, added there with why)."""
     records, replaced, broken = [], [], []
     for rec in active_runs(store):
         strat, why = _strategy_now(rec)
         if why is not None:
-            broken.append(why)
+            broken.append(broken_line(rec, why))
+            if broken_runs is not None:
+                broken_runs.append((rec, why))
             continue
         if strat.code_version != rec.code_version:
             new = dataclasses.replace(
@@ -137,6 +149,7 @@ def _stale_rows(
     stale: list[Staleness],
     replaced: list[tuple[str, str]],
     last_seq: int,
+    broken: Sequence[tuple[rc.RunRecord, str]] = (),
 ) -> list[StaleRow]:
     why = {(s.run_id, s.instrument): s for s in stale}
     new_ids = {n for _, n in replaced}
@@ -172,10 +185,12 @@ def _stale_rows(
                 strat_of.get(rid, ""),
                 "",  # the run's portfolio
                 "its universe changed size: the portfolio is refolded with the new capital",
-                "",
+                None,
                 0,
             )
         )
+    for rec, cause in broken:  # not up to date for sure only once planned: said anyway
+        rows.append(StaleRow(rec.run_id, rec.strategy, "", f"cannot recompute: {cause}", None, 0))
     rows.sort(key=lambda r: (r.run_id, r.instrument))
     return rows
 
@@ -197,7 +212,8 @@ def update(
     summary = (
         store.ingest(paths, dry_run=dry_run, progress=progress, **ingest_args) if paths else None
     )
-    records, replaced, broken = current_records(store)
+    broken_runs: list[tuple[rc.RunRecord, str]] = []
+    records, replaced, broken = current_records(store, broken_runs)
     stale: list[Staleness] = []
     report = bring_up_to_date(
         store,
@@ -217,7 +233,7 @@ def update(
         report,
         replaced,
         broken,
-        lambda: _stale_rows(records, report, stale, replaced, last_seq),
+        lambda: _stale_rows(records, report, stale, replaced, last_seq, broken_runs),
     )
 
 
@@ -650,7 +666,7 @@ def _not_up_to_date(store: Any, records: Sequence[rc.RunRecord]) -> tuple[set[st
     for rec in records:
         strat, why = _strategy_now(rec)
         if why is not None:
-            broken[rec.run_id] = why
+            broken[rec.run_id] = broken_line(rec, why)
             continue
         if strat.code_version != rec.code_version:
             out.add(rec.run_id)

@@ -318,6 +318,42 @@ def test_a_strategy_changed_to_fail_everywhere_still_replaces_its_runs(tmp_path)
         assert bits(s.sql(q)).equals(bits(fresh.sql(q))), q
 
 
+def test_a_run_whose_strategy_no_longer_loads_is_reported_not_skipped_silently(tmp_path):
+    """Its strategies file is gone: update brings the other runs up to date, says it
+    cannot recompute that one and exits 1; status lists it as stale and exits 1 (they
+    said "all up to date" and exited 0, found 2026-12-05). Back in place, the file's
+    run catches up."""
+    s, f, mom = _mom_run(tmp_path)
+    sma = s.backtest("sma_cross", {"fast": 4, "slow": 30})
+    generate(str(tmp_path / "new"), instruments=2, days=5, start="2024-03-04", seed=5,
+             from_day="2024-03-08")
+    f.rename(tmp_path / "elsewhere.py")
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+
+    def run(*a):
+        return subprocess.run([exe, "--store", s.path, *a], capture_output=True, text=True)
+
+    p = run("update", str(tmp_path / "new"))
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert f"cannot recompute: run {mom.run_id} (mom): " in p.stderr, p.stderr
+    assert "1 run(s) cannot be recomputed" in p.stderr and "runs.source" in p.stderr
+    last = "SELECT max(date) AS d FROM daily WHERE run_id = $r"
+    assert str(s.sql(last, params={"r": sma.run_id})["d"][0]) == "2024-03-08"
+    assert str(s.sql(last, params={"r": mom.run_id})["d"][0]) == "2024-03-07"
+    p = run("status")
+    assert p.returncode == 1 and "1 run(s) cannot be recomputed" in p.stderr, p.stderr
+    stale = s.sql("SELECT run_id, instrument, reason FROM stale").to_pylist()
+    assert len(stale) == 1 and stale[0]["run_id"] == mom.run_id, stale
+    assert stale[0]["reason"].startswith("cannot recompute: ") and stale[0]["instrument"] == ""
+    res = s.update()
+    assert res.broken == [f"run {mom.run_id} (mom): " + stale[0]["reason"][18:]]
+    (tmp_path / "elsewhere.py").rename(f)
+    p = run("update")
+    assert p.returncode == 0 and "cannot" not in p.stderr, (p.stdout, p.stderr)
+    assert str(s.sql(last, params={"r": mom.run_id})["d"][0]) == "2024-03-08"
+    assert not s.status().stale and s.verify().ok
+
+
 def test_cli_update_status_verify(world):
     tmp, s = world
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
