@@ -102,15 +102,82 @@ def resolve(strategy: str | Strategy, strategies_file: str | None) -> tuple[Stra
     """(Strategy, source) from a name (built-in or in the file) or a Strategy object."""
     if isinstance(strategy, Strategy):
         src = _source_file(strategy)
+        if src != "builtin":
+            _refuse_unguarded_script(strategy.name, src)
         remember(strategy, src)
         return strategy, src
     if strategies_file:
         path = os.path.abspath(strategies_file)
         user = load_strategies(path)
         if strategy in user:
+            _refuse_unguarded_script(strategy, path)
             return user[strategy], path
         return get_strategy(strategy, user), "builtin"
     return get_strategy(strategy), "builtin"
+
+
+def _refuse_unguarded_script(name: str, path: str) -> None:
+    """Refuse a run registered by the top-level code of the file that defines its
+    strategy, outside ``if __name__ == "__main__":``: the script run by ``python
+    script.py`` that incbt would import again to compute the run later, running its
+    commands again (an import refuses them then; this says it when the run is made, not
+    at the first update)."""
+    import sys
+
+    frame = sys._getframe(2)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "<module>" and os.path.abspath(code.co_filename) == path:
+            if not _under_main_guard(path, frame.f_lineno):
+                raise StrategyError(
+                    f"strategy {name!r} is defined in {path}, whose top-level code makes "
+                    f"this run (line {frame.f_lineno}): incbt imports a strategy's file "
+                    "again to compute its runs, which would run the script's commands "
+                    'again. Fix: put them under `if __name__ == "__main__":`, or keep '
+                    "strategies in a file of their own"
+                )
+            return
+        frame = frame.f_back  # type: ignore[assignment]
+
+
+def _under_main_guard(path: str, line: int) -> bool:
+    """Whether ``line`` of the Python file ``path`` is in the body of an ``if __name__
+    == "__main__":`` outside any function or class (True where the file cannot be read:
+    nothing to say then)."""
+    import ast
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return True
+
+    def is_guard(test: ast.expr) -> bool:
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+            return False
+        sides = [test.left, test.comparators[0]]
+        return (
+            isinstance(test.ops[0], ast.Eq)
+            and any(isinstance(a, ast.Name) and a.id == "__name__" for a in sides)
+            and any(isinstance(a, ast.Constant) and a.value == "__main__" for a in sides)
+        )
+
+    def search(body: list[ast.stmt]) -> bool:
+        for node in body:
+            if not (node.lineno <= line <= (node.end_lineno or node.lineno)):
+                continue
+            if isinstance(node, ast.If):
+                if is_guard(node.test) and node.body[0].lineno <= line:
+                    return line <= (node.body[-1].end_lineno or line)
+                return search(node.body) or search(node.orelse)
+            if isinstance(node, ast.With | ast.Try | ast.For | ast.While):
+                parts = [getattr(node, a, []) for a in ("body", "orelse", "finalbody")]
+                parts += [h.body for h in getattr(node, "handlers", [])]
+                return any(search(p) for p in parts)
+            return False
+        return False
+
+    return search(tree.body)
 
 
 def _source_file(strat: Strategy) -> str:
@@ -153,18 +220,21 @@ def register(
         t = store.sql(universe_sql)
         if "instrument" not in t.column_names:
             raise UsageError("--universe SQL must return an `instrument` column")
-        universe: list[str] | str = sorted({str(x) for x in t.column("instrument").to_pylist()})
+        got = t.column("instrument").to_pylist()
+        for k, x in enumerate(got):
+            if not isinstance(x, str):  # NULL, a number: not the name of an instrument
+                raise UsageError(
+                    f"--universe SQL returned {x!r} as the instrument of row {k + 1}, not an "
+                    "instrument's name. Fix: select names from `bars` (SELECT DISTINCT "
+                    "instrument FROM bars WHERE ...), leaving NULLs out"
+                )
+        universe: list[str] | str = sorted(set(got))
+        _known_instruments(universe, known, "--universe SQL returned ")
     elif instruments in (None, "all"):
         universe = "all"
     else:
         universe = sorted(dict.fromkeys(names(instruments, "instruments")))
-        missing = [i for i in universe if i not in set(known)]
-        if missing:
-            more = ", ..." if len(known) > 5 else ""
-            raise NotFoundError(
-                f"unknown instrument(s) {', '.join(missing[:5])}: the store has "
-                f"{len(known)} instruments ({', '.join(known[:5])}{more})"
-            )
+        _known_instruments(universe, known)
     if isinstance(universe, list) and not universe:
         raise UsageError("the run's universe is empty")
     if start is None:
@@ -179,6 +249,18 @@ def register(
     return rc.RunRecord(
         rid, strat.name, strat.code_version, pdict, edict, start, universe, 0, source
     )
+
+
+def _known_instruments(universe: Sequence[str], known: Sequence[str], said: str = "") -> None:
+    """Refuse a universe naming an instrument the store has no bars of."""
+    have = set(known)
+    missing = [i for i in universe if i not in have]
+    if missing:
+        more = ", ..." if len(known) > 5 else ""
+        raise NotFoundError(
+            f"{said}unknown instrument(s) {', '.join(map(repr, missing[:5]))}: the store has "
+            f"{len(known)} instruments ({', '.join(known[:5])}{more})"
+        )
 
 
 def portfolio_capital(rec: rc.RunRecord, instruments: Sequence[str]) -> float:

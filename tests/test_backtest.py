@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -240,6 +241,18 @@ def test_universe_sql_selects_instruments(tmp_path, data):
                               "ORDER BY avg(close) DESC LIMIT 2")
     assert len(run.record.universe) == 2
     assert run.metrics.num_rows == 3
+    # what is not an instrument's name is refused, and nothing is registered (each was a
+    # run of the universe ['None'], ['5'] or ['NOPE'] before 2026-12-05)
+    runs = s.sql("SELECT count(*) AS n FROM runs")["n"][0].as_py()
+    for sql, err, said in [
+        ("SELECT NULL AS instrument", incbt.UsageError, "returned None as the instrument of row 1"),
+        ("SELECT 5 AS instrument", incbt.UsageError, "returned 5 as the instrument of row 1"),
+        ("SELECT 'NOPE' AS instrument UNION ALL SELECT 'S0000'", incbt.NotFoundError,
+         "--universe SQL returned unknown instrument(s) 'NOPE': the store has 3 instruments"),
+    ]:
+        with pytest.raises(err, match=re.escape(said)):
+            s.backtest("sma_cross", {"fast": 3, "slow": 20}, universe=sql)
+    assert s.sql("SELECT count(*) AS n FROM runs")["n"][0].as_py() == runs
 
 
 def test_user_strategy_file_and_errors(tmp_path, data):
@@ -278,29 +291,39 @@ _MOM = (
 
 
 def test_a_script_that_defines_and_uses_a_strategy(tmp_path, data):
-    """A script with no __main__ guard passes its own strategy object: the run is computed
-    with that object (importing the file again would run the script again, and again);
-    a later process that must import the file is told why it cannot, once."""
+    """A script that passes its own strategy object from its top-level code, with no
+    __main__ guard, is refused when it makes the run: incbt would import the file again
+    to compute the run later, running the script again (until 2026-12-05 the run was
+    made, and every later update refused to import the file). Under the guard the run is
+    computed with that object, and a later process imports the file without running
+    the script's commands."""
     s = _store(tmp_path, "s", data / "all")
     script = tmp_path / "research.py"
-    script.write_text(
-        "import incbt\n"
-        "print('script runs', flush=True)\n"
-        f"store = incbt.open({s.path!r})\n\n" + _MOM.format(sign="", other="-") + "\n"
+    body = (
         "r = store.backtest(mom, {'n': 15})\n"
         "print('total', r.metrics.to_pandas().query('scope == \"portfolio\"').total_pnl.iloc[0])\n"
     )
+    head = "import incbt\nprint('script runs', flush=True)\n\n" + _MOM.format(sign="", other="-")
+    script.write_text(head + f"\nstore = incbt.open({s.path!r})\n" + body)
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                        timeout=120, cwd=tmp_path)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.count("script runs") == 1, p.stdout[:500]
-    assert "total" in p.stdout
+    assert p.returncode == 1 and p.stdout.count("script runs") == 1, (p.stdout, p.stderr)
+    assert (f"StrategyError: strategy 'mom' is defined in {script}, whose top-level code "
+            "makes this run (line 12)") in p.stderr, p.stderr
+    assert '__name__ == "__main__"' in p.stderr
+    assert s.sql("SELECT count(*) AS n FROM runs")["n"][0].as_py() == 0
+    guarded = "".join("    " + line + "\n" for line in body.splitlines())
+    script.write_text(head + f'\nif __name__ == "__main__":\n    store = incbt.open({s.path!r})\n'
+                      + guarded)
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert p.returncode == 0 and "total" in p.stdout, p.stderr
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
     q = subprocess.run([exe, "--store", s.path, "update"], capture_output=True, text=True,
                        timeout=120)
-    assert q.stdout.count("script runs") == 1, q.stdout[:500]
-    assert "opens a store when imported" in q.stdout + q.stderr
-    assert '__name__ == "__main__"' in q.stdout + q.stderr
+    # the import prints (top-level code, harmless), and opens no store
+    assert q.returncode == 0 and q.stdout.startswith("script runs\n1 run(s): all up to date")
+    assert s.verify().ok
 
 
 def test_a_strategy_redefined_in_one_file_computes_each_run_with_its_own_code(
