@@ -896,7 +896,8 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
     for b in res.broken:  # type: ignore[attr-defined]
         err_console.print(f"[red]cannot recompute:[/red] {b}", highlight=False)
     for old, new in res.replaced:  # type: ignore[attr-defined]
-        _say(f"run {old} is replaced by {new} (its strategy's code changed)", machine)
+        verb = "would be replaced" if dry else "is replaced"
+        _say(f"run {old} {verb} by {new} (its strategy's code changed)", machine)
     if not r.segments:
         _say(f"{r.runs} run(s): all up to date", machine)
     else:

@@ -116,6 +116,20 @@ def resolve(strategy: str | Strategy, strategies_file: str | None) -> tuple[Stra
     return get_strategy(strategy), "builtin"
 
 
+def _files_of(store: Any, name: str) -> str:
+    """Where the store's runs of a strategy ``name`` came from, as a hint for a command
+    that named it without its file ("" if none did)."""
+    with store.catalog.env.read() as txn:
+        files = sorted({r.source for r in rc.runs(store.catalog, txn) if r.strategy == name})
+    files = [f for f in files if f != "builtin"]
+    if not files:
+        return ""
+    return (
+        f". This store's runs of {name!r} came from {', '.join(files[:3])}: give it with "
+        f"--strategies {files[-1]} (strategies_file= in Python)"
+    )
+
+
 def _refuse_unguarded_script(name: str, path: str) -> None:
     """Refuse a run registered by the top-level code of the file that defines its
     strategy, outside ``if __name__ == "__main__":``: the script run by ``python
@@ -208,7 +222,12 @@ def register(
     strategies_file: str | None = None,
 ) -> rc.RunRecord:
     """Validate a run's definition and return its record (not yet committed)."""
-    strat, source = resolve(strategy, strategies_file)
+    try:
+        strat, source = resolve(strategy, strategies_file)
+    except StrategyError as exc:
+        if isinstance(strategy, str) and str(exc).startswith("unknown strategy"):
+            raise StrategyError(f"{exc}{_files_of(store, strategy)}") from None
+        raise
     row = params_from_dict(strat, params or {})
     pdict = params_to_dict(strat, row)
     erow = exec_params_from_dict(exec_params or {})

@@ -271,6 +271,12 @@ def test_user_strategy_file_and_errors(tmp_path, data):
     run = s.backtest("momentum", {"n": 15}, strategies_file=str(f))
     assert run.record.source == str(f)
     assert run.metrics.num_rows == 4
+    with pytest.raises(incbt.StrategyError, match=re.escape(
+        f"unknown strategy 'momentum'; known strategies: bollinger, breakout, ema_cross, "
+        f"sma_cross. This store's runs of 'momentum' came from {f}: give it with "
+        f"--strategies {f} (strategies_file= in Python)"
+    )):
+        s.backtest("momentum", {"n": 16})  # the file forgotten
     with pytest.raises(incbt.StrategyError, match="unknown strategy 'nope'"):
         s.backtest("nope")
     with pytest.raises(incbt.StrategyError, match="fast"):
