@@ -248,11 +248,18 @@ def test_a_raising_step_is_reported_for_its_set_only():
     assert res.errors[0] is None and res.errors[2] is None
     assert res.errors[1] == (
         "strategy 'fragile', parameter set 1 ({'raise_at': 3}): "
-        "the step raised ValueError: fragile step gave up"
+        "the step raised ValueError at bar 2 (2023-12-12 10:38:00 UTC): fragile step gave up"
     )
     assert np.array_equal(res.equity[0], res.equity[2])
     assert np.isnan(res.pnl[1]).all()
     assert sorted(set(res.fill_set.tolist())) == [0, 2]
+    # the bar it raised at is found whatever bar it is: either side of a day's end too
+    n = len(bars)
+    sets = [{"raise_at": r} for r in range(1, n + 1)]
+    res = run_engine("fragile", sets, bars, strat=fragile)
+    assert [e.split(" at bar ")[1].split(" ")[0] for e in res.errors] == [
+        str(r - 1) for r in range(1, n + 1)
+    ]
     assert np.all(np.diff(res.fill_set) >= 0)
 
 
@@ -297,10 +304,12 @@ def test_a_step_sees_only_the_bars_up_to_the_current_one():
     sets = [{"mode": 0}, {"mode": 1}, {"mode": 2}, {"mode": 3}, {"mode": 4}]
     res = run_engine("peeking", sets, bars, strat=peeking)
     assert res.errors[0] is None
+    at = str(np.datetime64(int(bar_arrays(bars)[0][4]), "ns"))[:19].replace("T", " ")
     for k in range(1, 5):
         assert res.errors[k] == (
             f"strategy 'peeking', parameter set {k} ({{'mode': {k}, 'at': 5}}): the step raised "
-            "IndexError: a step read a bar after the current bar i (look-ahead), or before "
+            f"IndexError at bar 4 ({at} UTC): a step read a bar after the current bar i "
+            "(look-ahead), or before "
             "the first bar loaded (j < 0: further back than the run has seen, or than the "
             "strategy's warmup): it may read bars i - warmup <= j <= i only, once its own "
             "counter says the run has seen them"
@@ -372,8 +381,9 @@ def test_a_step_uses_only_the_slots_it_declares():
     for k, slot in [(1, "state"), (2, "state"), (3, "parameter"), (4, "state")]:
         letter, what = ("s", "state slots") if slot == "state" else ("p", "parameters")
         assert res.errors[k] is not None and res.errors[k].endswith(
-            f"the step raised IndexError: a step used a {slot} slot outside "
-            f"{letter}[0]..{letter}[1] (2 {what} declared): declare every slot it uses"
+            "the step raised IndexError at bar 2 (2023-12-12 10:38:00 UTC): a step used a "
+            f"{slot} slot outside {letter}[0]..{letter}[1] (2 {what} declared): declare "
+            "every slot it uses"
         ), res.errors[k]
         assert np.isnan(res.equity[k]).all() and not (res.fill_set == k).any()
     # the sets that fail do not disturb the one that does not
@@ -381,12 +391,12 @@ def test_a_step_uses_only_the_slots_it_declares():
     assert np.array_equal(alone.equity[0], res.equity[0])
     res = run_engine("constant_slot", [{}], bars, strat=constant_slot)
     assert res.errors[0].endswith(
-        "IndexError: a step used a state slot outside s[0]..s[1] "
-        "(2 state slots declared): declare every slot it uses"
+        "IndexError at bar 0 (2023-12-12 09:45:00 UTC): a step used a state slot outside "
+        "s[0]..s[1] (2 state slots declared): declare every slot it uses"
     )
     res = run_engine("stateless", [{}], bars, strat=stateless)
     assert res.errors[0].endswith(
-        "IndexError: a step used a state slot, and it declares none: declare every slot it uses"
+        "): a step used a state slot, and it declares none: declare every slot it uses"
     )
     with pytest.raises(StrategyError, match="Cannot modify readonly array"):
         run_engine("rewrites_a_parameter", [{}], bars, strat=rewrites_a_parameter)
@@ -399,7 +409,8 @@ def test_a_timestamp_step_cannot_read_a_later_timestamp():
         return 1 if t[i + 1] > t[i] else -1
 
     res = run_engine("next_ts", [{}], make_bars(2, 2), strat=next_ts)
-    assert "the step raised IndexError: a step read a bar after the current bar" in res.errors[0]
+    assert "the step raised IndexError at bar 0 (" in res.errors[0]
+    assert "): a step read a bar after the current bar" in res.errors[0]
 
 
 @strategy(params={}, state=("n",), warmup=2)
@@ -428,7 +439,7 @@ def test_a_step_reading_further_back_than_its_warmup_fails_when_resumed():
         strat=short_memory,
     )
     assert (
-        "the step raised IndexError: a step read a bar after the current bar i "
+        "): a step read a bar after the current bar i "
         "(look-ahead), or before the first bar loaded" in part.errors[0]
     )
 

@@ -522,9 +522,11 @@ def run_segment(
             except StrategyError:
                 raise
             except Exception as e:  # noqa: BLE001 - reported per set, not swallowed
+                one_set = (p[k : k + 1], ex[k : k + 1], t, cols, start, de, st_in[k : k + 1])
+                bar = _raising_bar(strat, run, *one_set)
                 errors.append(
                     f"strategy {strat.name!r}, parameter set {k} ({params_to_dict(strat, p[k])}): "
-                    f"the step raised {type(e).__name__}: {e}"
+                    f"the step raised {type(e).__name__} at bar {bar} ({_utc(t, bar)}): {e}"
                 )
                 continue
             parts.append((np.array([k]), one))
@@ -596,6 +598,42 @@ def _run_raw(
     return res, counts[1].tolist(), bad_val
 
 
+def _utc(t: np.ndarray, bar: int) -> str:
+    """Bar ``bar``'s time, as errors say it."""
+    return np.datetime64(int(t[bar]), "ns").astype(str)[:19].replace("T", " ") + " UTC"
+
+
+def _raising_bar(
+    strat: Strategy,
+    run: Callable[..., int],
+    p: np.ndarray,
+    ex: np.ndarray,
+    t: np.ndarray,
+    cols: list[np.ndarray],
+    start: int,
+    de: np.ndarray,
+    st_in: np.ndarray,
+) -> int:
+    """The bar at which the step raises for the one parameter set ``p`` (it does over
+    the bars to the end): the first prefix of the bars that raises, by bisection. The
+    step sees the same bars and state on a prefix (nothing after bar i reaches it), so
+    a prefix raises from that bar on. Only on failure: ~log2(bars) runs of one set."""
+    lo, hi = start, t.shape[0]  # bars [start, lo) run clean; bars [start, hi) raise
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        ends = np.append(de[de < mid], np.int64(mid))
+        try:
+            _run_raw(strat, run, p, ex, t[:mid], [c[:mid] for c in cols], start, ends,
+                     st_in, 16)  # fmt: skip
+        except StrategyError:
+            raise
+        except Exception:  # noqa: BLE001 - the failure being located
+            hi = mid
+        else:
+            lo = mid
+    return hi - 1
+
+
 def _signal_error(
     strat: Strategy,
     p: np.ndarray,
@@ -611,8 +649,7 @@ def _signal_error(
     k = row if k is None else k
     return (
         f"strategy {strat.name!r}, parameter set {k} ({params_to_dict(strat, p[row])}): "
-        f"the step returned signal {float(bad_val[row])!r} at bar {bar} "
-        f"({np.datetime64(int(t[bar]), 'ns').astype(str)[:19].replace('T', ' ')} UTC); "
+        f"the step returned signal {float(bad_val[row])!r} at bar {bar} ({_utc(t, bar)}); "
         "a signal must be -1, 0 or +1"
     )
 
