@@ -1194,6 +1194,12 @@ def _interrupted(fix: str = "") -> int:
     return 143 if _TERMINATED else 130
 
 
+def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
+    """A warning as a command says one (a worker process died, say): a line on stderr,
+    not Python's file:line form."""
+    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Entry point: run the app, turning errors into one line and an exit code."""
     os.environ.setdefault(
@@ -1203,6 +1209,7 @@ def main() -> None:
     _only_young_collections()
     # the commands print a strategy's failures themselves, and exit 1 (_exit_if_failed)
     warnings.filterwarnings("ignore", category=StrategyFailureWarning)
+    warnings.showwarning = _show_warning  # type: ignore[assignment]
     # SIGTERM (kill, a scheduler's timeout) stops a command as Ctrl-C does: what is
     # committed stays, the rest is abandoned, the command says so (exit 143, not 130)
     signal.signal(signal.SIGTERM, _terminate)

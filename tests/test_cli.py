@@ -691,3 +691,20 @@ def test_status_says_what_an_interrupted_command_left_in_tmp(tmp_path):
     run("ingest", str(tmp_path / "d"), store=s)  # nothing changed, but a write all the same
     assert not (s / "tmp").exists()
     assert "in tmp/" not in run("status", store=s).stdout
+
+
+def test_a_warning_is_said_in_one_line_not_in_pythons_form(capsys):
+    """What a command warns of (a worker process died, say) is a line on stderr, not
+    Python's "file:line: RuntimeWarning: ..." with the source line under it."""
+    import warnings
+
+    from incbt import cli
+
+    with warnings.catch_warnings():
+        warnings.showwarning = cli._show_warning  # as cli.main installs it
+        warnings.simplefilter("always")
+        warnings.warn("a worker process died (killed); the rest runs here", RuntimeWarning,
+                      stacklevel=1)
+    assert capsys.readouterr().err == (
+        "warning: a worker process died (killed); the rest runs here\n"
+    )
