@@ -28,6 +28,10 @@ to users; ``tests/test_errors.py`` checks the mapping is complete.
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+
 __all__ = [
     "BadInputError",
     "CatalogError",
@@ -108,7 +112,8 @@ class StrategyError(UserError):
 
 class StrategyFailureWarning(UserWarning):
     """The strategy failed on some (run, instrument) pairs: their results are not
-    stored, every other result is; ``.report.errors`` (and ``skipped_failed``) list them."""
+    stored, every other result is; ``.report.errors`` (and ``skipped_failed``) list them.
+    Also from ``update``: runs whose strategy does not load (``.broken`` lists them)."""
 
 
 class QueryError(UserError):
@@ -188,6 +193,10 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
         return StrategyError(f"{context}: the strategy failed to compile or run: {exc}")
     if isinstance(exc, MemoryError):
         return StoreError(f"{context}: out of memory; use fewer instruments per call")
+    if isinstance(exc, OSError) or "No such file or directory" in str(exc):
+        filename = _filename(exc)
+        if filename is not None and _users_path(exc, filename):
+            return _path_error(exc, filename, context)
     if isinstance(exc, FileNotFoundError) or "No such file or directory" in str(exc):
         strerror, filename = getattr(exc, "strerror", None), getattr(exc, "filename", None)
         return StoreError(
@@ -201,6 +210,89 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
             f"{context}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
         )
     return InternalError(f"{context}: {name}: {exc}")
+
+
+# the path in the message of an Arrow I/O error (pyarrow sets no ``filename``)
+_ARROW_PATH = (
+    re.compile(r"Failed to open local file '([^']+)'"),
+    re.compile(r"Expected file path, but (.+) is a directory"),
+    re.compile(r"Cannot create directory '?([^']+?)'?[.:]"),
+)
+
+
+def _filename(exc: BaseException) -> str | None:
+    """The path an I/O error is about, if it names one."""
+    filename = getattr(exc, "filename", None)
+    if isinstance(filename, str | bytes | os.PathLike) and os.fspath(filename):
+        return os.fsdecode(filename)
+    text = str(exc)
+    for pattern in _ARROW_PATH:
+        m = pattern.search(text)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _in_a_store(path: str) -> bool:
+    """The path is inside an incbt store's folder (a folder above it holds a catalog)."""
+    here = os.path.dirname(os.path.abspath(path))
+    while True:
+        if os.path.isfile(os.path.join(here, "catalog", "data.mdb")):
+            return True
+        up = os.path.dirname(here)
+        if up == here:
+            return False
+        here = up
+
+
+def _users_path(exc: BaseException, path: str) -> bool:
+    """The I/O error is about a path the user gave (an output file, generate's folder),
+    not a file of a store: a catalog lists only files inside its store. A relative path
+    (the catalog names its files relative to the store) is the user's only when the
+    error is about where it leads (its folder is missing, or it is a folder), not about
+    the file alone being gone."""
+    if _in_a_store(path):
+        return False
+    if os.path.isabs(path):
+        return True
+    return not isinstance(exc, FileNotFoundError) or not os.path.isdir(
+        os.path.dirname(os.path.abspath(path))
+    )
+
+
+def _path_error(exc: BaseException, path: str, context: str) -> UserError:
+    """An I/O error on a path outside every store: a path the user gave is wrong."""
+    errno_ = getattr(exc, "errno", None)
+    folder = os.path.dirname(os.path.abspath(path))
+    if isinstance(exc, IsADirectoryError) or "is a directory" in str(exc):
+        return UserError(
+            f"{context}: cannot write {path}: it is a folder. Fix: give the path of a file "
+            "(in that folder, or elsewhere)"
+        )
+    if isinstance(exc, FileNotFoundError) or errno_ == errno.ENOENT:
+        if not os.path.isdir(folder):
+            return NotFoundError(
+                f"{context}: cannot write {path}: No such file or directory (no folder "
+                f"{folder}). Fix: create the folder first, or give another path"
+            )
+        return NotFoundError(
+            f"{context}: cannot create or open {path}: No such file or directory. "
+            "Fix: give another path"
+        )
+    if isinstance(exc, NotADirectoryError) or errno_ == errno.ENOTDIR:
+        return UserError(
+            f"{context}: cannot write {path}: a part of the path is a file, not a folder. "
+            "Fix: give another path"
+        )
+    if isinstance(exc, PermissionError) or errno_ in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return UserError(
+            f"{context}: cannot write {path}: {getattr(exc, 'strerror', None) or exc}. "
+            "Fix: give a path you may write to"
+        )
+    return UserError(
+        f"{context}: cannot write {path}: {getattr(exc, 'strerror', None) or exc}. "
+        "Fix: give another path (or free space on its disk)"
+    )
 
 
 # strategy files being imported by incbt (incbt.engine.strategy_api.load_strategies),
@@ -230,3 +322,24 @@ def names(value: object, what: str) -> list[str]:
     if bad:
         raise UsageError(f"{what}: give strings, not {bad[0]!r}")
     return out
+
+
+def whole(value: object, what: str, at_least: int | None = None) -> int | None:
+    """A whole number argument (None: not given), or UsageError naming it: 2, not "2"
+    or 2.0 or True."""
+    if value is None:
+        return None
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise UsageError(f"{what}: give a whole number, not {value!r}")
+    if at_least is not None and value < at_least:
+        raise UsageError(f"{what}: give a whole number of at least {at_least}, not {value!r}")
+    return int(value)
+
+
+def text(value: object, what: str) -> str | None:
+    """A string argument (None: not given), or UsageError naming it."""
+    if value is not None and not isinstance(value, str):
+        raise UsageError(f"{what}: give a string, not {value!r}")
+    return value

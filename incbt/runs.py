@@ -116,6 +116,19 @@ def resolve(strategy: str | Strategy, strategies_file: str | None) -> tuple[Stra
     return get_strategy(strategy), "builtin"
 
 
+def resolve_in(
+    store: Any, strategy: str | Strategy, strategies_file: str | None
+) -> tuple[Strategy, str]:
+    """:func:`resolve` for a command on ``store``: a name it does not know is pointed to
+    the file the store's runs of that name came from, if any."""
+    try:
+        return resolve(strategy, strategies_file)
+    except StrategyError as exc:
+        if isinstance(strategy, str) and str(exc).startswith("unknown strategy"):
+            raise StrategyError(f"{exc}{_files_of(store, strategy)}") from None
+        raise
+
+
 def _files_of(store: Any, name: str) -> str:
     """Where the store's runs of a strategy ``name`` came from, as a hint for a command
     that named it without its file ("" if none did)."""
@@ -222,12 +235,7 @@ def register(
     strategies_file: str | None = None,
 ) -> rc.RunRecord:
     """Validate a run's definition and return its record (not yet committed)."""
-    try:
-        strat, source = resolve(strategy, strategies_file)
-    except StrategyError as exc:
-        if isinstance(strategy, str) and str(exc).startswith("unknown strategy"):
-            raise StrategyError(f"{exc}{_files_of(store, strategy)}") from None
-        raise
+    strat, source = resolve_in(store, strategy, strategies_file)
     row = params_from_dict(strat, params or {})
     pdict = params_to_dict(strat, row)
     erow = exec_params_from_dict(exec_params or {})

@@ -9,6 +9,9 @@ changing them would change what the stored data means.
 
 from __future__ import annotations
 
+import contextlib
+import math
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +27,9 @@ class Setting:
     type: type
     help: str
     store: bool = False  # fixed at init, part of the store's identity
+    # the largest value a number takes (every number is finite, and 0 or more: see
+    # _ZERO_MEANS); the help says it
+    maximum: float | None = None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -39,15 +45,17 @@ SETTINGS: tuple[Setting, ...] = (
         60,
         int,
         "Keep every day's engine snapshot for this many most recent days (the window moves "
-        "in 16-day blocks, so up to ~11 more are kept), then one a month.",
+        "in 16-day blocks, so up to ~11 more are kept), then one a month. 1 to 36,500.",
         store=True,
+        maximum=36_500,
     ),
     Setting(
         "row_group_rows",
         16384,
         int,
-        "Most rows in a bars row group; row groups always hold whole days.",
+        "Most rows in a bars row group; row groups always hold whole days. 1 to 16,777,216.",
         store=True,
+        maximum=1 << 24,
     ),
     Setting(
         "bucket_max_files",
@@ -55,7 +63,8 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Most bars files an (instrument, month) may have: new days of a month are written "
         "as small append files, and an ingest that would exceed this folds the month's "
-        "files into one (1: always rewrite the month whole).",
+        "files into one (1: always rewrite the month whole). 1 to 10,000.",
+        maximum=10_000,
     ),
     Setting(
         "ingest_chunk_mb",
@@ -63,27 +72,34 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         "Ingest reads input files this many MiB at a time, so memory stays bounded (a "
         "bigger CSV or Parquet file is read in parts); the whole call is still one atomic "
-        "commit.",
+        "commit. More than 0, at most 1,048,576 (1 TiB).",
+        maximum=1 << 20,
     ),
     Setting(
         "lock_timeout",
         30.0,
         float,
-        "Seconds a writer waits for another process's write lock before giving up.",
+        "Seconds a writer waits for another process's write lock before giving up. More "
+        "than 0, at most 604,800 (a week).",
+        maximum=604_800,
     ),
     Setting(
         "ray_threshold",
         0,
         int,
         "A sweep of at least this many bar-steps starts a local Ray by itself; 0: only "
-        "when --workers or --address ask (a local Ray does not pay off on one small machine).",
+        "when --workers or --address ask (a local Ray does not pay off on one small machine). "
+        "At most 10**18.",
+        maximum=10**18,
     ),
     Setting(
         "threads",
         0,
         int,
         "Most threads a command runs tasks on in this process (reading bars, running "
-        "kernels); 0: one per core this process may use. Results do not depend on it.",
+        "kernels); 0: one per core this process may use. Results do not depend on it. "
+        "At most 4,096.",
+        maximum=4096,
     ),
     Setting(
         "processes",
@@ -91,20 +107,26 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Most worker processes a command forks for a big plan (Linux; each has its own "
         "GIL, where threads share one); 0: one per core this process may use; 1: none "
-        "(threads in this process). Results do not depend on it.",
+        "(threads in this process). Results do not depend on it. At most 4,096.",
+        maximum=4096,
     ),
     Setting(
         "progress_seconds",
         10.0,
         float,
         "Where stderr is not a terminal (a log file, CI), long work prints a progress line "
-        "this often (counts, rate, ETA); 0: never. A terminal gets progress bars.",
+        "this often (counts, rate, ETA); 0: never. A terminal gets progress bars. At most "
+        "86,400 (a day).",
+        maximum=86_400,
     ),
     Setting(
         "map_size_mb",
         256.0,
         float,
-        "Initial LMDB map size in MiB; the catalog doubles it by itself when full.",
+        "Initial LMDB map size in MiB; the catalog doubles it by itself when full. More "
+        "than 0, at most 1,048,576 (1 TiB of address space: a 64-bit machine maps it, "
+        "and no catalog needs more to start).",
+        maximum=1 << 20,
     ),
 )
 
@@ -116,6 +138,8 @@ def parse(name: str, raw: Any) -> Any:
     s = BY_NAME.get(name)
     if s is None:
         raise UsageError(f"unknown setting {name!r}; known settings: {', '.join(sorted(BY_NAME))}")
+    if s.type in (int, float):
+        return _number(s, raw)
     try:
         value = s.type(raw)
     except (TypeError, ValueError):
@@ -128,10 +152,43 @@ def parse(name: str, raw: Any) -> Any:
                 f"setting session_tz={value!r} is not a known IANA time zone "
                 "(e.g. UTC, America/New_York)"
             ) from None
-    if s.type in (int, float) and (value < 0 or (value == 0 and name not in _ZERO_MEANS)):
+    return value
+
+
+def _number(s: Setting, raw: Any) -> Any:
+    """A numeric setting's value: a finite number in its range, or UsageError."""
+    name = s.name
+    shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
+    lo = 0 if name in _ZERO_MEANS else (1 if s.type is int else 0)
+    hi = s.maximum
+    kind = "whole number" if s.type is int else "number"
+    span = f"{lo}" + (" or more" if hi is None else f" to {hi:,.0f}")
+    if s.type is float and name not in _ZERO_MEANS:
+        span = "more than 0" + ("" if hi is None else f", at most {hi:,.0f}")
+    fix = f"give a {kind}, {span}" + (f" (0: {_ZERO_MEANS[name]})" if name in _ZERO_MEANS else "")
+    value: float | int | None = None
+    if isinstance(raw, str):
+        text = raw.strip()
+        with contextlib.suppress(ValueError):
+            value = int(text) if s.type is int else float(text)
+    elif isinstance(raw, numbers.Integral) and not isinstance(raw, bool):
+        value = int(raw)
+        if s.type is float:
+            value = float(raw) if abs(value) < 2**1000 else math.inf
+    elif isinstance(raw, numbers.Real) and not isinstance(raw, bool) and s.type is float:
+        value = float(raw)
+    if value is None:  # "abc", 5.5 or "5.0" for a whole number, True, None
+        raise UsageError(f"setting {name}={shown} is not a valid {s.type.__name__}. Fix: {fix}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"setting {name}={shown} is not a finite number. Fix: {fix}")
+    if value < 0 or (value == 0 and name not in _ZERO_MEANS):
         if name in _ZERO_MEANS:
-            raise UsageError(f"setting {name}={raw!r} must be 0 ({_ZERO_MEANS[name]}) or more")
-        raise UsageError(f"setting {name}={raw!r} must be positive")
+            raise UsageError(
+                f"setting {name}={shown} must be 0 ({_ZERO_MEANS[name]}) or more. Fix: {fix}"
+            )
+        raise UsageError(f"setting {name}={shown} must be positive. Fix: {fix}")
+    if hi is not None and value > hi:
+        raise UsageError(f"setting {name}={shown} is too large. Fix: {fix}")
     return value
 
 

@@ -16,10 +16,11 @@ Readers never lock; writers take ``write.lock`` for the whole write.
 from __future__ import annotations
 
 import functools
+import numbers
 import os
 import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -44,12 +45,27 @@ from incbt.errors import (
     UsageError,
     names,
     refuse_store_while_importing,
+    text,
+    whole,
 )
 from incbt.progress import NULL, Reporter
 
 __all__ = ["BarArrays", "Store", "init", "open_store"]
 
 DEFAULT_STORE = "store"
+
+# every kind of event the log holds (the kinds incbt's writers give append_event)
+EVENT_KINDS = (
+    "init",
+    "ingest",
+    "backtest",
+    "sweep",
+    "update",
+    "fork",
+    "compact",
+    "drop",
+    "gc",
+)
 
 
 def default_path() -> str:
@@ -94,6 +110,32 @@ def _not_a_store(path: str) -> NotAStoreError:
         f"{path} is not an incbt store. Create one with `incbt --store {path} init` "
         "(or incbt.init(path) in Python)"
     )
+
+
+def _paths(value: Any, what: str = "paths") -> list[str]:
+    """Files, folders or globs given one (a string or a path) or several."""
+    if isinstance(value, str | os.PathLike):
+        return [os.fspath(value)]
+    if isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        out = list(value)
+        bad = [p for p in out if not isinstance(p, str | os.PathLike)]
+        if not bad:
+            return [os.fspath(p) for p in out]
+        value = bad[0]
+    raise UsageError(
+        f"{what}: give a file, folder or glob (a string or a path), or a list of them, "
+        f"not {value!r}"
+    )
+
+
+def _mapping(value: Any, what: str, example: str) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise UsageError(f"{what}: give a dict ({example}), not {value!r}")
+
+
+def _number(value: Any, what: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        raise UsageError(f"{what}: give a number, not {value!r}")
 
 
 if TYPE_CHECKING:  # the types the methods return (their modules load on first use)
@@ -326,12 +368,13 @@ class Store:
         ``columns`` maps bars columns to the file's names (``{"ts": "time"}``);
         ``tz`` names the zone of timestamps written without a UTC offset.
         """
-        if isinstance(paths, str | os.PathLike):
-            paths = [os.fspath(paths)]
+        paths = _paths(paths)
+        _mapping(columns, "columns", '{"ts": "time"}')
+        text(tz, "tz")
         return _ingest(
             self.path,
             self.catalog,
-            list(paths),
+            paths,
             session_tz=self.settings["session_tz"],
             row_group_rows=int(self.settings["row_group_rows"]),
             lock=self.lock,
@@ -380,6 +423,8 @@ class Store:
         """
         from incbt.bars.gc import gc
 
+        whole(before, "before (an event seq)")
+        _number(keep_days, "keep_days")
         return gc(
             self.path,
             self.catalog,
@@ -428,6 +473,19 @@ class Store:
         from incbt import fork as fork_mod
         from incbt import runs as runs_mod
 
+        if (
+            params is not None
+            and not isinstance(params, Mapping)
+            and (
+                isinstance(params, str)
+                or not isinstance(params, Sequence)
+                or not all(p is None or isinstance(p, Mapping) for p in params)
+            )
+        ):
+            raise UsageError(
+                "params: give a dict of parameter values ({'fast': 5, 'slow': 20}), or a "
+                f"list of dicts, not {params!r}"
+            )
         many = isinstance(params, Sequence) and not isinstance(params, Mapping)
         sets: list[Any] = list(params) if many else [params]  # type: ignore[arg-type]
         ex = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
@@ -494,6 +552,16 @@ class Store:
         """
         from incbt.sweep import sweep
 
+        if not isinstance(grid, Mapping):
+            raise UsageError(
+                "grid: give a dict of each parameter's values ({'fast': [5, 10], "
+                f"'slow': '50:200:50'}}), not {grid!r}"
+            )
+        whole(random, "random (a number of grid points)")
+        whole(seed, "seed")
+        whole(workers, "workers")
+        text(name, "name")
+        text(address, "address")
         ex = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
         res = sweep(
             self,
@@ -521,6 +589,13 @@ class Store:
         """Write a self-contained HTML report of a run (id or prefix) or a sweep (name)."""
         from incbt.report import report
 
+        if not isinstance(target, str):
+            raise UsageError(f"target: give a run id or a sweep's name, not {target!r}")
+        if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+            raise UsageError(
+                f"path (-o): give the HTML file to write (e.g. report.html), not {path!r}"
+            )
+        text(metric, "metric")
         return report(self, target, path, metric)
 
     @_writes("store.update")
@@ -540,12 +615,24 @@ class Store:
         """
         from incbt.update import update
 
-        if isinstance(paths, str | os.PathLike):
-            paths = [os.fspath(paths)]
+        if paths is not None:
+            paths = _paths(paths)
+        _mapping(columns, "columns", '{"ts": "time"}')
+        text(tz, "tz")
         extra = {k: v for k, v in (("columns", columns), ("tz", tz)) if v is not None}
         res = update(self, paths, dry_run=dry_run, command=_command(), progress=progress, **extra)
         if not dry_run:  # pairs that failed before and were not retried: not news here
             warn_failures(res.report, known=False)
+        if res.broken and not dry_run:
+            warnings.warn(
+                StrategyFailureWarning(
+                    f"{len(res.broken)} run(s) cannot be recomputed: their strategy does not "
+                    "load, so their results stay as they are, not up to date. First: "
+                    f"{res.broken[0]} (all of them: .broken). Fix: restore or repair the "
+                    "strategies file (runs.source names it), or drop the runs"
+                ),
+                stacklevel=3,  # this, its _writes wrapper: the caller
+            )
         return res
 
     def status(self) -> UpdateResult:
@@ -599,6 +686,10 @@ class Store:
         """
         from incbt.query import run_sql, session  # datafusion loads only when SQL runs
 
+        if not isinstance(query, str):
+            raise UsageError(f"query: give the SQL as a string, not {query!r}")
+        _mapping(params, "params", "{'name': value} for $name")
+        whole(as_of, "as_of (an event seq)")
         if params:
             from incbt.queries import check_bound
 
@@ -613,6 +704,8 @@ class Store:
         """
         from incbt.query import session
 
+        whole(as_of, "as_of (an event seq)")
+        text(only_for, "only_for")
         return session(self.path, self.catalog, as_of, only_for, extra=self._extra())
 
     def _extra(self) -> dict[str, Any]:
@@ -644,12 +737,14 @@ class Store:
         """The event log, newest first: of one kind or several (``kind``), the ``limit``
         newest (None or 0: all)."""
         kinds = [] if kind is None else names(kind, "kind")
+        for k in kinds:
+            if k not in EVENT_KINDS:
+                raise NotFoundError(f"no event kind {k!r}; the kinds are {', '.join(EVENT_KINDS)}")
         q = "SELECT * FROM events"
         if kinds:
             q += " WHERE kind IN (" + ", ".join(f"$k{i}" for i in range(len(kinds))) + ")"
         q += " ORDER BY seq DESC"
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise UsageError(f"limit: give a whole number of events, not {limit!r}")
+        whole(limit, "limit (a number of events; 0: all)", at_least=0)
         if limit:
             q += f" LIMIT {int(limit)}"
         return self.sql(q, params={f"k{i}": k for i, k in enumerate(kinds)} or None)
@@ -663,6 +758,8 @@ class Store:
         contiguous arrays the engine can use directly. ``start``/``end``: dates
         (``"2024-01-02"``, ``datetime.date``) or day numbers (days since 1970).
         """
+        if not isinstance(instrument, str):
+            raise UsageError(f"instrument: give an instrument's name, not {instrument!r}")
         first, last = _day_arg(start, "start"), _day_arg(end, "end")
         if first is not None and last is not None and first > last:
             raise UsageError(f"start {start} is after end {end}")

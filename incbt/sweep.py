@@ -12,6 +12,7 @@ computed, and runs made stale by new data or corrections are brought up to date.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -25,9 +26,10 @@ from typing import Any
 
 from incbt.catalog import runs as rc
 from incbt.engine import params_from_dict
+from incbt.engine.strategy_api import _coerce
 from incbt.errors import NotFoundError, StrategyError, UsageError, names
 from incbt.progress import NULL, Reporter
-from incbt.runs import EXEC_NAMES, UpdateReport, bring_up_to_date, register, resolve
+from incbt.runs import EXEC_NAMES, UpdateReport, bring_up_to_date, register, resolve_in
 
 # A sweep uses Ray only when asked (workers= or address=). Measured on 2 cores
 # (benchmarks/README.md, "sweep"): the in-process executor already runs a thread
@@ -277,7 +279,9 @@ def grid_points(
                 f"not {values!r}"
             )
         axes[name] = (
-            parse_values(values, kind) if isinstance(values, str) else [kind(v) for v in values]
+            parse_values(values, kind)
+            if isinstance(values, str)
+            else _listed(strategy, specs[name], values)
         )
     names = sorted(axes)
     if sample is not None and sample <= 0:
@@ -297,6 +301,27 @@ def grid_points(
     if sample is not None:
         good = random.Random(seed).sample(good, min(sample, len(good)))
     return good, bad
+
+
+def _listed(strategy: Any, spec: Any, values: Iterable[Any]) -> list[int | float]:
+    """A parameter's grid values given as a list, each checked as a backtest checks a
+    parameter's value (a number of the parameter's type: 5.5 is no value of an integer
+    parameter); its range is checked with the whole point (``_valid``)."""
+    anyrange = dataclasses.replace(spec, min=None, max=None)
+    owner = f"strategy {strategy.name!r} grid"
+    out = []
+    for v in values:
+        try:
+            out.append(_coerce(owner, anyrange, v))
+        except StrategyError:  # the same error, saying the parameter's range
+            try:
+                _coerce(owner, spec, v)
+            except StrategyError as exc:
+                raise StrategyError(str(exc)) from None
+            raise
+    if not out:
+        raise UsageError(f"grid values of {spec.name!r}: give at least one value")
+    return out
 
 
 def _valid(
@@ -431,7 +456,7 @@ def sweep(
         raise UsageError(f"--workers {workers}: give at least 1 (or leave it out: in-process)")
     if name is not None:
         check_name(name)
-    strat, _ = resolve(strategy, strategies_file)
+    strat, _ = resolve_in(store, strategy, strategies_file)
     points, skipped = grid_points(strat, grid, sample, seed)
     if not points:
         raise StrategyError(

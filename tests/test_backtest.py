@@ -277,6 +277,8 @@ def test_user_strategy_file_and_errors(tmp_path, data):
         f"--strategies {f} (strategies_file= in Python)"
     )):
         s.backtest("momentum", {"n": 16})  # the file forgotten
+    with pytest.raises(incbt.StrategyError, match=re.escape(f"--strategies {f} (strategies_")):
+        s.sweep("momentum", {"n": [16, 17]}, name="m")  # in a sweep too
     with pytest.raises(incbt.StrategyError, match="unknown strategy 'nope'"):
         s.backtest("nope")
     with pytest.raises(incbt.StrategyError, match="fast"):

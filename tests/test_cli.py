@@ -484,11 +484,14 @@ def test_log_knows_every_kind_of_event_incbt_writes():
     import pathlib
     import re
 
-    from incbt.cli import EVENT_KINDS
+    from incbt.store import EVENT_KINDS
 
     src = "".join(p.read_text() for p in pathlib.Path(INCBT_SRC).rglob("*.py"))
     written = set(re.findall(r'append_event\(\s*txn,\s*"([a-z_]+)"', src))
     written |= set(re.findall(r'kind="([a-z_]+)"', src)) - {"stable"}  # argsort's kind
+    # commit(store, results, new_runs, command, KIND): its kind given by position
+    written |= set(re.findall(r'\bcommit\([^()]*?, "([a-z_]+)"\)', src))
+    assert "fork" in written  # the pattern above finds what it must
     written |= {"backtest"}  # bring_up_to_date's default
     assert written and written <= set(EVENT_KINDS), written - set(EVENT_KINDS)
 

@@ -345,7 +345,8 @@ def test_a_run_whose_strategy_no_longer_loads_is_reported_not_skipped_silently(t
     stale = s.sql("SELECT run_id, instrument, reason FROM stale").to_pylist()
     assert len(stale) == 1 and stale[0]["run_id"] == mom.run_id, stale
     assert stale[0]["reason"].startswith("cannot recompute: ") and stale[0]["instrument"] == ""
-    res = s.update()
+    with pytest.warns(incbt.StrategyFailureWarning, match=r"1 run\(s\) cannot be recomputed"):
+        res = s.update()
     assert res.broken == [f"run {mom.run_id} (mom): " + stale[0]["reason"][18:]]
     (tmp_path / "elsewhere.py").rename(f)
     p = run("update")

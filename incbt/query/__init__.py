@@ -264,10 +264,10 @@ def session(
         )
         if now_only:
             raise QueryError(
-                f"--as-of {as_of} (as_of=): the tables {', '.join(now_only)} hold the results "
-                "as they are now, not as they were after an event; time travel reaches bars, "
-                "files, events and changes. Fix: query those with --as-of, the results "
-                "without it"
+                f"--as-of {as_of} (as_of={as_of} in Python): the tables "
+                f"{', '.join(now_only)} hold the results as they are now, not as they were "
+                "after an event; time travel reaches bars, files, events and changes. Fix: "
+                "query those with --as-of, the results without it"
             )
         horizon = cat.gc_horizon(txn)
         if as_of is not None and as_of < horizon:

@@ -1,0 +1,210 @@
+"""Wrong input is refused with one incbt error naming the value and the fix: paths the
+user gives (-o, generate's folder) are not blamed on the store, numeric settings are
+finite and in range, grid values are checked as backtest checks parameters, and the
+Store's methods refuse wrong argument types at their entry."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+
+import pytest
+from test_cli import INCBT, run
+
+import incbt
+import incbt.errors as E
+from incbt import settings as settings_mod
+from incbt.bars.generate import generate
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    root = tmp_path_factory.mktemp("api-input")
+    generate(str(root / "d"), instruments=2, days=3, start="2024-01-01", seed=3)
+    s = incbt.init(str(root / "s"))
+    s.ingest(str(root / "d"))
+    s.sweep("sma_cross", {"fast": [5], "slow": [20]}, name="g1")
+    return s
+
+
+# -- 1. paths the user gives -------------------------------------------------------
+
+
+def _said(p) -> str:
+    assert "Traceback" not in p.stderr, p.stderr
+    return p.stderr
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_query_out_into_a_missing_folder_says_so(filled, tmp_path, fmt):
+    out = tmp_path / "no" / "such" / f"x.{fmt}"
+    p = run("query", "SELECT 1 AS a", "--output", fmt, "-o", str(out),
+            store=filled.path, check=False)
+    err = _said(p)
+    assert p.returncode == 1, err
+    assert f"cannot write {out}" in err and "create the folder first" in err, err
+    assert "catalog" not in err and "backup" not in err, err
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_query_out_into_a_folder_says_give_a_file(filled, tmp_path, fmt):
+    p = run("query", "SELECT 1 AS a", "--output", fmt, "-o", str(tmp_path),
+            store=filled.path, check=False)
+    err = _said(p)
+    assert p.returncode == 1, err
+    assert f"cannot write {tmp_path}: it is a folder" in err and "Fix: give" in err, err
+    assert "backup" not in err, err
+
+
+def test_other_commands_writing_outside_the_store(filled, tmp_path):
+    missing = tmp_path / "nope" / "x.csv"
+    for args in (["settings", "-o", str(missing)], ["log", "-o", str(missing)]):
+        p = run(*args, store=filled.path, check=False)
+        err = _said(p)
+        assert p.returncode == 1 and "create the folder first" in err, (args, err)
+        assert "backup" not in err, (args, err)
+    p = run("generate", str(tmp_path / "file" / "sub"), store=filled.path, check=False)
+    assert p.returncode == 0, p.stderr  # generate makes the folders it needs
+    (tmp_path / "a-file").write_text("x")
+    p = run("generate", str(tmp_path / "a-file" / "sub"), store=filled.path, check=False)
+    err = _said(p)
+    assert p.returncode == 1 and "is a file, not a folder" in err, err
+    p = run("report", "g1", "-o", "", store=filled.path, check=False)
+    err = _said(p)
+    assert p.returncode == 2 and "give the HTML file to write" in err, err
+
+
+def test_a_missing_file_inside_a_store_is_still_the_stores(filled):
+    gone = os.path.join(filled.path, "bars", "X", "2024-01-abc.parquet")
+    mapped = E.map_dependency_error(FileNotFoundError(2, "No such file", gone), "reading")
+    assert isinstance(mapped, E.StoreError) and "restore it from a backup" in str(mapped)
+    outside = E.map_dependency_error(
+        FileNotFoundError(2, "No such file or directory", "/nonexistent/x.csv"), "incbt")
+    assert isinstance(outside, E.UserError) and "create the folder first" in str(outside)
+    relative = E.map_dependency_error(
+        FileNotFoundError(2, "No such file or directory", "no/such/x.csv"), "incbt")
+    assert isinstance(relative, E.UserError) and "create the folder first" in str(relative)
+
+
+# -- 2. numeric settings -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [s.name for s in settings_mod.SETTINGS
+                                  if s.type in (int, float)])
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "1e400", "99999999999999999999", "x"])
+def test_numeric_settings_are_finite_and_in_range(name, raw):
+    with pytest.raises(incbt.UsageError, match=rf"setting {name}=.*Fix: give a"):
+        settings_mod.parse(name, raw)
+
+
+@pytest.mark.parametrize(("name", "raw"), [
+    ("map_size_mb", math.nan), ("map_size_mb", 2**21), ("threads", 5.5), ("threads", True),
+    ("row_group_rows", "5.0"), ("lock_timeout", 0), ("progress_seconds", -1),
+])
+def test_numeric_settings_refuse_python_values_too(name, raw):
+    with pytest.raises(incbt.UsageError, match=rf"setting {name}="):
+        settings_mod.parse(name, raw)
+
+
+def test_numeric_settings_in_range_are_kept():
+    assert settings_mod.parse("map_size_mb", "0.25") == 0.25
+    assert settings_mod.parse("progress_seconds", "1e-9") == 1e-9
+    assert settings_mod.parse("threads", " 3 ") == 3
+    assert settings_mod.parse("lock_timeout", 5) == 5.0
+    assert settings_mod.parse("map_size_mb", 1 << 20) == float(1 << 20)
+
+
+@pytest.mark.parametrize(("var", "value", "args"), [
+    ("INCBT_MAP_SIZE_MB", "nan", ["status"]),
+    ("INCBT_MAP_SIZE_MB", "1e400", ["status"]),
+    ("INCBT_MAP_SIZE_MB", "99999999999", ["status"]),
+    ("INCBT_LOCK_TIMEOUT", "nan", ["status"]),
+    ("INCBT_PROGRESS_SECONDS", "nan", ["status"]),
+    ("INCBT_INGEST_CHUNK_MB", "nan", ["ingest", "--dry-run", "x.csv"]),
+])
+def test_a_bad_setting_variable_exits_2_naming_it(filled, var, value, args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    env |= {"INCBT_STORE": filled.path, var: value}  # run() passes no INCBT_ variable
+    p = subprocess.run([INCBT, *args], capture_output=True, text=True, env=env)
+    err = _said(p)
+    assert p.returncode == 2, err
+    assert f"environment variable {var}" in err and repr(value) in err and "Fix:" in err, err
+    assert "backup" not in err, err
+
+
+# -- 3. grid values given as lists -------------------------------------------------
+
+
+@pytest.mark.parametrize(("values", "match"), [
+    ([5.5, 7.9], "parameter 'fast' = 5.5 is not an integer"),
+    (["a"], "parameter 'fast' = 'a' is not an int"),
+    ([[1]], "parameter 'fast' = \\[1\\] has type list"),
+    ([math.nan], "parameter 'fast' = nan is not finite"),
+    ([2**60], "parameter 'fast' = 1152921504606846976 is too large"),
+])
+def test_grid_values_are_checked_as_backtest_checks_them(filled, values, match):
+    with pytest.raises(incbt.StrategyError, match=match):
+        filled.sweep("sma_cross", {"fast": values, "slow": [20]}, dry_run=True)
+    with pytest.raises(incbt.StrategyError):  # and backtest says the same of the value
+        filled.backtest("sma_cross", {"fast": values[0], "slow": 20}, dry_run=True)
+
+
+def test_grid_values_of_the_right_type_still_run(filled):
+    res = filled.sweep("sma_cross", {"fast": [5, "6", 7.0], "slow": [20]}, dry_run=True)
+    assert len(res.run_ids) == 3
+    res = filled.sweep("sma_cross", {"fast": [0, 5], "slow": [20]}, dry_run=True)
+    assert len(res.run_ids) == 1 and "out of range" in res.skipped[0]  # a rejected point
+    with pytest.raises(incbt.UsageError, match="give at least one value"):
+        filled.sweep("sma_cross", {"fast": [], "slow": [20]}, dry_run=True)
+
+
+# -- 4. argument types at the Store's methods --------------------------------------
+
+
+@pytest.mark.parametrize(("call", "error", "match"), [
+    (lambda s: s.backtest("sma_cross", "fast=5"), incbt.UsageError, "params: give a dict"),
+    (lambda s: s.backtest("sma_cross", ["fast=5"]), incbt.UsageError, "params: give a dict"),
+    (lambda s: s.backtest("sma_cross", 5), incbt.UsageError, "params: give a dict"),
+    (lambda s: s.sweep("sma_cross", "fast=1,2"), incbt.UsageError, "grid: give a dict"),
+    (lambda s: s.sweep("sma_cross", {"fast": [5]}, workers="2", dry_run=True),
+     incbt.UsageError, "workers: give a whole number, not '2'"),
+    (lambda s: s.sweep("sma_cross", {"fast": [5]}, random="2", dry_run=True),
+     incbt.UsageError, "random .*: give a whole number, not '2'"),
+    (lambda s: s.sweep("sma_cross", {"fast": [5]}, name=5, dry_run=True),
+     incbt.UsageError, "name: give a string, not 5"),
+    (lambda s: s.sweep("sma_cross", {"fast": [5]}, address=5, dry_run=True),
+     incbt.UsageError, "address: give a string, not 5"),
+    (lambda s: s.sql(5), incbt.UsageError, "query: give the SQL as a string, not 5"),
+    (lambda s: s.sql("SELECT 1", as_of="abc"), incbt.UsageError,
+     "as_of .*: give a whole number, not 'abc'"),
+    (lambda s: s.sql("SELECT $a", params=[1]), incbt.UsageError, "params: give a dict"),
+    (lambda s: s.session(as_of="abc"), incbt.UsageError, "as_of .*: give a whole number"),
+    (lambda s: s.gc(before="x"), incbt.UsageError, "before .*: give a whole number, not 'x'"),
+    (lambda s: s.gc(keep_days="x"), incbt.UsageError, "keep_days: give a number, not 'x'"),
+    (lambda s: s.ingest(None), incbt.UsageError, "paths: give a file, folder or glob"),
+    (lambda s: s.ingest(5), incbt.UsageError, "paths: give a file, folder or glob"),
+    (lambda s: s.ingest([5]), incbt.UsageError, "paths: .*not 5"),
+    (lambda s: s.ingest("x.csv", columns="ts"), incbt.UsageError, "columns: give a dict"),
+    (lambda s: s.update(5), incbt.UsageError, "paths: give a file, folder or glob"),
+    (lambda s: s.log(kind="nope"), incbt.NotFoundError, "no event kind 'nope'; the kinds are"),
+    (lambda s: s.log(limit=-1), incbt.UsageError, "limit .*at least 0, not -1"),
+    (lambda s: s.report("g1", 5), incbt.UsageError, "give the HTML file to write"),
+    (lambda s: s.report("g1", ""), incbt.UsageError, "give the HTML file to write"),
+    (lambda s: s.bars(5), incbt.UsageError, "instrument: give an instrument's name"),
+])
+def test_wrong_argument_types_are_usage_errors(filled, call, error, match):
+    with pytest.raises(error, match=match):
+        call(filled)
+
+
+def test_right_argument_types_still_work(filled, tmp_path):
+    import pathlib
+
+    assert filled.sql("SELECT $a AS a", params={"a": 1}, as_of=2).num_rows == 1
+    assert filled.log(kind="fork").num_rows == 0  # a kind incbt writes (a fork's commit)
+    assert filled.log(kind=["init", "ingest"], limit=0).num_rows == 2
+    assert filled.ingest(pathlib.Path(filled.path).parent / "d", dry_run=True) is not None
+    assert filled.gc(keep_days=1, dry_run=True) is not None
+    runs = filled.backtest("sma_cross", [{"fast": 5, "slow": 20}, None], dry_run=True)
+    assert len(runs) == 2
