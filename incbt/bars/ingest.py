@@ -51,6 +51,7 @@ the intervals of events it was current in.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import gc
 import hashlib
@@ -153,6 +154,9 @@ class IngestSummary:
     # span: what :func:`data_notes` reads (not a result)
     _seen: dict[str, set[int]] = field(default_factory=dict, repr=False)
     _span: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+    # the bars of some of each instrument's days in the store before this ingest (its
+    # latest, up to USUAL_SAMPLE), by day: what a day of it usually holds (not a result)
+    _stored_rows: dict[str, dict[int, int]] = field(default_factory=dict, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -191,7 +195,7 @@ class IngestSummary:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        skip = {"corrected", "seconds", "changed_days", "_seen", "_span"}
+        skip = {"corrected", "seconds", "changed_days", "_seen", "_span", "_stored_rows"}
         skip |= {"short_days", "missing_days"}
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {
             "corrected": [list(c) for c in self.corrected[:100]],
@@ -329,11 +333,8 @@ def recover(root: str, cat: Catalog) -> int:
     for p in pending:
         if p not in live:
             full = os.path.join(root, p)
-            try:
-                os.remove(full)
+            if _remove_gone(full):
                 removed += 1
-            except FileNotFoundError:
-                pass
             with contextlib.suppress(OSError):  # folder of a never-committed instrument
                 os.rmdir(os.path.dirname(full))
     if pending:
@@ -343,6 +344,25 @@ def recover(root: str, cat: Catalog) -> int:
     if os.path.isdir(tmp):
         shutil.rmtree(tmp, ignore_errors=True)
     return removed
+
+
+# A path that names no file, and never could: gone already, a folder that was never
+# made, or a name too long for the file system (a writer before names were checked
+# for that recorded one as pending, and failed to write it)
+_NO_FILE = (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG)
+
+
+def _remove_gone(path: str) -> bool:
+    """Remove a file a crashed writer may have left; False where there is none (and
+    can be none). Any other failure (a permission, a read-only disk) is raised: a
+    partial file left in place could later be taken for a complete one."""
+    try:
+        os.remove(path)
+    except OSError as exc:
+        if exc.errno in _NO_FILE:
+            return False
+        raise
+    return True
 
 
 def finish_gc(root: str, cat: Catalog) -> int:
@@ -364,11 +384,8 @@ def finish_gc(root: str, cat: Catalog) -> int:
             continue
         full = os.path.join(root, p)
         folders.add(os.path.dirname(full))
-        try:
-            os.remove(full)
+        if _remove_gone(full):
             removed += 1
-        except FileNotFoundError:
-            pass
     for d in sorted(folders):
         with contextlib.suppress(FileNotFoundError):
             fsync_dir(d)
@@ -914,6 +931,8 @@ def _classify(
             seen.update(stored[inst])
             a, b = summary._span.get(inst, (days[0], days[-1]))
             summary._span[inst] = (min(a, days[0]), max(b, days[-1]))
+            if inst not in summary._stored_rows:
+                summary._stored_rows[inst] = _stored_rows(cat, txn, inst, days[-1])
         for key, month in zip(keys, months, strict=True):
             p = pieces[key]
             old = stored[p.instrument].get(p.day)
@@ -935,6 +954,26 @@ def _classify(
     return plans
 
 
+USUAL_SAMPLE = 20  # stored days of an instrument read for its usual bars a day
+
+
+def _stored_rows(cat: Catalog, txn: Any, inst: str, day: int) -> dict[int, int]:
+    """The bars of an instrument's stored days nearest ``day``, by day: its latest
+    :data:`USUAL_SAMPLE` on or before it, and where there are fewer, those of the next
+    two months after it, up to as many. Short range reads of the day index, whatever
+    the history (an ingest of 500 instruments x 1 day reads at most 10,000 records)."""
+    days = cat.days_up_to(txn, inst, day, USUAL_SAMPLE)
+    out: dict[int, int] = {}
+    if days:
+        idx = cat.day_index(txn, inst, days[0], days[-1])
+        out.update(zip(idx.days.tolist(), idx.records["rows"].tolist(), strict=True))
+    if len(out) < USUAL_SAMPLE:
+        idx = cat.day_index(txn, inst, day + 1, day + 61)
+        k = USUAL_SAMPLE - len(out)
+        out.update(zip(idx.days[:k].tolist(), idx.records["rows"][:k].tolist(), strict=True))
+    return out
+
+
 def _summarize(summary: IngestSummary, changes: list, buckets: int) -> None:
     summary.changed_days = [(c[0], c[1], c[2], c[5]) for c in changes]
     for inst, day, kind, _, _, _ in changes:
@@ -949,25 +988,29 @@ def _summarize(summary: IngestSummary, changes: list, buckets: int) -> None:
         summary.instruments = len({c[0] for c in changes})
     summary.buckets_written = buckets
     summary.short_days, summary.missing_days = data_notes(
-        summary.changed_days, summary._seen, summary._span
+        summary.changed_days, summary._seen, summary._span, summary._stored_rows
     )
-    summary._seen, summary._span = {}, {}
+    summary._seen, summary._span, summary._stored_rows = {}, {}, {}
 
 
 def data_notes(
     changed: list[tuple[str, int, int, int]],
     seen: dict[str, set[int]],
     span: dict[str, tuple[int, int]],
+    stored: Mapping[str, Mapping[int, int]] | None = None,
 ) -> tuple[list[tuple[str, str, int, int]], list[tuple[str, str, int]]]:
     """Short and missing days of an ingest: accepted (a half-day session, a halted
     instrument are real), but said, since a file cut short or a day left out look the
     same.
 
-    Short: a changed day with fewer than half the bars its instrument's changed days
-    hold at the median (where it has at least 5 of them; else the median of every
-    changed day of this ingest: on a daily update, the other instruments' day). A short
-    session of the whole market is not: on a daily update its median is short too, and
-    a day when most of 3 or more instruments are short is left out.
+    Short: a changed day with fewer than half the bars its instrument's days hold at
+    the median: its days in this ingest with, from ``stored``, the bars of its days in
+    the store near them (:func:`_stored_rows`; a changed day counts as it is now),
+    where that makes at least 5 days; else its other stored days', where it has any;
+    else the median of every changed day of this ingest (a new instrument on a daily
+    update: the other instruments' day). So a correction cutting one stored day short
+    is said. A short session of the whole market is not: a day when most of the 2 or
+    more instruments it changes are short is left out.
     Missing: a weekday inside the span of days this ingest gave an instrument (``span``)
     for which neither the input nor the store has its bars (``seen``), while more than
     half of the other instruments whose span holds it have it (a holiday is missing for
@@ -976,10 +1019,27 @@ def data_notes(
     short: list[tuple[str, str, int, int]] = []
     if changed:
         rows_of: dict[str, list[int]] = defaultdict(list)
-        for inst, _, _, rows in changed:
+        changed_on: dict[str, set[int]] = defaultdict(set)
+        for inst, day, _, rows in changed:
             rows_of[inst].append(rows)
+            changed_on[inst].add(day)
+        # its other days in the store (those this ingest leaves as they are)
+        kept = {
+            inst: [r for d, r in by_day.items() if d not in changed_on[inst]]
+            for inst, by_day in (stored or {}).items()
+            if inst in rows_of
+        }
         every = int(np.median([c[3] for c in changed]))
-        usual = {i: int(np.median(r)) if len(r) >= 5 else every for i, r in rows_of.items()}
+
+        def usual_of(inst: str) -> int:
+            days = rows_of[inst] + kept.get(inst, [])
+            if len(days) >= 5:  # its days, as they will be
+                return int(np.median(days))
+            if kept.get(inst):  # a few days in the store: what they hold
+                return int(np.median(kept[inst]))
+            return every  # a new instrument: the other instruments' days
+
+        usual = {i: usual_of(i) for i in rows_of}
         low = [
             (inst, day, rows) for inst, day, _, rows in sorted(changed) if rows * 2 < usual[inst]
         ]
@@ -993,7 +1053,7 @@ def data_notes(
         short = [
             (inst, day_to_iso(day), rows, usual[inst])
             for inst, day, rows in low
-            if per_day[day] < 3 or low_on[day] * 2 <= per_day[day]
+            if per_day[day] < 2 or low_on[day] * 2 <= per_day[day]
         ]
     missing: list[tuple[str, str, int]] = []
     if len(span) > 1:

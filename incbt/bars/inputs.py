@@ -13,6 +13,7 @@ import functools
 import glob
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from incbt.bars import fastcsv
+from incbt.bars.layout import DIR_SAFE, MAX_DIR_BYTES, instrument_dir_bytes
 from incbt.bars.schema import COLUMNS, FLOAT_COLUMNS, NS_PER_DAY, PRICE_COLUMNS
 from incbt.errors import BadInputError, NotFoundError, UsageError
 
@@ -719,12 +721,33 @@ def read_input(
     kind = _kind(path)
     block = None
     try:
-        if kind == "csv":
-            table, kind, block = _read_csv(path, mapping, tz, use_threads)
-        else:
-            table, kind = _read_parquet(path, mapping, tz, row_groups, rows)
+        try:
+            if kind == "csv":
+                table, kind, block = _read_csv(path, mapping, tz, use_threads)
+            else:
+                table, kind = _read_parquet(path, mapping, tz, row_groups, rows)
+        except (
+            UnicodeDecodeError,
+            pa.ArrowInvalid,
+            OSError,
+            csv.Error,
+            EOFError,
+            zlib.error,
+            BadInputError,
+        ):
+            # A compressed file cut short or damaged fails wherever its reading stops
+            # (Python's gzip, Arrow's, or a CSV rule broken by the cut): said as that
+            if path.endswith(".gz"):
+                bad = gzip_damage(path)
+                if bad is not None:
+                    raise bad from None
+            raise
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from None
+    except (EOFError, zlib.error) as exc:  # pragma: no cover - a file changed as it was read
+        raise BadInputError(
+            f"cannot read the file ({type(exc).__name__}: {exc})", file=path, fix=GZIP_FIX
+        ) from None
     except (pa.ArrowInvalid, OSError, csv.Error) as exc:
         if kind == "csv" and "invalid UTF8" in str(exc):
             raise _not_utf8(path, None) from None
@@ -737,6 +760,41 @@ def read_input(
             "instrument, ts, open, high, low, close, volume",
         ) from None
     return validate(path, kind, table, block)
+
+
+GZIP_FIX = (
+    "download or copy the file again (it was cut short or damaged on the way), or "
+    "compress the CSV file again, whole, with gzip (`gzip -t FILE` checks one)"
+)
+
+
+def gzip_error(path: str, exc: BaseException) -> BadInputError:
+    """The error for a ``.gz`` file whose decompression failed with ``exc``."""
+    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, EOFError):  # Python's words: "Compressed file ended before the..."
+        why = "it ends before its compressed data does"
+    return BadInputError(
+        f"cannot read the file: truncated or corrupt gzip file ({why})",
+        file=path,
+        fix=GZIP_FIX,
+    )
+
+
+def gzip_damage(path: str) -> BadInputError | None:
+    """The error for a ``.gz`` file that does not decompress whole (cut short, damaged,
+    not gzip at all), or None where it does (read once more, to the end: only when
+    reading it failed)."""
+    import gzip
+
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        return gzip_error(path, exc)
+    except OSError:  # not the compression's fault (the file cannot be opened)
+        return None
+    return None
 
 
 _UTF8_FIX = (
@@ -825,6 +883,13 @@ def order_error(
     )
 
 
+def shown_name(name: str, keep: int = 40) -> str:
+    """An instrument name as a message shows it: a long one cut, saying how long."""
+    if len(name) <= keep + 20:
+        return name
+    return f"{name[:keep]}... ({len(name):,} characters)"
+
+
 def _at(kind: str, i: int) -> dict[str, Any]:
     """Where row ``i`` (0-based, in file order) is, as an error names it."""
     return {"line": int(i) + 2} if kind == "csv" else {"row": int(i) + 1}
@@ -871,8 +936,21 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
                 "invalid instrument name",
                 file=path,
                 **at(i),
-                value=name,
+                value=shown_name(name),
                 fix=f"use 1 to {MAX_INSTRUMENT_LEN} characters, no leading/trailing spaces",
+            )
+        if len(name) * 12 > MAX_DIR_BYTES and instrument_dir_bytes(name) > MAX_DIR_BYTES:
+            # its bars folder (bars/<name percent-encoded>/) could not be made
+            i = int(np.flatnonzero(codes == j)[0])
+            raise BadInputError(
+                f"instrument name too long for the store: percent-encoded as its folder "
+                f"name it takes {instrument_dir_bytes(name):,} bytes, more than the "
+                f"{MAX_DIR_BYTES} a file name may have",
+                file=path,
+                **at(i),
+                value=shown_name(name),
+                fix=f"use a shorter name: letters, digits and {DIR_SAFE} take 1 byte "
+                "each, any other character 3 bytes for each byte of its UTF-8 (an 'é' 6)",
             )
     # copies of other readers' columns (not views, as :func:`column_numpy` gives): a
     # block's fields are rows of one array, so a bucket file gathers a day with one slice

@@ -54,12 +54,27 @@ COMPRESSION = "lz4_raw"
 ENCODINGS = {"ts": "DELTA_BINARY_PACKED", **dict.fromkeys(FLOAT_COLUMNS, "BYTE_STREAM_SPLIT")}
 
 
+# The characters an instrument's folder name keeps as they are; any other is
+# percent-encoded, 3 bytes for each byte of its UTF-8 (an "é" takes 6).
+DIR_SAFE = "-_.=+@^~"
+# The longest name of one path component file systems allow (ext4, xfs, btrfs, APFS,
+# NTFS: 255 bytes), which an instrument's folder name must fit (checked on input:
+# :func:`incbt.bars.inputs.validate`).
+MAX_DIR_BYTES = 255
+
+
 def instrument_dir(instrument: str) -> str:
-    """A file-system-safe folder name for an instrument (percent-encoded)."""
-    name = quote(instrument, safe="-_.=+@^~")
+    """A file-system-safe folder name for an instrument (percent-encoded, ASCII)."""
+    name = quote(instrument, safe=DIR_SAFE)
     if name in (".", ".."):
         name = name.replace(".", "%2E")
     return name
+
+
+def instrument_dir_bytes(instrument: str) -> int:
+    """How many bytes the instrument's folder name takes (at most :data:`MAX_DIR_BYTES`
+    on a file system)."""
+    return len(instrument_dir(instrument).encode())
 
 
 def bucket_path(instrument: str, month: str, file_hash: str) -> str:

@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 
 from incbt.bars.inputs import (
     InputBars,
+    gzip_error,
     order_error,
     read_csv_range,
     read_input,
@@ -133,13 +134,7 @@ class GzParts:
                 try:  # only reading is the input's fault: a full disk is not (raised as is)
                     block = src.read(self.BLOCK)
                 except (OSError, EOFError, zlib.error) as exc:
-                    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    raise BadInputError(
-                        f"cannot read the file ({why})",
-                        file=self.path,
-                        fix="save CSV files as UTF-8 text with a header line, compressed whole "
-                        "with gzip",
-                    ) from None
+                    raise gzip_error(self.path, exc) from None
                 if self.advance is not None:
                     now = raw.tell()
                     self.advance(now - done)

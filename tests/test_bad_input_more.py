@@ -1,0 +1,425 @@
+"""More bad inputs, each once a bug: an instrument name too long for a folder name,
+a truncated or corrupt ``.csv.gz``, a date that is not ``YYYY-MM-DD``, and a
+correction that cuts a stored day short (accepted, but said).
+
+As in ``test_bad_input.py``: one clear message naming the file, line, value and
+fix; exit 1 for bad input, 2 for bad usage; the store byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import tree_state
+
+import incbt
+from incbt.bars.generate import generate
+from incbt.bars.layout import MAX_DIR_BYTES, bucket_path, instrument_dir_bytes
+from incbt.catalog.env import close_env
+
+HEADER = "instrument,ts,open,high,low,close,volume\n"
+BAR = ",2024-01-08T14:30:00Z,10,11,9,10.5,100\n"  # a day after the store's days
+INCBT = os.path.join(os.path.dirname(sys.executable), "incbt")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    env["COLUMNS"] = "80"  # one line must stay one line, even when narrow
+    return subprocess.run([INCBT, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def _one_error_line(r: subprocess.CompletedProcess) -> str:
+    lines = r.stderr.strip("\n").split("\n")
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """4 instruments x 5 days (2024-01-01 .. 2024-01-05), one CSV file a day."""
+    out = tmp_path_factory.mktemp("data")
+    files = generate(str(out), instruments=4, days=5, start="2024-01-01", seed=1)
+    return str(out), files
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory, data):
+    """A store holding ``data``, copied by each test that writes (``st``)."""
+    path = str(tmp_path_factory.mktemp("pristine") / "store")
+    s = incbt.init(path)
+    assert s.ingest(data[0]).days_new == 20
+    close_env(os.path.join(path, "catalog"))
+    return path
+
+
+@pytest.fixture
+def st(tmp_path, pristine):
+    path = str(tmp_path / "store")
+    shutil.copytree(pristine, path)
+    s = incbt.open(path)
+    yield s
+    close_env(os.path.join(path, "catalog"))
+
+
+def _rejected(st, paths, error=incbt.BadInputError, **kw) -> str:
+    """The message of an ingest (dry run and real) of ``paths``; the store unchanged."""
+    before = tree_state(st.path)
+    seq = len(st.log())
+    for dry in (True, False):
+        with pytest.raises(incbt.IncbtError) as info:
+            st.ingest(paths, dry_run=dry, **kw)
+        assert type(info.value) is error, f"{type(info.value).__name__}: {info.value}"
+    assert tree_state(st.path) == before, "a rejected ingest changed the store"
+    assert len(st.log()) == seq
+    msg = str(info.value)
+    assert "\n" not in msg and ". Fix: " in msg, msg
+    return msg
+
+
+# -- 1. an instrument name too long once percent-encoded -------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "nbytes"),
+    [
+        ("%" * 90, 270),  # 90 characters, each "%25"
+        ("é" * 200, 1200),  # 200 characters (the documented limit), each "%C3%A9"
+        ("A" * 50 + "€" * 23, 50 + 23 * 9),  # 73 characters, just over
+        ("😀" * 22, 22 * 12),  # 4 UTF-8 bytes each: 12 encoded
+    ],
+    ids=["percent-90", "e-acute-200", "euro-mixed", "emoji-22"],
+)
+def test_an_instrument_name_too_long_for_a_folder_is_bad_input(st, tmp_path, name, nbytes):
+    assert instrument_dir_bytes(name) == nbytes > MAX_DIR_BYTES
+    p = tmp_path / "long.csv"
+    p.write_text(HEADER + "S0000" + BAR + name + BAR, encoding="utf-8")
+    msg = _rejected(st, str(p))
+    assert msg.startswith(f"{p}, line 3: instrument name too long for the store"), msg
+    assert f"{nbytes:,} bytes, more than the 255" in msg, msg
+    assert "Fix: use a shorter name" in msg
+    if len(name) > 60:  # a huge name is shown cut, saying how long it is
+        assert f"... ({len(name)} characters)'" in msg and name not in msg, msg
+    else:
+        assert repr(name) in msg, msg
+
+
+def test_an_instrument_name_too_long_in_parquet_names_the_row(st, tmp_path):
+    name = "%" * 86  # 258 bytes encoded
+    t = pa.table(
+        {
+            "instrument": ["S0000", name],
+            "ts": pa.array([1704724200 * 10**9] * 2, pa.timestamp("ns", tz="UTC")),
+            **{c: [10.0, 10.0] for c in ("open", "high", "low", "close")},
+            "volume": [1.0, 1.0],
+        }
+    )
+    p = tmp_path / "long.parquet"
+    pq.write_table(t, p)
+    msg = _rejected(st, str(p))
+    assert f"{p}, row 2: instrument name too long" in msg, msg
+
+
+def test_the_longest_names_that_fit_are_stored(st, tmp_path):
+    names = ["%" * 85, "A" * 200, "é" * 42]  # 255, 200 and 252 bytes as folder names
+    assert [instrument_dir_bytes(n) for n in names] == [255, 200, 252]
+    p = tmp_path / "fit.csv"
+    p.write_text(HEADER + "".join(n + BAR for n in names), encoding="utf-8")
+    s = st.ingest(str(p))
+    assert s.days_new == 3 and s.seq is not None
+    got = st.sql("SELECT DISTINCT instrument FROM bars WHERE date = DATE '2024-01-08'")
+    assert sorted(got["instrument"].to_pylist()) == sorted(names)
+
+
+def test_cli_dry_run_says_a_name_is_too_long(st, tmp_path):
+    p = tmp_path / "long.csv"
+    p.write_text(HEADER + "%" * 90 + BAR)
+    before = tree_state(st.path)
+    for extra in (["--dry-run"], []):
+        r = _cli("--store", st.path, "ingest", *extra, str(p))
+        assert r.returncode == 1, r.stderr
+        line = _one_error_line(r)
+        assert f"{p}, line 2: instrument name too long" in line, line
+    assert tree_state(st.path) == before
+    # the store still takes writes
+    ok = tmp_path / "ok.csv"
+    ok.write_text(HEADER + "S0000" + BAR)
+    r = _cli("--store", st.path, "ingest", str(ok))
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("what", ["name-too-long", "gone", "folder-never-made"])
+def test_a_pending_path_that_cannot_exist_does_not_block_writes(st, tmp_path, what, data):
+    """The catalog of a store where an ingest failed writing a file under a name too
+    long (before names were checked for it) lists that path as pending: the next
+    write removes what it can and goes on, every later write too."""
+    h = "ab" * 16
+    path = {
+        "name-too-long": bucket_path("%" * 90, "2024-01", h),
+        "gone": bucket_path("S0000", "2024-01", h),  # its folder exists, the file not
+        "folder-never-made": bucket_path("NEVER", "2024-01", h),
+    }[what]
+    cat = st.catalog
+    cat.env.write(lambda txn: cat.set_pending(txn, [path]))
+    with cat.env.read() as txn:
+        assert cat.pending(txn) == [path]
+    ok = tmp_path / "ok.csv"
+    ok.write_text(HEADER + "S0000" + BAR)
+    s = st.ingest(str(ok))  # was: "File name too long" on every write
+    assert s.days_new == 1 and s.seq is not None
+    with cat.env.read() as txn:
+        assert cat.pending(txn) == []
+    assert os.path.isdir(os.path.join(st.path, "bars", "S0000"))
+    assert st.backtest("sma_cross", instruments=["S0000"]) is not None
+    cat.env.write(lambda txn: cat.set_pending(txn, [path]))
+    assert st.recover() == 0
+    r = _cli("--store", st.path, "gc")
+    assert r.returncode == 0, r.stderr
+
+
+# -- 2. a truncated or corrupt .csv.gz -------------------------------------------
+
+
+def _gz(data, tmp_path, name: str, cut) -> str:
+    raw = gzip.compress(Path(data[1][2]).read_bytes())
+    p = tmp_path / name
+    p.write_bytes(cut(raw))
+    return str(p)
+
+
+def _flip(raw: bytes) -> bytes:
+    b = bytearray(raw)
+    for k in range(len(b) // 2, len(b) // 2 + 8):
+        b[k] ^= 0x5A
+    return bytes(b)
+
+
+GZ_CASES = {
+    "header-truncated": lambda raw: raw[:40],
+    "mid-file-truncated": lambda raw: raw[: len(raw) // 2],
+    "end-cut": lambda raw: raw[:-4],  # the length in the trailer is gone
+    "corrupt": _flip,
+    "not-gzip": lambda raw: b"instrument,ts,open\n",
+}
+
+
+@pytest.mark.parametrize("case", list(GZ_CASES))
+def test_a_truncated_or_corrupt_gzip_file_is_bad_input(st, tmp_path, data, case, csv_reader):
+    p = _gz(data, tmp_path, f"{case}.csv.gz", GZ_CASES[case])
+    msg = _rejected(st, p)
+    assert msg.startswith(f"{p}: cannot read the file: truncated or corrupt gzip file"), msg
+    assert "Fix: download or copy the file again" in msg and "gzip" in msg.split("Fix:")[1]
+    if "truncated" in case:
+        assert "it ends before its compressed data does" in msg, msg
+
+
+def test_a_truncated_gzip_file_among_good_files_is_named(st, tmp_path, data):
+    p = _gz(data, tmp_path, "trunc.csv.gz", GZ_CASES["header-truncated"])
+    msg = _rejected(st, [data[1][0], p, data[1][1]])
+    assert f"{p}: cannot read the file: truncated or corrupt gzip file" in msg
+
+
+def test_a_big_truncated_gzip_file_read_in_parts_is_bad_input(tmp_path):
+    """A .csv.gz bigger than a part is cut as it is decompressed: the same message."""
+    src = tmp_path / "src"
+    files = generate(str(src), instruments=6, days=10, start="2024-02-01", split="one")
+    raw = gzip.compress(Path(files[0]).read_bytes())
+    s = incbt.init(str(tmp_path / "s"))
+    s.settings["ingest_chunk_mb"] = (4 * 65536) / (1 << 20)  # parts of 64 KiB
+    assert len(raw) > 65536
+    for name, cut in (("half", GZ_CASES["mid-file-truncated"]), ("flip", _flip)):
+        p = tmp_path / f"{name}.csv.gz"
+        p.write_bytes(cut(raw))
+        msg = _rejected(s, str(p))
+        assert msg.startswith(f"{p}: cannot read the file: truncated or corrupt gzip file"), msg
+    close_env(os.path.join(s.path, "catalog"))
+
+
+def test_cli_truncated_gzip_exits_1_with_a_message(st, tmp_path, data):
+    p = _gz(data, tmp_path, "trunc.csv.gz", GZ_CASES["header-truncated"])
+    before = tree_state(st.path)
+    r = _cli("--store", st.path, "ingest", p)
+    assert r.returncode == 1, (r.returncode, r.stderr)  # was 130 (Ctrl-C's), no message
+    line = _one_error_line(r)
+    assert "truncated or corrupt gzip file" in line and p in line, line
+    assert tree_state(st.path) == before
+
+
+def test_a_good_gzip_file_is_read(st, tmp_path, data):
+    p = tmp_path / "good.csv.gz"
+    p.write_bytes(gzip.compress(Path(data[1][2]).read_bytes()))
+    s = st.ingest(str(p))
+    assert s.days_unchanged == 4 and not s.changed
+
+
+# -- 3. dates that are not YYYY-MM-DD ------------------------------------------
+
+BAD_DATES = [
+    "20240105",  # was read as the year 20240105: exit 3, struct.error
+    "0",
+    "2024",  # was read as 2024-01-01
+    "2024-01",
+    "2024-01-05T10:00",  # a time was dropped silently
+    "2024-01-05 10:00",
+    "2023-02-29",
+    "2024-13-01",
+    "2024-1-5",
+    " 2024-01-05",
+    "",
+    "05/01/2024",
+    "+2024-01-05",
+]
+
+
+def test_iso_to_day_takes_only_calendar_dates():
+    from incbt.bars.schema import DateError, day_to_iso, iso_to_day
+
+    for good in ("2024-01-05", "2024-02-29", "1970-01-01", "0001-01-01", "9999-12-31"):
+        assert day_to_iso(iso_to_day(good)) == good
+    assert iso_to_day("1970-01-02") == 1
+    for bad in BAD_DATES:
+        with pytest.raises(DateError) as info:
+            iso_to_day(bad)
+        assert isinstance(info.value, incbt.UsageError) and isinstance(info.value, ValueError)
+        assert repr(bad) in str(info.value) and "YYYY-MM-DD" in str(info.value)
+
+
+@pytest.mark.parametrize("bad", BAD_DATES)
+def test_a_bad_start_date_is_a_usage_error(st, bad):
+    before = tree_state(st.path)
+    with pytest.raises(incbt.UsageError) as info:
+        st.backtest("sma_cross", start=bad)
+    msg = str(info.value)
+    assert repr(bad) in msg and "YYYY-MM-DD" in msg, msg
+    with pytest.raises(incbt.UsageError, match="YYYY-MM-DD"):
+        st.sweep("sma_cross", {"fast": [5], "slow": [20]}, start=bad, name="s1")
+    with pytest.raises(incbt.UsageError, match="YYYY-MM-DD"):
+        st.bars("S0000", start=bad)
+    assert tree_state(st.path) == before
+
+
+def test_a_bad_effective_date_is_a_usage_error(st):
+    rid = st.backtest("sma_cross", start="2024-01-01").run_id
+    before = tree_state(st.path)
+    for bad in ("20240103", "2024-01-03T00:00", "2024"):
+        with pytest.raises(incbt.UsageError) as info:
+            st.backtest("sma_cross", {"fast": 5}, fork_of=rid, effective=bad)
+        assert repr(bad) in str(info.value) and "YYYY-MM-DD" in str(info.value)
+    assert tree_state(st.path) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["backtest", "sma_cross", "--start", "20240105"],
+        ["backtest", "sma_cross", "--start", "2024"],
+        ["backtest", "sma_cross", "--start", "2024-01-05T10:00"],
+        ["sweep", "sma_cross", "-g", "fast=5", "-g", "slow=20", "--name", "s", "--start", "0"],
+        ["generate", "OUT", "--instruments", "1", "--days", "1", "--start", "20240105"],
+    ],
+    ids=["backtest-compact", "backtest-year", "backtest-time", "sweep-zero", "generate"],
+)
+def test_cli_bad_dates_exit_2_with_a_message(st, tmp_path, args):
+    args = [str(tmp_path / "gen") if a == "OUT" else a for a in args]
+    before = tree_state(st.path)
+    r = _cli("--store", st.path, *args)
+    assert r.returncode == 2, (r.returncode, r.stderr)  # was 3 (a bug) for 20240105
+    line = _one_error_line(r)
+    assert repr(args[-1]) in line and "YYYY-MM-DD" in line, line
+    assert tree_state(st.path) == before
+
+
+def test_cli_bad_effective_date_exits_2(st):
+    rid = st.backtest("sma_cross", start="2024-01-01").run_id
+    before = tree_state(st.path)
+    r = _cli("--store", st.path, "backtest", "--from", rid, "--effective", "20240103",
+             "-p", "fast=5")  # fmt: skip
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    line = _one_error_line(r)
+    assert "'20240103'" in line and "YYYY-MM-DD" in line, line
+    assert tree_state(st.path) == before
+
+
+# -- 4. a correction that cuts a stored day short ---------------------------------
+
+
+def _first_bars(src: str, instrument: str, n: int, out: str) -> str:
+    with open(src, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [r for r in rows[1:] if r[0] == instrument][:n]
+    with open(out, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([rows[0], *keep])
+    return out
+
+
+def test_a_correction_cutting_a_day_short_is_said(st, tmp_path, data):
+    p = _first_bars(data[1][2], "S0000", 5, str(tmp_path / "short.csv"))  # of 2024-01-03
+    dry = st.ingest(p, dry_run=True)
+    assert dry.days_corrected == 1 and dry.short_days == [("S0000", "2024-01-03", 5, 390)]
+    # the CLI, on a copy of the store
+    copy = str(tmp_path / "copy")
+    shutil.copytree(st.path, copy, ignore=shutil.ignore_patterns("lock.mdb"))
+    r = _cli("--store", copy, "ingest", p)
+    assert r.returncode == 0, r.stderr
+    said = r.stderr.replace("\n", " ")
+    assert "1 short day(s)" in said and "S0000 2024-01-03: 5 bars (usually 390)" in said, said
+    s = st.ingest(p)
+    assert s.days_corrected == 1 and s.seq is not None
+    assert s.short_days == [("S0000", "2024-01-03", 5, 390)]
+    assert "S0000 2024-01-03: 5 bars (usually 390)" in s.notes()[0]
+
+
+def test_a_correction_cutting_a_day_short_is_said_on_a_store_of_one_instrument(tmp_path, data):
+    s = incbt.init(str(tmp_path / "s"))
+    for f in data[1][:2]:  # two days of S0000 only
+        s.ingest(_first_bars(f, "S0000", 390, str(tmp_path / os.path.basename(f))))
+    p = _first_bars(data[1][1], "S0000", 5, str(tmp_path / "short.csv"))
+    got = s.ingest(p)
+    assert got.days_corrected == 1 and got.short_days == [("S0000", "2024-01-02", 5, 390)]
+    close_env(os.path.join(s.path, "catalog"))
+
+
+def test_a_normal_correction_is_not_short(st, tmp_path):
+    out = str(tmp_path / "rev")
+    generate(out, instruments=4, days=5, start="2024-01-01", seed=1, revise=["2024-01-03"],
+             from_day="2024-01-03", to_day="2024-01-03")  # fmt: skip
+    s = st.ingest(out)
+    assert s.days_corrected == 4 and s.short_days == [] and s.notes() == []
+    r = _cli("--store", st.path, "ingest", out)  # unchanged now: no note either
+    assert r.returncode == 0 and "note:" not in r.stderr, r.stderr
+
+
+def test_a_short_session_of_the_whole_market_is_not_said(st, tmp_path, data):
+    """A new day every instrument has half of (a half-day session): no note, though
+    each is short against its days in the store."""
+    nxt = str(tmp_path / "next")
+    files = generate(nxt, instruments=4, days=6, start="2024-01-01", seed=1,
+                     from_day="2024-01-08")  # fmt: skip
+    with open(files[0], newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [r for r in rows[1:] if r[1] < "2024-01-08 17:45"]  # 195 bars each
+    with open(files[0], "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([rows[0], *keep])
+    s = st.ingest(files[0])
+    assert s.rows_read == 4 * 195 and s.days_new == 4 and s.short_days == [], s.short_days
+
+
+def test_the_usual_bars_read_few_day_records(st):
+    """An instrument's usual bars a day come from a few of its stored days, not all."""
+    from incbt.bars.ingest import USUAL_SAMPLE, _stored_rows
+    from incbt.bars.schema import iso_to_day
+
+    with st.catalog.env.read() as txn:
+        got = _stored_rows(st.catalog, txn, "S0000", iso_to_day("2024-01-03"))
+        assert got == {iso_to_day(f"2024-01-0{d}"): 390 for d in range(1, 6)}
+        assert _stored_rows(st.catalog, txn, "NEW", iso_to_day("2024-01-03")) == {}
+    assert USUAL_SAMPLE <= 32
