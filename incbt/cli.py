@@ -138,6 +138,8 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
         k, _, val = (x.strip() for x in v.partition("="))
         if not k:
             raise UsageError(f"{what} takes NAME=VALUE, got {v!r} (no NAME)")
+        if not val:
+            raise UsageError(f"{what} takes NAME=VALUE, got {v!r} (no VALUE)")
         if k in out and out[k] != val:
             raise UsageError(f"{what} {k} is given twice ({out[k]!r} and {val!r}): give it once")
         out[k] = val

@@ -237,12 +237,19 @@ def parse_values(spec: str, kind: type) -> Sequence[int | float]:
                 )
             n = int((parts[1] - parts[0]) / parts[2]) + 1
             if n > MAX_RANGE_VALUES:
+                many = f"{n:,}" if n < 10**21 else "more than 10^21"
                 raise UsageError(
-                    f"grid range {spec!r} has {n:,} values; a range takes at most "
+                    f"grid range {spec!r} has {many} values; a range takes at most "
                     f"{MAX_RANGE_VALUES:,}: use a larger STEP"
                 )
             return Steps(parts[0], parts[2], n, kind)
-        vals = [Decimal(x) for x in spec.split(",") if x.strip()]
+        items = spec.split(",")
+        if len(items) > 1 and not all(x.strip() for x in items):
+            raise UsageError(
+                f"grid values {spec!r}: a value is missing between commas (or after the "
+                "last): give V1,V2,..."
+            )
+        vals = [Decimal(x) for x in items if x.strip()]
     except InvalidOperation:
         raise UsageError(f"grid values {spec!r} are not numbers") from None
     if not vals:

@@ -711,3 +711,15 @@ def test_a_warning_is_said_in_one_line_not_in_pythons_form(capsys):
     assert capsys.readouterr().err == (
         "warning: a worker process died (killed); the rest runs here\n"
     )
+
+
+def test_a_name_value_option_without_its_value_is_a_usage_error(tmp_path):
+    """--map ts= (and -p fast=, --set NAME=) said something garbled with exit 1."""
+    s = tmp_path / "s"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "1", "--days", "1", store=s)
+    for args in (("ingest", str(tmp_path / "d"), "--map", "ts="),
+                 ("backtest", "sma_cross", "-p", "fast=")):
+        p = run(*args, store=s, check=False)
+        assert p.returncode == 2, (args, p.stderr)
+        assert f"takes NAME=VALUE, got '{args[-1]}' (no VALUE)" in p.stderr, p.stderr

@@ -52,3 +52,17 @@ def test_weekdays_skip_weekends():
     days = weekdays(int(np.datetime64("2024-03-01", "D").astype(int)), 3)  # Fri
     assert [str(np.datetime64(int(d), "D")) for d in days] == [
         "2024-03-01", "2024-03-04", "2024-03-05"]
+
+
+def test_bars_ingest_would_refuse_are_not_generated(tmp_path):
+    """A start before 1973-03-03 09:46:40 UTC (ingest's floor for timestamps) is refused
+    here: it wrote files that ingest then refused, blaming integer timestamps."""
+    import pytest
+
+    from incbt.errors import UsageError
+
+    with pytest.raises(UsageError, match="--start 1900-01-01: bars before 1973-03-03 09:46:40"):
+        generate(str(tmp_path / "g"), instruments=1, days=1, start="1900-01-01")
+    assert not (tmp_path / "g").exists()
+    generate(str(tmp_path / "ok"), instruments=1, days=1, start="1973-03-05")
+    assert read_input(str(next((tmp_path / "ok").iterdir()))).block.shape == (6, 390)

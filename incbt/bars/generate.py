@@ -154,6 +154,15 @@ def generate(
     except ValueError as exc:
         raise UsageError(f"dates are YYYY-MM-DD: {exc}") from None
     first, last = int(dates[0]), int(dates[-1])
+    from incbt.bars.inputs import TS_FLOOR
+
+    if first * NS_PER_DAY < TS_FLOOR:  # the first day from its midnight
+        floor = str(np.datetime64(TS_FLOOR, "ns"))[:19].replace("T", " ")
+        raise UsageError(
+            f"--start {start}: bars before {floor} UTC are "
+            "refused by ingest (timestamps that early are almost surely seconds or "
+            "milliseconds read as nanoseconds); give a later --start"
+        )
     if last >= LAST_DAY:
         raise UsageError(
             f"--days {days:,} from {start} ends on {day_to_iso(last)}: bars' timestamps "
