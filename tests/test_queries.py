@@ -354,3 +354,18 @@ def test_json_get_reads_a_field_of_an_events_summary(corrected):
                                                      ("0", "2024-03-05", None)]
     assert [os.path.basename(p) for p in json.loads(t[0]["src"])] == [
         "bars-2024-03-04.csv", "bars-2024-03-05.csv", "bars-2024-03-06.csv"]
+
+
+def test_the_schema_is_queryable(results):
+    """SHOW TABLES, SHOW COLUMNS FROM t and information_schema list every table and
+    column (a query naming no table used to build none of them)."""
+    from incbt.query import TABLES
+
+    s, _ = results
+    shown = set(s.sql("SHOW TABLES").column("table_name").to_pylist())
+    assert set(TABLES) <= shown, set(TABLES) - shown
+    cols = s.sql("SHOW COLUMNS FROM runs").column("column_name").to_pylist()
+    assert {"run_id", "strategy", "p_fast", "p_slow", "params"} <= set(cols), cols
+    t = s.sql("SELECT column_name, data_type FROM information_schema.columns "
+              "WHERE table_name = 'metrics' ORDER BY ordinal_position")
+    assert t.column("column_name").to_pylist()[:3] == ["run_id", "instrument", "scope"]

@@ -250,8 +250,14 @@ def session(
     With ``only_for`` (the SQL about to run), tables the query does not name are
     not built: the log tables grow with history, a bars query should not pay.
     """
-    config = datafusion.SessionConfig().with_target_partitions(usable_cores())
+    config = (
+        datafusion.SessionConfig()
+        .with_target_partitions(usable_cores())
+        .with_information_schema(True)  # SHOW TABLES, SHOW COLUMNS FROM t, information_schema
+    )
     ctx = datafusion.SessionContext(config)
+    if only_for is not None and re.search(r"\binformation_schema\b|^\s*show\b", only_for, re.I):
+        only_for = None  # the schema of every table: every table
     ctx.register_udf(JSON_GET)  # events.summary's fields: json_get(summary, 'sources')
     with cat.env.read() as txn:
         last = cat.last_seq(txn)
