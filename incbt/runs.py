@@ -1130,6 +1130,10 @@ def _phase(
     if not records:
         return
     new = [] if dry_run else [r for r in records if _needs_record(store, r)]
+    if new and kind in ("backtest", "sweep"):  # made by the user now: said before any work
+        from incbt.contract import check_new_runs
+
+        check_new_runs(store, new, store.instruments())
     # in this process: kernels load while the plan is made where a run is new (it
     # computes), else once the plan has work: a command with nothing to do (a backtest
     # run again, a finished sweep resumed) loads none, which spared it ~20-30 ms of its

@@ -134,9 +134,10 @@ def test_pivot_of_a_grid_of_three_parameters_needs_agg(swept, tmp_path):
     f.write_text(
         "import incbt\n\n"
         "@incbt.strategy(params={'a': incbt.Param(int, default=1), 'b': incbt.Param(int, "
-        "default=1), 'c': incbt.Param(int, default=1)}, state=())\n"
+        "default=1), 'c': incbt.Param(int, default=1)}, state=('n',))\n"
         "def three(p, s, o, h, l, c, v, i):\n"
-        "    return 1 if (i // int(p[0] + p[1] + p[2])) % 2 else -1\n"
+        "    s[0] += 1\n"
+        "    return 1 if (int(s[0]) // int(p[0] + p[1] + p[2])) % 2 else -1\n"
     )
     g = swept.sweep("three", {"a": [1, 2], "b": [1, 2], "c": [3, 4]}, name="g4",
                     strategies_file=str(f))
