@@ -128,6 +128,15 @@ def _paths(value: Any, what: str = "paths") -> list[str]:
     )
 
 
+def _zone(tz: Any) -> None:
+    """``tz`` of ingest and update: None, or a zone's name (an empty one was ignored)."""
+    if text(tz, "tz") is not None and not tz.strip():
+        raise UsageError(
+            "tz: give a time zone's name (e.g. America/New_York), or leave it out for "
+            "timestamps written with their UTC offset"
+        )
+
+
 def _mapping(value: Any, what: str, example: str) -> None:
     if value is not None and not isinstance(value, Mapping):
         raise UsageError(f"{what}: give a dict ({example}), not {value!r}")
@@ -370,7 +379,7 @@ class Store:
         """
         paths = _paths(paths)
         _mapping(columns, "columns", '{"ts": "time"}')
-        text(tz, "tz")
+        _zone(tz)
         return _ingest(
             self.path,
             self.catalog,
@@ -618,7 +627,7 @@ class Store:
         if paths is not None:
             paths = _paths(paths)
         _mapping(columns, "columns", '{"ts": "time"}')
-        text(tz, "tz")
+        _zone(tz)
         extra = {k: v for k, v in (("columns", columns), ("tz", tz)) if v is not None}
         res = update(self, paths, dry_run=dry_run, command=_command(), progress=progress, **extra)
         if not dry_run:  # pairs that failed before and were not retried: not news here

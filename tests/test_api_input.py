@@ -186,6 +186,8 @@ def test_grid_values_of_the_right_type_still_run(filled):
     (lambda s: s.ingest(5), incbt.UsageError, "paths: give a file, folder or glob"),
     (lambda s: s.ingest([5]), incbt.UsageError, "paths: .*not 5"),
     (lambda s: s.ingest("x.csv", columns="ts"), incbt.UsageError, "columns: give a dict"),
+    (lambda s: s.ingest("x.csv", tz=""), incbt.UsageError, "tz: give a time zone's name"),
+    (lambda s: s.update(None, tz=" "), incbt.UsageError, "tz: give a time zone's name"),
     (lambda s: s.update(5), incbt.UsageError, "paths: give a file, folder or glob"),
     (lambda s: s.log(kind="nope"), incbt.NotFoundError, "no event kind 'nope'; the kinds are"),
     (lambda s: s.log(limit=-1), incbt.UsageError, "limit .*at least 0, not -1"),
