@@ -254,7 +254,11 @@ class ProcessExecutor:
                     yield r
             finished = True
         finally:
-            if not finished:  # interrupted: stop the workers now, not after their chunks
+            # interrupted: stop the workers now, not after their chunks; a worker died:
+            # the others too (the pool is broken, and a worker killed while it held the
+            # call queue's lock can leave another waiting on it for ever, which the
+            # pool's shutdown would then wait for: a hang seen once, 2026-12-05)
+            if not finished or why:
                 for f in futures.values():
                     f.cancel()
                 for p in list(getattr(pool, "_processes", {}).values()):
