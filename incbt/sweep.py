@@ -74,11 +74,16 @@ class SweepResult:
         return dict(rec.params) if rec is not None else {}
 
     def _typed(self, t: Any) -> Any:
-        """``t`` with the p_* columns of integer parameters as integers (the ``runs``
-        table holds every strategy's parameters as floats)."""
+        """``t`` with the p_* columns of its strategy's parameters alone, integer ones as
+        integers (the ``runs`` table holds every strategy's parameters, as floats)."""
         import pyarrow as pa
 
-        for k, v in self._params().items():
+        mine = self._params()
+        if mine:
+            t = t.drop_columns(
+                [c for c in t.column_names if c.startswith("p_") and c[2:] not in mine]
+            )
+        for k, v in mine.items():
             c = f"p_{k}"
             if isinstance(v, int) and c in t.column_names:
                 t = t.set_column(t.column_names.index(c), c, t.column(c).cast(pa.int64()))

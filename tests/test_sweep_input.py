@@ -118,6 +118,9 @@ def test_api_names_pivot_and_scalar_grids(swept):
     p = one.pivot("fast", "slow")
     assert p.shape == (2, 1) and p.index.tolist() == [20, 25] and p.columns.tolist() == [4]
     assert str(one.grid.schema.field("p_fast").type) == "int64"
+    # its strategy's parameters alone (the runs table holds every strategy's)
+    swept.backtest("breakout", {"lookback": 5}, instruments="S0001")
+    assert [c for c in one.grid.column_names if c.startswith("p_")] == ["p_fast", "p_slow"]
     board = one.leaderboard()
     assert str(board.schema.field("p_slow").type) == "int64"
     assert sorted(board.column("p_slow").to_pylist()) == [20, 25]
