@@ -318,6 +318,15 @@ def _good_then_bad(rows, d):
     return [good, write_csv(os.path.join(d, "b-bad.csv"), rows)]
 
 
+def _blank_first(rows, d):
+    p = write_csv(os.path.join(d, "bad.csv"), rows)
+    with open(p) as f:
+        text = f.read()
+    with open(p, "w") as f:
+        f.write("\n" + text)
+    return [p]
+
+
 def _empty_folder(rows, d):
     sub = os.path.join(d, "nothing")
     os.makedirs(sub)
@@ -527,6 +536,8 @@ CASES: list[Case] = [
         extra=["Mars/Olympus_Mons"],
     ),
     Case("empty-file", _empty, "the file is empty"),
+    Case("blank-before-header", _blank_first, "the first line is blank, where the header must be",
+         line=1),
     Case("header-only", _header_only, "header but no bars"),
     Case("too-many-fields", _too_many, "expected 7 fields, found 8", line=LINE_K),
     Case("too-few-fields", _too_few, "expected 7 fields, found 6", line=LINE_K),

@@ -297,11 +297,19 @@ def _read_csv(
         reader = csv.reader(f)
         header = next(reader, None)
         first = next(reader, None)
-    if header is None or header == []:
+    if header is None:
         raise BadInputError(
             "the file is empty",
             file=path,
             fix="give a header line instrument,ts,open,high,low,close,volume and at least one bar",
+        )
+    if header == []:  # a blank first line: the header must be the first
+        raise BadInputError(
+            "the first line is blank, where the header must be",
+            file=path,
+            line=1,
+            fix="remove the blank line(s) before the header line "
+            "instrument,ts,open,high,low,close,volume",
         )
     header, wanted, ts_kind = _csv_head(path, header, first, mapping)
     ts_src = wanted["ts"]
