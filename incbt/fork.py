@@ -136,8 +136,6 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
     sw = state_width(strat)
     new_row = params_from_dict(strat, fork.params)
     base = store.run(base_id).record
-    base_row = params_from_dict(strat, base.params)
-    base_exec = tuple(base.exec_params[n] for n in EXEC_NAMES)
     d = store.sql(
         "SELECT instrument, date, equity, pnl, pos, fees, fills, turnover FROM daily "
         "WHERE run_id = $r AND date < CAST($d AS DATE) ORDER BY instrument, date",
@@ -169,9 +167,7 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
                 f"the base run {base_id} has no results for {inst} through "
                 f"{day_to_iso(last)}; bring it up to date first (incbt update)"
             )
-        state = _base_state(
-            store, base_id, base.source, strat, base_row, base_exec, inst, last, start, source
-        )
+        state = state_at(store, base, inst, last, source)
         # strategy slots for the new parameters, from the warm-up bars before D
         with cat.env.read() as txn:
             first = history_start(cat, txn, inst, last, strat.warmup(new_row), start)
@@ -246,85 +242,82 @@ def fresh_results(store: Any, fork: rc.RunRecord) -> list[TaskResult]:
     """The fork computed from scratch in memory, by its definition (for ``verify``)."""
     from incbt.runs import instruments_of
 
-    cat = store.catalog
-    base = store.run(fork.fork["base"]).record  # type: ignore[index]
-    eff = iso_to_day(fork.fork["effective"])  # type: ignore[index]
-    start = iso_to_day(fork.start)
-    strat = resolve_strategy(fork.strategy, fork.source, fork.code_version)
-    sw = state_width(strat)
-    base_row = params_from_dict(strat, base.params)
-    new_row = params_from_dict(strat, fork.params)
-    bex = tuple(base.exec_params[n] for n in EXEC_NAMES)
-    fex = tuple(fork.exec_params[n] for n in EXEC_NAMES)
     insts = list(instruments_of(fork, store.instruments()))
     source = DirectBars.from_store(store, insts)
     out = []
     for inst in insts:
-        with cat.env.read() as txn:
-            es = list(cat.days(txn, inst, start, None))
-            if not es:
-                continue
-            pre = [e for e in es if e.day < eff]
-            post = [e for e in es if e.day >= eff]
-            h = (
-                history_start(cat, txn, inst, pre[-1].day, strat.warmup(new_row), start)
-                if pre
-                else None
-            )
-
-        def task(
-            row: np.ndarray,
-            ex: tuple,
-            part: list,
-            resume: int | None,
-            hist: int | None,
-            inst: str = inst,
-        ) -> SegmentTask:
-            return SegmentTask(
-                fork.strategy,
-                fork.source,
-                inst,
-                (fork.run_id,),
-                (tuple(row.tolist()),),
-                (ex,),
-                part[0].day,
-                part[-1].day,
-                resume,
-                part[0].day if hist is None else hist,
-                len(part),
-                sum(e.rows for e in part),
-                version=fork.code_version,
-            )
-
-        if not pre:  # no day before D: the new parameters from the first day
-            out.append(run_task(task(new_row, fex, post, None, None), source, None))
-            continue
-        r1 = run_task(task(base_row, bex, pre, None, None), source, None)
-        last = pre[-1].day
-        s0 = _rebuilt(strat, new_row, r1.states[0, -1], source, inst, h, last, sw)[None, :]
-        if not post:
-            r1.states = s0[:, None, :]
-            r1.snap_days = r1.days[-1:]
-            out.append(r1)
-            continue
-        r2 = run_task(task(new_row, fex, post, last, h), source, s0)
-        out.append(
-            TaskResult(
-                task(new_row, fex, pre + post, None, None),
-                np.concatenate([r1.days, r2.days]),
-                {k: np.concatenate([r1.daily[k], r2.daily[k]], axis=1) for k in r1.daily},
-                np.concatenate([r1.fill_run, r2.fill_run]),
-                np.concatenate([r1.fill_ts, r2.fill_ts]),
-                np.concatenate([r1.fill_day, r2.fill_day]),
-                np.concatenate([r1.fill_qty, r2.fill_qty]),
-                np.concatenate([r1.fill_price, r2.fill_price]),
-                np.concatenate([r1.fill_fee, r2.fill_fee]),
-                r2.states,
-                r1.bars_processed + r2.bars_processed,
-                [None],
-            )
-        )
+        r = _fresh(store, fork, inst, source)
+        if r is not None:
+            out.append(r)
     return out
+
+
+def _fresh(store: Any, rec: rc.RunRecord, inst: str, source: DirectBars) -> TaskResult | None:
+    """``rec``'s results on ``inst`` from scratch by its definition, with its state at
+    every day's close (None: no bars): a run from its first day; a fork, its base's
+    (by this same definition, a fork's base being a fork too) until D-1, then its own
+    parameters from the base's state at D-1 with the strategy slots rebuilt."""
+    cat = store.catalog
+    start = iso_to_day(rec.start)
+    strat = resolve_strategy(rec.strategy, rec.source, rec.code_version)
+    row = params_from_dict(strat, rec.params)
+    ex = tuple(rec.exec_params[n] for n in EXEC_NAMES)
+    with cat.env.read() as txn:
+        es = list(cat.days(txn, inst, start, None))
+    if not es:
+        return None
+
+    def task(part: list, resume: int | None, hist: int | None) -> SegmentTask:
+        return SegmentTask(
+            rec.strategy,
+            rec.source,
+            inst,
+            (rec.run_id,),
+            (tuple(row.tolist()),),
+            (ex,),
+            part[0].day,
+            part[-1].day,
+            resume,
+            part[0].day if hist is None else hist,
+            len(part),
+            sum(e.rows for e in part),
+            version=rec.code_version,
+        )
+
+    eff = iso_to_day(rec.fork["effective"]) if rec.fork else None
+    pre = [] if eff is None else [e for e in es if e.day < eff]
+    if not pre:  # a run, or a fork with no day before D: its parameters from the first day
+        return run_task(task(es, None, None), source, None)
+    post = [e for e in es if e.day >= eff]  # type: ignore[operator]
+    base = _fresh(store, store.run(rec.fork["base"]).record, inst, source)  # type: ignore[index]
+    assert base is not None and np.array_equal(base.days[: len(pre)], [e.day for e in pre])
+    k, last = len(pre), pre[-1].day
+    keep = base.fill_day < eff
+    with cat.env.read() as txn:
+        h = history_start(cat, txn, inst, last, strat.warmup(row), start)
+    s0 = _rebuilt(strat, row, base.states[0, k - 1], source, inst, h, last, state_width(strat))
+    parts: list[TaskResult] = []
+    if post:
+        parts.append(run_task(task(post, last, h), source, s0[None, :]))
+    return TaskResult(
+        task(pre + post, None, None),
+        np.concatenate([base.days[:k], *(r.days for r in parts)]),
+        {
+            f: np.concatenate([base.daily[f][:, :k], *(r.daily[f] for r in parts)], axis=1)
+            for f in base.daily
+        },
+        np.concatenate([base.fill_run[keep], *(r.fill_run for r in parts)]),
+        np.concatenate([base.fill_ts[keep], *(r.fill_ts for r in parts)]),
+        np.concatenate([base.fill_day[keep], *(r.fill_day for r in parts)]),
+        np.concatenate([base.fill_qty[keep], *(r.fill_qty for r in parts)]),
+        np.concatenate([base.fill_price[keep], *(r.fill_price for r in parts)]),
+        np.concatenate([base.fill_fee[keep], *(r.fill_fee for r in parts)]),
+        np.concatenate(
+            [base.states[:, : k - 1], s0[None, None, :], *(r.states for r in parts)], axis=1
+        ),
+        base.bars_processed + sum(r.bars_processed for r in parts),
+        [None],
+    )
 
 
 def _split(t: Any) -> dict[str, dict[str, np.ndarray]]:
@@ -346,48 +339,65 @@ def _split(t: Any) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def _base_state(
-    store: Any,
-    base_id: str,
-    base_source: str,
-    strat: Any,
-    base_row: np.ndarray,
-    base_exec: tuple[float, ...],
-    inst: str,
-    last: int,
-    start: int,
-    source: DirectBars,
-) -> np.ndarray:
-    """The base run's full snapshot vector at day ``last`` (recomputed if not kept)."""
+def state_at(store: Any, rec: rc.RunRecord, inst: str, day: int, source: DirectBars) -> np.ndarray:
+    """Run ``rec``'s full snapshot vector on ``inst`` at the close of ``day``, by its
+    definition: from its latest snapshot at or before ``day`` where it has one, run on
+    with its parameters; else, for a fork, its base's state (until D-1 a fork is its
+    base: a fork's snapshots begin at D-1, and retention may drop that one too) with
+    the strategy slots rebuilt at D-1; else from its first day. (Until 2026-12-05 a
+    base with no snapshot was recomputed as a plain run of its parameters: wrong for a
+    fork of a fork.)"""
     cat = store.catalog
+    start = iso_to_day(rec.start)
+    strat = resolve_strategy(rec.strategy, rec.source, rec.code_version)
+    row = params_from_dict(strat, rec.params)
     with cat.env.read() as txn:
-        snap = rc.latest_snapshot(cat, txn, base_id, inst, last + 1)
-        resume = None if snap is None else snap[0]
-        if resume == last:
-            return snap[1]  # type: ignore[index]
-        after = list(cat.days(txn, inst, (resume + 1) if resume is not None else start, last))
+        snap = rc.latest_snapshot(cat, txn, rec.run_id, inst, day + 1)
+    resume: int | None = None
+    state: np.ndarray | None = None
+    if snap is not None:
+        resume, state = snap
+        if resume == day:
+            return state
+    elif rec.fork:
+        eff = iso_to_day(rec.fork["effective"])
+        with cat.env.read() as txn:
+            before = cat.days_up_to(txn, inst, eff - 1, 1)
+        if before and before[0] >= start:  # else: its parameters from its first day
+            last = before[0]
+            base = store.run(rec.fork["base"]).record
+            if day <= last:
+                return state_at(store, base, inst, day, source)
+            with cat.env.read() as txn:
+                h = history_start(cat, txn, inst, last, strat.warmup(row), start)
+            b = state_at(store, base, inst, last, source)
+            resume, state = last, _rebuilt(strat, row, b, source, inst, h, last, state_width(strat))
+    with cat.env.read() as txn:
+        after = list(cat.days(txn, inst, start if resume is None else resume + 1, day))
         h = (
             None
             if resume is None
-            else history_start(cat, txn, inst, resume, strat.warmup(base_row), start)
+            else history_start(cat, txn, inst, resume, strat.warmup(row), start)
         )
-    h_first = after[0].day if h is None else h
+    if not after:
+        assert state is not None
+        return state
     task = SegmentTask(
-        strat.name,
-        base_source,
+        rec.strategy,
+        rec.source,
         inst,
-        (base_id,),
-        (tuple(base_row.tolist()),),
-        (base_exec,),
+        (rec.run_id,),
+        (tuple(row.tolist()),),
+        (tuple(rec.exec_params[n] for n in EXEC_NAMES),),
         after[0].day,
-        last,
+        day,
         resume,
-        h_first,
+        after[0].day if h is None else h,
         len(after),
         sum(e.rows for e in after),
-        version=strat.code_version,
+        version=rec.code_version,
     )
-    r = run_task(task, source, None if snap is None else snap[1][None, :])
+    r = run_task(task, source, None if state is None else state[None, :])
     return r.states[0, -1]
 
 
@@ -405,4 +415,11 @@ def history_start(cat: Any, txn: Any, inst: str, through: int, need: int, start:
     return first
 
 
-__all__ = ["fresh_results", "history_start", "materialize", "needs_materializing", "register_fork"]
+__all__ = [
+    "fresh_results",
+    "history_start",
+    "materialize",
+    "needs_materializing",
+    "register_fork",
+    "state_at",
+]

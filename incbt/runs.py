@@ -1013,14 +1013,20 @@ def bring_up_to_date(
     # a dry run (status) reads the catalog only: it never waits for a writer, whose
     # commits it may see part of (each read is one state; the plan, an estimate)
     with contextlib.nullcontext() if dry_run else store.lock():
-        if forks:  # a fork needs its base current through D-1
-            have = {r.run_id for r in plain}
+        if forks:  # a fork needs its base current through D-1, and the base's base...
+            have = {r.run_id for r in records}
+            todo = list(forks)
             with store.catalog.env.read() as txn:
-                for f in forks:
-                    base = rc.get_run(store.catalog, txn, (f.fork or {})["base"])
+                while todo:
+                    base = rc.get_run(store.catalog, txn, (todo.pop().fork or {})["base"])
                     if base is not None and base.run_id not in have:
-                        plain.append(base)
                         have.add(base.run_id)
+                        # a base that is a fork is brought up to date as a fork (it was
+                        # planned as a plain run of its parameters, from its first day
+                        # where a correction hit it before D: found 2026-12-05)
+                        (forks if base.fork else plain).append(base)
+                        if base.fork:
+                            todo.append(base)
         _phase(
             store,
             report,
@@ -1035,23 +1041,23 @@ def bring_up_to_date(
             executor=executor,
             commit_bars=commit_bars,
         )
-        if forks:
-            known = store.instruments()
+        known = store.instruments()
+        for level in _fork_levels(forks):  # each after the forks it is a fork of
             assume: dict[tuple[str, str], int] = {}
             built = []
-            for f in forks:
-                todo = fork_mod.needs_materializing(store, f, instruments_of(f, known))
+            for f in level:
+                need = fork_mod.needs_materializing(store, f, instruments_of(f, known))
                 if dry_run:
-                    assume.update({(f.run_id, i): day for i, day in todo.items()})
+                    assume.update({(f.run_id, i): day for i, day in need.items()})
                 else:
-                    built += fork_mod.materialize(store, f, todo)
+                    built += fork_mod.materialize(store, f, need)
             if built:
-                new = [f for f in forks if _needs_record(store, f)]
+                new = [f for f in level if _needs_record(store, f)]
                 commit(store, built, new, command, "fork")
             _phase(
                 store,
                 report,
-                forks,
+                level,
                 command,
                 kind,
                 progress,
@@ -1065,6 +1071,25 @@ def bring_up_to_date(
             )
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _fork_levels(forks: Sequence[rc.RunRecord]) -> list[list[rc.RunRecord]]:
+    """Forks in levels, each after the levels holding their bases: a fork of a plain
+    run first, then a fork of one of those, and so on."""
+    ids = {f.run_id for f in forks}
+    depth: dict[str, int] = {}
+    by_id = {f.run_id: f for f in forks}
+
+    def of(f: rc.RunRecord) -> int:
+        if f.run_id not in depth:
+            base = (f.fork or {})["base"]
+            depth[f.run_id] = 1 + of(by_id[base]) if base in ids else 0
+        return depth[f.run_id]
+
+    levels: dict[int, list[rc.RunRecord]] = defaultdict(list)
+    for f in forks:
+        levels[of(f)].append(f)
+    return [levels[k] for k in sorted(levels)]
 
 
 # a new run's instruments summed into its portfolio's pnl once this many wait (_phase)

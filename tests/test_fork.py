@@ -113,3 +113,49 @@ def test_fork_errors(tmp_path, data):
         s.backtest("breakout", {"fast": 9}, fork_of=base.run_id, effective="2024-03-08")
     with pytest.raises(incbt.StrategyError):
         s.backtest(None, {"fast": 40}, fork_of=base.run_id, effective="2024-03-08")
+
+
+def _chain(s):
+    """B; F, a fork of B from 02-01; G, a fork of F from 02-12; G2, a fork of F from
+    01-15, before F's own effective day; H, the fork of B G2 must equal."""
+    b = s.backtest("sma_cross", {"fast": 10, "slow": 60}, fee_bps=1)
+    f = s.backtest(None, {"fast": 20}, fork_of=b.run_id, effective="2024-02-01")
+    g = s.backtest(None, {"slow": 40}, fork_of=f.run_id, effective="2024-02-12")
+    g2 = s.backtest(None, {"slow": 40}, fork_of=f.run_id, effective="2024-01-15")
+    h = s.backtest(None, {"fast": 20, "slow": 40}, fork_of=b.run_id, effective="2024-01-15")
+    return b, f, g, g2, h
+
+
+@pytest.mark.parametrize("keep", [60, 1])  # 1: the forks' own snapshots at D-1 pruned
+def test_a_fork_of_a_fork_follows_the_rule_through_corrections(tmp_path, keep):
+    """Found 2026-12-05: a fork of a fork was built from a plain run of its base's
+    parameters where the base had no snapshot before the day (an effective day before
+    the base's own, or the base's snapshots pruned); verify recomputed every fork of a
+    fork that way; and a correction before a fork's effective day, with a fork of it
+    present, turned the fork into a plain run for good."""
+    from conftest import bits
+
+    g6 = dict(instruments=3, days=40, start="2024-01-01", seed=3)
+    generate(str(tmp_path / "d"), **g6)
+    generate(str(tmp_path / "fix"), **g6, from_day="2024-01-10",
+             to_day="2024-01-10", revise=["2024-01-10"])
+    s = incbt.init(str(tmp_path / "s"), snapshot_keep_days=keep)
+    s.ingest(str(tmp_path / "d"))
+    b, f, g, g2, h = _chain(s)
+    # G2 follows F until 01-12, which is B there: G2 is the fork of B with its parameters
+    for q in (DAILY, FILLS):
+        x, y = s.sql(q, params={"r": g2.run_id}), s.sql(q, params={"r": h.run_id})
+        assert bits(x.drop_columns(["run_id"])).equals(bits(y.drop_columns(["run_id"])))
+    assert s.verify().ok
+    s.ingest(str(tmp_path / "fix"))  # 01-10, before every effective day
+    s.update()
+    assert s.verify().ok and not s.status().stale
+    fresh = incbt.init(str(tmp_path / "fresh"), snapshot_keep_days=keep)
+    fresh.ingest(str(tmp_path / "d"))
+    fresh.ingest(str(tmp_path / "fix"))
+    again = _chain(fresh)
+    assert [r.run_id for r in again] == [r.run_id for r in (b, f, g, g2, h)]
+    for r in (b, f, g, g2, h):
+        for q in (DAILY, FILLS, METRICS):
+            x, y = s.sql(q, params={"r": r.run_id}), fresh.sql(q, params={"r": r.run_id})
+            assert bits(x).equals(bits(y)), (r.run_id, q)
