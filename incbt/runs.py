@@ -1155,7 +1155,8 @@ def _phase(
     if not records:
         return
     new = [] if dry_run else [r for r in records if _needs_record(store, r)]
-    if new and kind in ("backtest", "sweep"):  # made by the user now: said before any work
+    if new and kind == "backtest":  # made by the user now: said before any work (a sweep
+        # checks its runs before it writes its record: incbt.sweep)
         from incbt.contract import check_new_runs
 
         check_new_runs(store, new, store.instruments())

@@ -12,6 +12,7 @@ computed, and runs made stale by new data or corrections are brought up to date.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -488,112 +489,125 @@ def sweep(
         "exec": dict(exec_params or {}),
     }
     name = name or _default_name(spec)
-    old = get_sweep(store, name)
-    if old is not None and not resume:
-        raise UsageError(
-            f"sweep {name!r} exists; continue it with --resume (resume=True in Python), or "
-            "choose another --name"
-        )
-    if old is not None and old["spec"]["strategy"] != strat.name:
-        raise UsageError(
-            f"sweep {name!r} is a sweep of {old['spec']['strategy']!r}, not {strat.name!r}: "
-            "give another --name for a sweep of this strategy"
-        )
-    if old is not None:
-        _same_setup(name, old["spec"], spec)
-    records = [
-        register(
-            store,
-            strategy,
-            p,
-            instruments=instruments,
-            start=start,
-            exec_params=exec_params,
-            strategies_file=strategies_file,
-        )
-        for p in points
-    ]
-    run_ids = list(dict.fromkeys([*(old["runs"] if old else []), *(r.run_id for r in records)]))
-    added = len(run_ids) - len(old["runs"] if old else [])
-    new_here = set(run_ids) - set(old["runs"] if old else [])
-    with store.catalog.env.read() as txn:
-        reused = sum(rc.registered(store.catalog, txn, rid) for rid in new_here)
-    have = {r.run_id: r for r in records}
-    if old:  # runs of the sweep's earlier grids: from the catalog (or re-derived)
-        with store.catalog.env.read() as txn:
-            for rid in old["runs"]:
-                if rid not in have:
-                    rec = rc.get_run(store.catalog, txn, rid)
-                    if rec is not None:
-                        have[rid] = rec
-        for p in old.get("points", []):
-            rec = register(
+    # the sweep's record is read, grown and written under the write lock, with the runs'
+    # commits: two sweeps growing one name at once each keep their points, and a
+    # command that times out waiting for the lock leaves no record behind (found
+    # 2026-12-05: the record was read and written before the lock; a dry run takes none)
+    with contextlib.nullcontext() if dry_run else store.lock():
+        old = get_sweep(store, name)
+        if old is not None and not resume:
+            raise UsageError(
+                f"sweep {name!r} exists; continue it with --resume (resume=True in Python), or "
+                "choose another --name"
+            )
+        if old is not None and old["spec"]["strategy"] != strat.name:
+            raise UsageError(
+                f"sweep {name!r} is a sweep of {old['spec']['strategy']!r}, not {strat.name!r}: "
+                "give another --name for a sweep of this strategy"
+            )
+        if old is not None:
+            _same_setup(name, old["spec"], spec)
+        records = [
+            register(
                 store,
-                old["spec"]["strategy"],
+                strategy,
                 p,
-                instruments=old["spec"]["instruments"],
-                start=old["spec"]["start"],
-                exec_params=old["spec"]["exec"],
+                instruments=instruments,
+                start=start,
+                exec_params=exec_params,
                 strategies_file=strategies_file,
             )
-            have.setdefault(rec.run_id, rec)
-    todo = [have[r] for r in run_ids if r in have]
-    result = SweepResult(name, run_ids, added, reused, old is None, skipped, store=store)
-    if dry_run:
-        result.report = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
-        result.executor = "dry run"
-        return result
-    all_points = list(
-        {
-            json.dumps(p, sort_keys=True): p
-            for p in [*(old.get("points", []) if old else []), *points]
-        }.values()
-    )
-    record = {
-        "name": name,
-        "spec": spec,
-        "points": all_points,
-        "runs": run_ids,
-        "created": old["created"] if old else time.time(),
-    }
-    # the executor first: an address that reaches no cluster (or Ray failing to start)
-    # leaves no sweep record behind
-    executor = None
-    if workers is not None or address is not None:
-        from incbt.execute.ray_exec import RayExecutor
-
-        executor = RayExecutor(workers, address)
-    else:
-        from incbt.settings import resolve as setting
-
-        threshold = int(setting("ray_threshold")) or RAY_THRESHOLD
-        if threshold:
-            est = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
-            if est.bars_processed >= threshold:
-                from incbt.execute.ray_exec import RayExecutor
-
-                executor = RayExecutor()
-    if executor is not None:
-        executor.parallelism()  # connects, or starts the local Ray
-    store.catalog.env.write(
-        lambda txn: txn.put(
-            name.encode(), json.dumps(record).encode(), db=store.catalog.env.db(b"sweeps")
+            for p in points
+        ]
+        run_ids = list(dict.fromkeys([*(old["runs"] if old else []), *(r.run_id for r in records)]))
+        added = len(run_ids) - len(old["runs"] if old else [])
+        new_here = set(run_ids) - set(old["runs"] if old else [])
+        with store.catalog.env.read() as txn:
+            reused = sum(rc.registered(store.catalog, txn, rid) for rid in new_here)
+        have = {r.run_id: r for r in records}
+        if old:  # runs of the sweep's earlier grids: from the catalog (or re-derived)
+            with store.catalog.env.read() as txn:
+                for rid in old["runs"]:
+                    if rid not in have:
+                        rec = rc.get_run(store.catalog, txn, rid)
+                        if rec is not None:
+                            have[rid] = rec
+            for p in old.get("points", []):
+                rec = register(
+                    store,
+                    old["spec"]["strategy"],
+                    p,
+                    instruments=old["spec"]["instruments"],
+                    start=old["spec"]["start"],
+                    exec_params=old["spec"]["exec"],
+                    strategies_file=strategies_file,
+                )
+                have.setdefault(rec.run_id, rec)
+        todo = [have[r] for r in run_ids if r in have]
+        result = SweepResult(name, run_ids, added, reused, old is None, skipped, store=store)
+        if dry_run:
+            result.report = bring_up_to_date(
+                store, todo, command=command, kind="sweep", dry_run=True
+            )
+            result.executor = "dry run"
+            return result
+        all_points = list(
+            {
+                json.dumps(p, sort_keys=True): p
+                for p in [*(old.get("points", []) if old else []), *points]
+            }.values()
         )
-    )
-    result.executor = executor.name if executor else "in-process"
-    result.report = bring_up_to_date(
-        store,
-        todo,
-        command=command,
-        kind="sweep",
-        progress=progress,
-        executor=executor,
-        commit_bars=commit_bars,
-    )
-    if executor is None and result.report.executor:  # this machine's threads or processes
-        result.executor = result.report.executor
-    result.seconds = time.perf_counter() - t0
-    return result
+        record = {
+            "name": name,
+            "spec": spec,
+            "points": all_points,
+            "runs": run_ids,
+            "created": old["created"] if old else time.time(),
+        }
+        # the executor first: an address that reaches no cluster (or Ray failing to start)
+        # leaves no sweep record behind
+        executor = None
+        if workers is not None or address is not None:
+            from incbt.execute.ray_exec import RayExecutor
+
+            executor = RayExecutor(workers, address)
+        else:
+            from incbt.settings import resolve as setting
+
+            threshold = int(setting("ray_threshold")) or RAY_THRESHOLD
+            if threshold:
+                est = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
+                if est.bars_processed >= threshold:
+                    from incbt.execute.ray_exec import RayExecutor
+
+                    executor = RayExecutor()
+        if executor is not None:
+            executor.parallelism()  # connects, or starts the local Ray
+        with store.catalog.env.read() as txn:
+            unmade = [r for r in todo if not rc.registered(store.catalog, txn, r.run_id)]
+        if unmade:  # a user strategy breaking its contract: refused before the record is written
+            from incbt.contract import check_new_runs
+
+            check_new_runs(store, unmade, store.instruments())
+        store.catalog.env.write(
+            lambda txn: txn.put(
+                name.encode(), json.dumps(record).encode(), db=store.catalog.env.db(b"sweeps")
+            )
+        )
+        result.executor = executor.name if executor else "in-process"
+        result.report = bring_up_to_date(
+            store,
+            todo,
+            command=command,
+            kind="sweep",
+            progress=progress,
+            executor=executor,
+            commit_bars=commit_bars,
+        )
+        if executor is None and result.report.executor:  # this machine's threads or processes
+            result.executor = result.report.executor
+        result.seconds = time.perf_counter() - t0
+        return result
 
 
 __all__ = [

@@ -81,6 +81,7 @@ def test_a_step_that_breaks_its_contract_is_refused_and_nothing_is_written(store
     else:
         raise AssertionError("the sweep was not refused")
     assert s.sql("SELECT count(*) AS n FROM runs")["n"][0].as_py() == 0
+    assert s.sql("SELECT count(*) AS n FROM sweeps")["n"][0].as_py() == 0  # no record either
     assert s.sql("SELECT count(*) AS n FROM events WHERE kind <> 'ingest' "
                  "AND kind <> 'init'")["n"][0].as_py() == 0
 

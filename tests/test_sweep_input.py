@@ -164,3 +164,48 @@ def test_a_sweep_says_which_new_runs_the_store_held_already(tmp_path):
     assert (b.added, b.reused) == (6, 4)
     assert b.report.bars_processed == a.report.bars_processed // 2  # the 2 runs of fast=8
     assert "(6 new, 4 of them reused)" in repr(b)
+
+
+def test_a_sweep_that_cannot_take_the_write_lock_leaves_no_record(swept, tmp_path):
+    """Found 2026-12-05: the sweep's record was written before the write lock was
+    taken; a sweep that timed out waiting (exit 75, "try again later") left a record
+    of runs that did not exist, and trying again said the sweep exists."""
+    import os
+    import subprocess
+    import sys
+
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    env = {**os.environ, "INCBT_STORE": swept.path, "INCBT_LOCK_TIMEOUT": "1"}
+    cmd = [exe, "sweep", "sma_cross", "-g", "fast=5,6", "-g", "slow=30", "--name", "late"]
+    with swept.lock():  # another writer
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 75, p.stderr
+    assert get_sweep(swept, "late") is None
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert len(get_sweep(swept, "late")["runs"]) == 2
+
+
+def test_two_sweeps_growing_one_name_at_once_keep_both_grids(swept):
+    """Two `--resume`s of one sweep at once: each reads, grows and writes the record
+    under the write lock, so neither's points are lost (the last writer's alone were
+    kept, found 2026-12-05)."""
+    import os
+    import subprocess
+    import sys
+
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    env = {**os.environ, "INCBT_STORE": swept.path}
+    swept.sweep("sma_cross", {"fast": [1], "slow": [30]}, name="grow")
+    base = [exe, "sweep", "sma_cross", "-g", "slow=30", "--name", "grow", "--resume"]
+    procs = [
+        subprocess.Popen([*base, "-g", grid], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for grid in ("fast=2:9:1", "fast=10:17:1")
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    fasts = swept.sql("SELECT r.p_fast AS f FROM sweeps s JOIN runs r USING (run_id) "
+                      "WHERE s.sweep = 'grow'").column("f").to_pylist()
+    assert sorted(fasts) == [float(f) for f in range(1, 18)], sorted(fasts)
