@@ -106,16 +106,47 @@ def broken_line(rec: rc.RunRecord, why: str) -> str:
     return f"run {rec.run_id} ({rec.strategy}): {why}"
 
 
+def _compile_error(strat: Any, params: dict[str, Any]) -> str | None:
+    """Why a user strategy's kernel does not compile (None: it does, and is loaded now,
+    for the computing that follows: Numba's cache makes that cheap after the first)."""
+    from incbt.engine import initial_state, params_from_dict, run_segment
+
+    bars = np.ones(2)
+    try:
+        run_segment(strat, params_from_dict(strat, params)[None, :], np.array([[1.0, 0.0, 0.0]]),
+                    np.arange(2, dtype=np.int64), bars, bars, bars, bars, bars, 0,
+                    np.array([2]), initial_state(strat, 1))  # fmt: skip
+    except StrategyError as exc:
+        if "does not compile" in str(exc):
+            lines = str(exc).splitlines()
+            cause = next((ln for ln in lines[1:] if "Error" in ln.split(":", 1)[0]), "")
+            return (
+                f"strategy {strat.name!r}: its step does not compile with Numba"
+                + (f" ({cause.strip()})" if cause else "")
+                + "; `incbt backtest` of it shows Numba's whole message"
+            )
+    return None
+
+
 def current_records(
-    store: Any, broken_runs: list[tuple[rc.RunRecord, str]] | None = None
+    store: Any,
+    broken_runs: list[tuple[rc.RunRecord, str]] | None = None,
+    compiled: bool = False,
 ) -> tuple[list[rc.RunRecord], list[tuple[str, str]], list[str]]:
     """Active runs as they should be now: a run whose strategy's code changed is
     replaced by the same run under the new code version (a new run id). A run whose
     strategy cannot load is left out, said in the third list (and, with
-    ``broken_runs``, added there with why)."""
+    ``broken_runs``, added there with why); with ``compiled``, also one whose user
+    strategy's step does not compile (an edit that breaks it stopped every run's
+    update: found 2026-12-05)."""
     records, replaced, broken = [], [], []
+    checked: dict[str, str | None] = {}
     for rec in active_runs(store):
         strat, why = _strategy_now(rec)
+        if why is None and compiled and rec.source != "builtin":
+            if strat.code_version not in checked:
+                checked[strat.code_version] = _compile_error(strat, rec.params)
+            why = checked[strat.code_version]
         if why is not None:
             broken.append(broken_line(rec, why))
             if broken_runs is not None:
@@ -213,7 +244,7 @@ def update(
         store.ingest(paths, dry_run=dry_run, progress=progress, **ingest_args) if paths else None
     )
     broken_runs: list[tuple[rc.RunRecord, str]] = []
-    records, replaced, broken = current_records(store, broken_runs)
+    records, replaced, broken = current_records(store, broken_runs, compiled=not dry_run)
     stale: list[Staleness] = []
     report = bring_up_to_date(
         store,

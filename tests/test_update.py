@@ -355,6 +355,27 @@ def test_a_run_whose_strategy_no_longer_loads_is_reported_not_skipped_silently(t
     assert not s.status().stale and s.verify().ok
 
 
+def test_a_strategy_edited_so_it_does_not_compile_stops_only_its_own_runs(tmp_path):
+    """The researcher's edit leaves a name undefined: the step does not compile. Its
+    runs cannot be recomputed (said, exit 1); every other run takes the new day (an
+    update computed nothing for any run, found 2026-12-05)."""
+    s, f, mom = _mom_run(tmp_path)
+    sma = s.backtest("sma_cross", {"fast": 4, "slow": 30})
+    generate(str(tmp_path / "new"), instruments=2, days=5, start="2024-03-04", seed=5,
+             from_day="2024-03-08")
+    f.write_text(STRATS.replace("{SHORT}", "undefined_name"))
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", s.path, "update", str(tmp_path / "new")],
+                       capture_output=True, text=True)
+    err = " ".join(p.stderr.split())
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert (f"cannot recompute: run {mom.run_id} (mom): strategy 'mom': its step does not "
+            "compile with Numba (NameError: name 'undefined_name' is not defined)") in err, err
+    last = "SELECT max(date) AS d FROM daily WHERE run_id = $r"
+    assert str(s.sql(last, params={"r": sma.run_id})["d"][0]) == "2024-03-08"
+    assert str(s.sql(last, params={"r": mom.run_id})["d"][0]) == "2024-03-07"
+
+
 def test_cli_update_status_verify(world):
     tmp, s = world
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
