@@ -673,12 +673,17 @@ class DailyRows:
         self.segs: dict[str, list[rc.Segment]] = {}
         self.rows: dict[str, dict[int, int]] = {}  # run -> batch -> its rows there
         self.held: dict[tuple[int, str], tuple[dict[str, int], Any, Any, Any]] = {}
+        self.held_in: dict[str, set[int]] = defaultdict(set)  # run -> batches held of it
+        self.forgotten = 0  # the runs of ``order`` before this have had their turn
+        self.strays: set[str] = set()  # runs asked for outside ``order``
 
     def segments(self, run_id: str) -> list[rc.Segment]:
         """The run's segments (read once: the budget looks ahead at runs to come)."""
         segs = self.segs.get(run_id)
         if segs is None:
             segs = self.segs[run_id] = list(rc.segments(self.cat, self.txn, run_id))
+            if run_id not in self.rank:
+                self.strays.add(run_id)
             per: dict[int, int] = defaultdict(int)
             for s in segs:
                 per[s.batch] += s.rows
@@ -696,11 +701,19 @@ class DailyRows:
         """The run's rows in the batch, in file order: (instrument -> code, each row's
         instrument code, dates, pnl)."""
         # runs before this one in the order have had their turn: what they left goes
+        # (each once, as the turns go by: scanning every entry held at each call made
+        # finishing an interrupted sweep of 3,000 runs quadratic, 83 of its 88 s;
+        # found 2026-12-05)
         i = self.rank.get(run_id, len(self.order))
-        for key in [k for k in self.held if self.rank.get(k[1], -1) < i]:
-            del self.held[key]
-        for rid in [r for r in self.segs if self.rank.get(r, -1) < i]:
-            del self.segs[rid]
+        for rid in self.strays:
+            self.segs.pop(rid, None)
+        self.strays.clear()
+        while self.forgotten < i:
+            rid = self.order[self.forgotten]
+            for b in self.held_in.pop(rid, ()):
+                self.held.pop((b, rid), None)
+            self.segs.pop(rid, None)
+            self.forgotten += 1
         got = self.held.pop((batch, run_id), None)
         if got is not None:
             return got
@@ -730,6 +743,7 @@ class DailyRows:
         empty = (code, insts[:0], dates[:0], pnl[:0])
         for rid in chunk:
             self.held[(batch, rid)] = empty
+            self.held_in[rid].add(batch)
         for c, rid in enumerate(names):
             sel = order[bounds[c] : bounds[c + 1]]
             self.held[(batch, rid)] = (code, insts[sel], dates[sel], pnl[sel])
