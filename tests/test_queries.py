@@ -85,6 +85,10 @@ def test_pnl_by_month_and_year_add_up(results):
     years = _named(s, "pnl_by_year", run=rid)
     assert years["pnl"].to_pylist() == pytest.approx([total], rel=1e-9)
     assert months["days"].to_pylist() == [13, 21, 11]
+    # on the portfolio's capital: notional x the run's instruments (3, --all)
+    assert months["return_on_capital"].to_pylist() == pytest.approx(
+        [p / (100_000 * 3) for p in months["pnl"].to_pylist()], rel=1e-12
+    )
 
 
 def test_worst_drawdown_is_the_metric(results):
