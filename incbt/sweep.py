@@ -97,8 +97,9 @@ class SweepResult:
             self.store.sql(
                 "SELECT s.point, r.*, m.sharpe, m.total_pnl, m.max_drawdown, "
                 "m.fills, m.fees, m.turnover FROM sweeps s JOIN runs r USING (run_id) "
-                "JOIN metrics m USING (run_id) WHERE s.sweep = $s AND m.scope = 'portfolio' "
-                "ORDER BY s.point",
+                # a run with no portfolio row (every pair failed: found 2026-12-05) stays
+                "LEFT JOIN metrics m ON m.run_id = r.run_id AND m.scope = 'portfolio' "
+                "WHERE s.sweep = $s ORDER BY s.point",
                 params={"s": self.name},
             )
         )
@@ -116,9 +117,10 @@ class SweepResult:
         return self._typed(
             self.store.sql(
                 f"SELECT r.run_id, r.params, {ps}{cols}, {FAILED_PAIRS} "
-                "FROM sweeps s JOIN runs r USING (run_id) JOIN metrics m USING (run_id) "
+                "FROM sweeps s JOIN runs r USING (run_id) "
+                "LEFT JOIN metrics m ON m.run_id = r.run_id AND m.scope = 'portfolio' "
                 f"{FAILED_JOIN} "
-                f"WHERE s.sweep = $s AND m.scope = 'portfolio' ORDER BY m.{metric} {order} "
+                f"WHERE s.sweep = $s ORDER BY m.{metric} {order} NULLS LAST, r.run_id "
                 "LIMIT $n",
                 params={"s": self.name, "n": n},
             )

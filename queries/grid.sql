@@ -3,6 +3,8 @@
 SELECT s.point, r.*, m.sharpe, m.total_pnl, m.max_drawdown, m.fills, m.fees, m.turnover
 FROM sweeps s
 JOIN runs r USING (run_id)
-JOIN metrics m USING (run_id)
-WHERE s.sweep = $sweep AND m.scope = 'portfolio'
+-- a run with no portfolio row (every pair failed, or no bars in its range yet) is
+-- listed with NULL metrics, not left out
+LEFT JOIN metrics m ON m.run_id = r.run_id AND m.scope = 'portfolio'
+WHERE s.sweep = $sweep
 ORDER BY s.point

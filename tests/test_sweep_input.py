@@ -209,3 +209,31 @@ def test_two_sweeps_growing_one_name_at_once_keep_both_grids(swept):
     fasts = swept.sql("SELECT r.p_fast AS f FROM sweeps s JOIN runs r USING (run_id) "
                       "WHERE s.sweep = 'grow'").column("f").to_pylist()
     assert sorted(fasts) == [float(f) for f in range(1, 18)], sorted(fasts)
+
+
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
+def test_a_run_that_failed_everywhere_stays_in_the_sweeps_views(swept, tmp_path):
+    """A run with no portfolio row (its strategy failed on every instrument) was left
+    out of grid, leaderboard and the grid query (found 2026-12-05): the worst cases
+    could not be seen."""
+    from incbt.queries import find_query
+
+    f = tmp_path / "fails.py"
+    f.write_text(
+        "import incbt\n\n"
+        "@incbt.strategy(params={'n': incbt.Param(int, default=5, min=1), "
+        "'give_up': incbt.Param(int, default=0, min=0, max=1)}, state=('k',))\n"
+        "def fails(p, s, o, h, l, c, v, i):\n"
+        "    s[0] += 1\n"
+        "    if p[1] == 1 and s[0] > 3:\n"
+        "        raise ValueError('gave up')\n"
+        "    return 1 if int(s[0]) % int(p[0]) == 0 else -1\n"
+    )
+    g = swept.sweep("fails", {"n": [5, 7], "give_up": [0, 1]}, name="fails",
+                    strategies_file=str(f))
+    assert g.grid.num_rows == 4
+    assert sorted(g.grid.column("sharpe").is_null().to_pylist()) == [False, False, True, True]
+    board = g.leaderboard()
+    assert board.num_rows == 4 and board.column("failed_pairs").to_pylist()[-2:] == [2, 2]
+    q = swept.sql(find_query("grid", swept.path), params={"sweep": "fails"})
+    assert q.num_rows == 4
