@@ -754,6 +754,7 @@ def status(output: PrintOpt = "table") -> None:
         _say(f"time travel (--as-of) reaches back to event {horizon} (incbt gc)", machine)
     res = st.status()
     _print_update(res, output, dry=True, store=st)
+    _print_unfinished_sweeps(st, machine)
     _print_stale(res, output)
     if gone or res.broken:  # a damaged store, or runs no update can maintain: not healthy
         raise typer.Exit(1)
@@ -931,6 +932,24 @@ def _where(r: Any) -> str:
     command's own process is the default, said by nothing)."""
     ex = getattr(r, "executor", "")
     return f" ({ex})" if ex and ex != "in-process" else ""
+
+
+def _print_unfinished_sweeps(store: Any, machine: bool = False) -> None:
+    """Sweeps with runs never committed (interrupted before them): no update computes
+    those, a resume does (status said nothing of them: found 2026-12-05)."""
+    from incbt.catalog import runs as rc
+    from incbt.sweep import sweeps
+
+    with store.catalog.env.read() as txn:
+        for sw in sweeps(store):
+            n = sum(rc.get_run(store.catalog, txn, q) is None for q in sw["runs"])
+            if n:
+                _say(
+                    f"sweep {sw['name']!r}: {n:,} of its {len(sw['runs']):,} run(s) not "
+                    "computed yet (it was interrupted): the same `incbt sweep` command "
+                    "with --resume computes them",
+                    machine,
+                )
 
 
 def _print_waiting(store: Any, machine: bool = False) -> None:

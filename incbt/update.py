@@ -727,6 +727,7 @@ def verify(
     """
     t0 = time.perf_counter()
     records = active_runs(store)
+    never: set[str] = set()  # runs of the sweep never committed (interrupted first)
     if run_ids or sweep is not None:
         chosen = [rc.by_prefix(records, q) for q in run_ids or ()]
         if sweep is not None:
@@ -737,8 +738,11 @@ def verify(
                 raise no_such_sweep(sweep)
             mine = set(spec["runs"])
             chosen += [r for r in records if r.run_id in mine]
+            with store.catalog.env.read() as txn:  # interrupted before their first commit
+                never = {q for q in mine if rc.get_run(store.catalog, txn, q) is None}
         records = sorted({r.run_id: r for r in chosen}.values(), key=lambda r: r.run_id)
     stale, broken = _not_up_to_date(store, records)
+    stale |= never  # not computed at all: verified as nothing (found 2026-12-05)
     records = [r for r in records if r.run_id not in stale and r.run_id not in broken]
     report = VerifyReport(runs=len(records), stale=sorted(stale), broken=sorted(broken.values()))
     known = store.instruments()

@@ -237,3 +237,41 @@ def test_a_run_that_failed_everywhere_stays_in_the_sweeps_views(swept, tmp_path)
     assert board.num_rows == 4 and board.column("failed_pairs").to_pylist()[-2:] == [2, 2]
     q = swept.sql(find_query("grid", swept.path), params={"sweep": "fails"})
     assert q.num_rows == 4
+
+
+def test_a_sweep_interrupted_before_its_first_commit_is_said_and_not_verified(tmp_path):
+    """Its record lists runs never committed: status said all was up to date and
+    verify --sweep passed having compared nothing (found 2026-12-05)."""
+    import os
+    import subprocess
+    import sys
+
+    from incbt.catalog import runs as rc
+
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-01-01", seed=3)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    real = rc.put_run
+    calls = []
+
+    def interrupted(*a, **k):  # Ctrl-C as the first commit registers its runs
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    rc.put_run = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            s.sweep("sma_cross", {"fast": [4, 5], "slow": [20]}, name="cut")
+    finally:
+        rc.put_run = real
+    assert calls and len(get_sweep(s, "cut")["runs"]) == 2
+    assert s.sql("SELECT count(*) AS n FROM runs")["n"][0].as_py() == 0
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    env = {**os.environ, "INCBT_STORE": s.path}
+    p = subprocess.run([exe, "status"], capture_output=True, text=True, env=env)
+    said = " ".join((p.stdout + p.stderr).split())
+    assert "sweep 'cut': 2 of its 2 run(s) not computed yet (it was interrupted)" in said, said
+    rep = s.verify(sweep="cut")
+    assert not rep.ok and len(rep.stale) == 2
+    s.sweep("sma_cross", {"fast": [4, 5], "slow": [20]}, name="cut", resume=True)
+    assert s.verify(sweep="cut").ok
