@@ -621,8 +621,11 @@ def sweep(
     if dry_run:
         return
     top = res.leaderboard("sharpe", 10)
-    if not top.num_rows and res.run_ids:  # a sweep's runs share their start and universe
-        _print_why_empty(res.runs[0], None)
+    # runs with no portfolio row are listed (unranked, last): none with one, no results
+    if not any(v is not None for v in top.column("total_pnl").to_pylist()):
+        if res.run_ids:  # a sweep's runs share their start and universe
+            _print_why_empty(res.runs[0], None)
+        top = top.slice(0, 0)
     if top.num_rows:  # parameters as NAME=VALUE in one column, not also one each
         top = top.drop_columns([c for c in top.column_names if c.startswith("p_")])
         metric_table(top, f"sweep {res.name}: top runs by Sharpe")
