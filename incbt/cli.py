@@ -369,6 +369,11 @@ def query(
         check_params(sql, params, name)
         if "run" in raw:  # a run id: a unique prefix is enough, as everywhere else
             params["run"] = st.run(raw["run"]).run_id
+        if "sweep" in raw:  # a sweep that is not there: said, not an empty table
+            from incbt.sweep import get_sweep, no_such_sweep
+
+            if get_sweep(st, raw["sweep"]) is None:
+                raise no_such_sweep(raw["sweep"])
     elif params:
         from incbt.queries import check_bound
 

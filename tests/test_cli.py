@@ -723,3 +723,12 @@ def test_a_name_value_option_without_its_value_is_a_usage_error(tmp_path):
         p = run(*args, store=s, check=False)
         assert p.returncode == 2, (args, p.stderr)
         assert f"takes NAME=VALUE, got '{args[-1]}' (no VALUE)" in p.stderr, p.stderr
+
+
+def test_a_named_query_of_a_sweep_that_is_not_there_says_so(tmp_path):
+    """`incbt query grid -p sweep=nosuch` printed an empty table, exit 0 (found
+    2026-12-05); a run that is not there was already said."""
+    s = tmp_path / "s"
+    run("init", store=s)
+    p = run("query", "grid", "-p", "sweep=nosuch", store=s, check=False)
+    assert p.returncode == 1 and "no sweep 'nosuch'" in p.stderr, (p.returncode, p.stderr)
