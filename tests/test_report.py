@@ -93,3 +93,32 @@ def test_a_run_report_says_how_fresh_its_numbers_are(tmp_path):
     stale = Path(s.report(run.run_id, str(tmp_path / "r2.html"))).read_text(encoding="utf-8")
     assert "results through 2024-01-25; bars of its instruments through 2024-01-30" in stale
     assert "Not up to date: 2 of its instrument(s)" in stale and "new day(s)" in stale
+
+
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
+def test_reports_say_what_failed(tmp_path):
+    """A run's failed instruments are listed with their errors, and a sweep's runs that
+    failed everywhere stay in its leaderboard with their failed pairs (both were
+    silent, found 2026-12-05)."""
+    generate(str(tmp_path / "d"), instruments=2, days=5, start="2024-01-15", seed=61)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    f = tmp_path / "fails.py"
+    f.write_text(
+        "import incbt\n\n"
+        "@incbt.strategy(params={'n': incbt.Param(int, default=5, min=1), "
+        "'give_up': incbt.Param(int, default=0, min=0, max=1)}, state=('k',))\n"
+        "def fails(p, s, o, h, l, c, v, i):\n"
+        "    s[0] += 1\n"
+        "    if p[1] == 1 and s[0] > 3:\n"
+        "        raise ValueError('gave up')\n"
+        "    return 1 if int(s[0]) % int(p[0]) == 0 else -1\n"
+    )
+    s.sweep("fails", {"n": [5, 7], "give_up": [0, 1]}, name="f", strategies_file=str(f))
+    sw = Path(s.report("f", str(tmp_path / "f.html"))).read_text()
+    assert sw.count("gave up") == 0 and "<th class=\"\">failed_pairs</th>" in sw
+    failed_run = s.sql("SELECT run_id FROM runs WHERE p_give_up = 1 AND p_n = 5")
+    rid = failed_run["run_id"][0].as_py()
+    assert rid in sw  # listed, though it has no results
+    page = Path(s.report(rid, str(tmp_path / "r.html"))).read_text()
+    assert "Failed: 2 instrument(s)" in page and "gave up" in page

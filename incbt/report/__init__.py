@@ -221,6 +221,17 @@ def run_report(store: Any, run_id: str) -> str:
         "<h2>Instruments</h2>"
         + _table(inst.sort_values("total_pnl", ascending=False), left=("instrument",))
     )
+    # pairs whose strategy failed hold no rows: said here, or the run would look whole
+    # with fewer instruments (found 2026-12-05)
+    failed = store.sql(
+        "SELECT instrument, error FROM failed WHERE run_id = $r ORDER BY instrument", params=q
+    ).to_pandas()
+    if not failed.empty:
+        body.append(
+            f"<h2>Failed: {len(failed)} instrument(s)</h2><p>The strategy failed on these; "
+            "they hold no results and the portfolio sums the others (capital counts "
+            "every instrument of the run).</p>" + _table(failed, left=("instrument", "error"))
+        )
     sub = (
         f"run {rec.run_id} · {rec.strategy} {json.dumps(rec.params)} · "
         f"{json.dumps(rec.exec_params)} · {_from(rec.start)} · universe "
@@ -242,10 +253,15 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
             f'no sweep or run {name!r} (`incbt query "SELECT * FROM sweeps"` and '
             '`incbt query "SELECT run_id FROM runs"` list them)'
         )
+    from incbt.sweep import FAILED_JOIN, FAILED_PAIRS
+
+    # every run of the sweep: one that failed everywhere has no portfolio row, and is
+    # listed with its failed pairs (it was left out until 2026-12-05)
     t = store.sql(
         "SELECT r.*, m.total_pnl, m.sharpe, m.max_drawdown, m.fills, m.fees, "
-        "m.turnover FROM sweeps s JOIN runs r USING (run_id) JOIN metrics m "
-        "USING (run_id) WHERE s.sweep = $s AND m.scope = 'portfolio'",
+        f"m.turnover, {FAILED_PAIRS} FROM sweeps s JOIN runs r USING (run_id) "
+        "LEFT JOIN metrics m ON m.run_id = r.run_id AND m.scope = 'portfolio' "
+        f"{FAILED_JOIN} WHERE s.sweep = $s",
         params={"s": name},
     ).to_pandas()
     if metric not in ("total_pnl", "sharpe", "max_drawdown", "fills", "fees", "turnover"):
@@ -258,7 +274,8 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     varying = [c for c in pcols if t[c].nunique() > 1]
     if len(varying) >= 2:
         x, y = varying[0], varying[1]
-        piv = t.pivot_table(index=y, columns=x, values=metric, aggfunc="max")
+        best = "min" if metric == "max_drawdown" else "max"
+        piv = t.pivot_table(index=y, columns=x, values=metric, aggfunc=best)
         fig = go.Figure(
             go.Heatmap(
                 z=piv.to_numpy(),
@@ -274,16 +291,22 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
             height=480,
             margin={"l": 60, "r": 20, "t": 30, "b": 50},
         )
-        body.append(f"<h2>{metric} over {x[2:]} x {y[2:]}</h2>" + _fig_html(fig, "heatmap"))
+        more = ", ".join(v[2:] for v in varying[2:])
+        over = f" (each cell the best over {more})" if more else ""  # said, not silent
+        body.append(f"<h2>{metric} over {x[2:]} x {y[2:]}{over}</h2>" + _fig_html(fig, "heatmap"))
     elif len(varying) == 1:
         x = varying[0]
         s = t.sort_values(x)
         fig = go.Figure(go.Bar(x=[str(v) for v in s[x]], y=s[metric]))
         fig.update_layout(xaxis_title=x[2:], yaxis_title=metric, height=420)
         body.append(f"<h2>{metric} by {x[2:]}</h2>" + _fig_html(fig, "heatmap"))
-    board = t.sort_values(metric, ascending=(metric == "max_drawdown"))
+    board = t.sort_values(
+        [metric, "run_id"], ascending=[metric == "max_drawdown", True], na_position="last"
+    )
     cols = ["run_id", *pcols, "sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover"]
+    cols.append("failed_pairs")
     body.append("<h2>Leaderboard</h2>" + _table(board[cols].head(30), left=("run_id",)))
+    board = board[board[metric].notna()]  # the best run: one with results
     if not board.empty:
         best = board.iloc[0]["run_id"]
         curve = _curve(store.run(best))
