@@ -150,6 +150,9 @@ def test_dry_run_writes_nothing(tmp_path, inputs):
         s.bytes_freed,
         s.paths,
     )
+    # the repr is one short line, whatever the paths (it listed every one of them)
+    assert repr(s).startswith(f"<GcSummary: would remove {s.files_removed:,} file(s), ")
+    assert repr(real).startswith("<GcSummary: removed ") and s.paths[0] not in repr(real)
 
 
 def test_results_unchanged_and_backtests_go_on(tmp_path, inputs):

@@ -44,7 +44,15 @@ class GcSummary:
     horizon: int = 0  # the oldest event --as-of shows exactly afterwards (0: any)
     seq: int | None = None  # the gc event, None for a dry run or when nothing was removed
     dry_run: bool = False
-    paths: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # every file (not in the repr)
+
+    def __repr__(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        return (
+            f"<GcSummary: {verb} {self.files_removed:,} file(s), "
+            f"{self.bytes_freed / 2**20:,.1f} MiB (.paths lists them); kept "
+            f"{self.files_kept:,} for time travel back to event {self.horizon}>"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
