@@ -70,6 +70,7 @@ class UpdateResult:
     # makes the stale rows on first use: a row per (run, instrument) computed is 0.2 s
     # at 500 instruments x 100 runs, which `incbt update` never prints
     stale_rows: Callable[[], list[StaleRow]] = field(default=list, repr=False)
+    dry_run: bool = False  # status, update --dry-run: the work it would do
 
     @functools.cached_property
     def stale(self) -> list[StaleRow]:
@@ -77,11 +78,21 @@ class UpdateResult:
         return self.stale_rows()
 
     def __repr__(self) -> str:
-        parts = [repr(self.report)]
+        r = self.report
+        if self.dry_run:  # not "in 0.01 s, 0 commit(s)": nothing was done (QA, 2026-12-05)
+            parts = [
+                f"{r.runs} run(s): would compute {r.segments} segment(s), "
+                f"{r.bars_processed:,} bar-steps (.stale says why)"
+                if r.segments
+                else f"{r.runs} run(s): all up to date"
+            ]
+        else:
+            parts = [repr(r)]
         if self.ingest is not None:
             parts.insert(0, repr(self.ingest))
         if self.replaced:
-            parts.append(f"{len(self.replaced)} run(s) replaced (strategy code changed)")
+            verb = "would be replaced" if self.dry_run else "replaced"
+            parts.append(f"{len(self.replaced)} run(s) {verb} (strategy code changed)")
         if self.broken:
             parts.append(f"{len(self.broken)} run(s) cannot be recomputed: .broken says why")
         return f"<UpdateResult: {'; '.join(parts)}>"
@@ -265,6 +276,7 @@ def update(
         replaced,
         broken,
         lambda: _stale_rows(records, report, stale, replaced, last_seq, broken_runs),
+        dry_run,
     )
 
 

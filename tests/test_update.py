@@ -318,6 +318,14 @@ def test_a_strategy_changed_to_fail_everywhere_still_replaces_its_runs(tmp_path)
         assert bits(s.sql(q)).equals(bits(fresh.sql(q))), q
 
 
+def test_status_says_what_it_would_do_not_what_it_did(world):
+    """Its repr read "... in 0.01 s, 0 commit(s)" like work done (QA, 2026-12-05)."""
+    tmp, s = world
+    assert repr(s.status()) == "<UpdateResult: 3 run(s): all up to date>"
+    st = s.update(str(tmp / "tail"), dry_run=True)
+    assert "3 run(s): would compute 9 segment(s), " in repr(st) and "commit" not in repr(st)
+
+
 def test_a_run_whose_strategy_no_longer_loads_is_reported_not_skipped_silently(tmp_path):
     """Its strategies file is gone: update brings the other runs up to date, says it
     cannot recompute that one and exits 1; status lists it as stale and exits 1 (they
