@@ -104,3 +104,23 @@ def assert_files_are_the_catalogs(store) -> None:
     }
     assert listed <= on_disk <= listed | trash, (on_disk - listed - trash, listed - on_disk)
     assert not os.path.exists(os.path.join(store.path, "tmp"))
+
+
+FAILS = (
+    "import incbt\n\n"
+    "@incbt.strategy(params={'n': incbt.Param(int, default=5, min=1), "
+    "'give_up': incbt.Param(int, default=0, min=0, max=1)}, state=('k',))\n"
+    "def fails(p, s, o, h, l, c, v, i):\n"
+    "    s[0] += 1\n"
+    "    if p[1] == 1 and s[0] > 3:\n"
+    "        raise ValueError('gave up')\n"
+    "    return 1 if int(s[0]) % int(p[0]) == 0 else -1\n"
+)
+
+
+def fails_strategy(folder) -> str:
+    """A strategies file whose ``fails`` raises on every instrument where give_up=1
+    (its other runs are fine): the file's path."""
+    f = folder / "fails.py"
+    f.write_text(FAILS)
+    return str(f)

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import fails_strategy
 
 import incbt
 from incbt.bars.generate import generate
@@ -103,18 +104,8 @@ def test_reports_say_what_failed(tmp_path):
     generate(str(tmp_path / "d"), instruments=2, days=5, start="2024-01-15", seed=61)
     s = incbt.init(str(tmp_path / "s"))
     s.ingest(str(tmp_path / "d"))
-    f = tmp_path / "fails.py"
-    f.write_text(
-        "import incbt\n\n"
-        "@incbt.strategy(params={'n': incbt.Param(int, default=5, min=1), "
-        "'give_up': incbt.Param(int, default=0, min=0, max=1)}, state=('k',))\n"
-        "def fails(p, s, o, h, l, c, v, i):\n"
-        "    s[0] += 1\n"
-        "    if p[1] == 1 and s[0] > 3:\n"
-        "        raise ValueError('gave up')\n"
-        "    return 1 if int(s[0]) % int(p[0]) == 0 else -1\n"
-    )
-    s.sweep("fails", {"n": [5, 7], "give_up": [0, 1]}, name="f", strategies_file=str(f))
+    f = fails_strategy(tmp_path)
+    s.sweep("fails", {"n": [5, 7], "give_up": [0, 1]}, name="f", strategies_file=f)
     sw = Path(s.report("f", str(tmp_path / "f.html"))).read_text()
     assert sw.count("gave up") == 0 and "<th class=\"\">failed_pairs</th>" in sw
     failed_run = s.sql("SELECT run_id FROM runs WHERE p_give_up = 1 AND p_n = 5")

@@ -4,7 +4,7 @@ name, the strategy of a sweep resumed, and grids too large to build."""
 from __future__ import annotations
 
 import pytest
-from conftest import tree_state
+from conftest import fails_strategy, tree_state
 
 import incbt
 from incbt.bars.generate import generate
@@ -143,7 +143,7 @@ def test_pivot_of_a_grid_of_three_parameters_needs_agg(swept, tmp_path):
         "    return 1 if (int(s[0]) // int(p[0] + p[1] + p[2])) % 2 else -1\n"
     )
     g = swept.sweep("three", {"a": [1, 2], "b": [1, 2], "c": [3, 4]}, name="g4",
-                    strategies_file=str(f))
+                    strategies_file=f)
     with pytest.raises(incbt.UsageError, match="2 runs of sweep 'g4' share the cell b=1, a=1"):
         g.pivot("a", "b")
     m = g.grid.to_pandas()
@@ -218,19 +218,9 @@ def test_a_run_that_failed_everywhere_stays_in_the_sweeps_views(swept, tmp_path)
     could not be seen."""
     from incbt.queries import find_query
 
-    f = tmp_path / "fails.py"
-    f.write_text(
-        "import incbt\n\n"
-        "@incbt.strategy(params={'n': incbt.Param(int, default=5, min=1), "
-        "'give_up': incbt.Param(int, default=0, min=0, max=1)}, state=('k',))\n"
-        "def fails(p, s, o, h, l, c, v, i):\n"
-        "    s[0] += 1\n"
-        "    if p[1] == 1 and s[0] > 3:\n"
-        "        raise ValueError('gave up')\n"
-        "    return 1 if int(s[0]) % int(p[0]) == 0 else -1\n"
-    )
+    f = fails_strategy(tmp_path)
     g = swept.sweep("fails", {"n": [5, 7], "give_up": [0, 1]}, name="fails",
-                    strategies_file=str(f))
+                    strategies_file=f)
     assert g.grid.num_rows == 4
     assert sorted(g.grid.column("sharpe").is_null().to_pylist()) == [False, False, True, True]
     board = g.leaderboard()
