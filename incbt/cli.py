@@ -945,19 +945,17 @@ def _where(r: Any) -> str:
 def _print_unfinished_sweeps(store: Any, machine: bool = False) -> None:
     """Sweeps with runs never committed (interrupted before them): no update computes
     those, a resume does (status said nothing of them: found 2026-12-05)."""
-    from incbt.catalog import runs as rc
-    from incbt.sweep import sweeps
+    from incbt.sweep import never_committed, sweeps
 
-    with store.catalog.env.read() as txn:
-        for sw in sweeps(store):
-            n = sum(rc.get_run(store.catalog, txn, q) is None for q in sw["runs"])
-            if n:
-                _say(
-                    f"sweep {sw['name']!r}: {n:,} of its {len(sw['runs']):,} run(s) not "
-                    "computed yet (it was interrupted): the same `incbt sweep` command "
-                    "with --resume computes them",
-                    machine,
-                )
+    for sw in sweeps(store):
+        n = len(never_committed(store, sw))
+        if n:
+            _say(
+                f"sweep {sw['name']!r}: {n:,} of its {len(sw['runs']):,} run(s) not "
+                "computed yet (it was interrupted): the same `incbt sweep` command "
+                "with --resume computes them",
+                machine,
+            )
 
 
 def _print_waiting(store: Any, machine: bool = False) -> None:

@@ -430,6 +430,14 @@ def no_such_sweep(name: str) -> NotFoundError:
     return NotFoundError(f'no sweep {name!r} (`incbt query "SELECT * FROM sweeps"` lists them)')
 
 
+def never_committed(store: Any, record: Mapping[str, Any]) -> list[str]:
+    """The runs of a sweep's record that no commit registered: the record is written
+    before its runs are computed (so a resume knows the grid), and a sweep interrupted
+    before a run's first commit leaves it there alone."""
+    with store.catalog.env.read() as txn:
+        return [q for q in record["runs"] if rc.get_run(store.catalog, txn, q) is None]
+
+
 def get_sweep(store: Any, name: str) -> dict[str, Any] | None:
     if not name.strip():
         raise UsageError("give a sweep name (or a run id), not an empty one")

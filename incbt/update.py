@@ -120,13 +120,11 @@ def broken_line(rec: rc.RunRecord, why: str) -> str:
 def _compile_error(strat: Any, params: dict[str, Any]) -> str | None:
     """Why a user strategy's kernel does not compile (None: it does, and is loaded now,
     for the computing that follows: Numba's cache makes that cheap after the first)."""
-    from incbt.engine import initial_state, params_from_dict, run_segment
+    from incbt.engine import params_from_dict
+    from incbt.engine.kernel import load_kernel
 
-    bars = np.ones(2)
     try:
-        run_segment(strat, params_from_dict(strat, params)[None, :], np.array([[1.0, 0.0, 0.0]]),
-                    np.arange(2, dtype=np.int64), bars, bars, bars, bars, bars, 0,
-                    np.array([2]), initial_state(strat, 1))  # fmt: skip
+        load_kernel(strat, params_from_dict(strat, params))
     except StrategyError as exc:
         if "does not compile" in str(exc):
             lines = str(exc).splitlines()
@@ -743,15 +741,14 @@ def verify(
     if run_ids or sweep is not None:
         chosen = [rc.by_prefix(records, q) for q in run_ids or ()]
         if sweep is not None:
-            from incbt.sweep import get_sweep, no_such_sweep
+            from incbt.sweep import get_sweep, never_committed, no_such_sweep
 
             spec = get_sweep(store, sweep)
             if spec is None:
                 raise no_such_sweep(sweep)
             mine = set(spec["runs"])
             chosen += [r for r in records if r.run_id in mine]
-            with store.catalog.env.read() as txn:  # interrupted before their first commit
-                never = {q for q in mine if rc.get_run(store.catalog, txn, q) is None}
+            never = set(never_committed(store, spec))  # interrupted before their commit
         records = sorted({r.run_id: r for r in chosen}.values(), key=lambda r: r.run_id)
     stale, broken = _not_up_to_date(store, records)
     stale |= never  # not computed at all: verified as nothing (found 2026-12-05)

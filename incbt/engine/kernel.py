@@ -206,6 +206,16 @@ def _compile_error(strat: Strategy, e: Exception) -> StrategyError:
     )
 
 
+def load_kernel(strat: Strategy, row: np.ndarray) -> None:
+    """Load the strategy's run kernel (compiled, or read from Numba's cache) by running
+    it over two bars with the parameter row ``row``: raises what that raises (a
+    :class:`StrategyError` where the step does not compile)."""
+    ts, bars = np.arange(2, dtype=np.int64), np.ones(2)
+    ex = np.array([[1.0, 0.0, 0.0]])
+    run_segment(strat, row[None, :], ex, ts, bars, bars, bars, bars, bars, 0, np.array([2]),
+                initial_state(strat, 1))  # fmt: skip
+
+
 def preload(work: list[tuple[Strategy, np.ndarray]]) -> threading.Thread | None:
     """Load each strategy's run kernel now, on a thread of its own (None: every one is
     loaded already).
@@ -229,24 +239,9 @@ def preload(work: list[tuple[Strategy, np.ndarray]]) -> threading.Thread | None:
         return None
 
     def load() -> None:
-        ts = np.arange(2, dtype=np.int64)
-        bars = np.ones(2)
         for key, strat, row in todo:
             with contextlib.suppress(Exception):
-                run_segment(
-                    strat,
-                    row[None, :],
-                    np.array([[1.0, 0.0, 0.0]]),
-                    ts,
-                    bars,
-                    bars,
-                    bars,
-                    bars,
-                    bars,
-                    0,
-                    np.array([2]),
-                    initial_state(strat, 1),
-                )
+                load_kernel(strat, row)
             _PRELOADING.discard(key)
 
     t = threading.Thread(target=load, name="incbt-kernels", daemon=True)
