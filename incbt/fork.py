@@ -261,28 +261,13 @@ def _fresh(store: Any, rec: rc.RunRecord, inst: str, source: DirectBars) -> Task
     start = iso_to_day(rec.start)
     strat = resolve_strategy(rec.strategy, rec.source, rec.code_version)
     row = params_from_dict(strat, rec.params)
-    ex = tuple(rec.exec_params[n] for n in EXEC_NAMES)
     with cat.env.read() as txn:
         es = list(cat.days(txn, inst, start, None))
     if not es:
         return None
 
     def task(part: list, resume: int | None, hist: int | None) -> SegmentTask:
-        return SegmentTask(
-            rec.strategy,
-            rec.source,
-            inst,
-            (rec.run_id,),
-            (tuple(row.tolist()),),
-            (ex,),
-            part[0].day,
-            part[-1].day,
-            resume,
-            part[0].day if hist is None else hist,
-            len(part),
-            sum(e.rows for e in part),
-            version=rec.code_version,
-        )
+        return _task(rec, row, inst, part, resume, hist)
 
     eff = iso_to_day(rec.fork["effective"]) if rec.fork else None
     pre = [] if eff is None else [e for e in es if e.day < eff]
@@ -382,23 +367,38 @@ def state_at(store: Any, rec: rc.RunRecord, inst: str, day: int, source: DirectB
     if not after:
         assert state is not None
         return state
-    task = SegmentTask(
+    r = run_task(
+        _task(rec, row, inst, after, resume, h), source, None if state is None else state[None, :]
+    )
+    return r.states[0, -1]
+
+
+def _task(
+    rec: rc.RunRecord,
+    row: np.ndarray,
+    inst: str,
+    part: list,
+    resume: int | None,
+    hist: int | None,
+) -> SegmentTask:
+    """The task computing ``rec`` (parameter row ``row``) on ``inst`` over the days
+    ``part`` (the catalog's entries), from the snapshot of ``resume`` (None: its first
+    day), its bars loaded from ``hist`` (None: the first day of ``part``)."""
+    return SegmentTask(
         rec.strategy,
         rec.source,
         inst,
         (rec.run_id,),
         (tuple(row.tolist()),),
         (tuple(rec.exec_params[n] for n in EXEC_NAMES),),
-        after[0].day,
-        day,
+        part[0].day,
+        part[-1].day,
         resume,
-        after[0].day if h is None else h,
-        len(after),
-        sum(e.rows for e in after),
+        part[0].day if hist is None else hist,
+        len(part),
+        sum(e.rows for e in part),
         version=rec.code_version,
     )
-    r = run_task(task, source, None if state is None else state[None, :])
-    return r.states[0, -1]
 
 
 def history_start(cat: Any, txn: Any, inst: str, through: int, need: int, start: int) -> int | None:
