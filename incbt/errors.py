@@ -235,9 +235,11 @@ def _filename(exc: BaseException) -> str | None:
 
 def _in_a_store(path: str) -> bool:
     """The path is inside an incbt store's folder (a folder above it holds a catalog)."""
+    from incbt.store import is_store  # here: incbt.store imports this module
+
     here = os.path.dirname(os.path.abspath(path))
     while True:
-        if os.path.isfile(os.path.join(here, "catalog", "data.mdb")):
+        if is_store(here):
             return True
         up = os.path.dirname(here)
         if up == here:
@@ -336,6 +338,22 @@ def whole(value: object, what: str, at_least: int | None = None) -> int | None:
     if at_least is not None and value < at_least:
         raise UsageError(f"{what}: give a whole number of at least {at_least}, not {value!r}")
     return int(value)
+
+
+def number(value: object, what: str) -> None:
+    """Refuse (UsageError naming it) an argument given that is not a number."""
+    import numbers
+
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        raise UsageError(f"{what}: give a number, not {value!r}")
+
+
+def mapping(value: object, what: str, example: str) -> None:
+    """Refuse (UsageError naming it) an argument given that is not a dict."""
+    from collections.abc import Mapping
+
+    if value is not None and not isinstance(value, Mapping):
+        raise UsageError(f"{what}: give a dict ({example}), not {value!r}")
 
 
 def text(value: object, what: str) -> str | None:

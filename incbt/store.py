@@ -16,7 +16,6 @@ Readers never lock; writers take ``write.lock`` for the whole write.
 from __future__ import annotations
 
 import functools
-import numbers
 import os
 import sys
 import warnings
@@ -43,7 +42,9 @@ from incbt.errors import (
     StoreExistsError,
     StrategyFailureWarning,
     UsageError,
+    mapping,
     names,
+    number,
     refuse_store_while_importing,
     text,
     whole,
@@ -135,16 +136,6 @@ def _zone(tz: Any) -> None:
             "tz: give a time zone's name (e.g. America/New_York), or leave it out for "
             "timestamps written with their UTC offset"
         )
-
-
-def _mapping(value: Any, what: str, example: str) -> None:
-    if value is not None and not isinstance(value, Mapping):
-        raise UsageError(f"{what}: give a dict ({example}), not {value!r}")
-
-
-def _number(value: Any, what: str) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
-        raise UsageError(f"{what}: give a number, not {value!r}")
 
 
 if TYPE_CHECKING:  # the types the methods return (their modules load on first use)
@@ -378,7 +369,7 @@ class Store:
         ``tz`` names the zone of timestamps written without a UTC offset.
         """
         paths = _paths(paths)
-        _mapping(columns, "columns", '{"ts": "time"}')
+        mapping(columns, "columns", '{"ts": "time"}')
         _zone(tz)
         return _ingest(
             self.path,
@@ -433,7 +424,7 @@ class Store:
         from incbt.bars.gc import gc
 
         whole(before, "before (an event seq)")
-        _number(keep_days, "keep_days")
+        number(keep_days, "keep_days")
         return gc(
             self.path,
             self.catalog,
@@ -626,7 +617,7 @@ class Store:
 
         if paths is not None:
             paths = _paths(paths)
-        _mapping(columns, "columns", '{"ts": "time"}')
+        mapping(columns, "columns", '{"ts": "time"}')
         _zone(tz)
         extra = {k: v for k, v in (("columns", columns), ("tz", tz)) if v is not None}
         res = update(self, paths, dry_run=dry_run, command=_command(), progress=progress, **extra)
@@ -697,7 +688,7 @@ class Store:
 
         if not isinstance(query, str):
             raise UsageError(f"query: give the SQL as a string, not {query!r}")
-        _mapping(params, "params", "{'name': value} for $name")
+        mapping(params, "params", "{'name': value} for $name")
         whole(as_of, "as_of (an event seq)")
         if params:
             from incbt.queries import check_bound
