@@ -26,6 +26,7 @@ _os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 from incbt.errors import (  # noqa: E402 - after the allocator choice
     BadInputError,
     CatalogError,
+    ClusterLostError,
     IncbtError,
     InternalError,
     NotAStoreError,
@@ -66,6 +67,7 @@ __all__ = [
     "BadInputError",
     "BarArrays",
     "CatalogError",
+    "ClusterLostError",
     "IncbtError",
     "InternalError",
     "NotAStoreError",

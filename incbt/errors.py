@@ -35,6 +35,7 @@ import re
 __all__ = [
     "BadInputError",
     "CatalogError",
+    "ClusterLostError",
     "IncbtError",
     "InternalError",
     "NotAStoreError",
@@ -144,6 +145,12 @@ class StoreLockedError(StoreError):
     two apart and retry."""
 
     exit_code = 75
+
+
+class ClusterLostError(IncbtError):
+    """The Ray cluster a command runs on stopped answering mid-command. What was
+    committed before stays; the same command again, once the cluster is back (a sweep:
+    with ``--resume``), computes the rest."""
 
 
 class CatalogError(StoreError):

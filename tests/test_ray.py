@@ -502,6 +502,77 @@ def test_a_sweep_on_a_two_node_cluster(tmp_path, slow, strategies):
     assert_same(results(s), slow.tables)
 
 
+# -- the cluster goes away mid-sweep ------------------------------------------------
+
+HEAD = r"""
+import os, sys
+from ray.cluster_utils import Cluster
+
+os.makedirs(os.path.join(os.environ["RAY_TMPDIR"], "ray"), exist_ok=True)
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+print(cluster.address, flush=True)
+sys.stdin.readline()  # the test's word: the whole cluster goes, its head first
+cluster.shutdown()
+"""
+
+
+def test_a_cluster_that_goes_away_mid_sweep_is_said_and_resume_finishes(
+    tmp_path, slow, strategies
+):
+    """`incbt sweep --address` whose cluster is shut down after the sweep's first commit:
+    exit 1 within seconds, saying so and how to finish (Ray itself waited a minute, then
+    its core worker ended the process: exit 1, nothing said); a resume, here in this
+    process, computes the rest, to the uninterrupted results."""
+    s = _store(tmp_path / "s", slow.data)
+    ray_tmp = tempfile.mkdtemp(prefix="incbt-rl-")  # short: Ray's socket paths
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_TMPDIR=ray_tmp, RAY_AUTH_MODE="disabled")
+    head = subprocess.Popen([sys.executable, "-c", HEAD], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    args = ["--store", s.path, "sweep", "slow_mean", "-g", f"n={SLOW_GRID['n']}",
+            "--name", "s", "--strategies", strategies, "--all"]  # fmt: skip
+    cli = ("import sys, incbt.runs, incbt.cli\n"
+           "incbt.runs.DEFAULT_COMMIT_BARS = 1\n"  # a commit after every task
+           "sys.argv = ['incbt', *sys.argv[1:]]\n"
+           "incbt.cli.main()\n")  # fmt: skip
+    try:
+        address = head.stdout.readline().strip()
+        assert address, "the cluster did not start"
+        child = subprocess.Popen([sys.executable, "-c", cli, *args, "--address", address],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=env)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while child.poll() is None and time.monotonic() < deadline:
+                if s.sql(SWEEP_COMMITS)["n"][0].as_py() >= 1:
+                    break
+                time.sleep(0.01)
+            head.stdin.write("go\n")
+            head.stdin.flush()
+            head.wait(timeout=120)
+            gone = time.monotonic()
+            stdout, stderr = child.communicate(timeout=120)
+            waited = time.monotonic() - gone
+        finally:
+            if child.poll() is None:
+                child.kill()
+    finally:
+        if head.poll() is None:
+            head.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    if child.returncode == 0:
+        pytest.skip("the sweep finished before its cluster went")
+    assert child.returncode == 1, (child.returncode, stderr[-3000:])
+    assert "stopped answering" in stderr and "--resume" in stderr, (stdout, stderr[-3000:])
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert waited < 45, waited  # Ray's own wait is 60 s
+    commits = s.sql(SWEEP_COMMITS)["n"][0].as_py()
+    assert 1 <= commits < 8, commits  # 8 tasks, a commit each: it stopped midway
+    r = s.sweep("slow_mean", SLOW_GRID, name="s", strategies_file=strategies, resume=True)
+    assert r.added == 0 and not r.report.errors
+    assert_same(results(s), slow.tables)
+
+
 # -- a strategy that raises for one parameter set -----------------------------------
 
 

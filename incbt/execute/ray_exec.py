@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from incbt.catalog import DayIndex
-from incbt.errors import UsageError
+from incbt.errors import ClusterLostError, UsageError
 from incbt.execute import (
     DirectBars,
     Latest,
@@ -106,6 +106,31 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
             "head node's address (HOST:PORT, port 6379 unless it was started otherwise), "
             "or leave out --address to run in this process"
         ) from None
+
+
+# how long the driver waits for a result before it checks that the cluster still answers
+PROBE_SECONDS = 2.0
+
+
+def _lost(ray: Any, address: str | None) -> ClusterLostError | None:
+    """The cluster's head (its GCS) takes no connection: Ray itself would wait a minute
+    (``gcs_rpc_server_reconnect_timeout_s``) and then end this process from its core
+    worker, with no word of what was kept."""
+    import socket
+
+    gcs = ray.get_runtime_context().gcs_address
+    host, _, port = gcs.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), PROBE_SECONDS).close()
+    except OSError as exc:
+        where = f"at {address!r}" if address else "this command started"
+        return ClusterLostError(
+            f"the Ray cluster {where} stopped answering (its head, {gcs}, takes no "
+            f"connection: {exc.strerror or exc}): what was committed before is kept; once "
+            "the cluster is back, run the same command again to compute the rest (a sweep: "
+            "with --resume)"
+        )
+    return None
 
 
 def shutdown() -> None:
@@ -272,6 +297,7 @@ class RayExecutor:
         done: dict[int, TaskResult] = {}
         nxt = 0
         submitted = 0
+        lost = None
         try:
             while nxt < len(tasks):
                 while submitted < len(chunks) and len(refs) + len(done) // size < calls:
@@ -291,12 +317,19 @@ class RayExecutor:
                     refs[ref] = ids
                     submitted += 1
                 if nxt not in done:
-                    ready, _ = ray.wait(list(refs), num_returns=1)
+                    ready, _ = ray.wait(list(refs), num_returns=1, timeout=PROBE_SECONDS)
+                    if not ready:
+                        lost = _lost(ray, self.address)
+                        if lost is not None:
+                            raise lost
                     for ref in ready:
                         ids = refs.pop(ref)
                         try:
                             got = ray.get(ref)
                         except ray.exceptions.RayError as exc:  # out of retries
+                            lost = _lost(ray, self.address)  # or the whole cluster gone
+                            if lost is not None:
+                                raise lost from None
                             why = str(exc).strip().splitlines()[0][:300]
                             got = [failed_result(tasks[i], _width(tasks[i]), why) for i in ids]
                         for i, r in zip(ids, got, strict=True):
@@ -311,6 +344,6 @@ class RayExecutor:
             # before it races the calls' replies, and Ray's core worker aborted on
             # "Tried to complete task that was not pending" in about 1 of 10 Ctrl-Cs
             # (Ray 2.x, 2026-12-05), with a stack trace and exit code 1
-            if not _started_here:
+            if not _started_here and lost is None:  # a lost cluster takes no cancel
                 for ref in refs:
                     ray.cancel(ref, force=True)
