@@ -15,6 +15,7 @@ one line on stderr and an exit code in one place (``incbt.cli``)::
     │   ├── StoreExistsError        init over a different existing store
     │   ├── StoreLockedError        another process holds the write lock (exit 75: retry)
     │   └── CatalogError            the LMDB catalog failed or is inconsistent
+    ├── ClusterLostError            the Ray cluster stopped answering mid-command
     └── InternalError               a bug in incbt (exit 3); please report it
 
 and one warning: :class:`StrategyFailureWarning`, when the Python API computed a
