@@ -523,13 +523,15 @@ def _print_why_empty(run: Any, r: Any, machine: bool = False) -> None:
 def sweep(
     strategy: Annotated[str, typer.Argument(help="Strategy name (built-in or in --strategies).")],
     grid: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "-g",
             "--grid",
-            help="A parameter's values: NAME=V1,V2,... or NAME=START:STOP:STEP (repeatable).",
+            help="A parameter's values: NAME=V1,V2,... or NAME=START:STOP:STEP (repeatable). "
+            "With --resume, a parameter left out keeps the sweep's values; no -g at all "
+            "finishes the sweep as it is.",
         ),
-    ],
+    ] = None,
     random: Annotated[int | None, typer.Option(help="Run N random points of the grid.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of --random.")] = 0,
     instruments: Annotated[
@@ -605,6 +607,11 @@ def sweep(
             highlight=False,
             soft_wrap=True,
         )
+    if res.kept and axes:  # said: a resume's grid left these out
+        kept = " ".join(
+            f"{k}={v if isinstance(v, str) else ','.join(map(str, v))}" for k, v in res.kept.items()
+        )
+        typer.echo(f"kept the sweep's values of the parameters not given: {kept}")
     if res.skipped:
         typer.echo(
             f"skipped {len(res.skipped)} grid point(s) the strategy rejects, e.g. {res.skipped[0]}"
@@ -633,7 +640,7 @@ def sweep(
         top = top.slice(0, 0)
     if top.num_rows:  # parameters as NAME=VALUE in one column, not also one each
         top = top.drop_columns([c for c in top.column_names if c.startswith("p_")])
-        metric_table(top, f"sweep {res.name}: top runs by Sharpe")
+        metric_table(top, f"sweep {res.name}: top runs by Sharpe", order=res.parameters())
     else:
         typer.echo(f"sweep {res.name}: no results yet")
     _exit_if_failed(r)

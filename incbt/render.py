@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -231,9 +232,11 @@ def _number(name: str, v: Any) -> str:
     return f"{v:,}"
 
 
-def metric_table(table: pa.Table, title: str) -> None:
+def metric_table(table: pa.Table, title: str, order: Sequence[str] = ()) -> None:
     """A small table of runs for people (a sweep's leaderboard): metric columns
-    formatted as in :func:`run_summary`, numbers right-aligned, params as NAME=VALUE."""
+    formatted as in :func:`run_summary`, numbers right-aligned, params as NAME=VALUE
+    (those in ``order`` first, in that order: the strategy's)."""
+    rank = {k: i for i, k in enumerate(order)}
     t = Table(title=title, show_lines=False)
     numeric = {
         f.name for f in table.schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
@@ -244,7 +247,9 @@ def metric_table(table: pa.Table, title: str) -> None:
         cells = []
         for name, v in row.items():
             if name == "params" and isinstance(v, str) and v.startswith("{"):
-                v = " ".join(f"{k}={x}" for k, x in json.loads(v).items())
+                given = json.loads(v)
+                keys = sorted(given, key=lambda k: (rank.get(k, len(rank)), k))
+                v = " ".join(f"{k}={given[k]}" for k in keys)
             cells.append(_number(name, v) if name in numeric else _cell(v))
         t.add_row(*cells)
     _stdout().print(t)

@@ -527,7 +527,7 @@ class Store:
     def sweep(
         self,
         strategy: str,
-        grid: Mapping[str, Any],
+        grid: Mapping[str, Any] | None = None,
         *,
         random: int | None = None,
         seed: int = 0,
@@ -547,11 +547,15 @@ class Store:
         """Run a parameter grid (``{"fast": [5, 10], "slow": "50:200:50"}``) as a named sweep.
 
         ``random=N`` samples N grid points (``seed``). An existing name needs
-        ``resume=True``: completed runs are kept, the rest computed. ``workers`` or
-        ``address`` put it on Ray (a local Ray with that many workers, or a cluster).
+        ``resume=True``: completed runs are kept, the rest computed, and a parameter
+        the grid leaves out keeps the sweep's values (no grid: the sweep as it is).
+        ``workers`` or ``address`` put it on Ray (a local Ray with that many workers, or
+        a cluster). ``store.sweeps()`` lists the store's sweeps without computing.
         """
         from incbt.sweep import sweep
 
+        if grid is None:
+            grid = {}
         if not isinstance(grid, Mapping):
             raise UsageError(
                 "grid: give a dict of each parameter's values ({'fast': [5, 10], "
@@ -657,6 +661,28 @@ class Store:
             raise UsageError(f"sweep: give a sweep's name, not {sweep!r}")
         ids = None if run_ids is None else names(run_ids, "run ids")
         return verify(self, ids, progress, sweep=sweep)
+
+    def sweeps(self) -> dict[str, SweepResult]:
+        """The store's sweeps by name, oldest first: each one's runs (``run_ids``,
+        ``runs``), ``grid``, ``leaderboard`` and ``pivot``, as ``sweep`` returns them
+        (without a report: nothing is computed)."""
+        from incbt.sweep import SweepResult, sweeps
+
+        found = sorted(sweeps(self), key=lambda r: (r["created"], r["name"]))
+        return {r["name"]: SweepResult(r["name"], r["runs"], 0, store=self) for r in found}
+
+    def runs(self, strategy: str | None = None) -> list[Run]:
+        """The store's runs (those ``update`` maintains: not dropped, not replaced after
+        a code change), in the order they were registered; of one strategy if given."""
+        from incbt import runs as runs_mod
+        from incbt.catalog import runs as rc
+
+        text(strategy, "strategy")
+        with self.catalog.env.read() as txn:
+            recs = [r for r in rc.runs(self.catalog, txn) if not r.gone]
+        recs = [r for r in recs if strategy is None or r.strategy == strategy]
+        recs.sort(key=lambda r: (r.created_seq, r.run_id))
+        return [runs_mod.Run(self, r) for r in recs]
 
     def run(self, run_id: str) -> Run:
         """A registered run by id (a unique prefix is enough)."""

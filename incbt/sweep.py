@@ -54,7 +54,9 @@ class SweepResult:
     """A sweep in a store: its runs and their metrics are one attribute away."""
 
     name: str
-    run_ids: list[str]
+    # the runs as the sweep's record lists them; ``run_ids`` follows each to the run
+    # that replaced it (its strategy's code changed) and leaves out dropped ones
+    recorded: list[str]
     added: int  # runs this call added to the sweep
     # of those, the runs the store held already (another sweep's or a backtest's: their
     # results are the sweep's as they are, nothing is recomputed for them)
@@ -65,14 +67,38 @@ class SweepResult:
     executor: str = "in-process"
     seconds: float = 0.0
     store: Any = field(default=None, repr=False)
+    # the grid points this call took from the sweep's grid (parameters a resume left out)
+    kept: dict[str, Any] = field(default_factory=dict)
+    declared: list[str] = field(default_factory=list)  # the strategy's parameters, in order
+
+    @property
+    def run_ids(self) -> list[str]:
+        """The sweep's runs now: a run replaced since (its strategy's code changed, then
+        ``update``) by the run that replaced it; a dropped one left out. Runs not yet
+        committed (an interrupted sweep) are listed as recorded."""
+        with self.store.catalog.env.read() as txn:
+            now = [rc.follow(self.store.catalog, txn, rid) for rid in self.recorded]
+        return list(
+            dict.fromkeys(
+                rid if run is None else run.run_id
+                for rid, run in zip(self.recorded, now, strict=True)
+                if run is None or run.dropped_seq is None
+            )
+        )
 
     def _params(self) -> dict[str, Any]:
         """The sweep's parameters with a value of each (their types: its first run's)."""
-        if not self.run_ids:
+        ids = self.run_ids
+        if not ids:
             return {}
         with self.store.catalog.env.read() as txn:
-            rec = rc.get_run(self.store.catalog, txn, self.run_ids[0])
+            rec = rc.get_run(self.store.catalog, txn, ids[0])
         return dict(rec.params) if rec is not None else {}
+
+    def parameters(self) -> list[str]:
+        """The strategy's parameters, in the order it declares them (as a run records
+        them, by name, when the strategy is not at hand)."""
+        return self.declared or list(self._params())
 
     def _typed(self, t: Any) -> Any:
         """``t`` with the p_* columns of its strategy's parameters alone, integer ones as
@@ -113,7 +139,7 @@ class SweepResult:
             f"m.{c}"
             for c in dict.fromkeys([metric, "sharpe", "total_pnl", "max_drawdown", "fills"])
         )
-        ps = "".join(f'r."p_{k}", ' for k in self._params())
+        ps = "".join(f'r."p_{k}", ' for k in self.parameters())
         return self._typed(
             self.store.sql(
                 f"SELECT r.run_id, r.params, {ps}{cols}, {FAILED_PAIRS} "
@@ -171,7 +197,9 @@ class SweepResult:
         return self.store.report(self.name, path, metric)
 
     def __repr__(self) -> str:
-        work = self.report.bars_processed if self.report else 0
+        if self.report is None:  # a sweep of the store (Store.sweeps), not a call's result
+            return f"<Sweep {self.name!r}: {len(self.run_ids)} run(s)>"
+        work = self.report.bars_processed
         done = (
             f"would compute {work:,} bar-steps"
             if self.executor == "dry run"
@@ -200,6 +228,11 @@ def check_name(name: str) -> str:
         raise UsageError(
             f"sweep name {name[:40]!r}{'...' if len(name) > 40 else ''} must be 1 to "
             f"{NAME_MAX} printable characters"
+        )
+    if len(name) == 16 and all(c in "0123456789abcdef" for c in name):
+        raise UsageError(
+            f"sweep name {name!r} looks like a run id (16 hex digits), which `incbt report` "
+            "and `verify` would confuse with one: give another --name"
         )
     return name
 
@@ -425,6 +458,13 @@ def _default_name(spec: dict[str, Any]) -> str:
     return "sweep-" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def _now(store: Any, txn: Any, run_id: str) -> str:
+    """The id of the run that stands for ``run_id`` now (``rc.follow``), or ``run_id``
+    itself when it is not registered (a sweep interrupted before its first commit)."""
+    run = rc.follow(store.catalog, txn, run_id)
+    return run_id if run is None else run.run_id
+
+
 def no_such_sweep(name: str) -> NotFoundError:
     """The error for a sweep name the store does not hold."""
     return NotFoundError(f'no sweep {name!r} (`incbt query "SELECT * FROM sweeps"` lists them)')
@@ -473,32 +513,46 @@ def sweep(
     command: str = "sweep",
     progress: Reporter = NULL,
 ) -> SweepResult:
-    """Register a sweep's runs (or grow it) and bring all of them up to date."""
+    """Register a sweep's runs (or grow it) and bring all of them up to date.
+
+    On ``resume``, a parameter of the sweep's grid that ``grid`` leaves out keeps the
+    sweep's values (``SweepResult.kept`` says which): ``{"fast": "40:60:5"}`` grows a
+    fast x slow sweep along fast. An empty grid finishes the sweep as it is (its name
+    is needed then)."""
     t0 = time.perf_counter()
     if workers is not None and workers < 1:
         raise UsageError(f"--workers {workers}: give at least 1 (or leave it out: in-process)")
+    if workers is not None and address is not None:
+        raise UsageError(
+            f"--workers {workers} and --address {address}: give one (--workers starts a "
+            "local Ray of that many workers; on a cluster, its nodes say how many)"
+        )
     if name is not None:
         check_name(name)
-    strat, _ = resolve_in(store, strategy, strategies_file)
-    points, skipped = grid_points(strat, grid, sample, seed)
-    if not points:
-        raise StrategyError(
-            f"the grid has no valid point: strategy {strat.name!r} rejects all of them, "
-            f"e.g. {skipped[0] if skipped else grid}"
+    if not grid and not (resume and name):
+        raise UsageError(
+            "give the grid (-g NAME=V1,V2,... or NAME=START:STOP:STEP); to finish or bring "
+            "up to date a sweep as it is, --resume and its --name"
         )
-    spec = {
-        "strategy": strat.name,
-        "grid": {
-            k: (v if isinstance(v, str) else [v] if isinstance(v, int | float) else list(v))
-            for k, v in grid.items()
-        },
-        "random": sample,
-        "seed": seed,
-        "instruments": instruments,
-        "start": start,
-        "exec": dict(exec_params or {}),
-    }
-    name = name or _default_name(spec)
+    strat, _ = resolve_in(store, strategy, strategies_file)
+
+    def grid_spec(g: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "strategy": strat.name,
+            "grid": {
+                k: (v if isinstance(v, str) else [v] if isinstance(v, int | float) else list(v))
+                for k, v in g.items()
+            },
+            "random": sample,
+            "seed": seed,
+            "instruments": instruments,
+            "start": start,
+            "exec": dict(exec_params or {}),
+        }
+
+    if grid:  # a bad grid is said before the lock is waited for
+        grid_points(strat, grid, sample, seed)
+    name = name or _default_name(grid_spec(grid))
     # the sweep's record is read, grown and written under the write lock, with the runs'
     # commits: two sweeps growing one name at once each keep their points, and a
     # command that times out waiting for the lock leaves no record behind (found
@@ -515,8 +569,25 @@ def sweep(
                 f"sweep {name!r} is a sweep of {old['spec']['strategy']!r}, not {strat.name!r}: "
                 "give another --name for a sweep of this strategy"
             )
+        if old is None and not grid:
+            raise no_such_sweep(name)
+        # a resume's grid grows the sweep's: a parameter it leaves out keeps the sweep's
+        # values (found 2026-12-05: it took the parameter's default, adding points no one
+        # asked for, and the record kept only the latest grid)
+        kept = {k: v for k, v in old["spec"]["grid"].items() if k not in grid} if old else {}
+        full = {**kept, **grid}
+        points, skipped = grid_points(strat, full, sample, seed)
+        if not points:
+            raise StrategyError(
+                f"the grid has no valid point: strategy {strat.name!r} rejects all of them, "
+                f"e.g. {skipped[0] if skipped else full}"
+            )
+        spec = grid_spec(full)
         if old is not None:
             _same_setup(name, old["spec"], spec)
+        grids = [*old.get("grids", [old["spec"]["grid"]])] if old else []
+        if not grids or grids[-1] != spec["grid"]:
+            grids.append(spec["grid"])
         records = [
             register(
                 store,
@@ -529,15 +600,20 @@ def sweep(
             )
             for p in points
         ]
-        run_ids = list(dict.fromkeys([*(old["runs"] if old else []), *(r.run_id for r in records)]))
-        added = len(run_ids) - len(old["runs"] if old else [])
-        new_here = set(run_ids) - set(old["runs"] if old else [])
         with store.catalog.env.read() as txn:
+            # the sweep's runs now: one replaced since (its strategy's code changed) by
+            # the run that replaced it, which its point registers again: not a new run
+            # (found 2026-12-05: a resume after a code change listed both, and counted
+            # the replacements as new)
+            prior = list(dict.fromkeys(_now(store, txn, r) for r in (old["runs"] if old else [])))
+            run_ids = list(dict.fromkeys([*prior, *(r.run_id for r in records)]))
+            added = len(run_ids) - len(prior)
+            new_here = set(run_ids) - set(prior)
             reused = sum(rc.registered(store.catalog, txn, rid) for rid in new_here)
         have = {r.run_id: r for r in records}
         if old:  # runs of the sweep's earlier grids: from the catalog (or re-derived)
             with store.catalog.env.read() as txn:
-                for rid in old["runs"]:
+                for rid in prior:
                     if rid not in have:
                         rec = rc.get_run(store.catalog, txn, rid)
                         if rec is not None:
@@ -554,7 +630,9 @@ def sweep(
                 )
                 have.setdefault(rec.run_id, rec)
         todo = [have[r] for r in run_ids if r in have]
+        declared = [p.name for p in strat.params]
         result = SweepResult(name, run_ids, added, reused, old is None, skipped, store=store)
+        result.kept, result.declared = kept, declared
         if dry_run:
             result.report = bring_up_to_date(
                 store, todo, command=command, kind="sweep", dry_run=True
@@ -572,6 +650,7 @@ def sweep(
             "spec": spec,
             "points": all_points,
             "runs": run_ids,
+            "grids": grids,  # each grid that made or grew it (spec: the latest)
             "created": old["created"] if old else time.time(),
         }
         # the executor first: an address that reaches no cluster (or Ray failing to start)

@@ -43,6 +43,10 @@ def swept(tmp_path_factory):
     ({"grid": {"fast": "1.5:9:1", "slow": [300]}}, "integer START and STEP"),
     ({"grid": {"fast": "1:inf:1", "slow": [300]}}, "three numbers"),
     ({"grid": {"fast": "1:1000:1", "slow": "2:1000:1"}}, "the grid has 999,000 points"),
+    ({"name": "0123456789abcdef"}, "looks like a run id"),
+    ({"workers": 2, "address": "127.0.0.1:1"}, "--workers 2 and --address 127.0.0.1:1: give one"),
+    ({"grid": {}}, "give the grid"),
+    ({"grid": {}, "resume": True}, "give the grid"),  # and the name, to finish a sweep
 ])
 def test_a_bad_sweep_is_refused_and_writes_nothing(swept, kw, match):
     kw = dict(kw)
@@ -265,3 +269,115 @@ def test_a_sweep_interrupted_before_its_first_commit_is_said_and_not_verified(tm
     assert not rep.ok and len(rep.stale) == 2
     s.sweep("sma_cross", {"fast": [4, 5], "slow": [20]}, name="cut", resume=True)
     assert s.verify(sweep="cut").ok
+
+
+def test_a_resume_grows_the_sweeps_grid_along_the_parameters_it_gives(tmp_path):
+    """Found 2026-12-05: `--resume -g fast=...` gave the parameters left out their
+    defaults (points no one asked for, silently), and the record kept the latest grid
+    alone. A parameter left out keeps the sweep's values; the record keeps each grid;
+    no grid at all finishes the sweep as it is."""
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    s.sweep("sma_cross", {"fast": [3, 5], "slow": [20, 30]}, name="g")
+    r = s.sweep("sma_cross", {"fast": [8]}, name="g", resume=True)
+    assert (r.added, r.kept) == (2, {"slow": [20, 30]})
+    pts = s.sql("SELECT r.p_fast AS f, r.p_slow AS s FROM sweeps w JOIN runs r USING (run_id) "
+                "WHERE w.sweep = 'g' ORDER BY w.point").to_pylist()
+    assert [(p["f"], p["s"]) for p in pts] == [
+        (3, 20), (3, 30), (5, 20), (5, 30), (8, 20), (8, 30)]
+    rec = get_sweep(s, "g")
+    assert rec["grids"] == [{"fast": [3, 5], "slow": [20, 30]}, {"slow": [20, 30], "fast": [8]}]
+    again = s.sweep("sma_cross", name="g", resume=True)  # no grid: the sweep as it is
+    assert (again.added, again.report.bars_processed, len(again.run_ids)) == (0, 0, 6)
+    assert len(get_sweep(s, "g")["grids"]) == 2
+    before = tree_state(s.path)
+    with pytest.raises(incbt.NotFoundError, match="no sweep 'h'"):
+        s.sweep("sma_cross", name="h", resume=True)
+    assert tree_state(s.path) == before
+
+
+def test_the_cli_says_which_values_a_resume_kept_and_lists_parameters_as_declared(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    f = fails_strategy(tmp_path)  # declares n, then give_up
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    env = {**os.environ, "INCBT_STORE": s.path, "COLUMNS": "200"}
+    cmd = [exe, "sweep", "fails", "--strategies", f, "--name", "f", "-g", "give_up=0"]
+    p = subprocess.run([*cmd, "-g", "n=4,6"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "n=4 give_up=0" in p.stdout, p.stdout  # not alphabetical: give_up=0 n=4
+    p = subprocess.run([*cmd[:-2], "-g", "n=8", "--resume"], capture_output=True, text=True,
+                       env=env)
+    assert p.returncode == 0, p.stderr
+    assert "kept the sweep's values of the parameters not given: give_up=0" in p.stdout
+    assert "3 run(s), 1 new" in p.stdout, p.stdout
+    p = subprocess.run([exe, "sweep", "fails", "--strategies", f, "--name", "f", "--resume"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and "3 run(s), 0 new" in p.stdout, p.stdout + p.stderr
+    p = subprocess.run([exe, "sweep", "fails", "--strategies", f], capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 2 and "give the grid" in p.stderr, p.stderr
+
+
+STEP = (
+    "import incbt\n\n"
+    "@incbt.strategy(params={'n': incbt.Param(int, default=5, min=1)}, state=(),\n"
+    "                warmup=lambda p: p['n'])\n"
+    "def mom(p, s, o, h, l, c, v, i):\n"
+    "    n = int(p[0])\n"
+    "    if i < n:\n"
+    "        return 0\n"
+    "    return 1 if c[i] > c[i - n] else {SHORT}\n"
+)
+
+
+def test_a_sweep_follows_its_runs_replaced_after_a_code_change(tmp_path):
+    """Found 2026-12-05: after the strategy's code changed and `update` replaced the
+    sweep's runs, the Sweep object's run_ids and runs still named the old runs, and a
+    resume listed both and counted the replacements as new runs."""
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    f = tmp_path / "mom.py"
+    f.write_text(STEP.replace("{SHORT}", "-1"))
+    g = s.sweep("mom", {"n": [3, 6]}, name="m", strategies_file=str(f))
+    old = g.run_ids
+    f.write_text(STEP.replace("{SHORT}", "0"))  # the researcher edits the step
+    res = s.update()
+    new = [dict(res.replaced)[r] for r in old]
+    assert g.run_ids == new != old
+    assert [r.run_id for r in g.runs] == new
+    assert s.sweeps()["m"].run_ids == new
+    r = s.sweep("mom", {"n": [3, 6, 9]}, name="m", strategies_file=str(f), resume=True)
+    assert (r.added, r.reused, r.run_ids[:2]) == (1, 0, new)
+    assert get_sweep(s, "m")["runs"][:2] == new
+    q = s.sql("SELECT run_id FROM sweeps WHERE sweep = 'm' ORDER BY point")
+    assert q.column("run_id").to_pylist() == r.run_ids
+
+
+def test_the_store_lists_its_sweeps_and_runs(tmp_path):
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    assert s.sweeps() == {} and s.runs() == []
+    a = s.sweep("sma_cross", {"fast": [3, 5], "slow": [20]}, name="a")
+    b = s.sweep("breakout", {"lookback": [5]}, name="b")
+    one = s.backtest("sma_cross", {"fast": 4, "slow": 25})
+    listed = s.sweeps()
+    assert list(listed) == ["a", "b"]
+    assert listed["a"].run_ids == a.run_ids and listed["b"].run_ids == b.run_ids
+    assert listed["a"].leaderboard().num_rows == 2
+    assert repr(listed["a"]) == "<Sweep 'a': 2 run(s)>"
+    # in the order they were registered (a sweep's runs, at once: by id)
+    assert [r.run_id for r in s.runs()] == [*sorted(a.run_ids), *b.run_ids, one.run_id]
+    assert [r.run_id for r in s.runs("breakout")] == b.run_ids
+    s.drop([one.run_id])
+    assert one.run_id not in [r.run_id for r in s.runs()]
+    with pytest.raises(incbt.UsageError, match="strategy: give a string"):
+        s.runs(3)

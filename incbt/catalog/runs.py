@@ -131,6 +131,17 @@ def get_run(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> RunRecord | Non
     return None if v is None else RunRecord(**json.loads(v))
 
 
+def follow(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> RunRecord | None:
+    """The run that stands for ``run_id`` now: itself, or the run that replaced it (its
+    strategy's code changed), and that one's, to the last; None if it is not registered."""
+    seen = set()
+    run = get_run(cat, txn, run_id)
+    while run is not None and run.superseded_by and run.run_id not in seen:
+        seen.add(run.run_id)
+        run = get_run(cat, txn, run.superseded_by)
+    return run
+
+
 def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
     """The one run whose id starts with ``prefix`` (NotFoundError if none, UsageError
     naming the candidates if several; of several, the one not dropped, if it is one)."""
