@@ -90,7 +90,12 @@ def coerce(v: str) -> object:
 
 def value_params(sql: str) -> set[str]:
     """The ``$NAME`` parameters a query binds (outside its comments and strings)."""
-    return set(_VALUE.findall(_NOT_CODE.sub(" ", sql)))
+    return set(value_params_in_order(sql))
+
+
+def value_params_in_order(sql: str) -> list[str]:
+    """The ``$NAME`` parameters a query binds, each once, in the order they first appear."""
+    return list(dict.fromkeys(_VALUE.findall(_NOT_CODE.sub(" ", sql))))
 
 
 def check_bound(sql: str, params: dict[str, object], option: str) -> None:

@@ -35,8 +35,8 @@ def test_day_history_binds_its_parameter(corrected):
     sql = find_query("day_history", corrected.path)
     t = run_sql(corrected.session(only_for=sql), sql, {"day": "2024-03-05"})
     assert t.column("kind").to_pylist() == ["new", "corrected", "new", "corrected"]
-    # a hostile value is a value, not SQL: it fails to cast to a date
-    with pytest.raises(incbt.QueryError):
+    # a hostile value is a value, not SQL: it fails to cast to a date (a usage error)
+    with pytest.raises(incbt.UsageError, match=r"uses \$day as a date"):
         run_sql(corrected.session(only_for=sql), sql, {"day": "x'; DROP TABLE bars; --"})
 
 
@@ -373,3 +373,106 @@ def test_the_schema_is_queryable(results):
     t = s.sql("SELECT column_name, data_type FROM information_schema.columns "
               "WHERE table_name = 'metrics' ORDER BY ordinal_position")
     assert t.column("column_name").to_pylist()[:3] == ["run_id", "instrument", "scope"]
+
+
+def test_a_value_the_query_cannot_take_is_a_usage_error_naming_it(corrected):
+    """A value bound to $NAME that the query cannot use as what it needs (text for a
+    LIMIT, a date, a number) is a UsageError naming the parameter, the value and the
+    type wanted, not DataFusion's cast error; a legitimate value of each still runs, and
+    an error of the SQL itself is still a QueryError."""
+    from incbt.errors import QueryError, UsageError
+
+    s = corrected
+    cases = [
+        ("SELECT * FROM changes WHERE date = $d", {"d": "notadate"},
+         r"-p d='notadate' \(params=\{'d': 'notadate'\} in Python\): the query uses \$d as "
+         r"a date \(Date32\); give a date as YYYY-MM-DD"),
+        ("SELECT * FROM changes WHERE date >= $d", {"d": "2024-13-45"}, r"\$d as a date"),
+        ("SELECT * FROM changes LIMIT $n", {"n": "abc"},
+         r"-p n='abc' .*: the query uses \$n as a number of rows \(LIMIT\); give a whole "
+         r"number, 0 or more"),
+        ("SELECT * FROM changes LIMIT $n", {"n": 1.5}, r"-p n=1\.5 .*\(LIMIT\)"),
+        ("SELECT * FROM changes LIMIT 1 OFFSET $n", {"n": -1}, r"-p n=-1 .*\(OFFSET\)"),
+        ("SELECT * FROM events WHERE seq > $s", {"s": "abc"},
+         r"-p s='abc' .*: the query uses \$s as a number \(Int64\); give an integer"),
+        ("SELECT * FROM changes WHERE rows = $r + 1", {"r": "x"}, r"\$r as a number"),
+        ("SELECT * FROM events WHERE time > $t", {"t": "yesterday"},
+         r"\$t as a time \(Timestamp\); give a date or an ISO-8601 time"),
+        ("SELECT * FROM events WHERE kind LIKE $k", {"k": 5},
+         r"-p k=5 .*: the query uses \$k as text \(Utf8\).*CAST\(\$k AS VARCHAR\)"),
+        ("SELECT * FROM events WHERE seq > $s", {"s": 2**70}, r"\$s as a number.*at most"),
+        # the parameter at fault is named, not the first one nor a good one
+        ("SELECT * FROM changes WHERE instrument = $i AND date = $d LIMIT $n",
+         {"i": "S0001", "d": "2024-03-05", "n": "ten"}, r"-p n='ten' .*\(LIMIT\)"),
+    ]
+    for sql, params, message in cases:
+        with pytest.raises(UsageError, match=message):
+            s.sql(sql, params=params)
+    # a named query's error names it (run_sql as the CLI calls it)
+    sql = find_query("day_history", s.path)
+    with pytest.raises(UsageError, match=r"^query day_history: -p day='notadate' "):
+        run_sql(s.session(only_for=sql), sql, {"day": "notadate"}, name="day_history")
+    # legitimate values: text, numbers, dates compared with date columns, a NULL
+    assert s.sql("SELECT * FROM changes WHERE date = $d", params={"d": "2024-03-05"}
+                 ).num_rows == 4
+    import datetime
+
+    assert s.sql("SELECT * FROM changes WHERE date >= $d AND instrument = $i",
+                 params={"d": datetime.date(2024, 3, 5), "i": "S0001"}).num_rows == 3
+    assert s.sql("SELECT * FROM changes LIMIT $n", params={"n": 3}).num_rows == 3
+    assert s.sql("SELECT * FROM events WHERE seq > $s AND time > $t",
+                 params={"s": 1, "t": "2020-01-01T00:00:00Z"}).num_rows == 2
+    assert s.sql("SELECT * FROM changes WHERE rows > $r", params={"r": 0.5}).num_rows == 8
+    assert s.sql("SELECT * FROM changes WHERE date = $d", params={"d": None}).num_rows == 0
+    # an error of the SQL itself, with values given, maps as before
+    for sql, message in (
+        ("SELECT * FROM changes WHERE nosuch = $n", "No field named nosuch"),
+        ("SELECT * FROM changez WHERE date = $n", r"did you mean 'changes'\?"),
+        ("SELEC * FROM changes WHERE date = $n", "check the SQL"),
+        ("COPY (SELECT $n) TO '/tmp/x.csv'", "queries only read"),
+    ):
+        with pytest.raises(QueryError, match=message) as exc:
+            s.sql(sql, params={"n": "abc"})
+        assert not isinstance(exc.value, UsageError), sql
+    # a literal of the SQL that fails to cast is not blamed on the value given
+    with pytest.raises(QueryError, match="'notadate'") as exc:
+        s.sql("SELECT * FROM changes WHERE date = $n OR date = 'notadate'",
+              params={"n": "2024-03-05"})
+    assert not isinstance(exc.value, UsageError)
+
+
+def test_cli_a_value_the_query_cannot_take_exits_2_naming_it(results):
+    """`incbt query NAME|SQL -p KEY=VALUE` with a value the query cannot take: exit 2 and
+    one line naming the parameter, the value and what to give; a genuine SQL error with a
+    value given still exits 1."""
+    import subprocess
+    import sys
+
+    s, rid = results
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+
+    def query(*args):
+        return subprocess.run([exe, "--store", s.path, "query", *args], capture_output=True,
+                              text=True)
+
+    p = query("worst_drawdowns", "-p", f"run={rid[:10]}", "-p", "n=abc")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines() == [
+        "error: query worst_drawdowns: -p n='abc' (params={'n': 'abc'} in Python): the query "
+        "uses $n as a number of rows (LIMIT); give a whole number, 0 or more"], p.stderr
+    p = query("SELECT * FROM runs LIMIT $n", "-p", "n=abc")
+    assert p.returncode == 2 and "-p n='abc'" in p.stderr and "(LIMIT)" in p.stderr, p.stderr
+    assert "DataFusion" not in p.stderr and "Cast error" not in p.stderr, p.stderr
+    p = query("SELECT count(*) AS n FROM bars WHERE date >= $d", "-p", "d=notadate")
+    assert p.returncode == 2, p.stderr
+    assert "-p d='notadate'" in p.stderr and "$d as a date (Date32)" in p.stderr, p.stderr
+    assert "give a date as YYYY-MM-DD" in p.stderr, p.stderr
+    p = query("SELECT count(*) AS n FROM runs WHERE notional > $x", "-p", "x=lots")
+    assert p.returncode == 2 and "$x as a number (Float64); give a number" in p.stderr
+    # legitimate values run; an error of the SQL itself is exit 1, as before
+    p = query("SELECT count(*) AS n FROM daily WHERE date >= $d AND notional > $x", "-p",
+              "d=2024-02-01", "-p", "x=5")
+    assert p.returncode == 1 and "No field named notional" in p.stderr, p.stderr
+    p = query("SELECT count(*) AS n FROM daily WHERE date >= $d AND pnl > $x", "-p",
+              "d=2024-02-01", "-p", "x=-1e9", "--output", "csv")
+    assert p.returncode == 0 and int(p.stdout.splitlines()[1]) > 0, p.stderr

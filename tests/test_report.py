@@ -111,5 +111,191 @@ def test_reports_say_what_failed(tmp_path):
     failed_run = s.sql("SELECT run_id FROM runs WHERE p_give_up = 1 AND p_n = 5")
     rid = failed_run["run_id"][0].as_py()
     assert rid in sw  # listed, though it has no results
+    row = next(r for r in _tables(sw)["Leaderboard"] if r["run_id"] == rid)
+    assert row["sharpe"] == row["fills"] == "n/a (failed)" and row["failed_pairs"] == "2"
     page = Path(s.report(rid, str(tmp_path / "r.html"))).read_text()
     assert "Failed: 2 instrument(s)" in page and "gave up" in page
+
+
+def _text(cell: str) -> str:
+    return re.sub(r"<[^>]+>", "", cell).strip()
+
+
+def _tables(page: str) -> dict[str, list[dict[str, str]]]:
+    """Each table of a report by the heading before it: its rows as {column: cell text}
+    (the month-by-year calendar of returns left out: a month without days is blank)."""
+    out = {}
+    for m in re.finditer(r"<h2>([^<]*)</h2>(?:<p[^>]*>.*?</p>)*(<table>.*?</table>)", page):
+        rows = re.findall(r"<tr>(.*?)</tr>", m.group(2))
+        head = [_text(c) for c in re.findall(r"<th[^>]*>.*?</th>", rows[0])]
+        if head[:2] == ["year", "Jan"]:
+            continue
+        out[m.group(1)] = [
+            dict(zip(head, (_text(c) for c in re.findall(r"<td[^>]*>.*?</td>", r)), strict=True))
+            for r in rows[1:]
+        ]
+    return out
+
+
+def _blank(tables: dict[str, list[dict[str, str]]]) -> list[tuple[str, str]]:
+    return [(name, k) for name, rows in tables.items() for r in rows for k, v in r.items()
+            if v == ""]
+
+
+def test_a_run_without_fills_shows_no_blank_cell(tmp_path):
+    """A run that never trades (slow longer than the data: no cross) has a flat equity:
+    its sums of fills are 0, its average fill and its Sharpe are n/a, saying why; none
+    of its metric cells is blank (traded notional, fees and average fill were, QA
+    2026-12-05). So for a run of one day (Sharpe needs 2) and one that starts after the
+    last bar (no day at all)."""
+    generate(str(tmp_path / "d"), instruments=2, days=6, start="2024-01-15", seed=5)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    run = s.backtest("sma_cross", {"fast": 5, "slow": 5000})
+    assert s.sql("SELECT count(*) n FROM fills")["n"][0].as_py() == 0
+    page = Path(s.report(run.run_id, str(tmp_path / "flat.html"))).read_text()
+    t = _tables(page)
+    assert set(t) == {"Portfolio metrics", "Trade statistics", "Instruments"}
+    assert _blank(t) == []
+    assert t["Portfolio metrics"][0]["sharpe"] == "0 (flat equity)"
+    assert [r["sharpe"] for r in t["Instruments"]] == ["0 (flat equity)"] * 2
+    assert "Sharpe 0 (why): where the daily returns do not vary" in page
+    stats = t["Trade statistics"][0]
+    assert (stats["fills"], stats["traded notional"], stats["fees"]) == ("0", "0", "0")
+    assert stats["avg fill notional"] == "n/a (no fills)" and stats["days"] == "6"
+
+    one = s.backtest("sma_cross", {"fast": 5, "slow": 40}, start="2024-01-22")
+    t = _tables(Path(s.report(one.run_id, str(tmp_path / "one.html"))).read_text())
+    assert _blank(t) == [] and t["Portfolio metrics"][0]["days"] == "1"
+    assert t["Portfolio metrics"][0]["sharpe"] == "0 (1 day)"
+
+    later = s.backtest("sma_cross", {"fast": 5, "slow": 40}, start="2024-03-01")
+    page = Path(s.report(later.run_id, str(tmp_path / "later.html"))).read_text()
+    t = _tables(page)
+    assert _blank(t) == [] and set(t) == {"Trade statistics"}
+    assert t["Trade statistics"][0]["best day"] == "n/a (no days)"
+    assert "no results: the run starts 2024-03-01, after the last day with bars" in page
+
+
+def test_a_sweep_report_says_why_a_flat_runs_sharpe_is_0(tmp_path):
+    """In a sweep's leaderboard a run that never traded shows Sharpe "0 (flat equity)":
+    0 by SEMANTICS.md's definition, ranked as 0 (as `leaderboard` ranks it), and said,
+    not a bare 0 that reads as computed."""
+    generate(str(tmp_path / "d"), instruments=2, days=6, start="2024-01-15", seed=5)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    s.sweep("sma_cross", {"fast": [5], "slow": [30, 40, 5000]}, name="g")
+    page = Path(s.report("g", str(tmp_path / "g.html"))).read_text()
+    board = _tables(page)["Leaderboard"]
+    assert _blank({"Leaderboard": board}) == []
+    flat = [r for r in board if r["p_slow"] == "5000"]
+    assert len(flat) == 1 and flat[0]["sharpe"] == "0 (flat equity)"
+    assert "Sharpe 0 (why)" in page
+    lb = s.sweeps()["g"].leaderboard()
+    assert [r["run_id"] for r in board] == lb.column("run_id").to_pylist()
+    assert f"Best run {board[0]['run_id']}" in page
+
+
+def _warning_at_top(page: str) -> str:
+    """The warning the report shows before its first section ("" if none)."""
+    top = page[page.index("<body>"):page.index("<h2>")]
+    m = re.search(r'<p class="warn">(.*?)</p>', top)
+    return m.group(1).replace("&#x27;", "'") if m else ""
+
+
+def test_a_sweep_report_warns_when_its_runs_are_not_up_to_date(tmp_path):
+    """As a run's report does, a sweep's says at its top how many of its runs an update
+    would recompute (new bars here), why, and the fix; once updated, it says nothing
+    (the sweep report never warned)."""
+    g = dict(instruments=2, days=12, start="2024-01-15", seed=5)
+    generate(str(tmp_path / "a"), **g, to_day="2024-01-25")
+    generate(str(tmp_path / "b"), **g, from_day="2024-01-26")
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "a"))
+    s.sweep("sma_cross", {"fast": [5, 10], "slow": [40, 80]}, name="g")
+    s.backtest("sma_cross", {"fast": 3, "slow": 40})  # stale too, not the sweep's
+    fresh = Path(s.report("g", str(tmp_path / "1.html"))).read_text()
+    assert _warning_at_top(fresh) == "" and "Not up to date" not in fresh
+    s.ingest(str(tmp_path / "b"))
+    warn = _warning_at_top(Path(s.report("g", str(tmp_path / "2.html"))).read_text())
+    assert warn.startswith("Not up to date: 4 of the sweep's 4 runs would be recomputed "
+                           "by `incbt update` (3 new day(s) after 2024-01-25"), warn
+    assert "run `incbt update` to bring them up to date" in warn
+    s.update()
+    assert _warning_at_top(Path(s.report("g", str(tmp_path / "3.html"))).read_text()) == ""
+
+
+MOM = '''import incbt
+
+@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=(),
+                warmup=lambda p: p["n"])
+def mom(p, s, o, h, l, c, v, i):
+    n = int(p[0])
+    if i < n:
+        return 0
+    return 1 if c[i] > c[i - n] else {SHORT}
+'''
+
+
+def test_reports_warn_when_the_strategys_code_changed(tmp_path):
+    """A run whose strategy's code changed since it ran is not up to date (`incbt update`
+    replaces it by a run of the new code): its report says so, and its sweep's (the run
+    report said nothing: ``status()`` lists the run of the new code, not this one)."""
+    generate(str(tmp_path / "d"), instruments=2, days=4, start="2024-03-04", seed=5)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    f = tmp_path / "strats.py"
+    f.write_text(MOM.replace("{SHORT}", "-1"))
+    s.sweep("mom", {"n": [5, 12]}, name="m", strategies_file=str(f))
+    run = s.backtest("mom", {"n": 12}, strategies_file=str(f))  # a run of the sweep
+    assert _warning_at_top(Path(s.report(run.run_id, str(tmp_path / "r0.html"))).read_text()) == ""
+    f.write_text(MOM.replace("{SHORT}", "0"))  # the researcher edits the step
+    new_id = dict(s.status().replaced)[run.run_id]
+    warn = _warning_at_top(Path(s.report(run.run_id, str(tmp_path / "r1.html"))).read_text())
+    assert warn.startswith("Not up to date: its strategy's code changed since it ran: "
+                           f"`incbt update` replaces it by run {new_id}"), warn
+    warn = _warning_at_top(Path(s.report("m", str(tmp_path / "m1.html"))).read_text())
+    assert warn.startswith("Not up to date: 2 of the sweep's 2 runs would be recomputed by "
+                           "`incbt update` (strategy code changed"), warn
+    s.update()
+    assert _warning_at_top(Path(s.report("m", str(tmp_path / "m2.html"))).read_text()) == ""
+
+
+def _header(page: str) -> str:
+    return re.search(r"<div class='sub'>(.*?)</div>", page).group(1)
+
+
+def test_the_sweep_report_shows_its_latest_grid_and_how_it_grew(tmp_path, monkeypatch):
+    """The header says the sweep's grid as -g says it: the latest of the record's
+    ``grids`` (one a call that made or grew it), and how many times it grew from which;
+    a record without ``grids`` (older ones) says its grid alone."""
+    generate(str(tmp_path / "d"), instruments=1, days=3, start="2024-01-15", seed=5)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    s.sweep("sma_cross", {"fast": [5, 10], "slow": [40]}, name="g")
+    one = _header(Path(s.report("g", str(tmp_path / "1.html"))).read_text())
+    assert " · 2 runs · grid fast=5,10 slow=40 · made " in one
+    s.sweep("sma_cross", {"fast": [5, 10, 20], "slow": [40]}, name="g", resume=True)
+    two = _header(Path(s.report("g", str(tmp_path / "2.html"))).read_text())
+    assert " · 3 runs · grid fast=5,10,20 slow=40 (grown 1 time; earlier: fast=5,10 slow=40)" \
+        " · made " in two, two
+
+    import incbt.sweep as sweep_mod
+
+    real = sweep_mod.get_sweep
+
+    def record(edit):
+        def get(store, name):
+            rec = real(store, name)
+            return None if rec is None else edit(dict(rec))
+        monkeypatch.setattr(sweep_mod, "get_sweep", get)
+        return _header(Path(s.report("g", str(tmp_path / "x.html"))).read_text())
+
+    old = record(lambda r: {k: v for k, v in r.items() if k != "grids"})  # an older record
+    assert " · grid fast=5,10,20 slow=40 · made " in old, old
+    grids = [{"fast": list(range(1, 3 + k)), "slow": "40:80:20"} for k in range(7)]
+    many = record(lambda r: {**r, "grids": grids})
+    assert ("grid fast=1,2,3,4,...,8 (8 values) slow=40:80:20 (grown 6 times; earlier: "
+            "fast=1,2 slow=40:80:20; fast=1,2,3 slow=40:80:20; (2 more); "
+            "fast=1,2,3,4,5,6 slow=40:80:20; fast=1,2,3,4,...,7 (7 values) slow=40:80:20)"
+            " · made ") in many, many

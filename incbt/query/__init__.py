@@ -29,7 +29,7 @@ import pyarrow.fs as pafs
 
 from incbt.bars.schema import BARS_SCHEMA
 from incbt.catalog import CHANGE_KINDS, Catalog, FileRecord, FileSpan
-from incbt.errors import QueryError
+from incbt.errors import QueryError, UsageError
 from incbt.results.metrics import metrics_table
 from incbt.settings import usable_cores
 
@@ -432,11 +432,7 @@ def _sweeps_table(cat: Catalog, txn: Any) -> pa.Table:
         for _, v in cur:
             rec = json.loads(v)
             for i, rid in enumerate(rec["runs"]):
-                seen = set()
-                run = rc.get_run(cat, txn, rid)
-                while run is not None and run.superseded_by and run.run_id not in seen:
-                    seen.add(run.run_id)
-                    run = rc.get_run(cat, txn, run.superseded_by)
+                run = rc.follow(cat, txn, rid)
                 if run is not None and run.dropped_seq is not None:
                     continue  # a dropped point: computed again by `sweep --resume`
                 rows["sweep"].append(rec["name"])
@@ -505,25 +501,160 @@ def run_sql(
     params: dict[str, Any] | None = None,
     name: str | None = None,
 ) -> pa.Table:
-    """Run one SQL statement and return its result as an Arrow table."""
+    """Run one SQL statement and return its result as an Arrow table.
+
+    A value of ``params`` the query cannot take (``-p n=abc`` where ``LIMIT $n`` needs
+    an integer, ``-p day=notadate`` where ``$day`` is compared with a date) is a
+    UsageError naming the parameter, the value and the type wanted; any other failure
+    a QueryError.
+    """
     label = f"query {name}" if name else "SQL"
+    # read-only: no COPY ... TO a file, no CREATE, INSERT or SET (the store's files and
+    # catalog are written by incbt's commands alone)
+    options = (
+        datafusion.SQLOptions()
+        .with_allow_ddl(False)
+        .with_allow_dml(False)
+        .with_allow_statements(False)
+    )
+    df = None
     try:
-        # read-only: no COPY ... TO a file, no CREATE, INSERT or SET (the store's files and
-        # catalog are written by incbt's commands alone)
-        options = (
-            datafusion.SQLOptions()
-            .with_allow_ddl(False)
-            .with_allow_dml(False)
-            .with_allow_statements(False)
-        )
         df = ctx.sql_with_options(query, options, param_values=params or None)
         return df.to_arrow_table()
     except Exception as exc:  # datafusion raises plain Exception subclasses
+        bad = _bad_value(ctx, query, options, params, df, name) if params else None
+        if bad is not None:
+            raise bad from None
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         text = lines[0] if lines else type(exc).__name__
         if len(lines) > 1:  # DataFusion puts the cause last
             text += f" ({lines[-1]})"
         raise QueryError(f"{label} failed: {text}{_table_hint(text)}") from None
+
+
+def _bad_value(
+    ctx: datafusion.SessionContext,
+    query: str,
+    options: datafusion.SQLOptions,
+    params: dict[str, Any],
+    df: datafusion.DataFrame | None,
+    name: str | None,
+) -> UsageError | None:
+    """After the query failed: the parameter whose value it cannot take, as a UsageError
+    naming it, the value and the type the query uses it as; None when the failure is not
+    about a value given (the SQL is wrong whatever the values, or it failed on the data).
+
+    A query with every value NULL (which fits anything) plans; the first parameter (in
+    the order of the SQL) that makes it fail alone, the others NULL, is the one. Planning
+    only (no data is read), and only once the query failed."""
+    from incbt.queries import value_params_in_order
+
+    for k, v in params.items():
+        try:
+            pa.scalar(v)
+        except OverflowError:  # DataFusion binds 64-bit integers
+            most = f"give an integer of at most {2**63 - 1:,}"
+            return _usage(k, v, name, "a number (Int64)", most)
+        except (pa.ArrowException, TypeError, ValueError):
+            pass  # not a value Arrow takes: DataFusion's error says so
+
+    def plan_error(values: dict[str, Any]) -> str | None:
+        try:
+            ctx.sql_with_options(query, options, param_values=values).execution_plan()
+        except Exception as exc:
+            return str(exc)
+        return None
+
+    if df is not None:
+        try:
+            df.execution_plan()
+            return None  # it planned with these values, and failed running: not a value
+        except Exception:
+            pass
+    nulls: dict[str, Any] = dict.fromkeys(params)
+    if plan_error(nulls) is not None:
+        return None  # the SQL fails whatever the values
+    order = [k for k in value_params_in_order(query) if k in params]
+    for k in order + [k for k in params if k not in order]:
+        if params[k] is None:
+            continue
+        error = plan_error({**nulls, k: params[k]})
+        if error is not None:
+            return _usage(k, params[k], name, *_wanted(error, params[k], k))
+    return None
+
+
+def _usage(k: str, v: Any, name: str | None, what: str, fix: str) -> UsageError:
+    given = f"-p {k}={v!r}" if isinstance(v, str) else f"-p {k}={v}"
+    where = f"query {name}: " if name else ""
+    return UsageError(
+        f"{where}{given} (params={{{k!r}: {v!r}}} in Python): the query uses ${k} as {what}; {fix}"
+    )
+
+
+# a DataFusion type in its messages: Int64, Date32, Timestamp(ns, "UTC"), Decimal128(38, 10)
+_DF_TYPE = re.compile(
+    r"Timestamp\([^)]*\)|Decimal\d*\([^)]*\)|Date\d+|U?Int\d+|Float\d+|Boolean|(?:Large)?Utf8(?:View)?"
+)
+
+
+def _wanted(error: str, value: Any, k: str) -> tuple[str, str]:
+    """What the query uses a parameter as, and the fix, from DataFusion's error about its
+    value (alone in the query, the other parameters NULL)."""
+    m = re.search(r"\b(LIMIT|OFFSET) must be >= ?0|Expected (LIMIT|OFFSET) to be an integer", error)
+    if m:
+        return f"a number of rows ({m.group(1) or m.group(2)})", "give a whole number, 0 or more"
+    m = re.search(r"Cannot cast string .* to value of (\w+) type", error)
+    m = m or re.search(r"Unsupported CAST from \w+ to (\w+)", error)
+    m = m or re.search(r"requires (\w+), but received", error)
+    if m:
+        return _type_words(m.group(1), k)
+    if "Error parsing timestamp" in error:
+        return _type_words("Timestamp", k)
+    # "comparison operation Date32 = Float64", "arithmetic expression Utf8 + Int64", "coerce
+    # Utf8 and Int64 in LIKE expression": the type that is not the value's own
+    m = re.search(r"(?:comparison|arithmetic|coerce) .*", error)
+    if m:
+        own = {bool: "Boolean", int: "Int64", float: "Float64", str: "Utf8"}.get(type(value))
+        others = [t for t in _DF_TYPE.findall(m.group(0)) if t != own]
+        if others and own is not None:
+            return _type_words(others[0], k)
+    if "expects Numeric" in error or "arithmetic" in error:
+        return "a number", "give a number"
+    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
+    cause = next((ln for ln in lines if ln.startswith(_CAUSES)), lines[-1] if lines else error)
+    return (
+        f"a value of another type (DataFusion: {cause[:300]})",
+        f"give a value of the type the SQL uses ${k} as",
+    )
+
+
+# the lines of DataFusion's errors that say what went wrong (the others say where)
+_CAUSES = ("Error during planning", "Arrow error", "This feature is not implemented")
+
+
+def _type_words(t: str, k: str) -> tuple[str, str]:
+    """A DataFusion type as a user says it, and how to give a value of it."""
+    if re.match(r"U?Int", t):
+        return f"a number ({t})", "give an integer"
+    if t.startswith(("Float", "Decimal")):
+        return f"a number ({t})", "give a number"
+    if t.startswith("Date"):
+        return f"a date ({t})", "give a date as YYYY-MM-DD, e.g. 2024-03-05"
+    if t.startswith("Timestamp"):
+        return (
+            "a time (Timestamp)",
+            "give a date or an ISO-8601 time, e.g. 2024-03-05 or 2024-03-05T14:30:00Z",
+        )
+    if t == "Boolean":
+        return "true or false (Boolean)", "give true or false"
+    if "Utf8" in t:
+        return (
+            f"text ({t})",
+            "give text (a -p value that reads as a number is bound as a number: write "
+            f"CAST(${k} AS VARCHAR) in the SQL to take it as text)",
+        )
+    return t, f"give a value of type {t}"
 
 
 TABLES = ("bars", "events", "changes", "files", "runs", "sweeps", "daily", "fills", "metrics",

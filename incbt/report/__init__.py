@@ -5,6 +5,11 @@ anywhere. A run's report: its definition and metrics, the portfolio equity
 curve and drawdown, monthly returns, trade statistics and a per-instrument
 table. A sweep's report: the heatmap of a metric over two of its parameters,
 the leaderboard, and the best run's equity curve.
+
+Both say, at the top, when `incbt update` would change their numbers (bars ingested or
+corrected since, or the strategy's code changed: :func:`_staleness`, from
+``store.status()``), and every cell says what it holds: a value missing or undefined
+reads "n/a (why)", never blank (a run with no fills showed blank cells, QA 2026-12-05).
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import html
 import json
 import os
 import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,31 +37,90 @@ h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px}
 .sub{color:#666;font-size:13px} table{border-collapse:collapse;font-size:13px;margin:8px 0}
 td,th{border:1px solid #ddd;padding:4px 8px;text-align:right} th{background:#f4f4f4}
 td.l,th.l{text-align:left} .chart{width:100%;max-width:1100px}
+td.na{color:#777;font-style:italic}
+.warn{background:#fff3cd;padding:8px;border:1px solid #e0c060}
 """
 
 
+NA = "n/a"  # a cell with no value; callers that know why give "n/a (why)"
+NO_DAYS = "n/a (no days)"
+SHARPE_NOTE = (
+    "Sharpe 0 (why): where the daily returns do not vary (a flat equity, e.g. a run with "
+    "no fills) or span fewer than 2 days, a Sharpe ratio is undefined; incbt's is 0 "
+    "there (SEMANTICS.md), and ranks as 0."
+)
+ZERO = "0 ("  # a Sharpe of 0 by definition, and why
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (pd.api.types.is_scalar(v) and bool(pd.isna(v)))
+
+
 def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return ""
+    if _missing(v):  # never a blank cell: blank read as a bug, or as zero (QA 2026-12-05)
+        return NA
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
     return html.escape(str(v))
+
+
+def _is_na(v: Any) -> bool:
+    return _missing(v) or (isinstance(v, str) and v.startswith(NA))
 
 
 def _table(df: pd.DataFrame, left: tuple[str, ...] = ()) -> str:
     head = "".join(
         f'<th class="{"l" if c in left else ""}">{html.escape(str(c))}</th>' for c in df.columns
     )
+
+    def cls(c: Any, v: Any) -> str:
+        return " ".join(x for x, on in (("l", c in left), ("na", _is_na(v))) if on)
+
     rows = "".join(
         "<tr>"
         + "".join(
-            f'<td class="{"l" if c in left else ""}">{_fmt(v)}</td>'
-            for c, v in zip(df.columns, r, strict=True)
+            f'<td class="{cls(c, v)}">{_fmt(v)}</td>' for c, v in zip(df.columns, r, strict=True)
         )
         + "</tr>"
         for r in df.itertuples(index=False)
     )
     return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def _sharpe_shown(
+    sharpe: Any,
+    days: Any,
+    pnl: np.ndarray | None = None,
+    total: Any = None,
+    drawdown: Any = None,
+) -> Any:
+    """A stored Sharpe as a table shows it: the number, or "0 (why)" where a Sharpe
+    ratio is undefined and SEMANTICS.md makes it 0 (fewer than 2 days, daily returns
+    that do not vary: a bare 0 there read as a computed one), or "n/a (no days)". ``pnl``:
+    the daily pnl it was computed from; without it, a portfolio's ``total`` pnl and
+    max ``drawdown`` both 0 mean its equity (from 0) never moved."""
+    if _missing(sharpe) or sharpe != 0:
+        return sharpe
+    if _missing(days) or days < 1:
+        return NO_DAYS
+    if days < 2:
+        return "0 (1 day)"
+    if pnl is not None:
+        if len(pnl) and bool((pnl == pnl[0]).all()):
+            return "0 (flat equity)" if pnl[0] == 0 else "0 (returns do not vary)"
+        return sharpe  # a mean return of exactly 0: a Sharpe of 0
+    if total == 0 and drawdown == 0:
+        return "0 (flat equity)"
+    return sharpe
+
+
+def _with_note(table: str, df: pd.DataFrame) -> str:
+    """``table``, and the note saying why a Sharpe is 0 when a cell of ``df`` says so."""
+    if "sharpe" in df.columns and any(
+        isinstance(v, str) and v.startswith(ZERO) for v in df["sharpe"]
+    ):
+        return table + f'<p class="sub">{html.escape(SHARPE_NOTE)}</p>'
+    return table
 
 
 def _monthly_table(returns: pd.Series) -> str:
@@ -142,6 +209,63 @@ def _equity_figure(p: pd.DataFrame, title: str) -> Any:
     return fig
 
 
+BROKEN = "cannot recompute: "  # the reason ``store.status()`` gives a run whose strategy
+# does not load (incbt.update._stale_rows)
+
+
+@dataclass
+class _Stale:
+    """Why ``incbt update`` would change a run's numbers, from ``store.status()``."""
+
+    instruments: set[str] = field(default_factory=set)  # the pairs it would compute
+    reasons: set[str] = field(default_factory=set)
+    replaced_by: str | None = None  # its strategy's code changed: the run of the new code
+    broken: str | None = None  # its strategy does not load: why (no update recomputes it)
+
+    @property
+    def stale(self) -> bool:
+        """An update would change it (a broken run it cannot: said apart)."""
+        return bool(self.instruments or self.reasons or self.replaced_by)
+
+
+def _staleness(store: Any, run_ids: Iterable[str]) -> dict[str, _Stale]:
+    """The runs of ``run_ids`` that are not up to date, and why: bars ingested or
+    corrected since, a universe grown, or their strategy's code changed.
+
+    ``store.status()`` lists a run whose code changed under the id of the run of the
+    new code that replaces it (and not at all once that run is computed already), so
+    the (old, new) pairs of ``status().replaced`` are followed back: without them a
+    run of changed code read as up to date (found 2026-12-05)."""
+    st = store.status()
+    wanted = set(run_ids)
+    olds: dict[str, list[str]] = {}
+    out: dict[str, _Stale] = {}
+    for old, new in st.replaced:
+        if old in wanted:
+            olds.setdefault(new, []).append(old)
+            out.setdefault(old, _Stale()).replaced_by = new
+    for r in st.stale:
+        for rid in [r.run_id] if r.run_id in wanted else olds.get(r.run_id, []):
+            s = out.setdefault(rid, _Stale())
+            if r.reason.startswith(BROKEN):
+                s.broken = r.reason[len(BROKEN) :]
+                continue
+            if r.instrument:
+                s.instruments.add(r.instrument)
+            s.reasons.add(f"{r.reason} (from {r.from_day})" if r.from_day else r.reason)
+    return out
+
+
+def _warning(text: str) -> str:
+    return f'<p class="warn">{html.escape(text)}</p>'
+
+
+def _some(items: list[str], most: int = 3) -> str:
+    """The first ``most`` of ``items``, and how many more."""
+    more = f"; and {len(items) - most} more" if len(items) > most else ""
+    return "; ".join(items[:most]) + more
+
+
 def _freshness(store: Any, run: Any, curve: pd.DataFrame) -> list[str]:
     """What the report's numbers are as of: the last day with results (the end of the
     run's ``curve``) against the last day with bars of its instruments, and a warning
@@ -157,20 +281,51 @@ def _freshness(store: Any, run: Any, curve: pd.DataFrame) -> list[str]:
         f"{day_to_iso(bars_to) if bars_to is not None else 'no day yet'}"
     )
     out = [f'<p class="sub">{html.escape(line)}</p>']
-    stale = [r for r in store.status().stale if r.run_id == rec.run_id]
-    if stale:
-        why = sorted({f"{r.reason} (from {r.from_day})" for r in stale})
+    st = _staleness(store, [rec.run_id]).get(rec.run_id, _Stale())
+    if st.replaced_by:
+        n = len(st.instruments)
         out.append(
-            '<p style="background:#fff3cd;padding:8px;border:1px solid #e0c060">'
-            + html.escape(
-                f"Not up to date: {len(stale)} of its instrument(s) would be recomputed "
-                f"by `incbt update`: {'; '.join(why[:3])}"
-                + (f"; and {len(why) - 3} more" if len(why) > 3 else "")
-                + ". The numbers below are those stored now."
+            _warning(
+                "Not up to date: its strategy's code changed since it ran: `incbt update` "
+                f"replaces it by run {st.replaced_by}, of the new code"
+                + (f", computing its {n} instrument(s) from the start" if n else "")
+                + ". The numbers below are those of the old code."
             )
-            + "</p>"
+        )
+    elif st.stale:
+        what = (
+            f"{len(st.instruments)} of its instrument(s) would be recomputed by `incbt update`"
+            if st.instruments
+            else "`incbt update` would change it"  # a refold alone: no instrument computed
+        )
+        out.append(
+            _warning(
+                f"Not up to date: {what}: {_some(sorted(st.reasons))}. The numbers below are "
+                "those stored now."
+            )
+        )
+    if st.broken:
+        out.append(
+            _warning(
+                f"Cannot be brought up to date: its strategy does not load ({st.broken}); "
+                "`incbt update` cannot recompute it until it loads again. The numbers below "
+                "are those stored now."
+            )
         )
     return out
+
+
+def _no_results(store: Any, rec: Any) -> str:
+    """Why a run has no day with results (its tables are empty)."""
+    from incbt.runs import waiting_for_bars
+
+    if rec.run_id in dict(waiting_for_bars(store)):
+        return (
+            f"no results: the run starts {rec.start}, after the last day with bars of its "
+            "instruments; it holds no day until bars reach its start (`incbt update` then "
+            "computes them)"
+        )
+    return "no results: no day of it is computed (see above)"
 
 
 def run_report(store: Any, run_id: str) -> str:
@@ -189,38 +344,60 @@ def run_report(store: Any, run_id: str) -> str:
     p = _curve(run)  # the portfolio as the metrics define it, with its capital
     n_inst = max(1, daily["instrument"].nunique()) if not daily.empty else 1
     body = _freshness(store, run, p)
-    port = metrics[metrics["scope"] == "portfolio"]
-    if not port.empty:
-        body.append("<h2>Portfolio metrics</h2>")
-        body.append(_table(port.drop(columns=["run_id", "instrument", "scope"])))
+    empty = "<p>no day with results (above)</p>" if p.empty else ""
+    body.append("<h2>Portfolio metrics</h2>")
+    port = metrics[metrics["scope"] == "portfolio"].drop(columns=["run_id", "instrument", "scope"])
+    if port.empty:
+        why = _no_results(store, rec) if p.empty else "no portfolio row"
+        body.append(f"<p>{html.escape(why)}</p>")
+    else:
+        port = port.astype(object)
+        port["sharpe"] = [
+            _sharpe_shown(v, d, p["pnl"].to_numpy())
+            for v, d in zip(port["sharpe"], port["days"], strict=True)
+        ]
+        body.append(_with_note(_table(port), port))
     body.append("<h2>Equity and drawdown</h2>")
-    body.append(_fig_html(_equity_figure(p, f"portfolio of {n_inst} instrument(s)"), "equity"))
+    if p.empty:
+        body.append(empty)
+    else:
+        body.append(_fig_html(_equity_figure(p, f"portfolio of {n_inst} instrument(s)"), "equity"))
     body.append("<h2>Monthly returns (% of capital)</h2>")
-    if not p.empty:
-        body.append(_monthly_table(p.set_index("date")["ret"]))
+    body.append(empty or _monthly_table(p.set_index("date")["ret"]))
     days = len(p)
-    pos_days = int((p["pnl"] > 0).sum()) if days else 0
+    n_fills = int(fills["n"] or 0)
     stats = pd.DataFrame(
         [
             {
                 "days": days,
-                "positive days": f"{100 * pos_days / days:.1f}%" if days else "",
-                "best day": p["pnl"].max() if days else None,
-                "worst day": p["pnl"].min() if days else None,
-                "average day": p["pnl"].mean() if days else None,
-                "fills": fills["n"],
-                "traded notional": fills["notional"],
-                "fees": fills["fees"],
-                "avg fill notional": (fills["notional"] / fills["n"]) if fills["n"] else None,
+                "positive days": f"{100 * int((p['pnl'] > 0).sum()) / days:.1f}%"
+                if days
+                else NO_DAYS,
+                "best day": p["pnl"].max() if days else NO_DAYS,
+                "worst day": p["pnl"].min() if days else NO_DAYS,
+                "average day": p["pnl"].mean() if days else NO_DAYS,
+                "fills": n_fills,
+                # sums over no fills are NULL in SQL: nothing traded, no fee paid
+                "traded notional": fills["notional"] if n_fills else 0.0,
+                "fees": fills["fees"] if n_fills else 0.0,
+                "avg fill notional": fills["notional"] / n_fills if n_fills else "n/a (no fills)",
             }
-        ]
+        ],
+        dtype=object,
     )
     body.append("<h2>Trade statistics</h2>" + _table(stats))
     inst = metrics[metrics["scope"] == "instrument"].drop(columns=["run_id", "scope"])
-    body.append(
-        "<h2>Instruments</h2>"
-        + _table(inst.sort_values("total_pnl", ascending=False), left=("instrument",))
-    )
+    body.append("<h2>Instruments</h2>")
+    if inst.empty:
+        body.append(empty or "<p>no instrument holds results</p>")
+    else:
+        pnl_of = {str(i): g["pnl"].to_numpy() for i, g in daily.groupby("instrument")}
+        inst = inst.sort_values("total_pnl", ascending=False).astype(object)
+        inst["sharpe"] = [
+            _sharpe_shown(v, d, pnl_of.get(i))
+            for i, v, d in zip(inst["instrument"], inst["sharpe"], inst["days"], strict=True)
+        ]
+        body.append(_with_note(_table(inst, left=("instrument",)), inst))
     # pairs whose strategy failed hold no rows: said here, or the run would look whole
     # with fewer instruments (found 2026-12-05)
     failed = store.sql(
@@ -259,14 +436,14 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     # listed with its failed pairs (it was left out until 2026-12-05)
     t = store.sql(
         "SELECT r.*, m.total_pnl, m.sharpe, m.max_drawdown, m.fills, m.fees, "
-        f"m.turnover, {FAILED_PAIRS} FROM sweeps s JOIN runs r USING (run_id) "
+        f"m.turnover, m.days AS m_days, {FAILED_PAIRS} FROM sweeps s JOIN runs r USING (run_id) "
         "LEFT JOIN metrics m ON m.run_id = r.run_id AND m.scope = 'portfolio' "
         f"{FAILED_JOIN} WHERE s.sweep = $s",
         params={"s": name},
     ).to_pandas()
     if metric not in ("total_pnl", "sharpe", "max_drawdown", "fills", "fees", "turnover"):
         raise UsageError(f"unknown metric {metric!r}")
-    body = []
+    body = _sweep_freshness(store, t["run_id"].tolist())
     pcols = [c for c in t.columns if c.startswith("p_") and t[c].notna().any()]
     for c in pcols:  # integer parameters read as integers
         if (t[c].dropna() % 1 == 0).all():
@@ -300,12 +477,14 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
         fig = go.Figure(go.Bar(x=[str(v) for v in s[x]], y=s[metric]))
         fig.update_layout(xaxis_title=x[2:], yaxis_title=metric, height=420)
         body.append(f"<h2>{metric} by {x[2:]}</h2>" + _fig_html(fig, "heatmap"))
+    # ranked as `leaderboard` ranks (a Sharpe of 0 by definition is 0: SEMANTICS.md)
     board = t.sort_values(
         [metric, "run_id"], ascending=[metric == "max_drawdown", True], na_position="last"
     )
     cols = ["run_id", *pcols, "sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover"]
     cols.append("failed_pairs")
-    body.append("<h2>Leaderboard</h2>" + _table(board[cols].head(30), left=("run_id",)))
+    shown = _leaderboard_cells(board.head(30), cols)
+    body.append("<h2>Leaderboard</h2>" + _with_note(_table(shown, left=("run_id",)), shown))
     board = board[board[metric].notna()]  # the best run: one with results
     if not board.empty:
         best = board.iloc[0]["run_id"]
@@ -313,10 +492,95 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
         body.append(f"<h2>Best run {best}: equity and drawdown</h2>")
         body.append(_fig_html(_equity_figure(curve, f"run {best}"), "equity"))
     sub = (
-        f"sweep {name} · {sw['spec']['strategy']} · {len(sw['runs'])} runs · grid "
-        f"{json.dumps(sw['spec']['grid'])} · made {time.strftime('%Y-%m-%d %H:%M')}"
+        f"sweep {name} · {sw['spec']['strategy']} · {len(t)} runs · {_grids_line(sw)} · "
+        f"made {time.strftime('%Y-%m-%d %H:%M')}"
     )
     return _page(f"incbt sweep report: {name}", sub, body)
+
+
+METRIC_COLUMNS = ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover")
+
+
+def _leaderboard_cells(top: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """The leaderboard's rows as shown: a run with no portfolio row says why (it failed
+    everywhere, or holds no day yet), a Sharpe that is undefined says so."""
+    shown = top[cols].astype(object)
+    for idx, r in top.iterrows():
+        if _missing(r["sharpe"]):
+            why = "n/a (failed)" if r["failed_pairs"] else "n/a (no results yet)"
+            for c in METRIC_COLUMNS:
+                shown.at[idx, c] = why
+        else:
+            shown.at[idx, "sharpe"] = _sharpe_shown(
+                r["sharpe"], r["m_days"], total=r["total_pnl"], drawdown=r["max_drawdown"]
+            )
+    return shown
+
+
+def _sweep_freshness(store: Any, run_ids: list[str]) -> list[str]:
+    """The warning at the top of a sweep's report when `incbt update` would change the
+    numbers of any of its runs (as the run report's, from the same ``store.status()``):
+    how many, why, and the fix."""
+    st = _staleness(store, run_ids)
+    stale = [x for x in st.values() if x.stale]
+    out = []
+    if stale:
+        why: Counter[str] = Counter()
+        for x in stale:
+            why.update(
+                {"strategy code changed: replaced by a run of the new code"}
+                if x.replaced_by
+                else x.reasons
+            )
+        reasons = [f"{r}: {n} run(s)" for r, n in sorted(why.items(), key=lambda kv: -kv[1])]
+        out.append(
+            _warning(
+                f"Not up to date: {len(stale)} of the sweep's {len(run_ids)} runs would be "
+                f"recomputed by `incbt update` ({_some(reasons)}). The numbers below are those "
+                "stored now: run `incbt update` to bring them up to date."
+            )
+        )
+    broken = sorted({x.broken for x in st.values() if x.broken})
+    if broken:
+        n = sum(1 for x in st.values() if x.broken)
+        out.append(
+            _warning(
+                f"{n} of the sweep's {len(run_ids)} runs cannot be brought up to date: their "
+                f"strategy does not load ({_some(broken, 1)}); `incbt update` cannot recompute "
+                "them until it loads again."
+            )
+        )
+    return out
+
+
+def _grid_text(grid: Mapping[str, Any], most: int = 6) -> str:
+    """A grid as its -g options say it, compactly: fast=5,10,20 slow=40:200:40."""
+
+    def values(v: Any) -> str:
+        if isinstance(v, str):  # a START:STOP:STEP range, as given
+            return v
+        v = list(v) if isinstance(v, list | tuple) else [v]
+        text = [f"{x:g}" if isinstance(x, float) else str(x) for x in v]
+        if len(text) > most:
+            return ",".join([*text[: most - 2], "...", text[-1]]) + f" ({len(text)} values)"
+        return ",".join(text)
+
+    return " ".join(f"{k}={values(v)}" for k, v in grid.items()) or "(none)"
+
+
+def _grids_line(sw: Mapping[str, Any]) -> str:
+    """The sweep's grid (the latest, of ``sw["grids"]``: one a call that made or grew it;
+    absent from older records, whose ``spec`` holds the latest alone), and when it grew,
+    how many times, from which grids."""
+    grids = sw.get("grids") or [sw["spec"]["grid"]]
+    line = f"grid {_grid_text(grids[-1])}"
+    earlier = [_grid_text(g) for g in grids[:-1]]
+    if earlier:
+        if len(earlier) > 4:  # the first and the last ones
+            earlier = [*earlier[:2], f"({len(earlier) - 4} more)", *earlier[-2:]]
+        n = len(grids) - 1
+        line += f" (grown {n} time{'s' if n > 1 else ''}; earlier: {'; '.join(earlier)})"
+    return line
 
 
 def report(store: Any, target: str, path: str, metric: str = "sharpe") -> str:
