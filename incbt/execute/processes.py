@@ -38,8 +38,6 @@ import sys
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -156,6 +154,64 @@ def _in_worker(job_id: int, k: int, inputs: Inputs) -> list[TaskResult]:
     return _run(job_id, k, inputs)
 
 
+class _Worker:
+    """A worker process forked for a map, with a pipe of its own: a chunk goes out, its
+    results (or the exception it raised) come back. A pipe each, not a shared queue: a
+    worker killed while it held a shared queue's lock, or in the middle of writing its
+    results, left the command waiting for ever (``ProcessPoolExecutor``: its manager
+    thread blocked reading the rest of the dead worker's message; seen 2 in 14 kills,
+    2026-12-05). Here the dead worker's pipe ends, and the command sees it at once."""
+
+    def __init__(self, ctx: Any, others: list[Any]) -> None:
+        here, there = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(
+            target=_serve, args=(there, os.getpid(), [*others, here]), daemon=True
+        )
+        self.proc.start()
+        there.close()  # the command's copy: the pipe ends when the worker does
+        self.conn = here
+        self.chunk: int | None = None  # the chunk it runs
+
+    def stop(self, kill: bool) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            if kill:
+                self.proc.kill()
+            else:
+                self.conn.send(None)  # its last message: done
+        self.proc.join(timeout=None if kill else 10)
+        if self.proc.is_alive():  # it did not end when told: it stops now
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+def _serve(conn: Any, parent: int, inherited: list[Any]) -> None:
+    """A worker's life: chunks in, results out, until told it is done (or its pipe ends:
+    the command went away)."""
+    _child_init(parent)
+    for c in inherited:  # the command's ends of the pipes forked with it
+        c.close()
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            break
+        if msg is None:
+            break
+        job_id, k, inputs = msg
+        try:
+            reply: tuple[str, Any] = ("ok", _run(job_id, k, inputs))
+        except BaseException as exc:  # the command raises it, as if it ran there
+            reply = ("raised", exc)
+        try:
+            conn.send(reply)
+        except (EOFError, OSError):
+            break
+        except Exception as exc:  # an exception that does not pickle: said as text
+            conn.send(("raised", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    os._exit(0)  # no atexit of the command's (forked) state
+
+
 class ProcessExecutor:
     """Runs tasks on ``workers`` processes forked for the plan; yields results in plan
     order."""
@@ -181,6 +237,8 @@ class ProcessExecutor:
     ) -> Iterator[TaskResult]:
         """``parts``: workers write the result rows themselves, each chunk's as one batch,
         numbered from ``parts`` in plan order; without it, results keep their rows."""
+        from multiprocessing.connection import wait
+
         from incbt.engine.kernel import settle
 
         warm_kernels(tasks)  # loaded before the fork: no worker loads or compiles one
@@ -198,43 +256,54 @@ class ProcessExecutor:
             parts=parts,
             tag=f"{uuid.uuid4().hex[:12]}-",  # this command's files in tmp/
         )
-        sent: dict[int, Inputs] = {}  # the inputs of chunks not taken yet
         self.ran_here = 0
-        pool = ProcessPoolExecutor(
-            self.workers,
-            mp_context=mp.get_context("fork"),
-            initializer=_child_init,
-            initargs=(os.getpid(),),
-        )
-        window = 2 * self.workers  # chunks in flight or waiting: results held are bounded
-        futures: dict[int, Future[list[TaskResult]]] = {}
-        submitted = 0
+        ctx = mp.get_context("fork")
+        workers: list[_Worker] = []
         why = ""  # why the rest runs in this process
+        window = 2 * self.workers  # chunks in flight or waiting: results held are bounded
+        done: dict[int, list[TaskResult]] = {}  # received, not yet yielded
+        submitted = 0
         finished = False
         try:
+            try:
+                with warnings.catch_warnings():  # Python 3.12+: fork, threads alive
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    for _ in range(self.workers):
+                        workers.append(_Worker(ctx, [w.conn for w in workers]))
+            except OSError as exc:  # no fork (out of memory, process limits)
+                why = f"no worker process could start ({exc.strerror or exc})"
             for k in range(len(chunks)):
-                while submitted < len(chunks) and submitted < k + window and not why:
-                    ids = chunks[submitted]
-                    sent[submitted] = chunk_inputs(store, [tasks[i] for i in ids], known)
-                    try:
-                        with warnings.catch_warnings():  # Python 3.12+: fork, threads alive
-                            warnings.simplefilter("ignore", DeprecationWarning)
-                            futures[submitted] = pool.submit(
-                                _in_worker, job_id, submitted, sent[submitted]
-                            )
-                    except OSError as exc:  # no fork (out of memory, process limits)
-                        why = f"no worker process could start ({exc.strerror or exc})"
+                while k not in done and not why:
+                    for w in workers:  # idle workers take the next chunks, in order
+                        if w.chunk is None and submitted < min(len(chunks), k + window):
+                            ids = chunks[submitted]
+                            inputs = chunk_inputs(store, [tasks[i] for i in ids], known)
+                            try:
+                                w.conn.send((job_id, submitted, inputs))
+                            except OSError:  # it died idle
+                                why = "a worker process died (killed, or a crash in a strategy)"
+                                break
+                            w.chunk = submitted
+                            submitted += 1
+                    if why:
                         break
-                    except BrokenProcessPool:  # a worker died since the last submit
-                        why = "a worker process died (killed, or a crash in a strategy)"
-                        break
-                    submitted += 1
-                got = None
-                if k in futures:
-                    try:
-                        got = futures.pop(k).result()
-                    except BrokenProcessPool:
-                        why = "a worker process died (killed, or a crash in a strategy)"
+                    busy: dict[Any, _Worker] = {w.conn: w for w in workers if w.chunk is not None}
+                    if not busy:  # cannot be: chunk k is sent, or a worker is idle for it
+                        raise AssertionError(f"chunk {k} of {len(chunks)}: no worker has it")
+                    ready: list[Any] = wait(list(busy))
+                    for conn in ready:
+                        w = busy[conn]
+                        try:
+                            status, value = conn.recv()
+                        except (EOFError, OSError):  # it died, perhaps mid-message
+                            why = "a worker process died (killed, or a crash in a strategy)"
+                            break
+                        if status == "raised":
+                            raise value
+                        assert w.chunk is not None
+                        done[w.chunk] = value
+                        w.chunk = None
+                got = done.pop(k, None)
                 if got is None:  # what a dead worker had, and the rest, run here
                     if not self.ran_here:
                         warnings.warn(
@@ -243,28 +312,21 @@ class ProcessExecutor:
                             RuntimeWarning,
                             stacklevel=2,
                         )
+                        for w in workers:  # the others stop: what they ran is not waited for
+                            w.stop(kill=True)
+                        workers = []
                     self.ran_here += 1
-                    if k not in sent:
-                        sent[k] = chunk_inputs(store, [tasks[i] for i in chunks[k]], known)
-                    got = _run(job_id, k, sent[k])
-                del sent[k]
+                    inputs = chunk_inputs(store, [tasks[i] for i in chunks[k]], known)
+                    got = _run(job_id, k, inputs)
                 for i, r in zip(chunks[k], got, strict=True):
                     r.task = tasks[i]
                     progress_advance(tasks[i].work)
                     yield r
             finished = True
         finally:
-            # interrupted: stop the workers now, not after their chunks; a worker died:
-            # the others too (the pool is broken, and a worker killed while it held the
-            # call queue's lock can leave another waiting on it for ever, which the
-            # pool's shutdown would then wait for: a hang seen once, 2026-12-05)
-            if not finished or why:
-                for f in futures.values():
-                    f.cancel()
-                for p in list(getattr(pool, "_processes", {}).values()):
-                    with contextlib.suppress(OSError):
-                        p.kill()
-            pool.shutdown(wait=True, cancel_futures=True)
+            # interrupted, or a chunk raised: the workers stop now, not after their chunks
+            for w in workers:
+                w.stop(kill=not finished)
             del _JOBS[job_id]
 
 
