@@ -380,7 +380,8 @@ def query(
         check_bound(sql, params, "-p {}")
     from incbt.query import run_sql
 
-    table = run_sql(st.session(as_of, only_for=sql), sql, params or None, name=name)
+    texts = {k: raw[k] for k in params if k in raw}  # numbers from text: text if need be
+    table = run_sql(st.session(as_of, only_for=sql), sql, params or None, name=name, typed=texts)
     if pivot:
         from incbt.render import pivot_table
 

@@ -476,3 +476,32 @@ def test_cli_a_value_the_query_cannot_take_exits_2_naming_it(results):
     p = query("SELECT count(*) AS n FROM daily WHERE date >= $d AND pnl > $x", "-p",
               "d=2024-02-01", "-p", "x=-1e9", "--output", "csv")
     assert p.returncode == 0 and int(p.stdout.splitlines()[1]) > 0, p.stderr
+
+
+def test_cli_a_value_that_reads_as_a_number_is_text_where_the_query_needs_text(tmp_path):
+    """`-p sweep=2024` for a sweep named 2024: the value was bound as the number 2024,
+    DataFusion cast the sweep column to numbers, and the query failed (exit 1). Where
+    the number fails, the text is tried, and what works is the answer; a number where
+    a number is wanted stays one."""
+    import subprocess
+    import sys
+
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    s.sweep("sma_cross", {"fast": [3, 5], "slow": [20]}, name="2024")
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+
+    def query(*args):
+        return subprocess.run([exe, "--store", s.path, "query", *args, "--output", "csv"],
+                              capture_output=True, text=True)
+
+    p = query("grid", "-p", "sweep=2024")
+    assert p.returncode == 0, p.stderr
+    assert len(p.stdout.strip().splitlines()) == 3, p.stdout  # a header, 2 runs
+    p = query("SELECT count(*) AS n FROM sweeps WHERE sweep = $s", "-p", "s=2024")
+    assert p.returncode == 0 and p.stdout.splitlines()[1] == "2", p.stdout + p.stderr
+    p = query("SELECT count(*) AS n FROM runs WHERE p_fast = $f", "-p", "f=3")
+    assert p.returncode == 0 and p.stdout.splitlines()[1] == "1", p.stdout + p.stderr
+    p = query("SELECT run_id FROM runs LIMIT $n", "-p", "n=abc")
+    assert p.returncode == 2 and "-p n='abc'" in p.stderr, p.stderr

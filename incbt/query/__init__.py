@@ -500,6 +500,7 @@ def run_sql(
     query: str,
     params: dict[str, Any] | None = None,
     name: str | None = None,
+    typed: dict[str, str] | None = None,
 ) -> pa.Table:
     """Run one SQL statement and return its result as an Arrow table.
 
@@ -507,7 +508,22 @@ def run_sql(
     an integer, ``-p day=notadate`` where ``$day`` is compared with a date) is a
     UsageError naming the parameter, the value and the type wanted; any other failure
     a QueryError.
+
+    ``typed``: the text of values read as numbers from text (``-p sweep=2024``): where
+    the query fails with the numbers, it runs again with that text, and what works is
+    the answer (a sweep named 2024 is text to ``s.sweep = $sweep``: bound as a number,
+    DataFusion cast the column to numbers, and failed).
     """
+    if typed and params:
+        as_text = {k: v for k, v in typed.items() if k in params and params[k] != v}
+        if as_text:
+            try:
+                return run_sql(ctx, query, params, name)
+            except (QueryError, UsageError) as exc:
+                try:
+                    return run_sql(ctx, query, {**params, **as_text}, name)
+                except (QueryError, UsageError):
+                    raise exc from None
     label = f"query {name}" if name else "SQL"
     # read-only: no COPY ... TO a file, no CREATE, INSERT or SET (the store's files and
     # catalog are written by incbt's commands alone)
