@@ -118,6 +118,20 @@ FAILS = (
 )
 
 
+# ``mom``: long when the close is above the close n bars back, else {SHORT} (-1: short;
+# a test edits it to 0 to change the strategy's code)
+MOM = '''import incbt
+
+@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=(),
+                warmup=lambda p: p["n"])
+def mom(p, s, o, h, l, c, v, i):
+    n = int(p[0])
+    if i < n:
+        return 0
+    return 1 if c[i] > c[i - n] else {SHORT}
+'''
+
+
 def fails_strategy(folder) -> str:
     """A strategies file whose ``fails`` raises on every instrument where give_up=1
     (its other runs are fine): the file's path."""

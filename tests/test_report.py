@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import fails_strategy
+from conftest import MOM, fails_strategy
 
 import incbt
 from incbt.bars.generate import generate
@@ -223,18 +223,6 @@ def test_a_sweep_report_warns_when_its_runs_are_not_up_to_date(tmp_path):
     assert "run `incbt update` to bring them up to date" in warn
     s.update()
     assert _warning_at_top(Path(s.report("g", str(tmp_path / "3.html"))).read_text()) == ""
-
-
-MOM = '''import incbt
-
-@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=(),
-                warmup=lambda p: p["n"])
-def mom(p, s, o, h, l, c, v, i):
-    n = int(p[0])
-    if i < n:
-        return 0
-    return 1 if c[i] > c[i - n] else {SHORT}
-'''
 
 
 def test_reports_warn_when_the_strategys_code_changed(tmp_path):

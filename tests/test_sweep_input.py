@@ -4,7 +4,7 @@ name, the strategy of a sweep resumed, and grids too large to build."""
 from __future__ import annotations
 
 import pytest
-from conftest import fails_strategy, tree_state
+from conftest import MOM, fails_strategy, tree_state
 
 import incbt
 from incbt.bars.generate import generate
@@ -325,18 +325,6 @@ def test_the_cli_says_which_values_a_resume_kept_and_lists_parameters_as_declare
     assert p.returncode == 2 and "give the grid" in p.stderr, p.stderr
 
 
-STEP = (
-    "import incbt\n\n"
-    "@incbt.strategy(params={'n': incbt.Param(int, default=5, min=1)}, state=(),\n"
-    "                warmup=lambda p: p['n'])\n"
-    "def mom(p, s, o, h, l, c, v, i):\n"
-    "    n = int(p[0])\n"
-    "    if i < n:\n"
-    "        return 0\n"
-    "    return 1 if c[i] > c[i - n] else {SHORT}\n"
-)
-
-
 def test_a_sweep_follows_its_runs_replaced_after_a_code_change(tmp_path):
     """Found 2026-12-05: after the strategy's code changed and `update` replaced the
     sweep's runs, the Sweep object's run_ids and runs still named the old runs, and a
@@ -345,10 +333,10 @@ def test_a_sweep_follows_its_runs_replaced_after_a_code_change(tmp_path):
     s = incbt.init(str(tmp_path / "s"))
     s.ingest(str(tmp_path / "d"))
     f = tmp_path / "mom.py"
-    f.write_text(STEP.replace("{SHORT}", "-1"))
+    f.write_text(MOM.replace("{SHORT}", "-1"))
     g = s.sweep("mom", {"n": [3, 6]}, name="m", strategies_file=str(f))
     old = g.run_ids
-    f.write_text(STEP.replace("{SHORT}", "0"))  # the researcher edits the step
+    f.write_text(MOM.replace("{SHORT}", "0"))  # the researcher edits the step
     res = s.update()
     new = [dict(res.replaced)[r] for r in old]
     assert g.run_ids == new != old

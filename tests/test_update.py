@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from conftest import bits
+from conftest import MOM, bits
 from spikes import SPIKE, write_spiked
 
 import incbt
@@ -21,16 +21,7 @@ from incbt.bars.generate import generate
 DAILY = "SELECT * FROM daily ORDER BY run_id, instrument, date"
 FILLS = "SELECT * FROM fills ORDER BY run_id, instrument, ts"
 METRICS = "SELECT * FROM metrics ORDER BY run_id, scope, instrument"
-STRATS = '''import incbt
-
-@incbt.strategy(params={"n": incbt.Param(int, default=10, min=2)}, state=(),
-                warmup=lambda p: p["n"])
-def mom(p, s, o, h, l, c, v, i):
-    n = int(p[0])
-    if i < n:
-        return 0
-    return 1 if c[i] > c[i - n] else {SHORT}
-'''
+STRATS = MOM
 
 
 @pytest.fixture
