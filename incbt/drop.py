@@ -25,8 +25,7 @@ from typing import Any
 
 from incbt.catalog import runs as rc
 from incbt.errors import UsageError
-from incbt.results import PORTFOLIO
-from incbt.runs import ALL_DAYS
+from incbt.runs import forget_results, results_held
 
 
 @dataclass
@@ -93,13 +92,6 @@ def _chosen(
     return sorted(chosen.values(), key=lambda r: r.run_id), sweeps, shared
 
 
-def _pairs(cat: Any, txn: Any, run_id: str) -> list[str]:
-    """The instruments a run holds results for."""
-    return sorted(
-        {s.instrument for s in rc.segments(cat, txn, run_id) if s.instrument != PORTFOLIO}
-    )
-
-
 def drop(
     store: Any,
     run_ids: list[str],
@@ -120,13 +112,10 @@ def drop(
             summary.already = [r.run_id for r in records if r.dropped_seq is not None]
             summary.sweeps = sweeps
             summary.runs = [r.run_id for r in todo]
-            # read once: under the write lock the catalog stays as read until the drop
-            insts_of = {r.run_id: _pairs(cat, txn, r.run_id) for r in todo}
-            for rid, insts in insts_of.items():
+            for r in todo:
+                insts, snaps = results_held(cat, txn, r.run_id)
                 summary.pairs += len(insts)
-                summary.snapshots += sum(
-                    len(rc.snapshot_days(cat, txn, rid, i)) for i in [*insts, PORTFOLIO]
-                )
+                summary.snapshots += snaps
         if dry_run or not (todo or sweeps):
             return summary
 
@@ -134,19 +123,7 @@ def drop(
             seq_now = cat.last_seq(txn) + 1
             rc.index_cuts(cat, txn)  # once, in a store made before the cuts table
             for rec in todo:
-                rid = rec.run_id
-                insts = insts_of[rid]
-                # its rows are hidden while it is dropped (RunRecord.gone); cut marks make
-                # a recomputation after it is registered again supersede every one of them
-                rc.mark_cuts(cat, txn, [rc.ri_key(rid, i) for i in insts])
-                for inst in insts:
-                    rc.delete_snapshots_from_many(cat, txn, [rid], inst, ALL_DAYS)
-                    rc.delete_metrics(cat, txn, rid, inst)
-                    txn.delete(rc.ri_key(rid, inst), db=cat.env.db(b"pairs"))
-                rc.delete_snapshots_from(cat, txn, rid, PORTFOLIO, ALL_DAYS)
-                rc.delete_metrics(cat, txn, rid, PORTFOLIO)
-                rc.set_portfolio_dirty(cat, txn, rid, None)
-                rc.clear_run_failures(cat, txn, rid)
+                forget_results(cat, txn, rec.run_id)
                 rec.dropped_seq = seq_now
                 rc.put_run(cat, txn, rec)
             for name in sweeps:

@@ -17,8 +17,6 @@ an ordinary run: new days, corrections after D, verify, all as for any run.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -68,20 +66,12 @@ def register_fork(
     new_exec = {n: float(v) for n, v in zip(EXEC_NAMES, ex.tolist(), strict=True)}
     if new_params == base.params and new_exec == base.exec_params:
         raise UsageError("a fork needs at least one changed parameter")
+    from incbt.runs import make_run_id
+
     fork = {"base": base.run_id, "effective": eff}
-    ident = json.dumps(
-        {
-            "strategy": base.strategy,
-            "code_version": base.code_version,
-            "params": new_params,
-            "exec": new_exec,
-            "start": base.start,
-            "universe": base.universe,
-            "fork": fork,
-        },
-        sort_keys=True,
+    rid = make_run_id(
+        base.strategy, base.code_version, new_params, new_exec, base.start, base.universe, fork
     )
-    rid = hashlib.sha256(ident.encode()).hexdigest()[:16]
     return dataclasses.replace(
         base,
         run_id=rid,

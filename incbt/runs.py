@@ -83,19 +83,20 @@ def make_run_id(
     exec_params: Mapping[str, float],
     start: str,
     universe: list[str] | str,
+    fork: Mapping[str, Any] | None = None,
 ) -> str:
-    ident = json.dumps(
-        {
-            "strategy": strategy,
-            "code_version": code_version,
-            "params": dict(params),
-            "exec": dict(exec_params),
-            "start": start,
-            "universe": universe,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+    """A run's id: a hash of what defines it (a fork's: its base run and day too)."""
+    ident = {
+        "strategy": strategy,
+        "code_version": code_version,
+        "params": dict(params),
+        "exec": dict(exec_params),
+        "start": start,
+        "universe": universe,
+    }
+    if fork is not None:
+        ident["fork"] = dict(fork)
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def resolve(strategy: str | Strategy, strategies_file: str | None) -> tuple[Strategy, str]:
@@ -710,6 +711,38 @@ def open_batch(store: Any) -> BatchFiles:
 ALL_DAYS = -719162
 
 
+def _instruments_held(cat: Any, txn: Any, run_id: str) -> list[str]:
+    return sorted(
+        {s.instrument for s in rc.segments(cat, txn, run_id) if s.instrument != PORTFOLIO}
+    )
+
+
+def results_held(cat: Any, txn: Any, run_id: str) -> tuple[list[str], int]:
+    """The instruments a run holds results for, and its snapshots (theirs and its
+    portfolio's)."""
+    insts = _instruments_held(cat, txn, run_id)
+    return insts, sum(len(rc.snapshot_days(cat, txn, run_id, i)) for i in [*insts, PORTFOLIO])
+
+
+def forget_results(cat: Any, txn: Any, run_id: str) -> None:
+    """Forget a run's results in the catalog (a drop, or a run replaced after its
+    strategy's code changed): its snapshots, metrics, pairs and failures go; its rows
+    are hidden while it is gone (``RunRecord.gone``), and cut marks make a computation
+    after it is registered again (a revert of the code) supersede every one of them:
+    it is computed from scratch."""
+    insts = _instruments_held(cat, txn, run_id)
+    rc.mark_cuts(cat, txn, [rc.ri_key(run_id, i) for i in insts])
+    pairs = cat.env.db(b"pairs")
+    for inst in insts:
+        rc.delete_snapshots_from_many(cat, txn, [run_id], inst, ALL_DAYS)
+        rc.delete_metrics(cat, txn, run_id, inst)
+        txn.delete(rc.ri_key(run_id, inst), db=pairs)
+    rc.delete_snapshots_from(cat, txn, run_id, PORTFOLIO, ALL_DAYS)
+    rc.delete_metrics(cat, txn, run_id, PORTFOLIO)
+    rc.set_portfolio_dirty(cat, txn, run_id, None)
+    rc.clear_run_failures(cat, txn, run_id)
+
+
 def _lost_runs(r: TaskResult, latest: Mapping[tuple[str, str], Any] | None) -> list[str]:
     """The runs of a task whose pair failed and held results before (``latest``: the
     plan's snapshots; None: assume it did). A task that never ran (its Ray worker died
@@ -809,9 +842,11 @@ def commit(
         seq_now = cat.last_seq(txn) + 1  # the event this transaction appends
         rc.index_cuts(cat, txn)  # once, in a store made before the cuts table
         for rec in new_runs:
-            if not rc.registered(cat, txn, rec.run_id):  # new, or dropped and registered again
+            # new, or dropped or replaced and registered again (a code change reverted)
+            if not rc.registered(cat, txn, rec.run_id):
                 rec.created_seq = cat.last_seq(txn) + 1
                 rec.dropped_seq = None
+                rec.superseded_by = None
                 rc.put_run(cat, txn, rec)
         for r in results:
             t = r.task
@@ -930,7 +965,10 @@ def commit(
             if old_rec is not None:
                 old_rec.superseded_by = new_id
                 rc.put_run(cat, txn, old_rec)
-                rc.clear_run_failures(cat, txn, old_id)
+                # never updated again: its state goes (a revert of the code registers it
+                # again, computed from scratch; found 2026-12-05: it came back as it was,
+                # superseded by the run it superseded, and both were hidden for good)
+                forget_results(cat, txn, old_id)
         summary.runs = len(computed)
         seq = cat.append_event(
             txn,
@@ -1013,6 +1051,8 @@ def bring_up_to_date(
     # a dry run (status) reads the catalog only: it never waits for a writer, whose
     # commits it may see part of (each read is one state; the plan, an estimate)
     with contextlib.nullcontext() if dry_run else store.lock():
+        if not dry_run:
+            _revive(store, records)
         if forks:  # a fork needs its base current through D-1, and the base's base...
             have = {r.run_id for r in records}
             todo = list(forks)
@@ -1071,6 +1111,30 @@ def bring_up_to_date(
             )
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _revive(store: Any, records: Sequence[rc.RunRecord]) -> None:
+    """Runs replaced after a code change that come back (the code was reverted) are
+    computed from scratch: a store made before 2026-12-05 kept a replaced run's state,
+    which its rows no longer match once a compaction dropped them (those of a gone
+    run). Its state goes before it is planned (since then, it goes when it is
+    replaced: :func:`forget_results`)."""
+    cat = store.catalog
+    with cat.env.read() as txn:
+        back = [
+            r.run_id
+            for r in records
+            if (was := rc.get_run(cat, txn, r.run_id)) is not None
+            and was.superseded_by is not None
+            and rc.has_pairs(cat, txn, r.run_id)
+        ]
+    if back:
+
+        def txn_fn(txn: Any) -> None:
+            for rid in back:
+                forget_results(cat, txn, rid)
+
+        cat.env.write(txn_fn)
 
 
 def _fork_levels(forks: Sequence[rc.RunRecord]) -> list[list[rc.RunRecord]]:

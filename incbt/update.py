@@ -148,7 +148,10 @@ def current_records(
     ``broken_runs``, added there with why); with ``compiled``, also one whose user
     strategy's step does not compile (an edit that breaks it stopped every run's
     update: found 2026-12-05)."""
-    records, replaced, broken = [], [], []
+    records: list[rc.RunRecord] = []
+    replaced: list[tuple[str, str]] = []
+    broken: list[str] = []
+    changed: list[int] = []  # records whose strategy's code changed
     checked: dict[str, str | None] = {}
     for rec in active_runs(store):
         strat, why = _strategy_now(rec)
@@ -162,25 +165,42 @@ def current_records(
                 broken_runs.append((rec, why))
             continue
         if strat.code_version != rec.code_version:
-            new = dataclasses.replace(
-                rec,
-                code_version=strat.code_version,
-                created_seq=0,
-                superseded_by=None,
-                run_id=make_run_id(
-                    rec.strategy,
-                    strat.code_version,
-                    rec.params,
-                    rec.exec_params,
-                    rec.start,
-                    rec.universe,
-                ),
+            changed.append(len(records))
+            rec = dataclasses.replace(
+                rec, code_version=strat.code_version, created_seq=0, superseded_by=None
             )
-            records.append(new)
-            replaced.append((rec.run_id, new.run_id))
-        else:
-            records.append(rec)
+        records.append(rec)
+    # the new ids, a fork's after its base's (that id is part of a fork's): a fork of a
+    # run whose code changed follows the base's replacement (found 2026-12-05: it followed
+    # the base of the old code, and every update failed on that base's code)
+    depth = _fork_depths(records)
+    renamed: dict[str, str] = {}
+    for k in sorted(changed, key=lambda k: depth[records[k].run_id]):
+        r = records[k]
+        fork = r.fork
+        if fork is not None and fork["base"] in renamed:
+            fork = {**fork, "base": renamed[fork["base"]]}
+        renamed[r.run_id] = make_run_id(
+            r.strategy, r.code_version, r.params, r.exec_params, r.start, r.universe, fork
+        )
+        records[k] = dataclasses.replace(r, run_id=renamed[r.run_id], fork=fork)
+        replaced.append((r.run_id, renamed[r.run_id]))
     return records, replaced, broken
+
+
+def _fork_depths(records: Sequence[rc.RunRecord]) -> dict[str, int]:
+    """Each run's depth: 0 for a plain run, 1 for a fork of one, and so on (bases
+    counted among ``records``)."""
+    by_id = {r.run_id: r for r in records}
+    out: dict[str, int] = {}
+    for rec in records:
+        r, depth, seen = rec, 0, {rec.run_id}
+        while r.fork and r.fork["base"] in by_id and r.fork["base"] not in seen:
+            r = by_id[r.fork["base"]]
+            seen.add(r.run_id)
+            depth += 1
+        out[rec.run_id] = depth
+    return out
 
 
 def _stale_rows(

@@ -280,6 +280,49 @@ def test_a_changed_strategy_whose_new_run_exists_already_is_replaced_once(tmp_pa
     assert msgs[-1].endswith("1 run(s) replaced (strategy code changed)"), msgs
 
 
+def _tables(s) -> dict[str, pa.Table]:
+    return {q: s.sql(q) for q in (DAILY, FILLS, METRICS)}
+
+
+def test_a_fork_follows_its_base_through_a_code_change_and_a_revert_brings_both_back(
+    tmp_path,
+):
+    """Found 2026-12-05: (1) a fork of a run whose strategy's code changed followed the
+    base of the old code, and every update failed on that code ("not the code its runs
+    were registered with"); (2) reverting the code (A, B, then A again) made each run
+    of A replaced by the run of B replaced by it: every result hidden for good, and
+    status said all was up to date. Now the fork is replaced by a fork of the base's
+    replacement, and a revert brings back the runs of A, computed from scratch, to the
+    results they had, bit for bit."""
+    s, f, base = _mom_run(tmp_path)
+    fork = s.backtest(None, {"n": 20}, fork_of=base.run_id, effective="2024-03-07")
+    other = s.backtest("mom", {"n": 5}, strategies_file=str(f))
+    first = _tables(s)
+    f.write_text(MOM.replace("{SHORT}", "0"))  # B
+    res = s.update()
+    new = dict(res.replaced)
+    assert set(new) == {base.run_id, fork.run_id, other.run_id}
+    assert s.run(new[fork.run_id]).record.fork["base"] == new[base.run_id]
+    assert s.verify().ok and not s.status().stale
+    assert s.run(new[fork.run_id]).portfolio != fork.portfolio  # the code of B
+    f.write_text(MOM.replace("{SHORT}", "-1"))  # A again
+    res = s.update()
+    assert dict(res.replaced) == {n: o for o, n in new.items()}
+    assert {r.run_id for r in s.runs()} == {base.run_id, fork.run_id, other.run_id}
+    assert not s.status().stale and s.verify().ok
+    again = _tables(s)
+    for q in first:
+        assert again[q].equals(first[q]), q
+    # the revert met by a backtest before any update: the run of A is back at once
+    f.write_text(MOM.replace("{SHORT}", "0"))
+    s.update()
+    f.write_text(MOM.replace("{SHORT}", "-1"))
+    back = s.backtest("mom", {"n": 12}, strategies_file=str(f))
+    assert back.run_id == base.run_id and back.portfolio == base.portfolio
+    s.update()
+    assert _tables(s)[DAILY].equals(first[DAILY]) and s.verify().ok
+
+
 @pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
 def test_a_strategy_changed_to_fail_everywhere_still_replaces_its_runs(tmp_path):
     """The researcher's edit makes the step raise on every instrument: the old run's

@@ -173,9 +173,10 @@ def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
 
 
 def registered(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> bool:
-    """The run is in the catalog and not dropped (registering a dropped one revives it)."""
+    """The run is in the catalog, neither dropped nor replaced (registering such a one
+    again revives it: a replaced one, when its strategy's code is reverted)."""
     rec = get_run(cat, txn, run_id)
-    return rec is not None and rec.dropped_seq is None
+    return rec is not None and not rec.gone
 
 
 def put_run(cat: Catalog, txn: lmdb.Transaction, rec: RunRecord) -> None:
@@ -658,6 +659,12 @@ def failures(cat: Catalog, txn: lmdb.Transaction) -> dict[tuple[str, str], dict[
 
 def delete_metrics(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> None:
     txn.delete(run_key(run_id) + instrument.encode(), db=_db(cat, "metrics"))
+
+
+def has_pairs(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> bool:
+    """The run holds a computed pair (a ``pairs`` entry): one seek."""
+    with txn.cursor(_db(cat, "pairs")) as cur:
+        return bool(cur.set_range(run_key(run_id))) and cur.key().startswith(run_key(run_id))
 
 
 def pair_seq(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> int | None:
