@@ -380,7 +380,8 @@ def query(
         check_bound(sql, params, "-p {}")
     from incbt.query import run_sql
 
-    texts = {k: raw[k] for k in params if k in raw}  # numbers from text: text if need be
+    # the values read as numbers: bound as their text where the query takes text
+    texts = {k: raw[k] for k, v in params.items() if k in raw and not isinstance(v, str)}
     table = run_sql(st.session(as_of, only_for=sql), sql, params or None, name=name, typed=texts)
     if pivot:
         from incbt.render import pivot_table
@@ -540,9 +541,16 @@ def sweep(
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every instrument (the default).")] = False,
     start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD.")] = None,
-    notional: Annotated[float, typer.Option(help="Currency per position.")] = 100000.0,
-    fee_bps: Annotated[float, typer.Option(help="Fee per fill, bps.")] = 0.0,
-    slippage_bps: Annotated[float, typer.Option(help="Slippage, bps.")] = 0.0,
+    notional: Annotated[
+        float | None,
+        typer.Option(help="Currency per position (default 100000; on --resume, the sweep's)."),
+    ] = None,
+    fee_bps: Annotated[
+        float | None, typer.Option(help="Fee per fill, bps (default 0; on --resume, the sweep's).")
+    ] = None,
+    slippage_bps: Annotated[
+        float | None, typer.Option(help="Slippage, bps (default 0; on --resume, the sweep's).")
+    ] = None,
     name: Annotated[
         str | None, typer.Option(help="The sweep's name (default: from its spec).")
     ] = None,

@@ -533,9 +533,9 @@ class Store:
         seed: int = 0,
         instruments: Sequence[str] | str | None = None,
         start: str | None = None,
-        notional: float = 100000.0,
-        fee_bps: float = 0.0,
-        slippage_bps: float = 0.0,
+        notional: float | None = None,
+        fee_bps: float | None = None,
+        slippage_bps: float | None = None,
         name: str | None = None,
         resume: bool = False,
         workers: int | None = None,
@@ -548,7 +548,8 @@ class Store:
 
         ``random=N`` samples N grid points (``seed``). An existing name needs
         ``resume=True``: completed runs are kept, the rest computed, and a parameter
-        the grid leaves out keeps the sweep's values (no grid: the sweep as it is).
+        the grid leaves out keeps the sweep's values (no grid: the sweep as it is), as
+        do instruments, start and execution parameters not given.
         ``workers`` or ``address`` put it on Ray (a local Ray with that many workers, or
         a cluster). ``store.sweeps()`` lists the store's sweeps without computing.
         """
@@ -566,7 +567,16 @@ class Store:
         whole(workers, "workers")
         text(name, "name")
         text(address, "address")
-        ex = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
+        # not given: the defaults (100000, 0, 0), or on resume the sweep's own
+        ex = {
+            k: v
+            for k, v in (
+                ("notional", notional),
+                ("fee_bps", fee_bps),
+                ("slippage_bps", slippage_bps),
+            )
+            if v is not None
+        }
         res = sweep(
             self,
             strategy,

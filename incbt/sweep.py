@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import json
 import math
+import numbers
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +30,7 @@ from incbt.catalog import runs as rc
 from incbt.engine import params_from_dict
 from incbt.engine.strategy_api import _coerce
 from incbt.errors import NotFoundError, StrategyError, UsageError, names
+from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
 from incbt.runs import EXEC_NAMES, UpdateReport, bring_up_to_date, register, resolve_in
 
@@ -420,6 +422,56 @@ def _sample_large(
     return good, bad
 
 
+# the execution parameters a sweep takes where none are given (the CLI's defaults)
+DEFAULT_EXEC = {"notional": 100000.0, "fee_bps": 0.0, "slippage_bps": 0.0}
+
+
+def _plain_grid(grid: Mapping[str, Any]) -> dict[str, Any]:
+    """A grid's values as Python numbers in lists (or a 'V1,V2' / range string): NumPy
+    arrays and scalars (a researcher's np.arange), tuples, generators (read once)."""
+    out: dict[str, Any] = {}
+    for k, v in grid.items():
+        if isinstance(v, str) or v is None:
+            out[k] = v
+        elif isinstance(v, numbers.Number) and not isinstance(v, bool):
+            out[k] = [_plain(v)]
+        elif isinstance(v, Iterable):
+            out[k] = [_plain(x) for x in v]
+        else:
+            out[k] = v  # refused by grid_points, naming it
+    return out
+
+
+def _plain(x: Any) -> Any:
+    return x.item() if hasattr(x, "item") and hasattr(x, "dtype") else x
+
+
+def _kept_values(strat: Any, old: Mapping[str, Any], grid: Mapping[str, Any]) -> dict[str, Any]:
+    """The values a resume keeps of each parameter of the sweep its grid leaves out: all
+    those the sweep's grids gave it (one grid's spec as it was written, a range say;
+    several grids' values, merged in order)."""
+    specs = {p.name: p for p in strat.params}
+    out: dict[str, Any] = {}
+    for k in old["spec"]["grid"]:
+        if k in grid or k not in specs:
+            continue
+        given = [g[k] for g in old.get("grids", [old["spec"]["grid"]]) if k in g]
+        if all(v == given[-1] for v in given):
+            out[k] = given[-1]
+            continue
+        values: dict[Any, None] = {}
+        for v in given:
+            vs = parse_values(v, specs[k].type) if isinstance(v, str) else v
+            if len(values) + len(vs) > MAX_GRID_POINTS:
+                raise UsageError(
+                    f"the sweep's grids give {k!r} more than {MAX_GRID_POINTS:,} values: "
+                    f"give -g {k}=... with the values to keep"
+                )
+            values.update(dict.fromkeys(vs))
+        out[k] = list(values)
+    return out
+
+
 def _same_setup(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
     """A resumed sweep grows its grid only: its universe, start and execution parameters
     stay those it was made with (one cell of a heatmap, one setting)."""
@@ -535,19 +587,18 @@ def sweep(
             "up to date a sweep as it is, --resume and its --name"
         )
     strat, _ = resolve_in(store, strategy, strategies_file)
+    grid = _plain_grid(grid)
+    given_exec = dict(exec_params or {})
 
     def grid_spec(g: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "strategy": strat.name,
-            "grid": {
-                k: (v if isinstance(v, str) else [v] if isinstance(v, int | float) else list(v))
-                for k, v in g.items()
-            },
+            "grid": {k: v if isinstance(v, str) else list(v) for k, v in g.items()},
             "random": sample,
             "seed": seed,
             "instruments": instruments,
             "start": start,
-            "exec": dict(exec_params or {}),
+            "exec": {**DEFAULT_EXEC, **given_exec},
         }
 
     if grid:  # a bad grid is said before the lock is waited for
@@ -571,18 +622,33 @@ def sweep(
             )
         if old is None and not grid:
             raise no_such_sweep(name)
-        # a resume's grid grows the sweep's: a parameter it leaves out keeps the sweep's
-        # values (found 2026-12-05: it took the parameter's default, adding points no one
-        # asked for, and the record kept only the latest grid)
-        kept = {k: v for k, v in old["spec"]["grid"].items() if k not in grid} if old else {}
-        full = {**kept, **grid}
-        points, skipped = grid_points(strat, full, sample, seed)
-        if not points:
-            raise StrategyError(
-                f"the grid has no valid point: strategy {strat.name!r} rejects all of them, "
-                f"e.g. {skipped[0] if skipped else full}"
-            )
-        spec = grid_spec(full)
+        if old is not None:  # what a resume leaves out is the sweep's (its setup, its grid)
+            was = old["spec"]
+            instruments = was["instruments"] if instruments is None else instruments
+            start = was["start"] if start is None else start
+            exec_params = {**DEFAULT_EXEC, **was["exec"], **given_exec}
+        else:
+            exec_params = {**DEFAULT_EXEC, **given_exec}
+        # a resume's grid grows the sweep's: a parameter it leaves out keeps the values
+        # the sweep's grids give it (found 2026-12-05: it took the parameter's default,
+        # adding points no one asked for, and the record kept only the latest grid);
+        # no grid: the sweep as it is, its points alone (a sample stays one)
+        kept = _kept_values(strat, old, grid) if old and grid else {}
+        points: list[dict[str, Any]]
+        skipped: list[str]
+        if old is not None and not grid:
+            points, skipped, spec = [], [], dict(old["spec"])
+        else:
+            full = {**{k: kept.get(k) for k in (old["spec"]["grid"] if old else ())}, **grid}
+            full = {k: v for k, v in full.items() if v is not None}
+            points, skipped = grid_points(strat, full, sample, seed)
+            if not points:
+                raise StrategyError(
+                    f"the grid has no valid point: strategy {strat.name!r} rejects all of "
+                    f"them, e.g. {skipped[0] if skipped else full}"
+                )
+            spec = grid_spec(full)
+            spec.update(instruments=instruments, start=start, exec=exec_params)
         if old is not None:
             _same_setup(name, old["spec"], spec)
         grids = [*old.get("grids", [old["spec"]["grid"]])] if old else []
@@ -672,6 +738,11 @@ def sweep(
                     executor = RayExecutor()
         if executor is not None:
             executor.parallelism()  # connects, or starts the local Ray
+        # runs of the sweep made with code its strategies file no longer holds: refused
+        # now, before the record is written (found 2026-12-05: the record had grown
+        # when the computation refused them), with the fix (`incbt update` first)
+        for r in {(r.strategy, r.source, r.code_version): r for r in todo}.values():
+            resolve_strategy(r.strategy, r.source, r.code_version)
         with store.catalog.env.read() as txn:
             unmade = [r for r in todo if not rc.registered(store.catalog, txn, r.run_id)]
         if unmade:  # a user strategy breaking its contract: refused before the record is written

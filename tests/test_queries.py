@@ -480,9 +480,9 @@ def test_cli_a_value_the_query_cannot_take_exits_2_naming_it(results):
 
 def test_cli_a_value_that_reads_as_a_number_is_text_where_the_query_needs_text(tmp_path):
     """`-p sweep=2024` for a sweep named 2024: the value was bound as the number 2024,
-    DataFusion cast the sweep column to numbers, and the query failed (exit 1). Where
-    the number fails, the text is tried, and what works is the answer; a number where
-    a number is wanted stays one."""
+    DataFusion cast the sweep column to numbers, and the query failed (exit 1); `-p s=7`
+    matched the sweeps named 7 and 007 (QA, 2026-12-05). A value is bound as its text
+    where the query plans with it so; a number where one is wanted stays one."""
     import subprocess
     import sys
 
@@ -505,3 +505,13 @@ def test_cli_a_value_that_reads_as_a_number_is_text_where_the_query_needs_text(t
     assert p.returncode == 0 and p.stdout.splitlines()[1] == "1", p.stdout + p.stderr
     p = query("SELECT run_id FROM runs LIMIT $n", "-p", "n=abc")
     assert p.returncode == 2 and "-p n='abc'" in p.stderr, p.stderr
+    p = query("SELECT run_id FROM runs LIMIT $n", "-p", "n=1")
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 2, p.stdout + p.stderr
+    # names that read as one number: text to a text column (as numbers, 7 matched 007)
+    s.sweep("sma_cross", {"fast": [3], "slow": [20]}, name="007")
+    s.sweep("sma_cross", {"fast": [4], "slow": [20]}, name="7")
+    for name in ("007", "7"):
+        p = query("SELECT sweep FROM sweeps WHERE sweep = $s", "-p", f"s={name}")
+        assert p.returncode == 0 and p.stdout.split() == ['"sweep"', f'"{name}"'], p.stdout
+        p = query("grid", "-p", f"sweep={name}")
+        assert p.returncode == 0 and len(p.stdout.strip().splitlines()) == 2, p.stdout

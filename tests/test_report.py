@@ -157,6 +157,9 @@ def test_a_run_without_fills_shows_no_blank_cell(tmp_path):
     t = _tables(page)
     assert set(t) == {"Portfolio metrics", "Trade statistics", "Instruments"}
     assert _blank(t) == []
+    # nor the monthly returns' months without a day (QA 2026-12-05): 11 of them here
+    assert not re.search(r"<td[^>]*>\s*</td>", page)
+    assert page.count('title="no day with results">–</td>') == 11
     assert t["Portfolio metrics"][0]["sharpe"] == "0 (flat equity)"
     assert [r["sharpe"] for r in t["Instruments"]] == ["0 (flat equity)"] * 2
     assert "Sharpe 0 (why): where the daily returns do not vary" in page

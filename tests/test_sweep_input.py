@@ -369,3 +369,58 @@ def test_the_store_lists_its_sweeps_and_runs(tmp_path):
     assert one.run_id not in [r.run_id for r in s.runs()]
     with pytest.raises(incbt.UsageError, match="strategy: give a string"):
         s.runs(3)
+
+
+def test_a_resume_keeps_what_it_is_not_given(tmp_path):
+    """Found by QA 2026-12-05: a parameter left out kept only the latest grid's values (not
+    all the sweep's), no grid on a --random sweep sampled nothing and took the whole
+    grid, and a resume without the sweep's execution parameters or instruments was
+    refused. What a resume leaves out is the sweep's: its grids' values, its sample,
+    its setup."""
+    generate(str(tmp_path / "d"), instruments=3, days=3, start="2024-03-04", seed=2)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    s.sweep("sma_cross", {"fast": "5:20:5", "slow": [50, 100]}, name="g", fee_bps=1.0,
+            instruments=["S0000", "S0001"])
+    s.sweep("sma_cross", {"fast": [25]}, name="g", resume=True)
+    r = s.sweep("sma_cross", {"slow": [200]}, name="g", resume=True)
+    assert (r.added, r.kept) == (5, {"fast": [5, 10, 15, 20, 25]})
+    rows = s.sql("SELECT DISTINCT r.fee_bps AS f, r.instruments AS i FROM sweeps w "
+                 "JOIN runs r USING (run_id) WHERE w.sweep = 'g'").to_pylist()
+    assert rows == [{"f": 1.0, "i": 2}], rows  # 2 instruments, every run
+    with pytest.raises(incbt.UsageError, match="was made with fee_bps 1 \\(now 2\\)"):
+        s.sweep("sma_cross", {"slow": [300]}, name="g", resume=True, fee_bps=2.0)
+    s.sweep("sma_cross", {"fast": "2:40:1", "slow": "50:100:5"}, name="r", random=3, seed=7)
+    again = s.sweep("sma_cross", name="r", resume=True)
+    assert (len(again.run_ids), again.added, again.report.bars_processed) == (3, 0, 0)
+    assert get_sweep(s, "r")["spec"]["random"] == 3
+
+
+def test_a_refused_resume_leaves_the_sweeps_record_as_it_was(tmp_path):
+    """Found by QA 2026-12-05: a resume refused because the strategy's file changed (its
+    runs' code is not the file's: `incbt update` first) had grown the record already."""
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    f = tmp_path / "mom.py"
+    f.write_text(MOM.replace("{SHORT}", "-1"))
+    s.sweep("mom", {"n": [3, 6]}, name="m", strategies_file=str(f))
+    f.write_text(MOM.replace("{SHORT}", "0"))
+    before = tree_state(s.path)
+    with pytest.raises(incbt.StrategyError, match="not the code its runs were registered with"):
+        s.sweep("mom", {"n": [9]}, name="m", strategies_file=str(f), resume=True)
+    assert tree_state(s.path) == before
+
+
+def test_numpy_values_make_a_grid(tmp_path):
+    """np.arange and NumPy scalars, as a researcher writes a grid (found by QA 2026-12-05:
+    a TypeError from the record's JSON after a dry run that passed), and generators."""
+    import numpy as np
+
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    a = s.sweep("sma_cross", {"fast": np.arange(5, 20, 5), "slow": np.int64(50)}, name="a")
+    b = s.sweep("sma_cross", {"fast": (x for x in (5, 10, 15)), "slow": [50.0]}, name="b")
+    assert a.run_ids == b.run_ids and len(a.run_ids) == 3
+    assert get_sweep(s, "a")["grids"] == [{"fast": [5, 10, 15], "slow": [50]}]

@@ -431,10 +431,14 @@ def _sweeps_table(cat: Catalog, txn: Any) -> pa.Table:
     with txn.cursor(cat.env.db(b"sweeps")) as cur:
         for _, v in cur:
             rec = json.loads(v)
+            seen = set()
             for i, rid in enumerate(rec["runs"]):
                 run = rc.follow(cat, txn, rid)
                 if run is not None and run.dropped_seq is not None:
                     continue  # a dropped point: computed again by `sweep --resume`
+                if (run.run_id if run else rid) in seen:
+                    continue  # two of its runs replaced by one (a code change reverted)
+                seen.add(run.run_id if run else rid)
                 rows["sweep"].append(rec["name"])
                 rows["run_id"].append(run.run_id if run else rid)
                 rows["strategy"].append(rec["spec"]["strategy"])
@@ -509,21 +513,13 @@ def run_sql(
     UsageError naming the parameter, the value and the type wanted; any other failure
     a QueryError.
 
-    ``typed``: the text of values read as numbers from text (``-p sweep=2024``): where
-    the query fails with the numbers, it runs again with that text, and what works is
-    the answer (a sweep named 2024 is text to ``s.sweep = $sweep``: bound as a number,
-    DataFusion cast the column to numbers, and failed).
+    ``typed``: the text of values read as numbers from text (``-p sweep=2024``): a value
+    is bound as its text where the query plans with it so, else as the number
+    (``LIMIT $n``, ``$x + 1``). Text compared with a number column is taken as a number
+    by DataFusion, so only text columns see the text: found 2026-12-05, bound as
+    numbers, ``sweep = $s`` cast the names to numbers and ``-p s=7`` matched the
+    sweeps named 7 and 007.
     """
-    if typed and params:
-        as_text = {k: v for k, v in typed.items() if k in params and params[k] != v}
-        if as_text:
-            try:
-                return run_sql(ctx, query, params, name)
-            except (QueryError, UsageError) as exc:
-                try:
-                    return run_sql(ctx, query, {**params, **as_text}, name)
-                except (QueryError, UsageError):
-                    raise exc from None
     label = f"query {name}" if name else "SQL"
     # read-only: no COPY ... TO a file, no CREATE, INSERT or SET (the store's files and
     # catalog are written by incbt's commands alone)
@@ -533,6 +529,8 @@ def run_sql(
         .with_allow_dml(False)
         .with_allow_statements(False)
     )
+    if typed and params:
+        params = _as_text_where_it_plans(ctx, query, options, params, typed)
     df = None
     try:
         df = ctx.sql_with_options(query, options, param_values=params or None)
@@ -546,6 +544,30 @@ def run_sql(
         if len(lines) > 1:  # DataFusion puts the cause last
             text += f" ({lines[-1]})"
         raise QueryError(f"{label} failed: {text}{_table_hint(text)}") from None
+
+
+def _as_text_where_it_plans(
+    ctx: datafusion.SessionContext,
+    query: str,
+    options: datafusion.SQLOptions,
+    params: dict[str, Any],
+    typed: dict[str, str],
+) -> dict[str, Any]:
+    """``params`` with each value read from text as a number (``typed``: the text) bound
+    as the text where the query plans with it so, the other values NULL (planning only:
+    no data is read)."""
+    out = dict(params)
+    nulls: dict[str, Any] = dict.fromkeys(params)
+    for k, text in typed.items():
+        if k in params and params[k] != text:
+            try:
+                ctx.sql_with_options(
+                    query, options, param_values={**nulls, k: text}
+                ).execution_plan()
+            except Exception:
+                continue  # the number, then (or the SQL fails whatever the value)
+            out[k] = text
+    return out
 
 
 def _bad_value(

@@ -136,8 +136,8 @@ def _monthly_table(returns: pd.Series) -> str:
         cells = []
         for mo in range(1, 13):
             v = m.get((y, mo))
-            if v is None:
-                cells.append("<td></td>")
+            if v is None:  # no day with results that month: said, not blank
+                cells.append('<td class="na" title="no day with results">–</td>')
             else:
                 color = "#e6f4ea" if v >= 0 else "#fce8e6"
                 cells.append(f'<td style="background:{color}">{v:.2f}%</td>')
