@@ -250,6 +250,9 @@ def test_reports_warn_when_the_strategys_code_changed(tmp_path):
                            "`incbt update` (strategy code changed"), warn
     s.update()
     assert _warning_at_top(Path(s.report("m", str(tmp_path / "m2.html"))).read_text()) == ""
+    # the replaced run's own report says which run holds its results now
+    page = Path(s.report(run.run_id, str(tmp_path / "r2.html"))).read_text()
+    assert f"the run was replaced by run {new_id} when its strategy&#x27;s code changed" in page
 
 
 def _header(page: str) -> str:

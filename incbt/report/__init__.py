@@ -319,6 +319,11 @@ def _no_results(store: Any, rec: Any) -> str:
     """Why a run has no day with results (its tables are empty)."""
     from incbt.runs import waiting_for_bars
 
+    if rec.superseded_by:
+        return (
+            f"no results: the run was replaced by run {rec.superseded_by} when its "
+            "strategy's code changed (`incbt update`); that run's report holds its results"
+        )
     if rec.run_id in dict(waiting_for_bars(store)):
         return (
             f"no results: the run starts {rec.start}, after the last day with bars of its "
