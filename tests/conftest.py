@@ -39,6 +39,15 @@ def small_data(tmp_path_factory):
     return out, files
 
 
+def ingested(tmp_path, instruments: int = 2, days: int = 3, seed: int = 2) -> incbt.Store:
+    """A store under ``tmp_path`` holding generated bars (from 2024-03-04)."""
+    generate(str(tmp_path / "d"), instruments=instruments, days=days, start="2024-03-04",
+             seed=seed)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    return s
+
+
 def tree_state(path) -> dict[str, bytes]:
     """Every file under ``path`` with its bytes (the LMDB lock file excluded)."""
     out = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from conftest import ingested
 
 import incbt
 from incbt.bars.generate import generate
@@ -486,9 +487,7 @@ def test_cli_a_value_that_reads_as_a_number_is_text_where_the_query_needs_text(t
     import subprocess
     import sys
 
-    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(tmp_path / "d"))
+    s = ingested(tmp_path)
     s.sweep("sma_cross", {"fast": [3, 5], "slow": [20]}, name="2024")
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
 

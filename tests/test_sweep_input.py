@@ -4,7 +4,7 @@ name, the strategy of a sweep resumed, and grids too large to build."""
 from __future__ import annotations
 
 import pytest
-from conftest import MOM, fails_strategy, tree_state
+from conftest import MOM, fails_strategy, ingested, tree_state
 
 import incbt
 from incbt.bars.generate import generate
@@ -159,9 +159,7 @@ def test_pivot_of_a_grid_of_three_parameters_needs_agg(swept, tmp_path):
 def test_a_sweep_says_which_new_runs_the_store_held_already(tmp_path):
     """Points another sweep (or a backtest) computed are new to this sweep but reused:
     the summary says so (it said '4 new' and computed nothing, which read as a bug)."""
-    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(tmp_path / "d"))
+    s = ingested(tmp_path)
     a = s.sweep("sma_cross", {"fast": [3, 5], "slow": [20, 30]}, name="a")
     assert (a.added, a.reused) == (4, 0) and a.report.bars_processed > 0
     b = s.sweep("sma_cross", {"fast": [3, 5, 8], "slow": [20, 30]}, name="b")
@@ -276,9 +274,7 @@ def test_a_resume_grows_the_sweeps_grid_along_the_parameters_it_gives(tmp_path):
     defaults (points no one asked for, silently), and the record kept the latest grid
     alone. A parameter left out keeps the sweep's values; the record keeps each grid;
     no grid at all finishes the sweep as it is."""
-    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(tmp_path / "d"))
+    s = ingested(tmp_path)
     s.sweep("sma_cross", {"fast": [3, 5], "slow": [20, 30]}, name="g")
     r = s.sweep("sma_cross", {"fast": [8]}, name="g", resume=True)
     assert (r.added, r.kept) == (2, {"slow": [20, 30]})
@@ -302,9 +298,7 @@ def test_the_cli_says_which_values_a_resume_kept_and_lists_parameters_as_declare
     import subprocess
     import sys
 
-    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(tmp_path / "d"))
+    s = ingested(tmp_path)
     f = fails_strategy(tmp_path)  # declares n, then give_up
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
     env = {**os.environ, "INCBT_STORE": s.path, "COLUMNS": "200"}
@@ -329,9 +323,7 @@ def test_a_sweep_follows_its_runs_replaced_after_a_code_change(tmp_path):
     """Found 2026-12-05: after the strategy's code changed and `update` replaced the
     sweep's runs, the Sweep object's run_ids and runs still named the old runs, and a
     resume listed both and counted the replacements as new runs."""
-    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(tmp_path / "d"))
+    s = ingested(tmp_path)
     f = tmp_path / "mom.py"
     f.write_text(MOM.replace("{SHORT}", "-1"))
     g = s.sweep("mom", {"n": [3, 6]}, name="m", strategies_file=str(f))
@@ -350,9 +342,7 @@ def test_a_sweep_follows_its_runs_replaced_after_a_code_change(tmp_path):
 
 
 def test_the_store_lists_its_sweeps_and_runs(tmp_path):
-    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(tmp_path / "d"))
+    s = ingested(tmp_path)
     assert s.sweeps() == {} and s.runs() == []
     a = s.sweep("sma_cross", {"fast": [3, 5], "slow": [20]}, name="a")
     b = s.sweep("breakout", {"lookback": [5]}, name="b")
@@ -377,9 +367,7 @@ def test_a_resume_keeps_what_it_is_not_given(tmp_path):
     grid, and a resume without the sweep's execution parameters or instruments was
     refused. What a resume leaves out is the sweep's: its grids' values, its sample,
     its setup."""
-    generate(str(tmp_path / "d"), instruments=3, days=3, start="2024-03-04", seed=2)
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(tmp_path / "d"))
+    s = ingested(tmp_path, instruments=3)
     s.sweep("sma_cross", {"fast": "5:20:5", "slow": [50, 100]}, name="g", fee_bps=1.0,
             instruments=["S0000", "S0001"])
     s.sweep("sma_cross", {"fast": [25]}, name="g", resume=True)
@@ -399,9 +387,7 @@ def test_a_resume_keeps_what_it_is_not_given(tmp_path):
 def test_a_refused_resume_leaves_the_sweeps_record_as_it_was(tmp_path):
     """Found by QA 2026-12-05: a resume refused because the strategy's file changed (its
     runs' code is not the file's: `incbt update` first) had grown the record already."""
-    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(tmp_path / "d"))
+    s = ingested(tmp_path)
     f = tmp_path / "mom.py"
     f.write_text(MOM.replace("{SHORT}", "-1"))
     s.sweep("mom", {"n": [3, 6]}, name="m", strategies_file=str(f))
@@ -417,9 +403,7 @@ def test_numpy_values_make_a_grid(tmp_path):
     a TypeError from the record's JSON after a dry run that passed), and generators."""
     import numpy as np
 
-    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=2)
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(tmp_path / "d"))
+    s = ingested(tmp_path)
     a = s.sweep("sma_cross", {"fast": np.arange(5, 20, 5), "slow": np.int64(50)}, name="a")
     b = s.sweep("sma_cross", {"fast": (x for x in (5, 10, 15)), "slow": [50.0]}, name="b")
     assert a.run_ids == b.run_ids and len(a.run_ids) == 3
