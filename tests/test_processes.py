@@ -244,6 +244,39 @@ def test_a_worker_killed_while_it_sends_its_results_does_not_hang_the_command(tm
     assert_same(results(incbt.open(s.path)), results(want))
 
 
+# The CLI with every plan on 2 worker processes, which sends itself a signal from
+# Python's after-fork hook in the command's process: as a Ctrl-C (or a scheduler's
+# SIGTERM) landing while a worker is forked
+SIGNAL_AT_FORK = """
+import os, signal, sys
+import incbt.runs, incbt.cli
+incbt.runs.PROCESSES_MIN_BARS = 0
+incbt.runs.THREADS_MIN_WORK = 0
+incbt.runs.usable_cores = lambda: 2
+os.register_at_fork(after_in_parent=lambda: os.kill(os.getpid(), int(os.environ["SIG"])))
+sys.argv = ["incbt", *sys.argv[1:]]
+incbt.cli.main()
+"""
+
+
+@pytest.mark.skipif(not proc.can_fork(), reason="worker processes are forked on Linux only")
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_workers_are_forked_stops_the_command(tmp_path, data, sig, code):
+    """Found 2026-12-05 (14 of 15 tries): a Ctrl-C or SIGTERM landing while the command
+    forked its workers raised inside Python's after-fork hook, which printed
+    "Exception ignored" and went on: the command ran to its end and exited 0."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "head"))
+    p = subprocess.run(
+        [sys.executable, "-c", SIGNAL_AT_FORK, "--store", s.path, "backtest", "sma_cross",
+         "-p", "fast=5", "-p", "slow=30", "--all"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "SIG": str(int(sig))},
+    )  # fmt: skip
+    assert p.returncode == code, (p.returncode, p.stderr)
+    assert "Exception ignored" not in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert _gone(s.path), "worker processes outlived the command"
+
+
 def test_no_fork_runs_the_plan_in_this_process(
     tmp_path, data, reference, every_plan_on_processes, monkeypatch
 ):

@@ -100,6 +100,9 @@ def chunk_ranges(work: Sequence[int], workers: int) -> list[range]:
 _PR_SET_PDEATHSIG = 1
 
 
+_STOPS = {signal.SIGINT, signal.SIGTERM}  # held while workers are forked (ProcessExecutor.map)
+
+
 def _child_init(parent: int) -> None:
     """A worker's start: Ctrl-C is the command's to handle; die with the command; write
     (a warning, say) through streams of its own: the command's progress display writes
@@ -107,6 +110,7 @@ def _child_init(parent: int) -> None:
     stream's lock held in the worker for ever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # held by the command as it forked
     for name, fd in (("stdout", 1), ("stderr", 2)):
         with contextlib.suppress(OSError, ValueError):
             setattr(sys, name, open(os.dup(fd), "w", buffering=1, closefd=True))  # noqa: SIM115
@@ -265,6 +269,11 @@ class ProcessExecutor:
         submitted = 0
         finished = False
         try:
+            # Ctrl-C and SIGTERM wait while the workers are forked: raised inside Python's
+            # after-fork hooks, their KeyboardInterrupt was "ignored" there, and the
+            # command ran on to exit 0 (found 2026-12-05, 14 in 15 tries at that moment);
+            # they are raised here, once the workers are, and stop them
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
             try:
                 with warnings.catch_warnings():  # Python 3.12+: fork, threads alive
                     warnings.simplefilter("ignore", DeprecationWarning)
@@ -272,6 +281,8 @@ class ProcessExecutor:
                         workers.append(_Worker(ctx, [w.conn for w in workers]))
             except OSError as exc:  # no fork (out of memory, process limits)
                 why = f"no worker process could start ({exc.strerror or exc})"
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
             for k in range(len(chunks)):
                 while k not in done and not why:
                     for w in workers:  # idle workers take the next chunks, in order
