@@ -135,7 +135,9 @@ class SweepResult:
     def leaderboard(self, metric: str = "sharpe", n: int = 10) -> Any:
         """The best ``n`` runs by a portfolio metric (max_drawdown: smallest first)."""
         if metric not in METRICS:
-            raise UsageError(f"unknown metric {metric!r}")
+            raise UsageError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise UsageError(f"n: give how many runs to list (0 or more), not {n!r}")
         order = "ASC" if metric == "max_drawdown" else "DESC"
         cols = ", ".join(
             f"m.{c}"

@@ -134,6 +134,10 @@ def test_api_names_pivot_and_scalar_grids(swept):
         one.pivot("fast", "fast")
     with pytest.raises(incbt.UsageError, match="unknown metric 'pnl'"):
         one.pivot("fast", "slow", "pnl")
+    with pytest.raises(incbt.UsageError, match="unknown metric 'pnl'; one of sharpe, total_pnl"):
+        one.leaderboard("pnl")
+    with pytest.raises(incbt.UsageError, match="n: give how many runs to list"):
+        one.leaderboard(n=-1)  # it said "-p n=-1", the CLI's words
 
 
 def test_pivot_of_a_grid_of_three_parameters_needs_agg(swept, tmp_path):

@@ -446,8 +446,8 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
         f"{FAILED_JOIN} WHERE s.sweep = $s",
         params={"s": name},
     ).to_pandas()
-    if metric not in ("total_pnl", "sharpe", "max_drawdown", "fills", "fees", "turnover"):
-        raise UsageError(f"unknown metric {metric!r}")
+    if metric not in METRIC_COLUMNS:
+        raise UsageError(f"unknown metric {metric!r}; one of {', '.join(METRIC_COLUMNS)}")
     body = _sweep_freshness(store, t["run_id"].tolist())
     pcols = [c for c in t.columns if c.startswith("p_") and t[c].notna().any()]
     for c in pcols:  # integer parameters read as integers
