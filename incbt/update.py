@@ -185,7 +185,14 @@ def current_records(
         )
         records[k] = dataclasses.replace(r, run_id=renamed[r.run_id], fork=fork)
         replaced.append((r.run_id, renamed[r.run_id]))
-    return records, replaced, broken
+    # a replacement that is a run already (made with the new code before this update,
+    # by a backtest): one run, the registered one (found 2026-12-05: both were planned,
+    # and a new day's rows were written twice)
+    one: dict[str, rc.RunRecord] = {}
+    for r in records:
+        if r.run_id not in one or not one[r.run_id].created_seq:
+            one[r.run_id] = r
+    return list(one.values()), replaced, broken
 
 
 def _fork_depths(records: Sequence[rc.RunRecord]) -> dict[str, int]:
