@@ -3,11 +3,12 @@
 SEMANTICS.md, "What must always hold", for the histories a researcher makes while
 editing a strategy: any sequence of edits of the strategies file (to code A or code
 B, back and forth: a revert with git), new days, corrections, backtests, forks of a
-run, drops and updates. After the history, the file at its last code and a final
-``update()``, the store holds exactly the runs of the final code: ``daily``,
-``fills``, ``metrics`` and the ``runs`` table's ids equal, bit for bit, a fresh store
-that ingested only the final data and made the same runs (a fork of the base of the
-final code) once; ``verify()`` passes; nothing is stale.
+run, a sweep made and resumed, drops and updates. After the history, the file at its
+last code and a final ``update()``, the store holds exactly the runs of the final
+code: ``daily``, ``fills``, ``metrics``, the ``runs`` table's ids and the sweep's
+runs equal, bit for bit, a fresh store that ingested only the final data and made
+the same runs (a fork of the base of the final code) once; ``verify()`` passes;
+nothing is stale.
 
 Found 2026-12-05 without such a test: a fork followed the base of the old code (every
 update then failed), and a revert left each run of A replaced by the run of B replaced
@@ -43,6 +44,7 @@ DAILY = "SELECT * FROM daily ORDER BY run_id, instrument, date"
 FILLS = "SELECT * FROM fills ORDER BY run_id, instrument, ts, qty"
 METRICS = "SELECT * FROM metrics ORDER BY run_id, scope, instrument"
 RUN_IDS = "SELECT run_id FROM runs WHERE superseded_by IS NULL ORDER BY run_id"
+SWEEPS = "SELECT sweep, run_id FROM sweeps ORDER BY sweep, run_id"
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,7 @@ ops = st.one_of(
     st.tuples(st.just("day"), st.integers(FIRST, N_DAYS - 1)),  # a new (or late) day
     st.tuples(st.just("correct"), st.integers(0, N_DAYS - 1)),  # the other version
     st.tuples(st.just("drop"), st.integers(0, len(PLAIN) - 1)),
+    st.tuples(st.just("sweep")),  # a sweep of the plain runs, made or resumed
 )
 
 
@@ -79,6 +82,7 @@ class History:
         self.data = data
         self.plain: set[int] = set()  # runs registered, not dropped since
         self.forked = False
+        self.swept = False
 
     def write(self) -> None:
         with open(self.file, "w") as f:
@@ -109,6 +113,14 @@ class History:
                 return
             self.version[d] = 1 - self.version.get(d, 1) if kind == "correct" else 0
             self.s.ingest(self.data[self.version[d]][d])
+        elif kind == "sweep":
+            try:
+                self.s.sweep("mom", {"n": [p["n"] for p in PLAIN]}, name="s", resume=True,
+                             strategies_file=self.file)
+            except incbt.StrategyError:  # runs of the code before an edit: update first
+                return
+            self.plain |= set(range(len(PLAIN)))
+            self.swept = True
         elif kind == "drop" and op[1] in self.plain:
             k = op[1]
             if k == 0 and self.forked:  # a fork's base goes with its forks only
@@ -121,7 +133,7 @@ class History:
 
 
 def tables(s: incbt.Store) -> dict[str, pa.Table]:
-    return {q: s.sql(q) for q in (DAILY, FILLS, METRICS, RUN_IDS)}
+    return {q: s.sql(q) for q in (DAILY, FILLS, METRICS, RUN_IDS, SWEEPS)}
 
 
 @settings(
@@ -146,6 +158,13 @@ def test_code_changes_reverts_and_forks_end_as_a_fresh_store(data, history):
 
         fresh = incbt.init(os.path.join(root, "fresh"))
         fresh.ingest([data[v][d] for d, v in sorted(h.version.items())])
+        if h.swept:  # and its points dropped since, dropped
+            fresh.sweep("mom", {"n": [p["n"] for p in PLAIN]}, name="s",
+                        strategies_file=h.file)
+            gone = [r.run_id for r in fresh.runs() if r.record.params not in
+                    [PLAIN[k] for k in h.plain]]
+            if gone:
+                fresh.drop(gone)
         for k in sorted(h.plain):
             fresh.backtest("mom", PLAIN[k], strategies_file=h.file)
         if h.forked:
