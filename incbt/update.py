@@ -26,7 +26,7 @@ import pyarrow as pa
 from incbt.bars.ingest import IngestSummary
 from incbt.bars.schema import day_to_iso
 from incbt.catalog import runs as rc
-from incbt.errors import StrategyError
+from incbt.errors import NotFoundError, StrategyError, UsageError
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
 from incbt.results import PORTFOLIO, build_tables, sort_order
@@ -193,6 +193,27 @@ def current_records(
         if r.run_id not in one or not one[r.run_id].created_seq:
             one[r.run_id] = r
     return list(one.values()), replaced, broken
+
+
+def _live(store: Any, records: Sequence[rc.RunRecord], prefix: str) -> rc.RunRecord:
+    """The maintained run of this id or prefix; a run replaced after its strategy's code
+    changed is named with the run that replaced it (it said "no run")."""
+    try:
+        return rc.by_prefix(records, prefix)
+    except NotFoundError:
+        with store.catalog.env.read() as txn:
+            every = list(rc.runs(store.catalog, txn))
+            try:
+                old = rc.by_prefix(every, prefix)
+            except (NotFoundError, UsageError):
+                old = None
+            now = rc.follow(store.catalog, txn, old.run_id) if old is not None else None
+        if old is not None and old.superseded_by and now is not None:
+            raise NotFoundError(
+                f"run {old.run_id} was replaced by run {now.run_id} when its strategy's "
+                f"code changed: verify {now.run_id}"
+            ) from None
+        raise
 
 
 def _fork_depths(records: Sequence[rc.RunRecord]) -> dict[str, int]:
@@ -766,14 +787,18 @@ def verify(
     records = active_runs(store)
     never: set[str] = set()  # runs of the sweep never committed (interrupted first)
     if run_ids or sweep is not None:
-        chosen = [rc.by_prefix(records, q) for q in run_ids or ()]
+        chosen = [_live(store, records, q) for q in run_ids or ()]
         if sweep is not None:
             from incbt.sweep import get_sweep, never_committed, no_such_sweep
 
             spec = get_sweep(store, sweep)
             if spec is None:
                 raise no_such_sweep(sweep)
-            mine = set(spec["runs"])
+            # its runs now: one replaced after a code change by its replacement (found
+            # 2026-12-05: those were left out, and verify passed having compared none)
+            with store.catalog.env.read() as txn:
+                now = [rc.follow(store.catalog, txn, rid) for rid in spec["runs"]]
+            mine = {r.run_id for r in now if r is not None}
             chosen += [r for r in records if r.run_id in mine]
             never = set(never_committed(store, spec))  # interrupted before their commit
         records = sorted({r.run_id: r for r in chosen}.values(), key=lambda r: r.run_id)

@@ -1068,6 +1068,22 @@ def test_verify_takes_a_sweep(world):
     assert sorted(g.run_ids) == sorted(set(g.run_ids))
 
 
+def test_verify_follows_runs_replaced_after_a_code_change(tmp_path):
+    """Found 2026-12-05: after a code change and `update`, `verify --sweep` left out the
+    sweep's runs (its record names the replaced ones) and passed having compared none;
+    `verify OLD_ID` said "no run". Now the sweep's runs are followed to their
+    replacements, and an old id is named with the run that replaced it."""
+    s, f, old = _mom_run(tmp_path)
+    s.sweep("mom", {"n": [12, 6]}, name="g", strategies_file=str(f))
+    f.write_text(MOM.replace("{SHORT}", "0"))
+    new = dict(s.update().replaced)
+    rep = s.verify(sweep="g")
+    assert rep.ok and rep.runs == 2
+    with pytest.raises(incbt.NotFoundError, match=f"run {old.run_id} was replaced by run "
+                       f"{new[old.run_id]} when its strategy's code changed"):
+        s.verify([old.run_id[:8]])
+
+
 def test_the_events_of_one_command_share_its_op(tmp_path, monkeypatch):
     """An update's ingest and its commits in batches are one command: events.op links
     them; the next command's events have another; from Python the command names the
