@@ -67,17 +67,14 @@ def _chosen(
             for k, w in cur:
                 if k.decode() != sweep:
                     for rid in json.loads(w)["runs"]:
-                        held.setdefault(rid, []).append(k.decode())
+                        for run in _chain(every, rid):  # what it holds now, too
+                            held.setdefault(run.run_id, []).append(k.decode())
         for rid in json.loads(v)["runs"]:
-            run = every.get(rid)
-            seen = set()
-            while run is not None and run.run_id not in seen:  # and the runs replacing it
-                seen.add(run.run_id)
+            for run in _chain(every, rid):  # and the runs replacing it
                 if run.run_id in held and run.run_id not in named:
                     shared[run.run_id] = sorted(held[run.run_id])
                 else:
                     chosen[run.run_id] = run
-                run = every.get(run.superseded_by) if run.superseded_by else None
     forks = sorted(
         r.run_id
         for r in every.values()
@@ -90,6 +87,16 @@ def _chosen(
             "effective date changes. Fix: drop the forks too (give their ids as well)"
         )
     return sorted(chosen.values(), key=lambda r: r.run_id), sweeps, shared
+
+
+def _chain(every: dict[str, rc.RunRecord], run_id: str) -> list[rc.RunRecord]:
+    """A run and the runs that replaced it, one after another (code changes)."""
+    out: dict[str, rc.RunRecord] = {}
+    run = every.get(run_id)
+    while run is not None and run.run_id not in out:
+        out[run.run_id] = run
+        run = every.get(run.superseded_by) if run.superseded_by else None
+    return list(out.values())
 
 
 def drop(

@@ -271,3 +271,23 @@ def test_a_dropped_fork_comes_back_from_its_base(world):
     fresh.backtest(None, {"fast": 6}, fork_of=a, effective="2024-03-07")
     _assert_same(s, fresh)
     assert s.verify().ok
+
+
+def test_a_run_another_sweep_holds_under_its_old_id_is_kept(tmp_path):
+    """Two sweeps share a run; the strategy's code changes and `update` replaces it. The
+    sweeps' records still name the old id: dropping one sweep kept the old run (gone
+    already) and dropped its replacement, which the other sweep holds too."""
+    from conftest import MOM, ingested
+
+    s = ingested(tmp_path)
+    f = tmp_path / "mom.py"
+    f.write_text(MOM.replace("{SHORT}", "-1"))
+    s.sweep("mom", {"n": [3, 6]}, name="a", strategies_file=str(f))
+    s.sweep("mom", {"n": [6, 9]}, name="b", strategies_file=str(f))
+    f.write_text(MOM.replace("{SHORT}", "0"))
+    s.update()
+    shared = s.sweeps()["b"].run_ids[0]  # n=6, of the new code
+    res = s.drop([], sweep="a")
+    assert shared in res.shared and shared not in res.runs
+    assert [r.run_id for r in s.runs()].count(shared) == 1
+    assert s.sweeps()["b"].run_ids[0] == shared and s.verify(sweep="b").ok
