@@ -72,6 +72,7 @@ class SweepResult:
     # the grid points this call took from the sweep's grid (parameters a resume left out)
     kept: dict[str, Any] = field(default_factory=dict)
     declared: list[str] = field(default_factory=list)  # the strategy's parameters, in order
+    again: int = 0  # of the sweep's runs before this call, those dropped since: recomputed
 
     @property
     def run_ids(self) -> list[str]:
@@ -678,6 +679,12 @@ def sweep(
             added = len(run_ids) - len(prior)
             new_here = set(run_ids) - set(prior)
             reused = sum(rc.registered(store.catalog, txn, rid) for rid in new_here)
+            # points dropped since (`incbt drop`): computed again, from scratch
+            again = sum(
+                (r := rc.get_run(store.catalog, txn, rid)) is not None
+                and r.dropped_seq is not None
+                for rid in prior
+            )
         have = {r.run_id: r for r in records}
         if old:  # runs of the sweep's earlier grids: from the catalog (or re-derived)
             with store.catalog.env.read() as txn:
@@ -700,7 +707,7 @@ def sweep(
         todo = [have[r] for r in run_ids if r in have]
         declared = [p.name for p in strat.params]
         result = SweepResult(name, run_ids, added, reused, old is None, skipped, store=store)
-        result.kept, result.declared = kept, declared
+        result.kept, result.declared, result.again = kept, declared, again
         if dry_run:
             result.report = bring_up_to_date(
                 store, todo, command=command, kind="sweep", dry_run=True

@@ -412,3 +412,13 @@ def test_numpy_values_make_a_grid(tmp_path):
     b = s.sweep("sma_cross", {"fast": (x for x in (5, 10, 15)), "slow": [50.0]}, name="b")
     assert a.run_ids == b.run_ids and len(a.run_ids) == 3
     assert get_sweep(s, "a")["grids"] == [{"fast": [5, 10, 15], "slow": [50]}]
+
+
+def test_a_resume_says_which_of_its_runs_were_dropped_and_computes_them_again(tmp_path):
+    """It said "0 new" while it computed the dropped points again (QA, 2026-12-05)."""
+    s = ingested(tmp_path)
+    g = s.sweep("sma_cross", {"fast": [3, 5], "slow": [20]}, name="g")
+    s.drop([g.run_ids[0]])
+    again = s.sweep("sma_cross", name="g", resume=True)
+    assert (again.added, again.again) == (0, 1) and again.report.bars_processed > 0
+    assert again.run_ids == g.run_ids and s.verify(sweep="g").ok
