@@ -118,10 +118,14 @@ def _lost(ray: Any, address: str | None) -> ClusterLostError | None:
     worker, with no word of what was kept."""
     import socket
 
-    gcs = ray.get_runtime_context().gcs_address
-    host, _, port = gcs.rpartition(":")
+    try:  # a Ray client (ray://) may not say: then Ray's own wait it is
+        gcs = str(ray.get_runtime_context().gcs_address)
+        host, _, port = gcs.rpartition(":")
+        head = (host.strip("[]"), int(port))
+    except Exception:
+        return None
     try:
-        socket.create_connection((host.strip("[]"), int(port)), PROBE_SECONDS).close()
+        socket.create_connection(head, PROBE_SECONDS).close()
     except OSError as exc:
         where = f"at {address!r}" if address else "this command started"
         return ClusterLostError(
