@@ -1240,6 +1240,46 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
     err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
 
 
+def _given_twice(argv: list[str]) -> str | None:
+    """The first option of the command that ``argv`` gives twice, unless it repeats by
+    design (``-p``, ``-g``, ``--kind``...): click keeps the last value without a word,
+    so ``incbt drop --sweep A --sweep B`` dropped B alone (found 2026-12-05)."""
+    group: Any = typer.main.get_command(app)  # typer's own click: by its attributes
+    commands = getattr(group, "commands", {})
+    cmd = group
+    seen: dict[str, str] = {}
+    args = iter(argv)
+    for a in args:
+        if a == "--":
+            break
+        if not a.startswith("-") or a == "-":
+            if cmd is group and a in commands:  # the command: its options from now
+                cmd, seen = commands[a], {}
+            continue
+        flag = a.split("=", 1)[0]
+        param = next(
+            (
+                p
+                for p in cmd.params
+                if getattr(p, "param_type_name", "") == "option" and flag in p.opts
+            ),
+            None,
+        )
+        if param is None:
+            continue  # click says what is wrong with it
+        if not param.is_flag and "=" not in a:
+            next(args, None)  # its value, whatever it looks like
+        if param.multiple or param.count:
+            continue
+        key = param.name or flag
+        if key in seen:
+            return f"{seen[key]} is given twice: give it once" + (
+                "" if seen[key] == flag else f" (as {seen[key]} or {flag})"
+            )
+        seen[key] = flag
+    return None
+
+
 def main() -> None:
     """Entry point: run the app, turning errors into one line and an exit code."""
     os.environ.setdefault(
@@ -1253,6 +1293,10 @@ def main() -> None:
     # SIGTERM (kill, a scheduler's timeout) stops a command as Ctrl-C does: what is
     # committed stays, the rest is abandoned, the command says so (exit 143, not 130)
     signal.signal(signal.SIGTERM, _terminate)
+    twice = _given_twice(sys.argv[1:])
+    if twice:
+        err_console.print(f"[red]error:[/red] {twice}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     try:
         code = app(standalone_mode=False)  # click returns typer.Exit codes here
         if code == 130 and not _SAID:  # Ctrl-C in a command: typer's Exit(130), silent

@@ -76,15 +76,18 @@ class SweepResult:
 
     @property
     def run_ids(self) -> list[str]:
-        """The sweep's runs now: a run replaced since (its strategy's code changed, then
-        ``update``) by the run that replaced it; a dropped one left out. Runs not yet
-        committed (an interrupted sweep) are listed as recorded."""
+        """The sweep's runs now, as its record in the store lists them (grown by a resume
+        since, say): a run replaced since (its strategy's code changed, then ``update``)
+        by the run that replaced it; a dropped one left out. Runs not yet committed (an
+        interrupted sweep) are listed as recorded; a dry run's, as it would make them."""
+        rec = None if self.executor == "dry run" else get_sweep(self.store, self.name)
+        ids = self.recorded if rec is None else rec["runs"]
         with self.store.catalog.env.read() as txn:
-            now = [rc.follow(self.store.catalog, txn, rid) for rid in self.recorded]
+            now = [rc.follow(self.store.catalog, txn, rid) for rid in ids]
         return list(
             dict.fromkeys(
                 rid if run is None else run.run_id
-                for rid, run in zip(self.recorded, now, strict=True)
+                for rid, run in zip(ids, now, strict=True)
                 if run is None or run.dropped_seq is None
             )
         )
@@ -449,6 +452,17 @@ def _plain(x: Any) -> Any:
     return x.item() if hasattr(x, "item") and hasattr(x, "dtype") else x
 
 
+def _source_of(store: Any, name: str) -> str | None:
+    """The strategies file of the sweep's runs (None: a built-in, or no such sweep)."""
+    rec = get_sweep(store, name)
+    with store.catalog.env.read() as txn:
+        for rid in rec["runs"] if rec else []:
+            run = rc.get_run(store.catalog, txn, rid)
+            if run is not None:
+                return None if run.source == "builtin" else run.source
+    return None
+
+
 def _kept_values(strat: Any, old: Mapping[str, Any], grid: Mapping[str, Any]) -> dict[str, Any]:
     """The values a resume keeps of each parameter of the sweep its grid leaves out: all
     those the sweep's grids gave it (one grid's spec as it was written, a range say;
@@ -589,6 +603,8 @@ def sweep(
             "give the grid (-g NAME=V1,V2,... or NAME=START:STOP:STEP); to finish or bring "
             "up to date a sweep as it is, --resume and its --name"
         )
+    if resume and name and strategies_file is None:  # a sweep of a strategy of a file
+        strategies_file = _source_of(store, name)  # takes it from there, as update does
     strat, _ = resolve_in(store, strategy, strategies_file)
     grid = _plain_grid(grid)
     given_exec = dict(exec_params or {})
@@ -640,7 +656,17 @@ def sweep(
         points: list[dict[str, Any]]
         skipped: list[str]
         if old is not None and not grid:
-            points, skipped, spec = [], [], dict(old["spec"])
+            if sample is not None and (sample, seed) != (was["random"], was["seed"]):
+                raise UsageError(
+                    f"--random {sample} --seed {seed} without -g: a resume without a grid "
+                    f"finishes sweep {name!r} as it is (its sample: --random "
+                    f"{was['random']} --seed {was['seed']}); give -g to grow it"
+                    if was["random"] is not None
+                    else f"--random {sample} without -g: a resume without a grid finishes "
+                    f"sweep {name!r} as it is (all of its grid); give -g to grow it"
+                )
+            points, skipped = [], []
+            spec = {**was, "instruments": instruments, "start": start, "exec": exec_params}
         else:
             full = {**{k: kept.get(k) for k in (old["spec"]["grid"] if old else ())}, **grid}
             full = {k: v for k, v in full.items() if v is not None}

@@ -732,3 +732,29 @@ def test_a_named_query_of_a_sweep_that_is_not_there_says_so(tmp_path):
     run("init", store=s)
     p = run("query", "grid", "-p", "sweep=nosuch", store=s, check=False)
     assert p.returncode == 1 and "no sweep 'nosuch'" in p.stderr, (p.returncode, p.stderr)
+
+
+@pytest.mark.parametrize("args", [
+    ["drop", "--sweep", "a", "--sweep", "b", "--dry-run"],
+    ["log", "--limit", "1", "--limit=2"],
+    ["report", "x", "-o", "a.html", "--out", "b.html"],
+    ["backtest", "sma_cross", "-p", "fast=5", "--fee-bps", "1", "--fee-bps", "2"],
+    ["--store", "a", "--store", "b", "status"],
+])
+def test_an_option_given_twice_is_bad_usage(tmp_path, args):
+    """README: exit 2 for an option given twice. click kept the last value without a
+    word, so `incbt drop --sweep A --sweep B` dropped B alone (QA, 2026-12-05)."""
+    p = subprocess.run([INCBT, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "is given twice: give it once" in p.stderr, p.stderr
+    assert not os.listdir(tmp_path)  # nothing written, not even a store folder
+
+
+def test_options_that_repeat_by_design_still_do(tmp_path):
+    run("init", store=tmp_path / "s")
+    p = run("log", "--kind", "init", "--kind", "ingest", "--output", "csv",
+            store=tmp_path / "s")
+    assert p.stdout.count("init") >= 1
+    p = run("query", "SELECT $a AS a, $b AS b", "-p", "a=1", "-p", "b=--store",
+            "--output", "csv", store=tmp_path / "s")
+    assert p.stdout.splitlines()[1] == '"1","--store"', p.stdout  # untyped: text

@@ -422,3 +422,25 @@ def test_a_resume_says_which_of_its_runs_were_dropped_and_computes_them_again(tm
     again = s.sweep("sma_cross", name="g", resume=True)
     assert (again.added, again.again) == (0, 1) and again.report.bars_processed > 0
     assert again.run_ids == g.run_ids and s.verify(sweep="g").ok
+
+
+def test_a_resume_without_a_grid_still_checks_what_it_is_given(tmp_path):
+    """Found by QA 2026-12-05: with no -g, a different fee, instrument list, start or
+    --random was ignored without a word (the same with -g is refused)."""
+    s = ingested(tmp_path, instruments=3)
+    f = tmp_path / "mom.py"
+    f.write_text(MOM.replace("{SHORT}", "-1"))
+    s.sweep("mom", {"n": [3, 6]}, name="m", strategies_file=str(f))
+    before = tree_state(s.path)
+    for kw, match in (({"fee_bps": 1.0}, "was made with fee_bps 0 \\(now 1\\)"),
+                      ({"instruments": ["S0001"]}, "was made with instruments all"),
+                      ({"start": "2024-03-05"}, "start the first bar"),
+                      ({"random": 1}, "--random 1 without -g")):
+        with pytest.raises(incbt.UsageError, match=match):
+            s.sweep("mom", name="m", resume=True, **kw)
+    assert tree_state(s.path) == before
+    # the strategies file of its runs, when none is given (as `update` takes it)
+    old = s.sweeps()["m"]
+    r = s.sweep("mom", {"n": [9]}, name="m", resume=True)
+    assert (r.added, len(r.run_ids)) == (1, 3)
+    assert old.run_ids == r.run_ids  # an object of the sweep sees it grown
