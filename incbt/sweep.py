@@ -707,8 +707,7 @@ def sweep(
             reused = sum(rc.registered(store.catalog, txn, rid) for rid in new_here)
             # points dropped since (`incbt drop`): computed again, from scratch
             again = sum(
-                (r := rc.get_run(store.catalog, txn, rid)) is not None
-                and r.dropped_seq is not None
+                (r := rc.get_run(store.catalog, txn, rid)) is not None and r.dropped_seq is not None
                 for rid in prior
             )
         have = {r.run_id: r for r in records}
