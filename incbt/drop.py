@@ -52,6 +52,13 @@ def _chosen(
 
     every = {r.run_id: r for r in rc.runs(cat, txn)}
     chosen = {r.run_id: r for r in (rc.by_prefix(every.values(), q) for q in run_ids)}
+    for r in chosen.values():
+        if r.superseded_by and r.dropped_seq is None:  # found 2026-12-05: it went alone
+            now = _chain(every, r.run_id)[-1].run_id
+            raise UsageError(
+                f"run {r.run_id} was replaced by run {now} when its strategy's code changed: "
+                f"drop {now} (the runs it replaced go with it)"
+            )
     named = set(chosen)
     sweeps = []
     shared: dict[str, list[str]] = {}
@@ -75,6 +82,16 @@ def _chosen(
                     shared[run.run_id] = sorted(held[run.run_id])
                 else:
                     chosen[run.run_id] = run
+    # the runs each chosen one replaced (its strategy's code changed, maybe back and
+    # forth): dropped with it, or a revert of the code would bring them back
+    for r in every.values():
+        if (
+            r.superseded_by
+            and r.dropped_seq is None
+            and r.run_id not in chosen
+            and _chain(every, r.run_id)[-1].run_id in chosen
+        ):
+            chosen[r.run_id] = r
     forks = sorted(
         r.run_id
         for r in every.values()

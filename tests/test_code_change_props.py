@@ -19,11 +19,13 @@ old run by it was planned twice, and a new day's rows were written twice.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from unittest import mock
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from conftest import MOM
 from hypothesis import HealthCheck, example, given, settings
@@ -46,7 +48,10 @@ DAILY = "SELECT * FROM daily ORDER BY run_id, instrument, date"
 FILLS = "SELECT * FROM fills ORDER BY run_id, instrument, ts, qty"
 METRICS = "SELECT * FROM metrics ORDER BY run_id, scope, instrument"
 RUN_IDS = "SELECT run_id FROM runs WHERE superseded_by IS NULL ORDER BY run_id"
-SWEEPS = "SELECT sweep, run_id FROM sweeps ORDER BY sweep, run_id"
+SWEEPS = (
+    "SELECT w.sweep, w.run_id, r.params FROM sweeps w JOIN runs r USING (run_id) "
+    "ORDER BY w.sweep, w.run_id"
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +90,10 @@ class History:
         self.plain: set[int] = set()  # runs registered, not dropped since
         self.forked = False
         self.swept = False
+        # points of the sweep dropped since it was last made or resumed: whether a later
+        # backtest of the same parameters brings one back into the sweep depends on
+        # whether it is the same run (the same code), so they are not compared
+        self.unswept: set[int] = set()
 
     def write(self) -> None:
         with open(self.file, "w") as f:
@@ -123,6 +132,7 @@ class History:
                 return
             self.plain |= set(range(len(PLAIN)))
             self.swept = True
+            self.unswept = set()
         elif kind == "drop" and op[1] in self.plain:
             k = op[1]
             if k == 0 and self.forked:  # a fork's base goes with its forks only
@@ -132,6 +142,8 @@ class History:
                    if r.record.params == PLAIN[k] and not r.record.fork]
             self.s.drop(ids)
             self.plain.discard(k)
+            if self.swept:
+                self.unswept.add(k)
 
 
 def tables(s: incbt.Store) -> dict[str, pa.Table]:
@@ -178,5 +190,8 @@ def test_code_changes_reverts_and_forks_end_as_a_fresh_store(data, history):
             base = fresh.backtest("mom", PLAIN[0], strategies_file=h.file)
             fresh.backtest(None, FORK[0], fork_of=base.run_id, effective=FORK[1])
         got, want = tables(h.s), tables(fresh)
+        for t in (got, want):
+            keep = [json.dumps(PLAIN[k]) for k in range(len(PLAIN)) if k not in h.unswept]
+            t[SWEEPS] = t[SWEEPS].filter(pc.is_in(t[SWEEPS]["params"], pa.array(keep)))
         for q in want:
             assert got[q].equals(want[q]), (q, history)

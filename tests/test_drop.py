@@ -291,3 +291,26 @@ def test_a_run_another_sweep_holds_under_its_old_id_is_kept(tmp_path):
     assert shared in res.shared and shared not in res.runs
     assert [r.run_id for r in s.runs()].count(shared) == 1
     assert s.sweeps()["b"].run_ids[0] == shared and s.verify(sweep="b").ok
+
+
+def test_a_replaced_run_goes_with_the_run_that_replaced_it(tmp_path):
+    """Found by QA 2026-12-05: a run replaced after a code change could be dropped alone
+    (past the fork-base check), and the drop did not stick: a revert of the code brought
+    it back; dropping its replacement left it listed, replaced by a run not there."""
+    from conftest import MOM, ingested
+
+    s = ingested(tmp_path)
+    f = tmp_path / "mom.py"
+    f.write_text(MOM.replace("{SHORT}", "-1"))
+    base = s.backtest("mom", {"n": 3}, strategies_file=str(f))
+    fork = s.backtest(None, {"n": 5}, fork_of=base.run_id, effective="2024-03-05")
+    f.write_text(MOM.replace("{SHORT}", "0"))
+    new = dict(s.update().replaced)
+    with pytest.raises(incbt.UsageError, match=f"run {base.run_id} was replaced by run "
+                       f"{new[base.run_id]} when its strategy's code changed: drop "):
+        s.drop([base.run_id])
+    res = s.drop([new[base.run_id], new[fork.run_id]])
+    assert sorted(res.runs) == sorted([*new, *new.values()])
+    assert s.sql("SELECT count(*) AS n FROM runs")["n"][0].as_py() == 0
+    f.write_text(MOM.replace("{SHORT}", "-1"))  # the revert brings back nothing dropped
+    assert s.update().replaced == [] and s.runs() == [] and s.verify().ok
