@@ -319,6 +319,10 @@ def test_an_ambiguous_run_prefix_names_its_runs_and_a_dropped_one_gives_way():
     assert "ab34 (sma_cross fast=10 slow=50)" in msg and "ab56" not in msg
     assert by_prefix([a, c], "ab") is a  # the dropped run is not what the prefix meant
     assert by_prefix([a, c], "ab56") is c  # but it is found by its own id
+    d = rec("ab78", 30)
+    d.superseded_by = "ff00"  # replaced after a code change (QA, 2026-12-05): the same
+    assert by_prefix([a, d], "ab") is a
+    assert by_prefix([a, d], "ab7") is d
     with pytest.raises(NotFoundError):
         by_prefix([a, b], "ff")
 

@@ -144,7 +144,8 @@ def follow(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> RunRecord | None
 
 def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
     """The one run whose id starts with ``prefix`` (NotFoundError if none, UsageError
-    naming the candidates if several; of several, the one not dropped, if it is one)."""
+    naming the candidates if several; of several, the one neither dropped nor replaced
+    after a code change, if it is one)."""
     if not prefix.strip():
         raise UsageError("give a run id (or a unique prefix of it), not an empty one")
     hit = [r for r in records if r.run_id.startswith(prefix)]
@@ -154,13 +155,14 @@ def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
             "lists them)"
         )
     if len(hit) > 1:
-        live = [r for r in hit if r.dropped_seq is None]
-        if len(live) == 1:  # the dropped ones are not what a prefix means
+        live = [r for r in hit if not r.gone]
+        if len(live) == 1:  # the dropped and replaced ones are not what a prefix means
             return live[0]
         shown = ", ".join(
             f"{r.run_id} ({r.strategy} "
             + " ".join(f"{k}={v}" for k, v in r.params.items())
             + (", dropped" if r.dropped_seq is not None else "")
+            + (", replaced" if r.superseded_by and r.dropped_seq is None else "")
             + ")"
             for r in sorted(live or hit, key=lambda r: r.run_id)[:5]
         )
