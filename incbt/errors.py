@@ -348,6 +348,13 @@ def whole(value: object, what: str, at_least: int | None = None) -> int | None:
     return int(value)
 
 
+def flag(value: object, what: str) -> None:
+    """Refuse (UsageError naming it) a yes/no argument that is not True or False: "yes"
+    and 1 are no answer (a string is always true)."""
+    if not isinstance(value, bool):
+        raise UsageError(f"{what}: give True or False, not {value!r}")
+
+
 def number(value: object, what: str) -> None:
     """Refuse (UsageError naming it) an argument given that is not a number."""
     import numbers

@@ -101,6 +101,11 @@ def make_run_id(
 
 def resolve(strategy: str | Strategy, strategies_file: str | None) -> tuple[Strategy, str]:
     """(Strategy, source) from a name (built-in or in the file) or a Strategy object."""
+    if not isinstance(strategy, str | Strategy):
+        raise UsageError(
+            f"strategy: give a strategy's name or a strategy made with @incbt.strategy, "
+            f"not {strategy!r}"
+        )
     if isinstance(strategy, Strategy):
         src = _source_file(strategy)
         if src != "builtin":

@@ -42,6 +42,7 @@ from incbt.errors import (
     StoreExistsError,
     StrategyFailureWarning,
     UsageError,
+    flag,
     mapping,
     names,
     number,
@@ -489,6 +490,9 @@ class Store:
         many = isinstance(params, Sequence) and not isinstance(params, Mapping)
         sets: list[Any] = list(params) if many else [params]  # type: ignore[arg-type]
         ex = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
+        for k, v in ex.items():
+            number(v, k)
+        flag(dry_run, "dry_run")
         if fork_of is not None or effective is not None:
             if fork_of is None or effective is None:
                 raise UsageError("a fork needs both fork_of (--from) and effective (--effective)")
@@ -564,6 +568,10 @@ class Store:
             )
         whole(random, "random (a number of grid points)")
         whole(seed, "seed")
+        for k, v in (("notional", notional), ("fee_bps", fee_bps), ("slippage_bps", slippage_bps)):
+            number(v, k)
+        flag(resume, "resume")
+        flag(dry_run, "dry_run")
         whole(workers, "workers")
         text(name, "name")
         text(address, "address")

@@ -194,6 +194,18 @@ def test_grid_values_of_the_right_type_still_run(filled):
     (lambda s: s.report("g1", 5), incbt.UsageError, "give the HTML file to write"),
     (lambda s: s.report("g1", ""), incbt.UsageError, "give the HTML file to write"),
     (lambda s: s.bars(5), incbt.UsageError, "instrument: give an instrument's name"),
+    # found by QA 2026-12-05: a StrategyError, or taken silently
+    (lambda s: s.sweep(5, {"fast": [5]}, dry_run=True), incbt.UsageError,
+     "strategy: give a strategy's name or a strategy made with @incbt.strategy, not 5"),
+    (lambda s: s.backtest(5, dry_run=True), incbt.UsageError, "strategy: give a strategy's"),
+    (lambda s: s.sweep("sma_cross", {"fast": [5]}, resume="yes", dry_run=True),
+     incbt.UsageError, "resume: give True or False, not 'yes'"),
+    (lambda s: s.sweep("sma_cross", {"fast": [5]}, fee_bps="1", dry_run=True),
+     incbt.UsageError, "fee_bps: give a number, not '1'"),
+    (lambda s: s.backtest("sma_cross", notional="1e5", dry_run=True), incbt.UsageError,
+     "notional: give a number, not '1e5'"),
+    (lambda s: s.backtest("sma_cross", dry_run="no"), incbt.UsageError,
+     "dry_run: give True or False, not 'no'"),
 ])
 def test_wrong_argument_types_are_usage_errors(filled, call, error, match):
     with pytest.raises(error, match=match):
