@@ -10,6 +10,7 @@ import contextlib
 import errno
 import gc as pygc
 import os
+import re
 import signal
 import sys
 import warnings
@@ -22,6 +23,7 @@ from incbt.catalog.lock import held_by
 from incbt.errors import (
     IncbtError,
     NotFoundError,
+    QueryError,
     StrategyFailureWarning,
     UsageError,
     map_dependency_error,
@@ -362,9 +364,11 @@ def query(
         )
     raw = _pairs(param, "-p")
     params = {k: coerce(v) for k, v in raw.items()}
+    names_given: dict[str, str] = {}  # identifier parameters: column names
     if name is not None:
-        from incbt.queries import check_params, fill_identifiers
+        from incbt.queries import check_params, fill_identifiers, identifier_slots
 
+        names_given = {k: raw[k] for k in identifier_slots(sql) if k in raw}
         sql = fill_identifiers(sql, params, name)
         check_params(sql, params, name)
         if "run" in raw:  # a run id: a unique prefix is enough, as everywhere else
@@ -382,7 +386,25 @@ def query(
 
     # the values read as numbers: bound as their text where the query takes text
     texts = {k: raw[k] for k, v in params.items() if k in raw and not isinstance(v, str)}
-    table = run_sql(st.session(as_of, only_for=sql), sql, params or None, name=name, typed=texts)
+    try:
+        table = run_sql(
+            st.session(as_of, only_for=sql), sql, params or None, name=name, typed=texts
+        )
+    except QueryError as exc:  # a column name given that the tables do not have
+        bad = [
+            k
+            for k, v in names_given.items()
+            if re.search(rf"No field named (\w+\.)?(p_)?{v}\b", str(exc))
+        ]
+        if not bad:
+            raise
+        k = bad[0]
+        have = [c[2:] for c in st.sql("SELECT * FROM runs LIMIT 0").column_names if c[:2] == "p_"]
+        raise UsageError(
+            f"query {name}: -p {k}={names_given[k]!r} names no column it can read (the "
+            f"strategies' parameters here: {', '.join(have) or 'none'}; the metrics: "
+            "sharpe, total_pnl, max_drawdown, fills, fees, turnover)"
+        ) from None
     if pivot:
         from incbt.render import pivot_table
 

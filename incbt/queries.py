@@ -49,7 +49,8 @@ def fill_identifiers(sql: str, params: dict[str, object], name: str) -> str:
         value = str(params.pop(slot))
         if not _IDENT.fullmatch(value):
             raise UsageError(
-                f"query {name}: -p {slot}={value!r} must be a plain name (letters, digits, _)"
+                f"query {name}: -p {slot}={value!r} must be a plain name (letters, digits "
+                "and _, not starting with a digit)"
             )
         sql = re.sub(r"\{\{\s*" + slot + r"\s*\}\}", value, sql)
     return sql

@@ -518,3 +518,28 @@ def test_cli_a_value_that_reads_as_a_number_is_text_where_the_query_needs_text(t
         assert p.returncode == 0 and p.stdout.split() == ['"sweep"', f'"{name}"'], p.stdout
         p = query("grid", "-p", f"sweep={name}")
         assert p.returncode == 0 and len(p.stdout.strip().splitlines()) == 2, p.stdout
+
+
+def test_cli_a_column_name_the_query_cannot_read_is_bad_usage(results):
+    """`grid_pivot -p x=nope` exited 1 with DataFusion's schema dump; `-p metric=2024`
+    said "letters, digits, _" of a name of digits (QA, 2026-12-05)."""
+    import subprocess
+    import sys
+
+    s, _ = results
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+
+    def query(*args):
+        return subprocess.run([exe, "--store", s.path, "query", "grid_pivot", "-p", "sweep=g",
+                               *args], capture_output=True, text=True)
+
+    p = query("-p", "x=nope", "-p", "y=slow", "-p", "metric=sharpe")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip() == (
+        "error: query grid_pivot: -p x='nope' names no column it can read (the strategies' "
+        "parameters here: fast, slow; the metrics: sharpe, total_pnl, max_drawdown, fills, "
+        "fees, turnover)"), p.stderr
+    p = query("-p", "x=fast", "-p", "y=slow", "-p", "metric=2024")
+    assert p.returncode == 2 and "not starting with a digit" in p.stderr, p.stderr
+    p = query("-p", "x=fast", "-p", "y=slow", "-p", "metric=sharpe", "--pivot")
+    assert p.returncode == 0, p.stderr
