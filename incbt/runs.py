@@ -1129,7 +1129,10 @@ def _revive(store: Any, records: Sequence[rc.RunRecord]) -> None:
         back = [
             r.run_id
             for r in records
-            if (was := rc.get_run(cat, txn, r.run_id)) is not None
+            # a record read from the catalog is a live run (an update's); only one made
+            # now (registered by a command, or an update's replacement) can come back
+            if not r.created_seq
+            and (was := rc.get_run(cat, txn, r.run_id)) is not None
             and was.superseded_by is not None
             and rc.has_pairs(cat, txn, r.run_id)
         ]
@@ -1142,22 +1145,28 @@ def _revive(store: Any, records: Sequence[rc.RunRecord]) -> None:
         cat.env.write(txn_fn)
 
 
+def fork_depths(records: Sequence[rc.RunRecord]) -> dict[str, int]:
+    """Each run's depth among ``records``: 0 for a plain run (or a fork whose base is not
+    among them), 1 for a fork of one of depth 0, and so on."""
+    by_id = {r.run_id: r for r in records}
+    out: dict[str, int] = {}
+    for rec in records:
+        r, depth, seen = rec, 0, {rec.run_id}
+        while r.fork and r.fork["base"] in by_id and r.fork["base"] not in seen:
+            r = by_id[r.fork["base"]]
+            seen.add(r.run_id)
+            depth += 1
+        out[rec.run_id] = depth
+    return out
+
+
 def _fork_levels(forks: Sequence[rc.RunRecord]) -> list[list[rc.RunRecord]]:
     """Forks in levels, each after the levels holding their bases: a fork of a plain
     run first, then a fork of one of those, and so on."""
-    ids = {f.run_id for f in forks}
-    depth: dict[str, int] = {}
-    by_id = {f.run_id: f for f in forks}
-
-    def of(f: rc.RunRecord) -> int:
-        if f.run_id not in depth:
-            base = (f.fork or {})["base"]
-            depth[f.run_id] = 1 + of(by_id[base]) if base in ids else 0
-        return depth[f.run_id]
-
+    depth = fork_depths(forks)
     levels: dict[int, list[rc.RunRecord]] = defaultdict(list)
     for f in forks:
-        levels[of(f)].append(f)
+        levels[depth[f.run_id]].append(f)
     return [levels[k] for k in sorted(levels)]
 
 

@@ -81,16 +81,11 @@ class SweepResult:
         by the run that replaced it; a dropped one left out. Runs not yet committed (an
         interrupted sweep) are listed as recorded; a dry run's, as it would make them."""
         rec = None if self.executor == "dry run" else get_sweep(self.store, self.name)
-        ids = self.recorded if rec is None else rec["runs"]
         with self.store.catalog.env.read() as txn:
-            now = [rc.follow(self.store.catalog, txn, rid) for rid in ids]
-        return list(
-            dict.fromkeys(
-                rid if run is None else run.run_id
-                for rid, run in zip(ids, now, strict=True)
-                if run is None or run.dropped_seq is None
+            now = rc.standing(
+                self.store.catalog, txn, self.recorded if rec is None else rec["runs"]
             )
-        )
+        return [rid for _, rid in now]
 
     def _params(self) -> dict[str, Any]:
         """The sweep's parameters with a value of each (their types: its first run's)."""
@@ -620,8 +615,9 @@ def sweep(
             "exec": {**DEFAULT_EXEC, **given_exec},
         }
 
-    if grid:  # a bad grid is said before the lock is waited for
-        grid_points(strat, grid, sample, seed)
+    # a bad grid is said before the lock is waited for (and its points serve below,
+    # unless a resume adds the sweep's values of parameters it leaves out)
+    given = grid_points(strat, grid, sample, seed) if grid else None
     name = name or _default_name(grid_spec(grid))
     # the sweep's record is read, grown and written under the write lock, with the runs'
     # commits: two sweeps growing one name at once each keep their points, and a
@@ -670,7 +666,10 @@ def sweep(
         else:
             full = {**{k: kept.get(k) for k in (old["spec"]["grid"] if old else ())}, **grid}
             full = {k: v for k, v in full.items() if v is not None}
-            points, skipped = grid_points(strat, full, sample, seed)
+            if given is not None and full == grid:
+                points, skipped = given
+            else:
+                points, skipped = grid_points(strat, full, sample, seed)
             if not points:
                 raise StrategyError(
                     f"the grid has no valid point: strategy {strat.name!r} rejects all of "

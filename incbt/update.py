@@ -41,6 +41,7 @@ from incbt.runs import (
     UpdateReport,
     bring_up_to_date,
     execute,
+    fork_depths,
     instruments_of,
     make_run_id,
     plan_runs,
@@ -173,7 +174,7 @@ def current_records(
     # the new ids, a fork's after its base's (that id is part of a fork's): a fork of a
     # run whose code changed follows the base's replacement (found 2026-12-05: it followed
     # the base of the old code, and every update failed on that base's code)
-    depth = _fork_depths(records)
+    depth = fork_depths(records)
     renamed: dict[str, str] = {}
     for k in sorted(changed, key=lambda k: depth[records[k].run_id]):
         r = records[k]
@@ -214,21 +215,6 @@ def _live(store: Any, records: Sequence[rc.RunRecord], prefix: str) -> rc.RunRec
                 f"code changed: verify {now.run_id}"
             ) from None
         raise
-
-
-def _fork_depths(records: Sequence[rc.RunRecord]) -> dict[str, int]:
-    """Each run's depth: 0 for a plain run, 1 for a fork of one, and so on (bases
-    counted among ``records``)."""
-    by_id = {r.run_id: r for r in records}
-    out: dict[str, int] = {}
-    for rec in records:
-        r, depth, seen = rec, 0, {rec.run_id}
-        while r.fork and r.fork["base"] in by_id and r.fork["base"] not in seen:
-            r = by_id[r.fork["base"]]
-            seen.add(r.run_id)
-            depth += 1
-        out[rec.run_id] = depth
-    return out
 
 
 def _stale_rows(
@@ -797,8 +783,7 @@ def verify(
             # its runs now: one replaced after a code change by its replacement (found
             # 2026-12-05: those were left out, and verify passed having compared none)
             with store.catalog.env.read() as txn:
-                now = [rc.follow(store.catalog, txn, rid) for rid in spec["runs"]]
-            mine = {r.run_id for r in now if r is not None}
+                mine = {rid for _, rid in rc.standing(store.catalog, txn, spec["runs"])}
             chosen += [r for r in records if r.run_id in mine]
             never = set(never_committed(store, spec))  # interrupted before their commit
         records = sorted({r.run_id: r for r in chosen}.values(), key=lambda r: r.run_id)

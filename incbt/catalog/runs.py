@@ -142,6 +142,20 @@ def follow(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> RunRecord | None
     return run
 
 
+def standing(cat: Catalog, txn: lmdb.Transaction, run_ids: Iterable[str]) -> list[tuple[int, str]]:
+    """What a list of run ids (a sweep's record) stands for now, as (position, run id):
+    each followed to the run that replaced it (:func:`follow`), a dropped one left out,
+    one named twice by then (a code change reverted) kept at its first position, one
+    not registered (a sweep interrupted before its first commit) as given."""
+    out: dict[str, int] = {}
+    for i, rid in enumerate(run_ids):
+        run = follow(cat, txn, rid)
+        if run is not None and run.dropped_seq is not None:
+            continue
+        out.setdefault(rid if run is None else run.run_id, i)
+    return [(i, rid) for rid, i in out.items()]
+
+
 def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
     """The one run whose id starts with ``prefix`` (NotFoundError if none, UsageError
     naming the candidates if several; of several, the one neither dropped nor replaced

@@ -431,16 +431,10 @@ def _sweeps_table(cat: Catalog, txn: Any) -> pa.Table:
     with txn.cursor(cat.env.db(b"sweeps")) as cur:
         for _, v in cur:
             rec = json.loads(v)
-            seen = set()
-            for i, rid in enumerate(rec["runs"]):
-                run = rc.follow(cat, txn, rid)
-                if run is not None and run.dropped_seq is not None:
-                    continue  # a dropped point: computed again by `sweep --resume`
-                if (run.run_id if run else rid) in seen:
-                    continue  # two of its runs replaced by one (a code change reverted)
-                seen.add(run.run_id if run else rid)
+            # a dropped point is left out: computed again by `sweep --resume`
+            for i, rid in rc.standing(cat, txn, rec["runs"]):
                 rows["sweep"].append(rec["name"])
-                rows["run_id"].append(run.run_id if run else rid)
+                rows["run_id"].append(rid)
                 rows["strategy"].append(rec["spec"]["strategy"])
                 rows["point"].append(i)
     return pa.table(rows, schema=SWEEPS_SCHEMA)
