@@ -294,9 +294,10 @@ def ingest(
         s = st.ingest(paths, columns=_pairs(map_, "--map"), tz=tz, dry_run=dry_run, progress=rep)
     verb = "would add" if dry_run else "added"
     typer.echo(
-        f"{s.files} file(s), {s.rows_read:,} rows read: {verb} {s.days_new} new day(s), "
-        f"{s.days_corrected} correction(s), {s.days_unchanged} unchanged day(s) across "
-        f"{s.instruments} instrument(s), {s.buckets_written} bucket file(s)"
+        f"{s.files} file(s), {s.rows_read:,} rows read: {verb} {s.days_new} new day(s) and "
+        f"{s.days_corrected} correction(s)"
+        + (f" in {s.instruments} instrument(s)" if s.instruments else "")
+        + f", {s.days_unchanged} day(s) unchanged, {s.buckets_written} bucket file(s)"
         + (f"; event {s.seq}" if s.seq else "; nothing changed, no event" if not dry_run else "")
     )
     for inst, day in s.corrected[:10]:

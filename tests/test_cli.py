@@ -35,9 +35,10 @@ def test_generate_ingest_query_log(tmp_path):
     run("init", store=s)
     run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "3", store=s)
     out = run("ingest", str(tmp_path / "d"), store=s).stdout
-    assert "added 6 new day(s)" in out and "event 2" in out
+    assert "added 6 new day(s) and 0 correction(s) in 2 instrument(s)" in out and "event 2" in out
     again = run("ingest", str(tmp_path / "d"), store=s).stdout
     assert "nothing changed, no event" in again
+    assert "6 day(s) unchanged" in again and "instrument(s)" not in again  # none changed
     q = run("query", "SELECT count(*) AS n FROM bars", "--output", "json", store=s).stdout
     assert json.loads(q) == {"n": 2 * 3 * 390}
     csv = run("query", "SELECT instrument, count(*) AS n FROM bars GROUP BY instrument "

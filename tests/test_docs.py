@@ -44,7 +44,7 @@ def test_the_five_minute_tour_runs_as_written(tmp_path):
     out = p.stdout
     assert p.returncode == 0, out[-3000:] + p.stderr[-3000:]
     assert "nothing changed, no event" in out  # the same files again
-    assert "added 3 new day(s)" in out and "would add 0 new day(s), 3 correction(s)" in out
+    assert "added 3 new day(s)" in out and "would add 0 new day(s) and 3 correction(s)" in out
     assert "already up to date: nothing computed" in out  # the same backtest again
     assert "sweep grid1: 25 run(s), 5 new" in out  # the wider grid under --resume
     assert "identical to a from-scratch run" in out  # verify

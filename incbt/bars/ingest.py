@@ -132,7 +132,7 @@ class IngestSummary:
     days_new: int = 0
     days_corrected: int = 0
     days_unchanged: int = 0
-    instruments: int = 0
+    instruments: int = 0  # instruments with a new or corrected day
     buckets_written: int = 0  # files written: one per (instrument, month) changed
     append_files: int = 0  # of which hold only days new to a month that had files
     buckets_folded: int = 0  # of which replace all of a month's files (too many)
@@ -168,8 +168,9 @@ class IngestSummary:
         return (
             f"<IngestSummary{' (dry run)' if self.dry_run else ''}: {self.files} file(s), "
             f"{self.rows_read:,} rows read; {self.days_new} new day(s), "
-            f"{self.days_corrected} corrected, {self.days_unchanged} unchanged across "
-            f"{self.instruments} instrument(s){span}; {event}>"
+            f"{self.days_corrected} corrected"
+            + (f" in {self.instruments} instrument(s)" if self.instruments else "")
+            + f", {self.days_unchanged} unchanged{span}; {event}>"
         )
 
     def notes(self, shown: int = 3) -> list[str]:
