@@ -406,6 +406,10 @@ def test_a_value_the_query_cannot_take_is_a_usage_error_naming_it(corrected):
         ("SELECT * FROM events WHERE kind LIKE $k", {"k": 5},
          r"-p k=5 .*: the query uses \$k as text \(Utf8\).*CAST\(\$k AS VARCHAR\)"),
         ("SELECT * FROM events WHERE seq > $s", {"s": 2**70}, r"\$s as a number.*at most"),
+        # an integer for a date: DataFusion takes it as days since 1970, and matched nothing
+        ("SELECT * FROM changes WHERE date = $d", {"d": 20240305},
+         r"-p d=20240305 .*: the query uses \$d as a date \(Date32\); give a date as YYYY-MM-DD"),
+        ("SELECT * FROM changes WHERE date > $d AND rows > $r", {"d": 5, "r": 1}, r"-p d=5 "),
         # the parameter at fault is named, not the first one nor a good one
         ("SELECT * FROM changes WHERE instrument = $i AND date = $d LIMIT $n",
          {"i": "S0001", "d": "2024-03-05", "n": "ten"}, r"-p n='ten' .*\(LIMIT\)"),
@@ -428,6 +432,8 @@ def test_a_value_the_query_cannot_take_is_a_usage_error_naming_it(corrected):
     assert s.sql("SELECT * FROM events WHERE seq > $s AND time > $t",
                  params={"s": 1, "t": "2020-01-01T00:00:00Z"}).num_rows == 2
     assert s.sql("SELECT * FROM changes WHERE rows > $r", params={"r": 0.5}).num_rows == 8
+    assert s.sql("SELECT * FROM changes WHERE rows > $r", params={"r": 0}).num_rows == 8
+    assert s.sql("SELECT $x + 1 AS y", params={"x": 1}).column("y").to_pylist() == [2]
     assert s.sql("SELECT * FROM changes WHERE date = $d", params={"d": None}).num_rows == 0
     # an error of the SQL itself, with values given, maps as before
     for sql, message in (
@@ -472,6 +478,11 @@ def test_cli_a_value_the_query_cannot_take_exits_2_naming_it(results):
     assert p.returncode == 2, p.stderr
     assert "-p d='notadate'" in p.stderr and "$d as a date (Date32)" in p.stderr, p.stderr
     assert "give a date as YYYY-MM-DD" in p.stderr, p.stderr
+    p = query("SELECT count(*) AS n FROM bars WHERE date = $d", "-p", "d=20240305")
+    assert p.returncode == 2, p.stderr  # was: 0 rows (as text, a date in year 20240305)
+    assert "-p d=20240305 " in p.stderr and "$d as a date (Date32)" in p.stderr, p.stderr
+    p = query("SELECT * FROM runs LIMIT $n", "-p", "n=1e0")
+    assert p.returncode == 2 and "-p n=1e0 " in p.stderr, p.stderr  # as typed, not 1.0
     p = query("SELECT count(*) AS n FROM runs WHERE notional > $x", "-p", "x=lots")
     assert p.returncode == 2 and "$x as a number (Float64); give a number" in p.stderr
     # legitimate values run; an error of the SQL itself is exit 1, as before

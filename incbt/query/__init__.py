@@ -13,6 +13,7 @@ commits.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import os
@@ -523,6 +524,8 @@ def run_sql(
         .with_allow_dml(False)
         .with_allow_statements(False)
     )
+    if params:  # before text is tried: '20240305' cast to a date is a year far away
+        _no_number_for_a_date(ctx, query, options, params, name, typed or {})
     if typed and params:
         params = _as_text_where_it_plans(ctx, query, options, params, typed)
     df = None
@@ -530,7 +533,7 @@ def run_sql(
         df = ctx.sql_with_options(query, options, param_values=params or None)
         return df.to_arrow_table()
     except Exception as exc:  # datafusion raises plain Exception subclasses
-        bad = _bad_value(ctx, query, options, params, df, name) if params else None
+        bad = _bad_value(ctx, query, options, params, df, name, typed) if params else None
         if bad is not None:
             raise bad from None
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
@@ -564,6 +567,51 @@ def _as_text_where_it_plans(
     return out
 
 
+def _plans(
+    ctx: datafusion.SessionContext,
+    query: str,
+    options: datafusion.SQLOptions,
+    values: dict[str, Any],
+) -> bool:
+    """Whether the query plans with these values (planning only: no data is read)."""
+    try:
+        ctx.sql_with_options(query, options, param_values=values).execution_plan()
+    except Exception:
+        return False
+    return True
+
+
+def _no_number_for_a_date(
+    ctx: datafusion.SessionContext,
+    query: str,
+    options: datafusion.SQLOptions,
+    params: dict[str, Any],
+    name: str | None,
+    typed: dict[str, str],
+) -> None:
+    """An integer where the query uses the parameter as a date is bad usage: DataFusion
+    takes it as days since 1970-01-01, so ``-p day=20240305`` against ``date = $day``
+    matched nothing, without a word (found 2026-12-05). Told apart by planning: a
+    parameter used as a date plans with a date and not with a fraction (an integer
+    column or ``$x + 1`` takes both, ``LIMIT`` neither)."""
+    ints = [
+        k
+        for k, v in params.items()
+        if isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+    ]
+    if not ints:
+        return
+    nulls: dict[str, Any] = dict.fromkeys(params)
+    if not _plans(ctx, query, options, nulls):
+        return  # the SQL fails whatever the values: its own error says why
+    for k in ints:
+        if _plans(ctx, query, options, {**nulls, k: datetime.date(2000, 1, 3)}) and not _plans(
+            ctx, query, options, {**nulls, k: 0.5}
+        ):
+            what, fix = _type_words("Date32", k)
+            raise _usage(k, params[k], name, what, fix, typed.get(k))
+
+
 def _bad_value(
     ctx: datafusion.SessionContext,
     query: str,
@@ -571,6 +619,7 @@ def _bad_value(
     params: dict[str, Any],
     df: datafusion.DataFrame | None,
     name: str | None,
+    typed: dict[str, str] | None = None,
 ) -> UsageError | None:
     """After the query failed: the parameter whose value it cannot take, as a UsageError
     naming it, the value and the type the query uses it as; None when the failure is not
@@ -581,12 +630,13 @@ def _bad_value(
     only (no data is read), and only once the query failed."""
     from incbt.queries import value_params_in_order
 
+    shown = typed or {}
     for k, v in params.items():
         try:
             pa.scalar(v)
         except OverflowError:  # DataFusion binds 64-bit integers
             most = f"give an integer of at most {2**63 - 1:,}"
-            return _usage(k, v, name, "a number (Int64)", most)
+            return _usage(k, v, name, "a number (Int64)", most, shown.get(k))
         except (pa.ArrowException, TypeError, ValueError):
             pass  # not a value Arrow takes: DataFusion's error says so
 
@@ -612,12 +662,18 @@ def _bad_value(
             continue
         error = plan_error({**nulls, k: params[k]})
         if error is not None:
-            return _usage(k, params[k], name, *_wanted(error, params[k], k))
+            return _usage(k, params[k], name, *_wanted(error, params[k], k), shown.get(k))
     return None
 
 
-def _usage(k: str, v: Any, name: str | None, what: str, fix: str) -> UsageError:
-    given = f"-p {k}={v!r}" if isinstance(v, str) else f"-p {k}={v}"
+def _usage(
+    k: str, v: Any, name: str | None, what: str, fix: str, text: str | None = None
+) -> UsageError:
+    """``text``: the value as typed on the command line (``1e0``, bound as 1.0)."""
+    if text is not None:
+        given = f"-p {k}={text}"
+    else:
+        given = f"-p {k}={v!r}" if isinstance(v, str) else f"-p {k}={v}"
     where = f"query {name}: " if name else ""
     return UsageError(
         f"{where}{given} (params={{{k!r}: {v!r}}} in Python): the query uses ${k} as {what}; {fix}"
