@@ -15,6 +15,7 @@ Readers never lock; writers take ``write.lock`` for the whole write.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import sys
@@ -697,8 +698,19 @@ class Store:
 
         text(strategy, "strategy")
         with self.catalog.env.read() as txn:
-            recs = [r for r in rc.runs(self.catalog, txn) if not r.gone]
-        recs = [r for r in recs if strategy is None or r.strategy == strategy]
+            every = list(rc.runs(self.catalog, txn))
+        recs = [r for r in every if not r.gone and (strategy is None or r.strategy == strategy)]
+        if strategy is not None and not recs:  # none: a built-in or a strategy run once, or
+            from incbt.engine.strategies import BUILTINS  # a name that is neither (a typo)
+
+            known = sorted(set(BUILTINS) | {r.strategy for r in every})
+            if strategy not in known:
+                close = difflib.get_close_matches(strategy, known, n=1)
+                raise NotFoundError(
+                    f"no strategy {strategy!r} among the built-ins and the store's runs"
+                    + (f"; did you mean {close[0]!r}?" if close else "")
+                    + f" (known: {', '.join(known)})"
+                )
         recs.sort(key=lambda r: (r.created_seq, r.run_id))
         return [runs_mod.Run(self, r) for r in recs]
 

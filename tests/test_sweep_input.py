@@ -363,6 +363,9 @@ def test_the_store_lists_its_sweeps_and_runs(tmp_path):
     assert one.run_id not in [r.run_id for r in s.runs()]
     with pytest.raises(incbt.UsageError, match="strategy: give a string"):
         s.runs(3)
+    assert s.runs("ema_cross") == []  # a built-in without runs
+    with pytest.raises(incbt.NotFoundError, match="no strategy 'sma_crosss'.*mean 'sma_cross'"):
+        s.runs("sma_crosss")  # a typo: said, not an empty list
 
 
 def test_a_resume_keeps_what_it_is_not_given(tmp_path):
