@@ -464,9 +464,15 @@ def _kept_values(strat: Any, old: Mapping[str, Any], grid: Mapping[str, Any]) ->
     several grids' values, merged in order)."""
     specs = {p.name: p for p in strat.params}
     out: dict[str, Any] = {}
+    sampled = _was_sampled(old)
     for k in old["spec"]["grid"]:
         if k in grid or k not in specs:
             continue
+        if sampled:  # a sample's points, not its grid's range: the values it has
+            have = {p[k] for p in old.get("points", []) if k in p}
+            if have:
+                out[k] = sorted(have)
+                continue
         given = [g[k] for g in old.get("grids", [old["spec"]["grid"]]) if k in g]
         if all(v == given[-1] for v in given):
             out[k] = given[-1]
@@ -482,6 +488,22 @@ def _kept_values(strat: Any, old: Mapping[str, Any], grid: Mapping[str, Any]) ->
             values.update(dict.fromkeys(vs))
         out[k] = list(values)
     return out
+
+
+def grid_samples(sw: Mapping[str, Any]) -> list[list[int | None]]:
+    """Each grid's ``[random, seed]`` (``[None, None]``: the grid whole), in the order of
+    ``sw["grids"]``; records from before 2026-12-05 kept the latest call's alone, which
+    the earlier grids are taken to share."""
+    grids = sw.get("grids") or [sw["spec"]["grid"]]
+    got = list(sw.get("samples") or [])
+    r = sw["spec"].get("random")
+    latest = [r, None if r is None else sw["spec"].get("seed", 0)]
+    return [*got, *[latest] * (len(grids) - len(got))][: len(grids)]
+
+
+def _was_sampled(sw: Mapping[str, Any]) -> bool:
+    """Whether a grid of the sweep was sampled (``--random``)."""
+    return any(r is not None for r, _ in grid_samples(sw))
 
 
 def _same_setup(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
@@ -680,8 +702,11 @@ def sweep(
         if old is not None:
             _same_setup(name, old["spec"], spec)
         grids = [*old.get("grids", [old["spec"]["grid"]])] if old else []
-        if not grids or grids[-1] != spec["grid"]:
+        samples = grid_samples(old) if old else []
+        now = [spec["random"], None if spec["random"] is None else spec["seed"]]
+        if not grids or grids[-1] != spec["grid"] or samples[-1] != now:
             grids.append(spec["grid"])
+            samples.append(now)
         records = [
             register(
                 store,
@@ -750,6 +775,7 @@ def sweep(
             "points": all_points,
             "runs": run_ids,
             "grids": grids,  # each grid that made or grew it (spec: the latest)
+            "samples": samples,  # each grid's [random, seed]: [None, None] for a whole grid
             "created": old["created"] if old else time.time(),
         }
         # the executor first: an address that reaches no cluster (or Ray failing to start)

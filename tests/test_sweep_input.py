@@ -389,6 +389,17 @@ def test_a_resume_keeps_what_it_is_not_given(tmp_path):
     again = s.sweep("sma_cross", name="r", resume=True)
     assert (len(again.run_ids), again.added, again.report.bars_processed) == (3, 0, 0)
     assert get_sweep(s, "r")["spec"]["random"] == 3
+    # grown along fast, a sample keeps its sampled slow values, not the range's 11
+    # (they took the whole range, 2026-12-05); each grid's sample is recorded
+    slows = sorted({s.run(rid).record.params["slow"] for rid in again.run_ids})
+    grown = s.sweep("sma_cross", {"fast": [41]}, name="r", resume=True)
+    assert grown.kept == {"slow": slows} and grown.added == len(slows)
+    rec = get_sweep(s, "r")
+    assert rec["samples"] == [[3, 7], [None, None]], rec["samples"]
+    from incbt.report import _grids_line
+
+    line = _grids_line(rec)
+    assert line.startswith("grid fast=41 slow=") and "(random 3, seed 7)" in line, line
 
 
 def test_a_refused_resume_leaves_the_sweeps_record_as_it_was(tmp_path):

@@ -577,9 +577,15 @@ def _grids_line(sw: Mapping[str, Any]) -> str:
     """The sweep's grid (the latest, of ``sw["grids"]``: one a call that made or grew it;
     absent from older records, whose ``spec`` holds the latest alone), and when it grew,
     how many times, from which grids."""
+    from incbt.sweep import grid_samples
+
     grids = sw.get("grids") or [sw["spec"]["grid"]]
-    line = f"grid {_grid_text(grids[-1])}"
-    earlier = [_grid_text(g) for g in grids[:-1]]
+    texts = [
+        _grid_text(g) + ("" if r is None else f" (random {r}, seed {seed})")
+        for g, (r, seed) in zip(grids, grid_samples(sw), strict=True)
+    ]
+    line = f"grid {texts[-1]}"
+    earlier = texts[:-1]
     if earlier:
         if len(earlier) > 4:  # the first and the last ones
             earlier = [*earlier[:2], f"({len(earlier) - 4} more)", *earlier[-2:]]
