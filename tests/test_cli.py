@@ -759,3 +759,27 @@ def test_options_that_repeat_by_design_still_do(tmp_path):
     p = run("query", "SELECT $a AS a, $b AS b", "-p", "a=1", "-p", "b=--store",
             "--output", "csv", store=tmp_path / "s")
     assert p.stdout.splitlines()[1] == '"1","--store"', p.stdout  # untyped: text
+
+
+def test_ctrl_c_while_the_command_starts_is_a_line_not_a_traceback():
+    """Ctrl-C during the CLI's imports (~0.2 s before any command runs) printed Python's
+    KeyboardInterrupt traceback (found 2026-12-05); the entry point says it in a line,
+    exit 130. The interrupt is raised by the import of incbt.cli itself here (a signal's
+    timing would make the test flaky)."""
+    code = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def imp(name, *a, **k):\n"
+        "    if name == 'incbt.cli':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = imp\n"
+        "from incbt._entry import main\n"
+        "main()\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 130, p.stderr
+    assert p.stderr == "interrupted while starting: nothing was read or written\n", p.stderr
+    # and the installed command goes through it
+    with open(INCBT) as f:
+        assert "incbt._entry" in f.read()
