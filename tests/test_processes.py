@@ -341,11 +341,17 @@ def test_chunks_cover_the_plan_in_order_and_balance_it(work, workers):
         assert len(chunks) >= workers
     total = sum(work)
     cap = max(proc.CHUNKS_PER_WORKER * workers, -(-len(work) // proc.MOST_TASKS_A_CHUNK))
-    assert len(chunks) <= cap + 1
-    if total and len(chunks) > 1 and len(work) <= proc.MOST_TASKS_A_CHUNK:
-        # cut at equal shares of the work: a chunk holds at most a share and one task
-        share = total / len(chunks)
-        assert all(sum(work[i] for i in c) <= share + max(work) + len(c) for c in chunks)
+    assert len(chunks) <= -(-cap // workers) * workers + 1
+    capped = any(len(c) == proc.MOST_TASKS_A_CHUNK for c in chunks)
+    if len(chunks) < len(work) and not capped:  # a multiple of the workers: none idle
+        assert len(chunks) % workers == 0, (len(chunks), workers)
+    if total and len(chunks) > 1 and not capped:
+        # cut at tapering shares of the work: a chunk holds at most the first (largest)
+        # share and one task; with a chunk a worker, equal shares
+        n = len(chunks)
+        first = total * (1 + proc.CHUNK_TAPER) / (n + proc.CHUNK_TAPER * n / 2)
+        share = total / n if n <= workers else first
+        assert all(sum(work[i] + 1 for i in c) <= share + max(work) + 1 for c in chunks)
 
 
 CLI_FAST = """

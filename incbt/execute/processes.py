@@ -61,6 +61,13 @@ _NEXT_JOB = itertools.count()
 CHUNKS_PER_WORKER = 3
 MIN_CHUNK_WORK = 1_000_000
 MOST_TASKS_A_CHUNK = 16
+# The first chunk is 1 + CHUNK_TAPER times the last (sizes fall linearly): the workers'
+# last chunks are the small ones, so they finish together. Measured 2026-12-05: a
+# backtest of 8 sets over 100 instruments cut into 7 equal chunks left one of 2 workers
+# idle for ~62 ms of its ~273 (4 chunks against 3); simulated with chunks' times off by
+# 15%, a worker-multiple count of chunks tapering 2:1 wastes 2.7% of 2 workers' time
+# where 7 equal chunks wasted 10%.
+CHUNK_TAPER = 1.0
 
 
 def can_fork() -> bool:
@@ -73,22 +80,43 @@ def can_fork() -> bool:
     return not (ray is not None and getattr(ray, "is_initialized", lambda: False)())
 
 
-def chunk_ranges(work: Sequence[int], workers: int) -> list[range]:
-    """Consecutive tasks (``work``: each one's bars read plus bar-steps) in chunks of about
-    equal work: one a worker at least, ``CHUNKS_PER_WORKER`` a worker at most, none under
-    ``MIN_CHUNK_WORK`` unless that leaves a worker without one, none over
-    ``MOST_TASKS_A_CHUNK`` tasks. Depends on the plan and the workers only."""
+def chunk_ranges(
+    work: Sequence[int],
+    workers: int,
+    per_worker: int | None = None,
+    min_work: int | None = None,
+    most_tasks: int | None = None,
+) -> list[range]:
+    """Consecutive tasks (``work``: each one's bars read plus bar-steps) in chunks: one a
+    worker at least, ``per_worker`` a worker at most (unless ``most_tasks`` a chunk needs
+    more), none under ``min_work`` unless that leaves a worker without one, none over
+    ``most_tasks`` tasks. Their number is a multiple of the workers where the tasks
+    allow (7 chunks on 2 workers leave one idle for a chunk's time at the end), and
+    their work falls from the first to the last (``CHUNK_TAPER``), so the workers' last
+    chunks are small. Depends on the plan and the workers only. The defaults are the
+    worker processes' (the module's constants); Ray passes its own."""
+    per_worker = CHUNKS_PER_WORKER if per_worker is None else per_worker
+    min_work = MIN_CHUNK_WORK if min_work is None else min_work
+    most_tasks = MOST_TASKS_A_CHUNK if most_tasks is None else most_tasks
     n = len(work)
     if not n:
         return []
     weight = [w + 1 for w in work]  # a task with nothing to do still is one
     total = sum(weight)
-    want = min(CHUNKS_PER_WORKER * workers, max(workers, total // MIN_CHUNK_WORK), n)
+    want = min(per_worker * workers, max(workers, total // max(1, min_work)))
+    want = max(want, -(-n // most_tasks))
+    want = min(n, -(-want // workers) * workers)  # a multiple of the workers
+    # where chunk j ends, as a share of the work: sizes 1 + taper down to 1 (equal when
+    # each worker has one chunk: the first would be the last to finish)
+    taper = CHUNK_TAPER if want > workers else 0.0
+    sizes = [1 + taper * (want - 1 - j) / max(1, want - 1) for j in range(want)]
+    ends = list(itertools.accumulate(sizes))
+    ends = [e / ends[-1] * total for e in ends]
     out: list[range] = []
     start = acc = 0
     for i, w in enumerate(weight):
         acc += w
-        full = acc * want >= total * (len(out) + 1) or i + 1 - start >= MOST_TASKS_A_CHUNK
+        full = acc >= ends[min(len(out), want - 1)] or i + 1 - start >= most_tasks
         # or as few tasks are left as chunks are still wanted: one each
         if i + 1 < n and (full or n - i - 1 <= want - len(out) - 1):
             out.append(range(start, i + 1))

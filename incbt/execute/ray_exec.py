@@ -291,9 +291,18 @@ class RayExecutor:
         # is in tasks: calls of one task each). Consecutive tasks go in chunks, one
         # Ray call each (a call costs the driver ~1-2 ms to submit and fetch): about 8
         # chunks per CPU, so the last ones still balance the workers.
+        # chunks of at most 8 tasks, a multiple of the CPUs in number, tapering
+        # (incbt.execute.processes.chunk_ranges): 17 equal chunks of 100 tasks on 2
+        # workers left one idle for a chunk's time at the end
         calls = self.window or max(4, 4 * cpus)
-        size = 1 if self.window else max(1, min(len(tasks) // (8 * cpus), 8))
-        chunks = [list(range(a, min(a + size, len(tasks)))) for a in range(0, len(tasks), size)]
+        if self.window:
+            chunks = [[i] for i in range(len(tasks))]
+        else:
+            from incbt.execute.processes import chunk_ranges
+
+            work = [t.work + t.bars + t.history_bars for t in tasks]
+            chunks = [list(c) for c in chunk_ranges(work, cpus, 8, 0, 8)]
+        size = max(1, min(len(c) for c in chunks)) if chunks else 1
         # submit in plan order (so the next result to yield is always in flight) and
         # yield in plan order; task sizes are balanced by the planner (split_tasks)
         tag = f"{uuid.uuid4().hex[:12]}-"  # this command's files in tmp/
