@@ -444,9 +444,18 @@ def backtest(
         str | None,
         typer.Option(help="First day, YYYY-MM-DD (default: each instrument's first bar)."),
     ] = None,
-    notional: Annotated[float, typer.Option(help="Currency per position.")] = 100000.0,
-    fee_bps: Annotated[float, typer.Option(help="Fee per fill, bps of |notional|.")] = 0.0,
-    slippage_bps: Annotated[float, typer.Option(help="Fill at open*(1 +/- bps/1e4).")] = 0.0,
+    notional: Annotated[
+        float | None,
+        typer.Option(help="Currency per position [default: 100000; a fork's: its base's]."),
+    ] = None,
+    fee_bps: Annotated[
+        float | None,
+        typer.Option(help="Fee per fill, bps of |notional| [default: 0; a fork's: its base's]."),
+    ] = None,
+    slippage_bps: Annotated[
+        float | None,
+        typer.Option(help="Fill at open*(1 +/- bps/1e4) [default: 0; a fork's: its base's]."),
+    ] = None,
     strategies: Annotated[
         str | None,
         typer.Option(

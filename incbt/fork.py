@@ -60,6 +60,15 @@ def register_fork(
             f"({day_to_iso(first_day)}); before that a fork is just a new run: use "
             "`incbt backtest` with the new parameters"
         )
+    given = dict(exec_params or {})
+    if "notional" in given and float(given["notional"]) != float(base.exec_params["notional"]):
+        # a run's capital (notional x instruments) makes its returns, Sharpe and drawdown
+        # over the whole history: two sizes in one run mix two capitals (QA 2026-12-05)
+        raise UsageError(
+            f"a fork keeps its base run's notional ({base.exec_params['notional']:g}; "
+            f"given {float(given['notional']):g}): its returns run over the base's days "
+            "too; for another size backtest a new run with --notional"
+        )
     strat = resolve_strategy(base.strategy, base.source, base.code_version)
     new_params = params_to_dict(strat, params_from_dict(strat, {**base.params, **(params or {})}))
     ex = exec_params_from_dict({**base.exec_params, **(exec_params or {})})

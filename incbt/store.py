@@ -446,9 +446,9 @@ class Store:
         *,
         instruments: Sequence[str] | str | None = None,
         start: str | None = None,
-        notional: float = 100000.0,
-        fee_bps: float = 0.0,
-        slippage_bps: float = 0.0,
+        notional: float | None = None,
+        fee_bps: float | None = None,
+        slippage_bps: float | None = None,
         universe: str | None = None,
         strategies_file: str | None = None,
         fork_of: str | None = None,
@@ -465,9 +465,13 @@ class Store:
         None/"all" for every instrument (including ones that arrive later);
         ``universe``: SQL over ``bars`` returning an ``instrument`` column.
         The same inputs give the same run id: a second call computes nothing.
+        ``notional`` (currency per position, default 100,000), ``fee_bps`` (fee per
+        fill in basis points of the fill's |notional|, default 0) and ``slippage_bps``
+        (fills at open x (1 +/- bps/1e4), default 0): the execution parameters.
         ``fork_of`` (a run id) and ``effective`` (a date D) make a fork: the base
         run until D-1, then these parameters (SEMANTICS.md); ``strategy`` may be
-        None then, and execution parameters left at their defaults are the base's.
+        None then, and execution parameters not given are the base's (one given, 0
+        included, applies from D: the days before are the base's).
         Returns a Run (or a list of Runs, one per params dict).
         ``dry_run``: validate and plan only; each Run's ``report`` says what would be
         computed, and nothing is written (a new run is not registered).
@@ -490,9 +494,11 @@ class Store:
             )
         many = isinstance(params, Sequence) and not isinstance(params, Mapping)
         sets: list[Any] = list(params) if many else [params]  # type: ignore[arg-type]
-        ex = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
-        for k, v in ex.items():
+        asked = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
+        given: dict[str, float] = {k: v for k, v in asked.items() if v is not None}
+        for k, v in given.items():
             number(v, k)
+        ex = {"notional": 100000.0, "fee_bps": 0.0, "slippage_bps": 0.0, **given}
         flag(dry_run, "dry_run")
         if fork_of is not None or effective is not None:
             if fork_of is None or effective is None:
@@ -502,9 +508,9 @@ class Store:
             base = self.run(fork_of).record
             if strategy is not None and strategy != base.strategy:
                 raise UsageError(f"run {base.run_id} is a {base.strategy} run, not {strategy}")
-            defaults = {"notional": 100000.0, "fee_bps": 0.0, "slippage_bps": 0.0}
-            changed = {k: v for k, v in ex.items() if v != defaults[k]}
-            records = [fork_mod.register_fork(self, fork_of, effective, p, changed) for p in sets]
+            # what is given, a 0 included: found 2026-12-05, fee_bps=0 on a fork of a
+            # run with fees was taken as "not given" and the fork kept the base's fee
+            records = [fork_mod.register_fork(self, fork_of, effective, p, given) for p in sets]
         else:
             records = [
                 runs_mod.register(

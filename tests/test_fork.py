@@ -113,6 +113,29 @@ def test_fork_errors(tmp_path, data):
         s.backtest("breakout", {"fast": 9}, fork_of=base.run_id, effective="2024-03-08")
     with pytest.raises(incbt.StrategyError):
         s.backtest(None, {"fast": 40}, fork_of=base.run_id, effective="2024-03-08")
+    with pytest.raises(incbt.UsageError, match="keeps its base run's notional"):
+        s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-03-08", notional=5e4)
+
+
+def test_a_fork_takes_the_execution_parameters_given_zero_included(tmp_path, data):
+    """fee_bps=0 on a fork of a run with fees was taken as "not given" and the fork kept
+    the base's fee (QA 2026-12-05); what is not given is the base's."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "all"))
+    base = s.backtest("sma_cross", {"fast": 5, "slow": 30}, fee_bps=1.0, slippage_bps=2.0)
+    free = s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-03-08",
+                      fee_bps=0.0)
+    kept = s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-03-08")
+    assert free.record.exec_params["fee_bps"] == 0.0
+    assert free.record.exec_params["slippage_bps"] == 2.0
+    assert kept.record.exec_params["fee_bps"] == 1.0 and kept.run_id != free.run_id
+    # the same notional as the base's is no change
+    same = s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-03-08",
+                      notional=100000.0)
+    assert same.run_id == kept.run_id
+    fees = s.sql("SELECT sum(fees) AS f FROM daily WHERE run_id = $r AND date >= '2024-03-08'",
+                 params={"r": free.run_id}).column("f")[0].as_py()
+    assert fees == 0.0
 
 
 def _chain(s):
