@@ -29,7 +29,7 @@ from incbt.errors import (
     map_dependency_error,
 )
 from incbt.queries import coerce
-from incbt.render import RichReporter, err_console, metric_table, run_summary, write_table
+from incbt.render import RichReporter, err_console, metric_table, run_summary, styled, write_table
 
 app = typer.Typer(
     name="incbt",
@@ -115,7 +115,7 @@ def _open() -> store_mod.Store:
     finally:
         bars.close()
     for w in said:  # an INCBT_ variable asking to change a setting the store fixed
-        err_console.print(f"[yellow]note:[/yellow] {w.message}", highlight=False)
+        err_console.print(styled(f"[yellow]note:[/yellow] {w.message}"), highlight=False)
     return st
 
 
@@ -253,15 +253,19 @@ def generate(
     replaced, others = sorted(before & mine), sorted(before - mine)
     if replaced:
         err_console.print(
-            f"[yellow]note:[/yellow] {'would replace' if dry_run else 'replaced'} "
-            f"{len(replaced)} file(s) {out} held (e.g. {replaced[0]})",
+            styled(
+                f"[yellow]note:[/yellow] {'would replace' if dry_run else 'replaced'} "
+                f"{len(replaced)} file(s) {out} held (e.g. {replaced[0]})"
+            ),
             highlight=False,
         )
     if others:
         err_console.print(
-            f"[yellow]note:[/yellow] {out} also holds {len(others)} other data file(s) (e.g. "
-            f"{others[0]}): `incbt ingest {out}` reads them too; give the new files, or "
-            "generate into an empty folder",
+            styled(
+                f"[yellow]note:[/yellow] {out} also holds {len(others)} other data file(s) (e.g. "
+                f"{others[0]}): `incbt ingest {out}` reads them too; give the new files, or "
+                "generate into an empty folder"
+            ),
             highlight=False,
             soft_wrap=True,
         )
@@ -311,7 +315,9 @@ def _print_data_notes(s: Any) -> None:
     """Short or missing days an ingest accepted, said on stderr (they may be real)."""
     for line in s.notes():
         err_console.print(
-            f"[yellow]note:[/yellow] {line}; `incbt query coverage` counts them per instrument",
+            styled(
+                f"[yellow]note:[/yellow] {line}; `incbt query coverage` counts them per instrument"
+            ),
             highlight=False,
             soft_wrap=True,
         )
@@ -777,8 +783,10 @@ def status(output: PrintOpt = "table") -> None:
     gone = [f.path for f in files if not os.path.exists(os.path.join(st.path, f.path))]
     if gone:
         err_console.print(
-            f"[red]{len(gone)} bars file(s) the catalog lists are missing[/red] (e.g. "
-            f"{gone[0]}): the store was changed outside incbt; restore it from a backup",
+            styled(
+                f"[red]{len(gone)} bars file(s) the catalog lists are missing[/red] (e.g. "
+                f"{gone[0]}): the store was changed outside incbt; restore it from a backup"
+            ),
             highlight=False,
         )
     with st.catalog.env.read() as txn:
@@ -907,7 +915,7 @@ def stale_causes(stale: list[Any], shown: int = 3) -> list[dict[str, Any]]:
 
 def _print_capped(lines: list[str], limit: int) -> None:
     for line in lines[:limit]:
-        err_console.print(line, highlight=False)
+        err_console.print(styled(line), highlight=False)
     if len(lines) > limit:
         err_console.print(f"  ... and {len(lines) - limit} more", highlight=False)
 
@@ -920,9 +928,11 @@ def _print_failures(r: object) -> None:
     skipped = r.skipped_failed  # type: ignore[attr-defined]
     if skipped:
         err_console.print(
-            f"[yellow]{len(skipped)} (run, instrument) pair(s) not recomputed:[/yellow] their "
-            "strategy failed on these bars before, and would again (they are retried when a "
-            "day they read changes)",
+            styled(
+                f"[yellow]{len(skipped)} (run, instrument) pair(s) not recomputed:[/yellow] their "
+                "strategy failed on these bars before, and would again (they are retried when a "
+                "day they read changes)"
+            ),
             highlight=False,
         )
         _print_capped([f"  {e}" for e in skipped], 10)
@@ -937,9 +947,11 @@ def _exit_if_failed(r: object, known: bool = True) -> None:
     n = len(r.failures(known))  # type: ignore[attr-defined]
     if n:
         err_console.print(
-            f"[red]the strategy failed on {n} (run, instrument) pair(s)[/red] (above): their "
-            "results are not stored, every other result is. Fix the strategy (an edited "
-            "step makes new runs) and run the command again",
+            styled(
+                f"[red]the strategy failed on {n} (run, instrument) pair(s)[/red] (above): their "
+                "results are not stored, every other result is. Fix the strategy (an edited "
+                "step makes new runs) and run the command again"
+            ),
             highlight=False,
         )
         raise typer.Exit(1)
@@ -950,7 +962,7 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
     r = res.report  # type: ignore[attr-defined]
     machine = output != "table"
     for b in res.broken:  # type: ignore[attr-defined]
-        err_console.print(f"[red]cannot recompute:[/red] {b}", highlight=False)
+        err_console.print(styled(f"[red]cannot recompute:[/red] {b}"), highlight=False)
     for old, new in res.replaced:  # type: ignore[attr-defined]
         verb = "would be replaced" if dry else "is replaced"
         _say(f"run {old} {verb} by {new} (its strategy's code changed)", machine)
@@ -976,10 +988,13 @@ def _print_broken(res: object) -> None:
     n = len(res.broken)  # type: ignore[attr-defined]
     if n:
         err_console.print(
-            f"[red]{n} run(s) cannot be recomputed[/red] (above): their strategy does not "
-            "load, so their results stay as they are and no update brings them up to date. "
-            "Fix: restore or repair the strategies file (`runs.source` names it), or drop "
-            "the runs (`incbt drop RUN`)",
+            styled(
+                f"[red]{n} run(s) cannot be recomputed[/red] (above): their strategy does not "
+                "load or no longer takes their parameters, so their results stay as they are "
+                "and no update brings them up to date. "
+                "Fix: restore or repair the strategies file (`runs.source` names it), or drop "
+                "the runs (`incbt drop RUN`)"
+            ),
             highlight=False,
         )
 
@@ -1091,10 +1106,12 @@ def verify(
     if rep_.stale:
         shown = ", ".join(rep_.stale[:5]) + (", ..." if len(rep_.stale) > 5 else "")
         err_console.print(
-            f"[yellow]not verified:[/yellow] {len(rep_.stale)} run(s) are not up to date "
-            f"({shown}): bars were ingested or corrected since their results, or their "
-            "strategy's code changed (`incbt status` says which). Fix: run `incbt update`, "
-            "then verify",
+            styled(
+                f"[yellow]not verified:[/yellow] {len(rep_.stale)} run(s) are not up to date "
+                f"({shown}): bars were ingested or corrected since their results, or their "
+                "strategy's code changed (`incbt status` says which). Fix: run `incbt update`, "
+                "then verify"
+            ),
             highlight=False,
             soft_wrap=True,
         )
@@ -1108,9 +1125,11 @@ def verify(
         return
     for d in rep_.differences:
         err_console.print(
-            f"[red]differs:[/red] run {d.run_id} {d.table} "
-            f"{d.instrument or ''} {d.where}: {d.column} stored {d.stored!r}, "
-            f"recomputed {d.recomputed!r}",
+            styled(
+                f"[red]differs:[/red] run {d.run_id} {d.table} "
+                f"{d.instrument or ''} {d.where}: {d.column} stored {d.stored!r}, "
+                f"recomputed {d.recomputed!r}"
+            ),
             highlight=False,
         )
     raise typer.Exit(1)
@@ -1269,7 +1288,9 @@ def _interrupted(fix: str = "") -> int:
 def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
     """A warning as a command says one (a worker process died, say): a line on stderr,
     not Python's file:line form."""
-    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+    err_console.print(
+        styled(f"[yellow]warning:[/yellow] {message}"), highlight=False, soft_wrap=True
+    )
 
 
 def _given_twice(argv: list[str]) -> str | None:
@@ -1327,7 +1348,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     twice = _given_twice(sys.argv[1:])
     if twice:
-        err_console.print(f"[red]error:[/red] {twice}", highlight=False, soft_wrap=True)
+        err_console.print(styled(f"[red]error:[/red] {twice}"), highlight=False, soft_wrap=True)
         sys.exit(2)
     try:
         code = app(standalone_mode=False)  # click returns typer.Exit codes here
@@ -1337,7 +1358,7 @@ def main() -> None:
             sys.exit(code)
         _fast_exit()
     except IncbtError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(styled(f"[red]error:[/red] {exc}"), highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # outside the command (typer catches it inside)
         sys.exit(_interrupted())
@@ -1359,7 +1380,7 @@ def main() -> None:
         sys.exit(2)
     except Exception as exc:  # a dependency error that escaped its boundary
         mapped = map_dependency_error(exc, "incbt")
-        err_console.print(f"[red]error:[/red] {mapped}", highlight=False, soft_wrap=True)
+        err_console.print(styled(f"[red]error:[/red] {mapped}"), highlight=False, soft_wrap=True)
         sys.exit(mapped.exit_code)
 
 

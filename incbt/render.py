@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import sys
 import threading
 import time
@@ -29,7 +30,20 @@ from rich.text import Text
 from incbt.errors import UsageError
 
 OUTPUTS = ("table", "csv", "json", "parquet")
-err_console = Console(stderr=True)
+# No console markup: what is printed is text as written. A strategy's message, a path or
+# an instrument name with brackets ("[/data/cal.csv]") was read as markup: stripped, or
+# a MarkupError traceback on every later status (found 2026-12-05); styles go through
+# :func:`styled`.
+err_console = Console(stderr=True, markup=False)
+
+
+def styled(text: str) -> Text:
+    """``text`` with its leading label styled: ``"[red]error:[/red] rest"`` gives "error:"
+    in red and the rest exactly as written (never read as markup)."""
+    m = re.match(r"\[(\w+)\](.*?)\[/\1\]", text, re.S)
+    if m is None:
+        return Text(text)
+    return Text.assemble((m.group(2), m.group(1)), text[m.end() :])
 
 
 class RateColumn(ProgressColumn):
@@ -106,7 +120,7 @@ class RichReporter:
 
     def __init__(self) -> None:
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             RateColumn(),
@@ -213,7 +227,7 @@ def write_table(
     more = table.num_rows - max_rows
     if path:
         with open(path, "w") as f:
-            _print(Console(file=f, width=200), t, more)
+            _print(Console(file=f, width=200, markup=False), t, more)
     else:
         _print(_stdout(), t, more)
 
@@ -301,7 +315,7 @@ def run_summary(metrics: pa.Table, title: str, most: int = 20) -> None:
 
 def _stdout() -> Console:
     """Standard output's console: the terminal's width, or 200 columns into a pipe."""
-    return Console(width=None if sys.stdout.isatty() else 200)
+    return Console(width=None if sys.stdout.isatty() else 200, markup=False)
 
 
 def _print(console: Console, t: Table, more: int) -> None:

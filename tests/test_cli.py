@@ -783,3 +783,21 @@ def test_ctrl_c_while_the_command_starts_is_a_line_not_a_traceback():
     # and the installed command goes through it
     with open(INCBT) as f:
         assert "incbt._entry" in f.read()
+
+
+def test_a_message_with_brackets_is_printed_as_written(tmp_path):
+    """A strategy's error text was read as rich markup (QA 2026-12-05): "[bold]x[/bold]"
+    lost its brackets, and "[/data/cal.csv]" ended the command, and every later status,
+    update and verify (the failure is stored), in a MarkupError traceback."""
+    s = tmp_path / "store"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "1", "--days", "2", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    f = tmp_path / "flaky.py"
+    message = "calendar missing [/data/cal.csv], c[i] below [bold]x[/bold]"
+    f.write_text(FLAKY.replace("LIMIT", "0.0").replace("flaky gave up", message))
+    for args in (("backtest", "flaky", "-p", "n=13", "--strategies", str(f)), ("status",),
+                 ("update",), ("verify",)):
+        p = run(*args, store=s, check=False)
+        assert "Traceback" not in p.stderr and "MarkupError" not in p.stderr, (args, p.stderr)
+        assert message in flat(p.stderr), (args, p.stderr)
