@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
 import textwrap
 
 import numba
@@ -671,6 +672,50 @@ def test_code_version_follows_the_code(tmp_path):
     assert v1["momentum"].code_version != v3["momentum"].code_version
     assert v1["flat"].code_version == v3["flat"].code_version
     assert ENGINE_VERSION.startswith("incbt-engine-")
+
+
+CLOSED_OVER = """
+from incbt.engine import strategy
+import {cfg}
+
+def make(level):
+    @strategy(name="lvl")
+    def step(p, s, o, h, l, c, v, i):
+        return 1 if c[i] > level else -1
+    return step
+
+lvl = make({level})
+
+@strategy(name="lvl2")
+def lvl2(p, s, o, h, l, c, v, i):
+    return 1 if c[i] > {cfg}.LEVEL else -1
+"""
+
+
+@pytest.mark.parametrize("change", ["closure", "module"])
+def test_code_version_follows_closed_over_values_and_module_attributes(tmp_path, change):
+    """A level captured from an enclosing function (``make(120.0)``) or read as a user
+    module's attribute (``cfg.LEVEL``) is frozen by Numba like a global: found by QA
+    2026-12-05, edited, it kept the code version, and the old results stood as current."""
+    versions = []
+    for k, (level, const) in enumerate([(120.0, 120.0), (120.0, 120.0),
+                                        (500.0, 120.0) if change == "closure" else (120.0, 500.0)]):
+        d = tmp_path / str(k)
+        d.mkdir()
+        cfg = "incbt_test_cfg"  # imported afresh from each folder
+        (d / f"{cfg}.py").write_text(f"LEVEL = {const}\n")
+        sys.path.insert(0, str(d))
+        sys.modules.pop(cfg, None)
+        try:
+            found = load_strategies(write(d / "s.py", CLOSED_OVER.format(cfg=cfg, level=level)))
+        finally:
+            sys.path.remove(str(d))
+            sys.modules.pop(cfg, None)
+        versions.append((found["lvl"].code_version, found["lvl2"].code_version))
+    assert versions[0] == versions[1]  # the same values in another folder: the same version
+    moved = 0 if change == "closure" else 1
+    assert versions[2][moved] != versions[0][moved]
+    assert versions[2][1 - moved] == versions[0][1 - moved]
 
 
 @pytest.mark.parametrize(

@@ -260,7 +260,10 @@ def _fingerprint(fn: Callable[..., Any], parts: list[str], seen: set[int]) -> No
 
     Followed: functions (plain or jitted) it names, from any module that is not
     installed in site-packages or the standard library, also as `module.function`;
-    constants (numbers, strings, tuples, arrays), which Numba freezes at compile time.
+    constants (numbers, strings, tuples, arrays), which Numba freezes at compile time:
+    globals, a user module's attributes it names (`cfg.LEVEL`) and the values of the
+    enclosing function's variables it uses (a step made by `make(120.0)`). Found
+    2026-12-05: the last two were left out, so an edited level kept the old results.
     """
     fn = _python(fn)
     if id(fn) in seen:
@@ -272,30 +275,43 @@ def _fingerprint(fn: Callable[..., Any], parts: list[str], seen: set[int]) -> No
     if code is None or glb is None:
         return
     names = sorted(_global_names(code))
-    for name in names:
-        if name not in glb:
+    cells = getattr(fn, "__closure__", None) or ()
+    for name, cell in zip(code.co_freevars, cells, strict=False):
+        try:
+            val = cell.cell_contents
+        except ValueError:  # a cell not filled yet
             continue
-        val = glb[name]
-        val = _python(val)
-        scalars = (bool, int, float, complex, str, bytes, type(None), np.generic)
-        if isinstance(val, types.FunctionType):
-            if _is_user_code(val):
-                _fingerprint(val, parts, seen)
-            else:
-                parts.append(f"uses {name} = {val.__module__}.{val.__qualname__}")
-        elif isinstance(val, types.ModuleType):
-            if _is_user_code(val):  # e.g. `helpers.f(x)`: follow the attributes it names
-                for attr in names:
-                    member: Any = getattr(val, attr, None)
-                    if _is_jitted(member) or isinstance(member, types.FunctionType):
-                        _fingerprint(member, parts, seen)
-        elif isinstance(val, scalars) or (
-            isinstance(val, tuple) and all(isinstance(x, scalars) for x in val)
-        ):
-            parts.append(f"const {name} = {val!r}")
-        elif isinstance(val, np.ndarray):
-            digest = hashlib.sha256(np.ascontiguousarray(val).tobytes()).hexdigest()
-            parts.append(f"array {name} {val.dtype} {val.shape} {digest}")
+        _value(f"closure {name}", val, names, parts, seen)
+    for name in names:
+        if name in glb:
+            _value(name, glb[name], names, parts, seen)
+
+
+_SCALARS = (bool, int, float, complex, str, bytes, type(None), np.generic)
+
+
+def _value(name: str, val: Any, names: list[str], parts: list[str], seen: set[int]) -> None:
+    """What a value the code uses adds to its fingerprint (see :func:`_fingerprint`)."""
+    val = _python(val)
+    if isinstance(val, types.FunctionType):
+        if _is_user_code(val):
+            _fingerprint(val, parts, seen)
+        else:
+            parts.append(f"uses {name} = {val.__module__}.{val.__qualname__}")
+    elif isinstance(val, types.ModuleType):
+        if _is_user_code(val):  # e.g. `helpers.f(x)`, `cfg.LEVEL`: the attributes it names
+            for attr in names:
+                member: Any = getattr(val, attr, None)
+                if member is None or isinstance(member, types.ModuleType):
+                    continue
+                _value(f"{name}.{attr}", member, names, parts, seen)
+    elif isinstance(val, _SCALARS) or (
+        isinstance(val, tuple) and all(isinstance(x, _SCALARS) for x in val)
+    ):
+        parts.append(f"const {name} = {val!r}")
+    elif isinstance(val, np.ndarray):
+        digest = hashlib.sha256(np.ascontiguousarray(val).tobytes()).hexdigest()
+        parts.append(f"array {name} {val.dtype} {val.shape} {digest}")
 
 
 ErrorModel = Literal["python", "numpy"]  # Numba's, for a step (see Strategy.error_model)
