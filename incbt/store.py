@@ -656,7 +656,8 @@ class Store:
             warnings.warn(
                 StrategyFailureWarning(
                     f"{len(res.broken)} run(s) cannot be recomputed: their strategy does not "
-                    "load, so their results stay as they are, not up to date. First: "
+                    "load or no longer takes their parameters, so their results stay as "
+                    "they are, not up to date. First: "
                     f"{res.broken[0]} (all of them: .broken). Fix: restore or repair the "
                     "strategies file (runs.source names it), or drop the runs"
                 ),

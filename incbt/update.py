@@ -138,6 +138,22 @@ def _compile_error(strat: Any, params: dict[str, Any]) -> str | None:
     return None
 
 
+def _params_now(strat: Any, rec: rc.RunRecord) -> tuple[str | None, dict[str, Any]]:
+    """A run's parameters as the strategy's code now takes them (defaults of parameters
+    added filled in), or why they do not fit it."""
+    from incbt.engine import params_from_dict, params_to_dict
+
+    try:
+        return None, params_to_dict(strat, params_from_dict(strat, rec.params))
+    except StrategyError as exc:
+        return (
+            f"its parameters {rec.params} do not fit strategy {rec.strategy!r} as its code is "
+            f"now ({exc}); restore the strategies file (`runs.source` names it), or drop "
+            f"the run (`incbt drop {rec.run_id}`)",
+            rec.params,
+        )
+
+
 def current_records(
     store: Any,
     broken_runs: list[tuple[rc.RunRecord, str]] | None = None,
@@ -156,6 +172,13 @@ def current_records(
     checked: dict[str, str | None] = {}
     for rec in active_runs(store):
         strat, why = _strategy_now(rec)
+        params = rec.params
+        if why is None and strat.code_version != rec.code_version:
+            # the run's parameters under the code now: a parameter renamed, removed or
+            # narrowed is this run's problem, not every run's (found 2026-12-05: status
+            # and update stopped on it, after an update's ingest); one added takes its
+            # default, as a backtest of the new code registers it (else two runs)
+            why, params = _params_now(strat, rec)
         if why is None and compiled and rec.source != "builtin":
             if strat.code_version not in checked:
                 checked[strat.code_version] = _compile_error(strat, rec.params)
@@ -168,7 +191,11 @@ def current_records(
         if strat.code_version != rec.code_version:
             changed.append(len(records))
             rec = dataclasses.replace(
-                rec, code_version=strat.code_version, created_seq=0, superseded_by=None
+                rec,
+                code_version=strat.code_version,
+                params=params,
+                created_seq=0,
+                superseded_by=None,
             )
         records.append(rec)
     # the new ids, a fork's after its base's (that id is part of a fork's): a fork of a

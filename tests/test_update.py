@@ -262,6 +262,36 @@ def test_a_changed_strategy_replaces_its_runs(tmp_path):
     assert s.verify().ok
 
 
+def test_a_parameter_renamed_or_added_in_the_code(tmp_path):
+    """Found by QA 2026-12-05: a parameter renamed (or removed, or its range narrowed)
+    made status and update fail for the whole store, after the update's ingest; one
+    added with a default gave a replacement without it, and a backtest of the new code
+    with the same values made a second run. Now the run that no longer fits is said as
+    one that cannot be recomputed, the others are brought up to date, and the
+    replacement carries the new parameter's default."""
+    s, f, old = _mom_run(tmp_path)
+    other = s.backtest("sma_cross", {"fast": 3, "slow": 10})
+    f.write_text(STRATS.replace("{SHORT}", "-1").replace('"n"', '"lookback"')
+                 .replace('p["n"]', 'p["lookback"]'))
+    st = s.status()
+    assert any(old.run_id in b and "do not fit strategy 'mom'" in b and "incbt drop" in b
+               for b in st.broken), st.broken
+    generate(str(tmp_path / "new"), instruments=2, days=1, start="2024-03-08", seed=5)
+    with pytest.warns(incbt.StrategyFailureWarning, match="no longer takes their parameters"):
+        res = s.update(str(tmp_path / "new"))
+    assert res.broken and res.report.bars_processed > 0
+    assert s.run(other.run_id).daily.num_rows == 2 * 5  # brought up to date
+    # a parameter added with a default: the replacement is the run a backtest makes
+    f.write_text(STRATS.replace("{SHORT}", "-1").replace(
+        '"n": incbt.Param(int, default=10, min=2)',
+        '"n": incbt.Param(int, default=10, min=2), "thr": incbt.Param(float, default=0.0)'))
+    (was, now), = s.update().replaced
+    assert was == old.run_id and s.run(now).record.params == {"n": 12, "thr": 0.0}
+    again = s.backtest("mom", {"n": 12}, strategies_file=str(f))
+    assert again.run_id == now and again.report.bars_processed == 0
+    assert s.verify().ok
+
+
 def test_a_changed_strategy_whose_new_run_exists_already_is_replaced_once(tmp_path):
     """The researcher edits the step and runs the new code before any update: the update
     marks the old run superseded by that run (it said so at every update, and did not)."""

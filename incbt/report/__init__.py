@@ -307,7 +307,8 @@ def _freshness(store: Any, run: Any, curve: pd.DataFrame) -> list[str]:
     if st.broken:
         out.append(
             _warning(
-                f"Cannot be brought up to date: its strategy does not load ({st.broken}); "
+                "Cannot be brought up to date: its strategy does not load or no longer "
+                f"takes its parameters ({st.broken}); "
                 "`incbt update` cannot recompute it until it loads again. The numbers below "
                 "are those stored now."
             )
@@ -551,7 +552,8 @@ def _sweep_freshness(store: Any, run_ids: list[str]) -> list[str]:
         out.append(
             _warning(
                 f"{n} of the sweep's {len(run_ids)} runs cannot be brought up to date: their "
-                f"strategy does not load ({_some(broken, 1)}); `incbt update` cannot recompute "
+                f"strategy does not load or take their parameters ({_some(broken, 1)}); "
+                "`incbt update` cannot recompute "
                 "them until it loads again."
             )
         )
