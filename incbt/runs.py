@@ -1455,6 +1455,16 @@ def waiting_for_bars(store: Any) -> list[tuple[str, str]]:
     return out
 
 
+def _stale_note(rows: Sequence[Any]) -> str:
+    """A Run's repr's word on rows of ``Run.stale`` ("" when there are none)."""
+    if not rows:
+        return ""
+    insts = {r.instrument for r in rows if r.instrument}
+    days = [r.from_day for r in rows if r.from_day]
+    where = f" ({len(insts)} instrument(s) from {min(days)})" if insts and days else ""
+    return f"; STALE{where}: {rows[0].reason} (store.update() brings it up to date)"
+
+
 class Run:
     """A run in a store: its definition and its tables, one attribute away."""
 
@@ -1497,6 +1507,19 @@ class Run:
         if not t.num_rows or t.column("scope")[0].as_py() != "portfolio":
             return {}
         return {m: t.column(m)[0].as_py() for m in METRICS}
+
+    @property
+    def stale(self) -> list[Any]:
+        """Why the run's stored results are not those of the store's data and code now:
+        ``incbt status``'s rows of it (``StaleRow``: instrument, reason, from_day, bars;
+        an instrument "" is the whole run), [] when it is up to date. ``store.update()``
+        brings it up to date. Planned for this run alone, each time it is read."""
+        from incbt.update import run_staleness
+
+        cat = self.store.catalog
+        with cat.env.read() as txn:
+            rec = rc.get_run(cat, txn, self.run_id) or self.record
+        return run_staleness(self.store, rec)
 
     def why_empty(self) -> str | None:
         """Why the run has no results though it is up to date (None: it has some, or it
@@ -1596,4 +1619,5 @@ class Run:
         else:
             p = self.portfolio
             body = ", ".join(f"{k}={v:.6g}" for k, v in p.items()) if p else "no results yet"
+            body += _stale_note(self.stale)
         return f"<Run {self.run_id} {rec.strategy}({params}) {'; '.join(setup)}: {body}>"

@@ -339,6 +339,32 @@ def update(
     )
 
 
+def run_staleness(store: Any, rec: rc.RunRecord) -> list[StaleRow]:
+    """Why one run's stored results are not those of the data and code now: the rows
+    ``status`` has of it ([]: up to date, or a run no update maintains: dropped,
+    replaced), planned for this run alone (``Run.stale``, a Run's repr)."""
+    if rec.gone:
+        return []
+
+    def whole(reason: str) -> list[StaleRow]:
+        return [StaleRow(rec.run_id, rec.strategy, "", reason, None, 0)]
+
+    strat, why = _strategy_now(rec)
+    if why is None and strat.code_version != rec.code_version:
+        why, _ = _params_now(strat, rec)
+        if why is None:
+            return whole(
+                "strategy code changed: an update recomputes it from the start as a new run"
+            )
+    if why is not None:
+        return whole(f"cannot recompute: {why}")
+    stale: list[Staleness] = []
+    report = bring_up_to_date(store, [rec], command="status", dry_run=True, stale_out=stale)
+    with store.catalog.env.read() as txn:
+        last_seq = store.catalog.last_seq(txn)
+    return _stale_rows([rec], report, stale, [], last_seq)
+
+
 def status(store: Any) -> UpdateResult:
     """What an update would do now, and why (nothing is written)."""
     return update(store, None, dry_run=True)

@@ -1140,3 +1140,32 @@ def test_the_events_of_one_command_share_its_op(tmp_path, monkeypatch):
                       "runs FROM events GROUP BY op ORDER BY op").to_pylist()
     mine = next(r for r in res_steps if r["op"] == ops[-1])
     assert (mine["n"], mine["segs"], mine["runs"]) == (3 * 390 * 3, 3, 1)  # 3 days, 3 inst.
+
+
+def test_a_run_says_when_it_is_stale(world):
+    """A Run object read the stored results without a word after a correction or a code
+    change (QA 2026-12-05): ``Run.stale`` is status's rows of the run, and its repr
+    says STALE until an update."""
+    tmp_path, s = world
+    run = s.runs("bollinger")[0]
+    assert run.stale == [] and "STALE" not in repr(run)
+    s.ingest(str(tmp_path / "fix"))  # a correction of 2024-03-06
+    rows = run.stale
+    assert rows and {r.from_day for r in rows} == {"2024-03-06"}, rows
+    assert all(r.reason.startswith("event ") and r.run_id == run.run_id for r in rows)
+    assert "STALE (3 instrument(s) from 2024-03-06): event" in repr(run), repr(run)
+    assert sorted((r.instrument, r.reason) for r in rows) == sorted(
+        (r.instrument, r.reason) for r in s.status().stale if r.run_id == run.run_id)
+    s.update()
+    assert run.stale == [] and "STALE" not in repr(run)
+
+
+def test_a_run_of_changed_code_says_so(tmp_path):
+    s, f, old = _mom_run(tmp_path)
+    assert old.stale == []
+    f.write_text(STRATS.replace("{SHORT}", "0"))
+    (row,) = old.stale
+    assert row.reason.startswith("strategy code changed") and row.instrument == ""
+    assert "STALE: strategy code changed" in repr(old)
+    s.update()
+    assert old.stale == [] and "superseded by" in repr(old)
