@@ -87,6 +87,16 @@ class SweepResult:
             )
         return [rid for _, rid in now]
 
+    def _here(self) -> None:
+        """Refuse (NotFoundError) reading a sweep dropped since this object was made: its
+        tables were empty, with DataFusion's schema dump for a leaderboard (QA
+        2026-12-05)."""
+        if self.executor != "dry run" and get_sweep(self.store, self.name) is None:
+            raise NotFoundError(
+                f"sweep {self.name!r} is not in the store any more (dropped); "
+                "`store.sweeps()` lists those there are"
+            )
+
     def _params(self) -> dict[str, Any]:
         """The sweep's parameters with a value of each (their types: its first run's)."""
         ids = self.run_ids
@@ -120,6 +130,7 @@ class SweepResult:
     @property
     def grid(self) -> Any:
         """One row per grid point: run id, parameters (p_*), portfolio metrics."""
+        self._here()
         return self._typed(
             self.store.sql(
                 "SELECT s.point, r.*, m.sharpe, m.total_pnl, m.max_drawdown, "
@@ -137,6 +148,7 @@ class SweepResult:
             raise UsageError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise UsageError(f"n: give how many runs to list (0 or more), not {n!r}")
+        self._here()
         order = "ASC" if metric == "max_drawdown" else "DESC"
         cols = ", ".join(
             f"m.{c}"
@@ -200,17 +212,23 @@ class SweepResult:
         return self.store.report(self.name, path, metric)
 
     def __repr__(self) -> str:
+        if self.executor != "dry run" and get_sweep(self.store, self.name) is None:
+            return f"<Sweep {self.name!r}: dropped>"
         if self.report is None:  # a sweep of the store (Store.sweeps), not a call's result
             return f"<Sweep {self.name!r}: {len(self.run_ids)} run(s)>"
         work = self.report.bars_processed
+        where = "on Ray" if self.executor == "ray" else self.executor
         done = (
             f"would compute {work:,} bar-steps"
             if self.executor == "dry run"
-            else f"{work:,} bar-steps computed {self.executor}"
+            else f"{work:,} bar-steps computed {where}"
         )
         reused = f", {self.reused} of them reused" if self.reused else ""
+        skipped = f", {len(self.skipped)} grid point(s) skipped" if self.skipped else ""
+        # the sweep as it is now; the call's own work as it was (a later resume grows it)
         return (
-            f"<Sweep {self.name!r}: {len(self.run_ids)} run(s) ({self.added} new{reused}), {done}>"
+            f"<Sweep {self.name!r}: {len(self.run_ids)} run(s) now; this call: "
+            f"{self.added} new{reused}{skipped}, {done}>"
         )
 
 

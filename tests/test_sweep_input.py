@@ -105,9 +105,11 @@ def test_api_names_pivot_and_scalar_grids(swept):
     """A string where ids or names go is one id, not its letters; pivot names what is
     wrong; a grid value may be one number."""
     dry = swept.sweep("sma_cross", {"fast": 4, "slow": [20, 25]}, name="g3", dry_run=True)
-    assert repr(dry) == "<Sweep 'g3': 2 run(s) (2 new), would compute 4,680 bar-steps>"
+    assert repr(dry) == ("<Sweep 'g3': 2 run(s) now; this call: 2 new, would compute 4,680 "
+                         "bar-steps>")
     one = swept.sweep("sma_cross", {"fast": 4, "slow": [20, 25]}, name="g3")
-    assert repr(one) == "<Sweep 'g3': 2 run(s) (2 new), 4,680 bar-steps computed in-process>"
+    assert repr(one) == ("<Sweep 'g3': 2 run(s) now; this call: 2 new, 4,680 bar-steps computed "
+                         "in-process>")
     assert len(one.run_ids) == 2
     rid = one.run_ids[0]
     d = swept.drop(rid[:6], dry_run=True)
@@ -169,7 +171,7 @@ def test_a_sweep_says_which_new_runs_the_store_held_already(tmp_path):
     b = s.sweep("sma_cross", {"fast": [3, 5, 8], "slow": [20, 30]}, name="b")
     assert (b.added, b.reused) == (6, 4)
     assert b.report.bars_processed == a.report.bars_processed // 2  # the 2 runs of fast=8
-    assert "(6 new, 4 of them reused)" in repr(b)
+    assert "this call: 6 new, 4 of them reused" in repr(b)
 
 
 def test_a_sweep_that_cannot_take_the_write_lock_leaves_no_record(swept, tmp_path):
@@ -361,6 +363,13 @@ def test_the_store_lists_its_sweeps_and_runs(tmp_path):
     assert [r.run_id for r in s.runs("breakout")] == b.run_ids
     s.drop([one.run_id])
     assert one.run_id not in [r.run_id for r in s.runs()]
+    # a sweep dropped since: said, not empty tables or DataFusion's schema dump (QA)
+    s.drop(sweep="b")
+    assert repr(b) == "<Sweep 'b': dropped>"
+    for read in (b.leaderboard, lambda: b.grid, lambda: b.pivot("lookback", "lookback")):
+        with pytest.raises(incbt.NotFoundError, match="sweep 'b' is not in the store any more"):
+            read()
+    assert "p_lookback" in s.sql("SELECT * FROM runs").column_names  # the column stays
     with pytest.raises(incbt.UsageError, match="strategy: give a string"):
         s.runs(3)
     assert s.runs("ema_cross") == []  # a built-in without runs

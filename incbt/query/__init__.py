@@ -329,9 +329,16 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
     import json
 
     from incbt.catalog import runs as rc
+    from incbt.engine.strategies import BUILTINS
 
-    recs = [r for r in rc.runs(cat, txn) if r.dropped_seq is None]  # dropped: not shown
-    pnames = sorted({k for r in recs for k in r.params})
+    every = list(rc.runs(cat, txn))
+    recs = [r for r in every if r.dropped_seq is None]  # dropped: not shown
+    # a column for each parameter of the built-ins and of every run ever registered: a
+    # saved query's p_fast does not fail once no run shown has it (found 2026-12-05)
+    pnames = sorted(
+        {k for r in every for k in r.params}
+        | {p.name for strat in BUILTINS.values() for p in strat.params}
+    )
     cols: dict[str, list] = {
         "run_id": [r.run_id for r in recs],
         "strategy": [r.strategy for r in recs],
