@@ -21,6 +21,7 @@ import typer
 from incbt import store as store_mod
 from incbt.catalog.lock import held_by
 from incbt.errors import (
+    DataNoteWarning,
     IncbtError,
     NotFoundError,
     QueryError,
@@ -1342,6 +1343,7 @@ def main() -> None:
     _only_young_collections()
     # the commands print a strategy's failures themselves, and exit 1 (_exit_if_failed)
     warnings.filterwarnings("ignore", category=StrategyFailureWarning)
+    warnings.filterwarnings("ignore", category=DataNoteWarning)  # said as notes
     warnings.showwarning = _show_warning  # type: ignore[assignment]
     # SIGTERM (kill, a scheduler's timeout) stops a command as Ctrl-C does: what is
     # committed stays, the rest is abandoned, the command says so (exit 143, not 130)

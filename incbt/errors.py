@@ -18,9 +18,10 @@ one line on stderr and an exit code in one place (``incbt.cli``)::
     ├── ClusterLostError            the Ray cluster stopped answering mid-command
     └── InternalError               a bug in incbt (exit 3); please report it
 
-and one warning: :class:`StrategyFailureWarning`, when the Python API computed a
+and two warnings: :class:`StrategyFailureWarning`, when the Python API computed a
 run but its strategy failed on some (run, instrument) pairs (the CLI says so
-itself and exits 1).
+itself and exits 1); :class:`DataNoteWarning`, when an ingest from Python accepted
+short or missing days (the CLI says them as notes).
 
 Dependency errors (lmdb, pyarrow, datafusion, ray) are mapped to these at the
 boundary where they enter (see ``map_dependency_error``), so nothing else leaks
@@ -116,6 +117,13 @@ class StrategyFailureWarning(UserWarning):
     """The strategy failed on some (run, instrument) pairs: their results are not
     stored, every other result is; ``.report.errors`` (and ``skipped_failed``) list them.
     Also from ``update``: runs whose strategy does not load (``.broken`` lists them)."""
+
+
+class DataNoteWarning(UserWarning):
+    """An ingest (``store.ingest``, ``store.update`` with files) accepted short or
+    missing days: real (a half session, a halted instrument) or a file cut short or
+    left out, which look the same. ``IngestSummary.short_days``, ``.missing_days`` and
+    ``.notes()`` hold them; ``incbt query coverage`` counts them per instrument."""
 
 
 class QueryError(UserError):

@@ -38,6 +38,7 @@ from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, iso_to_day
 from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex, operation
 from incbt.catalog.lock import write_lock
 from incbt.errors import (
+    DataNoteWarning,
     NotAStoreError,
     NotFoundError,
     StoreExistsError,
@@ -373,7 +374,7 @@ class Store:
         paths = _paths(paths)
         mapping(columns, "columns", '{"ts": "time"}')
         _zone(tz)
-        return _ingest(
+        summary = _ingest(
             self.path,
             self.catalog,
             paths,
@@ -388,6 +389,16 @@ class Store:
             chunk_bytes=int(float(self.settings["ingest_chunk_mb"]) * (1 << 20)),
             max_files=int(self.settings["bucket_max_files"]),
         )
+        notes = summary.notes()
+        if notes:  # said, as the CLI says them (a notebook showed nothing: QA 2026-12-05)
+            warnings.warn(
+                DataNoteWarning(
+                    "; ".join(notes) + " (IngestSummary.short_days and .missing_days list "
+                    "them; `incbt query coverage` counts them per instrument)"
+                ),
+                stacklevel=3,  # this, its _writes wrapper: the caller
+            )
+        return summary
 
     @_writes("store.recover")
     def recover(self) -> int:
