@@ -25,6 +25,7 @@ from incbt.errors import (
     IncbtError,
     NotFoundError,
     QueryError,
+    StrategyError,
     StrategyFailureWarning,
     UsageError,
     map_dependency_error,
@@ -118,6 +119,22 @@ def _open() -> store_mod.Store:
     for w in said:  # an INCBT_ variable asking to change a setting the store fixed
         err_console.print(styled(f"[yellow]note:[/yellow] {w.message}"), highlight=False)
     return st
+
+
+def _exec_options(notional: float | None, fee_bps: float | None, slippage: float | None) -> None:
+    """--notional, --fee-bps, --slippage-bps out of range: bad usage (exit 2) like any
+    option's (they were exit 1, as a strategy's parameter: found 2026-12-05)."""
+    from incbt.engine import exec_params_from_dict
+
+    given = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage}
+    for k, v in given.items():
+        if v is None:
+            continue
+        try:
+            exec_params_from_dict({k: v})
+        except StrategyError as exc:
+            flag = "--" + k.replace("_", "-")
+            raise UsageError(f"{flag} {v:g}: {str(exc).removeprefix('execution: ')}") from None
 
 
 def _instrument_list(instruments: str | None) -> list[str] | None:
@@ -496,6 +513,7 @@ def backtest(
     if instruments and (all_ or universe):
         raise UsageError("give one of --instruments, --all, --universe")
     insts = _instrument_list(instruments)
+    _exec_options(notional, fee_bps, slippage_bps)
     params = {k: coerce(v) for k, v in _pairs(param, "-p").items()}
     with RichReporter() as rep:
         run = st.backtest(
@@ -619,6 +637,7 @@ def sweep(
     if instruments and all_:
         raise UsageError("give --instruments or --all, not both")
     insts = _instrument_list(instruments)
+    _exec_options(notional, fee_bps, slippage_bps)
     axes = _pairs(grid, "-g")
     try:
         with RichReporter() as rep:

@@ -281,8 +281,9 @@ class Steps(Sequence[Any]):
         return self.kind(self.start + i * self.step)
 
 
-def parse_values(spec: str, kind: type) -> Sequence[int | float]:
-    """``V1,V2,...`` or ``START:STOP:STEP`` (STOP included when a step lands on it)."""
+def parse_values(spec: str, kind: type, name: str = "") -> Sequence[int | float]:
+    """``V1,V2,...`` or ``START:STOP:STEP`` (STOP included when a step lands on it), of
+    the parameter ``name``."""
     spec = spec.strip()
     try:
         if ":" in spec:
@@ -319,8 +320,11 @@ def parse_values(spec: str, kind: type) -> Sequence[int | float]:
     out: list[int | float] = []
     for v in vals:
         if kind is int:
-            if v != v.to_integral_value():
-                raise UsageError(f"grid value {v} is not an integer")
+            if v != v.to_integral_value():  # a parameter's value, as backtest's -p says
+                raise StrategyError(
+                    f"grid value {name + '=' if name else ''}{v} is not an integer: "
+                    f"{'parameter ' + repr(name) if name else 'the parameter'} takes integers"
+                )
             out.append(int(v))
         else:
             out.append(float(v))
@@ -348,7 +352,7 @@ def grid_points(
                 f"not {values!r}"
             )
         axes[name] = (
-            parse_values(values, kind)
+            parse_values(values, kind, name)
             if isinstance(values, str)
             else _listed(strategy, specs[name], values)
         )

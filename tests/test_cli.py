@@ -801,3 +801,25 @@ def test_a_message_with_brackets_is_printed_as_written(tmp_path):
         p = run(*args, store=s, check=False)
         assert "Traceback" not in p.stderr and "MarkupError" not in p.stderr, (args, p.stderr)
         assert message in flat(p.stderr), (args, p.stderr)
+
+
+def test_an_execution_option_out_of_range_is_bad_usage_and_a_parameter_value_bad_input(
+    tmp_path,
+):
+    """README: an option out of range is exit 2; a strategy parameter's value is bad
+    input, exit 1, from -p and -g alike (QA 2026-12-05: --fee-bps -1 was 1, -g fast=2.5
+    was 2 where -p fast=2.5 is 1)."""
+    s = tmp_path / "store"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "1", "--days", "2", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    for args, code, said in (
+        (["backtest", "sma_cross", "--fee-bps", "-1"], 2, "--fee-bps -1: parameter 'fee_bps'"),
+        (["backtest", "sma_cross", "--notional", "0"], 2, "--notional 0: parameter 'notional'"),
+        (["sweep", "sma_cross", "-g", "fast=3", "--slippage-bps", "-2"], 2, "--slippage-bps -2"),
+        (["backtest", "sma_cross", "-p", "fast=2.5"], 1, "'fast' = 2.5 is not an integer"),
+        (["sweep", "sma_cross", "-g", "fast=2.5"], 1,
+         "grid value fast=2.5 is not an integer: parameter 'fast' takes integers"),
+    ):
+        p = run(*args, store=s, check=False)
+        assert p.returncode == code and said in flat(p.stderr), (args, p.returncode, p.stderr)
