@@ -724,6 +724,14 @@ def test_code_version_follows_closed_over_values_and_module_attributes(tmp_path,
         ("def oops(:\n", r"failed to import: SyntaxError"),
         ("raise RuntimeError('no data here')\n", r"failed to import: RuntimeError: no data here"),
         ("X = 1\n", r"defines no strategy: decorate a step function with @strategy"),
+        # found by QA 2026-12-05: the command exited 3 without a word; a built-in's name
+        # ran the file's step in its place
+        ("import sys\nsys.exit(3)\n", r"exits when imported \(sys.exit\(3\)\).*__main__"),
+        (
+            "from incbt.engine import strategy\n"
+            "@strategy(name='sma_cross')\ndef a(p, s, o, h, l, c, v, i):\n    return 0\n",
+            r"defines 'sma_cross', a built-in's name: give yours another",
+        ),
         (
             "from incbt.engine import strategy\n"
             "@strategy(name='twin')\ndef a(p, s, o, h, l, c, v, i):\n    return 0\n"

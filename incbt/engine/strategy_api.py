@@ -666,8 +666,15 @@ def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
         raise StrategyError(f"strategy file {p}: {e}") from e
     except BaseException as e:
         _restore(mod_name, previous)
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+        if isinstance(e, KeyboardInterrupt):
             raise
+        if isinstance(e, SystemExit):  # sys.exit(3) ended the command as incbt's bug exit,
+            # without a word (QA 2026-12-05)
+            raise StrategyError(
+                f"strategy file {p} exits when imported (sys.exit({e.code!r})): a strategies "
+                "file defines strategies; put what it runs as a script under "
+                '`if __name__ == "__main__":`'
+            ) from None
         raise StrategyError(f"strategy file {p} failed to import: {type(e).__name__}: {e}") from e
     finally:
         IMPORTING_STRATEGIES.pop()
@@ -683,6 +690,15 @@ def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
             f"strategy file {p} defines no strategy: decorate a step function "
             "with @strategy(params=..., state=...)"
         )
+    from incbt.engine.strategies import BUILTINS
+
+    for strat in found.values():
+        if strat.name in BUILTINS:  # ran in its place without a word, both in one
+            # leaderboard under one name (QA 2026-12-05)
+            raise StrategyError(
+                f"strategy file {p} defines {strat.name!r}, a built-in's name: give yours "
+                f"another (@strategy(name=...))"
+            )
     return list(found.values())
 
 
