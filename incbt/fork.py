@@ -93,11 +93,23 @@ def register_fork(
 
 
 def needs_materializing(
-    store: Any, fork: rc.RunRecord, instruments: Sequence[str]
+    store: Any,
+    fork: rc.RunRecord,
+    instruments: Sequence[str],
+    hypothetical: Sequence[tuple] = (),
 ) -> dict[str, int]:
-    """Instrument -> L (last day before D) for the pairs that must be (re)built."""
+    """Instrument -> L (last day before D) for the pairs that must be (re)built.
+
+    ``hypothetical``: (instrument, day, ...) changes a dry run's ingest would make, as
+    if made: a new day before D is copied from the base, not computed (a dry run
+    counted it as computed: found 2026-12-05)."""
     cat = store.catalog
     eff = iso_to_day(fork.fork["effective"])  # type: ignore[index]
+    start = iso_to_day(fork.start)
+    would: dict[str, list[int]] = defaultdict(list)
+    for h in hypothetical:
+        if start <= h[1] < eff:
+            would[h[0]].append(int(h[1]))
     out = {}
     with cat.env.read() as txn:
         seqs: dict[str, int] = {}
@@ -110,15 +122,15 @@ def needs_materializing(
             if c.seq > seqs.get(c.instrument, 0):
                 changed[c.instrument].append(c.day)
         for inst in instruments:
-            before = cat.days_up_to(txn, inst, eff - 1, 1)
-            if not before or before[0] < iso_to_day(fork.start):
+            before = [d for d in cat.days_up_to(txn, inst, eff - 1, 1) if d >= start]
+            if not before and not would.get(inst):
                 continue  # no day before D: the fork is new parameters from its first day
-            last = before[0]
+            last = max(before + would.get(inst, []))
             snap = rc.latest_snapshot(cat, txn, fork.run_id, inst)
             if snap is None or inst not in seqs:
                 out[inst] = last
                 continue
-            if any(day <= last for day in changed.get(inst, ())):
+            if any(day <= last for day in [*changed.get(inst, ()), *would.get(inst, ())]):
                 out[inst] = last
     return out
 

@@ -1091,7 +1091,9 @@ def bring_up_to_date(
             assume: dict[tuple[str, str], int] = {}
             built = []
             for f in level:
-                need = fork_mod.needs_materializing(store, f, instruments_of(f, known))
+                need = fork_mod.needs_materializing(
+                    store, f, instruments_of(f, known), hypothetical if dry_run else ()
+                )
                 if dry_run:
                     assume.update({(f.run_id, i): day for i, day in need.items()})
                 else:

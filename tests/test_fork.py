@@ -182,3 +182,18 @@ def test_a_fork_of_a_fork_follows_the_rule_through_corrections(tmp_path, keep):
         for q in (DAILY, FILLS, METRICS):
             x, y = s.sql(q, params={"r": r.run_id}), fresh.sql(q, params={"r": r.run_id})
             assert bits(x).equals(bits(y)), (r.run_id, q)
+
+
+@pytest.mark.parametrize("effective", ["2024-03-13", "2030-01-02"])
+def test_a_dry_run_update_counts_the_work_the_update_does(tmp_path, data, effective):
+    """A fork's new days before its effective day are copied from its base, not computed:
+    a dry run of an update with files counted them as computed (QA 2026-12-05: "would
+    compute 10 segments", and the update computed 5)."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "head"))
+    base = s.backtest("sma_cross", {"fast": 5, "slow": 30})
+    s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective=effective)
+    dry = s.update(str(data / "tail"), dry_run=True).report
+    real = s.update(str(data / "tail")).report
+    assert (dry.segments, dry.bars_processed) == (real.segments, real.bars_processed)
+    assert real.bars_processed > 0 and s.verify().ok
