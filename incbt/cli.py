@@ -951,7 +951,7 @@ def _print_failures(r: object) -> None:
             styled(
                 f"[yellow]{len(skipped)} (run, instrument) pair(s) not recomputed:[/yellow] their "
                 "strategy failed on these bars before, and would again (they are retried when a "
-                "day they read changes)"
+                "day they read changes; `incbt drop RUN` stops a run you no longer want)"
             ),
             highlight=False,
         )
@@ -969,8 +969,10 @@ def _exit_if_failed(r: object, known: bool = True) -> None:
         err_console.print(
             styled(
                 f"[red]the strategy failed on {n} (run, instrument) pair(s)[/red] (above): their "
-                "results are not stored, every other result is. Fix the strategy (an edited "
-                "step makes new runs) and run the command again"
+                "results are not stored (days stored before go too: a pair holds the "
+                "results of every day or none), every other result is. Fix the strategy (an "
+                "edited step makes new runs) and run the command again, or drop the runs you "
+                "no longer want (`incbt drop RUN`; else each update with new data tries them again)"
             ),
             highlight=False,
         )
