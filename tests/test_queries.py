@@ -417,6 +417,9 @@ def test_a_value_the_query_cannot_take_is_a_usage_error_naming_it(corrected):
     for sql, params, message in cases:
         with pytest.raises(UsageError, match=message):
             s.sql(sql, params=params)
+    # a $NAME without a value: said as such, not DataFusion's "Placeholder" error (QA)
+    with pytest.raises(UsageError, match=r"uses \$s and no value was given.*-p s=VALUE"):
+        s.sql("SELECT * FROM runs WHERE strategy = $s")
     # a named query's error names it (run_sql as the CLI calls it)
     sql = find_query("day_history", s.path)
     with pytest.raises(UsageError, match=r"^query day_history: -p day='notadate' "):

@@ -543,6 +543,14 @@ def run_sql(
         bad = _bad_value(ctx, query, options, params, df, name, typed) if params else None
         if bad is not None:
             raise bad from None
+        m = re.search(r"Placeholder '\$(\w+)' was not provided", str(exc))
+        if m:  # DataFusion's own words were its whole message (QA 2026-12-05)
+            k = m.group(1)
+            where = f"query {name}: " if name else ""
+            raise UsageError(
+                f"{where}the SQL uses ${k} and no value was given for it: give -p {k}=VALUE "
+                f"(params={{{k!r}: ...}} in Python)"
+            ) from None
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         text = lines[0] if lines else type(exc).__name__
         if len(lines) > 1:  # DataFusion puts the cause last
