@@ -391,18 +391,13 @@ def query(
     params = {k: coerce(v) for k, v in raw.items()}
     names_given: dict[str, str] = {}  # identifier parameters: column names
     if name is not None:
-        from incbt.queries import check_params, fill_identifiers, identifier_slots
+        from incbt.queries import prepare_named
 
-        names_given = {k: raw[k] for k in identifier_slots(sql) if k in raw}
-        sql = fill_identifiers(sql, params, name)
-        check_params(sql, params, name)
-        if "run" in raw:  # a run id: a unique prefix is enough, as everywhere else
-            params["run"] = st.run(raw["run"]).run_id
-        if "sweep" in raw:  # a sweep that is not there: said, not an empty table
-            from incbt.sweep import get_sweep, no_such_sweep
-
-            if get_sweep(st, raw["sweep"]) is None:
-                raise no_such_sweep(raw["sweep"])
+        for k in ("run", "sweep"):  # a run id prefix, a sweep's name: as typed
+            if k in raw:
+                params[k] = raw[k]
+        sql, names_given = prepare_named(st, name, params)
+        names_given = {k: raw.get(k, v) for k, v in names_given.items()}
     elif params:
         from incbt.queries import check_bound
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
-from incbt.errors import UsageError
+from incbt.errors import NotFoundError, UsageError
 
 BUILTIN = Path(__file__).resolve().parent.parent / "queries"
 
@@ -169,3 +170,29 @@ def list_queries(store_path: str | None) -> list[dict[str, str]]:
                 "path": str(p),
             }
     return list(seen.values())
+
+
+def prepare_named(store: Any, name: str, params: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """A named query's SQL with its column-name slots filled, ``params`` completed (its
+    defaults) and checked; a run id prefix given as ``run`` resolved, a ``sweep`` that
+    is not there said: what ``incbt query NAME -p ...`` and ``Store.query`` run. Returns
+    the SQL and the identifier values given (column names: a query naming one the
+    tables do not have is said by the caller). NotFoundError for a name no query has."""
+    sql = find_query(name, store.path)
+    if sql is None:
+        known = ", ".join(q["name"] for q in list_queries(store.path))
+        raise NotFoundError(
+            f"no query named {name!r}; the named queries: {known} "
+            "(`incbt query --list` describes them)"
+        )
+    names_given = {k: str(params[k]) for k in identifier_slots(sql) if k in params}
+    sql = fill_identifiers(sql, params, name)
+    check_params(sql, params, name)
+    if "run" in params:  # a run id: a unique prefix is enough, as everywhere else
+        params["run"] = store.run(str(params["run"])).run_id
+    if "sweep" in params:  # a sweep that is not there: said, not an empty table
+        from incbt.sweep import get_sweep, no_such_sweep
+
+        if get_sweep(store, str(params["sweep"])) is None:
+            raise no_such_sweep(str(params["sweep"]))
+    return sql, names_given

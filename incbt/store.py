@@ -762,6 +762,12 @@ class Store:
 
         if not isinstance(query, str):
             raise UsageError(f"query: give the SQL as a string, not {query!r}")
+        from incbt.queries import find_query, is_query_name
+
+        if is_query_name(query) and find_query(query, self.path) is not None:
+            raise UsageError(  # a parser error said nothing of it (QA 2026-12-05)
+                f"{query!r} is a named query, not SQL: run it with store.query({query!r}, params)"
+            )
         mapping(params, "params", "{'name': value} for $name")
         whole(as_of, "as_of (an event seq)")
         if params:
@@ -770,6 +776,27 @@ class Store:
             check_bound(query, params, "params {!r}")
         ctx = session(self.path, self.catalog, as_of, only_for=query, extra=self._extra())
         return run_sql(ctx, query, params)
+
+    def query(
+        self, name: str, params: Mapping[str, Any] | None = None, *, as_of: int | None = None
+    ) -> pa.Table:
+        """A named query (``queries/NAME.sql``, the store's or incbt's: ``incbt query
+        --list``) with its parameters, as ``incbt query NAME -p KEY=VALUE`` runs it:
+        defaults filled in, a run id prefix resolved, column-name parameters put in
+        their slots; returns a pyarrow Table.
+
+            >>> store.query("leaderboard", {"strategy": "sma_cross", "n": 5})
+        """
+        from incbt.queries import prepare_named
+        from incbt.query import run_sql, session
+
+        text(name, "name")
+        mapping(params, "params", "{'name': value}")
+        whole(as_of, "as_of (an event seq)")
+        values = dict(params or {})
+        sql, _ = prepare_named(self, name, values)
+        ctx = session(self.path, self.catalog, as_of, only_for=sql, extra=self._extra())
+        return run_sql(ctx, sql, values, name=name)
 
     def session(self, as_of: int | None = None, only_for: str | None = None) -> Any:
         """A DataFusion SessionContext over one consistent state of the store.

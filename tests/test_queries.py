@@ -557,3 +557,23 @@ def test_cli_a_column_name_the_query_cannot_read_is_bad_usage(results):
     assert p.returncode == 2 and "not starting with a digit" in p.stderr, p.stderr
     p = query("-p", "x=fast", "-p", "y=slow", "-p", "metric=sharpe", "--pivot")
     assert p.returncode == 0, p.stderr
+
+
+def test_store_query_runs_a_named_query_as_the_cli_does(results):
+    """Named queries were out of reach from Python, and store.sql("leaderboard") was a
+    parser error (QA 2026-12-05)."""
+    from incbt.errors import NotFoundError, UsageError
+
+    s, rid = results
+    board = s.query("leaderboard")  # its default: every strategy
+    assert board.num_rows == 4 and board.column_names[:2] == ["run_id", "strategy"]
+    worst = s.query("worst_drawdowns", {"run": rid[:8], "n": 2})  # a prefix resolved
+    assert worst.num_rows == 2
+    pivot = s.query("grid_pivot", {"sweep": "g", "x": "fast", "y": "slow", "metric": "sharpe"})
+    assert pivot.num_rows == 4
+    with pytest.raises(UsageError, match=r"'leaderboard' is a named query, not SQL.*store.query"):
+        s.sql("leaderboard")
+    with pytest.raises(NotFoundError, match="no query named 'leaderbord'"):
+        s.query("leaderbord")
+    with pytest.raises(UsageError, match="query worst_drawdowns needs -p run=VALUE"):
+        s.query("worst_drawdowns")
