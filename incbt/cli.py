@@ -241,7 +241,7 @@ def generate(
     from incbt.bars.inputs import DATA_SUFFIXES  # what `incbt ingest FOLDER` reads
 
     here = os.listdir(out) if os.path.isdir(out) else []
-    before = {f for f in here if f.endswith(DATA_SUFFIXES)}
+    before = {f for f in here if f.lower().endswith(DATA_SUFFIXES)}
     with RichReporter() as rep:
         files = gen(
             out,

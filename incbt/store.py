@@ -123,6 +123,8 @@ def _paths(value: Any, what: str = "paths") -> list[str]:
     if isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
         out = list(value)
         bad = [p for p in out if not isinstance(p, str | os.PathLike)]
+        if not out:  # "no files found in  " said nothing (QA 2026-12-05)
+            raise UsageError(f"{what}: give at least one file, folder or glob, not an empty list")
         if not bad:
             return [os.fspath(p) for p in out]
         value = bad[0]

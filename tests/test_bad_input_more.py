@@ -423,3 +423,33 @@ def test_the_usual_bars_read_few_day_records(st):
         assert got == {iso_to_day(f"2024-01-0{d}"): 390 for d in range(1, 6)}
         assert _stored_rows(st.catalog, txn, "NEW", iso_to_day("2024-01-03")) == {}
     assert USUAL_SAMPLE <= 32
+
+
+HEADER_SPACED = "instrument, ts, open, high, low, close, volume\nX,2024-01-08T14:30:00Z,1,1,1,1,1\n"
+
+
+def test_csv_oddities_found_by_qa_2026_12_05(st, tmp_path):
+    """A header with spaces after its commas ingested through Arrow's reader failed with a
+    KeyError (exit 3), plain and gzipped; a folder's upper-case .CSV was left out without
+    a word; a newline in an instrument's name was taken (printed as two instruments),
+    where NUL and tab were refused; an empty list of paths said "found in  "."""
+    plain = tmp_path / "spaced.csv"
+    plain.write_text(HEADER_SPACED)
+    zipped = tmp_path / "spaced2.csv.gz"
+    zipped.write_bytes(gzip.compress(HEADER_SPACED.replace("X,", "Z,").encode()))
+    got = st.ingest([str(plain), str(zipped)])
+    assert got.rows_read == 2 and got.days_new == 2
+    folder = tmp_path / "upper"
+    folder.mkdir()
+    (folder / "B.CSV").write_text(HEADER_SPACED.replace("X,", "Y,"))
+    assert st.ingest(str(folder)).days_new == 1 and "Y" in st.instruments()
+    before = tree_state(st.path)
+    named = tmp_path / "nl.csv"
+    named.write_text('instrument,ts,open,high,low,close,volume\n"A\nB",2024-01-08T14:30:00Z,'
+                     "1,1,1,1,1\n")
+    with pytest.raises(incbt.BadInputError, match=r"line 2: invalid instrument name; value "
+                       r"'A\\nB'.*no control characters"):
+        st.ingest(str(named))
+    with pytest.raises(incbt.UsageError, match="give at least one file"):
+        st.ingest([])
+    assert tree_state(st.path) == before

@@ -157,7 +157,7 @@ def read_block(
     (fresh pages both times, which this machine fills at ~1 GB/s).
     """
     scan_csv_bars = _kernel
-    if scan_csv_bars is None or path.endswith(".gz"):
+    if scan_csv_bars is None or path.lower().endswith(".gz"):
         return None
     buf = _mapped(path)
     if buf is None:

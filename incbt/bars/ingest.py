@@ -550,7 +550,7 @@ def _write_bucket(root: str, plan: _Plan, max_rows: int) -> _File:
 def _csv_kernel(files: Sequence[str]) -> Iterator[None]:
     """Load the fast CSV reader's kernel meanwhile, for an input large enough to pay for
     it (:data:`incbt.bars.fastcsv.MIN_BYTES`); wait for the loader before returning."""
-    size = sum(os.path.getsize(f) for f in files if f.endswith(".csv"))
+    size = sum(os.path.getsize(f) for f in files if f.lower().endswith(".csv"))
     loader = fastcsv.prepare() if size >= fastcsv.MIN_BYTES else None
     try:
         yield
@@ -786,11 +786,11 @@ class _Streams:
         self.budget = budget
         part = budget // PARTS_PER_CHUNK
         # compressed bytes above a part's size: plain, it is several parts
-        self.gz = [f for f in files if f.endswith(".gz") and os.path.getsize(f) > part]
+        self.gz = [f for f in files if f.lower().endswith(".gz") and os.path.getsize(f) > part]
         self.pq = [
             f
             for f in files
-            if f.endswith((".parquet", ".pq"))
+            if f.lower().endswith((".parquet", ".pq"))
             and os.path.getsize(f) > budget
             and big_row_groups(f, part)
         ]

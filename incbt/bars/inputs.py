@@ -112,7 +112,9 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
         for m in matches:
             if os.path.isdir(m):
                 for root, _, files in os.walk(m):
-                    out.extend(os.path.join(root, f) for f in files if f.endswith(DATA_SUFFIXES))
+                    out.extend(
+                        os.path.join(root, f) for f in files if f.lower().endswith(DATA_SUFFIXES)
+                    )
             elif os.path.exists(m):
                 out.append(m)
             else:
@@ -128,9 +130,9 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
 
 
 def _kind(path: str) -> str:
-    if path.endswith((".parquet", ".pq")):
+    if path.lower().endswith((".parquet", ".pq")):
         return "parquet"
-    if path.endswith((".csv", ".csv.gz")):
+    if path.lower().endswith((".csv", ".csv.gz")):
         return "csv"
     raise BadInputError(
         "unknown file type",
@@ -169,7 +171,7 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
             raise BadInputError(
                 f"the header has one column, {present[0]!r}: the fields look separated by {sep!r}",
                 file=path,
-                line=1 if path.endswith((".csv", ".csv.gz")) else None,
+                line=1 if path.lower().endswith((".csv", ".csv.gz")) else None,
                 fix="save the file with commas between fields",
             )
     missing = [
@@ -182,7 +184,7 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
         raise BadInputError(
             f"missing column(s) {', '.join(missing)}; the file has {', '.join(present)}",
             file=path,
-            line=1 if path.endswith((".csv", ".csv.gz")) else None,
+            line=1 if path.lower().endswith((".csv", ".csv.gz")) else None,
             fix="name the columns instrument,ts,open,high,low,close,volume, or map yours "
             "with --map NAME=COLUMN (e.g. --map ts=timestamp)",
         )
@@ -190,7 +192,7 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
         raise BadInputError(
             f"unexpected column(s) {', '.join(extra)}",
             file=path,
-            line=1 if path.endswith((".csv", ".csv.gz")) else None,
+            line=1 if path.lower().endswith((".csv", ".csv.gz")) else None,
             fix="remove them from the file, or map one of them to a bars column with "
             "--map NAME=COLUMN",
         )
@@ -221,7 +223,7 @@ def _first_bad(values: pa.Array, to: pa.DataType) -> int:
 def _csv_line_problem(path: str, ncols: int) -> tuple[int, str] | None:
     """Find the first line whose field count is wrong (slow path, errors only)."""
     opener = open
-    if path.endswith(".gz"):
+    if path.lower().endswith(".gz"):
         import gzip
 
         opener = gzip.open  # type: ignore[assignment]
@@ -287,7 +289,7 @@ def _read_csv(
     """The file's table, "csv", and where the fast reader read it, the bars block its
     columns are views of (else None)."""
     opener = open
-    if path.endswith(".gz"):
+    if path.lower().endswith(".gz"):
         import gzip
 
         opener = gzip.open  # type: ignore[assignment]
@@ -328,12 +330,12 @@ def _read_csv(
     )
     try:
         try:
-            table = _arrow_csv(path, types, use_threads)
+            table = _arrow_csv(path, types, use_threads, names=header)
         except pa.ArrowInvalid:
             gz = _gz_without_trailing_blanks(path)  # the error was those blank lines?
             if gz is None:
                 raise
-            table = _arrow_csv(path, types, use_threads, source=gz)
+            table = _arrow_csv(path, types, use_threads, source=gz, names=header)
     except pa.ArrowInvalid as exc:
         msg = str(exc)
         m = re.search(r"column #(\d+)", msg)
@@ -362,7 +364,7 @@ def _read_csv(
 def _gz_without_trailing_blanks(path: str) -> pa.BufferReader | None:
     """A compressed CSV file's text without the blank lines after its last bar, when it
     has any (decompressed in memory: only for the rare file that needs it)."""
-    if not path.endswith(".gz"):
+    if not path.lower().endswith(".gz"):
         return None
     import gzip
 
@@ -377,16 +379,24 @@ def _arrow_csv(
     types: dict[str, pa.DataType],
     use_threads: bool = True,
     source: pa.BufferReader | None = None,
+    names: list[str] | None = None,
 ) -> pa.Table:
     """``path`` parsed by Arrow (``source``: its text, where already in memory).
-    Blank lines after the last bar are left out; blank lines between bars are not."""
-    if source is None and not path.endswith(".gz"):
+    Blank lines after the last bar are left out; blank lines between bars are not.
+    ``names``: the header's names as read (stripped: ``instrument, ts, ...`` names its
+    columns " ts" for Arrow, and the ingest failed with a KeyError, exit 3: found
+    2026-12-05), in place of the header line."""
+    if source is None and not path.lower().endswith(".gz"):
         end = fastcsv.bars_end(path)
         if end is not None:
             source = pa.BufferReader(pa.memory_map(path).read_buffer(end))
     return pcsv.read_csv(
         path if source is None else source,
-        read_options=pcsv.ReadOptions(use_threads=use_threads),
+        read_options=pcsv.ReadOptions(
+            use_threads=use_threads,
+            column_names=names,
+            skip_rows=1 if names is not None else 0,
+        ),
         parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
         convert_options=pcsv.ConvertOptions(
             column_types=types,
@@ -399,7 +409,7 @@ def _arrow_csv(
 
 def _arrow_csv_or_explain(path: str, header: list[str], types: dict[str, pa.DataType]) -> pa.Table:
     try:
-        return _arrow_csv(path, types)
+        return _arrow_csv(path, types, names=header)
     except pa.ArrowInvalid as exc:
         _explain_csv_error(path, header, str(exc), types)
         raise  # pragma: no cover
@@ -468,7 +478,7 @@ def _explain_csv_error(
 
 def _csv_line(path: str, line: int) -> list[str] | None:
     opener = open
-    if path.endswith(".gz"):
+    if path.lower().endswith(".gz"):
         import gzip
 
         opener = gzip.open  # type: ignore[assignment]
@@ -745,7 +755,7 @@ def read_input(
         ):
             # A compressed file cut short or damaged fails wherever its reading stops
             # (Python's gzip, Arrow's, or a CSV rule broken by the cut): said as that
-            if path.endswith(".gz"):
+            if path.lower().endswith(".gz"):
                 bad = gzip_damage(path)
                 if bad is not None:
                     raise bad from None
@@ -815,7 +825,7 @@ def _not_utf8(path: str, exc: UnicodeDecodeError | None) -> BadInputError:
     not and its bytes (the file is read again, in blocks: only on this error)."""
     import gzip
 
-    opener: Any = gzip.open if path.endswith(".gz") else open
+    opener: Any = gzip.open if path.lower().endswith(".gz") else open
     line, carry, bad = 1, b"", None
     try:
         with opener(path, "rb") as f:
@@ -935,9 +945,11 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
     for j, name in enumerate(names):
         if (
             not name.strip()
-            or "\0" in name
             or len(name) > MAX_INSTRUMENT_LEN
             or name != name.strip()
+            # control characters: "A\nB" was taken, and printed as two instruments
+            # (found 2026-12-05; NUL and tab were refused)
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
         ):
             i = int(np.flatnonzero(codes == j)[0])
             raise BadInputError(
@@ -945,7 +957,8 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
                 file=path,
                 **at(i),
                 value=shown_name(name),
-                fix=f"use 1 to {MAX_INSTRUMENT_LEN} characters, no leading/trailing spaces",
+                fix=f"use 1 to {MAX_INSTRUMENT_LEN} characters, no leading/trailing spaces, "
+                "no control characters (newline, tab, NUL)",
             )
         if len(name) * 12 > MAX_DIR_BYTES and instrument_dir_bytes(name) > MAX_DIR_BYTES:
             # its bars folder (bars/<name percent-encoded>/) could not be made

@@ -91,9 +91,9 @@ def split(path: str, budget: int, name: str = "") -> list[Part] | None:
     ``name``: the file messages name (``path`` is a plain copy of a ``.csv.gz``)."""
     if os.path.getsize(path) <= budget:
         return None
-    if path.endswith((".parquet", ".pq")):
+    if path.lower().endswith((".parquet", ".pq")):
         parts = _parquet_parts(path, budget)
-    elif path.endswith(".csv"):
+    elif path.lower().endswith(".csv"):
         parts = _csv_parts(path, budget)
     else:
         return None
