@@ -481,6 +481,22 @@ def test_step_that_does_not_compile_gives_a_strategy_error():
         run_engine("broken", [{}], make_bars(1, 1), strat=broken)
     assert "Untyped global name 'plain_helper'" in str(err.value)
     assert "must be decorated with @numba.njit" in str(err.value)
+    # Numba's pipeline lines and its excerpt of incbt's generated kernel are left out,
+    # the user's file and line kept (16-38 lines pointing at the kernel: QA 2026-12-05)
+    text = str(err.value)
+    assert "During:" not in text and "incbt_kernels" not in text, text
+    assert "test_engine_api.py" in text, text
+
+
+def test_a_step_that_returns_no_number_on_some_path_is_said_so():
+    @strategy(params={})
+    def maybe(p, s, o, h, l, c, v, i):  # noqa: E741
+        if c[i] > 1e9:
+            return 1
+
+    with pytest.raises(StrategyError, match="a path through the step returns nothing: a step "
+                       "returns a number, -1, 0 or 1, on every path"):
+        run_engine("maybe", [{}], make_bars(1, 1), strat=maybe)
 
 
 def test_preload_loads_a_kernel_beside_the_caller_and_leaves_failures_to_the_real_call():

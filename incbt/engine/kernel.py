@@ -24,6 +24,7 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
+import itertools
 import os
 import re
 import sys
@@ -202,8 +203,41 @@ def _compile_error(strat: Strategy, e: Exception) -> StrategyError:
     return StrategyError(
         f"strategy {strat.name!r}: its step does not compile with Numba "
         "(signature (p, s, o, h, l, c, v, i[, t]) -> -1, 0 or 1; functions it calls must be "
-        f"decorated with @numba.njit; it may use numpy and math, not Python objects):\n{e}"
+        f"decorated with @numba.njit; it may use numpy and math, not Python objects):\n"
+        + numba_said(str(e))
     )
+
+
+def numba_said(text: str) -> str:
+    """What of Numba's compile error concerns the user's code: its errors (each once) and
+    the places in their files, without Numba's pipeline lines ("During: ...") or its
+    excerpt of incbt's generated kernel, which the error pointed at instead of the
+    user's file (16-38 lines: QA 2026-12-05)."""
+    m = re.search(r">>> float\((.*)\)\s*$", text, re.M)
+    if m:  # the kernel's float(step(...)): the step returns what is not a number
+        got = m.group(1)
+        hint = (
+            "a path through the step returns nothing"
+            if got.startswith("OptionalType") or got == "none"
+            else f"the step returns {got}"
+        )
+        return f"{hint}: a step returns a number, -1, 0 or 1, on every path"
+    out: list[str] = []
+    lines = text.splitlines()
+    skip = 0
+    for k, ln in enumerate(lines):
+        s = ln.strip()
+        if skip:
+            skip -= 1
+            continue
+        if not s or s.startswith(("Failed in nopython", "During:", "<source elided>")):
+            continue
+        if s.startswith("File ") and "incbt_kernels" in s:  # the generated kernel
+            skip = sum(1 for _ in itertools.takewhile(lambda x: x.strip(), lines[k + 1 :]))
+            continue
+        if ln not in out:
+            out.append(ln)
+    return "\n".join(out) if out else text
 
 
 def load_kernel(strat: Strategy, row: np.ndarray) -> None:
