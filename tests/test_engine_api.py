@@ -1020,3 +1020,21 @@ def test_step_arity_nine_is_the_timestamp_form_and_ten_is_rejected():
         @strategy(params={})
         def long(p, s, o, h, l, c, v, i, t, extra):  # noqa: E741
             return 0
+
+
+def test_a_step_using_a_bar_field_its_reads_leave_out_is_refused():
+    """A field not read is given as zeros: a step reading h[i] with reads=("close",) ran
+    on, always long, without a word (QA 2026-12-05)."""
+    with pytest.raises(StrategyError, match=r"uses 'h' \(high\) but reads= \('close',\) "
+                       r"leaves 'high' out.*add 'high' to reads"):
+        @strategy(params={}, reads=("close",))
+        def peeks(p, s, o, h, l, c, v, i):  # noqa: E741
+            return 1 if h[i] > c[i] else 0
+
+    @strategy(params={}, reads=("high", "close"))
+    def declared(p, s, o, h, l, c, v, i):  # noqa: E741
+        return 1 if h[i] > c[i] else 0
+
+    assert declared.reads == ("high", "close")
+    for name in ("sma_cross", "breakout", "ema_cross", "bollinger"):  # the built-ins pass
+        assert get_strategy(name).reads

@@ -455,6 +455,33 @@ def exec_params_from_dict(values: Mapping[str, Any] | None = None) -> np.ndarray
 _STEP_ARGS = (8, 9)  # p, s, o, h, l, c, v, i and, optionally, t
 
 
+def _check_reads(
+    sname: str, fn: Callable[..., Any], fields: tuple[str, ...], read_fields: tuple[str, ...]
+) -> None:
+    """Refuse a step that uses a bar argument its ``reads`` leaves out: it is given zeros
+    there, so a step reading ``h[i]`` with reads=("close",) ran on, always long, without
+    a word (QA 2026-12-05). The step's own code is looked at (its argument loaded), not
+    what helpers it passes the array to do with it."""
+    import dis
+
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return
+    args = code.co_varnames[2 : 2 + len(fields)]  # p, s, then the bars o, h, l, c, v
+    used = {
+        ins.argval
+        for ins in dis.get_instructions(code)
+        if ins.opname.startswith("LOAD_FAST") and ins.argval in args
+    }
+    for name, field in zip(args, fields, strict=False):
+        if name in used and field not in read_fields:
+            raise StrategyError(
+                f"strategy {sname!r}: its step uses {name!r} ({field}) but reads= "
+                f"{read_fields} leaves {field!r} out (a field not read is given as zeros): "
+                f"add {field!r} to reads"
+            )
+
+
 def _make_strategy(
     fn: Callable[..., Any],
     *,
@@ -525,6 +552,8 @@ def _make_strategy(
         raise StrategyError(
             f"strategy {sname!r}: reads names unknown bar fields {unknown}; they are {fields}"
         )
+    if reads is not None:
+        _check_reads(sname, py_fn, fields, read_fields)
     if error_model not in ("python", "numpy"):
         raise StrategyError(
             f"strategy {sname!r}: error_model must be 'python' or 'numpy', not {error_model!r}"
