@@ -442,7 +442,11 @@ def test_csv_oddities_found_by_qa_2026_12_05(st, tmp_path):
     folder = tmp_path / "upper"
     folder.mkdir()
     (folder / "B.CSV").write_text(HEADER_SPACED.replace("X,", "Y,"))
-    assert st.ingest(str(folder)).days_new == 1 and "Y" in st.instruments()
+    (folder / "C.CSV.GZ").write_bytes(gzip.compress(HEADER_SPACED.replace("X,", "W,").encode()))
+    assert st.ingest(str(folder)).days_new == 2 and {"Y", "W"} <= set(st.instruments())
+    with pytest.raises(incbt.UsageError, match=r"--map ts=open: ts and open would both read "
+                       r"column 'open'.*--map open=COLUMN"):
+        st.ingest(str(plain), columns={"ts": "open"})
     before = tree_state(st.path)
     named = tmp_path / "nl.csv"
     named.write_text('instrument,ts,open,high,low,close,volume\n"A\nB",2024-01-08T14:30:00Z,'

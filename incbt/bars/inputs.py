@@ -165,6 +165,19 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
             same = [p for p in present if p.lower() == c]
             if len(same) == 1:
                 wanted[c] = same[0]
+    sources = list(wanted.values())
+    clash = next((v for v in sources if sources.count(v) > 1), None)
+    if clash is not None:  # --map ts=open: open still reads its own column (QA 2026-12-05:
+        # said as an unexpected column, exit 1)
+        both = [k for k, v in wanted.items() if v == clash]
+        mapped = [k for k in both if k in mapping]
+        plain = [k for k in both if k not in mapping]
+        raise UsageError(
+            f"--map {mapped[0]}={clash}: {' and '.join(both)} would both read column {clash!r} "
+            f"({', '.join(plain)} reads the column of its own name unless mapped): map "
+            + " ".join(f"--map {k}=COLUMN" for k in plain)
+            + " too, or map another column"
+        )
     if len(present) == 1:
         sep = next((x for x in (";", "\t", "|") if x in present[0]), None)
         if sep is not None:
@@ -391,7 +404,7 @@ def _arrow_csv(
         if end is not None:
             source = pa.BufferReader(pa.memory_map(path).read_buffer(end))
     return pcsv.read_csv(
-        path if source is None else source,
+        _csv_input(path) if source is None else source,
         read_options=pcsv.ReadOptions(
             use_threads=use_threads,
             column_names=names,
@@ -405,6 +418,15 @@ def _arrow_csv(
             quoted_strings_can_be_null=False,
         ),
     )
+
+
+def _csv_input(path: str) -> Any:
+    """What Arrow's CSV reader reads ``path`` from: the path, or a gzip stream of it
+    (Arrow goes by the name's ending in lower case: ``X.CSV.GZ`` was read as the
+    compressed bytes: found 2026-12-05)."""
+    if path.lower().endswith(".gz"):
+        return pa.input_stream(path, compression="gzip")
+    return path
 
 
 def _arrow_csv_or_explain(path: str, header: list[str], types: dict[str, pa.DataType]) -> pa.Table:
@@ -440,7 +462,9 @@ def _explain_csv_error(
         named = header[int(m.group(1))]
         cols = [c for c in header if types.get(c) == pa.float64()] or [named]
         text = pcsv.read_csv(
-            path,
+            _csv_input(path),
+            # the header's names as read (stripped), as _arrow_csv takes them
+            read_options=pcsv.ReadOptions(column_names=header, skip_rows=1),
             parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
             convert_options=pcsv.ConvertOptions(
                 column_types=dict.fromkeys(cols, pa.string()),
