@@ -7,6 +7,7 @@ Every error is turned into one line and an exit code here, in :func:`main`:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import gc as pygc
 import os
@@ -885,10 +886,18 @@ def _print_stale(res: object, output: str) -> None:
     import pyarrow as pa
 
     stale = res.stale  # type: ignore[attr-defined]
-    if not stale:
+    if output != "table":  # csv: its header even with no row (a script reads it: QA)
+        from incbt.update import StaleRow
+
+        schema = pa.schema(
+            [
+                (f.name, pa.int64() if f.name == "bars" else pa.string())
+                for f in dataclasses.fields(StaleRow)
+            ]
+        )
+        write_table(pa.Table.from_pylist([vars(r) for r in stale], schema=schema), output, None)
         return
-    if output != "table":
-        write_table(pa.Table.from_pylist([vars(r) for r in stale]), output, None)
+    if not stale:
         return
     write_table(
         pa.Table.from_pylist(stale_causes(stale)),

@@ -64,19 +64,26 @@ class StaleRow:
 
 @dataclass
 class UpdateResult:
+    """What ``store.update`` did, or what ``store.status()`` / ``update(dry_run=True)``
+    says it would do: ``ingest`` (the files' IngestSummary, or None), ``report`` (the
+    work: segments, bar-steps, commits, the strategy's failures), ``replaced`` (runs
+    whose strategy's code changed, with the runs that replace them), ``broken`` (runs
+    that cannot be recomputed, and why) and ``stale`` (each (run, instrument) computed,
+    or to compute, and why: ``incbt status``'s rows)."""
+
     ingest: IngestSummary | None
     report: UpdateReport
     replaced: list[tuple[str, str]] = field(default_factory=list)  # (old run, new run)
     broken: list[str] = field(default_factory=list)  # runs that cannot be recomputed, and why
     # makes the stale rows on first use: a row per (run, instrument) computed is 0.2 s
     # at 500 instruments x 100 runs, which `incbt update` never prints
-    stale_rows: Callable[[], list[StaleRow]] = field(default=list, repr=False)
+    _stale_rows: Callable[[], list[StaleRow]] = field(default=list, repr=False)
     dry_run: bool = False  # status, update --dry-run: the work it would do
 
     @functools.cached_property
     def stale(self) -> list[StaleRow]:
         """Each (run, instrument) the update computed (or would compute), and why."""
-        return self.stale_rows()
+        return self._stale_rows()
 
     def __repr__(self) -> str:
         r = self.report

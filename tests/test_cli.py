@@ -823,3 +823,16 @@ def test_an_execution_option_out_of_range_is_bad_usage_and_a_parameter_value_bad
     ):
         p = run(*args, store=s, check=False)
         assert p.returncode == code and said in flat(p.stderr), (args, p.returncode, p.stderr)
+
+
+def test_status_as_csv_has_its_header_with_nothing_stale(tmp_path):
+    """A script reading `incbt status --output csv` got nothing at all when nothing was
+    stale (QA 2026-12-05): the header line is there, with no row."""
+    s = tmp_path / "store"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "1", "--days", "2", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    run("backtest", "sma_cross", store=s)
+    for args in (("status",), ("update",), ("update", "--dry-run")):
+        out = run(*args, "--output", "csv", store=s).stdout
+        assert out.splitlines() == ['"run_id","strategy","instrument","reason","from_day","bars"']
