@@ -110,6 +110,11 @@ def is_store(path: str) -> bool:
 
 
 def _not_a_store(path: str) -> NotAStoreError:
+    if os.path.exists(path) and not os.path.isdir(path):  # init would refuse it too (QA)
+        return NotAStoreError(
+            f"{path} is a file, not an incbt store (a store is a folder): give the store's "
+            "folder with --store (or INCBT_STORE), or a new folder's path to `incbt init`"
+        )
     return NotAStoreError(
         f"{path} is not an incbt store. Create one with `incbt --store {path} init` "
         "(or incbt.init(path) in Python)"

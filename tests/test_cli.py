@@ -74,6 +74,10 @@ def test_global_store_option_and_not_a_store(tmp_path):
     p = run("--store", str(tmp_path / "nope"), "log", check=False)
     assert p.returncode == 1
     assert "is not an incbt store" in p.stderr and "init" in p.stderr
+    f = tmp_path / "afile"
+    f.write_text("x")  # a file: init refuses it too, so the message does not offer it
+    p = run("--store", str(f), "status", check=False)
+    assert p.returncode == 1 and "is a file, not an incbt store (a store is a folder)" in p.stderr
 
 
 @pytest.mark.parametrize(("args", "code"), [
