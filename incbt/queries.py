@@ -81,7 +81,10 @@ def param_defaults(sql: str) -> dict[str, object]:
 
 
 def coerce(v: str) -> object:
-    """A ``-p`` value as given on the command line: int, float, else the text."""
+    """A ``-p`` value as given on the command line: int, float, else the text (``20_0``
+    is text: Python's int() reads it as 200, which no one typing it meant: QA)."""
+    if "_" in v:
+        return v
     for t in (int, float):
         try:
             return t(v)

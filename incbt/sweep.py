@@ -286,6 +286,8 @@ def parse_values(spec: str, kind: type, name: str = "") -> Sequence[int | float]
     the parameter ``name``."""
     spec = spec.strip()
     try:
+        if "_" in spec:  # Decimal reads 20_0 as 200, which no one typing it meant
+            raise InvalidOperation
         if ":" in spec:
             parts = [Decimal(x) for x in spec.split(":")]
             if len(parts) != 3 or not all(p.is_finite() for p in parts):

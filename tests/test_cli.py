@@ -840,3 +840,16 @@ def test_status_as_csv_has_its_header_with_nothing_stale(tmp_path):
     for args in (("status",), ("update",), ("update", "--dry-run")):
         out = run(*args, "--output", "csv", store=s).stdout
         assert out.splitlines() == ['"run_id","strategy","instrument","reason","from_day","bars"']
+
+
+def test_a_value_with_an_underscore_is_not_a_number(tmp_path):
+    """Python reads int("20_0") as 200: -p fast=20_0 ran fast=200 (QA 2026-12-05)."""
+    s = tmp_path / "store"
+    run("init", store=s)
+    for args, code, said in (
+        (["backtest", "sma_cross", "-p", "fast=2_0", "--dry-run"], 1,
+         "parameter 'fast' = '2_0' is not an int"),
+        (["sweep", "sma_cross", "-g", "fast=2_0", "--dry-run"], 2, "'2_0' are not numbers"),
+    ):
+        p = run(*args, store=s, check=False)
+        assert p.returncode == code and said in flat(p.stderr), (args, p.stderr)

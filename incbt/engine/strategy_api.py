@@ -176,6 +176,8 @@ def _coerce(owner: str, spec: ParamSpec, value: Any) -> int | float:
     if isinstance(value, str):
         text = value.strip()
         try:
+            if "_" in text:  # int("20_0") is 200, which no one typing it meant (QA)
+                raise ValueError(text)
             value = int(text) if spec.type is int else float(text)
         except ValueError:
             raise StrategyError(
