@@ -770,6 +770,8 @@ def test_load_strategies_errors(tmp_path, text, pattern):
 def test_load_strategies_missing_file(tmp_path):
     with pytest.raises(StrategyError, match=r"strategy file .*nope\.py does not exist"):
         load_strategies(tmp_path / "nope.py")
+    with pytest.raises(StrategyError, match=r"strategy file .* is a folder: give the \.py file"):
+        load_strategies(tmp_path)
 
 
 # ----------------------------------------------------------------------------- fork replay

@@ -670,6 +670,10 @@ def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
     strategy.
     """
     p = os.path.abspath(os.fspath(path))
+    if os.path.isdir(p):  # it said "does not exist" (QA 2026-12-05)
+        raise StrategyError(
+            f"strategy file {p} is a folder: give the .py file that defines the strategies"
+        )
     if not os.path.isfile(p):
         raise StrategyError(f"strategy file {p} does not exist")
     # The module's name is part of Numba's cached code (it imports the module by
