@@ -116,8 +116,10 @@ def _strategy_now(rec: rc.RunRecord) -> tuple[Any, str | None]:
     run's code, else the file's code as it is now), or None and why it cannot load."""
     try:
         return resolve_strategy(rec.strategy, rec.source, rec.code_version, check=False), None
-    except (StrategyError, OSError) as exc:
+    except StrategyError as exc:
         return None, str(exc)
+    except OSError as exc:  # "[Errno 2] No such file..." said no more (QA 2026-12-05)
+        return None, f"its strategies file {rec.source} cannot be read ({exc.strerror or exc})"
 
 
 def broken_line(rec: rc.RunRecord, why: str) -> str:

@@ -409,6 +409,7 @@ def test_a_run_whose_strategy_no_longer_loads_is_reported_not_skipped_silently(t
     assert p.returncode == 1, (p.stdout, p.stderr)
     assert f"cannot recompute: run {mom.run_id} (mom): " in p.stderr, p.stderr
     assert "1 run(s) cannot be recomputed" in p.stderr and "runs.source" in p.stderr
+    assert "Errno" not in p.stderr, p.stderr  # said in words
     last = "SELECT max(date) AS d FROM daily WHERE run_id = $r"
     assert str(s.sql(last, params={"r": sma.run_id})["d"][0]) == "2024-03-08"
     assert str(s.sql(last, params={"r": mom.run_id})["d"][0]) == "2024-03-07"
