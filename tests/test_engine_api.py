@@ -740,6 +740,19 @@ def test_code_version_follows_closed_over_values_and_module_attributes(tmp_path,
         ("def oops(:\n", r"failed to import: SyntaxError"),
         ("raise RuntimeError('no data here')\n", r"failed to import: RuntimeError: no data here"),
         ("X = 1\n", r"defines no strategy: decorate a step function with @strategy"),
+        # a warm-up rule that fails or returns nonsense names the parameters (QA 2026-12-05)
+        (
+            "from incbt.engine import Param, strategy\n"
+            "@strategy(params={'n': Param(int, 5)}, warmup=lambda p: p['m'])\n"
+            "def a(p, s, o, h, l, c, v, i):\n    return 0\n",
+            r"warmup rule raised KeyError: 'm' for the parameters \{'n': 5\}",
+        ),
+        (
+            "from incbt.engine import Param, strategy\n"
+            "@strategy(params={'n': Param(int, 5)}, warmup=lambda p: -p['n'])\n"
+            "def a(p, s, o, h, l, c, v, i):\n    return 0\n",
+            r"warmup returned -5 for the parameters \{'n': 5\}; it must be an int >= 0",
+        ),
         # found by QA 2026-12-05: the command exited 3 without a word; a built-in's name
         # ran the file's step in its place
         ("import sys\nsys.exit(3)\n", r"exits when imported \(sys.exit\(3\)\).*__main__"),

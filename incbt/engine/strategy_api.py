@@ -372,10 +372,19 @@ class Strategy:
     def warmup(self, params: Mapping[str, Any] | np.ndarray) -> int:
         """Bars before a segment's first bar that the step may read, for these parameters."""
         rule = self.warmup_rule
-        n = rule if isinstance(rule, int) else rule(self.params_dict(params))
+        given = None if isinstance(rule, int) else self.params_dict(params)
+        try:
+            n = rule if given is None else rule(given)  # type: ignore[operator]
+        except Exception as exc:  # a KeyError from a lambda said nothing of where (QA)
+            raise StrategyError(
+                f"strategy {self.name!r}: its warmup rule raised {type(exc).__name__}: {exc} "
+                f"for the parameters {given}"
+            ) from None
         if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) or n < 0:
             raise StrategyError(
-                f"strategy {self.name!r}: warmup returned {n!r}; it must be an int >= 0"
+                f"strategy {self.name!r}: warmup returned {n!r}"
+                + (f" for the parameters {given}" if given is not None else "")
+                + "; it must be an int >= 0"
             )
         return int(n)
 
