@@ -290,9 +290,17 @@ def _known_instruments(universe: Sequence[str], known: Sequence[str], said: str 
     missing = [i for i in universe if i not in have]
     if missing:
         more = ", ..." if len(known) > 5 else ""
+        listed = next(
+            (m for m in missing if "," in m and all(x in have for x in m.split(","))), None
+        )
+        hint = (  # instruments="A,B" in Python: one name (QA 2026-12-05)
+            f"; {listed!r} is one name: give the instruments as a list, {listed.split(',')!r}"
+            if listed
+            else ""
+        )
         raise NotFoundError(
             f"{said}unknown instrument(s) {', '.join(map(repr, missing[:5]))}: the store has "
-            f"{len(known)} instruments ({', '.join(known[:5])}{more})"
+            f"{len(known)} instruments ({', '.join(known[:5])}{more}){hint}"
         )
 
 

@@ -373,6 +373,12 @@ def test_the_store_lists_its_sweeps_and_runs(tmp_path):
     with pytest.raises(incbt.UsageError, match="strategy: give a string"):
         s.runs(3)
     assert s.runs("ema_cross") == []  # a built-in without runs
+    assert s.run(a.run_ids[0][:8].upper()).run_id == a.run_ids[0]  # ids are lower-case hex
+    with pytest.raises(incbt.NotFoundError, match=r"is one name: give the instruments as a "
+                       r"list, \['S0000', 'S0001'\]"):
+        s.backtest("sma_cross", {"fast": 4, "slow": 25}, instruments="S0000,S0001")
+    with pytest.raises(incbt.StrategyError, match=r"'notional' = inf is not finite$"):
+        s.backtest("sma_cross", {"fast": 4, "slow": 25}, notional=float("inf"))
     with pytest.raises(incbt.NotFoundError, match="no strategy 'sma_crosss'.*mean 'sma_cross'"):
         s.runs("sma_crosss")  # a typo: said, not an empty list
 

@@ -162,6 +162,7 @@ def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
     after a code change, if it is one)."""
     if not prefix.strip():
         raise UsageError("give a run id (or a unique prefix of it), not an empty one")
+    prefix = prefix.strip().lower()  # ids are lower-case hex: 5F2C9E0A is 5f2c9e0a (QA)
     hit = [r for r in records if r.run_id.startswith(prefix)]
     if not hit:
         raise NotFoundError(

@@ -188,7 +188,10 @@ def _coerce(owner: str, spec: ParamSpec, value: Any) -> int | float:
         raise StrategyError(f"{where} has type {type(value).__name__}; expected {kind}")
     fval = float(value)
     if not math.isfinite(fval):
-        raise StrategyError(f"{where} is not finite; valid range {spec.range_text}")
+        bounded = spec.min is not None or spec.max is not None  # [-inf, inf] said nothing
+        raise StrategyError(
+            f"{where} is not finite" + (f"; valid range {spec.range_text}" if bounded else "")
+        )
     if spec.type is int:
         if fval != math.floor(fval):
             raise StrategyError(f"{where} is not an integer; valid range {spec.range_text}")
