@@ -1601,7 +1601,8 @@ class Run:
     def __repr__(self) -> str:
         cat = self.store.catalog
         with cat.env.read() as txn:
-            rec = rc.get_run(cat, txn, self.run_id) or self.record
+            stored = rc.get_run(cat, txn, self.run_id)
+        rec = stored or self.record
         params = ", ".join(
             f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.params.items()
         )
@@ -1622,7 +1623,9 @@ class Run:
         )
         if rec.fork:
             setup.append(f"fork of {rec.fork['base']} from {rec.fork['effective']}")
-        if rec.superseded_by:
+        if stored is None:  # a dry run's (QA 2026-12-05: it read "no results yet")
+            body = "not registered (a dry run: nothing was computed or written)"
+        elif rec.superseded_by:
             body = f"superseded by {rec.superseded_by} (its strategy's code changed)"
         elif rec.dropped_seq is not None:
             body = f"dropped (event {rec.dropped_seq})"

@@ -373,6 +373,8 @@ def test_the_store_lists_its_sweeps_and_runs(tmp_path):
     with pytest.raises(incbt.UsageError, match="strategy: give a string"):
         s.runs(3)
     assert s.runs("ema_cross") == []  # a built-in without runs
+    dry = s.backtest("ema_cross", {"fast": 3, "slow": 9}, dry_run=True)
+    assert repr(dry).endswith(": not registered (a dry run: nothing was computed or written)>")
     assert s.run(a.run_ids[0][:8].upper()).run_id == a.run_ids[0]  # ids are lower-case hex
     with pytest.raises(incbt.NotFoundError, match=r"is one name: give the instruments as a "
                        r"list, \['S0000', 'S0001'\]"):
