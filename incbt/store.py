@@ -483,9 +483,14 @@ class Store:
         None/"all" for every instrument (including ones that arrive later);
         ``universe``: SQL over ``bars`` returning an ``instrument`` column.
         The same inputs give the same run id: a second call computes nothing.
-        ``notional`` (currency per position, default 100,000), ``fee_bps`` (fee per
-        fill in basis points of the fill's |notional|, default 0) and ``slippage_bps``
-        (fills at open x (1 +/- bps/1e4), default 0): the execution parameters.
+        ``start``: the run's first day, a date ``"YYYY-MM-DD"`` (default: each
+        instrument's first bar). ``notional`` (currency per position, default
+        100,000), ``fee_bps`` (fee per fill in basis points of the fill's |notional|,
+        default 0) and ``slippage_bps`` (fills at open x (1 +/- bps/1e4), default 0):
+        the execution parameters.
+
+            >>> run = store.backtest("sma_cross", {"fast": 10, "slow": 50}, fee_bps=1.0)
+            >>> runs = store.backtest("breakout", [{"lookback": n} for n in (30, 60)])
         ``fork_of`` (a run id) and ``effective`` (a date D) make a fork: the base
         run until D-1, then these parameters (SEMANTICS.md); ``strategy`` may be
         None then, and execution parameters not given are the base's (one given, 0
