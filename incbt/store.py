@@ -586,6 +586,10 @@ class Store:
         do instruments, start and execution parameters not given.
         ``workers`` or ``address`` put it on Ray (a local Ray with that many workers, or
         a cluster). ``store.sweeps()`` lists the store's sweeps without computing.
+
+            >>> sw = store.sweep("sma_cross", {"fast": [5, 10], "slow": "50:200:50"}, name="g")
+            >>> sw.leaderboard(n=5), sw.pivot("fast", "slow")
+            >>> store.sweep("sma_cross", {"fast": [20]}, name="g", resume=True)  # grows it
         """
         from incbt.sweep import sweep
 
@@ -664,6 +668,9 @@ class Store:
 
         Computes exactly the invalid segments (new days, days from a correction or
         a late day on, runs whose strategy code changed). Returns an UpdateResult.
+
+            >>> store.update("data/2024-06-04.csv")      # a new day: every run resumes
+            >>> store.update("data/", dry_run=True).stale  # what it would compute, and why
         """
         from incbt.update import update
 
@@ -689,7 +696,11 @@ class Store:
         return res
 
     def status(self) -> UpdateResult:
-        """What is stale and why, and the work an update would do (writes nothing)."""
+        """What is stale and why, and the work an update would do (writes nothing).
+
+            >>> st = store.status()
+            >>> [(r.run_id, r.instrument, r.reason, r.from_day) for r in st.stale]
+        """
         from incbt.update import status
 
         return status(self)
@@ -703,7 +714,10 @@ class Store:
     ) -> VerifyReport:
         """Recompute runs from scratch in memory and compare with the store bit for bit:
         ``run_ids`` (ids or unique prefixes), every run of ``sweep``, or (neither)
-        every run."""
+        every run.
+
+            >>> store.verify().ok   # True: every result equals a from-scratch run
+        """
         from incbt.update import verify
 
         if sweep is not None and not isinstance(sweep, str):
@@ -769,6 +783,9 @@ class Store:
         Tables: bars, events, changes, files, runs, sweeps, daily, fills, metrics,
         stale, failed (README.md, SQL tables). ``params``: values for ``$name``
         placeholders; ``as_of``: an event seq, the store as it was after it.
+
+            >>> store.sql("SELECT run_id, sharpe FROM metrics WHERE scope = 'portfolio' "
+            ...           "AND sharpe > $s ORDER BY sharpe DESC", params={"s": 1.0})
         """
         from incbt.query import run_sql, session  # datafusion loads only when SQL runs
 
