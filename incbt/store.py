@@ -698,8 +698,8 @@ class Store:
     def status(self) -> UpdateResult:
         """What is stale and why, and the work an update would do (writes nothing).
 
-            >>> st = store.status()
-            >>> [(r.run_id, r.instrument, r.reason, r.from_day) for r in st.stale]
+        >>> st = store.status()
+        >>> [(r.run_id, r.instrument, r.reason, r.from_day) for r in st.stale]
         """
         from incbt.update import status
 
