@@ -48,6 +48,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "strategy": "incbt.engine",
+    "strategies": "incbt.engine",
     "Param": "incbt.engine",
     "Strategy": "incbt.engine",
     "Run": "incbt.runs",
@@ -89,5 +90,6 @@ __all__ = [
     "__version__",
     "init",
     "open",
+    "strategies",
     "strategy",
 ]

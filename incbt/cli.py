@@ -736,13 +736,10 @@ def strategies(
     ] = None,
 ) -> None:
     """List the strategies with their parameters (types, defaults, ranges)."""
-    from incbt.engine import BUILTINS, load_strategies
+    from incbt.engine import strategies as listed
 
-    found = dict(BUILTINS)
-    if file:
-        found.update(load_strategies(file))
-    for name in sorted(found):
-        typer.echo(found[name].describe())
+    for strat in listed(file or None).values():
+        typer.echo(strat.describe())
 
 
 @app.command()

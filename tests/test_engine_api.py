@@ -1053,3 +1053,13 @@ def test_a_step_using_a_bar_field_its_reads_leave_out_is_refused():
     assert declared.reads == ("high", "close")
     for name in ("sma_cross", "breakout", "ema_cross", "bollinger"):  # the built-ins pass
         assert get_strategy(name).reads
+
+
+def test_the_strategies_are_listed_from_python(tmp_path):
+    """`incbt strategies` had no Python counterpart (QA 2026-12-05)."""
+    import incbt
+
+    assert list(incbt.strategies()) == ["bollinger", "breakout", "ema_cross", "sma_cross"]
+    found = incbt.strategies(str(write(tmp_path / "mine.py", USER_FILE.format(threshold=0.0))))
+    assert {"flat", "momentum", "sma_cross"} <= set(found)
+    assert "n (int, default 3, [1, inf])" in found["momentum"].describe()

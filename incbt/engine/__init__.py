@@ -42,6 +42,20 @@ from .strategy_api import (
     strategy,
 )
 
+
+def strategies(file: str | None = None) -> dict[str, Strategy]:
+    """The built-in strategies and, given ``file`` (a ``.py`` file), its strategies, by
+    name: what ``incbt strategies [--strategies FILE]`` lists. Each has ``.describe()``
+    (its parameters with types, defaults and ranges), ``.params`` and ``.doc``.
+
+        >>> for s in incbt.strategies().values(): print(s.describe())
+    """
+    found = dict(BUILTINS)
+    if file is not None:
+        found.update(load_strategies(file))
+    return dict(sorted(found.items()))
+
+
 __all__ = [
     "BUILTINS",
     "ENGINE_FIELDS",
@@ -69,6 +83,7 @@ __all__ = [
     "sharpe",
     "state_names",
     "state_width",
+    "strategies",
     "strategy",
     "warmup_replay",
 ]
