@@ -38,7 +38,9 @@ app = typer.Typer(
     name="incbt",
     help="incbt: an incremental, event-sourced backtest store for minute bars.\n\n"
     "Data lives in a store folder (--store, $INCBT_STORE, default ./store). "
-    "Start with `incbt init`, `incbt generate`, `incbt ingest`, `incbt query`.",
+    "Start with `incbt init`, `incbt generate`, `incbt ingest`, `incbt query`.\n\n"
+    "Exit codes: 0 done; 1 bad input, something named that is not there, or a store "
+    "problem; 2 bad usage; 3 a bug; 75 the store is busy (retry); 130 Ctrl-C; 143 SIGTERM.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -466,15 +468,15 @@ def backtest(
     ] = None,
     notional: Annotated[
         float | None,
-        typer.Option(help="Currency per position [default: 100000; a fork's: its base's]."),
+        typer.Option(help="Currency per position (default 100000; a fork's: its base's)."),
     ] = None,
     fee_bps: Annotated[
         float | None,
-        typer.Option(help="Fee per fill, bps of |notional| [default: 0; a fork's: its base's]."),
+        typer.Option(help="Fee per fill, bps of |notional| (default 0; a fork's: its base's)."),
     ] = None,
     slippage_bps: Annotated[
         float | None,
-        typer.Option(help="Fill at open*(1 +/- bps/1e4) [default: 0; a fork's: its base's]."),
+        typer.Option(help="Fill at open*(1 +/- bps/1e4) (default 0; a fork's: its base's)."),
     ] = None,
     strategies: Annotated[
         str | None,
@@ -973,7 +975,8 @@ def _exit_if_failed(r: object, known: bool = True) -> None:
                 "results are not stored (days stored before go too: a pair holds the "
                 "results of every day or none), every other result is. Fix the strategy (an "
                 "edited step makes new runs) and run the command again, or drop the runs you "
-                "no longer want (`incbt drop RUN`; else each update with new data tries them again)"
+                "no longer want (`incbt drop RUN`; else they stay, retried when a day they read "
+                "changes)"
             ),
             highlight=False,
         )
@@ -1319,7 +1322,8 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
 def _given_twice(argv: list[str]) -> str | None:
     """The first option of the command that ``argv`` gives twice, unless it repeats by
     design (``-p``, ``-g``, ``--kind``...): click keeps the last value without a word,
-    so ``incbt drop --sweep A --sweep B`` dropped B alone (found 2026-12-05)."""
+    so ``incbt drop --sweep A --sweep B`` dropped B alone (found 2026-12-05). Also an
+    option of incbt itself given after the command (``incbt status --store X``)."""
     group: Any = typer.main.get_command(app)  # typer's own click: by its attributes
     commands = getattr(group, "commands", {})
     cmd = group
@@ -1342,6 +1346,13 @@ def _given_twice(argv: list[str]) -> str | None:
             None,
         )
         if param is None:
+            if cmd is not group and any(
+                flag in p.opts for p in group.params if hasattr(p, "opts")
+            ):  # `incbt status --store X`: click said "No such option" (QA 2026-12-05)
+                return (
+                    f"{flag} is an option of incbt itself: give it before the command "
+                    f"(incbt {flag} VALUE {cmd.name} ...)"
+                )
             continue  # click says what is wrong with it
         if not param.is_flag and "=" not in a:
             next(args, None)  # its value, whatever it looks like

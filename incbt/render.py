@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import re
 import sys
 import threading
@@ -195,9 +196,15 @@ def pivot_table(table: pa.Table) -> pa.Table:
 def write_table(
     table: pa.Table, output: str, path: str | None, title: str | None = None, max_rows: int = 200
 ) -> None:
-    """Write an Arrow table as a rich table, CSV, JSON lines or Parquet."""
+    """Write an Arrow table as a rich table, CSV, JSON lines or Parquet.
+
+    ``-o FILE`` with the default table output takes the format the file's name says
+    (``.csv``, ``.json``/``.jsonl``, ``.parquet``/``.pq``): ``-o m.parquet`` wrote a
+    text table (QA 2026-12-05)."""
     if output not in OUTPUTS:
         raise UsageError(f"--output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+    if path and output == "table":
+        output = _BY_SUFFIX.get(os.path.splitext(path)[1].lower(), "table")
     if output == "parquet":
         if not path:
             raise UsageError("--output parquet needs -o FILE")
@@ -211,6 +218,7 @@ def write_table(
             pcsv.write_csv(table, sink)
             sys.stdout.write(sink.getvalue().to_pybytes().decode())
         return
+    table = _for_people(table, nan_as_null=output == "json")
     if output == "json":
         text = "".join(json.dumps(r, default=str) + "\n" for r in table.to_pylist())
         if path:
@@ -230,6 +238,42 @@ def write_table(
             _print(Console(file=f, width=200, markup=False), t, more)
     else:
         _print(_stdout(), t, more)
+
+
+_BY_SUFFIX = {
+    ".csv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+def _for_people(table: pa.Table, nan_as_null: bool) -> pa.Table:
+    """The table as JSON and the table output take it: times as ISO 8601 text to the
+    nanosecond (``2024-01-01T14:30:00.123456789Z``, whole seconds without a fraction:
+    Python's datetime stops at microseconds, and a bar at .123456789 ended the command,
+    exit 3), and (``nan_as_null``: JSON, which has no NaN, and strict parsers refused
+    the line) NaN or infinite numbers as null. Found by QA 2026-12-05."""
+    import pyarrow.compute as pc
+
+    for k, field in enumerate(table.schema):
+        col = table.column(k)
+        if pa.types.is_timestamp(field.type):
+            utc = field.type.tz in ("UTC", "Etc/UTC", "+00:00")
+            zone = "" if field.type.tz is None or utc else "%z"
+            text = pc.strftime(col, "%Y-%m-%dT%H:%M:%S" + zone)
+            text = pc.replace_substring_regex(text, r"\.0+($|[+-])", r"\1")  # RE2: no lookahead
+            if utc:
+                text = pc.binary_join_element_wise(text, pa.scalar("Z"), "")
+            table = table.set_column(k, field.name, text)
+        elif nan_as_null and pa.types.is_floating(field.type):
+            finite = pc.is_finite(col)
+            if not pc.all(finite, skip_nulls=True).as_py():
+                table = table.set_column(
+                    k, field.name, pc.if_else(finite, col, pa.scalar(None, field.type))
+                )
+    return table
 
 
 _MONEY = ("total_pnl", "max_drawdown", "fees", "turnover")

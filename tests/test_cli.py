@@ -853,3 +853,33 @@ def test_a_value_with_an_underscore_is_not_a_number(tmp_path):
     ):
         p = run(*args, store=s, check=False)
         assert p.returncode == code and said in flat(p.stderr), (args, p.stderr)
+
+
+def test_outputs_found_by_qa_2026_12_05(tmp_path):
+    """-o m.parquet without --output wrote a text table; a bar at .123456789 ended
+    `query --output json` and the table output (exit 3: Python's datetime stops at
+    microseconds); JSON wrote NaN, which strict parsers refuse; `incbt status --store X`
+    said "No such option"."""
+    import pyarrow.parquet as pq
+
+    s = tmp_path / "store"
+    run("init", store=s)
+    f = tmp_path / "ns.csv"
+    f.write_text("instrument,ts,open,high,low,close,volume\n"
+                 "X,2024-01-08T14:30:00.123456789Z,1,1,1,1,1\n"
+                 "X,2024-01-08T14:31:00Z,1,1,1,1,1\n")
+    run("ingest", str(f), store=s)
+    q = "SELECT ts, CAST('NaN' AS DOUBLE) AS x FROM bars ORDER BY ts"
+    rows = [json.loads(x) for x in run("query", q, "--output", "json", store=s).stdout.split("\n")
+            if x]
+    assert rows == [{"ts": "2024-01-08T14:30:00.123456789Z", "x": None},
+                    {"ts": "2024-01-08T14:31:00Z", "x": None}]
+    table = run("query", q, store=s).stdout
+    assert "2024-01-08T14:30:00.123456789Z" in table and "nan" in table
+    run("query", q, "-o", str(tmp_path / "m.parquet"), store=s)
+    assert pq.read_table(str(tmp_path / "m.parquet")).num_rows == 2
+    for name, lines in (("m.csv", 3), ("m.json", 2)):  # csv: its header too
+        run("query", q, "-o", str(tmp_path / name), store=s)
+        assert len((tmp_path / name).read_text().splitlines()) == lines, name
+    p = run("status", "--store", str(s), check=False)
+    assert p.returncode == 2 and "--store is an option of incbt itself" in p.stderr, p.stderr
