@@ -35,7 +35,8 @@ OUTPUTS = ("table", "csv", "json", "parquet")
 # an instrument name with brackets ("[/data/cal.csv]") was read as markup: stripped, or
 # a MarkupError traceback on every later status (found 2026-12-05); styles go through
 # :func:`styled`.
-err_console = Console(stderr=True, markup=False)
+err_console = Console(stderr=True, markup=False, soft_wrap=True)  # a line stays one line in
+# a log (80 columns when not a terminal cut a failure's line in two: QA 2026-12-05)
 
 
 def styled(text: str) -> Text:

@@ -268,11 +268,11 @@ def test_the_sweep_report_shows_its_latest_grid_and_how_it_grew(tmp_path, monkey
     s.ingest(str(tmp_path / "d"))
     s.sweep("sma_cross", {"fast": [5, 10], "slow": [40]}, name="g")
     one = _header(Path(s.report("g", str(tmp_path / "1.html"))).read_text())
-    assert " · 2 runs · grid fast=5,10 slow=40 · made " in one
+    assert " · 2 runs · grid fast=5,10 slow=40 · report written " in one
     s.sweep("sma_cross", {"fast": [5, 10, 20], "slow": [40]}, name="g", resume=True)
     two = _header(Path(s.report("g", str(tmp_path / "2.html"))).read_text())
     assert " · 3 runs · grid fast=5,10,20 slow=40 (grown 1 time; earlier: fast=5,10 slow=40)" \
-        " · made " in two, two
+        " · report written " in two, two
 
     import incbt.sweep as sweep_mod
 
@@ -286,10 +286,10 @@ def test_the_sweep_report_shows_its_latest_grid_and_how_it_grew(tmp_path, monkey
         return _header(Path(s.report("g", str(tmp_path / "x.html"))).read_text())
 
     old = record(lambda r: {k: v for k, v in r.items() if k != "grids"})  # an older record
-    assert " · grid fast=5,10,20 slow=40 · made " in old, old
+    assert " · grid fast=5,10,20 slow=40 · report written " in old, old
     grids = [{"fast": list(range(1, 3 + k)), "slow": "40:80:20"} for k in range(7)]
     many = record(lambda r: {**r, "grids": grids})
     assert ("grid fast=1,2,3,4,...,8 (8 values) slow=40:80:20 (grown 6 times; earlier: "
             "fast=1,2 slow=40:80:20; fast=1,2,3 slow=40:80:20; (2 more); "
             "fast=1,2,3,4,5,6 slow=40:80:20; fast=1,2,3,4,...,7 (7 values) slow=40:80:20)"
-            " · made ") in many, many
+            " · report written ") in many, many

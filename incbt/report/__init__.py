@@ -331,7 +331,9 @@ def _no_results(store: Any, rec: Any) -> str:
             "instruments; it holds no day until bars reach its start (`incbt update` then "
             "computes them)"
         )
-    return "no results: no day of it is computed (see above)"
+    return (
+        "no results: no day of it is computed (the notes above or the failed pairs below say why)"
+    )
 
 
 def run_report(store: Any, run_id: str) -> str:
@@ -420,7 +422,7 @@ def run_report(store: Any, run_id: str) -> str:
         f"{json.dumps(rec.exec_params)} · {_from(rec.start)} · universe "
         f"{rec.universe if isinstance(rec.universe, str) else len(rec.universe)}"
         + (f" · fork of {rec.fork['base']} from {rec.fork['effective']}" if rec.fork else "")
-        + f" · made {time.strftime('%Y-%m-%d %H:%M')}"
+        + f" · report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
     return _page(f"incbt report: {rec.strategy} {rec.run_id[:8]}", sub, body)
 
@@ -499,7 +501,7 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
         body.append(_fig_html(_equity_figure(curve, f"run {best}"), "equity"))
     sub = (
         f"sweep {name} · {sw['spec']['strategy']} · {len(t)} runs · {_grids_line(sw)} · "
-        f"made {time.strftime('%Y-%m-%d %H:%M')}"
+        f"report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
     return _page(f"incbt sweep report: {name}", sub, body)
 
