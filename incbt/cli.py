@@ -536,7 +536,7 @@ def backtest(
         plan = r.plan
         n_inst = len({t.instrument for t in plan.tasks}) if plan is not None else 0
         _say(
-            f"would compute {r.segments} segment(s) in {r.tasks} task(s) over {n_inst} "
+            f"would compute {r.segments:,} segment(s) in {r.tasks:,} task(s) over {n_inst} "
             f"instrument(s), {r.bars_processed:,} bar-steps{_where(r)}"
             if r.bars_processed
             else "already up to date: nothing to compute",
@@ -548,7 +548,7 @@ def backtest(
         return
     if r is not None and r.bars_processed:
         _say(
-            f"computed {r.segments} segment(s), {r.bars_processed:,} bar-steps in "
+            f"computed {r.segments:,} segment(s), {r.bars_processed:,} bar-steps in "
             f"{r.seconds:.2f} s{_where(r)}",
             machine,
         )
@@ -692,7 +692,7 @@ def sweep(
         + (f" ({res.reused} of them in the store already, reused)" if res.reused else "")
         + (f", {res.again} dropped before (computed again)" if res.again else "")
         + f"; {verb} "
-        f"{r.segments} segment(s), {r.bars_processed:,} bar-steps"
+        f"{r.segments:,} segment(s), {r.bars_processed:,} bar-steps"
         + ("" if dry_run else f" in {res.seconds:.2f} s")
     )
     _print_failures(r)

@@ -338,7 +338,7 @@ class UpdateReport:
     def __repr__(self) -> str:  # the plan, errors and commit are in the fields
         errors = f", {len(self.errors)} failed pair(s)" if self.errors else ""
         return (
-            f"<UpdateReport: {self.runs} run(s), {self.segments} segment(s), "
+            f"<UpdateReport: {self.runs} run(s), {self.segments:,} segment(s), "
             f"{self.bars_processed:,} bar-steps in {self.seconds:.2f} s, {self.commits} "
             f"commit(s){errors}>"
         )

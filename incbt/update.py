@@ -89,7 +89,7 @@ class UpdateResult:
         r = self.report
         if self.dry_run:  # not "in 0.01 s, 0 commit(s)": nothing was done (QA, 2026-12-05)
             parts = [
-                f"{r.runs} run(s): would compute {r.segments} segment(s), "
+                f"{r.runs} run(s): would compute {r.segments:,} segment(s), "
                 f"{r.bars_processed:,} bar-steps (.stale says why)"
                 if r.segments
                 else f"{r.runs} run(s): all up to date"
