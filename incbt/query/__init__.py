@@ -78,8 +78,9 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
             f"(level {s.get('level')}), {s.get('daily_rows', 0):,} daily rows"
         )
     if kind in ("backtest", "update", "sweep", "fork"):
-        msg = (
-            f"{s.get('n_runs', 0)} run(s), {s.get('segments', 0)} segment(s), "
+        msg = (  # the runs this commit computed a pair of (a call's runs that were up to
+            # date already, or failed, are not: QA 2026-12-05 read "25" against "26")
+            f"{s.get('n_runs', 0)} run(s) computed, {s.get('segments', 0):,} segment(s), "
             f"{s.get('bars_processed', 0):,} bar-steps"
         )
         if kind == "fork" and s.get("runs"):
