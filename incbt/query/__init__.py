@@ -572,13 +572,9 @@ def _as_text_where_it_plans(
     out = dict(params)
     nulls: dict[str, Any] = dict.fromkeys(params)
     for k, text in typed.items():
-        if k in params and params[k] != text:
-            try:
-                ctx.sql_with_options(
-                    query, options, param_values={**nulls, k: text}
-                ).execution_plan()
-            except Exception:
-                continue  # the number, then (or the SQL fails whatever the value)
+        # where it does not plan with the text: the number (or the SQL fails whatever
+        # the value)
+        if k in params and params[k] != text and _plans(ctx, query, options, {**nulls, k: text}):
             out[k] = text
     return out
 
