@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import time
@@ -319,23 +320,29 @@ def update(
     # files, once the plan has work (incbt.runs._phase): often there is none
     if paths and not dry_run:
         preload_kernels(active_runs(store))
-    summary = (
-        store.ingest(paths, dry_run=dry_run, progress=progress, **ingest_args) if paths else None
-    )
-    broken_runs: list[tuple[rc.RunRecord, str]] = []
-    records, replaced, broken = current_records(store, broken_runs, compiled=not dry_run)
-    stale: list[Staleness] = []
-    report = bring_up_to_date(
-        store,
-        records,
-        command=command,
-        kind="update",
-        progress=progress,
-        dry_run=dry_run,
-        stale_out=stale,
-        replaced=replaced,
-        hypothetical=summary.changed_days if dry_run and summary else (),
-    )
+    # the runs to bring up to date are read under the write lock, with the work: read
+    # before it, a drop committed while this update waited was undone, its runs computed
+    # again from scratch (found 2026-12-05)
+    with contextlib.nullcontext() if dry_run else store.lock():
+        summary = (
+            store.ingest(paths, dry_run=dry_run, progress=progress, **ingest_args)
+            if paths
+            else None
+        )
+        broken_runs: list[tuple[rc.RunRecord, str]] = []
+        records, replaced, broken = current_records(store, broken_runs, compiled=not dry_run)
+        stale: list[Staleness] = []
+        report = bring_up_to_date(
+            store,
+            records,
+            command=command,
+            kind="update",
+            progress=progress,
+            dry_run=dry_run,
+            stale_out=stale,
+            replaced=replaced,
+            hypothetical=summary.changed_days if dry_run and summary else (),
+        )
     with store.catalog.env.read() as txn:
         last_seq = store.catalog.last_seq(txn)
     return UpdateResult(

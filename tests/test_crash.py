@@ -832,3 +832,34 @@ def test_readers_see_a_commit_whose_writer_died_before_publishing_it(world):
     assert check_consistent(world, path)[0] == "after"
     again = st.ingest(world.inputs[0])  # the next writer agrees: nothing left to do
     assert again.days_new == again.days_corrected == 0 and len(st.log()) == events + 1
+
+
+def test_another_thread_waits_for_the_lock_as_another_process_does(world, monkeypatch):
+    """Found by QA 2026-12-05: the lock was re-entrant for every thread of the process
+    that held it, so an update and a backtest on two threads of one notebook wrote at
+    once (missing result files, wrong rows, bars files the catalog lists missing). Now
+    it is re-entrant within its thread only."""
+    from incbt.catalog.lock import write_lock
+
+    path = world.fresh()
+    st = incbt.open(path)
+    monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "0.3")
+    seen: dict[str, object] = {}
+
+    def other() -> None:
+        try:
+            st.ingest(world.inputs)
+        except incbt.StoreLockedError as exc:
+            seen["error"] = exc
+        else:
+            seen["ingested"] = True
+
+    with write_lock(path, 5):
+        with write_lock(path, 5):  # this thread: re-entered
+            pass
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(timeout=30)
+    assert "is being written by pid" in str(seen.get("error")), seen
+    monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "5")
+    assert st.ingest(world.inputs).seq == world.base_seq + 1  # once it is free

@@ -314,3 +314,28 @@ def test_a_replaced_run_goes_with_the_run_that_replaced_it(tmp_path):
     assert s.sql("SELECT count(*) AS n FROM runs")["n"][0].as_py() == 0
     f.write_text(MOM.replace("{SHORT}", "-1"))  # the revert brings back nothing dropped
     assert s.update().replaced == [] and s.runs() == [] and s.verify().ok
+
+
+def test_an_update_waiting_for_the_lock_does_not_undo_a_drop(world):
+    """Found by QA 2026-12-05: update read its runs before it took the write lock, so a
+    drop committed while it waited was undone: the dropped runs were computed again
+    from scratch and came back. Here this thread holds the lock, an update on another
+    thread waits for it (a thread waits as another process does), and the drop commits
+    before the update gets the lock."""
+    import threading
+    import time
+
+    s = world[1] if isinstance(world, tuple) else world
+    runs = [r.run_id for r in s.runs()]
+    assert len(runs) >= 2
+    got: dict[str, object] = {}
+    with s.lock():
+        t = threading.Thread(target=lambda: got.setdefault("res", s.update()))
+        t.start()
+        time.sleep(0.5)  # the update has started, and waits
+        assert t.is_alive() and "res" not in got
+        s.drop([runs[0]])
+    t.join(timeout=60)
+    assert runs[0] not in [r.run_id for r in s.runs()]
+    assert runs[0] not in s.sql("SELECT DISTINCT run_id FROM daily")["run_id"].to_pylist()
+    assert s.verify().ok and not s.status().stale

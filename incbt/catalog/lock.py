@@ -20,7 +20,8 @@ from contextlib import contextmanager
 
 from incbt.errors import StoreLockedError
 
-_held: dict[str, int] = {}
+_held: dict[str, int] = {}  # lock file -> times entered by its owner thread
+_owner: dict[str, int] = {}  # lock file -> the thread of this process that holds it
 _held_lock = threading.Lock()
 
 
@@ -56,13 +57,17 @@ def write_lock(
 ) -> Iterator[None]:
     """Hold the store's write lock; wait up to ``timeout`` s, then raise StoreLockedError.
 
-    Re-entrant within one process. ``on_acquire``: called once the lock is taken, not
-    when it is re-entered (no write of this process is under way then).
+    Re-entrant within one thread: another thread of this process waits for it as
+    another process does (found 2026-12-05: re-entered by any thread, an update and a
+    backtest on two threads of one notebook wrote at once, and damaged the store).
+    ``on_acquire``: called once the lock is taken, not when it is re-entered (no write
+    of this process is under way then).
     """
     path = os.path.join(store_path, "write.lock")
     key = os.path.realpath(path)
+    me = threading.get_ident()
     with _held_lock:
-        if _held.get(key):
+        if _held.get(key) and _owner.get(key) == me:
             _held[key] += 1
             reentered = True
         else:
@@ -107,6 +112,7 @@ def write_lock(
         os.pwrite(fd, info.encode(), 0)
         with _held_lock:
             _held[key] = 1
+            _owner[key] = me
         try:
             if on_acquire is not None:
                 on_acquire()
