@@ -476,3 +476,31 @@ def test_every_writer_first_removes_what_a_crashed_writer_left(tmp_path, small_d
     with pytest.raises(incbt.NotFoundError):
         st.drop(["ffffffff"])  # refused, but it took the lock: the leftovers are gone
     assert not left.exists() and not (tmp_path / "s" / "tmp").exists()
+
+
+GROW = """
+import sys
+from incbt.catalog.env import Env
+env = Env(sys.argv[1], 64 * 1024)
+db = env.db(b"meta")
+for i in range(40):  # ~2 MB: the map doubles several times
+    env.write(lambda txn, i=i: [txn.put(b"g%d-%d" % (i, j), bytes(2000), db=db) for j in range(25)])
+"""
+
+
+def test_a_database_opened_after_another_process_grew_the_map(tmp_path):
+    """open_db runs a transaction of its own: after another process grew the map it
+    raised MDB_MAP_RESIZED, and a command starting while a sweep grew the catalog
+    failed with it (QA 2026-12-05). It adopts the new size and retries."""
+    import subprocess
+    import sys
+
+    from incbt.catalog.env import Env
+
+    path = str(tmp_path / "cat")
+    env = Env(path, 64 * 1024)
+    subprocess.run([sys.executable, "-c", GROW, path], check=True, timeout=120)
+    db = env.db(b"opened_late")  # a handle not opened yet: open_db's own transaction
+    env.write(lambda txn: txn.put(b"k", b"v", db=db))
+    with env.read() as txn:
+        assert txn.get(b"k", db=db) == b"v"

@@ -134,13 +134,20 @@ class Env:
 
     def db(self, name: bytes) -> object:
         handle = self._dbs.get(name)
-        if handle is None:
+        for _ in range(8):
+            if handle is not None:
+                break
             try:
                 handle = self.env.open_db(name, create=True)
             except lmdb.MapFullError:
                 self._grow()
-                handle = self.env.open_db(name, create=True)
-            self._dbs[name] = handle
+            except lmdb.MapResizedError:  # another process grew the map since this one
+                # opened it (open_db runs a transaction of its own): a command starting
+                # while a sweep grew the catalog failed on it (QA 2026-12-05)
+                self._remap(0)
+        if handle is None:  # pragma: no cover - resizes again and again
+            raise CatalogError(f"catalog {self.path}: map resized repeatedly, try again")
+        self._dbs[name] = handle
         return handle
 
     def forget(self, name: bytes) -> None:
