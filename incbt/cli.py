@@ -809,7 +809,9 @@ def status(output: PrintOpt = "table") -> None:
         doomed = st.catalog.gc_pending(txn)
         horizon = st.catalog.gc_horizon(txn)
     left = _leftovers(os.path.join(st.path, "tmp"))
-    writer = held_by(st.path) if pending or doomed or left[0] else None
+    # a write under way is named whether or not it left files yet: a sweep computing its
+    # runs was called interrupted (QA 2026-12-05)
+    writer = held_by(st.path)
     if writer:
         _say(
             f"a write is under way ({writer}): the numbers below may change as it commits", machine
@@ -834,7 +836,7 @@ def status(output: PrintOpt = "table") -> None:
         _say(f"time travel (--as-of) reaches back to event {horizon} (incbt gc)", machine)
     res = st.status()
     _print_update(res, output, dry=True, store=st)
-    _print_unfinished_sweeps(st, machine)
+    _print_unfinished_sweeps(st, machine, writer)
     _print_stale(res, output)
     if gone or res.broken:  # a damaged store, or runs no update can maintain: not healthy
         raise typer.Exit(1)
@@ -1032,18 +1034,25 @@ def _where(r: Any) -> str:
     return f" ({ex})" if ex and ex != "in-process" else ""
 
 
-def _print_unfinished_sweeps(store: Any, machine: bool = False) -> None:
+def _print_unfinished_sweeps(store: Any, machine: bool = False, writer: str | None = None) -> None:
     """Sweeps with runs never committed (interrupted before them): no update computes
-    those, a resume does (status said nothing of them: found 2026-12-05)."""
+    those, a resume does (status said nothing of them: found 2026-12-05). ``writer``:
+    the write under way, which may be computing them."""
     from incbt.sweep import never_committed, sweeps
 
     for sw in sweeps(store):
         n = len(never_committed(store, sw))
         if n:
+            why = (
+                f"a write is under way ({writer}), which may be computing them; if it "
+                "stopped, the same `incbt sweep` command with --resume computes them"
+                if writer
+                else "it was interrupted: the same `incbt sweep` command with --resume "
+                "computes them"
+            )
             _say(
                 f"sweep {sw['name']!r}: {n:,} of its {len(sw['runs']):,} run(s) not "
-                "computed yet (it was interrupted): the same `incbt sweep` command "
-                "with --resume computes them",
+                f"computed yet ({why})",
                 machine,
             )
 
@@ -1131,12 +1140,18 @@ def verify(
     _print_capped([f"[red]cannot recompute:[/red] {b}" for b in rep_.broken], 20)
     if rep_.stale:
         shown = ", ".join(rep_.stale[:5]) + (", ..." if len(rep_.stale) > 5 else "")
+        writer = held_by(st.path)  # a write under way: the likely cause (QA 2026-12-05)
+        why = (
+            f"a write is under way ({writer}), which may be computing them; verify once it is done"
+            if writer
+            else "bars were ingested or corrected since their results, or their strategy's "
+            "code changed, or a sweep was interrupted (`incbt status` says which). Fix: run "
+            "`incbt update` (or the sweep with --resume), then verify"
+        )
         err_console.print(
             styled(
                 f"[yellow]not verified:[/yellow] {len(rep_.stale)} run(s) are not up to date "
-                f"({shown}): bars were ingested or corrected since their results, or their "
-                "strategy's code changed (`incbt status` says which). Fix: run `incbt update`, "
-                "then verify"
+                f"({shown}): {why}"
             ),
             highlight=False,
             soft_wrap=True,

@@ -883,3 +883,27 @@ def test_outputs_found_by_qa_2026_12_05(tmp_path):
         assert len((tmp_path / name).read_text().splitlines()) == lines, name
     p = run("status", "--store", str(s), check=False)
     assert p.returncode == 2 and "--store is an option of incbt itself" in p.stderr, p.stderr
+
+
+def test_status_and_verify_name_a_write_under_way(tmp_path):
+    """During a sweep, status called the sweep's runs not computed yet "interrupted"
+    and verify told to run `incbt update` (QA 2026-12-05): both name the write under
+    way, which status only did once it had left files."""
+    from incbt.catalog.lock import write_lock
+
+    s = tmp_path / "store"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "1", "--days", "2", store=s,
+        check=False)
+    run("ingest", str(tmp_path / "d"), store=s)
+    run("backtest", "sma_cross", store=s)
+    run("generate", str(tmp_path / "e"), "--instruments", "1", "--days", "1",
+        "--start", "2024-03-04", store=s, check=False)
+    run("ingest", str(tmp_path / "e"), store=s)  # the run is stale now
+    with write_lock(str(s), 5):
+        st = run("status", store=s)
+        assert "a write is under way (pid " in flat(st.stdout + st.stderr), st
+        v = run("verify", store=s, check=False)
+        said = flat(v.stderr)
+        assert "not verified:" in said and "a write is under way (pid " in said, said
+        assert "run `incbt update`" not in said

@@ -268,7 +268,7 @@ def test_a_sweep_interrupted_before_its_first_commit_is_said_and_not_verified(tm
     env = {**os.environ, "INCBT_STORE": s.path}
     p = subprocess.run([exe, "status"], capture_output=True, text=True, env=env)
     said = " ".join((p.stdout + p.stderr).split())
-    assert "sweep 'cut': 2 of its 2 run(s) not computed yet (it was interrupted)" in said, said
+    assert "sweep 'cut': 2 of its 2 run(s) not computed yet (it was interrupted:" in said, said
     rep = s.verify(sweep="cut")
     assert not rep.ok and len(rep.stale) == 2
     s.sweep("sma_cross", {"fast": [4, 5], "slow": [20]}, name="cut", resume=True)

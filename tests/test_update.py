@@ -120,7 +120,7 @@ def test_verify_does_not_compare_runs_an_update_would_compute(world):
     p = subprocess.run([exe, "--store", s.path, "verify"], capture_output=True, text=True)
     assert p.returncode == 1 and "differs" not in p.stderr, p.stderr
     assert "not verified: 3 run(s) are not up to date" in p.stderr
-    assert "Fix: run `incbt update`, then verify" in p.stderr
+    assert "Fix: run `incbt update` (or the sweep with --resume), then verify" in p.stderr
     one = s.sql("SELECT min(run_id) r FROM runs")["r"][0].as_py()
     s.update()
     assert s.verify().ok and s.verify([one]).runs == 1
