@@ -390,7 +390,7 @@ def test_a_run_repr_says_what_sets_it_apart(tmp_path, data):
     f = s.backtest(None, {"fast": 6}, fork_of=a.run_id, effective="2024-02-29")
     assert f"fork of {a.run_id} from 2024-02-29" in repr(f)
     msg = s.log(kind="fork").column("message").to_pylist()[0]
-    assert msg.startswith(f"fork {f.run_id}: 1 run(s), "), msg
+    assert msg.startswith(f"fork {f.run_id}: 1 run(s) computed, "), msg
 
 
 def test_cli_backtest(tmp_path, data):
