@@ -79,8 +79,8 @@ SETTINGS: tuple[Setting, ...] = (
         "lock_timeout",
         30.0,
         float,
-        "Seconds a writer waits for another process's write lock before giving up. More "
-        "than 0, at most 604,800 (a week).",
+        "Seconds a writer waits for another process's write lock before giving up; 0: "
+        "fail at once (exit 75). At most 604,800 (a week).",
         maximum=604_800,
     ),
     Setting(
@@ -197,6 +197,7 @@ _ZERO_MEANS = {  # settings where 0 is allowed, and what it means
     "threads": "one per core this process may use",
     "processes": "one per core this process may use",
     "progress_seconds": "no progress lines",
+    "lock_timeout": "fail at once when another writer holds the lock",  # QA 2026-12-05
 }
 
 

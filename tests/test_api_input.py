@@ -100,7 +100,7 @@ def test_numeric_settings_are_finite_and_in_range(name, raw):
 
 @pytest.mark.parametrize(("name", "raw"), [
     ("map_size_mb", math.nan), ("map_size_mb", 2**21), ("threads", 5.5), ("threads", True),
-    ("row_group_rows", "5.0"), ("lock_timeout", 0), ("progress_seconds", -1),
+    ("row_group_rows", "5.0"), ("lock_timeout", -1), ("progress_seconds", -1),
 ])
 def test_numeric_settings_refuse_python_values_too(name, raw):
     with pytest.raises(incbt.UsageError, match=rf"setting {name}="):
@@ -112,6 +112,7 @@ def test_numeric_settings_in_range_are_kept():
     assert settings_mod.parse("progress_seconds", "1e-9") == 1e-9
     assert settings_mod.parse("threads", " 3 ") == 3
     assert settings_mod.parse("lock_timeout", 5) == 5.0
+    assert settings_mod.parse("lock_timeout", 0) == 0.0  # fail at once (QA 2026-12-05)
     assert settings_mod.parse("map_size_mb", 1 << 20) == float(1 << 20)
 
 
