@@ -577,3 +577,19 @@ def test_store_query_runs_a_named_query_as_the_cli_does(results):
         s.query("leaderbord")
     with pytest.raises(UsageError, match="query worst_drawdowns needs -p run=VALUE"):
         s.query("worst_drawdowns")
+
+
+def test_a_file_removed_while_a_query_runs_is_said_so(tmp_path):
+    """An --as-of query racing `incbt gc` failed with DataFusion's FileNotFoundError
+    (QA 2026-12-05): said in a line, with what to do."""
+    from incbt.errors import QueryError
+
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=3)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    sql = "SELECT sum(close) AS c FROM bars"
+    ctx = s.session(only_for=sql)
+    path = s.sql("SELECT path FROM files LIMIT 1")["path"][0].as_py()
+    os.remove(os.path.join(s.path, path))
+    with pytest.raises(QueryError, match="a file it was reading was removed while it ran"):
+        run_sql(ctx, sql)

@@ -552,6 +552,13 @@ def run_sql(
                 f"{where}the SQL uses ${k} and no value was given for it: give -p {k}=VALUE "
                 f"(params={{{k!r}: ...}} in Python)"
             ) from None
+        if "No such file or directory" in str(exc):  # raced a gc or a compaction (QA
+            # 2026-12-05: DataFusion's FileNotFoundError, as a query failure)
+            raise QueryError(
+                f"{label} failed: a file it was reading was removed while it ran (by "
+                "`incbt gc`, or a compaction of results); run it again (`incbt status` says "
+                "how far back --as-of reaches now)"
+            ) from None
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         text = lines[0] if lines else type(exc).__name__
         if len(lines) > 1:  # DataFusion puts the cause last
