@@ -483,9 +483,12 @@ def _check_reads(
         return
     args = code.co_varnames[2 : 2 + len(fields)]  # p, s, then the bars o, h, l, c, v
     used = {
-        ins.argval
+        name
         for ins in dis.get_instructions(code)
-        if ins.opname.startswith("LOAD_FAST") and ins.argval in args
+        if ins.opname.startswith("LOAD_FAST")
+        # Python 3.13's LOAD_FAST_LOAD_FAST loads two: its argval is a pair
+        for name in (ins.argval if isinstance(ins.argval, tuple) else (ins.argval,))
+        if name in args
     }
     for name, field in zip(args, fields, strict=False):
         if name in used and field not in read_fields:
