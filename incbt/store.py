@@ -400,8 +400,8 @@ class Store:
         if notes:  # said, as the CLI says them (a notebook showed nothing: QA 2026-12-05)
             warnings.warn(
                 DataNoteWarning(
-                    "; ".join(notes) + " (IngestSummary.short_days and .missing_days list "
-                    "them; `incbt query coverage` counts them per instrument)"
+                    "; ".join(notes) + " (IngestSummary.short_days, .missing_days and "
+                    ".off_minute list them)"
                 ),
                 stacklevel=3,  # this, its _writes wrapper: the caller
             )

@@ -875,6 +875,22 @@ def test_short_and_missing_days_are_accepted_and_said():
     assert short == [("A", day_to_iso(days[0]), 150, 390)] and missing == []
 
 
+def test_ingest_says_days_with_bars_off_the_minute(tmp_path):
+    """Bars stamped 15:30:17 were taken without a word (QA 2026-12-05): a day whose
+    first, second or last bar is not on a minute is said as a note (1-second bars,
+    shifted stamps); the bars are still taken."""
+    f = tmp_path / "odd.csv"
+    f.write_text("instrument,ts,open,high,low,close,volume\n"
+                 "K,2024-01-09T14:30:00Z,1,1,1,1,1\nK,2024-01-09T14:30:17Z,1,1,1,1,1\n"
+                 "M,2024-01-09T14:30:00Z,1,1,1,1,1\nM,2024-01-09T14:31:00Z,1,1,1,1,1\n")
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.warns(incbt.DataNoteWarning, match="bars not stamped on a minute"):
+        got = s.ingest(str(f))
+    assert got.days_new == 2 and got.off_minute == [("K", "2024-01-09", "2024-01-09T14:30:17Z")]
+    fine = generate(str(tmp_path / "g"), instruments=2, days=2, start="2024-02-01")
+    assert s.ingest(fine).off_minute == []
+
+
 def test_ingest_says_short_and_missing_days(tmp_path):
     files = generate(str(tmp_path / "d"), instruments=4, days=8, start="2024-01-01")
     t = pcsv.read_csv(files[2])  # S0001 keeps 100 bars of its third day
