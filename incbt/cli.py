@@ -241,10 +241,10 @@ def generate(
     """Write deterministic synthetic 1-minute bars (390 a day, weekdays)."""
     from incbt.bars.generate import BARS_PER_DAY, days_written
     from incbt.bars.generate import generate as gen
-    from incbt.bars.inputs import DATA_SUFFIXES  # what `incbt ingest FOLDER` reads
+    from incbt.bars.schema import is_input  # what `incbt ingest FOLDER` reads
 
     here = os.listdir(out) if os.path.isdir(out) else []
-    before = {f for f in here if f.lower().endswith(DATA_SUFFIXES)}
+    before = {f for f in here if is_input(f)}
     with RichReporter() as rep:
         files = gen(
             out,

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from incbt.bars.schema import COLUMNS, FLOAT_COLUMNS
+from incbt.bars.schema import COLUMNS, FLOAT_COLUMNS, is_gz
 
 # An ingest of fewer CSV bytes than this never loads the kernel: loading it (import
 # numba, then the cached machine code) costs ~0.4 s, and the reader saves ~1 CPU-ms
@@ -157,7 +157,7 @@ def read_block(
     (fresh pages both times, which this machine fills at ~1 GB/s).
     """
     scan_csv_bars = _kernel
-    if scan_csv_bars is None or path.lower().endswith(".gz"):
+    if scan_csv_bars is None or is_gz(path):
         return None
     buf = _mapped(path)
     if buf is None:

@@ -90,7 +90,7 @@ from incbt.bars.layout import (
 )
 from incbt.bars.parts import GzParts, ParquetRowParts, Part, Stitcher, big_row_groups, read_part
 from incbt.bars.parts import split as parts_of
-from incbt.bars.schema import day_to_iso, month_of
+from incbt.bars.schema import day_to_iso, is_gz, is_parquet, month_of
 from incbt.catalog import (
     CHANGE_CORRECTED,
     CHANGE_NEW,
@@ -805,13 +805,11 @@ class _Streams:
         self.budget = budget
         part = budget // PARTS_PER_CHUNK
         # compressed bytes above a part's size: plain, it is several parts
-        self.gz = [f for f in files if f.lower().endswith(".gz") and os.path.getsize(f) > part]
+        self.gz = [f for f in files if is_gz(f) and os.path.getsize(f) > part]
         self.pq = [
             f
             for f in files
-            if f.lower().endswith((".parquet", ".pq"))
-            and os.path.getsize(f) > budget
-            and big_row_groups(f, part)
+            if is_parquet(f) and os.path.getsize(f) > budget and big_row_groups(f, part)
         ]
         self.todo = self.gz + self.pq
         self.task: Any = None

@@ -26,12 +26,20 @@ import pyarrow.parquet as pq
 
 from incbt.bars import fastcsv
 from incbt.bars.layout import DIR_SAFE, MAX_DIR_BYTES, instrument_dir_bytes
-from incbt.bars.schema import COLUMNS, FLOAT_COLUMNS, NS_PER_DAY, PRICE_COLUMNS
+from incbt.bars.schema import (
+    COLUMNS,
+    FLOAT_COLUMNS,
+    NS_PER_DAY,
+    PRICE_COLUMNS,
+    is_csv,
+    is_gz,
+    is_input,
+    is_parquet,
+)
 from incbt.errors import BadInputError, NotFoundError, UsageError
 
 _INT_RE = re.compile(r"^\s*-?\d+\s*$")
 MAX_INSTRUMENT_LEN = 200
-DATA_SUFFIXES = (".csv", ".parquet", ".csv.gz", ".pq")  # the files a folder gives ingest
 
 
 BLOCK_ROWS = ("ts", *FLOAT_COLUMNS)  # the rows of a bars block, in order
@@ -112,9 +120,7 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
         for m in matches:
             if os.path.isdir(m):
                 for root, _, files in os.walk(m):
-                    out.extend(
-                        os.path.join(root, f) for f in files if f.lower().endswith(DATA_SUFFIXES)
-                    )
+                    out.extend(os.path.join(root, f) for f in files if is_input(f))
             elif os.path.exists(m):
                 out.append(m)
             else:
@@ -130,9 +136,9 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
 
 
 def _kind(path: str) -> str:
-    if path.lower().endswith((".parquet", ".pq")):
+    if is_parquet(path):
         return "parquet"
-    if path.lower().endswith((".csv", ".csv.gz")):
+    if is_csv(path):
         return "csv"
     raise BadInputError(
         "unknown file type",
@@ -184,7 +190,7 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
             raise BadInputError(
                 f"the header has one column, {present[0]!r}: the fields look separated by {sep!r}",
                 file=path,
-                line=1 if path.lower().endswith((".csv", ".csv.gz")) else None,
+                line=1 if is_csv(path) else None,
                 fix="save the file with commas between fields",
             )
     missing = [
@@ -197,7 +203,7 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
         raise BadInputError(
             f"missing column(s) {', '.join(missing)}; the file has {', '.join(present)}",
             file=path,
-            line=1 if path.lower().endswith((".csv", ".csv.gz")) else None,
+            line=1 if is_csv(path) else None,
             fix="name the columns instrument,ts,open,high,low,close,volume, or map yours "
             "with --map NAME=COLUMN (e.g. --map ts=timestamp)",
         )
@@ -205,7 +211,7 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
         raise BadInputError(
             f"unexpected column(s) {', '.join(extra)}",
             file=path,
-            line=1 if path.lower().endswith((".csv", ".csv.gz")) else None,
+            line=1 if is_csv(path) else None,
             fix="remove them from the file, or map one of them to a bars column with "
             "--map NAME=COLUMN",
         )
@@ -236,7 +242,7 @@ def _first_bad(values: pa.Array, to: pa.DataType) -> int:
 def _csv_line_problem(path: str, ncols: int) -> tuple[int, str] | None:
     """Find the first line whose field count is wrong (slow path, errors only)."""
     opener = open
-    if path.lower().endswith(".gz"):
+    if is_gz(path):
         import gzip
 
         opener = gzip.open  # type: ignore[assignment]
@@ -302,7 +308,7 @@ def _read_csv(
     """The file's table, "csv", and where the fast reader read it, the bars block its
     columns are views of (else None)."""
     opener = open
-    if path.lower().endswith(".gz"):
+    if is_gz(path):
         import gzip
 
         opener = gzip.open  # type: ignore[assignment]
@@ -377,7 +383,7 @@ def _read_csv(
 def _gz_without_trailing_blanks(path: str) -> pa.BufferReader | None:
     """A compressed CSV file's text without the blank lines after its last bar, when it
     has any (decompressed in memory: only for the rare file that needs it)."""
-    if not path.lower().endswith(".gz"):
+    if not is_gz(path):
         return None
     import gzip
 
@@ -399,7 +405,7 @@ def _arrow_csv(
     ``names``: the header's names as read (stripped: ``instrument, ts, ...`` names its
     columns " ts" for Arrow, and the ingest failed with a KeyError, exit 3: found
     2026-12-05), in place of the header line."""
-    if source is None and not path.lower().endswith(".gz"):
+    if source is None and not is_gz(path):
         end = fastcsv.bars_end(path)
         if end is not None:
             source = pa.BufferReader(pa.memory_map(path).read_buffer(end))
@@ -424,7 +430,7 @@ def _csv_input(path: str) -> Any:
     """What Arrow's CSV reader reads ``path`` from: the path, or a gzip stream of it
     (Arrow goes by the name's ending in lower case: ``X.CSV.GZ`` was read as the
     compressed bytes: found 2026-12-05)."""
-    if path.lower().endswith(".gz"):
+    if is_gz(path):
         return pa.input_stream(path, compression="gzip")
     return path
 
@@ -502,7 +508,7 @@ def _explain_csv_error(
 
 def _csv_line(path: str, line: int) -> list[str] | None:
     opener = open
-    if path.lower().endswith(".gz"):
+    if is_gz(path):
         import gzip
 
         opener = gzip.open  # type: ignore[assignment]
@@ -779,7 +785,7 @@ def read_input(
         ):
             # A compressed file cut short or damaged fails wherever its reading stops
             # (Python's gzip, Arrow's, or a CSV rule broken by the cut): said as that
-            if path.lower().endswith(".gz"):
+            if is_gz(path):
                 bad = gzip_damage(path)
                 if bad is not None:
                     raise bad from None
@@ -849,7 +855,7 @@ def _not_utf8(path: str, exc: UnicodeDecodeError | None) -> BadInputError:
     not and its bytes (the file is read again, in blocks: only on this error)."""
     import gzip
 
-    opener: Any = gzip.open if path.lower().endswith(".gz") else open
+    opener: Any = gzip.open if is_gz(path) else open
     line, carry, bad = 1, b"", None
     try:
         with opener(path, "rb") as f:

@@ -50,6 +50,7 @@ from incbt.bars.inputs import (
     read_input,
     unreadable_parquet,
 )
+from incbt.bars.schema import is_parquet
 from incbt.errors import BadInputError
 
 _WINDOW = 1 << 16  # bytes looked at for the header, and for blank lines at the end
@@ -91,7 +92,7 @@ def split(path: str, budget: int, name: str = "") -> list[Part] | None:
     ``name``: the file messages name (``path`` is a plain copy of a ``.csv.gz``)."""
     if os.path.getsize(path) <= budget:
         return None
-    if path.lower().endswith((".parquet", ".pq")):
+    if is_parquet(path):
         parts = _parquet_parts(path, budget)
     elif path.lower().endswith(".csv"):
         parts = _csv_parts(path, budget)

@@ -36,6 +36,27 @@ BARS_SCHEMA = pa.schema(
 
 
 @functools.lru_cache(maxsize=8192)
+def is_gz(path: str) -> bool:
+    """A gzip-compressed input, by its name, in any case (``X.CSV.GZ``: found 2026-12-05,
+    an upper-case name was skipped or read as compressed bytes)."""
+    return path.lower().endswith(".gz")
+
+
+def is_csv(path: str) -> bool:
+    """A CSV input (plain or gzipped), by its name, in any case."""
+    return path.lower().endswith((".csv", ".csv.gz"))
+
+
+def is_parquet(path: str) -> bool:
+    """A Parquet input, by its name, in any case."""
+    return path.lower().endswith((".parquet", ".pq"))
+
+
+def is_input(path: str) -> bool:
+    """A file ``incbt ingest FOLDER`` reads: CSV (plain or gzipped) or Parquet."""
+    return is_csv(path) or is_parquet(path)
+
+
 def day_to_iso(day: int) -> str:
     return str(np.datetime64(int(day), "D"))
 
