@@ -586,18 +586,29 @@ def _as_text_where_it_plans(
     return out
 
 
+def _plan_error(
+    ctx: datafusion.SessionContext,
+    query: str,
+    options: datafusion.SQLOptions,
+    values: dict[str, Any],
+) -> str | None:
+    """Why the query does not plan with these values (None: it does). Planning only: no
+    data is read."""
+    try:
+        ctx.sql_with_options(query, options, param_values=values).execution_plan()
+    except Exception as exc:
+        return str(exc)
+    return None
+
+
 def _plans(
     ctx: datafusion.SessionContext,
     query: str,
     options: datafusion.SQLOptions,
     values: dict[str, Any],
 ) -> bool:
-    """Whether the query plans with these values (planning only: no data is read)."""
-    try:
-        ctx.sql_with_options(query, options, param_values=values).execution_plan()
-    except Exception:
-        return False
-    return True
+    """Whether the query plans with these values."""
+    return _plan_error(ctx, query, options, values) is None
 
 
 def _no_number_for_a_date(
@@ -659,13 +670,6 @@ def _bad_value(
         except (pa.ArrowException, TypeError, ValueError):
             pass  # not a value Arrow takes: DataFusion's error says so
 
-    def plan_error(values: dict[str, Any]) -> str | None:
-        try:
-            ctx.sql_with_options(query, options, param_values=values).execution_plan()
-        except Exception as exc:
-            return str(exc)
-        return None
-
     if df is not None:
         try:
             df.execution_plan()
@@ -673,13 +677,13 @@ def _bad_value(
         except Exception:
             pass
     nulls: dict[str, Any] = dict.fromkeys(params)
-    if plan_error(nulls) is not None:
+    if not _plans(ctx, query, options, nulls):
         return None  # the SQL fails whatever the values
     order = [k for k in value_params_in_order(query) if k in params]
     for k in order + [k for k in params if k not in order]:
         if params[k] is None:
             continue
-        error = plan_error({**nulls, k: params[k]})
+        error = _plan_error(ctx, query, options, {**nulls, k: params[k]})
         if error is not None:
             return _usage(k, params[k], name, *_wanted(error, params[k], k), shown.get(k))
     return None
