@@ -148,15 +148,24 @@ def _compile_error(strat: Any, params: dict[str, Any]) -> str | None:
     return None
 
 
-def _params_now(strat: Any, rec: rc.RunRecord) -> tuple[str | None, dict[str, Any]]:
-    """A run's parameters as the strategy's code now takes them (defaults of parameters
-    added filled in), or why they do not fit it."""
+def _run_now(rec: rc.RunRecord) -> tuple[Any, str | None, dict[str, Any]]:
+    """The run's strategy as a recomputation would take it (:func:`_strategy_now`), why
+    it cannot recompute the run (None: it can), and the run's parameters under that code.
+
+    A strategy whose code changed takes the parameters as the code now does: one added
+    takes its default, as a backtest of the new code registers it (else two runs); one
+    renamed, removed or narrowed is this run's problem, not every run's (found
+    2026-12-05: status and update stopped on it, after an update's ingest)."""
     from incbt.engine import params_from_dict, params_to_dict
 
+    strat, why = _strategy_now(rec)
+    if why is not None or strat.code_version == rec.code_version:
+        return strat, why, rec.params
     try:
-        return None, params_to_dict(strat, params_from_dict(strat, rec.params))
+        return strat, None, params_to_dict(strat, params_from_dict(strat, rec.params))
     except StrategyError as exc:
         return (
+            strat,
             f"its parameters {rec.params} do not fit strategy {rec.strategy!r} as its code is "
             f"now ({exc}); restore the strategies file (`runs.source` names it), or drop "
             f"the run (`incbt drop {rec.run_id}`)",
@@ -181,14 +190,7 @@ def current_records(
     changed: list[int] = []  # records whose strategy's code changed
     checked: dict[str, str | None] = {}
     for rec in active_runs(store):
-        strat, why = _strategy_now(rec)
-        params = rec.params
-        if why is None and strat.code_version != rec.code_version:
-            # the run's parameters under the code now: a parameter renamed, removed or
-            # narrowed is this run's problem, not every run's (found 2026-12-05: status
-            # and update stopped on it, after an update's ingest); one added takes its
-            # default, as a backtest of the new code registers it (else two runs)
-            why, params = _params_now(strat, rec)
+        strat, why, params = _run_now(rec)
         if why is None and compiled and rec.source != "builtin":
             if strat.code_version not in checked:
                 checked[strat.code_version] = _compile_error(strat, rec.params)
@@ -365,13 +367,9 @@ def run_staleness(store: Any, rec: rc.RunRecord) -> list[StaleRow]:
     def whole(reason: str) -> list[StaleRow]:
         return [StaleRow(rec.run_id, rec.strategy, "", reason, None, 0)]
 
-    strat, why = _strategy_now(rec)
+    strat, why, _ = _run_now(rec)
     if why is None and strat.code_version != rec.code_version:
-        why, _ = _params_now(strat, rec)
-        if why is None:
-            return whole(
-                "strategy code changed: an update recomputes it from the start as a new run"
-            )
+        return whole("strategy code changed: an update recomputes it from the start as a new run")
     if why is not None:
         return whole(f"cannot recompute: {why}")
     stale: list[Staleness] = []
