@@ -520,9 +520,14 @@ def grid_samples(sw: Mapping[str, Any]) -> list[list[int | None]]:
     the earlier grids are taken to share."""
     grids = sw.get("grids") or [sw["spec"]["grid"]]
     got = list(sw.get("samples") or [])
-    r = sw["spec"].get("random")
-    latest = [r, None if r is None else sw["spec"].get("seed", 0)]
+    latest = _sample_of(sw["spec"])
     return [*got, *[latest] * (len(grids) - len(got))][: len(grids)]
+
+
+def _sample_of(spec: Mapping[str, Any]) -> list[int | None]:
+    """A spec's ``[random, seed]``: ``[None, None]`` for its grid whole."""
+    r = spec.get("random")
+    return [r, None if r is None else spec.get("seed", 0)]
 
 
 def _was_sampled(sw: Mapping[str, Any]) -> bool:
@@ -727,7 +732,7 @@ def sweep(
             _same_setup(name, old["spec"], spec)
         grids = [*old.get("grids", [old["spec"]["grid"]])] if old else []
         samples = grid_samples(old) if old else []
-        now = [spec["random"], None if spec["random"] is None else spec["seed"]]
+        now = _sample_of(spec)
         if not grids or grids[-1] != spec["grid"] or samples[-1] != now:
             grids.append(spec["grid"])
             samples.append(now)
