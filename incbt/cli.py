@@ -335,10 +335,8 @@ def ingest(
 def _print_data_notes(s: Any) -> None:
     """Short or missing days an ingest accepted, said on stderr (they may be real)."""
     for line in s.notes():
-        counted = "short day" in line or "missing day" in line
-        more = "; `incbt query coverage` counts them per instrument" if counted else ""
         err_console.print(
-            styled(f"[yellow]note:[/yellow] {line}{more}"),
+            styled(f"[yellow]note:[/yellow] {line}"),
             highlight=False,
             soft_wrap=True,
         )

@@ -183,12 +183,14 @@ class IngestSummary:
             more = f", ... (+{len(items) - shown:,})" if len(items) > shown else ""
             return ", ".join(fmt.format(*x) for x in items[:shown]) + more
 
+        counted = "; `incbt query coverage` counts them per instrument"
         out = []
         if self.short_days:
             out.append(
                 f"{len(self.short_days):,} short day(s), with fewer than half the bars "
                 "their instrument's days usually hold: "
                 + some(self.short_days, "{} {}: {} bars (usually {})")
+                + counted
             )
         if self.off_minute:
             out.append(
@@ -201,6 +203,7 @@ class IngestSummary:
                 f"{len(self.missing_days):,} missing day(s), weekdays an instrument has no "
                 "bars for between days it has, that most others have: "
                 + some(self.missing_days, "{} {} ({} other instrument(s) have it)")
+                + counted
             )
         return out
 
