@@ -71,7 +71,7 @@ def register_fork(
         )
     strat = resolve_strategy(base.strategy, base.source, base.code_version)
     new_params = params_to_dict(strat, params_from_dict(strat, {**base.params, **(params or {})}))
-    ex = exec_params_from_dict({**base.exec_params, **(exec_params or {})})
+    ex = exec_params_from_dict({**base.exec_params, **given})
     new_exec = {n: float(v) for n, v in zip(EXEC_NAMES, ex.tolist(), strict=True)}
     if new_params == base.params and new_exec == base.exec_params:
         raise UsageError("a fork needs at least one changed parameter")

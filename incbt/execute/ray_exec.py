@@ -290,8 +290,7 @@ class RayExecutor:
         # Ray calls in flight: bounded, as results wait in memory (an explicit window
         # is in tasks: calls of one task each). Consecutive tasks go in chunks, one
         # Ray call each (a call costs the driver ~1-2 ms to submit and fetch): about 8
-        # chunks per CPU, so the last ones still balance the workers.
-        # chunks of at most 8 tasks, a multiple of the CPUs in number, tapering
+        # chunks per CPU of at most 8 tasks, a multiple of the CPUs in number, tapering
         # (incbt.execute.processes.chunk_ranges): 17 equal chunks of 100 tasks on 2
         # workers left one idle for a chunk's time at the end
         calls = self.window or max(4, 4 * cpus)
