@@ -806,7 +806,7 @@ def _not_up_to_date(store: Any, records: Sequence[rc.RunRecord]) -> tuple[set[st
     a strategy whose code changed), and those whose strategy cannot be loaded, and why."""
     out, broken = set(), {}
     for rec in records:
-        strat, why = _strategy_now(rec)
+        strat, why, _ = _run_now(rec)  # as status and update take it
         if why is not None:
             broken[rec.run_id] = broken_line(rec, why)
             continue

@@ -276,6 +276,10 @@ def test_a_parameter_renamed_or_added_in_the_code(tmp_path):
     st = s.status()
     assert any(old.run_id in b and "do not fit strategy 'mom'" in b and "incbt drop" in b
                for b in st.broken), st.broken
+    # verify says it as status does: that run cannot be recomputed (it was said stale)
+    v = s.verify()
+    assert old.run_id not in v.stale and any(
+        old.run_id in b and "do not fit strategy 'mom'" in b for b in v.broken), v
     generate(str(tmp_path / "new"), instruments=2, days=1, start="2024-03-08", seed=5)
     with pytest.warns(incbt.StrategyFailureWarning, match="no longer takes their parameters"):
         res = s.update(str(tmp_path / "new"))
@@ -906,7 +910,7 @@ def test_a_superseded_run_leaves_no_failure_behind(tmp_path):
     s, strats, _ = _store_with_a_spike(tmp_path, 4)
     old = s.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id
     assert s.sql("SELECT run_id FROM failed")["run_id"].to_pylist() == [old]
-    strats.write_text(SPIKE.replace("n = int(p[0])", "n = int(p[0])  # the same, restated"))
+    strats.write_text(SPIKE.replace("n = int(p[0])", "n = int(p[0] * 1)"))  # the same, restated
     (old_id, new_id), = s.update().replaced
     assert old_id == old
     assert s.sql("SELECT run_id FROM failed")["run_id"].to_pylist() == [new_id]
