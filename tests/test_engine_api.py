@@ -690,6 +690,36 @@ def test_code_version_follows_the_code(tmp_path):
     assert ENGINE_VERSION.startswith("incbt-engine-")
 
 
+EDITABLE = """
+from incbt.engine import Param, strategy
+
+@strategy(name="ed", params={{"n": Param(int, 5, min=1, help={help!r})}}, warmup=lambda p: p["n"])
+def ed(p, s, o, h, l, c, v, i):
+    {doc}
+    n = int(p[0]){comment}
+    return 1 if c[i] > c[i - n] else {sign}1
+"""
+
+
+def test_code_version_ignores_comments_docstrings_layout_and_help_texts(tmp_path):
+    """A step's docstring, comments, blank lines or a parameter's help text edited keep
+    its code version, so its runs are not recomputed for them; the code edited does not."""
+    forms = {
+        "base": dict(help="lookback", doc='"""Long above the close n bars ago."""',
+                     comment="", sign="-"),
+        "words": dict(help="bars back", doc='"""Long when up over n bars."""',
+                      comment="  # the lookback\n\n", sign="-"),
+        "code": dict(help="lookback", doc='"""Long above the close n bars ago."""',
+                     comment="", sign="+"),
+    }
+    versions = {}
+    for k, fmt in forms.items():
+        (tmp_path / k).mkdir()
+        found = load_strategies(write(tmp_path / k / "s.py", EDITABLE.format(**fmt)))
+        versions[k] = found["ed"].code_version
+    assert versions["words"] == versions["base"] != versions["code"]
+
+
 CLOSED_OVER = """
 from incbt.engine import strategy
 import {cfg}

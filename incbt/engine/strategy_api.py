@@ -59,8 +59,9 @@ new parameters) rebuilds `s` by replaying that many bars from a fresh state.
 `check` is an optional function of the parameter dict returning an error
 message (or None) for rules between parameters, e.g. fast < slow.
 
-The strategy's `code_version` hashes the engine version, the step's source
-(with its decorator) and the user code it reaches: the functions it calls
+The strategy's `code_version` hashes the engine version, the step's source as
+code (with its decorator; comments, layout, docstrings and parameters' `help=`
+texts left out) and the user code it reaches: the functions it calls
 (which must be `@numba.njit`), from its own file or from helper modules next
 to it (`load_strategies` lets the file import them), and the constants they
 read, which Numba freezes at compile time. Edit any of them and the runs using
@@ -70,6 +71,7 @@ restart to pick up an edit of it.)
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import importlib.util
@@ -81,6 +83,7 @@ import os
 import re
 import sys
 import sysconfig
+import textwrap
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -206,14 +209,41 @@ def _coerce(owner: str, spec: ParamSpec, value: Any) -> int | float:
 
 
 def _source(obj: Callable[..., Any]) -> str:
-    """The source text of a function, or a hash of its bytecode when the source is unavailable."""
+    """The source of a function as code (:func:`_as_code`), or a hash of its bytecode
+    when the source is unavailable."""
     try:
-        return inspect.getsource(obj)
+        return _as_code(inspect.getsource(obj))
     except (OSError, TypeError):
         code = getattr(obj, "__code__", None)
         if code is None:
             return repr(obj)
         return "bytecode:" + hashlib.sha256(marshal.dumps(code)).hexdigest()
+
+
+def _as_code(text: str) -> str:
+    """Source text as the code it is: comments, layout, docstrings and the ``help=``
+    texts of its decorator's parameters left out, so editing them keeps the code
+    version (and the runs' results). Text that does not parse alone (a lambda's line)
+    is taken as it is."""
+    try:
+        tree = ast.parse(textwrap.dedent(text))
+    except SyntaxError:
+        return text
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef):
+            continue
+        first = node.body[0] if node.body else None
+        if isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", None), str):
+            node.body = node.body[1:] or [ast.Pass()]  # its docstring
+        for deco in getattr(node, "decorator_list", ()):
+            for call in ast.walk(deco):
+                if isinstance(call, ast.Call):
+                    call.keywords = [
+                        k
+                        for k in call.keywords
+                        if not (k.arg == "help" and isinstance(k.value, ast.Constant))
+                    ]
+    return ast.unparse(tree)
 
 
 def _global_names(code: types.CodeType) -> set[str]:
