@@ -25,9 +25,10 @@ demo: $(STAMP)
 	@bash scripts/demo.sh
 
 # The report test renders HTML in headless Chromium; install it where missing (or skip).
+# Tests run on a process per core (at most 4; the Ray tests together on one, with one Ray).
 test: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "chromium could not be installed: the report rendering test will skip"; }
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadgroup
 
 # Peers that are not our dependencies (vectorbt) live in their own environment.
 BENCH_STAMP := .venv-bench/.installed-$(shell cat benchmarks/requirements-bench.txt 2>/dev/null | cksum | cut -d' ' -f1)

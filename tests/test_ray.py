@@ -44,7 +44,7 @@ from incbt.execute.ray_exec import RayExecutor
 from incbt.runs import LocalExecutor, bring_up_to_date, register, resolve
 from incbt.sweep import grid_points
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]  # one worker: one Ray
 ray_local = ray_support.ray_local  # the session's Ray (see ray_support)
 
 QUERIES = {
