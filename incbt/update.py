@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import functools
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,6 +211,8 @@ def current_records(
                 superseded_by=None,
             )
         records.append(rec)
+    if compiled and changed:
+        changed = _keeping_the_contract(store, records, changed, broken, broken_runs)
     # the new ids, a fork's after its base's (that id is part of a fork's): a fork of a
     # run whose code changed follows the base's replacement (found 2026-12-05: it followed
     # the base of the old code, and every update failed on that base's code)
@@ -233,6 +236,44 @@ def current_records(
         if r.run_id not in one or not one[r.run_id].created_seq:
             one[r.run_id] = r
     return list(one.values()), replaced, broken
+
+
+def _keeping_the_contract(
+    store: Any,
+    records: list[rc.RunRecord],
+    changed: list[int],
+    broken: list[str],
+    broken_runs: list[tuple[rc.RunRecord, str]] | None,
+) -> list[int]:
+    """``changed`` (indices of ``records`` whose user strategy's code changed) less the
+    runs of a new code that breaks the strategy contract (:mod:`incbt.contract`, as a
+    backtest of it checks first): they are taken out of ``records`` and said in
+    ``broken`` (found 2026-12-05: an edit that made a step keep a count outside its
+    state was computed whole without a word, and diverged at the next update)."""
+    from incbt.contract import check_new_runs
+
+    by_version: dict[str, list[int]] = defaultdict(list)
+    for k in changed:
+        if records[k].source != "builtin":
+            by_version[records[k].code_version].append(k)
+    known = store.instruments()
+    out = set()
+    for ks in by_version.values():
+        try:
+            check_new_runs(store, [records[k] for k in ks], known)
+        except StrategyError as exc:
+            why = f"its strategy's new code breaks the contract: {exc}"
+            for k in ks:
+                broken.append(broken_line(records[k], why))
+                if broken_runs is not None:
+                    broken_runs.append((records[k], why))
+            out.update(ks)
+    if not out:
+        return changed
+    keep = [k for k in range(len(records)) if k not in out]
+    where = {old: new for new, old in enumerate(keep)}
+    records[:] = [records[k] for k in keep]
+    return [where[k] for k in changed if k not in out]
 
 
 def _live(store: Any, records: Sequence[rc.RunRecord], prefix: str) -> rc.RunRecord:

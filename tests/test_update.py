@@ -453,6 +453,30 @@ def test_a_strategy_edited_so_it_does_not_compile_stops_only_its_own_runs(tmp_pa
     assert str(s.sql(last, params={"r": mom.run_id})["d"][0]) == "2024-03-07"
 
 
+def test_a_strategy_edited_so_it_breaks_the_contract_stops_only_its_own_runs(tmp_path):
+    """The edit makes the step count bars with ``i`` (which restarts where a run
+    resumes): a backtest of it is refused by the contract check; the update that
+    replaces the runs of the old code checks it the same way, and says its runs cannot
+    be recomputed (it computed them whole without a word, found 2026-12-05)."""
+    s, f, mom = _mom_run(tmp_path)
+    sma = s.backtest("sma_cross", {"fast": 4, "slow": 30})
+    generate(str(tmp_path / "new"), instruments=2, days=5, start="2024-03-04", seed=5,
+             from_day="2024-03-08")
+    f.write_text(STRATS.replace("1 if c[i] > c[i - n] else {SHORT}",
+                                "1 if (i // 300) % 2 == 0 else -1"))
+    with pytest.warns(incbt.StrategyFailureWarning, match=r"1 run\(s\) cannot be recomputed"):
+        res = s.update(str(tmp_path / "new"))
+    assert res.replaced == [] and len(res.broken) == 1, res.broken
+    assert res.broken[0].startswith(f"run {mom.run_id} (mom): its strategy's new code breaks "
+                                    "the contract"), res.broken
+    assert "gives other results than run whole" in res.broken[0]
+    last = "SELECT max(date) AS d FROM daily WHERE run_id = $r"
+    assert str(s.sql(last, params={"r": sma.run_id})["d"][0]) == "2024-03-08"
+    assert str(s.sql(last, params={"r": mom.run_id})["d"][0]) == "2024-03-07"
+    with pytest.raises(incbt.StrategyError, match="gives other results than run whole"):
+        s.backtest("mom", {"n": 12}, strategies_file=str(f))
+
+
 def test_cli_update_status_verify(world):
     tmp, s = world
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
