@@ -19,6 +19,7 @@ import itertools
 import json
 import math
 import numbers
+import os
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -482,6 +483,33 @@ def _source_of(store: Any, name: str) -> str | None:
     return None
 
 
+def _sweeps_file(store: Any, name: str, strategy: Any, given: str | None) -> str | None:
+    """The strategies file a resume of sweep ``name`` takes: the sweep's. Another one
+    given is refused (found by QA 2026-12-05: it was taken, and one sweep held runs of
+    two codes), and so is the sweep's file when it is gone (a moved file ended the
+    resume on a raw FileNotFoundError)."""
+    was = _source_of(store, name)
+    if was is None:
+        return given
+    if given is not None and os.path.abspath(given) != was:
+        raise UsageError(
+            f"sweep {name!r} runs strategy {_name_of(strategy)!r} of {was}, not of "
+            f"{os.path.abspath(given)}: a resume keeps a sweep to its strategy's file (leave "
+            "out --strategies); give another --name for a sweep of the other file"
+        )
+    if not os.path.exists(was):
+        raise NotFoundError(
+            f"sweep {name!r} runs strategy {_name_of(strategy)!r} of {was}, which is not "
+            "there any more: put the file back there to resume it (a sweep is kept to its "
+            "file), or sweep the moved file under another --name"
+        )
+    return was
+
+
+def _name_of(strategy: Any) -> str:
+    return strategy if isinstance(strategy, str) else str(getattr(strategy, "name", strategy))
+
+
 def _kept_values(strat: Any, old: Mapping[str, Any], grid: Mapping[str, Any]) -> dict[str, Any]:
     """The values a resume keeps of each parameter of the sweep its grid leaves out: all
     those the sweep's grids gave it (one grid's spec as it was written, a range say;
@@ -497,7 +525,10 @@ def _kept_values(strat: Any, old: Mapping[str, Any], grid: Mapping[str, Any]) ->
             if have:
                 out[k] = sorted(have)
                 continue
-        given = [g[k] for g in old.get("grids", [old["spec"]["grid"]]) if k in g]
+        # a grid without the parameter gave it its default (found by QA 2026-12-05: it
+        # was left out, and a later resume left holes in the grid)
+        default = [specs[k].default]
+        given = [g.get(k, default) for g in old.get("grids", [old["spec"]["grid"]])]
         if all(v == given[-1] for v in given):
             out[k] = given[-1]
             continue
@@ -649,8 +680,8 @@ def sweep(
             "give the grid (-g NAME=V1,V2,... or NAME=START:STOP:STEP); to finish or bring "
             "up to date a sweep as it is, --resume and its --name"
         )
-    if resume and name and strategies_file is None:  # a sweep of a strategy of a file
-        strategies_file = _source_of(store, name)  # takes it from there, as update does
+    if resume and name:  # a sweep of a strategy of a file takes it from there, as update
+        strategies_file = _sweeps_file(store, name, strategy, strategies_file)
     strat, _ = resolve_in(store, strategy, strategies_file)
     grid = _plain_grid(grid)
     given_exec = dict(exec_params or {})

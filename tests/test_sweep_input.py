@@ -3,6 +3,8 @@ name, the strategy of a sweep resumed, and grids too large to build."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from conftest import MOM, fails_strategy, ingested, tree_state
 
@@ -417,6 +419,46 @@ def test_a_resume_keeps_what_it_is_not_given(tmp_path):
 
     line = _grids_line(rec)
     assert line.startswith("grid fast=41 slow=") and "(random 3, seed 7)" in line, line
+
+
+def test_a_resume_keeps_the_default_a_first_grid_gave_a_parameter(tmp_path):
+    """Found by QA 2026-12-05: a sweep of fast alone (slow at its default, 50) grown along
+    slow, then along fast, kept slow=100 alone: the point (20, 50) was missing."""
+    s = ingested(tmp_path)
+    s.sweep("sma_cross", {"fast": [5, 10]}, name="d")
+    s.sweep("sma_cross", {"slow": [100]}, name="d", resume=True)
+    r = s.sweep("sma_cross", {"fast": [20]}, name="d", resume=True)
+    assert r.kept == {"slow": [50, 100]} and r.added == 2
+    pts = s.sql("SELECT r.p_fast AS f, r.p_slow AS s FROM sweeps w JOIN runs r USING (run_id) "
+                "WHERE w.sweep = 'd'").to_pylist()
+    assert sorted((p["f"], p["s"]) for p in pts) == [
+        (5, 50), (5, 100), (10, 50), (10, 100), (20, 50), (20, 100)]
+
+
+def test_a_resume_keeps_a_sweep_to_its_strategies_file(tmp_path):
+    """Found by QA 2026-12-05: `--resume --strategies OTHER.py` was taken (one sweep held
+    runs of two codes), and the sweep's file moved away ended the resume on a raw
+    FileNotFoundError."""
+    s = ingested(tmp_path)
+    f, other = tmp_path / "mom.py", tmp_path / "other.py"
+    f.write_text(MOM.replace("{SHORT}", "-1"))
+    other.write_text(MOM.replace("{SHORT}", "0"))
+    s.sweep("mom", {"n": [3, 6]}, name="m", strategies_file=str(f))
+    before = tree_state(s.path)
+    with pytest.raises(incbt.UsageError, match=f"runs strategy 'mom' of {f}, not of {other}"):
+        s.sweep("mom", {"n": [9]}, name="m", strategies_file=str(other), resume=True)
+    assert tree_state(s.path) == before
+    # the same file, however named, is the sweep's
+    rel = os.path.relpath(f)
+    assert s.sweep("mom", {"n": [9]}, name="m", strategies_file=rel, resume=True).added == 1
+    f.rename(tmp_path / "moved.py")
+    before = tree_state(s.path)
+    for given in (None, str(tmp_path / "moved.py")):
+        with pytest.raises((incbt.NotFoundError, incbt.UsageError), match="mom.py"):
+            s.sweep("mom", {"n": [12]}, name="m", strategies_file=given, resume=True)
+    with pytest.raises(incbt.NotFoundError, match="which is not there any more: put the file"):
+        s.sweep("mom", {"n": [12]}, name="m", resume=True)
+    assert tree_state(s.path) == before
 
 
 def test_a_refused_resume_leaves_the_sweeps_record_as_it_was(tmp_path):
