@@ -1113,6 +1113,7 @@ def update(
     _print_update(res, output, dry_run, store=None if dry_run and paths else st)
     if dry_run or machine:
         _print_stale(res, output)
+    _print_unfinished_sweeps(st, machine)  # no update computes those (QA 2026-12-05)
     if not dry_run:  # pairs that failed before and were not retried are reported, not an error
         _exit_if_failed(res.report, known=False)
     if res.broken:  # runs it cannot bring up to date (said above)

@@ -271,6 +271,17 @@ def test_a_sweep_interrupted_before_its_first_commit_is_said_and_not_verified(tm
     p = subprocess.run([exe, "status"], capture_output=True, text=True, env=env)
     said = " ".join((p.stdout + p.stderr).split())
     assert "sweep 'cut': 2 of its 2 run(s) not computed yet (it was interrupted:" in said, said
+    # update and the sweep's report say it too (QA 2026-12-05: "all up to date", and a
+    # report of 0 runs without a word)
+    p = subprocess.run([exe, "update"], capture_output=True, text=True, env=env)
+    said = " ".join((p.stdout + p.stderr).split())
+    assert p.returncode == 0 and "sweep 'cut': 2 of its 2 run(s) not computed yet" in said, said
+    from incbt.report import sweep_report
+
+    html = sweep_report(s, "cut")
+    assert "Not finished: 2 of the sweep&#x27;s 2 runs were never computed" in html or (
+        "Not finished: 2 of the sweep's 2 runs were never computed" in html)
+    assert "--name cut --resume" in html
     rep = s.verify(sweep="cut")
     assert not rep.ok and len(rep.stale) == 2
     s.sweep("sma_cross", {"fast": [4, 5], "slow": [20]}, name="cut", resume=True)

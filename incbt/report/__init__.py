@@ -452,6 +452,19 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     if metric not in METRIC_COLUMNS:
         raise UsageError(f"unknown metric {metric!r}; one of {', '.join(METRIC_COLUMNS)}")
     body = _sweep_freshness(store, t["run_id"].tolist())
+    from incbt.sweep import never_committed
+
+    never = len(never_committed(store, sw))
+    if never:  # not in the tables at all (found by QA 2026-12-05: a report of 0 runs, no word)
+        body.insert(
+            0,
+            _warning(
+                f"Not finished: {never:,} of the sweep's {len(sw['runs']):,} runs were never "
+                "computed (the sweep was interrupted before their first commit) and are not "
+                f"shown: `incbt sweep {sw['spec']['strategy']} --name {name} --resume` "
+                "computes them."
+            ),
+        )
     pcols = [c for c in t.columns if c.startswith("p_") and t[c].notna().any()]
     for c in pcols:  # integer parameters read as integers
         if (t[c].dropna() % 1 == 0).all():
