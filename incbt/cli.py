@@ -679,6 +679,8 @@ def sweep(
         typer.echo(
             f"skipped {len(res.skipped)} grid point(s) the strategy rejects, e.g. {res.skipped[0]}"
         )
+    if res.short:  # fewer points than --random asked for, and why
+        err_console.print(f"note: {res.short}", highlight=False, soft_wrap=True)
     if not dry_run:
         verb = f"computed ({res.executor})"
     elif workers is not None or address is not None:

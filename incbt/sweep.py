@@ -74,6 +74,8 @@ class SweepResult:
     kept: dict[str, Any] = field(default_factory=dict)
     declared: list[str] = field(default_factory=list)  # the strategy's parameters, in order
     again: int = 0  # of the sweep's runs before this call, those dropped since: recomputed
+    # a --random sample smaller than asked: why (None: as asked, or no sample)
+    short: str | None = None
 
     @property
     def run_ids(self) -> list[str]:
@@ -287,9 +289,9 @@ def parse_values(spec: str, kind: type, name: str = "") -> Sequence[int | float]
     the parameter ``name``."""
     spec = spec.strip()
     try:
-        if "_" in spec:  # Decimal reads 20_0 as 200, which no one typing it meant
-            raise InvalidOperation
         if ":" in spec:
+            if "_" in spec:  # Decimal reads 20_0 as 200, which no one typing it meant
+                raise InvalidOperation
             parts = [Decimal(x) for x in spec.split(":")]
             if len(parts) != 3 or not all(p.is_finite() for p in parts):
                 raise UsageError(f"grid range {spec!r}: use START:STOP:STEP (three numbers)")
@@ -309,15 +311,27 @@ def parse_values(spec: str, kind: type, name: str = "") -> Sequence[int | float]
                     f"{MAX_RANGE_VALUES:,}: use a larger STEP"
                 )
             return Steps(parts[0], parts[2], n, kind)
-        items = spec.split(",")
-        if len(items) > 1 and not all(x.strip() for x in items):
-            raise UsageError(
-                f"grid values {spec!r}: a value is missing between commas (or after the "
-                "last): give V1,V2,..."
-            )
-        vals = [Decimal(x) for x in items if x.strip()]
     except InvalidOperation:
         raise UsageError(f"grid values {spec!r} are not numbers") from None
+    items = spec.split(",")
+    if len(items) > 1 and not all(x.strip() for x in items):
+        raise UsageError(
+            f"grid values {spec!r}: a value is missing between commas (or after the "
+            "last): give V1,V2,..."
+        )
+    vals = []
+    for x in (x.strip() for x in items if x.strip()):
+        try:
+            if "_" in x:
+                raise InvalidOperation
+            vals.append(Decimal(x))
+        except InvalidOperation:  # a value, as backtest's -p says it (found by QA 2026-12-05:
+            # bad usage, naming neither the parameter nor the value)
+            where = f"{name}={x}" if name else repr(x)
+            raise StrategyError(
+                f"grid value {where} is not a number: give -g {name or 'NAME'}=V1,V2,... "
+                "or START:STOP:STEP"
+            ) from None
     if not vals:
         raise UsageError("a grid needs at least one value")
     out: list[int | float] = []
@@ -361,7 +375,7 @@ def grid_points(
         )
     names = sorted(axes)
     if sample is not None and sample <= 0:
-        raise UsageError("--random (random=) needs a positive count")
+        raise UsageError(f"--random {sample} (random={sample}): give a positive count of points")
     total = math.prod(len(axes[n]) for n in names)
     if total > MAX_GRID_POINTS:
         if sample is None:
@@ -377,6 +391,56 @@ def grid_points(
     if sample is not None:
         good = random.Random(seed).sample(good, min(sample, len(good)))
     return good, bad
+
+
+def _large(strategy: Any, grid: Mapping[str, Any], sample: int | None) -> int | None:
+    """The number of points of a grid sampled by drawing (too large to build), else None.
+    Called once the grid is known good (:func:`grid_points` checked it)."""
+    if sample is None:
+        return None
+    kinds = {p.name: p.type for p in strategy.params}
+    sizes = []
+    for k, v in grid.items():
+        if isinstance(v, str):
+            sizes.append(len(parse_values(v, kinds[k], k)))
+        else:
+            sizes.append(len(v) if isinstance(v, list | tuple) else 1)
+    total = math.prod(sizes)
+    return total if total > MAX_GRID_POINTS else None
+
+
+def _no_point(strategy: Any, grid: Mapping[str, Any], sample: int | None, bad: list[str]) -> str:
+    """Why a grid gave no point: every point rejected, or (a sample of a grid too large
+    to build) every point drawn (found by QA 2026-12-05: it said every point of a grid
+    of 10^21 was rejected, having drawn 60)."""
+    e_g = f"e.g. {bad[0]}" if bad else ""
+    total = _large(strategy, grid, sample)
+    if total is None:
+        return f"the grid has no valid point: strategy {strategy.name!r} rejects all of them, {e_g}"
+    return (
+        f"--random {sample}: no valid point in {len(bad):,} draws from the grid's {total:,} "
+        f"points (strategy {strategy.name!r} rejected each, {e_g}): narrow the ranges to "
+        "where it takes points"
+    )
+
+
+def _short_sample(
+    strategy: Any, grid: Mapping[str, Any], sample: int | None, good: list[Any], bad: list[str]
+) -> str | None:
+    """What a sample smaller than ``--random N`` says (None: it is N points): the grid
+    holds fewer valid points, or drawing stopped (found by QA 2026-12-05: said nowhere)."""
+    if sample is None or len(good) >= sample:
+        return None
+    if _large(strategy, grid, sample) is None:
+        return (
+            f"--random {sample}: the grid has {len(good):,} valid point(s) "
+            f"(strategy {strategy.name!r} rejects {len(bad):,}): all of them are taken"
+        )
+    return (
+        f"--random {sample}: {len(good):,} valid point(s) found in {len(good) + len(bad):,} "
+        f"draws ({len(bad):,} rejected by strategy {strategy.name!r}, 20 draws a point "
+        "asked at most): narrow the ranges to where it takes more points"
+    )
 
 
 def _listed(strategy: Any, spec: Any, values: Iterable[Any]) -> list[int | float]:
@@ -675,6 +739,11 @@ def sweep(
         )
     if name is not None:
         check_name(name)
+    if seed != 0 and sample is None:  # it named another sweep, of the same points (QA 2026-12-05)
+        raise UsageError(
+            f"--seed {seed} (seed=) without --random N: a seed draws a sample of N points; "
+            "give --random N too, or leave out --seed"
+        )
     if not grid and not (resume and name):
         raise UsageError(
             "give the grid (-g NAME=V1,V2,... or NAME=START:STOP:STEP); to finish or bring "
@@ -733,6 +802,7 @@ def sweep(
         kept = _kept_values(strat, old, grid) if old and grid else {}
         points: list[dict[str, Any]]
         skipped: list[str]
+        short: str | None = None
         if old is not None and not grid:
             if sample is not None and (sample, seed) != (was["random"], was["seed"]):
                 raise UsageError(
@@ -753,10 +823,8 @@ def sweep(
             else:
                 points, skipped = grid_points(strat, full, sample, seed)
             if not points:
-                raise StrategyError(
-                    f"the grid has no valid point: strategy {strat.name!r} rejects all of "
-                    f"them, e.g. {skipped[0] if skipped else full}"
-                )
+                raise StrategyError(_no_point(strat, full, sample, skipped))
+            short = _short_sample(strat, full, sample, points, skipped)
             spec = grid_spec(full)
             spec.update(instruments=instruments, start=start, exec=exec_params)
         if old is not None:
@@ -817,6 +885,7 @@ def sweep(
         declared = [p.name for p in strat.params]
         result = SweepResult(name, run_ids, added, reused, old is None, skipped, store=store)
         result.kept, result.declared, result.again = kept, declared, again
+        result.short = short if grid else None
         if dry_run:
             result.report = bring_up_to_date(
                 store, todo, command=command, kind="sweep", dry_run=True

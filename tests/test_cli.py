@@ -849,7 +849,13 @@ def test_a_value_with_an_underscore_is_not_a_number(tmp_path):
     for args, code, said in (
         (["backtest", "sma_cross", "-p", "fast=2_0", "--dry-run"], 1,
          "parameter 'fast' = '2_0' is not an int"),
-        (["sweep", "sma_cross", "-g", "fast=2_0", "--dry-run"], 2, "'2_0' are not numbers"),
+        (["sweep", "sma_cross", "-g", "fast=2_0", "--dry-run"], 1,
+         "grid value fast=2_0 is not a number"),
+        # a value that is no number is bad input, named, as -p says it (QA 2026-12-05: exit 2,
+        # "grid values 'abc,5' are not numbers"); a range's form is usage
+        (["sweep", "sma_cross", "-g", "fast=abc,5", "-g", "slow=50", "--dry-run"], 1,
+         "grid value fast=abc is not a number: give -g fast=V1,V2,... or START:STOP:STEP"),
+        (["sweep", "sma_cross", "-g", "fast=1:2_0:1", "--dry-run"], 2, "are not numbers"),
     ):
         p = run(*args, store=s, check=False)
         assert p.returncode == code and said in flat(p.stderr), (args, p.stderr)

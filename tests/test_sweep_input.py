@@ -49,6 +49,9 @@ def swept(tmp_path_factory):
     ({"workers": 2, "address": "127.0.0.1:1"}, "--workers 2 and --address 127.0.0.1:1: give one"),
     ({"grid": {}}, "give the grid"),
     ({"grid": {}, "resume": True}, "give the grid"),  # and the name, to finish a sweep
+    # a seed alone drew nothing and named another sweep (QA 2026-12-05)
+    ({"seed": 3}, "--seed 3 \\(seed=\\) without --random N"),
+    ({"random": 0}, "--random 0 \\(random=0\\): give a positive count"),
 ])
 def test_a_bad_sweep_is_refused_and_writes_nothing(swept, kw, match):
     kw = dict(kw)
@@ -470,6 +473,29 @@ def test_a_resume_keeps_a_sweep_to_its_strategies_file(tmp_path):
     with pytest.raises(incbt.NotFoundError, match="which is not there any more: put the file"):
         s.sweep("mom", {"n": [12]}, name="m", resume=True)
     assert tree_state(s.path) == before
+
+
+def test_a_sample_smaller_than_asked_says_why(tmp_path):
+    """Found by QA 2026-12-05: --random 20 of a grid of 8 valid points took 8, and a
+    sample of a huge grid stopped drawing, both without a word; a huge grid whose draws
+    were all rejected was said to have no valid point at all."""
+    s = ingested(tmp_path)
+    r = s.sweep("sma_cross", {"fast": [2, 3, 4, 40], "slow": [20, 30, 50]}, random=20,
+                dry_run=True)
+    assert len(r.run_ids) == 10 and r.short == (
+        "--random 20: the grid has 10 valid point(s) (strategy 'sma_cross' rejects 2): all "
+        "of them are taken")
+    big = {"fast": "1:1000000:1", "slow": "2:3000:1"}  # fast < slow: 0.15% of the points
+    r = s.sweep("sma_cross", big, random=100, dry_run=True)
+    n = len(r.run_ids)
+    assert 0 < n < 100, n
+    assert r.short.startswith(f"--random 100: {n} valid point(s) found in "), r.short
+    with pytest.raises(incbt.StrategyError, match=(
+            r"--random 1: no valid point in 20 draws from the grid's 998,001,999 points "
+            r"\(strategy 'sma_cross' rejected each, e.g. ")):
+        s.sweep("sma_cross", {"fast": "1000:1000000:1", "slow": "2:1000:1"}, random=1,
+                dry_run=True)
+    assert s.sweep("sma_cross", {"fast": [5], "slow": [20]}, dry_run=True).short is None
 
 
 def test_a_refused_resume_leaves_the_sweeps_record_as_it_was(tmp_path):
