@@ -43,8 +43,11 @@ def identifier_slots(sql: str) -> set[str]:
 def fill_identifiers(sql: str, params: dict[str, object], name: str) -> str:
     """Put identifier parameters into their ``{{NAME}}`` slots, and take them out of
     ``params``. Only plain identifiers are accepted, so nothing but a column name
-    can be spliced into the SQL; values are always bound as ``$NAME``."""
-    for slot in identifier_slots(sql):
+    can be spliced into the SQL; values are always bound as ``$NAME``. Slots that name
+    a column of the result (``AS {{NAME}}``) must be given different names: the same
+    one twice failed in DataFusion's planner, not as bad usage (QA 2026-12-05)."""
+    given: dict[str, str] = {}
+    for slot in sorted(identifier_slots(sql)):
         if slot not in params:
             raise UsageError(f"query {name} needs -p {slot}=NAME (a column name)")
         value = str(params.pop(slot))
@@ -53,6 +56,15 @@ def fill_identifiers(sql: str, params: dict[str, object], name: str) -> str:
                 f"query {name}: -p {slot}={value!r} must be a plain name (letters, digits "
                 "and _, not starting with a digit)"
             )
+        # Unquoted names are one name whatever their case, so they are compared lowercased.
+        if re.search(r"\bAS\s+\{\{\s*" + slot + r"\s*\}\}", sql, re.IGNORECASE):
+            same = [k for k, v in given.items() if v.lower() == value.lower()]
+            if same:
+                raise UsageError(
+                    f"query {name}: -p {same[0]}={given[same[0]]!r} and -p {slot}={value!r} "
+                    "must be two different names (each names a column of the result)"
+                )
+            given[slot] = value
         sql = re.sub(r"\{\{\s*" + slot + r"\s*\}\}", value, sql)
     return sql
 

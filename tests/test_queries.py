@@ -559,6 +559,28 @@ def test_cli_a_column_name_the_query_cannot_read_is_bad_usage(results):
     assert p.returncode == 0, p.stderr
 
 
+def test_grid_pivot_with_x_equal_to_y_is_bad_usage(results):
+    """`grid_pivot -p x=slow -p y=slow` exited 1 with DataFusion's "Projections require
+    unique expression names" (QA 2026-12-05): said in a line, by the CLI and store.query."""
+    import subprocess
+    import sys
+
+    s, _ = results
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    for y in ("slow", "SLOW"):  # unquoted names are one name whatever their case
+        p = subprocess.run([exe, "--store", s.path, "query", "grid_pivot", "-p", "sweep=g",
+                            "-p", "x=slow", "-p", f"y={y}", "-p", "metric=sharpe", "--pivot"],
+                           capture_output=True, text=True)
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.strip() == (
+            f"error: query grid_pivot: -p x='slow' and -p y='{y}' must be two different "
+            "names (each names a column of the result)"), p.stderr
+    with pytest.raises(incbt.UsageError) as e:
+        s.query("grid_pivot", {"sweep": "g", "x": "slow", "y": "slow", "metric": "sharpe"})
+    assert str(e.value) == ("query grid_pivot: -p x='slow' and -p y='slow' must be two "
+                            "different names (each names a column of the result)")
+
+
 def test_store_query_runs_a_named_query_as_the_cli_does(results):
     """Named queries were out of reach from Python, and store.sql("leaderboard") was a
     parser error (QA 2026-12-05)."""
