@@ -105,6 +105,24 @@ def test_same_run_twice_computes_nothing(tmp_path, data):
     assert not os.path.exists(os.path.join(s.path, "tmp"))  # the staging folder is removed
 
 
+def test_negative_zero_is_the_run_of_zero(tmp_path, data):
+    """k=-0 was a second run, with the results of k=0 (QA 2026-12-05): one value, one run,
+    its parameters stored as 0.0; an execution parameter's -0 too."""
+    import math
+
+    s = _store(tmp_path, "s", data / "all")
+    a = s.backtest("bollinger", {"window": 20, "k": 0.0})
+    assert a.report.bars_processed == 3 * 6 * 390
+    for k, fee in ((-0.0, 0.0), ("-0", -0.0), (0.0, -0.0)):
+        b = s.backtest("bollinger", {"window": 20, "k": k}, fee_bps=fee)
+        assert b.run_id == a.run_id and b.report.bars_processed == 0, (k, fee)
+    dry = s.sweep("bollinger", {"window": [20], "k": [-0.0]}, dry_run=True)
+    assert dry.run_ids == [a.run_id]
+    assert s.sql("SELECT count(*) n FROM runs")["n"][0].as_py() == 1
+    assert math.copysign(1.0, s.run(a.run_id).record.params["k"]) == 1.0
+    assert str(s.sql("SELECT p_k FROM runs")["p_k"][0].as_py()) == "0.0"
+
+
 def test_a_dry_run_says_the_work_and_the_id_and_writes_nothing(tmp_path, data):
     from conftest import tree_state
 
