@@ -615,3 +615,32 @@ def test_a_file_removed_while_a_query_runs_is_said_so(tmp_path):
     os.remove(os.path.join(s.path, path))
     with pytest.raises(QueryError, match="a file it was reading was removed while it ran"):
         run_sql(ctx, sql)
+
+
+def test_a_scan_stopped_early_does_not_abort_the_process_at_exit(tmp_path):
+    """Found by QA 2026-12-05: a script whose last query stopped a scan of bars or daily
+    early (``LIMIT 1``) aborted at exit ("FATAL: exception not rethrown", exit 134), and
+    so did commands ending on an error after such a scan: DataFusion's threads freed the
+    scan's pyarrow iterators while the interpreter tore down."""
+    import subprocess
+    import sys
+
+    s = ingested(tmp_path, instruments=3, days=3)
+    s.backtest("sma_cross", {"fast": 3, "slow": 20})
+    script = (
+        "import sys, incbt\n"
+        "s = incbt.open(sys.argv[1])\n"
+        "assert s.sql('SELECT * FROM daily LIMIT 1').num_rows == 1\n"
+        "assert s.sql('SELECT * FROM bars LIMIT 1').num_rows == 1\n"
+    )
+    for _ in range(3):  # it aborted every time
+        p = subprocess.run([sys.executable, "-c", script, s.path], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    for args, code in (
+        (["SELECT * FROM bars LIMIT 1", "-o", str(tmp_path / "no" / "x.csv")], 1),
+        (["SELECT instrument, date FROM bars LIMIT 1", "--pivot"], 2),
+    ):
+        p = subprocess.run([exe, "--store", s.path, "query", *args], capture_output=True,
+                           text=True)
+        assert p.returncode == code and "FATAL" not in p.stderr, (args, p.returncode, p.stderr)

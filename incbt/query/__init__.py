@@ -13,6 +13,7 @@ commits.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import difflib
 import json
@@ -131,6 +132,35 @@ FILES_SCHEMA = pa.schema(
 
 
 _BARS_DATASETS: dict[tuple[str, tuple[str, ...]], ds.Dataset] = {}
+
+
+def register_dataset(ctx: datafusion.SessionContext, name: str, dataset: ds.Dataset) -> None:
+    """``ctx.register_dataset``, and the wait at exit that its scans need.
+
+    DataFusion scans a pyarrow dataset through Python iterators, on its own threads. A
+    query that stops a scan early (``LIMIT 1``, an error) leaves those threads to free
+    their iterators once they get the GIL: if the interpreter is tearing down by then,
+    the thread is ended inside Arrow's C++ code and the process aborts ("FATAL:
+    exception not rethrown", exit 134; found by QA 2026-12-05: any script whose last
+    query was ``store.sql("SELECT * FROM bars LIMIT 1")``, and commands ending on an
+    error). Waiting a moment at exit, with the GIL released, lets them finish first.
+    """
+    global _SCANS
+    ctx.register_dataset(name, dataset)
+    if not _SCANS:
+        _SCANS = True
+        atexit.register(_let_scans_finish)
+
+
+_SCANS = False  # a dataset was registered in this process: wait at exit
+SCAN_EXIT_WAIT = 0.05  # seconds, in steps of 5 ms (10 ms was enough in every trial)
+
+
+def _let_scans_finish() -> None:
+    import time
+
+    for _ in range(round(SCAN_EXIT_WAIT / 0.005)):
+        time.sleep(0.005)  # each sleep releases the GIL to the threads waiting for it
 
 
 def bars_dataset(root: str, files: Sequence[FileSpan | FileRecord]) -> ds.Dataset:
@@ -308,7 +338,7 @@ def session(
             _register_results(ctx, root, cat, txn)
         if _names(only_for, "bars"):
             if spans:
-                ctx.register_dataset("bars", bars_dataset(root, spans))
+                register_dataset(ctx, "bars", bars_dataset(root, spans))
             else:  # a dataset of no fragments fails DataFusion's plan checks
                 ctx.register_record_batches("bars", [[pa.RecordBatch.from_pylist([], BARS_SCHEMA)]])
         for name, build in builders.items():
@@ -481,7 +511,7 @@ def _register_results(ctx: datafusion.SessionContext, root: str, cat: Catalog, t
             if not paths:
                 continue
             raw = f"_{name}_{part}"
-            ctx.register_dataset(raw, ds.dataset(paths, schema=schema, format="parquet"))
+            register_dataset(ctx, raw, ds.dataset(paths, schema=schema, format="parquet"))
             cols = ", ".join(f"r.{f.name}" for f in schema if f.name != "batch")
             if which:
                 parts.append(
