@@ -32,7 +32,15 @@ from incbt.errors import (
     map_dependency_error,
 )
 from incbt.queries import coerce
-from incbt.render import RichReporter, err_console, metric_table, run_summary, styled, write_table
+from incbt.render import (
+    RichReporter,
+    err_console,
+    format_of,
+    metric_table,
+    run_summary,
+    styled,
+    write_table,
+)
 
 app = typer.Typer(
     name="incbt",
@@ -470,7 +478,10 @@ def backtest(
     ] = None,
     fee_bps: Annotated[
         float | None,
-        typer.Option(help="Fee per fill, bps of |notional| (default 0; a fork's: its base's)."),
+        typer.Option(
+            help="Fee per fill, bps of what it trades, |qty*price| "
+            "(default 0; a fork's: its base's)."
+        ),
     ] = None,
     slippage_bps: Annotated[
         float | None,
@@ -767,7 +778,10 @@ def log(
             f"no events of kind {' or '.join(map(repr, kinds))} in the log; it holds: "
             f"{', '.join(held.to_pylist())}"
         )
-    cols = ["seq", "time", "kind", "message", "command"] if output == "table" else t.column_names
+    # the short columns for a table on screen; a file (-o log.json: its format by its
+    # suffix) and --output csv/json get them all (found by QA 2026-12-05: -o gave 5)
+    shown = output == "table" and (out is None or format_of(out) == "table")
+    cols = ["seq", "time", "kind", "message", "command"] if shown else t.column_names
     write_table(t.select(cols), output, out, title="events (newest first)")
 
 

@@ -194,6 +194,11 @@ def pivot_table(table: pa.Table) -> pa.Table:
     return pa.table(cols)
 
 
+def format_of(path: str) -> str:
+    """The output format a file's name says (``x.csv``: csv), else ``table``."""
+    return _BY_SUFFIX.get(os.path.splitext(path)[1].lower(), "table")
+
+
 def write_table(
     table: pa.Table, output: str, path: str | None, title: str | None = None, max_rows: int = 200
 ) -> None:
@@ -205,7 +210,7 @@ def write_table(
     if output not in OUTPUTS:
         raise UsageError(f"--output must be one of {', '.join(OUTPUTS)}, not {output!r}")
     if path and output == "table":
-        output = _BY_SUFFIX.get(os.path.splitext(path)[1].lower(), "table")
+        output = format_of(path)
     if output == "parquet":
         if not path:
             raise UsageError("--output parquet needs -o FILE")

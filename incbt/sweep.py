@@ -33,6 +33,7 @@ from incbt.engine.strategy_api import _coerce
 from incbt.errors import NotFoundError, StrategyError, UsageError, names
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
+from incbt.results.metrics import SMALLER_FIRST
 from incbt.runs import EXEC_NAMES, UpdateReport, bring_up_to_date, register, resolve_in
 
 # A sweep uses Ray only when asked (workers= or address=). Measured on 2 cores
@@ -146,13 +147,14 @@ class SweepResult:
         )
 
     def leaderboard(self, metric: str = "sharpe", n: int = 10) -> Any:
-        """The best ``n`` runs by a portfolio metric (max_drawdown: smallest first)."""
+        """The best ``n`` runs by a portfolio metric (max_drawdown and fees: smallest
+        first)."""
         if metric not in METRICS:
             raise UsageError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise UsageError(f"n: give how many runs to list (0 or more), not {n!r}")
         self._here()
-        order = "ASC" if metric == "max_drawdown" else "DESC"
+        order = "ASC" if metric in SMALLER_FIRST else "DESC"
         cols = ", ".join(
             f"m.{c}"
             for c in dict.fromkeys([metric, "sharpe", "total_pnl", "max_drawdown", "fills"])

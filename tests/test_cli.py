@@ -913,3 +913,21 @@ def test_status_and_verify_name_a_write_under_way(tmp_path):
         said = flat(v.stderr)
         assert "not verified:" in said and "a write is under way (pid " in said, said
         assert "run `incbt update`" not in said
+
+
+def test_log_to_a_file_has_every_column_and_fees_rank_smallest_first(small_store, tmp_path):
+    """Found by QA 2026-12-05: `incbt log -o log.json` wrote the 5 columns of the table
+    on screen (--output json: all of them); ranked by fees, the costliest run came
+    first (only max_drawdown ranked smallest first)."""
+    import json
+
+    from conftest import ingested
+
+    run("log", "-o", str(tmp_path / "log.json"), store=small_store)
+    row = json.loads((tmp_path / "log.json").read_text().splitlines()[0])
+    shown = json.loads(run("log", "--output", "json", store=small_store).stdout.splitlines()[0])
+    assert set(row) == set(shown) and "summary" in row and len(row) > 5, row
+    s = ingested(tmp_path)
+    sw = s.sweep("sma_cross", {"fast": [3, 5], "slow": [20]}, name="fee-rank", fee_bps=1.0)
+    fees = sw.leaderboard("fees")["fees"].to_pylist()
+    assert fees == sorted(fees) and fees[0] < fees[-1], fees

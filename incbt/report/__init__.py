@@ -28,6 +28,7 @@ import pandas as pd
 
 from incbt.bars.schema import day_to_iso
 from incbt.errors import NotFoundError, UsageError
+from incbt.results.metrics import SMALLER_FIRST
 from incbt.runs import _from
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -472,7 +473,7 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     varying = [c for c in pcols if t[c].nunique() > 1]
     if len(varying) >= 2:
         x, y = varying[0], varying[1]
-        best = "min" if metric == "max_drawdown" else "max"
+        best = "min" if metric in SMALLER_FIRST else "max"
         piv = t.pivot_table(index=y, columns=x, values=metric, aggfunc=best)
         fig = go.Figure(
             go.Heatmap(
@@ -500,7 +501,7 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
         body.append(f"<h2>{metric} by {x[2:]}</h2>" + _fig_html(fig, "heatmap"))
     # ranked as `leaderboard` ranks (a Sharpe of 0 by definition is 0: SEMANTICS.md)
     board = t.sort_values(
-        [metric, "run_id"], ascending=[metric == "max_drawdown", True], na_position="last"
+        [metric, "run_id"], ascending=[metric in SMALLER_FIRST, True], na_position="last"
     )
     cols = ["run_id", *pcols, "sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover"]
     cols.append("failed_pairs")

@@ -35,6 +35,9 @@ ACC_FIELDS = (
 )
 ACC_WIDTH = len(ACC_FIELDS)
 METRICS = ("total_pnl", "sharpe", "max_drawdown", "fills", "fees", "turnover", "days")
+# the metrics a ranking puts smallest first (the best run paid the least; found by QA
+# 2026-12-05: ranked by fees, the costliest run came first)
+SMALLER_FIRST = frozenset({"max_drawdown", "fees"})
 SQRT_252 = float(np.sqrt(252.0))
 # the SQL table ``metrics``: a run's instruments' rows and its portfolio's (instrument NULL)
 METRICS_SCHEMA = pa.schema(
