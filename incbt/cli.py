@@ -193,6 +193,11 @@ def init(
     """Create a store (no-op on an existing store with the same settings)."""
     values: dict[str, object] = dict(_pairs(set_, "--set"))
     if tz:
+        if "session_tz" in values and values["session_tz"] != tz:  # one was dropped unsaid
+            raise UsageError(  # (QA 2026-12-05)
+                f"--tz {tz} and --set session_tz={values['session_tz']}: give the session "
+                "time zone once"
+            )
         values["session_tz"] = tz
     st = store_mod.init(state.store_path, **values)
     typer.echo(f"store ready at {st.path} (session_tz={st.settings['session_tz']})")
@@ -411,13 +416,13 @@ def query(
         from incbt.queries import check_bound
 
         check_bound(sql, params, "-p {}")
-    from incbt.query import run_sql
+    from incbt.query import run_sql_fresh
 
     # the values read as numbers: bound as their text where the query takes text
     texts = {k: raw[k] for k, v in params.items() if k in raw and not isinstance(v, str)}
     try:
-        table = run_sql(
-            st.session(as_of, only_for=sql), sql, params or None, name=name, typed=texts
+        table = run_sql_fresh(
+            lambda: st.session(as_of, only_for=sql), sql, params or None, name=name, typed=texts
         )
     except QueryError as exc:  # a column name given that the tables do not have
         bad = [

@@ -787,7 +787,7 @@ class Store:
             >>> store.sql("SELECT run_id, sharpe FROM metrics WHERE scope = 'portfolio' "
             ...           "AND sharpe > $s ORDER BY sharpe DESC", params={"s": 1.0})
         """
-        from incbt.query import run_sql, session  # datafusion loads only when SQL runs
+        from incbt.query import run_sql_fresh, session  # datafusion loads only when SQL runs
 
         if not isinstance(query, str):
             raise UsageError(f"query: give the SQL as a string, not {query!r}")
@@ -803,8 +803,11 @@ class Store:
             from incbt.queries import check_bound
 
             check_bound(query, params, "params {!r}")
-        ctx = session(self.path, self.catalog, as_of, only_for=query, extra=self._extra())
-        return run_sql(ctx, query, params)
+        return run_sql_fresh(
+            lambda: session(self.path, self.catalog, as_of, only_for=query, extra=self._extra()),
+            query,
+            params,
+        )
 
     def query(
         self, name: str, params: Mapping[str, Any] | None = None, *, as_of: int | None = None
@@ -817,15 +820,19 @@ class Store:
             >>> store.query("leaderboard", {"strategy": "sma_cross", "n": 5})
         """
         from incbt.queries import prepare_named
-        from incbt.query import run_sql, session
+        from incbt.query import run_sql_fresh, session
 
         text(name, "name")
         mapping(params, "params", "{'name': value}")
         whole(as_of, "as_of (an event seq)")
         values = dict(params or {})
         sql, _ = prepare_named(self, name, values)
-        ctx = session(self.path, self.catalog, as_of, only_for=sql, extra=self._extra())
-        return run_sql(ctx, sql, values, name=name)
+        return run_sql_fresh(
+            lambda: session(self.path, self.catalog, as_of, only_for=sql, extra=self._extra()),
+            sql,
+            values,
+            name=name,
+        )
 
     def session(self, as_of: int | None = None, only_for: str | None = None) -> Any:
         """A DataFusion SessionContext over one consistent state of the store.

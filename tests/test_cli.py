@@ -390,6 +390,8 @@ def small_store(tmp_path_factory):
     (("sweep", "sma_cross", "-g", "fast=50", "-g", "slow=20"), 1, "the grid has no valid point"),
     (("report", "nosuchrun"), 1, "no sweep or run 'nosuchrun'"),
     (("init", "--set", "lock_timeout=5"), 2, "environment variable INCBT_LOCK_TIMEOUT"),
+    (("init", "--tz", "UTC", "--set", "session_tz=Europe/Paris"), 2,
+     "--tz UTC and --set session_tz=Europe/Paris: give the session time zone once"),
 ])
 def test_more_bad_usage_is_one_clear_line(small_store, args, code, message):
     p = run(*args, store=small_store, check=False)

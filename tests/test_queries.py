@@ -615,6 +615,22 @@ def test_a_file_removed_while_a_query_runs_is_said_so(tmp_path):
     os.remove(os.path.join(s.path, path))
     with pytest.raises(QueryError, match="a file it was reading was removed while it ran"):
         run_sql(ctx, sql)
+    # through the store, run again on a new session: still missing, the file was not
+    # removed by incbt (QA 2026-12-05: "run it again" failed the same way)
+    with pytest.raises(QueryError, match=f"the store's file .*{os.path.basename(path)} is "
+                       "missing, though its catalog lists it: the store was changed outside"):
+        s.sql(sql)
+    from incbt.query import run_sql_fresh
+
+    made = []
+
+    def make():  # a gc removed the file under the first session; the second reads past it
+        made.append(1)
+        return ctx if len(made) == 1 else incbt.open(str(tmp_path / "t")).session(only_for=sql)
+
+    generate(str(tmp_path / "e"), instruments=1, days=2, start="2024-03-04", seed=3)
+    incbt.init(str(tmp_path / "t")).ingest(str(tmp_path / "e"))
+    assert run_sql_fresh(make, sql).num_rows == 1 and len(made) == 2
 
 
 def test_a_scan_stopped_early_does_not_abort_the_process_at_exit(tmp_path):
