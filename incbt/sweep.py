@@ -857,6 +857,9 @@ def sweep(
             prior = list(dict.fromkeys(_now(store, txn, r) for r in (old["runs"] if old else [])))
             run_ids = list(dict.fromkeys([*prior, *(r.run_id for r in records)]))
             added = len(run_ids) - len(prior)
+            if old is not None and not added and len(grids) > len(old.get("grids", [1])):
+                grids.pop()  # a resume that added no point did not grow the sweep (QA
+                samples.pop()  # 2026-12-05: its report counted it as a growth)
             new_here = set(run_ids) - set(prior)
             reused = sum(rc.registered(store.catalog, txn, rid) for rid in new_here)
             # points dropped since (`incbt drop`): computed again, from scratch

@@ -271,8 +271,8 @@ def test_the_sweep_report_shows_its_latest_grid_and_how_it_grew(tmp_path, monkey
     assert " · 2 runs · grid fast=5,10 slow=40 · report written " in one
     s.sweep("sma_cross", {"fast": [5, 10, 20], "slow": [40]}, name="g", resume=True)
     two = _header(Path(s.report("g", str(tmp_path / "2.html"))).read_text())
-    assert " · 3 runs · grid fast=5,10,20 slow=40 (grown 1 time; earlier: fast=5,10 slow=40)" \
-        " · report written " in two, two
+    assert (" · 3 runs over fast=5,10,20 slow=40 · grid fast=5,10,20 slow=40 (grown 1 time; "
+            "earlier: fast=5,10 slow=40) · report written ") in two, two
 
     import incbt.sweep as sweep_mod
 

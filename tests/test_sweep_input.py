@@ -447,6 +447,13 @@ def test_a_resume_keeps_the_default_a_first_grid_gave_a_parameter(tmp_path):
                 "WHERE w.sweep = 'd'").to_pylist()
     assert sorted((p["f"], p["s"]) for p in pts) == [
         (5, 50), (5, 100), (10, 50), (10, 100), (20, 50), (20, 100)]
+    # a resume that adds no point does not grow it; the report says what the runs cover
+    assert s.sweep("sma_cross", {"fast": [5]}, name="d", resume=True).added == 0
+    assert len(get_sweep(s, "d")["grids"]) == 3
+    from incbt.report import sweep_report
+
+    html = sweep_report(s, "d")
+    assert "6 runs over fast=5,10,20 slow=50,100 · grid fast=20 slow=50,100 (grown 2 times" in html
 
 
 def test_a_resume_keeps_a_sweep_to_its_strategies_file(tmp_path):

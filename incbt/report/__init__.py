@@ -513,8 +513,12 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
         curve = _curve(store.run(best))
         body.append(f"<h2>Best run {best}: equity and drawdown</h2>")
         body.append(_fig_html(_equity_figure(curve, f"run {best}"), "equity"))
+    # what its runs cover, every grid that made or grew it together (QA 2026-12-05: the
+    # latest grid alone led the line, read as the sweep's)
+    covers = {c[2:]: sorted(t[c].dropna().unique().tolist()) for c in pcols}
+    over = f" over {_grid_text(covers, most=8)}" if len(sw.get("grids") or ()) > 1 else ""
     sub = (
-        f"sweep {name} · {sw['spec']['strategy']} · {len(t)} runs · {_grids_line(sw)} · "
+        f"sweep {name} · {sw['spec']['strategy']} · {len(t)} runs{over} · {_grids_line(sw)} · "
         f"report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
     return _page(f"incbt sweep report: {name}", sub, body)
