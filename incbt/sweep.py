@@ -637,8 +637,11 @@ def _same_setup(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> No
     stay those it was made with (one cell of a heatmap, one setting)."""
     from incbt.engine import exec_params_from_dict
 
-    def universe(x: Any) -> Any:
-        return "all" if x in (None, "all") else sorted(names(x, "instruments"))
+    def universe(x: Any) -> Any:  # a name given twice is the same universe (QA 2026-12-05)
+        return "all" if x in (None, "all") else sorted(set(names(x, "instruments")))
+
+    def shown(u: Any) -> str:
+        return u if u == "all" else ",".join(u[:5]) + (",..." if len(u) > 5 else "")
 
     def execution(x: Any) -> dict[str, float]:
         row = exec_params_from_dict(x or {}).tolist()
@@ -646,16 +649,9 @@ def _same_setup(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> No
 
     was, now = execution(old["exec"]), execution(new["exec"])
     diff = [f"{k} {was[k]:g} (now {now[k]:g})" for k in EXEC_NAMES if was[k] != now[k]]
-    if universe(old["instruments"]) != universe(new["instruments"]):
-        shown = universe(old["instruments"])
-        diff.append(
-            "instruments "
-            + (
-                shown
-                if shown == "all"
-                else ",".join(shown[:5]) + (",..." if len(shown) > 5 else "")
-            )
-        )
+    was_u, now_u = universe(old["instruments"]), universe(new["instruments"])
+    if was_u != now_u:
+        diff.append(f"instruments {shown(was_u)} (now {shown(now_u)})")
     if old["start"] != new["start"]:
         diff.append(f"start {old['start'] or 'the first bar'} (now {new['start']})")
     if diff:
@@ -741,6 +737,14 @@ def sweep(
         )
     if name is not None:
         check_name(name)
+    if start is not None:  # compared with the sweep's as a date (QA 2026-12-05: "20240110"
+        # was said to differ from the sweep's 2024-01-10, not to be no date)
+        from incbt.bars.schema import day_to_iso, iso_to_day
+
+        try:
+            start = day_to_iso(iso_to_day(start))
+        except ValueError:
+            raise UsageError(f"--start {start!r} (start=) is not a date YYYY-MM-DD") from None
     if seed != 0 and sample is None:  # it named another sweep, of the same points (QA 2026-12-05)
         raise UsageError(
             f"--seed {seed} (seed=) without --random N: a seed draws a sample of N points; "
