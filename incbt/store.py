@@ -639,6 +639,20 @@ class Store:
         )
         if not dry_run:
             warn_failures(res.report)
+        # said as the CLI says them (found by QA 2026-12-05: silent in Python)
+        if resume and res.created:  # a new name, perhaps mistyped
+            from incbt.sweep import sweeps
+
+            others = sorted(x["name"] for x in sweeps(self) if x["name"] != res.name)
+            warnings.warn(
+                f"no sweep named {res.name!r} to resume: "
+                + ("it would be started" if dry_run else "started it")
+                + (f" (the store's sweeps: {', '.join(others[:10])})" if others else ""),
+                UserWarning,
+                stacklevel=3,  # this, its _writes wrapper: the caller
+            )
+        if res.short:
+            warnings.warn(res.short, UserWarning, stacklevel=3)
         return res
 
     def report(self, target: str, path: str, metric: str = "sharpe") -> str:

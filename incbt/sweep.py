@@ -782,15 +782,17 @@ def sweep(
     # 2026-12-05: the record was read and written before the lock; a dry run takes none)
     with contextlib.nullcontext() if dry_run else store.lock():
         old = get_sweep(store, name)
-        if old is not None and not resume:
-            raise UsageError(
-                f"sweep {name!r} exists; continue it with --resume (resume=True in Python), or "
-                "choose another --name"
-            )
+        # the strategy first: --resume, which the name taken suggests, would fail on it
+        # (QA 2026-12-05)
         if old is not None and old["spec"]["strategy"] != strat.name:
             raise UsageError(
                 f"sweep {name!r} is a sweep of {old['spec']['strategy']!r}, not {strat.name!r}: "
                 "give another --name for a sweep of this strategy"
+            )
+        if old is not None and not resume:
+            raise UsageError(
+                f"sweep {name!r} exists; continue it with --resume (resume=True in Python), or "
+                "choose another --name"
             )
         if old is None and not grid:
             raise no_such_sweep(name)

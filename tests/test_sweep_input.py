@@ -32,6 +32,8 @@ def swept(tmp_path_factory):
     ({"name": "a\nb"}, "must be 1 to 200 printable characters"),
     ({"name": "g1", "resume": True, "strategy": "breakout"},
      "'g1' is a sweep of 'sma_cross', not 'breakout'"),
+    ({"name": "g1", "strategy": "breakout"},  # not "exists; --resume", which would fail
+     "'g1' is a sweep of 'sma_cross', not 'breakout'"),
     ({"grid": {"fast": "1:200000:1", "slow": [300]}}, "the grid has 200,000 points"),
     ({"name": "g1", "resume": True, "fee_bps": 2.0}, "was made with fee_bps 0 \\(now 2\\)"),
     ({"name": "g1", "resume": True, "instruments": ["S0000"]},
@@ -485,6 +487,7 @@ def test_a_resume_keeps_a_sweep_to_its_strategies_file(tmp_path):
     assert tree_state(s.path) == before
 
 
+@pytest.mark.filterwarnings("ignore:--random:UserWarning")  # said: the point here
 def test_a_sample_smaller_than_asked_says_why(tmp_path):
     """Found by QA 2026-12-05: --random 20 of a grid of 8 valid points took 8, and a
     sample of a huge grid stopped drawing, both without a word; a huge grid whose draws
@@ -506,6 +509,18 @@ def test_a_sample_smaller_than_asked_says_why(tmp_path):
         s.sweep("sma_cross", {"fast": "1000:1000000:1", "slow": "2:1000:1"}, random=1,
                 dry_run=True)
     assert s.sweep("sma_cross", {"fast": [5], "slow": [20]}, dry_run=True).short is None
+
+
+def test_the_python_api_warns_what_the_cli_notes(tmp_path):
+    """Found by QA 2026-12-05: resume=True of a mistyped name started a new sweep, and a
+    sample fell short of random=N, both without a word in Python (the CLI says them)."""
+    s = ingested(tmp_path)
+    s.sweep("sma_cross", {"fast": [3], "slow": [20]}, name="grid1")
+    with pytest.warns(UserWarning, match=r"no sweep named 'gird1' to resume: started it "
+                      r"\(the store's sweeps: grid1\)"):
+        s.sweep("sma_cross", {"fast": [4], "slow": [20]}, name="gird1", resume=True)
+    with pytest.warns(UserWarning, match="--random 5: the grid has 2 valid point"):
+        s.sweep("sma_cross", {"fast": [3, 4], "slow": [20]}, random=5, dry_run=True)
 
 
 def test_a_refused_resume_leaves_the_sweeps_record_as_it_was(tmp_path):
