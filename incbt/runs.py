@@ -1094,7 +1094,10 @@ def bring_up_to_date(
             executor=executor,
             commit_bars=commit_bars,
         )
-        known = store.instruments()
+        # with a dry run's instruments new in its files, as plan_runs takes them (found
+        # by QA 2026-12-05: a fork's days of a new instrument before D were counted as
+        # computed, where they are copied from its base)
+        known = sorted(set(store.instruments()) | {h[0] for h in hypothetical})
         for level in _fork_levels(forks):  # each after the forks it is a fork of
             assume: dict[tuple[str, str], int] = {}
             built = []

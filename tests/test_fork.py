@@ -197,3 +197,28 @@ def test_a_dry_run_update_counts_the_work_the_update_does(tmp_path, data, effect
     real = s.update(str(data / "tail")).report
     assert (dry.segments, dry.bars_processed) == (real.segments, real.bars_processed)
     assert real.bars_processed > 0 and s.verify().ok
+
+
+def test_a_dry_run_counts_a_new_instruments_fork_days_as_copied(tmp_path):
+    """The files bring a new instrument: a fork over every instrument copies its days
+    before D from its base, and a dry run counted them as computed (QA 2026-12-05: 4,680
+    bar-steps said, 3,510 computed)."""
+    import pyarrow.compute as pcc
+    import pyarrow.csv as pcsv
+
+    generate(str(tmp_path / "d"), instruments=2, days=6, start="2024-03-04", seed=3)
+    generate(str(tmp_path / "n"), instruments=3, days=6, start="2024-03-04", seed=3)
+    (tmp_path / "new").mkdir()
+    for f in sorted((tmp_path / "n").iterdir()):  # the third instrument alone
+        t = pcsv.read_csv(str(f))
+        pcsv.write_csv(t.filter(pcc.equal(t["instrument"], "S0002")),
+                       str(tmp_path / "new" / f.name))
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    base = s.backtest("sma_cross", {"fast": 3, "slow": 20})
+    s.backtest(None, {"fast": 5}, fork_of=base.run_id, effective="2024-03-07")
+    dry = s.update(str(tmp_path / "new"), dry_run=True).report
+    real = s.update(str(tmp_path / "new")).report
+    assert (dry.segments, dry.bars_processed) == (real.segments, real.bars_processed) == (
+        2, 3 * 390 * 3)
+    assert s.verify().ok
