@@ -347,6 +347,12 @@ def _epoch(scale: int) -> Callable[[list[list[str]], str], list[str]]:
     return build
 
 
+def _early_text_ts(rows, d):
+    """One bar dated 1960 as ISO text: an early date, not an integer's unit."""
+    rows[0][COL["ts"]] = "1960-01-04T14:30:00Z"
+    return [write_csv(os.path.join(d, "bad.csv"), rows)]
+
+
 def _no_such_path(rows, d):
     return [os.path.join(d, "does-not-exist.csv")]
 
@@ -366,6 +372,13 @@ CASES: list[Case] = [
         )
         for unit, scale in (("seconds", 10**9), ("milliseconds", 10**6))
     ],
+    Case(  # QA 2026-12-05: it was told integer ts are nanoseconds since 1970
+        "early-text-ts",
+        _early_text_ts,
+        "timestamp 1960-01-04T14:30:00.000000000 is before 1973: incbt takes minute bars from",
+        line=2,
+        instrument="S0000",
+    ),
     Case(
         "duplicate-ts",
         _dup_ts,

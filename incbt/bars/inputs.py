@@ -1048,6 +1048,17 @@ def _check_epoch_unit(
         if TS_FLOOR <= v * scale < 4 * 10**18:
             guess = f" (as {unit} it is {np.datetime64(v * scale, 'ns')})"
             break
+    if not guess:  # no unit makes it a date: an early date (text, say), not a unit (QA
+        # 2026-12-05: 1960-01-02T14:30:00Z as text was told about integer timestamps)
+        raise BadInputError(
+            f"timestamp {np.datetime64(v, 'ns')} is before 1973: incbt takes minute bars "
+            "from 1973-03-03 on",
+            file=path,
+            **_at(kind, i),
+            instrument=names[codes[i]],
+            value=str(np.datetime64(v, "ns")),
+            fix="check the ts column's dates (integer ts are nanoseconds since 1970)",
+        )
     raise BadInputError(
         f"timestamp {np.datetime64(v, 'ns')} is before 1973: integer ts are nanoseconds "
         f"since 1970{guess}",
