@@ -150,6 +150,7 @@ def tables(s: incbt.Store) -> dict[str, pa.Table]:
     return {q: s.sql(q) for q in (DAILY, FILLS, METRICS, RUN_IDS, SWEEPS)}
 
 
+@pytest.mark.filterwarnings("ignore:no sweep named 's' to resume:UserWarning")  # made so
 @settings(
     max_examples=12,
     deadline=None,
