@@ -187,7 +187,7 @@ class Phases:
         from incbt.execute.processes import ProcessExecutor
         from incbt.execute.ray_exec import RayExecutor
 
-        self._wrap(sweep_mod, "register", "register")
+        self._wrap(sweep_mod, "register_many", "register")
         self._wrap(runs_mod, "plan_runs", "plan")
         self._wrap(runs_mod, "bar_source", "catalog")
         self._wrap(runs_mod, "resume_states", "catalog")
@@ -894,7 +894,7 @@ def main() -> None:
         "",
         phases_t,
         "",
-        "Driver phases are timed around incbt's functions (`incbt.sweep.register`, "
+        "Driver phases are timed around incbt's functions (`incbt.sweep.register_many`, "
         "`incbt.runs.plan_runs`, `bar_source` + `resume_states`, `BatchFiles.add`, `commit`, "
         "`compact_all`, the executor's `map` iterator, and on Ray `ray.wait` + `ray.get`); "
         "workers' times are Ray's task events (`ray.timeline`) inside the sweep's window. "

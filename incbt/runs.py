@@ -241,9 +241,35 @@ def register(
     strategies_file: str | None = None,
 ) -> rc.RunRecord:
     """Validate a run's definition and return its record (not yet committed)."""
+    (rec,) = register_many(
+        store,
+        strategy,
+        [params or {}],
+        instruments=instruments,
+        start=start,
+        exec_params=exec_params,
+        universe_sql=universe_sql,
+        strategies_file=strategies_file,
+    )
+    return rec
+
+
+def register_many(
+    store: Any,
+    strategy: str | Strategy,
+    points: Sequence[Mapping[str, Any]],
+    *,
+    instruments: Sequence[str] | str | None = None,
+    start: str | None = None,
+    exec_params: Mapping[str, float] | None = None,
+    universe_sql: str | None = None,
+    strategies_file: str | None = None,
+) -> list[rc.RunRecord]:
+    """:func:`register` of each parameter dict of ``points``, with one setup: the
+    strategy, execution parameters, universe and start are checked once (a sweep of
+    100,000 points read the store's instruments 100,000 times: 4.5 of its 14 s)."""
     strat, source = resolve_in(store, strategy, strategies_file)
-    row = params_from_dict(strat, params or {})
-    pdict = params_to_dict(strat, row)
+    rows = [params_from_dict(strat, p or {}) for p in points]
     erow = exec_params_from_dict(exec_params or {})
     edict = {n: float(v) for n, v in zip(EXEC_NAMES, erow.tolist(), strict=True)}
     known = store.instruments()
@@ -278,10 +304,16 @@ def register(
         start = day_to_iso(iso_to_day(start))
     except ValueError:
         raise UsageError(f"start {start!r} is not a date YYYY-MM-DD") from None
-    rid = make_run_id(strat.name, strat.code_version, pdict, edict, start, universe)
-    return rc.RunRecord(
-        rid, strat.name, strat.code_version, pdict, edict, start, universe, 0, source
-    )
+    out = []
+    for row in rows:
+        pdict = params_to_dict(strat, row)
+        rid = make_run_id(strat.name, strat.code_version, pdict, edict, start, universe)
+        out.append(
+            rc.RunRecord(
+                rid, strat.name, strat.code_version, pdict, edict, start, universe, 0, source
+            )
+        )
+    return out
 
 
 def _known_instruments(universe: Sequence[str], known: Sequence[str], said: str = "") -> None:

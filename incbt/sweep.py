@@ -34,7 +34,7 @@ from incbt.errors import NotFoundError, StrategyError, UsageError, names
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
 from incbt.results.metrics import SMALLER_FIRST
-from incbt.runs import EXEC_NAMES, UpdateReport, bring_up_to_date, register, resolve_in
+from incbt.runs import EXEC_NAMES, UpdateReport, bring_up_to_date, register_many, resolve_in
 
 # A sweep uses Ray only when asked (workers= or address=). Measured on 2 cores
 # (benchmarks/README.md, "sweep"): the in-process executor already runs a thread
@@ -843,18 +843,19 @@ def sweep(
         if not grids or grids[-1] != spec["grid"] or samples[-1] != now:
             grids.append(spec["grid"])
             samples.append(now)
-        records = [
-            register(
+        records = (
+            register_many(
                 store,
                 strategy,
-                p,
+                points,
                 instruments=instruments,
                 start=start,
                 exec_params=exec_params,
                 strategies_file=strategies_file,
             )
-            for p in points
-        ]
+            if points
+            else []
+        )
         with store.catalog.env.read() as txn:
             # the sweep's runs now: one replaced since (its strategy's code changed) by
             # the run that replaced it, which its point registers again: not a new run
@@ -881,16 +882,20 @@ def sweep(
                         rec = rc.get_run(store.catalog, txn, rid)
                         if rec is not None:
                             have[rid] = rec
-            for p in old.get("points", []):
-                rec = register(
+            earlier = old.get("points", [])
+            for rec in (
+                register_many(
                     store,
                     old["spec"]["strategy"],
-                    p,
+                    earlier,
                     instruments=old["spec"]["instruments"],
                     start=old["spec"]["start"],
                     exec_params=old["spec"]["exec"],
                     strategies_file=strategies_file,
                 )
+                if earlier
+                else []
+            ):
                 have.setdefault(rec.run_id, rec)
         todo = [have[r] for r in run_ids if r in have]
         declared = [p.name for p in strat.params]
