@@ -743,8 +743,22 @@ def report(
     ] = "sharpe",
 ) -> None:
     """Write a self-contained HTML report of a run or a sweep (charts, tables)."""
-    path = _open().report(target, out, metric)
+    st = _open()
+    path = st.report(target, out, metric)
     typer.echo(f"wrote {path}")
+    from incbt.sweep import get_sweep
+
+    if re.fullmatch(r"[0-9a-f]{1,15}", target) and get_sweep(st, target) is not None:
+        # a sweep's name that is also the start of a run id: the sweep's report, said (QA
+        # 2026-12-05: `verify d813` took the run, `report d813` the sweep, without a word)
+        also = next((r.run_id for r in st.runs() if r.run_id.startswith(target)), None)
+        if also is not None:
+            err_console.print(
+                f"note: {target!r} names sweep {target!r} and is the start of run {also}: "
+                f"this is the sweep's report; for the run's, give its id ({also})",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @app.command()

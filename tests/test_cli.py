@@ -933,3 +933,18 @@ def test_log_to_a_file_has_every_column_and_fees_rank_smallest_first(small_store
     sw = s.sweep("sma_cross", {"fast": [3, 5], "slow": [20]}, name="fee-rank", fee_bps=1.0)
     fees = sw.leaderboard("fees")["fees"].to_pylist()
     assert fees == sorted(fees) and fees[0] < fees[-1], fees
+
+
+def test_a_report_of_a_sweep_named_like_a_run_id_says_so(tmp_path):
+    """Found by QA 2026-12-05: a sweep named like the start of a run id took that name in
+    `incbt report`, while `verify` took the run, and nothing said which it was."""
+    from conftest import ingested
+
+    s = ingested(tmp_path)
+    rid = s.backtest("sma_cross", {"fast": 3, "slow": 20}).run_id
+    s.sweep("sma_cross", {"fast": [4], "slow": [20]}, name=rid[:4])
+    p = run("report", rid[:4], "-o", str(tmp_path / "r.html"), store=s.path)
+    assert (f"note: {rid[:4]!r} names sweep {rid[:4]!r} and is the start of run {rid}: this "
+            "is the sweep's report") in flat(p.stderr), p.stderr
+    p = run("report", rid, "-o", str(tmp_path / "r.html"), store=s.path)
+    assert "note:" not in p.stderr
