@@ -258,7 +258,24 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
         cat.append_event(txn, "init", _command(), {"settings": wanted})
 
     cat.env.write(setup)
-    return Store(path)
+    # a variable the settings given here overrode: said as such, not as "fixed when the
+    # store was created" (QA 2026-12-05: said while it was being created)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        store = Store(path)
+    for w in said:
+        name = next((k for k in wanted if f"INCBT_{k.upper()}=" in str(w.message)), None)
+        env = settings_mod.from_env(name) if name else None
+        if name is not None and env is not None and env != wanted[name]:
+            warnings.warn(
+                f"INCBT_{name.upper()}={os.environ[f'INCBT_{name.upper()}']} is ignored: "
+                f"{name}={wanted[name]!r} was given for this store",
+                UserWarning,
+                stacklevel=2,
+            )
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return store
 
 
 def open_store(path: str | None = None, progress: Reporter = NULL) -> Store:

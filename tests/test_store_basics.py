@@ -504,3 +504,20 @@ def test_a_database_opened_after_another_process_grew_the_map(tmp_path):
     env.write(lambda txn: txn.put(b"k", b"v", db=db))
     with env.read() as txn:
         assert txn.get(b"k", db=db) == b"v"
+
+
+def test_a_variable_overridden_at_init_is_said_as_such(tmp_path, monkeypatch):
+    """Found by QA 2026-12-05: INCBT_SESSION_TZ set while `init --tz UTC` created a store
+    was said to be ignored as "fixed when it was created", while it was being created."""
+    import warnings
+
+    monkeypatch.setenv("INCBT_SESSION_TZ", "Asia/Tokyo")
+    with pytest.warns(UserWarning, match="INCBT_SESSION_TZ=Asia/Tokyo is ignored: "
+                      "session_tz='UTC' was given for this store"):
+        s = incbt.init(str(tmp_path / "s"), session_tz="UTC")
+    assert s.settings["session_tz"] == "UTC"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert incbt.init(str(tmp_path / "t")).settings["session_tz"] == "Asia/Tokyo"
+    with pytest.warns(UserWarning, match="fixed when it was created"):
+        incbt.open(str(tmp_path / "s"))
