@@ -135,7 +135,10 @@ def test_gc(tmp_path):
     assert "gc" in log and "removed 2 superseded" in log
     assert "reaches back to event 3" in run("status", store=s).stdout
     assert "nothing to remove, no event" in run("gc", store=s).stdout
-    assert run("gc", "--before", "99", store=s, check=False).returncode == 2
+    # an event not in the log: exit 1, as `query --as-of 99` (it was 2: QA 2026-12-05)
+    p = run("gc", "--before", "99", store=s, check=False)
+    assert p.returncode == 1 and "--before 99: no such event" in p.stderr, p.stderr
+    assert run("query", "SELECT 1", "--as-of", "99", store=s, check=False).returncode == 1
 
 
 def test_the_cli_spares_pyarrow_its_pandas_import_and_pandas_still_works():

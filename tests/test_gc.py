@@ -116,7 +116,7 @@ def test_before_keeps_what_later_events_need(tmp_path, inputs):
     # then the rest: the horizon only moves forward
     s2 = st.gc()
     assert set(s2.paths) == kept and s2.horizon > s.horizon
-    with pytest.raises(UsageError, match="no such event"):
+    with pytest.raises(incbt.NotFoundError, match="no such event"):  # exit 1, as --as-of
         st.gc(before=99)
     with pytest.raises(UsageError, match="not both"):
         st.gc(before=2, keep_days=1)

@@ -27,7 +27,7 @@ from typing import Any
 
 from incbt.bars.ingest import finish_gc
 from incbt.catalog import Catalog, FileRecord
-from incbt.errors import UsageError
+from incbt.errors import NotFoundError, UsageError
 
 DAY_NS = 86_400 * 10**9
 
@@ -74,7 +74,9 @@ def cutoff_event(
         raise UsageError("give --before EVENT or --keep-days N, not both")
     if before is not None:
         if not 1 <= before <= last:
-            raise UsageError(f"--before {before}: no such event; the log has events 1..{last}")
+            raise NotFoundError(  # exit 1, as `query --as-of` of no event (QA 2026-12-05)
+                f"--before {before}: no such event; the log has events 1..{last}"
+            )
         return before
     if keep_days is not None:
         if not 0 <= keep_days <= 365_000:  # NaN fails both
