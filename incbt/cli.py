@@ -652,7 +652,10 @@ def sweep(
     _exec_options(notional, fee_bps, slippage_bps)
     axes = _pairs(grid, "-g")
     try:
-        with RichReporter() as rep:
+        with RichReporter() as rep, warnings.catch_warnings():
+            # the API's warnings of what the lines below say (once, not twice: QA 2026-12-05)
+            warnings.filterwarnings("ignore", "no sweep named", UserWarning)
+            warnings.filterwarnings("ignore", "--random", UserWarning)
             res = st.sweep(
                 strategy,
                 axes,

@@ -326,7 +326,7 @@ def parse_values(spec: str, kind: type, name: str = "") -> Sequence[int | float]
         try:
             if "_" in x:
                 raise InvalidOperation
-            vals.append(Decimal(x))
+            d = Decimal(x)
         except InvalidOperation:  # a value, as backtest's -p says it (found by QA 2026-12-05:
             # bad usage, naming neither the parameter nor the value)
             where = f"{name}={x}" if name else repr(x)
@@ -334,6 +334,12 @@ def parse_values(spec: str, kind: type, name: str = "") -> Sequence[int | float]
                 f"grid value {where} is not a number: give -g {name or 'NAME'}=V1,V2,... "
                 "or START:STOP:STEP"
             ) from None
+        if not d.is_finite():  # inf, nan: as -p says them (an OverflowError, exit 3, before)
+            raise StrategyError(
+                f"grid value {f'{name}={x}' if name else repr(x)} is not finite: give "
+                "finite numbers"
+            )
+        vals.append(d)
     if not vals:
         raise UsageError("a grid needs at least one value")
     out: list[int | float] = []
@@ -546,18 +552,28 @@ def _source_of(store: Any, name: str) -> str | None:
             run = rc.get_run(store.catalog, txn, rid)
             if run is not None:
                 return None if run.source == "builtin" else run.source
-    return None
+    # no run committed yet (interrupted first): the file its record names, if any
+    source = rec.get("source") if rec else None
+    return None if source in (None, "builtin") else source
 
 
 def _sweeps_file(store: Any, name: str, strategy: Any, given: str | None) -> str | None:
     """The strategies file a resume of sweep ``name`` takes: the sweep's. Another one
     given is refused (found by QA 2026-12-05: it was taken, and one sweep held runs of
-    two codes), and so is the sweep's file when it is gone (a moved file ended the
-    resume on a raw FileNotFoundError)."""
+    two codes), as is a strategy object of another file, and so is the sweep's file
+    when it is gone (a moved file ended the resume on a raw FileNotFoundError). A
+    sweep of another strategy is left to its own refusal (:func:`sweep`)."""
+    rec = get_sweep(store, name)
+    if rec is None or rec["spec"]["strategy"] != _name_of(strategy):
+        return given
     was = _source_of(store, name)
     if was is None:
         return given
-    if given is not None and os.path.abspath(given) != was:
+    if not isinstance(strategy, str):  # an object: the file it was defined in
+        from incbt.runs import resolve
+
+        given = resolve(strategy, None)[1]
+    if given is not None and not _same_file(given, was):
         raise UsageError(
             f"sweep {name!r} runs strategy {_name_of(strategy)!r} of {was}, not of "
             f"{os.path.abspath(given)}: a resume keeps a sweep to its strategy's file (leave "
@@ -570,6 +586,14 @@ def _sweeps_file(store: Any, name: str, strategy: Any, given: str | None) -> str
             "file), or sweep the moved file under another --name"
         )
     return was
+
+
+def _same_file(a: str, b: str) -> bool:
+    """One file (through a link too), or the same path where either is gone."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def _name_of(strategy: Any) -> str:
@@ -586,14 +610,15 @@ def _kept_values(strat: Any, old: Mapping[str, Any], grid: Mapping[str, Any]) ->
     for k in old["spec"]["grid"]:
         if k in grid or k not in specs:
             continue
-        if sampled:  # a sample's points, not its grid's range: the values it has
-            have = {p[k] for p in old.get("points", []) if k in p}
-            if have:
-                out[k] = sorted(have)
-                continue
         # a grid without the parameter gave it its default (found by QA 2026-12-05: it
         # was left out, and a later resume left holes in the grid)
         default = [specs[k].default]
+        if sampled:  # a sample's points, not its grid's range: the values it has (a
+            # point of a grid without it: its default)
+            have = {p.get(k, default[0]) for p in old.get("points", [])}
+            if have:
+                out[k] = sorted(have)
+                continue
         given = [g.get(k, default) for g in old.get("grids", [old["spec"]["grid"]])]
         if all(v == given[-1] for v in given):
             out[k] = given[-1]
@@ -757,7 +782,7 @@ def sweep(
         )
     if resume and name:  # a sweep of a strategy of a file takes it from there, as update
         strategies_file = _sweeps_file(store, name, strategy, strategies_file)
-    strat, _ = resolve_in(store, strategy, strategies_file)
+    strat, source = resolve_in(store, strategy, strategies_file)
     grid = _plain_grid(grid)
     given_exec = dict(exec_params or {})
 
@@ -921,6 +946,7 @@ def sweep(
             "runs": run_ids,
             "grids": grids,  # each grid that made or grew it (spec: the latest)
             "samples": samples,  # each grid's [random, seed]: [None, None] for a whole grid
+            "source": source,  # the strategy's file ("builtin"), for a resume before any run
             "created": old["created"] if old else time.time(),
         }
         # the executor first: an address that reaches no cluster (or Ray failing to start)

@@ -951,3 +951,17 @@ def test_a_report_of_a_sweep_named_like_a_run_id_says_so(tmp_path):
             "is the sweep's report") in flat(p.stderr), p.stderr
     p = run("report", rid, "-o", str(tmp_path / "r.html"), store=s.path)
     assert "note:" not in p.stderr
+
+
+def test_a_sweeps_notes_are_said_once(tmp_path):
+    """Found by review 2026-12-05: the CLI printed the API's warning and its own note of
+    the same thing (a resume of a name not there; a sample short of --random N)."""
+    from conftest import ingested
+
+    s = ingested(tmp_path)
+    p = run("sweep", "sma_cross", "-g", "fast=5,10", "-g", "slow=30", "--name", "nope",
+            "--resume", store=s.path)
+    assert flat(p.stderr).count("no sweep named 'nope'") == 1, p.stderr
+    p = run("sweep", "sma_cross", "-g", "fast=5:40:5", "-g", "slow=30", "--random", "50",
+            "--dry-run", store=s.path)
+    assert flat(p.stderr).count("--random 50: the grid has") == 1, p.stderr

@@ -718,6 +718,17 @@ def test_code_version_ignores_comments_docstrings_layout_and_help_texts(tmp_path
         found = load_strategies(write(tmp_path / k / "s.py", EDITABLE.format(**fmt)))
         versions[k] = found["ed"].code_version
     assert versions["words"] == versions["base"] != versions["code"]
+    # a warm-up lambda on a line of its own in the decorator's call: that line alone does
+    # not parse; its comment edited kept the version only once it was read as tokens
+    # (review 2026-12-05)
+    lines = []
+    for k, body in enumerate(['p["n"])  # bars back', 'p["n"])  # the lookback, in bars',
+                              'p["n"] + 0)']):
+        text = EDITABLE.format(**forms["base"]).replace(
+            ', warmup=lambda p: p["n"])', ',\n           warmup=lambda p: ' + body)
+        (tmp_path / f"l{k}").mkdir()
+        lines.append(load_strategies(write(tmp_path / f"l{k}" / "s.py", text))["ed"].code_version)
+    assert lines[0] == lines[1] != lines[2]
 
 
 CLOSED_OVER = """

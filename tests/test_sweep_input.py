@@ -70,6 +70,15 @@ def test_a_bad_sweep_is_refused_and_writes_nothing(swept, kw, match):
     assert get_sweep(swept, "g1")["spec"]["strategy"] == "sma_cross"
 
 
+@pytest.mark.parametrize("values", ["inf", "4,sNaN", "-inf", "nan"])
+def test_a_grid_value_that_is_not_finite_is_bad_input(swept, values):
+    """Found by review 2026-12-05: -g fast=inf ended on an OverflowError, sNaN on
+    decimal's InvalidOperation (exit 3); -p fast=inf said "is not finite"."""
+    bad = values.split(",")[-1]
+    with pytest.raises(incbt.StrategyError, match=f"grid value fast={bad} is not finite"):
+        swept.sweep("sma_cross", {"fast": values, "slow": [30]}, dry_run=True)
+
+
 def test_a_large_grid_can_be_sampled():
     """--random over a grid too large to build draws points by their index: the same seed
     gives the same points, every one valid and inside the grid."""
@@ -448,6 +457,11 @@ def test_a_resume_keeps_the_default_a_first_grid_gave_a_parameter(tmp_path):
     s.sweep("sma_cross", {"slow": [100]}, name="d", resume=True)
     r = s.sweep("sma_cross", {"fast": [20]}, name="d", resume=True)
     assert r.kept == {"slow": [50, 100]} and r.added == 2
+    # a sampled sweep keeps it too (review 2026-12-05)
+    s.sweep("sma_cross", {"fast": "5:9:1"}, name="ds", random=3, seed=1)
+    s.sweep("sma_cross", {"slow": [60]}, name="ds", resume=True)
+    assert s.sweep("sma_cross", {"fast": [11]}, name="ds", resume=True,
+                   dry_run=True).kept == {"slow": [50, 60]}
     pts = s.sql("SELECT r.p_fast AS f, r.p_slow AS s FROM sweeps w JOIN runs r USING (run_id) "
                 "WHERE w.sweep = 'd'").to_pylist()
     assert sorted((p["f"], p["s"]) for p in pts) == [
@@ -484,6 +498,18 @@ def test_a_resume_keeps_a_sweep_to_its_strategies_file(tmp_path):
             s.sweep("mom", {"n": [12]}, name="m", strategies_file=given, resume=True)
     with pytest.raises(incbt.NotFoundError, match="which is not there any more: put the file"):
         s.sweep("mom", {"n": [12]}, name="m", resume=True)
+    assert tree_state(s.path) == before
+    (tmp_path / "moved.py").rename(f)
+    # a strategy object of another file is refused as the file is (review 2026-12-05)
+    from incbt.engine import load_strategies
+
+    theirs = load_strategies(str(other))["mom"]
+    with pytest.raises(incbt.UsageError, match=f"runs strategy 'mom' of {f}, not of {other}"):
+        s.sweep(theirs, {"n": [12]}, name="m", resume=True)
+    # a sweep of another strategy is said as such first (not as another file)
+    with pytest.raises(incbt.UsageError, match="'m' is a sweep of 'mom', not 'sma_cross'"):
+        s.sweep("sma_cross", {"fast": [3], "slow": [20]}, name="m", resume=True,
+                strategies_file=str(other))
     assert tree_state(s.path) == before
 
 
@@ -579,3 +605,33 @@ def test_a_resume_without_a_grid_still_checks_what_it_is_given(tmp_path):
     r = s.sweep("mom", {"n": [9]}, name="m", resume=True)
     assert (r.added, len(r.run_ids)) == (1, 3)
     assert old.run_ids == r.run_ids  # an object of the sweep sees it grown
+
+
+def test_a_user_strategy_sweep_interrupted_before_any_commit_resumes_without_its_file(
+        tmp_path):
+    """Found by review 2026-12-05: with no run committed, nothing named the sweep's file,
+    so `--resume` without --strategies said "unknown strategy" (and the report's hint did
+    not give it). The record names it now."""
+    from incbt.catalog import runs as rc
+
+    s = ingested(tmp_path)
+    f = tmp_path / "mom.py"
+    f.write_text(MOM.replace("{SHORT}", "-1"))
+    real = rc.put_run
+
+    def interrupted(*a, **k):  # Ctrl-C as the first commit registers its runs
+        raise KeyboardInterrupt
+
+    rc.put_run = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            s.sweep("mom", {"n": [3, 6]}, name="cut", strategies_file=str(f))
+    finally:
+        rc.put_run = real
+    assert get_sweep(s, "cut")["source"] == str(f)
+    from incbt.report import sweep_report
+
+    assert "--name cut --resume` computes them" in sweep_report(s, "cut")
+    r = s.sweep("mom", name="cut", resume=True)
+    assert len(r.run_ids) == 2 and r.report.bars_processed > 0
+    assert s.verify(sweep="cut").ok

@@ -475,6 +475,11 @@ def test_a_strategy_edited_so_it_breaks_the_contract_stops_only_its_own_runs(tmp
     assert str(s.sql(last, params={"r": mom.run_id})["d"][0]) == "2024-03-07"
     with pytest.raises(incbt.StrategyError, match="gives other results than run whole"):
         s.backtest("mom", {"n": 12}, strategies_file=str(f))
+    # verify says it as update does (review 2026-12-05: "not up to date, run update")
+    v = s.verify()
+    assert mom.run_id not in v.stale and any(
+        b.startswith(f"run {mom.run_id} (mom): its strategy's new code breaks the contract")
+        for b in v.broken), v
 
 
 def test_cli_update_status_verify(world):

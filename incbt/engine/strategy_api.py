@@ -76,6 +76,7 @@ import contextlib
 import hashlib
 import importlib.util
 import inspect
+import io
 import marshal
 import math
 import numbers
@@ -84,6 +85,7 @@ import re
 import sys
 import sysconfig
 import textwrap
+import tokenize
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -232,7 +234,7 @@ def _as_code(text: str) -> str:
     try:
         tree = ast.parse(textwrap.dedent(text))
     except SyntaxError:
-        return text
+        return _tokens(text)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef):
             continue
@@ -248,6 +250,25 @@ def _as_code(text: str) -> str:
                         if not (k.arg == "help" and isinstance(k.value, ast.Constant))
                     ]
     return ast.unparse(tree)
+
+
+_LAYOUT = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+
+
+def _tokens(text: str) -> str:
+    """Text that does not parse alone (a lambda's line inside a decorator's call, found
+    by review 2026-12-05: ``warmup=lambda p: p["n"])  # ...``) as its tokens without
+    comments and layout; text that does not tokenize either, as it is."""
+    out: list[str] = []
+    try:
+        for t in tokenize.generate_tokens(io.StringIO(textwrap.dedent(text)).readline):
+            if t.type not in _LAYOUT:
+                out.append(t.string)
+    except tokenize.TokenError:  # brackets not balanced at the end: every token was read
+        pass
+    except SyntaxError:
+        return text
+    return " ".join(out) if out else text
 
 
 def _global_names(code: types.CodeType) -> set[str]:

@@ -462,8 +462,8 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
             _warning(
                 f"Not finished: {never:,} of the sweep's {len(sw['runs']):,} runs were never "
                 "computed (the sweep was interrupted before their first commit) and are not "
-                f"shown: `incbt sweep {sw['spec']['strategy']} --name {name} --resume` "
-                "computes them."
+                f"shown: `incbt sweep {sw['spec']['strategy']} --name {name} --resume"
+                f"{_its_file(sw)}` computes them."
             ),
         )
     pcols = [c for c in t.columns if c.startswith("p_") and t[c].notna().any()]
@@ -541,6 +541,16 @@ def _leaderboard_cells(top: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
                 r["sharpe"], r["m_days"], total=r["total_pnl"], drawdown=r["max_drawdown"]
             )
     return shown
+
+
+def _its_file(sw: Mapping[str, Any]) -> str:
+    """`` --strategies FILE`` for a sweep of a strategy of a file whose record does not
+    name it (made before 2026-12-05: a resume then needs it given), else nothing."""
+    from incbt.engine.strategies import BUILTINS
+
+    if sw.get("source") or sw["spec"]["strategy"] in BUILTINS:
+        return ""
+    return " --strategies FILE"
 
 
 def _sweep_freshness(store: Any, run_ids: list[str]) -> list[str]:
