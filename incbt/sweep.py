@@ -891,7 +891,9 @@ def sweep(
             added = len(run_ids) - len(prior)
             if old is not None and not added and len(grids) > len(old.get("grids", [1])):
                 grids.pop()  # a resume that added no point did not grow the sweep (QA
-                samples.pop()  # 2026-12-05: its report counted it as a growth)
+                samples.pop()  # 2026-12-05: its report counted it as a growth), nor
+                spec = old["spec"]  # change its spec (a later resume of its sample was
+                # refused: its random and seed were this call's; review 2026-12-05)
             new_here = set(run_ids) - set(prior)
             reused = sum(rc.registered(store.catalog, txn, rid) for rid in new_here)
             # points dropped since (`incbt drop`): computed again, from scratch

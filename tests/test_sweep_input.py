@@ -635,3 +635,17 @@ def test_a_user_strategy_sweep_interrupted_before_any_commit_resumes_without_its
     r = s.sweep("mom", name="cut", resume=True)
     assert len(r.run_ids) == 2 and r.report.bars_processed > 0
     assert s.verify(sweep="cut").ok
+
+
+def test_a_resume_that_adds_nothing_leaves_the_sweeps_spec(tmp_path):
+    """Found by review 2026-12-05: a resume whose point the sweep held already wrote its
+    own spec (no random, no seed), and a later resume of the sample, with its --random
+    and --seed, was refused as if the sweep were a whole grid."""
+    s = ingested(tmp_path)
+    s.sweep("sma_cross", {"fast": "2:40:1", "slow": "50:100:5"}, name="r", random=3, seed=7)
+    p = s.run(get_sweep(s, "r")["runs"][0]).record.params
+    assert s.sweep("sma_cross", {"fast": [p["fast"]], "slow": [p["slow"]]}, name="r",
+                   resume=True).added == 0
+    assert get_sweep(s, "r")["spec"]["random"] == 3
+    again = s.sweep("sma_cross", name="r", resume=True, random=3, seed=7)
+    assert len(again.run_ids) == 3 and again.added == 0
