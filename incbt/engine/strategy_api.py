@@ -252,7 +252,8 @@ def _as_code(text: str) -> str:
     return ast.unparse(tree)
 
 
-_LAYOUT = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+_LAYOUT = (tokenize.COMMENT, tokenize.NL)  # blocks (NEWLINE, INDENT, DEDENT) are code
+_BLOCKS = {tokenize.NEWLINE: ";", tokenize.INDENT: "{", tokenize.DEDENT: "}"}
 
 
 def _tokens(text: str) -> str:
@@ -263,7 +264,7 @@ def _tokens(text: str) -> str:
     try:
         for t in tokenize.generate_tokens(io.StringIO(textwrap.dedent(text)).readline):
             if t.type not in _LAYOUT:
-                out.append(t.string)
+                out.append(_BLOCKS.get(t.type, t.string))
     except tokenize.TokenError:  # brackets not balanced at the end: every token was read
         pass
     except SyntaxError:
