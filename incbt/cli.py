@@ -769,12 +769,46 @@ def strategies(
     file: Annotated[
         str | None, typer.Option("--strategies", help="Also list the strategies in this file.")
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Also compile each strategy of the file with its default parameters and "
+            "run it over two bars: exit 1 naming each one that fails.",
+        ),
+    ] = False,
 ) -> None:
     """List the strategies with their parameters (types, defaults, ranges)."""
+    from incbt.engine import BUILTINS
     from incbt.engine import strategies as listed
 
+    failed = 0
     for strat in listed(file or None).values():
         typer.echo(strat.describe())
+        if check and strat.name not in BUILTINS:  # a user's step, before any run of it
+            why = _step_check(strat)
+            failed += why is not None
+            typer.echo(f"  check: {why or 'compiles and runs'}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _step_check(strat: Any) -> str | None:
+    """Why a strategy's step fails to compile, or fails over two bars (1.0 each) with
+    its default parameters (None: it does neither)."""
+    import numpy as np
+
+    from incbt.engine import initial_state, params_from_dict, run_segment
+
+    ts, bars = np.arange(2, dtype=np.int64), np.ones(2)
+    try:
+        row = params_from_dict(strat, {})
+        res = run_segment(strat, row[None, :], np.array([[1.0, 0.0, 0.0]]), ts,
+                          bars, bars, bars, bars, bars, 0, np.array([2]),
+                          initial_state(strat, 1))  # fmt: skip
+    except IncbtError as exc:  # it does not compile, or its defaults break its rules
+        return " ".join(str(exc).split())
+    return res.errors[0]
 
 
 @app.command()

@@ -965,3 +965,33 @@ def test_a_sweeps_notes_are_said_once(tmp_path):
     p = run("sweep", "sma_cross", "-g", "fast=5:40:5", "-g", "slow=30", "--random", "50",
             "--dry-run", store=s.path)
     assert flat(p.stderr).count("--random 50: the grid has") == 1, p.stderr
+
+
+CHECKED = '''import incbt
+
+@incbt.strategy(params={"n": incbt.Param(int, default=3, min=1)})
+def good(p, s, o, h, l, c, v, i):
+    n = int(p[0])
+    if i < n:
+        return 0
+    return 1 if c[i] > c[i - n] else -1
+
+@incbt.strategy(params={"n": incbt.Param(int, default=3, min=1)})
+def broken(p, s, o, h, l, c, v, i):
+    return undefined_name
+'''
+
+
+def test_strategies_check_compiles_and_runs_each_step_of_the_file(tmp_path):
+    """`incbt strategies --strategies FILE` listed a step that does not compile without a
+    word, until a backtest of it: --check compiles and runs each over two bars."""
+    f = tmp_path / "mine.py"
+    f.write_text(CHECKED)
+    p = run("strategies", "--strategies", str(f), store=tmp_path / "s")
+    assert p.returncode == 0 and "check:" not in p.stdout
+    p = run("strategies", "--strategies", str(f), "--check", store=tmp_path / "s", check=False)
+    out = flat(p.stdout)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "good: n (int, default 3, [1, inf]) state: (none) check: compiles and runs" in out
+    assert "check: strategy 'broken': its step does not compile with Numba" in out
+    assert "undefined_name" in out
