@@ -877,6 +877,7 @@ def sweep(
                 start=start,
                 exec_params=exec_params,
                 strategies_file=strategies_file,
+                progress=progress,
             )
             if points
             else []
@@ -931,7 +932,7 @@ def sweep(
         result.short = short if grid else None
         if dry_run:
             result.report = bring_up_to_date(
-                store, todo, command=command, kind="sweep", dry_run=True
+                store, todo, command=command, kind="sweep", dry_run=True, progress=progress
             )
             result.executor = "dry run"
             return result

@@ -649,3 +649,33 @@ def test_a_resume_that_adds_nothing_leaves_the_sweeps_spec(tmp_path):
     assert get_sweep(s, "r")["spec"]["random"] == 3
     again = s.sweep("sma_cross", name="r", resume=True, random=3, seed=7)
     assert len(again.run_ids) == 3 and again.added == 0
+
+
+def test_a_large_grid_shows_progress_while_it_is_registered_and_planned(swept, monkeypatch):
+    """Found by QA 2026-12-05: a sweep of 100,000 points said nothing for seconds while
+    its runs were registered and planned. From COUNTED_FROM runs, both are counted."""
+    import incbt.runs as runs_mod
+
+    monkeypatch.setattr(runs_mod, "COUNTED_FROM", 10)
+    seen: dict[str, list[int]] = {}
+
+    class Task:
+        def __init__(self, name, total):
+            self.name, seen[name] = name, [0, total, 0]
+
+        def advance(self, n=1):
+            seen[self.name][0] += n
+
+        def done(self):
+            seen[self.name][2] += 1
+
+    class Reporter:
+        def task(self, name, total):
+            return Task(name, total)
+
+    swept.sweep("sma_cross", {"fast": "2:13:1", "slow": [30]}, dry_run=True,
+                progress=Reporter())
+    assert seen["registering runs"] == [12, 12, 1] and seen["planning runs"] == [12, 12, 1]
+    seen.clear()
+    swept.sweep("sma_cross", {"fast": [3], "slow": [30]}, dry_run=True, progress=Reporter())
+    assert "registering runs" not in seen  # a small grid: no bar
