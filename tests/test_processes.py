@@ -340,7 +340,6 @@ def test_chunks_cover_the_plan_in_order_and_balance_it(work, workers):
     assert all(0 < len(c) <= proc.MOST_TASKS_A_CHUNK for c in chunks)
     if len(work) >= workers:  # every worker has a chunk
         assert len(chunks) >= workers
-    total = sum(work)
     cap = max(proc.CHUNKS_PER_WORKER * workers, -(-len(work) // proc.MOST_TASKS_A_CHUNK))
     assert len(chunks) <= -(-cap // workers) * workers + 1
     capped = any(len(c) == proc.MOST_TASKS_A_CHUNK for c in chunks)
