@@ -794,21 +794,15 @@ def strategies(
 
 
 def _step_check(strat: Any) -> str | None:
-    """Why a strategy's step fails to compile, or fails over two bars (1.0 each) with
-    its default parameters (None: it does neither)."""
-    import numpy as np
+    """Why a strategy's step fails to compile, or fails over two bars with its default
+    parameters (None: it does neither)."""
+    from incbt.engine import params_from_dict
+    from incbt.engine.kernel import load_kernel
 
-    from incbt.engine import initial_state, params_from_dict, run_segment
-
-    ts, bars = np.arange(2, dtype=np.int64), np.ones(2)
     try:
-        row = params_from_dict(strat, {})
-        res = run_segment(strat, row[None, :], np.array([[1.0, 0.0, 0.0]]), ts,
-                          bars, bars, bars, bars, bars, 0, np.array([2]),
-                          initial_state(strat, 1))  # fmt: skip
+        return load_kernel(strat, params_from_dict(strat, {}))
     except IncbtError as exc:  # it does not compile, or its defaults break its rules
         return " ".join(str(exc).split())
-    return res.errors[0]
 
 
 @app.command()

@@ -323,22 +323,19 @@ def parse_values(spec: str, kind: type, name: str = "") -> Sequence[int | float]
         )
     vals = []
     for x in (x.strip() for x in items if x.strip()):
+        where = f"{name}={x}" if name else repr(x)
         try:
             if "_" in x:
                 raise InvalidOperation
             d = Decimal(x)
         except InvalidOperation:  # a value, as backtest's -p says it (found by QA 2026-12-05:
             # bad usage, naming neither the parameter nor the value)
-            where = f"{name}={x}" if name else repr(x)
             raise StrategyError(
                 f"grid value {where} is not a number: give -g {name or 'NAME'}=V1,V2,... "
                 "or START:STOP:STEP"
             ) from None
         if not d.is_finite():  # inf, nan: as -p says them (an OverflowError, exit 3, before)
-            raise StrategyError(
-                f"grid value {f'{name}={x}' if name else repr(x)} is not finite: give "
-                "finite numbers"
-            )
+            raise StrategyError(f"grid value {where} is not finite: give finite numbers")
         vals.append(d)
     if not vals:
         raise UsageError("a grid needs at least one value")
@@ -544,9 +541,8 @@ def _plain(x: Any) -> Any:
     return x.item() if hasattr(x, "item") and hasattr(x, "dtype") else x
 
 
-def _source_of(store: Any, name: str) -> str | None:
+def _source_of(store: Any, rec: Mapping[str, Any] | None) -> str | None:
     """The strategies file of the sweep's runs (None: a built-in, or no such sweep)."""
-    rec = get_sweep(store, name)
     with store.catalog.env.read() as txn:
         for rid in rec["runs"] if rec else []:
             run = rc.get_run(store.catalog, txn, rid)
@@ -566,7 +562,7 @@ def _sweeps_file(store: Any, name: str, strategy: Any, given: str | None) -> str
     rec = get_sweep(store, name)
     if rec is None or rec["spec"]["strategy"] != _name_of(strategy):
         return given
-    was = _source_of(store, name)
+    was = _source_of(store, rec)
     if was is None:
         return given
     if not isinstance(strategy, str):  # an object: the file it was defined in
@@ -929,7 +925,7 @@ def sweep(
         declared = [p.name for p in strat.params]
         result = SweepResult(name, run_ids, added, reused, old is None, skipped, store=store)
         result.kept, result.declared, result.again = kept, declared, again
-        result.short = short if grid else None
+        result.short = short
         if dry_run:
             result.report = bring_up_to_date(
                 store, todo, command=command, kind="sweep", dry_run=True, progress=progress

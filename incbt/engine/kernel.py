@@ -240,14 +240,17 @@ def numba_said(text: str) -> str:
     return "\n".join(out) if out else text
 
 
-def load_kernel(strat: Strategy, row: np.ndarray) -> None:
+def load_kernel(strat: Strategy, row: np.ndarray) -> str | None:
     """Load the strategy's run kernel (compiled, or read from Numba's cache) by running
-    it over two bars with the parameter row ``row``: raises what that raises (a
-    :class:`StrategyError` where the step does not compile)."""
+    it over two bars (1.0 each) with the parameter row ``row``: raises what that raises
+    (a :class:`StrategyError` where the step does not compile); returns why the step
+    failed over those bars (None: it did not)."""
     ts, bars = np.arange(2, dtype=np.int64), np.ones(2)
     ex = np.array([[1.0, 0.0, 0.0]])
-    run_segment(strat, row[None, :], ex, ts, bars, bars, bars, bars, bars, 0, np.array([2]),
-                initial_state(strat, 1))  # fmt: skip
+    res = run_segment(strat, row[None, :], ex, ts, bars, bars, bars, bars, bars, 0,
+                      np.array([2]), initial_state(strat, 1))  # fmt: skip
+    error: str | None = res.errors[0]
+    return error
 
 
 def preload(work: list[tuple[Strategy, np.ndarray]]) -> threading.Thread | None:
