@@ -325,11 +325,27 @@ def ingest(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and say what would change; write nothing.")
     ] = False,
+    join_days: Annotated[
+        bool,
+        typer.Option(
+            "--join-days",
+            help="A stored day given bars that all come after (or before) its stored bars "
+            "keeps them and gets the new ones (bars sent as they come); without it they "
+            "replace the day whole, as a correction.",
+        ),
+    ] = False,
 ) -> None:
     """Validate and ingest bars as one atomic batch (new days, corrections, no-ops)."""
     st = _open()
     with RichReporter() as rep:
-        s = st.ingest(paths, columns=_pairs(map_, "--map"), tz=tz, dry_run=dry_run, progress=rep)
+        s = st.ingest(
+            paths,
+            columns=_pairs(map_, "--map"),
+            tz=tz,
+            dry_run=dry_run,
+            progress=rep,
+            join_days=join_days,
+        )
     verb = "would add" if dry_run else "added"
     typer.echo(
         f"{s.files} file(s), {s.rows_read:,} rows read: {verb} {s.days_new} new day(s) and "
@@ -338,8 +354,13 @@ def ingest(
         + f", {s.days_unchanged} day(s) unchanged, {s.buckets_written} bucket file(s)"
         + (f"; event {s.seq}" if s.seq else "; nothing changed, no event" if not dry_run else "")
     )
+    joined = {(i, d): (side, n) for i, d, side, _, n in s.joined_days}
     for inst, day in s.corrected[:10]:
-        typer.echo(f"  corrected {inst} {day}")
+        how = joined.get((inst, day))
+        typer.echo(
+            f"  corrected {inst} {day}"
+            + (f" ({how[1]:,} bars joined {how[0]} its stored bars)" if how else "")
+        )
     if len(s.corrected) > 10:
         typer.echo(f"  ... and {len(s.corrected) - 10} more corrections")
     _print_data_notes(s)
@@ -1143,6 +1164,7 @@ def update(
     ] = None,
     map_: Annotated[list[str] | None, typer.Option("--map", help="As for ingest.")] = None,
     tz: Annotated[str | None, typer.Option("--tz", help="As for ingest.")] = None,
+    join_days: Annotated[bool, typer.Option("--join-days", help="As for ingest.")] = False,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Say what would be ingested and computed; write nothing."),
@@ -1158,6 +1180,8 @@ def update(
 ) -> None:
     """Ingest new data (optional), then recompute exactly what it invalidated in every run."""
     machine = _printed(output)
+    if join_days and not paths:
+        raise UsageError("--join-days applies to the files update ingests: give them")
     st = _open()
     with RichReporter() as rep:
         res = st.update(
@@ -1166,6 +1190,7 @@ def update(
             columns=_pairs(map_, "--map") or None,
             tz=tz,
             progress=rep,
+            join_days=join_days,
         )
     if res.ingest is not None:
         s = res.ingest

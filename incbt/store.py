@@ -389,11 +389,15 @@ class Store:
         tz: str | None = None,
         dry_run: bool = False,
         progress: Reporter = NULL,
+        join_days: bool = False,
     ) -> IngestSummary:
         """Ingest CSV/Parquet files, folders or globs as one atomic batch.
 
         ``columns`` maps bars columns to the file's names (``{"ts": "time"}``);
         ``tz`` names the zone of timestamps written without a UTC offset.
+        ``join_days``: a stored day given bars that all come after (or before) its
+        stored bars keeps them and gets the new ones (bars sent as they come); without
+        it the new bars replace the day whole, as any correction.
         """
         paths = _paths(paths)
         mapping(columns, "columns", '{"ts": "time"}')
@@ -412,13 +416,14 @@ class Store:
             progress=progress,
             chunk_bytes=int(float(self.settings["ingest_chunk_mb"]) * (1 << 20)),
             max_files=int(self.settings["bucket_max_files"]),
+            join_days=bool(join_days),
         )
         notes = summary.notes()
         if notes:  # said, as the CLI says them (a notebook showed nothing: QA 2026-12-05)
             warnings.warn(
                 DataNoteWarning(
-                    "; ".join(notes) + " (IngestSummary.short_days, .missing_days and "
-                    ".off_minute list them)"
+                    "; ".join(notes) + " (IngestSummary.short_days, .missing_days, "
+                    ".off_minute and .replaced_apart list them)"
                 ),
                 stacklevel=3,  # this, its _writes wrapper: the caller
             )
@@ -694,8 +699,10 @@ class Store:
         columns: Mapping[str, str] | None = None,
         tz: str | None = None,
         progress: Reporter = NULL,
+        join_days: bool = False,
     ) -> UpdateResult:
         """Ingest ``paths`` (if any), then bring every registered run up to date.
+        ``columns``, ``tz``, ``join_days``: as for :meth:`ingest`.
 
         Computes exactly the invalid segments (new days, days from a correction or
         a late day on, runs whose strategy code changed). Returns an UpdateResult.
@@ -709,7 +716,13 @@ class Store:
             paths = _paths(paths)
         mapping(columns, "columns", '{"ts": "time"}')
         _zone(tz)
-        extra = {k: v for k, v in (("columns", columns), ("tz", tz)) if v is not None}
+        extra: dict[str, Any] = {
+            k: v for k, v in (("columns", columns), ("tz", tz)) if v is not None
+        }
+        if join_days:
+            if paths is None:
+                raise UsageError("join_days applies to the files update ingests: give them")
+            extra["join_days"] = True
         res = update(self, paths, dry_run=dry_run, command=_command(), progress=progress, **extra)
         if not dry_run:  # pairs that failed before and were not retried: not news here
             warn_failures(res.report, known=False)

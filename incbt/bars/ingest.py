@@ -153,6 +153,12 @@ class IngestSummary:
     # changed days with a bar not on a minute: (instrument, day, the bar's time)
     off_minute: list[tuple[str, str, str]] = field(default_factory=list)
     missing_days: list[tuple[str, str, int]] = field(default_factory=list)
+    # stored days given bars that all come "after" (or "before") their stored bars:
+    # (instrument, day, side, stored bars, new bars). Joined to them (``join_days``): the
+    # day holds both; else replaced whole by the new bars, as any correction (a note:
+    # continuing a day, they lost its stored bars)
+    joined_days: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    replaced_apart: list[tuple[str, str, str, int, int]] = field(default_factory=list)
     # each instrument's days in this ingest's input, and those the store has in their
     # span: what :func:`data_notes` reads (not a result)
     _seen: dict[str, set[int]] = field(default_factory=dict, repr=False)
@@ -198,6 +204,16 @@ class IngestSummary:
                 "takes 1-minute bars, each stamped with the minute it opens): "
                 + some(self.off_minute, "{} {}: {}")
             )
+        if self.replaced_apart:
+            out.append(
+                f"{len(self.replaced_apart):,} day(s) replaced whole, as a correction, by new "
+                "bars that all come after (or before) their stored bars, which are gone: "
+                + some(self.replaced_apart, "{0} {1} ({3} stored bars, {4} new {2} them)")
+                + "; if the new bars continue those days (bars sent as they come, or a "
+                "session zone that cuts the files' days in two), ingest the files of the "
+                "days' other bars again, with --join-days (Python: join_days=True), which "
+                "joins such bars to the stored ones"
+            )
         if self.missing_days:
             out.append(
                 f"{len(self.missing_days):,} missing day(s), weekdays an instrument has no "
@@ -209,7 +225,7 @@ class IngestSummary:
 
     def as_dict(self) -> dict[str, Any]:
         skip = {"corrected", "seconds", "changed_days", "_seen", "_span", "_stored_rows"}
-        skip |= {"short_days", "missing_days", "off_minute"}
+        skip |= {"short_days", "missing_days", "off_minute", "joined_days", "replaced_apart"}
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {
             "corrected": [list(c) for c in self.corrected[:100]],
             # the first 100 of each, and how many (an event's summary stays small)
@@ -217,6 +233,9 @@ class IngestSummary:
             "n_short_days": len(self.short_days),
             "missing_days": [list(c) for c in self.missing_days[:100]],
             "n_missing_days": len(self.missing_days),
+            "joined_days": [list(c) for c in self.joined_days[:100]],
+            "n_joined_days": len(self.joined_days),
+            "n_replaced_apart": len(self.replaced_apart),
         }
 
 
@@ -280,40 +299,116 @@ def split_days(inp: InputBars, session_tz: str, new: Hasher) -> list[Piece]:
 MINUTE_NS = 60_000_000_000
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Seen:
-    """What an earlier file of the same call held for one (instrument, day)."""
+    """What earlier files of the same call held for one (instrument, day)."""
 
-    hash: bytes
-    source: str
+    hash: bytes  # of the day as it stands (its pieces joined)
+    source: str  # the first file that held it
     where: dict[str, int]
+    parts: set[bytes] = field(default_factory=set)  # the hash of each piece given
 
 
 def collect(
-    per_file: Sequence[list[Piece]], seen: dict[tuple[str, int], _Seen]
+    per_file: Sequence[list[Piece]],
+    seen: dict[tuple[str, int], _Seen],
+    held: Mapping[tuple[str, int], Piece],
+    hasher: Hasher,
 ) -> dict[tuple[str, int], Piece]:
-    """The pieces not seen earlier in this call; the same day twice must be identical."""
+    """The pieces not seen earlier in this call, where a day given in pieces by several
+    files is joined: their bars must not interleave in time (a day of a session zone
+    that cuts the files' days in two: US hours in UTC-day files, with
+    ``session_tz=Asia/Tokyo``). A piece given twice, identical, counts once.
+    ``held``: the earlier chunk's pieces still in memory (:func:`_open_buckets`)."""
     out: dict[tuple[str, int], Piece] = {}
     for pieces in per_file:
         for p in pieces:
             key = (p.instrument, p.day)
             prev = seen.get(key)
             if prev is None:
-                seen[key] = _Seen(p.hash, p.src.source, p.src.where(p.start))
+                seen[key] = _Seen(p.hash, p.src.source, p.src.where(p.start), {p.hash})
                 out[key] = p
-            elif prev.hash != p.hash:
+                continue
+            if p.hash == prev.hash or p.hash in prev.parts:
+                continue
+            earlier = out.get(key, held.get(key))
+            joined = None if earlier is None else _join(earlier, p, hasher)
+            if joined is None:
                 a = prev.where
+                line = f"{'line' if 'line' in a else 'row'} {next(iter(a.values()))}"
+                if earlier is None:  # written already: an earlier chunk, not its latest month
+                    why, fix = (
+                        f"day {day_to_iso(p.day)} is also in {prev.source} ({line}), read "
+                        "too long before this file to be joined with it",
+                        "give the files in time order (names that sort by date), or the "
+                        "day's pieces in one file",
+                    )
+                else:
+                    why, fix = (
+                        f"day {day_to_iso(p.day)} is also in {prev.source} ({line}) "
+                        "with different bars over the same hours",
+                        "give each (instrument, day) in one file only per ingest, or its "
+                        "parts in files whose bars do not overlap in time; a day is "
+                        "replaced whole, so send the full corrected day",
+                    )
                 raise BadInputError(
-                    f"day {day_to_iso(p.day)} is also in {prev.source} "
-                    f"({'line' if 'line' in a else 'row'} {next(iter(a.values()))}) "
-                    "with different bars",
+                    why,
                     file=p.src.source,
                     instrument=p.instrument,
                     **p.src.where(p.start),
-                    fix="give each (instrument, day) in one file only per ingest; a day is "
-                    "replaced whole, so send the full corrected day",
+                    fix=fix,
                 )
+            out[key] = joined
+            prev.hash = joined.hash
+            prev.parts.add(p.hash)
     return out
+
+
+def _own(p: Piece) -> Piece:
+    """``p`` in arrays of its own: a piece that waits for later chunks must not keep
+    its whole file in memory."""
+    block, rows = p.src.block[:, p.start : p.end].copy(), p.src.rows[p.start : p.end].copy()
+    src = InputBars(
+        p.src.source, p.src.kind, [p.instrument], np.zeros(p.rows, np.int32), block, rows
+    )
+    return Piece(p.instrument, p.day, src, 0, p.rows, p.hash, p.off_minute)
+
+
+def _join(a: Piece, b: Piece, hasher: Hasher) -> Piece | None:
+    """One day from the bars of two pieces of it, in time order; None where they
+    interleave (a bar of one between the first and last bars of the other)."""
+    ts = a.src.ts[a.start : a.end]
+    lo, hi = b.src.ts[b.start], b.src.ts[b.end - 1]
+    at = int(np.searchsorted(ts, lo))
+    if at != int(np.searchsorted(ts, hi, side="right")):
+        return None
+    block = np.concatenate(
+        [
+            a.src.block[:, a.start : a.start + at],
+            b.src.block[:, b.start : b.end],
+            a.src.block[:, a.start + at : a.end],
+        ],
+        axis=1,
+    )
+    rows = np.concatenate(
+        [
+            a.src.rows[a.start : a.start + at],
+            b.src.rows[b.start : b.end],
+            a.src.rows[a.start + at : a.end],
+        ]
+    )
+    src = InputBars(
+        a.src.source, a.src.kind, [a.instrument], np.zeros(len(rows), np.int32), block, rows
+    )
+    return Piece(
+        a.instrument,
+        a.day,
+        src,
+        0,
+        len(rows),
+        day_hash(src, 0, len(rows), hasher),
+        max(a.off_minute, b.off_minute),
+    )
 
 
 PARTS_PER_CHUNK = 4  # a big file's parts are a quarter chunk: read on every core at once
@@ -620,6 +715,7 @@ def ingest(
     chunk_bytes: int = 64 << 20,
     max_files: int = 8,
     progress: Reporter = NULL,
+    join_days: bool = False,
 ) -> IngestSummary:
     """Ingest files as one atomic batch, reading them ``chunk_bytes`` at a time.
 
@@ -633,6 +729,8 @@ def ingest(
     Parquet file as runs of row groups, a big ``.csv.gz`` cut in parts as it is
     decompressed), a quarter chunk each.
     ``max_files``: the most files a bucket may have before it is folded.
+    ``join_days``: a stored day given bars that all come after (or before) its stored
+    bars gets them added; without it such bars replace the day whole, as any correction.
     """
     t0 = time.perf_counter()
     files = expand_paths(paths)
@@ -722,13 +820,20 @@ def ingest(
                             for unit, (inp, p) in zip(this, read_out, strict=True)
                         ],
                         seen,
+                        held,
+                        hasher,
                     )
                     del read_out
                     pieces = held | new
-                    held = _open_buckets(new, pieces) if group is not None else {}
+                    held = _open_buckets(pieces) if group is not None else {}
+                    for key, p in held.items():  # waiting a second chunk: not its file's
+                        if key not in new and len(p.src) > p.rows:  # arrays, its own
+                            held[key] = _own(p)
                     for key in held:
                         del pieces[key]
-                    plans = _classify(cat, pieces, staged, summary, changes, max_files)
+                    plans = _classify(
+                        cat, pieces, staged, summary, changes, max_files, root, hasher, join_days
+                    )
                     if dry_run:  # the buckets it would write (one file each, in the end)
                         would.update((p.instrument, p.month) for p in plans)
                         continue
@@ -855,23 +960,23 @@ def _streamed(root: str, files: Sequence[str], budget: int) -> Iterator[_Streams
                 os.rmdir(os.path.dirname(streams.dir))
 
 
-def _open_buckets(
-    new: dict[tuple[str, int], Piece], pieces: dict[tuple[str, int], Piece]
-) -> dict[tuple[str, int], Piece]:
-    """The pieces of each instrument's latest month in this chunk's new pieces.
+def _open_buckets(pieces: dict[tuple[str, int], Piece]) -> dict[tuple[str, int], Piece]:
+    """The pieces of each instrument's latest month among those not written yet (this
+    chunk's new pieces and those that waited).
 
     A later chunk of the same call is likely to add days to that month (daily
-    files in date order: the chunk ends mid-month); writing the month now would
-    write it again with those days, reading this file back (measured: 640
-    bucket files written instead of 480 for 260 daily files in 5 chunks, ~30 %
-    more write time). So those pieces wait for the next chunk; a month only
-    waits while it is its instrument's latest month with new days (in any file
-    order, what waits is at most a month per instrument). The files
-    written are the same either way: a bucket touched again merges with this
-    call's earlier file.
+    files in date order: the chunk ends mid-month), or the rest of a day (a session
+    zone that cuts the files' days in two: :func:`collect` joins the pieces while
+    both are in memory); writing the month now would write it again with those
+    days, reading this file back (measured: 640 bucket files written instead of 480
+    for 260 daily files in 5 chunks, ~30 % more write time). So those pieces wait,
+    while they are their instrument's latest month (a chunk without newer days of it,
+    such as the middle parts of a big file, leaves them waiting): in any file order,
+    what waits is at most a month per instrument. The files written are the same
+    either way: a bucket touched again merges with this call's earlier file.
     """
     last: dict[str, int] = {}
-    for inst, day in new:
+    for inst, day in pieces:
         last[inst] = max(day, last.get(inst, day))
     if not last:
         return {}
@@ -936,6 +1041,9 @@ def _classify(
     summary: IngestSummary,
     changes: list,
     max_files: int,
+    root: str,
+    hasher: Hasher,
+    join_days: bool,
 ) -> list[_Plan]:
     """Diff pieces against the catalog; plan the file each changed bucket gets."""
     changed: dict[tuple[str, str], list[Piece]] = defaultdict(list)
@@ -960,6 +1068,8 @@ def _classify(
             if old == p.hash:
                 summary.days_unchanged += 1
                 continue
+            if old is not None:
+                p = _beside_stored(root, cat, txn, p, hasher, join_days, summary)
             kind = CHANGE_NEW if old is None else CHANGE_CORRECTED
             if p.off_minute:
                 unit = "s" if p.off_minute % 1_000_000_000 == 0 else "ns"
@@ -977,6 +1087,52 @@ def _classify(
             summary.append_files += bool(plan.keep) and not plan.merged
             plans.append(plan)
     return plans
+
+
+def _beside_stored(
+    root: str,
+    cat: Catalog,
+    txn: Any,
+    p: Piece,
+    hasher: Hasher,
+    join: bool,
+    summary: IngestSummary,
+) -> Piece:
+    """A stored day's new bars, as they are where they overlap its stored bars in time
+    (a correction: they replace the day whole); where they all come after (or before)
+    them, said in ``summary``, and with ``join`` the day with both."""
+    idx = cat.day_index(txn, p.instrument, p.day, p.day)
+    rec = idx.records[0]
+    ts = p.src.ts if isinstance(p.src, InputBars) else p.src["ts"]
+    lo, hi = int(ts[p.start]), int(ts[p.end - 1])
+    side = "after" if lo > int(rec["last_ts"]) else "before" if hi < int(rec["first_ts"]) else None
+    if side is None:
+        return p
+    note = (p.instrument, day_to_iso(p.day), side, int(rec["rows"]), p.rows)
+    if not join:
+        summary.replaced_apart.append(note)
+        return p
+    from incbt.store import read_days  # the engine's reader of stored days
+
+    paths: dict[bytes, str] = {}
+    cat.paths(txn, idx, paths)
+    b = read_days(root, p.instrument, idx, paths)
+    have = np.empty((len(BLOCK_ROWS), len(b.ts)), np.float64)
+    for k, c in enumerate(BLOCK_ROWS):
+        have[k] = b.ts.view(np.float64) if c == "ts" else getattr(b, c)
+    new_block = p.src.block[:, p.start : p.end]
+    first_row = p.src.rows[p.start]  # stored bars have no line: named by the first new one
+    parts = [have, new_block] if side == "after" else [new_block, have]
+    rows = [np.full(len(b.ts), first_row, np.int64), p.src.rows[p.start : p.end]]
+    if side == "before":
+        rows.reverse()
+    block = np.concatenate(parts, axis=1)
+    n = block.shape[1]
+    src = InputBars(
+        p.src.source, p.src.kind, [p.instrument], np.zeros(n, np.int32), block, np.concatenate(rows)
+    )
+    summary.joined_days.append(note)
+    return Piece(p.instrument, p.day, src, 0, n, day_hash(src, 0, n, hasher), p.off_minute)
 
 
 USUAL_SAMPLE = 20  # stored days of an instrument read for its usual bars a day

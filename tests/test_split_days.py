@@ -1,0 +1,336 @@
+"""A session day given in pieces by several files of one ingest is joined.
+
+The case: bars round the clock (crypto, FX) in files of UTC days, in a store
+whose session zone cuts each file's day in two (``America/New_York``: a session
+day runs 04:00-04:00 UTC, 05:00 in winter); the days span a month's end and the
+end of daylight saving time. Each session day then comes in two
+files. The property: cut the same bars in files anywhere, give them in any
+order, in chunks of any size, and the store ends with the bars of one file
+holding them all, bit for bit; bars of one day given twice with different
+values at the same times are refused, and the store stays as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import incbt
+from incbt.catalog.env import close_env
+from incbt.errors import BadInputError, DataNoteWarning
+
+TZ = "America/New_York"
+STEP_MIN = 30  # a bar every 30 minutes: 48 a UTC day, small files
+DAYS = 4
+INSTS = ["BTCUSD", "ETHUSD"]
+T0 = np.datetime64("2024-10-31T00:00", "ns").astype(np.int64)  # to Nov 3: DST ends
+
+
+def _bars() -> pa.Table:
+    n = DAYS * 24 * 60 // STEP_MIN
+    ts = T0 + np.arange(n, dtype=np.int64) * STEP_MIN * 60_000_000_000
+    rng = np.random.default_rng(7)
+    cols: dict[str, list] = {
+        k: [] for k in ("instrument", "ts", "open", "high", "low", "close", "volume")
+    }
+    for k, inst in enumerate(INSTS):
+        close = 100.0 * (k + 1) + np.cumsum(rng.normal(0, 0.5, n)).round(2)
+        open_ = close + rng.normal(0, 0.1, n).round(2)
+        cols["instrument"] += [inst] * n
+        cols["ts"] += ts.tolist()
+        cols["open"] += open_.tolist()
+        cols["close"] += close.tolist()
+        cols["high"] += (np.maximum(open_, close) + 0.05).tolist()
+        cols["low"] += (np.minimum(open_, close) - 0.05).tolist()
+        cols["volume"] += rng.integers(1, 100, n).astype(float).tolist()
+    return pa.table(
+        {
+            "instrument": pa.array(cols["instrument"]),
+            "ts": pa.array(cols["ts"], pa.timestamp("ns", tz="UTC")),
+            **{
+                c: pa.array(cols[c], pa.float64())
+                for c in ("open", "high", "low", "close", "volume")
+            },
+        }
+    )
+
+
+BARS = _bars()
+
+
+def _store_bars(path: str) -> pa.Table:
+    s = incbt.open(path)
+    try:
+        return s.sql(
+            "SELECT instrument, ts, open, high, low, close, volume, date FROM bars "
+            "ORDER BY instrument, ts"
+        )
+    finally:
+        close_env(path)
+
+
+def _write(d: str, cuts: list[int], order: list[int]) -> list[str]:
+    """The bars cut at row ``cuts`` of each instrument (the same times for both), as
+    files named so that they sort in ``order``."""
+    n = BARS.num_rows // len(INSTS)
+    bounds = [0, *sorted(set(cuts)), n]
+    pieces = []
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        if a == b:
+            continue
+        rows = np.concatenate([np.arange(a, b) + k * n for k in range(len(INSTS))])
+        pieces.append(BARS.take(pa.array(rows)))
+    paths = []
+    for rank, k in enumerate(k for k in order if k < len(pieces)):
+        p = os.path.join(d, f"part-{rank:03d}.parquet")
+        pq.write_table(pieces[k], p)
+        paths.append(p)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory) -> pa.Table:
+    root = tmp_path_factory.mktemp("whole")
+    f = str(root / "all.parquet")
+    pq.write_table(BARS, f)
+    path = str(root / "store")
+    incbt.init(path, session_tz=TZ).ingest(f)
+    close_env(path)
+    out = _store_bars(path)
+    assert out.num_rows == BARS.num_rows
+    # the session days: the UTC days cut at 04:00 (EDT) / 05:00 (EST, from Nov 3)
+    assert len(set(out.column("date").to_pylist())) == DAYS + 1
+    return out
+
+
+N_PER = DAYS * 24 * 60 // STEP_MIN
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cuts=st.lists(st.integers(0, N_PER), max_size=6),
+    order=st.permutations(list(range(7))),
+    chunk_kb=st.sampled_from([0, 4, 16]),
+)
+@example(cuts=[48, 96, 144], order=[0, 1, 2, 3, 4, 5, 6], chunk_kb=0)  # UTC days, in order
+@example(cuts=[48, 96, 144], order=[3, 2, 1, 0, 4, 5, 6], chunk_kb=0)  # UTC days, backwards
+@example(cuts=[48, 96, 144], order=[0, 1, 2, 3, 4, 5, 6], chunk_kb=4)  # a file a chunk
+def test_days_cut_across_files_are_joined(whole, cuts, order, chunk_kb):
+    with tempfile.TemporaryDirectory() as d:
+        files = _write(d, cuts, order)
+        path = os.path.join(d, "store")
+        s = incbt.init(path, session_tz=TZ)
+        if chunk_kb:
+            s.settings["ingest_chunk_mb"] = chunk_kb / 1024
+        try:
+            r = s.ingest(files)
+        except BadInputError as e:
+            # only in chunks, files out of time order: the earlier piece was written
+            assert chunk_kb and "read too long before this file" in str(e), str(e)
+            assert "give the files in time order" in str(e)
+            close_env(path)
+            assert _store_bars(path).num_rows == 0
+            return
+        assert r.days_new == (DAYS + 1) * len(INSTS)
+        assert r.days_corrected == 0
+        close_env(path)
+        assert _store_bars(path).equals(whole)
+
+
+def test_in_time_order_any_chunk_size_joins(whole, tmp_path):
+    """Files of UTC days in date order, a file a chunk: the days cut in two join
+    (the earlier chunk's last month waits for the next chunk)."""
+    files = _write(str(tmp_path), [48, 96, 144], list(range(4)))
+    path = str(tmp_path / "store")
+    s = incbt.init(path, session_tz=TZ)
+    s.settings["ingest_chunk_mb"] = 1 / 1024
+    s.ingest(files)
+    close_env(path)
+    assert _store_bars(path).equals(whole)
+
+
+def test_same_hours_different_bars_refused(tmp_path):
+    """Two files with the same day's bars at the same times, one value apart: the
+    second is not a piece of the day but another version of it."""
+    a = tmp_path / "a.parquet"
+    pq.write_table(BARS.slice(0, 60), str(a))
+    t = BARS.slice(40, 20)
+    vol = t.column("volume").to_numpy().copy()
+    vol[3] += 1
+    b = tmp_path / "b.parquet"
+    pq.write_table(
+        t.set_column(t.schema.get_field_index("volume"), "volume", pa.array(vol)), str(b)
+    )
+    path = str(tmp_path / "store")
+    s = incbt.init(path, session_tz=TZ)
+    with pytest.raises(BadInputError) as e:
+        s.ingest([str(a), str(b)])
+    msg = str(e.value)
+    assert "is also in" in msg and "a.parquet" in msg and "b.parquet" in msg, msg
+    assert "with different bars over the same hours" in msg, msg
+    close_env(path)
+    assert _store_bars(path).num_rows == 0
+
+
+def test_a_piece_given_twice_counts_once(whole, tmp_path):
+    """Pieces of a day joined, then one of them again, identical: nothing to refuse."""
+    files = _write(str(tmp_path), [48, 96, 144], list(range(4)))
+    again = tmp_path / "zz-again.parquet"
+    shutil.copyfile(files[0], again)
+    path = str(tmp_path / "store")
+    incbt.init(path, session_tz=TZ).ingest([*files, str(again)])
+    close_env(path)
+    assert _store_bars(path).equals(whole)
+
+
+def test_out_of_order_in_chunks_refused(tmp_path):
+    """UTC-day files backwards, a file a chunk, across a month's end: October's
+    pieces are written when November's are the latest, so the rest of Oct 31 (in
+    the file of Oct 31, read after that of Nov 1) cannot be joined: refused, with
+    the fix; nothing is written."""
+    files = _write(str(tmp_path), [48, 96, 144], [3, 2, 1, 0])
+    path = str(tmp_path / "store")
+    s = incbt.init(path, session_tz=TZ)
+    s.settings["ingest_chunk_mb"] = 1 / 1024
+    with pytest.raises(BadInputError) as e:
+        s.ingest(files)
+    assert "read too long before this file" in str(e.value), str(e.value)
+    close_env(path)
+    assert _store_bars(path).num_rows == 0
+    assert sorted(os.listdir(os.path.join(path, "bars"))) == []
+
+
+# -- across ingests: --join-days ---------------------------------------------------
+
+
+def _ingest_in_turn(d: str, cuts: list[int], backwards: bool, join: bool) -> tuple[str, list]:
+    """The bars cut at ``cuts``, each piece ingested alone, in time order or backwards."""
+    files = _write(d, cuts, list(range(8)))
+    if backwards:
+        files.reverse()
+    path = os.path.join(d, "store")
+    s = incbt.init(path, session_tz=TZ)
+    with warnings.catch_warnings():  # the note of a continuation replacing a day
+        warnings.simplefilter("ignore", DataNoteWarning)
+        out = [s.ingest(f, join_days=join) for f in files]
+    close_env(path)
+    return path, out
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cuts=st.lists(st.integers(1, N_PER - 1), min_size=1, max_size=5), backwards=st.booleans())
+@example(cuts=[24], backwards=False)  # a day cut mid-file
+@example(cuts=[48, 96, 144], backwards=True)  # UTC days, the latest first
+def test_join_days_across_ingests(whole, cuts, backwards):
+    """Pieces in time order (or backwards), one ingest each, with join_days: the
+    store holds every bar, as one ingest of them all; each day cut between two
+    ingests is a correction the second time, joined, said in ``joined_days``."""
+    with tempfile.TemporaryDirectory() as d:
+        path, sums = _ingest_in_turn(d, cuts, backwards, join=True)
+        assert _store_bars(path).equals(whole)
+        for r in sums:
+            assert not r.replaced_apart
+            assert {(i, d) for i, d, *_ in r.joined_days} == set(r.corrected)
+            assert all(
+                side == ("before" if backwards else "after") for _, _, side, *_ in r.joined_days
+            )
+
+
+def test_without_join_days_a_continuation_replaces_and_is_said(whole, tmp_path):
+    """The second half of the bars without join_days: each day cut in two is replaced
+    by its second part (a correction), and the note says so, with the fix."""
+    path, (a, b) = _ingest_in_turn(str(tmp_path), [100], False, join=False)
+    assert a.days_new == 3 * len(INSTS) and not a.replaced_apart
+    assert b.days_corrected == len(INSTS) and len(b.replaced_apart) == len(INSTS)
+    inst, day, side, stored, new = b.replaced_apart[0]
+    assert side == "after" and stored > 0 and new > 0
+    note = " ".join(b.notes())
+    assert "replaced whole" in note and "--join-days" in note, note
+    got = _store_bars(path)
+    assert got.num_rows == whole.num_rows - len(INSTS) * stored
+
+
+def test_overlapping_bars_replace_even_with_join_days(tmp_path):
+    """Bars of a stored day at its own hours are a correction: replaced whole."""
+    a = tmp_path / "a.parquet"
+    pq.write_table(BARS.slice(0, 60), str(a))
+    b = tmp_path / "b.parquet"
+    t = BARS.slice(40, 10)
+    pq.write_table(
+        t.set_column(
+            t.schema.get_field_index("volume"),
+            "volume",
+            pa.array(t.column("volume").to_numpy() + 1),
+        ),
+        str(b),
+    )
+    path = str(tmp_path / "store")
+    s = incbt.init(path, session_tz=TZ)
+    s.ingest(str(a))
+    d40 = s.sql("SELECT date FROM bars ORDER BY instrument, ts").column(0)[40]
+    r = s.ingest(str(b), join_days=True)
+    assert r.days_corrected == 1 and not r.joined_days and not r.replaced_apart
+    close_env(path)
+    got = _store_bars(path)
+    day = got.filter(pc.equal(got.column("date"), d40))
+    assert day.num_rows == 10  # the day is the ten new bars
+
+
+def test_join_days_update_equals_full(whole, tmp_path):
+    """A backtest over the first half, then `update --join-days` with the rest: the
+    results equal a backtest of a store that ingested every bar at once."""
+    files = _write(str(tmp_path), [100], [0, 1])
+    path = str(tmp_path / "inc")
+    s = incbt.init(path, session_tz=TZ)
+    s.ingest(files[0])
+    s.backtest("sma_cross", {"fast": 3, "slow": 8})
+    r = s.update(files[1], join_days=True)
+    assert r.ingest.joined_days
+    full = str(tmp_path / "full")
+    f = incbt.init(full, session_tz=TZ)
+    f.ingest(files)
+    f.backtest("sma_cross", {"fast": 3, "slow": 8})
+    q = "SELECT instrument, date, equity, pnl, pos, fees, fills FROM daily ORDER BY 1, 2"
+    assert s.sql(q).equals(f.sql(q))
+    q = "SELECT instrument, ts, qty, price, fee FROM fills ORDER BY 1, 2"
+    assert s.sql(q).equals(f.sql(q))
+    close_env(path)
+    close_env(full)
+
+
+def test_join_days_cli(whole, tmp_path):
+    """`incbt ingest --join-days` says each day joined; `update --join-days` without
+    files is bad usage (exit 2)."""
+    from test_cli import run
+
+    files = _write(str(tmp_path), [100], [0, 1])
+    store = str(tmp_path / "store")
+    run("init", "--tz", TZ, store=store)
+    r = run("ingest", files[0], store=store)
+    r = run("ingest", files[1], store=store, check=False)
+    assert r.returncode == 0 and "replaced whole" in r.stderr and "--join-days" in r.stderr
+    # the fix the note gives: the days' other bars again, joined before the new ones
+    r = run("ingest", "--join-days", files[0], store=store)
+    assert "bars joined before its stored bars" in r.stdout, r.stdout
+    assert _store_bars(store).equals(whole)
+    shutil.rmtree(store)
+    run("init", "--tz", TZ, store=store)
+    run("ingest", files[0], store=store)
+    r = run("ingest", "--join-days", files[1], store=store)
+    assert "bars joined after its stored bars" in r.stdout, r.stdout
+    r = run("update", "--join-days", store=store, check=False)
+    assert r.returncode == 2 and "give them" in r.stderr, r.stderr
