@@ -430,6 +430,7 @@ def test_a_damaged_store_says_so(small_store, tmp_path):
         f.truncate(8192)
     p = run("status", store=cut, check=False)
     assert p.returncode == 1 and "is cut short" in p.stderr, p.stderr
+    assert data.stat().st_size == 8192  # left as it was found
     junk = tmp_path / "junk"  # a catalog that is no LMDB file: commands that read add none
     shutil.copytree(small_store, junk)
     (junk / "catalog" / "lock.mdb").unlink()

@@ -124,15 +124,21 @@ def test_a_sweep_dropped_keeps_the_runs_another_sweep_holds(world):
     dry = s.drop(sweep="w", dry_run=True)
     assert dry.shared == {both[0]: ["v"]} and sorted(dry.runs) == sorted(w - v)
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run([exe, "--store", s.path, "drop", "--sweep", "w", "--dry-run"],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [exe, "--store", s.path, "drop", "--sweep", "w", "--dry-run"],
+        capture_output=True,
+        text=True,
+    )
     assert f"would keep 1 run(s) other sweeps hold too: {both[0]} (v)" in p.stdout, p.stdout
     res = s.drop(sweep="w")
     assert res.shared == {both[0]: ["v"]} and both[0] not in res.runs
     assert _count(s, "daily", both[0]) > 0 and s.verify(both).ok
     assert sorted(s.sql("SELECT run_id FROM sweeps")["run_id"].to_pylist()) == sorted(v)
-    p = subprocess.run([exe, "--store", s.path, "drop", "--sweep", "v", "--dry-run"],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [exe, "--store", s.path, "drop", "--sweep", "v", "--dry-run"],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0 and "other sweeps hold too" not in p.stdout
 
 
@@ -141,8 +147,9 @@ def test_cli_drop(world):
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
 
     def run(*args):
-        return subprocess.run([exe, "--store", s.path, "drop", *args], capture_output=True,
-                              text=True)
+        return subprocess.run(
+            [exe, "--store", s.path, "drop", *args], capture_output=True, text=True
+        )
 
     p = run(a, "--dry-run")
     assert p.returncode == 0 and "would drop 1 run(s): 3 (run, instrument) pair(s)" in p.stdout
@@ -171,7 +178,8 @@ def test_a_dropped_sweep_point_comes_back_with_resume(world):
 
 
 def test_result_files_with_nullable_columns_read_and_compact_with_required_ones(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     """Result files written before 2026-12-05 have nullable columns, later ones required
     columns (cheaper to encode). A store holding both shows the same rows as a fresh
     store, and compaction merges the two kinds into files of required columns."""
@@ -306,8 +314,11 @@ def test_a_replaced_run_goes_with_the_run_that_replaced_it(tmp_path):
     fork = s.backtest(None, {"n": 5}, fork_of=base.run_id, effective="2024-03-05")
     f.write_text(MOM.replace("{SHORT}", "0"))
     new = dict(s.update().replaced)
-    with pytest.raises(incbt.UsageError, match=f"run {base.run_id} was replaced by run "
-                       f"{new[base.run_id]} when its strategy's code changed: drop "):
+    with pytest.raises(
+        incbt.UsageError,
+        match=f"run {base.run_id} was replaced by run "
+        f"{new[base.run_id]} when its strategy's code changed: drop ",
+    ):
         s.drop([base.run_id])
     res = s.drop([new[base.run_id], new[fork.run_id]])
     assert sorted(res.runs) == sorted([*new, *new.values()])
@@ -339,3 +350,50 @@ def test_an_update_waiting_for_the_lock_does_not_undo_a_drop(world):
     assert runs[0] not in [r.run_id for r in s.runs()]
     assert runs[0] not in s.sql("SELECT DISTINCT run_id FROM daily")["run_id"].to_pylist()
     assert s.verify().ok and not s.status().stale
+
+
+def test_a_catalog_a_drop_left_shorter_than_its_last_page_opens(tmp_path):
+    """Dropping a sweep frees, before its commit, pages its own transaction took: LMDB
+    counts them in the last page number and never writes them, so the data file ends
+    before that page. Free, they are never read: the store opens (in a new process),
+    verifies and takes more work (QA 2026-12-06: every command refused it as "cut
+    short")."""
+    data = tmp_path / "d"
+    generate(str(data), instruments=5, days=20, seed=1)
+    path = str(tmp_path / "s")
+    s = incbt.init(path)
+    s.ingest(str(data))
+    grid = {"fast": [5, 10, 15, 20, 25], "slow": [50, 100, 150, 200, 250]}
+    s.sweep("sma_cross", grid, name="grid1")
+    s.drop(sweep="grid1")
+    env = s.catalog.env.env
+    need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    mdb = os.path.join(path, "catalog", "data.mdb")
+    short = os.path.getsize(mdb) < need
+    incbt_cli = os.path.join(os.path.dirname(sys.executable), "incbt")
+    env_vars = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    env_vars["INCBT_STORE"] = path
+    for cmd in (["verify"], ["backtest", "sma_cross", "-p", "fast=5", "-p", "slow=50"], ["verify"]):
+        p = subprocess.run([incbt_cli, *cmd], capture_output=True, text=True, env=env_vars)
+        assert p.returncode == 0, (cmd, p.stderr)
+    assert os.path.getsize(mdb) >= need
+    if not short:  # LMDB's page use changed: the case is not made here any more
+        pytest.skip("the drop left the data file whole")
+
+
+def test_a_store_on_a_read_only_file_system_says_so(tmp_path, monkeypatch):
+    """LMDB cannot make its lock file there: the message says why and what to do, not
+    to restore a backup (QA 2026-12-06)."""
+    import lmdb
+
+    from incbt.catalog.env import Env
+    from incbt.errors import CatalogError
+
+    def refuse(path, **kw):
+        raise lmdb.Error(f"{path}: Read-only file system")
+
+    monkeypatch.setattr(lmdb, "open", refuse)
+    with pytest.raises(CatalogError) as e:
+        Env(str(tmp_path), 1 << 20)
+    msg = str(e.value)
+    assert "Read-only file system" in msg and "write access" in msg and "backup" not in msg

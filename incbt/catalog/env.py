@@ -50,17 +50,53 @@ _ENVS_LOCK = threading.Lock()
 
 
 def _check_size(env: lmdb.Environment, path: str) -> None:
-    """Refuse a data file shorter than its last page: reading a page past the end of
-    the map kills the process (SIGBUS), it does not raise."""
+    """Make sure no read maps a page past the end of the data file: that kills the
+    process (SIGBUS), it does not raise.
+
+    A file shorter than its last page is not always cut short: pages a transaction
+    took and freed again before its commit (a large delete: ``drop --sweep``) count in
+    the last page number but are never written, and, free, never read before they are
+    written again (QA 2026-12-06: a store refused every command after a drop). So a
+    short file is given its missing pages as zeros, which LMDB reads as corrupted
+    pages (an error, not a signal), and every database is read through once: if that
+    fails, the file was cut short indeed, and it gets its own size back.
+    """
     data = os.path.join(path, "data.mdb")
     need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
     have = os.path.getsize(data)
-    if have < need:
+    if have >= need:
+        return
+    try:
+        os.truncate(data, need)
+    except OSError:  # not writable: left as it is (its free pages are never read)
+        return
+    try:
+        _read_through(env)
+    except lmdb.Error as exc:
+        with contextlib.suppress(OSError):
+            os.truncate(data, have)
         env.close()
         raise CatalogError(
-            f"the catalog {data} is cut short ({have:,} bytes; its pages reach {need:,}): "
-            "it was truncated or copied incompletely. Fix: restore the store from a backup"
-        )
+            f"the catalog {data} is cut short ({have:,} bytes; its pages reach {need:,}; "
+            f"{str(exc).rstrip('.')}): it was truncated or copied incompletely. Fix: "
+            "restore the store from a backup"
+        ) from exc
+
+
+def _read_through(env: lmdb.Environment) -> None:
+    """Read every key and value of every database (each page of the file in use)."""
+    with env.begin() as txn:
+        names = [k for k, _ in txn.cursor()]
+    for name in names:
+        try:
+            db = env.open_db(name, create=False)
+        except lmdb.Error:
+            if name in DBS:
+                raise
+            continue  # a key of the main database that names no database
+        with env.begin(db=db) as txn:
+            for _k, v in txn.cursor():
+                len(v)
 
 
 def _refuse_shared(path: str) -> None:
@@ -113,6 +149,13 @@ class Env:
             )
         except lmdb.Error as exc:
             _forget_lock(lock, had_lock)
+            why = str(exc).rstrip(".")
+            if "Read-only file system" in why or "Permission denied" in why:
+                raise CatalogError(
+                    f"cannot open the catalog at {path}: {why}: incbt writes the catalog's "
+                    "lock file even to read it. Fix: give write access to the store's "
+                    "folder, or work on a copy of it in a writable place (cp -a)"
+                ) from exc
             raise CatalogError(
                 f"cannot open the catalog at {path}: {str(exc).rstrip('.')}. Fix: a store's "
                 "catalog is written by incbt alone; restore the store from a backup"
