@@ -66,15 +66,20 @@ def _check_size(env: lmdb.Environment, path: str) -> None:
     have = os.path.getsize(data)
     if have >= need:
         return
-    try:
-        os.truncate(data, need)
+    try:  # only ever extends (a writer in another process may have grown it since)
+        fd = os.open(data, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, need)
+        finally:
+            os.close(fd)
     except OSError:  # not writable: left as it is (its free pages are never read)
         return
     try:
         _read_through(env)
     except lmdb.Error as exc:
         with contextlib.suppress(OSError):
-            os.truncate(data, have)
+            if os.path.getsize(data) == need:  # what was added, and nothing else
+                os.truncate(data, have)
         env.close()
         raise CatalogError(
             f"the catalog {data} is cut short ({have:,} bytes; its pages reach {need:,}; "
