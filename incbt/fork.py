@@ -107,9 +107,12 @@ def needs_materializing(
     eff = iso_to_day(fork.fork["effective"])  # type: ignore[index]
     start = iso_to_day(fork.start)
     would: dict[str, list[int]] = defaultdict(list)
+    would_after: dict[str, list[int]] = defaultdict(list)  # on or after D
     for h in hypothetical:
         if start <= h[1] < eff:
             would[h[0]].append(int(h[1]))
+        elif h[1] >= eff:
+            would_after[h[0]].append(int(h[1]))
     out = {}
     with cat.env.read() as txn:
         seqs: dict[str, int] = {}
@@ -132,6 +135,16 @@ def needs_materializing(
                 continue
             if any(day <= last for day in [*changed.get(inst, ()), *would.get(inst, ())]):
                 out[inst] = last
+                continue
+            # a change on or after D resumes from the fork's latest snapshot before it;
+            # where retention kept none from L on, the plan would start the pair over
+            # with the fork's parameters from its first day, not its base's results
+            # before D (QA 2026-12-06): it is rebuilt from the base, as when made
+            later = [d for d in [*changed.get(inst, ()), *would_after.get(inst, ())] if d > last]
+            if later:
+                resume = rc.latest_snapshot(cat, txn, fork.run_id, inst, before=min(later))
+                if resume is None or resume[0] < last:
+                    out[inst] = last
     return out
 
 

@@ -149,19 +149,24 @@ def _chain(s):
     return b, f, g, g2, h
 
 
-@pytest.mark.parametrize("keep", [60, 1])  # 1: the forks' own snapshots at D-1 pruned
-def test_a_fork_of_a_fork_follows_the_rule_through_corrections(tmp_path, keep):
+# keep 1: the forks' own snapshots at D-1 pruned; a fix on 01-10 is before every
+# effective day, on 02-20 after every one
+@pytest.mark.parametrize(
+    "keep, fix", [(60, "2024-01-10"), (1, "2024-01-10"), (1, "2024-02-20"), (60, "2024-02-20")]
+)
+def test_a_fork_of_a_fork_follows_the_rule_through_corrections(tmp_path, keep, fix):
     """Found 2026-12-05: a fork of a fork was built from a plain run of its base's
     parameters where the base had no snapshot before the day (an effective day before
     the base's own, or the base's snapshots pruned); verify recomputed every fork of a
     fork that way; and a correction before a fork's effective day, with a fork of it
-    present, turned the fork into a plain run for good."""
+    present, turned the fork into a plain run for good. QA 2026-12-06: a correction
+    after the effective day, with no snapshot of the fork kept from D-1 to the day
+    before it, recomputed the fork from its first day with its own parameters."""
     from conftest import bits
 
     g6 = dict(instruments=3, days=40, start="2024-01-01", seed=3)
     generate(str(tmp_path / "d"), **g6)
-    generate(str(tmp_path / "fix"), **g6, from_day="2024-01-10",
-             to_day="2024-01-10", revise=["2024-01-10"])
+    generate(str(tmp_path / "fix"), **g6, from_day=fix, to_day=fix, revise=[fix])
     s = incbt.init(str(tmp_path / "s"), snapshot_keep_days=keep)
     s.ingest(str(tmp_path / "d"))
     b, f, g, g2, h = _chain(s)
@@ -170,7 +175,7 @@ def test_a_fork_of_a_fork_follows_the_rule_through_corrections(tmp_path, keep):
         x, y = s.sql(q, params={"r": g2.run_id}), s.sql(q, params={"r": h.run_id})
         assert bits(x.drop_columns(["run_id"])).equals(bits(y.drop_columns(["run_id"])))
     assert s.verify().ok
-    s.ingest(str(tmp_path / "fix"))  # 01-10, before every effective day
+    s.ingest(str(tmp_path / "fix"))
     s.update()
     assert s.verify().ok and not s.status().stale
     fresh = incbt.init(str(tmp_path / "fresh"), snapshot_keep_days=keep)
