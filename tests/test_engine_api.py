@@ -775,6 +775,43 @@ def test_code_version_follows_closed_over_values_and_module_attributes(tmp_path,
     assert versions[2][1 - moved] == versions[0][1 - moved]
 
 
+VALUES_NOT_NAMES = """
+import numba
+from incbt.engine import strategy
+
+INIT = {init}
+LEVELS = ((0.0, {level}),)
+K = {k}
+WARM = {warm}
+
+@numba.njit
+def above(a, b, k=K):
+    return a > b * k
+
+@strategy(name="vals", state={{"seen": INIT}}, warmup=WARM)
+def vals(p, s, o, h, l, c, v, i):
+    s[0] += 1.0
+    return 1 if above(c[i], o[i], 1.0) and s[0] > LEVELS[0][1] else -1
+"""
+
+
+@pytest.mark.parametrize("edit", ["init", "level", "k", "warm"])
+def test_code_version_follows_values_the_code_holds_not_their_names(tmp_path, edit):
+    """QA 2026-12-06: a state slot's first value from a global (``state={"seen":
+    INIT}``), a nested tuple (``LEVELS[0][1]``) and a helper's default argument from a
+    global (``k=K``) were hashed by name, not value: edited, the runs kept their old
+    results. So was an int warm-up given by a name."""
+    base = dict(init=0.0, level=0.001, k=1.0, warm=0)
+    edited = base | {edit: {"init": -200.0, "level": 0.002, "k": 2.0, "warm": 3}[edit]}
+    versions = []
+    for k, values in enumerate([base, base, edited]):
+        (tmp_path / str(k)).mkdir()
+        text = VALUES_NOT_NAMES.format(**values)
+        found = load_strategies(write(tmp_path / str(k) / "s.py", text))
+        versions.append(found["vals"].code_version)
+    assert versions[0] == versions[1] != versions[2]
+
+
 @pytest.mark.parametrize(
     ("text", "pattern"),
     [

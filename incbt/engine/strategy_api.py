@@ -64,8 +64,10 @@ code (with its decorator; comments, layout, docstrings and parameters' `help=`
 texts left out) and the user code it reaches: the functions it calls
 (which must be `@numba.njit`), from its own file or from helper modules next
 to it (`load_strategies` lets the file import them), and the constants they
-read, which Numba freezes at compile time. Edit any of them and the runs using
-the strategy are recomputed. (A helper module is imported once per process:
+read, which Numba freezes at compile time (numbers, strings, tuples of them
+or of such tuples, arrays): their values, so also default arguments and the
+state slots' first values given to the decorator by a name. Edit any of them
+and the runs using the strategy are recomputed. (A helper module is imported once per process:
 restart to pick up an edit of it.)
 """
 
@@ -336,6 +338,12 @@ def _fingerprint(fn: Callable[..., Any], parts: list[str], seen: set[int]) -> No
     if code is None or glb is None:
         return
     names = sorted(_global_names(code))
+    # default values, evaluated where the function is made: `def above(a, b, k=K)`
+    # holds K's value, not its name (QA 2026-12-06: an edited K kept the old results)
+    for k, val in enumerate(getattr(fn, "__defaults__", None) or ()):
+        _value(f"default {k}", val, names, parts, seen)
+    for key, val in sorted((getattr(fn, "__kwdefaults__", None) or {}).items()):
+        _value(f"default {key}", val, names, parts, seen)
     cells = getattr(fn, "__closure__", None) or ()
     for name, cell in zip(code.co_freevars, cells, strict=False):
         try:
@@ -366,13 +374,19 @@ def _value(name: str, val: Any, names: list[str], parts: list[str], seen: set[in
                 if member is None or isinstance(member, types.ModuleType):
                     continue
                 _value(f"{name}.{attr}", member, names, parts, seen)
-    elif isinstance(val, _SCALARS) or (
-        isinstance(val, tuple) and all(isinstance(x, _SCALARS) for x in val)
-    ):
+    elif _frozen(val):
         parts.append(f"const {name} = {val!r}")
     elif isinstance(val, np.ndarray):
         digest = hashlib.sha256(np.ascontiguousarray(val).tobytes()).hexdigest()
         parts.append(f"array {name} {val.dtype} {val.shape} {digest}")
+
+
+def _frozen(val: Any) -> bool:
+    """A constant Numba freezes: a scalar, or a tuple of them or of such tuples
+    (``LEVELS = ((0.0, 0.001),)``: QA 2026-12-06, nested tuples were left out)."""
+    if isinstance(val, _SCALARS):
+        return True
+    return isinstance(val, tuple) and all(_frozen(x) for x in val)
 
 
 ErrorModel = Literal["python", "numpy"]  # Numba's, for a step (see Strategy.error_model)
@@ -636,6 +650,13 @@ def _make_strategy(
         parts.append(f"reads {','.join(read_fields)}")
     if error_model != "python":  # a division by zero would give other results
         parts.append(f"error_model {error_model}")
+    # the decorator's values as they are, not as written: `state={"seen": INIT}` holds
+    # INIT's value (QA 2026-12-06: an edited INIT kept the old results); a state slot's
+    # first value and the warm-up a resume replays are part of the results
+    if any(state_init):
+        parts.append(f"state {dict(zip(state_names, state_init, strict=True))!r}")
+    if isinstance(warmup, int) and warmup:
+        parts.append(f"warmup {warmup}")
     seen: set[int] = set()
     _fingerprint(py_fn, parts, seen)
     for extra in (warmup, check, *depends):
