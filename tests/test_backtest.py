@@ -698,3 +698,26 @@ def test_kernels_are_preloaded_only_for_commands_with_work(tmp_path, data, monke
     s.ingest(str(data / "tail"))
     assert s.backtest("sma_cross", PARAMS["sma_cross"]).report.bars_processed > 0
     assert calls == [[rid]]  # the plan has work: loaded then
+
+
+def test_results_that_overflow_fail_the_pair_not_stored_as_nan(tmp_path):
+    """QA 2026-12-06: a notional of 1e308 (or a price near 0) made positions of inf and
+    pnl of NaN, stored as results with a Sharpe of 0. Now the pair fails, as a strategy
+    failure does, with the day, the values and the fix; the other pairs are stored."""
+    import warnings
+
+    from conftest import ingested
+
+    s = ingested(tmp_path)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        run = s.backtest("sma_cross", {"fast": 3, "slow": 8}, notional=1e308)
+    said = " ".join(str(x.message) for x in w)
+    assert "not finite numbers on the day of 2024-03-04" in said, said
+    assert "smaller notional" in said, said
+    assert run.report.errors and all("not finite" in e for e in run.report.errors)
+    assert s.sql("SELECT count(*) FROM daily").column(0)[0].as_py() == 0
+    assert s.verify().ok
+    ok = s.backtest("sma_cross", {"fast": 3, "slow": 8}, notional=1e6)
+    n = s.sql(f"SELECT count(*) FROM daily WHERE run_id = '{ok.run_id}'").column(0)[0].as_py()
+    assert n == 2 * 3 and not ok.report.errors

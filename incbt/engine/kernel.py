@@ -533,12 +533,15 @@ def run_segment(
     run = _resolve(strat, "run")
     try:
         res, bad_bar, bad_val = _run_raw(strat, run, p, ex, t, cols, start, de, st_in, cap)
-        if max(bad_bar) < 0:  # the common case: no set failed
+        off = _first_not_finite(res)
+        if max(bad_bar) < 0 and max(off) < 0:  # the common case: no set failed
             res.errors = [None] * n_sets
             return res
         parts = [(np.arange(n_sets), res)]
         errors: list[str | None] = [
-            _signal_error(strat, p, t, bad_bar, bad_val, k) for k in range(n_sets)
+            _signal_error(strat, p, t, bad_bar, bad_val, k)
+            or _not_finite_error(strat, p, ex, t, de, res, off, k)
+            for k in range(n_sets)
         ]
     except StrategyError:
         raise
@@ -562,7 +565,12 @@ def run_segment(
                 )
                 continue
             parts.append((np.array([k]), one))
-            errors.append(_signal_error(strat, p[k : k + 1], t, bad_bar, bad_val, 0, k))
+            errors.append(
+                _signal_error(strat, p[k : k + 1], t, bad_bar, bad_val, 0, k)
+                or _not_finite_error(
+                    strat, p[k : k + 1], ex[k : k + 1], t, de, one, _first_not_finite(one), 0, k
+                )
+            )
     return _assemble(parts, n_sets, width, de.size, t, (n - start) * n_sets, errors, st_in)
 
 
@@ -664,6 +672,44 @@ def _raising_bar(
         else:
             lo = mid
     return hi - 1
+
+
+def _first_not_finite(res: SegmentResult) -> list[int]:
+    """Each set's first day whose daily results are not all finite numbers (-1: none)."""
+    days = res.equity.shape[1]
+    if not days:
+        return [-1] * res.equity.shape[0]
+    bad = ~np.isfinite(res.equity) | ~np.isfinite(res.pos) | ~np.isfinite(res.fees)
+    bad |= ~np.isfinite(res.turnover)
+    first = np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
+    return [int(x) for x in first]
+
+
+def _not_finite_error(
+    strat: Strategy,
+    p: np.ndarray,
+    ex: np.ndarray,
+    t: np.ndarray,
+    de: np.ndarray,
+    res: SegmentResult,
+    off: list[int],
+    row: int,
+    k: int | None = None,
+) -> str | None:
+    """A set whose results overflowed (QA 2026-12-06: a notional of 1e308, or a price of
+    1e-320, gave NaN and inf pnl, stored as results, with a Sharpe of 0)."""
+    day = off[row]
+    if day < 0:
+        return None
+    k = row if k is None else k
+    bar = int(de[day]) - 1
+    return (
+        f"strategy {strat.name!r}, parameter set {k} ({params_to_dict(strat, p[row])}): "
+        f"its results are not finite numbers on the day of {_utc(t, bar)[:10]} (equity "
+        f"{float(res.equity[row, day])!r}, position {float(res.pos[row, day])!r}): a "
+        f"position of notional {float(ex[row, 0]):g} over a price overflowed. Fix: check "
+        "the bars' prices that day (too near 0?) or give a smaller notional"
+    )
 
 
 def _signal_error(
