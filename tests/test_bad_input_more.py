@@ -452,8 +452,15 @@ def test_csv_oddities_found_by_qa_2026_12_05(st, tmp_path):
     named.write_text('instrument,ts,open,high,low,close,volume\n"A\nB",2024-01-08T14:30:00Z,'
                      "1,1,1,1,1\n")
     with pytest.raises(incbt.BadInputError, match=r"line 2: invalid instrument name; value "
-                       r"'A\\nB'.*no control characters"):
+                       r"'A\\nB'.*no control or invisible characters"):
         st.ingest(str(named))
+    # invisible characters made a second "X" (QA 2026-12-06): shown escaped
+    for ch, shown in (("\ufeff", r"\\ufeff"), ("\u200b", r"\\u200b"), ("\u2028", r"\\u2028")):
+        named.write_text("instrument,ts,open,high,low,close,volume\nX,2024-01-08T14:30:00Z,"
+                         f"1,1,1,1,1\n{ch}X,2024-01-08T14:31:00Z,1,1,1,1,1\n", encoding="utf-8")
+        with pytest.raises(incbt.BadInputError,
+                           match=rf"line 3: invalid instrument name; value '{shown}X'"):
+            st.ingest(str(named))
     with pytest.raises(incbt.UsageError, match="give at least one file"):
         st.ingest([])
     assert tree_state(st.path) == before

@@ -13,6 +13,7 @@ import functools
 import glob
 import os
 import re
+import unicodedata
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -931,6 +932,12 @@ def order_error(
     )
 
 
+def _invisible(ch: str) -> bool:
+    """A character that shows as nothing, or breaks a line: control, format (zero-width
+    space, byte order mark, joiners), surrogate, line and paragraph separators."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+
+
 def shown_name(name: str, keep: int = 40) -> str:
     """An instrument name as a message shows it: a long one cut, saying how long."""
     if len(name) <= keep + 20:
@@ -978,17 +985,20 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
             or len(name) > MAX_INSTRUMENT_LEN
             or name != name.strip()
             # control characters: "A\nB" was taken, and printed as two instruments
-            # (found 2026-12-05; NUL and tab were refused)
+            # (found 2026-12-05; NUL and tab were refused); invisible ones: a byte order
+            # mark or a zero-width space made a second "X" (QA 2026-12-06)
             or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
+            or (not name.isascii() and any(_invisible(ch) for ch in name))
         ):
             i = int(np.flatnonzero(codes == j)[0])
             raise BadInputError(
                 "invalid instrument name",
                 file=path,
                 **at(i),
-                value=shown_name(name),
+                value=shown_name(name),  # shown as repr shows it: '\ufeffX', not 'X'
                 fix=f"use 1 to {MAX_INSTRUMENT_LEN} characters, no leading/trailing spaces, "
-                "no control characters (newline, tab, NUL)",
+                "no control or invisible characters (newline, tab, NUL, a zero-width space, "
+                "a byte order mark)",
             )
         if len(name) * 12 > MAX_DIR_BYTES and instrument_dir_bytes(name) > MAX_DIR_BYTES:
             # its bars folder (bars/<name percent-encoded>/) could not be made
