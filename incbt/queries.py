@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from incbt.errors import NotFoundError, UsageError
+from incbt.errors import BadInputError, NotFoundError, UsageError
 
 BUILTIN = Path(__file__).resolve().parent.parent / "queries"
 
@@ -163,17 +163,34 @@ def find_query(name: str, store_path: str | None) -> str | None:
     for d in query_dirs(store_path):
         p = d / f"{name}.sql"
         if p.is_file():
-            return p.read_text()
+            return _read(p)
     return None
+
+
+def _read(p: Path) -> str:
+    """A query file's text (UTF-8; QA 2026-12-06: another encoding exited 3, "a bug")."""
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise BadInputError(
+            f"the query file is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})",
+            file=str(p),
+            fix="save it as UTF-8 (e.g. iconv -f latin1 -t utf-8), or remove it",
+        ) from None
 
 
 def list_queries(store_path: str | None) -> list[dict[str, str]]:
     seen: dict[str, dict[str, str]] = {}
     for d in query_dirs(store_path):
         for p in sorted(d.glob("*.sql")):
-            if p.stem in seen:
+            if p.stem in seen or not p.is_file():  # a folder named x.sql is no query
                 continue
-            text = p.read_text()
+            try:
+                text = _read(p)
+            except BadInputError as e:  # listed, with what is wrong: the others still are
+                seen[p.stem] = {"name": p.stem, "description": f"cannot be read: {e.problem}; "
+                                f"{e.fix}", "params": "", "path": str(p)}  # fmt: skip
+                continue
             desc = next(
                 (ln.lstrip("- ").strip() for ln in text.splitlines() if ln.startswith("--")), ""
             )

@@ -55,6 +55,23 @@ def test_user_queries_in_the_store_folder_win(corrected, tmp_path):
     assert find_query("not a name; SELECT", corrected.path) is None
 
 
+def test_a_query_file_not_utf8_or_a_folder_is_said_not_a_bug(corrected, tmp_path):
+    """QA 2026-12-06: a query file in another encoding exited 3 ("a bug") without its
+    name, and made --list fail; a folder named x.sql failed --list too."""
+    from incbt.queries import list_queries
+
+    qdir = tmp_path / "s" / "queries"
+    qdir.mkdir()
+    (qdir / "latin.sql").write_bytes(b"-- Caf\xe9.\nSELECT 1\n")
+    (qdir / "dir.sql").mkdir()
+    with pytest.raises(incbt.BadInputError, match=r"latin.sql: the query file is not UTF-8 "
+                       r"text \(byte 0xe9 at offset 6\).*save it as UTF-8"):
+        find_query("latin", corrected.path)
+    listed = {q["name"]: q for q in list_queries(corrected.path)}
+    assert "cannot be read" in listed["latin"]["description"]
+    assert "dir" not in listed and "coverage" in listed
+
+
 def test_sql_errors_name_the_query(corrected):
     with pytest.raises(incbt.QueryError, match="query broken failed"):
         run_sql(corrected.session(), "SELEC 1", name="broken")
