@@ -220,6 +220,25 @@ def _binary_csv(rows, d):
     return [p]
 
 
+def _gzip_named_csv(rows, d):
+    import gzip
+
+    p = write_csv(os.path.join(d, "plain.csv"), rows)
+    with open(p, "rb") as f:
+        data = gzip.compress(f.read())
+    q = os.path.join(d, "bad.csv")
+    with open(q, "wb") as f:
+        f.write(data)
+    os.remove(p)
+    return [q]
+
+
+def _dst_twice(rows, d):
+    _naive(rows, d)
+    rows[K][COL["ts"]] = "2024-11-03 01:30:00"  # 01:00-01:59 twice in New York that night
+    return [write_csv(os.path.join(d, "bad.csv"), rows)]
+
+
 def _latin1(col: str, gz: bool = False):
     """Row K's ``col`` with a Latin-1 byte (0xe9, é) after its first character."""
 
@@ -533,6 +552,14 @@ CASES: list[Case] = [
         tz="America/New_York",
     ),
     Case(
+        "naive-ts-ambiguous",
+        _dst_twice,
+        "ts is ambiguous in America/New_York: that hour occurs twice",
+        line=LINE_K,
+        value="'2024-11-03 01:30:00'",
+        tz="America/New_York",
+    ),
+    Case(
         "naive-ts-in-dst-gap",
         _dst_gap,
         "does not exist in America/New_York",
@@ -556,7 +583,10 @@ CASES: list[Case] = [
     Case("too-few-fields", _too_few, "expected 7 fields, found 6", line=LINE_K),
     Case("blank-line", _blank_line, "", line=K + 2),
     Case("semicolon-separated", _semicolons, "fields look separated by ';'", line=1),
-    Case("binary-csv", _binary_csv, "not UTF-8 text", line=1),
+    Case("binary-csv", _binary_csv, "the file is binary data, not CSV text"),
+    # QA 2026-12-06: a gzip file named .csv showed its compressed bytes as the value
+    Case("gzip-named-csv", _gzip_named_csv, "gzip-compressed data, not CSV text",
+         extra=[".csv.gz"]),
     Case("latin1-name", _latin1("instrument"), "not UTF-8 text: byte b'\\xe9' at column 2",
          line=LINE_K),
     Case("latin1-number", _latin1("close"), "not UTF-8 text", line=LINE_K),

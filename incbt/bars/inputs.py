@@ -618,8 +618,7 @@ def _looks_naive(value: str) -> bool:
 def _assume_tz(path: str, naive: pa.Array, tz: str, fkind: str) -> pa.Array:
     try:
         return pc.assume_timezone(naive, timezone=tz, ambiguous="raise", nonexistent="raise")
-    except pa.ArrowInvalid as exc:
-        reason = (str(exc).strip().splitlines() or ["invalid"])[0]
+    except pa.ArrowInvalid:
         # Find the first timestamp that does not exist or is ambiguous in tz.
         lo, hi = 0, len(naive)
         while hi - lo > 1:
@@ -630,8 +629,13 @@ def _assume_tz(path: str, naive: pa.Array, tz: str, fkind: str) -> pa.Array:
             except pa.ArrowInvalid:
                 hi = mid
         where: dict[str, Any] = {"line": lo + 2} if fkind == "csv" else {"row": lo + 1}
+        try:  # which of the two (Arrow's own text named another row: QA 2026-12-06)
+            pc.assume_timezone(naive.slice(lo, 1), timezone=tz, ambiguous="earliest")
+            reason = f"is ambiguous in {tz}: that hour occurs twice there (clocks go back)"
+        except pa.ArrowInvalid:
+            reason = f"does not exist in {tz}: clocks skip it there (they go forward)"
         raise BadInputError(
-            f"ts is ambiguous or does not exist in {tz} ({reason})",
+            f"ts {reason}",
             file=path,
             **where,
             value=str(naive[lo].as_py()),
@@ -851,11 +855,43 @@ _UTF8_FIX = (
 )
 
 
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"PK\x03\x04", "a zip archive (or an Excel workbook)"),
+    (b"PAR1", "a Parquet file"),
+    (b"BZh", "bzip2-compressed data"),
+    (b"\xfd7zXZ\x00", "xz-compressed data"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data"),
+)
+
+
+def _binary_kind(path: str) -> str | None:
+    """What a file that is not text is, from its first bytes (None: it may be text)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    return "binary data" if b"\x00" in head else None
+
+
 def _not_utf8(path: str, exc: UnicodeDecodeError | None) -> BadInputError:
     """The error for a CSV file that is not UTF-8 text, naming the first line that is
     not and its bytes (the file is read again, in blocks: only on this error)."""
     import gzip
 
+    if not is_gz(path):  # a compressed or binary file under a .csv name: its bytes are
+        kind = _binary_kind(path)  # no line to show (QA 2026-12-06)
+        if kind is not None:
+            return BadInputError(
+                f"the file is {kind}, not CSV text",
+                file=path,
+                fix="name a gzip-compressed CSV file .csv.gz (incbt reads it as it is); "
+                "give other files as CSV text or Parquet (.parquet)",
+            )
     opener: Any = gzip.open if is_gz(path) else open
     line, carry, bad = 1, b"", None
     try:
