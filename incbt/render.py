@@ -181,7 +181,7 @@ def pivot_table(table: pa.Table) -> pa.Table:
         key = (r[rk], r[ck])
         if key in cell:
             raise UsageError(
-                f"--pivot: {rk}={key[0]!r}, {ck}={key[1]!r} has more than one {vk} "
+                f"--pivot: {rk}={_shown(key[0])}, {ck}={_shown(key[1])} has more than one {vk} "
                 f"({cell[key]!r} and {r[vk]!r}): make each (row, column) one row, e.g. with "
                 "GROUP BY and an aggregate"
             )
@@ -192,6 +192,12 @@ def pivot_table(table: pa.Table) -> pa.Table:
 
     cols = {rk: rkeys} | {label(c): [cell.get((r, c)) for r in rkeys] for c in ckeys}
     return pa.table(cols)
+
+
+def _shown(v: Any) -> str:
+    """A key as a message shows it: text quoted, a date or a time as ISO text (QA
+    2026-12-06: ``date=datetime.date(2024, 1, 1)``)."""
+    return repr(v) if isinstance(v, str) else str(v.isoformat() if hasattr(v, "isoformat") else v)
 
 
 def format_of(path: str) -> str:

@@ -28,6 +28,7 @@ def test_help_for_every_command():
     for cmd in ("init", "generate", "ingest", "query", "log", "status", "settings"):
         assert cmd in top
         assert "Usage:" in run(cmd, "--help").stdout
+    assert run("-h").stdout == top and "Usage: incbt ingest" in run("ingest", "-h").stdout
 
 
 def test_generate_ingest_query_log(tmp_path):
@@ -390,6 +391,9 @@ def small_store(tmp_path_factory):
     (("query", "SELECT 1 AS x", "-p", "y=2"), 2, "the SQL has no $y"),
     (("query", "SELECT 'a' AS r, 'b' AS c, 1 AS v UNION ALL SELECT 'a', 'b', 2", "--pivot"), 2,
      "has more than one v ("),
+    # a date key shown as ISO text, not datetime.date(2024, 1, 1) (QA 2026-12-06)
+    (("query", "SELECT 'a' AS r, DATE '2024-01-01' AS c, 1 AS v UNION ALL "
+      "SELECT 'a', DATE '2024-01-01', 2", "--pivot"), 2, "r='a', c=2024-01-01 has more than"),
     (("sweep", "sma_cross", "-g", "fast=50", "-g", "slow=20"), 1, "the grid has no valid point"),
     (("report", "nosuchrun"), 1, "no sweep or run 'nosuchrun'"),
     (("init", "--set", "lock_timeout=5"), 2, "environment variable INCBT_LOCK_TIMEOUT"),
