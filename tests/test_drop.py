@@ -397,3 +397,39 @@ def test_a_store_on_a_read_only_file_system_says_so(tmp_path, monkeypatch):
         Env(str(tmp_path), 1 << 20)
     msg = str(e.value)
     assert "Read-only file system" in msg and "write access" in msg and "backup" not in msg
+
+
+def test_a_store_on_read_only_media_reads_and_refuses_writes(tmp_path):
+    """A store on a read-only file system (an archive, a shared snapshot): commands that
+    read work (LMDB reads it without its lock file), commands that write say why, exit 1,
+    and nothing there changes. Needs a read-only bind mount (root): skipped without."""
+    from test_cli import run
+
+    src = tmp_path / "src"
+    data = tmp_path / "d"
+    generate(str(data), instruments=2, days=5, seed=1)
+    s = incbt.init(str(src / "st"))
+    s.ingest(str(data))
+    run_id = s.backtest("sma_cross", {"fast": 3, "slow": 8}).run_id
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    ok = subprocess.run(["mount", "--bind", str(src), str(mnt)], capture_output=True)
+    if ok.returncode:
+        pytest.skip("no bind mount here")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(mnt)]).returncode:
+            pytest.skip("no read-only remount here")
+        store = mnt / "st"
+        before = tree_state(str(store))
+        for cmd in (["status"], ["log"], ["query", "leaderboard"], ["verify"],
+                    ["report", run_id, "-o", str(tmp_path / "r.html")]):
+            p = run(*cmd, store=store, check=False)
+            assert p.returncode == 0, (cmd, p.stderr)
+        for cmd in (["backtest", "sma_cross", "-p", "fast=4", "-p", "slow=8"], ["gc"],
+                    ["ingest", str(data)], ["drop", run_id]):
+            p = run(*cmd, store=store, check=False)
+            assert p.returncode == 1 and "read-only file system" in p.stderr, (cmd, p.stderr)
+            assert "Traceback" not in p.stderr
+        assert tree_state(str(store)) == before
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)

@@ -142,6 +142,7 @@ class Env:
         lock = os.path.join(path, "lock.mdb")
         _refuse_shared(path)
         had_lock = os.path.exists(lock)
+        self.readonly = False
         try:
             self.env = lmdb.open(
                 path,
@@ -155,16 +156,36 @@ class Env:
         except lmdb.Error as exc:
             _forget_lock(lock, had_lock)
             why = str(exc).rstrip(".")
-            if "Read-only file system" in why or "Permission denied" in why:
+            if "Read-only file system" in why:
+                # a store on read-only media (an archive, a shared snapshot): LMDB reads
+                # it without taking its lock file, since nothing can write there
+                try:
+                    self.env = lmdb.open(
+                        path,
+                        map_size=map_size,
+                        max_dbs=32,
+                        subdir=True,
+                        readahead=False,
+                        readonly=True,
+                        create=False,
+                    )
+                except lmdb.Error:
+                    pass
+                else:
+                    self.readonly = True
+            if self.readonly:
+                pass
+            elif "Read-only file system" in why or "Permission denied" in why:
                 raise CatalogError(
                     f"cannot open the catalog at {path}: {why}: incbt writes the catalog's "
                     "lock file even to read it. Fix: give write access to the store's "
                     "folder, or work on a copy of it in a writable place (cp -a)"
                 ) from exc
-            raise CatalogError(
-                f"cannot open the catalog at {path}: {str(exc).rstrip('.')}. Fix: a store's "
-                "catalog is written by incbt alone; restore the store from a backup"
-            ) from exc
+            else:
+                raise CatalogError(
+                    f"cannot open the catalog at {path}: {why}. Fix: a store's catalog is "
+                    "written by incbt alone; restore the store from a backup"
+                ) from exc
         try:
             _check_size(self.env, path)
         except CatalogError:
@@ -186,7 +207,13 @@ class Env:
             if handle is not None:
                 break
             try:
-                handle = self.env.open_db(name, create=True)
+                handle = self.env.open_db(name, create=not self.readonly)
+            except lmdb.NotFoundError:  # read-only: a database a later incbt added
+                raise CatalogError(
+                    f"the catalog at {self.path} lacks the table {name.decode()!r}, which "
+                    "incbt adds when it opens a store it can write: the store is on a "
+                    "read-only file system. Fix: open it once where it can be written"
+                ) from None
             except lmdb.MapFullError:
                 self._grow()
             except lmdb.MapResizedError:  # another process grew the map since this one
@@ -288,6 +315,10 @@ class Env:
 
     def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
         """Run ``fn`` in one write transaction and commit, growing the map as needed."""
+        if self.readonly:
+            from incbt.catalog.lock import READ_ONLY
+
+            raise CatalogError(READ_ONLY.format(store=os.path.dirname(self.path)))
         with self._write_lock:
             while True:
                 try:

@@ -9,6 +9,7 @@ holds it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import socket
@@ -18,7 +19,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from incbt.errors import StoreLockedError
+from incbt.errors import CatalogError, StoreLockedError
+
+# what a command that writes says on a store on read-only media
+READ_ONLY = (
+    "the store at {store} is on a read-only file system: this command writes to it "
+    "(commands that only read, such as status, query, log and report, work there). Fix: "
+    "copy the store to a writable place (cp -a) and run it there"
+)
 
 _held: dict[str, int] = {}  # lock file -> times entered by its owner thread
 _owner: dict[str, int] = {}  # lock file -> the thread of this process that holds it
@@ -79,7 +87,12 @@ def write_lock(
             with _held_lock:
                 _held[key] -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise CatalogError(READ_ONLY.format(store=os.path.dirname(path))) from None
+        raise
     try:
         deadline = time.monotonic() + timeout
         said = False
