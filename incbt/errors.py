@@ -33,6 +33,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Mapping
 
 __all__ = [
     "BadInputError",
@@ -332,6 +333,8 @@ def names(value: object, what: str) -> list[str]:
     """Ids or names given one (a string) or several: a string is one, not its letters."""
     if isinstance(value, str):
         return [value]
+    if isinstance(value, Mapping):  # its keys would be taken silently (QA 2026-12-06)
+        raise UsageError(f"{what}: give a list of strings, not a dict ({value!r})")
     try:
         out = list(value)  # type: ignore[call-overload]
     except TypeError:

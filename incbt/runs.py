@@ -1610,6 +1610,15 @@ class Run:
         after its start. A later ``update`` computes it once such bars arrive."""
         if self._metric_rows(most=1).num_rows:
             return None
+        with self.store.catalog.env.read() as txn:
+            failed = rc.run_failures(self.store.catalog, txn, self.run_id)
+        if failed:  # QA 2026-12-06: a run failed everywhere said nothing here
+            inst, f = next(iter(failed.items()))
+            return (
+                f"the strategy failed on each of its {len(failed)} instrument(s) with bars "
+                f"(first: {inst}: {f['error']}); such pairs hold no rows, and are retried "
+                "when a day they read changes (the `failed` table lists them)"
+            )
         known = self.store.instruments()
         last = last_bar_days(self.store, instruments_of(self.record, known))
         if not last:
@@ -1675,6 +1684,7 @@ class Run:
         cat = self.store.catalog
         with cat.env.read() as txn:
             stored = rc.get_run(cat, txn, self.run_id)
+            failed = rc.run_failures(cat, txn, self.run_id)
         rec = stored or self.record
         params = ", ".join(
             f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.params.items()
@@ -1704,6 +1714,19 @@ class Run:
             body = f"dropped (event {rec.dropped_seq})"
         else:
             p = self.portfolio
-            body = ", ".join(f"{k}={v:.6g}" for k, v in p.items()) if p else "no results yet"
+            if p:
+                body = ", ".join(f"{k}={v:.6g}" for k, v in p.items())
+            elif failed:  # not "yet": an update does not fill it in (QA 2026-12-06)
+                body = "no results"
+            else:
+                body = "no results yet"
+            if failed:
+                body += (
+                    f"; the strategy failed on {len(failed)} instrument(s), which hold no "
+                    "rows (.why_empty(), the `failed` table)"
+                    if not p
+                    else f"; the strategy failed on {len(failed)} instrument(s), which "
+                    "hold no rows (the `failed` table)"
+                )
             body += _stale_note(self.stale)
         return f"<Run {self.run_id} {rec.strategy}({params}) {'; '.join(setup)}: {body}>"

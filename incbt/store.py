@@ -286,6 +286,21 @@ def open_store(path: str | None = None, progress: Reporter = NULL) -> Store:
     return Store(path or default_path(), progress)
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _outside() -> int:
+    """The ``stacklevel`` that makes a warning raised by the function calling this name
+    the user's line: the first frame outside incbt, however deep the call (QA
+    2026-12-06: a note of an ingest made by ``store.update`` named incbt's update.py)."""
+    f = sys._getframe(2)
+    level = 2
+    while f is not None and f.f_code.co_filename.startswith(_PACKAGE):
+        f = f.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
 def warn_failures(report: Any, known: bool = True) -> None:
     """Warn (:class:`StrategyFailureWarning`) when the strategy failed on some (run,
     instrument) pair in this call, or (``known``) failed before and was not retried:
@@ -299,7 +314,7 @@ def warn_failures(report: Any, known: bool = True) -> None:
                 f"results are not stored, every other result is. First: {errors[0]} "
                 "(all of them: .report.errors and .report.skipped_failed)"
             ),
-            stacklevel=4,  # this, the Store method, its _writes wrapper: the caller
+            stacklevel=_outside(),
         )
 
 
@@ -425,7 +440,7 @@ class Store:
                     "; ".join(notes) + " (IngestSummary.short_days, .missing_days, "
                     ".off_minute and .replaced_apart list them)"
                 ),
-                stacklevel=3,  # this, its _writes wrapper: the caller
+                stacklevel=_outside(),
             )
         return summary
 
@@ -671,13 +686,13 @@ class Store:
                 + ("it would be started" if dry_run else "started it")
                 + (f" (the store's sweeps: {', '.join(others[:10])})" if others else ""),
                 UserWarning,
-                stacklevel=3,  # this, its _writes wrapper: the caller
+                stacklevel=_outside(),
             )
         if res.short:
-            warnings.warn(res.short, UserWarning, stacklevel=3)
+            warnings.warn(res.short, UserWarning, stacklevel=_outside())
         return res
 
-    def report(self, target: str, path: str, metric: str = "sharpe") -> str:
+    def report(self, target: str, path: str | os.PathLike[str], metric: str = "sharpe") -> str:
         """Write a self-contained HTML report of a run (id or prefix) or a sweep (name)."""
         from incbt.report import report
 
@@ -688,7 +703,7 @@ class Store:
                 f"path (-o): give the HTML file to write (e.g. report.html), not {path!r}"
             )
         text(metric, "metric")
-        return report(self, target, path, metric)
+        return report(self, target, os.fspath(path), metric)  # a Path too (QA 2026-12-06)
 
     @_writes("store.update")
     def update(
@@ -735,7 +750,7 @@ class Store:
                     f"{res.broken[0]} (all of them: .broken). Fix: restore or repair the "
                     "strategies file (runs.source names it), or drop the runs"
                 ),
-                stacklevel=3,  # this, its _writes wrapper: the caller
+                stacklevel=_outside(),
             )
         return res
 
@@ -767,6 +782,10 @@ class Store:
         if sweep is not None and not isinstance(sweep, str):
             raise UsageError(f"sweep: give a sweep's name, not {sweep!r}")
         ids = None if run_ids is None else names(run_ids, "run ids")
+        if ids is not None and not ids:  # a filter that kept nothing is not "every run"
+            raise UsageError(  # (QA 2026-12-06: [] verified every run)
+                "run_ids is empty: give the run ids to verify, or None for every run"
+            )
         return verify(self, ids, progress, sweep=sweep)
 
     def sweeps(self) -> dict[str, SweepResult]:
@@ -861,7 +880,7 @@ class Store:
         defaults filled in, a run id prefix resolved, column-name parameters put in
         their slots; returns a pyarrow Table.
 
-            >>> store.query("leaderboard", {"strategy": "sma_cross", "n": 5})
+            >>> store.query("leaderboard", {"strategy": "sma_cross"})
         """
         from incbt.queries import prepare_named
         from incbt.query import run_sql_fresh, session

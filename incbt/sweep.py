@@ -202,7 +202,11 @@ class SweepResult:
                     "'mean' or 'median', or pivot a sweep of those two parameters alone"
                 )
             agg = "max"
-        return g.pivot_table(index=f"p_{y}", columns=f"p_{x}", values=metric, aggfunc=agg)
+        # dropna=False: a grid point whose runs failed everywhere is a cell of NaN, not a
+        # row or column gone from the heatmap (QA 2026-12-06)
+        return g.pivot_table(
+            index=f"p_{y}", columns=f"p_{x}", values=metric, aggfunc=agg, dropna=False
+        )
 
     @property
     def runs(self) -> list[Any]:
@@ -212,7 +216,7 @@ class SweepResult:
             recs = [rc.get_run(self.store.catalog, txn, r) for r in self.run_ids]
         return [Run(self.store, r) for r in recs if r is not None]
 
-    def report_html(self, path: str, metric: str = "sharpe") -> str:
+    def report_html(self, path: str | os.PathLike[str], metric: str = "sharpe") -> str:
         """Write the sweep's HTML report (heatmap, leaderboard, best run)."""
         return self.store.report(self.name, path, metric)
 
@@ -672,7 +676,11 @@ def _same_setup(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> No
     diff = [f"{k} {was[k]:g} (now {now[k]:g})" for k in EXEC_NAMES if was[k] != now[k]]
     was_u, now_u = universe(old["instruments"]), universe(new["instruments"])
     if was_u != now_u:
-        diff.append(f"instruments {shown(was_u)} (now {shown(now_u)})")
+        said = f"instruments {shown(was_u)} (now {shown(now_u)})"
+        joined = [u for u in now_u if u != "all" and "," in u] if now_u != "all" else []
+        if joined:  # instruments="A,B" in Python: one name (QA 2026-12-06)
+            said += f"; {joined[0]!r} is one name: give the instruments as a list"
+        diff.append(said)
     if old["start"] != new["start"]:
         diff.append(f"start {old['start'] or 'the first bar'} (now {new['start']})")
     if diff:
@@ -768,7 +776,7 @@ def sweep(
             raise UsageError(f"--start {start!r} (start=) is not a date YYYY-MM-DD") from None
     if seed != 0 and sample is None:  # it named another sweep, of the same points (QA 2026-12-05)
         raise UsageError(
-            f"--seed {seed} (seed=) without --random N: a seed draws a sample of N points; "
+            f"--seed {seed} (seed={seed}) without --random N: a seed draws a sample of N points; "
             "give --random N too, or leave out --seed"
         )
     if not grid and not (resume and name):

@@ -20,3 +20,14 @@ def test_open_and_init_are_the_entry_points():
     assert callable(incbt.init)
     assert issubclass(incbt.BadInputError, incbt.UserError)
     assert issubclass(incbt.UserError, incbt.IncbtError)
+
+
+def test_dir_lists_what_loads_on_use():
+    """``incbt.`` completes the lazily loaded names too (QA 2026-12-06), in a fresh
+    process where none was used yet."""
+    import subprocess
+    import sys
+
+    code = "import incbt; print(','.join(n for n in incbt.__all__ if n not in dir(incbt)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "", out

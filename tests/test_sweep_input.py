@@ -55,7 +55,7 @@ def swept(tmp_path_factory):
     ({"grid": {}}, "give the grid"),
     ({"grid": {}, "resume": True}, "give the grid"),  # and the name, to finish a sweep
     # a seed alone drew nothing and named another sweep (QA 2026-12-05)
-    ({"seed": 3}, "--seed 3 \\(seed=\\) without --random N"),
+    ({"seed": 3}, "--seed 3 \\(seed=3\\) without --random N"),
     ({"random": 0}, "--random 0 \\(random=0\\): give a positive count"),
 ])
 def test_a_bad_sweep_is_refused_and_writes_nothing(swept, kw, match):
@@ -679,3 +679,25 @@ def test_a_large_grid_shows_progress_while_it_is_registered_and_planned(swept, m
     seen.clear()
     swept.sweep("sma_cross", {"fast": [3], "slow": [30]}, dry_run=True, progress=Reporter())
     assert "registering runs" not in seen  # a small grid: no bar
+
+
+def test_a_point_failed_everywhere_is_said_and_kept_in_the_pivot(tmp_path):
+    """QA 2026-12-06: a run whose strategy failed on every instrument read "no results
+    yet" (an update does not fill it in) and why_empty() said nothing; a partly failed
+    run did not say so; the pivot dropped the failed grid point's row."""
+    import warnings
+
+    s = ingested(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sw = s.sweep("fails", {"n": [2, 3], "give_up": [0, 1]}, name="f",
+                     strategies_file=fails_strategy(tmp_path))
+    dead = [r for r in sw.runs if r.record.params["give_up"] == 1]
+    assert len(dead) == 2
+    for r in dead:
+        text = repr(r)
+        assert ": no results; the strategy failed on 2 instrument(s)" in text, text
+        assert "gave up" in r.why_empty()
+    assert all("failed" not in repr(r) for r in sw.runs if r.record.params["give_up"] == 0)
+    grid = sw.pivot("n", "give_up", "sharpe")
+    assert list(grid.index) == [0, 1] and grid.loc[1].isna().all()

@@ -1203,3 +1203,30 @@ def test_a_run_of_changed_code_says_so(tmp_path):
     assert "STALE: strategy code changed" in repr(old)
     s.update()
     assert old.stale == [] and "superseded by" in repr(old)
+
+
+def test_a_note_of_the_ingest_an_update_makes_names_the_callers_line(tmp_path):
+    """QA 2026-12-06: the DataNoteWarning of ``store.update(files)`` named incbt's own
+    update.py; it names the line that called incbt, as ``store.ingest``'s does."""
+    import csv
+    import warnings
+
+    from incbt.errors import DataNoteWarning
+
+    generate(str(tmp_path / "d"), instruments=3, days=6, start="2024-03-04", seed=2)
+    files = sorted(os.listdir(tmp_path / "d"))
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest([str(tmp_path / "d" / f) for f in files[:-1]])
+    s.backtest("sma_cross", {"fast": 3, "slow": 8})
+    last = tmp_path / "d" / files[-1]
+    with open(last, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [rows[0]] + [r for r in rows[1:] if r[0] != "S0002"] + [
+        r for r in rows[1:] if r[0] == "S0002"][:50]
+    with open(last, "w", newline="") as f:
+        csv.writer(f).writerows(keep)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        s.update(str(last))
+    notes = [x for x in w if issubclass(x.category, DataNoteWarning)]
+    assert notes and all(x.filename == __file__ for x in notes), [x.filename for x in notes]

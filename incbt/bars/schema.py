@@ -91,6 +91,8 @@ def iso_to_day(text: str | Any) -> int:
     (:func:`parse_date`); a ``datetime.date`` or ``np.datetime64`` is taken as it is."""
     if isinstance(text, str):
         return parse_date(text)
+    if isinstance(text, bool | int | float | np.number):  # 20240105 read as a day number
+        raise DateError(f"date {text!r} is not a date: give {DATE_FORM}")  # (QA 2026-12-06)
     if isinstance(text, datetime.datetime):
         text = text.date()
     if isinstance(text, datetime.date):

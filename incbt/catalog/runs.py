@@ -674,6 +674,19 @@ def failures(cat: Catalog, txn: lmdb.Transaction) -> dict[tuple[str, str], dict[
         return {split_ri_key(k): json.loads(v) for k, v in cur}
 
 
+def run_failures(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> dict[str, dict[str, Any]]:
+    """A run's recorded failures: instrument -> {seq, through, error} (a range read)."""
+    prefix = run_key(run_id)
+    out = {}
+    with txn.cursor(_db(cat, "failed")) as cur:
+        if cur.set_range(prefix):
+            for k, v in cur:
+                if not k.startswith(prefix):
+                    break
+                out[split_ri_key(k)[1]] = json.loads(v)
+    return out
+
+
 def delete_metrics(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> None:
     txn.delete(run_key(run_id) + instrument.encode(), db=_db(cat, "metrics"))
 
