@@ -330,9 +330,9 @@ def ingest(
         bool,
         typer.Option(
             "--join-days",
-            help="A stored day given bars that all come after (or before) its stored bars "
-            "keeps them and gets the new ones (bars sent as they come); without it they "
-            "replace the day whole, as a correction.",
+            help="Merge new bars into a stored day (bars at new times added, a bar at a "
+            "stored bar's time replacing it, the others kept) instead of replacing the "
+            "day whole: for bars sent as they come.",
         ),
     ] = False,
 ) -> None:
@@ -355,12 +355,17 @@ def ingest(
         + f", {s.days_unchanged} day(s) unchanged, {s.buckets_written} bucket file(s)"
         + (f"; event {s.seq}" if s.seq else "; nothing changed, no event" if not dry_run else "")
     )
-    joined = {(i, d): (side, n) for i, d, side, _, n in s.joined_days}
+    joined = {(i, d): (stored, new, kept) for i, d, stored, new, kept in s.joined_days}
     for inst, day in s.corrected[:10]:
         how = joined.get((inst, day))
         typer.echo(
             f"  corrected {inst} {day}"
-            + (f" ({how[1]:,} bars joined {how[0]} its stored bars)" if how else "")
+            + (
+                f" ({how[1]:,} new bars merged into its {how[0]:,} stored bars, "
+                f"{how[2]:,} of them kept)"
+                if how
+                else ""
+            )
         )
     if len(s.corrected) > 10:
         typer.echo(f"  ... and {len(s.corrected) - 10} more corrections")

@@ -410,9 +410,9 @@ class Store:
 
         ``columns`` maps bars columns to the file's names (``{"ts": "time"}``);
         ``tz`` names the zone of timestamps written without a UTC offset.
-        ``join_days``: a stored day given bars that all come after (or before) its
-        stored bars keeps them and gets the new ones (bars sent as they come); without
-        it the new bars replace the day whole, as any correction.
+        ``join_days``: new bars are merged into a stored day (bars at new times added,
+        a bar at a stored bar's time replacing it, the others kept: bars sent as they
+        come); without it they replace the day whole, as any correction.
         """
         paths = _paths(paths)
         mapping(columns, "columns", '{"ts": "time"}')

@@ -654,9 +654,9 @@ CASES: list[Case] = [
         "same-day-two-files",
         _two_files,
         f"day {DAY} is also in",
-        line=7,
+        line=LINE_K,  # the bar that differs, in both files
         instrument="S0001",
-        extra=["a.csv", "with different bars"],
+        extra=["a.csv", f"with a different bar at {DAY}T14:32:00Z (line {LINE_K})"],
     ),
     Case(
         "corrupt-parquet",

@@ -178,6 +178,33 @@ def test_coverage_counts_missing_weekdays_not_weekends(tmp_path):
     assert t["missing_weekdays"].to_pylist() == [2, 2]
 
 
+def test_coverage_counts_short_days_against_the_instruments_own_day(tmp_path):
+    """Short: fewer than half the bars of the instrument's median day; a fixed 390
+    missed every short day of a 24-hour market (QA 2026-12-06)."""
+    import warnings
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    day = np.datetime64("2024-03-04T00:00", "ns").astype(np.int64)
+    minute = 60_000_000_000
+    ts = [int(day) + k * 86_400_000_000_000 + m * minute for k in range(4) for m in range(1440)]
+    ts = ts[: 3 * 1440 + 600]  # the 4th day: 600 bars of 1440
+    n = len(ts)
+    t = pa.table({"instrument": ["BTC"] * n,
+                  "ts": pa.array(ts, pa.timestamp("ns", tz="UTC")),
+                  **{c: pa.array(np.full(n, 10.0)) for c in ("open", "high", "low", "close")},
+                  "volume": pa.array(np.ones(n))})
+    pq.write_table(t, str(tmp_path / "b.parquet"))
+    s = incbt.init(str(tmp_path / "s"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s.ingest(str(tmp_path / "b.parquet"))
+    got = s.sql(find_query("coverage", s.path))
+    assert got["short_days"].to_pylist() == [1] and got["bars"].to_pylist() == [n]
+
+
 def test_an_unknown_table_gets_the_closest_name_and_the_list(corrected):
     with pytest.raises(incbt.QueryError, match=r"did you mean 'daily'\?.*bars, events") as exc:
         corrected.sql("SELECT count(*) FROM dailyy")

@@ -90,7 +90,7 @@ from incbt.bars.layout import (
 )
 from incbt.bars.parts import GzParts, ParquetRowParts, Part, Stitcher, big_row_groups, read_part
 from incbt.bars.parts import split as parts_of
-from incbt.bars.schema import day_to_iso, is_gz, is_parquet, month_of
+from incbt.bars.schema import day_to_iso, is_gz, is_parquet, iso_to_day, month_of
 from incbt.catalog import (
     CHANGE_CORRECTED,
     CHANGE_NEW,
@@ -153,12 +153,12 @@ class IngestSummary:
     # changed days with a bar not on a minute: (instrument, day, the bar's time)
     off_minute: list[tuple[str, str, str]] = field(default_factory=list)
     missing_days: list[tuple[str, str, int]] = field(default_factory=list)
-    # stored days given bars that all come "after" (or "before") their stored bars:
-    # (instrument, day, side, stored bars, new bars). Joined to them (``join_days``): the
-    # day holds both; else replaced whole by the new bars, as any correction (a note:
-    # continuing a day, they lost its stored bars)
-    joined_days: list[tuple[str, str, str, int, int]] = field(default_factory=list)
-    replaced_apart: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    # stored days given new bars. With ``join_days``, merged into them: (instrument, day,
+    # stored bars, new bars, stored bars kept); without it, replaced whole, as any
+    # correction, which a note says where that left stored bars out: (instrument, day,
+    # stored bars, new bars)
+    joined_days: list[tuple[str, str, int, int, int]] = field(default_factory=list)
+    replaced_apart: list[tuple[str, str, int, int]] = field(default_factory=list)
     # each instrument's days in this ingest's input, and those the store has in their
     # span: what :func:`data_notes` reads (not a result)
     _seen: dict[str, set[int]] = field(default_factory=dict, repr=False)
@@ -207,12 +207,12 @@ class IngestSummary:
         if self.replaced_apart:
             out.append(
                 f"{len(self.replaced_apart):,} day(s) replaced whole, as a correction, by new "
-                "bars that all come after (or before) their stored bars, which are gone: "
-                + some(self.replaced_apart, "{0} {1} ({3} stored bars, {4} new {2} them)")
-                + "; if the new bars continue those days (bars sent as they come, or a "
-                "session zone that cuts the files' days in two), ingest the files of the "
-                "days' other bars again, with --join-days (Python: join_days=True), which "
-                "joins such bars to the stored ones"
+                "bars that leave some of their stored bars out, which are gone: "
+                + some(self.replaced_apart, "{0} {1} ({2} stored bars, {3} new)")
+                + "; if the new bars only add to those days (bars sent as they come, or "
+                "a session zone that cuts the files' days in two), ingest the days' "
+                "files again with --join-days (Python: join_days=True), which merges "
+                "new bars into a stored day"
             )
         if self.missing_days:
             out.append(
@@ -316,10 +316,11 @@ def collect(
     hasher: Hasher,
 ) -> dict[tuple[str, int], Piece]:
     """The pieces not seen earlier in this call, where a day given in pieces by several
-    files is joined: their bars must not interleave in time (a day of a session zone
-    that cuts the files' days in two: US hours in UTC-day files, with
-    ``session_tz=Asia/Tokyo``). A piece given twice, identical, counts once.
-    ``held``: the earlier chunk's pieces still in memory (:func:`_open_buckets`)."""
+    files is joined: the union of their bars, in time order, where bars at the same
+    time must be identical (inclusive file boundaries; a session zone that cuts the
+    files' days in two: bars round the clock in UTC-day files, with
+    ``session_tz=America/New_York``). A piece given twice, identical, counts once.
+    ``held``: the earlier chunks' pieces still in memory (:func:`_open_buckets`)."""
     out: dict[tuple[str, int], Piece] = {}
     for pieces in per_file:
         for p in pieces:
@@ -332,34 +333,23 @@ def collect(
             if p.hash == prev.hash or p.hash in prev.parts:
                 continue
             earlier = out.get(key, held.get(key))
-            joined = None if earlier is None else _join(earlier, p, hasher)
-            if joined is None:
+            if earlier is None:  # written already: an earlier chunk, not its latest month
                 a = prev.where
                 line = f"{'line' if 'line' in a else 'row'} {next(iter(a.values()))}"
-                if earlier is None:  # written already: an earlier chunk, not its latest month
-                    why, fix = (
-                        f"day {day_to_iso(p.day)} is also in {prev.source} ({line}), read "
-                        "too long before this file to be joined with it",
-                        "give the files in time order (names that sort by date), or the "
-                        "day's pieces in one file",
-                    )
-                else:
-                    why, fix = (
-                        f"day {day_to_iso(p.day)} is also in {prev.source} ({line}) "
-                        "with different bars over the same hours",
-                        "give each (instrument, day) in one file only per ingest, or its "
-                        "parts in files whose bars do not overlap in time; a day is "
-                        "replaced whole, so send the full corrected day",
-                    )
                 raise BadInputError(
-                    why,
+                    f"day {day_to_iso(p.day)} is also in {prev.source} ({line}), whose bars "
+                    "were written before this file was read (an ingest reads its files "
+                    "a chunk at a time, ingest_chunk_mb, and joins the pieces of a day "
+                    "while they are in memory): they cannot be compared here",
                     file=p.src.source,
                     instrument=p.instrument,
                     **p.src.where(p.start),
-                    fix=fix,
+                    fix="if the two are pieces of the day, give the files in time order "
+                    "(names that sort by date) or fewer at once; if they are two versions "
+                    "of the day, give one of them",
                 )
-            out[key] = joined
-            prev.hash = joined.hash
+            out[key] = _join(earlier, p, hasher)
+            prev.hash = out[key].hash
             prev.parts.add(p.hash)
     return out
 
@@ -367,48 +357,104 @@ def collect(
 def _own(p: Piece) -> Piece:
     """``p`` in arrays of its own: a piece that waits for later chunks must not keep
     its whole file in memory."""
-    block, rows = p.src.block[:, p.start : p.end].copy(), p.src.rows[p.start : p.end].copy()
-    src = InputBars(
-        p.src.source, p.src.kind, [p.instrument], np.zeros(p.rows, np.int32), block, rows
-    )
-    return Piece(p.instrument, p.day, src, 0, p.rows, p.hash, p.off_minute)
+    src = p.src
+    block, rows = src.block[:, p.start : p.end].copy(), src.rows[p.start : p.end].copy()
+    codes = np.zeros(p.rows, np.int32)
+    if isinstance(src, JoinedBars):
+        own: InputBars = JoinedBars(
+            src.source, src.kind, [p.instrument], codes, block, rows,
+            files=src.files, file_of=src.file_of[p.start : p.end].copy(),
+        )  # fmt: skip
+    else:
+        own = InputBars(src.source, src.kind, [p.instrument], codes, block, rows)
+    return Piece(p.instrument, p.day, own, 0, p.rows, p.hash, p.off_minute)
 
 
-def _join(a: Piece, b: Piece, hasher: Hasher) -> Piece | None:
-    """One day from the bars of two pieces of it, in time order; None where they
-    interleave (a bar of one between the first and last bars of the other)."""
-    ts = a.src.ts[a.start : a.end]
-    lo, hi = b.src.ts[b.start], b.src.ts[b.end - 1]
-    at = int(np.searchsorted(ts, lo))
-    if at != int(np.searchsorted(ts, hi, side="right")):
-        return None
+@dataclass
+class JoinedBars(InputBars):
+    """One day joined from the pieces of several files: each bar remembers its file
+    (``files[file_of[i]]``: source and kind), so that a message names its line."""
+
+    files: list[tuple[str, str]] = field(default_factory=list)
+    file_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+
+    def where(self, sorted_row: int) -> dict[str, Any]:
+        r = int(self.rows[sorted_row])
+        kind = self.files[int(self.file_of[sorted_row])][1]
+        return {"line": r + 2} if kind == "csv" else {"row": r + 1}
+
+    def source_of(self, sorted_row: int) -> str:
+        return self.files[int(self.file_of[sorted_row])][0]
+
+
+def _files_of(p: Piece) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """The files of a piece's bars, and each bar's file among them."""
+    src = p.src
+    if isinstance(src, JoinedBars):
+        return src.files, src.file_of[p.start : p.end]
+    return [(src.source, src.kind)], np.zeros(p.rows, np.int32)
+
+
+def _source_of(src: InputBars, i: int) -> str:
+    return src.source_of(i) if isinstance(src, JoinedBars) else src.source
+
+
+def _stamp(ns: int) -> str:
+    """A bar's time as a message shows it: to the second, unless it has more."""
+    unit = "s" if ns % 1_000_000_000 == 0 else "ns"
+    return str(np.datetime64(ns, "ns").astype(f"datetime64[{unit}]")) + "Z"
+
+
+def _join(a: Piece, b: Piece, hasher: Hasher) -> Piece:
+    """One day from the bars of two pieces of it: their union, in time order; a bar at
+    the same time in both must be the same bar (else BadInputError naming both
+    lines)."""
+    ta, tb = a.src.ts[a.start : a.end], b.src.ts[b.start : b.end]
+    _, ia, ib = np.intersect1d(ta, tb, assume_unique=True, return_indices=True)
+    if len(ia):
+        x = a.src.block[:, a.start + ia].view(np.uint64)  # bit for bit (NaN-free anyway)
+        y = b.src.block[:, b.start + ib].view(np.uint64)
+        differ = np.flatnonzero((x != y).any(axis=0))
+        if len(differ):
+            i, j = a.start + int(ia[differ[0]]), b.start + int(ib[differ[0]])
+            w = a.src.where(i)
+            line = f"{'line' if 'line' in w else 'row'} {next(iter(w.values()))}"
+            raise BadInputError(
+                f"day {day_to_iso(a.day)} is also in {_source_of(a.src, i)} with a different "
+                f"bar at {_stamp(int(tb[ib[differ[0]]]))} ({line})",
+                file=_source_of(b.src, j),
+                instrument=a.instrument,
+                **b.src.where(j),
+                fix="give each (instrument, day) once per ingest, or its pieces in files "
+                "whose bars at the same times are the same bars; a day is replaced whole, "
+                "so send the full corrected day",
+            )
+    keep_b = np.ones(len(tb), bool)
+    keep_b[ib] = False  # the same bars as a's: once
+    fa, ka = _files_of(a)
+    fb, kb = _files_of(b)
+    files = list(fa)
+    remap = []
+    for f in fb:
+        if f not in files:
+            files.append(f)
+        remap.append(files.index(f))
+    ts = np.concatenate([ta, tb[keep_b]])
+    order = np.argsort(ts, kind="stable")
     block = np.concatenate(
-        [
-            a.src.block[:, a.start : a.start + at],
-            b.src.block[:, b.start : b.end],
-            a.src.block[:, a.start + at : a.end],
-        ],
-        axis=1,
-    )
-    rows = np.concatenate(
-        [
-            a.src.rows[a.start : a.start + at],
-            b.src.rows[b.start : b.end],
-            a.src.rows[a.start + at : a.end],
-        ]
-    )
-    src = InputBars(
-        a.src.source, a.src.kind, [a.instrument], np.zeros(len(rows), np.int32), block, rows
-    )
+        [a.src.block[:, a.start : a.end], b.src.block[:, b.start : b.end][:, keep_b]], axis=1
+    ).take(order, axis=1)
+    rows = np.concatenate([a.src.rows[a.start : a.end], b.src.rows[b.start : b.end][keep_b]])
+    file_of = np.concatenate([ka, np.asarray(remap, np.int32)[kb][keep_b]]).astype(np.int32)
+    n = len(order)
+    src = JoinedBars(
+        a.src.source, a.src.kind, [a.instrument], np.zeros(n, np.int32), block, rows[order],
+        files=files, file_of=file_of[order],
+    )  # fmt: skip
     return Piece(
-        a.instrument,
-        a.day,
-        src,
-        0,
-        len(rows),
-        day_hash(src, 0, len(rows), hasher),
+        a.instrument, a.day, src, 0, n, day_hash(src, 0, n, hasher),
         max(a.off_minute, b.off_minute),
-    )
+    )  # fmt: skip
 
 
 PARTS_PER_CHUNK = 4  # a big file's parts are a quarter chunk: read on every core at once
@@ -729,8 +775,8 @@ def ingest(
     Parquet file as runs of row groups, a big ``.csv.gz`` cut in parts as it is
     decompressed), a quarter chunk each.
     ``max_files``: the most files a bucket may have before it is folded.
-    ``join_days``: a stored day given bars that all come after (or before) its stored
-    bars gets them added; without it such bars replace the day whole, as any correction.
+    ``join_days``: new bars are merged into a stored day (:func:`_beside_stored`);
+    without it they replace the day whole, as any correction.
     """
     t0 = time.perf_counter()
     files = expand_paths(paths)
@@ -869,7 +915,7 @@ def ingest(
             streamed.done()
             t1 = time.perf_counter()
             summary.seconds["read+write"] = t1 - t0
-            _summarize(summary, changes, len(would) if dry_run else len(staged))
+            _summarize(summary, changes, len(would) if dry_run else len(staged), join_days)
             if dry_run or not changes:
                 return summary
             # Every file durable first, in one go, then the one transaction that lists
@@ -1070,6 +1116,9 @@ def _classify(
                 continue
             if old is not None:
                 p = _beside_stored(root, cat, txn, p, hasher, join_days, summary)
+                if p.hash == old:  # merged: the same bars sent again
+                    summary.days_unchanged += 1
+                    continue
             kind = CHANGE_NEW if old is None else CHANGE_CORRECTED
             if p.off_minute:
                 unit = "s" if p.off_minute % 1_000_000_000 == 0 else "ns"
@@ -1098,19 +1147,18 @@ def _beside_stored(
     join: bool,
     summary: IngestSummary,
 ) -> Piece:
-    """A stored day's new bars, as they are where they overlap its stored bars in time
-    (a correction: they replace the day whole); where they all come after (or before)
-    them, said in ``summary``, and with ``join`` the day with both."""
+    """A stored day's new bars. Without ``join`` they replace the day whole (a
+    correction), said in ``summary`` where that leaves stored bars out (their span does
+    not cover the stored day's, or they are fewer). With ``join`` they are merged into
+    the stored day: bars at new times added, bars at a stored bar's time replace it, the
+    other stored bars kept (the same bars sent again change nothing)."""
     idx = cat.day_index(txn, p.instrument, p.day, p.day)
     rec = idx.records[0]
-    ts = p.src.ts if isinstance(p.src, InputBars) else p.src["ts"]
-    lo, hi = int(ts[p.start]), int(ts[p.end - 1])
-    side = "after" if lo > int(rec["last_ts"]) else "before" if hi < int(rec["first_ts"]) else None
-    if side is None:
-        return p
-    note = (p.instrument, day_to_iso(p.day), side, int(rec["rows"]), p.rows)
+    stored_n = int(rec["rows"])
+    new_ts = p.src.ts[p.start : p.end]
     if not join:
-        summary.replaced_apart.append(note)
+        if new_ts[0] > rec["first_ts"] or new_ts[-1] < rec["last_ts"] or p.rows < stored_n:
+            summary.replaced_apart.append((p.instrument, day_to_iso(p.day), stored_n, p.rows))
         return p
     from incbt.store import read_days  # the engine's reader of stored days
 
@@ -1120,19 +1168,28 @@ def _beside_stored(
     have = np.empty((len(BLOCK_ROWS), len(b.ts)), np.float64)
     for k, c in enumerate(BLOCK_ROWS):
         have[k] = b.ts.view(np.float64) if c == "ts" else getattr(b, c)
-    new_block = p.src.block[:, p.start : p.end]
+    kept = ~np.isin(b.ts, new_ts)
+    block = np.concatenate([have[:, kept], p.src.block[:, p.start : p.end]], axis=1)
     first_row = p.src.rows[p.start]  # stored bars have no line: named by the first new one
-    parts = [have, new_block] if side == "after" else [new_block, have]
-    rows = [np.full(len(b.ts), first_row, np.int64), p.src.rows[p.start : p.end]]
-    if side == "before":
-        rows.reverse()
-    block = np.concatenate(parts, axis=1)
+    rows = np.concatenate(
+        [np.full(int(kept.sum()), first_row, np.int64), p.src.rows[p.start : p.end]]
+    )
+    order = np.argsort(block[0].view(np.int64), kind="stable")
     n = block.shape[1]
     src = InputBars(
-        p.src.source, p.src.kind, [p.instrument], np.zeros(n, np.int32), block, np.concatenate(rows)
+        p.src.source,
+        p.src.kind,
+        [p.instrument],
+        np.zeros(n, np.int32),
+        block.take(order, axis=1),
+        rows[order],
     )
-    summary.joined_days.append(note)
-    return Piece(p.instrument, p.day, src, 0, n, day_hash(src, 0, n, hasher), p.off_minute)
+    out = Piece(p.instrument, p.day, src, 0, n, day_hash(src, 0, n, hasher), p.off_minute)
+    if out.hash != bytes(rec["hash"]):
+        summary.joined_days.append(
+            (p.instrument, day_to_iso(p.day), stored_n, p.rows, int(kept.sum()))
+        )
+    return out
 
 
 USUAL_SAMPLE = 20  # stored days of an instrument read for its usual bars a day
@@ -1155,7 +1212,9 @@ def _stored_rows(cat: Catalog, txn: Any, inst: str, day: int) -> dict[int, int]:
     return out
 
 
-def _summarize(summary: IngestSummary, changes: list, buckets: int) -> None:
+def _summarize(
+    summary: IngestSummary, changes: list, buckets: int, join_days: bool = False
+) -> None:
     summary.changed_days = [(c[0], c[1], c[2], c[5]) for c in changes]
     for inst, day, kind, _, _, _ in changes:
         if kind == CHANGE_NEW:
@@ -1171,6 +1230,11 @@ def _summarize(summary: IngestSummary, changes: list, buckets: int) -> None:
     summary.short_days, summary.missing_days = data_notes(
         summary.changed_days, summary._seen, summary._span, summary._stored_rows
     )
+    if join_days:  # bars sent as they come: each instrument's latest day goes on later
+        latest: dict[str, int] = {}
+        for inst, day, *_ in changes:
+            latest[inst] = max(day, latest.get(inst, day))
+        summary.short_days = [x for x in summary.short_days if iso_to_day(x[1]) != latest.get(x[0])]
     summary._seen, summary._span, summary._stored_rows = {}, {}, {}
 
 
