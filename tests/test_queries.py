@@ -704,3 +704,11 @@ def test_a_scan_stopped_early_does_not_abort_the_process_at_exit(tmp_path):
         p = subprocess.run([exe, "--store", s.path, "query", *args], capture_output=True,
                            text=True)
         assert p.returncode == code and "FATAL" not in p.stderr, (args, p.returncode, p.stderr)
+
+
+def test_a_number_compared_with_text_names_the_parameter(corrected):
+    """QA 2026-12-06: params={"i": 5} against the text column instrument failed with
+    DataFusion's cast error on a stored value, as if the data were bad."""
+    with pytest.raises(incbt.UsageError, match=r"\$i = 5 is a number, and the query compares "
+                       r"it with text .*params=\{'i': '5'\}"):
+        corrected.sql("SELECT count(*) FROM bars WHERE instrument = $i", params={"i": 5})
