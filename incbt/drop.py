@@ -146,8 +146,8 @@ def drop(
         def txn_fn(txn: Any) -> int:
             seq_now = cat.last_seq(txn) + 1
             rc.index_cuts(cat, txn)  # once, in a store made before the cuts table
+            forget_results(cat, txn, [rec.run_id for rec in todo])
             for rec in todo:
-                forget_results(cat, txn, rec.run_id)
                 rec.dropped_seq = seq_now
                 rc.put_run(cat, txn, rec)
             for name in sweeps:

@@ -800,23 +800,34 @@ def results_held(cat: Any, txn: Any, run_id: str) -> tuple[list[str], int]:
     return insts, sum(len(rc.snapshot_days(cat, txn, run_id, i)) for i in [*insts, PORTFOLIO])
 
 
-def forget_results(cat: Any, txn: Any, run_id: str) -> None:
-    """Forget a run's results in the catalog (a drop, or a run replaced after its
-    strategy's code changed): its snapshots, metrics, pairs and failures go; its rows
-    are hidden while it is gone (``RunRecord.gone``), and cut marks make a computation
-    after it is registered again (a revert of the code) supersede every one of them:
-    it is computed from scratch."""
-    insts = _instruments_held(cat, txn, run_id)
-    rc.mark_cuts(cat, txn, [rc.ri_key(run_id, i) for i in insts])
+def forget_results(cat: Any, txn: Any, run_ids: str | Sequence[str]) -> None:
+    """Forget runs' results in the catalog (a drop, or a run replaced after its
+    strategy's code changed): their snapshots, metrics, pairs and failures go; their
+    rows are hidden while they are gone (``RunRecord.gone``), and cut marks make a
+    computation after one is registered again (a revert of the code) supersede every one
+    of them: it is computed from scratch.
+
+    The snapshots of every run go in one pass over each instrument's keys (the runs'
+    keys of a day are side by side): a pass per run and instrument made dropping a
+    sweep of 273 runs over 52 instruments hold the catalog's write transaction for ~60 s
+    (QA 2026-12-06), every other command waiting to open the store."""
+    ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+    by_inst: dict[str, list[str]] = defaultdict(list)
     pairs = cat.env.db(b"pairs")
-    for inst in insts:
-        rc.delete_snapshots_from_many(cat, txn, [run_id], inst, ALL_DAYS)
-        rc.delete_metrics(cat, txn, run_id, inst)
-        txn.delete(rc.ri_key(run_id, inst), db=pairs)
-    rc.delete_snapshots_from(cat, txn, run_id, PORTFOLIO, ALL_DAYS)
-    rc.delete_metrics(cat, txn, run_id, PORTFOLIO)
-    rc.set_portfolio_dirty(cat, txn, run_id, None)
-    rc.clear_run_failures(cat, txn, run_id)
+    for run_id in ids:
+        insts = _instruments_held(cat, txn, run_id)
+        rc.mark_cuts(cat, txn, [rc.ri_key(run_id, i) for i in insts])
+        for inst in insts:
+            by_inst[inst].append(run_id)
+            rc.delete_metrics(cat, txn, run_id, inst)
+            txn.delete(rc.ri_key(run_id, inst), db=pairs)
+    for inst, runs in sorted(by_inst.items()):
+        rc.delete_snapshots_from_many(cat, txn, runs, inst, ALL_DAYS)
+    for run_id in ids:
+        rc.delete_snapshots_from(cat, txn, run_id, PORTFOLIO, ALL_DAYS)
+        rc.delete_metrics(cat, txn, run_id, PORTFOLIO)
+        rc.set_portfolio_dirty(cat, txn, run_id, None)
+        rc.clear_run_failures(cat, txn, run_id)
 
 
 def _lost_runs(r: TaskResult, latest: Mapping[tuple[str, str], Any] | None) -> list[str]:
@@ -1215,8 +1226,7 @@ def _revive(store: Any, records: Sequence[rc.RunRecord]) -> None:
     if back:
 
         def txn_fn(txn: Any) -> None:
-            for rid in back:
-                forget_results(cat, txn, rid)
+            forget_results(cat, txn, back)
 
         cat.env.write(txn_fn)
 

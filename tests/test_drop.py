@@ -352,33 +352,71 @@ def test_an_update_waiting_for_the_lock_does_not_undo_a_drop(world):
     assert s.verify().ok and not s.status().stale
 
 
-def test_a_catalog_a_drop_left_shorter_than_its_last_page_opens(tmp_path):
-    """Dropping a sweep frees, before its commit, pages its own transaction took: LMDB
+def test_a_catalog_a_large_delete_left_shorter_than_its_last_page_opens(tmp_path):
+    """A large delete frees, before its commit, pages its own transaction took: LMDB
     counts them in the last page number and never writes them, so the data file ends
     before that page. Free, they are never read: the store opens (in a new process),
-    verifies and takes more work (QA 2026-12-06: every command refused it as "cut
-    short")."""
+    verifies and takes more work (QA 2026-12-06: every command refused such a store
+    as "cut short", after a `drop --sweep`). The delete is made here as that drop made
+    it then: the snapshots of each run and instrument, one after another."""
+    from incbt.catalog import runs as rc
+
     data = tmp_path / "d"
     generate(str(data), instruments=5, days=20, seed=1)
     path = str(tmp_path / "s")
     s = incbt.init(path)
     s.ingest(str(data))
     grid = {"fast": [5, 10, 15, 20, 25], "slow": [50, 100, 150, 200, 250]}
-    s.sweep("sma_cross", grid, name="grid1")
-    s.drop(sweep="grid1")
-    env = s.catalog.env.env
+    sw = s.sweep("sma_cross", grid, name="grid1")
+    cat = s.catalog
+
+    def delete(txn):
+        for rid in sw.run_ids:
+            for inst in s.instruments():
+                rc.delete_snapshots_from_many(cat, txn, [rid], inst, -(2**31))
+
+    cat.env.write(delete)
+    env = cat.env.env
     need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
     mdb = os.path.join(path, "catalog", "data.mdb")
-    short = os.path.getsize(mdb) < need
+    if os.path.getsize(mdb) >= need:  # LMDB's page use changed: the case is not made
+        pytest.skip("the delete left the data file whole")
     incbt_cli = os.path.join(os.path.dirname(sys.executable), "incbt")
     env_vars = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
     env_vars["INCBT_STORE"] = path
-    for cmd in (["verify"], ["backtest", "sma_cross", "-p", "fast=5", "-p", "slow=50"], ["verify"]):
+    for cmd in (
+        ["status"],
+        ["drop", "--sweep", "grid1"],
+        ["backtest", "sma_cross", "-p", "fast=5", "-p", "slow=50"],
+        ["verify"],
+    ):
         p = subprocess.run([incbt_cli, *cmd], capture_output=True, text=True, env=env_vars)
         assert p.returncode == 0, (cmd, p.stderr)
     assert os.path.getsize(mdb) >= need
-    if not short:  # LMDB's page use changed: the case is not made here any more
-        pytest.skip("the drop left the data file whole")
+
+
+def test_dropping_a_sweep_forgets_its_runs_in_one_pass(tmp_path):
+    """Every snapshot, metric and pair of the dropped runs goes, the others' stay (the
+    pass over each instrument's keys deletes those of every dropped run at once)."""
+    from incbt.catalog import runs as rc
+
+    data = tmp_path / "d"
+    generate(str(data), instruments=4, days=12, seed=1)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data))
+    gone = s.sweep("sma_cross", {"fast": [3, 4, 5], "slow": [8, 9]}, name="gone")
+    kept = s.backtest("sma_cross", {"fast": 2, "slow": 7})
+    cat = s.catalog
+    with cat.env.read() as txn:
+        kept_snaps = [rc.snapshot_days(cat, txn, kept.run_id, i) for i in s.instruments()]
+    s.drop(sweep="gone")
+    with cat.env.read() as txn:
+        for rid in gone.run_ids:
+            for inst in s.instruments():
+                assert rc.snapshot_days(cat, txn, rid, inst) == []
+                assert rc.pair_seq(cat, txn, rid, inst) is None
+        assert [rc.snapshot_days(cat, txn, kept.run_id, i) for i in s.instruments()] == kept_snaps
+    assert s.verify().ok
 
 
 def test_a_store_on_a_read_only_file_system_says_so(tmp_path, monkeypatch):
@@ -421,12 +459,21 @@ def test_a_store_on_read_only_media_reads_and_refuses_writes(tmp_path):
             pytest.skip("no read-only remount here")
         store = mnt / "st"
         before = tree_state(str(store))
-        for cmd in (["status"], ["log"], ["query", "leaderboard"], ["verify"],
-                    ["report", run_id, "-o", str(tmp_path / "r.html")]):
+        for cmd in (
+            ["status"],
+            ["log"],
+            ["query", "leaderboard"],
+            ["verify"],
+            ["report", run_id, "-o", str(tmp_path / "r.html")],
+        ):
             p = run(*cmd, store=store, check=False)
             assert p.returncode == 0, (cmd, p.stderr)
-        for cmd in (["backtest", "sma_cross", "-p", "fast=4", "-p", "slow=8"], ["gc"],
-                    ["ingest", str(data)], ["drop", run_id]):
+        for cmd in (
+            ["backtest", "sma_cross", "-p", "fast=4", "-p", "slow=8"],
+            ["gc"],
+            ["ingest", str(data)],
+            ["drop", run_id],
+        ):
             p = run(*cmd, store=store, check=False)
             assert p.returncode == 1 and "read-only file system" in p.stderr, (cmd, p.stderr)
             assert "Traceback" not in p.stderr
