@@ -54,54 +54,41 @@ def _check_size(env: lmdb.Environment, path: str) -> None:
     process (SIGBUS), it does not raise.
 
     A file shorter than its last page is not always cut short: pages a transaction
-    took and freed again before its commit (a large delete: ``drop --sweep``) count in
-    the last page number but are never written, and, free, never read before they are
-    written again (QA 2026-12-06: a store refused every command after a drop). So a
-    short file is given its missing pages as zeros, which LMDB reads as corrupted
-    pages (an error, not a signal), and every database is read through once: if that
-    fails, the file was cut short indeed, and it gets its own size back.
+    took and freed again before its commit (a large delete) count in the last page
+    number but are never written, and, free, never read before they are written again
+    (QA 2026-12-06: a store refused every command after a ``drop --sweep``). So a short
+    file is verified offline (``lmdb.verify``: every page reachable from the committed
+    roots is in the file, and the free set and the live set cover the pages exactly),
+    under a read transaction that keeps its pages from being reused meanwhile; if only
+    free pages are missing, they are added as zeros (the file only ever grows), else it
+    is refused as cut short and left as it is. (Reading every value through LMDB did not
+    tell: a value's overflow pages lost read back as zeros, without an error.)
     """
     data = os.path.join(path, "data.mdb")
     need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
     have = os.path.getsize(data)
     if have >= need:
         return
-    try:  # only ever extends (a writer in another process may have grown it since)
-        fd = os.open(data, os.O_RDWR)
+    from lmdb.verify import VerifyError, verify
+
+    with env.begin():
         try:
-            os.posix_fallocate(fd, 0, need)
-        finally:
-            os.close(fd)
-    except OSError:  # not writable: left as it is (its free pages are never read)
-        return
-    try:
-        _read_through(env)
-    except lmdb.Error as exc:
-        with contextlib.suppress(OSError):
-            if os.path.getsize(data) == need:  # what was added, and nothing else
-                os.truncate(data, have)
+            problems = verify(path)
+        except (VerifyError, OSError) as exc:
+            problems = [str(exc)]
+    if problems:
         env.close()
         raise CatalogError(
             f"the catalog {data} is cut short ({have:,} bytes; its pages reach {need:,}; "
-            f"{str(exc).rstrip('.')}): it was truncated or copied incompletely. Fix: "
-            "restore the store from a backup"
-        ) from exc
-
-
-def _read_through(env: lmdb.Environment) -> None:
-    """Read every key and value of every database (each page of the file in use)."""
-    with env.begin() as txn:
-        names = [k for k, _ in txn.cursor()]
-    for name in names:
+            f"{problems[0]}): it was truncated or copied incompletely. Fix: restore the "
+            "store from a backup"
+        )
+    with contextlib.suppress(OSError):  # not writable: as it is (free pages are not read)
+        fd = os.open(data, os.O_RDWR)
         try:
-            db = env.open_db(name, create=False)
-        except lmdb.Error:
-            if name in DBS:
-                raise
-            continue  # a key of the main database that names no database
-        with env.begin(db=db) as txn:
-            for _k, v in txn.cursor():
-                len(v)
+            os.posix_fallocate(fd, have, need - have)  # never shrinks the file
+        finally:
+            os.close(fd)
 
 
 def _refuse_shared(path: str) -> None:
