@@ -1047,15 +1047,17 @@ def commit(
             rows = per_inst[:, 3:6] if len(per_inst) else np.zeros((0, 3))
             m[3:6] = np.cumsum(np.vstack([np.zeros((1, 3)), rows]), axis=0)[-1]
             rc.put_metrics(cat, txn, rid, PORTFOLIO, m)
+        superseded = []
         for old_id, new_id in replaced:  # old results stay visible until now
             old_rec = rc.get_run(cat, txn, old_id)
             if old_rec is not None:
                 old_rec.superseded_by = new_id
                 rc.put_run(cat, txn, old_rec)
-                # never updated again: its state goes (a revert of the code registers it
-                # again, computed from scratch; found 2026-12-05: it came back as it was,
-                # superseded by the run it superseded, and both were hidden for good)
-                forget_results(cat, txn, old_id)
+                superseded.append(old_id)
+        # never updated again: their state goes (a revert of the code registers one again,
+        # computed from scratch; found 2026-12-05: it came back as it was, superseded by
+        # the run it superseded, and both were hidden for good), all in one pass
+        forget_results(cat, txn, superseded)
         summary.runs = len(computed)
         seq = cat.append_event(
             txn,
@@ -1622,14 +1624,20 @@ class Run:
             return None
         with self.store.catalog.env.read() as txn:
             failed = rc.run_failures(self.store.catalog, txn, self.run_id)
+        known = self.store.instruments()
         if failed:  # QA 2026-12-06: a run failed everywhere said nothing here
             inst, f = next(iter(failed.items()))
+            with_bars = last_bar_days(self.store, instruments_of(self.record, known))
+            every = set(failed) >= {
+                i for i, d in with_bars.items() if day_to_iso(d) >= self.record.start
+            }
             return (
-                f"the strategy failed on each of its {len(failed)} instrument(s) with bars "
-                f"(first: {inst}: {f['error']}); such pairs hold no rows, and are retried "
-                "when a day they read changes (the `failed` table lists them)"
+                f"the strategy failed on {len(failed)} instrument(s)"
+                + (", each of those with bars from its start" if every else "")
+                + f" (first: {inst}: {f['error']}); such pairs hold no rows, and are "
+                "retried when a day they read changes (the `failed` table lists them)"
+                + ("" if every else "; the others are not computed yet: `incbt update`")
             )
-        known = self.store.instruments()
         last = last_bar_days(self.store, instruments_of(self.record, known))
         if not last:
             if self.record.universe == "all":

@@ -713,7 +713,7 @@ def test_results_that_overflow_fail_the_pair_not_stored_as_nan(tmp_path):
         warnings.simplefilter("always")
         run = s.backtest("sma_cross", {"fast": 3, "slow": 8}, notional=1e308)
     said = " ".join(str(x.message) for x in w)
-    assert "not finite numbers on the day of 2024-03-04" in said, said
+    assert "not finite numbers on the day whose last bar is at 2024-03-04" in said, said
     assert "smaller notional" in said, said
     assert run.report.errors and all("not finite" in e for e in run.report.errors)
     assert s.sql("SELECT count(*) FROM daily").column(0)[0].as_py() == 0

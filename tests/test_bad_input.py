@@ -216,7 +216,14 @@ def _blank_line(rows, d):
 def _binary_csv(rows, d):
     p = os.path.join(d, "bad.csv")
     with open(p, "wb") as f:
-        f.write(b"\xff\xfe\x00garbage\x81\x82\n\x00\x01,\x02\n")
+        f.write(b"\x81\x00garbage\x81\x82\n\x00\x01,\x02\n")
+    return [p]
+
+
+def _utf16_csv(rows, d):
+    p = os.path.join(d, "bad.csv")
+    with open(p, "wb") as f:  # Excel's "Unicode Text", PowerShell 5's > (review 2026-12-06)
+        f.write("\n".join(",".join(r) for r in rows).encode("utf-16"))
     return [p]
 
 
@@ -584,6 +591,8 @@ CASES: list[Case] = [
     Case("blank-line", _blank_line, "", line=K + 2),
     Case("semicolon-separated", _semicolons, "fields look separated by ';'", line=1),
     Case("binary-csv", _binary_csv, "the file is binary data, not CSV text"),
+    Case("utf16-csv", _utf16_csv, "the file is UTF-16LE text, not UTF-8",
+         extra=["iconv -f UTF-16LE -t utf-8"]),
     # QA 2026-12-06: a gzip file named .csv showed its compressed bytes as the value
     Case("gzip-named-csv", _gzip_named_csv, "gzip-compressed data, not CSV text",
          extra=[".csv.gz"]),

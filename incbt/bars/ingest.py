@@ -338,9 +338,9 @@ def collect(
                 line = f"{'line' if 'line' in a else 'row'} {next(iter(a.values()))}"
                 raise BadInputError(
                     f"day {day_to_iso(p.day)} is also in {prev.source} ({line}), whose bars "
-                    "were written before this file was read (an ingest reads its files "
-                    "a chunk at a time, ingest_chunk_mb, and joins the pieces of a day "
-                    "while they are in memory): they cannot be compared here",
+                    "are no longer in memory (an ingest reads its files a chunk at a time, "
+                    "ingest_chunk_mb, and joins the pieces of a day while they are): they "
+                    "cannot be compared here",
                     file=p.src.source,
                     instrument=p.instrument,
                     **p.src.where(p.start),
@@ -1093,6 +1093,7 @@ def _classify(
 ) -> list[_Plan]:
     """Diff pieces against the catalog; plan the file each changed bucket gets."""
     changed: dict[tuple[str, str], list[Piece]] = defaultdict(list)
+    months_read: dict[tuple[str, int], dict[int, np.ndarray]] = {}  # join_days: stored days
     with cat.env.read() as txn:
         keys = sorted(pieces)
         months: Any = month_of(np.array([k[1] for k in keys], dtype=np.int64)) if keys else []
@@ -1110,12 +1111,14 @@ def _classify(
                 summary._stored_rows[inst] = _stored_rows(cat, txn, inst, days[-1])
         for key, month in zip(keys, months, strict=True):
             p = pieces[key]
+            if months_read and next(iter(months_read))[0] != p.instrument:
+                months_read.clear()  # keys in instrument order: what is read is one's
             old = stored[p.instrument].get(p.day)
             if old == p.hash:
                 summary.days_unchanged += 1
                 continue
             if old is not None:
-                p = _beside_stored(root, cat, txn, p, hasher, join_days, summary)
+                p = _beside_stored(root, cat, txn, p, hasher, join_days, summary, months_read)
                 if p.hash == old:  # merged: the same bars sent again
                     summary.days_unchanged += 1
                     continue
@@ -1146,12 +1149,16 @@ def _beside_stored(
     hasher: Hasher,
     join: bool,
     summary: IngestSummary,
+    months: dict[tuple[str, int], dict[int, np.ndarray]] | None = None,
 ) -> Piece:
     """A stored day's new bars. Without ``join`` they replace the day whole (a
     correction), said in ``summary`` where that leaves stored bars out (their span does
     not cover the stored day's, or they are fewer). With ``join`` they are merged into
     the stored day: bars at new times added, bars at a stored bar's time replace it, the
-    other stored bars kept (the same bars sent again change nothing)."""
+    other stored bars kept (the same bars sent again change nothing). ``months``: the
+    stored days read so far, by (instrument, first day of their month): a month is read
+    once, whatever number of its days is merged (a read a day made a history sent again
+    a read per day and instrument: review 2026-12-06)."""
     idx = cat.day_index(txn, p.instrument, p.day, p.day)
     rec = idx.records[0]
     stored_n = int(rec["rows"])
@@ -1160,15 +1167,8 @@ def _beside_stored(
         if new_ts[0] > rec["first_ts"] or new_ts[-1] < rec["last_ts"] or p.rows < stored_n:
             summary.replaced_apart.append((p.instrument, day_to_iso(p.day), stored_n, p.rows))
         return p
-    from incbt.store import read_days  # the engine's reader of stored days
-
-    paths: dict[bytes, str] = {}
-    cat.paths(txn, idx, paths)
-    b = read_days(root, p.instrument, idx, paths)
-    have = np.empty((len(BLOCK_ROWS), len(b.ts)), np.float64)
-    for k, c in enumerate(BLOCK_ROWS):
-        have[k] = b.ts.view(np.float64) if c == "ts" else getattr(b, c)
-    kept = ~np.isin(b.ts, new_ts)
+    have = _stored_day(root, cat, txn, p.instrument, p.day, {} if months is None else months)
+    kept = ~np.isin(have[0].view(np.int64), new_ts)
     block = np.concatenate([have[:, kept], p.src.block[:, p.start : p.end]], axis=1)
     first_row = p.src.rows[p.start]  # stored bars have no line: named by the first new one
     rows = np.concatenate(
@@ -1190,6 +1190,36 @@ def _beside_stored(
             (p.instrument, day_to_iso(p.day), stored_n, p.rows, int(kept.sum()))
         )
     return out
+
+
+def _stored_day(
+    root: str,
+    cat: Catalog,
+    txn: Any,
+    inst: str,
+    day: int,
+    months: dict[tuple[str, int], dict[int, np.ndarray]],
+) -> np.ndarray:
+    """A stored day's bars as a bars block, its month read once into ``months``."""
+    first, last = _month_range(str(month_of(np.array([day], dtype=np.int64))[0]))
+    got = months.get((inst, first))
+    if got is None:
+        from incbt.store import read_days  # the engine's reader of stored days
+
+        idx = cat.day_index(txn, inst, first, last)
+        paths: dict[bytes, str] = {}
+        cat.paths(txn, idx, paths)
+        b = read_days(root, inst, idx, paths)
+        block = np.empty((len(BLOCK_ROWS), len(b.ts)), np.float64)
+        for k, c in enumerate(BLOCK_ROWS):
+            block[k] = b.ts.view(np.float64) if c == "ts" else getattr(b, c)
+        ends = np.cumsum(idx.records["rows"], dtype=np.int64)
+        starts = ends - idx.records["rows"]
+        got = months[(inst, first)] = {
+            int(d): block[:, a:e]
+            for d, a, e in zip(idx.days.tolist(), starts.tolist(), ends.tolist(), strict=True)
+        }
+    return got[day]
 
 
 USUAL_SAMPLE = 20  # stored days of an instrument read for its usual bars a day

@@ -865,6 +865,14 @@ _MAGIC = (
 )
 
 
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32LE"),
+    (b"\x00\x00\xfe\xff", "UTF-32BE"),
+    (b"\xff\xfe", "UTF-16LE"),
+    (b"\xfe\xff", "UTF-16BE"),
+)
+
+
 def _binary_kind(path: str) -> str | None:
     """What a file that is not text is, from its first bytes (None: it may be text)."""
     try:
@@ -874,6 +882,9 @@ def _binary_kind(path: str) -> str | None:
         return None
     for magic, kind in _MAGIC:
         if head.startswith(magic):
+            return kind
+    for bom, kind in _BOMS:  # UTF-32 first: its little-endian mark starts as UTF-16's
+        if head.startswith(bom):
             return kind
     return "binary data" if b"\x00" in head else None
 
@@ -885,6 +896,12 @@ def _not_utf8(path: str, exc: UnicodeDecodeError | None) -> BadInputError:
 
     if not is_gz(path):  # a compressed or binary file under a .csv name: its bytes are
         kind = _binary_kind(path)  # no line to show (QA 2026-12-06)
+        if kind is not None and kind.startswith("UTF-"):  # Excel's "Unicode Text" (review)
+            return BadInputError(
+                f"the file is {kind} text, not UTF-8",
+                file=path,
+                fix=f"save it as UTF-8 (iconv -f {kind.split()[0]} -t utf-8 FILE > NEW)",
+            )
         if kind is not None:
             return BadInputError(
                 f"the file is {kind}, not CSV text",

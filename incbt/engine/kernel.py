@@ -705,8 +705,8 @@ def _not_finite_error(
     bar = int(de[day]) - 1
     return (
         f"strategy {strat.name!r}, parameter set {k} ({params_to_dict(strat, p[row])}): "
-        f"its results are not finite numbers on the day of {_utc(t, bar)[:10]} (equity "
-        f"{float(res.equity[row, day])!r}, position {float(res.pos[row, day])!r}): a "
+        f"its results are not finite numbers on the day whose last bar is at {_utc(t, bar)} "
+        f"(equity {float(res.equity[row, day])!r}, position {float(res.pos[row, day])!r}): a "
         f"position of notional {float(ex[row, 0]):g} over a price overflowed. Fix: check "
         "the bars' prices that day (too near 0?) or give a smaller notional"
     )

@@ -216,6 +216,28 @@ def _coerce(owner: str, spec: ParamSpec, value: Any) -> int | float:
     return out
 
 
+def _named_arguments(fn: Callable[..., Any]) -> set[str]:
+    """The keyword arguments of the function's decorators that are not literals in its
+    source (``state={"seen": INIT}``: state); every one where the source is not at
+    hand."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return {"state", "warmup"}
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for dec in node.decorator_list:
+                for kw in dec.keywords if isinstance(dec, ast.Call) else ():
+                    try:
+                        ast.literal_eval(kw.value)
+                    except ValueError:
+                        if kw.arg:
+                            out.add(kw.arg)
+            break
+    return out
+
+
 def _source(obj: Callable[..., Any]) -> str:
     """The source of a function as code (:func:`_as_code`), or a hash of its bytecode
     when the source is unavailable."""
@@ -653,9 +675,12 @@ def _make_strategy(
     # the decorator's values as they are, not as written: `state={"seen": INIT}` holds
     # INIT's value (QA 2026-12-06: an edited INIT kept the old results); a state slot's
     # first value and the warm-up a resume replays are part of the results
-    if any(state_init):
+    # (only where given by a name: written as literals, the source holds them already, and
+    # a store's runs keep their code versions, review 2026-12-06)
+    named = _named_arguments(py_fn)
+    if any(state_init) and "state" in named:
         parts.append(f"state {dict(zip(state_names, state_init, strict=True))!r}")
-    if isinstance(warmup, int) and warmup:
+    if isinstance(warmup, int) and warmup and "warmup" in named:
         parts.append(f"warmup {warmup}")
     seen: set[int] = set()
     _fingerprint(py_fn, parts, seen)

@@ -619,25 +619,23 @@ def run_sql(
             )
             err.missing = m.group(1) if m else ""  # type: ignore[attr-defined]
             raise err from None
-        m = re.search(
-            r"Cannot cast string '([^']*)' to value of (U?Int\d+|Float\d+) type", str(exc)
-        )
+        m = re.search(r"Cannot cast string '[^']*' to value of (U?Int|Float)\d+ type", str(exc))
         numbers = [k for k, v in (params or {}).items() if isinstance(v, int | float)]
-        if m and numbers:  # a number compared with a text column: the data is cast to the
-            # value's type, and fails on it (QA 2026-12-06: it read as bad stored data)
+        hint = ""
+        if m and numbers and params:  # perhaps a number compared with a text column: the
+            # data is cast to the value's type, and fails on it (QA 2026-12-06: it read as
+            # bad data); a hint, since the cast may be the SQL's own (review 2026-12-06)
             k = numbers[0]
-            where = f"query {name}: " if name else ""
-            raise UsageError(
-                f"{where}${k} = {params[k]!r} is a number, and the query compares it with "  # type: ignore[index]
-                f"text (the value {m.group(1)!r} cannot be read as a number): give it as "
-                f"text, params={{{k!r}: {str(params[k])!r}}}"  # type: ignore[index]
-                + ("" if len(numbers) == 1 else f" (or another of ${', $'.join(numbers)})")
-            ) from None
+            hint = (
+                f"; if the query compares a parameter given as a number (${k} = "
+                f"{params[k]!r}) with text, give it as text: params={{{k!r}: "
+                f"{str(params[k])!r}}}"
+            )
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         text = lines[0] if lines else type(exc).__name__
         if len(lines) > 1:  # DataFusion puts the cause last
             text += f" ({lines[-1]})"
-        raise QueryError(f"{label} failed: {text}{_table_hint(text)}") from None
+        raise QueryError(f"{label} failed: {text}{_table_hint(text)}{hint}") from None
 
 
 def _as_text_where_it_plans(
