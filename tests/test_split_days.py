@@ -391,3 +391,36 @@ def test_join_days_cli(whole, tmp_path):
     assert "new bars merged into its" in r.stdout, r.stdout
     r = run("update", "--join-days", store=store, check=False)
     assert r.returncode == 2 and "give them" in r.stderr, r.stderr
+
+
+def test_a_volume_of_minus_zero_is_zero(tmp_path):
+    """-0.0 passes "volume >= 0": it is stored as 0.0, the same bar as one of 0 (QA
+    2026-12-06: two files, 0 and -0.0 at the same time, were refused as different)."""
+    head = "instrument,ts,open,high,low,close,volume\n"
+    (tmp_path / "a.csv").write_text(head + "X,2024-10-30T00:00:00Z,10,11,9,10,0\n")
+    (tmp_path / "b.csv").write_text(
+        head + "X,2024-10-30T00:00:00Z,10,11,9,10,-0.0\nX,2024-10-30T00:01:00Z,10,11,9,10,-0.0\n"
+    )
+    path = str(tmp_path / "store")
+    s = incbt.init(path)
+    s.ingest([str(tmp_path / "a.csv"), str(tmp_path / "b.csv")])
+    vol = s.sql("SELECT volume FROM bars ORDER BY ts").column(0).to_numpy()
+    assert vol.tolist() == [0.0, 0.0] and not np.signbit(vol).any()
+
+
+def test_join_days_says_an_earlier_short_day(tmp_path):
+    """Only each instrument's latest day given (changed or not) is spared the short-day
+    note: a gap filled short before it is said (QA 2026-12-06)."""
+    n = N_PER
+    days = [np.arange(0, 48), np.arange(96, 192)]  # UTC days 1, 3, 4 (no day 2)
+    first = BARS.take(pa.array(np.concatenate([d + k * n for d in days for k in (0, 1)])))
+    # day 2 for both, BTCUSD's cut to 5 bars; day 4 again, unchanged
+    late = np.concatenate([np.arange(48, 53), n + np.arange(48, 96), np.arange(144, 192)])
+    pq.write_table(first, str(tmp_path / "a.parquet"))
+    pq.write_table(BARS.take(pa.array(late)), str(tmp_path / "b.parquet"))
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "a.parquet"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataNoteWarning)
+        r = s.ingest(str(tmp_path / "b.parquet"), join_days=True)
+    assert [(i, d) for i, d, *_ in r.short_days] == [("BTCUSD", "2024-11-01")], r.short_days

@@ -277,6 +277,10 @@ def day_hash(src: Any, start: int, end: int, new: Hasher) -> bytes:
 
 
 def split_days(inp: InputBars, session_tz: str, new: Hasher) -> list[Piece]:
+    # a volume of -0.0 (validated as >= 0) is stored as 0.0: the same bar as one of 0
+    # (QA 2026-12-06: two files, 0 and -0.0, were refused as different bars); x + 0.0 is x
+    # for every other volume, bit for bit
+    np.add(inp.volume, 0.0, out=inp.volume)
     days = trading_days(inp.ts, session_tz)
     brk = np.flatnonzero((inp.codes[1:] != inp.codes[:-1]) | (days[1:] != days[:-1])) + 1
     first = np.concatenate(([0], brk))
@@ -1260,10 +1264,9 @@ def _summarize(
     summary.short_days, summary.missing_days = data_notes(
         summary.changed_days, summary._seen, summary._span, summary._stored_rows
     )
-    if join_days:  # bars sent as they come: each instrument's latest day goes on later
-        latest: dict[str, int] = {}
-        for inst, day, *_ in changes:
-            latest[inst] = max(day, latest.get(inst, day))
+    if join_days:  # bars sent as they come: each instrument's latest day in the input
+        # goes on later (its latest given, changed or not: QA 2026-12-06)
+        latest = {inst: span[1] for inst, span in summary._span.items()}
         summary.short_days = [x for x in summary.short_days if iso_to_day(x[1]) != latest.get(x[0])]
     summary._seen, summary._span, summary._stored_rows = {}, {}, {}
 
