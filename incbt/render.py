@@ -34,9 +34,10 @@ OUTPUTS = ("table", "csv", "json", "parquet")
 # No console markup: what is printed is text as written. A strategy's message, a path or
 # an instrument name with brackets ("[/data/cal.csv]") was read as markup: stripped, or
 # a MarkupError traceback on every later status (found 2026-12-05); styles go through
-# :func:`styled`.
-err_console = Console(stderr=True, markup=False, soft_wrap=True)  # a line stays one line in
-# a log (80 columns when not a terminal cut a failure's line in two: QA 2026-12-05)
+# :func:`styled`. No emoji codes either: ":100:" in a grid (fast=5:100:5) printed as an
+# emoji (QA 2026-12-06). soft_wrap: a line stays one line in a log (80 columns when not
+# a terminal cut a failure's line in two: QA 2026-12-05)
+err_console = Console(stderr=True, markup=False, emoji=False, soft_wrap=True)
 
 
 def styled(text: str) -> Text:
@@ -247,7 +248,7 @@ def write_table(
     more = table.num_rows - max_rows
     if path:
         with open(path, "w") as f:
-            _print(Console(file=f, width=200, markup=False), t, more)
+            _print(Console(file=f, width=200, markup=False, emoji=False), t, more)
     else:
         _print(_stdout(), t, more)
 
@@ -371,7 +372,7 @@ def run_summary(metrics: pa.Table, title: str, most: int = 20) -> None:
 
 def _stdout() -> Console:
     """Standard output's console: the terminal's width, or 200 columns into a pipe."""
-    return Console(width=None if sys.stdout.isatty() else 200, markup=False)
+    return Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=False)
 
 
 def _print(console: Console, t: Table, more: int) -> None:

@@ -1011,3 +1011,10 @@ def test_strategies_check_compiles_and_runs_each_step_of_the_file(tmp_path):
     assert "good: n (int, default 3, [1, inf]) state: (none) check: compiles and runs" in out
     assert "check: strategy 'broken': its step does not compile with Numba" in out
     assert "undefined_name" in out
+
+
+def test_tables_print_text_as_stored_not_emoji_codes(small_store):
+    """QA 2026-12-06: a sweep's grid fast=5:100:5 showed in `incbt log` as fast=5💯5
+    (rich read ":100:" as an emoji code)."""
+    p = run("query", "SELECT ':100: :smile:' AS b, 'fast=5:100:5' AS grid", store=small_store)
+    assert ":100: :smile:" in p.stdout and "fast=5:100:5" in p.stdout, p.stdout
