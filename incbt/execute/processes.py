@@ -35,6 +35,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -180,6 +181,35 @@ def _first_uses() -> None:
     pa.array(np.zeros(1))
 
 
+@contextlib.contextmanager
+def _deferred_stops() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that arrive inside are handled once it ends. The command's
+    thread blocks them as it forks, but a signal sent to the process may reach one of its
+    other threads (Arrow's, Numba's), whose C handler only flags it: Python then ran the
+    handler in the command's thread at its next instruction, perhaps one of an after-fork
+    hook, where its KeyboardInterrupt was "ignored" (once, in a CI run under load,
+    2026-12-06). Here the Python handlers only record the signal meanwhile. (From the main
+    thread only, which alone may set handlers; elsewhere, as before.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    before: dict[int, Any] = {int(sig): signal.getsignal(sig) for sig in _STOPS}
+    for sig in _STOPS:
+        signal.signal(sig, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        for num, handler in before.items():
+            signal.signal(num, handler)
+        if got:  # handled now, as it would have been
+            handler = before[got[0]]
+            if callable(handler):
+                handler(got[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), got[0])
+
+
 def _in_worker(job_id: int, k: int, inputs: Inputs) -> list[TaskResult]:
     """What a worker is sent: a job's chunk, by numbers, with its inputs (``_run`` is
     looked up when it runs, in the worker: the module's, as the fork left it)."""
@@ -303,8 +333,8 @@ class ProcessExecutor:
             # they are raised here, once the workers are, and stop them
             held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
             try:
-                with warnings.catch_warnings():  # Python 3.12+: fork, threads alive
-                    warnings.simplefilter("ignore", DeprecationWarning)
+                with warnings.catch_warnings(), _deferred_stops():  # (Python 3.12+: fork,
+                    warnings.simplefilter("ignore", DeprecationWarning)  # threads alive)
                     for _ in range(self.workers):
                         workers.append(_Worker(ctx, [w.conn for w in workers]))
             except OSError as exc:  # no fork (out of memory, process limits)
