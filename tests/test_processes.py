@@ -527,10 +527,9 @@ def test_a_stop_while_forking_is_handled_once_the_workers_are():
     old = signal.signal(signal.SIGTERM, stop)
     reached = False
     try:
-        with pytest.raises(KeyboardInterrupt):
-            with proc._deferred_stops():
-                signal.raise_signal(signal.SIGTERM)
-                reached = True  # not interrupted inside
+        with pytest.raises(KeyboardInterrupt), proc._deferred_stops():
+            signal.raise_signal(signal.SIGTERM)
+            reached = True  # not interrupted inside
         assert reached and signal.getsignal(signal.SIGTERM) is stop
     finally:
         signal.signal(signal.SIGTERM, old)
