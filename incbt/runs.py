@@ -1741,10 +1741,7 @@ class Run:
             if failed:
                 body += (
                     f"; the strategy failed on {len(failed)} instrument(s), which hold no "
-                    "rows (.why_empty(), the `failed` table)"
-                    if not p
-                    else f"; the strategy failed on {len(failed)} instrument(s), which "
-                    "hold no rows (the `failed` table)"
+                    f"rows ({'' if p else '.why_empty(), '}the `failed` table)"
                 )
             body += _stale_note(self.stale)
         return f"<Run {self.run_id} {rec.strategy}({params}) {'; '.join(setup)}: {body}>"

@@ -677,7 +677,7 @@ def _same_setup(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> No
     was_u, now_u = universe(old["instruments"]), universe(new["instruments"])
     if was_u != now_u:
         said = f"instruments {shown(was_u)} (now {shown(now_u)})"
-        joined = [u for u in now_u if u != "all" and "," in u] if now_u != "all" else []
+        joined = [] if now_u == "all" else [u for u in now_u if "," in u]
         if joined:  # instruments="A,B" in Python: one name (QA 2026-12-06)
             said += f"; {joined[0]!r} is one name: give the instruments as a list"
         diff.append(said)

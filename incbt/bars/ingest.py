@@ -73,6 +73,7 @@ from incbt.bars import fastcsv
 from incbt.bars.inputs import (
     BLOCK_ROWS,
     InputBars,
+    bars_block,
     block_columns,
     expand_paths,
     read_input,
@@ -338,13 +339,11 @@ def collect(
                 continue
             earlier = out.get(key, held.get(key))
             if earlier is None:  # written already: an earlier chunk, not its latest month
-                a = prev.where
-                line = f"{'line' if 'line' in a else 'row'} {next(iter(a.values()))}"
                 raise BadInputError(
-                    f"day {day_to_iso(p.day)} is also in {prev.source} ({line}), whose bars "
-                    "are no longer in memory (an ingest reads its files a chunk at a time, "
-                    "ingest_chunk_mb, and joins the pieces of a day while they are): they "
-                    "cannot be compared here",
+                    f"day {day_to_iso(p.day)} is also in {prev.source} "
+                    f"({_at_text(prev.where)}), whose bars are no longer in memory (an "
+                    "ingest reads its files a chunk at a time, ingest_chunk_mb, and joins "
+                    "the pieces of a day while they are): they cannot be compared here",
                     file=p.src.source,
                     instrument=p.instrument,
                     **p.src.where(p.start),
@@ -403,6 +402,12 @@ def _source_of(src: InputBars, i: int) -> str:
     return src.source_of(i) if isinstance(src, JoinedBars) else src.source
 
 
+def _at_text(where: dict[str, int]) -> str:
+    """A row's place as a message names it: "line 7" (CSV) or "row 6" (Parquet)."""
+    kind, n = next(iter(where.items()))
+    return f"{kind} {n}"
+
+
 def _stamp(ns: int) -> str:
     """A bar's time as a message shows it: to the second, unless it has more."""
     unit = "s" if ns % 1_000_000_000 == 0 else "ns"
@@ -421,11 +426,9 @@ def _join(a: Piece, b: Piece, hasher: Hasher) -> Piece:
         differ = np.flatnonzero((x != y).any(axis=0))
         if len(differ):
             i, j = a.start + int(ia[differ[0]]), b.start + int(ib[differ[0]])
-            w = a.src.where(i)
-            line = f"{'line' if 'line' in w else 'row'} {next(iter(w.values()))}"
             raise BadInputError(
                 f"day {day_to_iso(a.day)} is also in {_source_of(a.src, i)} with a different "
-                f"bar at {_stamp(int(tb[ib[differ[0]]]))} ({line})",
+                f"bar at {_stamp(int(tb[ib[differ[0]]]))} ({_at_text(a.src.where(i))})",
                 file=_source_of(b.src, j),
                 instrument=a.instrument,
                 **b.src.where(j),
@@ -1128,8 +1131,7 @@ def _classify(
                     continue
             kind = CHANGE_NEW if old is None else CHANGE_CORRECTED
             if p.off_minute:
-                unit = "s" if p.off_minute % 1_000_000_000 == 0 else "ns"
-                stamp = str(np.datetime64(p.off_minute, "ns").astype(f"datetime64[{unit}]")) + "Z"
+                stamp = _stamp(p.off_minute)
                 summary.off_minute.append((p.instrument, day_to_iso(p.day), stamp))
             changes.append((p.instrument, p.day, kind, old or ZERO_HASH, p.hash, p.rows))
             changed[(p.instrument, str(month))].append(p)
@@ -1214,9 +1216,9 @@ def _stored_day(
         paths: dict[bytes, str] = {}
         cat.paths(txn, idx, paths)
         b = read_days(root, inst, idx, paths)
-        block = np.empty((len(BLOCK_ROWS), len(b.ts)), np.float64)
-        for k, c in enumerate(BLOCK_ROWS):
-            block[k] = b.ts.view(np.float64) if c == "ts" else getattr(b, c)
+        block = bars_block(len(b.ts))
+        for c, col in block_columns(block).items():
+            col[:] = getattr(b, c)
         ends = np.cumsum(idx.records["rows"], dtype=np.int64)
         starts = ends - idx.records["rows"]
         got = months[(inst, first)] = {

@@ -1040,8 +1040,7 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
             # control characters: "A\nB" was taken, and printed as two instruments
             # (found 2026-12-05; NUL and tab were refused); invisible ones: a byte order
             # mark or a zero-width space made a second "X" (QA 2026-12-06)
-            or any(ord(ch) < 32 or ord(ch) == 127 for ch in name)
-            or (not name.isascii() and any(_invisible(ch) for ch in name))
+            or any(map(_invisible, name))
         ):
             i = int(np.flatnonzero(codes == j)[0])
             raise BadInputError(

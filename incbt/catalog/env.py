@@ -121,6 +121,35 @@ def _forget_lock(lock: str, had: bool) -> None:
             os.remove(lock)
 
 
+def _open_lmdb(path: str, map_size: int, readonly: bool = False) -> lmdb.Environment:
+    """The catalog's LMDB environment; ``readonly``: read without taking the lock file
+    (read-only media)."""
+    return lmdb.open(
+        path,
+        map_size=map_size,
+        max_dbs=32,
+        subdir=True,
+        readahead=False,
+        max_readers=512,
+        readonly=readonly,
+        create=not readonly,
+    )
+
+
+def _unopenable(path: str, why: str) -> CatalogError:
+    """Why LMDB could not open the catalog, and the fix."""
+    if "Read-only file system" in why or "Permission denied" in why:
+        return CatalogError(
+            f"cannot open the catalog at {path}: {why}: incbt writes the catalog's lock "
+            "file even to read it. Fix: give write access to the store's folder, or work "
+            "on a copy of it in a writable place (cp -a)"
+        )
+    return CatalogError(
+        f"cannot open the catalog at {path}: {why}. Fix: a store's catalog is written by "
+        "incbt alone; restore the store from a backup"
+    )
+
+
 class Env:
     """An open LMDB environment with named databases."""
 
@@ -131,48 +160,18 @@ class Env:
         had_lock = os.path.exists(lock)
         self.readonly = False
         try:
-            self.env = lmdb.open(
-                path,
-                map_size=map_size,
-                max_dbs=32,
-                subdir=True,
-                readahead=False,
-                max_readers=512,
-                create=True,
-            )
+            self.env = _open_lmdb(path, map_size)
         except lmdb.Error as exc:
             _forget_lock(lock, had_lock)
             why = str(exc).rstrip(".")
             if "Read-only file system" in why:
                 # a store on read-only media (an archive, a shared snapshot): LMDB reads
                 # it without taking its lock file, since nothing can write there
-                try:
-                    self.env = lmdb.open(
-                        path,
-                        map_size=map_size,
-                        max_dbs=32,
-                        subdir=True,
-                        readahead=False,
-                        readonly=True,
-                        create=False,
-                    )
-                except lmdb.Error:
-                    pass
-                else:
+                with contextlib.suppress(lmdb.Error):
+                    self.env = _open_lmdb(path, map_size, readonly=True)
                     self.readonly = True
-            if self.readonly:
-                pass
-            elif "Read-only file system" in why or "Permission denied" in why:
-                raise CatalogError(
-                    f"cannot open the catalog at {path}: {why}: incbt writes the catalog's "
-                    "lock file even to read it. Fix: give write access to the store's "
-                    "folder, or work on a copy of it in a writable place (cp -a)"
-                ) from exc
-            else:
-                raise CatalogError(
-                    f"cannot open the catalog at {path}: {why}. Fix: a store's catalog is "
-                    "written by incbt alone; restore the store from a backup"
-                ) from exc
+            if not self.readonly:
+                raise _unopenable(path, why) from exc
         try:
             _check_size(self.env, path)
         except CatalogError:
