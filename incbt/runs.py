@@ -9,6 +9,7 @@ up to date computes only the days its results lack.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -1054,6 +1055,10 @@ def commit(
                 old_rec.superseded_by = new_id
                 rc.put_run(cat, txn, old_rec)
                 superseded.append(old_id)
+            new_rec = rc.get_run(cat, txn, new_id)
+            if new_rec is not None and new_rec.replacing is not None:  # complete: shown
+                new_rec.replacing = None
+                rc.put_run(cat, txn, new_rec)
         # never updated again: their state goes (a revert of the code registers one again,
         # computed from scratch; found 2026-12-05: it came back as it was, superseded by
         # the run it superseded, and both were hidden for good), all in one pass
@@ -1142,6 +1147,8 @@ def bring_up_to_date(
     with contextlib.nullcontext() if dry_run else store.lock():
         if not dry_run:
             _revive(store, records)
+            if kind != "update":
+                _show_asked(store, records, replaced)
         if forks:  # a fork needs its base current through D-1, and the base's base...
             have = {r.run_id for r in records}
             todo = list(forks)
@@ -1229,6 +1236,32 @@ def _revive(store: Any, records: Sequence[rc.RunRecord]) -> None:
 
         def txn_fn(txn: Any) -> None:
             forget_results(cat, txn, back)
+
+        cat.env.write(txn_fn)
+
+
+def _show_asked(
+    store: Any, records: Sequence[rc.RunRecord], replaced: Sequence[tuple[str, str]]
+) -> None:
+    """A replacement an update left incomplete (``RunRecord.replacing``: not shown yet)
+    that a command asks for by its parameters (a backtest or sweep of the new code) is
+    shown from now on, as a run that command made: its results are what was asked for.
+    The run it replaces stays shown too, until an update completes the replacement."""
+    cat = store.catalog
+    completing = {new for _, new in replaced}
+    with cat.env.read() as txn:
+        asked = [
+            rec
+            for r in records
+            if r.run_id not in completing
+            and (rec := rc.get_run(cat, txn, r.run_id)) is not None
+            and rec.replacing is not None
+        ]
+    if asked:
+
+        def txn_fn(txn: Any) -> None:
+            for rec in asked:
+                rc.put_run(cat, txn, dataclasses.replace(rec, replacing=None))
 
         cat.env.write(txn_fn)
 

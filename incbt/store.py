@@ -799,14 +799,16 @@ class Store:
 
     def runs(self, strategy: str | None = None) -> list[Run]:
         """The store's runs (those ``update`` maintains: not dropped, not replaced after
-        a code change), in the order they were registered; of one strategy if given."""
+        a code change, and shown in SQL: a replacement is once complete), in the order
+        they were registered; of one strategy if given."""
         from incbt import runs as runs_mod
         from incbt.catalog import runs as rc
 
         text(strategy, "strategy")
         with self.catalog.env.read() as txn:
             every = list(rc.runs(self.catalog, txn))
-        recs = [r for r in every if not r.gone and (strategy is None or r.strategy == strategy)]
+        unseen = rc.hidden(every)
+        recs = [r for r in every if r.run_id not in unseen and strategy in (None, r.strategy)]
         if strategy is not None and not recs:  # none: a built-in or a strategy run once, or
             from incbt.engine.strategies import BUILTINS  # a name that is neither (a typo)
 

@@ -226,7 +226,7 @@ def current_records(
         renamed[r.run_id] = make_run_id(
             r.strategy, r.code_version, r.params, r.exec_params, r.start, r.universe, fork
         )
-        records[k] = dataclasses.replace(r, run_id=renamed[r.run_id], fork=fork)
+        records[k] = dataclasses.replace(r, run_id=renamed[r.run_id], fork=fork, replacing=r.run_id)
         replaced.append((r.run_id, renamed[r.run_id]))
     # a replacement that is a run already (made with the new code before this update,
     # by a backtest): one run, the registered one (found 2026-12-05: both were planned,

@@ -89,7 +89,7 @@ if mode == "update-small-commits":  # as a long update does: a commit every task
 
 def act(st):
     if mode.startswith("update"):
-        return st.update(args)
+        return st.update(args or None)  # no paths: bring the runs up to date
     name, params, kw = json.loads(args[0])
     return st.backtest(name, params, **kw)
 
@@ -514,3 +514,51 @@ def test_update_after_a_kill_between_commits_equals_an_uninterrupted_one(world):
     for q in (DAILY, FILLS, METRICS):
         assert bits(got[q]).equals(bits(world.multi_after[q])), q
     assert st.verify().ok
+
+
+def test_kill_between_the_commits_of_an_update_after_a_code_change(tmp_path):
+    """The researcher edits a strategy; the update that replaces its runs commits in
+    pieces and is killed after its first commit. SQL still shows the old run whole and
+    nothing of the new one (a replacement shows once complete), the store says it is
+    stale, and the next update ends as an uninterrupted one."""
+    from conftest import MOM
+
+    generate(str(tmp_path / "d"), instruments=3, days=4, start="2024-03-04", seed=5)
+    tpl = str(tmp_path / "template")
+    s = incbt.init(tpl)
+    s.ingest(str(tmp_path / "d"))
+    f = tmp_path / "strats.py"
+    f.write_text(MOM.replace("{SHORT}", "-1"))
+    old = s.backtest("mom", [{"n": 12}, {"n": 30}], strategies_file=str(f))
+    other = s.backtest("sma_cross", {"fast": 3, "slow": 10})
+    before = results(s)
+    close_env(os.path.join(s.path, "catalog"))
+    f.write_text(MOM.replace("{SHORT}", "0"))  # the edit: long or flat
+    ref = incbt.open(copy_store(tpl, str(tmp_path / "ref")))
+    replaced = ref.update().replaced
+    assert {a for a, _ in replaced} == {r.run_id for r in old} and len(replaced) == 2
+    after = results(ref)
+    close_env(os.path.join(ref.path, "catalog"))
+
+    path = copy_store(tpl, str(tmp_path / "killed"))
+    p = subprocess.run(
+        [sys.executable, "-c", CHILD, "update-small-commits", path, "after-commit", ""],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert p.returncode == -signal.SIGKILL, f"the hook never fired: {p.stdout} {p.stderr}"
+    st = incbt.open(path)
+    assert same(results(st), before), "a replacement showed before it was complete"
+    assert [r.run_id for r in st.runs()] == [*(r.run_id for r in old), other.run_id]
+    assert st.status().stale and not st.verify().differences
+    # the researcher backtests the new code of one of them before any update: shown
+    close_env(os.path.join(st.path, "catalog"))
+    asked = incbt.open(copy_store(path, str(tmp_path / "asked")))
+    new = asked.backtest("mom", {"n": 12}, strategies_file=str(f))
+    assert new.run_id in {n for _, n in replaced} and new.daily.num_rows == 12
+    assert new.run_id in asked.sql(RUN_IDS)["run_id"].to_pylist()
+    assert asked.update().replaced and same(results(asked), after)
+    # the update of the killed store finishes the replacement
+    st = incbt.open(path)
+    assert st.update().replaced
+    assert same(results(st), after)
+    assert not st.status().stale and st.verify().ok

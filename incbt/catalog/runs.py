@@ -104,11 +104,24 @@ class RunRecord:
     superseded_by: str | None = None  # the run that replaced it (its strategy's code changed)
     fork: dict[str, Any] | None = None  # {"base": run id, "effective": day} for a fork
     dropped_seq: int | None = None  # the event that dropped it (``incbt drop``), if it is
+    # the run this one replaces after a code change, until the commit that completes it:
+    # an update committed in pieces shows the old run whole, not both (see ``hidden``)
+    replacing: str | None = None
 
     @property
     def gone(self) -> bool:
         """Replaced or dropped: not brought up to date, its rows and metrics not shown."""
         return self.superseded_by is not None or self.dropped_seq is not None
+
+
+def hidden(records: Iterable[RunRecord]) -> set[str]:
+    """The runs SQL and ``store.runs()`` do not show: replaced or dropped ones, and a
+    replacement not yet complete while the run it replaces stands (an update killed
+    between its commits showed the old run and part of the new one side by side, found
+    2026-12-06: a sum over a strategy's runs counted the first instruments twice)."""
+    recs = list(records)
+    standing = {r.run_id for r in recs if not r.gone}
+    return {r.run_id for r in recs if r.gone or (r.replacing or "") in standing}
 
 
 @dataclass(frozen=True)

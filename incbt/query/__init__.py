@@ -363,7 +363,11 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
     from incbt.engine.strategies import BUILTINS
 
     every = list(rc.runs(cat, txn))
-    recs = [r for r in every if r.dropped_seq is None]  # dropped: not shown
+    # dropped, or a replacement not complete yet: not shown (a replaced run is, with
+    # the run that replaced it)
+    shown_replaced = {r.run_id for r in every if r.superseded_by and r.dropped_seq is None}
+    unseen = rc.hidden(every) - shown_replaced
+    recs = [r for r in every if r.run_id not in unseen]
     # a column for each parameter of the built-ins and of every run ever registered: a
     # saved query's p_fast does not fail once no run shown has it (found 2026-12-05)
     pnames = sorted(
@@ -483,7 +487,7 @@ def _metrics_table(cat: Catalog, txn: Any) -> pa.Table:
     """Every live run's metric rows, built column by column from the catalog's values."""
     from incbt.catalog import runs as rc
 
-    gone = {r.run_id for r in rc.runs(cat, txn) if r.gone}
+    gone = rc.hidden(rc.runs(cat, txn))
     rids, insts, values = rc.all_metrics(cat, txn)
     if gone:
         keep = [k for k, rid in enumerate(rids) if rid not in gone]

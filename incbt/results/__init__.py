@@ -805,12 +805,12 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
     """(run_id, instrument, batch, valid_until) for segments a later batch supersedes.
 
     Rows of a listed (run, instrument, batch) are valid only with date < valid_until.
-    Every segment of a replaced or dropped run (``RunRecord.gone``) is listed as wholly
-    invalid.
+    Every segment of a run SQL does not show (replaced, dropped, or a replacement not
+    complete yet: ``rc.hidden``) is listed as wholly invalid.
     A segment whose later ones all start after its last day (daily appends) loses no
     row, so it is not listed: SQL joins only batches that hold superseded rows.
     """
-    gone = {r.run_id for r in rc.runs(cat, txn) if r.gone}
+    gone = rc.hidden(rc.runs(cat, txn))
     cut: list[tuple[rc.Segment, int]] = []
     if cat.meta(txn).get(rc.CUTS_INDEXED):
         # only pairs a recomputation touched can have rows cut: no scan of every segment
