@@ -13,3 +13,7 @@ def main() -> None:
         sys.stderr.write("interrupted while starting: nothing was read or written\n")
         sys.exit(130)
     run()
+
+
+if __name__ == "__main__":  # python -m incbt._entry (and python -m incbt: __main__.py)
+    main()

@@ -109,8 +109,15 @@ def resolve(strategy: str | Strategy, strategies_file: str | None) -> tuple[Stra
         )
     if isinstance(strategy, Strategy):
         src = _source_file(strategy)
+        if strategies_file and os.path.abspath(strategies_file) != src:  # QA 2026-12-06
+            raise UsageError(
+                f"strategy {strategy.name!r} is an object made from "
+                f"{'incbt' if src == 'builtin' else src}, and strategies_file= names "
+                f"{strategies_file}: give the object alone, or its name with strategies_file="
+            )
         if src != "builtin":
             _refuse_unguarded_script(strategy.name, src)
+            _refuse_edited_since(strategy, src)
         remember(strategy, src)
         return strategy, src
     if strategies_file:
@@ -212,6 +219,24 @@ def _under_main_guard(path: str, line: int) -> bool:
         return False
 
     return search(tree.body)
+
+
+def _refuse_edited_since(strat: Strategy, path: str) -> None:
+    """An object made from a file edited since, whose code there is now another: its
+    runs would be said changed (and replaced) by the next update, so it is refused now,
+    with the fix. An edit elsewhere in the file (or of comments) leaves it as good."""
+    from incbt.engine.strategy_api import made_from_file_as_is
+
+    if made_from_file_as_is(strat, path):
+        return
+    now = load_strategies(path).get(strat.name)
+    if now is None or now.code_version != strat.code_version:
+        raise StrategyError(
+            f"strategy {strat.name!r} was made from {path} before the file was edited, and "
+            + ("the file no longer defines it" if now is None else "its code there is now other")
+            + ": reload its module (importlib.reload) and pass the new object, or pass its "
+            "name with strategies_file= (runs are recomputed from the file as it is)"
+        )
 
 
 def _source_file(strat: Strategy) -> str:
@@ -1690,12 +1715,14 @@ class Run:
 
     @property
     def daily(self) -> pa.Table:
-        """One row per instrument and day: equity, pnl, pos, fees, fills, turnover."""
+        """One row per instrument and day: run_id, instrument, date, equity, pnl, pos,
+        fees, fills, turnover (the ``daily`` table's rows of this run)."""
         return self._q("SELECT * FROM daily WHERE run_id = $r ORDER BY instrument, date")
 
     @property
     def fills(self) -> pa.Table:
-        """One row per fill: instrument, ts, qty, price, fee."""
+        """One row per fill: run_id, instrument, ts, date, qty, price, fee (the ``fills``
+        table's rows of this run)."""
         return self._q("SELECT * FROM fills WHERE run_id = $r ORDER BY instrument, ts")
 
     @property

@@ -201,7 +201,7 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
     StoreExistsError.
     """
     refuse_store_while_importing()
-    path = path or default_path()
+    path = _store_path(path) if path is not None else default_path()
     wanted = {}
     asked = set()
     for s in settings_mod.SETTINGS:
@@ -278,6 +278,21 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
     return store
 
 
+def _store_path(path: Any) -> str:
+    """A store's path as text, or a UsageError naming what was given instead (QA
+    2026-12-06: ``incbt.open(123)`` and ``incbt.open(store)`` were TypeErrors)."""
+    if isinstance(path, Store):
+        raise UsageError(f"{path!r} is a store already: use it as it is, or give its path")
+    if isinstance(path, bytes):
+        return os.fsdecode(path)
+    if not isinstance(path, str | os.PathLike):
+        raise UsageError(
+            f"a store is given by its path (a str or pathlib.Path), not {type(path).__name__} "
+            f"{path!r}"
+        )
+    return os.fspath(path)
+
+
 def open_store(path: str | None = None, progress: Reporter = NULL) -> Store:
     """Open an existing store (default ``$INCBT_STORE`` or ``./store``).
 
@@ -323,6 +338,7 @@ class Store:
 
     def __init__(self, path: str, progress: Reporter = NULL) -> None:
         refuse_store_while_importing()
+        path = _store_path(path)
         if not is_store(path):
             raise _not_a_store(path)
         self.path = os.path.abspath(path)

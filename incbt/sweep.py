@@ -204,9 +204,11 @@ class SweepResult:
             agg = "max"
         # dropna=False: a grid point whose runs failed everywhere is a cell of NaN, not a
         # row or column gone from the heatmap (QA 2026-12-06)
-        return g.pivot_table(
+        t = g.pivot_table(
             index=f"p_{y}", columns=f"p_{x}", values=metric, aggfunc=agg, dropna=False
         )
+        t.index.name, t.columns.name = y, x  # the parameters' names (QA 2026-12-06: p_fast)
+        return t
 
     @property
     def runs(self) -> list[Any]:

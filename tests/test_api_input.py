@@ -223,3 +223,59 @@ def test_right_argument_types_still_work(filled, tmp_path):
     assert filled.gc(keep_days=1, dry_run=True) is not None
     runs = filled.backtest("sma_cross", [{"fast": 5, "slow": 20}, None], dry_run=True)
     assert len(runs) == 2
+
+
+# -- found by QA 2026-12-06 ----------------------------------------------------------
+
+
+def test_an_int_past_a_floats_range_is_said_too_large(filled, tmp_path):
+    with pytest.raises(E.StrategyError, match=r"parameter 'fast' = 1000.*\(401 characters\) "
+                       r"is too large; valid range \[1, inf\]"):
+        filled.backtest("sma_cross", {"fast": 10**400, "slow": 60})
+    p = run("--store", filled.path, "backtest", "sma_cross", "-p", "fast=1" + "0" * 400,
+            check=False)
+    assert p.returncode == 1 and "is too large" in _said(p), p.stderr
+
+
+def test_a_store_is_given_by_its_path(filled):
+    with pytest.raises(E.UsageError, match="by its path .* not int 123"):
+        incbt.open(123)
+    with pytest.raises(E.UsageError, match="is a store already: use it as it is"):
+        incbt.open(filled)
+    with pytest.raises(E.UsageError, match="not float"):
+        incbt.init(1.5)
+    assert incbt.open(filled.path.encode()).path == filled.path
+
+
+def test_a_state_slot_starts_at_a_number():
+    def step(p, s, o, h, l, c, v, i):  # noqa: E741
+        return 0
+
+    with pytest.raises(E.StrategyError, match="state slot 'a' starts at 'x'; give a finite"):
+        incbt.strategy(state={"a": "x"})(step)
+    with pytest.raises(E.StrategyError, match="state slot 'a' starts at"):
+        incbt.strategy(state={"a": 10**400})(step)
+
+
+def test_a_strategy_object_and_another_strategies_file_are_refused(filled, tmp_path):
+    from incbt.engine import get_strategy
+
+    f = tmp_path / "other.py"
+    f.write_text("x = 1\n")
+    with pytest.raises(E.UsageError, match="is an object made from incbt, and strategies_file"):
+        filled.backtest(get_strategy("sma_cross"), {"fast": 5, "slow": 20},
+                        strategies_file=str(f))
+
+
+def test_a_pivot_names_its_axes_by_the_parameters(filled):
+    t = filled.sweeps()["g1"].pivot("fast", "slow")
+    assert (t.index.name, t.columns.name) == ("slow", "fast")
+
+
+@pytest.mark.parametrize("module", ["incbt", "incbt._entry"])
+def test_python_dash_m_runs_the_command(module):
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", module, "strategies"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0 and "sma_cross" in p.stdout, p.stderr

@@ -721,3 +721,43 @@ def test_results_that_overflow_fail_the_pair_not_stored_as_nan(tmp_path):
     ok = s.backtest("sma_cross", {"fast": 3, "slow": 8}, notional=1e6)
     n = s.sql(f"SELECT count(*) FROM daily WHERE run_id = '{ok.run_id}'").column(0)[0].as_py()
     assert n == 2 * 3 and not ok.report.errors
+
+
+def test_a_strategy_edited_and_reloaded_in_a_notebook_replaces_its_runs(tmp_path, data):
+    """Found by QA 2026-12-06: in a notebook, a strategy object from an imported module,
+    then the module edited (and reloaded): status, update and verify in that process went
+    on with the object of before the edit and said every run was up to date (a fresh
+    process saw the change). The file is the code: the edit is seen in the same process,
+    an object made before it is refused with the fix, and an edit of comments alone
+    leaves the object as good."""
+    import importlib
+
+    s = _store(tmp_path, "s", data / "all")
+    mod = tmp_path / "nb_strats.py"
+    mod.write_text("import incbt\n\n" + _MOM.format(sign="", other="-"))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import nb_strats
+
+        run = s.backtest(nb_strats.mom, {"n": 15})
+        mod.write_text("import incbt\n# tuned\n\n" + _MOM.format(sign="", other="-"))  # comments
+        assert s.backtest(nb_strats.mom, {"n": 15}).report.bars_processed == 0
+        assert not s.status().stale
+        mod.write_text("import incbt\n\n" + _MOM.format(sign="-", other=""))  # the edit
+        with pytest.raises(incbt.StrategyError, match=re.escape(
+            "strategy 'mom' was made from " + str(mod) + " before the file was edited, and "
+            "its code there is now other: reload its module (importlib.reload)"
+        )):
+            s.backtest(nb_strats.mom, {"n": 16})  # the object of before the edit
+        importlib.reload(nb_strats)
+        st = s.status()
+        assert st.stale and st.replaced and st.replaced[0][0] == run.run_id
+        res = s.update()
+        (old, new), = res.replaced
+        assert old == run.run_id
+        again = s.backtest(nb_strats.mom, {"n": 15})  # the reloaded object: that run
+        assert again.run_id == new and again.report.bars_processed == 0
+        assert s.verify().ok
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("nb_strats", None)

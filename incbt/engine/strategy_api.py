@@ -179,7 +179,10 @@ def _is_real(x: Any) -> bool:
 
 def _coerce(owner: str, spec: ParamSpec, value: Any) -> int | float:
     """`value` as spec.type, or a StrategyError naming owner, parameter, value and range."""
-    where = f"{owner}: parameter {spec.name!r} = {value!r}"
+    shown = repr(value)
+    if len(shown) > 40:  # 10**400 said in 401 digits said nothing more
+        shown = f"{shown[:20]}...{shown[-8:]} ({len(shown)} characters)"
+    where = f"{owner}: parameter {spec.name!r} = {shown}"
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -193,7 +196,14 @@ def _coerce(owner: str, spec: ParamSpec, value: Any) -> int | float:
     if not _is_real(value):
         kind = "an int" if spec.type is int else "a number"
         raise StrategyError(f"{where} has type {type(value).__name__}; expected {kind}")
-    fval = float(value)
+    try:
+        fval = float(value)
+    except OverflowError:  # an int past a float's range (QA 2026-12-06: a traceback)
+        bounded = spec.min is not None or spec.max is not None
+        raise StrategyError(
+            f"{where} is too large"
+            + (f"; valid range {spec.range_text}" if bounded else " (past a float's range)")
+        ) from None
     if fval == 0.0:
         # -0.0 equals 0.0 but hashes as other text in a run id: k=-0 was a second run with
         # the results of k=0 (QA 2026-12-05), so it is made 0.0 here, where every value passes.
@@ -637,6 +647,16 @@ def _make_strategy(
         _coerce(f"strategy {sname!r} (default)", spec, spec.default)
     if isinstance(state, Mapping):
         state_names = tuple(state)
+        for slot, x in state.items():  # a number each (QA 2026-12-06: "x" was a traceback)
+            try:
+                finite = _is_real(x) and math.isfinite(float(x))
+            except OverflowError:
+                finite = False
+            if not finite:
+                raise StrategyError(
+                    f"strategy {sname!r}: state slot {slot!r} starts at {x!r}; give a finite "
+                    'number, e.g. state={"seen": 0.0}'
+                )
         state_init = tuple(float(x) for x in state.values())
     elif isinstance(state, str):
         raise StrategyError(
@@ -704,9 +724,28 @@ def _make_strategy(
     )
     if _is_jitted(fn):  # the step the user compiled is the one `step` gives, as before
         object.__setattr__(strat, "_step", fn)
+    # its file as it was when this object was made: an object given to the API stands
+    # for its file's code only while the file is unchanged (see ``made_from_file_as_is``)
+    object.__setattr__(strat, "_file_stamp", file_stamp(inspect.getsourcefile(py_fn)))
     params_from_dict(strat, {})  # the defaults must satisfy the cross-parameter rule
     strat.warmup(strat.defaults())  # and give a valid warm-up
     return strat
+
+
+def file_stamp(path: str | None) -> tuple[int, int] | None:
+    """A file's (modification time in ns, size), None if there is no such file."""
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_mtime_ns, st.st_size)
+
+
+def made_from_file_as_is(strat: Strategy, path: str) -> bool:
+    """The file ``path`` is as it was when ``strat`` was made from it (not edited
+    since): the object is then the file's code, else the file must be read again."""
+    made = strat.__dict__.get("_file_stamp")
+    return made is not None and made == file_stamp(path)
 
 
 def _as_param(sname: str, key: str, v: Any) -> Param:

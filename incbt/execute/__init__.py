@@ -33,6 +33,7 @@ from incbt.engine import (
     run_segment,
     state_width,
 )
+from incbt.engine.strategy_api import made_from_file_as_is
 from incbt.errors import StrategyError
 from incbt.plan import SegmentTask
 from incbt.results.metrics import ACC_WIDTH, fold, initial_acc
@@ -195,7 +196,11 @@ def resolve_strategy(name: str, source: str, version: str = "", check: bool = Tr
     if source == "builtin":
         return get_strategy(name)
     live = _LIVE.get((source, name, version)) if version else None
-    if live is not None:
+    # an object given to this process stands for the file while the file is unchanged:
+    # edited since (then reloaded in a notebook, or not), the file's code is the code
+    # (found by QA 2026-12-06: status, update and verify in the notebook went on with
+    # the object of before the edit, and said every run was up to date)
+    if live is not None and made_from_file_as_is(live, source):
         return live
     every = [s for s in _user_strategies(source, os.path.getmtime(source)) if s.name == name]
     same = [s for s in every if s.code_version == version]
