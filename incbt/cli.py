@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -355,21 +356,29 @@ def ingest(
         + f", {s.days_unchanged} day(s) unchanged, {s.buckets_written} bucket file(s)"
         + (f"; event {s.seq}" if s.seq else "; nothing changed, no event" if not dry_run else "")
     )
+    _print_corrected(s, typer.echo)
+    _print_data_notes(s)
+
+
+def _print_corrected(s: Any, say: Callable[[str], None]) -> None:
+    """The days an ingest corrected, the first ten, with what ``--join-days`` merged."""
     joined = {(i, d): (stored, new, kept) for i, d, stored, new, kept in s.joined_days}
     for inst, day in s.corrected[:10]:
         how = joined.get((inst, day))
-        typer.echo(
-            f"  corrected {inst} {day}"
-            + (
-                f" ({how[1]:,} new bars merged into its {how[0]:,} stored bars, "
-                f"{how[2]:,} of them kept)"
-                if how
-                else ""
-            )
-        )
+        say(f"  corrected {inst} {day}" + (_merged_text(*how) if how else ""))
     if len(s.corrected) > 10:
-        typer.echo(f"  ... and {len(s.corrected) - 10} more corrections")
-    _print_data_notes(s)
+        say(f"  ... and {len(s.corrected) - 10} more corrections")
+
+
+def _merged_text(stored: int, given: int, kept: int) -> str:
+    """What ``--join-days`` did to a stored day: bars given at new times are added, those
+    at stored times replace those bars (or are the same again). QA 2026-12-06: "49 new
+    bars merged" counted 48 bars sent again as new."""
+    at_stored = stored - kept
+    return (
+        f" (merged: {given - at_stored:,} bar(s) at new times added, {at_stored:,} at "
+        f"stored times taken, {kept:,} stored bar(s) kept: {kept + given:,} bars)"
+    )
 
 
 def _print_data_notes(s: Any) -> None:
@@ -1205,6 +1214,8 @@ def update(
             f"{s.days_unchanged} unchanged" + (f"; event {s.seq}" if s.seq else "; no event"),
             machine,
         )
+        if s.joined_days:  # what --join-days merged, as ingest says it
+            _print_corrected(s, lambda line: _say(line, machine))
         _print_data_notes(s)
     # a dry run's files are not in the store yet: they may bring a waiting run's bars
     _print_update(res, output, dry_run, store=None if dry_run and paths else st)

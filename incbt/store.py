@@ -433,6 +433,8 @@ class Store:
         paths = _paths(paths)
         mapping(columns, "columns", '{"ts": "time"}')
         _zone(tz)
+        flag(dry_run, "dry_run")  # "false" is true (QA 2026-12-06: merged, or not written)
+        flag(join_days, "join_days")
         summary = _ingest(
             self.path,
             self.catalog,
@@ -447,7 +449,7 @@ class Store:
             progress=progress,
             chunk_bytes=int(float(self.settings["ingest_chunk_mb"]) * (1 << 20)),
             max_files=int(self.settings["bucket_max_files"]),
-            join_days=bool(join_days),
+            join_days=join_days,
         )
         notes = summary.notes()
         if notes:  # said, as the CLI says them (a notebook showed nothing: QA 2026-12-05)
@@ -747,6 +749,8 @@ class Store:
             paths = _paths(paths)
         mapping(columns, "columns", '{"ts": "time"}')
         _zone(tz)
+        flag(dry_run, "dry_run")
+        flag(join_days, "join_days")
         extra: dict[str, Any] = {
             k: v for k, v in (("columns", columns), ("tz", tz)) if v is not None
         }

@@ -8,10 +8,21 @@ WITH d AS (
   SELECT instrument, median(n) AS usual FROM d GROUP BY instrument
 ), g AS (
   SELECT instrument, date, n, usual,
-         CAST(lead(date) OVER (PARTITION BY instrument ORDER BY date) AS BIGINT)
-           - CAST(date AS BIGINT) AS step,
-         date_part('dow', date) AS dow
+         CAST(date AS BIGINT) + 1 AS a,
+         CAST(lead(date) OVER (PARTITION BY instrument ORDER BY date) AS BIGINT) AS b
   FROM d JOIN m USING (instrument)
+), w AS (
+  -- weekdays with no bars between two days that have them (weekends are not gaps): the
+  -- weekdays of days [a, b), as W(b) - W(a) where W(e) counts the weekdays before day e
+  -- (day 0, 1970-01-01, is a Thursday: 5 a week, then 0 1 2 2 2 3 4 by the day in it)
+  SELECT instrument, date, n, usual, a, b,
+         5 * ((b - ((b % 7 + 7) % 7)) / 7) + CASE (b % 7 + 7) % 7
+           WHEN 0 THEN 0 WHEN 1 THEN 1 WHEN 2 THEN 2 WHEN 3 THEN 2 WHEN 4 THEN 2
+           WHEN 5 THEN 3 ELSE 4 END
+         - 5 * ((a - ((a % 7 + 7) % 7)) / 7) - CASE (a % 7 + 7) % 7
+           WHEN 0 THEN 0 WHEN 1 THEN 1 WHEN 2 THEN 2 WHEN 3 THEN 2 WHEN 4 THEN 2
+           WHEN 5 THEN 3 ELSE 4 END AS gap
+  FROM g
 )
 SELECT instrument,
        count(*) AS days,
@@ -19,11 +30,7 @@ SELECT instrument,
        min(date) AS first_day,
        max(date) AS last_day,
        sum(CASE WHEN 2 * n < usual THEN 1 ELSE 0 END) AS short_days,
-       -- weekdays with no bars between two days that have them (weekends are not gaps)
-       sum(CASE WHEN step IS NULL THEN 0
-                WHEN dow = 5 THEN greatest(step - 3, 0)
-                ELSE greatest(step - 1 - 2 * CAST(floor((dow - 1 + step) / 7) AS BIGINT), 0)
-           END) AS missing_weekdays
-FROM g
+       sum(CASE WHEN b IS NULL OR b < a THEN 0 ELSE gap END) AS missing_weekdays
+FROM w
 GROUP BY instrument
 ORDER BY instrument

@@ -279,3 +279,15 @@ def test_python_dash_m_runs_the_command(module):
     p = subprocess.run([sys.executable, "-m", module, "strategies"], capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0 and "sma_cross" in p.stdout, p.stderr
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: s.ingest(s.path, join_days="false"),
+    lambda s: s.ingest(s.path, dry_run="false"),
+    lambda s: s.update(dry_run="no"),
+    lambda s: s.update(s.path, join_days=1),
+])
+def test_yes_no_arguments_of_ingest_and_update_are_true_or_false(filled, call):
+    """QA 2026-12-06: join_days="false" merged, dry_run="false" wrote nothing."""
+    with pytest.raises(E.UsageError, match="give True or False"):
+        call(filled)

@@ -465,6 +465,10 @@ def test_a_store_on_read_only_media_reads_and_refuses_writes(tmp_path):
             ["query", "leaderboard"],
             ["verify"],
             ["report", run_id, "-o", str(tmp_path / "r.html")],
+            # a dry run writes nothing (QA 2026-12-06: refused as a write)
+            ["ingest", "--dry-run", str(data)],
+            ["update", "--dry-run", str(data)],
+            ["backtest", "sma_cross", "-p", "fast=4", "-p", "slow=8", "--dry-run"],
         ):
             p = run(*cmd, store=store, check=False)
             assert p.returncode == 0, (cmd, p.stderr)

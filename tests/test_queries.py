@@ -6,6 +6,8 @@ import os
 
 import pytest
 from conftest import ingested
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import incbt
 from incbt.bars.generate import generate
@@ -716,3 +718,32 @@ def test_a_number_compared_with_text_names_the_parameter(corrected):
     with pytest.raises(incbt.QueryError, match=r"Cannot cast string 'abc'"):
         corrected.sql("SELECT CAST(s AS BIGINT) AS x FROM (VALUES ('abc'), ('1')) t(s) "
                       "LIMIT $n", params={"n": 5})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(-400, 400), min_size=1, max_size=40, unique=True),
+       st.integers(-5, 20_000))
+def test_coverage_counts_the_weekdays_missing_between_days_of_any_weekday(offsets, base):
+    """Against a count day by day, for days of any weekday (24-hour markets trade on
+    Saturdays) and dates before 1970 too. Found by QA 2026-12-06: a gap after a Saturday
+    was counted one weekday short."""
+    import datetime as dt
+
+    import datafusion
+    import pyarrow as pa
+
+    days = sorted(base + o for o in offsets)
+    epoch = dt.date(1970, 1, 1)
+    want = sum(
+        (epoch + dt.timedelta(days=e)).weekday() < 5
+        for a, b in zip(days, days[1:], strict=False)
+        for e in range(a + 1, b)
+    )
+    ctx = datafusion.SessionContext()
+    ctx.register_record_batches("bars", [[pa.record_batch({
+        "instrument": pa.array(["X"] * len(days)),
+        "date": pa.array(days, pa.int32()).cast(pa.date32()),
+    })]])
+    got = ctx.sql(find_query("coverage", None)).to_arrow_table()
+    assert got["missing_weekdays"].to_pylist() == [want]
+    assert got["days"].to_pylist() == [len(days)]

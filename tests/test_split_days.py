@@ -13,6 +13,7 @@ values at the same times are refused, and the store stays as it was.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -382,15 +383,33 @@ def test_join_days_cli(whole, tmp_path):
     assert r.returncode == 0 and "replaced whole" in r.stderr and "--join-days" in r.stderr
     # the fix the note gives: the days' other bars again, joined before the new ones
     r = run("ingest", "--join-days", files[0], store=store)
-    assert "new bars merged into its" in r.stdout, r.stdout
+    assert re.search(r"merged: [\d,]+ bar\(s\) at new times added, [\d,]+ at stored times "
+                     r"taken, [\d,]+ stored bar\(s\) kept: [\d,]+ bars", r.stdout), r.stdout
     assert _store_bars(store).equals(whole)
     shutil.rmtree(store)
     run("init", "--tz", TZ, store=store)
     run("ingest", files[0], store=store)
     r = run("ingest", "--join-days", files[1], store=store)
-    assert "new bars merged into its" in r.stdout, r.stdout
+    assert "at new times added" in r.stdout, r.stdout
     r = run("update", "--join-days", store=store, check=False)
     assert r.returncode == 2 and "give them" in r.stderr, r.stderr
+    # update says what it merged as ingest does (QA 2026-12-06: counts only)
+    shutil.rmtree(store)
+    run("init", "--tz", TZ, store=store)
+    run("ingest", files[0], store=store)
+    r = run("update", "--join-days", files[1], store=store)
+    assert re.search(r"  corrected \S+ \S+ \(merged: ", r.stdout), r.stdout
+
+
+def test_the_merge_is_said_by_what_it_did():
+    """QA 2026-12-06: "49 new bars merged into its 144 stored bars" for 1 new bar and 48
+    sent again."""
+    from incbt.cli import _merged_text
+
+    assert _merged_text(144, 49, 96) == (
+        " (merged: 1 bar(s) at new times added, 48 at stored times taken, 96 stored bar(s) "
+        "kept: 145 bars)"
+    )
 
 
 def test_a_volume_of_minus_zero_is_zero(tmp_path):
@@ -424,3 +443,29 @@ def test_join_days_says_an_earlier_short_day(tmp_path):
         warnings.simplefilter("ignore", DataNoteWarning)
         r = s.ingest(str(tmp_path / "b.parquet"), join_days=True)
     assert [(i, d) for i, d, *_ in r.short_days] == [("BTCUSD", "2024-11-01")], r.short_days
+
+
+def test_a_late_piece_of_a_past_day_left_short_is_said(tmp_path):
+    """--join-days spares the instrument's latest day (it goes on in the next file) the
+    short-day note, but not a past day a late piece left short: the store holds later
+    days of it (QA 2026-12-06: 54 bars of 144, eight days back, without a note)."""
+    def write(path, cuts):
+        lines = ["instrument,ts,open,high,low,close,volume"]
+        for day, (first, last) in cuts.items():
+            for k in range(first, last):
+                t = np.datetime64(f"2024-03-{day:02d}T00:00") + np.timedelta64(10 * k, "m")
+                lines.append(f"X,{t}Z,10,11,9,10,1")
+        path.write_text("\n".join(lines) + "\n")
+
+    days = [4, 5, 6, 7, 8, 11, 12, 13]
+    write(tmp_path / "a.csv", {d: (0, 30 if d == 5 else 144) for d in days})
+    write(tmp_path / "late.csv", {5: (30, 54)})  # more of Mar 5, still short
+    write(tmp_path / "last.csv", {14: (0, 40)})  # the start of the latest day
+    s = incbt.init(str(tmp_path / "s"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s.ingest(str(tmp_path / "a.csv"))
+        r = s.ingest(str(tmp_path / "late.csv"), join_days=True)
+        assert [(i, d, n) for i, d, n, _ in r.short_days] == [("X", "2024-03-05", 54)]
+        r = s.ingest(str(tmp_path / "last.csv"), join_days=True)
+        assert r.days_new == 1 and not r.short_days

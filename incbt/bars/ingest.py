@@ -58,6 +58,7 @@ import hashlib
 import itertools
 import os
 import shutil
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -148,7 +149,7 @@ class IngestSummary:
     changed_days: list[tuple[str, int, int, int]] = field(default_factory=list)
     # data quality, accepted but said (:func:`data_notes`): changed days with fewer than
     # half the bars their instrument's days usually hold, as (instrument, day, rows,
-    # usual); weekdays an instrument lacks inside the span of days this ingest gave it
+    # usual); days an instrument lacks inside the span of days this ingest gave it
     # that most other instruments have, as (instrument, day, how many have it)
     short_days: list[tuple[str, str, int, int]] = field(default_factory=list)
     # changed days with a bar not on a minute: (instrument, day, the bar's time)
@@ -167,6 +168,7 @@ class IngestSummary:
     # the bars of some of each instrument's days in the store before this ingest (its
     # latest, up to USUAL_SAMPLE), by day: what a day of it usually holds (not a result)
     _stored_rows: dict[str, dict[int, int]] = field(default_factory=dict, repr=False)
+    _stored_last: dict[str, int | None] = field(default_factory=dict, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -217,8 +219,9 @@ class IngestSummary:
             )
         if self.missing_days:
             out.append(
-                f"{len(self.missing_days):,} missing day(s), weekdays an instrument has no "
-                "bars for between days it has, that most others have: "
+                f"{len(self.missing_days):,} missing day(s), days an instrument has no "
+                "bars for between days it has, that most others have (a weekend too, "
+                "where they trade it): "
                 + some(self.missing_days, "{} {} ({} other instrument(s) have it)")
                 + counted
             )
@@ -226,6 +229,7 @@ class IngestSummary:
 
     def as_dict(self) -> dict[str, Any]:
         skip = {"corrected", "seconds", "changed_days", "_seen", "_span", "_stored_rows"}
+        skip.add("_stored_last")
         skip |= {"short_days", "missing_days", "off_minute", "joined_days", "replaced_apart"}
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {
             "corrected": [list(c) for c in self.corrected[:100]],
@@ -432,9 +436,9 @@ def _join(a: Piece, b: Piece, hasher: Hasher) -> Piece:
                 file=_source_of(b.src, j),
                 instrument=a.instrument,
                 **b.src.where(j),
-                fix="give each (instrument, day) once per ingest, or its pieces in files "
-                "whose bars at the same times are the same bars; a day is replaced whole, "
-                "so send the full corrected day",
+                fix="the two files disagree on that bar: take the wrong one out of its "
+                "file (or leave a file out); a correction goes in an ingest of its own: "
+                "the whole corrected day, or with --join-days only the bars that change",
             )
     keep_b = np.ones(len(tb), bool)
     keep_b[ib] = False  # the same bars as a's: once
@@ -810,10 +814,15 @@ def ingest(
         read_task.advance()
         return inp, pieces
 
+    # a dry run on a store it cannot write (a read-only file system) reads it without
+    # the write lock, and cuts big compressed files in parts under a temporary folder
+    # (QA 2026-12-06: refused, "this command writes to it")
+    looks_only = dry_run and cat.env.readonly
     with (
-        lock(recover_first=not dry_run),
+        contextlib.nullcontext() if looks_only else lock(recover_first=not dry_run),
         _csv_kernel(files),
-        _streamed(root, files, chunk_bytes) as streamed,
+        tempfile.TemporaryDirectory(prefix="incbt-dry-") if looks_only else _no_dir(root) as base,
+        _streamed(base, files, chunk_bytes) as streamed,
     ):  # taking the lock removed what a crashed writer left (Store.lock)
         # files and parts to read (how many is unknown where a .csv.gz is cut in parts
         # as it is decompressed: made as they are asked for)
@@ -1002,6 +1011,13 @@ class _Streams:
 
 
 @contextlib.contextmanager
+def _no_dir(root: str) -> Iterator[str]:
+    """``root`` itself, as the context :func:`_ingest` opens in its place for a temporary
+    folder."""
+    yield root
+
+
+@contextlib.contextmanager
 def _streamed(root: str, files: Sequence[str], budget: int) -> Iterator[_Streams]:
     streams = _Streams(root, files, budget)
     try:
@@ -1116,6 +1132,8 @@ def _classify(
             summary._span[inst] = (min(a, days[0]), max(b, days[-1]))
             if inst not in summary._stored_rows:
                 summary._stored_rows[inst] = _stored_rows(cat, txn, inst, days[-1])
+                last = cat.days_up_to(txn, inst, _AFTER_ANY_DAY, 1)
+                summary._stored_last[inst] = last[0] if last else None
         for key, month in zip(keys, months, strict=True):
             p = pieces[key]
             if months_read and next(iter(months_read))[0] != p.instrument:
@@ -1231,6 +1249,9 @@ def _stored_day(
 USUAL_SAMPLE = 20  # stored days of an instrument read for its usual bars a day
 
 
+_AFTER_ANY_DAY = iso_to_day("9999-12-31")
+
+
 def _stored_rows(cat: Catalog, txn: Any, inst: str, day: int) -> dict[int, int]:
     """The bars of an instrument's stored days nearest ``day``, by day: its latest
     :data:`USUAL_SAMPLE` on or before it, and where there are fewer, those of the next
@@ -1267,10 +1288,17 @@ def _summarize(
         summary.changed_days, summary._seen, summary._span, summary._stored_rows
     )
     if join_days:  # bars sent as they come: each instrument's latest day in the input
-        # goes on later (its latest given, changed or not: QA 2026-12-06)
-        latest = {inst: span[1] for inst, span in summary._span.items()}
+        # goes on later (its latest given, changed or not: QA 2026-12-06), where the store
+        # holds no later day of it (a late piece of a past day left short is said: QA
+        # 2026-12-06)
+        latest = {
+            inst: span[1]
+            for inst, span in summary._span.items()
+            if (summary._stored_last.get(inst) or span[1]) <= span[1]
+        }
         summary.short_days = [x for x in summary.short_days if iso_to_day(x[1]) != latest.get(x[0])]
     summary._seen, summary._span, summary._stored_rows = {}, {}, {}
+    summary._stored_last = {}
 
 
 def data_notes(
