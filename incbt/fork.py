@@ -67,7 +67,7 @@ def register_fork(
         raise UsageError(
             f"a fork keeps its base run's notional ({base.exec_params['notional']:g}; "
             f"given {float(given['notional']):g}): its returns run over the base's days "
-            "too; for another size backtest a new run with --notional"
+            "too; for another size backtest a new run with --notional (notional= in Python)"
         )
     strat = resolve_strategy(base.strategy, base.source, base.code_version)
     new_params = params_to_dict(strat, params_from_dict(strat, {**base.params, **(params or {})}))

@@ -329,10 +329,15 @@ def register_many(
     known = store.instruments()
     if universe_sql:
         if instruments not in (None, "all"):
-            raise UsageError("give either --instruments or --universe, not both")
+            raise UsageError(
+                "give either --instruments or --universe (instruments= or universe= in "
+                "Python), not both"
+            )
         t = store.sql(universe_sql)
         if "instrument" not in t.column_names:
-            raise UsageError("--universe SQL must return an `instrument` column")
+            raise UsageError(
+                "--universe SQL (universe= in Python) must return an `instrument` column"
+            )
         got = t.column("instrument").to_pylist()
         for k, x in enumerate(got):
             if not isinstance(x, str):  # NULL, a number: not the name of an instrument
@@ -1771,9 +1776,13 @@ class Run:
         ex = rec.exec_params
         if ex.get("notional", 100000.0) != 100000.0:
             setup.append(f"notional {ex['notional']:,g}")
-        for k, unit in (("fee_bps", "fee"), ("slippage_bps", "slippage")):
-            if ex.get(k, 0.0):
-                setup.append(f"{unit} {ex[k]:g} bps")
+        costs = [
+            f"{unit} {ex.get(k, 0.0):g} bps"
+            for k, unit in (("fee_bps", "fee"), ("slippage_bps", "slippage"))
+            if ex.get(k, 0.0) or rec.fork  # a fork's, zero or not: its base's before D
+        ]
+        if not rec.fork:
+            setup += costs
         u = rec.universe
         setup.append(
             "every instrument"
@@ -1782,8 +1791,11 @@ class Run:
             if len(u) > 3
             else ", ".join(u)
         )
-        if rec.fork:
-            setup.append(f"fork of {rec.fork['base']} from {rec.fork['effective']}")
+        if rec.fork:  # QA 2026-12-06: "slippage 3 bps" hid the base's fee, paid before D
+            setup.append(
+                f"fork of {rec.fork['base']} from {rec.fork['effective']} ({', '.join(costs)} "
+                "from then; the base's before)"
+            )
         if stored is None:  # a dry run's (QA 2026-12-05: it read "no results yet")
             body = "not registered (a dry run: nothing was computed or written)"
         elif rec.superseded_by:

@@ -406,8 +406,12 @@ def test_a_run_repr_says_what_sets_it_apart(tmp_path, data):
                               "bar; fee 2 bps; slippage 0.5 bps; every instrument: total_pnl=")
     assert "; notional 50,000; S0001: total_pnl=" in repr(b)
     f = s.backtest(None, {"fast": 6}, fork_of=a.run_id, effective="2024-02-29")
-    assert f"fork of {a.run_id} from 2024-02-29" in repr(f)
-    msg = s.log(kind="fork").column("message").to_pylist()[0]
+    assert (f"fork of {a.run_id} from 2024-02-29 (fee 2 bps, slippage 0.5 bps from then; "
+            "the base's before)") in repr(f)
+    g = s.backtest(None, {}, fork_of=a.run_id, effective="2024-02-29", fee_bps=0)
+    assert "(fee 0 bps, slippage 0.5 bps from then; the base's before)" in repr(g)
+    assert "; fee " not in repr(g).split("fork of")[0]
+    msg = s.log(kind="fork").column("message").to_pylist()[-1]  # newest first
     assert msg.startswith(f"fork {f.run_id}: 1 run(s) computed, "), msg
 
 
