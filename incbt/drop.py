@@ -92,6 +92,12 @@ def _chosen(
             and _chain(every, r.run_id)[-1].run_id in chosen
         ):
             chosen[r.run_id] = r
+    # a replacement an update left incomplete (hidden until complete): it goes with the
+    # run it replaces (QA 2026-12-06: shown half computed once that run was dropped, and
+    # the next update finished it, a dropped run back)
+    for r in every.values():
+        if r.replacing in chosen and not r.gone and r.run_id not in chosen:
+            chosen[r.run_id] = r
     forks = sorted(
         r.run_id
         for r in every.values()

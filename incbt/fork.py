@@ -148,8 +148,16 @@ def needs_materializing(
     return out
 
 
-def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[TaskResult]:
-    """TaskResults holding each pair's copied prefix and its state at L."""
+def materialize(
+    store: Any, fork: rc.RunRecord, todo: dict[str, int], keep_going: bool = False
+) -> list[TaskResult]:
+    """TaskResults holding each pair's copied prefix and its state at L.
+
+    Where the base's pair failed (its strategy raised there: it holds nothing), a fork
+    being made is refused with the fix; with ``keep_going`` (an update, bringing a fork
+    up to date or replacing it after a code change), the fork's pair fails too, said as
+    the base's, and the rest goes on (QA 2026-12-06: an edit that made the base fail
+    stopped the update with a backtest's advice, and the fork was lost)."""
     if not todo:
         return []
     cat = store.catalog
@@ -180,6 +188,10 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
         if r is None or not len(r["date"]) or int(r["date"][-1]) != last:
             with store.catalog.env.read() as txn:
                 failure = rc.failures(store.catalog, txn).get((base_id, inst))
+            if failure is not None and keep_going:
+                why = f"its base run {base_id} failed on {inst}: {failure['error']}"
+                out.append(_failed_pair(fork, strat, new_row, inst, last, why))
+                continue
             if failure is not None:
                 raise UsageError(
                     f"the base run {base_id} has no results for {inst}: its strategy failed "
@@ -232,6 +244,47 @@ def materialize(store: Any, fork: rc.RunRecord, todo: dict[str, int]) -> list[Ta
             )
         )
     return out
+
+
+def _failed_pair(
+    fork: rc.RunRecord, strat: Any, new_row: np.ndarray, inst: str, last: int, why: str
+) -> TaskResult:
+    """A fork's pair that cannot be made, as a failed computation over days up to
+    ``last`` (the day before its effective day): the commit records the failure, the
+    pair holds nothing and is retried once one of those days changes."""
+    from incbt.execute import DAILY_FIELDS, snapshot_width
+
+    task = SegmentTask(
+        fork.strategy,
+        fork.source,
+        inst,
+        (fork.run_id,),
+        (tuple(new_row.tolist()),),
+        (tuple(fork.exec_params[n] for n in EXEC_NAMES),),
+        last,
+        last,
+        None,
+        last,
+        1,
+        0,
+        version=fork.code_version,
+    )
+    e = np.empty(0)
+    return TaskResult(
+        task,
+        np.array([last], np.int32),
+        {k: np.zeros((1, 1)) for k in DAILY_FIELDS},
+        np.empty(0, np.int64),
+        np.empty(0, np.int64),
+        np.empty(0, np.int32),
+        e,
+        e,
+        e,
+        np.zeros((1, 1, snapshot_width(strat))),
+        0,
+        [why],
+        snap_days=np.array([last], dtype=np.int32),
+    )
 
 
 def _rebuilt(

@@ -1193,6 +1193,13 @@ def bring_up_to_date(
                         (forks if base.fork else plain).append(base)
                         if base.fork:
                             todo.append(base)
+        # each replacement completes in the phase that computes its new run: a fork's in
+        # its fork level's (QA 2026-12-06: the plain runs' first commit marked an edited
+        # fork replaced, by a run not made yet; killed there, the fork was lost for good)
+        def pairs_of(level: Sequence[rc.RunRecord]) -> list[tuple[str, str]]:
+            ids = {r.run_id for r in level}
+            return [(o, n) for o, n in replaced if n in ids]
+
         _phase(
             store,
             report,
@@ -1202,7 +1209,7 @@ def bring_up_to_date(
             progress,
             dry_run,
             stale_out,
-            replaced,
+            pairs_of(plain),
             hypothetical,
             executor=executor,
             commit_bars=commit_bars,
@@ -1221,7 +1228,7 @@ def bring_up_to_date(
                 if dry_run:
                     assume.update({(f.run_id, i): day for i, day in need.items()})
                 else:
-                    built += fork_mod.materialize(store, f, need)
+                    built += fork_mod.materialize(store, f, need, keep_going=kind == "update")
             if built:
                 new = [f for f in level if _needs_record(store, f)]
                 commit(store, built, new, command, "fork")
@@ -1234,7 +1241,7 @@ def bring_up_to_date(
                 progress,
                 dry_run,
                 stale_out,
-                (),
+                pairs_of(level),
                 hypothetical,
                 assume,
                 executor=executor,

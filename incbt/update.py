@@ -124,6 +124,21 @@ def _strategy_now(rec: rc.RunRecord) -> tuple[Any, str | None]:
         return None, f"its strategies file {rec.source} cannot be read ({exc.strerror or exc})"
 
 
+def _successor(store: Any, run_id: str) -> str:
+    """The run that stands for ``run_id`` now: itself, or the run that replaced it after
+    a code change (and the one that replaced that, ...)."""
+    with store.catalog.env.read() as txn:
+        seen = {run_id}
+        rec = rc.get_run(store.catalog, txn, run_id)
+        while rec is not None and rec.superseded_by and rec.superseded_by not in seen:
+            seen.add(rec.superseded_by)
+            nxt = rc.get_run(store.catalog, txn, rec.superseded_by)
+            if nxt is None:
+                break
+            rec = nxt
+        return run_id if rec is None else rec.run_id
+
+
 def broken_line(rec: rc.RunRecord, why: str) -> str:
     """What ``UpdateResult.broken`` says of a run whose strategy cannot load."""
     return f"run {rec.run_id} ({rec.strategy}): {why}"
@@ -190,12 +205,16 @@ def current_records(
     broken: list[str] = []
     changed: list[int] = []  # records whose strategy's code changed
     checked: dict[str, str | None] = {}
-    for rec in active_runs(store):
+    active = active_runs(store)
+    standing = {r.run_id for r in active}
+    for rec in active:
         strat, why, params = _run_now(rec)
         if why is None and compiled and rec.source != "builtin":
             if strat.code_version not in checked:
                 checked[strat.code_version] = _compile_error(strat, rec.params)
             why = checked[strat.code_version]
+        if why is not None and rec.replacing in standing:
+            continue  # a replacement not shown yet: the run it replaces is said (QA 2026-12-06)
         if why is not None:
             broken.append(broken_line(rec, why))
             if broken_runs is not None:
@@ -223,6 +242,9 @@ def current_records(
         fork = r.fork
         if fork is not None and fork["base"] in renamed:
             fork = {**fork, "base": renamed[fork["base"]]}
+        elif fork is not None:  # its base replaced already, by an update stopped before
+            # this fork's replacement (QA 2026-12-06): the base's replacement
+            fork = {**fork, "base": _successor(store, fork["base"])}
         renamed[r.run_id] = make_run_id(
             r.strategy, r.code_version, r.params, r.exec_params, r.start, r.universe, fork
         )

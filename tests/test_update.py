@@ -1230,3 +1230,37 @@ def test_a_note_of_the_ingest_an_update_makes_names_the_callers_line(tmp_path):
         s.update(str(last))
     notes = [x for x in w if issubclass(x.category, DataNoteWarning)]
     assert notes and all(x.filename == __file__ for x in notes), [x.filename for x in notes]
+
+
+def test_an_edit_that_makes_a_forks_base_fail_replaces_the_fork_with_its_failures(tmp_path):
+    """QA 2026-12-06: an edit that made a fork's base fail stopped `update` (a backtest's
+    advice, exit 2, a traceback in Python) after the base's replacement was committed, and
+    the fork was lost. Now the fork's replacement holds the failures of its base's
+    pairs, the update exits 1 as for any failure, and a revert brings both back."""
+    generate(str(tmp_path / "d"), instruments=2, days=6, start="2024-01-01", seed=1)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    f = tmp_path / "strats.py"
+    f.write_text(STRATS.replace("{SHORT}", "-1"))
+    base = s.backtest("mom", {"n": 3}, strategies_file=str(f))
+    fork = s.backtest(None, {"n": 7}, fork_of=base.run_id, effective="2024-01-04")
+    before = {q: s.sql(q) for q in (DAILY, FILLS, METRICS)}
+    f.write_text(STRATS.replace("{SHORT}", "2"))  # a signal the engine refuses
+    with pytest.warns(incbt.StrategyFailureWarning):
+        res = s.update()
+    new = dict(res.replaced)
+    assert set(new) == {base.run_id, fork.run_id}
+    failed = s.sql("SELECT run_id, instrument, error FROM failed ORDER BY 1, 2").to_pylist()
+    assert {(r["run_id"], r["instrument"]) for r in failed} == {
+        (rid, i) for rid in new.values() for i in ("S0000", "S0001")}
+    assert all(f"its base run {new[base.run_id]} failed on" in r["error"]
+               for r in failed if r["run_id"] == new[fork.run_id])
+    assert s.sql("SELECT count(*) n FROM daily")["n"][0].as_py() == 0
+    p = subprocess.run([os.path.join(os.path.dirname(sys.executable), "incbt"), "--store",
+                        s.path, "update"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr  # nothing new to do
+    f.write_text(STRATS.replace("{SHORT}", "-1"))  # the revert
+    back = dict(s.update().replaced)
+    assert set(back.values()) == {base.run_id, fork.run_id}
+    assert all(s.sql(q).equals(t) for q, t in before.items())
+    assert s.verify().ok

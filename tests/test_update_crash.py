@@ -557,8 +557,91 @@ def test_kill_between_the_commits_of_an_update_after_a_code_change(tmp_path):
     assert new.run_id in {n for _, n in replaced} and new.daily.num_rows == 12
     assert new.run_id in asked.sql(RUN_IDS)["run_id"].to_pylist()
     assert asked.update().replaced and same(results(asked), after)
+    # the old runs dropped: their replacements go with them, and no update brings them
+    # back (QA 2026-12-06: shown half computed, then finished by the next update)
+    dropped = incbt.open(copy_store(path, str(tmp_path / "dropped")))
+    dropped.drop([r.run_id for r in old])
+    assert dropped.sql(RUN_IDS)["run_id"].to_pylist() == [other.run_id]
+    assert not dropped.update().replaced
+    assert dropped.sql("SELECT DISTINCT run_id FROM daily")["run_id"].to_pylist() == [
+        other.run_id]
     # the update of the killed store finishes the replacement
     st = incbt.open(path)
     assert st.update().replaced
     assert same(results(st), after)
     assert not st.status().stale and st.verify().ok
+
+
+FORK_CHILD = r"""
+import os, sys, incbt, incbt.runs
+incbt.runs.DEFAULT_COMMIT_BARS = 1  # a commit per task
+nth, calls = int(sys.argv[2]), [0]
+real = incbt.runs.commit
+def killing(*a, **k):
+    out = real(*a, **k)
+    calls[0] += 1
+    if calls[0] == nth:
+        os.kill(os.getpid(), 9)
+    return out
+incbt.runs.commit = killing
+incbt.open(sys.argv[1]).update()
+print("done", calls[0])
+"""
+
+
+def test_a_fork_of_an_edited_strategy_survives_an_update_killed_between_commits(tmp_path):
+    """Found by QA 2026-12-06: the plain runs' first commit marked the forks of an edited
+    strategy replaced, by runs their own (later) phase had not made yet: killed there,
+    the forks were lost for good (superseded by runs that never came; nothing stale).
+    Killed after any commit, the store shows each run (a base, its fork, a fork of the
+    fork) whole, old or new, never both and never none, and the next update ends as a
+    fresh store of the new code."""
+    from conftest import MOM
+
+    generate(str(tmp_path / "d"), instruments=3, days=6, start="2024-01-01", seed=1)
+    tpl = str(tmp_path / "template")
+    s = incbt.init(tpl)
+    s.ingest(str(tmp_path / "d"))
+    f = tmp_path / "strats.py"
+    f.write_text(MOM.replace("{SHORT}", "-1"))
+    base = s.backtest("mom", {"n": 3}, strategies_file=str(f))
+    fork = s.backtest(None, {"n": 7}, fork_of=base.run_id, effective="2024-01-04")
+    s.backtest(None, {"n": 5}, fork_of=fork.run_id, effective="2024-01-05")
+    close_env(os.path.join(s.path, "catalog"))
+    f.write_text(MOM.replace("{SHORT}", "0"))  # the edit
+    # the reference: a fresh store of the new code, the same runs
+    fresh = incbt.init(str(tmp_path / "fresh"))
+    fresh.ingest(str(tmp_path / "d"))
+    b2 = fresh.backtest("mom", {"n": 3}, strategies_file=str(f))
+    f2 = fresh.backtest(None, {"n": 7}, fork_of=b2.run_id, effective="2024-01-04")
+    fresh.backtest(None, {"n": 5}, fork_of=f2.run_id, effective="2024-01-05")
+    want = results(fresh)
+    old_ids = set(results(incbt.open(tpl))[RUN_IDS]["run_id"].to_pylist())
+    close_env(os.path.join(tpl, "catalog"))
+    new_ids = set(want[RUN_IDS]["run_id"].to_pylist())
+    nth, outcomes = 1, []
+    while True:
+        path = copy_store(tpl, str(tmp_path / f"killed-{nth}"))
+        p = subprocess.run([sys.executable, "-c", FORK_CHILD, path, str(nth)],
+                           capture_output=True, text=True, timeout=120)
+        st = incbt.open(path)
+        shown = {r["run_id"]: r["superseded_by"] for r in st.sql(
+            "SELECT run_id, superseded_by FROM runs").to_pylist()}
+        live = {r for r, by in shown.items() if by is None}
+        # three runs, each old or new; a superseded one names a run shown
+        assert len(live) == 3 and live <= old_ids | new_ids, (nth, shown)
+        assert all(by in live for by in shown.values() if by), (nth, shown)
+        assert set(st.sql("SELECT DISTINCT run_id FROM daily")["run_id"].to_pylist()) == live
+        st.update()
+        got = results(st)
+        assert all(bits(got[q]).equals(bits(want[q])) for q in (DAILY, FILLS, METRICS)), nth
+        assert st.sql("SELECT run_id FROM runs WHERE superseded_by IS NULL ORDER BY run_id"
+                      ).equals(want[RUN_IDS]), nth
+        assert not st.status().stale and st.verify().ok
+        close_env(os.path.join(path, "catalog"))
+        shutil.rmtree(path)
+        outcomes.append(p.returncode)
+        if p.returncode == 0:  # the update had fewer commits than nth: each one was hit
+            break
+        nth += 1
+    assert nth >= 4, outcomes  # the plain phase's and each fork level's commits
