@@ -1193,6 +1193,7 @@ def bring_up_to_date(
                         (forks if base.fork else plain).append(base)
                         if base.fork:
                             todo.append(base)
+
         # each replacement completes in the phase that computes its new run: a fork's in
         # its fork level's (QA 2026-12-06: the plain runs' first commit marked an edited
         # fork replaced, by a run not made yet; killed there, the fork was lost for good)

@@ -19,6 +19,7 @@ old run by it was planned twice, and a new day's rows were written twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -32,6 +33,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import incbt
+import incbt.runs
 from incbt.bars.generate import generate, weekdays
 from incbt.bars.schema import day_to_iso, iso_to_day
 from incbt.results import compact as compact_mod
@@ -73,7 +75,12 @@ ops = st.one_of(
     st.tuples(st.just("correct"), st.integers(0, N_DAYS - 1)),  # the other version
     st.tuples(st.just("drop"), st.integers(0, len(PLAIN) - 1)),
     st.tuples(st.just("sweep")),  # a sweep of the plain runs, made or resumed
+    st.tuples(st.just("stop"), st.integers(1, 4)),  # an update stopped after N commits
 )
+
+
+class Stopped(Exception):
+    """An update stopped between its commits (as by Ctrl-C or a kill)."""
 
 
 class History:
@@ -109,6 +116,24 @@ class History:
             self.write()
         elif kind == "update":
             self.s.update()
+        elif kind == "stop":  # a commit per task, the update stopped after the N-th
+            real, left = incbt.runs.commit, [op[1]]
+
+            def commit(*a, **k):
+                out = real(*a, **k)
+                left[0] -= 1
+                if not left[0]:
+                    raise Stopped
+                return out
+
+            with mock.patch.object(incbt.runs, "commit", commit), mock.patch.object(
+                incbt.runs, "DEFAULT_COMMIT_BARS", 1
+            ), contextlib.suppress(Stopped):
+                self.s.update()
+            # each run shown once: the old one whole or its replacement complete, not both
+            shown = self.s.sql("SELECT params, fork_of IS NULL AS plain FROM runs "
+                               "WHERE superseded_by IS NULL").to_pylist()
+            assert len(shown) == len({(r["params"], r["plain"]) for r in shown}), shown
         elif kind == "backtest":
             self.backtest(op[1])
             self.plain.add(op[1])
@@ -152,7 +177,7 @@ def tables(s: incbt.Store) -> dict[str, pa.Table]:
 
 @pytest.mark.filterwarnings("ignore:no sweep named 's' to resume:UserWarning")  # made so
 @settings(
-    max_examples=12,
+    max_examples=16,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -161,6 +186,10 @@ def tables(s: incbt.Store) -> dict[str, pa.Table]:
 # replaced the run of A by it, was planned twice: a new day's rows written twice
 @example(history=[("edit", "B"), ("fork",), ("day", 3)])
 @example(history=[("edit", "B"), ("update",), ("fork",), ("edit", "A"), ("correct", 1)])
+# an edit, then an update stopped after the plain runs' first commit: found 2026-12-06 (QA),
+# the fork was marked replaced there by a run not made yet, and lost for good
+@example(history=[("fork",), ("edit", "B"), ("stop", 1)])
+@example(history=[("fork",), ("sweep",), ("edit", "B"), ("stop", 2), ("drop", 1)])
 def test_code_changes_reverts_and_forks_end_as_a_fresh_store(data, history):
     # result batches merged as soon as 2 of a level are there (8 in use): a replaced or
     # dropped run's rows leave merged files, which a revert must not depend on
