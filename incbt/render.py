@@ -189,6 +189,8 @@ def pivot_table(table: pa.Table) -> pa.Table:
         cell[key] = r[vk]
 
     def label(v: Any) -> str:
+        if v is None:  # SQL's word (QA 2026-12-06: "b=None")
+            return f"{ck}=NULL"
         return f"{ck}={int(v) if isinstance(v, float) and v.is_integer() else v}"
 
     cols = {rk: rkeys} | {label(c): [cell.get((r, c)) for r in rkeys] for c in ckeys}

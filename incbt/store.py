@@ -163,7 +163,12 @@ def _command() -> str:
     """What the event log records as the command: the CLI's arguments, or the Store
     method called from Python."""
     argv = sys.argv
-    if argv and os.path.basename(argv[0]) == "incbt":
+    here = os.path.dirname(os.path.abspath(__file__))
+    # the incbt script, or python -m incbt (QA 2026-12-06: recorded as "python: ...")
+    if argv and (
+        os.path.basename(argv[0]) == "incbt"
+        or os.path.abspath(argv[0]) in {os.path.join(here, f) for f in ("__main__.py", "_entry.py")}
+    ):
         return " ".join(["incbt", *argv[1:]])[:500]
     call = _CALL.get()
     return f"python: {call}" if call else "python"

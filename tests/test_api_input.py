@@ -291,3 +291,34 @@ def test_yes_no_arguments_of_ingest_and_update_are_true_or_false(filled, call):
     """QA 2026-12-06: join_days="false" merged, dry_run="false" wrote nothing."""
     with pytest.raises(E.UsageError, match="give True or False"):
         call(filled)
+
+
+def test_python_dash_m_records_the_command_line(tmp_path):
+    """QA 2026-12-06: events written by `python -m incbt` said "python: incbt.init"."""
+    import sys
+
+    store = str(tmp_path / "s")
+    p = subprocess.run([sys.executable, "-m", "incbt", "--store", store, "init"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    cmd = incbt.open(store).sql("SELECT command FROM events")["command"].to_pylist()
+    assert cmd == [f"incbt --store {store} init"]
+
+
+def test_as_of_names_an_event_of_the_log(filled):
+    with pytest.raises(E.QueryError, match="--as-of 0: no such event; the log has events 1.."):
+        filled.sql("SELECT count(*) FROM bars", as_of=0)
+    assert filled.sql("SELECT count(*) AS n FROM bars", as_of=2)["n"][0].as_py() > 0
+
+
+def test_a_gc_with_nothing_kept_says_time_travel_reaches_every_event(filled):
+    assert "time travel reaches every event" in repr(filled.gc(dry_run=True))
+
+
+def test_a_pivot_names_a_null_column_value_null():
+    import pyarrow as pa
+
+    from incbt.render import pivot_table
+
+    t = pivot_table(pa.table({"a": [1, 1], "b": [None, 2], "v": [3.0, 4.0]}))
+    assert t.column_names == ["a", "b=NULL", "b=2"]

@@ -51,7 +51,12 @@ class GcSummary:
         return (
             f"<GcSummary: {verb} {self.files_removed:,} file(s), "
             f"{self.bytes_freed / 2**20:,.1f} MiB (.paths lists them); kept "
-            f"{self.files_kept:,} for time travel back to event {self.horizon}>"
+            f"{self.files_kept:,}"
+            + (
+                f" for time travel back to event {self.horizon}>"
+                if self.horizon
+                else "; time travel reaches every event>"  # as the CLI says (QA 2026-12-06)
+            )
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -293,7 +293,7 @@ def session(
     ctx.register_udf(JSON_GET)  # events.summary's fields: json_get(summary, 'sources')
     with cat.env.read() as txn:
         last = cat.last_seq(txn)
-        if as_of is not None and not 0 <= as_of <= last:
+        if as_of is not None and not 1 <= as_of <= last:  # QA 2026-12-06: 0 was taken
             raise QueryError(f"--as-of {as_of}: no such event; the log has events 1..{last}")
         now_only = (
             [t for t in CURRENT_ONLY if _names(only_for, t)]
@@ -302,8 +302,13 @@ def session(
         )
         if now_only:
             raise QueryError(
-                f"--as-of {as_of} (as_of={as_of} in Python): the tables "
-                f"{', '.join(now_only)} hold the results as they are now, not as they were "
+                f"--as-of {as_of} (as_of={as_of} in Python): the "
+                + (
+                    f"tables {', '.join(now_only)} hold"
+                    if len(now_only) > 1
+                    else f"table {now_only[0]} holds"
+                )
+                + " the results as they are now, not as they were "
                 "after an event; time travel reaches bars, files, events and changes. Fix: "
                 "query those with --as-of, the results without it"
             )
