@@ -957,6 +957,10 @@ def commit(
     known = store.instruments()
 
     def txn_fn(txn: Any) -> int:
+        # counted here, from 0: a transaction that outgrew the map runs again (Env.write),
+        # and counted twice (QA 2026-12-06: a big sweep's events summed more segments
+        # than the command printed)
+        summary.segments = summary.days = 0
         seq_now = cat.last_seq(txn) + 1  # the event this transaction appends
         rc.index_cuts(cat, txn)  # once, in a store made before the cuts table
         for rec in new_runs:

@@ -374,7 +374,7 @@ def grid_points(
         kind = specs[name].type
         if isinstance(values, int | float) and not isinstance(values, bool):
             values = [values]  # one value
-        elif not isinstance(values, str | Iterable):
+        elif not isinstance(values, str | Iterable) or isinstance(values, Mapping):
             raise UsageError(
                 f"grid values of {name!r}: give a list, 'V1,V2,...' or 'START:STOP:STEP', "
                 f"not {values!r}"
@@ -536,7 +536,8 @@ def _plain_grid(grid: Mapping[str, Any]) -> dict[str, Any]:
             out[k] = v
         elif isinstance(v, numbers.Number) and not isinstance(v, bool):
             out[k] = [_plain(v)]
-        elif isinstance(v, Iterable):
+        elif isinstance(v, Iterable) and not isinstance(v, Mapping):
+            # a dict's keys are no list of values (QA 2026-12-06)
             out[k] = [_plain(x) for x in v]
         else:
             out[k] = v  # refused by grid_points, naming it
@@ -697,11 +698,33 @@ def _default_name(spec: dict[str, Any]) -> str:
     return "sweep-" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def _now(store: Any, txn: Any, run_id: str) -> str:
-    """The id of the run that stands for ``run_id`` now (``rc.follow``), or ``run_id``
-    itself when it is not registered (a sweep interrupted before its first commit)."""
+def _now(store: Any, txn: Any, run_id: str, point_now: rc.RunRecord | None = None) -> str:
+    """The id of the run that stands for ``run_id`` now (``rc.follow``); when it is not
+    registered (a sweep interrupted before its first commit), the run of its point
+    under the strategy's code now (``point_now``), else ``run_id`` itself."""
     run = rc.follow(store.catalog, txn, run_id)
-    return run_id if run is None else run.run_id
+    if run is not None:
+        return run.run_id
+    return run_id if point_now is None else point_now.run_id
+
+
+def _earlier_now(
+    store: Any, old: Mapping[str, Any] | None, strategies_file: str | None
+) -> list[rc.RunRecord]:
+    """The runs of a sweep's earlier points under the strategy's code now, in the order
+    of its points."""
+    earlier = old.get("points", []) if old else []
+    if not old or not earlier:
+        return []
+    return register_many(
+        store,
+        old["spec"]["strategy"],
+        earlier,
+        instruments=old["spec"]["instruments"],
+        start=old["spec"]["start"],
+        exec_params=old["spec"]["exec"],
+        strategies_file=strategies_file,
+    )
 
 
 def no_such_sweep(name: str) -> NotFoundError:
@@ -766,6 +789,10 @@ def sweep(
             f"--workers {workers} and --address {address}: give one (--workers starts a "
             "local Ray of that many workers; on a cluster, its nodes say how many)"
         )
+    if address is not None:  # a dry run too: "would compute (ray)" on no cluster (QA
+        from incbt.execute.ray_exec import reachable  # 2026-12-06)
+
+        reachable(address)
     if name is not None:
         check_name(name)
     if start is not None:  # compared with the sweep's as a date (QA 2026-12-05: "20240110"
@@ -888,12 +915,25 @@ def sweep(
             if points
             else []
         )
+        # the sweep's earlier points as runs of the strategy's code now
+        earlier_now = _earlier_now(store, old, strategies_file)
         with store.catalog.env.read() as txn:
             # the sweep's runs now: one replaced since (its strategy's code changed) by
             # the run that replaced it, which its point registers again: not a new run
             # (found 2026-12-05: a resume after a code change listed both, and counted
-            # the replacements as new)
-            prior = list(dict.fromkeys(_now(store, txn, r) for r in (old["runs"] if old else [])))
+            # the replacements as new); one never committed, of code edited since, by
+            # its point's run of the code now (QA 2026-12-06: a sweep interrupted before
+            # its first commit, then edited, could not be finished)
+            runs_of = old["runs"] if old else []
+            # the record lists one run a point, in the points' order (where it does not,
+            # an unregistered run stays as it is)
+            by_point = len(earlier_now) == len(runs_of)
+            prior = list(
+                dict.fromkeys(
+                    _now(store, txn, r, earlier_now[k] if by_point else None)
+                    for k, r in enumerate(runs_of)
+                )
+            )
             run_ids = list(dict.fromkeys([*prior, *(r.run_id for r in records)]))
             added = len(run_ids) - len(prior)
             if old is not None and not added and len(grids) > len(old.get("grids", [1])):
@@ -916,20 +956,7 @@ def sweep(
                         rec = rc.get_run(store.catalog, txn, rid)
                         if rec is not None:
                             have[rid] = rec
-            earlier = old.get("points", [])
-            for rec in (
-                register_many(
-                    store,
-                    old["spec"]["strategy"],
-                    earlier,
-                    instruments=old["spec"]["instruments"],
-                    start=old["spec"]["start"],
-                    exec_params=old["spec"]["exec"],
-                    strategies_file=strategies_file,
-                )
-                if earlier
-                else []
-            ):
+            for rec in earlier_now:
                 have.setdefault(rec.run_id, rec)
         todo = [have[r] for r in run_ids if r in have]
         declared = [p.name for p in strat.params]

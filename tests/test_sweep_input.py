@@ -701,3 +701,78 @@ def test_a_point_failed_everywhere_is_said_and_kept_in_the_pivot(tmp_path):
     assert all("failed" not in repr(r) for r in sw.runs if r.record.params["give_up"] == 0)
     grid = sw.pivot("n", "give_up", "sharpe")
     assert list(grid.index) == [0, 1] and grid.loc[1].isna().all()
+
+
+def test_a_sweep_interrupted_before_any_commit_then_edited_resumes_with_the_new_code(
+        tmp_path):
+    """QA 2026-12-06: the record's runs were of the code before the edit and never
+    registered; `--resume` computed nothing and failed on SQL, `-g` added the new runs
+    beside them for good, and status kept saying "--resume computes them"."""
+    from incbt.catalog import runs as rc
+
+    s = ingested(tmp_path)
+    f = tmp_path / "mom.py"
+    f.write_text(MOM.replace("{SHORT}", "-1"))
+    real = rc.put_run
+
+    def interrupted(*a, **k):  # Ctrl-C as the first commit registers its runs
+        raise KeyboardInterrupt
+
+    rc.put_run = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            s.sweep("mom", {"n": [3, 6]}, name="cut", strategies_file=str(f))
+    finally:
+        rc.put_run = real
+    f.write_text(MOM.replace("{SHORT}", "0"))  # the edit
+    r = s.sweep("mom", name="cut", resume=True)
+    fresh = s.sweep("mom", {"n": [3, 6]}, name="fresh", strategies_file=str(f))
+    assert r.run_ids == fresh.run_ids and r.report.bars_processed > 0
+    assert s.sql("SELECT count(*) AS n FROM sweeps s JOIN runs r USING (run_id) "
+                 "WHERE s.sweep = 'cut'")["n"][0].as_py() == 2
+    assert not s.status().stale and s.verify(sweep="cut").ok
+    grown = s.sweep("mom", {"n": [3, 6, 9]}, name="cut", resume=True)
+    assert len(grown.run_ids) == 3 and grown.added == 1
+
+
+def test_a_commit_that_outgrows_the_catalogs_map_counts_its_segments_once(tmp_path,
+                                                                           monkeypatch):
+    """QA 2026-12-06: a transaction that outgrew the map ran again after growing it, and
+    its event counted every segment twice: `sum(segments)` of the sweep's op was more
+    than the command printed."""
+    monkeypatch.setenv("INCBT_MAP_SIZE_MB", "1")  # outgrown by the sweep's snapshots
+    generate(str(tmp_path / "d"), instruments=4, days=30, start="2024-01-01", seed=2)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    before = s.catalog.env.env.info()["map_size"]
+    r = s.sweep("sma_cross", {"fast": "2:20:2", "slow": "30:60:10"}, name="g")
+    assert s.catalog.env.env.info()["map_size"] > before  # it did grow
+    got = s.sql("SELECT sum(segments) AS n, sum(bar_steps) AS b FROM events "
+                "WHERE kind = 'sweep'").to_pylist()[0]
+    assert (got["n"], got["b"]) == (r.report.segments, r.report.bars_processed)
+
+
+@pytest.mark.parametrize("address, match", [
+    ("garbage", "is not an address Ray takes"),
+    ("localhost", "is not an address Ray takes"),
+    ("", "--address is empty"),
+    ("127.0.0.1:99999", "is not an address Ray takes"),
+    ("127.0.0.1:1", "cannot reach a Ray cluster"),
+])
+def test_an_address_ray_cannot_take_is_refused_before_anything(tmp_path, address, match):
+    """QA 2026-12-06: Ray's ValueError (exit 3) for 'garbage'; '' started a local Ray; a
+    dry run said "would compute (ray)" for an address that takes no connection."""
+    s = ingested(tmp_path)
+    before = tree_state(s.path)
+    for dry in (True, False):
+        with pytest.raises(incbt.UsageError, match=match):
+            s.sweep("sma_cross", {"fast": [5], "slow": [20]}, name="a", address=address,
+                    dry_run=dry)
+    assert tree_state(s.path) == before
+
+
+def test_a_dict_is_no_list_of_grid_values(tmp_path):
+    """QA 2026-12-06: {"a": 1} was read as its keys ("'a' is not an int")."""
+    s = ingested(tmp_path)
+    with pytest.raises(incbt.UsageError, match=r"give a list, .* not \{'a': 1\}"):
+        s.sweep("sma_cross", {"fast": {"a": 1}, "slow": [20]}, name="x", dry_run=True)

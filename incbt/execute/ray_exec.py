@@ -53,8 +53,8 @@ def ensure_ray(
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    if address:  # even where Ray is up already: the address given must answer
-        _reachable(address)
+    if address is not None:  # even where Ray is up already: the address given must answer
+        reachable(address)
     if ray.is_initialized():
         return ray
     env = {
@@ -89,14 +89,46 @@ def ensure_ray(
     return ray
 
 
-def _reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast when a cluster address (``host:port`` or ``ray://host:port``) takes no
-    connection: Ray itself retries an unreachable address for many minutes."""
+def check_address(address: str) -> None:
+    """Refuse (UsageError naming it, with the forms Ray takes) an address Ray cannot
+    parse, or one it needs a package for that is not installed (QA 2026-12-06: Ray's
+    own ValueError, "Invalid address format", exit 3)."""
+    text = address.strip()
+    forms = (
+        "give the head node's HOST:PORT (port 6379 unless it was started otherwise), or "
+        "'auto' for the cluster `ray start` made on this machine"
+    )
+    if not text:
+        raise UsageError(f"--address is empty: {forms}")
+    if text in ("auto", "local"):
+        return
+    if text.startswith("ray://"):
+        import importlib.util
+
+        if (
+            importlib.util.find_spec("ray.util.client") is None
+            or importlib.util.find_spec("grpc") is None
+        ):
+            raise UsageError(
+                f"--address {address!r}: a ray:// address needs Ray's client (pip install "
+                f"'ray[client]'), which is not installed here; {forms}"
+            )
+        text = text.removeprefix("ray://")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--address {address!r} is not an address Ray takes: {forms}")
+
+
+def reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when a cluster address (``host:port`` or ``ray://host:port``) is not one
+    Ray takes, or takes no connection: Ray itself retries an unreachable address for many
+    minutes."""
     import socket
 
-    rest = address.removeprefix("ray://")
+    check_address(address)
+    rest = address.strip().removeprefix("ray://")
     host, sep, port = rest.rpartition(":")
-    if not sep or not port.isdigit():  # "auto", "local", ...: Ray resolves them
+    if not sep or not port.isdigit():  # "auto", "local": Ray resolves them
         return
     try:
         socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout).close()
