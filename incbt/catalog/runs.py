@@ -210,9 +210,10 @@ def registered(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> bool:
 
 
 def put_run(cat: Catalog, txn: lmdb.Transaction, rec: RunRecord) -> None:
-    txn.put(
-        run_key(rec.run_id), json.dumps(asdict(rec), sort_keys=True).encode(), db=_db(cat, "runs")
-    )
+    value = asdict(rec)
+    if value["replacing"] is None:  # as before 2026-12-06: a store any version reads
+        del value["replacing"]
+    txn.put(run_key(rec.run_id), json.dumps(value, sort_keys=True).encode(), db=_db(cat, "runs"))
 
 
 def runs(cat: Catalog, txn: lmdb.Transaction) -> Iterator[RunRecord]:
