@@ -211,21 +211,7 @@ def materialize(
         days = r["date"].astype(np.int32)
         daily = {k: r[k][None, :] for k in ("equity", "pnl", "pos", "fees", "fills", "turnover")}
         fl = fills.get(inst, {k: np.empty(0) for k in ("ts", "date", "qty", "price", "fee")})
-        task = SegmentTask(
-            fork.strategy,
-            fork.source,
-            inst,
-            (fork.run_id,),
-            (tuple(new_row.tolist()),),
-            (tuple(fork.exec_params[n] for n in EXEC_NAMES),),
-            int(days[0]),
-            last,
-            None,
-            int(days[0]),
-            len(days),
-            0,
-            version=fork.code_version,
-        )
+        task = _fork_task(fork, new_row, inst, int(days[0]), last, len(days))
         out.append(
             TaskResult(
                 task,
@@ -246,6 +232,27 @@ def materialize(
     return out
 
 
+def _fork_task(
+    fork: rc.RunRecord, new_row: np.ndarray, inst: str, first: int, last: int, days: int
+) -> SegmentTask:
+    """The task a fork's pair stands for: its days ``first..last``, copied, not run."""
+    return SegmentTask(
+        fork.strategy,
+        fork.source,
+        inst,
+        (fork.run_id,),
+        (tuple(new_row.tolist()),),
+        (tuple(fork.exec_params[n] for n in EXEC_NAMES),),
+        first,
+        last,
+        None,
+        first,
+        days,
+        0,
+        version=fork.code_version,
+    )
+
+
 def _failed_pair(
     fork: rc.RunRecord, strat: Any, new_row: np.ndarray, inst: str, last: int, why: str
 ) -> TaskResult:
@@ -254,21 +261,7 @@ def _failed_pair(
     pair holds nothing and is retried once one of those days changes."""
     from incbt.execute import DAILY_FIELDS, snapshot_width
 
-    task = SegmentTask(
-        fork.strategy,
-        fork.source,
-        inst,
-        (fork.run_id,),
-        (tuple(new_row.tolist()),),
-        (tuple(fork.exec_params[n] for n in EXEC_NAMES),),
-        last,
-        last,
-        None,
-        last,
-        1,
-        0,
-        version=fork.code_version,
-    )
+    task = _fork_task(fork, new_row, inst, last, last, 1)
     e = np.empty(0)
     return TaskResult(
         task,

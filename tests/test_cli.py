@@ -66,7 +66,7 @@ def test_generate_ingest_query_log(tmp_path):
     assert json.loads(asof) == {"n": 0}
     # results are kept as they are now: a query of the past that reads them is refused
     r = run("query", "SELECT count(*) FROM daily", "--as-of", "1", store=s, check=False)
-    assert r.returncode == 1 and "the tables daily hold the results as they are now" in r.stderr
+    assert r.returncode == 1 and "the table daily holds the results as they are now" in r.stderr
     st = run("status", store=s).stdout
     assert "instruments" in st and "2,340" in st and " MiB" in st  # bars, bytes for people
 

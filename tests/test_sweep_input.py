@@ -607,27 +607,33 @@ def test_a_resume_without_a_grid_still_checks_what_it_is_given(tmp_path):
     assert old.run_ids == r.run_ids  # an object of the sweep sees it grown
 
 
-def test_a_user_strategy_sweep_interrupted_before_any_commit_resumes_without_its_file(
-        tmp_path):
-    """Found by review 2026-12-05: with no run committed, nothing named the sweep's file,
-    so `--resume` without --strategies said "unknown strategy" (and the report's hint did
-    not give it). The record names it now."""
+def _interrupted_before_any_commit(s, name, f) -> None:
+    """A sweep of mom, n in {3, 6}, stopped (Ctrl-C) as its first commit registers its
+    runs: its record is written, none of its runs."""
     from incbt.catalog import runs as rc
 
-    s = ingested(tmp_path)
-    f = tmp_path / "mom.py"
-    f.write_text(MOM.replace("{SHORT}", "-1"))
     real = rc.put_run
 
-    def interrupted(*a, **k):  # Ctrl-C as the first commit registers its runs
+    def interrupted(*a, **k):
         raise KeyboardInterrupt
 
     rc.put_run = interrupted
     try:
         with pytest.raises(KeyboardInterrupt):
-            s.sweep("mom", {"n": [3, 6]}, name="cut", strategies_file=str(f))
+            s.sweep("mom", {"n": [3, 6]}, name=name, strategies_file=str(f))
     finally:
         rc.put_run = real
+
+
+def test_a_user_strategy_sweep_interrupted_before_any_commit_resumes_without_its_file(
+        tmp_path):
+    """Found by review 2026-12-05: with no run committed, nothing named the sweep's file,
+    so `--resume` without --strategies said "unknown strategy" (and the report's hint did
+    not give it). The record names it now."""
+    s = ingested(tmp_path)
+    f = tmp_path / "mom.py"
+    f.write_text(MOM.replace("{SHORT}", "-1"))
+    _interrupted_before_any_commit(s, "cut", f)
     assert get_sweep(s, "cut")["source"] == str(f)
     from incbt.report import sweep_report
 
@@ -708,22 +714,10 @@ def test_a_sweep_interrupted_before_any_commit_then_edited_resumes_with_the_new_
     """QA 2026-12-06: the record's runs were of the code before the edit and never
     registered; `--resume` computed nothing and failed on SQL, `-g` added the new runs
     beside them for good, and status kept saying "--resume computes them"."""
-    from incbt.catalog import runs as rc
-
     s = ingested(tmp_path)
     f = tmp_path / "mom.py"
     f.write_text(MOM.replace("{SHORT}", "-1"))
-    real = rc.put_run
-
-    def interrupted(*a, **k):  # Ctrl-C as the first commit registers its runs
-        raise KeyboardInterrupt
-
-    rc.put_run = interrupted
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            s.sweep("mom", {"n": [3, 6]}, name="cut", strategies_file=str(f))
-    finally:
-        rc.put_run = real
+    _interrupted_before_any_commit(s, "cut", f)
     f.write_text(MOM.replace("{SHORT}", "0"))  # the edit
     r = s.sweep("mom", name="cut", resume=True)
     fresh = s.sweep("mom", {"n": [3, 6]}, name="fresh", strategies_file=str(f))
