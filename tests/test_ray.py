@@ -603,3 +603,17 @@ def test_a_parameter_set_that_raises_is_reported_and_the_rest_completes(
     ids = [one.backtest("fragile", {"n": n}, strategies_file=strategies).run_id for n in (5, 6, 8)]
     assert sorted(ids) == sorted(set(r.run_ids) - {bad})
     assert_same(got, results(one))
+
+
+def test_the_clusters_error_messages_go_to_stderr(ray_local, capfd):
+    """QA 2026-12-06: "(raylet) A worker died or was killed ..." (a worker killed mid-sweep,
+    retried) was printed on stdout, among a command's csv or json rows."""
+    import ray._private.worker as w
+
+    from incbt.execute.ray_exec import ensure_ray
+
+    ensure_ray()
+    w.print_to_stdstream({"lines": ["A worker died or was killed"], "pid": "raylet",
+                          "is_err": False}, False)
+    out, err = capfd.readouterr()
+    assert "A worker died" in err and "A worker died" not in out

@@ -55,6 +55,7 @@ def ensure_ray(
 
     if address is not None:  # even where Ray is up already: the address given must answer
         reachable(address)
+    _cluster_errors_to_stderr()
     if ray.is_initialized():
         return ray
     env = {
@@ -87,6 +88,26 @@ def ensure_ray(
     _started_here = True
     atexit.register(shutdown)
     return ray
+
+
+def _cluster_errors_to_stderr() -> None:
+    """Ray's driver prints the cluster's error messages ("(raylet) A worker died or was
+    killed ...") on stdout, among a command's results (a csv or json on stdout: QA
+    2026-12-06): they go to stderr. Ray's own function, wrapped where it is (a private
+    name: where it is gone, nothing changes)."""
+    import ray._private.worker as w
+
+    real = getattr(w, "print_to_stdstream", None)
+    if real is None or getattr(real, "incbt_wrapped", False):
+        return
+
+    def to_stderr(data: dict, ignore_prefix: bool) -> None:
+        if data.get("pid") == "raylet":
+            data = {**data, "is_err": True}
+        real(data, ignore_prefix)
+
+    to_stderr.incbt_wrapped = True  # type: ignore[attr-defined]
+    w.print_to_stdstream = to_stderr
 
 
 def check_address(address: str) -> None:
