@@ -894,16 +894,21 @@ def status(output: PrintOpt = "table") -> None:
         }
         write_table(pa.Table.from_pylist([shown]), output, None, title=f"store {st.path}")
     # a stat a file (~1 us; 29,000 files at the seed's scale): a store changed by hand
-    # is said here, not found by the next backtest that reads the file
-    gone = [f.path for f in files if not os.path.exists(os.path.join(st.path, f.path))]
-    if gone:
-        err_console.print(
-            styled(
-                f"[red]{len(gone)} bars file(s) the catalog lists are missing[/red] (e.g. "
-                f"{gone[0]}): the store was changed outside incbt; restore it from a backup"
-            ),
-            highlight=False,
-        )
+    # is said here, not found by the next backtest that reads the file; a bars file of
+    # another size than the catalog's, or a results file without Parquet's footer, is
+    # damaged (QA 2026-12-06: a truncated one was not said)
+    gone, bad = damaged_files(st, files)
+    for what, found in (("missing", gone), ("damaged (cut short or changed)", bad)):
+        if found:
+            err_console.print(
+                styled(
+                    f"[red]{len(found)} file(s) the catalog lists are {what}[/red] (e.g. "
+                    f"{found[0]}): the store was changed outside incbt; restore it from a "
+                    "backup"
+                ),
+                highlight=False,
+            )
+    gone = gone + bad
     with st.catalog.env.read() as txn:
         pending = st.catalog.pending(txn)
         doomed = st.catalog.gc_pending(txn)
@@ -1007,6 +1012,39 @@ def _print_stale(res: object, output: str) -> None:
         title=f"stale: {len(stale):,} (run, instrument) pair(s) by cause "
         "(--output csv lists each pair)",
     )
+
+
+def damaged_files(st: Any, files: list[Any]) -> tuple[list[str], list[str]]:
+    """The store's files the catalog lists that are missing, and those damaged: bars
+    files of another size than recorded; results files (a few dozen: compacted) whose
+    last bytes are not Parquet's footer."""
+    from incbt.catalog import runs as rc
+
+    gone: list[str] = []
+    bad: list[str] = []
+    for f in files:
+        try:
+            size = os.stat(os.path.join(st.path, f.path)).st_size
+        except FileNotFoundError:
+            gone.append(f.path)
+            continue
+        if size != f.bytes:
+            bad.append(f.path)
+    with st.catalog.env.read() as txn:
+        results = [r[k] for _, r in rc.batches(st.catalog, txn) for k in ("daily", "fills")]
+    for rel in results:
+        try:
+            with open(os.path.join(st.path, rel), "rb") as fh:
+                fh.seek(-4, os.SEEK_END)
+                tail = fh.read(4)
+        except FileNotFoundError:
+            gone.append(rel)
+            continue
+        except OSError:  # shorter than 4 bytes
+            tail = b""
+        if tail != b"PAR1":
+            bad.append(rel)
+    return gone, bad
 
 
 def stale_causes(stale: list[Any], shown: int = 3) -> list[dict[str, Any]]:

@@ -216,11 +216,13 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
             return _path_error(exc, filename, context)
     if isinstance(exc, FileNotFoundError) or "No such file or directory" in str(exc):
         strerror, filename = getattr(exc, "strerror", None), getattr(exc, "filename", None)
-        return StoreError(
-            f"{context}: {strerror or exc}"
-            + (f" ({filename})" if filename else "")
-            + ". Fix: a file the store's catalog lists is gone: the store was changed "
-            "outside incbt; restore it from a backup (or ingest the data into a new store)"
+        if not filename and os.path.isabs(str(exc)) and not os.path.exists(str(exc)):
+            filename = str(exc)  # Arrow's message is the path alone
+        missing = f"{filename} is missing" if filename else f"{strerror or exc}"
+        return StoreError(  # "...: /path. Fix:" said not what was wrong (QA 2026-12-06)
+            f"{context}: {missing}. Fix: a file the store's catalog lists is gone: the store "
+            "was changed outside incbt (`incbt status` lists every file missing or damaged); "
+            "restore it from a backup (or ingest the data into a new store)"
         )
     if isinstance(exc, OSError):
         return StoreError(

@@ -41,6 +41,7 @@ from incbt.errors import (
     DataNoteWarning,
     NotAStoreError,
     NotFoundError,
+    StoreError,
     StoreExistsError,
     StrategyFailureWarning,
     UsageError,
@@ -115,9 +116,23 @@ def _not_a_store(path: str) -> NotAStoreError:
             f"{path} is a file, not an incbt store (a store is a folder): give the store's "
             "folder with --store (or INCBT_STORE), or a new folder's path to `incbt init`"
         )
+    left = [d for d in ("bars", "results", "catalog") if os.path.isdir(os.path.join(path, d))]
+    if left:  # a store whose catalog is gone: init would refuse the folder (QA 2026-12-06)
+        return NotAStoreError(
+            f"{path} holds a store's folders ({', '.join(left)}), but its catalog "
+            f"{os.path.join(path, 'catalog', 'data.mdb')} is missing: nothing can be read "
+            "without it. Fix: restore the store from a backup"
+        )
     return NotAStoreError(
         f"{path} is not an incbt store. Create one with `incbt --store {path} init` "
         "(or incbt.init(path) in Python)"
+    )
+
+
+def _no_catalog_in(mdb: str, what: str) -> str:
+    return (
+        f"the store's catalog {mdb} {what} (damaged, or replaced): nothing in the store can "
+        "be read without it. Fix: restore the store from a backup"
     )
 
 
@@ -346,6 +361,9 @@ class Store:
         path = _store_path(path)
         if not is_store(path):
             raise _not_a_store(path)
+        mdb = os.path.join(path, "catalog", "data.mdb")
+        if os.path.getsize(mdb) == 0:  # LMDB would make it a new, empty catalog
+            raise NotAStoreError(_no_catalog_in(mdb, "is empty"))
         self.path = os.path.abspath(path)
         self.catalog = Catalog(
             os.path.join(self.path, "catalog"), settings_mod.resolve("map_size_mb")
@@ -353,6 +371,8 @@ class Store:
         with self.catalog.env.read() as txn:
             meta = self.catalog.meta(txn)
         version = meta.get("format_version")
+        if version is None:  # QA 2026-12-06: "a store of catalog format None"
+            raise NotAStoreError(_no_catalog_in(mdb, "holds no incbt catalog"))
         if version in (1, 2):
             self._upgrade(progress)
             meta["format_version"] = version = FORMAT_VERSION
@@ -1021,6 +1041,16 @@ def _day_arg(value: Any, what: str) -> int | None:
     raise UsageError(f"{what} {value!r} is not a date: give YYYY-MM-DD")
 
 
+def damaged_store_file(path: str, exc: BaseException) -> StoreError:
+    """The error for a store file (bars or results) that cannot be read: its path, what
+    is wrong, and the fix."""
+    what = "is missing" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc})"
+    return StoreError(
+        f"{path} {what}: the store was changed outside incbt (`incbt status` lists every "
+        "file missing or damaged). Fix: restore the store from a backup"
+    )
+
+
 def read_days(
     root: str,
     instrument: str,
@@ -1085,8 +1115,9 @@ def read_days(
             # 500 one-month files, every instrument's 100 days: 111 -> 104 ms).
             # The columns' arrays as they are (ts viewed as int64, no cast call).
             reader = ParquetReader()
-            reader.open(os.path.join(root, paths[f]), pre_buffer=False)
+            path = os.path.join(root, paths[f])
             try:
+                reader.open(path, pre_buffer=False)
                 table = reader.read_row_groups(
                     range(rg0, rg1 + 1),
                     column_indices=[reader.column_name_idx(c) for c in cols],
@@ -1097,6 +1128,8 @@ def read_days(
                     md = reader.metadata
                     for g in range(rg0):
                         base += md.row_group(g).num_rows
+            except (OSError, pa.ArrowException) as exc:  # Arrow's words named no file (QA)
+                raise damaged_store_file(path, exc) from None
             finally:
                 reader.close()
             lo = offset[i] - base  # rows of the wanted days, relative to the first group

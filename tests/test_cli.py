@@ -459,9 +459,54 @@ def test_a_damaged_store_says_so(small_store, tmp_path):
     shutil.copytree(small_store, gone)
     next((gone / "bars").rglob("*.parquet")).unlink()
     st = run("status", store=gone, check=False)
-    assert st.returncode == 1 and "1 bars file(s) the catalog lists are missing" in st.stderr
+    assert st.returncode == 1 and "1 file(s) the catalog lists are missing" in st.stderr
     p = run("backtest", "sma_cross", "-p", "fast=4", "-p", "slow=20", store=gone, check=False)
-    assert p.returncode == 1 and "a file the store's catalog lists is gone" in p.stderr, p.stderr
+    assert p.returncode == 1 and ".parquet is missing: the store was changed outside incbt" \
+        in p.stderr and "restore the store from a backup" in p.stderr, p.stderr
+
+
+def test_damaged_store_files_are_named_with_the_fix(small_store, tmp_path):
+    """QA 2026-12-06: a truncated bars file, results files removed or truncated went
+    unsaid by `status` (exit 0), and reads failed in Arrow's words without a file or a
+    fix; a catalog removed sent the user to `init` (which refuses the folder), an empty
+    one was "a store of catalog format None"."""
+    import shutil
+
+    def damaged(name, hurt):
+        d = tmp_path / name
+        shutil.copytree(small_store, d)
+        hurt(d)
+        return d
+
+    def cut(f, n=100):
+        os.truncate(f, n)
+
+    bars = damaged("bars", lambda d: cut(next((d / "bars").rglob("*.parquet")), 500))
+    st = run("status", store=bars, check=False)
+    assert st.returncode == 1 and "1 file(s) the catalog lists are damaged" in st.stderr
+    p = run("backtest", "sma_cross", "-p", "fast=4", "-p", "slow=20", store=bars, check=False)
+    assert p.returncode == 1 and ".parquet cannot be read (" in p.stderr \
+        and "Fix: restore the store from a backup" in p.stderr, p.stderr
+    fills = damaged("fills", lambda d: [cut(f) for f in (d / "results" / "fills").iterdir()])
+    st = run("status", store=fills, check=False)
+    assert st.returncode == 1 and "are damaged (cut short or changed) (e.g. results/fills/" \
+        in st.stderr, st.stderr
+    p = run("query", "SELECT count(*) FROM fills", store=fills, check=False)
+    assert p.returncode == 1 and "results/fills/" in p.stderr and "cannot be read" in p.stderr
+    daily = damaged("daily", lambda d: [f.unlink() for f in (d / "results" / "daily").iterdir()])
+    st = run("status", store=daily, check=False)
+    assert st.returncode == 1 and "are missing (e.g. results/daily/" in st.stderr, st.stderr
+    p = run("verify", store=daily, check=False)
+    assert p.returncode == 1 and ".parquet is missing. Fix:" in p.stderr, p.stderr
+    for name, hurt, said in (
+        ("nocat", lambda d: (d / "catalog" / "data.mdb").unlink(), "data.mdb is missing"),
+        ("empty", lambda d: cut(d / "catalog" / "data.mdb", 0), "data.mdb is empty"),
+    ):
+        d = damaged(name, hurt)
+        p = run("status", store=d, check=False)
+        assert p.returncode == 1 and said in p.stderr and "restore the store from a backup" \
+            in p.stderr and "init" not in p.stderr, p.stderr
+    assert os.path.getsize(tmp_path / "empty" / "catalog" / "data.mdb") == 0  # left as it was
 
 
 def test_a_store_copied_with_hard_links_is_refused_until_it_has_its_own_catalog(

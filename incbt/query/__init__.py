@@ -628,6 +628,11 @@ def run_sql(
             )
             err.missing = m.group(1) if m else ""  # type: ignore[attr-defined]
             raise err from None
+        m = re.search(r"Could not open Parquet input source '([^']+)': (.+?)(\.|$)", str(exc))
+        if m:  # a store file damaged (QA 2026-12-06: DataFusion's words, no fix)
+            from incbt.store import damaged_store_file
+
+            raise damaged_store_file(m.group(1), Exception(m.group(2))) from None
         m = re.search(r"Cannot cast string '[^']*' to value of (U?Int|Float)\d+ type", str(exc))
         numbers = [k for k, v in (params or {}).items() if isinstance(v, int | float)]
         hint = ""
