@@ -1441,6 +1441,11 @@ def _phase(
                 store, [], new, command, kind, replaced, portfolio={rid: {} for rid in refold}
             )
             report.commits += 1
+        # a compaction a command killed after its last commit left undone (QA 2026-12-06:
+        # it waited for the next commit of results)
+        from incbt.results.compact import compact_all
+
+        report.compactions += len(compact_all(store, command))
         return
     from incbt.results.compact import compact_all
 
