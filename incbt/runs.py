@@ -1435,6 +1435,8 @@ def _phase(
         return
     if p.tasks and executor is None:  # loading already where a run is new: no-op then
         preload_kernels(records)
+    from incbt.results.compact import compact_all
+
     if not p.tasks:
         if new or refold or replaced:  # a new run of the changed code may exist already
             report.commit = commit(
@@ -1443,11 +1445,8 @@ def _phase(
             report.commits += 1
         # a compaction a command killed after its last commit left undone (QA 2026-12-06:
         # it waited for the next commit of results)
-        from incbt.results.compact import compact_all
-
         report.compactions += len(compact_all(store, command))
         return
-    from incbt.results.compact import compact_all
 
     keep = int(store.settings["snapshot_keep_days"])
     limit = commit_bars or DEFAULT_COMMIT_BARS
