@@ -125,18 +125,10 @@ def _strategy_now(rec: rc.RunRecord) -> tuple[Any, str | None]:
 
 
 def _successor(store: Any, run_id: str) -> str:
-    """The run that stands for ``run_id`` now: itself, or the run that replaced it after
-    a code change (and the one that replaced that, ...)."""
+    """The run that stands for ``run_id`` now (:func:`rc.follow`), itself if unknown."""
     with store.catalog.env.read() as txn:
-        seen = {run_id}
-        rec = rc.get_run(store.catalog, txn, run_id)
-        while rec is not None and rec.superseded_by and rec.superseded_by not in seen:
-            seen.add(rec.superseded_by)
-            nxt = rc.get_run(store.catalog, txn, rec.superseded_by)
-            if nxt is None:
-                break
-            rec = nxt
-        return run_id if rec is None else rec.run_id
+        run = rc.follow(store.catalog, txn, run_id)
+    return run_id if run is None else run.run_id
 
 
 def broken_line(rec: rc.RunRecord, why: str) -> str:
