@@ -151,6 +151,27 @@ def test_bad_declarations_are_rejected():
             params={"fast": Param(int, 5), "slow": Param(int, 3)},
             check=lambda p: None if p["fast"] < p["slow"] else "fast must be smaller",
         )
+    # found by QA 2026-12-06: a TypeError or AttributeError at the first call, or nothing
+    for kw, match in (
+        ({"check": "fast < slow"}, "check must be a function"),
+        ({"check": lambda p: p["k"] > 0}, "its check rule returned True .* must return None"),
+        ({"check": lambda p: 1 / (p["k"] - 2)}, r"its check rule raised ZeroDivisionError"),
+        ({"depends": "helper"}, "depends must be a list of the functions"),
+        ({"depends": [3]}, "depends holds 3, not a function"),
+        ({"reads": "close"}, r"reads must be a tuple .* reads=\('close',\)"),
+    ):
+        with pytest.raises(StrategyError, match="strategy 'step': " + match):
+            strategy(step, params={"k": Param(int, 2)}, **kw)
+    with pytest.raises(StrategyError, match=r"params holds \('n', <class 'int'>, 3\)"):
+        strategy(step, params=[("n", int, 3)])
+    # `bad and "why"` gives False for valid parameters: valid
+    ok = strategy(step, params={"k": Param(int, 3)}, check=lambda p: p["k"] < 2 and "k < 2")
+    with pytest.raises(StrategyError, match=r"invalid parameters \(k=1\): k < 2"):
+        params_from_dict(ok, {"k": 1})
+    with pytest.raises(StrategyError, match=r"check rule raised ZeroDivisionError: division "
+                       r"by zero for the parameters \(k=2\)"):
+        params_from_dict(strategy(step, params={"k": Param(int, 3)},
+                                  check=lambda p: 1 / (p["k"] - 2) and None), {"k": 2})
 
 
 # ----------------------------------------------------------------------------- parameters

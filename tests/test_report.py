@@ -113,6 +113,8 @@ def test_reports_say_what_failed(tmp_path):
     assert rid in sw  # listed, though it has no results
     row = next(r for r in _tables(sw)["Leaderboard"] if r["run_id"] == rid)
     assert row["sharpe"] == row["fills"] == "n/a (failed)" and row["failed_pairs"] == "2"
+    # the heatmap keeps a value whose runs all failed, and says so (QA 2026-12-06: gone)
+    assert "n\\u002fa (every run failed)" in sw  # as Plotly escapes the JSON
     page = Path(s.report(rid, str(tmp_path / "r.html"))).read_text()
     assert "Failed: 2 instrument(s)" in page and "gave up" in page
 

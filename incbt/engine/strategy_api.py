@@ -524,9 +524,22 @@ def params_from_dict(strat: Strategy, values: Mapping[str, Any] | None = None) -
     for spec in strat.params:
         out[spec.name] = _coerce(owner, spec, values.get(spec.name, spec.default))
     if strat.check is not None:
-        msg = strat.check(dict(out))
+        shown = ", ".join(f"{k}={v!r}" for k, v in out.items())
+        try:
+            msg = strat.check(dict(out))
+        except Exception as exc:  # QA 2026-12-06: the exception itself, exit 3
+            raise StrategyError(
+                f"{owner}: its check rule raised {type(exc).__name__}: {exc} for the "
+                f"parameters ({shown})"
+            ) from None
+        if isinstance(msg, bool | np.bool_) and msg:  # a predicate: True for valid ones
+            # said "invalid parameters (...): True" (QA 2026-12-06); `bad and "why"` gives
+            # False for valid ones, which stays valid
+            raise StrategyError(
+                f"{owner}: its check rule returned True for the parameters ({shown}); it "
+                "must return None (or False) when they are valid, else a text saying why not"
+            )
         if msg:
-            shown = ", ".join(f"{k}={v!r}" for k, v in out.items())
             raise StrategyError(f"{owner}: invalid parameters ({shown}): {msg}")
     return np.array([float(out[p.name]) for p in strat.params], dtype=np.float64)
 
@@ -639,6 +652,34 @@ def _make_strategy(
         )
     else:
         specs = tuple(params)
+        for spec in specs:  # QA 2026-12-06: ("n", int, 3) was an AttributeError
+            if not isinstance(spec, ParamSpec):
+                raise StrategyError(
+                    f"strategy {sname!r}: params holds {spec!r}; give a dict of "
+                    'incbt.Param, e.g. params={"n": incbt.Param(int, default=3, min=1)}'
+                )
+    # declarations refused here, naming the strategy (QA 2026-12-06: a TypeError at the
+    # first call, or nothing at all)
+    if check is not None and not callable(check):
+        raise StrategyError(
+            f"strategy {sname!r}: check must be a function of the parameters dict that "
+            f"returns None (valid) or why not, not {check!r}"
+        )
+    if isinstance(depends, str | bytes) or not isinstance(depends, Iterable):
+        raise StrategyError(
+            f"strategy {sname!r}: depends must be a list of the functions the step calls, "
+            f"not {depends!r}"
+        )
+    not_functions = [d for d in depends if not callable(d)]
+    if not_functions:
+        raise StrategyError(
+            f"strategy {sname!r}: depends holds {not_functions[0]!r}, not a function: list "
+            "the functions the step calls (their code is part of its code version)"
+        )
+    if isinstance(reads, str):
+        raise StrategyError(
+            f"strategy {sname!r}: reads must be a tuple of bar field names, e.g. reads=({reads!r},)"
+        )
     seen_names: set[str] = set()
     for spec in specs:
         if spec.name in seen_names:
@@ -795,7 +836,11 @@ def strategy(
             state=state,
             warmup=warmup,
             check=check,
-            depends=tuple(depends),
+            depends=(
+                tuple(depends)
+                if isinstance(depends, Iterable) and not isinstance(depends, str | bytes)
+                else depends
+            ),
             reads=reads,
             error_model=error_model,
         )

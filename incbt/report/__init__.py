@@ -474,12 +474,29 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     if len(varying) >= 2:
         x, y = varying[0], varying[1]
         best = "min" if metric in SMALLER_FIRST else "max"
-        piv = t.pivot_table(index=y, columns=x, values=metric, aggfunc=best)
+        # every value of both, a cell whose runs all failed included (QA 2026-12-06: its
+        # column was gone); an empty cell says why on hover
+        piv = t.pivot_table(index=y, columns=x, values=metric, aggfunc=best, dropna=False)
+        have = set(zip(t[y].tolist(), t[x].tolist(), strict=True))
+        z = piv.to_numpy()
+        words = [
+            [
+                f"{z[i, j]:.6g}"
+                if z[i, j] == z[i, j]
+                else "n/a (every run failed)"
+                if (yv, xv) in have
+                else "no run (a point the strategy rejects, or not sampled)"
+                for j, xv in enumerate(piv.columns)
+            ]
+            for i, yv in enumerate(piv.index)
+        ]
         fig = go.Figure(
             go.Heatmap(
-                z=piv.to_numpy(),
+                z=z,
                 x=[str(v) for v in piv.columns],
                 y=[str(v) for v in piv.index],
+                text=words,
+                hovertemplate=f"{x[2:]}=%{{x}}, {y[2:]}=%{{y}}: %{{text}}<extra></extra>",
                 colorscale="RdYlGn",
                 colorbar={"title": metric},
             )
