@@ -225,8 +225,13 @@ def ignored_env(stored: dict[str, Any]) -> list[str]:
     line saying the store keeps its value (they are fixed at ``init``)."""
     out = []
     for s in SETTINGS:
-        env = from_env(s.name) if s.store else None
-        if env is not None and s.name in stored and env != stored[s.name]:
+        if not s.store or s.name not in stored:
+            continue
+        try:
+            env = from_env(s.name)
+        except UsageError:  # malformed, and not read: said as ignored
+            env = os.environ[f"INCBT_{s.name.upper()}"]
+        if env is not None and env != stored[s.name]:
             out.append(
                 f"INCBT_{s.name.upper()}={os.environ[f'INCBT_{s.name.upper()}']} is ignored: "
                 f"this store's {s.name} is {stored[s.name]!r}, fixed when it was created "
@@ -241,8 +246,14 @@ def explain(stored: dict[str, Any] | None) -> list[dict[str, str]]:
     rows = []
     for s in SETTINGS:
         var = f"INCBT_{s.name.upper()}"
-        env = from_env(s.name)
-        if env is not None and not (s.store and stored is not None and s.name in stored):
+        kept = s.store and stored is not None and s.name in stored  # the variable unread
+        try:
+            env = from_env(s.name)
+        except UsageError:
+            if not kept:
+                raise
+            env = os.environ[var]  # malformed, and ignored: said as such
+        if env is not None and not kept:
             value, src = env, f"env {var}"
         elif stored is not None and s.name in stored:
             value, src = stored[s.name], "store"
@@ -267,11 +278,9 @@ def resolve(name: str, stored: dict[str, Any] | None = None, explicit: Any = Non
     """The value of a setting: explicit, else env, else the store's, else the default."""
     if explicit is not None:
         return parse(name, explicit)
+    if BY_NAME[name].store and stored and name in stored:  # the store's: the variable is
+        return stored[name]  # not read (QA 2026-12-06: a malformed one stopped every command)
     env = from_env(name)
-    if env is not None and not BY_NAME[name].store:
-        return env
-    if stored and name in stored:
-        return stored[name]
     if env is not None:
         return env
     return BY_NAME[name].default

@@ -322,3 +322,17 @@ def test_a_pivot_names_a_null_column_value_null():
 
     t = pivot_table(pa.table({"a": [1, 1], "b": [None, 2], "v": [3.0, 4.0]}))
     assert t.column_names == ["a", "b=NULL", "b=2"]
+
+
+def test_a_malformed_store_setting_variable_is_ignored_on_an_existing_store(filled,
+                                                                            tmp_path):
+    """QA 2026-12-06: INCBT_SNAPSHOT_KEEP_DAYS=abc stopped every command on a store whose
+    value is fixed (exit 2), where README says such variables are ignored; a new store
+    still refuses it."""
+    env = {**os.environ, "INCBT_SNAPSHOT_KEEP_DAYS": "abc"}
+    p = subprocess.run([INCBT, "--store", filled.path, "status"], capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 0 and "INCBT_SNAPSHOT_KEEP_DAYS=abc is ignored" in p.stderr, p.stderr
+    p = subprocess.run([INCBT, "--store", str(tmp_path / "new"), "init"], capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 2 and "INCBT_SNAPSHOT_KEEP_DAYS" in p.stderr, p.stderr
