@@ -774,12 +774,12 @@ def report(
         str, typer.Option("-o", "--out", help="The HTML file to write.")
     ] = "report.html",
     metric: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="A sweep's heatmap and ranking metric: sharpe, "
+            help="A sweep's heatmap and ranking metric: sharpe (the default), "
             "total_pnl, max_drawdown, fills, fees, turnover."
         ),
-    ] = "sharpe",
+    ] = None,
 ) -> None:
     """Write a self-contained HTML report of a run or a sweep (charts, tables)."""
     st = _open()
@@ -818,6 +818,12 @@ def strategies(
     from incbt.engine import BUILTINS
     from incbt.engine import strategies as listed
 
+    if check and not file:  # QA 2026-12-06: it checked nothing, and said nothing
+        err_console.print(
+            "note: --check checks the strategies of --strategies FILE (a user's step, "
+            "before any run of it); the built-ins need none",
+            highlight=False,
+        )
     failed = 0
     for strat in listed(file or None).values():
         typer.echo(strat.describe())

@@ -735,8 +735,9 @@ class Store:
             warnings.warn(res.short, UserWarning, stacklevel=_outside())
         return res
 
-    def report(self, target: str, path: str | os.PathLike[str], metric: str = "sharpe") -> str:
-        """Write a self-contained HTML report of a run (id or prefix) or a sweep (name)."""
+    def report(self, target: str, path: str | os.PathLike[str], metric: str | None = None) -> str:
+        """Write a self-contained HTML report of a run (id or prefix) or a sweep (name);
+        ``metric``: a sweep's heatmap and ranking metric (sharpe by default)."""
         from incbt.report import report
 
         if not isinstance(target, str):
@@ -745,7 +746,8 @@ class Store:
             raise UsageError(
                 f"path (-o): give the HTML file to write (e.g. report.html), not {path!r}"
             )
-        text(metric, "metric")
+        if metric is not None:
+            text(metric, "metric")
         return report(self, target, os.fspath(path), metric)  # a Path too (QA 2026-12-06)
 
     @_writes("store.update")

@@ -295,3 +295,16 @@ def test_the_sweep_report_shows_its_latest_grid_and_how_it_grew(tmp_path, monkey
             "fast=1,2 slow=40:80:20; fast=1,2,3 slow=40:80:20; (2 more); "
             "fast=1,2,3,4,5,6 slow=40:80:20; fast=1,2,3,4,...,7 (7 values) slow=40:80:20)"
             " · report written ") in many, many
+
+
+def test_a_metric_is_for_a_sweeps_report(tmp_path):
+    """QA 2026-12-06: `incbt report RUN --metric total_pnl` was taken and ignored."""
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-01-15", seed=61)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    run = s.backtest("sma_cross", {"fast": 3, "slow": 20})
+    with pytest.raises(incbt.UsageError, match="a run's report shows every metric"):
+        s.report(run.run_id, str(tmp_path / "r.html"), "total_pnl")
+    with pytest.raises(incbt.NotFoundError, match="no sweep or run 'nosuch'"):
+        s.report("nosuch", str(tmp_path / "r.html"), "total_pnl")
+    assert s.report(run.run_id, str(tmp_path / "r.html"))

@@ -643,8 +643,9 @@ def _grids_line(sw: Mapping[str, Any]) -> str:
     return line
 
 
-def report(store: Any, target: str, path: str, metric: str = "sharpe") -> str:
-    """Write the report of a run (id or prefix) or a sweep (name) to ``path``."""
+def report(store: Any, target: str, path: str, metric: str | None = None) -> str:
+    """Write the report of a run (id or prefix) or a sweep (name) to ``path``; ``metric``:
+    a sweep's heatmap and ranking metric (sharpe by default)."""
     from incbt.sweep import get_sweep
 
     folder = os.path.dirname(os.path.abspath(path))
@@ -656,9 +657,15 @@ def report(store: Any, target: str, path: str, metric: str = "sharpe") -> str:
         )
 
     if get_sweep(store, target) is not None:
-        text = sweep_report(store, target, metric)
+        text = sweep_report(store, target, metric or "sharpe")
     else:
         try:
+            if metric is not None:  # QA 2026-12-06: taken, and ignored
+                store.run(target)  # an unknown one is said as such first
+                raise UsageError(
+                    f"--metric {metric} (metric=): a metric to rank a sweep's runs by; a "
+                    "run's report shows every metric. Fix: leave it out, or name a sweep"
+                )
             text = run_report(store, target)
         except NotFoundError:
             raise NotFoundError(
