@@ -1032,6 +1032,13 @@ def sweep(
         )
         if executor is None and result.report.executor:  # this machine's threads or processes
             result.executor = result.report.executor
+        grown = old is None or old["runs"] != run_ids or old.get("points") != all_points
+        if grown and not result.report.commits:  # made or grown of runs the store held: the
+            # record changed with no commit, said by an event (QA 2026-12-06: no trace)
+            summary = {"sweep": name, "recorded": len(run_ids), "added": added}
+            store.catalog.env.write(
+                lambda txn: store.catalog.append_event(txn, "sweep", command, summary)
+            )
         result.seconds = time.perf_counter() - t0
         return result
 

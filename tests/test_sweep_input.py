@@ -770,3 +770,18 @@ def test_a_dict_is_no_list_of_grid_values(tmp_path):
     s = ingested(tmp_path)
     with pytest.raises(incbt.UsageError, match=r"give a list, .* not \{'a': 1\}"):
         s.sweep("sma_cross", {"fast": {"a": 1}, "slow": [20]}, name="x", dry_run=True)
+
+
+def test_a_sweep_made_of_runs_the_store_holds_is_an_event(tmp_path):
+    """QA 2026-12-06: a sweep made or grown only of runs already in the store changed the
+    `sweeps` table with no trace in the event log."""
+    s = ingested(tmp_path)
+    s.sweep("sma_cross", {"fast": [5, 7], "slow": [20]}, name="a")
+    n = s.sql("SELECT count(*) AS n FROM events")["n"][0].as_py()
+    s.sweep("sma_cross", {"fast": [5, 7], "slow": [20]}, name="b")  # the same runs
+    ev = s.sql("SELECT kind, message, segments FROM events ORDER BY seq DESC LIMIT 1").to_pylist()
+    assert ev == [{"kind": "sweep", "segments": None,
+                   "message": "sweep b: 2 run(s), 2 new to it, every one in the store "
+                              "already: nothing computed"}], ev
+    s.sweep("sma_cross", name="b", resume=True)  # nothing changed: no event
+    assert s.sql("SELECT count(*) AS n FROM events")["n"][0].as_py() == n + 1

@@ -78,6 +78,11 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
             f"merged {len(s.get('batches', []))} result batches into batch {s.get('into')} "
             f"(level {s.get('level')}), {s.get('daily_rows', 0):,} daily rows"
         )
+    if kind == "sweep" and "recorded" in s:
+        return (
+            f"sweep {s.get('sweep')}: {s['recorded']} run(s), {s.get('added', 0)} new to it, "
+            "every one in the store already: nothing computed"
+        )
     if kind in ("backtest", "update", "sweep", "fork"):
         msg = (  # the runs this commit computed a pair of (a call's runs that were up to
             # date already, or failed, are not: QA 2026-12-05 read "25" against "26")
