@@ -336,3 +336,12 @@ def test_a_malformed_store_setting_variable_is_ignored_on_an_existing_store(fill
     p = subprocess.run([INCBT, "--store", str(tmp_path / "new"), "init"], capture_output=True,
                        text=True, env=env)
     assert p.returncode == 2 and "INCBT_SNAPSHOT_KEEP_DAYS" in p.stderr, p.stderr
+
+
+def test_a_misspelled_variable_is_said_with_the_closest_one(filled):
+    """QA 2026-12-06: INCBT_* variables incbt does not read were ignored without a word."""
+    env = {**os.environ, "INCBT_LOCK_TIMOUT": "3"}
+    p = subprocess.run([INCBT, "--store", filled.path, "status"], capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 0 and "INCBT_LOCK_TIMOUT is not a variable incbt reads; did you " \
+        "mean INCBT_LOCK_TIMEOUT?" in p.stderr, p.stderr
