@@ -220,6 +220,15 @@ def from_env(name: str) -> Any | None:
         raise UsageError(f"environment variable {var}: {exc}") from None
 
 
+def _env_as_given(name: str) -> Any | None:
+    """The variable of a setting, parsed, or its text where it does not parse: for a
+    store's setting, which the variable does not change (said as ignored, not refused)."""
+    try:
+        return from_env(name)
+    except UsageError:
+        return os.environ[f"INCBT_{name.upper()}"]
+
+
 def ignored_env(stored: dict[str, Any]) -> list[str]:
     """The store's own settings an ``INCBT_<NAME>`` variable asks to change: each as one
     line saying the store keeps its value (they are fixed at ``init``)."""
@@ -227,10 +236,7 @@ def ignored_env(stored: dict[str, Any]) -> list[str]:
     for s in SETTINGS:
         if not s.store or s.name not in stored:
             continue
-        try:
-            env = from_env(s.name)
-        except UsageError:  # malformed, and not read: said as ignored
-            env = os.environ[f"INCBT_{s.name.upper()}"]
+        env = _env_as_given(s.name)
         if env is not None and env != stored[s.name]:
             out.append(
                 f"INCBT_{s.name.upper()}={os.environ[f'INCBT_{s.name.upper()}']} is ignored: "
@@ -247,12 +253,7 @@ def explain(stored: dict[str, Any] | None) -> list[dict[str, str]]:
     for s in SETTINGS:
         var = f"INCBT_{s.name.upper()}"
         kept = s.store and stored is not None and s.name in stored  # the variable unread
-        try:
-            env = from_env(s.name)
-        except UsageError:
-            if not kept:
-                raise
-            env = os.environ[var]  # malformed, and ignored: said as such
+        env = _env_as_given(s.name) if kept else from_env(s.name)
         if env is not None and not kept:
             value, src = env, f"env {var}"
         elif stored is not None and s.name in stored:
