@@ -259,25 +259,10 @@ def _failed_pair(
     """A fork's pair that cannot be made, as a failed computation over days up to
     ``last`` (the day before its effective day): the commit records the failure, the
     pair holds nothing and is retried once one of those days changes."""
-    from incbt.execute import DAILY_FIELDS, snapshot_width
+    from incbt.execute import nothing_computed, snapshot_width
 
     task = _fork_task(fork, new_row, inst, last, last, 1)
-    e = np.empty(0)
-    return TaskResult(
-        task,
-        np.array([last], np.int32),
-        {k: np.zeros((1, 1)) for k in DAILY_FIELDS},
-        np.empty(0, np.int64),
-        np.empty(0, np.int64),
-        np.empty(0, np.int32),
-        e,
-        e,
-        e,
-        np.zeros((1, 1, snapshot_width(strat))),
-        0,
-        [why],
-        snap_days=np.array([last], dtype=np.int32),
-    )
+    return nothing_computed(task, snapshot_width(strat), [why], through=last)
 
 
 def _rebuilt(

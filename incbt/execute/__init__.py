@@ -260,6 +260,32 @@ class TaskResult:
         return self
 
 
+def nothing_computed(
+    task: SegmentTask, width: int, errors: Sequence[str], through: int | None = None
+) -> TaskResult:
+    """A task whose runs computed nothing, each with its error. ``through``: the last day
+    they failed over, which the commit records as their failure (the pairs hold nothing,
+    and are retried once one of those days changes); None: a task that never ran (the
+    commit records nothing, and the next command runs it again)."""
+    n = len(task.run_ids)
+    days = np.empty(0, np.int32) if through is None else np.array([through], np.int32)
+    e = np.empty(0)
+    return TaskResult(
+        task,
+        days,
+        {f: np.zeros((n, len(days))) for f in DAILY_FIELDS},
+        np.empty(0, np.int64),
+        np.empty(0, np.int64),
+        np.empty(0, np.int32),
+        e,
+        e,
+        e,
+        np.zeros((n, len(days), width)),
+        0,
+        list(errors),
+    )
+
+
 # Each (run, instrument)'s latest stored snapshot (day, state), as the plan read it
 # (``Plan.latest``): executors resume from these without reading them again
 Latest = Mapping[tuple[str, str], tuple[int, np.ndarray]]

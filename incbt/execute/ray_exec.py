@@ -256,24 +256,10 @@ def _remote_fn(ray: Any, retries: int) -> Any:
 
 def failed_result(task: SegmentTask, width: int, why: str) -> TaskResult:
     """A task that could not run (its worker kept dying): every run of it is reported."""
-    from incbt.execute import DAILY_FIELDS
+    from incbt.execute import nothing_computed
 
-    n = len(task.run_ids)
-    e = np.empty(0)
-    return TaskResult(
-        task,
-        np.empty(0, np.int32),
-        {f: np.empty((n, 0)) for f in DAILY_FIELDS},
-        np.empty(0, np.int64),
-        np.empty(0, np.int64),
-        np.empty(0, np.int32),
-        e,
-        e,
-        e,
-        np.empty((n, 0, width)),
-        0,
-        [f"run {rid} not computed (its task failed on every try): {why}" for rid in task.run_ids],
-    )
+    why = f"not computed (its task failed on every try): {why}"
+    return nothing_computed(task, width, [f"run {rid} {why}" for rid in task.run_ids])
 
 
 def _width(task: SegmentTask) -> int:
