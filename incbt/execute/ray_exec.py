@@ -110,10 +110,11 @@ def _cluster_errors_to_stderr() -> None:
     w.print_to_stdstream = to_stderr
 
 
-def check_address(address: str) -> None:
-    """Refuse (UsageError naming it, with the forms Ray takes) an address Ray cannot
-    parse, or one it needs a package for that is not installed (QA 2026-12-06: Ray's
-    own ValueError, "Invalid address format", exit 3)."""
+def check_address(address: str) -> tuple[str, int] | None:
+    """The (host, port) an address names (None: ``auto`` or ``local``, which Ray
+    resolves), or a UsageError naming it, with the forms Ray takes, where Ray cannot
+    parse it or needs a package for it that is not installed (QA 2026-12-06: Ray's own
+    ValueError, "Invalid address format", exit 3)."""
     text = address.strip()
     forms = (
         "give the head node's HOST:PORT (port 6379 unless it was started otherwise), or "
@@ -122,7 +123,7 @@ def check_address(address: str) -> None:
     if not text:
         raise UsageError(f"--address is empty: {forms}")
     if text in ("auto", "local"):
-        return
+        return None
     if text.startswith("ray://"):
         import importlib.util
 
@@ -138,6 +139,7 @@ def check_address(address: str) -> None:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"--address {address!r} is not an address Ray takes: {forms}")
+    return host, int(port)
 
 
 def reachable(address: str, timeout: float = 5.0) -> None:
@@ -146,13 +148,12 @@ def reachable(address: str, timeout: float = 5.0) -> None:
     minutes."""
     import socket
 
-    check_address(address)
-    rest = address.strip().removeprefix("ray://")
-    host, sep, port = rest.rpartition(":")
-    if not sep or not port.isdigit():  # "auto", "local": Ray resolves them
+    named = check_address(address)
+    if named is None:  # "auto", "local": Ray resolves them
         return
+    host, port = named
     try:
-        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout).close()
+        socket.create_connection((host.strip("[]") or "127.0.0.1", port), timeout).close()
     except OSError as exc:
         raise UsageError(
             f"cannot reach a Ray cluster at {address!r} ({exc.strerror or exc}): give the "
