@@ -228,9 +228,11 @@ class IngestSummary:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        skip = {"corrected", "seconds", "changed_days", "_seen", "_span", "_stored_rows"}
-        skip.add("_stored_last")
-        skip |= {"short_days", "missing_days", "off_minute", "joined_days", "replaced_apart"}
+        skip = {
+            *("corrected", "seconds", "changed_days"),
+            *("_seen", "_span", "_stored_rows", "_stored_last"),  # not results
+            *("short_days", "missing_days", "off_minute", "joined_days", "replaced_apart"),
+        }
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {
             "corrected": [list(c) for c in self.corrected[:100]],
             # the first 100 of each, and how many (an event's summary stays small)
@@ -1132,6 +1134,7 @@ def _classify(
             summary._span[inst] = (min(a, days[0]), max(b, days[-1]))
             if inst not in summary._stored_rows:
                 summary._stored_rows[inst] = _stored_rows(cat, txn, inst, days[-1])
+            if join_days and inst not in summary._stored_last:  # what _summarize spares
                 last = cat.days_up_to(txn, inst, _AFTER_ANY_DAY, 1)
                 summary._stored_last[inst] = last[0] if last else None
         for key, month in zip(keys, months, strict=True):
