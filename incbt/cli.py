@@ -938,7 +938,6 @@ def status(output: PrintOpt = "table") -> None:
                 ),
                 highlight=False,
             )
-    gone = gone + bad
     with st.catalog.env.read() as txn:
         pending = st.catalog.pending(txn)
         doomed = st.catalog.gc_pending(txn)
@@ -973,7 +972,7 @@ def status(output: PrintOpt = "table") -> None:
     _print_update(res, output, dry=True, store=st)
     _print_unfinished_sweeps(st, machine, writer)
     _print_stale(res, output)
-    if gone or res.broken:  # a damaged store, or runs no update can maintain: not healthy
+    if gone or bad or res.broken:  # a damaged store, or runs no update can maintain
         raise typer.Exit(1)
 
 

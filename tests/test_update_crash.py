@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pytest
-from conftest import bits
+from conftest import MOM, bits
 
 import incbt
 from incbt.bars.generate import generate, weekdays
@@ -521,19 +521,24 @@ def test_update_after_a_kill_between_commits_equals_an_uninterrupted_one(world):
     assert st.verify().ok
 
 
-def test_kill_between_the_commits_of_an_update_after_a_code_change(tmp_path):
-    """The researcher edits a strategy; the update that replaces its runs commits in
-    pieces and is killed after its first commit. SQL still shows the old run whole and
-    nothing of the new one (a replacement shows once complete), the store says it is
-    stale, and the next update ends as an uninterrupted one."""
-    from conftest import MOM
-
-    generate(str(tmp_path / "d"), instruments=3, days=4, start="2024-03-04", seed=5)
+def _mom_template(tmp_path, **gen):
+    """A store of 3 instruments' generated bars and a strategies file of ``mom`` (code
+    A, its short signal -1): (the store's path, the store, the file)."""
+    generate(str(tmp_path / "d"), instruments=3, **gen)
     tpl = str(tmp_path / "template")
     s = incbt.init(tpl)
     s.ingest(str(tmp_path / "d"))
     f = tmp_path / "strats.py"
     f.write_text(MOM.replace("{SHORT}", "-1"))
+    return tpl, s, f
+
+
+def test_kill_between_the_commits_of_an_update_after_a_code_change(tmp_path):
+    """The researcher edits a strategy; the update that replaces its runs commits in
+    pieces and is killed after its first commit. SQL still shows the old run whole and
+    nothing of the new one (a replacement shows once complete), the store says it is
+    stale, and the next update ends as an uninterrupted one."""
+    tpl, s, f = _mom_template(tmp_path, days=4, start="2024-03-04", seed=5)
     old = s.backtest("mom", [{"n": 12}, {"n": 30}], strategies_file=str(f))
     other = s.backtest("sma_cross", {"fast": 3, "slow": 10})
     before = results(s)
@@ -601,14 +606,7 @@ def test_a_fork_of_an_edited_strategy_survives_an_update_killed_between_commits(
     Killed after any commit, the store shows each run (a base, its fork, a fork of the
     fork) whole, old or new, never both and never none, and the next update ends as a
     fresh store of the new code."""
-    from conftest import MOM
-
-    generate(str(tmp_path / "d"), instruments=3, days=6, start="2024-01-01", seed=1)
-    tpl = str(tmp_path / "template")
-    s = incbt.init(tpl)
-    s.ingest(str(tmp_path / "d"))
-    f = tmp_path / "strats.py"
-    f.write_text(MOM.replace("{SHORT}", "-1"))
+    tpl, s, f = _mom_template(tmp_path, days=6, start="2024-01-01", seed=1)
     base = s.backtest("mom", {"n": 3}, strategies_file=str(f))
     fork = s.backtest(None, {"n": 7}, fork_of=base.run_id, effective="2024-01-04")
     s.backtest(None, {"n": 5}, fork_of=fork.run_id, effective="2024-01-05")
