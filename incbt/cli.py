@@ -1365,9 +1365,17 @@ def drop(
     """Drop runs no longer wanted: not updated any more, their results not shown."""
     s = _open().drop(runs or [], sweep=sweep, dry_run=dry_run)
     verb = "would drop" if dry_run else "dropped"
+    # the runs the user sees counted; those going with them said apart (QA 2026-12-06:
+    # "dropped 6 run(s)" for 3 runs shown, the rest their earlier code versions)
+    along = (
+        f" (and {len(s.unseen)} not shown that go with them: earlier code versions, or "
+        "a replacement an update left incomplete)"
+        if s.unseen
+        else ""
+    )
     typer.echo(
-        f"{verb} {len(s.runs)} run(s): {s.pairs} (run, instrument) pair(s), "
-        f"{s.snapshots:,} snapshot(s)"
+        f"{verb} {len(s.runs) - len(s.unseen)} run(s){along}: {s.pairs} (run, instrument) "
+        f"pair(s), {s.snapshots:,} snapshot(s)"
         + (f"; sweep(s) {', '.join(s.sweeps)}" if s.sweeps else "")
         + (f"; event {s.seq}" if s.seq else "; nothing to drop, no event" if not dry_run else "")
     )

@@ -33,6 +33,9 @@ class DropSummary:
     """What a drop removed (or would remove, for a dry run)."""
 
     runs: list[str] = field(default_factory=list)  # the runs dropped, by id
+    # of those, the runs not shown (in SQL, ``store.runs()``): earlier code versions of a
+    # run dropped, a replacement an update left incomplete; they go with the runs shown
+    unseen: list[str] = field(default_factory=list)
     sweeps: list[str] = field(default_factory=list)  # the sweeps deleted
     pairs: int = 0  # (run, instrument) pairs whose rows and snapshots go
     snapshots: int = 0  # snapshots deleted (portfolio snapshots included)
@@ -142,6 +145,7 @@ def drop(
             summary.already = [r.run_id for r in records if r.dropped_seq is not None]
             summary.sweeps = sweeps
             summary.runs = [r.run_id for r in todo]
+            summary.unseen = sorted(set(summary.runs) & rc.hidden(rc.runs(cat, txn)))
             for r in todo:
                 insts, snaps = results_held(cat, txn, r.run_id)
                 summary.pairs += len(insts)

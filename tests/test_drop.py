@@ -320,8 +320,18 @@ def test_a_replaced_run_goes_with_the_run_that_replaced_it(tmp_path):
         f"{new[base.run_id]} when its strategy's code changed: drop ",
     ):
         s.drop([base.run_id])
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run(
+        [exe, "--store", s.path, "drop", "--dry-run", new[base.run_id], new[fork.run_id]],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0 and p.stdout.startswith(
+        "would drop 2 run(s) (and 2 not shown that go with them: earlier code versions"
+    ), p.stdout
     res = s.drop([new[base.run_id], new[fork.run_id]])
     assert sorted(res.runs) == sorted([*new, *new.values()])
+    assert res.unseen == sorted(new)  # the earlier versions: not shown, said apart
     assert s.sql("SELECT count(*) AS n FROM runs")["n"][0].as_py() == 0
     f.write_text(MOM.replace("{SHORT}", "-1"))  # the revert brings back nothing dropped
     assert s.update().replaced == [] and s.runs() == [] and s.verify().ok
