@@ -246,9 +246,12 @@ def ignored_env(stored: dict[str, Any]) -> list[str]:
     return out
 
 
-def explain(stored: dict[str, Any] | None) -> list[dict[str, str]]:
+def explain(stored: dict[str, Any] | None, as_text: bool = True) -> list[dict[str, Any]]:
     """Every setting: its value in effect here (for the store's, ``stored``; None: no
-    store, what ``init`` would take), where it comes from, its default, scope and help."""
+    store, what ``init`` would take), where it comes from, its default, scope and help.
+    ``as_text``: values and defaults as text (one column type for a table); else as they
+    are (numbers as numbers: JSON)."""
+    shown = str if as_text else (lambda v: v)
     rows = []
     for s in SETTINGS:
         var = f"INCBT_{s.name.upper()}"
@@ -265,9 +268,9 @@ def explain(stored: dict[str, Any] | None) -> list[dict[str, str]]:
         rows.append(
             {
                 "name": s.name,
-                "value": str(value),
+                "value": shown(value),
                 "from": src,
-                "default": str(s.default),
+                "default": shown(s.default),
                 "scope": "store (fixed at init)" if s.store else f"process ({var})",
                 "help": s.help,
             }

@@ -620,10 +620,11 @@ def test_settings_say_their_values_and_sources_and_a_fixed_one_is_not_overridden
 
     got, said = rows("settings", "--output", "json")
     assert (got["snapshot_keep_days"]["value"], got["snapshot_keep_days"]["from"]) == (
-        "30", "store")
+        30, "store")  # numbers as numbers in JSON (they were text)
+    assert got["ingest_chunk_mb"]["default"] == 64.0
     assert got["session_tz"]["value"] == "UTC"
     assert "INCBT_SESSION_TZ ignored" in got["session_tz"]["from"]
-    assert (got["threads"]["value"], got["threads"]["from"]) == ("1", "env INCBT_THREADS")
+    assert (got["threads"]["value"], got["threads"]["from"]) == (1, "env INCBT_THREADS")
     assert got["lock_timeout"]["from"] == "default"
     assert "INCBT_SESSION_TZ=America/New_York is ignored" in said
     p = subprocess.run([INCBT, "status"], capture_output=True, text=True, env=env)
