@@ -933,11 +933,11 @@ def status(output: PrintOpt = "table") -> None:
             for k, v in row.items()
         }
         write_table(pa.Table.from_pylist([shown]), output, None, title=f"store {st.path}")
-    # a stat a file (~1 us; 29,000 files at the seed's scale): a store changed by hand
-    # is said here, not found by the next backtest that reads the file; a bars file of
-    # another size than the catalog's, or a results file without Parquet's footer, is
-    # damaged (QA 2026-12-06: a truncated one was not said)
-    gone, bad = damaged_files(st, files)
+    # a store changed by hand is said here, not found by the next backtest that reads the
+    # file; a bars file of another size than the catalog's, or a results file without
+    # Parquet's footer, is damaged (QA 2026-12-06: a truncated one was not said)
+    res = st.status()
+    gone, bad = res.missing_files, res.damaged_files
     for what, found in (("missing", gone), ("damaged (cut short or changed)", bad)):
         if found:
             err_console.print(
@@ -978,7 +978,6 @@ def status(output: PrintOpt = "table") -> None:
         )
     if horizon:
         _say(f"time travel (--as-of) reaches back to event {horizon} (incbt gc)", machine)
-    res = st.status()
     _print_update(res, output, dry=True, store=st)
     _print_unfinished_sweeps(st, machine, writer)
     _print_stale(res, output)
@@ -1051,39 +1050,6 @@ def _print_stale(res: object, output: str) -> None:
         title=f"stale: {len(stale):,} (run, instrument) pair(s) by cause "
         "(--output csv lists each pair)",
     )
-
-
-def damaged_files(st: Any, files: list[Any]) -> tuple[list[str], list[str]]:
-    """The store's files the catalog lists that are missing, and those damaged: bars
-    files of another size than recorded; results files (a few dozen: compacted) whose
-    last bytes are not Parquet's footer."""
-    from incbt.catalog import runs as rc
-
-    gone: list[str] = []
-    bad: list[str] = []
-    for f in files:
-        try:
-            size = os.stat(os.path.join(st.path, f.path)).st_size
-        except FileNotFoundError:
-            gone.append(f.path)
-            continue
-        if size != f.bytes:
-            bad.append(f.path)
-    with st.catalog.env.read() as txn:
-        results = [r[k] for _, r in rc.batches(st.catalog, txn) for k in ("daily", "fills")]
-    for rel in results:
-        try:
-            with open(os.path.join(st.path, rel), "rb") as fh:
-                fh.seek(-4, os.SEEK_END)
-                tail = fh.read(4)
-        except FileNotFoundError:
-            gone.append(rel)
-            continue
-        except OSError:  # shorter than 4 bytes
-            tail = b""
-        if tail != b"PAR1":
-            bad.append(rel)
-    return gone, bad
 
 
 def stale_causes(stale: list[Any], shown: int = 3) -> list[dict[str, Any]]:

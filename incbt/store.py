@@ -802,14 +802,53 @@ class Store:
         return res
 
     def status(self) -> UpdateResult:
-        """What is stale and why, and the work an update would do (writes nothing).
+        """What is stale and why, and the work an update would do (writes nothing); and
+        the store's files the catalog lists that are missing or damaged
+        (``.missing_files``, ``.damaged_files``: the store was changed outside incbt).
 
         >>> st = store.status()
         >>> [(r.run_id, r.instrument, r.reason, r.from_day) for r in st.stale]
         """
         from incbt.update import status
 
-        return status(self)
+        res = status(self)
+        res.missing_files, res.damaged_files = self.damaged_files()
+        return res
+
+    def damaged_files(self, files: list[Any] | None = None) -> tuple[list[str], list[str]]:
+        """The store's files the catalog lists (``files``: its current bars files, read
+        here if not given) that are missing, and those damaged: bars files of another
+        size than recorded; results files (a few dozen: compacted) whose last bytes are
+        not Parquet's footer. A stat a file (~1 us; 29,000 files at the seed's scale)."""
+        from incbt.catalog import runs as rc
+
+        gone: list[str] = []
+        bad: list[str] = []
+        with self.catalog.env.read() as txn:
+            if files is None:
+                files = self.catalog.current_files(txn)
+            results = [r[k] for _, r in rc.batches(self.catalog, txn) for k in ("daily", "fills")]
+        for f in files:
+            try:
+                size = os.stat(os.path.join(self.path, f.path)).st_size
+            except FileNotFoundError:
+                gone.append(f.path)
+                continue
+            if size != f.bytes:
+                bad.append(f.path)
+        for rel in results:
+            try:
+                with open(os.path.join(self.path, rel), "rb") as fh:
+                    fh.seek(-4, os.SEEK_END)
+                    tail = fh.read(4)
+            except FileNotFoundError:
+                gone.append(rel)
+                continue
+            except OSError:  # shorter than 4 bytes
+                tail = b""
+            if tail != b"PAR1":
+                bad.append(rel)
+        return gone, bad
 
     def verify(
         self,

@@ -81,6 +81,9 @@ class UpdateResult:
     # at 500 instruments x 100 runs, which `incbt update` never prints
     _stale_rows: Callable[[], list[StaleRow]] = field(default=list, repr=False)
     dry_run: bool = False  # status, update --dry-run: the work it would do
+    # status only: files the catalog lists that are missing, or damaged (Store.damaged_files)
+    missing_files: list[str] = field(default_factory=list)
+    damaged_files: list[str] = field(default_factory=list)
 
     @functools.cached_property
     def stale(self) -> list[StaleRow]:
@@ -105,6 +108,12 @@ class UpdateResult:
             parts.append(f"{len(self.replaced)} run(s) {verb} (strategy code changed)")
         if self.broken:
             parts.append(f"{len(self.broken)} run(s) cannot be recomputed: .broken says why")
+        for what, files in (("missing", self.missing_files), ("damaged", self.damaged_files)):
+            if files:
+                parts.append(
+                    f"{len(files)} store file(s) {what} (.{what}_files): the store was "
+                    "changed outside incbt; restore it from a backup"
+                )
         return f"<UpdateResult: {'; '.join(parts)}>"
 
 

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+import incbt
+
 INCBT = os.path.join(os.path.dirname(sys.executable), "incbt")
 INCBT_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "incbt")
 
@@ -484,6 +486,10 @@ def test_damaged_store_files_are_named_with_the_fix(small_store, tmp_path):
     bars = damaged("bars", lambda d: cut(next((d / "bars").rglob("*.parquet")), 500))
     st = run("status", store=bars, check=False)
     assert st.returncode == 1 and "1 file(s) the catalog lists are damaged" in st.stderr
+    res = incbt.open(str(bars)).status()  # the Python API says it too
+    assert res.missing_files == [] and len(res.damaged_files) == 1, res
+    assert "1 store file(s) damaged (.damaged_files)" in repr(res)
+    assert incbt.open(str(small_store)).status().damaged_files == []
     p = run("backtest", "sma_cross", "-p", "fast=4", "-p", "slow=20", store=bars, check=False)
     assert p.returncode == 1 and ".parquet cannot be read (" in p.stderr \
         and "Fix: restore the store from a backup" in p.stderr, p.stderr
