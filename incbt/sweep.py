@@ -117,7 +117,8 @@ class SweepResult:
 
     def _typed(self, t: Any) -> Any:
         """``t`` with the p_* columns of its strategy's parameters alone, integer ones as
-        integers (the ``runs`` table holds every strategy's parameters, as floats)."""
+        integers (the ``runs`` table holds every strategy's parameters: a name another
+        strategy declares a float is a float column there)."""
         import pyarrow as pa
 
         mine = self._params()

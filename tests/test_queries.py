@@ -129,7 +129,18 @@ def test_contribution_and_grid(results):
     g = _named(s, "grid", sweep="g")
     assert g.num_rows == 4
     assert sorted(zip(g["p_fast"].to_pylist(), g["p_slow"].to_pylist(), strict=True)) == [
-        (5.0, 40.0), (5.0, 80.0), (10.0, 40.0), (10.0, 80.0)]
+        (5, 40), (5, 80), (10, 40), (10, 80)]
+
+
+def test_runs_parameters_are_integers_where_every_value_and_declaration_is(tmp_path):
+    """p_fast is 5, not 5.0 (the runs table held every parameter as a float, a sweep's
+    grid as an integer); a float parameter stays a float column."""
+    s = ingested(tmp_path)
+    s.backtest("sma_cross", {"fast": 5, "slow": 40})
+    s.backtest("bollinger", {"window": 20, "k": 2})
+    t = s.sql("SELECT p_fast, p_slow, p_window, p_k FROM runs")
+    assert [str(f.type) for f in t.schema] == ["int64", "int64", "int64", "double"]
+    assert sorted(v for v in t["p_k"].to_pylist() if v is not None) == [2.0]
 
 
 def test_stale_lists_what_an_update_would_do(results, tmp_path):

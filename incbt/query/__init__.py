@@ -401,8 +401,18 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
         "fee_bps": [r.exec_params["fee_bps"] for r in recs],
         "slippage_bps": [r.exec_params["slippage_bps"] for r in recs],
     }
+    # a parameter whose every value (any run's, shown or not) and every built-in's
+    # declaration is whole is an integer column: p_fast 5, not 5.0 (a sweep's grid and
+    # the runs table disagreed); else floats
+    whole = {
+        n
+        for n in pnames
+        if all(isinstance(r.params[n], int) for r in every if n in r.params)
+        and all(p.type is int for b in BUILTINS.values() for p in b.params if p.name == n)
+    }
     for n in pnames:
-        cols[f"p_{n}"] = [None if n not in r.params else float(r.params[n]) for r in recs]
+        cast = int if n in whole else float
+        cols[f"p_{n}"] = [None if n not in r.params else cast(r.params[n]) for r in recs]
     cols["params"] = [json.dumps(r.params, sort_keys=True) for r in recs]
     cols["source"] = [r.source for r in recs]
     cols["created_seq"] = [r.created_seq for r in recs]
@@ -423,7 +433,7 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
             ("notional", pa.float64()),
             ("fee_bps", pa.float64()),
             ("slippage_bps", pa.float64()),
-            *((f"p_{n}", pa.float64()) for n in pnames),
+            *((f"p_{n}", pa.int64() if n in whole else pa.float64()) for n in pnames),
             ("params", pa.string()),
             ("source", pa.string()),
             ("created_seq", pa.int64()),
