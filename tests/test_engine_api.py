@@ -122,6 +122,12 @@ def test_decorator_metadata():
     assert always.warmup({"side": 0}) == 0
     assert re.fullmatch(r"[0-9a-f]{64}", always.code_version)
     assert "side (int, default 1, [-1, 1]): the side to hold" in always.describe()
+    # what a strategy writer checks in `incbt strategies`: fields read, warm-up, version
+    assert "\n  reads: open, high, low, close, volume; warm-up: 0 bar(s) at the defaults\n" \
+        f"  code version: {always.code_version[:16]}" in always.describe()
+    from incbt.engine import BUILTINS
+
+    assert "reads: close; warm-up: 50 bar(s) at the defaults" in BUILTINS["sma_cross"].describe()
     assert always.py_step(np.array([1.0]), np.zeros(2), *([np.ones(3)] * 5), 0) == 1
 
 

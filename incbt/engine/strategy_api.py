@@ -494,10 +494,22 @@ class Strategy:
         return int(n)
 
     def describe(self) -> str:
-        """A few lines for humans: name, doc, parameters, state."""
+        """A few lines for humans: name, doc, parameters, state, the bar fields it reads,
+        its warm-up at the defaults, and its code version (part of every run's id)."""
         lines = [f"{self.name}: {self.doc.splitlines()[0] if self.doc else ''}".rstrip()]
         lines += [f"  {p.describe()}" for p in self.params]
         lines.append(f"  state: {', '.join(self.state_names) or '(none)'}")
+        try:
+            warm = f"{self.warmup(self.defaults())} bar(s) at the defaults"
+        except AnyStrategyError as exc:  # the defaults break a check rule, or the rule raises
+            warm = f"not known at the defaults ({exc})"
+        lines.append(
+            f"  reads: {', '.join(self.reads) or '(no bar field)'}"
+            + (", and the bars' timestamps" if self.takes_ts else "")
+            + f"; warm-up: {warm}"
+            + ("; a rule checks its parameters together" if self.check is not None else "")
+        )
+        lines.append(f"  code version: {self.code_version[:16]}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
