@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -1060,7 +1061,8 @@ def test_strategies_check_compiles_and_runs_each_step_of_the_file(tmp_path):
     p = run("strategies", "--strategies", str(f), "--check", store=tmp_path / "s", check=False)
     out = flat(p.stdout)
     assert p.returncode == 1, (p.stdout, p.stderr)
-    assert "good: n (int, default 3, [1, inf]) state: (none) check: compiles and runs" in out
+    assert re.search(r"good: n \(int, default 3, \[1, inf\]\) state: \(none\) reads: .*? "
+                     r"code version: [0-9a-f]{16} check: compiles and runs", out), out
     assert "check: strategy 'broken': its step does not compile with Numba" in out
     assert "undefined_name" in out
 
