@@ -124,11 +124,26 @@ def needs_materializing(
         for c in cat.changes(txn, min(seqs.values(), default=0)):
             if c.seq > seqs.get(c.instrument, 0):
                 changed[c.instrument].append(c.day)
+        failed = rc.run_failures(cat, txn, fork.run_id)
+        base_failed = rc.run_failures(cat, txn, fork.fork["base"])  # type: ignore[index]
         for inst in instruments:
             before = [d for d in cat.days_up_to(txn, inst, eff - 1, 1) if d >= start]
             if not before and not would.get(inst):
                 continue  # no day before D: the fork is new parameters from its first day
             last = max(before + would.get(inst, []))
+            f = failed.get(inst)
+            if (
+                f is not None
+                and inst in base_failed
+                and not would.get(inst)
+                and not any(
+                    c.instrument == inst and c.day <= last for c in cat.changes(txn, f["seq"])
+                )
+            ):
+                # it failed with its base's pair, which still fails, and no day before D
+                # changed since: the planner skips it as it skips any failure that would
+                # fail again (every update re-made it, a new "fork" event each time: QA)
+                continue
             snap = rc.latest_snapshot(cat, txn, fork.run_id, inst)
             if snap is None or inst not in seqs:
                 out[inst] = last

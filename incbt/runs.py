@@ -425,6 +425,9 @@ class UpdateReport:
     # changed since: "run R, INSTRUMENT: error (event N)"
     skipped_failed: list[str] = field(default_factory=list)
     executor: str = ""  # where the tasks ran (the last phase that computed any)
+    # the last event before the call's first commit: failures recorded after it are
+    # the call's own (``plan_runs(since=)``)
+    since: int | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # the plan, errors and commit are in the fields
         errors = f", {len(self.errors)} failed pair(s)" if self.errors else ""
@@ -463,6 +466,7 @@ def plan_runs(
     hypothetical: Sequence[tuple[str, int, int, int]] = (),
     assume_through: Mapping[tuple[str, str], int] | None = None,
     progress: Reporter = NULL,
+    since: int | None = None,
 ) -> Plan:
     """What it takes to bring these runs up to the last day with bars.
 
@@ -472,6 +476,8 @@ def plan_runs(
     first changed day, and recomputes from there. Why is reported in ``stale_out``.
     ``from_scratch``: ignore every snapshot (``verify``). ``hypothetical``:
     (instrument, day, kind, rows) of an ingest not yet made (``update --dry-run``).
+    ``since``: the last event before the caller's command: a pair whose failure an
+    event after it recorded is one of the command's failures (``Plan.failed_now``).
     """
     cat = store.catalog
     known = sorted(set(store.instruments()) | {h[0] for h in hypothetical})
@@ -505,6 +511,7 @@ def plan_runs(
         first_changed = {inst: min(d for _, d in ch) for inst, ch in changed.items()}
         skip: set[tuple[str, str]] = set()
         failed: list[str] = []
+        now: list[str] = []  # failures recorded by the caller's command (``since``)
         counted = _counter(progress, "planning runs", len(records))
         for rec in records:
             counted()
@@ -534,7 +541,11 @@ def plan_runs(
                     ]
                     if not retry:
                         skip.add(key)
-                        failed.append(f"run {rec.run_id}, {inst}: {f['error']} (event {f['seq']})")
+                        said = f"run {rec.run_id}, {inst}: {f['error']}"
+                        if since is not None and f["seq"] > since:
+                            now.append(said)
+                        else:
+                            failed.append(f"{said} (event {f['seq']})")
                         continue
                     if stale_out is not None:  # why a failed pair is computed again
                         first, by = min(retry)
@@ -580,6 +591,7 @@ def plan_runs(
     out = plan(specs, days, valid, skip)
     out.latest = latest
     out.skipped_failed = failed
+    out.failed_now = now
     return out
 
 
@@ -1180,6 +1192,8 @@ def bring_up_to_date(
     # commits it may see part of (each read is one state; the plan, an estimate)
     with contextlib.nullcontext() if dry_run else store.lock():
         if not dry_run:
+            with store.catalog.env.read() as txn:
+                report.since = store.catalog.last_seq(txn)
             _revive(store, records)
             if kind != "update":
                 _show_asked(store, records, replaced)
@@ -1414,8 +1428,12 @@ def _phase(
         hypothetical=hypothetical,
         assume_through=assume,
         progress=progress,
+        since=report.since,
     )
     report.skipped_failed += p.skipped_failed
+    # a fork's pairs that failed with its base's in an earlier phase of this call (its
+    # materialization): said as this call's failures, not as "failed before" (QA)
+    report.errors += p.failed_now
     if report.plan is None:
         report.plan = p
     else:

@@ -1250,15 +1250,22 @@ def test_an_edit_that_makes_a_forks_base_fail_replaces_the_fork_with_its_failure
         res = s.update()
     new = dict(res.replaced)
     assert set(new) == {base.run_id, fork.run_id}
+    # the fork's pairs failed in this update, with its base's: not "failed before"
+    assert res.report.skipped_failed == [] and len(res.report.errors) == 4, res.report.errors
+    assert sum(e.startswith(f"run {new[fork.run_id]}, ") for e in res.report.errors) == 2
     failed = s.sql("SELECT run_id, instrument, error FROM failed ORDER BY 1, 2").to_pylist()
     assert {(r["run_id"], r["instrument"]) for r in failed} == {
         (rid, i) for rid in new.values() for i in ("S0000", "S0001")}
     assert all(f"its base run {new[base.run_id]} failed on" in r["error"]
                for r in failed if r["run_id"] == new[fork.run_id])
     assert s.sql("SELECT count(*) n FROM daily")["n"][0].as_py() == 0
+    events = s.sql("SELECT count(*) n FROM events")["n"][0].as_py()
     p = subprocess.run([os.path.join(os.path.dirname(sys.executable), "incbt"), "--store",
                         s.path, "update"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr  # nothing new to do
+    # the fork's failed pairs are not made again (each update wrote a "fork" event)
+    assert s.sql("SELECT count(*) n FROM events")["n"][0].as_py() == events
+    assert f"run {new[fork.run_id]}, S0000: its base run" in p.stderr  # not recomputed
     f.write_text(STRATS.replace("{SHORT}", "-1"))  # the revert
     back = dict(s.update().replaced)
     assert set(back.values()) == {base.run_id, fork.run_id}

@@ -87,6 +87,9 @@ class Plan:
     # pairs left out because their computation failed and would fail again (the caller's
     # record of the failure, as text)
     skipped_failed: list[str] = field(default_factory=list)
+    # of those, the pairs whose failure the caller's own command recorded (a fork's
+    # pairs failing with its base's): failures of this command, not "failed before"
+    failed_now: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:  # the tasks and states are in the fields
         return f"<Plan: {len(self.tasks)} task(s), {self.bars:,} bar-steps>"
