@@ -68,6 +68,19 @@ def test_ingest_new_identical_and_correction(store, tmp_path):
     assert vol[0] == before[0] and vol[2:] == before[2:] and vol[1] != before[1]
 
 
+def test_a_file_given_twice_by_two_spellings_or_a_link_is_read_once(store, tmp_path):
+    """QA 2026-12-06: ``d`` and ``./d/`` (or a link) were read twice: the event counted
+    the rows twice and listed each file twice."""
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-03-04", seed=1)
+    first = sorted(os.listdir(tmp_path / "d"))[0]
+    os.link(tmp_path / "d" / first, tmp_path / "linked.csv")
+    res = store.ingest([str(tmp_path / "d"), str(tmp_path / "d") + "/./",
+                        str(tmp_path / "linked.csv")])
+    assert res.days_new == 6 and res.rows_read == 6 * 390, res
+    ev = store.sql("SELECT rows, summary FROM events WHERE kind = 'ingest'").to_pylist()[0]
+    assert ev["rows"] == 6 * 390 and ev["summary"].count(first) == 1
+
+
 def test_late_days_arrive_out_of_order(store, tmp_path):
     generate(str(tmp_path / "late"), instruments=1, days=6, start="2024-03-04", seed=2,
              from_day="2024-03-08")

@@ -126,7 +126,14 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
                 out.append(m)
             else:
                 raise NotFoundError(f"no such file or folder: {m}: check the path")
-    out = sorted(dict.fromkeys(out))
+    # one file given twice, by two spellings (``d`` and ``./d/``, a symbolic or hard link)
+    # is read once: by path text alone, the ingest read it twice and its event counted
+    # its rows and listed it twice (QA 2026-12-06)
+    first: dict[tuple[int, int], str] = {}
+    for m in sorted(dict.fromkeys(out)):
+        st = os.stat(m)
+        first.setdefault((st.st_dev, st.st_ino), m)
+    out = sorted(first.values())
     if not out:
         raise NotFoundError(
             "no CSV or Parquet files found in "
