@@ -623,6 +623,8 @@ def backtest(
             f"would compute {r.segments:,} segment(s) in {r.tasks:,} task(s) over {n_inst} "
             f"instrument(s), {r.bars_processed:,} bar-steps{_where(r)}"
             if r.bars_processed
+            else "would register the run; nothing to compute yet"
+            if _is_new(st, run, r, dry=True)
             else "already up to date: nothing to compute",
             machine,
         )
@@ -636,8 +638,10 @@ def backtest(
             f"{r.seconds:.2f} s{_where(r)}",
             machine,
         )
-    else:
-        _say("already up to date: nothing computed", machine)
+    else:  # a new run with no bar to compute yet is not "up to date" (QA 2026-12-06)
+        new = r is not None and _is_new(st, run, r, dry=False)
+        _say("registered; nothing to compute yet" if new else "already up to date: nothing "
+             "computed", machine)
         _print_why_empty(run, r, machine)
     if r is not None:
         _print_failures(r)
@@ -649,6 +653,17 @@ def backtest(
     _say(f"run id: {run.run_id}", machine)
     if r is not None:
         _exit_if_failed(r)
+
+
+def _is_new(st: Any, run: Any, r: Any, dry: bool) -> bool:
+    """The run was registered by this command (``dry``: would be)."""
+    if dry:
+        from incbt.catalog import runs as rc
+
+        with st.catalog.env.read() as txn:
+            return rc.get_run(st.catalog, txn, run.run_id) is None
+    created = run.record.created_seq
+    return r.since is not None and created is not None and created > r.since
 
 
 def _print_why_empty(run: Any, r: Any, machine: bool = False) -> None:
@@ -1202,11 +1217,15 @@ def _print_unfinished_sweeps(store: Any, machine: bool = False, writer: str | No
 
 def _print_waiting(store: Any, machine: bool = False) -> None:
     """The runs with no rows yet because they start after the last day with bars."""
-    from incbt.runs import waiting_for_bars
+    from incbt.runs import FROM_FIRST_BAR, waiting_for_bars
 
     waiting = waiting_for_bars(store)
     if waiting:
-        shown = ", ".join(f"{rid} (from {start})" for rid, start in waiting[:5])
+        shown = ", ".join(
+            # a run from each instrument's first bar, with no bar yet: no date to say
+            f"{rid} (from {'its first bar: none yet' if start == FROM_FIRST_BAR else start})"
+            for rid, start in waiting[:5]
+        )
         more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
         _say(
             f"{len(waiting)} run(s) start after the last day with bars of their "
@@ -1238,8 +1257,9 @@ def update(
 ) -> None:
     """Ingest new data (optional), then recompute exactly what it invalidated in every run."""
     machine = _printed(output)
-    if join_days and not paths:
-        raise UsageError("--join-days applies to the files update ingests: give them")
+    given = [f for f, on in (("--join-days", join_days), ("--map", map_), ("--tz", tz)) if on]
+    if given and not paths:  # --map and --tz were ignored without a word (QA 2026-12-06)
+        raise UsageError(f"{given[0]} applies to the files update ingests: give them")
     st = _open()
     with RichReporter() as rep:
         res = st.update(

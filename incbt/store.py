@@ -224,10 +224,13 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
     path = _store_path(path) if path is not None else default_path()
     wanted = {}
     asked = set()
+    explicit_given: set[str] = set()
     for s in settings_mod.SETTINGS:
         if not s.store:
             continue
         explicit = store_settings.pop(s.name, None)
+        if explicit is not None:
+            explicit_given.add(s.name)
         wanted[s.name] = settings_mod.resolve(s.name, None, explicit)
         if explicit is not None or settings_mod.from_env(s.name) is not None:
             asked.add(s.name)
@@ -244,15 +247,26 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
             + ", ".join(s.name for s in settings_mod.SETTINGS if s.store)
         )
     if is_store(path):
-        store = Store(path)
+        # opening says a variable is ignored; here it was asked for, and a refusal says
+        # so alone (QA 2026-12-06: "INCBT_SESSION_TZ=UTC is ignored", then refused for it)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            store = Store(path)
         have = {k: store.settings.get(k) for k in wanted}
         differ = [k for k in wanted if k in asked and have[k] != wanted[k]]
         if differ:
-            diff = ", ".join(f"{k}={have[k]!r} (asked {wanted[k]!r})" for k in differ)
+            diff = ", ".join(
+                f"{k}={have[k]!r} (asked {wanted[k]!r}"
+                + (f" by INCBT_{k.upper()}" if k not in explicit_given else "")
+                + ")"
+                for k in differ
+            )
             raise StoreExistsError(
                 f"{path} is already a store with different settings: {diff}. Use another "
                 "folder, or open the existing store as it is"
             )
+        for w in said:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return store
     if os.path.exists(path) and not os.path.isdir(path):
         raise StoreExistsError(f"{path} exists and is not a folder")

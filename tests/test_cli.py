@@ -1072,3 +1072,44 @@ def test_tables_print_text_as_stored_not_emoji_codes(small_store):
     (rich read ":100:" as an emoji code)."""
     p = run("query", "SELECT ':100: :smile:' AS b, 'fast=5:100:5' AS grid", store=small_store)
     assert ":100: :smile:" in p.stdout and "fast=5:100:5" in p.stdout, p.stdout
+
+
+def test_options_of_the_files_update_ingests_need_files(small_store):
+    """QA 2026-12-06: `update --map bogus=x --tz Not/AZone` without files ignored both
+    and said "all up to date"; --join-days without files was refused."""
+    for opt in (["--map", "instrument=sym"], ["--tz", "Not/AZone"], ["--join-days"]):
+        p = run("update", *opt, store=small_store, check=False)
+        assert p.returncode == 2 and f"{opt[0]} applies to the files update ingests: give " \
+            "them" in p.stderr, (opt, p.stderr)
+
+
+def test_init_refusing_a_variable_says_it_alone(tmp_path):
+    """QA 2026-12-06: `INCBT_SESSION_TZ=UTC incbt init` on a Paris store said the
+    variable "is ignored", then refused the init because of it."""
+    s = tmp_path / "s"
+    run("init", "--tz", "Europe/Paris", store=s)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    env |= {"INCBT_STORE": str(s), "INCBT_SESSION_TZ": "UTC"}
+    p = subprocess.run([INCBT, "init"], capture_output=True, text=True, env=env)
+    assert p.returncode == 1 and "is ignored" not in p.stderr, p.stderr
+    assert "session_tz='Europe/Paris' (asked 'UTC' by INCBT_SESSION_TZ)" in p.stderr
+
+
+def test_a_new_run_with_nothing_to_compute_yet_is_not_up_to_date(tmp_path):
+    """QA 2026-12-06: a backtest starting after the last bar said "already up to date"
+    for a run it had just registered (or, dry, would); a run from the first bar, with no
+    bar yet, was said to start "from 0001-01-01"."""
+    s = tmp_path / "s"
+    run("init", store=s)
+    run("backtest", "breakout", store=s)
+    assert "(from its first bar: none yet)" in flat(run("status", store=s).stdout)
+    run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "2", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    args = ("backtest", "sma_cross", "-p", "fast=3", "--start", "2031-01-02")
+    p = run(*args, "--dry-run", store=s)
+    assert p.stdout.startswith("would register the run; nothing to compute yet\n"), p.stdout
+    p = run(*args, store=s)
+    assert p.stdout.startswith("registered; nothing to compute yet\n"), p.stdout
+    p = run(*args, store=s)
+    assert p.stdout.startswith("already up to date: nothing computed\n"), p.stdout
+    assert "(from 2031-01-02)" in flat(run("status", store=s).stdout)
