@@ -640,8 +640,8 @@ def backtest(
         )
     else:  # a new run with no bar to compute yet is not "up to date" (QA 2026-12-06)
         new = r is not None and _is_new(st, run, r, dry=False)
-        _say("registered; nothing to compute yet" if new else "already up to date: nothing "
-             "computed", machine)
+        said = "registered; nothing to compute yet" if new else "already up to date"
+        _say(said if new else f"{said}: nothing computed", machine)
         _print_why_empty(run, r, machine)
     if r is not None:
         _print_failures(r)
