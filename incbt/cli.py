@@ -370,9 +370,20 @@ def ingest(
             "day whole: for bars sent as they come.",
         ),
     ] = False,
+    rewrite: Annotated[
+        bool,
+        typer.Option(
+            "--rewrite",
+            help="Write the days given again even where their bars equal the store's "
+            "(results recompute from them): repairs a bars file `verify --bars` found "
+            "changed outside incbt, from the original data.",
+        ),
+    ] = False,
 ) -> None:
     """Validate and ingest bars as one atomic batch (new days, corrections, no-ops)."""
     st = _open()
+    if rewrite and join_days:
+        raise UsageError("--rewrite and --join-days: give one of them")
     with RichReporter() as rep:
         s = st.ingest(
             paths,
@@ -381,11 +392,13 @@ def ingest(
             dry_run=dry_run,
             progress=rep,
             join_days=join_days,
+            rewrite=rewrite,
         )
     verb = "would add" if dry_run else "added"
     typer.echo(
         f"{s.files} file(s), {s.rows_read:,} rows read: {verb} {s.days_new} new day(s) and "
         f"{s.days_corrected} correction(s)"
+        + (f", {s.days_rewritten} day(s) written again as they were" if s.days_rewritten else "")
         + (f" in {s.instruments} instrument(s)" if s.instruments else "")
         + f", {s.days_unchanged} day(s) unchanged, {s.buckets_written} bucket file(s)"
         + (f"; event {s.seq}" if s.seq else "; nothing changed, no event" if not dry_run else "")
@@ -1299,11 +1312,25 @@ def verify(
     sweep: Annotated[
         str | None, typer.Option(help="Every run of this sweep (with the RUNs given, if any).")
     ] = None,
+    bars: Annotated[
+        bool,
+        typer.Option(
+            "--bars",
+            help="Check the bars instead (with RUNs or --sweep: as well): read every day "
+            "back and compare it with what was ingested (its content hash).",
+        ),
+    ] = False,
 ) -> None:
     """Recompute runs from scratch in memory and compare with the store, bit for bit.
 
     Exits 1 on any difference and says where."""
     st = _open()
+    if bars:
+        bars_ok = _verify_bars(st)
+        if not (runs or sweep):
+            if not bars_ok:
+                raise typer.Exit(1)
+            return
     with RichReporter() as rep:
         rep_ = st.verify(runs or None, progress=rep, sweep=sweep)
     _print_capped([f"[yellow]failed here as in the store:[/yellow] {f}" for f in rep_.failed], 20)
@@ -1332,7 +1359,7 @@ def verify(
             f"from-scratch run ({rep_.bars_processed:,} bar-steps, "
             f"{rep_.seconds:.2f} s)"
         )
-    if rep_.ok:
+    if rep_.ok and (not bars or bars_ok):
         return
     for d in rep_.differences:
         err_console.print(
@@ -1343,7 +1370,40 @@ def verify(
             ),
             highlight=False,
         )
+    if rep_.differences and not bars:  # the results, or the bars they were computed from
+        err_console.print(
+            "the stored results differ from a recomputation over the bars as they are now: "
+            "if a bars file was changed outside incbt, `incbt verify --bars` names it",
+            highlight=False,
+        )
     raise typer.Exit(1)
+
+
+def _verify_bars(st: Any) -> bool:
+    """``verify --bars``: every day read back against its ingested content; said."""
+    with RichReporter() as rep:
+        chk = st.verify_bars(progress=rep)
+    shown = [
+        f"[red]differs:[/red] bars of {inst} on {day} ({rel}): not the bars ingested"
+        for inst, day, rel in chk.differ
+    ]
+    _print_capped(shown + [f"[red]unreadable:[/red] {why}" for _, why in chk.unreadable], 20)
+    if chk.ok:
+        typer.echo(
+            f"verified the bars: {chk.days:,} day(s) of {chk.instruments:,} instrument(s), "
+            f"{chk.bars:,} bars, each equal to what was ingested ({chk.seconds:.2f} s)"
+        )
+        return True
+    files = sorted({rel for *_, rel in chk.differ} | {rel for rel, _ in chk.unreadable})
+    err_console.print(
+        f"{len(files)} bars file(s) changed outside incbt (a disk fault, a file replaced), "
+        f"e.g. {files[0]}. Fix: restore the store from a backup, or ingest those days' "
+        "original data again with `incbt ingest --rewrite FILE...` (an ingest of the same "
+        "bars alone changes nothing); then `incbt update` recomputes the results from them",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return False
 
 
 @app.command()

@@ -1113,3 +1113,36 @@ def test_a_new_run_with_nothing_to_compute_yet_is_not_up_to_date(tmp_path):
     p = run(*args, store=s)
     assert p.stdout.startswith("already up to date: nothing computed\n"), p.stdout
     assert "(from 2031-01-02)" in flat(run("status", store=s).stdout)
+
+
+def test_verify_bars_finds_a_file_changed_on_disk_and_rewrite_repairs_it(tmp_path):
+    """QA 2026-12-06: a bit flipped in a bars file (same size) passed `status`, changed
+    what SQL and backtests read, and ingesting the original data again was a no-op (its
+    hash is the catalog's). `verify --bars` names the day and file; `ingest --rewrite`
+    of the original data writes it again; then the store is whole."""
+    s = tmp_path / "s"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "3", "--format",
+        "parquet", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    run("backtest", "sma_cross", "-p", "fast=3", "-p", "slow=20", store=s)
+    assert "each equal to what was ingested" in run("verify", "--bars", store=s).stdout
+    f = sorted((s / "bars").rglob("*.parquet"))[0]
+    data = bytearray(f.read_bytes())
+    for k in range(len(data) // 3, len(data) // 3 + 64):  # values of the first day's bars
+        data[k] ^= 0x55
+    f.write_bytes(bytes(data))
+    assert run("status", store=s, check=False).returncode == 0  # the same size
+    p = run("verify", "--bars", store=s, check=False)
+    assert p.returncode == 1 and f"({f.relative_to(s)}): not the bars ingested" in p.stderr
+    assert "incbt ingest --rewrite" in flat(p.stderr)
+    p = run("ingest", str(tmp_path / "d"), store=s)
+    assert "nothing changed" in p.stdout  # the same bars: a no-op, as before
+    p = run("ingest", "--rewrite", str(tmp_path / "d"), store=s)
+    assert "6 day(s) written again as they were" in p.stdout, p.stdout
+    assert run("verify", "--bars", store=s).returncode == 0
+    assert "computed 2 segment(s)" in run("update", store=s).stdout  # from the days rewritten
+    assert run("verify", store=s).returncode == 0
+    assert not (s / "tmp").exists() or not any((s / "tmp").iterdir())
+    p = run("ingest", "--rewrite", "--join-days", str(tmp_path / "d"), store=s, check=False)
+    assert p.returncode == 2 and "give one of them" in p.stderr

@@ -101,7 +101,7 @@ from incbt.catalog import (
     DayEntry,
     FileRecord,
 )
-from incbt.errors import BadInputError, CatalogError
+from incbt.errors import BadInputError, CatalogError, UsageError
 from incbt.progress import NULL, Reporter
 from incbt.settings import usable_cores
 
@@ -135,6 +135,9 @@ class IngestSummary:
     days_new: int = 0
     days_corrected: int = 0
     days_unchanged: int = 0
+    # days written again though their bars equal the store's (``rewrite``: a bars file
+    # damaged outside incbt repaired from the original data); results recompute from them
+    days_rewritten: int = 0
     instruments: int = 0  # instruments with a new or corrected day
     buckets_written: int = 0  # files written: one per (instrument, month) changed
     append_files: int = 0  # of which hold only days new to a month that had files
@@ -172,7 +175,7 @@ class IngestSummary:
 
     @property
     def changed(self) -> bool:
-        return bool(self.days_new or self.days_corrected)
+        return bool(self.days_new or self.days_corrected or self.days_rewritten)
 
     def __repr__(self) -> str:  # a line, not every changed day (the fields hold them)
         span = f", {self.first_day} to {self.last_day}" if self.first_day else ""
@@ -181,6 +184,7 @@ class IngestSummary:
             f"<IngestSummary{' (dry run)' if self.dry_run else ''}: {self.files} file(s), "
             f"{self.rows_read:,} rows read; {self.days_new} new day(s), "
             f"{self.days_corrected} corrected"
+            + (f", {self.days_rewritten} rewritten" if self.days_rewritten else "")
             + (f" in {self.instruments} instrument(s)" if self.instruments else "")
             + f", {self.days_unchanged} unchanged{span}; {event}>"
         )
@@ -662,8 +666,11 @@ def _plan_bucket(
     )
 
 
-def _write_bucket(root: str, plan: _Plan, max_rows: int) -> _File:
-    """Write the plan's file (unless that content is on disk already); not yet durable."""
+def _write_bucket(root: str, plan: _Plan, max_rows: int, rewrite: bool = False) -> _File:
+    """Write the plan's file (unless that content is on disk already, but with
+    ``rewrite``: then written again, in the store's ``tmp/`` and renamed over it: a
+    file damaged outside incbt keeps its name, the hash of the days it should hold, and
+    was kept as it was); not yet durable."""
     old: dict[bytes, np.ndarray] = {}
     for fh in {x.file for x in plan.parts if isinstance(x, DayEntry)}:
         # one thread, no pre-buffer: ~3x faster than read_table on these small files
@@ -688,7 +695,15 @@ def _write_bucket(root: str, plan: _Plan, max_rows: int) -> _File:
     final = os.path.join(root, rel)
     # same content written before (e.g. a correction undone): a file there is complete,
     # since recover() has removed every file a crashed writer may have left half-written
-    size = os.path.getsize(final) if os.path.exists(final) else write_file(table, groups, final)
+    if not os.path.exists(final):
+        size = write_file(table, groups, final)
+    elif rewrite:  # a reader sees the old file or the new one whole; a crash leaves tmp/
+        tmp = os.path.join(root, "tmp", f"rewrite-{plan.hash.hex()}.parquet")
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        size = write_file(table, groups, tmp)
+        os.replace(tmp, final)
+    else:
+        size = os.path.getsize(final)
     RECENT.remember(plan.hash, arrays)  # an update reads its new day next
     ts = arrays["ts"]
     entries = []
@@ -775,6 +790,7 @@ def ingest(
     max_files: int = 8,
     progress: Reporter = NULL,
     join_days: bool = False,
+    rewrite: bool = False,
 ) -> IngestSummary:
     """Ingest files as one atomic batch, reading them ``chunk_bytes`` at a time.
 
@@ -790,7 +806,15 @@ def ingest(
     ``max_files``: the most files a bucket may have before it is folded.
     ``join_days``: new bars are merged into a stored day (:func:`_beside_stored`);
     without it they replace the day whole, as any correction.
+    ``rewrite``: a day whose bars equal the store's is written again all the same (new
+    files; recorded as a change whose old and new hashes are equal, so results recompute
+    from it): the repair of a bars file damaged outside incbt (``verify --bars``).
     """
+    if rewrite and join_days:
+        raise UsageError(
+            "rewrite writes the days given as they are; join_days merges them into the "
+            "stored ones: give one of them"
+        )
     t0 = time.perf_counter()
     files = expand_paths(paths)
     summary = IngestSummary(files=len(files), dry_run=dry_run)
@@ -896,7 +920,16 @@ def ingest(
                     for key in held:
                         del pieces[key]
                     plans = _classify(
-                        cat, pieces, staged, summary, changes, max_files, root, hasher, join_days
+                        cat,
+                        pieces,
+                        staged,
+                        summary,
+                        changes,
+                        max_files,
+                        root,
+                        hasher,
+                        join_days,
+                        rewrite,
                     )
                     if dry_run:  # the buckets it would write (one file each, in the end)
                         would.update((p.instrument, p.month) for p in plans)
@@ -910,7 +943,8 @@ def ingest(
                     # folders) two threads beat one there as well (an update's 100 append
                     # files: ingest median 76 -> 65 ms; 500: 436 -> 358 ms, 2026-12-05)
                     writes = [
-                        pool.submit(_write_bucket, root, plan, row_group_rows) for plan in plans
+                        pool.submit(_write_bucket, root, plan, row_group_rows, rewrite)
+                        for plan in plans
                     ]
                     for plan, w in zip(plans, writes, strict=True):
                         f = w.result()
@@ -1115,6 +1149,7 @@ def _classify(
     root: str,
     hasher: Hasher,
     join_days: bool,
+    rewrite: bool = False,
 ) -> list[_Plan]:
     """Diff pieces against the catalog; plan the file each changed bucket gets."""
     changed: dict[tuple[str, str], list[Piece]] = defaultdict(list)
@@ -1142,10 +1177,10 @@ def _classify(
             if months_read and next(iter(months_read))[0] != p.instrument:
                 months_read.clear()  # keys in instrument order: what is read is one's
             old = stored[p.instrument].get(p.day)
-            if old == p.hash:
+            if old == p.hash and not rewrite:
                 summary.days_unchanged += 1
                 continue
-            if old is not None:
+            if old is not None and old != p.hash:
                 p = _beside_stored(root, cat, txn, p, hasher, join_days, summary, months_read)
                 if p.hash == old:  # merged: the same bars sent again
                     summary.days_unchanged += 1
@@ -1276,9 +1311,11 @@ def _summarize(
     summary: IngestSummary, changes: list, buckets: int, join_days: bool = False
 ) -> None:
     summary.changed_days = [(c[0], c[1], c[2], c[5]) for c in changes]
-    for inst, day, kind, _, _, _ in changes:
+    for inst, day, kind, old_hash, new_hash, _ in changes:
         if kind == CHANGE_NEW:
             summary.days_new += 1
+        elif old_hash == new_hash:  # written again as it was (rewrite)
+            summary.days_rewritten += 1
         else:
             summary.days_corrected += 1
             summary.corrected.append((inst, day_to_iso(day)))
