@@ -33,7 +33,14 @@ from incbt.engine import (
     warmup_replay,
 )
 from incbt.errors import UsageError
-from incbt.execute import DirectBars, TaskResult, resolve_strategy, run_task
+from incbt.execute import (
+    DirectBars,
+    TaskResult,
+    nothing_computed,
+    resolve_strategy,
+    run_task,
+    snapshot_width,
+)
 from incbt.plan import SegmentTask
 
 EXEC_NAMES = ("notional", "fee_bps", "slippage_bps")
@@ -274,7 +281,6 @@ def _failed_pair(
     """A fork's pair that cannot be made, as a failed computation over days up to
     ``last`` (the day before its effective day): the commit records the failure, the
     pair holds nothing and is retried once one of those days changes."""
-    from incbt.execute import nothing_computed, snapshot_width
 
     task = _fork_task(fork, new_row, inst, last, last, 1)
     return nothing_computed(task, snapshot_width(strat), [why], through=last)
@@ -344,8 +350,13 @@ def _fresh(store: Any, rec: rc.RunRecord, inst: str, source: DirectBars) -> Task
     if not pre:  # a run, or a fork with no day before D: its parameters from the first day
         return run_task(task(es, None, None), source, None)
     post = [e for e in es if e.day >= eff]  # type: ignore[operator]
-    base = _fresh(store, store.run(rec.fork["base"]).record, inst, source)  # type: ignore[index]
-    assert base is not None and np.array_equal(base.days[: len(pre)], [e.day for e in pre])
+    base_id = rec.fork["base"]  # type: ignore[index]
+    base = _fresh(store, store.run(base_id).record, inst, source)
+    assert base is not None
+    if base.errors[0] is not None:  # the fork's pair fails with its base's, as stored
+        why = f"its base run {base_id} failed on {inst}: {base.errors[0]}"
+        return nothing_computed(task(es, None, None), snapshot_width(strat), [why])
+    assert np.array_equal(base.days[: len(pre)], [e.day for e in pre])
     k, last = len(pre), pre[-1].day
     keep = base.fill_day < eff
     with cat.env.read() as txn:
@@ -371,7 +382,9 @@ def _fresh(store: Any, rec: rc.RunRecord, inst: str, source: DirectBars) -> Task
             [base.states[:, : k - 1], s0[None, None, :], *(r.states for r in parts)], axis=1
         ),
         base.bars_processed + sum(r.bars_processed for r in parts),
-        [None],
+        # its own parameters failing from D on: failed, as stored (verify compared the
+        # rows it computed before the error with none: QA 2026-12-06)
+        [parts[0].errors[0] if parts else None],
     )
 
 

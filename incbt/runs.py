@@ -1087,7 +1087,12 @@ def commit(
             mask = retained(days, keep)
             rc.put_snapshots(cat, txn, rid, PORTFOLIO, days[mask], acc[mask])
             rc.delete_snapshots(cat, txn, rid, PORTFOLIO, fallen_out(before, days, keep))
-            m = finalize(acc[-1]) if len(days) else finalize(np.zeros(acc.shape[-1]))
+            if not len(days):
+                # no instrument holds a day (each pair failed): no portfolio row, as in a
+                # fresh store (QA 2026-12-06: a row of zeros topped the leaderboard)
+                rc.delete_metrics(cat, txn, rid, PORTFOLIO)
+                continue
+            m = finalize(acc[-1])
             # portfolio fills, fees, turnover: the instruments' totals, summed in name
             # order, one after another from 0 (a cumulative sum does exactly that)
             per_inst = rc.instrument_metrics(cat, txn, rid)

@@ -1271,3 +1271,77 @@ def test_an_edit_that_makes_a_forks_base_fail_replaces_the_fork_with_its_failure
     assert set(back.values()) == {base.run_id, fork.run_id}
     assert all(s.sql(q).equals(t) for q, t in before.items())
     assert s.verify().ok
+
+
+FAILS_FROM = '''import incbt
+
+T = 1705933800 * 1_000_000_000  # 2024-01-22 14:30 UTC
+
+
+@incbt.strategy(params={"n": incbt.Param(int, default=5, min=1)}, state=("seen",),
+                warmup=lambda p: p["n"])
+def failnew(p, s, o, h, l, c, v, i, t):
+    s[0] += 1
+    if t[i] >= T:
+        raise ValueError("fails from 2024-01-22 on")
+    return 1 if (s[0] // 97) % 2 == 0 else -1
+
+
+@incbt.strategy(params={"n": incbt.Param(int, default=5, min=1)}, state=("seen",),
+                warmup=lambda p: p["n"])
+def picky(p, s, o, h, l, c, v, i):
+    s[0] += 1
+    if p[0] == 7 and s[0] > 900:
+        raise RuntimeError("seven is unlucky")
+    if s[0] <= p[0]:
+        return 0
+    return 1 if c[i] > c[i - int(p[0])] else -1
+'''
+
+
+def test_a_run_failing_on_every_instrument_in_an_update_has_no_portfolio_row(tmp_path):
+    """QA 2026-12-06: a run whose every pair failed in an update kept a portfolio row of
+    zeros (days 0) that a fresh store does not have: it topped the leaderboard, and
+    verify said the store differed."""
+    f = tmp_path / "s.py"
+    f.write_text(FAILS_FROM)
+    generate(str(tmp_path / "old"), instruments=3, days=15, seed=1)
+    generate(str(tmp_path / "new"), instruments=3, days=20, seed=1, from_day="2024-01-22")
+    stores = []
+    for name, parts in (("inc", ["old"]), ("fresh", ["old", "new"])):
+        s = incbt.init(str(tmp_path / name))
+        s.ingest([str(tmp_path / p) for p in parts])
+        if name == "fresh":
+            with pytest.warns(incbt.StrategyFailureWarning):
+                s.backtest("failnew", {"n": 5}, strategies_file=str(f))
+        else:
+            s.backtest("failnew", {"n": 5}, strategies_file=str(f))
+        s.backtest("sma_cross", {"fast": 5, "slow": 60})
+        stores.append(s)
+    inc, fresh = stores
+    with pytest.warns(incbt.StrategyFailureWarning):
+        inc.update(str(tmp_path / "new"))
+    for q in (DAILY, FILLS, METRICS):
+        assert inc.sql(q).equals(fresh.sql(q)), q
+    assert inc.sql("SELECT count(*) n FROM metrics WHERE scope = 'portfolio'")["n"][0].as_py() == 1
+    assert inc.verify().ok
+
+
+def test_verify_of_a_fork_whose_own_parameters_fail_finds_them_failing(tmp_path):
+    """QA 2026-12-06: verify recomputed a fork whose new parameters fail after D as if
+    they did not (its rows before the error against none stored): NOT ok on a correct
+    store."""
+    f = tmp_path / "s.py"
+    f.write_text(FAILS_FROM)
+    generate(str(tmp_path / "d"), instruments=2, days=10, seed=1)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    base = s.backtest("picky", {"n": 5}, strategies_file=str(f))
+    with pytest.warns(incbt.StrategyFailureWarning):
+        fork = s.backtest(None, {"n": 7}, fork_of=base.run_id, effective="2024-01-08")
+    assert len(fork.report.errors) == 2
+    v = s.verify()
+    assert v.ok and len(v.failed) == 2
+    assert all(x.startswith(f"run {fork.run_id}, ") for x in v.failed)
+    assert s.sql("SELECT count(*) n FROM metrics WHERE run_id = $r",
+                 params={"r": fork.run_id})["n"][0].as_py() == 0
