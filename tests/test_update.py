@@ -1325,6 +1325,11 @@ def test_a_run_failing_on_every_instrument_in_an_update_has_no_portfolio_row(tmp
         assert inc.sql(q).equals(fresh.sql(q)), q
     assert inc.sql("SELECT count(*) n FROM metrics WHERE scope = 'portfolio'")["n"][0].as_py() == 1
     assert inc.verify().ok
+    # the failure said alike: "its day's bar 0", not the bar of what each computation
+    # loaded ("bar 390" resumed, "bar 5850" from scratch)
+    q = "SELECT run_id, instrument, error FROM failed ORDER BY 1, 2"
+    assert inc.sql(q).equals(fresh.sql(q))
+    assert "ValueError at its day's bar 0 (2024-01-22 14:30:00 UTC)" in inc.sql(q)["error"][0].as_py()
 
 
 def test_verify_of_a_fork_whose_own_parameters_fail_finds_them_failing(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -424,19 +425,33 @@ def compute_task(
         res.fill_fee,
         snaps,
         int(res.bars_processed),
-        [_run_error(strat, k, e) for k, e in enumerate(res.errors)],
+        [_run_error(strat, k, e, b.day_ends) for k, e in enumerate(res.errors)],
     )
 
 
-def _run_error(strat: Strategy, k: int, e: str | None) -> str | None:
+_AT_BAR = re.compile(r" at bar (\d+) \(")
+
+
+def _run_error(strat: Strategy, k: int, e: str | None, day_ends: np.ndarray) -> str | None:
     """A run's error without its set's position in the task's batch ("parameter set k",
     the engine's words): that depends on how a plan was split (threads, Ray workers,
-    verify's chunks), and a run's report and stored failure must not."""
+    verify's chunks), and a run's report and stored failure must not. Its bar, "bar N"
+    of the bars the task loaded (which depend on where it resumed: QA 2026-12-06, the
+    same failure was "bar 390" after an update and "bar 5850" from scratch), is said as
+    the bar of its day, counted from 0, beside its time."""
     if e is None:
         return None
     engine_words = f"strategy {strat.name!r}, parameter set {k} ("
     assert e.startswith(engine_words), e
-    return f"strategy {strat.name!r} (" + e[len(engine_words) :]
+    e = f"strategy {strat.name!r} (" + e[len(engine_words) :]
+
+    def of_day(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        day = int(np.searchsorted(day_ends, n, side="right"))  # day_ends[day] > n
+        first = int(day_ends[day - 1]) if day else 0
+        return f" at its day's bar {n - first} ("
+
+    return _AT_BAR.sub(of_day, e, count=1)
 
 
 __all__ = [
