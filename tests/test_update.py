@@ -1329,7 +1329,8 @@ def test_a_run_failing_on_every_instrument_in_an_update_has_no_portfolio_row(tmp
     # loaded ("bar 390" resumed, "bar 5850" from scratch)
     q = "SELECT run_id, instrument, error FROM failed ORDER BY 1, 2"
     assert inc.sql(q).equals(fresh.sql(q))
-    assert "ValueError at its day's bar 0 (2024-01-22 14:30:00 UTC)" in inc.sql(q)["error"][0].as_py()
+    said = inc.sql(q)["error"][0].as_py()
+    assert "ValueError at its day's bar 0 (2024-01-22 14:30:00 UTC)" in said
 
 
 def test_verify_of_a_fork_whose_own_parameters_fail_finds_them_failing(tmp_path):
