@@ -331,16 +331,28 @@ def refuse_store_while_importing() -> None:
         )
 
 
+def every_instrument(value: object) -> bool:
+    """``instruments=`` asks for every instrument: None or "all" (a pandas Series or an
+    Arrow column is a list of names: ``x in (None, "all")`` raised on a Series, QA)."""
+    return value is None or (isinstance(value, str) and value == "all")
+
+
 def names(value: object, what: str) -> list[str]:
-    """Ids or names given one (a string) or several: a string is one, not its letters."""
+    """Ids or names given one (a string) or several: a string is one, not its letters.
+    Several: any iterable of strings, a NumPy array, a pandas Series, an Arrow array or
+    column (``store.sql(...)["instrument"]``: its scalars are taken as their values)."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, Mapping):  # its keys would be taken silently (QA 2026-12-06)
         raise UsageError(f"{what}: give a list of strings, not a dict ({value!r})")
+    if hasattr(value, "to_pylist"):  # an Arrow array or column (QA 2026-12-06)
+        value = value.to_pylist()
     try:
         out = list(value)  # type: ignore[call-overload]
     except TypeError:
         raise UsageError(f"{what}: give a string or a list of strings, not {value!r}") from None
+    out = [v.as_py() if hasattr(v, "as_py") else v for v in out]  # Arrow scalars
+    out = [str(v) if isinstance(v, str) else v for v in out]  # numpy.str_ as str
     bad = [v for v in out if not isinstance(v, str)]
     if bad:
         raise UsageError(f"{what}: give strings, not {bad[0]!r}")

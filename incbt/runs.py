@@ -36,7 +36,14 @@ from incbt.engine import (
     params_to_dict,
     state_width,
 )
-from incbt.errors import CatalogError, NotFoundError, StrategyError, UsageError, names
+from incbt.errors import (
+    CatalogError,
+    NotFoundError,
+    StrategyError,
+    UsageError,
+    every_instrument,
+    names,
+)
 from incbt.execute import (
     DirectBars,
     Executor,
@@ -328,7 +335,7 @@ def register_many(
     edict = {n: float(v) for n, v in zip(EXEC_NAMES, erow.tolist(), strict=True)}
     known = store.instruments()
     if universe_sql:
-        if instruments not in (None, "all"):
+        if not every_instrument(instruments):
             raise UsageError(
                 "give either --instruments or --universe (instruments= or universe= in "
                 "Python), not both"
@@ -348,13 +355,16 @@ def register_many(
                 )
         universe: list[str] | str = sorted(set(got))
         _known_instruments(universe, known, "--universe SQL returned ")
-    elif instruments in (None, "all"):
+    elif every_instrument(instruments):
         universe = "all"
     else:
         universe = sorted(dict.fromkeys(names(instruments, "instruments")))
         _known_instruments(universe, known)
     if isinstance(universe, list) and not universe:
-        raise UsageError("the run's universe is empty")
+        raise UsageError(
+            "the run's universe is empty: give the instruments to run over (--instruments "
+            "A,B), every one (--all), or a --universe query that selects some"
+        )
     if start is None:
         # from each instrument's first bar: the run's identity does not depend on what
         # the store holds when it is registered

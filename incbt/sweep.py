@@ -30,7 +30,7 @@ from typing import Any
 from incbt.catalog import runs as rc
 from incbt.engine import params_from_dict
 from incbt.engine.strategy_api import _coerce
-from incbt.errors import NotFoundError, StrategyError, UsageError, names
+from incbt.errors import NotFoundError, StrategyError, UsageError, every_instrument, names
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
 from incbt.results.metrics import SMALLER_FIRST
@@ -667,7 +667,7 @@ def _same_setup(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> No
     from incbt.engine import exec_params_from_dict
 
     def universe(x: Any) -> Any:  # a name given twice is the same universe (QA 2026-12-05)
-        return "all" if x in (None, "all") else sorted(set(names(x, "instruments")))
+        return "all" if every_instrument(x) else sorted(set(names(x, "instruments")))
 
     def shown(u: Any) -> str:
         return u if u == "all" else ",".join(u[:5]) + (",..." if len(u) > 5 else "")
@@ -819,6 +819,8 @@ def sweep(
     strat, source = resolve_in(store, strategy, strategies_file)
     grid = _plain_grid(grid)
     given_exec = dict(exec_params or {})
+    if not every_instrument(instruments):  # a Series or Arrow column as a list (QA)
+        instruments = names(instruments, "instruments")
 
     def grid_spec(g: Mapping[str, Any]) -> dict[str, Any]:
         return {

@@ -345,3 +345,26 @@ def test_a_misspelled_variable_is_said_with_the_closest_one(filled):
                        text=True, env=env)
     assert p.returncode == 0 and "INCBT_LOCK_TIMOUT is not a variable incbt reads; did you " \
         "mean INCBT_LOCK_TIMEOUT?" in p.stderr, p.stderr
+
+
+def test_instruments_as_a_notebook_holds_them(filled):
+    """QA 2026-12-06: a pandas Series of names raised pandas' "truth value is
+    ambiguous", an Arrow column "give strings, not <pyarrow.StringScalar ...>"."""
+    col = filled.sql("SELECT DISTINCT instrument FROM bars ORDER BY 1")["instrument"]
+    want = filled.backtest("sma_cross", {"fast": 4}, instruments=["S0000", "S0001"],
+                           dry_run=True).run_id
+    for given in (col, col.combine_chunks(), col.to_pandas(), col.to_numpy(), tuple(col)):
+        assert filled.backtest("sma_cross", {"fast": 4}, instruments=given,
+                               dry_run=True).run_id == want
+        res = filled.sweep("sma_cross", {"fast": [4]}, instruments=given, dry_run=True)
+        assert res.run_ids == [want]
+    with pytest.raises(incbt.UsageError, match="universe is empty: give the instruments"):
+        filled.backtest("sma_cross", {"fast": 4}, instruments=[], dry_run=True)
+
+
+def test_a_fee_past_the_notional_filled_is_refused(filled):
+    """QA 2026-12-06: fee_bps=1e300 was taken, and its metrics overflowed (Sharpe -0)."""
+    with pytest.raises(incbt.IncbtError, match=r"fee_bps.* out of range; valid range \[0.0, "
+                                               r"10000.0\]"):
+        filled.backtest("sma_cross", {"fast": 4}, fee_bps=1e300, dry_run=True)
+    assert filled.backtest("sma_cross", {"fast": 4}, fee_bps=10000, dry_run=True).run_id

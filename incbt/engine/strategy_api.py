@@ -572,7 +572,8 @@ def params_to_dict(strat: Strategy, row: np.ndarray) -> dict[str, int | float]:
 
 EXEC_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("notional", float, 100000.0, None, None, "currency put on a position"),
-    ParamSpec("fee_bps", float, 0.0, 0.0, None, "fee per fill, bps of |notional filled|"),
+    # at most the notional filled: a fee of 1e300 bps overflowed the metrics (Sharpe -0: QA)
+    ParamSpec("fee_bps", float, 0.0, 0.0, 10000.0, "fee per fill, bps of |notional filled|"),
     ParamSpec("slippage_bps", float, 0.0, 0.0, 9999.0, "fills at open*(1 +/- bps/1e4)"),
 )
 
