@@ -1209,10 +1209,9 @@ def _print_unfinished_sweeps(store: Any, machine: bool = False, writer: str | No
     """Sweeps with runs never committed (interrupted before them): no update computes
     those, a resume does (status said nothing of them: found 2026-12-05). ``writer``:
     the write under way, which may be computing them."""
-    from incbt.sweep import never_committed, sweeps
+    from incbt.sweep import unfinished
 
-    for sw in sweeps(store):
-        n = len(never_committed(store, sw))
+    for name, (n, runs) in unfinished(store).items():
         if n:
             why = (
                 f"a write is under way ({writer}), which may be computing them; if it "
@@ -1221,11 +1220,7 @@ def _print_unfinished_sweeps(store: Any, machine: bool = False, writer: str | No
                 else "it was interrupted: the same `incbt sweep` command with --resume "
                 "computes them"
             )
-            _say(
-                f"sweep {sw['name']!r}: {n:,} of its {len(sw['runs']):,} run(s) not "
-                f"computed yet ({why})",
-                machine,
-            )
+            _say(f"sweep {name!r}: {n:,} of its {runs:,} run(s) not computed yet ({why})", machine)
 
 
 def _print_waiting(store: Any, machine: bool = False) -> None:

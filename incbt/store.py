@@ -837,6 +837,10 @@ class Store:
                 raise UsageError("join_days applies to the files update ingests: give them")
             extra["join_days"] = True
         res = update(self, paths, dry_run=dry_run, command=_command(), progress=progress, **extra)
+        from incbt.sweep import unfinished
+
+        # said as `incbt update` says it (the API said nothing: QA 2026-12-06)
+        res.unfinished_sweeps = unfinished(self)
         if not dry_run:  # pairs that failed before and were not retried: not news here
             warn_failures(res.report, known=False)
         if res.broken and not dry_run:
@@ -860,10 +864,12 @@ class Store:
         >>> st = store.status()
         >>> [(r.run_id, r.instrument, r.reason, r.from_day) for r in st.stale]
         """
+        from incbt.sweep import unfinished
         from incbt.update import status
 
         res = status(self)
         res.missing_files, res.damaged_files = self.damaged_files()
+        res.unfinished_sweeps = unfinished(self)
         return res
 
     def damaged_files(self, files: list[Any] | None = None) -> tuple[list[str], list[str]]:

@@ -741,6 +741,17 @@ def never_committed(store: Any, record: Mapping[str, Any]) -> list[str]:
         return [q for q in record["runs"] if rc.get_run(store.catalog, txn, q) is None]
 
 
+def unfinished(store: Any) -> dict[str, tuple[int, int]]:
+    """Sweeps with runs no commit registered (interrupted before them): sweep name ->
+    (runs not computed yet, runs). No update computes those; a resume does."""
+    out = {}
+    for sw in sweeps(store):
+        n = len(never_committed(store, sw))
+        if n:
+            out[sw["name"]] = (n, len(sw["runs"]))
+    return out
+
+
 def get_sweep(store: Any, name: str) -> dict[str, Any] | None:
     if not name.strip():
         raise UsageError("give a sweep name (or a run id), not an empty one")

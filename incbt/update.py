@@ -81,6 +81,9 @@ class UpdateResult:
     # at 500 instruments x 100 runs, which `incbt update` never prints
     _stale_rows: Callable[[], list[StaleRow]] = field(default=list, repr=False)
     dry_run: bool = False  # status, update --dry-run: the work it would do
+    # sweeps interrupted before some of their runs' first commit: name -> (runs not
+    # computed yet, runs); no update computes those, ``store.sweep(..., resume=True)`` does
+    unfinished_sweeps: dict[str, tuple[int, int]] = field(default_factory=dict)
     # status only: files the catalog lists that are missing, or damaged (Store.damaged_files)
     missing_files: list[str] = field(default_factory=list)
     damaged_files: list[str] = field(default_factory=list)
@@ -108,6 +111,11 @@ class UpdateResult:
             parts.append(f"{len(self.replaced)} run(s) {verb} (strategy code changed)")
         if self.broken:
             parts.append(f"{len(self.broken)} run(s) cannot be recomputed: .broken says why")
+        if self.unfinished_sweeps:
+            parts.append(
+                f"{len(self.unfinished_sweeps)} sweep(s) interrupted before some of their runs "
+                "(.unfinished_sweeps): resume=True computes them"
+            )
         for what, files in (("missing", self.missing_files), ("damaged", self.damaged_files)):
             if files:
                 parts.append(

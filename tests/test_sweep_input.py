@@ -283,6 +283,10 @@ def test_a_sweep_interrupted_before_its_first_commit_is_said_and_not_verified(tm
         rc.put_run = real
     assert calls and len(get_sweep(s, "cut")["runs"]) == 2
     assert s.sql("SELECT count(*) AS n FROM runs")["n"][0].as_py() == 0
+    # the Python API says it too (QA 2026-12-06: status "all up to date", update nothing)
+    for res in (s.status(), s.update()):
+        assert res.unfinished_sweeps == {"cut": (2, 2)}
+        assert "1 sweep(s) interrupted before some of their runs" in repr(res)
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
     env = {**os.environ, "INCBT_STORE": s.path}
     p = subprocess.run([exe, "status"], capture_output=True, text=True, env=env)
