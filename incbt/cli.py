@@ -99,8 +99,24 @@ class _State:
 state = _State()
 
 
+def _version(asked: bool) -> None:
+    if asked:
+        import incbt
+
+        typer.echo(f"incbt {incbt.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(store: StoreOpt = None) -> None:
+def _root(
+    store: StoreOpt = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Say incbt's version and stop."
+        ),
+    ] = False,
+) -> None:
     if store is not None and not store.strip():
         raise UsageError("--store (or INCBT_STORE) is empty: give the store's folder")
     state.store_path = store or store_mod.default_path()
@@ -469,9 +485,11 @@ def query(
     if list_:
         import pyarrow as pa
 
+        if sql:  # it ran nothing, and said nothing of it (QA 2026-12-06)
+            raise UsageError(f"--list lists the named queries: give it alone, not with {sql!r}")
         write_table(pa.Table.from_pylist(list_queries(state.store_path)), output, out)
         return
-    if not sql:
+    if not sql or not sql.strip():  # blanks too: DataFusion's words, exit 1 (QA)
         raise UsageError("give SQL or a query name (see `incbt query --list`)")
     st = _open()
     name = None

@@ -45,6 +45,20 @@ class DropSummary:
     seq: int | None = None  # the event recorded
     dry_run: bool = False
 
+    def __repr__(self) -> str:  # a line, as the other results (the fields hold the ids)
+        verb = "would drop" if self.dry_run else "dropped"
+        shown = len(self.runs) - len(self.unseen)
+        return (
+            f"<DropSummary: {verb} {shown} run(s)"
+            + (f" (and {len(self.unseen)} not shown: .unseen)" if self.unseen else "")
+            + f", {self.pairs} pair(s), {self.snapshots:,} snapshot(s)"
+            + (f", sweep(s) {', '.join(self.sweeps)}" if self.sweeps else "")
+            + (f", {len(self.already)} dropped before" if self.already else "")
+            + (f", {len(self.shared)} kept (other sweeps hold them)" if self.shared else "")
+            + ("" if self.dry_run else f"; event {self.seq}" if self.seq else "; no event")
+            + ">"
+        )
+
 
 def _chosen(
     cat: Any, txn: Any, run_ids: list[str], sweep: str | None

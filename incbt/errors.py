@@ -285,33 +285,39 @@ def _path_error(exc: BaseException, path: str, context: str) -> UserError:
     """An I/O error on a path outside every store: a path the user gave is wrong."""
     errno_ = getattr(exc, "errno", None)
     folder = os.path.dirname(os.path.abspath(path))
+    # the command's own context is no context: "error: incbt: cannot ..." (QA 2026-12-06)
+    at = "" if context == "incbt" else f"{context}: "
+    if isinstance(exc, FileExistsError) or errno_ == errno.EEXIST:
+        return UserError(
+            f"{at}cannot write {path}: it exists already. Fix: give a path that does "
+            "not exist yet, or remove that one"
+        )
     if isinstance(exc, IsADirectoryError) or "is a directory" in str(exc):
         return UserError(
-            f"{context}: cannot write {path}: it is a folder. Fix: give the path of a file "
+            f"{at}cannot write {path}: it is a folder. Fix: give the path of a file "
             "(in that folder, or elsewhere)"
         )
     if isinstance(exc, FileNotFoundError) or errno_ == errno.ENOENT:
         if not os.path.isdir(folder):
             return NotFoundError(
-                f"{context}: cannot write {path}: No such file or directory (no folder "
+                f"{at}cannot write {path}: No such file or directory (no folder "
                 f"{folder}). Fix: create the folder first, or give another path"
             )
         return NotFoundError(
-            f"{context}: cannot create or open {path}: No such file or directory. "
-            "Fix: give another path"
+            f"{at}cannot create or open {path}: No such file or directory. Fix: give another path"
         )
     if isinstance(exc, NotADirectoryError) or errno_ == errno.ENOTDIR:
         return UserError(
-            f"{context}: cannot write {path}: a part of the path is a file, not a folder. "
+            f"{at}cannot write {path}: a part of the path is a file, not a folder. "
             "Fix: give another path"
         )
     if isinstance(exc, PermissionError) or errno_ in (errno.EACCES, errno.EPERM, errno.EROFS):
         return UserError(
-            f"{context}: cannot write {path}: {getattr(exc, 'strerror', None) or exc}. "
+            f"{at}cannot write {path}: {getattr(exc, 'strerror', None) or exc}. "
             "Fix: give a path you may write to"
         )
     return UserError(
-        f"{context}: cannot write {path}: {getattr(exc, 'strerror', None) or exc}. "
+        f"{at}cannot write {path}: {getattr(exc, 'strerror', None) or exc}. "
         "Fix: give another path (or free space on its disk)"
     )
 

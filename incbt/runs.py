@@ -399,9 +399,13 @@ def _known_instruments(universe: Sequence[str], known: Sequence[str], said: str 
             if listed
             else ""
         )
+        held = (
+            f"the store has {len(known)} instruments ({', '.join(known[:5])}{more})"
+            if known
+            else "the store holds no bars yet: ingest some first (incbt ingest FILES)"
+        )
         raise NotFoundError(
-            f"{said}unknown instrument(s) {', '.join(map(repr, missing[:5]))}: the store has "
-            f"{len(known)} instruments ({', '.join(known[:5])}{more}){hint}"
+            f"{said}unknown instrument(s) {', '.join(map(repr, missing[:5]))}: {held}{hint}"
         )
 
 

@@ -1165,6 +1165,9 @@ class Store:
                     raise NotFoundError(
                         f"unknown instrument {instrument!r}: the store has {len(known)} "
                         f"({', '.join(known[:5])}{', ...' if len(known) > 5 else ''})"
+                        if known
+                        else f"unknown instrument {instrument!r}: the store holds no bars "
+                        "yet: ingest some first (incbt ingest FILES)"
                     )
             paths = self.catalog.paths(txn, index)
         return read_days(self.path, instrument, index, paths)

@@ -1146,3 +1146,24 @@ def test_verify_bars_finds_a_file_changed_on_disk_and_rewrite_repairs_it(tmp_pat
     assert not (s / "tmp").exists() or not any((s / "tmp").iterdir())
     p = run("ingest", "--rewrite", "--join-days", str(tmp_path / "d"), store=s, check=False)
     assert p.returncode == 2 and "give one of them" in p.stderr
+
+
+def test_small_cli_words(small_store, tmp_path):
+    """QA 2026-12-06: no --version; `query SQL --list` ran nothing without a word;
+    `query '   '` was DataFusion's error (exit 1) where `query ''` is bad usage; an empty
+    store was "0 instruments ()"; generate onto a file said "incbt: ... File exists ...
+    (or free space on its disk)"."""
+    import incbt as pkg
+
+    assert run("--version").stdout == f"incbt {pkg.__version__}\n"
+    p = run("query", "select 1", "--list", store=small_store, check=False)
+    assert p.returncode == 2 and "--list lists the named queries: give it alone" in p.stderr
+    p = run("query", "   ", store=small_store, check=False)
+    assert p.returncode == 2 and "give SQL or a query name" in p.stderr
+    run("init", store=tmp_path / "empty")
+    p = run("backtest", "sma_cross", "--instruments", "X", store=tmp_path / "empty", check=False)
+    assert p.returncode == 1 and "the store holds no bars yet: ingest some first" in p.stderr
+    (tmp_path / "afile").write_text("x")
+    p = run("generate", str(tmp_path / "afile"), check=False)
+    assert p.returncode == 1 and p.stderr.startswith(f"error: cannot write {tmp_path / 'afile'}: "
+                                                     "it exists already. Fix: "), p.stderr
