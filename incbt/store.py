@@ -141,6 +141,16 @@ def is_store(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "catalog", "data.mdb"))
 
 
+def _store_around(path: str) -> str | None:
+    """The store a folder lies inside (in one of its folders, at any depth), if any."""
+    here = os.path.abspath(path)
+    while os.path.dirname(here) != here:
+        here = os.path.dirname(here)
+        if is_store(here):
+            return here
+    return None
+
+
 def _not_a_store(path: str) -> NotAStoreError:
     if os.path.exists(path) and not os.path.isdir(path):  # init would refuse it too (QA)
         return NotAStoreError(
@@ -153,6 +163,12 @@ def _not_a_store(path: str) -> NotAStoreError:
             f"{path} holds a store's folders ({', '.join(left)}), but its catalog "
             f"{os.path.join(path, 'catalog', 'data.mdb')} is missing: nothing can be read "
             "without it. Fix: restore the store from a backup"
+        )
+    inside = _store_around(path)
+    if inside is not None:  # a folder of a store, not one (QA 2026-12-06: "init" there)
+        return NotAStoreError(
+            f"{path} is a folder inside the store {inside}, not a store: give the store's "
+            f"folder (--store {inside}, or INCBT_STORE)"
         )
     return NotAStoreError(
         f"{path} is not an incbt store. Create one with `incbt --store {path} init` "
@@ -301,6 +317,11 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
         return store
     if os.path.exists(path) and not os.path.isdir(path):
         raise StoreExistsError(f"{path} exists and is not a folder")
+    outer = _store_around(path)
+    if outer is not None:  # its files would sit among another store's
+        raise StoreExistsError(
+            f"{path} is inside the store {outer}: create the new store outside it"
+        )
     foreign = [
         n
         for n in (os.listdir(path) if os.path.isdir(path) else [])

@@ -1167,3 +1167,19 @@ def test_small_cli_words(small_store, tmp_path):
     p = run("generate", str(tmp_path / "afile"), check=False)
     assert p.returncode == 1 and p.stderr.startswith(f"error: cannot write {tmp_path / 'afile'}: "
                                                      "it exists already. Fix: "), p.stderr
+
+
+def test_a_folder_inside_a_store_and_a_plain_file_named_gz(small_store, tmp_path):
+    """QA 2026-12-06: `--store STORE/bars` sent the user to `init` there (refused: the
+    folder is not empty), a new folder inside a store took a store of its own, and a
+    plain CSV named .csv.gz was "truncated or corrupt gzip: download it again"."""
+    p = run("status", store=small_store / "bars", check=False)
+    assert p.returncode == 1 and f"is a folder inside the store {small_store}, not a store" \
+        in flat(p.stderr), p.stderr
+    p = run("init", store=small_store / "sub", check=False)
+    assert p.returncode == 1 and "create the new store outside it" in p.stderr
+    assert not (small_store / "sub").exists()
+    f = tmp_path / "plain.csv.gz"
+    f.write_text("instrument,ts,open,high,low,close,volume\nA,2024-01-02T14:30:00Z,1,1,1,1,1\n")
+    p = run("ingest", str(f), "--dry-run", store=small_store, check=False)
+    assert p.returncode == 1 and "its name ends .gz but it is not gzip-compressed" in p.stderr

@@ -833,6 +833,17 @@ def gzip_error(path: str, exc: BaseException) -> BadInputError:
     why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, EOFError):  # Python's words: "Compressed file ended before the..."
         why = "it ends before its compressed data does"
+    try:
+        with open(path, "rb") as f:
+            plain = f.read(2) != b"\x1f\x8b"  # not gzip's magic number
+    except OSError:
+        plain = False
+    if plain:  # a plain CSV named .gz: "download it again" was no fix (QA 2026-12-06)
+        return BadInputError(
+            "cannot read the file: its name ends .gz but it is not gzip-compressed",
+            file=path,
+            fix="rename it without .gz if it is a plain CSV file, or compress it with gzip",
+        )
     return BadInputError(
         f"cannot read the file: truncated or corrupt gzip file ({why})",
         file=path,
