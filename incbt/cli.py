@@ -826,6 +826,7 @@ def sweep(
         f"sweep {res.name}: {len(res.run_ids)} run(s), {res.added} new"
         + (f" ({res.reused} of them in the store already, reused)" if res.reused else "")
         + (f", {res.again} dropped before (computed again)" if res.again else "")
+        + (f", {res.unfinished} left by an interrupted call" if res.unfinished else "")
         + f"; {verb} "
         f"{r.segments:,} segment(s), {r.bars_processed:,} bar-steps"
         + ("" if dry_run else f" in {res.seconds:.2f} s")

@@ -75,6 +75,9 @@ class SweepResult:
     kept: dict[str, Any] = field(default_factory=dict)
     declared: list[str] = field(default_factory=list)  # the strategy's parameters, in order
     again: int = 0  # of the sweep's runs before this call, those dropped since: recomputed
+    # of the sweep's runs before this call, those an interrupted call left never computed
+    # (in its record only): computed now ("0 new" said nothing of them: QA 2026-12-06)
+    unfinished: int = 0
     # a --random sample smaller than asked: why (None: as asked, or no sample)
     short: str | None = None
 
@@ -237,10 +240,12 @@ class SweepResult:
         )
         reused = f", {self.reused} of them reused" if self.reused else ""
         skipped = f", {len(self.skipped)} grid point(s) skipped" if self.skipped else ""
+        left = f", {self.unfinished} left by an interrupted call" if self.unfinished else ""
+        again = f", {self.again} dropped before" if self.again else ""
         # the sweep as it is now; the call's own work as it was (a later resume grows it)
         return (
             f"<Sweep {self.name!r}: {len(self.run_ids)} run(s) now; this call: "
-            f"{self.added} new{reused}{skipped}, {done}>"
+            f"{self.added} new{reused}{left}{again}{skipped}, {done}>"
         )
 
 
@@ -977,6 +982,14 @@ def sweep(
         result = SweepResult(name, run_ids, added, reused, old is None, skipped, store=store)
         result.kept, result.declared, result.again = kept, declared, again
         result.short = short
+        if old is not None:  # in the record, never registered (a dropped one is ``again``)
+            before = set(old["runs"])
+            with store.catalog.env.read() as txn:
+                result.unfinished = sum(
+                    rc.get_run(store.catalog, txn, r.run_id) is None
+                    for r in todo
+                    if r.run_id in before
+                )
         if dry_run:
             result.report = bring_up_to_date(
                 store, todo, command=command, kind="sweep", dry_run=True, progress=progress

@@ -287,6 +287,10 @@ def test_a_sweep_interrupted_before_its_first_commit_is_said_and_not_verified(tm
     for res in (s.status(), s.update()):
         assert res.unfinished_sweeps == {"cut": (2, 2)}
         assert "1 sweep(s) interrupted before some of their runs" in repr(res)
+    done = s.sweep("sma_cross", {"fast": [4, 5], "slow": [20]}, name="cut", resume=True,
+                   dry_run=True)
+    assert done.unfinished == 2 and "this call: 0 new, 2 left by an interrupted call" \
+        in repr(done), repr(done)
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
     env = {**os.environ, "INCBT_STORE": s.path}
     p = subprocess.run([exe, "status"], capture_output=True, text=True, env=env)
