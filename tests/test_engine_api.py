@@ -1168,3 +1168,19 @@ def test_the_strategies_are_listed_from_python(tmp_path):
     found = incbt.strategies(str(write(tmp_path / "mine.py", USER_FILE.format(threshold=0.0))))
     assert {"flat", "momentum", "sma_cross"} <= set(found)
     assert "n (int, default 3, [1, inf])" in found["momentum"].describe()
+
+
+def test_a_strategies_file_is_imported_once_per_version(tmp_path, capsys):
+    """QA 2026-12-06: a file's top-level code ran two or three times a call (each import
+    runs it); now once per version of the file in a process, again once it changes."""
+    from incbt.engine.strategy_api import import_strategies
+
+    f = tmp_path / "p.py"
+    f.write_text('import incbt\nprint("RAN")\n\n@incbt.strategy(params={}, state=())\n'
+                 'def hold(p, s, o, h, l, c, v, i):\n    return 1\n')
+    first = import_strategies(f)
+    assert import_strategies(f) == first and import_strategies(str(f)) == first
+    assert capsys.readouterr().out.count("RAN") == 1
+    f.write_text(f.read_text().replace("return 1", "return -1"))
+    assert import_strategies(f)[0].code_version != first[0].code_version
+    assert capsys.readouterr().out.count("RAN") == 1

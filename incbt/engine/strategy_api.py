@@ -893,8 +893,14 @@ def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
     # The module's name is part of Numba's cached code (it imports the module by
     # name when it loads a kernel): name it after the file's content, so that the
     # same file gets the same name in every process and at any path.
+    stamp = file_stamp(p)
     with open(p, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    # imported once per version of the file in a process: importing runs its top-level
+    # code, which ran two or three times a call (QA 2026-12-06: a print in the file)
+    known = _IMPORTED.get((p, stamp, digest))
+    if known is not None:
+        return list(known)
     stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(p))[0])
     mod_name = f"incbt_user_{stem}_{digest}"
     spec = importlib.util.spec_from_file_location(mod_name, p)
@@ -948,7 +954,13 @@ def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
                 f"strategy file {p} defines {strat.name!r}, a built-in's name: give yours "
                 f"another (@strategy(name=...))"
             )
+    _IMPORTED[(p, stamp, digest)] = tuple(found.values())
     return list(found.values())
+
+
+# the strategies of each file imported by this process: (path, stamp, content digest) ->
+# its strategies (a file edited, or only touched, is imported again)
+_IMPORTED: dict[tuple[str, tuple[int, int] | None, str], tuple[Strategy, ...]] = {}
 
 
 def _restore(mod_name: str, previous: types.ModuleType | None) -> None:
