@@ -412,7 +412,8 @@ def ingest(
         )
     verb = "would add" if dry_run else "added"
     typer.echo(
-        f"{s.files} file(s), {s.rows_read:,} rows read: {verb} {s.days_new} new day(s) and "
+        f"{s.files} file(s), {s.rows_read:,} row{'' if s.rows_read == 1 else 's'} read: "
+        f"{verb} {s.days_new} new day(s) and "
         f"{s.days_corrected} correction(s)"
         + (f", {s.days_rewritten} day(s) written again as they were" if s.days_rewritten else "")
         + (f" in {s.instruments} instrument(s)" if s.instruments else "")

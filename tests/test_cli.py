@@ -1183,3 +1183,13 @@ def test_a_folder_inside_a_store_and_a_plain_file_named_gz(small_store, tmp_path
     f.write_text("instrument,ts,open,high,low,close,volume\nA,2024-01-02T14:30:00Z,1,1,1,1,1\n")
     p = run("ingest", str(f), "--dry-run", store=small_store, check=False)
     assert p.returncode == 1 and "its name ends .gz but it is not gzip-compressed" in p.stderr
+
+
+def test_a_mapped_column_matches_in_another_case(tmp_path):
+    """QA 2026-12-06: --map instrument=SYM did not find a column named sym (names not
+    mapped matched in any case already); one row said "1 rows read"."""
+    f = tmp_path / "m.csv"
+    f.write_text("SYM,TIME,open,high,low,close,volume\nA,2024-01-02T14:30:00Z,1,1,1,1,1\n")
+    run("init", store=tmp_path / "s")
+    p = run("ingest", str(f), "--map", "instrument=sym", "--map", "ts=time", store=tmp_path / "s")
+    assert p.stdout.startswith("1 file(s), 1 row read: added 1 new day(s)"), p.stdout

@@ -158,8 +158,8 @@ def _kind(path: str) -> str:
 def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) -> dict[str, str]:
     """Map canonical names to the file's names; reject missing and extra columns.
 
-    A name not mapped matches a column of the same name in any case (``Close``,
-    ``VOLUME``), when exactly one does."""
+    A name (a bars column's, or the one ``--map`` gives) matches a column of the same
+    name in any case (``Close``, ``VOLUME``), when exactly one does."""
     unknown = [k for k in mapping if k not in COLUMNS]
     if unknown:
         raise UsageError(
@@ -175,8 +175,11 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
         )
     wanted = {c: mapping.get(c, c) for c in COLUMNS}
     for c in COLUMNS:
-        if c not in mapping and c not in present:
-            same = [p for p in present if p.lower() == c]
+        # a name (mapped or not) matches a column of that name in another case, where
+        # exactly one does (QA 2026-12-06: --map instrument=SYM missed a column sym)
+        name = wanted[c]
+        if name not in present:
+            same = [p for p in present if p.lower() == name.lower()]
             if len(same) == 1:
                 wanted[c] = same[0]
     sources = list(wanted.values())
@@ -1035,7 +1038,7 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
         if col.null_count:
             i = int(np.flatnonzero(pc.is_null(col).to_numpy(zero_copy_only=False))[0])
             raise BadInputError(
-                f"column {c} is empty", file=path, **at(i), fix=f"give every bar a {c}"
+                f"column {c} is empty", file=path, **at(i), fix=f"give every bar its {c}"
             )
     inst_col = table.column("instrument")
     if pa.types.is_dictionary(inst_col.type):
