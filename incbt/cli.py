@@ -1185,8 +1185,9 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
     for old, new in res.replaced:  # type: ignore[attr-defined]
         verb = "would be replaced" if dry else "is replaced"
         _say(f"run {old} {verb} by {new} (its strategy's code changed)", machine)
-    if not r.segments:
-        _say(f"{r.runs} run(s): all up to date", machine)
+    if not r.segments:  # replacements made already, marked now: not "up to date" (QA)
+        said = "nothing to compute" if dry and res.replaced else "all up to date"  # type: ignore[attr-defined]
+        _say(f"{r.runs} run(s): {said}", machine)
     else:
         verb = "would compute" if dry else "computed"
         bars = r.bars_processed

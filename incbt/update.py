@@ -100,6 +100,8 @@ class UpdateResult:
                 f"{r.runs} run(s): would compute {r.segments:,} segment(s), "
                 f"{r.bars_processed:,} bar-steps (.stale says why)"
                 if r.segments
+                else f"{r.runs} run(s): nothing to compute"
+                if self.replaced
                 else f"{r.runs} run(s): all up to date"
             ]
         else:
