@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import errno
 import gc as pygc
-import json
 import os
 import re
 import signal
@@ -41,6 +40,7 @@ from incbt.render import (
     metric_table,
     run_summary,
     styled,
+    write_json_lines,
     write_table,
 )
 
@@ -264,12 +264,7 @@ def settings(output: OutputOpt = "table", out: OutFileOpt = None) -> None:
         title = f"settings for a new store (no store at {path})"
     if (format_of(out) if out and output == "table" else output) == "json":
         # numbers as numbers (a table's column holds one type: text there); QA 2026-12-05
-        text = "".join(json.dumps(r) + "\n" for r in explain(stored, as_text=False))
-        if out:
-            with open(out, "w") as f:
-                f.write(text)
-        else:
-            sys.stdout.write(text)
+        write_json_lines(explain(stored, as_text=False), out)
         return
     write_table(pa.Table.from_pylist(explain(stored)), output, out, title=title)
 

@@ -235,12 +235,7 @@ def write_table(
         return
     table = _for_people(table, nan_as_null=output == "json")
     if output == "json":
-        text = "".join(json.dumps(r, default=str) + "\n" for r in table.to_pylist())
-        if path:
-            with open(path, "w") as f:
-                f.write(text)
-        else:
-            sys.stdout.write(text)
+        write_json_lines(table.to_pylist(), path)
         return
     t = Table(title=title, show_lines=False)
     for name in table.column_names:
@@ -253,6 +248,16 @@ def write_table(
             _print(Console(file=f, width=200, markup=False, emoji=False), t, more)
     else:
         _print(_stdout(), t, more)
+
+
+def write_json_lines(rows: list[dict[str, Any]], path: str | None) -> None:
+    """Rows as JSON Lines (an object a line), to the file ``path`` or stdout."""
+    text = "".join(json.dumps(r, default=str) + "\n" for r in rows)
+    if path:
+        with open(path, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
 
 
 _BY_SUFFIX = {
