@@ -469,3 +469,18 @@ def test_csv_oddities_found_by_qa_2026_12_05(st, tmp_path):
     with pytest.raises(incbt.UsageError, match="give at least one file"):
         st.ingest([])
     assert tree_state(st.path) == before
+
+
+@pytest.mark.parametrize("where", ["first", "later"])
+def test_an_epoch_past_int64_is_said_too_large(st, tmp_path, where, csv_reader):
+    """QA 2026-12-06: 9999999999999999999 was "not an integer epoch like the first
+    row's" (on the first row too): it is one, too large."""
+    rows = ["A,1704205800000000000,1,1,1,1,1", "A,9999999999999999999,1,1,1,1,1"]
+    if where == "first":
+        rows = rows[1:]
+    p = tmp_path / "big.csv"
+    p.write_text("instrument,ts,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
+    msg = _rejected(st, str(p))
+    line = 2 if where == "first" else 3
+    assert msg.startswith(f"{p}, line {line}: ts is an integer too large for an epoch in "
+                          "nanoseconds (past 2262-04-11)"), msg

@@ -562,11 +562,22 @@ def _parse_ts_text(
             return pc.cast(text, pa.int64())
         except pa.ArrowInvalid:
             i = _first_bad(text, pa.int64())
+            value = text[i].as_py()
+            if re.fullmatch(r"\s*[+-]?\d+\s*", value or ""):  # digits past int64 (QA)
+                raise BadInputError(
+                    "ts is an integer too large for an epoch in nanoseconds (past "
+                    "2262-04-11)",
+                    file=path,
+                    **where(i),
+                    value=value,
+                    fix="give ts as nanoseconds since 1970-01-01 UTC, or as ISO 8601 text "
+                    "with an offset (2024-01-02T14:30:00Z)",
+                ) from None
             raise BadInputError(
                 "ts is not an integer epoch in nanoseconds like the first row's",
                 file=path,
                 **where(i),
-                value=text[i].as_py(),
+                value=value,
                 fix="use one ts format per file",
             ) from None
     target = pa.timestamp("ns") if tz else pa.timestamp("ns", tz="UTC")
