@@ -565,8 +565,7 @@ def _parse_ts_text(
             value = text[i].as_py()
             if re.fullmatch(r"\s*[+-]?\d+\s*", value or ""):  # digits past int64 (QA)
                 raise BadInputError(
-                    "ts is an integer too large for an epoch in nanoseconds (past "
-                    "2262-04-11)",
+                    "ts is an integer too large for an epoch in nanoseconds (past 2262-04-11)",
                     file=path,
                     **where(i),
                     value=value,
