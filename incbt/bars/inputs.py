@@ -386,7 +386,7 @@ def _read_csv(
     cols = {c: table.column(wanted[c]) for c in COLUMNS}
     ts = cols["ts"].combine_chunks()
     if tz:
-        ts = _assume_tz(path, ts, tz, "csv")
+        ts = _assume_tz(path, ts, tz, "csv", None, cols["instrument"].combine_chunks())
     cols["ts"] = pc.cast(ts, pa.int64())
     return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv", None
 
@@ -619,7 +619,7 @@ def _parse_ts_text(
             fix="write ts like 2024-01-02T14:30:00+00:00, or as integer epoch nanoseconds",
         ) from None
     if tz:
-        parsed = _assume_tz(path, parsed, tz, fkind)
+        parsed = _assume_tz(path, parsed, tz, fkind, text, instruments)
     return pc.cast(parsed, pa.int64())
 
 
@@ -635,7 +635,16 @@ def _looks_naive(value: str) -> bool:
     return not re.search(r"(Z|[+-]\d\d:?\d\d)\s*$", value)
 
 
-def _assume_tz(path: str, naive: pa.Array, tz: str, fkind: str) -> pa.Array:
+def _assume_tz(
+    path: str,
+    naive: pa.Array,
+    tz: str,
+    fkind: str,
+    text: pa.Array | None = None,
+    instruments: Any = None,
+) -> pa.Array:
+    """``naive`` in ``tz``; a time that is not there once, refused naming its row with
+    the value as written (``text``) and its instrument (QA 2026-12-06: neither was)."""
     try:
         return pc.assume_timezone(naive, timezone=tz, ambiguous="raise", nonexistent="raise")
     except pa.ArrowInvalid:
@@ -649,6 +658,8 @@ def _assume_tz(path: str, naive: pa.Array, tz: str, fkind: str) -> pa.Array:
             except pa.ArrowInvalid:
                 hi = mid
         where: dict[str, Any] = {"line": lo + 2} if fkind == "csv" else {"row": lo + 1}
+        if instruments is not None:
+            where["instrument"] = str(instruments[lo].as_py())
         try:  # which of the two (Arrow's own text named another row: QA 2026-12-06)
             pc.assume_timezone(naive.slice(lo, 1), timezone=tz, ambiguous="earliest")
             reason = f"is ambiguous in {tz}: that hour occurs twice there (clocks go back)"
@@ -658,7 +669,7 @@ def _assume_tz(path: str, naive: pa.Array, tz: str, fkind: str) -> pa.Array:
             f"ts {reason}",
             file=path,
             **where,
-            value=str(naive[lo].as_py()),
+            value=str(naive[lo].as_py() if text is None else text[lo].as_py()),
             fix="give timestamps with an explicit UTC offset around daylight-saving changes",
         ) from None
     except (pa.ArrowNotImplementedError, KeyError) as exc:
@@ -751,7 +762,14 @@ def _read_parquet(
                     file=path,
                     fix="store ts as timestamp with tz='UTC', or name their zone with --tz ZONE",
                 )
-            ts = _assume_tz(path, pc.cast(ts, pa.timestamp("ns")), tz, "parquet")
+            ts = _assume_tz(
+                path,
+                pc.cast(ts, pa.timestamp("ns")),
+                tz,
+                "parquet",
+                None,
+                cols["instrument"].combine_chunks(),
+            )
         cols["ts"] = pc.cast(pc.cast(ts, pa.timestamp("ns", tz="UTC")), pa.int64())
     elif pa.types.is_integer(ts.type):
         cols["ts"] = pc.cast(ts, pa.int64())
