@@ -698,6 +698,31 @@ def test_second_writer_waits_for_the_lock(world, monkeypatch):
     assert same_bars(norm(st.sql(ALL_BARS)), world.after)
 
 
+def test_a_write_lock_file_removed_under_its_holder_still_excludes(world, monkeypatch):
+    """QA 2026-12-06: `rm write.lock` while a writer held it (what one does with a lock
+    file that looks stale) let a second writer in beside it, and a run lost its rows
+    for good. The catalog's data file is locked too: the second waits, then writes."""
+    path = world.fresh()
+    holder = _hold_lock(path)
+    os.remove(os.path.join(path, "write.lock"))
+    from incbt.catalog.lock import held_by
+
+    assert held_by(path) == "a writer whose write.lock was removed"
+    monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "0")
+    with pytest.raises(incbt.StoreLockedError, match="a writer whose write.lock was removed"):
+        incbt.open(path).ingest(world.inputs)
+    monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "20")
+    release = threading.Timer(1.0, lambda: holder.stdin.close())
+    t = time.monotonic()
+    release.start()
+    try:
+        s = incbt.open(path).ingest(world.inputs)
+    finally:
+        release.join()
+        holder.wait(timeout=30)
+    assert time.monotonic() - t >= 0.9 and s.seq == world.base_seq + 1
+
+
 def test_a_dead_holder_leaves_no_lock(world, monkeypatch):
     """flock dies with its holder: SIGKILL the holder, the next writer gets the lock."""
     path = world.fresh()

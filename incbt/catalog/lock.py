@@ -3,7 +3,11 @@
 An ``flock`` on ``<store>/write.lock``; the kernel releases it when its holder
 dies (even by SIGKILL), so a crash never leaves a stale lock. The holder
 writes its pid and command line into the file so a waiting writer can say who
-holds it.
+holds it. A second ``flock``, on the catalog's ``data.mdb``, is what excludes:
+``write.lock`` removed by hand while a writer held it (a habit with lock files,
+though this one is never stale) let a second writer in beside the first, and a run
+lost its rows for good (QA 2026-12-06). LMDB takes no ``flock`` on its data file
+(its own locks are in ``lock.mdb``), and the two kinds of lock do not meet on Linux.
 """
 
 from __future__ import annotations
@@ -41,9 +45,12 @@ def _holder(path: str) -> str:
         return "an unknown process"
 
 
-def held_by(store_path: str) -> str | None:
-    """Who holds the store's write lock now (its pid and command), or None."""
-    path = os.path.join(store_path, "write.lock")
+def _catalog_file(store_path: str) -> str:
+    return os.path.join(store_path, "catalog", "data.mdb")
+
+
+def _busy(path: str) -> bool | None:
+    """Someone holds an exclusive ``flock`` on the file (None: no such file)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -52,11 +59,36 @@ def held_by(store_path: str) -> str | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _holder(path)
+            return True
         fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
+        return False
     finally:
         os.close(fd)
+
+
+def held_by(store_path: str) -> str | None:
+    """Who holds the store's write lock now (its pid and command), or None."""
+    path = os.path.join(store_path, "write.lock")
+    if _busy(path):
+        return _holder(path)
+    if _busy(_catalog_file(store_path)):
+        return "a writer whose write.lock was removed"
+    return None
+
+
+def _lock_catalog(store_path: str) -> int | None:
+    """The catalog's data file, locked (its fd); None: busy (or, with no catalog yet,
+    -1: a store being made)."""
+    try:
+        cfd = os.open(_catalog_file(store_path), os.O_RDONLY)
+    except FileNotFoundError:
+        return -1
+    try:
+        fcntl.flock(cfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(cfd)
+        return None
+    return cfd
 
 
 @contextmanager
@@ -96,22 +128,29 @@ def write_lock(
     try:
         deadline = time.monotonic() + timeout
         said = False
+        cfd: int | None = None
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                cfd = _lock_catalog(store_path)
+                if cfd is None:  # write.lock was removed under its holder, who writes on
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    raise BlockingIOError
                 break
             except BlockingIOError:
                 if not said and timeout > 1 and time.monotonic() > deadline - timeout + 1:
                     said = True  # a second: say whom it waits for (up to the timeout)
                     print(
-                        f"waiting for the store's write lock, held by {_holder(path)} "
+                        f"waiting for the store's write lock, held by "
+                        f"{held_by(store_path) or 'an unknown process'} "
                         f"(up to {timeout:g} s: INCBT_LOCK_TIMEOUT)",
                         file=sys.stderr,
                         flush=True,
                     )
                 if time.monotonic() >= deadline:
                     raise StoreLockedError(
-                        f"store {store_path} is being written by {_holder(path)}; "
+                        f"store {store_path} is being written by "
+                        f"{held_by(store_path) or 'an unknown process'}; "
                         f"waited {timeout:g} s. Wait for it to finish, or raise "
                         "INCBT_LOCK_TIMEOUT"
                     ) from None
@@ -138,6 +177,9 @@ def write_lock(
             with contextlib.suppress(OSError):
                 os.rmdir(os.path.join(store_path, "tmp"))
             os.ftruncate(fd, 0)
+            if cfd is not None and cfd >= 0:
+                fcntl.flock(cfd, fcntl.LOCK_UN)
+                os.close(cfd)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
