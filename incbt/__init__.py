@@ -41,17 +41,22 @@ from incbt.errors import (  # noqa: E402 - after the allocator choice
     UsageError,
     UserError,
 )
-from incbt.store import BarArrays, Store, init
-from incbt.store import open_store as open  # noqa: A001 - the public verb is incbt.open
 
 __version__ = "0.1.0"
 
+# loaded on first use: `import incbt` (which the `incbt` command's entry point runs
+# before it can say a Ctrl-C in a line) loads no store, Arrow or engine (QA 2026-12-06:
+# Ctrl-C in the first 0.2 s of a command was a traceback)
 _LAZY = {
-    "strategy": "incbt.engine",
-    "strategies": "incbt.engine",
-    "Param": "incbt.engine",
-    "Strategy": "incbt.engine",
-    "Run": "incbt.runs",
+    "BarArrays": ("incbt.store", "BarArrays"),
+    "Store": ("incbt.store", "Store"),
+    "init": ("incbt.store", "init"),
+    "open": ("incbt.store", "open_store"),  # the public verb is incbt.open
+    "strategy": ("incbt.engine", "strategy"),
+    "strategies": ("incbt.engine", "strategies"),
+    "Param": ("incbt.engine", "Param"),
+    "Strategy": ("incbt.engine", "Strategy"),
+    "Run": ("incbt.runs", "Run"),
 }
 
 
@@ -59,7 +64,8 @@ def __getattr__(name: str) -> _Any:
     if name in _LAZY:
         import importlib
 
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'incbt' has no attribute {name!r}")

@@ -3,14 +3,37 @@ modules, ~0.2 s) happen here, where Ctrl-C during them is said in a line (exit 1
 like Ctrl-C during a command, not as a KeyboardInterrupt traceback (found 2026-12-05).
 Nothing has been read or written yet at that point."""
 
+import os
+import signal
 import sys
+
+_STARTING = "while starting: nothing was read or written\n"
+
+
+def _terminated(signum: int, frame: object) -> None:  # until the CLI sets its own
+    sys.stderr.write(f"terminated (SIGTERM) {_STARTING}")
+    os._exit(143)
+
+
+def _by_ctrl_c(exc: BaseException) -> bool:
+    """Ctrl-C, or an error a Ctrl-C caused (raised in a class body's ``__set_name__``,
+    Python wraps it in a RuntimeError: QA 2026-12-06, exit 1)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)  # died without a word (QA 2026-12-06)
     try:
         from incbt.cli import main as run
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted while starting: nothing was read or written\n")
+    except BaseException as exc:
+        if not _by_ctrl_c(exc):
+            raise
+        sys.stderr.write(f"interrupted {_STARTING}")
         sys.exit(130)
     run()
 

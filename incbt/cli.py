@@ -1645,11 +1645,11 @@ def main() -> None:
     # SIGTERM (kill, a scheduler's timeout) stops a command as Ctrl-C does: what is
     # committed stays, the rest is abandoned, the command says so (exit 143, not 130)
     signal.signal(signal.SIGTERM, _terminate)
-    twice = _given_twice(sys.argv[1:])
-    if twice:
-        err_console.print(styled(f"[red]error:[/red] {twice}"), highlight=False, soft_wrap=True)
-        sys.exit(2)
-    try:
+    try:  # from here a signal is said in a line (QA 2026-12-06: a traceback before this)
+        twice = _given_twice(sys.argv[1:])
+        if twice:
+            err_console.print(styled(f"[red]error:[/red] {twice}"), highlight=False, soft_wrap=True)
+            sys.exit(2)
         code = app(standalone_mode=False)  # click returns typer.Exit codes here
         if code == 130 and not _SAID:  # Ctrl-C in a command: typer's Exit(130), silent
             code = _interrupted()
@@ -1672,8 +1672,8 @@ def main() -> None:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
         raise
-    except typer.Abort:
-        sys.exit(130)
+    except typer.Abort:  # click's words for a Ctrl-C (or SIGTERM) outside a command
+        sys.exit(_interrupted() if not _SAID else 143 if _TERMINATED else 130)
     except typer.TyperException as exc:  # usage errors: bad option, missing argument
         exc.show()  # type: ignore[attr-defined]
         sys.exit(2)

@@ -1193,3 +1193,56 @@ def test_a_mapped_column_matches_in_another_case(tmp_path):
     run("init", store=tmp_path / "s")
     p = run("ingest", str(f), "--map", "instrument=sym", "--map", "ts=time", store=tmp_path / "s")
     assert p.stdout.startswith("1 file(s), 1 row read: added 1 new day(s)"), p.stdout
+
+
+STARTING = r"""
+import importlib.abc, os, signal, sys
+
+how = sys.argv[1]
+
+
+class Hook(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "incbt.render":  # one of the CLI's imports, after the entry point's
+            if how == "SIGTERM":
+                os.kill(os.getpid(), signal.SIGTERM)
+            elif how == "SIGINT":
+                raise KeyboardInterrupt
+            else:  # what Python makes of a Ctrl-C in a class body's __set_name__
+                try:
+                    raise KeyboardInterrupt
+                except KeyboardInterrupt as exc:
+                    raise RuntimeError("Error calling __set_name__") from exc
+        return None
+
+sys.meta_path.insert(0, Hook())
+sys.argv[1:] = ["status"]
+from incbt._entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize(("how", "code", "said"), [
+    ("SIGINT", 130, "interrupted while starting: nothing was read or written"),
+    ("wrapped", 130, "interrupted while starting: nothing was read or written"),
+    ("SIGTERM", 143, "terminated (SIGTERM) while starting: nothing was read or written"),
+])
+def test_a_signal_while_the_command_starts_is_said_in_a_line(small_store, how, code, said):
+    """QA 2026-12-06: Ctrl-C in the first ~0.2 s (the package's imports, before the
+    entry point's guard) was a KeyboardInterrupt traceback, once a RuntimeError from a
+    class body (exit 1); SIGTERM there ended the command without a word. The package
+    now loads nothing heavy before the guard, which says each in a line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    env["INCBT_STORE"] = str(small_store)
+    p = subprocess.run([sys.executable, "-c", STARTING, how], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert p.returncode == code and p.stderr == said + "\n", (p.returncode, p.stderr)
+
+
+def test_importing_the_package_loads_no_store():
+    """What runs before the entry point's guard: `import incbt` loads no store, Arrow
+    or engine (they load on first use)."""
+    p = subprocess.run([sys.executable, "-c", "import sys, incbt; print(sorted(m for m in "
+                        "('incbt.store', 'pyarrow', 'numba', 'incbt.cli') if m in sys.modules))"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr
