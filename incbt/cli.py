@@ -1564,14 +1564,19 @@ def _terminate(signum: int, frame: Any) -> None:
 def _interrupted(fix: str = "") -> int:
     """Say that Ctrl-C (or SIGTERM) stopped the command; its exit code, 130 (143)."""
     global _SAID
+    from incbt.catalog import lock
+
     what = "terminated (SIGTERM)" if _TERMINATED else "interrupted"
     _SAID = True
-    err_console.print(
-        f"{what}: what was committed before it is kept, and nothing half-written is "
-        "(the next write removes it); "
-        + (fix or "run the same command again to finish (`incbt status` says what is stale)"),
-        highlight=False,
-    )
+    if not lock.taken():  # a command that reads (status, query, ...): no "to finish" (QA)
+        err_console.print(f"{what}: nothing was written", highlight=False)
+    else:
+        err_console.print(
+            f"{what}: what was committed before it is kept, and nothing half-written is "
+            "(the next write removes it); "
+            + (fix or "run the same command again to finish (`incbt status` says what is stale)"),
+            highlight=False,
+        )
     return 143 if _TERMINATED else 130
 
 

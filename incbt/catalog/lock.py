@@ -37,6 +37,12 @@ _owner: dict[str, int] = {}  # lock file -> the thread of this process that hold
 _held_lock = threading.Lock()
 
 
+def taken() -> bool:
+    """This process took a store's write lock (it may have written)."""
+    with _held_lock:
+        return bool(_held)
+
+
 def _holder(path: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
