@@ -758,3 +758,13 @@ def test_coverage_counts_the_weekdays_missing_between_days_of_any_weekday(offset
     got = ctx.sql(find_query("coverage", None)).to_arrow_table()
     assert got["missing_weekdays"].to_pylist() == [want]
     assert got["days"].to_pylist() == [len(days)]
+
+
+def test_a_typed_literal_of_a_parameter_says_how_to_cast_it(results):
+    """QA 2026-12-06: `DATE $a` failed in DataFusion's words alone."""
+    s, _ = results
+    with pytest.raises(incbt.QueryError, match=r"for a parameter, write CAST\(\$name AS DATE\)"):
+        s.sql("SELECT count(*) FROM daily WHERE date >= DATE $a", params={"a": "2024-01-05"})
+    n = s.sql("SELECT count(*) AS n FROM daily WHERE date >= CAST($a AS DATE)",
+              params={"a": "2024-01-05"})["n"][0].as_py()
+    assert n > 0

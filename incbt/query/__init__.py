@@ -660,6 +660,11 @@ def run_sql(
                 f"{params[k]!r}) with text, give it as text: params={{{k!r}: "
                 f"{str(params[k])!r}}}"
             )
+        if "Typed literal requires a string payload" in str(exc):  # DATE $a (QA 2026-12-06)
+            hint = (
+                "; a typed literal takes quoted text (DATE '2024-01-05'): for a "
+                "parameter, write CAST($name AS DATE)"
+            )
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         text = lines[0] if lines else type(exc).__name__
         if len(lines) > 1:  # DataFusion puts the cause last
