@@ -842,8 +842,10 @@ def main() -> None:
     why = (
         (f"Why Ray 2 workers is {r21:.2f}x Ray 1 and not 1.7x: " if r21 < 1.7 else
          f"Ray 2 workers is {r21:.2f}x Ray 1: ")
-        + "the driver works too. Its serial part (register, plan, catalog reads, submitting, "
-        f"and the commit after the last result) is {ms(s1)} of Ray 1's {ms(b_r1['s'])} "
+        + "the driver works too. Its own work (register, plan, catalog reads, submitting, "
+        "and its commits: the last after the last result, the others while the workers "
+        "compute, on the same two cores) is "
+        f"{ms(s1)} of Ray 1's {ms(b_r1['s'])} "
         f"({s1 / b_r1['s']:.0%}): with the rest halved exactly, 2 workers could reach "
         f"{bound:.2f}x (1.7x needs a serial share of at most {need:.0%}). "
         + (f"And while the workers compute, the driver encodes their result rows into the "
@@ -907,9 +909,13 @@ def main() -> None:
         "bars and compute ahead while the main thread writes rows). On Ray each worker call "
         "writes its rows as a "
         "batch of its own, inside the workers' task execution, and the driver renames the "
-        "files in. The commit (files made durable and renamed in, then the catalog "
-        "transaction) of a plan smaller than `DEFAULT_COMMIT_BARS` happens once, after the "
-        "last result. " + why,
+        "files in. A sweep commits (files made durable and renamed in, then the catalog "
+        "transaction) in pieces as results arrive, in plan order: a piece once the results "
+        "waiting for a commit reach `incbt.runs.commit_budget` (an eighth of an "
+        "instrument's bars per run: memory does not grow with the universe) or "
+        "`DEFAULT_COMMIT_BARS` bar-steps, the last after the last result "
+        f"({b_in['commits']} pieces without Ray, {b_r1['commits']} on Ray 1 worker, "
+        f"{b_r2['commits']} on 2). " + why,
         "",
         startup,
         "",
