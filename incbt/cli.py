@@ -1373,12 +1373,14 @@ def verify(
     if rep_.ok and (not bars or bars_ok):
         return
     for d in rep_.differences:
+        where = f"{d.instrument} " if d.instrument else ""
+        said = (  # "row count: * stored 0" read as a cell (QA 2026-12-06)
+            f"{d.stored:,} row(s) stored, {d.recomputed:,} recomputed"
+            if d.where == "row count"
+            else f"{d.where}: {d.column} stored {d.stored!r}, recomputed {d.recomputed!r}"
+        )
         err_console.print(
-            styled(
-                f"[red]differs:[/red] run {d.run_id} {d.table} "
-                f"{d.instrument or ''} {d.where}: {d.column} stored {d.stored!r}, "
-                f"recomputed {d.recomputed!r}"
-            ),
+            styled(f"[red]differs:[/red] run {d.run_id} {d.table} {where}{said}"),
             highlight=False,
         )
     if rep_.differences and not bars:  # the results, or the bars they were computed from

@@ -1246,3 +1246,21 @@ def test_importing_the_package_loads_no_store():
                         "('incbt.store', 'pyarrow', 'numba', 'incbt.cli') if m in sys.modules))"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr
+
+
+def test_verify_says_a_missing_row_as_counts(tmp_path):
+    """QA 2026-12-06: a row count difference read "row count: * stored 14, recomputed
+    15", as a cell; the hint names `verify --bars` for bars changed outside incbt."""
+    import pyarrow.parquet as pq
+
+    s = tmp_path / "s"
+    run("init", store=s)
+    run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "3", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    run("backtest", "sma_cross", "-p", "fast=3", "-p", "slow=20", store=s)
+    for f in (s / "results" / "daily").iterdir():
+        t = pq.read_table(f)
+        pq.write_table(t.slice(0, t.num_rows - 1), f)
+    p = run("verify", store=s, check=False)
+    assert p.returncode == 1 and " daily 5 row(s) stored, 6 recomputed" in p.stderr, p.stderr
+    assert "`incbt verify --bars` names it" in flat(p.stderr)
