@@ -144,10 +144,14 @@ def check_params(sql: str, params: dict[str, object], name: str) -> None:
         )
     unknown = sorted(set(params) - want)
     if unknown:
-        have = ", ".join(sorted(want | identifier_slots(sql))) or "none"
+        # the parameters once, with their docs where it has them (QA 2026-12-06: "its
+        # parameters are day (its parameters: day ...)")
+        documented = {d.split()[0] for d in docs if d.split()}
+        rest = [n for n in sorted(want | identifier_slots(sql)) if n not in documented]
+        listed = "; ".join([*docs, *rest]) or "none"
         raise UsageError(
             f"query {name} has no parameter {', '.join(map(repr, unknown))}; "
-            f"its parameters are {have}{about}"
+            f"its parameters: {listed}"
         )
 
 

@@ -250,7 +250,7 @@ def test_a_named_query_says_which_parameters_it_needs():
     board: dict[str, object] = {}
     check_params(find_query("leaderboard", None), board, "leaderboard")
     assert board == {"strategy": "%"}
-    with pytest.raises(UsageError, match=r"no parameter 'rnu'; its parameters are n, run"):
+    with pytest.raises(UsageError, match=r"no parameter 'rnu'; its parameters: "):
         check_params(sql, {"run": "x", "n": 3, "rnu": 1}, "worst_drawdowns")
     check_params(sql, {"run": "x", "n": 3}, "worst_drawdowns")
     # $names in comments and string literals are not parameters
