@@ -1090,9 +1090,18 @@ def _print_stale(res: object, output: str) -> None:
         pa.Table.from_pylist(stale_causes(stale)),
         "table",
         None,
-        title=f"stale: {len(stale):,} (run, instrument) pair(s) by cause "
-        "(--output csv lists each pair)",
+        title=_stale_title(stale),
     )
+
+
+def _stale_title(stale: list[Any]) -> str:
+    """The stale table's title: pairs, and runs a whole (a run it cannot recompute, a
+    portfolio to refold), counted apart (QA 2026-12-06: a broken run was "1 pair")."""
+    pairs = sum(1 for r in stale if r.instrument)
+    whole = len(stale) - pairs
+    said = [f"{pairs:,} (run, instrument) pair(s)"] if pairs else []
+    said += [f"{whole:,} run(s) as a whole"] if whole else []
+    return f"stale: {' and '.join(said)} by cause (--output csv lists each)"
 
 
 def stale_causes(stale: list[Any], shown: int = 3) -> list[dict[str, Any]]:

@@ -1264,3 +1264,16 @@ def test_verify_says_a_missing_row_as_counts(tmp_path):
     p = run("verify", store=s, check=False)
     assert p.returncode == 1 and " daily 5 row(s) stored, 6 recomputed" in p.stderr, p.stderr
     assert "`incbt verify --bars` names it" in flat(p.stderr)
+
+
+def test_the_stale_title_counts_pairs_and_whole_runs_apart():
+    """QA 2026-12-06: a run whose strategy file is gone (a row for the run as a whole)
+    was counted as "1 (run, instrument) pair"."""
+    from incbt.cli import _stale_title
+    from incbt.update import StaleRow
+
+    rows = [StaleRow("r1", "s", "A", "new day(s)", "2024-01-02", 10),
+            StaleRow("r2", "s", "", "cannot recompute: gone", None, 0)]
+    assert _stale_title(rows) == ("stale: 1 (run, instrument) pair(s) and 1 run(s) as a "
+                                  "whole by cause (--output csv lists each)")
+    assert _stale_title(rows[:1]).startswith("stale: 1 (run, instrument) pair(s) by cause")
