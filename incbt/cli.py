@@ -1145,6 +1145,8 @@ def _print_failures(r: object) -> None:
     they failed before and nothing they read has changed."""
     errors = r.errors  # type: ignore[attr-defined]
     _print_capped([f"[yellow]failed:[/yellow] {e}" for e in errors], 10)
+    lost = getattr(r, "not_run", [])
+    _print_capped([f"[yellow]not computed:[/yellow] {e}" for e in lost], 10)
     skipped = r.skipped_failed  # type: ignore[attr-defined]
     if skipped:
         err_console.print(
@@ -1164,7 +1166,20 @@ def _exit_if_failed(r: object, known: bool = True) -> None:
 
     Everything else is committed; the code tells a script that the results are not
     complete (the failures are printed above, each with the step's error)."""
+    lost = len(getattr(r, "not_run", []))
+    if lost:  # no strategy failed there: nothing stored was lost (QA 2026-12-06)
+        err_console.print(
+            styled(
+                f"[red]{lost} (run, instrument) pair(s) not computed[/red] (above): their "
+                "tasks could not run (their workers died on every try); what was stored "
+                "before is kept, and every other result is committed. Run the same command "
+                "again (a sweep: with --resume; or `incbt update`) to compute them"
+            ),
+            highlight=False,
+        )
     n = len(r.failures(known))  # type: ignore[attr-defined]
+    if lost and not n:
+        raise typer.Exit(1)
     if n:
         err_console.print(
             styled(

@@ -438,6 +438,9 @@ class UpdateReport:
     # pairs not computed because their computation failed before and nothing it read
     # changed since: "run R, INSTRUMENT: error (event N)"
     skipped_failed: list[str] = field(default_factory=list)
+    # pairs whose task never ran (a Ray task whose workers died on every try): nothing
+    # stored of them changed, and the next command computes them
+    not_run: list[str] = field(default_factory=list)
     executor: str = ""  # where the tasks ran (the last phase that computed any)
     # the last event before the call's first commit: failures recorded after it are
     # the call's own (``plan_runs(since=)``)
@@ -941,7 +944,10 @@ def commit(
         for k, err in enumerate(r.errors):
             if err:
                 failed.add((r.task.run_ids[k], r.task.instrument))
-                summary.errors.append(f"{r.task.instrument}: {err}")
+                said = f"{r.task.instrument}: {err}"
+                # a task that never ran is no failure of the strategy (QA 2026-12-06:
+                # "fix the strategy", and the event counted them as failed)
+                (summary.not_run if r.not_run else summary.errors).append(said)
     if files is None:
         files = open_batch(store)
         for r in results:
@@ -1054,8 +1060,9 @@ def commit(
                     final if every else final[ok],
                 )
             # every segment computed, failed or not, as the command's report and the
-            # bar-steps count them; the failed ones are counted apart (summary.errors)
-            summary.segments += len(t.run_ids)
+            # bar-steps count them; the failed ones are counted apart (summary.errors);
+            # a task that never ran computed none
+            summary.segments += 0 if r.not_run else len(t.run_ids)
             summary.days += len(r.days) * len(t.run_ids)
         # runs computed here whose portfolio waits for a later commit: remember from which
         # day it changed, so that commit (even after a crash) refolds from there
@@ -1140,6 +1147,7 @@ def commit(
                 "n_runs": len(computed),
                 "segments": summary.segments,
                 "failed": len(summary.errors),
+                **({"not_run": len(summary.not_run)} if summary.not_run else {}),
                 "bars_processed": summary.bars_processed,
                 "daily_rows": summary.daily_rows,
                 "fills": summary.fills,
@@ -1564,6 +1572,7 @@ def _phase(
         report.commit = c
         report.bars_processed += c.bars_processed
         report.errors += c.errors
+        report.not_run += c.not_run
         report.commits += 1
         new, pending = [], []
 

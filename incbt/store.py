@@ -407,6 +407,16 @@ def warn_failures(report: Any, known: bool = True) -> None:
     instrument) pair in this call, or (``known``) failed before and was not retried:
     in a notebook a run's missing rows would otherwise pass unseen. The warning points
     at the caller of the Store method."""
+    lost = getattr(report, "not_run", [])
+    if lost:  # no strategy failed: the tasks did not run (QA 2026-12-06)
+        warnings.warn(
+            StrategyFailureWarning(
+                f"{len(lost)} (run, instrument) pair(s) not computed: their tasks could not "
+                f"run (their workers died on every try). First: {lost[0]} (all of them: "
+                ".report.not_run). What was stored is kept: call again to compute them"
+            ),
+            stacklevel=_outside(),
+        )
     errors = report.failures(known)
     if errors:
         warnings.warn(

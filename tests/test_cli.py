@@ -1277,3 +1277,22 @@ def test_the_stale_title_counts_pairs_and_whole_runs_apart():
     assert _stale_title(rows) == ("stale: 1 (run, instrument) pair(s) and 1 run(s) as a "
                                   "whole by cause (--output csv lists each)")
     assert _stale_title(rows[:1]).startswith("stale: 1 (run, instrument) pair(s) by cause")
+
+
+def test_pairs_not_computed_are_no_strategy_failure(capsys):
+    """QA 2026-12-06: pairs whose Ray tasks died on every try were said as the strategy
+    failing ("results are not stored ... fix the strategy"). They are said apart: nothing
+    stored was lost, and the same command again computes them; exit 1."""
+    import typer
+
+    from incbt.cli import _exit_if_failed, _print_failures
+    from incbt.runs import UpdateReport
+
+    r = UpdateReport(not_run=["S0001: run abc not computed (its task failed on every try)"])
+    _print_failures(r)
+    with pytest.raises(typer.Exit) as info:
+        _exit_if_failed(r)
+    assert info.value.exit_code == 1
+    said = flat(capsys.readouterr().err)
+    assert "not computed: S0001: run abc" in said and "Fix the strategy" not in said
+    assert "1 (run, instrument) pair(s) not computed (above): their tasks could not run" in said

@@ -153,10 +153,12 @@ def test_any_chunking_and_commits_of_workers_batches_give_the_in_process_tables(
         rep = bring_up_to_date(
             s, records, command="test", kind="sweep", executor=ex, commit_bars=commit_bars
         )
-        # a task is one instrument with every run (no split at this size)
-        assert all("not computed" in e for e in rep.errors), rep.errors
-        assert {e.split(":", 1)[0] for e in rep.errors} == ex.lost
-        assert len(rep.errors) == len(ex.lost) * len(RUNS)
+        # a task is one instrument with every run (no split at this size); a task that
+        # never ran is no failure of the strategy: said apart (QA 2026-12-06)
+        assert rep.errors == []
+        assert all("not computed" in e for e in rep.not_run), rep.not_run
+        assert {e.split(":", 1)[0] for e in rep.not_run} == ex.lost
+        assert len(rep.not_run) == len(ex.lost) * len(RUNS)
         with s.catalog.env.read() as txn:
             recs = dict(rc.batches(s.catalog, txn))
         assert len(recs) == ex.chunks - len(dead & set(range(ex.chunks)))  # a batch a call

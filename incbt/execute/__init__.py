@@ -247,6 +247,9 @@ class TaskResult:
     # are in, and on the last result of that batch, the batch's files (a Part)
     batch: int | None = None
     part: Any = None
+    # its task never ran (its workers kept dying): its errors are no strategy's; nothing
+    # stored is touched, and the next command runs it again
+    not_run: bool = False
 
     def __post_init__(self) -> None:
         if self.snap_days is None:
@@ -262,7 +265,11 @@ class TaskResult:
 
 
 def nothing_computed(
-    task: SegmentTask, width: int, errors: Sequence[str], through: int | None = None
+    task: SegmentTask,
+    width: int,
+    errors: Sequence[str],
+    through: int | None = None,
+    not_run: bool = False,
 ) -> TaskResult:
     """A task whose runs computed nothing, each with its error. ``through``: the last day
     they failed over, which the commit records as their failure (the pairs hold nothing,
@@ -284,6 +291,7 @@ def nothing_computed(
         np.zeros((n, len(days), width)),
         0,
         list(errors),
+        not_run=not_run,
     )
 
 

@@ -260,7 +260,7 @@ def failed_result(task: SegmentTask, width: int, why: str) -> TaskResult:
     from incbt.execute import nothing_computed
 
     why = f"not computed (its task failed on every try): {why}"
-    return nothing_computed(task, width, [f"run {rid} {why}" for rid in task.run_ids])
+    return nothing_computed(task, width, [f"run {rid} {why}" for rid in task.run_ids], not_run=True)
 
 
 def _width(task: SegmentTask) -> int:

@@ -170,6 +170,8 @@ class CommitSummary:
     daily_rows: int = 0
     fills: int = 0
     errors: list[str] = field(default_factory=list)
+    # pairs whose task never ran (its workers kept dying): no strategy failed there
+    not_run: list[str] = field(default_factory=list)
 
 
 Rows = dict[str, np.ndarray]
