@@ -1609,6 +1609,9 @@ def _phase(
                 work = held = 0
         if pending or new:
             flush()
+        here = getattr(ex, "ran_here", 0)
+        if here:  # a worker died and the rest ran here (QA 2026-12-06: "in 2 processes")
+            report.executor = f"{ex.name}, then in this process after a worker died"
     finally:
         if files is not None:  # interrupted: the next writer removes the unfinished files
             files.abort()

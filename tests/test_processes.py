@@ -186,7 +186,10 @@ def test_a_worker_that_dies_hands_its_chunk_back(
     monkeypatch.setattr(proc, "_run", run)
     s = incbt.init(str(tmp_path / "s"))
     with pytest.warns(RuntimeWarning, match="a worker process died .* runs in this process"):
-        history(s, data)
+        reports = history(s, data)
+    # where it ran says so (QA 2026-12-06: "in 2 processes", every chunk run here)
+    assert any(r.executor.endswith(", then in this process after a worker died")
+               for r in reports), [r.executor for r in reports]
     assert_same(results(s), reference)
     assert_files_are_the_catalogs(s)
 
