@@ -806,9 +806,11 @@ def sweep(
             f"{k}={v if isinstance(v, str) else ','.join(map(str, v))}" for k, v in res.kept.items()
         )
         typer.echo(f"kept the sweep's values of the parameters not given: {kept}")
-    if res.skipped:
+    if res.skipped:  # a sample is drawn from the points the strategy takes (QA: said as
+        # skipped from the sample)
+        where = "left out of the sample" if random is not None else "skipped"
         typer.echo(
-            f"skipped {len(res.skipped)} grid point(s) the strategy rejects, e.g. {res.skipped[0]}"
+            f"{where}: {len(res.skipped)} grid point(s) the strategy rejects, e.g. {res.skipped[0]}"
         )
     if res.short:  # fewer points than --random asked for, and why
         err_console.print(f"note: {res.short}", highlight=False, soft_wrap=True)

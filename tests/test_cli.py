@@ -1296,3 +1296,14 @@ def test_pairs_not_computed_are_no_strategy_failure(capsys):
     said = flat(capsys.readouterr().err)
     assert "not computed: S0001: run abc" in said and "Fix the strategy" not in said
     assert "1 (run, instrument) pair(s) not computed (above): their tasks could not run" in said
+
+
+def test_points_a_sample_leaves_out_are_said_as_such(small_store):
+    """QA 2026-12-06: --random N said every rejected point of the whole grid "skipped",
+    as if the sample had drawn them."""
+    p = run("sweep", "sma_cross", "-g", "fast=10,60", "-g", "slow=50", "--random", "1",
+            "--dry-run", store=small_store)
+    assert "left out of the sample: 1 grid point(s) the strategy rejects" in p.stdout, p.stdout
+    p = run("sweep", "sma_cross", "-g", "fast=10,60", "-g", "slow=50", "--dry-run",
+            store=small_store)
+    assert "skipped: 1 grid point(s) the strategy rejects" in p.stdout, p.stdout
