@@ -768,3 +768,16 @@ def test_a_typed_literal_of_a_parameter_says_how_to_cast_it(results):
     n = s.sql("SELECT count(*) AS n FROM daily WHERE date >= CAST($a AS DATE)",
               params={"a": "2024-01-05"})["n"][0].as_py()
     assert n > 0
+
+
+def test_time_travel_refuses_results_tables_read_not_words(results):
+    """QA 2026-12-06: `--as-of` refused any query with the word runs, failed, daily...
+    anywhere: the events table's own columns runs and failed, an alias, a comment."""
+    s, _ = results
+    got = s.sql("SELECT seq, kind, runs, failed FROM events WHERE kind = 'sweep'", as_of=3)
+    assert got.num_rows == 1 and got["runs"][0].as_py() == 4
+    assert s.sql("SELECT count(*) AS runs FROM bars -- no daily here", as_of=2).num_rows == 1
+    for q, table in (("SELECT * FROM runs", "runs"),
+                     ("SELECT e.seq FROM events e JOIN metrics m ON true", "metrics")):
+        with pytest.raises(incbt.QueryError, match=f"the table {table} holds the results"):
+            s.sql(q, as_of=2)
