@@ -781,3 +781,16 @@ def test_time_travel_refuses_results_tables_read_not_words(results):
                      ("SELECT e.seq FROM events e JOIN metrics m ON true", "metrics")):
         with pytest.raises(incbt.QueryError, match=f"the table {table} holds the results"):
             s.sql(q, as_of=2)
+
+
+def test_a_query_too_wide_to_plan_is_refused_not_a_crash(results):
+    """QA 2026-12-06: 3,000 `(a AND b)` terms joined by OR killed the process (SIGSEGV in
+    DataFusion's planner); refused with the fix."""
+    s, _ = results
+    q = "SELECT count(*) FROM events WHERE " + " OR ".join(
+        f"(kind = 'k{i}' AND seq > {i})" for i in range(3000))
+    with pytest.raises(incbt.QueryError, match=r"5,999 AND/OR terms, more than the SQL engine"):
+        s.sql(q)
+    q = "SELECT count(*) AS n FROM events WHERE " + " OR ".join(
+        f"(kind = 'k{i}' AND seq > {i})" for i in range(1000))
+    assert s.sql(q)["n"][0].as_py() == 0

@@ -608,6 +608,12 @@ def run_sql_fresh(
         raise
 
 
+# AND/OR terms of a query DataFusion 55 plans: a chain of 6,000 overflowed its stack
+# (a SIGSEGV); 5,000 planned (measured 2026-12-06)
+MAX_BOOLEAN_TERMS = 3000
+_BOOLEAN = re.compile(r"\b(?:and|or)\b", re.I)
+
+
 def run_sql(
     ctx: datafusion.SessionContext,
     query: str,
@@ -630,6 +636,14 @@ def run_sql(
     sweeps named 7 and 007.
     """
     label = f"query {name}" if name else "SQL"
+    terms = len(_BOOLEAN.findall(query))
+    if terms > MAX_BOOLEAN_TERMS:  # DataFusion's planner recursed past its stack, and the
+        # process died of SIGSEGV without a word (QA 2026-12-06: 6,000 terms)
+        raise QueryError(
+            f"{label}: {terms:,} AND/OR terms, more than the SQL engine can plan (at most "
+            f"{MAX_BOOLEAN_TERMS:,}). Fix: put the values in IN (...) lists, or in a VALUES "
+            "table joined to the query"
+        )
     # read-only: no COPY ... TO a file, no CREATE, INSERT or SET (the store's files and
     # catalog are written by incbt's commands alone)
     options = (
