@@ -60,14 +60,21 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _Any:
-    if name in _LAZY:
-        import importlib
+# the package's modules, as attributes once loaded (incbt.store was one, imported by
+# this file, before its names became lazy: QA 2026-12-06)
+_MODULES = frozenset({"store", "runs", "engine", "errors", "sweep", "update", "query"})
 
+
+def __getattr__(name: str) -> _Any:
+    import importlib
+
+    if name in _LAZY:
         module, attr = _LAZY[name]
         value = getattr(importlib.import_module(module), attr)
         globals()[name] = value
         return value
+    if name in _MODULES:
+        return importlib.import_module(f"incbt.{name}")
     raise AttributeError(f"module 'incbt' has no attribute {name!r}")
 
 

@@ -985,11 +985,18 @@ def status(output: PrintOpt = "table") -> None:
     gone, bad = res.missing_files, res.damaged_files
     for what, found in (("missing", gone), ("damaged (cut short or changed)", bad)):
         if found:
+            bars = any(f.startswith("bars") for f in found)  # the same fix as verify --bars
             err_console.print(
                 styled(
                     f"[red]{len(found)} file(s) the catalog lists are {what}[/red] (e.g. "
                     f"{found[0]}): the store was changed outside incbt; restore it from a "
                     "backup"
+                    + (
+                        ", or ingest the original data of the days of its bars files with "
+                        "`incbt ingest --rewrite FILE...` (`incbt verify --bars` names them)"
+                        if bars
+                        else ""
+                    )
                 ),
                 highlight=False,
             )

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import incbt
@@ -1307,3 +1308,55 @@ def test_points_a_sample_leaves_out_are_said_as_such(small_store):
     p = run("sweep", "sma_cross", "-g", "fast=10,60", "-g", "slow=50", "--dry-run",
             store=small_store)
     assert "skipped: 1 grid point(s) the strategy rejects" in p.stdout, p.stdout
+
+
+def test_verify_bars_reads_every_column_from_disk_and_rewrite_is_safe(tmp_path):
+    """QA 2026-12-06, of verify --bars and ingest --rewrite: a flipped `date` (what SQL
+    filters on) passed; a file replaced by another valid one was an internal error
+    (exit 3); a small file this process wrote was checked from its copy in memory; a
+    rewrite killed before its commit left repaired files under damaged results (now it
+    writes files of its own, the commit repoints the days); a rewrite that cut a day
+    short of the stored one went through."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from incbt.bars.generate import generate
+
+    generate(str(tmp_path / "d"), instruments=2, days=4, start="2024-01-01", seed=2)
+    generate(str(tmp_path / "e"), instruments=2, days=5, start="2024-01-01", seed=2,
+             from_day="2024-01-05")
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    s.ingest(str(tmp_path / "e"))  # small append files, remembered by this process
+    assert s.verify_bars().ok
+    small = sorted((tmp_path / "s" / "bars").rglob("*.parquet"), key=os.path.getsize)[0]
+    t = pq.read_table(small)
+    t = t.set_column(t.column_names.index("close"), "close",
+                     pa.array(t["close"].to_numpy() * 1.5))
+    pq.write_table(t, small)
+    chk = s.verify_bars()  # from disk, not this process's copy
+    assert len(chk.differ) == 1 and chk.differ[0][1] == "2024-01-05", chk
+    big = sorted((tmp_path / "s" / "bars").rglob("*.parquet"), key=os.path.getsize)[-1]
+    t = pq.read_table(big)
+    dates = t["date"].combine_chunks().to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    t = t.set_column(t.column_names.index("date"), "date",
+                     pa.array(dates + np.timedelta64(1, "D")))
+    pq.write_table(t, big)
+    assert len(s.verify_bars().differ) == 1 + 4  # every day of the file: its date column
+    shutil.copyfile(small, big)  # a valid bars file, of other rows
+    chk = s.verify_bars()
+    assert [r for r, _ in chk.unreadable] == [str(big.relative_to(tmp_path / "s"))], chk
+    p = run("verify", "--bars", store=tmp_path / "s", check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "unreadable:" in p.stderr
+    res = s.ingest([str(tmp_path / "d"), str(tmp_path / "e")], rewrite=True)
+    assert res.days_rewritten == 10 and s.verify_bars().ok
+    assert os.path.exists(big)  # the damaged file stays, superseded (gc removes it)
+    # a rewrite giving part of a stored day is refused, the store as it was
+    part = tmp_path / "part.csv"
+    rows = sorted((tmp_path / "d").iterdir())[0].read_text().splitlines()
+    part.write_text("\n".join(rows[:100]) + "\n")
+    with pytest.raises(incbt.BadInputError, match="--rewrite writes days whole"):
+        s.ingest(str(part), rewrite=True)
+    assert s.verify_bars().ok

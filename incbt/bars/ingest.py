@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
@@ -101,7 +102,7 @@ from incbt.catalog import (
     DayEntry,
     FileRecord,
 )
-from incbt.errors import BadInputError, CatalogError, UsageError
+from incbt.errors import BadInputError, CatalogError, StoreError, UsageError
 from incbt.progress import NULL, Reporter
 from incbt.settings import usable_cores
 
@@ -612,17 +613,26 @@ class _Plan:
         return bucket_path(self.instrument, self.month, self.hash.hex())
 
 
-def _file_hash(instrument: str, parts: Sequence[DayEntry | Piece]) -> bytes:
-    """A bars file's content address: its instrument and its days' content hashes."""
+def _file_hash(instrument: str, parts: Sequence[DayEntry | Piece], salt: bytes = b"") -> bytes:
+    """A bars file's content address: its instrument and its days' content hashes.
+    ``salt`` (a rewrite's): another name for the same content, so the repaired file is
+    written beside a damaged one, and the commit repoints the days to it (a file
+    renamed over the damaged one before the commit left, when killed in between,
+    results computed from the damage that no command flagged: QA 2026-12-06)."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(instrument.encode() + b"\0")
+    h.update(instrument.encode() + b"\0" + salt)
     for x in parts:
         h.update(int(x.day).to_bytes(4, "big", signed=True) + x.hash)
     return h.digest()
 
 
 def _plan_bucket(
-    instrument: str, month: str, pieces: list[Piece], files: list[_File], max_files: int
+    instrument: str,
+    month: str,
+    pieces: list[Piece],
+    files: list[_File],
+    max_files: int,
+    salt: bytes = b"",
 ) -> _Plan:
     """The one file this ingest writes for a bucket (see the module docstring).
 
@@ -657,7 +667,7 @@ def _plan_bucket(
     return _Plan(
         instrument,
         month,
-        _file_hash(instrument, parts),
+        _file_hash(instrument, parts, salt),
         parts,
         sources,
         keep,
@@ -666,16 +676,23 @@ def _plan_bucket(
     )
 
 
-def _write_bucket(root: str, plan: _Plan, max_rows: int, rewrite: bool = False) -> _File:
-    """Write the plan's file (unless that content is on disk already, but with
-    ``rewrite``: then written again, in the store's ``tmp/`` and renamed over it: a
-    file damaged outside incbt keeps its name, the hash of the days it should hold, and
-    was kept as it was); not yet durable."""
+def _write_bucket(root: str, plan: _Plan, max_rows: int) -> _File:
+    """Write the plan's file (unless that content is on disk already); not yet durable.
+    A stored file it merges that cannot be read is said, with the fix."""
     old: dict[bytes, np.ndarray] = {}
     for fh in {x.file for x in plan.parts if isinstance(x, DayEntry)}:
         # one thread, no pre-buffer: ~3x faster than read_table on these small files
-        pf = pq.ParquetFile(os.path.join(root, plan.sources[fh]), pre_buffer=False)
-        old[fh] = table_block(pf.read(columns=list(BLOCK_ROWS), use_threads=False))
+        path = os.path.join(root, plan.sources[fh])
+        try:
+            pf = pq.ParquetFile(path, pre_buffer=False)
+            old[fh] = table_block(pf.read(columns=list(BLOCK_ROWS), use_threads=False))
+        except (OSError, pa.ArrowException, KeyError, ValueError) as exc:  # QA 2026-12-06
+            raise StoreError(
+                f"{path} cannot be read ({exc}), and this ingest merges days it holds into "
+                "a new file: the store was changed outside incbt (`incbt verify --bars`). "
+                "Fix: ingest the original data of every day of that file (its month) with "
+                "--rewrite, or restore the store from a backup"
+            ) from None
     # the month's days, each one slice of its input's block (see bars_block)
     slices = []
     day_rows = []
@@ -695,15 +712,7 @@ def _write_bucket(root: str, plan: _Plan, max_rows: int, rewrite: bool = False) 
     final = os.path.join(root, rel)
     # same content written before (e.g. a correction undone): a file there is complete,
     # since recover() has removed every file a crashed writer may have left half-written
-    if not os.path.exists(final):
-        size = write_file(table, groups, final)
-    elif rewrite:  # a reader sees the old file or the new one whole; a crash leaves tmp/
-        tmp = os.path.join(root, "tmp", f"rewrite-{plan.hash.hex()}.parquet")
-        os.makedirs(os.path.dirname(tmp), exist_ok=True)
-        size = write_file(table, groups, tmp)
-        os.replace(tmp, final)
-    else:
-        size = os.path.getsize(final)
+    size = os.path.getsize(final) if os.path.exists(final) else write_file(table, groups, final)
     RECENT.remember(plan.hash, arrays)  # an update reads its new day next
     ts = arrays["ts"]
     entries = []
@@ -943,8 +952,7 @@ def ingest(
                     # folders) two threads beat one there as well (an update's 100 append
                     # files: ingest median 76 -> 65 ms; 500: 436 -> 358 ms, 2026-12-05)
                     writes = [
-                        pool.submit(_write_bucket, root, plan, row_group_rows, rewrite)
-                        for plan in plans
+                        pool.submit(_write_bucket, root, plan, row_group_rows) for plan in plans
                     ]
                     for plan, w in zip(plans, writes, strict=True):
                         f = w.result()
@@ -1153,6 +1161,7 @@ def _classify(
 ) -> list[_Plan]:
     """Diff pieces against the catalog; plan the file each changed bucket gets."""
     changed: dict[tuple[str, str], list[Piece]] = defaultdict(list)
+    salt = os.urandom(8)  # a rewrite's files: names of their own (_file_hash)
     months_read: dict[tuple[str, int], dict[int, np.ndarray]] = {}  # join_days: stored days
     with cat.env.read() as txn:
         keys = sorted(pieces)
@@ -1181,7 +1190,19 @@ def _classify(
                 summary.days_unchanged += 1
                 continue
             if old is not None and old != p.hash:
+                apart = len(summary.replaced_apart)
                 p = _beside_stored(root, cat, txn, p, hasher, join_days, summary, months_read)
+                if rewrite and len(summary.replaced_apart) > apart:
+                    # a repair that cuts a day short is no repair (QA 2026-12-06: a store
+                    # of another session zone, repaired from some of its UTC-day files)
+                    inst, day, stored_n, new_n = summary.replaced_apart[-1]
+                    raise BadInputError(
+                        f"--rewrite writes days whole, and the bars given for {inst} on "
+                        f"{day} ({new_n:,}) leave out some of the stored day's "
+                        f"({stored_n:,})",
+                        fix="give every file that holds that day's bars (a day of a "
+                        "session zone other than UTC is in two UTC-day files)",
+                    )
                 if p.hash == old:  # merged: the same bars sent again
                     summary.days_unchanged += 1
                     continue
@@ -1196,7 +1217,7 @@ def _classify(
             cur_files = staged.get((inst, month))
             if cur_files is None:
                 cur_files = _committed_files(cat, txn, inst, month)
-            plan = _plan_bucket(inst, month, ps, cur_files, max_files)
+            plan = _plan_bucket(inst, month, ps, cur_files, max_files, salt if rewrite else b"")
             summary.buckets_folded += plan.fold
             summary.append_files += bool(plan.keep) and not plan.merged
             plans.append(plan)
