@@ -84,7 +84,8 @@ class UpdateResult:
     # sweeps interrupted before some of their runs' first commit: name -> (runs not
     # computed yet, runs); no update computes those, ``store.sweep(..., resume=True)`` does
     unfinished_sweeps: dict[str, tuple[int, int]] = field(default_factory=dict)
-    # status only: files the catalog lists that are missing, or damaged (Store.damaged_files)
+    # ``Store.status()`` only (an update's are empty, unchecked: QA 2026-12-06): files the
+    # catalog lists that are missing, or damaged (Store.damaged_files)
     missing_files: list[str] = field(default_factory=list)
     damaged_files: list[str] = field(default_factory=list)
 
