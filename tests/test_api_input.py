@@ -368,3 +368,11 @@ def test_a_fee_past_the_notional_filled_is_refused(filled):
                                                r"10000.0\]"):
         filled.backtest("sma_cross", {"fast": 4}, fee_bps=1e300, dry_run=True)
     assert filled.backtest("sma_cross", {"fast": 4}, fee_bps=10000, dry_run=True).run_id
+
+
+def test_an_int_parameter_past_2_53_is_refused_not_rounded(filled):
+    """QA 2026-12-06: 2**53 + 1 was taken and stored as 2**53 (the bound was checked on
+    the value as a float)."""
+    assert filled.backtest("sma_cross", {"fast": 1, "slow": 2**53}, dry_run=True).run_id
+    with pytest.raises(incbt.IncbtError, match=r"is too large \(\|value\| must be <= 2\*\*53\)"):
+        filled.backtest("sma_cross", {"fast": 1, "slow": 2**53 + 1}, dry_run=True)

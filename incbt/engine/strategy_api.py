@@ -216,7 +216,9 @@ def _coerce(owner: str, spec: ParamSpec, value: Any) -> int | float:
     if spec.type is int:
         if fval != math.floor(fval):
             raise StrategyError(f"{where} is not an integer; valid range {spec.range_text}")
-        if abs(fval) > _MAX_EXACT_INT:
+        # the value itself: float(2**53 + 1) is 2**53, which passed (QA 2026-12-06)
+        whole_value = int(value) if isinstance(value, numbers.Integral) else fval
+        if abs(fval) > _MAX_EXACT_INT or abs(whole_value) > _MAX_EXACT_INT:
             raise StrategyError(f"{where} is too large (|value| must be <= 2**53)")
         out: int | float = int(value)
     else:
