@@ -308,3 +308,17 @@ def test_a_metric_is_for_a_sweeps_report(tmp_path):
     with pytest.raises(incbt.NotFoundError, match="no sweep or run 'nosuch'"):
         s.report("nosuch", str(tmp_path / "r.html"), "total_pnl")
     assert s.report(run.run_id, str(tmp_path / "r.html"))
+
+
+def test_a_run_reports_header_names_its_instruments_and_a_dropped_run_is_said(tmp_path):
+    """QA 2026-12-06: the header said "universe 2" for two named instruments; a report of
+    a dropped run said "no sweep or run" (SQL's queries said it was dropped)."""
+    generate(str(tmp_path / "d"), instruments=3, days=3, start="2024-01-01", seed=1)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    run = s.backtest("sma_cross", {"fast": 3, "slow": 20}, instruments=["S0000", "S0002"])
+    path = s.report(run.run_id, str(tmp_path / "r.html"))
+    assert "2 instrument(s): S0000, S0002" in Path(path).read_text(encoding="utf-8")
+    s.drop([run.run_id])
+    with pytest.raises(incbt.NotFoundError, match=f"run {run.run_id} was dropped"):
+        s.report(run.run_id, str(tmp_path / "r2.html"))

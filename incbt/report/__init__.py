@@ -420,8 +420,14 @@ def run_report(store: Any, run_id: str) -> str:
         )
     sub = (
         f"run {rec.run_id} · {rec.strategy} {json.dumps(rec.params)} · "
-        f"{json.dumps(rec.exec_params)} · {_from(rec.start)} · universe "
-        f"{rec.universe if isinstance(rec.universe, str) else len(rec.universe)}"
+        f"{json.dumps(rec.exec_params)} · {_from(rec.start)} · "
+        # "universe 2" read as a name (QA 2026-12-06)
+        + (
+            "every instrument"
+            if rec.universe == "all"
+            else f"{len(rec.universe)} instrument(s): {', '.join(rec.universe[:5])}"
+            + (", ..." if len(rec.universe) > 5 else "")
+        )
         + (f" · fork of {rec.fork['base']} from {rec.fork['effective']}" if rec.fork else "")
         + f" · report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
@@ -667,7 +673,9 @@ def report(store: Any, target: str, path: str, metric: str | None = None) -> str
                     "run's report shows every metric. Fix: leave it out, or name a sweep"
                 )
             text = run_report(store, target)
-        except NotFoundError:
+        except NotFoundError as exc:
+            if "was dropped" in str(exc):  # named, and dropped: said so (QA 2026-12-06)
+                raise
             raise NotFoundError(
                 f'no sweep or run {target!r} (`incbt query "SELECT * FROM sweeps"` and '
                 '`incbt query "SELECT run_id, strategy, params FROM runs"` list them)'
