@@ -393,8 +393,6 @@ def ingest(
 ) -> None:
     """Validate and ingest bars as one atomic batch (new days, corrections, no-ops)."""
     st = _open()
-    if rewrite and join_days:
-        raise UsageError("--rewrite and --join-days: give one of them")
     with RichReporter() as rep:
         s = st.ingest(
             paths,
@@ -667,8 +665,8 @@ def backtest(
         )
     else:  # a new run with no bar to compute yet is not "up to date" (QA 2026-12-06)
         new = r is not None and _is_new(st, run, r, dry=False)
-        said = "registered; nothing to compute yet" if new else "already up to date"
-        _say(said if new else f"{said}: nothing computed", machine)
+        up_to_date = "already up to date: nothing computed"
+        _say("registered; nothing to compute yet" if new else up_to_date, machine)
         _print_why_empty(run, r, machine)
     if r is not None:
         _print_failures(r)
@@ -981,7 +979,7 @@ def status(output: PrintOpt = "table") -> None:
     # a store changed by hand is said here, not found by the next backtest that reads the
     # file; a bars file of another size than the catalog's, or a results file without
     # Parquet's footer, is damaged (QA 2026-12-06: a truncated one was not said)
-    res = st.status()
+    res = st.status_of(files)  # the files read once, for the summary and this check
     gone, bad = res.missing_files, res.damaged_files
     for what, found in (("missing", gone), ("damaged (cut short or changed)", bad)):
         if found:
@@ -1031,7 +1029,7 @@ def status(output: PrintOpt = "table") -> None:
     if horizon:
         _say(f"time travel (--as-of) reaches back to event {horizon} (incbt gc)", machine)
     _print_update(res, output, dry=True, store=st)
-    _print_unfinished_sweeps(st, machine, writer)
+    _print_unfinished_sweeps(res, machine, writer)
     _print_stale(res, output)
     if gone or bad or res.broken:  # a damaged store, or runs no update can maintain
         raise typer.Exit(1)
@@ -1254,13 +1252,12 @@ def _where(r: Any) -> str:
     return f" ({ex})" if ex and ex != "in-process" else ""
 
 
-def _print_unfinished_sweeps(store: Any, machine: bool = False, writer: str | None = None) -> None:
-    """Sweeps with runs never committed (interrupted before them): no update computes
-    those, a resume does (status said nothing of them: found 2026-12-05). ``writer``:
-    the write under way, which may be computing them."""
-    from incbt.sweep import unfinished
-
-    for name, (n, runs) in unfinished(store).items():
+def _print_unfinished_sweeps(res: Any, machine: bool = False, writer: str | None = None) -> None:
+    """Sweeps with runs never committed (interrupted before them: the status or update
+    result's ``unfinished_sweeps``): no update computes those, a resume does (status
+    said nothing of them: found 2026-12-05). ``writer``: the write under way, which may
+    be computing them."""
+    for name, (n, runs) in res.unfinished_sweeps.items():
         if n:
             why = (
                 f"a write is under way ({writer}), which may be computing them; if it "
@@ -1341,7 +1338,7 @@ def update(
     _print_update(res, output, dry_run, store=None if dry_run and paths else st)
     if dry_run or machine:
         _print_stale(res, output)
-    _print_unfinished_sweeps(st, machine)  # no update computes those (QA 2026-12-05)
+    _print_unfinished_sweeps(res, machine)  # no update computes those (QA 2026-12-05)
     if not dry_run:  # pairs that failed before and were not retried are reported, not an error
         _exit_if_failed(res.report, known=False)
     if res.broken:  # runs it cannot bring up to date (said above)

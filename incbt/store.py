@@ -895,11 +895,16 @@ class Store:
         >>> st = store.status()
         >>> [(r.run_id, r.instrument, r.reason, r.from_day) for r in st.stale]
         """
+        return self.status_of(None)
+
+    def status_of(self, files: list[Any] | None) -> UpdateResult:
+        """:meth:`status`, given the store's current bars files (``files``: a caller that
+        read them already, as ``incbt status`` does for its summary; None: read here)."""
         from incbt.sweep import unfinished
         from incbt.update import status
 
         res = status(self)
-        res.missing_files, res.damaged_files = self.damaged_files()
+        res.missing_files, res.damaged_files = self.damaged_files(files)
         res.unfinished_sweeps = unfinished(self)
         return res
 

@@ -983,13 +983,8 @@ def sweep(
         result.kept, result.declared, result.again = kept, declared, again
         result.short = short
         if old is not None:  # in the record, never registered (a dropped one is ``again``)
-            before = set(old["runs"])
-            with store.catalog.env.read() as txn:
-                result.unfinished = sum(
-                    rc.get_run(store.catalog, txn, r.run_id) is None
-                    for r in todo
-                    if r.run_id in before
-                )
+            left = set(never_committed(store, old))
+            result.unfinished = sum(r.run_id in left for r in todo)
         if dry_run:
             result.report = bring_up_to_date(
                 store, todo, command=command, kind="sweep", dry_run=True, progress=progress

@@ -821,8 +821,8 @@ def ingest(
     """
     if rewrite and join_days:
         raise UsageError(
-            "rewrite writes the days given as they are; join_days merges them into the "
-            "stored ones: give one of them"
+            "--rewrite (rewrite=) writes the days given as they are; --join-days "
+            "(join_days=) merges them into the stored ones: give one of them"
         )
     t0 = time.perf_counter()
     files = expand_paths(paths)
@@ -1161,7 +1161,7 @@ def _classify(
 ) -> list[_Plan]:
     """Diff pieces against the catalog; plan the file each changed bucket gets."""
     changed: dict[tuple[str, str], list[Piece]] = defaultdict(list)
-    salt = os.urandom(8)  # a rewrite's files: names of their own (_file_hash)
+    salt = os.urandom(8) if rewrite else b""  # a rewrite's files: names of their own
     months_read: dict[tuple[str, int], dict[int, np.ndarray]] = {}  # join_days: stored days
     with cat.env.read() as txn:
         keys = sorted(pieces)
@@ -1217,7 +1217,7 @@ def _classify(
             cur_files = staged.get((inst, month))
             if cur_files is None:
                 cur_files = _committed_files(cat, txn, inst, month)
-            plan = _plan_bucket(inst, month, ps, cur_files, max_files, salt if rewrite else b"")
+            plan = _plan_bucket(inst, month, ps, cur_files, max_files, salt)
             summary.buckets_folded += plan.fold
             summary.append_files += bool(plan.keep) and not plan.merged
             plans.append(plan)

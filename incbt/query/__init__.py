@@ -305,8 +305,8 @@ def session(
             if as_of is not None and only_for is not None
             else []
         )
-        if now_only:  # named: as a table, or as a column, an alias, a word of a comment
-            now_only = _tables_missing(only_for, now_only)
+        if now_only and only_for is not None:  # named: as a table, a column, an alias,
+            now_only = _tables_missing(only_for, now_only)  # a word of a comment
         if now_only:
             raise QueryError(
                 f"--as-of {as_of} (as_of={as_of} in Python): the "
@@ -558,14 +558,12 @@ def _names(sql: str | None, table: str) -> bool:
     return sql is None or re.search(rf"\b{table}\b", sql, re.I) is not None
 
 
-def _tables_missing(sql: str | None, names: Sequence[str]) -> list[str]:
+def _tables_missing(sql: str, names: Sequence[str]) -> list[str]:
     """Of ``names`` (tables a session of the past does not hold), those the query reads
     as tables: planned in a session without them, the query says which it misses (QA
     2026-12-06: a word match refused `SELECT runs, failed FROM events --as-of 8`, the
     events table's own columns). A query that does not plan for another reason (a
     placeholder, an error of its own): the names as matched, refused as before."""
-    if sql is None:
-        return list(names)
     ctx = datafusion.SessionContext()
     ctx.register_udf(JSON_GET)
     empty = pa.RecordBatch.from_pylist([], pa.schema([("x", pa.int64())]))
