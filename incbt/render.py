@@ -225,7 +225,9 @@ def write_table(
             raise UsageError("--output parquet needs -o FILE")
         pq.write_table(table, path)
         return
-    if output == "csv":
+    if output == "csv":  # times as JSON and the table write them (Arrow's own form
+        # was "2024-02-01 14:30:00.000000000Z": QA 2026-12-06); NaN stays NaN
+        table = _for_people(table, nan_as_null=False)
         if path:
             pcsv.write_csv(table, path)
         else:

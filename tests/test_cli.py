@@ -1360,3 +1360,19 @@ def test_verify_bars_reads_every_column_from_disk_and_rewrite_is_safe(tmp_path):
     with pytest.raises(incbt.BadInputError, match="--rewrite writes days whole"):
         s.ingest(str(part), rewrite=True)
     assert s.verify_bars().ok
+
+
+def test_csv_writes_times_as_json_does(tmp_path):
+    """`--output csv` wrote Arrow's form of a time ("2024-02-01 14:30:00.000000000Z")
+    where JSON and the table write ISO 8601 ("2024-02-01T14:30:00Z"); a script mixing
+    the outputs had two forms to parse (QA 2026-12-06). NaN stays NaN in CSV."""
+    env = _ingested(tmp_path, instruments=1, days=1)
+    q = "SELECT ts, CAST('NaN' AS DOUBLE) AS x FROM bars ORDER BY ts LIMIT 1"
+    csv_rows = subprocess.run([INCBT, "query", q, "--output", "csv"], capture_output=True,
+                              text=True, env=env, check=True).stdout.splitlines()
+    js = subprocess.run([INCBT, "query", q, "--output", "json"], capture_output=True,
+                        text=True, env=env, check=True).stdout
+    ts = json.loads(js)["ts"]
+    assert ts.endswith("Z") and "T" in ts, ts
+    assert csv_rows[1].split(",")[0].strip('"') == ts, csv_rows
+    assert csv_rows[1].split(",")[1].lower() == "nan", csv_rows
