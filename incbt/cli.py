@@ -405,7 +405,13 @@ def ingest(
         )
     verb = "would add" if dry_run else "added"
     typer.echo(
-        f"{s.files} file(s), {s.rows_read:,} row{'' if s.rows_read == 1 else 's'} read: "
+        f"{s.files} file(s), {s.rows_read:,} row{'' if s.rows_read == 1 else 's'} read"
+        + (
+            f" ({s.rows_repeated:,} repeating a bar given in another file, identical: stored once)"
+            if s.rows_repeated
+            else ""
+        )
+        + ": "
         f"{verb} {s.days_new} new day(s) and "
         f"{s.days_corrected} correction(s)"
         + (f", {s.days_rewritten} day(s) written again as they were" if s.days_rewritten else "")

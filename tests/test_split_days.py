@@ -322,7 +322,10 @@ def test_pieces_whose_shared_bars_are_the_same_join_in_any_order(whole, tmp_path
             pq.write_table(BARS.take(pa.array(idx)), str(f))
             files.append(str(f))
         path = str(d / "store")
-        incbt.init(path, session_tz=TZ).ingest(files)
+        got = incbt.init(path, session_tz=TZ).ingest(files)
+        # the bars given twice are said, not dropped silently (QA 2026-12-06)
+        assert got.rows_repeated == got.rows_read - whole.num_rows > 0, (k, got)
+        assert f"({got.rows_repeated:,} repeated)" in repr(got)
         close_env(path)
         assert _store_bars(path).equals(whole), k
 

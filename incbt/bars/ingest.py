@@ -133,6 +133,10 @@ class IngestSummary:
 
     files: int = 0
     rows_read: int = 0
+    # rows read that repeat a bar given in another file (or another piece) of this
+    # call, identical in every field: one bar, stored once (a bar given twice in one
+    # file, or differing, is refused). Said, not dropped silently (SEMANTICS.md)
+    rows_repeated: int = 0
     days_new: int = 0
     days_corrected: int = 0
     days_unchanged: int = 0
@@ -183,7 +187,9 @@ class IngestSummary:
         event = f"event {self.seq}" if self.seq is not None else "no event"
         return (
             f"<IngestSummary{' (dry run)' if self.dry_run else ''}: {self.files} file(s), "
-            f"{self.rows_read:,} rows read; {self.days_new} new day(s), "
+            f"{self.rows_read:,} rows read"
+            + (f" ({self.rows_repeated:,} repeated)" if self.rows_repeated else "")
+            + f"; {self.days_new} new day(s), "
             f"{self.days_corrected} corrected"
             + (f", {self.days_rewritten} rewritten" if self.days_rewritten else "")
             + (f" in {self.instruments} instrument(s)" if self.instruments else "")
@@ -330,14 +336,17 @@ def collect(
     seen: dict[tuple[str, int], _Seen],
     held: Mapping[tuple[str, int], Piece],
     hasher: Hasher,
+    repeated: list[int] | None = None,
 ) -> dict[tuple[str, int], Piece]:
     """The pieces not seen earlier in this call, where a day given in pieces by several
     files is joined: the union of their bars, in time order, where bars at the same
     time must be identical (inclusive file boundaries; a session zone that cuts the
     files' days in two: bars round the clock in UTC-day files, with
     ``session_tz=America/New_York``). A piece given twice, identical, counts once.
-    ``held``: the earlier chunks' pieces still in memory (:func:`_open_buckets`)."""
+    ``held``: the earlier chunks' pieces still in memory (:func:`_open_buckets`).
+    ``repeated``: its one item counts the bars given again, identical (kept once)."""
     out: dict[tuple[str, int], Piece] = {}
+    again = [0] if repeated is None else repeated
     for pieces in per_file:
         for p in pieces:
             key = (p.instrument, p.day)
@@ -347,6 +356,7 @@ def collect(
                 out[key] = p
                 continue
             if p.hash == prev.hash or p.hash in prev.parts:
+                again[0] += p.end - p.start
                 continue
             earlier = out.get(key, held.get(key))
             if earlier is None:  # written already: an earlier chunk, not its latest month
@@ -362,7 +372,7 @@ def collect(
                     "(names that sort by date) or fewer at once; if they are two versions "
                     "of the day, give one of them",
                 )
-            out[key] = _join(earlier, p, hasher)
+            out[key] = _join(earlier, p, hasher, again)
             prev.hash = out[key].hash
             prev.parts.add(p.hash)
     return out
@@ -425,10 +435,10 @@ def _stamp(ns: int) -> str:
     return str(np.datetime64(ns, "ns").astype(f"datetime64[{unit}]")) + "Z"
 
 
-def _join(a: Piece, b: Piece, hasher: Hasher) -> Piece:
+def _join(a: Piece, b: Piece, hasher: Hasher, repeated: list[int]) -> Piece:
     """One day from the bars of two pieces of it: their union, in time order; a bar at
     the same time in both must be the same bar (else BadInputError naming both
-    lines)."""
+    lines), counted in ``repeated[0]``."""
     ta, tb = a.src.ts[a.start : a.end], b.src.ts[b.start : b.end]
     _, ia, ib = np.intersect1d(ta, tb, assume_unique=True, return_indices=True)
     if len(ia):
@@ -449,6 +459,7 @@ def _join(a: Piece, b: Piece, hasher: Hasher) -> Piece:
             )
     keep_b = np.ones(len(tb), bool)
     keep_b[ib] = False  # the same bars as a's: once
+    repeated[0] += len(ib)
     fa, ka = _files_of(a)
     fb, kb = _files_of(b)
     files = list(fa)
@@ -828,6 +839,7 @@ def ingest(
     files = expand_paths(paths)
     summary = IngestSummary(files=len(files), dry_run=dry_run)
     seen: dict[tuple[str, int], _Seen] = {}
+    repeated = [0]  # bars given again, identical (collect)
     # the file list of every bucket this call changes, as it will be committed
     staged: dict[tuple[str, str], list[_File]] = {}
     changes: list[tuple[str, int, int, bytes, bytes, int]] = []  # inst, day, kind, old, new, rows
@@ -919,6 +931,7 @@ def ingest(
                         seen,
                         held,
                         hasher,
+                        repeated,
                     )
                     del read_out
                     pieces = held | new
@@ -975,6 +988,7 @@ def ingest(
             streamed.done()
             t1 = time.perf_counter()
             summary.seconds["read+write"] = t1 - t0
+            summary.rows_repeated = repeated[0]
             _summarize(summary, changes, len(would) if dry_run else len(staged), join_days)
             if dry_run or not changes:
                 return summary
