@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from incbt.catalog import runs as rc
-from incbt.errors import UsageError
+from incbt.errors import UsageError, UserError
 from incbt.runs import forget_results, results_held
 
 
@@ -72,7 +72,8 @@ def _chosen(
     for r in chosen.values():
         if r.superseded_by and r.dropped_seq is None:  # found 2026-12-05: it went alone
             now = _chain(every, r.run_id)[-1].run_id
-            raise UsageError(
+            # refused by the store's state, not the command's form: exit 1 (QA 2026-12-06)
+            raise UserError(
                 f"run {r.run_id} was replaced by run {now} when its strategy's code changed: "
                 f"drop {now} (the runs it replaced go with it)"
             )
@@ -120,8 +121,8 @@ def _chosen(
         for r in every.values()
         if r.fork and r.fork["base"] in chosen and r.run_id not in chosen and not r.gone
     )
-    if forks:
-        raise UsageError(
+    if forks:  # the store's state refuses it, as above: exit 1
+        raise UserError(
             f"run(s) {', '.join(sorted({every[f].fork['base'] for f in forks}))} are the base "  # type: ignore[index]
             f"of fork(s) {', '.join(forks)}, which re-read it when a day before their "
             "effective date changes. Fix: drop the forks too (give their ids as well)"

@@ -1274,6 +1274,14 @@ def bring_up_to_date(
                 if dry_run:
                     assume.update({(f.run_id, i): day for i, day in need.items()})
                 else:
+                    if need and stale_out is not None:
+                        # why its pairs compute, read before their rows up to D-1 are made
+                        # again: after, they look like days new after D-1 (QA 2026-12-06:
+                        # an update said "5 new day(s) after ..." where its dry run and
+                        # status said "event 6 changed 2024-01-03")
+                        why: list[Staleness] = []
+                        plan_runs(store, [f], why)
+                        stale_out += [w for w in why if w.instrument in need]
                     built += fork_mod.materialize(store, f, need, keep_going=kind == "update")
             if built:
                 new = [f for f in level if _needs_record(store, f)]

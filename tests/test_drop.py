@@ -91,8 +91,9 @@ def test_a_sweep_drops_whole_and_a_fork_base_not_without_its_fork(world):
     tmp, s, a, b = world
     fork = s.backtest(None, {"fast": 6}, fork_of=a, effective="2024-03-07").run_id
     before = tree_state(s.path)
-    with pytest.raises(incbt.UsageError, match=f"base of fork.*{fork}"):
+    with pytest.raises(incbt.UserError, match=f"base of fork.*{fork}") as e:
         s.drop([a])
+    assert e.value.exit_code == 1  # the store's state refuses it, not the usage (QA)
     with pytest.raises(incbt.NotFoundError, match="no sweep"):
         s.drop(sweep="nope")
     dry = s.drop([a, fork], sweep="w", dry_run=True)
@@ -315,11 +316,12 @@ def test_a_replaced_run_goes_with_the_run_that_replaced_it(tmp_path):
     f.write_text(MOM.replace("{SHORT}", "0"))
     new = dict(s.update().replaced)
     with pytest.raises(
-        incbt.UsageError,
+        incbt.UserError,
         match=f"run {base.run_id} was replaced by run "
         f"{new[base.run_id]} when its strategy's code changed: drop ",
-    ):
+    ) as e:
         s.drop([base.run_id])
+    assert e.value.exit_code == 1
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
     p = subprocess.run(
         [exe, "--store", s.path, "drop", "--dry-run", new[base.run_id], new[fork.run_id]],

@@ -227,3 +227,23 @@ def test_a_dry_run_counts_a_new_instruments_fork_days_as_copied(tmp_path):
     assert (dry.segments, dry.bars_processed) == (real.segments, real.bars_processed) == (
         2, 3 * 390 * 3)
     assert s.verify().ok
+
+
+def test_an_update_says_why_a_fork_computes_as_its_dry_run_did(tmp_path, data):
+    """A correction of a day before a fork's D: status and the dry run said "event N
+    changed DAY" for the fork's pairs, the update itself "5 new day(s) after ..." (its
+    rows up to D-1 are made again first, and then looked new; QA 2026-12-06)."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "all"))
+    base = s.backtest("sma_cross", {"fast": 3, "slow": 20})
+    fork = s.backtest(None, {"fast": 5}, fork_of=base.run_id, effective="2024-03-11")
+    generate(str(tmp_path / "fix"), **G, from_day="2024-03-06", to_day="2024-03-06",
+             revise=["2024-03-06"])
+    s.ingest(str(tmp_path / "fix"))
+    status = [(r.run_id, r.instrument, r.reason, r.from_day, r.bars) for r in s.status().stale]
+    dry = [(r.run_id, r.instrument, r.reason, r.from_day, r.bars)
+           for r in s.update(dry_run=True).stale]
+    real = [(r.run_id, r.instrument, r.reason, r.from_day, r.bars) for r in s.update().stale]
+    assert real == dry == status, (real, dry)
+    said = {r[2] for r in real if r[0] == fork.run_id}
+    assert len(said) == 1 and said.pop().endswith("changed 2024-03-06"), real

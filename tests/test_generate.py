@@ -40,6 +40,22 @@ def test_more_days_and_instruments_keep_earlier_ones(tmp_path):
     assert [f.rsplit("-", 3)[-3:] for f in late] == [["2024", "01", "05.csv"]]
 
 
+def test_a_revised_day_does_not_depend_on_the_other_instruments(tmp_path):
+    """--revise changed bars drawn over every instrument's at once: S0000's corrected day
+    differed with 8 and 10 instruments (QA 2026-12-06). Revised, it differs from the day
+    as first generated."""
+    days = {}
+    for n in (2, 3):
+        for rev in ((), ("2024-01-03",)):
+            f = generate(str(tmp_path / f"{n}{len(rev)}"), instruments=n, days=3, seed=5,
+                         from_day="2024-01-03", to_day="2024-01-03", revise=rev)
+            t = pcsv.read_csv(f[0]).to_pandas()
+            days[(n, bool(rev))] = t[t.instrument == "S0000"].reset_index(drop=True)
+    assert days[(2, True)].equals(days[(3, True)])
+    assert days[(2, False)].equals(days[(3, False)])
+    assert not days[(2, True)].equals(days[(2, False)])
+
+
 def test_generated_bars_pass_validation(tmp_path):
     files = generate(str(tmp_path / "g"), instruments=5, days=3, seed=9, split="one")
     bars = read_input(files[0])

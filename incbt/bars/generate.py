@@ -209,10 +209,17 @@ def generate(
                 continue
             cols = {c: np.concatenate([d[c][k] for d in data]) for c in data[0]}
             if day in revised:
-                rng = np.random.default_rng([seed, day, 7])
-                idx = rng.choice(
-                    len(cols["close"]), size=max(1, len(cols["close"]) // 50), replace=False
-                )
+                # each instrument's own bars changed, by its own draw: the revision of one
+                # instrument's day does not depend on how many others are generated (QA
+                # 2026-12-06: it drew over every instrument's bars at once)
+                picks = [
+                    i * BARS_PER_DAY
+                    + np.random.default_rng([seed, day, i, 7]).choice(
+                        BARS_PER_DAY, size=max(1, BARS_PER_DAY // 50), replace=False
+                    )
+                    for i in range(instruments)
+                ]
+                idx = np.concatenate(picks)
                 cols["close"][idx] = np.round((cols["close"][idx] + cols["high"][idx]) / 2, 4)
                 cols["volume"] = np.round(cols["volume"] * 1.1)
             ts = np.tile(day * NS_PER_DAY + intraday, instruments)
