@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import errno
 import gc as pygc
+import io
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ import typer
 from incbt import store as store_mod
 from incbt.catalog.lock import held_by
 from incbt.errors import (
+    STDOUT,
     DataNoteWarning,
     IncbtError,
     NotFoundError,
@@ -119,7 +121,7 @@ def _root(
 ) -> None:
     if store is not None and not store.strip():
         raise UsageError("--store (or INCBT_STORE) is empty: give the store's folder")
-    state.store_path = store or store_mod.default_path()
+    state.store_path = os.path.expanduser(store) if store else store_mod.default_path()
     _unknown_variables()
 
 
@@ -1674,8 +1676,58 @@ def _given_twice(argv: list[str]) -> str | None:
     return None
 
 
+class _WholeWrites(io.RawIOBase):
+    """Standard output's raw writer: a write goes on until every byte is written, or the
+    OS says why not (raised). Python's own let a short write of a disk filling up pass:
+    `incbt query ... --output csv > FILE` on a full disk exited 0 with the file cut
+    short (QA 2026-12-06; `python -c "import sys; sys.stdout.write('x' * 10**6)" >
+    FILE` does the same)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def write(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        done = 0
+        while done < len(view):
+            try:
+                done += os.write(self.fd, view[done:])
+            except OSError as exc:  # named: the output, not a store's file
+                if exc.errno == errno.EPIPE:
+                    raise  # the reader went away: main says nothing (exit 0)
+                raise OSError(exc.errno, exc.strerror, STDOUT) from None
+        return done
+
+
+def _whole_stdout() -> None:
+    """Standard output through :class:`_WholeWrites` where it is a file or a pipe (a
+    terminal, or a test's captured stream, keeps its own)."""
+    out = sys.stdout
+    try:
+        fd = out.fileno()
+        if os.isatty(fd):
+            return
+    except (AttributeError, OSError, ValueError):
+        return
+    out.flush()
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(_WholeWrites(fd), buffer_size=1 << 16),
+        encoding=out.encoding,
+        errors=out.errors,
+        line_buffering=bool(out.line_buffering),
+    )
+
+
 def main() -> None:
     """Entry point: run the app, turning errors into one line and an exit code."""
+    _whole_stdout()
     os.environ.setdefault(
         "NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "incbt-numba")
     )

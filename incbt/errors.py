@@ -16,6 +16,9 @@ one line on stderr and an exit code in one place (``incbt.cli``)::
     │   ├── StoreLockedError        another process holds the write lock (exit 75: retry)
     │   └── CatalogError            the LMDB catalog failed or is inconsistent
     ├── ClusterLostError            the Ray cluster stopped answering mid-command
+    ├── SetupError                  the machine's setup stops incbt (a cache folder, the
+    │                               locale, a full disk): nothing is recorded as the data's
+    │                               or the strategy's fault
     └── InternalError               a bug in incbt (exit 3); please report it
 
 and two warnings: :class:`StrategyFailureWarning`, when the Python API computed a
@@ -44,6 +47,7 @@ __all__ = [
     "NotAStoreError",
     "NotFoundError",
     "QueryError",
+    "SetupError",
     "StoreError",
     "StoreExistsError",
     "StoreLockedError",
@@ -163,6 +167,13 @@ class ClusterLostError(IncbtError):
     with ``--resume``), computes the rest."""
 
 
+class SetupError(IncbtError):
+    """The machine's setup stops incbt: a folder it must write that it cannot (Numba's
+    cache), a locale that cannot spell a path, a full disk. Not the data's fault nor
+    the strategy's: nothing is recorded as a failure of either, and the same command
+    finishes the work once the setup is fixed. The message says what to change."""
+
+
 class CatalogError(StoreError):
     """The LMDB catalog failed or holds something inconsistent."""
 
@@ -196,6 +207,9 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     mod = type(exc).__module__ or ""
     name = type(exc).__name__
     top = mod.split(".")[0]
+    full = _disk_full(exc, context)
+    if full is not None:
+        return full
     if top == "lmdb":
         return CatalogError(f"{context}: LMDB {name}: {exc}")
     if top == "pyarrow":
@@ -229,6 +243,40 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
             f"{context}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
         )
     return InternalError(f"{context}: {name}: {exc}")
+
+
+# what the command's output is written to: standard output (its writer's errors name
+# this), and the files given with -o (registered by incbt.render as it writes them)
+STDOUT = "<standard output>"
+OUTPUTS: dict[str, bool] = {}
+
+
+def _disk_full(exc: BaseException, context: str) -> SetupError | None:
+    """A full disk (or quota), whoever said it (Python, Arrow's "[errno 28]", LMDB's
+    DiskError): one line naming the file where known and the fix; before, "incbt: No
+    space left on device" or Arrow's words alone (QA 2026-12-06)."""
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    if code not in (errno.ENOSPC, errno.EDQUOT) and not (
+        "No space left on device" in text or "Disk quota exceeded" in text
+    ):
+        return None
+    where = _filename(exc)
+    at = "" if context == "incbt" else f"{context}: "
+    if where == STDOUT or (where is not None and OUTPUTS.get(os.path.abspath(where))):
+        return SetupError(
+            f"{at}the disk is full: writing the output to "
+            + ("standard output" if where == STDOUT else where)
+            + " stopped short (nothing else was changed). Fix: free space on the disk "
+            "it goes to, or send it elsewhere, and run the command again"
+        )
+    return SetupError(
+        f"{at}the disk is full"
+        + (f" (writing {where})" if where else "")
+        + ": what this command committed before is kept, nothing half-written is (the "
+        "next write removes it). Fix: free space on that disk (`incbt gc` deletes "
+        "superseded bars files), then run the same command again (a sweep: with --resume)"
+    )
 
 
 # the path in the message of an Arrow I/O error (pyarrow sets no ``filename``)

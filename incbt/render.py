@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -9,7 +10,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -223,13 +224,15 @@ def write_table(
     if output == "parquet":
         if not path:
             raise UsageError("--output parquet needs -o FILE")
-        pq.write_table(table, path)
+        with output_file(path) as tmp:
+            pq.write_table(table, tmp)
         return
     if output == "csv":  # times as JSON and the table write them (Arrow's own form
         # was "2024-02-01 14:30:00.000000000Z": QA 2026-12-06); NaN stays NaN
         table = _for_people(table, nan_as_null=False)
         if path:
-            pcsv.write_csv(table, path)
+            with output_file(path) as tmp:
+                pcsv.write_csv(table, tmp)
         else:
             sink = pa.BufferOutputStream()
             pcsv.write_csv(table, sink)
@@ -246,7 +249,7 @@ def write_table(
         t.add_row(*(_cell(v) for v in row.values()))
     more = table.num_rows - max_rows
     if path:
-        with open(path, "w") as f:
+        with output_file(path) as tmp, open(tmp, "w") as f:
             _print(Console(file=f, width=200, markup=False, emoji=False), t, more)
     else:
         _print(_stdout(), t, more)
@@ -256,10 +259,31 @@ def write_json_lines(rows: list[dict[str, Any]], path: str | None) -> None:
     """Rows as JSON Lines (an object a line), to the file ``path`` or stdout."""
     text = "".join(json.dumps(r, default=str) + "\n" for r in rows)
     if path:
-        with open(path, "w") as f:
+        with output_file(path) as tmp, open(tmp, "w") as f:
             f.write(text)
     else:
         sys.stdout.write(text)
+
+
+@contextlib.contextmanager
+def output_file(path: str) -> Iterator[str]:
+    """Write the output file ``path`` whole or not at all: its content goes to a file
+    beside it, renamed over ``path`` once written (a full disk left a csv cut short, an
+    empty json, QA 2026-12-06); an error removes it and names ``path``."""
+    from incbt.errors import OUTPUTS
+
+    full = os.path.abspath(os.path.expanduser(path))
+    tmp = os.path.join(os.path.dirname(full), f".{os.path.basename(full)}.incbt-tmp")
+    OUTPUTS[full] = OUTPUTS[tmp] = True
+    try:
+        yield tmp
+        os.replace(tmp, full)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(exc, OSError) and getattr(exc, "filename", None) in (tmp, None):
+            exc.filename = full  # its name, not the file beside it
+        raise
 
 
 _BY_SUFFIX = {

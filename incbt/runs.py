@@ -39,9 +39,11 @@ from incbt.engine import (
 from incbt.errors import (
     CatalogError,
     NotFoundError,
+    SetupError,
     StrategyError,
     UsageError,
     every_instrument,
+    map_dependency_error,
     names,
 )
 from incbt.execute import (
@@ -1488,8 +1490,6 @@ def _phase(
         return
     if p.tasks and executor is None:  # loading already where a run is new: no-op then
         preload_kernels(records)
-    from incbt.results.compact import compact_all
-
     if not p.tasks:
         if new or refold or replaced:  # a new run of the changed code may exist already
             report.commit = commit(
@@ -1498,7 +1498,7 @@ def _phase(
             report.commits += 1
         # a compaction a command killed after its last commit left undone (QA 2026-12-06:
         # it waited for the next commit of results)
-        report.compactions += len(compact_all(store, command))
+        report.compactions += _compact(store, command)
         return
 
     keep = int(store.settings["snapshot_keep_days"])
@@ -1626,11 +1626,35 @@ def _phase(
     if refold:
         report.commit = commit(store, [], [], command, kind, portfolio={r: {} for r in refold})
         report.commits += 1
-    report.compactions += len(compact_all(store, command))  # once, after the last commit
+    report.compactions += _compact(store, command)  # once, after the last commit
     with contextlib.suppress(OSError):  # the staging folder, empty now (store/README.md)
         os.rmdir(os.path.join(store.path, "tmp"))
     bar.done()
     runs_bar.done()
+
+
+def _compact(store: Any, command: str) -> int:
+    """Compact the results tables after a command's last commit: how many compactions.
+
+    Housekeeping after the work is committed: where the disk is full (or another error
+    of the machine's stops it), the command is not failed for it (QA 2026-12-06: a
+    backtest committed, then its compaction failed for want of space, and it exited 1,
+    printing nothing); it warns, and the next command that writes results compacts."""
+    from incbt.results.compact import compact_all
+
+    try:
+        return len(compact_all(store, command))
+    except (OSError, SetupError) as exc:
+        import warnings
+
+        warnings.warn(
+            f"the results are committed, but merging the result files (compaction) "
+            f"failed: {map_dependency_error(exc, 'compaction')}; the next command that "
+            "writes results merges them",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return 0
 
 
 def _capital_changed(

@@ -75,7 +75,9 @@ EVENT_KINDS = (
 
 
 def default_path() -> str:
-    return os.environ.get("INCBT_STORE") or DEFAULT_STORE
+    # a "~" the shell left (quoted, or in the variable) is the home folder, as Arrow
+    # takes it in -o FILE: a folder named "~" was made here (QA 2026-12-06)
+    return os.path.expanduser(os.environ.get("INCBT_STORE") or DEFAULT_STORE)
 
 
 @dataclass
@@ -370,13 +372,13 @@ def _store_path(path: Any) -> str:
     if isinstance(path, Store):
         raise UsageError(f"{path!r} is a store already: use it as it is, or give its path")
     if isinstance(path, bytes):
-        return os.fsdecode(path)
+        return os.path.expanduser(os.fsdecode(path))
     if not isinstance(path, str | os.PathLike):
         raise UsageError(
             f"a store is given by its path (a str or pathlib.Path), not {type(path).__name__} "
             f"{path!r}"
         )
-    return os.fspath(path)
+    return os.path.expanduser(os.fspath(path))  # "~/s": the home folder's (see above)
 
 
 def open_store(path: str | None = None, progress: Reporter = NULL) -> Store:
@@ -384,7 +386,7 @@ def open_store(path: str | None = None, progress: Reporter = NULL) -> Store:
 
     ``progress``: reports the catalog's upgrade, when a store of an older format is
     opened for the first time (a write, once)."""
-    return Store(path or default_path(), progress)
+    return Store(_store_path(path) if path else default_path(), progress)
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep

@@ -21,13 +21,15 @@ store as it was; after it, the next writer's ``recover`` deletes what is left
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from incbt.bars.ingest import finish_gc
 from incbt.catalog import Catalog, FileRecord
-from incbt.errors import NotFoundError, UsageError
+from incbt.errors import NotFoundError, SetupError, UsageError
 
 DAY_NS = 86_400 * 10**9
 
@@ -151,7 +153,21 @@ def gc(
             cat.set_gc_pending(txn, s.paths)
             return s
 
-        summary = cat.env.write(commit)
+        try:
+            summary = cat.env.write(commit)
+        except SetupError:
+            # the disk is full, and the catalog's commit needs room: the files the user
+            # asked to remove go first (superseded ones, which no current bars read; a
+            # crash before the commit leaves their records, which the next gc drops), then
+            # the commit, once (QA 2026-12-06: gc, which frees space, could not run)
+            with cat.env.read() as txn:
+                doomed, _ = plan(cat, txn, cutoff_event(cat, txn, before, keep_days, now_ns))
+            if not doomed:
+                raise
+            for r in doomed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(root, r.path))
+            summary = cat.env.write(commit)
         if summary.seq is not None:
             finish_gc(root, cat)
         return summary

@@ -115,6 +115,7 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
     """Files from files, folders (recursively) and globs, in sorted order."""
     out: list[str] = []
     for p in paths:
+        p = os.path.expanduser(p)  # "~/data" quoted: the home folder's (QA 2026-12-06)
         matches = sorted(glob.glob(p, recursive=True)) if glob.has_magic(p) else [p]
         if not matches:
             raise NotFoundError(f"no file matches {p!r}: check the path or the pattern")

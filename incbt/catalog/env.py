@@ -21,7 +21,11 @@ from typing import TypeVar
 
 import lmdb
 
-from incbt.errors import CatalogError
+from incbt.errors import CatalogError, SetupError
+
+# a commit failing with an "Input/output error" on a disk with less room than this is
+# taken for the full disk it is (LMDB's short write), not a failing disk
+FULL_DISK_BYTES = 4 << 20
 
 T = TypeVar("T")
 
@@ -314,6 +318,34 @@ class Env:
                     self._grow()
                 except lmdb.MapResizedError:
                     self._remap(0)
+                except lmdb.Error as exc:
+                    full = self._full_disk(exc)
+                    if full is None:
+                        raise
+                    raise full from None
+
+    def _full_disk(self, exc: lmdb.Error) -> SetupError | None:
+        """A commit that failed for want of space: LMDB says "No space left on device", or,
+        where a write came up short on a disk that filled up, "Input/output error" (QA
+        2026-12-06: read as a failing disk). Said as the full disk it is (the commit did
+        not happen: the catalog is as it was), else None."""
+        text = str(exc)
+        if "No space left" not in text and "Input/output error" not in text:
+            return None
+        try:
+            st = os.statvfs(self.path)
+            free = st.f_bavail * st.f_frsize
+        except OSError:
+            return None
+        if "No space left" not in text and free >= FULL_DISK_BYTES:
+            return None  # an I/O error of a disk with room: said as it is
+        return SetupError(
+            f"the disk holding the store's catalog ({self.path}) is full ({free:,} bytes "
+            "free): the command's last commit did not happen; what it committed before "
+            "is kept, nothing half-written is. Fix: free space on that disk (`incbt gc` "
+            "deletes superseded bars files), then run the same command again (a sweep: "
+            "with --resume)"
+        )
 
     def size_bytes(self) -> int:
         return os.path.getsize(os.path.join(self.path, "data.mdb"))

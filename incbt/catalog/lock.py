@@ -167,7 +167,10 @@ def write_lock(
             f"since {time.strftime('%Y-%m-%d %H:%M:%S')}"
         )
         os.ftruncate(fd, 0)
-        os.pwrite(fd, info.encode(), 0)
+        # who holds it, for others' messages only: a full disk (ENOSPC) must not stop the
+        # write, least of all `incbt gc`, which frees space (QA 2026-12-06)
+        with contextlib.suppress(OSError):
+            os.pwrite(fd, info.encode(), 0)
         with _held_lock:
             _held[key] = 1
             _owner[key] = me

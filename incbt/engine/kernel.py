@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from incbt.errors import SetupError
+
 from ._template import KERNEL_SOURCE
 from .errors import StrategyError
 from .layout import BARS, ENGINE_FIELDS, ENGINE_WIDTH
@@ -87,6 +89,58 @@ def _kernel_dir() -> Path:
     return Path(base) / "incbt_kernels"
 
 
+_FALLBACK: list[Path] = []  # this process's own kernel folder, where _kernel_dir's is not
+
+
+def _usable_kernel_dir() -> Path:
+    """Where this process writes and imports its kernels: :func:`_kernel_dir`, or, where
+    that cannot be made or written (NUMBA_CACHE_DIR read-only, under a file, another
+    user's ``/tmp/incbt-numba``), a temporary folder of this process's, said once. QA
+    2026-12-06: the ``PermissionError`` of writing the kernel was taken as the step
+    raising, every pair recorded as the strategy's failure, and not retried once the
+    folder was fixed."""
+    with _DIR_LOCK:  # one folder, one word, however many threads compile
+        return _FALLBACK[0] if _FALLBACK else _choose_kernel_dir()
+
+
+_DIR_LOCK = threading.Lock()
+
+
+def _choose_kernel_dir() -> Path:
+    want = _kernel_dir()
+    try:
+        want.mkdir(parents=True, exist_ok=True)
+        if os.access(want, os.W_OK | os.X_OK):
+            return want
+        why = "it cannot be written"
+    except OSError as exc:
+        why = f"it cannot be made: {exc.strerror or exc}"
+    try:
+        own = Path(tempfile.mkdtemp(prefix="incbt-numba-")) / "incbt_kernels"
+        own.mkdir()
+    except OSError as exc:
+        raise SetupError(
+            f"strategies cannot be compiled: their kernels go to {want}, where {why}, and "
+            f"no temporary folder could be made either ({exc.strerror or exc}). Fix: set "
+            "NUMBA_CACHE_DIR to a folder you may write to"
+        ) from None
+    import warnings
+
+    warnings.warn(
+        f"Numba's cache folder {want.parent}: {why}; strategies compile into {own} for "
+        "this process, and again in the next one (slower). Fix: set NUMBA_CACHE_DIR to a "
+        "folder you may write to",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    _FALLBACK.append(own)
+    import atexit
+    import shutil
+
+    atexit.register(shutil.rmtree, own.parent, ignore_errors=True)  # this process's own
+    return own
+
+
 def _tag(strat: Strategy, nrt: bool) -> str:
     # the step's module name is in Numba's cached code (see load_strategies)
     safe = re.sub(r"\W", "_", strat.name)[:40]
@@ -97,7 +151,7 @@ def _tag(strat: Strategy, nrt: bool) -> str:
 
 def kernel_path(strat: Strategy, nrt: bool = False) -> Path:
     """Where the generated kernel module of a strategy lives."""
-    return _kernel_dir() / f"k_{_tag(strat, nrt)}.py"
+    return _usable_kernel_dir() / f"k_{_tag(strat, nrt)}.py"
 
 
 def _source(strat: Strategy, nrt: bool) -> str:
@@ -142,7 +196,14 @@ def _module(strat: Strategy, nrt: bool) -> types.ModuleType:
         mod = _MODULES.get(tag)
         if mod is None:
             path = kernel_path(strat, nrt)
-            _write_once(path, _source(strat, nrt))
+            try:
+                _write_once(path, _source(strat, nrt))
+            except OSError as exc:  # the machine's, never the strategy's (see above)
+                raise SetupError(
+                    f"strategy {strat.name!r} cannot be compiled: writing its kernel "
+                    f"{path} failed: {exc.strerror or exc}. Fix: set NUMBA_CACHE_DIR to a "
+                    "folder you may write to (with free space)"
+                ) from None
             name = f"incbt_kernel_{tag}"
             spec = importlib.util.spec_from_file_location(name, path)
             assert spec is not None and spec.loader is not None
@@ -544,7 +605,7 @@ def run_segment(
             or _not_finite_error(strat, p, ex, t, de, res, off, k)
             for k in range(n_sets)
         ]
-    except StrategyError:
+    except (StrategyError, SetupError):
         raise
     except Exception:
         # a step raised: find out which sets, keep the others (each set is independent)
@@ -555,7 +616,7 @@ def run_segment(
                     strat, run, p[k : k + 1], ex[k : k + 1], t, cols, start, de,
                     st_in[k : k + 1], cap,
                 )  # fmt: skip
-            except StrategyError:
+            except (StrategyError, SetupError):
                 raise
             except Exception as e:  # noqa: BLE001 - reported per set, not swallowed
                 one_set = (p[k : k + 1], ex[k : k + 1], t, cols, start, de, st_in[k : k + 1])
@@ -666,7 +727,7 @@ def _raising_bar(
         try:
             _run_raw(strat, run, p, ex, t[:mid], [c[:mid] for c in cols], start, ends,
                      st_in, 16)  # fmt: skip
-        except StrategyError:
+        except (StrategyError, SetupError):
             raise
         except Exception:  # noqa: BLE001 - the failure being located
             hi = mid
@@ -824,7 +885,7 @@ def warmup_replay(
     if n_sets:
         try:
             _call(strat, "replay", p, t, *cols, first, np.int64(end), sstate)
-        except StrategyError:
+        except (StrategyError, SetupError):
             raise
         except Exception as e:
             raise StrategyError(

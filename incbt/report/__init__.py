@@ -654,6 +654,7 @@ def report(store: Any, target: str, path: str, metric: str | None = None) -> str
     a sweep's heatmap and ranking metric (sharpe by default)."""
     from incbt.sweep import get_sweep
 
+    path = os.path.expanduser(path)  # as every -o FILE (QA 2026-12-06)
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path) or not os.path.isdir(folder):
         raise NotFoundError(
@@ -680,8 +681,8 @@ def report(store: Any, target: str, path: str, metric: str | None = None) -> str
                 f'no sweep or run {target!r} (`incbt query "SELECT * FROM sweeps"` and '
                 '`incbt query "SELECT run_id, strategy, params FROM runs"` list them)'
             ) from None
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from incbt.render import output_file
+
+    with output_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)  # whole or not at all (a full disk left r.html.tmp: QA 2026-12-06)
     return path

@@ -1,0 +1,163 @@
+"""The machine's setup getting in the way: a cache folder that cannot be written, a
+full disk, a "~" in a path. None is the data's or the strategy's fault: nothing is
+recorded as a failure, nothing is half-written, and the message says what to change
+(found by a QA pass on a hostile environment, 2026-12-06)."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+import incbt
+from incbt.bars.generate import generate
+from incbt.errors import SetupError, map_dependency_error
+
+INCBT = os.path.join(os.path.dirname(sys.executable), "incbt")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    return env | extra
+
+
+@pytest.fixture
+def store(tmp_path):
+    generate(str(tmp_path / "d"), instruments=2, days=3, seed=4)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    return s
+
+
+def test_an_unwritable_numba_cache_is_no_strategy_failure(store, tmp_path):
+    """NUMBA_CACHE_DIR under a file: every pair was recorded as sma_cross failing
+    ("the step raised NotADirectoryError"), and not retried once the folder was fixed.
+    The kernels compile into a folder of the process's own, said once."""
+    (tmp_path / "a_file").write_text("")
+    env = _env(INCBT_STORE=store.path, NUMBA_CACHE_DIR=str(tmp_path / "a_file" / "cache"))
+    p = subprocess.run([INCBT, "backtest", "sma_cross", "-p", "fast=3", "-p", "slow=20"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("NUMBA_CACHE_DIR") == 1 and "Not a directory" in p.stderr, p.stderr
+    assert store.sql("SELECT count(*) AS n FROM failed")["n"][0].as_py() == 0
+    assert store.sql("SELECT count(*) AS n FROM daily")["n"][0].as_py() == 2 * 3
+
+
+def test_a_full_disk_is_said_with_its_fix():
+    for exc in (OSError(errno.ENOSPC, "No space left on device", "/x/results/a.parquet"),
+                OSError("Error writing bytes to file. Detail: [errno 28] No space left on "
+                        "device")):
+        got = map_dependency_error(exc, "incbt")
+        assert isinstance(got, SetupError) and got.exit_code == 1, got
+        assert "the disk is full" in str(got) and "run the same command again" in str(got)
+    assert "writing /x/results/a.parquet" in str(map_dependency_error(
+        OSError(errno.ENOSPC, "No space left on device", "/x/results/a.parquet"), "incbt"))
+
+
+def test_standard_output_written_whole_or_said(monkeypatch):
+    """A disk filling up under `incbt query ... > FILE`: the first write came up short,
+    Python's stdout let it pass, and the command exited 0 with the file cut short."""
+    from incbt.cli import _WholeWrites
+
+    calls = []
+
+    def short_then_full(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return 8192
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", short_then_full)
+    out = io.TextIOWrapper(io.BufferedWriter(_WholeWrites(1), buffer_size=1 << 16))
+    with pytest.raises(OSError) as e:
+        out.write("x" * 100_000)
+        out.flush()
+    assert e.value.errno == errno.ENOSPC and "standard output" in str(
+        map_dependency_error(e.value, "incbt"))
+    assert calls[:2] == [100_000, 100_000 - 8192]
+
+
+def test_an_output_file_is_written_whole_or_not_at_all(tmp_path):
+    """-o FILE on a full disk left a csv cut short, an empty json, a report's .tmp."""
+    from incbt.render import output_file
+
+    target = tmp_path / "out.csv"
+    with pytest.raises(OSError) as e, output_file(str(target)) as tmp:
+        with open(tmp, "w") as f:
+            f.write("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert os.listdir(tmp_path) == [] and e.value.filename == str(target)
+    msg = str(map_dependency_error(e.value, "incbt"))
+    assert f"writing the output to {target} stopped short" in msg, msg
+    with output_file(str(target)) as tmp, open(tmp, "w") as f:
+        f.write("whole")
+    assert os.listdir(tmp_path) == ["out.csv"] and target.read_text() == "whole"
+
+
+def test_a_failed_compaction_does_not_fail_the_committed_command(store, monkeypatch):
+    """The 8th result batch compacts after the backtest's commit: on a full disk the
+    command exited 1 and printed nothing, though its results were committed."""
+    import incbt.results.compact as compact
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", "results/daily/x.parquet")
+
+    monkeypatch.setattr(compact, "compact_all", full)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        run = store.backtest("sma_cross", {"fast": 3, "slow": 20})
+    assert run.portfolio["days"] == 3
+    assert any("the results are committed" in str(w.message) and "disk is full"
+               in str(w.message) for w in said), [str(w.message) for w in said]
+
+
+def test_gc_frees_space_on_a_full_disk(tmp_path, monkeypatch):
+    """gc, which frees space, could not run on a full disk: its catalog commit needs
+    room. Its files go first, then the commit."""
+    import incbt.catalog.env as env_mod
+
+    generate(str(tmp_path / "d"), instruments=1, days=3, seed=4)
+    generate(str(tmp_path / "fix"), instruments=1, days=3, seed=4, from_day="2024-01-02",
+             to_day="2024-01-02", revise=["2024-01-02"])
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    s.ingest(str(tmp_path / "fix"))
+    doomed = s.gc(dry_run=True).paths
+    assert doomed
+    real = env_mod.Env.write
+    tries = []
+
+    def full_once(self, fn):
+        tries.append(1)
+        if len(tries) == 1:
+            raise SetupError("the disk holding the store's catalog is full")
+        return real(self, fn)
+
+    monkeypatch.setattr(env_mod.Env, "write", full_once)
+    got = s.gc()
+    assert got.files_removed == len(doomed) and got.seq is not None
+    assert not any(os.path.exists(os.path.join(s.path, p)) for p in doomed)
+    monkeypatch.setattr(env_mod.Env, "write", real)
+    assert s.gc(dry_run=True).files_removed == 0 and not s.status().missing_files
+
+
+def test_a_tilde_in_a_path_is_the_home_folder(tmp_path):
+    """A "~" the shell left (quoted, or in INCBT_STORE) made a folder named "~" here for
+    --store, failed for ingest and json -o, and was the home folder for csv -o."""
+    home = tmp_path / "home"
+    home.mkdir()
+    generate(str(home / "d"), instruments=1, days=2, seed=4)
+    env = _env(HOME=str(home))
+    for args in (["--store", "~/s", "init"], ["--store", "~/s", "ingest", "~/d"],
+                 ["--store", "~/s", "query", "SELECT count(*) AS n FROM bars", "-o",
+                  "~/n.json"]):
+        p = subprocess.run([INCBT, *args], capture_output=True, text=True, env=env,
+                           cwd=tmp_path)
+        assert p.returncode == 0, (args, p.stderr)
+    assert (home / "s" / "catalog").is_dir() and not (tmp_path / "~").exists()
+    assert (home / "n.json").read_text().strip() == '{"n": 780}'
