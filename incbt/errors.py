@@ -210,6 +210,15 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     full = _disk_full(exc, context)
     if full is not None:
         return full
+    if isinstance(exc, UnicodeEncodeError):  # a path the locale cannot spell (QA: exit 3)
+        import sys
+
+        enc = sys.getfilesystemencoding()
+        return SetupError(
+            f"{context}: a path or name cannot be written in this locale's encoding "
+            f"({enc}): {exc.object[exc.start : exc.end]!r}. Fix: run with a UTF-8 locale "
+            "(LANG=C.UTF-8, or PYTHONUTF8=1), or use an ASCII path"
+        )
     if top == "lmdb":
         return CatalogError(f"{context}: LMDB {name}: {exc}")
     if top == "pyarrow":
@@ -239,10 +248,27 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
             "restore it from a backup (or ingest the data into a new store)"
         )
     if isinstance(exc, OSError):
+        fix = _OS_FIXES.get(exc.errno or 0, "")
         return StoreError(
-            f"{context}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+            f"{context}: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else "")
+            + (f". Fix: {fix}" if fix else "")
         )
     return InternalError(f"{context}: {name}: {exc}")
+
+
+# the fix of an I/O error on a store's file, by its errno (QA 2026-12-06: "Permission
+# denied (.../write.lock)" said no more)
+_OS_FIXES = {
+    errno.EACCES: "the store's folders and files must be writable by this user: give them "
+    "back (chown -R, or chmod -R u+rwX on the store), or work on a copy (cp -a)",
+    errno.EPERM: "the store's folders and files must be writable by this user: give them "
+    "back (chown -R, or chmod -R u+rwX on the store), or work on a copy (cp -a)",
+    errno.EROFS: "the store is on a read-only file system: reads work there, writes need a "
+    "copy in a writable place (cp -a)",
+    errno.ENAMETOOLONG: "a path in the store is too long for its file system: give the "
+    "store a shorter path (move it)",
+}
 
 
 # what the command's output is written to: standard output (its writer's errors name

@@ -15,6 +15,7 @@ Readers never lock; writers take ``write.lock`` for the whole write.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import os
@@ -328,24 +329,14 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
         n
         for n in (os.listdir(path) if os.path.isdir(path) else [])
         if n not in ("README.md", ".gitignore", "catalog", "write.lock", "tmp")
+        and not (n == "bars" and _empty_dir(os.path.join(path, n)))  # an init cut short
     ]
     if foreign:
         raise StoreExistsError(
             f"{path} is a folder with other files in it ({', '.join(sorted(foreign)[:5])}); "
             "create the store in an empty folder"
         )
-    os.makedirs(os.path.join(path, "catalog"), exist_ok=True)
-    os.makedirs(os.path.join(path, "bars"), exist_ok=True)
-    cat = Catalog(os.path.join(path, "catalog"), settings_mod.resolve("map_size_mb"))
-
-    def setup(txn: Any) -> None:
-        cat.put_meta(txn, "format_version", FORMAT_VERSION)
-        cat.put_meta(txn, "day_hash", DAY_HASH)
-        for k, v in wanted.items():
-            cat.put_meta(txn, k, v)
-        cat.append_event(txn, "init", _command(), {"settings": wanted})
-
-    cat.env.write(setup)
+    _create(path, wanted)
     # a variable the settings given here overrode: said as such, not as "fixed when the
     # store was created" (QA 2026-12-05: said while it was being created)
     with warnings.catch_warnings(record=True) as said:
@@ -364,6 +355,46 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return store
+
+
+def _empty_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.listdir(path)
+
+
+def _create(path: str, wanted: dict[str, Any]) -> None:
+    """Make the store's folders and catalog, whole or not at all: a failure (a full
+    disk, a locale that cannot spell the path) removes what this call made. QA
+    2026-12-06: it left ``bars/`` and a catalog without its first commit, a store that
+    neither ``init`` (a folder with other files) nor any command (restore it from a
+    backup) would take."""
+    from incbt.catalog.env import close_env
+
+    catalog = os.path.join(path, "catalog")
+    made = [p for p in (path, catalog, os.path.join(path, "bars")) if not os.path.exists(p)]
+    files = [os.path.join(catalog, f) for f in ("data.mdb", "lock.mdb")]
+    new_files = [f for f in files if not os.path.exists(f)]
+    try:
+        os.makedirs(catalog, exist_ok=True)
+        os.makedirs(os.path.join(path, "bars"), exist_ok=True)
+        cat = Catalog(catalog, settings_mod.resolve("map_size_mb"))
+
+        def setup(txn: Any) -> None:
+            cat.put_meta(txn, "format_version", FORMAT_VERSION)
+            cat.put_meta(txn, "day_hash", DAY_HASH)
+            for k, v in wanted.items():
+                cat.put_meta(txn, k, v)
+            cat.append_event(txn, "init", _command(), {"settings": wanted})
+
+        cat.env.write(setup)
+    except BaseException:
+        close_env(catalog)
+        for f in new_files:
+            with contextlib.suppress(OSError):
+                os.remove(f)
+        for d in reversed(made):  # innermost first; only folders this call made
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        raise
 
 
 def _store_path(path: Any) -> str:

@@ -161,3 +161,52 @@ def test_a_tilde_in_a_path_is_the_home_folder(tmp_path):
         assert p.returncode == 0, (args, p.stderr)
     assert (home / "s" / "catalog").is_dir() and not (tmp_path / "~").exists()
     assert (home / "n.json").read_text().strip() == '{"n": 780}'
+
+
+def test_an_init_that_fails_leaves_nothing(tmp_path, monkeypatch):
+    """init on a full disk left bars/ and a catalog without its first commit, which
+    neither init ("a folder with other files") nor any command took again."""
+    import incbt.catalog.env as env_mod
+
+    real = env_mod.Env.write
+
+    def full(self, fn):
+        raise SetupError("the disk is full")
+
+    monkeypatch.setattr(env_mod.Env, "write", full)
+    with pytest.raises(SetupError):
+        incbt.init(str(tmp_path / "s"))
+    assert not (tmp_path / "s").exists()
+    (tmp_path / "kept").mkdir()  # a folder the user made stays, empty
+    with pytest.raises(SetupError):
+        incbt.init(str(tmp_path / "kept"))
+    assert os.listdir(tmp_path / "kept") == []
+    monkeypatch.setattr(env_mod.Env, "write", real)
+    assert incbt.init(str(tmp_path / "kept")).status().report.runs == 0
+
+
+def test_the_lock_file_has_its_blocks_before_lmdb_maps_it(tmp_path):
+    """A lock file LMDB makes (or finds with holes: cp -a) is written through a shared
+    map, where a full disk killed `status` with SIGBUS: its blocks are taken first, so a
+    full disk is an error said in a line."""
+    from incbt.catalog.env import _room_for_lock, close_env
+
+    s = incbt.init(str(tmp_path / "s"))
+    lock = os.path.join(s.path, "catalog", "lock.mdb")
+    close_env(os.path.join(s.path, "catalog"))
+    os.remove(lock)
+    _room_for_lock(lock, False)
+    st = os.stat(lock)
+    assert st.st_size >= 64 << 10 and st.st_blocks * 512 >= st.st_size
+    with open(lock, "r+b") as f:  # a hole, as cp -a can leave
+        f.truncate(0)
+        f.truncate(64 << 10)
+    assert os.stat(lock).st_blocks == 0
+    _room_for_lock(lock, True)
+    assert os.stat(lock).st_blocks * 512 >= 64 << 10
+    assert incbt.open(s.path).status().report.runs == 0
+
+
+def test_a_path_the_locale_cannot_spell_is_said():
+    got = map_dependency_error(UnicodeEncodeError("ascii", "st\udcc3", 2, 3, "no"), "incbt")
+    assert isinstance(got, SetupError) and "LANG=C.UTF-8" in str(got), got

@@ -13,6 +13,7 @@ transactions open on other threads have ended, and holds new ones back meanwhile
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -125,6 +126,29 @@ def _forget_lock(lock: str, had: bool) -> None:
             os.remove(lock)
 
 
+LOCK_BYTES = 64 << 10  # a lock file made here: LMDB's reader table for 512 and more
+
+
+def _room_for_lock(lock: str, had: bool) -> None:
+    """Blocks on disk for the whole lock file before LMDB maps it: LMDB makes it (or
+    finds it, copied by ``cp -a`` with holes) and writes to it through a shared map,
+    where a full disk is SIGBUS, the process killed without a word (QA 2026-12-06:
+    ``status`` and ``query`` died so, exit 135). Here a full disk is an OSError
+    (ENOSPC), said as such. A file LMDB would grow is made bigger than it would (its
+    reader table then holds more readers, which costs nothing)."""
+    if had:
+        st = os.stat(lock)
+        if st.st_blocks * 512 >= st.st_size:
+            return  # no hole
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, size if had else max(size, LOCK_BYTES))
+    finally:
+        os.close(fd)
+
+
 def _open_lmdb(path: str, map_size: int, readonly: bool = False) -> lmdb.Environment:
     """The catalog's LMDB environment; ``readonly``: read without taking the lock file
     (read-only media)."""
@@ -163,6 +187,17 @@ class Env:
         _refuse_shared(path)
         had_lock = os.path.exists(lock)
         self.readonly = False
+        try:
+            _room_for_lock(lock, had_lock)
+        except OSError as exc:
+            _forget_lock(lock, had_lock)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise SetupError(
+                    f"the disk holding the store's catalog ({path}) is full: LMDB needs "
+                    f"room for its lock file {lock} even to read. Nothing was changed. "
+                    "Fix: free space on that disk, then run the command again"
+                ) from None
+            # anything else (read-only media, no permission): LMDB's own words below
         try:
             self.env = _open_lmdb(path, map_size)
         except lmdb.Error as exc:
