@@ -1752,7 +1752,9 @@ def main() -> None:
             sys.exit(code)
         _fast_exit()
     except IncbtError as exc:
-        err_console.print(styled(f"[red]error:[/red] {exc}"), highlight=False, soft_wrap=True)
+        err_console.print(
+            styled(f"[red]error:[/red] {_with_notes(exc, exc)}"), highlight=False, soft_wrap=True
+        )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # outside the command (typer catches it inside)
         sys.exit(_interrupted())
@@ -1774,8 +1776,19 @@ def main() -> None:
         sys.exit(2)
     except Exception as exc:  # a dependency error that escaped its boundary
         mapped = map_dependency_error(exc, "incbt")
-        err_console.print(styled(f"[red]error:[/red] {mapped}"), highlight=False, soft_wrap=True)
+        err_console.print(
+            styled(f"[red]error:[/red] {_with_notes(mapped, exc)}"),
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(mapped.exit_code)
+
+
+def _with_notes(said: BaseException, raised: BaseException) -> str:
+    """An error's line, with the notes added to it on its way up (``add_note``: what
+    was committed before it, say)."""
+    notes = [n for n in getattr(raised, "__notes__", ()) if n not in str(said)]
+    return "; ".join([str(said), *notes])
 
 
 if __name__ == "__main__":

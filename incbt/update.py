@@ -409,17 +409,28 @@ def update(
         broken_runs: list[tuple[rc.RunRecord, str]] = []
         records, replaced, broken = current_records(store, broken_runs, compiled=not dry_run)
         stale: list[Staleness] = []
-        report = bring_up_to_date(
-            store,
-            records,
-            command=command,
-            kind="update",
-            progress=progress,
-            dry_run=dry_run,
-            stale_out=stale,
-            replaced=replaced,
-            hypothetical=summary.changed_days if dry_run and summary else (),
-        )
+        try:
+            report = bring_up_to_date(
+                store,
+                records,
+                command=command,
+                kind="update",
+                progress=progress,
+                dry_run=dry_run,
+                stale_out=stale,
+                replaced=replaced,
+                hypothetical=summary.changed_days if dry_run and summary else (),
+            )
+        except BaseException as exc:
+            if summary is not None and summary.seq is not None:  # said with the error
+                # (QA 2026-12-06: a full disk stopped the computing, and nothing said the
+                # files were in the store already)
+                exc.add_note(
+                    f"the files were ingested (event {summary.seq}: {summary.days_new} new "
+                    f"day(s), {summary.days_corrected} correction(s)); `incbt update` "
+                    "without files computes the runs"
+                )
+            raise
     with store.catalog.env.read() as txn:
         last_seq = store.catalog.last_seq(txn)
     return UpdateResult(

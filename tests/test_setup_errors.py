@@ -210,3 +210,24 @@ def test_the_lock_file_has_its_blocks_before_lmdb_maps_it(tmp_path):
 def test_a_path_the_locale_cannot_spell_is_said():
     got = map_dependency_error(UnicodeEncodeError("ascii", "st\udcc3", 2, 3, "no"), "incbt")
     assert isinstance(got, SetupError) and "LANG=C.UTF-8" in str(got), got
+
+
+def test_an_update_stopped_after_its_ingest_says_the_files_are_in(store, tmp_path,
+                                                                   monkeypatch):
+    """A full disk stopped an update's computing after its ingest committed: the error
+    did not say the files were in the store already."""
+    import incbt.update as update_mod
+    from incbt.cli import _with_notes
+
+    store.backtest("sma_cross", {"fast": 3, "slow": 20})
+    generate(str(tmp_path / "next"), instruments=2, days=4, seed=4, from_day="2024-01-04")
+
+    def full(*a, **k):
+        raise SetupError("the disk is full")
+
+    monkeypatch.setattr(update_mod, "bring_up_to_date", full)
+    with pytest.raises(SetupError) as e:
+        store.update(str(tmp_path / "next"))
+    said = _with_notes(e.value, e.value)
+    assert "the files were ingested (event" in said and "2 new day(s)" in said, said
+    assert store.sql("SELECT count(DISTINCT date) AS n FROM bars")["n"][0].as_py() == 4
