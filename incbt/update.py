@@ -967,10 +967,22 @@ def verify(
         for chunk, runs in _instrument_chunks(plan_runs(store, plain, from_scratch=True), ids):
             insts = sorted({t.instrument for t in chunk.tasks})
             _compare(ctx, runs, insts, execute(store, chunk, progress), port, report)
-    for rec in (r for r in records if r.fork):
-        from incbt.fork import fresh_results
+    forks = [r for r in records if r.fork]
+    if forks:
+        from incbt.fork import FreshMemo, fresh_results
+        from incbt.runs import _fork_levels
 
-        _compare(ctx, [rec.run_id], None, fresh_results(store, rec), port, report)
+        # forks after their bases, each base's results kept while forks of it remain
+        order = [f for level in _fork_levels(forks) for f in level]
+        children: dict[str, int] = defaultdict(int)
+        for f in order:
+            children[(f.fork or {})["base"]] += 1
+        memo = FreshMemo(dict(children))
+        counted = progress.task("forks recomputed", len(order))  # (QA: 23 s, no word)
+        for rec in order:
+            _compare(ctx, [rec.run_id], None, fresh_results(store, rec, memo), port, report)
+            counted.advance()
+        counted.done()
     if records:  # the portfolios, folded over every chunk
         ids = sorted(r.run_id for r in records)
         where = " AND scope = 'portfolio'"
