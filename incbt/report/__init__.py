@@ -237,8 +237,10 @@ def _staleness(store: Any, run_ids: Iterable[str]) -> dict[str, _Stale]:
     new code that replaces it (and not at all once that run is computed already), so
     the (old, new) pairs of ``status().replaced`` are followed back: without them a
     run of changed code read as up to date (found 2026-12-05)."""
-    st = store.status()
+    from incbt.update import status_of
+
     wanted = set(run_ids)
+    st = status_of(store, wanted)
     olds: dict[str, list[str]] = {}
     out: dict[str, _Stale] = {}
     for old, new in st.replaced:
