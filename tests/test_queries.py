@@ -382,6 +382,8 @@ def test_an_ambiguous_run_prefix_names_its_runs_and_a_dropped_one_gives_way():
     assert by_prefix([a, d], "ab7") is d
     with pytest.raises(NotFoundError):
         by_prefix([a, b], "ff")
+    # pasted from --output csv (quoted) or JSON: the id inside (QA 2026-12-06)
+    assert by_prefix([a, b], '"ab12"') is a and by_prefix([a, b], "'ab3'") is b
 
 
 def test_a_runs_equity_curve_agrees_with_its_metrics_bit_for_bit(results):

@@ -176,6 +176,9 @@ def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
     if not prefix.strip():
         raise UsageError("give a run id (or a unique prefix of it), not an empty one")
     prefix = prefix.strip().lower()  # ids are lower-case hex: 5F2C9E0A is 5f2c9e0a (QA)
+    # pasted from `--output csv` (which quotes text) or JSON: the id inside (QA 2026-12-06)
+    if len(prefix) > 2 and prefix[0] == prefix[-1] and prefix[0] in "\"'":
+        prefix = prefix[1:-1].strip()
     hit = [r for r in records if r.run_id.startswith(prefix)]
     if not hit:
         raise NotFoundError(
