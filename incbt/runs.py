@@ -1266,6 +1266,7 @@ def bring_up_to_date(
         # by QA 2026-12-05: a fork's days of a new instrument before D were counted as
         # computed, where they are copied from its base)
         known = sorted(set(store.instruments()) | {h[0] for h in hypothetical})
+        states: dict = {}  # bases' states asked by the levels' materializing (fork.state_at)
         for level in _fork_levels(forks):  # each after the forks it is a fork of
             assume: dict[tuple[str, str], int] = {}
             built = []
@@ -1284,7 +1285,9 @@ def bring_up_to_date(
                         why: list[Staleness] = []
                         plan_runs(store, [f], why)
                         stale_out += [w for w in why if w.instrument in need]
-                    built += fork_mod.materialize(store, f, need, keep_going=kind == "update")
+                    built += fork_mod.materialize(
+                        store, f, need, keep_going=kind == "update", memo=states
+                    )
             if built:
                 new = [f for f in level if _needs_record(store, f)]
                 commit(store, built, new, command, "fork")
