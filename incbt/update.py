@@ -390,9 +390,11 @@ def update(
     dry_run: bool = False,
     command: str = "update",
     progress: Reporter = NULL,
+    only: Collection[str] | None = None,
     **ingest_args: Any,
 ) -> UpdateResult:
-    """Ingest ``paths`` (if any), then bring every run up to date."""
+    """Ingest ``paths`` (if any), then bring every run up to date (``only``: a dry run's
+    runs, see :func:`status_of`)."""
     # the runs' kernels load while the files are ingested and the plan made; without
     # files, once the plan has work (incbt.runs._phase): often there is none
     if paths and not dry_run:
@@ -408,6 +410,12 @@ def update(
         )
         broken_runs: list[tuple[rc.RunRecord, str]] = []
         records, replaced, broken = current_records(store, broken_runs, compiled=not dry_run)
+        if only is not None:  # these runs, with the runs replacing them
+            replaced = [(o, n) for o, n in replaced if o in only]
+            mine = set(only) | {n for _, n in replaced}
+            records = [r for r in records if r.run_id in mine]
+            broken_runs = [(r, why) for r, why in broken_runs if r.run_id in only]
+            broken = [broken_line(r, why) for r, why in broken_runs]
         stale: list[Staleness] = []
         try:
             report = bring_up_to_date(
@@ -475,29 +483,7 @@ def status_of(store: Any, run_ids: Collection[str]) -> UpdateResult:
     replacement; a fork: with its base, as an update brings it up to date): what a
     report of one run needs, planned for it, not for every run of the store (QA
     2026-12-06: ``report RUN`` planned 16,000 runs for one)."""
-    wanted = set(run_ids)
-    broken_runs: list[tuple[rc.RunRecord, str]] = []
-    records, replaced, broken = current_records(store, broken_runs)
-    replaced = [(o, n) for o, n in replaced if o in wanted]
-    mine = wanted | {n for _, n in replaced}
-    records = [r for r in records if r.run_id in mine]
-    broken_runs = [(r, why) for r, why in broken_runs if r.run_id in wanted]
-    broken = [broken_line(r, why) for r, why in broken_runs]
-    stale: list[Staleness] = []
-    report = bring_up_to_date(
-        store, records, command="status", kind="update", dry_run=True, stale_out=stale,
-        replaced=replaced,
-    )  # fmt: skip
-    with store.catalog.env.read() as txn:
-        last_seq = store.catalog.last_seq(txn)
-    return UpdateResult(
-        None,
-        report,
-        replaced,
-        broken,
-        lambda: _stale_rows(records, report, stale, replaced, last_seq, broken_runs),
-        True,
-    )
+    return update(store, None, dry_run=True, only=set(run_ids))
 
 
 @dataclass
