@@ -40,6 +40,7 @@ from incbt.errors import (
     CatalogError,
     NotFoundError,
     SetupError,
+    StoreError,
     StrategyError,
     UsageError,
     every_instrument,
@@ -1865,6 +1866,11 @@ class Run:
 
     def __repr__(self) -> str:
         cat = self.store.catalog
+        try:
+            cat.env.still_here()
+        except StoreError:  # said, not raised (a notebook shows it)
+            gone = "is gone (deleted, moved or replaced)"
+            return f"<Run {self.run_id}: its store {self.store.path} {gone}>"
         with cat.env.read() as txn:
             stored = rc.get_run(cat, txn, self.run_id)
             failed = rc.run_failures(cat, txn, self.run_id)

@@ -528,9 +528,12 @@ class Store:
         cat.env.forget(b"snapshots")
 
     def __repr__(self) -> str:
-        with self.catalog.env.read() as txn:
-            n_inst = len(self.catalog.instruments(txn))
-            seq = self.catalog.last_seq(txn)
+        try:
+            with self.catalog.env.read() as txn:
+                n_inst = len(self.catalog.instruments(txn))
+                seq = self.catalog.last_seq(txn)
+        except StoreError:  # a repr says so, it does not raise (a notebook shows it)
+            return f"<incbt.Store {self.path!r}: gone (deleted, moved or replaced since opened)>"
         return f"<incbt.Store {self.path!r}: {n_inst} instruments, {seq} events>"
 
     # -- writing -----------------------------------------------------------
@@ -539,6 +542,7 @@ class Store:
         takes it first removes what a crashed writer left (``recover``): every writing
         command does, not only those with something to write (``recover_first`` False:
         a dry run, which writes nothing)."""
+        self.catalog.env.still_here()  # a store moved or deleted: said, not a raw error
         return write_lock(
             self.path,
             float(self.settings["lock_timeout"]),

@@ -231,3 +231,30 @@ def test_an_update_stopped_after_its_ingest_says_the_files_are_in(store, tmp_pat
     said = _with_notes(e.value, e.value)
     assert "the files were ingested (event" in said and "2 new day(s)" in said, said
     assert store.sql("SELECT count(DISTINCT date) AS n FROM bars")["n"][0].as_py() == 4
+
+
+def test_a_store_deleted_made_again_or_moved_under_a_held_store_is_said(tmp_path):
+    """A notebook's Store held across `rm -rf` and `incbt init` at the same path read
+    the deleted store as current, and its writes went to the deleted catalog, reported
+    as committed (QA 2026-12-06); a moved store gave raw FileNotFoundErrors."""
+    import shutil
+
+    generate(str(tmp_path / "d"), instruments=1, days=3, seed=4)
+    path = str(tmp_path / "s")
+    held = incbt.init(path)
+    held.ingest(str(tmp_path / "d"))
+    run = held.backtest("sma_cross", {"fast": 3, "slow": 20})
+    shutil.rmtree(path)
+    incbt.init(path)  # another store at the same path (here: this process)
+    for use in (lambda: held.sql("SELECT count(*) FROM bars"), lambda: run.metrics,
+                lambda: held.ingest(str(tmp_path / "d")), held.status):
+        with pytest.raises(incbt.StoreError, match="deleted, moved or replaced"):
+            use()
+    assert "gone" in repr(held) and "gone" in repr(run)
+    fresh = incbt.open(path)
+    assert fresh.sql("SELECT count(*) AS n FROM bars")["n"][0].as_py() == 0
+    moved = str(tmp_path / "moved")
+    os.rename(path, moved)
+    with pytest.raises(incbt.StoreError, match="deleted, moved or replaced"):
+        fresh.sql("SELECT count(*) FROM bars")
+    assert incbt.open(moved).status().report.runs == 0

@@ -16,17 +16,19 @@ import contextlib
 import errno
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
 import lmdb
 
-from incbt.errors import CatalogError, SetupError
+from incbt.errors import CatalogError, SetupError, StoreError
 
 # a commit failing with an "Input/output error" on a disk with less room than this is
 # taken for the full disk it is (LMDB's short write), not a failing disk
 FULL_DISK_BYTES = 4 << 20
+CHECK_SECONDS = 0.0  # Env.still_here: how often a read looks at the catalog's path (a stat: ~2 us)
 
 T = TypeVar("T")
 
@@ -217,6 +219,8 @@ class Env:
             _forget_lock(lock, had_lock)
             raise
         self.identity = _identity(path)
+        self._checked = time.monotonic()  # still_here: when the path was last checked
+        self._closed = False
         self._dbs: dict[bytes, object] = {}
         self._write_lock = threading.Lock()
         self._gate = threading.Condition()  # read transactions against map changes
@@ -287,9 +291,28 @@ class Env:
             self._open -= 1
             self._gate.notify_all()
 
+    def still_here(self, always: bool = True) -> None:
+        """Refuse to go on with a catalog that is no longer the one at its path: the store
+        was deleted (and perhaps made again), moved or replaced since this process opened
+        it. Its reads showed the old store as current and its writes went to a deleted
+        file, reported as committed (QA 2026-12-06, a notebook's Store held across an
+        ``rm -rf`` and ``incbt init``). A read checks at most every CHECK_SECONDS (a stat)."""
+        now = time.monotonic()
+        if not always and now - self._checked < CHECK_SECONDS:
+            return
+        self._checked = now
+        if self._closed or _identity(self.path) != self.identity:
+            store = os.path.dirname(self.path)
+            raise StoreError(
+                f"the store at {store} was deleted, moved or replaced since this process "
+                "opened it: what is there now is not the store opened. Fix: open it again "
+                "(incbt.open), at its new path if it moved"
+            )
+
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
         """A consistent read-only view of the latest commit (MVCC: writers never block it)."""
+        self.still_here(always=False)
         resynced = False
         for _ in range(4):
             self._enter()
@@ -344,6 +367,7 @@ class Env:
             from incbt.catalog.lock import READ_ONLY
 
             raise CatalogError(READ_ONLY.format(store=os.path.dirname(self.path)))
+        self.still_here()  # never a commit into a catalog deleted under this process
         with self._write_lock:
             while True:
                 try:
@@ -393,9 +417,19 @@ def open_env(path: str, map_size_mb: float = 256) -> Env:
         env = _ENVS.get(key)
         if env is not None and env.identity != _identity(key):
             # The folder was deleted and made again: the open env is of the old files.
+            env._closed = True  # its holders are told so (still_here), not LMDB's words
             env.env.close()
             env = None
         if env is None:
+            ident = _identity(key)
+            for old_key, old in list(_ENVS.items()):  # the same catalog, moved here:
+                if ident is not None and old.identity == ident and old_key != key:
+                    # LMDB refuses a second open of one file (QA 2026-12-06: "already
+                    # open in this process", with a fix to restore a backup); the old
+                    # path's holders are told their store moved (still_here)
+                    old._closed = True
+                    old.env.close()
+                    del _ENVS[old_key]
             env = Env(key, int(map_size_mb * 1024 * 1024))
             _ENVS[key] = env
         return env
@@ -414,4 +448,5 @@ def close_env(path: str) -> None:
     with _ENVS_LOCK:
         env = _ENVS.pop(key, None)
     if env is not None:
+        env._closed = True
         env.env.close()
