@@ -1323,15 +1323,21 @@ def update(
     if given and not paths:  # --map and --tz were ignored without a word (QA 2026-12-06)
         raise UsageError(f"{given[0]} applies to the files update ingests: give them")
     st = _open()
-    with RichReporter() as rep:
-        res = st.update(
-            paths or None,
-            dry_run=dry_run,
-            columns=_pairs(map_, "--map") or None,
-            tz=tz,
-            progress=rep,
-            join_days=join_days,
-        )
+    try:
+        with RichReporter() as rep:
+            res = st.update(
+                paths or None,
+                dry_run=dry_run,
+                columns=_pairs(map_, "--map") or None,
+                tz=tz,
+                progress=rep,
+                join_days=join_days,
+            )
+    except KeyboardInterrupt as exc:  # after its ingest committed: said (QA 2026-12-06)
+        notes = "; ".join(getattr(exc, "__notes__", ()))
+        raise typer.Exit(
+            _interrupted(f"{notes} (or run the same command again)" if notes else "")
+        ) from None
     if res.ingest is not None:
         s = res.ingest
         _say(
@@ -1686,6 +1692,7 @@ class _WholeWrites(io.RawIOBase):
     def __init__(self, fd: int) -> None:
         super().__init__()
         self.fd = fd
+        self.failed = False  # raised once: what is written after is dropped
 
     def writable(self) -> bool:
         return True
@@ -1695,11 +1702,14 @@ class _WholeWrites(io.RawIOBase):
 
     def write(self, b: Any) -> int:
         view = memoryview(b).cast("B")
+        if self.failed:  # the error was raised and is being said: the interpreter's last
+            return len(view)  # flush must not raise it again (exit 120, a traceback)
         done = 0
         while done < len(view):
             try:
                 done += os.write(self.fd, view[done:])
             except OSError as exc:  # named: the output, not a store's file
+                self.failed = True
                 if exc.errno == errno.EPIPE:
                     raise  # the reader went away: main says nothing (exit 0)
                 raise OSError(exc.errno, exc.strerror, STDOUT) from None
@@ -1717,11 +1727,16 @@ def _whole_stdout() -> None:
     except (AttributeError, OSError, ValueError):
         return
     out.flush()
+    raw = _WholeWrites(fd)
+    # unbuffered as Python makes it (python -u, PYTHONUNBUFFERED): each write goes out
+    # as it is made, in order with stderr's (QA 2026-12-06)
+    unbuffered = bool(getattr(out, "write_through", False))
     sys.stdout = io.TextIOWrapper(
-        io.BufferedWriter(_WholeWrites(fd), buffer_size=1 << 16),
+        raw if unbuffered else io.BufferedWriter(raw, buffer_size=1 << 16),  # type: ignore[arg-type]
         encoding=out.encoding,
         errors=out.errors,
         line_buffering=bool(out.line_buffering),
+        write_through=unbuffered,
     )
 
 
@@ -1769,6 +1784,10 @@ def main() -> None:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
         raise
+    except BrokenPipeError:  # the reader went away, seen as the output was flushed
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)  # as when click sees it (above): exit 0, not a word
     except typer.Abort:  # click's words for a Ctrl-C (or SIGTERM) outside a command
         sys.exit(_interrupted() if not _SAID else 143 if _TERMINATED else 130)
     except typer.TyperException as exc:  # usage errors: bad option, missing argument

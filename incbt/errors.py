@@ -210,14 +210,22 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     full = _disk_full(exc, context)
     if full is not None:
         return full
-    if isinstance(exc, UnicodeEncodeError):  # a path the locale cannot spell (QA: exit 3)
+    if isinstance(exc, UnicodeEncodeError):  # text an encoding cannot spell (QA: exit 3)
+        import codecs
         import sys
 
-        enc = sys.getfilesystemencoding()
+        chars = exc.object[exc.start : exc.end]
+        out = getattr(sys.stdout, "encoding", None) or ""
+        same = lambda a, b: codecs.lookup(a).name == codecs.lookup(b).name  # noqa: E731
+        if out and same(exc.encoding, out) and not same(out, sys.getfilesystemencoding()):
+            return SetupError(  # the output's encoding (PYTHONIOENCODING), not a path's
+                f"{context}: the output cannot be written in its encoding ({out}): "
+                f"{chars!r}. Fix: PYTHONIOENCODING=utf-8"
+            )
         return SetupError(
             f"{context}: a path or name cannot be written in this locale's encoding "
-            f"({enc}): {exc.object[exc.start : exc.end]!r}. Fix: run with a UTF-8 locale "
-            "(LANG=C.UTF-8, or PYTHONUTF8=1), or use an ASCII path"
+            f"({exc.encoding}): {chars!r}. Fix: run with a UTF-8 locale (LANG=C.UTF-8, or "
+            "PYTHONUTF8=1), or use an ASCII path"
         )
     if top == "lmdb":
         return CatalogError(f"{context}: LMDB {name}: {exc}")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import os
 import re
+import stat
 import sys
 import threading
 import time
@@ -267,22 +269,54 @@ def write_json_lines(rows: list[dict[str, Any]], path: str | None) -> None:
 
 @contextlib.contextmanager
 def output_file(path: str) -> Iterator[str]:
-    """Write the output file ``path`` whole or not at all: its content goes to a file
-    beside it, renamed over ``path`` once written (a full disk left a csv cut short, an
-    empty json, QA 2026-12-06); an error removes it and names ``path``."""
+    """Write the output file ``path`` whole or not at all, where that can be done: a new
+    file, or a regular file of one name, gets its content in a file beside it (its mode
+    kept), renamed over it once written (a full disk left a csv cut short, an empty json,
+    QA 2026-12-06); an error removes that file and names ``path``. Anything else is
+    written in place, as the user's path says: a symbolic link's target, a device or a
+    pipe (``-o /dev/stdout``), a file of several names, and where no file can be made
+    beside it (a read-only folder, a name at the file system's limit)."""
     from incbt.errors import OUTPUTS
 
     full = os.path.abspath(os.path.expanduser(path))
-    tmp = os.path.join(os.path.dirname(full), f".{os.path.basename(full)}.incbt-tmp")
-    OUTPUTS[full] = OUTPUTS[tmp] = True
+    OUTPUTS[full] = True
     try:
-        yield tmp
-        os.replace(tmp, full)
+        st: os.stat_result | None = os.lstat(full)
+    except OSError:
+        st = None
+    tmp = None
+    if st is None or (stat.S_ISREG(st.st_mode) and st.st_nlink == 1):
+        beside = os.path.join(os.path.dirname(full), f".{os.path.basename(full)}.incbt-tmp")
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(beside)  # one an interrupted write left
+            os.close(os.open(beside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            tmp = beside
+            if st is not None:
+                os.chmod(beside, stat.S_IMODE(st.st_mode))  # a private file stays private
+        except OSError as exc:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
+                tmp = None
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                exc.filename = full
+                raise
+    target = tmp or full
+    OUTPUTS[target] = True
+    try:
+        yield target
+        if tmp is not None:
+            os.replace(tmp, full)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+        if tmp is not None or st is None:  # the file beside it, or a new one cut short
+            with contextlib.suppress(OSError):
+                os.remove(target)
         if isinstance(exc, OSError) and getattr(exc, "filename", None) in (tmp, None):
-            exc.filename = full  # its name, not the file beside it
+            if exc.errno is not None:
+                exc.filename = full  # its name, not the file beside it
+            elif "No space left on device" in str(exc):  # Arrow's words, no errno
+                raise OSError(errno.ENOSPC, "No space left on device", full) from None
         raise
 
 

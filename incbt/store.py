@@ -370,7 +370,14 @@ def _create(path: str, wanted: dict[str, Any]) -> None:
     from incbt.catalog.env import close_env
 
     catalog = os.path.join(path, "catalog")
-    made = [p for p in (path, catalog, os.path.join(path, "bars")) if not os.path.exists(p)]
+    parents = []  # the folders above it that are not there yet (init of a/b/st)
+    up = os.path.dirname(os.path.abspath(path))
+    while up and not os.path.exists(up) and up != os.path.dirname(up):
+        parents.append(up)
+        up = os.path.dirname(up)
+    made = parents[::-1] + [
+        p for p in (path, catalog, os.path.join(path, "bars")) if not os.path.exists(p)
+    ]
     files = [os.path.join(catalog, f) for f in ("data.mdb", "lock.mdb")]
     new_files = [f for f in files if not os.path.exists(f)]
     try:

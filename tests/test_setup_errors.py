@@ -177,6 +177,9 @@ def test_an_init_that_fails_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(SetupError):
         incbt.init(str(tmp_path / "s"))
     assert not (tmp_path / "s").exists()
+    with pytest.raises(SetupError):  # the folders above it it made go too (QA)
+        incbt.init(str(tmp_path / "a" / "b" / "s"))
+    assert not (tmp_path / "a").exists()
     (tmp_path / "kept").mkdir()  # a folder the user made stays, empty
     with pytest.raises(SetupError):
         incbt.init(str(tmp_path / "kept"))
@@ -197,13 +200,13 @@ def test_the_lock_file_has_its_blocks_before_lmdb_maps_it(tmp_path):
     os.remove(lock)
     _room_for_lock(lock, False)
     st = os.stat(lock)
-    assert st.st_size >= 64 << 10 and st.st_blocks * 512 >= st.st_size
+    assert st.st_size == 32896 and st.st_blocks * 512 >= st.st_size  # as LMDB makes it
     with open(lock, "r+b") as f:  # a hole, as cp -a can leave
         f.truncate(0)
-        f.truncate(64 << 10)
+        f.truncate(32896)
     assert os.stat(lock).st_blocks == 0
     _room_for_lock(lock, True)
-    assert os.stat(lock).st_blocks * 512 >= 64 << 10
+    assert os.stat(lock).st_blocks * 512 >= 32896
     assert incbt.open(s.path).status().report.runs == 0
 
 
@@ -258,3 +261,85 @@ def test_a_store_deleted_made_again_or_moved_under_a_held_store_is_said(tmp_path
     with pytest.raises(incbt.StoreError, match="deleted, moved or replaced"):
         fresh.sql("SELECT count(*) FROM bars")
     assert incbt.open(moved).status().report.runs == 0
+
+
+def test_an_output_file_written_beside_only_where_a_rename_keeps_it(tmp_path):
+    """-o replaced whatever was at the path by a regular file (QA 2026-12-06): a
+    symbolic link (to /proc/self/fd/1 even), a device, a file of several names, and a
+    private file's mode. Those are written in place; a regular file keeps its mode; a
+    name at the file system's limit (no room for the file beside it) is written too."""
+    from incbt.render import output_file
+
+    def write(path, text):
+        with output_file(str(path)) as tmp, open(tmp, "w") as f:
+            f.write(text)
+
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    write(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    private = tmp_path / "private.csv"
+    private.write_text("old")
+    private.chmod(0o600)
+    write(private, "new")
+    assert private.read_text() == "new" and (private.stat().st_mode & 0o777) == 0o600
+    other = tmp_path / "other.csv"
+    os.link(real, other)
+    write(other, "both")
+    assert real.read_text() == "both" and other.stat().st_nlink == 2
+    long = tmp_path / ("x" * 250 + ".csv")
+    write(long, "long")
+    assert long.read_text() == "long"
+    write(tmp_path / "dev-null", "")  # a regular file of that name: fine
+    write("/dev/null", "nothing")  # a device: written into, not replaced
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".incbt-tmp")]
+
+
+def test_the_output_stream_closed_early_or_full_is_said_once(tmp_path, store):
+    """`| true` (the reader gone before the first flush) gave exit 120 and a traceback,
+    and a small output to /dev/full the same: the buffered output's last flush raised
+    again at the interpreter's exit (QA 2026-12-06)."""
+    env = _env(INCBT_STORE=store.path)
+    p = subprocess.run(["bash", "-o", "pipefail", "-c",
+                        f"{INCBT} query 'SELECT * FROM bars' --output csv | true"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and not p.stderr.strip(), p.stderr
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([INCBT, "query", "SELECT 1 AS x"], stdout=full,
+                               stderr=subprocess.PIPE, text=True, env=env)
+        assert p.returncode == 1 and p.stderr.count("error:") == 1, p.stderr
+        assert "Exception ignored" not in p.stderr and "disk is full" in p.stderr
+
+
+def test_an_update_interrupted_after_its_ingest_says_the_files_are_in(store, tmp_path,
+                                                                     monkeypatch, capsys):
+    """Ctrl-C (or SIGTERM) while an update computed, its ingest committed: it said only
+    "run the same command again", not that the files were in (QA 2026-12-06)."""
+    import incbt.update as update_mod
+    from incbt import cli
+
+    generate(str(tmp_path / "next"), instruments=2, days=4, seed=4, from_day="2024-01-04")
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    import signal
+
+    monkeypatch.setattr(update_mod, "bring_up_to_date", stopped)
+    monkeypatch.setattr(sys, "argv", ["incbt", "--store", store.path, "update",
+                                      str(tmp_path / "next")])
+    # what main sets for the process, put back for the tests after this one
+    monkeypatch.setattr(warnings, "filters", list(warnings.filters))
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    term = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as e:
+            cli.main()
+    finally:
+        signal.signal(signal.SIGTERM, term)
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert e.value.code == 130 and "the files were ingested (event" in err, err

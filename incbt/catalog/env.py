@@ -128,7 +128,10 @@ def _forget_lock(lock: str, had: bool) -> None:
             os.remove(lock)
 
 
-LOCK_BYTES = 64 << 10  # a lock file made here: LMDB's reader table for 512 and more
+MAX_READERS = 512
+# the lock file LMDB makes for MAX_READERS (a header of 192 bytes and 64 a reader after
+# the first: 32,896 bytes, as LMDB 0.9 makes it); one made here is that size
+LOCK_BYTES = (MAX_READERS - 1) * 64 + 192
 
 
 def _room_for_lock(lock: str, had: bool) -> None:
@@ -136,8 +139,7 @@ def _room_for_lock(lock: str, had: bool) -> None:
     finds it, copied by ``cp -a`` with holes) and writes to it through a shared map,
     where a full disk is SIGBUS, the process killed without a word (QA 2026-12-06:
     ``status`` and ``query`` died so, exit 135). Here a full disk is an OSError
-    (ENOSPC), said as such. A file LMDB would grow is made bigger than it would (its
-    reader table then holds more readers, which costs nothing)."""
+    (ENOSPC), said as such. A file made here is the size LMDB makes it."""
     if had:
         st = os.stat(lock)
         if st.st_blocks * 512 >= st.st_size:
@@ -160,7 +162,7 @@ def _open_lmdb(path: str, map_size: int, readonly: bool = False) -> lmdb.Environ
         max_dbs=32,
         subdir=True,
         readahead=False,
-        max_readers=512,
+        max_readers=MAX_READERS,
         readonly=readonly,
         create=not readonly,
     )

@@ -116,8 +116,7 @@ def _choose_kernel_dir() -> Path:
     except OSError as exc:
         why = f"it cannot be made: {exc.strerror or exc}"
     try:
-        own = Path(tempfile.mkdtemp(prefix="incbt-numba-")) / "incbt_kernels"
-        own.mkdir()
+        own = _own_kernel_dir()
     except OSError as exc:
         raise SetupError(
             f"strategies cannot be compiled: their kernels go to {want}, where {why}, and "
@@ -127,17 +126,32 @@ def _choose_kernel_dir() -> Path:
     import warnings
 
     warnings.warn(
-        f"Numba's cache folder {want.parent}: {why}; strategies compile into {own} for "
-        "this process, and again in the next one (slower). Fix: set NUMBA_CACHE_DIR to a "
-        "folder you may write to",
+        f"Numba's cache folder {want.parent}: {why}; strategies compile into {own} "
+        "instead. Fix: set NUMBA_CACHE_DIR to a folder you may write to",
         RuntimeWarning,
         stacklevel=2,
     )
     _FALLBACK.append(own)
-    import atexit
-    import shutil
+    return own
 
-    atexit.register(shutil.rmtree, own.parent, ignore_errors=True)  # this process's own
+
+def _own_kernel_dir() -> Path:
+    """This user's own kernel folder in the system's temporary folder, a cache across
+    processes (a folder per process was left behind by every one that ended with
+    ``os._exit``, each Ray worker's too: QA 2026-12-06); one this user does not own (or
+    that is not a plain folder) is not used: a folder of this process's then."""
+    import stat
+
+    base = Path(tempfile.gettempdir()) / f"incbt-numba-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        base.mkdir(mode=0o700)
+    st = os.lstat(base)
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and os.access(base, os.W_OK):
+        own = base / "incbt_kernels"
+        own.mkdir(exist_ok=True)
+        return own
+    own = Path(tempfile.mkdtemp(prefix="incbt-numba-")) / "incbt_kernels"
+    own.mkdir()
     return own
 
 
