@@ -1721,6 +1721,8 @@ def _stale_note(rows: Sequence[Any]) -> str:
     insts = {r.instrument for r in rows if r.instrument}
     days = [r.from_day for r in rows if r.from_day]
     where = f" ({len(insts)} instrument(s) from {min(days)})" if insts and days else ""
+    if rows[0].reason.startswith("cannot recompute"):  # an update cannot (QA 2026-12-06)
+        return f"; STALE{where}: {rows[0].reason} (fix that, then store.update())"
     return f"; STALE{where}: {rows[0].reason} (store.update() brings it up to date)"
 
 
@@ -1739,11 +1741,27 @@ class Run:
         return self.record.run_id
 
     def _q(self, sql: str) -> pa.Table:
+        self._here()
         return self.store.sql(sql, params={"r": self.run_id})
+
+    def _here(self) -> None:
+        """Refuse (NotFoundError) reading a run dropped since this object was made: its
+        tables read as empty and its ``stale`` as up to date (QA 2026-12-06), where
+        ``store.run`` says it was dropped. (A run replaced after a code change says so
+        in its repr and report, and its tables are those of the new run's absence.)"""
+        cat = self.store.catalog
+        with cat.env.read() as txn:
+            rec = rc.get_run(cat, txn, self.run_id)
+        if rec is not None and rec.dropped_seq is not None:
+            raise NotFoundError(
+                f"run {self.run_id} was dropped (event {rec.dropped_seq}): its results left "
+                "the tables; registering it again (the same backtest) computes it anew"
+            )
 
     def _metric_rows(self, most: int | None = None) -> pa.Table:
         """The run's metric rows as the ``metrics`` table holds them (portfolio first),
-        at most ``most`` of them; none for a dropped or unknown run."""
+        at most ``most`` of them; none for an unknown run."""
+        self._here()
         cat = self.store.catalog
         with cat.env.read() as txn:
             rec = rc.get_run(cat, txn, self.run_id)
@@ -1775,6 +1793,7 @@ class Run:
         brings it up to date. Planned for this run alone, each time it is read."""
         from incbt.update import run_staleness
 
+        self._here()
         cat = self.store.catalog
         with cat.env.read() as txn:
             rec = rc.get_run(cat, txn, self.run_id) or self.record

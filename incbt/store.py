@@ -1090,7 +1090,11 @@ class Store:
         from incbt.sweep import SweepResult, sweeps
 
         found = sorted(sweeps(self), key=lambda r: (r["created"], r["name"]))
-        return {r["name"]: SweepResult(r["name"], r["runs"], 0, store=self) for r in found}
+        out = {}
+        for r in found:
+            out[r["name"]] = SweepResult(r["name"], r["runs"], 0, store=self)
+            out[r["name"]].created_at = r["created"]
+        return out
 
     def runs(self, strategy: str | None = None) -> list[Run]:
         """The store's runs (those ``update`` maintains: not dropped, not replaced after

@@ -80,6 +80,9 @@ class SweepResult:
     unfinished: int = 0
     # a --random sample smaller than asked: why (None: as asked, or no sample)
     short: str | None = None
+    # the sweep's record's creation stamp: another sweep given its name later is not this
+    # one (None: not known, a dry run of a new sweep)
+    created_at: float | None = None
 
     @property
     def run_ids(self) -> list[str]:
@@ -88,6 +91,12 @@ class SweepResult:
         by the run that replaced it; a dropped one left out. Runs not yet committed (an
         interrupted sweep) are listed as recorded; a dry run's, as it would make them."""
         rec = None if self.executor == "dry run" else get_sweep(self.store, self.name)
+        if (
+            rec is not None
+            and self.created_at is not None
+            and rec.get("created") != self.created_at
+        ):
+            self._here()  # another sweep of its name: said (QA 2026-12-06)
         with self.store.catalog.env.read() as txn:
             now = rc.standing(
                 self.store.catalog, txn, self.recorded if rec is None else rec["runs"]
@@ -98,10 +107,18 @@ class SweepResult:
         """Refuse (NotFoundError) reading a sweep dropped since this object was made: its
         tables were empty, with DataFusion's schema dump for a leaderboard (QA
         2026-12-05)."""
-        if self.executor != "dry run" and get_sweep(self.store, self.name) is None:
+        if self.executor == "dry run":
+            return
+        now = get_sweep(self.store, self.name)
+        if now is None:
             raise NotFoundError(
                 f"sweep {self.name!r} is not in the store any more (dropped); "
                 "`store.sweeps()` lists those there are"
+            )
+        if self.created_at is not None and now.get("created") != self.created_at:
+            raise NotFoundError(  # QA 2026-12-06: the object read the new sweep as its own
+                f"sweep {self.name!r} was dropped, and another sweep has its name now; "
+                "`store.sweeps()` has it"
             )
 
     def _params(self) -> dict[str, Any]:
@@ -116,6 +133,7 @@ class SweepResult:
     def parameters(self) -> list[str]:
         """The strategy's parameters, in the order it declares them (as a run records
         them, by name, when the strategy is not at hand)."""
+        self._here()
         return self.declared or list(self._params())
 
     def _typed(self, t: Any) -> Any:
@@ -227,7 +245,10 @@ class SweepResult:
         return self.store.report(self.name, path, metric)
 
     def __repr__(self) -> str:
-        if self.executor != "dry run" and get_sweep(self.store, self.name) is None:
+        now = None if self.executor == "dry run" else get_sweep(self.store, self.name)
+        if self.executor != "dry run" and (
+            now is None or (self.created_at is not None and now.get("created") != self.created_at)
+        ):
             return f"<Sweep {self.name!r}: dropped>"
         if self.report is None:  # a sweep of the store (Store.sweeps), not a call's result
             return f"<Sweep {self.name!r}: {len(self.run_ids)} run(s)>"
@@ -1007,6 +1028,7 @@ def sweep(
             "source": source,  # the strategy's file ("builtin"), for a resume before any run
             "created": old["created"] if old else time.time(),
         }
+        result.created_at = float(record["created"])  # type: ignore[arg-type]
         # the executor first: an address that reaches no cluster (or Ray failing to start)
         # leaves no sweep record behind
         executor = None

@@ -334,8 +334,13 @@ def test_a_runs_metrics_read_from_the_catalog_equal_the_sql_rows(corrected, tmp_
         assert run.portfolio == {m: want.column(m)[0].as_py() for m in METRICS}
     s.drop([runs[0].run_id])
     gone = incbt.runs.Run(s, runs[0].record)
-    assert gone.metrics.num_rows == 0 and s.sql(sql, params={"r": runs[0].run_id}).num_rows == 0
-    assert gone.portfolio == {}
+    assert s.sql(sql, params={"r": runs[0].run_id}).num_rows == 0
+    # a held Run of a dropped run says so, as store.run does (it read as an empty run
+    # that is up to date: QA 2026-12-06)
+    for read in (lambda: gone.metrics, lambda: gone.portfolio, lambda: gone.daily,
+                 lambda: gone.stale, gone.why_empty):
+        with pytest.raises(incbt.NotFoundError, match="was dropped"):
+            read()
     planned = s.backtest("sma_cross", {"fast": 4, "slow": 15}, dry_run=True)
     assert planned.metrics.num_rows == 0 and planned.portfolio == {}
 

@@ -343,3 +343,18 @@ def test_an_update_interrupted_after_its_ingest_says_the_files_are_in(store, tmp
         signal.signal(signal.SIGTERM, term)
     err = capsys.readouterr().err.replace("\n", " ")
     assert e.value.code == 130 and "the files were ingested (event" in err, err
+
+
+def test_a_held_sweep_of_a_name_given_to_another_sweep_says_so(store):
+    """A Sweep object read the sweep that took its name after it was dropped as its own
+    (another strategy's: a leaderboard without its parameters; QA 2026-12-06)."""
+    sw = store.sweep("sma_cross", {"fast": [3, 4], "slow": [20]}, name="grid")
+    assert sw.parameters() == ["fast", "slow"]
+    store.drop(sweep="grid")
+    store.sweep("breakout", {"lookback": [5, 6]}, name="grid")
+    for read in (lambda: sw.run_ids, sw.parameters, sw.leaderboard, lambda: sw.runs):
+        with pytest.raises(incbt.NotFoundError, match="another sweep has its name"):
+            read()
+    assert repr(sw) == "<Sweep 'grid': dropped>"
+    now = store.sweeps()["grid"]
+    assert now.parameters() == ["lookback"] and len(now.run_ids) == 2
