@@ -16,7 +16,6 @@ import contextlib
 import errno
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -28,7 +27,6 @@ from incbt.errors import CatalogError, SetupError, StoreError
 # a commit failing with an "Input/output error" on a disk with less room than this is
 # taken for the full disk it is (LMDB's short write), not a failing disk
 FULL_DISK_BYTES = 4 << 20
-CHECK_SECONDS = 0.0  # Env.still_here: how often a read looks at the catalog's path (a stat: ~2 us)
 
 T = TypeVar("T")
 
@@ -221,8 +219,7 @@ class Env:
             _forget_lock(lock, had_lock)
             raise
         self.identity = _identity(path)
-        self._checked = time.monotonic()  # still_here: when the path was last checked
-        self._closed = False
+        self._closed = False  # still_here: closed by open_env, its file moved or replaced
         self._dbs: dict[bytes, object] = {}
         self._write_lock = threading.Lock()
         self._gate = threading.Condition()  # read transactions against map changes
@@ -293,16 +290,13 @@ class Env:
             self._open -= 1
             self._gate.notify_all()
 
-    def still_here(self, always: bool = True) -> None:
+    def still_here(self) -> None:
         """Refuse to go on with a catalog that is no longer the one at its path: the store
         was deleted (and perhaps made again), moved or replaced since this process opened
         it. Its reads showed the old store as current and its writes went to a deleted
         file, reported as committed (QA 2026-12-06, a notebook's Store held across an
-        ``rm -rf`` and ``incbt init``). A read checks at most every CHECK_SECONDS (a stat)."""
-        now = time.monotonic()
-        if not always and now - self._checked < CHECK_SECONDS:
-            return
-        self._checked = now
+        ``rm -rf`` and ``incbt init``). Every read and write checks (a stat: ~2 us; a
+        sweep's command makes a few hundred transactions)."""
         if self._closed or _identity(self.path) != self.identity:
             store = os.path.dirname(self.path)
             raise StoreError(
@@ -314,7 +308,7 @@ class Env:
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
         """A consistent read-only view of the latest commit (MVCC: writers never block it)."""
-        self.still_here(always=False)
+        self.still_here()
         resynced = False
         for _ in range(4):
             self._enter()
