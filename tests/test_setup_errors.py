@@ -358,3 +358,28 @@ def test_a_held_sweep_of_a_name_given_to_another_sweep_says_so(store):
     assert repr(sw) == "<Sweep 'grid': dropped>"
     now = store.sweeps()["grid"]
     assert now.parameters() == ["lookback"] and len(now.run_ids) == 2
+
+
+def test_a_store_reached_by_two_paths_stays_open_by_both(tmp_path):
+    """A bind mount shows one catalog at two paths: opening the second closed the first
+    path's Store as if its store had moved (QA 2026-12-06). One environment serves both.
+    (Needs `mount --bind`: skipped where it is not allowed.)"""
+    generate(str(tmp_path / "d"), instruments=1, days=2, seed=4)
+    a = incbt.init(str(tmp_path / "s"))
+    a.ingest(str(tmp_path / "d"))
+    other = tmp_path / "bind"
+    other.mkdir()
+    if subprocess.run(["mount", "--bind", str(tmp_path / "s"), str(other)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mount --bind is not allowed here")
+    try:
+        b = incbt.open(str(other))
+        q = "SELECT count(*) AS n FROM bars"
+        assert a.sql(q)["n"][0].as_py() == b.sql(q)["n"][0].as_py() == 780
+        assert incbt.open(str(tmp_path / "s")).sql(q)["n"][0].as_py() == 780
+        assert b.sql(q)["n"][0].as_py() == 780 and "gone" not in repr(b) + repr(a)
+    finally:
+        from incbt.catalog.env import close_env
+
+        close_env(str(other / "catalog"))
+        subprocess.run(["umount", str(other)], check=False)

@@ -418,14 +418,18 @@ def open_env(path: str, map_size_mb: float = 256) -> Env:
             env = None
         if env is None:
             ident = _identity(key)
-            for old_key, old in list(_ENVS.items()):  # the same catalog, moved here:
-                if ident is not None and old.identity == ident and old_key != key:
-                    # LMDB refuses a second open of one file (QA 2026-12-06: "already
-                    # open in this process", with a fix to restore a backup); the old
-                    # path's holders are told their store moved (still_here)
-                    old._closed = True
-                    old.env.close()
-                    del _ENVS[old_key]
+            for old_key, old in list(_ENVS.items()):  # the same catalog by another path
+                if ident is None or old.identity != ident or old_key == key or old._closed:
+                    continue
+                if _identity(old_key) == ident:  # at both paths (a bind mount): one env,
+                    _ENVS[key] = old  # as LMDB allows one open of a file a process
+                    return old  # (QA 2026-12-06: the first path's holders were closed)
+                # moved here: LMDB refuses a second open of one file (QA 2026-12-06:
+                # "already open in this process", with a fix to restore a backup); the
+                # old path's holders are told their store moved (still_here)
+                old._closed = True
+                old.env.close()
+                del _ENVS[old_key]
             env = Env(key, int(map_size_mb * 1024 * 1024))
             _ENVS[key] = env
         return env
@@ -443,6 +447,8 @@ def close_env(path: str) -> None:
     key = os.path.realpath(path)
     with _ENVS_LOCK:
         env = _ENVS.pop(key, None)
+        for k in [k for k, e in _ENVS.items() if e is env]:  # its other paths (open_env)
+            del _ENVS[k]
     if env is not None:
         env._closed = True
         env.env.close()
