@@ -389,7 +389,7 @@ def small_store(tmp_path_factory):
 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (("query", "COPY (SELECT 1) TO '/tmp/incbt-copy-test.csv'"), 1,
-     "queries only read (SELECT, EXPLAIN)"),
+     "queries only read (SELECT, EXPLAIN, SHOW)"),
     (("query", "CREATE TABLE t AS SELECT 1"), 1, "queries only read"),
     (("query", "SELEC 1"), 1, "Fix: check the SQL"),
     (("query", "SELECT 1 AS x", "-p", "y=2"), 2, "the SQL has no $y"),

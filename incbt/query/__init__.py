@@ -923,7 +923,7 @@ def _table_hint(error: str) -> str:
     statements are explained."""
     if re.search(r"(DDL|DML|Statement) not supported", error):
         return (
-            ". Fix: queries only read (SELECT, EXPLAIN); write a result to a file with "
+            ". Fix: queries only read (SELECT, EXPLAIN, SHOW); write a result to a file with "
             "--output csv|json|parquet -o FILE"
         )
     if "ParserError" in error or "SQL error" in error:
