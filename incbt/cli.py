@@ -1780,14 +1780,10 @@ def main() -> None:
         # the output was only cut short by whoever read it, as with csv and json, so 0
         ctx = exc.__context__
         if exc.code == 1 and isinstance(ctx, OSError) and ctx.errno == errno.EPIPE:
-            with contextlib.suppress(OSError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(0)
+            _reader_gone()
         raise
     except BrokenPipeError:  # the reader went away, seen as the output was flushed
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)  # as when click sees it (above): exit 0, not a word
+        _reader_gone()  # as when click sees it (above)
     except typer.Abort:  # click's words for a Ctrl-C (or SIGTERM) outside a command
         sys.exit(_interrupted() if not _SAID else 143 if _TERMINATED else 130)
     except typer.TyperException as exc:  # usage errors: bad option, missing argument
@@ -1801,6 +1797,13 @@ def main() -> None:
             soft_wrap=True,
         )
         sys.exit(mapped.exit_code)
+
+
+def _reader_gone() -> None:
+    """The reader of stdout went away: exit 0 without a word (nothing more goes out)."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
 
 
 def _with_notes(said: BaseException, raised: BaseException) -> str:

@@ -267,11 +267,13 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
 
 # the fix of an I/O error on a store's file, by its errno (QA 2026-12-06: "Permission
 # denied (.../write.lock)" said no more)
+_NOT_WRITABLE = (
+    "the store's folders and files must be writable by this user: give them back "
+    "(chown -R, or chmod -R u+rwX on the store), or work on a copy (cp -a)"
+)
 _OS_FIXES = {
-    errno.EACCES: "the store's folders and files must be writable by this user: give them "
-    "back (chown -R, or chmod -R u+rwX on the store), or work on a copy (cp -a)",
-    errno.EPERM: "the store's folders and files must be writable by this user: give them "
-    "back (chown -R, or chmod -R u+rwX on the store), or work on a copy (cp -a)",
+    errno.EACCES: _NOT_WRITABLE,
+    errno.EPERM: _NOT_WRITABLE,
     errno.EROFS: "the store is on a read-only file system: reads work there, writes need a "
     "copy in a writable place (cp -a)",
     errno.ENAMETOOLONG: "a path in the store is too long for its file system: give the "
@@ -304,12 +306,17 @@ def _disk_full(exc: BaseException, context: str) -> SetupError | None:
             + " stopped short (nothing else was changed). Fix: free space on the disk "
             "it goes to, or send it elsewhere, and run the command again"
         )
+    return disk_full(f" (writing {where})" if where else "", at)
+
+
+def disk_full(where: str = "", at: str = "") -> SetupError:
+    """A store's write stopped by a full disk: what is kept and the fix; ``where``
+    says which file or disk, ``at`` what the command was doing."""
     return SetupError(
-        f"{at}the disk is full"
-        + (f" (writing {where})" if where else "")
-        + ": what this command committed before is kept, nothing half-written is (the "
-        "next write removes it). Fix: free space on that disk (`incbt gc` deletes "
-        "superseded bars files), then run the same command again (a sweep: with --resume)"
+        f"{at}the disk is full{where}: what this command committed before is kept, "
+        "nothing half-written is (the next write removes it). Fix: free space on that "
+        "disk (`incbt gc` deletes superseded bars files), then run the same command "
+        "again (a sweep: with --resume)"
     )
 
 

@@ -402,9 +402,7 @@ def _fresh_one(
         return run_task(task(es, None, None), source, None)
     post = [e for e in es if e.day >= eff]  # type: ignore[operator]
     base_id = rec.fork["base"]  # type: ignore[index]
-    with cat.env.read() as txn:  # by its id: a lookup (Store.run scans every run's record)
-        base_rec = rc.get_run(cat, txn, base_id)
-    assert base_rec is not None
+    base_rec = _base_of(cat, rec)
     # the work done: a base taken from the memo was counted when it was computed
     counted = not (memo is not None and (base_id, inst) in memo.results)
     base = _fresh(store, base_rec, inst, source, memo)
@@ -442,6 +440,14 @@ def _fresh_one(
         # rows it computed before the error with none: QA 2026-12-06)
         [parts[0].errors[0] if parts else None],
     )
+
+
+def _base_of(cat: Any, fork: rc.RunRecord) -> rc.RunRecord:
+    """A fork's base run's record, by its id (``Store.run`` scans every run's record)."""
+    with cat.env.read() as txn:
+        base = rc.get_run(cat, txn, (fork.fork or {})["base"])
+    assert base is not None
+    return base
 
 
 def _split(t: Any) -> dict[str, dict[str, np.ndarray]]:
@@ -518,9 +524,7 @@ def _state_at(
             before = cat.days_up_to(txn, inst, eff - 1, 1)
         if before and before[0] >= start:  # else: its parameters from its first day
             last = before[0]
-            with cat.env.read() as txn:  # by id (Store.run scans every run's record)
-                base = rc.get_run(cat, txn, rec.fork["base"])
-            assert base is not None
+            base = _base_of(cat, rec)
             if day <= last:
                 return state_at(store, base, inst, day, source, memo)
             with cat.env.read() as txn:

@@ -1744,27 +1744,25 @@ class Run:
         self._here()
         return self.store.sql(sql, params={"r": self.run_id})
 
-    def _here(self) -> None:
-        """Refuse (NotFoundError) reading a run dropped since this object was made: its
-        tables read as empty and its ``stale`` as up to date (QA 2026-12-06), where
-        ``store.run`` says it was dropped. (A run replaced after a code change says so
-        in its repr and report, and its tables are those of the new run's absence.)"""
+    def _here(self) -> rc.RunRecord | None:
+        """The run's record as the store holds it now (None: not committed yet); refused
+        (NotFoundError) for a run dropped since this object was made: its tables read as
+        empty and its ``stale`` as up to date (QA 2026-12-06), where ``store.run`` says it
+        was dropped. (A run replaced after a code change says so in its repr and report,
+        and its tables are those of the new run's absence.)"""
         cat = self.store.catalog
         with cat.env.read() as txn:
             rec = rc.get_run(cat, txn, self.run_id)
         if rec is not None and rec.dropped_seq is not None:
-            raise NotFoundError(
-                f"run {self.run_id} was dropped (event {rec.dropped_seq}): its results left "
-                "the tables; registering it again (the same backtest) computes it anew"
-            )
+            raise rc.dropped(rec)
+        return rec
 
     def _metric_rows(self, most: int | None = None) -> pa.Table:
         """The run's metric rows as the ``metrics`` table holds them (portfolio first),
-        at most ``most`` of them; none for an unknown run."""
-        self._here()
+        at most ``most`` of them; none for an unknown or replaced run."""
+        rec = self._here()
         cat = self.store.catalog
         with cat.env.read() as txn:
-            rec = rc.get_run(cat, txn, self.run_id)
             gone = rec is None or rec.gone
             cols = rc.run_metrics(cat, txn, self.run_id, 0 if gone else most)
         return metrics_table(*cols)
@@ -1793,11 +1791,7 @@ class Run:
         brings it up to date. Planned for this run alone, each time it is read."""
         from incbt.update import run_staleness
 
-        self._here()
-        cat = self.store.catalog
-        with cat.env.read() as txn:
-            rec = rc.get_run(cat, txn, self.run_id) or self.record
-        return run_staleness(self.store, rec)
+        return run_staleness(self.store, self._here() or self.record)
 
     def why_empty(self) -> str | None:
         """Why the run has no results though it is up to date (None: it has some, or it

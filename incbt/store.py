@@ -1132,10 +1132,7 @@ class Store:
         with self.catalog.env.read() as txn:
             found = rc.by_prefix(rc.runs(self.catalog, txn), run_id)
         if found.dropped_seq is not None:  # named, but not there any more
-            raise NotFoundError(
-                f"run {found.run_id} was dropped (event {found.dropped_seq}); "
-                "registering it again (the same backtest) computes it from scratch"
-            )
+            raise rc.dropped(found)
         return runs_mod.Run(self, found)
 
     # -- reading -----------------------------------------------------------

@@ -91,11 +91,7 @@ class SweepResult:
         by the run that replaced it; a dropped one left out. Runs not yet committed (an
         interrupted sweep) are listed as recorded; a dry run's, as it would make them."""
         rec = None if self.executor == "dry run" else get_sweep(self.store, self.name)
-        if (
-            rec is not None
-            and self.created_at is not None
-            and rec.get("created") != self.created_at
-        ):
+        if self._taken(rec):
             self._here()  # another sweep of its name: said (QA 2026-12-06)
         with self.store.catalog.env.read() as txn:
             now = rc.standing(
@@ -115,11 +111,20 @@ class SweepResult:
                 f"sweep {self.name!r} is not in the store any more (dropped); "
                 "`store.sweeps()` lists those there are"
             )
-        if self.created_at is not None and now.get("created") != self.created_at:
+        if self._taken(now):
             raise NotFoundError(  # QA 2026-12-06: the object read the new sweep as its own
                 f"sweep {self.name!r} was dropped, and another sweep has its name now; "
                 "`store.sweeps()` has it"
             )
+
+    def _taken(self, now: dict[str, Any] | None) -> bool:
+        """``now``, the record under this sweep's name, is another sweep's (this one was
+        dropped and the name given again)."""
+        return (
+            now is not None
+            and self.created_at is not None
+            and now.get("created") != self.created_at
+        )
 
     def _params(self) -> dict[str, Any]:
         """The sweep's parameters with a value of each (their types: its first run's)."""
@@ -246,9 +251,7 @@ class SweepResult:
 
     def __repr__(self) -> str:
         now = None if self.executor == "dry run" else get_sweep(self.store, self.name)
-        if self.executor != "dry run" and (
-            now is None or (self.created_at is not None and now.get("created") != self.created_at)
-        ):
+        if self.executor != "dry run" and (now is None or self._taken(now)):
             return f"<Sweep {self.name!r}: dropped>"
         if self.report is None:  # a sweep of the store (Store.sweeps), not a call's result
             return f"<Sweep {self.name!r}: {len(self.run_ids)} run(s)>"

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import lmdb
 
-from incbt.errors import CatalogError, SetupError, StoreError
+from incbt.errors import CatalogError, SetupError, StoreError, disk_full
 
 # a commit failing with an "Input/output error" on a disk with less room than this is
 # taken for the full disk it is (LMDB's short write), not a failing disk
@@ -394,13 +394,7 @@ class Env:
             return None
         if "No space left" not in text and free >= FULL_DISK_BYTES:
             return None  # an I/O error of a disk with room: said as it is
-        return SetupError(
-            f"the disk holding the store's catalog ({self.path}) is full ({free:,} bytes "
-            "free): the command's last commit did not happen; what it committed before "
-            "is kept, nothing half-written is. Fix: free space on that disk (`incbt gc` "
-            "deletes superseded bars files), then run the same command again (a sweep: "
-            "with --resume)"
-        )
+        return disk_full(f" (the store's catalog, {self.path}: {free:,} bytes free)")
 
     def size_bytes(self) -> int:
         return os.path.getsize(os.path.join(self.path, "data.mdb"))

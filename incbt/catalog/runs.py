@@ -165,6 +165,14 @@ def _record(v: bytes) -> RunRecord:
     return copy.copy(rec)
 
 
+def dropped(rec: RunRecord) -> NotFoundError:
+    """What reading a dropped run says (``Store.run``, a ``Run`` held since)."""
+    return NotFoundError(
+        f"run {rec.run_id} was dropped (event {rec.dropped_seq}); registering it again "
+        "(the same backtest) computes it from scratch"
+    )
+
+
 def follow(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> RunRecord | None:
     """The run that stands for ``run_id`` now: itself, or the run that replaced it (its
     strategy's code changed), and that one's, to the last; None if it is not registered."""

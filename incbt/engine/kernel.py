@@ -89,13 +89,13 @@ def _kernel_dir() -> Path:
     return Path(base) / "incbt_kernels"
 
 
-_FALLBACK: list[Path] = []  # this process's own kernel folder, where _kernel_dir's is not
+_FALLBACK: list[Path] = []  # the kernel folder chosen where _kernel_dir's is not usable
 
 
 def _usable_kernel_dir() -> Path:
     """Where this process writes and imports its kernels: :func:`_kernel_dir`, or, where
     that cannot be made or written (NUMBA_CACHE_DIR read-only, under a file, another
-    user's ``/tmp/incbt-numba``), a temporary folder of this process's, said once. QA
+    user's ``/tmp/incbt-numba``), this user's own (:func:`_own_kernel_dir`), said once. QA
     2026-12-06: the ``PermissionError`` of writing the kernel was taken as the step
     raising, every pair recorded as the strategy's failure, and not retried once the
     folder was fixed."""
