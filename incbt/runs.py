@@ -1290,7 +1290,7 @@ def bring_up_to_date(
                         store, f, need, keep_going=kind == "update", memo=states
                     )
             if built:
-                new = [f for f in level if _needs_record(store, f)]
+                new = _needs_record(store, level)
                 commit(store, built, new, command, "fork")
             _phase(
                 store,
@@ -1450,7 +1450,7 @@ def _phase(
     """
     if not records:
         return
-    new = [] if dry_run else [r for r in records if _needs_record(store, r)]
+    new = [] if dry_run else _needs_record(store, records)
     if new and kind == "backtest":  # made by the user now: said before any work (a sweep
         # checks its runs before it writes its record: incbt.sweep)
         from incbt.contract import check_new_runs
@@ -1681,10 +1681,11 @@ def _capital_changed(
     return sorted(out)
 
 
-def _needs_record(store: Any, rec: rc.RunRecord) -> bool:
-    """A run not in the catalog yet, or dropped there (registering it again revives it)."""
+def _needs_record(store: Any, recs: Sequence[rc.RunRecord]) -> list[rc.RunRecord]:
+    """The runs not in the catalog yet, or dropped there (registering such a one again
+    revives it), in one read of the catalog."""
     with store.catalog.env.read() as txn:
-        return not rc.registered(store.catalog, txn, rec.run_id)
+        return [r for r in recs if not rc.registered(store.catalog, txn, r.run_id)]
 
 
 def _from(start: str) -> str:
