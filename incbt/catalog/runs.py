@@ -39,7 +39,6 @@ from day D always runs to the end, so it supersedes every older row from D on.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import struct
