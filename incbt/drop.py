@@ -160,7 +160,7 @@ def drop(
             summary.already = [r.run_id for r in records if r.dropped_seq is not None]
             summary.sweeps = sweeps
             summary.runs = [r.run_id for r in todo]
-            summary.unseen = sorted(set(summary.runs) & rc.hidden(rc.runs(cat, txn)))
+            summary.unseen = sorted(set(summary.runs) & rc.hidden_ids(cat, txn))
             for r in todo:
                 insts, snaps = results_held(cat, txn, r.run_id)
                 summary.pairs += len(insts)

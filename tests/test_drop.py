@@ -496,3 +496,40 @@ def test_a_store_on_read_only_media_reads_and_refuses_writes(tmp_path):
         assert tree_state(str(store)) == before
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_the_runs_sql_hides_are_found_from_the_records_bytes_as_from_the_records(tmp_path):
+    """``rc.hidden_ids`` decodes only records that are not plainly standing: it names
+    the same runs as ``rc.hidden`` over every decoded record, whatever the states."""
+    s = incbt.init(str(tmp_path / "s"))
+    cat = s.catalog
+
+    def rec(rid, **kw):
+        base = dict(
+            run_id=rid,
+            strategy="sma_cross",
+            code_version="v",
+            params={"fast": 3, "slow": 20},
+            exec_params={"notional": 1e5, "fee_bps": 0.0, "slippage_bps": 0.0},
+            start="2024-01-01",
+            universe="all",
+        )
+        return rc.RunRecord(**{**base, **kw})
+
+    weird = {"replacing": 1.0, "dropped_seq": 2.0, "superseded_by": 3.0}  # parameter names
+    recs = [
+        rec("00" * 8),
+        rec("01" * 8, dropped_seq=5),
+        rec("02" * 8, superseded_by="03" * 8),
+        rec("03" * 8, replacing="02" * 8),  # complete: the run it replaces is gone
+        rec("04" * 8, replacing="00" * 8),  # not complete: the run it replaces stands
+        rec("05" * 8, replacing="01" * 8, dropped_seq=7),
+        rec("06" * 8, params=weird),
+        rec("07" * 8, params=weird, dropped_seq=9),
+        rec("08" * 8, universe=['a"dropped_seq": 1', "b"]),
+    ]
+    cat.env.write(lambda txn: [rc.put_run(cat, txn, r) for r in recs])
+    with cat.env.read() as txn:
+        got = rc.hidden_ids(cat, txn)
+        assert got == rc.hidden(rc.runs(cat, txn))
+    assert got == {"01" * 8, "02" * 8, "04" * 8, "05" * 8, "07" * 8}

@@ -124,6 +124,27 @@ def hidden(records: Iterable[RunRecord]) -> set[str]:
     return {r.run_id for r in recs if r.gone or (r.replacing or "") in standing}
 
 
+# A record that is neither dropped, replaced nor replacing another, as put_run writes it
+# (sort_keys JSON: these keys appear once, at the top level; no parameter is null and a
+# quote inside a name is escaped, so no value holds these bytes)
+_PLAIN = (b'"dropped_seq": null', b'"superseded_by": null')
+
+
+def hidden_ids(cat: Catalog, txn: lmdb.Transaction) -> set[str]:
+    """:func:`hidden` of every run of the catalog, decoding only the records that are
+    not plainly standing (every SQL session asks it: 16,000 JSON decodes took 0.25 s)."""
+    standing: set[str] = set()
+    odd: list[RunRecord] = []
+    with txn.cursor(_db(cat, "runs")) as cur:
+        for k, v in cur:
+            if all(m in v for m in _PLAIN) and b'"replacing"' not in v:
+                standing.add(bytes(k).hex())
+            else:
+                odd.append(_record(v))
+    standing |= {r.run_id for r in odd if not r.gone}
+    return {r.run_id for r in odd if r.gone or (r.replacing or "") in standing}
+
+
 @dataclass(frozen=True)
 class Segment:
     run_id: str

@@ -509,7 +509,7 @@ def _metrics_table(cat: Catalog, txn: Any) -> pa.Table:
     """Every live run's metric rows, built column by column from the catalog's values."""
     from incbt.catalog import runs as rc
 
-    gone = rc.hidden(rc.runs(cat, txn))
+    gone = rc.hidden_ids(cat, txn)
     rids, insts, values = rc.all_metrics(cat, txn)
     if gone:
         keep = [k for k, rid in enumerate(rids) if rid not in gone]

@@ -812,7 +812,7 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
     A segment whose later ones all start after its last day (daily appends) loses no
     row, so it is not listed: SQL joins only batches that hold superseded rows.
     """
-    gone = rc.hidden(rc.runs(cat, txn))
+    gone = rc.hidden_ids(cat, txn)
     cut: list[tuple[rc.Segment, int]] = []
     if cat.meta(txn).get(rc.CUTS_INDEXED):
         # only pairs a recomputation touched can have rows cut: no scan of every segment
