@@ -212,7 +212,12 @@ def standing(cat: Catalog, txn: lmdb.Transaction, run_ids: Iterable[str]) -> lis
     one named twice by then (a code change reverted) kept at its first position, one
     not registered (a sweep interrupted before its first commit) as given."""
     out: dict[str, int] = {}
+    db = _db(cat, "runs")
     for i, rid in enumerate(run_ids):
+        v = txn.get(run_key(rid), db=db)
+        if v is not None and all(m in v for m in _PLAIN):  # neither replaced nor dropped
+            out.setdefault(rid, i)  # (a sweep's every run, each time it is read)
+            continue
         run = follow(cat, txn, rid)
         if run is not None and run.dropped_seq is not None:
             continue
