@@ -161,9 +161,12 @@ def write_lock(
                         "INCBT_LOCK_TIMEOUT"
                     ) from None
                 time.sleep(0.05)
+        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+        if prog == "__main__.py":  # `python -m incbt ...`
+            prog = f"python -m {os.path.basename(os.path.dirname(sys.argv[0]))}"
         info = (
             f"pid {os.getpid()} on {socket.gethostname()} "
-            f"({' '.join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))}) "
+            f"({' '.join([prog, *sys.argv[1:]])}) "
             f"since {time.strftime('%Y-%m-%d %H:%M:%S')}"
         )
         os.ftruncate(fd, 0)
