@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from incbt.bars.schema import day_to_iso, iso_to_day
+from incbt.bars.schema import day_to_iso, given_day, iso_to_day
 from incbt.catalog import runs as rc
 from incbt.engine import (
     exec_params_from_dict,
@@ -55,10 +55,7 @@ def register_fork(
 ) -> rc.RunRecord:
     """The record of a fork of ``base_id`` from ``effective`` with changed parameters."""
     base = store.run(base_id).record
-    try:
-        eff = day_to_iso(iso_to_day(effective))
-    except ValueError:
-        raise UsageError(f"effective date {effective!r} is not a date YYYY-MM-DD") from None
+    eff = day_to_iso(given_day(effective, "effective date"))
     first = store.sql("SELECT min(first_day) AS d FROM files")["d"][0].as_py()
     first_day = max(iso_to_day(base.start), iso_to_day(str(first)) if first else -(2**31))
     if iso_to_day(eff) <= first_day:

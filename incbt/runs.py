@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from incbt.bars.schema import day_to_iso, iso_to_day
+from incbt.bars.schema import day_to_iso, given_day, iso_to_day
 from incbt.catalog import runs as rc
 from incbt.engine import (
     Strategy,
@@ -372,10 +372,7 @@ def register_many(
         # from each instrument's first bar: the run's identity does not depend on what
         # the store holds when it is registered
         start = FROM_FIRST_BAR
-    try:
-        start = day_to_iso(iso_to_day(start))
-    except ValueError:
-        raise UsageError(f"start {start!r} is not a date YYYY-MM-DD") from None
+    start = day_to_iso(given_day(start, "start"))
     out = []
     for row in rows:
         pdict = params_to_dict(strat, row)

@@ -838,12 +838,9 @@ def sweep(
         check_name(name)
     if start is not None:  # compared with the sweep's as a date (QA 2026-12-05: "20240110"
         # was said to differ from the sweep's 2024-01-10, not to be no date)
-        from incbt.bars.schema import day_to_iso, iso_to_day
+        from incbt.bars.schema import day_to_iso, given_day
 
-        try:
-            start = day_to_iso(iso_to_day(start))
-        except ValueError:
-            raise UsageError(f"--start {start!r} (start=) is not a date YYYY-MM-DD") from None
+        start = day_to_iso(given_day(start, "--start (start=)"))
     if seed != 0 and sample is None:  # it named another sweep, of the same points (QA 2026-12-05)
         raise UsageError(
             f"--seed {seed} (seed={seed}) without --random N: a seed draws a sample of N points; "

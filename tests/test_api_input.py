@@ -376,3 +376,31 @@ def test_an_int_parameter_past_2_53_is_refused_not_rounded(filled):
     assert filled.backtest("sma_cross", {"fast": 1, "slow": 2**53}, dry_run=True).run_id
     with pytest.raises(incbt.IncbtError, match=r"is too large \(\|value\| must be <= 2\*\*53\)"):
         filled.backtest("sma_cross", {"fast": 1, "slow": 2**53 + 1}, dry_run=True)
+
+
+def test_a_start_is_a_day_and_a_moment_in_a_zone_is_refused_whatever_came_before(filled):
+    """Two datetimes of one instant in two zones are equal: a cache keyed by them gave
+    the second the first one's day (QA 2026-12-06: the run depended on the calls before).
+    A moment (a time of day or a zone) is refused; a whole day, in any form, is taken."""
+    import datetime
+
+    import numpy as np
+    import pandas as pd
+
+    ny = pd.Timestamp("2024-01-02 23:00", tz="America/New_York")
+    utc = pd.Timestamp("2024-01-03 04:00", tz="UTC")  # the same instant
+    for moment in (ny, utc, datetime.datetime(2024, 1, 2, 12), np.datetime64("2024-01-02T12")):
+        with pytest.raises(E.UsageError, match="not a whole day|is a moment, not a day"):
+            filled.backtest("sma_cross", {"fast": 5, "slow": 20}, start=moment, dry_run=True)
+    days = {
+        filled.backtest("sma_cross", {"fast": 5, "slow": 20}, start=d, dry_run=True).record.start
+        for d in (
+            "2024-01-03",
+            datetime.date(2024, 1, 3),
+            datetime.datetime(2024, 1, 3),
+            pd.Timestamp("2024-01-03"),
+            np.datetime64("2024-01-03"),
+            utc.date(),
+        )
+    }
+    assert days == {"2024-01-03"}

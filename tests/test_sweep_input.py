@@ -39,7 +39,7 @@ def swept(tmp_path_factory):
     ({"name": "g1", "resume": True, "instruments": ["S0000"]},
      "was made with instruments all \\(now S0000\\)"),
     ({"name": "g1", "resume": True, "start": "20240101"},
-     "--start '20240101' \\(start=\\) is not a date YYYY-MM-DD"),
+     "--start \\(start=\\) '20240101' is not a date: give YYYY-MM-DD"),
     ({"name": "g1", "resume": True, "start": "2024-01-02"}, "start the first bar"),
     ({"grid": {"fast": None, "slow": [30]}}, "grid values of 'fast': give a list"),
     ({"grid": {"fast": "1:10**16:1", "slow": [300]}}, "are not numbers"),

@@ -86,18 +86,53 @@ def parse_date(text: str, what: str = "date") -> int:
 
 
 @functools.lru_cache(maxsize=8192)
+def _text_to_day(text: str) -> int:
+    return parse_date(text)
+
+
 def iso_to_day(text: str | Any) -> int:
     """A day number from a date: text must be exactly ``YYYY-MM-DD``
-    (:func:`parse_date`); a ``datetime.date`` or ``np.datetime64`` is taken as it is."""
+    (:func:`parse_date`); a ``datetime.date``, or a datetime or ``np.datetime64`` of a
+    whole day (midnight, no time zone), is taken as it is. Text alone is remembered:
+    two datetimes of one instant in two zones are equal keys, and a cache gave the
+    second one the first one's day (QA 2026-12-06)."""
     if isinstance(text, str):
-        return parse_date(text)
+        return _text_to_day(text)
     if isinstance(text, bool | int | float | np.number):  # 20240105 read as a day number
         raise DateError(f"date {text!r} is not a date: give {DATE_FORM}")  # (QA 2026-12-06)
+    if isinstance(text, datetime.datetime) and text != text:  # pandas' NaT
+        raise DateError(f"date {text!r} is not a date: give {DATE_FORM}")
     if isinstance(text, datetime.datetime):
+        # a time of day or a zone: which day it is depends on the zone it is read in (a
+        # New York evening is the next day in UTC): a day is asked for, not a moment
+        if text.tzinfo is not None or text.time() != datetime.time(0):
+            raise DateError(
+                f"date {text!r} is a moment, not a day (it has a time of day or a time "
+                f"zone): give the day, {DATE_FORM}, or a datetime.date (.date() of it, for "
+                "its day in its own zone)"
+            )
         text = text.date()
     if isinstance(text, datetime.date):
         return text.toordinal() - _EPOCH
-    return int(np.datetime64(text, "D").astype(np.int64))
+    if isinstance(text, np.datetime64):
+        day = text.astype("datetime64[D]")
+        if np.isnat(text) or day != text:
+            raise DateError(
+                f"date {text!r} is not a whole day: give {DATE_FORM}, or a datetime64 of "
+                "a day (np.datetime64('2024-01-05'))"
+            )
+        return int(day.astype(np.int64))
+    raise DateError(f"date {text!r} is not a date: give {DATE_FORM}")
+
+
+def given_day(value: Any, what: str) -> int:
+    """:func:`iso_to_day` of a day a user gives as ``what`` (an option, an argument):
+    its error names it."""
+    try:
+        return iso_to_day(value)
+    except DateError as exc:
+        said = str(exc)
+        raise DateError(what + said[4:] if said.startswith("date ") else said) from None
 
 
 def month_of(days: np.ndarray) -> np.ndarray:
