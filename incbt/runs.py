@@ -1795,6 +1795,16 @@ class Run:
         """Why the run has no results though it is up to date (None: it has some, or it
         is waiting on nothing data can fix): its instruments have no bars, or none on or
         after its start. A later ``update`` computes it once such bars arrive."""
+        rec = self._here()
+        if rec is not None and rec.superseded_by:  # QA 2026-12-06: None said nothing
+            with self.store.catalog.env.read() as txn:
+                now = rc.follow(self.store.catalog, txn, self.run_id)
+            new = rec.superseded_by if now is None else now.run_id
+            return (
+                f"the run was replaced by run {new} when its strategy's code changed "
+                f"(an update recomputed it with the new code): store.run({new!r}) holds "
+                "its results"
+            )
         if self._metric_rows(most=1).num_rows:
             return None
         with self.store.catalog.env.read() as txn:
