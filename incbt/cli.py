@@ -1220,7 +1220,9 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
         verb = "would be replaced" if dry else "is replaced"
         _say(f"run {old} {verb} by {new} (its strategy's code changed)", machine)
     if not r.segments:  # replacements made already, marked now: not "up to date" (QA)
-        said = "nothing to compute" if dry and res.replaced else "all up to date"  # type: ignore[attr-defined]
+        # runs that cannot be recomputed are not up to date either (QA 2026-12-06)
+        odd = (dry and res.replaced) or res.broken  # type: ignore[attr-defined]
+        said = "nothing to compute" if odd else "all up to date"
         _say(f"{r.runs} run(s): {said}", machine)
     else:
         verb = "would compute" if dry else "computed"
@@ -1620,7 +1622,11 @@ def _interrupted(fix: str = "") -> int:
         err_console.print(
             f"{what}: what was committed before it is kept, and nothing half-written is "
             "(the next write removes it); "
-            + (fix or "run the same command again to finish (`incbt status` says what is stale)"),
+            + (
+                fix
+                # (status: a run not committed yet is not registered, so not "stale")
+                or "run the same command again to finish it"
+            ),
             highlight=False,
         )
     return 143 if _TERMINATED else 130

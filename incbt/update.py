@@ -102,7 +102,7 @@ class UpdateResult:
                 f"{r.bars_processed:,} bar-steps (.stale says why)"
                 if r.segments
                 else f"{r.runs} run(s): nothing to compute"
-                if self.replaced
+                if self.replaced or self.broken  # not "up to date" (QA 2026-12-06)
                 else f"{r.runs} run(s): all up to date"
             ]
         else:

@@ -422,6 +422,9 @@ def test_a_run_whose_strategy_no_longer_loads_is_reported_not_skipped_silently(t
     assert str(s.sql(last, params={"r": mom.run_id})["d"][0]) == "2024-03-07"
     p = run("status")
     assert p.returncode == 1 and "1 run(s) cannot be recomputed" in p.stderr, p.stderr
+    assert "up to date" not in p.stdout, p.stdout  # QA 2026-12-06: "all up to date"
+    p = run("update", "--dry-run")
+    assert "nothing to compute" in p.stdout and "up to date" not in p.stdout, p.stdout
     stale = s.sql("SELECT run_id, instrument, reason FROM stale").to_pylist()
     assert len(stale) == 1 and stale[0]["run_id"] == mom.run_id, stale
     assert stale[0]["reason"].startswith("cannot recompute: ") and stale[0]["instrument"] == ""
