@@ -1430,9 +1430,25 @@ def verify(
             highlight=False,
         )
     if rep_.differences and not bars:  # the results, or the bars they were computed from
+        from incbt.catalog import runs as rc
+
+        with st.catalog.env.read() as txn:
+            recs = [rc.get_run(st.catalog, txn, r) for r in {d.run_id for d in rep_.differences}]
+        own = sorted(r.run_id for r in recs if r is not None and r.source != "builtin")
         err_console.print(
             "the stored results differ from a recomputation over the bars as they are now: "
-            "if a bars file was changed outside incbt, `incbt verify --bars` names it",
+            "if a bars file was changed outside incbt, `incbt verify --bars` names it"
+            + (
+                # QA 2026-12-06: a step using random numbers late in the bars was blamed
+                # on the bars alone
+                f"; or the strategy of run {own[0]}{' and others' if len(own) > 1 else ''} "
+                "(a strategies file) does not give the same results twice: random numbers "
+                "without a seed among its parameters, a global it changes, or its bar index "
+                "used as memory break the strategy contract (README); fix the step (an "
+                "edited step makes new runs) and drop these"
+                if own
+                else ""
+            ),
             highlight=False,
         )
     raise typer.Exit(1)

@@ -44,6 +44,14 @@ STRATS = textwrap.dedent('''
         return 1 if c[i] > c[i - int(p[0])] else -1
 
     @incbt.strategy(params=P, state=("k",), warmup=lambda p: p["n"])
+    def late_dice(p, s, o, h, l, c, v, i):
+        """Unseeded randomness late in the bars, past what the check before a run reads."""
+        s[0] += 1
+        if s[0] < 1500:
+            return 1
+        return 1 if np.random.random() > 0.5 else -1
+
+    @incbt.strategy(params=P, state=("k",), warmup=lambda p: p["n"])
     def gives_up(p, s, o, h, l, c, v, i):
         """Fails by itself on every instrument: said as a failure, not a breach."""
         s[0] += 1
@@ -93,3 +101,20 @@ def test_a_step_that_keeps_its_contract_or_fails_by_itself_is_not_refused(store)
     assert run.report.bars_processed > 0 and s.verify().ok
     failed = s.backtest("gives_up", {"n": 5}, strategies_file=f)
     assert len(failed.report.errors) == 2  # its two instruments, as failures
+
+
+def test_verify_names_a_user_strategy_that_is_not_deterministic_as_a_cause(store):
+    """A difference verify finds is blamed on the bars, or, for a strategies file's run,
+    on a step that does not give the same results twice (QA 2026-12-06: bars alone)."""
+    import subprocess
+    import sys
+
+    s, f = store
+    run = s.backtest("late_dice", {"n": 5}, strategies_file=f)
+    exe = [sys.executable, "-m", "incbt", "--store", s.path, "verify"]
+    p = subprocess.run(exe, capture_output=True, text=True)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert f"or the strategy of run {run.run_id} (a strategies file) does not give" in p.stderr
+    momentum = s.backtest("momentum", {"n": 5}, strategies_file=f)
+    p = subprocess.run([*exe, momentum.run_id], capture_output=True, text=True)
+    assert p.returncode == 0 and "strategy" not in p.stderr, (p.stdout, p.stderr)
