@@ -573,7 +573,8 @@ def backtest(
     universe: Annotated[
         str | None,
         typer.Option(
-            help="SQL over bars returning an `instrument` column, e.g. by average volume."
+            help="SQL over bars returning an `instrument` column, e.g. by average volume: "
+            "run once, now; the instruments it returns are the run's for good."
         ),
     ] = None,
     start: Annotated[
