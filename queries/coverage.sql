@@ -1,4 +1,4 @@
--- Data coverage and gaps per instrument: days, bars, first and last day, short days (fewer than half the bars of its median day), and weekdays missing between consecutive days.
+-- Data coverage and gaps per instrument: days, bars, first and last day, short days (fewer than half the bars of its median day), weekdays missing between consecutive days (holidays count), and missing days as ingest says them (days it lacks inside its span that most other instruments whose span holds them have).
 -- param: none
 WITH d AS (
   SELECT instrument, date, count(*) AS n FROM bars GROUP BY instrument, date
@@ -23,7 +23,23 @@ WITH d AS (
            WHEN 0 THEN 0 WHEN 1 THEN 1 WHEN 2 THEN 2 WHEN 3 THEN 2 WHEN 4 THEN 2
            WHEN 5 THEN 3 ELSE 4 END AS gap
   FROM g
-)
+), span AS (
+  SELECT instrument, min(date) AS lo, max(date) AS hi FROM d GROUP BY instrument
+), market AS (
+  -- each day some instrument has: how many have it, and how many span it
+  SELECT x.date, x.have, count(*) AS covering
+  FROM (SELECT date, count(*) AS have FROM d GROUP BY date) x
+  JOIN span s ON s.lo <= x.date AND x.date <= s.hi
+  GROUP BY x.date, x.have
+), lacks AS (
+  -- days inside an instrument's span it has no bars for, that most of the others
+  -- spanning them have (the others: covering - 1, as it spans them and lacks them)
+  SELECT s.instrument, count(*) AS missing_days
+  FROM span s JOIN market k ON s.lo < k.date AND k.date < s.hi
+  LEFT JOIN d ON d.instrument = s.instrument AND d.date = k.date
+  WHERE d.date IS NULL AND 2 * k.have > k.covering - 1
+  GROUP BY s.instrument
+), per AS (
 SELECT instrument,
        count(*) AS days,
        sum(n) AS bars,
@@ -33,4 +49,7 @@ SELECT instrument,
        sum(CASE WHEN b IS NULL OR b < a THEN 0 ELSE gap END) AS missing_weekdays
 FROM w
 GROUP BY instrument
+)
+SELECT per.*, coalesce(lacks.missing_days, 0) AS missing_days
+FROM per LEFT JOIN lacks USING (instrument)
 ORDER BY instrument

@@ -17,6 +17,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -972,3 +973,27 @@ def test_ingest_says_short_and_missing_days(tmp_path):
     p = subprocess.run([exe, "--store", str(tmp_path / "c"), "ingest", str(tmp_path / "e")],
                        capture_output=True, text=True)
     assert fine.returncode == 0 and p.returncode == 0 and "note:" not in p.stderr, p.stderr
+
+
+def test_a_day_a_daily_update_left_out_is_said_once_the_next_day_arrives(tmp_path):
+    """Day by day, each ingest spans one day: a day one instrument lacks was never said
+    (QA 2026-12-06: only a bulk ingest of the same files said it). It is said by the
+    ingest of the instrument's next day, once, as the bulk ingest says it; a holiday
+    (no instrument has it) and an instrument arriving later are no gap."""
+    files = generate(str(tmp_path / "d"), instruments=5, days=6, start="2024-01-01")
+    t = pcsv.read_csv(files[2])  # S0002 has no third day
+    pcsv.write_csv(t.filter(pc.not_equal(t["instrument"], "S0002")), files[2])
+    s = incbt.init(str(tmp_path / "s"))
+    said = []
+    for f in files:
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            said.append(s.update(f).ingest.missing_days)
+    assert said == [[], [], [], [("S0002", "2024-01-03", 4)], [], []], said
+    with pytest.warns(incbt.DataNoteWarning, match="S0002 2024-01-03"):
+        bulk = incbt.init(str(tmp_path / "b")).ingest(str(tmp_path / "d"))
+    assert bulk.missing_days == said[3]
+    # a day no instrument has (a holiday), then a late instrument: nothing said
+    later = generate(str(tmp_path / "l"), instruments=6, days=8, start="2024-01-01",
+                     from_day="2024-01-10")
+    assert s.ingest(later).missing_days == []

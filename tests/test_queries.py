@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 from conftest import ingested
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -189,6 +191,19 @@ def test_coverage_counts_missing_weekdays_not_weekends(tmp_path):
     t = s.sql(find_query("coverage", s.path))
     assert t["days"].to_pylist() == [8, 8]
     assert t["missing_weekdays"].to_pylist() == [2, 2]
+    # as ingest says them: days no instrument has are holidays, not missing (QA 2026-12-06)
+    assert t["missing_days"].to_pylist() == [0, 0]
+
+
+def test_coverage_counts_missing_days_as_ingest_says_them(tmp_path):
+    files = generate(str(tmp_path / "d"), instruments=3, days=6, start="2024-03-04", seed=3)
+    t = pcsv.read_csv(files[2])  # S0001 lacks 03-06, which the two others have
+    pcsv.write_csv(t.filter(pc.not_equal(t["instrument"], "S0001")), files[2])
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.warns(incbt.DataNoteWarning, match="S0001 2024-03-06"):
+        said = s.ingest(str(tmp_path / "d")).missing_days
+    t = s.sql(find_query("coverage", s.path))
+    assert t["missing_days"].to_pylist() == [0, 1, 0] and said == [("S0001", "2024-03-06", 2)]
 
 
 def test_coverage_counts_short_days_against_the_instruments_own_day(tmp_path):

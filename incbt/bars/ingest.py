@@ -177,6 +177,10 @@ class IngestSummary:
     # latest, up to USUAL_SAMPLE), by day: what a day of it usually holds (not a result)
     _stored_rows: dict[str, dict[int, int]] = field(default_factory=dict, repr=False)
     _stored_last: dict[str, int | None] = field(default_factory=dict, repr=False)
+    # each instrument's last stored day before its first day here: a day it lacks
+    # between the two is said too (a day a daily update left out, said once the next
+    # day arrives: QA 2026-12-06, only a bulk ingest said it)
+    _before: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -241,7 +245,7 @@ class IngestSummary:
     def as_dict(self) -> dict[str, Any]:
         skip = {
             *("corrected", "seconds", "changed_days"),
-            *("_seen", "_span", "_stored_rows", "_stored_last"),  # not results
+            *("_seen", "_span", "_stored_rows", "_stored_last", "_before"),  # not results
             *("short_days", "missing_days", "off_minute", "joined_days", "replaced_apart"),
         }
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {
@@ -1190,6 +1194,9 @@ def _classify(
             seen.update(stored[inst])
             a, b = summary._span.get(inst, (days[0], days[-1]))
             summary._span[inst] = (min(a, days[0]), max(b, days[-1]))
+            prev = cat.days_up_to(txn, inst, days[0] - 1, 1)
+            if prev and prev[0] < summary._before.get(inst, days[0]):
+                summary._before[inst] = prev[0]
             if inst not in summary._stored_rows:
                 summary._stored_rows[inst] = _stored_rows(cat, txn, inst, days[-1])
             if join_days and inst not in summary._stored_last:  # what _summarize spares
@@ -1359,8 +1366,17 @@ def _summarize(
         summary.first_day, summary.last_day = day_to_iso(min(ds)), day_to_iso(max(ds))
         summary.instruments = len({c[0] for c in changes})
     summary.buckets_written = buckets
+    # each instrument's span reaches back to its last stored day before it (the days
+    # between the two are none of its: a gap, where most others have them)
+    span = {
+        inst: (min(a, summary._before.get(inst, a)), b) for inst, (a, b) in summary._span.items()
+    }
+    seen = {
+        inst: days | ({summary._before[inst]} if inst in summary._before else set())
+        for inst, days in summary._seen.items()
+    }
     summary.short_days, summary.missing_days = data_notes(
-        summary.changed_days, summary._seen, summary._span, summary._stored_rows
+        summary.changed_days, seen, span, summary._stored_rows
     )
     if join_days:  # bars sent as they come: each instrument's latest day in the input
         # goes on later (its latest given, changed or not: QA 2026-12-06), where the store
@@ -1373,7 +1389,7 @@ def _summarize(
         }
         summary.short_days = [x for x in summary.short_days if iso_to_day(x[1]) != latest.get(x[0])]
     summary._seen, summary._span, summary._stored_rows = {}, {}, {}
-    summary._stored_last = {}
+    summary._stored_last, summary._before = {}, {}
 
 
 def data_notes(
