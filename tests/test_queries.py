@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-import pytest
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+import pytest
 from conftest import ingested
 from hypothesis import given, settings
 from hypothesis import strategies as st
