@@ -1004,11 +1004,6 @@ def commit(
     for rid, _ in lost:
         if rid in first_of_run:
             first_of_run[rid] = ALL_DAYS
-    for r in results:  # days of its instrument removed: its portfolio changed from the cut
-        if r.task.cut_from is not None:
-            for rid in r.task.run_ids:
-                if rid in first_of_run:
-                    first_of_run[rid] = min(first_of_run[rid], r.task.cut_from)
     computed = {
         rid
         for r in results
@@ -1022,6 +1017,8 @@ def commit(
         # and counted twice (QA 2026-12-06: a big sweep's events summed more segments
         # than the command printed)
         summary.segments = summary.days = summary.truncated = 0
+        redone: dict[str, int] = {}  # run -> the first day a task cut before its first day
+        revived: set[tuple[str, str]] = set()  # pairs of runs registered again, with rows
         seq_now = cat.last_seq(txn) + 1  # the event this transaction appends
         rc.index_cuts(cat, txn)  # once, in a store made before the cuts table
         for rec in new_runs:
@@ -1031,6 +1028,16 @@ def commit(
                 rec.dropped_seq = None
                 rec.superseded_by = None
                 rc.put_run(cat, txn, rec)
+                # computed from scratch: every row it held before goes, those of an
+                # instrument no task computes now too (its days removed since: `incbt
+                # remove`), by an empty segment of this batch over every day
+                # (a batch no later than this commit's results, later than its old ones)
+                held = _instruments_held(cat, txn, rec.run_id) if batch else []
+                rc.mark_cuts(cat, txn, [rc.ri_key(rec.run_id, i) for i in held])
+                for inst in held:
+                    seg = rc.Segment(rec.run_id, inst, batch, ALL_DAYS, ALL_DAYS - 1, 0, seq_now)
+                    rc.put_segment(cat, txn, seg)
+                    revived.add((rec.run_id, inst))
         for r in results:
             t = r.task
             where = batch if r.batch is None else r.batch  # the batch holding its rows
@@ -1074,6 +1081,11 @@ def commit(
                     [str(r.errors[k]) for k in bad],
                 )
             rc.delete_snapshots_from_many(cat, txn, redo, t.instrument, from_day)
+            if from_day < t.first_day:  # stored results before its first day go (days
+                for rid in redo:  # removed): the runs' portfolios change from there
+                    redone[rid] = min(redone.get(rid, from_day), from_day)
+                    if rid in first_of_run:
+                        first_of_run[rid] = min(first_of_run[rid], from_day)
             # their older segments lose rows (SQL cutoffs)
             rc.mark_cuts(cat, txn, [rc.ri_key(rid, t.instrument) for rid in redo])
             if ok:
@@ -1091,6 +1103,13 @@ def commit(
                     (where, from_day, t.last_day, len(r.days), seq_now),
                     final if every else final[ok],
                 )
+            for k in ok:  # a run registered again, its segment in the batch of the
+                rid = t.run_ids[k]  # empty one that cut its old rows: it cuts them itself
+                if where == batch and (rid, t.instrument) in revived:
+                    seg = rc.Segment(
+                        rid, t.instrument, where, ALL_DAYS, t.last_day, len(r.days), seq_now
+                    )
+                    rc.put_segment(cat, txn, seg)
             # every segment computed, failed or not, as the command's report and the
             # bar-steps count them; the failed ones are counted apart (summary.errors);
             # a task that never ran computed none
@@ -1105,8 +1124,7 @@ def commit(
                 if key in lost:  # every row of the pair is gone, from its first day
                     first_here[rid] = ALL_DAYS
                 elif key not in failed:
-                    t = r.task
-                    start = t.first_day if t.cut_from is None else min(t.first_day, t.cut_from)
+                    start = min(r.task.first_day, redone.get(rid, r.task.first_day))
                     first_here[rid] = min(first_here.get(rid, 2**31), start)
         # pairs whose last days were removed, with nothing after to compute: cut there
         for (rid, inst), valid in sorted((truncate or {}).items()):
@@ -1162,12 +1180,17 @@ def commit(
             mask = retained(days, keep)
             rc.put_snapshots(cat, txn, rid, PORTFOLIO, days[mask], acc[mask])
             rc.delete_snapshots(cat, txn, rid, PORTFOLIO, fallen_out(before, days, keep))
-            if not len(days):
+            last = acc[-1] if len(days) else None
+            if last is None:  # no day after the snapshot it resumed from (days removed)
+                snap = rc.latest_snapshot(cat, txn, rid, PORTFOLIO, pf_from)
+                if snap is not None and snap[1][ACC_WIDTH] == capital:
+                    last = snap[1]
+            if last is None:
                 # no instrument holds a day (each pair failed): no portfolio row, as in a
                 # fresh store (QA 2026-12-06: a row of zeros topped the leaderboard)
                 rc.delete_metrics(cat, txn, rid, PORTFOLIO)
                 continue
-            m = finalize(acc[-1])
+            m = finalize(last)
             # portfolio fills, fees, turnover: the instruments' totals, summed in name
             # order, one after another from 0 (a cumulative sum does exactly that)
             per_inst = rc.instrument_metrics(cat, txn, rid)
@@ -1208,6 +1231,7 @@ def commit(
                 "errors": summary.errors[:20],
                 **({"replaced": [list(x) for x in replaced[:20]]} if replaced else {}),
                 **({"n_replaced": len(replaced)} if len(replaced) > 20 else {}),
+                **({"truncated": summary.truncated} if summary.truncated else {}),
             },
         )
         assert seq == seq_now

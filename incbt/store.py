@@ -640,7 +640,8 @@ class Store:
         hi = given_day("9999-12-31" if end is None else end, "end")
         if lo > hi:
             raise UsageError(
-                f"start {day_to_iso(lo)} is after end {day_to_iso(hi)}: give start <= end"
+                f"--from (start=) {day_to_iso(lo)} is after --to (end=) {day_to_iso(hi)}: "
+                "give the first day, then the last"
             )
         return remove_days(
             self.path,

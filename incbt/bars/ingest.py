@@ -1651,8 +1651,10 @@ def remove_days(
                 ):
                     summary.emptied.append(inst)
         if not changes:
+            whole = (iso_to_day("0001-01-01"), _AFTER_ANY_DAY)
             shown = ", ".join(
-                f"{i} {day_to_iso(a)}..{day_to_iso(b)}" for i, (a, b) in sorted(ranges.items())[:5]
+                i if (a, b) == whole else f"{i} from {day_to_iso(a)} to {day_to_iso(b)}"
+                for i, (a, b) in sorted(ranges.items())[:5]
             )
             raise NotFoundError(
                 f"the store holds no bars of {shown}: nothing to remove "

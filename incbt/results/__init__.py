@@ -796,7 +796,8 @@ def read_valid_daily(
         code, insts, dates, pnl = reader.get(b, run_id)
         for inst, lo, hi in items:
             m = (insts == code.get(inst, -1)) & (dates >= lo) & (dates <= hi)
-            out[inst].append((dates[m], pnl[m]))
+            if m.any():  # (a window holding no row: an instrument with none)
+                out[inst].append((dates[m], pnl[m]))
     res = {}
     for inst, parts in out.items():
         d = np.concatenate([p[0] for p in parts])
