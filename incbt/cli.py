@@ -368,7 +368,10 @@ def ingest(
     tz: Annotated[
         str | None,
         typer.Option(
-            "--tz", help="Zone of timestamps written without an offset (e.g. America/New_York)."
+            "--tz",
+            help="Zone of timestamps written without an offset (e.g. America/New_York); "
+            "it reads the times only: trading days are dates in the store's session zone "
+            "(init --tz).",
         ),
     ] = None,
     dry_run: Annotated[

@@ -171,6 +171,8 @@ class IngestSummary:
     # stored bars, new bars)
     joined_days: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     replaced_apart: list[tuple[str, str, int, int]] = field(default_factory=list)
+    # files in the folders given that are not CSV or Parquet (not read)
+    skipped_files: list[str] = field(default_factory=list)
     # each instrument's days in this ingest's input, and those the store has in their
     # span: what :func:`data_notes` reads (not a result)
     _seen: dict[str, set[int]] = field(default_factory=dict, repr=False)
@@ -234,6 +236,13 @@ class IngestSummary:
                 "files again with --join-days (Python: join_days=True), which merges "
                 "new bars into a stored day"
             )
+        if self.skipped_files:
+            out.append(
+                f"{len(self.skipped_files):,} file(s) in the folders given are not CSV or "
+                "Parquet and were not read: "
+                + some([(f,) for f in self.skipped_files], "{}")
+                + " (give CSV files a .csv or .csv.gz name to ingest them)"
+            )
         if self.missing_days:
             out.append(
                 f"{len(self.missing_days):,} missing day(s), days an instrument has no "
@@ -248,7 +257,14 @@ class IngestSummary:
         skip = {
             *("corrected", "seconds", "changed_days"),
             *("_seen", "_span", "_stored_rows", "_stored_last", "_before"),  # not results
-            *("short_days", "missing_days", "off_minute", "joined_days", "replaced_apart"),
+            *(
+                "short_days",
+                "missing_days",
+                "off_minute",
+                "joined_days",
+                "replaced_apart",
+                "skipped_files",
+            ),
         }
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {
             "corrected": [list(c) for c in self.corrected[:100]],
@@ -842,8 +858,10 @@ def ingest(
             "(join_days=) merges them into the stored ones: give one of them"
         )
     t0 = time.perf_counter()
-    files = expand_paths(paths)
+    skipped: list[str] = []
+    files = expand_paths(paths, skipped)
     summary = IngestSummary(files=len(files), dry_run=dry_run)
+    summary.skipped_files = sorted(skipped)
     seen: dict[tuple[str, int], _Seen] = {}
     repeated = [0]  # bars given again, identical (collect)
     # the file list of every bucket this call changes, as it will be committed
