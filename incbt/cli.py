@@ -368,7 +368,10 @@ def ingest(
     tz: Annotated[
         str | None,
         typer.Option(
-            "--tz", help="Zone of timestamps written without an offset (e.g. America/New_York)."
+            "--tz",
+            help="Zone of timestamps written without an offset (e.g. America/New_York); "
+            "it reads the times only: trading days are dates in the store's session zone "
+            "(init --tz).",
         ),
     ] = None,
     dry_run: Annotated[
@@ -1222,9 +1225,16 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
         _say(f"run {old} {verb} by {new} (its strategy's code changed)", machine)
     if not r.segments:  # replacements made already, marked now: not "up to date" (QA)
         # runs that cannot be recomputed are not up to date either (QA 2026-12-06)
-        odd = (dry and res.replaced) or res.broken  # type: ignore[attr-defined]
+        odd = (dry and res.replaced) or res.broken or r.truncated  # type: ignore[attr-defined]
         said = "nothing to compute" if odd else "all up to date"
         _say(f"{r.runs} run(s): {said}", machine)
+    if r.truncated:  # incbt remove took their last days
+        verb = "would lose" if dry else "lost"
+        _say(
+            f"{r.truncated:,} (run, instrument) pair(s) {verb} their results after the last "
+            "day of bars left (bars removed)",
+            machine,
+        )
     else:
         verb = "would compute" if dry else "computed"
         bars = r.bars_processed
@@ -1480,6 +1490,47 @@ def _verify_bars(st: Any) -> bool:
         soft_wrap=True,
     )
     return False
+
+
+@app.command()
+def remove(
+    instruments: Annotated[
+        list[str], typer.Argument(help="Instruments whose bars to remove (every day of them).")
+    ],
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="Only their days on or after this date, YYYY-MM-DD."),
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Only their days on or before this date.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say which days would go; write nothing.")
+    ] = False,
+) -> None:
+    """Take bars out of the store (a mistyped symbol, days a vendor took back), as one
+    event; `incbt update` then recomputes the runs over them as if never ingested."""
+    with RichReporter() as rep:
+        s = _open().remove(instruments, start=from_, end=to, dry_run=dry_run, progress=rep)
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(
+        f"{verb} {s.days_removed:,} day(s), {s.rows_removed:,} bars, of "
+        f"{len(s.removed)} instrument(s)" + ("" if s.seq is None else f"; event {s.seq}")
+    )
+    for inst, first, last, n in s.removed[:20]:
+        typer.echo(f"  {inst}: {n} day(s), {first}" + ("" if first == last else f" to {last}"))
+    if len(s.removed) > 20:
+        typer.echo(f"  ... and {len(s.removed) - 20} more")
+    if s.emptied:
+        typer.echo(
+            f"{len(s.emptied)} instrument(s) {'would be' if dry_run else 'are'} left with no "
+            f"bar: {', '.join(s.emptied[:10])}" + (", ..." if len(s.emptied) > 10 else "")
+        )
+    if not dry_run:
+        typer.echo(
+            "the runs over them recompute from the first day removed at the next `incbt "
+            "update` (`incbt status` says which); `incbt gc` deletes the old files"
+        )
 
 
 @app.command()

@@ -277,6 +277,9 @@ def _fork_task(
         days,
         0,
         version=fork.code_version,
+        # its days before D are made again whole: every row it held before them goes
+        # (a day removed since, before the first one copied now: incbt remove)
+        cut_from=min(first, iso_to_day(fork.start)),
     )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from incbt.bars.schema import day_to_iso, given_day, iso_to_day
+from incbt.catalog import CHANGE_REMOVED
 from incbt.catalog import runs as rc
 from incbt.engine import (
     Strategy,
@@ -424,6 +425,7 @@ class UpdateReport:
 
     runs: int = 0
     segments: int = 0
+    truncated: int = 0  # pairs cut after the days left (their last days were removed)
     tasks: int = 0
     bars_processed: int = 0
     seconds: float = 0.0
@@ -504,7 +506,14 @@ def plan_runs(
     days: dict[str, InstrumentDays] = {}
     lo: dict[str, tuple[int, int]] = {}  # instrument -> (first day to plan, warm-up bars)
     with cat.env.read() as txn:
-        wanted = {rec.run_id: instruments_of(rec, known) for rec in records}
+        # instruments `incbt remove` took every day of: the runs over all instruments
+        # may hold results of them, which go (Plan.truncate)
+        emptied = sorted(set(cat.removed_instruments(txn)) - set(known))
+        wanted = {
+            rec.run_id: instruments_of(rec, known)
+            + (tuple(emptied) if rec.universe == "all" else ())
+            for rec in records
+        }
         seqs, snaps = rc.pair_states_many(cat, txn, wanted)
         if from_scratch:
             snaps = {}
@@ -517,9 +526,13 @@ def plan_runs(
             default=None,
         )
         changed: dict[str, list[tuple[int, int]]] = defaultdict(list)  # inst -> (seq, day)
+        cut: set[str] = set()  # instruments with days removed since (incbt remove)
         if oldest is not None:
             for ch in cat.changes(txn, oldest):
                 changed[ch.instrument].append((ch.seq, ch.day))
+                if ch.kind == CHANGE_REMOVED:
+                    cut.add(ch.instrument)
+        reduced: dict[tuple[str, str], int | None] = {}  # pairs valid through less now
         future = cat.last_seq(txn) + 1
         extra: dict[str, dict[int, int]] = defaultdict(dict)
         for inst, day, _, rows in hypothetical:
@@ -534,7 +547,7 @@ def plan_runs(
             counted()
             strat = _strategy_for(rec)
             prow = params_from_dict(strat, rec.params)
-            insts = instruments_of(rec, known)
+            insts = wanted[rec.run_id]
             spec = RunSpec(
                 rec.run_id,
                 rec.strategy,
@@ -584,10 +597,12 @@ def plan_runs(
                             first, by = min(hits)
                             back = rc.latest_snapshot(cat, txn, rec.run_id, inst, first)
                             through = None if back is None else back[0]
+                            reduced[key] = through
                             if stale_out is not None:
                                 stale_out.append(Staleness(rec.run_id, inst, first, by, through))
                 if assume_through and key in assume_through:
                     through = assume_through[key]
+                    reduced.pop(key, None)
                 valid[key] = through
                 d0 = spec.start_day if through is None else through + 1
                 old = lo.get(inst)
@@ -605,8 +620,12 @@ def plan_runs(
                 days[inst] = InstrumentDays.of(order, [rows_of[d] for d in order])
             else:
                 days[inst] = InstrumentDays(ds, ns)
-    out = plan(specs, days, valid, skip)
+    out = plan(specs, days, valid, skip, cut)
     out.latest = latest
+    # a pair whose stored results reach past its valid day, that no task recomputes:
+    # the days after it were removed, and nothing is left to compute
+    covered = {(rid, t.instrument) for t in out.tasks for rid in t.run_ids}
+    out.truncate = {k: v for k, v in reduced.items() if k not in covered}
     out.skipped_failed = failed
     out.failed_now = now
     return out
@@ -917,6 +936,7 @@ def commit(
     group: int | None = None,
     next_pending: Sequence[str] = (),
     folded: Mapping[str, Mapping[str, int]] | None = None,
+    truncate: Mapping[tuple[str, str], int | None] | None = None,
 ) -> CommitSummary:
     """Write the batch's result files, then one transaction: runs, segments, snapshots,
     metrics, event. Call under the store's write lock.
@@ -934,6 +954,10 @@ def commit(
     pending (so that the next writer removes them if this process dies before their
     commit) in place of this batch's. ``folded``: per run of ``portfolio``, the
     instruments its entry PORTFOLIO holds already summed (:func:`portfolio_update`).
+    ``truncate``: pairs whose days after the given one (None: every day) were removed
+    (``Plan.truncate``): their results and snapshots after it go, their metrics are
+    those of that day's snapshot (none: no metrics), and their runs' portfolios refold
+    from the day after it, in this commit or the one completing the run.
     """
     cat = store.catalog
     root = store.path
@@ -992,7 +1016,9 @@ def commit(
         # counted here, from 0: a transaction that outgrew the map runs again (Env.write),
         # and counted twice (QA 2026-12-06: a big sweep's events summed more segments
         # than the command printed)
-        summary.segments = summary.days = 0
+        summary.segments = summary.days = summary.truncated = 0
+        redone: dict[str, int] = {}  # run -> the first day a task cut before its first day
+        revived: set[tuple[str, str]] = set()  # pairs of runs registered again, with rows
         seq_now = cat.last_seq(txn) + 1  # the event this transaction appends
         rc.index_cuts(cat, txn)  # once, in a store made before the cuts table
         for rec in new_runs:
@@ -1002,6 +1028,16 @@ def commit(
                 rec.dropped_seq = None
                 rec.superseded_by = None
                 rc.put_run(cat, txn, rec)
+                # computed from scratch: every row it held before goes, those of an
+                # instrument no task computes now too (its days removed since: `incbt
+                # remove`), by an empty segment of this batch over every day
+                # (a batch no later than this commit's results, later than its old ones)
+                held = _instruments_held(cat, txn, rec.run_id) if batch else []
+                rc.mark_cuts(cat, txn, [rc.ri_key(rec.run_id, i) for i in held])
+                for inst in held:
+                    seg = rc.Segment(rec.run_id, inst, batch, ALL_DAYS, ALL_DAYS - 1, 0, seq_now)
+                    rc.put_segment(cat, txn, seg)
+                    revived.add((rec.run_id, inst))
         for r in results:
             t = r.task
             where = batch if r.batch is None else r.batch  # the batch holding its rows
@@ -1015,10 +1051,13 @@ def commit(
             drop = fallen_out(before, r.days, keep)
             final = finalize(r.states[:, -1, sw:]) if len(r.days) else None  # one call a task
             ok = [k for k, rid in enumerate(t.run_ids) if (rid, t.instrument) not in failed]
+            # the first day whose stored results this task replaces: its first day, or,
+            # where days of its instrument were removed, the day after its resume point
+            from_day = t.first_day if t.cut_from is None else min(t.first_day, t.cut_from)
             redo = []  # runs computed before through a day this task recomputes
             for k in ok:
                 prev = None if latest is None else latest.get((t.run_ids[k], t.instrument))
-                if latest is None or (prev is not None and prev[0] >= t.first_day):
+                if latest is None or (prev is not None and prev[0] >= from_day):
                     redo.append(t.run_ids[k])
             bad = sorted(set(range(len(t.run_ids))) - set(ok))
             if bad and len(r.days):  # the step failed: it will fail again on the same bars
@@ -1041,7 +1080,12 @@ def commit(
                     t.last_day,
                     [str(r.errors[k]) for k in bad],
                 )
-            rc.delete_snapshots_from_many(cat, txn, redo, t.instrument, t.first_day)
+            rc.delete_snapshots_from_many(cat, txn, redo, t.instrument, from_day)
+            if from_day < t.first_day:  # stored results before its first day go (days
+                for rid in redo:  # removed): the runs' portfolios change from there
+                    redone[rid] = min(redone.get(rid, from_day), from_day)
+                    if rid in first_of_run:
+                        first_of_run[rid] = min(first_of_run[rid], from_day)
             # their older segments lose rows (SQL cutoffs)
             rc.mark_cuts(cat, txn, [rc.ri_key(rid, t.instrument) for rid in redo])
             if ok:
@@ -1056,9 +1100,16 @@ def commit(
                     r.snap_days,
                     r.states if every else r.states[ok],
                     drop,
-                    (where, t.first_day, t.last_day, len(r.days), seq_now),
+                    (where, from_day, t.last_day, len(r.days), seq_now),
                     final if every else final[ok],
                 )
+            for k in ok:  # a run registered again, its segment in the batch of the
+                rid = t.run_ids[k]  # empty one that cut its old rows: it cuts them itself
+                if where == batch and (rid, t.instrument) in revived:
+                    seg = rc.Segment(
+                        rid, t.instrument, where, ALL_DAYS, t.last_day, len(r.days), seq_now
+                    )
+                    rc.put_segment(cat, txn, seg)
             # every segment computed, failed or not, as the command's report and the
             # bar-steps count them; the failed ones are counted apart (summary.errors);
             # a task that never ran computed none
@@ -1073,7 +1124,28 @@ def commit(
                 if key in lost:  # every row of the pair is gone, from its first day
                     first_here[rid] = ALL_DAYS
                 elif key not in failed:
-                    first_here[rid] = min(first_here.get(rid, 2**31), r.task.first_day)
+                    start = min(r.task.first_day, redone.get(rid, r.task.first_day))
+                    first_here[rid] = min(first_here.get(rid, 2**31), start)
+        # pairs whose last days were removed, with nothing after to compute: cut there
+        for (rid, inst), valid in sorted((truncate or {}).items()):
+            cut_rec = rc.get_run(cat, txn, rid)
+            if cut_rec is None:
+                continue
+            cut = iso_to_day(cut_rec.start) if valid is None else valid + 1
+            rc.delete_snapshots_from_many(cat, txn, [rid], inst, cut)
+            rc.mark_cuts(cat, txn, [rc.ri_key(rid, inst)])  # its older segments lose rows
+            # an empty segment from the cut (its last day before its first: no row of it
+            # is read), later than the pair's others: their rows from the cut on go
+            rc.put_segment(cat, txn, rc.Segment(rid, inst, batch, cut, cut - 1, 0, seq_now))
+            snap = None if valid is None else rc.latest_snapshot(cat, txn, rid, inst, cut)
+            if snap is None:  # no day left: no metrics, as a store that never held them
+                rc.delete_metrics(cat, txn, rid, inst)
+            else:
+                sw = state_width(_strategy_for(cut_rec))
+                rc.put_metrics(cat, txn, rid, inst, finalize(snap[1][sw:]))
+            old = rc.portfolio_dirty(cat, txn, rid)
+            rc.set_portfolio_dirty(cat, txn, rid, cut if old is None else min(old, cut))
+            summary.truncated += 1
         for rid, day in sorted(first_here.items()):
             if rid not in by_run:
                 old = rc.portfolio_dirty(cat, txn, rid)
@@ -1108,12 +1180,17 @@ def commit(
             mask = retained(days, keep)
             rc.put_snapshots(cat, txn, rid, PORTFOLIO, days[mask], acc[mask])
             rc.delete_snapshots(cat, txn, rid, PORTFOLIO, fallen_out(before, days, keep))
-            if not len(days):
+            last = acc[-1] if len(days) else None
+            if last is None:  # no day after the snapshot it resumed from (days removed)
+                snap = rc.latest_snapshot(cat, txn, rid, PORTFOLIO, pf_from)
+                if snap is not None and snap[1][ACC_WIDTH] == capital:
+                    last = snap[1]
+            if last is None:
                 # no instrument holds a day (each pair failed): no portfolio row, as in a
                 # fresh store (QA 2026-12-06: a row of zeros topped the leaderboard)
                 rc.delete_metrics(cat, txn, rid, PORTFOLIO)
                 continue
-            m = finalize(acc[-1])
+            m = finalize(last)
             # portfolio fills, fees, turnover: the instruments' totals, summed in name
             # order, one after another from 0 (a cumulative sum does exactly that)
             per_inst = rc.instrument_metrics(cat, txn, rid)
@@ -1154,6 +1231,7 @@ def commit(
                 "errors": summary.errors[:20],
                 **({"replaced": [list(x) for x in replaced[:20]]} if replaced else {}),
                 **({"n_replaced": len(replaced)} if len(replaced) > 20 else {}),
+                **({"truncated": summary.truncated} if summary.truncated else {}),
             },
         )
         assert seq == seq_now
@@ -1476,14 +1554,31 @@ def _phase(
         report.plan = p
     else:
         report.plan.tasks.extend(p.tasks)
+        report.plan.truncate.update(p.truncate)
+    report.truncated += len(p.truncate)
     report.tasks += len(p.tasks)
     report.segments += p.segments
     # an "all" run whose universe grew by instruments without a bar in its range has
     # nothing to compute, but its portfolio's capital (notional x instruments) changed
+    computing = {rid for t in p.tasks for rid in t.run_ids}
+    cut_only = sorted({rid for rid, _ in p.truncate} - computing)
     refold = _capital_changed(
-        store, records, {rid for t in p.tasks for rid in t.run_ids}, {h[0] for h in hypothetical}
+        store, records, computing | set(cut_only), {h[0] for h in hypothetical}
     )
     report.refolds += refold
+    if p.truncate and not dry_run:
+        # the results of pairs whose last days were removed go first, in a commit of
+        # their own; the runs with nothing else to compute refold their portfolio in it
+        report.commit = commit(
+            store,
+            [],
+            [],
+            command,
+            kind,
+            portfolio={rid: {} for rid in cut_only},
+            truncate=p.truncate,
+        )
+        report.commits += 1
     if dry_run:
         report.bars_processed += p.bars
         if p.tasks:  # where they would run (deciding forks nothing)

@@ -33,10 +33,10 @@ import pyarrow as pa
 from pyarrow._parquet import ParquetReader  # see read_days
 
 from incbt import settings as settings_mod
-from incbt.bars.ingest import DAY_HASH, IngestSummary, recover
+from incbt.bars.ingest import DAY_HASH, IngestSummary, RemoveSummary, recover, remove_days
 from incbt.bars.ingest import ingest as _ingest
 from incbt.bars.layout import RECENT
-from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, iso_to_day
+from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, given_day, iso_to_day
 from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex, operation
 from incbt.catalog.lock import write_lock
 from incbt.errors import (
@@ -612,6 +612,47 @@ class Store:
                 stacklevel=_outside(),
             )
         return summary
+
+    @_writes("store.remove")
+    def remove(
+        self,
+        instruments: str | Sequence[str],
+        *,
+        start: Any = None,
+        end: Any = None,
+        dry_run: bool = False,
+        progress: Reporter = NULL,
+    ) -> RemoveSummary:
+        """Take bars out of the store, as one event: every day of these instruments,
+        or only their days from ``start`` to ``end`` (dates, inclusive; either may be
+        left out). For bars that should never have been ingested (a symbol mistyped,
+        days a vendor took back, bars stamped on the wrong day): the days removed are
+        changes, as corrections are, so the runs over those instruments recompute from
+        the first of them at the next ``update`` (and lose their results after it
+        where no bar is left), equal to a store that never held them. The files they
+        were in stay for ``--as-of`` until ``gc``. Returns a RemoveSummary; a range
+        with no bar of the store is a NotFoundError."""
+        insts = names(instruments, "instruments")
+        if not insts:
+            raise UsageError("give the instruments whose bars to remove")
+        flag(dry_run, "dry_run")
+        lo = given_day("0001-01-01" if start is None else start, "start")
+        hi = given_day("9999-12-31" if end is None else end, "end")
+        if lo > hi:
+            raise UsageError(
+                f"--from (start=) {day_to_iso(lo)} is after --to (end=) {day_to_iso(hi)}: "
+                "give the first day, then the last"
+            )
+        return remove_days(
+            self.path,
+            self.catalog,
+            dict.fromkeys(dict.fromkeys(insts), (lo, hi)),
+            row_group_rows=int(self.settings["row_group_rows"]),
+            lock=self.lock,
+            command=_command(),
+            dry_run=dry_run,
+            progress=progress,
+        )
 
     @_writes("store.recover")
     def recover(self) -> int:

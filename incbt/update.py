@@ -366,6 +366,24 @@ def _stale_rows(
                     t.bars,
                 )
             )
+    for (rid, inst), valid in sorted((report.plan.truncate if report.plan else {}).items()):
+        s = why.get((rid, inst))
+        said = f"event {s.seq} removed bars from {day_to_iso(s.from_day)}" if s else "bars removed"
+        rows.append(
+            StaleRow(
+                rid,
+                strat_of.get(rid, ""),
+                inst,
+                f"{said}, and no day of it is left after "
+                + (
+                    f"{day_to_iso(valid)}: its results after that day go"
+                    if valid is not None
+                    else "the run's start: its results go"
+                ),
+                None if valid is None else day_to_iso(valid + 1),
+                0,
+            )
+        )
     for rid in report.refolds:
         rows.append(
             StaleRow(

@@ -15,6 +15,7 @@ import csv
 import gzip
 import math
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -997,3 +998,43 @@ def test_a_day_a_daily_update_left_out_is_said_once_the_next_day_arrives(tmp_pat
     later = generate(str(tmp_path / "l"), instruments=6, days=8, start="2024-01-01",
                      from_day="2024-01-10")
     assert s.ingest(later).missing_days == []
+
+
+def test_vendor_files_qa_2026_12_06(tmp_path):
+    """Naive Parquet times with --tz ingest (exit 3 before); integer epoch times with
+    --tz are refused as such (said "not a known time zone"); a folder's hidden files,
+    a Mac's ._ copies and an incbt store inside it are left out, and its files of other
+    types are said, not passed over in silence."""
+    import pandas as pd
+
+    naive = tmp_path / "naive.parquet"
+    pd.DataFrame(
+        {
+            "instrument": ["AAPL", "AAPL"],
+            "ts": [pd.Timestamp("2024-01-03 09:30"), pd.Timestamp("2024-01-03 09:31")],
+            "open": [100.0, 100.0], "high": [101.0, 101.0], "low": [99.0, 99.0],
+            "close": [100.5, 100.5], "volume": [10, 10],
+        }
+    ).to_parquet(naive, index=False)
+    s = incbt.init(str(tmp_path / "s"))
+    assert s.ingest(str(naive), tz="America/New_York").days_new == 1
+    ts = s.sql("SELECT CAST(ts AS BIGINT) AS t FROM bars ORDER BY ts")["t"].to_pylist()
+    assert ts[0] == 1704292200 * 10**9  # 09:30 in New York is 14:30 UTC
+    epoch = tmp_path / "ns.csv"
+    epoch.write_text("instrument,ts,open,high,low,close,volume\n"
+                     "AAPL,1704292200000000000,100,101,99,100.5,10\n")
+    with pytest.raises(incbt.BadInputError, match=r"ts holds integers .* drop --tz"):
+        s.ingest(str(epoch), tz="America/New_York")
+    files = generate(str(tmp_path / "g"), instruments=2, days=2, start="2024-02-01")
+    fold = tmp_path / "in"
+    (fold / ".hidden").mkdir(parents=True)
+    (fold / "st" / "catalog").mkdir(parents=True)
+    (fold / "st" / "bars").mkdir(parents=True)
+    shutil.copy(files[0], fold / "a.csv")
+    shutil.copy(files[1], fold / "b.txt")
+    shutil.copy(files[1], fold / "._a.csv")
+    shutil.copy(files[1], fold / ".hidden" / "h.csv")
+    (fold / "st" / "bars" / "x.parquet").write_text("not bars")
+    got = s.ingest(str(fold))
+    assert got.files == 1 and got.days_new == 2 and got.skipped_files == [str(fold / "b.txt")]
+    assert any("b.txt" in n and "not read" in n for n in got.notes())

@@ -20,6 +20,10 @@ boundary), each day in three versions (0: original, 1: a vendor-style revision,
 - ``("update",)``: ``store.update()``.
 - ``("drop", k)``: ``store.drop`` of run ``RUNS[k]`` if it is registered (a later
   ``("backtest", k)`` registers it again: computed from scratch).
+- ``("remove", i, first, last)``: ``store.remove`` of instrument ``INSTS[i]``'s days
+  from ``first`` to ``last`` (a range holding none of its days is refused; an
+  instrument a registered run names is not removed whole, as the fresh store could
+  not register that run): the fresh store never held them.
 
 After the history and a final ``update()``, ``daily``, ``fills`` and
 ``metrics`` must be ``pa.Table.equals`` to those of a fresh store that
@@ -193,7 +197,9 @@ class Model:
             for x in self.universe(k):
                 key = (k, x)
                 days = sorted(d for (i, d) in self.data if i == x and d >= start_index(k))
-                if not days:
+                if not days:  # none left (removed): nothing to compute, nothing held
+                    self.through.pop(key, None)
+                    self.dirty.pop(key, None)
                     continue
                 if key in self.dirty:
                     first = self.dirty.pop(key)
@@ -207,6 +213,18 @@ class Model:
                 hi += sum(rows.values()) if self.loose else n
                 self.through[key] = days[-1]
         return lo, hi
+
+    def remove(self, x: str, first: int, last: int) -> int:
+        """Take x's days in [first, last] out; returns how many there were."""
+        gone = sorted(d for (i, d) in self.data if i == x and first <= d <= last)
+        for d in gone:
+            del self.data[(x, d)]
+        for k in self.runs:
+            key = (k, x)
+            first = next((d for d in gone if d >= start_index(k)), None)  # the run's own
+            if key in self.through and first is not None and first <= self.through[key]:
+                self.dirty[key] = min(self.dirty.get(key, first), first)
+        return len(gone)
 
     def drop(self, k: int) -> None:
         """A dropped run holds nothing: registered again, it is computed from scratch."""
@@ -275,6 +293,20 @@ def check_history(data: Data, ops, root: str, on_op=None, compaction=True, keep=
             if op[1] in model.runs:
                 assert s.drop([backtest_id(s, op[1])]).seq is not None, (i, op)
                 model.drop(op[1])
+        elif op[0] == "remove":
+            _, who, a, b = op
+            x = INSTS[who]
+            held = {d for (i, d) in model.data if i == x}
+            hit = {d for d in held if a <= d <= b}
+            named = any(x in universe(k) for k in model.runs if "instruments" in RUNS[k][2])
+            if not hit:
+                before = s.sql("SELECT count(*) AS n FROM events")
+                with pytest.raises(incbt.NotFoundError, match="nothing to remove"):
+                    s.remove(x, start=DATES[a], end=DATES[b])
+                assert s.sql("SELECT count(*) AS n FROM events").equals(before), (i, op)
+            elif hit != held or not named:  # (a run naming x: the fresh store could not
+                n = model.remove(x, a, b)  # register it, were x gone whole)
+                assert s.remove(x, start=DATES[a], end=DATES[b]).days_removed == n, (i, op)
         else:
             predicted = s.status().report.bars_processed
             res = s.update()
@@ -288,7 +320,8 @@ def check_history(data: Data, ops, root: str, on_op=None, compaction=True, keep=
     assert not st_.stale and st_.report.bars_processed == 0
     # the fresh store: only the final data, in one ingest; the same runs, once each
     f = incbt.init(os.path.join(root, "fresh"))
-    f.ingest(data.files(model.final_pieces()))
+    if model.final_pieces():  # (every day may have been removed)
+        f.ingest(data.files(model.final_pieces()))
     for k in model.runs:
         backtest(f, k)
     got, want = tables(s), tables(f)
@@ -325,6 +358,9 @@ OP = st.one_of(
     st.tuples(st.just("backtest"), st.integers(0, len(RUNS) - 1)),
     st.just(("update",)),
     st.tuples(st.just("drop"), st.integers(0, len(RUNS) - 1)),
+    st.tuples(st.just("remove"), st.integers(0, len(INSTS) - 1), DAY, DAY).map(
+        lambda op: (op[0], op[1], min(op[2:]), max(op[2:]))
+    ),
 )
 
 
@@ -356,6 +392,22 @@ CORRECTIONS = [
     ("backtest", SMA_8),  # registered while the others are stale
     ("ingest", ((7, 0, None),), "update"),  # the correction reverted
 ]
+# days taken out (incbt remove): the last ones (nothing after them to compute), the
+# first day of the runs, a middle day, an instrument whole, then some of it back
+REMOVALS = [
+    ("ingest", ALL_DAYS, "ingest"),
+    ("backtest", SMA_4),
+    ("backtest", EMA_MID),
+    ("backtest", BOLL_SOME),
+    ("remove", 1, 6, 7),
+    ("update",),
+    ("remove", 2, 0, 0),
+    ("remove", 0, 4, 4),
+    ("backtest", BREAKOUT),
+    ("remove", 1, 0, 7),
+    ("update",),
+    ("ingest", ((3, 1, 1), (7, 0, 1)), "update"),
+]
 
 
 @PROPERTY
@@ -381,6 +433,7 @@ CORRECTIONS = [
     ]
 )
 @example(ops=CORRECTIONS)
+@example(ops=REMOVALS)
 def test_any_history_equals_a_fresh_store(data, ops):
     """The incremental logic alone: result batches are never compacted."""
     with tempfile.TemporaryDirectory() as root:

@@ -97,12 +97,14 @@ from incbt.bars.schema import day_to_iso, is_gz, is_parquet, iso_to_day, month_o
 from incbt.catalog import (
     CHANGE_CORRECTED,
     CHANGE_NEW,
+    CHANGE_REMOVED,
+    REMOVED_INSTRUMENTS,
     ZERO_HASH,
     Catalog,
     DayEntry,
     FileRecord,
 )
-from incbt.errors import BadInputError, CatalogError, StoreError, UsageError
+from incbt.errors import BadInputError, CatalogError, NotFoundError, StoreError, UsageError
 from incbt.progress import NULL, Reporter
 from incbt.settings import usable_cores
 
@@ -169,6 +171,8 @@ class IngestSummary:
     # stored bars, new bars)
     joined_days: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     replaced_apart: list[tuple[str, str, int, int]] = field(default_factory=list)
+    # files in the folders given that are not CSV or Parquet (not read)
+    skipped_files: list[str] = field(default_factory=list)
     # each instrument's days in this ingest's input, and those the store has in their
     # span: what :func:`data_notes` reads (not a result)
     _seen: dict[str, set[int]] = field(default_factory=dict, repr=False)
@@ -232,6 +236,13 @@ class IngestSummary:
                 "files again with --join-days (Python: join_days=True), which merges "
                 "new bars into a stored day"
             )
+        if self.skipped_files:
+            out.append(
+                f"{len(self.skipped_files):,} file(s) in the folders given are not CSV or "
+                "Parquet and were not read: "
+                + some([(f,) for f in self.skipped_files], "{}")
+                + " (give CSV files a .csv or .csv.gz name to ingest them)"
+            )
         if self.missing_days:
             out.append(
                 f"{len(self.missing_days):,} missing day(s), days an instrument has no "
@@ -246,7 +257,14 @@ class IngestSummary:
         skip = {
             *("corrected", "seconds", "changed_days"),
             *("_seen", "_span", "_stored_rows", "_stored_last", "_before"),  # not results
-            *("short_days", "missing_days", "off_minute", "joined_days", "replaced_apart"),
+            *(
+                "short_days",
+                "missing_days",
+                "off_minute",
+                "joined_days",
+                "replaced_apart",
+                "skipped_files",
+            ),
         }
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {
             "corrected": [list(c) for c in self.corrected[:100]],
@@ -840,8 +858,10 @@ def ingest(
             "(join_days=) merges them into the stored ones: give one of them"
         )
     t0 = time.perf_counter()
-    files = expand_paths(paths)
+    skipped: list[str] = []
+    files = expand_paths(paths, skipped)
     summary = IngestSummary(files=len(files), dry_run=dry_run)
+    summary.skipped_files = sorted(skipped)
     seen: dict[tuple[str, int], _Seen] = {}
     repeated = [0]  # bars given again, identical (collect)
     # the file list of every bucket this call changes, as it will be committed
@@ -1475,24 +1495,32 @@ def _commit(
     cat: Catalog,
     txn: Any,
     command: str,
-    summary: IngestSummary,
+    summary: IngestSummary | None,
     files: list[str],
     changes: list,
     staged: dict[tuple[str, str], list[_File]],
+    kind: str = "ingest",
+    payload: dict[str, Any] | None = None,
 ) -> int:
-    seq = cat.append_event(
-        txn,
-        "ingest",
-        command,
+    """The event, its changes and the buckets' new file lists, in one transaction. A
+    change of kind CHANGE_REMOVED takes its day out of the day index (``incbt remove``:
+    ``payload`` is its event's summary)."""
+    if payload is None:
+        assert summary is not None
         # the event's own seq and a dry run's flag say nothing in the log; the sources by
         # their whole path (a basename did not tell two folders' bars-2024-01-02.csv apart)
-        {k: v for k, v in summary.as_dict().items() if k not in ("seq", "dry_run")}
-        | {
+        payload = {k: v for k, v in summary.as_dict().items() if k not in ("seq", "dry_run")} | {
             "sources": [os.path.abspath(f) for f in files[:20]],
             "n_sources": len(files),
-        },
-    )
+        }
+    seq = cat.append_event(txn, kind, command, payload)
     cat.put_changes(txn, seq, changes)
+    gone: dict[str, list[int]] = defaultdict(list)
+    for c in changes:
+        if c[2] == CHANGE_REMOVED:
+            gone[c[0]].append(c[1])
+    for inst, days in gone.items():
+        cat.delete_days(txn, inst, days)
     for (inst, month), bucket in sorted(staged.items()):
         now = {f.hash for f in bucket}
         for prev in cat.bucket(txn, inst, month):
@@ -1521,5 +1549,161 @@ def _commit(
             cat.put_file(txn, rec)
             cat.put_days(txn, b.entries)
         cat.set_bucket(txn, inst, month, [f.hash for f in bucket])
+    # instruments left without a day: the runs over every instrument held results of
+    # them, which the planner cuts (incbt.runs.plan_runs)
+    empty = [i for i in sorted(gone) if not cat.days_up_to(txn, i, _AFTER_ANY_DAY, 1)]
+    if empty:
+        was = cat.removed_instruments(txn)
+        cat.put_meta(txn, REMOVED_INSTRUMENTS, sorted(set(was) | set(empty)))
     cat.set_pending(txn, [])
     return seq
+
+
+@dataclass
+class RemoveSummary:
+    """What ``incbt remove`` did (or, ``dry_run``, would do): the days taken out of the
+    store, per instrument, as one event."""
+
+    days_removed: int = 0
+    rows_removed: int = 0
+    # (instrument, first day, last day, days) of each instrument with days removed
+    removed: list[tuple[str, str, str, int]] = field(default_factory=list)
+    emptied: list[str] = field(default_factory=list)  # instruments left with no day
+    files_written: int = 0
+    seq: int | None = None
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        insts = ", ".join(r[0] for r in self.removed[:5]) + (
+            ", ..." if len(self.removed) > 5 else ""
+        )
+        return (
+            f"<RemoveSummary: {verb} {self.days_removed} day(s), {self.rows_removed:,} bars, "
+            f"of {len(self.removed)} instrument(s) ({insts})"
+            + (f"; {len(self.emptied)} left with no day" if self.emptied else "")
+            + ("" if self.seq is None else f"; event {self.seq}")
+            + ">"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "days_removed": self.days_removed,
+            "rows_removed": self.rows_removed,
+            "removed": [list(r) for r in self.removed],
+            "emptied": self.emptied,
+            "files_written": self.files_written,
+        }
+
+
+@_gc_paused
+def remove_days(
+    root: str,
+    cat: Catalog,
+    ranges: Mapping[str, tuple[int, int]],
+    *,
+    row_group_rows: int,
+    lock: Any,
+    command: str = "remove",
+    dry_run: bool = False,
+    progress: Reporter = NULL,
+) -> RemoveSummary:
+    """Take the days in ``ranges`` (instrument -> (first, last) day, inclusive) out of
+    the store, as one event (kind ``remove``) whose changes (kind CHANGE_REMOVED) the
+    planner reads as it reads corrections: results over those instruments recompute
+    from the first day removed (and, with no day after it, are cut there).
+
+    A bucket holding a removed day gets a new file of its other days (the old file stays
+    for ``--as-of`` until ``gc``); a bucket left with none is dropped. Files are written
+    and made durable first, then one transaction commits them: a crash leaves the store
+    as before or as after. A range holding no day of the store is a NotFoundError.
+    """
+    t0 = time.perf_counter()
+    summary = RemoveSummary(dry_run=dry_run)
+    looks_only = dry_run and cat.env.readonly
+    with contextlib.nullcontext() if looks_only else lock(recover_first=not dry_run):
+        changes: list[tuple[str, int, int, bytes, bytes, int]] = []
+        plans: list[_Plan] = []
+        staged: dict[tuple[str, str], list[_File]] = {}
+        with cat.env.read() as txn:
+            for inst, (lo, hi) in sorted(ranges.items()):
+                idx = cat.day_index(txn, inst, lo, hi)
+                days = idx.days.tolist()
+                if not days:
+                    continue
+                rows = idx.records["rows"].tolist()
+                for d, h in zip(days, idx.records["hash"].tolist(), strict=True):
+                    changes.append((inst, d, CHANGE_REMOVED, bytes(h), ZERO_HASH, 0))
+                summary.removed.append((inst, day_to_iso(days[0]), day_to_iso(days[-1]), len(days)))
+                summary.rows_removed += sum(rows)
+                by_month: dict[str, set[int]] = defaultdict(set)
+                for d, m in zip(days, month_of(np.array(days, dtype=np.int64)), strict=True):
+                    by_month[str(m)].add(d)
+                for month, out in sorted(by_month.items()):
+                    files = _committed_files(cat, txn, inst, month)
+                    touched = [f for f in files if any(e.day in out for e in f.entries)]
+                    keep = [f for f in files if all(e.day not in out for e in f.entries)]
+                    parts: list[DayEntry | Piece] = sorted(
+                        (e for f in touched for e in f.entries if e.day not in out),
+                        key=lambda e: e.day,
+                    )
+                    if parts:  # the month's other days, in a file of their own
+                        plans.append(
+                            _Plan(
+                                inst,
+                                month,
+                                _file_hash(inst, parts),
+                                parts,
+                                {f.hash: f.path for f in touched},
+                                keep,
+                                touched,
+                                False,
+                            )
+                        )
+                    else:
+                        staged[(inst, month)] = keep
+                if (
+                    not cat.days_up_to(txn, inst, lo - 1, 1)
+                    and not cat.day_index(txn, inst, hi + 1, _AFTER_ANY_DAY).days.size
+                ):
+                    summary.emptied.append(inst)
+        if not changes:
+            whole = (iso_to_day("0001-01-01"), _AFTER_ANY_DAY)
+            shown = ", ".join(
+                i if (a, b) == whole else f"{i} from {day_to_iso(a)} to {day_to_iso(b)}"
+                for i, (a, b) in sorted(ranges.items())[:5]
+            )
+            raise NotFoundError(
+                f"the store holds no bars of {shown}: nothing to remove "
+                '(`incbt query "SELECT instrument, min(date), max(date) FROM bars GROUP BY '
+                'instrument"` lists what it holds)'
+            )
+        summary.days_removed = len(changes)
+        summary.files_written = len(plans)
+        if dry_run:
+            summary.seconds = time.perf_counter() - t0
+            return summary
+        written = [p.path for p in plans]
+        task = progress.task("writing buckets", len(plans))
+        try:
+            if written:
+                cat.env.write(lambda txn: cat.set_pending(txn, written))
+            for plan in plans:
+                f = _write_bucket(root, plan, row_group_rows)
+                staged[(f.instrument, f.month)] = [*plan.keep, f]
+                task.advance()
+            new_files = [os.path.join(root, f.path) for f in _flat(staged) if not f.committed]
+            sync_files(root, new_files)
+            fsync_dir(os.path.join(root, "bars"))
+            payload = summary.as_dict()
+            summary.seq = cat.env.write(
+                lambda txn: _commit(cat, txn, command, None, [], changes, staged, "remove", payload)
+            )
+        except BaseException:
+            if written and summary.seq is None:
+                recover(root, cat)  # delete this call's uncommitted files
+            raise
+        task.done()
+    summary.seconds = time.perf_counter() - t0
+    return summary

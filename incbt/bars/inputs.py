@@ -111,8 +111,19 @@ class InputBars:
         return {"line": r + 2} if self.kind == "csv" else {"row": r + 1}
 
 
-def expand_paths(paths: Iterable[str]) -> list[str]:
-    """Files from files, folders (recursively) and globs, in sorted order."""
+def _is_store(folder: str) -> bool:
+    return os.path.isdir(os.path.join(folder, "catalog")) and os.path.isdir(
+        os.path.join(folder, "bars")
+    )
+
+
+def expand_paths(paths: Iterable[str], skipped: list[str] | None = None) -> list[str]:
+    """Files from files, folders (recursively) and globs, in sorted order.
+
+    In a folder, hidden files and folders (``.name``: a Mac's ``._x.csv`` beside each
+    file of a zip) and incbt stores (``incbt ingest .`` beside ``./store``) are left
+    out; ``skipped`` gets the other files a folder holds that are not CSV or Parquet
+    (a vendor's ``.txt``: said, not passed over in silence; QA 2026-12-06)."""
     out: list[str] = []
     for p in paths:
         p = os.path.expanduser(p)  # "~/data" quoted: the home folder's (QA 2026-12-06)
@@ -121,8 +132,19 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
             raise NotFoundError(f"no file matches {p!r}: check the path or the pattern")
         for m in matches:
             if os.path.isdir(m):
-                for root, _, files in os.walk(m):
-                    out.extend(os.path.join(root, f) for f in files if is_input(f))
+                for root, dirs, files in os.walk(m):
+                    dirs[:] = sorted(
+                        d
+                        for d in dirs
+                        if not d.startswith(".") and not _is_store(os.path.join(root, d))
+                    )
+                    for f in files:
+                        if f.startswith("."):
+                            continue
+                        if is_input(f):
+                            out.append(os.path.join(root, f))
+                        elif skipped is not None:
+                            skipped.append(os.path.join(root, f))
             elif os.path.exists(m):
                 out.append(m)
             else:
@@ -224,8 +246,10 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
             f"unexpected column(s) {', '.join(extra)}",
             file=path,
             line=1 if is_csv(path) else None,
-            fix="remove them from the file, or map one of them to a bars column with "
-            "--map NAME=COLUMN",
+            fix="incbt reads exactly the seven bars columns: drop the others from the file "
+            "(pandas: df[['instrument', 'ts', 'open', 'high', 'low', 'close', 'volume']], "
+            "written with index=False), or, where one of them is a bars column under "
+            "another name, map it with --map NAME=COLUMN",
         )
     dup = {p for p in present if present.count(p) > 1}
     if dup:
@@ -646,6 +670,13 @@ def _assume_tz(
 ) -> pa.Array:
     """``naive`` in ``tz``; a time that is not there once, refused naming its row with
     the value as written (``text``) and its instrument (QA 2026-12-06: neither was)."""
+    if pa.types.is_integer(naive.type):  # epoch ns are UTC: read "not a known time zone"
+        raise BadInputError(  # (QA 2026-12-06)
+            f"ts holds integers (nanoseconds since 1970-01-01 UTC), which --tz {tz} cannot "
+            "apply to",
+            file=path,
+            fix="drop --tz for this file (ingest it apart from files of local times)",
+        )
     try:
         return pc.assume_timezone(naive, timezone=tz, ambiguous="raise", nonexistent="raise")
     except pa.ArrowInvalid:
@@ -769,7 +800,8 @@ def _read_parquet(
                 tz,
                 "parquet",
                 None,
-                cols["instrument"].combine_chunks(),
+                # an Array here (cast), a ChunkedArray read as it is (QA 2026-12-06: exit 3)
+                _one_array(cols["instrument"]),
             )
         cols["ts"] = pc.cast(pc.cast(ts, pa.timestamp("ns", tz="UTC")), pa.int64())
     elif pa.types.is_integer(ts.type):
@@ -785,6 +817,10 @@ def _read_parquet(
             fix="store ts as timestamp[ns, tz=UTC] or int64 epoch ns",
         )
     return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "parquet"
+
+
+def _one_array(a: Any) -> pa.Array:
+    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
 
 
 def read_input(

@@ -56,7 +56,11 @@ _U32 = struct.Struct(">I")
 
 CHANGE_NEW = 1
 CHANGE_CORRECTED = 2
-CHANGE_KINDS = {CHANGE_NEW: "new", CHANGE_CORRECTED: "corrected"}
+CHANGE_REMOVED = 3  # ``incbt remove``: the day's bars are gone (new hash zero, rows 0)
+CHANGE_KINDS = {CHANGE_NEW: "new", CHANGE_CORRECTED: "corrected", CHANGE_REMOVED: "removed"}
+# meta: instruments ``incbt remove`` left with no day (the runs over *all* instruments
+# held results for them: the planner cuts those, though the store no longer lists them)
+REMOVED_INSTRUMENTS = "removed_instruments"
 ZERO_HASH = b"\0" * 16
 
 
@@ -432,6 +436,16 @@ class Catalog:
         """Make these the current entries of their (instrument, day), in one C loop."""
         with txn.cursor(self.db["days"]) as cur:
             cur.putmulti((day_key(e.instrument, e.day), e.pack()) for e in entries)
+
+    def delete_days(self, txn: lmdb.Transaction, instrument: str, days: Iterable[int]) -> None:
+        """Remove these days of an instrument from the day index (``incbt remove``)."""
+        db = self.db["days"]
+        for d in days:
+            txn.delete(day_key(instrument, d), db=db)
+
+    def removed_instruments(self, txn: lmdb.Transaction) -> list[str]:
+        """Instruments ``incbt remove`` left with no day (some may have days again)."""
+        return list(self.meta(txn).get(REMOVED_INSTRUMENTS, []))
 
     def day_hashes(
         self, txn: lmdb.Transaction, instrument: str, first: int, last: int

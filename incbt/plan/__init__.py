@@ -57,6 +57,10 @@ class SegmentTask:
     bars: int  # bars to compute, per run
     history_bars: int = 0
     version: str = ""  # the strategy's code version: runs of one task share it
+    # days of its instrument were removed (``incbt remove``): the runs' stored results
+    # and snapshots go from this day (the day after the resume point, or the runs' start),
+    # not only from ``first_day`` (a removed day before it holds some); None: first_day
+    cut_from: int | None = None
 
     @property
     def work(self) -> int:
@@ -87,6 +91,10 @@ class Plan:
     # pairs left out because their computation failed and would fail again (the caller's
     # record of the failure, as text)
     skipped_failed: list[str] = field(default_factory=list)
+    # pairs whose stored results reach past the days still there (``incbt remove`` took
+    # their last days): no task computes them; their results and snapshots go after the
+    # day given (None: all of them), as (run id, instrument) -> day
+    truncate: dict[tuple[str, str], int | None] = field(default_factory=dict)
     # of those, the pairs whose failure the caller's own command recorded (a fork's
     # pairs failing with its base's): failures of this command, not "failed before"
     failed_now: list[str] = field(default_factory=list)
@@ -103,7 +111,7 @@ class Plan:
         return sum(len(t.run_ids) for t in self.tasks)
 
     def __bool__(self) -> bool:
-        return bool(self.tasks)
+        return bool(self.tasks or self.truncate)
 
 
 def plan(
@@ -111,14 +119,16 @@ def plan(
     days: Mapping[str, InstrumentDays],
     valid_through: Mapping[tuple[str, str], int | None],
     skip: Collection[tuple[str, str]] = (),
+    cut: Collection[str] = (),
 ) -> Plan:
     """Segment tasks bringing every (run, instrument) up to the last day with bars.
 
     ``valid_through[(run_id, instrument)]`` is the day the stored results and
     snapshot of that pair are valid through (missing or None: nothing valid).
     ``skip``: pairs not to plan at all (their computation failed, and would fail
-    again: nothing it read has changed). Tasks come out in a fixed order: by
-    instrument, strategy, resume point.
+    again: nothing it read has changed). ``cut``: instruments some of whose days were
+    removed: their tasks say where the runs' stored results go from (``cut_from``).
+    Tasks come out in a fixed order: by instrument, strategy, resume point.
     """
     groups: dict[tuple, list[tuple[RunSpec, int]]] = defaultdict(list)
     # Runs of one strategy, code and start differ per instrument only by the day they are
@@ -174,7 +184,7 @@ def plan(
                     group.append((run, h))
     tasks = []
     for key in sorted(groups):
-        inst, strat, source, version, i0, (resumes, v_day), _ = key
+        inst, strat, source, version, i0, (resumes, v_day), start = key
         v = v_day if resumes else None
         d = days[inst]
         h = min(hh for _, hh in groups[key])
@@ -195,6 +205,7 @@ def plan(
                 bars=int(d.rows[i0:].sum()),
                 history_bars=int(d.rows[h:i0].sum()),
                 version=version,
+                cut_from=None if inst not in cut else (start if v is None else v + 1),
             )
         )
     return Plan(tasks)
@@ -232,6 +243,7 @@ def split_tasks(p: Plan, target_work: int) -> Plan:
                     t.bars,
                     t.history_bars,
                     t.version,
+                    t.cut_from,
                 )
             )
-    return Plan(out, p.latest)
+    return Plan(out, p.latest, truncate=p.truncate)

@@ -73,6 +73,13 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
             f"correction(s) over {s.get('instruments', 0)} instrument(s)"
         )
         return msg + (f", {s['first_day']}..{s['last_day']}" if s.get("first_day") else "")
+    if kind == "remove":
+        gone = s.get("removed", [])
+        shown = ", ".join(f"{r[0]} {r[1]}..{r[2]}" for r in gone[:3])
+        more = f", ... ({len(gone)})" if len(gone) > 3 else ""
+        return (
+            f"removed {s.get('days_removed', 0)} day(s) of {len(gone)} instrument(s): {shown}{more}"
+        )
     if kind == "compact":
         return (
             f"merged {len(s.get('batches', []))} result batches into batch {s.get('into')} "
@@ -94,6 +101,8 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
         if s.get("replaced"):
             n = s.get("n_replaced", len(s["replaced"]))
             msg += f", {n} run(s) replaced (strategy code changed)"
+        if s.get("truncated"):
+            msg += f", {s['truncated']} pair(s) cut after the days removed"
         failed = _failed(s)
         return msg + (f", {failed} failed" if failed else "")
     if kind == "gc":

@@ -172,6 +172,7 @@ class CommitSummary:
     errors: list[str] = field(default_factory=list)
     # pairs whose task never ran (its workers kept dying): no strategy failed there
     not_run: list[str] = field(default_factory=list)
+    truncated: int = 0  # pairs cut after their last day left (``Plan.truncate``)
 
 
 Rows = dict[str, np.ndarray]
@@ -769,12 +770,12 @@ def read_valid_daily(
     """
     until = until or {}
     reader = reader if reader is not None else DailyRows(root, cat, txn, [run_id])
+    # every segment of a pair stops the older ones from its first day, those ending
+    # before from_day too (an empty one that cut the pair's last days: incbt remove)
     segs = [
         s
         for s in reader.segments(run_id)
-        if s.instrument != PORTFOLIO
-        and until.get(s.instrument, 2**31) > from_day
-        and s.last_day >= from_day
+        if s.instrument != PORTFOLIO and until.get(s.instrument, 2**31) > from_day
     ]
     by_pair: dict[str, list[rc.Segment]] = defaultdict(list)
     for s in segs:
@@ -783,6 +784,8 @@ def read_valid_daily(
     for inst, ss in by_pair.items():
         ss.sort(key=lambda s: s.batch)
         for i, s in enumerate(ss):
+            if s.last_day < from_day:
+                continue
             stop = min((t.first_day for t in ss[i + 1 :]), default=2**31)
             stop = min(stop, until.get(inst, 2**31))
             lo, hi = max(s.first_day, from_day), min(s.last_day, stop - 1)
@@ -793,7 +796,8 @@ def read_valid_daily(
         code, insts, dates, pnl = reader.get(b, run_id)
         for inst, lo, hi in items:
             m = (insts == code.get(inst, -1)) & (dates >= lo) & (dates <= hi)
-            out[inst].append((dates[m], pnl[m]))
+            if m.any():  # (a window holding no row: an instrument with none)
+                out[inst].append((dates[m], pnl[m]))
     res = {}
     for inst, parts in out.items():
         d = np.concatenate([p[0] for p in parts])
