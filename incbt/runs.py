@@ -509,6 +509,7 @@ def plan_runs(
         # instruments `incbt remove` took every day of: the runs over all instruments
         # may hold results of them, which go (Plan.truncate)
         emptied = sorted(set(cat.removed_instruments(txn)) - set(known))
+        emptied_set = set(emptied)
         wanted = {
             rec.run_id: instruments_of(rec, known)
             + (tuple(emptied) if rec.universe == "all" else ())
@@ -580,6 +581,8 @@ def plan_runs(
                     if stale_out is not None:  # why a failed pair is computed again
                         first, by = min(retry)
                         stale_out.append(Staleness(rec.run_id, inst, first, by, None))
+                    if inst in emptied_set:  # its failure goes with its instrument (removed)
+                        reduced[key] = None
                 snap = snaps.get(key)
                 through = None
                 if snap is not None:
@@ -1133,6 +1136,7 @@ def commit(
                 continue
             cut = iso_to_day(cut_rec.start) if valid is None else valid + 1
             rc.delete_snapshots_from_many(cat, txn, [rid], inst, cut)
+            rc.clear_failures(cat, txn, inst, [rid])  # a failure of days no longer there
             rc.mark_cuts(cat, txn, [rc.ri_key(rid, inst)])  # its older segments lose rows
             # an empty segment from the cut (its last day before its first: no row of it
             # is read), later than the pair's others: their rows from the cut on go

@@ -225,3 +225,26 @@ def test_a_kill_leaves_the_store_before_or_after_and_the_command_finishes(
     assert set(tree_state(os.path.join(path, "bars"))) == set(
         tree_state(os.path.join(ref.path, "bars"))
     )
+
+
+def test_a_failure_recorded_on_an_instrument_removed_whole_goes_with_it(data, tmp_path):
+    """A fresh store has no failure of an instrument it never held: the `failed` row of
+    a pair whose instrument was removed whole goes at the next update."""
+    (tmp_path / "st.py").write_text(
+        "import incbt\n"
+        "@incbt.strategy(params={'n': incbt.Param(int, default=5, min=1)}, state=('k',))\n"
+        "def picky(p, s, o, h, l, c, v, i):\n"
+        "    if c[i] > 20.0:  # S0001's prices, not the others'\n"
+        "        raise ValueError('too dear')\n"
+        "    return 1\n"
+    )
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "d"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s.backtest("picky", {"n": 5}, strategies_file=str(tmp_path / "st.py"))
+    assert s.sql("SELECT instrument FROM failed")["instrument"].to_pylist() == ["S0001"]
+    s.remove("S0001")
+    s.update()
+    assert s.sql("SELECT count(*) AS n FROM failed")["n"][0].as_py() == 0
+    assert s.verify().ok and not s.status().stale
