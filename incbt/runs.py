@@ -338,6 +338,10 @@ def register_many(
     erow = exec_params_from_dict(exec_params or {})
     edict = {n: float(v) for n, v in zip(EXEC_NAMES, erow.tolist(), strict=True)}
     known = store.instruments()
+    with store.catalog.env.read() as txn:  # removed whole (incbt remove): no bar, not
+        # unknown, as an instrument with no bar after a run's start (QA 2026-12-06: a
+        # sweep over it could not be resumed, nor its backtest run again)
+        named = sorted(set(known) | set(store.catalog.removed_instruments(txn)))
     if universe_sql:
         if not every_instrument(instruments):
             raise UsageError(
@@ -363,7 +367,7 @@ def register_many(
         universe = "all"
     else:
         universe = sorted(dict.fromkeys(names(instruments, "instruments")))
-        _known_instruments(universe, known)
+        _known_instruments(universe, named)
     if isinstance(universe, list) and not universe:
         raise UsageError(
             "the run's universe is empty: give the instruments to run over (--instruments "
@@ -509,7 +513,6 @@ def plan_runs(
         # instruments `incbt remove` took every day of: the runs over all instruments
         # may hold results of them, which go (Plan.truncate)
         emptied = sorted(set(cat.removed_instruments(txn)) - set(known))
-        emptied_set = set(emptied)
         wanted = {
             rec.run_id: instruments_of(rec, known)
             + (tuple(emptied) if rec.universe == "all" else ())
@@ -581,8 +584,9 @@ def plan_runs(
                     if stale_out is not None:  # why a failed pair is computed again
                         first, by = min(retry)
                         stale_out.append(Staleness(rec.run_id, inst, first, by, None))
-                    if inst in emptied_set:  # its failure goes with its instrument (removed)
-                        reduced[key] = None
+                    # where no task computes it now (its days removed), its failure goes
+                    # (Plan.truncate): a store that never held those days has none
+                    reduced[key] = None
                 snap = snaps.get(key)
                 through = None
                 if snap is not None:

@@ -633,9 +633,17 @@ class Store:
         were in stay for ``--as-of`` until ``gc``. Returns a RemoveSummary; a range
         with no bar of the store is a NotFoundError."""
         insts = names(instruments, "instruments")
-        if not insts:
-            raise UsageError("give the instruments whose bars to remove")
+        if not insts or not all(i.strip() for i in insts):
+            raise UsageError("give the instruments whose bars to remove (names, not empty)")
         flag(dry_run, "dry_run")
+        held = set(self.instruments())
+        unknown = [i for i in dict.fromkeys(insts) if i not in held]
+        if unknown:  # a typo beside a real name: nothing removed (QA 2026-12-06: ignored)
+            shown = ", ".join(map(repr, unknown[:5]))
+            raise NotFoundError(
+                f"the store holds no bars of {shown}: nothing was removed (`incbt query "
+                '"SELECT DISTINCT instrument FROM bars"` lists the instruments it holds)'
+            )
         lo = given_day("0001-01-01" if start is None else start, "start")
         hi = given_day("9999-12-31" if end is None else end, "end")
         if lo > hi:

@@ -140,8 +140,10 @@ def test_dry_run_writes_nothing_and_bad_ranges_are_refused(data, tmp_path):
     assert dry.days_removed == 4 and dry.rows_removed == 4 * 390 and dry.seq is None
     assert [r[0] for r in dry.removed] == ["S0001", "S0002"] and not dry.emptied
     assert s.remove("S0001", dry_run=True).emptied == ["S0001"]
-    with pytest.raises(incbt.NotFoundError, match="no bars of S0009: nothing to remove"):
-        s.remove("S0009")
+    with pytest.raises(incbt.NotFoundError, match="no bars of 'S0009': nothing was removed"):
+        s.remove(["S0001", "S0009"])  # a typo beside a real name: nothing goes (QA)
+    with pytest.raises(incbt.UsageError, match="not empty"):
+        s.remove("")
     with pytest.raises(incbt.NotFoundError, match="S0001 from 2025-01-01 to 9999-12-31"):
         s.remove("S0001", start="2025-01-01")
     with pytest.raises(incbt.UsageError, match="is after --to"):
@@ -248,3 +250,22 @@ def test_a_failure_recorded_on_an_instrument_removed_whole_goes_with_it(data, tm
     s.update()
     assert s.sql("SELECT count(*) AS n FROM failed")["n"][0].as_py() == 0
     assert s.verify().ok and not s.status().stale
+
+
+def test_a_run_over_a_named_list_keeps_an_instrument_removed_whole(data, tmp_path):
+    """Its sweep resumes and grows, and the same backtest runs again (QA 2026-12-06:
+    "unknown instrument"); the instrument counts in its capital, with no rows."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "d"))
+    named = ["S0001", "S0002"]
+    s.sweep("sma_cross", {"fast": [3, 7], "slow": [20]}, instruments=named, name="nm")
+    run = s.backtest("breakout", {"lookback": 50}, instruments=named)
+    s.remove("S0001")
+    s.update()
+    again = s.backtest("breakout", {"lookback": 50}, instruments=named)
+    assert again.run_id == run.run_id and again.report.bars_processed == 0
+    grown = s.sweep("sma_cross", {"fast": [3, 7, 9], "slow": [20]}, instruments=named,
+                    name="nm", resume=True)
+    assert len(grown.run_ids) == 3
+    rows = s.sql("SELECT DISTINCT instrument FROM daily")["instrument"].to_pylist()
+    assert rows == ["S0002"] and s.verify().ok and not s.status().stale

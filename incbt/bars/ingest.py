@@ -1621,8 +1621,8 @@ def remove_days(
     """
     t0 = time.perf_counter()
     summary = RemoveSummary(dry_run=dry_run)
-    looks_only = dry_run and cat.env.readonly
-    with contextlib.nullcontext() if looks_only else lock(recover_first=not dry_run):
+    # a dry run reads the catalog only: it never waits for a writer (as update's)
+    with contextlib.nullcontext() if dry_run else lock(recover_first=True):
         changes: list[tuple[str, int, int, bytes, bytes, int]] = []
         plans: list[_Plan] = []
         staged: dict[tuple[str, str], list[_File]] = {}
