@@ -341,7 +341,7 @@ def register_many(
     with store.catalog.env.read() as txn:  # removed whole (incbt remove): no bar, not
         # unknown, as an instrument with no bar after a run's start (QA 2026-12-06: a
         # sweep over it could not be resumed, nor its backtest run again)
-        named = sorted(set(known) | set(store.catalog.removed_instruments(txn)))
+        removed = store.catalog.removed_instruments(txn)
     if universe_sql:
         if not every_instrument(instruments):
             raise UsageError(
@@ -367,7 +367,7 @@ def register_many(
         universe = "all"
     else:
         universe = sorted(dict.fromkeys(names(instruments, "instruments")))
-        _known_instruments(universe, named)
+        _known_instruments(universe, known, removed=removed)
     if isinstance(universe, list) and not universe:
         raise UsageError(
             "the run's universe is empty: give the instruments to run over (--instruments "
@@ -390,9 +390,12 @@ def register_many(
     return out
 
 
-def _known_instruments(universe: Sequence[str], known: Sequence[str], said: str = "") -> None:
-    """Refuse a universe naming an instrument the store has no bars of."""
-    have = set(known)
+def _known_instruments(
+    universe: Sequence[str], known: Sequence[str], said: str = "", removed: Sequence[str] = ()
+) -> None:
+    """Refuse a universe naming an instrument the store has no bars of (and never had:
+    ``removed``, instruments ``incbt remove`` took whole, are taken)."""
+    have = set(known) | set(removed)
     missing = [i for i in universe if i not in have]
     if missing:
         more = ", ..." if len(known) > 5 else ""

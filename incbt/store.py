@@ -65,6 +65,7 @@ DEFAULT_STORE = "store"
 EVENT_KINDS = (
     "init",
     "ingest",
+    "remove",
     "backtest",
     "sweep",
     "update",
@@ -607,7 +608,7 @@ class Store:
             warnings.warn(
                 DataNoteWarning(
                     "; ".join(notes) + " (IngestSummary.short_days, .missing_days, "
-                    ".off_minute and .replaced_apart list them)"
+                    ".off_minute, .replaced_apart and .skipped_files list them)"
                 ),
                 stacklevel=_outside(),
             )
@@ -644,8 +645,8 @@ class Store:
                 f"the store holds no bars of {shown}: nothing was removed (`incbt query "
                 '"SELECT DISTINCT instrument FROM bars"` lists the instruments it holds)'
             )
-        lo = given_day("0001-01-01" if start is None else start, "start")
-        hi = given_day("9999-12-31" if end is None else end, "end")
+        lo = given_day("0001-01-01" if start is None else start, "--from (start=)")
+        hi = given_day("9999-12-31" if end is None else end, "--to (end=)")
         if lo > hi:
             raise UsageError(
                 f"--from (start=) {day_to_iso(lo)} is after --to (end=) {day_to_iso(hi)}: "

@@ -269,3 +269,16 @@ def test_a_run_over_a_named_list_keeps_an_instrument_removed_whole(data, tmp_pat
     assert len(grown.run_ids) == 3
     rows = s.sql("SELECT DISTINCT instrument FROM daily")["instrument"].to_pylist()
     assert rows == ["S0002"] and s.verify().ok and not s.status().stale
+
+
+def test_the_remove_event_is_a_kind_of_the_log(data, tmp_path):
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "d"))
+    s.remove("S0001", start="2024-01-10")
+    log = s.log(kind="remove")  # QA 2026-12-06: "no event kind 'remove'"
+    assert log.num_rows == 1
+    assert "removed 1 day(s) of 1 instrument(s): S0001 2024-01-10..2024-01-10" in str(
+        log.column("message")[0]
+    )
+    with pytest.raises(incbt.UsageError, match="--from \\(start=\\) 'soon' is not a date"):
+        s.remove("S0001", start="soon")

@@ -185,6 +185,9 @@ class IngestSummary:
     # between the two is said too (a day a daily update left out, said once the next
     # day arrives: QA 2026-12-06, only a bulk ingest said it)
     _before: dict[str, int] = field(default_factory=dict, repr=False)
+    # each instrument's first stored day read back to the earliest of those (its span
+    # for the gaps: the days others hold there count)
+    _span_early: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -256,7 +259,7 @@ class IngestSummary:
     def as_dict(self) -> dict[str, Any]:
         skip = {
             *("corrected", "seconds", "changed_days"),
-            *("_seen", "_span", "_stored_rows", "_stored_last", "_before"),  # not results
+            *("_seen", "_span", "_stored_rows", "_stored_last", "_before", "_span_early"),
             *(
                 "short_days",
                 "missing_days",
@@ -1222,6 +1225,18 @@ def _classify(
             if join_days and inst not in summary._stored_last:  # what _summarize spares
                 last = cat.days_up_to(txn, inst, _AFTER_ANY_DAY, 1)
                 summary._stored_last[inst] = last[0] if last else None
+        # every instrument's stored days back to the earliest of those "last stored days
+        # before": a gap of several days is said whole, each day against the instruments
+        # that have it (QA 2026-12-06: only the day before the gap's end was)
+        if summary._before:
+            lo = min(summary._before.values())
+            for inst, group in itertools.groupby(keys, key=lambda k: k[0]):
+                first = next(group)[1]
+                early = cat.day_index(txn, inst, lo, first - 1).days.tolist()
+                if early:
+                    summary._seen[inst].update(early)
+                    a, b = summary._span[inst]
+                    summary._span_early[inst] = min(summary._span_early.get(inst, a), early[0])
         for key, month in zip(keys, months, strict=True):
             p = pieces[key]
             if months_read and next(iter(months_read))[0] != p.instrument:
@@ -1389,14 +1404,11 @@ def _summarize(
     # each instrument's span reaches back to its last stored day before it (the days
     # between the two are none of its: a gap, where most others have them)
     span = {
-        inst: (min(a, summary._before.get(inst, a)), b) for inst, (a, b) in summary._span.items()
-    }
-    seen = {
-        inst: days | ({summary._before[inst]} if inst in summary._before else set())
-        for inst, days in summary._seen.items()
+        inst: (min(a, summary._span_early.get(inst, a)), b)
+        for inst, (a, b) in summary._span.items()
     }
     summary.short_days, summary.missing_days = data_notes(
-        summary.changed_days, seen, span, summary._stored_rows
+        summary.changed_days, summary._seen, span, summary._stored_rows
     )
     if join_days:  # bars sent as they come: each instrument's latest day in the input
         # goes on later (its latest given, changed or not: QA 2026-12-06), where the store
@@ -1409,7 +1421,7 @@ def _summarize(
         }
         summary.short_days = [x for x in summary.short_days if iso_to_day(x[1]) != latest.get(x[0])]
     summary._seen, summary._span, summary._stored_rows = {}, {}, {}
-    summary._stored_last, summary._before = {}, {}
+    summary._stored_last, summary._before, summary._span_early = {}, {}, {}
 
 
 def data_notes(

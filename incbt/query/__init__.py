@@ -72,6 +72,8 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
             f"{s.get('days_new', 0)} new day(s), {s.get('days_corrected', 0)} "
             f"correction(s) over {s.get('instruments', 0)} instrument(s)"
         )
+        if s.get("days_rewritten"):  # ingest --rewrite: the days written again
+            msg += f", {s['days_rewritten']} written again"
         return msg + (f", {s['first_day']}..{s['last_day']}" if s.get("first_day") else "")
     if kind == "remove":
         gone = s.get("removed", [])
