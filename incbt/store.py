@@ -608,7 +608,7 @@ class Store:
             warnings.warn(
                 DataNoteWarning(
                     "; ".join(notes) + " (IngestSummary.short_days, .missing_days, "
-                    ".off_minute, .replaced_apart and .skipped_files list them)"
+                    ".off_minute, .replaced_apart, .skipped_files and .ignored_columns list them)"
                 ),
                 stacklevel=_outside(),
             )

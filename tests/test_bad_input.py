@@ -152,11 +152,6 @@ def _drop_column(rows, d):
     return [write_csv(os.path.join(d, "bad.csv"), rows, header)]
 
 
-def _extra_column(rows, d):
-    rows = [[*r, "x"] for r in rows]
-    return [write_csv(os.path.join(d, "bad.csv"), rows, [*HEADER, "note"])]
-
-
 def _duplicate_column(rows, d):
     rows = [[*r, r[COL["close"]]] for r in rows]
     return [write_csv(os.path.join(d, "bad.csv"), rows, [*HEADER, "close"])]
@@ -515,7 +510,6 @@ CASES: list[Case] = [
         value="-5.0",
     ),
     Case("missing-column", _drop_column, "missing column(s) volume", line=1),
-    Case("extra-column", _extra_column, "unexpected column(s) note", line=1),
     Case(
         "duplicate-column",
         _duplicate_column,
@@ -1040,3 +1034,17 @@ def test_vendor_files_qa_2026_12_06(tmp_path):
     got = s.ingest(str(fold))
     assert got.files == 1 and got.days_new == 2 and got.skipped_files == [str(fold / "b.txt")]
     assert any("b.txt" in n and "not read" in n for n in got.notes())
+
+
+def test_columns_that_are_no_bars_column_are_not_read_and_said(tmp_path):
+    """vwap, trades, a vendor's own fields: not read (their text need not parse), and
+    said; they were refused (QA 2026-12-06: most vendors' files needed rewriting)."""
+    rows = [["AAPL", f"2024-01-03T14:3{k}:00Z", 100, 101, 99, 100.5, 10, "n/a" if k else 1.5]
+            for k in range(3)]
+    path = write_csv(str(tmp_path / "v.csv"), rows, [*HEADER, "vwap"])
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.warns(incbt.DataNoteWarning, match="'vwap' of the files are none of the bars"):
+        got = s.ingest(path)
+    assert got.days_new == 1 and got.ignored_columns == ["vwap"]
+    assert s.sql("SELECT count(*) AS n FROM bars")["n"][0].as_py() == 3
+    assert "vwap" not in s.sql("SELECT * FROM bars LIMIT 1").column_names

@@ -173,6 +173,8 @@ class IngestSummary:
     replaced_apart: list[tuple[str, str, int, int]] = field(default_factory=list)
     # files in the folders given that are not CSV or Parquet (not read)
     skipped_files: list[str] = field(default_factory=list)
+    # columns of the files that are none of the bars columns (not read: vwap, trades...)
+    ignored_columns: list[str] = field(default_factory=list)
     # each instrument's days in this ingest's input, and those the store has in their
     # span: what :func:`data_notes` reads (not a result)
     _seen: dict[str, set[int]] = field(default_factory=dict, repr=False)
@@ -239,6 +241,13 @@ class IngestSummary:
                 "files again with --join-days (Python: join_days=True), which merges "
                 "new bars into a stored day"
             )
+        if self.ignored_columns:
+            out.append(
+                f"column(s) {', '.join(map(repr, self.ignored_columns[:8]))}"
+                + (", ..." if len(self.ignored_columns) > 8 else "")
+                + " of the files are none of the bars columns and were not read (a column "
+                "of bars under another name: --map NAME=COLUMN)"
+            )
         if self.skipped_files:
             out.append(
                 f"{len(self.skipped_files):,} file(s) in the folders given are not CSV or "
@@ -267,6 +276,7 @@ class IngestSummary:
                 "joined_days",
                 "replaced_apart",
                 "skipped_files",
+                "ignored_columns",
             ),
         }
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {
@@ -950,6 +960,11 @@ def ingest(
                         ahead = maker.submit(next, groups, None)
                     reads = submit_reads(group)
                     summary.rows_read += sum(len(i) for i, _ in read_out)
+                    for i, _ in read_out:
+                        if i.ignored:
+                            summary.ignored_columns = sorted(
+                                set(summary.ignored_columns) | set(i.ignored)
+                            )
                     new = collect(
                         [
                             stitcher.feed(unit, inp, p) if isinstance(unit, Part) else p

@@ -15,8 +15,8 @@ import os
 import re
 import unicodedata
 import zlib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -62,9 +62,9 @@ def table_block(table: pa.Table) -> np.ndarray:
     """A bars block (:func:`bars_block`) holding a copy of a table's ts and float fields
     (ts as int64 or timestamp[ns], the others float64, none null)."""
     block = bars_block(table.num_rows)
-    for k, field in enumerate(BLOCK_ROWS):
-        a = column_numpy(table.column(field))
-        if field == "ts":
+    for k, name in enumerate(BLOCK_ROWS):
+        a = column_numpy(table.column(name))
+        if name == "ts":
             block[k].view(np.int64)[:] = a.view(np.int64)
         else:
             block[k] = a
@@ -93,6 +93,7 @@ class InputBars:
     codes: np.ndarray  # int32
     block: np.ndarray  # (6, n) float64: ts (int64 ns UTC bits), open, high, low, close, volume
     rows: np.ndarray  # int64, source row of each sorted row
+    ignored: list[str] = field(default_factory=list)  # the file's other columns, not read
 
     def __post_init__(self) -> None:
         cols = block_columns(self.block)
@@ -232,7 +233,6 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
         for c, src in wanted.items()
         if src not in present
     ]
-    extra = [p for p in present if p not in wanted.values()]
     if missing:
         raise BadInputError(
             f"missing column(s) {', '.join(missing)}; the file has {', '.join(present)}",
@@ -241,17 +241,10 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
             fix="name the columns instrument,ts,open,high,low,close,volume, or map yours "
             "with --map NAME=COLUMN (e.g. --map ts=timestamp)",
         )
-    if extra:
-        raise BadInputError(
-            f"unexpected column(s) {', '.join(extra)}",
-            file=path,
-            line=1 if is_csv(path) else None,
-            fix="incbt reads exactly the seven bars columns: drop the others from the file "
-            "(pandas: df[['instrument', 'ts', 'open', 'high', 'low', 'close', 'volume']], "
-            "written with index=False), or, where one of them is a bars column under "
-            "another name, map it with --map NAME=COLUMN",
-        )
-    dup = {p for p in present if present.count(p) > 1}
+    # other columns (vwap, trades, a pandas index) are not read: said by the ingest
+    # (``IngestSummary.ignored_columns``; QA 2026-12-06: refused, so most vendors' files
+    # needed rewriting first)
+    dup = {p for p in present if present.count(p) > 1 and p in wanted.values()}
     if dup:
         raise BadInputError(
             f"duplicate column(s) {', '.join(sorted(dup))}",
@@ -308,9 +301,15 @@ def _csv_head(
 
 
 def _roles(header: list[str], wanted: dict[str, str]) -> list[int]:
-    """For each column of the file, the index of its role in COLUMNS."""
+    """For each column of the file, the index of its role in COLUMNS (-1: not read)."""
     role = {src: k for k, src in enumerate(wanted[c] for c in COLUMNS)}
-    return [role[h] for h in header]
+    return [role.get(h, -1) for h in header]
+
+
+def ignored(present: Sequence[str], wanted: Mapping[str, str]) -> list[str]:
+    """The columns of a file that are none of the bars columns (not read)."""
+    used = set(wanted.values())
+    return [p for p in present if p not in used]
 
 
 def read_csv_range(
@@ -455,6 +454,7 @@ def _arrow_csv(
         parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
         convert_options=pcsv.ConvertOptions(
             column_types=types,
+            include_columns=list(types),  # the bars columns: the others are not read
             null_values=[],
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
@@ -887,7 +887,28 @@ def read_input(
             else "re-export the file as Parquet with the columns "
             "instrument, ts, open, high, low, close, volume",
         ) from None
-    return validate(path, kind, table, block)
+    out = validate(path, kind, table, block)
+    out.ignored = _other_columns(path, kind, mapping, rows)
+    return out
+
+
+def _other_columns(
+    path: str, kind: str, mapping: Mapping[str, str], rows: pa.Table | None
+) -> list[str]:
+    """The columns of a file read that are none of the bars columns (said by the ingest)."""
+    if rows is not None:
+        present = rows.schema.names
+    elif kind == "parquet":
+        present = pq.ParquetFile(path).schema_arrow.names
+    else:
+        opener: Any = open
+        if is_gz(path):
+            import gzip
+
+            opener = gzip.open
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
+            present = [h.strip() for h in next(csv.reader(f), [])]
+    return ignored(present, _check_columns(path, present, mapping))
 
 
 GZIP_FIX = (
