@@ -1048,3 +1048,18 @@ def test_columns_that_are_no_bars_column_are_not_read_and_said(tmp_path):
     assert got.days_new == 1 and got.ignored_columns == ["vwap"]
     assert s.sql("SELECT count(*) AS n FROM bars")["n"][0].as_py() == 3
     assert "vwap" not in s.sql("SELECT * FROM bars LIMIT 1").column_names
+
+
+def test_a_file_without_header_and_one_with_it_twice_are_said_as_such(tmp_path):
+    rows = [["AAPL", f"2024-01-03T14:3{k}:00Z", 100, 101, 99, 100.5, 10] for k in range(2)]
+    bare = tmp_path / "bare.csv"
+    bare.write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
+    twice = tmp_path / "twice.csv"
+    head = ",".join(HEADER) + "\n"
+    twice.write_text(head + ",".join(map(str, rows[0])) + "\n" + head
+                     + ",".join(map(str, rows[1])) + "\n")
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.raises(incbt.BadInputError, match="line 1: the first line looks like a bar"):
+        s.ingest(str(bare))
+    with pytest.raises(incbt.BadInputError, match="line 3: the header line again"):
+        s.ingest(str(twice))

@@ -234,11 +234,21 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
         if src not in present
     ]
     if missing:
+        # a first line of numbers and times is a bar, not a header (a file without one)
+        data = sum(bool(re.fullmatch(r"[-+.:\d /TZe]+", p.strip())) for p in present)
+        headless = is_csv(path) and data >= min(4, len(present))
         raise BadInputError(
-            f"missing column(s) {', '.join(missing)}; the file has {', '.join(present)}",
+            (
+                "the first line looks like a bar, not a header"
+                if headless
+                else f"missing column(s) {', '.join(missing)}"
+            )
+            + f"; the file has {', '.join(present)}",
             file=path,
             line=1 if is_csv(path) else None,
-            fix="name the columns instrument,ts,open,high,low,close,volume, or map yours "
+            fix="add the header line instrument,ts,open,high,low,close,volume above the bars"
+            if headless
+            else "name the columns instrument,ts,open,high,low,close,volume, or map yours "
             "with --map NAME=COLUMN (e.g. --map ts=timestamp)",
         )
     # other columns (vwap, trades, a pandas index) are not read: said by the ingest
@@ -530,6 +540,13 @@ def _explain_csv_error(
         if _line_is_blank(path, i + 2):
             raise BadInputError(
                 "blank line", file=path, line=i + 2, fix="remove blank lines between bars"
+            ) from None
+        if (strings[i].as_py() or "").strip() == col:  # the header again (files joined)
+            raise BadInputError(
+                "the header line again, among the bars (files joined one after another?)",
+                file=path,
+                line=i + 2,
+                fix="keep the header once, at the top (or ingest the files apart)",
             ) from None
         raise BadInputError(
             f"column {col} is not a number",
