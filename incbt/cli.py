@@ -374,6 +374,13 @@ def ingest(
             "(init --tz).",
         ),
     ] = None,
+    ts_unit: Annotated[
+        str,
+        typer.Option(
+            "--ts-unit",
+            help="Unit of integer timestamps since 1970-01-01 UTC: s, ms, us or ns.",
+        ),
+    ] = "ns",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and say what would change; write nothing.")
     ] = False,
@@ -407,6 +414,7 @@ def ingest(
             progress=rep,
             join_days=join_days,
             rewrite=rewrite,
+            ts_unit=ts_unit,
         )
     verb = "would add" if dry_run else "added"
     typer.echo(
@@ -1316,6 +1324,9 @@ def update(
     ] = None,
     map_: Annotated[list[str] | None, typer.Option("--map", help="As for ingest.")] = None,
     tz: Annotated[str | None, typer.Option("--tz", help="As for ingest.")] = None,
+    ts_unit: Annotated[
+        str | None, typer.Option("--ts-unit", help="As for ingest (default ns).")
+    ] = None,
     join_days: Annotated[bool, typer.Option("--join-days", help="As for ingest.")] = False,
     dry_run: Annotated[
         bool,
@@ -1332,7 +1343,16 @@ def update(
 ) -> None:
     """Ingest new data (optional), then recompute exactly what it invalidated in every run."""
     machine = _printed(output)
-    given = [f for f, on in (("--join-days", join_days), ("--map", map_), ("--tz", tz)) if on]
+    given = [
+        f
+        for f, on in (
+            ("--join-days", join_days),
+            ("--map", map_),
+            ("--tz", tz),
+            ("--ts-unit", ts_unit),
+        )
+        if on
+    ]
     if given and not paths:  # --map and --tz were ignored without a word (QA 2026-12-06)
         raise UsageError(f"{given[0]} applies to the files update ingests: give them")
     st = _open()
@@ -1345,6 +1365,7 @@ def update(
                 tz=tz,
                 progress=rep,
                 join_days=join_days,
+                ts_unit=ts_unit,
             )
     except KeyboardInterrupt as exc:  # after its ingest committed: said (QA 2026-12-06)
         notes = "; ".join(getattr(exc, "__notes__", ()))

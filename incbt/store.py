@@ -35,6 +35,7 @@ from pyarrow._parquet import ParquetReader  # see read_days
 from incbt import settings as settings_mod
 from incbt.bars.ingest import DAY_HASH, IngestSummary, RemoveSummary, recover, remove_days
 from incbt.bars.ingest import ingest as _ingest
+from incbt.bars.inputs import check_ts_unit
 from incbt.bars.layout import RECENT
 from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, given_day, iso_to_day
 from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex, operation
@@ -568,11 +569,13 @@ class Store:
         progress: Reporter = NULL,
         join_days: bool = False,
         rewrite: bool = False,
+        ts_unit: str = "ns",
     ) -> IngestSummary:
         """Ingest CSV/Parquet files, folders or globs as one atomic batch.
 
         ``columns`` maps bars columns to the file's names (``{"ts": "time"}``);
-        ``tz`` names the zone of timestamps written without a UTC offset.
+        ``tz`` names the zone of timestamps written without a UTC offset;
+        ``ts_unit`` the unit of integer timestamps since 1970-01-01 UTC (s, ms, us, ns).
         ``join_days``: new bars are merged into a stored day (bars at new times added,
         a bar at a stored bar's time replacing it, the others kept: bars sent as they
         come); without it they replace the day whole, as any correction.
@@ -586,6 +589,7 @@ class Store:
         flag(dry_run, "dry_run")  # "false" is true (QA 2026-12-06: merged, or not written)
         flag(join_days, "join_days")
         flag(rewrite, "rewrite")
+        check_ts_unit(ts_unit)
         summary = _ingest(
             self.path,
             self.catalog,
@@ -602,6 +606,7 @@ class Store:
             max_files=int(self.settings["bucket_max_files"]),
             join_days=join_days,
             rewrite=rewrite,
+            ts_unit=ts_unit,
         )
         notes = summary.notes()
         if notes:  # said, as the CLI says them (a notebook showed nothing: QA 2026-12-05)
@@ -936,9 +941,10 @@ class Store:
         tz: str | None = None,
         progress: Reporter = NULL,
         join_days: bool = False,
+        ts_unit: str | None = None,
     ) -> UpdateResult:
         """Ingest ``paths`` (if any), then bring every registered run up to date.
-        ``columns``, ``tz``, ``join_days``: as for :meth:`ingest`.
+        ``columns``, ``tz``, ``join_days``, ``ts_unit``: as for :meth:`ingest`.
 
         Computes exactly the invalid segments (new days, days from a correction or
         a late day on, runs whose strategy code changed). Returns an UpdateResult.
@@ -955,8 +961,12 @@ class Store:
         flag(dry_run, "dry_run")
         flag(join_days, "join_days")
         extra: dict[str, Any] = {
-            k: v for k, v in (("columns", columns), ("tz", tz)) if v is not None
+            k: v
+            for k, v in (("columns", columns), ("tz", tz), ("ts_unit", ts_unit))
+            if v is not None
         }
+        if ts_unit is not None:
+            check_ts_unit(ts_unit)
         if join_days:
             if paths is None:
                 raise UsageError("join_days applies to the files update ingests: give them")

@@ -846,6 +846,7 @@ def ingest(
     progress: Reporter = NULL,
     join_days: bool = False,
     rewrite: bool = False,
+    ts_unit: str = "ns",
 ) -> IngestSummary:
     """Ingest files as one atomic batch, reading them ``chunk_bytes`` at a time.
 
@@ -891,9 +892,9 @@ def ingest(
 
     def read(f: str | Part, use_threads: bool) -> tuple[InputBars, list[Piece]]:
         if isinstance(f, Part):
-            inp = read_part(f, mapping, tz, use_threads, streamed.dir)
+            inp = read_part(f, mapping, tz, use_threads, streamed.dir, ts_unit)
         else:
-            inp = read_input(f, mapping, tz, use_threads)
+            inp = read_input(f, mapping, tz, use_threads, ts_unit=ts_unit)
         pieces = split_days(inp, session_tz, hasher)
         read_task.advance()
         return inp, pieces

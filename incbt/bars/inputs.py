@@ -348,7 +348,11 @@ def read_csv_range(
 
 
 def _read_csv(
-    path: str, mapping: Mapping[str, str], tz: str | None, use_threads: bool = True
+    path: str,
+    mapping: Mapping[str, str],
+    tz: str | None,
+    use_threads: bool = True,
+    ts_unit: str = "ns",
 ) -> tuple[pa.Table, str, np.ndarray | None]:
     """The file's table, "csv", and where the fast reader read it, the bars block its
     columns are views of (else None)."""
@@ -382,7 +386,8 @@ def _read_csv(
     types: dict[str, pa.DataType] = {wanted["instrument"]: pa.dictionary(pa.int32(), pa.string())}
     for c in FLOAT_COLUMNS:
         types[wanted[c]] = pa.float64()
-    if not tz:  # the plain layout most files have, in one Numba pass where it applies
+    if not tz and (ts_kind != "int" or ts_unit == "ns"):  # the plain layout most files
+        # have, in one Numba pass where it applies (it reads integer ts as nanoseconds)
         fast = fastcsv.read_block(path, _roles(header, wanted), ts_kind == "int")
         if fast is not None:
             return fast[0], "csv", fast[1]
@@ -421,7 +426,7 @@ def _read_csv(
     ts = cols["ts"].combine_chunks()
     if tz:
         ts = _assume_tz(path, ts, tz, "csv", None, cols["instrument"].combine_chunks())
-    cols["ts"] = pc.cast(ts, pa.int64())
+    cols["ts"] = _scaled(path, ts, ts_unit, "csv") if ts_kind == "int" else pc.cast(ts, pa.int64())
     return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv", None
 
 
@@ -763,6 +768,7 @@ def _read_parquet(
     tz: str | None,
     row_groups: tuple[int, int] | None = None,
     rows: pa.Table | None = None,
+    ts_unit: str = "ns",
 ) -> tuple[pa.Table, str]:
     if rows is not None:  # rows of the file read already (a part: incbt.bars.parts)
         wanted = _check_columns(path, rows.schema.names, mapping)
@@ -822,11 +828,13 @@ def _read_parquet(
             )
         cols["ts"] = pc.cast(pc.cast(ts, pa.timestamp("ns", tz="UTC")), pa.int64())
     elif pa.types.is_integer(ts.type):
-        cols["ts"] = pc.cast(ts, pa.int64())
+        cols["ts"] = _scaled(path, ts, ts_unit, "parquet")
     elif pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):
         first = ts[0].as_py() or ""
         kind = "int" if _INT_RE.match(first) else "text"
         cols["ts"] = _parse_ts_text(path, pc.cast(ts, pa.string()), kind, tz, "parquet")
+        if kind == "int":
+            cols["ts"] = _scaled(path, cols["ts"], ts_unit, "parquet")
     else:
         raise BadInputError(
             f"column ts has type {ts.type}, expected a timestamp",
@@ -834,6 +842,37 @@ def _read_parquet(
             fix="store ts as timestamp[ns, tz=UTC] or int64 epoch ns",
         )
     return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "parquet"
+
+
+TS_UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+def check_ts_unit(unit: str) -> None:
+    if unit not in TS_UNITS:
+        raise UsageError(
+            f"--ts-unit {unit!r} (ts_unit=) is not a unit: give s, ms, us or ns (the unit of "
+            "integer ts since 1970-01-01 UTC)"
+        )
+
+
+def _scaled(path: str, ts: Any, unit: str, fkind: str) -> pa.Array:
+    """Integer ts in ``unit`` as int64 nanoseconds (an overflow said, with its row)."""
+    ts = pc.cast(_one_array(ts) if isinstance(ts, pa.ChunkedArray) else ts, pa.int64())
+    if unit == "ns":
+        return ts
+    try:
+        return pc.multiply_checked(ts, pa.scalar(TS_UNITS[unit], pa.int64()))
+    except pa.ArrowInvalid:
+        big = np.abs(ts.to_numpy(zero_copy_only=False)) > (2**63 - 1) // TS_UNITS[unit]
+        i = int(np.argmax(big))
+        where: dict[str, Any] = {"line": i + 2} if fkind == "csv" else {"row": i + 1}
+        raise BadInputError(
+            f"ts in {unit} is past the times incbt stores (2262-04-11)",
+            file=path,
+            **where,
+            value=str(ts[i].as_py()),
+            fix=f"check --ts-unit (is ts in {unit}?)",
+        ) from None
 
 
 def _one_array(a: Any) -> pa.Array:
@@ -847,8 +886,11 @@ def read_input(
     use_threads: bool = True,
     row_groups: tuple[int, int] | None = None,
     rows: pa.Table | None = None,
+    ts_unit: str = "ns",
 ) -> InputBars:
     """Read and validate one file; raise BadInputError on the first problem.
+
+    ``ts_unit``: the unit of integer ts (s, ms, us or ns since 1970-01-01 UTC).
 
     ``row_groups``: of a Parquet file, read only row groups [first, end) (a part of
     a big file: :mod:`incbt.bars.parts`; rows are numbered from the first read).
@@ -868,9 +910,9 @@ def read_input(
     try:
         try:
             if kind == "csv":
-                table, kind, block = _read_csv(path, mapping, tz, use_threads)
+                table, kind, block = _read_csv(path, mapping, tz, use_threads, ts_unit)
             else:
-                table, kind = _read_parquet(path, mapping, tz, row_groups, rows)
+                table, kind = _read_parquet(path, mapping, tz, row_groups, rows, ts_unit)
         except (
             UnicodeDecodeError,
             pa.ArrowInvalid,
@@ -1252,8 +1294,8 @@ def _check_epoch_unit(
         **_at(kind, i),
         instrument=names[codes[i]],
         value=v,
-        fix="give ts as integer nanoseconds since 1970 (seconds x 1,000,000,000), or as "
-        "ISO-8601 text with its offset",
+        fix="name the unit of integer ts with --ts-unit s|ms|us (Python: ts_unit=), give "
+        "them in nanoseconds, or as ISO-8601 text with its offset",
     )
 
 

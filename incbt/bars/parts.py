@@ -351,7 +351,12 @@ def _parquet_parts(path: str, budget: int) -> list[Part] | None:
 
 
 def read_part(
-    part: Part, mapping: Any, tz: str | None, use_threads: bool, scratch: str
+    part: Part,
+    mapping: Any,
+    tz: str | None,
+    use_threads: bool,
+    scratch: str,
+    ts_unit: str = "ns",
 ) -> InputBars:
     """One part, validated as a file of its own (rows and lines numbered from its first
     bar: :meth:`Stitcher.number` renumbers them, and :meth:`Stitcher.renumbered` its
@@ -359,21 +364,25 @@ def read_part(
     part's copy (under the store's ``tmp/``, which the next writer empties after a
     crash)."""
     if part.kind == "parquet":
-        return read_input(part.path, mapping, tz, use_threads, (part.start, part.end))
+        return read_input(
+            part.path, mapping, tz, use_threads, (part.start, part.end), ts_unit=ts_unit
+        )
     if part.kind == "parquet-rows":
-        return read_input(part.path, mapping, tz, use_threads, rows=part.rows.pop())
+        return read_input(
+            part.path, mapping, tz, use_threads, rows=part.rows.pop(), ts_unit=ts_unit
+        )
     if part.kind == "csv-file":  # a part of a .csv.gz, a file of its own: gone once read
         try:
-            return read_input(part.path, mapping, tz, use_threads)
+            return read_input(part.path, mapping, tz, use_threads, ts_unit=ts_unit)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(part.path)
-    if not tz:  # in place, where the fast reader takes the lines: no copy on disk
+    if not tz and ts_unit == "ns":  # in place, where the fast reader takes the lines
         inp = read_csv_range(part.path, part.header_end, part.start, part.end, mapping)
         if inp is not None:
             return inp
     with _csv_copy(part, scratch) as tmp:
-        return read_input(tmp, mapping, tz, use_threads)
+        return read_input(tmp, mapping, tz, use_threads, ts_unit=ts_unit)
 
 
 @contextlib.contextmanager
