@@ -535,3 +535,12 @@ def test_a_ts_unit_that_overflows_or_is_no_unit_is_refused(tmp_path):
         s.ingest(str(path), ts_unit="ms")
     with pytest.raises(incbt.UsageError, match="is not a unit"):
         s.ingest(str(path), ts_unit="hours")
+
+
+def test_a_ts_with_a_space_around_it_says_so(tmp_path):
+    path = tmp_path / "sp.csv"
+    path.write_text("instrument,ts,open,high,low,close,volume\n"
+                    "AAPL, 2024-01-03T14:30:00Z,100,101,99,100.5,10\n")
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.raises(incbt.BadInputError, match=r"line 2: .*has a space before or after it"):
+        s.ingest(str(path))

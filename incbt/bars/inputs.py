@@ -658,12 +658,16 @@ def _parse_ts_text(
                 value=value,
                 fix="check the year of this bar",
             ) from None
+        spaced = isinstance(value, str) and value != value.strip()
         raise BadInputError(
-            "ts is not an ISO-8601 timestamp",
+            "ts is not an ISO-8601 timestamp"
+            + (" (it has a space before or after it)" if spaced else ""),
             file=path,
             **where(i),
             value=value,
-            fix="write ts like 2024-01-02T14:30:00+00:00, or as integer epoch nanoseconds",
+            fix="write ts without spaces around it (`, ` between fields adds one)"
+            if spaced
+            else "write ts like 2024-01-02T14:30:00+00:00, or as integer epoch nanoseconds",
         ) from None
     if tz:
         parsed = _assume_tz(path, parsed, tz, fkind, text, instruments)
