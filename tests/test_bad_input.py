@@ -1043,7 +1043,7 @@ def test_columns_that_are_no_bars_column_are_not_read_and_said(tmp_path):
             for k in range(3)]
     path = write_csv(str(tmp_path / "v.csv"), rows, [*HEADER, "vwap"])
     s = incbt.init(str(tmp_path / "s"))
-    with pytest.warns(incbt.DataNoteWarning, match="'vwap' of the files are none of the bars"):
+    with pytest.warns(incbt.DataNoteWarning, match="'vwap' of the files were not read"):
         got = s.ingest(path)
     assert got.days_new == 1 and got.ignored_columns == ["vwap"]
     assert s.sql("SELECT count(*) AS n FROM bars")["n"][0].as_py() == 3

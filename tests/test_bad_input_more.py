@@ -544,3 +544,41 @@ def test_a_ts_with_a_space_around_it_says_so(tmp_path):
     s = incbt.init(str(tmp_path / "s"))
     with pytest.raises(incbt.BadInputError, match=r"line 2: .*has a space before or after it"):
         s.ingest(str(path))
+
+
+def test_a_store_is_no_input_and_the_reading_is_in_the_event(tmp_path):
+    """A store given to ingest, by its path or a glob, is refused (QA 2026-12-06: its
+    files were read, removed bars came back); its own folder of incoming files is not.
+    A wrong --ts-unit says the file's value in the unit given; --ts-unit, --tz and --map
+    are recorded in the event."""
+    rows = "instrument,ts,open,high,low,close,volume\nA,2024-01-02T14:30:00Z,1,2,0.5,1.5,10\n"
+    (tmp_path / "a.csv").write_text(rows)
+    x = incbt.init(str(tmp_path / "X"))
+    x.ingest(str(tmp_path / "a.csv"))
+    y = incbt.init(str(tmp_path / "Y"))
+    for given in (str(tmp_path / "X"), str(tmp_path / "X" / "bars" / "*")):
+        with pytest.raises(incbt.UsageError, match="incbt store"):
+            y.ingest(given)
+    (tmp_path / "X" / "incoming").mkdir()
+    shutil.copy(tmp_path / "a.csv", tmp_path / "X" / "incoming" / "a.csv")
+    assert y.ingest(str(tmp_path / "X" / "incoming")).days_new == 1
+    (tmp_path / "s.csv").write_text(
+        "instrument,ts,open,high,low,close,volume\nB,1704205800,1,2,0.5,1.5,10\n"
+    )
+    with pytest.raises(incbt.BadInputError, match="ts 1704205800 in ms since 1970 is before "
+                       "1973 \\(as seconds it is 2024-01-02"):
+        y.ingest(str(tmp_path / "s.csv"), ts_unit="ms")
+    y.ingest(str(tmp_path / "s.csv"), ts_unit="s")
+    summary = y.sql("SELECT summary FROM events ORDER BY seq DESC LIMIT 1")["summary"][0]
+    assert '"reading": {"ts_unit": "s"}' in summary.as_py()
+
+
+def test_a_parquet_files_other_columns_are_not_loaded(tmp_path):
+    t = pa.table({
+        "instrument": ["A"], "ts": pa.array([1704205800 * 10**9], pa.int64()),
+        "open": [1.0], "high": [2.0], "low": [0.5], "close": [1.5], "volume": [10.0],
+        "tags": pa.array([[1, 2]], pa.list_(pa.int64())),
+    })
+    pq.write_table(t, tmp_path / "a.parquet")
+    got = incbt.init(str(tmp_path / "s")).ingest(str(tmp_path / "a.parquet"))
+    assert got.days_new == 1 and got.ignored_columns == ["tags"]

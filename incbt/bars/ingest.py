@@ -175,6 +175,9 @@ class IngestSummary:
     skipped_files: list[str] = field(default_factory=list)
     # columns of the files that are none of the bars columns (not read: vwap, trades...)
     ignored_columns: list[str] = field(default_factory=list)
+    # how the files were read, where not the default (--map, --tz, --ts-unit): recorded in
+    # the event, so the reading that decided the data is known later
+    reading: dict[str, Any] = field(default_factory=dict)
     # each instrument's days in this ingest's input, and those the store has in their
     # span: what :func:`data_notes` reads (not a result)
     _seen: dict[str, set[int]] = field(default_factory=dict, repr=False)
@@ -245,8 +248,8 @@ class IngestSummary:
             out.append(
                 f"column(s) {', '.join(map(repr, self.ignored_columns[:8]))}"
                 + (", ..." if len(self.ignored_columns) > 8 else "")
-                + " of the files are none of the bars columns and were not read (a column "
-                "of bars under another name: --map NAME=COLUMN)"
+                + " of the files were not read: none of the bars columns, or one --map "
+                "replaced (a bars column under another name: --map NAME=COLUMN)"
             )
         if self.skipped_files:
             out.append(
@@ -876,6 +879,11 @@ def ingest(
     files = expand_paths(paths, skipped)
     summary = IngestSummary(files=len(files), dry_run=dry_run)
     summary.skipped_files = sorted(skipped)
+    summary.reading = {
+        k: v
+        for k, v in (("map", dict(mapping or {})), ("tz", tz), ("ts_unit", ts_unit))
+        if v and v != "ns"
+    }
     seen: dict[tuple[str, int], _Seen] = {}
     repeated = [0]  # bars given again, identical (collect)
     # the file list of every bucket this call changes, as it will be committed

@@ -118,6 +118,25 @@ def _is_store(folder: str) -> bool:
     )
 
 
+_STORE_PARTS = ("bars", "results", "catalog", "tmp")  # a store's own folders
+
+
+def _store_holding(path: str) -> str | None:
+    """The incbt store ``path`` is, or whose own files (``bars/``, ``results/``...) it
+    is among, if any (a folder of one's files kept in a store's folder is not)."""
+    p = os.path.abspath(path)
+    if os.path.isdir(p) and _is_store(p):
+        return p
+    for _ in range(8):  # bars/<instrument>/<month file>: a few levels at most
+        up = os.path.dirname(p)
+        if up == p:
+            return None
+        if os.path.basename(p) in _STORE_PARTS and _is_store(up):
+            return up
+        p = up
+    return None
+
+
 def expand_paths(paths: Iterable[str], skipped: list[str] | None = None) -> list[str]:
     """Files from files, folders (recursively) and globs, in sorted order.
 
@@ -132,6 +151,20 @@ def expand_paths(paths: Iterable[str], skipped: list[str] | None = None) -> list
         if not matches:
             raise NotFoundError(f"no file matches {p!r}: check the path or the pattern")
         for m in matches:
+            store = _store_holding(m)
+            if store is not None:  # its files hold days superseded or removed since
+                # (QA 2026-12-06: ingested by a glob, removed bars came back)
+                what = (
+                    "an incbt store"
+                    if store == os.path.abspath(m)
+                    else f"in the incbt store {store}"
+                )
+                raise UsageError(
+                    f"{m} is {what}, not bars to ingest: its files hold bars superseded "
+                    "or removed since. Ingest the original files, or read the store with "
+                    "--store (`incbt --store STORE query ... --output parquet -o FILE` "
+                    "exports its bars)"
+                )
             if os.path.isdir(m):
                 for root, dirs, files in os.walk(m):
                     dirs[:] = sorted(
@@ -546,7 +579,7 @@ def _explain_csv_error(
             raise BadInputError(
                 "blank line", file=path, line=i + 2, fix="remove blank lines between bars"
             ) from None
-        if (strings[i].as_py() or "").strip() == col:  # the header again (files joined)
+        if (strings[i].as_py() or "").strip().lower() == col.lower():  # the header again
             raise BadInputError(
                 "the header line again, among the bars (files joined one after another?)",
                 file=path,
@@ -783,7 +816,12 @@ def _read_parquet(
         except (pa.ArrowInvalid, OSError) as exc:
             raise unreadable_parquet(path, exc) from None
         wanted = _check_columns(path, pf.schema_arrow.names, mapping)
-        table = pf.read() if row_groups is None else pf.read_row_groups(range(*row_groups))
+        use = list(dict.fromkeys(wanted[c] for c in COLUMNS))  # the others are not read
+        table = (
+            pf.read(columns=use)
+            if row_groups is None
+            else pf.read_row_groups(range(*row_groups), columns=use)
+        )
     if table.num_rows == 0:
         raise BadInputError(
             "the file has no bars", file=path, fix="remove the empty file from the ingest"
@@ -864,6 +902,31 @@ def _scaled(path: str, ts: Any, unit: str, fkind: str) -> pa.Array:
     ts = pc.cast(_one_array(ts) if isinstance(ts, pa.ChunkedArray) else ts, pa.int64())
     if unit == "ns":
         return ts
+    raw = ts.to_numpy(zero_copy_only=False)
+    if len(raw) and int(raw.min()) * TS_UNITS[unit] < TS_FLOOR:  # said in the unit given
+        i = int(np.argmin(raw))
+        v = int(raw[i])
+        guess = next(
+            (
+                f" (as {name} it is {np.datetime64(v * k, 'ns')})"
+                for name, k in (
+                    ("seconds", 10**9),
+                    ("milliseconds", 10**6),
+                    ("microseconds", 10**3),
+                    ("nanoseconds", 1),
+                )
+                if k != TS_UNITS[unit] and TS_FLOOR <= v * k < 4 * 10**18
+            ),
+            "",
+        )
+        where0: dict[str, Any] = {"line": i + 2} if fkind == "csv" else {"row": i + 1}
+        raise BadInputError(
+            f"ts {v} in {unit} since 1970 is before 1973{guess}",
+            file=path,
+            **where0,
+            value=str(v),
+            fix="check --ts-unit (the unit of the file's integer ts)",
+        )
     try:
         return pc.multiply_checked(ts, pa.scalar(TS_UNITS[unit], pa.int64()))
     except pa.ArrowInvalid:
