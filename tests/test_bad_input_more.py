@@ -582,3 +582,19 @@ def test_a_parquet_files_other_columns_are_not_loaded(tmp_path):
     pq.write_table(t, tmp_path / "a.parquet")
     got = incbt.init(str(tmp_path / "s")).ingest(str(tmp_path / "a.parquet"))
     assert got.days_new == 1 and got.ignored_columns == ["tags"]
+
+
+@pytest.mark.parametrize("ts", ["int", "zoned", "text-int"])
+def test_tz_with_parquet_times_that_are_not_naive_is_refused_as_for_csv(tmp_path, ts):
+    col = {
+        "int": pa.array([1704205800 * 10**9], pa.int64()),
+        "zoned": pa.array([1704205800 * 10**9], pa.timestamp("ns", tz="UTC")),
+        "text-int": pa.array([str(1704205800 * 10**9)]),
+    }[ts]
+    t = pa.table({"instrument": ["A"], "ts": col, "open": [1.0], "high": [2.0], "low": [0.5],
+                  "close": [1.5], "volume": [10.0]})
+    pq.write_table(t, tmp_path / "a.parquet")
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.raises(incbt.BadInputError, match="which --tz America/New_York cannot apply"):
+        s.ingest(str(tmp_path / "a.parquet"), tz="America/New_York")
+    assert s.ingest(str(tmp_path / "a.parquet")).days_new == 1

@@ -850,6 +850,21 @@ def _read_parquet(
             )
         cols[c] = pc.cast(a, pa.float64())
     ts = cols["ts"]
+    if tz and (
+        pa.types.is_integer(ts.type)
+        or (pa.types.is_timestamp(ts.type) and ts.type.tz is not None)
+        or (
+            (pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type))
+            and _INT_RE.match(ts[0].as_py() or "")
+        )
+    ):  # as a CSV of them is refused (it was ignored here: QA 2026-12-06)
+        zoned = pa.types.is_timestamp(ts.type)
+        raise BadInputError(
+            f"ts holds {'times with a zone' if zoned else 'integers (UTC epoch times)'}, "
+            f"which --tz {tz} cannot apply to",
+            file=path,
+            fix="drop --tz for this file (ingest it apart from files of naive local times)",
+        )
     if pa.types.is_timestamp(ts.type):
         _check_ns_range(path, ts, cols["instrument"])
         if ts.type.tz is None:
