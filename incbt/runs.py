@@ -482,6 +482,7 @@ class Staleness:
     from_day: int  # first invalid day
     seq: int  # the event that invalidated it
     resume_day: int | None  # the snapshot day it resumes from (None: from its start)
+    removed: bool = False  # the event removed that day (incbt remove), not changed it
 
 
 def plan_runs(
@@ -534,11 +535,13 @@ def plan_runs(
         )
         changed: dict[str, list[tuple[int, int]]] = defaultdict(list)  # inst -> (seq, day)
         cut: set[str] = set()  # instruments with days removed since (incbt remove)
+        gone_days: set[tuple[str, int, int]] = set()  # (instrument, seq, day) removed
         if oldest is not None:
             for ch in cat.changes(txn, oldest):
                 changed[ch.instrument].append((ch.seq, ch.day))
                 if ch.kind == CHANGE_REMOVED:
                     cut.add(ch.instrument)
+                    gone_days.add((ch.instrument, ch.seq, ch.day))
         reduced: dict[tuple[str, str], int | None] = {}  # pairs valid through less now
         future = cat.last_seq(txn) + 1
         extra: dict[str, dict[int, int]] = defaultdict(dict)
@@ -586,7 +589,11 @@ def plan_runs(
                         continue
                     if stale_out is not None:  # why a failed pair is computed again
                         first, by = min(retry)
-                        stale_out.append(Staleness(rec.run_id, inst, first, by, None))
+                        stale_out.append(
+                            Staleness(
+                                rec.run_id, inst, first, by, None, (inst, by, first) in gone_days
+                            )
+                        )
                     # where no task computes it now (its days removed), its failure goes
                     # (Plan.truncate): a store that never held those days has none
                     reduced[key] = None
@@ -609,7 +616,16 @@ def plan_runs(
                             through = None if back is None else back[0]
                             reduced[key] = through
                             if stale_out is not None:
-                                stale_out.append(Staleness(rec.run_id, inst, first, by, through))
+                                stale_out.append(
+                                    Staleness(
+                                        rec.run_id,
+                                        inst,
+                                        first,
+                                        by,
+                                        through,
+                                        (inst, by, first) in gone_days,
+                                    )
+                                )
                 if assume_through and key in assume_through:
                     through = assume_through[key]
                     reduced.pop(key, None)

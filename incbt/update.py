@@ -351,7 +351,8 @@ def _stale_rows(
             elif s is not None and s.seq > last_seq:
                 reason = f"the ingest would change {day_to_iso(s.from_day)}"
             elif s is not None:
-                reason = f"event {s.seq} changed {day_to_iso(s.from_day)}"
+                verb = "removed bars from" if s.removed else "changed"
+                reason = f"event {s.seq} {verb} {day_to_iso(s.from_day)}"
             elif t.resume_day is None:
                 reason = "not computed yet"
             else:

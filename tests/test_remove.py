@@ -83,6 +83,7 @@ def test_results_equal_a_store_that_never_held_the_bars(data, tmp_path, case):
         assert said.seq is not None and said.days_removed > 0
     st = s.status()
     assert st.stale, "the removal made nothing stale"
+    assert all("removed bars from" in r.reason for r in st.stale if r.instrument), st.stale
     predicted = st.report.bars_processed
     res = s.update()
     assert res.report.bars_processed == predicted
