@@ -451,6 +451,7 @@ def _read_csv(
                 tz,
                 "csv",
                 table.column(wanted["instrument"]).combine_chunks(),
+                ts_unit,
             )
             raise  # pragma: no cover - the text parse above names the bad line
         _explain_csv_error(path, header, msg, types)
@@ -627,7 +628,13 @@ def _instrument_at(
 
 
 def _parse_ts_text(
-    path: str, text: pa.Array, kind: str, tz: str | None, fkind: str, instruments: Any = None
+    path: str,
+    text: pa.Array,
+    kind: str,
+    tz: str | None,
+    fkind: str,
+    instruments: Any = None,
+    unit: str = "ns",
 ) -> pa.Array:
     """Strings (ISO-8601 with offset, or integer epoch ns) to int64 ns UTC."""
 
@@ -645,7 +652,8 @@ def _parse_ts_text(
             value = text[i].as_py()
             if re.fullmatch(r"\s*[+-]?\d+\s*", value or ""):  # digits past int64 (QA)
                 raise BadInputError(
-                    "ts is an integer too large for an epoch in nanoseconds (past 2262-04-11)",
+                    f"ts is an integer too large for an epoch in {_UNIT_NAMES[unit]} (past "
+                    "2262-04-11)",
                     file=path,
                     **where(i),
                     value=value,
@@ -653,7 +661,7 @@ def _parse_ts_text(
                     "with an offset (2024-01-02T14:30:00Z)",
                 ) from None
             raise BadInputError(
-                "ts is not an integer epoch in nanoseconds like the first row's",
+                f"ts is not an integer epoch in {_UNIT_NAMES[unit]} like the first row's",
                 file=path,
                 **where(i),
                 value=value,
@@ -889,7 +897,9 @@ def _read_parquet(
     elif pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):
         first = ts[0].as_py() or ""
         kind = "int" if _INT_RE.match(first) else "text"
-        cols["ts"] = _parse_ts_text(path, pc.cast(ts, pa.string()), kind, tz, "parquet")
+        cols["ts"] = _parse_ts_text(
+            path, pc.cast(ts, pa.string()), kind, tz, "parquet", unit=ts_unit
+        )
         if kind == "int":
             cols["ts"] = _scaled(path, cols["ts"], ts_unit, "parquet")
     else:
@@ -902,6 +912,7 @@ def _read_parquet(
 
 
 TS_UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
 def check_ts_unit(unit: str) -> None:
