@@ -598,3 +598,15 @@ def test_tz_with_parquet_times_that_are_not_naive_is_refused_as_for_csv(tmp_path
     with pytest.raises(incbt.BadInputError, match="which --tz America/New_York cannot apply"):
         s.ingest(str(tmp_path / "a.parquet"), tz="America/New_York")
     assert s.ingest(str(tmp_path / "a.parquet")).days_new == 1
+
+
+def test_a_uint64_ts_past_int64_names_its_row(tmp_path):
+    t = pa.table({
+        "instrument": ["A", "A"], "ts": pa.array([1704205800 * 10**9, 2**63 + 5], pa.uint64()),
+        "open": [1.0] * 2, "high": [2.0] * 2, "low": [0.5] * 2, "close": [1.5] * 2,
+        "volume": [10.0] * 2,
+    })
+    pq.write_table(t, tmp_path / "a.parquet")
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.raises(incbt.BadInputError, match="row 2: ts is past the times incbt stores"):
+        s.ingest(str(tmp_path / "a.parquet"))

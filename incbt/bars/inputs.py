@@ -925,7 +925,19 @@ def check_ts_unit(unit: str) -> None:
 
 def _scaled(path: str, ts: Any, unit: str, fkind: str) -> pa.Array:
     """Integer ts in ``unit`` as int64 nanoseconds (an overflow said, with its row)."""
-    ts = pc.cast(_one_array(ts) if isinstance(ts, pa.ChunkedArray) else ts, pa.int64())
+    ts = _one_array(ts) if isinstance(ts, pa.ChunkedArray) else ts
+    try:
+        ts = pc.cast(ts, pa.int64())
+    except pa.ArrowInvalid:  # a uint64 past int64 (QA 2026-12-06: "cannot read the file")
+        i = int(np.argmax(ts.to_numpy(zero_copy_only=False) > 2**63 - 1))
+        at: dict[str, Any] = {"line": i + 2} if fkind == "csv" else {"row": i + 1}
+        raise BadInputError(
+            "ts is past the times incbt stores (2262-04-11)",
+            file=path,
+            **at,
+            value=str(ts[i].as_py()),
+            fix="check the ts column (and --ts-unit)",
+        ) from None
     if unit == "ns":
         return ts
     raw = ts.to_numpy(zero_copy_only=False)
