@@ -1529,8 +1529,9 @@ def remove(
         bool, typer.Option("--dry-run", help="Say which days would go; write nothing.")
     ] = False,
 ) -> None:
-    """Take bars out of the store (a mistyped symbol, days a vendor took back), as one
-    event; `incbt update` then recomputes the runs over them as if never ingested."""
+    """Take bars out of the store, as one event (a mistyped symbol, days taken back).
+
+    `incbt update` then recomputes the runs over them as if never ingested."""
     with RichReporter() as rep:
         s = _open().remove(instruments, start=from_, end=to, dry_run=dry_run, progress=rep)
     verb = "would remove" if dry_run else "removed"
