@@ -386,9 +386,9 @@ def _read_csv(
     tz: str | None,
     use_threads: bool = True,
     ts_unit: str = "ns",
-) -> tuple[pa.Table, str, np.ndarray | None]:
-    """The file's table, "csv", and where the fast reader read it, the bars block its
-    columns are views of (else None)."""
+) -> tuple[pa.Table, str, np.ndarray | None, list[str]]:
+    """The file's table, "csv", where the fast reader read it, the bars block its
+    columns are views of (else None), and the file's columns it does not read."""
     opener = open
     if is_gz(path):
         import gzip
@@ -415,6 +415,7 @@ def _read_csv(
             "instrument,ts,open,high,low,close,volume",
         )
     header, wanted, ts_kind = _csv_head(path, header, first, mapping)
+    other = ignored(header, wanted)
     ts_src = wanted["ts"]
     types: dict[str, pa.DataType] = {wanted["instrument"]: pa.dictionary(pa.int32(), pa.string())}
     for c in FLOAT_COLUMNS:
@@ -423,7 +424,7 @@ def _read_csv(
         # have, in one Numba pass where it applies (it reads integer ts as nanoseconds)
         fast = fastcsv.read_block(path, _roles(header, wanted), ts_kind == "int")
         if fast is not None:
-            return fast[0], "csv", fast[1]
+            return fast[0], "csv", fast[1], other
     # Let Arrow parse ts itself; on failure re-read it as text to name the line.
     types[ts_src] = (
         pa.int64()
@@ -461,7 +462,7 @@ def _read_csv(
     if tz:
         ts = _assume_tz(path, ts, tz, "csv", None, cols["instrument"].combine_chunks())
     cols["ts"] = _scaled(path, ts, ts_unit, "csv") if ts_kind == "int" else pc.cast(ts, pa.int64())
-    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv", None
+    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv", None, other
 
 
 def _gz_without_trailing_blanks(path: str) -> pa.BufferReader | None:
@@ -639,7 +640,7 @@ def _parse_ts_text(
     """Strings (ISO-8601 with offset, or integer epoch ns) to int64 ns UTC."""
 
     def where(i: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"line": i + 2} if fkind == "csv" else {"row": i + 1}
+        out = _at(fkind, i)
         if instruments is not None:
             out["instrument"] = str(instruments[i].as_py())
         return out
@@ -727,6 +728,15 @@ def _looks_naive(value: str) -> bool:
     return not re.search(r"(Z|[+-]\d\d:?\d\d)\s*$", value)
 
 
+def _tz_refused(path: str, what: str, tz: str) -> BadInputError:
+    """``--tz`` given for a file whose ts are UTC already (``what`` they are)."""
+    return BadInputError(
+        f"ts holds {what}, which --tz {tz} cannot apply to",
+        file=path,
+        fix="drop --tz for this file (ingest it apart from files of naive local times)",
+    )
+
+
 def _assume_tz(
     path: str,
     naive: pa.Array,
@@ -737,13 +747,8 @@ def _assume_tz(
 ) -> pa.Array:
     """``naive`` in ``tz``; a time that is not there once, refused naming its row with
     the value as written (``text``) and its instrument (QA 2026-12-06: neither was)."""
-    if pa.types.is_integer(naive.type):  # epoch ns are UTC: read "not a known time zone"
-        raise BadInputError(  # (QA 2026-12-06)
-            f"ts holds integers (nanoseconds since 1970-01-01 UTC), which --tz {tz} cannot "
-            "apply to",
-            file=path,
-            fix="drop --tz for this file (ingest it apart from files of local times)",
-        )
+    if pa.types.is_integer(naive.type):  # epoch times are UTC: read "not a known time
+        raise _tz_refused(path, "integers (UTC epoch times)", tz)  # zone" (QA 2026-12-06)
     try:
         return pc.assume_timezone(naive, timezone=tz, ambiguous="raise", nonexistent="raise")
     except pa.ArrowInvalid:
@@ -756,7 +761,7 @@ def _assume_tz(
                 lo = mid
             except pa.ArrowInvalid:
                 hi = mid
-        where: dict[str, Any] = {"line": lo + 2} if fkind == "csv" else {"row": lo + 1}
+        where = _at(fkind, lo)
         if instruments is not None:
             where["instrument"] = str(instruments[lo].as_py())
         try:  # which of the two (Arrow's own text named another row: QA 2026-12-06)
@@ -814,16 +819,19 @@ def _read_parquet(
     row_groups: tuple[int, int] | None = None,
     rows: pa.Table | None = None,
     ts_unit: str = "ns",
-) -> tuple[pa.Table, str]:
+) -> tuple[pa.Table, str, list[str]]:
+    """The file's table of the bars columns, "parquet", and its columns not read."""
     if rows is not None:  # rows of the file read already (a part: incbt.bars.parts)
-        wanted = _check_columns(path, rows.schema.names, mapping)
+        present = rows.schema.names
+        wanted = _check_columns(path, present, mapping)
         table = rows
     else:
         try:
             pf = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise unreadable_parquet(path, exc) from None
-        wanted = _check_columns(path, pf.schema_arrow.names, mapping)
+        present = pf.schema_arrow.names
+        wanted = _check_columns(path, present, mapping)
         use = list(dict.fromkeys(wanted[c] for c in COLUMNS))  # the others are not read
         table = (
             pf.read(columns=use)
@@ -867,12 +875,7 @@ def _read_parquet(
         )
     ):  # as a CSV of them is refused (it was ignored here: QA 2026-12-06)
         zoned = pa.types.is_timestamp(ts.type)
-        raise BadInputError(
-            f"ts holds {'times with a zone' if zoned else 'integers (UTC epoch times)'}, "
-            f"which --tz {tz} cannot apply to",
-            file=path,
-            fix="drop --tz for this file (ingest it apart from files of naive local times)",
-        )
+        raise _tz_refused(path, "times with a zone" if zoned else "integers (UTC epoch times)", tz)
     if pa.types.is_timestamp(ts.type):
         _check_ns_range(path, ts, cols["instrument"])
         if ts.type.tz is None:
@@ -908,7 +911,11 @@ def _read_parquet(
             file=path,
             fix="store ts as timestamp[ns, tz=UTC] or int64 epoch ns",
         )
-    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "parquet"
+    return (
+        pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)),
+        "parquet",
+        ignored(present, wanted),
+    )
 
 
 TS_UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
@@ -930,11 +937,10 @@ def _scaled(path: str, ts: Any, unit: str, fkind: str) -> pa.Array:
         ts = pc.cast(ts, pa.int64())
     except pa.ArrowInvalid:  # a uint64 past int64 (QA 2026-12-06: "cannot read the file")
         i = int(np.argmax(ts.to_numpy(zero_copy_only=False) > 2**63 - 1))
-        at: dict[str, Any] = {"line": i + 2} if fkind == "csv" else {"row": i + 1}
         raise BadInputError(
             "ts is past the times incbt stores (2262-04-11)",
             file=path,
-            **at,
+            **_at(fkind, i),
             value=str(ts[i].as_py()),
             fix="check the ts column (and --ts-unit)",
         ) from None
@@ -944,40 +950,33 @@ def _scaled(path: str, ts: Any, unit: str, fkind: str) -> pa.Array:
     if len(raw) and int(raw.min()) * TS_UNITS[unit] < TS_FLOOR:  # said in the unit given
         i = int(np.argmin(raw))
         v = int(raw[i])
-        guess = next(
-            (
-                f" (as {name} it is {np.datetime64(v * k, 'ns')})"
-                for name, k in (
-                    ("seconds", 10**9),
-                    ("milliseconds", 10**6),
-                    ("microseconds", 10**3),
-                    ("nanoseconds", 1),
-                )
-                if k != TS_UNITS[unit] and TS_FLOOR <= v * k < 4 * 10**18
-            ),
-            "",
-        )
-        where0: dict[str, Any] = {"line": i + 2} if fkind == "csv" else {"row": i + 1}
         raise BadInputError(
-            f"ts {v} in {unit} since 1970 is before 1973{guess}",
+            f"ts {v} in {unit} since 1970 is before 1973{_as_other_unit(v, unit)}",
             file=path,
-            **where0,
+            **_at(fkind, i),
             value=str(v),
             fix="check --ts-unit (the unit of the file's integer ts)",
         )
     try:
         return pc.multiply_checked(ts, pa.scalar(TS_UNITS[unit], pa.int64()))
     except pa.ArrowInvalid:
-        big = np.abs(ts.to_numpy(zero_copy_only=False)) > (2**63 - 1) // TS_UNITS[unit]
-        i = int(np.argmax(big))
-        where: dict[str, Any] = {"line": i + 2} if fkind == "csv" else {"row": i + 1}
+        i = int(np.argmax(np.abs(raw) > (2**63 - 1) // TS_UNITS[unit]))
         raise BadInputError(
             f"ts in {unit} is past the times incbt stores (2262-04-11)",
             file=path,
-            **where,
+            **_at(fkind, i),
             value=str(ts[i].as_py()),
             fix=f"check --ts-unit (is ts in {unit}?)",
         ) from None
+
+
+def _as_other_unit(v: int, unit: str) -> str:
+    """What integer ts ``v`` (read in ``unit``) is as a date in the first other unit
+    that makes it one from 1973 on ("" if none does)."""
+    for other, scale in TS_UNITS.items():
+        if other != unit and TS_FLOOR <= v * scale < 4 * 10**18:
+            return f" (as {_UNIT_NAMES[other]} it is {np.datetime64(v * scale, 'ns')})"
+    return ""
 
 
 def _one_array(a: Any) -> pa.Array:
@@ -1015,9 +1014,9 @@ def read_input(
     try:
         try:
             if kind == "csv":
-                table, kind, block = _read_csv(path, mapping, tz, use_threads, ts_unit)
+                table, kind, block, other = _read_csv(path, mapping, tz, use_threads, ts_unit)
             else:
-                table, kind = _read_parquet(path, mapping, tz, row_groups, rows, ts_unit)
+                table, kind, other = _read_parquet(path, mapping, tz, row_groups, rows, ts_unit)
         except (
             UnicodeDecodeError,
             pa.ArrowInvalid,
@@ -1052,27 +1051,8 @@ def read_input(
             "instrument, ts, open, high, low, close, volume",
         ) from None
     out = validate(path, kind, table, block)
-    out.ignored = _other_columns(path, kind, mapping, rows)
+    out.ignored = other
     return out
-
-
-def _other_columns(
-    path: str, kind: str, mapping: Mapping[str, str], rows: pa.Table | None
-) -> list[str]:
-    """The columns of a file read that are none of the bars columns (said by the ingest)."""
-    if rows is not None:
-        present = rows.schema.names
-    elif kind == "parquet":
-        present = pq.ParquetFile(path).schema_arrow.names
-    else:
-        opener: Any = open
-        if is_gz(path):
-            import gzip
-
-            opener = gzip.open
-        with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
-            present = [h.strip() for h in next(csv.reader(f), [])]
-    return ignored(present, _check_columns(path, present, mapping))
 
 
 GZIP_FIX = (
@@ -1376,11 +1356,7 @@ def _check_epoch_unit(
     if ts[i] >= TS_FLOOR:
         return
     v = int(ts[i])
-    guess = ""
-    for unit, scale in (("seconds", 10**9), ("milliseconds", 10**6), ("microseconds", 10**3)):
-        if TS_FLOOR <= v * scale < 4 * 10**18:
-            guess = f" (as {unit} it is {np.datetime64(v * scale, 'ns')})"
-            break
+    guess = _as_other_unit(v, "ns")
     if not guess:  # no unit makes it a date: an early date (text, say), not a unit (QA
         # 2026-12-05: 1960-01-02T14:30:00Z as text was told about integer timestamps)
         raise BadInputError(
