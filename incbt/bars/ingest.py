@@ -186,13 +186,10 @@ class IngestSummary:
     # latest, up to USUAL_SAMPLE), by day: what a day of it usually holds (not a result)
     _stored_rows: dict[str, dict[int, int]] = field(default_factory=dict, repr=False)
     _stored_last: dict[str, int | None] = field(default_factory=dict, repr=False)
-    # each instrument's last stored day before its first day here: a day it lacks
-    # between the two is said too (a day a daily update left out, said once the next
-    # day arrives: QA 2026-12-06, only a bulk ingest said it)
-    _before: dict[str, int] = field(default_factory=dict, repr=False)
-    # each instrument's first stored day read back to the earliest of those (its span
-    # for the gaps: the days others hold there count)
-    _span_early: dict[str, int] = field(default_factory=dict, repr=False)
+    # the earliest of the instruments' last stored days before their first day here: a
+    # day one lacks after it is said too (a day a daily update left out, said once the
+    # next day arrives: QA 2026-12-06, only a bulk ingest said it)
+    _gap_from: int | None = field(default=None, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -271,7 +268,7 @@ class IngestSummary:
     def as_dict(self) -> dict[str, Any]:
         skip = {
             *("corrected", "seconds", "changed_days"),
-            *("_seen", "_span", "_stored_rows", "_stored_last", "_before", "_span_early"),
+            *("_seen", "_span", "_stored_rows", "_stored_last", "_gap_from"),
             *(
                 "short_days",
                 "missing_days",
@@ -1242,25 +1239,24 @@ def _classify(
             a, b = summary._span.get(inst, (days[0], days[-1]))
             summary._span[inst] = (min(a, days[0]), max(b, days[-1]))
             prev = cat.days_up_to(txn, inst, days[0] - 1, 1)
-            if prev and prev[0] < summary._before.get(inst, days[0]):
-                summary._before[inst] = prev[0]
+            if prev and (summary._gap_from is None or prev[0] < summary._gap_from):
+                summary._gap_from = prev[0]
             if inst not in summary._stored_rows:
                 summary._stored_rows[inst] = _stored_rows(cat, txn, inst, days[-1])
             if join_days and inst not in summary._stored_last:  # what _summarize spares
                 last = cat.days_up_to(txn, inst, _AFTER_ANY_DAY, 1)
                 summary._stored_last[inst] = last[0] if last else None
-        # every instrument's stored days back to the earliest of those "last stored days
-        # before": a gap of several days is said whole, each day against the instruments
-        # that have it (QA 2026-12-06: only the day before the gap's end was)
-        if summary._before:
-            lo = min(summary._before.values())
+        # every instrument's stored days back to _gap_from, in its span: a gap of several
+        # days is said whole, each day against the instruments that have it (QA
+        # 2026-12-06: only the day before the gap's end was)
+        if summary._gap_from is not None:
             for inst, group in itertools.groupby(keys, key=lambda k: k[0]):
                 first = next(group)[1]
-                early = cat.day_index(txn, inst, lo, first - 1).days.tolist()
+                early = cat.day_index(txn, inst, summary._gap_from, first - 1).days.tolist()
                 if early:
                     summary._seen[inst].update(early)
                     a, b = summary._span[inst]
-                    summary._span_early[inst] = min(summary._span_early.get(inst, a), early[0])
+                    summary._span[inst] = (min(a, early[0]), b)
         for key, month in zip(keys, months, strict=True):
             p = pieces[key]
             if months_read and next(iter(months_read))[0] != p.instrument:
@@ -1425,14 +1421,8 @@ def _summarize(
         summary.first_day, summary.last_day = day_to_iso(min(ds)), day_to_iso(max(ds))
         summary.instruments = len({c[0] for c in changes})
     summary.buckets_written = buckets
-    # each instrument's span reaches back to its last stored day before it (the days
-    # between the two are none of its: a gap, where most others have them)
-    span = {
-        inst: (min(a, summary._span_early.get(inst, a)), b)
-        for inst, (a, b) in summary._span.items()
-    }
     summary.short_days, summary.missing_days = data_notes(
-        summary.changed_days, summary._seen, span, summary._stored_rows
+        summary.changed_days, summary._seen, summary._span, summary._stored_rows
     )
     if join_days:  # bars sent as they come: each instrument's latest day in the input
         # goes on later (its latest given, changed or not: QA 2026-12-06), where the store
@@ -1445,7 +1435,7 @@ def _summarize(
         }
         summary.short_days = [x for x in summary.short_days if iso_to_day(x[1]) != latest.get(x[0])]
     summary._seen, summary._span, summary._stored_rows = {}, {}, {}
-    summary._stored_last, summary._before, summary._span_early = {}, {}, {}
+    summary._stored_last, summary._gap_from = {}, None
 
 
 def data_notes(
