@@ -534,13 +534,11 @@ def plan_runs(
             default=None,
         )
         changed: dict[str, list[tuple[int, int]]] = defaultdict(list)  # inst -> (seq, day)
-        cut: set[str] = set()  # instruments with days removed since (incbt remove)
         gone_days: set[tuple[str, int, int]] = set()  # (instrument, seq, day) removed
         if oldest is not None:
             for ch in cat.changes(txn, oldest):
                 changed[ch.instrument].append((ch.seq, ch.day))
                 if ch.kind == CHANGE_REMOVED:
-                    cut.add(ch.instrument)
                     gone_days.add((ch.instrument, ch.seq, ch.day))
         reduced: dict[tuple[str, str], int | None] = {}  # pairs valid through less now
         future = cat.last_seq(txn) + 1
@@ -646,7 +644,8 @@ def plan_runs(
                 days[inst] = InstrumentDays.of(order, [rows_of[d] for d in order])
             else:
                 days[inst] = InstrumentDays(ds, ns)
-    out = plan(specs, days, valid, skip, cut)
+    # tasks over instruments with days removed since cut from their resume point
+    out = plan(specs, days, valid, skip, {inst for inst, _, _ in gone_days})
     out.latest = latest
     # a pair whose stored results reach past its valid day, that no task recomputes:
     # the days after it were removed, and nothing is left to compute
@@ -1170,13 +1169,11 @@ def commit(
             else:
                 sw = state_width(_strategy_for(cut_rec))
                 rc.put_metrics(cat, txn, rid, inst, finalize(snap[1][sw:]))
-            old = rc.portfolio_dirty(cat, txn, rid)
-            rc.set_portfolio_dirty(cat, txn, rid, cut if old is None else min(old, cut))
+            rc.portfolio_dirty_from(cat, txn, rid, cut)
             summary.truncated += 1
         for rid, day in sorted(first_here.items()):
             if rid not in by_run:
-                old = rc.portfolio_dirty(cat, txn, rid)
-                rc.set_portfolio_dirty(cat, txn, rid, day if old is None else min(old, day))
+                rc.portfolio_dirty_from(cat, txn, rid, day)
         prev_days: dict[tuple[str, int], int | None] = {}  # a memo shared by the runs
         reader = DailyRows(root, cat, txn, sorted(by_run))  # stored rows, shared too
         for rid, fresh in sorted(by_run.items()):

@@ -786,3 +786,9 @@ def set_portfolio_dirty(cat: Catalog, txn: lmdb.Transaction, run_id: str, day: i
         txn.delete(run_key(run_id), db=_db(cat, "dirty"))
     else:
         txn.put(run_key(run_id), struct.pack(">i", day), db=_db(cat, "dirty"))
+
+
+def portfolio_dirty_from(cat: Catalog, txn: lmdb.Transaction, run_id: str, day: int) -> None:
+    """A run's portfolio must be refolded from ``day`` (or the earlier day it had)."""
+    old = portfolio_dirty(cat, txn, run_id)
+    set_portfolio_dirty(cat, txn, run_id, day if old is None else min(old, day))
