@@ -381,6 +381,15 @@ def ingest(
             help="Unit of integer timestamps since 1970-01-01 UTC: s, ms, us or ns.",
         ),
     ] = "ns",
+    instrument: Annotated[
+        str | None,
+        typer.Option(
+            "--instrument",
+            help="The instrument of files without a column of names (a file per symbol): "
+            "a name, or '{stem}' for each file's name without its extensions (AAPL for "
+            "AAPL.csv.gz), '{folder}' for its folder's.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and say what would change; write nothing.")
     ] = False,
@@ -415,6 +424,7 @@ def ingest(
             join_days=join_days,
             rewrite=rewrite,
             ts_unit=ts_unit,
+            instrument=instrument,
         )
     verb = "would add" if dry_run else "added"
     typer.echo(
@@ -1327,6 +1337,7 @@ def update(
     ts_unit: Annotated[
         str | None, typer.Option("--ts-unit", help="As for ingest (default ns).")
     ] = None,
+    instrument: Annotated[str | None, typer.Option("--instrument", help="As for ingest.")] = None,
     join_days: Annotated[bool, typer.Option("--join-days", help="As for ingest.")] = False,
     dry_run: Annotated[
         bool,
@@ -1350,6 +1361,7 @@ def update(
             ("--map", map_),
             ("--tz", tz),
             ("--ts-unit", ts_unit),
+            ("--instrument", instrument),
         )
         if on
     ]
@@ -1366,6 +1378,7 @@ def update(
                 progress=rep,
                 join_days=join_days,
                 ts_unit=ts_unit,
+                instrument=instrument,
             )
     except KeyboardInterrupt as exc:  # after its ingest committed: said (QA 2026-12-06)
         notes = "; ".join(getattr(exc, "__notes__", ()))

@@ -35,7 +35,7 @@ from pyarrow._parquet import ParquetReader  # see read_days
 from incbt import settings as settings_mod
 from incbt.bars.ingest import DAY_HASH, IngestSummary, RemoveSummary, recover, remove_days
 from incbt.bars.ingest import ingest as _ingest
-from incbt.bars.inputs import check_ts_unit
+from incbt.bars.inputs import check_instrument, check_ts_unit
 from incbt.bars.layout import RECENT
 from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, given_day, iso_to_day
 from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex, operation
@@ -570,12 +570,16 @@ class Store:
         join_days: bool = False,
         rewrite: bool = False,
         ts_unit: str = "ns",
+        instrument: str | None = None,
     ) -> IngestSummary:
         """Ingest CSV/Parquet files, folders or globs as one atomic batch.
 
         ``columns`` maps bars columns to the file's names (``{"ts": "time"}``);
         ``tz`` names the zone of timestamps written without a UTC offset;
         ``ts_unit`` the unit of integer timestamps since 1970-01-01 UTC (s, ms, us, ns).
+        ``instrument``: the instrument of every bar of files without a column of names
+        (a vendor's file per symbol): a name, or ``"{stem}"`` (each file's name without
+        its extensions: ``AAPL`` for ``AAPL.csv.gz``) or ``"{folder}"`` (its folder's).
         ``join_days``: new bars are merged into a stored day (bars at new times added,
         a bar at a stored bar's time replacing it, the others kept: bars sent as they
         come); without it they replace the day whole, as any correction.
@@ -590,6 +594,8 @@ class Store:
         flag(join_days, "join_days")
         flag(rewrite, "rewrite")
         check_ts_unit(ts_unit)
+        if instrument is not None:
+            check_instrument(instrument)
         summary = _ingest(
             self.path,
             self.catalog,
@@ -607,6 +613,7 @@ class Store:
             join_days=join_days,
             rewrite=rewrite,
             ts_unit=ts_unit,
+            instrument=instrument,
         )
         notes = summary.notes()
         if notes:  # said, as the CLI says them (a notebook showed nothing: QA 2026-12-05)
@@ -942,9 +949,11 @@ class Store:
         progress: Reporter = NULL,
         join_days: bool = False,
         ts_unit: str | None = None,
+        instrument: str | None = None,
     ) -> UpdateResult:
         """Ingest ``paths`` (if any), then bring every registered run up to date.
-        ``columns``, ``tz``, ``join_days``, ``ts_unit``: as for :meth:`ingest`.
+        ``columns``, ``tz``, ``join_days``, ``ts_unit``, ``instrument``: as for
+        :meth:`ingest`.
 
         Computes exactly the invalid segments (new days, days from a correction or
         a late day on, runs whose strategy code changed). Returns an UpdateResult.
@@ -962,11 +971,18 @@ class Store:
         flag(join_days, "join_days")
         extra: dict[str, Any] = {
             k: v
-            for k, v in (("columns", columns), ("tz", tz), ("ts_unit", ts_unit))
+            for k, v in (
+                ("columns", columns),
+                ("tz", tz),
+                ("ts_unit", ts_unit),
+                ("instrument", instrument),
+            )
             if v is not None
         }
         if ts_unit is not None:
             check_ts_unit(ts_unit)
+        if instrument is not None:
+            check_instrument(instrument)
         if join_days:
             if paths is None:
                 raise UsageError("join_days applies to the files update ingests: give them")

@@ -610,3 +610,97 @@ def test_a_uint64_ts_past_int64_names_its_row(tmp_path):
     s = incbt.init(str(tmp_path / "s"))
     with pytest.raises(incbt.BadInputError, match="row 2: ts is past the times incbt stores"):
         s.ingest(str(tmp_path / "a.parquet"))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv.gz", "parquet", "csv-parts", "csv.gz-parts",
+                                 "parquet-parts"])
+def test_files_of_one_instrument_named_by_instrument(tmp_path, monkeypatch, fmt):
+    """A vendor's file per symbol has no column of names: --instrument / instrument=
+    names its bars, by a name or by the file's (``{stem}``) or its folder's
+    (``{folder}``) name, whole files and parts alike; the same bars as a file with the
+    column are stored byte for byte the same; a column of that name is then not read."""
+    n = 600  # two days of 300 bars
+    t0 = 1704292200
+    secs = [t0 + 60 * k if k < 300 else t0 + 86400 + 60 * (k - 300) for k in range(n)]
+    px = [100.0 + (k % 7) * 0.25 for k in range(n)]
+    cols = {"ts": [x * 10**9 for x in secs], "open": px, "high": [p + 1 for p in px],
+            "low": [p - 1 for p in px], "close": px, "volume": [10.0] * n}
+    ext = fmt.removesuffix("-parts")
+    if fmt.endswith("-parts"):
+        monkeypatch.setenv("INCBT_INGEST_CHUNK_MB", "0.01")
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    folder = tmp_path / "MSFT"
+    folder.mkdir()
+    for name, where in (("AAPL", tmp_path), ("2024-01", folder)):
+        inst = "AAPL" if name == "AAPL" else "MSFT"
+        plain = pa.table({"instrument": [inst] * n, **cols})
+        pq.write_table(plain, ref / f"{inst}.parquet")
+        table = pa.table(cols)
+        path = where / f"{name}.{ext}"
+        if ext == "parquet":
+            pq.write_table(table, path, row_group_size=50)
+        else:
+            with pa.CompressedOutputStream(str(path), "gzip") if ext == "csv.gz" else \
+                    pa.OSFile(str(path), "wb") as out:
+                pcsv.write_csv(table, out)
+    s = incbt.init(str(tmp_path / "s"))
+    before = tree_state(s.path)
+    with pytest.raises(incbt.BadInputError, match=r"missing column\(s\) instrument.*--instrument"):
+        s.ingest(str(tmp_path / f"AAPL.{ext}"))
+    assert tree_state(s.path) == before
+    got = s.ingest(str(tmp_path / f"AAPL.{ext}"), instrument="{stem}")
+    assert got.days_new == 2
+    s.ingest(str(folder / f"2024-01.{ext}"), instrument="{folder}")
+    r = incbt.init(str(tmp_path / "r"))
+    r.ingest(str(ref))
+    q = "SELECT instrument, CAST(ts AS BIGINT) AS t, open, high, low, close, volume FROM bars"
+    order = " ORDER BY instrument, t"
+    assert s.sql(q + order).to_pylist() == r.sql(q + order).to_pylist()
+    assert '"instrument": "{folder}"' in s.log(limit=1)["summary"][0].as_py()
+    # a file with a column of names: --instrument names every bar, the column is not read
+    both = tmp_path / "both.csv"
+    both.write_text("instrument,ts,open,high,low,close,volume\n"
+                    "ZZZ,2024-01-08T14:30:00Z,1,2,0.5,1.5,10\n")
+    out = s.ingest(str(both), instrument="NVDA")
+    assert out.ignored_columns and "instrument" in str(out.ignored_columns)
+    assert s.sql("SELECT DISTINCT instrument FROM bars ORDER BY 1")["instrument"].to_pylist() \
+        == ["AAPL", "MSFT", "NVDA"]
+
+
+def test_instrument_usage_errors(tmp_path):
+    path = tmp_path / "AAPL.csv"
+    path.write_text("ts,open,high,low,close,volume\n2024-01-08T14:30:00Z,1,2,0.5,1.5,10\n")
+    s = incbt.init(str(tmp_path / "s"))
+    before = tree_state(s.path)
+    for bad, words in (("{symbol}", "{symbol} is not a field"), ("{stem", "brace"),
+                       ("", "give a name"), ("  ", "give a name")):
+        with pytest.raises(incbt.UsageError, match=words):
+            s.ingest(str(path), instrument=bad)
+    with pytest.raises(incbt.UsageError, match="give one of them"):
+        s.ingest(str(path), instrument="X", columns={"instrument": "ts"})
+    with pytest.raises(incbt.BadInputError, match="invalid instrument name"):
+        s.ingest(str(path), instrument="A\tB")
+    assert tree_state(s.path) == before
+    r = _cli("--store", s.path, "ingest", str(path), "--instrument", "{x}")
+    assert r.returncode == 2 and "{x} is not a field" in _one_error_line(r)
+    r = _cli("--store", s.path, "update", "--instrument", "X")
+    assert r.returncode == 2 and "--instrument applies to the files" in _one_error_line(r)
+    assert tree_state(s.path) == before
+    r = _cli("--store", s.path, "update", str(path), "--instrument", "{stem}")
+    assert r.returncode == 0, r.stderr
+    assert s.sql("SELECT instrument FROM bars")["instrument"].to_pylist() == ["AAPL"]
+
+
+def test_instrument_with_naive_times_and_tz(tmp_path):
+    """--instrument with --tz: the zone's error names the instrument given."""
+    path = tmp_path / "SPY.csv"
+    path.write_text("ts,open,high,low,close,volume\n2024-01-08 09:30:00,1,2,0.5,1.5,10\n"
+                    "2024-03-10 02:30:00,1,2,0.5,1.5,10\n")  # not a New York time
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.raises(incbt.BadInputError, match=r"line 3.*SPY|SPY.*line 3"):
+        s.ingest(str(path), instrument="{stem}", tz="America/New_York")
+    path.write_text("ts,open,high,low,close,volume\n2024-01-08 09:30:00,1,2,0.5,1.5,10\n")
+    s.ingest(str(path), instrument="{stem}", tz="America/New_York")
+    got = s.sql("SELECT instrument, CAST(ts AS BIGINT) AS t FROM bars").to_pylist()
+    assert got == [{"instrument": "SPY", "t": 1704724200 * 10**9}]

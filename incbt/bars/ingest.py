@@ -78,6 +78,7 @@ from incbt.bars.inputs import (
     bars_block,
     block_columns,
     expand_paths,
+    instrument_for,
     read_input,
     table_block,
     trading_days,
@@ -247,6 +248,12 @@ class IngestSummary:
                 + (", ..." if len(self.ignored_columns) > 8 else "")
                 + " of the files were not read: none of the bars columns, or one --map "
                 "replaced (a bars column under another name: --map NAME=COLUMN)"
+                + (
+                    " or --instrument replaced (it names every bar)"
+                    if "instrument" in [c.lower() for c in self.ignored_columns]
+                    and self.reading.get("instrument")
+                    else ""
+                )
             )
         if self.skipped_files:
             out.append(
@@ -847,6 +854,7 @@ def ingest(
     join_days: bool = False,
     rewrite: bool = False,
     ts_unit: str = "ns",
+    instrument: str | None = None,
 ) -> IngestSummary:
     """Ingest files as one atomic batch, reading them ``chunk_bytes`` at a time.
 
@@ -878,7 +886,12 @@ def ingest(
     summary.skipped_files = sorted(skipped)
     summary.reading = {
         k: v
-        for k, v in (("map", dict(mapping or {})), ("tz", tz), ("ts_unit", ts_unit))
+        for k, v in (
+            ("map", dict(mapping or {})),
+            ("tz", tz),
+            ("ts_unit", ts_unit),
+            ("instrument", instrument),
+        )
         if v and v != "ns"
     }
     seen: dict[tuple[str, int], _Seen] = {}
@@ -896,10 +909,13 @@ def ingest(
     stitcher = Stitcher(whole_day)  # across the parts of a big file
 
     def read(f: str | Part, use_threads: bool) -> tuple[InputBars, list[Piece]]:
+        name = None
+        if instrument is not None:  # a part of a .csv.gz is a file of its own: its name
+            name = instrument_for(f.name or f.path if isinstance(f, Part) else f, instrument)
         if isinstance(f, Part):
-            inp = read_part(f, mapping, tz, use_threads, streamed.dir, ts_unit)
+            inp = read_part(f, mapping, tz, use_threads, streamed.dir, ts_unit, name)
         else:
-            inp = read_input(f, mapping, tz, use_threads, ts_unit=ts_unit)
+            inp = read_input(f, mapping, tz, use_threads, ts_unit=ts_unit, instrument=name)
         pieces = split_days(inp, session_tz, hasher)
         read_task.advance()
         return inp, pieces

@@ -212,11 +212,20 @@ def _kind(path: str) -> str:
     )
 
 
-def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) -> dict[str, str]:
+def _check_columns(
+    path: str, present: list[str], mapping: Mapping[str, str], instrument: str | None = None
+) -> dict[str, str]:
     """Map canonical names to the file's names; reject missing and extra columns.
 
     A name (a bars column's, or the one ``--map`` gives) matches a column of the same
-    name in any case (``Close``, ``VOLUME``), when exactly one does."""
+    name in any case (``Close``, ``VOLUME``), when exactly one does. ``instrument``: the
+    file's bars are all this instrument's (``--instrument``): no column is read for it
+    (the result has no ``"instrument"`` key; a column of that name is not read)."""
+    if instrument is not None and "instrument" in mapping:
+        raise UsageError(
+            f"--map instrument={mapping['instrument']} and --instrument {instrument}: the "
+            "first reads names from a column, the second names every bar: give one of them"
+        )
     unknown = [k for k in mapping if k not in COLUMNS]
     if unknown:
         raise UsageError(
@@ -230,8 +239,9 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
             f"--map maps {' and '.join(both)} to the same column {taken[0]!r}: map each bars "
             "column to its own column"
         )
-    wanted = {c: mapping.get(c, c) for c in COLUMNS}
-    for c in COLUMNS:
+    roles = [c for c in COLUMNS if instrument is None or c != "instrument"]
+    wanted = {c: mapping.get(c, c) for c in roles}
+    for c in roles:
         # a name (mapped or not) matches a column of that name in another case, where
         # exactly one does (QA 2026-12-06: --map instrument=SYM missed a column sym)
         name = wanted[c]
@@ -270,6 +280,7 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
         # a first line of numbers and times is a bar, not a header (a file without one)
         data = sum(bool(re.fullmatch(r"[-+.:\d /TZe]+", p.strip())) for p in present)
         headless = is_csv(path) and data >= min(4, len(present))
+        no_names = "instrument" in missing  # a file per symbol, most likely
         raise BadInputError(
             (
                 "the first line looks like a bar, not a header"
@@ -281,8 +292,16 @@ def _check_columns(path: str, present: list[str], mapping: Mapping[str, str]) ->
             line=1 if is_csv(path) else None,
             fix="add the header line instrument,ts,open,high,low,close,volume above the bars"
             if headless
-            else "name the columns instrument,ts,open,high,low,close,volume, or map yours "
-            "with --map NAME=COLUMN (e.g. --map ts=timestamp)",
+            else (
+                "name the columns instrument,ts,open,high,low,close,volume, or map yours "
+                "with --map NAME=COLUMN (e.g. --map ts=timestamp)"
+                + (
+                    "; a file of one instrument's bars, without a column of names, names "
+                    "it with --instrument NAME (or --instrument '{stem}': each file's name)"
+                    if no_names
+                    else ""
+                )
+            ),
         )
     # other columns (vwap, trades, a pandas index) are not read: said by the ingest
     # (``IngestSummary.ignored_columns``; QA 2026-12-06: refused, so most vendors' files
@@ -326,12 +345,16 @@ def _csv_line_problem(path: str, ncols: int) -> tuple[int, str] | None:
 
 
 def _csv_head(
-    path: str, header: list[str], first: list[str] | None, mapping: Mapping[str, str]
+    path: str,
+    header: list[str],
+    first: list[str] | None,
+    mapping: Mapping[str, str],
+    instrument: str | None = None,
 ) -> tuple[list[str], dict[str, str], str]:
     """The header's names (stripped), the source column of each role, and how ts reads
     ("int" or "text", from the first bar); raises on wrong columns or no bar."""
     header = [h.strip() for h in header]
-    wanted = _check_columns(path, header, mapping)
+    wanted = _check_columns(path, header, mapping, instrument)
     if first is None:
         raise BadInputError(
             "the file has a header but no bars",
@@ -386,9 +409,11 @@ def _read_csv(
     tz: str | None,
     use_threads: bool = True,
     ts_unit: str = "ns",
+    instrument: str | None = None,
 ) -> tuple[pa.Table, str, np.ndarray | None, list[str]]:
     """The file's table, "csv", where the fast reader read it, the bars block its
-    columns are views of (else None), and the file's columns it does not read."""
+    columns are views of (else None), and the file's columns it does not read.
+    ``instrument``: every bar's (the file has no column of names)."""
     opener = open
     if is_gz(path):
         import gzip
@@ -414,13 +439,17 @@ def _read_csv(
             fix="remove the blank line(s) before the header line "
             "instrument,ts,open,high,low,close,volume",
         )
-    header, wanted, ts_kind = _csv_head(path, header, first, mapping)
+    header, wanted, ts_kind = _csv_head(path, header, first, mapping, instrument)
     other = ignored(header, wanted)
     ts_src = wanted["ts"]
-    types: dict[str, pa.DataType] = {wanted["instrument"]: pa.dictionary(pa.int32(), pa.string())}
+    types: dict[str, pa.DataType] = {}
+    if instrument is None:
+        types[wanted["instrument"]] = pa.dictionary(pa.int32(), pa.string())
     for c in FLOAT_COLUMNS:
         types[wanted[c]] = pa.float64()
-    if not tz and (ts_kind != "int" or ts_unit == "ns"):  # the plain layout most files
+    if (
+        not tz and (ts_kind != "int" or ts_unit == "ns") and instrument is None
+    ):  # the plain layout most files
         # have, in one Numba pass where it applies (it reads integer ts as nanoseconds)
         fast = fastcsv.read_block(path, _roles(header, wanted), ts_kind == "int")
         if fast is not None:
@@ -451,18 +480,28 @@ def _read_csv(
                 ts_kind,
                 tz,
                 "csv",
-                table.column(wanted["instrument"]).combine_chunks(),
+                _names_column(table, wanted, instrument),
                 ts_unit,
             )
             raise  # pragma: no cover - the text parse above names the bad line
         _explain_csv_error(path, header, msg, types)
         raise  # pragma: no cover
-    cols = {c: table.column(wanted[c]) for c in COLUMNS}
+    cols = {c: table.column(wanted[c]) for c in wanted}
+    cols["instrument"] = _names_column(table, wanted, instrument)
     ts = cols["ts"].combine_chunks()
     if tz:
-        ts = _assume_tz(path, ts, tz, "csv", None, cols["instrument"].combine_chunks())
+        ts = _assume_tz(path, ts, tz, "csv", None, cols["instrument"])
     cols["ts"] = _scaled(path, ts, ts_unit, "csv") if ts_kind == "int" else pc.cast(ts, pa.int64())
     return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv", None, other
+
+
+def _names_column(table: pa.Table, wanted: Mapping[str, str], instrument: str | None) -> Any:
+    """The table's instrument names: its column's, or ``instrument`` for every row."""
+    if instrument is None:
+        return table.column(wanted["instrument"]).combine_chunks()
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(table.num_rows, np.int32)), pa.array([instrument], pa.string())
+    )
 
 
 def _gz_without_trailing_blanks(path: str) -> pa.BufferReader | None:
@@ -819,11 +858,13 @@ def _read_parquet(
     row_groups: tuple[int, int] | None = None,
     rows: pa.Table | None = None,
     ts_unit: str = "ns",
+    instrument: str | None = None,
 ) -> tuple[pa.Table, str, list[str]]:
-    """The file's table of the bars columns, "parquet", and its columns not read."""
+    """The file's table of the bars columns, "parquet", and its columns not read.
+    ``instrument``: every bar's (the file has no column of names)."""
     if rows is not None:  # rows of the file read already (a part: incbt.bars.parts)
         present = rows.schema.names
-        wanted = _check_columns(path, present, mapping)
+        wanted = _check_columns(path, present, mapping, instrument)
         table = rows
     else:
         try:
@@ -831,8 +872,8 @@ def _read_parquet(
         except (pa.ArrowInvalid, OSError) as exc:
             raise unreadable_parquet(path, exc) from None
         present = pf.schema_arrow.names
-        wanted = _check_columns(path, present, mapping)
-        use = list(dict.fromkeys(wanted[c] for c in COLUMNS))  # the others are not read
+        wanted = _check_columns(path, present, mapping, instrument)
+        use = list(dict.fromkeys(wanted.values()))  # the others are not read
         table = (
             pf.read(columns=use)
             if row_groups is None
@@ -843,11 +884,13 @@ def _read_parquet(
             "the file has no bars", file=path, fix="remove the empty file from the ingest"
         )
     cols: dict[str, pa.Array] = {}
-    for c in COLUMNS:
+    for c in wanted:
         a = table.column(wanted[c]).combine_chunks()
         if isinstance(a, pa.DictionaryArray):
             a = a.dictionary_decode()
         cols[c] = a
+    if instrument is not None:
+        cols["instrument"] = pa.array([instrument] * table.num_rows, pa.string())
     inst = cols["instrument"]
     if not (pa.types.is_string(inst.type) or pa.types.is_large_string(inst.type)):
         raise BadInputError(
@@ -916,6 +959,38 @@ def _read_parquet(
         "parquet",
         ignored(present, wanted),
     )
+
+
+_FIELDS = re.compile(r"\{([^{}]*)\}")
+
+
+def check_instrument(spec: str) -> None:
+    """``--instrument``: a name, or a template of ``{stem}`` (a file's name without its
+    extensions) and ``{folder}`` (the name of the folder holding it)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise UsageError(
+            "--instrument (instrument=) names the instrument of files without a column "
+            "of names: give a name, or '{stem}' for each file's name"
+        )
+    rest = _FIELDS.sub("", spec)
+    bad = [f for f in _FIELDS.findall(spec) if f not in ("stem", "folder")]
+    if bad or "{" in rest or "}" in rest:
+        raise UsageError(
+            f"--instrument {spec}: "
+            + (f"{{{bad[0]}}} is not a field" if bad else "a brace without its pair")
+            + "; the fields are {stem} (a file's name without its extensions: AAPL for "
+            "AAPL.csv.gz) and {folder} (the name of the folder holding it)"
+        )
+
+
+def instrument_for(path: str, spec: str) -> str:
+    """The instrument ``--instrument`` names for the file at ``path``."""
+    name = os.path.basename(path)
+    for ext in (".gz", ".csv", ".parquet", ".pq"):
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            name = name[: -len(ext)]
+    fields = {"stem": name, "folder": os.path.basename(os.path.dirname(os.path.abspath(path)))}
+    return _FIELDS.sub(lambda m: fields[m.group(1)], spec)
 
 
 TS_UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
@@ -991,10 +1066,13 @@ def read_input(
     row_groups: tuple[int, int] | None = None,
     rows: pa.Table | None = None,
     ts_unit: str = "ns",
+    instrument: str | None = None,
 ) -> InputBars:
     """Read and validate one file; raise BadInputError on the first problem.
 
     ``ts_unit``: the unit of integer ts (s, ms, us or ns since 1970-01-01 UTC).
+    ``instrument``: the name of every bar of a file without a column of names
+    (``--instrument``, resolved for this file by :func:`instrument_for`).
 
     ``row_groups``: of a Parquet file, read only row groups [first, end) (a part of
     a big file: :mod:`incbt.bars.parts`; rows are numbered from the first read).
@@ -1014,9 +1092,13 @@ def read_input(
     try:
         try:
             if kind == "csv":
-                table, kind, block, other = _read_csv(path, mapping, tz, use_threads, ts_unit)
+                table, kind, block, other = _read_csv(
+                    path, mapping, tz, use_threads, ts_unit, instrument
+                )
             else:
-                table, kind, other = _read_parquet(path, mapping, tz, row_groups, rows, ts_unit)
+                table, kind, other = _read_parquet(
+                    path, mapping, tz, row_groups, rows, ts_unit, instrument
+                )
         except (
             UnicodeDecodeError,
             pa.ArrowInvalid,

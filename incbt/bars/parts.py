@@ -357,6 +357,7 @@ def read_part(
     use_threads: bool,
     scratch: str,
     ts_unit: str = "ns",
+    instrument: str | None = None,
 ) -> InputBars:
     """One part, validated as a file of its own (rows and lines numbered from its first
     bar: :meth:`Stitcher.number` renumbers them, and :meth:`Stitcher.renumbered` its
@@ -365,24 +366,39 @@ def read_part(
     crash)."""
     if part.kind == "parquet":
         return read_input(
-            part.path, mapping, tz, use_threads, (part.start, part.end), ts_unit=ts_unit
+            part.path,
+            mapping,
+            tz,
+            use_threads,
+            (part.start, part.end),
+            ts_unit=ts_unit,
+            instrument=instrument,
         )
     if part.kind == "parquet-rows":
         return read_input(
-            part.path, mapping, tz, use_threads, rows=part.rows.pop(), ts_unit=ts_unit
+            part.path,
+            mapping,
+            tz,
+            use_threads,
+            rows=part.rows.pop(),
+            ts_unit=ts_unit,
+            instrument=instrument,
         )
     if part.kind == "csv-file":  # a part of a .csv.gz, a file of its own: gone once read
         try:
-            return read_input(part.path, mapping, tz, use_threads, ts_unit=ts_unit)
+            return read_input(
+                part.path, mapping, tz, use_threads, ts_unit=ts_unit, instrument=instrument
+            )
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(part.path)
-    if not tz and ts_unit == "ns":  # in place, where the fast reader takes the lines
+    if not tz and ts_unit == "ns" and instrument is None:  # in place, where the fast reader
+        # takes the lines
         inp = read_csv_range(part.path, part.header_end, part.start, part.end, mapping)
         if inp is not None:
             return inp
     with _csv_copy(part, scratch) as tmp:
-        return read_input(tmp, mapping, tz, use_threads, ts_unit=ts_unit)
+        return read_input(tmp, mapping, tz, use_threads, ts_unit=ts_unit, instrument=instrument)
 
 
 @contextlib.contextmanager
