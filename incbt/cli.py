@@ -1177,10 +1177,30 @@ def _print_capped(lines: list[str], limit: int) -> None:
         err_console.print(f"  ... and {len(lines) - limit} more", highlight=False)
 
 
+def grouped_failures(errors: list[str], names: int = 6) -> list[str]:
+    """Failures as lines, those with the same words after their instrument in one line
+    that names the instruments (QA 2026-12-06: a step failing at its first bar said the
+    same line once per instrument, 500 lines for 500 instruments)."""
+    groups: dict[str, list[str]] = {}
+    for e in errors:
+        head, sep, rest = e.partition(": ")
+        key = rest if sep else e
+        groups.setdefault(key, []).append(head if sep else "")
+    out = []
+    for rest, heads in groups.items():
+        if len(heads) == 1 or "" in heads:
+            out += [f"{h}: {rest}" if h else rest for h in heads]
+            continue
+        shown = ", ".join(heads[:names])
+        more = f" and {len(heads) - names} more" if len(heads) > names else ""
+        out.append(f"{shown}{more} ({len(heads)} instruments): {rest}")
+    return out
+
+
 def _print_failures(r: object) -> None:
     """Pairs whose strategy failed in this command, and pairs not recomputed because
     they failed before and nothing they read has changed."""
-    errors = r.errors  # type: ignore[attr-defined]
+    errors = grouped_failures(r.errors)  # type: ignore[attr-defined]
     _print_capped([f"[yellow]failed:[/yellow] {e}" for e in errors], 10)
     lost = getattr(r, "not_run", [])
     _print_capped([f"[yellow]not computed:[/yellow] {e}" for e in lost], 10)

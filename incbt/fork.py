@@ -17,6 +17,7 @@ an ordinary run: new days, corrections after D, verify, all as for any run.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -78,7 +79,17 @@ def register_fork(
     ex = exec_params_from_dict({**base.exec_params, **given})
     new_exec = {n: float(v) for n, v in zip(EXEC_NAMES, ex.tolist(), strict=True)}
     if new_params == base.params and new_exec == base.exec_params:
-        raise UsageError("a fork needs at least one changed parameter")
+        same = [f"{k}={v}" for k, v in {**(params or {}), **given}.items()]
+        raise UsageError(
+            "a fork needs at least one changed parameter"
+            + (
+                f": {', '.join(same)} {'is' if len(same) == 1 else 'are'} the base run's "
+                f"value{'' if len(same) == 1 else 's'} already"
+                if same
+                else ""
+            )
+        )
+    _note_no_bars_on(store, base, iso_to_day(eff))
     from incbt.runs import make_run_id
 
     fork = {"base": base.run_id, "effective": eff}
@@ -94,6 +105,33 @@ def register_fork(
         superseded_by=None,
         fork=fork,
     )
+
+
+def _note_no_bars_on(store: Any, base: rc.RunRecord, eff: int) -> None:
+    """Say when the effective day is no day with bars of the base's instruments (a
+    weekend, a holiday) while a later day has some: the fork's first computed day is
+    that one, and a fork effective then would be another run with the same results
+    (QA 2026-12-06), unless bars of the day given come later."""
+    from incbt.runs import instruments_of
+
+    cat = store.catalog
+    nxt: int | None = None
+    with cat.env.read() as txn:
+        for inst in instruments_of(base, store.instruments()):
+            days = cat.day_index(txn, inst, eff, eff + 31).days
+            if len(days):
+                if int(days[0]) == eff:
+                    return
+                nxt = int(days[0]) if nxt is None else min(nxt, int(days[0]))
+    if nxt is not None:
+        warnings.warn(
+            f"--effective {day_to_iso(eff)} is no day with bars of the base run's "
+            f"instruments: the fork computes from {day_to_iso(nxt)}, its first day with "
+            f"bars after it (a fork effective {day_to_iso(nxt)} is another run with the "
+            "same results until bars of the day given are ingested)",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def needs_materializing(

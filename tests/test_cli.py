@@ -1376,3 +1376,16 @@ def test_csv_writes_times_as_json_does(tmp_path):
     assert ts.endswith("Z") and "T" in ts, ts
     assert csv_rows[1].split(",")[0].strip('"') == ts, csv_rows
     assert csv_rows[1].split(",")[1].lower() == "nan", csv_rows
+
+
+def test_failures_with_the_same_words_are_one_line_naming_the_instruments():
+    from incbt.cli import grouped_failures
+
+    err = "strategy 'x' ({'n': 5}): the step raised IndexError at its day's bar 0"
+    errors = [f"S{k:04d}: {err}" for k in range(8)] + ["S0009: another error: here"]
+    assert grouped_failures(errors) == [
+        f"S0000, S0001, S0002, S0003, S0004, S0005 and 2 more (8 instruments): {err}",
+        "S0009: another error: here",
+    ]
+    assert grouped_failures(errors[:2], names=6) == [f"S0000, S0001 (2 instruments): {err}"]
+    assert grouped_failures(["no colon here"]) == ["no colon here"]

@@ -103,7 +103,8 @@ def test_fork_errors(tmp_path, data):
     s = incbt.init(str(tmp_path / "s"))
     s.ingest(str(data / "all"))
     base = s.backtest("sma_cross", {"fast": 5, "slow": 30})
-    with pytest.raises(incbt.UsageError, match="changed parameter"):
+    with pytest.raises(incbt.UsageError, match="changed parameter: fast=5 is the base run's "
+                       "value already"):
         s.backtest(None, {"fast": 5}, fork_of=base.run_id, effective="2024-03-08")
     with pytest.raises(incbt.UsageError, match="after the base run's first day"):
         s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-01-01")
@@ -269,3 +270,21 @@ def test_verify_of_a_chain_of_forks_computes_each_link_once(tmp_path, data):
     want = 2 * n * per_day + sum((n - 1 - k) * per_day for k in range(depth))
     assert whole.bars_processed == want, (whole.bars_processed, want)  # was 4x that
     assert s.verify([cur]).ok
+
+
+def test_a_fork_effective_on_a_day_without_bars_says_its_first_day(tmp_path, data):
+    """2024-03-09 is a Saturday: the fork computes from Monday, and says so (a fork
+    effective Monday is another run with the same results: QA 2026-12-06)."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "all"))
+    base = s.backtest("sma_cross", {"fast": 5, "slow": 30})
+    with pytest.warns(UserWarning, match="--effective 2024-03-09 is no day with bars of the base "
+                      "run's instruments: the fork computes from 2024-03-11"):
+        sat = s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-03-09")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a day with bars: nothing said
+        mon = s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-03-11")
+    q = "SELECT date, pnl, equity FROM daily WHERE run_id = $r ORDER BY instrument, date"
+    assert s.sql(q, params={"r": sat.run_id}).to_pylist() == s.sql(
+        q, params={"r": mon.run_id}).to_pylist()

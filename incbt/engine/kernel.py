@@ -298,8 +298,26 @@ def numba_said(text: str) -> str:
             else f"the step returns {got}"
         )
         return f"{hint}: a step returns a number, -1, 0 or 1, on every path"
-    out: list[str] = []
     lines = text.splitlines()
+    if "Cannot modify readonly array" in text:  # Numba's 17 lines of overloads (QA)
+        hint = (
+            "the step writes to p, its parameters, which are read-only"
+            if "readonly parameter_slots" in text
+            else "the step writes to an array that is read-only in it (a global array is a "
+            "constant to Numba; the bars are read-only)"
+        )
+        where: list[str] = []
+        for k, ln in enumerate(lines):
+            if ln.strip().startswith("File ") and "incbt_kernels" not in ln:
+                where = [ln]  # the place in the user's file, and its lines
+                for nxt in lines[k + 1 :]:
+                    if not nxt.strip() or nxt.strip().startswith(("During:", "File ")):
+                        break
+                    where.append(nxt)
+        return "\n".join(
+            [f"{hint}: keep what changes from bar to bar in a state slot (s[k])", *where]
+        )
+    out: list[str] = []
     skip = 0
     for k, ln in enumerate(lines):
         s = ln.strip()

@@ -46,6 +46,8 @@ bollinger(window, k), window >= 2, 0 <= k <= 10: mean reversion
 
 from __future__ import annotations
 
+import difflib
+
 import math
 
 from .errors import StrategyError
@@ -213,4 +215,6 @@ def get_strategy(name: str, extra: dict[str, Strategy] | None = None) -> Strateg
     if name in BUILTINS:
         return BUILTINS[name]
     known = sorted(set(BUILTINS) | set(extra or {}))
-    raise StrategyError(f"unknown strategy {name!r}; known strategies: {', '.join(known)}")
+    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.75)
+    mean = f" (did you mean {close[0]!r}?)" if close else ""
+    raise StrategyError(f"unknown strategy {name!r}{mean}; known strategies: {', '.join(known)}")

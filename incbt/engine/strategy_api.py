@@ -217,7 +217,9 @@ def _coerce(owner: str, spec: ParamSpec, value: Any) -> int | float:
     if not math.isfinite(fval):
         bounded = spec.min is not None or spec.max is not None  # [-inf, inf] said nothing
         raise StrategyError(
-            f"{where()} is not finite" + (f"; valid range {spec.range_text}" if bounded else "")
+            f"{where()} is not finite"
+            # "[0.0, inf]" read as if inf were valid (QA 2026-12-06)
+            + (f"; valid: finite values in {spec.range_text}" if bounded else "")
         )
     if spec.type is int:
         if fval != math.floor(fval):
