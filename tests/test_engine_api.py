@@ -230,7 +230,8 @@ def test_unknown_strategy_lists_the_known_ones():
     with pytest.raises(StrategyError) as err:
         get_strategy("smacross")
     assert str(err.value) == (
-        "unknown strategy 'smacross' (did you mean 'sma_cross'?); known strategies: bollinger, breakout, ema_cross, sma_cross"
+        "unknown strategy 'smacross' (did you mean 'sma_cross'?); known strategies: "
+        "bollinger, breakout, ema_cross, sma_cross"
     )
     assert get_strategy("always", {"always": always}) is always
 
@@ -426,7 +427,8 @@ def test_a_step_uses_only_the_slots_it_declares():
     assert res.errors[0].endswith(
         "): a step used a state slot, and it declares none: declare every slot it uses"
     )
-    with pytest.raises(StrategyError, match=r"writes to p, its parameters, which are read-only.*\n.*test_engine_api.py\", line \d+:\n.*\n    p\[0\] = 3.0"):
+    said = r"writes to p, its parameters, which are read-only.*\n.*test_engine_api.py\", line "
+    with pytest.raises(StrategyError, match=said + r"\d+:\n.*\n    p\[0\] = 3.0"):
         run_engine("rewrites_a_parameter", [{}], bars, strat=rewrites_a_parameter)
 
 

@@ -47,7 +47,6 @@ bollinger(window, k), window >= 2, 0 <= k <= 10: mean reversion
 from __future__ import annotations
 
 import difflib
-
 import math
 
 from .errors import StrategyError
