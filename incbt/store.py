@@ -1302,6 +1302,7 @@ class Store:
                     ("reason", pa.string()),
                     ("from_day", pa.string()),
                     ("bars", pa.int64()),
+                    ("replaced_by", pa.string()),
                 ]
             )
             t = pa.Table.from_pylist(rows, schema=schema)

@@ -62,6 +62,8 @@ class StaleRow:
     reason: str
     from_day: str | None
     bars: int
+    # the run that replaces ``run_id`` (its strategy's code changed), computed instead
+    replaced_by: str | None = None
 
 
 @dataclass
@@ -340,13 +342,18 @@ def _stale_rows(
     broken: Sequence[tuple[rc.RunRecord, str]] = (),
 ) -> list[StaleRow]:
     why = {(s.run_id, s.instrument): s for s in stale}
-    new_ids = {n for _, n in replaced}
+    # a run its strategy's new code replaces is named by the run holding its results
+    # now, the one `runs` lists (QA 2026-12-06: the new id, in no table yet, or the id a
+    # revert revives, listed as superseded)
+    old_of = {n: o for o, n in replaced}
     strat_of = {r.run_id: r.strategy for r in records}
     rows = []
     for t in report.plan.tasks if report.plan else []:
         for rid in t.run_ids:
             s = why.get((rid, t.instrument))
-            if rid in new_ids:
+            shown = rid
+            if rid in old_of:
+                shown = old_of[rid]
                 reason = "strategy code changed: recomputed from the start as a new run"
             elif s is not None and s.seq > last_seq:
                 reason = f"the ingest would change {day_to_iso(s.from_day)}"
@@ -359,12 +366,13 @@ def _stale_rows(
                 reason = f"{t.days} new day(s) after {day_to_iso(t.resume_day)}"
             rows.append(
                 StaleRow(
-                    rid,
+                    shown,
                     strat_of.get(rid, t.strategy),
                     t.instrument,
                     reason,
                     day_to_iso(t.first_day),
                     t.bars,
+                    rid if shown != rid else None,
                 )
             )
     for (rid, inst), valid in sorted((report.plan.truncate if report.plan else {}).items()):

@@ -249,8 +249,15 @@ def test_a_changed_strategy_replaces_its_runs(tmp_path):
     assert [r.reason for r in st.stale][0].startswith("strategy code changed")
     assert s.sql("SELECT count(*) n FROM daily WHERE run_id = $r",
                  params={"r": old.run_id})["n"][0].as_py() == 8  # still visible
+    # stale names the run holding the results, and the run replacing it (QA 2026-12-06:
+    # the new id, which no table held yet)
+    (_, coming), = st.replaced
+    assert {(r.run_id, r.replaced_by) for r in st.stale} == {(old.run_id, coming)}
+    assert s.sql("SELECT DISTINCT s.run_id, r.superseded_by FROM stale s JOIN runs r "
+                 "USING (run_id)").to_pylist() == [{"run_id": old.run_id, "superseded_by": None}]
     res = s.update()
     (old_id, new_id), = res.replaced
+    assert new_id == coming
     assert old_id == old.run_id and new_id != old_id
     runs = s.sql("SELECT run_id, superseded_by FROM runs ORDER BY created_seq").to_pylist()
     assert runs == [{"run_id": old_id, "superseded_by": new_id},
@@ -504,7 +511,7 @@ def test_cli_update_status_verify(world):
     assert "new day(s) after" in p.stdout, p.stdout
     pairs = run("update", str(tmp / "tail"), "--dry-run", "--output", "csv")
     rows = [ln for ln in pairs.stdout.splitlines() if "new day(s) after" in ln]
-    assert len(rows) == 9 and all(ln.count(",") == 5 for ln in rows), pairs.stdout
+    assert len(rows) == 9 and all(ln.count(",") == 6 for ln in rows), pairs.stdout
     assert s.sql("SELECT count(*) AS n FROM events")["n"][0].as_py() == before
     p = run("update", str(tmp / "tail"))
     assert p.returncode == 0 and "computed 9 segment(s)" in p.stdout, p.stdout
