@@ -914,7 +914,9 @@ def test_status_as_csv_has_its_header_with_nothing_stale(tmp_path):
     run("backtest", "sma_cross", store=s)
     for args in (("status",), ("update",), ("update", "--dry-run")):
         out = run(*args, "--output", "csv", store=s).stdout
-        assert out.splitlines() == ['"run_id","strategy","instrument","reason","from_day","bars","replaced_by"']
+        assert out.splitlines() == [
+            '"run_id","strategy","instrument","reason","from_day","bars","replaced_by"'
+        ]
 
 
 def test_a_value_with_an_underscore_is_not_a_number(tmp_path):
