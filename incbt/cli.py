@@ -51,8 +51,9 @@ app = typer.Typer(
     help="incbt: an incremental, event-sourced backtest store for minute bars.\n\n"
     "Data lives in a store folder (--store, $INCBT_STORE, default ./store). "
     "Start with `incbt init`, `incbt generate`, `incbt ingest`, `incbt query`.\n\n"
-    "Exit codes: 0 done; 1 bad input, something named that is not there, or a store "
-    "problem; 2 bad usage; 3 a bug; 75 the store is busy (retry); 130 Ctrl-C; 143 SIGTERM.",
+    "Exit codes: 0 done; 1 bad input, something named that is not there, a store "
+    "problem, or a Ray cluster that stops answering; 2 bad usage; 3 a bug; 75 the store "
+    "is busy (retry); 130 Ctrl-C; 143 SIGTERM.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -428,18 +429,18 @@ def ingest(
         )
     verb = "would add" if dry_run else "added"
     typer.echo(
-        f"{s.files} file(s), {s.rows_read:,} row{'' if s.rows_read == 1 else 's'} read"
+        f"{s.files:,} file(s), {s.rows_read:,} row{'' if s.rows_read == 1 else 's'} read"
         + (
             f" ({s.rows_repeated:,} repeating a bar given in another file, identical: stored once)"
             if s.rows_repeated
             else ""
         )
         + ": "
-        f"{verb} {s.days_new} new day(s) and "
-        f"{s.days_corrected} correction(s)"
-        + (f", {s.days_rewritten} day(s) written again as they were" if s.days_rewritten else "")
-        + (f" in {s.instruments} instrument(s)" if s.instruments else "")
-        + f", {s.days_unchanged} day(s) unchanged, {s.buckets_written} bucket file(s)"
+        f"{verb} {s.days_new:,} new day(s) and "
+        f"{s.days_corrected:,} correction(s)"
+        + (f", {s.days_rewritten:,} day(s) written again as they were" if s.days_rewritten else "")
+        + (f" in {s.instruments:,} instrument(s)" if s.instruments else "")
+        + f", {s.days_unchanged:,} day(s) unchanged, {s.buckets_written:,} bucket file(s)"
         + (f"; event {s.seq}" if s.seq else "; nothing changed, no event" if not dry_run else "")
     )
     _print_corrected(s, typer.echo)
@@ -567,6 +568,15 @@ def query(
         from incbt.render import pivot_table
 
         table = pivot_table(table)
+    elif name == "grid" and output == "table" and not out:
+        # the parameters of other strategies (each p_ column of runs): empty here, and 28
+        # columns wrapped every cell over lines (QA 2026-12-06); csv and json keep them
+        keep = [
+            c
+            for c in table.column_names
+            if not (c.startswith("p_") and table.column(c).null_count == table.num_rows)
+        ]
+        table = table.select(keep)
     write_table(table, output, out)
 
 
@@ -842,20 +852,22 @@ def sweep(
         )
     if res.short:  # fewer points than --random asked for, and why
         err_console.print(f"note: {res.short}", highlight=False, soft_wrap=True)
-    if not dry_run:
-        verb = f"computed ({res.executor})"
-    elif workers is not None or address is not None:
-        verb = "would compute (ray)"
-    else:
-        verb = "would compute" + (f" ({r.executor})" if r.executor else "")
+    # where, at the end as backtest says it (QA 2026-12-06: "computed (in-process)")
+    ex = (
+        "ray"
+        if dry_run and (workers is not None or address is not None)
+        else (r.executor if dry_run else res.executor)
+    )
+    where = " (on Ray)" if ex == "ray" else f" ({ex})" if ex and ex != "in this process" else ""
     typer.echo(
-        f"sweep {res.name}: {len(res.run_ids)} run(s), {res.added} new"
-        + (f" ({res.reused} of them in the store already, reused)" if res.reused else "")
-        + (f", {res.again} dropped before (computed again)" if res.again else "")
-        + (f", {res.unfinished} left by an interrupted call" if res.unfinished else "")
-        + f"; {verb} "
+        f"sweep {res.name}: {len(res.run_ids):,} run(s), {res.added:,} new"
+        + (f" ({res.reused:,} of them in the store already, reused)" if res.reused else "")
+        + (f", {res.again:,} dropped before (computed again)" if res.again else "")
+        + (f", {res.unfinished:,} left by an interrupted call" if res.unfinished else "")
+        + f"; {'would compute' if dry_run else 'computed'} "
         f"{r.segments:,} segment(s), {r.bars_processed:,} bar-steps"
         + ("" if dry_run else f" in {res.seconds:.2f} s")
+        + where
     )
     _print_failures(r)
     if dry_run:
@@ -1273,7 +1285,7 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
             "day of bars left (bars removed)",
             machine,
         )
-    else:
+    elif r.segments:  # (none: said once, above; QA 2026-12-06: said twice, in two ways)
         verb = "would compute" if dry else "computed"
         bars = r.bars_processed
         _say(
@@ -1308,7 +1320,7 @@ def _where(r: Any) -> str:
     """Where a report's tasks ran, or would run, worth saying: worker processes (the
     command's own process is the default, said by nothing)."""
     ex = getattr(r, "executor", "")
-    return f" ({ex})" if ex and ex != "in-process" else ""
+    return f" ({ex})" if ex and ex != "in this process" else ""
 
 
 def _print_unfinished_sweeps(res: Any, machine: bool = False, writer: str | None = None) -> None:
@@ -1408,8 +1420,11 @@ def update(
     if res.ingest is not None:
         s = res.ingest
         _say(
-            f"ingest: {s.days_new} new day(s), {s.days_corrected} correction(s), "
-            f"{s.days_unchanged} unchanged" + (f"; event {s.seq}" if s.seq else "; no event"),
+            # a dry run says what it would add, as ingest --dry-run does (QA 2026-12-06:
+            # "no event" read as "nothing changes")
+            f"ingest: {'would add ' if dry_run else ''}{s.days_new:,} new day(s), "
+            f"{s.days_corrected:,} correction(s), {s.days_unchanged:,} unchanged"
+            + (f"; event {s.seq}" if s.seq else "" if dry_run else "; nothing changed, no event"),
             machine,
         )
         if s.joined_days:  # what --join-days merged, as ingest says it
@@ -1612,7 +1627,7 @@ def drop(
         else ""
     )
     typer.echo(
-        f"{verb} {len(s.runs) - len(s.unseen)} run(s){along}: {s.pairs} (run, instrument) "
+        f"{verb} {len(s.runs) - len(s.unseen):,} run(s){along}: {s.pairs:,} (run, instrument) "
         f"pair(s), {s.snapshots:,} snapshot(s)"
         + (f"; sweep(s) {', '.join(s.sweeps)}" if s.sweeps else "")
         + (f"; event {s.seq}" if s.seq else "; nothing to drop, no event" if not dry_run else "")
@@ -1916,7 +1931,15 @@ def main() -> None:
     except typer.Abort:  # click's words for a Ctrl-C (or SIGTERM) outside a command
         sys.exit(_interrupted() if not _SAID else 143 if _TERMINATED else 130)
     except typer.TyperException as exc:  # usage errors: bad option, missing argument
-        exc.show()  # type: ignore[attr-defined]
+        # one line, as every other error (QA 2026-12-06: click's three, "Usage: ...")
+        ctx = getattr(exc, "ctx", None)
+        where = getattr(ctx, "command_path", "") or "incbt"
+        text = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
+        err_console.print(
+            styled(f"[red]error:[/red] {text}. Fix: `{where} --help` lists what it takes"),
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(2)
     except Exception as exc:  # a dependency error that escaped its boundary
         mapped = map_dependency_error(exc, "incbt")

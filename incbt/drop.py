@@ -51,7 +51,7 @@ class DropSummary:
         return (
             f"<DropSummary: {verb} {shown} run(s)"
             + (f" (and {len(self.unseen)} not shown: .unseen)" if self.unseen else "")
-            + f", {self.pairs} pair(s), {self.snapshots:,} snapshot(s)"
+            + f", {self.pairs:,} pair(s), {self.snapshots:,} snapshot(s)"
             + (f", sweep(s) {', '.join(self.sweeps)}" if self.sweeps else "")
             + (f", {len(self.already)} dropped before" if self.already else "")
             + (f", {len(self.shared)} kept (other sweeps hold them)" if self.shared else "")

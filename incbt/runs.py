@@ -40,6 +40,7 @@ from incbt.engine import (
 from incbt.errors import (
     CatalogError,
     NotFoundError,
+    QueryError,
     SetupError,
     StoreError,
     StrategyError,
@@ -348,10 +349,20 @@ def register_many(
                 "give either --instruments or --universe (instruments= or universe= in "
                 "Python), not both"
             )
-        t = store.sql(universe_sql)
+        try:
+            t = store.sql(universe_sql)
+        except QueryError as exc:  # said as the --universe it is, with its own fix (QA
+            # 2026-12-06: the query command's fix, --output ... -o FILE)
+            said = str(exc).split(". Fix:")[0].removeprefix("SQL failed: ")
+            raise UsageError(
+                f"--universe SQL failed: {said}. Fix: give a SELECT over bars returning an "
+                "`instrument` column (SELECT DISTINCT instrument FROM bars WHERE ...)"
+            ) from None
         if "instrument" not in t.column_names:
             raise UsageError(
-                "--universe SQL (universe= in Python) must return an `instrument` column"
+                "--universe SQL (universe= in Python) must return an `instrument` column; it "
+                f"returned {', '.join(t.column_names) or 'no column'}. Fix: SELECT DISTINCT "
+                "instrument FROM bars WHERE ..."
             )
         got = t.column("instrument").to_pylist()
         for k, x in enumerate(got):
@@ -408,7 +419,8 @@ def _known_instruments(
             else ""
         )
         held = (
-            f"the store has {len(known)} instruments ({', '.join(known[:5])}{more})"
+            f"the store has {len(known)} instrument{'' if len(known) == 1 else 's'} "
+            f"({', '.join(known[:5])}{more})"
             if known
             else "the store holds no bars yet: ingest some first (incbt ingest FILES)"
         )
@@ -753,7 +765,7 @@ class LocalExecutor:
     best 1.56-1.67 s with one thread reading at a time, 1.38-1.43 s without).
     """
 
-    name = "in-process"
+    name = "in this process"
 
     def __init__(self, threads: int | None = None, most: int | None = None) -> None:
         """``threads``: exactly this many (1: the caller alone), whatever the tasks;

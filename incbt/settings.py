@@ -251,7 +251,11 @@ def explain(stored: dict[str, Any] | None, as_text: bool = True) -> list[dict[st
     store, what ``init`` would take), where it comes from, its default, scope and help.
     ``as_text``: values and defaults as text (one column type for a table); else as they
     are (numbers as numbers: JSON)."""
-    shown = str if as_text else (lambda v: v)
+
+    def text(v: Any) -> str:  # 64, as README writes it, not 64.0 (QA 2026-12-06)
+        return str(int(v)) if isinstance(v, float) and v.is_integer() and abs(v) < 1e15 else str(v)
+
+    shown = text if as_text else (lambda v: v)
     rows = []
     for s in SETTINGS:
         var = f"INCBT_{s.name.upper()}"

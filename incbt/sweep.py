@@ -68,7 +68,7 @@ class SweepResult:
     created: bool = False  # this call created the sweep (resume=True of a name not yet there)
     skipped: list[str] = field(default_factory=list)  # grid points the strategy rejects
     report: UpdateReport | None = None
-    executor: str = "in-process"
+    executor: str = "in this process"
     seconds: float = 0.0
     store: Any = field(default=None, repr=False)
     # the grid points this call took from the sweep's grid (parameters a resume left out)
@@ -824,7 +824,9 @@ def sweep(
     is needed then)."""
     t0 = time.perf_counter()
     if workers is not None and workers < 1:
-        raise UsageError(f"--workers {workers}: give at least 1 (or leave it out: in-process)")
+        raise UsageError(
+            f"--workers {workers}: give at least 1 (or leave it out: on this machine, without Ray)"
+        )
     if workers is not None and address is not None:
         raise UsageError(
             f"--workers {workers} and --address {address}: give one (--workers starts a "
@@ -1064,7 +1066,7 @@ def sweep(
                 name.encode(), json.dumps(record).encode(), db=store.catalog.env.db(b"sweeps")
             )
         )
-        result.executor = executor.name if executor else "in-process"
+        result.executor = executor.name if executor else "in this process"
         result.report = bring_up_to_date(
             store,
             todo,

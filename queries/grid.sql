@@ -1,6 +1,10 @@
 -- A sweep's grid: every run's parameters with its portfolio metrics, one row per grid point (pivot two p_ columns for a heatmap).
 -- param: sweep  the sweep name, e.g. -p sweep=grid1
-SELECT s.point, r.*, m.sharpe, m.total_pnl, m.max_drawdown, m.fills, m.fees, m.turnover
+-- (the runs' parameters: their p_ columns; a table leaves out those of other strategies)
+SELECT s.point, r.* EXCLUDE (strategy, code_version, start, universe, instruments, notional,
+       fee_bps, slippage_bps, params, source, created_seq, superseded_by, fork_of,
+       fork_effective),
+       m.sharpe, m.total_pnl, m.max_drawdown, m.fills, m.fees, m.turnover
 FROM sweeps s
 JOIN runs r USING (run_id)
 -- a run with no portfolio row (every pair failed, or no bars in its range yet) is

@@ -311,25 +311,25 @@ def test_which_plans_get_worker_processes(tmp_path, data, monkeypatch, no_ray_he
     big = tasks(8, PROCESSES_MIN_BARS // 8)
     assert PROCESSES_MIN_BARS // 8 >= THREADS_MIN_BARS
     assert local_executor(s, big).name == "in 4 processes"
-    assert local_executor(s, big[:3]).name == "in-process"  # too few bars in all
+    assert local_executor(s, big[:3]).name == "in this process"  # too few bars in all
     assert local_executor(s, tasks(2, PROCESSES_MIN_BARS // 2)).name == "in 2 processes"
     # many bar-steps, few bars (a sweep over a few days): threads (kernels release the GIL)
-    assert local_executor(s, tasks(8, 1000, 100 * THREADS_MIN_WORK)).name == "in-process"
+    assert local_executor(s, tasks(8, 1000, 100 * THREADS_MIN_WORK)).name == "in this process"
     # enough bars in all, but tasks too small for more than one thread
-    assert local_executor(s, tasks(1000, THREADS_MIN_BARS // 2)).name == "in-process"
+    assert local_executor(s, tasks(1000, THREADS_MIN_BARS // 2)).name == "in this process"
     monkeypatch.setenv("INCBT_PROCESSES", "1")
-    assert local_executor(incbt.open(s.path), big).name == "in-process"
+    assert local_executor(incbt.open(s.path), big).name == "in this process"
     monkeypatch.setenv("INCBT_PROCESSES", "3")
     assert local_executor(incbt.open(s.path), big).name == "in 3 processes"
     monkeypatch.delenv("INCBT_PROCESSES")
     monkeypatch.setattr(runs_mod, "usable_cores", lambda: 1)
-    assert local_executor(s, big).name == "in-process"
+    assert local_executor(s, big).name == "in this process"
     monkeypatch.setattr(runs_mod, "usable_cores", lambda: 4)
     monkeypatch.setattr(sys, "platform", "darwin")
-    assert local_executor(s, big).name == "in-process"
+    assert local_executor(s, big).name == "in this process"
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.setitem(sys.modules, "ray", SimpleNamespace(is_initialized=lambda: True))
-    assert local_executor(s, big).name == "in-process"
+    assert local_executor(s, big).name == "in this process"
 
 
 @given(
@@ -388,7 +388,7 @@ def test_the_cli_says_when_a_plan_runs_or_would_run_on_worker_processes(tmp_path
     assert "(in 2 processes)" not in cli(*bt, "--dry-run", env={"INCBT_PROCESSES": "1"})
     assert "(in 2 processes)" in cli(*bt).splitlines()[0]
     out = cli("sweep", "sma_cross", "-g", "fast=3,4", "-g", "slow=20", "--name", "g", "--dry-run")
-    assert "would compute (in 2 processes)" in out, out
+    assert "bar-steps (in 2 processes)" in out, out
     out = cli("update", "--dry-run", str(data / "tail"))
     assert "bar-steps (in 2 processes)" in out, out
 

@@ -131,7 +131,7 @@ def grid(tmp_path_factory):
     s = _store(root / "ref", root / "data")
     r = s.sweep("sma_cross", GRID, name="g", fee_bps=FEE)
     # a plan this big goes to worker processes where the machine has cores for them
-    assert r.executor in ("in-process", "in 2 processes") and not r.report.errors
+    assert r.executor in ("in this process", "in 2 processes") and not r.report.errors
     points, _ = grid_points(resolve("sma_cross", None)[0], GRID)
     assert len(points) == len(r.run_ids) == 465
     return SimpleNamespace(
@@ -152,7 +152,7 @@ def slow(tmp_path_factory, strategies):
     generate(str(root / "data"), fmt="parquet", split="month", **SLOW_GEN)
     s = _store(root / "ref", root / "data")
     r = s.sweep("slow_mean", SLOW_GRID, name="s", strategies_file=strategies)
-    assert r.executor == "in-process" and not r.report.errors
+    assert r.executor == "in this process" and not r.report.errors
     assert r.report.bars_processed == 8 * 40 * 390 * 8
     return SimpleNamespace(data=root / "data", report=r.report, tables=results(s))
 

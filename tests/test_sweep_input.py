@@ -128,7 +128,7 @@ def test_api_names_pivot_and_scalar_grids(swept):
                          "bar-steps>")
     one = swept.sweep("sma_cross", {"fast": 4, "slow": [20, 25]}, name="g3")
     assert repr(one) == ("<Sweep 'g3': 2 run(s) now; this call: 2 new, 4,680 bar-steps computed "
-                         "in-process>")
+                         "in this process>")
     assert len(one.run_ids) == 2
     rid = one.run_ids[0]
     d = swept.drop(rid[:6], dry_run=True)

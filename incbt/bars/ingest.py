@@ -200,14 +200,14 @@ class IngestSummary:
         span = f", {self.first_day} to {self.last_day}" if self.first_day else ""
         event = f"event {self.seq}" if self.seq is not None else "no event"
         return (
-            f"<IngestSummary{' (dry run)' if self.dry_run else ''}: {self.files} file(s), "
+            f"<IngestSummary{' (dry run)' if self.dry_run else ''}: {self.files:,} file(s), "
             f"{self.rows_read:,} rows read"
             + (f" ({self.rows_repeated:,} repeated)" if self.rows_repeated else "")
-            + f"; {self.days_new} new day(s), "
-            f"{self.days_corrected} corrected"
-            + (f", {self.days_rewritten} rewritten" if self.days_rewritten else "")
-            + (f" in {self.instruments} instrument(s)" if self.instruments else "")
-            + f", {self.days_unchanged} unchanged{span}; {event}>"
+            + f"; {self.days_new:,} new day(s), "
+            f"{self.days_corrected:,} corrected"
+            + (f", {self.days_rewritten:,} rewritten" if self.days_rewritten else "")
+            + (f" in {self.instruments:,} instrument(s)" if self.instruments else "")
+            + f", {self.days_unchanged:,} unchanged{span}; {event}>"
         )
 
     def notes(self, shown: int = 3) -> list[str]:

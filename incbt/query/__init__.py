@@ -69,11 +69,11 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
     """One line saying what an event did."""
     if kind == "ingest":
         msg = (
-            f"{s.get('days_new', 0)} new day(s), {s.get('days_corrected', 0)} "
-            f"correction(s) over {s.get('instruments', 0)} instrument(s)"
+            f"{s.get('days_new', 0):,} new day(s), {s.get('days_corrected', 0):,} "
+            f"correction(s) over {s.get('instruments', 0):,} instrument(s)"
         )
         if s.get("days_rewritten"):  # ingest --rewrite: the days written again
-            msg += f", {s['days_rewritten']} written again"
+            msg += f", {s['days_rewritten']:,} written again"
         return msg + (f", {s['first_day']}..{s['last_day']}" if s.get("first_day") else "")
     if kind == "remove":
         gone = s.get("removed", [])
@@ -707,6 +707,17 @@ def run_sql(
                 f"; if the query compares a parameter given as a number (${k} = "
                 f"{params[k]!r}) with text, give it as text: params={{{k!r}: "
                 f"{str(params[k])!r}}}"
+            )
+        if re.search(
+            r"Parquet error|Page was smaller|Unexpected end of stream|deserialize thrift|"
+            r"Corrupt|invalid page|decompress",
+            str(exc),
+            re.I,
+        ):  # a file damaged inside (a flipped bit keeps its size): DataFusion names no file
+            # (QA 2026-12-06: its words alone, no fix)
+            hint = (
+                ". Fix: a store file is damaged; `incbt verify --bars` names a damaged bars "
+                "file and how to repair it (`incbt ingest --rewrite` from the original data)"
             )
         if "Typed literal requires a string payload" in str(exc):  # DATE $a (QA 2026-12-06)
             hint = (
