@@ -578,7 +578,7 @@ def test_a_cluster_that_goes_away_mid_sweep_is_said_and_resume_finishes(
 
 
 @pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
-@pytest.mark.parametrize("executor", ["in-process", "ray"])
+@pytest.mark.parametrize("executor", ["in this process", "ray"])
 def test_a_parameter_set_that_raises_is_reported_and_the_rest_completes(
     tmp_path, grid, strategies, executor, request
 ):
