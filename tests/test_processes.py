@@ -536,3 +536,39 @@ def test_a_stop_while_forking_is_handled_once_the_workers_are():
         assert reached and signal.getsignal(signal.SIGTERM) is stop
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def test_the_command_makes_the_workers_files_durable_before_it_publishes_them(
+    tmp_path, monkeypatch, every_plan_on_processes
+):
+    """Workers write their parts' files without waiting for the disk; the command fsyncs
+    each (on a thread, as the parts arrive) and renames nothing in before they are
+    durable: a power cut after its commit finds every file it lists whole."""
+    import incbt.results as res_mod
+
+    synced: list[str] = []
+    published: list[tuple[list[str], list[str]]] = []  # (moved in, synced by then)
+    real_sync, real_publish = res_mod.fsync_file, res_mod.publish
+
+    def slow_sync(path: str) -> None:
+        time.sleep(0.02)  # the disk is slow: publish must wait for it
+        real_sync(path)
+        synced.append(os.path.basename(path))
+
+    def watched_publish(root, moves):
+        moves = list(moves)
+        published.append(([os.path.basename(t) for t, _ in moves], list(synced)))
+        real_publish(root, moves)
+
+    monkeypatch.setattr(res_mod, "fsync_file", slow_sync)
+    monkeypatch.setattr(res_mod, "publish", watched_publish)
+    generate(str(tmp_path / "d"), instruments=4, days=6, start="2024-03-04", seed=2)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    r = s.backtest("sma_cross", {"fast": 3, "slow": 20})
+    assert "processes" in r.report.executor, r.report.executor
+    moved = [m for names, _ in published for m in names]
+    assert moved, "no part was published"
+    for names, by_then in published:
+        assert set(names) <= set(by_then), (names, by_then)
+    assert s.verify().ok

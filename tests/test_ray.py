@@ -618,3 +618,16 @@ def test_the_clusters_error_messages_go_to_stderr(ray_local, capfd):
                           "is_err": False}, False)
     out, err = capfd.readouterr()
     assert "A worker died" in err and "A worker died" not in out
+
+
+def test_a_local_rays_workers_leave_their_fsyncs_to_the_driver(ray_local):
+    """Workers on the driver's node write their files and the driver makes them durable
+    (PartFiles); a worker on another node would fsync them itself (its machine's pages)."""
+    import ray
+
+    from incbt.execute.ray_exec import _node_id
+
+    here = _node_id(ray)
+    assert here is not None
+    there = ray.get(ray.remote(lambda: _node_id(None)).remote())
+    assert there == here

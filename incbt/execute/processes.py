@@ -12,8 +12,9 @@ coming back.
 
 Each worker runs the Ray workers' function (:func:`incbt.execute.ray_exec._work`) on
 a chunk of consecutive tasks: it reads and computes them, writes their result rows
-as a batch of its own, durable in the store's ``tmp/``, and returns the snapshots,
-metrics and daily PnL; the command's process renames the batches in and commits them
+as a batch of its own in the store's ``tmp/`` (the command makes them durable), and
+returns the snapshots, metrics and daily PnL; the command's process renames the batches
+in and commits them
 in plan order (:class:`incbt.results.PartFiles`), as it does for Ray. Workers never
 open the catalog (an LMDB environment must not be used across a fork). They ignore
 Ctrl-C (the command's process stops them and says what is kept) and die with the

@@ -4,7 +4,8 @@ Workers get everything in the task payload: the segment task, the day-index
 entries and file paths of the bars it reads (workers read Parquet from the
 store path, so on a cluster the store must sit on storage every node sees) and
 the snapshot states it resumes from. Each Ray call writes its tasks' result rows
-as one batch's files, durable in the store's ``tmp/`` (``map(parts=...)``), and
+as one batch's files in the store's ``tmp/`` (``map(parts=...)``; made durable by
+the driver, or on another node than the driver's by the worker), and
 returns the snapshots, metrics and each run's daily PnL (for the portfolio). They
 never open the catalog; the driver alone writes it, renaming the workers' files
 in and committing them in plan order as they arrive: it encodes no result row,
@@ -21,6 +22,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import tempfile
 import threading
 import uuid
@@ -210,13 +212,16 @@ def _work(
     paths: dict,
     resumes: list[Any],
     keep: int,
-    part: tuple[int, str] | None = None,
+    part: tuple[Any, ...] | None = None,
 ) -> list[TaskResult]:
     """Run a chunk of consecutive tasks (one Ray task: Ray's cost is per call).
 
-    ``part``: (batch, tag): write the chunk's rows as that batch's files, durable in the
+    ``part``: (batch, tag[, node]): write the chunk's rows as that batch's files in the
     store's ``tmp/`` (names prefixed by ``tag``), and return the results without them;
-    the last one carries the batch's :class:`~incbt.results.Part`.
+    the last one carries the batch's :class:`~incbt.results.Part`. The driver makes the
+    files durable (:class:`~incbt.results.PartFiles`: an fsync from any process of the
+    machine flushes a file's pages), unless ``node``, the driver's Ray node, is another
+    node than this worker's: on a cluster the worker does (its pages are its machine's).
     """
     from incbt.results import BatchFiles, Part
     from incbt.runs import trim
@@ -239,10 +244,24 @@ def _work(
             files.add(r)
             r.slim().batch = files.batch
         out.append(r)
-    if files is not None:
-        files.seal()
+    if files is not None and part is not None:
+        # made durable by the driver as it takes the part, where it runs on this machine
+        # (from worker processes of this machine the part has no node: never)
+        files.seal(sync=len(part) > 2 and (part[2] is None or part[2] != _node_id(None)))
         out[-1].part = Part(files.batch, files.moves(), dict(files.rows))
     return out
+
+
+def _node_id(ray: Any) -> str | None:
+    """This process's Ray node, or None outside Ray."""
+    if ray is None:
+        if "ray" not in sys.modules:
+            return None
+        ray = sys.modules["ray"]
+    try:
+        return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - not known: its workers fsync, as on a cluster
+        return None
 
 
 _remote: Any = None
@@ -345,6 +364,7 @@ class RayExecutor:
         # submit in plan order (so the next result to yield is always in flight) and
         # yield in plan order; task sizes are balanced by the planner (split_tasks)
         tag = f"{uuid.uuid4().hex[:12]}-"  # this command's files in tmp/
+        here = _node_id(ray)  # a worker on this node leaves its files' fsyncs to the driver
         refs: dict[Any, list[int]] = {}
         done: dict[int, TaskResult] = {}
         nxt = 0
@@ -364,7 +384,7 @@ class RayExecutor:
                         paths,
                         resumes,
                         keep,
-                        None if parts is None else (parts + submitted, tag),
+                        None if parts is None else (parts + submitted, tag, here),
                     )
                     refs[ref] = ids
                     submitted += 1

@@ -22,6 +22,7 @@ of them falls in: :func:`retained`), and before that the last day of each month.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import itertools
 import os
@@ -488,8 +489,10 @@ class BatchFiles:
     def _tmp(self, key: str) -> str:
         return staging_path(self.root, self.paths[key], self.tag)
 
-    def seal(self) -> None:
-        """Write what is buffered and make both files durable where they are, in ``tmp/``."""
+    def seal(self, sync: bool = True) -> None:
+        """Write what is buffered and make both files durable where they are, in ``tmp/``
+        (``sync=False``: written, not yet durable; whoever commits them makes them so:
+        :class:`PartFiles`)."""
         for key in ("daily", "fills"):
             self._emit(key, final=True)
             w = self._writers.pop(key, None)
@@ -497,7 +500,8 @@ class BatchFiles:
                 schema = DAILY_WRITE_SCHEMA if key == "daily" else FILLS_WRITE_SCHEMA
                 w = pq.ParquetWriter(self._tmp(key), schema, **_parquet_options(schema))
             w.close()
-            fsync_file(self._tmp(key))
+            if sync:
+                fsync_file(self._tmp(key))
 
     def moves(self) -> list[tuple[str, str]]:
         """(file in ``tmp/``, its place), both under the store's root."""
@@ -525,8 +529,8 @@ class BatchFiles:
 
 @dataclass
 class Part:
-    """A batch whose files a worker wrote and made durable in ``tmp/`` (paths relative to
-    the store's root), for the driver to publish and commit (:class:`PartFiles`)."""
+    """A batch whose files a worker wrote in ``tmp/`` (paths relative to the store's
+    root), for the driver to make durable, publish and commit (:class:`PartFiles`)."""
 
     batch: int
     moves: list[tuple[str, str]]
@@ -542,11 +546,20 @@ class PartFiles:
     def __init__(self, root: str, cat: Catalog) -> None:
         self.root, self.cat = root, cat
         self.parts: list[Part] = []
+        # The workers write a part's files and do not wait for them to reach the disk:
+        # here a thread makes them durable as their parts arrive, before they are renamed
+        # in (close). A worker waiting on its fsyncs left its core idle: with as many
+        # workers as cores, each chunk's two fsyncs (~2-5 ms) were the whole machine's
+        # (measured 2026-12-06: ~17 ms of each worker's ~92 ms in a 1-set backtest).
+        self._syncs: list[Any] = []
 
     def add(self, r: Any) -> None:
         """A result taken from the executor: the last of a part brings the part."""
         if r.part is not None:
             self.parts.append(r.part)
+            self._syncs += [
+                _SYNCER.submit(fsync_file, os.path.join(self.root, tmp)) for tmp, _ in r.part.moves
+            ]
         elif r.batch is None and (len(r.days) or len(r.fill_run)):
             raise AssertionError(f"{r.task.instrument}: rows outside a part")
 
@@ -562,7 +575,11 @@ class PartFiles:
         return [(p.batch, *batch_paths(p.batch)) for p in self.parts]
 
     def close(self) -> None:
-        """List the parts' places as pending, then rename them in."""
+        """Once the parts' files are durable, list their places as pending, then rename
+        them in."""
+        for f in self._syncs:
+            f.result()  # raises what an fsync raised (a full disk, an I/O error)
+        self._syncs = []
         moves = [m for p in self.parts for m in p.moves]
         if moves:
             self.cat.env.write(lambda txn: self.cat.set_pending(txn, [m[1] for m in moves]))
@@ -570,6 +587,18 @@ class PartFiles:
 
     def abort(self) -> None:  # the next writer removes what is in tmp/ or listed pending
         pass
+
+
+# one thread for every PartFiles of the process: fsyncs wait on the disk, not the CPU
+_SYNCER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="incbt-fsync")
+
+
+def _new_syncer() -> None:  # a forked child has none of its parent's threads: a pool of its own
+    global _SYNCER
+    _SYNCER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="incbt-fsync")
+
+
+os.register_at_fork(after_in_child=_new_syncer)
 
 
 def publish(root: str, moves: Iterable[tuple[str, str]]) -> None:
