@@ -391,6 +391,16 @@ def ingest(
             "AAPL.csv.gz), '{folder}' for its folder's.",
         ),
     ] = None,
+    ts_format: Annotated[
+        str | None,
+        typer.Option(
+            "--ts-format",
+            help="How the files write their times where not ISO 8601, in strptime codes: "
+            "'%m/%d/%Y %H:%M', '%Y%m%d %H%M%S', '%d.%m.%Y %H:%M:%S.%f' (with --tz ZONE "
+            "unless %z reads an offset); --map ts=Date+Time reads a date's and a time's "
+            "columns together.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and say what would change; write nothing.")
     ] = False,
@@ -426,6 +436,7 @@ def ingest(
             rewrite=rewrite,
             ts_unit=ts_unit,
             instrument=instrument,
+            ts_format=ts_format,
         )
     verb = "would add" if dry_run else "added"
     typer.echo(
@@ -1370,6 +1381,7 @@ def update(
         str | None, typer.Option("--ts-unit", help="As for ingest (default ns).")
     ] = None,
     instrument: Annotated[str | None, typer.Option("--instrument", help="As for ingest.")] = None,
+    ts_format: Annotated[str | None, typer.Option("--ts-format", help="As for ingest.")] = None,
     join_days: Annotated[bool, typer.Option("--join-days", help="As for ingest.")] = False,
     dry_run: Annotated[
         bool,
@@ -1394,6 +1406,7 @@ def update(
             ("--tz", tz),
             ("--ts-unit", ts_unit),
             ("--instrument", instrument),
+            ("--ts-format", ts_format),
         )
         if on
     ]
@@ -1411,6 +1424,7 @@ def update(
                 join_days=join_days,
                 ts_unit=ts_unit,
                 instrument=instrument,
+                ts_format=ts_format,
             )
     except KeyboardInterrupt as exc:  # after its ingest committed: said (QA 2026-12-06)
         notes = "; ".join(getattr(exc, "__notes__", ()))

@@ -35,7 +35,7 @@ from pyarrow._parquet import ParquetReader  # see read_days
 from incbt import settings as settings_mod
 from incbt.bars.ingest import DAY_HASH, IngestSummary, RemoveSummary, recover, remove_days
 from incbt.bars.ingest import ingest as _ingest
-from incbt.bars.inputs import check_instrument, check_ts_unit
+from incbt.bars.inputs import check_instrument, check_ts_format, check_ts_unit
 from incbt.bars.layout import RECENT
 from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, given_day, iso_to_day
 from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex, operation
@@ -571,6 +571,7 @@ class Store:
         rewrite: bool = False,
         ts_unit: str = "ns",
         instrument: str | None = None,
+        ts_format: str | None = None,
     ) -> IngestSummary:
         """Ingest CSV/Parquet files, folders or globs as one atomic batch.
 
@@ -580,6 +581,9 @@ class Store:
         ``instrument``: the instrument of every bar of files without a column of names
         (a vendor's file per symbol): a name, or ``"{stem}"`` (each file's name without
         its extensions: ``AAPL`` for ``AAPL.csv.gz``) or ``"{folder}"`` (its folder's).
+        ``ts_format``: how text times are written where not ISO 8601 (strptime codes:
+        ``"%m/%d/%Y %H:%M"``; ``.%f`` at the end for fractions of a second); with
+        ``columns={"ts": "Date+Time"}`` a date's and a time's columns are read together.
         ``join_days``: new bars are merged into a stored day (bars at new times added,
         a bar at a stored bar's time replacing it, the others kept: bars sent as they
         come); without it they replace the day whole, as any correction.
@@ -596,6 +600,8 @@ class Store:
         check_ts_unit(ts_unit)
         if instrument is not None:
             check_instrument(instrument)
+        if ts_format is not None:
+            check_ts_format(ts_format)
         summary = _ingest(
             self.path,
             self.catalog,
@@ -614,6 +620,7 @@ class Store:
             rewrite=rewrite,
             ts_unit=ts_unit,
             instrument=instrument,
+            ts_format=ts_format,
         )
         notes = summary.notes()
         if notes:  # said, as the CLI says them (a notebook showed nothing: QA 2026-12-05)
@@ -950,10 +957,11 @@ class Store:
         join_days: bool = False,
         ts_unit: str | None = None,
         instrument: str | None = None,
+        ts_format: str | None = None,
     ) -> UpdateResult:
         """Ingest ``paths`` (if any), then bring every registered run up to date.
-        ``columns``, ``tz``, ``join_days``, ``ts_unit``, ``instrument``: as for
-        :meth:`ingest`.
+        ``columns``, ``tz``, ``join_days``, ``ts_unit``, ``instrument``, ``ts_format``:
+        as for :meth:`ingest`.
 
         Computes exactly the invalid segments (new days, days from a correction or
         a late day on, runs whose strategy code changed). Returns an UpdateResult.
@@ -976,6 +984,7 @@ class Store:
                 ("tz", tz),
                 ("ts_unit", ts_unit),
                 ("instrument", instrument),
+                ("ts_format", ts_format),
             )
             if v is not None
         }
@@ -983,6 +992,8 @@ class Store:
             check_ts_unit(ts_unit)
         if instrument is not None:
             check_instrument(instrument)
+        if ts_format is not None:
+            check_ts_format(ts_format)
         if join_days:
             if paths is None:
                 raise UsageError("join_days applies to the files update ingests: give them")

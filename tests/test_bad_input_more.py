@@ -704,3 +704,91 @@ def test_instrument_with_naive_times_and_tz(tmp_path):
     s.ingest(str(path), instrument="{stem}", tz="America/New_York")
     got = s.sql("SELECT instrument, CAST(ts AS BIGINT) AS t FROM bars").to_pylist()
     assert got == [{"instrument": "SPY", "t": 1704724200 * 10**9}]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv-parts", "parquet", "parquet-typed"])
+def test_vendor_times_with_ts_format_and_a_date_and_a_time_column(tmp_path, monkeypatch, fmt):
+    """Times in a vendor's own form (--ts-format, strptime codes; `.%f` for fractions of
+    a second) and a date's and a time's columns read together (--map ts=Date+Time), naive
+    ones in --tz: stored as the same instants as ISO 8601 with offsets would be."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    n = 600  # two days of 300 bars from 09:30 New York
+    local = [dt.datetime(2024, 1, 2 + k // 300, 9, 30) + dt.timedelta(minutes=k % 300)
+             for k in range(n)]
+    want = [int(t.replace(tzinfo=ny).timestamp()) * 10**9 for t in local]
+    px = [100.0 + (k % 5) for k in range(n)]
+    cols = {"Open": px, "High": [p + 1 for p in px], "Low": [p - 1 for p in px],
+            "Close": px, "Volume": [7.0] * n}
+    if fmt == "parquet-typed":  # a date32 and a time64 column
+        table = pa.table({"Date": pa.array([t.date() for t in local], pa.date32()),
+                          "Time": pa.array([t.time() for t in local], pa.time64("us")), **cols})
+    else:
+        table = pa.table({"Date": [t.strftime("%m/%d/%Y") for t in local],
+                          "Time": [t.strftime("%H:%M") for t in local], **cols})
+    path = tmp_path / ("SPY.parquet" if fmt.startswith("parquet") else "SPY.csv")
+    if fmt.startswith("parquet"):
+        pq.write_table(table, path, row_group_size=100)
+    else:
+        pcsv.write_csv(table, path)
+    if fmt == "csv-parts":
+        monkeypatch.setenv("INCBT_INGEST_CHUNK_MB", "0.005")
+    s = incbt.init(str(tmp_path / "s"))
+    before = tree_state(s.path)
+    kw = dict(instrument="{stem}", columns={"ts": "Date+Time"}, tz="America/New_York")
+    if fmt != "parquet-typed":
+        kw["ts_format"] = "%m/%d/%Y %H:%M"
+        with pytest.raises(incbt.BadInputError, match=r"line 2: ts is not an ISO-8601.*"
+                           r"--ts-format" if fmt.startswith("csv") else "row 1: ts is not"):
+            s.ingest(str(path), **{k: v for k, v in kw.items() if k != "ts_format"})
+        with pytest.raises(incbt.BadInputError, match="ts has no UTC offset"):
+            s.ingest(str(path), **{k: v for k, v in kw.items() if k != "tz"})
+    assert tree_state(s.path) == before
+    got = s.ingest(str(path), **kw)
+    assert got.days_new == 2
+    ts = s.sql("SELECT CAST(ts AS BIGINT) AS t FROM bars ORDER BY ts")["t"].to_pylist()
+    assert ts == want
+    summary = s.sql("SELECT summary FROM events ORDER BY seq DESC LIMIT 1")["summary"][0]
+    assert '"ts": "Date+Time"' in summary.as_py()
+
+
+def test_ts_format_fractions_offsets_and_errors(tmp_path):
+    p = tmp_path / "EURUSD.csv"
+    p.write_text("Gmt time,Open,High,Low,Close,Volume\n"
+                 "02.01.2024 14:30:00.000,1.1,1.2,1.0,1.15,10\n"
+                 "02.01.2024 14:31:00.25,1.1,1.2,1.0,1.15,10\n")
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(p), instrument="{stem}", columns={"ts": "Gmt time"},
+             ts_format="%d.%m.%Y %H:%M:%S.%f", tz="UTC")
+    ts = s.sql("SELECT CAST(ts AS BIGINT) AS t FROM bars ORDER BY ts")["t"].to_pylist()
+    assert ts == [1704205800 * 10**9, 1704205860 * 10**9 + 250_000_000]
+    z = tmp_path / "Z.csv"
+    z.write_text("ts,open,high,low,close,volume\n2024-01-03 09:30:00-0500,1,2,0.5,1.5,1\n"
+                 "2024-01-03T09:31:00-0500,1,2,0.5,1.5,1\n")
+    before = tree_state(s.path)
+    with pytest.raises(incbt.BadInputError, match=r"Z.csv, line 3: ts does not read as "
+                       r"--ts-format %Y-%m-%d %H:%M:%S%z; instrument 'Z'; value "
+                       r"'2024-01-03T09:31:00-0500'"):
+        s.ingest(str(z), instrument="{stem}", ts_format="%Y-%m-%d %H:%M:%S%z")
+    for bad in ("%H:%M", "%Y-%m-%d %H:%M:%S.%f UTC", 5):
+        with pytest.raises(incbt.UsageError, match="--ts-format"):
+            s.ingest(str(z), instrument="{stem}", ts_format=bad)
+    with pytest.raises(incbt.UsageError, match="join two columns"):
+        s.ingest(str(z), instrument="{stem}", columns={"ts": "a+b+c"})
+    assert tree_state(s.path) == before
+    z.write_text("ts,open,high,low,close,volume\n2024-01-03 09:30:00-0500,1,2,0.5,1.5,1\n")
+    with pytest.raises(incbt.BadInputError, match="cannot apply to"):
+        s.ingest(str(z), instrument="{stem}", ts_format="%Y-%m-%d %H:%M:%S%z", tz="UTC")
+    s.ingest(str(z), instrument="{stem}", ts_format="%Y-%m-%d %H:%M:%S%z")
+    t = s.sql("SELECT CAST(ts AS BIGINT) AS t FROM bars WHERE instrument = 'Z'")["t"]
+    assert t.to_pylist() == [1704292200 * 10**9]
+    stamped = tmp_path / "T.parquet"
+    pq.write_table(pa.table({"ts": pa.array([1704292200 * 10**9], pa.timestamp("ns", "UTC")),
+                             "open": [1.0], "high": [2.0], "low": [0.5], "close": [1.5],
+                             "volume": [1.0]}), stamped)
+    with pytest.raises(incbt.BadInputError, match="not text: --ts-format"):
+        s.ingest(str(stamped), instrument="T", ts_format="%Y")
+    r = _cli("--store", s.path, "update", "--ts-format", "%Y")
+    assert r.returncode == 2 and "--ts-format applies to the files" in _one_error_line(r)

@@ -855,6 +855,7 @@ def ingest(
     rewrite: bool = False,
     ts_unit: str = "ns",
     instrument: str | None = None,
+    ts_format: str | None = None,
 ) -> IngestSummary:
     """Ingest files as one atomic batch, reading them ``chunk_bytes`` at a time.
 
@@ -891,6 +892,7 @@ def ingest(
             ("tz", tz),
             ("ts_unit", ts_unit),
             ("instrument", instrument),
+            ("ts_format", ts_format),
         )
         if v and v != "ns"
     }
@@ -913,9 +915,11 @@ def ingest(
         if instrument is not None:  # a part of a .csv.gz is a file of its own: its name
             name = instrument_for(f.name or f.path if isinstance(f, Part) else f, instrument)
         if isinstance(f, Part):
-            inp = read_part(f, mapping, tz, use_threads, streamed.dir, ts_unit, name)
+            inp = read_part(f, mapping, tz, use_threads, streamed.dir, ts_unit, name, ts_format)
         else:
-            inp = read_input(f, mapping, tz, use_threads, ts_unit=ts_unit, instrument=name)
+            inp = read_input(
+                f, mapping, tz, use_threads, ts_unit=ts_unit, instrument=name, ts_format=ts_format
+            )
         pieces = split_days(inp, session_tz, hasher)
         read_task.advance()
         return inp, pieces

@@ -241,15 +241,25 @@ def _check_columns(
         )
     roles = [c for c in COLUMNS if instrument is None or c != "instrument"]
     wanted = {c: mapping.get(c, c) for c in roles}
+    joined = _joined(wanted["ts"], present)
+    if joined is not None and (len(joined) != 2 or not all(joined)):
+        raise UsageError(
+            f"--map ts={wanted['ts']}: join two columns, the date's and the time's "
+            "(--map ts=Date+Time)"
+        )
     for c in roles:
         # a name (mapped or not) matches a column of that name in another case, where
         # exactly one does (QA 2026-12-06: --map instrument=SYM missed a column sym)
-        name = wanted[c]
-        if name not in present:
-            same = [p for p in present if p.lower() == name.lower()]
-            if len(same) == 1:
-                wanted[c] = same[0]
-    sources = list(wanted.values())
+        names = joined if c == "ts" and joined is not None else [wanted[c]]
+        out = []
+        for name in names:
+            if name not in present:
+                same = [p for p in present if p.lower() == name.lower()]
+                if len(same) == 1:
+                    name = same[0]
+            out.append(name)
+        wanted[c] = JOIN.join(out)
+    sources = sources_of(wanted)
     clash = next((v for v in sources if sources.count(v) > 1), None)
     if clash is not None:  # --map ts=open: open still reads its own column (QA 2026-12-05:
         # said as an unexpected column, exit 1)
@@ -273,7 +283,8 @@ def _check_columns(
             )
     missing = [
         f"{src}" + (f" (for {c})" if src != c else "")
-        for c, src in wanted.items()
+        for c, v in wanted.items()
+        for src in (v.split(JOIN) if c == "ts" and joined is not None else [v])
         if src not in present
     ]
     if missing:
@@ -306,7 +317,7 @@ def _check_columns(
     # other columns (vwap, trades, a pandas index) are not read: said by the ingest
     # (``IngestSummary.ignored_columns``; QA 2026-12-06: refused, so most vendors' files
     # needed rewriting first)
-    dup = {p for p in present if present.count(p) > 1 and p in wanted.values()}
+    dup = {p for p in present if present.count(p) > 1 and p in sources}
     if dup:
         raise BadInputError(
             f"duplicate column(s) {', '.join(sorted(dup))}",
@@ -362,6 +373,8 @@ def _csv_head(
             line=2,
             fix="remove the empty file from the ingest",
         )
+    if JOIN in wanted["ts"]:  # a date and a time: text
+        return header, wanted, "text"
     ts_text = first[header.index(wanted["ts"])] if len(first) == len(header) else ""
     return header, wanted, "int" if _INT_RE.match(ts_text) else "text"
 
@@ -372,9 +385,34 @@ def _roles(header: list[str], wanted: dict[str, str]) -> list[int]:
     return [role.get(h, -1) for h in header]
 
 
+# --map ts=Date+Time: a date's column and a time's, read as "date time"; in ``wanted``
+# the two names are held apart by JOIN (no column's name has it: a name may have a +)
+JOIN = "\x1f"
+
+
+def _joined(ts: str, present: Sequence[str]) -> list[str] | None:
+    """The two columns ``--map ts=A+B`` joins (stripped), or None (one column)."""
+    if "+" not in ts or ts in present:
+        return None
+    return [x.strip() for x in ts.split("+")]
+
+
+def shown_ts(src: str) -> str:
+    """A ts source as the user wrote it (``Date+Time`` for a joined one)."""
+    return src.replace(JOIN, "+")
+
+
+def sources_of(wanted: Mapping[str, str]) -> list[str]:
+    """The file's columns the bars columns read (both of a joined ts)."""
+    out = []
+    for c, v in wanted.items():
+        out += v.split(JOIN) if c == "ts" and JOIN in v else [v]
+    return out
+
+
 def ignored(present: Sequence[str], wanted: Mapping[str, str]) -> list[str]:
     """The columns of a file that are none of the bars columns (not read)."""
-    used = set(wanted.values())
+    used = set(sources_of(wanted))
     return [p for p in present if p not in used]
 
 
@@ -410,10 +448,12 @@ def _read_csv(
     use_threads: bool = True,
     ts_unit: str = "ns",
     instrument: str | None = None,
+    ts_format: str | None = None,
 ) -> tuple[pa.Table, str, np.ndarray | None, list[str]]:
     """The file's table, "csv", where the fast reader read it, the bars block its
     columns are views of (else None), and the file's columns it does not read.
-    ``instrument``: every bar's (the file has no column of names)."""
+    ``instrument``: every bar's (the file has no column of names). ``ts_format``: how
+    its ts are written (strptime codes), where they are not ISO 8601."""
     opener = open
     if is_gz(path):
         import gzip
@@ -447,8 +487,13 @@ def _read_csv(
         types[wanted["instrument"]] = pa.dictionary(pa.int32(), pa.string())
     for c in FLOAT_COLUMNS:
         types[wanted[c]] = pa.float64()
+    joined = ts_src.split(JOIN) if JOIN in ts_src else None
     if (
-        not tz and (ts_kind != "int" or ts_unit == "ns") and instrument is None
+        not tz
+        and (ts_kind != "int" or ts_unit == "ns")
+        and instrument is None
+        and joined is None
+        and ts_format is None
     ):  # the plain layout most files
         # have, in one Numba pass where it applies (it reads integer ts as nanoseconds)
         fast = fastcsv.read_block(path, _roles(header, wanted), ts_kind == "int")
@@ -460,6 +505,10 @@ def _read_csv(
         if ts_kind == "int"
         else (pa.timestamp("ns") if tz else pa.timestamp("ns", tz="UTC"))
     )
+    if joined is not None or ts_format is not None:  # text, parsed below
+        del types[ts_src]
+        for c in joined or [ts_src]:
+            types[c] = pa.string()
     try:
         try:
             table = _arrow_csv(path, types, use_threads, names=header)
@@ -486,8 +535,17 @@ def _read_csv(
             raise  # pragma: no cover - the text parse above names the bad line
         _explain_csv_error(path, header, msg, types)
         raise  # pragma: no cover
-    cols = {c: table.column(wanted[c]) for c in wanted}
+    cols = {c: table.column(wanted[c]) for c in wanted if c != "ts"}
     cols["instrument"] = _names_column(table, wanted, instrument)
+    if joined is not None or ts_format is not None:
+        text = _ts_text(table, joined or [ts_src])
+        cols["ts"] = (
+            _parse_ts_format(path, text, ts_format, tz, "csv", cols["instrument"])
+            if ts_format is not None
+            else _parse_ts_text(path, text, "text", tz, "csv", cols["instrument"], ts_unit)
+        )
+        return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv", None, other
+    cols["ts"] = table.column(ts_src)
     ts = cols["ts"].combine_chunks()
     if tz:
         ts = _assume_tz(path, ts, tz, "csv", None, cols["instrument"])
@@ -502,6 +560,83 @@ def _names_column(table: pa.Table, wanted: Mapping[str, str], instrument: str | 
     return pa.DictionaryArray.from_arrays(
         pa.array(np.zeros(table.num_rows, np.int32)), pa.array([instrument], pa.string())
     )
+
+
+def _ts_text(table: pa.Table, columns: Sequence[str]) -> pa.Array:
+    """The ts column as text: one column's, or a date's and a time's joined by a space
+    (Parquet dates and times as their ISO text)."""
+    parts = []
+    for c in columns:
+        a = table.column(c).combine_chunks()
+        if isinstance(a, pa.DictionaryArray):
+            a = a.dictionary_decode()
+        parts.append(a if pa.types.is_string(a.type) else pc.cast(a, pa.string()))
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, " ")
+
+
+_FRACTION = re.compile(r"^(?P<base>.*)\.(?P<frac>\d{1,9})$")
+
+
+def check_ts_format(fmt: str) -> None:
+    """``--ts-format``: strptime codes, at least a year's."""
+    if not isinstance(fmt, str) or not re.search(r"%[Yy]", fmt):
+        raise UsageError(
+            f"--ts-format {fmt!r}: give how the file writes its times, with strptime codes "
+            "and a year (--ts-format '%m/%d/%Y %H:%M', '%Y%m%d %H%M%S', "
+            "'%d.%m.%Y %H:%M:%S.%f')"
+        )
+    if "%f" in fmt and not fmt.endswith(".%f"):
+        raise UsageError(
+            f"--ts-format {fmt!r}: fractions of a second (%f) are read at the end of the "
+            "time only, after a dot (...%S.%f)"
+        )
+
+
+def _parse_ts_format(
+    path: str, text: pa.Array, fmt: str, tz: str | None, fkind: str, instruments: Any
+) -> pa.Array:
+    """Text times written as ``fmt`` (strptime; ``.%f`` at the end: up to 9 digits of a
+    second) to int64 ns UTC; naive ones in ``tz``."""
+    base, frac_ns = text, None
+    base_fmt = fmt
+    if fmt.endswith(".%f"):  # Arrow's strptime has no %f: the fraction apart
+        base_fmt = fmt[:-3]
+        parts = pc.extract_regex(text, _FRACTION.pattern)
+        base = parts.field("base")
+        frac = parts.field("frac")
+        frac_ns = pc.cast(pc.utf8_rpad(frac, 9, "0"), pa.int64())
+    parsed = pc.strptime(base, format=base_fmt, unit="ns", error_is_null=True)
+    bad = pc.and_(pc.is_null(parsed), pc.is_valid(text)).to_numpy(zero_copy_only=False)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        where = _at(fkind, i)
+        if instruments is not None:
+            where["instrument"] = str(instruments[i].as_py())
+        raise BadInputError(
+            f"ts does not read as --ts-format {fmt}",
+            file=path,
+            **where,
+            value=text[i].as_py(),
+            fix="give the format the file writes its times in (strptime codes, e.g. "
+            "'%m/%d/%Y %H:%M' for 01/02/2024 09:30)",
+        )
+    if parsed.type.tz is None:
+        if not tz:
+            raise BadInputError(
+                "ts has no UTC offset",
+                file=path,
+                **_at(fkind, 0),
+                value=text[0].as_py(),
+                fix="name the zone of the times with --tz ZONE (--tz UTC for UTC times), or "
+                "read an offset with %z in --ts-format",
+            )
+        parsed = _assume_tz(path, parsed, tz, fkind, text, instruments)
+    elif tz:
+        raise _tz_refused(path, "times with an offset (%z)", tz)
+    out = pc.cast(pc.cast(parsed, pa.timestamp("ns", tz="UTC")), pa.int64())
+    return out if frac_ns is None else pc.add(out, frac_ns)
 
 
 def _gz_without_trailing_blanks(path: str) -> pa.BufferReader | None:
@@ -748,7 +883,8 @@ def _parse_ts_text(
             value=value,
             fix="write ts without spaces around it (`, ` between fields adds one)"
             if spaced
-            else "write ts like 2024-01-02T14:30:00+00:00, or as integer epoch nanoseconds",
+            else "write ts like 2024-01-02T14:30:00+00:00, or as integer epoch nanoseconds, "
+            "or give its format with --ts-format (e.g. '%m/%d/%Y %H:%M')",
         ) from None
     if tz:
         parsed = _assume_tz(path, parsed, tz, fkind, text, instruments)
@@ -859,9 +995,11 @@ def _read_parquet(
     rows: pa.Table | None = None,
     ts_unit: str = "ns",
     instrument: str | None = None,
+    ts_format: str | None = None,
 ) -> tuple[pa.Table, str, list[str]]:
     """The file's table of the bars columns, "parquet", and its columns not read.
-    ``instrument``: every bar's (the file has no column of names)."""
+    ``instrument``: every bar's (the file has no column of names). ``ts_format``: how
+    its text ts are written (strptime codes)."""
     if rows is not None:  # rows of the file read already (a part: incbt.bars.parts)
         present = rows.schema.names
         wanted = _check_columns(path, present, mapping, instrument)
@@ -873,7 +1011,7 @@ def _read_parquet(
             raise unreadable_parquet(path, exc) from None
         present = pf.schema_arrow.names
         wanted = _check_columns(path, present, mapping, instrument)
-        use = list(dict.fromkeys(wanted.values()))  # the others are not read
+        use = list(dict.fromkeys(sources_of(wanted)))  # the others are not read
         table = (
             pf.read(columns=use)
             if row_groups is None
@@ -884,7 +1022,11 @@ def _read_parquet(
             "the file has no bars", file=path, fix="remove the empty file from the ingest"
         )
     cols: dict[str, pa.Array] = {}
+    joined = wanted["ts"].split(JOIN) if JOIN in wanted["ts"] else None
     for c in wanted:
+        if c == "ts" and joined is not None:  # a date's and a time's column, as text
+            cols[c] = _ts_text(table, joined)
+            continue
         a = table.column(wanted[c]).combine_chunks()
         if isinstance(a, pa.DictionaryArray):
             a = a.dictionary_decode()
@@ -919,6 +1061,14 @@ def _read_parquet(
     ):  # as a CSV of them is refused (it was ignored here: QA 2026-12-06)
         zoned = pa.types.is_timestamp(ts.type)
         raise _tz_refused(path, "times with a zone" if zoned else "integers (UTC epoch times)", tz)
+    if ts_format is not None and not (
+        pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type)
+    ):
+        raise BadInputError(
+            f"ts holds {ts.type}, not text: --ts-format {ts_format} reads times written as text",
+            file=path,
+            fix="drop --ts-format for this file",
+        )
     if pa.types.is_timestamp(ts.type):
         _check_ns_range(path, ts, cols["instrument"])
         if ts.type.tz is None:
@@ -940,6 +1090,12 @@ def _read_parquet(
         cols["ts"] = pc.cast(pc.cast(ts, pa.timestamp("ns", tz="UTC")), pa.int64())
     elif pa.types.is_integer(ts.type):
         cols["ts"] = _scaled(path, ts, ts_unit, "parquet")
+    elif ts_format is not None and (
+        pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type)
+    ):
+        cols["ts"] = _parse_ts_format(
+            path, pc.cast(ts, pa.string()), ts_format, tz, "parquet", cols["instrument"]
+        )
     elif pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):
         first = ts[0].as_py() or ""
         kind = "int" if _INT_RE.match(first) else "text"
@@ -1067,12 +1223,14 @@ def read_input(
     rows: pa.Table | None = None,
     ts_unit: str = "ns",
     instrument: str | None = None,
+    ts_format: str | None = None,
 ) -> InputBars:
     """Read and validate one file; raise BadInputError on the first problem.
 
     ``ts_unit``: the unit of integer ts (s, ms, us or ns since 1970-01-01 UTC).
     ``instrument``: the name of every bar of a file without a column of names
     (``--instrument``, resolved for this file by :func:`instrument_for`).
+    ``ts_format``: how text ts are written (``--ts-format``: strptime codes).
 
     ``row_groups``: of a Parquet file, read only row groups [first, end) (a part of
     a big file: :mod:`incbt.bars.parts`; rows are numbered from the first read).
@@ -1093,11 +1251,11 @@ def read_input(
         try:
             if kind == "csv":
                 table, kind, block, other = _read_csv(
-                    path, mapping, tz, use_threads, ts_unit, instrument
+                    path, mapping, tz, use_threads, ts_unit, instrument, ts_format
                 )
             else:
                 table, kind, other = _read_parquet(
-                    path, mapping, tz, row_groups, rows, ts_unit, instrument
+                    path, mapping, tz, row_groups, rows, ts_unit, instrument, ts_format
                 )
         except (
             UnicodeDecodeError,

@@ -358,6 +358,7 @@ def read_part(
     scratch: str,
     ts_unit: str = "ns",
     instrument: str | None = None,
+    ts_format: str | None = None,
 ) -> InputBars:
     """One part, validated as a file of its own (rows and lines numbered from its first
     bar: :meth:`Stitcher.number` renumbers them, and :meth:`Stitcher.renumbered` its
@@ -373,6 +374,7 @@ def read_part(
             (part.start, part.end),
             ts_unit=ts_unit,
             instrument=instrument,
+            ts_format=ts_format,
         )
     if part.kind == "parquet-rows":
         return read_input(
@@ -383,22 +385,38 @@ def read_part(
             rows=part.rows.pop(),
             ts_unit=ts_unit,
             instrument=instrument,
+            ts_format=ts_format,
         )
     if part.kind == "csv-file":  # a part of a .csv.gz, a file of its own: gone once read
         try:
             return read_input(
-                part.path, mapping, tz, use_threads, ts_unit=ts_unit, instrument=instrument
+                part.path,
+                mapping,
+                tz,
+                use_threads,
+                ts_unit=ts_unit,
+                instrument=instrument,
+                ts_format=ts_format,
             )
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(part.path)
-    if not tz and ts_unit == "ns" and instrument is None:  # in place, where the fast reader
-        # takes the lines
+    plain = ts_format is None and "+" not in dict(mapping or {}).get("ts", "")
+    if not tz and ts_unit == "ns" and instrument is None and plain:  # in place, where the
+        # fast reader takes the lines
         inp = read_csv_range(part.path, part.header_end, part.start, part.end, mapping)
         if inp is not None:
             return inp
     with _csv_copy(part, scratch) as tmp:
-        return read_input(tmp, mapping, tz, use_threads, ts_unit=ts_unit, instrument=instrument)
+        return read_input(
+            tmp,
+            mapping,
+            tz,
+            use_threads,
+            ts_unit=ts_unit,
+            instrument=instrument,
+            ts_format=ts_format,
+        )
 
 
 @contextlib.contextmanager
