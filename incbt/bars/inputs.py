@@ -8,6 +8,7 @@ instrument, the value and the fix.
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import functools
 import glob
@@ -349,7 +350,7 @@ def _csv_line_problem(path: str, ncols: int) -> tuple[int, str] | None:
 
         opener = gzip.open  # type: ignore[assignment]
     with opener(path, "rt", newline="") as f:  # type: ignore[operator]
-        for i, fields in enumerate(csv.reader(f), start=1):
+        for i, fields in enumerate(csv.reader(f, delimiter=_DIALECT.get()[0]), start=1):
             if len(fields) != ncols:
                 return i, ",".join(fields)
     return None
@@ -434,11 +435,47 @@ def read_csv_range(
         first = next(csv.reader([line.decode("utf-8")]), None)
     except (UnicodeDecodeError, csv.Error):
         return None  # the copy's reading words it
-    if not header:
+    if not header or _separator(header) != ",":  # another separator: the copy reads it
         return None
     header, wanted, ts_kind = _csv_head(path, header, first, mapping)
     got = fastcsv.read_block(path, _roles(header, wanted), ts_kind == "int", span=(start, end))
     return None if got is None else validate(path, "csv", got[0], block=got[1])
+
+
+# The separator and decimal point of the CSV file being read on this thread: a comma
+# and a dot, or what its header and first bar show (:func:`_read_csv`), for every
+# reading of it, its errors' included
+_DIALECT: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
+    "incbt_csv_dialect", default=(",", ".")
+)
+_SEPARATORS = (";", "\t", "|")
+
+
+def _separator(header: list[str]) -> str:
+    """The separator a header read with commas shows: a comma, or the one a header of
+    one name holds (``instrument;ts;open;...``, a European spreadsheet's export)."""
+    if len(header) == 1:
+        for sep in _SEPARATORS:
+            if sep in header[0] and len(header[0].split(sep)) >= 3:
+                return sep
+    return ","
+
+
+def _head_lines(path: str, sep: str = ",") -> tuple[list[str] | None, list[str] | None]:
+    """The header's fields and the first bar's, read with ``sep``."""
+    opener = open
+    if is_gz(path):
+        import gzip
+
+        opener = gzip.open  # type: ignore[assignment]
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first name;
+    # Arrow's reader skips it too, and the fast reader starts after the header line
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:  # type: ignore[operator]
+        reader = csv.reader(f, delimiter=sep)
+        return next(reader, None), next(reader, None)
+
+
+_DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*")
 
 
 def _read_csv(
@@ -453,18 +490,39 @@ def _read_csv(
     """The file's table, "csv", where the fast reader read it, the bars block its
     columns are views of (else None), and the file's columns it does not read.
     ``instrument``: every bar's (the file has no column of names). ``ts_format``: how
-    its ts are written (strptime codes), where they are not ISO 8601."""
-    opener = open
-    if is_gz(path):
-        import gzip
+    its ts are written (strptime codes), where they are not ISO 8601.
 
-        opener = gzip.open  # type: ignore[assignment]
-    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first name;
-    # Arrow's reader skips it too, and the fast reader starts after the header line
-    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:  # type: ignore[operator]
-        reader = csv.reader(f)
-        header = next(reader, None)
-        first = next(reader, None)
+    Fields separated by ``;``, a tab or ``|`` are read as such where the header shows it
+    (QA 2026-12-06: refused, the file to be saved again with commas), and with ``;`` a
+    decimal comma where the first bar's prices have one (``101,25``)."""
+    header, first = _head_lines(path)
+    sep = _separator(header) if header else ","
+    dec = "."
+    if sep != ",":
+        header, first = _head_lines(path, sep)
+        if sep == ";" and first and any(_DECIMAL_COMMA.fullmatch(x) for x in first):
+            dec = ","
+    token = _DIALECT.set((sep, dec))
+    try:
+        return _read_csv_as(
+            path, header, first, mapping, tz, use_threads, ts_unit, instrument, ts_format
+        )
+    finally:
+        _DIALECT.reset(token)
+
+
+def _read_csv_as(
+    path: str,
+    header: list[str] | None,
+    first: list[str] | None,
+    mapping: Mapping[str, str],
+    tz: str | None,
+    use_threads: bool,
+    ts_unit: str,
+    instrument: str | None,
+    ts_format: str | None,
+) -> tuple[pa.Table, str, np.ndarray | None, list[str]]:
+    """:func:`_read_csv` of a file whose dialect is known (``_DIALECT``)."""
     if header is None:
         raise BadInputError(
             "the file is empty",
@@ -494,6 +552,7 @@ def _read_csv(
         and instrument is None
         and joined is None
         and ts_format is None
+        and _DIALECT.get() == (",", ".")
     ):  # the plain layout most files
         # have, in one Numba pass where it applies (it reads integer ts as nanoseconds)
         fast = fastcsv.read_block(path, _roles(header, wanted), ts_kind == "int")
@@ -675,10 +734,11 @@ def _arrow_csv(
             column_names=names,
             skip_rows=1 if names is not None else 0,
         ),
-        parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
+        parse_options=pcsv.ParseOptions(ignore_empty_lines=False, delimiter=_DIALECT.get()[0]),
         convert_options=pcsv.ConvertOptions(
             column_types=types,
             include_columns=list(types),  # the bars columns: the others are not read
+            decimal_point=_DIALECT.get()[1],
             null_values=[],
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
@@ -715,7 +775,8 @@ def _explain_csv_error(
         if found:
             line, text = found
             raise BadInputError(
-                f"expected {len(header)} fields, found {len(text.split(',')) if text else 0}",
+                f"expected {len(header)} fields, found "
+                f"{len(text.split(_DIALECT.get()[0])) if text else 0}",
                 file=path,
                 line=line,
                 value=text[:80],
@@ -731,7 +792,7 @@ def _explain_csv_error(
             _csv_input(path),
             # the header's names as read (stripped), as _arrow_csv takes them
             read_options=pcsv.ReadOptions(column_names=header, skip_rows=1),
-            parse_options=pcsv.ParseOptions(ignore_empty_lines=False),
+            parse_options=pcsv.ParseOptions(ignore_empty_lines=False, delimiter=_DIALECT.get()[0]),
             convert_options=pcsv.ConvertOptions(
                 column_types=dict.fromkeys(cols, pa.string()),
                 include_columns=cols,
@@ -742,6 +803,10 @@ def _explain_csv_error(
         firsts = []  # (first bad row, column position) of each column with a bad value
         for k, c in enumerate(cols):
             values = text.column(c).combine_chunks()
+            if _DIALECT.get()[1] == ",":  # decimal commas read as Arrow read them (a
+                # dot is no decimal mark there)
+                values = pc.replace_substring(values, pattern=".", replacement="#")
+                values = pc.replace_substring(values, pattern=",", replacement=".")
             try:
                 pc.cast(values, pa.float64())
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -768,7 +833,10 @@ def _explain_csv_error(
             line=i + 2,
             instrument=_instrument_at(path, header, i),
             value=strings[i].as_py(),
-            fix="write numbers like 101.25 (no thousands separators, no empty fields)",
+            fix="write numbers like 101.25 (no thousands separators, no empty fields)"
+            if _DIALECT.get()[1] == "."
+            else "write numbers like 101,25, as the file's first bar does (no thousands "
+            "separators, no empty fields)",
         ) from None
     raise BadInputError(f"cannot parse the CSV: {msg}", file=path) from None
 
@@ -780,7 +848,7 @@ def _csv_line(path: str, line: int) -> list[str] | None:
 
         opener = gzip.open  # type: ignore[assignment]
     with opener(path, "rt", newline="") as f:  # type: ignore[operator]
-        for i, fields in enumerate(csv.reader(f), start=1):
+        for i, fields in enumerate(csv.reader(f, delimiter=_DIALECT.get()[0]), start=1):
             if i == line:
                 return fields
     return None
