@@ -599,7 +599,7 @@ class Store:
         flag(rewrite, "rewrite")
         check_ts_unit(ts_unit)
         if instrument is not None:
-            check_instrument(instrument)
+            check_instrument(instrument, columns)
         if ts_format is not None:
             check_ts_format(ts_format)
         summary = _ingest(
@@ -991,9 +991,12 @@ class Store:
         if ts_unit is not None:
             check_ts_unit(ts_unit)
         if instrument is not None:
-            check_instrument(instrument)
+            check_instrument(instrument, columns)
         if ts_format is not None:
             check_ts_format(ts_format)
+        if paths is None and extra:  # as the CLI refuses them (QA 2026-12-06: ignored)
+            name = next(iter(extra))
+            raise UsageError(f"{name}= applies to the files update ingests: give them")
         if join_days:
             if paths is None:
                 raise UsageError("join_days applies to the files update ingests: give them")

@@ -658,14 +658,15 @@ def test_files_of_one_instrument_named_by_instrument(tmp_path, monkeypatch, fmt)
     order = " ORDER BY instrument, t"
     assert s.sql(q + order).to_pylist() == r.sql(q + order).to_pylist()
     assert '"instrument": "{folder}"' in s.log(limit=1)["summary"][0].as_py()
-    # a file with a column of names: --instrument names every bar, the column is not read
+    # a file with a column of names is refused (QA 2026-12-06: its names were replaced)
     both = tmp_path / "both.csv"
     both.write_text("instrument,ts,open,high,low,close,volume\n"
                     "ZZZ,2024-01-08T14:30:00Z,1,2,0.5,1.5,10\n")
-    out = s.ingest(str(both), instrument="NVDA")
-    assert out.ignored_columns and "instrument" in str(out.ignored_columns)
-    assert s.sql("SELECT DISTINCT instrument FROM bars ORDER BY 1")["instrument"].to_pylist() \
-        == ["AAPL", "MSFT", "NVDA"]
+    before = tree_state(s.path)
+    with pytest.raises(incbt.BadInputError, match=r"both.csv: the file has a column of "
+                       r"instrument names \(instrument\), and --instrument NVDA"):
+        s.ingest(str(both), instrument="NVDA")
+    assert tree_state(s.path) == before
 
 
 def test_instrument_usage_errors(tmp_path):
@@ -677,10 +678,16 @@ def test_instrument_usage_errors(tmp_path):
                        ("", "give a name"), ("  ", "give a name")):
         with pytest.raises(incbt.UsageError, match=words):
             s.ingest(str(path), instrument=bad)
-    with pytest.raises(incbt.UsageError, match="give one of them"):
-        s.ingest(str(path), instrument="X", columns={"instrument": "ts"})
-    with pytest.raises(incbt.BadInputError, match="invalid instrument name"):
-        s.ingest(str(path), instrument="A\tB")
+    with pytest.raises(incbt.UsageError, match=r"--map instrument=ts and --instrument "
+                       r"\{stem\}: .*give one of them"):
+        s.ingest(str(path), instrument="{stem}", columns={"instrument": "ts"})
+    for bad in ("A\tB", " AAPL", "X" * 201):
+        with pytest.raises(incbt.UsageError, match="is no instrument name"):
+            s.ingest(str(path), instrument=bad)
+    with pytest.raises(incbt.UsageError, match="instrument= applies to the files"):
+        s.update(instrument="{stem}")
+    with pytest.raises(incbt.UsageError, match="tz= applies to the files"):
+        s.update(tz="UTC")
     assert tree_state(s.path) == before
     r = _cli("--store", s.path, "ingest", str(path), "--instrument", "{x}")
     assert r.returncode == 2 and "{x} is not a field" in _one_error_line(r)
@@ -836,3 +843,37 @@ def test_other_separators_and_decimal_commas_are_read(tmp_path, monkeypatch, par
     with pytest.raises(incbt.BadInputError, match=r"line 3: column close is not a number; "
                        r"instrument 'A'; value '1.5'. Fix: write numbers like 101,25"):
         incbt.init(str(tmp_path / "s-bad")).ingest(str(bad))
+
+
+def test_instrument_names_files_apart_and_says_how(tmp_path):
+    """One file under two names that --instrument names apart is refused (QA 2026-12-06:
+    read once, under the first name); a name from a file name is NFC (a Mac's "Ä" made a
+    second instrument); files --instrument names alike that disagree on a day say so."""
+    body = "ts,open,high,low,close,volume\n2024-01-08T14:30:00Z,1,2,0.5,1.5,10\n"
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "GOOGL.csv").write_text(body)
+    os.symlink("GOOGL.csv", d / "GOOG.csv")
+    s = incbt.init(str(tmp_path / "s"))
+    before = tree_state(s.path)
+    with pytest.raises(incbt.BadInputError, match=r"GOOG.csv and .*GOOGL.csv are one file "
+                       r"\(a link to it\), which --instrument names 'GOOG' and 'GOOGL'"):
+        s.ingest(str(d), instrument="{stem}")
+    with pytest.raises(incbt.BadInputError, match=r"--instrument X names the bars of both "
+                       r"files 'X': give each file's bars their own name"):
+        (d / "MSFT.csv").write_text(body.replace(",1.5,", ",1.6,"))
+        s.ingest([str(d / "GOOGL.csv"), str(d / "MSFT.csv")], instrument="X")
+    assert tree_state(s.path) == before
+    nfd = tmp_path / "n"
+    nfd.mkdir()
+    (nfd / "A\u0308PFEL.csv").write_text(body)
+    s.ingest(str(nfd), instrument="{stem}")
+    assert s.instruments() == ["\u00c4PFEL"]
+    r = _cli("--store", s.path, "ingest", str(d / "GOOGL.csv"), "--instrument", "{stem}",
+             "--map", "instrument=x")
+    assert r.returncode == 2 and "--instrument {stem}" in _one_error_line(r)
+    empty = tmp_path / "E.csv"
+    empty.write_text("")
+    with pytest.raises(incbt.BadInputError, match="give a header line "
+                       "ts,open,high,low,close,volume and"):
+        s.ingest(str(empty), instrument="{stem}")

@@ -477,6 +477,24 @@ def _stamp(ns: int) -> str:
     return str(np.datetime64(ns, "ns").astype(f"datetime64[{unit}]")) + "Z"
 
 
+def _named_alike(exc: BadInputError, spec: str | None) -> BadInputError:
+    """A day in two files that disagree, where ``--instrument`` named both files' bars
+    alike: said as that (QA 2026-12-06: "take the wrong one out of its file")."""
+    if spec is None or " is also in " not in exc.problem:
+        return exc
+    return BadInputError(
+        exc.problem,
+        file=exc.file,
+        line=exc.line,
+        row=exc.row,
+        instrument=exc.instrument,
+        value=exc.value,
+        fix=f"--instrument {spec} names the bars of both files {exc.instrument!r}: give "
+        "each file's bars their own name ('{stem}': the file's name, '{folder}': its "
+        "folder's), or ingest the files apart",
+    )
+
+
 def _join(a: Piece, b: Piece, hasher: Hasher, repeated: list[int]) -> Piece:
     """One day from the bars of two pieces of it: their union, in time order; a bar at
     the same time in both must be the same bar (else BadInputError naming both
@@ -882,7 +900,11 @@ def ingest(
         )
     t0 = time.perf_counter()
     skipped: list[str] = []
-    files = expand_paths(paths, skipped)
+    files = expand_paths(
+        paths,
+        skipped,
+        None if instrument is None else (lambda f: instrument_for(f, instrument)),
+    )
     summary = IngestSummary(files=len(files), dry_run=dry_run)
     summary.skipped_files = sorted(skipped)
     summary.reading = {
@@ -991,16 +1013,19 @@ def ingest(
                             summary.ignored_columns = sorted(
                                 set(summary.ignored_columns) | set(i.ignored)
                             )
-                    new = collect(
-                        [
-                            stitcher.feed(unit, inp, p) if isinstance(unit, Part) else p
-                            for unit, (inp, p) in zip(this, read_out, strict=True)
-                        ],
-                        seen,
-                        held,
-                        hasher,
-                        repeated,
-                    )
+                    try:
+                        new = collect(
+                            [
+                                stitcher.feed(unit, inp, p) if isinstance(unit, Part) else p
+                                for unit, (inp, p) in zip(this, read_out, strict=True)
+                            ],
+                            seen,
+                            held,
+                            hasher,
+                            repeated,
+                        )
+                    except BadInputError as exc:
+                        raise _named_alike(exc, instrument) from None
                     del read_out
                     pieces = held | new
                     held = _open_buckets(pieces) if group is not None else {}

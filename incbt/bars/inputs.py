@@ -138,8 +138,15 @@ def _store_holding(path: str) -> str | None:
     return None
 
 
-def expand_paths(paths: Iterable[str], skipped: list[str] | None = None) -> list[str]:
+def expand_paths(
+    paths: Iterable[str],
+    skipped: list[str] | None = None,
+    named: Callable[[str], str] | None = None,
+) -> list[str]:
     """Files from files, folders (recursively) and globs, in sorted order.
+
+    ``named``: the instrument each file's bars are named by (``--instrument '{stem}'``):
+    one file reached by two names that name it differently is refused.
 
     In a folder, hidden files and folders (``.name``: a Mac's ``._x.csv`` beside each
     file of a zip) and incbt stores (``incbt ingest .`` beside ``./store``) are left
@@ -190,7 +197,16 @@ def expand_paths(paths: Iterable[str], skipped: list[str] | None = None) -> list
     first: dict[tuple[int, int], str] = {}
     for m in sorted(dict.fromkeys(out)):
         st = os.stat(m)
-        first.setdefault((st.st_dev, st.st_ino), m)
+        was = first.setdefault((st.st_dev, st.st_ino), m)
+        if named is not None and was != m and named(was) != named(m):
+            # read once, its bars went to the first name alone (QA 2026-12-06: a link
+            # GOOG.csv -> GOOGL.csv left GOOGL without bars)
+            raise BadInputError(
+                f"{was} and {m} are one file (a link to it), which --instrument names "
+                f"{named(was)!r} and {named(m)!r}",
+                file=m,
+                fix="give the file under one name, or copy it if both instruments have these bars",
+            )
     out = sorted(first.values())
     if not out:
         raise NotFoundError(
@@ -213,6 +229,25 @@ def _kind(path: str) -> str:
     )
 
 
+def valid_name(name: str) -> bool:
+    """An instrument's name as the store takes it: 1 to MAX_INSTRUMENT_LEN characters,
+    no spaces around it, no control or invisible character."""
+    return (
+        bool(name.strip())
+        and len(name) <= MAX_INSTRUMENT_LEN
+        and name == name.strip()
+        # control characters: "A\nB" was taken, and printed as two instruments
+        # (found 2026-12-05; NUL and tab were refused); invisible ones: a byte order
+        # mark or a zero-width space made a second "X" (QA 2026-12-06)
+        and not any(map(_invisible, name))
+    )
+
+
+def header_line(instrument: str | None = None) -> str:
+    """The header line a file needs (without ``instrument`` where --instrument names it)."""
+    return ",".join(c for c in COLUMNS if instrument is None or c != "instrument")
+
+
 def _check_columns(
     path: str, present: list[str], mapping: Mapping[str, str], instrument: str | None = None
 ) -> dict[str, str]:
@@ -227,6 +262,17 @@ def _check_columns(
             f"--map instrument={mapping['instrument']} and --instrument {instrument}: the "
             "first reads names from a column, the second names every bar: give one of them"
         )
+    if instrument is not None:
+        named = [p for p in present if p.strip().lower() == "instrument"]
+        if named:  # its names would be replaced (QA 2026-12-06: MSFT's bars stored as
+            # the file's name, without a word)
+            raise BadInputError(
+                f"the file has a column of instrument names ({named[0]}), and --instrument "
+                f"{instrument} would name every bar of it",
+                file=path,
+                fix="ingest files with a column of names without --instrument (apart from "
+                "the files of one instrument each)",
+            )
     unknown = [k for k in mapping if k not in COLUMNS]
     if unknown:
         raise UsageError(
@@ -302,10 +348,10 @@ def _check_columns(
             + f"; the file has {', '.join(present)}",
             file=path,
             line=1 if is_csv(path) else None,
-            fix="add the header line instrument,ts,open,high,low,close,volume above the bars"
+            fix=f"add the header line {header_line(instrument)} above the bars"
             if headless
             else (
-                "name the columns instrument,ts,open,high,low,close,volume, or map yours "
+                f"name the columns {header_line(instrument)}, or map yours "
                 "with --map NAME=COLUMN (e.g. --map ts=timestamp)"
                 + (
                     "; a file of one instrument's bars, without a column of names, names "
@@ -527,15 +573,14 @@ def _read_csv_as(
         raise BadInputError(
             "the file is empty",
             file=path,
-            fix="give a header line instrument,ts,open,high,low,close,volume and at least one bar",
+            fix=f"give a header line {header_line(instrument)} and at least one bar",
         )
     if header == []:  # a blank first line: the header must be the first
         raise BadInputError(
             "the first line is blank, where the header must be",
             file=path,
             line=1,
-            fix="remove the blank line(s) before the header line "
-            "instrument,ts,open,high,low,close,volume",
+            fix="remove the blank line(s) before the header line " + header_line(instrument),
         )
     header, wanted, ts_kind = _csv_head(path, header, first, mapping, instrument)
     other = ignored(header, wanted)
@@ -1188,13 +1233,24 @@ def _read_parquet(
 _FIELDS = re.compile(r"\{([^{}]*)\}")
 
 
-def check_instrument(spec: str) -> None:
+def check_instrument(spec: str, mapping: Mapping[str, str] | None = None) -> None:
     """``--instrument``: a name, or a template of ``{stem}`` (a file's name without its
     extensions) and ``{folder}`` (the name of the folder holding it)."""
     if not isinstance(spec, str) or not spec.strip():
         raise UsageError(
             "--instrument (instrument=) names the instrument of files without a column "
             "of names: give a name, or '{stem}' for each file's name"
+        )
+    if mapping and "instrument" in mapping:
+        raise UsageError(
+            f"--map instrument={mapping['instrument']} and --instrument {spec}: the first "
+            "reads names from a column, the second names every bar: give one of them"
+        )
+    if not _FIELDS.search(spec) and not valid_name(spec):  # a name given: said as given
+        raise UsageError(
+            f"--instrument {shown_name(spec)!r} is no instrument name: use 1 to "
+            f"{MAX_INSTRUMENT_LEN} characters, no leading/trailing spaces, no control or "
+            "invisible characters"
         )
     rest = _FIELDS.sub("", spec)
     bad = [f for f in _FIELDS.findall(spec) if f not in ("stem", "folder")]
@@ -1210,11 +1266,14 @@ def check_instrument(spec: str) -> None:
 def instrument_for(path: str, spec: str) -> str:
     """The instrument ``--instrument`` names for the file at ``path``."""
     name = os.path.basename(path)
-    for ext in (".gz", ".csv", ".parquet", ".pq"):
+    for ext in (".csv.gz", ".csv", ".parquet", ".pq"):  # the file's type, once
         if name.lower().endswith(ext) and len(name) > len(ext):
             name = name[: -len(ext)]
+            break
     fields = {"stem": name, "folder": os.path.basename(os.path.dirname(os.path.abspath(path)))}
-    return _FIELDS.sub(lambda m: fields[m.group(1)], spec)
+    # names from file names in one Unicode form: a Mac writes "Ä" as "A" and a combining
+    # mark, a second instrument that looks the same (QA 2026-12-06)
+    return unicodedata.normalize("NFC", _FIELDS.sub(lambda m: fields[m.group(1)], spec))
 
 
 TS_UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
@@ -1592,15 +1651,7 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
         dictionary, codes = enc.dictionary, enc.indices.to_numpy().astype(np.int32, copy=False)
     names = [str(x) for x in dictionary.to_pylist()]
     for j, name in enumerate(names):
-        if (
-            not name.strip()
-            or len(name) > MAX_INSTRUMENT_LEN
-            or name != name.strip()
-            # control characters: "A\nB" was taken, and printed as two instruments
-            # (found 2026-12-05; NUL and tab were refused); invisible ones: a byte order
-            # mark or a zero-width space made a second "X" (QA 2026-12-06)
-            or any(map(_invisible, name))
-        ):
+        if not valid_name(name):
             i = int(np.flatnonzero(codes == j)[0])
             raise BadInputError(
                 "invalid instrument name",
