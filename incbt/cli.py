@@ -451,6 +451,14 @@ def ingest(
         f"{s.days_corrected:,} correction(s)"
         + (f", {s.days_rewritten:,} day(s) written again as they were" if s.days_rewritten else "")
         + (f" in {s.instruments:,} instrument(s)" if s.instruments else "")
+        + (
+            f" ({len(s.new_instruments):,} new: "
+            + ", ".join(s.new_instruments[:5])
+            + (", ..." if len(s.new_instruments) > 5 else "")
+            + ")"
+            if s.new_instruments
+            else ""
+        )
         + f", {s.days_unchanged:,} day(s) unchanged, {s.buckets_written:,} bucket file(s)"
         + (f"; event {s.seq}" if s.seq else "; nothing changed, no event" if not dry_run else "")
     )

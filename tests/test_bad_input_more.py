@@ -877,3 +877,16 @@ def test_instrument_names_files_apart_and_says_how(tmp_path):
     with pytest.raises(incbt.BadInputError, match="give a header line "
                        "ts,open,high,low,close,volume and"):
         s.ingest(str(empty), instrument="{stem}")
+
+
+def test_an_ingest_names_the_instruments_new_to_the_store(tmp_path):
+    body = "ts,open,high,low,close,volume\n2024-01-08T14:30:00Z,1,2,0.5,1.5,10\n"
+    for name in ("AAA", "BBB"):
+        (tmp_path / f"{name}.csv").write_text(body)
+    s = incbt.init(str(tmp_path / "s"))
+    dry = s.ingest(str(tmp_path / "AAA.csv"), instrument="{stem}", dry_run=True)
+    assert dry.new_instruments == ["AAA"]
+    s.ingest(str(tmp_path / "AAA.csv"), instrument="{stem}")
+    r = _cli("--store", s.path, "ingest", str(tmp_path / "AAA.csv"), str(tmp_path / "BBB.csv"),
+             "--instrument", "{stem}")
+    assert r.returncode == 0 and "in 1 instrument(s) (1 new: BBB)" in r.stdout, r.stdout

@@ -147,6 +147,7 @@ class IngestSummary:
     # damaged outside incbt repaired from the original data); results recompute from them
     days_rewritten: int = 0
     instruments: int = 0  # instruments with a new or corrected day
+    new_instruments: list[str] = field(default_factory=list)  # of which the store had none
     buckets_written: int = 0  # files written: one per (instrument, month) changed
     append_files: int = 0  # of which hold only days new to a month that had files
     buckets_folded: int = 0  # of which replace all of a month's files (too many)
@@ -1083,6 +1084,11 @@ def ingest(
             summary.seconds["read+write"] = t1 - t0
             summary.rows_repeated = repeated[0]
             _summarize(summary, changes, len(would) if dry_run else len(staged), join_days)
+            if changes:  # the instruments the store has no bar of yet, by name (QA
+                # 2026-12-06: a wrong --instrument template passed unseen in a count)
+                with cat.env.read() as txn:
+                    had = set(cat.instruments(txn))
+                summary.new_instruments = sorted({c[0] for c in changes} - had)
             if dry_run or not changes:
                 return summary
             # Every file durable first, in one go, then the one transaction that lists
