@@ -631,3 +631,23 @@ def test_a_local_rays_workers_leave_their_fsyncs_to_the_driver(ray_local):
     assert here is not None
     there = ray.get(ray.remote(lambda: _node_id(None)).remote())
     assert there == here
+
+
+def test_ray_init_leaves_the_commands_sigterm_handler():
+    """Ray's core installs a SIGTERM handler of its own (a crash report, exit 1): the
+    command's, set before, is put back (QA 2026-12-06: `kill` of a sweep on a local Ray
+    exited 1 with Ray's stack dump, not 143 and what was kept)."""
+    import signal
+
+    from incbt.execute.ray_exec import _keeping_sigterm
+
+    def mine(signum, frame):  # the CLI's _terminate, in effect
+        pass
+
+    old = signal.signal(signal.SIGTERM, mine)
+    try:
+        with _keeping_sigterm():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # what ray.init does to it
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -20,8 +20,10 @@ keeps failing is reported, and the rest of the plan goes on.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -65,31 +67,47 @@ def ensure_ray(
         "RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"],
     }
     runtime_env = {"env_vars": {k: v for k, v in env.items() if v}}
-    if address:
-        try:
-            ray.init(
-                address=address,
-                runtime_env=runtime_env,
-                logging_level=logging.ERROR,
-                log_to_driver=False,
-            )
-        except ConnectionError as exc:
-            raise UsageError(f"no Ray cluster at {address!r}: {exc}") from None
-        return ray
-    # A short temp path: Ray's socket paths must stay under ~107 characters.
-    temp = temp_root or os.path.join(tempfile.gettempdir(), f"incbt-ray-{os.getuid()}")
-    ray.init(
-        num_cpus=workers or usable_cores(),
-        include_dashboard=False,
-        _temp_dir=temp,
-        runtime_env=runtime_env,
-        logging_level=logging.ERROR,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    with _keeping_sigterm():
+        if address:
+            try:
+                ray.init(
+                    address=address,
+                    runtime_env=runtime_env,
+                    logging_level=logging.ERROR,
+                    log_to_driver=False,
+                )
+            except ConnectionError as exc:
+                raise UsageError(f"no Ray cluster at {address!r}: {exc}") from None
+            return ray
+        # A short temp path: Ray's socket paths must stay under ~107 characters.
+        temp = temp_root or os.path.join(tempfile.gettempdir(), f"incbt-ray-{os.getuid()}")
+        ray.init(
+            num_cpus=workers or usable_cores(),
+            include_dashboard=False,
+            _temp_dir=temp,
+            runtime_env=runtime_env,
+            logging_level=logging.ERROR,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     _started_here = True
     atexit.register(shutdown)
     return ray
+
+
+@contextlib.contextmanager
+def _keeping_sigterm() -> Iterator[None]:
+    """The SIGTERM handler as it was before ``ray.init``: Ray's core installs its own (a
+    crash report, exit 1), where incbt's stops the command as Ctrl-C does and exits 143
+    (QA 2026-12-06: `kill` of a sweep on a local Ray exited 1 with Ray's stack dump)."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and callable(before):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signal.SIGTERM, before)
 
 
 def _cluster_errors_to_stderr() -> None:
@@ -264,6 +282,14 @@ def _node_id(ray: Any) -> str | None:
         return None
 
 
+def _client_mode(ray: Any) -> bool:
+    """Whether this driver reaches its cluster through a Ray client (``ray://``)."""
+    try:
+        return bool(ray.util.client.ray.is_connected())
+    except Exception:  # noqa: BLE001 - no client module: not a client
+        return False
+
+
 _remote: Any = None
 
 
@@ -364,7 +390,10 @@ class RayExecutor:
         # submit in plan order (so the next result to yield is always in flight) and
         # yield in plan order; task sizes are balanced by the planner (split_tasks)
         tag = f"{uuid.uuid4().hex[:12]}-"  # this command's files in tmp/
-        here = _node_id(ray)  # a worker on this node leaves its files' fsyncs to the driver
+        # a worker on this node leaves its files' fsyncs to the driver; through a Ray
+        # client (ray://) the driver is on another machine than any node: none (QA)
+        client = str(self.address or "").startswith("ray://") or _client_mode(ray)
+        here = None if client else _node_id(ray)
         refs: dict[Any, list[int]] = {}
         done: dict[int, TaskResult] = {}
         nxt = 0
