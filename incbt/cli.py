@@ -401,6 +401,14 @@ def ingest(
             "columns together.",
         ),
     ] = None,
+    header: Annotated[
+        str | None,
+        typer.Option(
+            "--header",
+            help="The fields of CSV files without a header line, in order (their first "
+            "line is a bar): e.g. --header Date,Time,Open,High,Low,Close,Volume.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and say what would change; write nothing.")
     ] = False,
@@ -437,6 +445,7 @@ def ingest(
             ts_unit=ts_unit,
             instrument=instrument,
             ts_format=ts_format,
+            header=header,
         )
     verb = "would add" if dry_run else "added"
     typer.echo(
@@ -1390,6 +1399,7 @@ def update(
     ] = None,
     instrument: Annotated[str | None, typer.Option("--instrument", help="As for ingest.")] = None,
     ts_format: Annotated[str | None, typer.Option("--ts-format", help="As for ingest.")] = None,
+    header: Annotated[str | None, typer.Option("--header", help="As for ingest.")] = None,
     join_days: Annotated[bool, typer.Option("--join-days", help="As for ingest.")] = False,
     dry_run: Annotated[
         bool,
@@ -1415,6 +1425,7 @@ def update(
             ("--ts-unit", ts_unit),
             ("--instrument", instrument),
             ("--ts-format", ts_format),
+            ("--header", header),
         )
         if on
     ]
@@ -1433,6 +1444,7 @@ def update(
                 ts_unit=ts_unit,
                 instrument=instrument,
                 ts_format=ts_format,
+                header=header,
             )
     except KeyboardInterrupt as exc:  # after its ingest committed: said (QA 2026-12-06)
         notes = "; ".join(getattr(exc, "__notes__", ()))

@@ -890,3 +890,62 @@ def test_an_ingest_names_the_instruments_new_to_the_store(tmp_path):
     r = _cli("--store", s.path, "ingest", str(tmp_path / "AAA.csv"), str(tmp_path / "BBB.csv"),
              "--instrument", "{stem}")
     assert r.returncode == 0 and "in 1 instrument(s) (1 new: BBB)" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv.gz", "big"])
+def test_files_without_a_header_line_read_with_header(tmp_path, monkeypatch, fmt):
+    """--header NAMES (header=): the fields of a vendor's file without a header line
+    (Kibot, FirstRate, HistData), its first line a bar; lines named as in the file
+    (line 1 is the first bar); read whole even where parts would cut it."""
+    n = 600
+    t0 = 1704292200
+    lines = [f"{t0 + 60 * (k % 300) + (86400 if k >= 300 else 0)},{100 + k % 5}.25,"
+             f"{102 + k % 5},99,"
+             f"{100 + k % 5}.5,{k}" for k in range(n)]
+    text = "\n".join(lines) + "\n"
+    path = tmp_path / ("SPY.csv.gz" if fmt == "csv.gz" else "SPY.csv")
+    if fmt == "csv.gz":
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
+    if fmt == "big":
+        monkeypatch.setenv("INCBT_INGEST_CHUNK_MB", "0.005")
+    s = incbt.init(str(tmp_path / "s"))
+    got = s.ingest(str(path), header="ts,open,high,low,close,volume", instrument="{stem}",
+                   ts_unit="s")
+    assert got.days_new == 2
+    ts = s.sql("SELECT CAST(ts AS BIGINT) AS t, volume FROM bars ORDER BY ts").to_pylist()
+    assert [r["t"] for r in ts] == [int(x.split(",")[0]) * 10**9 for x in lines]
+    assert [r["volume"] for r in ts] == [float(k) for k in range(n)]
+    summary = s.sql("SELECT summary FROM events ORDER BY seq DESC LIMIT 1")["summary"][0]
+    assert '"header": ["ts", "open", "high", "low", "close", "volume"]' in summary.as_py()
+    # a bad value is named by its line in the file (the first bar is line 1)
+    bad = tmp_path / "BAD.csv"
+    bad.write_text("\n".join(lines[:3]).replace(",101.25,", ",x,") + "\n")
+    before = tree_state(s.path)
+    with pytest.raises(incbt.BadInputError, match=r"BAD.csv, line 2: column open is not a "
+                       r"number; value 'x'"):
+        s.ingest(str(bad), header="ts,open,high,low,close,volume", instrument="{stem}",
+                 ts_unit="s")
+    assert tree_state(s.path) == before
+
+
+def test_header_usage_and_a_file_that_has_one(tmp_path):
+    s = incbt.init(str(tmp_path / "s"))
+    p = tmp_path / "A.csv"
+    p.write_text("ts,open,high,low,close,volume\n1704292200,1,2,0.5,1.5,1\n")
+    before = tree_state(s.path)
+    with pytest.raises(incbt.BadInputError, match=r"A.csv, line 1: the file's first line "
+                       r"is the header --header gives"):
+        s.ingest(str(p), header="ts,open,high,low,close,volume", instrument="A", ts_unit="s")
+    for bad in ("ts", "ts,ts,open", "a,,b", 5):
+        with pytest.raises(incbt.UsageError, match="--header"):
+            s.ingest(str(p), header=bad, instrument="A")
+    q = tmp_path / "Q.parquet"
+    pq.write_table(pa.table({"ts": [1], "open": [1.0]}), q)
+    with pytest.raises(incbt.BadInputError, match="a Parquet file names its columns"):
+        s.ingest(str(q), header="ts,open,high,low,close,volume", instrument="A")
+    assert tree_state(s.path) == before
+    r = _cli("--store", s.path, "update", "--header", "ts,open")
+    assert r.returncode == 2 and "--header applies to the files" in _one_error_line(r)

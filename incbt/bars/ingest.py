@@ -94,7 +94,7 @@ from incbt.bars.layout import (
 )
 from incbt.bars.parts import GzParts, ParquetRowParts, Part, Stitcher, big_row_groups, read_part
 from incbt.bars.parts import split as parts_of
-from incbt.bars.schema import day_to_iso, is_gz, is_parquet, iso_to_day, month_of
+from incbt.bars.schema import day_to_iso, is_csv, is_gz, is_parquet, iso_to_day, month_of
 from incbt.catalog import (
     CHANGE_CORRECTED,
     CHANGE_NEW,
@@ -551,7 +551,10 @@ PARTS_PER_CHUNK = 4  # a big file's parts are a quarter chunk: read on every cor
 
 
 def chunks(
-    files: Sequence[str], budget: int, streams: Mapping[str, Iterable[Part]] | None = None
+    files: Sequence[str],
+    budget: int,
+    streams: Mapping[str, Iterable[Part]] | None = None,
+    whole: Callable[[str], bool] = lambda f: False,
 ) -> Iterator[list[str | Part]]:
     """Consecutive groups of inputs of at most ``budget`` bytes (one at least); a file
     bigger than that is cut in parts (:mod:`incbt.bars.parts`) grouped the same way.
@@ -565,7 +568,11 @@ def chunks(
             units = ((p, p.size) for p in streams[f])
         else:
             n = os.path.getsize(f)
-            parts = parts_of(f, max(budget // PARTS_PER_CHUNK, 1)) if n > budget else None
+            parts = (
+                parts_of(f, max(budget // PARTS_PER_CHUNK, 1))
+                if n > budget and not whole(f)
+                else None
+            )
             units = [(f, n)] if parts is None else [(p, p.size) for p in parts]
         for u, m in units:
             if group and size + m > budget:
@@ -875,6 +882,7 @@ def ingest(
     ts_unit: str = "ns",
     instrument: str | None = None,
     ts_format: str | None = None,
+    header: Sequence[str] | None = None,
 ) -> IngestSummary:
     """Ingest files as one atomic batch, reading them ``chunk_bytes`` at a time.
 
@@ -907,6 +915,11 @@ def ingest(
         None if instrument is None else (lambda f: instrument_for(f, instrument)),
     )
     summary = IngestSummary(files=len(files), dry_run=dry_run)
+
+    def whole(f: str) -> bool:  # a CSV file without a header line is read whole: a part
+        # of it would take its first bar for the header line its copy starts with
+        return header is not None and is_csv(f)
+
     summary.skipped_files = sorted(skipped)
     summary.reading = {
         k: v
@@ -916,6 +929,7 @@ def ingest(
             ("ts_unit", ts_unit),
             ("instrument", instrument),
             ("ts_format", ts_format),
+            ("header", list(header or [])),
         )
         if v and v != "ns"
     }
@@ -941,7 +955,14 @@ def ingest(
             inp = read_part(f, mapping, tz, use_threads, streamed.dir, ts_unit, name, ts_format)
         else:
             inp = read_input(
-                f, mapping, tz, use_threads, ts_unit=ts_unit, instrument=name, ts_format=ts_format
+                f,
+                mapping,
+                tz,
+                use_threads,
+                ts_unit=ts_unit,
+                instrument=name,
+                ts_format=ts_format,
+                header=header,
             )
         pieces = split_days(inp, session_tz, hasher)
         read_task.advance()
@@ -955,15 +976,15 @@ def ingest(
         contextlib.nullcontext() if looks_only else lock(recover_first=not dry_run),
         _csv_kernel(files),
         tempfile.TemporaryDirectory(prefix="incbt-dry-") if looks_only else _no_dir(root) as base,
-        _streamed(base, files, chunk_bytes) as streamed,
+        _streamed(base, [f for f in files if not whole(f)], chunk_bytes) as streamed,
     ):  # taking the lock removed what a crashed writer left (Store.lock)
         # files and parts to read (how many is unknown where a .csv.gz is cut in parts
         # as it is decompressed: made as they are asked for)
         if streamed.todo:
-            groups = chunks(files, chunk_bytes, streamed.streams(progress))
+            groups = chunks(files, chunk_bytes, streamed.streams(progress), whole)
             read_task = progress.task("reading", None)
         else:
-            planned = list(chunks(files, chunk_bytes))
+            planned = list(chunks(files, chunk_bytes, whole=whole))
             groups = iter(planned)
             read_task = progress.task("reading", sum(len(g) for g in planned))
         write_task = progress.task("writing buckets", None)

@@ -95,6 +95,7 @@ class InputBars:
     block: np.ndarray  # (6, n) float64: ts (int64 ns UTC bits), open, high, low, close, volume
     rows: np.ndarray  # int64, source row of each sorted row
     ignored: list[str] = field(default_factory=list)  # the file's other columns, not read
+    header_lines: int = 1  # CSV: 0 where --header names the fields of a file without one
 
     def __post_init__(self) -> None:
         cols = block_columns(self.block)
@@ -110,7 +111,7 @@ class InputBars:
 
     def where(self, sorted_row: int) -> dict[str, Any]:
         r = int(self.rows[sorted_row])
-        return {"line": r + 2} if self.kind == "csv" else {"row": r + 1}
+        return {"line": r + 1 + self.header_lines} if self.kind == "csv" else {"row": r + 1}
 
 
 def _is_store(folder: str) -> bool:
@@ -491,19 +492,44 @@ def read_csv_range(
 # The separator and decimal point of the CSV file being read on this thread: a comma
 # and a dot, or what its header and first bar show (:func:`_read_csv`), for every
 # reading of it, its errors' included
-_DIALECT: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
-    "incbt_csv_dialect", default=(",", ".")
+_DIALECT: contextvars.ContextVar[tuple[str, str, int]] = contextvars.ContextVar(
+    "incbt_csv_dialect", default=(",", ".", 1)
 )
+
+
+def _head() -> int:
+    """The header lines of the CSV file being read: 1, or 0 (``--header`` names them)."""
+    return _DIALECT.get()[2]
+
+
 _SEPARATORS = (";", "\t", "|")
 
 
 def _separator(header: list[str]) -> str:
-    """The separator a header read with commas shows: a comma, or the one a header of
-    one name holds (``instrument;ts;open;...``, a European spreadsheet's export)."""
+    """The separator a header (or a first bar) read with commas shows: a comma, or the
+    one a line of one field holds (``instrument;ts;open;...``, a European spreadsheet's
+    export)."""
     if len(header) == 1:
         for sep in _SEPARATORS:
             if sep in header[0] and len(header[0].split(sep)) >= 3:
                 return sep
+    return ","
+
+
+def _bar_separator(path: str, fields: int) -> str:
+    """The separator of a file without a header line whose bars have ``fields`` fields:
+    the one that cuts its first line into that many (``;`` before the comma, which a
+    decimal comma holds too)."""
+    opener = open
+    if is_gz(path):
+        import gzip
+
+        opener = gzip.open  # type: ignore[assignment]
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:  # type: ignore[operator]
+        line = f.readline().rstrip("\r\n")
+    for sep in (*_SEPARATORS, ","):
+        if sep in line and len(next(csv.reader([line], delimiter=sep))) == fields:
+            return sep
     return ","
 
 
@@ -532,29 +558,47 @@ def _read_csv(
     ts_unit: str = "ns",
     instrument: str | None = None,
     ts_format: str | None = None,
+    names: Sequence[str] | None = None,
 ) -> tuple[pa.Table, str, np.ndarray | None, list[str]]:
     """The file's table, "csv", where the fast reader read it, the bars block its
     columns are views of (else None), and the file's columns it does not read.
     ``instrument``: every bar's (the file has no column of names). ``ts_format``: how
-    its ts are written (strptime codes), where they are not ISO 8601.
+    its ts are written (strptime codes), where they are not ISO 8601. ``names``: the
+    fields of a file without a header line (``--header``), whose first line is a bar.
 
-    Fields separated by ``;``, a tab or ``|`` are read as such where the header shows it
-    (QA 2026-12-06: refused, the file to be saved again with commas), and with ``;`` a
-    decimal comma where the first bar's prices have one (``101,25``)."""
+    Fields separated by ``;``, a tab or ``|`` are read as such where the header (or the
+    first bar) shows it (QA 2026-12-06: refused, the file to be saved again with
+    commas), and with ``;`` a decimal comma where the first bar's prices have one
+    (``101,25``). Sets the file's dialect for what reads it next (:func:`read_input`
+    resets it)."""
     header, first = _head_lines(path)
-    sep = _separator(header) if header else ","
+    if names is not None:  # no header line: its first line is the first bar
+        first = header
+        sep = _bar_separator(path, len(names))
+    else:
+        sep = _separator(header or [])
     dec = "."
     if sep != ",":
         header, first = _head_lines(path, sep)
+        if names is not None:
+            first = header
         if sep == ";" and first and any(_DECIMAL_COMMA.fullmatch(x) for x in first):
             dec = ","
-    token = _DIALECT.set((sep, dec))
-    try:
-        return _read_csv_as(
-            path, header, first, mapping, tz, use_threads, ts_unit, instrument, ts_format
-        )
-    finally:
-        _DIALECT.reset(token)
+    if names is not None:
+        header = list(names)
+        if first is not None and [x.strip().lower() for x in first] == [
+            x.strip().lower() for x in names
+        ]:
+            raise BadInputError(
+                "the file's first line is the header --header gives",
+                file=path,
+                line=1,
+                fix="drop --header for files with a header line",
+            )
+    _DIALECT.set((sep, dec, 0 if names is not None else 1))
+    return _read_csv_as(
+        path, header, first, mapping, tz, use_threads, ts_unit, instrument, ts_format
+    )
 
 
 def _read_csv_as(
@@ -597,7 +641,7 @@ def _read_csv_as(
         and instrument is None
         and joined is None
         and ts_format is None
-        and _DIALECT.get() == (",", ".")
+        and _DIALECT.get() == (",", ".", 1)
     ):  # the plain layout most files
         # have, in one Numba pass where it applies (it reads integer ts as nanoseconds)
         fast = fastcsv.read_block(path, _roles(header, wanted), ts_kind == "int")
@@ -681,6 +725,24 @@ def _ts_text(table: pa.Table, columns: Sequence[str]) -> pa.Array:
 
 
 _FRACTION = re.compile(r"^(?P<base>.*)\.(?P<frac>\d{1,9})$")
+
+
+def check_header(names: Any) -> list[str]:
+    """``--header``: the names of a header-less file's fields, in order, each once."""
+    if isinstance(names, str):
+        names = names.split(",")
+    if not isinstance(names, list | tuple) or not all(isinstance(x, str) for x in names):
+        raise UsageError(
+            "--header (header=) names the fields of a CSV file without a header line, in "
+            "order: --header ts,open,high,low,close,volume"
+        )
+    out = [x.strip() for x in names]
+    if len(out) < 2 or not all(out) or len(set(out)) != len(out):
+        raise UsageError(
+            f"--header {','.join(names)}: give each field a name of its own, in order "
+            "(--header Date,Time,Open,High,Low,Close,Volume)"
+        )
+    return out
 
 
 def check_ts_format(fmt: str) -> None:
@@ -777,7 +839,7 @@ def _arrow_csv(
         read_options=pcsv.ReadOptions(
             use_threads=use_threads,
             column_names=names,
-            skip_rows=1 if names is not None else 0,
+            skip_rows=_head() if names is not None else 0,
         ),
         parse_options=pcsv.ParseOptions(ignore_empty_lines=False, delimiter=_DIALECT.get()[0]),
         convert_options=pcsv.ConvertOptions(
@@ -836,7 +898,7 @@ def _explain_csv_error(
         text = pcsv.read_csv(
             _csv_input(path),
             # the header's names as read (stripped), as _arrow_csv takes them
-            read_options=pcsv.ReadOptions(column_names=header, skip_rows=1),
+            read_options=pcsv.ReadOptions(column_names=header, skip_rows=_head()),
             parse_options=pcsv.ParseOptions(ignore_empty_lines=False, delimiter=_DIALECT.get()[0]),
             convert_options=pcsv.ConvertOptions(
                 column_types=dict.fromkeys(cols, pa.string()),
@@ -861,21 +923,24 @@ def _explain_csv_error(
         i, k = min(firsts)
         col = cols[k]
         strings = text.column(col).combine_chunks()
-        if _line_is_blank(path, i + 2):
+        if _line_is_blank(path, i + 1 + _head()):
             raise BadInputError(
-                "blank line", file=path, line=i + 2, fix="remove blank lines between bars"
+                "blank line",
+                file=path,
+                line=i + 1 + _head(),
+                fix="remove blank lines between bars",
             ) from None
         if (strings[i].as_py() or "").strip().lower() == col.lower():  # the header again
             raise BadInputError(
                 "the header line again, among the bars (files joined one after another?)",
                 file=path,
-                line=i + 2,
+                line=i + 1 + _head(),
                 fix="keep the header once, at the top (or ingest the files apart)",
             ) from None
         raise BadInputError(
             f"column {col} is not a number",
             file=path,
-            line=i + 2,
+            line=i + 1 + _head(),
             instrument=_instrument_at(path, header, i),
             value=strings[i].as_py(),
             fix="write numbers like 101.25 (no thousands separators, no empty fields)"
@@ -908,7 +973,7 @@ def _instrument_at(
     path: str, header: list[str], row: int, mapping: Mapping[str, str] | None = None
 ) -> str | None:
     """The instrument named on a CSV data row (slow path, errors only)."""
-    fields = _csv_line(path, row + 2)
+    fields = _csv_line(path, row + 1 + _head())
     name = (mapping or {}).get("instrument", "instrument")
     if fields is None or name not in header or len(fields) != len(header):
         return None
@@ -1351,6 +1416,7 @@ def read_input(
     ts_unit: str = "ns",
     instrument: str | None = None,
     ts_format: str | None = None,
+    header: Sequence[str] | None = None,
 ) -> InputBars:
     """Read and validate one file; raise BadInputError on the first problem.
 
@@ -1358,6 +1424,7 @@ def read_input(
     ``instrument``: the name of every bar of a file without a column of names
     (``--instrument``, resolved for this file by :func:`instrument_for`).
     ``ts_format``: how text ts are written (``--ts-format``: strptime codes).
+    ``header``: the names of the fields of a CSV file without a header line.
 
     ``row_groups``: of a Parquet file, read only row groups [first, end) (a part of
     a big file: :mod:`incbt.bars.parts`; rows are numbered from the first read).
@@ -1369,16 +1436,44 @@ def read_input(
     files, 2 cores: 0.44 s two files at a time against 0.85 s one at a time
     with Arrow's threads).
     """
+    token = _DIALECT.set((",", ".", 1))  # the file's dialect, set by _read_csv, read to
+    try:  # its validation's end
+        return _read_input(
+            path, mapping, tz, use_threads, row_groups, rows, ts_unit, instrument, ts_format, header
+        )
+    finally:
+        _DIALECT.reset(token)
+
+
+def _read_input(
+    path: str,
+    mapping: Mapping[str, str] | None,
+    tz: str | None,
+    use_threads: bool,
+    row_groups: tuple[int, int] | None,
+    rows: pa.Table | None,
+    ts_unit: str,
+    instrument: str | None,
+    ts_format: str | None,
+    header: Sequence[str] | None,
+) -> InputBars:
     mapping = dict(mapping or {})
     if tz:
         check_tz(tz)
     kind = _kind(path)
+    if header is not None and kind != "csv":
+        raise BadInputError(
+            "--header names the fields of a CSV file without a header line: a Parquet "
+            "file names its columns",
+            file=path,
+            fix="ingest Parquet files without --header",
+        )
     block = None
     try:
         try:
             if kind == "csv":
                 table, kind, block, other = _read_csv(
-                    path, mapping, tz, use_threads, ts_unit, instrument, ts_format
+                    path, mapping, tz, use_threads, ts_unit, instrument, ts_format, header
                 )
             else:
                 table, kind, other = _read_parquet(
@@ -1419,6 +1514,7 @@ def read_input(
         ) from None
     out = validate(path, kind, table, block)
     out.ignored = other
+    out.header_lines = _head() if kind == "csv" else 1
     return out
 
 
@@ -1618,7 +1714,7 @@ def shown_name(name: str, keep: int = 40) -> str:
 
 def _at(kind: str, i: int) -> dict[str, Any]:
     """Where row ``i`` (0-based, in file order) is, as an error names it."""
-    return {"line": int(i) + 2} if kind == "csv" else {"row": int(i) + 1}
+    return {"line": int(i) + 1 + _head()} if kind == "csv" else {"row": int(i) + 1}
 
 
 def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = None) -> InputBars:
