@@ -606,6 +606,11 @@ class Store:
             check_instrument(instrument, columns)
         if ts_format is not None:
             check_ts_format(ts_format)
+            if ts_unit != "ns":  # integer times have no format (QA 2026-12-06: ignored)
+                raise UsageError(
+                    "--ts-unit (ts_unit=) reads integer times, --ts-format (ts_format=) "
+                    "times written as text: give one of them"
+                )
         names_given = None if header is None else check_header(header)
         summary = _ingest(
             self.path,

@@ -949,3 +949,76 @@ def test_header_usage_and_a_file_that_has_one(tmp_path):
     assert tree_state(s.path) == before
     r = _cli("--store", s.path, "update", "--header", "ts,open")
     assert r.returncode == 2 and "--header applies to the files" in _one_error_line(r)
+
+
+def test_ts_format_refuses_days_that_do_not_exist_and_says_day_first(tmp_path):
+    """Arrow's strptime carries 02/29/2023 into March and 23:59:60 into the next day:
+    refused, with the line (QA 2026-12-06: stored a day or a month off); days written
+    unpadded still read; a day-first file read month-first is told the other order."""
+    s = incbt.init(str(tmp_path / "s"))
+    kw = dict(columns={"ts": "Date+Time"}, ts_format="%m/%d/%Y %H:%M", tz="UTC",
+              instrument="{stem}")
+    head = "Date,Time,Open,High,Low,Close,Volume\n"
+    before = tree_state(s.path)
+    for name, rows, line, value in (
+        ("FEB", "02/28/2023,09:30\n02/29/2023,09:30\n", 3, "02/29/2023 09:30"),
+        ("APR", "04/31/2023,09:30\n", 2, "04/31/2023 09:30"),
+        ("DMY", "02/01/2024,09:30\n15/01/2024,09:30\n", 3, "15/01/2024 09:30"),
+    ):
+        p = tmp_path / f"{name}.csv"
+        p.write_text(head + "".join(r + ",1,2,0.5,1.5,1\n" for r in rows.splitlines()))
+        with pytest.raises(incbt.BadInputError, match=rf"{name}.csv, line {line}: ts does "
+                           rf"not read as --ts-format.*value '{value}'") as err:
+            s.ingest(str(p), **kw)
+        if name == "DMY":
+            assert "the file's dates read the other way round: --ts-format '%d/%m/%Y %H:%M'" \
+                in str(err.value)
+    leap = tmp_path / "LEAP.csv"
+    leap.write_text("ts,open,high,low,close,volume\n2024-12-31 23:59:60,1,2,0.5,1.5,1\n")
+    with pytest.raises(incbt.BadInputError, match="line 2: ts does not read"):
+        s.ingest(str(leap), ts_format="%Y-%m-%d %H:%M:%S", tz="UTC", instrument="{stem}")
+    with pytest.raises(incbt.UsageError, match="%Z"):
+        s.ingest(str(leap), ts_format="%Y-%m-%d %H:%M %Z", tz="UTC", instrument="L")
+    with pytest.raises(incbt.UsageError, match="would be read twice"):
+        s.ingest(str(tmp_path / "FEB.csv"), **{**kw, "columns": {"ts": "Date+Open"}})
+    with pytest.raises(incbt.UsageError, match="give one of them"):
+        s.ingest(str(tmp_path / "FEB.csv"), **kw, ts_unit="s")
+    assert tree_state(s.path) == before
+    unpadded = tmp_path / "UNP.csv"
+    unpadded.write_text(head + "1/2/2024,9:30,1,2,0.5,1.5,1\n1/2/2024,9:31,1,2,0.5,1.5,1\n")
+    s.ingest(str(unpadded), **kw)
+    ts = s.sql("SELECT CAST(ts AS BIGINT) AS t FROM bars ORDER BY t")["t"].to_pylist()
+    assert ts == [1704187800 * 10**9, 1704187860 * 10**9]
+
+
+@pytest.mark.parametrize("parts", [False, True])
+def test_a_decimal_comma_is_judged_from_more_than_the_first_bar(tmp_path, monkeypatch, parts):
+    """A `;` file whose first bars have whole-number prices (QA 2026-12-06: refused, and
+    in parts a part starting on such a bar); a tab file with decimal commas."""
+    lines = ["instrument;ts;open;high;low;close;volume"]
+    want = []
+    for k in range(3000):
+        px = f"{100 + k % 9}" if k % 2 == 0 else f"{100 + k % 9},25"
+        lines.append(f"A;{1704292200 + 60 * (k % 300) + 86400 * (k // 300)}000000000;{px};"
+                     f"{px};{px};{px};1")
+        want.append(float(px.replace(",", ".")))
+    if parts:
+        monkeypatch.setenv("INCBT_INGEST_CHUNK_MB", "0.02")
+    for name, sep in (("semi", ";"), ("tab", "\t")):
+        p = tmp_path / f"{name}.csv"
+        p.write_text("\n".join(x.replace(";", sep) for x in lines) + "\n")
+        s = incbt.init(str(tmp_path / f"s-{name}"))
+        s.ingest(str(p))
+        assert s.sql("SELECT open FROM bars ORDER BY ts")["open"].to_pylist() == want
+
+
+def test_a_day_joined_from_parts_says_its_bars_off_the_minute(tmp_path, monkeypatch):
+    rows = ["instrument,ts,open,high,low,close,volume"]
+    for k in range(2000):
+        rows.append(f"A,{1704292200 + 30 * k}000000000,1,2,0.5,1.5,1")  # 30-second bars
+    p = tmp_path / "half.csv"
+    p.write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("INCBT_INGEST_CHUNK_MB", "0.01")
+    s = incbt.init(str(tmp_path / "s"))
+    got = s.ingest(str(p))
+    assert got.off_minute and got.off_minute[0][0] == "A"

@@ -943,7 +943,12 @@ def ingest(
     hasher = store_hasher(cat)
 
     def whole_day(inst: str, day: int, src: InputBars) -> Piece:
-        return Piece(inst, day, src, 0, len(src), day_hash(src, 0, len(src), hasher))
+        # a day joined from the parts of a big file: its stamps looked at as split_days
+        # does (QA 2026-12-06: its off-the-minute note was lost)
+        n = len(src)
+        stamps = src.ts[[0, min(1, n - 1), n - 1]] if n else src.ts[:0]
+        off = int(np.where(stamps % MINUTE_NS != 0, stamps, 0).max()) if n else 0
+        return Piece(inst, day, src, 0, n, day_hash(src, 0, n, hasher), off)
 
     stitcher = Stitcher(whole_day)  # across the parts of a big file
 

@@ -309,6 +309,12 @@ def _check_columns(
         wanted[c] = JOIN.join(out)
     sources = sources_of(wanted)
     clash = next((v for v in sources if sources.count(v) > 1), None)
+    if clash is not None and JOIN in wanted.get("ts", ""):  # --map ts=Date+Open, Date+Date
+        raise UsageError(
+            f"--map ts={shown_ts(wanted['ts'])}: column {clash!r} would be read twice (by "
+            "ts, and by ts again or by another bars column): join a date's column and a "
+            "time's, each read by ts alone"
+        )
     if clash is not None:  # --map ts=open: open still reads its own column (QA 2026-12-05:
         # said as an unexpected column, exit 1)
         both = [k for k, v in wanted.items() if v == clash]
@@ -548,6 +554,23 @@ def _head_lines(path: str, sep: str = ",") -> tuple[list[str] | None, list[str] 
 
 
 _DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*")
+_SAMPLE = 1 << 16  # bytes of a file its decimal mark is judged from
+
+
+def _decimal_comma(path: str, sep: str) -> bool:
+    """Whether a file separated by ``sep`` (not a comma) writes its numbers with a
+    decimal comma: a field of its first 64 KiB is digits, a comma and digits (QA
+    2026-12-06: judged from the first bar alone, a file, or a part of one, starting on
+    whole-number prices was refused)."""
+    opener = open
+    if is_gz(path):
+        import gzip
+
+        opener = gzip.open  # type: ignore[assignment]
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:  # type: ignore[operator]
+        text = f.read(_SAMPLE)
+    lines = text.splitlines()[:-1] or text.splitlines()  # the last may be cut
+    return any(_DECIMAL_COMMA.fullmatch(x) for row in csv.reader(lines, delimiter=sep) for x in row)
 
 
 def _read_csv(
@@ -582,7 +605,7 @@ def _read_csv(
         header, first = _head_lines(path, sep)
         if names is not None:
             first = header
-        if sep == ";" and first and any(_DECIMAL_COMMA.fullmatch(x) for x in first):
+        if _decimal_comma(path, sep):
             dec = ","
     if names is not None:
         header = list(names)
@@ -753,11 +776,61 @@ def check_ts_format(fmt: str) -> None:
             "and a year (--ts-format '%m/%d/%Y %H:%M', '%Y%m%d %H%M%S', "
             "'%d.%m.%Y %H:%M:%S.%f')"
         )
+    if "%Z" in fmt:  # Arrow's strptime matches any word there and drops it (QA 2026-12-06:
+        # "09:30 EST" stored as 09:30 UTC)
+        raise UsageError(
+            f"--ts-format {fmt!r}: %Z (a zone's name, EST) is not read: name the zone of the "
+            "times with --tz (--tz America/New_York), or read offsets (-0500) with %z"
+        )
     if "%f" in fmt and not fmt.endswith(".%f"):
         raise UsageError(
             f"--ts-format {fmt!r}: fractions of a second (%f) are read at the end of the "
             "time only, after a dot (...%S.%f)"
         )
+
+
+def _not_there(base: pa.Array, parsed: pa.Array, fmt: str) -> np.ndarray:
+    """Rows Arrow's strptime read as another time than written: a day that does not
+    exist (02/29/2023 read as March 1st, 04/31 as May 1st) or a 60th second, which it
+    carries over (QA 2026-12-06: stored a day or a month off, silently). Each time is
+    written back in the format; where that gives other text (a day not padded, an
+    offset) Python's strptime, which refuses such days, judges the row."""
+    whole = pc.cast(parsed, pa.timestamp("s", tz=parsed.type.tz), safe=False)
+    again = pc.strftime(whole, format=fmt)
+    differ = pc.not_equal(pc.utf8_trim_whitespace(again), pc.utf8_trim_whitespace(base))
+    out = np.zeros(len(base), dtype=bool)
+    rows = np.flatnonzero(differ.to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return out
+    import datetime as dt
+
+    values = base.take(pa.array(rows)).to_pylist()
+    for k, v in zip(rows.tolist(), values, strict=True):
+        try:
+            dt.datetime.strptime(v.strip(), fmt)
+        except (ValueError, TypeError):
+            out[k] = True
+            break  # the first is named
+    return out
+
+
+def _format_fix(fmt: str, value: str) -> str:
+    """The fix for a time the format does not read: a day-first format where that reads
+    it (or month-first), else the codes."""
+    import datetime as dt
+
+    if "%d" in fmt and "%m" in fmt:
+        other = fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+        base = value.rsplit(".", 1)[0] if fmt.endswith(".%f") else value
+        try:
+            dt.datetime.strptime(base.strip(), other[:-3] if other.endswith(".%f") else other)
+            return f"the file's dates read the other way round: --ts-format {other!r}"
+        except ValueError:
+            pass
+    return (
+        "give the format the file writes its times in (strptime codes, e.g. "
+        "'%m/%d/%Y %H:%M' for 01/02/2024 09:30), and check that the day exists"
+    )
 
 
 def _parse_ts_format(
@@ -775,6 +848,8 @@ def _parse_ts_format(
         frac_ns = pc.cast(pc.utf8_rpad(frac, 9, "0"), pa.int64())
     parsed = pc.strptime(base, format=base_fmt, unit="ns", error_is_null=True)
     bad = pc.and_(pc.is_null(parsed), pc.is_valid(text)).to_numpy(zero_copy_only=False)
+    if not bad.any():
+        bad = _not_there(base, parsed, base_fmt)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         where = _at(fkind, i)
@@ -785,8 +860,7 @@ def _parse_ts_format(
             file=path,
             **where,
             value=text[i].as_py(),
-            fix="give the format the file writes its times in (strptime codes, e.g. "
-            "'%m/%d/%Y %H:%M' for 01/02/2024 09:30)",
+            fix=_format_fix(fmt, str(text[i].as_py())),
         )
     if parsed.type.tz is None:
         if not tz:
