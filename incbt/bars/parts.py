@@ -365,39 +365,26 @@ def read_part(
     errors, once the parts before it are read). ``scratch``: the folder for a CSV
     part's copy (under the store's ``tmp/``, which the next writer empties after a
     crash)."""
+
+    def read(path: str, **where: Any) -> InputBars:
+        return read_input(
+            path,
+            mapping,
+            tz,
+            use_threads,
+            ts_unit=ts_unit,
+            instrument=instrument,
+            ts_format=ts_format,
+            **where,
+        )
+
     if part.kind == "parquet":
-        return read_input(
-            part.path,
-            mapping,
-            tz,
-            use_threads,
-            (part.start, part.end),
-            ts_unit=ts_unit,
-            instrument=instrument,
-            ts_format=ts_format,
-        )
+        return read(part.path, row_groups=(part.start, part.end))
     if part.kind == "parquet-rows":
-        return read_input(
-            part.path,
-            mapping,
-            tz,
-            use_threads,
-            rows=part.rows.pop(),
-            ts_unit=ts_unit,
-            instrument=instrument,
-            ts_format=ts_format,
-        )
+        return read(part.path, rows=part.rows.pop())
     if part.kind == "csv-file":  # a part of a .csv.gz, a file of its own: gone once read
         try:
-            return read_input(
-                part.path,
-                mapping,
-                tz,
-                use_threads,
-                ts_unit=ts_unit,
-                instrument=instrument,
-                ts_format=ts_format,
-            )
+            return read(part.path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(part.path)
@@ -408,15 +395,7 @@ def read_part(
         if inp is not None:
             return inp
     with _csv_copy(part, scratch) as tmp:
-        return read_input(
-            tmp,
-            mapping,
-            tz,
-            use_threads,
-            ts_unit=ts_unit,
-            instrument=instrument,
-            ts_format=ts_format,
-        )
+        return read(tmp)
 
 
 @contextlib.contextmanager
