@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -1022,3 +1023,39 @@ def test_a_day_joined_from_parts_says_its_bars_off_the_minute(tmp_path, monkeypa
     s = incbt.init(str(tmp_path / "s"))
     got = s.ingest(str(p))
     assert got.off_minute and got.off_minute[0][0] == "A"
+
+
+def test_header_less_files_said_right_and_thousands_refused(tmp_path):
+    """QA 2026-12-06 (--header): d,ddd in a `;` file is a thousands separator or three
+    decimals: refused, not read as 33.45; a small file's last line counts for its decimal
+    mark; a first line of names, a blank or empty file, a count of names other than the
+    line's fields, each said as what it is."""
+    s = incbt.init(str(tmp_path / "s"))
+    kw = dict(header="ts,open,high,low,close,volume", tz="Asia/Tokyo", instrument="{stem}")
+    before = tree_state(s.path)
+
+    def refused(name: str, text: str, words: str, **extra: Any) -> None:
+        p = tmp_path / f"{name}.csv"
+        p.write_text(text)
+        with pytest.raises(incbt.BadInputError, match=words):
+            s.ingest(str(p), **{**kw, **extra})
+
+    refused("NK", "2024-01-04 09:00:00;33,450;33,500;33,400;33,480;1,234\n",
+            r"numbers like '33,450' read as a decimal comma or as a thousands separator")
+    refused("HDR", "ts,open,high,low,close,volume\n2024-01-04 09:00:00,1,2,0.5,1.5,1\n",
+            r"line 1: the file's first line is the header --header gives")
+    refused("OTHER", "Time,O,H,L,C,V\n2024-01-04 09:00:00,1,2,0.5,1.5,1\n",
+            r"line 1: the first line looks like a header line")
+    refused("EMPTY", "", r"EMPTY.csv: the file is empty")
+    refused("BLANK", "\n2024-01-04 09:00:00,1,2,0.5,1.5,1\n", r"line 1: the first line is blank")
+    refused("SEVEN", "20240104 090000;1,1;1,2;1,0;1,15;0;\n",
+            r"line 1: --header names 6 field\(s\), the first bar has 7 \(separated by ';'\)",
+            ts_format="%Y%m%d %H%M%S")
+    refused("FEW", "2024-01-04 09:00:00,1,2,0.5,1.5\n", r"missing column\(s\) volume; "
+            r"--header names ts, open, high, low, close", header="ts,open,high,low,close")
+    assert tree_state(s.path) == before
+    last = tmp_path / "DAX.csv"  # its one decimal comma on its last line
+    last.write_text("2024-01-04 09:00:00;101;102;101;101;1200\n"
+                    "2024-01-04 09:01:00;101,25;101,75;101,1;101,5;300\n")
+    s.ingest(str(last), **kw)
+    assert s.sql("SELECT open FROM bars ORDER BY ts")["open"].to_pylist() == [101.0, 101.25]

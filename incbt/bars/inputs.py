@@ -352,7 +352,11 @@ def _check_columns(
                 if headless
                 else f"missing column(s) {', '.join(missing)}"
             )
-            + f"; the file has {', '.join(present)}",
+            + (
+                f"; --header names {', '.join(present)}"
+                if is_csv(path) and _head() == 0
+                else f"; the file has {', '.join(present)}"
+            ),
             file=path,
             line=1 if is_csv(path) else None,
             fix=f"add the header line {header_line(instrument)} above the bars"
@@ -533,10 +537,17 @@ def _bar_separator(path: str, fields: int) -> str:
         opener = gzip.open  # type: ignore[assignment]
     with opener(path, "rt", newline="", encoding="utf-8-sig") as f:  # type: ignore[operator]
         line = f.readline().rstrip("\r\n")
-    for sep in (*_SEPARATORS, ","):
-        if sep in line and len(next(csv.reader([line], delimiter=sep))) == fields:
+    counts = {
+        sep: len(next(csv.reader([line], delimiter=sep)))
+        for sep in (*_SEPARATORS, ",")
+        if sep in line
+    }
+    for sep, n in counts.items():
+        if n == fields:
             return sep
-    return ","
+    # none cuts it into as many fields as --header names: the one that cuts it most
+    # (said then as a count of fields, in the file's own separator)
+    return max(counts, key=lambda x: counts[x]) if counts else ","
 
 
 def _head_lines(path: str, sep: str = ",") -> tuple[list[str] | None, list[str] | None]:
@@ -554,14 +565,30 @@ def _head_lines(path: str, sep: str = ",") -> tuple[list[str] | None, list[str] 
 
 
 _DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*")
+# d,ddd: a decimal comma with three decimals, or a thousands separator (33,450 points)
+_THOUSANDS_LIKE = re.compile(r"\s*-?\d{1,3},\d{3}\s*")
 _SAMPLE = 1 << 16  # bytes of a file its decimal mark is judged from
+
+
+def _is_number(text: str, dec: str = ".") -> bool:
+    """Whether a field reads as a number (with the file's decimal mark)."""
+    t = text.strip()
+    if dec == ",":
+        t = t.replace(".", "#").replace(",", ".")
+    try:
+        float(t)
+        return True
+    except ValueError:
+        return False
 
 
 def _decimal_comma(path: str, sep: str) -> bool:
     """Whether a file separated by ``sep`` (not a comma) writes its numbers with a
     decimal comma: a field of its first 64 KiB is digits, a comma and digits (QA
     2026-12-06: judged from the first bar alone, a file, or a part of one, starting on
-    whole-number prices was refused)."""
+    whole-number prices was refused), and not only as ``d,ddd``, which may be a
+    thousands separator: such a file is refused (QA 2026-12-06: 33,450 points were
+    stored as 33.45)."""
     opener = open
     if is_gz(path):
         import gzip
@@ -569,8 +596,21 @@ def _decimal_comma(path: str, sep: str) -> bool:
         opener = gzip.open  # type: ignore[assignment]
     with opener(path, "rt", newline="", encoding="utf-8-sig") as f:  # type: ignore[operator]
         text = f.read(_SAMPLE)
-    lines = text.splitlines()[:-1] or text.splitlines()  # the last may be cut
-    return any(_DECIMAL_COMMA.fullmatch(x) for row in csv.reader(lines, delimiter=sep) for x in row)
+        whole = not f.read(1)
+    lines = text.splitlines()  # the last may be cut where the file goes on
+    if not whole:
+        lines = lines[:-1] or lines
+    commas = [x for row in csv.reader(lines, delimiter=sep) for x in row if "," in x]
+    decimal = [x for x in commas if _DECIMAL_COMMA.fullmatch(x)]
+    if decimal and all(_THOUSANDS_LIKE.fullmatch(x) for x in decimal):
+        raise BadInputError(
+            f"numbers like {decimal[0].strip()!r} read as a decimal comma or as a thousands "
+            "separator: incbt cannot tell which",
+            file=path,
+            value=decimal[0].strip(),
+            fix="write the numbers without thousands separators (33450), or with a decimal point",
+        )
+    return bool(decimal)
 
 
 def _read_csv(
@@ -609,14 +649,42 @@ def _read_csv(
             dec = ","
     if names is not None:
         header = list(names)
-        if first is not None and [x.strip().lower() for x in first] == [
-            x.strip().lower() for x in names
-        ]:
+        if first is None or first == [] or first == [""]:  # (QA 2026-12-06: "line 2: the
+            # file has a header but no bars")
+            raise BadInputError(
+                "the file is empty" if first is None else "the first line is blank",
+                file=path,
+                line=None if first is None else 1,
+                fix="give files of bars, one a line"
+                if first is None
+                else "remove the blank line(s) before the first bar",
+            )
+        if [x.strip().lower() for x in first] == [x.strip().lower() for x in names]:
             raise BadInputError(
                 "the file's first line is the header --header gives",
                 file=path,
                 line=1,
                 fix="drop --header for files with a header line",
+            )
+        numbers = sum(_is_number(x, dec) for x in first)
+        if not numbers:  # a header line of other names (QA 2026-12-06: "the header line
+            # again, among the bars", or a column that is not a number)
+            raise BadInputError(
+                "the first line looks like a header line, not a bar: no field of it is a number",
+                file=path,
+                line=1,
+                value=(sep.join(first))[:80],
+                fix="drop --header for files with a header line (map their names with --map)",
+            )
+        if len(first) != len(names):
+            raise BadInputError(
+                f"--header names {len(names)} field(s), the first bar has {len(first)}"
+                + (f" (separated by {sep!r})" if sep != "," else ""),
+                file=path,
+                line=1,
+                value=(sep.join(first))[:80],
+                fix=f"give --header {len(first)} names, one for each field of a line, in "
+                "order (a field left empty at the end of each line needs a name too)",
             )
     _DIALECT.set((sep, dec, 0 if names is not None else 1))
     return _read_csv_as(
