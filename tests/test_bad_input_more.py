@@ -1059,3 +1059,25 @@ def test_header_less_files_said_right_and_thousands_refused(tmp_path):
                     "2024-01-04 09:01:00;101,25;101,75;101,1;101,5;300\n")
     s.ingest(str(last), **kw)
     assert s.sql("SELECT open FROM bars ORDER BY ts")["open"].to_pylist() == [101.0, 101.25]
+
+
+def test_a_vendors_txt_files_are_read_with_header(tmp_path):
+    """Kibot and FirstRate ship .txt files without a header line: read with --header
+    (given by path or in a folder), named by {stem} without .txt; without --header a
+    .txt file given is refused, saying so, and one in a folder is left out, said."""
+    d = tmp_path / "kibot"
+    d.mkdir()
+    (d / "AAPL.txt").write_text("01/02/2024,09:30,10,11,9,10.5,100\n")
+    (d / "MSFT.txt").write_text("01/02/2024,09:30,20,21,19,20.5,100\n")
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.raises(incbt.BadInputError, match="unknown file type: a .txt file, read as "
+                       "bars only where --header names its fields"):
+        s.ingest(str(d / "AAPL.txt"), instrument="{stem}")
+    with pytest.raises(incbt.NotFoundError, match="no CSV or Parquet files"):
+        s.ingest(str(d), instrument="{stem}")
+    got = s.ingest(str(d), header="Date,Time,Open,High,Low,Close,Volume",
+                   columns={"ts": "Date+Time"}, ts_format="%m/%d/%Y %H:%M",
+                   tz="America/New_York", instrument="{stem}")
+    assert got.new_instruments == ["AAPL", "MSFT"]
+    assert s.sql("SELECT CAST(ts AS BIGINT) AS t FROM bars")["t"].to_pylist() == [
+        1704205800 * 10**9] * 2

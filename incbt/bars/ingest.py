@@ -94,7 +94,15 @@ from incbt.bars.layout import (
 )
 from incbt.bars.parts import GzParts, ParquetRowParts, Part, Stitcher, big_row_groups, read_part
 from incbt.bars.parts import split as parts_of
-from incbt.bars.schema import day_to_iso, is_csv, is_gz, is_parquet, iso_to_day, month_of
+from incbt.bars.schema import (
+    day_to_iso,
+    is_csv,
+    is_gz,
+    is_parquet,
+    is_text,
+    iso_to_day,
+    month_of,
+)
 from incbt.catalog import (
     CHANGE_CORRECTED,
     CHANGE_NEW,
@@ -913,12 +921,13 @@ def ingest(
         paths,
         skipped,
         None if instrument is None else (lambda f: instrument_for(f, instrument)),
+        text=header is not None,
     )
     summary = IngestSummary(files=len(files), dry_run=dry_run)
 
     def whole(f: str) -> bool:  # a CSV file without a header line is read whole: a part
         # of it would take its first bar for the header line its copy starts with
-        return header is not None and is_csv(f)
+        return header is not None and (is_csv(f) or is_text(f))
 
     summary.skipped_files = sorted(skipped)
     summary.reading = {

@@ -37,6 +37,7 @@ from incbt.bars.schema import (
     is_gz,
     is_input,
     is_parquet,
+    is_text,
 )
 from incbt.errors import BadInputError, NotFoundError, UsageError
 
@@ -143,11 +144,13 @@ def expand_paths(
     paths: Iterable[str],
     skipped: list[str] | None = None,
     named: Callable[[str], str] | None = None,
+    text: bool = False,
 ) -> list[str]:
     """Files from files, folders (recursively) and globs, in sorted order.
 
     ``named``: the instrument each file's bars are named by (``--instrument '{stem}'``):
-    one file reached by two names that name it differently is refused.
+    one file reached by two names that name it differently is refused. ``text``: a
+    folder's ``.txt`` files are bars too (``--header`` given: a vendor's header-less files).
 
     In a folder, hidden files and folders (``.name``: a Mac's ``._x.csv`` beside each
     file of a zip) and incbt stores (``incbt ingest .`` beside ``./store``) are left
@@ -184,7 +187,7 @@ def expand_paths(
                     for f in files:
                         if f.startswith("."):
                             continue
-                        if is_input(f):
+                        if is_input(f) or (text and is_text(f)):
                             out.append(os.path.join(root, f))
                         elif skipped is not None:
                             skipped.append(os.path.join(root, f))
@@ -218,11 +221,18 @@ def expand_paths(
     return out
 
 
-def _kind(path: str) -> str:
+def _kind(path: str, header: bool = False) -> str:
     if is_parquet(path):
         return "parquet"
-    if is_csv(path):
+    if is_csv(path) or (header and is_text(path)):
         return "csv"
+    if is_text(path):
+        raise BadInputError(
+            "unknown file type: a .txt file, read as bars only where --header names its fields",
+            file=path,
+            fix="give --header NAMES for a vendor's header-less .txt files (Kibot, "
+            "FirstRate), or name CSV files with a header line .csv",
+        )
     raise BadInputError(
         "unknown file type",
         file=path,
@@ -1481,7 +1491,7 @@ def check_instrument(spec: str, mapping: Mapping[str, str] | None = None) -> Non
 def instrument_for(path: str, spec: str) -> str:
     """The instrument ``--instrument`` names for the file at ``path``."""
     name = os.path.basename(path)
-    for ext in (".csv.gz", ".csv", ".parquet", ".pq"):  # the file's type, once
+    for ext in (".csv.gz", ".csv", ".txt.gz", ".txt", ".parquet", ".pq"):  # its type, once
         if name.lower().endswith(ext) and len(name) > len(ext):
             name = name[: -len(ext)]
             break
@@ -1610,7 +1620,7 @@ def _read_input(
     mapping = dict(mapping or {})
     if tz:
         check_tz(tz)
-    kind = _kind(path)
+    kind = _kind(path, header is not None)
     if header is not None and kind != "csv":
         raise BadInputError(
             "--header names the fields of a CSV file without a header line: a Parquet "

@@ -52,6 +52,12 @@ def is_parquet(path: str) -> bool:
     return path.lower().endswith((".parquet", ".pq"))
 
 
+def is_text(path: str) -> bool:
+    """A vendor's ``.txt`` (or ``.txt.gz``) file of bars: read as CSV where ``--header``
+    names its fields (Kibot, FirstRate), else not an input."""
+    return path.lower().endswith((".txt", ".txt.gz"))
+
+
 def is_input(path: str) -> bool:
     """A file ``incbt ingest FOLDER`` reads: CSV (plain or gzipped) or Parquet."""
     return is_csv(path) or is_parquet(path)
