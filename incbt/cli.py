@@ -357,7 +357,10 @@ def generate(
 
 @app.command()
 def ingest(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders or globs (CSV, Parquet).")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files, folders or globs (CSV, Parquet; .txt with --header)."),
+    ],
     map_: Annotated[
         list[str] | None,
         typer.Option(
@@ -1968,9 +1971,14 @@ def main() -> None:
         # one line, as every other error (QA 2026-12-06: click's three, "Usage: ...")
         ctx = getattr(exc, "ctx", None)
         where = getattr(ctx, "command_path", "") or "incbt"
+        if where == "incbt":  # an option's missing value is said in the group's context
+            commands = getattr(typer.main.get_command(app), "commands", {})
+            named = next((a for a in sys.argv[1:] if a in commands), None)
+            where = f"incbt {named}" if named else where
         text = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
+        end = "" if text.endswith(("?", "!")) else "."
         err_console.print(
-            styled(f"[red]error:[/red] {text}. Fix: `{where} --help` lists what it takes"),
+            styled(f"[red]error:[/red] {text}{end} Fix: `{where} --help` lists what it takes"),
             highlight=False,
             soft_wrap=True,
         )

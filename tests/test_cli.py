@@ -1391,3 +1391,17 @@ def test_failures_with_the_same_words_are_one_line_naming_the_instruments():
     ]
     assert grouped_failures(errors[:2], names=6) == [f"S0000, S0001 (2 instruments): {err}"]
     assert grouped_failures(["no colon here"]) == ["no colon here"]
+
+
+def test_a_usage_error_points_at_its_commands_help(tmp_path):
+    """An option given without its value is said in the group's context: the fix names
+    the command's help all the same (QA 2026-12-06: `incbt --help`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    incbt_bin = os.path.join(os.path.dirname(sys.executable), "incbt")
+    r = subprocess.run([incbt_bin, "--store", str(tmp_path / "s"), "update", "--ts-unit"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("error: Option '--ts-unit' requires an argument. Fix: "
+                                "`incbt update --help` lists what it takes")
+    r = subprocess.run([incbt_bin, "ingset"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "'init'? Fix: `incbt --help`" in r.stderr, r.stderr

@@ -1464,7 +1464,8 @@ def check_instrument(spec: str, mapping: Mapping[str, str] | None = None) -> Non
     if not isinstance(spec, str) or not spec.strip():
         raise UsageError(
             "--instrument (instrument=) names the instrument of files without a column "
-            "of names: give a name, or '{stem}' for each file's name"
+            "of names: give a name, '{stem}' for each file's name or '{folder}' for its "
+            "folder's"
         )
     if mapping and "instrument" in mapping:
         raise UsageError(
