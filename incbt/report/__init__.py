@@ -233,10 +233,11 @@ def _staleness(store: Any, run_ids: Iterable[str]) -> dict[str, _Stale]:
     """The runs of ``run_ids`` that are not up to date, and why: bars ingested or
     corrected since, a universe grown, or their strategy's code changed.
 
-    ``store.status()`` lists a run whose code changed under the id of the run of the
-    new code that replaces it (and not at all once that run is computed already), so
-    the (old, new) pairs of ``status().replaced`` are followed back: without them a
-    run of changed code read as up to date (found 2026-12-05)."""
+    A run whose code changed is listed by ``store.status()`` under its own id (with
+    ``replaced_by``, since 2026-12-06; before, under the id of the run replacing it),
+    and not at all once that run is computed already: the (old, new) pairs of
+    ``status().replaced`` say so (without them a run of changed code read as up to
+    date: found 2026-12-05)."""
     from incbt.update import status_of
 
     wanted = set(run_ids)
