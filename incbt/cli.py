@@ -412,6 +412,14 @@ def ingest(
             "line is a bar): e.g. --header Date,Time,Open,High,Low,Close,Volume.",
         ),
     ] = None,
+    decimal: Annotated[
+        str | None,
+        typer.Option(
+            "--decimal",
+            help="The decimal mark of the CSV files' numbers, . or , (judged from each "
+            "file where not given; 101,250 written alone cannot be).",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and say what would change; write nothing.")
     ] = False,
@@ -435,7 +443,7 @@ def ingest(
     ] = False,
 ) -> None:
     """Validate and ingest bars as one atomic batch (new days, corrections, no-ops)."""
-    _reading_options(ts_unit, instrument, ts_format, header)  # bad usage before the store
+    _reading_options(ts_unit, instrument, ts_format, header, decimal)  # bad usage first
     st = _open()
     with RichReporter() as rep:
         s = st.ingest(
@@ -450,6 +458,7 @@ def ingest(
             instrument=instrument,
             ts_format=ts_format,
             header=header,
+            decimal=decimal,
         )
     verb = "would add" if dry_run else "added"
     typer.echo(
@@ -480,12 +489,22 @@ def ingest(
 
 
 def _reading_options(
-    ts_unit: str | None, instrument: str | None, ts_format: str | None, header: str | None
+    ts_unit: str | None,
+    instrument: str | None,
+    ts_format: str | None,
+    header: str | None,
+    decimal: str | None,
 ) -> None:
     """The reading options' own checks, before the store is opened: bad usage is exit 2
     whatever the store (QA 2026-12-06: exit 1, "not an incbt store", for --ts-unit
     minutes)."""
-    from incbt.bars.inputs import check_header, check_instrument, check_ts_format, check_ts_unit
+    from incbt.bars.inputs import (
+        check_decimal,
+        check_header,
+        check_instrument,
+        check_ts_format,
+        check_ts_unit,
+    )
 
     if ts_unit is not None:
         check_ts_unit(ts_unit)
@@ -495,6 +514,8 @@ def _reading_options(
         check_ts_format(ts_format)
     if header is not None:
         check_header(header)
+    if decimal is not None:
+        check_decimal(decimal)
 
 
 def _print_corrected(s: Any, say: Callable[[str], None]) -> None:
@@ -1421,6 +1442,7 @@ def update(
     instrument: Annotated[str | None, typer.Option("--instrument", help="As for ingest.")] = None,
     ts_format: Annotated[str | None, typer.Option("--ts-format", help="As for ingest.")] = None,
     header: Annotated[str | None, typer.Option("--header", help="As for ingest.")] = None,
+    decimal: Annotated[str | None, typer.Option("--decimal", help="As for ingest.")] = None,
     join_days: Annotated[bool, typer.Option("--join-days", help="As for ingest.")] = False,
     dry_run: Annotated[
         bool,
@@ -1447,12 +1469,13 @@ def update(
             ("--instrument", instrument),
             ("--ts-format", ts_format),
             ("--header", header),
+            ("--decimal", decimal),
         )
         if on
     ]
     if given and not paths:  # --map and --tz were ignored without a word (QA 2026-12-06)
         raise UsageError(f"{given[0]} applies to the files update ingests: give them")
-    _reading_options(ts_unit, instrument, ts_format, header)
+    _reading_options(ts_unit, instrument, ts_format, header, decimal)
     st = _open()
     try:
         with RichReporter() as rep:
@@ -1467,6 +1490,7 @@ def update(
                 instrument=instrument,
                 ts_format=ts_format,
                 header=header,
+                decimal=decimal,
             )
     except KeyboardInterrupt as exc:  # after its ingest committed: said (QA 2026-12-06)
         notes = "; ".join(getattr(exc, "__notes__", ()))

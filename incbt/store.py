@@ -35,7 +35,13 @@ from pyarrow._parquet import ParquetReader  # see read_days
 from incbt import settings as settings_mod
 from incbt.bars.ingest import DAY_HASH, IngestSummary, RemoveSummary, recover, remove_days
 from incbt.bars.ingest import ingest as _ingest
-from incbt.bars.inputs import check_header, check_instrument, check_ts_format, check_ts_unit
+from incbt.bars.inputs import (
+    check_decimal,
+    check_header,
+    check_instrument,
+    check_ts_format,
+    check_ts_unit,
+)
 from incbt.bars.layout import RECENT
 from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, given_day, iso_to_day
 from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex, operation
@@ -573,6 +579,7 @@ class Store:
         instrument: str | None = None,
         ts_format: str | None = None,
         header: str | Sequence[str] | None = None,
+        decimal: str | None = None,
     ) -> IngestSummary:
         """Ingest CSV/Parquet files, folders or globs as one atomic batch.
 
@@ -587,7 +594,8 @@ class Store:
         ``columns={"ts": "Date+Time"}`` a date's and a time's columns are read together.
         ``header``: the names of the fields of CSV files without a header line, in order
         (``"Date,Time,Open,High,Low,Close,Volume"``): their first line is a bar (read
-        whole, not in parts).
+        whole, not in parts). ``decimal``: the CSV files' decimal mark, ``"."`` or
+        ``","`` (where not given, judged from each file's first 64 KiB).
         ``join_days``: new bars are merged into a stored day (bars at new times added,
         a bar at a stored bar's time replacing it, the others kept: bars sent as they
         come); without it they replace the day whole, as any correction.
@@ -612,6 +620,8 @@ class Store:
                     "times written as text: give one of them"
                 )
         names_given = None if header is None else check_header(header)
+        if decimal is not None:
+            check_decimal(decimal)
         summary = _ingest(
             self.path,
             self.catalog,
@@ -632,6 +642,7 @@ class Store:
             instrument=instrument,
             ts_format=ts_format,
             header=names_given,
+            decimal=decimal,
         )
         notes = summary.notes()
         if notes:  # said, as the CLI says them (a notebook showed nothing: QA 2026-12-05)
@@ -970,10 +981,11 @@ class Store:
         instrument: str | None = None,
         ts_format: str | None = None,
         header: str | Sequence[str] | None = None,
+        decimal: str | None = None,
     ) -> UpdateResult:
         """Ingest ``paths`` (if any), then bring every registered run up to date.
         ``columns``, ``tz``, ``join_days``, ``ts_unit``, ``instrument``, ``ts_format``,
-        ``header``: as for :meth:`ingest`.
+        ``header``, ``decimal``: as for :meth:`ingest`.
 
         Computes exactly the invalid segments (new days, days from a correction or
         a late day on, runs whose strategy code changed). Returns an UpdateResult.
@@ -998,6 +1010,7 @@ class Store:
                 ("instrument", instrument),
                 ("ts_format", ts_format),
                 ("header", header),
+                ("decimal", decimal),
             )
             if v is not None
         }
@@ -1009,6 +1022,8 @@ class Store:
             check_ts_format(ts_format)
         if header is not None:
             check_header(header)
+        if decimal is not None:
+            check_decimal(decimal)
         if paths is None and extra:  # as the CLI refuses them (QA 2026-12-06: ignored)
             name = next(iter(extra))
             raise UsageError(f"{name}= applies to the files update ingests: give them")

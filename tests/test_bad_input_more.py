@@ -1081,3 +1081,30 @@ def test_a_vendors_txt_files_are_read_with_header(tmp_path):
     assert got.new_instruments == ["AAPL", "MSFT"]
     assert s.sql("SELECT CAST(ts AS BIGINT) AS t FROM bars")["t"].to_pylist() == [
         1704205800 * 10**9] * 2
+
+
+@pytest.mark.parametrize("parts", [False, True])
+def test_decimal_settles_what_a_file_cannot_say(tmp_path, monkeypatch, parts):
+    """--decimal , reads d,ddd as three decimals (USD/JPY 145,123), where a file of such
+    numbers alone is refused as ambiguous; whole and in parts; recorded in the event."""
+    lines = ["instrument;ts;open;high;low;close;volume"]
+    for k in range(3000):
+        px = f"145,{100 + k % 800:03d}"
+        lines.append(f"JPY;{1704292200 + 60 * (k % 300) + 86400 * (k // 300)}000000000;"
+                     f"{px};{px};{px};{px};1")
+    p = tmp_path / "jpy.csv"
+    p.write_text("\n".join(lines) + "\n")
+    if parts:
+        monkeypatch.setenv("INCBT_INGEST_CHUNK_MB", "0.02")
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.raises(incbt.BadInputError, match="--decimal , \\(three decimals\\)"):
+        s.ingest(str(p))
+    s.ingest(str(p), decimal=",")
+    got = s.sql("SELECT open FROM bars ORDER BY ts")["open"].to_pylist()
+    assert got == [float(f"145.{100 + k % 800:03d}") for k in range(3000)]
+    summary = s.sql("SELECT summary FROM events ORDER BY seq DESC LIMIT 1")["summary"][0]
+    assert '"decimal": ","' in summary.as_py()
+    with pytest.raises(incbt.UsageError, match="--decimal"):
+        s.ingest(str(p), decimal=";")
+    r = _cli("--store", s.path, "ingest", str(p), "--decimal", "x")
+    assert r.returncode == 2 and "--decimal 'x'" in _one_error_line(r)

@@ -891,6 +891,7 @@ def ingest(
     instrument: str | None = None,
     ts_format: str | None = None,
     header: Sequence[str] | None = None,
+    decimal: str | None = None,
 ) -> IngestSummary:
     """Ingest files as one atomic batch, reading them ``chunk_bytes`` at a time.
 
@@ -939,6 +940,7 @@ def ingest(
             ("instrument", instrument),
             ("ts_format", ts_format),
             ("header", list(header or [])),
+            ("decimal", decimal),
         )
         if v and v != "ns"
     }
@@ -966,7 +968,9 @@ def ingest(
         if instrument is not None:  # a part of a .csv.gz is a file of its own: its name
             name = instrument_for(f.name or f.path if isinstance(f, Part) else f, instrument)
         if isinstance(f, Part):
-            inp = read_part(f, mapping, tz, use_threads, streamed.dir, ts_unit, name, ts_format)
+            inp = read_part(
+                f, mapping, tz, use_threads, streamed.dir, ts_unit, name, ts_format, decimal
+            )
         else:
             inp = read_input(
                 f,
@@ -977,6 +981,7 @@ def ingest(
                 instrument=name,
                 ts_format=ts_format,
                 header=header,
+                decimal=decimal,
             )
         pieces = split_days(inp, session_tz, hasher)
         read_task.advance()

@@ -618,7 +618,8 @@ def _decimal_comma(path: str, sep: str) -> bool:
             "separator: incbt cannot tell which",
             file=path,
             value=decimal[0].strip(),
-            fix="write the numbers without thousands separators (33450), or with a decimal point",
+            fix="say the files' decimal mark: --decimal , (three decimals) or --decimal . "
+            "(then write the numbers without thousands separators: 33450)",
         )
     return bool(decimal)
 
@@ -632,6 +633,7 @@ def _read_csv(
     instrument: str | None = None,
     ts_format: str | None = None,
     names: Sequence[str] | None = None,
+    decimal: str | None = None,
 ) -> tuple[pa.Table, str, np.ndarray | None, list[str]]:
     """The file's table, "csv", where the fast reader read it, the bars block its
     columns are views of (else None), and the file's columns it does not read.
@@ -655,8 +657,10 @@ def _read_csv(
         header, first = _head_lines(path, sep)
         if names is not None:
             first = header
-        if _decimal_comma(path, sep):
+        if decimal is None and _decimal_comma(path, sep):
             dec = ","
+    if decimal is not None:  # --decimal: as given (d,ddd is then read as it says)
+        dec = decimal
     if names is not None:
         header = list(names)
         if first is None or first == [] or first == [""]:  # (QA 2026-12-06: "line 2: the
@@ -826,6 +830,15 @@ def _ts_text(table: pa.Table, columns: Sequence[str]) -> pa.Array:
 
 
 _FRACTION = re.compile(r"^(?P<base>.*)\.(?P<frac>\d{1,9})$")
+
+
+def check_decimal(mark: Any) -> None:
+    """``--decimal``: a CSV file's decimal mark, "." or ","."""
+    if mark not in (".", ","):
+        raise UsageError(
+            f"--decimal {mark!r}: give . or , (the decimal mark of the files' numbers, where "
+            "101,250 could be a thousands separator or three decimals)"
+        )
 
 
 def check_header(names: Any) -> list[str]:
@@ -1578,6 +1591,7 @@ def read_input(
     instrument: str | None = None,
     ts_format: str | None = None,
     header: Sequence[str] | None = None,
+    decimal: str | None = None,
 ) -> InputBars:
     """Read and validate one file; raise BadInputError on the first problem.
 
@@ -1586,6 +1600,7 @@ def read_input(
     (``--instrument``, resolved for this file by :func:`instrument_for`).
     ``ts_format``: how text ts are written (``--ts-format``: strptime codes).
     ``header``: the names of the fields of a CSV file without a header line.
+    ``decimal``: a CSV file's decimal mark, "." or "," (None: judged from the file).
 
     ``row_groups``: of a Parquet file, read only row groups [first, end) (a part of
     a big file: :mod:`incbt.bars.parts`; rows are numbered from the first read).
@@ -1600,7 +1615,17 @@ def read_input(
     token = _DIALECT.set((",", ".", 1))  # the file's dialect, set by _read_csv, read to
     try:  # its validation's end
         return _read_input(
-            path, mapping, tz, use_threads, row_groups, rows, ts_unit, instrument, ts_format, header
+            path,
+            mapping,
+            tz,
+            use_threads,
+            row_groups,
+            rows,
+            ts_unit,
+            instrument,
+            ts_format,
+            header,
+            decimal,
         )
     finally:
         _DIALECT.reset(token)
@@ -1617,6 +1642,7 @@ def _read_input(
     instrument: str | None,
     ts_format: str | None,
     header: Sequence[str] | None,
+    decimal: str | None = None,
 ) -> InputBars:
     mapping = dict(mapping or {})
     if tz:
@@ -1634,7 +1660,7 @@ def _read_input(
         try:
             if kind == "csv":
                 table, kind, block, other = _read_csv(
-                    path, mapping, tz, use_threads, ts_unit, instrument, ts_format, header
+                    path, mapping, tz, use_threads, ts_unit, instrument, ts_format, header, decimal
                 )
             else:
                 table, kind, other = _read_parquet(

@@ -359,6 +359,7 @@ def read_part(
     ts_unit: str = "ns",
     instrument: str | None = None,
     ts_format: str | None = None,
+    decimal: str | None = None,
 ) -> InputBars:
     """One part, validated as a file of its own (rows and lines numbered from its first
     bar: :meth:`Stitcher.number` renumbers them, and :meth:`Stitcher.renumbered` its
@@ -375,6 +376,7 @@ def read_part(
             ts_unit=ts_unit,
             instrument=instrument,
             ts_format=ts_format,
+            decimal=decimal,
             **where,
         )
 
