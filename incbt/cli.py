@@ -443,7 +443,12 @@ def ingest(
     ] = False,
 ) -> None:
     """Validate and ingest bars as one atomic batch (new days, corrections, no-ops)."""
-    _reading_options(ts_unit, instrument, ts_format, header, decimal)  # bad usage first
+    from incbt.bars.inputs import check_reading
+
+    # the reading options' own checks before the store is opened: bad usage is exit 2
+    # whatever the store (QA 2026-12-06: exit 1, "not an incbt store", for --ts-unit
+    # minutes)
+    check_reading(ts_unit, instrument, ts_format, header, decimal)
     st = _open()
     with RichReporter() as rep:
         s = st.ingest(
@@ -486,36 +491,6 @@ def ingest(
     )
     _print_corrected(s, typer.echo)
     _print_data_notes(s)
-
-
-def _reading_options(
-    ts_unit: str | None,
-    instrument: str | None,
-    ts_format: str | None,
-    header: str | None,
-    decimal: str | None,
-) -> None:
-    """The reading options' own checks, before the store is opened: bad usage is exit 2
-    whatever the store (QA 2026-12-06: exit 1, "not an incbt store", for --ts-unit
-    minutes)."""
-    from incbt.bars.inputs import (
-        check_decimal,
-        check_header,
-        check_instrument,
-        check_ts_format,
-        check_ts_unit,
-    )
-
-    if ts_unit is not None:
-        check_ts_unit(ts_unit)
-    if instrument is not None:
-        check_instrument(instrument)
-    if ts_format is not None:
-        check_ts_format(ts_format)
-    if header is not None:
-        check_header(header)
-    if decimal is not None:
-        check_decimal(decimal)
 
 
 def _print_corrected(s: Any, say: Callable[[str], None]) -> None:
@@ -1475,7 +1450,9 @@ def update(
     ]
     if given and not paths:  # --map and --tz were ignored without a word (QA 2026-12-06)
         raise UsageError(f"{given[0]} applies to the files update ingests: give them")
-    _reading_options(ts_unit, instrument, ts_format, header, decimal)
+    from incbt.bars.inputs import check_reading
+
+    check_reading(ts_unit, instrument, ts_format, header, decimal)  # as ingest does
     st = _open()
     try:
         with RichReporter() as rep:

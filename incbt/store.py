@@ -35,13 +35,7 @@ from pyarrow._parquet import ParquetReader  # see read_days
 from incbt import settings as settings_mod
 from incbt.bars.ingest import DAY_HASH, IngestSummary, RemoveSummary, recover, remove_days
 from incbt.bars.ingest import ingest as _ingest
-from incbt.bars.inputs import (
-    check_decimal,
-    check_header,
-    check_instrument,
-    check_ts_format,
-    check_ts_unit,
-)
+from incbt.bars.inputs import check_reading
 from incbt.bars.layout import RECENT
 from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, given_day, iso_to_day
 from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex, operation
@@ -609,19 +603,7 @@ class Store:
         flag(dry_run, "dry_run")  # "false" is true (QA 2026-12-06: merged, or not written)
         flag(join_days, "join_days")
         flag(rewrite, "rewrite")
-        check_ts_unit(ts_unit)
-        if instrument is not None:
-            check_instrument(instrument, columns)
-        if ts_format is not None:
-            check_ts_format(ts_format)
-            if ts_unit != "ns":  # integer times have no format (QA 2026-12-06: ignored)
-                raise UsageError(
-                    "--ts-unit (ts_unit=) reads integer times, --ts-format (ts_format=) "
-                    "times written as text: give one of them"
-                )
-        names_given = None if header is None else check_header(header)
-        if decimal is not None:
-            check_decimal(decimal)
+        names_given = check_reading(ts_unit, instrument, ts_format, header, decimal, columns)
         summary = _ingest(
             self.path,
             self.catalog,
@@ -1014,16 +996,7 @@ class Store:
             )
             if v is not None
         }
-        if ts_unit is not None:
-            check_ts_unit(ts_unit)
-        if instrument is not None:
-            check_instrument(instrument, columns)
-        if ts_format is not None:
-            check_ts_format(ts_format)
-        if header is not None:
-            check_header(header)
-        if decimal is not None:
-            check_decimal(decimal)
+        check_reading(ts_unit, instrument, ts_format, header, decimal, columns)
         if paths is None and extra:  # as the CLI refuses them (QA 2026-12-06: ignored)
             name = next(iter(extra))
             raise UsageError(f"{name}= applies to the files update ingests: give them")

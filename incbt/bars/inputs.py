@@ -411,12 +411,7 @@ def _first_bad(values: pa.Array, to: pa.DataType) -> int:
 
 def _csv_line_problem(path: str, ncols: int) -> tuple[int, str] | None:
     """Find the first line whose field count is wrong (slow path, errors only)."""
-    opener = open
-    if is_gz(path):
-        import gzip
-
-        opener = gzip.open  # type: ignore[assignment]
-    with opener(path, "rt", newline="") as f:  # type: ignore[operator]
+    with _text(path) as f:
         for i, fields in enumerate(csv.reader(f, delimiter=_DIALECT.get()[0]), start=1):
             if len(fields) != ncols:
                 return i, ",".join(fields)
@@ -525,6 +520,15 @@ def _head() -> int:
 _SEPARATORS = (";", "\t", "|")
 
 
+def _text(path: str, encoding: str | None = None) -> Any:
+    """A CSV file's text, plain or gzipped, opened for reading (newlines as written)."""
+    if is_gz(path):
+        import gzip
+
+        return gzip.open(path, "rt", newline="", encoding=encoding)
+    return open(path, newline="", encoding=encoding)  # noqa: SIM115 - the caller's `with`
+
+
 def _separator(header: list[str]) -> str:
     """The separator a header (or a first bar) read with commas shows: a comma, or the
     one a line of one field holds (``instrument;ts;open;...``, a European spreadsheet's
@@ -540,12 +544,7 @@ def _bar_separator(path: str, fields: int) -> str:
     """The separator of a file without a header line whose bars have ``fields`` fields:
     the one that cuts its first line into that many (``;`` before the comma, which a
     decimal comma holds too)."""
-    opener = open
-    if is_gz(path):
-        import gzip
-
-        opener = gzip.open  # type: ignore[assignment]
-    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:  # type: ignore[operator]
+    with _text(path, "utf-8-sig") as f:
         line = f.readline().rstrip("\r\n")
     counts = {
         sep: len(next(csv.reader([line], delimiter=sep)))
@@ -562,14 +561,9 @@ def _bar_separator(path: str, fields: int) -> str:
 
 def _head_lines(path: str, sep: str = ",") -> tuple[list[str] | None, list[str] | None]:
     """The header's fields and the first bar's, read with ``sep``."""
-    opener = open
-    if is_gz(path):
-        import gzip
-
-        opener = gzip.open  # type: ignore[assignment]
     # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first name;
     # Arrow's reader skips it too, and the fast reader starts after the header line
-    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:  # type: ignore[operator]
+    with _text(path, "utf-8-sig") as f:
         reader = csv.reader(f, delimiter=sep)
         return next(reader, None), next(reader, None)
 
@@ -599,12 +593,7 @@ def _decimal_comma(path: str, sep: str) -> bool:
     whole-number prices was refused), and not only as ``d,ddd``, which may be a
     thousands separator: such a file is refused (QA 2026-12-06: 33,450 points were
     stored as 33.45)."""
-    opener = open
-    if is_gz(path):
-        import gzip
-
-        opener = gzip.open  # type: ignore[assignment]
-    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:  # type: ignore[operator]
+    with _text(path, "utf-8-sig") as f:
         text = f.read(_SAMPLE)
         whole = not f.read(1)
     lines = text.splitlines()  # the last may be cut where the file goes on
@@ -830,6 +819,33 @@ def _ts_text(table: pa.Table, columns: Sequence[str]) -> pa.Array:
 
 
 _FRACTION = re.compile(r"^(?P<base>.*)\.(?P<frac>\d{1,9})$")
+
+
+def check_reading(
+    ts_unit: str | None = None,
+    instrument: str | None = None,
+    ts_format: str | None = None,
+    header: Any = None,
+    decimal: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+) -> list[str] | None:
+    """The reading options' own checks (each given), for the CLI before the store is
+    opened and for ``Store.ingest``/``update``; returns ``header``'s names."""
+    if ts_unit is not None:
+        check_ts_unit(ts_unit)
+    if instrument is not None:
+        check_instrument(instrument, mapping)
+    if ts_format is not None:
+        check_ts_format(ts_format)
+        if ts_unit not in (None, "ns"):  # integer times have no format (QA 2026-12-06:
+            # ignored)
+            raise UsageError(
+                "--ts-unit (ts_unit=) reads integer times, --ts-format (ts_format=) "
+                "times written as text: give one of them"
+            )
+    if decimal is not None:
+        check_decimal(decimal)
+    return None if header is None else check_header(header)
 
 
 def check_decimal(mark: Any) -> None:
@@ -1125,12 +1141,7 @@ def _explain_csv_error(
 
 
 def _csv_line(path: str, line: int) -> list[str] | None:
-    opener = open
-    if is_gz(path):
-        import gzip
-
-        opener = gzip.open  # type: ignore[assignment]
-    with opener(path, "rt", newline="") as f:  # type: ignore[operator]
+    with _text(path) as f:
         for i, fields in enumerate(csv.reader(f, delimiter=_DIALECT.get()[0]), start=1):
             if i == line:
                 return fields
