@@ -12,6 +12,7 @@ import contextvars
 import csv
 import functools
 import glob
+import io
 import os
 import re
 import unicodedata
@@ -268,12 +269,7 @@ def _check_columns(
     name in any case (``Close``, ``VOLUME``), when exactly one does. ``instrument``: the
     file's bars are all this instrument's (``--instrument``): no column is read for it
     (the result has no ``"instrument"`` key; a column of that name is not read)."""
-    if instrument is not None and "instrument" in mapping:
-        raise UsageError(
-            f"--map instrument={mapping['instrument']} and --instrument {instrument}: the "
-            "first reads names from a column, the second names every bar: give one of them"
-        )
-    if instrument is not None:
+    if instrument is not None:  # (with --map instrument: refused before, check_reading)
         named = [p for p in present if p.strip().lower() == "instrument"]
         if named:  # its names would be replaced (QA 2026-12-06: MSFT's bars stored as
             # the file's name, without a word)
@@ -540,12 +536,20 @@ def _separator(header: list[str]) -> str:
     return ","
 
 
-def _bar_separator(path: str, fields: int) -> str:
-    """The separator of a file without a header line whose bars have ``fields`` fields:
-    the one that cuts its first line into that many (``;`` before the comma, which a
-    decimal comma holds too)."""
+def _sample(path: str) -> tuple[str, bool]:
+    """The first 64 KiB of a CSV file's text (after a byte-order mark: Excel's "CSV
+    UTF-8"; Arrow's reader skips it too, and the fast reader starts after the header
+    line), and whether that is the whole file: what its header, first bar, separator
+    and decimal mark are read from, with one read of it."""
     with _text(path, "utf-8-sig") as f:
-        line = f.readline().rstrip("\r\n")
+        text = f.read(_SAMPLE)
+        return text, not f.read(1)
+
+
+def _bar_separator(line: str, fields: int) -> str:
+    """The separator of a file without a header line whose bars have ``fields`` fields:
+    the one that cuts its first ``line`` into that many (``;`` before the comma, which a
+    decimal comma holds too)."""
     counts = {
         sep: len(next(csv.reader([line], delimiter=sep)))
         for sep in (*_SEPARATORS, ",")
@@ -559,13 +563,11 @@ def _bar_separator(path: str, fields: int) -> str:
     return max(counts, key=lambda x: counts[x]) if counts else ","
 
 
-def _head_lines(path: str, sep: str = ",") -> tuple[list[str] | None, list[str] | None]:
-    """The header's fields and the first bar's, read with ``sep``."""
-    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first name;
-    # Arrow's reader skips it too, and the fast reader starts after the header line
-    with _text(path, "utf-8-sig") as f:
-        reader = csv.reader(f, delimiter=sep)
-        return next(reader, None), next(reader, None)
+def _head_lines(text: str, sep: str = ",") -> tuple[list[str] | None, list[str] | None]:
+    """The header's fields and the first bar's, read with ``sep`` from a file's
+    :func:`_sample`."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    return next(reader, None), next(reader, None)
 
 
 _DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*")
@@ -586,16 +588,13 @@ def _is_number(text: str, dec: str = ".") -> bool:
         return False
 
 
-def _decimal_comma(path: str, sep: str) -> bool:
+def _decimal_comma(path: str, sep: str, text: str, whole: bool) -> bool:
     """Whether a file separated by ``sep`` (not a comma) writes its numbers with a
     decimal comma: a field of its first 64 KiB is digits, a comma and digits (QA
     2026-12-06: judged from the first bar alone, a file, or a part of one, starting on
     whole-number prices was refused), and not only as ``d,ddd``, which may be a
     thousands separator: such a file is refused (QA 2026-12-06: 33,450 points were
-    stored as 33.45)."""
-    with _text(path, "utf-8-sig") as f:
-        text = f.read(_SAMPLE)
-        whole = not f.read(1)
+    stored as 33.45). ``text``: the file's :func:`_sample` (``whole``: all of it)."""
     lines = text.splitlines()  # the last may be cut where the file goes on
     if not whole:
         lines = lines[:-1] or lines
@@ -635,18 +634,19 @@ def _read_csv(
     commas), and with ``;`` a decimal comma where the first bar's prices have one
     (``101,25``). Sets the file's dialect for what reads it next (:func:`read_input`
     resets it)."""
-    header, first = _head_lines(path)
+    text, whole = _sample(path)
+    header, first = _head_lines(text)
     if names is not None:  # no header line: its first line is the first bar
         first = header
-        sep = _bar_separator(path, len(names))
+        sep = _bar_separator(text.split("\n", 1)[0].rstrip("\r"), len(names))
     else:
         sep = _separator(header or [])
     dec = "."
     if sep != ",":
-        header, first = _head_lines(path, sep)
+        header, first = _head_lines(text, sep)
         if names is not None:
             first = header
-        if decimal is None and _decimal_comma(path, sep):
+        if decimal is None and _decimal_comma(path, sep, text, whole):
             dec = ","
     if decimal is not None:  # --decimal: as given (d,ddd is then read as it says)
         dec = decimal
