@@ -388,6 +388,7 @@ def collect(
     held: Mapping[tuple[str, int], Piece],
     hasher: Hasher,
     repeated: list[int] | None = None,
+    named: str | None = None,
 ) -> dict[tuple[str, int], Piece]:
     """The pieces not seen earlier in this call, where a day given in pieces by several
     files is joined: the union of their bars, in time order, where bars at the same
@@ -395,7 +396,9 @@ def collect(
     files' days in two: bars round the clock in UTC-day files, with
     ``session_tz=America/New_York``). A piece given twice, identical, counts once.
     ``held``: the earlier chunks' pieces still in memory (:func:`_open_buckets`).
-    ``repeated``: its one item counts the bars given again, identical (kept once)."""
+    ``repeated``: its one item counts the bars given again, identical (kept once).
+    ``named``: the ``--instrument`` that named the files' bars (said where two files
+    disagree on a day: it named them alike)."""
     out: dict[tuple[str, int], Piece] = {}
     again = [0] if repeated is None else repeated
     for pieces in per_file:
@@ -419,11 +422,12 @@ def collect(
                     file=p.src.source,
                     instrument=p.instrument,
                     **p.src.where(p.start),
-                    fix="if the two are pieces of the day, give the files in time order "
+                    fix=_named_alike(named, p.instrument)
+                    or "if the two are pieces of the day, give the files in time order "
                     "(names that sort by date) or fewer at once; if they are two versions "
                     "of the day, give one of them",
                 )
-            out[key] = _join(earlier, p, hasher, again)
+            out[key] = _join(earlier, p, hasher, again, named)
             prev.hash = out[key].hash
             prev.parts.add(p.hash)
     return out
@@ -486,25 +490,22 @@ def _stamp(ns: int) -> str:
     return str(np.datetime64(ns, "ns").astype(f"datetime64[{unit}]")) + "Z"
 
 
-def _named_alike(exc: BadInputError, spec: str | None) -> BadInputError:
-    """A day in two files that disagree, where ``--instrument`` named both files' bars
-    alike: said as that (QA 2026-12-06: "take the wrong one out of its file")."""
-    if spec is None or " is also in " not in exc.problem:
-        return exc
-    return BadInputError(
-        exc.problem,
-        file=exc.file,
-        line=exc.line,
-        row=exc.row,
-        instrument=exc.instrument,
-        value=exc.value,
-        fix=f"--instrument {spec} names the bars of both files {exc.instrument!r}: give "
-        "each file's bars their own name ('{stem}': the file's name, '{folder}': its "
-        "folder's), or ingest the files apart",
+def _named_alike(spec: str | None, instrument: str) -> str | None:
+    """The fix where two files disagree on a day of ``instrument`` and ``--instrument``
+    (``spec``) named both files' bars alike (QA 2026-12-06: "take the wrong one out of
+    its file"); None without it."""
+    if spec is None:
+        return None
+    return (
+        f"--instrument {spec} names the bars of both files {instrument!r}: give each "
+        "file's bars their own name ('{stem}': the file's name, '{folder}': its "
+        "folder's), or ingest the files apart"
     )
 
 
-def _join(a: Piece, b: Piece, hasher: Hasher, repeated: list[int]) -> Piece:
+def _join(
+    a: Piece, b: Piece, hasher: Hasher, repeated: list[int], named: str | None = None
+) -> Piece:
     """One day from the bars of two pieces of it: their union, in time order; a bar at
     the same time in both must be the same bar (else BadInputError naming both
     lines), counted in ``repeated[0]``."""
@@ -522,7 +523,8 @@ def _join(a: Piece, b: Piece, hasher: Hasher, repeated: list[int]) -> Piece:
                 file=_source_of(b.src, j),
                 instrument=a.instrument,
                 **b.src.where(j),
-                fix="the two files disagree on that bar: take the wrong one out of its "
+                fix=_named_alike(named, a.instrument)
+                or "the two files disagree on that bar: take the wrong one out of its "
                 "file (or leave a file out); a correction goes in an ingest of its own: "
                 "the whole corrected day, or with --join-days only the bars that change",
             )
@@ -1054,19 +1056,17 @@ def ingest(
                             summary.ignored_columns = sorted(
                                 set(summary.ignored_columns) | set(i.ignored)
                             )
-                    try:
-                        new = collect(
-                            [
-                                stitcher.feed(unit, inp, p) if isinstance(unit, Part) else p
-                                for unit, (inp, p) in zip(this, read_out, strict=True)
-                            ],
-                            seen,
-                            held,
-                            hasher,
-                            repeated,
-                        )
-                    except BadInputError as exc:
-                        raise _named_alike(exc, instrument) from None
+                    new = collect(
+                        [
+                            stitcher.feed(unit, inp, p) if isinstance(unit, Part) else p
+                            for unit, (inp, p) in zip(this, read_out, strict=True)
+                        ],
+                        seen,
+                        held,
+                        hasher,
+                        repeated,
+                        instrument,
+                    )
                     del read_out
                     pieces = held | new
                     held = _open_buckets(pieces) if group is not None else {}
