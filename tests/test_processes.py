@@ -572,3 +572,35 @@ def test_the_command_makes_the_workers_files_durable_before_it_publishes_them(
     for names, by_then in published:
         assert set(names) <= set(by_then), (names, by_then)
     assert s.verify().ok
+
+
+@pytest.mark.skipif(not proc.can_fork(), reason="worker processes are forked on Linux only")
+def test_a_chunk_sent_ahead_waits_for_its_worker_not_the_command(monkeypatch):
+    """A worker holds the chunk it runs and the next, sent ahead; a chunk's inputs can be
+    more than a pipe holds (a 5-year day index: ~1.3 MB for 16 tasks). Sending it to a
+    busy worker must not hold the command (its commits) until the worker reads it; the
+    replies come back in order, whole."""
+    import multiprocessing as mp
+    import queue
+
+    def slow(job, k, inputs):
+        time.sleep(1.0)
+        return [k, len(inputs)]
+
+    monkeypatch.setattr(proc, "_run", slow)  # what the forked worker runs
+    w = proc._Worker(mp.get_context("fork"), [], None)
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    w.start_threads(inbox)
+    big = b"x" * (4 << 20)
+    try:
+        t = time.perf_counter()
+        w.send((0, 0, big))
+        w.send((0, 1, big))
+        sent = time.perf_counter() - t
+        replies = [inbox.get(timeout=60) for _ in range(2)]
+    finally:
+        proc._stop_all([w], kill=False)
+    assert sent < 0.5, sent
+    assert [r for _, r in replies] == [("ok", [0, len(big)]), ("ok", [1, len(big)])]
+    w.proc.join(10)
+    assert not w.proc.is_alive()

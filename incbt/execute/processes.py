@@ -234,10 +234,10 @@ class _Worker:
     once.
 
     ``first``: the chunk it runs as it starts, its inputs inherited through the fork (in
-    its job's ``first``): nothing to send or wait for. A thread of the command's
-    (:meth:`listen`) takes each reply as it comes: a chunk's results (~0.2 MB) are more
-    than a pipe holds, and a worker whose results waited for the command (busy with a
-    commit) waited with them, its core idle.
+    its job's ``first``): nothing to send or wait for. Threads of the command's
+    (:meth:`start_threads`) send its chunks and take each reply as it comes: a chunk's
+    results (~0.2 MB) are more than a pipe holds, and a worker whose results waited for
+    the command (busy with a commit) waited with them, its core idle.
     """
 
     def __init__(self, ctx: Any, others: list[Any], first: tuple[int, int] | None = None) -> None:
@@ -249,10 +249,16 @@ class _Worker:
         there.close()  # the command's copy: the pipe ends when the worker does
         self.conn = here
         self.chunks: deque[int] = deque([first[1]] if first is not None else [])  # sent, in order
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
 
-    def listen(self, inbox: queue.SimpleQueue) -> None:
-        """Put each reply in ``inbox`` as (worker, reply), then (worker, None) once the
-        pipe ends (the worker exited, or died, perhaps mid-message)."""
+    def start_threads(self, inbox: queue.SimpleQueue) -> None:
+        """Its two threads of the command's: one puts each reply in ``inbox`` as (worker,
+        reply), then (worker, None) once the pipe ends (the worker exited, or died,
+        perhaps mid-message); one sends what :meth:`send` queues. A chunk's inputs can
+        be more than a pipe holds (each task's day index: ~66 bytes a day, ~1.3 MB for
+        16 tasks of 5 years), and a chunk sent ahead waits for the worker to finish the
+        one it runs: the command does not wait with it."""
 
         def take() -> None:
             while True:
@@ -263,22 +269,52 @@ class _Worker:
                     return
                 inbox.put((self, reply))
 
-        threading.Thread(target=take, name="incbt-worker-replies", daemon=True).start()
+        def give() -> None:
+            while True:
+                msg = self._outbox.get()
+                if msg is _GONE:
+                    return
+                try:
+                    self.conn.send(msg)
+                except (OSError, ValueError):  # it died: its listener says so
+                    return
+                if msg is None:  # its last message
+                    return
+
+        self._threads = [
+            threading.Thread(target=f, name=f"incbt-worker-{f.__name__}", daemon=True)
+            for f in (take, give)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def send(self, msg: Any) -> None:
+        """Queue ``msg`` for the worker (None: its last message)."""
+        self._outbox.put(msg)
 
     def signal_stop(self, kill: bool) -> None:
-        """Told to end (its last message), or killed; :meth:`reap` waits for it."""
-        with contextlib.suppress(OSError, ValueError):
-            if kill:
+        """Told to end (its last message, after what is queued), or killed; :meth:`reap`
+        waits for it."""
+        if kill:
+            with contextlib.suppress(OSError, ValueError):
                 self.proc.kill()
-            else:
-                self.conn.send(None)
+            self._outbox.put(_GONE)
+        else:
+            self._outbox.put(None)
 
     def reap(self, kill: bool) -> None:
         self.proc.join(timeout=None if kill else 10)
         if self.proc.is_alive():  # it did not end when told: it stops now
             self.proc.kill()
             self.proc.join()
-        self.conn.close()  # its listener has seen the pipe end: the worker is gone
+        self._outbox.put(_GONE)
+        for t in self._threads:  # the pipe ended with the worker: they end now
+            t.join(timeout=10)
+        if not any(t.is_alive() for t in self._threads):  # none is inside the pipe's calls
+            self.conn.close()
+
+
+_GONE = object()  # a worker's sender thread ends
 
 
 def _stop_all(workers: list[_Worker], kill: bool) -> None:
@@ -395,15 +431,11 @@ class ProcessExecutor:
 
         def send(upto: int) -> None:
             """Each worker is sent chunks until it holds ``AHEAD``, up to chunk ``upto``."""
-            nonlocal submitted, why
+            nonlocal submitted
             for w in workers:
                 while len(w.chunks) < AHEAD and submitted < min(len(chunks), upto):
                     inputs = chunk_inputs(store, [tasks[i] for i in chunks[submitted]], known)
-                    try:
-                        w.conn.send((job_id, submitted, inputs))
-                    except OSError:  # it died
-                        why = "a worker process died (killed, or a crash in a strategy)"
-                        return
+                    w.send((job_id, submitted, inputs))  # a worker that died: its listener says
                     w.chunks.append(submitted)
                     submitted += 1
 
@@ -426,7 +458,7 @@ class ProcessExecutor:
                 signal.pthread_sigmask(signal.SIG_SETMASK, held)
                 job["first"] = {}  # the workers have theirs
             for w in workers:
-                w.listen(inbox)
+                w.start_threads(inbox)
             for k in range(len(chunks)):
                 while k not in done and not why:
                     send(k + window)
