@@ -159,6 +159,16 @@ class SweepResult:
         return t
 
     @property
+    def grids(self) -> list[dict[str, Any]]:
+        """The grids that made and grew the sweep, oldest first, as given (each parameter's
+        values, or its ``START:STOP:STEP`` range); :attr:`grid` is its points."""
+        if self.executor == "dry run":
+            return []
+        self._here()
+        rec = get_sweep(self.store, self.name) or {}
+        return [dict(g) for g in rec.get("grids") or [rec.get("spec", {}).get("grid", {})]]
+
+    @property
     def grid(self) -> Any:
         """One row per grid point: run id, parameters (p_*), portfolio metrics."""
         self._here()

@@ -1051,6 +1051,10 @@ def good(p, s, o, h, l, c, v, i):
 @incbt.strategy(params={"n": incbt.Param(int, default=3, min=1)})
 def broken(p, s, o, h, l, c, v, i):
     return undefined_name
+
+@incbt.strategy(params={"n": incbt.Param(int, default=3, min=1)}, reads=("close",))
+def peeks(p, s, o, h, l, c, v, i):
+    return 1 if c[i + 1] > c[i] else -1
 '''
 
 
@@ -1068,6 +1072,11 @@ def test_strategies_check_compiles_and_runs_each_step_of_the_file(tmp_path):
                      r"code version: [0-9a-f]{16} check: compiles and runs", out), out
     assert "check: strategy 'broken': its step does not compile with Numba" in out
     assert "undefined_name" in out
+    # it fails over the check's bars: which bound it read past, and no made-up time (QA
+    # 2026-12-06: "at bar 0 (1970-01-01 00:00:00 UTC)")
+    assert ("check: strategy 'peeks', parameter set 0 ({'n': 3}): the step raised IndexError "
+            "at bar 0 (of the check's two bars of 1.0, no real time): a step read a bar after "
+            "the current bar i (look-ahead)") in out, out
 
 
 def test_tables_print_text_as_stored_not_emoji_codes(small_store):

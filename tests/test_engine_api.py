@@ -334,14 +334,16 @@ def test_a_step_sees_only_the_bars_up_to_the_current_one():
     res = run_engine("peeking", sets, bars, strat=peeking)
     assert res.errors[0] is None
     at = str(np.datetime64(int(bar_arrays(bars)[0][4]), "ns"))[:19].replace("T", " ")
+    ahead = "a step read a bar after the current bar i (look-ahead): it may read bars j <= i only"
+    below = (  # c[-1]: said apart from a look-ahead (QA 2026-12-06: one message for both)
+        "a step read a bar before the first bar loaded (an index below 0: further back than "
+        "the run has seen, or than the strategy's warmup): it may read bars i - warmup <= j "
+        "<= i only, once its own counter says the run has seen them"
+    )
     for k in range(1, 5):
         assert res.errors[k] == (
             f"strategy 'peeking', parameter set {k} ({{'mode': {k}, 'at': 5}}): the step raised "
-            f"IndexError at bar 4 ({at} UTC): a step read a bar after the current bar i "
-            "(look-ahead), or before "
-            "the first bar loaded (j < 0: further back than the run has seen, or than the "
-            "strategy's warmup): it may read bars i - warmup <= j <= i only, once its own "
-            "counter says the run has seen them"
+            f"IndexError at bar 4 ({at} UTC): {below if k == 2 else ahead}"
         )
         assert np.isnan(res.equity[k]).all() and not (res.fill_set == k).any()
     # len(c) is i + 1 and a slice reaching past i stops at i (one bar), at the last bar too
@@ -468,10 +470,7 @@ def test_a_step_reading_further_back_than_its_warmup_fails_when_resumed():
         state=full.snapshots[:, 0, :].copy(),
         strat=short_memory,
     )
-    assert (
-        "): a step read a bar after the current bar i "
-        "(look-ahead), or before the first bar loaded" in part.errors[0]
-    )
+    assert "): a step read a bar before the first bar loaded (an index below 0" in part.errors[0]
 
 
 def test_error_model_numpy_divides_without_testing_and_is_part_of_the_code_version():

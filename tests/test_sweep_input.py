@@ -328,6 +328,7 @@ def test_a_resume_grows_the_sweeps_grid_along_the_parameters_it_gives(tmp_path):
         (3, 20), (3, 30), (5, 20), (5, 30), (8, 20), (8, 30)]
     rec = get_sweep(s, "g")
     assert rec["grids"] == [{"fast": [3, 5], "slow": [20, 30]}, {"slow": [20, 30], "fast": [8]}]
+    assert r.grids == rec["grids"]  # the sweep object says them (QA 2026-12-06: only points)
     again = s.sweep("sma_cross", name="g", resume=True)  # no grid: the sweep as it is
     assert (again.added, again.report.bars_processed, len(again.run_ids)) == (0, 0, 6)
     assert len(get_sweep(s, "g")["grids"]) == 2

@@ -738,8 +738,15 @@ def _run_raw(
 
 
 def _utc(t: np.ndarray, bar: int) -> str:
-    """Bar ``bar``'s time, as errors say it."""
+    """Bar ``bar``'s time, as errors say it; the two bars :func:`load_kernel` runs a step
+    over (times 0 and 1 ns: no stored bar is that old) have none to say (QA 2026-12-06:
+    `strategies --check` said "1970-01-01 00:00:00 UTC")."""
+    if int(t[bar]) < _CHECK_BARS_BEFORE:
+        return "of the check's two bars of 1.0, no real time"
     return np.datetime64(int(t[bar]), "ns").astype(str)[:19].replace("T", " ") + " UTC"
+
+
+_CHECK_BARS_BEFORE = 10**9  # ns: 1970-01-01 00:00:01 UTC
 
 
 def _raising_bar(

@@ -724,11 +724,33 @@ def run_sql(
                 "; a typed literal takes quoted text (DATE '2024-01-05'): for a "
                 "parameter, write CAST($name AS DATE)"
             )
+        verb = _writing_verb(query)
+        if verb:  # refused whatever else is wrong with it (QA 2026-12-06: a malformed
+            # INSERT said "Inconsistent data length", a COPY without a format "use STORED
+            # AS", which would then be refused)
+            raise QueryError(
+                f"{label}: {verb} is not run here. Fix: queries only read (SELECT, EXPLAIN, "
+                "SHOW); write a result to a file with --output csv|json|parquet -o FILE"
+            ) from None
         lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
         text = lines[0] if lines else type(exc).__name__
         if len(lines) > 1:  # DataFusion puts the cause last
             text += f" ({lines[-1]})"
         raise QueryError(f"{label} failed: {text}{_table_hint(text)}{hint}") from None
+
+
+# statements that write (a file, a table, a setting): a query is refused them
+_WRITING = ("INSERT", "UPDATE", "DELETE", "COPY", "CREATE", "DROP", "ALTER", "SET", "TRUNCATE",
+            "MERGE", "REPLACE", "RESET", "DEALLOCATE", "PREPARE", "EXECUTE")  # fmt: skip
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.S)
+
+
+def _writing_verb(query: str) -> str:
+    """The statement's first word where it is one that writes (INSERT, COPY, ...), after
+    comments and parentheses; else ''."""
+    m = re.match(r"[A-Za-z]+", query[_LEADING.match(query).end() :])  # type: ignore[union-attr]
+    word = m.group(0).upper() if m else ""
+    return word if word in _WRITING else ""
 
 
 def _as_text_where_it_plans(
