@@ -212,30 +212,30 @@ def _getitem(context, builder, sig, args):
     view = make_array(viewty)(context, builder, args[0])
     j = context.cast(builder, args[1], idxty, types.intp)
     last = builder.sub(builder.extract_value(view.shape, 0), ir.Constant(j.type, 1))
-    with cgutils.if_unlikely(builder, builder.icmp_unsigned(">", j, last)):
-        # which bound it crossed, said apart (QA 2026-12-06: one message for both)
-        with builder.if_else(builder.icmp_signed("<", j, ir.Constant(j.type, 0))) as (
-            before,
-            after,
-        ):
-            with before:
-                context.call_conv.return_user_exc(
-                    builder,
-                    IndexError,
-                    (
-                        "a step read a bar before the first bar loaded (an index below 0: "
-                        "further back than the run has seen, or than the strategy's warmup): "
-                        "it may read bars i - warmup <= j <= i only, once its own counter "
-                        "says the run has seen them",
-                    ),
-                )
-            with after:
-                context.call_conv.return_user_exc(
-                    builder,
-                    IndexError,
-                    (
-                        "a step read a bar after the current bar i (look-ahead): it may read "
-                        "bars j <= i only",
-                    ),
-                )
+    # which bound it crossed is said apart (QA 2026-12-06: one message for both)
+    below = builder.icmp_signed("<", j, ir.Constant(j.type, 0))
+    with (
+        cgutils.if_unlikely(builder, builder.icmp_unsigned(">", j, last)),
+        builder.if_else(below) as (before, after),
+    ):
+        with before:
+            context.call_conv.return_user_exc(
+                builder,
+                IndexError,
+                (
+                    "a step read a bar before the first bar loaded (an index below 0: "
+                    "further back than the run has seen, or than the strategy's warmup): "
+                    "it may read bars i - warmup <= j <= i only, once its own counter "
+                    "says the run has seen them",
+                ),
+            )
+        with after:
+            context.call_conv.return_user_exc(
+                builder,
+                IndexError,
+                (
+                    "a step read a bar after the current bar i (look-ahead): it may read "
+                    "bars j <= i only",
+                ),
+            )
     return context.unpack_value(builder, viewty.dtype, builder.gep(view.data, [j], inbounds=True))
