@@ -497,7 +497,9 @@ def run_staleness(store: Any, rec: rc.RunRecord) -> list[StaleRow]:
     report = bring_up_to_date(store, [rec], command="status", dry_run=True, stale_out=stale)
     with store.catalog.env.read() as txn:
         last_seq = store.catalog.last_seq(txn)
-    return _stale_rows([rec], report, stale, [], last_seq)
+    # a fork's plan holds its base's rows (an update brings the base first): the run's
+    # own rows alone (QA 2026-12-06: a fork's .stale listed its base's beside its own)
+    return [r for r in _stale_rows([rec], report, stale, [], last_seq) if r.run_id == rec.run_id]
 
 
 def status(store: Any) -> UpdateResult:

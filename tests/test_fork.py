@@ -94,7 +94,14 @@ def test_fork_is_incremental_like_any_run(tmp_path, data):
     for day in ("2024-03-05", "2024-03-12"):
         fix = tmp_path / f"fix{day}"
         generate(str(fix), **G, from_day=day, to_day=day, revise=[day])
-        inc.update(str(fix))
+        inc.ingest(str(fix))
+        # each run's .stale is its own rows of status (QA 2026-12-06: a fork's listed its
+        # base's beside them)
+        rows = {(r.run_id, r.instrument) for r in inc.status().stale}
+        for run in (base, fork):
+            mine = {(r.run_id, r.instrument) for r in inc.run(run.run_id).stale}
+            assert mine == {x for x in rows if x[0] == run.run_id} and mine, (day, run.run_id)
+        inc.update()
         assert inc.verify().ok, day
     assert not inc.status().stale
 
