@@ -124,6 +124,11 @@ class StrategyFailureWarning(UserWarning):
     Also from ``update``: runs whose strategy does not load (``.broken`` lists them)."""
 
 
+class RunReplacedWarning(UserWarning):
+    """A run's tables were read after an update replaced it (its strategy's code changed):
+    it holds no results; the warning names the run that does."""
+
+
 class DataNoteWarning(UserWarning):
     """An ingest (``store.ingest``, ``store.update`` with files) accepted short or
     missing days: real (a half session, a halted instrument) or a file cut short or

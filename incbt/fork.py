@@ -112,12 +112,23 @@ def _note_no_bars_on(store: Any, base: rc.RunRecord, eff: int) -> None:
     weekend, a holiday) while a later day has some: the fork's first computed day is
     that one, and a fork effective then would be another run with the same results
     (QA 2026-12-06), unless bars of the day given come later."""
-    from incbt.runs import instruments_of
+    from incbt.runs import instruments_of, last_bar_days
 
     cat = store.catalog
     nxt: int | None = None
+    insts = instruments_of(base, store.instruments())
+    last = max(last_bar_days(store, insts).values(), default=None)
+    if last is not None and last < eff:  # QA 2026-12-06: "nothing to compute yet", no word
+        warnings.warn(
+            f"--effective {day_to_iso(eff)} is after the last day with bars of the base "
+            f"run's instruments ({day_to_iso(last)}): the fork holds its base's results until "
+            "bars of that day or later are ingested (`incbt update` computes it then)",
+            UserWarning,
+            stacklevel=4,
+        )
+        return
     with cat.env.read() as txn:
-        for inst in instruments_of(base, store.instruments()):
+        for inst in insts:
             days = cat.day_index(txn, inst, eff, eff + 31).days
             if len(days):
                 if int(days[0]) == eff:

@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+import warnings
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ from incbt.errors import (
     CatalogError,
     NotFoundError,
     QueryError,
+    RunReplacedWarning,
     SetupError,
     StoreError,
     StrategyError,
@@ -1870,8 +1872,26 @@ class Run:
         return self.record.run_id
 
     def _q(self, sql: str) -> pa.Table:
-        self._here()
+        self._reading()
         return self.store.sql(sql, params={"r": self.run_id})
+
+    def _reading(self) -> rc.RunRecord | None:
+        """:meth:`_here`, for a read of the run's tables: a run replaced after its
+        strategy's code changed has none, which a warning says with the run that holds
+        its results now (QA 2026-12-06: its ``.portfolio`` was {} without a word)."""
+        rec = self._here()
+        if rec is not None and rec.superseded_by:
+            warnings.warn(self._replaced(rec), RunReplacedWarning, stacklevel=3)
+        return rec
+
+    def _replaced(self, rec: rc.RunRecord) -> str:
+        with self.store.catalog.env.read() as txn:
+            now = rc.follow(self.store.catalog, txn, self.run_id)
+        new = rec.superseded_by if now is None else now.run_id
+        return (
+            f"the run was replaced by run {new} when its strategy's code changed (an update "
+            f"recomputed it with the new code): store.run({new!r}) holds its results"
+        )
 
     def _here(self) -> rc.RunRecord | None:
         """The run's record as the store holds it now (None: not committed yet); refused
@@ -1889,7 +1909,7 @@ class Run:
     def _metric_rows(self, most: int | None = None) -> pa.Table:
         """The run's metric rows as the ``metrics`` table holds them (portfolio first),
         at most ``most`` of them; none for an unknown or replaced run."""
-        rec = self._here()
+        rec = self._reading()
         cat = self.store.catalog
         with cat.env.read() as txn:
             gone = rec is None or rec.gone
@@ -1928,14 +1948,7 @@ class Run:
         after its start. A later ``update`` computes it once such bars arrive."""
         rec = self._here()
         if rec is not None and rec.superseded_by:  # QA 2026-12-06: None said nothing
-            with self.store.catalog.env.read() as txn:
-                now = rc.follow(self.store.catalog, txn, self.run_id)
-            new = rec.superseded_by if now is None else now.run_id
-            return (
-                f"the run was replaced by run {new} when its strategy's code changed "
-                f"(an update recomputed it with the new code): store.run({new!r}) holds "
-                "its results"
-            )
+            return self._replaced(rec)
         if self._metric_rows(most=1).num_rows:
             return None
         with self.store.catalog.env.read() as txn:

@@ -295,3 +295,20 @@ def test_a_fork_effective_on_a_day_without_bars_says_its_first_day(tmp_path, dat
     q = "SELECT date, pnl, equity FROM daily WHERE run_id = $r ORDER BY instrument, date"
     assert s.sql(q, params={"r": sat.run_id}).to_pylist() == s.sql(
         q, params={"r": mon.run_id}).to_pylist()
+
+
+def test_a_fork_effective_after_the_last_day_with_bars_says_it_holds_its_base(tmp_path, data):
+    """QA 2026-12-06: a fork effective in 2030 printed "nothing to compute yet" and was
+    its base's results, without a word; it says so, and an update computes it once bars
+    of the day come (here: the store's tail, from 2024-03-12 on)."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "head"))  # to 2024-03-11
+    base = s.backtest("sma_cross", {"fast": 5, "slow": 30})
+    with pytest.warns(UserWarning, match="--effective 2024-03-13 is after the last day with "
+                      r"bars of the base run's instruments \(2024-03-11\): the fork holds its "
+                      "base's results until bars of that day or later are ingested"):
+        fork = s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-03-13")
+    q = "SELECT instrument, date, pnl FROM daily WHERE run_id = $r ORDER BY instrument, date"
+    assert s.sql(q, params={"r": fork.run_id}).equals(s.sql(q, params={"r": base.run_id}))
+    s.update(str(data / "tail"))
+    assert s.verify().ok and not s.status().stale

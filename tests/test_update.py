@@ -264,8 +264,13 @@ def test_a_changed_strategy_replaces_its_runs(tmp_path):
                     {"run_id": new_id, "superseded_by": None}]
     assert s.sql("SELECT DISTINCT run_id FROM daily")["run_id"].to_pylist() == [new_id]
     assert s.sql("SELECT DISTINCT run_id FROM metrics")["run_id"].to_pylist() == [new_id]
-    # the Run held from before says where its results are (QA 2026-12-06: None)
-    assert old.daily.num_rows == 0 and f"store.run('{new_id}')" in old.why_empty()
+    # the Run held from before says where its results are (QA 2026-12-06: None), and a
+    # read of its tables warns (QA 2026-12-06: its .portfolio was {} without a word)
+    for table in ("daily", "fills", "metrics", "portfolio", "equity"):
+        with pytest.warns(incbt.RunReplacedWarning, match=f"store.run\\('{new_id}'\\) holds"):
+            got = getattr(old, table)
+        assert not (got.num_rows if hasattr(got, "num_rows") else got), table
+    assert f"store.run('{new_id}')" in old.why_empty()
     assert s.run(new_id).why_empty() is None
     again = s.backtest("mom", {"n": 12}, strategies_file=str(f))
     assert again.run_id == new_id and again.report.bars_processed == 0

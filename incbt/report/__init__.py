@@ -18,6 +18,7 @@ import html
 import json
 import os
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from incbt.bars.schema import day_to_iso
-from incbt.errors import NotFoundError, UsageError
+from incbt.errors import NotFoundError, RunReplacedWarning, UsageError
 from incbt.results.metrics import SMALLER_FIRST
 from incbt.runs import _from
 
@@ -341,6 +342,14 @@ def _no_results(store: Any, rec: Any) -> str:
 
 
 def run_report(store: Any, run_id: str) -> str:
+    """A run's page. A run replaced after its strategy's code changed is read without
+    the warning its tables give: the page says it, with the run holding its results."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RunReplacedWarning)
+        return _run_report(store, run_id)
+
+
+def _run_report(store: Any, run_id: str) -> str:
     run = store.run(run_id)
     rec = run.record
     q = {"r": rec.run_id}
