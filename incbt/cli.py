@@ -840,7 +840,10 @@ def sweep(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be computed.")] = False,
 ) -> None:
     """Run a parameter grid as a named, resumable sweep (on this machine or on Ray)."""
-
+    global _FINISH
+    # the same command again is refused (the name exists): said at a Ctrl-C anywhere in it
+    # (QA 2026-12-06: one as it printed its results said "run the same command again")
+    _FINISH = "continue with the same command and --resume"
     st = _open()
     if instruments and all_:
         raise UsageError("give --instruments or --all, not both")
@@ -871,7 +874,7 @@ def sweep(
                 progress=rep,
             )
     except KeyboardInterrupt:
-        raise typer.Exit(_interrupted("continue with the same command and --resume")) from None
+        raise typer.Exit(_interrupted()) from None
     r = res.report
     assert r is not None  # a sweep always plans
     if resume and res.created:  # a new name, perhaps mistyped: say so, and which there are
@@ -1796,6 +1799,9 @@ def _pyarrow_without_pandas() -> None:
 
 _TERMINATED = False  # SIGTERM arrived
 _SAID = False  # the interruption was said
+# how to finish what an interruption stopped, where the command's own words are not the
+# default's (a sweep: --resume), wherever the interruption lands in the command
+_FINISH = "run the same command again to finish it"
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -1820,7 +1826,7 @@ def _interrupted(fix: str = "") -> int:
             + (
                 fix
                 # (status: a run not committed yet is not registered, so not "stale")
-                or "run the same command again to finish it"
+                or _FINISH
             ),
             highlight=False,
         )

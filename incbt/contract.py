@@ -32,6 +32,7 @@ from incbt.engine import (
     params_to_dict,
     run_segment,
 )
+from incbt.engine._breaks import breaks_contract
 from incbt.errors import StrategyError
 from incbt.execute import resolve_strategy
 
@@ -70,12 +71,19 @@ def _check(store: Any, strat: Any, recs: list[rc.RunRecord], known: Sequence[str
     # further back then falls before the bars loaded), and AFTER days to compute from it
     before = np.cumsum(rows) - rows
     at = int(np.searchsorted(before, warm + 1))
-    if at < 1 or at + AFTER > len(rows):
-        return  # too few bars of it yet: checked with a later run
+    if not len(rows):
+        return  # no bars of it yet: checked with a later run
+    n = len(recs)
+    if at < 1 or at + AFTER > len(rows):  # too few bars for the resume: checked later
+        b = store.bars(inst, int(index.days[0]), int(index.days[-1]))
+        cols = (b.ts, b.open, b.high, b.low, b.close, b.volume)
+        whole = run_segment(strat, params, ex, *cols, 0, b.day_ends, initial_state(strat, n))
+        _refuse_broken(strat, recs, whole, inst, int(b.days[0]))
+        return
     b = store.bars(inst, int(index.days[0]), int(index.days[at + AFTER - 1]))
     cols = (b.ts, b.open, b.high, b.low, b.close, b.volume)
-    n = len(recs)
     whole = run_segment(strat, params, ex, *cols, 0, b.day_ends, initial_state(strat, n))
+    _refuse_broken(strat, recs, whole, inst, int(b.days[0]))
     again = run_segment(strat, params, ex, *cols, 0, b.day_ends, initial_state(strat, n))
     lo = int(b.day_ends[at - 1]) - warm  # the first bar loaded on resuming
     t, o, h, lw, c, v = (x[lo:] for x in cols)
@@ -110,6 +118,25 @@ def _check(store: Any, strat: Any, recs: list[rc.RunRecord], known: Sequence[str
                 "or reads bars further back than its warm-up. Fix: keep what it carries "
                 "from bar to bar in its state, and declare a warm-up that covers its reads"
             )
+
+
+def _refuse_broken(strat: Any, recs: list[rc.RunRecord], whole: Any, inst: str, day: int) -> None:
+    """Refuse the runs where the step breaks the contract (reads a bar after the current
+    one or before the first, a slot it does not declare, returns another signal than -1, 0
+    or +1) over the first bars on every parameter set given: a plain bug in the step, not
+    a failure of some data, which would register runs that hold nothing (QA 2026-12-06).
+    Where some sets do not, those that do are reported as failures when computed."""
+    from incbt.bars.schema import day_to_iso
+
+    errors = whole.errors
+    if not errors or not all(e is not None and breaks_contract(e) for e in errors):
+        return
+    which = f"run {recs[0].run_id}" if len(recs) == 1 else f"every one of the {len(recs)} runs"
+    raise StrategyError(
+        f"{errors[0]} (over {inst}'s bars from {day_to_iso(day)}). Nothing is registered: "
+        f"the step breaks the contract for {which}. Fix: correct the step (`incbt "
+        "strategies --strategies FILE --check` runs a file's steps over two bars)"
+    )
 
 
 def _same(a: Any, b: Any, k: int, days: slice) -> bool:

@@ -1414,3 +1414,34 @@ def test_a_usage_error_points_at_its_commands_help(tmp_path):
                                 "`incbt update --help` lists what it takes")
     r = subprocess.run([incbt_bin, "ingset"], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "'init'? Fix: `incbt --help`" in r.stderr, r.stderr
+
+
+LATE_CTRL_C = """
+import sys
+import incbt.sweep, incbt.cli
+
+def stop(*a, **k):  # a Ctrl-C as the sweep's results are printed: every run is committed
+    raise KeyboardInterrupt
+
+incbt.sweep.SweepResult.leaderboard = stop
+sys.argv = ["incbt", *sys.argv[1:]]
+incbt.cli.main()
+"""
+
+
+def test_a_ctrl_c_anywhere_in_a_sweep_says_to_resume_it(small_store):
+    """QA 2026-12-06: a Ctrl-C landing as a sweep printed its results said "run the same
+    command again to finish it", which is refused (the name exists); it says --resume,
+    as one during the computing does, and --resume then finds the sweep whole."""
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    env["INCBT_STORE"] = str(small_store)
+    args = ["sweep", "sma_cross", "-g", "fast=3,4", "-g", "slow=15", "--name", "late"]
+    p = subprocess.run([sys.executable, "-c", LATE_CTRL_C, *args], capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 130, p.stderr
+    assert "continue with the same command and --resume" in p.stderr, p.stderr
+    assert "run the same command again" not in p.stderr, p.stderr
+    again = run(*args, "--resume", store=small_store)
+    assert "2 run(s), 0 new; computed 0 segment(s)" in flat(again.stdout), again.stdout

@@ -51,6 +51,18 @@ STRATS = textwrap.dedent('''
             return 1
         return 1 if np.random.random() > 0.5 else -1
 
+    @incbt.strategy(params=P, state=("k",), warmup=lambda p: p["n"], reads=("close",))
+    def peeks(p, s, o, h, l, c, v, i):
+        """Reads the next close (look-ahead) for n < 7; keeps its contract for n >= 7."""
+        if p[0] < 7:
+            return 1 if c[i + 1] > c[i] else -1
+        return 1
+
+    @incbt.strategy(params=P, state=("k",), warmup=lambda p: p["n"])
+    def shouts(p, s, o, h, l, c, v, i):
+        """Returns a signal the contract has not."""
+        return 2
+
     @incbt.strategy(params=P, state=("k",), warmup=lambda p: p["n"])
     def gives_up(p, s, o, h, l, c, v, i):
         """Fails by itself on every instrument: said as a failure, not a breach."""
@@ -92,6 +104,32 @@ def test_a_step_that_breaks_its_contract_is_refused_and_nothing_is_written(store
     assert s.sql("SELECT count(*) AS n FROM sweeps")["n"][0].as_py() == 0  # no record either
     assert s.sql("SELECT count(*) AS n FROM events WHERE kind <> 'ingest' "
                  "AND kind <> 'init'")["n"][0].as_py() == 0
+
+
+@pytest.mark.parametrize(("name", "said"), [
+    ("peeks", "a step read a bar after the current bar i (look-ahead)"),
+    ("shouts", "the step returned signal 2.0 at bar 0"),
+])
+def test_a_step_breaking_the_contract_on_its_first_bars_is_refused(store, name, said):
+    """QA 2026-12-06: a step reading the next bar (or returning 2) failed on every bar,
+    and its run was registered holding nothing, its failures said by every later command
+    until dropped. A plain bug: refused before anything is written, with the error and
+    the fix; where only some of a sweep's sets break it, they are reported, the rest run."""
+    s, f = store
+    with pytest.raises(incbt.StrategyError) as exc:
+        s.backtest(name, {"n": 5}, strategies_file=f)
+    text = str(exc.value)
+    assert said in text and "(over S0000's bars from 2024-01-01). Nothing is registered: the " \
+        "step breaks the contract for run " in text and "--check" in text, text
+    with pytest.raises(incbt.StrategyError, match="breaks the contract for every one of the 2"):
+        s.sweep(name, {"n": [5, 6]}, strategies_file=f, name="g")
+    assert s.sql("SELECT count(*) AS n FROM runs")["n"][0].as_py() == 0
+    assert s.sql("SELECT count(*) AS n FROM sweeps")["n"][0].as_py() == 0
+    if name == "peeks":  # n = 7 keeps it: the sweep runs, n = 5 reported as failing
+        with pytest.warns(incbt.StrategyFailureWarning):
+            r = s.sweep(name, {"n": [5, 7]}, strategies_file=f, name="g")
+        assert len(r.run_ids) == 2 and len(r.report.errors) == 2, r.report.errors
+        assert all("look-ahead" in e for e in r.report.errors)
 
 
 @pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # gives_up fails: the point

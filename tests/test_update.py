@@ -1263,7 +1263,9 @@ def test_an_edit_that_makes_a_forks_base_fail_replaces_the_fork_with_its_failure
     base = s.backtest("mom", {"n": 3}, strategies_file=str(f))
     fork = s.backtest(None, {"n": 7}, fork_of=base.run_id, effective="2024-01-04")
     before = {q: s.sql(q) for q in (DAILY, FILLS, METRICS)}
-    f.write_text(STRATS.replace("{SHORT}", "2"))  # a signal the engine refuses
+    # a step that fails on the data (a signal of 2 is refused as a breach of the contract
+    # now, leaving the runs as they were: test_contract.py)
+    f.write_text(STRATS.replace("{SHORT}", "(-1 // int(c[i] - c[i]))"))
     with pytest.warns(incbt.StrategyFailureWarning):
         res = s.update()
     new = dict(res.replaced)

@@ -46,6 +46,8 @@ from numba.core.imputils import impl_ret_borrowed, lower_builtin, lower_cast
 from numba.extending import intrinsic
 from numba.np.arrayobj import getitem_arraynd_intp, make_array, populate_array, setitem_array
 
+from incbt.engine._breaks import BEFORE_FIRST, LOOK_AHEAD, SLOT_OUTSIDE
+
 __all__ = ["BarsView", "Slots", "bars_view", "read_only", "slots"]
 
 
@@ -128,10 +130,10 @@ def _slot_index(context, builder, ty, idxty, idx):  # type: ignore[no-untyped-de
             builder,
             IndexError,
             (
-                f"a step used a {ty.what} slot outside {letter}[0]..{letter}[{ty.n - 1}] "
+                f"{SLOT_OUTSIDE} {ty.what} slot outside {letter}[0]..{letter}[{ty.n - 1}] "
                 f"({ty.n} {declared}): declare every slot it uses"
                 if ty.n
-                else f"a step used a {ty.what} slot, and it declares none: declare every "
+                else f"{SLOT_OUTSIDE} {ty.what} slot, and it declares none: declare every "
                 "slot it uses",
             ),
         )
@@ -222,20 +224,12 @@ def _getitem(context, builder, sig, args):
             context.call_conv.return_user_exc(
                 builder,
                 IndexError,
-                (
-                    "a step read a bar before the first bar loaded (an index below 0: "
-                    "further back than the run has seen, or than the strategy's warmup): "
-                    "it may read bars i - warmup <= j <= i only, once its own counter "
-                    "says the run has seen them",
-                ),
+                (BEFORE_FIRST,),
             )
         with after:
             context.call_conv.return_user_exc(
                 builder,
                 IndexError,
-                (
-                    "a step read a bar after the current bar i (look-ahead): it may read "
-                    "bars j <= i only",
-                ),
+                (LOOK_AHEAD,),
             )
     return context.unpack_value(builder, viewty.dtype, builder.gep(view.data, [j], inbounds=True))

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from incbt.engine._breaks import BAD_SIGNAL
 from incbt.errors import SetupError
 
 from ._template import KERNEL_SOURCE
@@ -55,10 +56,13 @@ __all__ = [
     "warmup_replay",
 ]
 
-# the kernels' source and the code they inline from `_stack` (bar views, scratch arrays):
-# Numba's cache follows neither a change of a called module's lowering nor of its text
+# the kernels' source and the code they inline from `_stack` (bar views, scratch arrays)
+# with the words its checks raise (`_breaks`): Numba's cache follows neither a change of a
+# called module's lowering nor of its text
 _TEMPLATE_HASH = hashlib.sha256(
-    KERNEL_SOURCE.encode() + Path(__file__).with_name("_stack.py").read_bytes()
+    KERNEL_SOURCE.encode()
+    + Path(__file__).with_name("_stack.py").read_bytes()
+    + Path(__file__).with_name("_breaks.py").read_bytes()
 ).hexdigest()[:16]
 _LOCK = threading.Lock()
 _MODULES: dict[str, types.ModuleType] = {}
@@ -837,7 +841,7 @@ def _signal_error(
     return (
         f"strategy {strat.name!r}, parameter set {k} ({params_to_dict(strat, p[row])}): "
         f"the step returned signal {float(bad_val[row])!r} at bar {bar} ({_utc(t, bar)}); "
-        "a signal must be -1, 0 or +1"
+        f"{BAD_SIGNAL}"
     )
 
 

@@ -42,6 +42,7 @@ import uuid
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import wait
 from typing import Any
 
 import numpy as np
@@ -296,17 +297,23 @@ class _Worker:
         """Told to end (its last message, after what is queued), or killed; :meth:`reap`
         waits for it."""
         if kill:
-            with contextlib.suppress(OSError, ValueError):
-                self.proc.kill()
+            self._kill()
             self._outbox.put(_GONE)
         else:
             self._outbox.put(None)
 
+    def _kill(self) -> None:
+        """SIGKILL, unless it ended: its sentinel says so without reaping it (a child
+        reaped by another thread's wait, say ``multiprocessing.active_children``, is a pid
+        that may be another process's by now)."""
+        if not wait([self.proc.sentinel], timeout=0):
+            with contextlib.suppress(OSError, ValueError):
+                self.proc.kill()
+
     def reap(self, kill: bool) -> None:
-        self.proc.join(timeout=None if kill else 10)
-        if self.proc.is_alive():  # it did not end when told: it stops now
-            self.proc.kill()
-            self.proc.join()
+        if not wait([self.proc.sentinel], timeout=None if kill else 10):
+            self._kill()  # told to end, it did not in 10 s: it stops now
+        self.proc.join()
         self._outbox.put(_GONE)
         for t in self._threads:  # the pipe ended with the worker: they end now
             t.join(timeout=10)

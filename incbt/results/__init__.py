@@ -26,6 +26,8 @@ import concurrent.futures
 import contextlib
 import itertools
 import os
+import queue
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -589,13 +591,47 @@ class PartFiles:
         pass
 
 
-# one thread for every PartFiles of the process: fsyncs wait on the disk, not the CPU
-_SYNCER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="incbt-fsync")
+class _Syncer:
+    """One thread for every PartFiles of the process (fsyncs wait on the disk, not the
+    CPU), started at its first call: a daemon, which never keeps the process from ending.
+    A ThreadPoolExecutor's thread is none: a Ctrl-C landing as the pool started it left
+    it out of the pool's shutdown, and the interpreter waited for it at exit for ever,
+    after the command had said it was interrupted (QA 2026-12-06: 2 of ~100 Ctrl-Cs).
+    An fsync cut short by the end of the process leaves a file in ``tmp/``, unlisted:
+    the next writer removes it."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        self._queue.put((done, fn, args))
+        with self._lock:
+            if self._thread is None:
+                t = threading.Thread(target=self._serve, name="incbt-fsync", daemon=True)
+                t.start()
+                self._thread = t
+        return done
+
+    def _serve(self) -> None:
+        while True:
+            done, fn, args = self._queue.get()
+            if not done.set_running_or_notify_cancel():
+                continue
+            try:
+                done.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - the caller's result() raises it
+                done.set_exception(exc)
 
 
-def _new_syncer() -> None:  # a forked child has none of its parent's threads: a pool of its own
+_SYNCER = _Syncer()
+
+
+def _new_syncer() -> None:  # a forked child has none of its parent's threads: one of its own
     global _SYNCER
-    _SYNCER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="incbt-fsync")
+    _SYNCER = _Syncer()
 
 
 os.register_at_fork(after_in_child=_new_syncer)
