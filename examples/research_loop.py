@@ -15,12 +15,11 @@ import sys
 import tempfile
 
 import incbt
-from incbt.bars.generate import generate
 
 
 def main(work: str) -> dict:
     data = dict(instruments=8, days=120, start="2024-01-01", seed=11)
-    generate(os.path.join(work, "history"), **data, to_day="2024-06-13")
+    incbt.generate(os.path.join(work, "history"), **data, to_day="2024-06-13")
 
     store = incbt.init(os.path.join(work, "store"))
     print(store.ingest(os.path.join(work, "history")))
@@ -37,9 +36,9 @@ def main(work: str) -> dict:
     print(best.daily.to_pandas().tail(3))
 
     # a new day arrives, and the vendor corrects a day a month back
-    generate(os.path.join(work, "new"), **data, from_day="2024-06-14", to_day="2024-06-14")
-    generate(os.path.join(work, "fix"), **data, from_day="2024-05-15", to_day="2024-05-15",
-             revise=["2024-05-15"])
+    incbt.generate(os.path.join(work, "new"), **data, from_day="2024-06-14", to_day="2024-06-14")
+    incbt.generate(os.path.join(work, "fix"), **data, from_day="2024-05-15",
+                   to_day="2024-05-15", revise=["2024-05-15"])
     store.ingest(os.path.join(work, "fix"))
     print(store.status().stale[:2])
     res = store.update(os.path.join(work, "new"))

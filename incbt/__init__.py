@@ -59,6 +59,7 @@ _LAZY = {
     "Param": ("incbt.engine", "Param"),
     "Strategy": ("incbt.engine", "Strategy"),
     "Run": ("incbt.runs", "Run"),
+    "generate": ("incbt.bars.generate", "generate"),  # synthetic bars, as `incbt generate`
 }
 
 
@@ -111,6 +112,7 @@ __all__ = [
     "UsageError",
     "UserError",
     "__version__",
+    "generate",
     "init",
     "open",
     "strategies",
