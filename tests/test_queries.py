@@ -824,3 +824,22 @@ def test_a_query_too_wide_to_plan_is_refused_not_a_crash(results):
     q = "SELECT count(*) AS n FROM events WHERE " + " OR ".join(
         f"(kind = 'k{i}' AND seq > {i})" for i in range(1000))
     assert s.sql(q)["n"][0].as_py() == 0
+
+
+def test_a_sorted_query_of_bars_no_file_holds_gives_no_rows(corrected, tmp_path):
+    """QA 2026-12-06: a filter that pruned every bars file left DataFusion a scan of no
+    fragments, which its plan check refused under a sort ("SanityCheckPlan ...
+    UnknownPartitioning(0)"); such a query gives no rows, as it does unsorted, and the
+    rest is unchanged. A read-only store too: the empty file is not the store's."""
+    s = corrected
+    for sql in ("SELECT * FROM bars WHERE instrument = 'X' ORDER BY ts LIMIT 5",
+                "SELECT * FROM bars WHERE date = '1999-01-01' ORDER BY ts",
+                "SELECT ts, close FROM bars WHERE instrument = 'S0001' AND date = '2030-01-02' "
+                "ORDER BY ts DESC"):
+        t = s.sql(sql)
+        assert t.num_rows == 0 and "ts" in t.column_names, sql
+    got = s.sql("SELECT instrument, count(*) AS n FROM bars GROUP BY 1 ORDER BY 1").to_pylist()
+    assert got == [{"instrument": "S0000", "n": 3 * 390}, {"instrument": "S0001", "n": 3 * 390}]
+    assert s.sql("SELECT count(*) AS n FROM bars WHERE instrument = 'X'")["n"][0].as_py() == 0
+    paths = s.sql("SELECT path FROM files")["path"].to_pylist()
+    assert paths and not any("no-bars" in p for p in paths)  # the store's files alone

@@ -179,6 +179,31 @@ def _let_scans_finish() -> None:
         time.sleep(0.005)  # each sleep releases the GIL to the threads waiting for it
 
 
+_NO_BARS: list[str] = []  # the empty bars file of this process (bars_dataset)
+
+
+def _no_bars_file() -> str:
+    """A Parquet file of the bars' columns and no row, in the temporary folder (a store
+    may be read-only): one a user and bars schema, made once (written apart, then renamed
+    in: two processes may make it at once) and kept (a command ends without its exit
+    handlers)."""
+    if not _NO_BARS:
+        import hashlib
+        import tempfile
+
+        tag = hashlib.sha256(str(BARS_SCHEMA).encode()).hexdigest()[:12]
+        name = f"incbt-no-bars-{os.getuid()}-{tag}.parquet"
+        _NO_BARS.append(os.path.join(tempfile.gettempdir(), name))
+    path = _NO_BARS[0]
+    if not os.path.isfile(path):  # (a cleaner of the temporary folder may remove it)
+        import pyarrow.parquet as pq
+
+        tmp = f"{path}.{os.getpid()}.tmp"
+        pq.write_table(BARS_SCHEMA.empty_table(), tmp)
+        os.replace(tmp, path)
+    return path
+
+
 def bars_dataset(root: str, files: Sequence[FileSpan | FileRecord]) -> ds.Dataset:
     """The bars files as one dataset, each file with its partition expression.
 
@@ -198,12 +223,16 @@ def bars_dataset(root: str, files: Sequence[FileSpan | FileRecord]) -> ds.Datase
         & (date <= pa.scalar(f.last_day, pa.date32()))
         for f in files
     ]
+    # and an empty file no filter prunes: a query whose filter pruned every file scanned
+    # zero fragments, which DataFusion's plan check refuses under a sort (QA 2026-12-06:
+    # `... WHERE instrument = 'X' ORDER BY ts` failed with "SanityCheckPlan ...
+    # UnknownPartitioning(0)" instead of giving no rows)
     dataset = ds.FileSystemDataset.from_paths(
-        [os.path.join(root, f.path) for f in files],
+        [*(os.path.join(root, f.path) for f in files), _no_bars_file()],
         schema=BARS_SCHEMA,
         format=ds.ParquetFileFormat(),
         filesystem=pafs.LocalFileSystem(),
-        partitions=parts,
+        partitions=[*parts, pc.scalar(True)],
     )
     while len(_BARS_DATASETS) >= 4:
         _BARS_DATASETS.pop(next(iter(_BARS_DATASETS)))
