@@ -1065,3 +1065,37 @@ def test_a_file_without_header_and_one_with_it_twice_are_said_as_such(tmp_path):
         s.ingest(str(bare))
     with pytest.raises(incbt.BadInputError, match="line 3: the header line again"):
         s.ingest(str(twice))
+
+
+def test_instrument_over_a_column_of_names_by_another_name_says_so(tmp_path):
+    """QA 2026-12-06: a file of two tickers in a Ticker column, named by --instrument
+    '{stem}', was one instrument: where their bars share a minute the error said "remove
+    the duplicate bar", and otherwise only a note named the column. Both name the column
+    and --map instrument=Ticker now (a Ticker column of one instrument's files is fine)."""
+    s = incbt.init(str(tmp_path / "s"))
+    head = "Ticker,ts,open,high,low,close,volume\n"
+    (tmp_path / "multi.csv").write_text(head + "AAPL,2024-01-16T14:30:00Z,10,11,9,10.5,100\n"
+                                        "MSFT,2024-01-16T14:30:00Z,20,21,19,20.5,100\n")
+    before = tree_state(s.path)
+    with pytest.raises(incbt.BadInputError) as exc:
+        s.ingest(str(tmp_path / "multi.csv"), instrument="{stem}")
+    text = str(exc.value)
+    assert "duplicate ts" in text and "line 3" in text, text
+    assert "if the file's column 'Ticker' names several instruments, --instrument made them " \
+           "one: name the bars by it with --map instrument=Ticker instead; else remove the " \
+           "duplicate bar" in text, text
+    assert tree_state(s.path) == before
+    (tmp_path / "apart.csv").write_text(head + "AAPL,2024-01-16T14:30:00Z,10,11,9,10.5,100\n"
+                                        "MSFT,2024-01-16T14:31:00Z,20,21,19,20.5,100\n")
+    with pytest.warns(incbt.DataNoteWarning, match="if column 'Ticker' names several "
+                      "instruments, they are one instrument in the store: --map "
+                      "instrument=Ticker names each bar by it instead"):
+        s.ingest(str(tmp_path / "apart.csv"), instrument="{stem}", dry_run=True)
+    got = s.ingest(str(tmp_path / "apart.csv"), columns={"instrument": "Ticker"})
+    assert sorted(s.instruments()) == ["AAPL", "MSFT"] and got.days_new == 2
+    # without --instrument, a duplicate says nothing of the column
+    (tmp_path / "dup.csv").write_text("instrument,ts,open,high,low,close,volume\n"
+                                      "A,2024-01-16T14:30:00Z,10,11,9,10.5,100\n"
+                                      "A,2024-01-16T14:30:00Z,10,11,9,10.5,100\n")
+    with pytest.raises(incbt.BadInputError, match=r"Fix: remove the duplicate bar$"):
+        s.ingest(str(tmp_path / "dup.csv"))

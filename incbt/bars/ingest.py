@@ -74,6 +74,7 @@ import xxhash
 from incbt.bars import fastcsv
 from incbt.bars.inputs import (
     BLOCK_ROWS,
+    NAME_COLUMNS,
     InputBars,
     bars_block,
     block_columns,
@@ -262,6 +263,16 @@ class IngestSummary:
                     if "instrument" in [c.lower() for c in self.ignored_columns]
                     and self.reading.get("instrument")
                     else ""
+                )
+                + next(
+                    (
+                        f"; --instrument names every bar of the files: if column {c!r} "
+                        "names several instruments, they are one instrument in the store: "
+                        f"--map instrument={c} names each bar by it instead"
+                        for c in self.ignored_columns
+                        if c.strip().lower() in NAME_COLUMNS and self.reading.get("instrument")
+                    ),
+                    "",
                 )
             )
         if self.skipped_files:

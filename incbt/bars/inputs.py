@@ -260,6 +260,14 @@ def header_line(instrument: str | None = None) -> str:
     return ",".join(c for c in COLUMNS if instrument is None or c != "instrument")
 
 
+# names of columns of instrument names, as vendors write them (lower case)
+NAME_COLUMNS = frozenset({"symbol", "ticker", "sym", "ric", "isin", "secid", "security",
+                          "contract", "instrument_id", "ticker_symbol", "code"})  # fmt: skip
+_NAMES_APART: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "names_apart", default=None
+)
+
+
 def _check_columns(
     path: str, present: list[str], mapping: Mapping[str, str], instrument: str | None = None
 ) -> dict[str, str]:
@@ -269,6 +277,14 @@ def _check_columns(
     name in any case (``Close``, ``VOLUME``), when exactly one does. ``instrument``: the
     file's bars are all this instrument's (``--instrument``): no column is read for it
     (the result has no ``"instrument"`` key; a column of that name is not read)."""
+    # a column that may hold instrument names under another name, which --instrument
+    # leaves unread: an order error then says so (QA 2026-12-06: a Ticker column of two
+    # instruments, named one by --instrument '{stem}', said "remove the duplicate bar")
+    _NAMES_APART.set(
+        None
+        if instrument is None
+        else next((p for p in present if p.strip().lower() in NAME_COLUMNS), None)
+    )
     if instrument is not None:  # (with --map instrument: refused before, check_reading)
         named = [p for p in present if p.strip().lower() == "instrument"]
         if named:  # its names would be replaced (QA 2026-12-06: MSFT's bars stored as
@@ -1884,6 +1900,17 @@ def order_error(
     """A bar whose ts is not after the previous bar of its instrument (at ``prev_where``)."""
     unit = "line" if "line" in prev_where else "row"
     dup = ts == prev_ts
+    fix = (
+        "remove the duplicate bar"
+        if dup
+        else "sort each instrument's bars by ts and remove duplicates"
+    )
+    apart = _NAMES_APART.get()
+    if apart is not None:  # --instrument named every bar of a file with such a column
+        fix = (
+            f"if the file's column {apart!r} names several instruments, --instrument made them "
+            f"one: name the bars by it with --map instrument={apart} instead; else {fix}"
+        )
     return BadInputError(
         ("duplicate ts" if dup else "ts is not increasing")
         + f" (previous bar of this instrument at {unit} {prev_where[unit]})",
@@ -1891,9 +1918,7 @@ def order_error(
         **where,
         instrument=instrument,
         value=str(np.datetime64(ts, "ns")) + "Z",
-        fix="remove the duplicate bar"
-        if dup
-        else "sort each instrument's bars by ts and remove duplicates",
+        fix=fix,
     )
 
 
