@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -842,8 +843,25 @@ def test_other_separators_and_decimal_commas_are_read(tmp_path, monkeypatch, par
     bad.write_text("instrument;ts;open;high;low;close;volume\n"
                    "A;1704292200000000000;1,5;2;1;1,5;3\nA;1704292260000000000;1,5;2;1;1.5;3\n")
     with pytest.raises(incbt.BadInputError, match=r"line 3: column close is not a number; "
-                       r"instrument 'A'; value '1.5'. Fix: write numbers like 101,25"):
+                       r"instrument 'A'; value '1.5'. Fix: write every number of the file "
+                       r"with one decimal mark, like 101,25"):
         incbt.init(str(tmp_path / "s-bad")).ingest(str(bad))
+    # QA 2026-12-06: --decimal against the file's numbers, and thousands separators, were
+    # told "write numbers like 101,25, as the file's first bar does" (it did not)
+    head = "instrument;ts;open;high;low;close;volume\n"
+    for mark, name, bar, said in (
+        (",", "dots", "A;1704292200000000000;10.5;11;10;10.5;3\n",
+         "value '10.5'. Fix: the file writes decimal points here: give --decimal ."),
+        (".", "commas", "A;1704292200000000000;1,5;2;1;1,5;3\n",
+         "value '1,5'. Fix: the file writes decimal commas here: give --decimal ,"),
+        (",", "grouped", "A;1704292200000000000;16.751,50;16.760,25;16.748,00;16.755,75;3\n",
+         "value '16.751,50'. Fix: thousands separators are not read"),
+    ):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(head + bar)
+        st = incbt.init(str(tmp_path / f"s-{name}"))
+        with pytest.raises(incbt.BadInputError, match=re.escape(said)):
+            st.ingest(str(path), decimal=mark)
 
 
 def test_instrument_names_files_apart_and_says_how(tmp_path):

@@ -706,6 +706,7 @@ def _read_csv(
                 "order (a field left empty at the end of each line needs a name too)",
             )
     _DIALECT.set((sep, dec, 0 if names is not None else 1))
+    _MARK_GIVEN.set(decimal is not None)
     return _read_csv_as(
         path, header, first, mapping, tz, use_threads, ts_unit, instrument, ts_format
     )
@@ -1148,12 +1149,35 @@ def _explain_csv_error(
             line=i + 1 + _head(),
             instrument=_instrument_at(path, header, i),
             value=strings[i].as_py(),
-            fix="write numbers like 101.25 (no thousands separators, no empty fields)"
-            if _DIALECT.get()[1] == "."
-            else "write numbers like 101,25, as the file's first bar does (no thousands "
-            "separators, no empty fields)",
+            fix=_number_fix(strings[i].as_py() or "", _DIALECT.get()[1]),
         ) from None
     raise BadInputError(f"cannot parse the CSV: {msg}", file=path) from None
+
+
+_MARK_GIVEN: contextvars.ContextVar[bool] = contextvars.ContextVar("mark_given", default=False)
+
+
+def _number_fix(value: str, mark: str) -> str:
+    """The fix for a price or volume that is no number where the decimal mark is ``mark``
+    (QA 2026-12-06: "as the file's first bar does" of a first bar that did not, and no
+    word of --decimal where the value had the other mark)."""
+    v = value.strip()
+    if re.fullmatch(r"-?\d{1,3}([.,])\d{3}(\1\d{3})*[.,]\d+", v) and v.count(",") and v.count("."):
+        return (
+            "thousands separators are not read (16.751,50 or 16,751.50): write the numbers "
+            "without them"
+        )
+    other = "," if mark == "." else "."
+    example = "101.25" if mark == "." else "101,25"
+    if re.fullmatch(rf"-?\d*\{other}\d+([eE][-+]?\d+)?", v):
+        if _MARK_GIVEN.get() or mark == ".":  # --decimal says otherwise, or none was seen
+            return (
+                f"the file writes decimal {'commas' if other == ',' else 'points'} here: give "
+                f"--decimal {other} (Python: decimal={other!r})"
+            )
+        # decimal commas judged from the file's first bars: this one writes a point
+        return f"write every number of the file with one decimal mark, like {example}"
+    return f"write numbers like {example} (no thousands separators, no empty fields)"
 
 
 def _csv_line(path: str, line: int) -> list[str] | None:
