@@ -1126,3 +1126,25 @@ def test_decimal_settles_what_a_file_cannot_say(tmp_path, monkeypatch, parts):
         s.ingest(str(p), decimal=";")
     r = _cli("--store", s.path, "ingest", str(p), "--decimal", "x")
     assert r.returncode == 2 and "--decimal 'x'" in _one_error_line(r)
+
+
+def test_a_ts_format_fix_that_would_not_read_the_time_is_not_given(tmp_path):
+    """QA 2026-12-06: a time written 100 (01:00:00 without its zeros) under --ts-format
+    '%Y%m%d %H%M%S' was told to swap day and month, and under that format told to swap
+    them back: the swap is offered only where it reads the value as the ingest does."""
+    p = tmp_path / "ti.csv"
+    p.write_text("Date,Time,Open,High,Low,Close,Volume\n20240103,100,10,11,9,10.5,100\n")
+    s = incbt.init(str(tmp_path / "s"))
+    for fmt in ("%Y%m%d %H%M%S", "%Y%d%m %H%M%S"):
+        with pytest.raises(incbt.BadInputError) as exc:
+            s.ingest(str(p), instrument="TI", columns={"ts": "Date+Time"}, ts_format=fmt,
+                     tz="UTC")
+        assert "other way round" not in str(exc.value), str(exc.value)
+        assert "(0930, not 930)" in str(exc.value), str(exc.value)
+    # a date that reads the other way round still gets the swap
+    q = tmp_path / "dm.csv"
+    q.write_text("Date,Time,Open,High,Low,Close,Volume\n01/13/2024,09:30,10,11,9,10.5,100\n")
+    with pytest.raises(incbt.BadInputError, match="read the other way round: --ts-format "
+                       "'%m/%d/%Y %H:%M'"):
+        s.ingest(str(q), instrument="DM", columns={"ts": "Date+Time"}, ts_format="%d/%m/%Y %H:%M",
+                 tz="UTC")

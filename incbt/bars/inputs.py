@@ -954,14 +954,25 @@ def _format_fix(fmt: str, value: str) -> str:
     if "%d" in fmt and "%m" in fmt:
         other = fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
         base = value.rsplit(".", 1)[0] if fmt.endswith(".%f") else value
-        try:
-            dt.datetime.strptime(base.strip(), other[:-3] if other.endswith(".%f") else other)
+        short = other[:-3] if other.endswith(".%f") else other
+        try:  # read as the ingest reads it (Arrow's strptime, then the check of days
+            # and times that do not exist): Python's alone took a time 100 as 01:00:00,
+            # and the fix sent the user back and forth (QA 2026-12-06)
+            text = pa.array([base.strip()])
+            parsed = pc.strptime(text, format=short, unit="s", error_is_null=True)
+            reads = parsed.null_count == 0 and not _not_there(text, parsed, short).any()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            try:
+                dt.datetime.strptime(base.strip(), short)
+                reads = True
+            except ValueError:
+                reads = False
+        if reads:
             return f"the file's dates read the other way round: --ts-format {other!r}"
-        except ValueError:
-            pass
     return (
         "give the format the file writes its times in (strptime codes, e.g. "
-        "'%m/%d/%Y %H:%M' for 01/02/2024 09:30), and check that the day exists"
+        "'%m/%d/%Y %H:%M' for 01/02/2024 09:30), and check that the day exists and that "
+        "each field the format reads without a separator has its two digits (0930, not 930)"
     )
 
 
