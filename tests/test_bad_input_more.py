@@ -1148,3 +1148,26 @@ def test_a_ts_format_fix_that_would_not_read_the_time_is_not_given(tmp_path):
                        "'%m/%d/%Y %H:%M'"):
         s.ingest(str(q), instrument="DM", columns={"ts": "Date+Time"}, ts_format="%d/%m/%Y %H:%M",
                  tz="UTC")
+
+
+def test_float32_prices_of_a_parquet_file_are_the_decimals_a_csv_file_writes(tmp_path):
+    """QA 2026-12-06: a Parquet file of float32 prices stored 1.1034 as 1.103399992, so the
+    same bars from a CSV file later were a correction of every day; widened through their
+    shortest decimal text, they are the CSV file's numbers, and ingesting it changes
+    nothing."""
+    ts = pa.array([1705415400, 1705415460], pa.int64())
+    px = [1.1034, 1.1036]
+    table = pa.table({"ts": ts, **{c: pa.array(px, pa.float32()) for c in
+                                  ("open", "high", "low", "close")},
+                      "volume": pa.array([0.0, 0.0], pa.float32())})
+    pq.write_table(table, tmp_path / "EURUSD.parquet")
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "EURUSD.parquet"), instrument="{stem}", ts_unit="s")
+    got = s.sql("SELECT open, close FROM bars ORDER BY ts").to_pylist()
+    assert got == [{"open": 1.1034, "close": 1.1034}, {"open": 1.1036, "close": 1.1036}]
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "EURUSD.csv").write_text(
+        "ts,open,high,low,close,volume\n1705415400,1.1034,1.1034,1.1034,1.1034,0\n"
+        "1705415460,1.1036,1.1036,1.1036,1.1036,0\n")
+    again = s.ingest(str(tmp_path / "csv"), instrument="{stem}", ts_unit="s")
+    assert (again.days_new, again.days_corrected) == (0, 0)

@@ -1462,6 +1462,10 @@ def _read_parquet(
                 file=path,
                 fix=f"store {c} as float64",
             )
+        if pa.types.is_float32(a.type):  # widened through its shortest decimal text:
+            # 1.1034 as float32 is 1.103399992 as a float64, where the same bar from a
+            # CSV file is 1.1034, a correction then of every day (QA 2026-12-06)
+            a = pc.cast(a, pa.string())
         cols[c] = pc.cast(a, pa.float64())
     ts = cols["ts"]
     if tz and (
