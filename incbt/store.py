@@ -19,6 +19,7 @@ import contextlib
 import difflib
 import functools
 import os
+import shlex
 import sys
 import time
 import warnings
@@ -236,7 +237,8 @@ def _command() -> str:
         os.path.basename(argv[0]) == "incbt"
         or os.path.abspath(argv[0]) in {os.path.join(here, f) for f in ("__main__.py", "_entry.py")}
     ):
-        return " ".join(["incbt", *argv[1:]])[:500]
+        # quoted as a shell takes it back (QA 2026-12-06: --map ts=Gmt time, unquoted)
+        return shlex.join(["incbt", *argv[1:]])[:500]
     call = _CALL.get()
     return f"python: {call}" if call else "python"
 

@@ -788,7 +788,9 @@ def test_ts_format_fractions_offsets_and_errors(tmp_path):
         s.ingest(str(z), instrument="{stem}", columns={"ts": "a+b+c"})
     assert tree_state(s.path) == before
     z.write_text("ts,open,high,low,close,volume\n2024-01-03 09:30:00-0500,1,2,0.5,1.5,1\n")
-    with pytest.raises(incbt.BadInputError, match="cannot apply to"):
+    # two options that contradict each other: usage (QA 2026-12-06: exit 1, as bad input)
+    with pytest.raises(incbt.UsageError, match=r"reads each time's offset \(%z\), which --tz "
+                       "UTC cannot apply to: drop --tz"):
         s.ingest(str(z), instrument="{stem}", ts_format="%Y-%m-%d %H:%M:%S%z", tz="UTC")
     s.ingest(str(z), instrument="{stem}", ts_format="%Y-%m-%d %H:%M:%S%z")
     t = s.sql("SELECT CAST(ts AS BIGINT) AS t FROM bars WHERE instrument = 'Z'")["t"]

@@ -1445,3 +1445,18 @@ def test_a_ctrl_c_anywhere_in_a_sweep_says_to_resume_it(small_store):
     assert "run the same command again" not in p.stderr, p.stderr
     again = run(*args, "--resume", store=small_store)
     assert "2 run(s), 0 new; computed 0 segment(s)" in flat(again.stdout), again.stdout
+
+
+def test_the_event_log_records_a_command_a_shell_takes_back(tmp_path):
+    """QA 2026-12-06: `--map ts='Gmt time'` was recorded as --map ts=Gmt time, which
+    does not run again as it was: the recorded command is quoted as a shell takes it."""
+    import shlex
+
+    s = tmp_path / "s"
+    run("init", store=s)
+    run("generate", str(tmp_path / "my data"), "--instruments", "1", "--days", "1", store=s)
+    run("ingest", str(tmp_path / "my data"), store=s)
+    p = run("query", "SELECT command FROM events WHERE kind = 'ingest'", "--output", "csv",
+            store=s)
+    recorded = p.stdout.strip().splitlines()[-1].strip('"')
+    assert shlex.split(recorded) == ["incbt", "ingest", str(tmp_path / "my data")], recorded

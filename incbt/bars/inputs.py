@@ -1016,8 +1016,11 @@ def _parse_ts_format(
                 "read an offset with %z in --ts-format",
             )
         parsed = _assume_tz(path, parsed, tz, fkind, text, instruments)
-    elif tz:
-        raise _tz_refused(path, "times with an offset (%z)", tz)
+    elif tz:  # two options that contradict each other: a usage error (QA 2026-12-06: 1)
+        raise UsageError(
+            f"--ts-format {fmt!r} reads each time's offset (%z), which --tz {tz} cannot "
+            "apply to: drop --tz (or read times without offsets, without %z, with --tz)"
+        )
     out = pc.cast(pc.cast(parsed, pa.timestamp("ns", tz="UTC")), pa.int64())
     return out if frac_ns is None else pc.add(out, frac_ns)
 

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import shlex
 import socket
 import sys
 import threading
@@ -166,7 +167,7 @@ def write_lock(
             prog = f"python -m {os.path.basename(os.path.dirname(sys.argv[0]))}"
         info = (
             f"pid {os.getpid()} on {socket.gethostname()} "
-            f"({' '.join([prog, *sys.argv[1:]])}) "
+            f"({shlex.join([prog, *sys.argv[1:]])}) "
             f"since {time.strftime('%Y-%m-%d %H:%M:%S')}"
         )
         os.ftruncate(fd, 0)
