@@ -1173,3 +1173,21 @@ def test_float32_prices_of_a_parquet_file_are_the_decimals_a_csv_file_writes(tmp
         "1705415460,1.1036,1.1036,1.1036,1.1036,0\n")
     again = s.ingest(str(tmp_path / "csv"), instrument="{stem}", ts_unit="s")
     assert (again.days_new, again.days_corrected) == (0, 0)
+
+
+def test_header_less_files_are_pointed_to_header(tmp_path):
+    """QA 2026-12-06: a file without a header line was told to add one, and a .txt file
+    in a folder to be renamed .csv, without a word of --header."""
+    p = tmp_path / "EURUSD.csv"
+    p.write_text("2024-01-16T14:30:00Z,10,11,9,10.5,100\n2024-01-16T14:31:00Z,10,11,9,10.5,100\n")
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.raises(incbt.BadInputError, match=r"the first line looks like a bar, not a "
+                       r"header.*or name the fields of each line with --header NAMES"):
+        s.ingest(str(p), instrument="{stem}")
+    (tmp_path / "fold").mkdir()
+    (tmp_path / "fold" / "GBPUSD.txt").write_text(p.read_text())
+    (tmp_path / "fold" / "EURUSD.csv").write_text("ts,open,high,low,close,volume\n"
+                                                   "2024-01-16T14:30:00Z,10,11,9,10.5,100\n")
+    with pytest.warns(incbt.DataNoteWarning, match=r"\.txt files of bars without a header "
+                      "line are read with --header NAMES"):
+        s.ingest(str(tmp_path / "fold"), instrument="{stem}", dry_run=True)

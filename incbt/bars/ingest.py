@@ -280,7 +280,8 @@ class IngestSummary:
                 f"{len(self.skipped_files):,} file(s) in the folders given are not CSV or "
                 "Parquet and were not read: "
                 + some([(f,) for f in self.skipped_files], "{}")
-                + " (give CSV files a .csv or .csv.gz name to ingest them)"
+                + " (give CSV files a .csv or .csv.gz name to ingest them; .txt files of "
+                "bars without a header line are read with --header NAMES)"
             )
         if self.missing_days:
             out.append(

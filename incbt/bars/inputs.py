@@ -381,7 +381,8 @@ def _check_columns(
             ),
             file=path,
             line=1 if is_csv(path) else None,
-            fix=f"add the header line {header_line(instrument)} above the bars"
+            fix=f"add the header line {header_line(instrument)} above the bars, or name "
+            "the fields of each line with --header NAMES (in their order)"
             if headless
             else (
                 f"name the columns {header_line(instrument)}, or map yours "
