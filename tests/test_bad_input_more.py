@@ -1191,3 +1191,17 @@ def test_header_less_files_are_pointed_to_header(tmp_path):
     with pytest.warns(incbt.DataNoteWarning, match=r"\.txt files of bars without a header "
                       "line are read with --header NAMES"):
         s.ingest(str(tmp_path / "fold"), instrument="{stem}", dry_run=True)
+
+
+def test_a_tz_given_as_an_offset_is_pointed_to_its_zone():
+    """QA 2026-12-06: --tz -05:00 was refused without the zone that is that offset
+    (Etc/GMT+5, whose sign is the confusing part)."""
+    from incbt.bars.inputs import check_tz
+
+    for tz, said in (("-05:00", "the fixed offset -05:00 is Etc/GMT+5: POSIX's sign"),
+                     ("+0100", "the fixed offset +01:00 is Etc/GMT-1"),
+                     ("-0530", "has no fixed zone of its own"),
+                     ("Foo/Bar", "use an IANA name like America/New_York")):
+        with pytest.raises(incbt.UsageError, match=re.escape(said)):
+            check_tz(tz)
+    check_tz("Etc/GMT+5")  # and that one is known

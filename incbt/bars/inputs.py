@@ -2182,8 +2182,24 @@ def check_tz(tz: str) -> None:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
+        m = re.fullmatch(r"(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?", tz.strip())
+        hint = ""
+        if m and int(m.group(2)) <= 14:  # an offset: the fixed zone of that offset (QA
+            # 2026-12-06: -05:00 refused, the Etc/GMT sign being the confusing part)
+            sign, hours, minutes = m.group(1), int(m.group(2)), int(m.group(3) or 0)
+            shown = f"{sign}{hours:02d}:{minutes:02d}"
+            hint = (
+                f" (the fixed offset {shown} is Etc/GMT{'-' if sign == '+' else '+'}{hours}: "
+                "POSIX's sign, the other way round; a place whose clocks change, like New "
+                "York, is its own name)"
+                if not minutes and hours
+                else " (UTC)"
+                if not minutes
+                else f" (the offset {shown} has no fixed zone of its own: name the place's "
+                "zone, like Asia/Kolkata for +05:30)"
+            )
         raise UsageError(
-            f"--tz {tz!r} is not a known time zone; use an IANA name like America/New_York"
+            f"--tz {tz!r} is not a known time zone; use an IANA name like America/New_York" + hint
         ) from None
 
 
