@@ -220,16 +220,16 @@ def materialize(
     store: Any,
     fork: rc.RunRecord,
     todo: dict[str, int],
-    keep_going: bool = False,
     memo: dict[tuple[str, str, int], np.ndarray] | None = None,
 ) -> list[TaskResult]:
     """TaskResults holding each pair's copied prefix and its state at L.
 
-    Where the base's pair failed (its strategy raised there: it holds nothing), a fork
-    being made is refused with the fix; with ``keep_going`` (an update, bringing a fork
-    up to date or replacing it after a code change), the fork's pair fails too, said as
-    the base's, and the rest goes on (QA 2026-12-06: an edit that made the base fail
-    stopped the update with a backtest's advice, and the fork was lost)."""
+    Where the base's pair failed (its strategy raised there: it holds nothing), the
+    fork's pair fails too, said as the base's, and the rest goes on: for a fork being
+    made as for one an update brings up to date or replaces after a code change (QA
+    2026-12-06: an edit that made the base fail stopped the update, and the fork was lost;
+    then a fork that an update kept this way could not be made in a fresh store, refused
+    over one failed instrument of its base)."""
     if not todo:
         return []
     cat = store.catalog
@@ -264,17 +264,10 @@ def materialize(
         if r is None or not len(r["date"]) or int(r["date"][-1]) != last:
             with store.catalog.env.read() as txn:
                 failure = rc.failures(store.catalog, txn).get((base_id, inst))
-            if failure is not None and keep_going:
+            if failure is not None:
                 why = f"its base run {base_id} failed on {inst}: {failure['error']}"
                 out.append(_failed_pair(fork, strat, new_row, inst, last, why))
                 continue
-            if failure is not None:
-                raise UsageError(
-                    f"the base run {base_id} has no results for {inst}: its strategy failed "
-                    f"there ({failure['error']}). A fork continues its base's results, so "
-                    f"fork a run that computed {inst}, or start a new run with these "
-                    "parameters (incbt backtest without --from)"
-                )
             raise UsageError(
                 f"the base run {base_id} has no results for {inst} through "
                 f"{day_to_iso(last)}; bring it up to date first (incbt update)"

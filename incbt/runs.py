@@ -1399,9 +1399,7 @@ def bring_up_to_date(
                         why: list[Staleness] = []
                         plan_runs(store, [f], why)
                         stale_out += [w for w in why if w.instrument in need]
-                    built += fork_mod.materialize(
-                        store, f, need, keep_going=kind == "update", memo=states
-                    )
+                    built += fork_mod.materialize(store, f, need, memo=states)
             if built:
                 new = _needs_record(store, level)
                 commit(store, built, new, command, "fork")

@@ -943,13 +943,28 @@ def _store_with_a_spike(tmp_path, n_days: int):
 
 
 @pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
-def test_a_fork_of_a_failed_pair_says_why_it_cannot_be_made(tmp_path):
+def test_a_fork_of_a_base_that_failed_on_an_instrument_fails_there_too(tmp_path):
+    """A fork continues its base's results: where the base failed (its strategy raised on
+    S0001), the fork's pair fails too, said as the base's, and the other instruments are
+    computed, as an update keeps a fork whose base came to fail. It was refused whole
+    (exit 2) before, so a fresh store could not make the fork an update had kept (QA
+    2026-12-06, differential testing)."""
     s, strats, days = _store_with_a_spike(tmp_path, 5)
     base = s.backtest("spike", {"n": 10}, strategies_file=str(strats))
     assert base.report.errors
-    with pytest.raises(incbt.UsageError, match="S0001: its strategy failed there .*volume spike"):
-        s.backtest(None, {"n": 20}, fork_of=base.run_id, effective=days[3][5:15],
-                   strategies_file=str(strats))
+    fork = s.backtest(None, {"n": 20}, fork_of=base.run_id, effective=days[3][5:15],
+                      strategies_file=str(strats))
+    errors = fork.report.errors
+    assert len(errors) == 1 and errors[0].startswith(
+        f"run {fork.run_id}, S0001: its base run {base.run_id} failed on S0001: "), errors
+    assert "volume spike" in errors[0]
+    failed = s.sql("SELECT run_id, instrument FROM failed ORDER BY 1, 2").to_pylist()
+    assert {(r["run_id"], r["instrument"]) for r in failed} == {
+        (base.run_id, "S0001"), (fork.run_id, "S0001")}
+    got = s.sql("SELECT DISTINCT instrument FROM daily WHERE run_id = $r",
+                params={"r": fork.run_id})["instrument"].to_pylist()
+    assert got == ["S0000"]
+    assert s.verify().ok and not s.status().stale
 
 
 @pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
