@@ -1205,3 +1205,24 @@ def test_a_tz_given_as_an_offset_is_pointed_to_its_zone():
         with pytest.raises(incbt.UsageError, match=re.escape(said)):
             check_tz(tz)
     check_tz("Etc/GMT+5")  # and that one is known
+
+
+def test_a_line_of_other_fields_says_what_cut_it(tmp_path):
+    """QA 2026-12-06: decimal commas in a comma-separated file, a line of spaces or a DOS
+    end-of-file byte after the last bar were said as a count of fields alone."""
+    head = "ts,open,high,low,close,volume\n"
+    s = incbt.init(str(tmp_path / "s"))
+    for name, text, said in (
+        ("dc", head + "2024-01-16T14:30:00Z,10,5,11,9,10,5,100\n",
+         "expected 6 fields, found 8; value '2024-01-16T14:30:00Z,10,5,11,9,10,5,100'. Fix: if "
+         "the numbers have decimal commas (101,25), they cut the line into more fields"),
+        ("sp", head + "2024-01-16T14:30:00Z,10,11,9,10.5,100\n   \n",
+         "line 3: expected 6 fields, found 1; value '   '. Fix: remove the line of spaces"),
+        ("ez", head + "2024-01-16T14:30:00Z,10,11,9,10.5,100\n\x1a",
+         "line 3: expected 6 fields, found 1; value '\\x1a'. Fix: remove the line of spaces "
+         "(or the end-of-file byte)"),
+    ):
+        p = tmp_path / f"{name}.csv"
+        p.write_text(text)
+        with pytest.raises(incbt.BadInputError, match=re.escape(said)):
+            s.ingest(str(p), instrument="X")

@@ -1102,13 +1102,25 @@ def _explain_csv_error(
         found = _csv_line_problem(path, len(header))
         if found:
             line, text = found
+            sep = _DIALECT.get()[0]
+            n = len(text.split(sep)) if text else 0
+            fix = "make every line have the header's columns (no blank lines)"
+            if sep == "," and n > len(header) and re.search(r"\d,\d", text):
+                # decimal commas in a comma-separated file cut its numbers in two (QA
+                # 2026-12-06: said as the count of fields alone)
+                fix = (
+                    "if the numbers have decimal commas (101,25), they cut the line into "
+                    'more fields: quote them ("101,25", then read with --decimal ,) or '
+                    "separate the fields with ';'; else " + fix
+                )
+            elif not text.strip(" \t\x1a"):  # spaces, or a DOS end-of-file byte (QA)
+                fix = "remove the line of spaces (or the end-of-file byte) from the file"
             raise BadInputError(
-                f"expected {len(header)} fields, found "
-                f"{len(text.split(_DIALECT.get()[0])) if text else 0}",
+                f"expected {len(header)} fields, found {n}",
                 file=path,
                 line=line,
                 value=text[:80],
-                fix="make every line have the header's columns (no blank lines)",
+                fix=fix,
             ) from None
     m = re.search(r"column #(\d+)", msg)
     if m:
