@@ -1226,3 +1226,14 @@ def test_a_line_of_other_fields_says_what_cut_it(tmp_path):
         p.write_text(text)
         with pytest.raises(incbt.BadInputError, match=re.escape(said)):
             s.ingest(str(p), instrument="X")
+
+
+def test_a_fractional_epoch_is_said_in_the_unit_given(tmp_path):
+    """QA 2026-12-06: 1704724200.0 with --ts-unit s was told to write integer epoch
+    nanoseconds."""
+    p = tmp_path / "fe.csv"
+    p.write_text("ts,open,high,low,close,volume\n1704724200.0,10,11,9,10.5,100\n")
+    with pytest.raises(incbt.BadInputError, match=re.escape(
+            "ts is not an ISO-8601 timestamp nor a whole number of epoch seconds; instrument "
+            "'X'; value '1704724200.0'. Fix: write epoch times as whole numbers of seconds")):
+        incbt.init(str(tmp_path / "s")).ingest(str(p), instrument="X", ts_unit="s")

@@ -1304,16 +1304,23 @@ def _parse_ts_text(
                 fix="check the year of this bar",
             ) from None
         spaced = isinstance(value, str) and value != value.strip()
+        decimal_epoch = isinstance(value, str) and re.fullmatch(r"\s*-?\d+\.\d*\s*", value)
+        name = {"s": "seconds", "ms": "milliseconds", "us": "microseconds"}.get(unit)
         raise BadInputError(
             "ts is not an ISO-8601 timestamp"
-            + (" (it has a space before or after it)" if spaced else ""),
+            + (" (it has a space before or after it)" if spaced else "")
+            + (" nor a whole number of epoch " + (name or "nanoseconds") if decimal_epoch else ""),
             file=path,
             **where(i),
             value=value,
             fix="write ts without spaces around it (`, ` between fields adds one)"
             if spaced
-            else "write ts like 2024-01-02T14:30:00+00:00, or as integer epoch nanoseconds, "
-            "or give its format with --ts-format (e.g. '%m/%d/%Y %H:%M')",
+            else f"write epoch times as whole numbers of {name or 'nanoseconds'} (--ts-unit "
+            "s, ms, us or ns), without a fraction (1704724200, not 1704724200.0)"
+            if decimal_epoch
+            else "write ts like 2024-01-02T14:30:00+00:00, or as integer epoch "
+            + (f"{name} (--ts-unit {unit})" if name else "nanoseconds")
+            + ", or give its format with --ts-format (e.g. '%m/%d/%Y %H:%M')",
         ) from None
     if tz:
         parsed = _assume_tz(path, parsed, tz, fkind, text, instruments)
