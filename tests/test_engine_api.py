@@ -271,6 +271,11 @@ def test_bad_signal_is_reported_for_its_set_only():
     assert np.array_equal(res.state[1:], initial_state(misbehaving, 2))
 
 
+def step_at(strat) -> str:
+    """Where a user's step is, as its errors say (QA 2026-12-06: they named no file)."""
+    return f" (the step: test_engine_api.py, line {strat.py_step.__code__.co_firstlineno})"
+
+
 def test_a_raising_step_is_reported_for_its_set_only():
     bars = make_bars(3, 2)
     res = run_engine("fragile", [{"raise_at": -1}, {"raise_at": 3}, {}], bars, strat=fragile)
@@ -278,6 +283,7 @@ def test_a_raising_step_is_reported_for_its_set_only():
     assert res.errors[1] == (
         "strategy 'fragile', parameter set 1 ({'raise_at': 3}): "
         "the step raised ValueError at bar 2 (2023-12-12 10:38:00 UTC): fragile step gave up"
+        + step_at(fragile)
     )
     assert np.array_equal(res.equity[0], res.equity[2])
     assert np.isnan(res.pnl[1]).all()
@@ -343,7 +349,7 @@ def test_a_step_sees_only_the_bars_up_to_the_current_one():
     for k in range(1, 5):
         assert res.errors[k] == (
             f"strategy 'peeking', parameter set {k} ({{'mode': {k}, 'at': 5}}): the step raised "
-            f"IndexError at bar 4 ({at} UTC): {below if k == 2 else ahead}"
+            f"IndexError at bar 4 ({at} UTC): {below if k == 2 else ahead}" + step_at(peeking)
         )
         assert np.isnan(res.equity[k]).all() and not (res.fill_set == k).any()
     # len(c) is i + 1 and a slice reaching past i stops at i (one bar), at the last bar too
@@ -414,7 +420,7 @@ def test_a_step_uses_only_the_slots_it_declares():
         assert res.errors[k] is not None and res.errors[k].endswith(
             "the step raised IndexError at bar 2 (2023-12-12 10:38:00 UTC): a step used a "
             f"{slot} slot outside {letter}[0]..{letter}[1] (2 {what} declared): declare "
-            "every slot it uses"
+            "every slot it uses" + step_at(slotted)
         ), res.errors[k]
         assert np.isnan(res.equity[k]).all() and not (res.fill_set == k).any()
     # the sets that fail do not disturb the one that does not
@@ -423,11 +429,12 @@ def test_a_step_uses_only_the_slots_it_declares():
     res = run_engine("constant_slot", [{}], bars, strat=constant_slot)
     assert res.errors[0].endswith(
         "IndexError at bar 0 (2023-12-12 09:45:00 UTC): a step used a state slot outside "
-        "s[0]..s[1] (2 state slots declared): declare every slot it uses"
+        "s[0]..s[1] (2 state slots declared): declare every slot it uses" + step_at(constant_slot)
     )
     res = run_engine("stateless", [{}], bars, strat=stateless)
     assert res.errors[0].endswith(
         "): a step used a state slot, and it declares none: declare every slot it uses"
+        + step_at(stateless)
     )
     said = r"writes to p, its parameters, which are read-only.*\n.*test_engine_api.py\", line "
     with pytest.raises(StrategyError, match=said + r"\d+:\n.*\n    p\[0\] = 3.0"):

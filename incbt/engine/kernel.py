@@ -665,6 +665,7 @@ def run_segment(
                 errors.append(
                     f"strategy {strat.name!r}, parameter set {k} ({params_to_dict(strat, p[k])}): "
                     f"the step raised {type(e).__name__} at bar {bar} ({_utc(t, bar)}): {e}"
+                    + _step_at(strat)
                 )
                 continue
             parts.append((np.array([k]), one))
@@ -739,6 +740,16 @@ def _run_raw(
                         f_set, f_bar, t[f_bar],  # gathered here: a store in the kernel cost more
                         f_qty, f_px, f_fee, st, bar_steps, [])  # fmt: skip
     return res, counts[1].tolist(), bad_val
+
+
+def _step_at(strat: Strategy) -> str:
+    """Where a user's step is defined, as an error of it says it (Numba's compiled code
+    names no line of a raise: QA 2026-12-06, "name the file and line"); "" for a
+    built-in's."""
+    code = getattr(strat.py_step, "__code__", None)
+    if code is None or strat.py_step.__module__.startswith("incbt."):
+        return ""
+    return f" (the step: {os.path.basename(code.co_filename)}, line {code.co_firstlineno})"
 
 
 def _utc(t: np.ndarray, bar: int) -> str:
