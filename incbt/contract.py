@@ -73,17 +73,14 @@ def _check(store: Any, strat: Any, recs: list[rc.RunRecord], known: Sequence[str
     at = int(np.searchsorted(before, warm + 1))
     if not len(rows):
         return  # no bars of it yet: checked with a later run
-    n = len(recs)
-    if at < 1 or at + AFTER > len(rows):  # too few bars for the resume: checked later
-        b = store.bars(inst, int(index.days[0]), int(index.days[-1]))
-        cols = (b.ts, b.open, b.high, b.low, b.close, b.volume)
-        whole = run_segment(strat, params, ex, *cols, 0, b.day_ends, initial_state(strat, n))
-        _refuse_broken(strat, recs, whole, inst, int(b.days[0]))
-        return
-    b = store.bars(inst, int(index.days[0]), int(index.days[at + AFTER - 1]))
+    short = at < 1 or at + AFTER > len(rows)  # too few bars for the resume: checked later
+    b = store.bars(inst, int(index.days[0]), int(index.days[-1 if short else at + AFTER - 1]))
     cols = (b.ts, b.open, b.high, b.low, b.close, b.volume)
+    n = len(recs)
     whole = run_segment(strat, params, ex, *cols, 0, b.day_ends, initial_state(strat, n))
     _refuse_broken(strat, recs, whole, inst, int(b.days[0]))
+    if short:
+        return
     again = run_segment(strat, params, ex, *cols, 0, b.day_ends, initial_state(strat, n))
     lo = int(b.day_ends[at - 1]) - warm  # the first bar loaded on resuming
     t, o, h, lw, c, v = (x[lo:] for x in cols)

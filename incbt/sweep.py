@@ -165,8 +165,11 @@ class SweepResult:
         if self.executor == "dry run":
             return []
         self._here()
-        rec = get_sweep(self.store, self.name) or {}
-        return [dict(g) for g in rec.get("grids") or [rec.get("spec", {}).get("grid", {})]]
+        rec = get_sweep(self.store, self.name)
+        if rec is None:  # dropped since: refused, as _here says it
+            self._here()
+            return []
+        return [dict(g) for g in recorded_grids(rec)]
 
     @property
     def grid(self) -> Any:
@@ -679,11 +682,17 @@ def _kept_values(strat: Any, old: Mapping[str, Any], grid: Mapping[str, Any]) ->
     return out
 
 
+def recorded_grids(sw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The grids of a sweep's record, oldest first: one a call that made or grew it
+    (records from before 2026-12-05 kept the latest alone, in their ``spec``)."""
+    return list(sw.get("grids") or [sw["spec"]["grid"]])
+
+
 def grid_samples(sw: Mapping[str, Any]) -> list[list[int | None]]:
     """Each grid's ``[random, seed]`` (``[None, None]``: the grid whole), in the order of
     ``sw["grids"]``; records from before 2026-12-05 kept the latest call's alone, which
     the earlier grids are taken to share."""
-    grids = sw.get("grids") or [sw["spec"]["grid"]]
+    grids = recorded_grids(sw)
     got = list(sw.get("samples") or [])
     latest = _sample_of(sw["spec"])
     return [*got, *[latest] * (len(grids) - len(got))][: len(grids)]

@@ -1305,7 +1305,7 @@ def _parse_ts_text(
             ) from None
         spaced = isinstance(value, str) and value != value.strip()
         decimal_epoch = isinstance(value, str) and re.fullmatch(r"\s*-?\d+\.\d*\s*", value)
-        name = {"s": "seconds", "ms": "milliseconds", "us": "microseconds"}.get(unit)
+        name = _UNIT_NAMES[unit] if unit != "ns" else None  # (--ts-unit given)
         raise BadInputError(
             "ts is not an ISO-8601 timestamp"
             + (" (it has a space before or after it)" if spaced else "")

@@ -413,6 +413,10 @@ class ProcessExecutor:
         # reads; the next chunks' reads go with them, read as they are sent (memory holds
         # those of the chunks in flight, not the universe's)
         starts = min(self.workers, len(chunks))
+
+        def inputs_of(k: int) -> Inputs:  # chunk k's catalog reads
+            return chunk_inputs(store, [tasks[i] for i in chunks[k]], known)
+
         _JOBS[job_id] = job = dict(
             tasks=tasks,
             root=store.path,
@@ -420,9 +424,7 @@ class ProcessExecutor:
             keep=keep,
             parts=parts,
             tag=f"{uuid.uuid4().hex[:12]}-",  # this command's files in tmp/
-            first={
-                k: chunk_inputs(store, [tasks[i] for i in chunks[k]], known) for k in range(starts)
-            },
+            first={k: inputs_of(k) for k in range(starts)},
         )
         self.ran_here = 0
         ctx = mp.get_context("fork")
@@ -441,8 +443,7 @@ class ProcessExecutor:
             nonlocal submitted
             for w in workers:
                 while len(w.chunks) < AHEAD and submitted < min(len(chunks), upto):
-                    inputs = chunk_inputs(store, [tasks[i] for i in chunks[submitted]], known)
-                    w.send((job_id, submitted, inputs))  # a worker that died: its listener says
+                    w.send((job_id, submitted, inputs_of(submitted)))  # (died: its listener says)
                     w.chunks.append(submitted)
                     submitted += 1
 
@@ -469,8 +470,6 @@ class ProcessExecutor:
             for k in range(len(chunks)):
                 while k not in done and not why:
                     send(k + window)
-                    if why:
-                        break
                     if not any(w.chunks for w in workers):  # cannot be: chunk k is sent
                         raise AssertionError(f"chunk {k} of {len(chunks)}: no worker has it")
                     w, reply = inbox.get()
@@ -498,8 +497,7 @@ class ProcessExecutor:
                         _stop_all(workers, kill=True)
                         workers = []
                     self.ran_here += 1
-                    inputs = chunk_inputs(store, [tasks[i] for i in chunks[k]], known)
-                    got = _run(job_id, k, inputs)
+                    got = _run(job_id, k, inputs_of(k))
                 for i, r in zip(chunks[k], got, strict=True):
                     r.task = tasks[i]
                     progress_advance(tasks[i].work)

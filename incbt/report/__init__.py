@@ -644,9 +644,9 @@ def _grids_line(sw: Mapping[str, Any]) -> str:
     """The sweep's grid (the latest, of ``sw["grids"]``: one a call that made or grew it;
     absent from older records, whose ``spec`` holds the latest alone), and when it grew,
     how many times, from which grids."""
-    from incbt.sweep import grid_samples
+    from incbt.sweep import grid_samples, recorded_grids
 
-    grids = sw.get("grids") or [sw["spec"]["grid"]]
+    grids = recorded_grids(sw)
     texts = [
         _grid_text(g) + ("" if r is None else f" (random {r}, seed {seed})")
         for g, (r, seed) in zip(grids, grid_samples(sw), strict=True)
