@@ -1054,7 +1054,7 @@ def status(output: PrintOpt = "table") -> None:
     st = _open()
     with st.catalog.env.read() as txn:
         files = st.catalog.current_files(txn)
-    row = _store_summary(files).to_pylist()[0]
+    row = st.summary(files)
     if machine:
         _say(f"store {st.path}: " + ", ".join(f"{k} {v}" for k, v in row.items()), True)
     else:  # for people: counts with separators, bytes in MiB
@@ -1136,31 +1136,6 @@ def _leftovers(tmp: str) -> tuple[int, int]:
                 size += os.stat(os.path.join(folder, name)).st_size
                 n += 1
     return n, size
-
-
-def _store_summary(files: list) -> Any:
-    """What SQL over ``files`` would give (instruments, files, bars, first and last
-    day, bytes), from the catalog's records: ``status`` loads no SQL engine (DataFusion
-    and its imports cost ~70 ms of a fresh process's ~0.5 s)."""
-    import pyarrow as pa
-
-    def one(values: list, fn: Any) -> list:
-        return [fn(values) if values else None]
-
-    return pa.table(
-        {
-            "instruments": pa.array([len({f.instrument for f in files})], pa.int64()),
-            "files": pa.array([len(files)], pa.int64()),
-            "bars": pa.array(one([f.rows for f in files], sum), pa.int64()),
-            "first_day": pa.array(one([f.first_day for f in files], min), pa.int32()).cast(
-                pa.date32()
-            ),
-            "last_day": pa.array(one([f.last_day for f in files], max), pa.int32()).cast(
-                pa.date32()
-            ),
-            "bar_bytes": pa.array(one([f.bytes for f in files], sum), pa.int64()),
-        }
-    )
 
 
 def _print_stale(res: object, output: str) -> None:

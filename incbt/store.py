@@ -1329,6 +1329,40 @@ class Store:
 
         return {"stale": stale}
 
+    def summary(self, files: list[Any] | None = None) -> dict[str, Any]:
+        """What the store holds: instruments, bars files, bars, the first and last day
+        (``datetime.date``; None in an empty store), the bars files' bytes, and the
+        runs and sweeps registered (what ``incbt status`` heads with). Read from the
+        catalog's records (``files``: its current bars files, if read already): no
+        SQL engine is loaded.
+
+        >>> store.summary()["bars"]
+        """
+        import datetime
+
+        from incbt.catalog import runs as rc
+
+        with self.catalog.env.read() as txn:
+            if files is None:
+                files = self.catalog.current_files(txn)
+            runs = rc.standing_count(self.catalog, txn)
+        first = min((f.first_day for f in files), default=None)
+        last = max((f.last_day for f in files), default=None)
+
+        def date(day: int | None) -> datetime.date | None:
+            return None if day is None else datetime.date.fromisoformat(day_to_iso(day))
+
+        return {
+            "instruments": len({f.instrument for f in files}),
+            "files": len(files),
+            "bars": sum(f.rows for f in files) if files else None,
+            "first_day": date(first),
+            "last_day": date(last),
+            "bar_bytes": sum(f.bytes for f in files) if files else None,
+            "runs": runs,
+            "sweeps": len(self.sweeps()),
+        }
+
     def instruments(self) -> list[str]:
         """The instruments the store holds bars of, sorted."""
         with self.catalog.env.read() as txn:

@@ -178,12 +178,13 @@ def test_status_summarizes_the_current_files_as_sql_does(tmp_path):
 
     def both() -> tuple[dict, dict]:
         from incbt import Store
-        from incbt.cli import _store_summary
 
         st = Store(str(s))
-        with st.catalog.env.read() as txn:
-            got = _store_summary(st.catalog.current_files(txn)).to_pylist()[0]
+        got = st.summary()
         want = st.sql(summary).to_pylist()[0]
+        counts = (("runs", "count(*) FROM runs"), ("sweeps", "count(DISTINCT sweep) FROM sweeps"))
+        for k, q in counts:
+            want[k] = st.sql(f"SELECT {q}").column(0)[0].as_py()
         # and the line status prints beside csv/json rows says the same numbers
         said = run("status", "--output", "json", store=s).stderr.splitlines()[0]
         assert said == f"store {s}: " + ", ".join(f"{k} {v}" for k, v in got.items())
@@ -198,6 +199,13 @@ def test_status_summarizes_the_current_files_as_sql_does(tmp_path):
     run("ingest", str(tmp_path / "fix"), store=s)
     got, want = both()
     assert got == want and got["instruments"] == 3 and got["bars"] == 3 * 25 * 390
+    # runs and sweeps as SQL shows them: a dropped run is not counted
+    run("backtest", "sma_cross", "-p", "fast=3", "-p", "slow=9", "--all", store=s)
+    run("sweep", "sma_cross", "-g", "fast=2,4", "-g", "slow=12", "--all", "--name", "g",
+        store=s)
+    run("drop", incbt.open(str(s)).runs()[0].run_id, store=s)
+    got, want = both()
+    assert got == want and (got["runs"], got["sweeps"]) == (2, 1)
 
 
 def test_status_loads_neither_numba_nor_datafusion(tmp_path):

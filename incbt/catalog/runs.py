@@ -156,6 +156,11 @@ class Segment:
     seq: int  # the event whose commit computed it: later changes may invalidate it
 
 
+def standing_count(cat: Catalog, txn: lmdb.Transaction) -> int:
+    """How many runs ``store.runs()`` lists: those not :func:`hidden_ids`."""
+    return int(txn.stat(_db(cat, "runs"))["entries"]) - len(hidden_ids(cat, txn))
+
+
 def _db(cat: Catalog, name: str) -> Any:
     return cat.env.db(name.encode())
 
