@@ -624,6 +624,37 @@ def query(
         ]
         table = table.select(keep)
     write_table(table, output, out)
+    if as_of is None:
+        _note_stale_runs(st, table)
+
+
+def _note_stale_runs(st: Any, table: Any, most: int = 5000) -> None:
+    """A note on stderr when runs the answer shows have stale results (a correction, a
+    new day or a changed strategy since they were computed): SQL shows a run's results
+    as computed, and a leaderboard read after a correction ranked runs on the old data
+    without a word (QA 2026-12-06, `query grid`). Only for an answer with a ``run_id``
+    column of at most ``most`` runs: their plan alone is made."""
+    import pyarrow.compute as pc
+
+    if "run_id" not in table.column_names or not table.num_rows:
+        return
+    ids = {r for r in pc.unique(table.column("run_id")).to_pylist() if isinstance(r, str)}
+    if not ids or len(ids) > most:
+        return
+    from incbt.update import status_of
+
+    stale = [r for r in status_of(st, ids).stale if r.run_id in ids]
+    if not stale:
+        return
+    runs = {r.run_id for r in stale}
+    reasons = list(dict.fromkeys(r.reason for r in stale))
+    said = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+    _say(
+        f"note: {len(runs)} of the {len(ids)} run(s) shown have stale results ({said}): "
+        "their rows are those of the data before. `incbt update` recomputes them "
+        "(`incbt status` lists what and why)",
+        True,
+    )
 
 
 @app.command()

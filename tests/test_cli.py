@@ -165,6 +165,35 @@ def test_the_cli_spares_pyarrow_its_pandas_import_and_pandas_still_works():
     assert out.stdout.split("\n")[:2] == ["False", "DataFrame [1.5, 2.5]"]
 
 
+def test_a_query_showing_stale_runs_says_so_on_stderr(tmp_path):
+    """SQL shows a run's rows as computed: after a correction, a query whose answer has
+    runs it made stale says so (on stderr: csv on stdout stays as it was), only for
+    those runs, and not once the update has recomputed them."""
+    s = tmp_path / "store"
+    run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "8", store=s)
+    run("generate", str(tmp_path / "fix"), "--instruments", "1", "--days", "8",
+        "--from", "2024-01-04", "--to", "2024-01-04", "--revise", "2024-01-04", store=s)
+    run("init", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    run("sweep", "sma_cross", "-g", "fast=2,4", "-g", "slow=12", "--all", "--name", "g",
+        store=s)
+    other = run("backtest", "ema_cross", "-p", "fast=3", "-p", "slow=9",
+                "--instruments", "S0001", store=s).stdout
+    other_id = re.search(r"run id: (\w+)", other).group(1)
+    before = run("query", "grid", "-p", "sweep=g", "--output", "csv", store=s)
+    assert "stale" not in before.stderr
+    run("ingest", str(tmp_path / "fix"), store=s)  # S0000: the sweep's runs, not ema's
+    after = run("query", "grid", "-p", "sweep=g", "--output", "csv", store=s)
+    assert after.stdout == before.stdout
+    assert "note: 2 of the 2 run(s) shown have stale results" in after.stderr
+    assert "2024-01-04" in after.stderr and "incbt update" in after.stderr
+    alone = run("query", f"SELECT run_id FROM runs WHERE run_id = '{other_id}'", store=s)
+    assert "stale" not in alone.stderr and other_id in alone.stdout
+    run("update", store=s)
+    done = run("query", "grid", "-p", "sweep=g", "--output", "csv", store=s)
+    assert "stale" not in done.stderr and done.stdout != before.stdout
+
+
 def test_status_summarizes_the_current_files_as_sql_does(tmp_path):
     """status reads the store's summary from the catalog (no SQL engine): the same
     numbers SQL over ``files`` gives, empty or not, after a correction superseded files."""
