@@ -1072,6 +1072,68 @@ def test_helper_modules_next_to_the_file_are_importable_and_versioned(tmp_path):
     assert res.ok and np.all(res.pos[0] <= 0)  # clip at 50 < 100: always short
 
 
+SIGN_HELPER = """
+from numba import njit
+
+SIGN = {sign}
+
+
+@njit
+def side():
+    return SIGN
+"""
+
+USES_SIGN = """
+import {module}
+from incbt.engine import strategy
+
+
+@strategy(state=("n",))
+def {name}(p, s, o, h, l, c, v, i):
+    s[0] += 1.0
+    return {module}.side()
+"""
+
+
+def test_each_folder_s_strategies_get_the_helper_module_next_to_them(tmp_path):
+    """QA 2026-12-06: two folders each with a `helpers.py` and a strategies file that
+    imports it: the second file imported got the first's module (imported once per
+    process, by name), so its strategy ran the other's code, and `status` saw its code
+    changed. Each file gets its own folder's; files of one folder share one."""
+    import subprocess
+    import sys
+
+    module = "engine_test_helper_twice"
+
+    def strat(folder, name):
+        text = USES_SIGN.format(module=module, name=name)
+        return load_strategies(write(folder / f"{name}.py", text))[name]
+
+    got = {}
+    for name, sign in (("a", 1), ("b", -1)):
+        (tmp_path / name).mkdir()
+        write(tmp_path / name / f"{module}.py", SIGN_HELPER.format(sign=sign))
+        got[name] = strat(tmp_path / name, f"long_{name}")
+        assert sys.modules[module].__file__ == str(tmp_path / name / f"{module}.py")
+    bars = make_bars(1, 2)
+    pos = {k: run_engine(v.name, [{}], bars, strat=v).pos[0] for k, v in got.items()}
+    assert np.all(pos["a"] > 0) and np.all(pos["b"] < 0)
+    # a second file of folder a, imported after b's: a's module again, the same object
+    a2 = strat(tmp_path / "a", "long_a2")
+    mods = {k: v.py_step.__globals__[module] for k, v in (*got.items(), ("a2", a2))}
+    assert mods["a2"] is mods["a"] and mods["b"] is not mods["a"]
+    assert np.array_equal(run_engine("long_a2", [{}], bars, strat=a2).pos[0], pos["a"])
+    # the code versions are those a fresh process reading each file alone gives
+    for k, v in got.items():
+        code = (
+            "import sys; from incbt.engine import load_strategies; "
+            f"print(load_strategies(sys.argv[1])['long_{k}'].code_version)"
+        )
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / k / f"long_{k}.py")],
+                             capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == v.code_version
+
+
 # ----------------------------------------------------------------------------- timestamps
 
 NS_MIN = 60_000_000_000

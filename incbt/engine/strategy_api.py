@@ -68,7 +68,8 @@ read, which Numba freezes at compile time (numbers, strings, tuples of them
 or of such tuples, arrays): their values, so also default arguments and the
 state slots' first values given to the decorator by a name. Edit any of them
 and the runs using the strategy are recomputed. (A helper module is imported once per process:
-restart to pick up an edit of it.)
+restart to pick up an edit of it. Each file gets the helper modules of its own folder: two
+folders may each have their `helpers.py`.)
 """
 
 from __future__ import annotations
@@ -947,6 +948,8 @@ def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
     added = folder not in sys.path
     if added:  # the file may import helper modules that sit next to it
         sys.path.insert(0, folder)
+    shadowed = _own_helpers_in(folder)
+    before = set(sys.modules)
     IMPORTING_STRATEGIES.append(p)
     try:
         spec.loader.exec_module(module)
@@ -970,6 +973,7 @@ def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
         if added:
             with contextlib.suppress(ValueError):
                 sys.path.remove(folder)
+        _keep_helpers(folder, before, shadowed)
     found: dict[int, Strategy] = {}
     for value in vars(module).values():
         if isinstance(value, Strategy) and value.py_step.__module__ == mod_name:
@@ -995,6 +999,62 @@ def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
 # the strategies of each file imported by this process: (path, stamp, content digest) ->
 # its strategies (a file edited, or only touched, is imported again)
 _IMPORTED: dict[tuple[str, tuple[int, int] | None, str], tuple[Strategy, ...]] = {}
+
+
+# helper modules each strategies folder's files imported from it: folder -> name -> module
+_HELPERS: dict[str, dict[str, types.ModuleType]] = {}
+
+
+def _module_file(mod: types.ModuleType) -> str | None:
+    f = getattr(mod, "__file__", None)
+    return os.path.realpath(f) if isinstance(f, str) else None
+
+
+def _own_helpers_in(folder: str) -> dict[str, types.ModuleType]:
+    """Make ``import NAME`` in a strategies file of ``folder`` give the ``NAME.py`` (or
+    package) next to it: take out of ``sys.modules`` the modules of those names loaded
+    from elsewhere (another folder's file imported its own ``helpers.py`` first: QA
+    2026-12-06, each file's strategy then ran the other's helpers, and every update
+    replaced the runs of one of them), put back the ones this folder's files imported
+    before (a module is imported once per process). Returns what it took out."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return {}
+    local = {n[:-3] for n in names if n.endswith(".py")} | {
+        n for n in names if os.path.isfile(os.path.join(folder, n, "__init__.py"))
+    }
+    if not local:
+        return {}
+    real = os.path.realpath(folder)
+    mine = _HELPERS.get(real, {})
+    taken: dict[str, types.ModuleType] = {}
+    for name in [n for n in sys.modules if n.split(".", 1)[0] in local]:
+        mod = sys.modules[name]
+        f = _module_file(mod)
+        # another folder's user code only: a module installed with Python or in
+        # site-packages (a `json.py` next to the file) is what everything else imports
+        if f is None or f.startswith(_LIBRARY_DIRS) or mine.get(name) is mod:
+            continue
+        if f.startswith(real + os.sep):
+            continue
+        taken[name] = sys.modules.pop(name)
+    for name, mod in mine.items():
+        sys.modules.setdefault(name, mod)
+    return taken
+
+
+def _keep_helpers(folder: str, before: set[str], taken: dict[str, types.ModuleType]) -> None:
+    """After a strategies file of ``folder`` was imported: remember the modules it
+    brought in from its folder (:func:`_own_helpers_in` puts them back for the next),
+    and give back the names taken out that nothing took meanwhile."""
+    real = os.path.realpath(folder)
+    for name in set(sys.modules) - before:
+        f = _module_file(sys.modules[name])
+        if f is not None and f.startswith(real + os.sep) and not name.startswith("incbt_user_"):
+            _HELPERS.setdefault(real, {})[name] = sys.modules[name]
+    for name, mod in taken.items():
+        sys.modules.setdefault(name, mod)
 
 
 def _restore(mod_name: str, previous: types.ModuleType | None) -> None:
