@@ -31,7 +31,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from incbt.errors import UsageError
+from incbt.errors import QueryError, UsageError
 
 OUTPUTS = ("table", "csv", "json", "parquet")
 # No console markup: what is printed is text as written. A strategy's message, a path or
@@ -177,19 +177,24 @@ def pivot_table(table: pa.Table) -> pa.Table:
             f"{table.num_columns}: {', '.join(table.column_names)}"
         )
     rk, ck, vk = table.column_names
-    rows = table.to_pylist()
-    rkeys = list(dict.fromkeys(r[rk] for r in rows))
-    ckeys = list(dict.fromkeys(r[ck] for r in rows))
+    # by position: two columns of one name were one key of a row's dict (QA 2026-12-06)
+    rows = list(zip(*(c.to_pylist() for c in table.columns), strict=True))
+    rkeys = list(dict.fromkeys(r[0] for r in rows))
+    # the columns in order (fast=5 before fast=10), NULL last; as they come if they mix
+    # kinds that do not compare (QA 2026-12-06: in the order they first appeared)
+    ckeys = list(dict.fromkeys(r[1] for r in rows))
+    with contextlib.suppress(TypeError):
+        ckeys = sorted(ckeys, key=lambda v: (v is None, 0 if v is None else v))
     cell: dict[tuple[Any, Any], Any] = {}
     for r in rows:
-        key = (r[rk], r[ck])
+        key = (r[0], r[1])
         if key in cell:
             raise UsageError(
                 f"--pivot: {rk}={_shown(key[0])}, {ck}={_shown(key[1])} has more than one {vk} "
-                f"({cell[key]!r} and {r[vk]!r}): make each (row, column) one row, e.g. with "
+                f"({cell[key]!r} and {r[2]!r}): make each (row, column) one row, e.g. with "
                 "GROUP BY and an aggregate"
             )
-        cell[key] = r[vk]
+        cell[key] = r[2]
 
     def label(v: Any) -> str:
         if v is None:  # SQL's word (QA 2026-12-06: "b=None")
@@ -223,6 +228,8 @@ def write_table(
         raise UsageError(f"--output must be one of {', '.join(OUTPUTS)}, not {output!r}")
     if path and output == "table":
         output = format_of(path)
+    if output in ("parquet", "json"):
+        _names_apart(table, output)
     if output == "parquet":
         if not path:
             raise UsageError("--output parquet needs -o FILE")
@@ -244,17 +251,78 @@ def write_table(
     if output == "json":
         write_json_lines(table.to_pylist(), path)
         return
-    t = Table(title=title, show_lines=False)
-    for name in table.column_names:
-        t.add_column(name, overflow="fold")
-    for row in table.slice(0, max_rows).to_pylist():
-        t.add_row(*(_cell(v) for v in row.values()))
+    width = 200 if path else _stdout().width
+    if not _fits(table.slice(0, max_rows), width):
+        # a column each, too many for the width: rich shrank every one to nothing, and
+        # 300 columns printed only borders (QA 2026-12-06); a record a table instead
+        max_rows = min(max_rows, RECORDS_SHOWN)
+        tables = [_record(table, k, title) for k in range(min(table.num_rows, max_rows))]
+        hint = "; --output csv for a row a line"
+    else:
+        t = Table(title=title, show_lines=False)
+        for name in table.column_names:
+            t.add_column(name, overflow="fold")
+        # by position: two columns of one name were one key of a row's dict, and the
+        # row's cells shifted under the headers (QA 2026-12-06: `m.fees, d.fees`)
+        part = table.slice(0, max_rows)
+        for row in zip(*(c.to_pylist() for c in part.columns), strict=True):
+            t.add_row(*(_cell(v) for v in row))
+        tables, hint = [t], ""
     more = table.num_rows - max_rows
     if path:
         with output_file(path) as tmp, open(tmp, "w") as f:
-            _print(Console(file=f, width=200, markup=False, emoji=False), t, more)
+            console = Console(file=f, width=200, markup=False, emoji=False)
+            for t in tables:
+                console.print(t)
+            _print_more(console, more, hint)
     else:
-        _print(_stdout(), t, more)
+        console = _stdout()
+        for t in tables:
+            console.print(t)
+        _print_more(console, more, hint)
+
+
+RECORDS_SHOWN = 20  # rows shown one table each when a row does not fit the width
+
+
+def _fits(table: pa.Table, width: int) -> bool:
+    """Whether ``table`` fits ``width`` characters with each column as wide as its
+    longest word (its name's or a value's, up to 12) and 3 for its border."""
+
+    def longest(texts: Iterator[str]) -> int:
+        return max((len(w) for t in texts for w in t.split()), default=1)
+
+    need = 1
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        cells = (_cell(v) for v in col.to_pylist())
+        need += min(12, max(longest(iter([name])), longest(cells))) + 3
+    return need <= width
+
+
+def _record(table: pa.Table, k: int, title: str | None) -> Table:
+    """Row ``k`` of ``table`` as a table of (column, value) lines."""
+    t = Table(title=f"{title + ': ' if title else ''}row {k + 1} of {table.num_rows}")
+    t.add_column("column", overflow="fold")
+    t.add_column("value", overflow="fold")
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        t.add_row(name, _cell(col[k].as_py()))
+    return t
+
+
+def _names_apart(table: pa.Table, output: str) -> None:
+    """JSON objects and Parquet files need each column's name once: two columns of one
+    name lost one in JSON (the later overwrote it) and gave a Parquet file Arrow then
+    failed to read by name (QA 2026-12-06: `SELECT m.fees, d.fees ...`)."""
+    seen: set[str] = set()
+    for name in table.column_names:
+        if name in seen:
+            n = table.column_names.count(name)
+            raise QueryError(
+                f"the answer has {n} columns named {name!r}, which --output {output} cannot "
+                f"keep apart. Fix: name them apart in the SELECT with AS (e.g. "
+                f"`d.{name} AS {name}_2`), or use --output csv or the table"
+            )
+        seen.add(name)
 
 
 def write_json_lines(rows: list[dict[str, Any]], path: str | None) -> None:
@@ -442,7 +510,6 @@ def _stdout() -> Console:
     return Console(width=None if sys.stdout.isatty() else 200, markup=False, emoji=False)
 
 
-def _print(console: Console, t: Table, more: int) -> None:
-    console.print(t)
+def _print_more(console: Console, more: int, hint: str = "") -> None:
     if more > 0:
-        console.print(f"... {more} more rows (use --output csv for all)")
+        console.print(f"... {more} more rows (use --output csv for all{hint})")

@@ -321,7 +321,60 @@ def test_a_pivot_names_a_null_column_value_null():
     from incbt.render import pivot_table
 
     t = pivot_table(pa.table({"a": [1, 1], "b": [None, 2], "v": [3.0, 4.0]}))
-    assert t.column_names == ["a", "b=NULL", "b=2"]
+    assert t.column_names == ["a", "b=2", "b=NULL"]
+
+
+def test_a_pivot_s_columns_are_in_order_and_its_rows_as_the_query_gave_them():
+    """QA 2026-12-06: columns came in the order they first appeared (fast=10 before
+    fast=5); the rows keep the query's ORDER BY."""
+    import pyarrow as pa
+
+    from incbt.render import pivot_table
+
+    t = pivot_table(pa.table({"slow": [60, 60, 20, 20], "fast": [10, 5, 10, 5],
+                              "v": [1.0, 2.0, 3.0, 4.0]}))
+    assert t.column_names == ["slow", "fast=5", "fast=10"]
+    assert t.to_pydict() == {"slow": [60, 20], "fast=5": [2.0, 4.0], "fast=10": [1.0, 3.0]}
+    mixed = pivot_table(pa.table({"a": [1, 1], "b": ["x", "y"], "v": [1, 2]}))
+    assert mixed.column_names == ["a", "b=x", "b=y"]
+    # columns of one name are kept apart by position
+    same = pivot_table(pa.table([[1, 2], [3, 3], [5.0, 6.0]], names=["k", "k", "v"]))
+    assert same.to_pydict() == {"k": [1, 2], "k=3": [5.0, 6.0]}
+
+
+def test_columns_of_one_name_are_shown_apart_or_refused_where_a_format_cannot(filled,
+                                                                             tmp_path):
+    """QA 2026-12-06: `SELECT m.fees, d.fees, d.date`: the table shifted the row under
+    the headers (the date under the second `fees`), JSON dropped one, and Parquet wrote
+    a file Arrow then failed to read by name."""
+    def part(x: float, y: float) -> str:
+        return (f"(SELECT {x} AS v, DATE '2024-01-02' AS d UNION ALL "
+                f"SELECT {y}, DATE '2024-01-03')")
+
+    q = f"SELECT a.v, b.v, a.d FROM {part(1.5, 3.5)} a JOIN {part(2.5, 4.5)} b USING (d) "
+    q += "ORDER BY a.d"
+    shown = run("query", q, store=filled.path).stdout
+    rows = [r.strip("│ ").split("│") for r in shown.splitlines() if r.startswith("│")]
+    assert [[c.strip() for c in r] for r in rows] == [["1.5", "2.5", "2024-01-02"],
+                                                       ["3.5", "4.5", "2024-01-03"]]
+    csv = run("query", q, "--output", "csv", store=filled.path).stdout
+    assert csv.splitlines()[:2] == ['"v","v","d"', "1.5,2.5,2024-01-02"]
+    for how in (["--output", "json"], ["-o", str(tmp_path / "x.parquet")]):
+        p = run("query", q, *how, store=filled.path, check=False)
+        assert p.returncode == 1 and "2 columns named 'v'" in p.stderr and " AS " in p.stderr
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_a_row_too_wide_for_the_screen_is_shown_a_column_a_line(filled):
+    """QA 2026-12-06: 300 columns printed only the table's borders (each column shrunk
+    to nothing); a row too wide is shown as (column, value) lines, 20 rows at most."""
+    cols = ", ".join(f"{i} AS column_{i}" for i in range(300))
+    out = run("query", f"SELECT {cols} FROM bars LIMIT 25", store=filled.path).stdout
+    assert "row 1 of 25" in out and "│ column_299 │ 299" in out
+    assert "row 20 of 25" in out and "row 21 of 25" not in out
+    assert "... 5 more rows (use --output csv for all; --output csv for a row a line)" in out
+    narrow = run("query", "SELECT 1 AS a, 2 AS b", store=filled.path).stdout
+    assert "row 1" not in narrow and "│ 1 │ 2 │" in narrow
 
 
 def test_a_malformed_store_setting_variable_is_ignored_on_an_existing_store(filled,
