@@ -1001,6 +1001,10 @@ def report(
 
 @app.command()
 def strategies(
+    given: Annotated[
+        str | None,
+        typer.Argument(help="A strategies file: as --strategies FILE.", show_default=False),
+    ] = None,
     file: Annotated[
         str | None, typer.Option("--strategies", help="Also list the strategies in this file.")
     ] = None,
@@ -1017,6 +1021,9 @@ def strategies(
     from incbt.engine import BUILTINS
     from incbt.engine import strategies as listed
 
+    if given is not None and file is not None and given != file:
+        raise UsageError(f"give one strategies file: {given} or --strategies {file}")
+    file = file or given  # `incbt strategies my.py` was "unexpected extra argument" (QA)
     if check and not file:  # QA 2026-12-06: it checked nothing, and said nothing
         err_console.print(
             "note: --check checks the strategies of --strategies FILE (a user's step, "

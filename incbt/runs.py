@@ -165,9 +165,16 @@ def _files_of(store: Any, name: str) -> str:
     files = [f for f in files if f != "builtin"]
     if not files:
         return ""
-    return (
-        f". This store's runs of {name!r} came from {', '.join(files[:3])}: give it with "
-        f"--strategies {files[-1]} (strategies_file= in Python)"
+    if len(files) == 1:
+        return (
+            f". This store's runs of {name!r} came from {files[0]}: give it with "
+            f"--strategies {files[0]} (strategies_file= in Python)"
+        )
+    more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+    return (  # one of them, not the last as if it were the only (QA 2026-12-06)
+        f". This store's runs of {name!r} came from {len(files)} files, "
+        f"{', '.join(files[:3])}{more}: give the one you mean with --strategies FILE "
+        "(strategies_file= in Python)"
     )
 
 

@@ -812,6 +812,17 @@ class Store:
             base = self.run(fork_of).record
             if strategy is not None and strategy != base.strategy:
                 raise UsageError(f"run {base.run_id} is a {base.strategy} run, not {strategy}")
+            if strategies_file is not None:  # was ignored, a path not there too (QA)
+                from incbt.sweep import _same_file
+
+                was = None if base.source == "builtin" else base.source
+                if was is None or not _same_file(os.fspath(strategies_file), was):
+                    raise UsageError(
+                        f"run {base.run_id} runs {base.strategy!r} "
+                        + ("(a built-in)" if was is None else f"of {was}")
+                        + f", not of {os.path.abspath(os.fspath(strategies_file))}: a fork "
+                        "keeps its base run's strategy (leave out --strategies)"
+                    )
             # what is given, a 0 included: found 2026-12-05, fee_bps=0 on a fork of a
             # run with fees was taken as "not given" and the fork kept the base's fee
             records = [fork_mod.register_fork(self, fork_of, effective, p, given) for p in sets]

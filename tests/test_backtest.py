@@ -297,6 +297,16 @@ def test_user_strategy_file_and_errors(tmp_path, data):
         s.backtest("momentum", {"n": 16})  # the file forgotten
     with pytest.raises(incbt.StrategyError, match=re.escape(f"--strategies {f} (strategies_")):
         s.sweep("momentum", {"n": [16, 17]}, name="m")  # in a sweep too
+    # runs of the name from two files: both said, neither given as the one to use (QA)
+    g = tmp_path / "other" / "mom.py"
+    g.parent.mkdir()
+    g.write_text(f.read_text().replace("c[i] > c[i - n]", "c[i] < c[i - n]"))
+    s.backtest("momentum", {"n": 15}, strategies_file=str(g))
+    with pytest.raises(incbt.StrategyError, match=re.escape(
+        f"came from 2 files, {', '.join(sorted([str(f), str(g)]))}: give the one you mean "
+        "with --strategies FILE (strategies_file= in Python)"
+    )):
+        s.backtest("momentum", {"n": 16})
     with pytest.raises(incbt.StrategyError, match="unknown strategy 'nope'"):
         s.backtest("nope")
     with pytest.raises(incbt.StrategyError, match="fast"):

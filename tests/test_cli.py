@@ -1102,6 +1102,10 @@ def test_strategies_check_compiles_and_runs_each_step_of_the_file(tmp_path):
     f.write_text(CHECKED)
     p = run("strategies", "--strategies", str(f), store=tmp_path / "s")
     assert p.returncode == 0 and "check:" not in p.stdout
+    # the file as an argument: the same (QA 2026-12-06: "unexpected extra argument")
+    assert run("strategies", str(f), store=tmp_path / "s").stdout == p.stdout
+    two = run("strategies", str(f), "--strategies", "x.py", store=tmp_path / "s", check=False)
+    assert two.returncode == 2 and "give one strategies file" in two.stderr
     p = run("strategies", "--strategies", str(f), "--check", store=tmp_path / "s", check=False)
     out = flat(p.stdout)
     assert p.returncode == 1, (p.stdout, p.stderr)

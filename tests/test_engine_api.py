@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import inspect
 import os
 import re
 import sys
@@ -162,12 +163,15 @@ def test_bad_declarations_are_rejected():
         ({"check": "fast < slow"}, "check must be a function"),
         ({"check": lambda p: p["k"] > 0}, "its check rule returned True .* must return None"),
         ({"check": lambda p: 1 / (p["k"] - 2)}, r"its check rule raised ZeroDivisionError"),
+        ({"check": lambda p: -0.5}, r"its check rule returned -0.5 .* must return None"),
         ({"depends": "helper"}, "depends must be a list of the functions"),
         ({"depends": [3]}, "depends holds 3, not a function"),
         ({"reads": "close"}, r"reads must be a tuple .* reads=\('close',\)"),
     ):
         with pytest.raises(StrategyError, match="strategy 'step': " + match):
             strategy(step, params={"k": Param(int, 2)}, **kw)
+    with pytest.raises(StrategyError, match=r"'café' must be an ASCII identifier .*name=\.\.\."):
+        strategy(step, name="café")  # it said "a Python identifier", which café is (QA)
     with pytest.raises(StrategyError, match=r"params holds \('n', <class 'int'>, 3\)"):
         strategy(step, params=[("n", int, 3)])
     # `bad and "why"` gives False for valid parameters: valid
@@ -272,8 +276,12 @@ def test_bad_signal_is_reported_for_its_set_only():
 
 
 def step_at(strat) -> str:
-    """Where a user's step is, as its errors say (QA 2026-12-06: they named no file)."""
-    return f" (the step: test_engine_api.py, line {strat.py_step.__code__.co_firstlineno})"
+    """Where a user's step is, as its errors say (QA 2026-12-06: they named no file; then
+    the line of its decorator, read as the error's): the line of its `def`."""
+    lines, first = inspect.getsourcelines(strat.py_step)
+    at = first + next(k for k, line in enumerate(lines) if line.lstrip().startswith("def "))
+    assert at > strat.py_step.__code__.co_firstlineno  # decorated: not the decorator's line
+    return f" (the step defined at test_engine_api.py, line {at})"
 
 
 def test_a_raising_step_is_reported_for_its_set_only():

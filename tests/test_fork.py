@@ -123,6 +123,24 @@ def test_fork_errors(tmp_path, data):
         s.backtest(None, {"fast": 40}, fork_of=base.run_id, effective="2024-03-08")
     with pytest.raises(incbt.UsageError, match="keeps its base run's notional"):
         s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-03-08", notional=5e4)
+    # a strategies file given to a fork was ignored, even one not there (QA 2026-12-06)
+    mine = tmp_path / "mine.py"
+    mine.write_text("import incbt\n\n@incbt.strategy(params={'n': incbt.Param(int, 2)})\n"
+                    "def hold(p, s, o, h, l, c, v, i):\n    return 1\n")
+    for f in (tmp_path / "nope.py", mine):
+        with pytest.raises(incbt.UsageError, match=r"\(a built-in\), not of .*keeps its base"):
+            s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-03-08",
+                       strategies_file=str(f))
+    own = s.backtest("hold", {"n": 2}, strategies_file=str(mine))
+    fork = s.backtest(None, {"n": 3}, fork_of=own.run_id, effective="2024-03-08",
+                      strategies_file=str(mine))  # its own file: taken
+    assert fork.record.fork is not None and fork.record.fork["base"] == own.run_id
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "mine.py").write_text(mine.read_text())
+    with pytest.raises(incbt.UsageError, match=f"of {mine}, not of {other / 'mine.py'}"):
+        s.backtest(None, {"n": 4}, fork_of=own.run_id, effective="2024-03-08",
+                   strategies_file=str(other / "mine.py"))
 
 
 def test_a_fork_takes_the_execution_parameters_given_zero_included(tmp_path, data):

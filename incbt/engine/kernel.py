@@ -749,7 +749,23 @@ def _step_at(strat: Strategy) -> str:
     code = getattr(strat.py_step, "__code__", None)
     if code is None or strat.py_step.__module__.startswith("incbt."):
         return ""
-    return f" (the step: {os.path.basename(code.co_filename)}, line {code.co_firstlineno})"
+    return f" (the step defined at {os.path.basename(code.co_filename)}, line {def_line(code)})"
+
+
+def def_line(code: types.CodeType) -> int:
+    """The line of a function's ``def`` (``co_firstlineno`` is its first decorator's,
+    which read as where the error was: QA 2026-12-06)."""
+    import linecache
+
+    for k in range(code.co_firstlineno, code.co_firstlineno + 200):
+        line = linecache.getline(code.co_filename, k).lstrip()
+        if not line:
+            if not linecache.getline(code.co_filename, k + 1):
+                break
+            continue
+        if line.startswith(("def ", "async def ")):
+            return k
+    return code.co_firstlineno
 
 
 def _utc(t: np.ndarray, bar: int) -> str:

@@ -137,7 +137,10 @@ class ParamSpec:
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
-            raise StrategyError(f"parameter name {self.name!r} is not a Python identifier")
+            raise StrategyError(
+                f"parameter name {self.name!r} is not an ASCII identifier (letters a-z, A-Z, "
+                "digits and _, not first a digit)"
+            )
         if self.type not in (int, float):
             raise StrategyError(
                 f"parameter {self.name!r}: type must be int or float, got {self.type!r}"
@@ -586,6 +589,11 @@ def _params_row(strat: Strategy, values: dict[str, Any]) -> np.ndarray:
                 f"{owner}: its check rule returned True for the parameters ({shown}); it "
                 "must return None (or False) when they are valid, else a text saying why not"
             )
+        if msg and not isinstance(msg, str):  # "invalid parameters (n=3): -0.5" (QA)
+            raise StrategyError(
+                f"{owner}: its check rule returned {msg!r} for the parameters ({shown}); it "
+                "must return None (or False) when they are valid, else a text saying why not"
+            )
         if msg:
             raise StrategyError(f"{owner}: invalid parameters ({shown}): {msg}")
     return np.array([float(out[p.name]) for p in strat.params], dtype=np.float64)
@@ -679,7 +687,10 @@ def _make_strategy(
         raise StrategyError(f"@strategy decorates a function, not {fn!r}")
     sname = name or py_fn.__name__
     if not _NAME_RE.match(sname):
-        raise StrategyError(f"strategy name {sname!r} must be a Python identifier")
+        raise StrategyError(
+            f"strategy name {sname!r} must be an ASCII identifier (letters a-z, A-Z, digits "
+            "and _, not first a digit): name it with @strategy(name=...)"
+        )
     try:
         sig = inspect.signature(py_fn)
     except (TypeError, ValueError):  # pragma: no cover - plain functions have one
