@@ -626,6 +626,35 @@ def query(
     write_table(table, output, out)
     if as_of is None:
         _note_stale_runs(st, table)
+    if name is None and raw and _found_nothing(table):
+        _note_run_prefixes(st, raw)
+
+
+def _found_nothing(table: Any) -> bool:
+    """No row, or one row of zeros and NULLs (a count or a sum of nothing)."""
+    if table.num_rows == 0:
+        return True
+    row = table.slice(0, 1).to_pylist()[0].values() if table.num_rows == 1 else [1]
+    return all(v is None or (isinstance(v, int | float) and v == 0) for v in row)
+
+
+def _note_run_prefixes(st: Any, raw: dict[str, str]) -> None:
+    """SQL binds a value as given: `-p run=694b` compared whole ids with "694b" and
+    found nothing, without a word, where named queries take a prefix (QA 2026-12-06).
+    An empty answer says which values are the start of one run's id."""
+    from incbt.catalog import runs as rc
+
+    for k, v in raw.items():
+        if not re.fullmatch(r"[0-9a-f]{4,15}", v):
+            continue
+        with st.catalog.env.read() as txn:
+            found = [r.run_id for r in rc.runs(st.catalog, txn) if r.run_id.startswith(v)]
+        if len(found) == 1:
+            _say(
+                f"note: -p {k}={v} is bound as the text {v!r}, the start of run {found[0]}: "
+                f"SQL compares whole ids (named queries take a prefix). Fix: -p {k}={found[0]}",
+                True,
+            )
 
 
 def _note_stale_runs(st: Any, table: Any, most: int = 5000) -> None:

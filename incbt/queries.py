@@ -40,7 +40,7 @@ def identifier_slots(sql: str) -> set[str]:
     return set(_SLOT.findall(sql))
 
 
-def fill_identifiers(sql: str, params: dict[str, object], name: str) -> str:
+def fill_identifiers(sql: str, params: dict[str, object], name: str, how: str = "-p {}") -> str:
     """Put identifier parameters into their ``{{NAME}}`` slots, and take them out of
     ``params``. Only plain identifiers are accepted, so nothing but a column name
     can be spliced into the SQL; values are always bound as ``$NAME``. Slots that name
@@ -49,11 +49,11 @@ def fill_identifiers(sql: str, params: dict[str, object], name: str) -> str:
     given: dict[str, str] = {}
     for slot in sorted(identifier_slots(sql)):
         if slot not in params:
-            raise UsageError(f"query {name} needs -p {slot}=NAME (a column name)")
+            raise UsageError(f"query {name} needs {how.format(slot)}=NAME (a column name)")
         value = str(params.pop(slot))
         if not _IDENT.fullmatch(value):
             raise UsageError(
-                f"query {name}: -p {slot}={value!r} must be a plain name (letters, digits "
+                f"query {name}: {how.format(slot)}={value!r} must be a plain name (letters, digits "
                 "and _, not starting with a digit)"
             )
         # Unquoted names are one name whatever their case, so they are compared lowercased.
@@ -126,7 +126,7 @@ def check_bound(sql: str, params: dict[str, object], option: str) -> None:
         )
 
 
-def check_params(sql: str, params: dict[str, object], name: str) -> None:
+def check_params(sql: str, params: dict[str, object], name: str, how: str = "-p {}") -> None:
     """A named query gets exactly the ``$NAME`` values it binds (after its ``{{NAME}}``
     slots took theirs): a missing one takes its default if it has one (added to
     ``params``); one missing without a default, or an unknown ``-p``, is a usage error
@@ -140,7 +140,7 @@ def check_params(sql: str, params: dict[str, object], name: str) -> None:
     missing = sorted(want - set(params))
     if missing:
         raise UsageError(
-            f"query {name} needs " + " ".join(f"-p {m}=VALUE" for m in missing) + about
+            f"query {name} needs " + " ".join(f"{how.format(m)}=VALUE" for m in missing) + about
         )
     unknown = sorted(set(params) - want)
     if unknown:
@@ -208,12 +208,15 @@ def list_queries(store_path: str | None) -> list[dict[str, str]]:
     return list(seen.values())
 
 
-def prepare_named(store: Any, name: str, params: dict[str, Any]) -> tuple[str, dict[str, str]]:
+def prepare_named(
+    store: Any, name: str, params: dict[str, Any], how: str = "-p {}"
+) -> tuple[str, dict[str, str]]:
     """A named query's SQL with its column-name slots filled, ``params`` completed (its
     defaults) and checked; a run id prefix given as ``run`` resolved, a ``sweep`` that
     is not there said: what ``incbt query NAME -p ...`` and ``Store.query`` run. Returns
     the SQL and the identifier values given (column names: a query naming one the
-    tables do not have is said by the caller). NotFoundError for a name no query has."""
+    tables do not have is said by the caller). NotFoundError for a name no query has.
+    ``how`` spells how a parameter is given (``{}``: its name), as the caller takes it."""
     sql = find_query(name, store.path)
     if sql is None:
         known = ", ".join(q["name"] for q in list_queries(store.path))
@@ -222,8 +225,8 @@ def prepare_named(store: Any, name: str, params: dict[str, Any]) -> tuple[str, d
             "(`incbt query --list` describes them)"
         )
     names_given = {k: str(params[k]) for k in identifier_slots(sql) if k in params}
-    sql = fill_identifiers(sql, params, name)
-    check_params(sql, params, name)
+    sql = fill_identifiers(sql, params, name, how)
+    check_params(sql, params, name, how)
     if "run" in params:  # a run id: a unique prefix is enough, as everywhere else
         params["run"] = store.run(str(params["run"])).run_id
     if "sweep" in params:  # a sweep that is not there: said, not an empty table

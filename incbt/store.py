@@ -1300,7 +1300,8 @@ class Store:
         mapping(params, "params", "{'name': value}")
         whole(as_of, "as_of (an event seq)")
         values = dict(params or {})
-        sql, _ = prepare_named(self, name, values)
+        # the parameters as given here: "needs -p run=VALUE" was the CLI's spelling (QA)
+        sql, _ = prepare_named(self, name, values, how="params['{}']")
         return run_sql_fresh(
             lambda: session(self.path, self.catalog, as_of, only_for=sql, extra=self._extra()),
             sql,

@@ -194,6 +194,20 @@ def test_a_query_showing_stale_runs_says_so_on_stderr(tmp_path):
     assert "stale" not in done.stderr and done.stdout != before.stdout
 
 
+def test_sql_finding_nothing_for_a_run_id_prefix_says_to_give_the_whole_id(small_store):
+    """QA 2026-12-06: `-p run=694b` in SQL found 0 rows without a word (named queries
+    take a prefix; SQL compares the text)."""
+    rid = run("query", "SELECT run_id FROM runs LIMIT 1", "--output", "csv",
+              store=small_store).stdout.splitlines()[1].strip('"')
+    q = "SELECT count(*) AS n FROM daily WHERE run_id = $run"
+    p = run("query", q, "-p", f"run={rid[:6]}", "--output", "csv", store=small_store)
+    assert p.stdout.splitlines()[1] == "0"
+    assert f"-p run={rid[:6]} is bound as the text '{rid[:6]}', the start of run {rid}" in p.stderr
+    assert f"Fix: -p run={rid}" in p.stderr
+    whole = run("query", q, "-p", f"run={rid}", "--output", "csv", store=small_store)
+    assert int(whole.stdout.splitlines()[1]) > 0 and "note" not in whole.stderr
+
+
 def test_status_summarizes_the_current_files_as_sql_does(tmp_path):
     """status reads the store's summary from the catalog (no SQL engine): the same
     numbers SQL over ``files`` gives, empty or not, after a correction superseded files."""

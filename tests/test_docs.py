@@ -49,3 +49,25 @@ def test_the_five_minute_tour_runs_as_written(tmp_path):
     assert "sweep grid1: 25 run(s), 5 new" in out  # the wider grid under --resume
     assert "identical to a from-scratch run" in out  # verify
     assert "dropped 10 run(s)" in out and (tmp_path / "grid1.html").exists()
+
+
+def test_the_python_api_block_runs_as_written(tmp_path):
+    """README's Python API block, pasted into a fresh folder (3 instruments instead of
+    20, and its Ray sweep on this process: the Ray tests cover that), runs without an
+    error or a warning (QA 2026-12-06: it named a file defined further down, forked after
+    its own data's last day and updated from a folder it never made)."""
+    import os
+    import subprocess
+    import sys
+
+    start = README.index("```python\n", README.index("## The Python API")) + len("```python\n")
+    code = README[start : README.index("```", start)]
+    for a, b in (("instruments=20", "instruments=3"), (", workers=2)", ")")):
+        assert a in code
+        code = code.replace(a, b)
+    (tmp_path / "api.py").write_text(code)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    p = subprocess.run([sys.executable, "-W", "error", "api.py"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert (tmp_path / "grid1.html").exists() and (tmp_path / "store").is_dir()

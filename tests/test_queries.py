@@ -684,8 +684,11 @@ def test_store_query_runs_a_named_query_as_the_cli_does(results):
         s.sql("leaderboard")
     with pytest.raises(NotFoundError, match="no query named 'leaderbord'"):
         s.query("leaderbord")
-    with pytest.raises(UsageError, match="query worst_drawdowns needs -p run=VALUE"):
+    # in Python, as Python gives it (QA 2026-12-06: "-p run=VALUE", the CLI's words)
+    with pytest.raises(UsageError, match=r"query worst_drawdowns needs params\['run'\]=VALUE"):
         s.query("worst_drawdowns")
+    with pytest.raises(UsageError, match=r"query grid_pivot needs params\['metric'\]=NAME"):
+        s.query("grid_pivot", {"sweep": "g", "x": "fast", "y": "slow"})
 
 
 def test_a_file_removed_while_a_query_runs_is_said_so(tmp_path):
