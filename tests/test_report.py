@@ -226,6 +226,14 @@ def test_a_sweep_report_warns_when_its_runs_are_not_up_to_date(tmp_path):
     assert warn.startswith("Not up to date: 4 of the sweep's 4 runs would be recomputed "
                            "by `incbt update` (3 new day(s) after 2024-01-25"), warn
     assert "run `incbt update` to bring them up to date" in warn
+    # written during a write (an update, say): no "run `incbt update`" (QA 2026-12-06)
+    with s.lock():
+        busy = _warning_at_top(Path(s.report("g", str(tmp_path / "w.html"))).read_text())
+        run = _warning_at_top(Path(s.report(s.runs()[0].run_id, str(tmp_path / "r.html")))
+                              .read_text())
+    for w in (busy, run):
+        assert "Not up to date" in w and "run `incbt update`" not in w, w
+        assert f"A write is under way (pid {os.getpid()}" in w and "again once it ends" in w, w
     s.update()
     assert _warning_at_top(Path(s.report("g", str(tmp_path / "3.html"))).read_text()) == ""
 

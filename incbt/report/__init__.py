@@ -306,7 +306,7 @@ def _freshness(store: Any, run: Any, curve: pd.DataFrame) -> list[str]:
         out.append(
             _warning(
                 f"Not up to date: {what}: {_some(sorted(st.reasons))}. The numbers below are "
-                "those stored now."
+                "those stored now." + (f" {w}" if (w := _writing(store)) else "")
             )
         )
     if st.broken:
@@ -588,6 +588,21 @@ def _its_file(sw: Mapping[str, Any]) -> str:
     return " --strategies FILE"
 
 
+def _writing(store: Any) -> str:
+    """A stale warning's tail while a write is under way, which may be the update that
+    brings the runs up to date (QA 2026-12-06: a report written during `incbt update`
+    said to run `incbt update`, which then waited for the lock and found nothing)."""
+    from incbt.catalog.lock import held_by
+
+    writer = held_by(store.path)
+    if not writer:
+        return ""
+    return (
+        f"A write is under way ({writer}): if it is an update, it is bringing them up to "
+        "date; write the report again once it ends."
+    )
+
+
 def _sweep_freshness(store: Any, run_ids: list[str]) -> list[str]:
     """The warning at the top of a sweep's report when `incbt update` would change the
     numbers of any of its runs (as the run report's, from the same ``store.status()``):
@@ -608,7 +623,12 @@ def _sweep_freshness(store: Any, run_ids: list[str]) -> list[str]:
             _warning(
                 f"Not up to date: {len(stale)} of the sweep's {len(run_ids)} runs would be "
                 f"recomputed by `incbt update` ({_some(reasons)}). The numbers below are those "
-                "stored now: run `incbt update` to bring them up to date."
+                "stored now"
+                + (
+                    f". {w}"
+                    if (w := _writing(store))
+                    else ": run `incbt update` to bring them up to date."
+                )
             )
         )
     broken = sorted({x.broken for x in st.values() if x.broken})
