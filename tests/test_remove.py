@@ -119,6 +119,22 @@ def test_a_removed_day_ingested_again_comes_back(data, tmp_path):
     assert log["kind"].to_pylist()[-4:] == ["removed", "removed", "new", "new"]
 
 
+def test_gc_after_an_instrument_removed_whole_leaves_no_empty_folder(data, tmp_path):
+    """QA 2026-12-06: `remove S0001` then `gc` left an empty bars/S0001/; the folder goes
+    with its last file, the others stay, and the instrument can be ingested again."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "d"))
+    s.remove("S0001")
+    assert (tmp_path / "s" / "bars" / "S0001").is_dir()  # kept for --as-of until a gc
+    s.gc()
+    assert not (tmp_path / "s" / "bars" / "S0001").exists()
+    assert (tmp_path / "s" / "bars" / "S0000").is_dir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert s.ingest(str(data / "d")).days_new > 0
+    assert (tmp_path / "s" / "bars" / "S0001").is_dir() and s.verify_bars().ok
+
+
 def test_a_run_dropped_then_registered_again_after_its_instrument_went(data, tmp_path):
     """Its rows of the instrument removed whole are not shown again (no task computes
     that instrument now: an empty segment cuts them)."""

@@ -669,7 +669,16 @@ def finish_gc(root: str, cat: Catalog) -> int:
         folders.add(os.path.dirname(full))
         if _remove_gone(full):
             removed += 1
+    parents = set()
     for d in sorted(folders):
+        with contextlib.suppress(FileNotFoundError):
+            fsync_dir(d)
+        # an instrument's folder left empty (its bars all removed, then gc'd: QA
+        # 2026-12-06); one still holding files stays (ENOTEMPTY)
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+            parents.add(os.path.dirname(d))
+    for d in sorted(parents):
         with contextlib.suppress(FileNotFoundError):
             fsync_dir(d)
     cat.env.write(lambda txn: cat.set_gc_pending(txn, []))

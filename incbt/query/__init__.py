@@ -381,7 +381,10 @@ def session(
     with cat.env.read() as txn:
         last = cat.last_seq(txn)
         if as_of is not None and not 1 <= as_of <= last:  # QA 2026-12-06: 0 was taken
-            raise QueryError(f"--as-of {as_of}: no such event; the log has events 1..{last}")
+            raise QueryError(
+                f"--as-of {as_of} (as_of={as_of} in Python): no such event; the log has "
+                f"events 1..{last}"
+            )
         now_only = (
             [t for t in CURRENT_ONLY if _names(only_for, t)]
             if as_of is not None and only_for is not None
@@ -404,10 +407,10 @@ def session(
         horizon = cat.gc_horizon(txn)
         if as_of is not None and as_of < horizon:
             raise QueryError(
-                f"--as-of {as_of}: the bars as they were before event {horizon} were removed "
-                f"by `incbt gc`; time travel reaches back to event {horizon}. Fix: use "
-                f"--as-of {horizon} or later (the events and changes tables keep the whole "
-                "history without --as-of)"
+                f"--as-of {as_of} (as_of={as_of} in Python): the bars as they were before "
+                f"event {horizon} were removed by `incbt gc`; time travel reaches back to "
+                f"event {horizon}. Fix: use --as-of {horizon} (as_of={horizon}) or later (the "
+                "events and changes tables keep the whole history without --as-of)"
             )
         # the bars files: one or a few per instrument-month, read only for a query of bars
         # or files; ~8 us each to read and decode (29,000 at the seed's scale: ~240 ms),
