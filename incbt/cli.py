@@ -1375,7 +1375,8 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
             "day of bars left (bars removed)",
             machine,
         )
-    elif r.segments:  # (none: said once, above; QA 2026-12-06: said twice, in two ways)
+    if r.segments:  # (none: said once, above; QA 2026-12-06: said twice, in two ways; and
+        # not left out after pairs cut by a remove: QA 2026-12-06, the work done unsaid)
         verb = "would compute" if dry else "computed"
         bars = r.bars_processed
         _say(

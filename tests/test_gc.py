@@ -81,6 +81,10 @@ def test_gc_removes_exactly_the_superseded_files(tmp_path, inputs):
                 st.sql(ALL_BARS, as_of=e)
             said = str(exc.value)
             assert "incbt gc" in said and f"--as-of {horizon} (as_of={horizon}) or" in said
+            # events and changes keep the whole history: they still travel (QA 2026-12-06)
+            n = st.sql("SELECT count(*) AS n FROM events", as_of=e).column("n")[0].as_py()
+            assert n == e
+            st.sql("SELECT * FROM changes", as_of=e)
     assert st.sql(ALL_BARS, as_of=7).equals(before_bars)
     # the log and changes keep the whole history; the gc is an event like the others
     log = st.log()

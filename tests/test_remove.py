@@ -10,6 +10,7 @@ store as before or as after; the command run again finishes it.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -192,6 +193,14 @@ def test_the_command_says_what_it_removed_and_exits_1_on_nothing(data, tmp_path)
     p = run("remove", "S0001", "--from", "2024-01-09", "--to", "2024-01-02")
     assert p.returncode == 2 and "is after --to" in p.stderr, p.stderr
     assert run("gc").returncode == 0 and run("verify", "--bars").returncode == 0
+    # a remove that cuts a pair and makes another compute (a day of S0000 in the middle):
+    # the work done is said beside the cut (QA 2026-12-06: only the cut was)
+    assert run("remove", "S0000", "--from", "2024-01-05", "--to", "2024-01-05").returncode == 0
+    assert run("remove", "S0001", "--from", "2024-01-08").returncode == 0
+    p = run("update")
+    assert "1 (run, instrument) pair(s) lost their results" in p.stdout, p.stdout
+    assert re.search(r"1 run\(s\): computed 1 segment\(s\) in 1 task\(s\), [\d,]+ bar-steps",
+                     p.stdout), p.stdout
 
 
 # -- kill -9 at any point: before or after, and finished by running it again ----------

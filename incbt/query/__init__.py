@@ -405,7 +405,10 @@ def session(
                 "query those with --as-of, the results without it"
             )
         horizon = cat.gc_horizon(txn)
-        if as_of is not None and as_of < horizon:
+        # only a query of bars or files reads what gc removed: events and changes keep
+        # the whole history (QA 2026-12-06: refused for them too, in words of the bars)
+        reads_bars = _names(only_for, "bars") or _names(only_for, "files")
+        if as_of is not None and as_of < horizon and reads_bars:
             raise QueryError(
                 f"--as-of {as_of} (as_of={as_of} in Python): the bars as they were before "
                 f"event {horizon} were removed by `incbt gc`; time travel reaches back to "
