@@ -85,7 +85,7 @@ def _chosen(
         if v is None:
             from incbt.sweep import no_such_sweep
 
-            raise no_such_sweep(sweep)
+            raise no_such_sweep(sweep, cat, txn)
         sweeps.append(sweep)
         held: dict[str, list[str]] = {}  # run -> the other sweeps that hold it
         with txn.cursor(cat.env.db(b"sweeps")) as cur:

@@ -233,5 +233,5 @@ def prepare_named(
         from incbt.sweep import get_sweep, no_such_sweep
 
         if get_sweep(store, str(params["sweep"])) is None:
-            raise no_such_sweep(str(params["sweep"]))
+            raise no_such_sweep(str(params["sweep"]), store.catalog)
     return sql, names_given

@@ -90,7 +90,9 @@ class SweepResult:
         since, say): a run replaced since (its strategy's code changed, then ``update``)
         by the run that replaced it; a dropped one left out. Runs not yet committed (an
         interrupted sweep) are listed as recorded; a dry run's, as it would make them."""
-        rec = None if self.executor == "dry run" else get_sweep(self.store, self.name)
+        if self.executor == "dry run":  # as it would make them: a run dropped since
+            return list(self.recorded)  # included, computed again (QA 2026-12-06: 3 of 4)
+        rec = get_sweep(self.store, self.name)
         if self._taken(rec):
             self._here()  # another sweep of its name: said (QA 2026-12-06)
         with self.store.catalog.env.read() as txn:
@@ -776,8 +778,16 @@ def _earlier_now(
     )
 
 
-def no_such_sweep(name: str) -> NotFoundError:
-    """The error for a sweep name the store does not hold."""
+def no_such_sweep(name: str, cat: Any = None, txn: Any = None, again: str = "") -> NotFoundError:
+    """The error for a sweep name the store does not hold; with its catalog, one dropped
+    is said so, with the event (QA 2026-12-06: "no sweep", as for a typo), and ``again``
+    (how to make it again, where the caller can). ``txn``: a transaction of the
+    caller's to read the log in."""
+    if cat is not None:
+        with contextlib.nullcontext(txn) if txn is not None else cat.env.read() as t:
+            for ev in cat.events(t):
+                if ev.kind == "drop" and name in ev.summary.get("sweeps", []):
+                    return NotFoundError(f"sweep {name!r} was dropped (event {ev.seq}){again}")
     return NotFoundError(f'no sweep {name!r} (`incbt query "SELECT * FROM sweeps"` lists them)')
 
 
@@ -914,7 +924,8 @@ def sweep(
                 "choose another --name"
             )
         if old is None and not grid:
-            raise no_such_sweep(name)
+            again = ": give its grid (-g) to sweep it again (its runs not in the store "
+            raise no_such_sweep(name, store.catalog, again=again + "computed from scratch)")
         if old is not None:  # what a resume leaves out is the sweep's (its setup, its grid)
             was = old["spec"]
             instruments = was["instruments"] if instruments is None else instruments

@@ -991,7 +991,7 @@ def verify(
 
             spec = get_sweep(store, sweep)
             if spec is None:
-                raise no_such_sweep(sweep)
+                raise no_such_sweep(sweep, store.catalog)
             # its runs now: one replaced after a code change by its replacement (found
             # 2026-12-05: those were left out, and verify passed having compared none)
             with store.catalog.env.read() as txn:

@@ -107,6 +107,15 @@ def test_a_sweep_drops_whole_and_a_fork_base_not_without_its_fork(world):
     res = s.drop([a, fork])
     assert sorted(res.runs) == sorted([a, fork])
     assert s.sql("SELECT run_id FROM runs")["run_id"].to_pylist() == [b]
+    # a dropped sweep is said dropped, not unknown (QA 2026-12-06: "no sweep 'w'")
+    seq = res.seq - 1  # the sweep's drop: the event before the runs'
+    with pytest.raises(incbt.NotFoundError, match=rf"sweep 'w' was dropped \(event {seq}\): "
+                       r"give its grid \(-g\)"):
+        s.sweep("sma_cross", name="w", resume=True)
+    for call in (lambda: s.query("grid", {"sweep": "w"}), lambda: s.drop(sweep="w"),
+                 lambda: s.verify(sweep="w")):
+        with pytest.raises(incbt.NotFoundError, match=rf"sweep 'w' was dropped \(event {seq}\)"):
+            call()
     # the sweep run again under its name: from scratch, as in a fresh store
     sw = s.sweep("sma_cross", GRID, name="w")
     assert sw.report.bars_processed == 2 * 3 * 6 * 390
@@ -170,7 +179,12 @@ def test_a_dropped_sweep_point_comes_back_with_resume(world):
     first = points.to_pylist()[0]
     s.drop([first])
     assert s.sql("SELECT run_id FROM sweeps")["run_id"].to_pylist() == points.to_pylist()[1:]
+    # a dry run counts the point it would compute again (QA 2026-12-06: one run fewer)
+    dry = s.sweep("sma_cross", GRID, name="w", resume=True, dry_run=True)
+    assert dry.run_ids == points.to_pylist() and dry.again == 1
+    assert dry.report.bars_processed == 3 * 6 * 390
     res = s.sweep("sma_cross", GRID, name="w", resume=True)
+    assert res.run_ids == points.to_pylist() and res.again == 1
     assert res.report.bars_processed == 3 * 6 * 390  # that point only, from scratch
     fresh = _fresh(tmp / "fresh", tmp / "head", [A, B], sweep=True)
     _assert_same(s, fresh)
