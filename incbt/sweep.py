@@ -924,8 +924,8 @@ def sweep(
                 "choose another --name"
             )
         if old is None and not grid:
-            again = ": give its grid (-g) to sweep it again (its runs not in the store "
-            raise no_such_sweep(name, store.catalog, again=again + "computed from scratch)")
+            how = ": give its grid (-g) to sweep it again (its runs not in the store "
+            raise no_such_sweep(name, store.catalog, again=how + "computed from scratch)")
         if old is not None:  # what a resume leaves out is the sweep's (its setup, its grid)
             was = old["spec"]
             instruments = was["instruments"] if instruments is None else instruments
