@@ -458,6 +458,66 @@ def test_any_history_with_compaction_and_retention_equals_a_fresh_store(data, op
         check_history(data, ops, root, keep=keep)
 
 
+@PROPERTY
+@given(ops=histories(max_ops=12))
+@example(  # corrections of one instrument, then new runs: the 8th batch compacts
+    ops=[("ingest", ALL_DAYS, "ingest"), ("backtest", SMA_4)]
+    + [("ingest", ((d, 1, 0),), "update") for d in (5, 6, 7)]
+    + [("backtest", k) for k in (BREAKOUT, EMA_MID, BOLL_SOME, SMA_8)],
+)
+def test_any_history_with_streamed_compaction_equals_a_fresh_store(data, ops):
+    """Every compaction streamed (``_merge_streaming``: the one a merge of big files
+    takes, in bounded memory), its runs split into ranges of a few dozen rows."""
+    import incbt.results.compact as compact_mod
+
+    with (
+        mock.patch.object(compact_mod, "STREAM_BYTES", 0),
+        mock.patch.object(compact_mod, "MERGE_ROWS", 40),
+        tempfile.TemporaryDirectory() as root,
+    ):
+        check_history(data, ops, root)
+
+
+STREAMED_EXAMPLE = (
+    [("ingest", ALL_DAYS, "ingest"), ("backtest", SMA_4)]
+    + [("ingest", ((d, 1, 0),), "update") for d in (5, 6, 7)]
+    + [("backtest", k) for k in (BREAKOUT, EMA_MID, BOLL_SOME, SMA_8)]
+)
+
+
+def test_a_streamed_compaction_writes_the_rows_of_one_in_memory(data, tmp_path):
+    """The compaction of the example above, streamed in ranges of 40 rows, writes the
+    files a merge in memory writes: the same rows in the same order."""
+    import pyarrow.parquet as pq
+
+    import incbt.results.compact as compact_mod
+
+    real = compact_mod._merge_streaming
+    calls = []
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    stores = {}
+    for how, limit in (("memory", 1 << 40), ("streamed", 0)):
+        with (
+            mock.patch.object(compact_mod, "STREAM_BYTES", limit),
+            mock.patch.object(compact_mod, "MERGE_ROWS", 40),
+            mock.patch.object(compact_mod, "_merge_streaming", counted),
+        ):
+            stores[how] = check_history(data, STREAMED_EXAMPLE, str(tmp_path / how))[0]
+        assert bool(calls) == (how == "streamed")
+    def merged(store: incbt.Store) -> dict[str, str]:  # the files of the merged batch
+        with store.catalog.env.read() as txn:
+            (rec,) = [r for _, r in rc.batches(store.catalog, txn) if r.get("level", 0) > 0]
+        return {t: os.path.join(store.path, rec[t]) for t in ("daily", "fills")}
+
+    for table in ("daily", "fills"):
+        got = [pq.read_table(merged(stores[how])[table]) for how in stores]
+        assert got[0].num_rows > 40 and got[0].equals(got[1]), table
+
+
 # -- the edge cases of SEMANTICS.md, one by one -------------------------------------
 
 

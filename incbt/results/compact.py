@@ -10,9 +10,15 @@ of level L+1, holding only their valid rows (none of a replaced or dropped
 run). So the number of batches grows like FANOUT x log_FANOUT(commands), and
 each row is rewritten about log_FANOUT(commands) times over its life.
 
+A batch counts at the level its size says when that is higher (``size_level``): a big
+sweep's results wait for as many bytes of newer ones before they are rewritten.
+
 The merged batch's segments replace the suffix's in one transaction (event
 ``compact``); the suffix's files are deleted by the next compaction, so a
-query that listed them just before keeps working.
+query that listed them just before keeps working. A merge of more than
+``STREAM_BYTES`` of files is done in bounded memory (``_merge_streaming``): the
+valid rows are split by ranges of runs into files under ``tmp/``, then each range
+is sorted and written in turn.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -32,12 +39,47 @@ from incbt.results import (
     _NO_ROW,
     DAILY_SCHEMA,
     FILLS_SCHEMA,
+    ROW_GROUP_ROWS,
+    _parquet_options,
     batch_paths,
+    finish_file,
     required,
+    staging_path,
     write_durable,
 )
 
 FANOUT = 8
+# A batch (group) of more bytes than this counts at the level its size says, when that
+# is above the level its merges gave it: level k from TIER_BYTES * FANOUT**k bytes. A
+# big sweep's results were merged with the next 7 small updates, rewriting them all for
+# a few days' rows (measured 2026-12-06: 89 MiB of results, 20 runs x 100 instruments x
+# a year, rewritten by the 7th daily update: 2.45 s, peak RSS 188 -> 1,007 MiB); by
+# size they wait for as many bytes of newer results (size-tiered, as LSM stores do).
+TIER_BYTES = 1 << 20
+
+
+def size_level(nbytes: int, fanout: int = FANOUT) -> int:
+    """The level a batch's size says: 0 below ``TIER_BYTES * fanout``, then one more
+    each time ``fanout`` times larger."""
+    level, top = 0, TIER_BYTES * fanout
+    while nbytes >= top:
+        level, top = level + 1, top * fanout
+    return level
+
+
+def levels(root: str, recs: dict[int, dict[str, Any]]) -> list[tuple[int, int, int]]:
+    """(batch, level, group) for :func:`plan_compaction`, ascending: each batch's merge
+    level, raised to the level the bytes of its group's files say (a file gone counts
+    nothing)."""
+    size: dict[int, int] = defaultdict(int)
+    for b, r in recs.items():
+        for key in ("daily", "fills"):
+            with contextlib.suppress(OSError):
+                size[r.get("group", b)] += os.stat(os.path.join(root, r[key])).st_size
+    return [
+        (b, max(r.get("level", 0), size_level(size[r.get("group", b)])), r.get("group", b))
+        for b, r in sorted(recs.items())
+    ]
 
 
 def plan_compaction(
@@ -88,9 +130,7 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
     cat, root = store.catalog, store.path
     with cat.env.read() as txn:
         recs = dict(rc.batches(cat, txn))
-        chosen = plan_compaction(
-            [(b, r.get("level", 0), r.get("group", b)) for b, r in sorted(recs.items())]
-        )
+        chosen = plan_compaction(levels(root, recs))
         if chosen is None:
             return None
         group, level = chosen
@@ -116,34 +156,12 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
             max(s.last_day for s in ss),
             max(s.seq for s in ss),
         )
-    tables: dict[str, list[pa.Table]] = {"daily": [], "fills": []}
-    for b in group:
-        for key in ("daily", "fills"):
-            t = pq.read_table(os.path.join(root, recs[b][key]))
-            tables[key].append(_valid(t, cuts.get(b, {})))
-    out = {}
-    for key, schema, order in (("daily", DAILY_SCHEMA, "date"), ("fills", FILLS_SCHEMA, "ts")):
-        # files written before 2026-12-05 have nullable columns, later ones required ones
-        t = (
-            pa.concat_tables([x.cast(schema) for x in tables[key]])
-            if tables[key]
-            else schema.empty_table()
-        )
-        t = t.sort_by([("run_id", "ascending"), ("instrument", "ascending"), (order, "ascending")])
-        out[key] = t.set_column(
-            t.schema.get_field_index("batch"),
-            "batch",
-            pa.array([new_batch] * t.num_rows, pa.int64()),
-        )
-    rows_per_pair: dict[tuple[str, str], int] = defaultdict(int)
-    for r, i in zip(
-        out["daily"]["run_id"].to_pylist(), out["daily"]["instrument"].to_pylist(), strict=True
-    ):
-        rows_per_pair[(r, i)] += 1
     dpath, fpath = batch_paths(new_batch)
     cat.env.write(lambda txn: cat.set_pending(txn, [dpath, fpath]))
-    write_durable(root, dpath, out["daily"].cast(required(DAILY_SCHEMA)))
-    write_durable(root, fpath, out["fills"].cast(required(FILLS_SCHEMA)))
+    files = {key: [(b, os.path.join(root, recs[b][key])) for b in group] for key in TABLES}
+    nbytes = sum(_size(p) for key in TABLES for _, p in files[key])
+    merge = _merge_in_memory if nbytes <= STREAM_BYTES else _merge_streaming
+    rows_per_pair, counts = merge(root, files, cuts, new_batch, {"daily": dpath, "fills": fpath})
 
     def txn_fn(txn: Any) -> int:
         meta = cat.meta(txn)
@@ -169,8 +187,8 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
                 "batches": group,
                 "into": new_batch,
                 "level": level,
-                "daily_rows": out["daily"].num_rows,
-                "fills": out["fills"].num_rows,
+                "daily_rows": counts["daily"],
+                "fills": counts["fills"],
             },
         )
         for b in group:
@@ -189,6 +207,140 @@ def compact(store: Any, command: str = "compact") -> dict[str, Any] | None:
     seq = cat.env.write(txn_fn)
     _empty_trash(store, seq)
     return {"seq": seq, "merged": group, "into": new_batch, "level": level}
+
+
+# table -> (schema, the column its rows are ordered by within a pair)
+TABLES = {"daily": (DAILY_SCHEMA, "date"), "fills": (FILLS_SCHEMA, "ts")}
+STREAM_BYTES = 8 << 20  # files merged in memory up to this size (~10x in memory), else streamed
+MERGE_ROWS = 500_000  # rows of a range of runs sorted at once by a streamed merge (~130 MB)
+
+Merged = tuple[dict[tuple[str, str], int], dict[str, int]]
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _sorted(t: pa.Table, key: str, batch: int) -> pa.Table:
+    """Rows by run, instrument, then date or time (a stable sort: ties keep their order),
+    all of batch ``batch``, with required columns."""
+    schema, order = TABLES[key]
+    t = t.sort_by([("run_id", "ascending"), ("instrument", "ascending"), (order, "ascending")])
+    t = t.set_column(
+        t.schema.get_field_index("batch"), "batch", pa.array([batch] * t.num_rows, pa.int64())
+    )
+    return t.cast(required(schema))
+
+
+def _count_pairs(daily: pa.Table, into: dict[tuple[str, str], int]) -> None:
+    for r, i in zip(daily["run_id"].to_pylist(), daily["instrument"].to_pylist(), strict=True):
+        into[(r, i)] += 1
+
+
+def _merge_in_memory(
+    root: str,
+    files: dict[str, list[tuple[int, str]]],
+    cuts: dict[int, dict[tuple[str, str], int]],
+    new_batch: int,
+    out: dict[str, str],
+) -> Merged:
+    """Every valid row of the group read at once, sorted, written (small merges)."""
+    rows_per_pair: dict[tuple[str, str], int] = defaultdict(int)
+    counts = {}
+    for key, (schema, _) in TABLES.items():
+        # files written before 2026-12-05 have nullable columns, later ones required ones
+        parts = [_valid(pq.read_table(p).cast(schema), cuts.get(b, {})) for b, p in files[key]]
+        t = _sorted(pa.concat_tables(parts) if parts else schema.empty_table(), key, new_batch)
+        if key == "daily":
+            _count_pairs(t, rows_per_pair)
+        counts[key] = t.num_rows
+        write_durable(root, out[key], t)
+    return rows_per_pair, counts
+
+
+def _merge_streaming(
+    root: str,
+    files: dict[str, list[tuple[int, str]]],
+    cuts: dict[int, dict[tuple[str, str], int]],
+    new_batch: int,
+    out: dict[str, str],
+    most: int | None = None,
+) -> Merged:
+    """:func:`_merge_in_memory`'s rows and order in bounded memory: each input file is
+    read once, a row group at a time, and its valid rows are split by ranges of runs
+    (of about ``most`` rows each, ``MERGE_ROWS``) into Arrow files under ``tmp/``; then each
+    range is read, sorted and appended to the merged file, in the runs' order. A sweep's
+    batch holds its rows by instrument, then run (a range of runs is in every row
+    group), so no range could be read from the inputs without reading them whole."""
+    most = MERGE_ROWS if most is None else most
+    rows_per_pair: dict[tuple[str, str], int] = defaultdict(int)
+    counts = {}
+    for key, (schema, _) in TABLES.items():
+        # the rows each run has in the inputs, from their run_id column alone
+        per_run: dict[str, int] = defaultdict(int)
+        for _, p in files[key]:
+            for rb in pq.ParquetFile(p).iter_batches(batch_size=ROW_GROUP_ROWS, columns=["run_id"]):
+                vc = pc.value_counts(rb.column(0))
+                for r, n in zip(vc.field(0).to_pylist(), vc.field(1).to_pylist(), strict=True):
+                    per_run[r] += n
+        runs = sorted(per_run)
+        starts: list[int] = []  # the index in ``runs`` of each range's first, after the first
+        held = 0
+        for j, r in enumerate(runs):
+            if held and held + per_run[r] > most:
+                starts.append(j)
+                held = 0
+            held += per_run[r]
+        value_set = pa.array(runs, pa.string())
+        first = np.array(starts, dtype=np.int64)
+        tmp = staging_path(root, out[key], f"merge-{new_batch}-")
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        parts: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+        paths: dict[int, str] = {}
+        try:
+            for b, p in files[key]:
+                pf = pq.ParquetFile(p)
+                for g in range(pf.num_row_groups):
+                    t = _valid(pf.read_row_group(g).cast(schema), cuts.get(b, {}))
+                    if not t.num_rows:
+                        continue
+                    # each row's range: how many range starts are at or before its run
+                    at = pc.index_in(t["run_id"], value_set=value_set).to_numpy()
+                    rank = np.searchsorted(first, at, side="right")
+                    for k in np.unique(rank).tolist():
+                        if k not in parts:
+                            paths[k] = f"{tmp}.{k}"  # Arrow's own format: a copy to write
+                            parts[k] = pa.ipc.new_file(paths[k], schema)
+                        parts[k].write_table(t.filter(pa.array(rank == k)))
+            for w in parts.values():
+                w.close()
+            parts.clear()
+            options = _parquet_options(required(schema), run_stats=True)
+            n = 0
+            with pq.ParquetWriter(tmp, required(schema), **options) as writer:
+                for k in sorted(paths):
+                    with pa.OSFile(paths[k]) as f:
+                        t = _sorted(pa.ipc.open_file(f).read_all(), key, new_batch)
+                    os.remove(paths[k])
+                    if key == "daily":
+                        _count_pairs(t, rows_per_pair)
+                    n += t.num_rows
+                    writer.write_table(t, row_group_size=ROW_GROUP_ROWS)
+                if not paths:  # no row: a file of none, as a merge in memory writes
+                    writer.write_table(required(schema).empty_table())
+            finish_file(root, tmp, out[key])
+            counts[key] = n
+        finally:
+            for w in parts.values():  # an error while splitting: the parts left open
+                with contextlib.suppress(Exception):
+                    w.close()
+            for path in paths.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+    return rows_per_pair, counts
 
 
 def _empty_trash(store: Any, current: int) -> None:
