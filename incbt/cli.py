@@ -1771,7 +1771,8 @@ def gc(
         bool, typer.Option("--dry-run", help="Say what would be removed; write nothing.")
     ] = False,
 ) -> None:
-    """Delete superseded bars files kept for --as-of time travel (default: all of them)."""
+    """Delete superseded bars files kept for --as-of time travel (default: all of them), and
+    the rows of dropped, replaced or recomputed runs from the results files."""
     s = _open().gc(before=before, keep_days=keep_days, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     typer.echo(
@@ -1783,6 +1784,25 @@ def gc(
     typer.echo(
         f"--as-of reaches back to event {s.horizon}" if s.horizon else "--as-of reaches every event"
     )
+    r = s.results
+    if r is not None and r.batches:
+        if dry_run:
+            typer.echo(
+                f"results: would rewrite {r.batches} batch(es) ({r.bytes_rewritten:,} bytes) "
+                f"as one, without about {r.dead_daily_rows:,} daily rows (and their fills) "
+                "of dropped or replaced runs or recomputed since"
+            )
+        else:
+            typer.echo(
+                f"results: rewrote {r.batches} batch(es) as one, without "
+                f"{r.rows_before - r.rows_after:,} rows (daily and fills) of dropped or "
+                "replaced runs or recomputed since"
+            )
+    if r is not None and r.files_removed:
+        typer.echo(
+            f"results: {'would remove' if dry_run else 'removed'} {r.files_removed} file(s)"
+            + (f", {r.bytes_freed:,} bytes freed" if not dry_run else "")
+        )
 
 
 def _fast_exit() -> None:

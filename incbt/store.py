@@ -713,28 +713,33 @@ class Store:
         keep_days: float | None = None,
         dry_run: bool = False,
     ) -> GcSummary:
-        """Delete superseded bars files kept for time travel; returns a GcSummary.
+        """Delete superseded bars files kept for time travel, and the results' dead rows;
+        returns a GcSummary.
 
         Neither option: every bars file that is not current goes (``--as-of``
         then reaches back only to the latest event that superseded one).
         ``before=EVENT``: only files superseded at or before EVENT, so time travel
         to EVENT and later is unchanged; ``keep_days=N``: EVENT is the first event
         newer than N days ago. ``dry_run``: say what would go, write nothing.
-        Current bars, results, the event log and ``changes`` are untouched.
+        Results: the batches from the oldest holding rows SQL no longer shows (of
+        dropped or replaced runs, or recomputed since) are rewritten as one without
+        them (``.results``: a Reclaim). Current bars, the results SQL shows, the
+        event log and ``changes`` are unchanged.
         """
         from incbt.bars.gc import gc
+        from incbt.results.compact import reclaim
 
         whole(before, "before (an event seq)")
         number(keep_days, "keep_days")
-        return gc(
-            self.path,
-            self.catalog,
-            lock=self.lock,
-            before=before,
-            keep_days=keep_days,
-            dry_run=dry_run,
-            command=_command(),
-        )
+        kw: dict[str, Any] = dict(before=before, keep_days=keep_days, command=_command())
+        if dry_run:
+            s = gc(self.path, self.catalog, lock=self.lock, dry_run=True, **kw)
+            s.results = reclaim(self, dry_run=True)
+            return s
+        with self.lock():  # one write: the bars' gc, then the results'
+            s = gc(self.path, self.catalog, lock=contextlib.nullcontext, **kw)
+            s.results = reclaim(self, _command())
+        return s
 
     # -- backtests ---------------------------------------------------------
     @_writes("store.backtest")

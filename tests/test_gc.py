@@ -200,3 +200,49 @@ def test_an_interrupted_gc_is_finished_by_the_next_writer(tmp_path, inputs):
     with st.catalog.env.read() as txn:
         assert st.catalog.gc_pending(txn) == []
     assert st.recover() == 0  # idempotent
+
+
+def test_gc_drops_the_rows_sql_no_longer_shows_from_the_results_files(tmp_path):
+    """QA 2026-12-06: rows of dropped runs and rows recomputed after a correction stayed
+    in the results files until a compaction merged their batch (for an old batch, maybe
+    hundreds of commands later), and no command dropped them: 1,060 daily rows on disk
+    for 120 shown. gc rewrites the batches from the oldest holding such rows as one,
+    without them; what SQL shows is unchanged, bit for bit, and verify passes."""
+    import glob
+
+    import pyarrow.parquet as pq
+
+    g = dict(instruments=3, days=20, start="2024-01-15", seed=5)
+    generate(str(tmp_path / "d"), **g)
+    day = "2024-01-25"
+    generate(str(tmp_path / "fix"), **g, from_day=day, to_day=day, revise=[day])
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    s.sweep("sma_cross", {"fast": [5, 10], "slow": [40, 60]}, name="sw")
+    kept = s.backtest("ema_cross", {"fast": 5, "slow": 30})
+    s.update(str(tmp_path / "fix"))  # the rows from the 25th recomputed: the old ones dead
+    s.drop(sweep="sw")  # every row of 4 runs dead
+
+    def on_disk(table: str) -> int:
+        files = glob.glob(os.path.join(s.path, "results", table, "*.parquet"))
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+    queries = [f"SELECT * FROM {t} ORDER BY run_id, instrument, {k}"
+               for t, k in (("daily", "date"), ("fills", "ts"))]
+    shown = [s.sql(q) for q in queries]
+    daily_shown = shown[0].num_rows
+    assert daily_shown == 3 * 20 and on_disk("daily") > 4 * daily_shown
+    before = tree_state(s.path)
+    dry = s.gc(dry_run=True).results
+    assert tree_state(s.path) == before  # a dry run writes nothing
+    # about: the segments' days; every dead row of the runs dropped, the share of the
+    # days from the 25th of the recomputed one's
+    assert dry.batches >= 2 and dry.dead_daily_rows == on_disk("daily") - daily_shown
+    res = s.gc().results
+    assert (on_disk("daily"), on_disk("fills")) == (daily_shown, shown[1].num_rows)
+    assert res.rows_before - res.rows_after == dry.rows_before - daily_shown - shown[1].num_rows
+    assert res.files_removed >= 2 * dry.batches and res.bytes_freed > 0
+    assert [s.sql(q) for q in queries] == shown
+    assert s.verify().ok and kept.metrics.num_rows == 4
+    again = s.gc()  # nothing left to drop: nothing rewritten
+    assert again.results.batches == 0 and again.results.files_removed == 0

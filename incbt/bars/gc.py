@@ -47,18 +47,29 @@ class GcSummary:
     seq: int | None = None  # the gc event, None for a dry run or when nothing was removed
     dry_run: bool = False
     paths: list[str] = field(default_factory=list)  # every file (not in the repr)
+    # the results files: their dead rows dropped (incbt.results.compact.Reclaim)
+    results: Any = None
 
     def __repr__(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
+        r = self.results
+        rewritten = (
+            f"; results: {'would rewrite' if self.dry_run else 'rewrote'} {r.batches} "
+            f"batch(es), about {r.dead_daily_rows:,} dead daily rows"
+            if r is not None and r.batches
+            else ""
+        )
         return (
             f"<GcSummary: {verb} {self.files_removed:,} file(s), "
             f"{self.bytes_freed / 2**20:,.1f} MiB (.paths lists them); kept "
             f"{self.files_kept:,}"
             + (
-                f" for time travel back to event {self.horizon}>"
+                f" for time travel back to event {self.horizon}"
                 if self.horizon
-                else "; time travel reaches every event>"  # as the CLI says (QA 2026-12-06)
+                else "; time travel reaches every event"  # as the CLI says (QA 2026-12-06)
             )
+            + rewritten
+            + ">"
         )
 
     def as_dict(self) -> dict[str, Any]:
