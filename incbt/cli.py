@@ -1177,6 +1177,17 @@ def status(output: PrintOpt = "table") -> None:
         _say(
             f"{len(doomed)} file(s) of an interrupted gc will be removed by the next write", machine
         )
+    from incbt.results.compact import dead_rows
+
+    with st.catalog.env.read() as txn:
+        dead = dead_rows(st.catalog, txn)[1]
+    if dead:  # (QA 2026-12-06: nothing said they were there, or what drops them)
+        _say(
+            f"results: about {dead:,} daily rows (and their fills) of dropped or replaced runs "
+            "or recomputed since are still in the results files, not shown: `incbt gc` drops "
+            "them",
+            machine,
+        )
     if left[0] and not writer:
         _say(
             f"{left[0]:,} file(s), {left[1] / 2**20:,.1f} MiB in tmp/ from an interrupted command "

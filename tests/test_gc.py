@@ -232,6 +232,10 @@ def test_gc_drops_the_rows_sql_no_longer_shows_from_the_results_files(tmp_path):
     shown = [s.sql(q) for q in queries]
     daily_shown = shown[0].num_rows
     assert daily_shown == 3 * 20 and on_disk("daily") > 4 * daily_shown
+    from test_cli import run
+
+    said = run("status", store=s.path).stdout
+    assert f"results: about {on_disk('daily') - daily_shown:,} daily rows" in said, said
     before = tree_state(s.path)
     dry = s.gc(dry_run=True).results
     assert tree_state(s.path) == before  # a dry run writes nothing
@@ -244,5 +248,6 @@ def test_gc_drops_the_rows_sql_no_longer_shows_from_the_results_files(tmp_path):
     assert res.files_removed >= 2 * dry.batches and res.bytes_freed > 0
     assert [s.sql(q) for q in queries] == shown
     assert s.verify().ok and kept.metrics.num_rows == 4
+    assert "results: about" not in run("status", store=s.path).stdout
     again = s.gc()  # nothing left to drop: nothing rewritten
     assert again.results.batches == 0 and again.results.files_removed == 0

@@ -130,6 +130,19 @@ def hidden(records: Iterable[RunRecord]) -> set[str]:
 _PLAIN = (b'"dropped_seq": null', b'"superseded_by": null')
 
 
+def gone_ids(cat: Catalog, txn: lmdb.Transaction) -> set[str]:
+    """The runs replaced or dropped (``RunRecord.gone``), decoding only the records that
+    are not plainly standing."""
+    out: set[str] = set()
+    with txn.cursor(_db(cat, "runs")) as cur:
+        for _, v in cur:
+            if not all(m in v for m in _PLAIN):
+                r = _record(v)
+                if r.gone:
+                    out.add(r.run_id)
+    return out
+
+
 def hidden_ids(cat: Catalog, txn: lmdb.Transaction) -> set[str]:
     """:func:`hidden` of every run of the catalog, decoding only the records that are
     not plainly standing (every SQL session asks it: 16,000 JSON decodes took 0.25 s)."""

@@ -241,7 +241,7 @@ def dead_rows(cat: Any, txn: Any) -> tuple[set[int], int]:
     or replaced, and rows a later segment recomputed), and about how many daily rows
     those are (a segment recomputed from day D loses its rows from D: counted by the
     share of its days after D)."""
-    gone = {r.run_id for r in rc.runs(cat, txn) if r.gone}
+    gone = rc.gone_ids(cat, txn)
     pairs: set[tuple[str, str]] = set()
     dirty: set[int] = set()
     dead = 0
