@@ -439,6 +439,16 @@ class RayExecutor:
                     continue
                 yield done.pop(nxt)
                 nxt += 1
+        except ClusterLostError:
+            raise
+        except Exception:
+            # a head killed mid-sweep surfaced as whatever Ray raised first ("Broken
+            # pipe", an RPC error: QA 2026-12-06), not as the cluster gone: asked here
+            found = _lost(ray, self.address)
+            if found is None:
+                raise
+            lost = found
+            raise found from None
         finally:
             # interrupted: stop what is in flight. A local Ray started here goes down
             # with this process (its shutdown ends the workers): a force-cancel just
