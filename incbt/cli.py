@@ -803,9 +803,9 @@ def backtest(
         _print_failures(r)
         _say(f"run id: {run.run_id}", machine)
         return
-    if r is not None and r.bars_processed:
+    if r is not None and (r.bars_processed or getattr(r, "not_run", [])):
         _say(
-            f"computed {r.segments:,} segment(s), {r.bars_processed:,} bar-steps in "
+            f"computed {_segments(r)}, {r.bars_processed:,} bar-steps in "
             f"{r.seconds:.2f} s{_where(r)}",
             machine,
         )
@@ -839,7 +839,7 @@ def _is_new(st: Any, run: Any, r: Any, dry: bool) -> bool:
 
 def _print_why_empty(run: Any, r: Any, machine: bool = False) -> None:
     """Say why a run with nothing to compute has no results, if data can explain it."""
-    if r is not None and r.bars_processed:
+    if r is not None and (r.bars_processed or getattr(r, "not_run", [])):
         return
     why = run.why_empty()
     if why:
@@ -974,7 +974,8 @@ def sweep(
         + (f", {res.again:,} dropped before (computed again)" if res.again else "")
         + (f", {res.unfinished:,} left by an interrupted call" if res.unfinished else "")
         + f"; {'would compute' if dry_run else 'computed'} "
-        f"{r.segments:,} segment(s), {r.bars_processed:,} bar-steps"
+        + (f"{r.segments:,} segment(s)" if dry_run else _segments(r))
+        + f", {r.bars_processed:,} bar-steps"
         + ("" if dry_run else f" in {res.seconds:.2f} s")
         + where
     )
@@ -1391,8 +1392,11 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
         verb = "would compute" if dry else "computed"
         bars = r.bars_processed
         _say(
-            f"{r.runs} run(s): {verb} {r.segments:,} segment(s) in {r.tasks:,} task(s), "
-            f"{bars:,} bar-steps" + ("" if dry else f" in {r.seconds:.2f} s") + _where(r),
+            f"{r.runs} run(s): {verb} "
+            + (f"{r.segments:,} segment(s)" if dry else _segments(r))
+            + f" in {r.tasks:,} task(s), {bars:,} bar-steps"
+            + ("" if dry else f" in {r.seconds:.2f} s")
+            + _where(r),
             machine,
         )
     _print_failures(r)
@@ -1416,6 +1420,16 @@ def _print_broken(res: object) -> None:
             ),
             highlight=False,
         )
+
+
+def _segments(r: Any) -> str:
+    """ "N segment(s)" a command computed: those whose task never ran (a Ray task whose
+    workers died on every try) said apart (QA 2026-12-06: "computed 31,200 segment(s),
+    0 bar-steps" when none had run)."""
+    lost = len(getattr(r, "not_run", []))
+    if not lost:
+        return f"{r.segments:,} segment(s)"
+    return f"{r.segments - lost:,} segment(s) ({lost:,} more not computed: see below)"
 
 
 def _where(r: Any) -> str:

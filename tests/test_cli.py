@@ -132,7 +132,7 @@ def test_gc(tmp_path):
     assert len(list((s / "bars").rglob("*.parquet"))) == 2
     p = run("query", "SELECT count(*) FROM bars", "--as-of", "2", store=s, check=False)
     assert p.returncode == 1 and "Traceback" not in p.stderr
-    assert "incbt gc" in p.stderr and "--as-of 3 or later" in p.stderr
+    assert "incbt gc" in p.stderr and "--as-of 3 (as_of=3) or later" in p.stderr
     n = run("query", "SELECT count(*) AS n FROM bars", "--as-of", "3", "--output", "json",
             store=s).stdout
     assert json.loads(n) == {"n": 2 * 3 * 390}
@@ -1363,6 +1363,13 @@ def test_pairs_not_computed_are_no_strategy_failure(capsys):
     said = flat(capsys.readouterr().err)
     assert "not computed: S0001: run abc" in said and "Fix the strategy" not in said
     assert "1 (run, instrument) pair(s) not computed (above): their tasks could not run" in said
+    # the summary line counts them apart (QA 2026-12-06: "computed 31,200 segment(s), 0
+    # bar-steps" when no task had run)
+    from incbt.cli import _segments
+
+    r.segments = 4
+    assert _segments(r) == "3 segment(s) (1 more not computed: see below)"
+    assert _segments(UpdateReport(segments=4)) == "4 segment(s)"
 
 
 def test_points_a_sample_leaves_out_are_said_as_such(small_store):
