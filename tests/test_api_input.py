@@ -458,3 +458,18 @@ def test_a_start_is_a_day_and_a_moment_in_a_zone_is_refused_whatever_came_before
         )
     }
     assert days == {"2024-01-03"}
+
+
+def test_a_progress_bar_counts_in_millions_past_ten_million():
+    """QA 2026-12-06: the bar showed 438048000/730080000 where the plain lines say
+    730.1 M; both counts in one unit."""
+    from types import SimpleNamespace
+
+    from incbt.render import CountColumn
+
+    def shown(done, total):
+        return str(CountColumn().render(SimpleNamespace(completed=done, total=total)))
+
+    assert shown(438_048_000, 730_080_000) == "438.0 M/730.1 M"
+    assert shown(5_048_000, 730_080_000) == "5.0 M/730.1 M"
+    assert shown(7, 12_345) == "7/12,345" and shown(7, None) == "7/?"
