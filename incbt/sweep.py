@@ -904,7 +904,9 @@ def sweep(
     # a bad grid is said before the lock is waited for (and its points serve below,
     # unless a resume adds the sweep's values of parameters it leaves out)
     given = grid_points(strat, grid, sample, seed) if grid else None
-    name = name or _default_name(grid_spec(grid))
+    if name is None:  # named by its spec: the same sweep again is that sweep, as the same
+        # backtest is its run (QA 2026-12-06: "exists; continue it with --resume")
+        name, resume = _default_name(grid_spec(grid)), True
     # the sweep's record is read, grown and written under the write lock, with the runs'
     # commits: two sweeps growing one name at once each keep their points, and a
     # command that times out waiting for the lock leaves no record behind (found

@@ -794,3 +794,17 @@ def test_a_sweep_made_of_runs_the_store_holds_is_an_event(tmp_path):
                               "already: nothing computed"}], ev
     s.sweep("sma_cross", name="b", resume=True)  # nothing changed: no event
     assert s.sql("SELECT count(*) AS n FROM events")["n"][0].as_py() == n + 1
+
+
+def test_a_sweep_named_from_its_spec_run_again_is_that_sweep(swept):
+    """QA 2026-12-06: the same sweep again without --name was refused ("exists; continue
+    it with --resume"); its name is its spec's, so it is that sweep: nothing computed
+    again, as for a backtest run twice. Another spec is another sweep."""
+    grid = {"fast": [3, 4], "slow": [20]}
+    first = swept.sweep("sma_cross", grid)
+    assert first.name.startswith("sweep-") and first.added == 2
+    again = swept.sweep("sma_cross", grid)
+    assert again.name == first.name and again.added == 0
+    assert again.report.bars_processed == 0 and again.run_ids == first.run_ids
+    other = swept.sweep("sma_cross", grid, fee_bps=1.0)
+    assert other.name != first.name and other.added == 2
