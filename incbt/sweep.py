@@ -1069,7 +1069,11 @@ def sweep(
         if workers is not None or address is not None:
             from incbt.execute.ray_exec import RayExecutor
 
-            executor = RayExecutor(workers, address)
+            # nothing to compute: no Ray to start or connect to (QA 2026-12-06: a resume
+            # of a finished sweep with --workers 1 started a local Ray, 2.6 s for nothing)
+            est = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
+            if est.segments or est.bars_processed:
+                executor = RayExecutor(workers, address)
         else:
             from incbt.settings import resolve as setting
 

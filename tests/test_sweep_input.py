@@ -808,3 +808,19 @@ def test_a_sweep_named_from_its_spec_run_again_is_that_sweep(swept):
     assert again.report.bars_processed == 0 and again.run_ids == first.run_ids
     other = swept.sweep("sma_cross", grid, fee_bps=1.0)
     assert other.name != first.name and other.added == 2
+
+
+def test_a_sweep_with_nothing_to_compute_starts_no_ray(swept, monkeypatch):
+    """QA 2026-12-06: a resume of a finished sweep with --workers 1 started a local Ray
+    (2.6 s) to compute nothing."""
+    import incbt.execute.ray_exec as ray_exec
+
+    grid = {"fast": [3, 5], "slow": [25]}
+    swept.sweep("sma_cross", grid, name="noray")
+
+    def refused(*a, **k):
+        raise AssertionError("a Ray executor was made for nothing to compute")
+
+    monkeypatch.setattr(ray_exec, "RayExecutor", refused)
+    again = swept.sweep("sma_cross", grid, name="noray", resume=True, workers=1)
+    assert again.report.bars_processed == 0 and again.added == 0
