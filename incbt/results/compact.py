@@ -327,6 +327,10 @@ STREAM_BYTES = 8 << 20  # files merged in memory up to this size (~10x in memory
 MERGE_ROWS = 500_000  # rows of a range of runs sorted at once by a streamed merge (~130 MB)
 
 Merged = tuple[dict[tuple[str, str], int], dict[str, int]]
+# a streamed merge's parts, LZ4: its scratch on disk 2.5x smaller than plain Arrow (the
+# 20-run x 100-instrument x 1-year sweep's fills, 72 MiB of Parquet: 226 -> 92 MiB under
+# tmp/; its daily rows 43 -> 20 MiB), for ~10% more time (3.8 -> 4.3 s, 2026-12-06)
+_PART = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
 def _size(path: str) -> int:
@@ -425,7 +429,7 @@ def _merge_streaming(
                     for k in np.unique(rank).tolist():
                         if k not in parts:
                             paths[k] = f"{tmp}.{k}"  # Arrow's own format: a copy to write
-                            parts[k] = pa.ipc.new_file(paths[k], schema)
+                            parts[k] = pa.ipc.new_file(paths[k], schema, options=_PART)
                         parts[k].write_table(t.filter(pa.array(rank == k)))
             for w in parts.values():
                 w.close()
