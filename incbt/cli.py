@@ -1192,8 +1192,8 @@ def status(output: PrintOpt = "table") -> None:
     if left[0] and not writer:
         _say(
             f"{left[0]:,} file(s), {left[1] / 2**20:,.1f} MiB in tmp/ from an interrupted command "
-            "(a killed ingest's parts of a big file, a worker's result rows) will be removed by "
-            "the next write",
+            "(a killed ingest's parts of a big file, a worker's result rows, a compaction's "
+            "or gc's merge) will be removed by the next write",
             machine,
         )
     if horizon:
@@ -1820,13 +1820,14 @@ def gc(
         else:
             typer.echo(
                 f"results: rewrote {r.batches} batch(es) as one, without "
-                f"{r.rows_before - r.rows_after:,} rows (daily and fills) of dropped or "
-                "replaced runs or recomputed since"
+                f"{r.dropped('daily'):,} daily rows and {r.dropped('fills'):,} fills of "
+                "dropped or replaced runs or recomputed since"
             )
     if r is not None and r.files_removed:
         typer.echo(
-            f"results: {'would remove' if dry_run else 'removed'} {r.files_removed} file(s)"
-            + (f", {r.bytes_freed:,} bytes freed" if not dry_run else "")
+            f"results: would remove {r.files_removed} file(s), about {r.bytes_freed:,} bytes freed"
+            if dry_run
+            else f"results: removed {r.files_removed} file(s), {r.bytes_freed:,} bytes freed"
         )
 
 

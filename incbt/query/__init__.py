@@ -675,14 +675,26 @@ def run_sql_fresh(
     a new session. The same file missing again was not removed by incbt: the store was
     changed outside it, said so (found by QA 2026-12-05: "run it again", which failed
     the same way)."""
+
+    def once() -> pa.Table:
+        try:
+            ctx = make_ctx()
+        except FileNotFoundError as exc:  # removed between the catalog's listing and the
+            # session's opening of it (QA 2026-12-06: said as the store changed outside
+            # incbt, "restore it from a backup", where a gc had just committed)
+            err = QueryError(f"a file was removed while the query began: {exc}")
+            err.missing = exc.filename or str(exc)  # type: ignore[attr-defined]
+            raise err from None
+        return run_sql(ctx, query, *args, **kw)
+
     try:
-        return run_sql(make_ctx(), query, *args, **kw)
+        return once()
     except QueryError as exc:
         path = getattr(exc, "missing", None)
         if path is None:
             raise
     try:
-        return run_sql(make_ctx(), query, *args, **kw)
+        return once()
     except QueryError as again:
         if path and getattr(again, "missing", None) == path:
             label = f"query {kw['name']}" if kw.get("name") else "SQL"

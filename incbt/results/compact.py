@@ -28,7 +28,7 @@ import itertools
 import os
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -230,10 +230,15 @@ class Reclaim:
     batches: int = 0  # batches rewritten into one
     bytes_rewritten: int = 0  # their files' bytes
     dead_daily_rows: int = 0  # about, from the segments: daily rows dropped
-    rows_before: int = 0  # daily and fills rows of the batches rewritten
-    rows_after: int = 0  # of the batch written (None for a dry run: 0)
+    # rows of the batches rewritten, by table; and of the batch written (a dry run: {})
+    rows_before: dict[str, int] = field(default_factory=dict)
+    rows_after: dict[str, int] = field(default_factory=dict)
     files_removed: int = 0  # result files deleted (those rewritten, compactions' leftovers)
-    bytes_freed: int = 0
+    bytes_freed: int = 0  # a dry run: about (the rewritten files' share of dead daily rows)
+
+    def dropped(self, table: str) -> int:
+        """Rows of ``table`` the rewrite dropped (after it)."""
+        return self.rows_before.get(table, 0) - self.rows_after.get(table, 0)
 
 
 def dead_rows(cat: Any, txn: Any) -> tuple[set[int], int]:
@@ -282,20 +287,21 @@ def reclaim(store: Any, command: str = "gc", dry_run: bool = False) -> Reclaim:
     if dirty:
         group = [b for b in sorted(recs) if b >= min(dirty)]
         level = max(lvl for b, lvl, _ in levels(root, recs) if b in set(group))
-        paths = [os.path.join(root, recs[b][k]) for b in group for k in TABLES]
+        paths = {k: [os.path.join(root, recs[b][k]) for b in group] for k in TABLES}
         out.batches = len(group)
-        out.bytes_rewritten = sum(_size(p) for p in paths)
-        out.rows_before = sum(_rows(p) for p in paths)
-    if dry_run:
+        out.bytes_rewritten = sum(_size(p) for ps in paths.values() for p in ps)
+        out.rows_before = {k: sum(_rows(p) for p in ps) for k, ps in paths.items()}
+    if dry_run:  # the rewritten files shrink by about their share of dead daily rows
         left = [os.path.join(root, p) for _, ps in trash for p in ps]
         out.files_removed = len(left) + (2 * out.batches if dirty else 0)
-        out.bytes_freed = sum(_size(p) for p in left)
+        share = out.dead_daily_rows / max(1, out.rows_before.get("daily", 0))
+        out.bytes_freed = sum(_size(p) for p in left) + round(out.bytes_rewritten * share)
         return out
     files_before, bytes_before = _results_files(root)
     if dirty:
         done = compact(store, command, chosen=(group, level))
         assert done is not None
-        out.rows_after = sum(done["rows"].values())
+        out.rows_after = dict(done["rows"])
     _empty_trash(store, None)
     files_after, bytes_after = _results_files(root)
     out.files_removed = files_before - files_after + (len(TABLES) if dirty else 0)
