@@ -1796,8 +1796,10 @@ def gc(
         bool, typer.Option("--dry-run", help="Say what would be removed; write nothing.")
     ] = False,
 ) -> None:
-    """Delete superseded bars files kept for --as-of time travel (default: all of them), and
-    the rows of dropped, replaced or recomputed runs from the results files."""
+    """Delete superseded bars files kept for --as-of, and result rows SQL no longer shows.
+
+    Bars: every superseded file by default (--before, --keep-days keep some). Results:
+    the rows of dropped or replaced runs, and rows recomputed since."""
     s = _open().gc(before=before, keep_days=keep_days, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     typer.echo(
