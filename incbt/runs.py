@@ -1886,7 +1886,10 @@ class Run:
         its results now (QA 2026-12-06: its ``.portfolio`` was {} without a word)."""
         rec = self._here()
         if rec is not None and rec.superseded_by:
-            warnings.warn(self._replaced(rec), RunReplacedWarning, stacklevel=3)
+            from incbt.store import _outside
+
+            # the user's line, however deep the read (QA 2026-12-06: runs.py's line)
+            warnings.warn(self._replaced(rec), RunReplacedWarning, stacklevel=_outside())
         return rec
 
     def _replaced(self, rec: rc.RunRecord) -> str:

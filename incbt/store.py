@@ -38,7 +38,7 @@ from incbt.bars.ingest import DAY_HASH, IngestSummary, RemoveSummary, recover, r
 from incbt.bars.ingest import ingest as _ingest
 from incbt.bars.inputs import check_reading
 from incbt.bars.layout import RECENT
-from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, given_day, iso_to_day
+from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, given_day
 from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex, operation
 from incbt.catalog.lock import write_lock
 from incbt.errors import (
@@ -897,8 +897,9 @@ class Store:
                 "grid: give a dict of each parameter's values ({'fast': [5, 10], "
                 f"'slow': '50:200:50'}}), not {grid!r}"
             )
-        whole(random, "random (a number of grid points)")
-        whole(seed, "seed")
+        # as ints: a NumPy int was taken, then failed as JSON or as a seed (QA 2026-12-06)
+        random = whole(random, "random (a number of grid points)")
+        seed = whole(seed, "seed") or 0
         for k, v in (("notional", notional), ("fee_bps", fee_bps), ("slippage_bps", slippage_bps)):
             number(v, k)
         flag(resume, "resume")
@@ -1408,7 +1409,8 @@ class Store:
 
         Reads only the row groups holding those days (no scan) and returns
         contiguous arrays the engine can use directly. ``start``/``end``: dates
-        (``"2024-01-02"``, ``datetime.date``) or day numbers (days since 1970).
+        (``"2024-01-02"``, ``datetime.date``, ``np.datetime64`` of a day) or day numbers
+        (days since 1970).
         """
         if not isinstance(instrument, str):
             raise UsageError(f"instrument: give an instrument's name, not {instrument!r}")
@@ -1432,21 +1434,17 @@ class Store:
 
 
 def _day_arg(value: Any, what: str) -> int | None:
-    """A day given as a date, an ISO string or a day number, as a day number."""
-    import datetime
+    """A day given as a date (``"2024-01-02"``, ``datetime.date``, a datetime or
+    ``np.datetime64`` of a whole day) or a day number (days since 1970, a NumPy int too),
+    as a day number: the dates as every other argument takes them (QA 2026-12-06: a
+    datetime64 was refused here and a pandas Timestamp's time of day dropped)."""
+    import numbers
 
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    if isinstance(value, datetime.datetime):
-        value = value.date()
-    if isinstance(value, datetime.date):
-        value = value.isoformat()
-    if isinstance(value, str):
-        try:
-            return iso_to_day(value)
-        except ValueError:
-            pass
-    raise UsageError(f"{what} {value!r} is not a date: give YYYY-MM-DD")
+    if value is None:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return given_day(value, what)
 
 
 def damaged_store_file(path: str, exc: BaseException) -> StoreError:

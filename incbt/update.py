@@ -104,9 +104,14 @@ class UpdateResult:
                 f"{r.bars_processed:,} bar-steps (.stale says why)"
                 if r.segments
                 else f"{r.runs} run(s): nothing to compute"
-                if self.replaced or self.broken  # not "up to date" (QA 2026-12-06)
+                if self.replaced or self.broken or r.truncated  # not "up to date" (QA)
                 else f"{r.runs} run(s): all up to date"
             ]
+            if r.truncated:  # a remove took their last days (QA 2026-12-06: unsaid here)
+                parts.append(
+                    f"{r.truncated:,} (run, instrument) pair(s) would lose their results "
+                    "after the last day of bars left (bars removed)"
+                )
         else:
             parts = [repr(r)]
         if self.ingest is not None:

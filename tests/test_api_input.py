@@ -473,3 +473,22 @@ def test_a_progress_bar_counts_in_millions_past_ten_million():
     assert shown(438_048_000, 730_080_000) == "438.0 M/730.1 M"
     assert shown(5_048_000, 730_080_000) == "5.0 M/730.1 M"
     assert shown(7, 12_345) == "7/12,345" and shown(7, None) == "7/?"
+
+
+def test_store_bars_takes_days_as_every_other_argument_does(filled):
+    """QA 2026-12-06: store.bars refused np.datetime64 and NumPy day numbers, which
+    backtest takes, and dropped a pandas Timestamp's time of day, which backtest
+    refuses."""
+    import datetime
+
+    import numpy as np
+
+    first = filled.bars("S0001").days[1]
+    day = np.datetime64(int(first), "D")
+    want = filled.bars("S0001", str(day)).close
+    for v in (day, np.int64(first), int(first), datetime.date.fromisoformat(str(day))):
+        assert np.array_equal(filled.bars("S0001", v).close, want), v
+    with pytest.raises(incbt.UsageError, match="is a moment, not a day"):
+        filled.bars("S0001", datetime.datetime.fromisoformat(f"{day}T15:00"))
+    with pytest.raises(incbt.UsageError, match="start 2.5 is not a date"):
+        filled.bars("S0001", 2.5)

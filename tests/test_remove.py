@@ -120,6 +120,19 @@ def test_a_removed_day_ingested_again_comes_back(data, tmp_path):
     assert log["kind"].to_pylist()[-4:] == ["removed", "removed", "new", "new"]
 
 
+def test_status_after_a_remove_that_cuts_results_is_not_up_to_date(data, tmp_path):
+    """QA 2026-12-06: after removing an instrument's last days, `store.status()` said
+    "all up to date" while its results still held those days (the CLI said it)."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "d"))
+    runs(s)
+    s.remove("S0001", start="2024-01-09")
+    said = repr(s.status())
+    assert "all up to date" not in said and "would lose their results" in said, said
+    s.update()
+    assert "all up to date" in repr(s.status())
+
+
 def test_gc_after_an_instrument_removed_whole_leaves_no_empty_folder(data, tmp_path):
     """QA 2026-12-06: `remove S0001` then `gc` left an empty bars/S0001/; the folder goes
     with its last file, the others stay, and the instrument can be ingested again."""

@@ -267,9 +267,11 @@ def test_a_changed_strategy_replaces_its_runs(tmp_path):
     # the Run held from before says where its results are (QA 2026-12-06: None), and a
     # read of its tables warns (QA 2026-12-06: its .portfolio was {} without a word)
     for table in ("daily", "fills", "metrics", "portfolio", "equity"):
-        with pytest.warns(incbt.RunReplacedWarning, match=f"store.run\\('{new_id}'\\) holds"):
+        with pytest.warns(incbt.RunReplacedWarning, match=f"store.run\\('{new_id}'\\) holds") as w:
             got = getattr(old, table)
         assert not (got.num_rows if hasattr(got, "num_rows") else got), table
+        # at the user's line (QA 2026-12-06: incbt's runs.py)
+        assert {x.filename for x in w} == {__file__}, (table, [x.filename for x in w])
     assert f"store.run('{new_id}')" in old.why_empty()
     assert s.run(new_id).why_empty() is None
     again = s.backtest("mom", {"n": 12}, strategies_file=str(f))

@@ -24,7 +24,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from incbt.bars.schema import NS_PER_DAY, day_to_iso, iso_to_day
-from incbt.errors import UsageError
+from incbt.errors import UsageError, whole
 from incbt.progress import NULL, Reporter
 
 BARS_PER_DAY = 390
@@ -133,6 +133,10 @@ def generate(
     ``month``, or ``one`` file. ``dry_run``: check the arguments and return the files
     it would write; write nothing.
     """
+    # whole numbers (QA 2026-12-06: days=3.0 failed as "slice indices must be integers")
+    instruments = whole(instruments, "instruments (--instruments)") or 0
+    days = whole(days, "days (--days)") or 0
+    seed = whole(seed, "seed (--seed)") or 0
     if instruments <= 0 or days <= 0:
         raise UsageError("--instruments and --days must be positive")
     if instruments > MAX_INSTRUMENTS or days > MAX_DAYS:
