@@ -788,7 +788,10 @@ def no_such_sweep(name: str, cat: Any = None, txn: Any = None, again: str = "") 
             for ev in cat.events(t):
                 if ev.kind == "drop" and name in ev.summary.get("sweeps", []):
                     return NotFoundError(f"sweep {name!r} was dropped (event {ev.seq}){again}")
-    return NotFoundError(f'no sweep {name!r} (`incbt query "SELECT * FROM sweeps"` lists them)')
+    return NotFoundError(
+        f'no sweep {name!r} (`incbt query "SELECT * FROM sweeps"` lists them; store.sweeps() '
+        "in Python)"
+    )
 
 
 def never_committed(store: Any, record: Mapping[str, Any]) -> list[str]:

@@ -257,7 +257,7 @@ def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
     if not hit:
         raise NotFoundError(
             f'no run {prefix!r} (`incbt query "SELECT run_id, strategy, params FROM runs"` '
-            "lists them)"
+            "lists them; store.runs() in Python)"
         )
     if len(hit) > 1:
         live = [r for r in hit if not r.gone]

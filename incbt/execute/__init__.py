@@ -221,7 +221,8 @@ def resolve_strategy(name: str, source: str, version: str = "", check: bool = Tr
         raise StrategyError(
             f"strategy {name!r} in {source} is not the code its runs were registered "
             f"with (code version {version[:12]}; the file's is {strat.code_version[:12]}): "
-            "`incbt update` recomputes them as new runs with the file's code"
+            "`incbt update` (store.update() in Python) recomputes them as new runs with the "
+            "file's code"
         )
     return strat
 
