@@ -10,6 +10,7 @@ one line on stderr and an exit code in one place (``incbt.cli``)::
     │   ├── QueryError              SQL that does not parse, plan or run
     │   ├── NotFoundError           a run, sweep, instrument, file or query it names is not there
     │   └── UsageError              a command used wrongly (exit 2)
+    │       └── DateError           a date that is not a calendar day (also a ValueError)
     ├── StoreError                  the store itself
     │   ├── NotAStoreError          the folder is not an incbt store
     │   ├── StoreExistsError        init over a different existing store
@@ -42,6 +43,7 @@ __all__ = [
     "BadInputError",
     "CatalogError",
     "ClusterLostError",
+    "DateError",
     "IncbtError",
     "InternalError",
     "NotAStoreError",
@@ -144,6 +146,12 @@ class UsageError(UserError):
     """A command or API call used wrongly (CLI exit code 2)."""
 
     exit_code = 2
+
+
+class DateError(UsageError, ValueError):
+    """A date given that is not a calendar date ``YYYY-MM-DD`` (or a moment where a day
+    is asked for): a usage error (exit 2), and a ValueError, which callers catch to name
+    the option it came from."""
 
 
 class StoreError(IncbtError):

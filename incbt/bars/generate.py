@@ -129,9 +129,17 @@ def generate(
 ) -> list[str]:
     """Write bars to folder ``out``; return the files written, in order.
 
+    ``instruments`` (S0000, S0001, ...) x ``days`` trading days (weekdays from
+    ``start``, 390 one-minute bars a day from 14:30 UTC), a seeded random walk:
+    the same ``seed`` gives the same bars. ``fmt``: ``csv`` or ``parquet``.
+    ``from_day``/``to_day``: write only the days in that range (of the same walk: a
+    later day's file for an update). ``revise``: days written as a vendor's
+    corrected version of them (other prices: a correction when ingested again).
     ``split``: one file per trading ``day`` (``bars-YYYY-MM-DD.csv``), per
     ``month``, or ``one`` file. ``dry_run``: check the arguments and return the files
     it would write; write nothing.
+
+    >>> incbt.generate("data/", instruments=20, days=60, seed=1)
     """
     # whole numbers (QA 2026-12-06: days=3.0 failed as "slice indices must be integers")
     instruments = whole(instruments, "instruments (--instruments)") or 0

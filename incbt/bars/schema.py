@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from incbt.errors import UsageError
+from incbt.errors import DateError
 
 COLUMNS = ("instrument", "ts", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -65,11 +65,6 @@ def is_input(path: str) -> bool:
 
 def day_to_iso(day: int) -> str:
     return str(np.datetime64(int(day), "D"))
-
-
-class DateError(UsageError, ValueError):
-    """A date given as text that is not a calendar date ``YYYY-MM-DD``: a usage error
-    (exit 2), and a ValueError, which callers catch to name the option it came from."""
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
