@@ -1961,6 +1961,13 @@ class Run:
             return None
         with self.store.catalog.env.read() as txn:
             failed = rc.run_failures(self.store.catalog, txn, self.run_id)
+            registered = rc.registered(self.store.catalog, txn, self.run_id)
+        if not registered:  # a dry run's (QA 2026-12-06: None, as for a run with rows)
+            return (
+                "it is not registered: a dry run computes and stores nothing (the same call "
+                "without dry_run computes it), and a sweep interrupted before this run's "
+                "first commit holds it in its record only (resume=True, --resume, computes it)"
+            )
         known = self.store.instruments()
         if failed:  # QA 2026-12-06: a run failed everywhere said nothing here
             inst, f = next(iter(failed.items()))

@@ -492,3 +492,10 @@ def test_store_bars_takes_days_as_every_other_argument_does(filled):
         filled.bars("S0001", datetime.datetime.fromisoformat(f"{day}T15:00"))
     with pytest.raises(incbt.UsageError, match="start 2.5 is not a date"):
         filled.bars("S0001", 2.5)
+
+
+def test_a_dry_run_s_run_says_why_it_has_no_rows(filled):
+    """QA 2026-12-06: why_empty() was None for a dry run's Run, as for one with rows."""
+    dry = filled.backtest("sma_cross", {"fast": 3, "slow": 33}, dry_run=True)
+    assert dry.daily.num_rows == 0
+    assert dry.why_empty().startswith("it is not registered: a dry run computes and stores")
