@@ -854,7 +854,8 @@ def sweep(
         typer.Option(
             "-g",
             "--grid",
-            help="A parameter's values: NAME=V1,V2,... or NAME=START:STOP:STEP (repeatable). "
+            help="A parameter's values: NAME=V1,V2,... or NAME=START:STOP:STEP, STOP included "
+            "(fast=5:20:5 is 5,10,15,20; repeatable). "
             "With --resume, a parameter left out keeps the sweep's values; no -g at all "
             "finishes the sweep as it is.",
         ),
