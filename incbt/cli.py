@@ -1727,8 +1727,9 @@ def remove(
         )
     if not dry_run:
         typer.echo(
-            "the runs over them recompute from the first day removed at the next `incbt "
-            "update` (`incbt status` says which); `incbt gc` deletes the old files"
+            "at the next `incbt update` the runs over them follow: their results after the "
+            "last day left are cut, and days after a removed one recomputed (`incbt status` "
+            "says which); `incbt gc` deletes the old files"
         )
 
 
