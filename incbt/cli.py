@@ -916,6 +916,7 @@ def sweep(
             # the API's warnings of what the lines below say (once, not twice: QA 2026-12-05)
             warnings.filterwarnings("ignore", "no sweep named", UserWarning)
             warnings.filterwarnings("ignore", "--random", UserWarning)
+            warnings.filterwarnings("ignore", "(skipped|left out of the sample): ", UserWarning)
             res = st.sweep(
                 strategy,
                 axes,

@@ -949,6 +949,14 @@ class Store:
                 UserWarning,
                 stacklevel=_outside(),
             )
+        if res.skipped and not res.short:  # (QA 2026-12-06: only counted in the repr)
+            where = "left out of the sample" if random is not None else "skipped"
+            warnings.warn(
+                f"{where}: {len(res.skipped)} grid point(s) the strategy rejects, e.g. "
+                f"{res.skipped[0]} (.skipped lists them)",
+                UserWarning,
+                stacklevel=_outside(),
+            )
         if res.short:
             warnings.warn(res.short, UserWarning, stacklevel=_outside())
         return res

@@ -824,3 +824,11 @@ def test_a_sweep_with_nothing_to_compute_starts_no_ray(swept, monkeypatch):
     monkeypatch.setattr(ray_exec, "RayExecutor", refused)
     again = swept.sweep("sma_cross", grid, name="noray", resume=True, workers=1)
     assert again.report.bars_processed == 0 and again.added == 0
+
+
+def test_points_the_strategy_rejects_are_said_in_python_too(swept):
+    """QA 2026-12-06: in Python they were only counted in the sweep's repr."""
+    with pytest.warns(UserWarning, match=r"skipped: 1 grid point\(s\) the strategy rejects, "
+                      r"e.g. \{'fast': 30, 'slow': 20\}.*\(\.skipped lists them\)"):
+        res = swept.sweep("sma_cross", {"fast": [5, 30], "slow": [20]}, name="rejects")
+    assert len(res.skipped) == 1
