@@ -321,3 +321,22 @@ def test_the_remove_event_is_a_kind_of_the_log(data, tmp_path):
     )
     with pytest.raises(incbt.UsageError, match="--from \\(start=\\) 'soon' is not a date"):
         s.remove("S0001", start="soon")
+
+
+def test_an_ingest_writes_again_a_damaged_file_of_the_same_content(data, tmp_path):
+    """QA 2026-12-06: a bars file cut short outside incbt, its instrument removed and
+    ingested again from the original data: the ingest took the damaged file, whose
+    name its content gives, as it was (exit 0), and verify --bars then failed."""
+    import glob
+
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "d"))
+    (path,) = glob.glob(os.path.join(s.path, "bars", "S0001", "*.parquet"))
+    with open(path, "r+b") as f:
+        f.truncate(1000)
+    assert not s.verify_bars().ok
+    s.remove("S0001")
+    s.ingest(str(data / "d"))
+    assert s.verify_bars().ok
+    runs(s)
+    assert s.verify().ok

@@ -606,6 +606,18 @@ def chunks(
         yield group
 
 
+def _intact(path: str, rows: int, groups: int) -> int | None:
+    """The size of the bars file at ``path`` if its footer says ``rows`` rows in
+    ``groups`` row groups; None where there is no such file (or no such footer)."""
+    try:
+        md = pq.ParquetFile(path).metadata
+        if md.num_rows == rows and md.num_row_groups == groups:
+            return os.path.getsize(path)
+    except (OSError, pa.ArrowException):
+        pass
+    return None
+
+
 def recover(root: str, cat: Catalog) -> int:
     """Remove files a crashed writer left behind, and finish an interrupted ``gc``;
     call under the write lock."""
@@ -822,7 +834,12 @@ def _write_bucket(root: str, plan: _Plan, max_rows: int) -> _File:
     final = os.path.join(root, rel)
     # same content written before (e.g. a correction undone): a file there is complete,
     # since recover() has removed every file a crashed writer may have left half-written
-    size = os.path.getsize(final) if os.path.exists(final) else write_file(table, groups, final)
+    # -- unless it was damaged outside incbt: one whose footer does not say these rows
+    # and row groups is written again (QA 2026-12-06: a truncated file was taken as it
+    # was, and the ingest recorded it)
+    size = _intact(final, table.num_rows, len(groups))
+    if size is None:
+        size = write_file(table, groups, final)
     RECENT.remember(plan.hash, arrays)  # an update reads its new day next
     ts = arrays["ts"]
     entries = []
