@@ -330,3 +330,16 @@ def test_a_run_reports_header_names_its_instruments_and_a_dropped_run_is_said(tm
     s.drop([run.run_id])
     with pytest.raises(incbt.NotFoundError, match=f"run {run.run_id} was dropped"):
         s.report(run.run_id, str(tmp_path / "r2.html"))
+
+
+def test_a_sweep_whose_runs_were_all_dropped_is_no_report(tmp_path):
+    """QA 2026-12-06: its report was written, exit 0: 0 runs, an empty leaderboard."""
+    generate(str(tmp_path / "d"), instruments=2, days=5, start="2024-01-15", seed=5)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    sw = s.sweep("sma_cross", {"fast": [3], "slow": [20]}, name="one")
+    s.drop(sw.run_ids)
+    with pytest.raises(incbt.NotFoundError, match="sweep 'one' has no run left: its runs "
+                       "were dropped"):
+        s.report("one", str(tmp_path / "one.html"))
+    assert not (tmp_path / "one.html").exists()

@@ -470,10 +470,16 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     ).to_pandas()
     if metric not in METRIC_COLUMNS:
         raise UsageError(f"unknown metric {metric!r}; one of {', '.join(METRIC_COLUMNS)}")
-    body = _sweep_freshness(store, t["run_id"].tolist())
     from incbt.sweep import never_committed
 
     never = len(never_committed(store, sw))
+    if not len(t) and not never:  # every run of it dropped (QA 2026-12-06: a report of 0
+        # runs, exit 0, an empty leaderboard)
+        raise NotFoundError(
+            f"sweep {name!r} has no run left: its runs were dropped (`incbt drop`); a sweep "
+            "of its grid again (--resume) computes them from scratch"
+        )
+    body = _sweep_freshness(store, t["run_id"].tolist())
     if never:  # not in the tables at all (found by QA 2026-12-05: a report of 0 runs, no word)
         body.insert(
             0,
