@@ -1002,7 +1002,7 @@ def sweep(
 def report(
     target: Annotated[str, typer.Argument(help="A run id (or prefix) or a sweep name.")],
     out: Annotated[
-        str, typer.Option("-o", "--out", help="The HTML file to write.")
+        str, typer.Option("-o", "--out", help="The HTML file to write (-: standard output).")
     ] = "report.html",
     metric: Annotated[
         str | None,
@@ -1014,8 +1014,19 @@ def report(
 ) -> None:
     """Write a self-contained HTML report of a run or a sweep (charts, tables)."""
     st = _open()
-    path = st.report(target, out, metric)
-    typer.echo(f"wrote {path}")
+    if out == "-":  # standard output, as `-o -` means elsewhere (QA 2026-12-06: a file "-")
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            path = st.report(target, os.path.join(d, "report.html"), metric)
+            with open(path, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer)
+        sys.stdout.flush()
+        err_console.print("wrote the report to standard output", highlight=False)
+    else:
+        path = st.report(target, out, metric)
+        typer.echo(f"wrote {path}")
     from incbt.sweep import get_sweep
 
     if re.fullmatch(r"[0-9a-f]{1,15}", target) and get_sweep(st, target) is not None:

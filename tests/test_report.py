@@ -343,3 +343,21 @@ def test_a_sweep_whose_runs_were_all_dropped_is_no_report(tmp_path):
                        "were dropped"):
         s.report("one", str(tmp_path / "one.html"))
     assert not (tmp_path / "one.html").exists()
+
+
+def test_a_report_to_standard_output(tmp_path):
+    """QA 2026-12-06: `-o -` wrote a file named "-"; it is standard output, as
+    elsewhere; a sweep of one run says "1 run"."""
+    import subprocess
+
+    from test_cli import INCBT
+
+    generate(str(tmp_path / "d"), instruments=2, days=5, start="2024-01-15", seed=5)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    s.sweep("sma_cross", {"fast": [3], "slow": [20]}, name="one")
+    p = subprocess.run([INCBT, "--store", s.path, "report", "one", "-o", "-"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("<!DOCTYPE html>") and "· 1 run ·" in p.stdout
+    assert "standard output" in p.stderr and not (tmp_path / "-").exists()

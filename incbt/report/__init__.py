@@ -559,7 +559,8 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     covers = {c[2:]: sorted(t[c].dropna().unique().tolist()) for c in pcols}
     over = f" over {_grid_text(covers, most=8)}" if len(sw.get("grids") or ()) > 1 else ""
     sub = (
-        f"sweep {name} · {sw['spec']['strategy']} · {len(t)} runs{over} · {_grids_line(sw)} · "
+        f"sweep {name} · {sw['spec']['strategy']} · {len(t)} run{'' if len(t) == 1 else 's'}"
+        f"{over} · {_grids_line(sw)} · "
         f"report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
     return _page(f"incbt sweep report: {name}", sub, body)
