@@ -644,11 +644,13 @@ def _note_run_prefixes(st: Any, raw: dict[str, str]) -> None:
     An empty answer says which values are the start of one run's id."""
     from incbt.catalog import runs as rc
 
-    for k, v in raw.items():
-        if not re.fullmatch(r"[0-9a-f]{4,15}", v):
-            continue
-        with st.catalog.env.read() as txn:
-            found = [r.run_id for r in rc.runs(st.catalog, txn) if r.run_id.startswith(v)]
+    asked = {k: v for k, v in raw.items() if re.fullmatch(r"[0-9a-f]{4,15}", v)}
+    if not asked:
+        return
+    with st.catalog.env.read() as txn:  # the run ids, read once for every value
+        ids = [r.run_id for r in rc.runs(st.catalog, txn)]
+    for k, v in asked.items():
+        found = [rid for rid in ids if rid.startswith(v)]
         if len(found) == 1:
             _say(
                 f"note: -p {k}={v} is bound as the text {v!r}, the start of run {found[0]}: "
@@ -976,8 +978,7 @@ def sweep(
         + (f", {res.again:,} dropped before (computed again)" if res.again else "")
         + (f", {res.unfinished:,} left by an interrupted call" if res.unfinished else "")
         + f"; {'would compute' if dry_run else 'computed'} "
-        + (f"{r.segments:,} segment(s)" if dry_run else _segments(r))
-        + f", {r.bars_processed:,} bar-steps"
+        + f"{_segments(r)}, {r.bars_processed:,} bar-steps"
         + ("" if dry_run else f" in {res.seconds:.2f} s")
         + where
     )
@@ -1405,9 +1406,7 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
         verb = "would compute" if dry else "computed"
         bars = r.bars_processed
         _say(
-            f"{r.runs} run(s): {verb} "
-            + (f"{r.segments:,} segment(s)" if dry else _segments(r))
-            + f" in {r.tasks:,} task(s), {bars:,} bar-steps"
+            f"{r.runs} run(s): {verb} {_segments(r)} in {r.tasks:,} task(s), {bars:,} bar-steps"
             + ("" if dry else f" in {r.seconds:.2f} s")
             + _where(r),
             machine,
@@ -1436,9 +1435,9 @@ def _print_broken(res: object) -> None:
 
 
 def _segments(r: Any) -> str:
-    """ "N segment(s)" a command computed: those whose task never ran (a Ray task whose
-    workers died on every try) said apart (QA 2026-12-06: "computed 31,200 segment(s),
-    0 bar-steps" when none had run)."""
+    """ "N segment(s)" a command computed (or would: a dry run runs no task): those whose
+    task never ran (a Ray task whose workers died on every try) said apart (QA
+    2026-12-06: "computed 31,200 segment(s), 0 bar-steps" when none had run)."""
     lost = len(getattr(r, "not_run", []))
     if not lost:
         return f"{r.segments:,} segment(s)"

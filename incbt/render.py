@@ -69,10 +69,7 @@ class CountColumn(ProgressColumn):
 
     def render(self, task: Any) -> Text:
         big = max(task.total or 0, task.completed) >= 1e7  # both in one unit
-        shown = [
-            "?" if n is None else f"{n / 1e6:,.1f} M" if big else f"{n:,.0f}"
-            for n in (task.completed, task.total)
-        ]
+        shown = ["?" if n is None else _amount(n, big) for n in (task.completed, task.total)]
         return Text("/".join(shown), style="progress.download")
 
 
@@ -87,8 +84,11 @@ class RichTask:
         self.progress.update(self.task_id, visible=True)
 
 
-def _amount(n: float) -> str:
-    return f"{n / 1e6:,.1f} M" if n >= 1e7 else f"{n:,.0f}"
+def _amount(n: float, millions: bool | None = None) -> str:
+    """A count as lines and bars say it: in millions past ten million (or as told)."""
+    if millions is None:
+        millions = n >= 1e7
+    return f"{n / 1e6:,.1f} M" if millions else f"{n:,.0f}"
 
 
 class LineTask:
@@ -263,8 +263,8 @@ def write_table(
     if output == "json":
         write_json_lines(table.to_pylist(), path)
         return
-    width = 200 if path else _stdout().width
-    if not _fits(table.slice(0, max_rows), width):
+    screen = None if path else _stdout()
+    if not _fits(table.slice(0, max_rows), 200 if screen is None else screen.width):
         # a column each, too many for the width: rich shrank every one to nothing, and
         # 300 columns printed only borders (QA 2026-12-06); a record a table instead
         max_rows = min(max_rows, RECORDS_SHOWN)
@@ -281,17 +281,18 @@ def write_table(
             t.add_row(*(_cell(v) for v in row))
         tables, hint = [t], ""
     more = table.num_rows - max_rows
-    if path:
-        with output_file(path) as tmp, open(tmp, "w") as f:
-            console = Console(file=f, width=200, markup=False, emoji=False)
-            for t in tables:
-                console.print(t)
-            _print_more(console, more, hint)
-    else:
-        console = _stdout()
+
+    def show(console: Console) -> None:
         for t in tables:
             console.print(t)
         _print_more(console, more, hint)
+
+    if screen is not None:
+        show(screen)
+    else:
+        assert path is not None
+        with output_file(path) as tmp, open(tmp, "w") as f:
+            show(Console(file=f, width=200, markup=False, emoji=False))
 
 
 RECORDS_SHOWN = 20  # rows shown one table each when a row does not fit the width

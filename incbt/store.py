@@ -1367,6 +1367,7 @@ class Store:
         import datetime
 
         from incbt.catalog import runs as rc
+        from incbt.sweep import sweeps
 
         with self.catalog.env.read() as txn:
             if files is None:
@@ -1386,7 +1387,7 @@ class Store:
             "last_day": date(last),
             "bar_bytes": sum(f.bytes for f in files) if files else None,
             "runs": runs,
-            "sweeps": len(self.sweeps()),
+            "sweeps": len(sweeps(self)),  # the records alone, no SweepResult each
         }
 
     def instruments(self) -> list[str]:

@@ -1068,25 +1068,22 @@ def sweep(
         result.created_at = float(record["created"])  # type: ignore[arg-type]
         # the executor first: an address that reaches no cluster (or Ray failing to start)
         # leaves no sweep record behind
+        # Ray when asked for (--workers, --address), unless there is nothing to compute
+        # (QA 2026-12-06: a resume of a finished sweep with --workers 1 started a local
+        # Ray, 2.6 s for nothing); else when the plan reaches the ray_threshold setting
+        from incbt.settings import resolve as setting
+
+        asked = workers is not None or address is not None
+        threshold = 0 if asked else int(setting("ray_threshold")) or RAY_THRESHOLD
         executor = None
-        if workers is not None or address is not None:
-            from incbt.execute.ray_exec import RayExecutor
-
-            # nothing to compute: no Ray to start or connect to (QA 2026-12-06: a resume
-            # of a finished sweep with --workers 1 started a local Ray, 2.6 s for nothing)
+        if asked or threshold:
             est = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
-            if est.segments or est.bars_processed:
+            if (asked and (est.segments or est.bars_processed)) or (
+                threshold and est.bars_processed >= threshold
+            ):
+                from incbt.execute.ray_exec import RayExecutor
+
                 executor = RayExecutor(workers, address)
-        else:
-            from incbt.settings import resolve as setting
-
-            threshold = int(setting("ray_threshold")) or RAY_THRESHOLD
-            if threshold:
-                est = bring_up_to_date(store, todo, command=command, kind="sweep", dry_run=True)
-                if est.bars_processed >= threshold:
-                    from incbt.execute.ray_exec import RayExecutor
-
-                    executor = RayExecutor()
         if executor is not None:
             executor.parallelism()  # connects, or starts the local Ray
         # runs of the sweep made with code its strategies file no longer holds: refused

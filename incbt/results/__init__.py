@@ -881,7 +881,24 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
     A segment whose later ones all start after its last day (daily appends) loses no
     row, so it is not listed: SQL joins only batches that hold superseded rows.
     """
-    gone = rc.hidden_ids(cat, txn)
+    cut = superseded(cat, txn, rc.hidden_ids(cat, txn))
+    return pa.table(
+        {
+            "run_id": pa.array([s.run_id for s, _ in cut], pa.string()),
+            "instrument": pa.array([s.instrument for s, _ in cut], pa.string()),
+            "batch": pa.array([s.batch for s, _ in cut], pa.int64()),
+            "valid_until": pa.array([d for _, d in cut], pa.int32()).cast(pa.date32()),
+        }
+    )
+
+
+_NO_ROW = -719162  # 0001-01-01, before every date: a replaced run's rows are all invalid
+
+
+def superseded(cat: Catalog, txn: Any, gone: set[str]) -> list[tuple[rc.Segment, int]]:
+    """Each segment holding rows no longer valid, with the first day it no longer holds:
+    every segment with rows of a run in ``gone`` (``_NO_ROW``: all of them), and a
+    segment a later one of its pair recomputed from a day on or before its last."""
     cut: list[tuple[rc.Segment, int]] = []
     if cat.meta(txn).get(rc.CUTS_INDEXED):
         # only pairs a recomputation touched can have rows cut: no scan of every segment
@@ -895,17 +912,7 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
         for (rid, _), segs in by_pair:
             group = list(segs)
             cut += [(s, _NO_ROW) for s in group if s.rows] if rid in gone else rc.cuts_of(group)
-    return pa.table(
-        {
-            "run_id": pa.array([s.run_id for s, _ in cut], pa.string()),
-            "instrument": pa.array([s.instrument for s, _ in cut], pa.string()),
-            "batch": pa.array([s.batch for s, _ in cut], pa.int64()),
-            "valid_until": pa.array([d for _, d in cut], pa.int32()).cast(pa.date32()),
-        }
-    )
-
-
-_NO_ROW = -719162  # 0001-01-01, before every date: a replaced run's rows are all invalid
+    return cut
 
 
 def portfolio_update(

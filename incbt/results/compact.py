@@ -24,7 +24,6 @@ is sorted and written in turn.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 from collections import defaultdict
 from collections.abc import Sequence
@@ -47,6 +46,7 @@ from incbt.results import (
     finish_file,
     required,
     staging_path,
+    superseded,
     write_durable,
 )
 
@@ -75,9 +75,8 @@ def levels(root: str, recs: dict[int, dict[str, Any]]) -> list[tuple[int, int, i
     nothing)."""
     size: dict[int, int] = defaultdict(int)
     for b, r in recs.items():
-        for key in ("daily", "fills"):
-            with contextlib.suppress(OSError):
-                size[r.get("group", b)] += os.stat(os.path.join(root, r[key])).st_size
+        for key in TABLES:
+            size[r.get("group", b)] += _size(os.path.join(root, r[key]))
     return [
         (b, max(r.get("level", 0), size_level(size[r.get("group", b)])), r.get("group", b))
         for b, r in sorted(recs.items())
@@ -217,7 +216,6 @@ def compact(
         "into": new_batch,
         "level": level,
         "rows": counts,
-        "files": [recs[b][key] for b in group for key in TABLES],
     }
 
 
@@ -245,29 +243,15 @@ def dead_rows(cat: Any, txn: Any) -> tuple[set[int], int]:
     """The batches holding rows SQL no longer shows and no command reads (of runs dropped
     or replaced, and rows a later segment recomputed), and about how many daily rows
     those are (a segment recomputed from day D loses its rows from D: counted by the
-    share of its days after D)."""
-    gone = rc.gone_ids(cat, txn)
-    pairs: set[tuple[str, str]] = set()
+    share of its days after D; every row of a dropped or replaced run's)."""
     dirty: set[int] = set()
     dead = 0
-    for rid in sorted(gone):
-        for seg in rc.segments(cat, txn, rid):
-            if seg.rows:
-                dirty.add(seg.batch)
-                dead += seg.rows
-    if cat.meta(txn).get(rc.CUTS_INDEXED):
-        pairs = {p for p in rc.cut_pairs(cat, txn) if p[0] not in gone}
-        groups = [list(rc.segments(cat, txn, *p)) for p in sorted(pairs)]
-    else:  # a store no commit has indexed yet: every segment
-        by_pair = itertools.groupby(rc.segments(cat, txn), key=lambda s: (s.run_id, s.instrument))
-        groups = [list(ss) for (rid, _), ss in by_pair if rid not in gone]
-    for ss in groups:
-        for seg, until in rc.cuts_of(ss):
-            span = seg.last_day - seg.first_day + 1
-            share = min(1.0, max(0.0, (seg.last_day - until + 1) / span)) if span > 0 else 1.0
-            if seg.rows and share > 0:
-                dirty.add(seg.batch)
-                dead += round(seg.rows * share)
+    for seg, until in superseded(cat, txn, rc.gone_ids(cat, txn)):
+        span = seg.last_day - seg.first_day + 1
+        share = min(1.0, max(0.0, (seg.last_day - until + 1) / span)) if span > 0 else 1.0
+        if seg.rows and share > 0:
+            dirty.add(seg.batch)
+            dead += round(seg.rows * share)
     return dirty, dead
 
 
@@ -293,7 +277,7 @@ def reclaim(store: Any, command: str = "gc", dry_run: bool = False) -> Reclaim:
         out.rows_before = {k: sum(_rows(p) for p in ps) for k, ps in paths.items()}
     if dry_run:  # the rewritten files shrink by about their share of dead daily rows
         left = [os.path.join(root, p) for _, ps in trash for p in ps]
-        out.files_removed = len(left) + (2 * out.batches if dirty else 0)
+        out.files_removed = len(left) + len(TABLES) * out.batches
         share = out.dead_daily_rows / max(1, out.rows_before.get("daily", 0))
         out.bytes_freed = sum(_size(p) for p in left) + round(out.bytes_rewritten * share)
         return out
