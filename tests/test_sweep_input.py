@@ -832,3 +832,33 @@ def test_points_the_strategy_rejects_are_said_in_python_too(swept):
                       r"e.g. \{'fast': 30, 'slow': 20\}.*\(\.skipped lists them\)"):
         res = swept.sweep("sma_cross", {"fast": [5, 30], "slow": [20]}, name="rejects")
     assert len(res.skipped) == 1
+
+
+def test_a_sweep_on_ray_of_new_runs_plans_once(swept, monkeypatch):
+    """A sweep asked to run on Ray with runs never computed has work for it without a
+    dry run's plan (2026-12-06: that plan was serial work of the driver, 15-110 ms of a
+    ~1 s sweep on 2 workers); with every run computed, the dry run decides, and no Ray
+    is made for nothing (the test above)."""
+    import incbt.execute.ray_exec as ray_exec
+    import incbt.runs as runs
+
+    plans, made = [], []
+    plan_runs = runs.plan_runs
+
+    def counted(*a, **k):
+        plans.append(k.get("progress"))
+        return plan_runs(*a, **k)
+
+    def here(workers, address):  # this process's executor in Ray's place
+        made.append(workers)
+        return runs.LocalExecutor.of(swept)
+
+    monkeypatch.setattr(runs, "plan_runs", counted)
+    monkeypatch.setattr(ray_exec, "RayExecutor", here)
+    grid = {"fast": [3, 5], "slow": [27]}
+    r = swept.sweep("sma_cross", grid, name="once", workers=2)
+    assert r.report.bars_processed > 0 and made == [2] and len(plans) == 1
+    plans.clear()
+    again = swept.sweep("sma_cross", grid, name="once", resume=True, workers=2)
+    # the dry run that finds nothing to compute, then the call's own (no Ray made)
+    assert again.report.bars_processed == 0 and made == [2] and len(plans) == 2

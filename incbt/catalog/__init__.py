@@ -91,6 +91,8 @@ DAY_RECORD = np.dtype(
     ]
 )
 assert DAY_RECORD.itemsize == DAY_VALUE.size
+# what reading a day's bars takes (DayIndex.for_reading)
+READ_RECORD = np.dtype([(f, DAY_RECORD[f]) for f in ("file", "row_group", "offset", "rows")])
 
 
 class DayIndex(NamedTuple):
@@ -103,6 +105,16 @@ class DayIndex(NamedTuple):
         """The days in [first, last]."""
         lo, hi = np.searchsorted(self.days, (first, last + 1))
         return DayIndex(self.days[lo:hi], self.records[lo:hi])
+
+    def for_reading(self) -> DayIndex:
+        """The same days with only what reading their bars takes (file, row group,
+        offset, rows: 32 of 64 bytes a day), for a worker: a chunk of 8 instruments' year
+        is 65 KB, under the 100 KB past which Ray puts an argument in its object store
+        (a call cost the command ~1.5-2 ms to submit then, ~0.5 ms inline: 2026-12-06)."""
+        out = np.empty(len(self.records), READ_RECORD)
+        for f in READ_RECORD.names or ():
+            out[f] = self.records[f]
+        return DayIndex(self.days, out)
 
     def file_runs(self) -> list[tuple[bytes, int, int]]:
         """(file hash, start, stop) of each run of consecutive days in one file."""

@@ -351,7 +351,7 @@ def chunk_inputs(
 
     src = bar_source(store, tasks)
     return (
-        [src.index.get(t.instrument, NO_DAYS) for t in tasks],
+        [src.index.get(t.instrument, NO_DAYS).for_reading() for t in tasks],
         src.paths,
         resume_states(store, tasks, known),
     )
