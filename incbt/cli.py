@@ -1157,11 +1157,18 @@ def status(output: PrintOpt = "table") -> None:
     for what, found in (("missing", gone), ("damaged (cut short or changed)", bad)):
         if found:
             bars = any(f.startswith("bars") for f in found)  # the same fix as verify --bars
+            results = [f for f in found if not f.startswith("bars")]
             err_console.print(
                 styled(
                     f"[red]{len(found)} file(s) the catalog lists are {what}[/red] (e.g. "
-                    f"{found[0]}): the store was changed outside incbt; restore it from a "
-                    "backup"
+                    f"{found[0]}): the store was changed outside incbt; "
+                    + (
+                        f"{len(results)} of them results: `incbt repair` computes their "
+                        "rows again from the bars" + ("; bars: " if bars else "")
+                        if results
+                        else ""
+                    )
+                    + ("restore it from a backup" if bars else "")
                     + (
                         ", or ingest the original data of the days of its bars files with "
                         "`incbt ingest --rewrite FILE...` (`incbt verify --bars` names them)"
@@ -1844,6 +1851,62 @@ def gc(
             if dry_run
             else f"results: removed {r.files_removed} file(s), {r.bytes_freed:,} bytes freed"
         )
+
+
+@app.command()
+def repair(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be repaired; write nothing.")
+    ] = False,
+) -> None:
+    """Repair results files missing or damaged: recompute the runs that had rows there.
+
+    Results are derived from the bars: each results batch with a file missing or
+    unreadable is forgotten, and the runs with rows in it are computed again from
+    scratch. Bars files missing or damaged are said, not repaired (exit 1): restore
+    them, or ingest the data again."""
+    try:
+        with RichReporter() as rep:
+            r = _open().repair(dry_run=dry_run, progress=rep)
+    except KeyboardInterrupt:
+        raise typer.Exit(_interrupted("run `incbt update` (or repair again) to finish")) from None
+    if not r.batches:
+        typer.echo("no results file missing or damaged: nothing to repair")
+    else:
+        shown = ", ".join(r.files[:3]) + (
+            f" and {len(r.files) - 3} more" if len(r.files) > 3 else ""
+        )
+        if dry_run:
+            typer.echo(
+                f"would forget {len(r.batches)} results batch(es) ({shown} missing or "
+                f"unreadable) and compute {len(r.runs)} run(s) again from scratch"
+            )
+        else:
+            rep_ = r.report
+            done = (
+                f"; computed {len(r.runs)} run(s) again: {rep_.bars_processed:,} bar-steps "
+                f"in {rep_.seconds:.1f} s"
+                if rep_ is not None
+                else ""
+            )
+            typer.echo(
+                f"forgot {len(r.batches)} results batch(es) ({shown} missing or unreadable)"
+                f"{done}; event {r.seq}"
+            )
+    if r.bars_files:
+        more = f" and {len(r.bars_files) - 3} more" if len(r.bars_files) > 3 else ""
+        err_console.print(
+            styled(
+                f"[red]{len(r.bars_files)} bars file(s) missing or damaged[/red] "
+                f"({', '.join(r.bars_files[:3])}{more}): bars are the store's data, not "
+                "derived; restore the store's folder from a backup, or ingest the data "
+                "into a new store"
+            ),
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    if not dry_run and r.report is not None:
+        _exit_if_failed(r.report, known=False)
 
 
 def _fast_exit() -> None:

@@ -210,6 +210,15 @@ _DATAFUSION_PREFIXES = (
 )
 
 
+def lost_file_fix(path: str) -> str:
+    """The fix for a store file lost or damaged outside incbt: a results file's rows are
+    derived (``incbt repair`` computes them again); a bars file is the store's data."""
+    rel = path.replace(os.sep, "/")
+    if rel.startswith("results/") or "/results/daily/" in rel or "/results/fills/" in rel:
+        return "run `incbt repair` (results are computed again from the bars)"
+    return "restore the store from a backup (or ingest the data into a new store)"
+
+
 def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     """Map an error raised by a dependency to the incbt tree.
 
@@ -266,7 +275,7 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
         return StoreError(  # "...: /path. Fix:" said not what was wrong (QA 2026-12-06)
             f"{context}: {missing}. Fix: a file the store's catalog lists is gone: the store "
             "was changed outside incbt (`incbt status` lists every file missing or damaged); "
-            "restore it from a backup (or ingest the data into a new store)"
+            + lost_file_fix(str(filename or ""))
         )
     if isinstance(exc, OSError):
         fix = _OS_FIXES.get(exc.errno or 0, "")

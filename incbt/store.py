@@ -51,6 +51,7 @@ from incbt.errors import (
     StrategyFailureWarning,
     UsageError,
     flag,
+    lost_file_fix,
     mapping,
     names,
     number,
@@ -76,6 +77,7 @@ EVENT_KINDS = (
     "compact",
     "drop",
     "gc",
+    "repair",
 )
 
 
@@ -741,6 +743,20 @@ class Store:
             s = gc(self.path, self.catalog, lock=contextlib.nullcontext, **kw)
             s.results = reclaim(self, _command())
         return s
+
+    @_writes("store.repair")
+    def repair(self, dry_run: bool = False, progress: Reporter = NULL) -> Any:
+        """Repair results files lost or damaged outside incbt: each results batch with a
+        file missing or unreadable is forgotten and the runs that had rows in it are
+        computed again from scratch (results are derived from the bars); bars files
+        missing or damaged are said (``.bars_files``), not repaired. Returns a
+        :class:`~incbt.repair.RepairResult`; ``dry_run``: say what, write nothing.
+
+            >>> store.repair(dry_run=True).runs
+        """
+        from incbt.repair import repair
+
+        return repair(self, dry_run=dry_run, command=_command(), progress=progress)
 
     # -- backtests ---------------------------------------------------------
     @_writes("store.backtest")
@@ -1463,7 +1479,7 @@ def damaged_store_file(path: str, exc: BaseException) -> StoreError:
     what = "is missing" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc})"
     return StoreError(
         f"{path} {what}: the store was changed outside incbt (`incbt status` lists every "
-        "file missing or damaged). Fix: restore the store from a backup"
+        f"file missing or damaged). Fix: {lost_file_fix(path)}"
     )
 
 

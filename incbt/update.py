@@ -28,7 +28,7 @@ import pyarrow as pa
 from incbt.bars.ingest import IngestSummary
 from incbt.bars.schema import day_to_iso
 from incbt.catalog import runs as rc
-from incbt.errors import NotFoundError, StrategyError, UsageError
+from incbt.errors import NotFoundError, StrategyError, UsageError, lost_file_fix
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
 from incbt.results import PORTFOLIO, build_tables, sort_order
@@ -128,9 +128,10 @@ class UpdateResult:
             )
         for what, files in (("missing", self.missing_files), ("damaged", self.damaged_files)):
             if files:
+                fixes = "; ".join(dict.fromkeys(lost_file_fix(f) for f in files))
                 parts.append(
                     f"{len(files)} store file(s) {what} (.{what}_files): the store was "
-                    "changed outside incbt; restore it from a backup"
+                    f"changed outside incbt; {fixes}"
                 )
         return f"<UpdateResult: {'; '.join(parts)}>"
 

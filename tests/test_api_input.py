@@ -78,7 +78,7 @@ def test_other_commands_writing_outside_the_store(filled, tmp_path):
 def test_a_missing_file_inside_a_store_is_still_the_stores(filled):
     gone = os.path.join(filled.path, "bars", "X", "2024-01-abc.parquet")
     mapped = E.map_dependency_error(FileNotFoundError(2, "No such file", gone), "reading")
-    assert isinstance(mapped, E.StoreError) and "restore it from a backup" in str(mapped)
+    assert isinstance(mapped, E.StoreError) and "restore the store from a backup" in str(mapped)
     outside = E.map_dependency_error(
         FileNotFoundError(2, "No such file or directory", "/nonexistent/x.csv"), "incbt")
     assert isinstance(outside, E.UserError) and "create the folder first" in str(outside)

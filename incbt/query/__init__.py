@@ -32,7 +32,7 @@ import pyarrow.fs as pafs
 
 from incbt.bars.schema import BARS_SCHEMA
 from incbt.catalog import CHANGE_KINDS, Catalog, FileRecord, FileSpan
-from incbt.errors import QueryError, UsageError
+from incbt.errors import QueryError, UsageError, lost_file_fix
 from incbt.results.metrics import metrics_table
 from incbt.settings import usable_cores
 
@@ -701,7 +701,7 @@ def run_sql_fresh(
             raise QueryError(
                 f"{label} failed: the store's file {path} is missing, though its catalog "
                 "lists it: the store was changed outside incbt. `incbt status` checks its "
-                "files; restore the store's folder from a copy"
+                f"files; {lost_file_fix(path)}"
             ) from None
         raise
 
