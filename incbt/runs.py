@@ -121,6 +121,12 @@ def resolve(strategy: str | Strategy, strategies_file: str | None) -> tuple[Stra
             f"strategy: give a strategy's name or a strategy made with @incbt.strategy, "
             f"not {strategy!r}"
         )
+    if isinstance(strategies_file, os.PathLike):
+        strategies_file = os.fspath(strategies_file)
+    if strategies_file is not None and not isinstance(strategies_file, str):  # os.path's
+        raise UsageError(  # TypeError before (QA 2026-12-06)
+            f"strategies_file: give the path of a strategies file, not {strategies_file!r}"
+        )
     if isinstance(strategy, Strategy):
         src = _source_file(strategy)
         if strategies_file and os.path.abspath(strategies_file) != src:  # QA 2026-12-06

@@ -44,6 +44,7 @@ from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex, operation
 from incbt.catalog.lock import write_lock
 from incbt.errors import (
     DataNoteWarning,
+    DateError,
     NotAStoreError,
     NotFoundError,
     StoreError,
@@ -196,6 +197,13 @@ def _paths(value: Any, what: str = "paths") -> list[str]:
     """Files, folders or globs given one (a string or a path) or several."""
     if isinstance(value, str | os.PathLike):
         return [os.fspath(value)]
+    if hasattr(value, "columns") or isinstance(value, pa.Table | pa.RecordBatch):
+        # a DataFrame's iteration gave its column names, read as paths (QA 2026-12-06)
+        raise UsageError(
+            f"{what}: give files, folders or globs, not a {type(value).__name__}: write the "
+            "bars to a Parquet file first (df.to_parquet('bars.parquet'), or "
+            "pyarrow.parquet.write_table) and ingest that"
+        )
     if isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
         out = list(value)
         bad = [p for p in out if not isinstance(p, str | os.PathLike)]
@@ -811,9 +819,19 @@ class Store:
             and (
                 isinstance(params, str)
                 or not isinstance(params, Sequence)
-                or not all(p is None or isinstance(p, Mapping) for p in params)
+                or not all(isinstance(p, Mapping) for p in params)
             )
         ):
+            none_at = (
+                next((k for k, p in enumerate(params) if p is None), None)
+                if isinstance(params, list | tuple)
+                else None
+            )
+            if none_at is not None:  # it meant the defaults, run and stored (QA 2026-12-06)
+                raise UsageError(
+                    f"params[{none_at}] is None: give {{}} for the strategy's defaults, or leave "
+                    "the set out"
+                )
             raise UsageError(
                 "params: give a dict of parameter values ({'fast': 5, 'slow': 20}), or a "
                 f"list of dicts, not {params!r}"
@@ -1327,7 +1345,8 @@ class Store:
         from incbt.queries import prepare_named
         from incbt.query import run_sql_fresh, session
 
-        text(name, "name")
+        if text(name, "name") is None:  # an AttributeError before (QA 2026-12-06)
+            raise UsageError("name: give a query's name (`incbt query --list` lists them)")
         mapping(params, "params", "{'name': value}")
         whole(as_of, "as_of (an event seq)")
         values = dict(params or {})
@@ -1469,6 +1488,14 @@ def _day_arg(value: Any, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        # a day number of a calendar date (QA 2026-12-06: 20240101, read as a day of
+        # the year 57,000, gave no bar and no word)
+        lo, hi = (int(np.datetime64(d, "D").astype(np.int64)) for d in ("0001-01-01", "9999-12-31"))
+        if not lo <= int(value) <= hi:
+            raise DateError(
+                f"{what} {value}: a day number counts days since 1970-01-01 ({lo:,} to "
+                f"{hi:,}); give a date as YYYY-MM-DD (like 2024-01-05)"
+            )
         return int(value)
     return given_day(value, what)
 

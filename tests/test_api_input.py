@@ -221,7 +221,7 @@ def test_right_argument_types_still_work(filled, tmp_path):
     assert filled.log(kind=["init", "ingest"], limit=0).num_rows == 2
     assert filled.ingest(pathlib.Path(filled.path).parent / "d", dry_run=True) is not None
     assert filled.gc(keep_days=1, dry_run=True) is not None
-    runs = filled.backtest("sma_cross", [{"fast": 5, "slow": 20}, None], dry_run=True)
+    runs = filled.backtest("sma_cross", [{"fast": 5, "slow": 20}, {}], dry_run=True)
     assert len(runs) == 2
 
 

@@ -714,15 +714,24 @@ def test_kernels_are_preloaded_only_for_commands_with_work(tmp_path, data, monke
     assert calls == [[rid]]  # the plan has work: loaded then
 
 
-def test_results_that_overflow_fail_the_pair_not_stored_as_nan(tmp_path):
+def test_results_that_overflow_fail_the_pair_not_stored_as_nan(tmp_path, monkeypatch):
     """QA 2026-12-06: a notional of 1e308 (or a price near 0) made positions of inf and
     pnl of NaN, stored as results with a Sharpe of 0. Now the pair fails, as a strategy
-    failure does, with the day, the values and the fix; the other pairs are stored."""
+    failure does, with the day, the values and the fix; the other pairs are stored.
+    (A notional over 1e15 is refused before anything is written since: the kernel's
+    guard is reached here with that bound lifted, as a price near 0 reaches it.)"""
+    import dataclasses
     import warnings
 
     from conftest import ingested
 
+    import incbt.engine.strategy_api as api
+
     s = ingested(tmp_path)
+    with pytest.raises(incbt.StrategyError, match="notional.*out of range"):
+        s.backtest("sma_cross", {"fast": 3, "slow": 8}, notional=1e308)
+    lifted = tuple(dataclasses.replace(p, max=None) for p in api.EXEC_PARAMS)
+    monkeypatch.setattr(api, "EXEC_PARAMS", lifted)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         run = s.backtest("sma_cross", {"fast": 3, "slow": 8}, notional=1e308)

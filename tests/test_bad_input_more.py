@@ -1237,3 +1237,62 @@ def test_a_fractional_epoch_is_said_in_the_unit_given(tmp_path):
             "ts is not an ISO-8601 timestamp nor a whole number of epoch seconds; instrument "
             "'X'; value '1704724200.0'. Fix: write epoch times as whole numbers of seconds")):
         incbt.init(str(tmp_path / "s")).ingest(str(p), instrument="X", ts_unit="s")
+
+
+def test_arguments_qa_found_raising_pythons_own_errors(tmp_path):
+    """QA 2026-12-06: a named pipe given to ingest hung for good holding the write lock;
+    generate wrote into a store; a DataFrame's column names were read as paths; None in
+    a list of parameter sets ran the defaults; a day number of the year 57,000 gave no
+    bar; notional 1e308 overflowed every pair; strategies_file=5 and query(None) raised
+    TypeError and AttributeError."""
+    s = incbt.init(str(tmp_path / "s"))
+    generate(str(tmp_path / "d"), instruments=1, days=2, start="2024-03-04", seed=1)
+    s.ingest(str(tmp_path / "d"))
+    before = tree_state(s.path)
+    fifo = tmp_path / "p.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(incbt.BadInputError, match="not a regular file.*write the bars to a file"):
+        s.ingest(str(fifo))  # refused before it is opened: never waits for a writer
+    for where, said in ((s.path, "is an incbt store"), (os.path.join(s.path, "bars"), "is in")):
+        with pytest.raises(incbt.UserError, match=said):
+            generate(where, instruments=1, days=1)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(incbt.UserError, match="is a file, not a folder"):
+        generate(str(tmp_path / "afile"), instruments=1, days=1)
+    with pytest.raises(incbt.UsageError, match="not a Table: write the bars to a Parquet"):
+        s.ingest(pa.table({"a": [1]}))
+    with pytest.raises(incbt.UsageError, match=r"params\[1\] is None: give \{\}"):
+        s.backtest("sma_cross", [{"fast": 5, "slow": 20}, None])
+    with pytest.raises(incbt.DateError, match="20240101: a day number counts days since"):
+        s.bars("S0000", 20240101)
+    assert len(s.bars("S0000", 19787)) == 390  # from 2024-03-05, as a day number
+    with pytest.raises(incbt.StrategyError, match="notional.*out of range"):
+        s.backtest("sma_cross", {"fast": 5, "slow": 20}, notional=1e308)
+    with pytest.raises(incbt.UsageError, match="strategies_file: give the path"):
+        s.backtest("sma_cross", {"fast": 5, "slow": 20}, strategies_file=5)
+    with pytest.raises(incbt.UsageError, match="name: give a query's name"):
+        s.query(None)
+    assert tree_state(s.path) == before
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "generate", s.path, "--instruments", "1", "--days", "1"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "is an incbt store" in p.stderr and "Traceback" not in p.stderr
+    assert tree_state(s.path) == before
+
+
+def test_numba_warnings_of_a_step_that_does_not_compile_are_not_said(tmp_path):
+    """QA 2026-12-06: "unsafe cast from Poison<...>" printed above incbt's own line."""
+    f = tmp_path / "bad.py"
+    f.write_text(
+        "import incbt\n\n"
+        "@incbt.strategy(params={}, state=(), reads=('close',))\n"
+        "def badone(p, s, o, h, l, c, v, i):\n"
+        "    d = {}\n"
+        "    d['x'] = [1, 'a']\n"
+        "    return 0\n"
+    )
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "strategies", str(f), "--check"], capture_output=True, text=True,
+                       timeout=300)
+    out = p.stdout + p.stderr
+    assert "does not compile" in out and "unsafe cast" not in out and "warning:" not in out, out

@@ -1232,8 +1232,8 @@ def test_small_cli_words(small_store, tmp_path):
     assert p.returncode == 1 and "the store holds no bars yet: ingest some first" in p.stderr
     (tmp_path / "afile").write_text("x")
     p = run("generate", str(tmp_path / "afile"), check=False)
-    assert p.returncode == 1 and p.stderr.startswith(f"error: cannot write {tmp_path / 'afile'}: "
-                                                     "it exists already. Fix: "), p.stderr
+    assert p.returncode == 1 and p.stderr.startswith(f"error: {tmp_path / 'afile'} is a file, "
+                                                     "not a folder: give a folder"), p.stderr
 
 
 def test_a_folder_inside_a_store_and_a_plain_file_named_gz(small_store, tmp_path):

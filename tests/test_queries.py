@@ -896,3 +896,20 @@ def test_a_sorted_query_of_bars_no_file_holds_gives_no_rows(corrected, tmp_path)
     assert s.sql("SELECT count(*) AS n FROM bars WHERE instrument = 'X'")["n"][0].as_py() == 0
     paths = s.sql("SELECT path FROM files")["path"].to_pylist()
     assert paths and not any("no-bars" in p for p in paths)  # the store's files alone
+
+
+def test_the_leaderboard_marks_forks_and_runs_count_an_all_universe(tmp_path):
+    """QA 2026-12-06: a fork ranked as a plain run of its new parameters (its history
+    ran the base's), and runs.instruments was NULL for every --all run (its capital's
+    count unread)."""
+    s = ingested(tmp_path, instruments=3, days=6)
+    base = s.backtest("sma_cross", {"fast": 3, "slow": 12})
+    s.backtest("sma_cross", {"fast": 3, "slow": 12}, instruments=["S0000"])
+    fork = s.backtest("sma_cross", {"fast": 4}, fork_of=base.run_id, effective="2024-03-08")
+    lb = {r["run_id"]: r["params"] for r in s.query("leaderboard").to_pylist()}
+    assert lb[base.run_id] == '{"fast": 3, "slow": 12}'
+    assert lb[fork.run_id] == (
+        f'{{"fast": 4, "slow": 12}} from 2024-03-08 (fork of {base.run_id[:8]})'
+    )
+    n = {r["universe"]: r["instruments"] for r in s.sql("SELECT * FROM runs").to_pylist()}
+    assert n == {"all": 3, "S0000": 1}

@@ -24,7 +24,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from incbt.bars.schema import NS_PER_DAY, day_to_iso, iso_to_day
-from incbt.errors import UsageError, whole
+from incbt.errors import UsageError, UserError, text, whole
 from incbt.progress import NULL, Reporter
 
 BARS_PER_DAY = 390
@@ -194,6 +194,15 @@ def generate(
             f"--revise {day_to_iso(outside[0])} is not a trading day written here "
             f"({day_to_iso(lo)} to {day_to_iso(hi)}, weekdays)"
         )
+    from incbt.bars.inputs import _store_holding
+
+    out = text(os.fspath(out) if isinstance(out, os.PathLike) else out, "out (a folder)") or ""
+    store = _store_holding(out)
+    if store is not None:  # its files beside the store's own (QA 2026-12-06: written)
+        where = "is an incbt store" if store == os.path.abspath(out) else f"is in the store {store}"
+        raise UserError(f"{out} {where}: write the generated bars to a folder of their own")
+    if os.path.exists(out) and not os.path.isdir(out):  # Python's FileExistsError (QA)
+        raise UserError(f"{out} is a file, not a folder: give a folder to write the bars in")
     if dry_run:
         keys = dict.fromkeys(_key(d, split) for d in dates.tolist() if lo <= d <= hi)
         return [os.path.join(out, f"bars-{k}.{fmt}") for k in keys]

@@ -15,6 +15,7 @@ import glob
 import io
 import os
 import re
+import stat
 import unicodedata
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -193,6 +194,13 @@ def expand_paths(
                         elif skipped is not None:
                             skipped.append(os.path.join(root, f))
             elif os.path.exists(m):
+                if not stat.S_ISREG(os.stat(m).st_mode):  # a named pipe read as a file hung
+                    # for good, holding the store's write lock (QA 2026-12-06)
+                    raise BadInputError(
+                        "not a regular file (a named pipe, a device or a socket)",
+                        file=m,
+                        fix="write the bars to a file first, then ingest the file",
+                    )
                 out.append(m)
             else:
                 raise NotFoundError(f"no such file or folder: {m}: check the path")

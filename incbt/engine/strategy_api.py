@@ -614,7 +614,8 @@ def params_to_dict(strat: Strategy, row: np.ndarray) -> dict[str, int | float]:
 
 
 EXEC_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("notional", float, 100000.0, None, None, "currency put on a position"),
+    # at most 1e15: 1e308 passed, then every pair's PnL overflowed (QA 2026-12-06)
+    ParamSpec("notional", float, 100000.0, 0.0, 1e15, "currency put on a position"),
     # at most the notional filled: a fee of 1e300 bps overflowed the metrics (Sharpe -0: QA)
     ParamSpec("fee_bps", float, 0.0, 0.0, 10000.0, "fee per fill, bps of |notional filled|"),
     ParamSpec("slippage_bps", float, 0.0, 0.0, 9999.0, "fills at open*(1 +/- bps/1e4)"),

@@ -474,6 +474,7 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
         {k for r in every for k in r.params}
         | {p.name for strat in BUILTINS.values() for p in strat.params}
     )
+    n_all = len(cat.instruments(txn)) if any(r.universe == "all" for r in recs) else 0
     cols: dict[str, list] = {
         "run_id": [r.run_id for r in recs],
         "strategy": [r.strategy for r in recs],
@@ -486,7 +487,16 @@ def _runs_table(cat: Catalog, txn: Any) -> pa.Table:
         "universe": [
             r.universe if isinstance(r.universe, str) else ",".join(r.universe) for r in recs
         ],
-        "instruments": [None if isinstance(r.universe, str) else len(r.universe) for r in recs],
+        # an "all" run's: every instrument the store holds (its capital's count, which
+        # NULL left unread: QA 2026-12-06)
+        "instruments": [
+            n_all
+            if r.universe == "all"
+            else None
+            if isinstance(r.universe, str)
+            else len(r.universe)
+            for r in recs
+        ],
         "notional": [r.exec_params["notional"] for r in recs],
         "fee_bps": [r.exec_params["fee_bps"] for r in recs],
         "slippage_bps": [r.exec_params["slippage_bps"] for r in recs],
