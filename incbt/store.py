@@ -34,7 +34,6 @@ import pyarrow as pa
 from pyarrow._parquet import ParquetReader  # see read_days
 
 from incbt import settings as settings_mod
-from incbt._gc import frozen_gc
 from incbt.bars.ingest import DAY_HASH, IngestSummary, RemoveSummary, recover, remove_days
 from incbt.bars.ingest import ingest as _ingest
 from incbt.bars.inputs import check_reading
@@ -266,7 +265,7 @@ def _writes(name: str) -> Callable[[F], F]:
         def inner(*a: Any, **kw: Any) -> Any:
             token = _CALL.set(_CALL.get() or name)
             try:
-                with operation(), frozen_gc():
+                with operation():
                     return fn(*a, **kw)
             finally:
                 _CALL.reset(token)

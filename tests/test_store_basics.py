@@ -559,32 +559,3 @@ def test_a_days_index_for_reading_keeps_what_reads_use_in_half_the_bytes(store, 
     b = src.load("S0001", int(full.days[0]), int(full.days[-1]))
     np.testing.assert_array_equal(b.close, store.bars("S0001").close)
 
-
-def test_a_writing_call_keeps_the_collector_off_the_objects_it_found(store, small_data,
-                                                                       monkeypatch):
-    """Collections during a command walk what it made, not every object of the process
-    (incbt._gc: a full collection paused a sweep's driver ~70 ms); after it, as before."""
-    import gc
-
-    import incbt.runs as runs
-
-    seen = []
-    plan_runs = runs.plan_runs
-
-    def looking(*a, **k):
-        seen.append(gc.get_freeze_count())
-        return plan_runs(*a, **k)
-
-    monkeypatch.setattr(runs, "plan_runs", looking)
-    store.ingest(str(small_data[0]))
-    assert gc.get_freeze_count() == 0
-    store.backtest("sma_cross", [{"fast": 3, "slow": 10}])
-    assert seen and all(n > 1000 for n in seen)
-    assert gc.get_freeze_count() == 0
-    gc.freeze()  # frozen by the caller: left as it is
-    try:
-        n = gc.get_freeze_count()
-        store.backtest("sma_cross", [{"fast": 4, "slow": 10}])
-        assert gc.get_freeze_count() > n - 100  # still frozen (a few freed as they went)
-    finally:
-        gc.unfreeze()

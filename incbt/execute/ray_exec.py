@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from incbt._gc import frozen_gc
 from incbt.catalog import DayIndex
 from incbt.errors import ClusterLostError, UsageError
 from incbt.execute import (
@@ -254,16 +253,15 @@ def _work(
     # end is slim results, not every task's rows
     files = None if part is None else BatchFiles(root, None, part[0], tag=part[1])
     out = []
-    with frozen_gc():  # this worker's modules and buffers are not walked call after call
-        for task, index, resume in zip(tasks, days, resumes, strict=True):
-            source = DirectBars(root, {task.instrument: index})
-            source.paths = paths
-            source.scratch = scratch
-            r = trim(run_task(task, source, resume), keep)
-            if files is not None:
-                files.add(r)
-                r.slim().batch = files.batch
-            out.append(r)
+    for task, index, resume in zip(tasks, days, resumes, strict=True):
+        source = DirectBars(root, {task.instrument: index})
+        source.paths = paths
+        source.scratch = scratch
+        r = trim(run_task(task, source, resume), keep)
+        if files is not None:
+            files.add(r)
+            r.slim().batch = files.batch
+        out.append(r)
     if files is not None and part is not None:
         # made durable by the driver as it takes the part, where it runs on this machine
         # (from worker processes of this machine the part has no node: never)
