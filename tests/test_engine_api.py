@@ -983,15 +983,24 @@ def test_kernel_cache_is_reused_by_other_processes(tmp_path):
     (tmp_path / "b").mkdir()
     text = USER_FILE.format(threshold=0.125)
     outs = []
+    # a cache of its own, empty: what a warm one holds from other runs hid a kernel
+    # compiled again in every process (2026-12-06: a step that compiled without NRT was
+    # marked as needing it, and the next process compiled the NRT kernel)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
     for folder in ("a", "a", "b"):  # the same file again, then a copy elsewhere
         path = write(tmp_path / folder / "strats.py", text)
         run = subprocess.run(
-            [sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=False
+            [sys.executable, "-c", CHILD, str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
         )
         assert run.returncode == 0, run.stderr
         outs.append(run.stdout.split())
     assert outs[0][0] == outs[1][0] == outs[2][0]  # same bits
     assert outs[1][1:] == ["1", "0"] and outs[2][1:] == ["1", "0"]  # loaded from the disk cache
+    assert not list((tmp_path / "cache").rglob("*.needs-nrt"))  # it compiled without NRT
 
 
 def test_the_documented_example_works(tmp_path):

@@ -279,9 +279,9 @@ def _call(strat: Strategy, which: str, *args: object) -> int:
                     out = fn(*args)
                 except NumbaError as e2:
                     raise _compile_error(strat, e2) from e
+                with contextlib.suppress(OSError):  # only a hint for the next process
+                    _nrt_marker(strat).touch()
             compiled = True
-            with contextlib.suppress(OSError):  # only a hint for the next process
-                _nrt_marker(strat).touch()
     finally:
         for w in said:
             if compiled or not issubclass(w.category, NumbaWarning):
