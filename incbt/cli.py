@@ -1869,30 +1869,35 @@ def repair(
         with RichReporter() as rep:
             r = _open().repair(dry_run=dry_run, progress=rep)
     except KeyboardInterrupt:
-        raise typer.Exit(_interrupted("run `incbt update` (or repair again) to finish")) from None
-    if not r.batches:
+        raise typer.Exit(
+            _interrupted("run `incbt repair` (or `incbt update`) again to finish")
+        ) from None
+    if r.blocked:
+        pass  # said below, with the bars files
+    elif not r.batches and not r.unfinished:
         typer.echo("no results file missing or damaged: nothing to repair")
     else:
-        shown = ", ".join(r.files[:3]) + (
-            f" and {len(r.files) - 3} more" if len(r.files) > 3 else ""
-        )
-        if dry_run:
-            typer.echo(
-                f"would forget {len(r.batches)} results batch(es) ({shown} missing or "
-                f"unreadable) and compute {len(r.runs)} run(s) again from scratch"
+        said = []
+        if r.batches:
+            more = f" and {len(r.files) - 3} more" if len(r.files) > 3 else ""
+            shown = ", ".join(r.files[:3]) + more
+            verb = "would forget" if dry_run else "forgot"
+            said.append(
+                f"{verb} {len(r.batches)} results batch(es) ({shown} missing or unreadable)"
             )
+        if r.unfinished:  # a repair cut short after it forgot them (QA 2026-12-06)
+            said.append(f"{len(r.unfinished)} run(s) an earlier repair left to compute")
+        if dry_run:
+            typer.echo("; ".join(said) + f": would compute {len(r.runs)} run(s) again from scratch")
         else:
             rep_ = r.report
             done = (
-                f"; computed {len(r.runs)} run(s) again: {rep_.bars_processed:,} bar-steps "
+                f"computed {len(r.runs)} run(s) again: {rep_.bars_processed:,} bar-steps "
                 f"in {rep_.seconds:.1f} s"
                 if rep_ is not None
-                else ""
+                else "no run to compute"
             )
-            typer.echo(
-                f"forgot {len(r.batches)} results batch(es) ({shown} missing or unreadable)"
-                f"{done}; event {r.seq}"
-            )
+            typer.echo("; ".join(said) + f"; {done}" + (f"; event {r.seq}" if r.seq else ""))
     if r.bars_files:
         more = f" and {len(r.bars_files) - 3} more" if len(r.bars_files) > 3 else ""
         err_console.print(
@@ -1901,6 +1906,12 @@ def repair(
                 f"({', '.join(r.bars_files[:3])}{more}): bars are the store's data, not "
                 "derived; restore the store's folder from a backup, or ingest the data "
                 "into a new store"
+                + (
+                    f"; {len(r.batches)} results batch(es) lost wait for them (nothing was "
+                    "forgotten: the runs could not be computed)"
+                    if r.blocked and r.batches
+                    else ""
+                )
             ),
             highlight=False,
         )

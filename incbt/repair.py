@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from incbt.catalog import runs as rc
+from incbt.errors import IncbtError, StoreError
 from incbt.progress import NULL, Reporter
 from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, write_durable
 
@@ -44,14 +45,24 @@ class RepairResult:
     report: Any = None
     seq: int | None = None
     dry_run: bool = False
+    unfinished: list[str] = field(default_factory=list)  # an earlier repair's, finished here
+    blocked: str | None = None  # why nothing was repaired (bars files lost)
 
     @property
     def ok(self) -> bool:
         """Nothing lost is left: results repaired (or none lost), and no bars file lost."""
-        return not self.bars_files and (not self.batches or not self.dry_run)
+        return not self.bars_files and (not (self.batches or self.runs) or not self.dry_run)
 
     def __repr__(self) -> str:
-        if not self.batches:
+        if self.blocked:
+            head = (
+                f"{len(self.batches)} results batch(es) lost, nothing repaired: "
+                f"{self.blocked}; restore them first"
+            )
+        elif not self.batches and self.unfinished:
+            verb = "would compute" if self.dry_run else "computed"
+            head = f"{verb} the {len(self.unfinished)} run(s) an earlier repair left"
+        elif not self.batches:
             head = "no results file lost"
         else:
             verb = "would forget" if self.dry_run else "forgot"
@@ -88,12 +99,20 @@ def lost_batches(store: Any) -> dict[int, list[str]]:
     return out
 
 
+# catalog meta: the runs a repair forgot and has not computed again yet (a repair cut
+# short after its forgetting is finished by the next repair, or by an update)
+REPAIRING = "repairing"
+
+
 def repair(
     store: Any, dry_run: bool = False, command: str = "repair", progress: Reporter = NULL
 ) -> RepairResult:
     """Find results files missing or damaged, forget their batches and compute the runs
-    that had rows there again (see the module's text); say bars files missing or
-    damaged. ``dry_run``: say what it would do; write nothing."""
+    that had rows there again (see the module's text); finish the runs an earlier repair
+    forgot and did not compute; say bars files missing or damaged (then nothing is
+    forgotten: their runs could not be computed). ``dry_run``: say what it would do;
+    write nothing."""
+    from incbt.execute import resolve_strategy
     from incbt.runs import bring_up_to_date, forget_results
 
     out = RepairResult(dry_run=dry_run)
@@ -101,20 +120,41 @@ def repair(
     out.bars_files = sorted(
         {p for p in bars_gone + bars_bad if not p.startswith("results" + os.sep)}
     )
+    cat = store.catalog
     with contextlib.nullcontext() if dry_run else store.lock():
         lost = lost_batches(store)
         out.batches = sorted(lost)
         out.files = [p for b in out.batches for p in lost[b]]
-        if not lost:
-            return out
-        cat = store.catalog
         with cat.env.read() as txn:
+            was = [r for r in cat.meta(txn).get(REPAIRING, []) if rc.registered(cat, txn, r)]
             segs = [s for s in rc.segments(cat, txn) if s.batch in lost]
             recs = {b: r for b, r in rc.batches(cat, txn) if b in lost}
             ids = sorted({s.run_id for s in segs})
             live = [rid for rid in ids if rc.registered(cat, txn, rid)]
-            records = [r for rid in live if (r := rc.get_run(cat, txn, rid)) is not None]
-        out.runs = live
+            todo = sorted(set(live) | set(was))
+            records = [r for rid in todo if (r := rc.get_run(cat, txn, rid)) is not None]
+        out.runs, out.unfinished = todo, sorted(set(was) - set(live))
+        if not lost and not was:
+            return out
+        if out.bars_files:  # their runs could not be computed: nothing forgotten (QA)
+            out.blocked = "bars files missing or damaged"
+            return out
+        # a strategy file gone or edited since: said before anything is forgotten (QA
+        # 2026-12-06: the results went, then the computation stopped on it)
+        for r in {(r.strategy, r.source, r.code_version): r for r in records}.values():
+            try:
+                resolve_strategy(r.strategy, r.source, r.code_version)
+            except (IncbtError, OSError) as exc:  # its file gone: Python's own error
+                why = (
+                    f"its strategies file {exc.filename} cannot be read ({exc.strerror}): "
+                    "put it back"
+                    if isinstance(exc, OSError)
+                    else str(exc)
+                )
+                raise StoreError(
+                    f"repair would compute run {r.run_id} again, and cannot: {why} (nothing "
+                    "was forgotten: fix that, then repair)"
+                ) from None
         if dry_run:
             return out
 
@@ -125,6 +165,7 @@ def repair(
                 txn.delete(
                     rc.ri_key(s.run_id, s.instrument) + s.batch.to_bytes(8, "big"), db=seg_db
                 )
+            cat.put_meta(txn, REPAIRING, todo)
             return cat.append_event(
                 txn,
                 "repair",
@@ -132,12 +173,13 @@ def repair(
                 {
                     "batches": out.batches,
                     "files": out.files,
-                    "runs": live[:50],
-                    "n_runs": len(live),
+                    "runs": todo[:50],
+                    "n_runs": len(todo),
                 },
             )
 
-        out.seq = cat.env.write(txn_fn)
+        if lost:
+            out.seq = cat.env.write(txn_fn)
         # the batches stay, as empty files (their numbers are never given again, and a
         # compaction merges them away): the committed catalog first, so a crash between
         # leaves a file missing that the next repair finds again (empty files first would
@@ -149,4 +191,5 @@ def repair(
             out.report = bring_up_to_date(
                 store, records, command=command, kind="repair", progress=progress
             )
+        cat.env.write(lambda txn: cat.put_meta(txn, REPAIRING, []))
     return out

@@ -180,3 +180,107 @@ def test_any_results_files_lost_are_recomputed(built, tmp_path_factory, picks):
     s.repair()
     same(results(s), built[1])
     assert s.repair().batches == []
+
+
+def test_a_repair_cut_short_is_finished_by_the_next_repair(built, tmp_path, monkeypatch):
+    """QA 2026-12-06: killed after its forgetting, the next repair said "nothing to
+    repair" (the lost batch no longer named its runs) and the results stayed short."""
+    import incbt.runs as runs
+
+    s = copy(built, tmp_path)
+    os.remove(os.path.join(s.path, result_files(s)[0]))
+    first = s.repair(dry_run=True).runs
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "bring_up_to_date", killed)
+    with pytest.raises(KeyboardInterrupt):
+        s.repair()
+    monkeypatch.undo()
+    plan = s.repair(dry_run=True)
+    assert not plan.batches and plan.unfinished == first and not plan.ok
+    assert "earlier repair" in repr(plan)
+    r = s.repair()
+    assert r.unfinished == first and r.report.bars_processed > 0
+    same(results(s), built[1])
+    assert s.repair().runs == []  # finished: nothing left
+    msgs = list(s.log(kind="repair")["message"].to_pylist())
+    assert msgs and all(msgs) and any("forgot results batch" in m for m in msgs)
+
+
+def test_a_repair_that_could_not_compute_forgets_nothing(built, tmp_path):
+    """QA 2026-12-06: with a bars file lost too, or a run's strategy file gone, the
+    results were forgotten, then the computation stopped: the store was worse off."""
+    s = copy(built, tmp_path)
+    os.remove(os.path.join(s.path, result_files(s)[0]))
+    with s.catalog.env.read() as txn:
+        bars = s.catalog.current_files(txn)[0].path
+    kept = tmp_path / "kept.parquet"
+    shutil.move(os.path.join(s.path, bars), kept)
+    before = tree_state(s.path)
+    r = s.repair()
+    assert r.blocked and r.batches and r.bars_files == [bars] and not r.ok
+    assert "nothing repaired" in repr(r)
+    assert tree_state(s.path) == before
+    shutil.move(kept, os.path.join(s.path, bars))  # restored: now it repairs
+    s.repair()
+    same(results(s), built[1])
+
+
+def test_a_repair_whose_strategy_file_is_gone_forgets_nothing(tmp_path, data):
+    f = tmp_path / "mine.py"
+    f.write_text(
+        "import incbt\n\n"
+        "@incbt.strategy(params={'n': incbt.Param(int, default=3, min=1)}, state=('seen',),\n"
+        "                warmup=lambda p: p['n'], reads=('close',))\n"
+        "def mom(p, s, o, h, l, c, v, i):\n"
+        "    n = int(p[0])\n"
+        "    s[0] += 1\n"
+        "    if s[0] <= n:\n"
+        "        return 0\n"
+        "    return 1 if c[i] > c[i - n] else -1\n"
+    )
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(data[:3])
+    s.backtest("mom", {"n": 3}, strategies_file=str(f))
+    os.remove(os.path.join(s.path, result_files(s)[0]))
+    f.rename(tmp_path / "elsewhere.py")
+    before = tree_state(s.path)
+    said = "repair would compute run .*put it back.*nothing was forgotten"
+    with pytest.raises(incbt.StoreError, match=said):
+        s.repair()
+    assert tree_state(s.path) == before
+
+
+def test_status_finds_a_results_footer_damaged_under_its_magic_bytes(built, tmp_path):
+    s = copy(built, tmp_path)
+    rel = result_files(s)[0]
+    p = os.path.join(s.path, rel)
+    size = os.path.getsize(p)
+    with open(p, "r+b") as fh:  # the footer's bytes zeroed, its last 4 ("PAR1") kept
+        fh.seek(size - 200)
+        fh.write(b"\0" * 100)
+    assert rel in s.status().damaged_files
+
+
+def test_verify_says_a_time_changed_past_datetimes_range(built, tmp_path):
+    """QA 2026-12-06: `incbt verify` exited 3 (ValueError) on a fills file whose ts a
+    disk had changed, still readable by Arrow."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    s = copy(built, tmp_path)
+    rel = [f for f in result_files(s) if "fills" in f][0]
+    p = os.path.join(s.path, rel)
+    t = pq.read_table(p)
+    k = t.schema.get_field_index("ts")
+    ts = t.column("ts").combine_chunks().view(pa.int64()).to_pylist()
+    ts[0] = 2**62
+    t = t.set_column(k, "ts", pa.array(ts, pa.int64()).view(t.schema.field("ts").type))
+    pq.write_table(t, p)
+    rep = s.verify()
+    assert not rep.ok and rep.differences
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    r = subprocess.run([exe, "--store", s.path, "verify"], capture_output=True, text=True)
+    assert r.returncode == 1 and "differs:" in r.stderr and "Traceback" not in r.stderr, r.stderr

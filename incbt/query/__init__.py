@@ -93,7 +93,13 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
             f"sweep {s.get('sweep')}: {s['recorded']} run(s), {s.get('added', 0)} new to it, "
             "every one in the store already: nothing computed"
         )
-    if kind in ("backtest", "update", "sweep", "fork"):
+    if kind == "repair" and "files" in s:  # the forgetting; its computation follows
+        b = s.get("batches", [])
+        return (
+            f"forgot results batch(es) {', '.join(map(str, b))} ({len(s['files'])} file(s) "
+            f"missing or unreadable): {s.get('n_runs', 0)} run(s) to compute again"
+        )
+    if kind in ("backtest", "update", "sweep", "fork", "repair"):
         msg = (  # the runs this commit computed a pair of (a call's runs that were up to
             # date already, or failed, are not: QA 2026-12-05 read "25" against "26")
             f"{s.get('n_runs', 0)} run(s) computed, {s.get('segments', 0):,} segment(s), "
