@@ -1088,13 +1088,23 @@ def strategies(
 def _step_check(strat: Any) -> str | None:
     """Why a strategy's step fails to compile, or fails over two bars with its default
     parameters (None: it does neither)."""
+    import warnings
+
+    from numba.core.errors import NumbaWarning
+
     from incbt.engine import params_from_dict
     from incbt.engine.kernel import load_kernel
 
-    try:
-        return load_kernel(strat, params_from_dict(strat, {}))
-    except IncbtError as exc:  # it does not compile, or its defaults break its rules
-        return " ".join(str(exc).split())
+    # Numba's own warnings of a step that does not compile ("unsafe cast from
+    # Poison<...>") are noise above the check's line (QA 2026-12-06); this command runs
+    # no other thread, so the process-wide hold is its alone (a hold in the kernel's
+    # loader leaked into threads and forked workers: their warnings were lost)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaWarning)
+        try:
+            return load_kernel(strat, params_from_dict(strat, {}))
+        except IncbtError as exc:  # it does not compile, or its defaults break its rules
+            return " ".join(str(exc).split())
 
 
 @app.command()

@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import types
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,35 +256,19 @@ def _call(strat: Strategy, which: str, *args: object) -> int:
 
     use_nrt = _nrt_marker(strat).exists()
     fn = getattr(_module(strat, use_nrt), f"{which}_{_tag(strat, use_nrt)}")
-    # Numba's warnings of a compile that fails are noise before its error (QA
-    # 2026-12-06: "unsafe cast from Poison<...>" above "does not compile"): held, and
-    # said once the kernel compiled (the others at once: the hold is process-wide)
-    from numba.core.errors import NumbaWarning
-
-    compiled = False
     try:
-        with warnings.catch_warnings(record=True) as said:
-            warnings.simplefilter("always")
-            try:
-                out = fn(*args)
-            except NumbaError as e:
-                if use_nrt:
-                    raise _compile_error(strat, e) from e
-                # the step may need reference counting (it allocates): the slower
-                # kernel, once; the first one's warnings go with it
-                said[:] = [w for w in said if not issubclass(w.category, NumbaWarning)]
-                fn = getattr(_module(strat, True), f"{which}_{_tag(strat, True)}")
-                try:
-                    out = fn(*args)
-                except NumbaError as e2:
-                    raise _compile_error(strat, e2) from e
-                with contextlib.suppress(OSError):  # only a hint for the next process
-                    _nrt_marker(strat).touch()
-            compiled = True
-    finally:
-        for w in said:
-            if compiled or not issubclass(w.category, NumbaWarning):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        out = fn(*args)
+    except NumbaError as e:
+        if use_nrt:
+            raise _compile_error(strat, e) from e
+        # the step may need reference counting (it allocates): try the slower kernel once
+        fn = getattr(_module(strat, True), f"{which}_{_tag(strat, True)}")
+        try:
+            out = fn(*args)
+        except NumbaError as e2:
+            raise _compile_error(strat, e2) from e
+        with contextlib.suppress(OSError):  # only a hint for the next process
+            _nrt_marker(strat).touch()
     _RESOLVED[key] = fn
     return out
 
