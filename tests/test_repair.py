@@ -72,6 +72,19 @@ def same(a: dict, b: dict) -> None:
         assert a[t].num_rows and a[t].equals(b[t]), t
 
 
+def killed_after_forgetting(s: incbt.Store, monkeypatch) -> None:
+    """A repair stopped (as Ctrl-C) once it committed its forgetting, before computing."""
+    import incbt.runs as runs
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "bring_up_to_date", killed)
+    with pytest.raises(KeyboardInterrupt):
+        s.repair()
+    monkeypatch.undo()
+
+
 def test_a_missing_results_file_is_recomputed_to_the_untouched_results(built, tmp_path):
     s = copy(built, tmp_path)
     lost = result_files(s)[0]
@@ -119,18 +132,10 @@ def test_a_damaged_results_file_is_recomputed(built, tmp_path, damage):
 def test_a_repair_killed_after_its_commit_is_finished_by_update(built, tmp_path, monkeypatch):
     """The batch forgotten and committed, the runs not computed yet: ``update`` computes
     them (and ``status`` says they are stale meanwhile)."""
-    import incbt.runs as runs
-
     s = copy(built, tmp_path)
     os.remove(os.path.join(s.path, result_files(s)[1]))
 
-    def killed(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(runs, "bring_up_to_date", killed)
-    with pytest.raises(KeyboardInterrupt):
-        s.repair()
-    monkeypatch.undo()
+    killed_after_forgetting(s, monkeypatch)
     assert s.status().missing_files == [] and s.status().stale
     s.update()
     same(results(s), built[1])
@@ -185,19 +190,11 @@ def test_any_results_files_lost_are_recomputed(built, tmp_path_factory, picks):
 def test_a_repair_cut_short_is_finished_by_the_next_repair(built, tmp_path, monkeypatch):
     """QA 2026-12-06: killed after its forgetting, the next repair said "nothing to
     repair" (the lost batch no longer named its runs) and the results stayed short."""
-    import incbt.runs as runs
-
     s = copy(built, tmp_path)
     os.remove(os.path.join(s.path, result_files(s)[0]))
     first = s.repair(dry_run=True).runs
 
-    def killed(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(runs, "bring_up_to_date", killed)
-    with pytest.raises(KeyboardInterrupt):
-        s.repair()
-    monkeypatch.undo()
+    killed_after_forgetting(s, monkeypatch)
     plan = s.repair(dry_run=True)
     assert not plan.batches and plan.unfinished == first and not plan.ok
     assert "earlier repair" in repr(plan)
