@@ -1889,11 +1889,9 @@ def repair(
     else:
         said = []
         if r.batches:
-            more = f" and {len(r.files) - 3} more" if len(r.files) > 3 else ""
-            shown = ", ".join(r.files[:3]) + more
             verb = "would forget" if dry_run else "forgot"
             said.append(
-                f"{verb} {len(r.batches)} results batch(es) ({shown} missing or unreadable)"
+                f"{verb} {len(r.batches)} results batch(es) ({_few(r.files)} missing or unreadable)"
             )
         if r.unfinished:  # a repair cut short after it forgot them (QA 2026-12-06)
             said.append(f"{len(r.unfinished)} run(s) an earlier repair left to compute")
@@ -1909,11 +1907,10 @@ def repair(
             )
             typer.echo("; ".join(said) + f"; {done}" + (f"; event {r.seq}" if r.seq else ""))
     if r.bars_files:
-        more = f" and {len(r.bars_files) - 3} more" if len(r.bars_files) > 3 else ""
         err_console.print(
             styled(
                 f"[red]{len(r.bars_files)} bars file(s) missing or damaged[/red] "
-                f"({', '.join(r.bars_files[:3])}{more}): bars are the store's data, not "
+                f"({_few(r.bars_files)}): bars are the store's data, not "
                 "derived; restore the store's folder from a backup, or ingest the data "
                 "into a new store"
                 + (
@@ -1928,6 +1925,11 @@ def repair(
         raise typer.Exit(1)
     if not dry_run and r.report is not None:
         _exit_if_failed(r.report, known=False)
+
+
+def _few(items: list[str]) -> str:
+    """The first three of ``items``, and how many more."""
+    return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
 
 
 def _fast_exit() -> None:

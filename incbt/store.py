@@ -1127,18 +1127,15 @@ class Store:
                 continue
             if size != f.bytes:
                 bad.append(f.path)
+        import pyarrow.parquet as pq
+
         for rel in results:
-            try:
-                with open(os.path.join(self.path, rel), "rb") as fh:
-                    fh.seek(-4, os.SEEK_END)
-                    tail = fh.read(4)
+            try:  # its footer read (a file cut short, or changed under its magic bytes)
+                pq.read_metadata(os.path.join(self.path, rel))
             except FileNotFoundError:
                 gone.append(rel)
-                continue
-            except OSError:  # shorter than 4 bytes
-                tail = b""
-            if tail != b"PAR1" or not _footer_reads(os.path.join(self.path, rel)):
-                bad.append(rel)  # a footer damaged under its magic bytes too (QA 2026-12-06)
+            except (OSError, pa.ArrowException):
+                bad.append(rel)
         return gone, bad
 
     def verify_bars(self, progress: Reporter = NULL) -> BarsCheck:
@@ -1477,6 +1474,9 @@ class Store:
         return read_days(self.path, instrument, index, paths)
 
 
+_DAY_NUMBERS = (given_day("0001-01-01", "a date"), given_day("9999-12-31", "a date"))
+
+
 def _day_arg(value: Any, what: str) -> int | None:
     """A day given as a date (``"2024-01-02"``, ``datetime.date``, a datetime or
     ``np.datetime64`` of a whole day) or a day number (days since 1970, a NumPy int too),
@@ -1489,7 +1489,7 @@ def _day_arg(value: Any, what: str) -> int | None:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         # a day number of a calendar date (QA 2026-12-06: 20240101, read as a day of
         # the year 57,000, gave no bar and no word)
-        lo, hi = (int(np.datetime64(d, "D").astype(np.int64)) for d in ("0001-01-01", "9999-12-31"))
+        lo, hi = _DAY_NUMBERS
         if not lo <= int(value) <= hi:
             raise DateError(
                 f"{what} {value}: a day number counts days since 1970-01-01 ({lo:,} to "
@@ -1497,17 +1497,6 @@ def _day_arg(value: Any, what: str) -> int | None:
             )
         return int(value)
     return given_day(value, what)
-
-
-def _footer_reads(path: str) -> bool:
-    """The Parquet footer of a results file reads (its metadata: the file's end only)."""
-    import pyarrow.parquet as pq
-
-    try:
-        pq.read_metadata(path)
-    except (OSError, pa.ArrowException):
-        return False
-    return True
 
 
 def damaged_store_file(path: str, exc: BaseException) -> StoreError:

@@ -521,15 +521,20 @@ def status_of(store: Any, run_ids: Collection[str]) -> UpdateResult:
     return update(store, None, dry_run=True, only=set(run_ids))
 
 
+def _as_ints(a: pa.Array) -> pa.Array:
+    """A temporal array as the integers it holds (others as they are): a value past
+    datetime's range raises on its way to Python as a time."""
+    if not pa.types.is_temporal(a.type):
+        return a
+    return a.view(pa.int64() if a.type.bit_width == 64 else pa.int32())
+
+
 def _shown_cell(v: Any) -> Any:
     """A cell's value for a message; a time past datetime's range as its integer."""
     try:
         return v.as_py()
     except (ValueError, OverflowError):
-        if pa.types.is_temporal(v.type):
-            ints = pa.int64() if v.type.bit_width == 64 else pa.int32()
-            return pa.array([v]).view(ints)[0].as_py()
-        return repr(v)
+        return _as_ints(pa.array([v]))[0].as_py() if pa.types.is_temporal(v.type) else repr(v)
 
 
 @dataclass
@@ -590,12 +595,9 @@ def _first_difference(
         b = fresh.column(col).combine_chunks()
         if _bits(pa.chunked_array([a])).equals(_bits(pa.chunked_array([b]))):
             continue
-        # times as their integers: a value damaged past datetime's range raised on the
-        # way to Python (QA 2026-12-06: verify exited 3 on a results file changed inside)
-        if pa.types.is_temporal(a.type):
-            ints = pa.int64() if a.type.bit_width == 64 else pa.int32()
-            a, b = a.view(ints), b.view(ints)
-        av, bv = a.to_pylist(), b.to_pylist()
+        # times as their integers (QA 2026-12-06: verify exited 3 on a results file
+        # whose times a disk had changed)
+        av, bv = _as_ints(a).to_pylist(), _as_ints(b).to_pylist()
         for i, (x, y) in enumerate(zip(av, bv, strict=True)):
             if isinstance(x, float) and isinstance(y, float):
                 differ = np.float64(x).view(np.int64) != np.float64(y).view(np.int64)
