@@ -24,6 +24,7 @@ import typer
 from incbt import store as store_mod
 from incbt.catalog.lock import held_by
 from incbt.errors import (
+    BARS_LOST_FIX,
     STDOUT,
     DataNoteWarning,
     IncbtError,
@@ -1178,13 +1179,7 @@ def status(output: PrintOpt = "table") -> None:
                         if results
                         else ""
                     )
-                    + ("restore it from a backup" if bars else "")
-                    + (
-                        ", or ingest the original data of the days of its bars files with "
-                        "`incbt ingest --rewrite FILE...` (`incbt verify --bars` names them)"
-                        if bars
-                        else ""
-                    )
+                    + (BARS_LOST_FIX if bars else "")
                 ),
                 highlight=False,
             )
@@ -1709,9 +1704,8 @@ def _verify_bars(st: Any) -> bool:
     files = sorted({rel for *_, rel in chk.differ} | {rel for rel, _ in chk.unreadable})
     err_console.print(
         f"{len(files)} bars file(s) changed outside incbt (a disk fault, a file replaced), "
-        f"e.g. {files[0]}. Fix: restore the store from a backup, or ingest those days' "
-        "original data again with `incbt ingest --rewrite FILE...` (an ingest of the same "
-        "bars alone changes nothing); then `incbt update` recomputes the results from them",
+        f"e.g. {files[0]}. Fix: {BARS_LOST_FIX} (an ingest without --rewrite takes the "
+        "same bars as unchanged)",
         highlight=False,
         soft_wrap=True,
     )
@@ -1911,8 +1905,7 @@ def repair(
             styled(
                 f"[red]{len(r.bars_files)} bars file(s) missing or damaged[/red] "
                 f"({_few(r.bars_files)}): bars are the store's data, not "
-                "derived; restore the store's folder from a backup, or ingest the data "
-                "into a new store"
+                f"derived; {BARS_LOST_FIX}"
                 + (
                     f"; {len(r.batches)} results batch(es) lost wait for them (nothing was "
                     "forgotten: the runs could not be computed)"

@@ -216,7 +216,16 @@ def lost_file_fix(path: str) -> str:
     rel = path.replace(os.sep, "/")
     if rel.startswith("results/") or "/results/daily/" in rel or "/results/fills/" in rel:
         return "run `incbt repair` (results are computed again from the bars)"
-    return "restore the store from a backup (or ingest the data into a new store)"
+    return BARS_LOST_FIX
+
+
+# a bars file lost or changed outside incbt: said the same by status, verify, repair and
+# read errors (repair said "ingest into a new store", status `ingest --rewrite`: QA)
+BARS_LOST_FIX = (
+    "restore the store from a backup, or ingest the original data of those days again "
+    "with `incbt ingest --rewrite FILE...` (`incbt verify --bars` names the days); then "
+    "`incbt update` recomputes the results from them"
+)
 
 
 def map_dependency_error(exc: BaseException, context: str) -> IncbtError:

@@ -239,6 +239,16 @@ def _gzip_named_csv(rows, d):
     return [q]
 
 
+def _gzip_twice(rows, d):
+    p = write_csv(os.path.join(d, "plain.csv"), rows)
+    with open(p, "rb") as f:
+        data = gzip.compress(gzip.compress(f.read()))
+    os.remove(p)
+    with open(p + ".gz", "wb") as f:
+        f.write(data)
+    return [p + ".gz"]
+
+
 def _dst_twice(rows, d):
     _naive(rows, d)
     rows[K][COL["ts"]] = "2024-11-03 01:30:00"  # 01:00-01:59 twice in New York that night
@@ -594,6 +604,9 @@ CASES: list[Case] = [
     # QA 2026-12-06: a gzip file named .csv showed its compressed bytes as the value
     Case("gzip-named-csv", _gzip_named_csv, "gzip-compressed data, not CSV text",
          extra=[".csv.gz"]),
+    # QA 2026-12-06: a .gz file compressed twice showed its inner gzip bytes as a line
+    Case("gzip-twice", _gzip_twice, "gzip-compressed content is gzip-compressed data, not "
+         "CSV text (compressed twice)", extra=["gunzip -c FILE"]),
     Case("latin1-name", _latin1("instrument"), "not UTF-8 text: byte b'\\xe9' at column 2",
          line=LINE_K),
     Case("latin1-number", _latin1("close"), "not UTF-8 text", line=LINE_K),
@@ -1036,6 +1049,30 @@ def test_vendor_files_qa_2026_12_06(tmp_path):
     got = s.ingest(str(fold))
     assert got.files == 1 and got.days_new == 2 and got.skipped_files == [str(fold / "b.txt")]
     assert any("b.txt" in n and "not read" in n for n in got.notes())
+
+
+def test_parquet_integers_past_2_53_are_read_as_a_csv_file_s_digits(tmp_path):
+    """A uint64 / int64 volume past 2**53 (no float64 holds it exactly) is taken at its
+    nearest float64, as the same digits in a CSV file are: the Parquet file was refused
+    as unreadable, naming no row (QA 2026-12-06)."""
+    big = 2**63 + 5
+    rows = {
+        "instrument": ["AAPL"], "ts": ["2024-01-03 14:30:00Z"], "open": [100.0],
+        "high": [101.0], "low": [99.0], "close": [100.5],
+    }
+    pq.write_table(
+        pa.table(rows | {"volume": pa.array([big], pa.uint64())}), tmp_path / "u64.parquet"
+    )
+    (tmp_path / "d.csv").write_text(
+        "instrument,ts,open,high,low,close,volume\n"
+        f"AAPL,2024-01-03 14:30:00Z,100,101,99,100.5,{big}\n"
+    )
+    vols = []
+    for name in ("u64.parquet", "d.csv"):
+        s = incbt.init(str(tmp_path / f"s-{name}"))
+        assert s.ingest(str(tmp_path / name)).days_new == 1
+        vols.append(s.sql("SELECT volume FROM bars")["volume"].to_pylist())
+    assert vols[0] == vols[1] == [float(big)]
 
 
 def test_columns_that_are_no_bars_column_are_not_read_and_said(tmp_path):

@@ -1497,7 +1497,9 @@ def _read_parquet(
             # 1.1034 as float32 is 1.103399992 as a float64, where the same bar from a
             # CSV file is 1.1034, a correction then of every day (QA 2026-12-06)
             a = pc.cast(a, pa.string())
-        cols[c] = pc.cast(a, pa.float64())
+        # integers past 2**53 to their nearest float64, as a CSV file's digits are read
+        # (a checked cast refused the file as unreadable: QA 2026-12-06)
+        cols[c] = pc.cast(a, pa.float64(), safe=not pa.types.is_integer(a.type))
     ts = cols["ts"]
     if tz and (
         pa.types.is_integer(ts.type)
@@ -1872,11 +1874,14 @@ _BOMS = (
 
 
 def _binary_kind(path: str) -> str | None:
-    """What a file that is not text is, from its first bytes (None: it may be text)."""
+    """What a file that is not text is, from its first bytes (None: it may be text); of
+    a gzip-compressed file, what its content is."""
+    import gzip
+
     try:
-        with open(path, "rb") as f:
+        with (gzip.open if is_gz(path) else open)(path, "rb") as f:
             head = f.read(4096)
-    except OSError:
+    except (OSError, EOFError):
         return None
     for magic, kind in _MAGIC:
         if head.startswith(magic):
@@ -1892,21 +1897,31 @@ def _not_utf8(path: str, exc: UnicodeDecodeError | None) -> BadInputError:
     not and its bytes (the file is read again, in blocks: only on this error)."""
     import gzip
 
-    if not is_gz(path):  # a compressed or binary file under a .csv name: its bytes are
-        kind = _binary_kind(path)  # no line to show (QA 2026-12-06)
-        if kind is not None and kind.startswith("UTF-"):  # Excel's "Unicode Text" (review)
-            return BadInputError(
-                f"the file is {kind} text, not UTF-8",
-                file=path,
-                fix=f"save it as UTF-8 (iconv -f {kind.split()[0]} -t utf-8 FILE > NEW)",
-            )
-        if kind is not None:
-            return BadInputError(
-                f"the file is {kind}, not CSV text",
-                file=path,
-                fix="name a gzip-compressed CSV file .csv.gz (incbt reads it as it is); "
-                "give other files as CSV text or Parquet (.parquet)",
-            )
+    # a compressed or binary file under a .csv name (or compressed again inside a .gz
+    # file): its bytes are no line to show (QA 2026-12-06)
+    kind = _binary_kind(path)
+    inside = "its gzip-compressed content is" if is_gz(path) else "the file is"
+    if kind is not None and kind.startswith("UTF-"):  # Excel's "Unicode Text" (review)
+        return BadInputError(
+            f"{inside} {kind} text, not UTF-8",
+            file=path,
+            fix=f"save it as UTF-8 (iconv -f {kind.split()[0]} -t utf-8 FILE > NEW)",
+        )
+    if kind is not None and is_gz(path):
+        return BadInputError(
+            f"{inside} {kind}, not CSV text"
+            + (" (compressed twice)" if kind.startswith("gzip") else ""),
+            file=path,
+            fix="give the file gzip-compressed once, as CSV text inside (gunzip -c FILE "
+            "shows what incbt reads)",
+        )
+    if kind is not None:
+        return BadInputError(
+            f"{inside} {kind}, not CSV text",
+            file=path,
+            fix="name a gzip-compressed CSV file .csv.gz (incbt reads it as it is); "
+            "give other files as CSV text or Parquet (.parquet)",
+        )
     opener: Any = gzip.open if is_gz(path) else open
     line, carry, bad = 1, b"", None
     try:
