@@ -196,10 +196,14 @@ def _exec_options(notional: float | None, fee_bps: float | None, slippage: float
 
 
 def _instrument_list(instruments: str | None) -> list[str] | None:
-    """``--instruments A,B`` as names; None when the option is not given."""
+    """``--instruments A,B`` as names; None when the option is not given. A name holding
+    a comma is quoted as in a CSV line: ``--instruments '"X,Y",Z'``."""
     if instruments is None:
         return None
-    names = [x.strip() for x in instruments.split(",") if x.strip()]
+    import csv
+
+    row = next(csv.reader([instruments], skipinitialspace=True), [])
+    names = [x.strip() for x in row if x.strip()]
     if not names:
         raise UsageError(
             f"--instruments {instruments!r} names no instrument: give names separated by "
@@ -706,7 +710,8 @@ def backtest(
     instruments: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated instruments (default: all, including ones that arrive later)."
+            help="Comma-separated instruments, quoted as in a CSV line where a name holds a "
+            "comma: '\"X,Y\",Z' (default: all, including ones that arrive later)."
         ),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every instrument (the default).")] = False,
@@ -723,18 +728,23 @@ def backtest(
     ] = None,
     notional: Annotated[
         float | None,
-        typer.Option(help="Currency per position (default 100000; a fork's: its base's)."),
+        typer.Option(
+            help="Currency per position, more than 0 and at most 1e15 (default 100000; a "
+            "fork's: its base's)."
+        ),
     ] = None,
     fee_bps: Annotated[
         float | None,
         typer.Option(
-            help="Fee per fill, bps of what it trades, |qty*price| "
+            help="Fee per fill, bps of what it trades, |qty*price|, 0 to 10000 "
             "(default 0; a fork's: its base's)."
         ),
     ] = None,
     slippage_bps: Annotated[
         float | None,
-        typer.Option(help="Fill at open*(1 +/- bps/1e4) (default 0; a fork's: its base's)."),
+        typer.Option(
+            help="Fill at open*(1 +/- bps/1e4), 0 to 9999 (default 0; a fork's: its base's)."
+        ),
     ] = None,
     strategies: Annotated[
         str | None,
@@ -866,19 +876,28 @@ def sweep(
     random: Annotated[int | None, typer.Option(help="Run N random points of the grid.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of --random.")] = 0,
     instruments: Annotated[
-        str | None, typer.Option(help="Comma-separated instruments (default: all).")
+        str | None,
+        typer.Option(
+            help="Comma-separated instruments, quoted as in a CSV line where a name holds a "
+            "comma (default: all)."
+        ),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every instrument (the default).")] = False,
     start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD.")] = None,
     notional: Annotated[
         float | None,
-        typer.Option(help="Currency per position (default 100000; on --resume, the sweep's)."),
+        typer.Option(
+            help="Currency per position, more than 0 and at most 1e15 (default 100000; on "
+            "--resume, the sweep's)."
+        ),
     ] = None,
     fee_bps: Annotated[
-        float | None, typer.Option(help="Fee per fill, bps (default 0; on --resume, the sweep's).")
+        float | None,
+        typer.Option(help="Fee per fill, bps, 0 to 10000 (default 0; on --resume, the sweep's)."),
     ] = None,
     slippage_bps: Annotated[
-        float | None, typer.Option(help="Slippage, bps (default 0; on --resume, the sweep's).")
+        float | None,
+        typer.Option(help="Slippage, bps, 0 to 9999 (default 0; on --resume, the sweep's)."),
     ] = None,
     name: Annotated[
         str | None, typer.Option(help="The sweep's name (default: from its spec).")

@@ -37,6 +37,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import unicodedata
 from collections.abc import Mapping
 
 __all__ = [
@@ -468,7 +469,7 @@ def names(value: object, what: str) -> list[str]:
     Several: any iterable of strings, a NumPy array, a pandas Series, an Arrow array or
     column (``store.sql(...)["instrument"]``: its scalars are taken as their values)."""
     if isinstance(value, str):
-        return [value]
+        return [unicodedata.normalize("NFC", value)]
     if isinstance(value, Mapping):  # its keys would be taken silently (QA 2026-12-06)
         raise UsageError(f"{what}: give a list of strings, not a dict ({value!r})")
     if hasattr(value, "to_pylist"):  # an Arrow array or column (QA 2026-12-06)
@@ -482,7 +483,9 @@ def names(value: object, what: str) -> list[str]:
     bad = [v for v in out if not isinstance(v, str)]
     if bad:
         raise UsageError(f"{what}: give strings, not {bad[0]!r}")
-    return out
+    # in the one Unicode form the store keeps names in (a Mac's terminal may type "é" as
+    # "e" and a combining accent)
+    return [unicodedata.normalize("NFC", v) for v in out]
 
 
 def whole(value: object, what: str, at_least: int | None = None) -> int | None:

@@ -428,9 +428,17 @@ def _known_instruments(
         listed = next(
             (m for m in missing if "," in m and all(x in have for x in m.split(","))), None
         )
+        # the parts of a name holding a comma (the CLI's list split it: QA 2026-12-06)
+        split = next(
+            (k for k in sorted(have) if "," in k and all(p in missing for p in k.split(","))),
+            None,
+        )
         hint = (  # instruments="A,B" in Python: one name (QA 2026-12-05)
             f"; {listed!r} is one name: give the instruments as a list, {listed.split(',')!r}"
             if listed
+            else f"; the store has an instrument {split!r}: quote it in --instruments as in "
+            f"a CSV line (--instruments '\"{split}\"')"
+            if split
             else ""
         )
         held = (

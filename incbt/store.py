@@ -1455,6 +1455,7 @@ class Store:
         """
         if not isinstance(instrument, str):
             raise UsageError(f"instrument: give an instrument's name, not {instrument!r}")
+        (instrument,) = names(instrument, "instrument")  # in the store's Unicode form
         first, last = _day_arg(start, "start"), _day_arg(end, "end")
         if first is not None and last is not None and first > last:
             raise UsageError(f"start {start} is after end {end}")

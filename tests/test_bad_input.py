@@ -1136,3 +1136,38 @@ def test_instrument_over_a_column_of_names_by_another_name_says_so(tmp_path):
                                       "A,2024-01-16T14:30:00Z,10,11,9,10.5,100\n")
     with pytest.raises(incbt.BadInputError, match=r"Fix: remove the duplicate bar$"):
         s.ingest(str(tmp_path / "dup.csv"))
+
+
+def test_names_and_numbers_as_databases_and_vendors_write_them_qa_2026_12_06(tmp_path):
+    """A name in another Unicode form is the same instrument (NFC, as names from file
+    names are); a Parquet price as a decimal (a database's NUMERIC) is read as its
+    digits; a lower-case z for UTC is said as such, with its fix."""
+    from decimal import Decimal
+
+    s = incbt.init(str(tmp_path / "s"))
+    nfd, nfc = "Cafe\u0301", "Caf\u00e9"
+    (tmp_path / "a.csv").write_text(
+        "instrument,ts,open,high,low,close,volume\n"
+        f"{nfd},2024-01-02T14:30:00Z,10,11,9,10.05,1\n"
+        f"{nfc},2024-01-02T14:31:00Z,10,11,9,10,1\n"
+    )
+    got = s.ingest(str(tmp_path / "a.csv"))
+    assert got.days_new == 1 and s.instruments() == [nfc]
+    assert s.bars(nfd).close.tolist() == [10.05, 10.0]  # asked for in either form
+    dec = pa.array([Decimal("10.05"), Decimal("10.00")], pa.decimal128(10, 2))
+    pq.write_table(
+        pa.table({
+            "instrument": ["D", "D"],
+            "ts": ["2024-01-02T14:30:00Z", "2024-01-02T14:31:00Z"],
+            "open": dec, "high": dec, "low": dec, "close": dec, "volume": [1, 1],
+        }),
+        tmp_path / "dec.parquet",
+    )
+    s.ingest(str(tmp_path / "dec.parquet"))
+    assert s.bars("D").close.tolist() == [10.05, 10.0]  # the digits' nearest float64
+    (tmp_path / "z.csv").write_text(
+        "instrument,ts,open,high,low,close,volume\nZ,2024-01-02T14:30:00z,10,11,9,10,1\n"
+    )
+    with pytest.raises(incbt.BadInputError, match=r"z.csv, line 2: ts ends in a lower-case z.*"
+                       r"Fix: write UTC as an upper-case Z"):
+        s.ingest(str(tmp_path / "z.csv"))

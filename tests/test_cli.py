@@ -1522,3 +1522,21 @@ def test_the_event_log_records_a_command_a_shell_takes_back(tmp_path):
             store=s)
     recorded = p.stdout.strip().splitlines()[-1].strip('"')
     assert shlex.split(recorded) == ["incbt", "ingest", str(tmp_path / "my data")], recorded
+
+
+def test_an_instrument_name_holding_a_comma_is_quoted_in_instruments(tmp_path):
+    """``--instruments`` is one CSV line: a name with a comma is quoted; split unquoted,
+    the error says how to quote it (QA 2026-12-06: no way to name it at all)."""
+    s = tmp_path / "s"
+    run("init", store=s)
+    rows = "".join(f'"X,Y",2024-01-02T14:{m:02d}:00Z,10,13,9,{10 + m % 3},1\n' for m in range(30))
+    rows += "".join(f"Z,2024-01-02T14:{m:02d}:00Z,10,11,9,{10 + m % 2},1\n" for m in range(30))
+    (tmp_path / "c.csv").write_text("instrument,ts,open,high,low,close,volume\n" + rows)
+    run("ingest", str(tmp_path / "c.csv"), store=s)
+    bad = run("backtest", "sma_cross", "-p", "fast=2", "-p", "slow=5", "--instruments", "X,Y",
+              store=s, check=False)
+    assert bad.returncode == 1 and "unknown instrument(s) 'X', 'Y'" in bad.stderr
+    assert "the store has an instrument 'X,Y': quote it in --instruments" in bad.stderr
+    ok = run("backtest", "sma_cross", "-p", "fast=2", "-p", "slow=5", "--instruments",
+             '"X,Y", Z', "--output", "csv", store=s).stdout
+    assert '"X,Y"' in ok and '"Z"' in ok

@@ -330,3 +330,72 @@ def test_a_fork_effective_after_the_last_day_with_bars_says_it_holds_its_base(tm
     assert s.sql(q, params={"r": fork.run_id}).equals(s.sql(q, params={"r": base.run_id}))
     s.update(str(data / "tail"))
     assert s.verify().ok and not s.status().stale
+
+
+BO_BARS = """instrument,ts,open,high,low,close,volume
+X,2024-02-01T14:30:00Z,10,10,10,10,1
+X,2024-02-01T14:31:00Z,10,11,10,11,1
+X,2024-02-01T14:32:00Z,11,12,11,12,1
+X,2024-02-01T14:33:00Z,12,13,12,13,1
+X,2024-02-01T14:34:00Z,13,14,13,14,1
+X,2024-02-02T14:30:00Z,14,14.5,13.5,14,1
+X,2024-02-02T14:31:00Z,14,14.5,13.5,14,1
+X,2024-02-02T14:32:00Z,14,14.5,13.5,14,1
+"""
+
+
+def test_a_breakout_fork_holds_its_base_s_side_until_its_own_channel_breaks(tmp_path):
+    """SEMANTICS.md: breakout's signal is "otherwise the previous signal", and a fork is
+    its base until D-1, so at D its previous signal is the base's. The warm-up replay
+    starts flat and, too short to signal, left `last` at 0: the fork sold on D's first
+    bar, a trade neither parameter set makes (QA 2026-12-06)."""
+    (tmp_path / "bo.csv").write_text(BO_BARS)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "bo.csv"))
+    base = s.backtest("breakout", {"lookback": 2}, notional=1000.0)
+    fork = s.backtest(None, {"lookback": 3}, fork_of=base.run_id, effective="2024-02-02")
+    full = s.backtest("breakout", {"lookback": 3}, notional=1000.0)
+    rows = {
+        r.run_id: s.sql(DAILY, params={"r": r.run_id}).to_pydict() for r in (base, fork, full)
+    }
+    assert rows[base.run_id]["pos"] == [1000.0 / 12] * 2  # long from day 1's breakout
+    assert rows[fork.run_id]["fills"] == [1, 0]  # held through D: no breakout of 3 bars
+    assert rows[fork.run_id]["pos"] == [1000.0 / 12] * 2  # the base's position, held
+    assert rows[full.run_id]["pos"][1] > 0  # as breakout(3) from the start is long too
+    assert s.verify().ok
+
+
+@pytest.mark.parametrize(
+    ("name", "base_p", "new_p"),
+    [("breakout", {"lookback": 3}, {"lookback": 25}), ("bollinger", {"window": 5, "k": 0.5},
+                                                        {"window": 30, "k": 1.0})],
+)
+def test_a_fork_s_previous_signal_is_its_base_s(name, base_p, new_p):
+    """After the replay, the slot a strategy keeps its previous signal in
+    (``signal_state``) holds the base run's signal at D-1, whatever the replay gave; the
+    other slots are the replay's."""
+    from incbt.engine.layout import ENGINE_WIDTH, SIGNAL
+
+    strat = get_strategy(name)
+    assert strat.signal_state == "last"
+    rng = np.random.default_rng(7)
+    close = 100 + np.cumsum(rng.normal(0, 1, 400))
+    ts = np.arange(400, dtype=np.int64) * 60_000_000_000
+    o, h, lo = close, close + 0.5, close - 0.5
+    v = np.ones(400)
+    ends = np.array([200, 400])
+    ex = np.array([[100000.0, 0.0, 0.0]])
+    base = run_segment(strat, params_from_dict(strat, base_p)[None], ex, ts[:200], o[:200],
+                       h[:200], lo[:200], close[:200], v[:200], 0, ends[:1],
+                       initial_state(strat, 1))
+    sig = base.state[0, SIGNAL]
+    assert sig != 0.0  # the base holds a side at D-1
+    new = params_from_dict(strat, new_p)[None]
+    got = warmup_replay(strat, new, base.state, o, h, lo, close, v, 200)
+    assert got[0, ENGINE_WIDTH + strat.state_names.index("last")] == sig
+    plain = warmup_replay(get_strategy(name).__class__(**{  # the same without the slot
+        **{f: getattr(strat, f) for f in strat.__dataclass_fields__}, "signal_state": None
+    }), new, base.state, o, h, lo, close, v, 200)
+    assert plain[0, ENGINE_WIDTH + strat.state_names.index("last")] == 0.0  # replay: flat
+    last = ENGINE_WIDTH + 1
+    assert np.array_equal(np.delete(plain, last, 1), np.delete(got, last, 1))

@@ -419,8 +419,11 @@ def test_the_store_lists_its_sweeps_and_runs(tmp_path):
                        r"list, \['S0000', 'S0001'\]"):
         s.backtest("sma_cross", {"fast": 4, "slow": 25}, instruments="S0000,S0001")
     with pytest.raises(incbt.StrategyError, match=r"'notional' = inf is not finite; valid: finite "
-                       r"values in \[0.0, 1000000000000000.0\]$"):
+                       r"values in \[0.0, 1e\+15\]$"):
         s.backtest("sma_cross", {"fast": 4, "slow": 25}, notional=float("inf"))
+    with pytest.raises(incbt.StrategyError, match=r"'notional' = -5.0 must be > 0 \(and at most "
+                       r"1e\+15\)$"):  # not "valid range [0.0, ...]", which holds 0 (QA)
+        s.backtest("sma_cross", {"fast": 4, "slow": 25}, notional=-5)
     with pytest.raises(incbt.NotFoundError, match="no strategy 'sma_crosss'.*mean 'sma_cross'"):
         s.runs("sma_crosss")  # a typo: said, not an empty list
 

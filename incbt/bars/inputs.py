@@ -1312,6 +1312,14 @@ def _parse_ts_text(
                 fix="check the year of this bar",
             ) from None
         spaced = isinstance(value, str) and value != value.strip()
+        if not spaced and isinstance(value, str) and re.fullmatch(r"\d{4}-.*\dz", value):
+            raise BadInputError(  # RFC 3339 allows it; Arrow's reader does not (QA)
+                "ts ends in a lower-case z",
+                file=path,
+                **where(i),
+                value=value,
+                fix="write UTC as an upper-case Z (2024-01-02T14:30:00Z) or +00:00",
+            ) from None
         decimal_epoch = isinstance(value, str) and re.fullmatch(r"\s*-?\d+\.\d*\s*", value)
         name = _UNIT_NAMES[unit] if unit != "ns" else None  # (--ts-unit given)
         raise BadInputError(
@@ -1487,7 +1495,9 @@ def _read_parquet(
     cols["instrument"] = pc.cast(inst, pa.string())
     for c in FLOAT_COLUMNS:
         a = cols[c]
-        if not (pa.types.is_floating(a.type) or pa.types.is_integer(a.type)):
+        if pa.types.is_decimal(a.type):  # a database's NUMERIC, as its digits (QA)
+            a = pc.cast(a, pa.string())
+        elif not (pa.types.is_floating(a.type) or pa.types.is_integer(a.type)):
             raise BadInputError(
                 f"column {c} has type {a.type}, expected a number",
                 file=path,
@@ -2054,6 +2064,12 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
         enc = inst_col.combine_chunks().dictionary_encode()
         dictionary, codes = enc.dictionary, enc.indices.to_numpy().astype(np.int32, copy=False)
     names = [str(x) for x in dictionary.to_pylist()]
+    nfc = [unicodedata.normalize("NFC", n) for n in names]
+    if nfc != names:  # one Unicode form, as names from file names have: "Cafe" and a
+        # combining accent was a second "Café" beside the composed one (QA 2026-12-06)
+        index = {n: k for k, n in enumerate(dict.fromkeys(nfc))}
+        codes = np.array([index[n] for n in nfc], np.int32)[codes]
+        names = list(index)
     for j, name in enumerate(names):
         if not valid_name(name):
             i = int(np.flatnonzero(codes == j)[0])

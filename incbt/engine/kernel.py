@@ -43,7 +43,7 @@ from incbt.errors import SetupError
 
 from ._template import KERNEL_SOURCE
 from .errors import StrategyError
-from .layout import BARS, ENGINE_FIELDS, ENGINE_WIDTH
+from .layout import BARS, ENGINE_FIELDS, ENGINE_WIDTH, SIGNAL
 from .strategy_api import Strategy, params_from_dict, params_to_dict
 
 __all__ = [
@@ -936,8 +936,9 @@ def warmup_replay(
     previous equity, bar count) are kept from `state`; the strategy's slots
     are rebuilt for the new `params` by running the step, from a fresh
     strategy state and without execution, over the `warmup(params)` bars
-    before `end` (fewer if fewer are loaded). `ts`: the bars' timestamps, needed
-    by a step that reads them (`t`). Returns a new (n_sets, width) array.
+    before `end` (fewer if fewer are loaded); the slot `strat.signal_state` names,
+    if any, then holds the engine's signal from `state` (the base run's). `ts`: the
+    bars' timestamps, needed by a step that reads them (`t`). Returns a new (n_sets, width) array.
     """
     p = _f8_2d("params", params, None, len(strat.params))
     n_sets = p.shape[0]
@@ -968,4 +969,6 @@ def warmup_replay(
                 f"while replaying the warm-up: {e}"
             ) from e
     st[:, ENGINE_WIDTH:] = sstate
+    if strat.signal_state is not None:  # the run's previous signal: the base run's
+        st[:, ENGINE_WIDTH + strat.state_names.index(strat.signal_state)] = st[:, SIGNAL]
     return st

@@ -20,8 +20,10 @@ breakout(lookback), lookback >= 1
     hi = max(high_j), lo = min(low_j) over the lookback bars before i (not i);
     signal = +1 if close_i > hi, -1 if close_i < lo, otherwise `last`.
     Before that 0. Then n += 1, last = signal. Warm-up: lookback bars.
-    (`last` equals the run's previous signal; in a fork it is rebuilt by the
-    replay, which starts flat.)
+    (`last` equals the run's previous signal. In a fork it is the base run's
+    signal at the close of D-1, the fork's previous signal: the replay of the
+    warm-up rebuilds n, and `last` is set after it (`signal_state`), so the
+    fork holds the base's side until its own channel is broken.)
 
 ema_cross(fast, slow), 1 <= fast < slow
     State: n, ema_fast, ema_slow. alpha_x = 2.0 / (x + 1.0). At bar i: if
@@ -41,7 +43,10 @@ bollinger(window, k), window >= 2, 0 <= k <= 10: mean reversion
     last == +1 and close_i >= mean, or last == -1 and close_i <= mean (the
     close crossed back to the mean: exit); else last (hold). Before the
     window is full, 0. Then last = signal. Recomputed from the window each
-    bar, so resuming is exact by construction. Warm-up: window - 1 bars.
+    bar, so resuming is exact by construction. Warm-up: window - 1 bars. In a
+    fork `last` is the base run's signal at the close of D-1 (`signal_state`).
+    The entry tests come first: long with the close above the upper band, the
+    signal is -1 (straight to short), not the exit to 0.
 """
 
 from __future__ import annotations
@@ -108,6 +113,7 @@ def sma_cross(p, s, o, h, l, c, v, i):  # noqa: E741
     warmup=lambda p: p["lookback"],
     reads=("high", "low", "close"),
     error_model="numpy",  # it divides by nothing
+    signal_state="last",  # in a fork, the base run's signal
 )
 def breakout(p, s, o, h, l, c, v, i):  # noqa: E741
     """Long on a close above the highest high of the last bars, short below the lowest low."""
@@ -173,6 +179,7 @@ def ema_cross(p, s, o, h, l, c, v, i):  # noqa: E741
     warmup=lambda p: p["window"] - 1,
     reads=("close",),
     error_model="numpy",  # it divides by window, >= 2
+    signal_state="last",  # in a fork, the base run's signal
 )
 def bollinger(p, s, o, h, l, c, v, i):  # noqa: E741
     """Mean reversion: long below the lower band, short above the upper, flat back at the mean."""

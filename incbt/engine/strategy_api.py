@@ -56,6 +56,9 @@ Rules that keep results exact when a run is resumed from a snapshot:
 `warmup` is an int or a function of the parameter dict giving how many bars
 before a segment the step may read; a fork (a run branching from another with
 new parameters) rebuilds `s` by replaying that many bars from a fresh state.
+`signal_state` names the slot where the step keeps its previous signal, if it
+has one (an "otherwise hold" rule): a fork then sets it to the base run's
+signal after the replay.
 `check` is an optional function of the parameter dict returning an error
 message (or None) for rules between parameters, e.g. fast < slow.
 
@@ -119,8 +122,11 @@ _MAX_EXACT_INT = 2**53  # float64 holds every integer up to here exactly
 
 
 def _fmt_range(lo: float | None, hi: float | None) -> str:
-    left = "-inf" if lo is None else repr(lo)
-    right = "inf" if hi is None else repr(hi)
+    def num(x: float) -> str:  # 1e+15, not 1000000000000000.0 (QA 2026-12-06)
+        return repr(x) if abs(x) < 1e6 else f"{x:g}"
+
+    left = "-inf" if lo is None else num(lo)
+    right = "inf" if hi is None else num(hi)
     return f"[{left}, {right}]"
 
 
@@ -461,6 +467,9 @@ class Strategy:
     # the set), "numpy" divides as IEEE does (x / 0 is inf or nan) without testing the
     # divisor first, for steps whose parameters rule a zero divisor out (the built-ins)
     error_model: ErrorModel = "python"
+    # the state slot holding the strategy's previous signal (its "otherwise hold"), or
+    # None: a fork sets it to the base run's signal after the warm-up replay
+    signal_state: str | None = None
 
     @property
     def step(self) -> Any:
@@ -632,9 +641,14 @@ def exec_params_from_dict(values: Mapping[str, Any] | None = None) -> np.ndarray
             f"unknown execution parameter {unknown[0]!r}; they are: "
             + "; ".join(p.describe() for p in EXEC_PARAMS)
         )
+    notional: Any = values.get("notional")
+    if _is_real(notional) and float(notional) <= 0:  # said before the range [0, 1e15],
+        # which holds 0 (QA 2026-12-06: -5 was told "valid range [0.0, ...]")
+        raise StrategyError(
+            f"execution: parameter 'notional' = {float(notional)!r} must be > 0 (and at "
+            f"most {EXEC_PARAMS[0].max:g})"
+        )
     out = [_coerce("execution", p, values.get(p.name, p.default)) for p in EXEC_PARAMS]
-    if out[0] <= 0:
-        raise StrategyError(f"execution: parameter 'notional' = {out[0]!r} must be > 0")
     return np.array(out, dtype=np.float64)
 
 
@@ -682,6 +696,7 @@ def _make_strategy(
     depends: Iterable[Callable[..., Any]],
     reads: Iterable[str] | None = None,
     error_model: ErrorModel = "python",
+    signal_state: str | None = None,
 ) -> Strategy:
     py_fn = _python(fn)
     if not isinstance(py_fn, types.FunctionType):
@@ -788,6 +803,11 @@ def _make_strategy(
         raise StrategyError(
             f"strategy {sname!r}: error_model must be 'python' or 'numpy', not {error_model!r}"
         )
+    if signal_state is not None and signal_state not in state_names:
+        raise StrategyError(
+            f"strategy {sname!r}: signal_state={signal_state!r} names no state slot; "
+            f"the slots are {state_names}"
+        )
     parts = [f"engine {ENGINE_VERSION}", f"strategy {sname}"]
     if reads is not None:
         parts.append(f"reads {','.join(read_fields)}")
@@ -803,6 +823,8 @@ def _make_strategy(
         parts.append(f"state {dict(zip(state_names, state_init, strict=True))!r}")
     if isinstance(warmup, int) and warmup and "warmup" in named:
         parts.append(f"warmup {warmup}")
+    if signal_state is not None and "signal_state" in named:  # a fork's results
+        parts.append(f"signal_state {signal_state}")
     seen: set[int] = set()
     _fingerprint(py_fn, parts, seen)
     for extra in (warmup, check, *depends):
@@ -822,6 +844,7 @@ def _make_strategy(
         reads=read_fields,
         takes_ts=n_args == 9,
         error_model=error_model,
+        signal_state=signal_state,
     )
     if _is_jitted(fn):  # the step the user compiled is the one `step` gives, as before
         object.__setattr__(strat, "_step", fn)
@@ -872,6 +895,7 @@ def strategy(
     depends: Iterable[Callable[..., Any]] = (),
     reads: Iterable[str] | None = None,
     error_model: ErrorModel = "python",
+    signal_state: str | None = None,
 ) -> Any:
     """Turn a step function into a `Strategy` (usable as `@strategy` or `@strategy(...)`).
 
@@ -886,6 +910,11 @@ def strategy(
     error_model: "python" (default): a division by zero raises ZeroDivisionError,
         reported for the set; "numpy": divisions are not tested first (x / 0 gives
         inf or nan), a little faster, for steps whose parameters rule it out.
+    signal_state: the name of the state slot in which the step keeps its previous
+        signal, for a rule such as "otherwise the previous signal". A fork replays the
+        warm-up from a fresh state, which leaves such a slot at what the replay gave
+        (0 where the replay is too short to signal); with ``signal_state`` it holds the
+        base run's signal instead, as the run's previous signal at D-1 is the base's.
     """
 
     def wrap(f: Callable[..., Any]) -> Strategy:
@@ -903,6 +932,7 @@ def strategy(
             ),
             reads=reads,
             error_model=error_model,
+            signal_state=signal_state,
         )
 
     return wrap(fn) if fn is not None else wrap
