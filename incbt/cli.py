@@ -995,6 +995,13 @@ def sweep(
     typer.echo(
         f"sweep {res.name}: {len(res.run_ids):,} run(s), {res.added:,} new"
         + (f" ({res.reused:,} of them in the store already, reused)" if res.reused else "")
+        + (
+            f" (the {res.given_held:,} point(s) given are in the sweep already)"
+            if res.given_held and not res.added
+            else f", {res.given_held:,} of the points given in it already"
+            if res.given_held
+            else ""
+        )
         + (f", {res.again:,} dropped before (computed again)" if res.again else "")
         + (f", {res.unfinished:,} left by an interrupted call" if res.unfinished else "")
         + f"; {'would compute' if dry_run else 'computed'} "

@@ -83,6 +83,8 @@ class SweepResult:
     # the sweep's record's creation stamp: another sweep given its name later is not this
     # one (None: not known, a dry run of a new sweep)
     created_at: float | None = None
+    # of this call's points (a resume's -g), those the sweep held already
+    given_held: int = 0
 
     @property
     def run_ids(self) -> list[str]:
@@ -1040,6 +1042,8 @@ def sweep(
         result = SweepResult(name, run_ids, added, reused, old is None, skipped, store=store)
         result.kept, result.declared, result.again = kept, declared, again
         result.short = short
+        if old is not None:  # a resume's points the sweep had ("0 new" alone: QA)
+            result.given_held = len({r.run_id for r in records} & set(prior))
         if old is not None:  # in the record, never registered (a dropped one is ``again``)
             left = set(never_committed(store, old))
             result.unfinished = sum(r.run_id in left for r in todo)

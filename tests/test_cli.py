@@ -1506,7 +1506,12 @@ def test_a_ctrl_c_anywhere_in_a_sweep_says_to_resume_it(small_store):
     assert "continue with the same command and --resume" in p.stderr, p.stderr
     assert "run the same command again" not in p.stderr, p.stderr
     again = run(*args, "--resume", store=small_store)
-    assert "2 run(s), 0 new; computed 0 segment(s)" in flat(again.stdout), again.stdout
+    assert "2 run(s), 0 new (the 2 point(s) given are in the sweep already); computed 0 " \
+        "segment(s)" in flat(again.stdout), again.stdout
+    # a narrower grid: its points said as held (it said "0 new" alone: QA 2026-12-06)
+    one = run("sweep", "sma_cross", "-g", "fast=3", "--name", "late", "--resume",
+              store=small_store)
+    assert "2 run(s), 0 new (the 1 point(s) given are in the sweep already)" in flat(one.stdout)
 
 
 def test_the_event_log_records_a_command_a_shell_takes_back(tmp_path):
