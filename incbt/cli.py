@@ -1951,18 +1951,24 @@ def _few(items: list[str]) -> str:
     return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
 
 
-def _fast_exit() -> None:
+def _fast_exit(code: int = 0) -> None:
     """Skip the interpreter's teardown (~0.3 s of Numba/LLVM and Arrow destructors).
 
     Safe after success: every write is fsynced and committed before a command
-    returns. Not when this process started a local Ray, whose shutdown must run.
+    returns; and after Ctrl-C or SIGTERM (130, 143), once the command has cleaned up
+    on its way out: there the teardown would also wait for the executor's threads,
+    whose kernels run to the end of their tasks (minutes where a task is big: QA
+    2026-12-06), only for their results to be dropped. Not when this process started
+    a local Ray, whose shutdown must run.
     """
     ray_exec = sys.modules.get("incbt.execute.ray_exec")
     if ray_exec is not None and getattr(ray_exec, "_started_here", False):
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
+    os._exit(code)
 
 
 # A command's process is short: what survives the young collections (modules, Numba's
@@ -2179,6 +2185,8 @@ def main() -> None:
         code = app(standalone_mode=False)  # click returns typer.Exit codes here
         if code == 130 and not _SAID:  # Ctrl-C in a command: typer's Exit(130), silent
             code = _interrupted()
+        if _SAID and code in (130, 143):
+            _fast_exit(code)
         if isinstance(code, int) and code:
             sys.exit(code)
         _fast_exit()
@@ -2188,8 +2196,12 @@ def main() -> None:
         )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # outside the command (typer catches it inside)
-        sys.exit(_interrupted())
+        code = _interrupted()
+        _fast_exit(code)
+        sys.exit(code)
     except typer.Exit as exc:
+        if _SAID and exc.exit_code in (130, 143):
+            _fast_exit(exc.exit_code)
         sys.exit(exc.exit_code)
     except SystemExit as exc:
         # the reader of stdout went away (`incbt query ... | head`): click exits 1 there;
@@ -2201,7 +2213,9 @@ def main() -> None:
     except BrokenPipeError:  # the reader went away, seen as the output was flushed
         _reader_gone()  # as when click sees it (above)
     except typer.Abort:  # click's words for a Ctrl-C (or SIGTERM) outside a command
-        sys.exit(_interrupted() if not _SAID else 143 if _TERMINATED else 130)
+        code = _interrupted() if not _SAID else 143 if _TERMINATED else 130
+        _fast_exit(code)
+        sys.exit(code)
     except typer.TyperException as exc:  # usage errors: bad option, missing argument
         # one line, as every other error (QA 2026-12-06: click's three, "Usage: ...")
         ctx = getattr(exc, "ctx", None)

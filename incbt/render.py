@@ -101,6 +101,7 @@ class LineTask:
         self.n = 0
         self.t0 = self.last = time.monotonic()
         self.said = False
+        self.ended = False
         self.lock = threading.Lock()
 
     def _line(self, now: float) -> str:
@@ -117,14 +118,26 @@ class LineTask:
     def advance(self, n: int = 1) -> None:
         with self.lock:
             self.n += n
-            now = time.monotonic()
-            if self.every and now - self.last >= self.every:
-                self.last = now
-                self.said = True
-                err_console.print(self._line(now), highlight=False, soft_wrap=True)
+            self._due()
+
+    def tick(self) -> None:
+        """The line, if one is due: called by the reporter's clock, so a line comes every
+        ``every`` seconds while one task of the work takes minutes (QA 2026-12-06: the
+        first line of a sweep of big tasks came after 70 s with a setting of 1 s)."""
+        with self.lock:
+            if not self.ended and (self.total is None or self.n < self.total):
+                self._due()
+
+    def _due(self) -> None:
+        now = time.monotonic()
+        if self.every and now - self.last >= self.every:
+            self.last = now
+            self.said = True
+            err_console.print(self._line(now), highlight=False, soft_wrap=True)
 
     def done(self) -> None:
         with self.lock:
+            self.ended = True
             if self.said:
                 err_console.print(
                     self._line(time.monotonic()) + ", done", highlight=False, soft_wrap=True
@@ -149,16 +162,27 @@ class RichReporter:
             disable=not err_console.is_terminal,
         )
         self.lines: list[LineTask] = []
+        self._stop = threading.Event()
+        self._clock: threading.Thread | None = None
 
     def __enter__(self) -> RichReporter:
         self.progress.start()
         return self
 
+    def _tick(self, every: float) -> None:
+        while not self._stop.wait(every):
+            for line in list(self.lines):
+                line.tick()
+
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
         self.progress.stop()
         if exc[0] is None:  # the work ended: its last line (if it said any)
             for line in self.lines:
                 line.done()
+        else:  # said by the command (interrupted, failed): no line after it
+            for line in self.lines:
+                line.ended = True
 
     def task(self, description: str, total: int | None) -> RichTask | LineTask:
         if self.progress.disable:
@@ -166,6 +190,11 @@ class RichReporter:
 
             line = LineTask(description, total, float(resolve("progress_seconds")))
             self.lines.append(line)
+            if line.every and self._clock is None:  # the lines' clock, while work lasts
+                self._clock = threading.Thread(
+                    target=self._tick, args=(min(line.every, 1.0),), daemon=True
+                )
+                self._clock.start()
             return line
         return RichTask(self.progress, self.progress.add_task(description, total=total))
 

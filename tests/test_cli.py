@@ -1545,3 +1545,52 @@ def test_an_instrument_name_holding_a_comma_is_quoted_in_instruments(tmp_path):
     ok = run("backtest", "sma_cross", "-p", "fast=2", "-p", "slow=5", "--instruments",
              '"X,Y", Z', "--output", "csv", store=s).stdout
     assert '"X,Y"' in ok and '"Z"' in ok
+
+
+SPINNER = '''
+import incbt
+
+
+@incbt.strategy(params={"spin_at": incbt.Param(int, 1, min=1)}, state=("n", "x"))
+def spinner(p, s, o, h, l, c, v, i):
+    """At its bar number spin_at, a loop of hours (a strategy far slower than its data)."""
+    s[0] += 1.0
+    if s[0] == p[0]:
+        x = s[1]
+        for _ in range(10**13):
+            x = x * 0.5 + c[i]
+        s[1] = x
+    return 1 if c[i] > s[1] else -1
+'''
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_a_command_whose_task_computes_for_hours(tmp_path, sig):
+    """The executor's threads ran a kernel to its task's end before the command could
+    exit: a sweep of breakout lookbacks to 4,000 took 94 s to stop, and its progress
+    lines waited for a task to end (QA 2026-12-06). Now a line comes every second while
+    a task computes, and the signal ends the command at once (exit 130 / 143)."""
+    import signal as sg
+
+    env = _ingested(tmp_path, instruments=2, days=260)  # 101,400 bars a task: 2 threads
+    (tmp_path / "spin.py").write_text(SPINNER)
+    p = subprocess.Popen(
+        [INCBT, "backtest", "spinner", "--strategies", str(tmp_path / "spin.py"), "-p",
+         "spin_at=60000"],  # past the days the contract check runs the step over
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**env, "INCBT_PROGRESS_SECONDS": "1", "INCBT_PROCESSES": "1"},
+    )
+    try:
+        assert p.stderr is not None
+        line = p.stderr.readline()  # a progress line, while both threads spin
+        assert line.startswith("bar-steps: 0 of 202,800 (0%)"), line
+        p.send_signal(getattr(sg, sig))
+        p.wait(timeout=60)  # hours without the fix
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = line + p.stderr.read()
+    assert p.returncode == (143 if sig == "SIGTERM" else 130), err
+    assert ("terminated (SIGTERM)" if sig == "SIGTERM" else "interrupted:") in err, err
+    assert "Traceback" not in err, err
