@@ -69,7 +69,24 @@ StoreOpt = Annotated[
 ]
 # every kind of event the log holds (incbt.catalog's append_event callers)
 OutputOpt = Annotated[str, typer.Option("--output", help="table, csv, json or parquet.")]
-OutFileOpt = Annotated[str | None, typer.Option("-o", "--out", help="Write to FILE.")]
+
+
+def _out_file(value: str | None) -> str | None:
+    """``-o``: ``-`` is standard output, as ``report -o -`` has it (QA 2026-12-06: a file
+    named ``-``); an empty name is refused (it printed to the screen, exit 0)."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise typer.BadParameter(
+            f"{value!r} names no file: give a file, - for standard output, or leave -o out"
+        )
+    return value
+
+
+OutFileOpt = Annotated[
+    str | None,
+    typer.Option("-o", "--out", help="Write to FILE (-: standard output).", callback=_out_file),
+]
 # the commands that print a report and a table: with --output csv or json, stdout holds
 # the table alone (one kind of row), and what is said about it goes to stderr
 PrintOpt = Annotated[
@@ -268,6 +285,9 @@ def settings(output: OutputOpt = "table", out: OutFileOpt = None) -> None:
     if store_mod.is_store(path):
         stored = _open().settings_stored
         title = f"settings of store {os.path.abspath(path)}"
+    elif os.path.lexists(path) and not os.path.isdir(path):
+        _open()  # a file is no store, nor can one be made there: said as for any command
+        return
     else:
         title = f"settings for a new store (no store at {path})"
     if (format_of(out) if out and output == "table" else output) == "json":

@@ -151,6 +151,8 @@ def drop(
     """Drop runs (id prefixes) and, with ``sweep``, every run of that sweep and the sweep."""
     if not run_ids and sweep is None:
         raise UsageError("give the run ids to drop, or --sweep NAME")
+    if sweep is not None and (not isinstance(sweep, str) or not sweep.strip()):
+        raise UsageError(f"--sweep {sweep!r} names no sweep: give its name")  # QA 2026-12-06
     cat = store.catalog
     summary = DropSummary(dry_run=dry_run)
     with contextlib.nullcontext() if dry_run else store.lock():  # a dry run only reads

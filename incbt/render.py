@@ -267,13 +267,22 @@ def write_table(
     text table (QA 2026-12-05)."""
     if output not in OUTPUTS:
         raise UsageError(f"--output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+    piped = path == "-"  # -o -: standard output (report -o - has it so)
+    if piped:
+        path = None
     if path and output == "table":
         output = format_of(path)
     if output in ("parquet", "json"):
         _names_apart(table, output)
     if output == "parquet":
+        if piped:  # its bytes, for a pipe (`... | python -c 'pq.read_table(stdin)'`)
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink)
+            sys.stdout.flush()
+            sys.stdout.buffer.write(sink.getvalue().to_pybytes())
+            return
         if not path:
-            raise UsageError("--output parquet needs -o FILE")
+            raise UsageError("--output parquet needs -o FILE (- for standard output)")
         with output_file(path) as tmp:
             pq.write_table(table, tmp)
         return
@@ -370,7 +379,7 @@ def _names_apart(table: pa.Table, output: str) -> None:
 def write_json_lines(rows: list[dict[str, Any]], path: str | None) -> None:
     """Rows as JSON Lines (an object a line), to the file ``path`` or stdout."""
     text = "".join(json.dumps(r, default=str) + "\n" for r in rows)
-    if path:
+    if path and path != "-":
         with output_file(path) as tmp, open(tmp, "w") as f:
             f.write(text)
     else:

@@ -1432,6 +1432,10 @@ class Store:
         newest (None or 0: all)."""
         kinds = [] if kind is None else names(kind, "kind")
         for k in kinds:
+            if not k.strip():  # QA 2026-12-06: said as a kind not there (exit 1)
+                raise UsageError(
+                    f"kind {k!r} names no kind; the kinds are {', '.join(EVENT_KINDS)}"
+                )
             if k not in EVENT_KINDS:
                 raise NotFoundError(f"no event kind {k!r}; the kinds are {', '.join(EVENT_KINDS)}")
         q = "SELECT * FROM events"

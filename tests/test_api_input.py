@@ -306,9 +306,12 @@ def test_python_dash_m_records_the_command_line(tmp_path):
 
 
 def test_as_of_names_an_event_of_the_log(filled):
-    with pytest.raises(E.QueryError, match=r"--as-of 0 \(as_of=0 in Python\): no such event; "
-                       r"the log has events 1.."):
+    with pytest.raises(E.UsageError, match=r"--as-of 0 \(as_of=0 in Python\): events are "
+                       r"numbered from 1 \(1\.\."):
         filled.sql("SELECT count(*) FROM bars", as_of=0)
+    with pytest.raises(E.QueryError, match=r"--as-of 999 \(as_of=999 in Python\): no such "
+                       r"event; the log has events 1.."):
+        filled.sql("SELECT count(*) FROM bars", as_of=999)
     assert filled.sql("SELECT count(*) AS n FROM bars", as_of=2)["n"][0].as_py() > 0
 
 

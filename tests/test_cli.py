@@ -1594,3 +1594,38 @@ def test_a_signal_stops_a_command_whose_task_computes_for_hours(tmp_path, sig):
     assert p.returncode == (143 if sig == "SIGTERM" else 130), err
     assert ("terminated (SIGTERM)" if sig == "SIGTERM" else "interrupted:") in err, err
     assert "Traceback" not in err, err
+
+
+def test_empty_or_impossible_option_values_are_usage_and_dash_is_stdout(tmp_path):
+    """QA 2026-12-06: `generate ''` was "a file the store's catalog lists is gone", `-o ''`
+    printed to the screen, `query/log -o -` wrote a file named '-' (report's -o - is
+    standard output), event numbers below 1, an empty --kind or --sweep were exit 1, and
+    `--store FILE settings` listed a new store's settings."""
+    s = tmp_path / "s"
+    run("init", store=s)
+    for args, said in [
+        (("generate", "", "--days", "1", "--instruments", "1"), "OUT '' names no folder"),
+        (("generate", " ", "--days", "1", "--instruments", "1"), "OUT ' ' names no folder"),
+        (("query", "SELECT 1 AS x", "-o", ""), "'' names no file"),
+        (("log", "-o", ""), "'' names no file"),
+        (("gc", "--before", "0", "--dry-run"), "events are numbered from 1"),
+        (("query", "SELECT 1 AS x", "--as-of", "-1"), "events are numbered from 1"),
+        (("log", "--kind", ""), "kind '' names no kind"),
+        (("drop", "--sweep", ""), "--sweep '' names no sweep"),
+    ]:
+        p = run(*args, store=s, check=False)
+        assert p.returncode == 2 and said in p.stderr, (args, p.stderr)
+    assert not (tmp_path / " ").exists()
+    p = subprocess.run([INCBT, "query", "SELECT 1 AS x", "-o", "-", "--output", "parquet"],
+                       capture_output=True, env={**os.environ, "INCBT_STORE": str(s)},
+                       cwd=tmp_path)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert p.returncode == 0 and pq.read_table(pa.BufferReader(p.stdout))["x"].to_pylist() == [1]
+    out = run("log", "-o", "-", "--output", "json", store=s).stdout
+    assert json.loads(out.splitlines()[0])["kind"] == "init"
+    assert not (tmp_path / "-").exists() and not os.path.exists("-")
+    (tmp_path / "afile").write_text("x")
+    p = run("--store", str(tmp_path / "afile"), "settings", check=False)
+    assert p.returncode == 1 and "is a file, not an incbt store" in p.stderr, p.stderr

@@ -91,6 +91,8 @@ def cutoff_event(
     if before is not None and keep_days is not None:
         raise UsageError("give --before EVENT or --keep-days N, not both")
     if before is not None:
+        if before < 1:  # no event can be: usage (QA 2026-12-06)
+            raise UsageError(f"--before {before}: events are numbered from 1 (1..{last} here)")
         if not 1 <= before <= last:
             raise NotFoundError(  # exit 1, as `query --as-of` of no event (QA 2026-12-05)
                 f"--before {before}: no such event; the log has events 1..{last}"

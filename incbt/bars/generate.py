@@ -141,6 +141,9 @@ def generate(
 
     >>> incbt.generate("data/", instruments=20, days=60, seed=1)
     """
+    if not isinstance(out, str | os.PathLike) or not str(out).strip():  # QA 2026-12-06:
+        # '' was "a file the store's catalog lists is gone", ' ' a folder named a space
+        raise UsageError(f"OUT {str(out)!r} names no folder: give the folder to write to")
     # whole numbers (QA 2026-12-06: days=3.0 failed as "slice indices must be integers")
     instruments = whole(instruments, "instruments (--instruments)") or 0
     days = whole(days, "days (--days)") or 0

@@ -386,6 +386,11 @@ def session(
     ctx.register_udf(JSON_GET)  # events.summary's fields: json_get(summary, 'sources')
     with cat.env.read() as txn:
         last = cat.last_seq(txn)
+        if as_of is not None and as_of < 1:  # no event can be: usage (QA 2026-12-06)
+            raise UsageError(
+                f"--as-of {as_of} (as_of={as_of} in Python): events are numbered from 1 "
+                f"(1..{last} here)"
+            )
         if as_of is not None and not 1 <= as_of <= last:  # QA 2026-12-06: 0 was taken
             raise QueryError(
                 f"--as-of {as_of} (as_of={as_of} in Python): no such event; the log has "
