@@ -192,7 +192,7 @@ class RichReporter:
             self.lines.append(line)
             if line.every and self._clock is None:  # the lines' clock, while work lasts
                 self._clock = threading.Thread(
-                    target=self._tick, args=(min(line.every, 1.0),), daemon=True
+                    target=self._tick, args=(min(max(line.every, 0.1), 1.0),), daemon=True
                 )
                 self._clock.start()
             return line
