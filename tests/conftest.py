@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
 
 import pytest
@@ -13,6 +14,12 @@ for _k in [k for k in os.environ if k.startswith("INCBT_")]:
     del os.environ[_k]
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "incbt-test-numba"))
 os.environ["INCBT_LOCK_TIMEOUT"] = "5"
+
+# Commands the tests start get Ctrl-C as a terminal gives it: a suite started in the
+# background of a shell without job control inherits SIGINT ignored, and the commands
+# it starts would ignore the SIGINT the signal tests send them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import incbt  # noqa: E402
 import incbt.runs  # noqa: E402
