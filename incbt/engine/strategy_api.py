@@ -521,7 +521,14 @@ class Strategy:
         its warm-up at the defaults, and its code version (part of every run's id)."""
         lines = [f"{self.name}: {self.doc.splitlines()[0] if self.doc else ''}".rstrip()]
         lines += [f"  {p.describe()}" for p in self.params]
-        lines.append(f"  state: {', '.join(self.state_names) or '(none)'}")
+        lines.append(
+            f"  state: {', '.join(self.state_names) or '(none)'}"
+            + (
+                f" ({self.signal_state}: its previous signal, the base run's in a fork)"
+                if self.signal_state
+                else ""
+            )
+        )
         try:
             warm = f"{self.warmup(self.defaults())} bar(s) at the defaults"
         except AnyStrategyError as exc:  # the defaults break a check rule, or the rule raises
