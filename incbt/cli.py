@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -1971,6 +1972,17 @@ def _few(items: list[str]) -> str:
     return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
 
 
+def _leave_busy_threads(code: int) -> None:
+    """After Ctrl-C or SIGTERM (said, cleaned up on the way out): where threads still
+    run (the executor's kernels, each to its task's end: minutes where a task is big,
+    QA 2026-12-06), exit now rather than in the teardown that waits for them; else
+    return, for the usual exit."""
+    from incbt.runs import TASK_THREADS
+
+    if any(t.is_alive() and t.name.startswith(TASK_THREADS) for t in threading.enumerate()):
+        _fast_exit(code)
+
+
 def _fast_exit(code: int = 0) -> None:
     """Skip the interpreter's teardown (~0.3 s of Numba/LLVM and Arrow destructors).
 
@@ -2206,7 +2218,7 @@ def main() -> None:
         if code == 130 and not _SAID:  # Ctrl-C in a command: typer's Exit(130), silent
             code = _interrupted()
         if _SAID and code in (130, 143):
-            _fast_exit(code)
+            _leave_busy_threads(code)
         if isinstance(code, int) and code:
             sys.exit(code)
         _fast_exit()
@@ -2217,11 +2229,11 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # outside the command (typer catches it inside)
         code = _interrupted()
-        _fast_exit(code)
+        _leave_busy_threads(code)
         sys.exit(code)
     except typer.Exit as exc:
         if _SAID and exc.exit_code in (130, 143):
-            _fast_exit(exc.exit_code)
+            _leave_busy_threads(exc.exit_code)
         sys.exit(exc.exit_code)
     except SystemExit as exc:
         # the reader of stdout went away (`incbt query ... | head`): click exits 1 there;
@@ -2234,7 +2246,7 @@ def main() -> None:
         _reader_gone()  # as when click sees it (above)
     except typer.Abort:  # click's words for a Ctrl-C (or SIGTERM) outside a command
         code = _interrupted() if not _SAID else 143 if _TERMINATED else 130
-        _fast_exit(code)
+        _leave_busy_threads(code)
         sys.exit(code)
     except typer.TyperException as exc:  # usage errors: bad option, missing argument
         # one line, as every other error (QA 2026-12-06: click's three, "Usage: ...")

@@ -769,6 +769,9 @@ def threads_for(tasks: Sequence[SegmentTask], cores: int | None = None) -> int:
     return max(1, min(n, cores))
 
 
+TASK_THREADS = "incbt-task"  # the executor's threads' names (cli: not waited for at exit)
+
+
 class LocalExecutor:
     """Runs tasks in this process, on the calling thread or on threads.
 
@@ -846,7 +849,7 @@ class LocalExecutor:
 
         # a bounded window, not every task at once: results the caller has not taken
         # yet wait in memory, so the threads run at most AHEAD per thread ahead of it
-        pool = ThreadPoolExecutor(max_workers=n)
+        pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix=TASK_THREADS)
         ahead = deque(pool.submit(on_thread, *a) for a in itertools.islice(todo, AHEAD * n))
         ended = False
         try:

@@ -179,6 +179,14 @@ def _not_a_store(path: str) -> NotAStoreError:
             f"{path} is a folder inside the store {inside}, not a store: give the store's "
             f"folder (--store {inside}, or INCBT_STORE)"
         )
+    if not os.path.exists(path):  # where a newcomer starts: say what the path is (QA)
+        default = (
+            " (the default: give another with --store or INCBT_STORE)" if (path == "store") else ""
+        )
+        return NotAStoreError(
+            f"no store at {path}{default}. Create one with `incbt --store {path} init` "
+            "(or incbt.init(path) in Python)"
+        )
     return NotAStoreError(
         f"{path} is not an incbt store. Create one with `incbt --store {path} init` "
         "(or incbt.init(path) in Python)"

@@ -43,7 +43,7 @@ now=$($incbt query "SELECT sum(volume) AS v FROM bars WHERE instrument = 'S0000'
 then=$($incbt query "SELECT sum(volume) AS v FROM bars WHERE instrument = 'S0000' AND date = '2024-02-15'" --as-of "$first" --output csv | tail -1)
 echo "volume now: $now   as of event $first: $then"
 
-say "8. backtest: a small grid of sma_cross, fees and slippage included"
+say "8. backtest: a small grid of sma_cross (quietly), then one breakout run with its metrics; fees and slippage included"
 for fast in 5 15; do
   for slow in 60 120; do
     $incbt backtest sma_cross -p fast=$fast -p slow=$slow --fee-bps 0.5 --slippage-bps 1 \

@@ -78,7 +78,15 @@ def test_generate_ingest_query_log(tmp_path):
 def test_global_store_option_and_not_a_store(tmp_path):
     p = run("--store", str(tmp_path / "nope"), "log", check=False)
     assert p.returncode == 1
-    assert "is not an incbt store" in p.stderr and "init" in p.stderr
+    assert f"no store at {tmp_path / 'nope'}. Create one" in p.stderr and "init" in p.stderr
+    (tmp_path / "empty").mkdir()
+    p = run("--store", str(tmp_path / "empty"), "log", check=False)
+    assert p.returncode == 1 and "is not an incbt store. Create one" in p.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    p = subprocess.run([INCBT, "status"], capture_output=True, text=True, env=env,
+                       cwd=tmp_path)  # a newcomer's first command, where no ./store is
+    assert p.returncode == 1 and "no store at store (the default: give another with " \
+        "--store or INCBT_STORE)" in p.stderr, p.stderr
     f = tmp_path / "afile"
     f.write_text("x")  # a file: init refuses it too, so the message does not offer it
     p = run("--store", str(f), "status", check=False)

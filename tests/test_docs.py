@@ -32,9 +32,11 @@ def test_the_five_minute_tour_runs_as_written(tmp_path):
     import subprocess
     import sys
 
-    start = README.index("```sh\nexport INCBT_STORE=/tmp/tour") + len("```sh\n")
+    start = README.index("```sh\nsource .venv/bin/activate") + len("```sh\n")
     script = README[start : README.index("```", start)]
-    script = script.replace("/tmp/tour", str(tmp_path / "tour"))
+    first, script = script.split("\n", 1)  # the venv's incbt: this one's, on PATH below
+    assert first.startswith("source .venv/bin/activate")
+    script = script.replace("/tmp/tour", str(tmp_path / "tour"))  # tour-data too
     script = script.replace("--instruments 50", "--instruments 3")
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
@@ -48,7 +50,7 @@ def test_the_five_minute_tour_runs_as_written(tmp_path):
     assert "already up to date: nothing computed" in out  # the same backtest again
     assert "sweep grid1: 25 run(s), 5 new" in out  # the wider grid under --resume
     assert "identical to a from-scratch run" in out  # verify
-    assert "dropped 10 run(s)" in out and (tmp_path / "grid1.html").exists()
+    assert "dropped 10 run(s)" in out and (tmp_path / "tour-data" / "grid1.html").exists()
 
 
 def test_the_python_api_block_runs_as_written(tmp_path):

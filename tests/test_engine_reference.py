@@ -82,3 +82,22 @@ def test_reference_is_not_trivial():
     res = run_engine("sma_cross", [{"fast": 2, "slow": 5}], bars, {"fee_bps": 1.0})
     assert res.fill_qty.size > 20
     assert (res.fill_qty > 0).any() and (res.fill_qty < 0).any()
+
+
+def test_breakout_s_sliding_channel_equals_a_scan_at_every_bar():
+    """breakout keeps its channel's high and low as it slides, scanning again only when
+    theirs leaves it (O(1) a bar on average): the same bits as the reference's scan at
+    every bar, ties included (a 0.01 tick), at lookbacks from 1 to past a day's bars."""
+    lookbacks = [1, 2, 3, 5, 8, 13, 40, 100, 390]
+    for seed in range(6):
+        for discrete in (False, True):
+            bars = make_bars(seed, 3, min_bars=100, max_bars=200, discrete=discrete)
+            res = run_engine("breakout", [{"lookback": n} for n in lookbacks], bars)
+            for k, n in enumerate(lookbacks):
+                ref = reference_backtest("breakout", {"lookback": n}, bars)
+                np.testing.assert_array_equal(res.pos[k], ref.daily["pos"].to_numpy())
+                np.testing.assert_array_equal(res.fills[k], ref.daily["fills"].to_numpy())
+                mine = res.fill_set == k
+                np.testing.assert_array_equal(
+                    res.fill_ts[mine], ref.fills["ts"].to_numpy(dtype=np.int64)
+                )

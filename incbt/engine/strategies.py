@@ -16,10 +16,15 @@ sma_cross(fast, slow), 1 <= fast < slow
     Warm-up: slow bars (the closes that leave the windows).
 
 breakout(lookback), lookback >= 1
-    State: n, last. At bar i, if n >= lookback (bars seen before i):
-    hi = max(high_j), lo = min(low_j) over the lookback bars before i (not i);
-    signal = +1 if close_i > hi, -1 if close_i < lo, otherwise `last`.
-    Before that 0. Then n += 1, last = signal. Warm-up: lookback bars.
+    State: n, last, hi, hi_age, lo, lo_age. At bar i, if n >= lookback (bars
+    seen before i): hi = max(high_j), lo = min(low_j) over the lookback bars
+    before i (not i); signal = +1 if close_i > hi, -1 if close_i < lo,
+    otherwise `last`. Before that 0. Then n += 1, last = signal. Warm-up:
+    lookback bars. hi and lo are kept as the channel slides (bar i-1 enters;
+    hi_age and lo_age count the bars since their latest bar) and scanned again
+    only when theirs leaves it: a maximum and a minimum are exact, so the
+    values are those of a scan at every bar, in O(1) a bar on average, not
+    O(lookback) (a sweep of lookbacks to 4,000 took minutes a task).
     (`last` equals the run's previous signal. In a fork it is the base run's
     signal at the close of D-1, the fork's previous signal: the replay of the
     warm-up rebuilds n, and `last` is set after it (`signal_state`), so the
@@ -109,7 +114,7 @@ def sma_cross(p, s, o, h, l, c, v, i):  # noqa: E741
 
 @strategy(
     params={"lookback": Param(int, 20, min=1, help="bars in the channel, before the bar")},
-    state=("n", "last"),
+    state=("n", "last", "hi", "hi_age", "lo", "lo_age"),
     warmup=lambda p: p["lookback"],
     reads=("high", "low", "close"),
     error_model="numpy",  # it divides by nothing
@@ -118,23 +123,42 @@ def sma_cross(p, s, o, h, l, c, v, i):  # noqa: E741
 def breakout(p, s, o, h, l, c, v, i):  # noqa: E741
     """Long on a close above the highest high of the last bars, short below the lowest low."""
     lookback = int(p[0])
+    n = s[0]
+    if n >= 1.0:  # bar i-1 enters the channel (the bars before i)
+        if n == 1.0 or h[i - 1] >= s[2]:
+            s[2] = h[i - 1]
+            s[3] = 0.0
+        else:
+            s[3] += 1.0
+        if n == 1.0 or l[i - 1] <= s[4]:
+            s[4] = l[i - 1]
+            s[5] = 0.0
+        else:
+            s[5] += 1.0
+        if s[3] >= lookback:  # the highest high left the channel: scan it again (its
+            at = i - lookback  # latest bar: the longest before it leaves again)
+            for j in range(i - lookback + 1, i):
+                if h[j] >= h[at]:
+                    at = j
+            s[2] = h[at]
+            s[3] = float(i - 1 - at)
+        if s[5] >= lookback:  # the lowest low, the same
+            at = i - lookback
+            for j in range(i - lookback + 1, i):
+                if l[j] <= l[at]:
+                    at = j
+            s[4] = l[at]
+            s[5] = float(i - 1 - at)
     sig = 0.0
-    if s[0] >= lookback:
-        hi = h[i - lookback]
-        lo = l[i - lookback]
-        for j in range(i - lookback + 1, i):
-            if h[j] > hi:
-                hi = h[j]
-            if l[j] < lo:
-                lo = l[j]
+    if n >= lookback:
         x = c[i]
-        if x > hi:
+        if x > s[2]:
             sig = 1.0
-        elif x < lo:
+        elif x < s[4]:
             sig = -1.0
         else:
             sig = s[1]
-    s[0] += 1.0
+    s[0] = n + 1.0
     s[1] = sig
     return sig
 
