@@ -2067,9 +2067,16 @@ def _interrupted(fix: str = "") -> int:
     if not lock.taken():  # a command that reads (status, query, ...): no "to finish" (QA)
         err_console.print(f"{what}: nothing was written", highlight=False)
     else:
+        from incbt.runs import COMMITTED
+
+        done = (  # what the computing kept (QA 2026-12-06: said of 0 pairs as of many)
+            f" ({COMMITTED['pairs']:,} of its {COMMITTED['planned']:,} (run, instrument) pairs)"
+            if COMMITTED["planned"]
+            else ""
+        )
         err_console.print(
-            f"{what}: what was committed before it is kept, and nothing half-written is "
-            "(the next write removes it); "
+            f"{what}: what was committed before it is kept{done}, and nothing half-written "
+            "is (the next write removes it); "
             + (
                 fix
                 # (status: a run not committed yet is not registered, so not "stale")

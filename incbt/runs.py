@@ -1531,6 +1531,16 @@ def _fork_levels(forks: Sequence[rc.RunRecord]) -> list[list[rc.RunRecord]]:
 # a new run's instruments summed into its portfolio's pnl once this many wait (_phase)
 FOLD_EVERY = 32
 DEFAULT_COMMIT_BARS = 200_000_000  # bar-steps between commits (a few seconds of work)
+# ... or this many seconds since the last commit, whichever comes first: a strategy far
+# slower than sma_cross (breakout at lookbacks in the thousands: ~0.5 M bar-steps/s)
+# took minutes to reach the bar-steps, and a Ctrl-C before them kept nothing (QA
+# 2026-12-06: 70% of a sweep computed, 0 pairs committed). Commits are in plan order
+# wherever they fall: the results do not depend on them.
+COMMIT_SECONDS = 10.0
+
+# (run, instrument) pairs the running command committed, and planned, in its computing
+# phases so far: what an interrupted command says it kept (cli._interrupted)
+COMMITTED = {"pairs": 0, "planned": 0}
 # What waits for a commit is bounded as well, so that memory does not grow with the
 # universe: the results not yet committed (:func:`held_bytes`: their retained snapshots
 # and daily pnl) commit once they reach, per run on an instrument, an eighth of the bars
@@ -1699,9 +1709,9 @@ def _phase(
     bar = progress.task("bar-steps", p.bars)
     # committed as they come: a run is complete only at its last instrument, so a count
     # of runs stayed at 0 while most of the work was committed (QA 2026-12-06)
-    pairs_bar = progress.task(
-        "(run, instrument) pairs committed", sum(len(t.run_ids) for t in p.tasks)
-    )
+    planned = sum(len(t.run_ids) for t in p.tasks)
+    pairs_bar = progress.task("(run, instrument) pairs committed", planned)
+    COMMITTED["planned"] += planned
     todo_replaced = list(replaced)
     files: BatchFiles | PartFiles | None = None
     group: int | None = None  # the phase's first batch: its pieces count as one to compact
@@ -1741,7 +1751,9 @@ def _phase(
             ),
         )
         files = None
-        pairs_bar.advance(sum(len(r.task.run_ids) for r in pending))
+        n_pairs = sum(len(r.task.run_ids) for r in pending)
+        pairs_bar.advance(n_pairs)
+        COMMITTED["pairs"] += n_pairs
         report.commit = c
         report.bars_processed += c.bars_processed
         report.errors += c.errors
@@ -1750,6 +1762,7 @@ def _phase(
         new, pending = [], []
 
     work = held = 0
+    since = time.monotonic()  # the last commit (or the phase's start)
     last_batch = 0
     try:
         for r in ex.map(store, p.tasks, keep, bar.advance, p.latest, **parts):
@@ -1777,9 +1790,11 @@ def _phase(
                 elif rid in lost:  # its rows are gone: its portfolio refolds without them
                     gathered[rid]  # noqa: B018 - creates the run's entry
             # a worker's batch is committed whole: at its last result, not in the middle
-            if (work >= limit or held >= budget) and (r.batch is None or r.part is not None):
+            due = work >= limit or held >= budget or time.monotonic() - since >= COMMIT_SECONDS
+            if due and (r.batch is None or r.part is not None):
                 flush()
                 work = held = 0
+                since = time.monotonic()
         if pending or new:
             flush()
         here = getattr(ex, "ran_here", 0)

@@ -784,3 +784,21 @@ def test_a_strategy_edited_and_reloaded_in_a_notebook_replaces_its_runs(tmp_path
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("nb_strats", None)
+
+
+def test_slow_work_commits_on_the_clock_to_the_same_results(tmp_path, data, monkeypatch):
+    """A commit also comes COMMIT_SECONDS after the last one, whatever the bar-steps (a
+    sweep of a slow strategy committed nothing before its end, and a Ctrl-C lost it all:
+    QA 2026-12-06); the results do not depend on where the commits fall."""
+    import incbt.runs as runs_mod
+
+    sets = [{"lookback": n} for n in (5, 40, 300)]
+    w = _store(tmp_path, "whole", data / "all")
+    assert w.backtest("breakout", sets)[0].report.commits == 1
+    monkeypatch.setattr(runs_mod, "COMMIT_SECONDS", 0.0)  # due at every result
+    s = _store(tmp_path, "clock", data / "all")
+    assert s.backtest("breakout", sets)[0].report.commits == 3  # a task an instrument
+    for t, order in (("daily", "instrument, date"), ("fills", "instrument, ts"),
+                     ("metrics", "scope, instrument")):
+        q = f"SELECT * FROM {t} ORDER BY run_id, {order}"
+        assert s.sql(q).num_rows and s.sql(q).equals(w.sql(q)), t
