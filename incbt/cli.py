@@ -1972,15 +1972,20 @@ def _few(items: list[str]) -> str:
     return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
 
 
-def _leave_busy_threads(code: int) -> None:
-    """After Ctrl-C or SIGTERM (said, cleaned up on the way out): where threads still
-    run (the executor's kernels, each to its task's end: minutes where a task is big,
-    QA 2026-12-06), exit now rather than in the teardown that waits for them; else
-    return, for the usual exit."""
+def _exit(code: int) -> None:
+    """Exit with ``code``. After Ctrl-C or SIGTERM (said, cleaned up on the way out)
+    where the executor's threads still run (their kernels, each to its task's end:
+    minutes where a task is big, QA 2026-12-06), now, not in the teardown that waits
+    for them."""
     from incbt.runs import TASK_THREADS
 
-    if any(t.is_alive() and t.name.startswith(TASK_THREADS) for t in threading.enumerate()):
+    if (
+        _SAID
+        and code in (130, 143)
+        and any(t.is_alive() and t.name.startswith(TASK_THREADS) for t in threading.enumerate())
+    ):
         _fast_exit(code)
+    sys.exit(code)
 
 
 def _fast_exit(code: int = 0) -> None:
@@ -2224,10 +2229,8 @@ def main() -> None:
         code = app(standalone_mode=False)  # click returns typer.Exit codes here
         if code == 130 and not _SAID:  # Ctrl-C in a command: typer's Exit(130), silent
             code = _interrupted()
-        if _SAID and code in (130, 143):
-            _leave_busy_threads(code)
         if isinstance(code, int) and code:
-            sys.exit(code)
+            _exit(code)
         _fast_exit()
     except IncbtError as exc:
         err_console.print(
@@ -2235,13 +2238,9 @@ def main() -> None:
         )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # outside the command (typer catches it inside)
-        code = _interrupted()
-        _leave_busy_threads(code)
-        sys.exit(code)
+        _exit(_interrupted())
     except typer.Exit as exc:
-        if _SAID and exc.exit_code in (130, 143):
-            _leave_busy_threads(exc.exit_code)
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except SystemExit as exc:
         # the reader of stdout went away (`incbt query ... | head`): click exits 1 there;
         # the output was only cut short by whoever read it, as with csv and json, so 0
@@ -2252,9 +2251,7 @@ def main() -> None:
     except BrokenPipeError:  # the reader went away, seen as the output was flushed
         _reader_gone()  # as when click sees it (above)
     except typer.Abort:  # click's words for a Ctrl-C (or SIGTERM) outside a command
-        code = _interrupted() if not _SAID else 143 if _TERMINATED else 130
-        _leave_busy_threads(code)
-        sys.exit(code)
+        _exit(_interrupted() if not _SAID else 143 if _TERMINATED else 130)
     except typer.TyperException as exc:  # usage errors: bad option, missing argument
         # one line, as every other error (QA 2026-12-06: click's three, "Usage: ...")
         ctx = getattr(exc, "ctx", None)

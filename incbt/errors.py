@@ -469,7 +469,7 @@ def names(value: object, what: str) -> list[str]:
     Several: any iterable of strings, a NumPy array, a pandas Series, an Arrow array or
     column (``store.sql(...)["instrument"]``: its scalars are taken as their values)."""
     if isinstance(value, str):
-        return [unicodedata.normalize("NFC", value)]
+        value = [value]
     if isinstance(value, Mapping):  # its keys would be taken silently (QA 2026-12-06)
         raise UsageError(f"{what}: give a list of strings, not a dict ({value!r})")
     if hasattr(value, "to_pylist"):  # an Arrow array or column (QA 2026-12-06)

@@ -1042,9 +1042,10 @@ def sweep(
         result = SweepResult(name, run_ids, added, reused, old is None, skipped, store=store)
         result.kept, result.declared, result.again = kept, declared, again
         result.short = short
-        if old is not None:  # a resume's points the sweep had ("0 new" alone: QA)
+        if old is not None:
+            # a resume's points the sweep had ("0 new" alone: QA 2026-12-06)
             result.given_held = len({r.run_id for r in records} & set(prior))
-        if old is not None:  # in the record, never registered (a dropped one is ``again``)
+            # in the record, never registered (a dropped one is ``again``)
             left = set(never_committed(store, old))
             result.unfinished = sum(r.run_id in left for r in todo)
         if dry_run:
