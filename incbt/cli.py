@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import functools
 import gc as pygc
 import io
 import os
@@ -2100,12 +2101,21 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
     )
 
 
+@functools.cache
+def _click_app() -> Any:
+    """typer's click group of ``app``: built once a process (~30 ms a build; it was built
+    twice a command, once to check the options given twice and again to run it).
+    ``app``'s own ``__call__`` adds only its traceback hook, which :func:`main` never
+    reaches: it catches every exception (and ``pretty_exceptions_enable`` is off)."""
+    return typer.main.get_command(app)
+
+
 def _given_twice(argv: list[str]) -> str | None:
     """The first option of the command that ``argv`` gives twice, unless it repeats by
     design (``-p``, ``-g``, ``--kind``...): click keeps the last value without a word,
     so ``incbt drop --sweep A --sweep B`` dropped B alone (found 2026-12-05). Also an
     option of incbt itself given after the command (``incbt status --store X``)."""
-    group: Any = typer.main.get_command(app)  # typer's own click: by its attributes
+    group: Any = _click_app()  # typer's own click: by its attributes
     commands = getattr(group, "commands", {})
     cmd = group
     seen: dict[str, str] = {}
@@ -2226,7 +2236,7 @@ def main() -> None:
         if twice:
             err_console.print(styled(f"[red]error:[/red] {twice}"), highlight=False, soft_wrap=True)
             sys.exit(2)
-        code = app(standalone_mode=False)  # click returns typer.Exit codes here
+        code = _click_app()(standalone_mode=False)  # click returns typer.Exit codes here
         if code == 130 and not _SAID:  # Ctrl-C in a command: typer's Exit(130), silent
             code = _interrupted()
         if isinstance(code, int) and code:
@@ -2257,7 +2267,7 @@ def main() -> None:
         ctx = getattr(exc, "ctx", None)
         where = getattr(ctx, "command_path", "") or "incbt"
         if where == "incbt":  # an option's missing value is said in the group's context
-            commands = getattr(typer.main.get_command(app), "commands", {})
+            commands = getattr(_click_app(), "commands", {})
             named = next((a for a in sys.argv[1:] if a in commands), None)
             where = f"incbt {named}" if named else where
         text = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
