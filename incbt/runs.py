@@ -249,14 +249,36 @@ def _under_main_guard(path: str, line: int) -> bool:
 
 
 def _refuse_edited_since(strat: Strategy, path: str) -> None:
-    """An object made from a file edited since, whose code there is now another: its
-    runs would be said changed (and replaced) by the next update, so it is refused now,
-    with the fix. An edit elsewhere in the file (or of comments) leaves it as good."""
-    from incbt.engine.strategy_api import made_from_file_as_is
+    """An object whose file, imported as incbt imports it to compute the run later, does
+    not make it: refused now, with the fix. Either the file was edited since and its code
+    there is now another (its runs would be said changed, and replaced, by the next
+    update), or the object is made by code the import does not run (in a function, a
+    factory, under the ``__main__`` guard), so no other process could compute its runs
+    (QA 2026-12-07: accepted, then `status` and `verify` elsewhere said the file "defines
+    no strategy"). An edit elsewhere in the file (or of comments) leaves it as good. The
+    file is imported once a process (``load_strategies`` keeps what it found)."""
+    from incbt.engine.strategy_api import import_strategies, made_from_file_as_is
 
-    if made_from_file_as_is(strat, path):
+    # every object of the name the module holds: a name defined twice, kept under two
+    # variables, computes each one's runs (incbt.execute.resolve_strategy)
+    there = [x for x in import_strategies(path, require=False) if x.name == strat.name]
+    if any(x.code_version == strat.code_version for x in there):
         return
-    now = load_strategies(path).get(strat.name)
+    now = there[-1] if there else None
+    if made_from_file_as_is(strat, path):
+        made = (
+            "no strategy of that name"
+            if now is None
+            else "another strategy of that name (other code: a factory called with other "
+            "arguments, say)"
+        )
+        raise StrategyError(
+            f"strategy {strat.name!r} is made in {path} by code that importing the file "
+            f'does not run (in a function, or under `if __name__ == "__main__":`): incbt '
+            f"imports the file again to compute its runs later, and finds {made} at its top "
+            "level. Fix: make it at the top level of the file (a factory's strategies too: "
+            "assign each to a module-level name)"
+        )
     if now is None or now.code_version != strat.code_version:
         raise StrategyError(
             f"strategy {strat.name!r} was made from {path} before the file was edited, and "
@@ -271,6 +293,12 @@ def _source_file(strat: Strategy) -> str:
 
     if BUILTINS.get(strat.name) is strat:
         return "builtin"
+    if strat.name in BUILTINS:  # a file defining it is refused so (QA 2026-12-07: an
+        # object was taken, and its runs could be computed by no other process)
+        raise StrategyError(
+            f"strategy {strat.name!r} has a built-in's name: give yours another "
+            "(@strategy(name=...))"
+        )
     import inspect
 
     path = inspect.getsourcefile(strat.py_step)

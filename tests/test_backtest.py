@@ -362,6 +362,58 @@ def test_a_script_that_defines_and_uses_a_strategy(tmp_path, data):
     assert s.verify().ok
 
 
+def test_an_object_its_file_does_not_make_at_import_or_named_as_a_built_in_is_refused(
+    tmp_path, data
+):
+    """Objects no other process could compute the runs of are refused when the run is
+    made, the store left as it was (QA 2026-12-07: both were computed, then `status` and
+    `verify` in any other process said the run could not be recomputed): one made by a
+    factory in its file, or under the file's `__main__` guard (importing the file makes
+    no strategy of that name), and one named as a built-in (a file defining it is
+    refused). A factory's strategy assigned to a module-level name is taken."""
+    from incbt.engine.strategy_api import load_strategies
+
+    s = _store(tmp_path, "s", data / "all")
+    before = s.sql("SELECT count(*) AS n FROM events")["n"][0].as_py()
+    body = "".join("    " + line + "\n" for line in _MOM.format(sign="", other="-").splitlines())
+    f = tmp_path / "factory.py"
+    f.write_text("import incbt\n\ndef make():\n" + body + "    return mom\n")
+    user: dict = {}
+    exec(compile(f.read_text(), str(f), "exec"), user)
+    with pytest.raises(incbt.StrategyError) as e:
+        s.backtest(user["make"](), {"n": 15})
+    assert (f"strategy 'mom' is made in {f} by code that importing the file does not run"
+            in str(e.value) and "finds no strategy of that name at its top level" in str(e.value)
+            and "Fix: make it at the top level of the file" in str(e.value))
+    with pytest.raises(incbt.StrategyError, match="by code that importing the file does not run"):
+        s.sweep(user["make"](), {"n": [12, 15]}, name="us")
+    # the same factory's strategy kept at the top level: what a later import finds
+    f2 = tmp_path / "kept.py"
+    f2.write_text(f.read_text() + "\nMOM = make()\n")
+    kept: dict = {}
+    exec(compile(f2.read_text(), str(f2), "exec"), kept)
+    assert s.backtest(kept["make"](), {"n": 15}).metrics.num_rows == 4
+    # a file that makes none at its top level says where one is looked for
+    with pytest.raises(incbt.StrategyError, match="defines no strategy at its top level"):
+        load_strategies(str(f))
+    clash = tmp_path / "clash.py"
+    clash.write_text(_MOM.format(sign="", other="-").replace("def mom(", "def breakout(")
+                     .join(["import incbt\n\n", ""]))
+    mine: dict = {}
+    exec(compile(clash.read_text(), str(clash), "exec"), mine)
+    with pytest.raises(incbt.StrategyError,
+                       match=r"strategy 'breakout' has a built-in's name: give yours another"):
+        s.backtest(mine["breakout"], {"n": 15})
+    assert s.sql("SELECT count(*) AS n FROM events")["n"][0].as_py() == before + 1  # kept's
+    assert s.sql("SELECT count(*) AS n FROM runs")["n"][0].as_py() == 1
+
+
+def test_a_param_without_a_default_is_said_as_a_strategy_error():
+    with pytest.raises(incbt.StrategyError,
+                       match=r"Param\(int\) needs a default.*Param\(int, DEFAULT, min="):
+        incbt.Param(int)
+
+
 def test_a_strategy_redefined_in_one_file_computes_each_run_with_its_own_code(
     tmp_path, data
 ):

@@ -860,7 +860,7 @@ def test_code_version_follows_values_the_code_holds_not_their_names(tmp_path, ed
     [
         ("def oops(:\n", r"failed to import: SyntaxError"),
         ("raise RuntimeError('no data here')\n", r"failed to import: RuntimeError: no data here"),
-        ("X = 1\n", r"defines no strategy: decorate a step function with @strategy"),
+        ("X = 1\n", r"defines no strategy at its top level: decorate a step function with"),
         # a warm-up rule that fails or returns nonsense names the parameters (QA 2026-12-05)
         (
             "from incbt.engine import Param, strategy\n"

@@ -174,10 +174,18 @@ class Param:
     """A parameter declaration for the `strategy` decorator; its name is the dict key."""
 
     type: type
-    default: int | float
+    default: int | float = None  # type: ignore[assignment]  # required: said below
     min: int | float | None = None
     max: int | float | None = None
     help: str = ""
+
+    def __post_init__(self) -> None:
+        if self.default is None:  # a TypeError of the dataclass's before (QA 2026-12-07)
+            kind = getattr(self.type, "__name__", repr(self.type))
+            raise StrategyError(
+                f"Param({kind}) needs a default, which a run that does not give the "
+                f"parameter takes: Param({kind}, DEFAULT, min=..., max=..., help=...)"
+            )
 
     def spec(self, name: str) -> ParamSpec:
         return ParamSpec(name, self.type, self.default, self.min, self.max, self.help)
@@ -960,12 +968,20 @@ def load_strategies(path: str | os.PathLike[str]) -> dict[str, Strategy]:
     return dict(sorted(found.items()))
 
 
-def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
+def _defines_none(p: str) -> str:
+    return (
+        f"strategy file {p} defines no strategy at its top level: decorate a step function "
+        "with @strategy(params=..., state=...) there (one made in a function, or under "
+        '`if __name__ == "__main__":`, is not seen when incbt imports the file)'
+    )
+
+
+def import_strategies(path: str | os.PathLike[str], require: bool = True) -> list[Strategy]:
     """Import a Python file and return every strategy object it holds at module level
     (a name defined twice and kept under two variables: both, in the module's order).
 
-    Raises `StrategyError` if the file is missing, fails to import or defines no
-    strategy.
+    Raises `StrategyError` if the file is missing, fails to import or (``require``)
+    defines no strategy.
     """
     p = os.path.abspath(os.fspath(path))
     if os.path.isdir(p):  # it said "does not exist" (QA 2026-12-05)
@@ -984,6 +1000,8 @@ def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
     # code, which ran two or three times a call (QA 2026-12-06: a print in the file)
     known = _IMPORTED.get((p, stamp, digest))
     if known is not None:
+        if require and not known:
+            raise StrategyError(_defines_none(p))
         return list(known)
     stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(p))[0])
     mod_name = f"incbt_user_{stem}_{digest}"
@@ -1027,11 +1045,6 @@ def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
     for value in vars(module).values():
         if isinstance(value, Strategy) and value.py_step.__module__ == mod_name:
             found.setdefault(id(value), value)
-    if not found:
-        raise StrategyError(
-            f"strategy file {p} defines no strategy: decorate a step function "
-            "with @strategy(params=..., state=...)"
-        )
     from incbt.engine.strategies import BUILTINS
 
     for strat in found.values():
@@ -1042,6 +1055,8 @@ def import_strategies(path: str | os.PathLike[str]) -> list[Strategy]:
                 f"another (@strategy(name=...))"
             )
     _IMPORTED[(p, stamp, digest)] = tuple(found.values())
+    if require and not found:
+        raise StrategyError(_defines_none(p))
     return list(found.values())
 
 
