@@ -57,6 +57,7 @@ from incbt.execute import (
     Latest,
     TaskResult,
     compute_task,
+    deferred_stops,
     remember,
     resolve_strategy,
     task_fields,
@@ -1761,27 +1762,30 @@ def _phase(
         # the new run complete now, or with nothing to compute (made before, up to date)
         now = [(o, n) for o, n in todo_replaced if n in complete or n not in remaining]
         todo_replaced = [x for x in todo_replaced if x not in now]
-        c = commit(
-            store,
-            pending,
-            new,
-            command,
-            kind,
-            now,
-            portfolio={rid: gathered.pop(rid) for rid in sorted(done)},
-            folded={rid: folded.pop(rid) for rid in sorted(done) if rid in folded},
-            latest=p.latest,
-            files=files,
-            group=group,
-            # the next piece's files, if there is one: listed as pending in this commit
-            next_pending=(
-                batch_paths(last_batch + 1) if taken < len(p.tasks) and not parts else ()
-            ),
-        )
-        files = None
         n_pairs = sum(len(r.task.run_ids) for r in pending)
+        # a Ctrl-C or SIGTERM during the commit is raised once it is counted: one landing
+        # as the commit ended said half of what was kept (QA 2026-12-07)
+        with deferred_stops():
+            c = commit(
+                store,
+                pending,
+                new,
+                command,
+                kind,
+                now,
+                portfolio={rid: gathered.pop(rid) for rid in sorted(done)},
+                folded={rid: folded.pop(rid) for rid in sorted(done) if rid in folded},
+                latest=p.latest,
+                files=files,
+                group=group,
+                # the next piece's files, if there is one: listed as pending in this commit
+                next_pending=(
+                    batch_paths(last_batch + 1) if taken < len(p.tasks) and not parts else ()
+                ),
+            )
+            files = None
+            COMMITTED["pairs"] += n_pairs
         pairs_bar.advance(n_pairs)
-        COMMITTED["pairs"] += n_pairs
         report.commit = c
         report.bars_processed += c.bars_processed
         report.errors += c.errors

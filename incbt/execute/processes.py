@@ -47,7 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from incbt.execute import Inputs, Latest, TaskResult, chunk_inputs
+from incbt.execute import STOPS as _STOPS  # held while workers are forked (map)
+from incbt.execute import Inputs, Latest, TaskResult, chunk_inputs, deferred_stops
 from incbt.execute.ray_exec import _work, warm_kernels
 from incbt.plan import SegmentTask
 
@@ -138,9 +139,6 @@ def chunk_ranges(
 _PR_SET_PDEATHSIG = 1
 
 
-_STOPS = {signal.SIGINT, signal.SIGTERM}  # held while workers are forked (ProcessExecutor.map)
-
-
 def _child_init(parent: int) -> None:
     """A worker's start: Ctrl-C is the command's to handle; die with the command; write
     (a warning, say) through streams of its own: the command's progress display writes
@@ -188,35 +186,6 @@ def _first_uses() -> None:
     import incbt.results  # noqa: F401
 
     pa.array(np.zeros(1))
-
-
-@contextlib.contextmanager
-def _deferred_stops() -> Iterator[None]:
-    """Ctrl-C and SIGTERM that arrive inside are handled once it ends. The command's
-    thread blocks them as it forks, but a signal sent to the process may reach one of its
-    other threads (Arrow's, Numba's), whose C handler only flags it: Python then ran the
-    handler in the command's thread at its next instruction, perhaps one of an after-fork
-    hook, where its KeyboardInterrupt was "ignored" (once, in a CI run under load,
-    2026-12-06). Here the Python handlers only record the signal meanwhile. (From the main
-    thread only, which alone may set handlers; elsewhere, as before.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got: list[int] = []
-    before: dict[int, Any] = {int(sig): signal.getsignal(sig) for sig in _STOPS}
-    for sig in _STOPS:
-        signal.signal(sig, lambda signum, frame: got.append(signum))
-    try:
-        yield
-    finally:
-        for num, handler in before.items():
-            signal.signal(num, handler)
-        if got:  # handled now, as it would have been
-            handler = before[got[0]]
-            if callable(handler):
-                handler(got[0], None)
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), got[0])
 
 
 def _in_worker(job_id: int, k: int, inputs: Inputs) -> list[TaskResult]:
@@ -454,7 +423,7 @@ class ProcessExecutor:
             # they are raised here, once the workers are, and stop them
             held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
             try:
-                with warnings.catch_warnings(), _deferred_stops():  # (Python 3.12+: fork,
+                with warnings.catch_warnings(), deferred_stops():  # (Python 3.12+: fork,
                     warnings.simplefilter("ignore", DeprecationWarning)  # threads alive)
                     for k in range(self.workers):
                         first = (job_id, k) if k < starts else None
