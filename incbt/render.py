@@ -113,9 +113,11 @@ class LineTask:
     def _line(self, now: float) -> str:
         took = now - self.t0
         rate = self.n / took if took > 0 else 0.0
-        text = f"{self.description}: {_amount(self.n)}"
+        big = max(self.total or 0, self.n) >= 1e7  # done and total in one unit (QA
+        # 2026-12-07: "7,862,400 of 78.6 M"), as the bars say them (CountColumn)
+        text = f"{self.description}: {_amount(self.n, big)}"
         if self.total:
-            text += f" of {_amount(self.total)} ({100 * self.n / self.total:.0f}%)"
+            text += f" of {_amount(self.total, big)} ({100 * self.n / self.total:.0f}%)"
         text += f", {_amount(rate)}/s, {_seconds(took)}"
         if self.total and rate > 0 and self.n < self.total:
             text += f", ETA {_seconds((self.total - self.n) / rate)}"

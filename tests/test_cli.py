@@ -758,6 +758,19 @@ def _ingested(tmp_path, instruments: int, days: int) -> dict[str, str]:
     return env | {"INCBT_STORE": str(s)}
 
 
+def test_a_progress_line_says_done_and_total_in_one_unit():
+    """QA 2026-12-07: "7,862,400 of 78.6 M"; the bars said both in millions already."""
+    from incbt.render import LineTask
+
+    t = LineTask("bar-steps", 78_624_000, 1.0)
+    t.n = 7_862_400
+    line = t._line(t.t0 + 2.0)
+    assert line.startswith("bar-steps: 7.9 M of 78.6 M (10%), 3,931,200/s, 2.0 s, ETA 18 s"), line
+    small = LineTask("bar-steps", 202_800, 1.0)
+    small.n = 101_400
+    assert small._line(small.t0 + 1.0).startswith("bar-steps: 101,400 of 202,800 (50%)")
+
+
 def test_long_work_prints_progress_lines_where_stderr_is_not_a_terminal(tmp_path):
     """Under CI or nohup there are no progress bars: a line every progress_seconds with
     counts, rate and ETA, and a last one saying done; 0 turns them off."""
@@ -1602,6 +1615,36 @@ def test_a_signal_stops_a_command_whose_task_computes_for_hours(tmp_path, sig):
     assert p.returncode == (143 if sig == "SIGTERM" else 130), err
     assert ("terminated (SIGTERM)" if sig == "SIGTERM" else "interrupted:") in err, err
     assert "Traceback" not in err, err
+
+
+def test_a_signal_landing_as_a_commit_ends_counts_what_it_kept(tmp_path):
+    """A SIGTERM that landed as a commit ended was raised before the commit was counted:
+    "2,400 of its 4,800 (run, instrument) pairs" were said kept where all were (QA
+    2026-12-07). Here the signal is sent from inside the commit, after its transaction:
+    the command says every pair the store holds."""
+    env = _ingested(tmp_path, instruments=3, days=3)
+    code = (
+        "import os, signal, sys\n"
+        "import incbt.runs as r\n"
+        "real = r.commit\n"
+        "def commit(store, results, *a, **k):\n"
+        "    out = real(store, results, *a, **k)\n"
+        "    if results:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return out\n"
+        "r.commit = commit\n"
+        "sys.argv = ['incbt', 'sweep', 'sma_cross', '-g', 'fast=5,10', '-g', 'slow=50,60',"
+        " '--name', 'g']\n"
+        "from incbt._entry import main\n"
+        "main()\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert p.returncode == 143 and "terminated (SIGTERM)" in p.stderr, p.stderr
+    kept = incbt.open(env["INCBT_STORE"]).sql(
+        "SELECT count(*) AS n FROM metrics WHERE scope <> 'portfolio'")["n"][0].as_py()
+    assert kept > 0 and f"({kept:,} of its 12 (run, instrument) pairs)" in p.stderr, (
+        kept, p.stderr)
 
 
 def test_empty_or_impossible_option_values_are_usage_and_dash_is_stdout(tmp_path):
