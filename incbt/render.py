@@ -462,6 +462,11 @@ def _for_people(table: pa.Table, nan_as_null: bool) -> pa.Table:
     Python's datetime stops at microseconds, and a bar at .123456789 ended the command,
     exit 3), and (``nan_as_null``: JSON, which has no NaN, and strict parsers refused
     the line) NaN or infinite numbers as null. Found by QA 2026-12-05."""
+    if not any(
+        pa.types.is_timestamp(f.type) or (nan_as_null and pa.types.is_floating(f.type))
+        for f in table.schema
+    ):  # nothing to do: pyarrow.compute is not loaded for it (~35 ms; incbt._lazy)
+        return table
     import pyarrow.compute as pc
 
     for k, field in enumerate(table.schema):

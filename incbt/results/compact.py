@@ -28,13 +28,13 @@ import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from incbt._lazy import LazyModule
 from incbt.catalog import runs as rc
 from incbt.results import (
     _NO_ROW,
@@ -49,6 +49,11 @@ from incbt.results import (
     superseded,
     write_durable,
 )
+
+if TYPE_CHECKING:
+    import pyarrow.compute as pc
+else:  # loaded at its first use (incbt._lazy): ~35 ms of every command's start
+    pc = LazyModule("pyarrow.compute")
 
 FANOUT = 8
 # A batch (group) of more bytes than this counts at the level its size says, when that
