@@ -28,10 +28,11 @@ def _by_ctrl_c(exc: BaseException) -> bool:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminated)  # died without a word (QA 2026-12-06)
-    # NumPy's OpenBLAS starts a thread a core as NumPy loads, ~40-70 ms of every
-    # command's start here (2 cores; measured 2026-12-07: `import numpy` 232 -> 160 ms,
-    # best of 25): incbt does no linear algebra, and a command's own threads and worker
-    # processes use the cores. The command's only (`import incbt` leaves it as it is).
+    # NumPy's OpenBLAS starts a thread a core as NumPy loads: `import numpy` took 134 ->
+    # 112 ms (median of 20) on a quiet 2-core machine, 259 -> 194 ms under load (a test
+    # suite's, say; measured 2026-12-07). incbt does no linear algebra, and a command's
+    # own threads and worker processes use the cores. The command's only (`import
+    # incbt` leaves it as it is).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         from incbt.cli import main as run
