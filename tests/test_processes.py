@@ -29,6 +29,7 @@ import incbt
 import incbt.execute.processes as proc
 import incbt.runs as runs_mod
 from incbt.bars.generate import generate
+from incbt.execute import deferred_stops
 
 QUERIES = {
     "daily": "SELECT * FROM daily ORDER BY run_id, instrument, date",
@@ -530,7 +531,7 @@ def test_a_stop_while_forking_is_handled_once_the_workers_are():
     old = signal.signal(signal.SIGTERM, stop)
     reached = False
     try:
-        with pytest.raises(KeyboardInterrupt), proc._deferred_stops():
+        with pytest.raises(KeyboardInterrupt), deferred_stops():
             signal.raise_signal(signal.SIGTERM)
             reached = True  # not interrupted inside
         assert reached and signal.getsignal(signal.SIGTERM) is stop
