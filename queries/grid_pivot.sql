@@ -6,6 +6,7 @@
 SELECT r.p_{{y}} AS {{y}}, r.p_{{x}} AS {{x}}, m.{{metric}} AS {{metric}}
 FROM sweeps s
 JOIN runs r USING (run_id)
-JOIN metrics m USING (run_id)
-WHERE s.sweep = $sweep AND m.scope = 'portfolio'
+-- a run with no portfolio row (every pair failed) keeps its cell, NULL, as in `grid`
+LEFT JOIN metrics m ON m.run_id = r.run_id AND m.scope = 'portfolio'
+WHERE s.sweep = $sweep
 ORDER BY 1, 2

@@ -7,7 +7,7 @@ import os
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pytest
-from conftest import ingested
+from conftest import fails_strategy, ingested
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -179,6 +179,28 @@ def test_grid_pivot_takes_identifiers_not_values(results):
                              "grid_pivot")
     with pytest.raises(incbt.UsageError, match="needs -p metric"):
         fill_identifiers(sql, {"sweep": "g", "x": "fast", "y": "slow"}, "grid_pivot")
+
+
+def test_grid_pivot_keeps_a_point_whose_runs_all_failed(tmp_path):
+    """QA 2026-12-07: its inner join with metrics dropped the row of a parameter value
+    whose every run failed (no portfolio row), where `grid`, the Python pivot and the
+    report keep the point with no value."""
+    import warnings
+
+    from incbt.queries import fill_identifiers
+    from incbt.render import pivot_table
+
+    s = ingested(tmp_path, instruments=2, days=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the failures are the point
+        s.sweep("fails", {"n": [2, 3], "give_up": [0, 1]}, name="f",
+                strategies_file=fails_strategy(tmp_path))
+    params = {"sweep": "f", "x": "n", "y": "give_up", "metric": "total_pnl"}
+    sql = fill_identifiers(find_query("grid_pivot", s.path), params, "grid_pivot")
+    wide = pivot_table(s.sql(sql, params=params))
+    assert wide["give_up"].to_pylist() == [0, 1]
+    assert wide["n=2"][0].as_py() is not None and wide["n=2"][1].as_py() is None
+    assert s.sweeps()["f"].pivot("n", "give_up", "total_pnl").shape[0] == 2
 
 
 def test_coverage_counts_missing_weekdays_not_weekends(tmp_path):
