@@ -165,7 +165,9 @@ class SweepResult:
     @property
     def grids(self) -> list[dict[str, Any]]:
         """The grids that made and grew the sweep, oldest first, as given (each parameter's
-        values, or its ``START:STOP:STEP`` range); :attr:`grid` is its points."""
+        values, or its ``START:STOP:STEP`` range; a resume's grid with the values it kept
+        filled in: ``{"fast": [150]}`` on a grid of slow 50,100 is recorded with them);
+        :attr:`grid` is its points."""
         if self.executor == "dry run":
             return []
         self._here()

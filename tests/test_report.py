@@ -345,6 +345,33 @@ def test_a_sweep_whose_runs_were_all_dropped_is_no_report(tmp_path):
     assert not (tmp_path / "one.html").exists()
 
 
+def test_a_sweep_with_some_runs_dropped_says_so_and_names_their_cells(tmp_path):
+    """QA 2026-12-07: the page said nothing of them, and their cells said "a point the
+    strategy rejects, or not sampled"."""
+    generate(str(tmp_path / "d"), instruments=2, days=5, start="2024-01-15", seed=5)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    sw = s.sweep("sma_cross", {"fast": [3, 5], "slow": [20, 30]}, name="g")
+    gone = s.sql("SELECT run_id FROM runs WHERE p_fast = 5 AND p_slow = 20")["run_id"][0]
+    s.drop([gone.as_py()])
+    page = Path(s.report("g", str(tmp_path / "g.html"))).read_text(encoding="utf-8")
+    assert ("1 of the sweep&#x27;s 4 runs were dropped (`incbt drop`) and are not shown: "
+            "`incbt sweep sma_cross --name g --resume` computes them again.") in page
+    assert page.count("no run: dropped (incbt drop)") == 1
+    assert "not sampled" not in page and len(sw.run_ids) == 3  # of the 4 it made
+
+
+def test_a_reports_integers_have_thousands_separators_as_its_floats_do():
+    """QA 2026-12-07: fills "5644" in one sweep's leaderboard, "35,627" in another's (a
+    NULL had made that column float)."""
+    import numpy as np
+
+    from incbt.report import _fmt
+
+    assert _fmt(np.int64(5644)) == _fmt(5644) == _fmt(5644.0) == "5,644"
+    assert _fmt(12) == "12" and _fmt("run 1234") == "run 1234"
+
+
 def test_a_report_to_standard_output(tmp_path):
     """QA 2026-12-06: `-o -` wrote a file named "-"; it is standard output, as
     elsewhere; a sweep of one run says "1 run"."""

@@ -58,11 +58,16 @@ def _missing(v: Any) -> bool:
     return v is None or (pd.api.types.is_scalar(v) and bool(pd.isna(v)))
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, count: bool = True) -> str:
+    """A cell. ``count``: an integer is a count, with thousands separators as a float
+    has them (QA 2026-12-07: fills "5644" beside "35,627" where a NULL had made the
+    column float); a parameter's value is shown as it is given (``slow=5000``)."""
     if _missing(v):  # never a blank cell: blank read as a bug, or as zero (QA 2026-12-05)
         return NA
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+    if count and isinstance(v, int | np.integer) and not isinstance(v, bool):
+        return f"{v:,}"
     return html.escape(str(v))
 
 
@@ -81,7 +86,8 @@ def _table(df: pd.DataFrame, left: tuple[str, ...] = ()) -> str:
     rows = "".join(
         "<tr>"
         + "".join(
-            f'<td class="{cls(c, v)}">{_fmt(v)}</td>' for c, v in zip(df.columns, r, strict=True)
+            f'<td class="{cls(c, v)}">{_fmt(v, not str(c).startswith("p_"))}</td>'
+            for c, v in zip(df.columns, r, strict=True)
         )
         + "</tr>"
         for r in df.itertuples(index=False)
@@ -490,6 +496,21 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
                 f"{_its_file(sw)}` computes them."
             ),
         )
+    from incbt.catalog import runs as rc
+
+    with store.catalog.env.read() as txn:  # dropped runs leave the tables: said (QA
+        # 2026-12-07: their cells were "a point the strategy rejects, or not sampled")
+        recs = [rc.get_run(store.catalog, txn, q) for q in sw["runs"]]
+    dropped = [r for r in recs if r is not None and r.dropped_seq is not None]
+    if dropped:
+        body.insert(
+            0,
+            _warning(
+                f"{len(dropped):,} of the sweep's {len(sw['runs']):,} runs were dropped "
+                f"(`incbt drop`) and are not shown: `incbt sweep {sw['spec']['strategy']} "
+                f"--name {name} --resume{_its_file(sw)}` computes them again."
+            ),
+        )
     pcols = [c for c in t.columns if c.startswith("p_") and t[c].notna().any()]
     for c in pcols:  # integer parameters read as integers
         if (t[c].dropna() % 1 == 0).all():
@@ -502,6 +523,7 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
         # column was gone); an empty cell says why on hover
         piv = t.pivot_table(index=y, columns=x, values=metric, aggfunc=best, dropna=False)
         have = set(zip(t[y].tolist(), t[x].tolist(), strict=True))
+        gone = {(r.params.get(y[2:]), r.params.get(x[2:])) for r in dropped}
         z = piv.to_numpy()
         words = [
             [
@@ -509,6 +531,8 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
                 if z[i, j] == z[i, j]
                 else "n/a (every run failed)"
                 if (yv, xv) in have
+                else "no run: dropped (incbt drop)"
+                if (yv, xv) in gone
                 else "no run (a point the strategy rejects, or not sampled)"
                 for j, xv in enumerate(piv.columns)
             ]
