@@ -7,4 +7,4 @@ SELECT m.instrument, m.total_pnl,
        m.sharpe, m.max_drawdown, m.fills, m.fees
 FROM metrics m
 WHERE m.run_id = $run AND m.scope = 'instrument'
-ORDER BY m.total_pnl DESC
+ORDER BY m.total_pnl DESC, m.instrument

@@ -8,4 +8,5 @@ SELECT r.run_id, r.strategy,
        m.sharpe, m.total_pnl, m.max_drawdown, m.fills, m.fees, m.turnover, m.days
 FROM runs r JOIN metrics m USING (run_id)
 WHERE m.scope = 'portfolio' AND r.strategy LIKE $strategy
-ORDER BY m.sharpe DESC
+-- ties (a Sharpe of 0, say) in one order: by run id
+ORDER BY m.sharpe DESC, r.run_id

@@ -20,5 +20,5 @@ WITH p AS (
 )
 SELECT drawdown, peak_day, trough, peak AS peak_equity, equity AS trough_equity
 FROM troughs WHERE k = 1
-ORDER BY drawdown DESC
+ORDER BY drawdown DESC, trough
 LIMIT $n
