@@ -1451,7 +1451,9 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
         _say(f"run {old} {verb} by {new} (its strategy's code changed)", machine)
     if not r.segments:  # replacements made already, marked now: not "up to date" (QA)
         # runs that cannot be recomputed are not up to date either (QA 2026-12-06)
-        odd = (dry and res.replaced) or res.broken or r.truncated  # type: ignore[attr-defined]
+        odd = (  # a results file lost is no "up to date" either (QA 2026-12-07)
+            (dry and res.replaced) or res.broken or r.truncated or res.results_lost  # type: ignore[attr-defined]
+        )
         said = "nothing to compute" if odd else "all up to date"
         _say(f"{r.runs} run(s): {said}", machine)
     if r.truncated:  # incbt remove took their last days

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
@@ -91,6 +92,15 @@ class UpdateResult:
     missing_files: list[str] = field(default_factory=list)
     damaged_files: list[str] = field(default_factory=list)
 
+    @property
+    def results_lost(self) -> bool:
+        """A results file missing or damaged (``status`` only): its runs are not "all up to
+        date" (QA 2026-12-07: said above the line naming the lost file)."""
+        return any(
+            f.replace(os.sep, "/").startswith("results/")
+            for f in (*self.missing_files, *self.damaged_files)
+        )
+
     @functools.cached_property
     def stale(self) -> list[StaleRow]:
         """Each (run, instrument) the update computed (or would compute), and why."""
@@ -104,7 +114,10 @@ class UpdateResult:
                 f"{r.bars_processed:,} bar-steps (.stale says why)"
                 if r.segments
                 else f"{r.runs} run(s): nothing to compute"
-                if self.replaced or self.broken or r.truncated  # not "up to date" (QA)
+                if self.replaced
+                or self.broken
+                or r.truncated  # not "up to date" (QA)
+                or self.results_lost
                 else f"{r.runs} run(s): all up to date"
             ]
             if r.truncated:  # a remove took their last days (QA 2026-12-06: unsaid here)

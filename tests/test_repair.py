@@ -92,7 +92,9 @@ def test_a_missing_results_file_is_recomputed_to_the_untouched_results(built, tm
     assert lost in s.status().missing_files
     with pytest.raises(QueryError, match="missing.*incbt repair"):
         s.sql("SELECT count(*) FROM daily")
-    assert "incbt repair" in repr(s.status())
+    said = repr(s.status())
+    assert "incbt repair" in said and "all up to date" not in said  # QA 2026-12-07
+    assert "run(s): nothing to compute" in said
     before = tree_state(s.path)
     plan = s.repair(dry_run=True)
     assert plan.files == [lost] and plan.runs and not plan.ok
@@ -168,6 +170,9 @@ def test_the_cli_says_what_it_repairs(built, tmp_path):
     lost = result_files(s)[0]
     os.remove(os.path.join(s.path, lost))
     exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", s.path, "status"], capture_output=True, text=True)
+    assert p.returncode == 1 and "all up to date" not in p.stdout + p.stderr  # QA 2026-12-07
+    assert "run(s): nothing to compute" in p.stdout, p.stdout
     p = subprocess.run([exe, "--store", s.path, "repair", "--dry-run"], capture_output=True,
                        text=True)
     assert p.returncode == 0 and "would forget 1 results batch" in p.stdout and lost in p.stdout
