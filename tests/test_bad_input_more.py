@@ -1216,7 +1216,10 @@ def test_a_line_of_other_fields_says_what_cut_it(tmp_path):
         ("dc", head + "2024-01-16T14:30:00Z,10,5,11,9,10,5,100\n",
          "expected 6 fields, found 8; value '2024-01-16T14:30:00Z,10,5,11,9,10,5,100'. Fix: if "
          "the numbers have decimal commas (101,25), they cut the line into more fields"),
-        ("sp", head + "2024-01-16T14:30:00Z,10,11,9,10.5,100\n   \n",
+        # a line of spaces inside the bars: after the last bar it holds no value and is left
+        # out, as blank lines and Excel's rows of separators are (2026-12-07)
+        ("sp", head + "2024-01-16T14:30:00Z,10,11,9,10.5,100\n   \n"
+         "2024-01-16T14:31:00Z,10,11,9,10.5,100\n",
          "line 3: expected 6 fields, found 1; value '   '. Fix: remove the line of spaces"),
         ("ez", head + "2024-01-16T14:30:00Z,10,11,9,10.5,100\n\x1a",
          "line 3: expected 6 fields, found 1; value '\\x1a'. Fix: remove the line of spaces "
@@ -1226,6 +1229,29 @@ def test_a_line_of_other_fields_says_what_cut_it(tmp_path):
         p.write_text(text)
         with pytest.raises(incbt.BadInputError, match=re.escape(said)):
             s.ingest(str(p), instrument="X")
+
+
+def test_rows_without_a_value_after_the_last_bar_are_left_out(tmp_path):
+    """QA 2026-12-07: Excel writes rows of separators below the data (``;;;;;;``, rows
+    emptied or formatted there); they were refused as a "blank line" to remove "between
+    bars". After the last bar they are left out as blank lines are; between bars such a
+    row is still refused, and said as what it is."""
+    s = incbt.init(str(tmp_path / "s"))
+    head = "\ufeffDate;Open;High;Low;Close;Volume;;\r\n"
+    bar = "05.01.2024 09:30;10,5;11;9;10,25;100;;\r\n"
+    p = tmp_path / "EX.csv"
+    p.write_text(head + bar + ";;;;;;;\r\n" * 3 + "  ;  \r\n", encoding="utf-8", newline="")
+    opts = dict(columns={"ts": "Date"}, ts_format="%d.%m.%Y %H:%M", tz="America/New_York",
+                instrument="{stem}")
+    s.ingest(str(p), **opts)
+    assert s.sql("SELECT close FROM bars")["close"].to_pylist() == [10.25]
+    q = tmp_path / "EY.csv"
+    q.write_text(head + bar + ";;;;;;;\r\n" + bar.replace("09:30", "09:31"), encoding="utf-8",
+                 newline="")
+    with pytest.raises(incbt.BadInputError, match=re.escape(
+            "line 3: blank line (or a row of separators only). Fix: remove blank lines and "
+            "empty rows between bars")):
+        s.ingest(str(q), **opts)
 
 
 def test_a_fractional_epoch_is_said_in_the_unit_given(tmp_path):

@@ -164,7 +164,7 @@ def read_block(
         return None
     if span is not None:
         buf = buf[: span[1]]
-    end = trailing_blanks_start(buf[-4096:].tobytes(), len(buf))
+    end = trailing_blanks_start(buf[-_TAIL:].tobytes(), len(buf))
     if end is not None:  # blank lines after the last bar are not bars
         buf = buf[:end]
     if span is not None:
@@ -237,11 +237,30 @@ def _mapped(path: str) -> np.ndarray | None:
     return np.frombuffer(m, dtype=np.uint8)
 
 
+_FILLER = b" \t,;|\r\n"  # what a row without a value holds
+_TAIL = 1 << 16  # the bytes looked at for empty rows after the last bar (~6,000 of them)
+
+
+def is_empty_row(line: bytes) -> bool:
+    """A line holding no value: blank, or separators only (what Excel writes for rows
+    emptied or formatted below the data: ``;;;;;;``). Blank lines and such rows after
+    the last bar are not bars; between bars, they are refused."""
+    return not line.strip(_FILLER)
+
+
 def trailing_blanks_start(tail: bytes, size: int) -> int | None:
-    """The end of the bars of a file of ``size`` bytes ending with ``tail``, when blank
-    lines follow the last bar; else None."""
+    """The end of the bars of a file of ``size`` bytes ending with ``tail``, when empty
+    rows (:func:`is_empty_row`) follow the last bar; else None. (QA 2026-12-07: an
+    Excel file's ``;;;;;;`` rows after its last bar were refused as blank lines
+    "between bars".)"""
     stripped = tail.rstrip(b"\r\n")
-    if not stripped or tail.count(b"\n", len(stripped)) <= 1:
+    while stripped:  # the empty rows at the end, one at a time
+        j = stripped.rfind(b"\n") + 1
+        if j == 0 or not is_empty_row(stripped[j:]):
+            break
+        stripped = stripped[:j].rstrip(b"\r\n")
+    rest = tail[len(stripped) :]
+    if not stripped or (not rest.strip(b"\r\n") and rest.count(b"\n") <= 1):
         return None
     return size - len(tail) + len(stripped)
 
@@ -252,7 +271,7 @@ def bars_end(path: str) -> int | None:
     refused, with their line number; trailing ones are ignored, by both readers."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
-        f.seek(max(0, size - 4096))
+        f.seek(max(0, size - _TAIL))
         return trailing_blanks_start(f.read(), size)
 
 

@@ -1048,7 +1048,7 @@ def _gz_without_trailing_blanks(path: str) -> pa.BufferReader | None:
 
     with gzip.open(path, "rb") as f:
         data = f.read()
-    end = fastcsv.trailing_blanks_start(data[-4096:], len(data))
+    end = fastcsv.trailing_blanks_start(data[-fastcsv._TAIL :], len(data))
     return None if end is None else pa.BufferReader(pa.py_buffer(data)[:end])
 
 
@@ -1171,10 +1171,11 @@ def _explain_csv_error(
         strings = text.column(col).combine_chunks()
         if _line_is_blank(path, i + 1 + _head()):
             raise BadInputError(
-                "blank line",
+                "blank line (or a row of separators only)",
                 file=path,
                 line=i + 1 + _head(),
-                fix="remove blank lines between bars",
+                fix="remove blank lines and empty rows between bars (after the last bar "
+                "they are left out)",
             ) from None
         if (strings[i].as_py() or "").strip().lower() == col.lower():  # the header again
             raise BadInputError(

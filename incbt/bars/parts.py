@@ -42,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from incbt.bars.fastcsv import is_empty_row
 from incbt.bars.inputs import (
     InputBars,
     gzip_error,
@@ -277,12 +278,12 @@ def _cut_in(buf: bytearray, budget: int, eof: bool) -> int | None:
             return None if eof else -1  # at the end: an unterminated last line, no cut
         line = buf[pos : k + 1]
         pos = k + 1
-        if line.strip(b"\r\n"):
+        if not is_empty_row(bytes(line)):  # (as the readers tell rows after the last bar)
             break
     if len(buf) < pos + _WINDOW and not eof:
         return -1
-    if not buf[pos : pos + _WINDOW].strip(b"\r\n"):
-        return None  # only blank lines after it: they end the file, and stay in its part
+    if all(is_empty_row(x) for x in bytes(buf[pos : pos + _WINDOW]).split(b"\n")):
+        return None  # only empty rows after it: they end the file, and stay in its part
     return pos
 
 
