@@ -15,6 +15,7 @@ import csv
 import gzip
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -1087,6 +1088,12 @@ def test_columns_that_are_no_bars_column_are_not_read_and_said(tmp_path):
     assert got.days_new == 1 and got.ignored_columns == ["vwap"]
     assert s.sql("SELECT count(*) AS n FROM bars")["n"][0].as_py() == 3
     assert "vwap" not in s.sql("SELECT * FROM bars LIMIT 1").column_names
+    # a pandas index's column, unnamed: said as one, not as '' (QA 2026-12-07)
+    idx = tmp_path / "i.csv"
+    idx.write_text("," + ",".join(HEADER) + "\n0,AAPL,2024-01-04T14:30:00Z,100,101,99,100.5,10\n")
+    with pytest.warns(incbt.DataNoteWarning, match=re.escape(
+            "column(s) unnamed (a pandas index, or an empty column) of the files were not")):
+        s.ingest(str(idx))
 
 
 def test_a_file_without_header_and_one_with_it_twice_are_said_as_such(tmp_path):

@@ -139,6 +139,12 @@ class Piece:
         return self.end - self.start
 
 
+def _column_named(name: str) -> str:
+    """A column as a note names it: an unnamed one said as one (a pandas index, Excel's
+    empty columns after the last named one), not as ''."""
+    return repr(name) if name.strip() else "unnamed (a pandas index, or an empty column)"
+
+
 @dataclass
 class IngestSummary:
     """What an ingest changed (or would change, for a dry run)."""
@@ -254,7 +260,9 @@ class IngestSummary:
             )
         if self.ignored_columns:
             out.append(
-                f"column(s) {', '.join(map(repr, self.ignored_columns[:8]))}"
+                # an unnamed column said as one, not as '' (QA 2026-12-07: a pandas index,
+                # Excel's empty columns after the last named one)
+                f"column(s) {', '.join(_column_named(c) for c in self.ignored_columns[:8])}"
                 + (", ..." if len(self.ignored_columns) > 8 else "")
                 + " of the files were not read: none of the bars columns, or one --map "
                 "replaced (a bars column under another name: --map NAME=COLUMN)"
