@@ -1876,16 +1876,27 @@ def gc(
     the rows of dropped or replaced runs, and rows recomputed since."""
     s = _open().gc(before=before, keep_days=keep_days, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
+    r = s.results
+    # "no event" only where the results write none either (QA 2026-12-07: said above
+    # "results: rewrote 22 batch(es)", whose compaction is an event)
+    results_work = r is not None and bool(r.batches or r.files_removed)
     typer.echo(
         f"{verb} {s.files_removed} superseded bars file(s), {s.bytes_freed:,} bytes"
-        + (f"; event {s.seq}" if s.seq else "; nothing to remove, no event" if not dry_run else "")
+        + (
+            f"; event {s.seq}"
+            if s.seq
+            else ""
+            if dry_run
+            else ""
+            if results_work
+            else "; nothing to remove, no event"
+        )
     )
     if s.files_kept:
         typer.echo(f"kept {s.files_kept} superseded file(s), {s.bytes_kept:,} bytes, for --as-of")
     typer.echo(
         f"--as-of reaches back to event {s.horizon}" if s.horizon else "--as-of reaches every event"
     )
-    r = s.results
     if r is not None and r.batches:
         if dry_run:
             typer.echo(

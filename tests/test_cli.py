@@ -148,6 +148,14 @@ def test_gc(tmp_path):
     assert "gc" in log and "removed 2 superseded" in log
     assert "reaches back to event 3" in run("status", store=s).stdout
     assert "nothing to remove, no event" in run("gc", store=s).stdout
+    # results to compact and no bars file: no "no event" above the compaction's lines
+    # (QA 2026-12-07: said after a Ctrl-C had left the results' part undone)
+    rid = run("backtest", "sma_cross", "-p", "fast=3", "-p", "slow=20", "--output", "csv",
+              store=s).stdout.strip().splitlines()[-1].split(",")[0].strip('"')
+    run("drop", rid, store=s)
+    out = run("gc", store=s).stdout
+    assert out.startswith("removed 0 superseded bars file(s), 0 bytes\n"), out
+    assert "no event" not in out and "results: rewrote 1 batch(es)" in out, out
     # an event not in the log: exit 1, as `query --as-of 99` (it was 2: QA 2026-12-05)
     p = run("gc", "--before", "99", store=s, check=False)
     assert p.returncode == 1 and "--before 99: no such event" in p.stderr, p.stderr
