@@ -1254,6 +1254,33 @@ def test_rows_without_a_value_after_the_last_bar_are_left_out(tmp_path):
         s.ingest(str(q), **opts)
 
 
+def test_a_yfinance_header_of_three_lines_is_said_with_its_fix(tmp_path):
+    """QA 2026-12-07: yfinance (0.2.48 on) writes pandas' columns of two levels, a header
+    of three lines; it was refused as "column Close is not a number; value 'AAPL'" (or a
+    missing column). Said as what it is, with the fix, which makes it read."""
+    import pandas as pd
+
+    idx = pd.DatetimeIndex(["2024-01-05 14:30", "2024-01-05 14:31"], tz="UTC", name="Datetime")
+    cols = pd.MultiIndex.from_product([["Close", "High", "Low", "Open", "Volume"], ["AAPL"]],
+                                      names=["Price", "Ticker"])
+    df = pd.DataFrame([[181.5, 182, 181, 181.2, 1000], [181.6, 182, 181, 181.5, 1200]],
+                      index=idx, columns=cols)
+    p = tmp_path / "AAPL.csv"
+    df.to_csv(p)
+    assert p.read_text().splitlines()[1].startswith("Ticker,AAPL")
+    s = incbt.init(str(tmp_path / "s"))
+    for mapping in ({"ts": "Price"}, {"ts": "Datetime"}, None):
+        with pytest.raises(incbt.BadInputError, match=re.escape(
+                "line 2: a header of three lines ('Price', 'Ticker', 'Datetime': pandas' "
+                "columns of two levels, as yfinance writes them). Fix: give the file one "
+                "header line: in pandas, df.columns = df.columns.droplevel(1)")):
+            s.ingest(str(p), columns=mapping, instrument="{stem}")
+    df.columns = df.columns.droplevel(1)  # the fix said
+    df.to_csv(p)
+    s.ingest(str(p), columns={"ts": "Datetime"}, instrument="{stem}")
+    assert s.sql("SELECT close FROM bars ORDER BY ts")["close"].to_pylist() == [181.5, 181.6]
+
+
 def test_a_fractional_epoch_is_said_in_the_unit_given(tmp_path):
     """QA 2026-12-06: 1704724200.0 with --ts-unit s was told to write integer epoch
     nanoseconds."""

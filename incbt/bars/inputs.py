@@ -376,6 +376,8 @@ def _check_columns(
         for src in (v.split(JOIN) if c == "ts" and joined is not None else [v])
         if src not in present
     ]
+    if missing and is_csv(path) and _head() == 1:  # (a header line of its own)
+        _refuse_stacked_header(path)
     if missing:
         # a first line of numbers and times is a bar, not a header (a file without one)
         data = sum(bool(re.fullmatch(r"[-+.:\d /TZe]+", p.strip())) for p in present)
@@ -1184,6 +1186,8 @@ def _explain_csv_error(
                 line=i + 1 + _head(),
                 fix="keep the header once, at the top (or ingest the files apart)",
             ) from None
+        if i + 1 + _head() == 2:  # the second line: a second header line? (yfinance's)
+            _refuse_stacked_header(path)
         raise BadInputError(
             f"column {col} is not a number",
             file=path,
@@ -1219,6 +1223,30 @@ def _number_fix(value: str, mark: str) -> str:
         # decimal commas judged from the file's first bars: this one writes a point
         return f"write every number of the file with one decimal mark, like {example}"
     return f"write numbers like {example} (no thousands separators, no empty fields)"
+
+
+def _refuse_stacked_header(path: str) -> None:
+    """A header of three lines, as pandas writes columns of two levels (yfinance since
+    0.2.48: ``Price,Close,...`` / ``Ticker,AAPL,...`` / ``Datetime,,,,``), said as that
+    with the fix (QA 2026-12-07: "column Close is not a number; value 'AAPL'")."""
+    second, third = _csv_line(path, 2), _csv_line(path, 3)
+    first = _csv_line(path, 1)
+    if not (first and second and third) or not (len(first) == len(second) == len(third)):
+        return
+    if not (third[0].strip() and all(not x.strip() for x in third[1:])):
+        return  # line 3 names the index alone
+    if re.fullmatch(r"[-+.:\d /TZe]+", second[0].strip() or "0"):
+        return  # line 2 is a bar
+    raise BadInputError(
+        f"a header of three lines ({first[0]!r}, {second[0]!r}, {third[0]!r}: pandas' "
+        "columns of two levels, as yfinance writes them)",
+        file=path,
+        line=2,
+        fix=f"give the file one header line: in pandas, df.columns = "
+        "df.columns.droplevel(1) before df.to_csv(...); or delete lines 2 and 3 and name "
+        f"the first column {third[0].strip()} (sed -i '2,3d;1s/^{first[0]}/"
+        f"{third[0].strip()}/' FILE)",
+    )
 
 
 def _csv_line(path: str, line: int) -> list[str] | None:
