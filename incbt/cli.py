@@ -1449,12 +1449,8 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
     for old, new in res.replaced:  # type: ignore[attr-defined]
         verb = "would be replaced" if dry else "is replaced"
         _say(f"run {old} {verb} by {new} (its strategy's code changed)", machine)
-    if not r.segments:  # replacements made already, marked now: not "up to date" (QA)
-        # runs that cannot be recomputed are not up to date either (QA 2026-12-06)
-        odd = (  # a results file lost is no "up to date" either (QA 2026-12-07)
-            (dry and res.replaced) or res.broken or r.truncated or res.results_lost  # type: ignore[attr-defined]
-        )
-        said = "nothing to compute" if odd else "all up to date"
+    if not r.segments:  # (UpdateResult.up_to_date: when "nothing to compute" is said)
+        said = "all up to date" if res.up_to_date else "nothing to compute"  # type: ignore[attr-defined]
         _say(f"{r.runs} run(s): {said}", machine)
     if r.truncated:  # incbt remove took their last days
         verb = "would lose" if dry else "lost"
@@ -1886,9 +1882,7 @@ def gc(
             f"; event {s.seq}"
             if s.seq
             else ""
-            if dry_run
-            else ""
-            if results_work
+            if dry_run or results_work
             else "; nothing to remove, no event"
         )
     )

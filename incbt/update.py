@@ -101,6 +101,16 @@ class UpdateResult:
             for f in (*self.missing_files, *self.damaged_files)
         )
 
+    @property
+    def up_to_date(self) -> bool:
+        """Whether "all up to date" is what to say of the runs: nothing to compute, and
+        none of what makes "nothing to compute" the words (QA): replacements to mark (a
+        dry run's), runs that cannot be recomputed, results a remove cut, a results
+        file lost. ``__repr__`` and the CLI's lines both say it so."""
+        r = self.report
+        odd = (self.dry_run and self.replaced) or self.broken or r.truncated
+        return not (r.segments or odd or self.results_lost)
+
     @functools.cached_property
     def stale(self) -> list[StaleRow]:
         """Each (run, instrument) the update computed (or would compute), and why."""
@@ -113,12 +123,9 @@ class UpdateResult:
                 f"{r.runs} run(s): would compute {r.segments:,} segment(s), "
                 f"{r.bars_processed:,} bar-steps (.stale says why)"
                 if r.segments
-                else f"{r.runs} run(s): nothing to compute"
-                if self.replaced
-                or self.broken
-                or r.truncated  # not "up to date" (QA)
-                or self.results_lost
                 else f"{r.runs} run(s): all up to date"
+                if self.up_to_date
+                else f"{r.runs} run(s): nothing to compute"
             ]
             if r.truncated:  # a remove took their last days (QA 2026-12-06: unsaid here)
                 parts.append(

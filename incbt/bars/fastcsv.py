@@ -164,7 +164,7 @@ def read_block(
         return None
     if span is not None:
         buf = buf[: span[1]]
-    end = trailing_blanks_start(buf[-_TAIL:].tobytes(), len(buf))
+    end = trailing_blanks_start(buf[-TAIL:].tobytes(), len(buf))
     if end is not None:  # blank lines after the last bar are not bars
         buf = buf[:end]
     if span is not None:
@@ -238,7 +238,7 @@ def _mapped(path: str) -> np.ndarray | None:
 
 
 _FILLER = b" \t,;|\r\n"  # what a row without a value holds
-_TAIL = 1 << 16  # the bytes looked at for empty rows after the last bar (~6,000 of them)
+TAIL = 1 << 16  # the bytes looked at for empty rows after the last bar (~6,000 of them)
 
 
 def is_empty_row(line: bytes) -> bool:
@@ -271,7 +271,7 @@ def bars_end(path: str) -> int | None:
     refused, with their line number; trailing ones are ignored, by both readers."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
-        f.seek(max(0, size - _TAIL))
+        f.seek(max(0, size - TAIL))
         return trailing_blanks_start(f.read(), size)
 
 

@@ -13,6 +13,7 @@ import csv
 import functools
 import glob
 import io
+import itertools
 import os
 import re
 import stat
@@ -1050,7 +1051,7 @@ def _gz_without_trailing_blanks(path: str) -> pa.BufferReader | None:
 
     with gzip.open(path, "rb") as f:
         data = f.read()
-    end = fastcsv.trailing_blanks_start(data[-fastcsv._TAIL :], len(data))
+    end = fastcsv.trailing_blanks_start(data[-fastcsv.TAIL :], len(data))
     return None if end is None else pa.BufferReader(pa.py_buffer(data)[:end])
 
 
@@ -1229,10 +1230,11 @@ def _refuse_stacked_header(path: str) -> None:
     """A header of three lines, as pandas writes columns of two levels (yfinance since
     0.2.48: ``Price,Close,...`` / ``Ticker,AAPL,...`` / ``Datetime,,,,``), said as that
     with the fix (QA 2026-12-07: "column Close is not a number; value 'AAPL'")."""
-    second, third = _csv_line(path, 2), _csv_line(path, 3)
-    first = _csv_line(path, 1)
-    if not (first and second and third) or not (len(first) == len(second) == len(third)):
+    with _text(path) as f:
+        lines = list(itertools.islice(csv.reader(f, delimiter=_DIALECT.get()[0]), 3))
+    if len(lines) < 3 or not all(lines) or len({len(x) for x in lines}) > 1:
         return
+    first, second, third = lines
     if not (third[0].strip() and all(not x.strip() for x in third[1:])):
         return  # line 3 names the index alone
     if re.fullmatch(r"[-+.:\d /TZe]+", second[0].strip() or "0"):

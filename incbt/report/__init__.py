@@ -476,9 +476,13 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     ).to_pandas()
     if metric not in METRIC_COLUMNS:
         raise UsageError(f"unknown metric {metric!r}; one of {', '.join(METRIC_COLUMNS)}")
-    from incbt.sweep import never_committed
+    from incbt.catalog import runs as rc
 
-    never = len(never_committed(store, sw))
+    with store.catalog.env.read() as txn:  # its runs' records: none for a run never
+        # committed (incbt.sweep.never_committed); a dropped one's says so (QA 2026-12-07:
+        # their cells were "a point the strategy rejects, or not sampled")
+        recs = [rc.get_run(store.catalog, txn, q) for q in sw["runs"]]
+    never = sum(r is None for r in recs)
     if not len(t) and not never:  # every run of it dropped (QA 2026-12-06: a report of 0
         # runs, exit 0, an empty leaderboard)
         raise NotFoundError(
@@ -496,11 +500,6 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
                 f"{_its_file(sw)}` computes them."
             ),
         )
-    from incbt.catalog import runs as rc
-
-    with store.catalog.env.read() as txn:  # dropped runs leave the tables: said (QA
-        # 2026-12-07: their cells were "a point the strategy rejects, or not sampled")
-        recs = [rc.get_run(store.catalog, txn, q) for q in sw["runs"]]
     dropped = [r for r in recs if r is not None and r.dropped_seq is not None]
     if dropped:
         body.insert(
