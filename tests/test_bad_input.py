@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+from cli_process import run_incbt
 from conftest import tree_state
 
 import incbt
@@ -39,7 +40,6 @@ HEADER = ["instrument", "ts", "open", "high", "low", "close", "volume"]
 COL = {c: i for i, c in enumerate(HEADER)}
 PER_INSTRUMENT = 5  # bars kept per instrument in the good file
 DAY = "2024-01-30"  # the day of the good file (the store holds 2024-01-29)
-INCBT = os.path.join(os.path.dirname(sys.executable), "incbt")
 
 
 # -- the good data ---------------------------------------------------------
@@ -825,7 +825,7 @@ CLI_CASES = ["nan-close", "missing-column", "duplicate-ts", "corrupt-parquet"]
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
     env["COLUMNS"] = "80"  # one line must stay one line, even when narrow
-    return subprocess.run([INCBT, *args], capture_output=True, text=True, env=env, timeout=60)
+    return run_incbt(args, env=env, timeout=60)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.id in CLI_CASES], ids=lambda c: c.id)

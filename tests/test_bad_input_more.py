@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+from cli_process import run_incbt
 from conftest import tree_state
 
 import incbt
@@ -31,13 +32,12 @@ from incbt.catalog.env import close_env
 
 HEADER = "instrument,ts,open,high,low,close,volume\n"
 BAR = ",2024-01-08T14:30:00Z,10,11,9,10.5,100\n"  # a day after the store's days
-INCBT = os.path.join(os.path.dirname(sys.executable), "incbt")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
     env["COLUMNS"] = "80"  # one line must stay one line, even when narrow
-    return subprocess.run([INCBT, *args], capture_output=True, text=True, env=env, timeout=120)
+    return run_incbt(args, env=env, timeout=120)
 
 
 def _one_error_line(r: subprocess.CompletedProcess) -> str:

@@ -1,4 +1,4 @@
-"""The CLI end to end, as a user runs it (a real subprocess)."""
+"""The CLI end to end, as a user runs it (a process of its own: tests/cli_process.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import sys
 
 import numpy as np
 import pytest
+from cli_process import INCBT, run_incbt
 
 import incbt
 
-INCBT = os.path.join(os.path.dirname(sys.executable), "incbt")
 INCBT_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "incbt")
 
 
@@ -21,7 +21,7 @@ def run(*args, store=None, check=True):
     env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
     if store:
         env["INCBT_STORE"] = str(store)
-    p = subprocess.run([INCBT, *args], capture_output=True, text=True, env=env)
+    p = run_incbt(args, env=env)
     if check and p.returncode != 0:
         raise AssertionError(f"exit {p.returncode}: {p.stderr}")
     return p
@@ -83,8 +83,8 @@ def test_global_store_option_and_not_a_store(tmp_path):
     p = run("--store", str(tmp_path / "empty"), "log", check=False)
     assert p.returncode == 1 and "is not an incbt store. Create one" in p.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
-    p = subprocess.run([INCBT, "status"], capture_output=True, text=True, env=env,
-                       cwd=tmp_path)  # a newcomer's first command, where no ./store is
+    # a newcomer's first command, where no ./store is
+    p = run_incbt(["status"], env=env, cwd=tmp_path)
     assert p.returncode == 1 and "no store at store (the default: give another with " \
         "--store or INCBT_STORE)" in p.stderr, p.stderr
     f = tmp_path / "afile"
@@ -487,7 +487,7 @@ def test_report_to_a_missing_folder_and_settings_named_by_their_variable(small_s
     assert p.returncode == 1 and "no folder" in p.stderr and ".tmp" not in p.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
     env |= {"INCBT_STORE": str(small_store), "INCBT_THREADS": "abc"}
-    q = subprocess.run([INCBT, "status"], capture_output=True, text=True, env=env)
+    q = run_incbt(["status"], env=env)
     assert q.returncode == 2 and "environment variable INCBT_THREADS" in q.stderr, q.stderr
     e = run("--store", "", "status", check=False)
     assert e.returncode == 2 and "--store (or INCBT_STORE) is empty" in e.stderr
@@ -689,7 +689,7 @@ def test_settings_say_their_values_and_sources_and_a_fixed_one_is_not_overridden
             "INCBT_THREADS": "1"}
 
     def rows(*args):
-        p = subprocess.run([INCBT, *args], capture_output=True, text=True, env=env)
+        p = run_incbt(args, env=env)
         assert p.returncode == 0, p.stderr
         return {r["name"]: r for r in map(json.loads, p.stdout.splitlines())}, p.stderr
 
@@ -702,7 +702,7 @@ def test_settings_say_their_values_and_sources_and_a_fixed_one_is_not_overridden
     assert (got["threads"]["value"], got["threads"]["from"]) == (1, "env INCBT_THREADS")
     assert got["lock_timeout"]["from"] == "default"
     assert "INCBT_SESSION_TZ=America/New_York is ignored" in said
-    p = subprocess.run([INCBT, "status"], capture_output=True, text=True, env=env)
+    p = run_incbt(["status"], env=env)
     assert p.returncode == 0 and "INCBT_SESSION_TZ=America/New_York is ignored" in p.stderr
     # with no store there yet: what a new store would take, the variable included
     env["INCBT_STORE"] = str(tmp_path / "new")
@@ -904,7 +904,7 @@ def test_a_named_query_of_a_sweep_that_is_not_there_says_so(tmp_path):
 def test_an_option_given_twice_is_bad_usage(tmp_path, args):
     """README: exit 2 for an option given twice. click kept the last value without a
     word, so `incbt drop --sweep A --sweep B` dropped B alone (QA, 2026-12-05)."""
-    p = subprocess.run([INCBT, *args], capture_output=True, text=True, cwd=tmp_path)
+    p = run_incbt(args, cwd=tmp_path)
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert "is given twice: give it once" in p.stderr, p.stderr
     assert not os.listdir(tmp_path)  # nothing written, not even a store folder
@@ -1186,7 +1186,7 @@ def test_init_refusing_a_variable_says_it_alone(tmp_path):
     run("init", "--tz", "Europe/Paris", store=s)
     env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
     env |= {"INCBT_STORE": str(s), "INCBT_SESSION_TZ": "UTC"}
-    p = subprocess.run([INCBT, "init"], capture_output=True, text=True, env=env)
+    p = run_incbt(["init"], env=env)
     assert p.returncode == 1 and "is ignored" not in p.stderr, p.stderr
     assert "session_tz='Europe/Paris' (asked 'UTC' by INCBT_SESSION_TZ)" in p.stderr
 
@@ -1470,10 +1470,8 @@ def test_csv_writes_times_as_json_does(tmp_path):
     the outputs had two forms to parse (QA 2026-12-06). NaN stays NaN in CSV."""
     env = _ingested(tmp_path, instruments=1, days=1)
     q = "SELECT ts, CAST('NaN' AS DOUBLE) AS x FROM bars ORDER BY ts LIMIT 1"
-    csv_rows = subprocess.run([INCBT, "query", q, "--output", "csv"], capture_output=True,
-                              text=True, env=env, check=True).stdout.splitlines()
-    js = subprocess.run([INCBT, "query", q, "--output", "json"], capture_output=True,
-                        text=True, env=env, check=True).stdout
+    csv_rows = run_incbt(["query", q, "--output", "csv"], env=env).stdout.splitlines()
+    js = run_incbt(["query", q, "--output", "json"], env=env).stdout
     ts = json.loads(js)["ts"]
     assert ts.endswith("Z") and "T" in ts, ts
     assert csv_rows[1].split(",")[0].strip('"') == ts, csv_rows
