@@ -23,6 +23,10 @@ from typing import Any as _Any
 # the pages of the bars it had read; with jemalloc ~4 MiB, at the same speed.
 _os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
+# The CLI sets it: this process ends with its command (a Python caller's goes on), so
+# work it stops need not be waited for (a local Ray's calls in flight: ray_exec).
+_ends_with_command = False
+
 from incbt.errors import (  # noqa: E402 - after the allocator choice
     BadInputError,
     CatalogError,

@@ -834,8 +834,9 @@ def backtest(
             else "already up to date: nothing to compute",
             machine,
         )
-        _print_why_empty(run, r, machine)
-        _print_failures(r)
+        if not r.errors:  # else they say why (a fork of a failed base's pairs)
+            _print_why_empty(run, r, machine)
+        _print_failures(r, dry=True)
         _say(f"run id: {run.run_id}", machine)
         return
     if r is not None and (r.bars_processed or getattr(r, "not_run", [])):
@@ -1385,11 +1386,12 @@ def grouped_failures(errors: list[str], names: int = 6) -> list[str]:
     return out
 
 
-def _print_failures(r: object) -> None:
-    """Pairs whose strategy failed in this command, and pairs not recomputed because
-    they failed before and nothing they read has changed."""
+def _print_failures(r: object, dry: bool = False) -> None:
+    """Pairs whose strategy failed in this command (``dry``: would fail), and pairs not
+    recomputed because they failed before and nothing they read has changed."""
     errors = grouped_failures(r.errors)  # type: ignore[attr-defined]
-    _print_capped([f"[yellow]failed:[/yellow] {e}" for e in errors], 10)
+    word = "would fail" if dry else "failed"
+    _print_capped([f"[yellow]{word}:[/yellow] {e}" for e in errors], 10)
     lost = getattr(r, "not_run", [])
     _print_capped([f"[yellow]not computed:[/yellow] {e}" for e in lost], 10)
     skipped = r.skipped_failed  # type: ignore[attr-defined]
@@ -2226,6 +2228,9 @@ def _whole_stdout() -> None:
 def main() -> None:
     """Entry point: run the app, turning errors into one line and an exit code."""
     _whole_stdout()
+    import incbt
+
+    incbt._ends_with_command = True
     os.environ.setdefault(
         "NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "incbt-numba")
     )

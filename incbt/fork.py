@@ -216,6 +216,33 @@ def needs_materializing(
     return out
 
 
+def would_fail(
+    store: Any, fork: rc.RunRecord, need: Mapping[str, int], hypothetical: Sequence[tuple] = ()
+) -> dict[str, str]:
+    """Of ``need`` (:func:`needs_materializing`), the pairs that :func:`materialize` would
+    make failed ones, as a dry run sees them: instrument -> why. Those where the base's
+    pair failed and is not retried first (no change after its failure, the dry run's own
+    included, on or before the days it failed through). A dry run planned their days from
+    D as computed, where the fork failed them with its base's (QA 2026-12-07)."""
+    if not need:
+        return {}
+    cat = store.catalog
+    base_id = fork.fork["base"]  # type: ignore[index]
+    out = {}
+    with cat.env.read() as txn:
+        base_failed = rc.run_failures(cat, txn, base_id)
+        for inst in sorted(need):
+            f = base_failed.get(inst)
+            if f is None:
+                continue
+            if any(h[0] == inst and h[1] <= f["through"] for h in hypothetical) or any(
+                c.instrument == inst and c.day <= f["through"] for c in cat.changes(txn, f["seq"])
+            ):
+                continue  # the base's pair is computed again first
+            out[inst] = f"its base run {base_id} failed on {inst}: {f['error']}"
+    return out
+
+
 def materialize(
     store: Any,
     fork: rc.RunRecord,

@@ -556,6 +556,7 @@ def plan_runs(
     from_scratch: bool = False,
     hypothetical: Sequence[tuple[str, int, int, int]] = (),
     assume_through: Mapping[tuple[str, str], int] | None = None,
+    assume_failed: Mapping[tuple[str, str], str] | None = None,
     progress: Reporter = NULL,
     since: int | None = None,
 ) -> Plan:
@@ -567,6 +568,8 @@ def plan_runs(
     first changed day, and recomputes from there. Why is reported in ``stale_out``.
     ``from_scratch``: ignore every snapshot (``verify``). ``hypothetical``:
     (instrument, day, kind, rows) of an ingest not yet made (``update --dry-run``).
+    ``assume_through``, ``assume_failed``: a dry run's fork pairs, as valid through a day
+    or failed (why), as materializing them would leave them.
     ``since``: the last event before the caller's command: a pair whose failure an
     event after it recorded is one of the command's failures (``Plan.failed_now``).
     """
@@ -634,6 +637,10 @@ def plan_runs(
             specs.append(spec)
             for inst in insts:
                 key = (rec.run_id, inst)
+                if assume_failed and key in assume_failed:  # as the call would fail it
+                    skip.add(key)
+                    now.append(f"run {rec.run_id}, {inst}: {assume_failed[key]}")
+                    continue
                 f = fails.get(key) if fails else None
                 if f is not None:
                     retry = [
@@ -1441,13 +1448,16 @@ def bring_up_to_date(
         states: dict = {}  # bases' states asked by the levels' materializing (fork.state_at)
         for level in _fork_levels(forks):  # each after the forks it is a fork of
             assume: dict[tuple[str, str], int] = {}
+            doomed: dict[tuple[str, str], str] = {}  # a dry run's pairs failed as made
             built = []
             for f in level:
                 need = fork_mod.needs_materializing(
                     store, f, instruments_of(f, known), hypothetical if dry_run else ()
                 )
                 if dry_run:
+                    fails = fork_mod.would_fail(store, f, need, hypothetical)
                     assume.update({(f.run_id, i): day for i, day in need.items()})
+                    doomed.update({(f.run_id, i): why for i, why in fails.items()})
                 else:
                     if need and stale_out is not None:
                         # why its pairs compute, read before their rows up to D-1 are made
@@ -1473,6 +1483,7 @@ def bring_up_to_date(
                 pairs_of(level),
                 hypothetical,
                 assume,
+                doomed,
                 executor=executor,
                 commit_bars=commit_bars,
             )
@@ -1617,10 +1628,12 @@ def _phase(
     replaced: Sequence[tuple[str, str]],
     hypothetical: Sequence[tuple],
     assume: Mapping[tuple[str, str], int] | None = None,
+    doomed: Mapping[tuple[str, str], str] | None = None,
     executor: Executor | None = None,
     commit_bars: int | None = None,
 ) -> None:
-    """Plan these runs, compute, and commit in plan order, in batches.
+    """Plan these runs, compute, and commit in plan order, in batches (``assume`` and
+    ``doomed``: a dry run's fork pairs as their materializing would leave them).
 
     A batch commits after ``commit_bars`` bar-steps, or once the results waiting for
     it reach :func:`commit_budget`: memory does not grow with the universe. A crash
@@ -1647,6 +1660,7 @@ def _phase(
         stale_out,
         hypothetical=hypothetical,
         assume_through=assume,
+        assume_failed=doomed,
         progress=progress,
         since=report.since,
     )
@@ -2035,13 +2049,15 @@ class Run:
         with self.store.catalog.env.read() as txn:
             failed = rc.run_failures(self.store.catalog, txn, self.run_id)
             registered = rc.registered(self.store.catalog, txn, self.run_id)
+        known = self.store.instruments()
         if not registered:  # a dry run's (QA 2026-12-06: None, as for a run with rows)
-            return (
+            # what its data says first (QA 2026-12-07: a dry run of a run starting after
+            # the last bar was told about interrupted sweeps)
+            return self._no_bars_for(known) or (
                 "it is not registered: a dry run computes and stores nothing (the same call "
                 "without dry_run computes it), and a sweep interrupted before this run's "
                 "first commit holds it in its record only (resume=True, --resume, computes it)"
             )
-        known = self.store.instruments()
         if failed:  # QA 2026-12-06: a run failed everywhere said nothing here
             inst, f = next(iter(failed.items()))
             with_bars = last_bar_days(self.store, instruments_of(self.record, known))
@@ -2055,6 +2071,11 @@ class Run:
                 "retried when a day they read changes (the `failed` table lists them)"
                 + ("" if every else "; the others are not computed yet: `incbt update`")
             )
+        return self._no_bars_for(known)
+
+    def _no_bars_for(self, known: list[str]) -> str | None:
+        """Why its instruments give it nothing to compute: no bars, or none from its
+        start (None: they do)."""
         last = last_bar_days(self.store, instruments_of(self.record, known))
         if not last:
             if self.record.universe == "all":

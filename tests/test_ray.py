@@ -389,6 +389,65 @@ def test_ctrl_c_of_a_ray_sweep_stops_cleanly_and_resume_finishes_it(tmp_path, sl
     assert_same(results(s), slow.tables)
 
 
+INTERRUPTED_IN_PYTHON = r"""
+import json, os, sys, threading, time, _thread
+import incbt
+
+store, strategies, grid, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+s = incbt.open(store)
+tmp = os.path.join(store, "tmp")
+
+def written():
+    try:
+        return {n: os.path.getsize(os.path.join(tmp, n)) for n in os.listdir(tmp)}
+    except FileNotFoundError:
+        return {}
+
+def interrupt_once_a_call_wrote():  # Ctrl-C in a notebook, while calls are in flight
+    while not written():
+        time.sleep(0.005)
+    _thread.interrupt_main()
+
+threading.Thread(target=interrupt_once_a_call_wrote, daemon=True).start()
+try:
+    s.sweep("slow_mean", grid, name="s", strategies_file=strategies, workers=2)
+    said = {"finished": True}
+except KeyboardInterrupt:
+    before = written()
+    time.sleep(3)
+    said = {"finished": False, "before": before, "after": written()}
+r = s.sweep("slow_mean", name="s", strategies_file=strategies, resume=True, workers=2)
+said["errors"] = r.report.errors
+json.dump(said, open(out, "w"))
+"""
+
+
+def test_ctrl_c_of_a_python_sweep_on_its_own_ray_stops_the_calls_in_flight(
+    tmp_path, slow, strategies
+):
+    """A Python caller (a notebook) interrupted during a sweep on a local Ray the call
+    started: the calls in flight are cancelled and waited for before KeyboardInterrupt
+    reaches the caller, whose process and Ray go on. They went on computing and writing
+    into the store's tmp/ (12 more files there in the 3 s after), under the next
+    command's cleanup, and Ray printed their errors in the middle of a later call (QA
+    2026-12-07). The same process then resumes the sweep to the uninterrupted results."""
+    s = _store(tmp_path / "s", slow.data)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = tmp_path / "said.json"
+    p = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_IN_PYTHON, s.path, strategies,
+         json.dumps(SLOW_GRID), str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    said = json.loads(out.read_text())
+    if said["finished"]:
+        pytest.skip("the sweep finished before a call wrote its files")
+    assert said["before"] == said["after"], said  # nothing still writing
+    assert not said["errors"] and "Traceback" not in p.stderr, p.stderr[-3000:]
+    assert_same(results(s), slow.tables)
+
+
 KILLED_AFTER_PUBLISHING = r"""
 import json, os, signal, sys
 import incbt, incbt.results

@@ -335,6 +335,7 @@ def test_an_update_interrupted_after_its_ingest_says_the_files_are_in(store, tmp
     # what main sets for the process, put back for the tests after this one
     monkeypatch.setattr(warnings, "filters", list(warnings.filters))
     monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    monkeypatch.setattr(incbt, "_ends_with_command", False)
     term = signal.getsignal(signal.SIGTERM)
     try:
         with pytest.raises(SystemExit) as e:

@@ -986,8 +986,13 @@ def test_a_fork_of_a_base_that_failed_on_an_instrument_fails_there_too(tmp_path)
     s, strats, days = _store_with_a_spike(tmp_path, 5)
     base = s.backtest("spike", {"n": 10}, strategies_file=str(strats))
     assert base.report.errors
-    fork = s.backtest(None, {"n": 20}, fork_of=base.run_id, effective=days[3][5:15],
-                      strategies_file=str(strats))
+    kw = dict(fork_of=base.run_id, effective=days[3][5:15], strategies_file=str(strats))
+    # the dry run says it as the fork then does (QA 2026-12-07: it planned S0001's days
+    # from D as computed, bar-steps the fork never ran, and said nothing of the failure)
+    dry = s.backtest(None, {"n": 20}, dry_run=True, **kw).report
+    fork = s.backtest(None, {"n": 20}, **kw)
+    assert dry.errors == fork.report.errors and dry.bars_processed == fork.report.bars_processed
+    assert dry.segments == fork.report.segments == 1
     errors = fork.report.errors
     assert len(errors) == 1 and errors[0].startswith(
         f"run {fork.run_id}, S0001: its base run {base.run_id} failed on S0001: "), errors

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+import incbt
 from incbt.catalog import DayIndex
 from incbt.errors import ClusterLostError, UsageError
 from incbt.execute import (
@@ -209,6 +210,30 @@ def _lost(ray: Any, address: str | None) -> ClusterLostError | None:
             "with --resume)"
         )
     return None
+
+
+# How long a Python caller stopped (Ctrl-C in a notebook) waits for its local Ray's
+# calls in flight to end once cancelled: each is a chunk of tasks (a second or so).
+STOP_WAIT_SECONDS = 30.0
+
+
+def _stop_calls(ray: Any, refs: list[Any]) -> None:
+    """Cancel a stopped map's calls on the local Ray started here, and wait for them to
+    end, their errors taken (a process that goes on: a Python caller's). Left running,
+    they went on computing and writing into the store's ``tmp/`` after the call
+    returned, under the next command's cleanup, whose errors Ray then printed in the
+    middle of a later call (QA 2026-12-07). Not forced: a forced cancel kills the worker
+    process, and one racing a call's reply aborted Ray's core worker (2026-12-05); a
+    plain one raises KeyboardInterrupt in the task, which ends at its next Python line.
+    The CLI's process ends with its command, and its local Ray with it: not needed."""
+    for ref in refs:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref, force=False)
+    with contextlib.suppress(Exception):
+        ray.wait(refs, num_returns=len(refs), timeout=STOP_WAIT_SECONDS)
+    for ref in refs:
+        with contextlib.suppress(Exception):
+            ray.get(ref, timeout=0)
 
 
 def shutdown() -> None:
@@ -458,3 +483,5 @@ class RayExecutor:
             if not _started_here and lost is None:  # a lost cluster takes no cancel
                 for ref in refs:
                     ray.cancel(ref, force=True)
+            elif refs and lost is None and not incbt._ends_with_command:
+                _stop_calls(ray, list(refs))
