@@ -262,7 +262,12 @@ def init(
 ) -> None:
     """Create a store (no-op on an existing store with the same settings)."""
     values: dict[str, object] = dict(_pairs(set_, "--set"))
-    if tz:
+    if tz is not None:  # '' made a UTC store (QA 2026-12-07)
+        if not tz.strip():
+            raise UsageError(
+                f"--tz {tz!r}: give a time zone's name (e.g. America/New_York), or leave it "
+                "out for UTC"
+            )
         if "session_tz" in values and values["session_tz"] != tz:  # one was dropped unsaid
             raise UsageError(  # (QA 2026-12-05)
                 f"--tz {tz} and --set session_tz={values['session_tz']}: give the session "
@@ -798,7 +803,8 @@ def backtest(
     st = _open()
     if strategy is None and from_ is None:
         raise UsageError("give a STRATEGY, or --from RUN --effective DATE for a fork")
-    if instruments and (all_ or universe):
+    if sum((instruments is not None, all_, universe is not None)) > 1:  # QA 2026-12-07:
+        # --universe with --all ran the universe
         raise UsageError("give one of --instruments, --all, --universe")
     insts = _instrument_list(instruments)
     _exec_options(notional, fee_bps, slippage_bps)
@@ -1663,6 +1669,10 @@ def verify(
     Exits 1 on any difference and says where."""
     st = _open()
     if bars:
+        for r in runs or ():  # named before the bars are read (QA 2026-12-07: read, then
+            st.run(r)  # "no run 'nope'" under "verified the bars")
+        if sweep is not None and sweep not in st.sweeps():
+            st.verify(sweep=sweep)  # says it as verify does (no sweep named ...)
         bars_ok = _verify_bars(st)
         if not (runs or sweep):
             if not bars_ok:

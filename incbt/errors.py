@@ -517,12 +517,19 @@ def number(value: object, what: str) -> None:
         raise UsageError(f"{what}: give a number, not {value!r}")
 
 
-def mapping(value: object, what: str, example: str) -> None:
-    """Refuse (UsageError naming it) an argument given that is not a dict."""
+def mapping(value: object, what: str, example: str, names: bool = False) -> None:
+    """Refuse (UsageError naming it) an argument given that is not a dict; ``names``: or
+    whose keys and values are not all names (non-empty strings)."""
     from collections.abc import Mapping
 
     if value is not None and not isinstance(value, Mapping):
         raise UsageError(f"{what}: give a dict ({example}), not {value!r}")
+    if names and value:  # QA 2026-12-07: {"ts": 5} was a TypeError of Python's
+        for k, v in value.items():  # type: ignore[attr-defined]
+            if not all(isinstance(x, str) and x.strip() for x in (k, v)):
+                raise UsageError(
+                    f"{what}: {k!r}: {v!r}: give names, each a non-empty string ({example})"
+                )
 
 
 def text(value: object, what: str) -> str | None:

@@ -119,12 +119,15 @@ def _note_no_bars_on(store: Any, base: rc.RunRecord, eff: int) -> None:
     insts = instruments_of(base, store.instruments())
     last = max(last_bar_days(store, insts).values(), default=None)
     if last is not None and last < eff:  # QA 2026-12-06: "nothing to compute yet", no word
-        warnings.warn(
-            f"--effective {day_to_iso(eff)} is after the last day with bars of the base "
-            f"run's instruments ({day_to_iso(last)}): the fork holds its base's results until "
-            "bars of that day or later are ingested (`incbt update` computes it then)",
+        from incbt.store import _outside
+
+        warnings.warn(  # at the caller's line (QA 2026-12-07: at incbt's store.py)
+            f"--effective {day_to_iso(eff)} (effective= in Python) is after the last day "
+            f"with bars of the base run's instruments ({day_to_iso(last)}): the fork holds "
+            "its base's results until bars of that day or later are ingested (`incbt "
+            "update`, store.update(), computes it then)",
             UserWarning,
-            stacklevel=4,
+            stacklevel=_outside(),
         )
         return
     with cat.env.read() as txn:

@@ -304,10 +304,10 @@ def _source_file(strat: Strategy) -> str:
 
     path = inspect.getsourcefile(strat.py_step)
     if not path or not os.path.isfile(path):
-        raise StrategyError(
-            f"strategy {strat.name!r} is not defined in a file incbt can re-import; define "
-            "it in a .py file (incbt re-imports it to recompute the run later)"
-        )
+        from incbt.engine.strategy_api import not_reimportable
+
+        where = path or str(getattr(getattr(strat.py_step, "__code__", None), "co_filename", "?"))
+        raise StrategyError(f"strategy {strat.name!r}: {not_reimportable(strat.name, where)}")
     return os.path.abspath(path)
 
 
@@ -387,7 +387,13 @@ def register_many(
         # unknown, as an instrument with no bar after a run's start (QA 2026-12-06: a
         # sweep over it could not be resumed, nor its backtest run again)
         removed = store.catalog.removed_instruments(txn)
-    if universe_sql:
+    if universe_sql is not None:
+        if not universe_sql.strip():  # QA 2026-12-07: '' ran every instrument
+            raise UsageError(
+                f"--universe {universe_sql!r} (universe= in Python) is empty: give a SELECT "
+                "over bars returning an `instrument` column, or leave it out for every "
+                "instrument"
+            )
         if not every_instrument(instruments):
             raise UsageError(
                 "give either --instruments or --universe (instruments= or universe= in "

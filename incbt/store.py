@@ -229,7 +229,8 @@ def _zone(tz: Any) -> None:
     """``tz`` of ingest and update: None, or a zone's name (an empty one was ignored)."""
     if text(tz, "tz") is not None and not tz.strip():
         raise UsageError(
-            "tz: give a time zone's name (e.g. America/New_York), or leave it out for "
+            f"--tz {tz!r} (tz= in Python): give a time zone's name (e.g. America/New_York), "
+            "or leave it out for "
             "timestamps written with their UTC offset"
         )
 
@@ -438,6 +439,11 @@ def _store_path(path: Any) -> str:
             f"a store is given by its path (a str or pathlib.Path), not {type(path).__name__} "
             f"{path!r}"
         )
+    if not str(os.fspath(path)).strip():  # QA 2026-12-07: "no store at ." and "--store  init"
+        raise UsageError(
+            f"the store's path {os.fspath(path)!r} is empty: give a store's folder (or None "
+            "for $INCBT_STORE, else ./store)"
+        )
     return os.path.expanduser(os.fspath(path))  # "~/s": the home folder's (see above)
 
 
@@ -446,7 +452,7 @@ def open_store(path: str | None = None, progress: Reporter = NULL) -> Store:
 
     ``progress``: reports the catalog's upgrade, when a store of an older format is
     opened for the first time (a write, once)."""
-    return Store(_store_path(path) if path else default_path(), progress)
+    return Store(_store_path(path) if path is not None else default_path(), progress)
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -491,6 +497,24 @@ def warn_failures(report: Any, known: bool = True) -> None:
         )
 
 
+class _NoSuchSweep(NotFoundError, KeyError):
+    """A name ``store.sweeps()`` does not hold: a KeyError as a dict's, said as
+    incbt's (QA 2026-12-07: a bare ``KeyError: 'nosuch'``)."""
+
+    __str__ = NotFoundError.__str__
+
+
+class _Sweeps(dict):
+    """``store.sweeps()``: a dict by name whose missing name is said with the names."""
+
+    def __missing__(self, name: object) -> Any:
+        known = ", ".join(map(repr, self)) or "none yet"
+        raise _NoSuchSweep(
+            f"no sweep {name!r} in the store (its sweeps: {known}; "
+            "store.sweep(..., name=...) makes one)"
+        )
+
+
 class Store:
     """An incbt store: ingest bars, query with SQL, read bars for the engine."""
 
@@ -506,8 +530,11 @@ class Store:
         self.catalog = Catalog(
             os.path.join(self.path, "catalog"), settings_mod.resolve("map_size_mb")
         )
-        with self.catalog.env.read() as txn:
-            meta = self.catalog.meta(txn)
+        try:
+            with self.catalog.env.read() as txn:
+                meta = self.catalog.meta(txn)
+        except ValueError:  # not JSON: exit 3, "a bug", in Python's words (QA 2026-12-07)
+            raise NotAStoreError(_no_catalog_in(mdb, "holds settings incbt cannot read")) from None
         version = meta.get("format_version")
         if version is None:  # QA 2026-12-06: "a store of catalog format None"
             raise NotAStoreError(_no_catalog_in(mdb, "holds no incbt catalog"))
@@ -618,7 +645,7 @@ class Store:
         :meth:`verify_bars` found changed outside incbt, from the original data.
         """
         paths = _paths(paths)
-        mapping(columns, "columns", '{"ts": "time"}')
+        mapping(columns, "columns", '{"ts": "time"}', names=True)
         _zone(tz)
         flag(dry_run, "dry_run")  # "false" is true (QA 2026-12-06: merged, or not written)
         flag(join_days, "join_days")
@@ -851,6 +878,7 @@ class Store:
             number(v, k)
         ex = {"notional": 100000.0, "fee_bps": 0.0, "slippage_bps": 0.0, **given}
         flag(dry_run, "dry_run")
+        text(universe, "universe")
         if fork_of is not None or effective is not None:
             if fork_of is None or effective is None:
                 raise UsageError("a fork needs both fork_of (--from) and effective (--effective)")
@@ -941,7 +969,7 @@ class Store:
             )
         # as ints: a NumPy int was taken, then failed as JSON or as a seed (QA 2026-12-06)
         random = whole(random, "random (a number of grid points)")
-        seed = whole(seed, "seed") or 0
+        seed = whole(seed, "seed (--seed)", at_least=0) or 0  # -1 drew as 1 does (QA 2026-12-07)
         for k, v in (("notional", notional), ("fee_bps", fee_bps), ("slippage_bps", slippage_bps)):
             number(v, k)
         flag(resume, "resume")
@@ -1048,7 +1076,7 @@ class Store:
 
         if paths is not None:
             paths = _paths(paths)
-        mapping(columns, "columns", '{"ts": "time"}')
+        mapping(columns, "columns", '{"ts": "time"}', names=True)
         _zone(tz)
         flag(dry_run, "dry_run")
         flag(join_days, "join_days")
@@ -1249,7 +1277,7 @@ class Store:
         from incbt.sweep import SweepResult, sweeps
 
         found = sorted(sweeps(self), key=lambda r: (r["created"], r["name"]))
-        out = {}
+        out = _Sweeps()
         for r in found:
             out[r["name"]] = SweepResult(r["name"], r["runs"], 0, store=self)
             out[r["name"]].created_at = r["created"]

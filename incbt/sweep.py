@@ -258,6 +258,8 @@ class SweepResult:
 
     @property
     def runs(self) -> list[Any]:
+        """The sweep's runs (``Run`` objects: metrics, daily, fills, ...), in the order of
+        ``run_ids``; a run dropped since is left out."""
         from incbt.runs import Run
 
         with self.store.catalog.env.read() as txn:
@@ -533,9 +535,17 @@ def _valid(
         try:
             params_from_dict(strategy, c)
             good.append(c)
-        except StrategyError as exc:
-            bad.append(f"{c}: {exc}")
+        except StrategyError as exc:  # a value's digits cut as the error cuts them (QA
+            # 2026-12-07: fast=1e308 printed 309 digits here)
+            shown = ", ".join(f"{k!r}: {_short(v)}" for k, v in c.items())
+            bad.append(f"{{{shown}}}: {exc}")
     return good, bad
+
+
+def _short(v: Any) -> str:
+    """A value as a message shows it: its repr, cut past 20 characters."""
+    r = repr(v)
+    return r if len(r) <= 20 else f"{r[:8]}...{r[-4:]} ({len(r)} characters)"
 
 
 def _sample_large(

@@ -97,8 +97,11 @@ class _Zygote:
 
     def _line(self, timeout: float | None) -> str | None:
         """The next reply line, or None at ``timeout`` seconds (or the zygote's end)."""
-        if timeout is not None and not select.select([self._replies], [], [], timeout)[0]:
-            return None
+        if timeout is not None:  # poll: select() refuses a descriptor past 1023
+            p = select.poll()
+            p.register(self._replies, select.POLLIN)
+            if not p.poll(timeout * 1000):
+                return None
         line = self._replies.readline()
         return line.strip() if line else None
 
@@ -127,6 +130,7 @@ class _Zygote:
 
 
 _zygotes: dict[tuple[tuple[str, str], ...], _Zygote] = {}
+MOST_ZYGOTES = 3  # each holds ~100 MB; the suite uses two environments (COLUMNS=80 or not)
 _lock = threading.Lock()
 
 
@@ -159,9 +163,12 @@ def run_incbt(
                               input=input, timeout=timeout)
     key = _import_env(env)
     with _lock, tempfile.TemporaryDirectory(prefix="incbt-cli-") as tmp:
-        z = _zygotes.get(key)
+        z = _zygotes.pop(key, None)
         if z is None or z.proc.poll() is not None:
-            z = _zygotes[key] = _Zygote(env)
+            while len(_zygotes) >= MOST_ZYGOTES:  # the least recently used goes
+                _zygotes.pop(next(iter(_zygotes))).close()
+            z = _Zygote(env)
+        _zygotes[key] = z  # the most recently used last
         paths = [os.path.join(tmp, n) for n in ("stdin", "stdout", "stderr")]
         for p, text in zip(paths, (input or "", "", ""), strict=True):
             with open(p, "w") as f:

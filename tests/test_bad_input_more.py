@@ -1349,3 +1349,98 @@ def test_numba_warnings_of_a_step_that_does_not_compile_are_not_said(tmp_path):
                        timeout=300)
     out = p.stdout + p.stderr
     assert "does not compile" in out and "unsafe cast" not in out and "warning:" not in out, out
+
+
+# -- QA 2026-12-07: bad usage accepted, or said in Python's words -----------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["backtest", "sma_cross", "--universe", "SELECT 'S0000' AS instrument", "--all"],
+         "give one of --instruments, --all, --universe"),  # the universe ran
+        (["backtest", "sma_cross", "--universe", ""], "--universe '' (universe= in Python) is "
+         "empty"),  # every instrument ran
+        (["sweep", "sma_cross", "-g", "fast=5,6", "--random", "1", "--seed", "-1"],
+         "seed (--seed): give a whole number of at least 0, not -1"),  # drew as seed 1
+        (["query", "SELECT * FROM bars LIMIT $n"], "the SQL uses $n and no value was given "
+         "for it: give -p n=VALUE"),  # DataFusion's plan internals
+        (["report", "SWEEP", "--metric", ""], "unknown metric ''"),  # ranked by sharpe
+        (["init", "--tz", ""], "--tz '': give a time zone's name"),  # a UTC store
+    ],
+    ids=["universe-and-all", "universe-empty", "seed-negative", "limit-placeholder",
+         "metric-empty", "init-tz-empty"],
+)
+def test_cli_bad_usage_found_by_qa_2026_12_07_exits_2(st, args, said):
+    st.sweep("sma_cross", {"fast": [5, 6], "slow": [20]}, name="g")
+    args = ["g" if a == "SWEEP" else a for a in args]
+    before = tree_state(st.path)
+    r = _cli("--store", st.path, *args, *(["--dry-run"] if args[0] != "query" and
+                                           args[0] not in ("report", "init") else []))
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert said in _one_error_line(r), r.stderr
+    assert tree_state(st.path) == before
+
+
+def test_verify_bars_of_an_unknown_run_or_sweep_reads_nothing(st):
+    """It read every bar, said "verified the bars", then "no run 'nope'" (QA 2026-12-07)."""
+    for args in (["nope", "--bars"], ["--bars", "--sweep", "nope"]):
+        r = _cli("--store", st.path, "verify", *args)
+        assert r.returncode == 1 and not r.stdout, (r.stdout, r.stderr)
+        assert "'nope'" in _one_error_line(r)
+
+
+@pytest.mark.parametrize("columns", [{"ts": 5}, {"ts": None}, {"ts": ["a"]}, {"ts": " "},
+                                     {5: "ts"}])
+def test_a_column_map_of_other_than_names_is_a_usage_error(st, data, columns):
+    """{"ts": 5} was a TypeError of Python's, {"ts": ["a"]} an AttributeError (QA
+    2026-12-07)."""
+    for call in (st.ingest, st.update):
+        with pytest.raises(incbt.UsageError, match="give names, each a non-empty string"):
+            call(data[0], columns=columns, dry_run=True)
+
+
+def test_python_api_words_found_by_qa_2026_12_07(st, tmp_path):
+    with pytest.raises(incbt.UsageError, match="store's path '' is empty"):
+        incbt.open("")
+    with pytest.raises(incbt.UsageError, match="store's path ' ' is empty"):
+        incbt.Store(" ")
+    with pytest.raises(incbt.UsageError, match="universe"):
+        st.backtest("sma_cross", universe=["S0000"])
+    st.sweep("sma_cross", {"fast": [5], "slow": [20]}, name="g")
+    sweeps = st.sweeps()
+    assert "nosuch" not in sweeps and sweeps.get("nosuch") is None
+    for error in (KeyError, incbt.NotFoundError):  # a dict's, said as incbt's
+        with pytest.raises(error, match=r"^no sweep 'nosuch' in the store \(its sweeps: 'g'"):
+            sweeps["nosuch"]
+    base = st.backtest("sma_cross", {"fast": 5, "slow": 20})
+    with pytest.warns(UserWarning, match=r"effective= in Python\) is after the last day") as w:
+        st.backtest(None, {"fast": 6}, fork_of=base.run_id, effective="2030-01-02",
+                    dry_run=True)
+    assert w[0].filename == __file__  # the caller's line, not incbt's store.py
+
+
+def test_a_strategy_made_outside_a_file_is_said_as_it_is_made():
+    """A notebook cell's strategy was taken, then refused at its first backtest, after a
+    long traceback, with no concrete fix (QA 2026-12-07)."""
+    cell = ("import incbt\n"
+            "@incbt.strategy(params={'n': incbt.Param(int, default=3, min=1)}, reads=('close',))\n"
+            "def in_a_cell(p, s, o, h, l, c, v, i):\n"
+            "    return 0\n")
+    with pytest.warns(UserWarning, match=r"in_a_cell'.*<ipython-input-1>.*%%writefile"):
+        exec(compile(cell, "<ipython-input-1>", "exec"), {})
+
+
+def test_a_catalog_whose_settings_are_not_json_is_a_store_problem(st):
+    """exit 3 ("a bug") with Python's JSONDecodeError words (QA 2026-12-07)."""
+    import lmdb
+
+    path = st.path
+    close_env(os.path.join(path, "catalog"))
+    env = lmdb.open(os.path.join(path, "catalog"), max_dbs=32)
+    with env.begin(write=True) as txn:
+        txn.put(b"format_version", b"garbage", db=env.open_db(b"meta", txn=txn))
+    env.close()
+    r = _cli("--store", path, "status")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "holds settings incbt cannot read" in _one_error_line(r)

@@ -322,9 +322,10 @@ def test_a_fork_effective_after_the_last_day_with_bars_says_it_holds_its_base(tm
     s = incbt.init(str(tmp_path / "s"))
     s.ingest(str(data / "head"))  # to 2024-03-11
     base = s.backtest("sma_cross", {"fast": 5, "slow": 30})
-    with pytest.warns(UserWarning, match="--effective 2024-03-13 is after the last day with "
-                      r"bars of the base run's instruments \(2024-03-11\): the fork holds its "
-                      "base's results until bars of that day or later are ingested"):
+    with pytest.warns(UserWarning, match=r"--effective 2024-03-13 \(effective= in Python\) is "
+                      r"after the last day with bars of the base run's instruments "
+                      r"\(2024-03-11\): the fork holds its base's results until bars of that "
+                      "day or later are ingested"):
         fork = s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-03-13")
     q = "SELECT instrument, date, pnl FROM daily WHERE run_id = $r ORDER BY instrument, date"
     assert s.sql(q, params={"r": fork.run_id}).equals(s.sql(q, params={"r": base.run_id}))

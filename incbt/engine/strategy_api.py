@@ -93,6 +93,7 @@ import sysconfig
 import textwrap
 import tokenize
 import types
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -933,7 +934,7 @@ def strategy(
     """
 
     def wrap(f: Callable[..., Any]) -> Strategy:
-        return _make_strategy(
+        made = _make_strategy(
             f,
             name=name,
             params=params,
@@ -949,8 +950,31 @@ def strategy(
             error_model=error_model,
             signal_state=signal_state,
         )
+        code = getattr(f, "__code__", None)
+        where = inspect.getsourcefile(f) or str(getattr(code, "co_filename", "?"))
+        if not os.path.isfile(where):  # said now, not at its first backtest (QA 2026-12-07)
+            from incbt.store import _outside
+
+            warnings.warn(
+                f"strategy {made.name!r}: {not_reimportable(made.name, where)}",
+                UserWarning,
+                stacklevel=_outside(),
+            )
+        return made
 
     return wrap(fn) if fn is not None else wrap
+
+
+def not_reimportable(name: str, where: str) -> str:
+    """Why a strategy defined in ``where`` (not a file: a notebook's cell, the
+    interpreter's prompt) cannot be backtested, and the fix."""
+    return (
+        f"it is defined in {where}, not in a file incbt can re-import (it imports the "
+        "strategy's file again to recompute the run later, in this process or another). "
+        "Fix: define it in a .py file; in a notebook, start its cell with `%%writefile "
+        f"my_strategies.py`, run it, then `store.backtest({name!r}, ..., "
+        "strategies_file='my_strategies.py')`"
+    )
 
 
 def load_strategies(path: str | os.PathLike[str]) -> dict[str, Strategy]:

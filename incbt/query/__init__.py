@@ -783,8 +783,12 @@ def run_sql(
         bad = _bad_value(ctx, query, options, params, df, name, typed) if params else None
         if bad is not None:
             raise bad from None
-        m = re.search(r"Placeholder '\$(\w+)' was not provided", str(exc))
-        if m:  # DataFusion's own words were its whole message (QA 2026-12-05)
+        # DataFusion's own words were its whole message (QA 2026-12-05); in a LIMIT, its
+        # plan's internals (QA 2026-12-07)
+        m = re.search(r"Placeholder '\$(\w+)' was not provided", str(exc)) or re.search(
+            r'Placeholder\(Placeholder \{ id: "\$(\w+)"', str(exc)
+        )
+        if m and m.group(1) not in (params or {}):
             k = m.group(1)
             where = f"query {name}: " if name else ""
             raise UsageError(

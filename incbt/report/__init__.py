@@ -726,7 +726,7 @@ def report(store: Any, target: str, path: str, metric: str | None = None) -> str
         )
 
     if get_sweep(store, target) is not None:
-        text = sweep_report(store, target, metric or "sharpe")
+        text = sweep_report(store, target, "sharpe" if metric is None else metric)
     else:
         try:
             if metric is not None:  # QA 2026-12-06: taken, and ignored
