@@ -1444,3 +1444,15 @@ def test_a_catalog_whose_settings_are_not_json_is_a_store_problem(st):
     r = _cli("--store", path, "status")
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "holds settings incbt cannot read" in _one_error_line(r)
+
+
+@pytest.mark.parametrize("why", ["Permission denied", "Read-only file system",
+                                 "Operation not permitted"])
+def test_a_catalog_this_user_cannot_write_is_said_with_the_permissions_fix(why):
+    """A catalog made immutable (chattr +i) was told to restore from a backup (QA
+    2026-12-07)."""
+    from incbt.catalog.env import _unopenable
+
+    msg = str(_unopenable("/s/catalog", f"/s/catalog: {why}"))
+    assert "give write access to the catalog's folder and its files" in msg, msg
+    assert "backup" not in msg

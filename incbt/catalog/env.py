@@ -168,11 +168,14 @@ def _open_lmdb(path: str, map_size: int, readonly: bool = False) -> lmdb.Environ
 
 def _unopenable(path: str, why: str) -> CatalogError:
     """Why LMDB could not open the catalog, and the fix."""
-    if "Read-only file system" in why or "Permission denied" in why:
+    # "Operation not permitted": a file made immutable (chattr +i), or owned by another
+    # user where a permission system says so (QA 2026-12-07: "restore from a backup")
+    if any(w in why for w in ("Read-only file system", "Permission denied", "not permitted")):
         return CatalogError(
-            f"cannot open the catalog at {path}: {why}: incbt writes the catalog's lock "
-            "file even to read it. Fix: give write access to the store's folder, or work "
-            "on a copy of it in a writable place (cp -a)"
+            f"cannot open the catalog at {path}: {why}: incbt opens the catalog's files "
+            "(data.mdb, lock.mdb) for writing even to read them. Fix: give write access to "
+            "the catalog's folder and its files (chmod u+rw; chattr -i where one was made "
+            "immutable), or work on a copy of the store in a writable place (cp -a)"
         )
     return CatalogError(
         f"cannot open the catalog at {path}: {why}. Fix: a store's catalog is written by "
