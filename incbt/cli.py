@@ -1907,8 +1907,8 @@ def gc(
         if dry_run:
             typer.echo(
                 f"results: would rewrite {r.batches} batch(es) ({r.bytes_rewritten:,} bytes) "
-                f"as one, without about {r.dead_daily_rows:,} daily rows (and their fills) "
-                "of dropped or replaced runs or recomputed since"
+                f"as one, without {r.dropped('daily'):,} daily rows and "
+                f"{r.dropped('fills'):,} fills of dropped or replaced runs or recomputed since"
             )
         else:
             typer.echo(

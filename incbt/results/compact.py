@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from incbt._lazy import LazyModule
+from incbt.catalog import day_key
 from incbt.catalog import runs as rc
 from incbt.results import (
     _NO_ROW,
@@ -131,28 +132,23 @@ def _valid(table: pa.Table, cut: dict[tuple[str, str], int]) -> pa.Table:
     return table.take(pc.take(rows, pc.sort_indices(rows)))  # kept rows, in file order
 
 
-def compact(
-    store: Any, command: str = "compact", chosen: tuple[list[int], int] | None = None
-) -> dict[str, Any] | None:
-    """Merge result batches if the tiering rule says so (or ``chosen``: these batches, a
-    suffix of the store's, into one of this level). Call under the write lock."""
-    cat, root = store.catalog, store.path
-    with cat.env.read() as txn:
-        recs = dict(rc.batches(cat, txn))
-        chosen = chosen or plan_compaction(levels(root, recs))
-        if chosen is None:
-            return None
-        group, level = chosen
-        gset = set(group)
-        segs = [s for s in rc.segments(cat, txn) if s.batch in gset]
-        new_batch = rc.next_batch(cat, txn)
-        # replaced and dropped runs: SQL shows none of their rows, no command reads them
-        gone = {r.run_id for r in rc.runs(cat, txn) if r.gone}
+Cuts = dict[int, dict[tuple[str, str], int]]
+
+
+def _group_cuts(
+    cat: Any, txn: Any, gset: set[int]
+) -> tuple[list[rc.Segment], Cuts, dict[tuple[str, str], tuple[int, int, int]]]:
+    """The segments of the batches ``gset``; per batch, (run, instrument) -> the first
+    day of its rows a merge drops (a later segment in the group redid it; every row of a
+    dropped or replaced run's); and each pair's merged segment (first day, last day,
+    event seq)."""
+    segs = [s for s in rc.segments(cat, txn) if s.batch in gset]
+    # replaced and dropped runs: SQL shows none of their rows, no command reads them
+    gone = {r.run_id for r in rc.runs(cat, txn) if r.gone}
     by_pair: dict[tuple[str, str], list[rc.Segment]] = defaultdict(list)
     for s in segs:
         by_pair[(s.run_id, s.instrument)].append(s)
-    # per batch: (run, instrument) -> the first day a later segment in the group redid
-    cuts: dict[int, dict[tuple[str, str], int]] = defaultdict(dict)
+    cuts: Cuts = defaultdict(dict)
     merged: dict[tuple[str, str], tuple[int, int, int]] = {}
     for pair, ss in by_pair.items():
         # a replaced or dropped run: every row goes, merged files do not keep them
@@ -165,6 +161,23 @@ def compact(
             max(s.last_day for s in ss),
             max(s.seq for s in ss),
         )
+    return segs, cuts, merged
+
+
+def compact(
+    store: Any, command: str = "compact", chosen: tuple[list[int], int] | None = None
+) -> dict[str, Any] | None:
+    """Merge result batches if the tiering rule says so (or ``chosen``: these batches, a
+    suffix of the store's, into one of this level). Call under the write lock."""
+    cat, root = store.catalog, store.path
+    with cat.env.read() as txn:
+        recs = dict(rc.batches(cat, txn))
+        chosen = chosen or plan_compaction(levels(root, recs))
+        if chosen is None:
+            return None
+        group, level = chosen
+        segs, cuts, merged = _group_cuts(cat, txn, set(group))
+        new_batch = rc.next_batch(cat, txn)
     dpath, fpath = batch_paths(new_batch)
     cat.env.write(lambda txn: cat.set_pending(txn, [dpath, fpath]))
     files = {key: [(b, os.path.join(root, recs[b][key])) for b in group] for key in TABLES}
@@ -232,12 +245,12 @@ class Reclaim:
 
     batches: int = 0  # batches rewritten into one
     bytes_rewritten: int = 0  # their files' bytes
-    dead_daily_rows: int = 0  # about, from the segments: daily rows dropped
+    dead_daily_rows: int = 0  # daily rows dropped (counted by a dry run too)
     # rows of the batches rewritten, by table; and of the batch written (a dry run: {})
     rows_before: dict[str, int] = field(default_factory=dict)
     rows_after: dict[str, int] = field(default_factory=dict)
     files_removed: int = 0  # result files deleted (those rewritten, compactions' leftovers)
-    bytes_freed: int = 0  # a dry run: about (the rewritten files' share of dead daily rows)
+    bytes_freed: int = 0  # a dry run: about (each table's files' share of rows dropped)
 
     def dropped(self, table: str) -> int:
         """Rows of ``table`` the rewrite dropped (after it)."""
@@ -252,12 +265,31 @@ def dead_rows(cat: Any, txn: Any) -> tuple[set[int], int]:
     dirty: set[int] = set()
     dead = 0
     for seg, until in superseded(cat, txn, rc.gone_ids(cat, txn)):
-        span = seg.last_day - seg.first_day + 1
-        share = min(1.0, max(0.0, (seg.last_day - until + 1) / span)) if span > 0 else 1.0
-        if seg.rows and share > 0:
-            dirty.add(seg.batch)
-            dead += round(seg.rows * share)
+        if not seg.rows or until > seg.last_day:
+            continue
+        dirty.add(seg.batch)
+        if until <= seg.first_day:
+            dead += seg.rows
+            continue
+        # its share of trading days from the cut (QA 2026-12-07: of calendar days, which
+        # a merged segment's weekends and gaps skewed), as the days index holds them now
+        after = _trading_days(cat, txn, seg.instrument, until, seg.last_day)
+        every = after + _trading_days(cat, txn, seg.instrument, seg.first_day, until - 1)
+        dead += round(seg.rows * after / every) if every else seg.rows
     return dirty, dead
+
+
+def _trading_days(cat: Any, txn: Any, instrument: str, first: int, last: int) -> int:
+    """How many days of ``instrument`` the days index holds from ``first`` to ``last``."""
+    end = day_key(instrument, last)
+    n = 0
+    with txn.cursor(cat.db["days"]) as cur:
+        if cur.set_range(day_key(instrument, first)):
+            for k in cur.iternext(values=False):
+                if k > end:
+                    break
+                n += 1
+    return n
 
 
 def reclaim(store: Any, command: str = "gc", dry_run: bool = False) -> Reclaim:
@@ -280,11 +312,23 @@ def reclaim(store: Any, command: str = "gc", dry_run: bool = False) -> Reclaim:
         out.batches = len(group)
         out.bytes_rewritten = sum(_size(p) for ps in paths.values() for p in ps)
         out.rows_before = {k: sum(_rows(p) for p in ps) for k, ps in paths.items()}
-    if dry_run:  # the rewritten files shrink by about their share of dead daily rows
+    if dry_run:
+        # the rows the rewrite keeps, counted as it would keep them (their keys read);
+        # each table's files shrink by about their share of rows dropped (QA 2026-12-07:
+        # rows estimated from the segments' calendar days, and bytes from the daily rows'
+        # share alone, were off by 2-4.5x)
         left = [os.path.join(root, p) for _, ps in trash for p in ps]
         out.files_removed = len(left) + len(TABLES) * out.batches
-        share = out.dead_daily_rows / max(1, out.rows_before.get("daily", 0))
-        out.bytes_freed = sum(_size(p) for p in left) + round(out.bytes_rewritten * share)
+        out.bytes_freed = sum(_size(p) for p in left)
+        if dirty:
+            with cat.env.read() as txn:
+                cuts = _group_cuts(cat, txn, set(group))[1]
+            for key, ps in paths.items():
+                kept = sum(_kept_rows(p, cuts.get(b, {})) for b, p in zip(group, ps, strict=True))
+                out.rows_after[key] = kept
+                share = 1 - kept / max(1, out.rows_before[key])
+                out.bytes_freed += round(sum(_size(p) for p in ps) * share)
+            out.dead_daily_rows = out.dropped("daily")
         return out
     files_before, bytes_before = _results_files(root)
     if dirty:
@@ -296,6 +340,15 @@ def reclaim(store: Any, command: str = "gc", dry_run: bool = False) -> Reclaim:
     out.files_removed = files_before - files_after + (len(TABLES) if dirty else 0)
     out.bytes_freed = max(0, bytes_before - bytes_after)
     return out
+
+
+def _kept_rows(path: str, cut: dict[tuple[str, str], int]) -> int:
+    """Rows of a results file a merge keeps (:func:`_valid`), from its keys alone."""
+    try:
+        t = pq.read_table(path, columns=["run_id", "instrument", "date"])
+    except (OSError, pa.ArrowException):
+        return 0
+    return _valid(t, cut).num_rows
 
 
 def _rows(path: str) -> int:
