@@ -10,7 +10,8 @@ import os
 import subprocess
 
 import pytest
-from test_cli import INCBT, run
+from cli_process import run_incbt
+from test_cli import run
 
 import incbt
 import incbt.errors as E
@@ -127,7 +128,7 @@ def test_numeric_settings_in_range_are_kept():
 def test_a_bad_setting_variable_exits_2_naming_it(filled, var, value, args):
     env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
     env |= {"INCBT_STORE": filled.path, var: value}  # run() passes no INCBT_ variable
-    p = subprocess.run([INCBT, *args], capture_output=True, text=True, env=env)
+    p = run_incbt([*args], env=env)
     err = _said(p)
     assert p.returncode == 2, err
     assert f"environment variable {var}" in err and repr(value) in err and "Fix:" in err, err
@@ -389,19 +390,16 @@ def test_a_malformed_store_setting_variable_is_ignored_on_an_existing_store(fill
     value is fixed (exit 2), where README says such variables are ignored; a new store
     still refuses it."""
     env = {**os.environ, "INCBT_SNAPSHOT_KEEP_DAYS": "abc"}
-    p = subprocess.run([INCBT, "--store", filled.path, "status"], capture_output=True,
-                       text=True, env=env)
+    p = run_incbt(["--store", filled.path, "status"], env=env)
     assert p.returncode == 0 and "INCBT_SNAPSHOT_KEEP_DAYS=abc is ignored" in p.stderr, p.stderr
-    p = subprocess.run([INCBT, "--store", str(tmp_path / "new"), "init"], capture_output=True,
-                       text=True, env=env)
+    p = run_incbt(["--store", str(tmp_path / "new"), "init"], env=env)
     assert p.returncode == 2 and "INCBT_SNAPSHOT_KEEP_DAYS" in p.stderr, p.stderr
 
 
 def test_a_misspelled_variable_is_said_with_the_closest_one(filled):
     """QA 2026-12-06: INCBT_* variables incbt does not read were ignored without a word."""
     env = {**os.environ, "INCBT_LOCK_TIMOUT": "3"}
-    p = subprocess.run([INCBT, "--store", filled.path, "status"], capture_output=True,
-                       text=True, env=env)
+    p = run_incbt(["--store", filled.path, "status"], env=env)
     assert p.returncode == 0 and "INCBT_LOCK_TIMOUT is not a variable incbt reads; did you " \
         "mean INCBT_LOCK_TIMEOUT?" in p.stderr, p.stderr
 

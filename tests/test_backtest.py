@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pyarrow.compute as pc
 import pytest
+from cli_process import run_incbt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference_backtest import reference_backtest
@@ -141,9 +142,8 @@ def test_a_dry_run_says_the_work_and_the_id_and_writes_nothing(tmp_path, data):
     real = s.backtest("sma_cross", [{"fast": 4, "slow": 25}, {"fast": 5, "slow": 25}])
     assert [r.run_id for r in real] == [r.run_id for r in dry]
     assert real[0].report.bars_processed == dry[0].report.bars_processed
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run([exe, "--store", s.path, "backtest", "sma_cross", "-p", "fast=7",
-                        "-p", "slow=25", "--dry-run"], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "backtest", "sma_cross", "-p", "fast=7", "-p", "slow=25",
+                   "--dry-run"])
     assert p.returncode == 0, p.stderr
     assert f"would compute 3 segment(s) in 3 task(s) over 3 instrument(s), {3 * 6 * 390:,}" \
         in p.stdout and "run id:" in p.stdout
@@ -354,9 +354,7 @@ def test_a_script_that_defines_and_uses_a_strategy(tmp_path, data):
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                        timeout=120, cwd=tmp_path)
     assert p.returncode == 0 and "total" in p.stdout, p.stderr
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    q = subprocess.run([exe, "--store", s.path, "update"], capture_output=True, text=True,
-                       timeout=120)
+    q = run_incbt(["--store", s.path, "update"], timeout=120)
     # the import prints (top-level code, harmless), and opens no store
     assert q.returncode == 0 and q.stdout.startswith("script runs\n1 run(s): all up to date")
     assert s.verify().ok
@@ -479,15 +477,12 @@ def test_a_run_repr_says_what_sets_it_apart(tmp_path, data):
 
 def test_cli_backtest(tmp_path, data):
     s = _store(tmp_path, "s", data / "all")
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
     env = {**os.environ, "INCBT_STORE": s.path}
-    p = subprocess.run([exe, "backtest", "sma_cross", "-p", "fast=4", "-p", "slow=25",
-                        "--fee-bps", "1", "--output", "csv"], capture_output=True, text=True,
-                       env=env)
+    p = run_incbt(["backtest", "sma_cross", "-p", "fast=4", "-p", "slow=25", "--fee-bps", "1",
+                   "--output", "csv"], env=env)
     assert p.returncode == 0, p.stderr
     assert "run id:" in p.stderr and "portfolio" in p.stdout and "run id" not in p.stdout
-    p = subprocess.run([exe, "backtest", "sma_cross", "-p", "fast=40", "-p", "slow=25"],
-                       capture_output=True, text=True, env=env)
+    p = run_incbt(["backtest", "sma_cross", "-p", "fast=40", "-p", "slow=25"], env=env)
     assert p.returncode == 1 and "fast" in p.stderr and "Traceback" not in p.stderr
 
 
@@ -501,16 +496,15 @@ def test_a_run_starting_after_the_data_says_why_it_is_empty_until_its_bars_arriv
         "it starts on 2024-02-29, after the last day with bars of its instruments "
         "(2024-02-28): `incbt update` computes it once their bars reach its start"
     )
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run([exe, "--store", s.path, "backtest", "sma_cross", "-p", "fast=4", "-p",
-                        "slow=25", "--start", "2024-02-29"], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "backtest", "sma_cross", "-p", "fast=4", "-p", "slow=25",
+                   "--start", "2024-02-29"])
     assert p.returncode == 0, p.stderr
     assert "no results: it starts on 2024-02-29" in p.stdout
-    p = subprocess.run([exe, "--store", s.path, "sweep", "sma_cross", "-g", "fast=3,4", "-g",
-                        "slow=25", "--start", "2024-02-29"], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "sweep", "sma_cross", "-g", "fast=3,4", "-g", "slow=25",
+                   "--start", "2024-02-29"])
     assert p.returncode == 0, p.stderr
     assert "no results: it starts on 2024-02-29" in p.stdout
-    p = subprocess.run([exe, "--store", s.path, "status"], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "status"])
     assert p.returncode == 0, p.stderr
     assert "2 run(s): all up to date" in p.stdout  # the backtest is a point of the sweep
     assert ("2 run(s) start after the last day with bars of their instruments and have no "
@@ -519,7 +513,7 @@ def test_a_run_starting_after_the_data_says_why_it_is_empty_until_its_bars_arriv
     res = s.update(str(data / "tail"))
     assert res.report.bars_processed > 0
     assert run.metrics.num_rows == 4 and run.why_empty() is None  # portfolio + 3
-    p = subprocess.run([exe, "--store", s.path, "status"], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "status"])
     assert p.returncode == 0 and "start after the last day" not in p.stdout, p.stdout
     empty = incbt.init(str(tmp_path / "empty"))
     assert empty.backtest("sma_cross", {}).why_empty() == (

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from cli_process import run_incbt
 from conftest import tree_state
 
 import incbt
@@ -133,33 +134,21 @@ def test_a_sweep_dropped_keeps_the_runs_another_sweep_holds(world):
     assert len(both) == 1
     dry = s.drop(sweep="w", dry_run=True)
     assert dry.shared == {both[0]: ["v"]} and sorted(dry.runs) == sorted(w - v)
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run(
-        [exe, "--store", s.path, "drop", "--sweep", "w", "--dry-run"],
-        capture_output=True,
-        text=True,
-    )
+    p = run_incbt(["--store", s.path, "drop", "--sweep", "w", "--dry-run"])
     assert f"would keep 1 run(s) other sweeps hold too: {both[0]} (v)" in p.stdout, p.stdout
     res = s.drop(sweep="w")
     assert res.shared == {both[0]: ["v"]} and both[0] not in res.runs
     assert _count(s, "daily", both[0]) > 0 and s.verify(both).ok
     assert sorted(s.sql("SELECT run_id FROM sweeps")["run_id"].to_pylist()) == sorted(v)
-    p = subprocess.run(
-        [exe, "--store", s.path, "drop", "--sweep", "v", "--dry-run"],
-        capture_output=True,
-        text=True,
-    )
+    p = run_incbt(["--store", s.path, "drop", "--sweep", "v", "--dry-run"])
     assert p.returncode == 0 and "other sweeps hold too" not in p.stdout
 
 
 def test_cli_drop(world):
     _, s, a, _ = world
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
 
     def run(*args):
-        return subprocess.run(
-            [exe, "--store", s.path, "drop", *args], capture_output=True, text=True
-        )
+        return run_incbt(["--store", s.path, "drop", *args])
 
     p = run(a, "--dry-run")
     assert p.returncode == 0 and "would drop 1 run(s): 3 (run, instrument) pair(s)" in p.stdout
@@ -336,12 +325,7 @@ def test_a_replaced_run_goes_with_the_run_that_replaced_it(tmp_path):
     ) as e:
         s.drop([base.run_id])
     assert e.value.exit_code == 1
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run(
-        [exe, "--store", s.path, "drop", "--dry-run", new[base.run_id], new[fork.run_id]],
-        capture_output=True,
-        text=True,
-    )
+    p = run_incbt(["--store", s.path, "drop", "--dry-run", new[base.run_id], new[fork.run_id]])
     assert p.returncode == 0 and p.stdout.startswith(
         "would drop 2 run(s) (and 2 not shown that go with them: earlier code versions"
     ), p.stdout

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
+from cli_process import run_incbt
 from conftest import assert_files_are_the_catalogs, bits
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -511,8 +512,7 @@ def test_a_command_stopped_mid_plan_leaves_no_worker_and_the_next_one_finishes(
     assert _gone(s.path), "worker processes outlived the command"
     commits = s.sql(COMMITS)["n"][0].as_py()
     assert 1 <= commits < 6, commits  # 6 tasks, chunks of one: it stopped midway
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    r = subprocess.run([exe, "--store", s.path, *args], capture_output=True, text=True)
+    r = run_incbt(["--store", s.path, *args])
     assert r.returncode == 0, r.stderr
     assert want_run.run_id in r.stdout
     s = incbt.open(s.path)

@@ -7,6 +7,7 @@ import os
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pytest
+from cli_process import run_incbt
 from conftest import fails_strategy, ingested
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -301,15 +302,10 @@ def test_a_named_query_says_which_parameters_it_needs():
 
 
 def test_cli_query_without_its_parameter_is_a_usage_error(corrected):
-    import subprocess
-    import sys
 
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run([exe, "--store", corrected.path, "query", "day_history"],
-                       capture_output=True, text=True)
+    p = run_incbt(["--store", corrected.path, "query", "day_history"])
     assert p.returncode == 2 and "needs -p day=VALUE" in p.stderr, p.stderr
-    p = subprocess.run([exe, "--store", corrected.path, "query", "day_history", "-p",
-                        "day=2024-03-05"], capture_output=True, text=True)
+    p = run_incbt(["--store", corrected.path, "query", "day_history", "-p", "day=2024-03-05"])
     assert p.returncode == 0 and "corrected" in p.stdout, p.stderr
 
 
@@ -386,19 +382,15 @@ def test_pnl_by_month_names_months_and_takes_a_run_prefix(results):
     """Months read 2024-01 (not a midnight timestamp); the CLI resolves `-p run=PREFIX`
     as every command does (a prefix matched no row: an empty table, silently)."""
     import json
-    import subprocess
-    import sys
 
     s, rid = results
     months = _named(s, "pnl_by_month", run=rid)
     assert months["month"].to_pylist() == ["2024-01", "2024-02", "2024-03"]
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run([exe, "--store", s.path, "query", "pnl_by_month", "-p",
-                        f"run={rid[:10]}", "--output", "json"], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "query", "pnl_by_month", "-p", f"run={rid[:10]}",
+                   "--output", "json"])
     assert p.returncode == 0, p.stderr
     assert [json.loads(x)["pnl"] for x in p.stdout.splitlines()] == months["pnl"].to_pylist()
-    p = subprocess.run([exe, "--store", s.path, "query", "pnl_by_month", "-p", "run=zz"],
-                       capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "query", "pnl_by_month", "-p", "run=zz"])
     assert p.returncode == 1 and "no run 'zz'" in p.stderr
 
 
@@ -568,15 +560,11 @@ def test_cli_a_value_the_query_cannot_take_exits_2_naming_it(results):
     """`incbt query NAME|SQL -p KEY=VALUE` with a value the query cannot take: exit 2 and
     one line naming the parameter, the value and what to give; a genuine SQL error with a
     value given still exits 1."""
-    import subprocess
-    import sys
 
     s, rid = results
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
 
     def query(*args):
-        return subprocess.run([exe, "--store", s.path, "query", *args], capture_output=True,
-                              text=True)
+        return run_incbt(["--store", s.path, "query", *args])
 
     p = query("worst_drawdowns", "-p", f"run={rid[:10]}", "-p", "n=abc")
     assert p.returncode == 2, p.stderr
@@ -611,16 +599,12 @@ def test_cli_a_value_that_reads_as_a_number_is_text_where_the_query_needs_text(t
     DataFusion cast the sweep column to numbers, and the query failed (exit 1); `-p s=7`
     matched the sweeps named 7 and 007 (QA, 2026-12-05). A value is bound as its text
     where the query plans with it so; a number where one is wanted stays one."""
-    import subprocess
-    import sys
 
     s = ingested(tmp_path)
     s.sweep("sma_cross", {"fast": [3, 5], "slow": [20]}, name="2024")
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
 
     def query(*args):
-        return subprocess.run([exe, "--store", s.path, "query", *args, "--output", "csv"],
-                              capture_output=True, text=True)
+        return run_incbt(["--store", s.path, "query", *args, "--output", "csv"])
 
     p = query("grid", "-p", "sweep=2024")
     assert p.returncode == 0, p.stderr
@@ -646,15 +630,11 @@ def test_cli_a_value_that_reads_as_a_number_is_text_where_the_query_needs_text(t
 def test_cli_a_column_name_the_query_cannot_read_is_bad_usage(results):
     """`grid_pivot -p x=nope` exited 1 with DataFusion's schema dump; `-p metric=2024`
     said "letters, digits, _" of a name of digits (QA, 2026-12-05)."""
-    import subprocess
-    import sys
 
     s, _ = results
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
 
     def query(*args):
-        return subprocess.run([exe, "--store", s.path, "query", "grid_pivot", "-p", "sweep=g",
-                               *args], capture_output=True, text=True)
+        return run_incbt(["--store", s.path, "query", "grid_pivot", "-p", "sweep=g", *args])
 
     p = query("-p", "x=nope", "-p", "y=slow", "-p", "metric=sharpe")
     assert p.returncode == 2, p.stderr
@@ -671,15 +651,11 @@ def test_cli_a_column_name_the_query_cannot_read_is_bad_usage(results):
 def test_grid_pivot_with_x_equal_to_y_is_bad_usage(results):
     """`grid_pivot -p x=slow -p y=slow` exited 1 with DataFusion's "Projections require
     unique expression names" (QA 2026-12-05): said in a line, by the CLI and store.query."""
-    import subprocess
-    import sys
 
     s, _ = results
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
     for y in ("slow", "SLOW"):  # unquoted names are one name whatever their case
-        p = subprocess.run([exe, "--store", s.path, "query", "grid_pivot", "-p", "sweep=g",
-                            "-p", "x=slow", "-p", f"y={y}", "-p", "metric=sharpe", "--pivot"],
-                           capture_output=True, text=True)
+        p = run_incbt(["--store", s.path, "query", "grid_pivot", "-p", "sweep=g", "-p", "x=slow",
+                       "-p", f"y={y}", "-p", "metric=sharpe", "--pivot"])
         assert p.returncode == 2, p.stderr
         assert p.stderr.strip() == (
             f"error: query grid_pivot: -p x='slow' and -p y='{y}' must be two different "
@@ -784,13 +760,11 @@ def test_a_scan_stopped_early_does_not_abort_the_process_at_exit(tmp_path):
     for _ in range(3):  # it aborted every time
         p = subprocess.run([sys.executable, "-c", script, s.path], capture_output=True, text=True)
         assert p.returncode == 0, p.stderr[-2000:]
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
     for args, code in (
         (["SELECT * FROM bars LIMIT 1", "-o", str(tmp_path / "no" / "x.csv")], 1),
         (["SELECT instrument, date FROM bars LIMIT 1", "--pivot"], 2),
     ):
-        p = subprocess.run([exe, "--store", s.path, "query", *args], capture_output=True,
-                           text=True)
+        p = run_incbt(["--store", s.path, "query", *args])
         assert p.returncode == code and "FATAL" not in p.stderr, (args, p.returncode, p.stderr)
 
 

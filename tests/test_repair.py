@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
+from cli_process import run_incbt
 from conftest import tree_state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -154,8 +153,7 @@ def test_a_lost_bars_file_is_said_not_repaired(built, data, tmp_path):
     r = s.repair()
     assert r.bars_files == [bars] and not r.batches and not r.ok
     assert tree_state(s.path) == before
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run([exe, "--store", s.path, "repair"], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "repair"])
     assert p.returncode == 1
     assert bars in p.stderr and "Traceback" not in p.stderr
     assert "`incbt ingest --rewrite FILE...`" in p.stderr and "incbt update" in p.stderr
@@ -169,17 +167,15 @@ def test_the_cli_says_what_it_repairs(built, tmp_path):
     s = copy(built, tmp_path)
     lost = result_files(s)[0]
     os.remove(os.path.join(s.path, lost))
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run([exe, "--store", s.path, "status"], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "status"])
     assert p.returncode == 1 and "all up to date" not in p.stdout + p.stderr  # QA 2026-12-07
     assert "run(s): nothing to compute" in p.stdout, p.stdout
-    p = subprocess.run([exe, "--store", s.path, "repair", "--dry-run"], capture_output=True,
-                       text=True)
+    p = run_incbt(["--store", s.path, "repair", "--dry-run"])
     assert p.returncode == 0 and "would forget 1 results batch" in p.stdout and lost in p.stdout
-    p = subprocess.run([exe, "--store", s.path, "repair"], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "repair"])
     assert p.returncode == 0, p.stderr
     assert "forgot 1 results batch" in p.stdout and "again" in p.stdout
-    p = subprocess.run([exe, "--store", s.path, "repair"], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "repair"])
     assert p.returncode == 0 and "nothing to repair" in p.stdout
 
 
@@ -290,6 +286,5 @@ def test_verify_says_a_time_changed_past_datetimes_range(built, tmp_path):
     pq.write_table(t, p)
     rep = s.verify()
     assert not rep.ok and rep.differences
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    r = subprocess.run([exe, "--store", s.path, "verify"], capture_output=True, text=True)
+    r = run_incbt(["--store", s.path, "verify"])
     assert r.returncode == 1 and "differs:" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from cli_process import run_incbt
 from conftest import MOM, fails_strategy
 
 import incbt
@@ -375,16 +376,13 @@ def test_a_reports_integers_have_thousands_separators_as_its_floats_do():
 def test_a_report_to_standard_output(tmp_path):
     """QA 2026-12-06: `-o -` wrote a file named "-"; it is standard output, as
     elsewhere; a sweep of one run says "1 run"."""
-    import subprocess
 
-    from test_cli import INCBT
 
     generate(str(tmp_path / "d"), instruments=2, days=5, start="2024-01-15", seed=5)
     s = incbt.init(str(tmp_path / "s"))
     s.ingest(str(tmp_path / "d"))
     s.sweep("sma_cross", {"fast": [3], "slow": [20]}, name="one")
-    p = subprocess.run([INCBT, "--store", s.path, "report", "one", "-o", "-"], cwd=tmp_path,
-                       capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "report", "one", "-o", "-"], cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("<!DOCTYPE html>") and "· 1 run ·" in p.stdout
     assert "standard output" in p.stderr and not (tmp_path / "-").exists()

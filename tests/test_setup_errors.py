@@ -13,6 +13,7 @@ import sys
 import warnings
 
 import pytest
+from cli_process import run_incbt
 
 import incbt
 from incbt.bars.generate import generate
@@ -40,8 +41,7 @@ def test_an_unwritable_numba_cache_is_no_strategy_failure(store, tmp_path):
     The kernels compile into a folder of the process's own, said once."""
     (tmp_path / "a_file").write_text("")
     env = _env(INCBT_STORE=store.path, NUMBA_CACHE_DIR=str(tmp_path / "a_file" / "cache"))
-    p = subprocess.run([INCBT, "backtest", "sma_cross", "-p", "fast=3", "-p", "slow=20"],
-                       capture_output=True, text=True, env=env)
+    p = run_incbt(["backtest", "sma_cross", "-p", "fast=3", "-p", "slow=20"], env=env)
     assert p.returncode == 0, p.stderr
     assert p.stderr.count("NUMBA_CACHE_DIR") == 1 and "Not a directory" in p.stderr, p.stderr
     assert store.sql("SELECT count(*) AS n FROM failed")["n"][0].as_py() == 0
@@ -156,8 +156,7 @@ def test_a_tilde_in_a_path_is_the_home_folder(tmp_path):
     for args in (["--store", "~/s", "init"], ["--store", "~/s", "ingest", "~/d"],
                  ["--store", "~/s", "query", "SELECT count(*) AS n FROM bars", "-o",
                   "~/n.json"]):
-        p = subprocess.run([INCBT, *args], capture_output=True, text=True, env=env,
-                           cwd=tmp_path)
+        p = run_incbt([*args], env=env, cwd=tmp_path)
         assert p.returncode == 0, (args, p.stderr)
     assert (home / "s" / "catalog").is_dir() and not (tmp_path / "~").exists()
     assert (home / "n.json").read_text().strip() == '{"n": 780}'

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from cli_process import run_incbt
 from conftest import MOM, fails_strategy, ingested, tree_state
 
 import incbt
@@ -260,8 +261,6 @@ def test_a_sweep_interrupted_before_its_first_commit_is_said_and_not_verified(tm
     """Its record lists runs never committed: status said all was up to date and
     verify --sweep passed having compared nothing (found 2026-12-05)."""
     import os
-    import subprocess
-    import sys
 
     from incbt.catalog import runs as rc
 
@@ -291,14 +290,13 @@ def test_a_sweep_interrupted_before_its_first_commit_is_said_and_not_verified(tm
                    dry_run=True)
     assert done.unfinished == 2 and "this call: 0 new, 2 left by an interrupted call" \
         in repr(done), repr(done)
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
     env = {**os.environ, "INCBT_STORE": s.path}
-    p = subprocess.run([exe, "status"], capture_output=True, text=True, env=env)
+    p = run_incbt(["status"], env=env)
     said = " ".join((p.stdout + p.stderr).split())
     assert "sweep 'cut': 2 of its 2 run(s) not computed yet (it was interrupted:" in said, said
     # update and the sweep's report say it too (QA 2026-12-05: "all up to date", and a
     # report of 0 runs without a word)
-    p = subprocess.run([exe, "update"], capture_output=True, text=True, env=env)
+    p = run_incbt(["update"], env=env)
     said = " ".join((p.stdout + p.stderr).split())
     assert p.returncode == 0 and "sweep 'cut': 2 of its 2 run(s) not computed yet" in said, said
     from incbt.report import sweep_report
@@ -356,11 +354,9 @@ def test_the_cli_says_which_values_a_resume_kept_and_lists_parameters_as_declare
     assert p.returncode == 0, p.stderr
     assert "kept the sweep's values of the parameters not given: give_up=0" in p.stdout
     assert "3 run(s), 1 new" in p.stdout, p.stdout
-    p = subprocess.run([exe, "sweep", "fails", "--strategies", f, "--name", "f", "--resume"],
-                       capture_output=True, text=True, env=env)
+    p = run_incbt(["sweep", "fails", "--strategies", f, "--name", "f", "--resume"], env=env)
     assert p.returncode == 0 and "3 run(s), 0 new" in p.stdout, p.stdout + p.stderr
-    p = subprocess.run([exe, "sweep", "fails", "--strategies", f], capture_output=True,
-                       text=True, env=env)
+    p = run_incbt(["sweep", "fails", "--strategies", f], env=env)
     assert p.returncode == 2 and "give the grid" in p.stderr, p.stderr
 
 

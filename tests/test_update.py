@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+from cli_process import run_incbt
 from conftest import MOM, bits
 from spikes import SPIKE, write_spiked
 
@@ -99,8 +100,7 @@ def test_verify_passes_then_catches_a_tampered_result(world):
     assert not bad.ok
     d = bad.differences[0]
     assert d.table == "daily" and d.column == "pnl"
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run([exe, "--store", s.path, "verify"], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "verify"])
     assert p.returncode == 1 and "differs" in p.stderr and "pnl" in p.stderr
 
 
@@ -116,8 +116,7 @@ def test_verify_does_not_compare_runs_an_update_would_compute(world):
     for obj in (s.status(), s.status().report, s.status().report.plan,
                 s.ingest(str(tmp / "tail"), dry_run=True)):
         assert len(repr(obj)) < 400 and "\n" not in repr(obj), repr(obj)[:1000]
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run([exe, "--store", s.path, "verify"], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "verify"])
     assert p.returncode == 1 and "differs" not in p.stderr, p.stderr
     assert "not verified: 3 run(s) are not up to date" in p.stderr
     assert "Fix: run `incbt update` (or the sweep with --resume), then verify" in p.stderr
@@ -421,10 +420,9 @@ def test_a_run_whose_strategy_no_longer_loads_is_reported_not_skipped_silently(t
     generate(str(tmp_path / "new"), instruments=2, days=5, start="2024-03-04", seed=5,
              from_day="2024-03-08")
     f.rename(tmp_path / "elsewhere.py")
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
 
     def run(*a):
-        return subprocess.run([exe, "--store", s.path, *a], capture_output=True, text=True)
+        return run_incbt(["--store", s.path, *a])
 
     p = run("update", str(tmp_path / "new"))
     assert p.returncode == 1, (p.stdout, p.stderr)
@@ -461,9 +459,7 @@ def test_a_strategy_edited_so_it_does_not_compile_stops_only_its_own_runs(tmp_pa
     generate(str(tmp_path / "new"), instruments=2, days=5, start="2024-03-04", seed=5,
              from_day="2024-03-08")
     f.write_text(STRATS.replace("{SHORT}", "undefined_name"))
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run([exe, "--store", s.path, "update", str(tmp_path / "new")],
-                       capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "update", str(tmp_path / "new")])
     err = " ".join(p.stderr.split())
     assert p.returncode == 1, (p.stdout, p.stderr)
     assert (f"cannot recompute: run {mom.run_id} (mom): strategy 'mom': its step does not "
@@ -504,10 +500,9 @@ def test_a_strategy_edited_so_it_breaks_the_contract_stops_only_its_own_runs(tmp
 
 def test_cli_update_status_verify(world):
     tmp, s = world
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
 
     def run(*a):
-        return subprocess.run([exe, "--store", s.path, *a], capture_output=True, text=True)
+        return run_incbt(["--store", s.path, *a])
 
     before = s.sql("SELECT count(*) AS n FROM events")["n"][0].as_py()
     p = run("update", str(tmp / "tail"), "--dry-run")
@@ -939,9 +934,8 @@ def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_chang
     st = s.status()
     assert not st.stale and len(st.report.skipped_failed) == 1
     assert s.verify().ok
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run([exe, "--store", s.path, "backtest", "spike", "-p", "n=10",
-                        "--strategies", str(strats)], capture_output=True, text=True)
+    p = run_incbt(["--store", s.path, "backtest", "spike", "-p", "n=10", "--strategies",
+                   str(strats)])
     # the run is still incomplete: exit 1, with the known failure and why it was not retried
     assert p.returncode == 1 and "1 (run, instrument) pair(s) not recomputed" in p.stderr
     assert "volume spike" in p.stderr and "Traceback" not in p.stderr
@@ -1197,9 +1191,7 @@ def test_verify_takes_a_sweep(world):
     assert s.verify([boll[:6]], sweep="g").runs == 3
     with pytest.raises(incbt.NotFoundError, match="no sweep 'nope'"):
         s.verify(sweep="nope")
-    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
-    p = subprocess.run([exe, "--store", s.path, "verify", "--sweep", "g"], capture_output=True,
-                       text=True)
+    p = run_incbt(["--store", s.path, "verify", "--sweep", "g"])
     assert p.returncode == 0 and "verified 2 run(s)" in p.stdout, p.stderr
     assert sorted(g.run_ids) == sorted(set(g.run_ids))
 
