@@ -370,8 +370,13 @@ def parse_values(spec: str, kind: type, name: str = "") -> Sequence[int | float]
                     f"{MAX_RANGE_VALUES:,}: use a larger STEP"
                 )
             return Steps(parts[0], parts[2], n, kind)
-    except InvalidOperation:
-        raise UsageError(f"grid values {spec!r} are not numbers") from None
+    except InvalidOperation:  # as a value that is not one (exit 1, as -g fast=abc: QA
+        # 2026-12-07, exit 2 here), naming the parameter
+        where = f"{name}={spec}" if name else repr(spec)
+        raise StrategyError(
+            f"grid range {where}: its parts are not numbers: give -g {name or 'NAME'}="
+            "START:STOP:STEP (fast=5:20:5) or V1,V2,..."
+        ) from None
     items = spec.split(",")
     if len(items) > 1 and not all(x.strip() for x in items):
         raise UsageError(

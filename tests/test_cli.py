@@ -1009,10 +1009,13 @@ def test_a_value_with_an_underscore_is_not_a_number(tmp_path):
         (["sweep", "sma_cross", "-g", "fast=2_0", "--dry-run"], 1,
          "grid value fast=2_0 is not a number"),
         # a value that is no number is bad input, named, as -p says it (QA 2026-12-05: exit 2,
-        # "grid values 'abc,5' are not numbers"); a range's form is usage
+        # "grid values 'abc,5' are not numbers"), a range's parts too (QA 2026-12-07: exit
+        # 2); a range's form is usage
         (["sweep", "sma_cross", "-g", "fast=abc,5", "-g", "slow=50", "--dry-run"], 1,
          "grid value fast=abc is not a number: give -g fast=V1,V2,... or START:STOP:STEP"),
-        (["sweep", "sma_cross", "-g", "fast=1:2_0:1", "--dry-run"], 2, "are not numbers"),
+        (["sweep", "sma_cross", "-g", "fast=1:2_0:1", "--dry-run"], 1,
+         "grid range fast=1:2_0:1: its parts are not numbers"),
+        (["sweep", "sma_cross", "-g", "fast=5:1:1", "--dry-run"], 2, "STEP > 0 and STOP >= START"),
     ):
         p = run(*args, store=s, check=False)
         assert p.returncode == code and said in flat(p.stderr), (args, p.stderr)
