@@ -1456,3 +1456,16 @@ def test_a_catalog_this_user_cannot_write_is_said_with_the_permissions_fix(why):
     msg = str(_unopenable("/s/catalog", f"/s/catalog: {why}"))
     assert "give write access to the catalog's folder and its files" in msg, msg
     assert "backup" not in msg
+
+
+def test_a_broken_symbolic_link_is_said_as_one(st, tmp_path):
+    """A dangling link and a loop of links were "no such file or folder" (QA 2026-12-07)."""
+    (tmp_path / "dangling.csv").symlink_to(tmp_path / "gone.csv")
+    (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
+    (tmp_path / "b.csv").symlink_to(tmp_path / "a.csv")
+    with pytest.raises(incbt.NotFoundError, match=r"dangling.csv is a symbolic link that "
+                       r"points to .*gone.csv, which does not exist"):
+        st.ingest(str(tmp_path / "dangling.csv"))
+    with pytest.raises(incbt.NotFoundError, match="a.csv is a symbolic link that is part of "
+                       "a loop of symbolic links"):
+        st.ingest(str(tmp_path / "a.csv"))

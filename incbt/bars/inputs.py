@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import csv
+import errno
 import functools
 import glob
 import io
@@ -208,6 +209,17 @@ def expand_paths(
                         fix="write the bars to a file first, then ingest the file",
                     )
                 out.append(m)
+            elif os.path.islink(m):  # said as what it is (QA 2026-12-07: "no such file")
+                try:
+                    os.stat(m)
+                    why = "cannot be followed"
+                except OSError as exc:
+                    why = (
+                        "is part of a loop of symbolic links"
+                        if exc.errno == errno.ELOOP
+                        else f"points to {os.readlink(m)}, which does not exist"
+                    )
+                raise NotFoundError(f"{m} is a symbolic link that {why}: check the link")
             else:
                 raise NotFoundError(f"no such file or folder: {m}: check the path")
     # one file given twice, by two spellings (``d`` and ``./d/``, a symbolic or hard link)
