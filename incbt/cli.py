@@ -1957,7 +1957,10 @@ def repair(
         if r.unfinished:  # a repair cut short after it forgot them (QA 2026-12-06)
             said.append(f"{len(r.unfinished)} run(s) an earlier repair left to compute")
         if dry_run:
-            typer.echo("; ".join(said) + f": would compute {len(r.runs)} run(s) again from scratch")
+            typer.echo(
+                "; ".join(said) + f": would compute {len(r.runs)} run(s) again from scratch "
+                f"({r.segments:,} segment(s), {r.bar_steps:,} bar-steps)"
+            )
         else:
             rep_ = r.report
             done = (

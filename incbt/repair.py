@@ -47,6 +47,9 @@ class RepairResult:
     dry_run: bool = False
     unfinished: list[str] = field(default_factory=list)  # an earlier repair's, finished here
     blocked: str | None = None  # why nothing was repaired (bars files lost)
+    # a dry run: the computation it would do (QA 2026-12-07: said in runs alone)
+    segments: int = 0
+    bar_steps: int = 0
 
     @property
     def ok(self) -> bool:
@@ -155,7 +158,11 @@ def repair(
                     f"repair would compute run {r.run_id} again, and cannot: {why} (nothing "
                     "was forgotten: fix that, then repair)"
                 ) from None
-        if dry_run:
+        if dry_run:  # what the computation would be: the runs' every pair from scratch
+            from incbt.runs import plan_runs
+
+            plan = plan_runs(store, records, from_scratch=True)
+            out.segments, out.bar_steps = plan.segments, plan.bars
             return out
 
         def txn_fn(txn: Any) -> int:

@@ -4,6 +4,7 @@ the bars, to what an untouched store holds; bars files lost are said, not repair
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -100,6 +101,8 @@ def test_a_missing_results_file_is_recomputed_to_the_untouched_results(built, tm
     assert tree_state(s.path) == before  # a dry run writes nothing
     r = s.repair()
     assert r.files == [lost] and r.runs == plan.runs and r.report.bars_processed > 0
+    # the dry run says the computation too (QA 2026-12-07: in runs alone)
+    assert (plan.segments, plan.bar_steps) == (r.report.segments, r.report.bars_processed)
     same(results(s), built[1])
     assert s.status().missing_files == [] and not s.status().stale
     assert s.verify().ok
@@ -172,6 +175,7 @@ def test_the_cli_says_what_it_repairs(built, tmp_path):
     assert "run(s): nothing to compute" in p.stdout, p.stdout
     p = run_incbt(["--store", s.path, "repair", "--dry-run"])
     assert p.returncode == 0 and "would forget 1 results batch" in p.stdout and lost in p.stdout
+    assert re.search(r"again from scratch \([\d,]+ segment\(s\), [\d,]+ bar-steps\)", p.stdout)
     p = run_incbt(["--store", s.path, "repair"])
     assert p.returncode == 0, p.stderr
     assert "forgot 1 results batch" in p.stdout and "again" in p.stdout
