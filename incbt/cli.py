@@ -1643,6 +1643,16 @@ def update(
     _print_unfinished_sweeps(res, machine)  # no update computes those (QA 2026-12-05)
     if not dry_run:  # pairs that failed before and were not retried are reported, not an error
         _exit_if_failed(res.report, known=False)
+    if res.missing_files:  # results files gone (QA 2026-12-07: "all up to date", exit 0)
+        err_console.print(
+            styled(
+                f"[red]{len(res.missing_files)} results file(s) the catalog lists are "
+                f"missing[/red] (e.g. {res.missing_files[0]}): the store was changed outside "
+                "incbt; `incbt repair` computes their rows again from the bars"
+            ),
+            highlight=False,
+        )
+        raise typer.Exit(1)
     if res.broken:  # runs it cannot bring up to date (said above)
         raise typer.Exit(1)
 

@@ -1106,6 +1106,13 @@ class Store:
 
         # said as `incbt update` says it (the API said nothing: QA 2026-12-06)
         res.unfinished_sweeps = unfinished(self)
+        # results files gone: not "all up to date" (QA 2026-12-07: status said them, and
+        # update said all was; a stat each, a few dozen files: compaction keeps them few)
+        from incbt.catalog import runs as rc
+
+        with self.catalog.env.read() as txn:
+            results = [r[k] for _, r in rc.batches(self.catalog, txn) for k in ("daily", "fills")]
+        res.missing_files = [f for f in results if not os.path.exists(os.path.join(self.path, f))]
         if not dry_run:  # pairs that failed before and were not retried: not news here
             warn_failures(res.report, known=False)
         if res.broken and not dry_run:

@@ -173,6 +173,11 @@ def test_the_cli_says_what_it_repairs(built, tmp_path):
     p = run_incbt(["--store", s.path, "status"])
     assert p.returncode == 1 and "all up to date" not in p.stdout + p.stderr  # QA 2026-12-07
     assert "run(s): nothing to compute" in p.stdout, p.stdout
+    for dry in (["--dry-run"], []):  # as status says it (QA 2026-12-07: "all up to date")
+        p = run_incbt(["--store", s.path, "update", *dry])
+        assert p.returncode == 1 and "nothing to compute" in p.stdout, (p.stdout, p.stderr)
+        assert f"missing (e.g. {lost})" in p.stderr and "incbt repair" in p.stderr, p.stderr
+    assert s.update().missing_files == [lost]
     p = run_incbt(["--store", s.path, "repair", "--dry-run"])
     assert p.returncode == 0 and "would forget 1 results batch" in p.stdout and lost in p.stdout
     assert re.search(r"again from scratch \([\d,]+ segment\(s\), [\d,]+ bar-steps\)", p.stdout)
