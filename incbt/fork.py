@@ -178,7 +178,10 @@ def needs_materializing(
                 seqs[inst] = q
         changed: dict[str, list[int]] = defaultdict(list)
         for c in cat.changes(txn, min(seqs.values(), default=0)):
-            if c.seq > seqs.get(c.instrument, 0):
+            # a day before the run's start is read by neither the base nor the fork (its
+            # warm-up history starts there too: history_start): QA 2026-12-07, a correction
+            # before the start made every fork pair again, said as "new days after D-1"
+            if c.seq > seqs.get(c.instrument, 0) and c.day >= start:
                 changed[c.instrument].append(c.day)
         failed = rc.run_failures(cat, txn, fork.run_id)
         base_failed = rc.run_failures(cat, txn, fork.fork["base"])  # type: ignore[index]

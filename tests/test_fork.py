@@ -400,3 +400,29 @@ def test_a_fork_s_previous_signal_is_its_base_s(name, base_p, new_p):
     assert plain[0, ENGINE_WIDTH + strat.state_names.index("last")] == 0.0  # replay: flat
     last = ENGINE_WIDTH + 1
     assert np.array_equal(np.delete(plain, last, 1), np.delete(got, last, 1))
+
+
+@pytest.mark.parametrize("change", ["correct", "remove"])
+def test_a_change_before_the_runs_start_leaves_a_fork_as_it_is(tmp_path, change):
+    """A day before the base run's start is read by neither the base nor its fork (whose
+    warm-up history starts there too): a correction or a removal of one made every fork
+    pair again and recomputed it from D, said as "N new day(s) after D-1" (QA 2026-12-07)."""
+    generate(str(tmp_path / "data"), instruments=3, days=40, seed=3)
+    day = "2024-01-10"
+    generate(str(tmp_path / "fix"), instruments=3, days=40, seed=3, from_day=day, to_day=day,
+             revise=[day])
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "data"))
+    base = s.backtest("bollinger", {"window": 40, "k": 1.5}, start="2024-01-22")
+    fork = s.backtest(None, {"k": 0.5}, fork_of=base.run_id, effective="2024-02-05")
+    seq = len(s.log())
+    if change == "correct":
+        assert s.ingest(str(tmp_path / "fix")).days_corrected == 3
+    else:
+        s.remove(["S0001"], start=day, end=day)
+    assert not s.status().stale
+    res = s.update()
+    assert res.report.bars_processed == 0 and res.report.segments == 0, res
+    assert [k for k in s.log()["kind"].to_pylist()[: len(s.log()) - seq]] == [
+        "ingest" if change == "correct" else "remove"]  # no "fork" event: nothing made again
+    assert s.verify([base.run_id, fork.run_id]).ok
