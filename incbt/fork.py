@@ -159,12 +159,17 @@ def needs_materializing(
     ``hypothetical``: (instrument, day, ...) changes a dry run's ingest would make, as
     if made: a new day before D is copied from the base, not computed (a dry run
     counted it as computed: found 2026-12-05)."""
+    from incbt.runs import _strategy_for, read_mask
+
     cat = store.catalog
     eff = iso_to_day(fork.fork["effective"])  # type: ignore[index]
     start = iso_to_day(fork.start)
+    reads = read_mask(_strategy_for(fork))  # a change of no field it reads: none of its
     would: dict[str, list[int]] = defaultdict(list)
     would_after: dict[str, list[int]] = defaultdict(list)  # on or after D
     for h in hypothetical:
+        if len(h) > 4 and not h[4] & reads:
+            continue
         if start <= h[1] < eff:
             would[h[0]].append(int(h[1]))
         elif h[1] >= eff:
@@ -181,7 +186,7 @@ def needs_materializing(
             # a day before the run's start is read by neither the base nor the fork (its
             # warm-up history starts there too: history_start): QA 2026-12-07, a correction
             # before the start made every fork pair again, said as "new days after D-1"
-            if c.seq > seqs.get(c.instrument, 0) and c.day >= start:
+            if c.seq > seqs.get(c.instrument, 0) and c.day >= start and c.fields & reads:
                 changed[c.instrument].append(c.day)
         failed = rc.run_failures(cat, txn, fork.run_id)
         base_failed = rc.run_failures(cat, txn, fork.fork["base"])  # type: ignore[index]

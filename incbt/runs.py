@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from incbt.bars.schema import day_to_iso, given_day, iso_to_day
-from incbt.catalog import CHANGE_REMOVED
+from incbt.catalog import ANY_FIELD, CHANGE_REMOVED
 from incbt.catalog import runs as rc
 from incbt.engine import (
     Strategy,
@@ -555,12 +555,23 @@ class Staleness:
     removed: bool = False  # the event removed that day (incbt remove), not changed it
 
 
+def read_mask(strat: Strategy) -> int:
+    """The bar fields (FIELD_BITS) a run of ``strat`` computes from: those its step reads,
+    and open (fills) and close (marks) for the engine; the others are not even loaded
+    (incbt.execute.task_fields). A correction of none of them changes none of its
+    results."""
+    from incbt.catalog import field_mask
+    from incbt.execute import task_fields
+
+    return field_mask(task_fields(strat))
+
+
 def plan_runs(
     store: Any,
     records: Sequence[rc.RunRecord],
     stale_out: list[Staleness] | None = None,
     from_scratch: bool = False,
-    hypothetical: Sequence[tuple[str, int, int, int]] = (),
+    hypothetical: Sequence[tuple[Any, ...]] = (),
     assume_through: Mapping[tuple[str, str], int] | None = None,
     assume_failed: Mapping[tuple[str, str], str] | None = None,
     progress: Reporter = NULL,
@@ -606,20 +617,23 @@ def plan_runs(
             [q for q in seqs.values() if q is not None] + [f["seq"] for f in fails.values()],
             default=None,
         )
-        changed: dict[str, list[tuple[int, int]]] = defaultdict(list)  # inst -> (seq, day)
+        # inst -> (seq, day, the bar fields it changed: a run whose strategy reads none
+        # of them is not hit, see field_mask)
+        changed: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
         gone_days: set[tuple[str, int, int]] = set()  # (instrument, seq, day) removed
         if oldest is not None:
             for ch in cat.changes(txn, oldest):
-                changed[ch.instrument].append((ch.seq, ch.day))
+                changed[ch.instrument].append((ch.seq, ch.day, ch.fields))
                 if ch.kind == CHANGE_REMOVED:
                     gone_days.add((ch.instrument, ch.seq, ch.day))
         reduced: dict[tuple[str, str], int | None] = {}  # pairs valid through less now
         future = cat.last_seq(txn) + 1
         extra: dict[str, dict[int, int]] = defaultdict(dict)
-        for inst, day, _, rows in hypothetical:
-            changed[inst].append((future, day))
+        for h in hypothetical:  # (instrument, day, kind, rows[, fields])
+            inst, day, rows = str(h[0]), int(h[1]), int(h[3])
+            changed[inst].append((future, day, int(h[4]) if len(h) > 4 else ANY_FIELD))
             extra[inst][day] = rows
-        first_changed = {inst: min(d for _, d in ch) for inst, ch in changed.items()}
+        first_changed = {inst: min(d for _, d, _ in ch) for inst, ch in changed.items()}
         skip: set[tuple[str, str]] = set()
         failed: list[str] = []
         now: list[str] = []  # failures recorded by the caller's command (``since``)
@@ -629,6 +643,7 @@ def plan_runs(
             strat = _strategy_for(rec)
             prow = params_from_dict(strat, rec.params)
             insts = wanted[rec.run_id]
+            reads = read_mask(strat)  # a change of other fields leaves its results as they are
             spec = RunSpec(
                 rec.run_id,
                 rec.strategy,
@@ -651,8 +666,8 @@ def plan_runs(
                 if f is not None:
                     retry = [
                         (d, q)
-                        for q, d in changed.get(inst, ())
-                        if q > f["seq"] and d <= f["through"]
+                        for q, d, m in changed.get(inst, ())
+                        if q > f["seq"] and d <= f["through"] and m & reads
                     ]
                     if not retry:
                         skip.add(key)
@@ -682,8 +697,8 @@ def plan_runs(
                     if seq0 is not None and first_changed.get(inst, through + 1) <= through:
                         hits = [
                             (d, q)
-                            for q, d in changed[inst]
-                            if q > seq0 and spec.start_day <= d <= through
+                            for q, d, m in changed[inst]
+                            if q > seq0 and spec.start_day <= d <= through and m & reads
                         ]
                         if hits:
                             first, by = min(hits)
@@ -1385,7 +1400,7 @@ def bring_up_to_date(
     dry_run: bool = False,
     stale_out: list[Staleness] | None = None,
     replaced: Sequence[tuple[str, str]] = (),
-    hypothetical: Sequence[tuple[str, int, int, int]] = (),
+    hypothetical: Sequence[tuple[Any, ...]] = (),
     executor: Executor | None = None,
     commit_bars: int | None = None,
 ) -> UpdateReport:

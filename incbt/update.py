@@ -480,7 +480,7 @@ def update(
                 dry_run=dry_run,
                 stale_out=stale,
                 replaced=replaced,
-                hypothetical=summary.changed_days if dry_run and summary else (),
+                hypothetical=summary.hypothetical() if dry_run and summary else (),
             )
         except BaseException as exc:
             if summary is not None and summary.seq is not None:  # said with the error

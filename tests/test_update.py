@@ -1417,3 +1417,55 @@ def test_verify_of_a_fork_whose_own_parameters_fail_finds_them_failing(tmp_path)
     assert all(x.startswith(f"run {fork.run_id}, ") for x in v.failed)
     assert s.sql("SELECT count(*) n FROM metrics WHERE run_id = $r",
                  params={"r": fork.run_id})["n"][0].as_py() == 0
+
+
+def _restated(src: str, out: str, inst: str, col: str, by: float) -> str:
+    """``src``'s bars of ``inst`` with ``col`` multiplied by ``by`` (a vendor's revision
+    of one field)."""
+    t = pcsv.read_csv(src)
+    t = t.filter(pc.equal(t["instrument"], inst))
+    t = t.set_column(t.schema.get_field_index(col), col, pc.multiply(t[col], by))
+    pcsv.write_csv(t, out)
+    return out
+
+
+def test_a_correction_recomputes_only_the_runs_that_read_a_field_it_changed(tmp_path):
+    """A vendor's revision of the volume alone recomputed every run (QA 2026-12-07): the
+    engine reads open and close, a strategy what its `reads` declares, and the others are
+    not even loaded. Now the ingest records the fields a correction changed (where its
+    bars' times are the stored day's), and an update recomputes the runs that read one:
+    none for the volume, breakout's for the highs, every run for the opens. The results
+    equal a fresh store's each time."""
+    files = generate(str(tmp_path / "d"), instruments=2, days=12, start="2024-03-04", seed=9)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    sma = s.backtest("sma_cross", {"fast": 5, "slow": 20})
+    brk = s.backtest("breakout", {"lookback": 30})
+    day = files[6]
+    bars_from = 6 * 390  # S0001's bars from the corrected day on
+    for col, by, runs in (("volume", 3.0, []), ("high", 1.001, [brk]), ("open", 1.0, None)):
+        f = str(tmp_path / f"{col}.csv")
+        if runs is None:  # an open moved within its bar's range: every run reads it
+            t = pcsv.read_csv(day)
+            t = t.filter(pc.equal(t["instrument"], "S0001"))
+            mid = pc.divide(pc.add(t["low"], t["high"]), 2.0)
+            pcsv.write_csv(t.set_column(t.schema.get_field_index("open"), "open", mid), f)
+            runs = [sma, brk]
+        else:
+            _restated(day, f, "S0001", col, by)
+        dry = s.update(f, dry_run=True)
+        res = s.update(f)
+        assert res.report.bars_processed == dry.report.bars_processed == bars_from * len(runs)
+        assert sorted({r.run_id for r in res.stale}) == sorted(r.run_id for r in runs), col
+        assert not s.status().stale and s.verify().ok
+    said = s.sql("SELECT fields FROM changes WHERE kind = 'corrected' ORDER BY seq")
+    assert said["fields"].to_pylist() == ["volume", "high,volume", "open,high"]
+    fresh = incbt.init(str(tmp_path / "fresh"))
+    fresh.ingest(str(tmp_path / "d"))
+    for f in ("volume", "high", "open"):
+        fresh.ingest(str(tmp_path / f"{f}.csv"))
+    fresh.backtest("sma_cross", {"fast": 5, "slow": 20})
+    fresh.backtest("breakout", {"lookback": 30})
+    for q in ("SELECT * FROM daily ORDER BY run_id, instrument, date",
+              "SELECT * FROM fills ORDER BY run_id, instrument, ts"):
+        assert bits(s.sql(q)).equals(bits(fresh.sql(q))), q

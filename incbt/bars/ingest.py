@@ -105,16 +105,25 @@ from incbt.bars.schema import (
     month_of,
 )
 from incbt.catalog import (
+    ANY_FIELD,
     CHANGE_CORRECTED,
     CHANGE_NEW,
     CHANGE_REMOVED,
+    FIELD_BITS,
     REMOVED_INSTRUMENTS,
     ZERO_HASH,
     Catalog,
     DayEntry,
     FileRecord,
 )
-from incbt.errors import BadInputError, CatalogError, NotFoundError, StoreError, UsageError
+from incbt.errors import (
+    BadInputError,
+    CatalogError,
+    IncbtError,
+    NotFoundError,
+    StoreError,
+    UsageError,
+)
 from incbt.progress import NULL, Reporter
 from incbt.settings import usable_cores
 
@@ -207,6 +216,17 @@ class IngestSummary:
     # day one lacks after it is said too (a day a daily update left out, said once the
     # next day arrives: QA 2026-12-06, only a bulk ingest said it)
     _gap_from: int | None = field(default=None, repr=False)
+    # the bar fields each correction changed, where it changed some only: (instrument,
+    # day) -> FIELD_BITS (recorded with the event: the planner recomputes only the runs
+    # whose strategy reads one of them)
+    _fields: dict[tuple[str, int], int] = field(default_factory=dict, repr=False)
+
+    def hypothetical(self) -> list[tuple[str, int, int, int, int]]:
+        """Each changed day as a dry run's plan takes it: (instrument, day, kind, rows,
+        the bar fields it changed)."""
+        return [
+            (i, d, k, r, self._fields.get((i, d), ANY_FIELD)) for i, d, k, r in self.changed_days
+        ]
 
     @property
     def changed(self) -> bool:
@@ -304,7 +324,7 @@ class IngestSummary:
     def as_dict(self) -> dict[str, Any]:
         skip = {
             *("corrected", "seconds", "changed_days"),
-            *("_seen", "_span", "_stored_rows", "_stored_last", "_gap_from"),
+            *("_seen", "_span", "_stored_rows", "_stored_last", "_gap_from", "_fields"),
             *(
                 "short_days",
                 "missing_days",
@@ -1420,6 +1440,10 @@ def _classify(
                     summary.days_unchanged += 1
                     continue
             kind = CHANGE_NEW if old is None else CHANGE_CORRECTED
+            if old is not None:  # a correction
+                bits = _fields_changed(root, cat, txn, p, old, hasher, months_read)
+                if bits != ANY_FIELD:
+                    summary._fields[(p.instrument, p.day)] = bits
             if p.off_minute:
                 stamp = _stamp(p.off_minute)
                 summary.off_minute.append((p.instrument, day_to_iso(p.day), stamp))
@@ -1435,6 +1459,41 @@ def _classify(
             summary.append_files += bool(plan.keep) and not plan.merged
             plans.append(plan)
     return plans
+
+
+def _fields_changed(
+    root: str,
+    cat: Catalog,
+    txn: Any,
+    p: Piece,
+    old: bytes,
+    hasher: Hasher,
+    months: dict[tuple[str, int], dict[int, np.ndarray]],
+) -> int:
+    """The bar fields (FIELD_BITS) a correction of a stored day changes: those whose
+    values differ where the bars' times are the same; ANY_FIELD where the times differ
+    (bars added, taken away or moved) or the stored day cannot be read. A vendor's
+    revision of the volume alone then recomputes no run whose strategy does not read
+    the volume (QA 2026-12-07: every run was). Only from stored bars that are what was
+    ingested (their content hash the catalog's ``old``): a rewrite (the same content
+    again, ``--rewrite``) repairs a file damaged on disk, which a computation may have
+    read since: any field."""
+    if old == p.hash:
+        return ANY_FIELD
+    try:
+        have = _stored_day(root, cat, txn, p.instrument, p.day, months)
+    except (OSError, IncbtError, pa.ArrowException):  # damaged on disk
+        return ANY_FIELD
+    if day_hash(block_columns(have), 0, have.shape[1], hasher) != old:
+        return ANY_FIELD  # not the bars ingested (changed on disk): nothing to go by
+    new = p.src.block[:, p.start : p.end]
+    if have.shape != new.shape or not np.array_equal(have[0].view(np.int64), new[0].view(np.int64)):
+        return ANY_FIELD
+    bits = 0
+    for k, name in enumerate(BLOCK_ROWS[1:], start=1):
+        if not np.array_equal(have[k].view(np.int64), new[k].view(np.int64)):
+            bits |= FIELD_BITS[name]
+    return bits
 
 
 def _beside_stored(
@@ -1678,6 +1737,8 @@ def _commit(
         }
     seq = cat.append_event(txn, kind, command, payload)
     cat.put_changes(txn, seq, changes)
+    if summary is not None and summary._fields:
+        cat.put_change_fields(txn, seq, [(i, d, m) for (i, d), m in summary._fields.items()])
     gone: dict[str, list[int]] = defaultdict(list)
     for c in changes:
         if c[2] == CHANGE_REMOVED:

@@ -51,6 +51,22 @@ FORMAT_VERSION = 3  # 2: a bucket is a list of files (append files); 3: snapshot
 
 DAY_VALUE = struct.Struct(">16sIII16sqq")  # file, rg, offset, rows, hash, first, last
 _CHANGE_VALUE = struct.Struct(">B16s16sI")  # kind, old hash, new hash, rows
+# The bar fields a correction changed, as bits (``fields``): a correction of the same
+# bars' times whose other fields differ in some only. Any other change (a new day, a
+# removed one, bars added or taken away, or a correction recorded before 2026-12-07)
+# may change every field: ANY_FIELD.
+FIELD_BITS = {"open": 1, "high": 2, "low": 4, "close": 8, "volume": 16}
+ANY_FIELD = 0xFF
+
+
+def field_mask(fields: Iterable[str]) -> int:
+    """The bits of these bar fields (:data:`FIELD_BITS`)."""
+    out = 0
+    for f in fields:
+        out |= FIELD_BITS[f]
+    return out
+
+
 _ROWS_AT = 24  # where a day value's row count sits (after file, row group, offset)
 _U32 = struct.Struct(">I")
 
@@ -171,6 +187,7 @@ class Change:
     old_hash: bytes
     new_hash: bytes
     rows: int
+    fields: int = ANY_FIELD  # the bar fields it changed (FIELD_BITS)
 
 
 @dataclass
@@ -249,7 +266,10 @@ class Catalog:
         self.env: Env = open_env(path, map_size_mb)
         self.db = {
             name.decode(): self.env.db(name)
-            for name in (b"meta", b"events", b"changes", b"days", b"files", b"buckets", b"pending")
+            for name in (
+                *(b"meta", b"events", b"changes", b"fields", b"days", b"files", b"buckets"),
+                b"pending",
+            )
         }
 
     # -- meta ------------------------------------------------------------
@@ -325,8 +345,18 @@ class Catalog:
                 for inst, day, kind, old, new, rows in changes
             )
 
+    def put_change_fields(
+        self, txn: lmdb.Transaction, seq: int, fields: Iterable[tuple[str, int, int]]
+    ) -> None:
+        """The bar fields each correction of event ``seq`` changed: (instrument, day,
+        bits), those that changed some fields only (the others: any field)."""
+        prefix = seq_key(seq)
+        with txn.cursor(self.db["fields"]) as cur:
+            cur.putmulti((prefix + day_key(inst, day), bytes([m])) for inst, day, m in fields)
+
     def changes(self, txn: lmdb.Transaction, after_seq: int = 0) -> Iterator[Change]:
         """Every day changed by an event with seq > after_seq, in log order."""
+        fields_db = self.db["fields"]
         with txn.cursor(self.db["changes"]) as cur:
             if not cur.set_range(seq_key(after_seq + 1)):
                 return
@@ -334,7 +364,8 @@ class Catalog:
                 seq = struct.unpack(">Q", k[:8])[0]
                 inst, day = split_day_key(k[8:])
                 kind, old, new, rows = _CHANGE_VALUE.unpack(v)
-                yield Change(seq, inst, day, kind, old, new, rows)
+                m = txn.get(k, db=fields_db) if kind == CHANGE_CORRECTED else None
+                yield Change(seq, inst, day, kind, old, new, rows, ANY_FIELD if m is None else m[0])
 
     # -- days ------------------------------------------------------------
     def day(self, txn: lmdb.Transaction, instrument: str, day: int) -> DayEntry | None:

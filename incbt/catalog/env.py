@@ -34,6 +34,7 @@ DBS = (
     b"meta",  # store settings and format version
     b"events",  # seq -> event JSON (the log)
     b"changes",  # seq|instrument|day -> what an event changed for one day
+    b"fields",  # seq|instrument|day -> the bar fields a correction changed (absent: any)
     b"days",  # instrument|day -> where the current bars of that day are
     b"files",  # file hash -> file record JSON (path, intervals it was current)
     b"buckets",  # instrument|month -> hashes of the current files (oldest first)

@@ -139,6 +139,7 @@ CHANGES_SCHEMA = pa.schema(
         ("old_hash", pa.string()),
         ("new_hash", pa.string()),
         ("rows", pa.int64()),
+        ("fields", pa.string()),
     ]
 )
 FILES_SCHEMA = pa.schema(
@@ -330,7 +331,19 @@ def _changes_table(cat: Catalog, txn: Any, as_of: int | None) -> pa.Table:
         rows["old_hash"].append(None if not any(c.old_hash) else c.old_hash.hex())
         rows["new_hash"].append(c.new_hash.hex())
         rows["rows"].append(c.rows)
+        rows["fields"].append(_fields_said(c.fields))
     return pa.table(rows, schema=CHANGES_SCHEMA)
+
+
+def _fields_said(bits: int) -> str | None:
+    """The bar fields a correction changed, as ``'high,volume'`` ('' for none: the same
+    bars written again); None where it may have changed any (a new or removed day, bars
+    added or taken away)."""
+    from incbt.catalog import ANY_FIELD, FIELD_BITS
+
+    if bits == ANY_FIELD:
+        return None
+    return ",".join(f for f, b in FIELD_BITS.items() if bits & b)
 
 
 def _files_table(files: list[FileRecord]) -> pa.Table:
