@@ -1743,8 +1743,9 @@ def verify(
                 # on the bars alone
                 f"; or the strategy of run {own[0]}{' and others' if len(own) > 1 else ''} "
                 "(a strategies file) does not give the same results twice: random numbers "
-                "without a seed among its parameters, a global it changes, or its bar index "
-                "used as memory break the strategy contract (README); fix the step (an "
+                "without a seed among its parameters, a global it changes, its bar index "
+                "used as memory, or bars read further back than its warm-up (a resumed "
+                "run loads no more) break the strategy contract (README); fix the step (an "
                 "edited step makes new runs) and drop these"
                 if own
                 else ""
@@ -2095,6 +2096,65 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+# Ctrl-C or SIGTERM stop a command within this time, or it stops at once (a second one:
+# at once). Python runs a signal's handler in the main thread between two of its
+# instructions; a strategy's step that never returns (a loop), compiled, gives it none:
+# the command ran on after both (QA 2026-12-07), and only kill -9 stopped it.
+STOP_GRACE_SECONDS = 10.0
+
+
+def _watch_stops() -> None:
+    """A thread that sees Ctrl-C and SIGTERM as they arrive (the signal module writes
+    each to a pipe of ours, from its C handler, whatever the main thread is doing) and
+    ends the process if the command has not stopped ``STOP_GRACE_SECONDS`` after one, or
+    at a second. The kernels release the GIL (``nogil``), so this thread runs while the
+    main thread is inside one. Ending so is safe for the store: every write is an LMDB
+    transaction, and a killed one is as if never begun (as kill -9)."""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread (a test calling main from another)
+        os.close(r)
+        os.close(w)
+        return
+
+    def watch() -> None:
+        import select
+        import time
+
+        stops = {int(signal.SIGINT), int(signal.SIGTERM)}
+        deadline: float | None = None
+        last = 0
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if select.select([r], [], [], wait)[0]:
+                got = [b for b in os.read(r, 64) if b in stops]
+                if not got:
+                    continue
+                if deadline is not None:  # a second one
+                    _stop_hard(got[-1], "at a second signal")
+                last, deadline = got[-1], time.monotonic() + STOP_GRACE_SECONDS
+            elif deadline is not None:
+                _stop_hard(last, f"{STOP_GRACE_SECONDS:g} s after the signal")
+
+    threading.Thread(target=watch, name="incbt-stop-watch", daemon=True).start()
+
+
+def _stop_hard(signum: int, when: str) -> None:
+    """End the process now, saying so (the command did not stop by itself)."""
+    what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+    os.write(
+        2,
+        (
+            f"{what}: stopped at once, {when} (the command went on: a strategy's step "
+            "that does not return, say); what was committed before is kept, and nothing "
+            f"half-written is (the next write removes it); {_FINISH}\n"
+        ).encode(),
+    )
+    os._exit(143 if signum == signal.SIGTERM else 130)
+
+
 def _interrupted(fix: str = "") -> int:
     """Say that Ctrl-C (or SIGTERM) stopped the command; its exit code, 130 (143)."""
     global _SAID
@@ -2266,6 +2326,7 @@ def main() -> None:
     # SIGTERM (kill, a scheduler's timeout) stops a command as Ctrl-C does: what is
     # committed stays, the rest is abandoned, the command says so (exit 143, not 130)
     signal.signal(signal.SIGTERM, _terminate)
+    _watch_stops()
     try:  # from here a signal is said in a line (QA 2026-12-06: a traceback before this)
         twice = _given_twice(sys.argv[1:])
         if twice:

@@ -1469,3 +1469,18 @@ def test_a_broken_symbolic_link_is_said_as_one(st, tmp_path):
     with pytest.raises(incbt.NotFoundError, match="a.csv is a symbolic link that is part of "
                        "a loop of symbolic links"):
         st.ingest(str(tmp_path / "a.csv"))
+
+
+def test_strategy_declarations_found_by_qa_2026_12_07():
+    """NumPy scalars in a Param were said as "np.float64(1.5)"; a parameter named as an
+    execution parameter was taken, and a run of fee_bps=3 that paid --fee-bps 7 was said
+    as "fee_bps=3.0"."""
+    import numpy as np
+
+    p = incbt.Param(int, default=np.int64(3), min=np.float64(1.5))
+    assert (p.default, p.min) == (3, 1.5) and type(p.default) is int
+    for name in ("notional", "fee_bps", "slippage_bps"):
+        with pytest.raises(incbt.StrategyError, match=f"parameter '{name}' has the name of an "
+                           "execution parameter"):
+            incbt.strategy(lambda p, s, o, h, l, c, v, i: 0, name="x",  # noqa: E741
+                           params={name: incbt.Param(float, 1.0)}, reads=("close",))

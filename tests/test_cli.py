@@ -1626,6 +1626,58 @@ def test_a_signal_stops_a_command_whose_task_computes_for_hours(tmp_path, sig):
     assert "Traceback" not in err, err
 
 
+STUCK = (
+    "import sys, incbt.cli as cli, incbt.contract as contract\n"
+    "cli.STOP_GRACE_SECONDS = 1.0\n"
+    "real = contract.check_new_runs\n"
+    "def check(*a, **k):\n"
+    "    sys.stderr.write('checking\\n'); sys.stderr.flush()\n"
+    "    return real(*a, **k)\n"
+    "contract.check_new_runs = check\n"
+    "sys.argv = ['incbt', *sys.argv[1:]]\n"
+    "cli.main()\n"
+)
+
+
+@pytest.mark.parametrize(("sig", "twice"), [("SIGINT", False), ("SIGTERM", True)])
+def test_a_signal_stops_a_command_whose_step_never_returns_in_its_main_thread(
+    tmp_path, sig, twice
+):
+    """A step that never returns, in the contract check the command runs in its own main
+    thread: Python's handler of the signal never ran, and Ctrl-C and SIGTERM left the
+    command running for good (QA 2026-12-07; only kill -9 stopped it). Now a thread that
+    sees the signal arrive ends it STOP_GRACE_SECONDS later (1 s here), or at a second."""
+    import signal as sg
+    import time
+
+    env = _ingested(tmp_path, instruments=2, days=3)
+    (tmp_path / "spin.py").write_text(SPINNER)
+    p = subprocess.Popen(
+        [sys.executable, "-c", STUCK, "backtest", "spinner", "--strategies",
+         str(tmp_path / "spin.py"), "-p", "spin_at=5"],  # in the days the check runs
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: sg.signal(sg.SIGINT, sg.SIG_DFL),
+    )
+    try:
+        assert p.stderr is not None
+        assert p.stderr.readline() == "checking\n"
+        time.sleep(1.0)  # its step spins from the 5th bar
+        p.send_signal(getattr(sg, sig))
+        if twice:  # apart: two at once may arrive as one
+            time.sleep(0.3)
+            p.send_signal(getattr(sg, sig))
+        p.wait(timeout=60)  # for good without the fix
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = p.stderr.read()
+    assert p.returncode == (143 if sig == "SIGTERM" else 130), err
+    when = "at a second signal" if twice else "1 s after the signal"
+    assert f"stopped at once, {when}" in err and "Traceback" not in err, err
+    assert run_incbt(["status"], env=env).returncode == 0  # the store as it was
+
+
 def test_a_signal_landing_as_a_commit_ends_counts_what_it_kept(tmp_path):
     """A SIGTERM that landed as a commit ended was raised before the commit was counted:
     "2,400 of its 4,800 (run, instrument) pairs" were said kept where all were (QA

@@ -187,6 +187,10 @@ class Param:
                 f"Param({kind}) needs a default, which a run that does not give the "
                 f"parameter takes: Param({kind}, DEFAULT, min=..., max=..., help=...)"
             )
+        for f in ("default", "min", "max"):  # NumPy's scalars as the numbers they are (QA
+            v = getattr(self, f)  # 2026-12-07: "[np.float64(1.5), inf]" in messages)
+            if isinstance(v, np.generic):
+                object.__setattr__(self, f, v.item())
 
     def spec(self, name: str) -> ParamSpec:
         return ParamSpec(name, self.type, self.default, self.min, self.max, self.help)
@@ -775,6 +779,13 @@ def _make_strategy(
     for spec in specs:
         if spec.name in seen_names:
             raise StrategyError(f"strategy {sname!r}: parameter {spec.name!r} declared twice")
+        if spec.name in ("notional", "fee_bps", "slippage_bps"):  # QA 2026-12-07: a run of
+            # fee_bps=3 (-p) that paid --fee-bps 7 was shown as "fee_bps=3.0"
+            raise StrategyError(
+                f"strategy {sname!r}: parameter {spec.name!r} has the name of an execution "
+                "parameter (notional, fee_bps, slippage_bps: --notional, --fee-bps, "
+                "--slippage-bps), which the engine applies: give yours another name"
+            )
         seen_names.add(spec.name)
         _coerce(f"strategy {sname!r} (default)", spec, spec.default)
     if isinstance(state, Mapping):

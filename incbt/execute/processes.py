@@ -146,6 +146,8 @@ def _child_init(parent: int) -> None:
     stream's lock held in the worker for ever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(ValueError):  # the command's stop watch is its own
+        signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # held by the command as it forked
     for name, fd in (("stdout", 1), ("stderr", 2)):
         with contextlib.suppress(OSError, ValueError):
