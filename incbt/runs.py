@@ -1196,13 +1196,16 @@ def commit(
                         rc.Segment(rid, t.instrument, where, ALL_DAYS, t.last_day, 0, seq_now),
                     )
                     rc.delete_metrics(cat, txn, rid, t.instrument)
+                failed_on = r.error_days or [None] * len(t.run_ids)
                 rc.put_failures(
                     cat,
                     txn,
                     t.instrument,
                     [t.run_ids[k] for k in bad],
                     seq_now,
-                    t.last_day,
+                    # through the day it failed on: a change after it cannot change that
+                    # (QA 2026-12-07: a correction there retried a pair sure to fail again)
+                    [min(t.last_day, failed_on[k] or t.last_day) for k in bad],
                     [str(r.errors[k]) for k in bad],
                 )
             rc.delete_snapshots_from_many(cat, txn, redo, t.instrument, from_day)

@@ -926,7 +926,16 @@ def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_chang
     assert len(rep.failed) == 1 and bad_run in rep.failed[0]
     failed = s.sql("SELECT run_id, instrument, through, error FROM failed").to_pylist()
     assert [(r["run_id"], r["instrument"]) for r in failed] == [(bad_run, "S0000")]
-    assert str(failed[0]["through"]) == days[4][5:15] and "volume spike" in failed[0]["error"]
+    # through the day it failed on (the spike's), not the last day computed
+    assert str(failed[0]["through"]) == days[2][5:15] and "volume spike" in failed[0]["error"]
+    # a correction after that day cannot change the failure: not retried (QA 2026-12-07:
+    # 33,150 bar-steps of a pair sure to fail again); nor sma's runs (no volume read)
+    (tmp_path / "fix3").mkdir()
+    _restated(str(tmp_path / "all" / days[3]), str(tmp_path / "fix3" / days[3]), "S0000",
+              "volume", 2.0)
+    res = s.update(str(tmp_path / "fix3"))
+    assert res.report.bars_processed == 0 and len(res.report.skipped_failed) == 1, res
+    assert s.update(str(tmp_path / "all" / days[3])).report.bars_processed == 0  # taken back
     # a new day: the failed pair is not recomputed (it fails the same way at day 3)
     res = s.update(str(tmp_path / "all" / days[5]))
     assert res.report.bars_processed == 3 * 390  # spike/S0001, sma/S0000, sma/S0001

@@ -725,17 +725,19 @@ def put_failures(
     instrument: str,
     run_ids: Sequence[str],
     seq: int,
-    through: int,
+    through: int | Sequence[int],
     errors: Sequence[str],
 ) -> None:
-    """Pairs whose computation failed at event ``seq`` over days up to ``through``.
+    """Pairs whose computation failed at event ``seq`` over days up to ``through`` (one
+    for all, or each pair's: the day its step failed on).
 
     A strategy is deterministic (no clock, no unseeded randomness): the pair fails the
     same way until a day on or before ``through`` changes, so the planner skips it
     until then (:func:`incbt.runs.plan_runs`)."""
     db = _db(cat, "failed")
-    for rid, err in zip(run_ids, errors, strict=True):
-        rec = {"seq": seq, "through": through, "error": err[:2000]}
+    upto = [through] * len(run_ids) if isinstance(through, int) else list(through)
+    for rid, err, day in zip(run_ids, errors, upto, strict=True):
+        rec = {"seq": seq, "through": day, "error": err[:2000]}
         txn.put(ri_key(rid, instrument), json.dumps(rec).encode(), db=db)
 
 

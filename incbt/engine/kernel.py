@@ -33,7 +33,7 @@ import tempfile
 import threading
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -432,6 +432,10 @@ class SegmentResult:
     state: np.ndarray
     bars_processed: int
     errors: list[str | None]
+    # for a set with an error, the bar (an index into the loaded arrays) it failed at:
+    # where its step raised or gave a bad signal, the last bar of the day whose results
+    # overflowed (None: no error, or not known)
+    error_bars: list[int | None] | None = field(default=None, init=False)
 
     @property
     def n_sets(self) -> int:
@@ -646,11 +650,12 @@ def run_segment(
             or _not_finite_error(strat, p, ex, t, de, res, off, k)
             for k in range(n_sets)
         ]
+        at = [_error_bar(bad_bar, off, de, k) for k in range(n_sets)]
     except (StrategyError, SetupError):
         raise
     except Exception:
         # a step raised: find out which sets, keep the others (each set is independent)
-        parts, errors = [], []
+        parts, errors, at = [], [], []
         for k in range(n_sets):
             try:
                 one, bad_bar, bad_val = _run_raw(
@@ -667,15 +672,28 @@ def run_segment(
                     f"the step raised {type(e).__name__} at bar {bar} ({_utc(t, bar)}): {e}"
                     + _step_at(strat)
                 )
+                at.append(bar)
                 continue
             parts.append((np.array([k]), one))
+            off1 = _first_not_finite(one)
             errors.append(
                 _signal_error(strat, p[k : k + 1], t, bad_bar, bad_val, 0, k)
-                or _not_finite_error(
-                    strat, p[k : k + 1], ex[k : k + 1], t, de, one, _first_not_finite(one), 0, k
-                )
+                or _not_finite_error(strat, p[k : k + 1], ex[k : k + 1], t, de, one, off1, 0, k)
             )
-    return _assemble(parts, n_sets, width, de.size, t, (n - start) * n_sets, errors, st_in)
+            at.append(_error_bar(bad_bar, off1, de, 0))
+    out = _assemble(parts, n_sets, width, de.size, t, (n - start) * n_sets, errors, st_in)
+    out.error_bars = [b if e is not None else None for b, e in zip(at, errors, strict=True)]
+    return out
+
+
+def _error_bar(bad_bar: list[int], off: list[int], de: np.ndarray, row: int) -> int | None:
+    """The bar set ``row`` failed at: its bad signal's, or the last of the day its results
+    overflowed (:func:`_signal_error`, :func:`_not_finite_error`); None: neither."""
+    if bad_bar[row] >= 0:
+        return int(bad_bar[row])
+    if off[row] >= 0:
+        return int(de[off[row]]) - 1
+    return None
 
 
 _FILLS = ("fill_set", "fill_bar", "fill_ts", "fill_qty", "fill_price", "fill_fee")

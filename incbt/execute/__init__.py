@@ -254,6 +254,9 @@ class TaskResult:
     # its task never ran (its workers kept dying): its errors are no strategy's; nothing
     # stored is touched, and the next command runs it again
     not_run: bool = False
+    # for a run with an error, the day its step failed on (None: not known): what its
+    # failure is recorded through (a change after it cannot change it)
+    error_days: list[int | None] | None = None
 
     def __post_init__(self) -> None:
         if self.snap_days is None:
@@ -438,6 +441,12 @@ def compute_task(
         snaps,
         int(res.bars_processed),
         [_run_error(strat, k, e, b.day_ends) for k, e in enumerate(res.errors)],
+        error_days=None
+        if res.error_bars is None
+        else [
+            None if bar is None else int(b.days[np.searchsorted(b.day_ends, bar, side="right")])
+            for bar in res.error_bars
+        ],
     )
 
 
