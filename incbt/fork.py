@@ -189,24 +189,26 @@ def needs_materializing(
             if c.seq > seqs.get(c.instrument, 0) and c.day >= start and c.fields & reads:
                 changed[c.instrument].append(c.day)
         failed = rc.run_failures(cat, txn, fork.run_id)
-        base_failed = rc.run_failures(cat, txn, fork.fork["base"])  # type: ignore[index]
         for inst in instruments:
             before = [d for d in cat.days_up_to(txn, inst, eff - 1, 1) if d >= start]
             if not before and not would.get(inst):
                 continue  # no day before D: the fork is new parameters from its first day
             last = max(before + would.get(inst, []))
             f = failed.get(inst)
+            upto = None if f is None else f["through"]
             if (
                 f is not None
-                and inst in base_failed
-                and not would.get(inst)
+                and not any(d <= upto for d in [*would.get(inst, ()), *would_after.get(inst, ())])
                 and not any(
-                    c.instrument == inst and c.day <= last for c in cat.changes(txn, f["seq"])
+                    c.instrument == inst and start <= c.day <= upto and c.fields & reads
+                    for c in cat.changes(txn, f["seq"])
                 )
             ):
-                # it failed with its base's pair, which still fails, and no day before D
-                # changed since: the planner skips it as it skips any failure that would
-                # fail again (every update re-made it, a new "fork" event each time: QA)
+                # it failed (with its base's pair, through D-1; or with its own parameters,
+                # on a day from D) and no day it read changed since, in a field it reads:
+                # the planner skips it as it skips any failure that would fail again.
+                # Every update re-made it, a new "fork" event each time (QA 2026-12-06;
+                # an own failure, and a change of a field it does not read: QA 2026-12-07)
                 continue
             snap = rc.latest_snapshot(cat, txn, fork.run_id, inst)
             if snap is None or inst not in seqs:
@@ -237,8 +239,11 @@ def would_fail(
     D as computed, where the fork failed them with its base's (QA 2026-12-07)."""
     if not need:
         return {}
+    from incbt.runs import _strategy_for, read_mask
+
     cat = store.catalog
     base_id = fork.fork["base"]  # type: ignore[index]
+    reads = read_mask(_strategy_for(fork))
     out = {}
     with cat.env.read() as txn:
         base_failed = rc.run_failures(cat, txn, base_id)
@@ -246,8 +251,12 @@ def would_fail(
             f = base_failed.get(inst)
             if f is None:
                 continue
-            if any(h[0] == inst and h[1] <= f["through"] for h in hypothetical) or any(
-                c.instrument == inst and c.day <= f["through"] for c in cat.changes(txn, f["seq"])
+            if any(
+                h[0] == inst and h[1] <= f["through"] and (len(h) <= 4 or h[4] & reads)
+                for h in hypothetical
+            ) or any(
+                c.instrument == inst and c.day <= f["through"] and c.fields & reads
+                for c in cat.changes(txn, f["seq"])
             ):
                 continue  # the base's pair is computed again first
             out[inst] = f"its base run {base_id} failed on {inst}: {f['error']}"

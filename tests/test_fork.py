@@ -426,3 +426,57 @@ def test_a_change_before_the_runs_start_leaves_a_fork_as_it_is(tmp_path, change)
     assert [k for k in s.log()["kind"].to_pylist()[: len(s.log()) - seq]] == [
         "ingest" if change == "correct" else "remove"]  # no "fork" event: nothing made again
     assert s.verify([base.run_id, fork.run_id]).ok
+
+
+FAILS_AFTER = '''import incbt
+
+@incbt.strategy(params={"n": incbt.Param(int, default=3, min=1),
+                        "lim": incbt.Param(float, default=1e9)},
+                state=("seen",), warmup=lambda p: p["n"], reads=("close",))
+def fails_after(p, s, o, h, l, c, v, i):
+    """Momentum; raises once it has seen more than lim bars."""
+    n = int(p[0])
+    s[0] += 1
+    if s[0] > p[1]:
+        raise ValueError("too many bars")
+    if s[0] <= n:
+        return 0
+    return 1 if c[i] > c[i - n] else -1
+'''
+
+
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
+def test_a_forks_failed_pairs_are_not_made_again_while_nothing_they_read_changes(tmp_path):
+    """A fork whose own parameters fail from D was made again and recomputed by every
+    update, nothing changed (its failed pair holds no snapshot); one that failed with its
+    base's pair was made again by a correction of a field its strategy does not read,
+    where its base was not: exit 1, a new "fork" event each time (QA 2026-12-07)."""
+    from incbt.bars.generate import generate
+
+    generate(str(tmp_path / "d"), instruments=2, days=8, seed=1)
+    (tmp_path / "f.py").write_text(FAILS_AFTER)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    base = s.backtest("fails_after", {"n": 3}, strategies_file=str(tmp_path / "f.py"))
+    fork = s.backtest(None, {"n": 4, "lim": 600}, fork_of=base.run_id, effective="2024-01-05")
+    assert len(fork.report.errors) == 2  # its own parameters fail, from D
+    events = len(s.log())
+    for _ in range(2):
+        dry = s.update(dry_run=True)
+        res = s.update()
+        assert res.report.bars_processed == dry.report.bars_processed == 0, res
+        assert not res.report.errors and len(res.report.skipped_failed) == 2
+    assert len(s.log()) == events  # nothing made again
+    # a correction of the volume, which it does not read: still nothing
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    day = sorted((tmp_path / "d").iterdir())[2]
+    t = pcsv.read_csv(day)
+    t = t.set_column(t.schema.get_field_index("volume"), "volume", pc.multiply(t["volume"], 2.0))
+    pcsv.write_csv(t, tmp_path / "vol.csv")
+    assert s.update(str(tmp_path / "vol.csv"), dry_run=True).report.bars_processed == 0
+    res = s.update(str(tmp_path / "vol.csv"))
+    assert res.report.bars_processed == 0 and not res.report.errors
+    assert s.log()["kind"].to_pylist()[: len(s.log()) - events] == ["ingest"]  # no "fork"
+    assert s.verify().ok
