@@ -50,7 +50,9 @@ the intervals of events it was current in.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
+import datetime
 import errno
 import functools
 import gc
@@ -1330,6 +1332,17 @@ def _known(cat: Catalog, file_hash: bytes) -> bool:
         return cat.file(txn, file_hash) is not None
 
 
+def _month_of_day(day: int) -> tuple[int, int]:
+    """The first and last day (day numbers) of ``day``'s month (a call a corrected day:
+    no NumPy round trip)."""
+    d = _EPOCH + datetime.timedelta(days=day)
+    first = day - d.day + 1
+    return first, first + calendar.monthrange(d.year, d.month)[1] - 1
+
+
+_EPOCH = datetime.date(1970, 1, 1)
+
+
 def _month_range(month: str) -> tuple[int, int]:
     first = int(np.datetime64(month, "D").astype(np.int64))
     last = int((np.datetime64(month, "M") + 1).astype("datetime64[D]").astype(np.int64)) - 1
@@ -1487,11 +1500,15 @@ def _fields_changed(
     if day_hash(block_columns(have), 0, have.shape[1], hasher) != old:
         return ANY_FIELD  # not the bars ingested (changed on disk): nothing to go by
     new = p.src.block[:, p.start : p.end]
-    if have.shape != new.shape or not np.array_equal(have[0].view(np.int64), new[0].view(np.int64)):
+    if have.shape != new.shape:
+        return ANY_FIELD
+    # each row (ts, then the fields) differs somewhere, bit for bit: one comparison
+    differs = (have.view(np.int64) != new.view(np.int64)).any(axis=1).tolist()
+    if differs[0]:  # bars at other times
         return ANY_FIELD
     bits = 0
-    for k, name in enumerate(BLOCK_ROWS[1:], start=1):
-        if not np.array_equal(have[k].view(np.int64), new[k].view(np.int64)):
+    for name, d in zip(BLOCK_ROWS[1:], differs[1:], strict=True):
+        if d:
             bits |= FIELD_BITS[name]
     return bits
 
@@ -1556,7 +1573,7 @@ def _stored_day(
     months: dict[tuple[str, int], dict[int, np.ndarray]],
 ) -> np.ndarray:
     """A stored day's bars as a bars block, its month read once into ``months``."""
-    first, last = _month_range(str(month_of(np.array([day], dtype=np.int64))[0]))
+    first, last = _month_of_day(day)
     got = months.get((inst, first))
     if got is None:
         from incbt.store import read_days  # the engine's reader of stored days
