@@ -1424,7 +1424,8 @@ def _exit_if_failed(r: object, known: bool = True) -> None:
         err_console.print(
             styled(
                 f"[red]{lost} (run, instrument) pair(s) not computed[/red] (above): their "
-                "tasks could not run (their workers died on every try); what was stored "
+                "tasks failed on every try (a worker died, or raised outside the strategy: "
+                "the lines above say which); what was stored "
                 "before is kept, and every other result is committed. Run the same command "
                 "again (a sweep: with --resume; or `incbt update`) to compute them"
             ),

@@ -710,3 +710,19 @@ def test_ray_init_leaves_the_commands_sigterm_handler():
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def test_workers_start_a_local_ray_whatever_ray_address_names(tmp_path, slow, strategies):
+    """`--workers 2` with RAY_ADDRESS exported (as cluster users have it): Ray took the
+    local start for a connection, refused its num_cpus, and the command exited 3, "a
+    bug" (QA 2026-12-07). It starts its own local Ray, as asked."""
+    s = _store(tmp_path / "s", slow.data)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("INCBT_")},
+           "RAY_ADDRESS": "127.0.0.1:1"}  # nothing there
+    exe = os.path.join(os.path.dirname(sys.executable), "incbt")
+    p = subprocess.run([exe, "--store", s.path, "sweep", "slow_mean", "-g", "n=1000,2000",
+                        "--name", "s", "--strategies", strategies, "--workers", "2"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "on Ray" in p.stdout + p.stderr, (p.stdout, p.stderr[-2000:])
+    assert s.verify().ok

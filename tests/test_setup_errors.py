@@ -383,3 +383,44 @@ def test_a_store_reached_by_two_paths_stays_open_by_both(tmp_path):
 
         close_env(str(other / "catalog"))
         subprocess.run(["umount", str(other)], check=False)
+
+
+def test_a_call_asking_for_another_ray_than_this_process_has_is_refused(monkeypatch):
+    """A second sweep of a Python session ran on the first one's Ray, whatever it asked
+    (address= after workers=, and the other way round), without a word (QA 2026-12-07)."""
+    from incbt.execute import ray_exec as rx
+
+    monkeypatch.setattr(rx, "_started_here", True)
+    monkeypatch.setattr(rx, "_connected_to", None)
+    rx._same_ray(None, None)  # the local one again: taken
+    with pytest.raises(incbt.UsageError, match=r"connected to a local Ray this process started"
+                       r".* asks for the cluster at '10.0.0.1:6379'.*ray.shutdown\(\)"):
+        rx._same_ray(None, "10.0.0.1:6379")
+    monkeypatch.setattr(rx, "_started_here", False)
+    monkeypatch.setattr(rx, "_connected_to", "10.0.0.1:6379")
+    rx._same_ray(None, "10.0.0.1:6379")
+    rx._same_ray(None, "auto")
+    for other in (None, "10.0.0.2:6379"):
+        with pytest.raises(incbt.UsageError, match="connected to the Ray cluster at '10.0.0.1"):
+            rx._same_ray(None, other)
+    monkeypatch.setattr(rx, "_connected_to", None)  # the caller's own ray.init: theirs
+    rx._same_ray(None, "10.0.0.2:6379")
+
+
+def test_a_ray_task_that_raised_is_said_with_its_error():
+    """Only Ray's first line was kept, "ray::_work() (pid=...)" in terminal colours, and
+    said as workers dying; a worker that could not see the store's bars said nothing of
+    shared storage (QA 2026-12-07)."""
+    from incbt.execute.ray_exec import _task_error
+
+    class Wrapped(Exception):
+        def __init__(self, cause):
+            super().__init__("\x1b[36mray::_work()\x1b[39m (pid=5203, ip=10.0.0.1)\nTraceback...")
+            self.cause = cause
+
+    lost = incbt.StoreError("/s/bars/S0000/2024-01-abc.parquet is missing: the store was ...")
+    said = _task_error(Wrapped(lost))
+    assert said.startswith("StoreError: /s/bars/S0000/2024-01-abc.parquet is missing")
+    assert "storage every node sees" in said
+    assert _task_error(Wrapped(ValueError("x"))) == "ValueError: x"
+    assert _task_error(Exception("\x1b[36mray::_work()\x1b[39m died\nmore")) == "ray::_work() died"

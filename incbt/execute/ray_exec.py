@@ -50,11 +50,35 @@ from incbt.settings import usable_cores
 _started_here = False
 
 
+_connected_to: str | None = None  # the address this process connected to (ensure_ray)
+
+
+def _same_ray(ray: Any, address: str | None) -> None:
+    """Refuse a call that asks for another Ray than the one this process is connected
+    to: a second sweep of a Python session ran on the first one's (QA 2026-12-07: a
+    sweep given address= ran on the local Ray an earlier workers= call had started, and
+    the other way round, without a word)."""
+    if _started_here:
+        have = "a local Ray this process started (workers=, --workers)"
+    elif _connected_to is not None:
+        have = f"the Ray cluster at {_connected_to!r}"
+    else:  # connected by the caller's own ray.init: theirs to choose
+        return
+    wanted_local = address is None
+    if wanted_local == _started_here and (wanted_local or address in (_connected_to, "auto")):
+        return
+    asked = "a local Ray (workers=)" if wanted_local else f"the cluster at {address!r}"
+    raise UsageError(
+        f"this process is connected to {have}, and this call asks for {asked}: one process "
+        "works with one Ray. Fix: give the same, or call ray.shutdown() before this call"
+    )
+
+
 def ensure_ray(
     workers: int | None = None, address: str | None = None, temp_root: str | None = None
 ) -> Any:
     """Connect to ``address``, or start a local Ray (no dashboard, auth off locally)."""
-    global _started_here
+    global _started_here, _connected_to
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
@@ -62,6 +86,7 @@ def ensure_ray(
         reachable(address)
     _cluster_errors_to_stderr()
     if ray.is_initialized():
+        _same_ray(ray, address)
         return ray
     env = {
         "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", ""),
@@ -79,10 +104,14 @@ def ensure_ray(
                 )
             except ConnectionError as exc:
                 raise UsageError(f"no Ray cluster at {address!r}: {exc}") from None
+            _connected_to, _started_here = address, False
             return ray
         # A short temp path: Ray's socket paths must stay under ~107 characters.
         temp = temp_root or os.path.join(tempfile.gettempdir(), f"incbt-ray-{os.getuid()}")
         ray.init(
+            # a new local Ray, whatever RAY_ADDRESS names (QA 2026-12-07: with it set,
+            # Ray took this for a connection, refused num_cpus, and the command exited 3)
+            address="local",
             num_cpus=workers or usable_cores(),
             include_dashboard=False,
             _temp_dir=temp,
@@ -91,7 +120,7 @@ def ensure_ray(
             log_to_driver=False,
             configure_logging=False,
         )
-    _started_here = True
+    _started_here, _connected_to = True, None
     atexit.register(shutdown)
     return ray
 
@@ -325,6 +354,26 @@ def _remote_fn(ray: Any, retries: int) -> Any:
     return _remote.options(max_retries=retries)
 
 
+def _task_error(exc: BaseException) -> str:
+    """What made a Ray call fail on every try, said: the worker's own exception where it
+    raised one (QA 2026-12-07: the first line of Ray's wrapper, "ray::_work() (pid=...)",
+    in terminal colours, said as workers dying), with the fix for bars a worker does not
+    see; else Ray's first line (a worker process that died)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        said = f"{type(cause).__name__}: {cause}"
+        if "/bars/" in str(cause) and ("is missing" in str(cause) or "No such file" in str(cause)):
+            said += (
+                " (on a Ray cluster the store must sit on storage every node sees, at the "
+                "same path: README, Sweeps on Ray)"
+            )
+        return said[:1000]
+    import re
+
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"\x1b\[[0-9;]*m", "", first)[:300]
+
+
 def failed_result(task: SegmentTask, width: int, why: str) -> TaskResult:
     """A task that could not run (its worker kept dying): every run of it is reported."""
     from incbt.execute import nothing_computed
@@ -456,7 +505,7 @@ class RayExecutor:
                             lost = _lost(ray, self.address)  # or the whole cluster gone
                             if lost is not None:
                                 raise lost from None
-                            why = str(exc).strip().splitlines()[0][:300]
+                            why = _task_error(exc)
                             got = [failed_result(tasks[i], _width(tasks[i]), why) for i in ids]
                         for i, r in zip(ids, got, strict=True):
                             done[i] = r
