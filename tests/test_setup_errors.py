@@ -424,3 +424,25 @@ def test_a_ray_task_that_raised_is_said_with_its_error():
     assert "storage every node sees" in said
     assert _task_error(Wrapped(ValueError("x"))) == "ValueError: x"
     assert _task_error(Exception("\x1b[36mray::_work()\x1b[39m died\nmore")) == "ray::_work() died"
+
+
+def test_a_connection_that_never_ends_is_cut():
+    """`--address` of a port that takes connections and is no Ray head: Ray's waits never
+    ended, their retries catching every Exception, and the sweep hung for good holding
+    the store's write lock (QA 2026-12-07). The wait is cut (CONNECT_SECONDS) where it
+    comes back to Python."""
+    import time
+
+    from incbt.execute.ray_exec import _bounded, _TooLong
+
+    t0 = time.monotonic()
+    with pytest.raises(_TooLong), _bounded(0.2):
+        while True:  # as Ray's connect loop: every Exception retried
+            try:
+                time.sleep(0.01)
+            except Exception:  # noqa: BLE001, S112
+                continue
+    assert time.monotonic() - t0 < 5
+    with _bounded(0.2):  # done in time: nothing raised after
+        pass
+    time.sleep(0.4)

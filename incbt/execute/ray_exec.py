@@ -19,6 +19,7 @@ keeps failing is reported, and the rest of the plan goes on.
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import contextlib
 import logging
@@ -51,6 +52,39 @@ _started_here = False
 
 
 _connected_to: str | None = None  # the address this process connected to (ensure_ray)
+
+# How long a connection to a cluster may take. Ray's own waits for a port that takes
+# connections and is not a head's (a web server, say) never end: a sweep given one hung
+# for good, holding the store's write lock (QA 2026-12-07); its calls return to Python
+# about every 35 s, where the wait is cut.
+CONNECT_SECONDS = 30.0
+
+
+class _TooLong(BaseException):  # not an Exception: Ray retries those
+    """Raised in the main thread by :func:`_bounded`'s timer."""
+
+
+@contextlib.contextmanager
+def _bounded(seconds: float) -> Iterator[None]:
+    """Raise :class:`_TooLong` in the main thread ``seconds`` from now, at its next
+    Python instruction (where it runs elsewhere: nothing). Through a SIGUSR1 of its own
+    making (``_thread.interrupt_main``), not SIGINT: the CLI takes a SIGINT for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_it(signum: int, frame: Any) -> None:
+        raise _TooLong
+
+    before = signal.signal(signal.SIGUSR1, raise_it)
+    timer = threading.Timer(seconds, _thread.interrupt_main, args=(signal.SIGUSR1,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, before)
 
 
 def _same_ray(ray: Any, address: str | None) -> None:
@@ -96,14 +130,23 @@ def ensure_ray(
     with _keeping_sigterm():
         if address:
             try:
-                ray.init(
-                    address=address,
-                    runtime_env=runtime_env,
-                    logging_level=logging.ERROR,
-                    log_to_driver=False,
-                )
+                with _bounded(CONNECT_SECONDS):
+                    ray.init(
+                        address=address,
+                        runtime_env=runtime_env,
+                        logging_level=logging.ERROR,
+                        log_to_driver=False,
+                    )
             except ConnectionError as exc:
                 raise UsageError(f"no Ray cluster at {address!r}: {exc}") from None
+            except _TooLong:
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
+                raise UsageError(
+                    f"no Ray cluster answers at {address!r} within {CONNECT_SECONDS:g} s: "
+                    "something takes connections there that is not a Ray head (give the "
+                    "head's GCS port, 6379 unless `ray start --port` said another)"
+                ) from None
             _connected_to, _started_here = address, False
             return ray
         # A short temp path: Ray's socket paths must stay under ~107 characters.
