@@ -1394,7 +1394,8 @@ def test_pairs_not_computed_are_no_strategy_failure(capsys):
     assert info.value.exit_code == 1
     said = flat(capsys.readouterr().err)
     assert "not computed: S0001: run abc" in said and "Fix the strategy" not in said
-    assert "1 (run, instrument) pair(s) not computed (above): their tasks failed on every try" in said
+    assert ("1 (run, instrument) pair(s) not computed (above): their tasks failed on every "
+            "try") in said
     # the summary line counts them apart (QA 2026-12-06: "computed 31,200 segment(s), 0
     # bar-steps" when no task had run)
     from incbt.cli import _segments
