@@ -1193,6 +1193,29 @@ def log(
     write_table(t.select(cols), output, out, title="events (newest first)")
 
 
+def _print_lost_files(gone: list[str], bad: list[str]) -> None:
+    """The store's files the catalog lists that are missing or damaged, with the fix
+    (results: `incbt repair`; bars: as verify --bars says it)."""
+    for what, found in (("missing", gone), ("damaged (cut short or changed)", bad)):
+        if found:
+            bars = any(f.startswith("bars") for f in found)  # the same fix as verify --bars
+            results = [f for f in found if not f.startswith("bars")]
+            err_console.print(
+                styled(
+                    f"[red]{len(found)} file(s) the catalog lists are {what}[/red] (e.g. "
+                    f"{found[0]}): the store was changed outside incbt; "
+                    + (
+                        f"{len(results)} of them results: `incbt repair` computes their "
+                        "rows again from the bars" + ("; bars: " if bars else "")
+                        if results
+                        else ""
+                    )
+                    + (BARS_LOST_FIX if bars else "")
+                ),
+                highlight=False,
+            )
+
+
 @app.command()
 def status(output: PrintOpt = "table") -> None:
     """What the store holds, what is stale and why, and the work an update would do.
@@ -1220,24 +1243,7 @@ def status(output: PrintOpt = "table") -> None:
     # Parquet's footer, is damaged (QA 2026-12-06: a truncated one was not said)
     res = st.status_of(files)  # the files read once, for the summary and this check
     gone, bad = res.missing_files, res.damaged_files
-    for what, found in (("missing", gone), ("damaged (cut short or changed)", bad)):
-        if found:
-            bars = any(f.startswith("bars") for f in found)  # the same fix as verify --bars
-            results = [f for f in found if not f.startswith("bars")]
-            err_console.print(
-                styled(
-                    f"[red]{len(found)} file(s) the catalog lists are {what}[/red] (e.g. "
-                    f"{found[0]}): the store was changed outside incbt; "
-                    + (
-                        f"{len(results)} of them results: `incbt repair` computes their "
-                        "rows again from the bars" + ("; bars: " if bars else "")
-                        if results
-                        else ""
-                    )
-                    + (BARS_LOST_FIX if bars else "")
-                ),
-                highlight=False,
-            )
+    _print_lost_files(gone, bad)
     with st.catalog.env.read() as txn:
         pending = st.catalog.pending(txn)
         doomed = st.catalog.gc_pending(txn)
@@ -1645,14 +1651,7 @@ def update(
     if not dry_run:  # pairs that failed before and were not retried are reported, not an error
         _exit_if_failed(res.report, known=False)
     if res.missing_files:  # results files gone (QA 2026-12-07: "all up to date", exit 0)
-        err_console.print(
-            styled(
-                f"[red]{len(res.missing_files)} results file(s) the catalog lists are "
-                f"missing[/red] (e.g. {res.missing_files[0]}): the store was changed outside "
-                "incbt; `incbt repair` computes their rows again from the bars"
-            ),
-            highlight=False,
-        )
+        _print_lost_files(res.missing_files, [])
         raise typer.Exit(1)
     if res.broken:  # runs it cannot bring up to date (said above)
         raise typer.Exit(1)

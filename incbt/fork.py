@@ -168,7 +168,7 @@ def needs_materializing(
     would: dict[str, list[int]] = defaultdict(list)
     would_after: dict[str, list[int]] = defaultdict(list)  # on or after D
     for h in hypothetical:
-        if len(h) > 4 and not h[4] & reads:
+        if not h[4] & reads:
             continue
         if start <= h[1] < eff:
             would[h[0]].append(int(h[1]))
@@ -195,15 +195,7 @@ def needs_materializing(
                 continue  # no day before D: the fork is new parameters from its first day
             last = max(before + would.get(inst, []))
             f = failed.get(inst)
-            upto = None if f is None else f["through"]
-            if (
-                f is not None
-                and not any(d <= upto for d in [*would.get(inst, ()), *would_after.get(inst, ())])
-                and not any(
-                    c.instrument == inst and start <= c.day <= upto and c.fields & reads
-                    for c in cat.changes(txn, f["seq"])
-                )
-            ):
+            if f is not None and not _retried(cat, txn, inst, f, reads, start, hypothetical):
                 # it failed (with its base's pair, through D-1; or with its own parameters,
                 # on a day from D) and no day it read changed since, in a field it reads:
                 # the planner skips it as it skips any failure that would fail again.
@@ -229,6 +221,27 @@ def needs_materializing(
     return out
 
 
+def _retried(
+    cat: Any,
+    txn: Any,
+    inst: str,
+    failure: dict[str, Any],
+    reads: int,
+    start: int,
+    hypothetical: Sequence[tuple] = (),
+) -> bool:
+    """Whether a recorded failure of a pair over ``inst`` is retried: a change after it
+    (a dry run's own included) of a field in ``reads``, on a day from the run's
+    ``start`` up to the day it failed through (the planner's rule: incbt.runs.plan_runs)."""
+    upto = failure["through"]
+    return any(
+        h[0] == inst and start <= h[1] <= upto and h[4] & reads for h in hypothetical
+    ) or any(
+        c.instrument == inst and start <= c.day <= upto and c.fields & reads
+        for c in cat.changes(txn, failure["seq"])
+    )
+
+
 def would_fail(
     store: Any, fork: rc.RunRecord, need: Mapping[str, int], hypothetical: Sequence[tuple] = ()
 ) -> dict[str, str]:
@@ -251,13 +264,7 @@ def would_fail(
             f = base_failed.get(inst)
             if f is None:
                 continue
-            if any(
-                h[0] == inst and h[1] <= f["through"] and (len(h) <= 4 or h[4] & reads)
-                for h in hypothetical
-            ) or any(
-                c.instrument == inst and c.day <= f["through"] and c.fields & reads
-                for c in cat.changes(txn, f["seq"])
-            ):
+            if _retried(cat, txn, inst, f, reads, iso_to_day(fork.start), hypothetical):
                 continue  # the base's pair is computed again first
             out[inst] = f"its base run {base_id} failed on {inst}: {f['error']}"
     return out

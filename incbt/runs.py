@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from incbt.bars.schema import day_to_iso, given_day, iso_to_day
-from incbt.catalog import ANY_FIELD, CHANGE_REMOVED
+from incbt.catalog import CHANGE_REMOVED
 from incbt.catalog import runs as rc
 from incbt.engine import (
     Strategy,
@@ -300,14 +300,12 @@ def _source_file(strat: Strategy) -> str:
             f"strategy {strat.name!r} has a built-in's name: give yours another "
             "(@strategy(name=...))"
         )
-    import inspect
 
-    path = inspect.getsourcefile(strat.py_step)
-    if not path or not os.path.isfile(path):
-        from incbt.engine.strategy_api import not_reimportable
+    from incbt.engine.strategy_api import defined_in, not_reimportable
 
-        where = path or str(getattr(getattr(strat.py_step, "__code__", None), "co_filename", "?"))
-        raise StrategyError(f"strategy {strat.name!r}: {not_reimportable(strat.name, where)}")
+    path = defined_in(strat.py_step)
+    if not os.path.isfile(path):
+        raise StrategyError(f"strategy {strat.name!r}: {not_reimportable(strat.name, path)}")
     return os.path.abspath(path)
 
 
@@ -571,7 +569,7 @@ def plan_runs(
     records: Sequence[rc.RunRecord],
     stale_out: list[Staleness] | None = None,
     from_scratch: bool = False,
-    hypothetical: Sequence[tuple[Any, ...]] = (),
+    hypothetical: Sequence[tuple[str, int, int, int, int]] = (),
     assume_through: Mapping[tuple[str, str], int] | None = None,
     assume_failed: Mapping[tuple[str, str], str] | None = None,
     progress: Reporter = NULL,
@@ -584,7 +582,8 @@ def plan_runs(
     late day): then it is valid only through the latest snapshot before the
     first changed day, and recomputes from there. Why is reported in ``stale_out``.
     ``from_scratch``: ignore every snapshot (``verify``). ``hypothetical``:
-    (instrument, day, kind, rows) of an ingest not yet made (``update --dry-run``).
+    (instrument, day, kind, rows, the bar fields it changed) of an ingest not yet made
+    (``update --dry-run``).
     ``assume_through``, ``assume_failed``: a dry run's fork pairs, as valid through a day
     or failed (why), as materializing them would leave them.
     ``since``: the last event before the caller's command: a pair whose failure an
@@ -629,9 +628,8 @@ def plan_runs(
         reduced: dict[tuple[str, str], int | None] = {}  # pairs valid through less now
         future = cat.last_seq(txn) + 1
         extra: dict[str, dict[int, int]] = defaultdict(dict)
-        for h in hypothetical:  # (instrument, day, kind, rows[, fields])
-            inst, day, rows = str(h[0]), int(h[1]), int(h[3])
-            changed[inst].append((future, day, int(h[4]) if len(h) > 4 else ANY_FIELD))
+        for inst, day, _, rows, fields in hypothetical:
+            changed[inst].append((future, day, fields))
             extra[inst][day] = rows
         first_changed = {inst: min(d for _, d, _ in ch) for inst, ch in changed.items()}
         skip: set[tuple[str, str]] = set()
@@ -1403,7 +1401,7 @@ def bring_up_to_date(
     dry_run: bool = False,
     stale_out: list[Staleness] | None = None,
     replaced: Sequence[tuple[str, str]] = (),
-    hypothetical: Sequence[tuple[Any, ...]] = (),
+    hypothetical: Sequence[tuple[str, int, int, int, int]] = (),
     executor: Executor | None = None,
     commit_bars: int | None = None,
 ) -> UpdateReport:

@@ -29,7 +29,7 @@ from typing import Any
 
 from incbt.catalog import runs as rc
 from incbt.engine import params_from_dict
-from incbt.engine.strategy_api import _coerce
+from incbt.engine.strategy_api import _coerce, shown_value
 from incbt.errors import NotFoundError, StrategyError, UsageError, every_instrument, names
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
@@ -542,15 +542,9 @@ def _valid(
             good.append(c)
         except StrategyError as exc:  # a value's digits cut as the error cuts them (QA
             # 2026-12-07: fast=1e308 printed 309 digits here)
-            shown = ", ".join(f"{k!r}: {_short(v)}" for k, v in c.items())
+            shown = ", ".join(f"{k!r}: {shown_value(v)}" for k, v in c.items())
             bad.append(f"{{{shown}}}: {exc}")
     return good, bad
-
-
-def _short(v: Any) -> str:
-    """A value as a message shows it: its repr, cut past 20 characters."""
-    r = repr(v)
-    return r if len(r) <= 20 else f"{r[:8]}...{r[-4:]} ({len(r)} characters)"
 
 
 def _sample_large(

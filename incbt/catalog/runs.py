@@ -725,18 +725,17 @@ def put_failures(
     instrument: str,
     run_ids: Sequence[str],
     seq: int,
-    through: int | Sequence[int],
+    through: Sequence[int],
     errors: Sequence[str],
 ) -> None:
-    """Pairs whose computation failed at event ``seq`` over days up to ``through`` (one
-    for all, or each pair's: the day its step failed on).
+    """Pairs whose computation failed at event ``seq`` over days up to ``through`` (each
+    pair's: the day its step failed on).
 
     A strategy is deterministic (no clock, no unseeded randomness): the pair fails the
     same way until a day on or before ``through`` changes, so the planner skips it
     until then (:func:`incbt.runs.plan_runs`)."""
     db = _db(cat, "failed")
-    upto = [through] * len(run_ids) if isinstance(through, int) else list(through)
-    for rid, err, day in zip(run_ids, errors, upto, strict=True):
+    for rid, err, day in zip(run_ids, errors, through, strict=True):
         rec = {"seq": seq, "through": day, "error": err[:2000]}
         txn.put(ri_key(rid, instrument), json.dumps(rec).encode(), db=db)
 

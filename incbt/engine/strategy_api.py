@@ -202,15 +202,21 @@ def _is_real(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
 
+def shown_value(value: Any) -> str:
+    """A parameter's value as a message shows it: its repr, cut past 40 characters
+    (10**400 said in 401 digits said nothing more)."""
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = f"{shown[:20]}...{shown[-8:]} ({len(shown)} characters)"
+    return shown
+
+
 def _coerce(owner: str, spec: ParamSpec, value: Any) -> int | float:
     """`value` as spec.type, or a StrategyError naming owner, parameter, value and range."""
     given = value
 
     def where() -> str:  # said only on an error: a valid value costs no repr
-        shown = repr(given)
-        if len(shown) > 40:  # 10**400 said in 401 digits said nothing more
-            shown = f"{shown[:20]}...{shown[-8:]} ({len(shown)} characters)"
-        return f"{owner}: parameter {spec.name!r} = {shown}"
+        return f"{owner}: parameter {spec.name!r} = {shown_value(given)}"
 
     if isinstance(value, str):
         text = value.strip()
@@ -961,8 +967,7 @@ def strategy(
             error_model=error_model,
             signal_state=signal_state,
         )
-        code = getattr(f, "__code__", None)
-        where = inspect.getsourcefile(f) or str(getattr(code, "co_filename", "?"))
+        where = defined_in(f)
         if not os.path.isfile(where):  # said now, not at its first backtest (QA 2026-12-07)
             from incbt.store import _outside
 
@@ -974,6 +979,13 @@ def strategy(
         return made
 
     return wrap(fn) if fn is not None else wrap
+
+
+def defined_in(fn: Callable[..., Any]) -> str:
+    """Where a step was defined: its source file, or what Python names instead (a
+    notebook's cell, ``<stdin>``)."""
+    code = getattr(fn, "__code__", None)
+    return inspect.getsourcefile(fn) or str(getattr(code, "co_filename", "?"))
 
 
 def not_reimportable(name: str, where: str) -> str:
