@@ -633,6 +633,81 @@ def test_a_cluster_that_goes_away_mid_sweep_is_said_and_resume_finishes(
     assert_same(results(s), slow.tables)
 
 
+# -- the cluster loses its last CPU mid-sweep ----------------------------------------
+
+NO_CPU_HEAD = r"""
+import os, sys
+from ray.cluster_utils import Cluster
+
+os.makedirs(os.path.join(os.environ["RAY_TMPDIR"], "ray"), exist_ok=True)
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+node = cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+print(cluster.address, flush=True)
+sys.stdin.readline()  # the test's word: the one node with a CPU goes
+cluster.remove_node(node)
+sys.stdin.readline()
+cluster.shutdown()
+"""
+
+
+def test_a_cluster_left_without_a_cpu_is_said_and_the_sweep_stops(tmp_path, slow, strategies):
+    """`incbt sweep --address` on a head of 0 CPUs whose one worker node dies after the
+    sweep's first commit: Ray waits for ever for a CPU (QA 2026-12-07: a silent sweep
+    holding the store's write lock); the sweep says the cluster has no CPU at once, and
+    stops after ``NO_CPU_SECONDS`` (exit 1, how to finish); a resume here computes the
+    rest, to the uninterrupted results."""
+    s = _store(tmp_path / "s", slow.data)
+    ray_tmp = tempfile.mkdtemp(prefix="incbt-rn-")  # short: Ray's socket paths
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_TMPDIR=ray_tmp, RAY_AUTH_MODE="disabled")
+    head = subprocess.Popen([sys.executable, "-c", NO_CPU_HEAD], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    args = ["--store", s.path, "sweep", "slow_mean", "-g", f"n={SLOW_GRID['n']}",
+            "--name", "s", "--strategies", strategies, "--all"]  # fmt: skip
+    cli = ("import sys, incbt.runs, incbt.cli, incbt.execute.ray_exec as r\n"
+           "incbt.runs.DEFAULT_COMMIT_BARS = 1\n"  # a commit after every task
+           "r.NO_CPU_SECONDS = 4.0\n"
+           "sys.argv = ['incbt', *sys.argv[1:]]\n"
+           "incbt.cli.main()\n")  # fmt: skip
+    try:
+        address = head.stdout.readline().strip()
+        assert address, "the cluster did not start"
+        child = subprocess.Popen([sys.executable, "-c", cli, *args, "--address", address],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=env)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while child.poll() is None and time.monotonic() < deadline:
+                if s.sql(SWEEP_COMMITS)["n"][0].as_py() >= 1:
+                    break
+                time.sleep(0.01)
+            head.stdin.write("go\n")
+            head.stdin.flush()
+            stdout, stderr = child.communicate(timeout=120)
+        finally:
+            if child.poll() is None:
+                child.kill()
+        head.stdin.write("end\n")
+        head.stdin.flush()
+        head.wait(timeout=120)
+    finally:
+        if head.poll() is None:
+            head.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    if child.returncode == 0:
+        pytest.skip("the sweep finished before its node went")
+    assert child.returncode == 1, (child.returncode, stderr[-3000:])
+    assert "has no CPU left" in stderr and "waiting up to 4 s" in stderr, stderr[-3000:]
+    assert "has had no CPU for 4 s" in stderr and "--resume" in stderr, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    commits = s.sql(SWEEP_COMMITS)["n"][0].as_py()
+    assert 1 <= commits < 8, commits  # 8 tasks, a commit each: it stopped midway
+    r = s.sweep("slow_mean", SLOW_GRID, name="s", strategies_file=strategies, resume=True)
+    assert r.added == 0 and not r.report.errors
+    assert_same(results(s), slow.tables)
+
+
 # -- a strategy that raises for one parameter set -----------------------------------
 
 

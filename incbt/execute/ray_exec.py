@@ -28,7 +28,9 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -284,6 +286,50 @@ def _lost(ray: Any, address: str | None) -> ClusterLostError | None:
     return None
 
 
+# How long a map waits on a cluster left without a CPU (every node with CPUs gone: a
+# head of 0 CPUs whose worker nodes died) before it stops. Ray waits for ever, for a
+# node to join: a sweep sat silent, holding the store's write lock (QA 2026-12-07).
+NO_CPU_SECONDS = 120.0
+
+
+class _CpuWatch:
+    """Says when the cluster has had no CPU since the map's last result: a warning at
+    once (a node may be on its way: the wait goes on), a :class:`ClusterLostError` once
+    that has lasted ``NO_CPU_SECONDS``."""
+
+    def __init__(self, address: str | None) -> None:
+        self.address = address
+        self.since: float | None = None
+
+    def check(self, ray: Any) -> ClusterLostError | None:
+        try:
+            cpus = float(ray.cluster_resources().get("CPU", 0))
+        except Exception:  # the head not answering is _lost's to say
+            return None
+        if cpus > 0:
+            self.since = None
+            return None
+        where = f"at {self.address!r}" if self.address else "this command started"
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+            warnings.warn(
+                f"the Ray cluster {where} has no CPU left (its nodes with CPUs stopped): "
+                f"waiting up to {NO_CPU_SECONDS:.0f} s for one to join",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+        if now - self.since < NO_CPU_SECONDS:
+            return None
+        return ClusterLostError(
+            f"the Ray cluster {where} has had no CPU for {NO_CPU_SECONDS:.0f} s (its "
+            "nodes with CPUs stopped, and none joined): what was committed before is "
+            "kept; once a node with CPUs has joined (`ray start --address=HEAD`), run the "
+            "same command again to compute the rest (a sweep: with --resume)"
+        )
+
+
 # How long a Python caller stopped (Ctrl-C in a notebook) waits for its local Ray's
 # calls in flight to end once cancelled: each is a chunk of tasks (a second or so).
 STOP_WAIT_SECONDS = 30.0
@@ -516,6 +562,7 @@ class RayExecutor:
         nxt = 0
         submitted = 0
         lost = None
+        cpu_watch = _CpuWatch(self.address)
         try:
             while nxt < len(tasks):
                 while submitted < len(chunks) and len(refs) + len(done) // size < calls:
@@ -540,6 +587,9 @@ class RayExecutor:
                         lost = _lost(ray, self.address)
                         if lost is not None:
                             raise lost
+                        starved = cpu_watch.check(ray)  # its calls are cancelled below
+                        if starved is not None:
+                            raise starved
                     for ref in ready:
                         ids = refs.pop(ref)
                         try:
