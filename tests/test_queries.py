@@ -270,6 +270,27 @@ def test_an_unknown_table_gets_the_closest_name_and_the_list(corrected):
         corrected.sql(f"SELECT * FROM {name} LIMIT 0")
 
 
+@pytest.mark.parametrize(
+    "sql, fix",
+    [
+        ("SELECT 1 / 0", "x / NULLIF(y, 0)"),
+        ("SELECT CAST('x' AS INT)", "TRY_CAST(x AS type)"),
+        ("SELECT count(*) FROM bars WHERE ts > 'yesterday'", "TIMESTAMP '2024-01-05 09:30:00'"),
+        ("SELECT nope FROM daily", "DESCRIBE <table> lists a table's columns"),
+        ("SELECT sqrt(-1.0)", "guard it (CASE WHEN"),
+        ("SELECT 1 UNION SELECT 1, 2", "check the SQL (DataFusion's dialect"),
+    ],
+)
+def test_a_query_failing_on_its_own_terms_gets_a_fix(corrected, sql, fix):
+    """QA 2026-12-07: a division by zero, a cast, an unknown column said DataFusion's
+    words alone, without a fix."""
+    with pytest.raises(incbt.QueryError) as exc:
+        corrected.sql(sql)
+    said = str(exc.value)
+    assert ". Fix: " in said and fix in said, said
+    assert said.count("Fix:") == 1, said
+
+
 def test_a_named_query_says_which_parameters_it_needs():
     from incbt.errors import UsageError
     from incbt.queries import check_params, value_params

@@ -863,7 +863,34 @@ def run_sql(
         text = lines[0] if lines else type(exc).__name__
         if len(lines) > 1:  # DataFusion puts the cause last
             text += f" ({lines[-1]})"
-        raise QueryError(f"{label} failed: {text}{_table_hint(text)}{hint}") from None
+        fix = _table_hint(text) or hint or _sql_fix(text)
+        raise QueryError(f"{label} failed: {text}{fix}") from None
+
+
+def _sql_fix(error: str) -> str:
+    """The fix for a query that failed on its own terms (QA 2026-12-07: a division by
+    zero, a cast or an unknown column said DataFusion's words alone, no fix)."""
+    if "Divide by zero" in error:
+        return ". Fix: guard the divisor: x / NULLIF(y, 0) is NULL where y is 0"
+    if "Error parsing timestamp" in error:
+        return (
+            ". Fix: write a time as TIMESTAMP '2024-01-05 09:30:00' (UTC) and a day as "
+            "DATE '2024-01-05'"
+        )
+    if re.search(r"Cast error|Cannot cast", error):
+        return ". Fix: TRY_CAST(x AS type) is NULL where a value cannot be cast"
+    if "No field named" in error:
+        return ". Fix: DESCRIBE <table> lists a table's columns (README.md, SQL tables)"
+    if "Unsupported" not in error and re.search(
+        r"Execution error|Compute error|out of range|Arrow error", error
+    ):
+        return (
+            ". Fix: an expression of the query failed on a value it met: guard it (CASE "
+            "WHEN ... THEN ... END, NULLIF, TRY_CAST)"
+        )
+    return (
+        ". Fix: check the SQL (DataFusion's dialect, much like PostgreSQL's; README.md, SQL tables)"
+    )
 
 
 # statements that write (a file, a table, a setting): a query is refused them
