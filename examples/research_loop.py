@@ -1,8 +1,8 @@
 """A research loop with incbt, as a notebook would run it (tested: tests/test_examples.py).
 
-    python examples/research_loop.py [WORKDIR]
+    .venv/bin/python examples/research_loop.py [WORKDIR]
 
-Ingest a year of bars, sweep a grid, look at the leaderboard and a pivot, then
+Ingest half a year of bars (8 instruments), sweep a grid, look at the leaderboard and a pivot, then
 a new day arrives and a past day is corrected: `update` recomputes only what
 they invalidated, the leaderboard moves, and `verify` proves the results equal
 a from-scratch run.

@@ -5,6 +5,9 @@
 # and the runs computed, and computes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ./store, whatever the shell's INCBT_STORE names (the tour exports one: QA 2026-12-07,
+# the demo then ran on the tour's store)
+unset INCBT_STORE
 incbt=.venv/bin/incbt
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -46,8 +49,9 @@ echo "volume now: $now   as of event $first: $then"
 say "8. backtest: a small grid of sma_cross (quietly), then one breakout run with its metrics; fees and slippage included"
 for fast in 5 15; do
   for slow in 60 120; do
-    $incbt backtest sma_cross -p fast=$fast -p slow=$slow --fee-bps 0.5 --slippage-bps 1 \
-      --output csv > /dev/null
+    # its words only if it fails
+    out=$($incbt backtest sma_cross -p fast=$fast -p slow=$slow --fee-bps 0.5 \
+      --slippage-bps 1 --output csv 2>&1) || { echo "$out" >&2; exit 1; }
   done
 done
 $incbt backtest breakout -p lookback=90 --fee-bps 0.5 --slippage-bps 1   # its metrics: the portfolio, then each instrument

@@ -1742,3 +1742,42 @@ def test_empty_or_impossible_option_values_are_usage_and_dash_is_stdout(tmp_path
     (tmp_path / "afile").write_text("x")
     p = run("--store", str(tmp_path / "afile"), "settings", check=False)
     assert p.returncode == 1 and "is a file, not an incbt store" in p.stderr, p.stderr
+
+
+def test_a_text_table_into_a_file_is_whole(small_store, tmp_path):
+    """QA 2026-12-07: `query ... -o big.txt` wrote the screen's first 200 rows, floats cut
+    to 10 digits, and "... N more rows" into the file, exit 0."""
+    q = "SELECT * FROM bars ORDER BY instrument, ts"
+    want = incbt.open(str(small_store)).sql(q)
+    assert want.num_rows > 200
+    run("query", q, "-o", str(tmp_path / "big.txt"), store=small_store)
+    lines = (tmp_path / "big.txt").read_text().splitlines()
+    assert len(lines) == want.num_rows + 2 and "more rows" not in lines[-1], lines[-1]
+    names = [c.strip() for c in lines[0].split("|")]
+    assert names == want.column_names
+    assert set(lines[1]) <= {"-", "+"}
+    closes = [float(ln.split("|")[names.index("close")]) for ln in lines[2:]]
+    assert closes == want["close"].to_pylist()  # every digit
+
+
+NESTED = ("SELECT array_agg(instrument ORDER BY instrument) AS a, interval '1 day 2 hours' AS i,"
+          " X'00ff' AS b, named_struct('x', 1, 'y', 'z') AS st"
+          " FROM (SELECT DISTINCT instrument FROM metrics WHERE instrument IS NOT NULL)")
+
+
+def test_lists_structs_bytes_and_intervals_in_every_output(small_store, tmp_path):
+    """QA 2026-12-07: --output csv failed on array_agg's list ("Unsupported Type") and on
+    bytes ("Invalid UTF8 payload"); JSON wrote bytes as Python's repr and an interval as
+    [0, 1, 7200000000000]."""
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(run("query", NESTED, "--output", "csv",
+                                               store=small_store).stdout)))
+    assert rows == [{"a": '["S0000", "S0001"]', "i": "P1DT7200S", "b": "00ff",
+                     "st": '{"x": 1, "y": "z"}'}]
+    got = json.loads(run("query", NESTED, "--output", "json", store=small_store).stdout)
+    assert got == {"a": ["S0000", "S0001"], "i": "P1DT7200S", "b": "00ff",
+                   "st": {"x": 1, "y": "z"}}
+    screen = run("query", NESTED, store=small_store).stdout
+    assert '["S0000", "S0001"]' in screen and "00ff" in screen and "P1DT7200S" in screen
