@@ -1484,3 +1484,56 @@ def test_strategy_declarations_found_by_qa_2026_12_07():
                            "execution parameter"):
             incbt.strategy(lambda p, s, o, h, l, c, v, i: 0, name="x",  # noqa: E741
                            params={name: incbt.Param(float, 1.0)}, reads=("close",))
+
+
+def _without_root_powers() -> list[str]:
+    """A command prefix under which file permissions hold (root's are dropped)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root, and no setpriv to drop its file permission powers")
+    caps = "-dac_override,-dac_read_search,-fowner"
+    return ["setpriv", "--bounding-set", caps, "--inh-caps", caps]
+
+
+@pytest.mark.parametrize("mode", [0o000, 0o311])  # no access; enter but not list
+def test_a_folder_or_file_that_cannot_be_read_is_said_not_left_out(tmp_path, mode):
+    """QA 2026-12-07: a subfolder that could not be listed was left out of the ingest
+    without a word (exit 0, its days never ingested); a file that could not be read was
+    told to "save CSV files as UTF-8"."""
+    generate(str(tmp_path / "d"), instruments=1, days=2, start="2024-01-01", seed=1)
+    days = sorted(os.listdir(tmp_path / "d"))
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    shutil.copy(tmp_path / "d" / days[0], tmp_path / "in")
+    shutil.copy(tmp_path / "d" / days[1], tmp_path / "in" / "sub")
+    s = incbt.init(str(tmp_path / "s"))
+    close_env(s.catalog.env.path)
+    before = tree_state(s.path)
+    prefix = _without_root_powers()
+
+    def ingest(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*prefix, sys.executable, "-m", "incbt", "--store", s.path,
+                               "ingest", *args], capture_output=True, text=True)  # fmt: skip
+
+    sub = tmp_path / "in" / "sub"
+    sub.chmod(mode)
+    try:
+        for dry in ([], ["--dry-run"]):
+            p = ingest(str(tmp_path / "in"), *dry)
+            assert p.returncode == 1, p.stderr
+            assert f"{sub}: cannot read the folder (Permission denied)" in p.stderr, p.stderr
+            assert "Fix: give read access to the folder" in p.stderr, p.stderr
+    finally:
+        sub.chmod(0o755)
+    f = tmp_path / "in" / days[0]
+    f.chmod(0o000)
+    try:
+        p = ingest(str(f))
+    finally:
+        f.chmod(0o644)
+    assert p.returncode == 1, p.stderr
+    assert f"{f}: cannot read the file (permission denied)" in p.stderr, p.stderr
+    assert "Fix: give read access to it" in p.stderr and "UTF-8" not in p.stderr, p.stderr
+    assert tree_state(s.path) == before
+    assert ingest(str(tmp_path / "in")).returncode == 0  # readable again: both days
+    assert incbt.open(s.path).sql("SELECT count(DISTINCT date) AS n FROM bars")["n"][0].as_py() == 2

@@ -149,6 +149,16 @@ def _store_holding(path: str) -> str | None:
     return None
 
 
+def _unreadable_folder(exc: OSError) -> None:
+    """A folder of the inputs that cannot be listed: said, not passed over (QA
+    2026-12-07: its files were left out of the ingest without a word, exit 0)."""
+    raise BadInputError(
+        f"cannot read the folder ({exc.strerror or exc}): its files would be left out",
+        file=exc.filename,
+        fix="give read access to the folder (chmod u+rx), or leave it out of the paths given",
+    )
+
+
 def expand_paths(
     paths: Iterable[str],
     skipped: list[str] | None = None,
@@ -187,7 +197,7 @@ def expand_paths(
                     "exports its bars)"
                 )
             if os.path.isdir(m):
-                for root, dirs, files in os.walk(m):
+                for root, dirs, files in os.walk(m, onerror=_unreadable_folder):
                     dirs[:] = sorted(
                         d
                         for d in dirs
@@ -1848,6 +1858,12 @@ def _read_input(
     except (pa.ArrowInvalid, OSError, csv.Error) as exc:
         if kind == "csv" and "invalid UTF8" in str(exc):
             raise _not_utf8(path, None) from None
+        if isinstance(exc, PermissionError) or "Permission denied" in str(exc):
+            raise BadInputError(  # QA 2026-12-07: "save CSV files as UTF-8"
+                "cannot read the file (permission denied)",
+                file=path,
+                fix="give read access to it (chmod u+r), or leave it out of the paths given",
+            ) from None
         raise BadInputError(
             f"cannot read the file ({str(exc).splitlines()[0]})",
             file=path,
