@@ -82,3 +82,46 @@ def test_bars_ingest_would_refuse_are_not_generated(tmp_path):
     assert not (tmp_path / "g").exists()
     generate(str(tmp_path / "ok"), instruments=1, days=1, start="1973-03-05")
     assert read_input(str(next((tmp_path / "ok").iterdir()))).block.shape == (6, 390)
+
+
+def test_a_full_disk_leaves_every_file_whole_and_says_which(tmp_path, monkeypatch):
+    """QA 2026-12-07: a full disk left the file being written cut short, over the file of
+    that name that was there, and said the store's words (no path)."""
+    import errno
+    import os
+
+    import pytest
+
+    import incbt.bars.generate as g
+    from incbt.errors import SetupError
+
+    real = pcsv.CSVWriter
+
+    class FillsUp:  # the disk fills up during the second file's second day
+        made = 0
+
+        def __init__(self, path, schema):
+            FillsUp.made += 1
+            self.n, self.inner = FillsUp.made, real(path, schema)
+
+        def write_table(self, table):
+            if self.n == 2 and getattr(self, "wrote", False):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.wrote = True
+            self.inner.write_table(table)
+
+        def close(self):
+            self.inner.close()
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "bars-2024-02.csv").write_text("mine\n")
+    monkeypatch.setattr(g.pcsv, "CSVWriter", FillsUp)
+    with pytest.raises(SetupError) as exc:
+        generate(str(out), instruments=2, days=30, start="2024-01-25", split="month")
+    said = str(exc.value)
+    assert f"the disk holding {out} is full: {out / 'bars-2024-02.csv'} could not" in said
+    assert "the 1 file(s) before it are whole" in said and "Fix: free space" in said, said
+    assert sorted(os.listdir(out)) == ["bars-2024-01.csv", "bars-2024-02.csv"]
+    assert (out / "bars-2024-02.csv").read_text() == "mine\n"  # as it was
+    assert len(read_input(str(out / "bars-2024-01.csv"))) == 2 * 5 * 390  # whole

@@ -15,6 +15,8 @@ a vendor-style correction of a day: a few bars nudged, volumes restated.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from collections.abc import Sequence
 
@@ -24,7 +26,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from incbt.bars.schema import NS_PER_DAY, day_to_iso, iso_to_day
-from incbt.errors import UsageError, UserError, text, whole
+from incbt.errors import SetupError, UsageError, UserError, text, whole
 from incbt.progress import NULL, Reporter
 
 BARS_PER_DAY = 390
@@ -216,58 +218,82 @@ def generate(
     written: list[str] = []
     writer = None
     current_key = None
+    path = tmp = ""
     task = progress.task("generating days", days)
 
+    # Each file is written beside its name and renamed over it once whole: a full disk
+    # left a file cut short where the one before had been (QA 2026-12-07), which a cut
+    # at a line's end would have let ingest take as a short day
     def flush_writer() -> None:
         nonlocal writer
         if writer is not None:
             writer.close()
             writer = None
+            os.replace(tmp, path)
 
-    for c0 in range(0, days, _CHUNK_DAYS):
-        chunk = dates[c0 : c0 + _CHUNK_DAYS]
-        data = [w.days(len(chunk)) for w in walks]
-        for k, day in enumerate(chunk.tolist()):
-            task.advance()
-            if (skip is not None and day < skip) or (stop is not None and day > stop):
-                continue
-            cols = {c: np.concatenate([d[c][k] for d in data]) for c in data[0]}
-            if day in revised:
-                # each instrument's own bars changed, by its own draw: the revision of one
-                # instrument's day does not depend on how many others are generated (QA
-                # 2026-12-06: it drew over every instrument's bars at once)
-                picks = [
-                    i * BARS_PER_DAY
-                    + np.random.default_rng([seed, day, i, 7]).choice(
-                        BARS_PER_DAY, size=max(1, BARS_PER_DAY // 50), replace=False
-                    )
-                    for i in range(instruments)
-                ]
-                idx = np.concatenate(picks)
-                cols["close"][idx] = np.round((cols["close"][idx] + cols["high"][idx]) / 2, 4)
-                cols["volume"] = np.round(cols["volume"] * 1.1)
-            ts = np.tile(day * NS_PER_DAY + intraday, instruments)
-            table = pa.table(
-                [
-                    pa.array(np.repeat(np.array(names, dtype=object), BARS_PER_DAY), pa.string()),
-                    pa.array(ts).view(pa.timestamp("ns", tz="UTC")),  # a view, no conversion
-                    *(pa.array(cols[c]) for c in ("open", "high", "low", "close", "volume")),
-                ],
-                schema=_SCHEMA,
-            )
-            key = _key(day, split)
-            if key != current_key:
-                flush_writer()
-                current_key = key
-                path = os.path.join(out, f"bars-{key}.{fmt}")
-                written.append(path)
-                writer = (
-                    pcsv.CSVWriter(path, _SCHEMA)
-                    if fmt == "csv"
-                    else pq.ParquetWriter(path, _SCHEMA, compression="zstd")
+    try:
+        for c0 in range(0, days, _CHUNK_DAYS):
+            chunk = dates[c0 : c0 + _CHUNK_DAYS]
+            data = [w.days(len(chunk)) for w in walks]
+            for k, day in enumerate(chunk.tolist()):
+                task.advance()
+                if (skip is not None and day < skip) or (stop is not None and day > stop):
+                    continue
+                cols = {c: np.concatenate([d[c][k] for d in data]) for c in data[0]}
+                if day in revised:
+                    # each instrument's own bars changed, by its own draw: the revision of one
+                    # instrument's day does not depend on how many others are generated (QA
+                    # 2026-12-06: it drew over every instrument's bars at once)
+                    picks = [
+                        i * BARS_PER_DAY
+                        + np.random.default_rng([seed, day, i, 7]).choice(
+                            BARS_PER_DAY, size=max(1, BARS_PER_DAY // 50), replace=False
+                        )
+                        for i in range(instruments)
+                    ]
+                    idx = np.concatenate(picks)
+                    cols["close"][idx] = np.round((cols["close"][idx] + cols["high"][idx]) / 2, 4)
+                    cols["volume"] = np.round(cols["volume"] * 1.1)
+                ts = np.tile(day * NS_PER_DAY + intraday, instruments)
+                table = pa.table(
+                    [
+                        pa.array(
+                            np.repeat(np.array(names, dtype=object), BARS_PER_DAY), pa.string()
+                        ),
+                        pa.array(ts).view(pa.timestamp("ns", tz="UTC")),  # a view, no conversion
+                        *(pa.array(cols[c]) for c in ("open", "high", "low", "close", "volume")),
+                    ],
+                    schema=_SCHEMA,
                 )
-            assert writer is not None
-            writer.write_table(table)
-    flush_writer()
+                key = _key(day, split)
+                if key != current_key:
+                    flush_writer()
+                    current_key = key
+                    path = os.path.join(out, f"bars-{key}.{fmt}")
+                    tmp = os.path.join(out, f".bars-{key}.{fmt}.incbt-tmp")
+                    written.append(path)
+                    writer = (
+                        pcsv.CSVWriter(tmp, _SCHEMA)
+                        if fmt == "csv"
+                        else pq.ParquetWriter(tmp, _SCHEMA, compression="zstd")
+                    )
+                assert writer is not None
+                writer.write_table(table)
+        flush_writer()
+    except BaseException as exc:
+        if writer is not None:  # the file being written goes; those before are whole
+            with contextlib.suppress(Exception):
+                writer.close()
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(exc, OSError) and (
+            exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)
+        ):
+            raise SetupError(
+                f"the disk holding {out} is full: {path} could not be written (the "
+                f"{len(written) - 1} file(s) before it are whole). Fix: free space on that "
+                "disk, or give another folder, then run the same command again"
+            ) from None
+        raise
     task.done()
     return written
