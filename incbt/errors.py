@@ -187,6 +187,10 @@ class SetupError(IncbtError):
     the strategy's: nothing is recorded as a failure of either, and the same command
     finishes the work once the setup is fixed. The message says what to change."""
 
+    # a full disk's: where it was said to be full (" (writing FILE)"), and what the
+    # command was doing (made by :func:`disk_full`), for a caller to say it otherwise
+    full_disk: tuple[str, str] | None = None
+
 
 class CatalogError(StoreError):
     """The LMDB catalog failed or holds something inconsistent."""
@@ -338,18 +342,43 @@ def _disk_full(exc: BaseException, context: str) -> SetupError | None:
             + " stopped short (nothing else was changed). Fix: free space on the disk "
             "it goes to, or send it elsewhere, and run the command again"
         )
-    return disk_full(f" (writing {where})" if where else "", at)
+    return disk_full(f" (writing {where})" if where else _stores_disk(), at)
 
 
-def disk_full(where: str = "", at: str = "") -> SetupError:
+# the stores this process opened (incbt.store.Store): a full disk that names no file
+# (Arrow's writes say "[errno 28] Error writing bytes to file" alone) is said as the
+# store's disk where it opened one (QA 2026-12-07: "the disk is full", no path)
+STORES: dict[str, None] = {}
+
+
+def _stores_disk() -> str:
+    if len(STORES) != 1:
+        return ""
+    path = next(iter(STORES))
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return f" (the store's disk, {path})"
+    return f" (the store's disk, {path}: {st.f_bavail * st.f_frsize:,} bytes free)"
+
+
+def disk_full(where: str = "", at: str = "", gc: bool = False) -> SetupError:
     """A store's write stopped by a full disk: what is kept and the fix; ``where``
-    says which file or disk, ``at`` what the command was doing."""
-    return SetupError(
-        f"{at}the disk is full{where}: what this command committed before is kept, "
-        "nothing half-written is (the next write removes it). Fix: free space on that "
-        "disk (`incbt gc` deletes superseded bars files), then run the same command "
-        "again (a sweep: with --resume)"
+    says which file or disk, ``at`` what the command was doing; ``gc``: the command was
+    the one the fix would name (QA 2026-12-07: gc told to run gc)."""
+    fix = (
+        "free space on that disk outside the store (or drop runs no longer needed: "
+        "`incbt drop`), then run gc again"
+        if gc
+        else "free space on that disk (`incbt gc` deletes superseded bars files), then run "
+        "the same command again (a sweep: with --resume)"
     )
+    err = SetupError(
+        f"{at}the disk is full{where}: what this command committed before is kept, "
+        f"nothing half-written is (the next write removes it). Fix: {fix}"
+    )
+    err.full_disk = (where, at)
+    return err
 
 
 # the path in the message of an Arrow I/O error (pyarrow sets no ``filename``)

@@ -1895,10 +1895,13 @@ def _compact(store: Any, command: str) -> int:
     except (OSError, SetupError) as exc:
         import warnings
 
+        mapped = map_dependency_error(exc, "compaction")
+        full = getattr(mapped, "full_disk", None)
+        # not its fix, which would run the command again (QA 2026-12-07)
+        why = f"the disk is full{full[0]}" if full is not None else str(mapped)
         warnings.warn(
             f"the results are committed, but merging the result files (compaction) "
-            f"failed: {map_dependency_error(exc, 'compaction')}; the next command that "
-            "writes results merges them",
+            f"failed: {why}; the next command that writes results merges them",
             RuntimeWarning,
             stacklevel=2,
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import functools
 import os
 import shlex
@@ -42,14 +43,17 @@ from incbt.bars.schema import FLOAT_COLUMNS, day_to_iso, given_day
 from incbt.catalog import FORMAT_VERSION, Catalog, DayIndex, operation
 from incbt.catalog.lock import write_lock
 from incbt.errors import (
+    STORES,
     DataNoteWarning,
     DateError,
     NotAStoreError,
     NotFoundError,
+    SetupError,
     StoreError,
     StoreExistsError,
     StrategyFailureWarning,
     UsageError,
+    disk_full,
     flag,
     lost_file_fix,
     mapping,
@@ -416,7 +420,7 @@ def _create(path: str, wanted: dict[str, Any]) -> None:
             cat.append_event(txn, "init", _command(), {"settings": wanted})
 
         cat.env.write(setup)
-    except BaseException:
+    except BaseException as exc:
         close_env(catalog)
         for f in new_files:
             with contextlib.suppress(OSError):
@@ -424,7 +428,32 @@ def _create(path: str, wanted: dict[str, Any]) -> None:
         for d in reversed(made):  # innermost first; only folders this call made
             with contextlib.suppress(OSError):
                 os.rmdir(d)
+        if isinstance(exc, Exception) and _full(exc, path if os.path.isdir(path) else up):
+            # QA 2026-12-07: LMDB's "Input/output error", or "restore from a backup"
+            raise SetupError(
+                f"the disk holding {path} is full: the store was not created (nothing of "
+                "it is left). Fix: free space on that disk, or create the store elsewhere"
+            ) from None
         raise
+
+
+def _full(exc: Exception, where: str) -> bool:
+    """The error is a full disk's, whoever said it: ENOSPC, LMDB's words for it, or an
+    I/O error of a disk with (almost) no room left."""
+    from incbt.catalog.env import FULL_DISK_BYTES
+
+    text = str(exc)
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text:
+        return True
+    if getattr(exc, "full_disk", None) is not None:
+        return True
+    if "Input/output error" not in text:
+        return False
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL_DISK_BYTES
 
 
 def _store_path(path: Any) -> str:
@@ -530,6 +559,7 @@ class Store:
         self.catalog = Catalog(
             os.path.join(self.path, "catalog"), settings_mod.resolve("map_size_mb")
         )
+        STORES[self.path] = None
         try:
             with self.catalog.env.read() as txn:
                 meta = self.catalog.meta(txn)
@@ -782,8 +812,13 @@ class Store:
             s.results = reclaim(self, dry_run=True)
             return s
         with self.lock():  # one write: the bars' gc, then the results'
-            s = gc(self.path, self.catalog, lock=contextlib.nullcontext, **kw)
-            s.results = reclaim(self, _command())
+            try:
+                s = gc(self.path, self.catalog, lock=contextlib.nullcontext, **kw)
+                s.results = reclaim(self, _command())
+            except SetupError as exc:  # its fix is not "run gc" (QA 2026-12-07)
+                if exc.full_disk is None:
+                    raise
+                raise disk_full(*exc.full_disk, gc=True) from None
         return s
 
     @_writes("store.repair")

@@ -446,3 +446,67 @@ def test_a_connection_that_never_ends_is_cut():
     with _bounded(0.2):  # done in time: nothing raised after
         pass
     time.sleep(0.4)
+
+
+@pytest.mark.parametrize("kib", [40, 52, 60])  # three points LMDB fails at differently
+def test_init_on_a_full_disk_says_so_and_leaves_nothing(tmp_path, kib):
+    """QA 2026-12-07: init on a nearly full disk said LMDB's "mdb_txn_commit: Input/output
+    error", or "restore the store from a backup"."""
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode:  # fmt: skip
+        pytest.skip("no tmpfs mount here")
+    try:
+        with pytest.raises(SetupError) as exc:
+            incbt.init(str(mnt / "s"))
+        assert str(exc.value) == (
+            f"the disk holding {mnt / 's'} is full: the store was not created (nothing of it "
+            "is left). Fix: free space on that disk, or create the store elsewhere"
+        )
+        assert os.listdir(mnt) == []
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_a_full_disk_naming_no_file_names_the_stores_disk(tmp_path, monkeypatch):
+    """QA 2026-12-07: Arrow's writes name no file: "the disk is full", and no path."""
+    from incbt import errors
+
+    monkeypatch.setattr(errors, "STORES", {str(tmp_path): None})
+    said = str(map_dependency_error(OSError("[Errno 28] Error writing bytes to file. "
+                                            "Detail: [errno 28] No space left on device"),
+                                    "incbt"))  # fmt: skip
+    assert said.startswith(f"the disk is full (the store's disk, {tmp_path}: "), said
+    assert " bytes free): what this command committed before is kept" in said, said
+    monkeypatch.setattr(errors, "STORES", {"a": None, "b": None})  # which: unknown
+    said = str(map_dependency_error(OSError(errno.ENOSPC, "No space left on device"), "x"))
+    assert said.startswith("x: the disk is full: what"), said
+
+
+def test_gc_and_compaction_on_a_full_disk_give_their_own_fix(tmp_path, monkeypatch):
+    """QA 2026-12-07: gc on a full disk was told to run gc; a compaction's warning told to
+    run the command again and that the next command would merge anyway."""
+    import incbt.results.compact as compact
+    from incbt.errors import disk_full
+
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-01-01", seed=1)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+
+    def full(*a, **k):
+        raise disk_full(" (writing results/daily/x.parquet)")
+
+    monkeypatch.setattr(compact, "compact_all", full)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        s.backtest("sma_cross", {"fast": 2, "slow": 5})
+    text = [str(w.message) for w in said if "compaction" in str(w.message)]
+    assert text == ["the results are committed, but merging the result files (compaction) "
+                    "failed: the disk is full (writing results/daily/x.parquet); the next "
+                    "command that writes results merges them"], text
+    monkeypatch.setattr(compact, "reclaim", full)
+    with pytest.raises(SetupError) as exc:
+        s.gc()
+    assert "(writing results/daily/x.parquet)" in str(exc.value)
+    assert "then run gc again" in str(exc.value) and "`incbt gc`" not in str(exc.value)
