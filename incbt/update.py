@@ -1009,6 +1009,33 @@ def _not_up_to_date(store: Any, records: Sequence[rc.RunRecord]) -> tuple[set[st
     return out, broken
 
 
+class _OneComputing:
+    """A reporter whose "computing" tasks are one, ``task``: verify's chunks, each an
+    :func:`execute` with a task of its own, restarted the count, the bar and the clock
+    of the lines said where stderr is not a terminal (QA 2026-12-07: none ever came)."""
+
+    def __init__(self, progress: Reporter, task: Any) -> None:
+        self.progress, self.computing = progress, task
+
+    def task(self, description: str, total: int | None) -> Any:
+        if description != "computing":
+            return self.progress.task(description, total)
+        return _Continued(self.computing)
+
+
+class _Continued:
+    """A chunk's view of the one task: it advances it; its end is not the task's."""
+
+    def __init__(self, task: Any) -> None:
+        self.inner = task
+
+    def advance(self, n: int = 1) -> None:
+        self.inner.advance(n)
+
+    def done(self) -> None:
+        pass
+
+
 def verify(
     store: Any,
     run_ids: Sequence[str] | None = None,
@@ -1055,9 +1082,13 @@ def verify(
     port = _Portfolios(records, known)
     if plain:
         ids = sorted(r.run_id for r in plain)
-        for chunk, runs in _instrument_chunks(plan_runs(store, plain, from_scratch=True), ids):
+        whole = plan_runs(store, plain, from_scratch=True)
+        computing = progress.task("computing", whole.bars)  # one task for the chunks
+        chunks = _OneComputing(progress, computing)
+        for chunk, runs in _instrument_chunks(whole, ids):
             insts = sorted({t.instrument for t in chunk.tasks})
-            _compare(ctx, runs, insts, execute(store, chunk, progress), port, report)
+            _compare(ctx, runs, insts, execute(store, chunk, chunks), port, report)
+        computing.done()
     forks = [r for r in records if r.fork]
     if forks:
         from incbt.fork import FreshMemo, fresh_results

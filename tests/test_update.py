@@ -1478,3 +1478,37 @@ def test_a_correction_recomputes_only_the_runs_that_read_a_field_it_changed(tmp_
     for q in ("SELECT * FROM daily ORDER BY run_id, instrument, date",
               "SELECT * FROM fills ORDER BY run_id, instrument, ts"):
         assert bits(s.sql(q)).equals(bits(fresh.sql(q))), q
+
+
+def test_verify_counts_its_chunks_as_one_task(tmp_path, monkeypatch):
+    """QA 2026-12-07: verify's chunks each made a "computing" task of their own, so where
+    stderr is not a terminal the clock of its lines restarted each chunk, and a verify of
+    a big store never said a line."""
+    import incbt.update as upd
+
+    generate(str(tmp_path / "d"), instruments=3, days=4, start="2024-01-01", seed=2)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    s.backtest("sma_cross", [{"fast": 2, "slow": 5}, {"fast": 3, "slow": 9}])
+    monkeypatch.setattr(upd, "VERIFY_BAR_STEPS", 1)  # a chunk an instrument
+    made: list[list] = []
+
+    class Task:
+        def __init__(self, name, total):
+            self.row = [name, total, 0, False]
+            made.append(self.row)
+
+        def advance(self, n=1):
+            self.row[2] += n
+
+        def done(self):
+            self.row[3] = True
+
+    class Reporter:
+        def task(self, name, total):
+            return Task(name, total)
+
+    got = s.verify(progress=Reporter())
+    assert got.ok, got
+    computing = [m for m in made if m[0] == "computing"]
+    assert computing == [["computing", 3 * 4 * 390 * 2, 3 * 4 * 390 * 2, True]], made
