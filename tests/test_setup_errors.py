@@ -465,6 +465,8 @@ def test_init_on_a_full_disk_says_so_and_leaves_nothing(tmp_path, kib):
             "is left). Fix: free space on that disk, or create the store elsewhere"
         )
         assert os.listdir(mnt) == []
+        assert not [f for f in os.listdir("/proc/self/fd")  # nothing of it held open
+                    if str(mnt) in os.path.realpath(f"/proc/self/fd/{f}")]  # fmt: skip
     finally:
         subprocess.run(["umount", str(mnt)])
 

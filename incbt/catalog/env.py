@@ -220,6 +220,7 @@ class Env:
         try:
             _check_size(self.env, path)
         except CatalogError:
+            self.env.close()
             _forget_lock(lock, had_lock)
             raise
         self.identity = _identity(path)
@@ -230,8 +231,13 @@ class Env:
         self._open = 0  # read transactions open, on every thread
         self._remapping = False
         self._mine = threading.local()  # .n: read transactions open on this thread
-        for name in DBS:
-            self.db(name)
+        try:
+            for name in DBS:
+                self.db(name)
+        except BaseException:  # (a full disk: QA 2026-12-07) its files are not held open
+            self.env.close()  # by the error's frames, which kept a tmpfs from unmounting
+            _forget_lock(lock, had_lock)
+            raise
 
     def db(self, name: bytes) -> object:
         handle = self._dbs.get(name)
