@@ -155,6 +155,8 @@ def test_stale_lists_what_an_update_would_do(results, tmp_path):
     t = _named(s, "stale")
     assert t.num_rows == 4 * 3 and set(t["reason"].to_pylist()) == {
         "1 new day(s) after 2024-03-15"}
+    # the table's columns, all of them (QA 2026-12-07: replaced_by was left out)
+    assert t.column_names == s.sql("SELECT * FROM stale LIMIT 0").column_names
     s.update()
     assert _named(s, "stale").num_rows == 0
 
