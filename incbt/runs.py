@@ -1989,8 +1989,14 @@ class Run:
         return self.record.run_id
 
     def _q(self, sql: str) -> pa.Table:
+        from incbt.query import run_sql_fresh
+
         self._reading()
-        return self.store.sql(sql, params={"r": self.run_id})
+        # over the files of this run's rows (QA 2026-12-07: every results file, a run's
+        # tables slower with every run the store held)
+        return run_sql_fresh(
+            lambda: self.store.session(only_for=sql, runs=[self.run_id]), sql, {"r": self.run_id}
+        )
 
     def _reading(self) -> rc.RunRecord | None:
         """:meth:`_here`, for a read of the run's tables: a run replaced after its

@@ -1433,16 +1433,31 @@ class Store:
             name=name,
         )
 
-    def session(self, as_of: int | None = None, only_for: str | None = None) -> Any:
+    def session(
+        self,
+        as_of: int | None = None,
+        only_for: str | None = None,
+        runs: Sequence[str] | None = None,
+    ) -> Any:
         """A DataFusion SessionContext over one consistent state of the store.
 
         ``only_for``: the SQL to be run, so tables it does not name are skipped.
+        ``runs``: run ids whose rows alone ``daily`` and ``fills`` hold, read from the
+        results files holding them (the other tables are whole): a query of a few runs
+        in a store of many reads what those runs' rows take.
         """
         from incbt.query import session
 
         whole(as_of, "as_of (an event seq)")
         text(only_for, "only_for")
-        return session(self.path, self.catalog, as_of, only_for, extra=self._extra())
+        ids = None if runs is None else names(runs, "runs")
+        bad = [r for r in ids or () if not r.isalnum()]  # run ids are hex digests
+        if bad:
+            raise UsageError(
+                f"runs: {bad[0]!r} is not a run id (`incbt query 'SELECT run_id FROM runs'` "
+                "lists them)"
+            )
+        return session(self.path, self.catalog, as_of, only_for, self._extra(), ids)
 
     def _extra(self) -> dict[str, Any]:
         """Tables computed from the store, not read from the catalog: ``stale``."""

@@ -1077,7 +1077,8 @@ def verify(
     records = [r for r in records if r.run_id not in stale and r.run_id not in broken]
     report = VerifyReport(runs=len(records), stale=sorted(stale), broken=sorted(broken.values()))
     known = store.instruments()
-    ctx = store.session(only_for="daily fills metrics")  # one session for every query
+    # one session for every query, over the files of these runs' rows
+    ctx = store.session(only_for="daily fills metrics", runs=[r.run_id for r in records])
     plain = [r for r in records if not r.fork]
     port = _Portfolios(records, known)
     if plain:

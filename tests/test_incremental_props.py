@@ -289,7 +289,17 @@ def assert_work(done: int, expected: tuple[int, int], what: str) -> None:
 
 
 def tables(store: incbt.Store) -> dict:
-    return {q: store.sql(q) for q in (DAILY, FILLS, METRICS)}
+    out = {q: store.sql(q) for q in (DAILY, FILLS, METRICS)}
+    # a session of some runs holds their rows, every one and no other, as the whole
+    # store's tables do (Store.session(runs=...): a run's tables, a fork's base, verify)
+    for q in (DAILY, FILLS):
+        every = out[q]
+        ids = sorted(set(every["run_id"].to_pylist()))
+        for some in ([ids[0]] if ids else [], ids[1::2]):
+            got = store.session(only_for=q, runs=some).sql(q).to_arrow_table()
+            want = every.filter(pc.is_in(every["run_id"], pa.array(some, pa.string())))
+            assert got.equals(want), (q, some)
+    return out
 
 
 def check_history(data: Data, ops, root: str, on_op=None, compaction=True, keep=None):

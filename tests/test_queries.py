@@ -932,3 +932,17 @@ def test_the_leaderboard_marks_forks_and_runs_count_an_all_universe(tmp_path):
     )
     n = {r["universe"]: r["instruments"] for r in s.sql("SELECT * FROM runs").to_pylist()}
     assert n == {"all": 3, "S0000": 1}
+
+
+def test_a_session_of_some_runs(results):
+    """Store.session(runs=...): daily and fills of those runs alone (a run's tables, a
+    fork's base and verify read only the files of their rows); no run, no row; a name
+    that is no run id is refused."""
+    s, rid = results
+    q = "SELECT * FROM daily ORDER BY run_id, instrument, date"
+    got = s.session(only_for=q, runs=[rid]).sql(q).to_arrow_table()
+    want = s.sql(q.replace("ORDER", "WHERE run_id = $r ORDER"), params={"r": rid})
+    assert got.num_rows and got.equals(want)
+    assert s.session(only_for=q, runs=[]).sql(q).to_arrow_table().num_rows == 0
+    with pytest.raises(incbt.UsageError, match="'x; DROP' is not a run id"):
+        s.session(runs=["x; DROP"])

@@ -40,8 +40,11 @@ def _latest(model: dict, run: str, inst: str, before: int | None) -> int | None:
     listed=st.sets(pairs),
     cut=st.sampled_from(DAYS),
     probe=st.sampled_from([None, *DAYS]),
+    seeks=st.sampled_from([0, rc.SEEKS_OVER_STEPS]),  # 0: always a seek per run and day
 )
-def test_snapshot_reads_and_deletes_match_a_model(tmp_path_factory, snaps, listed, cut, probe):
+def test_snapshot_reads_and_deletes_match_a_model(
+    tmp_path_factory, snaps, listed, cut, probe, seeks
+):
     store = incbt.init(str(tmp_path_factory.mktemp("snaps") / "s"))
     cat = store.catalog
     model = {k: set(v) for k, v in snaps.items() if v}
@@ -105,7 +108,11 @@ def test_snapshot_reads_and_deletes_match_a_model(tmp_path_factory, snaps, liste
         inst = INSTS[cut % len(INSTS)]
         some = RUNS[: 1 + cut % len(RUNS)]
         gone = {r: {d for d in model.get((r, inst), ()) if d >= probe_day} for r in some}
-        n = rc.delete_snapshots_from_many(cat, txn, some, inst, probe_day)
+        was, rc.SEEKS_OVER_STEPS = rc.SEEKS_OVER_STEPS, seeks
+        try:
+            n = rc.delete_snapshots_from_many(cat, txn, some, inst, probe_day)
+        finally:
+            rc.SEEKS_OVER_STEPS = was
         assert n == sum(len(g) for g in gone.values())
         for r, g in gone.items():
             if (r, inst) in model:

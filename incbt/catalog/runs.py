@@ -497,19 +497,30 @@ def delete_snapshots_from(
     return n
 
 
+# a seek costs about as much as this many steps of a cursor's sweep (py-lmdb, 2026-12-07:
+# 0.3 against 0.08 us, before the Python around each)
+SEEKS_OVER_STEPS = 4
+
+
 def delete_snapshots_from_many(
     cat: Catalog, txn: lmdb.Transaction, run_ids: Iterable[str], instrument: str, first_day: int
 ) -> int:
-    """:func:`delete_snapshots_from` for several runs of one instrument: one sweep over
-    the instrument's keys from ``first_day`` on (they are side by side, whatever the
-    run), deleting those of these runs. For one run among many (a portfolio), the
-    seek per day of :func:`delete_snapshots_from` visits fewer keys."""
+    """:func:`delete_snapshots_from` for several runs of one instrument, day by day from
+    ``first_day`` on: a day's keys (side by side, whatever the run) are stepped over,
+    deleting those of these runs, until the steps cost more than a seek per run would;
+    the rest of that day is then done by a seek per run. Stepping alone visited every
+    run's keys (QA 2026-12-07: a fork's commit in a store of 800 runs walked 4.35 M keys,
+    60% of its time, more with every run the store held); seeking alone costs a seek per
+    run and day where these runs are most of a day's keys (a drop of a sweep)."""
     runs = {run_key(r) for r in run_ids}
     if not runs:
         return 0
     prefix = _inst_prefix(instrument)
+    p = len(prefix)
     rlen = len(next(iter(runs)))  # run ids are all of one length
-    width = len(prefix) + 4 + rlen
+    width = p + 4 + rlen
+    mine = sorted(runs)
+    budget = SEEKS_OVER_STEPS * len(runs)
     n = 0
     with txn.cursor(_db(cat, "snaps")) as cur:
         ok = cur.set_range(prefix + _U32.pack(first_day + DAY_OFFSET))
@@ -517,11 +528,22 @@ def delete_snapshots_from_many(
             k = cur.key()
             if not k.startswith(prefix):
                 break
-            if len(k) == width and k[-rlen:] in runs:
-                ok = cur.delete()  # the cursor moves to the next key
-                n += 1
-            else:
-                ok = cur.next()
+            at = k[: p + 4]  # this day's keys
+            steps = 0
+            while ok and k.startswith(at) and steps <= budget:
+                if len(k) == width and k[-rlen:] in runs:
+                    ok = cur.delete()  # the cursor moves to the next key
+                    n += 1
+                else:
+                    ok = cur.next()
+                steps += 1
+                k = cur.key() if ok else b""
+            if ok and k.startswith(at):  # a day of many keys: its rest by seeks
+                for r in mine:
+                    if at + r >= k and cur.set_key(at + r):
+                        cur.delete()
+                        n += 1
+                ok = cur.set_range(prefix + _next_day(at[p:]))
     return n
 
 

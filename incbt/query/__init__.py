@@ -20,7 +20,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import datafusion
@@ -382,11 +382,15 @@ def session(
     as_of: int | None = None,
     only_for: str | None = None,
     extra: dict[str, Any] | None = None,
+    runs: Collection[str] | None = None,
 ) -> datafusion.SessionContext:
     """A DataFusion session over one consistent state (now, or right after ``as_of``).
 
     With ``only_for`` (the SQL about to run), tables the query does not name are
-    not built: the log tables grow with history, a bars query should not pay.
+    not built: the log tables grow with history, a bars query should not pay. With
+    ``runs`` (run ids), ``daily`` and ``fills`` hold those runs' rows alone, read from
+    the results files that hold them (a run's tables, a fork's base, a verify of some
+    runs: they cost what those runs' rows do, not what the store's results do).
     """
     config = (
         datafusion.SessionConfig()
@@ -459,7 +463,7 @@ def session(
         }
         current = as_of is None  # results as they are now: not in a session of the past
         if current and (_names(only_for, "daily") or _names(only_for, "fills")):
-            _register_results(ctx, root, cat, txn)
+            _register_results(ctx, root, cat, txn, runs)
         if _names(only_for, "bars"):
             if spans:
                 register_dataset(ctx, "bars", bars_dataset(root, spans))
@@ -639,13 +643,26 @@ def _metrics_table(cat: Catalog, txn: Any) -> pa.Table:
     return metrics_table(rids, insts, values)
 
 
-def _register_results(ctx: datafusion.SessionContext, root: str, cat: Catalog, txn: Any) -> None:
-    """``daily`` and ``fills``: the committed batch files, superseded rows filtered out."""
+def _register_results(
+    ctx: datafusion.SessionContext,
+    root: str,
+    cat: Catalog,
+    txn: Any,
+    runs: Collection[str] | None = None,
+) -> None:
+    """``daily`` and ``fills``: the committed batch files, superseded rows filtered out
+    (``runs``: those runs' rows alone, from the batches holding them)."""
     from incbt.catalog import runs as rc
     from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, cutoffs
 
     batches = list(rc.batches(cat, txn))
-    cut = cutoffs(cat, txn)
+    only = ""
+    if runs is not None:
+        assert all(r.isalnum() for r in runs)  # run ids are hex digests: safe to inline
+        held = {seg.batch for r in set(runs) for seg in rc.segments(cat, txn, r)}
+        batches = [(b, rec) for b, rec in batches if b in held]
+        only = f"r.run_id IN ({', '.join(repr(r) for r in sorted(set(runs))) or 'NULL'})"
+    cut = cutoffs(cat, txn, runs)
     ctx.register_record_batches(
         "_cutoffs", [cut.to_batches() or [pa.RecordBatch.from_pylist([], cut.schema)]]
     )
@@ -665,10 +682,11 @@ def _register_results(ctx: datafusion.SessionContext, root: str, cat: Catalog, t
                 parts.append(
                     f"SELECT {cols} FROM {raw} r LEFT JOIN _cutoffs c ON r.run_id = c.run_id "
                     "AND r.instrument = c.instrument AND r.batch = c.batch "
-                    "WHERE c.valid_until IS NULL OR r.date < c.valid_until"
+                    "WHERE (c.valid_until IS NULL OR r.date < c.valid_until)"
+                    + (f" AND {only}" if only else "")
                 )
             else:
-                parts.append(f"SELECT {cols} FROM {raw} r")
+                parts.append(f"SELECT {cols} FROM {raw} r" + (f" WHERE {only}" if only else ""))
         if not parts:
             empty = schema.remove(schema.get_field_index("batch"))
             ctx.register_record_batches(name, [[pa.RecordBatch.from_pylist([], empty)]])

@@ -359,14 +359,12 @@ def _run_report(store: Any, run_id: str) -> str:
     run = store.run(run_id)
     rec = run.record
     q = {"r": rec.run_id}
-    daily = store.sql(
-        "SELECT * FROM daily WHERE run_id = $r ORDER BY instrument, date", params=q
-    ).to_pandas()
+    # the run's own tables: read from the files of its rows (run._q), not every file
+    daily = run._q("SELECT * FROM daily WHERE run_id = $r ORDER BY instrument, date").to_pandas()
     metrics = run.metrics.to_pandas()
-    fills = store.sql(
+    fills = run._q(
         "SELECT count(*) AS n, sum(abs(qty * price)) AS notional, "
-        "sum(fee) AS fees FROM fills WHERE run_id = $r",
-        params=q,
+        "sum(fee) AS fees FROM fills WHERE run_id = $r"
     ).to_pylist()[0]
     p = _curve(run)  # the portfolio as the metrics define it, with its capital
     n_inst = max(1, daily["instrument"].nunique()) if not daily.empty else 1

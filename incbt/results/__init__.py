@@ -29,7 +29,7 @@ import os
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -872,7 +872,7 @@ def read_valid_daily(
     return res
 
 
-def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
+def cutoffs(cat: Catalog, txn: Any, runs: Collection[str] | None = None) -> pa.Table:
     """(run_id, instrument, batch, valid_until) for segments a later batch supersedes.
 
     Rows of a listed (run, instrument, batch) are valid only with date < valid_until.
@@ -880,8 +880,9 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
     complete yet: ``rc.hidden``) is listed as wholly invalid.
     A segment whose later ones all start after its last day (daily appends) loses no
     row, so it is not listed: SQL joins only batches that hold superseded rows.
+    ``runs``: those runs' segments alone.
     """
-    cut = superseded(cat, txn, rc.hidden_ids(cat, txn))
+    cut = superseded(cat, txn, rc.hidden_ids(cat, txn), runs)
     return pa.table(
         {
             "run_id": pa.array([s.run_id for s, _ in cut], pa.string()),
@@ -895,20 +896,32 @@ def cutoffs(cat: Catalog, txn: Any) -> pa.Table:
 _NO_ROW = -719162  # 0001-01-01, before every date: a replaced run's rows are all invalid
 
 
-def superseded(cat: Catalog, txn: Any, gone: set[str]) -> list[tuple[rc.Segment, int]]:
+def superseded(
+    cat: Catalog, txn: Any, gone: set[str], runs: Collection[str] | None = None
+) -> list[tuple[rc.Segment, int]]:
     """Each segment holding rows no longer valid, with the first day it no longer holds:
     every segment with rows of a run in ``gone`` (``_NO_ROW``: all of them), and a
-    segment a later one of its pair recomputed from a day on or before its last."""
+    segment a later one of its pair recomputed from a day on or before its last.
+    ``runs``: of those runs alone (a store of thousands of forks listed every one's
+    segments for a query of one run: QA 2026-12-07)."""
     cut: list[tuple[rc.Segment, int]] = []
+    mine = None if runs is None else set(runs)
+    if mine is not None:
+        gone = gone & mine
     if cat.meta(txn).get(rc.CUTS_INDEXED):
         # only pairs a recomputation touched can have rows cut: no scan of every segment
         for rid in sorted(gone):  # (a segment compaction emptied hides nothing)
             cut += [(s, _NO_ROW) for s in rc.segments(cat, txn, rid) if s.rows]
         for rid, inst in rc.cut_pairs(cat, txn):
-            if rid not in gone:
+            if rid not in gone and (mine is None or rid in mine):
                 cut += rc.cuts_of(list(rc.segments(cat, txn, rid, inst)))
-    else:  # a store no commit has indexed yet: every segment
-        by_pair = itertools.groupby(rc.segments(cat, txn), key=lambda s: (s.run_id, s.instrument))
+    else:  # a store no commit has indexed yet: every segment (of those runs)
+        segments = (
+            rc.segments(cat, txn)
+            if mine is None
+            else (s for rid in sorted(mine) for s in rc.segments(cat, txn, rid))
+        )
+        by_pair = itertools.groupby(segments, key=lambda s: (s.run_id, s.instrument))
         for (rid, _), segs in by_pair:
             group = list(segs)
             cut += [(s, _NO_ROW) for s in group if s.rows] if rid in gone else rc.cuts_of(group)
