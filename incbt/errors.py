@@ -246,6 +246,11 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     full = _disk_full(exc, context)
     if full is not None:
         return full
+    if getattr(exc, "errno", None) == errno.EMFILE or "Too many open files" in str(exc):
+        return SetupError(  # QA 2026-12-07: said as a failing query's expression
+            f"{context}: this process has too many files open ({exc}). Fix: close the "
+            "stores it no longer uses (store.close()), or raise its limit (ulimit -n)"
+        )
     if isinstance(exc, UnicodeEncodeError):  # text an encoding cannot spell (QA: exit 3)
         import codecs
         import sys

@@ -1974,6 +1974,11 @@ def _stale_note(rows: Sequence[Any]) -> str:
     return f"; STALE{where}: {rows[0].reason} (store.update() brings it up to date)"
 
 
+def _run_again(store: Any, run_id: str) -> Run:
+    """A pickled Run, in the process that unpickles it."""
+    return store.run(run_id)  # type: ignore[no-any-return]
+
+
 class Run:
     """A run in a store: its definition and its tables, one attribute away."""
 
@@ -2168,6 +2173,10 @@ class Run:
                 "drawdown": pa.array(peak - equity, pa.float64()),
             }
         )
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, str]]:
+        """Pickled as its store and id, found again where it is unpickled."""
+        return (_run_again, (self.store, self.run_id))
 
     def __repr__(self) -> str:
         cat = self.store.catalog

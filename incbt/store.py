@@ -21,7 +21,9 @@ import errno
 import functools
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -269,13 +271,69 @@ def _command() -> str:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _writes(name: str) -> Callable[[F], F]:
+_WARMED = False  # the first computing call of this process made its imports
+
+
+def _first_compute() -> None:
+    """The imports a process's first computation makes (Numba, pandas through
+    pyarrow's look for it, DataFusion, the result writers), made at once, with a Ctrl-C
+    meanwhile held until they are done. Made lazily, in the main thread and beside it
+    (the kernels' preload thread), a Ctrl-C in the middle of one left the interpreter's
+    import locks held or pandas half imported: the next call hung for ever, or failed
+    in pandas' words (QA 2026-12-07, 4 of 6 tries at 0.05 s). The CLI (which spares
+    pandas, and ends with its command) does not need it."""
+    global _WARMED
+    if (
+        _WARMED
+        or incbt_ends_with_command()
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return
+    _WARMED = True
+    held: list[Any] = []
+    try:
+        before = signal.signal(signal.SIGINT, lambda *sig: held.append(sig))
+    except ValueError:  # not where signals are handled
+        return
+    try:
+        import datafusion  # noqa: F401
+        import numpy.ma  # noqa: F401  (Numba's, as a kernel loads)
+        from numba.core.registry import cpu_target
+
+        import incbt.engine._stack  # noqa: F401
+        import incbt.results  # noqa: F401
+        import incbt.runs  # noqa: F401
+
+        # Numba's typing and lowering registries, which a kernel's first call imports
+        # (numba.np, numba.cpython: ~90 modules) on the kernels' preload thread
+        cpu_target.typing_context.refresh()
+        cpu_target.target_context.refresh()
+        pa.array(np.zeros(1))  # pyarrow looks for pandas at its first array: imports it
+    finally:
+        signal.signal(signal.SIGINT, before)
+    if held:  # the Ctrl-C, now: as the handler it was meant for takes it
+        if callable(before):
+            before(*held[0])
+        else:
+            raise KeyboardInterrupt
+
+
+def incbt_ends_with_command() -> bool:
+    import incbt
+
+    return bool(getattr(incbt, "_ends_with_command", False))
+
+
+def _writes(name: str, computes: bool = False) -> Callable[[F], F]:
     """A method (or function) that writes events: the events one call writes share its
-    operation id (``events.op``), and name it as their command from Python."""
+    operation id (``events.op``), and name it as their command from Python.
+    ``computes``: it runs strategies (:func:`_first_compute` first)."""
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def inner(*a: Any, **kw: Any) -> Any:
+            if computes:
+                _first_compute()
             token = _CALL.set(_CALL.get() or name)
             try:
                 with operation():
@@ -583,6 +641,23 @@ class Store:
         for line in settings_mod.ignored_env(self.settings_stored):
             warnings.warn(line, UserWarning, stacklevel=3)
 
+    def close(self) -> None:
+        """Close the store in this process: its catalog's files and memory map, which
+        stay open until then (a process opening many stores, a web app or a job runner,
+        keeps 3 file descriptors a store). Every Store object of this path in the
+        process is closed with it; ``incbt.open`` opens it again. ``with incbt.open(p)
+        as store:`` closes it at the end of the block."""
+        from incbt.catalog.env import close_env
+
+        close_env(self.catalog.env.path, by_user=True)
+        STORES.pop(self.path, None)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _upgrade(self, progress: Reporter) -> None:
         """Formats 1 and 2 to 3, in one transaction (a crash leaves the old format).
 
@@ -612,6 +687,11 @@ class Store:
 
         cat.env.write(up)
         cat.env.forget(b"snapshots")
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Pickled as its path, opened again where it is unpickled (a worker process's
+        argument: QA 2026-12-07, "cannot pickle 'Environment' object")."""
+        return (open_store, (self.path,))
 
     def __repr__(self) -> str:
         try:
@@ -821,7 +901,7 @@ class Store:
                 raise disk_full(*exc.full_disk, gc=True) from None
         return s
 
-    @_writes("store.repair")
+    @_writes("store.repair", computes=True)
     def repair(self, dry_run: bool = False, progress: Reporter = NULL) -> Any:
         """Repair results files lost or damaged outside incbt: each results batch with a
         file missing or unreadable is forgotten and the runs that had rows in it are
@@ -836,7 +916,7 @@ class Store:
         return repair(self, dry_run=dry_run, command=_command(), progress=progress)
 
     # -- backtests ---------------------------------------------------------
-    @_writes("store.backtest")
+    @_writes("store.backtest", computes=True)
     def backtest(
         self,
         strategy: Any,
@@ -959,7 +1039,7 @@ class Store:
         out = [runs_mod.Run(self, r, report) for r in records]
         return out if many else out[0]
 
-    @_writes("store.sweep")
+    @_writes("store.sweep", computes=True)
     def sweep(
         self,
         strategy: str,
@@ -1081,7 +1161,7 @@ class Store:
             text(metric, "metric")
         return report(self, target, os.fspath(path), metric)  # a Path too (QA 2026-12-06)
 
-    @_writes("store.update")
+    @_writes("store.update", computes=True)
     def update(
         self,
         paths: str | Sequence[str] | None = None,
@@ -1303,6 +1383,7 @@ class Store:
         """
         from incbt.update import verify
 
+        _first_compute()
         if sweep is not None and not isinstance(sweep, str):
             raise UsageError(f"sweep: give a sweep's name, not {sweep!r}")
         ids = None if run_ids is None else names(run_ids, "run ids")

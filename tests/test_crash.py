@@ -885,6 +885,6 @@ def test_another_thread_waits_for_the_lock_as_another_process_does(world, monkey
         t = threading.Thread(target=other)
         t.start()
         t.join(timeout=30)
-    assert "is being written by pid" in str(seen.get("error")), seen
+    assert "is being written by another thread of this process (pid" in str(seen.get("error")), seen
     monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "5")
     assert st.ingest(world.inputs).seq == world.base_seq + 1  # once it is free

@@ -946,3 +946,33 @@ def test_a_session_of_some_runs(results):
     assert s.session(only_for=q, runs=[]).sql(q).to_arrow_table().num_rows == 0
     with pytest.raises(incbt.UsageError, match="'x; DROP' is not a run id"):
         s.session(runs=["x; DROP"])
+
+
+def test_sql_in_a_process_forked_after_sql_is_refused_not_hung(results):
+    """QA 2026-12-07: a query in a child forked (multiprocessing's default on Linux) after
+    the parent ran SQL waited for ever: DataFusion's threads do not survive a fork. It is
+    refused, with the start methods that work; the parent goes on querying."""
+    import multiprocessing as mp
+
+    s, _ = results
+    s.sql("SELECT count(*) FROM bars")
+    ctx = mp.get_context("fork")
+    got = ctx.Queue()
+
+    def child():
+        try:
+            incbt.open(s.path).sql("SELECT count(*) FROM bars")
+            got.put("ran")
+        except incbt.UsageError as exc:
+            got.put(str(exc))
+
+    p = ctx.Process(target=child)
+    p.start()
+    p.join(60)
+    if p.is_alive():
+        p.kill()
+        raise AssertionError("the forked child's query hung")
+    said = got.get(timeout=5)
+    assert "SQL cannot run in this process: it was forked from process" in said, said
+    assert "'spawn'" in said, said
+    assert s.sql("SELECT count(*) AS n FROM bars")["n"][0].as_py() > 0

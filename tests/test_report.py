@@ -234,7 +234,8 @@ def test_a_sweep_report_warns_when_its_runs_are_not_up_to_date(tmp_path):
                               .read_text())
     for w in (busy, run):
         assert "Not up to date" in w and "run `incbt update`" not in w, w
-        assert f"A write is under way (pid {os.getpid()}" in w and "again once it ends" in w, w
+        assert (f"A write is under way (another thread of this process (pid {os.getpid()}"
+                in w and "again once it ends" in w), w
     s.update()
     assert _warning_at_top(Path(s.report("g", str(tmp_path / "3.html"))).read_text()) == ""
 

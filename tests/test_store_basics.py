@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -559,3 +562,112 @@ def test_a_days_index_for_reading_keeps_what_reads_use_in_half_the_bytes(store, 
     b = src.load("S0001", int(full.days[0]), int(full.days[-1]))
     np.testing.assert_array_equal(b.close, store.bars("S0001").close)
 
+
+
+FIRST_CALL_INTERRUPTED = r"""
+import _thread, sys, threading, time, traceback
+import incbt
+s = incbt.open(sys.argv[1])
+threading.Timer(0.02, _thread.interrupt_main).start()  # amid the first call's imports
+try:
+    s.backtest("sma_cross", {"fast": 2, "slow": 5})
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("interrupted in", traceback.extract_tb(sys.exc_info()[2])[-1].name)
+import pandas
+pandas.DataFrame({"a": [1]})  # whole, not half imported
+print(s.backtest("sma_cross", {"fast": 2, "slow": 5}).report.errors == [])
+"""
+
+
+def test_ctrl_c_amid_the_first_computations_imports_leaves_the_process_usable(tmp_path):
+    """QA 2026-12-07: Ctrl-C in a process's first backtest, while Numba and pandas were
+    being imported (in the main thread and the kernels' preload thread), left the import
+    locks held (the next call hung for ever) or pandas half imported. The first
+    computing call makes them at once, holding a Ctrl-C until they are done."""
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-01-01", seed=1)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    p = subprocess.run([sys.executable, "-c", FIRST_CALL_INTERRUPTED, s.path],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    lines = p.stdout.split("\n")
+    assert lines[0] == "interrupted in _first_compute", p.stdout  # held, then said
+    assert lines[1] == "True", p.stdout
+
+
+def test_a_store_closes_and_deleted_stores_do_not_hold_files(tmp_path):
+    """QA 2026-12-07: a store could not be closed, and each one a process opened held 3
+    file descriptors and a memory map for the process's life, deleted or not: "Too many
+    open files" at 38 stores under ulimit -n 128, said as a query's expression."""
+    from incbt.errors import SetupError, map_dependency_error
+
+    generate(str(tmp_path / "d"), instruments=1, days=2, start="2024-01-01", seed=1)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+
+    def held() -> int:
+        return sum(str(tmp_path) in os.path.realpath(f"/proc/self/fd/{f}")
+                   for f in os.listdir("/proc/self/fd"))  # fmt: skip
+
+    with incbt.open(s.path) as t:
+        assert t.sql("SELECT count(*) AS n FROM bars")["n"][0].as_py() == 780
+    assert held() == 0
+    with pytest.raises(incbt.StoreError, match=r"was closed \(store.close\(\)\) in this process"):
+        s.sql("SELECT count(*) FROM bars")
+    assert incbt.open(s.path).sql("SELECT count(*) AS n FROM bars")["n"][0].as_py() == 780
+    for i in range(5):  # stores deleted: their files go at the next open
+        p = tmp_path / f"c{i}"
+        shutil.copytree(s.path, p)
+        incbt.open(str(p)).sql("SELECT count(*) FROM bars")
+        shutil.rmtree(p)
+    incbt.open(s.path)
+    assert held() == 3  # the open store's alone
+    said = map_dependency_error(OSError(24, "Too many open files"), "reading x")
+    assert isinstance(said, SetupError) and "close the stores" in str(said), said
+
+
+def test_a_store_and_a_run_go_to_a_spawned_worker(tmp_path):
+    """QA 2026-12-07: Store and Run objects did not pickle ("cannot pickle 'Environment'
+    object"): ProcessPoolExecutor.submit(f, store) failed in Python's words."""
+    import multiprocessing as mp
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-01-01", seed=1)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    run = s.backtest("sma_cross", {"fast": 2, "slow": 5})
+    again = pickle.loads(pickle.dumps(run))
+    assert again.run_id == run.run_id and again.store.path == s.path
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
+        got = ex.submit(_daily_rows, s, run).result(timeout=120)
+    assert got == run.daily.num_rows > 0
+
+
+def _daily_rows(store, run) -> int:
+    assert store.run(run.run_id).run_id == run.run_id
+    return run.daily.num_rows
+
+
+def test_a_writer_waiting_on_a_thread_of_its_own_process_says_so(tmp_path, monkeypatch):
+    """QA 2026-12-07: a thread waiting for the write lock another thread of its process
+    held was told a process held it (its own pid and script)."""
+    import threading
+
+    s = incbt.init(str(tmp_path / "s"))
+    monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "0")
+    said: list[str] = []
+
+    def other() -> None:
+        try:
+            with s.lock():
+                pass
+        except incbt.StoreLockedError as exc:
+            said.append(str(exc))
+
+    with s.lock():
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(60)
+    assert len(said) == 1 and "being written by another thread of this process (pid" in said[0]

@@ -225,6 +225,7 @@ class Env:
             raise
         self.identity = _identity(path)
         self._closed = False  # still_here: closed by open_env, its file moved or replaced
+        self.closed_by_user = False  # closed by Store.close
         self._dbs: dict[bytes, object] = {}
         self._write_lock = threading.Lock()
         self._gate = threading.Condition()  # read transactions against map changes
@@ -307,6 +308,12 @@ class Env:
         file, reported as committed (QA 2026-12-06, a notebook's Store held across an
         ``rm -rf`` and ``incbt init``). Every read and write checks (a stat: ~2 us; a
         sweep's command makes a few hundred transactions)."""
+        if self.closed_by_user:
+            store = os.path.dirname(self.path)
+            raise StoreError(
+                f"the store at {store} was closed (store.close()) in this process. Fix: "
+                f"open it again: incbt.open({store!r})"
+            )
         if self._closed or _identity(self.path) != self.identity:
             store = os.path.dirname(self.path)
             raise StoreError(
@@ -414,6 +421,13 @@ def open_env(path: str, map_size_mb: float = 256) -> Env:
     """The process-wide environment for ``path`` (LMDB forbids opening it twice)."""
     key = os.path.realpath(path)
     with _ENVS_LOCK:
+        for old_key, old in list(_ENVS.items()):  # stores deleted since: each kept its
+            # files and memory map open for the process's life (QA 2026-12-07: 3
+            # descriptors a store, "Too many open files" at 38 under ulimit -n 128)
+            if old_key != key and _identity(old_key) is None:
+                old._closed = True
+                old.env.close()
+                del _ENVS[old_key]
         env = _ENVS.get(key)
         if env is not None and env.identity != _identity(key):
             # The folder was deleted and made again: the open env is of the old files.
@@ -447,7 +461,9 @@ def _identity(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def close_env(path: str) -> None:
+def close_env(path: str, by_user: bool = False) -> None:
+    """Close the catalog at ``path`` in this process (``by_user``: ``Store.close``, said
+    as such to its holders)."""
     key = os.path.realpath(path)
     with _ENVS_LOCK:
         env = _ENVS.pop(key, None)
@@ -455,4 +471,5 @@ def close_env(path: str) -> None:
             del _ENVS[k]
     if env is not None:
         env._closed = True
+        env.closed_by_user = by_user
         env.env.close()

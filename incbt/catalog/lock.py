@@ -47,9 +47,13 @@ def taken() -> bool:
 def _holder(path: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read().strip() or "an unknown process"
+            said = f.read().strip() or "an unknown process"
     except OSError:
         return "an unknown process"
+    # this process's own, said as another process's before (QA 2026-12-07)
+    if said.startswith(f"pid {os.getpid()} on {socket.gethostname()} "):
+        return f"another thread of this process ({said})"
+    return said
 
 
 def _catalog_file(store_path: str) -> str:

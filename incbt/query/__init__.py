@@ -376,6 +376,30 @@ JSON_GET = datafusion.udf(
 )
 
 
+# the process whose DataFusion runtime this one's is: DataFusion runs queries on a
+# runtime of threads (tokio) made at its first use, which a fork does not copy; a
+# query in a child forked after that waits for ever (QA 2026-12-07: multiprocessing's
+# "fork" workers and os.fork children hung in any query of the store's files)
+_RUNTIME_PID: int | None = None
+
+
+def _context(config: datafusion.SessionConfig | None = None) -> datafusion.SessionContext:
+    """A DataFusion session, refused in a process forked after DataFusion ran (there its
+    query would never end)."""
+    global _RUNTIME_PID
+    if _RUNTIME_PID is not None and os.getpid() != _RUNTIME_PID:
+        raise UsageError(
+            f"SQL cannot run in this process: it was forked from process {_RUNTIME_PID} "
+            "after that one ran SQL, and DataFusion's threads do not survive a fork (the "
+            "query would wait for ever). Fix: start worker processes with the 'spawn' or "
+            "'forkserver' method (multiprocessing.get_context('spawn'), or "
+            "ProcessPoolExecutor(mp_context=...)), or fork them before any query"
+        )
+    ctx = datafusion.SessionContext(config) if config is not None else datafusion.SessionContext()
+    _RUNTIME_PID = os.getpid()
+    return ctx
+
+
 def session(
     root: str,
     cat: Catalog,
@@ -397,7 +421,7 @@ def session(
         .with_target_partitions(usable_cores())
         .with_information_schema(True)  # SHOW TABLES, SHOW COLUMNS FROM t, information_schema
     )
-    ctx = datafusion.SessionContext(config)
+    ctx = _context(config)
     if only_for is not None and re.search(r"\binformation_schema\b|^\s*show\b", only_for, re.I):
         only_for = None  # the schema of every table: every table
     ctx.register_udf(JSON_GET)  # events.summary's fields: json_get(summary, 'sources')
@@ -704,7 +728,7 @@ def _tables_missing(sql: str, names: Sequence[str]) -> list[str]:
     2026-12-06: a word match refused `SELECT runs, failed FROM events --as-of 8`, the
     events table's own columns). A query that does not plan for another reason (a
     placeholder, an error of its own): the names as matched, refused as before."""
-    ctx = datafusion.SessionContext()
+    ctx = _context()
     ctx.register_udf(JSON_GET)
     empty = pa.RecordBatch.from_pylist([], pa.schema([("x", pa.int64())]))
     for t in ("bars", "files", "events", "changes"):  # any columns: a missing table is
@@ -888,6 +912,11 @@ def run_sql(
 def _sql_fix(error: str) -> str:
     """The fix for a query that failed on its own terms (QA 2026-12-07: a division by
     zero, a cast or an unknown column said DataFusion's words alone, no fix)."""
+    if "Too many open files" in error:  # the process's, not the query's (QA 2026-12-07)
+        return (
+            ". Fix: this process has too many files open: close the stores it no longer "
+            "uses (store.close()), or raise its limit (ulimit -n)"
+        )
     if "Divide by zero" in error:
         return ". Fix: guard the divisor: x / NULLIF(y, 0) is NULL where y is 0"
     if "Error parsing timestamp" in error:
