@@ -291,8 +291,11 @@ def _first_compute() -> None:
         return
     _WARMED = True
     held: list[Any] = []
+    before = signal.getsignal(signal.SIGINT)
+    if before is None:  # a handler not set from Python (an embedding): left as it is
+        return
     try:
-        before = signal.signal(signal.SIGINT, lambda *sig: held.append(sig))
+        signal.signal(signal.SIGINT, lambda *sig: held.append(sig))
     except ValueError:  # not where signals are handled
         return
     try:
@@ -314,8 +317,8 @@ def _first_compute() -> None:
     if held:  # the Ctrl-C, now: as the handler it was meant for takes it
         if callable(before):
             before(*held[0])
-        else:
-            raise KeyboardInterrupt
+        elif before == signal.SIG_DFL:
+            os.kill(os.getpid(), signal.SIGINT)  # (SIG_IGN: ignored, as meant)
 
 
 def incbt_ends_with_command() -> bool:
