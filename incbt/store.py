@@ -1534,13 +1534,17 @@ class Store:
 
         whole(as_of, "as_of (an event seq)")
         text(only_for, "only_for")
-        ids = None if runs is None else names(runs, "runs")
-        bad = [r for r in ids or () if not r.isalnum()]  # run ids are hex digests
-        if bad:
-            raise UsageError(
-                f"runs: {bad[0]!r} is not a run id (`incbt query 'SELECT run_id FROM runs'` "
-                "lists them)"
-            )
+        ids = None
+        if runs is not None:  # whole ids, or prefixes as store.run takes them (QA
+            ids = []  # 2026-12-07: a prefix gave empty tables, "zzzz" Python's ValueError)
+            for r in names(runs, "runs"):
+                key = r.strip().lower()
+                if not key or len(key) > 16 or any(c not in "0123456789abcdef" for c in key):
+                    raise UsageError(
+                        f"runs: {r!r} is not a run id (`incbt query 'SELECT run_id FROM "
+                        "runs'` lists them)"
+                    )
+                ids.append(key if len(key) == 16 else self.run(key).run_id)
         return session(self.path, self.catalog, as_of, only_for, self._extra(), ids)
 
     def _extra(self) -> dict[str, Any]:

@@ -389,11 +389,12 @@ def _context(config: datafusion.SessionConfig | None = None) -> datafusion.Sessi
     global _RUNTIME_PID
     if _RUNTIME_PID is not None and os.getpid() != _RUNTIME_PID:
         raise UsageError(
-            f"SQL cannot run in this process: it was forked from process {_RUNTIME_PID} "
-            "after that one ran SQL, and DataFusion's threads do not survive a fork (the "
-            "query would wait for ever). Fix: start worker processes with the 'spawn' or "
-            "'forkserver' method (multiprocessing.get_context('spawn'), or "
-            "ProcessPoolExecutor(mp_context=...)), or fork them before any query"
+            "this call reads the store with DataFusion (SQL, the log, a run's tables, "
+            "verify, a fork's base), which cannot run in this process: it was forked from "
+            f"process {_RUNTIME_PID} after that one used DataFusion, whose threads do not "
+            "survive a fork (the read would wait for ever). Fix: start worker processes "
+            "with the 'spawn' or 'forkserver' method (multiprocessing.get_context('spawn'), "
+            "or ProcessPoolExecutor(mp_context=...)), or fork them before any such read"
         )
     ctx = datafusion.SessionContext(config) if config is not None else datafusion.SessionContext()
     _RUNTIME_PID = os.getpid()
@@ -465,7 +466,7 @@ def session(
                 f"--as-of {as_of} (as_of={as_of} in Python): the bars as they were before "
                 f"event {horizon} were removed by `incbt gc`; time travel reaches back to "
                 f"event {horizon}. Fix: use --as-of {horizon} (as_of={horizon}) or later (the "
-                "events and changes tables keep the whole history without --as-of)"
+                "events and changes tables keep the whole history, --as-of any event)"
             )
         # the bars files: one or a few per instrument-month, read only for a query of bars
         # or files; ~8 us each to read and decode (29,000 at the seed's scale: ~240 ms),
