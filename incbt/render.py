@@ -108,6 +108,7 @@ class LineTask:
         self.t0 = self.last = time.monotonic()
         self.said = False
         self.ended = False
+        self.full = False  # its line at its total said (the command going on after it)
         self.lock = threading.Lock()
 
     def _line(self, now: float) -> str:
@@ -133,7 +134,16 @@ class LineTask:
         ``every`` seconds while one task of the work takes minutes (QA 2026-12-06: the
         first line of a sweep of big tasks came after 70 s with a setting of 1 s)."""
         with self.lock:
-            if not self.ended and (self.total is None or self.n < self.total):
+            if self.ended:
+                return
+            if self.total is None or self.n < self.total:
+                self._due()
+            elif not self.full and time.monotonic() - self.t0 >= self.every:
+                # at its total, the command going on past a line's interval (a wide
+                # sweep's one commit: QA 2026-12-07, "0 pairs committed" alone for
+                # seconds, the bar-steps done before their first line was due): said once
+                self.full = True
+                self.last = time.monotonic() - self.every
                 self._due()
 
     def _due(self) -> None:

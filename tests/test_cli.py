@@ -779,6 +779,24 @@ def test_a_progress_line_says_done_and_total_in_one_unit():
     assert small._line(small.t0 + 1.0).startswith("bar-steps: 101,400 of 202,800 (50%)")
 
 
+def test_a_progress_line_at_its_total_is_said_once_while_the_command_goes_on(capsys):
+    """QA 2026-12-07: a wide sweep's bar-steps reached their total before their first
+    line was due, then its one commit took seconds: only "0 pairs committed" was said."""
+    from incbt.render import LineTask
+
+    t = LineTask("bar-steps", 1_000, 10.0)
+    t.n = 1_000  # done before its first line was due
+    t.tick()
+    assert capsys.readouterr().err == ""  # a command shorter than the interval: no line
+    t.t0 -= 11  # the command goes on past it
+    t.tick()
+    t.tick()
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1 and said[0].startswith("bar-steps: 1,000 of 1,000 (100%)"), said
+    t.done()
+    assert capsys.readouterr().err.rstrip().endswith(", done")
+
+
 def test_long_work_prints_progress_lines_where_stderr_is_not_a_terminal(tmp_path):
     """Under CI or nohup there are no progress bars: a line every progress_seconds with
     counts, rate and ETA, and a last one saying done; 0 turns them off."""
