@@ -298,10 +298,12 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
         )
     if isinstance(exc, OSError):
         fix = _OS_FIXES.get(exc.errno or 0, "")
+        where = f" ({exc.filename})" if exc.filename else ""
+        if exc.filename and exc.filename2:  # a rename: the folder refusing may be either's
+            # (QA 2026-12-07: a results folder made read-only was said as the temp file)
+            where = f" (moving {exc.filename} into {os.path.dirname(str(exc.filename2))})"
         return StoreError(
-            f"{context}: {exc.strerror or exc}"
-            + (f" ({exc.filename})" if exc.filename else "")
-            + (f". Fix: {fix}" if fix else "")
+            f"{context}: {exc.strerror or exc}{where}" + (f". Fix: {fix}" if fix else "")
         )
     return InternalError(f"{context}: {name}: {exc}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 
 import lmdb
 import pyarrow as pa
@@ -70,3 +71,19 @@ def test_bad_input_message_names_everything():
                         value=-1.0, fix="prices must be > 0")
     assert str(e) == ("a.csv, line 7: close is not positive; instrument 'X'; value -1.0. "
                       "Fix: prices must be > 0")
+
+
+def test_a_rename_refused_names_the_folder_it_went_to(tmp_path):
+    """QA 2026-12-07: a results folder made read-only was said as the temp file alone."""
+    import errno
+
+    import incbt
+    from incbt.errors import map_dependency_error
+
+    s = incbt.init(str(tmp_path / "s"))
+    src = os.path.join(s.path, "tmp", "results-daily-0000000002.parquet.tmp")
+    dst = os.path.join(s.path, "results", "daily", "0000000002.parquet")
+    said = str(map_dependency_error(PermissionError(errno.EACCES, "Permission denied", src,
+                                                    None, dst), "incbt"))  # fmt: skip
+    assert f"(moving {src} into {os.path.dirname(dst)})" in said, said
+    assert "must be writable by this user" in said, said
