@@ -392,10 +392,10 @@ def register_many(
                 "over bars returning an `instrument` column, or leave it out for every "
                 "instrument"
             )
-        if not every_instrument(instruments):
+        if instruments is not None:  # a list, or "all" (QA 2026-12-07: taken with it)
             raise UsageError(
-                "give either --instruments or --universe (instruments= or universe= in "
-                "Python), not both"
+                "give one of --instruments, --all or --universe (instruments= or universe= "
+                "in Python), not both"
             )
         try:
             t = store.sql(universe_sql)
@@ -421,7 +421,8 @@ def register_many(
                     "instrument FROM bars WHERE ...), leaving NULLs out"
                 )
         universe: list[str] | str = sorted(set(got))
-        _known_instruments(universe, known, "--universe SQL returned ")
+        # one `incbt remove` took whole is known, as in a list (QA 2026-12-07: refused)
+        _known_instruments(universe, known, "--universe SQL returned ", removed=removed)
     elif every_instrument(instruments):
         universe = "all"
     else:

@@ -502,3 +502,23 @@ def test_a_dry_run_s_run_says_why_it_has_no_rows(filled):
     dry = filled.backtest("sma_cross", {"fast": 3, "slow": 33}, dry_run=True)
     assert dry.daily.num_rows == 0
     assert dry.why_empty().startswith("it is not registered: a dry run computes and stores")
+
+
+def test_universe_with_instruments_all_and_a_removed_instrument(tmp_path):
+    """QA 2026-12-07: instruments="all" with universe= ran the universe (the CLI refuses
+    --all --universe); a universe naming an instrument `incbt remove` took whole was
+    refused as unknown, where a list naming it is taken."""
+    generate(str(tmp_path / "d"), instruments=3, days=3, start="2024-01-01", seed=1)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    q = "SELECT DISTINCT instrument FROM bars WHERE instrument < 'S0002'"
+    with pytest.raises(E.UsageError, match="give one of --instruments, --all or --universe"):
+        s.backtest("sma_cross", {"fast": 2, "slow": 5}, instruments="all", universe=q,
+                   dry_run=True)  # fmt: skip
+    s.remove(["S0002"])
+    listed = s.backtest("sma_cross", {"fast": 2, "slow": 5}, instruments=["S0001", "S0002"],
+                        dry_run=True)  # fmt: skip
+    named = s.backtest("sma_cross", {"fast": 2, "slow": 5},
+                       universe="SELECT 'S0001' AS instrument UNION SELECT 'S0002'",
+                       dry_run=True)  # fmt: skip
+    assert named.run_id == listed.run_id
