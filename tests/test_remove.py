@@ -340,3 +340,19 @@ def test_an_ingest_writes_again_a_damaged_file_of_the_same_content(data, tmp_pat
     assert s.verify_bars().ok
     runs(s)
     assert s.verify().ok
+
+
+def test_an_instrument_named_with_no_day_in_the_range_stops_the_remove(tmp_path):
+    """QA 2026-12-07: `remove S0006 S0000 --from D --to D` removed S0000's day and said
+    nothing of S0006, which held none there (a typo among several names passed over)."""
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-01-01", seed=1)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    s.remove(["S0001"], start="2024-01-02", end="2024-01-02")  # S0001: none that day now
+    before = tree_state(s.path)
+    with pytest.raises(incbt.NotFoundError,
+                       match=r"no bars of S0001 from 2024-01-02 to 2024-01-02: nothing was "
+                             r"removed \(of the others either\)"):  # fmt: skip
+        s.remove(["S0000", "S0001"], start="2024-01-02", end="2024-01-02")
+    assert tree_state(s.path) == before
+    assert s.remove(["S0000"], start="2024-01-02", end="2024-01-02").days_removed == 1

@@ -1909,16 +1909,25 @@ def remove_days(
                     and not cat.day_index(txn, inst, hi + 1, _AFTER_ANY_DAY).days.size
                 ):
                     summary.emptied.append(inst)
-        if not changes:
+        # every instrument named must have days there: one without (a typo among several,
+        # say) was passed over while the others' days went (QA 2026-12-07)
+        hit = {c[0] for c in changes}
+        none = sorted(i for i in ranges if i not in hit)
+        if none:
             whole = (iso_to_day("0001-01-01"), _AFTER_ANY_DAY)
             shown = ", ".join(
-                i if (a, b) == whole else f"{i} from {day_to_iso(a)} to {day_to_iso(b)}"
-                for i, (a, b) in sorted(ranges.items())[:5]
-            )
+                i
+                if ranges[i] == whole
+                else f"{i} from {day_to_iso(ranges[i][0])} to {day_to_iso(ranges[i][1])}"
+                for i in none[:5]
+            ) + (f" and {len(none) - 5} more" if len(none) > 5 else "")
             raise NotFoundError(
-                f"the store holds no bars of {shown}: nothing to remove "
-                '(`incbt query "SELECT instrument, min(date), max(date) FROM bars GROUP BY '
-                'instrument"` lists what it holds)'
+                f"the store holds no bars of {shown}: nothing "
+                + ("to remove" if not changes else "was removed (of the others either)")
+                + ' (`incbt query "SELECT instrument, min(date), max(date) FROM bars GROUP '
+                'BY instrument"` lists what it holds). Fix: leave '
+                + ("them" if len(none) > 1 else "it")
+                + " out, or give the days it holds"
             )
         summary.days_removed = len(changes)
         summary.files_written = len(plans)
