@@ -149,24 +149,10 @@ def _root(
 def _unknown_variables() -> None:
     """An ``INCBT_`` variable incbt does not read is said, with the closest it reads
     (QA 2026-12-06: a misspelled one, INCBT_LOCK_TIMOUT say, was ignored without a word)."""
-    import difflib
+    from incbt.settings import unknown_variables
 
-    from incbt.settings import SETTINGS
-
-    known = {"INCBT_STORE", "INCBT_QUERIES"} | {f"INCBT_{x.name.upper()}" for x in SETTINGS}
-    for var in sorted(k for k in os.environ if k.startswith("INCBT_") and k not in known):
-        close = [
-            f"INCBT_{m}"
-            for m in difflib.get_close_matches(var[6:], sorted(k[6:] for k in known), n=1)
-        ]
-        err_console.print(
-            styled(
-                f"[yellow]note:[/yellow] {var} is not a variable incbt reads"
-                + (f"; did you mean {close[0]}?" if close else "")
-                + " (`incbt settings` lists the settings and their variables)"
-            ),
-            highlight=False,
-        )
+    for line in unknown_variables():
+        err_console.print(styled(f"[yellow]note:[/yellow] {line}"), highlight=False)
 
 
 class _BarsIfNeeded:

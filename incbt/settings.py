@@ -292,3 +292,24 @@ def resolve(name: str, stored: dict[str, Any] | None = None, explicit: Any = Non
     if env is not None:
         return env
     return BY_NAME[name].default
+
+
+def unknown_variables() -> list[str]:
+    """A line for each ``INCBT_`` variable of the environment incbt does not read, with
+    the closest it reads (a misspelled one was ignored without a word: QA 2026-12-06 in
+    the CLI, 2026-12-07 in Python)."""
+    import difflib
+
+    known = {"INCBT_STORE", "INCBT_QUERIES"} | {f"INCBT_{x.name.upper()}" for x in SETTINGS}
+    out = []
+    for var in sorted(k for k in os.environ if k.startswith("INCBT_") and k not in known):
+        close = [
+            f"INCBT_{m}"
+            for m in difflib.get_close_matches(var[6:], sorted(k[6:] for k in known), n=1)
+        ]
+        out.append(
+            f"{var} is not a variable incbt reads"
+            + (f"; did you mean {close[0]}?" if close else "")
+            + " (`incbt settings` lists the settings and their variables)"
+        )
+    return out

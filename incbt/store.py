@@ -643,6 +643,9 @@ class Store:
         self.settings_stored = {k: meta[k] for k in settings_mod.BY_NAME if k in meta}
         for line in settings_mod.ignored_env(self.settings_stored):
             warnings.warn(line, UserWarning, stacklevel=3)
+        if not incbt_ends_with_command():  # the CLI says them as notes, once
+            for line in settings_mod.unknown_variables():
+                warnings.warn(line, UserWarning, stacklevel=3)
 
     def close(self) -> None:
         """Close the store in this process: its catalog's files and memory map, which

@@ -671,3 +671,13 @@ def test_a_writer_waiting_on_a_thread_of_its_own_process_says_so(tmp_path, monke
         t.start()
         t.join(60)
     assert len(said) == 1 and "being written by another thread of this process (pid" in said[0]
+
+
+def test_a_misspelled_variable_is_said_in_python_too(tmp_path, monkeypatch):
+    """QA 2026-12-07: the CLI said a misspelled INCBT_ variable, Python nothing (the
+    default taken without a word)."""
+    s = incbt.init(str(tmp_path / "s"))
+    monkeypatch.setenv("INCBT_THREAD", "2")
+    with pytest.warns(UserWarning, match=r"INCBT_THREAD is not a variable incbt reads; did "
+                                         r"you mean INCBT_THREADS\?"):  # fmt: skip
+        incbt.open(s.path)
