@@ -233,6 +233,12 @@ BARS_LOST_FIX = (
 )
 
 
+EMFILE_FIX = (
+    "Fix: close the stores this process no longer uses (store.close()), or raise its limit "
+    "(ulimit -n)"
+)
+
+
 def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     """Map an error raised by a dependency to the incbt tree.
 
@@ -247,10 +253,8 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     if full is not None:
         return full
     if getattr(exc, "errno", None) == errno.EMFILE or "Too many open files" in str(exc):
-        return SetupError(  # QA 2026-12-07: said as a failing query's expression
-            f"{context}: this process has too many files open ({exc}). Fix: close the "
-            "stores it no longer uses (store.close()), or raise its limit (ulimit -n)"
-        )
+        # QA 2026-12-07: said as a failing query's expression
+        return SetupError(f"{context}: this process has too many files open ({exc}). {EMFILE_FIX}")
     if isinstance(exc, UnicodeEncodeError):  # text an encoding cannot spell (QA: exit 3)
         import codecs
         import sys
@@ -330,15 +334,20 @@ STDOUT = "<standard output>"
 OUTPUTS: dict[str, bool] = {}
 
 
+def is_full_disk(exc: BaseException) -> bool:
+    """The error says the disk (or a quota) is full, whoever raised it: Python's and
+    Arrow's errno, LMDB's and the kernel's words."""
+    text = str(exc)
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or (
+        "No space left on device" in text or "Disk quota exceeded" in text
+    )
+
+
 def _disk_full(exc: BaseException, context: str) -> SetupError | None:
     """A full disk (or quota), whoever said it (Python, Arrow's "[errno 28]", LMDB's
     DiskError): one line naming the file where known and the fix; before, "incbt: No
     space left on device" or Arrow's words alone (QA 2026-12-06)."""
-    code = getattr(exc, "errno", None)
-    text = str(exc)
-    if code not in (errno.ENOSPC, errno.EDQUOT) and not (
-        "No space left on device" in text or "Disk quota exceeded" in text
-    ):
+    if not is_full_disk(exc):
         return None
     where = _filename(exc)
     at = "" if context == "incbt" else f"{context}: "

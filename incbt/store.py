@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import errno
 import functools
 import os
 import shlex
@@ -57,6 +56,7 @@ from incbt.errors import (
     UsageError,
     disk_full,
     flag,
+    is_full_disk,
     lost_file_fix,
     mapping,
     names,
@@ -499,22 +499,15 @@ def _create(path: str, wanted: dict[str, Any]) -> None:
 
 
 def _full(exc: Exception, where: str) -> bool:
-    """The error is a full disk's, whoever said it: ENOSPC, LMDB's words for it, or an
-    I/O error of a disk with (almost) no room left."""
-    from incbt.catalog.env import FULL_DISK_BYTES
+    """The error is a full disk's, whoever said it: ENOSPC, LMDB's words for it, an I/O
+    error of a disk with (almost) no room left (``where``'s), or incbt's own."""
+    from incbt.catalog.env import full_disk_free
 
-    text = str(exc)
-    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text:
-        return True
-    if getattr(exc, "full_disk", None) is not None:
-        return True
-    if "Input/output error" not in text:
-        return False
-    try:
-        st = os.statvfs(where)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < FULL_DISK_BYTES
+    return (
+        is_full_disk(exc)
+        or getattr(exc, "full_disk", None) is not None
+        or full_disk_free(exc, where) is not None
+    )
 
 
 def _store_path(path: Any) -> str:

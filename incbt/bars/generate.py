@@ -16,7 +16,6 @@ a vendor-style correction of a day: a few bars nudged, volumes restated.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 from collections.abc import Sequence
 
@@ -26,7 +25,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from incbt.bars.schema import NS_PER_DAY, day_to_iso, iso_to_day
-from incbt.errors import SetupError, UsageError, UserError, text, whole
+from incbt.errors import SetupError, UsageError, UserError, is_full_disk, text, whole
 from incbt.progress import NULL, Reporter
 
 BARS_PER_DAY = 390
@@ -286,9 +285,7 @@ def generate(
                 writer.close()
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        if isinstance(exc, OSError) and (
-            exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)
-        ):
+        if isinstance(exc, OSError) and is_full_disk(exc):
             raise SetupError(
                 f"the disk holding {out} is full: {path} could not be written (the "
                 f"{len(written) - 1} file(s) before it are whole). Fix: free space on that "

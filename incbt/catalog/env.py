@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import lmdb
 
-from incbt.errors import CatalogError, SetupError, StoreError, disk_full
+from incbt.errors import CatalogError, SetupError, StoreError, disk_full, is_full_disk
 
 # a commit failing with an "Input/output error" on a disk with less room than this is
 # taken for the full disk it is (LMDB's short write), not a failing disk
@@ -401,20 +401,29 @@ class Env:
         where a write came up short on a disk that filled up, "Input/output error" (QA
         2026-12-06: read as a failing disk). Said as the full disk it is (the commit did
         not happen: the catalog is as it was), else None."""
-        text = str(exc)
-        if "No space left" not in text and "Input/output error" not in text:
+        free = full_disk_free(exc, self.path)
+        if free is None:
             return None
-        try:
-            st = os.statvfs(self.path)
-            free = st.f_bavail * st.f_frsize
-        except OSError:
-            return None
-        if "No space left" not in text and free >= FULL_DISK_BYTES:
-            return None  # an I/O error of a disk with room: said as it is
         return disk_full(f" (the store's catalog, {self.path}: {free:,} bytes free)")
 
     def size_bytes(self) -> int:
         return os.path.getsize(os.path.join(self.path, "data.mdb"))
+
+
+def full_disk_free(exc: BaseException, path: str) -> int | None:
+    """The bytes free on ``path``'s disk where ``exc`` is a full disk's: said so, or an
+    "Input/output error" of a disk with less than ``FULL_DISK_BYTES`` free (a write come
+    up short on a disk that filled up); None otherwise (an I/O error of a disk with room
+    is said as it is), or where the disk cannot be asked."""
+    said = is_full_disk(exc)
+    if not said and "Input/output error" not in str(exc):
+        return None
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    return free if said or free < FULL_DISK_BYTES else None
 
 
 def open_env(path: str, map_size_mb: float = 256) -> Env:

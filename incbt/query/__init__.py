@@ -32,7 +32,7 @@ import pyarrow.fs as pafs
 
 from incbt.bars.schema import BARS_SCHEMA
 from incbt.catalog import CHANGE_KINDS, Catalog, FileRecord, FileSpan
-from incbt.errors import QueryError, UsageError, lost_file_fix
+from incbt.errors import EMFILE_FIX, QueryError, UsageError, lost_file_fix
 from incbt.results.metrics import metrics_table
 from incbt.settings import usable_cores
 
@@ -914,10 +914,7 @@ def _sql_fix(error: str) -> str:
     """The fix for a query that failed on its own terms (QA 2026-12-07: a division by
     zero, a cast or an unknown column said DataFusion's words alone, no fix)."""
     if "Too many open files" in error:  # the process's, not the query's (QA 2026-12-07)
-        return (
-            ". Fix: this process has too many files open: close the stores it no longer "
-            "uses (store.close()), or raise its limit (ulimit -n)"
-        )
+        return f". {EMFILE_FIX}"
     if "Divide by zero" in error:
         return ". Fix: guard the divisor: x / NULLIF(y, 0) is NULL where y is 0"
     if "Error parsing timestamp" in error:
