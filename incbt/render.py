@@ -225,9 +225,9 @@ def _cell(v: Any) -> str:
     if isinstance(v, datetime.datetime):  # with its zone when it has one (events: UTC)
         zone = v.tzname() if v.tzinfo is not None else None
         return v.strftime("%Y-%m-%d %H:%M:%S") + (f" {zone}" if zone else "")
-    if isinstance(v, bytes):
-        return v.hex()
-    if isinstance(v, list | dict):  # a list (array_agg), a struct: as JSON writes them
+    if isinstance(v, bytes | pa.MonthDayNano):  # hex, ISO 8601: as JSON writes them
+        return _json_value(v)  # type: ignore[no-any-return]
+    if isinstance(v, list | dict):  # a list (array_agg), a struct, a map: JSON text
         return json.dumps(v, default=_json_value)
     return str(v)
 
@@ -472,13 +472,7 @@ def _as_text_where_csv_cannot(table: pa.Table, which: Any = _csv_cannot) -> pa.T
     for k, field in enumerate(table.schema):
         if which(field.type):
             col = table.column(k)
-            text = [
-                None if v is None else
-                _iso_interval(v) if isinstance(v, pa.MonthDayNano) else
-                v.hex() if isinstance(v, bytes) else
-                json.dumps(v, default=_json_value)
-                for v in col.to_pylist()
-            ]  # fmt: skip
+            text = [None if v is None else _cell(v) for v in col.to_pylist()]
             table = table.set_column(k, field.name, pa.array(text, pa.string()))
     return table
 
