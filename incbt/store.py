@@ -510,6 +510,11 @@ def _full(exc: Exception, where: str) -> bool:
     )
 
 
+def _hex(text: str) -> bool:
+    """Lowercase hex digits only: a run id, or its prefix."""
+    return all(c in "0123456789abcdef" for c in text)
+
+
 def _store_path(path: Any) -> str:
     """A store's path as text, or a UsageError naming what was given instead (QA
     2026-12-06: ``incbt.open(123)`` and ``incbt.open(store)`` were TypeErrors)."""
@@ -1441,11 +1446,7 @@ class Store:
         with self.catalog.env.read() as txn:
             # a whole id is one read; a prefix reads every record (16,000 runs: ~0.15 s)
             key = run_id.strip().lower()
-            whole = (
-                rc.get_run(self.catalog, txn, key)
-                if len(key) == 16 and all(c in "0123456789abcdef" for c in key)
-                else None
-            )
+            whole = rc.get_run(self.catalog, txn, key) if len(key) == 16 and _hex(key) else None
             found = whole or rc.by_prefix(rc.runs(self.catalog, txn), run_id)
         if found.dropped_seq is not None:  # named, but not there any more
             raise rc.dropped(found)
@@ -1535,7 +1536,7 @@ class Store:
             ids = []  # 2026-12-07: a prefix gave empty tables, "zzzz" Python's ValueError)
             for r in names(runs, "runs"):
                 key = r.strip().lower()
-                if not key or len(key) > 16 or any(c not in "0123456789abcdef" for c in key):
+                if not key or len(key) > 16 or not _hex(key):
                     raise UsageError(
                         f"runs: {r!r} is not a run id (`incbt query 'SELECT run_id FROM "
                         "runs'` lists them)"
