@@ -1278,6 +1278,8 @@ def commit(
                 rc.portfolio_dirty_from(cat, txn, rid, day)
         prev_days: dict[tuple[str, int], int | None] = {}  # a memo shared by the runs
         reader = DailyRows(root, cat, txn, sorted(by_run))  # stored rows, shared too
+        # each run's portfolio snapshot days, in one walk (no run below touches another's)
+        pf_kept = rc.snapshot_days_many(cat, txn, sorted(by_run), PORTFOLIO)
         for rid, fresh in sorted(by_run.items()):
             run_rec = rc.get_run(cat, txn, rid)
             assert run_rec is not None
@@ -1300,9 +1302,9 @@ def commit(
                 (folded or {}).get(rid),
                 reader=reader,
             )
-            kept = rc.snapshot_days(cat, txn, rid, PORTFOLIO)
+            kept = pf_kept[rid]
             before = [d for d in kept if d < pf_from][-(keep + RECENT_BLOCK) :]
-            rc.delete_snapshots_from(cat, txn, rid, PORTFOLIO, pf_from)
+            rc.delete_snapshots(cat, txn, rid, PORTFOLIO, [d for d in kept if d >= pf_from])
             mask = retained(days, keep)
             rc.put_snapshots(cat, txn, rid, PORTFOLIO, days[mask], acc[mask])
             rc.delete_snapshots(cat, txn, rid, PORTFOLIO, fallen_out(before, days, keep))

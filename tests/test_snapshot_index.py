@@ -77,6 +77,16 @@ def test_snapshot_reads_and_deletes_match_a_model(
                         else:
                             assert got is not None and got[0] == want, (run, inst, before)
                             assert np.array_equal(got[1], _value(run, inst, want))
+            # every run's days of an instrument in one walk, stepping and seeking
+            was = rc.SEEKS_OVER_STEPS
+            try:
+                for rc.SEEKS_OVER_STEPS in sorted({0, seeks, was}):
+                    for inst in INSTS:
+                        assert rc.snapshot_days_many(cat, txn, RUNS, inst) == {
+                            run: sorted(model.get((run, inst), ())) for run in RUNS
+                        }
+            finally:
+                rc.SEEKS_OVER_STEPS = was
             # the planner's bulk read: the pairs seq, and the latest snapshot of every
             # listed pair and portfolio (an instrument pair without a pairs entry has none)
             seqs, snaps = rc.pair_states_many(cat, txn, {r: INSTS for r in RUNS})

@@ -397,9 +397,18 @@ def put_snapshots(
     states: np.ndarray,
 ) -> None:
     """Put one state row per day (days ascending)."""
-    db = _db(cat, "snaps")
-    for d, row in zip(days.tolist(), states, strict=True):
-        txn.put(snap_key(run_id, instrument, d), row.astype(np.float64).tobytes(), db=db)
+    prefix, run = _inst_prefix(instrument), run_key(run_id)
+    rows = np.ascontiguousarray(states, dtype=np.float64)
+    if len(rows) != len(days):
+        raise ValueError(f"{len(days)} days and {len(rows)} states")
+    size = rows.shape[1] * 8 if rows.ndim == 2 else 0
+    flat = rows.tobytes()
+    items = [
+        (prefix + _U32.pack(d + DAY_OFFSET) + run, flat[j * size : (j + 1) * size])
+        for j, d in enumerate(days.tolist())
+    ]
+    with txn.cursor(_db(cat, "snaps")) as cur:
+        cur.putmulti(items)
 
 
 def put_task(
@@ -505,46 +514,76 @@ SEEKS_OVER_STEPS = 4
 def delete_snapshots_from_many(
     cat: Catalog, txn: lmdb.Transaction, run_ids: Iterable[str], instrument: str, first_day: int
 ) -> int:
-    """:func:`delete_snapshots_from` for several runs of one instrument, day by day from
-    ``first_day`` on: a day's keys (side by side, whatever the run) are stepped over,
-    deleting those of these runs, until the steps cost more than a seek per run would;
-    the rest of that day is then done by a seek per run. Stepping alone visited every
-    run's keys (QA 2026-12-07: a fork's commit in a store of 800 runs walked 4.35 M keys,
-    60% of its time, more with every run the store held); seeking alone costs a seek per
-    run and day where these runs are most of a day's keys (a drop of a sweep)."""
+    """:func:`delete_snapshots_from` for several runs of one instrument (see
+    :func:`_walk_runs` for how their keys are found)."""
+    with txn.cursor(_db(cat, "snaps")) as cur:
+        return sum(1 for _ in _walk_runs(cur, run_ids, instrument, first_day, delete=True))
+
+
+def snapshot_days_many(
+    cat: Catalog, txn: lmdb.Transaction, run_ids: Iterable[str], instrument: str
+) -> dict[str, list[int]]:
+    """:func:`snapshot_days` of several runs of one instrument, by run id (every run
+    given, ``[]`` for one without a snapshot), in one walk (see :func:`_walk_runs`):
+    a commit of a wide sweep listed each run's portfolio days with a seek a day (QA
+    2026-12-07: 2.1 s of a 16,000-point sweep's commit)."""
+    ids = list(run_ids)
+    out: dict[bytes, list[int]] = {run_key(r): [] for r in ids}
+    with txn.cursor(_db(cat, "snaps")) as cur:
+        for day, run in _walk_runs(cur, ids, instrument, ALL_SNAP_DAYS, delete=False):
+            out[run].append(_U32.unpack(day)[0] - DAY_OFFSET)
+    return {r: out[run_key(r)] for r in ids}
+
+
+ALL_SNAP_DAYS = -DAY_OFFSET  # the first day a snapshot key can hold
+
+
+def _walk_runs(
+    cur: Any, run_ids: Iterable[str], instrument: str, first_day: int, *, delete: bool
+) -> Iterator[tuple[bytes, bytes]]:
+    """The snapshot keys of these runs on one instrument from ``first_day`` on, as
+    (day, run) as keyed, day by day (runs in key order within a day); each deleted
+    first if ``delete``. A day's keys (side by side, whatever the run) are stepped over
+    until the steps cost more than a seek per run would; the rest of that day is then
+    done by a seek per run. Stepping alone visited every run's keys (QA 2026-12-07: a
+    fork's commit in a store of 800 runs walked 4.35 M keys, 60% of its time, more with
+    every run the store held); seeking alone costs a seek per run and day where these
+    runs are most of a day's keys (a drop of a sweep, a commit of one)."""
     runs = {run_key(r) for r in run_ids}
     if not runs:
-        return 0
+        return
     prefix = _inst_prefix(instrument)
     p = len(prefix)
     rlen = len(next(iter(runs)))  # run ids are all of one length
     width = p + 4 + rlen
     mine = sorted(runs)
     budget = SEEKS_OVER_STEPS * len(runs)
-    n = 0
-    with txn.cursor(_db(cat, "snaps")) as cur:
-        ok = cur.set_range(prefix + _U32.pack(first_day + DAY_OFFSET))
-        while ok:
-            k = cur.key()
-            if not k.startswith(prefix):
-                break
-            at = k[: p + 4]  # this day's keys
-            steps = 0
-            while ok and k.startswith(at) and steps <= budget:
-                if len(k) == width and k[-rlen:] in runs:
+    ok = cur.set_range(prefix + _U32.pack(first_day + DAY_OFFSET))
+    while ok:
+        k = cur.key()
+        if not k.startswith(prefix):
+            return
+        at = k[: p + 4]  # this day's keys
+        steps = 0
+        while ok and k.startswith(at) and steps <= budget:
+            if len(k) == width and (r := k[-rlen:]) in runs:
+                if delete:
                     ok = cur.delete()  # the cursor moves to the next key
-                    n += 1
+                    yield at[p:], r
                 else:
+                    yield at[p:], r
                     ok = cur.next()
-                steps += 1
-                k = cur.key() if ok else b""
-            if ok and k.startswith(at):  # a day of many keys: its rest by seeks
-                for r in mine:
-                    if at + r >= k and cur.set_key(at + r):
+            else:
+                ok = cur.next()
+            steps += 1
+            k = cur.key() if ok else b""
+        if ok and k.startswith(at):  # a day of many keys: its rest by seeks
+            for r in mine:
+                if at + r >= k and cur.set_key(at + r):
+                    if delete:
                         cur.delete()
-                        n += 1
-                ok = cur.set_range(prefix + _next_day(at[p:]))
-    return n
+                    yield at[p:], r
+            ok = cur.set_range(prefix + _next_day(at[p:]))
 
 
 def snapshot_days(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> list[int]:
