@@ -170,7 +170,8 @@ def _number(s: Setting, raw: Any) -> Any:
     if isinstance(raw, str):
         text = raw.strip()
         with contextlib.suppress(ValueError):
-            value = int(text) if s.type is int else float(text)
+            # not "1_000": Python reads it as 1000, which `-p` and `-g` refuse (QA)
+            value = None if "_" in text else (int(text) if s.type is int else float(text))
     elif isinstance(raw, numbers.Integral) and not isinstance(raw, bool):
         value = int(raw)
         if s.type is float:

@@ -93,7 +93,8 @@ def test_a_missing_file_inside_a_store_is_still_the_stores(filled):
 
 @pytest.mark.parametrize("name", [s.name for s in settings_mod.SETTINGS
                                   if s.type in (int, float)])
-@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "1e400", "99999999999999999999", "x"])
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "1e400", "99999999999999999999", "x",
+                                 "1_0"])  # 1_0: Python reads 10, `-p` refuses it
 def test_numeric_settings_are_finite_and_in_range(name, raw):
     with pytest.raises(incbt.UsageError, match=rf"setting {name}=.*Fix: give a"):
         settings_mod.parse(name, raw)
