@@ -297,6 +297,32 @@ def test_verify_of_a_chain_of_forks_computes_each_link_once(tmp_path, data):
     assert s.verify([cur]).ok
 
 
+@pytest.mark.parametrize("per_query", [1, 2, 256])
+def test_verify_of_forks_in_groups_names_the_fork_a_tampered_fill_belongs_to(
+        tmp_path, data, monkeypatch, per_query):
+    """Forks' fresh results are compared a group at a time (one query a table for up to
+    FORKS_A_QUERY forks: three a fork were most of a fork's verify); a difference is
+    still the tampered fork's alone, whatever the group it falls in."""
+    from test_update import _tamper_fill
+
+    from incbt import update as update_mod
+
+    monkeypatch.setattr(update_mod, "FORKS_A_QUERY", per_query)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "all"))
+    base = s.backtest("sma_cross", {"fast": 3, "slow": 20})
+    forks = [s.backtest(None, {"fast": 4 + k}, fork_of=base.run_id, effective="2024-03-07")
+             for k in range(4)]
+    chained = s.backtest(None, {"fast": 2}, fork_of=forks[1].run_id, effective="2024-03-11")
+    assert s.verify().ok
+    victim = forks[2].run_id
+    _tamper_fill(s, victim, "qty", -1, lambda q: 2 * q, newest=True)  # the live file
+    bad = s.verify()
+    assert not bad.ok and bad.runs == 6
+    assert [(d.run_id, d.table, d.column) for d in bad.differences] == [(victim, "fills", "qty")]
+    assert s.verify([chained.run_id, forks[3].run_id]).ok
+
+
 def test_a_fork_effective_on_a_day_without_bars_says_its_first_day(tmp_path, data):
     """2024-03-09 is a Saturday: the fork computes from Monday, and says so (a fork
     effective Monday is another run with the same results: QA 2026-12-06)."""

@@ -125,13 +125,14 @@ def test_verify_does_not_compare_runs_an_update_would_compute(world):
     assert s.verify().ok and s.verify([one]).runs == 1
 
 
-def _tamper_fill(s, run_id: str, column: str, which: int, change) -> None:
+def _tamper_fill(s, run_id: str, column: str, which: int, change, newest: bool = False) -> None:
     """Change ``column`` of one fill of a run (its ``which``-th in the first file holding
-    any) in the stored result file, behind the catalog's back."""
+    any, or the newest: the one a compaction wrote) in the stored result file, behind
+    the catalog's back."""
     import pyarrow as pa
 
     fills_dir = os.path.join(s.path, "results", "fills")
-    for name in sorted(os.listdir(fills_dir)):
+    for name in sorted(os.listdir(fills_dir), reverse=newest):
         path = os.path.join(fills_dir, name)
         t = pq.read_table(path)
         rows = np.flatnonzero(t.column("run_id").to_numpy(zero_copy_only=False) == run_id)
