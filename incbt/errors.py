@@ -37,6 +37,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import sys
 import unicodedata
 from collections.abc import Mapping
 
@@ -582,3 +583,30 @@ def text(value: object, what: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise UsageError(f"{what}: give a string, not {value!r}")
     return value
+
+
+# QA 2026-12-07: under NUMBA_DISABLE_JIT=1 every step raised in plain Python, which was
+# recorded as each strategy failing: an update dropped the stored days of every pair (a
+# pair holds all its days or none) and verify called a sound store corrupt
+NO_JIT = (
+    "NUMBA_DISABLE_JIT is set: incbt runs strategies only as compiled Numba kernels (the "
+    "engine's loop with the step inlined), never as plain Python. Nothing was computed or "
+    "changed. Fix: unset it (`env -u NUMBA_DISABLE_JIT incbt ...`); to debug a step, call "
+    "its Python function (`strategy.py_step`) on your own arrays"
+)
+
+
+def refuse_without_jit() -> None:
+    """Raise SetupError when Numba's JIT is off (``NUMBA_DISABLE_JIT``): called before a
+    command computes or ingests anything (here: no import to interrupt), and again as a
+    kernel loads (``incbt.engine.kernel``)."""
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        off = bool(numba.config.DISABLE_JIT)
+    else:  # as Numba reads it, without its import (~0.2 s)
+        try:
+            off = bool(int(os.environ.get("NUMBA_DISABLE_JIT") or 0))
+        except ValueError:
+            off = False
+    if off:
+        raise SetupError(NO_JIT)

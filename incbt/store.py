@@ -62,6 +62,7 @@ from incbt.errors import (
     names,
     number,
     refuse_store_while_importing,
+    refuse_without_jit,
     text,
     whole,
 )
@@ -336,6 +337,8 @@ def _writes(name: str, computes: bool = False) -> Callable[[F], F]:
         @functools.wraps(fn)
         def inner(*a: Any, **kw: Any) -> Any:
             if computes:
+                if not kw.get("dry_run"):  # before anything is ingested or computed
+                    refuse_without_jit()
                 _first_compute()
             token = _CALL.set(_CALL.get() or name)
             try:
@@ -630,6 +633,10 @@ class Store:
         if version in (1, 2):
             self._upgrade(progress)
             meta["format_version"] = version = FORMAT_VERSION
+        elif version == 3:  # format 4 is 3 said anew: older builds refuse it (see env)
+            if not self.catalog.env.readonly:
+                self.catalog.env.write(self._said_current)
+            meta["format_version"] = version = FORMAT_VERSION
         if version != FORMAT_VERSION:
             raise NotAStoreError(
                 f"{path} is an incbt store of catalog format {version!r}; this incbt reads "
@@ -662,8 +669,13 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _said_current(self, txn: Any) -> None:
+        """Format 3 to 4 (the same tables; see ``incbt.catalog.env.FORMAT_VERSION``)."""
+        if self.catalog.meta(txn).get("format_version") == 3:  # not done by another process
+            self.catalog.put_meta(txn, "format_version", FORMAT_VERSION)
+
     def _upgrade(self, progress: Reporter) -> None:
-        """Formats 1 and 2 to 3, in one transaction (a crash leaves the old format).
+        """Formats 1 and 2 to 4, in one transaction (a crash leaves the old format).
 
         Format 1 kept one file per bucket, a list of one in format 2's encoding;
         format 2 kept snapshots keyed by run first (``snapshots``), format 3 by
@@ -1387,6 +1399,7 @@ class Store:
         """
         from incbt.update import verify
 
+        refuse_without_jit()  # not "differs": the store is not at fault (QA 2026-12-07)
         _first_compute()
         if sweep is not None and not isinstance(sweep, str):
             raise UsageError(f"sweep: give a sweep's name, not {sweep!r}")

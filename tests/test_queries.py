@@ -413,8 +413,8 @@ def test_pnl_by_month_names_months_and_takes_a_run_prefix(results):
                    "--output", "json"])
     assert p.returncode == 0, p.stderr
     assert [json.loads(x)["pnl"] for x in p.stdout.splitlines()] == months["pnl"].to_pylist()
-    p = run_incbt(["--store", s.path, "query", "pnl_by_month", "-p", "run=zz"])
-    assert p.returncode == 1 and "no run 'zz'" in p.stderr
+    p = run_incbt(["--store", s.path, "query", "pnl_by_month", "-p", "run=ZZ"])
+    assert p.returncode == 1 and "no run 'ZZ'" in p.stderr  # as given, not lower-cased
 
 
 def test_an_ambiguous_run_prefix_names_its_runs_and_a_dropped_one_gives_way():

@@ -48,6 +48,33 @@ def test_an_unwritable_numba_cache_is_no_strategy_failure(store, tmp_path):
     assert store.sql("SELECT count(*) AS n FROM daily")["n"][0].as_py() == 2 * 3
 
 
+def test_numba_disable_jit_is_refused_before_anything_is_ingested_or_computed(store, tmp_path):
+    """NUMBA_DISABLE_JIT=1 made every step raise in plain Python, recorded as each strategy
+    failing: an update dropped every pair's stored days for good, verify called a sound
+    store corrupt (QA 2026-12-07). Now each command says the setting and changes nothing;
+    a dry run still says what it would do."""
+    from conftest import tree_state
+
+    store.backtest("sma_cross", {"fast": 3, "slow": 20})
+    generate(str(tmp_path / "new"), instruments=2, days=4, seed=4, from_day="2024-01-04")
+    before = tree_state(store.path)
+    env = _env(INCBT_STORE=store.path, NUMBA_DISABLE_JIT="1")
+    for args in (["update", str(tmp_path / "new")], ["verify"],
+                 ["backtest", "breakout", "-p", "lookback=5"],
+                 ["sweep", "sma_cross", "-g", "fast=3,4", "-g", "slow=20"]):
+        p = run_incbt(args, env=env)
+        assert p.returncode == 1 and "NUMBA_DISABLE_JIT is set" in p.stderr, (args, p.stderr)
+        assert "differs" not in p.stderr and "failed" not in p.stdout, (args, p.stdout)
+        assert tree_state(store.path) == before, args
+    p = run_incbt(["update", "--dry-run", str(tmp_path / "new")], env=env)
+    assert p.returncode == 0, p.stderr
+    assert tree_state(store.path) == before
+    p = run_incbt(["update", str(tmp_path / "new")], env=_env(INCBT_STORE=store.path))
+    assert p.returncode == 0, p.stderr
+    assert store.verify().ok
+    assert store.sql("SELECT count(*) AS n FROM daily")["n"][0].as_py() == 2 * 4
+
+
 def test_a_full_disk_is_said_with_its_fix():
     for exc in (OSError(errno.ENOSPC, "No space left on device", "/x/results/a.parquet"),
                 OSError("Error writing bytes to file. Detail: [errno 28] No space left on "

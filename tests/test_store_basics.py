@@ -362,18 +362,51 @@ def test_a_format_1_store_is_upgraded_and_another_format_refused(tmp_path):
     s.catalog.env.write(lambda txn: s.catalog.put_meta(txn, "format_version", 1))
     s2 = incbt.open(path)
     with s2.catalog.env.read() as txn:
-        assert s2.catalog.meta(txn)["format_version"] == 3
+        assert s2.catalog.meta(txn)["format_version"] == 4
     assert s2.sql("SELECT * FROM bars ORDER BY instrument, ts").equals(before)
     res = s2.ingest(str(tmp_path / "new"))  # a new day: an append file to the old month file
     assert res.days_new == 2 and res.append_files == 2
     assert s2.sql("SELECT count(*) AS n FROM bars").column("n")[0].as_py() == 4 * 2 * 390
 
-    s2.catalog.env.write(lambda txn: s2.catalog.put_meta(txn, "format_version", 99))
+    # a newer format, whose tables may differ (one dropped here): refused, the catalog
+    # left as it was (QA 2026-12-07: the refusal created the tables this incbt knows)
+    def newer(txn):
+        s2.catalog.put_meta(txn, "format_version", 99)
+        txn.drop(s2.catalog.env.db(b"dirty"), delete=True)
+
+    s2.catalog.env.write(newer)
+    s2.close()
+    mdb = os.path.join(path, "catalog", "data.mdb")
+    with open(mdb, "rb") as f:
+        was = f.read()
     with pytest.raises(incbt.errors.NotAStoreError, match="catalog format 99"):
         incbt.open(path)
     p = subprocess.run([sys.executable, "-m", "incbt.cli", "--store", path, "status"],
                        capture_output=True, text=True)  # fmt: skip
     assert p.returncode == 1 and "catalog format 99" in p.stderr and "Fix:" in p.stderr
+    with open(mdb, "rb") as f:
+        assert f.read() == was
+
+
+def test_a_store_of_format_3_is_said_format_4_as_it_opens(tmp_path):
+    """Format 4 is format 3 said anew, so that the builds of 2026-12-03 to 07 (which read
+    "3" but misread the records added since: QA 2026-12-07) refuse a store this incbt
+    opened; this incbt reads a format-3 store as it is."""
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-01-02", seed=5)
+    path = str(tmp_path / "s")
+    s = incbt.init(path)
+    s.ingest(str(tmp_path / "d"))
+    run = s.backtest("sma_cross", {"fast": 3, "slow": 20})
+    daily = s.sql("SELECT * FROM daily ORDER BY instrument, date")
+    with s.catalog.env.read() as txn:
+        assert s.catalog.meta(txn)["format_version"] == 4
+    s.catalog.env.write(lambda txn: s.catalog.put_meta(txn, "format_version", 3))
+    s.close()
+    s2 = incbt.open(path)
+    with s2.catalog.env.read() as txn:
+        assert s2.catalog.meta(txn)["format_version"] == 4
+    assert s2.sql("SELECT * FROM daily ORDER BY instrument, date").equals(daily)
+    assert s2.verify([run.run_id]).ok and not s2.status().stale
 
 
 def _day_digest(t, new) -> str:

@@ -838,7 +838,7 @@ def test_a_format_2_store_is_upgraded_and_updates_as_one_never_in_format_2(world
     up = incbt.open(old)
     cat = up.catalog
     with cat.env.read() as txn:
-        assert cat.meta(txn)["format_version"] == FORMAT_VERSION == 3
+        assert cat.meta(txn)["format_version"] == FORMAT_VERSION == 4
         assert rc.count_snapshots(cat, txn) == n
         assert b"snapshots" not in {k for k, _ in txn.cursor()}  # the old table is gone
         for p, d in days.items():

@@ -43,11 +43,11 @@ from typing import Any, NamedTuple
 import lmdb
 import numpy as np
 
+from incbt.catalog.env import FORMAT_VERSION as FORMAT_VERSION
 from incbt.catalog.env import Env, open_env
 from incbt.errors import CatalogError
 
 DAY_OFFSET = 2**31
-FORMAT_VERSION = 3  # 2: a bucket is a list of files (append files); 3: snapshots by day
 
 DAY_VALUE = struct.Struct(">16sIII16sqq")  # file, rg, offset, rows, hash, first, last
 _CHANGE_VALUE = struct.Struct(">B16s16sI")  # kind, old hash, new hash, rows

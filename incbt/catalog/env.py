@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import lmdb
 
@@ -50,6 +51,30 @@ DBS = (
     b"cuts",  # run id | instrument -> b"": pairs a recomputation may have cut (see runs)
     b"failed",  # run id | instrument -> JSON {seq, through, error}: a strategy error
 )
+
+# The catalog's format. 2: a bucket is a list of files (append files); 3: snapshots by
+# instrument and day; 4: as 3, with the tables and records added from 2026-12-03 to 07
+# (fields, failed, cuts, ...), which the builds of those days, reading "3", misread (QA
+# 2026-12-07: one said a store's forks differed, another replaced every run): a store
+# this incbt opened is refused by them, as by every older build
+FORMAT_VERSION = 4
+
+
+def _newer_format(env: lmdb.Environment) -> Any:
+    """The catalog's format version where it is newer than this incbt reads (else None):
+    read before any table is created, so that a refused store stays as it was."""
+    try:
+        meta = env.open_db(b"meta", create=False)
+    except lmdb.NotFoundError:  # a new catalog
+        return None
+    with env.begin(db=meta) as txn:
+        raw = txn.get(b"format_version")
+    try:
+        version = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None  # said by the store as it opens
+    return version if isinstance(version, int) and version > FORMAT_VERSION else None
+
 
 _ENVS: dict[str, Env] = {}
 _ENVS_LOCK = threading.Lock()
@@ -233,7 +258,10 @@ class Env:
         self._remapping = False
         self._mine = threading.local()  # .n: read transactions open on this thread
         try:
-            for name in DBS:
+            # every table, created where missing (a store of an older incbt), unless the
+            # catalog is of a newer format: the store refuses it and must stay as it was
+            # (QA 2026-12-07: the refusal of a newer format created a table)
+            for name in DBS if _newer_format(self.env) is None else ():
                 self.db(name)
         except BaseException:  # (a full disk: QA 2026-12-07) its files are not held open
             self.env.close()  # by the error's frames, which kept a tmpfs from unmounting

@@ -249,14 +249,15 @@ def by_prefix(records: Iterable[RunRecord], prefix: str) -> RunRecord:
     after a code change, if it is one)."""
     if not prefix.strip():
         raise UsageError("give a run id (or a unique prefix of it), not an empty one")
-    prefix = prefix.strip().lower()  # ids are lower-case hex: 5F2C9E0A is 5f2c9e0a (QA)
+    given = prefix.strip()  # said as given (QA 2026-12-07: it was said lower-cased)
+    prefix = given.lower()  # ids are lower-case hex: 5F2C9E0A is 5f2c9e0a (QA)
     # pasted from `--output csv` (which quotes text) or JSON: the id inside (QA 2026-12-06)
     if len(prefix) > 2 and prefix[0] == prefix[-1] and prefix[0] in "\"'":
         prefix = prefix[1:-1].strip()
     hit = [r for r in records if r.run_id.startswith(prefix)]
     if not hit:
         raise NotFoundError(
-            f'no run {prefix!r} (`incbt query "SELECT run_id, strategy, params FROM runs"` '
+            f'no run {given!r} (`incbt query "SELECT run_id, strategy, params FROM runs"` '
             "lists them; store.runs() in Python)"
         )
     if len(hit) > 1:

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from incbt.engine._breaks import BAD_SIGNAL
-from incbt.errors import SetupError
+from incbt.errors import SetupError, refuse_without_jit
 
 from ._template import KERNEL_SOURCE
 from .errors import StrategyError
@@ -209,6 +209,9 @@ def _write_once(path: Path, text: str) -> None:
 
 
 def _module(strat: Strategy, nrt: bool) -> types.ModuleType:
+    import numba  # here, not at import: `import numba` costs ~0.2 s
+
+    refuse_without_jit()  # the machine's setting, never the strategy's fault
     tag = _tag(strat, nrt)
     with _LOCK:
         mod = _MODULES.get(tag)
@@ -229,8 +232,6 @@ def _module(strat: Strategy, nrt: bool) -> types.ModuleType:
             sys.modules[name] = mod
             spec.loader.exec_module(mod)
             # a dispatcher of its own: one that failed to type without NRT keeps failing
-            import numba  # here, not at import: `import numba` costs ~0.2 s
-
             mod.__dict__["step"] = numba.njit(nogil=True, error_model=strat.error_model)(
                 strat.py_step
             )
