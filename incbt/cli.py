@@ -1398,7 +1398,8 @@ def _print_failures(r: object, dry: bool = False) -> None:
             styled(
                 f"[yellow]{len(skipped)} (run, instrument) pair(s) not recomputed:[/yellow] their "
                 "strategy failed on these bars before, and would again (they are retried when a "
-                "day they read changes; `incbt drop RUN` stops a run you no longer want)"
+                "day they read changes, or by `incbt update --retry-failed`; `incbt drop RUN` "
+                "stops a run you no longer want)"
             ),
             highlight=False,
         )
@@ -1565,6 +1566,15 @@ def update(
         bool,
         typer.Option("--dry-run", help="Say what would be ingested and computed; write nothing."),
     ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Compute again the (run, instrument) pairs whose strategy failed before "
+            "(by default they wait for a change of a day they read), e.g. after a failure "
+            "that was the machine's (memory), not the strategy's.",
+        ),
+    ] = False,
     output: Annotated[
         str,
         typer.Option(
@@ -1610,6 +1620,7 @@ def update(
                 ts_format=ts_format,
                 header=header,
                 decimal=decimal,
+                retry_failed=retry_failed,
             )
     except KeyboardInterrupt as exc:  # after its ingest committed: said (QA 2026-12-06)
         notes = "; ".join(getattr(exc, "__notes__", ()))

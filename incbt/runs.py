@@ -9,6 +9,7 @@ up to date computes only the days its results lack.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import itertools
@@ -552,6 +553,7 @@ class Staleness:
     seq: int  # the event that invalidated it
     resume_day: int | None  # the snapshot day it resumes from (None: from its start)
     removed: bool = False  # the event removed that day (incbt remove), not changed it
+    retried: bool = False  # its strategy failed at event ``seq``: retried as asked
 
 
 def read_mask(strat: Strategy) -> int:
@@ -563,6 +565,14 @@ def read_mask(strat: Strategy) -> int:
     from incbt.execute import task_fields
 
     return field_mask(task_fields(strat))
+
+
+# `store.update(retry_failed=True)` (`incbt update --retry-failed`): the pairs whose
+# strategy failed before are planned as if new, not skipped until a day they read changes
+# (a failure of the machine's, not the strategy's, stays recorded otherwise: QA 2026-12-07)
+RETRY_FAILED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "incbt_retry_failed", default=False
+)
 
 
 def plan_runs(
@@ -662,7 +672,12 @@ def plan_runs(
                     now.append(f"run {rec.run_id}, {inst}: {assume_failed[key]}")
                     continue
                 f = fails.get(key) if fails else None
-                if f is not None:
+                if f is not None and RETRY_FAILED.get():  # asked for: as if never computed
+                    reduced[key] = None
+                    if stale_out is not None:
+                        why = Staleness(rec.run_id, inst, spec.start_day, f["seq"], None)
+                        stale_out.append(dataclasses.replace(why, retried=True))
+                elif f is not None:
                     retry = [
                         (d, q)
                         for q, d, m in changed.get(inst, ())

@@ -1192,10 +1192,13 @@ class Store:
         ts_format: str | None = None,
         header: str | Sequence[str] | None = None,
         decimal: str | None = None,
+        retry_failed: bool = False,
     ) -> UpdateResult:
         """Ingest ``paths`` (if any), then bring every registered run up to date.
         ``columns``, ``tz``, ``join_days``, ``ts_unit``, ``instrument``, ``ts_format``,
-        ``header``, ``decimal``: as for :meth:`ingest`.
+        ``header``, ``decimal``: as for :meth:`ingest`. ``retry_failed``: compute again
+        the (run, instrument) pairs whose strategy failed before, as if new (by default
+        they wait for a change of a day they read: the same bars fail the same way).
 
         Computes exactly the invalid segments (new days, days from a correction or
         a late day on, runs whose strategy code changed). Returns an UpdateResult.
@@ -1211,6 +1214,7 @@ class Store:
         _zone(tz)
         flag(dry_run, "dry_run")
         flag(join_days, "join_days")
+        flag(retry_failed, "retry_failed")
         extra: dict[str, Any] = {
             k: v
             for k, v in (
@@ -1232,7 +1236,15 @@ class Store:
             if paths is None:
                 raise UsageError("join_days applies to the files update ingests: give them")
             extra["join_days"] = True
-        res = update(self, paths, dry_run=dry_run, command=_command(), progress=progress, **extra)
+        from incbt.runs import RETRY_FAILED
+
+        token = RETRY_FAILED.set(retry_failed)
+        try:
+            res = update(
+                self, paths, dry_run=dry_run, command=_command(), progress=progress, **extra
+            )
+        finally:
+            RETRY_FAILED.reset(token)
         from incbt.sweep import unfinished
 
         # said as `incbt update` says it (the API said nothing: QA 2026-12-06)

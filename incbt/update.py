@@ -381,6 +381,8 @@ def _stale_rows(
             if rid in old_of:
                 shown = old_of[rid]
                 reason = "strategy code changed: recomputed from the start as a new run"
+            elif s is not None and s.retried:
+                reason = f"its strategy failed at event {s.seq}: retried (--retry-failed)"
             elif s is not None and s.seq > last_seq:
                 reason = f"the ingest would change {day_to_iso(s.from_day)}"
             elif s is not None:

@@ -966,6 +966,65 @@ def test_a_pair_that_fails_holds_nothing_and_is_retried_only_when_its_bars_chang
     assert rep.ok and not rep.failed
 
 
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
+def test_update_retry_failed_computes_failed_pairs_again(tmp_path, monkeypatch):
+    """A failure that was not the strategy's (a kernel raising once, as a machine short
+    of memory would make it) stayed recorded: every update skipped the pair until a day
+    it read changed, and `drop` was the only way back (QA 2026-12-07). `--retry-failed`
+    computes such pairs again; a pair that fails again is recorded again."""
+    from incbt.engine import kernel
+
+    s, strats, days = _store_with_a_spike(tmp_path, 3)
+    spiked = s.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id
+    real = kernel._resolve
+
+    def broken(strat, which):
+        if strat.name != "sma_cross":
+            return real(strat, which)
+
+        def run(*a):
+            raise RuntimeError("simulated: the machine, not the strategy")
+
+        return run
+
+    def short_of_memory(strat, which):
+        def run(*a):
+            raise MemoryError
+
+        return run
+
+    monkeypatch.setattr(kernel, "_resolve", short_of_memory)  # said, not recorded
+    with pytest.raises(MemoryError):
+        s.backtest("sma_cross", {"fast": 4, "slow": 30})
+    assert s.sql("SELECT count(*) AS n FROM failed")["n"][0].as_py() == 1  # the spike's
+    monkeypatch.setattr(kernel, "_resolve", broken)
+    run = s.backtest("sma_cross", {"fast": 4, "slow": 30})
+    assert len(run.report.errors) == 2 and "simulated" in run.report.errors[0]
+    monkeypatch.setattr(kernel, "_resolve", real)
+    res = s.update()
+    assert res.report.bars_processed == 0 and len(res.report.skipped_failed) == 3
+    assert s.update(dry_run=True).stale == []
+    dry = s.update(dry_run=True, retry_failed=True)
+    assert dry.report.bars_processed == 3 * 3 * 390
+    assert sorted((r.run_id, r.instrument, r.reason.split(":")[1]) for r in dry.stale) == sorted(
+        [(run.run_id, "S0000", " retried (--retry-failed)"),
+         (run.run_id, "S0001", " retried (--retry-failed)"),
+         (spiked, "S0001", " retried (--retry-failed)")])
+    p = run_incbt(["--store", s.path, "update", "--retry-failed"])
+    assert p.returncode == 1, p.stderr  # the spike fails again on S0001, said
+    assert "volume spike" in p.stderr
+    failed = s.sql("SELECT run_id, instrument FROM failed ORDER BY instrument").to_pylist()
+    assert [(r["run_id"], r["instrument"]) for r in failed] == [(spiked, "S0001")]
+    assert not s.update().report.bars_processed  # skipped again, as before
+    f = incbt.init(str(tmp_path / "fresh"))
+    f.ingest(str(tmp_path / "all"))
+    f.backtest("spike", {"n": 10}, strategies_file=str(strats))
+    f.backtest("sma_cross", {"fast": 4, "slow": 30})
+    for q in (DAILY, FILLS, METRICS):
+        assert bits(s.sql(q)).equals(bits(f.sql(q))), q
+    assert s.verify().ok
+
+
 def _store_with_a_spike(tmp_path, n_days: int):
     """A store of 2 instruments whose second day has a volume spike on S0001 (the
     ``spike`` strategy fails there), the strategy's file, and the day files' names."""

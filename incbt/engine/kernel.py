@@ -586,6 +586,13 @@ def _note_fills(strat: Strategy, bar_steps: int, n_fills: int) -> None:
             _FILL_RATE[strat.code_version] = rate
 
 
+# raised through, never recorded as the strategy failing: its own checks, the machine's
+# (SetupError), and memory (QA 2026-12-07: an allocation failing in a step would have
+# been recorded as the strategy failing, and the pair's results dropped until a day it
+# reads changes)
+_NOT_THE_STEPS = (StrategyError, SetupError, MemoryError)
+
+
 def run_segment(
     strat: Strategy,
     params: np.ndarray,
@@ -652,7 +659,7 @@ def run_segment(
             for k in range(n_sets)
         ]
         at = [_error_bar(bad_bar, off, de, k) for k in range(n_sets)]
-    except (StrategyError, SetupError):
+    except _NOT_THE_STEPS:
         raise
     except Exception:
         # a step raised: find out which sets, keep the others (each set is independent)
@@ -663,7 +670,7 @@ def run_segment(
                     strat, run, p[k : k + 1], ex[k : k + 1], t, cols, start, de,
                     st_in[k : k + 1], cap,
                 )  # fmt: skip
-            except (StrategyError, SetupError):
+            except _NOT_THE_STEPS:
                 raise
             except Exception as e:  # noqa: BLE001 - reported per set, not swallowed
                 one_set = (p[k : k + 1], ex[k : k + 1], t, cols, start, de, st_in[k : k + 1])
@@ -821,7 +828,7 @@ def _raising_bar(
         try:
             _run_raw(strat, run, p, ex, t[:mid], [c[:mid] for c in cols], start, ends,
                      st_in, 16)  # fmt: skip
-        except (StrategyError, SetupError):
+        except _NOT_THE_STEPS:
             raise
         except Exception:  # noqa: BLE001 - the failure being located
             hi = mid
@@ -980,7 +987,7 @@ def warmup_replay(
     if n_sets:
         try:
             _call(strat, "replay", p, t, *cols, first, np.int64(end), sstate)
-        except (StrategyError, SetupError):
+        except _NOT_THE_STEPS:
             raise
         except Exception as e:
             raise StrategyError(
