@@ -1775,6 +1775,12 @@ def _phase(
         rid for t in p.tasks if t.resume_day is not None for rid in t.run_ids
     }
     folded: dict[str, dict[str, int]] = defaultdict(dict)  # run -> instrument -> first day
+    # runs whose portfolio must refold even if every pair of theirs fails here: those a
+    # commit marked (the cut of removed days just above, a command cut short): their
+    # completing commit refolds it (QA 2026-12-07: a failed pair's run whose days were
+    # removed kept its old portfolio row for good, and verify said it differed)
+    with store.catalog.env.read() as txn:
+        marked = rc.dirty_runs(store.catalog, txn)
 
     def fold(rid: str) -> None:
         g = gathered[rid]
@@ -1873,8 +1879,8 @@ def _phase(
                     gathered[rid][r.task.instrument] = (r.days, r.daily["pnl"][k])
                     if rid in streamed and len(gathered[rid]) > FOLD_EVERY:
                         fold(rid)
-                elif rid in lost:  # its rows are gone: its portfolio refolds without them
-                    gathered[rid]  # noqa: B018 - creates the run's entry
+                elif rid in lost or rid in marked:  # its rows are gone, or its portfolio
+                    gathered[rid]  # noqa: B018 - must refold: creates the run's entry
             # a worker's batch is committed whole: at its last result, not in the middle
             due = work >= limit or held >= budget or time.monotonic() - since >= COMMIT_SECONDS
             if due and (r.batch is None or r.part is not None):

@@ -862,6 +862,12 @@ def portfolio_dirty(cat: Catalog, txn: lmdb.Transaction, run_id: str) -> int | N
     return None if v is None else struct.unpack(">i", v)[0]
 
 
+def dirty_runs(cat: Catalog, txn: lmdb.Transaction) -> set[str]:
+    """The runs whose portfolio a later commit must refold (:func:`portfolio_dirty`)."""
+    with txn.cursor(_db(cat, "dirty")) as cur:
+        return {k.hex() for k in cur.iternext(keys=True, values=False)}
+
+
 def set_portfolio_dirty(cat: Catalog, txn: lmdb.Transaction, run_id: str, day: int | None) -> None:
     if day is None:
         txn.delete(run_key(run_id), db=_db(cat, "dirty"))
