@@ -70,11 +70,11 @@ ops = st.one_of(
     st.tuples(st.just("edit"), st.sampled_from("AB")),
     st.tuples(st.just("update")),
     st.tuples(st.just("backtest"), st.integers(0, len(PLAIN) - 1)),
-    st.tuples(st.just("fork")),
+    st.tuples(st.just("fork"), st.integers(1, N_DAYS - 1)),  # any effective day after the first
     st.tuples(st.just("day"), st.integers(FIRST, N_DAYS - 1)),  # a new (or late) day
     st.tuples(st.just("correct"), st.integers(0, N_DAYS - 1)),  # the other version
     st.tuples(st.just("drop"), st.integers(0, len(PLAIN) - 1)),
-    st.tuples(st.just("sweep")),  # a sweep of the plain runs, made or resumed
+    st.tuples(st.just("sweep"), st.integers(1, len(PLAIN))),  # the grid PLAIN[:m]: made, grown
     st.tuples(st.just("stop"), st.integers(1, 4)),  # an update stopped after N commits
 )
 
@@ -96,6 +96,8 @@ class History:
         self.data = data
         self.plain: set[int] = set()  # runs registered, not dropped since
         self.forked = False
+        self.forks: set[int] = set()  # the forks' effective days (indexes)
+        self.sweep_points: set[int] = set()  # the points the sweep was given
         self.swept = False
         # points of the sweep dropped since it was last made or resumed: whether a later
         # backtest of the same parameters brings one back into the sweep depends on
@@ -149,9 +151,11 @@ class History:
         elif kind == "fork":
             base = self.backtest(0)  # the base of the code as it is now
             self.plain.add(0)
-            params, day = FORK
-            self.s.backtest(None, params, fork_of=base.run_id, effective=day)
+            params, _ = FORK
+            d = op[1] if len(op) > 1 else 2
+            self.s.backtest(None, params, fork_of=base.run_id, effective=DATES[d])
             self.forked = True
+            self.forks.add(d)
         elif kind in ("day", "correct"):
             d = op[1]
             if kind == "correct" and d not in self.version:
@@ -160,11 +164,13 @@ class History:
             self.s.ingest(self.data[self.version[d]][d])
         elif kind == "sweep":
             try:
-                self.s.sweep("mom", {"n": [p["n"] for p in PLAIN]}, name="s", resume=True,
+                m = op[1] if len(op) > 1 else len(PLAIN)
+                self.s.sweep("mom", {"n": [p["n"] for p in PLAIN[:m]]}, name="s", resume=True,
                              strategies_file=self.file)
             except incbt.StrategyError:  # runs of the code before an edit: update first
                 return
-            self.plain |= set(range(len(PLAIN)))
+            self.sweep_points |= set(range(m))
+            self.plain |= self.sweep_points
             self.swept = True
             self.unswept = set()
         elif kind == "drop" and op[1] in self.plain:
@@ -193,7 +199,7 @@ def tables(s: incbt.Store) -> dict[str, pa.Table]:
 @given(history=st.lists(ops, min_size=1, max_size=8))
 # found by this test, 2026-12-05: the run of B, made by a backtest before the update that
 # replaced the run of A by it, was planned twice: a new day's rows written twice
-@example(history=[("edit", "B"), ("fork",), ("day", 3)])
+@example(history=[("edit", "B"), ("fork", 2), ("day", 3)])
 @example(history=[("edit", "B"), ("update",), ("fork",), ("edit", "A"), ("correct", 1)])
 # an edit, then an update stopped after the plain runs' first commit: found 2026-12-06 (QA),
 # the fork was marked replaced there by a run not made yet, and lost for good
@@ -218,7 +224,7 @@ def test_code_changes_reverts_and_forks_end_as_a_fresh_store(data, history):
         fresh = incbt.init(os.path.join(root, "fresh"))
         fresh.ingest([data[v][d] for d, v in sorted(h.version.items())])
         if h.swept:  # and its points dropped since, dropped
-            fresh.sweep("mom", {"n": [p["n"] for p in PLAIN]}, name="s",
+            fresh.sweep("mom", {"n": [PLAIN[k]["n"] for k in sorted(h.sweep_points)]}, name="s",
                         strategies_file=h.file)
             gone = [r.run_id for r in fresh.runs() if r.record.params not in
                     [PLAIN[k] for k in h.plain]]
@@ -228,7 +234,8 @@ def test_code_changes_reverts_and_forks_end_as_a_fresh_store(data, history):
             fresh.backtest("mom", PLAIN[k], strategies_file=h.file)
         if h.forked:
             base = fresh.backtest("mom", PLAIN[0], strategies_file=h.file)
-            fresh.backtest(None, FORK[0], fork_of=base.run_id, effective=FORK[1])
+            for d in sorted(h.forks):
+                fresh.backtest(None, FORK[0], fork_of=base.run_id, effective=DATES[d])
         got, want = tables(h.s), tables(fresh)
         for t in (got, want):
             keep = [json.dumps(PLAIN[k]) for k in range(len(PLAIN)) if k not in h.unswept]
