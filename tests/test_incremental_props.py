@@ -493,7 +493,7 @@ def test_any_history_equals_a_fresh_store(data, ops):
 
 
 @PROPERTY
-@given(ops=histories(max_ops=12), keep=st.sampled_from([60, 3]))
+@given(ops=histories(max_ops=12), keep=st.sampled_from([60, 3, 2, 1]))
 @example(  # corrections of one instrument, then new runs: the 8th batch compacts
     ops=[("ingest", ALL_DAYS, "ingest"), ("backtest", SMA_4)]
     + [("ingest", ((d, 1, 0),), "update") for d in (5, 6, 7)]
@@ -503,7 +503,8 @@ def test_any_history_equals_a_fresh_store(data, ops):
 @example(ops=CORRECTIONS + [("backtest", BREAKOUT), ("update",)], keep=3)
 def test_any_history_with_compaction_and_retention_equals_a_fresh_store(data, ops, keep):
     """The same as the store runs by default: every 8 result batches merge; and with
-    snapshot_keep_days=3 (fewer days than the history: resumes from older snapshots)."""
+    snapshot_keep_days of 3, 2 or 1 (fewer days than the history: resumes from older
+    snapshots)."""
     with tempfile.TemporaryDirectory() as root:
         check_history(data, ops, root, keep=keep)
 
