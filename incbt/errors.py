@@ -369,14 +369,35 @@ STORES: dict[str, None] = {}
 
 
 def _stores_disk() -> str:
+    """Which disk a full-disk error that names no file is about: the store's, unless
+    another folder a command writes to (Numba's cache, the temporary folder) is the one
+    nearly full (QA 2026-12-07: a full NUMBA_CACHE_DIR was said as the store's disk)."""
+    import tempfile
+
+    def free(path: str) -> int | None:
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
+
+    others = [("Numba's cache, NUMBA_CACHE_DIR", os.environ.get("NUMBA_CACHE_DIR") or ""),
+              ("the temporary folder", tempfile.gettempdir())]  # fmt: skip
+    for what, path in others:
+        room = free(path) if path else None
+        if room is not None and room < NEARLY_FULL_BYTES:
+            return f" ({what}: {path}, {room:,} bytes free)"
     if len(STORES) != 1:
         return ""
     path = next(iter(STORES))
-    try:
-        st = os.statvfs(path)
-    except OSError:
+    room = free(path)
+    if room is None:
         return f" (the store's disk, {path})"
-    return f" (the store's disk, {path}: {st.f_bavail * st.f_frsize:,} bytes free)"
+    return f" (the store's disk, {path}: {room:,} bytes free)"
+
+
+# a disk with less room than this is taken for the one a full-disk error was about
+NEARLY_FULL_BYTES = 16 << 20
 
 
 def disk_full(where: str = "", at: str = "", gc: bool = False) -> SetupError:

@@ -1271,3 +1271,19 @@ def test_a_strategies_file_is_imported_once_per_version(tmp_path, capsys):
     f.write_text(f.read_text().replace("return 1", "return -1"))
     assert import_strategies(f)[0].code_version != first[0].code_version
     assert capsys.readouterr().out.count("RAN") == 1
+
+
+def test_a_damaged_kernel_file_is_written_again(tmp_path):
+    """A kernel file no longer UTF-8 (a flipped byte) was read as text to compare: the
+    UnicodeDecodeError was taken for the step raising, every pair of the strategy was
+    recorded as failed and its stored days dropped (QA 2026-12-07)."""
+    from incbt.engine.kernel import _write_once
+
+    path = tmp_path / "k_x.py"
+    text = "# a kernel\nx = 1\n"
+    path.write_bytes(b"# a k\xffrnel\nx = 1\n")
+    _write_once(path, text)
+    assert path.read_text() == text
+    before = path.stat().st_mtime_ns
+    _write_once(path, text)  # the same text: left as it is (Numba's cache keys on mtime)
+    assert path.stat().st_mtime_ns == before

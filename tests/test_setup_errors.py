@@ -75,6 +75,46 @@ def test_numba_disable_jit_is_refused_before_anything_is_ingested_or_computed(st
     assert store.sql("SELECT count(*) AS n FROM daily")["n"][0].as_py() == 2 * 4
 
 
+def test_a_damaged_numba_cache_is_compiled_anew(store, tmp_path):
+    """Numba's cache files of the kernels truncated or garbled: every command exited 3
+    (Numba's unpickling error); now the damaged files go and the kernels compile anew,
+    nothing recorded as the strategy failing (QA 2026-12-07)."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(os.environ["NUMBA_CACHE_DIR"], cache, dirs_exist_ok=True)
+    env = _env(INCBT_STORE=store.path, NUMBA_CACHE_DIR=str(cache))
+    p = run_incbt(["backtest", "sma_cross", "-p", "fast=3", "-p", "slow=20"], env=env)
+    assert p.returncode == 0, p.stderr
+    damaged = 0
+    for k, f in enumerate(sorted(cache.glob("incbt_kernels_*/*.nb[ic]"))):
+        data = f.read_bytes()
+        f.write_bytes(data[: len(data) // 2] if k % 2 else bytes(reversed(data)))
+        damaged += 1
+    assert damaged >= 2
+    p = run_incbt(["backtest", "sma_cross", "-p", "fast=4", "-p", "slow=20"], env=env)
+    assert p.returncode == 0, p.stderr
+    assert store.sql("SELECT count(*) AS n FROM failed")["n"][0].as_py() == 0
+    assert store.verify().ok
+
+
+def test_a_catalog_that_cannot_be_mapped_for_want_of_memory_is_no_damaged_store(tmp_path):
+    """Under `ulimit -v`, LMDB's "Cannot allocate memory" was said with "restore the store
+    from a backup" (QA 2026-12-07): the process's limit, said as such."""
+
+    generate(str(tmp_path / "d"), instruments=1, days=2, seed=4)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    code = (
+        "import resource, sys; from incbt.catalog.env import Env;"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 28, resource.RLIM_INFINITY));"
+        f"Env({str(tmp_path / 's' / 'catalog')!r}, 1 << 40)"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 1, p.stderr
+    assert "SetupError" in p.stderr and "ulimit -v" in p.stderr and "backup" not in p.stderr
+
+
 def test_a_full_disk_is_said_with_its_fix():
     for exc in (OSError(errno.ENOSPC, "No space left on device", "/x/results/a.parquet"),
                 OSError("Error writing bytes to file. Detail: [errno 28] No space left on "
@@ -511,6 +551,11 @@ def test_a_full_disk_naming_no_file_names_the_stores_disk(tmp_path, monkeypatch)
     monkeypatch.setattr(errors, "STORES", {"a": None, "b": None})  # which: unknown
     said = str(map_dependency_error(OSError(errno.ENOSPC, "No space left on device"), "x"))
     assert said.startswith("x: the disk is full: what"), said
+    # Numba's cache on a nearly full disk: that one (it was said as the store's)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(errors, "NEARLY_FULL_BYTES", 1 << 62)
+    said = str(map_dependency_error(OSError(errno.ENOSPC, "No space left on device"), "x"))
+    assert said.startswith(f"x: the disk is full (Numba's cache, NUMBA_CACHE_DIR: {tmp_path}, ")
 
 
 def test_gc_and_compaction_on_a_full_disk_give_their_own_fix(tmp_path, monkeypatch):

@@ -192,8 +192,16 @@ def _open_lmdb(path: str, map_size: int, readonly: bool = False) -> lmdb.Environ
     )
 
 
-def _unopenable(path: str, why: str) -> CatalogError:
+def _unopenable(path: str, why: str) -> CatalogError | SetupError:
     """Why LMDB could not open the catalog, and the fix."""
+    if "Cannot allocate memory" in why:  # the process's limit (ulimit -v), not the store:
+        return SetupError(  # QA 2026-12-07, it was told to restore from a backup
+            f"cannot open the catalog at {path}: {why}: mapping it needs address space this "
+            "process may not have (a limit on its memory, `ulimit -v`, or a machine out of "
+            "memory). Nothing was changed. Fix: raise the limit (incbt needs a few GiB of "
+            "address space: the catalog's map and Numba's compiler), or set "
+            "INCBT_MAP_SIZE_MB lower"
+        )
     # "Operation not permitted": a file made immutable (chattr +i), or owned by another
     # user where a permission system says so (QA 2026-12-07: "restore from a backup")
     if any(w in why for w in ("Read-only file system", "Permission denied", "not permitted")):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import hashlib
 import importlib.util
 import itertools
@@ -35,6 +36,7 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -193,8 +195,8 @@ def _source(strat: Strategy, nrt: bool) -> str:
 def _write_once(path: Path, text: str) -> None:
     """Write `text` unless the file already holds it: Numba's cache keys on the file's mtime."""
     try:
-        if path.read_text() == text:
-            return
+        if path.read_bytes() == text.encode():  # bytes: a damaged file (not UTF-8 any
+            return  # more) is written again, not read as the step failing (QA 2026-12-07)
     except OSError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,7 +232,15 @@ def _module(strat: Strategy, nrt: bool) -> types.ModuleType:
             assert spec is not None and spec.loader is not None
             mod = importlib.util.module_from_spec(spec)
             sys.modules[name] = mod
-            spec.loader.exec_module(mod)
+            try:
+                spec.loader.exec_module(mod)
+            except Exception as exc:  # noqa: BLE001 - the machine's, never the step's
+                sys.modules.pop(name, None)
+                raise SetupError(
+                    f"strategy {strat.name!r} cannot be compiled: loading its kernel {path} "
+                    f"failed: {type(exc).__name__}: {exc}. Fix: delete that file (incbt "
+                    "writes it again), or set NUMBA_CACHE_DIR to another folder"
+                ) from exc
             # a dispatcher of its own: one that failed to type without NRT keeps failing
             mod.__dict__["step"] = numba.njit(nogil=True, error_model=strat.error_model)(
                 strat.py_step
@@ -258,6 +268,7 @@ def _call(strat: Strategy, which: str, *args: object) -> int:
     use_nrt = _nrt_marker(strat).exists()
     fn = getattr(_module(strat, use_nrt), f"{which}_{_tag(strat, use_nrt)}")
     try:
+        _loaded(fn, args)
         out = fn(*args)
     except NumbaError as e:
         if use_nrt:
@@ -265,6 +276,7 @@ def _call(strat: Strategy, which: str, *args: object) -> int:
         # the step may need reference counting (it allocates): try the slower kernel once
         fn = getattr(_module(strat, True), f"{which}_{_tag(strat, True)}")
         try:
+            _loaded(fn, args)
             out = fn(*args)
         except NumbaError as e2:
             raise _compile_error(strat, e2) from e
@@ -272,6 +284,49 @@ def _call(strat: Strategy, which: str, *args: object) -> int:
             _nrt_marker(strat).touch()
     _RESOLVED[key] = fn
     return out
+
+
+def _loaded(fn: Any, args: tuple[object, ...]) -> None:
+    """Load the kernel ``fn``'s machine code for these arguments from Numba's cache, or
+    compile it, before it runs: what fails here is never the step running. A damaged
+    cache (an index or data file truncated or garbled: Numba's unpickling raised, exit 3
+    on every command, QA 2026-12-07) is removed, and the kernel compiled anew, once."""
+    from numba.core.errors import NumbaError
+
+    sig = tuple(fn.typeof_pyval(a) for a in args)
+    try:
+        fn.compile(sig)
+        return
+    except NumbaError:
+        raise  # the step's code (its own words: _compile_error), or a kernel needing NRT
+    except Exception as e:  # noqa: BLE001 - the cache's, said below if it stays
+        first = e
+    where = _forget_cache(fn)
+    try:
+        fn.compile(sig)
+    except NumbaError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the machine's, said with its fix
+        raise SetupError(
+            f"a compiled kernel could not be loaded from Numba's cache ({where}): "
+            f"{type(first).__name__}: {first}; compiling it again failed too: "
+            f"{type(e).__name__}: {e}. Fix: delete that folder (NUMBA_CACHE_DIR says where "
+            "it is), or set NUMBA_CACHE_DIR to another one"
+        ) from e
+
+
+def _forget_cache(fn: Any) -> str:
+    """Remove the cache files of the kernel ``fn`` (its index and data files); returns
+    the cache folder (or what is known of it)."""
+    try:
+        folder = Path(fn._cache._cache_path)
+        base = fn._cache._cache_file._index_name[: -len(".nbi")]
+    except AttributeError:  # another Numba's cache: nothing removed
+        return os.environ.get("NUMBA_CACHE_DIR") or "Numba's cache"
+    for f in folder.glob(f"{glob.escape(base)}.*"):
+        with contextlib.suppress(OSError):
+            f.unlink()
+    return str(folder)
 
 
 def _resolve(strat: Strategy, which: str) -> Callable[..., int]:
