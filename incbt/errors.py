@@ -286,7 +286,12 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     if top == "numba":
         return StrategyError(f"{context}: the strategy failed to compile or run: {exc}")
     if isinstance(exc, MemoryError):
-        return StoreError(f"{context}: out of memory; use fewer instruments per call")
+        return SetupError(  # not the store's: the machine's, or a step's allocations
+            f"{context}: out of memory (nothing was recorded as the strategy failing; what "
+            "this command committed before is kept). Fix: give the process more memory (a "
+            "`ulimit -v` limit?), run fewer instruments or parameter sets per call, or, where "
+            "a strategy's step allocates arrays, make it allocate less"
+        )
     if isinstance(exc, OSError) or "No such file or directory" in str(exc):
         filename = _filename(exc)
         if filename is not None and _users_path(exc, filename):

@@ -232,7 +232,14 @@ def _retried(
 ) -> bool:
     """Whether a recorded failure of a pair over ``inst`` is retried: a change after it
     (a dry run's own included) of a field in ``reads``, on a day from the run's
-    ``start`` up to the day it failed through (the planner's rule: incbt.runs.plan_runs)."""
+    ``start`` up to the day it failed through (the planner's rule: incbt.runs.plan_runs),
+    or an update asked for it (``--retry-failed``: the pair is rebuilt from its base, as
+    when made; the planner computed it from its start with the fork's parameters, QA
+    2026-12-07)."""
+    from incbt.runs import RETRY_FAILED
+
+    if RETRY_FAILED.get():
+        return True
     upto = failure["through"]
     return any(
         h[0] == inst and start <= h[1] <= upto and h[4] & reads for h in hypothetical

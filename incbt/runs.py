@@ -672,7 +672,11 @@ def plan_runs(
                     now.append(f"run {rec.run_id}, {inst}: {assume_failed[key]}")
                     continue
                 f = fails.get(key) if fails else None
-                if f is not None and RETRY_FAILED.get():  # asked for: as if never computed
+                if f is not None and assume_through and key in assume_through:
+                    f = None  # a dry run's fork pair made again from its base: as it would be
+                # asked for: as if never computed; a fork's pair was retried as it was made
+                # again from its base (incbt.fork._retried): from here, the usual rule
+                if f is not None and RETRY_FAILED.get() and not rec.fork:
                     reduced[key] = None
                     if stale_out is not None:
                         why = Staleness(rec.run_id, inst, spec.start_day, f["seq"], None)

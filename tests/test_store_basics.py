@@ -386,6 +386,21 @@ def test_a_format_1_store_is_upgraded_and_another_format_refused(tmp_path):
     assert p.returncode == 1 and "catalog format 99" in p.stderr and "Fix:" in p.stderr
     with open(mdb, "rb") as f:
         assert f.read() == was
+    for odd in ('"5"', "5.0", "null"):  # no format this incbt reads: refused the same way
+        put = ("import lmdb, sys; env = lmdb.open(sys.argv[1], max_dbs=32)\n"
+               "with env.begin(write=True) as t:\n"
+               "    meta = env.open_db(b'meta', txn=t)\n"
+               "    t.put(b'format_version', sys.argv[2].encode(), db=meta)\n"
+               "    t.drop(env.open_db(b'cuts', txn=t), delete=True)")  # may differ in one
+        subprocess.run([sys.executable, "-c", put, os.path.join(path, "catalog"), odd],
+                       check=True)  # fmt: skip
+        with open(mdb, "rb") as f:
+            was = f.read()
+        p = subprocess.run([sys.executable, "-m", "incbt.cli", "--store", path, "status"],
+                           capture_output=True, text=True)  # fmt: skip
+        assert p.returncode == 1 and "catalog" in p.stderr and "Fix:" in p.stderr, p.stderr
+        with open(mdb, "rb") as f:
+            assert f.read() == was, odd
 
 
 def test_a_store_of_format_3_is_said_format_4_as_it_opens(tmp_path):

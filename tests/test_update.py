@@ -1000,13 +1000,18 @@ def test_update_retry_failed_computes_failed_pairs_again(tmp_path, monkeypatch):
     monkeypatch.setattr(kernel, "_resolve", broken)
     run = s.backtest("sma_cross", {"fast": 4, "slow": 30})
     assert len(run.report.errors) == 2 and "simulated" in run.report.errors[0]
+    # a fork of it fails with its base; retried, it is made again from its base, as when
+    # made (QA 2026-12-07: it was computed from its start with its own parameters)
+    fork = s.backtest(None, {"fast": 6}, fork_of=run.run_id, effective="2024-03-06")
+    assert len(fork.report.errors) == 2
     monkeypatch.setattr(kernel, "_resolve", real)
     res = s.update()
-    assert res.report.bars_processed == 0 and len(res.report.skipped_failed) == 3
+    assert res.report.bars_processed == 0 and len(res.report.skipped_failed) == 5
     assert s.update(dry_run=True).stale == []
     dry = s.update(dry_run=True, retry_failed=True)
-    assert dry.report.bars_processed == 3 * 3 * 390
-    assert sorted((r.run_id, r.instrument, r.reason.split(":")[1]) for r in dry.stale) == sorted(
+    assert dry.report.bars_processed == 3 * 3 * 390 + 2 * 390  # the fork: its day from D
+    assert sorted((r.run_id, r.instrument, r.reason.split(":")[1]) for r in dry.stale
+                  if r.run_id != fork.run_id) == sorted(
         [(run.run_id, "S0000", " retried (--retry-failed)"),
          (run.run_id, "S0001", " retried (--retry-failed)"),
          (spiked, "S0001", " retried (--retry-failed)")])
@@ -1019,7 +1024,8 @@ def test_update_retry_failed_computes_failed_pairs_again(tmp_path, monkeypatch):
     f = incbt.init(str(tmp_path / "fresh"))
     f.ingest(str(tmp_path / "all"))
     f.backtest("spike", {"n": 10}, strategies_file=str(strats))
-    f.backtest("sma_cross", {"fast": 4, "slow": 30})
+    base = f.backtest("sma_cross", {"fast": 4, "slow": 30})
+    f.backtest(None, {"fast": 6}, fork_of=base.run_id, effective="2024-03-06")
     for q in (DAILY, FILLS, METRICS):
         assert bits(s.sql(q)).equals(bits(f.sql(q))), q
     assert s.verify().ok

@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import lmdb
 
@@ -60,20 +60,21 @@ DBS = (
 FORMAT_VERSION = 4
 
 
-def _newer_format(env: lmdb.Environment) -> Any:
-    """The catalog's format version where it is newer than this incbt reads (else None):
-    read before any table is created, so that a refused store stays as it was."""
+def _not_ours(env: lmdb.Environment) -> bool:
+    """Whether the catalog says a format this incbt does not read (newer, not a number,
+    none): read before any table is created, so that the store that refuses it stays
+    as it was. A new catalog (no ``meta`` table yet) is ours."""
     try:
         meta = env.open_db(b"meta", create=False)
     except lmdb.NotFoundError:  # a new catalog
-        return None
+        return False
     with env.begin(db=meta) as txn:
         raw = txn.get(b"format_version")
     try:
         version = json.loads(raw) if raw is not None else None
     except ValueError:
-        return None  # said by the store as it opens
-    return version if isinstance(version, int) and version > FORMAT_VERSION else None
+        return True
+    return type(version) is not int or not 1 <= version <= FORMAT_VERSION
 
 
 _ENVS: dict[str, Env] = {}
@@ -267,9 +268,9 @@ class Env:
         self._mine = threading.local()  # .n: read transactions open on this thread
         try:
             # every table, created where missing (a store of an older incbt), unless the
-            # catalog is of a newer format: the store refuses it and must stay as it was
+            # catalog is of a format it does not read: the store refuses it, as it was
             # (QA 2026-12-07: the refusal of a newer format created a table)
-            for name in DBS if _newer_format(self.env) is None else ():
+            for name in () if _not_ours(self.env) else DBS:
                 self.db(name)
         except BaseException:  # (a full disk: QA 2026-12-07) its files are not held open
             self.env.close()  # by the error's frames, which kept a tmpfs from unmounting
