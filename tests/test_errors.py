@@ -42,7 +42,7 @@ def test_exit_codes():
         (pa.ArrowMemoryError("oom"), E.StoreError),
         (FileNotFoundError(2, "No such file", "x.parquet"), E.StoreError),
         (PermissionError(13, "Permission denied"), E.StoreError),
-        (MemoryError(), E.StoreError),
+        (MemoryError(), E.SetupError),  # the machine's (or a step's allocations), not the store
         (RuntimeError("boom"), E.InternalError),
         (E.QueryError("already ours"), E.QueryError),
     ],
