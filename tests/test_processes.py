@@ -174,14 +174,17 @@ def test_two_commands_at_once_on_threads_of_one_process(
 def test_a_worker_that_dies_hands_its_chunk_back(
     tmp_path, data, reference, every_plan_on_processes, monkeypatch
 ):
-    """A worker SIGKILLed in its second chunk (the OOM killer, say): the command warns,
-    runs that chunk and the rest itself, and ends with the uninterrupted results; the
-    dead worker's half-written files are not left in ``tmp/``."""
+    """A worker SIGKILLed in its second chunk (the OOM killer, say), once a command: the
+    command warns, runs that chunk again in a worker of its own and the rest itself, and
+    ends with the uninterrupted results; the dead worker's half-written files are not
+    left in ``tmp/``."""
     parent = os.getpid()
     real = proc._run
 
     def run(job: int, k: int, inputs):
-        if k == 1 and os.getpid() != parent:  # in a worker only
+        mark = tmp_path / f"killed-{job}"
+        if k == 1 and os.getpid() != parent and not mark.exists():  # in a worker only
+            mark.touch()
             os.kill(os.getpid(), signal.SIGKILL)
         return real(job, k, inputs)
 
@@ -194,6 +197,38 @@ def test_a_worker_that_dies_hands_its_chunk_back(
                for r in reports), [r.executor for r in reports]
     assert_same(results(s), reference)
     assert_files_are_the_catalogs(s)
+
+
+def test_a_chunk_that_kills_its_worker_twice_is_said_with_its_pairs(
+    tmp_path, data, reference, every_plan_on_processes, monkeypatch
+):
+    """A step that crashes its process (a ctypes call, an array written past its end):
+    its chunk ran again in the command's own process after the worker died, and killed
+    the command with no word, in every later update too (QA 2026-12-07). Run again in a
+    worker of its own, a second death is said with the pairs and the fix; nothing of
+    them is recorded, and once the step is fixed the next command completes."""
+    parent = os.getpid()
+    real = proc._run
+
+    def run(job: int, k: int, inputs):
+        if k == 1 and os.getpid() != parent:  # in every worker: a crash, not bad luck
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(job, k, inputs)
+
+    monkeypatch.setattr(proc, "_run", run)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "head"))
+    with pytest.warns(RuntimeWarning, match="a worker process died"), pytest.raises(
+        incbt.StrategyError, match=r"a worker process died twice \(killed by SIGSEGV\) "
+        r"computing the same \d+ \(run, instrument\) pair\(s\) of strategy 'sma_cross': run "
+    ) as info:
+        s.backtest("sma_cross", {"fast": 3, "slow": 20})
+    assert "Fix: fix the step (or drop its run: `incbt drop RUN`" in str(info.value)
+    assert s.sql("SELECT count(*) AS n FROM failed")["n"][0].as_py() == 0
+    monkeypatch.setattr(proc, "_run", real)  # the step fixed
+    s.update()
+    assert s.verify().ok and not s.status().stale
+    assert not proc._JOBS
 
 
 # A worker that dies in the middle of sending its results: the CLI, with every plan on
@@ -217,7 +252,9 @@ def send(self, buf, *a):  # the reply (after its 4-byte length, if apart): half 
 
 def run(job, k, inputs):
     out = real(job, k, inputs)
-    if k == 1 and os.getpid() != parent:
+    mark = os.environ["MARK"]  # once: run again in a worker of its own, it answers
+    if k == 1 and os.getpid() != parent and not os.path.exists(mark):
+        open(mark, "w").close()
         connection.Connection._send = send
     return out
 
@@ -242,6 +279,7 @@ def test_a_worker_killed_while_it_sends_its_results_does_not_hang_the_command(tm
         [sys.executable, "-c", DIES_MID_REPLY, "--store", s.path, "backtest", "sma_cross",
          "-p", "fast=5", "-p", "slow=30", "--all"],
         capture_output=True, text=True, timeout=120,
+        env={**os.environ, "MARK": str(tmp_path / "m")},
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert "a worker process died" in p.stderr and "runs in this process" in p.stderr

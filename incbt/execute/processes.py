@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from incbt.engine.errors import StrategyError
 from incbt.execute import STOPS as _STOPS  # held while workers are forked (map)
 from incbt.execute import Inputs, Latest, TaskResult, chunk_inputs, deferred_stops
 from incbt.execute.ray_exec import _work, warm_kernels
@@ -347,6 +348,50 @@ def _serve(conn: Any, parent: int, inherited: list[Any], first: tuple[int, int] 
     os._exit(0)  # no atexit of the command's (forked) state
 
 
+def _isolated(ctx: Any, job_id: int, k: int, inputs: Inputs) -> list[TaskResult]:
+    """Chunk ``k`` again, in a worker of its own: the one it ran in died. A crash in a
+    strategy's step (a ctypes call, an array written past its end) kills the process
+    that runs it: run in the command's own, as the rest of the plan is after a death, it
+    killed the command with no word, and every later update the same way (QA
+    2026-12-07). A second death is said with the pairs and the fix (nothing of them is
+    recorded: the machine killing the worker, out of memory, looks the same)."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)  # as map forks its workers
+    try:
+        with warnings.catch_warnings(), deferred_stops():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            w = _Worker(ctx, [], None)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    w.start_threads(inbox)
+    w.send((job_id, k, inputs))
+    w.chunks.append(k)
+    try:
+        _, reply = inbox.get()
+    finally:
+        _stop_all([w], kill=True)
+    if reply is not None:
+        status, value = reply
+        if status == "raised":
+            raise value
+        return value
+    code = w.proc.exitcode
+    how = f"killed by {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
+    tasks = [_JOBS[job_id]["tasks"][i] for i in _JOBS[job_id]["chunks"][k]]
+    pairs = [f"run {rid}, {t.instrument}" for t in tasks for rid in t.run_ids]
+    strategies = sorted({t.strategy for t in tasks})
+    shown = "; ".join(pairs[:6]) + (f"; ... ({len(pairs)} in all)" if len(pairs) > 6 else "")
+    raise StrategyError(
+        f"a worker process died twice ({how}) computing the same {len(pairs)} (run, "
+        f"instrument) pair(s) of strategy {', '.join(map(repr, strategies))}: {shown}. A "
+        "crash in a strategy's step (a ctypes call, an array written past its end), or "
+        "the machine killing the process (out of memory?). Nothing of them was recorded; "
+        "what this command committed before is kept. Fix: fix the step (or drop its run: "
+        "`incbt drop RUN`; a sweep's with `incbt drop --sweep NAME`), or give the machine "
+        "memory, then run the command again"
+    )
+
+
 class ProcessExecutor:
     """Runs tasks on ``workers`` processes forked for the plan; yields results in plan
     order."""
@@ -406,6 +451,7 @@ class ProcessExecutor:
         # the command holds is bounded (each worker holds the chunk it runs and the next)
         window = (AHEAD + 1) * self.workers
         done: dict[int, list[TaskResult]] = {}  # received, not yet yielded
+        suspects: set[int] = set()  # chunks a worker died running
         submitted = 0
         finished = False
 
@@ -448,6 +494,8 @@ class ProcessExecutor:
                         continue
                     if reply is None:  # it died, perhaps mid-message
                         why = "a worker process died (killed, or a crash in a strategy)"
+                        if w.chunks:  # the chunk it ran: again in a worker of its own
+                            suspects.add(w.chunks[0])
                         break
                     status, value = reply
                     if status == "raised":
@@ -468,7 +516,10 @@ class ProcessExecutor:
                         _stop_all(workers, kill=True)
                         workers = []
                     self.ran_here += 1
-                    got = _run(job_id, k, inputs_of(k))
+                    if k in suspects:
+                        got = _isolated(ctx, job_id, k, inputs_of(k))
+                    else:
+                        got = _run(job_id, k, inputs_of(k))
                 for i, r in zip(chunks[k], got, strict=True):
                     r.task = tasks[i]
                     progress_advance(tasks[i].work)
