@@ -1647,11 +1647,16 @@ def test_a_signal_stops_a_command_whose_task_computes_for_hours(tmp_path, sig):
 
 STUCK = (
     "import sys, incbt.cli as cli, incbt.contract as contract\n"
+    "from incbt.engine import params_from_dict\n"
+    "from incbt.engine.kernel import load_kernel\n"
     "cli.STOP_GRACE_SECONDS = 1.0\n"
     "real = contract.check_new_runs\n"
-    "def check(*a, **k):\n"
+    "def check(store, records, known):\n"
+    "    r = records[0]\n"  # its kernel compiled (or loaded) first: then the check spins
+    "    st = contract.resolve_strategy(r.strategy, r.source, r.code_version)\n"
+    "    load_kernel(st, params_from_dict(st, {'spin_at': 10**9}))\n"
     "    sys.stderr.write('checking\\n'); sys.stderr.flush()\n"
-    "    return real(*a, **k)\n"
+    "    return real(store, records, known)\n"
     "contract.check_new_runs = check\n"
     "sys.argv = ['incbt', *sys.argv[1:]]\n"
     "cli.main()\n"
