@@ -335,23 +335,37 @@ class _CpuWatch:
 STOP_WAIT_SECONDS = 30.0
 
 
-def _stop_calls(ray: Any, refs: list[Any]) -> None:
-    """Cancel a stopped map's calls on the local Ray started here, and wait for them to
-    end, their errors taken (a process that goes on: a Python caller's). Left running,
+def _stop_calls(ray: Any, refs: list[Any], stop: str | None) -> None:
+    """Stop a stopped map's calls on the local Ray started here, and wait for them to
+    end, their results taken (a process that goes on: a Python caller's). Left running,
     they went on computing and writing into the store's ``tmp/`` after the call
     returned, under the next command's cleanup, whose errors Ray then printed in the
-    middle of a later call (QA 2026-12-07). Not forced: a forced cancel kills the worker
-    process, and one racing a call's reply aborted Ray's core worker (2026-12-05); a
-    plain one raises KeyboardInterrupt in the task, which ends at its next Python line.
-    The CLI's process ends with its command, and its local Ray with it: not needed."""
-    for ref in refs:
+    middle of a later call (QA 2026-12-07). ``stop``: a file whose presence each call
+    checks before each of its tasks (:func:`_work`): it ends there, at most one task
+    later. Not ``ray.cancel``: one racing a call's reply aborted Ray's core worker, the
+    caller's process with it ("Tried to complete task that was not pending": forced,
+    2026-12-05; not forced, CI 2026-12-07); only calls still running after
+    ``STOP_WAIT_SECONDS`` are cancelled. The CLI's process ends with its command, and
+    its local Ray with it: not needed there."""
+    made = False
+    if stop is not None:
+        with contextlib.suppress(OSError), open(stop, "x"):
+            made = True
+    try:
         with contextlib.suppress(Exception):
-            ray.cancel(ref, force=False)
-    with contextlib.suppress(Exception):
-        ray.wait(refs, num_returns=len(refs), timeout=STOP_WAIT_SECONDS)
-    for ref in refs:
-        with contextlib.suppress(Exception):
-            ray.get(ref, timeout=0)
+            ready, rest = ray.wait(refs, num_returns=len(refs), timeout=STOP_WAIT_SECONDS)
+            for ref in rest:  # a task longer than that: told to stop at its next line
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=False)
+            if rest:
+                ray.wait(rest, num_returns=len(rest), timeout=STOP_WAIT_SECONDS)
+        for ref in refs:
+            with contextlib.suppress(Exception):
+                ray.get(ref, timeout=0)
+    finally:
+        if made:
+            with contextlib.suppress(OSError):
+                os.unlink(stop)  # type: ignore[arg-type]
 
 
 def shutdown() -> None:
@@ -395,8 +409,13 @@ def _work(
     # a part's rows are written as each task is computed: what waits for the chunk's
     # end is slim results, not every task's rows
     files = None if part is None else BatchFiles(root, None, part[0], tag=part[1])
+    stop = None if part is None else os.path.join(root, "tmp", _stop_name(part[1]))
     out = []
     for task, index, resume in zip(tasks, days, resumes, strict=True):
+        if stop is not None and os.path.exists(stop):  # the caller stopped (_stop_calls)
+            if files is not None:  # its files are left to the next writer's clean-up
+                files.abort()
+            return []
         source = DirectBars(root, {task.instrument: index})
         source.paths = paths
         source.scratch = scratch
@@ -411,6 +430,12 @@ def _work(
         files.seal(sync=len(part) > 2 and (part[2] is None or part[2] != _node_id(None)))
         out[-1].part = Part(files.batch, files.moves(), dict(files.rows))
     return out
+
+
+def _stop_name(tag: str) -> str:
+    """The file in the store's ``tmp/`` that stops a command's calls (``tag``: its
+    files' prefix)."""
+    return f"{tag}stop"
 
 
 def _node_id(ray: Any) -> str | None:
@@ -553,6 +578,7 @@ class RayExecutor:
         # submit in plan order (so the next result to yield is always in flight) and
         # yield in plan order; task sizes are balanced by the planner (split_tasks)
         tag = f"{uuid.uuid4().hex[:12]}-"  # this command's files in tmp/
+        stop_file = os.path.join(store.path, "tmp", _stop_name(tag))  # see _stop_calls
         # a worker on this node leaves its files' fsyncs to the driver; through a Ray
         # client (ray://) the driver is on another machine than any node: none (QA)
         client = str(self.address or "").startswith("ray://") or _client_mode(ray)
@@ -626,4 +652,4 @@ class RayExecutor:
                 for ref in refs:
                     ray.cancel(ref, force=True)
             elif refs and lost is None and not incbt._ends_with_command:
-                _stop_calls(ray, list(refs))
+                _stop_calls(ray, list(refs), None if parts is None else stop_file)
