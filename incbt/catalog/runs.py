@@ -512,6 +512,9 @@ def delete_snapshots_from(
 SEEKS_OVER_STEPS = 4
 
 
+ALL_SNAP_DAYS = -DAY_OFFSET  # the first day a snapshot key can hold
+
+
 def delete_snapshots_from_many(
     cat: Catalog, txn: lmdb.Transaction, run_ids: Iterable[str], instrument: str, first_day: int
 ) -> int:
@@ -534,9 +537,6 @@ def snapshot_days_many(
         for day, run in _walk_runs(cur, ids, instrument, ALL_SNAP_DAYS, delete=False):
             out[run].append(_U32.unpack(day)[0] - DAY_OFFSET)
     return {r: out[run_key(r)] for r in ids}
-
-
-ALL_SNAP_DAYS = -DAY_OFFSET  # the first day a snapshot key can hold
 
 
 def _walk_runs(
@@ -589,7 +589,8 @@ def _walk_runs(
 
 def snapshot_days(cat: Catalog, txn: lmdb.Transaction, run_id: str, instrument: str) -> list[int]:
     with txn.cursor(_db(cat, "snaps")) as cur:
-        days = _days_of(cur, _inst_prefix(instrument), run_key(run_id), _U32.pack(0))
+        first = _U32.pack(ALL_SNAP_DAYS + DAY_OFFSET)
+        days = _days_of(cur, _inst_prefix(instrument), run_key(run_id), first)
         return [_U32.unpack(d)[0] - DAY_OFFSET for d in days]
 
 

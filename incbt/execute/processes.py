@@ -348,6 +348,22 @@ def _serve(conn: Any, parent: int, inherited: list[Any], first: tuple[int, int] 
     os._exit(0)  # no atexit of the command's (forked) state
 
 
+@contextlib.contextmanager
+def _forking() -> Iterator[None]:
+    """Where workers are forked: Ctrl-C and SIGTERM wait (raised inside Python's
+    after-fork hooks, their KeyboardInterrupt was "ignored" there, and the command ran
+    on to exit 0: found 2026-12-05, 14 in 15 tries at that moment); they are raised
+    once the workers are, and stop them. Python 3.12+ warns of a fork with threads
+    alive: not said."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        with warnings.catch_warnings(), deferred_stops():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _isolated(ctx: Any, job_id: int, k: int, inputs: Inputs) -> list[TaskResult]:
     """Chunk ``k`` again, in a worker of its own: the one it ran in died. A crash in a
     strategy's step (a ctypes call, an array written past its end) kills the process
@@ -355,17 +371,11 @@ def _isolated(ctx: Any, job_id: int, k: int, inputs: Inputs) -> list[TaskResult]
     killed the command with no word, and every later update the same way (QA
     2026-12-07). A second death is said with the pairs and the fix (nothing of them is
     recorded: the machine killing the worker, out of memory, looks the same)."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)  # as map forks its workers
-    try:
-        with warnings.catch_warnings(), deferred_stops():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            w = _Worker(ctx, [], None)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    with _forking():
+        w = _Worker(ctx, [], None)
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     w.start_threads(inbox)
     w.send((job_id, k, inputs))
-    w.chunks.append(k)
     try:
         _, reply = inbox.get()
     finally:
@@ -465,14 +475,8 @@ class ProcessExecutor:
                     submitted += 1
 
         try:
-            # Ctrl-C and SIGTERM wait while the workers are forked: raised inside Python's
-            # after-fork hooks, their KeyboardInterrupt was "ignored" there, and the
-            # command ran on to exit 0 (found 2026-12-05, 14 in 15 tries at that moment);
-            # they are raised here, once the workers are, and stop them
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
             try:
-                with warnings.catch_warnings(), deferred_stops():  # (Python 3.12+: fork,
-                    warnings.simplefilter("ignore", DeprecationWarning)  # threads alive)
+                with _forking():
                     for k in range(self.workers):
                         first = (job_id, k) if k < starts else None
                         workers.append(_Worker(ctx, [w.conn for w in workers], first))
@@ -480,7 +484,6 @@ class ProcessExecutor:
             except OSError as exc:  # no fork (out of memory, process limits)
                 why = f"no worker process could start ({exc.strerror or exc})"
             finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
                 job["first"] = {}  # the workers have theirs
             for w in workers:
                 w.start_threads(inbox)

@@ -353,7 +353,7 @@ def _stop_calls(ray: Any, refs: list[Any], stop: str | None) -> None:
             made = True
     try:
         with contextlib.suppress(Exception):
-            ready, rest = ray.wait(refs, num_returns=len(refs), timeout=STOP_WAIT_SECONDS)
+            _, rest = ray.wait(refs, num_returns=len(refs), timeout=STOP_WAIT_SECONDS)
             for ref in rest:  # a task longer than that: told to stop at its next line
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=False)
