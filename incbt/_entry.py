@@ -3,6 +3,7 @@ modules, ~0.2 s) happen here, where Ctrl-C during them is said in a line (exit 1
 like Ctrl-C during a command, not as a KeyboardInterrupt traceback (found 2026-12-05).
 Nothing has been read or written yet at that point."""
 
+import faulthandler
 import os
 import signal
 import sys
@@ -28,6 +29,12 @@ def _by_ctrl_c(exc: BaseException) -> bool:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminated)  # died without a word (QA 2026-12-06)
+    # A crash of the process (a strategy's step calling C through ctypes, or writing
+    # past an array's end, on the threads a small plan runs on) said with where each
+    # thread was, its strategy's kernel among them ("k_<strategy>_..."), not only as the
+    # shell's "Segmentation fault" (QA 2026-12-07). Worker processes report theirs:
+    # incbt.execute.processes.
+    faulthandler.enable()
     # NumPy's OpenBLAS starts a thread a core as NumPy loads: `import numpy` took 134 ->
     # 112 ms (median of 20) on a quiet 2-core machine, 259 -> 194 ms under load (a test
     # suite's, say; measured 2026-12-07). incbt does no linear algebra, and a command's

@@ -231,6 +231,49 @@ def test_a_chunk_that_kills_its_worker_twice_is_said_with_its_pairs(
     assert not proc._JOBS
 
 
+# The installed command's entry point, whose step crashes the process on the threads a
+# small plan runs on (the command's own process: no worker to hand the chunk back)
+CRASHES_ON_THREADS = """
+import os, signal, sys
+import incbt.runs, incbt._entry
+
+def crash(*a, **k):
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+incbt.runs.compute_task = crash
+sys.argv = ["incbt", *sys.argv[1:]]
+incbt._entry.main()
+"""
+
+
+def test_a_step_that_crashes_the_command_s_own_process_says_where(tmp_path, data):
+    """A step that crashes the process on the threads of a small plan killed the command
+    with nothing but the shell's "Segmentation fault" (QA 2026-12-07). The command says
+    where each thread was (Python's fault handler), and nothing of it was committed (the
+    run is not registered yet): the same command again computes it all, as it would
+    have."""
+    want = incbt.init(str(tmp_path / "want"))
+    want.ingest(str(data / "head"))
+    want.backtest("sma_cross", {"fast": 5, "slow": 30})
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "head"))
+    p = subprocess.run(
+        [sys.executable, "-c", CRASHES_ON_THREADS, "--store", s.path, "backtest", "sma_cross",
+         "-p", "fast=5", "-p", "slow=30", "--all"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "INCBT_PROCESSES": "1"},
+    )  # fmt: skip
+    assert p.returncode == -signal.SIGSEGV, (p.returncode, p.stderr)
+    assert "Fatal Python error: Segmentation fault" in p.stderr, p.stderr
+    assert "incbt/runs.py" in p.stderr and "in crash" in p.stderr, p.stderr
+    again = incbt.open(s.path)
+    assert again.sql("SELECT count(*) AS n FROM daily")["n"][0].as_py() == 0
+    assert not again.runs()
+    again.backtest("sma_cross", {"fast": 5, "slow": 30})
+    assert again.verify().ok
+    assert_same(results(again), results(want))
+
+
 # A worker that dies in the middle of sending its results: the CLI, with every plan on
 # 2 worker processes, whose worker of chunk 1 writes half of its reply's bytes to the
 # pipe and is killed
