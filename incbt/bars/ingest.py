@@ -82,6 +82,7 @@ from incbt.bars.inputs import (
     block_columns,
     expand_paths,
     instrument_for,
+    is_stacked,
     read_input,
     table_block,
     trading_days,
@@ -999,8 +1000,12 @@ def ingest(
     summary = IngestSummary(files=len(files), dry_run=dry_run)
 
     def whole(f: str) -> bool:  # a CSV file without a header line is read whole: a part
-        # of it would take its first bar for the header line its copy starts with
-        return header is not None and (is_csv(f) or is_text(f))
+        # of it would take its first bar for the header line its copy starts with; so is
+        # one with yfinance's header of three lines, whose parts would have its first
+        # (looked at only where the file is big enough to be cut: a part's size)
+        if header is not None:
+            return is_csv(f) or is_text(f)
+        return is_csv(f) and os.path.getsize(f) > chunk_bytes // PARTS_PER_CHUNK and is_stacked(f)
 
     summary.skipped_files = sorted(skipped)
     summary.reading = {

@@ -564,8 +564,17 @@ _DIALECT: contextvars.ContextVar[tuple[str, str, int]] = contextvars.ContextVar(
 
 
 def _head() -> int:
-    """The header lines of the CSV file being read: 1, or 0 (``--header`` names them)."""
+    """The header lines of the CSV file being read: 1, 0 (``--header`` names them) or 3
+    (yfinance's header: :func:`_read_stacked`)."""
     return _DIALECT.get()[2]
+
+
+# The 0-based data row of the file of each row of the table being validated, where they
+# differ (a yfinance file of several tickers: each ticker's bars one after another), so
+# messages name the file's own line; None where table row i is the file's row i
+_FILE_ROWS: contextvars.ContextVar[np.ndarray | None] = contextvars.ContextVar(
+    "incbt_file_rows", default=None
+)
 
 
 _SEPARATORS = (";", "\t", "|")
@@ -705,6 +714,13 @@ def _read_csv(
             dec = ","
     if decimal is not None:  # --decimal: as given (d,ddd is then read as it says)
         dec = decimal
+    stacked = None if names is not None or sep != "," else _stacked(header, first, text)
+    if stacked is not None:  # yfinance's header of three lines: each ticker's bars
+        _DIALECT.set((sep, ".", 3))
+        _MARK_GIVEN.set(decimal is not None)
+        return _read_stacked(
+            path, stacked, mapping, tz, use_threads, ts_unit, instrument, ts_format
+        )
     if names is not None:
         header = list(names)
         if first is None or first == [] or first == [""]:  # (QA 2026-12-06: "line 2: the
@@ -1249,9 +1265,10 @@ def _number_fix(value: str, mark: str) -> str:
 
 
 def _refuse_stacked_header(path: str) -> None:
-    """A header of three lines, as pandas writes columns of two levels (yfinance since
-    0.2.48: ``Price,Close,...`` / ``Ticker,AAPL,...`` / ``Datetime,,,,``), said as that
-    with the fix (QA 2026-12-07: "column Close is not a number; value 'AAPL'")."""
+    """A header of three lines, as pandas writes columns of two levels, other than
+    yfinance's (since 0.2.48: ``Price,Close,...`` / ``Ticker,AAPL,...`` / ``Datetime,,,,``,
+    read by :func:`_read_stacked`), said as that with the fix (QA 2026-12-07: "column
+    Close is not a number; value 'AAPL'")."""
     with _text(path) as f:
         lines = list(itertools.islice(csv.reader(f, delimiter=_DIALECT.get()[0]), 3))
     if len(lines) < 3 or not all(lines) or len({len(x) for x in lines}) > 1:
@@ -1263,7 +1280,7 @@ def _refuse_stacked_header(path: str) -> None:
         return  # line 2 is a bar
     raise BadInputError(
         f"a header of three lines ({first[0]!r}, {second[0]!r}, {third[0]!r}: pandas' "
-        "columns of two levels, as yfinance writes them)",
+        "columns of two levels, not yfinance's Price and Ticker lines, which are read)",
         file=path,
         line=2,
         fix=f"give the file one header line: in pandas, df.columns = "
@@ -1271,6 +1288,245 @@ def _refuse_stacked_header(path: str) -> None:
         f"the first column {third[0].strip()} (sed -i '2,3d;1s/^{first[0]}/"
         f"{third[0].strip()}/' FILE)",
     )
+
+
+# yfinance's header of three lines (pandas' columns of two levels, 0.2.48 on): the level
+# names as its first fields, Price's and Ticker's in either order (group_by='column' or
+# 'ticker'), then the index's name alone (Datetime, Date)
+_LEVELS = ("price", "ticker")
+
+
+@dataclass(frozen=True)
+class Stacked:
+    """A yfinance file's header: the ts column's name (line 3), and the price (Close,
+    High, Adj Close...) and the ticker of each column after it."""
+
+    index: str
+    prices: list[str]
+    tickers: list[str]
+
+    def column(self, k: int) -> str:
+        """Column ``k`` (after the index) as messages name it: ``Close (AAPL)``."""
+        return f"{self.prices[k]} ({self.tickers[k]})"
+
+
+def _stacked(header: list[str] | None, first: list[str] | None, text: str) -> Stacked | None:
+    """The yfinance header a CSV file's :func:`_sample` starts with, or None. Looks no
+    further than the first field of the first two lines unless they are ``Price`` and
+    ``Ticker`` (a plain file's reading pays nothing)."""
+    if not header or not first:
+        return None
+    if sorted((header[0].strip().lower(), first[0].strip().lower())) != list(_LEVELS):
+        return None
+    lines = list(itertools.islice(csv.reader(io.StringIO(text, newline="")), 3))
+    if len(lines) < 3 or len({len(x) for x in lines}) > 1 or len(lines[0]) < 2:
+        return None
+    third = lines[2]
+    if not third[0].strip() or any(x.strip() for x in third[1:]):
+        return None  # line 3 names the index alone
+    prices, tickers = (lines[0], lines[1])
+    if prices[0].strip().lower() != "price":  # group_by='ticker': the lines swapped
+        prices, tickers = tickers, prices
+    return Stacked(
+        third[0].strip(), [x.strip() for x in prices[1:]], [x.strip() for x in tickers[1:]]
+    )
+
+
+def is_stacked(path: str) -> bool:
+    """Whether a CSV file starts with yfinance's header of three lines (read whole by
+    an ingest, not in parts: a part's copy of the header is its first line)."""
+    try:
+        text, _ = _sample(path)
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error):
+        return False  # its reading says what it is
+    try:
+        header, first = _head_lines(text)
+        return _stacked(header, first, text) is not None
+    except csv.Error:
+        return False
+
+
+def _read_stacked(
+    path: str,
+    st: Stacked,
+    mapping: Mapping[str, str],
+    tz: str | None,
+    use_threads: bool,
+    ts_unit: str,
+    instrument: str | None,
+    ts_format: str | None,
+) -> tuple[pa.Table, str, np.ndarray | None, list[str]]:
+    """:func:`_read_csv` of a file with yfinance's header (:class:`Stacked`): each
+    ticker's bars, under its name (``instrument``, from --instrument, names a file of one
+    ticker's), grouped by ticker, and the file's row of each (``_FILE_ROWS``). A ticker
+    whose fields of a row are all empty has no bar there (yfinance's way of saying so);
+    some empty and others not is refused."""
+    tickers = list(dict.fromkeys(st.tickers))
+    if instrument is not None and len(tickers) > 1:
+        raise BadInputError(
+            f"the file holds the bars of {len(tickers)} tickers ({', '.join(tickers[:4])}"
+            f"{', ...' if len(tickers) > 4 else ''}: yfinance's header of three lines), and "
+            f"--instrument {instrument} would name them all",
+            file=path,
+            line=2,
+            fix="ingest yfinance's files without --instrument: each ticker's bars are named "
+            "by its ticker",
+        )
+    mapping = dict(mapping)
+    by = mapping.pop("instrument", None)
+    if by is not None and by.strip().lower() != "ticker":
+        raise BadInputError(
+            f"missing column {by} (for instrument): a file with yfinance's header of three "
+            "lines names each column's ticker on its Ticker line",
+            file=path,
+            line=1,
+            fix="drop --map instrument: the tickers name the bars (--instrument NAME names "
+            "a file of one ticker's)",
+        )
+    mapping.setdefault("ts", st.index)
+    roles: list[tuple[str, list[int]]] = []  # each ticker's name and the columns of its
+    # open, high, low, close and volume (1-based: after the index)
+    used: set[int] = set()
+    for t in tickers:
+        own = [k for k, x in enumerate(st.tickers) if x == t]
+        try:
+            wanted = _check_columns(
+                path, [st.index, *(st.prices[k] for k in own)], mapping, instrument or t
+            )
+        except BadInputError as e:  # said of the ticker
+            raise BadInputError(
+                f"ticker {t}: {e.problem}", file=path, line=1, value=e.value, fix=e.fix
+            ) from None
+        cols = [next(k for k in own if st.prices[k] == wanted[c]) + 1 for c in FLOAT_COLUMNS]
+        roles.append((instrument or t, cols))
+        used.update(cols)
+    other = [p for p in dict.fromkeys(st.prices) if all(st.prices[k - 1] != p for k in used)]
+    names = [st.index, *(f"\x1f{k}" for k in range(1, len(st.prices) + 1))]  # for Arrow
+    types = {names[k]: pa.string() for k in (0, *sorted(used))}
+    shown = [st.index, *(st.column(k) for k in range(len(st.prices)))]  # for messages
+    try:
+        try:
+            table = _arrow_csv(path, types, use_threads, names=names)
+        except pa.ArrowInvalid:
+            gz = _gz_without_trailing_blanks(path)  # the error was those blank lines?
+            if gz is None:
+                raise
+            table = _arrow_csv(path, types, use_threads, source=gz, names=names)
+    except pa.ArrowInvalid as exc:
+        _explain_csv_error(path, shown, str(exc), {})
+        raise  # pragma: no cover
+    if table.num_rows == 0:
+        raise BadInputError(
+            "the file has a header but no bars",
+            file=path,
+            line=_head() + 1,
+            fix="remove the empty file from the ingest",
+        )
+    # the numbers: an empty field is null (no bar), any other must read as a number
+    values: dict[int, np.ndarray] = {}
+    filled: dict[int, np.ndarray] = {}
+    bad: list[tuple[int, int, str]] = []  # (row, column, value) of a field no number
+    for k in sorted(used):
+        text = table.column(names[k]).combine_chunks()
+        empty = pc.equal(pc.utf8_trim_whitespace(text), "")
+        some = pc.if_else(empty, pa.scalar(None, pa.string()), text)
+        try:
+            values[k] = pc.cast(some, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            i = _first_bad(some, pa.float64())
+            bad.append((i, k, text[i].as_py()))
+            continue
+        filled[k] = ~empty.to_numpy(zero_copy_only=False)
+    partial = []  # (row, column) of an empty field of a bar with others not empty
+    for _, cols in roles:
+        if any(k not in filled for k in cols):
+            continue  # a field no number: said below
+        got = np.vstack([filled[k] for k in cols])
+        some_row = got.any(axis=0) & ~got.all(axis=0)
+        if some_row.any():
+            i = int(np.argmax(some_row))
+            partial.append((i, cols[int(np.argmin(got[:, i]))]))
+    first_bad = min(bad)[:2] if bad else None
+    first_partial = min(partial) if partial else None
+    if first_bad is not None and (first_partial is None or first_bad <= first_partial):
+        i, k, value = min(bad)
+        raise BadInputError(
+            f"column {shown[k]} is not a number",
+            file=path,
+            line=i + 1 + _head(),
+            instrument=instrument or st.tickers[k - 1],
+            value=value,
+            fix=_number_fix(value or "", "."),
+        )
+    if first_partial is not None:
+        i, k = first_partial
+        raise BadInputError(
+            f"column {shown[k]} is empty, and other fields of the ticker's bar are not",
+            file=path,
+            line=i + 1 + _head(),
+            instrument=instrument or st.tickers[k - 1],
+            value="",
+            fix="give the bar its open, high, low, close and volume, or leave all of them "
+            "empty where the ticker had no bar (as yfinance writes it)",
+        )
+    ts = _stacked_ts(path, table.column(names[0]).combine_chunks(), tz, ts_unit, ts_format)
+    rows = [np.flatnonzero(filled[cols[0]]) for _, cols in roles]
+    keep = [j for j, r in enumerate(rows) if len(r)]  # a ticker without a bar: no name
+    if not keep:
+        raise BadInputError(
+            "the file has no bars: every ticker's fields are empty",
+            file=path,
+            line=_head() + 1,
+            fix="remove the empty file from the ingest",
+        )
+    order = np.concatenate([rows[j] for j in keep]).astype(np.int64)
+    block = bars_block(len(order))
+    block[0].view(np.int64)[:] = ts[order]
+    for r in range(1, len(BLOCK_ROWS)):  # the floats: open, high, low, close, volume
+        at = 0
+        for j in keep:
+            k, n = roles[j][1][r - 1], len(rows[j])
+            block[r, at : at + n] = values[k][rows[j]]
+            at += n
+    codes = np.repeat(np.arange(len(keep), dtype=np.int32), [len(rows[j]) for j in keep])
+    inst = pa.DictionaryArray.from_arrays(
+        pa.array(codes), pa.array([roles[j][0] for j in keep], pa.string())
+    )
+    out = pa.table(
+        [inst, pa.array(block[0].view(np.int64)), *(pa.array(block[k]) for k in range(1, 6))],
+        names=list(COLUMNS),
+    )
+    _FILE_ROWS.set(order)
+    return out, "csv", block, other
+
+
+def _stacked_ts(
+    path: str, text: pa.Array, tz: str | None, ts_unit: str, ts_format: str | None
+) -> np.ndarray:
+    """A yfinance file's ts column (text) as int64 ns UTC, one a row of the file, read as
+    any CSV file's ts are (``2024-01-02 14:30:00-05:00``; a date alone, ``2024-01-02`` of
+    daily bars, with --tz)."""
+    blank = pc.equal(pc.utf8_trim_whitespace(text), "").to_numpy(zero_copy_only=False)
+    if blank.any():
+        i = int(np.argmax(blank))
+        if _line_is_blank(path, i + 1 + _head()):
+            raise BadInputError(
+                "blank line (or a row of separators only)",
+                file=path,
+                line=i + 1 + _head(),
+                fix="remove blank lines and empty rows between bars (after the last bar "
+                "they are left out)",
+            )
+    if ts_format is not None:
+        ts = _parse_ts_format(path, text, ts_format, tz, "csv", None)
+    else:
+        kind = "int" if _INT_RE.match(text[0].as_py() or "") else "text"
+        if kind == "int" and tz:
+            raise _tz_refused(path, "integers (UTC epoch times)", tz)
+        ts = _parse_ts_text(path, text, kind, tz, "csv", None, ts_unit)
+        if kind == "int":
+            ts = _scaled(path, ts, ts_unit, "csv")
+    return np.asarray(_one_array(ts).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _csv_line(path: str, line: int) -> list[str] | None:
@@ -1780,6 +2036,7 @@ def read_input(
     with Arrow's threads).
     """
     token = _DIALECT.set((",", ".", 1))  # the file's dialect, set by _read_csv, read to
+    rows_token = _FILE_ROWS.set(None)
     try:  # its validation's end
         return _read_input(
             path,
@@ -1795,6 +2052,7 @@ def read_input(
             decimal,
         )
     finally:
+        _FILE_ROWS.reset(rows_token)
         _DIALECT.reset(token)
 
 
@@ -2096,6 +2354,9 @@ def shown_name(name: str, keep: int = 40) -> str:
 
 def _at(kind: str, i: int) -> dict[str, Any]:
     """Where row ``i`` (0-based, in file order) is, as an error names it."""
+    rows = _FILE_ROWS.get()
+    if rows is not None and kind == "csv":  # a row of the table the file's rows made
+        i = int(rows[i])
     return {"line": int(i) + 1 + _head()} if kind == "csv" else {"row": int(i) + 1}
 
 
@@ -2174,6 +2435,9 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
         order, sc = _check_values_and_order(path, kind, names, codes, arr)
     if sc is not codes:
         block = np.take(block, order, axis=1)  # C order: each field a contiguous row
+    file_rows = _FILE_ROWS.get() if kind == "csv" else None
+    if file_rows is not None:  # each bar's row of the file, not of the table
+        order = file_rows[order]
     return InputBars(
         source=path,
         kind=kind,
