@@ -1254,10 +1254,11 @@ def test_rows_without_a_value_after_the_last_bar_are_left_out(tmp_path):
         s.ingest(str(q), **opts)
 
 
-def test_a_yfinance_header_of_three_lines_is_said_with_its_fix(tmp_path):
-    """QA 2026-12-07: yfinance (0.2.48 on) writes pandas' columns of two levels, a header
-    of three lines; it was refused as "column Close is not a number; value 'AAPL'" (or a
-    missing column). Said as what it is, with the fix, which makes it read."""
+def test_a_header_of_three_lines_is_said_with_its_fix(tmp_path):
+    """QA 2026-12-07: pandas' columns of two levels, a header of three lines, were
+    refused as "column Close is not a number; value 'AAPL'" (or a missing column). Now
+    yfinance's (``Price``/``Ticker``) are read (tests/test_yfinance_csv.py); others are
+    said as what they are, with the fix, which makes them read."""
     import pandas as pd
 
     idx = pd.DatetimeIndex(["2024-01-05 14:30", "2024-01-05 14:31"], tz="UTC", name="Datetime")
@@ -1269,16 +1270,31 @@ def test_a_yfinance_header_of_three_lines_is_said_with_its_fix(tmp_path):
     df.to_csv(p)
     assert p.read_text().splitlines()[1].startswith("Ticker,AAPL")
     s = incbt.init(str(tmp_path / "s"))
-    for mapping in ({"ts": "Price"}, {"ts": "Datetime"}, None):
+    for mapping in ({"ts": "Datetime"}, None):  # yfinance's: read
+        s.ingest(str(p), columns=mapping, instrument="{stem}")
+    assert s.sql("SELECT close FROM bars ORDER BY ts")["close"].to_pylist() == [181.5, 181.6]
+    df.columns = df.columns.set_names(["Field", "Symbol"])  # not yfinance's: refused
+    df.to_csv(p)
+    for mapping in ({"ts": "Field"}, {"ts": "Datetime"}, None):
         with pytest.raises(incbt.BadInputError, match=re.escape(
-                "line 2: a header of three lines ('Price', 'Ticker', 'Datetime': pandas' "
-                "columns of two levels, as yfinance writes them). Fix: give the file one "
-                "header line: in pandas, df.columns = df.columns.droplevel(1)")):
+                "line 2: a header of three lines ('Field', 'Symbol', 'Datetime': pandas' "
+                "columns of two levels, not yfinance's Price and Ticker lines, which are "
+                "read). Fix: give the file one header line: in pandas, df.columns = "
+                "df.columns.droplevel(1)")):
             s.ingest(str(p), columns=mapping, instrument="{stem}")
     df.columns = df.columns.droplevel(1)  # the fix said
+    df.iloc[:, :4] += 1  # other bars: a correction
     df.to_csv(p)
     s.ingest(str(p), columns={"ts": "Datetime"}, instrument="{stem}")
-    assert s.sql("SELECT close FROM bars ORDER BY ts")["close"].to_pylist() == [181.5, 181.6]
+    assert s.sql("SELECT close FROM bars ORDER BY ts")["close"].to_pylist() == [182.5, 182.6]
+    # yfinance's levels, but not separated by commas
+    df.columns = pd.MultiIndex.from_product([df.columns, ["AAPL"]], names=["Price", "Ticker"])
+    df.to_csv(p, sep=";")
+    with pytest.raises(incbt.BadInputError, match=re.escape(
+            "line 2: a header of three lines ('Price', 'Ticker', 'Datetime': pandas' columns "
+            "of two levels, as yfinance writes them, read only with fields separated by "
+            "commas). Fix: give the file one header line")):
+        s.ingest(str(p), instrument="{stem}")
 
 
 def test_a_fractional_epoch_is_said_in_the_unit_given(tmp_path):

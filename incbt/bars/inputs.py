@@ -1278,9 +1278,15 @@ def _refuse_stacked_header(path: str) -> None:
         return  # line 3 names the index alone
     if re.fullmatch(r"[-+.:\d /TZe]+", second[0].strip() or "0"):
         return  # line 2 is a bar
+    yf = sorted((first[0].strip().lower(), second[0].strip().lower())) == list(_LEVELS)
     raise BadInputError(
         f"a header of three lines ({first[0]!r}, {second[0]!r}, {third[0]!r}: pandas' "
-        "columns of two levels, not yfinance's Price and Ticker lines, which are read)",
+        "columns of two levels, "
+        + (
+            "as yfinance writes them, read only with fields separated by commas)"
+            if yf
+            else "not yfinance's Price and Ticker lines, which are read)"
+        ),
         file=path,
         line=2,
         fix=f"give the file one header line: in pandas, df.columns = "
