@@ -824,13 +824,7 @@ def _read_csv_as(
         for c in joined or [ts_src]:
             types[c] = pa.string()
     try:
-        try:
-            table = _arrow_csv(path, types, use_threads, names=header)
-        except pa.ArrowInvalid:
-            gz = _gz_without_trailing_blanks(path)  # the error was those blank lines?
-            if gz is None:
-                raise
-            table = _arrow_csv(path, types, use_threads, source=gz, names=header)
+        table = _arrow_csv_or_gz(path, types, use_threads, header)
     except pa.ArrowInvalid as exc:
         msg = str(exc)
         m = re.search(r"column #(\d+)", msg)
@@ -1091,6 +1085,20 @@ def _gz_without_trailing_blanks(path: str) -> pa.BufferReader | None:
         data = f.read()
     end = fastcsv.trailing_blanks_start(data[-fastcsv.TAIL :], len(data))
     return None if end is None else pa.BufferReader(pa.py_buffer(data)[:end])
+
+
+def _arrow_csv_or_gz(
+    path: str, types: dict[str, pa.DataType], use_threads: bool, names: list[str]
+) -> pa.Table:
+    """:func:`_arrow_csv`, and where Arrow fails on a ``.csv.gz``, again without its
+    blank lines after the last bar (what the error may have been)."""
+    try:
+        return _arrow_csv(path, types, use_threads, names=names)
+    except pa.ArrowInvalid:
+        gz = _gz_without_trailing_blanks(path)
+        if gz is None:
+            raise
+        return _arrow_csv(path, types, use_threads, source=gz, names=names)
 
 
 def _arrow_csv(
@@ -1411,13 +1419,7 @@ def _read_stacked(
     types = {names[k]: pa.string() for k in (0, *sorted(used))}
     shown = [st.index, *(st.column(k) for k in range(len(st.prices)))]  # for messages
     try:
-        try:
-            table = _arrow_csv(path, types, use_threads, names=names)
-        except pa.ArrowInvalid:
-            gz = _gz_without_trailing_blanks(path)  # the error was those blank lines?
-            if gz is None:
-                raise
-            table = _arrow_csv(path, types, use_threads, source=gz, names=names)
+        table = _arrow_csv_or_gz(path, types, use_threads, names)
     except pa.ArrowInvalid as exc:
         _explain_csv_error(path, shown, str(exc), {})
         raise  # pragma: no cover
