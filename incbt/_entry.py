@@ -27,6 +27,19 @@ def _by_ctrl_c(exc: BaseException) -> bool:
     return False
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """A MemoryError, or an error one caused (an import failing under a memory limit),
+    or a shared library that could not be mapped (the loader's words for the same)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, MemoryError) or (
+            isinstance(seen, ImportError) and "failed to map segment" in str(seen)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminated)  # died without a word (QA 2026-12-06)
     # A crash of the process (a strategy's step calling C through ctypes, or writing
@@ -44,6 +57,16 @@ def main() -> None:
     try:
         from incbt.cli import main as run
     except BaseException as exc:
+        if _out_of_memory(exc):  # QA 2026-12-07: a traceback ending in MemoryError
+            sys.stderr.write(
+                "error: incbt could not start: out of memory while loading its modules "
+                f"({_STARTING.strip()}). Fix: raise this process's memory limit (`ulimit "
+                "-v`: incbt needs a few GiB of address space) or free memory\n"
+            )
+            sys.stderr.flush()
+            # not through the interpreter's exit: finalizing half-loaded extension modules
+            # crashed there (exit 139, after the message); nothing is open to close
+            os._exit(1)
         if not _by_ctrl_c(exc):
             raise
         sys.stderr.write(f"interrupted {_STARTING}")

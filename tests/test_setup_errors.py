@@ -115,6 +115,31 @@ def test_a_catalog_that_cannot_be_mapped_for_want_of_memory_is_no_damaged_store(
     assert "SetupError" in p.stderr and "ulimit -v" in p.stderr and "backup" not in p.stderr
 
 
+def test_a_command_without_the_memory_to_load_its_modules_says_so(tmp_path):
+    """Under a `ulimit -v` too low to load its modules, the command ended with a traceback
+    ending in MemoryError (or "failed to map segment from shared object"), then crashed
+    in the interpreter's exit (exit 139; QA 2026-12-07). It says so in a line: exit 1."""
+    code = (
+        "import resource, sys; from incbt._entry import main;"
+        "resource.setrlimit(resource.RLIMIT_AS, ({limit}, resource.RLIM_INFINITY));"
+        "sys.argv = ['incbt', '--store', sys.argv[1], 'status']; main()"
+    )
+    said = []
+    for mib in (60, 120, 200):  # where the imports fail depends on the machine
+        p = subprocess.run(
+            [sys.executable, "-c", code.format(limit=mib << 20), str(tmp_path / "s")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        # loaded: a word on the store (there is none), exit 1, no traceback
+        if "could not start" in p.stderr or "Traceback" in p.stderr or p.returncode != 1:
+            said.append(mib)
+            assert p.returncode == 1, (mib, p.returncode, p.stderr[-2000:])
+            assert p.stderr.startswith("error: incbt could not start: out of memory"), p.stderr
+            assert "Traceback" not in p.stderr and "ulimit -v" in p.stderr
+    if not said:
+        pytest.skip("every limit tried let the modules load here")
+
+
 def test_a_full_disk_is_said_with_its_fix():
     for exc in (OSError(errno.ENOSPC, "No space left on device", "/x/results/a.parquet"),
                 OSError("Error writing bytes to file. Detail: [errno 28] No space left on "
