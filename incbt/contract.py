@@ -52,7 +52,7 @@ def check_new_runs(store: Any, records: Sequence[rc.RunRecord], known: Sequence[
 
 
 def _check(store: Any, strat: Any, recs: list[rc.RunRecord], known: Sequence[str]) -> None:
-    from incbt.bars.schema import day_to_iso, iso_to_day
+    from incbt.bars.schema import iso_to_day
     from incbt.runs import EXEC_NAMES, instruments_of
 
     params = np.stack([params_from_dict(strat, r.params) for r in recs])
@@ -75,46 +75,105 @@ def _check(store: Any, strat: Any, recs: list[rc.RunRecord], known: Sequence[str
         return  # no bars of it yet: checked with a later run
     short = at < 1 or at + AFTER > len(rows)  # too few bars for the resume: checked later
     b = store.bars(inst, int(index.days[0]), int(index.days[-1 if short else at + AFTER - 1]))
-    cols = (b.ts, b.open, b.high, b.low, b.close, b.volume)
-    n = len(recs)
-    whole = run_segment(strat, params, ex, *cols, 0, b.day_ends, initial_state(strat, n))
+    whole, problems = contract_problems(strat, params, ex, b, warm, None if short else at, inst)
     _refuse_broken(strat, recs, whole, inst, int(b.days[0]))
-    if short:
-        return
+    for k, rec in enumerate(recs):
+        if problems[k] is not None:
+            said = f"strategy {strat.name!r} ({params_to_dict(strat, params[k])})"
+            raise StrategyError(f"{said}, run {rec.run_id}: {problems[k]}")
+
+
+def contract_problems(
+    strat: Any,
+    params: np.ndarray,
+    ex: np.ndarray,
+    b: Any,
+    warm: int,
+    at: int | None,
+    where: str,
+) -> tuple[Any, list[str | None]]:
+    """Run the sets of ``params`` over the bars ``b`` (:class:`incbt.store.BarArrays`,
+    from their first day) whole, whole again, and resumed at the close of day ``at - 1``
+    (its snapshot, ``warm`` bars loaded before day ``at``; None: not resumed): the whole
+    run's :class:`~incbt.engine.SegmentResult` and, for each set, how its step breaks the
+    contract (None: it does not, or it fails by itself, which ``whole.errors`` says).
+    ``where``: the bars as messages name them (an instrument)."""
+    from incbt.bars.schema import day_to_iso
+
+    n = len(params)
+    cols = (b.ts, b.open, b.high, b.low, b.close, b.volume)
+    whole = run_segment(strat, params, ex, *cols, 0, b.day_ends, initial_state(strat, n))
+    problems: list[str | None] = [None] * n
+    if at is None:
+        return whole, problems
     again = run_segment(strat, params, ex, *cols, 0, b.day_ends, initial_state(strat, n))
     lo = int(b.day_ends[at - 1]) - warm  # the first bar loaded on resuming
     t, o, h, lw, c, v = (x[lo:] for x in cols)
     state = whole.snapshots[:, at - 1, :].copy()
     resumed = run_segment(strat, params, ex, t, o, h, lw, c, v, warm, b.day_ends[at:] - lo, state)
     day = day_to_iso(int(b.days[at]))
-    for k, rec in enumerate(recs):
+    for k in range(n):
         if whole.errors[k] is not None:
             continue  # it fails by itself: said as a failure when the run is computed
-        said = f"strategy {strat.name!r} ({params_to_dict(strat, params[k])}), run {rec.run_id}"
         if again.errors[k] is not None or not _same(whole, again, k, slice(None)):
-            raise StrategyError(
-                f"{said}: two runs of its step over the same bars ({inst}, from "
+            problems[k] = (
+                f"two runs of its step over the same bars ({where}, from "
                 f"{day_to_iso(int(b.days[0]))}) differ. Fix: a step is a function of its "
                 "parameters, state and bars alone: no random numbers without a seed in its "
                 "parameters, no clock, no global it changes"
             )
-        failed = resumed.errors[k]
-        if failed is not None:
-            raise StrategyError(
-                f"{said}: resumed on {inst} {day} from the previous day's snapshot, with "
+        elif (failed := resumed.errors[k]) is not None:
+            problems[k] = (
+                f"resumed on {where} {day} from the previous day's snapshot, with "
                 f"its warm-up of {warm} bar(s) loaded before, the step failed: "
                 f"{failed.split('): ', 1)[-1]}. Fix: declare a warm-up that "
                 "covers the bars it reads back (warmup=lambda p: ...)"
             )
-        if not _same(whole, resumed, k, slice(at, None)):
-            raise StrategyError(
-                f"{said}: resumed on {inst} {day} from the previous day's snapshot, with "
+        elif not _same(whole, resumed, k, slice(at, None)):
+            problems[k] = (
+                f"resumed on {where} {day} from the previous day's snapshot, with "
                 f"its warm-up of {warm} bar(s) loaded before, the step gives other results "
                 "than run whole: it keeps something outside its declared state (a global, "
                 "a list, the bar index i as a count of bars seen; count in a state slot), "
                 "or reads bars further back than its warm-up. Fix: keep what it carries "
                 "from bar to bar in its state, and declare a warm-up that covers its reads"
             )
+    return whole, problems
+
+
+# The longest warm-up `incbt strategies --check` resumes after: days of synthetic bars
+CHECK_MOST_DAYS = 260
+
+
+def check_on_synthetic(strat: Any) -> tuple[str | None, str]:
+    """``incbt strategies --check``: run ``strat`` with its default parameters over
+    synthetic bars (:func:`incbt.bars.generate.walk`) whole, again, and resumed after its
+    warm-up from a day's snapshot, as :func:`check_new_runs` does over a store's first
+    runs. Returns why it fails or breaks the contract (None: it does not) and what it ran
+    over."""
+    from incbt.bars.generate import BARS_PER_DAY, walk
+    from incbt.store import BarArrays
+
+    params = params_from_dict(strat, {})[None, :]
+    ex = exec_params_from_dict({})[None, :]
+    warm = int(strat.warmup(params[0]))
+    at = warm // BARS_PER_DAY + 1  # the first day with more than the warm-up before it
+    days = min(at + AFTER, CHECK_MOST_DAYS)
+    w = walk(days)
+    b = BarArrays(
+        "SYNTH", w["ts"], w["open"], w["high"], w["low"], w["close"], w["volume"],
+        w["day"].astype(np.int32), np.arange(1, days + 1, dtype=np.int64) * BARS_PER_DAY,
+    )  # fmt: skip
+    resumes = at + AFTER <= days
+    whole, problems = contract_problems(
+        strat, params, ex, b, warm, at if resumes else None, "synthetic bars"
+    )
+    over = f"{days} day(s) of synthetic bars" + (
+        f", resumed on day {at + 1} from its snapshot"
+        if resumes
+        else f" (its warm-up of {warm:,} bars is longer: not resumed)"
+    )
+    return whole.errors[0] or problems[0], over
 
 
 def _refuse_broken(strat: Any, recs: list[rc.RunRecord], whole: Any, inst: str, day: int) -> None:
@@ -132,7 +191,7 @@ def _refuse_broken(strat: Any, recs: list[rc.RunRecord], whole: Any, inst: str, 
     raise StrategyError(
         f"{errors[0]} (over {inst}'s bars from {day_to_iso(day)}). Nothing is registered: "
         f"the step breaks the contract for {which}. Fix: correct the step (`incbt "
-        "strategies --strategies FILE --check` runs a file's steps over two bars)"
+        "strategies FILE --check` runs a file's steps over synthetic bars)"
     )
 
 
@@ -146,4 +205,4 @@ def _same(a: Any, b: Any, k: int, days: slice) -> bool:
     return True
 
 
-__all__ = ["check_new_runs"]
+__all__ = ["check_new_runs", "check_on_synthetic", "contract_problems"]

@@ -1142,7 +1142,7 @@ def test_a_sweeps_notes_are_said_once(tmp_path):
 
 CHECKED = '''import incbt
 
-@incbt.strategy(params={"n": incbt.Param(int, default=3, min=1)})
+@incbt.strategy(params={"n": incbt.Param(int, default=3, min=1)}, warmup=lambda p: p["n"])
 def good(p, s, o, h, l, c, v, i):
     n = int(p[0])
     if i < n:
@@ -1156,12 +1156,23 @@ def broken(p, s, o, h, l, c, v, i):
 @incbt.strategy(params={"n": incbt.Param(int, default=3, min=1)}, reads=("close",))
 def peeks(p, s, o, h, l, c, v, i):
     return 1 if c[i + 1] > c[i] else -1
+
+@incbt.strategy(params={"n": incbt.Param(int, default=3, min=1)}, reads=("close",),
+                warmup=lambda p: 1)
+def forgets(p, s, o, h, l, c, v, i):
+    n = int(p[0]) * 100  # reads 300 bars back, declares 1: fine over two bars
+    if i < n:
+        return 0
+    return 1 if c[i] > c[i - n] else -1
 '''
 
 
 def test_strategies_check_compiles_and_runs_each_step_of_the_file(tmp_path):
     """`incbt strategies --strategies FILE` listed a step that does not compile without a
-    word, until a backtest of it: --check compiles and runs each over two bars."""
+    word, until a backtest of it: --check compiles and runs each, then over days of
+    synthetic bars twice and resumed from a day's snapshot, as a store checks its first
+    runs of it (QA 2026-12-07: a step that breaks the contract only past two bars
+    passed)."""
     f = tmp_path / "mine.py"
     f.write_text(CHECKED)
     p = run("strategies", "--strategies", str(f), store=tmp_path / "s")
@@ -1174,7 +1185,8 @@ def test_strategies_check_compiles_and_runs_each_step_of_the_file(tmp_path):
     out = flat(p.stdout)
     assert p.returncode == 1, (p.stdout, p.stderr)
     assert re.search(r"good: n \(int, default 3, \[1, inf\]\) state: \(none\) reads: .*? "
-                     r"code version: [0-9a-f]{16} check: compiles and runs", out), out
+                     r"code version: [0-9a-f]{16} check: compiles, runs, and resumed from a "
+                     r"day's snapshot gives the bits run whole gives", out), out
     assert "check: strategy 'broken': its step does not compile with Numba" in out
     assert "undefined_name" in out
     # it fails over the check's bars: which bound it read past, and no made-up time (QA
@@ -1182,6 +1194,10 @@ def test_strategies_check_compiles_and_runs_each_step_of_the_file(tmp_path):
     assert ("check: strategy 'peeks', parameter set 0 ({'n': 3}): the step raised IndexError "
             "at bar 0 (of the check's two bars of 1.0, no real time): a step read a bar after "
             "the current bar i (look-ahead)") in out, out
+    assert re.search(r"forgets: .*? check: resumed on synthetic bars \d{4}-\d\d-\d\d from the "
+                     r"previous day's snapshot, with its warm-up of 1 bar\(s\) loaded before, "
+                     r"the step gives other results than run whole: .*? \(over 3 day\(s\) of "
+                     r"synthetic bars, resumed on day 2 from its snapshot\)", out), out
 
 
 def test_tables_print_text_as_stored_not_emoji_codes(small_store):

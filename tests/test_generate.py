@@ -125,3 +125,21 @@ def test_a_full_disk_leaves_every_file_whole_and_says_which(tmp_path, monkeypatc
     assert sorted(os.listdir(out)) == ["bars-2024-01.csv", "bars-2024-02.csv"]
     assert (out / "bars-2024-02.csv").read_text() == "mine\n"  # as it was
     assert len(read_input(str(out / "bars-2024-01.csv"))) == 2 * 5 * 390  # whole
+
+
+def test_the_walk_in_memory_is_the_walk_generate_writes(tmp_path):
+    """`incbt strategies --check` runs steps over :func:`walk`'s bars: the numbers of the
+    files `generate` writes, over more days than one chunk of its (21)."""
+    import pyarrow.parquet as pq
+
+    from incbt.bars.generate import walk
+
+    files = generate(str(tmp_path / "g"), instruments=2, days=30, seed=5, fmt="parquet",
+                     split="one")
+    t = pq.read_table(files[0]).filter(pq.read_table(files[0])["instrument"].to_numpy()
+                                       == "S0001")
+    w = walk(30, seed=5, i=1)
+    assert np.array_equal(t["ts"].cast("int64").to_numpy(), w["ts"])
+    for f in ("open", "high", "low", "close", "volume"):
+        assert t[f].to_numpy().tobytes() == w[f].tobytes(), f
+    assert np.array_equal(np.unique(w["ts"] // 86_400_000_000_000), w["day"])

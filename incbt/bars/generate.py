@@ -94,6 +94,18 @@ class _Walk:
         return {"open": o, "high": h, "low": lo_, "close": c, "volume": vol}
 
 
+def walk(days: int, start: str = "2024-01-01", seed: int = 0, i: int = 0) -> dict[str, np.ndarray]:
+    """Instrument ``i``'s first ``days`` trading days of :func:`generate`'s walk, in memory:
+    ``day`` (each trading day, days since 1970), ``ts`` (int64 ns UTC) and the bar fields,
+    one value a bar, days one after another (the same numbers as a file ``generate``
+    writes, without the file)."""
+    dates = weekdays(iso_to_day(start), days)
+    fields = _Walk(seed, i).days(days)
+    intraday = np.arange(BARS_PER_DAY, dtype=np.int64) * MINUTE_NS + SESSION_OPEN_NS
+    ts = (dates.astype(np.int64)[:, None] * NS_PER_DAY + intraday[None, :]).ravel()
+    return {"day": dates, "ts": ts, **{k: v.ravel() for k, v in fields.items()}}
+
+
 def _key(day: int, split: str) -> str:
     """The part of a file's name that says which days it holds."""
     iso = day_to_iso(day)
