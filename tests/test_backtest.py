@@ -733,6 +733,26 @@ def test_a_ray_worker_reads_every_task_into_the_same_buffers(tmp_path, data):
         assert np.array_equal(got, want), inst
 
 
+def test_a_ray_worker_that_does_not_see_the_store_says_so_and_writes_nothing(tmp_path, data):
+    """A worker on a node without the store at its path made the store's folder and a
+    `tmp/` there on its own disk (its result files' folder), then failed on the first bars
+    file (QA 2026-12-07). It says so before writing anything."""
+    from incbt.execute import ray_exec
+    from incbt.runs import bar_source, plan_runs, resume_states
+
+    s = _store(tmp_path, "s", data / "all")
+    rec = s.backtest("sma_cross", {"fast": 3, "slow": 8}, dry_run=True).record
+    tasks = plan_runs(s, [rec]).tasks[:1]
+    source = bar_source(s, tasks)
+    index = source.index[tasks[0].instrument]
+    elsewhere = tmp_path / "other-node" / "s"
+    with pytest.raises(incbt.StoreError, match=r"is not a store on this Ray worker's node .*"
+                       r"storage every node sees, at the same path"):
+        ray_exec._work(tasks, str(elsewhere), [index], source.paths,
+                       resume_states(s, tasks, None), 60, (0, "t-"))
+    assert not (tmp_path / "other-node").exists()
+
+
 def test_kernels_are_preloaded_only_for_commands_with_work(tmp_path, data, monkeypatch):
     """A new run starts loading its kernel before the plan; a run made before, only once
     the plan has work: a backtest run again, or an update without files, with nothing
