@@ -68,6 +68,7 @@ WITH c AS (
          -- downside deviation: sqrt of the mean over every day of min(return, 0)^2
          sqrt(avg(least(w.pnl / c.capital, 0.0) * least(w.pnl / c.capital, 0.0))) AS down,
          sum(CASE WHEN w.pnl > 0 THEN 1 ELSE 0 END) AS wins,
+         sum(CASE WHEN w.pnl < 0 THEN 1 ELSE 0 END) AS loss_days,
          max(w.pnl) AS best_day, min(w.pnl) AS worst_day,
          avg(CASE WHEN w.pnl > 0 THEN w.pnl END) AS avg_win_day,
          avg(CASE WHEN w.pnl < 0 THEN w.pnl END) AS avg_loss_day,
@@ -83,19 +84,22 @@ SELECT a.first_day AS start, a.last_day AS "end", a.days,
        m.total_pnl / a.capital / a.days * 252 AS annual_return,
        a.std * sqrt(252.0) AS annual_volatility,
        m.sharpe,
-       -- NULL with fewer than 2 days (as the volatility) or no losing day
-       CASE WHEN a.days >= 2 THEN m.total_pnl / a.capital / a.days * 252
-                                  / (NULLIF(a.down, 0.0) * sqrt(252.0)) END AS sortino,
+       -- NULL with fewer than 2 days (as the volatility) or no losing day (tested as
+       -- such: NULLIF(x, 0.0) keeps -0.0, and x / -0.0 is NaN or -inf)
+       CASE WHEN a.days >= 2 AND a.down > 0
+            THEN m.total_pnl / a.capital / a.days * 252 / (a.down * sqrt(252.0)) END
+         AS sortino,
        m.max_drawdown,
        100.0 * m.max_drawdown / a.capital AS max_drawdown_pct,
        -- annual_return over the worst drawdown as a fraction of capital; NULL without one
-       m.total_pnl / a.capital / a.days * 252 / NULLIF(m.max_drawdown / a.capital, 0.0)
+       CASE WHEN m.max_drawdown > 0
+            THEN m.total_pnl / a.capital / a.days * 252 / (m.max_drawdown / a.capital) END
          AS calmar,
        CAST(coalesce(dd.longest, 0) AS BIGINT) AS max_drawdown_days,
        100.0 * a.wins / a.days AS win_days_pct,
        a.best_day, a.worst_day, a.avg_win_day, a.avg_loss_day,
        -- NULL with no losing day
-       a.gains / NULLIF(-a.losses, 0.0) AS profit_factor,
+       CASE WHEN a.loss_days > 0 THEN a.gains / -a.losses END AS profit_factor,
        m.fills, m.fees, m.turnover,
        100.0 * a.held_days / a.days AS exposure_pct
 FROM agg a
