@@ -2202,6 +2202,24 @@ class Run:
             }
         )
 
+    def stats(self) -> dict[str, Any]:
+        """The portfolio's statistics, as vectorbt's ``stats()``: the row of the built-in
+        ``stats`` query (``incbt query stats -p run=ID``; README.md says each value) as
+        a dict of Python dates, ints, floats and None ({} before the run has a day).
+        The built-in query, not a store's own ``queries/stats.sql``: one meaning here."""
+        from incbt.queries import BUILTIN, _read
+        from incbt.query import run_sql_fresh
+
+        self._reading()
+        sql = _read(BUILTIN / "stats.sql")
+        t = run_sql_fresh(
+            lambda: self.store.session(only_for=sql, runs=[self.run_id]),
+            sql,
+            {"run": self.run_id},
+            name="stats",
+        )
+        return t.to_pylist()[0] if t.num_rows else {}
+
     def __reduce__(self) -> tuple[Any, tuple[Any, str]]:
         """Pickled as its store and id, found again where it is unpickled."""
         return (_run_again, (self.store, self.run_id))
