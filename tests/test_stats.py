@@ -1,0 +1,282 @@
+"""The `stats` query and Run.stats(): every value against a NumPy computation of its own
+from the `daily` rows, on real stores and on daily rows Hypothesis writes; edge cases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from cli_process import run_incbt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import incbt
+from incbt.bars.generate import generate
+from incbt.queries import BUILTIN
+from incbt.query import run_sql
+from incbt.results.metrics import finalize, fold_portfolio, portfolio_pnl
+
+SQL = (BUILTIN / "stats.sql").read_text()
+# the values the metrics table holds, bit for bit
+FROM_METRICS = ("total_pnl", "sharpe", "max_drawdown", "fills", "fees", "turnover", "days")
+COLUMNS = [
+    "start", "end", "days", "total_pnl", "total_return", "annual_return",
+    "annual_volatility", "sharpe", "sortino", "max_drawdown", "max_drawdown_pct", "calmar",
+    "max_drawdown_days", "win_days_pct", "best_day", "worst_day", "avg_win_day",
+    "avg_loss_day", "profit_factor", "fills", "fees", "turnover", "exposure_pct",
+]  # fmt: skip
+
+
+def reference(rows: list[dict], capital: float) -> dict:
+    """The statistics of daily rows (instrument, date, pnl, pos, fills, fees, turnover),
+    computed here by loops and NumPy: the definitions README.md gives, not the SQL."""
+    days = sorted({r["date"] for r in rows})
+    at = {d: i for i, d in enumerate(days)}
+    n = len(days)
+    pnl = np.zeros(n)
+    for r in sorted(rows, key=lambda r: (r["instrument"], r["date"])):  # name order
+        pnl[at[r["date"]]] += r["pnl"]
+    equity = np.cumsum(pnl)
+    ret = pnl / capital
+    # drawdown durations, from the day of the peak (0: the start, the peak starting at 0)
+    peak, peak_i, under, longest = 0.0, 0, False, 0
+    for i, e in enumerate(equity, start=1):
+        if e >= peak:
+            if under:
+                longest = max(longest, i - peak_i)
+            peak, peak_i, under = e, i, False
+        else:
+            under = True
+    if under:
+        longest = max(longest, n - peak_i)
+    # a position held at a day's close: each instrument's last row on or before the day
+    held = np.zeros(n, bool)
+    by_inst: dict[str, list[dict]] = {}
+    for r in sorted(rows, key=lambda r: r["date"]):
+        by_inst.setdefault(r["instrument"], []).append(r)
+    for inst_rows in by_inst.values():
+        for a, b in zip(inst_rows, [*inst_rows[1:], None], strict=True):
+            stop = n if b is None else at[b["date"]]
+            if a["pos"] != 0:
+                held[at[a["date"]]:stop] = True
+    drawdown = float(np.max(np.maximum.accumulate(np.maximum(equity, 0.0)) - equity))
+    total = float(np.sum(pnl))
+    annual = total / capital / n * 252
+    std = float(np.std(ret, ddof=1)) if n >= 2 else None
+    down = math.sqrt(float(np.mean(np.minimum(ret, 0.0) ** 2)))
+    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
+    return {
+        "start": days[0], "end": days[-1], "days": n,
+        "total_pnl": total,
+        "total_return": total / capital,
+        "annual_return": annual,
+        "annual_volatility": None if std is None else std * math.sqrt(252),
+        "sharpe": np.mean(ret) / std * math.sqrt(252) if std else 0.0,
+        "sortino": annual / (down * math.sqrt(252)) if n >= 2 and down > 0 else None,
+        "max_drawdown": drawdown,
+        "max_drawdown_pct": 100 * drawdown / capital,
+        "calmar": annual / (drawdown / capital) if drawdown > 0 else None,
+        "max_drawdown_days": longest,
+        "win_days_pct": 100 * len(wins) / n,
+        "best_day": float(pnl.max()), "worst_day": float(pnl.min()),
+        "avg_win_day": float(wins.mean()) if len(wins) else None,
+        "avg_loss_day": float(losses.mean()) if len(losses) else None,
+        "profit_factor": float(wins.sum() / -losses.sum()) if len(losses) else None,
+        "fills": sum(r["fills"] for r in rows),
+        "fees": sum(r["fees"] for r in rows),
+        "turnover": sum(r["turnover"] for r in rows),
+        "exposure_pct": 100 * float(held.mean()),
+    }  # fmt: skip
+
+
+def assert_stats(got: dict, want: dict) -> None:
+    assert list(got) == COLUMNS
+    for k in COLUMNS:
+        g, w = got[k], want[k]
+        if w is None or g is None:
+            assert g is None and w is None, (k, g, w)
+        elif isinstance(w, float | np.floating):
+            assert isinstance(g, float), (k, g)
+            assert g == pytest.approx(float(w), rel=1e-9, abs=1e-9), (k, g, w)
+        else:
+            assert type(g) is type(w) and g == w, (k, g, w)
+
+
+def _store(tmp, seed: int, days: int = 12) -> incbt.Store:
+    generate(str(tmp / "d"), instruments=3, days=days, start="2024-01-15", seed=seed)
+    s = incbt.init(str(tmp / "s"))
+    s.ingest(str(tmp / "d"))
+    return s
+
+
+def _capital(run) -> float:
+    n = run.record.universe
+    return 100_000.0 * (len(run.store.instruments()) if n == "all" else len(n))
+
+
+def _check_run(run) -> dict:
+    rows = run.daily.to_pylist()
+    got = run.stats()
+    assert_stats(got, reference(rows, _capital(run)))
+    m = run.portfolio
+    assert all(got[k] == m[k] for k in FROM_METRICS)  # the metrics' own bits
+    # the annualized ratio is the Sharpe (up to the last bits of SQL's float aggregates)
+    if got["annual_volatility"]:
+        assert got["annual_return"] / got["annual_volatility"] == pytest.approx(
+            got["sharpe"], rel=1e-9)
+    # each day's pnl summed in name order, as the engine does: its best day is bit for bit
+    # the largest pnl of Run.equity
+    assert got["best_day"] == max(run.equity["pnl"].to_pylist())
+    return got
+
+
+@pytest.fixture(scope="module", params=[71, 5])
+def stores(request, tmp_path_factory):
+    """A store of 3 instruments x 12 days, its runs: over every instrument; over two,
+    with fees and slippage; warming up over two days (flat, holding nothing, until its
+    slow average has 800 bars); one day of one instrument removed (its position held
+    over that day)."""
+    s = _store(tmp_path_factory.mktemp("stats"), request.param)
+    runs = [
+        s.backtest("sma_cross", {"fast": 5, "slow": 40}),
+        s.backtest("sma_cross", {"fast": 10, "slow": 60}, instruments=["S0000", "S0002"],
+                   fee_bps=1.0, slippage_bps=2.0),
+        s.backtest("sma_cross", {"fast": 30, "slow": 800}),
+        s.backtest("breakout", {"lookback": 120}, instruments=["S0001"]),
+    ]
+    s.remove(["S0001"], start="2024-01-23", end="2024-01-23")
+    s.update()
+    return s, [s.run(r.run_id) for r in runs]
+
+
+def test_every_value_is_its_numpy_computation_from_the_daily_rows(stores):
+    s, runs = stores
+    got = [_check_run(r) for r in runs]
+    assert [g["days"] for g in got] == [12, 12, 12, 11]
+    warm = got[2]
+    assert 0 < warm["exposure_pct"] < 100 and warm["fills"] > 0
+    assert got[1]["fees"] > 0 and got[0]["fees"] == 0
+
+
+def test_the_query_by_name_and_through_the_cli(stores):
+    s, runs = stores
+    rid = runs[1].run_id
+    want = runs[1].stats()
+    assert s.query("stats", {"run": rid[:8]}).to_pylist() == [want]
+    p = run_incbt(["--store", s.path, "query", "stats", "-p", f"run={rid[:8]}",
+                   "--output", "json"])
+    assert p.returncode == 0, p.stderr
+    (line,) = p.stdout.splitlines()
+    shown = json.loads(line)
+    assert shown == {k: v.isoformat() if isinstance(v, dt.date) else v
+                     for k, v in want.items()}
+    p = run_incbt(["--store", s.path, "query", "stats", "-p", f"run={rid[:8]}"])
+    assert p.returncode == 0, p.stderr
+    assert "max_drawdown_days" in p.stdout and "exposure_pct" in p.stdout
+    assert f"{want['max_drawdown_days']}" in p.stdout
+    p = run_incbt(["--store", s.path, "query", "stats", "-p", "run=ZZ"])
+    assert p.returncode == 1 and "no run 'ZZ'" in p.stderr  # as every query says it
+
+
+def test_an_unknown_run_and_one_with_no_days_yet(stores):
+    s, _ = stores
+    with pytest.raises(incbt.NotFoundError, match="no run 'ffffffff'"):
+        s.query("stats", {"run": "ffffffff"})
+    later = s.backtest("sma_cross", {"fast": 5, "slow": 40}, start="2030-01-01")
+    assert later.stats() == {}
+    assert s.query("stats", {"run": later.run_id}).num_rows == 0
+
+
+def test_a_run_of_one_day_and_one_that_never_trades(tmp_path):
+    s = _store(tmp_path, seed=3, days=1)
+    one = s.backtest("sma_cross", {"fast": 5, "slow": 40})
+    got = _check_run(one)
+    assert got["days"] == 1 and got["sharpe"] == 0.0  # as the metrics table holds it
+    assert got["annual_volatility"] is None and got["sortino"] is None
+    never = s.backtest("sma_cross", {"fast": 5, "slow": 1000})  # 390 bars: no signal
+    got = _check_run(never)
+    assert got["fills"] == 0 and got["exposure_pct"] == 0.0 and got["total_pnl"] == 0.0
+    flat = dict.fromkeys(["sortino", "calmar", "avg_win_day", "avg_loss_day",
+                          "profit_factor"])
+    assert {k: got[k] for k in flat} == flat
+    assert got["max_drawdown_days"] == 0 and got["win_days_pct"] == 0.0
+
+
+def test_a_run_whose_every_day_is_flat(tmp_path):
+    s = _store(tmp_path, seed=4, days=3)
+    got = _check_run(s.backtest("sma_cross", {"fast": 5, "slow": 2000}))
+    assert got["days"] == 3 and got["annual_volatility"] == 0.0 and got["sharpe"] == 0.0
+    assert got["sortino"] is None and got["profit_factor"] is None and got["calmar"] is None
+    assert got["best_day"] == got["worst_day"] == 0.0 and got["max_drawdown_days"] == 0
+
+
+# -- the query over daily rows Hypothesis writes ------------------------------------
+
+DAY0 = dt.date(2024, 1, 1)
+money = st.one_of(st.just(0.0), st.floats(-5000, 5000, allow_nan=False))
+
+
+@st.composite
+def daily_rows(draw):
+    """Rows of one run: 1-4 instruments, each with some of up to 15 days (an instrument
+    lacks some days: it holds its position over them), pnl often 0, pos often 0."""
+    n_inst = draw(st.integers(1, 4))
+    n_days = draw(st.integers(1, 15))
+    rows = []
+    for i in range(n_inst):
+        have = draw(st.lists(st.integers(0, n_days - 1), min_size=1, unique=True))
+        for d in sorted(have):
+            rows.append({
+                "run_id": "r", "instrument": f"I{i}", "date": DAY0 + dt.timedelta(days=d),
+                "pnl": draw(money), "pos": draw(st.sampled_from([0.0, 0.0, 3.5, -2.0])),
+                "fills": draw(st.integers(0, 3)), "fees": draw(st.sampled_from([0.0, 1.25])),
+                "turnover": draw(st.sampled_from([0.0, 1000.5])),
+            })  # fmt: skip
+    return rows, n_inst, draw(st.booleans())
+
+
+def _stats_of(rows, n_inst, universe_all) -> tuple[dict, float]:
+    """The query over these rows, with the metrics row incbt's fold makes of them."""
+    import datafusion
+
+    capital = 100_000.0 * n_inst
+    per = {}
+    for r in rows:
+        per.setdefault(r["instrument"], ([], []))
+        per[r["instrument"]][0].append((r["date"] - DAY0).days)
+        per[r["instrument"]][1].append(r["pnl"])
+    _, pnl = portfolio_pnl([(k, np.array(d), np.array(p)) for k, (d, p) in per.items()])
+    m = finalize(fold_portfolio(pnl, capital)[-1])
+    ctx = datafusion.SessionContext()
+    tables = {
+        "daily": pa.Table.from_pylist(rows, pa.schema([
+            ("run_id", pa.string()), ("instrument", pa.string()), ("date", pa.date32()),
+            ("pnl", pa.float64()), ("pos", pa.float64()), ("fills", pa.int64()),
+            ("fees", pa.float64()), ("turnover", pa.float64())])),
+        # --all: runs.instruments NULL, the store's instruments counted in files
+        "runs": pa.table({"run_id": ["r"], "notional": [100_000.0],
+                          "instruments": pa.array([None if universe_all else n_inst],
+                                                  pa.int64())}),
+        "files": pa.table({"instrument": [f"I{i}" for i in range(n_inst)] * 2}),
+        "metrics": pa.table({
+            "run_id": ["r"], "scope": ["portfolio"], "total_pnl": [m[0]], "sharpe": [m[1]],
+            "max_drawdown": [m[2]], "fills": [sum(r["fills"] for r in rows)],
+            "fees": [sum(r["fees"] for r in rows)],
+            "turnover": [sum(r["turnover"] for r in rows)]}),
+    }  # fmt: skip
+    for name, t in tables.items():
+        ctx.register_record_batches(name, [t.to_batches()])
+    (got,) = run_sql(ctx, SQL, {"run": "r"}).to_pylist()
+    return got, capital
+
+
+@settings(max_examples=150, deadline=None)
+@given(daily_rows())
+def test_any_daily_rows_give_their_numpy_statistics(case):
+    rows, n_inst, universe_all = case
+    got, capital = _stats_of(rows, n_inst, universe_all)
+    assert_stats(got, reference(rows, capital))
