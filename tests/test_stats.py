@@ -69,6 +69,8 @@ def reference(rows: list[dict], capital: float) -> dict:
     std = float(np.std(ret, ddof=1)) if n >= 2 else None
     down = math.sqrt(float(np.mean(np.minimum(ret, 0.0) ** 2)))
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
+    with np.errstate(over="ignore"):  # a loss of 1e-300: a profit factor of inf, as SQL's
+        factor = float(np.divide(wins.sum(), -losses.sum())) if len(losses) else None
     return {
         "start": days[0], "end": days[-1], "days": n,
         "total_pnl": total,
@@ -85,7 +87,7 @@ def reference(rows: list[dict], capital: float) -> dict:
         "best_day": float(pnl.max()), "worst_day": float(pnl.min()),
         "avg_win_day": float(wins.mean()) if len(wins) else None,
         "avg_loss_day": float(losses.mean()) if len(losses) else None,
-        "profit_factor": float(wins.sum() / -losses.sum()) if len(losses) else None,
+        "profit_factor": factor,
         "fills": sum(r["fills"] for r in rows),
         "fees": sum(r["fees"] for r in rows),
         "turnover": sum(r["turnover"] for r in rows),
