@@ -153,12 +153,15 @@ def needs_materializing(
     fork: rc.RunRecord,
     instruments: Sequence[str],
     hypothetical: Sequence[tuple] = (),
+    *,
+    retry_failed: bool = False,
 ) -> dict[str, int]:
     """Instrument -> L (last day before D) for the pairs that must be (re)built.
 
     ``hypothetical``: (instrument, day, ...) changes a dry run's ingest would make, as
     if made: a new day before D is copied from the base, not computed (a dry run
-    counted it as computed: found 2026-12-05)."""
+    counted it as computed: found 2026-12-05). ``retry_failed``: an update asked for
+    failed pairs to be computed again (:func:`_retried`)."""
     from incbt.runs import _strategy_for, read_mask
 
     cat = store.catalog
@@ -195,7 +198,9 @@ def needs_materializing(
                 continue  # no day before D: the fork is new parameters from its first day
             last = max(before + would.get(inst, []))
             f = failed.get(inst)
-            if f is not None and not _retried(cat, txn, inst, f, reads, start, hypothetical):
+            if f is not None and not _retried(
+                cat, txn, inst, f, reads, start, hypothetical, retry_failed
+            ):
                 # it failed (with its base's pair, through D-1; or with its own parameters,
                 # on a day from D) and no day it read changed since, in a field it reads:
                 # the planner skips it as it skips any failure that would fail again.
@@ -229,16 +234,15 @@ def _retried(
     reads: int,
     start: int,
     hypothetical: Sequence[tuple] = (),
+    retry_failed: bool = False,
 ) -> bool:
     """Whether a recorded failure of a pair over ``inst`` is retried: a change after it
     (a dry run's own included) of a field in ``reads``, on a day from the run's
     ``start`` up to the day it failed through (the planner's rule: incbt.runs.plan_runs),
-    or an update asked for it (``--retry-failed``: the pair is rebuilt from its base, as
-    when made; the planner computed it from its start with the fork's parameters, QA
-    2026-12-07)."""
-    from incbt.runs import RETRY_FAILED
-
-    if RETRY_FAILED.get():
+    or an update asked for it (``retry_failed``, ``--retry-failed``: the pair is rebuilt
+    from its base, as when made; the planner computed it from its start with the fork's
+    parameters, QA 2026-12-07)."""
+    if retry_failed:
         return True
     upto = failure["through"]
     return any(
@@ -250,7 +254,12 @@ def _retried(
 
 
 def would_fail(
-    store: Any, fork: rc.RunRecord, need: Mapping[str, int], hypothetical: Sequence[tuple] = ()
+    store: Any,
+    fork: rc.RunRecord,
+    need: Mapping[str, int],
+    hypothetical: Sequence[tuple] = (),
+    *,
+    retry_failed: bool = False,
 ) -> dict[str, str]:
     """Of ``need`` (:func:`needs_materializing`), the pairs that :func:`materialize` would
     make failed ones, as a dry run sees them: instrument -> why. Those where the base's
@@ -271,7 +280,8 @@ def would_fail(
             f = base_failed.get(inst)
             if f is None:
                 continue
-            if _retried(cat, txn, inst, f, reads, iso_to_day(fork.start), hypothetical):
+            start = iso_to_day(fork.start)
+            if _retried(cat, txn, inst, f, reads, start, hypothetical, retry_failed):
                 continue  # the base's pair is computed again first
             out[inst] = f"its base run {base_id} failed on {inst}: {f['error']}"
     return out

@@ -9,7 +9,6 @@ up to date computes only the days its results lack.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import hashlib
 import itertools
@@ -567,14 +566,6 @@ def read_mask(strat: Strategy) -> int:
     return field_mask(task_fields(strat))
 
 
-# `store.update(retry_failed=True)` (`incbt update --retry-failed`): the pairs whose
-# strategy failed before are planned as if new, not skipped until a day they read changes
-# (a failure of the machine's, not the strategy's, stays recorded otherwise: QA 2026-12-07)
-RETRY_FAILED: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "incbt_retry_failed", default=False
-)
-
-
 def plan_runs(
     store: Any,
     records: Sequence[rc.RunRecord],
@@ -585,6 +576,7 @@ def plan_runs(
     assume_failed: Mapping[tuple[str, str], str] | None = None,
     progress: Reporter = NULL,
     since: int | None = None,
+    retry_failed: bool = False,
 ) -> Plan:
     """What it takes to bring these runs up to the last day with bars.
 
@@ -599,6 +591,12 @@ def plan_runs(
     or failed (why), as materializing them would leave them.
     ``since``: the last event before the caller's command: a pair whose failure an
     event after it recorded is one of the command's failures (``Plan.failed_now``).
+    ``retry_failed`` (``store.update(retry_failed=True)``, ``incbt update --retry-failed``):
+    the pairs whose strategy failed before are planned as if new, not skipped until a day
+    they read changes (a failure of the machine's, not the strategy's, stayed recorded
+    otherwise: QA 2026-12-07). Given by each caller, not read from a context variable:
+    planning for anything else inside an update (a ``status()`` from its reporter) took
+    the update's flag (QA 2026-12-07).
     """
     cat = store.catalog
     known = sorted(set(store.instruments()) | {h[0] for h in hypothetical})
@@ -676,7 +674,7 @@ def plan_runs(
                     f = None  # a dry run's fork pair made again from its base: as it would be
                 # asked for: as if never computed; a fork's pair was retried as it was made
                 # again from its base (incbt.fork._retried): from here, the usual rule
-                if f is not None and RETRY_FAILED.get() and not rec.fork:
+                if f is not None and retry_failed and not rec.fork:
                     reduced[key] = None
                     if stale_out is not None:
                         why = Staleness(rec.run_id, inst, spec.start_day, f["seq"], None)
@@ -1426,13 +1424,15 @@ def bring_up_to_date(
     hypothetical: Sequence[tuple[str, int, int, int, int]] = (),
     executor: Executor | None = None,
     commit_bars: int | None = None,
+    retry_failed: bool = False,
 ) -> UpdateReport:
     """Plan, compute and commit whatever these runs lack, under the write lock.
 
     Ordinary runs (and the bases of forks) first; then forks, whose pairs are
     first materialized from their base (``incbt.fork``) where needed.
     ``replaced``: (old run, new run) pairs; the old run is marked superseded in
-    the same transaction that commits the new run's results.
+    the same transaction that commits the new run's results. ``retry_failed``: compute
+    again the pairs whose strategy failed before (:func:`plan_runs`).
     """
     from incbt import fork as fork_mod
 
@@ -1484,6 +1484,7 @@ def bring_up_to_date(
             hypothetical,
             executor=executor,
             commit_bars=commit_bars,
+            retry_failed=retry_failed,
         )
         # with a dry run's instruments new in its files, as plan_runs takes them (found
         # by QA 2026-12-05: a fork's days of a new instrument before D were counted as
@@ -1496,10 +1497,16 @@ def bring_up_to_date(
             built = []
             for f in level:
                 need = fork_mod.needs_materializing(
-                    store, f, instruments_of(f, known), hypothetical if dry_run else ()
+                    store,
+                    f,
+                    instruments_of(f, known),
+                    hypothetical if dry_run else (),
+                    retry_failed=retry_failed,
                 )
                 if dry_run:
-                    fails = fork_mod.would_fail(store, f, need, hypothetical)
+                    fails = fork_mod.would_fail(
+                        store, f, need, hypothetical, retry_failed=retry_failed
+                    )
                     assume.update({(f.run_id, i): day for i, day in need.items()})
                     doomed.update({(f.run_id, i): why for i, why in fails.items()})
                 else:
@@ -1509,7 +1516,7 @@ def bring_up_to_date(
                         # an update said "5 new day(s) after ..." where its dry run and
                         # status said "event 6 changed 2024-01-03")
                         why: list[Staleness] = []
-                        plan_runs(store, [f], why)
+                        plan_runs(store, [f], why, retry_failed=retry_failed)
                         stale_out += [w for w in why if w.instrument in need]
                     built += fork_mod.materialize(store, f, need, memo=states)
             if built:
@@ -1530,6 +1537,7 @@ def bring_up_to_date(
                 doomed,
                 executor=executor,
                 commit_bars=commit_bars,
+                retry_failed=retry_failed,
             )
     report.seconds = time.perf_counter() - t0
     return report
@@ -1675,9 +1683,11 @@ def _phase(
     doomed: Mapping[tuple[str, str], str] | None = None,
     executor: Executor | None = None,
     commit_bars: int | None = None,
+    retry_failed: bool = False,
 ) -> None:
     """Plan these runs, compute, and commit in plan order, in batches (``assume`` and
-    ``doomed``: a dry run's fork pairs as their materializing would leave them).
+    ``doomed``: a dry run's fork pairs as their materializing would leave them;
+    ``retry_failed``: as for :func:`plan_runs`).
 
     A batch commits after ``commit_bars`` bar-steps, or once the results waiting for
     it reach :func:`commit_budget`: memory does not grow with the universe. A crash
@@ -1707,6 +1717,7 @@ def _phase(
         assume_failed=doomed,
         progress=progress,
         since=report.since,
+        retry_failed=retry_failed,
     )
     report.skipped_failed += p.skipped_failed
     # a fork's pairs that failed with its base's in an earlier phase of this call (its

@@ -1236,15 +1236,15 @@ class Store:
             if paths is None:
                 raise UsageError("join_days applies to the files update ingests: give them")
             extra["join_days"] = True
-        from incbt.runs import RETRY_FAILED
-
-        token = RETRY_FAILED.set(retry_failed)
-        try:
-            res = update(
-                self, paths, dry_run=dry_run, command=_command(), progress=progress, **extra
-            )
-        finally:
-            RETRY_FAILED.reset(token)
+        res = update(
+            self,
+            paths,
+            dry_run=dry_run,
+            command=_command(),
+            progress=progress,
+            retry_failed=retry_failed,
+            **extra,
+        )
         from incbt.sweep import unfinished
 
         # said as `incbt update` says it (the API said nothing: QA 2026-12-06)

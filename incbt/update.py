@@ -446,10 +446,12 @@ def update(
     command: str = "update",
     progress: Reporter = NULL,
     only: Collection[str] | None = None,
+    retry_failed: bool = False,
     **ingest_args: Any,
 ) -> UpdateResult:
     """Ingest ``paths`` (if any), then bring every run up to date (``only``: a dry run's
-    runs, see :func:`status_of`)."""
+    runs, see :func:`status_of`; ``retry_failed``: compute again the pairs whose strategy
+    failed before, :func:`incbt.runs.plan_runs`)."""
     # the runs' kernels load while the files are ingested and the plan made; without
     # files, once the plan has work (incbt.runs._phase): often there is none
     if paths and not dry_run:
@@ -483,6 +485,7 @@ def update(
                 stale_out=stale,
                 replaced=replaced,
                 hypothetical=summary.hypothetical() if dry_run and summary else (),
+                retry_failed=retry_failed,
             )
         except BaseException as exc:
             if summary is not None and summary.seq is not None:  # said with the error

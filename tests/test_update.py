@@ -1031,6 +1031,34 @@ def test_update_retry_failed_computes_failed_pairs_again(tmp_path, monkeypatch):
     assert s.verify().ok
 
 
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
+def test_retry_failed_is_given_to_each_plan_not_set_around_the_update(tmp_path):
+    """`retry_failed` reached the planner through a context variable that store.update
+    set around everything under it: a status() asked from the update's progress
+    reporter (a notebook's, say) planned the failed pairs as retried too, where a status
+    never retries them (QA 2026-12-07). It is a parameter down the call chain now, False
+    unless given, the module-level update's too (it ignored it)."""
+    from incbt.progress import NULL
+    from incbt.update import update
+
+    s, strats, _ = _store_with_a_spike(tmp_path, 3)
+    spiked = s.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id
+    seen = []
+
+    class Asking:  # a reporter that asks the store's status once, mid-update
+        def task(self, description, total):
+            if not seen:
+                seen.append(s.status())
+            return NULL.task(description, total)
+
+    res = s.update(retry_failed=True, progress=Asking())
+    assert len(res.report.errors) == 1 and "volume spike" in res.report.errors[0]
+    assert seen and seen[0].stale == [] and len(seen[0].report.skipped_failed) == 1
+    dry = update(s, dry_run=True, retry_failed=True)
+    assert [(r.run_id, r.instrument) for r in dry.stale] == [(spiked, "S0001")]
+    assert update(s, dry_run=True).stale == [] and s.status().stale == []
+
+
 def _store_with_a_spike(tmp_path, n_days: int):
     """A store of 2 instruments whose second day has a volume spike on S0001 (the
     ``spike`` strategy fails there), the strategy's file, and the day files' names."""
