@@ -92,7 +92,8 @@ SELECT a.first_day AS start, a.last_day AS "end", a.days,
        m.max_drawdown,
        100.0 * m.max_drawdown / a.capital AS max_drawdown_pct,
        -- annual_return over the worst drawdown as a fraction of capital; NULL without one
-       CASE WHEN m.max_drawdown > 0
+       -- (tested as a fraction: a drawdown of a few subnormal units is 0.0 of capital)
+       CASE WHEN m.max_drawdown / a.capital > 0
             THEN m.total_pnl / a.capital / a.days * 252 / (m.max_drawdown / a.capital) END
          AS calmar,
        CAST(coalesce(dd.longest, 0) AS BIGINT) AS max_drawdown_days,

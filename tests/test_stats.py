@@ -81,7 +81,7 @@ def reference(rows: list[dict], capital: float) -> dict:
         "sortino": annual / (down * math.sqrt(252)) if n >= 2 and down > 0 else None,
         "max_drawdown": drawdown,
         "max_drawdown_pct": 100 * drawdown / capital,
-        "calmar": annual / (drawdown / capital) if drawdown > 0 else None,
+        "calmar": annual / (drawdown / capital) if drawdown / capital > 0 else None,
         "max_drawdown_days": longest,
         "win_days_pct": 100 * len(wins) / n,
         "best_day": float(pnl.max()), "worst_day": float(pnl.min()),
