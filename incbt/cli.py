@@ -1479,10 +1479,21 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
         # not left out after pairs cut by a remove: QA 2026-12-06, the work done unsaid)
         verb = "would compute" if dry else "computed"
         bars = r.bars_processed
+        # forks' days after a failed pair computed again first: only if it succeeds, which
+        # no dry run can know (incbt.fork.base_failed; QA 2026-12-07: said as computed)
+        n_if, bars_if = r.depending_on_retry() if dry else (0, 0)
         _say(
-            f"{r.runs} run(s): {verb} {_segments(r)} in {r.tasks:,} task(s), {bars:,} bar-steps"
+            f"{r.runs} run(s): {verb} {'at most ' if n_if else ''}{_segments(r)} in "
+            f"{r.tasks:,} task(s), {bars:,} bar-steps"
             + ("" if dry else f" in {r.seconds:.2f} s")
-            + _where(r),
+            + _where(r)
+            + (
+                f"; {n_if:,} segment(s), {bars_if:,} bar-steps of them a fork's, computed "
+                "only if its base's pair, which failed before and is computed again first, "
+                "succeeds (.stale / --output says which)"
+                if n_if
+                else ""
+            ),
             machine,
         )
     _print_failures(r)

@@ -253,38 +253,51 @@ def _retried(
     )
 
 
-def would_fail(
+def base_failed(
     store: Any,
     fork: rc.RunRecord,
     need: Mapping[str, int],
     hypothetical: Sequence[tuple] = (),
     *,
     retry_failed: bool = False,
-) -> dict[str, str]:
-    """Of ``need`` (:func:`needs_materializing`), the pairs that :func:`materialize` would
-    make failed ones, as a dry run sees them: instrument -> why. Those where the base's
-    pair failed and is not retried first (no change after its failure, the dry run's own
-    included, on or before the days it failed through). A dry run planned their days from
-    D as computed, where the fork failed them with its base's (QA 2026-12-07)."""
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Of ``need`` (:func:`needs_materializing`), as a dry run sees them, the pairs whose
+    base's pair failed: instrument -> why, in two parts.
+
+    Those :func:`materialize` would make failed ones: the base's pair is not retried first
+    (no change after its failure, the dry run's own included, on or before the days it
+    failed through; no ``retry_failed``). A dry run planned their days from D as
+    computed, where the fork failed them with its base's (QA 2026-12-07).
+
+    Then those whose base's pair is computed again first (``retry_failed``, or such a
+    change): the fork computes its days from D only if that succeeds, else its pair fails
+    with the base's, computing nothing. No dry run can know which: a failure recorded is
+    the strategy's error alone, whether it comes back (the same bars raise the same way)
+    or not (the machine's, a change that took the bad bar away) shows only by running
+    it. The plan counts their days, as a retry that succeeds computes them, and says
+    them apart (``UpdateReport.depends_on_retry``): a dry run of ``--retry-failed`` said
+    the days of a fork whose base's pair then failed again as computed (QA 2026-12-07)."""
     if not need:
-        return {}
+        return {}, {}
     from incbt.runs import _strategy_for, read_mask
 
     cat = store.catalog
     base_id = fork.fork["base"]  # type: ignore[index]
     reads = read_mask(_strategy_for(fork))
-    out = {}
+    start = iso_to_day(fork.start)
+    fails, after = {}, {}
     with cat.env.read() as txn:
         base_failed = rc.run_failures(cat, txn, base_id)
         for inst in sorted(need):
             f = base_failed.get(inst)
             if f is None:
                 continue
-            start = iso_to_day(fork.start)
+            why = f"its base run {base_id} failed on {inst}"
             if _retried(cat, txn, inst, f, reads, start, hypothetical, retry_failed):
-                continue  # the base's pair is computed again first
-            out[inst] = f"its base run {base_id} failed on {inst}: {f['error']}"
-    return out
+                after[inst] = f"{why} (event {f['seq']}): computed again first"
+            else:
+                fails[inst] = f"{why}: {f['error']}"
+    return fails, after
 
 
 def materialize(

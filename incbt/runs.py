@@ -520,6 +520,12 @@ class UpdateReport:
     # stored of them changed, and the next command computes them
     not_run: list[str] = field(default_factory=list)
     executor: str = ""  # where the tasks ran (the last phase that computed any)
+    # a dry run's fork pairs whose base's pair failed before and is computed again first
+    # (--retry-failed, or a change of a day it read): (run, instrument) -> why. Their
+    # days are in the counts, computed only if the base's pair succeeds this time (else
+    # the fork's pair fails with it, computing nothing), which no dry run can know
+    # (incbt.fork.base_failed): the counts are at most (:meth:`depending_on_retry`)
+    depends_on_retry: dict[tuple[str, str], str] = field(default_factory=dict)
     # the last event before the call's first commit: failures recorded after it are
     # the call's own (``plan_runs(since=)``)
     since: int | None = field(default=None, repr=False)
@@ -531,6 +537,19 @@ class UpdateReport:
             f"{self.bars_processed:,} bar-steps in {self.seconds:.2f} s, {self.commits} "
             f"commit(s){errors}>"
         )
+
+    def depending_on_retry(self) -> tuple[int, int]:
+        """The segments and bar-steps of a dry run's counts that compute only if a failed
+        pair computed again first succeeds (:attr:`depends_on_retry`): at most."""
+        if not self.depends_on_retry or self.plan is None:
+            return 0, 0
+        works = [
+            t.bars
+            for t in self.plan.tasks
+            for rid in t.run_ids
+            if (rid, t.instrument) in self.depends_on_retry
+        ]
+        return len(works), sum(works)
 
     def failures(self, known: bool = True) -> list[str]:
         """The pairs whose strategy failed in this call, then (``known``) those that
@@ -1494,31 +1513,23 @@ def bring_up_to_date(
         for level in _fork_levels(forks):  # each after the forks it is a fork of
             assume: dict[tuple[str, str], int] = {}
             doomed: dict[tuple[str, str], str] = {}  # a dry run's pairs failed as made
+            after: dict[tuple[str, str], str] = {}  # a dry run's pairs if a retry succeeds
             built = []
-            for f in level:
+            if dry_run:
+                assume, doomed, after = _as_made(store, level, known, hypothetical, retry_failed)
+            for f in level if not dry_run else ():
                 need = fork_mod.needs_materializing(
-                    store,
-                    f,
-                    instruments_of(f, known),
-                    hypothetical if dry_run else (),
-                    retry_failed=retry_failed,
+                    store, f, instruments_of(f, known), retry_failed=retry_failed
                 )
-                if dry_run:
-                    fails = fork_mod.would_fail(
-                        store, f, need, hypothetical, retry_failed=retry_failed
-                    )
-                    assume.update({(f.run_id, i): day for i, day in need.items()})
-                    doomed.update({(f.run_id, i): why for i, why in fails.items()})
-                else:
-                    if need and stale_out is not None:
-                        # why its pairs compute, read before their rows up to D-1 are made
-                        # again: after, they look like days new after D-1 (QA 2026-12-06:
-                        # an update said "5 new day(s) after ..." where its dry run and
-                        # status said "event 6 changed 2024-01-03")
-                        why: list[Staleness] = []
-                        plan_runs(store, [f], why, retry_failed=retry_failed)
-                        stale_out += [w for w in why if w.instrument in need]
-                    built += fork_mod.materialize(store, f, need, memo=states)
+                if need and stale_out is not None:
+                    # why its pairs compute, read before their rows up to D-1 are made
+                    # again: after, they look like days new after D-1 (QA 2026-12-06:
+                    # an update said "5 new day(s) after ..." where its dry run and
+                    # status said "event 6 changed 2024-01-03")
+                    why: list[Staleness] = []
+                    plan_runs(store, [f], why, retry_failed=retry_failed)
+                    stale_out += [w for w in why if w.instrument in need]
+                built += fork_mod.materialize(store, f, need, memo=states)
             if built:
                 new = _needs_record(store, level)
                 commit(store, built, new, command, "fork")
@@ -1538,9 +1549,40 @@ def bring_up_to_date(
                 executor=executor,
                 commit_bars=commit_bars,
                 retry_failed=retry_failed,
+                after_retry=after,
             )
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _as_made(
+    store: Any,
+    level: Sequence[rc.RunRecord],
+    known: Sequence[str],
+    hypothetical: Sequence[tuple],
+    retry_failed: bool,
+) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], str], dict[tuple[str, str], str]]:
+    """A fork level's pairs as materializing them would leave them, none made: (run,
+    instrument) -> the day through which it would be valid (L); -> why it would fail (its
+    base's pair failed, not retried first); -> why it computes only if its base's pair,
+    failed before and computed again first, succeeds (:func:`incbt.fork.base_failed`): a
+    dry run's plan of the level."""
+    from incbt import fork as fork_mod
+
+    assume: dict[tuple[str, str], int] = {}
+    doomed: dict[tuple[str, str], str] = {}
+    after: dict[tuple[str, str], str] = {}
+    for f in level:
+        need = fork_mod.needs_materializing(
+            store, f, instruments_of(f, known), hypothetical, retry_failed=retry_failed
+        )
+        fails, retried = fork_mod.base_failed(
+            store, f, need, hypothetical, retry_failed=retry_failed
+        )
+        assume.update({(f.run_id, i): day for i, day in need.items()})
+        doomed.update({(f.run_id, i): why for i, why in fails.items()})
+        after.update({(f.run_id, i): why for i, why in retried.items()})
+    return assume, doomed, after
 
 
 def _revive(store: Any, records: Sequence[rc.RunRecord]) -> None:
@@ -1684,10 +1726,12 @@ def _phase(
     executor: Executor | None = None,
     commit_bars: int | None = None,
     retry_failed: bool = False,
+    after_retry: Mapping[tuple[str, str], str] | None = None,
 ) -> None:
     """Plan these runs, compute, and commit in plan order, in batches (``assume`` and
     ``doomed``: a dry run's fork pairs as their materializing would leave them;
-    ``retry_failed``: as for :func:`plan_runs`).
+    ``retry_failed``: as for :func:`plan_runs`; ``after_retry``: a dry run's fork pairs
+    computed only if their base's failed pair, computed again first, succeeds).
 
     A batch commits after ``commit_bars`` bar-steps, or once the results waiting for
     it reach :func:`commit_budget`: memory does not grow with the universe. A crash
@@ -1720,6 +1764,13 @@ def _phase(
         retry_failed=retry_failed,
     )
     report.skipped_failed += p.skipped_failed
+    if after_retry:
+        report.depends_on_retry.update(
+            (key, after_retry[key])
+            for t in p.tasks
+            for rid in t.run_ids
+            if (key := (rid, t.instrument)) in after_retry
+        )
     # a fork's pairs that failed with its base's in an earlier phase of this call (its
     # materialization): said as this call's failures, not as "failed before" (QA)
     report.errors += p.failed_now

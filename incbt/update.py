@@ -119,8 +119,9 @@ class UpdateResult:
     def __repr__(self) -> str:
         r = self.report
         if self.dry_run:  # not "in 0.01 s, 0 commit(s)": nothing was done (QA, 2026-12-05)
+            at_most = "at most " if r.depends_on_retry else ""  # (report.depends_on_retry)
             parts = [
-                f"{r.runs} run(s): would compute {r.segments:,} segment(s), "
+                f"{r.runs} run(s): would compute {at_most}{r.segments:,} segment(s), "
                 f"{r.bars_processed:,} bar-steps (.stale says why)"
                 if r.segments
                 else f"{r.runs} run(s): all up to date"
@@ -381,6 +382,13 @@ def _stale_rows(
             if rid in old_of:
                 shown = old_of[rid]
                 reason = "strategy code changed: recomputed from the start as a new run"
+            elif (rid, t.instrument) in report.depends_on_retry:  # (QA 2026-12-07)
+                days = "its days" if t.resume_day is None else f"its {t.days} day(s)"
+                after = "" if t.resume_day is None else f" after {day_to_iso(t.resume_day)}"
+                reason = (
+                    f"{report.depends_on_retry[(rid, t.instrument)]}; {days}{after} are "
+                    "computed only if that succeeds (else this pair fails with it)"
+                )
             elif s is not None and s.retried:
                 reason = f"its strategy failed at event {s.seq}: retried (--retry-failed)"
             elif s is not None and s.seq > last_seq:

@@ -1059,6 +1059,78 @@ def test_retry_failed_is_given_to_each_plan_not_set_around_the_update(tmp_path):
     assert update(s, dry_run=True).stale == [] and s.status().stale == []
 
 
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
+def test_a_dry_run_of_retry_failed_says_a_forks_days_hang_on_its_bases_retry(
+    tmp_path, monkeypatch
+):
+    """A dry run of --retry-failed counted the days from D of a fork whose base's pair
+    failed as computed (QA 2026-12-07), where an update computes them only if the base's
+    pair, computed again first, succeeds: when it fails again (the strategy's error, the
+    same bars), the fork's pair fails with it and computes nothing. No dry run can know
+    which: its counts are "at most", and the pairs that hang on a retry are said apart.
+    Here the spike's base fails again (its strategy raises on those bars), sma_cross's
+    succeeds (its failure was the machine's): the update computes the dry run's counts
+    less the spike fork's part."""
+    from incbt.engine import kernel
+
+    s, strats, days = _store_with_a_spike(tmp_path, 3)
+    eff = days[2][5:15]
+    spiked = s.backtest("spike", {"n": 10}, strategies_file=str(strats))
+    spiked_fork = s.backtest(None, {"n": 20}, fork_of=spiked.run_id, effective=eff,
+                             strategies_file=str(strats)).run_id
+    real = kernel._resolve
+
+    def broken(strat, which):
+        if strat.name != "sma_cross":
+            return real(strat, which)
+
+        def run(*a):
+            raise RuntimeError("simulated: the machine, not the strategy")
+
+        return run
+
+    monkeypatch.setattr(kernel, "_resolve", broken)
+    sma = s.backtest("sma_cross", {"fast": 4, "slow": 30})
+    sma_fork = s.backtest(None, {"fast": 6}, fork_of=sma.run_id, effective=eff).run_id
+    monkeypatch.setattr(kernel, "_resolve", real)
+    assert s.sql("SELECT count(*) AS n FROM failed")["n"][0].as_py() == 6
+    dry = s.update(dry_run=True, retry_failed=True)
+    hangs = dry.report.depends_on_retry
+    assert sorted(hangs) == [(spiked_fork, "S0001"), (sma_fork, "S0000"),
+                             (sma_fork, "S0001")], hangs
+    assert dry.report.depending_on_retry() == (3, 3 * 390)  # a day each (from D)
+    assert "would compute at most" in repr(dry)
+    rows = {(r.run_id, r.instrument): r.reason for r in dry.stale}
+    assert rows[(spiked_fork, "S0001")] == (
+        f"its base run {spiked.run_id} failed on S0001 (event 3): computed again first; "
+        f"its 1 day(s) after {days[1][5:15]} are computed only if that succeeds (else this "
+        "pair fails with it)"), rows
+    p = run_incbt(["--store", s.path, "update", "--dry-run", "--retry-failed"])
+    said = " ".join((p.stdout + p.stderr).split())  # the table wraps lines
+    assert p.returncode == 0, said
+    assert (f"would compute at most {dry.report.segments} segment(s)" in said
+            and "; 3 segment(s), 1,170 bar-steps of them a fork's, computed only if its "
+            "base's pair" in said), said
+    res = s.update(retry_failed=True)
+    # the spike's base failed again: its fork's day from D was not computed, it failed
+    assert res.report.segments == dry.report.segments - 1
+    assert res.report.bars_processed == dry.report.bars_processed - 390
+    fails = [e for e in res.report.errors if e.startswith(f"run {spiked_fork}, S0001: ")]
+    assert len(fails) == 1 and f"its base run {spiked.run_id} failed on S0001" in fails[0]
+    failed = s.sql("SELECT run_id, instrument FROM failed ORDER BY 1, 2").to_pylist()
+    assert {(r["run_id"], r["instrument"]) for r in failed} == {
+        (spiked.run_id, "S0001"), (spiked_fork, "S0001")}
+    # sma_cross's succeeded: its fork's days are computed, as the dry run's upper bound
+    assert s.sql("SELECT count(*) AS n FROM daily WHERE run_id = $r",
+                 params={"r": sma_fork})["n"][0].as_py() == 2 * 3
+    # what is left hangs on the spike's retry again; without --retry-failed, nothing does
+    again = s.update(dry_run=True, retry_failed=True).report
+    assert set(again.depends_on_retry) == {(spiked_fork, "S0001")}
+    assert (again.segments, again.bars_processed) == (2, 3 * 390 + 390)
+    assert not s.update(dry_run=True).report.depends_on_retry
+    assert s.verify().ok
+
+
 def _store_with_a_spike(tmp_path, n_days: int):
     """A store of 2 instruments whose second day has a volume spike on S0001 (the
     ``spike`` strategy fails there), the strategy's file, and the day files' names."""
