@@ -2189,8 +2189,12 @@ def _interrupted(fix: str = "") -> int:
     else:
         from incbt.runs import COMMITTED
 
-        done = (  # what the computing kept (QA 2026-12-06: said of 0 pairs as of many)
-            f" ({COMMITTED['pairs']:,} of its {COMMITTED['planned']:,} (run, instrument) pairs)"
+        done = (  # what the computing kept (QA 2026-12-06: said of 0 pairs as of many), of
+            # the pairs planned when it stopped: forks' are planned after their bases' (an
+            # update stopped before them had more, QA 2026-12-07; counting them ahead would
+            # plan every fork twice in every update)
+            f" ({COMMITTED['pairs']:,} of the {COMMITTED['planned']:,} (run, instrument) pairs "
+            "planned so far)"
             if COMMITTED["planned"]
             else ""
         )
