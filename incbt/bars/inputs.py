@@ -8,6 +8,7 @@ instrument, the value and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import csv
 import errno
@@ -20,7 +21,7 @@ import re
 import stat
 import unicodedata
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -1686,6 +1687,31 @@ def _tz_refused(path: str, what: str, tz: str) -> BadInputError:
     )
 
 
+# The last instant (int64 ns UTC) of each instrument in the parts of a big file before
+# the part being read (:mod:`incbt.bars.parts`), after which a repeated hour's times at
+# the part's start are read (:func:`resolving_after`); None: reading a whole file
+_BEFORE: contextvars.ContextVar[Mapping[str, int] | None] = contextvars.ContextVar(
+    "incbt_ts_before", default=None
+)
+
+
+class AmbiguousTime(BadInputError):
+    """A part of a big file starts in an autumn change's repeated hour: the parts before
+    it may show which pass its times are in (read it again after them). Raised only
+    while reading a part (:func:`resolving_after`): a whole file's is a BadInputError."""
+
+
+@contextlib.contextmanager
+def resolving_after(before: Mapping[str, int]) -> Iterator[None]:
+    """Read naive times of a repeated hour as coming after ``before``, each instrument's
+    last instant (ns UTC) in the parts of a big file before this one."""
+    token = _BEFORE.set(before)
+    try:
+        yield
+    finally:
+        _BEFORE.reset(token)
+
+
 def _assume_tz(
     path: str,
     naive: pa.Array,
@@ -1695,38 +1721,95 @@ def _assume_tz(
     instruments: Any = None,
 ) -> pa.Array:
     """``naive`` in ``tz``; a time that is not there once, refused naming its row with
-    the value as written (``text``) and its instrument (QA 2026-12-06: neither was)."""
+    the value as written (``text``) and its instrument (QA 2026-12-06: neither was).
+
+    A time of the hour an autumn change repeats is read in the order the rows give it
+    (QA 2026-12-07: refused, though futures and crypto files in local time have it):
+    the earlier (daylight) instant, unless its instrument's row before it is past that,
+    then the later one, as pandas' ``tz_localize(ambiguous="infer")`` reads a series."""
     if pa.types.is_integer(naive.type):  # epoch times are UTC: read "not a known time
         raise _tz_refused(path, "integers (UTC epoch times)", tz)  # zone" (QA 2026-12-06)
     try:
         return pc.assume_timezone(naive, timezone=tz, ambiguous="raise", nonexistent="raise")
     except pa.ArrowInvalid:
-        # Find the first timestamp that does not exist or is ambiguous in tz.
+        pass
+    except (pa.ArrowNotImplementedError, KeyError) as exc:
+        raise UsageError(f"--tz {tz!r} is not a known time zone ({exc})") from None
+
+    def refuse(i: int, reason: str, cls: type[BadInputError] = BadInputError) -> None:
+        where = _at(fkind, i)
+        if instruments is not None:
+            where["instrument"] = str(instruments[i].as_py())
+        raise cls(
+            f"ts {reason}",
+            file=path,
+            **where,
+            value=str(naive[i].as_py() if text is None else text[i].as_py()),
+            fix="give timestamps with an explicit UTC offset around daylight-saving changes",
+        )
+
+    # Only files with a change's hour come here: what is not there once is found with
+    # Arrow's kernels, and only the rows of a repeated hour are looked at one by one.
+    gap = None
+    try:
+        early = pc.assume_timezone(naive, timezone=tz, ambiguous="earliest")
+    except pa.ArrowInvalid:  # a time a spring change skips: the first one
         lo, hi = 0, len(naive)
         while hi - lo > 1:
             mid = (lo + hi) // 2
             try:
-                pc.assume_timezone(naive.slice(lo, mid - lo), timezone=tz)
+                pc.assume_timezone(naive.slice(lo, mid - lo), timezone=tz, ambiguous="earliest")
                 lo = mid
             except pa.ArrowInvalid:
                 hi = mid
-        where = _at(fkind, lo)
-        if instruments is not None:
-            where["instrument"] = str(instruments[lo].as_py())
-        try:  # which of the two (Arrow's own text named another row: QA 2026-12-06)
-            pc.assume_timezone(naive.slice(lo, 1), timezone=tz, ambiguous="earliest")
-            reason = f"is ambiguous in {tz}: that hour occurs twice there (clocks go back)"
-        except pa.ArrowInvalid:
-            reason = f"does not exist in {tz}: clocks skip it there (they go forward)"
-        raise BadInputError(
-            f"ts {reason}",
-            file=path,
-            **where,
-            value=str(naive[lo].as_py() if text is None else text[lo].as_py()),
-            fix="give timestamps with an explicit UTC offset around daylight-saving changes",
-        ) from None
-    except (pa.ArrowNotImplementedError, KeyError) as exc:
-        raise UsageError(f"--tz {tz!r} is not a known time zone ({exc})") from None
+        gap = lo
+        early = pc.assume_timezone(naive, timezone=tz, ambiguous="earliest", nonexistent="earliest")
+    late = pc.assume_timezone(naive, timezone=tz, ambiguous="latest", nonexistent="earliest")
+    e = pc.fill_null(pc.cast(early, pa.int64()), 0).to_numpy(zero_copy_only=False)
+    lt = pc.fill_null(pc.cast(late, pa.int64()), 0).to_numpy(zero_copy_only=False)
+    repeated = np.flatnonzero(e != lt)
+    if gap is not None:  # the first row not there once, refused (a gap's, or an unplaced
+        repeated = repeated[repeated < gap]  # repeated hour's before it)
+    codes, names = _instrument_codes(instruments, len(e))
+    # each row's row before it of the same instrument (-1: none), in file order
+    order = np.argsort(codes, kind="stable")
+    pos = np.empty(len(order), np.int64)
+    pos[order] = np.arange(len(order))
+    prev = np.full(len(repeated), -1, np.int64)
+    p = pos[repeated]
+    has = p > 0
+    has[has] = codes[order[p[has] - 1]] == codes[repeated[has]]
+    prev[has] = order[p[has] - 1]
+    out = e.copy()
+    before = _BEFORE.get()
+    for i, j in zip(repeated.tolist(), prev.tolist(), strict=True):
+        last = out[j] if j >= 0 else (before or {}).get(names[codes[i]])
+        if last is None:  # nothing before it shows which pass it is in
+            refuse(
+                i,
+                f"is ambiguous in {tz}: that hour occurs twice there (clocks go back)",
+                BadInputError if before is None else AmbiguousTime,
+            )
+        if e[i] <= last:  # its instrument went past the first pass: the second
+            out[i] = lt[i]
+    if gap is not None:
+        refuse(gap, f"does not exist in {tz}: clocks skip it there (they go forward)")
+    return pc.cast(
+        pa.array(out, pa.int64(), mask=pc.is_null(naive).to_numpy(zero_copy_only=False)),
+        pa.timestamp("ns", tz=tz),
+    )
+
+
+def _instrument_codes(instruments: Any, n: int) -> tuple[np.ndarray, list[str]]:
+    """Each row's instrument as a number, and the names (as :func:`validate` reads them,
+    in one Unicode form); one instrument where there is no column of them."""
+    if instruments is None:
+        return np.zeros(n, np.int64), [""]
+    enc = pc.fill_null(pc.cast(_one_array(instruments), pa.string()), "").dictionary_encode()
+    nfc = [unicodedata.normalize("NFC", str(x)) for x in enc.dictionary.to_pylist()]
+    index = {name: k for k, name in enumerate(dict.fromkeys(nfc))}
+    recode = np.array([index[name] for name in nfc], np.int64)
+    return recode[enc.indices.to_numpy(zero_copy_only=False)], list(index)
 
 
 def unreadable_parquet(path: str, exc: Exception) -> BadInputError:
