@@ -77,6 +77,7 @@ from incbt.bars import fastcsv
 from incbt.bars.inputs import (
     BLOCK_ROWS,
     NAME_COLUMNS,
+    AmbiguousTime,
     InputBars,
     bars_block,
     block_columns,
@@ -1040,13 +1041,24 @@ def ingest(
 
     stitcher = Stitcher(whole_day)  # across the parts of a big file
 
-    def read(f: str | Part, use_threads: bool) -> tuple[InputBars, list[Piece]]:
+    def read(
+        f: str | Part, use_threads: bool, before: dict[str, int] | None = None
+    ) -> tuple[InputBars, list[Piece]]:
         name = None
         if instrument is not None:  # a part of a .csv.gz is a file of its own: its name
             name = instrument_for(f.name or f.path if isinstance(f, Part) else f, instrument)
         if isinstance(f, Part):
             inp = read_part(
-                f, mapping, tz, use_threads, streamed.dir, ts_unit, name, ts_format, decimal
+                f,
+                mapping,
+                tz,
+                use_threads,
+                streamed.dir,
+                ts_unit,
+                name,
+                ts_format,
+                decimal,
+                before,
             )
         else:
             inp = read_input(
@@ -1061,7 +1073,8 @@ def ingest(
                 decimal=decimal,
             )
         pieces = split_days(inp, session_tz, hasher)
-        read_task.advance()
+        if before is None:  # (not a part read again)
+            read_task.advance()
         return inp, pieces
 
     # a dry run on a store it cannot write (a read-only file system) reads it without
@@ -1117,7 +1130,14 @@ def ingest(
                             read_out.append(r.result())
                             continue
                         try:  # numbered as in the whole file, now that the parts before are
-                            read_out.append(r.result())
+                            try:
+                                read_out.append(r.result())
+                            except AmbiguousTime:  # starts in an autumn change's repeated
+                                # hour: read again after the parts before it (QA 2026-12-07)
+                                before = stitcher.before(unit)
+                                if before is None:
+                                    raise
+                                read_out.append(read(unit, True, before))
                         except BadInputError as e:
                             raise stitcher.renumbered(e, unit) from None
                         stitcher.number(unit, read_out[-1][0])

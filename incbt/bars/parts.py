@@ -44,11 +44,13 @@ import pyarrow.parquet as pq
 
 from incbt.bars.fastcsv import is_empty_row
 from incbt.bars.inputs import (
+    AmbiguousTime,
     InputBars,
     gzip_error,
     order_error,
     read_csv_range,
     read_input,
+    resolving_after,
     unreadable_parquet,
 )
 from incbt.bars.schema import is_parquet
@@ -361,36 +363,55 @@ def read_part(
     instrument: str | None = None,
     ts_format: str | None = None,
     decimal: str | None = None,
+    before: dict[str, int] | None = None,
 ) -> InputBars:
     """One part, validated as a file of its own (rows and lines numbered from its first
     bar: :meth:`Stitcher.number` renumbers them, and :meth:`Stitcher.renumbered` its
     errors, once the parts before it are read). ``scratch``: the folder for a CSV
     part's copy (under the store's ``tmp/``, which the next writer empties after a
-    crash)."""
+    crash).
+
+    A part whose naive times start in the hour an autumn change repeats raises
+    :class:`AmbiguousTime` read alone (``before`` None: parts are read at once, so the
+    parts before it may not be read yet), and is read again once they are, with
+    ``before``, each instrument's last instant in them (:meth:`Stitcher.before`): the
+    bars are the whole file's (QA 2026-12-07). Its rows are kept for that reading."""
 
     def read(path: str, **where: Any) -> InputBars:
-        return read_input(
-            path,
-            mapping,
-            tz,
-            use_threads,
-            ts_unit=ts_unit,
-            instrument=instrument,
-            ts_format=ts_format,
-            decimal=decimal,
-            **where,
-        )
+        with resolving_after(before or {}):
+            return read_input(
+                path,
+                mapping,
+                tz,
+                use_threads,
+                ts_unit=ts_unit,
+                instrument=instrument,
+                ts_format=ts_format,
+                decimal=decimal,
+                **where,
+            )
 
     if part.kind == "parquet":
         return read(part.path, row_groups=(part.start, part.end))
     if part.kind == "parquet-rows":
-        return read(part.path, rows=part.rows.pop())
+        rows = part.rows.pop()
+        try:
+            return read(part.path, rows=rows)
+        except AmbiguousTime:
+            if before is None:  # read again after the parts before it
+                part.rows.append(rows)
+            raise
     if part.kind == "csv-file":  # a part of a .csv.gz, a file of its own: gone once read
+        again = False  # (or kept to be read again after the parts before it)
         try:
             return read(part.path)
+        except AmbiguousTime:
+            again = before is None
+            raise
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(part.path)
+            if not again:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(part.path)
     plain = ts_format is None and "+" not in dict(mapping or {}).get("ts", "")
     if not tz and ts_unit == "ns" and instrument is None and plain:  # in place, where the
         # fast reader takes the lines
@@ -469,6 +490,8 @@ class Stitcher:
         self.rows: dict[str, int] = {}  # file -> rows read in its earlier parts
         self.last: dict[str, dict[str, tuple[int, dict[str, int]]]] = {}  # ts, where
         self.held: dict[str, dict[str, Any]] = {}  # file -> instrument -> its last day's piece
+        # file -> instrument -> its last ts in the parts numbered (read, in file order)
+        self.ends: dict[str, dict[str, int]] = {}
 
     def number(self, part: Part, inp: InputBars) -> None:
         """Number a part's rows as in the whole file (the parts before it are numbered)."""
@@ -476,6 +499,17 @@ class Stitcher:
         inp.source = part.shown
         inp.rows += base
         self.rows[part.shown] = base + len(inp)
+        ends = self.ends.setdefault(part.shown, {})
+        if len(inp):  # sorted by (instrument, ts): each instrument's last bar
+            last = np.flatnonzero(np.append(inp.codes[1:] != inp.codes[:-1], True))
+            ends.update((inp.names[inp.codes[i]], int(inp.ts[i])) for i in last.tolist())
+        if part.last:
+            del self.ends[part.shown]
+
+    def before(self, part: Part) -> dict[str, int] | None:
+        """Each instrument's last ts in the parts before ``part`` (numbered already);
+        None for a file's first part (whose repeated hour nothing before can place)."""
+        return self.ends.get(part.shown) if self.rows.get(part.shown) else None
 
     def renumbered(self, e: BadInputError, part: Part) -> BadInputError:
         """A part's error, naming the line or row of the whole file."""
