@@ -120,9 +120,7 @@ def _placed(bars: list[tuple], tz: str) -> int | None:
     drops=st.sets(st.integers(0, 400), max_size=40),
     reader=st.sampled_from(["arrow", "ts-format", "parquet"]),
 )
-def test_naive_over_fall_back_as_offsets(
-    tmp_path, tz, insts, interleave, spans, drops, reader
-):
+def test_naive_over_fall_back_as_offsets(tmp_path, tz, insts, interleave, spans, drops, reader):
     """Random minute bars of 1-3 instruments across a fall-back, interleaved or one
     instrument after another, written naive in ``tz``: read as the same bars with
     offsets, or refused naming the row nothing before places."""
@@ -131,9 +129,7 @@ def test_naive_over_fall_back_as_offsets(
     for j, name in enumerate(names):
         start, n = spans[j]
         t0 = FALL[tz] + timedelta(minutes=start)
-        stamps += [
-            (name, t0 + timedelta(minutes=k)) for k in range(n) if (k + 97 * j) not in drops
-        ]
+        stamps += [(name, t0 + timedelta(minutes=k)) for k in range(n) if (k + 97 * j) not in drops]
     if interleave:
         stamps.sort(key=lambda x: (x[1], x[0]))
     bars = _bars(stamps)
@@ -263,8 +259,10 @@ def test_date_time_columns_and_text_parser(tmp_path):
         f.write("instrument,Date,Time,open,high,low,close,volume\n")
         for inst, t, *v in bars:
             loc = _local(t, NY)
-            f.write(",".join([inst, loc.strftime("%Y-%m-%d"), loc.strftime("%H:%M:%S"),
-                              *map(str, v)]) + "\n")
+            f.write(
+                ",".join([inst, loc.strftime("%Y-%m-%d"), loc.strftime("%H:%M:%S"), *map(str, v)])
+                + "\n"
+            )
     _same(read_input(str(p), {"ts": "Date+Time"}, tz=NY), want)
     text = _write(str(tmp_path / "text.csv"), bars, NY, "%Y-%m-%dT%H:%M:%S")
     _same(read_input(text, tz=NY), want)
@@ -279,6 +277,12 @@ def test_parquet_naive_column(tmp_path):
     p = str(tmp_path / "naive.parquet")
     df.to_parquet(p, index=False)
     assert pq.read_schema(p).field("ts").type.tz is None
+    _same(read_input(p, tz=NY), want)
+    by_time = sorted(bars, key=lambda b: (b[1], b[0]))  # interleaved, ts as text
+    want = read_input(_write(str(tmp_path / "off2.csv"), by_time, None))
+    df = pd.DataFrame(by_time, columns=HEAD.split(","))
+    df["ts"] = [_local(t, NY).strftime("%Y-%m-%d %H:%M:%S") for t in df["ts"]]
+    df.to_parquet(p, index=False)
     _same(read_input(p, tz=NY), want)
 
 

@@ -1964,8 +1964,14 @@ def _read_parquet(
     elif pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):
         first = ts[0].as_py() or ""
         kind = "int" if _INT_RE.match(first) else "text"
-        cols["ts"] = _parse_ts_text(
-            path, pc.cast(ts, pa.string()), kind, tz, "parquet", unit=ts_unit
+        cols["ts"] = _parse_ts_text(  # each row's instrument: its message names it, and
+            path,  # a repeated hour is each instrument's (QA 2026-12-07)
+            pc.cast(ts, pa.string()),
+            kind,
+            tz,
+            "parquet",
+            _one_array(cols["instrument"]),
+            ts_unit,
         )
         if kind == "int":
             cols["ts"] = _scaled(path, cols["ts"], ts_unit, "parquet")
