@@ -1726,7 +1726,8 @@ def _assume_tz(
     A time of the hour an autumn change repeats is read in the order the rows give it
     (QA 2026-12-07: refused, though futures and crypto files in local time have it):
     the earlier (daylight) instant, unless its instrument's row before it is past that,
-    then the later one, as pandas' ``tz_localize(ambiguous="infer")`` reads a series."""
+    then the later one, much as pandas' ``tz_localize(ambiguous="infer")`` reads a series
+    (which refuses some cases this places: a row after a gap in an instrument's rows)."""
     if pa.types.is_integer(naive.type):  # epoch times are UTC: read "not a known time
         raise _tz_refused(path, "integers (UTC epoch times)", tz)  # zone" (QA 2026-12-06)
     try:
