@@ -231,6 +231,23 @@ def test_a_chunk_that_kills_its_worker_twice_is_said_with_its_pairs(
     assert not proc._JOBS
 
 
+def _backtest_by_script(tmp_path, data, script: str, **env: str):
+    """The store of a backtest of the head days (``want``), and a fresh store of the same
+    bars on which ``script`` (the CLI, patched) runs that backtest over every instrument:
+    (want, the store, the finished process)."""
+    want = incbt.init(str(tmp_path / "want"))
+    want.ingest(str(data / "head"))
+    want.backtest("sma_cross", {"fast": 5, "slow": 30})
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "head"))
+    p = subprocess.run(
+        [sys.executable, "-c", script, "--store", s.path, "backtest", "sma_cross",
+         "-p", "fast=5", "-p", "slow=30", "--all"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **env},
+    )  # fmt: skip
+    return want, s, p
+
+
 # The installed command's entry point, whose step crashes the process on the threads a
 # small plan runs on (the command's own process: no worker to hand the chunk back)
 CRASHES_ON_THREADS = """
@@ -252,17 +269,7 @@ def test_a_step_that_crashes_the_command_s_own_process_says_where(tmp_path, data
     where each thread was (Python's fault handler), and nothing of it was committed (the
     run is not registered yet): the same command again computes it all, as it would
     have."""
-    want = incbt.init(str(tmp_path / "want"))
-    want.ingest(str(data / "head"))
-    want.backtest("sma_cross", {"fast": 5, "slow": 30})
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(data / "head"))
-    p = subprocess.run(
-        [sys.executable, "-c", CRASHES_ON_THREADS, "--store", s.path, "backtest", "sma_cross",
-         "-p", "fast=5", "-p", "slow=30", "--all"],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "INCBT_PROCESSES": "1"},
-    )  # fmt: skip
+    want, s, p = _backtest_by_script(tmp_path, data, CRASHES_ON_THREADS, INCBT_PROCESSES="1")
     assert p.returncode == -signal.SIGSEGV, (p.returncode, p.stderr)
     assert "Fatal Python error: Segmentation fault" in p.stderr, p.stderr
     assert "incbt/runs.py" in p.stderr and "in crash" in p.stderr, p.stderr
@@ -313,17 +320,7 @@ def test_a_worker_killed_while_it_sends_its_results_does_not_hang_the_command(tm
     in the middle of writing its results left the command waiting for ever (the process
     pool's manager thread blocked reading the rest of the message). The command says
     the worker died, runs the rest itself and ends with the uninterrupted results."""
-    want = incbt.init(str(tmp_path / "want"))
-    want.ingest(str(data / "head"))
-    want.backtest("sma_cross", {"fast": 5, "slow": 30})
-    s = incbt.init(str(tmp_path / "s"))
-    s.ingest(str(data / "head"))
-    p = subprocess.run(
-        [sys.executable, "-c", DIES_MID_REPLY, "--store", s.path, "backtest", "sma_cross",
-         "-p", "fast=5", "-p", "slow=30", "--all"],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "MARK": str(tmp_path / "m")},
-    )  # fmt: skip
+    want, s, p = _backtest_by_script(tmp_path, data, DIES_MID_REPLY, MARK=str(tmp_path / "m"))
     assert p.returncode == 0, p.stderr
     assert "a worker process died" in p.stderr and "runs in this process" in p.stderr
     assert _gone(s.path), "worker processes outlived the command"

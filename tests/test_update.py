@@ -977,15 +977,7 @@ def test_update_retry_failed_computes_failed_pairs_again(tmp_path, monkeypatch):
     s, strats, days = _store_with_a_spike(tmp_path, 3)
     spiked = s.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id
     real = kernel._resolve
-
-    def broken(strat, which):
-        if strat.name != "sma_cross":
-            return real(strat, which)
-
-        def run(*a):
-            raise RuntimeError("simulated: the machine, not the strategy")
-
-        return run
+    broken = _machine_fails_sma_cross(real)
 
     def short_of_memory(strat, which):
         def run(*a):
@@ -1079,15 +1071,7 @@ def test_a_dry_run_of_retry_failed_says_a_forks_days_hang_on_its_bases_retry(
     spiked_fork = s.backtest(None, {"n": 20}, fork_of=spiked.run_id, effective=eff,
                              strategies_file=str(strats)).run_id
     real = kernel._resolve
-
-    def broken(strat, which):
-        if strat.name != "sma_cross":
-            return real(strat, which)
-
-        def run(*a):
-            raise RuntimeError("simulated: the machine, not the strategy")
-
-        return run
+    broken = _machine_fails_sma_cross(real)
 
     monkeypatch.setattr(kernel, "_resolve", broken)
     sma = s.backtest("sma_cross", {"fast": 4, "slow": 30})
@@ -1129,6 +1113,22 @@ def test_a_dry_run_of_retry_failed_says_a_forks_days_hang_on_its_bases_retry(
     assert (again.segments, again.bars_processed) == (2, 3 * 390 + 390)
     assert not s.update(dry_run=True).report.depends_on_retry
     assert s.verify().ok
+
+
+def _machine_fails_sma_cross(real):
+    """A ``kernel._resolve`` whose sma_cross kernel raises as a failing machine would (not
+    a failure of the strategy's); other strategies' kernels are ``real``'s."""
+
+    def broken(strat, which):
+        if strat.name != "sma_cross":
+            return real(strat, which)
+
+        def run(*a):
+            raise RuntimeError("simulated: the machine, not the strategy")
+
+        return run
+
+    return broken
 
 
 def _store_with_a_spike(tmp_path, n_days: int):
