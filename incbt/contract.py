@@ -171,7 +171,10 @@ def check_on_synthetic(strat: Any) -> tuple[str | None, str]:
     over = f"{days} day(s) of synthetic bars" + (
         f", resumed on day {at + 1} from its snapshot"
         if resumes
-        else f" (its warm-up of {warm:,} bars is longer: not resumed)"
+        # QA 2026-12-07: "is longer" said not than what, nor what went unchecked
+        else f": its warm-up of {warm:,} bars leaves too few of them to resume after, so "
+        "not resumed, and a breach of the contract (a read back further than the warm-up, "
+        "i used as a count) not looked for"
     )
     return whole.errors[0] or problems[0], over
 

@@ -1821,3 +1821,23 @@ def test_lists_structs_bytes_and_intervals_in_every_output(small_store, tmp_path
                    "st": {"x": 1, "y": "z"}}
     screen = run("query", NESTED, store=small_store).stdout
     assert '["S0000", "S0001"]' in screen and "00ff" in screen and "P1DT7200S" in screen
+
+
+def test_strategies_check_does_not_claim_a_resume_it_did_not_run(tmp_path):
+    """A warm-up longer than the check's synthetic days leaves no day to resume on: the
+    check said "resumed from a day's snapshot gives the bits run whole gives" all the same,
+    for a step that uses ``i`` as a count (QA 2026-12-07)."""
+    f = tmp_path / "long.py"
+    f.write_text(
+        "import incbt\n\n"
+        "@incbt.strategy(params={}, warmup=lambda p: 390 * 300, reads=('close',))\n"
+        "def huge(p, s, o, h, l, c, v, i):\n"
+        "    if i < 390 * 300:\n"
+        "        return 0\n"
+        "    return 1 if c[i] > c[i - 390 * 300] else -1\n"
+    )
+    p = run("strategies", str(f), "--check", store=tmp_path / "s")
+    out = flat(p.stdout)
+    assert "resumed from a day's snapshot gives the bits" not in out, out
+    assert ("check: compiles and runs (260 day(s) of synthetic bars: its warm-up of 117,000 "
+            "bars leaves too few of them to resume after, so not resumed") in out, out
