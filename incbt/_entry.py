@@ -40,6 +40,17 @@ def _out_of_memory(exc: BaseException) -> bool:
     return False
 
 
+def _to_devnull_if_closed() -> None:
+    """Give a closed stdout or stderr (None in Python) /dev/null, at its own fd."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is None:
+            new = os.open(os.devnull, os.O_WRONLY)  # the lowest free fd: this one, or 1
+            if new != fd:
+                os.dup2(new, fd)
+                os.close(new)
+            setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115 (the process's)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminated)  # died without a word (QA 2026-12-06)
     # A crash of the process (a strategy's step calling C through ctypes, or writing
@@ -47,6 +58,11 @@ def main() -> None:
     # thread was, its strategy's kernel among them ("k_<strategy>_..."), not only as the
     # shell's "Segmentation fault" (QA 2026-12-07). Worker processes report theirs:
     # incbt.execute.processes.
+    # fd 2 closed (`incbt update 2>&-`, a daemon's): Python's sys.stderr is None, where
+    # faulthandler.enable() raised "sys.stderr is None" and every command exited 1 having
+    # done nothing, without a word; fd 1 closed (`>&-`): the command ran, then exited 3
+    # ("a bug") flushing None (QA 2026-12-07). Their words go nowhere, as asked
+    _to_devnull_if_closed()
     faulthandler.enable()
     # NumPy's OpenBLAS starts a thread a core as NumPy loads: `import numpy` took 134 ->
     # 112 ms (median of 20) on a quiet 2-core machine, 259 -> 194 ms under load (a test

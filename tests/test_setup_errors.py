@@ -140,6 +140,34 @@ def test_a_command_without_the_memory_to_load_its_modules_says_so(tmp_path):
         pytest.skip("every limit tried let the modules load here")
 
 
+def test_a_closed_stdout_or_stderr_leaves_the_command_working(tmp_path):
+    """`incbt update 2>&-` (a cron job's, a daemon's): faulthandler.enable() raised "sys.stderr
+    is None" before anything, and every command exited 1 having done nothing, silently;
+    with stdout closed (`>&-`) it ran, then exited 3 flushing it (QA 2026-12-07)."""
+    store = str(tmp_path / "s")
+
+    def closed(fds, *args):
+        # the child's fds closed before it runs Python, as the shell's `2>&-` does
+        def close():
+            for fd in fds:
+                os.close(fd)
+
+        out = tmp_path / "out.txt"
+        with open(out, "w") as f:
+            p = subprocess.run([INCBT, "--store", store, *args], stdout=f if 1 not in fds else None,
+                               stderr=f if 2 not in fds else None, preexec_fn=close, timeout=120,
+                               env=_env())  # fmt: skip
+        return p.returncode, out.read_text()
+
+    assert closed([2], "init")[0] == 0 and os.listdir(store)  # it did its work
+    code, said = closed([2], "--version")
+    assert code == 0 and said.startswith("incbt "), said
+    assert closed([1], "--version") == (0, "")
+    assert closed([1, 2], "--version") == (0, "")
+    code, said = closed([1], "backtest", "nope")  # its error on stderr, still
+    assert code == 1 and "unknown strategy 'nope'" in said, said
+
+
 def test_a_full_disk_is_said_with_its_fix():
     for exc in (OSError(errno.ENOSPC, "No space left on device", "/x/results/a.parquet"),
                 OSError("Error writing bytes to file. Detail: [errno 28] No space left on "
