@@ -240,6 +240,30 @@ EMFILE_FIX = (
 )
 
 
+def _short_of_memory(exc: BaseException) -> bool:
+    """A MemoryError, or what the want of memory looks like when a module loads after the
+    command started (numba's, llvmlite's library: "failed to map segment from shared
+    object") or a thread starts ("can't start new thread"), or an error one caused. Under
+    a `ulimit -v` these were "Could not find/load shared object file 'libllvmlite.so'"
+    (exit 1), "RuntimeError: can't start new thread" (exit 3, "a bug") or numba's
+    half-loaded module's AttributeError (exit 3) (QA 2026-12-07)."""
+    seen: BaseException | None = exc
+    for _ in range(32):  # a chain, not a cycle
+        if seen is None:
+            return False
+        text = str(seen)
+        if (
+            isinstance(seen, MemoryError)
+            or (isinstance(seen, OSError) and seen.errno == errno.ENOMEM)
+            or (isinstance(seen, (OSError, ImportError)) and "failed to map segment" in text)
+            or (isinstance(seen, RuntimeError) and "can't start new thread" in text)
+            or "Failed to launch worker thread" in text  # Arrow's thread pool
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     """Map an error raised by a dependency to the incbt tree.
 
@@ -247,6 +271,13 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     """
     if isinstance(exc, IncbtError):
         return exc
+    if _short_of_memory(exc):  # before the modules' own: numba's is no strategy's fault
+        return SetupError(  # not the store's: the machine's, or a step's allocations
+            f"{context}: out of memory (nothing was recorded as the strategy failing; what "
+            "this command committed before is kept). Fix: give the process more memory (a "
+            "`ulimit -v` limit?), run fewer instruments or parameter sets per call, or, where "
+            "a strategy's step allocates arrays, make it allocate less"
+        )
     mod = type(exc).__module__ or ""
     name = type(exc).__name__
     top = mod.split(".")[0]
@@ -285,13 +316,6 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
         return InternalError(f"{context}: Ray {name}: {exc}")
     if top == "numba":
         return StrategyError(f"{context}: the strategy failed to compile or run: {exc}")
-    if isinstance(exc, MemoryError):
-        return SetupError(  # not the store's: the machine's, or a step's allocations
-            f"{context}: out of memory (nothing was recorded as the strategy failing; what "
-            "this command committed before is kept). Fix: give the process more memory (a "
-            "`ulimit -v` limit?), run fewer instruments or parameter sets per call, or, where "
-            "a strategy's step allocates arrays, make it allocate less"
-        )
     if isinstance(exc, OSError) or "No such file or directory" in str(exc):
         filename = _filename(exc)
         if filename is not None and _users_path(exc, filename):

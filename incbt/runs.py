@@ -931,6 +931,11 @@ class LocalExecutor:
                 yield r
             return
         local = threading.local()  # each thread's buffers
+        # Numba loaded here, before the threads: under a memory limit its import failed in
+        # one of them, leaving a half-loaded module where the others said "cannot import
+        # name 'config' from 'numba.core'" (exit 3), the one said first; here it fails
+        # once, with the want of memory in its chain (QA 2026-12-07)
+        import numba  # noqa: F401
 
         def on_thread(t: SegmentTask, resume: np.ndarray | None) -> TaskResult:
             if not hasattr(local, "scratch"):

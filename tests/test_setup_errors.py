@@ -168,6 +168,77 @@ def test_a_closed_stdout_or_stderr_leaves_the_command_working(tmp_path):
     assert code == 1 and "unknown strategy 'nope'" in said, said
 
 
+def _raised(exc: BaseException, during: BaseException | None = None) -> BaseException:
+    """``exc`` as raised while handling ``during`` (its __context__ set by Python)."""
+    try:
+        try:
+            if during is not None:
+                raise during
+        finally:
+            raise exc
+    except BaseException as got:  # noqa: BLE001 (the test's own)
+        return got
+
+
+def test_the_want_of_memory_after_the_start_is_said_as_such():
+    """Under a `ulimit -v` that let the CLI start, the want of memory later came out as
+    "RuntimeError: can't start new thread" (exit 3, "a bug"), llvmlite's "Could not
+    find/load shared object file" over "failed to map segment" (exit 1, as if not
+    installed), or Arrow's "Failed to launch worker thread" (QA 2026-12-07)."""
+    mapped = "failed to map segment from shared object"
+    for exc in (
+        RuntimeError("can't start new thread"),
+        _raised(OSError("Could not find/load shared object file 'libllvmlite.so'"),
+                OSError(f"/x/libllvmlite.so: {mapped}")),
+        _raised(ImportError("cannot import name 'config' from 'numba.core'"),
+                MemoryError()),
+        OSError(errno.ENOMEM, "Cannot allocate memory"),
+        RuntimeError("Unknown error: Failed to launch worker thread: Resource temporarily "
+                     "unavailable"),
+    ):  # fmt: skip
+        got = map_dependency_error(exc, "incbt")
+        assert isinstance(got, SetupError) and got.exit_code == 1, (exc, got)
+        assert str(got).startswith("incbt: out of memory") and "ulimit -v" in str(got)
+    # not everything that fails to load is the want of memory
+    got = map_dependency_error(OSError(errno.ENOENT, "No such file", "/x/y.so"), "incbt")
+    assert "out of memory" not in str(got)
+
+
+def test_numba_is_loaded_before_the_task_threads_start(tmp_path, monkeypatch):
+    """Numba's import failing in one task thread (a memory limit) left a half-loaded module
+    where the other threads said "cannot import name 'config' from 'numba.core'", the
+    error the command then gave (exit 3; QA 2026-12-07): the caller imports it first."""
+    import builtins
+    import threading
+
+    import incbt.runs as runs_mod
+
+    generate(str(tmp_path / "d"), instruments=2, days=3)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    seen: list[str] = []
+    real_import, real_pool = builtins.__import__, runs_mod.ThreadPoolExecutor
+
+    def spy_import(name, *a, **k):
+        if name == "numba" and threading.current_thread() is threading.main_thread():
+            seen.append("numba")
+        return real_import(name, *a, **k)
+
+    def spy_pool(*a, **k):
+        seen.append("pool")
+        return real_pool(*a, **k)
+
+    # as in the command, where nothing loads Numba ahead (incbt.store._first_compute)
+    monkeypatch.setattr(incbt, "_ends_with_command", True, raising=False)
+    monkeypatch.setattr(runs_mod, "threads_for", lambda tasks, most=None: 2)
+    monkeypatch.setattr(runs_mod, "ThreadPoolExecutor", spy_pool)
+    monkeypatch.setattr(builtins, "__import__", spy_import)
+    monkeypatch.setenv("INCBT_PROCESSES", "1")
+    s.backtest("sma_cross", {"fast": 3, "slow": 7})
+    monkeypatch.undo()
+    assert "pool" in seen and seen.index("numba") < seen.index("pool"), seen
+
+
 def test_a_full_disk_is_said_with_its_fix():
     for exc in (OSError(errno.ENOSPC, "No space left on device", "/x/results/a.parquet"),
                 OSError("Error writing bytes to file. Detail: [errno 28] No space left on "
