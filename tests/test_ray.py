@@ -776,6 +776,29 @@ def test_ray_init_leaves_the_commands_sigterm_handler():
         signal.signal(signal.SIGTERM, old)
 
 
+def test_a_sigterm_while_ray_starts_is_the_commands_sigterm():
+    """Ray's driver handler, installed as ray.init begins, is sys.exit(signum): a SIGTERM
+    while a local Ray started ended `incbt sweep --workers 2` with exit 15 and no word
+    (QA 2026-12-07). It reaches the handler Ray replaced (the CLI's: exit 143, said)."""
+    import signal
+
+    from incbt.execute.ray_exec import _keeping_sigterm
+
+    def mine(signum, frame):  # the CLI's _terminate, in effect
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, mine)
+    try:
+        with pytest.raises(KeyboardInterrupt), _keeping_sigterm():
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # Ray's
+            raise SystemExit(signal.SIGTERM)  # that handler, run as the signal came
+        assert signal.getsignal(signal.SIGTERM) is mine
+        with pytest.raises(SystemExit), _keeping_sigterm():  # another exit: as it was
+            raise SystemExit(2)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def test_workers_start_a_local_ray_whatever_ray_address_names(tmp_path, slow, strategies):
     """`--workers 2` with RAY_ADDRESS exported (as cluster users have it): Ray took the
     local start for a connection, refused its num_cpus, and the command exited 3, "a

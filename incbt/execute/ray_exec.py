@@ -179,6 +179,13 @@ def _keeping_sigterm() -> Iterator[None]:
     before = signal.getsignal(signal.SIGTERM) if main else None
     try:
         yield
+    except SystemExit as exc:
+        # Ray's driver handler, set as ray.init begins, is sys.exit(signum): a SIGTERM while
+        # Ray started ended the command with exit 15 and no word (QA 2026-12-07). Given to
+        # the handler it replaced (incbt's: the command stops as at any other time, 143)
+        if main and callable(before) and exc.code == signal.SIGTERM:
+            before(signal.SIGTERM, None)
+        raise
     finally:
         if main and callable(before):
             with contextlib.suppress(ValueError, OSError):
