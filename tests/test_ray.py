@@ -799,6 +799,32 @@ def test_a_sigterm_while_ray_starts_is_the_commands_sigterm():
         signal.signal(signal.SIGTERM, old)
 
 
+def test_a_local_ray_that_does_not_come_up_is_said_in_a_line(monkeypatch):
+    """A local Ray whose node timed out starting (a busy machine; its dashboard agent
+    killed) ended `incbt sweep --workers 2` with Ray's bare Exception, exit 3, "a bug"
+    (QA 2026-12-07): a SetupError, exit 1, saying what to do."""
+    import ray
+
+    from incbt.errors import SetupError
+    from incbt.execute import ray_exec
+
+    said = ("The current node timed out during startup. This could happen because some of "
+            "the raylet failed to startup or the GCS has become overloaded.")
+
+    def times_out(**kw):
+        raise Exception(said)  # noqa: TRY002 (Ray's own, as it raises it)
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", times_out)
+    with pytest.raises(SetupError) as e:
+        ray_exec.ensure_ray(workers=2)
+    assert e.value.exit_code == 1 and "a local Ray could not start" in str(e.value)
+    assert said in str(e.value) and "without --workers" in str(e.value)
+    monkeypatch.setattr(ray, "init", lambda **kw: (_ for _ in ()).throw(ValueError("other")))
+    with pytest.raises(ValueError):  # anything else: as it was
+        ray_exec.ensure_ray(workers=2)
+
+
 def test_workers_start_a_local_ray_whatever_ray_address_names(tmp_path, slow, strategies):
     """`--workers 2` with RAY_ADDRESS exported (as cluster users have it): Ray took the
     local start for a connection, refused its num_cpus, and the command exited 3, "a

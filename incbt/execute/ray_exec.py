@@ -38,7 +38,7 @@ import numpy as np
 
 import incbt
 from incbt.catalog import DayIndex
-from incbt.errors import ClusterLostError, UsageError
+from incbt.errors import ClusterLostError, SetupError, UsageError
 from incbt.execute import (
     DirectBars,
     Latest,
@@ -153,21 +153,39 @@ def ensure_ray(
             return ray
         # A short temp path: Ray's socket paths must stay under ~107 characters.
         temp = temp_root or os.path.join(tempfile.gettempdir(), f"incbt-ray-{os.getuid()}")
-        ray.init(
-            # a new local Ray, whatever RAY_ADDRESS names (QA 2026-12-07: with it set,
-            # Ray took this for a connection, refused num_cpus, and the command exited 3)
-            address="local",
-            num_cpus=workers or usable_cores(),
-            include_dashboard=False,
-            _temp_dir=temp,
-            runtime_env=runtime_env,
-            logging_level=logging.ERROR,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        with _local_start_said():
+            ray.init(
+                # a new local Ray, whatever RAY_ADDRESS names (QA 2026-12-07: with it set,
+                # Ray took this for a connection, refused num_cpus, and the command exited 3)
+                address="local",
+                num_cpus=workers or usable_cores(),
+                include_dashboard=False,
+                _temp_dir=temp,
+                runtime_env=runtime_env,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
+                configure_logging=False,
+            )
     _started_here, _connected_to = True, None
     atexit.register(shutdown)
     return ray
+
+
+@contextlib.contextmanager
+def _local_start_said() -> Iterator[None]:
+    """A local Ray that does not come up (its node timed out starting: a busy machine, a
+    process of it killed) is the machine's, said in a line, exit 1: it was Ray's bare
+    ``Exception`` (exit 3, "a bug"; QA 2026-12-07). Nothing was computed yet."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc) is not Exception or "during startup" not in str(exc):
+            raise
+        raise SetupError(
+            f"a local Ray could not start: {exc} Nothing was computed. Fix: run the same "
+            "command again on a quieter machine, or without --workers (this process's "
+            "threads and worker processes)"
+        ) from None
 
 
 @contextlib.contextmanager
