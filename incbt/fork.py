@@ -260,6 +260,7 @@ def base_failed(
     hypothetical: Sequence[tuple] = (),
     *,
     retry_failed: bool = False,
+    upstream: tuple[Mapping[tuple[str, str], str], Mapping[tuple[str, str], str]] = ({}, {}),
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Of ``need`` (:func:`needs_materializing`), as a dry run sees them, the pairs whose
     base's pair failed: instrument -> why, in two parts.
@@ -276,7 +277,12 @@ def base_failed(
     or not (the machine's, a change that took the bad bar away) shows only by running
     it. The plan counts their days, as a retry that succeeds computes them, and says
     them apart (``UpdateReport.depends_on_retry``): a dry run of ``--retry-failed`` said
-    the days of a fork whose base's pair then failed again as computed (QA 2026-12-07)."""
+    the days of a fork whose base's pair then failed again as computed (QA 2026-12-07).
+
+    ``upstream``: the dry run's two parts of the fork levels before this one, (run,
+    instrument) -> why: a base that is a fork, whose pair its own making fails or makes
+    hang on a retry, passes it on, as its materializing would (QA 2026-12-07: with no
+    failure of that base recorded yet, the fork of a fork was counted as computed)."""
     if not need:
         return {}, {}
     from incbt.runs import _strategy_for, read_mask
@@ -289,6 +295,13 @@ def base_failed(
     with cat.env.read() as txn:
         base_failed = rc.run_failures(cat, txn, base_id)
         for inst in sorted(need):
+            doomed, hangs = upstream[0].get((base_id, inst)), upstream[1].get((base_id, inst))
+            if doomed is not None:  # the base's pair is made a failed one first
+                fails[inst] = f"its base run {base_id} failed on {inst}: {doomed}"
+                continue
+            if hangs is not None:  # made only if its own base's retry succeeds
+                after[inst] = f"its base run {base_id} is made again on {inst}, and {hangs}"
+                continue
             f = base_failed.get(inst)
             if f is None:
                 continue

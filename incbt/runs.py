@@ -1515,13 +1515,20 @@ def bring_up_to_date(
         # computed, where they are copied from its base)
         known = sorted(set(store.instruments()) | {h[0] for h in hypothetical})
         states: dict = {}  # bases' states asked by the levels' materializing (fork.state_at)
+        # a dry run's pairs of the levels before, failed as made / hanging on a retry: a
+        # fork of them fails or hangs with them (QA 2026-12-07: counted as computed)
+        upstream: tuple[dict[tuple[str, str], str], dict[tuple[str, str], str]] = ({}, {})
         for level in _fork_levels(forks):  # each after the forks it is a fork of
             assume: dict[tuple[str, str], int] = {}
             doomed: dict[tuple[str, str], str] = {}  # a dry run's pairs failed as made
             after: dict[tuple[str, str], str] = {}  # a dry run's pairs if a retry succeeds
             built = []
             if dry_run:
-                assume, doomed, after = _as_made(store, level, known, hypothetical, retry_failed)
+                assume, doomed, after = _as_made(
+                    store, level, known, hypothetical, retry_failed, upstream
+                )
+                upstream[0].update(doomed)
+                upstream[1].update(after)
             for f in level if not dry_run else ():
                 need = fork_mod.needs_materializing(
                     store, f, instruments_of(f, known), retry_failed=retry_failed
@@ -1566,12 +1573,13 @@ def _as_made(
     known: Sequence[str],
     hypothetical: Sequence[tuple],
     retry_failed: bool,
+    upstream: tuple[Mapping[tuple[str, str], str], Mapping[tuple[str, str], str]] = ({}, {}),
 ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], str], dict[tuple[str, str], str]]:
     """A fork level's pairs as materializing them would leave them, none made: (run,
     instrument) -> the day through which it would be valid (L); -> why it would fail (its
     base's pair failed, not retried first); -> why it computes only if its base's pair,
     failed before and computed again first, succeeds (:func:`incbt.fork.base_failed`): a
-    dry run's plan of the level."""
+    dry run's plan of the level (``upstream``: those two of the levels before it)."""
     from incbt import fork as fork_mod
 
     assume: dict[tuple[str, str], int] = {}
@@ -1582,7 +1590,7 @@ def _as_made(
             store, f, instruments_of(f, known), hypothetical, retry_failed=retry_failed
         )
         fails, retried = fork_mod.base_failed(
-            store, f, need, hypothetical, retry_failed=retry_failed
+            store, f, need, hypothetical, retry_failed=retry_failed, upstream=upstream
         )
         assume.update({(f.run_id, i): day for i, day in need.items()})
         doomed.update({(f.run_id, i): why for i, why in fails.items()})

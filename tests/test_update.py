@@ -1115,6 +1115,65 @@ def test_a_dry_run_of_retry_failed_says_a_forks_days_hang_on_its_bases_retry(
     assert s.verify().ok
 
 
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
+def test_a_dry_run_says_a_fork_of_a_fork_fails_or_hangs_with_its_bases_pair(tmp_path):
+    """A fork of a fork rebuilt from a base whose own rebuilding fails (its base's pair
+    failed, not retried) fails with it; one rebuilt from a base that hangs on a retry
+    hangs on it too. A dry run looked at the recorded failures of the fork's base alone:
+    where the base's pair was being made again, it counted the fork of a fork's days as
+    computed (or as "at most" with the wrong reason, or not as "at most" at all), and an
+    update then failed it (QA 2026-12-07)."""
+    from incbt.runs import bring_up_to_date
+
+    s, strats, days = _store_with_a_spike(tmp_path, 6)  # S0001 fails on day 1
+    kw = dict(strategies_file=str(strats))
+    base = s.backtest("spike", {"n": 10}, **kw).run_id
+    f1 = s.backtest(None, {"n": 20}, fork_of=base, effective=days[3][5:15], **kw).run_id
+    f2 = s.backtest(None, {"n": 30}, fork_of=f1, effective=days[4][5:15], **kw).run_id
+    # a correction of S0001 on day 2: after the day the base failed through (it is not
+    # retried), before D of both forks (they are made again from their bases)
+    t = pcsv.read_csv(tmp_path / "all" / days[2])
+    m = pc.equal(t["instrument"], "S0001")
+    for c in ("open", "high", "low", "close"):
+        t = t.set_column(t.schema.get_field_index(c), c,
+                         pc.if_else(m, pc.multiply(t[c], 1.001), t[c]))
+    fixed = str(tmp_path / "fix" / days[2])
+    os.makedirs(tmp_path / "fix")
+    pcsv.write_csv(t, fixed)
+    dry = s.update(fixed, dry_run=True)
+    assert (f2, "S0001") not in {(r.run_id, r.instrument) for r in dry.stale}, dry.stale
+    assert not dry.report.depends_on_retry
+    res = s.update(fixed)
+    assert sorted(res.report.errors) == sorted(dry.report.errors), (res.report.errors,
+                                                                    dry.report.errors)
+    assert any(e.startswith(f"run {f2}, S0001: its base run {f1} failed on S0001: its base "
+                            f"run {base} failed on S0001: ") for e in dry.report.errors)
+    assert (dry.report.segments, dry.report.bars_processed) == (
+        res.report.segments, res.report.bars_processed)
+    # a correction of S0000 before D1 that makes the base fail there, and an update
+    # killed after its plain runs' phase: the forks' pairs are not made again yet
+    spiked = str(tmp_path / "fix2" / days[2])
+    os.makedirs(tmp_path / "fix2")
+    write_spiked(fixed, spiked, "S0000", 7)
+    s.ingest(spiked)
+    bring_up_to_date(s, [s.run(base).record], command="update", kind="update")
+    dry = s.update(dry_run=True)
+    assert not dry.stale and (dry.report.segments, dry.report.bars_processed) == (0, 0)
+    assert sorted(e.split(":")[0] for e in dry.report.errors) == sorted(
+        [f"run {f1}, S0000", f"run {f2}, S0000"]), dry.report.errors
+    assert any(e.startswith(f"run {f2}, S0000: its base run {f1} failed on S0000: its base "
+                            f"run {base} failed on S0000: ") for e in dry.report.errors)
+    # with --retry-failed every fork pair hangs on the base's retry, the fork of a
+    # fork's too: the base fails again, and the update computes none of them
+    retry = s.update(dry_run=True, retry_failed=True).report
+    assert set(retry.depends_on_retry) == {(f, i) for f in (f1, f2) for i in ("S0000", "S0001")}
+    n_if, bars_if = retry.depending_on_retry()
+    res = s.update(retry_failed=True).report
+    assert (res.segments, res.bars_processed) == (retry.segments - n_if,
+                                                  retry.bars_processed - bars_if)
+    assert s.verify().ok
+
+
 def _machine_fails_sma_cross(real):
     """A ``kernel._resolve`` whose sma_cross kernel raises as a failing machine would (not
     a failure of the strategy's); other strategies' kernels are ``real``'s."""
