@@ -817,9 +817,21 @@ def backtest(
         assert r is not None
         plan = r.plan
         n_inst = len({t.instrument for t in plan.tasks}) if plan is not None else 0
+        # a fork's days after its base's failed pair, computed again first (a change of a
+        # day it read): only if that succeeds, as update --dry-run says it (QA 2026-12-07:
+        # a fork's dry run said them as computed, and the backtest failed them)
+        n_if, bars_if = r.depending_on_retry()
         _say(
-            f"would compute {r.segments:,} segment(s) in {r.tasks:,} task(s) over {n_inst} "
-            f"instrument(s), {r.bars_processed:,} bar-steps{_where(r)}"
+            f"would compute {'at most ' if n_if else ''}{r.segments:,} segment(s) in "
+            f"{r.tasks:,} task(s) over {n_inst} instrument(s), {r.bars_processed:,} "
+            f"bar-steps{_where(r)}"
+            + (
+                f"; {n_if:,} segment(s), {bars_if:,} bar-steps of them the fork's, computed "
+                "only if its base's pair, which failed before and is computed again first, "
+                "succeeds"
+                if n_if
+                else ""
+            )
             if r.bars_processed
             else "would register the run; nothing to compute yet"
             if _is_new(st, run, r, dry=True)

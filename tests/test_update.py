@@ -1174,6 +1174,38 @@ def test_a_dry_run_says_a_fork_of_a_fork_fails_or_hangs_with_its_bases_pair(tmp_
     assert s.verify().ok
 
 
+@pytest.mark.filterwarnings("ignore::incbt.StrategyFailureWarning")  # failing is the point
+def test_a_forks_dry_run_says_its_days_hang_on_its_bases_retry(tmp_path):
+    """`incbt backtest --from BASE --dry-run` where the base's failed pair is computed
+    again first (a correction of a day it read, ingested since): the fork's days from D
+    on that instrument compute only if the retry succeeds. The dry run said them as
+    computed, "would compute 3 segment(s)", and the backtest computed 2, the fork's pair
+    failing with its base's (QA 2026-12-07); it says "at most", as update --dry-run."""
+    s, strats, days = _store_with_a_spike(tmp_path, 5)  # S0001 fails on day 1
+    base = s.backtest("spike", {"n": 10}, strategies_file=str(strats)).run_id
+    t = pcsv.read_csv(tmp_path / "all" / days[0])
+    m = pc.equal(t["instrument"], "S0001")
+    for c in ("open", "high", "low", "close"):
+        t = t.set_column(t.schema.get_field_index(c), c,
+                         pc.if_else(m, pc.multiply(t[c], 1.001), t[c]))
+    os.makedirs(tmp_path / "fix")
+    pcsv.write_csv(t, tmp_path / "fix" / days[0])
+    s.ingest(str(tmp_path / "fix" / days[0]))  # day 0: the base's failure is retried
+    args = ["--store", s.path, "backtest", "--from", base, "-p", "n=20", "--effective",
+            days[3][5:15], "--strategies", str(strats)]
+    p = run_incbt([*args, "--dry-run"])
+    said = " ".join(p.stdout.split())
+    assert p.returncode == 0, (said, p.stderr)
+    assert ("would compute at most 3 segment(s) in 3 task(s) over 2 instrument(s), 3,510 "
+            "bar-steps; 1 segment(s), 780 bar-steps of them the fork's, computed only if its "
+            "base's pair, which failed before and is computed again first, succeeds") in said
+    p = run_incbt(args)
+    said = " ".join(p.stdout.split())
+    assert p.returncode == 1 and "computed 2 segment(s), 2,730 bar-steps in" in said, (
+        said, p.stderr)
+    assert f"its base run {base} failed on S0001" in p.stderr, p.stderr
+
+
 def _machine_fails_sma_cross(real):
     """A ``kernel._resolve`` whose sma_cross kernel raises as a failing machine would (not
     a failure of the strategy's); other strategies' kernels are ``real``'s."""
