@@ -1791,7 +1791,11 @@ def _assume_tz(
                 f"is ambiguous in {tz}: that hour occurs twice there (clocks go back)",
                 BadInputError if before is None else AmbiguousTime,
             )
-        if e[i] <= last:  # its instrument went past the first pass: the second
+        # its instrument went past the first pass: the second. Not at the same instant:
+        # a row written twice (01:30, 01:30) is a duplicate, refused as one, not the
+        # second pass's 01:30, which shifted the first pass's rest an hour later and
+        # stored it where the second pass was missing (QA 2026-12-07)
+        if e[i] < last:
             out[i] = lt[i]
     if gap is not None:
         refuse(gap, f"does not exist in {tz}: clocks skip it there (they go forward)")
