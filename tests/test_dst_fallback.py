@@ -250,27 +250,32 @@ def test_spring_gap_still_refused(tmp_path):
 
 
 @pytest.mark.parametrize("second_pass", [False, True])
-def test_row_written_twice_in_the_hour_is_a_duplicate(tmp_path, second_pass):
-    """A first-pass row written twice (a vendor's repeated line) is the same instant, a
-    duplicate refused at its line as with offsets: not the second pass's time, which
-    shifted the first pass's rest an hour later and, the second pass missing, stored
-    them silently (QA 2026-12-07); after a part's end at that time, the same."""
+def test_row_written_twice_in_the_hour_refused(tmp_path, second_pass):
+    """A first-pass row written twice (a vendor's repeated line, or the two passes
+    sorted by the clock) is refused at its line saying both: not read as the second
+    pass's time, which shifted the first pass's rest an hour later and, the second pass
+    missing, stored them silently (QA 2026-12-07); after a part's end at that time, the
+    same."""
     rows = ["00:59", "01:29", "01:30", "01:30", "01:31"]
     rows += ["01:59", "01:00", "01:01", "02:00"] if second_pass else ["02:00"]
     p = tmp_path / "dup.csv"
     p.write_text(HEAD + "\n" + "".join(f"ES,2024-11-03 {r}:00,1,2,0.5,1.5,3\n" for r in rows))
     s = incbt.init(str(tmp_path / "s"))
-    with pytest.raises(BadInputError, match="duplicate ts") as e:
+    with pytest.raises(BadInputError, match="is written twice in America/New_York's rep") as e:
         s.ingest(str(p), tz=NY)
-    assert e.value.line == 5, str(e.value)
+    assert e.value.line == 5 and e.value.value == "2024-11-03 01:30:00", str(e.value)
+    assert "remove the row if it is a duplicate; if the two are the hour's two" in str(e.value)
     assert s.sql("SELECT count(*) AS n FROM bars").to_pylist() == [{"n": 0}]
-    # a part starting with the time the part before it ended at: read as that instant
+    # a part starting with the time the part before it ended at: refused as well
     q = tmp_path / "part.csv"
     q.write_text(HEAD + "\nES,2024-11-03 01:30:00,1,2,0.5,1.5,3\n")
     end = int((FALL[NY] + timedelta(minutes=-30)).timestamp()) * 10**9  # 01:30 EDT
+    with resolving_after({"ES": end}), pytest.raises(BadInputError, match="written twice"):
+        read_input(str(q), tz=NY)
+    q.write_text(HEAD + "\nES,2024-11-03 01:31:00,1,2,0.5,1.5,3\n")  # the next minute
     with resolving_after({"ES": end}):
         got = read_input(str(q), tz=NY)
-    assert got.block[0].view(np.int64).tolist() == [end]
+    assert got.block[0].view(np.int64).tolist() == [end + 60 * 10**9]
 
 
 def test_date_time_columns_and_text_parser(tmp_path):

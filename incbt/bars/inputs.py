@@ -1737,7 +1737,12 @@ def _assume_tz(
     except (pa.ArrowNotImplementedError, KeyError) as exc:
         raise UsageError(f"--tz {tz!r} is not a known time zone ({exc})") from None
 
-    def refuse(i: int, reason: str, cls: type[BadInputError] = BadInputError) -> None:
+    def refuse(
+        i: int,
+        reason: str,
+        cls: type[BadInputError] = BadInputError,
+        fix: str = "give timestamps with an explicit UTC offset around daylight-saving changes",
+    ) -> None:
         where = _at(fkind, i)
         if instruments is not None:
             where["instrument"] = str(instruments[i].as_py())
@@ -1746,7 +1751,7 @@ def _assume_tz(
             file=path,
             **where,
             value=str(naive[i].as_py() if text is None else text[i].as_py()),
-            fix="give timestamps with an explicit UTC offset around daylight-saving changes",
+            fix=fix,
         )
 
     # Only files with a change's hour come here: what is not there once is found with
@@ -1791,11 +1796,21 @@ def _assume_tz(
                 f"is ambiguous in {tz}: that hour occurs twice there (clocks go back)",
                 BadInputError if before is None else AmbiguousTime,
             )
-        # its instrument went past the first pass: the second. Not at the same instant:
-        # a row written twice (01:30, 01:30) is a duplicate, refused as one, not the
-        # second pass's 01:30, which shifted the first pass's rest an hour later and
-        # stored it where the second pass was missing (QA 2026-12-07)
-        if e[i] < last:
+        # the same time as its instrument's row before it: a row written twice, or the
+        # hour's two passes sorted by the clock (01:00, 01:00, 01:01, ...), which no order
+        # tells apart; refused saying both. Read as the second pass, it shifted the first
+        # pass's rest an hour later, stored silently where the second pass was missing;
+        # "duplicate ts: remove the duplicate bar" would drop a pass (QA 2026-12-07)
+        if e[i] == last:
+            refuse(
+                i,
+                f"is written twice in {tz}'s repeated hour (clocks go back there): its "
+                "instrument's row before it has the same time",
+                fix="remove the row if it is a duplicate; if the two are the hour's two passes "
+                "(sorted by the clock), write the first pass's rows, then the second's, as "
+                "they happened, or give timestamps with an explicit UTC offset",
+            )
+        if e[i] < last:  # its instrument went past the first pass: the second
             out[i] = lt[i]
     if gap is not None:
         refuse(gap, f"does not exist in {tz}: clocks skip it there (they go forward)")
