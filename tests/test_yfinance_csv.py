@@ -322,6 +322,28 @@ def test_a_header_of_three_lines_not_yfinances_is_refused_with_its_fix(tmp_path)
         "give the file one header line: in pandas, df.columns = df.columns.droplevel(1)")
 
 
+@pytest.mark.parametrize("group_by", ["column", "ticker"])
+def test_an_index_without_a_name_is_refused_with_its_fix(tmp_path, group_by):
+    """pandas writes no line 3 for an index without a name (df.index.name = None):
+    said as that, with the fix, not "missing column(s) instrument, ts, ... Fix: --map"
+    (QA 2026-12-07); the fix's sed gives a file read as yfinance's."""
+    bars = bars_of(["AAPL", "MSFT"])
+    p = tmp_path / "noname.csv"
+    write_yf(p, bars, group_by=group_by, index=None)
+    assert not p.read_text().splitlines()[2].startswith("Datetime")
+    msg = refused(tmp_path, p)
+    assert msg.startswith(
+        f"{p}, line 3: a header of two lines (Price and Ticker: yfinance's columns of two "
+        "levels) without the index's name on line 3, which yfinance's files have; value "
+        "'2024-01-02 14:30:00+00:00'. Fix: name the index before df.to_csv(...): "
+        "df.index.name = 'Datetime'"), msg
+    lines = p.read_text().splitlines()
+    p.write_text("\n".join([*lines[:2], "Datetime" + "," * 10, *lines[2:]]) + "\n")
+    q = tmp_path / "named.csv"
+    write_yf(q, bars, group_by=group_by)
+    assert bits(stored(tmp_path / "a", p)[0]).equals(bits(stored(tmp_path / "b", q)[0]))
+
+
 def test_a_gzipped_file_and_a_blank_line(tmp_path):
     bars = bars_of(["AAPL", "MSFT"])
     write_yf(tmp_path / "yf.csv.gz", bars, group_by="ticker")

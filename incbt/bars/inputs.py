@@ -1283,6 +1283,21 @@ def _refuse_stacked_header(path: str) -> None:
     if len(lines) < 3 or not all(lines) or len({len(x) for x in lines}) > 1:
         return
     first, second, third = lines
+    levels = sorted((first[0].strip().lower(), second[0].strip().lower())) == list(_LEVELS)
+    if levels and re.fullmatch(r"[-+.:\d /TZe]+", third[0].strip() or "x"):
+        # yfinance's levels over a bar: the index was written without a name (its line
+        # 3 left out), read as "missing column(s) instrument, ts, ..., the file has
+        # Price, Close, ..." with --map for a fix (QA 2026-12-07)
+        raise BadInputError(
+            "a header of two lines (Price and Ticker: yfinance's columns of two levels) "
+            "without the index's name on line 3, which yfinance's files have",
+            file=path,
+            line=3,
+            value=third[0],
+            fix="name the index before df.to_csv(...): df.index.name = 'Datetime' (or "
+            "insert a line 'Datetime' followed by the commas as line 3: "
+            f"sed -i '3i Datetime{',' * (len(third) - 1)}' FILE)",
+        )
     if not (third[0].strip() and all(not x.strip() for x in third[1:])):
         return  # line 3 names the index alone
     if re.fullmatch(r"[-+.:\d /TZe]+", second[0].strip() or "0"):
