@@ -344,6 +344,28 @@ def test_an_index_without_a_name_is_refused_with_its_fix(tmp_path, group_by):
     assert bits(stored(tmp_path / "a", p)[0]).equals(bits(stored(tmp_path / "b", q)[0]))
 
 
+def test_a_tickers_prices_given_twice_are_refused_with_the_fix(tmp_path):
+    """Two downloads joined side by side (pd.concat(axis=1)) give a ticker's prices
+    twice: which to read cannot be told, said as that with the fix, not as "missing
+    column(s) open, high, ..." of columns the file has (QA 2026-12-07)."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_yf(a, bars_of(["AAPL", "MSFT"], seed=1))
+    write_yf(b, bars_of(["AAPL", "NVDA"], seed=2))
+    ra = pd.read_csv(a, header=[0, 1], index_col=0)
+    rb = pd.read_csv(b, header=[0, 1], index_col=0)
+    p = tmp_path / "joined.csv"
+    pd.concat([ra, rb], axis=1).to_csv(p)
+    msg = refused(tmp_path, p)
+    assert msg.startswith(
+        f"{p}, line 1: column Close (AAPL) is there twice (fields 2 and 12 of yfinance's "
+        "header: files or downloads joined side by side?); instrument 'AAPL'; value 'Close'. "
+        "Fix: keep one column of each price and ticker: in pandas, "
+        "df = df.loc[:, ~df.columns.duplicated()]"), msg
+    joined = pd.concat([ra, rb], axis=1)
+    joined.loc[:, ~joined.columns.duplicated()].to_csv(p)  # the fix: read
+    assert stored(tmp_path / "s", p)[1].rows_read == 90
+
+
 def test_a_gzipped_file_and_a_blank_line(tmp_path):
     bars = bars_of(["AAPL", "MSFT"])
     write_yf(tmp_path / "yf.csv.gz", bars, group_by="ticker")

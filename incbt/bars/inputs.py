@@ -1414,6 +1414,25 @@ def _read_stacked(
             "a file of one ticker's)",
         )
     mapping.setdefault("ts", st.index)
+    # a price of a ticker given twice (downloads joined side by side, pd.concat(axis=1)):
+    # which one to read cannot be told (QA 2026-12-07: "ticker AAPL: missing column(s)
+    # open, high, ...; the file has ..., Close, High, ...")
+    seen: dict[tuple[str, str], int] = {}
+    read = {c.lower() for c in FLOAT_COLUMNS} | {v.strip().lower() for v in mapping.values()}
+    for k, pt in enumerate(zip(st.prices, st.tickers, strict=True)):
+        if pt in seen and pt[0].lower() in read:  # (one not read, Dividends: no matter)
+            raise BadInputError(
+                f"column {st.column(k)} is there twice (fields {seen[pt] + 2} and {k + 2} of "
+                "yfinance's header: files or downloads joined side by side?)",
+                file=path,
+                line=1,
+                instrument=instrument or pt[1],
+                value=pt[0],
+                fix="keep one column of each price and ticker: in pandas, "
+                "df = df.loc[:, ~df.columns.duplicated()] before df.to_csv(...), or ingest "
+                "the downloads as files of their own",
+            )
+        seen[pt] = k
     roles: list[tuple[str, list[int]]] = []  # each ticker's name and the columns of its
     # open, high, low, close and volume (1-based: after the index)
     used: set[int] = set()
