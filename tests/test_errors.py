@@ -39,7 +39,9 @@ def test_exit_codes():
         (pa.ArrowInvalid("bad value"), E.BadInputError),
         (pa.ArrowTypeError("bad type"), E.BadInputError),
         (pa.ArrowIOError("io"), E.StoreError),
-        (pa.ArrowMemoryError("oom"), E.StoreError),
+        # Arrow's out of memory is the machine's, as any MemoryError (it is one): said so
+        # since QA 2026-12-07 (it was "a store problem")
+        (pa.ArrowMemoryError("oom"), E.SetupError),
         (FileNotFoundError(2, "No such file", "x.parquet"), E.StoreError),
         (PermissionError(13, "Permission denied"), E.StoreError),
         (MemoryError(), E.SetupError),  # the machine's (or a step's allocations), not the store
