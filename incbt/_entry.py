@@ -51,8 +51,36 @@ def _to_devnull_if_closed() -> None:
             setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115 (the process's)
 
 
+# The least address space (`ulimit -v`) a command is started with. Below ~1.2 GiB
+# commands failed at random points as threads and libraries could not be mapped: Arrow's
+# allocator flooding stderr ("background thread creation failed"), then an abort, a
+# segfault or "cannot allocate memory for thread-local data" (exit 127, 134, 139), a
+# different one from run to run (QA 2026-12-07, ulimit -v 800-1150 MiB).
+MIN_ADDRESS_SPACE_MIB = 1536
+
+
+def _too_little_address_space() -> int | None:
+    """This process's address-space limit in MiB where it is below what incbt needs."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft >= MIN_ADDRESS_SPACE_MIB << 20:
+        return None
+    return soft >> 20
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminated)  # died without a word (QA 2026-12-06)
+    limit = _too_little_address_space()
+    if limit is not None:  # said before anything is loaded, read or written
+        sys.stderr.write(
+            f"error: this process may use {limit:,} MiB of address space (`ulimit -v`); "
+            f"incbt needs at least {MIN_ADDRESS_SPACE_MIB:,} MiB (Numba's compiler, Arrow's "
+            "and the command's threads, the catalog's map), and below that it fails at "
+            "random points. Nothing was read or written. Fix: raise the limit (`ulimit -v "
+            "unlimited`, or at least 2 GiB)\n"
+        )
+        sys.exit(1)
     # A crash of the process (a strategy's step calling C through ctypes, or writing
     # past an array's end, on the threads a small plan runs on) said with where each
     # thread was, its strategy's kernel among them ("k_<strategy>_..."), not only as the

@@ -119,10 +119,10 @@ def test_a_command_without_the_memory_to_load_its_modules_says_so(tmp_path):
     """Under a `ulimit -v` too low to load its modules, the command ended with a traceback
     ending in MemoryError (or "failed to map segment from shared object"), then crashed
     in the interpreter's exit (exit 139; QA 2026-12-07). It says so in a line: exit 1."""
-    code = (
-        "import resource, sys; from incbt._entry import main;"
+    code = (  # (the check of the limit before the imports set aside: their failure here)
+        "import resource, sys; import incbt._entry as e; e.MIN_ADDRESS_SPACE_MIB = 0;"
         "resource.setrlimit(resource.RLIMIT_AS, ({limit}, resource.RLIM_INFINITY));"
-        "sys.argv = ['incbt', '--store', sys.argv[1], 'status']; main()"
+        "sys.argv = ['incbt', '--store', sys.argv[1], 'status']; e.main()"
     )
     said = []
     for mib in (60, 120, 200):  # where the imports fail depends on the machine
@@ -138,6 +138,33 @@ def test_a_command_without_the_memory_to_load_its_modules_says_so(tmp_path):
             assert "Traceback" not in p.stderr and "ulimit -v" in p.stderr
     if not said:
         pytest.skip("every limit tried let the modules load here")
+
+
+def test_a_command_under_too_low_an_address_space_limit_says_so_first(tmp_path):
+    """Between ~800 and ~1150 MiB of `ulimit -v`, commands failed at random points:
+    Arrow's allocator flooding stderr, then an abort or a segfault (QA 2026-12-07). A
+    limit below what incbt needs is said before anything is loaded: exit 1, one line."""
+    from incbt._entry import MIN_ADDRESS_SPACE_MIB
+
+    code = (
+        "import resource, sys; from incbt._entry import main;"
+        "resource.setrlimit(resource.RLIMIT_AS, ({limit}, resource.RLIM_INFINITY));"
+        "sys.argv = ['incbt', '--store', sys.argv[1], 'status']; main()"
+    )
+    for mib in (900, MIN_ADDRESS_SPACE_MIB - 1):
+        p = subprocess.run(
+            [sys.executable, "-c", code.format(limit=mib << 20), str(tmp_path / "s")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert p.returncode == 1, (mib, p.returncode, p.stderr[-2000:])
+        assert p.stderr == (
+            f"error: this process may use {mib:,} MiB of address space (`ulimit -v`); incbt "
+            f"needs at least {MIN_ADDRESS_SPACE_MIB:,} MiB (Numba's compiler, Arrow's and the "
+            "command's threads, the catalog's map), and below that it fails at random "
+            "points. Nothing was read or written. Fix: raise the limit (`ulimit -v "
+            "unlimited`, or at least 2 GiB)\n"
+        ), p.stderr
+        assert not (tmp_path / "s").exists()
 
 
 def test_a_closed_stdout_or_stderr_leaves_the_command_working(tmp_path):
