@@ -455,3 +455,23 @@ def test_update_with_a_yfinance_file_through_the_cli(tmp_path):
         "high, low, close and volume, or leave all of them empty where the ticker had no bar "
         "(as yfinance writes it)")
     assert tree_state(store) == before
+
+
+@pytest.mark.parametrize("tail", ["\n", "\r\n\r\n", ",,,,,,,,,,\n"])
+def test_a_gzipped_files_blank_lines_after_the_last_bar_are_left_out(tmp_path, tail):
+    """As a plain file's and a plain .csv.gz's: a yfinance .csv.gz (its columns read as
+    text, where an empty row is no error for Arrow) was refused "line 34: blank line
+    (or a row of separators only)" after its last bar (QA 2026-12-07)."""
+    bars = bars_of(["AAPL", "MSFT"])
+    write_yf(tmp_path / "yf.csv", bars)
+    text = (tmp_path / "yf.csv").read_text()
+    with gzip.open(tmp_path / "yf.csv.gz", "wt", newline="") as f:
+        f.write(text + tail)
+    got, _ = stored(tmp_path / "a", tmp_path / "yf.csv.gz")
+    want, _ = stored(tmp_path / "b", tmp_path / "yf.csv")
+    assert got.num_rows == 60 and bits(got).equals(bits(want))
+    lines = text.splitlines()  # between bars: refused, with its line
+    with gzip.open(tmp_path / "yf.csv.gz", "wt", newline="") as f:
+        f.write("\n".join([*lines[:8], ",,,,,,,,,,", *lines[8:]]) + "\n" + tail)
+    assert refused(tmp_path, tmp_path / "yf.csv.gz").startswith(
+        f"{tmp_path / 'yf.csv.gz'}, line 9: blank line (or a row of separators")

@@ -1455,6 +1455,14 @@ def _read_stacked(
     shown = [st.index, *(st.column(k) for k in range(len(st.prices)))]  # for messages
     try:
         table = _arrow_csv_or_gz(path, types, use_threads, names)
+        if is_gz(path) and table.num_rows and not (table.column(0)[-1].as_py() or "").strip():
+            # every column read as text: Arrow reads empty rows after the last bar as
+            # rows of empty fields, no error (a plain .csv.gz's numbers fail, and it is read
+            # again without them), so they were refused as blank lines between bars (QA
+            # 2026-12-07): left out as a plain file's
+            gz = _gz_without_trailing_blanks(path)
+            if gz is not None:
+                table = _arrow_csv(path, types, use_threads, source=gz, names=names)
     except pa.ArrowInvalid as exc:
         _explain_csv_error(path, shown, str(exc), {})
         raise  # pragma: no cover
