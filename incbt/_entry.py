@@ -60,13 +60,28 @@ MIN_ADDRESS_SPACE_MIB = 1536
 
 
 def _too_little_address_space() -> int | None:
-    """This process's address-space limit in MiB where it is below what incbt needs."""
+    """This process's address-space limit in MiB where it is below what incbt needs.
+    Under any limit, glibc's malloc keeps to 2 arenas: it reserves 64 MiB of address space
+    for each of up to 8 a core, which the threads of DataFusion, Arrow and the command
+    took; `incbt query` aborted or hung under 2 GiB (QA 2026-12-07; as MALLOC_ARENA_MAX=2
+    does, which made it pass at 1.5 GiB)."""
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft == resource.RLIM_INFINITY or soft >= MIN_ADDRESS_SPACE_MIB << 20:
+    if soft == resource.RLIM_INFINITY:
         return None
-    return soft >> 20
+    _two_arenas()
+    return soft >> 20 if soft < MIN_ADDRESS_SPACE_MIB << 20 else None
+
+
+def _two_arenas() -> None:
+    """glibc's ``mallopt(M_ARENA_MAX, 2)``, before any thread starts (elsewhere: nothing)."""
+    import contextlib
+    import ctypes
+
+    # no glibc (musl, macOS): its own allocator, left as it is
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX (malloc.h)
 
 
 def main() -> None:
@@ -83,9 +98,9 @@ def main() -> None:
         sys.exit(1)
     # A crash of the process (a strategy's step calling C through ctypes, or writing
     # past an array's end, on the threads a small plan runs on) said with where each
-    # thread was, its strategy's kernel among them ("k_<strategy>_..."), not only as the
-    # shell's "Segmentation fault" (QA 2026-12-07). Worker processes report theirs:
-    # incbt.execute.processes.
+    # thread was in Python (the kernel's call: incbt/engine/kernel.py's _run_raw; compiled
+    # code has no Python frame), not only as the shell's "Segmentation fault" (QA
+    # 2026-12-07). Worker processes report theirs: incbt.execute.processes.
     # fd 2 closed (`incbt update 2>&-`, a daemon's): Python's sys.stderr is None, where
     # faulthandler.enable() raised "sys.stderr is None" and every command exited 1 having
     # done nothing, without a word; fd 1 closed (`>&-`): the command ran, then exited 3
