@@ -1293,8 +1293,12 @@ def test_a_header_of_three_lines_is_said_with_its_fix(tmp_path):
     with pytest.raises(incbt.BadInputError, match=re.escape(
             "line 2: a header of three lines ('Price', 'Ticker', 'Datetime': pandas' columns "
             "of two levels, as yfinance writes them, read only with fields separated by "
-            "commas). Fix: give the file one header line")):
+            "commas). Fix: write it again with commas: df.to_csv(path)")):
         s.ingest(str(p), instrument="{stem}")
+    df.to_csv(p)  # the fix said: read as yfinance's file (QA 2026-12-07: droplevel said)
+    s.ingest(str(p))
+    assert s.sql("SELECT instrument, count(*) AS n FROM bars GROUP BY 1").to_pylist() == [
+        {"instrument": "AAPL", "n": 2}]
 
 
 def test_a_fractional_epoch_is_said_in_the_unit_given(tmp_path):

@@ -1313,7 +1313,12 @@ def _refuse_stacked_header(path: str) -> None:
         ),
         file=path,
         line=2,
-        fix=f"give the file one header line: in pandas, df.columns = "
+        # yfinance's own levels with another separator: written again with commas, it is
+        # read as it is (the one-line header a droplevel leaves loses the tickers of a file
+        # of several, and names no ts: QA 2026-12-07)
+        fix="write it again with commas: df.to_csv(path) (pandas' default separator)"
+        if yf
+        else f"give the file one header line: in pandas, df.columns = "
         "df.columns.droplevel(1) before df.to_csv(...); or delete lines 2 and 3 and name "
         f"the first column {third[0].strip()} (sed -i '2,3d;1s/^{first[0]}/"
         f"{third[0].strip()}/' FILE)",
