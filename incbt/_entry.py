@@ -8,6 +8,9 @@ import os
 import signal
 import sys
 
+# loaded with the package already (incbt/__init__.py), before anything can fail
+from incbt.errors import short_of_memory
+
 _STARTING = "while starting: nothing was read or written\n"
 
 
@@ -22,19 +25,6 @@ def _by_ctrl_c(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, KeyboardInterrupt):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    """A MemoryError, or an error one caused (an import failing under a memory limit),
-    or a shared library that could not be mapped (the loader's words for the same)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, MemoryError) or (
-            isinstance(seen, ImportError) and "failed to map segment" in str(seen)
-        ):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -116,7 +106,7 @@ def main() -> None:
     try:
         from incbt.cli import main as run
     except BaseException as exc:
-        if _out_of_memory(exc):  # QA 2026-12-07: a traceback ending in MemoryError
+        if short_of_memory(exc):  # QA 2026-12-07: a traceback ending in MemoryError
             sys.stderr.write(
                 "error: incbt could not start: out of memory while loading its modules "
                 f"({_STARTING.strip()}). Fix: raise this process's memory limit (`ulimit "

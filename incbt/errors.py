@@ -240,13 +240,14 @@ EMFILE_FIX = (
 )
 
 
-def _short_of_memory(exc: BaseException) -> bool:
+def short_of_memory(exc: BaseException) -> bool:
     """A MemoryError, or what the want of memory looks like when a module loads after the
     command started (numba's, llvmlite's library: "failed to map segment from shared
     object") or a thread starts ("can't start new thread"), or an error one caused. Under
     a `ulimit -v` these were "Could not find/load shared object file 'libllvmlite.so'"
     (exit 1), "RuntimeError: can't start new thread" (exit 3, "a bug") or numba's
-    half-loaded module's AttributeError (exit 3) (QA 2026-12-07)."""
+    half-loaded module's AttributeError (exit 3) (QA 2026-12-07). The command's entry
+    point asks it too, of an import that failed (incbt._entry)."""
     seen: BaseException | None = exc
     for _ in range(32):  # a chain, not a cycle
         if seen is None:
@@ -271,7 +272,7 @@ def map_dependency_error(exc: BaseException, context: str) -> IncbtError:
     """
     if isinstance(exc, IncbtError):
         return exc
-    if _short_of_memory(exc):  # before the modules' own: numba's is no strategy's fault
+    if short_of_memory(exc):  # before the modules' own: numba's is no strategy's fault
         return SetupError(  # not the store's: the machine's, or a step's allocations
             f"{context}: out of memory (nothing was recorded as the strategy failing; what "
             "this command committed before is kept). Fix: give the process more memory (a "
