@@ -1091,15 +1091,25 @@ def _gz_without_trailing_blanks(path: str) -> pa.BufferReader | None:
 def _arrow_csv_or_gz(
     path: str, types: dict[str, pa.DataType], use_threads: bool, names: list[str]
 ) -> pa.Table:
-    """:func:`_arrow_csv`, and where Arrow fails on a ``.csv.gz``, again without its
-    blank lines after the last bar (what the error may have been)."""
+    """:func:`_arrow_csv`, and where Arrow fails on a ``.csv.gz``, or reads a row empty in
+    its first field last, again without its blank lines after the last bar (what the error
+    or the row may have been: a plain file's are cut before Arrow reads it). With every
+    column read as text (a yfinance file's), those lines gave rows of empty fields and no
+    error, and were refused as blank lines between bars (QA 2026-12-07)."""
     try:
-        return _arrow_csv(path, types, use_threads, names=names)
+        table = _arrow_csv(path, types, use_threads, names=names)
     except pa.ArrowInvalid:
         gz = _gz_without_trailing_blanks(path)
         if gz is None:
             raise
         return _arrow_csv(path, types, use_threads, source=gz, names=names)
+    if is_gz(path) and table.num_rows:
+        last = table.column(0)[-1].as_py()
+        if last is None or (isinstance(last, str) and not last.strip()):
+            gz = _gz_without_trailing_blanks(path)
+            if gz is not None:
+                return _arrow_csv(path, types, use_threads, source=gz, names=names)
+    return table
 
 
 def _arrow_csv(
@@ -1283,7 +1293,7 @@ def _refuse_stacked_header(path: str) -> None:
     if len(lines) < 3 or not all(lines) or len({len(x) for x in lines}) > 1:
         return
     first, second, third = lines
-    levels = sorted((first[0].strip().lower(), second[0].strip().lower())) == list(_LEVELS)
+    levels = _yf_levels(first[0], second[0])
     if levels and re.fullmatch(r"[-+.:\d /TZe]+", third[0].strip() or "x"):
         # yfinance's levels over a bar: the index was written without a name (its line
         # 3 left out), read as "missing column(s) instrument, ts, ..., the file has
@@ -1302,7 +1312,7 @@ def _refuse_stacked_header(path: str) -> None:
         return  # line 3 names the index alone
     if re.fullmatch(r"[-+.:\d /TZe]+", second[0].strip() or "0"):
         return  # line 2 is a bar
-    yf = sorted((first[0].strip().lower(), second[0].strip().lower())) == list(_LEVELS)
+    yf = levels
     raise BadInputError(
         f"a header of three lines ({first[0]!r}, {second[0]!r}, {third[0]!r}: pandas' "
         "columns of two levels, "
@@ -1331,6 +1341,11 @@ def _refuse_stacked_header(path: str) -> None:
 _LEVELS = ("price", "ticker")
 
 
+def _yf_levels(a: str, b: str) -> bool:
+    """Whether two lines' first fields are yfinance's level names, in either order."""
+    return sorted((a.strip().lower(), b.strip().lower())) == list(_LEVELS)
+
+
 @dataclass(frozen=True)
 class Stacked:
     """A yfinance file's header: the ts column's name (line 3), and the price (Close,
@@ -1351,7 +1366,7 @@ def _stacked(header: list[str] | None, first: list[str] | None, text: str) -> St
     ``Ticker`` (a plain file's reading pays nothing)."""
     if not header or not first:
         return None
-    if sorted((header[0].strip().lower(), first[0].strip().lower())) != list(_LEVELS):
+    if not _yf_levels(header[0], first[0]):
         return None
     lines = list(itertools.islice(csv.reader(io.StringIO(text, newline="")), 3))
     if len(lines) < 3 or len({len(x) for x in lines}) > 1 or len(lines[0]) < 2:
@@ -1460,14 +1475,6 @@ def _read_stacked(
     shown = [st.index, *(st.column(k) for k in range(len(st.prices)))]  # for messages
     try:
         table = _arrow_csv_or_gz(path, types, use_threads, names)
-        if is_gz(path) and table.num_rows and not (table.column(0)[-1].as_py() or "").strip():
-            # every column read as text: Arrow reads empty rows after the last bar as
-            # rows of empty fields, no error (a plain .csv.gz's numbers fail, and it is read
-            # again without them), so they were refused as blank lines between bars (QA
-            # 2026-12-07): left out as a plain file's
-            gz = _gz_without_trailing_blanks(path)
-            if gz is not None:
-                table = _arrow_csv(path, types, use_threads, source=gz, names=names)
     except pa.ArrowInvalid as exc:
         _explain_csv_error(path, shown, str(exc), {})
         raise  # pragma: no cover
@@ -1873,10 +1880,19 @@ def _instrument_codes(instruments: Any, n: int) -> tuple[np.ndarray, list[str]]:
     if instruments is None:
         return np.zeros(n, np.int64), [""]
     enc = pc.fill_null(pc.cast(_one_array(instruments), pa.string()), "").dictionary_encode()
-    nfc = [unicodedata.normalize("NFC", str(x)) for x in enc.dictionary.to_pylist()]
-    index = {name: k for k, name in enumerate(dict.fromkeys(nfc))}
-    recode = np.array([index[name] for name in nfc], np.int64)
-    return recode[enc.indices.to_numpy(zero_copy_only=False)], list(index)
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return _nfc_codes([str(x) for x in enc.dictionary.to_pylist()], codes)
+
+
+def _nfc_codes(names: list[str], codes: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Instrument codes into ``names`` recoded into the names in one Unicode form (NFC), as
+    names from file names have: "Cafe" and a combining accent was a second "Café" beside
+    the composed one (QA 2026-12-06). The same arrays where every name is in it already."""
+    nfc = [unicodedata.normalize("NFC", n) for n in names]
+    if nfc == names:
+        return codes, names
+    index = {n: k for k, n in enumerate(dict.fromkeys(nfc))}
+    return np.array([index[n] for n in nfc], codes.dtype)[codes], list(index)
 
 
 def unreadable_parquet(path: str, exc: Exception) -> BadInputError:
@@ -2552,13 +2568,7 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
     else:
         enc = inst_col.combine_chunks().dictionary_encode()
         dictionary, codes = enc.dictionary, enc.indices.to_numpy().astype(np.int32, copy=False)
-    names = [str(x) for x in dictionary.to_pylist()]
-    nfc = [unicodedata.normalize("NFC", n) for n in names]
-    if nfc != names:  # one Unicode form, as names from file names have: "Cafe" and a
-        # combining accent was a second "Café" beside the composed one (QA 2026-12-06)
-        index = {n: k for k, n in enumerate(dict.fromkeys(nfc))}
-        codes = np.array([index[n] for n in nfc], np.int32)[codes]
-        names = list(index)
+    codes, names = _nfc_codes([str(x) for x in dictionary.to_pylist()], codes)
     for j, name in enumerate(names):
         if not valid_name(name):
             i = int(np.flatnonzero(codes == j)[0])
