@@ -820,18 +820,11 @@ def backtest(
         # a fork's days after its base's failed pair, computed again first (a change of a
         # day it read): only if that succeeds, as update --dry-run says it (QA 2026-12-07:
         # a fork's dry run said them as computed, and the backtest failed them)
-        n_if, bars_if = r.depending_on_retry()
+        at_most, of_them = _on_retry(r, "the fork's")
         _say(
-            f"would compute {'at most ' if n_if else ''}{r.segments:,} segment(s) in "
+            f"would compute {at_most}{r.segments:,} segment(s) in "
             f"{r.tasks:,} task(s) over {n_inst} instrument(s), {r.bars_processed:,} "
-            f"bar-steps{_where(r)}"
-            + (
-                f"; {n_if:,} segment(s), {bars_if:,} bar-steps of them the fork's, computed "
-                "only if its base's pair, which failed before and is computed again first, "
-                "succeeds"
-                if n_if
-                else ""
-            )
+            f"bar-steps{_where(r)}{of_them}"
             if r.bars_processed
             else "would register the run; nothing to compute yet"
             if _is_new(st, run, r, dry=True)
@@ -1134,13 +1127,9 @@ def strategies(
     for strat in listed(file or None).values():
         typer.echo(strat.describe())
         if check and strat.name not in BUILTINS:  # a user's step, before any run of it
-            why, over = _step_check(strat)
+            why, passed = _step_check(strat)
             failed += why is not None
-            # QA 2026-12-07: a warm-up longer than the check's days was never resumed,
-            # yet said "resumed from a day's snapshot gives the bits": say what it ran
-            unresumed = why is None and over is not None and "not resumed" in over
-            said = f"compiles and runs ({over})" if unresumed else CHECKED
-            typer.echo(f"  check: {why or said}")
+            typer.echo(f"  check: {why or passed}")
     if failed:
         raise typer.Exit(1)
 
@@ -1148,10 +1137,12 @@ def strategies(
 CHECKED = "compiles, runs, and resumed from a day's snapshot gives the bits run whole gives"
 
 
-def _step_check(strat: Any) -> tuple[str | None, str | None]:
+def _step_check(strat: Any) -> tuple[str | None, str]:
     """Why a strategy's step fails to compile, fails with its default parameters (over two
     bars, then days of synthetic bars), or breaks the contract over those days (None: it
-    does none of these), and what the check ran over (None: no days of bars)."""
+    does none of these), and what to say where it passes: what the check ran (a warm-up
+    longer than its days was never resumed, yet said "resumed from a day's snapshot gives
+    the bits": QA 2026-12-07)."""
     import warnings
 
     from numba.core.errors import NumbaWarning
@@ -1169,14 +1160,16 @@ def _step_check(strat: Any) -> tuple[str | None, str | None]:
         try:
             why = load_kernel(strat, params_from_dict(strat, {}))
             if why is not None:
-                return why, None
+                return why, ""
             # then as a store's first runs of it are checked (incbt.contract): over days
             # of bars, run twice and resumed from a snapshot (QA 2026-12-07: two bars of
             # 1.0 passed a step that breaks the contract only later)
-            why, over = check_on_synthetic(strat)
+            why, over, resumed = check_on_synthetic(strat)
         except IncbtError as exc:  # it does not compile, or its defaults break its rules
-            return " ".join(str(exc).split()), None
-    return (None if why is None else f"{why} (over {over})"), over
+            return " ".join(str(exc).split()), ""
+    if why is not None:
+        return f"{why} (over {over})", ""
+    return None, CHECKED if resumed else f"compiles and runs ({over})"
 
 
 @app.command()
@@ -1472,6 +1465,19 @@ def _exit_if_failed(r: object, known: bool = True) -> None:
         raise typer.Exit(1)
 
 
+def _on_retry(r: Any, whose: str, which: str = "") -> tuple[str, str]:
+    """A dry run's words for its days that compute only if a failed pair, computed again
+    first, succeeds (``UpdateReport.depending_on_retry``): "at most " before its counts,
+    and those days apart after them (both "" where there are none; a real run has none)."""
+    n_if, bars_if = r.depending_on_retry()
+    if not n_if:
+        return "", ""
+    return "at most ", (
+        f"; {n_if:,} segment(s), {bars_if:,} bar-steps of them {whose}, computed only if its "
+        f"base's pair, which failed before and is computed again first, succeeds{which}"
+    )
+
+
 def _print_update(res: object, output: str, dry: bool, store: Any = None) -> None:
     """What an update did or would do; with ``store``, also the runs waiting for bars."""
     r = res.report  # type: ignore[attr-defined]
@@ -1497,19 +1503,13 @@ def _print_update(res: object, output: str, dry: bool, store: Any = None) -> Non
         bars = r.bars_processed
         # forks' days after a failed pair computed again first: only if it succeeds, which
         # no dry run can know (incbt.fork.base_failed; QA 2026-12-07: said as computed)
-        n_if, bars_if = r.depending_on_retry() if dry else (0, 0)
+        at_most, of_them = _on_retry(r, "a fork's", " (.stale / --output says which)")
         _say(
-            f"{r.runs} run(s): {verb} {'at most ' if n_if else ''}{_segments(r)} in "
+            f"{r.runs} run(s): {verb} {at_most}{_segments(r)} in "
             f"{r.tasks:,} task(s), {bars:,} bar-steps"
             + ("" if dry else f" in {r.seconds:.2f} s")
             + _where(r)
-            + (
-                f"; {n_if:,} segment(s), {bars_if:,} bar-steps of them a fork's, computed "
-                "only if its base's pair, which failed before and is computed again first, "
-                "succeeds (.stale / --output says which)"
-                if n_if
-                else ""
-            ),
+            + of_them,
             machine,
         )
     _print_failures(r)

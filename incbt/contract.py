@@ -145,12 +145,12 @@ def contract_problems(
 CHECK_MOST_DAYS = 260
 
 
-def check_on_synthetic(strat: Any) -> tuple[str | None, str]:
+def check_on_synthetic(strat: Any) -> tuple[str | None, str, bool]:
     """``incbt strategies --check``: run ``strat`` with its default parameters over
     synthetic bars (:func:`incbt.bars.generate.walk`) whole, again, and resumed after its
     warm-up from a day's snapshot, as :func:`check_new_runs` does over a store's first
-    runs. Returns why it fails or breaks the contract (None: it does not) and what it ran
-    over."""
+    runs. Returns why it fails or breaks the contract (None: it does not), what it ran
+    over, and whether it resumed (not where the warm-up leaves too few days)."""
     from incbt.bars.generate import BARS_PER_DAY, walk
     from incbt.store import BarArrays
 
@@ -176,7 +176,7 @@ def check_on_synthetic(strat: Any) -> tuple[str | None, str]:
         "not resumed, and a breach of the contract (a read back further than the warm-up, "
         "i used as a count) not looked for"
     )
-    return whole.errors[0] or problems[0], over
+    return whole.errors[0] or problems[0], over, resumes
 
 
 def _refuse_broken(strat: Any, recs: list[rc.RunRecord], whole: Any, inst: str, day: int) -> None:
