@@ -293,7 +293,7 @@ def base_failed(
     start = iso_to_day(fork.start)
     fails, after = {}, {}
     with cat.env.read() as txn:
-        base_failed = rc.run_failures(cat, txn, base_id)
+        recorded = rc.run_failures(cat, txn, base_id)
         for inst in sorted(need):
             doomed, hangs = upstream[0].get((base_id, inst)), upstream[1].get((base_id, inst))
             if doomed is not None:  # the base's pair is made a failed one first
@@ -302,7 +302,7 @@ def base_failed(
             if hangs is not None:  # made only if its own base's retry succeeds
                 after[inst] = f"its base run {base_id} is made again on {inst}, and {hangs}"
                 continue
-            f = base_failed.get(inst)
+            f = recorded.get(inst)
             if f is None:
                 continue
             why = f"its base run {base_id} failed on {inst}"

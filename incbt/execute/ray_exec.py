@@ -423,6 +423,8 @@ def _work(
     machine flushes a file's pages), unless ``node``, the driver's Ray node, is another
     node than this worker's: on a cluster the worker does (its pages are its machine's).
     """
+    import socket
+
     from incbt.errors import StoreError
     from incbt.results import BatchFiles, Part
     from incbt.runs import trim
@@ -433,7 +435,7 @@ def _work(
         # result files' folder made the store's path on the worker's own disk: a stray
         # `tmp/` under an empty store folder there, QA 2026-12-07)
         raise StoreError(
-            f"{root} is not a store on this Ray worker's node ({socket_name()}): on a Ray "
+            f"{root} is not a store on this Ray worker's node ({socket.gethostname()}): on a Ray "
             "cluster the store must sit on storage every node sees, at the same path "
             "(README, Sweeps on Ray). Fix: mount it there (NFS, a shared volume), or run "
             "without --address"
@@ -467,13 +469,6 @@ def _work(
         files.seal(sync=len(part) > 2 and (part[2] is None or part[2] != _node_id(None)))
         out[-1].part = Part(files.batch, files.moves(), dict(files.rows))
     return out
-
-
-def socket_name() -> str:
-    """This machine's host name, as a message names a node."""
-    import socket
-
-    return socket.gethostname()
 
 
 def _stop_name(tag: str) -> str:
