@@ -147,6 +147,14 @@ def _text(path: str) -> str:
         return f.read()
 
 
+def without_incbt_settings(**extra: str) -> dict[str, str]:
+    """This process's environment without ``INCBT_*`` settings (a command then takes the
+    store's own), with ``extra`` set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    env.update(extra)
+    return env
+
+
 def run_incbt(
     args: Sequence[str],
     env: Mapping[str, str] | None = None,

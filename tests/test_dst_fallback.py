@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cli_process import run_incbt
+from cli_process import run_incbt, without_incbt_settings
 from conftest import bits
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -446,6 +446,4 @@ def test_cli_refused_and_update(tmp_path):
 
 
 def _cli(*args: str):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
-    env["COLUMNS"] = "200"
-    return run_incbt(args, env=env, timeout=120)
+    return run_incbt(args, env=without_incbt_settings(COLUMNS="200"), timeout=120)

@@ -18,7 +18,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from cli_process import run_incbt
+from cli_process import run_incbt, without_incbt_settings
 from conftest import bits, tree_state
 
 import incbt
@@ -415,9 +415,7 @@ def test_a_file_bigger_than_a_part_is_read_whole(tmp_path, gz):
 
 
 def _cli(*args: str):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
-    env["COLUMNS"] = "80"
-    return run_incbt(args, env=env, timeout=120)
+    return run_incbt(args, env=without_incbt_settings(COLUMNS="80"), timeout=120)
 
 
 def test_update_with_a_yfinance_file_through_the_cli(tmp_path):
