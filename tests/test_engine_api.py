@@ -568,7 +568,7 @@ def test_preload_loads_a_kernel_beside_the_caller_and_leaves_failures_to_the_rea
     assert key(unloadable) not in engine_kernel._RESOLVED
     assert engine_kernel.preload([(preloaded, row)]) is None  # nothing left to load
     run_engine("preloaded", [{"k": 3}], make_bars(1, 2), strat=preloaded)
-    assert len(engine_kernel._resolve(preloaded, "run").signatures) == 1
+    assert len(engine_kernel.dispatcher(preloaded).signatures) == 1
     with pytest.raises(StrategyError, match="'unloadable': its step does not compile"):
         run_engine("unloadable", [{}], make_bars(1, 1), strat=unloadable)
 
@@ -659,9 +659,20 @@ def test_run_segment_compiles_one_kernel_whatever_the_arrays_flags():
     run_segment(sma, p, ex, ts, o, h, lo, c, v, len(ts), de[:0], st)  # nothing to run
     listed = [o.tolist(), h.tolist(), lo.tolist(), c.tolist(), v.tolist()]
     from_lists = run_segment(sma, p, ex, ts.tolist(), *listed, 0, de.tolist(), st.tolist())
-    for r in (again, from_lists):
+    # other dtypes, orders and strides: the kernel is called without Numba's dispatcher,
+    # whose machine code would read an array of another type without a word
+    strided = [np.repeat(a, 2)[::2] for a in (ts, o, h, lo, c, v)]
+    other = run_segment(
+        sma, np.asfortranarray(np.tile(p, (2, 1)))[:1], np.asfortranarray(ex),
+        ts.astype(np.uint64), *strided[1:], np.int32(0), de.astype(np.int32),
+        np.asfortranarray(st),
+    )  # fmt: skip
+    from_strided = run_segment(sma, p, ex, *strided, 0, np.repeat(de, 2)[::2], st)
+    for r in (again, from_lists, other, from_strided):
         assert np.array_equal(r.equity, first.equity) and np.array_equal(r.state, first.state)
-    kernel = engine_kernel._resolve(sma, "run")  # the compiled dispatcher, after first use
+        assert np.array_equal(r.fill_ts, first.fill_ts)
+        assert np.array_equal(r.snapshots, first.snapshots)
+    kernel = engine_kernel.dispatcher(sma)  # after first use
     assert len(kernel.signatures) == 1, kernel.signatures
 
 
@@ -969,7 +980,7 @@ c = 100.0 + np.cumsum(np.sin(np.arange(n)))
 ts = np.arange(n, dtype=np.int64)
 res = run_segment(strat, params_from_dict(strat, {"n": 2})[None], np.array([[1e5, 1.0, 1.0]]),
                   ts, c, c, c, c, c, 0, np.array([100, 200]), initial_state(strat, 1))
-fn = kernel._RESOLVED[(strat.code_version, strat.py_step.__module__, "run")]
+fn = kernel.dispatcher(strat)
 hits, misses = fn.stats.cache_hits.values(), fn.stats.cache_misses.values()
 print(res.equity[0, -1].hex(), sum(hits), sum(misses))
 """
