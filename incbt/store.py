@@ -804,7 +804,8 @@ class Store:
             warnings.warn(
                 DataNoteWarning(
                     "; ".join(notes) + " (IngestSummary.short_days, .missing_days, "
-                    ".off_minute, .replaced_apart, .skipped_files and .ignored_columns list them)"
+                    ".off_minute, .replaced_apart, .skipped_files, .ignored_columns and "
+                    ".no_bars list them)"
                 ),
                 stacklevel=_outside(),
             )

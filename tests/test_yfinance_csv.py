@@ -170,8 +170,14 @@ def test_a_ticker_without_any_bar_is_no_instrument(tmp_path):
                  "Ticker,AAPL,XYZ,AAPL,XYZ,AAPL,XYZ,AAPL,XYZ,AAPL,XYZ\n"
                  "Datetime,,,,,,,,,,\n"
                  "2024-01-02 14:30:00+00:00,10,,11,,9,,10,,100,\n")
-    got, _ = stored(tmp_path / "a", p)
+    got, summary = stored(tmp_path / "a", p)
     assert got["instrument"].to_pylist() == ["AAPL"]
+    # said: a failed download's ticker is not left out without a word
+    assert summary.no_bars == [(str(p), "XYZ")]
+    (note,) = summary.notes()
+    assert note.startswith("1 ticker(s) of yfinance files have no bar in them") and (
+        "stored: XYZ (yf.csv); download them again" in note
+    )
 
 
 def test_a_bar_with_some_fields_empty_is_refused_with_its_line(tmp_path):

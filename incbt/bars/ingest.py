@@ -205,6 +205,8 @@ class IngestSummary:
     skipped_files: list[str] = field(default_factory=list)
     # columns of the files that are none of the bars columns (not read: vwap, trades...)
     ignored_columns: list[str] = field(default_factory=list)
+    # the tickers of yfinance files without a bar in them, (file, ticker): nothing stored
+    no_bars: list[tuple[str, str]] = field(default_factory=list)
     # how the files were read, where not the default (--map, --tz, --ts-unit): recorded in
     # the event, so the reading that decided the data is known later
     reading: dict[str, Any] = field(default_factory=dict)
@@ -307,6 +309,15 @@ class IngestSummary:
                     "",
                 )
             )
+        if self.no_bars:  # (QA 2026-12-07: a failed download's ticker went unsaid)
+            out.append(
+                f"{len(self.no_bars):,} ticker(s) of yfinance files have no bar in them "
+                "(every field of theirs empty: yfinance's download of the ticker failed, "
+                "or it has no data in the dates asked), so nothing of theirs was stored: "
+                + some([(t, os.path.basename(f)) for f, t in self.no_bars], "{} ({})")
+                + "; download them again (yf.download's messages say why it failed) and "
+                "ingest that file"
+            )
         if self.skipped_files:
             out.append(
                 f"{len(self.skipped_files):,} file(s) in the folders given are not CSV or "
@@ -337,6 +348,7 @@ class IngestSummary:
                 "replaced_apart",
                 "skipped_files",
                 "ignored_columns",
+                "no_bars",
             ),
         }
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip} | {
@@ -1151,6 +1163,7 @@ def ingest(
                             summary.ignored_columns = sorted(
                                 set(summary.ignored_columns) | set(i.ignored)
                             )
+                        summary.no_bars.extend((i.source, t) for t in i.no_bars)
                     new = collect(
                         [
                             stitcher.feed(unit, inp, p) if isinstance(unit, Part) else p

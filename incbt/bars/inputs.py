@@ -23,7 +23,7 @@ import unicodedata
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -106,6 +106,7 @@ class InputBars:
     block: np.ndarray  # (6, n) float64: ts (int64 ns UTC bits), open, high, low, close, volume
     rows: np.ndarray  # int64, source row of each sorted row
     ignored: list[str] = field(default_factory=list)  # the file's other columns, not read
+    no_bars: list[str] = field(default_factory=list)  # a yfinance file's tickers without a bar
     header_lines: int = 1  # CSV: 0 where --header names the fields of a file without one
 
     def __post_init__(self) -> None:
@@ -578,6 +579,18 @@ _FILE_ROWS: contextvars.ContextVar[np.ndarray | None] = contextvars.ContextVar(
 )
 
 
+class _Read(NamedTuple):
+    """What a CSV reader gives: the file's table, "csv", the bars block its columns are
+    views of where the fast reader or yfinance's read it (else None), the file's columns
+    it does not read, and the tickers of a yfinance file without a bar (none stored)."""
+
+    table: pa.Table
+    kind: str
+    block: np.ndarray | None
+    ignored: list[str]
+    no_bars: tuple[str, ...] = ()
+
+
 _SEPARATORS = (";", "\t", "|")
 
 
@@ -687,7 +700,7 @@ def _read_csv(
     ts_format: str | None = None,
     names: Sequence[str] | None = None,
     decimal: str | None = None,
-) -> tuple[pa.Table, str, np.ndarray | None, list[str]]:
+) -> _Read:
     """The file's table, "csv", where the fast reader read it, the bars block its
     columns are views of (else None), and the file's columns it does not read.
     ``instrument``: every bar's (the file has no column of names). ``ts_format``: how
@@ -778,7 +791,7 @@ def _read_csv_as(
     ts_unit: str,
     instrument: str | None,
     ts_format: str | None,
-) -> tuple[pa.Table, str, np.ndarray | None, list[str]]:
+) -> _Read:
     """:func:`_read_csv` of a file whose dialect is known (``_DIALECT``)."""
     if header is None:
         raise BadInputError(
@@ -813,7 +826,7 @@ def _read_csv_as(
         # have, in one Numba pass where it applies (it reads integer ts as nanoseconds)
         fast = fastcsv.read_block(path, _roles(header, wanted), ts_kind == "int")
         if fast is not None:
-            return fast[0], "csv", fast[1], other
+            return _Read(fast[0], "csv", fast[1], other)
     # Let Arrow parse ts itself; on failure re-read it as text to name the line.
     types[ts_src] = (
         pa.int64()
@@ -853,13 +866,13 @@ def _read_csv_as(
             if ts_format is not None
             else _parse_ts_text(path, text, "text", tz, "csv", cols["instrument"], ts_unit)
         )
-        return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv", None, other
+        return _Read(pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv", None, other)
     cols["ts"] = table.column(ts_src)
     ts = cols["ts"].combine_chunks()
     if tz:
         ts = _assume_tz(path, ts, tz, "csv", None, cols["instrument"])
     cols["ts"] = _scaled(path, ts, ts_unit, "csv") if ts_kind == "int" else pc.cast(ts, pa.int64())
-    return pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv", None, other
+    return _Read(pa.table([cols[c] for c in COLUMNS], names=list(COLUMNS)), "csv", None, other)
 
 
 def _names_column(table: pa.Table, wanted: Mapping[str, str], instrument: str | None) -> Any:
@@ -1405,12 +1418,13 @@ def _read_stacked(
     ts_unit: str,
     instrument: str | None,
     ts_format: str | None,
-) -> tuple[pa.Table, str, np.ndarray | None, list[str]]:
+) -> _Read:
     """:func:`_read_csv` of a file with yfinance's header (:class:`Stacked`): each
     ticker's bars, under its name (``instrument``, from --instrument, names a file of one
     ticker's), grouped by ticker, and the file's row of each (``_FILE_ROWS``). A ticker
     whose fields of a row are all empty has no bar there (yfinance's way of saying so);
-    some empty and others not is refused."""
+    some empty and others not is refused; a ticker without a bar in the file (a download
+    that failed: yfinance leaves its columns empty) is said (``no_bars``)."""
     tickers = list(dict.fromkeys(st.tickers))
     if instrument is not None and len(tickers) > 1:
         raise BadInputError(
@@ -1560,7 +1574,8 @@ def _read_stacked(
         names=list(COLUMNS),
     )
     _FILE_ROWS.set(order)
-    return out, "csv", block, other
+    no_bars = tuple(t for j, t in enumerate(tickers) if not len(rows[j]))
+    return _Read(out, "csv", block, other, no_bars)
 
 
 def _stacked_ts(
@@ -2264,13 +2279,14 @@ def _read_input(
     try:
         try:
             if kind == "csv":
-                table, kind, block, other = _read_csv(
+                table, kind, block, other, no_bars = _read_csv(
                     path, mapping, tz, use_threads, ts_unit, instrument, ts_format, header, decimal
                 )
             else:
                 table, kind, other = _read_parquet(
                     path, mapping, tz, row_groups, rows, ts_unit, instrument, ts_format
                 )
+                no_bars = ()
         except (
             UnicodeDecodeError,
             pa.ArrowInvalid,
@@ -2312,6 +2328,7 @@ def _read_input(
         ) from None
     out = validate(path, kind, table, block)
     out.ignored = other
+    out.no_bars = list(no_bars)
     out.header_lines = _head() if kind == "csv" else 1
     return out
 
