@@ -424,7 +424,7 @@ CASES: list[Case] = [
         "duplicate ts",
         line=LINE_K,
         instrument="S0001",
-        value="'2024-01-30T14:31:00.000000000Z'",
+        value="'2024-01-30T14:31:00Z'",
         extra=[f"line {LINE_K - 1}"],
     ),
     Case(
@@ -433,7 +433,7 @@ CASES: list[Case] = [
         "ts is not increasing",
         line=LINE_K + 1,
         instrument="S0001",
-        value="'2024-01-30T14:32:00.000000000Z'",
+        value="'2024-01-30T14:32:00Z'",
     ),
     *[
         Case(

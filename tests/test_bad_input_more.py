@@ -1557,3 +1557,32 @@ def test_a_folder_or_file_that_cannot_be_read_is_said_not_left_out(tmp_path, mod
     assert tree_state(s.path) == before
     assert ingest(str(tmp_path / "in")).returncode == 0  # readable again: both days
     assert incbt.open(s.path).sql("SELECT count(DISTINCT date) AS n FROM bars")["n"][0].as_py() == 2
+
+
+@pytest.mark.parametrize("dup", [True, False])
+def test_a_time_out_of_order_in_a_file_of_local_times_is_said_as_the_file_wrote_it(
+    st, tmp_path, dup
+):
+    """The message gave the time in UTC alone, not what the file's line says (QA
+    2026-12-07: "value '2024-01-02T14:31:00.000000000Z'" for a line of 09:31, --tz New
+    York)."""
+    p = tmp_path / "local.csv"
+    p.write_text(HEADER + "A,2024-01-09 09:30:00,10,11,9,10,100\n"
+                 "A,2024-01-09 09:32:00,10,11,9,10,100\n"
+                 f"A,2024-01-09 {'09:32' if dup else '09:31'}:00,10,11,9,10,100\n")
+    close_env(os.path.join(st.path, "catalog"))
+    before = tree_state(st.path)
+    r = _cli("--store", st.path, "ingest", str(p), "--tz", "America/New_York")
+    assert r.returncode == 1
+    what = "duplicate ts" if dup else "ts is not increasing"
+    minute = "32" if dup else "31"
+    assert _one_error_line(r) == (
+        f"error: {p}, line 4: {what} (previous bar of this instrument at line 3); instrument "
+        f"'A'; value '2024-01-09T14:{minute}:00Z, 2024-01-09 09:{minute}:00 in "
+        f"America/New_York'. Fix: "
+        + ("remove the duplicate bar" if dup else
+           "sort each instrument's bars by ts and remove duplicates")
+    )
+    assert tree_state(st.path) == before
+    msg = _rejected(incbt.open(st.path), [str(p)], tz="America/New_York")  # alike in Python
+    assert msg.endswith(_one_error_line(r).removeprefix("error: "))

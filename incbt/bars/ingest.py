@@ -107,6 +107,7 @@ from incbt.bars.schema import (
     is_text,
     iso_to_day,
     month_of,
+    stamp,
 )
 from incbt.catalog import (
     ANY_FIELD,
@@ -540,12 +541,6 @@ def _at_text(where: dict[str, int]) -> str:
     return f"{kind} {n}"
 
 
-def _stamp(ns: int) -> str:
-    """A bar's time as a message shows it: to the second, unless it has more."""
-    unit = "s" if ns % 1_000_000_000 == 0 else "ns"
-    return str(np.datetime64(ns, "ns").astype(f"datetime64[{unit}]")) + "Z"
-
-
 def _named_alike(spec: str | None, instrument: str) -> str | None:
     """The fix where two files disagree on a day of ``instrument`` and ``--instrument``
     (``spec``) named both files' bars alike (QA 2026-12-06: "take the wrong one out of
@@ -575,7 +570,7 @@ def _join(
             i, j = a.start + int(ia[differ[0]]), b.start + int(ib[differ[0]])
             raise BadInputError(
                 f"day {day_to_iso(a.day)} is also in {_source_of(a.src, i)} with a different "
-                f"bar at {_stamp(int(tb[ib[differ[0]]]))} ({_at_text(a.src.where(i))})",
+                f"bar at {stamp(int(tb[ib[differ[0]]]))} ({_at_text(a.src.where(i))})",
                 file=_source_of(b.src, j),
                 instrument=a.instrument,
                 **b.src.where(j),
@@ -1498,8 +1493,7 @@ def _classify(
                 if bits != ANY_FIELD:
                     summary._fields[(p.instrument, p.day)] = bits
             if p.off_minute:
-                stamp = _stamp(p.off_minute)
-                summary.off_minute.append((p.instrument, day_to_iso(p.day), stamp))
+                summary.off_minute.append((p.instrument, day_to_iso(p.day), stamp(p.off_minute)))
             changes.append((p.instrument, p.day, kind, old or ZERO_HASH, p.hash, p.rows))
             changed[(p.instrument, str(month))].append(p)
         plans = []

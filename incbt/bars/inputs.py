@@ -43,6 +43,7 @@ from incbt.bars.schema import (
     is_input,
     is_parquet,
     is_text,
+    stamp,
 )
 from incbt.errors import BadInputError, NotFoundError, UsageError
 
@@ -107,6 +108,7 @@ class InputBars:
     rows: np.ndarray  # int64, source row of each sorted row
     ignored: list[str] = field(default_factory=list)  # the file's other columns, not read
     no_bars: list[str] = field(default_factory=list)  # a yfinance file's tickers without a bar
+    tz: str | None = None  # the zone its naive times were read in (--tz), for messages
     header_lines: int = 1  # CSV: 0 where --header names the fields of a file without one
 
     def __post_init__(self) -> None:
@@ -2326,7 +2328,8 @@ def _read_input(
             else "re-export the file as Parquet with the columns "
             "instrument, ts, open, high, low, close, volume",
         ) from None
-    out = validate(path, kind, table, block)
+    out = validate(path, kind, table, block, tz)
+    out.tz = tz
     out.ignored = other
     out.no_bars = list(no_bars)
     out.header_lines = _head() if kind == "csv" else 1
@@ -2510,8 +2513,10 @@ def order_error(
     instrument: str,
     ts: int,
     prev_ts: int,
+    tz: str | None = None,
 ) -> BadInputError:
-    """A bar whose ts is not after the previous bar of its instrument (at ``prev_where``)."""
+    """A bar whose ts is not after the previous bar of its instrument (at ``prev_where``);
+    ``tz``: the zone the file's naive times were read in (its time said as written too)."""
     unit = "line" if "line" in prev_where else "row"
     dup = ts == prev_ts
     fix = (
@@ -2531,7 +2536,7 @@ def order_error(
         file=path,
         **where,
         instrument=instrument,
-        value=str(np.datetime64(ts, "ns")) + "Z",
+        value=stamp(ts, tz),
         fix=fix,
     )
 
@@ -2557,12 +2562,14 @@ def _at(kind: str, i: int) -> dict[str, Any]:
     return {"line": int(i) + 1 + _head()} if kind == "csv" else {"row": int(i) + 1}
 
 
-def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = None) -> InputBars:
+def validate(
+    path: str, kind: str, table: pa.Table, block: np.ndarray | None = None, tz: str | None = None
+) -> InputBars:
     """Check every rule of SEMANTICS.md "Bars"; sort by (instrument, ts).
 
     ``block``: the bars block (:func:`bars_block`) the table's ts and float columns are
     views of, where the reader parsed into one (the fast CSV reader); else they are
-    copied into one."""
+    copied into one. ``tz``: the zone naive times were read in (``--tz``), for messages."""
 
     at = functools.partial(_at, kind)
 
@@ -2623,7 +2630,7 @@ def validate(path: str, kind: str, table: pa.Table, block: np.ndarray | None = N
         order = np.arange(len(codes))  # grouped by instrument already
         sc = codes
     else:
-        order, sc = _check_values_and_order(path, kind, names, codes, arr)
+        order, sc = _check_values_and_order(path, kind, names, codes, arr, tz)
     if sc is not codes:
         block = np.take(block, order, axis=1)  # C order: each field a contiguous row
     file_rows = _FILE_ROWS.get() if kind == "csv" else None
@@ -2679,7 +2686,12 @@ def _check_epoch_unit(
 
 
 def _check_values_and_order(
-    path: str, kind: str, names: list[str], codes: np.ndarray, arr: dict[str, np.ndarray]
+    path: str,
+    kind: str,
+    names: list[str],
+    codes: np.ndarray,
+    arr: dict[str, np.ndarray],
+    tz: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`validate`'s value and order rules in NumPy, raising for the first bad row in file
     order; returns the order grouping rows by instrument (stable) and the codes in that
@@ -2748,7 +2760,7 @@ def _check_values_and_order(
         cand = np.flatnonzero(bad) + 1
         k = int(cand[np.argmin(order[cand])])
         i, prev = int(order[k]), int(order[k - 1])
-        raise order_error(path, at(i), at(prev), inst(i), int(sts[k]), int(sts[k - 1]))
+        raise order_error(path, at(i), at(prev), inst(i), int(sts[k]), int(sts[k - 1]), tz)
     return order, sc
 
 

@@ -558,7 +558,9 @@ class Stitcher:
             return
         _, i, name = min(bad)
         prev_ts, prev_where = last[name]
-        raise order_error(part.shown, inp.where(i), prev_where, name, int(inp.ts[i]), prev_ts)
+        raise order_error(
+            part.shown, inp.where(i), prev_where, name, int(inp.ts[i]), prev_ts, inp.tz
+        )
 
 
 def _joined(a: Any, b: Any) -> InputBars:

@@ -141,5 +141,22 @@ def month_of(days: np.ndarray) -> np.ndarray:
     return np.datetime_as_string(days.astype("datetime64[D]").astype("datetime64[M]"))
 
 
+def stamp(ns: int, tz: str | None = None) -> str:
+    """A bar's time as a message shows it: to the second, unless it has more; with
+    ``tz`` (the zone a file of naive times was read in), also as the file wrote it."""
+    unit = "s" if ns % 1_000_000_000 == 0 else "ns"
+    utc = str(np.datetime64(ns, "ns").astype(f"datetime64[{unit}]")) + "Z"
+    if tz is None:
+        return utc
+    import datetime as dt
+    import zoneinfo
+
+    try:
+        local = dt.datetime.fromtimestamp(ns // 1_000_000_000, zoneinfo.ZoneInfo(tz))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OverflowError, OSError):
+        return utc
+    return f"{utc}, {local:%Y-%m-%d %H:%M:%S} in {tz}"
+
+
 def ns_to_iso(ns: int) -> str:
     return str(np.datetime64(int(ns), "ns")) + "Z"
