@@ -2277,23 +2277,51 @@ class Run:
             }
         )
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, instrument: str | None = None) -> dict[str, Any]:
         """The portfolio's statistics, as vectorbt's ``stats()``: the row of the built-in
         ``stats`` query (``incbt query stats -p run=ID``; README.md says each value) as
         a dict of Python dates, ints, floats and None ({} before the run has a day).
-        The built-in query, not a store's own ``queries/stats.sql``: one meaning here."""
+        The built-in query, not a store's own ``queries/stats.sql``: one meaning here.
+        ``instrument``: that instrument's (its row of :meth:`instrument_stats`, as
+        vectorbt's ``stats(column=...)``); one the run has no day of is refused, naming
+        those it has."""
+        if instrument is None:
+            t = self._builtin("stats")
+            return t.to_pylist()[0] if t.num_rows else {}
+        t = self.instrument_stats()
+        names = t.column("instrument").to_pylist()
+        if instrument not in names:
+            some = ", ".join(sorted(names)[:8]) + (", ..." if len(names) > 8 else "")
+            raise NotFoundError(
+                f"run {self.run_id} has no day of instrument {instrument!r}"
+                + (f"; its instruments: {some}" if names else " (it has no day yet)")
+            )
+        row = t.slice(names.index(instrument), 1).to_pylist()[0]
+        del row["instrument"]
+        return row
+
+    def instrument_stats(self) -> pa.Table:
+        """Each instrument's statistics, the values of :meth:`stats` over the instrument's
+        own days with the run's notional as its capital: the built-in
+        ``instrument_stats`` query's rows (``incbt query instrument_stats -p run=ID``), a
+        row per instrument with days, best ``total_pnl`` first (``.to_pandas()`` for a
+        DataFrame)."""
+        return self._builtin("instrument_stats")
+
+    def _builtin(self, name: str) -> pa.Table:
+        """The built-in named query ``name`` of this run (not a store's own file of that
+        name: one meaning here)."""
         from incbt.queries import BUILTIN, _read
         from incbt.query import run_sql_fresh
 
         self._reading()
-        sql = _read(BUILTIN / "stats.sql")
-        t = run_sql_fresh(
+        sql = _read(BUILTIN / f"{name}.sql")
+        return run_sql_fresh(
             lambda: self.store.session(only_for=sql, runs=[self.run_id]),
             sql,
             {"run": self.run_id},
-            name="stats",
+            name=name,
         )
-        return t.to_pylist()[0] if t.num_rows else {}
 
     def __reduce__(self) -> tuple[Any, tuple[Any, str]]:
         """Pickled as its store and id, found again where it is unpickled."""

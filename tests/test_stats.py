@@ -282,3 +282,94 @@ def test_any_daily_rows_give_their_numpy_statistics(case):
     rows, n_inst, universe_all = case
     got, capital = _stats_of(rows, n_inst, universe_all)
     assert_stats(got, reference(rows, capital))
+
+
+INSTRUMENT_SQL = (BUILTIN / "instrument_stats.sql").read_text()
+
+
+@settings(max_examples=100, deadline=None)
+@given(daily_rows())
+def test_any_daily_rows_give_each_instruments_numpy_statistics(case):
+    """instrument_stats over rows Hypothesis writes (days missing, flat days, no loss):
+    each row its instrument's NumPy statistics; the same bits from one run of the query
+    to the next (its float aggregates are running ones, in date order)."""
+    import datafusion
+
+    rows, _, _ = case
+    rows = sorted(rows, key=lambda r: (r["instrument"], r["date"]))
+    metrics = []
+    for inst in sorted({r["instrument"] for r in rows}):
+        own = [r for r in rows if r["instrument"] == inst]
+        equity = np.cumsum([r["pnl"] for r in own])
+        for r, e in zip(own, equity, strict=True):
+            r["equity"] = float(e)
+        m = finalize(fold_portfolio(np.array([r["pnl"] for r in own]), 100_000.0)[-1])
+        metrics.append({
+            "run_id": "r", "scope": "instrument", "instrument": inst, "total_pnl": m[0],
+            "sharpe": m[1], "max_drawdown": m[2], "fills": sum(r["fills"] for r in own),
+            "fees": sum(r["fees"] for r in own), "turnover": sum(r["turnover"] for r in own),
+        })  # fmt: skip
+    ctx = datafusion.SessionContext(datafusion.SessionConfig().with_target_partitions(4))
+    # the rows in several batches and partitions, out of order
+    batches = pa.Table.from_pylist(list(reversed(rows))).to_batches(max_chunksize=3)
+    ctx.register_record_batches("daily", [batches[k::2] for k in range(2)])
+    ctx.register_record_batches("runs", [pa.table({"run_id": ["r"],
+                                                   "notional": [100_000.0]}).to_batches()])
+    ctx.register_record_batches("metrics", [pa.Table.from_pylist(metrics).to_batches()])
+    got = run_sql(ctx, INSTRUMENT_SQL, {"run": "r"}).to_pylist()
+    assert run_sql(ctx, INSTRUMENT_SQL, {"run": "r"}).to_pylist() == got
+    assert [g["total_pnl"] for g in got] == sorted((m["total_pnl"] for m in metrics),
+                                                   reverse=True)
+    for g in got:
+        inst = g.pop("instrument")
+        assert_stats(g, reference([r for r in rows if r["instrument"] == inst], 100_000.0))
+
+
+# ----------------------------------------------------------------------------- per instrument
+
+
+def test_each_instruments_values_are_its_numpy_computation(stores):
+    """instrument_stats: the stats over each instrument's own days, its capital the
+    run's notional; the metrics' values bit for bit; best total_pnl first."""
+    s, runs = stores
+    for run in runs:
+        t = run.instrument_stats()
+        rows = run.daily.to_pylist()
+        names = sorted({r["instrument"] for r in rows})
+        got = t.to_pylist()
+        assert sorted(g["instrument"] for g in got) == names
+        pnls = [g["total_pnl"] for g in got]
+        assert pnls == sorted(pnls, reverse=True)
+        metrics = {m["instrument"]: m for m in run.metrics.to_pylist()
+                   if m["scope"] == "instrument"}
+        for g in got:
+            inst = g.pop("instrument")
+            assert_stats(g, reference([r for r in rows if r["instrument"] == inst], 100_000.0))
+            assert all(g[k] == metrics[inst][k] for k in FROM_METRICS), inst
+            assert run.stats(instrument=inst) == g
+        if len(names) == 1:  # one instrument: the portfolio's statistics, on its days
+            assert got[0] | {"days": None} == run.stats() | {"days": None}
+    removed = {g["instrument"]: g["days"] for g in runs[0].instrument_stats().to_pylist()}
+    assert removed == {"S0000": 12, "S0001": 11, "S0002": 12}  # its own days
+
+
+def test_instrument_stats_by_name_through_the_cli_and_refusals(stores):
+    s, runs = stores
+    run = runs[1]
+    want = run.instrument_stats()
+    assert s.query("instrument_stats", {"run": run.run_id[:8]}).equals(want)
+    p = run_incbt(["--store", s.path, "query", "instrument_stats", "-p",
+                   f"run={run.run_id[:8]}", "--output", "json"])
+    assert p.returncode == 0, p.stderr
+    shown = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [x["instrument"] for x in shown] == want.column("instrument").to_pylist()
+    assert [x["sharpe"] for x in shown] == want.column("sharpe").to_pylist()
+    with pytest.raises(incbt.NotFoundError, match=(
+            f"run {run.run_id} has no day of instrument 'S0001'; its instruments: "
+            "S0000, S0002")):
+        run.stats(instrument="S0001")
+    later = s.backtest("sma_cross", {"fast": 5, "slow": 40}, start="2031-01-01")
+    assert later.instrument_stats().num_rows == 0
+    with pytest.raises(incbt.NotFoundError, match="has no day of instrument 'S0000' \\(it "
+                       "has no day yet\\)"):
+        later.stats(instrument="S0000")

@@ -1,0 +1,104 @@
+-- Statistics of each instrument of one run, as vectorbt's stats() per column: the stats query's values over each instrument's own days, best total_pnl first.
+-- param: run  the run id, e.g. -p run=5f2c9e0a1b2c3d4e
+--
+-- A row per instrument with daily rows (none before the run has a day), typed as the
+-- stats query's, which says what each value means; here the capital is the run's
+-- notional (what each instrument trades), the days are the instrument's own (those it
+-- has bars on), and total_pnl, sharpe, max_drawdown, fills, fees and turnover are the
+-- metrics table's row of the instrument (bit for bit). An unknown run id is refused, as
+-- in every query. `incbt query instrument_stats -p run=ID`; run.instrument_stats() in
+-- Python.
+WITH c AS (
+  SELECT notional AS capital FROM runs WHERE run_id = $run
+), w AS (
+  -- the engine's own equity (cumulative PnL); the peak starts at 0, before the first day
+  SELECT instrument, date, pnl, pos,
+         row_number() OVER (PARTITION BY instrument ORDER BY date) AS k,
+         equity,
+         greatest(max(equity) OVER (PARTITION BY instrument ORDER BY date
+                                    ROWS UNBOUNDED PRECEDING), 0.0) AS peak
+  FROM daily WHERE run_id = $run
+), u AS (
+  -- each day under water with the day its peak was reached (0: the start)
+  SELECT instrument, k, equity < peak AS under,
+         coalesce(max(CASE WHEN equity >= peak THEN k END)
+                    OVER (PARTITION BY instrument ORDER BY date ROWS UNBOUNDED PRECEDING),
+                  0) AS peak_k
+  FROM w
+), n AS (
+  SELECT instrument, count(*) AS n FROM w GROUP BY instrument
+), dd AS (
+  -- a drawdown lasts from its peak's day to the first day back at or above the peak
+  -- (its last day under water + 1), or to the instrument's last day if it never is
+  SELECT x.instrument,
+         max(CASE WHEN x.last_k = n.n THEN n.n - x.peak_k ELSE x.last_k + 1 - x.peak_k END)
+           AS longest
+  FROM (SELECT instrument, peak_k, max(k) AS last_k FROM u WHERE under
+        GROUP BY instrument, peak_k) x
+  JOIN n ON n.instrument = x.instrument
+  GROUP BY x.instrument
+), r AS (
+  -- the float aggregates as running ones in date order, taken at each instrument's last
+  -- day: the same bits every time (a GROUP BY sums in the order rows reach its threads,
+  -- which differs in the last bits from one run of the query to the next)
+  SELECT w.instrument, w.k,
+         stddev_samp(w.pnl / c.capital) OVER (PARTITION BY w.instrument ORDER BY w.date
+                                               ROWS UNBOUNDED PRECEDING) AS std,
+         -- downside deviation: sqrt of the mean over every day of min(return, 0)^2
+         sqrt(avg(least(w.pnl / c.capital, 0.0) * least(w.pnl / c.capital, 0.0))
+                OVER (PARTITION BY w.instrument ORDER BY w.date ROWS UNBOUNDED PRECEDING))
+           AS down,
+         avg(CASE WHEN w.pnl > 0 THEN w.pnl END)
+           OVER (PARTITION BY w.instrument ORDER BY w.date ROWS UNBOUNDED PRECEDING)
+           AS avg_win_day,
+         avg(CASE WHEN w.pnl < 0 THEN w.pnl END)
+           OVER (PARTITION BY w.instrument ORDER BY w.date ROWS UNBOUNDED PRECEDING)
+           AS avg_loss_day,
+         sum(CASE WHEN w.pnl > 0 THEN w.pnl ELSE 0.0 END)
+           OVER (PARTITION BY w.instrument ORDER BY w.date ROWS UNBOUNDED PRECEDING) AS gains,
+         sum(CASE WHEN w.pnl < 0 THEN w.pnl ELSE 0.0 END)
+           OVER (PARTITION BY w.instrument ORDER BY w.date ROWS UNBOUNDED PRECEDING)
+           AS losses,
+         c.capital
+  FROM w CROSS JOIN c
+), agg AS (
+  SELECT g.instrument, g.first_day, g.last_day, g.days, g.wins, g.loss_days, g.best_day,
+         g.worst_day, g.held_days, r.std, r.down, r.avg_win_day, r.avg_loss_day, r.gains,
+         r.losses, r.capital
+  FROM (SELECT instrument, min(date) AS first_day, max(date) AS last_day,
+               count(*) AS days,
+               sum(CASE WHEN pnl > 0 THEN 1 ELSE 0 END) AS wins,
+               sum(CASE WHEN pnl < 0 THEN 1 ELSE 0 END) AS loss_days,
+               max(pnl) AS best_day, min(pnl) AS worst_day,
+               sum(CASE WHEN pos <> 0 THEN 1 ELSE 0 END) AS held_days
+        FROM w GROUP BY instrument) g
+  JOIN r ON r.instrument = g.instrument AND r.k = g.days
+)
+SELECT a.instrument, a.first_day AS start, a.last_day AS "end", a.days,
+       m.total_pnl,
+       m.total_pnl / a.capital AS total_return,
+       m.total_pnl / a.capital / a.days * 252 AS annual_return,
+       a.std * sqrt(252.0) AS annual_volatility,
+       m.sharpe,
+       -- NULL with fewer than 2 days (as the volatility) or no losing day
+       CASE WHEN a.days >= 2 AND a.down > 0
+            THEN m.total_pnl / a.capital / a.days * 252 / (a.down * sqrt(252.0)) END
+         AS sortino,
+       m.max_drawdown,
+       100.0 * m.max_drawdown / a.capital AS max_drawdown_pct,
+       -- annual_return over the worst drawdown as a fraction of capital; NULL without one
+       CASE WHEN m.max_drawdown / a.capital > 0
+            THEN m.total_pnl / a.capital / a.days * 252 / (m.max_drawdown / a.capital) END
+         AS calmar,
+       CAST(coalesce(dd.longest, 0) AS BIGINT) AS max_drawdown_days,
+       100.0 * a.wins / a.days AS win_days_pct,
+       a.best_day, a.worst_day, a.avg_win_day, a.avg_loss_day,
+       -- NULL with no losing day
+       CASE WHEN a.loss_days > 0 THEN a.gains / -a.losses END AS profit_factor,
+       m.fills, m.fees, m.turnover,
+       100.0 * a.held_days / a.days AS exposure_pct
+FROM agg a
+LEFT JOIN dd ON dd.instrument = a.instrument
+LEFT JOIN metrics m
+  ON m.run_id = $run AND m.scope = 'instrument' AND m.instrument = a.instrument
+ORDER BY m.total_pnl DESC, a.instrument
