@@ -1,16 +1,47 @@
--- Portfolio PnL of one run by month: sum of daily pnl, return on capital, days, fills.
+-- Portfolio PnL of one run by month: sum of daily pnl, return on capital, days, fills, fees.
 -- param: run  the run id, e.g. -p run=5f2c9e0a1b2c3d4e
-SELECT to_char(date_trunc('month', d.date), '%Y-%m') AS month,
-       sum(d.pnl) AS pnl,
-       sum(d.pnl) / max(r.notional * coalesce(r.instruments, a.n)) AS return_on_capital,
-       count(DISTINCT d.date) AS days,
-       sum(d.fills) AS fills,
-       sum(d.fees) AS fees
-FROM daily d
-JOIN runs r USING (run_id)
--- capital: notional x the run's instruments (its universe; every instrument of the
--- store for --all), as the portfolio's metrics and Run.equity count it
-CROSS JOIN (SELECT count(DISTINCT instrument) AS n FROM files) a
-WHERE d.run_id = $run
-GROUP BY 1
+--
+-- Sums in a fixed order (each day's in instrument-name order, then the days'), the same
+-- bits every time: each month's pnl is the sum of Run.equity's pnl of its days in order.
+WITH c AS (
+  -- capital: notional x the run's instruments (its universe; every instrument of the
+  -- store for --all), as the portfolio's metrics and Run.equity count it
+  SELECT r.notional * coalesce(r.instruments, a.n) AS capital
+  FROM runs r CROSS JOIN (SELECT count(DISTINCT instrument) AS n FROM files) a
+  WHERE r.run_id = $run
+), s AS (
+  -- each day's pnl and fees summed in instrument-name order, as the engine sums the
+  -- portfolio's pnl (a GROUP BY sum adds in the order rows reach its threads: other
+  -- last bits from one run of the query to the next); the day's last row holds them
+  -- (counted ascending: with a DESC count beside it, DataFusion computed the sums from
+  -- the other end, in other bits)
+  SELECT date, fills,
+         sum(pnl) OVER (PARTITION BY date ORDER BY instrument ROWS UNBOUNDED PRECEDING)
+           AS pnl,
+         sum(fees) OVER (PARTITION BY date ORDER BY instrument ROWS UNBOUNDED PRECEDING)
+           AS fees,
+         row_number() OVER (PARTITION BY date ORDER BY instrument) AS k,
+         count(*) OVER (PARTITION BY date) AS n
+  FROM daily WHERE run_id = $run
+), p AS (
+  SELECT date, max(CASE WHEN k = n THEN pnl END) AS pnl,
+         max(CASE WHEN k = n THEN fees END) AS fees, sum(fills) AS fills
+  FROM s GROUP BY date
+), m AS (
+  -- then the days' in date order, as the metrics fold them: a whole run's is total_pnl
+  SELECT to_char(date_trunc('month', date), '%Y-%m') AS period, fills,
+         sum(pnl) OVER (PARTITION BY to_char(date_trunc('month', date), '%Y-%m') ORDER BY date ROWS UNBOUNDED PRECEDING) AS pnl,
+         sum(fees) OVER (PARTITION BY to_char(date_trunc('month', date), '%Y-%m') ORDER BY date ROWS UNBOUNDED PRECEDING) AS fees,
+         row_number() OVER (PARTITION BY to_char(date_trunc('month', date), '%Y-%m') ORDER BY date) AS k,
+         count(*) OVER (PARTITION BY to_char(date_trunc('month', date), '%Y-%m')) AS n
+  FROM p
+)
+SELECT m.period AS month,
+       max(CASE WHEN m.k = m.n THEN m.pnl END) AS pnl,
+       max(CASE WHEN m.k = m.n THEN m.pnl END) / max(c.capital) AS return_on_capital,
+       count(*) AS days,
+       sum(m.fills) AS fills,
+       max(CASE WHEN m.k = m.n THEN m.fees END) AS fees
+FROM m CROSS JOIN c
+GROUP BY m.period
 ORDER BY month

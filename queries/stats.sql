@@ -30,13 +30,16 @@ WITH c AS (
 ), s AS (
   -- each day's pnl summed in instrument-name order, as the engine sums it (a GROUP BY
   -- sum adds partial sums in the order threads finish): the running sum's last row
+  -- (counted ascending: with a DESC count beside it, DataFusion computed the sums from
+  -- the other end, in other bits)
   SELECT date, held_change,
          sum(pnl) OVER (PARTITION BY date ORDER BY instrument ROWS UNBOUNDED PRECEDING)
            AS pnl,
-         row_number() OVER (PARTITION BY date ORDER BY instrument DESC) AS k
+         row_number() OVER (PARTITION BY date ORDER BY instrument) AS k,
+         count(*) OVER (PARTITION BY date) AS n
   FROM h
 ), p AS (
-  SELECT date, max(CASE WHEN k = 1 THEN pnl END) AS pnl, sum(held_change) AS held_change
+  SELECT date, max(CASE WHEN k = n THEN pnl END) AS pnl, sum(held_change) AS held_change
   FROM s GROUP BY date
 ), e AS (
   SELECT date, pnl,

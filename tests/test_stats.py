@@ -373,3 +373,35 @@ def test_instrument_stats_by_name_through_the_cli_and_refusals(stores):
     with pytest.raises(incbt.NotFoundError, match="has no day of instrument 'S0000' \\(it "
                        "has no day yet\\)"):
         later.stats(instrument="S0000")
+
+
+@settings(max_examples=100, deadline=None)
+@given(daily_rows(), st.integers(1, 4))
+def test_pnl_by_month_and_year_sum_in_the_engines_order(case, chunk):
+    """Each day's pnl summed in instrument-name order, then the days' in date order: the
+    bits of the engine's portfolio pnl and total_pnl, whatever batches and partitions
+    the rows come in (a GROUP BY sum differed in its last bits, QA 2026-12-07)."""
+    import datafusion
+
+    rows, n_inst, _ = case
+    by_day: dict = {}
+    for r in sorted(rows, key=lambda r: (r["date"], r["instrument"])):
+        by_day[r["date"]] = by_day.get(r["date"], 0.0) + r["pnl"]
+    ctx = datafusion.SessionContext(datafusion.SessionConfig().with_target_partitions(4))
+    daily = pa.Table.from_pylist(list(reversed(rows))).to_batches(max_chunksize=chunk)
+    ctx.register_record_batches("daily", [daily[k::2] for k in range(2)])
+    ctx.register_record_batches("runs", [pa.table({
+        "run_id": ["r"], "notional": [100_000.0],
+        "instruments": pa.array([n_inst], pa.int64())}).to_batches()])
+    ctx.register_record_batches("files", [pa.table({
+        "instrument": [f"I{i}" for i in range(n_inst)]}).to_batches()])
+    for name, key in (("pnl_by_month", lambda d: d.strftime("%Y-%m")),
+                      ("pnl_by_year", lambda d: d.year)):
+        want: dict = {}
+        for d in sorted(by_day):
+            want[key(d)] = want.get(key(d), 0.0) + by_day[d]
+        got = run_sql(ctx, (BUILTIN / f"{name}.sql").read_text(), {"run": "r"}).to_pylist()
+        label = "month" if name == "pnl_by_month" else "year"
+        assert {g[label]: g["pnl"] for g in got} == want
+        assert [g["days"] for g in got] == [
+            sum(1 for d in by_day if key(d) == g[label]) for g in got]
