@@ -1,8 +1,18 @@
 -- The worst drawdowns of one run's portfolio: depth, the day of the peak before it and of the trough.
 -- param: run  the run id, e.g. -p run=5f2c9e0a1b2c3d4e
 -- param: n    how many, e.g. -p n=10 (default: 5)
-WITH p AS (
-  SELECT date, sum(pnl) AS pnl FROM daily WHERE run_id = $run GROUP BY date
+WITH s AS (
+  -- each day's pnl summed in instrument-name order, as the engine sums it, then the
+  -- days' in date order (the same bits every time; the worst drawdown is the metrics'
+  -- max_drawdown, bit for bit): see pnl_by_year
+  SELECT date,
+         sum(pnl) OVER (PARTITION BY date ORDER BY instrument ROWS UNBOUNDED PRECEDING)
+           AS pnl,
+         row_number() OVER (PARTITION BY date ORDER BY instrument) AS k,
+         count(*) OVER (PARTITION BY date) AS n
+  FROM daily WHERE run_id = $run
+), p AS (
+  SELECT date, max(CASE WHEN k = n THEN pnl END) AS pnl FROM s GROUP BY date
 ), e AS (
   SELECT date, sum(pnl) OVER (ORDER BY date ROWS UNBOUNDED PRECEDING) AS equity FROM p
 ), m AS (

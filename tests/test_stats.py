@@ -377,7 +377,7 @@ def test_instrument_stats_by_name_through_the_cli_and_refusals(stores):
 
 @settings(max_examples=100, deadline=None)
 @given(daily_rows(), st.integers(1, 4))
-def test_pnl_by_month_and_year_sum_in_the_engines_order(case, chunk):
+def test_sums_of_the_named_queries_are_in_the_engines_order(case, chunk):
     """Each day's pnl summed in instrument-name order, then the days' in date order: the
     bits of the engine's portfolio pnl and total_pnl, whatever batches and partitions
     the rows come in (a GROUP BY sum differed in its last bits, QA 2026-12-07)."""
@@ -405,3 +405,7 @@ def test_pnl_by_month_and_year_sum_in_the_engines_order(case, chunk):
         assert {g[label]: g["pnl"] for g in got} == want
         assert [g["days"] for g in got] == [
             sum(1 for d in by_day if key(d) == g[label]) for g in got]
+    # the worst drawdown: the metrics' max_drawdown of the same sums, bit for bit
+    mdd = finalize(fold_portfolio(np.array([by_day[d] for d in sorted(by_day)]), 1.0)[-1])[2]
+    worst = run_sql(ctx, (BUILTIN / "worst_drawdowns.sql").read_text(), {"run": "r", "n": 1})
+    assert worst["drawdown"].to_pylist() == ([mdd] if mdd > 0 else [])
