@@ -458,3 +458,23 @@ def test_a_big_excel_csv_with_other_names_reads_in_parts_as_whole(
     assert (len(copies) == 0) == (reader == "fast")  # in place, or copies for Arrow
     for n, r, b in rest:
         assert (n, r) == (n0, r0) and b.equals(b0)
+
+
+def test_the_first_bad_bar_of_the_file_is_named_whatever_the_rules_it_breaks(lines, tmp_path):
+    """A bar out of order near the start and a bar whose low is above its open near the
+    end: read whole, the rules were checked one after another, so the low (a rule
+    checked first) was named; read in parts, the first part's bar out of order. Both
+    name the file's first bad bar (QA 2026-12-07)."""
+    body = list(lines["by time"])
+    n = len(body)
+    body[10], body[13] = body[13], body[10]  # an instrument's bar goes back at line 14
+    f = body[n - 5].split(",")
+    f[4] = str(float(f[2]) + 0.5)  # its low above its open, in the last part
+    body[n - 5] = ",".join(f)
+    path = tmp_path / "bars.csv"
+    path.write_text("\n".join(body) + "\n")
+    assert len(split(str(path), 80_000)) > 5
+    whole, _ = _outcome(str(path), 64 * MB, str(tmp_path / "w"))
+    parts, _ = _outcome(str(path), 80_000, str(tmp_path / "p"))
+    assert whole == parts
+    assert "bars.csv, line 14: ts is not increasing (previous bar of this instrument at" in whole

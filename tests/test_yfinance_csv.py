@@ -479,3 +479,15 @@ def test_a_gzipped_files_blank_lines_after_the_last_bar_are_left_out(tmp_path, t
         f.write("\n".join([*lines[:8], ",,,,,,,,,,", *lines[8:]]) + "\n" + tail)
     assert refused(tmp_path, tmp_path / "yf.csv.gz").startswith(
         f"{tmp_path / 'yf.csv.gz'}, line 9: blank line (or a row of separators")
+
+
+def test_the_first_bad_bar_in_the_file_is_named_not_the_first_tickers(tmp_path):
+    """A file's bars are read ticker by ticker: the first bad bar of the first ticker
+    (line 6) was named before another ticker's on an earlier line (4) (QA 2026-12-07)."""
+    bars = bars_of(["AAPL", "MSFT"], n=5)
+    write_yf(tmp_path / "yf.csv", bars)
+    edit(tmp_path / "yf.csv", 6, "Volume", "AAPL", "-7")
+    edit(tmp_path / "yf.csv", 4, "Volume", "MSFT", "-5")
+    assert refused(tmp_path, tmp_path / "yf.csv").startswith(
+        f"{tmp_path / 'yf.csv'}, line 4: volume is negative or not finite; instrument 'MSFT'; "
+        "value -5.0")

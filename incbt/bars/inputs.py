@@ -2698,6 +2698,11 @@ def _check_values_and_order(
     order."""
 
     at = functools.partial(_at, kind)
+    # each table row's place in the file: a yfinance file's table is grouped by ticker
+    # (_FILE_ROWS), so its first bad row is not the table's first
+    file_rows = _FILE_ROWS.get() if kind == "csv" else None
+    place = (lambda rows: rows) if file_rows is None else (lambda rows: file_rows[rows])
+    found: list[tuple[int, BadInputError]] = []  # each rule's first bad row, by place
 
     def inst(i: int) -> str:
         return names[codes[i]]
@@ -2705,12 +2710,25 @@ def _check_values_and_order(
     def reject_first(
         bad: np.ndarray, problem: str | Callable[[int], str], values: np.ndarray, fix: str
     ) -> None:
-        """Raise for the first row (in file order) where ``bad`` holds."""
-        if bad.any():
-            i = int(np.argmax(bad))
+        """Note the first row (in file order) where ``bad`` holds; the first of every
+        rule's is raised (QA 2026-12-07: the rules' order decided which bad row a message
+        named, so a file read in parts named another than read whole)."""
+        rows = np.flatnonzero(bad)
+        if len(rows):
+            i = int(rows[np.argmin(place(rows))])
             what = problem(i) if callable(problem) else problem
-            raise BadInputError(
-                what, file=path, **at(i), instrument=inst(i), value=float(values[i]), fix=fix
+            found.append(
+                (
+                    int(place(np.array([i]))[0]),
+                    BadInputError(
+                        what,
+                        file=path,
+                        **at(i),
+                        instrument=inst(i),
+                        value=float(values[i]),
+                        fix=fix,
+                    ),
+                )
             )
 
     for name in PRICE_COLUMNS:
@@ -2758,9 +2776,16 @@ def _check_values_and_order(
     if bad.any():
         # report the offending row that comes first in the file
         cand = np.flatnonzero(bad) + 1
-        k = int(cand[np.argmin(order[cand])])
+        k = int(cand[np.argmin(place(order[cand]))])
         i, prev = int(order[k]), int(order[k - 1])
-        raise order_error(path, at(i), at(prev), inst(i), int(sts[k]), int(sts[k - 1]), tz)
+        found.append(
+            (
+                int(place(np.array([i]))[0]),
+                order_error(path, at(i), at(prev), inst(i), int(sts[k]), int(sts[k - 1]), tz),
+            )
+        )
+    if found:
+        raise min(found, key=lambda f: f[0])[1]
     return order, sc
 
 
