@@ -2284,21 +2284,46 @@ class Run:
         The built-in query, not a store's own ``queries/stats.sql``: one meaning here.
         ``instrument``: that instrument's (its row of :meth:`instrument_stats`, as
         vectorbt's ``stats(column=...)``); one the run has no day of is refused, naming
-        those it has."""
+        those it has and why (its strategy failed on it, with the error; not one of the
+        run's instruments; no bars from its start yet)."""
         if instrument is None:
             t = self._builtin("stats")
             return t.to_pylist()[0] if t.num_rows else {}
+        if not isinstance(instrument, str):  # QA 2026-12-07: 123 was "no day of 123"
+            raise UsageError(f"instrument: give an instrument's name, a string, not {instrument!r}")
         t = self.instrument_stats()
         names = t.column("instrument").to_pylist()
         if instrument not in names:
-            some = ", ".join(sorted(names)[:8]) + (", ..." if len(names) > 8 else "")
-            raise NotFoundError(
-                f"run {self.run_id} has no day of instrument {instrument!r}"
-                + (f"; its instruments: {some}" if names else " (it has no day yet)")
-            )
+            raise NotFoundError(self._no_day_of(instrument, names))
         row = t.slice(names.index(instrument), 1).to_pylist()[0]
         del row["instrument"]
         return row
+
+    def _no_day_of(self, instrument: str, names: list[str]) -> str:
+        """Why the run has no row of ``instrument`` in instrument_stats, and the fix: its
+        strategy failed on it, it is not one of the run's instruments, or it has no day
+        from the run's start (QA 2026-12-07: a failed pair was said as "no day yet")."""
+        some = ", ".join(sorted(names)[:8]) + (", ..." if len(names) > 8 else "")
+        head = f"run {self.run_id} has no day of instrument {instrument!r}" + (
+            f"; its instruments: {some}" if names else " (it has no day yet)"
+        )
+        with self.store.catalog.env.read() as txn:
+            failed = rc.run_failures(self.store.catalog, txn, self.run_id)
+        if instrument in failed:
+            return (
+                f"{head}; its strategy failed on {instrument!r}: {failed[instrument]['error']}; "
+                "a failed pair holds no rows (the `failed` table lists them) and is computed "
+                "again when a day it read changes, or by `incbt update --retry-failed` "
+                "(store.update(retry_failed=True))"
+            )
+        if instrument not in instruments_of(self.record, self.store.instruments()):
+            where = (
+                f"the store holds no bars of {instrument!r}"
+                if self.record.universe == "all"
+                else f"{instrument!r} is not in the run's list of instruments"
+            )
+            return f"{head}; {where}"
+        return f"{head}; {instrument!r} has no bars from the run's start ({self.record.start}) yet"
 
     def instrument_stats(self) -> pa.Table:
         """Each instrument's statistics, the values of :meth:`stats` over the instrument's

@@ -409,3 +409,37 @@ def test_sums_of_the_named_queries_are_in_the_engines_order(case, chunk):
     mdd = finalize(fold_portfolio(np.array([by_day[d] for d in sorted(by_day)]), 1.0)[-1])[2]
     worst = run_sql(ctx, (BUILTIN / "worst_drawdowns.sql").read_text(), {"run": "r", "n": 1})
     assert worst["drawdown"].to_pylist() == ([mdd] if mdd > 0 else [])
+
+
+def test_an_instrument_without_a_row_is_said_with_its_reason(tmp_path):
+    """stats(instrument=): a pair whose strategy failed is said as such, with the step's
+    error and the fix; a name not in the run's list or not in the store says which; a
+    name that is not a string is a UsageError (QA 2026-12-07: all were "no day of")."""
+    import warnings
+
+    from spikes import SPIKE, write_spiked
+
+    generate(str(tmp_path / "d"), instruments=3, days=4, start="2024-01-15", seed=2)
+    day = sorted(p.name for p in (tmp_path / "d").iterdir())[1]
+    write_spiked(str(tmp_path / "d" / day), str(tmp_path / "d" / day), "S0001", 5)
+    (tmp_path / "spike.py").write_text(SPIKE)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", incbt.StrategyFailureWarning)
+        run = s.backtest("spike", {"n": 10}, strategies_file=str(tmp_path / "spike.py"))
+    assert run.instrument_stats().column("instrument").to_pylist() != []
+    with pytest.raises(incbt.NotFoundError, match=(
+            "has no day of instrument 'S0001'; its instruments: S0000, S0002; its strategy "
+            "failed on 'S0001': .*volume spike.*--retry-failed")):
+        run.stats(instrument="S0001")
+    with pytest.raises(incbt.NotFoundError, match="the store holds no bars of 'S0009'"):
+        run.stats(instrument="S0009")
+    two = s.backtest("sma_cross", {"fast": 5, "slow": 40}, instruments=["S0000", "S0002"])
+    with pytest.raises(incbt.NotFoundError, match="'S0001' is not in the run's list"):
+        two.stats(instrument="S0001")
+    later = s.backtest("sma_cross", {"fast": 5, "slow": 40}, start="2031-01-01")
+    with pytest.raises(incbt.NotFoundError, match="has no bars from the run's start"):
+        later.stats(instrument="S0000")
+    with pytest.raises(incbt.UsageError, match="give an instrument's name, a string"):
+        two.stats(instrument=["S0000"])
