@@ -2291,11 +2291,12 @@ class Run:
             return t.to_pylist()[0] if t.num_rows else {}
         if not isinstance(instrument, str):  # QA 2026-12-07: 123 was "no day of 123"
             raise UsageError(f"instrument: give an instrument's name, a string, not {instrument!r}")
-        t = self.instrument_stats()
-        names = t.column("instrument").to_pylist()
-        if instrument not in names:
+        t = self._builtin("instrument_stats", instrument)  # its row alone: ~10x faster
+        # than all of them with 100 instruments (QA 2026-12-07: a loop over instruments)
+        if not t.num_rows:
+            names = self.instrument_stats().column("instrument").to_pylist()
             raise NotFoundError(self._no_day_of(instrument, names))
-        row = t.slice(names.index(instrument), 1).to_pylist()[0]
+        row = t.to_pylist()[0]
         del row["instrument"]
         return row
 
@@ -2333,18 +2334,23 @@ class Run:
         DataFrame)."""
         return self._builtin("instrument_stats")
 
-    def _builtin(self, name: str) -> pa.Table:
+    def _builtin(self, name: str, instrument: str | None = None) -> pa.Table:
         """The built-in named query ``name`` of this run (not a store's own file of that
-        name: one meaning here)."""
+        name: one meaning here); ``instrument``: its rows of that instrument alone (the
+        filter reaches the scan of ``daily``)."""
         from incbt.queries import BUILTIN, _read
         from incbt.query import run_sql_fresh
 
         self._reading()
         sql = _read(BUILTIN / f"{name}.sql")
+        params = {"run": self.run_id}
+        if instrument is not None:
+            sql = f"SELECT * FROM ({sql.rstrip().rstrip(';')}) q WHERE q.instrument = $instrument"
+            params["instrument"] = instrument
         return run_sql_fresh(
             lambda: self.store.session(only_for=sql, runs=[self.run_id]),
             sql,
-            {"run": self.run_id},
+            params,
             name=name,
         )
 
