@@ -175,9 +175,16 @@ def test_a_ticker_without_any_bar_is_no_instrument(tmp_path):
     # said: a failed download's ticker is not left out without a word
     assert summary.no_bars == [(str(p), "XYZ")]
     (note,) = summary.notes()
-    assert note.startswith("1 ticker(s) of yfinance files have no bar in them") and (
-        "stored: XYZ (yf.csv); download them again" in note
+    assert note.startswith("1 ticker(s) have no bar in their yfinance file(s)") and (
+        "come from those files: XYZ (yf.csv); download them again" in note
     )
+    # a ticker said once, with its files; a dry run says the same
+    q = p.with_name("yf2.csv")
+    q.write_text(p.read_text().replace("14:30", "14:31"))
+    _, summary = stored(tmp_path / "b", p, q, dry_run=True)
+    assert summary.no_bars == [(str(p), "XYZ"), (str(q), "XYZ")]
+    (note,) = summary.notes()
+    assert note.startswith("1 ticker(s) have no bar") and "XYZ (yf.csv, yf2.csv);" in note
 
 
 def test_a_bar_with_some_fields_empty_is_refused_with_its_line(tmp_path):
@@ -491,3 +498,23 @@ def test_the_first_bad_bar_in_the_file_is_named_not_the_first_tickers(tmp_path):
     assert refused(tmp_path, tmp_path / "yf.csv").startswith(
         f"{tmp_path / 'yf.csv'}, line 4: volume is negative or not finite; instrument 'MSFT'; "
         "value -5.0")
+
+
+@pytest.mark.parametrize("row", ["", "2024-01-02 14:30:00+00:00,,,,,,,,,,\n"])
+def test_a_file_of_failed_downloads_is_refused_naming_its_tickers(tmp_path, row):
+    """Every ticker's download failed: the three header lines alone (QA 2026-12-07: said
+    at "line 4", which the file has not, without the tickers), or rows of empty fields."""
+    p = tmp_path / "yf.csv"
+    p.write_text("Price,Close,Close,High,High,Low,Low,Open,Open,Volume,Volume\n"
+                 "Ticker,AAPL,XYZ,AAPL,XYZ,AAPL,XYZ,AAPL,XYZ,AAPL,XYZ\n"
+                 "Datetime,,,,,,,,,,\n" + row)
+    msg = refused(tmp_path, p)
+    assert msg == (
+        f"{p}, line {4 if row else 3}: "
+        + ("the file has no bars: every ticker's fields are empty (" if row else
+           "the file has yfinance's header of three lines and no bar: ")
+        + "yfinance's download of AAPL, XYZ got nothing, or no data in the dates asked"
+        + (")" if row else "")
+        + ". Fix: download the tickers again (yf.download's messages say why it failed), "
+        "or remove the file from the ingest"
+    )

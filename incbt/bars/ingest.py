@@ -311,11 +311,15 @@ class IngestSummary:
                 )
             )
         if self.no_bars:  # (QA 2026-12-07: a failed download's ticker went unsaid)
+            files: dict[str, list[str]] = {}
+            for f, t in self.no_bars:
+                files.setdefault(t, []).append(os.path.basename(f))
             out.append(
-                f"{len(self.no_bars):,} ticker(s) of yfinance files have no bar in them "
-                "(every field of theirs empty: yfinance's download of the ticker failed, "
-                "or it has no data in the dates asked), so nothing of theirs was stored: "
-                + some([(t, os.path.basename(f)) for f, t in self.no_bars], "{} ({})")
+                f"{len(files):,} ticker(s) have no bar in their yfinance file(s) (every "
+                "field of theirs empty: yfinance's download of the ticker failed, or it "
+                "has no data in the dates asked), so none of their bars come from those "
+                "files: "
+                + some([(t, ", ".join(fs)) for t, fs in files.items()], "{} ({})")
                 + "; download them again (yf.download's messages say why it failed) and "
                 "ingest that file"
             )

@@ -1411,6 +1411,18 @@ def is_stacked(path: str) -> bool:
         return False
 
 
+_FAILED_FIX = (
+    "download the tickers again (yf.download's messages say why it failed), or remove the "
+    "file from the ingest"
+)
+
+
+def _failed(tickers: Sequence[str]) -> str:
+    """The tickers of a yfinance file without a bar, as its message says them."""
+    shown = ", ".join(tickers[:8]) + (f", ... ({len(tickers)} in all)" if len(tickers) > 8 else "")
+    return f"yfinance's download of {shown} got nothing, or no data in the dates asked"
+
+
 def _read_stacked(
     path: str,
     st: Stacked,
@@ -1494,12 +1506,12 @@ def _read_stacked(
     except pa.ArrowInvalid as exc:
         _explain_csv_error(path, shown, str(exc), {})
         raise  # pragma: no cover
-    if table.num_rows == 0:
+    if table.num_rows == 0:  # (QA 2026-12-07: "line 4", which the file has not)
         raise BadInputError(
-            "the file has a header but no bars",
+            f"the file has yfinance's header of three lines and no bar: {_failed(tickers)}",
             file=path,
-            line=_head() + 1,
-            fix="remove the empty file from the ingest",
+            line=_head(),
+            fix=_FAILED_FIX,
         )
     # the numbers: an empty field is null (no bar), any other must read as a number
     values: dict[int, np.ndarray] = {}
@@ -1553,10 +1565,10 @@ def _read_stacked(
     keep = [j for j, r in enumerate(rows) if len(r)]  # a ticker without a bar: no name
     if not keep:
         raise BadInputError(
-            "the file has no bars: every ticker's fields are empty",
+            f"the file has no bars: every ticker's fields are empty ({_failed(tickers)})",
             file=path,
             line=_head() + 1,
-            fix="remove the empty file from the ingest",
+            fix=_FAILED_FIX,
         )
     order = np.concatenate([rows[j] for j in keep]).astype(np.int64)
     block = bars_block(len(order))
