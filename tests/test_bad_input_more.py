@@ -1586,3 +1586,15 @@ def test_a_time_out_of_order_in_a_file_of_local_times_is_said_as_the_file_wrote_
     assert tree_state(st.path) == before
     msg = _rejected(incbt.open(st.path), [str(p)], tz="America/New_York")  # alike in Python
     assert msg.endswith(_one_error_line(r).removeprefix("error: "))
+
+
+def test_a_time_in_a_message_is_said_to_its_fraction_and_not_twice_in_utc():
+    from incbt.bars.schema import stamp
+
+    ns = 1_704_205_860_500_000_000  # 2024-01-02 14:31:00.5 UTC
+    assert stamp(ns) == "2024-01-02T14:31:00.500000000Z"
+    assert stamp(ns, "America/New_York") == (
+        "2024-01-02T14:31:00.500000000Z, 2024-01-02 09:31:00.5 in America/New_York")
+    assert stamp(ns - 500_000_000, "UTC") == "2024-01-02T14:31:00Z"  # once, not "in UTC"
+    assert stamp(ns - 500_000_000, "Europe/London") == (
+        "2024-01-02T14:31:00Z, 2024-01-02 14:31:00 in Europe/London")

@@ -574,7 +574,8 @@ def _join(
             i, j = a.start + int(ia[differ[0]]), b.start + int(ib[differ[0]])
             raise BadInputError(
                 f"day {day_to_iso(a.day)} is also in {_source_of(a.src, i)} with a different "
-                f"bar at {stamp(int(tb[ib[differ[0]]]))} ({_at_text(a.src.where(i))})",
+                f"bar at {stamp(int(tb[ib[differ[0]]]), getattr(b.src, 'tz', None))} "
+                f"({_at_text(a.src.where(i))})",
                 file=_source_of(b.src, j),
                 instrument=a.instrument,
                 **b.src.where(j),

@@ -155,7 +155,10 @@ def stamp(ns: int, tz: str | None = None) -> str:
         local = dt.datetime.fromtimestamp(ns // 1_000_000_000, zoneinfo.ZoneInfo(tz))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OverflowError, OSError):
         return utc
-    return f"{utc}, {local:%Y-%m-%d %H:%M:%S} in {tz}"
+    if local.utcoffset() == dt.timedelta(0) and tz.upper() in ("UTC", "ETC/UTC", "GMT"):
+        return utc  # (QA 2026-12-07: "...Z, ... in UTC")
+    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")  # as written, to the nanosecond
+    return f"{utc}, {local:%Y-%m-%d %H:%M:%S}{'.' + frac if frac else ''} in {tz}"
 
 
 def ns_to_iso(ns: int) -> str:
