@@ -447,3 +447,28 @@ def test_cli_refused_and_update(tmp_path):
 
 def _cli(*args: str):
     return run_incbt(args, env=without_incbt_settings(COLUMNS="200"), timeout=120)
+
+
+def test_a_time_going_back_in_the_first_pass_is_said_with_the_pass_it_was_taken_for(tmp_path):
+    """01:10 after 01:20 in the first pass is taken as the second pass's 01:10: the later
+    clock change's own line (01:59 -> 01:00) is then the one out of order. The message
+    says which pass each time was taken for, and how to write them (QA 2026-12-07: it
+    blamed line 7 as plainly unsorted)."""
+    rows = ["00:59", "01:20", "01:10", "01:21", "01:59", "01:00", "01:01"]
+    p = tmp_path / "back.csv"
+    p.write_text(HEAD + "\n" + "".join(f"ES,2024-11-03 {r}:00,1,2,0.5,1.5,3\n" for r in rows))
+    s = incbt.init(str(tmp_path / "s"))
+    with pytest.raises(BadInputError) as e:
+        s.ingest(str(p), tz=NY)
+    assert str(e.value) == (
+        f"{p}, line 7: ts is not increasing (previous bar of this instrument at line 6, at "
+        "2024-11-03T06:59:00Z, 2024-11-03 01:59:00-05:00 in America/New_York; in the hour "
+        "the clocks of America/New_York repeat, naive times are placed by the rows' order: "
+        "the first pass, then the second from the first time that goes back, so a time "
+        "going back within the first pass is taken for the second); instrument 'ES'; value "
+        "'2024-11-03T06:00:00Z, 2024-11-03 01:00:00-05:00 in America/New_York'. Fix: sort "
+        "each instrument's bars by ts and remove duplicates; in that hour, write the times "
+        "with their UTC offset (2024-11-03T01:59:00-04:00 in the first pass, "
+        "2024-11-03T01:59:00-05:00 in the second)"
+    )
+    assert s.sql("SELECT count(*) AS n FROM bars").to_pylist() == [{"n": 0}]

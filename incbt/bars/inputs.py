@@ -43,6 +43,7 @@ from incbt.bars.schema import (
     is_input,
     is_parquet,
     is_text,
+    repeated_hour,
     stamp,
 )
 from incbt.errors import BadInputError, NotFoundError, UsageError
@@ -2542,9 +2543,24 @@ def order_error(
             f"if the file's column {apart!r} names several instruments, --instrument made them "
             f"one: name the bars by it with --map instrument={apart} instead; else {fix}"
         )
+    hour = ""
+    passes = None if tz is None else repeated_hour(prev_ts, tz) or repeated_hour(ts, tz)
+    if tz is not None and passes is not None:
+        # (QA 2026-12-07: a time going back in the first pass of the hour was taken as
+        # the second pass, and the message blamed the clock change's own line after it)
+        hour = (
+            f", at {stamp(prev_ts, tz)}; in the hour the clocks of {tz} repeat, naive "
+            "times are placed by the rows' order: the first pass, then the second from "
+            "the first time that goes back, so a time going back within the first pass "
+            "is taken for the second"
+        )
+        fix += (
+            f"; in that hour, write the times with their UTC offset ({passes[0]} in the "
+            f"first pass, {passes[1]} in the second)"
+        )
     return BadInputError(
         ("duplicate ts" if dup else "ts is not increasing")
-        + f" (previous bar of this instrument at {unit} {prev_where[unit]})",
+        + f" (previous bar of this instrument at {unit} {prev_where[unit]}{hour})",
         file=path,
         **where,
         instrument=instrument,

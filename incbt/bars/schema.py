@@ -158,7 +158,27 @@ def stamp(ns: int, tz: str | None = None) -> str:
     if local.utcoffset() == dt.timedelta(0) and tz.upper() in ("UTC", "ETC/UTC", "GMT"):
         return utc  # (QA 2026-12-07: "...Z, ... in UTC")
     frac = f"{ns % 1_000_000_000:09d}".rstrip("0")  # as written, to the nanosecond
-    return f"{utc}, {local:%Y-%m-%d %H:%M:%S}{'.' + frac if frac else ''} in {tz}"
+    # in the hour an autumn change repeats, with its offset: which pass it was taken for
+    offset = f"{local:%z}"
+    shown = f"{offset[:3]}:{offset[3:]}" if repeated_hour(ns, tz) else ""
+    return f"{utc}, {local:%Y-%m-%d %H:%M:%S}{'.' + frac if frac else ''}{shown} in {tz}"
+
+
+def repeated_hour(ns: int, tz: str) -> tuple[str, str] | None:
+    """Where the time ``ns`` (UTC) falls, in the zone ``tz``, in the hour its clocks
+    repeat at an autumn change (its local time naming two instants): that local time
+    with the offset of its first pass and of its second (``2024-11-03T01:30:00-04:00``,
+    ``...-05:00``); else None."""
+    import datetime as dt
+    import zoneinfo
+
+    try:
+        z = zoneinfo.ZoneInfo(tz)
+        wall = dt.datetime.fromtimestamp(ns // 1_000_000_000, z).replace(tzinfo=None)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OverflowError, OSError):
+        return None
+    first, second = (wall.replace(tzinfo=z, fold=f).isoformat() for f in (0, 1))
+    return None if first == second else (first, second)
 
 
 def ns_to_iso(ns: int) -> str:
