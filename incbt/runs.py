@@ -2288,7 +2288,11 @@ class Run:
         run's instruments; no bars from its start yet)."""
         if instrument is None:
             t = self._builtin("stats")
-            return t.to_pylist()[0] if t.num_rows else {}
+            if not t.num_rows:
+                return {}
+            row = t.to_pylist()[0]
+            del row["run_id"]  # the query's first column: its full id
+            return row
         if not isinstance(instrument, str):  # QA 2026-12-07: 123 was "no day of 123"
             raise UsageError(f"instrument: give an instrument's name, a string, not {instrument!r}")
         t = self._builtin("instrument_stats", instrument)  # its row alone: ~10x faster

@@ -30,7 +30,14 @@ from typing import Any
 from incbt.catalog import runs as rc
 from incbt.engine import params_from_dict
 from incbt.engine.strategy_api import _coerce, shown_value
-from incbt.errors import NotFoundError, StrategyError, UsageError, every_instrument, names
+from incbt.errors import (
+    InternalError,
+    NotFoundError,
+    StrategyError,
+    UsageError,
+    every_instrument,
+    names,
+)
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
 from incbt.results.metrics import SMALLER_FIRST
@@ -46,6 +53,17 @@ RAY_THRESHOLD: int | None = None
 
 # A leaderboard's last column: how many of a run's instruments failed (a strategy error:
 # they hold no rows, and the portfolio is made of the others)
+# the numbers of Sweep.stats() a leaderboard or a pivot may rank by, and those whose
+# smallest is best
+STATS_RANKED = (
+    *("total_pnl", "total_return", "annual_return", "annual_volatility", "sharpe"),
+    *("sortino", "max_drawdown", "max_drawdown_pct", "calmar", "max_drawdown_days"),
+    *("win_days_pct", "best_day", "worst_day", "avg_win_day", "avg_loss_day"),
+    *("profit_factor", "fills", "fees", "turnover", "exposure_pct"),
+)
+STATS_SMALLER_FIRST = frozenset(
+    {"max_drawdown", "max_drawdown_pct", "max_drawdown_days", "annual_volatility", "fees"}
+)
 FAILED_PAIRS = "coalesce(f.failed_pairs, 0) AS failed_pairs"
 FAILED_JOIN = (
     "LEFT JOIN (SELECT run_id AS f_run, count(*) AS failed_pairs FROM failed GROUP BY run_id) f "
@@ -192,13 +210,45 @@ class SweepResult:
             )
         )
 
+    def stats(self) -> Any:
+        """Each run's portfolio statistics, as vectorbt's ``stats()`` per column: a row
+        per grid point (point, run_id, the parameters p_*, then the ``stats`` query's
+        values: README.md says each), bit for bit each run's ``run.stats()``; a run with
+        no day yet has its statistics NULL. A pyarrow Table (``.to_pandas()``)."""
+        from incbt.queries import BUILTIN, _read
+        from incbt.query import run_sql_fresh
+
+        self._here()
+        sql = _read(BUILTIN / "stats.sql")
+        one = "SELECT run_id FROM runs WHERE run_id = $run"  # the query's set of runs
+        if one not in sql:
+            raise InternalError("the stats query's set of runs (its CTE sel) is not found")
+        sql = sql.replace(one, "SELECT run_id FROM sweeps WHERE sweep = $sweep")
+        ps = "".join(f'r."p_{k}", ' for k in self.parameters())
+        query = (
+            f"SELECT sw.point, sw.run_id, {ps}st.* EXCLUDE (run_id) "
+            "FROM sweeps sw JOIN runs r ON r.run_id = sw.run_id "
+            f"LEFT JOIN ({sql.rstrip().rstrip(';')}) st ON st.run_id = sw.run_id "
+            "WHERE sw.sweep = $sweep ORDER BY sw.point"
+        )
+        ids = self.run_ids
+        return self._typed(
+            run_sql_fresh(
+                lambda: self.store.session(only_for=query, runs=ids),
+                query,
+                {"sweep": self.name},
+                name="stats",
+            )
+        )
+
     def leaderboard(self, metric: str = "sharpe", n: int = 10) -> Any:
         """The best ``n`` runs by a portfolio metric (max_drawdown and fees: smallest
-        first)."""
-        if metric not in METRICS:
-            raise UsageError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
+        first), or by a value of :meth:`stats` (sortino, calmar, total_return, ...:
+        max_drawdown_pct, max_drawdown_days and annual_volatility smallest first)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise UsageError(f"n: give how many runs to list (0 or more), not {n!r}")
+        if metric not in METRICS:
+            return self._stats_leaders(metric, n)
         self._here()
         order = "ASC" if metric in SMALLER_FIRST else "DESC"
         cols = ", ".join(
@@ -225,9 +275,7 @@ class SweepResult:
         parameters than x and y), ``agg`` says how to combine them ("max", "min",
         "mean", "median"), or the call is refused.
         """
-        if metric not in METRICS:
-            raise UsageError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
-        g = self.grid.to_pandas()
+        g = (self.grid if metric in METRICS else self._stats_of(metric)).to_pandas()
         params = [c.removeprefix("p_") for c in g.columns if c.startswith("p_")]
         for p in (x, y):
             if p not in params:
@@ -255,6 +303,34 @@ class SweepResult:
         )
         t.index.name, t.columns.name = y, x  # the parameters' names (QA 2026-12-06: p_fast)
         return t
+
+    def _stats_of(self, metric: str) -> Any:
+        """:meth:`stats`, where ``metric`` is one of its numbers (else refused, naming
+        what may be given)."""
+        if metric not in STATS_RANKED:
+            raise UsageError(
+                f"unknown metric {metric!r}; one of {', '.join(METRICS)} (the metrics "
+                f"table's) or {', '.join(m for m in STATS_RANKED if m not in METRICS)} "
+                "(Sweep.stats()'s)"
+            )
+        return self.stats()
+
+    def _stats_leaders(self, metric: str, n: int) -> Any:
+        """leaderboard by a value of :meth:`stats`: its runs in that order (NULLs last,
+        then by run id), the value first after the parameters."""
+        import pyarrow.compute as pc
+
+        t = self._stats_of(metric)
+        ps = [c for c in t.column_names if c.startswith("p_")]
+        cols = ["run_id", *ps, *dict.fromkeys([metric, "sharpe", "total_pnl", "max_drawdown"])]
+        rest = [c for c in t.column_names if c not in cols and c != "point"]
+        t = t.select(cols + rest)
+        order = "ascending" if metric in STATS_SMALLER_FIRST else "descending"
+        # NULL (no day yet, or no value: a sortino without a losing day) last
+        idx = pc.sort_indices(
+            t, sort_keys=[(metric, order, "at_end"), ("run_id", "ascending", "at_end")]
+        )
+        return t.take(idx).slice(0, n)
 
     @property
     def runs(self) -> list[Any]:

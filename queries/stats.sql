@@ -1,7 +1,8 @@
 -- Statistics of one run's portfolio, as vectorbt's stats(): returns, volatility, Sharpe, Sortino, drawdowns, win days, exposure, costs.
 -- param: run  the run id, e.g. -p run=5f2c9e0a1b2c3d4e
 --
--- One row (the terminal shows a row too wide for it as column/value lines), typed:
+-- One row, the run's full id first (the terminal shows a row too wide for it as
+-- column/value lines), typed:
 -- dates stay dates and counts integers in CSV, JSON, Parquet and run.stats(). No row
 -- for a run with no daily rows yet; an unknown run id is refused, as in every query.
 -- Money in the run's currency; total_return, annual_return and annual_volatility as
@@ -14,74 +15,102 @@
 -- (folded by incbt in a fixed order: SQL's float aggregates can differ in their last
 -- bits between two runs of a query), so sharpe is annual_return / annual_volatility up
 -- to those bits, and 0 (not NULL) with fewer than 2 days or no variation (SEMANTICS).
-WITH c AS (
+-- Written over a set of runs (the CTE `sel`; Sweep.stats() runs it over a sweep's),
+-- each window partitioned by run: every float is summed in a fixed order (running sums
+-- by instrument name and date), the same bits every time and for a run alone or in a set.
+WITH sel AS (
+  SELECT run_id FROM runs WHERE run_id = $run
+), c AS (
   -- capital: notional x the run's instruments (its universe; every instrument of the
   -- store for --all), as the portfolio's metrics and Run.equity count it
-  SELECT r.notional * coalesce(r.instruments, a.n) AS capital
-  FROM runs r CROSS JOIN (SELECT count(DISTINCT instrument) AS n FROM files) a
-  WHERE r.run_id = $run
+  SELECT r.run_id, r.notional * coalesce(r.instruments, a.n) AS capital
+  FROM runs r JOIN sel ON sel.run_id = r.run_id
+  CROSS JOIN (SELECT count(DISTINCT instrument) AS n FROM files) a
 ), h AS (
   -- whether the instrument holds units at the day's close (pos), and the change of it
   -- from its previous day with bars: it holds them on the days between too, with no bar
-  SELECT date, instrument, pnl, held - coalesce(lag(held) OVER (PARTITION BY instrument
-         ORDER BY date), 0) AS held_change
-  FROM (SELECT date, instrument, pnl, CASE WHEN pos <> 0 THEN 1 ELSE 0 END AS held
-        FROM daily WHERE run_id = $run) x
+  SELECT run_id, date, instrument, pnl,
+         held - coalesce(lag(held) OVER (PARTITION BY run_id, instrument ORDER BY date), 0)
+           AS held_change
+  FROM (SELECT d.run_id, d.date, d.instrument, d.pnl,
+               CASE WHEN d.pos <> 0 THEN 1 ELSE 0 END AS held
+        FROM daily d JOIN sel ON sel.run_id = d.run_id) x
 ), s AS (
   -- each day's pnl summed in instrument-name order, as the engine sums it (a GROUP BY
   -- sum adds partial sums in the order threads finish): the running sum's last row
   -- (counted ascending: with a DESC count beside it, DataFusion computed the sums from
   -- the other end, in other bits)
-  SELECT date, held_change,
-         sum(pnl) OVER (PARTITION BY date ORDER BY instrument ROWS UNBOUNDED PRECEDING)
-           AS pnl,
-         row_number() OVER (PARTITION BY date ORDER BY instrument) AS k,
-         count(*) OVER (PARTITION BY date) AS n
+  SELECT run_id, date, held_change,
+         sum(pnl) OVER (PARTITION BY run_id, date ORDER BY instrument
+                        ROWS UNBOUNDED PRECEDING) AS pnl,
+         row_number() OVER (PARTITION BY run_id, date ORDER BY instrument) AS k,
+         count(*) OVER (PARTITION BY run_id, date) AS n
   FROM h
 ), p AS (
-  SELECT date, max(CASE WHEN k = n THEN pnl END) AS pnl, sum(held_change) AS held_change
-  FROM s GROUP BY date
+  SELECT run_id, date, max(CASE WHEN k = n THEN pnl END) AS pnl,
+         sum(held_change) AS held_change
+  FROM s GROUP BY run_id, date
 ), e AS (
-  SELECT date, pnl,
-         row_number() OVER (ORDER BY date) AS k,
-         sum(pnl) OVER (ORDER BY date ROWS UNBOUNDED PRECEDING) AS equity,
+  SELECT p.run_id, p.date, p.pnl, p.pnl / c.capital AS ret, c.capital,
+         row_number() OVER (PARTITION BY p.run_id ORDER BY p.date) AS k,
+         count(*) OVER (PARTITION BY p.run_id) AS n,
+         sum(p.pnl) OVER (PARTITION BY p.run_id ORDER BY p.date ROWS UNBOUNDED PRECEDING)
+           AS equity,
          -- instruments holding units at the day's close
-         sum(held_change) OVER (ORDER BY date ROWS UNBOUNDED PRECEDING) AS holding
-  FROM p
+         sum(p.held_change) OVER (PARTITION BY p.run_id ORDER BY p.date
+                                  ROWS UNBOUNDED PRECEDING) AS holding
+  FROM p JOIN c ON c.run_id = p.run_id
 ), w AS (
   -- the peak starts at 0, before the first day (SEMANTICS: max_drawdown's)
-  SELECT date, pnl, k, equity, holding,
-         greatest(max(equity) OVER (ORDER BY date ROWS UNBOUNDED PRECEDING), 0.0) AS peak
+  SELECT run_id, date, pnl, ret, capital, k, n, equity, holding,
+         greatest(max(equity) OVER (PARTITION BY run_id ORDER BY date
+                                    ROWS UNBOUNDED PRECEDING), 0.0) AS peak
   FROM e
 ), u AS (
   -- each day under water with the day its peak was reached (0: the start)
-  SELECT k, equity < peak AS under,
+  SELECT run_id, k, n, equity < peak AS under,
          coalesce(max(CASE WHEN equity >= peak THEN k END)
-                    OVER (ORDER BY date ROWS UNBOUNDED PRECEDING), 0) AS peak_k
+                    OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING), 0)
+           AS peak_k
   FROM w
 ), dd AS (
   -- a drawdown lasts from its peak's day to the first day back at or above the peak
   -- (its last day under water + 1), or to the last day if it never is
-  SELECT max(CASE WHEN last_k = n THEN n - peak_k ELSE last_k + 1 - peak_k END) AS longest
-  FROM (SELECT peak_k, max(k) AS last_k FROM u WHERE under GROUP BY peak_k) x
-  CROSS JOIN (SELECT count(*) AS n FROM w) y
-), agg AS (
-  SELECT min(w.date) AS first_day, max(w.date) AS last_day, count(*) AS days,
-         stddev_samp(w.pnl / c.capital) AS std,
+  SELECT run_id,
+         max(CASE WHEN last_k = n THEN n - peak_k ELSE last_k + 1 - peak_k END) AS longest
+  FROM (SELECT run_id, peak_k, max(n) AS n, max(k) AS last_k FROM u WHERE under
+        GROUP BY run_id, peak_k) x
+  GROUP BY run_id
+), r AS (
+  -- the float aggregates as running ones in date order, taken at the run's last day
+  SELECT run_id, k, n, capital,
+         stddev_samp(ret) OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING)
+           AS std,
          -- downside deviation: sqrt of the mean over every day of min(return, 0)^2
-         sqrt(avg(least(w.pnl / c.capital, 0.0) * least(w.pnl / c.capital, 0.0))) AS down,
-         sum(CASE WHEN w.pnl > 0 THEN 1 ELSE 0 END) AS wins,
-         sum(CASE WHEN w.pnl < 0 THEN 1 ELSE 0 END) AS loss_days,
-         max(w.pnl) AS best_day, min(w.pnl) AS worst_day,
-         avg(CASE WHEN w.pnl > 0 THEN w.pnl END) AS avg_win_day,
-         avg(CASE WHEN w.pnl < 0 THEN w.pnl END) AS avg_loss_day,
-         sum(CASE WHEN w.pnl > 0 THEN w.pnl ELSE 0.0 END) AS gains,
-         sum(CASE WHEN w.pnl < 0 THEN w.pnl ELSE 0.0 END) AS losses,
-         sum(CASE WHEN w.holding > 0 THEN 1 ELSE 0 END) AS held_days,
-         max(c.capital) AS capital
-  FROM w CROSS JOIN c
+         sqrt(avg(least(ret, 0.0) * least(ret, 0.0))
+                OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING)) AS down,
+         avg(CASE WHEN pnl > 0 THEN pnl END)
+           OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING) AS avg_win_day,
+         avg(CASE WHEN pnl < 0 THEN pnl END)
+           OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING) AS avg_loss_day,
+         sum(CASE WHEN pnl > 0 THEN pnl ELSE 0.0 END)
+           OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING) AS gains,
+         sum(CASE WHEN pnl < 0 THEN pnl ELSE 0.0 END)
+           OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING) AS losses
+  FROM w
+), agg AS (
+  SELECT g.run_id, g.first_day, g.last_day, g.days, g.wins, g.loss_days, g.best_day,
+         g.worst_day, g.held_days, r.std, r.down, r.avg_win_day, r.avg_loss_day, r.gains,
+         r.losses, r.capital
+  FROM (SELECT run_id, min(date) AS first_day, max(date) AS last_day, count(*) AS days,
+               sum(CASE WHEN pnl > 0 THEN 1 ELSE 0 END) AS wins,
+               sum(CASE WHEN pnl < 0 THEN 1 ELSE 0 END) AS loss_days,
+               max(pnl) AS best_day, min(pnl) AS worst_day,
+               sum(CASE WHEN holding > 0 THEN 1 ELSE 0 END) AS held_days
+        FROM w GROUP BY run_id) g
+  JOIN r ON r.run_id = g.run_id AND r.k = r.n
 )
-SELECT a.first_day AS start, a.last_day AS "end", a.days,
+SELECT a.run_id, a.first_day AS start, a.last_day AS "end", a.days,
        m.total_pnl,
        m.total_pnl / a.capital AS total_return,
        m.total_pnl / a.capital / a.days * 252 AS annual_return,
@@ -107,7 +136,7 @@ SELECT a.first_day AS start, a.last_day AS "end", a.days,
        m.fills, m.fees, m.turnover,
        100.0 * a.held_days / a.days AS exposure_pct
 FROM agg a
-CROSS JOIN dd
-LEFT JOIN metrics m ON m.run_id = $run AND m.scope = 'portfolio'
--- no row for a run with no days yet (an aggregate of none is one row of NULLs)
-WHERE a.days > 0
+LEFT JOIN dd ON dd.run_id = a.run_id
+LEFT JOIN metrics m ON m.run_id = a.run_id AND m.scope = 'portfolio'
+-- no row for a run with no days yet
+ORDER BY a.run_id

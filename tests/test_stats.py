@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import statistics
 
 import numpy as np
 import pyarrow as pa
@@ -66,7 +67,9 @@ def reference(rows: list[dict], capital: float) -> dict:
     drawdown = float(np.max(np.maximum.accumulate(np.maximum(equity, 0.0)) - equity))
     total = float(np.sum(pnl))
     annual = total / capital / n * 252
-    std = float(np.std(ret, ddof=1)) if n >= 2 else None
+    # exactly (statistics' fractions): np.std of equal returns is a few ulps, not the 0
+    # of the engine's and SQL's running variance, and made a Sharpe of 1e17 (2026-12-07)
+    std = statistics.stdev(ret.tolist()) if n >= 2 else None
     down = math.sqrt(float(np.mean(np.minimum(ret, 0.0) ** 2)))
     wins, losses = pnl[pnl > 0], pnl[pnl < 0]
     with np.errstate(over="ignore"):  # a loss of 1e-300: a profit factor of inf, as SQL's
@@ -168,14 +171,15 @@ def test_the_query_by_name_and_through_the_cli(stores):
     s, runs = stores
     rid = runs[1].run_id
     want = runs[1].stats()
-    assert s.query("stats", {"run": rid[:8]}).to_pylist() == [want]
+    # the query's row: the run's full id (given a prefix), then Run.stats()'s values
+    assert s.query("stats", {"run": rid[:8]}).to_pylist() == [{"run_id": rid} | want]
     p = run_incbt(["--store", s.path, "query", "stats", "-p", f"run={rid[:8]}",
                    "--output", "json"])
     assert p.returncode == 0, p.stderr
     (line,) = p.stdout.splitlines()
     shown = json.loads(line)
-    assert shown == {k: v.isoformat() if isinstance(v, dt.date) else v
-                     for k, v in want.items()}
+    assert shown == {"run_id": rid} | {k: v.isoformat() if isinstance(v, dt.date) else v
+                                        for k, v in want.items()}
     p = run_incbt(["--store", s.path, "query", "stats", "-p", f"run={rid[:8]}"])
     assert p.returncode == 0, p.stderr
     assert "max_drawdown_days" in p.stdout and "exposure_pct" in p.stdout
@@ -273,6 +277,7 @@ def _stats_of(rows, n_inst, universe_all) -> tuple[dict, float]:
     for name, t in tables.items():
         ctx.register_record_batches(name, [t.to_batches()])
     (got,) = run_sql(ctx, SQL, {"run": "r"}).to_pylist()
+    assert got.pop("run_id") == "r"  # first, the run's full id
     return got, capital
 
 
@@ -443,3 +448,45 @@ def test_an_instrument_without_a_row_is_said_with_its_reason(tmp_path):
         later.stats(instrument="S0000")
     with pytest.raises(incbt.UsageError, match="give an instrument's name, a string"):
         two.stats(instrument=["S0000"])
+
+
+# ----------------------------------------------------------------------------- a sweep's
+
+
+def test_a_sweeps_stats_are_each_runs_and_rank_it(tmp_path):
+    """Sweep.stats(): a row per grid point, bit for bit each run's run.stats() (the same
+    query over the sweep's runs); leaderboard and pivot take its values too (QA
+    2026-12-07: sortino and total_return were refused), smallest first where smaller
+    is better; a run with no day yet is a row of NULLs, ranked last."""
+    s = _store(tmp_path, seed=9, days=10)
+    sw = s.sweep("sma_cross", {"fast": [5, 10], "slow": [40, 80, 120]}, name="g",
+                 fee_bps=1.0)
+    t = sw.stats()
+    assert t.column_names[:4] == ["point", "run_id", "p_fast", "p_slow"]
+    assert t.column_names[4:] == COLUMNS
+    assert t.column("point").to_pylist() == list(range(6))
+    for row in t.to_pylist():
+        run = s.run(row.pop("run_id"))
+        assert {k: v for k, v in row.items() if k in COLUMNS} == run.stats()
+        params = run.record.params
+        assert (row["p_fast"], row["p_slow"]) == (params["fast"], params["slow"])
+    for metric, smaller in (("sortino", False), ("max_drawdown_days", True),
+                            ("annual_volatility", True), ("total_return", False)):
+        board = sw.leaderboard(metric, n=4)
+        values = [v for v in board.column(metric).to_pylist() if v is not None]
+        assert board.num_rows == 4 and values == sorted(values, reverse=not smaller)
+        assert board.column_names[:4] == ["run_id", "p_fast", "p_slow", metric]
+        ranked = sorted((r for r in t.to_pylist() if r[metric] is not None),
+                        key=lambda r: (r[metric] if smaller else -r[metric], r["run_id"]))
+        assert board.column("run_id").to_pylist() == [r["run_id"] for r in ranked[:4]]
+    piv = sw.pivot("fast", "slow", "calmar")
+    want = {(r["p_slow"], r["p_fast"]): r["calmar"] for r in t.to_pylist()}
+    assert {(y, x): piv.loc[y, x] for y in piv.index for x in piv.columns} == want
+    with pytest.raises(incbt.UsageError, match="unknown metric 'nope'; one of sharpe, "
+                       "total_pnl, .* or total_return, .*sortino.* \\(Sweep.stats\\(\\)'s\\)"):
+        sw.leaderboard("nope")
+    later = s.sweep("sma_cross", {"fast": [5, 10], "slow": [40]}, name="later",
+                    start="2031-01-01")
+    rows = later.stats().to_pylist()
+    assert len(rows) == 2 and all(r["sortino"] is None and r["days"] is None for r in rows)
+    assert later.leaderboard("sortino").num_rows == 2
