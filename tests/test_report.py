@@ -387,3 +387,20 @@ def test_a_report_to_standard_output(tmp_path):
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("<!DOCTYPE html>") and "· 1 run ·" in p.stdout
     assert "standard output" in p.stderr and not (tmp_path / "-").exists()
+
+
+def test_a_sweeps_report_ranks_by_a_statistic(tmp_path):
+    """--metric takes the stats query's values too (sortino, calmar, ...): the heatmap of
+    it, and the leaderboard ranked by it, with its column; the best run is the
+    leaderboard's first (QA 2026-12-07: refused)."""
+    generate(str(tmp_path / "d"), instruments=3, days=8, start="2024-01-15", seed=62)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    sw = s.sweep("sma_cross", {"fast": [5, 10], "slow": [40, 80]}, name="g")
+    for metric in ("sortino", "max_drawdown_days"):
+        html = Path(sw.report_html(tmp_path / f"{metric}.html", metric)).read_text("utf-8")
+        assert f"<h2>{metric} over fast x slow</h2>" in html
+        best = sw.leaderboard(metric, 1).column("run_id")[0].as_py()
+        assert f"<h2>Best run {best}: equity and drawdown</h2>" in html
+    with pytest.raises(incbt.UsageError, match="unknown metric 'nope'; .*sortino"):
+        sw.report_html(tmp_path / "x.html", "nope")

@@ -472,8 +472,18 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
         f"{FAILED_JOIN} WHERE s.sweep = $s",
         params={"s": name},
     ).to_pandas()
-    if metric not in METRIC_COLUMNS:
-        raise UsageError(f"unknown metric {metric!r}; one of {', '.join(METRIC_COLUMNS)}")
+    from incbt.sweep import STATS_RANKED, STATS_SMALLER_FIRST
+
+    if metric not in METRIC_COLUMNS and metric not in STATS_RANKED:
+        raise UsageError(
+            f"unknown metric {metric!r}; one of {', '.join(METRIC_COLUMNS)} (the metrics "
+            f"table's) or {', '.join(m for m in STATS_RANKED if m not in METRIC_COLUMNS)} "
+            "(the stats query's)"
+        )
+    smaller = STATS_SMALLER_FIRST if metric not in METRIC_COLUMNS else SMALLER_FIRST
+    if metric not in METRIC_COLUMNS:  # a statistic of each run (Sweep.stats): its column
+        st = store.sweeps()[name].stats().select(["run_id", metric]).to_pandas()
+        t = t.merge(st, on="run_id", how="left")
     from incbt.catalog import runs as rc
 
     with store.catalog.env.read() as txn:  # its runs' records: none for a run never
@@ -515,7 +525,7 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     varying = [c for c in pcols if t[c].nunique() > 1]
     if len(varying) >= 2:
         x, y = varying[0], varying[1]
-        best = "min" if metric in SMALLER_FIRST else "max"
+        best = "min" if metric in smaller else "max"
         # every value of both, a cell whose runs all failed included (QA 2026-12-06: its
         # column was gone); an empty cell says why on hover
         piv = t.pivot_table(index=y, columns=x, values=metric, aggfunc=best, dropna=False)
@@ -563,9 +573,11 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
         body.append(f"<h2>{metric} by {x[2:]}</h2>" + _fig_html(fig, "heatmap"))
     # ranked as `leaderboard` ranks (a Sharpe of 0 by definition is 0: SEMANTICS.md)
     board = t.sort_values(
-        [metric, "run_id"], ascending=[metric in SMALLER_FIRST, True], na_position="last"
+        [metric, "run_id"], ascending=[metric in smaller, True], na_position="last"
     )
     cols = ["run_id", *pcols, "sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover"]
+    if metric not in cols:  # the statistic ranked by, beside the metrics
+        cols.insert(1 + len(pcols), metric)
     cols.append("failed_pairs")
     shown = _leaderboard_cells(board.head(30), cols)
     body.append("<h2>Leaderboard</h2>" + _with_note(_table(shown, left=("run_id",)), shown))
