@@ -1598,3 +1598,16 @@ def test_a_time_in_a_message_is_said_to_its_fraction_and_not_twice_in_utc():
     assert stamp(ns - 500_000_000, "UTC") == "2024-01-02T14:31:00Z"  # once, not "in UTC"
     assert stamp(ns - 500_000_000, "Europe/London") == (
         "2024-01-02T14:31:00Z, 2024-01-02 14:31:00 in Europe/London")
+
+
+def test_a_zone_in_other_case_is_named_as_it_is_written(st, tmp_path):
+    """`tz="america/new_york"` (Python) was refused as "--tz ... is not a known time
+    zone", a flag the caller never gave, with no word of the name meant (QA 2026-12-07)."""
+    p = tmp_path / "a.csv"
+    p.write_text(HEADER + "A,2024-01-09 09:30:00,10,11,9,10,100\n")
+    with pytest.raises(incbt.UsageError) as e:
+        st.ingest(str(p), tz="america/new york")
+    assert str(e.value) == (
+        "--tz (tz=) 'america/new york' is not a known time zone; use an IANA name like "
+        "America/New_York (names are case-sensitive: America/New_York)"
+    )

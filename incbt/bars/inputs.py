@@ -1819,7 +1819,7 @@ def _assume_tz(
     except pa.ArrowInvalid:
         pass
     except (pa.ArrowNotImplementedError, KeyError) as exc:
-        raise UsageError(f"--tz {tz!r} is not a known time zone ({exc})") from None
+        raise UsageError(f"--tz (tz=) {tz!r} is not a known time zone ({exc})") from None
 
     def refuse(
         i: int,
@@ -2840,8 +2840,16 @@ def check_tz(tz: str) -> None:
                 else f" (the offset {shown} has no fixed zone of its own: name the place's "
                 "zone, like Asia/Kolkata for +05:30)"
             )
+        else:  # a known name written in other case or with spaces (QA 2026-12-07)
+            import zoneinfo
+
+            key = tz.strip().replace(" ", "_").lower()
+            near = [z for z in zoneinfo.available_timezones() if z.lower() == key]
+            if near:
+                hint = f" (names are case-sensitive: {near[0]})"
         raise UsageError(
-            f"--tz {tz!r} is not a known time zone; use an IANA name like America/New_York" + hint
+            f"--tz (tz=) {tz!r} is not a known time zone; use an IANA name like America/New_York"
+            + hint
         ) from None
 
 
