@@ -518,3 +518,18 @@ def test_a_file_of_failed_downloads_is_refused_naming_its_tickers(tmp_path, row)
         + ". Fix: download the tickers again (yf.download's messages say why it failed), "
         "or remove the file from the ingest"
     )
+
+
+def test_a_ticker_line_naming_no_ticker_is_said_at_its_line(tmp_path):
+    """QA 2026-12-07: "line 4: invalid instrument name; value ''", the first bar's line."""
+    p = tmp_path / "yf.csv"
+    p.write_text("Price,Close,Close,High,High,Low,Low,Open,Open,Volume,Volume\n"
+                 "Ticker,AAPL,,AAPL,,AAPL,,AAPL,,AAPL,\n"
+                 "Datetime,,,,,,,,,,\n"
+                 "2024-01-02 14:30:00+00:00,10,10,11,11,9,9,10,10,100,100\n")
+    assert refused(tmp_path, p) == (
+        f"{p}, line 2: the Ticker line names no ticker in field 3 (under Close): yfinance's "
+        "second line names each column's instrument; value ''. Fix: give each column its "
+        "ticker on the second line (as yfinance writes it), or, for a file of one "
+        "instrument's bars, name it with --instrument NAME"
+    )

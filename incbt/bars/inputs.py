@@ -1441,6 +1441,17 @@ def _read_stacked(
     some empty and others not is refused; a ticker without a bar in the file (a download
     that failed: yfinance leaves its columns empty) is said (``no_bars``)."""
     tickers = list(dict.fromkeys(st.tickers))
+    blank = [k for k, t in enumerate(st.tickers) if not t.strip()]
+    if blank and instrument is None:  # (QA 2026-12-07: said at the first bar's line)
+        raise BadInputError(
+            f"the Ticker line names no ticker in field {blank[0] + 2} (under "
+            f"{st.prices[blank[0]]}): yfinance's second line names each column's instrument",
+            file=path,
+            line=2,
+            value="",
+            fix="give each column its ticker on the second line (as yfinance writes it), "
+            "or, for a file of one instrument's bars, name it with --instrument NAME",
+        )
     if instrument is not None and len(tickers) > 1:
         raise BadInputError(
             f"the file holds the bars of {len(tickers)} tickers ({', '.join(tickers[:4])}"
