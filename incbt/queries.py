@@ -228,7 +228,14 @@ def prepare_named(
     sql = fill_identifiers(sql, params, name, how)
     check_params(sql, params, name, how)
     if "run" in params:  # a run id: a unique prefix is enough, as everywhere else
-        params["run"] = store.run(str(params["run"])).run_id
+        rid = params["run"]  # (the CLI's -p are text; Python's 3 or None was "run '3'",
+        # QA 2026-12-07)
+        if not isinstance(rid, str):
+            raise UsageError(
+                f"{how.format('run')}: give a run id (or a unique prefix of one), a "
+                f"string, not {rid!r}"
+            )
+        params["run"] = store.run(rid).run_id
     if "sweep" in params:  # a sweep that is not there: said, not an empty table
         from incbt.sweep import get_sweep, no_such_sweep
 

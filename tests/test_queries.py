@@ -990,3 +990,13 @@ def test_sql_in_a_process_forked_after_sql_is_refused_not_hung(results):
     assert "which cannot run in this process: it was forked from process" in said, said
     assert "'spawn'" in said, said
     assert s.sql("SELECT count(*) AS n FROM bars")["n"][0].as_py() > 0
+
+
+def test_a_run_parameter_that_is_not_text_is_refused(results):
+    """QA 2026-12-07: {"run": 3} was taken as the prefix "3"; None as "no run 'None'"."""
+    s, _ = results
+    for bad in (3, None, 3.5):
+        with pytest.raises(incbt.UsageError, match=(
+                f"params\\['run'\\]: give a run id \\(or a unique prefix of one\\), a "
+                f"string, not {bad}")):
+            s.query("pnl_by_year", {"run": bad})
