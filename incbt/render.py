@@ -331,9 +331,13 @@ def write_table(
     screen = _stdout()
     if not _fits(table.slice(0, max_rows), screen.width):
         # a column each, too many for the width: rich shrank every one to nothing, and
-        # 300 columns printed only borders (QA 2026-12-06); a record a table instead
+        # 300 columns printed only borders (QA 2026-12-06); a record a column instead,
+        # as many side by side as the width takes (QA 2026-12-07: a table each, 29 lines
+        # a row of instrument_stats, 580 for its first 20)
         max_rows = min(max_rows, RECORDS_SHOWN)
-        tables = [_record(table, k, title) for k in range(min(table.num_rows, max_rows))]
+        part = table.slice(0, max_rows)
+        groups = _side_by_side(part, screen.width)
+        tables = [_records(part, ks, table.num_rows, title) for ks in groups]
         hint = "; --output csv for a row a line"
     else:
         t = Table(title=title, show_lines=False)
@@ -406,14 +410,35 @@ def _fits(table: pa.Table, width: int) -> bool:
     return need <= width
 
 
-def _record(table: pa.Table, k: int, title: str | None) -> Table:
-    """Row ``k`` of ``table`` as a table of (column, value) lines."""
-    t = Table(title=f"{title + ': ' if title else ''}row {k + 1} of {table.num_rows}")
+def _records(table: pa.Table, rows: list[int], total: int, title: str | None) -> Table:
+    """Rows ``rows`` of ``table`` side by side, a column each ("row K of TOTAL"), its
+    columns' names down the left."""
+    t = Table(title=title)
     t.add_column("column", overflow="fold")
-    t.add_column("value", overflow="fold")
-    for name, col in zip(table.column_names, table.columns, strict=True):
-        t.add_row(name, _cell(col[k].as_py()))
+    for k in rows:
+        t.add_column(f"row {k + 1} of {total}", overflow="fold")
+    cells = [[_cell(v) for v in col.to_pylist()] for col in table.columns]
+    for name, col in zip(table.column_names, cells, strict=True):
+        t.add_row(name, *(col[k] for k in rows))
     return t
+
+
+def _side_by_side(table: pa.Table, width: int) -> list[list[int]]:
+    """The rows of ``table`` in groups that fit ``width`` as :func:`_records` shows them
+    (a row at least in each; a cell of more than 40 characters folds)."""
+    label = max((len(n) for n in table.column_names), default=6) + 4
+    cells = [[len(_cell(v)) for v in col.to_pylist()] for col in table.columns]
+    groups: list[list[int]] = []
+    used = label
+    for k in range(table.num_rows):
+        need = min(40, max([len(f"row {k + 1} of {table.num_rows}"), *(c[k] for c in cells)]))
+        if groups and used + need + 3 <= width:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+            used = label
+        used += need + 3
+    return groups
 
 
 def _names_apart(table: pa.Table, output: str) -> None:

@@ -380,6 +380,10 @@ def test_a_row_too_wide_for_the_screen_is_shown_a_column_a_line(filled):
     out = run("query", f"SELECT {cols} FROM bars LIMIT 25", store=filled.path).stdout
     assert "row 1 of 25" in out and "│ column_299 │ 299" in out
     assert "row 20 of 25" in out and "row 21 of 25" not in out
+    # rows side by side, as many as the width takes (QA 2026-12-07: a table each, 20
+    # tables of 300 lines); the pipe's 200 columns take 13, then the other 7
+    lines = [x.split("│")[2:-1] for x in out.splitlines() if x.startswith("│ column_299 ")]
+    assert [[c.strip() for c in x] for x in lines] == [["299"] * 13, ["299"] * 7]
     assert "... 5 more rows (use --output csv for all; --output csv for a row a line)" in out
     narrow = run("query", "SELECT 1 AS a, 2 AS b", store=filled.path).stdout
     assert "row 1" not in narrow and "│ 1 │ 2 │" in narrow

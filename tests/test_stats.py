@@ -223,7 +223,9 @@ def test_a_run_whose_every_day_is_flat(tmp_path):
 # -- the query over daily rows Hypothesis writes ------------------------------------
 
 DAY0 = dt.date(2024, 1, 1)
-money = st.one_of(st.just(0.0), st.floats(-5000, 5000, allow_nan=False))
+# money to the cent (a float of 1e-308 made a return below the smallest normal float,
+# whose variance the engine's running sums round to 0 and an exact one does not)
+money = st.one_of(st.just(0.0), st.integers(-500_000, 500_000).map(lambda c: c / 100))
 
 
 @st.composite
