@@ -318,13 +318,33 @@ class SweepResult:
     def _stats_leaders(self, metric: str, n: int) -> Any:
         """leaderboard by a value of :meth:`stats`: its runs in that order (NULLs last,
         then by run id), the value first after the parameters."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         t = self._stats_of(metric)
+        # each run's params and failed_pairs, as the metrics' leaderboard has them (QA
+        # 2026-12-07: a ranking by sortino had no failed_pairs, README's "each run with
+        # its failed_pairs")
+        more = {
+            r["run_id"]: r
+            for r in self.store.sql(
+                f"SELECT r.run_id, r.params, {FAILED_PAIRS} FROM sweeps s "
+                f"JOIN runs r USING (run_id) {FAILED_JOIN} WHERE s.sweep = $s",
+                params={"s": self.name},
+            ).to_pylist()
+        }
+        ids = t.column("run_id").to_pylist()
+        t = t.append_column(
+            "params", pa.array([more.get(i, {}).get("params") for i in ids], pa.string())
+        ).append_column(
+            "failed_pairs",
+            pa.array([more.get(i, {}).get("failed_pairs", 0) for i in ids], pa.int64()),
+        )
         ps = [c for c in t.column_names if c.startswith("p_")]
-        cols = ["run_id", *ps, *dict.fromkeys([metric, "sharpe", "total_pnl", "max_drawdown"])]
-        rest = [c for c in t.column_names if c not in cols and c != "point"]
-        t = t.select(cols + rest)
+        head = ["run_id", "params", *ps]
+        cols = [*head, *dict.fromkeys([metric, "sharpe", "total_pnl", "max_drawdown"])]
+        rest = [c for c in t.column_names if c not in cols and c not in ("point", "failed_pairs")]
+        t = t.select([*cols, *rest, "failed_pairs"])
         order = "ascending" if metric in STATS_SMALLER_FIRST else "descending"
         # NULL (no day yet, or no value: a sortino without a losing day) last
         idx = pc.sort_indices(

@@ -404,3 +404,22 @@ def test_a_sweeps_report_ranks_by_a_statistic(tmp_path):
         assert f"<h2>Best run {best}: equity and drawdown</h2>" in html
     with pytest.raises(incbt.UsageError, match="unknown metric 'nope'; .*sortino"):
         sw.report_html(tmp_path / "x.html", "nope")
+
+
+def test_a_heatmap_cell_of_no_value_says_why_not_every_run_failed(tmp_path):
+    """A statistic undefined for its runs (annual_volatility of one day) or runs with no
+    day yet: the heatmap's cell and the leaderboard say so (QA 2026-12-07: "n/a (every
+    run failed)" on the heatmap, a bare "n/a" in the leaderboard, no run having failed)."""
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-01-15", seed=62)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    sw = s.sweep("sma_cross", {"fast": [2, 3], "slow": [5, 6]}, name="g", start="2024-01-17")
+    html = Path(sw.report_html(tmp_path / "v.html", "annual_volatility")).read_text("utf-8")
+    assert "every run failed" not in html
+    assert html.count("n\\u002fa (one day)") == 4  # the heatmap's cells (JSON-escaped)
+    assert html.count(">n/a (one day)</td>") == 4  # the leaderboard's
+    later = s.sweep("sma_cross", {"fast": [2, 3], "slow": [5, 6]}, name="later",
+                    start="2031-01-01")
+    html = Path(later.report_html(tmp_path / "l.html", "sortino")).read_text("utf-8")
+    assert "every run failed" not in html
+    assert html.count("n\\u002fa (no results yet)") == 4

@@ -80,7 +80,10 @@ def reference(rows: list[dict], capital: float) -> dict:
         "total_return": total / capital,
         "annual_return": annual,
         "annual_volatility": None if std is None else std * math.sqrt(252),
-        "sharpe": np.mean(ret) / std * math.sqrt(252) if std else 0.0,
+        # 0 where the variance is no float64 (std**2 underflows to 0: the engine's
+        # running m2 is then 0, "no variation"; QA 2026-12-07: returns 0 and 1.2e-227
+        # gave the exact std's Sharpe of 11.2 against the engine's 0)
+        "sharpe": np.mean(ret) / std * math.sqrt(252) if std and std * std > 0 else 0.0,
         "sortino": annual / (down * math.sqrt(252)) if n >= 2 and down > 0 else None,
         "max_drawdown": drawdown,
         "max_drawdown_pct": 100 * drawdown / capital,
@@ -477,7 +480,8 @@ def test_a_sweeps_stats_are_each_runs_and_rank_it(tmp_path):
         board = sw.leaderboard(metric, n=4)
         values = [v for v in board.column(metric).to_pylist() if v is not None]
         assert board.num_rows == 4 and values == sorted(values, reverse=not smaller)
-        assert board.column_names[:4] == ["run_id", "p_fast", "p_slow", metric]
+        assert board.column_names[:5] == ["run_id", "params", "p_fast", "p_slow", metric]
+        assert board.column_names[-1] == "failed_pairs"
         ranked = sorted((r for r in t.to_pylist() if r[metric] is not None),
                         key=lambda r: (r[metric] if smaller else -r[metric], r["run_id"]))
         assert board.column("run_id").to_pylist() == [r["run_id"] for r in ranked[:4]]
@@ -492,3 +496,46 @@ def test_a_sweeps_stats_are_each_runs_and_rank_it(tmp_path):
     rows = later.stats().to_pylist()
     assert len(rows) == 2 and all(r["sortino"] is None and r["days"] is None for r in rows)
     assert later.leaderboard("sortino").num_rows == 2
+
+
+FLAKY = """
+import incbt
+
+@incbt.strategy(
+    params={"n": incbt.Param(int, default=5, min=2), "cap": incbt.Param(float, default=1.0)},
+    state=("seen",), warmup=lambda p: p["n"], reads=("close",),
+)
+def flaky(p, s, o, h, l, c, v, i):
+    \"\"\"Raises where the close is above cap.\"\"\"
+    if c[i] > p[1]:
+        raise ValueError("above cap")
+    s[0] += 1
+    if s[0] <= int(p[0]):
+        return 0
+    return 1 if c[i] > c[i - int(p[0])] else -1
+"""
+
+
+def test_a_leaderboard_by_a_statistic_has_each_runs_failed_pairs(tmp_path):
+    """Ranked by a value of Sweep.stats(), the leaderboard has each run's params and
+    failed_pairs, as ranked by a metric (README: "each run with its failed_pairs"; QA
+    2026-12-07: ranked by sortino it had neither)."""
+    import warnings
+
+    s = _store(tmp_path, seed=9, days=6)
+    f = tmp_path / "flaky.py"
+    f.write_text(FLAKY)
+    closes = s.sql("SELECT instrument, max(close) AS c FROM bars GROUP BY 1").to_pylist()
+    caps = sorted(r["c"] for r in closes)  # fails on the instruments above each cap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sw = s.sweep("flaky", {"n": [3, 5], "cap": [caps[0] + 0.01, caps[-1] + 1.0]},
+                     name="g", strategies_file=str(f))
+    by_metric = {r["run_id"]: r for r in sw.leaderboard("sharpe", 10).to_pylist()}
+    assert {r["failed_pairs"] for r in by_metric.values()} == {0, 2}
+    for metric in ("sortino", "calmar", "total_return"):
+        board = sw.leaderboard(metric, 10)
+        assert board.column_names[-1] == "failed_pairs"
+        for r in board.to_pylist():
+            want = by_metric[r["run_id"]]
+            assert (r["params"], r["failed_pairs"]) == (want["params"], want["failed_pairs"])

@@ -530,13 +530,14 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
         # column was gone); an empty cell says why on hover
         piv = t.pivot_table(index=y, columns=x, values=metric, aggfunc=best, dropna=False)
         have = set(zip(t[y].tolist(), t[x].tolist(), strict=True))
+        why = _cells_why(t, x, y, metric)
         gone = {(r.params.get(y[2:]), r.params.get(x[2:])) for r in dropped}
         z = piv.to_numpy()
         words = [
             [
                 f"{z[i, j]:.6g}"
                 if z[i, j] == z[i, j]
-                else "n/a (every run failed)"
+                else why.get((yv, xv), NA)
                 if (yv, xv) in have
                 else "no run: dropped (incbt drop)"
                 if (yv, xv) in gone
@@ -602,11 +603,51 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
 METRIC_COLUMNS = ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover")
 
 
+# why a value of the stats query is NULL for a run with results (README.md: stats)
+STAT_UNDEFINED = {
+    "annual_volatility": "one day",
+    "sortino": "fewer than 2 days, or no losing day",
+    "calmar": "no drawdown",
+    "avg_win_day": "no winning day",
+    "avg_loss_day": "no losing day",
+    "profit_factor": "no losing day",
+}
+
+
+def _why_missing(r: Any, metric: str) -> str:
+    """Why run ``r`` (a row with sharpe and failed_pairs) has no value of ``metric``."""
+    if _missing(r["sharpe"]):  # no portfolio row: failed everywhere, or no day yet
+        return "n/a (failed)" if r["failed_pairs"] else "n/a (no results yet)"
+    return f"{NA} ({STAT_UNDEFINED.get(metric, 'not defined')})"
+
+
+def _cells_why(t: pd.DataFrame, x: str, y: str, metric: str) -> dict[tuple[Any, Any], str]:
+    """A heatmap's cell of no value: why, from its runs (QA 2026-12-07: a cell of runs of
+    one day, their annual_volatility undefined, or of runs with no day yet, said "every
+    run failed")."""
+    out = {}
+    for (yv, xv), g in t.groupby([y, x], dropna=False):
+        whys = {_why_missing(r, metric) for _, r in g.iterrows() if _missing(r[metric])}
+        if whys == {"n/a (failed)"}:
+            out[(yv, xv)] = "n/a (every run failed)"
+        elif len(whys) == 1:
+            out[(yv, xv)] = whys.pop()
+        else:
+            out[(yv, xv)] = f"{NA} ({'; '.join(sorted(w[5:-1] for w in whys))})"
+    return out
+
+
 def _leaderboard_cells(top: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     """The leaderboard's rows as shown: a run with no portfolio row says why (it failed
-    everywhere, or holds no day yet), a Sharpe that is undefined says so."""
+    everywhere, or holds no day yet), a Sharpe that is undefined says so, and so does a
+    statistic ranked by (sortino without a losing day, ...)."""
     shown = top[cols].astype(object)
+    extra = [c for c in cols if c in STAT_UNDEFINED or c not in (*METRIC_COLUMNS, "run_id")]
+    extra = [c for c in extra if not c.startswith("p_") and c != "failed_pairs"]
     for idx, r in top.iterrows():
+        for c in extra:
+            if _missing(r[c]):
+                shown.at[idx, c] = _why_missing(r, c)
         if _missing(r["sharpe"]):
             why = "n/a (failed)" if r["failed_pairs"] else "n/a (no results yet)"
             for c in METRIC_COLUMNS:
