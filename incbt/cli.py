@@ -1056,7 +1056,8 @@ def report(
         str | None,
         typer.Option(
             help="A sweep's heatmap and ranking metric: sharpe (the default), "
-            "total_pnl, max_drawdown, fills, fees, turnover."
+            "total_pnl, max_drawdown, fills, fees, turnover, or a value of the stats "
+            "query (sortino, calmar, total_return, max_drawdown_days, ...)."
         ),
     ] = None,
 ) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -231,15 +232,20 @@ class SweepResult:
             f"LEFT JOIN ({sql.rstrip().rstrip(';')}) st ON st.run_id = sw.run_id "
             "WHERE sw.sweep = $sweep ORDER BY sw.point"
         )
-        ids = self.run_ids
-        return self._typed(
-            run_sql_fresh(
-                lambda: self.store.session(only_for=query, runs=ids),
+        # the session reads the daily rows of these runs alone: runs an update replaced
+        # meanwhile (a code change) would read as NULL, so it runs again on the new ones
+        # (QA 2026-12-07, read in the code)
+        for _ in range(3):
+            ids = self.run_ids
+            t = run_sql_fresh(
+                functools.partial(self.store.session, only_for=query, runs=ids),
                 query,
                 {"sweep": self.name},
                 name="stats",
             )
-        )
+            if self.run_ids == ids:
+                break
+        return self._typed(t)
 
     def leaderboard(self, metric: str = "sharpe", n: int = 10) -> Any:
         """The best ``n`` runs by a portfolio metric (max_drawdown and fees: smallest

@@ -539,3 +539,23 @@ def test_a_leaderboard_by_a_statistic_has_each_runs_failed_pairs(tmp_path):
         for r in board.to_pylist():
             want = by_metric[r["run_id"]]
             assert (r["params"], r["failed_pairs"]) == (want["params"], want["failed_pairs"])
+
+
+def test_a_sweeps_stats_read_again_when_its_runs_change_meanwhile(tmp_path, monkeypatch):
+    """Its session reads the daily rows of the runs it was given: runs replaced by an
+    update meanwhile read as NULL, so it reads again (QA 2026-12-07)."""
+    from incbt.sweep import SweepResult
+
+    s = _store(tmp_path, seed=4, days=6)
+    sw = s.sweep("sma_cross", {"fast": [5, 10], "slow": [40]}, name="g")
+    want = sw.stats()
+    assert want.column("sortino").null_count == 0
+    ids = sw.run_ids
+    seen = []
+
+    def run_ids(self):  # the first read, the sweep's runs before an update
+        seen.append(1)
+        return ids[:1] if len(seen) == 1 else ids
+
+    monkeypatch.setattr(SweepResult, "run_ids", property(run_ids))
+    assert sw.stats().equals(want) and len(seen) >= 3
