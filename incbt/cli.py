@@ -623,10 +623,20 @@ def query(
             raise
         k = bad[0]
         have = [c[2:] for c in st.sql("SELECT * FROM runs LIMIT 0").column_names if c[:2] == "p_"]
+        from incbt.sweep import STATS_RANKED
+
+        stat = names_given[k] in STATS_RANKED  # a value of the stats query (QA 2026-12-07)
         raise UsageError(
             f"query {name}: -p {k}={names_given[k]!r} names no column it can read (the "
             f"strategies' parameters here: {', '.join(have) or 'none'}; the metrics: "
             "sharpe, total_pnl, max_drawdown, fills, fees, turnover)"
+            + (
+                f"; {names_given[k]} is a value of the stats query, over a sweep in "
+                f"`incbt report SWEEP --metric {names_given[k]}` (a heatmap) or Python's "
+                f"sweep.pivot(x, y, {names_given[k]!r})"
+                if stat
+                else ""
+            )
         ) from None
     if pivot:
         from incbt.render import pivot_table

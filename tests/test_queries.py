@@ -675,6 +675,10 @@ def test_cli_a_column_name_the_query_cannot_read_is_bad_usage(results):
         "error: query grid_pivot: -p x='nope' names no column it can read (the strategies' "
         "parameters here: fast, k, lookback, slow, window; the metrics: sharpe, total_pnl, "
         "max_drawdown, fills, fees, turnover)"), p.stderr
+    p = query("-p", "x=fast", "-p", "y=slow", "-p", "metric=sortino")  # a statistic
+    assert p.returncode == 2 and p.stderr.strip().endswith(
+        "; sortino is a value of the stats query, over a sweep in `incbt report SWEEP "
+        "--metric sortino` (a heatmap) or Python's sweep.pivot(x, y, 'sortino')"), p.stderr
     p = query("-p", "x=fast", "-p", "y=slow", "-p", "metric=2024")
     assert p.returncode == 2 and "not starting with a digit" in p.stderr, p.stderr
     p = query("-p", "x=fast", "-p", "y=slow", "-p", "metric=sharpe", "--pivot")
