@@ -160,8 +160,18 @@ class SweepResult:
 
     def parameters(self) -> list[str]:
         """The strategy's parameters, in the order it declares them (as a run records
-        them, by name, when the strategy is not at hand)."""
+        them, by name, when the strategy cannot be loaded)."""
         self._here()
+        if not self.declared and self.run_ids:  # a sweep of the store (Store.sweeps): its
+            # strategy's order, not the record's sorted names (QA 2026-12-07)
+            with self.store.catalog.env.read() as txn:
+                rec = rc.get_run(self.store.catalog, txn, self.run_ids[0])
+            if rec is not None:
+                from incbt.execute import resolve_strategy
+
+                with contextlib.suppress(Exception):  # a file gone or changed: by name
+                    strat = resolve_strategy(rec.strategy, rec.source, rec.code_version, False)
+                    self.declared = [p.name for p in strat.params]
         return self.declared or list(self._params())
 
     def _typed(self, t: Any) -> Any:

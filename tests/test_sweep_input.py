@@ -866,3 +866,14 @@ def test_a_sweep_on_ray_of_new_runs_plans_once(swept, monkeypatch):
     again = swept.sweep("sma_cross", grid, name="once", resume=True, workers=2)
     # the dry run that finds nothing to compute, then the call's own (no Ray made)
     assert again.report.bars_processed == 0 and made == [2] and len(plans) == 2
+
+
+def test_a_stores_sweep_shows_its_parameters_in_the_strategys_order(swept):
+    """bollinger declares window, then k: a sweep from store.sweeps() listed p_k first,
+    the record's sorted names (QA 2026-12-07); the sweep call's own object did not."""
+    made = swept.sweep("bollinger", {"window": [10, 20], "k": [1.5]}, name="order")
+    again = swept.sweeps()["order"]
+    for sw in (made, again):
+        assert sw.parameters() == ["window", "k"]
+        assert sw.leaderboard().column_names[2:4] == ["p_window", "p_k"]
+        assert sw.stats().column_names[2:4] == ["p_window", "p_k"]
