@@ -52,8 +52,6 @@ from incbt.runs import EXEC_NAMES, UpdateReport, bring_up_to_date, register_many
 RAY_THRESHOLD: int | None = None
 
 
-# A leaderboard's last column: how many of a run's instruments failed (a strategy error:
-# they hold no rows, and the portfolio is made of the others)
 # the numbers of Sweep.stats() a leaderboard or a pivot may rank by, and those whose
 # smallest is best
 STATS_RANKED = (
@@ -65,6 +63,8 @@ STATS_RANKED = (
 STATS_SMALLER_FIRST = frozenset(
     {"max_drawdown", "max_drawdown_pct", "max_drawdown_days", "annual_volatility", "fees"}
 )
+# A leaderboard's last column: how many of a run's instruments failed (a strategy error:
+# they hold no rows, and the portfolio is made of the others)
 FAILED_PAIRS = "coalesce(f.failed_pairs, 0) AS failed_pairs"
 FAILED_JOIN = (
     "LEFT JOIN (SELECT run_id AS f_run, count(*) AS failed_pairs FROM failed GROUP BY run_id) f "
@@ -166,9 +166,7 @@ class SweepResult:
             # strategy's order, not the record's sorted names (QA 2026-12-07)
             with self.store.catalog.env.read() as txn:
                 rec = rc.get_run(self.store.catalog, txn, self.run_ids[0])
-            if rec is not None:
-                from incbt.execute import resolve_strategy
-
+            if rec is not None:  # (a user's file may raise anything as it loads)
                 with contextlib.suppress(Exception):  # a file gone or changed: by name
                     strat = resolve_strategy(rec.strategy, rec.source, rec.code_version, False)
                     self.declared = [p.name for p in strat.params]
