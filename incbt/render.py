@@ -336,8 +336,10 @@ def write_table(
         # a row of instrument_stats, 580 for its first 20)
         max_rows = min(max_rows, RECORDS_SHOWN)
         part = table.slice(0, max_rows)
-        groups = _side_by_side(part, screen.width)
-        tables = [_records(part, ks, table.num_rows, title) for ks in groups]
+        cells = [[_cell(v) for v in col.to_pylist()] for col in part.columns]
+        names = part.column_names
+        groups = _side_by_side(names, cells, table.num_rows, screen.width)
+        tables = [_records(names, cells, ks, table.num_rows, title) for ks in groups]
         hint = "; --output csv for a row a line"
     else:
         t = Table(title=title, show_lines=False)
@@ -410,28 +412,30 @@ def _fits(table: pa.Table, width: int) -> bool:
     return need <= width
 
 
-def _records(table: pa.Table, rows: list[int], total: int, title: str | None) -> Table:
-    """Rows ``rows`` of ``table`` side by side, a column each ("row K of TOTAL"), its
-    columns' names down the left."""
+def _records(
+    names: list[str], cells: list[list[str]], rows: list[int], total: int, title: str | None
+) -> Table:
+    """Rows ``rows`` of a table (its columns' ``names`` and their ``cells`` as shown)
+    side by side, a column each ("row K of TOTAL"), the names down the left."""
     t = Table(title=title)
     t.add_column("column", overflow="fold")
     for k in rows:
         t.add_column(f"row {k + 1} of {total}", overflow="fold")
-    cells = [[_cell(v) for v in col.to_pylist()] for col in table.columns]
-    for name, col in zip(table.column_names, cells, strict=True):
+    for name, col in zip(names, cells, strict=True):
         t.add_row(name, *(col[k] for k in rows))
     return t
 
 
-def _side_by_side(table: pa.Table, width: int) -> list[list[int]]:
-    """The rows of ``table`` in groups that fit ``width`` as :func:`_records` shows them
+def _side_by_side(
+    names: list[str], cells: list[list[str]], total: int, width: int
+) -> list[list[int]]:
+    """The rows of a table in groups that fit ``width`` as :func:`_records` shows them
     (a row at least in each; a cell of more than 40 characters folds)."""
-    label = max((len(n) for n in table.column_names), default=6) + 4
-    cells = [[len(_cell(v)) for v in col.to_pylist()] for col in table.columns]
+    label = max((len(n) for n in names), default=6) + 4
     groups: list[list[int]] = []
     used = label
-    for k in range(table.num_rows):
-        need = min(40, max([len(f"row {k + 1} of {table.num_rows}"), *(c[k] for c in cells)]))
+    for k in range(len(cells[0]) if cells else 0):
+        need = min(40, max([len(f"row {k + 1} of {total}"), *(len(c[k]) for c in cells)]))
         if groups and used + need + 3 <= width:
             groups[-1].append(k)
         else:

@@ -60,9 +60,19 @@ STATS_RANKED = (
     *("win_days_pct", "best_day", "worst_day", "avg_win_day", "avg_loss_day"),
     *("profit_factor", "fills", "fees", "turnover", "exposure_pct"),
 )
-STATS_SMALLER_FIRST = frozenset(
-    {"max_drawdown", "max_drawdown_pct", "max_drawdown_days", "annual_volatility", "fees"}
-)
+STATS_SMALLER_FIRST = SMALLER_FIRST | {"max_drawdown_pct", "max_drawdown_days", "annual_volatility"}
+
+
+def ranked_metric(metric: str, whose: str) -> None:
+    """Refuse a ``metric`` that is neither a metrics column nor a value of the stats
+    query, naming both (``whose``: what the latter are, as the caller says them)."""
+    if metric not in METRICS and metric not in STATS_RANKED:
+        raise UsageError(
+            f"unknown metric {metric!r}; one of {', '.join(METRICS)} (the metrics "
+            f"table's) or {', '.join(m for m in STATS_RANKED if m not in METRICS)} ({whose})"
+        )
+
+
 # A leaderboard's last column: how many of a run's instruments failed (a strategy error:
 # they hold no rows, and the portfolio is made of the others)
 FAILED_PAIRS = "coalesce(f.failed_pairs, 0) AS failed_pairs"
@@ -321,12 +331,7 @@ class SweepResult:
     def _stats_of(self, metric: str) -> Any:
         """:meth:`stats`, where ``metric`` is one of its numbers (else refused, naming
         what may be given)."""
-        if metric not in STATS_RANKED:
-            raise UsageError(
-                f"unknown metric {metric!r}; one of {', '.join(METRICS)} (the metrics "
-                f"table's) or {', '.join(m for m in STATS_RANKED if m not in METRICS)} "
-                "(Sweep.stats()'s)"
-            )
+        ranked_metric(metric, "Sweep.stats()'s")
         return self.stats()
 
     def _stats_leaders(self, metric: str, n: int) -> Any:

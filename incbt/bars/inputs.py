@@ -1061,13 +1061,10 @@ def _parse_ts_format(
         bad = _not_there(base, parsed, base_fmt)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        where = _at(fkind, i)
-        if instruments is not None:
-            where["instrument"] = str(instruments[i].as_py())
         raise BadInputError(
             f"ts does not read as --ts-format {fmt}",
             file=path,
-            **where,
+            **_at_named(fkind, i, instruments),
             value=text[i].as_py(),
             fix=_format_fix(fmt, str(text[i].as_py())),
         )
@@ -1669,10 +1666,7 @@ def _parse_ts_text(
     """Strings (ISO-8601 with offset, or integer epoch ns) to int64 ns UTC."""
 
     def where(i: int) -> dict[str, Any]:
-        out = _at(fkind, i)
-        if instruments is not None:
-            out["instrument"] = str(instruments[i].as_py())
-        return out
+        return _at_named(fkind, i, instruments)
 
     if kind == "int":
         try:
@@ -1838,13 +1832,10 @@ def _assume_tz(
         cls: type[BadInputError] = BadInputError,
         fix: str = "give timestamps with an explicit UTC offset around daylight-saving changes",
     ) -> None:
-        where = _at(fkind, i)
-        if instruments is not None:
-            where["instrument"] = str(instruments[i].as_py())
         raise cls(
             f"ts {reason}",
             file=path,
-            **where,
+            **_at_named(fkind, i, instruments),
             value=str(naive[i].as_py() if text is None else text[i].as_py()),
             fix=fix,
         )
@@ -2599,6 +2590,14 @@ def _at(kind: str, i: int) -> dict[str, Any]:
     if rows is not None and kind == "csv":  # a row of the table the file's rows made
         i = int(rows[i])
     return {"line": int(i) + 1 + _head()} if kind == "csv" else {"row": int(i) + 1}
+
+
+def _at_named(kind: str, i: int, instruments: Any) -> dict[str, Any]:
+    """:func:`_at`, with the row's instrument where the rows' names are given."""
+    out = _at(kind, i)
+    if instruments is not None:
+        out["instrument"] = str(instruments[i].as_py())
+    return out
 
 
 def validate(

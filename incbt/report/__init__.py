@@ -29,7 +29,6 @@ import pandas as pd
 
 from incbt.bars.schema import day_to_iso
 from incbt.errors import NotFoundError, RunReplacedWarning, UsageError
-from incbt.results.metrics import SMALLER_FIRST
 from incbt.runs import _from
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -472,15 +471,10 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
         f"{FAILED_JOIN} WHERE s.sweep = $s",
         params={"s": name},
     ).to_pandas()
-    from incbt.sweep import STATS_RANKED, STATS_SMALLER_FIRST
+    from incbt.sweep import STATS_SMALLER_FIRST as smaller
+    from incbt.sweep import ranked_metric
 
-    if metric not in METRIC_COLUMNS and metric not in STATS_RANKED:
-        raise UsageError(
-            f"unknown metric {metric!r}; one of {', '.join(METRIC_COLUMNS)} (the metrics "
-            f"table's) or {', '.join(m for m in STATS_RANKED if m not in METRIC_COLUMNS)} "
-            "(the stats query's)"
-        )
-    smaller = STATS_SMALLER_FIRST if metric not in METRIC_COLUMNS else SMALLER_FIRST
+    ranked_metric(metric, "the stats query's")
     if metric not in METRIC_COLUMNS:  # a statistic of each run (Sweep.stats): its column
         st = store.sweeps()[name].stats().select(["run_id", metric]).to_pandas()
         t = t.merge(st, on="run_id", how="left")
@@ -642,14 +636,17 @@ def _leaderboard_cells(top: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     everywhere, or holds no day yet), a Sharpe that is undefined says so, and so does a
     statistic ranked by (sortino without a losing day, ...)."""
     shown = top[cols].astype(object)
-    extra = [c for c in cols if c in STAT_UNDEFINED or c not in (*METRIC_COLUMNS, "run_id")]
-    extra = [c for c in extra if not c.startswith("p_") and c != "failed_pairs"]
+    extra = [  # the statistic ranked by, if any
+        c
+        for c in cols
+        if c not in (*METRIC_COLUMNS, "run_id", "failed_pairs") and not c.startswith("p_")
+    ]
     for idx, r in top.iterrows():
         for c in extra:
             if _missing(r[c]):
                 shown.at[idx, c] = _why_missing(r, c)
         if _missing(r["sharpe"]):
-            why = "n/a (failed)" if r["failed_pairs"] else "n/a (no results yet)"
+            why = _why_missing(r, "sharpe")
             for c in METRIC_COLUMNS:
                 shown.at[idx, c] = why
         else:
