@@ -183,9 +183,10 @@ class SweepResult:
         return self.declared or list(self._params())
 
     def _typed(self, t: Any) -> Any:
-        """``t`` with the p_* columns of its strategy's parameters alone, integer ones as
-        integers (the ``runs`` table holds every strategy's parameters: a name another
-        strategy declares a float is a float column there)."""
+        """``t`` with the p_* columns of its strategy's parameters alone, in the order it
+        declares them (the ``runs`` table's are by name), integer ones as integers (the
+        ``runs`` table holds every strategy's parameters: a name another strategy
+        declares a float is a float column there)."""
         import pyarrow as pa
 
         mine = self._params()
@@ -197,6 +198,13 @@ class SweepResult:
             c = f"p_{k}"
             if isinstance(v, int) and c in t.column_names:
                 t = t.set_column(t.column_names.index(c), c, t.column(c).cast(pa.int64()))
+        names = t.column_names
+        at = [i for i, c in enumerate(names) if c.startswith("p_")]
+        if at:  # where the first was, as the strategy declares them (QA: `grid` by name)
+            ps = [f"p_{k}" for k in self.parameters() if f"p_{k}" in names]
+            ps += [c for c in names if c.startswith("p_") and c not in ps]
+            rest = [c for c in names if not c.startswith("p_")]
+            t = t.select([*rest[: at[0]], *ps, *rest[at[0] :]])
         return t
 
     @property

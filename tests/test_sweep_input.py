@@ -877,3 +877,7 @@ def test_a_stores_sweep_shows_its_parameters_in_the_strategys_order(swept):
         assert sw.parameters() == ["window", "k"]
         assert sw.leaderboard().column_names[2:4] == ["p_window", "p_k"]
         assert sw.stats().column_names[2:4] == ["p_window", "p_k"]
+        # the grid's are the runs table's columns, by name there: reordered (QA 2026-12-07)
+        grid = sw.grid.column_names
+        assert [c for c in grid if c.startswith("p_")] == ["p_window", "p_k"]
+        assert grid.index("p_window") == grid.index("slippage_bps") + 1
