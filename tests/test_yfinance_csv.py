@@ -271,6 +271,29 @@ def test_columns_map_to_a_price_of_the_file(tmp_path):
         "ts=timestamp)")
 
 
+def test_an_adjusted_close_outside_the_bars_range_says_auto_adjust(tmp_path):
+    """Open, high and low of yfinance's unadjusted download and its Adj Close as the close:
+    a bar whose adjusted close falls below its low is refused with the cause and the
+    download that avoids it, not "repair the bar" (QA 2026-12-07); the same bar read
+    with its own close is not refused."""
+    bars = {t: b.assign(low=b["low"] * 0.98) for t, b in bars_of(["AAPL", "MSFT"]).items()}
+    write_yf(tmp_path / "yf.csv", bars, adj=True)  # Adj Close: close * 0.99, above the low
+    low = bars["MSFT"]["low"].iloc[5]
+    edit(tmp_path / "yf.csv", 9, "Adj Close", "MSFT", str(float(low * 0.9)))  # line 9: bar 6
+    got = refused(tmp_path, tmp_path / "yf.csv", columns={"close": "Adj Close"})
+    assert got.startswith(f"{tmp_path / 'yf.csv'}, line 9: low is above min(open, close); "
+                          "instrument 'MSFT'; value ")
+    assert got.endswith(
+        "Fix: the close is read from 'Adj Close', adjusted for dividends and splits, while "
+        "open, high and low are not: download the bars adjusted alike (yfinance: "
+        "`auto_adjust=True`), or ingest the unadjusted close (without --map close=...)")
+    with pytest.warns(incbt.DataNoteWarning, match="Adj Close"):
+        stored(tmp_path / "own", tmp_path / "yf.csv")
+    edit(tmp_path / "yf.csv", 9, "High", "MSFT", str(float(low * 0.5)))  # a bad bar all the same
+    assert refused(tmp_path, tmp_path / "yf.csv").endswith(
+        "Fix: repair the bar: high >= open, close >= low")
+
+
 @pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])
 def test_offsets_other_than_utc(tmp_path, zone):
     bars = bars_of(["AAPL", "MSFT"])

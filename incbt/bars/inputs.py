@@ -557,7 +557,40 @@ def read_csv_range(
         return None
     header, wanted, ts_kind = _csv_head(path, header, first, mapping)
     got = fastcsv.read_block(path, _roles(header, wanted), ts_kind == "int", span=(start, end))
-    return None if got is None else validate(path, "csv", got[0], block=got[1])
+    return None if got is None else _validated(path, "csv", got[0], got[1], None, mapping)
+
+
+def _validated(
+    path: str,
+    kind: str,
+    table: pa.Table,
+    block: np.ndarray | None,
+    tz: str | None,
+    mapping: Mapping[str, str],
+) -> InputBars:
+    """:func:`validate`, its refusal of a bar's high or low said with the likely cause
+    where the close is read from an adjusted close (``--map close='Adj Close'``): open,
+    high and low are not adjusted, so a bar before a dividend or split whose adjusted
+    close falls outside them is refused, and the generic fix (repair the bar) is not
+    the user's (QA 2026-12-07)."""
+    try:
+        return validate(path, kind, table, block, tz)
+    except BadInputError as e:
+        src = mapping.get("close")
+        adjusted = src is not None and re.sub(r"[\s_.-]", "", src).lower() == "adjclose"
+        if not adjusted or not e.problem.startswith(("high is below", "low is above")):
+            raise
+        raise BadInputError(
+            e.problem,
+            file=e.file,
+            line=e.line,
+            row=e.row,
+            instrument=e.instrument,
+            value=e.value,
+            fix=f"the close is read from {src!r}, adjusted for dividends and splits, while "
+            "open, high and low are not: download the bars adjusted alike (yfinance: "
+            "`auto_adjust=True`), or ingest the unadjusted close (without --map close=...)",
+        ) from None
 
 
 # The separator and decimal point of the CSV file being read on this thread: a comma
@@ -2343,7 +2376,7 @@ def _read_input(
             else "re-export the file as Parquet with the columns "
             "instrument, ts, open, high, low, close, volume",
         ) from None
-    out = validate(path, kind, table, block, tz)
+    out = _validated(path, kind, table, block, tz, mapping)
     out.tz = tz
     out.ignored = other
     out.no_bars = list(no_bars)
