@@ -1102,6 +1102,34 @@ def report(
 
 
 @app.command()
+def trades(
+    run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix).")],
+    instrument: Annotated[
+        str | None, typer.Option("--instrument", help="That instrument's trades alone.")
+    ] = None,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="The trades' statistics (win rate, best and worst, profit factor, "
+            "expectancy, ...) instead of the trades.",
+        ),
+    ] = False,
+    output: OutputOpt = "table",
+    out: OutFileOpt = None,
+) -> None:
+    """A run's trades: its fills paired into round trips (entry, exit, PnL, return)."""
+    import pyarrow as pa
+
+    run = _open().run(run_id)
+    if stats:
+        row = run.trade_stats(instrument)
+        write_table(pa.Table.from_pylist([{"run_id": run.run_id, **row}]), output, out)
+        return
+    write_table(run.trades(instrument), output, out, max_rows=200)
+
+
+@app.command()
 def strategies(
     given: Annotated[
         str | None,

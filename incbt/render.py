@@ -486,6 +486,7 @@ def _csv_cannot(t: pa.DataType) -> bool:
     return (
         pa.types.is_nested(t)
         or pa.types.is_interval(t)
+        or pa.types.is_duration(t)  # as the screen and JSON write it (0:14:00), not in ns
         or pa.types.is_binary(t)
         or pa.types.is_large_binary(t)
         or pa.types.is_fixed_size_binary(t)

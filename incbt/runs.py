@@ -2082,6 +2082,12 @@ def _run_again(store: Any, run_id: str) -> Run:
     return store.run(run_id)  # type: ignore[no-any-return]
 
 
+def _name_given(instrument: Any) -> None:
+    """Refuse an ``instrument=`` that is not a name (QA 2026-12-07: 123 was "no day of 123")."""
+    if not isinstance(instrument, str):
+        raise UsageError(f"instrument: give an instrument's name, a string, not {instrument!r}")
+
+
 class Run:
     """A run in a store: its definition and its tables, one attribute away."""
 
@@ -2096,14 +2102,16 @@ class Run:
         parameters, start and universe (the same inputs, the same id)."""
         return self.record.run_id
 
-    def _q(self, sql: str) -> pa.Table:
+    def _q(self, sql: str, **params: Any) -> pa.Table:
         from incbt.query import run_sql_fresh
 
         self._reading()
         # over the files of this run's rows (QA 2026-12-07: every results file, a run's
         # tables slower with every run the store held)
         return run_sql_fresh(
-            lambda: self.store.session(only_for=sql, runs=[self.run_id]), sql, {"r": self.run_id}
+            lambda: self.store.session(only_for=sql, runs=[self.run_id]),
+            sql,
+            {"r": self.run_id, **params},
         )
 
     def _reading(self) -> rc.RunRecord | None:
@@ -2293,8 +2301,7 @@ class Run:
             row = t.to_pylist()[0]
             del row["run_id"]  # the query's first column: its full id
             return row
-        if not isinstance(instrument, str):  # QA 2026-12-07: 123 was "no day of 123"
-            raise UsageError(f"instrument: give an instrument's name, a string, not {instrument!r}")
+        _name_given(instrument)
         t = self._builtin("instrument_stats", instrument)  # its row alone: ~10x faster
         # than all of them with 100 instruments (QA 2026-12-07: a loop over instruments)
         if not t.num_rows:
@@ -2337,6 +2344,63 @@ class Run:
         row per instrument with days, best ``total_pnl`` first (``.to_pandas()`` for a
         DataFrame)."""
         return self._builtin("instrument_stats")
+
+    def trades(self, instrument: str | None = None) -> pa.Table:
+        """The run's trades, as vectorbt's ``trades``: its fills paired into round trips,
+        a row per position from the fill that opened it to the one that closed it
+        (instrument, trade, direction, status, size, entry_ts, entry_price, entry_fee,
+        exit_ts, exit_price, exit_fee, pnl, return, duration), by instrument and time.
+        A reversal closes one trade and opens the next at the same fill, its fee split
+        between them by units; a position still held is an ``open`` trade marked at the
+        close of the instrument's last bar in the run, its PnL unrealized. Each
+        instrument's trades' PnL adds up to its equity (README.md, Trades).
+        ``instrument``: that instrument's alone."""
+        from incbt.errors import InternalError
+        from incbt.results.trades import trades_table
+
+        sql = "SELECT instrument, ts, qty, price, fee FROM fills WHERE run_id = $r"
+        params = {}
+        if instrument is not None:
+            _name_given(instrument)
+            sql += " AND instrument = $i"
+            params["i"] = instrument
+        fills = self._q(sql + " ORDER BY instrument, ts", **params)
+        if instrument is not None and not fills.num_rows:  # no fill of it: one of the run's?
+            names = self._q("SELECT DISTINCT instrument FROM daily WHERE run_id = $r")
+            if instrument not in names.column("instrument").to_pylist():
+                raise NotFoundError(self._no_day_of(instrument, names.column(0).to_pylist()))
+        table, bad = trades_table(fills, self._marks)
+        if bad >= 0:  # the engine's fills always pair (SEMANTICS.md): a bug if not
+            row = fills.slice(bad, 1).to_pylist()[0]
+            raise InternalError(
+                f"run {self.run_id}: fill {row} changes a position without closing it, which "
+                "no fill of SEMANTICS.md does"
+            )
+        return table
+
+    def _marks(self, instruments: list[str]) -> dict[str, tuple[int, float]]:
+        """Each instrument's last bar in the run, (ts in ns, close): what marks its open
+        trade. The bars of its last day in ``daily``, as the store holds them now."""
+        days = self._q(
+            "SELECT instrument, CAST(max(date) AS INT) AS day FROM daily WHERE run_id = $r "
+            "GROUP BY instrument"
+        ).to_pydict()
+        last = dict(zip(days["instrument"], days["day"], strict=True))
+        out = {}
+        for inst in instruments:
+            b = self.store.bars(inst, last[inst], last[inst])
+            out[inst] = (int(b.ts[-1]), float(b.close[-1]))
+        return out
+
+    def trade_stats(self, instrument: str | None = None) -> dict[str, Any]:
+        """vectorbt's trade statistics of :meth:`trades` (``instrument``: of that
+        instrument's): trades, closed_trades, open_trades, win_rate_pct, best_trade_pct,
+        worst_trade_pct, avg_winning_trade_pct, avg_losing_trade_pct,
+        avg_winning_trade_duration, avg_losing_trade_duration, profit_factor and
+        expectancy, over closed trades (README.md, Trades)."""
+        from incbt.results.trades import trade_stats
+
+        return trade_stats(self.trades(instrument))
 
     def _builtin(self, name: str, instrument: str | None = None) -> pa.Table:
         """The built-in named query ``name`` of this run (not a store's own file of that

@@ -132,8 +132,8 @@ REFERENCE_STRATEGIES = {
 @dataclass
 class ReferenceResult:
     daily: pd.DataFrame  # day, equity, pnl, pos, fees, fills, turnover
-    fills: pd.DataFrame  # ts, qty, price, fee
-    final: dict = field(default_factory=dict)  # signal, pos, cash, pending
+    fills: pd.DataFrame  # ts, qty, price, fee, pos (the position after the fill)
+    final: dict = field(default_factory=dict)  # signal, pos, cash, pending, last bar's ts, close
 
 
 def reference_backtest(
@@ -172,7 +172,7 @@ def reference_backtest(
                 fees += fee
                 turnover += abs(q * px)
                 n_fills += 1
-                fills.append({"ts": bar["ts"], "qty": q, "price": px, "fee": fee})
+                fills.append({"ts": bar["ts"], "qty": q, "price": px, "fee": fee, "pos": pos})
             new_signal = strat.signal(bar)  # 2. signal
             assert new_signal in (-1, 0, 1)
             if new_signal != signal:  # 3. order on a change only
@@ -195,6 +195,8 @@ def reference_backtest(
         daily=pd.DataFrame(
             rows, columns=["day", "equity", "pnl", "pos", "fees", "fills", "turnover"]
         ),
-        fills=pd.DataFrame(fills, columns=["ts", "qty", "price", "fee"]),
-        final={"signal": signal, "pos": pos, "cash": cash, "pending": pending},
+        fills=pd.DataFrame(fills, columns=["ts", "qty", "price", "fee", "pos"]),
+        final={"signal": signal, "pos": pos, "cash": cash, "pending": pending,
+               "ts": int(bars["ts"].iloc[-1]) if len(bars) else None,
+               "close": float(bars["close"].iloc[-1]) if len(bars) else None},
     )

@@ -50,7 +50,7 @@ def test_reports_are_self_contained(reports):
         assert "Plotly.newPlot" in text
     run_html, sweep_html = (Path(p).read_text(encoding="utf-8") for p in reports)
     for section in ("Portfolio metrics", "Equity and drawdown", "Monthly returns",
-                    "Trade statistics", "Instruments"):
+                    "Trade statistics", "Round trips", "Instruments"):
         assert section in run_html
     for section in ("sharpe over fast x slow", "Leaderboard", "Best run"):
         assert section in sweep_html
@@ -158,8 +158,11 @@ def test_a_run_without_fills_shows_no_blank_cell(tmp_path):
     assert s.sql("SELECT count(*) n FROM fills")["n"][0].as_py() == 0
     page = Path(s.report(run.run_id, str(tmp_path / "flat.html"))).read_text()
     t = _tables(page)
-    assert set(t) == {"Portfolio metrics", "Trade statistics", "Instruments"}
+    assert set(t) == {"Portfolio metrics", "Trade statistics", "Round trips", "Instruments"}
     assert _blank(t) == []
+    trips = t["Round trips"][0]  # no trade: each average says why it is not there
+    assert (trips["trades"], trips["win_rate_pct"]) == ("0", "n/a (no closed trade)")
+    assert trips["profit_factor"] == "n/a (no losing trade)"
     # nor the monthly returns' months without a day (QA 2026-12-05): 11 of them here
     assert not re.search(r"<td[^>]*>\s*</td>", page)
     assert page.count('title="no day with results">–</td>') == 11
@@ -178,7 +181,7 @@ def test_a_run_without_fills_shows_no_blank_cell(tmp_path):
     later = s.backtest("sma_cross", {"fast": 5, "slow": 40}, start="2024-03-01")
     page = Path(s.report(later.run_id, str(tmp_path / "later.html"))).read_text()
     t = _tables(page)
-    assert _blank(t) == [] and set(t) == {"Trade statistics"}
+    assert _blank(t) == [] and set(t) == {"Trade statistics", "Round trips"}
     assert t["Trade statistics"][0]["best day"] == "n/a (no days)"
     assert "no results: the run starts 2024-03-01, after the last day with bars" in page
 

@@ -14,6 +14,7 @@ reads "n/a (why)", never blank (a run with no fills showed blank cells, QA 2026-
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 import os
@@ -410,6 +411,7 @@ def _run_report(store: Any, run_id: str) -> str:
         dtype=object,
     )
     body.append("<h2>Trade statistics</h2>" + _table(stats))
+    body.append("<h2>Round trips</h2>" + _table(_round_trips(run)))
     inst = metrics[metrics["scope"] == "instrument"].drop(columns=["run_id", "scope"])
     body.append("<h2>Instruments</h2>")
     if inst.empty:
@@ -592,6 +594,34 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
         f"report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
     return _page(f"incbt sweep report: {name}", sub, body)
+
+
+# why a trade statistic is None (incbt.results.trades.trade_stats)
+_NO_TRADE = {
+    "win_rate_pct": "no closed trade",
+    "best_trade_pct": "no closed trade",
+    "worst_trade_pct": "no closed trade",
+    "expectancy": "no closed trade",
+    "avg_winning_trade_pct": "no winning trade",
+    "avg_winning_trade_duration": "no winning trade",
+    "avg_losing_trade_pct": "no losing trade",
+    "avg_losing_trade_duration": "no losing trade",
+    "profit_factor": "no losing trade",
+}
+
+
+def _round_trips(run: Any) -> pd.DataFrame:
+    """The run's trade statistics (README.md, Trades), a row: a value that is not there
+    says why, a duration as the CLI writes it."""
+    row = {
+        k: f"{NA} ({_NO_TRADE.get(k, 'not defined')})"
+        if v is None
+        else str(datetime.timedelta(seconds=round(v.total_seconds())))
+        if isinstance(v, datetime.timedelta)
+        else v
+        for k, v in run.trade_stats().items()
+    }
+    return pd.DataFrame([row], dtype=object)
 
 
 METRIC_COLUMNS = ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover")

@@ -1,0 +1,243 @@
+"""A run's trades: its fills paired into round trips, as vectorbt's ``trades``.
+
+Under SEMANTICS.md every fill takes a position to its order's target, and a target is
+``signal * notional / close`` with the signal in {-1, 0, +1}; an order is made only
+when the signal changes. So a fill opens a position (from flat), closes one (to flat),
+or reverses one (long to short or short to long: the close of one trade and the open
+of the next at the same price). A trade is one position from its open to its close:
+one fill in, one fill out. A reversal's fee is split between the two trades in
+proportion to the units each trades (the old position's and the new one's), as
+vectorbt splits it.
+
+The position is followed from the fills' quantities. The engine's own position after
+a fill is its order's target, which the fills table does not hold: a position opened
+from flat has the fill's quantity as its units, and one closed to flat the opposite
+of the closing fill's quantity, exactly the engine's; only a position opened by a
+reversal and closed by another has its units as the previous position plus the fill's
+quantity, within a unit in the last place of the engine's. A fill whose position
+after is within 1e-9 of its quantity from zero closes to flat (a reversal never
+comes near: its new position is a full target).
+
+A position still held after the run's last fill is an open trade, marked at the close
+of the last bar of the instrument's last day in the run (the store's bars of that day
+as they are now: a stale run is brought up to date by ``store.update()`` first), with
+no exit fee. Every trade's PnL, open ones' included, adds up to the instrument's
+equity at that close, as SEMANTICS.md's cash and position give it (tests check it).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# each trade: its fills (the one that closed it: -1 while open), direction, units, fees
+_FIELDS = ("inst", "entry", "exit", "direction", "size", "entry_fee", "exit_fee")
+FLAT = 1e-9  # a position within this share of its fill's quantity from zero is flat
+
+TRADES_SCHEMA = pa.schema(
+    [
+        ("instrument", pa.string()),
+        ("trade", pa.int64()),  # 1, 2, ... within the instrument, in time order
+        ("direction", pa.string()),  # "long" or "short"
+        ("status", pa.string()),  # "closed" or "open"
+        ("size", pa.float64()),  # units, > 0
+        ("entry_ts", pa.timestamp("ns", tz="UTC")),
+        ("entry_price", pa.float64()),
+        ("entry_fee", pa.float64()),
+        ("exit_ts", pa.timestamp("ns", tz="UTC")),  # open: the mark's bar
+        ("exit_price", pa.float64()),  # open: the mark (the close)
+        ("exit_fee", pa.float64()),  # open: 0
+        ("pnl", pa.float64()),  # after both fees; open: unrealized at the mark
+        ("return", pa.float64()),  # pnl / (size x entry_price)
+        ("duration", pa.duration("ns")),  # exit_ts - entry_ts
+    ]
+)
+
+
+@functools.cache
+def _pair_kernel() -> Any:
+    """The pairing compiled by Numba, on first use (``import numba`` costs ~0.2 s)."""
+    import numba as nb
+
+    return nb.njit(cache=True, nogil=True)(_incbt_pair_fills)
+
+
+def _incbt_pair_fills(codes, qty, fee, flat, out_i, out_f):
+    """Fills sorted by (instrument, ts) into trades: ``out_i`` rows (instrument code,
+    entry fill, exit fill or -1, direction) and ``out_f`` rows (units, entry fee, exit
+    fee), at most two trades a fill. Returns (trades, the first fill that changes a
+    position without closing it, or -1: no fill SEMANTICS.md makes)."""
+    n = 0
+    pos = 0.0
+    cur = -1  # the open trade
+    for i in range(qty.shape[0]):
+        q = qty[i]
+        if i == 0 or codes[i] != codes[i - 1]:
+            pos = 0.0
+            cur = -1
+        if q == 0.0:
+            continue
+        after = pos + q
+        if pos == 0.0:  # opens from flat: the fill's quantity is the position
+            out_i[n, 0] = codes[i]
+            out_i[n, 1] = i
+            out_i[n, 2] = -1
+            out_i[n, 3] = 1 if q > 0 else -1
+            out_f[n, 0] = abs(q)
+            out_f[n, 1] = fee[i]
+            out_f[n, 2] = 0.0
+            cur = n
+            n += 1
+            pos = q
+        elif abs(after) <= flat * abs(q):  # closes to flat: the position was -q
+            out_i[cur, 2] = i
+            out_f[cur, 0] = abs(q)
+            out_f[cur, 2] = fee[i]
+            cur = -1
+            pos = 0.0
+        elif (after > 0) != (pos > 0):  # reverses: closes one, opens the next
+            out_i[cur, 2] = i
+            out_f[cur, 2] = fee[i] * (abs(pos) / abs(q))
+            out_i[n, 0] = codes[i]
+            out_i[n, 1] = i
+            out_i[n, 2] = -1
+            out_i[n, 3] = 1 if after > 0 else -1
+            out_f[n, 0] = abs(after)
+            out_f[n, 1] = fee[i] * (abs(after) / abs(q))
+            out_f[n, 2] = 0.0
+            cur = n
+            n += 1
+            pos = after
+        else:
+            return n, i
+    return n, -1
+
+
+def pair_fills(
+    codes: np.ndarray, qty: np.ndarray, fee: np.ndarray
+) -> tuple[dict[str, np.ndarray], int]:
+    """The trades of fills sorted by (instrument code, ts): arrays of ``_FIELDS``, and
+    the first fill no trade explains (-1: none)."""
+    m = len(qty)
+    out_i = np.empty((2 * m, 4), np.int64)
+    out_f = np.empty((2 * m, 3), np.float64)
+    n, bad = _pair_kernel()(
+        np.ascontiguousarray(codes, np.int64),
+        np.ascontiguousarray(qty, np.float64),
+        np.ascontiguousarray(fee, np.float64),
+        FLAT,
+        out_i,
+        out_f,
+    )
+    cols = {
+        "inst": out_i[:n, 0],
+        "entry": out_i[:n, 1],
+        "exit": out_i[:n, 2],
+        "direction": out_i[:n, 3],
+        "size": out_f[:n, 0],
+        "entry_fee": out_f[:n, 1],
+        "exit_fee": out_f[:n, 2],
+    }
+    return cols, int(bad)
+
+
+def trades_table(
+    fills: pa.Table, marks: Callable[[list[str]], dict[str, tuple[int, float]]]
+) -> tuple[pa.Table, int]:
+    """The trades of ``fills`` (instrument, ts, qty, price, fee; sorted by instrument
+    and ts), a table of :data:`TRADES_SCHEMA`, and the row of the first fill no trade
+    explains (-1: none). ``marks``: given the instruments with an open trade, each one's
+    (ts in ns, close) that marks it."""
+    inst = fills.column("instrument").combine_chunks().dictionary_encode()
+    names = inst.dictionary.to_pylist()
+    codes = inst.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    ts = fills.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    qty, price, fee = (
+        fills.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+        for c in ("qty", "price", "fee")
+    )
+    t, bad = pair_fills(codes, qty, fee)
+    n = len(t["inst"])
+    closed = t["exit"] >= 0
+    exit_at = np.where(closed, t["exit"], 0)
+    mark_ts = np.zeros(n, np.int64)
+    mark_px = np.full(n, np.nan)
+    held = np.flatnonzero(~closed).tolist()
+    if held:
+        marked = marks([names[int(t["inst"][k])] for k in held])
+        for k in held:
+            mark_ts[k], mark_px[k] = marked[names[int(t["inst"][k])]]
+    entry_ts, entry_px = ts[t["entry"]], price[t["entry"]]
+    exit_ts = np.where(closed, ts[exit_at], mark_ts)
+    exit_px = np.where(closed, price[exit_at], mark_px)
+    d = t["direction"].astype(np.float64)
+    pnl = d * t["size"] * (exit_px - entry_px) - t["entry_fee"] - t["exit_fee"]
+    # the trade's number within its instrument: trades are in (instrument, time) order
+    first = np.flatnonzero(np.concatenate(([True], t["inst"][1:] != t["inst"][:-1])))[:n]
+    number = np.arange(n) - np.repeat(first, np.diff(np.append(first, n))) + 1
+    table = pa.table(
+        {
+            "instrument": inst.dictionary.take(pa.array(t["inst"])),
+            "trade": pa.array(number, pa.int64()),
+            "direction": pc.if_else(pa.array(d > 0), "long", "short"),
+            "status": pc.if_else(pa.array(closed), "closed", "open"),
+            "size": pa.array(t["size"]),
+            "entry_ts": pa.array(entry_ts, pa.int64()).cast(TRADES_SCHEMA.field("entry_ts").type),
+            "entry_price": pa.array(entry_px),
+            "entry_fee": pa.array(t["entry_fee"]),
+            "exit_ts": pa.array(exit_ts, pa.int64()).cast(TRADES_SCHEMA.field("exit_ts").type),
+            "exit_price": pa.array(exit_px),
+            "exit_fee": pa.array(t["exit_fee"]),
+            "pnl": pa.array(pnl),
+            "return": pa.array(pnl / (t["size"] * entry_px)),
+            "duration": pa.array(exit_ts - entry_ts, pa.int64()).cast(pa.duration("ns")),
+        },
+        schema=TRADES_SCHEMA,
+    )
+    return table, bad
+
+
+def trade_stats(trades: pa.Table) -> dict[str, Any]:
+    """vectorbt's trade statistics of a trades table (:func:`trades_table`): counts, the
+    win rate, best, worst and average trades, profit factor and expectancy. Rates and
+    returns in percent; over closed trades, as vectorbt counts them (an open trade's PnL
+    is not won yet); None where there is no trade to average."""
+    status = trades.column("status").to_numpy(zero_copy_only=False)
+    closed = status == "closed"
+    pnl = trades.column("pnl").to_numpy(zero_copy_only=False)[closed]
+    ret = trades.column("return").to_numpy(zero_copy_only=False)[closed] * 100.0
+    dur = trades.column("duration").cast(pa.int64()).to_numpy(zero_copy_only=False)[closed]
+    win, loss = pnl > 0, pnl < 0
+
+    def mean(x: np.ndarray) -> float | None:
+        return float(np.mean(x)) if len(x) else None
+
+    def mean_duration(x: np.ndarray) -> Any:
+        import datetime
+
+        return None if not len(x) else datetime.timedelta(microseconds=float(np.mean(x)) / 1e3)
+
+    gained, lost = float(np.sum(pnl[win])), float(-np.sum(pnl[loss]))
+    return {
+        "trades": int(len(status)),
+        "closed_trades": int(closed.sum()),
+        "open_trades": int((~closed).sum()),
+        "win_rate_pct": float(win.mean() * 100.0) if len(pnl) else None,
+        "best_trade_pct": float(ret.max()) if len(ret) else None,
+        "worst_trade_pct": float(ret.min()) if len(ret) else None,
+        "avg_winning_trade_pct": mean(ret[win]),
+        "avg_losing_trade_pct": mean(ret[loss]),
+        "avg_winning_trade_duration": mean_duration(dur[win]),
+        "avg_losing_trade_duration": mean_duration(dur[loss]),
+        # gross profit over gross loss: None with no loss (vectorbt's inf), or no trade
+        "profit_factor": gained / lost if lost > 0 else None,
+        "expectancy": mean(pnl),  # the average closed trade's PnL
+    }
+
+
+__all__ = ["TRADES_SCHEMA", "pair_fills", "trade_stats", "trades_table"]
