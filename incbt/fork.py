@@ -57,8 +57,7 @@ def register_fork(
     """The record of a fork of ``base_id`` from ``effective`` with changed parameters."""
     base = store.run(base_id).record
     eff = day_to_iso(given_day(effective, "effective date"))
-    first = store.sql("SELECT min(first_day) AS d FROM files")["d"][0].as_py()
-    first_day = max(iso_to_day(base.start), iso_to_day(str(first)) if first else -(2**31))
+    first_day = _first_day(store, base)
     if iso_to_day(eff) <= first_day:
         raise UsageError(
             f"--effective {eff} must be after the base run's first day "
@@ -105,6 +104,25 @@ def register_fork(
         superseded_by=None,
         fork=fork,
     )
+
+
+def _first_day(store: Any, base: rc.RunRecord) -> int:
+    """The base run's first day: its instruments' first day with bars on or after its
+    start. The store's first day, of any instrument, let a fork of a run over an
+    instrument whose bars begin later (or of a run starting on a Saturday) be made from
+    the run's first day or before: a new run under a fork's id (QA 2026-12-07). Where
+    they have no bar from the start yet, its start."""
+    from incbt.runs import instruments_of
+
+    cat = store.catalog
+    start = iso_to_day(base.start)
+    firsts = []
+    with cat.env.read() as txn:
+        for inst in instruments_of(base, store.instruments()):
+            first = next(cat.days(txn, inst, start), None)  # a cursor: one day read
+            if first is not None:
+                firsts.append(first.day)
+    return min(firsts, default=start)
 
 
 def _note_no_bars_on(store: Any, base: rc.RunRecord, eff: int) -> None:

@@ -506,3 +506,25 @@ def test_a_forks_failed_pairs_are_not_made_again_while_nothing_they_read_changes
     assert res.report.bars_processed == 0 and not res.report.errors
     assert s.log()["kind"].to_pylist()[: len(s.log()) - events] == ["ingest"]  # no "fork"
     assert s.verify().ok
+
+
+def test_a_fork_from_the_base_runs_own_first_day_or_before_is_refused(tmp_path, data):
+    """QA 2026-12-07: the base run's first day was taken as its start or the store's first
+    day, of any instrument: a fork of a run over an instrument whose bars begin later, or
+    of a run starting on a Saturday, from its first day or before was made (a new run
+    under a fork's id), and the refusal named a day the run has no bar of."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "all"))
+    s.remove(["S0001"], end="2024-03-11")  # its bars begin on 2024-03-12 now
+    late = s.backtest("sma_cross", {"fast": 5, "slow": 30}, instruments=["S0001"])
+    for eff in ("2024-03-08", "2024-03-12"):
+        with pytest.raises(incbt.UsageError, match=r"after the base run's first day "
+                           r"\(2024-03-12\)"):
+            s.backtest(None, {"fast": 9}, fork_of=late.run_id, effective=eff)
+    s.backtest(None, {"fast": 9}, fork_of=late.run_id, effective="2024-03-13")
+    sat = s.backtest("sma_cross", {"fast": 5, "slow": 30}, start="2024-03-09")
+    with pytest.raises(incbt.UsageError, match=r"first day \(2024-03-11\)"):
+        s.backtest(None, {"fast": 9}, fork_of=sat.run_id, effective="2024-03-11")
+    # every instrument counts: the store's first day is the run's over all of them
+    every = s.backtest("sma_cross", {"fast": 5, "slow": 30})
+    s.backtest(None, {"fast": 9}, fork_of=every.run_id, effective="2024-03-05")
