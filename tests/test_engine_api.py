@@ -1266,6 +1266,14 @@ def test_the_strategies_are_listed_from_python(tmp_path):
     found = incbt.strategies(str(write(tmp_path / "mine.py", USER_FILE.format(threshold=0.0))))
     assert {"flat", "momentum", "sma_cross"} <= set(found)
     assert "n (int, default 3, [1, inf])" in found["momentum"].describe()
+    # a name not there: a dict's KeyError, said as incbt's, as store.sweeps()'s (QA
+    # 2026-12-07: a bare `KeyError: 'sma_crosss'`)
+    for error in (KeyError, incbt.StrategyError):
+        with pytest.raises(error, match=r"^unknown strategy 'sma_crosss' \(did you mean "
+                           r"'sma_cross'\?\); known strategies: bollinger, breakout, "
+                           r"ema_cross, flat, momentum, sma_cross"):
+            found["sma_crosss"]
+    assert found.get("sma_crosss") is None and "sma_crosss" not in found
 
 
 def test_a_strategies_file_is_imported_once_per_version(tmp_path, capsys):

@@ -53,7 +53,27 @@ def strategies(file: str | None = None) -> dict[str, Strategy]:
     found = dict(BUILTINS)
     if file is not None:
         found.update(load_strategies(file))
-    return dict(sorted(found.items()))
+    return _Strategies(sorted(found.items()))
+
+
+class _NoSuchStrategy(StrategyError, KeyError):
+    """A name ``strategies()`` does not hold: a KeyError as a dict's, said as incbt's
+    (QA 2026-12-07: a bare ``KeyError: 'sma_crosss'``; store.sweeps() says its names)."""
+
+    __str__ = StrategyError.__str__
+
+
+class _Strategies(dict[str, Strategy]):
+    """``strategies()``: a dict by name whose missing name is said as ``backtest`` says it
+    (the close name, then the known ones)."""
+
+    def __missing__(self, name: object) -> Strategy:
+        if isinstance(name, str):
+            try:
+                get_strategy(name, self)
+            except StrategyError as exc:
+                raise _NoSuchStrategy(str(exc)) from None
+        raise _NoSuchStrategy(f"unknown strategy {name!r}; known strategies: {', '.join(self)}")
 
 
 __all__ = [
