@@ -1004,6 +1004,11 @@ class Store:
             )
         many = isinstance(params, Sequence) and not isinstance(params, Mapping)
         sets: list[Any] = list(params) if many else [params]  # type: ignore[arg-type]
+        if not sets:  # QA 2026-12-07: [] ran nothing and returned [] without a word
+            raise UsageError(
+                "params: an empty list is no parameter set: give a dict ({} for the strategy's "
+                "defaults) or a list of them"
+            )
         asked = {"notional": notional, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
         given: dict[str, float] = {k: v for k, v in asked.items() if v is not None}
         for k, v in given.items():

@@ -1336,6 +1336,8 @@ def test_arguments_qa_found_raising_pythons_own_errors(tmp_path):
         s.ingest(pa.table({"a": [1]}))
     with pytest.raises(incbt.UsageError, match=r"params\[1\] is None: give \{\}"):
         s.backtest("sma_cross", [{"fast": 5, "slow": 20}, None])
+    with pytest.raises(incbt.UsageError, match=r"an empty list is no parameter set"):
+        s.backtest("sma_cross", [])  # QA 2026-12-07: [] without a word
     with pytest.raises(incbt.DateError, match="20240101: a day number counts days since"):
         s.bars("S0000", 20240101)
     assert len(s.bars("S0000", 19787)) == 390  # from 2024-03-05, as a day number
