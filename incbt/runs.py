@@ -2388,8 +2388,16 @@ class Run:
         last = dict(zip(days["instrument"], days["day"], strict=True))
         out = {}
         for inst in instruments:
-            b = self.store.bars(inst, last[inst], last[inst])
-            out[inst] = (int(b.ts[-1]), float(b.close[-1]))
+            try:
+                b = self.store.bars(inst, last[inst], last[inst])
+            except NotFoundError:  # the instrument removed since (a stale run)
+                b = None
+            # no bars of that day now (removed since: a stale run): not marked, NaN
+            if b is None or not len(b.ts):
+                out[inst] = (int(np.datetime64(last[inst], "D").astype("datetime64[ns]").view(
+                    np.int64)), float("nan"))
+            else:
+                out[inst] = (int(b.ts[-1]), float(b.close[-1]))
         return out
 
     def trade_stats(self, instrument: str | None = None) -> dict[str, Any]:

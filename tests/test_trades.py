@@ -198,3 +198,24 @@ def test_a_run_report_shows_its_round_trips(store, tmp_path):
     held = s["avg_losing_trade_duration"]
     assert row["avg_losing_trade_duration"] == str(
         datetime.timedelta(seconds=round(held.total_seconds())))
+
+
+def test_an_open_trade_whose_last_day_was_removed_since_is_not_marked(tmp_path):
+    """A stale run (its instrument's last day taken out of the store since): its open
+    trade has no close to be marked at, so its exit price and PnL are NaN, not another
+    day's close or an error; the update brings it back to a marked trade."""
+    generate(str(tmp_path / "d"), instruments=2, days=4, start="2024-03-04", seed=5)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    run = s.backtest("sma_cross", {"fast": 5, "slow": 20})
+    s.remove(["S0001"], start="2024-03-07")
+    t = run.trades("S0001").to_pandas()
+    last = t.iloc[-1]
+    assert last.status == "open" and np.isnan(last.exit_price) and np.isnan(last.pnl)
+    assert last.exit_ts == pd.Timestamp("2024-03-07", tz="UTC")
+    assert not t.iloc[:-1].pnl.isna().any()
+    s.update()
+    t = run.trades("S0001").to_pandas()
+    assert not t.pnl.isna().any()
+    eq = run.daily.to_pandas().query("instrument == 'S0001'").equity.iloc[-1]
+    assert t.pnl.sum() == pytest.approx(eq, abs=1e-6)
