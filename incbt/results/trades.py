@@ -21,8 +21,9 @@ comes near: its new position is a full target).
 A position still held after the run's last fill is an open trade, marked at the close
 of the last bar of the instrument's last day in the run (the store's bars of that day
 as they are now: a stale run is brought up to date by ``store.update()`` first; a day
-removed since leaves it unmarked: NaN), with no exit fee. Every trade's PnL, open ones' included, adds up to the instrument's
-equity at that close, as SEMANTICS.md's cash and position give it (tests check it).
+removed since leaves it unmarked: NaN), with no exit fee. Every trade's PnL, open ones'
+included, adds up to the instrument's equity at that close, as SEMANTICS.md's cash and
+position give it (tests check it).
 """
 
 from __future__ import annotations
