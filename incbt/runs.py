@@ -2394,8 +2394,7 @@ class Run:
                 b = None
             # no bars of that day now (removed since: a stale run): not marked, NaN
             if b is None or not len(b.ts):
-                out[inst] = (int(np.datetime64(last[inst], "D").astype("datetime64[ns]").view(
-                    np.int64)), float("nan"))
+                out[inst] = (int(last[inst]) * 86_400 * 10**9, float("nan"))
             else:
                 out[inst] = (int(b.ts[-1]), float(b.close[-1]))
         return out
