@@ -1103,7 +1103,9 @@ def report(
 
 @app.command()
 def trades(
-    run_id: Annotated[str, typer.Argument(help="A run id (or a unique prefix).")],
+    target: Annotated[
+        str, typer.Argument(help="A run id (or a unique prefix), or a sweep's name.")
+    ],
     instrument: Annotated[
         str | None, typer.Option("--instrument", help="That instrument's trades alone.")
     ] = None,
@@ -1112,7 +1114,7 @@ def trades(
         typer.Option(
             "--stats",
             help="The trades' statistics (win rate, best and worst, profit factor, "
-            "expectancy, ...) instead of the trades.",
+            "expectancy, ...) instead of the trades; a sweep's: a row per grid point.",
         ),
     ] = False,
     output: OutputOpt = "table",
@@ -1121,12 +1123,24 @@ def trades(
     """A run's trades: its fills paired into round trips (entry, exit, PnL, return)."""
     import pyarrow as pa
 
-    run = _open().run(run_id)
+    from incbt.sweep import get_sweep
+
+    st = _open()
+    if get_sweep(st, target) is not None:  # as `report` takes a sweep by its name
+        if not stats or instrument is not None:
+            raise UsageError(
+                f"{target!r} is a sweep: `incbt trades {target} --stats` gives its runs' trade "
+                "statistics, a row per grid point; a run's trades: give its id "
+                f"(`incbt query grid -p sweep={target}` lists them)"
+            )
+        write_table(st.sweeps()[target].trade_stats(), output, out)
+        return
+    run = st.run(target)
     if stats:
         row = run.trade_stats(instrument)
         write_table(pa.Table.from_pylist([{"run_id": run.run_id, **row}]), output, out)
         return
-    write_table(run.trades(instrument), output, out, max_rows=200)
+    write_table(run.trades(instrument), output, out)
 
 
 @app.command()

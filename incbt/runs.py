@@ -2355,7 +2355,6 @@ class Run:
         close of the instrument's last bar in the run, its PnL unrealized. Each
         instrument's trades' PnL adds up to its equity (README.md, Trades).
         ``instrument``: that instrument's alone."""
-        from incbt.errors import InternalError
         from incbt.results.trades import trades_table
 
         sql = "SELECT instrument, ts, qty, price, fee FROM fills WHERE run_id = $r"
@@ -2369,35 +2368,19 @@ class Run:
             names = self._q("SELECT DISTINCT instrument FROM daily WHERE run_id = $r")
             if instrument not in names.column("instrument").to_pylist():
                 raise NotFoundError(self._no_day_of(instrument, names.column(0).to_pylist()))
-        table, bad = trades_table(fills, self._marks)
-        if bad >= 0:  # the engine's fills always pair (SEMANTICS.md): a bug if not
-            row = fills.slice(bad, 1).to_pylist()[0]
-            raise InternalError(
-                f"run {self.run_id}: fill {row} changes a position without closing it, which "
-                "no fill of SEMANTICS.md does"
-            )
-        return table
+        return trades_table(fills, self._marks)
 
     def _marks(self, instruments: list[str]) -> dict[str, tuple[int, float]]:
         """Each instrument's last bar in the run, (ts in ns, close): what marks its open
         trade. The bars of its last day in ``daily``, as the store holds them now."""
+        from incbt.results.trades import marks_at
+
         days = self._q(
             "SELECT instrument, CAST(max(date) AS INT) AS day FROM daily WHERE run_id = $r "
             "GROUP BY instrument"
         ).to_pydict()
         last = dict(zip(days["instrument"], days["day"], strict=True))
-        out = {}
-        for inst in instruments:
-            try:
-                b = self.store.bars(inst, last[inst], last[inst])
-            except NotFoundError:  # the instrument removed since (a stale run)
-                b = None
-            # no bars of that day now (removed since: a stale run): not marked, NaN
-            if b is None or not len(b.ts):
-                out[inst] = (int(last[inst]) * 86_400 * 10**9, float("nan"))
-            else:
-                out[inst] = (int(b.ts[-1]), float(b.close[-1]))
-        return out
+        return marks_at(self.store, {i: last[i] for i in instruments})
 
     def trade_stats(self, instrument: str | None = None) -> dict[str, Any]:
         """vectorbt's trade statistics of :meth:`trades` (``instrument``: of that

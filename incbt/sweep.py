@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import numpy as np
+
 from incbt.catalog import runs as rc
 from incbt.engine import params_from_dict
 from incbt.engine.strategy_api import _coerce, shown_value
@@ -272,6 +274,59 @@ class SweepResult:
             if self.run_ids == ids:
                 break
         return self._typed(t)
+
+    def trade_stats(self) -> Any:
+        """Each run's trade statistics, as :meth:`Run.trade_stats` (README.md, Trades): a
+        row per grid point (point, run_id, the parameters p_*, then trades, closed_trades,
+        ..., expectancy), each run's fills paired in one read of the sweep's. A pyarrow
+        Table (``.to_pandas()``)."""
+        import pyarrow as pa
+
+        from incbt.query import run_sql_fresh
+        from incbt.results.trades import marks_at, trade_stats, trades_table
+
+        self._here()
+        ids = self.run_ids
+        grid = self._typed(
+            self.store.sql(
+                "SELECT s.point, s.run_id, r.* EXCLUDE (run_id) FROM sweeps s "
+                "JOIN runs r USING (run_id) WHERE s.sweep = $s ORDER BY s.point",
+                params={"s": self.name},
+            )
+        )
+
+        def read(sql: str) -> Any:
+            return run_sql_fresh(
+                functools.partial(self.store.session, only_for=sql, runs=ids), sql, {}
+            )
+
+        fills = read(
+            "SELECT run_id, instrument, ts, qty, price, fee FROM fills "
+            "ORDER BY run_id, instrument, ts"
+        )
+
+        def marks(instruments: list[str]) -> dict[str, tuple[int, float]]:
+            # each instrument's last day in the runs: theirs alike (one universe and start)
+            days = read(
+                "SELECT instrument, CAST(max(date) AS INT) AS day FROM daily GROUP BY instrument"
+            ).to_pydict()
+            last = dict(zip(days["instrument"], days["day"], strict=True))
+            return marks_at(self.store, {i: last[i] for i in set(instruments)})
+
+        trades = trades_table(fills, marks)
+        # each run's rows: consecutive (the fills are read in run order)
+        by_run = trades.column("run_id").to_numpy(zero_copy_only=False)
+        cuts = [0, *(np.flatnonzero(by_run[1:] != by_run[:-1]) + 1).tolist(), len(by_run)]
+        span = {by_run[a]: (a, b) for a, b in itertools.pairwise(cuts) if b > a}
+        rows = []
+        for rid in grid.column("run_id").to_pylist():
+            a, b = span.get(rid, (0, 0))
+            rows.append(trade_stats(trades.slice(a, b - a)))
+        ps = [c for c in grid.column_names if c.startswith("p_")]
+        out = grid.select(["point", "run_id", *ps])
+        for k, col in pa.Table.from_pylist(rows).to_pydict().items() if rows else []:
+            out = out.append_column(k, pa.array(col))
+        return out
 
     def leaderboard(self, metric: str = "sharpe", n: int = 10) -> Any:
         """The best ``n`` runs by a portfolio metric (max_drawdown and fees: smallest

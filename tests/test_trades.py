@@ -15,7 +15,7 @@ from reference_backtest import reference_backtest
 
 import incbt
 from incbt.bars.generate import generate
-from incbt.results.trades import TRADES_SCHEMA, pair_fills
+from incbt.results.trades import TRADES_SCHEMA, pair_fills, trades_table
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +154,10 @@ def test_a_fill_that_neither_opens_nor_closes_is_refused():
     qty = np.array([10.0, 5.0, -15.0, -3.0, 3.0])
     _, bad = pair_fills(codes, qty, np.zeros(5))
     assert bad == 1
+    fills = pa.table({"instrument": ["A", "A"], "ts": pa.array([1, 2], pa.timestamp("ns", "UTC")),
+                      "qty": [10.0, 5.0], "price": [1.0, 1.0], "fee": [0.0, 0.0]})
+    with pytest.raises(incbt.InternalError, match="changes a position without closing it"):
+        trades_table(fills, lambda names: {})
     t, bad = pair_fills(codes[3:], qty[3:], np.zeros(2))
     assert bad == -1 and t["exit"].tolist() == [1] and t["size"].tolist() == [3.0]
 
@@ -219,3 +223,33 @@ def test_an_open_trade_whose_last_day_was_removed_since_is_not_marked(tmp_path):
     assert not t.pnl.isna().any()
     eq = run.daily.to_pandas().query("instrument == 'S0001'").equity.iloc[-1]
     assert t.pnl.sum() == pytest.approx(eq, abs=1e-6)
+
+
+def test_a_sweeps_trade_stats_are_each_runs(store):
+    sw = store.sweep("bollinger", {"window": [10, 30], "k": [0.5, 2.0]}, name="trips",
+                     fee_bps=1.0)
+    t = sw.trade_stats()
+    assert t.column_names[:4] == ["point", "run_id", "p_window", "p_k"]
+    assert t.num_rows == 4
+    for row in t.to_pylist():
+        want = store.run(row["run_id"]).trade_stats()
+        got = {k: row[k] for k in want}
+        assert got == want  # the same pairs, the same arithmetic: the same bits
+    assert t.column("open_trades").to_pylist() != [0] * 4  # marked, as run.trades() marks
+
+
+def test_the_cli_gives_a_sweeps_trade_stats_and_refuses_its_trades(store):
+    import json
+
+    from cli_process import run_incbt
+
+    sw = store.sweep("breakout", {"lookback": [10, 40]}, name="cli-trips")
+    p = run_incbt(["--store", store.path, "trades", "cli-trips", "--stats", "--output", "json"])
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(ln) for ln in p.stdout.splitlines()]
+    want = sw.trade_stats().to_pylist()
+    assert [(r["point"], r["run_id"], r["p_lookback"], r["trades"], r["expectancy"])
+            for r in rows] == [(w["point"], w["run_id"], w["p_lookback"], w["trades"],
+                                w["expectancy"]) for w in want]
+    p = run_incbt(["--store", store.path, "trades", "cli-trips"])
+    assert p.returncode == 2 and "`incbt trades cli-trips --stats`" in p.stderr

@@ -149,21 +149,40 @@ def pair_fills(
 
 def trades_table(
     fills: pa.Table, marks: Callable[[list[str]], dict[str, tuple[int, float]]]
-) -> tuple[pa.Table, int]:
+) -> pa.Table:
     """The trades of ``fills`` (instrument, ts, qty, price, fee; sorted by instrument
-    and ts), a table of :data:`TRADES_SCHEMA`, and the row of the first fill no trade
-    explains (-1: none). ``marks``: given the instruments with an open trade, each one's
-    (ts in ns, close) that marks it."""
+    and ts), a table of :data:`TRADES_SCHEMA`; a fill no trade explains (none of
+    SEMANTICS.md's) is a bug, raised as one. ``marks``: given the instruments with an
+    open trade, each one's (ts in ns, close) that marks it. Fills of several runs (a
+    ``run_id`` column, sorted by run first): each run's trades, the table's first column
+    their run_id (the runs' instruments are marked alike: a sweep's runs share their
+    instruments and days)."""
     inst = fills.column("instrument").combine_chunks().dictionary_encode()
     names = inst.dictionary.to_pylist()
     codes = inst.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    runs = None
+    if "run_id" in fills.column_names:  # a pair is (run, instrument): codes of both
+        runs = fills.column("run_id").combine_chunks().dictionary_encode()
+        codes = (
+            runs.indices.to_numpy(zero_copy_only=False).astype(np.int64) * max(1, len(names))
+            + codes
+        )
     ts = fills.column("ts").cast(pa.int64()).to_numpy(zero_copy_only=False)
     qty, price, fee = (
         fills.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
         for c in ("qty", "price", "fee")
     )
     t, bad = pair_fills(codes, qty, fee)
-    n = len(t["inst"])
+    if bad >= 0:  # the engine's fills always pair (SEMANTICS.md)
+        from incbt.errors import InternalError
+
+        raise InternalError(
+            f"fill {fills.slice(bad, 1).to_pylist()[0]} changes a position without closing "
+            "it, which no fill of SEMANTICS.md does"
+        )
+    pair = t["inst"]
+    t["inst"] = pair % max(1, len(names))  # the instrument's code (the run's: pair // n)
+    n = len(pair)
     closed = t["exit"] >= 0
     exit_at = np.where(closed, t["exit"], 0)
     mark_ts = np.zeros(n, np.int64)
@@ -178,8 +197,8 @@ def trades_table(
     exit_px = np.where(closed, price[exit_at], mark_px)
     d = t["direction"].astype(np.float64)
     pnl = d * t["size"] * (exit_px - entry_px) - t["entry_fee"] - t["exit_fee"]
-    # the trade's number within its instrument: trades are in (instrument, time) order
-    first = np.flatnonzero(np.concatenate(([True], t["inst"][1:] != t["inst"][:-1])))[:n]
+    # the trade's number within its pair: trades are in (run, instrument, time) order
+    first = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))[:n]
     number = np.arange(n) - np.repeat(first, np.diff(np.append(first, n))) + 1
     table = pa.table(
         {
@@ -200,7 +219,29 @@ def trades_table(
         },
         schema=TRADES_SCHEMA,
     )
-    return table, bad
+    if runs is not None:
+        run_of = runs.dictionary.take(pa.array(pair // max(1, len(names))))
+        table = table.add_column(0, "run_id", run_of)
+    return table
+
+
+def marks_at(store: Any, last: dict[str, int]) -> dict[str, tuple[int, float]]:
+    """Each instrument's (ts in ns, close) of its last bar on day ``last[instrument]``
+    (a day number): what marks its open trade. A day the store no longer holds (removed
+    since: a stale run) leaves it unmarked: the day's start and NaN."""
+    from incbt.errors import NotFoundError
+
+    out = {}
+    for inst, day in last.items():
+        try:
+            b = store.bars(inst, day, day)
+        except NotFoundError:  # the instrument removed since
+            b = None
+        if b is None or not len(b.ts):
+            out[inst] = (int(day) * 86_400 * 10**9, float("nan"))
+        else:
+            out[inst] = (int(b.ts[-1]), float(b.close[-1]))
+    return out
 
 
 def trade_stats(trades: pa.Table) -> dict[str, Any]:
@@ -241,4 +282,4 @@ def trade_stats(trades: pa.Table) -> dict[str, Any]:
     }
 
 
-__all__ = ["TRADES_SCHEMA", "pair_fills", "trade_stats", "trades_table"]
+__all__ = ["TRADES_SCHEMA", "marks_at", "pair_fills", "trade_stats", "trades_table"]
