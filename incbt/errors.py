@@ -99,6 +99,9 @@ class BadInputError(UserError):
         self.instrument = instrument
         self.value = value
         self.fix = fix
+        # a bar read whole and found against a rule (SEMANTICS.md "Bars"), not a line
+        # that could not be read: set by the ingest's checks (incbt.bars.parts.first_error)
+        self.rule = False
         where = ""
         if file is not None:
             where = f"{file}"

@@ -97,7 +97,16 @@ from incbt.bars.layout import (
     sync_files,
     write_file,
 )
-from incbt.bars.parts import GzParts, ParquetRowParts, Part, Stitcher, big_row_groups, read_part
+from incbt.bars.parts import (
+    GzParts,
+    ParquetRowParts,
+    Part,
+    Stitcher,
+    big_row_groups,
+    first_error,
+    read_part,
+    whole_csv,
+)
 from incbt.bars.parts import split as parts_of
 from incbt.bars.schema import (
     day_to_iso,
@@ -1012,6 +1021,20 @@ def ingest(
     )
     summary = IngestSummary(files=len(files), dry_run=dry_run)
 
+    def first_bad_line(e: BadInputError, f: str) -> BadInputError:
+        """A whole file's error as its first bad line: where reading stopped at a line it
+        could not read, a bar on a line before it may break a rule (parts.first_error).
+        For a plain CSV file of a header line (those cut in parts when big); others' as
+        read (a .csv.gz read whole, headerless and yfinance files, Parquet, whose
+        columns' types leave no line unread)."""
+        plain = header is None and f.lower().endswith(".csv") and not is_stacked(f)
+        part = whole_csv(f) if plain and not e.rule else None
+        return e if part is None else first_error(e, part, functools.partial(first_read, None))
+
+    def first_read(before: dict[str, int] | None, part: Part) -> InputBars:
+        """A part's first lines read (:func:`incbt.bars.parts.first_error`)."""
+        return read(part, True, before)[0]
+
     def whole(f: str) -> bool:  # a CSV file without a header line is read whole: a part
         # of it would take its first bar for the header line its copy starts with; so is
         # one with yfinance's header of three lines, whose parts would have its first
@@ -1139,7 +1162,10 @@ def ingest(
                     read_out = []
                     for unit, r in zip(group, reads, strict=True):
                         if not isinstance(unit, Part):
-                            read_out.append(r.result())
+                            try:
+                                read_out.append(r.result())
+                            except BadInputError as e:  # the first bad line, whatever
+                                raise first_bad_line(e, unit) from None  # its rule
                             continue
                         try:  # numbered as in the whole file, now that the parts before are
                             try:
@@ -1151,7 +1177,9 @@ def ingest(
                                     raise
                                 read_out.append(read(unit, True, before))
                         except BadInputError as e:
-                            raise stitcher.renumbered(e, unit) from None
+                            raise stitcher.first_error(
+                                e, unit, functools.partial(first_read, stitcher.before(unit))
+                            ) from None
                         stitcher.number(unit, read_out[-1][0])
                     this, group = group, ahead.result()
                     if group is not None:

@@ -576,11 +576,12 @@ def _validated(
     try:
         return validate(path, kind, table, block, tz)
     except BadInputError as e:
+        e.rule = True  # a bar read, against a rule
         src = mapping.get("close")
         adjusted = src is not None and re.sub(r"[\s_.-]", "", src).lower() == "adjclose"
         if not adjusted or not e.problem.startswith(("high is below", "low is above")):
             raise
-        raise BadInputError(
+        said = BadInputError(
             e.problem,
             file=e.file,
             line=e.line,
@@ -590,7 +591,9 @@ def _validated(
             fix=f"the close is read from {src!r}, adjusted for dividends and splits, while "
             "open, high and low are not: download the bars adjusted alike (yfinance: "
             "`auto_adjust=True`), or ingest the unadjusted close (without --map close=...)",
-        ) from None
+        )
+        said.rule = True
+        raise said from None
 
 
 # The separator and decimal point of the CSV file being read on this thread: a comma

@@ -304,11 +304,10 @@ def _csv_parts(path: str, budget: int) -> list[Part] | None:
     part instead, and are refused there with their line)."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
-        head = f.read(_WINDOW)
-        nl = head.find(b"\n")
-        if nl < 0 or head[:nl].count(b'"') % 2:
-            return None  # no header line in reach, or one quoted past its newline
-        cuts = [nl + 1]
+        start = _header_end(f.read(_WINDOW))
+        if start is None:
+            return None
+        cuts = [start]
         while size - cuts[-1] > budget:
             cut = _cut_at(f, cuts[-1] + budget)
             if cut is None:
@@ -401,12 +400,19 @@ def read_part(
             if before is None:  # read again after the parts before it
                 part.rows.append(rows)
             raise
+        except BadInputError:  # its bars before the bad one are read again (first_error)
+            part.rows.append(rows)
+            raise
     if part.kind == "csv-file":  # a part of a .csv.gz, a file of its own: gone once read
-        again = False  # (or kept to be read again after the parts before it)
+        again = False  # (or kept to be read again after the parts before it, or its
+        # lines before a bad one: Stitcher.first_error; the ingest's end removes it)
         try:
             return read(part.path)
         except AmbiguousTime:
             again = before is None
+            raise
+        except BadInputError:
+            again = True
             raise
         finally:
             if not again:
@@ -459,6 +465,115 @@ def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
         count -= n
 
 
+def whole_csv(path: str) -> Part | None:
+    """A plain CSV file (a header line, then bars) as one part: what :func:`first_error`
+    reads the first lines of (None: not one, say its header line is not in reach)."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            start = _header_end(f.read(_WINDOW))
+    except OSError:  # (its reading said why it cannot be read)
+        return None
+    return None if start is None else Part(path, "csv", 0, 1, start, size, size - start, start)
+
+
+def _header_end(head: bytes) -> int | None:
+    """Where a CSV file's header line ends, given its first bytes (None: no header line
+    in reach, or one quoted past its newline)."""
+    nl = head.find(b"\n")
+    return None if nl < 0 or head[:nl].count(b'"') % 2 else nl + 1
+
+
+def prefix(part: Part, bars: int) -> Part | None:
+    """The first ``bars`` bars of a part, as a part of their own (None: none, or not as
+    many): its first lines of a CSV file (a ``.csv.gz``'s part too: a file of its own,
+    its header line first), its first rows of a Parquet file's."""
+    if bars <= 0:
+        return None
+    if part.kind in ("csv", "csv-file"):
+        try:
+            with open(part.path, "rb") as f:
+                f.seek(part.start)
+                data = f.read(part.end - part.start)
+        except OSError:  # (its reading said why it cannot be read)
+            return None
+        end = 0
+        for _ in range(bars):
+            end = data.find(b"\n", end) + 1
+            if not end:
+                return None
+        return dataclasses.replace(part, kind="csv", end=part.start + end, rows=[])
+    if part.kind == "parquet":
+        try:
+            table = pq.ParquetFile(part.path).read_row_groups(range(part.start, part.end))
+        except (pa.ArrowInvalid, OSError):
+            return None
+    elif part.rows:
+        table = part.rows.pop()  # let go: the part is read (first_error)
+    else:
+        return None
+    if table.num_rows < bars:
+        return None
+    return dataclasses.replace(part, kind="parquet-rows", rows=[table.slice(0, bars)])
+
+
+def first_error(
+    e: BadInputError,
+    part: Part,
+    read: Callable[[Part], InputBars],
+    row_base: int = 0,
+    check: Callable[[InputBars], None] | None = None,
+) -> BadInputError:
+    """The first bad bar of ``part`` (a whole file's too, as one part), given ``e``, the
+    error reading it raised (numbered in the part), in the file's numbering.
+
+    Reading stops at a line it cannot read (a field that is not a number, a line cut
+    short) before any bar is checked against the rules (SEMANTICS.md "Bars"), so a bar
+    that breaks one on an earlier line was not the one named (QA 2026-12-07). So the
+    bars before ``e``'s are read again (``read``), until they read clean: the error of
+    the last that did not is the first. ``check``: raises what the clean bars before it
+    break beyond the part (a big file's parts before it), an error already numbered as
+    the file's. A bar that breaks a rule is the first of its part's rules already (the
+    rules are checked over every bar), so only ``check`` is left to look at for it."""
+    csv = not part.kind.startswith("parquet")
+    try:
+        return _first_error(e, part, read, row_base, check, csv)
+    finally:
+        part.rows.clear()  # a streamed part's rows, kept for this: let go
+
+
+def _first_error(
+    e: BadInputError,
+    part: Part,
+    read: Callable[[Part], InputBars],
+    row_base: int,
+    check: Callable[[InputBars], None] | None,
+    csv: bool,
+) -> BadInputError:
+    while not isinstance(e, AmbiguousTime):
+        at = e.line if csv else e.row
+        if at is None or (e.rule and check is None):
+            break
+        sub = prefix(part, at - (2 if csv else 1))
+        if sub is None:
+            break
+        try:
+            inp = read(sub)
+        except BadInputError as earlier:  # on a line before e's, or e's reading alone
+            now = earlier.line if csv else earlier.row  # (which is no error: as it is)
+            if now is None or now >= at:
+                break
+            e = earlier
+            continue
+        if check is not None:
+            try:
+                check(inp)
+            except BadInputError as earlier:
+                return earlier
+        break
+    return _renumbered(e, part, row_base)
+
+
 def _renumbered(e: BadInputError, part: Part, row_base: int) -> BadInputError:
     """The error a part's reading raised, naming the whole file's line or row."""
     csv = not part.kind.startswith("parquet")
@@ -469,7 +584,7 @@ def _renumbered(e: BadInputError, part: Part, row_base: int) -> BadInputError:
         return n + row_base if n is not None and n >= first else n
 
     problem = re.sub(rf"\b{unit} (\d+)", lambda m: f"{unit} {shift(int(m.group(1)))}", e.problem)
-    return BadInputError(
+    out = BadInputError(
         problem,
         file=part.shown,
         line=shift(e.line),
@@ -478,6 +593,8 @@ def _renumbered(e: BadInputError, part: Part, row_base: int) -> BadInputError:
         value=e.value,
         fix=e.fix,
     )
+    out.rule = e.rule
+    return out
 
 
 class Stitcher:
@@ -490,8 +607,10 @@ class Stitcher:
         self.rows: dict[str, int] = {}  # file -> rows read in its earlier parts
         self.last: dict[str, dict[str, tuple[int, dict[str, int]]]] = {}  # ts, where
         self.held: dict[str, dict[str, Any]] = {}  # file -> instrument -> its last day's piece
-        # file -> instrument -> its last ts in the parts numbered (read, in file order)
+        # file -> instrument -> its last ts in the parts numbered (read, in file order),
+        # and where that bar is (its line or row in the file)
         self.ends: dict[str, dict[str, int]] = {}
+        self.ends_at: dict[str, dict[str, dict[str, int]]] = {}
 
     def number(self, part: Part, inp: InputBars) -> None:
         """Number a part's rows as in the whole file (the parts before it are numbered)."""
@@ -500,11 +619,13 @@ class Stitcher:
         inp.rows += base
         self.rows[part.shown] = base + len(inp)
         ends = self.ends.setdefault(part.shown, {})
+        ends_at = self.ends_at.setdefault(part.shown, {})
         if len(inp):  # sorted by (instrument, ts): each instrument's last bar
             last = np.flatnonzero(np.append(inp.codes[1:] != inp.codes[:-1], True))
             ends.update((inp.names[inp.codes[i]], int(inp.ts[i])) for i in last.tolist())
+            ends_at.update((inp.names[inp.codes[i]], inp.where(i)) for i in last.tolist())
         if part.last:
-            del self.ends[part.shown]
+            del self.ends[part.shown], self.ends_at[part.shown]
 
     def before(self, part: Part) -> dict[str, int] | None:
         """Each instrument's last ts in the parts before ``part`` (numbered already);
@@ -514,6 +635,28 @@ class Stitcher:
     def renumbered(self, e: BadInputError, part: Part) -> BadInputError:
         """A part's error, naming the line or row of the whole file."""
         return _renumbered(e, part, self.rows.get(part.shown, 0))
+
+    def first_error(
+        self, e: BadInputError, part: Part, read: Callable[[Part], InputBars]
+    ) -> BadInputError:
+        """The file's first bad bar, given ``e``, the first that reading ``part`` alone
+        found: :func:`first_error`, and the part's bars before it compared with the parts
+        before (an instrument's first bar here going back against them is not one the
+        part alone can see: QA 2026-12-07, read whole that line was named, in parts the
+        later one)."""
+        base = self.rows.get(part.shown, 0)
+
+        def before_it(inp: InputBars) -> None:
+            if not base:  # a file's first part: nothing before it
+                return
+            inp.source, inp.rows = part.shown, inp.rows + base
+            last = {
+                name: (ts, self.ends_at[part.shown][name])
+                for name, ts in self.ends.get(part.shown, {}).items()
+            }
+            self._check_order(part, inp, last)
+
+        return first_error(e, part, read, base, before_it)
 
     def feed(self, part: Part, inp: InputBars, pieces: list[Any]) -> list[Any]:
         """The pieces of this part that are whole days, with days joined across parts."""
