@@ -2462,6 +2462,8 @@ def main() -> None:
             named = next((a for a in sys.argv[1:] if a in commands), None)
             where = f"incbt {named}" if named else where
         text = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `incbt` alone: typer printed its
+            text = "Missing command"  # help, the message (QA 2026-12-07: 'error: . Fix:')
         end = "" if text.endswith(("?", "!")) else "."
         err_console.print(
             styled(f"[red]error:[/red] {text}{end} Fix: `{where} --help` lists what it takes"),

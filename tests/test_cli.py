@@ -1543,6 +1543,17 @@ def test_a_usage_error_points_at_its_commands_help(tmp_path):
     assert r.returncode == 2 and "'init'? Fix: `incbt --help`" in r.stderr, r.stderr
 
 
+def test_incbt_alone_shows_its_help_and_says_a_command_is_missing():
+    """QA 2026-12-07: `incbt` alone printed its help, then 'error: . Fix: ...' (click's
+    message for it is the help, which typer prints itself and returns empty)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCBT_")}
+    incbt_bin = os.path.join(os.path.dirname(sys.executable), "incbt")
+    r = subprocess.run([incbt_bin], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "Usage: incbt" in r.stdout
+    assert r.stderr.strip() == ("error: Missing command. Fix: `incbt --help` lists what it "
+                                "takes"), r.stderr
+
+
 LATE_CTRL_C = """
 import sys
 import incbt.sweep, incbt.cli
