@@ -28,6 +28,7 @@ from incbt.catalog.lock import held_by
 from incbt.errors import (
     BARS_LOST_FIX,
     STDOUT,
+    WRITTEN,
     DataNoteWarning,
     IncbtError,
     NotFoundError,
@@ -341,6 +342,8 @@ def generate(
             progress=rep,
             dry_run=dry_run,
         )
+    if not dry_run:
+        WRITTEN.extend(files)
     n, first, last = days_written(start, days, from_, to)
     span = first if n == 1 else f"{first} to {last}"
     names = os.path.basename(files[0]) + (

@@ -366,6 +366,19 @@ _OS_FIXES = {
 # this), and the files given with -o (registered by incbt.render as it writes them)
 STDOUT = "<standard output>"
 OUTPUTS: dict[str, bool] = {}
+# files the command wrote whole before its output to standard output (generate's, an
+# -o file's): a full disk cutting that output short leaves them (QA 2026-12-07)
+WRITTEN: list[str] = []
+
+
+def _kept() -> str:
+    """What a command wrote before its output was cut short: kept, said as such (QA
+    2026-12-07: "nothing else was changed" after a backtest had committed)."""
+    from incbt.catalog import lock
+
+    kept = ["what it committed to the store is kept"] if lock.taken() else []
+    kept += ["the files it wrote are kept"] if WRITTEN else []
+    return "; ".join(kept) or "nothing else was changed"
 
 
 def is_full_disk(exc: BaseException) -> bool:
@@ -389,7 +402,7 @@ def _disk_full(exc: BaseException, context: str) -> SetupError | None:
         return SetupError(
             f"{at}the disk is full: writing the output to "
             + ("standard output" if where == STDOUT else where)
-            + " stopped short (nothing else was changed). Fix: free space on the disk "
+            + f" stopped short ({_kept()}). Fix: free space on the disk "
             "it goes to, or send it elsewhere, and run the command again"
         )
     return disk_full(f" (writing {where})" if where else _stores_disk(), at)

@@ -526,7 +526,7 @@ def output_file(path: str) -> Iterator[str]:
     written in place, as the user's path says: a symbolic link's target, a device or a
     pipe (``-o /dev/stdout``), a file of several names, and where no file can be made
     beside it (a read-only folder, a name at the file system's limit)."""
-    from incbt.errors import OUTPUTS
+    from incbt.errors import OUTPUTS, WRITTEN
 
     full = os.path.abspath(os.path.expanduser(path))
     OUTPUTS[full] = True
@@ -558,6 +558,7 @@ def output_file(path: str) -> Iterator[str]:
         yield target
         if tmp is not None:
             os.replace(tmp, full)
+        WRITTEN.append(full)
     except BaseException as exc:
         if tmp is not None or st is None:  # the file beside it, or a new one cut short
             with contextlib.suppress(OSError):

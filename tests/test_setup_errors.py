@@ -556,6 +556,33 @@ def test_the_output_stream_closed_early_or_full_is_said_once(tmp_path, store):
         assert "Exception ignored" not in p.stderr and "disk is full" in p.stderr
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_output_after_a_command_wrote_does_not_say_nothing_changed(tmp_path, store):
+    """Standard output on a full disk after the command wrote: a backtest committed, the
+    files of generate or report -o written; each said "(nothing else was changed)" (QA
+    2026-12-07). Said now as what is kept; a read-only command's words stay."""
+    env = _env(INCBT_STORE=store.path)
+
+    def full(*args):
+        with open("/dev/full", "w") as out:
+            return subprocess.run([INCBT, *args], stdout=out, stderr=subprocess.PIPE,
+                                  text=True, env=env)
+
+    p = full("backtest", "sma_cross", "-p", "fast=3", "-p", "slow=20")
+    assert p.returncode == 1 and "disk is full" in p.stderr, p.stderr
+    assert "nothing else was changed" not in p.stderr, p.stderr
+    assert "what it committed to the store is kept" in p.stderr, p.stderr
+    assert [r.record.params for r in store.runs()] == [{"fast": 3, "slow": 20}]  # it was
+    for args in (["generate", str(tmp_path / "g"), "--instruments", "1", "--days", "1"],
+                 ["report", store.runs()[0].run_id, "-o", str(tmp_path / "r.html")]):
+        p = full(*args)
+        assert p.returncode == 1 and "nothing else was changed" not in p.stderr, p.stderr
+        assert "the files it wrote are kept" in p.stderr, p.stderr
+    assert os.listdir(tmp_path / "g") and (tmp_path / "r.html").stat().st_size
+    p = full("query", "SELECT 1 AS x")
+    assert p.returncode == 1 and "(nothing else was changed)" in p.stderr, p.stderr
+
+
 def test_an_update_interrupted_after_its_ingest_says_the_files_are_in(store, tmp_path,
                                                                      monkeypatch, capsys):
     """Ctrl-C (or SIGTERM) while an update computed, its ingest committed: it said only
