@@ -118,7 +118,8 @@ class LineTask:
         # 2026-12-07: "7,862,400 of 78.6 M"), as the bars say them (CountColumn)
         text = f"{self.description}: {_amount(self.n, big)}"
         if self.total:
-            text += f" of {_amount(self.total, big)} ({100 * self.n / self.total:.0f}%)"
+            # rounded down: 100% is said at the total alone (QA 2026-12-07: 249 of 250)
+            text += f" of {_amount(self.total, big)} ({100 * self.n // self.total}%)"
         text += f", {_amount(rate)}/s, {_seconds(took)}"
         if self.total and rate > 0 and self.n < self.total:
             text += f", ETA {_seconds((self.total - self.n) / rate)}"

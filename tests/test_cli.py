@@ -779,6 +779,18 @@ def test_a_progress_line_says_done_and_total_in_one_unit():
     assert small._line(small.t0 + 1.0).startswith("bar-steps: 101,400 of 202,800 (50%)")
 
 
+def test_a_progress_line_says_100_percent_only_at_its_total():
+    """QA 2026-12-07: `incbt generate` said "generating days: 249 of 250 (100%)" (99.6%
+    rounded), as though done; a percent short of the total is rounded down."""
+    from incbt.render import LineTask
+
+    t = LineTask("generating days", 250, 1.0)
+    t.n = 249
+    assert t._line(t.t0 + 10.0).startswith("generating days: 249 of 250 (99%)"), t._line(t.t0 + 10)
+    t.n = 250
+    assert t._line(t.t0 + 10.0).startswith("generating days: 250 of 250 (100%)")
+
+
 def test_a_progress_line_at_its_total_is_said_once_while_the_command_goes_on(capsys):
     """QA 2026-12-07: a wide sweep's bar-steps reached their total before their first
     line was due, then its one commit took seconds: only "0 pairs committed" was said."""
