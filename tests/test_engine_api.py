@@ -224,6 +224,12 @@ def test_exec_params():
     assert exec_params_from_dict({"fee_bps": 1}).tolist() == [100000.0, 1.0, 0.0]
     with pytest.raises(StrategyError, match="'notional' = 0.0 must be > 0"):
         exec_params_from_dict({"notional": 0})
+    # too large: its valid values said without the range [0.0, 1e+15], which holds 0 (QA
+    # 2026-12-07: `--notional 1e16` was told "valid range [0.0, 1e+15]", 0 refused)
+    with pytest.raises(StrategyError) as too_large:
+        exec_params_from_dict({"notional": 1e16})
+    assert str(too_large.value) == ("execution: parameter 'notional' = 1e+16 is out of range; "
+                                    "valid: more than 0 and at most 1e+15")
     with pytest.raises(StrategyError, match=r"'fee_bps' = -1 is out of range; valid range \[0.0"):
         exec_params_from_dict({"fee_bps": -1})
     with pytest.raises(StrategyError, match="unknown execution parameter 'fees'"):

@@ -648,9 +648,10 @@ def params_to_dict(strat: Strategy, row: np.ndarray) -> dict[str, int | float]:
     }
 
 
+MAX_NOTIONAL = 1e15
 EXEC_PARAMS: tuple[ParamSpec, ...] = (
     # at most 1e15: 1e308 passed, then every pair's PnL overflowed (QA 2026-12-06)
-    ParamSpec("notional", float, 100000.0, 0.0, 1e15, "currency put on a position"),
+    ParamSpec("notional", float, 100000.0, 0.0, MAX_NOTIONAL, "currency put on a position"),
     # at most the notional filled: a fee of 1e300 bps overflowed the metrics (Sharpe -0: QA)
     ParamSpec("fee_bps", float, 0.0, 0.0, 10000.0, "fee per fill, bps of |notional filled|"),
     ParamSpec("slippage_bps", float, 0.0, 0.0, 9999.0, "fills at open*(1 +/- bps/1e4)"),
@@ -673,6 +674,14 @@ def exec_params_from_dict(values: Mapping[str, Any] | None = None) -> np.ndarray
         raise StrategyError(
             f"execution: parameter 'notional' = {float(notional)!r} must be > 0 (and at "
             f"most {EXEC_PARAMS[0].max:g})"
+        )
+    if _is_real(notional) and not float(notional) <= MAX_NOTIONAL:  # so too large,
+        # and NaN (QA 2026-12-07: 1e16, inf and nan were told "[0.0, 1e+15]")
+        x = float(notional)
+        raise StrategyError(
+            f"execution: parameter 'notional' = {x:g} "
+            f"{'is out of range' if math.isfinite(x) else 'is not finite'}; valid: more than "
+            f"0 and at most {MAX_NOTIONAL:g}"
         )
     out = [_coerce("execution", p, values.get(p.name, p.default)) for p in EXEC_PARAMS]
     return np.array(out, dtype=np.float64)
