@@ -706,6 +706,21 @@ def _note_stale_runs(st: Any, table: Any, most: int = 5000) -> None:
     from incbt.update import status_of
 
     stale = [r for r in status_of(st, ids).stale if r.run_id in ids]
+    # a run whose strategy does not load: its rows stay as they are, no update recomputes
+    # it (QA 2026-12-07: said as stale results of the data before, which an update
+    # recomputes); the reason incbt.update gives it (incbt.report.BROKEN)
+    broken = {r.run_id: r.reason for r in stale if r.reason.startswith("cannot recompute: ")}
+    if broken:
+        why = [c.split(": ", 1)[1] for c in dict.fromkeys(broken.values())]
+        _say(
+            f"note: {len(broken)} of the {len(ids)} run(s) shown cannot be recomputed "
+            f"({'; '.join(why[:3])}{'; ...' if len(why) > 3 else ''}): their strategy does "
+            "not load or no longer takes their parameters, so their rows stay as they are "
+            "and no update brings them up to date. Fix: restore or repair the strategies "
+            "file (`runs.source` names it), or drop the runs (`incbt drop RUN`)",
+            True,
+        )
+    stale = [r for r in stale if r.run_id not in broken]
     if not stale:
         return
     runs = {r.run_id for r in stale}

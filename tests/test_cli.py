@@ -210,6 +210,43 @@ def test_a_query_showing_stale_runs_says_so_on_stderr(tmp_path):
     assert "stale" not in done.stderr and done.stdout != before.stdout
 
 
+MOMENTUM = """
+import incbt
+
+
+@incbt.strategy(params={"n": incbt.Param(int, default=5, min=1)}, state=("seen",),
+                warmup=lambda p: p["n"], reads=("close",))
+def momentum(p, s, o, h, l, c, v, i):
+    n = int(p[0])
+    s[0] += 1
+    if s[0] <= n:
+        return 0
+    return 1 if c[i] > c[i - n] else -1
+"""
+
+
+def test_a_query_showing_runs_whose_strategy_does_not_load_says_no_update_recomputes_them(
+        tmp_path):
+    """QA 2026-12-07: a run whose strategies file is gone was said in a query's note as
+    having stale results "of the data before" that `incbt update` recomputes: it has the
+    results of the data now, and no update can recompute it."""
+    s = tmp_path / "store"
+    run("generate", str(tmp_path / "d"), "--instruments", "2", "--days", "3", store=s)
+    run("init", store=s)
+    run("ingest", str(tmp_path / "d"), store=s)
+    f = tmp_path / "mine.py"
+    f.write_text(MOMENTUM)
+    out = run("backtest", "momentum", "--strategies", str(f), store=s).stdout
+    rid = re.search(r"run id: (\w+)", out).group(1)
+    f.unlink()
+    q = run("query", f"SELECT run_id FROM runs WHERE run_id = '{rid}'", "--output", "csv",
+            store=s)
+    assert rid in q.stdout
+    assert "stale results" not in q.stderr and "recomputes them" not in q.stderr, q.stderr
+    assert "note: 1 of the 1 run(s) shown cannot be recomputed (its strategies file" \
+        in q.stderr and "no update brings them up to date" in q.stderr, q.stderr
+
+
 def test_sql_finding_nothing_for_a_run_id_prefix_says_to_give_the_whole_id(small_store):
     """QA 2026-12-06: `-p run=694b` in SQL found 0 rows without a word (named queries
     take a prefix; SQL compares the text)."""
