@@ -1436,7 +1436,7 @@ def stale_causes(stale: list[Any], shown: int = 3) -> list[dict[str, Any]]:
     rows = []
     for (reason, from_day), rs in groups.items():
         runs = sorted({r.run_id for r in rs})
-        insts = sorted({r.instrument for r in rs})
+        insts = sorted({r.instrument for r in rs if r.instrument})  # "": a run a whole
         rows.append(
             {
                 "reason": reason,

@@ -1387,6 +1387,13 @@ def test_stale_pairs_are_grouped_by_cause():
         {"reason": "1 new day(s) after 2024-03-25", "from_day": "2024-03-26", "runs": 1,
          "instruments": 1, "bar_steps": 10, "which runs": "a", "which instruments": "V"},
     ]
+    # a run as a whole (its strategy does not load) has no instrument: none counted (QA
+    # 2026-12-07: "instruments 1", none named)
+    whole = [StaleRow("c", "mine", "", "cannot recompute: its strategies file gone", None, 0)]
+    assert stale_causes(whole) == [
+        {"reason": "cannot recompute: its strategies file gone", "from_day": None, "runs": 1,
+         "instruments": 0, "bar_steps": 0, "which runs": "c", "which instruments": ""},
+    ]
 
 
 @pytest.mark.parametrize("budget", [10**9, 1])
