@@ -69,7 +69,7 @@ def fill_identifiers(sql: str, params: dict[str, object], name: str, how: str = 
     return sql
 
 
-_VALUE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_VALUE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*|[0-9]+)")  # $NAME, or $1 (positional)
 _NOT_CODE = re.compile(r"--[^\n]*|'(?:[^']|'')*'")  # comments and string literals
 
 

@@ -326,6 +326,7 @@ def test_a_named_query_says_which_parameters_it_needs():
     check_params(sql, {"run": "x", "n": 3}, "worst_drawdowns")
     # $names in comments and string literals are not parameters
     assert value_params("-- $a\nSELECT '$b', 'it''s $c' AS x WHERE y = $d") == {"d"}
+    assert value_params("SELECT $1, $2 + $x") == {"1", "2", "x"}  # positional ones too
     # every built-in query documents each parameter it binds
     for q in list_queries(None):
         text = find_query(q["name"], None)
@@ -625,6 +626,12 @@ def test_cli_a_value_the_query_cannot_take_exits_2_naming_it(results):
     p = query("SELECT count(*) AS n FROM daily WHERE date >= $d AND pnl > $x", "-p",
               "d=2024-02-01", "-p", "x=-1e9", "--output", "csv")
     assert p.returncode == 0 and int(p.stdout.splitlines()[1]) > 0, p.stderr
+    # a positional $1 is bound by -p 1=VALUE, as its missing value's message says (QA
+    # 2026-12-07: then "-p 1: the SQL has no $1 to bind it to")
+    p = query("SELECT $1 + 1 AS a", "--output", "csv")
+    assert p.returncode == 2 and "give -p 1=VALUE" in p.stderr, p.stderr
+    p = query("SELECT $1 + 1 AS a", "-p", "1=5", "--output", "csv")
+    assert p.returncode == 0 and p.stdout.splitlines() == ['"a"', "6"], p.stderr
 
 
 def test_cli_a_value_that_reads_as_a_number_is_text_where_the_query_needs_text(tmp_path):
