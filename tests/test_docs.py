@@ -21,6 +21,15 @@ def test_every_setting_is_documented():
         assert f"`{s.name}`" in README, f"setting {s.name} is not in README.md"
 
 
+def test_the_cli_reference_says_what_strategies_check_runs():
+    """QA 2026-12-07: docs/cli.md said `--check` runs a step "over two bars", after it
+    ran over days of synthetic bars, whole, twice and resumed from a snapshot (README)."""
+    cli_md = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    row = next(ln for ln in cli_md.splitlines() if ln.startswith("| `incbt strategies"))
+    assert "two bars" not in row
+    assert "synthetic bars" in row and "resumed from a day's snapshot" in row, row
+
+
 def test_the_two_setup_commands_are_documented():
     assert "make demo" in README and "make test" in README
 
