@@ -91,7 +91,11 @@ EVENT_KINDS = (
 def default_path() -> str:
     # a "~" the shell left (quoted, or in the variable) is the home folder, as Arrow
     # takes it in -o FILE: a folder named "~" was made here (QA 2026-12-06)
-    return os.path.expanduser(os.environ.get("INCBT_STORE") or DEFAULT_STORE)
+    given = os.environ.get("INCBT_STORE")
+    if given is not None and not given.strip():  # set but empty (exported from an unset
+        # variable): refused as --store '' is, not ./store of here (QA 2026-12-07)
+        raise UsageError("--store (or INCBT_STORE) is empty: give the store's folder")
+    return os.path.expanduser(given or DEFAULT_STORE)
 
 
 @dataclass

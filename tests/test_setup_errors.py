@@ -404,6 +404,23 @@ def test_a_tilde_in_a_path_is_the_home_folder(tmp_path):
     assert (home / "n.json").read_text().strip() == '{"n": 780}'
 
 
+def test_an_empty_incbt_store_is_refused_as_an_empty_store_option(tmp_path, monkeypatch):
+    """INCBT_STORE="" (a variable exported from one that was not set) opened ./store
+    of the current folder without a word, where `--store ''` is refused (QA 2026-12-07:
+    `incbt status` showed another store, one a write would have changed)."""
+    generate(str(tmp_path / "d"), instruments=1, days=1, seed=4)
+    incbt.init(str(tmp_path / "store")).ingest(str(tmp_path / "d"))
+    for value in ("", " "):
+        p = run_incbt(["status"], env=_env(INCBT_STORE=value), cwd=tmp_path)
+        assert p.returncode == 2, p.stdout
+        assert p.stderr.strip() == ("error: --store (or INCBT_STORE) is empty: give the "
+                                    "store's folder"), p.stderr
+    monkeypatch.setenv("INCBT_STORE", "")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(incbt.UsageError, match=r"INCBT_STORE\) is empty"):
+        incbt.open()
+
+
 def test_an_init_that_fails_leaves_nothing(tmp_path, monkeypatch):
     """init on a full disk left bars/ and a catalog without its first commit, which
     neither init ("a folder with other files") nor any command took again."""
