@@ -23,8 +23,16 @@ BUILTIN = Path(__file__).resolve().parent.parent / "queries"
 
 def query_dirs(store_path: str | None) -> list[Path]:
     dirs = []
-    if os.environ.get("INCBT_QUERIES"):
-        dirs.append(Path(os.environ["INCBT_QUERIES"]))
+    given = os.environ.get("INCBT_QUERIES")
+    if given:
+        d = Path(os.path.expanduser(given))
+        if not d.is_dir():  # a typo was left out without a word (QA 2026-12-07)
+            what = "a file, not a folder" if d.exists() else "no such folder"
+            raise NotFoundError(
+                f"INCBT_QUERIES={given}: {what} (it names the folder of your own named "
+                "queries). Fix: give the folder of your .sql files, or unset INCBT_QUERIES"
+            )
+        dirs.append(d)
     if store_path:
         dirs.append(Path(store_path) / "queries")
     dirs.append(BUILTIN)

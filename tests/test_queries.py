@@ -335,6 +335,28 @@ def test_a_named_query_says_which_parameters_it_needs():
         assert value_params(text) <= documented, q["name"]
 
 
+def test_incbt_queries_naming_no_folder_is_said(corrected, tmp_path):
+    """QA 2026-12-07: INCBT_QUERIES naming no folder (a typo) was left out without a word:
+    its queries were "no query named ...", and --list showed the built-ins alone."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "mine.sql").write_text("-- Mine.\nSELECT 1 AS x\n")
+    env = {**os.environ, "INCBT_QUERIES": str(mine)}
+    p = run_incbt(["--store", corrected.path, "query", "mine", "--output", "csv"], env=env)
+    assert p.returncode == 0 and p.stdout.splitlines() == ['"x"', "1"], p.stderr
+    for where in (tmp_path / "mnie", mine / "mine.sql"):
+        env = {**os.environ, "INCBT_QUERIES": str(where)}
+        for args in (["query", "mine"], ["query", "--list"]):
+            p = run_incbt(["--store", corrected.path, *args], env=env)
+            assert p.returncode == 1, p.stdout
+            assert p.stderr.startswith(f"error: INCBT_QUERIES={where}: "), p.stderr
+            assert "unset INCBT_QUERIES" in p.stderr, p.stderr
+    # SQL is no named query: it runs whatever the variable says
+    p = run_incbt(["--store", corrected.path, "query", "SELECT 2 AS y", "--output", "csv"],
+                  env=env)
+    assert p.returncode == 0 and p.stdout.splitlines() == ['"y"', "2"], p.stderr
+
+
 def test_cli_query_without_its_parameter_is_a_usage_error(corrected):
 
     p = run_incbt(["--store", corrected.path, "query", "day_history"])
