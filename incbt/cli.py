@@ -578,6 +578,12 @@ def query(
 
         if sql:  # it ran nothing, and said nothing of it (QA 2026-12-06)
             raise UsageError(f"--list lists the named queries: give it alone, not with {sql!r}")
+        given = ["-p"] * bool(param) + ["--as-of"] * (as_of is not None) + ["--pivot"] * pivot
+        if given:  # ignored without a word (QA 2026-12-07)
+            raise UsageError(
+                f"--list lists the named queries: give it alone, not with {', '.join(given)} "
+                "(--output and -o say how to write the list)"
+            )
         write_table(pa.Table.from_pylist(list_queries(state.store_path)), output, out)
         return
     if not sql or not sql.strip():  # blanks too: DataFusion's words, exit 1 (QA)
