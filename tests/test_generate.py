@@ -82,6 +82,10 @@ def test_bars_ingest_would_refuse_are_not_generated(tmp_path):
     assert not (tmp_path / "g").exists()
     generate(str(tmp_path / "ok"), instruments=1, days=1, start="1973-03-05")
     assert read_input(str(next((tmp_path / "ok").iterdir()))).block.shape == (6, 390)
+    for kw, said in (({"instruments": 0}, "--instruments 0"), ({"days": -2}, "--days -2")):
+        with pytest.raises(UsageError, match=f"{said}: give at least 1"):  # the value named
+            generate(str(tmp_path / "none"), **{"instruments": 1, "days": 1, **kw})
+    assert not (tmp_path / "none").exists()
 
 
 def test_a_full_disk_leaves_every_file_whole_and_says_which(tmp_path, monkeypatch):

@@ -161,8 +161,9 @@ def generate(
     instruments = whole(instruments, "instruments (--instruments)") or 0
     days = whole(days, "days (--days)") or 0
     seed = whole(seed, "seed (--seed)") or 0
-    if instruments <= 0 or days <= 0:
-        raise UsageError("--instruments and --days must be positive")
+    if instruments <= 0 or days <= 0:  # QA 2026-12-07: the value was not named
+        name, bad = ("instruments", instruments) if instruments <= 0 else ("days", days)
+        raise UsageError(f"--{name} {bad}: give at least 1 (--instruments and --days count)")
     if instruments > MAX_INSTRUMENTS or days > MAX_DAYS:
         raise UsageError(
             f"--instruments {instruments:,} --days {days:,}: at most {MAX_INSTRUMENTS:,} "

@@ -675,13 +675,14 @@ def exec_params_from_dict(values: Mapping[str, Any] | None = None) -> np.ndarray
             f"execution: parameter 'notional' = {float(notional)!r} must be > 0 (and at "
             f"most {EXEC_PARAMS[0].max:g})"
         )
-    if _is_real(notional) and not float(notional) <= MAX_NOTIONAL:  # so too large,
-        # and NaN (QA 2026-12-07: 1e16, inf and nan were told "[0.0, 1e+15]")
+    top = EXEC_PARAMS[0].max
+    if _is_real(notional) and top is not None and not float(notional) <= top:  # so too
+        # large, and NaN (QA 2026-12-07: 1e16, inf and nan were told "[0.0, 1e+15]")
         x = float(notional)
         raise StrategyError(
             f"execution: parameter 'notional' = {x:g} "
             f"{'is out of range' if math.isfinite(x) else 'is not finite'}; valid: more than "
-            f"0 and at most {MAX_NOTIONAL:g}"
+            f"0 and at most {top:g}"
         )
     out = [_coerce("execution", p, values.get(p.name, p.default)) for p in EXEC_PARAMS]
     return np.array(out, dtype=np.float64)
