@@ -253,3 +253,18 @@ def test_the_cli_gives_a_sweeps_trade_stats_and_refuses_its_trades(store):
                                 w["expectancy"]) for w in want]
     p = run_incbt(["--store", store.path, "trades", "cli-trips"])
     assert p.returncode == 2 and "`incbt trades cli-trips --stats`" in p.stderr
+
+
+def test_an_unmarked_open_trade_ends_at_its_day_start_in_the_session_zone(tmp_path):
+    """The exit_ts of an open trade whose last day was removed since is that day's start
+    in the store's session zone, as README says: in a New York store, 2024-03-07 starts
+    at 05:00 UTC, not at UTC midnight (then 19:00 the evening before, the previous
+    trading day's)."""
+    generate(str(tmp_path / "d"), instruments=2, days=4, start="2024-03-04", seed=5)
+    s = incbt.init(str(tmp_path / "s"), session_tz="America/New_York")
+    s.ingest(str(tmp_path / "d"))
+    run = s.backtest("sma_cross", {"fast": 5, "slow": 20})
+    s.remove(["S0001"], start="2024-03-07")
+    last = run.trades("S0001").to_pandas().iloc[-1]
+    assert last.status == "open" and np.isnan(last.exit_price)
+    assert last.exit_ts == pd.Timestamp("2024-03-07", tz="America/New_York")

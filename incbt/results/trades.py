@@ -228,20 +228,37 @@ def trades_table(
 def marks_at(store: Any, last: dict[str, int]) -> dict[str, tuple[int, float]]:
     """Each instrument's (ts in ns, close) of its last bar on day ``last[instrument]``
     (a day number): what marks its open trade. A day the store no longer holds (removed
-    since: a stale run) leaves it unmarked: the day's start and NaN."""
+    since: a stale run) leaves it unmarked: the day's start in the store's session zone
+    and NaN."""
     from incbt.errors import NotFoundError
 
     out = {}
+    tz = store.settings["session_tz"]
     for inst, day in last.items():
         try:
             b = store.bars(inst, day, day)
         except NotFoundError:  # the instrument removed since
             b = None
         if b is None or not len(b.ts):
-            out[inst] = (int(day) * 86_400 * 10**9, float("nan"))
+            out[inst] = (_day_start(int(day), tz), float("nan"))
         else:
             out[inst] = (int(b.ts[-1]), float(b.close[-1]))
     return out
+
+
+def _day_start(day: int, tz: str) -> int:
+    """The start (ns since the epoch, UTC) of trading day ``day`` (days since 1970): its
+    midnight in the session zone ``tz`` (QA 2026-12-07: UTC midnight in a New York store,
+    19:00 of the trading day before)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    if tz == "UTC":
+        return day * 86_400 * 10**9
+    local = dt.datetime.combine(
+        dt.date(1970, 1, 1) + dt.timedelta(days=day), dt.time(0), tzinfo=ZoneInfo(tz)
+    )
+    return round(local.timestamp()) * 10**9
 
 
 def trade_stats(trades: pa.Table) -> dict[str, Any]:
