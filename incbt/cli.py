@@ -1161,8 +1161,10 @@ def trades(
         return
     run = st.run(target)
     if stats:
-        row = run.trade_stats(instrument)
-        write_table(pa.Table.from_pylist([{"run_id": run.run_id, **row}]), output, out)
+        from incbt.results.trades import trade_stats_table
+
+        t = trade_stats_table([run.trade_stats(instrument)])
+        write_table(t.add_column(0, "run_id", pa.array([run.run_id])), output, out)
         return
     write_table(run.trades(instrument), output, out)
 

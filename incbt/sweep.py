@@ -280,10 +280,8 @@ class SweepResult:
         row per grid point (point, run_id, the parameters p_*, then trades, closed_trades,
         ..., expectancy), each run's fills paired in one read of the sweep's. A pyarrow
         Table (``.to_pandas()``)."""
-        import pyarrow as pa
-
         from incbt.query import run_sql_fresh
-        from incbt.results.trades import marks_at, trade_stats, trades_table
+        from incbt.results.trades import marks_at, trade_stats, trade_stats_table, trades_table
 
         self._here()
         ids = self.run_ids
@@ -324,8 +322,9 @@ class SweepResult:
             rows.append(trade_stats(trades.slice(a, b - a)))
         ps = [c for c in grid.column_names if c.startswith("p_")]
         out = grid.select(["point", "run_id", *ps])
-        for k, col in pa.Table.from_pylist(rows).to_pydict().items() if rows else []:
-            out = out.append_column(k, pa.array(col))
+        stats = trade_stats_table(rows)
+        for f in stats.schema:
+            out = out.append_column(f, stats.column(f.name))
         return out
 
     def leaderboard(self, metric: str = "sharpe", n: int = 10) -> Any:

@@ -268,3 +268,27 @@ def test_an_unmarked_open_trade_ends_at_its_day_start_in_the_session_zone(tmp_pa
     last = run.trades("S0001").to_pandas().iloc[-1]
     assert last.status == "open" and np.isnan(last.exit_price)
     assert last.exit_ts == pd.Timestamp("2024-03-07", tz="America/New_York")
+
+
+def test_trade_stats_tables_are_typed_without_a_closed_trade(store, tmp_path):
+    """A sweep's trade statistics and `incbt trades RUN --stats` have one schema whatever
+    the values: a run without a closed trade (all its statistics None) gives float64 and
+    duration columns of nulls, not columns of Arrow's null type that another run's file
+    does not concatenate with."""
+    import pyarrow.parquet as pq
+    from cli_process import run_incbt
+
+    sw = store.sweep("sma_cross", {"fast": [5], "slow": [3000, 4000]}, name="no-trips")
+    t = sw.trade_stats()
+    assert t.column("closed_trades").to_pylist() == [0, 0]
+    assert t.schema.field("win_rate_pct").type == pa.float64()
+    assert t.schema.field("avg_losing_trade_duration").type == pa.duration("us")
+    full = store.sweep("sma_cross", {"fast": [5], "slow": [20]}, name="trips-too").trade_stats()
+    assert pa.concat_tables([t, full]).num_rows == 3
+    run = store.run(sw.run_ids[0])
+    p = run_incbt(["--store", store.path, "trades", run.run_id, "--stats", "-o",
+                   str(tmp_path / "st.parquet")])
+    assert p.returncode == 0, p.stderr
+    got = pq.read_table(tmp_path / "st.parquet")
+    assert got.schema.field("expectancy").type == pa.float64()
+    assert got.schema.field("avg_winning_trade_duration").type == pa.duration("us")

@@ -60,6 +60,26 @@ TRADES_SCHEMA = pa.schema(
 )
 
 
+# trade_stats()'s values as table columns: one schema whatever the values (all None
+# without a closed trade was Arrow's null type: QA 2026-12-07)
+TRADE_STATS_SCHEMA = pa.schema(
+    [
+        ("trades", pa.int64()),
+        ("closed_trades", pa.int64()),
+        ("open_trades", pa.int64()),
+        ("win_rate_pct", pa.float64()),
+        ("best_trade_pct", pa.float64()),
+        ("worst_trade_pct", pa.float64()),
+        ("avg_winning_trade_pct", pa.float64()),
+        ("avg_losing_trade_pct", pa.float64()),
+        ("avg_winning_trade_duration", pa.duration("us")),
+        ("avg_losing_trade_duration", pa.duration("us")),
+        ("profit_factor", pa.float64()),
+        ("expectancy", pa.float64()),
+    ]
+)
+
+
 @functools.cache
 def _pair_kernel() -> Any:
     """The pairing compiled by Numba, on first use (``import numba`` costs ~0.2 s)."""
@@ -299,4 +319,17 @@ def trade_stats(trades: pa.Table) -> dict[str, Any]:
     }
 
 
-__all__ = ["TRADES_SCHEMA", "marks_at", "pair_fills", "trade_stats", "trades_table"]
+def trade_stats_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows of :func:`trade_stats` as a table of :data:`TRADE_STATS_SCHEMA`."""
+    return pa.Table.from_pylist(rows, schema=TRADE_STATS_SCHEMA)
+
+
+__all__ = [
+    "TRADES_SCHEMA",
+    "TRADE_STATS_SCHEMA",
+    "marks_at",
+    "pair_fills",
+    "trade_stats",
+    "trade_stats_table",
+    "trades_table",
+]
