@@ -225,9 +225,13 @@ def test_an_open_trade_whose_last_day_was_removed_since_is_not_marked(tmp_path):
     assert t.pnl.sum() == pytest.approx(eq, abs=1e-6)
 
 
-def test_a_sweeps_trade_stats_are_each_runs(store):
-    sw = store.sweep("bollinger", {"window": [10, 30], "k": [0.5, 2.0]}, name="trips",
-                     fee_bps=1.0)
+@pytest.mark.parametrize("a_read", [500_000, 1, 700])  # all at once, a run, some runs
+def test_a_sweeps_trade_stats_are_each_runs(store, monkeypatch, a_read):
+    import incbt.sweep
+
+    monkeypatch.setattr(incbt.sweep, "FILLS_A_READ", a_read)  # runs read in batches
+    sw = store.sweep("bollinger", {"window": [10, 30], "k": [0.5, 2.0]},
+                     name=f"trips-{a_read}", fee_bps=1.0)
     t = sw.trade_stats()
     assert t.column_names[:4] == ["point", "run_id", "p_window", "p_k"]
     assert t.num_rows == 4
