@@ -2083,8 +2083,9 @@ def _run_again(store: Any, run_id: str) -> Run:
 
 
 def _name_given(instrument: Any) -> None:
-    """Refuse an ``instrument=`` that is not a name (QA 2026-12-07: 123 was "no day of 123")."""
-    if not isinstance(instrument, str):
+    """Refuse an ``instrument=`` that is not a name (QA 2026-12-07: 123 was "no day of 123",
+    '' "the store holds no bars of ''")."""
+    if not isinstance(instrument, str) or not instrument.strip():
         raise UsageError(f"instrument: give an instrument's name, a string, not {instrument!r}")
 
 

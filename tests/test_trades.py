@@ -184,6 +184,9 @@ def test_the_cli_prints_trades_and_their_statistics(store):
     stats = run.trade_stats()
     assert got["run_id"] == run.run_id and got["trades"] == stats["trades"]
     assert got["profit_factor"] == stats["profit_factor"]
+    for blank in ("", " "):  # no name: bad usage, not "no bars of ''"
+        with pytest.raises(incbt.UsageError, match="give an instrument's name"):
+            run.trades(blank)
     p = run_incbt(["--store", store.path, "trades", run.run_id, "--instrument", "NOPE"])
     assert p.returncode == 1
     assert "has no day of instrument 'NOPE'" in p.stderr and "S0000, S0001, S0002" in p.stderr
