@@ -66,6 +66,7 @@ def test_the_five_minute_tour_runs_as_written(tmp_path):
     assert "sweep grid1: 25 run(s), 5 new" in out  # the wider grid under --resume
     assert "identical to a from-scratch run" in out  # verify
     assert "dropped 10 run(s)" in out and (tmp_path / "tour-data" / "grid1.html").exists()
+    assert "win_rate_pct" in out  # the sweep's trade statistics
 
 
 def test_the_python_api_block_runs_as_written(tmp_path):
