@@ -1613,3 +1613,31 @@ def test_a_zone_in_other_case_is_named_as_it_is_written(st, tmp_path):
         "--tz (tz=) 'america/new york' is not a known time zone; use an IANA name like "
         "America/New_York (names are case-sensitive: America/New_York)"
     )
+
+
+@pytest.mark.parametrize("name", ["SPY.csv", "SPY.txt"])
+@pytest.mark.parametrize("unreadable", ["x", ""])
+def test_a_file_without_a_header_line_names_its_first_bad_line_whatever_it_breaks(
+    tmp_path, name, unreadable
+):
+    """--header: a bar against a rule (a negative close, line 3) before a line reading
+    stops at (a field that is not a number, or empty, line 6) is named, as in a file of a
+    header line (QA 2026-12-07: the later line was named); one bad line as before."""
+    t0 = 1704292200
+    lines = [f"{t0 + 60 * k},100.25,102,99,100.5,{k}" for k in range(8)]
+    lines[2] = lines[2].replace(",100.5,", ",-100.5,")
+    lines[5] = lines[5].replace(",102,", f",{unreadable},")
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    s = incbt.init(str(tmp_path / "s"))
+    kw = dict(header="ts,open,high,low,close,volume", instrument="{stem}", ts_unit="s")
+    before = tree_state(s.path)
+    with pytest.raises(incbt.BadInputError, match=rf"{name}, line 3: close is not positive"):
+        s.ingest(str(path), **kw)
+    path.write_text("\n".join(lines[:2] + lines[3:]) + "\n")  # the unreadable line alone
+    with pytest.raises(incbt.BadInputError, match=rf"{name}, line 5: column high is not a"):
+        s.ingest(str(path), **kw)
+    assert tree_state(s.path) == before
+    assert not os.path.exists(os.path.join(s.path, "tmp")) or not os.listdir(
+        os.path.join(s.path, "tmp")
+    )

@@ -1024,11 +1024,14 @@ def ingest(
     def first_bad_line(e: BadInputError, f: str) -> BadInputError:
         """A whole file's error as its first bad line: where reading stopped at a line it
         could not read, a bar on a line before it may break a rule (parts.first_error).
-        For a plain CSV file of a header line (those cut in parts when big); others' as
-        read (a .csv.gz read whole, headerless and yfinance files, Parquet, whose
-        columns' types leave no line unread)."""
-        plain = header is None and f.lower().endswith(".csv") and not is_stacked(f)
-        part = whole_csv(f) if plain and not e.rule else None
+        For a plain CSV file of a header line (those cut in parts when big), or of none
+        (--header: a .csv or .txt file); others' as read (a .csv.gz read whole, yfinance
+        files, Parquet, whose columns' types leave no line unread)."""
+        if header is None:
+            plain = f.lower().endswith(".csv") and not is_stacked(f)
+        else:  # bars from its first line (QA 2026-12-07: the later line was named)
+            plain = f.lower().endswith((".csv", ".txt"))
+        part = whole_csv(f, header is None) if plain and not e.rule else None
         return e if part is None else first_error(e, part, functools.partial(first_read, None))
 
     def first_read(before: dict[str, int] | None, part: Part) -> InputBars:
@@ -1094,6 +1097,7 @@ def ingest(
                 ts_format,
                 decimal,
                 before,
+                header,
             )
         else:
             inp = read_input(

@@ -363,6 +363,7 @@ def read_part(
     ts_format: str | None = None,
     decimal: str | None = None,
     before: dict[str, int] | None = None,
+    header: Any = None,
 ) -> InputBars:
     """One part, validated as a file of its own (rows and lines numbered from its first
     bar: :meth:`Stitcher.number` renumbers them, and :meth:`Stitcher.renumbered` its
@@ -374,7 +375,9 @@ def read_part(
     :class:`AmbiguousTime` read alone (``before`` None: parts are read at once, so the
     parts before it may not be read yet), and is read again once they are, with
     ``before``, each instrument's last instant in them (:meth:`Stitcher.before`): the
-    bars are the whole file's (QA 2026-12-07). Its rows are kept for that reading."""
+    bars are the whole file's (QA 2026-12-07). Its rows are kept for that reading.
+    ``header``: the fields of a file without a header line (--header; such a file is not
+    cut in parts, only its first lines read again: :func:`first_error`)."""
 
     def read(path: str, **where: Any) -> InputBars:
         with resolving_after(before or {}):
@@ -387,6 +390,7 @@ def read_part(
                 instrument=instrument,
                 ts_format=ts_format,
                 decimal=decimal,
+                header=header,
                 **where,
             )
 
@@ -418,7 +422,7 @@ def read_part(
             if not again:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(part.path)
-    plain = ts_format is None and "+" not in dict(mapping or {}).get("ts", "")
+    plain = ts_format is None and header is None and "+" not in dict(mapping or {}).get("ts", "")
     if not tz and ts_unit == "ns" and instrument is None and plain:  # in place, where the
         # fast reader takes the lines
         inp = read_csv_range(part.path, part.header_end, part.start, part.end, mapping)
@@ -465,13 +469,14 @@ def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
         count -= n
 
 
-def whole_csv(path: str) -> Part | None:
-    """A plain CSV file (a header line, then bars) as one part: what :func:`first_error`
-    reads the first lines of (None: not one, say its header line is not in reach)."""
+def whole_csv(path: str, header: bool = True) -> Part | None:
+    """A plain CSV file (a header line, then bars; ``header`` False: bars from its first
+    line, --header) as one part: what :func:`first_error` reads the first lines of
+    (None: not one, say its header line is not in reach)."""
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
-            start = _header_end(f.read(_WINDOW))
+            start = _header_end(f.read(_WINDOW)) if header else 0
     except OSError:  # (its reading said why it cannot be read)
         return None
     return None if start is None else Part(path, "csv", 0, 1, start, size, size - start, start)
@@ -554,7 +559,8 @@ def _first_error(
         at = e.line if csv else e.row
         if at is None or (e.rule and check is None):
             break
-        sub = prefix(part, at - (2 if csv else 1))
+        sub = prefix(part, at - (1 + (part.header_end > 0) if csv else 1))  # (a line 1
+        # that is a bar where the file has no header line: --header)
         if sub is None:
             break
         try:
