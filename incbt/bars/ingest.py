@@ -1035,8 +1035,9 @@ def ingest(
         return e if part is None else first_error(e, part, functools.partial(first_read, None))
 
     def first_read(before: dict[str, int] | None, part: Part) -> InputBars:
-        """A part's first lines read (:func:`incbt.bars.parts.first_error`)."""
-        return read(part, True, before)[0]
+        """A part's first lines read (:func:`incbt.bars.parts.first_error`): checked, not
+        cut in days or counted as a file read."""
+        return read_bars(part, True, before)
 
     def whole(f: str) -> bool:  # a CSV file without a header line is read whole: a part
         # of it would take its first bar for the header line its copy starts with; so is
@@ -1082,6 +1083,14 @@ def ingest(
     def read(
         f: str | Part, use_threads: bool, before: dict[str, int] | None = None
     ) -> tuple[InputBars, list[Piece]]:
+        inp = read_bars(f, use_threads, before)
+        pieces = split_days(inp, session_tz, hasher)
+        if before is None:  # (not a part read again)
+            read_task.advance()
+        return inp, pieces
+
+    def read_bars(f: str | Part, use_threads: bool, before: dict[str, int] | None) -> InputBars:
+        """A file's or a part's bars, read and checked (not yet cut in days)."""
         name = None
         if instrument is not None:  # a part of a .csv.gz is a file of its own: its name
             name = instrument_for(f.name or f.path if isinstance(f, Part) else f, instrument)
@@ -1111,10 +1120,7 @@ def ingest(
                 header=header,
                 decimal=decimal,
             )
-        pieces = split_days(inp, session_tz, hasher)
-        if before is None:  # (not a part read again)
-            read_task.advance()
-        return inp, pieces
+        return inp
 
     # a dry run on a store it cannot write (a read-only file system) reads it without
     # the write lock, and cuts big compressed files in parts under a temporary folder

@@ -502,12 +502,12 @@ def prefix(part: Part, bars: int) -> Part | None:
                 data = f.read(part.end - part.start)
         except OSError:  # (its reading said why it cannot be read)
             return None
-        end = 0
-        for _ in range(bars):
-            end = data.find(b"\n", end) + 1
-            if not end:
-                return None
-        return dataclasses.replace(part, kind="csv", end=part.start + end, rows=[])
+        ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))  # (a Python
+        if len(ends) < bars:  # loop of find() took ~0.4 s for 1.4 M lines: QA 2026-12-07)
+            return None
+        return dataclasses.replace(
+            part, kind="csv", end=part.start + int(ends[bars - 1]) + 1, rows=[]
+        )
     if part.kind == "parquet":
         try:
             table = pq.ParquetFile(part.path).read_row_groups(range(part.start, part.end))
