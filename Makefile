@@ -43,6 +43,7 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_engine_kernel.py
 	$(BIN)/python benchmarks/bench_update.py
 	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_trades.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check incbt tests benchmarks
