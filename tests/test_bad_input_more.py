@@ -1641,3 +1641,18 @@ def test_a_file_without_a_header_line_names_its_first_bad_line_whatever_it_break
     assert not os.path.exists(os.path.join(s.path, "tmp")) or not os.listdir(
         os.path.join(s.path, "tmp")
     )
+
+
+def test_a_mapped_files_number_that_is_not_one_names_its_instrument(tmp_path):
+    """QA 2026-12-07: with --map (the names in another column than `instrument`), the
+    message of a field that is not a number named no instrument; a plain file's did."""
+    rows = "A,2024-01-02T14:30:00Z,10,11,9,10,5\nB,2024-01-02T14:31:00Z,10,x,9,10,5\n"
+    (tmp_path / "m.csv").write_text("sym,time,o,h,l,c,v\n" + rows)
+    s = incbt.init(str(tmp_path / "s"))
+    before = tree_state(s.path)
+    names = dict(zip(("instrument", "ts", "open", "high", "low", "close", "volume"),
+                     ("sym", "time", "o", "h", "l", "c", "v"), strict=True))
+    with pytest.raises(incbt.BadInputError) as e:
+        s.ingest(str(tmp_path / "m.csv"), columns=names)
+    assert "line 3: column h is not a number; instrument 'B'; value 'x'" in str(e.value)
+    assert tree_state(s.path) == before

@@ -894,7 +894,7 @@ def _read_csv_as(
                 ts_unit,
             )
             raise  # pragma: no cover - the text parse above names the bad line
-        _explain_csv_error(path, header, msg, types)
+        _explain_csv_error(path, header, msg, types, wanted.get("instrument"))
         raise  # pragma: no cover
     cols = {c: table.column(wanted[c]) for c in wanted if c != "ts"}
     cols["instrument"] = _names_column(table, wanted, instrument)
@@ -1214,10 +1214,15 @@ def _arrow_csv_or_explain(path: str, header: list[str], types: dict[str, pa.Data
 
 
 def _explain_csv_error(
-    path: str, header: list[str], msg: str, types: Mapping[str, pa.DataType]
+    path: str,
+    header: list[str],
+    msg: str,
+    types: Mapping[str, pa.DataType],
+    names_col: str | None = None,
 ) -> None:
     """Turn Arrow's CSV error (which has no line number) into a precise BadInputError.
-    ``types``: the columns' types as read (the numbers' float64)."""
+    ``types``: the columns' types as read (the numbers' float64); ``names_col``: the
+    column of instruments' names, where --map names another than ``instrument``."""
     if "invalid UTF8" in msg:
         raise _not_utf8(path, None)
     if "Expected" in msg and "columns" in msg:
@@ -1299,7 +1304,8 @@ def _explain_csv_error(
             f"column {col} is not a number",
             file=path,
             line=i + 1 + _head(),
-            instrument=_instrument_at(path, header, i),
+            # the --map'ped column's (QA 2026-12-07: a mapped file's said no instrument)
+            instrument=_instrument_at(path, header, i, {"instrument": names_col or "instrument"}),
             value=strings[i].as_py(),
             fix=_number_fix(strings[i].as_py() or "", _DIALECT.get()[1]),
         ) from None
