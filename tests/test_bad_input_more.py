@@ -1656,3 +1656,32 @@ def test_a_mapped_files_number_that_is_not_one_names_its_instrument(tmp_path):
         s.ingest(str(tmp_path / "m.csv"), columns=names)
     assert "line 3: column h is not a number; instrument 'B'; value 'x'" in str(e.value)
     assert tree_state(s.path) == before
+
+
+@pytest.mark.parametrize("excel", [False, True], ids=["plain", "excel"])
+@pytest.mark.parametrize("chunk_mb", [64, 0.2], ids=["whole", "parts"])
+def test_a_quote_left_open_is_named_with_its_line(tmp_path, excel, chunk_mb):
+    """A quote opened and never closed runs its field to the file's end: it was said as
+    "expected 7 fields, found 6601" with a fix about decimal commas, or (Excel's
+    separators) "cannot read the file (field larger than field limit)" with no line (QA
+    2026-12-07). Now the line that opens it, read whole or in parts."""
+    import datetime
+
+    t0 = datetime.datetime(2024, 1, 2, 14, 30)
+    rows = [f"A,{t0 + datetime.timedelta(minutes=i):%Y-%m-%dT%H:%M:%SZ},10,11,9,10,5"
+            for i in range(20_000)]
+    rows[15_000] = '"' + rows[15_000]  # line 15,002 of the file
+    text = "\n".join(["instrument,ts,open,high,low,close,volume", *rows]) + "\n"
+    if excel:
+        text = "\ufeff" + text.replace(",", ";").replace("\n", "\r\n")
+    path = tmp_path / "q.csv"
+    path.write_bytes(text.encode())
+    s = incbt.init(str(tmp_path / "s"))
+    s.settings["ingest_chunk_mb"] = chunk_mb
+    before = tree_state(s.path)
+    with pytest.raises(incbt.BadInputError) as e:
+        s.ingest(str(path))
+    assert str(e.value).startswith(
+        f"{path}, line 15002: a quote (\") opened on this line is not closed: the lines after "
+        "it read as one field; value '\"A")
+    assert tree_state(s.path) == before

@@ -474,6 +474,24 @@ def _csv_line_problem(path: str, ncols: int) -> tuple[int, str] | None:
     return None
 
 
+def _open_quote(path: str) -> BadInputError | None:
+    """The first line whose quote (") is never closed, said as such (None: none). Its
+    field runs on to the next quote, lines later, or to the file's end: the reader's
+    words were a count of fields, or a field too large, with no line (QA 2026-12-07)."""
+    with _text(path, "utf-8-sig") as f:
+        for i, line in enumerate(f, start=1):
+            if line.count('"') % 2:
+                return BadInputError(
+                    'a quote (") opened on this line is not closed: the lines after it read '
+                    "as one field",
+                    file=path,
+                    line=i,
+                    value=line.rstrip("\r\n")[:80],
+                    fix='close the quote ("S0001") or remove it: bars need none',
+                )
+    return None
+
+
 def _csv_head(
     path: str,
     header: list[str],
@@ -1227,6 +1245,10 @@ def _explain_csv_error(
         raise _not_utf8(path, None)
     if "Expected" in msg and "columns" in msg:
         found = _csv_line_problem(path, len(header))
+        if found and "\n" in found[1]:  # a quoted field that runs over lines
+            quote = _open_quote(path)
+            if quote is not None:
+                raise quote from None
         if found:
             line, text = found
             sep = _DIALECT.get()[0]
@@ -2371,6 +2393,10 @@ def _read_input(
     except (pa.ArrowInvalid, OSError, csv.Error) as exc:
         if kind == "csv" and "invalid UTF8" in str(exc):
             raise _not_utf8(path, None) from None
+        if kind == "csv" and "field larger than field limit" in str(exc):
+            quote = _open_quote(path)  # Python's csv: a quote that runs to the end
+            if quote is not None:
+                raise quote from None
         if isinstance(exc, PermissionError) or "Permission denied" in str(exc):
             raise BadInputError(  # QA 2026-12-07: "save CSV files as UTF-8"
                 "cannot read the file (permission denied)",
