@@ -1110,16 +1110,21 @@ def report(
     else:
         path = st.report(target, out, metric)
         typer.echo(f"wrote {path}")
+    _note_sweep_or_run(st, target, "report")
+
+
+def _note_sweep_or_run(st: Any, target: str, what: str) -> None:
+    """Say it where a sweep's name taken (``report``, ``trades``) is also the start of a
+    run id (QA 2026-12-05: `verify d813` took the run, `report d813` the sweep, without
+    a word)."""
     from incbt.sweep import get_sweep
 
     if re.fullmatch(r"[0-9a-f]{1,15}", target) and get_sweep(st, target) is not None:
-        # a sweep's name that is also the start of a run id: the sweep's report, said (QA
-        # 2026-12-05: `verify d813` took the run, `report d813` the sweep, without a word)
         also = next((r.run_id for r in st.runs() if r.run_id.startswith(target)), None)
         if also is not None:
             err_console.print(
                 f"note: {target!r} names sweep {target!r} and is the start of run {also}: "
-                f"this is the sweep's report; for the run's, give its id ({also})",
+                f"this is the sweep's {what}; for the run's, give its id ({also})",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -1158,6 +1163,7 @@ def trades(
                 f"(`incbt query grid -p sweep={target}` lists them)"
             )
         write_table(st.sweeps()[target].trade_stats(), output, out)
+        _note_sweep_or_run(st, target, "trade statistics")
         return
     run = st.run(target)
     if stats:

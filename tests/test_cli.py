@@ -1174,6 +1174,9 @@ def test_a_report_of_a_sweep_named_like_a_run_id_says_so(tmp_path):
             "is the sweep's report") in flat(p.stderr), p.stderr
     p = run("report", rid, "-o", str(tmp_path / "r.html"), store=s.path)
     assert "note:" not in p.stderr
+    p = run("trades", rid[:4], "--stats", store=s.path)  # so in `incbt trades` (QA)
+    assert (f"note: {rid[:4]!r} names sweep {rid[:4]!r} and is the start of run {rid}: this "
+            "is the sweep's trade statistics") in flat(p.stderr), p.stderr
 
 
 def test_a_sweeps_notes_are_said_once(tmp_path):
