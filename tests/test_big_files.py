@@ -471,13 +471,19 @@ def test_the_first_bad_bar_of_the_file_is_named_whatever_the_rules_it_breaks(lin
     f = body[n - 5].split(",")
     f[4] = str(float(f[2]) + 0.5)  # its low above its open, in the last part
     body[n - 5] = ",".join(f)
+    whole = _said_whole_and_in_parts(body, tmp_path)
+    assert "bars.csv, line 14: ts is not increasing (previous bar of this instrument at" in whole
+
+
+def _said_whole_and_in_parts(body: list[str], tmp_path: Path) -> str:
+    """The message of a file of these lines refused, the same read whole and in parts."""
     path = tmp_path / "bars.csv"
     path.write_text("\n".join(body) + "\n")
     assert len(split(str(path), 80_000)) > 5
     whole, _ = _outcome(str(path), 64 * MB, str(tmp_path / "w"))
     parts, _ = _outcome(str(path), 80_000, str(tmp_path / "p"))
     assert whole == parts
-    assert "bars.csv, line 14: ts is not increasing (previous bar of this instrument at" in whole
+    return whole
 
 
 @settings(SLOW, max_examples=15)
@@ -538,11 +544,6 @@ def test_a_bar_against_a_rule_before_a_line_that_cannot_be_read_is_named_first(l
     f = body[k + 1].split(",")
     f[3] = "1O1.5"  # the next line's high is not a number
     body[k + 1] = ",".join(f)
-    path = tmp_path / "bars.csv"
-    path.write_text("\n".join(body) + "\n")
-    assert len(split(str(path), 80_000)) > 5
-    whole, _ = _outcome(str(path), 64 * MB, str(tmp_path / "w"))
-    parts, _ = _outcome(str(path), 80_000, str(tmp_path / "p"))
-    assert whole == parts
+    whole = _said_whole_and_in_parts(body, tmp_path)
     assert f"bars.csv, line {k + 1}: ts is not increasing (previous bar of this instrument at " \
         f"line {k}); instrument " in whole, whole
