@@ -1090,8 +1090,9 @@ def report(
         str | None,
         typer.Option(
             help="A sweep's heatmap and ranking metric: sharpe (the default), "
-            "total_pnl, max_drawdown, fills, fees, turnover, or a value of the stats "
-            "query (sortino, calmar, total_return, max_drawdown_days, ...)."
+            "total_pnl, max_drawdown, fills, fees, turnover, a value of the stats "
+            "query (sortino, calmar, total_return, max_drawdown_days, ...) or a trade "
+            "statistic (win_rate_pct, expectancy, ...: incbt trades SWEEP --stats)."
         ),
     ] = None,
 ) -> None:

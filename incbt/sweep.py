@@ -63,15 +63,24 @@ STATS_RANKED = (
     *("profit_factor", "fills", "fees", "turnover", "exposure_pct"),
 )
 STATS_SMALLER_FIRST = SMALLER_FIRST | {"max_drawdown_pct", "max_drawdown_days", "annual_volatility"}
+# the numbers of Sweep.trade_stats() a leaderboard or a pivot may rank by (the largest
+# first; its profit_factor, over trades, is not one: that name is the stats query's, over
+# days)
+TRADES_RANKED = (
+    *("trades", "closed_trades", "win_rate_pct", "best_trade_pct", "worst_trade_pct"),
+    *("avg_winning_trade_pct", "avg_losing_trade_pct", "expectancy"),
+)
 
 
 def ranked_metric(metric: str, whose: str) -> None:
-    """Refuse a ``metric`` that is neither a metrics column nor a value of the stats
-    query, naming both (``whose``: what the latter are, as the caller says them)."""
-    if metric not in METRICS and metric not in STATS_RANKED:
+    """Refuse a ``metric`` that is neither a metrics column, a value of the stats query
+    nor a trade statistic, naming them (``whose``: what the stats query's values are, as
+    the caller says them)."""
+    if metric not in METRICS and metric not in STATS_RANKED and metric not in TRADES_RANKED:
         raise UsageError(
             f"unknown metric {metric!r}; one of {', '.join(METRICS)} (the metrics "
-            f"table's) or {', '.join(m for m in STATS_RANKED if m not in METRICS)} ({whose})"
+            f"table's), {', '.join(m for m in STATS_RANKED if m not in METRICS)} ({whose}) "
+            f"or {', '.join(TRADES_RANKED)} (the trade statistics: README.md, Trades)"
         )
 
 
@@ -414,10 +423,15 @@ class SweepResult:
         return t
 
     def _stats_of(self, metric: str) -> Any:
-        """:meth:`stats`, where ``metric`` is one of its numbers (else refused, naming
-        what may be given)."""
+        """:meth:`stats`, where ``metric`` is one of its numbers, or :meth:`trade_stats`
+        with the portfolio's sharpe, total_pnl and max_drawdown, where it is one of those
+        (else refused, naming what may be given)."""
         ranked_metric(metric, "Sweep.stats()'s")
-        return self.stats()
+        if metric in STATS_RANKED:
+            return self.stats()
+        t = self.trade_stats()
+        m = self.grid.select(["run_id", "sharpe", "total_pnl", "max_drawdown"])
+        return t.join(m, "run_id", join_type="left outer").sort_by("point")
 
     def _stats_leaders(self, metric: str, n: int) -> Any:
         """leaderboard by a value of :meth:`stats`: its runs in that order (NULLs last,
@@ -450,7 +464,8 @@ class SweepResult:
         rest = [c for c in t.column_names if c not in cols and c not in ("point", "failed_pairs")]
         t = t.select([*cols, *rest, "failed_pairs"])
         order = "ascending" if metric in STATS_SMALLER_FIRST else "descending"
-        # NULL (no day yet, or no value: a sortino without a losing day) last
+        # NULL (no day yet, or no value: a sortino without a losing day, a win rate
+        # without a closed trade) last
         idx = pc.sort_indices(
             t, sort_keys=[(metric, order, "at_end"), ("run_id", "ascending", "at_end")]
         )

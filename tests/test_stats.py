@@ -489,7 +489,8 @@ def test_a_sweeps_stats_are_each_runs_and_rank_it(tmp_path):
     want = {(r["p_slow"], r["p_fast"]): r["calmar"] for r in t.to_pylist()}
     assert {(y, x): piv.loc[y, x] for y in piv.index for x in piv.columns} == want
     with pytest.raises(incbt.UsageError, match="unknown metric 'nope'; one of sharpe, "
-                       "total_pnl, .* or total_return, .*sortino.* \\(Sweep.stats\\(\\)'s\\)"):
+                       "total_pnl, .*, total_return, .*sortino.* \\(Sweep.stats\\(\\)'s\\) or "
+                       "trades, .*win_rate_pct"):
         sw.leaderboard("nope")
     later = s.sweep("sma_cross", {"fast": [5, 10], "slow": [40]}, name="later",
                     start="2031-01-01")

@@ -4,6 +4,7 @@ from the independent reference's fills, whose position after each fill is exact.
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -299,3 +300,22 @@ def test_trade_stats_tables_are_typed_without_a_closed_trade(store, tmp_path):
     got = pq.read_table(tmp_path / "st.parquet")
     assert got.schema.field("expectancy").type == pa.float64()
     assert got.schema.field("avg_winning_trade_duration").type == pa.duration("us")
+
+
+def test_a_sweep_ranks_and_pivots_by_a_trade_statistic(store, tmp_path):
+    """leaderboard, pivot and the report's heatmap by a value of trade_stats() (the win
+    rate, the expectancy, ...), as by a metric or a value of stats()."""
+    sw = store.sweep("bollinger", {"window": [10, 30], "k": [0.5, 2.0]}, name="trip-rank")
+    stats = {r["run_id"]: r for r in sw.trade_stats().to_pylist()}
+    board = sw.leaderboard("win_rate_pct", 4).to_pylist()
+    assert [r["run_id"] for r in board] == sorted(
+        stats, key=lambda r: (-stats[r]["win_rate_pct"], r))
+    assert list(board[0])[:5] == ["run_id", "params", "p_window", "p_k", "win_rate_pct"]
+    assert board[0]["sharpe"] == store.run(board[0]["run_id"]).portfolio["sharpe"]
+    grid = sw.pivot("window", "k", "expectancy")
+    for r in stats.values():
+        assert grid.loc[r["p_k"], r["p_window"]] == r["expectancy"]
+    with pytest.raises(incbt.UsageError, match=r"or trades, closed_trades, win_rate_pct"):
+        sw.leaderboard("win_rate")
+    page = Path(store.report("trip-rank", str(tmp_path / "r.html"), "expectancy")).read_text()
+    assert "expectancy over window x k" in page  # across and down as the strategy has them

@@ -477,8 +477,9 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     from incbt.sweep import ranked_metric
 
     ranked_metric(metric, "the stats query's")
-    if metric not in METRIC_COLUMNS:  # a statistic of each run (Sweep.stats): its column
-        st = store.sweeps()[name].stats().select(["run_id", metric]).to_pandas()
+    if metric not in METRIC_COLUMNS:  # a statistic of each run (Sweep.stats, or its
+        # trade statistics): its column
+        st = store.sweeps()[name]._stats_of(metric).select(["run_id", metric]).to_pandas()
         t = t.merge(st, on="run_id", how="left")
     from incbt.catalog import runs as rc
 
@@ -515,6 +516,10 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
             ),
         )
     pcols = [c for c in t.columns if c.startswith("p_") and t[c].notna().any()]
+    # in the order the strategy declares them (the runs table's are by name: bollinger's
+    # heatmap was k across window), as Sweep.grid has them
+    declared = [f"p_{k}" for k in store.sweeps()[name].parameters()]
+    pcols = [c for c in declared if c in pcols] + [c for c in pcols if c not in declared]
     for c in pcols:  # integer parameters read as integers
         if (t[c].dropna() % 1 == 0).all():
             t[c] = t[c].astype("Int64")
@@ -642,7 +647,8 @@ def _why_missing(r: Any, metric: str) -> str:
     """Why run ``r`` (a row with sharpe and failed_pairs) has no value of ``metric``."""
     if _missing(r["sharpe"]):  # no portfolio row: failed everywhere, or no day yet
         return "n/a (failed)" if r["failed_pairs"] else "n/a (no results yet)"
-    return f"{NA} ({STAT_UNDEFINED.get(metric, 'not defined')})"
+    why = STAT_UNDEFINED.get(metric) or _NO_TRADE.get(metric, "not defined")
+    return f"{NA} ({why})"
 
 
 def _cells_why(t: pd.DataFrame, x: str, y: str, metric: str) -> dict[tuple[Any, Any], str]:
