@@ -206,6 +206,9 @@ def test_a_run_report_shows_its_round_trips(store, tmp_path):
     held = s["avg_losing_trade_duration"]
     assert row["avg_losing_trade_duration"] == str(
         datetime.timedelta(seconds=round(held.total_seconds())))
+    # and how their returns spread: a histogram of every closed trade
+    closed = s["closed_trades"]
+    assert f"Closed trades by return (% of the position's entry value), {closed:,} in all" in page
 
 
 def test_an_open_trade_whose_last_day_was_removed_since_is_not_marked(tmp_path):

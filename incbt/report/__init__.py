@@ -411,7 +411,10 @@ def _run_report(store: Any, run_id: str) -> str:
         dtype=object,
     )
     body.append("<h2>Trade statistics</h2>" + _table(stats))
-    body.append("<h2>Round trips</h2>" + _table(_round_trips(run)))
+    trades = run.trades()
+    body.append("<h2>Round trips</h2>" + _table(_round_trips(trades)))
+    if trades.num_rows:
+        body.append(_fig_html(_returns_figure(trades), "trade-returns"))
     inst = metrics[metrics["scope"] == "instrument"].drop(columns=["run_id", "scope"])
     body.append("<h2>Instruments</h2>")
     if inst.empty:
@@ -615,18 +618,55 @@ _NO_TRADE = {
 }
 
 
-def _round_trips(run: Any) -> pd.DataFrame:
-    """The run's trade statistics (README.md, Trades), a row: a value that is not there
+def _round_trips(trades: Any) -> pd.DataFrame:
+    """A run's trade statistics (README.md, Trades), a row: a value that is not there
     says why, a duration as the CLI writes it."""
+    from incbt.results.trades import trade_stats
+
     row = {
         k: f"{NA} ({_NO_TRADE.get(k, 'not defined')})"
         if v is None
         else str(datetime.timedelta(seconds=round(v.total_seconds())))
         if isinstance(v, datetime.timedelta)
         else v
-        for k, v in run.trade_stats().items()
+        for k, v in trade_stats(trades).items()
     }
     return pd.DataFrame([row], dtype=object)
+
+
+TRADE_BINS = 60  # the histogram of trade returns: its bars (the page holds counts, not
+# every trade: a run of 100,000 trades would make it megabytes)
+
+
+def _returns_figure(trades: Any) -> Any:
+    """How the closed trades' returns are spread: a histogram of counts, the winners'
+    bars green and the losers' red (vectorbt's ``trades.plot`` shows each trade)."""
+    import plotly.graph_objects as go
+
+    status = trades.column("status").to_numpy(zero_copy_only=False)
+    ret = trades.column("return").to_numpy(zero_copy_only=False)[status == "closed"] * 100.0
+    fig = go.Figure()
+    if len(ret):
+        # bins of one width with an edge at 0: a bar holds winners or losers, not both
+        w = float(ret.max() - ret.min()) / TRADE_BINS or 1.0
+        first = np.floor(ret.min() / w) * w
+        edges = first + w * np.arange(int(np.ceil((ret.max() - first) / w)) + 2)
+        counts, _ = np.histogram(ret, bins=edges)
+        mid = (edges[:-1] + edges[1:]) / 2
+        for name, keep, color in (("losing", mid < 0, "#c0392b"), ("winning", mid >= 0, "#27ae60")):
+            fig.add_bar(
+                x=mid[keep], y=counts[keep], width=w * 0.95,
+                name=f"{name} trades", marker_color=color,
+                hovertemplate="return %{x:.3f}%: %{y} trade(s)<extra></extra>",
+            )  # fmt: skip
+    fig.update_layout(
+        title=f"Closed trades by return (% of the position's entry value), {len(ret):,} in all",
+        xaxis_title="return (%)",
+        yaxis_title="trades",
+        height=360,
+        bargap=0,
+    )
+    return fig
 
 
 METRIC_COLUMNS = ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover")
