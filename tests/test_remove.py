@@ -203,6 +203,8 @@ def test_the_command_says_what_it_removed_and_exits_1_on_nothing(data, tmp_path)
     assert "removed 2 day(s) of 1 instrument(s): S0001 2024-01-09..2024-01-10" in run("log").stdout
     p = run("remove", "S0001", "--from", "2024-01-09")
     assert p.returncode == 1 and "nothing to remove" in p.stderr, p.stderr
+    # the same command again once done (after a kill past its commit, say): where they went
+    assert "taken out before? `incbt log --kind remove`" in " ".join(p.stderr.split())
     p = run("remove", "S0001", "--from", "2024-01-09", "--to", "2024-01-02")
     assert p.returncode == 2 and "is after --to" in p.stderr, p.stderr
     assert run("gc").returncode == 0 and run("verify", "--bars").returncode == 0

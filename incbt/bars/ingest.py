@@ -1998,11 +1998,13 @@ def remove_days(
                 else f"{i} from {day_to_iso(ranges[i][0])} to {day_to_iso(ranges[i][1])}"
                 for i in none[:5]
             ) + (f" and {len(none) - 5} more" if len(none) > 5 else "")
+            # (taken out before: the same command run again once done, QA 2026-12-07)
             raise NotFoundError(
                 f"the store holds no bars of {shown}: nothing "
                 + ("to remove" if not changes else "was removed (of the others either)")
                 + ' (`incbt query "SELECT instrument, min(date), max(date) FROM bars GROUP '
-                'BY instrument"` lists what it holds). Fix: leave '
+                'BY instrument"` lists what it holds; taken out before? `incbt log --kind '
+                "remove` lists what each remove took). Fix: leave "
                 + ("them" if len(none) > 1 else "it")
                 + " out, or give the days it holds"
             )
