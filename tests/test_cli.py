@@ -454,7 +454,8 @@ def test_backtest_prints_the_portfolio_then_the_best_and_worst_instruments(tmp_p
     (("--days", "70000"), "end in 2262"),
     (("--days", "2", "--seed", "-1"), "--seed -1"),
     (("--days", "5", "--from", "2030-01-01"), "no day to write"),
-    (("--days", "5", "--from", "2024-01-05", "--to", "2024-01-02"), "no day to write"),
+    (("--days", "5", "--from", "2024-01-05", "--to", "2024-01-02"),
+     "--from 2024-01-05 is after --to 2024-01-02: give the first day, then the last"),
     (("--days", "5", "--revise", "2025-01-01"), "--revise 2025-01-01 is not a trading day"),
 ])
 def test_generate_checks_its_arguments_before_writing(tmp_path, args, message):

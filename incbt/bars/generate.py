@@ -197,6 +197,11 @@ def generate(
             f"--days {days:,} from {start} ends on {day_to_iso(last)}: bars' timestamps "
             "(nanoseconds since 1970) end in 2262; give fewer days or an earlier --start"
         )
+    if skip is not None and stop is not None and skip > stop:  # as remove says it (QA)
+        raise UsageError(
+            f"--from {day_to_iso(skip)} is after --to {day_to_iso(stop)}: give the first "
+            "day, then the last"
+        )
     lo = max(first, skip) if skip is not None else first
     hi = min(last, stop) if stop is not None else last
     if lo > hi:
