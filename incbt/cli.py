@@ -1979,6 +1979,8 @@ def drop(
     )
     if s.already:
         typer.echo(f"dropped before: {', '.join(s.already)}")
+    if s.sweep_before:
+        typer.echo(f"sweep {s.sweep_before[0]} was dropped before (event {s.sweep_before[1]})")
     if s.shared:
         kept = [f"{rid} ({', '.join(sw)})" for rid, sw in sorted(s.shared.items())]
         typer.echo(

@@ -40,6 +40,8 @@ class DropSummary:
     pairs: int = 0  # (run, instrument) pairs whose rows and snapshots go
     snapshots: int = 0  # snapshots deleted (portfolio snapshots included)
     already: list[str] = field(default_factory=list)  # runs given that were dropped before
+    # the sweep given, dropped before: (its name, the event that dropped it)
+    sweep_before: tuple[str, int] | None = None
     # runs of the sweep dropped that other sweeps hold too: kept, with those sweeps
     shared: dict[str, list[str]] = field(default_factory=dict)
     seq: int | None = None  # the event recorded
@@ -54,6 +56,7 @@ class DropSummary:
             + f", {self.pairs:,} pair(s), {self.snapshots:,} snapshot(s)"
             + (f", sweep(s) {', '.join(self.sweeps)}" if self.sweeps else "")
             + (f", {len(self.already)} dropped before" if self.already else "")
+            + (f", sweep {self.sweep_before[0]} dropped before" if self.sweep_before else "")
             + (f", {len(self.shared)} kept (other sweeps hold them)" if self.shared else "")
             + ("" if self.dry_run else f"; event {self.seq}" if self.seq else "; no event")
             + ">"
@@ -157,6 +160,15 @@ def drop(
     summary = DropSummary(dry_run=dry_run)
     with contextlib.nullcontext() if dry_run else store.lock():  # a dry run only reads
         with cat.env.read() as txn:
+            if sweep is not None and txn.get(sweep.encode(), db=cat.env.db(b"sweeps")) is None:
+                from incbt.sweep import dropped_at
+
+                seq = dropped_at(cat, sweep, txn)
+                if seq is not None:  # dropped before, as a run dropped before is said (QA
+                    # 2026-12-07: the same command again once done exited 1, a run's 0)
+                    summary.sweep_before, sweep = (sweep, seq), None
+                    if not run_ids:
+                        return summary
             records, sweeps, summary.shared = _chosen(cat, txn, list(run_ids), sweep)
             todo = [r for r in records if r.dropped_seq is None]
             summary.already = [r.run_id for r in records if r.dropped_seq is not None]

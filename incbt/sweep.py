@@ -1006,16 +1006,25 @@ def _earlier_now(
     )
 
 
+def dropped_at(cat: Any, name: str, txn: Any = None) -> int | None:
+    """The event that dropped the sweep ``name`` (None: none did). ``txn``: a transaction
+    of the caller's to read the log in."""
+    with contextlib.nullcontext(txn) if txn is not None else cat.env.read() as t:
+        for ev in cat.events(t):
+            if ev.kind == "drop" and name in ev.summary.get("sweeps", []):
+                return int(ev.seq)
+    return None
+
+
 def no_such_sweep(name: str, cat: Any = None, txn: Any = None, again: str = "") -> NotFoundError:
     """The error for a sweep name the store does not hold; with its catalog, one dropped
     is said so, with the event (QA 2026-12-06: "no sweep", as for a typo), and ``again``
     (how to make it again, where the caller can). ``txn``: a transaction of the
     caller's to read the log in."""
     if cat is not None:
-        with contextlib.nullcontext(txn) if txn is not None else cat.env.read() as t:
-            for ev in cat.events(t):
-                if ev.kind == "drop" and name in ev.summary.get("sweeps", []):
-                    return NotFoundError(f"sweep {name!r} was dropped (event {ev.seq}){again}")
+        seq = dropped_at(cat, name, txn)
+        if seq is not None:
+            return NotFoundError(f"sweep {name!r} was dropped (event {seq}){again}")
     return NotFoundError(
         f'no sweep {name!r} (`incbt query "SELECT * FROM sweeps"` lists them; store.sweeps() '
         "in Python)"
