@@ -412,7 +412,7 @@ def _run_report(store: Any, run_id: str) -> str:
     )
     body.append("<h2>Trade statistics</h2>" + _table(stats))
     trades = run.trades()
-    body.append("<h2>Round trips</h2>" + _table(_round_trips(trades)))
+    body.append("<h2>Round trips</h2>" + _table(_round_trips(trades), left=("statistic",)))
     if trades.num_rows:
         body.append(_fig_html(_returns_figure(trades), "trade-returns"))
     inst = metrics[metrics["scope"] == "instrument"].drop(columns=["run_id", "scope"])
@@ -619,8 +619,8 @@ _NO_TRADE = {
 
 
 def _round_trips(trades: Any) -> pd.DataFrame:
-    """A run's trade statistics (README.md, Trades), a row: a value that is not there
-    says why, a duration as the CLI writes it."""
+    """A run's trade statistics (README.md, Trades), a row each (12 columns across ran
+    off the page): a value that is not there says why, a duration as the CLI writes it."""
     from incbt.results.trades import trade_stats
 
     row = {
@@ -631,7 +631,7 @@ def _round_trips(trades: Any) -> pd.DataFrame:
         else v
         for k, v in trade_stats(trades).items()
     }
-    return pd.DataFrame([row], dtype=object)
+    return pd.DataFrame({"statistic": list(row), "value": list(row.values())}, dtype=object)
 
 
 TRADE_BINS = 60  # the histogram of trade returns: its bars (the page holds counts, not
