@@ -542,42 +542,31 @@ def first_error(
     rules are checked over every bar), so only ``check`` is left to look at for it."""
     csv = not part.kind.startswith("parquet")
     try:
-        return _first_error(e, part, read, row_base, check, csv)
+        while not isinstance(e, AmbiguousTime):
+            at = e.line if csv else e.row
+            if at is None or (e.rule and check is None):
+                break
+            sub = prefix(part, at - (1 + (part.header_end > 0) if csv else 1))  # (a line
+            # 1 that is a bar where the file has no header line: --header)
+            if sub is None:
+                break
+            try:
+                inp = read(sub)
+            except BadInputError as earlier:  # on a line before e's, or e's reading alone
+                now = earlier.line if csv else earlier.row  # (which is no error: as it is)
+                if now is None or now >= at:
+                    break
+                e = earlier
+                continue
+            if check is not None:
+                try:
+                    check(inp)
+                except BadInputError as earlier:
+                    return earlier
+            break
+        return _renumbered(e, part, row_base)
     finally:
         part.rows.clear()  # a streamed part's rows, kept for this: let go
-
-
-def _first_error(
-    e: BadInputError,
-    part: Part,
-    read: Callable[[Part], InputBars],
-    row_base: int,
-    check: Callable[[InputBars], None] | None,
-    csv: bool,
-) -> BadInputError:
-    while not isinstance(e, AmbiguousTime):
-        at = e.line if csv else e.row
-        if at is None or (e.rule and check is None):
-            break
-        sub = prefix(part, at - (1 + (part.header_end > 0) if csv else 1))  # (a line 1
-        # that is a bar where the file has no header line: --header)
-        if sub is None:
-            break
-        try:
-            inp = read(sub)
-        except BadInputError as earlier:  # on a line before e's, or e's reading alone
-            now = earlier.line if csv else earlier.row  # (which is no error: as it is)
-            if now is None or now >= at:
-                break
-            e = earlier
-            continue
-        if check is not None:
-            try:
-                check(inp)
-            except BadInputError as earlier:
-                return earlier
-        break
-    return _renumbered(e, part, row_base)
 
 
 def _renumbered(e: BadInputError, part: Part, row_base: int) -> BadInputError:
@@ -614,9 +603,8 @@ class Stitcher:
         self.last: dict[str, dict[str, tuple[int, dict[str, int]]]] = {}  # ts, where
         self.held: dict[str, dict[str, Any]] = {}  # file -> instrument -> its last day's piece
         # file -> instrument -> its last ts in the parts numbered (read, in file order),
-        # and where that bar is (its line or row in the file)
-        self.ends: dict[str, dict[str, int]] = {}
-        self.ends_at: dict[str, dict[str, dict[str, int]]] = {}
+        # and where that bar is (its line or row in the file): as ``last`` has them
+        self.ends: dict[str, dict[str, tuple[int, dict[str, int]]]] = {}
 
     def number(self, part: Part, inp: InputBars) -> None:
         """Number a part's rows as in the whole file (the parts before it are numbered)."""
@@ -625,18 +613,20 @@ class Stitcher:
         inp.rows += base
         self.rows[part.shown] = base + len(inp)
         ends = self.ends.setdefault(part.shown, {})
-        ends_at = self.ends_at.setdefault(part.shown, {})
         if len(inp):  # sorted by (instrument, ts): each instrument's last bar
             last = np.flatnonzero(np.append(inp.codes[1:] != inp.codes[:-1], True))
-            ends.update((inp.names[inp.codes[i]], int(inp.ts[i])) for i in last.tolist())
-            ends_at.update((inp.names[inp.codes[i]], inp.where(i)) for i in last.tolist())
+            ends.update(
+                (inp.names[inp.codes[i]], (int(inp.ts[i]), inp.where(i))) for i in last.tolist()
+            )
         if part.last:
-            del self.ends[part.shown], self.ends_at[part.shown]
+            del self.ends[part.shown]
 
     def before(self, part: Part) -> dict[str, int] | None:
         """Each instrument's last ts in the parts before ``part`` (numbered already);
         None for a file's first part (whose repeated hour nothing before can place)."""
-        return self.ends.get(part.shown) if self.rows.get(part.shown) else None
+        if not self.rows.get(part.shown):
+            return None
+        return {name: ts for name, (ts, _) in self.ends.get(part.shown, {}).items()}
 
     def renumbered(self, e: BadInputError, part: Part) -> BadInputError:
         """A part's error, naming the line or row of the whole file."""
@@ -656,11 +646,7 @@ class Stitcher:
             if not base:  # a file's first part: nothing before it
                 return
             inp.source, inp.rows = part.shown, inp.rows + base
-            last = {
-                name: (ts, self.ends_at[part.shown][name])
-                for name, ts in self.ends.get(part.shown, {}).items()
-            }
-            self._check_order(part, inp, last)
+            self._check_order(part, inp, self.ends.get(part.shown, {}))
 
         return first_error(e, part, read, base, before_it)
 
