@@ -296,20 +296,14 @@ class SweepResult:
         ..., expectancy). The runs' fills are read and paired a batch of runs at a time
         (about ``FILLS_A_READ`` fills: memory does not grow with the sweep). A pyarrow
         Table (``.to_pandas()``)."""
+        return self._trade_stats(self.grid)
+
+    def _trade_stats(self, grid: Any) -> Any:
+        """:meth:`trade_stats`, given :attr:`grid` (its runs, their fills counted)."""
         from incbt.query import run_sql_fresh
         from incbt.results.trades import marks_at, trade_stats, trade_stats_table, trades_table
 
-        self._here()
         ids = self.run_ids
-        grid = self._typed(
-            self.store.sql(
-                "SELECT s.point, s.run_id, r.* EXCLUDE (run_id), m.fills AS n_fills "
-                "FROM sweeps s JOIN runs r USING (run_id) LEFT JOIN metrics m "
-                "ON m.run_id = r.run_id AND m.scope = 'portfolio' "
-                "WHERE s.sweep = $s ORDER BY s.point",
-                params={"s": self.name},
-            )
-        )
 
         def read(sql: str, runs: list[str]) -> Any:
             return run_sql_fresh(
@@ -330,7 +324,7 @@ class SweepResult:
 
         stats: dict[str, dict[str, Any]] = {}
         order = grid.column("run_id").to_pylist()
-        counts = [n or 0 for n in grid.column("n_fills").to_pylist()]
+        counts = [n or 0 for n in grid.column("fills").to_pylist()]
         batch: list[str] = []
         held = 0
         for k, (rid, n) in enumerate(zip(order, counts, strict=True)):
@@ -429,8 +423,9 @@ class SweepResult:
         ranked_metric(metric, "Sweep.stats()'s")
         if metric in STATS_RANKED:
             return self.stats()
-        t = self.trade_stats()
-        m = self.grid.select(["run_id", "sharpe", "total_pnl", "max_drawdown"])
+        grid = self.grid
+        t = self._trade_stats(grid)
+        m = grid.select(["run_id", "sharpe", "total_pnl", "max_drawdown"])
         return t.join(m, "run_id", join_type="left outer").sort_by("point")
 
     def _stats_leaders(self, metric: str, n: int) -> Any:
