@@ -29,12 +29,12 @@ WITH c AS (
   FROM s GROUP BY date
 ), m AS (
   -- then the days' in date order, as the metrics fold them: a whole run's is total_pnl
-  SELECT to_char(date_trunc('month', date), '%Y-%m') AS period, fills,
-         sum(pnl) OVER (PARTITION BY to_char(date_trunc('month', date), '%Y-%m') ORDER BY date ROWS UNBOUNDED PRECEDING) AS pnl,
-         sum(fees) OVER (PARTITION BY to_char(date_trunc('month', date), '%Y-%m') ORDER BY date ROWS UNBOUNDED PRECEDING) AS fees,
-         row_number() OVER (PARTITION BY to_char(date_trunc('month', date), '%Y-%m') ORDER BY date) AS k,
-         count(*) OVER (PARTITION BY to_char(date_trunc('month', date), '%Y-%m')) AS n
-  FROM p
+  SELECT period, fills,
+         sum(pnl) OVER (PARTITION BY period ORDER BY date ROWS UNBOUNDED PRECEDING) AS pnl,
+         sum(fees) OVER (PARTITION BY period ORDER BY date ROWS UNBOUNDED PRECEDING) AS fees,
+         row_number() OVER (PARTITION BY period ORDER BY date) AS k,
+         count(*) OVER (PARTITION BY period) AS n
+  FROM (SELECT p.*, to_char(date_trunc('month', date), '%Y-%m') AS period FROM p) x
 )
 SELECT m.period AS month,
        max(CASE WHEN m.k = m.n THEN m.pnl END) AS pnl,

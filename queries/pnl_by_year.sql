@@ -30,12 +30,12 @@ WITH c AS (
   FROM s GROUP BY date
 ), m AS (
   -- then the days' in date order, as the metrics fold them: a whole run's is total_pnl
-  SELECT date_part('year', date) AS period, fills,
-         sum(pnl) OVER (PARTITION BY date_part('year', date) ORDER BY date ROWS UNBOUNDED PRECEDING) AS pnl,
-         sum(fees) OVER (PARTITION BY date_part('year', date) ORDER BY date ROWS UNBOUNDED PRECEDING) AS fees,
-         row_number() OVER (PARTITION BY date_part('year', date) ORDER BY date) AS k,
-         count(*) OVER (PARTITION BY date_part('year', date)) AS n
-  FROM p
+  SELECT period, fills,
+         sum(pnl) OVER (PARTITION BY period ORDER BY date ROWS UNBOUNDED PRECEDING) AS pnl,
+         sum(fees) OVER (PARTITION BY period ORDER BY date ROWS UNBOUNDED PRECEDING) AS fees,
+         row_number() OVER (PARTITION BY period ORDER BY date) AS k,
+         count(*) OVER (PARTITION BY period) AS n
+  FROM (SELECT p.*, date_part('year', date) AS period FROM p) x
 )
 SELECT m.period AS year,
        max(CASE WHEN m.k = m.n THEN m.pnl END) AS pnl,
