@@ -417,16 +417,10 @@ class SweepResult:
         return t
 
     def _stats_of(self, metric: str) -> Any:
-        """:meth:`stats`, where ``metric`` is one of its numbers, or :meth:`trade_stats`
-        with the portfolio's sharpe, total_pnl and max_drawdown, where it is one of those
-        (else refused, naming what may be given)."""
+        """:meth:`stats`, where ``metric`` is one of its numbers, or :meth:`trade_stats`,
+        where it is one of those (else refused, naming what may be given)."""
         ranked_metric(metric, "Sweep.stats()'s")
-        if metric in STATS_RANKED:
-            return self.stats()
-        grid = self.grid
-        t = self._trade_stats(grid)
-        m = grid.select(["run_id", "sharpe", "total_pnl", "max_drawdown"])
-        return t.join(m, "run_id", join_type="left outer").sort_by("point")
+        return self.stats() if metric in STATS_RANKED else self.trade_stats()
 
     def _stats_leaders(self, metric: str, n: int) -> Any:
         """leaderboard by a value of :meth:`stats`: its runs in that order (NULLs last,
@@ -434,7 +428,13 @@ class SweepResult:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        t = self._stats_of(metric)
+        ranked_metric(metric, "Sweep.stats()'s")
+        if metric in STATS_RANKED:
+            t = self.stats()
+        else:  # a trade statistic, with the portfolio's metrics a leaderboard shows
+            grid = self.grid
+            m = grid.select(["run_id", "sharpe", "total_pnl", "max_drawdown"])
+            t = self._trade_stats(grid).join(m, "run_id", join_type="left outer").sort_by("point")
         # each run's params and failed_pairs, as the metrics' leaderboard has them (QA
         # 2026-12-07: a ranking by sortino had no failed_pairs, README's "each run with
         # its failed_pairs")

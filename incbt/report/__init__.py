@@ -480,9 +480,10 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     from incbt.sweep import ranked_metric
 
     ranked_metric(metric, "the stats query's")
+    result = store.sweeps()[name]
     if metric not in METRIC_COLUMNS:  # a statistic of each run (Sweep.stats, or its
         # trade statistics): its column
-        st = store.sweeps()[name]._stats_of(metric).select(["run_id", metric]).to_pandas()
+        st = result._stats_of(metric).select(["run_id", metric]).to_pandas()
         t = t.merge(st, on="run_id", how="left")
     from incbt.catalog import runs as rc
 
@@ -521,7 +522,7 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     pcols = [c for c in t.columns if c.startswith("p_") and t[c].notna().any()]
     # in the order the strategy declares them (the runs table's are by name: bollinger's
     # heatmap was k across window), as Sweep.grid has them
-    declared = [f"p_{k}" for k in store.sweeps()[name].parameters()]
+    declared = [f"p_{k}" for k in result.parameters()]
     pcols = [c for c in declared if c in pcols] + [c for c in pcols if c not in declared]
     for c in pcols:  # integer parameters read as integers
         if (t[c].dropna() % 1 == 0).all():
