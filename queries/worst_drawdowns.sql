@@ -23,10 +23,17 @@ WITH s AS (
          max(CASE WHEN equity >= runmax AND equity > 0 THEN date END)
            OVER (ORDER BY date ROWS UNBOUNDED PRECEDING) AS peak_day
   FROM m
+), ep AS (
+  -- a drawdown lasts from a peak until the equity is back at it: its days share the
+  -- count of days at a peak before them (two drawdowns from the same peak value, one
+  -- after the other, are two; the days below 0 before any peak are the first)
+  SELECT *, sum(CASE WHEN equity >= peak THEN 1 ELSE 0 END)
+              OVER (ORDER BY date ROWS UNBOUNDED PRECEDING) AS episode
+  FROM dd
 ), troughs AS (
   SELECT date AS trough, equity, peak, peak_day, peak - equity AS drawdown,
-         row_number() OVER (PARTITION BY peak ORDER BY peak - equity DESC, date) AS k
-  FROM dd WHERE peak - equity > 0
+         row_number() OVER (PARTITION BY episode ORDER BY peak - equity DESC, date) AS k
+  FROM ep WHERE peak - equity > 0
 )
 SELECT drawdown, peak_day, trough, peak AS peak_equity, equity AS trough_equity
 FROM troughs WHERE k = 1

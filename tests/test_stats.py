@@ -421,6 +421,48 @@ def test_sums_of_the_named_queries_are_in_the_engines_order(case, chunk):
     assert worst["drawdown"].to_pylist() == ([mdd] if mdd > 0 else [])
 
 
+def _drawdowns_reference(pnls: list[float]) -> list[tuple]:
+    """Each drawdown of the equity from 0 (a peak, or the capital before any): the days
+    from its first below the peak to the last before the equity is back at it; its
+    depth and trough are its deepest day's (the first of equals)."""
+    out, equity, runmax, peak_day, cur = [], 0.0, -math.inf, None, None
+    for day, pnl in enumerate(pnls):
+        equity += pnl
+        runmax = max(runmax, equity)
+        if equity >= runmax and equity > 0:
+            peak_day = day
+        peak = max(runmax, 0.0)
+        if equity >= peak:
+            cur = None
+        elif cur is None or peak - equity > cur[0]:
+            if cur is not None:
+                out.remove(cur)
+            cur = (peak - equity, peak_day, day, peak, equity)
+            out.append(cur)
+    return sorted(out, key=lambda r: (-r[0], r[2]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-3, 3), min_size=1, max_size=40), st.integers(1, 6))
+def test_worst_drawdowns_are_each_episodes_deepest_day(steps, n):
+    """worst_drawdowns: one row per drawdown, from a peak until the equity is back at it.
+    Small whole-number pnl makes the equity come back to a peak exactly and fall again:
+    two drawdowns from one peak value were taken for one (partitioned by the peak's
+    value, 2026-12-07)."""
+    import datafusion
+
+    start = dt.date(2024, 1, 1)
+    rows = [{"run_id": "r", "instrument": "I0", "date": start + dt.timedelta(days=k),
+             "pnl": float(v)} for k, v in enumerate(steps)]
+    ctx = datafusion.SessionContext()
+    ctx.register_record_batches("daily", [pa.Table.from_pylist(rows).to_batches()])
+    got = run_sql(ctx, (BUILTIN / "worst_drawdowns.sql").read_text(), {"run": "r", "n": n})
+    want = [(d, None if p is None else start + dt.timedelta(days=p),
+             start + dt.timedelta(days=t), pk, eq)
+            for d, p, t, pk, eq in _drawdowns_reference([float(v) for v in steps])[:n]]
+    assert [tuple(r.values()) for r in got.to_pylist()] == want
+
+
 def test_an_instrument_without_a_row_is_said_with_its_reason(tmp_path):
     """stats(instrument=): a pair whose strategy failed is said as such, with the step's
     error and the fix; a name not in the run's list or not in the store says which; a
