@@ -1337,11 +1337,13 @@ def sweep(
             from incbt.contract import check_new_runs
 
             check_new_runs(store, unmade, store.instruments())
-        store.catalog.env.write(
-            lambda txn: txn.put(
-                name.encode(), json.dumps(record).encode(), db=store.catalog.env.db(b"sweeps")
+        if old is None or json.loads(json.dumps(record)) != old:  # a resume of what it
+            # holds writes nothing (2026-12-07: each rewrote the record, the catalog's file)
+            store.catalog.env.write(
+                lambda txn: txn.put(
+                    name.encode(), json.dumps(record).encode(), db=store.catalog.env.db(b"sweeps")
+                )
             )
-        )
         result.executor = executor.name if executor else "in this process"
         result.report = bring_up_to_date(
             store,

@@ -112,8 +112,13 @@ def test_resume_says_whether_the_sweep_existed(swept):
     import subprocess
     import sys
 
+    mdb = os.path.join(swept.path, "catalog", "data.mdb")
+    with open(mdb, "rb") as f:
+        was = f.read()
     again = swept.sweep("sma_cross", {"fast": [5], "slow": [20]}, name="g1", resume=True)
     assert not again.created and again.added == 0
+    with open(mdb, "rb") as f:  # a resume with nothing to do writes nothing (2026-12-07:
+        assert f.read() == was  # it rewrote the sweep's record)
     incbt_cli = os.path.join(os.path.dirname(sys.executable), "incbt")
     p = subprocess.run(
         [incbt_cli, "--store", swept.path, "sweep", "sma_cross", "-g", "fast=5", "-g", "slow=20",
