@@ -284,6 +284,11 @@ def settings(output: OutputOpt = "table", out: OutFileOpt = None) -> None:
         return
     else:
         title = f"settings for a new store (no store at {path})"
+        if store_mod.foreign_files(path):  # QA 2026-12-07: as if init could make one there
+            title = (
+                f"settings a new store would take (no store at {path}: a folder with other "
+                "files in it, where `incbt init` makes none; use an empty folder)"
+            )
     if (format_of(out) if out and output == "table" else output) == "json":
         # numbers as numbers (a table's column holds one type: text there); QA 2026-12-05
         write_json_lines(explain(stored, as_text=False), out)

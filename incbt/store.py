@@ -420,12 +420,7 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
         raise StoreExistsError(
             f"{path} is inside the store {outer}: create the new store outside it"
         )
-    foreign = [
-        n
-        for n in (os.listdir(path) if os.path.isdir(path) else [])
-        if n not in ("README.md", ".gitignore", "catalog", "write.lock", "tmp")
-        and not (n == "bars" and _empty_dir(os.path.join(path, n)))  # an init cut short
-    ]
+    foreign = foreign_files(path)
     if foreign:
         raise StoreExistsError(
             f"{path} is a folder with other files in it ({', '.join(sorted(foreign)[:5])}); "
@@ -450,6 +445,17 @@ def init(path: str | None = None, **store_settings: Any) -> Store:
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return store
+
+
+def foreign_files(path: str) -> list[str]:
+    """The names in folder ``path`` that keep ``init`` from making a store there (what
+    an init cut short left is none of them)."""
+    return [
+        n
+        for n in (os.listdir(path) if os.path.isdir(path) else [])
+        if n not in ("README.md", ".gitignore", "catalog", "write.lock", "tmp")
+        and not (n == "bars" and _empty_dir(os.path.join(path, n)))  # an init cut short
+    ]
 
 
 def _empty_dir(path: str) -> bool:

@@ -1851,6 +1851,10 @@ def test_empty_or_impossible_option_values_are_usage_and_dash_is_stdout(tmp_path
     (tmp_path / "afile").write_text("x")
     p = run("--store", str(tmp_path / "afile"), "settings", check=False)
     assert p.returncode == 1 and "is a file, not an incbt store" in p.stderr, p.stderr
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "bars.csv").write_text("x")  # a folder init refuses: said so
+    p = run("--store", str(tmp_path / "data"), "settings", "-o", "-", check=False)
+    assert p.returncode == 0 and "where `incbt init` makes none" in p.stdout, p.stdout
 
 
 def test_a_text_table_into_a_file_is_whole(small_store, tmp_path):
