@@ -2019,12 +2019,22 @@ def gc(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would be removed; write nothing.")
     ] = False,
+    catalog: Annotated[
+        bool,
+        typer.Option(
+            "--catalog",
+            help="Then compact the catalog's file (LMDB never shrinks it: after drops it "
+            "keeps the pages they freed). Writes a copy of its pages in use, then swaps it "
+            "in at once.",
+        ),
+    ] = False,
 ) -> None:
     """Delete superseded bars files kept for --as-of, and result rows SQL no longer shows.
 
     Bars: every superseded file by default (--before, --keep-days keep some). Results:
-    the rows of dropped or replaced runs, and rows recomputed since."""
-    s = _open().gc(before=before, keep_days=keep_days, dry_run=dry_run)
+    the rows of dropped or replaced runs, and rows recomputed since. --catalog: the
+    catalog's unused pages too."""
+    s = _open().gc(before=before, keep_days=keep_days, dry_run=dry_run, catalog=catalog)
     verb = "would remove" if dry_run else "removed"
     r = s.results
     # "no event" only where the results write none either (QA 2026-12-07: said above
@@ -2063,6 +2073,15 @@ def gc(
             f"results: would remove {r.files_removed} file(s), about {r.bytes_freed:,} bytes freed"
             if dry_run
             else f"results: removed {r.files_removed} file(s), {r.bytes_freed:,} bytes freed"
+        )
+    c = s.catalog
+    if c is not None:
+        typer.echo(
+            f"catalog: would take about {c.bytes_after:,} of its {c.bytes_before:,} bytes "
+            f"compacted ({c.bytes_freed:,} freed)"
+            if dry_run
+            else f"catalog: compacted from {c.bytes_before:,} to {c.bytes_after:,} bytes "
+            f"({c.bytes_freed:,} freed) in {c.seconds:.2f} s"
         )
 
 

@@ -894,6 +894,7 @@ class Store:
         before: int | None = None,
         keep_days: float | None = None,
         dry_run: bool = False,
+        catalog: bool = False,
     ) -> GcSummary:
         """Delete superseded bars files kept for time travel, and the results' dead rows;
         returns a GcSummary.
@@ -906,22 +907,31 @@ class Store:
         Results: the batches from the oldest holding rows SQL no longer shows (of
         dropped or replaced runs, or recomputed since) are rewritten as one without
         them (``.results``: a Reclaim). Current bars, the results SQL shows, the
-        event log and ``changes`` are unchanged.
+        event log and ``changes`` are unchanged. ``catalog``: then compact the
+        catalog's file, which never shrinks by itself (``.catalog``: a
+        CatalogCompaction; a dry run says what a copy of its pages in use would take).
         """
         from incbt.bars.gc import gc
+        from incbt.catalog.compact import compact_catalog
         from incbt.results.compact import reclaim
 
         whole(before, "before (an event seq)")
         number(keep_days, "keep_days")
         kw: dict[str, Any] = dict(before=before, keep_days=keep_days, command=_command())
+        if not isinstance(catalog, bool):
+            raise UsageError(f"catalog={catalog!r}: give True or False")
         if dry_run:
             s = gc(self.path, self.catalog, lock=self.lock, dry_run=True, **kw)
             s.results = reclaim(self, dry_run=True)
+            if catalog:
+                s.catalog = compact_catalog(self, "", dry_run=True)
             return s
-        with self.lock():  # one write: the bars' gc, then the results'
+        with self.lock():  # one write: the bars' gc, then the results', then the catalog
             try:
                 s = gc(self.path, self.catalog, lock=contextlib.nullcontext, **kw)
                 s.results = reclaim(self, _command())
+                if catalog:
+                    s.catalog = compact_catalog(self, _command())
             except SetupError as exc:  # its fix is not "run gc" (QA 2026-12-07)
                 if exc.full_disk is None:
                     raise

@@ -49,6 +49,8 @@ class GcSummary:
     paths: list[str] = field(default_factory=list)  # every file (not in the repr)
     # the results files: their dead rows dropped (incbt.results.compact.Reclaim)
     results: Any = None
+    # the catalog's file compacted (``catalog=True``: incbt.catalog.compact)
+    catalog: Any = None
 
     def __repr__(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
@@ -69,6 +71,13 @@ class GcSummary:
                 else "; time travel reaches every event"  # as the CLI says (QA 2026-12-06)
             )
             + rewritten
+            + (
+                f"; catalog: {'would take' if self.dry_run else 'compacted to'} "
+                f"{self.catalog.bytes_after / 2**20:,.1f} MiB of "
+                f"{self.catalog.bytes_before / 2**20:,.1f} MiB"
+                if self.catalog is not None
+                else ""
+            )
             + ">"
         )
 

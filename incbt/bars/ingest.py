@@ -690,6 +690,9 @@ def recover(root: str, cat: Catalog) -> int:
     if pending:
         cat.env.write(lambda txn: cat.set_pending(txn, []))
     removed += finish_gc(root, cat)
+    from incbt.catalog.compact import leftover
+
+    leftover(root)  # a catalog compaction killed part-way: its copy, or the old catalog
     tmp = os.path.join(root, "tmp")
     if os.path.isdir(tmp):
         shutil.rmtree(tmp, ignore_errors=True)

@@ -258,19 +258,25 @@ def operation() -> Iterator[str]:
         _OPERATION.reset(token)
 
 
+class _Handles:
+    """The catalog's tables by name (``cat.db["meta"]``), asked of the environment each
+    time: those of the file open now (a compacted catalog is followed by a new LMDB
+    environment: :meth:`Env.follow`)."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+
+    def __getitem__(self, name: str) -> object:
+        return self.env.db(name.encode())
+
+
 class Catalog:
     """Typed access to the catalog's databases. Methods take an open transaction."""
 
     def __init__(self, path: str, map_size_mb: float = 256) -> None:
         self.path = path
         self.env: Env = open_env(path, map_size_mb)
-        self.db = {
-            name.decode(): self.env.db(name)
-            for name in (
-                *(b"meta", b"events", b"changes", b"fields", b"days", b"files", b"buckets"),
-                b"pending",
-            )
-        }
+        self.db = _Handles(self.env)
 
     # -- meta ------------------------------------------------------------
     def meta(self, txn: lmdb.Transaction) -> dict[str, Any]:

@@ -352,12 +352,49 @@ class Env:
                 f"open it again: incbt.open({store!r})"
             )
         if self._closed or _identity(self.path) != self.identity:
+            if not self._closed and self.follow():
+                return
             store = os.path.dirname(self.path)
             raise StoreError(
                 f"the store at {store} was deleted, moved or replaced since this process "
                 "opened it: what is there now is not the store opened. Fix: open it again "
                 "(incbt.open), at its new path if it moved"
             )
+
+    def follow(self) -> bool:
+        """Take up the catalog now at this path where it is this one compacted: ``incbt gc
+        --catalog`` puts a compacted copy in its place, whose meta ``compacted_from`` names
+        the files it replaced (their device and inode: a file this process holds open is
+        never renumbered). False where it is not, or where a transaction of this process
+        is open on the old file (the caller then says the store was replaced)."""
+        if self._closed or self.readonly or not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            with self._gate:
+                ident = _identity(self.path)
+                if ident == self.identity:
+                    return True  # another thread followed it
+                if self._open or self._remapping or ident is None:
+                    return False
+                try:
+                    new = _open_lmdb(self.path, self.env.info()["map_size"])
+                except lmdb.Error:
+                    return False
+                try:
+                    if list(self.identity or ()) not in compacted_from(new):
+                        new.close()
+                        return False
+                    # every table's handle before any transaction (as when opened): one
+                    # opened later is unknown to the transactions begun before it
+                    dbs = {name: new.open_db(name) for name in DBS}
+                except lmdb.Error:
+                    new.close()
+                    return False
+                self.env.close()
+                self.env, self.identity, self._dbs = new, ident, dbs
+                return True
+        finally:
+            self._write_lock.release()
 
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
@@ -447,6 +484,19 @@ class Env:
         return os.path.getsize(os.path.join(self.path, "data.mdb"))
 
 
+def compacted_from(env: lmdb.Environment) -> list[list[int]]:
+    """The catalog files (device, inode) a compacted catalog replaced, oldest first
+    (meta ``compacted_from``); [] for any other."""
+    try:
+        meta = env.open_db(b"meta", create=False)
+        with env.begin(db=meta) as txn:
+            raw = txn.get(b"compacted_from")
+        chain = json.loads(raw) if raw is not None else []
+    except (lmdb.Error, ValueError):
+        return []
+    return chain if isinstance(chain, list) else []
+
+
 def full_disk_free(exc: BaseException, path: str) -> int | None:
     """The bytes free on ``path``'s disk where ``exc`` is a full disk's: said so, or an
     "Input/output error" of a disk with less than ``FULL_DISK_BYTES`` free (a write come
@@ -475,7 +525,7 @@ def open_env(path: str, map_size_mb: float = 256) -> Env:
                 old.env.close()
                 del _ENVS[old_key]
         env = _ENVS.get(key)
-        if env is not None and env.identity != _identity(key):
+        if env is not None and env.identity != _identity(key) and not env.follow():
             # The folder was deleted and made again: the open env is of the old files.
             env._closed = True  # its holders are told so (still_here), not LMDB's words
             env.env.close()

@@ -114,6 +114,11 @@ def event_message(kind: str, s: dict[str, Any]) -> str:
             msg += f", {s['truncated']} pair(s) cut after the days removed"
         failed = _failed(s)
         return msg + (f", {failed} failed" if failed else "")
+    if kind == "gc" and "catalog_bytes_before" in s:
+        return (
+            f"compacted the catalog: {s['catalog_bytes_before']:,} -> "
+            f"{s.get('catalog_bytes_after', 0):,} bytes (then this event)"
+        )
     if kind == "gc":
         return (
             f"removed {s.get('files_removed', 0)} superseded bars file(s), "
