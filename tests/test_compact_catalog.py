@@ -257,3 +257,24 @@ def test_a_kill_at_each_step_leaves_a_whole_catalog(dropped, tmp_path, point):
     assert not os.path.exists(os.path.join(path, COPY_DIR))
     g = s.gc(catalog=True)  # and the next compaction completes
     assert g.catalog.bytes_after <= g.catalog.bytes_before and s.verify().ok
+
+
+def test_a_catalog_folder_linked_elsewhere_is_compacted_there(dropped, tmp_path):
+    """A store whose ``catalog`` is a symbolic link to a folder on another disk (a fast
+    one, say): the copy is made beside the real folder, the link stays a link."""
+    path = _copy(dropped, tmp_path / "s")
+    fast = tmp_path / "fast"
+    fast.mkdir()
+    os.rename(os.path.join(path, "catalog"), fast / "catalog")
+    os.symlink(fast / "catalog", os.path.join(path, "catalog"))
+    s = incbt.open(path)
+    was = _dump(s)
+    s.gc()
+    before = _dump(s)
+    g = s.gc(catalog=True)
+    assert g.catalog.bytes_after < g.catalog.bytes_before
+    assert os.path.islink(os.path.join(path, "catalog"))
+    assert sorted(os.listdir(fast)) == ["catalog"]  # no copy or old catalog left beside it
+    seqs = _compaction_seqs(s)
+    assert _without_compaction(_dump(s), seqs) == _without_compaction(before, seqs)
+    assert was[b"runs"] == before[b"runs"] and s.verify().ok

@@ -71,11 +71,17 @@ def used_bytes(env: lmdb.Environment) -> int:
     return pages * psize
 
 
+def beside(store_path: str) -> str:
+    """The folder the catalog's folder is in: the store's, or where its ``catalog`` is a
+    link to (the copy is made beside it, on its file system)."""
+    return os.path.dirname(os.path.realpath(os.path.join(store_path, "catalog")))
+
+
 def leftover(store_path: str) -> None:
     """Delete what a compaction killed part-way left (its copy, or the old catalog it
     had swapped out); call under the write lock."""
     for name in (COPY_DIR, PROBE_DIR):
-        shutil.rmtree(os.path.join(store_path, name), ignore_errors=True)
+        shutil.rmtree(os.path.join(beside(store_path), name), ignore_errors=True)
 
 
 _RENAME_EXCHANGE = 2
@@ -106,9 +112,9 @@ def compact_catalog(store: Any, command: str, dry_run: bool = False) -> CatalogC
         with env.read():  # (follows a compaction made since by another process)
             pass
         return CatalogCompaction(before, used_bytes(env.env), dry_run=True)
-    root = os.path.dirname(cat_dir)
+    root = os.path.dirname(cat_dir)  # (the environment's path is its real one: beside)
     copy = os.path.join(root, COPY_DIR)
-    leftover(root)
+    leftover(store.path)
     _check_exchange(root)
     need = used_bytes(env.env)
     st = os.statvfs(root)
@@ -129,20 +135,20 @@ def compact_catalog(store: Any, command: str, dry_run: bool = False) -> CatalogC
         exchange(copy, cat_dir)
         fsync_dir(root)
     except OSError as exc:
-        leftover(root)
+        leftover(store.path)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise disk_full(
                 f" (the store's disk, {root}, filled while the catalog was copied)"
             ) from None
         raise
     except lmdb.Error as exc:
-        leftover(root)
+        leftover(store.path)
         if "No space left" in str(exc):
             raise disk_full(
                 f" (the store's disk, {root}, filled while the catalog was copied)"
             ) from None
         raise
-    leftover(root)  # the old catalog, swapped out
+    leftover(store.path)  # the old catalog, swapped out
     # this process takes up the new catalog now, or, where another of its threads is in
     # a transaction, at its first transaction after it (Env.still_here)
     env.follow()
