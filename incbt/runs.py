@@ -2374,14 +2374,10 @@ class Run:
     def _marks(self, instruments: list[str]) -> dict[str, tuple[int, float]]:
         """Each instrument's last bar in the run, (ts in ns, close): what marks its open
         trade. The bars of its last day in ``daily``, as the store holds them now."""
-        from incbt.results.trades import marks_at
+        from incbt.results.trades import LAST_DAYS_SQL, marks_of
 
-        days = self._q(
-            "SELECT instrument, CAST(max(date) AS INT) AS day FROM daily WHERE run_id = $r "
-            "GROUP BY instrument"
-        ).to_pydict()
-        last = dict(zip(days["instrument"], days["day"], strict=True))
-        return marks_at(self.store, {i: last[i] for i in instruments})
+        days = self._q(LAST_DAYS_SQL.format(where="WHERE run_id = $r"))
+        return marks_of(self.store, days, instruments)
 
     def trade_stats(self, instrument: str | None = None) -> dict[str, Any]:
         """vectorbt's trade statistics of :meth:`trades` (``instrument``: of that

@@ -43,7 +43,7 @@ from incbt.errors import (
 )
 from incbt.execute import resolve_strategy
 from incbt.progress import NULL, Reporter
-from incbt.results.metrics import SMALLER_FIRST
+from incbt.results.metrics import RANKED, SMALLER_FIRST
 from incbt.runs import EXEC_NAMES, UpdateReport, bring_up_to_date, register_many, resolve_in
 
 # A sweep uses Ray only when asked (workers= or address=). Measured on 2 cores
@@ -301,7 +301,13 @@ class SweepResult:
     def _trade_stats(self, grid: Any) -> Any:
         """:meth:`trade_stats`, given :attr:`grid` (its runs, their fills counted)."""
         from incbt.query import run_sql_fresh
-        from incbt.results.trades import marks_at, trade_stats, trade_stats_table, trades_table
+        from incbt.results.trades import (
+            LAST_DAYS_SQL,
+            marks_of,
+            trade_stats,
+            trade_stats_table,
+            trades_table,
+        )
 
         ids = self.run_ids
 
@@ -311,16 +317,12 @@ class SweepResult:
             )
 
         @functools.cache
-        def last_days() -> dict[str, int]:
+        def last_days() -> Any:
             # each instrument's last day in the runs: theirs alike (one universe and start)
-            days = read(
-                "SELECT instrument, CAST(max(date) AS INT) AS day FROM daily GROUP BY instrument",
-                ids,
-            ).to_pydict()
-            return dict(zip(days["instrument"], days["day"], strict=True))
+            return read(LAST_DAYS_SQL.format(where=""), ids)
 
         def marks(instruments: list[str]) -> dict[str, tuple[int, float]]:
-            return marks_at(self.store, {i: last_days()[i] for i in set(instruments)})
+            return marks_of(self.store, last_days(), instruments)
 
         stats: dict[str, dict[str, Any]] = {}
         order = grid.column("run_id").to_pylist()
@@ -504,7 +506,7 @@ class SweepResult:
         )
 
 
-METRICS = ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover")
+METRICS = RANKED
 
 # The most grid points a sweep takes (a run each: its record, snapshots and rows). A grid
 # of more is refused before any point is built (each a dict: a 10^8-point grid filled this

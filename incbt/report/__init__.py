@@ -30,6 +30,7 @@ import pandas as pd
 
 from incbt.bars.schema import day_to_iso
 from incbt.errors import NotFoundError, RunReplacedWarning, UsageError
+from incbt.results.metrics import RANKED
 from incbt.runs import _from
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -481,7 +482,7 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
 
     ranked_metric(metric, "the stats query's")
     result = store.sweeps()[name]
-    if metric not in METRIC_COLUMNS:  # a statistic of each run (Sweep.stats, or its
+    if metric not in RANKED:  # a statistic of each run (Sweep.stats, or its
         # trade statistics): its column
         st = result._stats_of(metric).select(["run_id", metric]).to_pandas()
         t = t.merge(st, on="run_id", how="left")
@@ -581,7 +582,7 @@ def sweep_report(store: Any, name: str, metric: str = "sharpe") -> str:
     board = t.sort_values(
         [metric, "run_id"], ascending=[metric in smaller, True], na_position="last"
     )
-    cols = ["run_id", *pcols, "sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover"]
+    cols = ["run_id", *pcols, *RANKED]
     if metric not in cols:  # the statistic ranked by, beside the metrics
         cols.insert(1 + len(pcols), metric)
     cols.append("failed_pairs")
@@ -670,9 +671,6 @@ def _returns_figure(trades: Any) -> Any:
     return fig
 
 
-METRIC_COLUMNS = ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover")
-
-
 # why a value of the stats query is NULL for a run with results (README.md: stats)
 STAT_UNDEFINED = {
     "annual_volatility": "one day",
@@ -714,9 +712,7 @@ def _leaderboard_cells(top: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     statistic ranked by (sortino without a losing day, ...)."""
     shown = top[cols].astype(object)
     extra = [  # the statistic ranked by, if any
-        c
-        for c in cols
-        if c not in (*METRIC_COLUMNS, "run_id", "failed_pairs") and not c.startswith("p_")
+        c for c in cols if c not in (*RANKED, "run_id", "failed_pairs") and not c.startswith("p_")
     ]
     for idx, r in top.iterrows():
         for c in extra:
@@ -724,7 +720,7 @@ def _leaderboard_cells(top: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
                 shown.at[idx, c] = _why_missing(r, c)
         if _missing(r["sharpe"]):
             why = _why_missing(r, "sharpe")
-            for c in METRIC_COLUMNS:
+            for c in RANKED:
                 shown.at[idx, c] = why
         else:
             shown.at[idx, "sharpe"] = _sharpe_shown(

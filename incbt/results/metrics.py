@@ -35,6 +35,9 @@ ACC_FIELDS = (
 )
 ACC_WIDTH = len(ACC_FIELDS)
 METRICS = ("total_pnl", "sharpe", "max_drawdown", "fills", "fees", "turnover", "days")
+# a run's metrics as leaderboards, pivots and reports show them (Sharpe, the default
+# ranking, first)
+RANKED = ("sharpe", "total_pnl", "max_drawdown", "fills", "fees", "turnover")
 # the metrics a ranking puts smallest first (the best run paid the least; found by QA
 # 2026-12-05: ranked by fees, the costliest run came first)
 SMALLER_FIRST = frozenset({"max_drawdown", "fees"})

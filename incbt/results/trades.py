@@ -29,7 +29,7 @@ position give it (tests check it).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -245,6 +245,22 @@ def trades_table(
     return table
 
 
+# each instrument's last day in the rows of ``daily`` a query sees (WHERE: of one run)
+LAST_DAYS_SQL = (
+    "SELECT instrument, CAST(max(date) AS INT) AS day FROM daily {where} GROUP BY instrument"
+)
+
+
+def marks_of(
+    store: Any, last_days: Any, instruments: Iterable[str]
+) -> dict[str, tuple[int, float]]:
+    """:func:`marks_at` of ``instruments``, their last days read by ``LAST_DAYS_SQL``
+    (the table ``last_days``)."""
+    days = last_days.to_pydict()
+    last = dict(zip(days["instrument"], days["day"], strict=True))
+    return marks_at(store, {i: last[i] for i in set(instruments)})
+
+
 def marks_at(store: Any, last: dict[str, int]) -> dict[str, tuple[int, float]]:
     """Each instrument's (ts in ns, close) of its last bar on day ``last[instrument]``
     (a day number): what marks its open trade. A day the store no longer holds (removed
@@ -328,6 +344,7 @@ __all__ = [
     "TRADES_SCHEMA",
     "TRADE_STATS_SCHEMA",
     "marks_at",
+    "marks_of",
     "pair_fills",
     "trade_stats",
     "trade_stats_table",
