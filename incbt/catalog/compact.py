@@ -150,8 +150,9 @@ def compact_catalog(store: Any, command: str, dry_run: bool = False) -> CatalogC
         raise
     leftover(store.path)  # the old catalog, swapped out
     # this process takes up the new catalog now, or, where another of its threads is in
-    # a transaction, at its first transaction after it (Env.still_here)
-    env.follow()
+    # a transaction, at its first transaction after it (Env.still_here): not waited for
+    # here, under the write lock
+    env.follow(wait=0)
     after = os.path.getsize(os.path.join(cat_dir, "data.mdb"))
     return CatalogCompaction(before, after, time.perf_counter() - t0)
 
