@@ -18,6 +18,7 @@ import textwrap
 import threading
 import time
 
+import lmdb
 import pytest
 from cli_process import run_incbt
 from conftest import tree_state
@@ -244,6 +245,8 @@ POINTS = ("probe", "copied", "stamped", "swapped", "cleaned")
 
 CHILD = """
 import os, signal, sys
+import lmdb
+
 import incbt
 import incbt.catalog.compact as cc
 
@@ -321,3 +324,50 @@ def test_a_catalog_folder_linked_elsewhere_is_compacted_there(dropped, tmp_path)
     seqs = _compaction_seqs(s)
     assert _without_compaction(_dump(s), seqs) == _without_compaction(before, seqs)
     assert was[b"runs"] == before[b"runs"] and s.verify().ok
+
+
+@pytest.mark.parametrize("where", ["lock file", "stamp"])
+def test_a_disk_filling_as_the_copy_is_stamped_leaves_no_copy(
+    dropped, tmp_path, monkeypatch, where
+):
+    """The disk filling after the copy was written, as it is opened to add the event (its
+    lock file) or as the event is committed: said as the store's disk filling, and the
+    copy is deleted at once. (The copy was left on the full disk, and the message named
+    it "the store's catalog (.../catalog.compact)", a folder the user never made, with
+    "Nothing was changed".)"""
+    import errno
+
+    import incbt.catalog.env as env_mod
+
+    path = _copy(dropped, tmp_path / "s")
+    s = incbt.open(path)
+    s.gc()  # the rest of gc first: what follows is the compaction alone
+    was = _dump(s)
+    if where == "lock file":
+        real = env_mod._room_for_lock
+
+        def room(lock: str, had: bool) -> None:
+            if COPY_DIR in lock:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            real(lock, had)
+
+        monkeypatch.setattr(env_mod, "_room_for_lock", room)
+    else:
+        import incbt.catalog as catalog_mod
+
+        real_event = catalog_mod.Catalog.append_event
+
+        def event(self, txn, kind, command, summary=None, *a, **k):
+            if "catalog_bytes_before" in (summary or {}):  # the copy's event only
+                raise lmdb.Error(f"{path}: No space left on device")
+            return real_event(self, txn, kind, command, summary, *a, **k)
+
+        monkeypatch.setattr(catalog_mod.Catalog, "append_event", event)
+    with pytest.raises(incbt.errors.SetupError) as info:
+        s.gc(catalog=True)
+    msg = str(info.value)
+    assert "filled while the catalog was copied" in msg and COPY_DIR not in msg, msg
+    assert not os.path.exists(os.path.join(path, COPY_DIR))
+    monkeypatch.undo()
+    assert _without_compaction(_dump(s), set()) == _without_compaction(was, set())
+    assert s.gc(catalog=True).catalog.bytes_after > 0 and s.verify().ok

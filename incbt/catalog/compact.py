@@ -141,6 +141,16 @@ def compact_catalog(store: Any, command: str, dry_run: bool = False) -> CatalogC
                 f" (the store's disk, {root}, filled while the catalog was copied)"
             ) from None
         raise
+    except SetupError as exc:
+        # the copy opened to add the event (its lock file) or the event's commit, on a disk
+        # that filled: said of the copy as "the store's catalog", and the copy was left on
+        # the full disk, until the next writer (QA 2026-12-07)
+        leftover(store.path)
+        if exc.full_disk is None:
+            raise
+        raise disk_full(
+            f" (the store's disk, {root}, filled while the catalog was copied)"
+        ) from None
     except lmdb.Error as exc:
         leftover(store.path)
         if "No space left" in str(exc):

@@ -237,11 +237,14 @@ class Env:
         except OSError as exc:
             _forget_lock(lock, had_lock)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise SetupError(
+                err = SetupError(
                     f"the disk holding the store's catalog ({path}) is full: LMDB needs "
                     f"room for its lock file {lock} even to read. Nothing was changed. "
                     "Fix: free space on that disk, then run the command again"
-                ) from None
+                )
+                # a full disk's, for a caller to say it its way (a compaction's copy)
+                err.full_disk = (f" (the catalog's lock file {lock})", "")
+                raise err from None
             # anything else (read-only media, no permission): LMDB's own words below
         try:
             self.env = _open_lmdb(path, map_size)
