@@ -371,3 +371,26 @@ def test_a_disk_filling_as_the_copy_is_stamped_leaves_no_copy(
     monkeypatch.undo()
     assert _without_compaction(_dump(s), set()) == _without_compaction(was, set())
     assert s.gc(catalog=True).catalog.bytes_after > 0 and s.verify().ok
+
+
+def test_too_little_room_says_the_room_it_needs(dropped, tmp_path, monkeypatch):
+    """Refused for want of room: the message says all it needs, the copy and the margin
+    beside it (it said the copy's bytes alone, fewer than those it said were free)."""
+    import incbt.catalog.compact as cc
+
+    path = _copy(dropped, tmp_path / "s")
+    s = incbt.open(path)
+    s.gc()
+    need = cc.used_bytes(s.catalog.env.env)
+    real = os.statvfs
+
+    class Full:
+        f_frsize = 1
+        f_bavail = need + cc.SPARE // 2  # more than the copy, less than it with the margin
+
+    monkeypatch.setattr(cc.os, "statvfs", lambda p: Full if COPY_DIR not in p else real(p))
+    with pytest.raises(incbt.errors.SetupError) as info:
+        s.gc(catalog=True)
+    msg = str(info.value)
+    assert f"{need:,} bytes in use and needs {cc.SPARE:,} more" in msg, msg
+    assert not os.path.exists(os.path.join(path, COPY_DIR))
