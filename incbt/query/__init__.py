@@ -20,6 +20,7 @@ import json
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
@@ -706,7 +707,7 @@ def _register_results(
             if not paths:
                 continue
             raw = f"_{name}_{part}"
-            register_dataset(ctx, raw, ds.dataset(paths, schema=schema, format="parquet"))
+            register_files(ctx, raw, paths, schema)
             cols = ", ".join(f"r.{f.name}" for f in schema if f.name != "batch")
             if which:
                 parts.append(
@@ -722,6 +723,49 @@ def _register_results(
             ctx.register_record_batches(name, [[pa.RecordBatch.from_pylist([], empty)]])
             continue
         ctx.register_view(name, ctx.sql(" UNION ALL ".join(parts)))
+
+
+def register_files(
+    ctx: datafusion.SessionContext, name: str, paths: Sequence[str], schema: pa.Schema
+) -> None:
+    """Table ``name``: the rows of these Parquet files, read by DataFusion's own Parquet
+    reader (a table a file, then UNION ALL: its Python binding takes one path a table).
+
+    Not a pyarrow dataset (``register_dataset``), whose scans DataFusion drives through
+    Python iterators: with 2 or more partitions, some plans over such a table waited for
+    ever, every thread idle (found 2026-12-07: a stats query windowed by date over
+    ``daily`` of 3 result files; the same query over native Parquet tables, or with one
+    partition, or over the same rows in memory, ran). DataFusion's reader also prunes
+    files and row groups by their statistics (``run_id``, ``date``)."""
+    parts = []
+    files = _FILES.setdefault(ctx, [])
+    for k, path in enumerate(paths):
+        os.stat(path)  # a file gone is an error (a table of a path that is not there is
+        # empty: the file's rows would be missing from the results without a word)
+        ctx.register_listing_table(f"{name}_{k}", path, schema=schema)
+        files.append(path)
+        parts.append(f"SELECT * FROM {name}_{k}")
+    ctx.register_view(name, ctx.sql(" UNION ALL ".join(parts)))
+
+
+# the Parquet files each session's tables read (register_files), to name a damaged one
+_FILES: weakref.WeakKeyDictionary[datafusion.SessionContext, list[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _damaged_file(ctx: datafusion.SessionContext) -> tuple[str, Exception] | None:
+    """The first file of ``ctx``'s tables whose Parquet footer cannot be read, with why
+    (a query failed with a Parquet error, which DataFusion's reader says without the
+    file); None if every footer reads."""
+    import pyarrow.parquet as pq
+
+    for path in _FILES.get(ctx, []):
+        try:
+            pq.read_metadata(path)
+        except (OSError, pa.ArrowException) as exc:
+            return path, exc
+    return None
 
 
 def _names(sql: str | None, table: str) -> bool:
@@ -871,6 +915,12 @@ def run_sql(
             from incbt.store import damaged_store_file
 
             raise damaged_store_file(m.group(1), Exception(m.group(2))) from None
+        if re.search(r"Parquet error", str(exc)):  # DataFusion's own reader names no file
+            found = _damaged_file(ctx)
+            if found is not None:
+                from incbt.store import damaged_store_file
+
+                raise damaged_store_file(*found) from None
         m = re.search(r"Cannot cast string '[^']*' to value of (U?Int|Float)\d+ type", str(exc))
         numbers = [k for k, v in (params or {}).items() if isinstance(v, int | float)]
         hint = ""
