@@ -2089,6 +2089,27 @@ def _name_given(instrument: Any) -> None:
         raise UsageError(f"instrument: give an instrument's name, a string, not {instrument!r}")
 
 
+# the stats query's window when none is given: every day (its parameters' defaults)
+WHOLE = {"start": "0001-01-01", "end": "9999-12-31"}
+
+
+def stats_window(start: Any = None, end: Any = None) -> dict[str, str]:
+    """The stats query's ``start`` and ``end`` (its window of days, inclusive), from
+    dates given as YYYY-MM-DD or ``datetime.date`` (None: from the first day, to the
+    last); a window ending before it starts is refused."""
+    lo = None if start is None else given_day(start, "start")
+    hi = None if end is None else given_day(end, "end")
+    if lo is not None and hi is not None and hi < lo:
+        raise UsageError(
+            f"the window ends ({day_to_iso(hi)}) before it starts ({day_to_iso(lo)}): give "
+            "start on or before end"
+        )
+    return {
+        "start": WHOLE["start"] if lo is None else day_to_iso(lo),
+        "end": WHOLE["end"] if hi is None else day_to_iso(hi),
+    }
+
+
 class Run:
     """A run in a store: its definition and its tables, one attribute away."""
 
@@ -2286,7 +2307,9 @@ class Run:
             }
         )
 
-    def stats(self, instrument: str | None = None) -> dict[str, Any]:
+    def stats(
+        self, instrument: str | None = None, start: Any = None, end: Any = None
+    ) -> dict[str, Any]:
         """The portfolio's statistics, as vectorbt's ``stats()``: the row of the built-in
         ``stats`` query (``incbt query stats -p run=ID``; README.md says each value) as
         a dict of Python dates, ints, floats and None ({} before the run has a day).
@@ -2294,9 +2317,21 @@ class Run:
         ``instrument``: that instrument's (its row of :meth:`instrument_stats`, as
         vectorbt's ``stats(column=...)``); one the run has no day of is refused, naming
         those it has and why (its strategy failed on it, with the error; not one of the
-        run's instruments; no bars from its start yet)."""
+        run's instruments; no bars from its start yet).
+
+        ``start``, ``end`` (dates, YYYY-MM-DD, inclusive; either may be left out): the
+        statistics of the days in that window alone, as vectorbt's
+        ``pf.loc[start:end].stats()``: its equity starts at 0 on its first day; a
+        window of every day of the run is the run's own statistics, bit for bit ({}
+        where the window holds no day of the run)."""
+        window = stats_window(start, end)
+        if instrument is not None and (start is not None or end is not None):
+            raise UsageError(
+                "a window (start, end) is for the portfolio's statistics: give instrument "
+                "or the window, not both (instrument_stats has no window yet)"
+            )
         if instrument is None:
-            t = self._builtin("stats")
+            t = self._builtin("stats", params=window)
             if not t.num_rows:
                 return {}
             row = t.to_pylist()[0]
@@ -2389,16 +2424,19 @@ class Run:
 
         return trade_stats(self.trades(instrument))
 
-    def _builtin(self, name: str, instrument: str | None = None) -> pa.Table:
+    def _builtin(
+        self, name: str, instrument: str | None = None, params: dict[str, Any] | None = None
+    ) -> pa.Table:
         """The built-in named query ``name`` of this run (not a store's own file of that
-        name: one meaning here); ``instrument``: its rows of that instrument alone (the
-        filter reaches the scan of ``daily``)."""
-        from incbt.queries import BUILTIN, _read
+        name: one meaning here), its other parameters ``params`` or their defaults;
+        ``instrument``: its rows of that instrument alone (the filter reaches the scan
+        of ``daily``)."""
+        from incbt.queries import BUILTIN, _read, param_defaults
         from incbt.query import run_sql_fresh
 
         self._reading()
         sql = _read(BUILTIN / f"{name}.sql")
-        params = {"run": self.run_id}
+        params = {**param_defaults(sql), **(params or {}), "run": self.run_id}
         if instrument is not None:
             sql = f"SELECT * FROM ({sql.rstrip().rstrip(';')}) q WHERE q.instrument = $instrument"
             params["instrument"] = instrument

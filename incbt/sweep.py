@@ -254,14 +254,18 @@ class SweepResult:
             )
         )
 
-    def stats(self) -> Any:
+    def stats(self, start: Any = None, end: Any = None) -> Any:
         """Each run's portfolio statistics, as vectorbt's ``stats()`` per column: a row
         per grid point (point, run_id, the parameters p_*, then the ``stats`` query's
         values: README.md says each), bit for bit each run's ``run.stats()``; a run with
-        no day yet has its statistics NULL. A pyarrow Table (``.to_pandas()``)."""
+        no day yet has its statistics NULL. ``start``, ``end``: over the days of that
+        window alone (``run.stats(start=, end=)``: in-sample, out-of-sample). A pyarrow
+        Table (``.to_pandas()``)."""
         from incbt.queries import BUILTIN, _read
         from incbt.query import run_sql_fresh
+        from incbt.runs import stats_window
 
+        window = stats_window(start, end)
         self._here()
         sql = _read(BUILTIN / "stats.sql")
         one = "SELECT run_id FROM runs WHERE run_id = $run"  # the query's set of runs
@@ -283,7 +287,7 @@ class SweepResult:
             t = run_sql_fresh(
                 functools.partial(self.store.session, only_for=query, runs=ids),
                 query,
-                {"sweep": self.name},
+                {"sweep": self.name, **window},
                 name="stats",
             )
             if self.run_ids == ids:
@@ -355,12 +359,18 @@ class SweepResult:
             out = out.append_column(f, table.column(f.name))
         return out
 
-    def leaderboard(self, metric: str = "sharpe", n: int = 10) -> Any:
+    def leaderboard(
+        self, metric: str = "sharpe", n: int = 10, start: Any = None, end: Any = None
+    ) -> Any:
         """The best ``n`` runs by a portfolio metric (max_drawdown and fees: smallest
         first), or by a value of :meth:`stats` (sortino, calmar, total_return, ...:
-        max_drawdown_pct, max_drawdown_days and annual_volatility smallest first)."""
+        max_drawdown_pct, max_drawdown_days and annual_volatility smallest first).
+        ``start``, ``end``: ranked by the values of :meth:`stats` over that window of
+        days (choose in-sample, then check out of sample)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise UsageError(f"n: give how many runs to list (0 or more), not {n!r}")
+        if start is not None or end is not None:
+            return self._stats_leaders(metric, n, self._windowed(metric, start, end))
         if metric not in METRICS:
             return self._stats_leaders(metric, n)
         self._here()
@@ -382,14 +392,26 @@ class SweepResult:
             )
         )
 
-    def pivot(self, x: str, y: str, metric: str = "sharpe", agg: str | None = None) -> Any:
+    def pivot(
+        self,
+        x: str,
+        y: str,
+        metric: str = "sharpe",
+        agg: str | None = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> Any:
         """A pandas table of ``metric`` with parameter ``y`` down and ``x`` across.
 
         A cell holds one run's value; where several runs share a cell (a grid of more
         parameters than x and y), ``agg`` says how to combine them ("max", "min",
-        "mean", "median"), or the call is refused.
+        "mean", "median"), or the call is refused. ``start``, ``end``: the values of
+        :meth:`stats` over that window of days.
         """
-        g = (self.grid if metric in METRICS else self._stats_of(metric)).to_pandas()
+        if start is not None or end is not None:
+            g = self._windowed(metric, start, end).to_pandas()
+        else:
+            g = (self.grid if metric in METRICS else self._stats_of(metric)).to_pandas()
         params = [c.removeprefix("p_") for c in g.columns if c.startswith("p_")]
         for p in (x, y):
             if p not in params:
@@ -424,14 +446,29 @@ class SweepResult:
         ranked_metric(metric, "Sweep.stats()'s")
         return self.stats() if metric in STATS_RANKED else self.trade_stats()
 
-    def _stats_leaders(self, metric: str, n: int) -> Any:
-        """leaderboard by a value of :meth:`stats`: its runs in that order (NULLs last,
-        then by run id), the value first after the parameters."""
+    def _windowed(self, metric: str, start: Any, end: Any) -> Any:
+        """:meth:`stats` over a window, where ``metric`` is one of its values (the trade
+        statistics have no window: refused)."""
+        ranked_metric(metric, "Sweep.stats()'s")
+        if metric not in STATS_RANKED:
+            raise UsageError(
+                f"{metric!r} is a trade statistic, which has no window: rank by a value of "
+                f"Sweep.stats() over a window ({', '.join(STATS_RANKED)}), or by {metric!r} "
+                "without start and end"
+            )
+        return self.stats(start, end)
+
+    def _stats_leaders(self, metric: str, n: int, table: Any = None) -> Any:
+        """leaderboard by a value of :meth:`stats` (``table``: its values already read,
+        over a window): its runs in that order (NULLs last, then by run id), the value
+        first after the parameters."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         ranked_metric(metric, "Sweep.stats()'s")
-        if metric in STATS_RANKED:
+        if table is not None:
+            t = table
+        elif metric in STATS_RANKED:
             t = self.stats()
         else:  # a trade statistic, with the portfolio's metrics a leaderboard shows
             grid = self.grid

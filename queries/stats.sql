@@ -1,5 +1,7 @@
 -- Statistics of one run's portfolio, as vectorbt's stats(): returns, volatility, Sharpe, Sortino, drawdowns, win days, exposure, costs.
 -- param: run  the run id, e.g. -p run=5f2c9e0a1b2c3d4e
+-- param: start  the window's first day, e.g. -p start=2024-01-01 (default: 0001-01-01)
+-- param: end    the window's last day, e.g. -p end=2024-06-30 (default: 9999-12-31)
 --
 -- One row, the run's full id first (the terminal shows a row too wide for it as
 -- column/value lines), typed:
@@ -15,6 +17,11 @@
 -- (folded by incbt in a fixed order: SQL's float aggregates can differ in their last
 -- bits between two runs of a query), so sharpe is annual_return / annual_volatility up
 -- to those bits, and 0 (not NULL) with fewer than 2 days or no variation (SEMANTICS).
+-- A window (start, end: vectorbt's pf.loc[start:end].stats()) keeps the days in it:
+-- the equity starts at 0 on its first day (the peak too), positions held into it count
+-- in exposure_pct from its first day; over fewer days than the run's, total_pnl, sharpe,
+-- max_drawdown, fills, fees and turnover are the window's, computed here from its
+-- daily rows (sums in date, then instrument order; sharpe as SEMANTICS defines it).
 -- Written over a set of runs (the CTE `sel`; Sweep.stats() runs it over a sweep's),
 -- each window partitioned by run: every float is summed in a fixed order (running sums
 -- by instrument name and date), the same bits every time and for a run alone or in a set.
@@ -50,22 +57,44 @@ WITH sel AS (
   SELECT run_id, date, max(CASE WHEN k = n THEN pnl END) AS pnl,
          sum(held_change) AS held_change
   FROM s GROUP BY run_id, date
+), all_days AS (
+  -- instruments holding units at the day's close, from the run's first day; the run's
+  -- days (a window of them all is the whole run)
+  SELECT run_id, date, pnl,
+         sum(held_change) OVER (PARTITION BY run_id ORDER BY date
+                                ROWS UNBOUNDED PRECEDING) AS holding,
+         count(*) OVER (PARTITION BY run_id) AS run_days
+  FROM p
 ), e AS (
-  SELECT p.run_id, p.date, p.pnl, p.pnl / c.capital AS ret, c.capital,
+  SELECT p.run_id, p.date, p.pnl, p.pnl / c.capital AS ret, c.capital, p.holding,
+         p.run_days,
          row_number() OVER (PARTITION BY p.run_id ORDER BY p.date) AS k,
          count(*) OVER (PARTITION BY p.run_id) AS n,
          sum(p.pnl) OVER (PARTITION BY p.run_id ORDER BY p.date ROWS UNBOUNDED PRECEDING)
-           AS equity,
-         -- instruments holding units at the day's close
-         sum(p.held_change) OVER (PARTITION BY p.run_id ORDER BY p.date
-                                  ROWS UNBOUNDED PRECEDING) AS holding
-  FROM p JOIN c ON c.run_id = p.run_id
+           AS equity
+  FROM all_days p JOIN c ON c.run_id = p.run_id
+  WHERE p.date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
 ), w AS (
   -- the peak starts at 0, before the first day (SEMANTICS: max_drawdown's)
-  SELECT run_id, date, pnl, ret, capital, k, n, equity, holding,
+  SELECT run_id, date, pnl, ret, capital, k, n, equity, holding, run_days,
          greatest(max(equity) OVER (PARTITION BY run_id ORDER BY date
                                     ROWS UNBOUNDED PRECEDING), 0.0) AS peak
   FROM e
+), cost AS (
+  -- a window's fills, fees and turnover: its daily rows' (floats summed in date, then
+  -- instrument order)
+  SELECT run_id, max(CASE WHEN k = n THEN fees END) AS fees,
+         max(CASE WHEN k = n THEN turnover END) AS turnover, sum(fills) AS fills
+  FROM (SELECT d.run_id, d.fills,
+               sum(d.fees) OVER (PARTITION BY d.run_id ORDER BY d.date, d.instrument
+                                 ROWS UNBOUNDED PRECEDING) AS fees,
+               sum(d.turnover) OVER (PARTITION BY d.run_id ORDER BY d.date, d.instrument
+                                     ROWS UNBOUNDED PRECEDING) AS turnover,
+               row_number() OVER (PARTITION BY d.run_id ORDER BY d.date, d.instrument) AS k,
+               count(*) OVER (PARTITION BY d.run_id) AS n
+        FROM daily d JOIN sel ON sel.run_id = d.run_id
+        WHERE d.date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)) x
+  GROUP BY run_id
 ), u AS (
   -- each day under water with the day its peak was reached (0: the start)
   SELECT run_id, k, n, equity < peak AS under,
@@ -83,7 +112,9 @@ WITH sel AS (
   GROUP BY run_id
 ), r AS (
   -- the float aggregates as running ones in date order, taken at the run's last day
-  SELECT run_id, k, n, capital,
+  SELECT run_id, k, n, capital, equity, run_days,
+         max(peak - equity) OVER (PARTITION BY run_id ORDER BY date
+                                  ROWS UNBOUNDED PRECEDING) AS drawdown,
          stddev_samp(ret) OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING)
            AS std,
          -- downside deviation: sqrt of the mean over every day of min(return, 0)^2
@@ -101,7 +132,7 @@ WITH sel AS (
 ), agg AS (
   SELECT g.run_id, g.first_day, g.last_day, g.days, g.wins, g.loss_days, g.best_day,
          g.worst_day, g.held_days, r.std, r.down, r.avg_win_day, r.avg_loss_day, r.gains,
-         r.losses, r.capital
+         r.losses, r.capital, r.equity, r.drawdown, g.days = r.run_days AS whole
   FROM (SELECT run_id, min(date) AS first_day, max(date) AS last_day, count(*) AS days,
                sum(CASE WHEN pnl > 0 THEN 1 ELSE 0 END) AS wins,
                sum(CASE WHEN pnl < 0 THEN 1 ELSE 0 END) AS loss_days,
@@ -109,34 +140,49 @@ WITH sel AS (
                sum(CASE WHEN holding > 0 THEN 1 ELSE 0 END) AS held_days
         FROM w GROUP BY run_id) g
   JOIN r ON r.run_id = g.run_id AND r.k = r.n
+), v AS (
+  -- the metrics: the table's over the whole run (incbt's fold, bit for bit), the
+  -- window's own over fewer days
+  SELECT a.*, dd.longest,
+         CASE WHEN a.whole THEN m.total_pnl ELSE a.equity END AS total_pnl,
+         CASE WHEN a.whole THEN m.sharpe
+              WHEN a.days >= 2 AND a.std * a.std > 0
+              THEN a.equity / a.capital / a.days / a.std * sqrt(252.0)
+              ELSE 0.0 END AS sharpe,
+         CASE WHEN a.whole THEN m.max_drawdown ELSE a.drawdown END AS max_drawdown,
+         CASE WHEN a.whole THEN m.fills ELSE cost.fills END AS fills,
+         CASE WHEN a.whole THEN m.fees ELSE cost.fees END AS fees,
+         CASE WHEN a.whole THEN m.turnover ELSE cost.turnover END AS turnover
+  FROM agg a
+  LEFT JOIN dd ON dd.run_id = a.run_id
+  LEFT JOIN cost ON cost.run_id = a.run_id
+  LEFT JOIN metrics m ON m.run_id = a.run_id AND m.scope = 'portfolio'
 )
 SELECT a.run_id, a.first_day AS start, a.last_day AS "end", a.days,
-       m.total_pnl,
-       m.total_pnl / a.capital AS total_return,
-       m.total_pnl / a.capital / a.days * 252 AS annual_return,
+       a.total_pnl,
+       a.total_pnl / a.capital AS total_return,
+       a.total_pnl / a.capital / a.days * 252 AS annual_return,
        a.std * sqrt(252.0) AS annual_volatility,
-       m.sharpe,
+       a.sharpe,
        -- NULL with fewer than 2 days (as the volatility) or no losing day (tested as
        -- such: NULLIF(x, 0.0) keeps -0.0, and x / -0.0 is NaN or -inf)
        CASE WHEN a.days >= 2 AND a.down > 0
-            THEN m.total_pnl / a.capital / a.days * 252 / (a.down * sqrt(252.0)) END
+            THEN a.total_pnl / a.capital / a.days * 252 / (a.down * sqrt(252.0)) END
          AS sortino,
-       m.max_drawdown,
-       100.0 * m.max_drawdown / a.capital AS max_drawdown_pct,
+       a.max_drawdown,
+       100.0 * a.max_drawdown / a.capital AS max_drawdown_pct,
        -- annual_return over the worst drawdown as a fraction of capital; NULL without one
        -- (tested as a fraction: a drawdown of a few subnormal units is 0.0 of capital)
-       CASE WHEN m.max_drawdown / a.capital > 0
-            THEN m.total_pnl / a.capital / a.days * 252 / (m.max_drawdown / a.capital) END
+       CASE WHEN a.max_drawdown / a.capital > 0
+            THEN a.total_pnl / a.capital / a.days * 252 / (a.max_drawdown / a.capital) END
          AS calmar,
-       CAST(coalesce(dd.longest, 0) AS BIGINT) AS max_drawdown_days,
+       CAST(coalesce(a.longest, 0) AS BIGINT) AS max_drawdown_days,
        100.0 * a.wins / a.days AS win_days_pct,
        a.best_day, a.worst_day, a.avg_win_day, a.avg_loss_day,
        -- NULL with no losing day
        CASE WHEN a.loss_days > 0 THEN a.gains / -a.losses END AS profit_factor,
-       m.fills, m.fees, m.turnover,
+       a.fills, a.fees, a.turnover,
        100.0 * a.held_days / a.days AS exposure_pct
-FROM agg a
-LEFT JOIN dd ON dd.run_id = a.run_id
-LEFT JOIN metrics m ON m.run_id = a.run_id AND m.scope = 'portfolio'
+FROM v a
 -- no row for a run with no days yet
 ORDER BY a.run_id

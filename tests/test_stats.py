@@ -6,7 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +20,7 @@ from hypothesis import strategies as st
 
 import incbt
 from incbt.bars.generate import generate
-from incbt.queries import BUILTIN
+from incbt.queries import BUILTIN, param_defaults
 from incbt.query import run_sql
 from incbt.results.metrics import finalize, fold_portfolio, portfolio_pnl
 
@@ -32,9 +35,21 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def reference(rows: list[dict], capital: float) -> dict:
+def reference(rows: list[dict], capital: float, window: tuple | None = None) -> dict:
     """The statistics of daily rows (instrument, date, pnl, pos, fills, fees, turnover),
-    computed here by loops and NumPy: the definitions README.md gives, not the SQL."""
+    computed here by loops and NumPy: the definitions README.md gives, not the SQL.
+    ``window`` (first, last day): of the days in it alone, the equity from 0 on its
+    first day, a position held into it from the rows before it ({} with no day)."""
+    if window is not None:
+        lo, hi = window
+        held_all = _held(rows)
+        rows = [r for r in rows if lo <= r["date"] <= hi]
+        if not rows:
+            return {}
+        out = reference(rows, capital)
+        days = sorted({r["date"] for r in rows})
+        out["exposure_pct"] = 100 * float(np.mean([held_all[d] for d in days]))
+        return out
     days = sorted({r["date"] for r in rows})
     at = {d: i for i, d in enumerate(days)}
     n = len(days)
@@ -99,6 +114,22 @@ def reference(rows: list[dict], capital: float) -> dict:
         "turnover": sum(r["turnover"] for r in rows),
         "exposure_pct": 100 * float(held.mean()),
     }  # fmt: skip
+
+
+def _held(rows: list[dict]) -> dict:
+    """Each day of the rows: whether some instrument holds units at its close (its last
+    row on or before the day has pos != 0)."""
+    days = sorted({r["date"] for r in rows})
+    last: dict[str, float] = {}
+    by_day: dict = {}
+    for r in rows:
+        by_day.setdefault(r["date"], []).append(r)
+    out = {}
+    for d in days:
+        for r in by_day[d]:
+            last[r["instrument"]] = r["pos"]
+        out[d] = any(p != 0 for p in last.values())
+    return out
 
 
 def assert_stats(got: dict, want: dict) -> None:
@@ -250,8 +281,9 @@ def daily_rows(draw):
     return rows, n_inst, draw(st.booleans())
 
 
-def _stats_of(rows, n_inst, universe_all) -> tuple[dict, float]:
-    """The query over these rows, with the metrics row incbt's fold makes of them."""
+def _stats_of(rows, n_inst, universe_all, window=None) -> tuple[dict, float]:
+    """The query over these rows, with the metrics row incbt's fold makes of them
+    (``window``: the query's start and end)."""
     import datafusion
 
     capital = 100_000.0 * n_inst
@@ -281,9 +313,14 @@ def _stats_of(rows, n_inst, universe_all) -> tuple[dict, float]:
     }  # fmt: skip
     for name, t in tables.items():
         ctx.register_record_batches(name, [t.to_batches()])
-    (got,) = run_sql(ctx, SQL, {"run": "r"}).to_pylist()
-    assert got.pop("run_id") == "r"  # first, the run's full id
-    return got, capital
+    params = {**param_defaults(SQL), "run": "r"}
+    if window is not None:
+        params.update(start=window[0].isoformat(), end=window[1].isoformat())
+    got = run_sql(ctx, SQL, params).to_pylist()
+    if not got:
+        return {}, capital
+    assert got[0].pop("run_id") == "r"  # first, the run's full id
+    return got[0], capital
 
 
 @settings(max_examples=150, deadline=None)
@@ -292,6 +329,26 @@ def test_any_daily_rows_give_their_numpy_statistics(case):
     rows, n_inst, universe_all = case
     got, capital = _stats_of(rows, n_inst, universe_all)
     assert_stats(got, reference(rows, capital))
+
+
+@settings(max_examples=150, deadline=None)
+@given(daily_rows(), st.integers(-2, 16), st.integers(0, 18))
+def test_any_window_gives_the_numpy_statistics_of_its_days(case, first, length):
+    """stats over a window of days (vectorbt's pf.loc[a:b].stats()): every value is the
+    reference's over the window's days alone, positions held into it counted; a window
+    of every day is the run's own values (the metrics table's, bit for bit)."""
+    rows, n_inst, universe_all = case
+    window = (DAY0 + dt.timedelta(days=first), DAY0 + dt.timedelta(days=first + length))
+    got, capital = _stats_of(rows, n_inst, universe_all, window)
+    want = reference(rows, capital, window)
+    if not want:
+        assert got == {}
+        return
+    assert_stats(got, want)
+    days = {r["date"] for r in rows}
+    if all(window[0] <= d <= window[1] for d in days):  # the whole run: its own bits
+        whole, _ = _stats_of(rows, n_inst, universe_all)
+        assert got == whole
 
 
 INSTRUMENT_SQL = (BUILTIN / "instrument_stats.sql").read_text()
@@ -602,3 +659,65 @@ def test_a_sweeps_stats_read_again_when_its_runs_change_meanwhile(tmp_path, monk
 
     monkeypatch.setattr(SweepResult, "run_ids", property(run_ids))
     assert sw.stats().equals(want) and len(seen) >= 3
+
+
+# ----------------------------------------------------------------------------- a window
+
+
+def test_a_window_of_a_real_runs_days_and_of_a_sweeps_runs(tmp_path):
+    """run.stats(start, end), sweep.stats/leaderboard/pivot over a window, the named
+    query's -p start/-p end, on a store whose results are in several files (each
+    backtest commits its own); refusals name the fix."""
+    s = _store(tmp_path, seed=13, days=15)
+    for f in (4, 6):  # more results files before the sweep's
+        s.backtest("sma_cross", {"fast": f, "slow": 30}, fee_bps=1.0)
+    sw = s.sweep("sma_cross", {"fast": [5, 8], "slow": [30, 60]}, name="w", fee_bps=1.0)
+    assert len(os.listdir(os.path.join(s.path, "results", "daily"))) >= 3
+    run = s.run(sw.run_ids[0])
+    rows = run.daily.to_pylist()
+    days = sorted({r["date"] for r in rows})
+    lo, hi = days[4], days[10]
+    got = run.stats(start=lo, end=hi.isoformat())  # a date or its text
+    assert_stats(got, reference(rows, _capital(run), (lo, hi)))
+    assert got["start"] == lo and got["end"] == hi and got["days"] == 7
+    assert run.stats(start=days[0]) == run.stats() == run.stats(end="2099-01-01")
+    assert run.stats(start="2099-01-01") == {}
+    table = sw.stats(start=lo, end=hi).to_pylist()
+    for row in table:  # each run's own, bit for bit
+        one = s.run(row["run_id"]).stats(start=lo, end=hi)
+        assert {k: row[k] for k in one} == one
+    best = sw.leaderboard("sharpe", n=4, start=lo, end=hi).column("run_id").to_pylist()
+    assert best == [r["run_id"] for r in sorted(table, key=lambda r: (-r["sharpe"], r["run_id"]))]
+    piv = sw.pivot("fast", "slow", "total_pnl", start=lo, end=hi)
+    assert {(r["p_slow"], r["p_fast"]): r["total_pnl"] for r in table} == {
+        (y, x): piv.loc[y, x] for y in piv.index for x in piv.columns}
+    p = run_incbt(["--store", s.path, "query", "stats", "-p", f"run={run.run_id}", "-p",
+                   f"start={lo}", "-p", f"end={hi}", "--output", "json"])
+    assert json.loads(p.stdout)["sharpe"] == got["sharpe"]
+    with pytest.raises(incbt.UsageError, match="ends \\(.*\\) before it starts"):
+        run.stats(start=hi, end=lo)
+    with pytest.raises(incbt.errors.DateError, match="start 'soon' is not a date"):
+        run.stats(start="soon")
+    with pytest.raises(incbt.UsageError, match="give instrument or the window"):
+        run.stats(instrument="S0000", start=lo)
+    with pytest.raises(incbt.UsageError, match="trade statistic, which has no window"):
+        sw.leaderboard("win_rate_pct", start=lo)
+
+
+def test_a_windowed_stats_query_over_several_results_files_ends(tmp_path):
+    """Found 2026-12-07: the windowed stats query waited for ever (every thread idle)
+    over `daily` read as a pyarrow dataset of 3 files with 2 partitions; in a child with
+    a deadline, so that a hang fails the test instead of stopping the suite."""
+    s = _store(tmp_path, seed=14, days=8)
+    for f in (3, 4, 5, 6):
+        s.backtest("sma_cross", {"fast": f, "slow": 20})
+    code = (
+        "import sys, incbt; s = incbt.open(sys.argv[1])\n"
+        "for r in s.sql('SELECT run_id FROM runs')['run_id'].to_pylist():\n"
+        "    assert s.run(r).stats(start='2024-01-17')['days'] > 0\n"
+        "print('ok')"
+    )
+    env = {**os.environ, "INCBT_THREADS": "2"}
+    p = subprocess.run([sys.executable, "-c", code, s.path], capture_output=True, text=True,
+                       timeout=300, env=env)  # fmt: skip
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
