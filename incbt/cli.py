@@ -2075,7 +2075,13 @@ def gc(
             else f"results: removed {r.files_removed} file(s), {r.bytes_freed:,} bytes freed"
         )
     c = s.catalog
-    if c is not None:
+    if c is not None and c.skipped:
+        typer.echo(
+            f"catalog: {c.bytes_before:,} bytes, about {c.bytes_freed:,} of them free: "
+            f"{'would be left' if dry_run else 'left'} as it is (compacted once a tenth "
+            "of it, and 64 KiB, is free)"
+        )
+    elif c is not None:
         typer.echo(
             f"catalog: would take about {c.bytes_after:,} of its {c.bytes_before:,} bytes "
             f"compacted ({c.bytes_freed:,} freed)"

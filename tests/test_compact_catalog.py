@@ -177,7 +177,10 @@ def test_holders_in_this_process_and_another_follow_it(dropped, tmp_path):
 
     # in this process: a thread inside a read when the catalog is swapped is told so if
     # it reads again inside it; another thread's read meanwhile waits for it to end, then
-    # follows (it is in no transaction of the old file)
+    # follows (it is in no transaction of the old file). Pages freed first, so that the
+    # compaction is worth making (a catalog with little free is left as it is)
+    a.sweep("breakout", {"lookback": list(range(5, 25))}, name="more")
+    a.drop(sweep="more")
     inside, swapped, out, said = threading.Event(), threading.Event(), threading.Event(), []
 
     def reader() -> None:
@@ -394,3 +397,24 @@ def test_too_little_room_says_the_room_it_needs(dropped, tmp_path, monkeypatch):
     msg = str(info.value)
     assert f"{need:,} bytes in use and needs {cc.SPARE:,} more" in msg, msg
     assert not os.path.exists(os.path.join(path, COPY_DIR))
+
+
+def test_a_catalog_with_little_free_is_left_as_it_is(dropped, tmp_path):
+    """A compaction frees a tenth of the file and 64 KiB, or it is not made: no copy,
+    no swap, no event (QA 2026-12-07: every gc --catalog rewrote a compact catalog,
+    logged it and made every process holding the store follow it)."""
+    path = _copy(dropped, tmp_path / "s")
+    s = incbt.open(path)
+    assert not s.gc(catalog=True).catalog.skipped  # the dropped sweep's pages: freed
+    mdb = os.path.join(path, "catalog", "data.mdb")
+    with open(mdb, "rb") as f:
+        was = f.read()
+    g = s.gc(catalog=True)
+    assert g.catalog.skipped and g.catalog.bytes_before == len(was)
+    with open(mdb, "rb") as f:
+        assert f.read() == was
+    assert len(_compaction_seqs(s)) == 1
+    p = run_incbt(["--store", path, "gc", "--catalog"])
+    assert "left as it is (compacted once a tenth of it" in p.stdout, p.stdout
+    p = run_incbt(["--store", path, "gc", "--catalog", "--dry-run"])
+    assert "would be left as it is" in p.stdout, p.stdout

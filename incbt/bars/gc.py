@@ -72,11 +72,14 @@ class GcSummary:
             )
             + rewritten
             + (
-                f"; catalog: {'would take' if self.dry_run else 'compacted to'} "
+                ""
+                if self.catalog is None
+                else f"; catalog: {self.catalog.bytes_before / 2**20:,.1f} MiB, left as it "
+                "is (too little of it free)"
+                if self.catalog.skipped
+                else f"; catalog: {'would take' if self.dry_run else 'compacted to'} "
                 f"{self.catalog.bytes_after / 2**20:,.1f} MiB of "
                 f"{self.catalog.bytes_before / 2**20:,.1f} MiB"
-                if self.catalog is not None
-                else ""
             )
             + ">"
         )

@@ -37,6 +37,11 @@ COPY_DIR = "catalog.compact"  # the compacted copy, then the old catalog, in the
 PROBE_DIR = COPY_DIR + ".probe"  # swapped with it first: can this system swap folders?
 SPARE = 4 << 20  # the room a compaction asks beyond its copy (lock file, event, commits)
 CHAIN = 16  # the replaced files a catalog remembers (processes idle across compactions)
+# a catalog is compacted only where that frees at least this share of its file and this
+# many bytes: else it is left as it is, with no event (QA 2026-12-07: each gc --catalog
+# of a compact catalog rewrote it, made every process holding it follow, and logged)
+WORTH_SHARE = 0.1
+WORTH_BYTES = 64 << 10
 
 
 @dataclass
@@ -47,10 +52,19 @@ class CatalogCompaction:
     bytes_after: int = 0  # after (a dry run: the pages in use, what a copy would take)
     seconds: float = 0.0
     dry_run: bool = False
+    # left as it was (a dry run: would be): too little of it free to be worth a rewrite
+    skipped: bool = False
 
     @property
     def bytes_freed(self) -> int:
         return max(self.bytes_before - self.bytes_after, 0)
+
+
+def worth(size: int, used: int) -> bool:
+    """Whether compacting a catalog file of ``size`` bytes, ``used`` of them in use,
+    frees enough to be done (``WORTH_SHARE`` of it, and ``WORTH_BYTES``)."""
+    free = size - used
+    return free >= WORTH_BYTES and free >= WORTH_SHARE * size
 
 
 def used_bytes(env: lmdb.Environment) -> int:
@@ -109,15 +123,16 @@ def compact_catalog(store: Any, command: str, dry_run: bool = False) -> CatalogC
     env = store.catalog.env
     cat_dir = env.path
     before = env.size_bytes()
-    if dry_run:
-        with env.read():  # (follows a compaction made since by another process)
-            pass
-        return CatalogCompaction(before, used_bytes(env.env), dry_run=True)
+    with env.read():  # (follows a compaction made since by another process)
+        pass
+    need = used_bytes(env.env)
+    skip = not worth(before, need)
+    if dry_run or skip:
+        return CatalogCompaction(before, need, dry_run=dry_run, skipped=skip)
     root = os.path.dirname(cat_dir)  # (the environment's path is its real one: beside)
     copy = os.path.join(root, COPY_DIR)
     leftover(store.path)
     _check_exchange(root)
-    need = used_bytes(env.env)
     st = os.statvfs(root)
     if st.f_bavail * st.f_frsize < need + SPARE:
         # the margin said too: "a copy of its 1,810,432 bytes, and 5,115,904 are free"
