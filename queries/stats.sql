@@ -21,7 +21,8 @@
 -- the equity starts at 0 on its first day (the peak too), positions held into it count
 -- in exposure_pct from its first day; over fewer days than the run's, total_pnl, sharpe,
 -- max_drawdown, fills, fees and turnover are the window's, computed here from its
--- daily rows (sums in date, then instrument order; sharpe as SEMANTICS defines it).
+-- daily rows (each day's summed in instrument order, then the days' in date order, as
+-- the pnl; sharpe as SEMANTICS defines it).
 -- Written over a set of runs (the CTE `sel`; Sweep.stats() runs it over a sweep's),
 -- each window partitioned by run: every float is summed in a fixed order (running sums
 -- by instrument name and date), the same bits every time and for a run alone or in a set.
@@ -36,10 +37,10 @@ WITH sel AS (
 ), h AS (
   -- whether the instrument holds units at the day's close (pos), and the change of it
   -- from its previous day with bars: it holds them on the days between too, with no bar
-  SELECT run_id, date, instrument, pnl,
+  SELECT run_id, date, instrument, pnl, fills, fees, turnover,
          held - coalesce(lag(held) OVER (PARTITION BY run_id, instrument ORDER BY date), 0)
            AS held_change
-  FROM (SELECT d.run_id, d.date, d.instrument, d.pnl,
+  FROM (SELECT d.run_id, d.date, d.instrument, d.pnl, d.fills, d.fees, d.turnover,
                CASE WHEN d.pos <> 0 THEN 1 ELSE 0 END AS held
         FROM daily d JOIN sel ON sel.run_id = d.run_id) x
 ), s AS (
@@ -47,27 +48,33 @@ WITH sel AS (
   -- sum adds partial sums in the order threads finish): the running sum's last row
   -- (counted ascending: with a DESC count beside it, DataFusion computed the sums from
   -- the other end, in other bits)
-  SELECT run_id, date, held_change,
+  SELECT run_id, date, held_change, fills,
          sum(pnl) OVER (PARTITION BY run_id, date ORDER BY instrument
                         ROWS UNBOUNDED PRECEDING) AS pnl,
+         sum(fees) OVER (PARTITION BY run_id, date ORDER BY instrument
+                         ROWS UNBOUNDED PRECEDING) AS fees,
+         sum(turnover) OVER (PARTITION BY run_id, date ORDER BY instrument
+                             ROWS UNBOUNDED PRECEDING) AS turnover,
          row_number() OVER (PARTITION BY run_id, date ORDER BY instrument) AS k,
          count(*) OVER (PARTITION BY run_id, date) AS n
   FROM h
 ), p AS (
   SELECT run_id, date, max(CASE WHEN k = n THEN pnl END) AS pnl,
+         max(CASE WHEN k = n THEN fees END) AS fees,
+         max(CASE WHEN k = n THEN turnover END) AS turnover, sum(fills) AS fills,
          sum(held_change) AS held_change
   FROM s GROUP BY run_id, date
 ), all_days AS (
   -- instruments holding units at the day's close, from the run's first day; the run's
   -- days (a window of them all is the whole run)
-  SELECT run_id, date, pnl,
+  SELECT run_id, date, pnl, fills, fees, turnover,
          sum(held_change) OVER (PARTITION BY run_id ORDER BY date
                                 ROWS UNBOUNDED PRECEDING) AS holding,
          count(*) OVER (PARTITION BY run_id) AS run_days
   FROM p
 ), e AS (
   SELECT p.run_id, p.date, p.pnl, p.pnl / c.capital AS ret, c.capital, p.holding,
-         p.run_days,
+         p.run_days, p.fills, p.fees, p.turnover,
          row_number() OVER (PARTITION BY p.run_id ORDER BY p.date) AS k,
          count(*) OVER (PARTITION BY p.run_id) AS n,
          sum(p.pnl) OVER (PARTITION BY p.run_id ORDER BY p.date ROWS UNBOUNDED PRECEDING)
@@ -76,25 +83,11 @@ WITH sel AS (
   WHERE p.date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
 ), w AS (
   -- the peak starts at 0, before the first day (SEMANTICS: max_drawdown's)
-  SELECT run_id, date, pnl, ret, capital, k, n, equity, holding, run_days,
+  SELECT run_id, date, pnl, ret, capital, k, n, equity, holding, run_days, fills, fees,
+         turnover,
          greatest(max(equity) OVER (PARTITION BY run_id ORDER BY date
                                     ROWS UNBOUNDED PRECEDING), 0.0) AS peak
   FROM e
-), cost AS (
-  -- a window's fills, fees and turnover: its daily rows' (floats summed in date, then
-  -- instrument order)
-  SELECT run_id, max(CASE WHEN k = n THEN fees END) AS fees,
-         max(CASE WHEN k = n THEN turnover END) AS turnover, sum(fills) AS fills
-  FROM (SELECT d.run_id, d.fills,
-               sum(d.fees) OVER (PARTITION BY d.run_id ORDER BY d.date, d.instrument
-                                 ROWS UNBOUNDED PRECEDING) AS fees,
-               sum(d.turnover) OVER (PARTITION BY d.run_id ORDER BY d.date, d.instrument
-                                     ROWS UNBOUNDED PRECEDING) AS turnover,
-               row_number() OVER (PARTITION BY d.run_id ORDER BY d.date, d.instrument) AS k,
-               count(*) OVER (PARTITION BY d.run_id) AS n
-        FROM daily d JOIN sel ON sel.run_id = d.run_id
-        WHERE d.date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)) x
-  GROUP BY run_id
 ), u AS (
   -- each day under water with the day its peak was reached (0: the start)
   SELECT run_id, k, n, equity < peak AS under,
@@ -115,6 +108,14 @@ WITH sel AS (
   SELECT run_id, k, n, capital, equity, run_days,
          max(peak - equity) OVER (PARTITION BY run_id ORDER BY date
                                   ROWS UNBOUNDED PRECEDING) AS drawdown,
+         -- a window's fills, fees and turnover: each day's summed in instrument order,
+         -- then the days' in date order (as the pnl)
+         sum(fills) OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING)
+           AS fills,
+         sum(fees) OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING)
+           AS fees,
+         sum(turnover) OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING)
+           AS turnover,
          stddev_samp(ret) OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING)
            AS std,
          -- downside deviation: sqrt of the mean over every day of min(return, 0)^2
@@ -132,7 +133,8 @@ WITH sel AS (
 ), agg AS (
   SELECT g.run_id, g.first_day, g.last_day, g.days, g.wins, g.loss_days, g.best_day,
          g.worst_day, g.held_days, r.std, r.down, r.avg_win_day, r.avg_loss_day, r.gains,
-         r.losses, r.capital, r.equity, r.drawdown, g.days = r.run_days AS whole
+         r.losses, r.capital, r.equity, r.drawdown, r.fills AS w_fills, r.fees AS w_fees,
+         r.turnover AS w_turnover, g.days = r.run_days AS whole
   FROM (SELECT run_id, min(date) AS first_day, max(date) AS last_day, count(*) AS days,
                sum(CASE WHEN pnl > 0 THEN 1 ELSE 0 END) AS wins,
                sum(CASE WHEN pnl < 0 THEN 1 ELSE 0 END) AS loss_days,
@@ -150,12 +152,11 @@ WITH sel AS (
               THEN a.equity / a.capital / a.days / a.std * sqrt(252.0)
               ELSE 0.0 END AS sharpe,
          CASE WHEN a.whole THEN m.max_drawdown ELSE a.drawdown END AS max_drawdown,
-         CASE WHEN a.whole THEN m.fills ELSE cost.fills END AS fills,
-         CASE WHEN a.whole THEN m.fees ELSE cost.fees END AS fees,
-         CASE WHEN a.whole THEN m.turnover ELSE cost.turnover END AS turnover
+         CASE WHEN a.whole THEN m.fills ELSE a.w_fills END AS fills,
+         CASE WHEN a.whole THEN m.fees ELSE a.w_fees END AS fees,
+         CASE WHEN a.whole THEN m.turnover ELSE a.w_turnover END AS turnover
   FROM agg a
   LEFT JOIN dd ON dd.run_id = a.run_id
-  LEFT JOIN cost ON cost.run_id = a.run_id
   LEFT JOIN metrics m ON m.run_id = a.run_id AND m.scope = 'portfolio'
 )
 SELECT a.run_id, a.first_day AS start, a.last_day AS "end", a.days,
