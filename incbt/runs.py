@@ -2325,11 +2325,6 @@ class Run:
         window of every day of the run is the run's own statistics, bit for bit ({}
         where the window holds no day of the run)."""
         window = stats_window(start, end)
-        if instrument is not None and (start is not None or end is not None):
-            raise UsageError(
-                "a window (start, end) is for the portfolio's statistics: give instrument "
-                "or the window, not both (instrument_stats has no window yet)"
-            )
         if instrument is None:
             t = self._builtin("stats", params=window)
             if not t.num_rows:
@@ -2338,10 +2333,12 @@ class Run:
             del row["run_id"]  # the query's first column: its full id
             return row
         _name_given(instrument)
-        t = self._builtin("instrument_stats", instrument)  # its row alone: ~10x faster
+        t = self._builtin("instrument_stats", instrument, window)  # its row alone: ~10x faster
         # than all of them with 100 instruments (QA 2026-12-07: a loop over instruments)
         if not t.num_rows:
             names = self.instrument_stats().column("instrument").to_pylist()
+            if instrument in names:  # days, none of them in the window: {} as stats()'s
+                return {}
             raise NotFoundError(self._no_day_of(instrument, names))
         row = t.to_pylist()[0]
         del row["instrument"]
@@ -2373,13 +2370,14 @@ class Run:
             return f"{head}; {where}"
         return f"{head}; {instrument!r} has no bars from the run's start ({self.record.start}) yet"
 
-    def instrument_stats(self) -> pa.Table:
+    def instrument_stats(self, start: Any = None, end: Any = None) -> pa.Table:
         """Each instrument's statistics, the values of :meth:`stats` over the instrument's
         own days with the run's notional as its capital: the built-in
         ``instrument_stats`` query's rows (``incbt query instrument_stats -p run=ID``), a
         row per instrument with days, best ``total_pnl`` first (``.to_pandas()`` for a
-        DataFrame)."""
-        return self._builtin("instrument_stats")
+        DataFrame). ``start``, ``end``: over the days of that window alone, as
+        :meth:`stats`'s."""
+        return self._builtin("instrument_stats", params=stats_window(start, end))
 
     def trades(self, instrument: str | None = None) -> pa.Table:
         """The run's trades, as vectorbt's ``trades``: its fills paired into round trips,

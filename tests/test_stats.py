@@ -355,14 +355,21 @@ INSTRUMENT_SQL = (BUILTIN / "instrument_stats.sql").read_text()
 
 
 @settings(max_examples=100, deadline=None)
-@given(daily_rows())
-def test_any_daily_rows_give_each_instruments_numpy_statistics(case):
+@given(daily_rows(), st.one_of(st.none(), st.tuples(st.integers(-2, 16), st.integers(0, 18))))
+def test_any_daily_rows_give_each_instruments_numpy_statistics(case, span):
     """instrument_stats over rows Hypothesis writes (days missing, flat days, no loss):
     each row its instrument's NumPy statistics; the same bits from one run of the query
-    to the next (its float aggregates are running ones, in date order)."""
+    to the next (its float aggregates are running ones, in date order). ``span``: over
+    a window of days (each instrument's days in it; those with none have no row)."""
     import datafusion
 
     rows, _, _ = case
+    window = None
+    params = {**param_defaults(INSTRUMENT_SQL), "run": "r"}
+    if span is not None:
+        first, length = span
+        window = (DAY0 + dt.timedelta(days=first), DAY0 + dt.timedelta(days=first + length))
+        params.update(start=window[0].isoformat(), end=window[1].isoformat())
     rows = sorted(rows, key=lambda r: (r["instrument"], r["date"]))
     metrics = []
     for inst in sorted({r["instrument"] for r in rows}):
@@ -383,13 +390,25 @@ def test_any_daily_rows_give_each_instruments_numpy_statistics(case):
     ctx.register_record_batches("runs", [pa.table({"run_id": ["r"],
                                                    "notional": [100_000.0]}).to_batches()])
     ctx.register_record_batches("metrics", [pa.Table.from_pylist(metrics).to_batches()])
-    got = run_sql(ctx, INSTRUMENT_SQL, {"run": "r"}).to_pylist()
-    assert run_sql(ctx, INSTRUMENT_SQL, {"run": "r"}).to_pylist() == got
-    assert [g["total_pnl"] for g in got] == sorted((m["total_pnl"] for m in metrics),
-                                                   reverse=True)
+    got = run_sql(ctx, INSTRUMENT_SQL, params).to_pylist()
+    assert run_sql(ctx, INSTRUMENT_SQL, params).to_pylist() == got
+    if window is None:
+        assert [g["total_pnl"] for g in got] == sorted((m["total_pnl"] for m in metrics),
+                                                       reverse=True)
+    want = {}
+    for inst in sorted({r["instrument"] for r in rows}):
+        one = reference([r for r in rows if r["instrument"] == inst], 100_000.0, window)
+        if one:
+            want[inst] = one
+    assert sorted(g["instrument"] for g in got) == sorted(want)
+    assert [g["total_pnl"] for g in got] == sorted((g["total_pnl"] for g in got), reverse=True)
     for g in got:
         inst = g.pop("instrument")
-        assert_stats(g, reference([r for r in rows if r["instrument"] == inst], 100_000.0))
+        assert_stats(g, want[inst])
+        own = {r["date"] for r in rows if r["instrument"] == inst}
+        if window is not None and all(window[0] <= d <= window[1] for d in own):
+            (whole,) = [m for m in metrics if m["instrument"] == inst]  # its own bits
+            assert all(g[k] == whole[k] for k in ("total_pnl", "sharpe", "max_drawdown"))
 
 
 # ----------------------------------------------------------------------------- per instrument
@@ -698,8 +717,13 @@ def test_a_window_of_a_real_runs_days_and_of_a_sweeps_runs(tmp_path):
         run.stats(start=hi, end=lo)
     with pytest.raises(incbt.errors.DateError, match="start 'soon' is not a date"):
         run.stats(start="soon")
-    with pytest.raises(incbt.UsageError, match="give instrument or the window"):
-        run.stats(instrument="S0000", start=lo)
+    inst = run.instrument_stats(start=lo, end=hi).to_pylist()
+    assert {r["instrument"]: r["days"] for r in inst} == {"S0000": 7, "S0001": 7, "S0002": 7}
+    one = run.stats(instrument="S0001", start=lo, end=hi)
+    assert one == next({k: v for k, v in r.items() if k != "instrument"}
+                       for r in inst if r["instrument"] == "S0001")
+    assert run.stats(instrument="S0001", start="2099-01-01") == {}
+    assert run.instrument_stats(start=days[0]) == run.instrument_stats()
     with pytest.raises(incbt.UsageError, match="trade statistic, which has no window"):
         sw.leaderboard("win_rate_pct", start=lo)
 
