@@ -168,6 +168,25 @@ def is_query_name(text: str) -> bool:
     return text.replace("_", "").replace("-", "").isalnum()
 
 
+def _window_in_order(params: dict[str, Any], how: str) -> None:
+    """The stats query's window ending before it starts is refused, as ``run.stats()``
+    refuses it (QA 2026-12-07: ``-p start=2024-02-01 -p end=2024-01-01`` printed no
+    row, exit 0, read as a run with no day in the window). Values that are not dates
+    are left to the query's own error, which names the type it wants."""
+    from incbt.errors import IncbtError
+    from incbt.runs import stats_window
+
+    try:
+        stats_window(params.get("start"), params.get("end"))
+    except IncbtError as exc:
+        if "before it starts" not in str(exc):
+            return
+        raise UsageError(
+            f"query stats: the window ends ({how.format('end')}={params['end']}) before it "
+            f"starts ({how.format('start')}={params['start']}): give start on or before end"
+        ) from None
+
+
 def find_query(name: str, store_path: str | None) -> str | None:
     """The SQL of the named query, or None when ``name`` is not a query name."""
     if not is_query_name(name):
@@ -233,8 +252,11 @@ def prepare_named(
             "(`incbt query --list` describes them)"
         )
     names_given = {k: str(params[k]) for k in identifier_slots(sql) if k in params}
+    builtin_stats = name == "stats" and sql == _read(BUILTIN / "stats.sql")
     sql = fill_identifiers(sql, params, name, how)
     check_params(sql, params, name, how)
+    if builtin_stats:
+        _window_in_order(params, how)
     if "run" in params:  # a run id: a unique prefix is enough, as everywhere else
         rid = params["run"]  # (the CLI's -p are text; Python's 3 or None was "run '3'",
         # QA 2026-12-07)

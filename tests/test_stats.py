@@ -745,3 +745,21 @@ def test_a_windowed_stats_query_over_several_results_files_ends(tmp_path):
     p = subprocess.run([sys.executable, "-c", code, s.path], capture_output=True, text=True,
                        timeout=300, env=env)  # fmt: skip
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
+
+
+def test_cli_a_window_ending_before_it_starts_is_refused_as_run_stats_refuses_it(tmp_path):
+    """QA 2026-12-07: `incbt query stats -p start=2024-01-10 -p end=2024-01-05` printed
+    no row and exited 0, as for a run with no day in the window; run.stats() refused it.
+    The same refusal, naming both values (a store's own stats.sql is not checked)."""
+    s = _store(tmp_path, seed=15, days=6)
+    run = s.backtest("sma_cross", {"fast": 3, "slow": 20})
+    p = run_incbt(["--store", s.path, "query", "stats", "-p", f"run={run.run_id[:6]}",
+                   "-p", "start=2024-01-10", "-p", "end=2024-01-05"])  # fmt: skip
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert ("the window ends (-p end=2024-01-05) before it starts (-p start=2024-01-10): "
+            "give start on or before end") in p.stderr  # fmt: skip
+    with pytest.raises(incbt.UsageError, match=r"ends \(params\['end'\]=2024-01-05\) before"):
+        s.query("stats", params={"run": run.run_id, "start": "2024-01-10", "end": "2024-01-05"})
+    day = str(run.daily["date"][0])  # a window of one day is one
+    one = s.query("stats", params={"run": run.run_id, "start": day, "end": day})
+    assert one.num_rows == 1 and one["days"][0].as_py() == 1
