@@ -1577,6 +1577,13 @@ class Store:
         ``runs``: run ids whose rows alone ``daily`` and ``fills`` hold, read from the
         results files holding them (the other tables are whole): a query of a few runs
         in a store of many reads what those runs' rows take.
+
+        Its ``daily`` and ``fills`` are the results files of that state: run queries on
+        it soon, or through ``store.sql()``. A query on it after a compaction and a
+        ``gc`` deleted one of them reads none of that file's rows, without an error
+        (DataFusion's listing finds no file); ``store.sql()`` and the queries of runs
+        and sweeps check their files after each query and run it again on a new
+        session (QA 2026-12-07).
         """
         from incbt.query import session
 

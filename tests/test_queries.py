@@ -1033,3 +1033,53 @@ def test_a_run_parameter_that_is_not_text_is_refused(results):
                 f"params\\['run'\\]: give a run id \\(or a unique prefix of one\\), a "
                 f"string, not {bad}")):
             s.query("pnl_by_year", {"run": bad})
+
+
+def _results_store(tmp_path) -> tuple[incbt.Store, list[str]]:
+    """A store of 3 backtests, a results file each (their paths, oldest first)."""
+    s = ingested(tmp_path, instruments=3, days=4)
+    for f in (3, 4, 5):
+        s.backtest("sma_cross", {"fast": f, "slow": 20})
+    folder = os.path.join(s.path, "results", "daily")
+    paths = [os.path.join(folder, n) for n in sorted(os.listdir(folder))]
+    assert len(paths) == 3
+    return s, paths
+
+
+def test_an_empty_results_file_is_said_damaged_not_read_as_no_rows(tmp_path):
+    """QA 2026-12-07: DataFusion's listing skips a file of 0 bytes, so a daily file
+    emptied outside incbt gave the other files' rows alone (count(*) a third short,
+    run.stats() {} for its run, exit 0), where the pyarrow dataset had refused it."""
+    s, paths = _results_store(tmp_path)
+    open(paths[0], "wb").close()
+    said = f"{paths[0]} cannot be read \\(it is empty, 0 bytes\\).*run `incbt repair`"
+    with pytest.raises(incbt.StoreError, match=said):
+        s.sql("SELECT count(*) FROM daily")
+    run = s.backtest("sma_cross", {"fast": 3, "slow": 20})  # the emptied file's run
+    with pytest.raises(incbt.StoreError, match=said):
+        run.stats()
+    with pytest.raises(incbt.StoreError, match=said):
+        run.daily  # noqa: B018
+    p = run_incbt(["--store", s.path, "query", "SELECT count(*) FROM daily"])
+    assert p.returncode == 1 and "it is empty, 0 bytes" in p.stderr, p.stderr
+
+
+def test_a_session_made_before_a_gc_is_not_read_as_empty(tmp_path):
+    """QA 2026-12-07: a listing table that finds no file reads no row, without an error:
+    a session made before `incbt gc` (in another process) deleted the files a compaction
+    had left for readers gave count(*) 0 of daily. Said as a file removed while the
+    query ran (run_sql_fresh runs it again on a new session)."""
+    from incbt.errors import QueryError
+
+    s, paths = _results_store(tmp_path)
+    sql = "SELECT count(*) AS n FROM daily"
+    ctx = s.session(only_for=sql)
+    rows = run_sql(ctx, sql)["n"][0].as_py()
+    assert rows > 0
+    path = paths[0]
+    os.rename(path, path + ".away")  # as a gc deletes it
+    with pytest.raises(QueryError, match="a file it was reading was removed while it ran") as e:
+        run_sql(ctx, sql)
+    assert e.value.missing == path  # type: ignore[attr-defined]
+    os.rename(path + ".away", path)
+    assert run_sql(ctx, sql)["n"][0].as_py() == rows

@@ -33,7 +33,7 @@ import pyarrow.fs as pafs
 
 from incbt.bars.schema import BARS_SCHEMA
 from incbt.catalog import CHANGE_KINDS, Catalog, FileRecord, FileSpan
-from incbt.errors import EMFILE_FIX, QueryError, UsageError, lost_file_fix
+from incbt.errors import EMFILE_FIX, IncbtError, QueryError, UsageError, lost_file_fix
 from incbt.results.metrics import metrics_table
 from incbt.settings import usable_cores
 
@@ -740,8 +740,15 @@ def register_files(
     parts = []
     files = _FILES.setdefault(ctx, [])
     for k, path in enumerate(paths):
-        os.stat(path)  # a file gone is an error (a table of a path that is not there is
-        # empty: the file's rows would be missing from the results without a word)
+        # a file gone is an error (a table of a path that is not there is empty: the
+        # file's rows would be missing from the results without a word), and so is a
+        # file of 0 bytes, which DataFusion's listing skips as a table of no rows (QA
+        # 2026-12-07: a daily file emptied outside incbt gave a third of the rows, and
+        # run.stats() {} for its runs, exit 0; pyarrow had said "size is 0 bytes")
+        if os.stat(path).st_size == 0:
+            from incbt.store import damaged_store_file
+
+            raise damaged_store_file(path, Exception("it is empty, 0 bytes"))
         ctx.register_listing_table(f"{name}_{k}", path, schema=schema)
         files.append(path)
         parts.append(f"SELECT * FROM {name}_{k}")
@@ -765,6 +772,34 @@ def _damaged_file(ctx: datafusion.SessionContext) -> tuple[str, Exception] | Non
             pq.read_metadata(path)
         except (OSError, pa.ArrowException) as exc:
             return path, exc
+    return None
+
+
+def _files_gone(ctx: datafusion.SessionContext, label: str) -> IncbtError | None:
+    """The error for a file of ``ctx``'s tables that is gone or empty now, else None.
+
+    A listing table finds its file when a query is planned, and finding none (a file
+    removed since the session was made: a `incbt gc` in another process deleting the
+    files a compaction left for readers) it reads no row, without an error (QA
+    2026-12-07: a session made before a gc gave ``count(*)`` 0 of ``daily``; through
+    pyarrow datasets, the read had failed). A file there when the query ended was there
+    when it was planned (results files are never written again under their name), so
+    the result read every row of it."""
+    for path in _FILES.get(ctx, []):
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            err = QueryError(
+                f"{label} failed: a file it was reading was removed while it ran (by "
+                "`incbt gc`, or a compaction of results); run it again (`incbt status` "
+                "says how far back --as-of reaches now)"
+            )
+            err.missing = path  # type: ignore[attr-defined]
+            return err
+        if size == 0:
+            from incbt.store import damaged_store_file
+
+            return damaged_store_file(path, Exception("it is empty, 0 bytes"))
     return None
 
 
@@ -883,7 +918,7 @@ def run_sql(
     df = None
     try:
         df = ctx.sql_with_options(query, options, param_values=params or None)
-        return df.to_arrow_table()
+        out = df.to_arrow_table()
     except Exception as exc:  # datafusion raises plain Exception subclasses
         bad = _bad_value(ctx, query, options, params, df, name, typed) if params else None
         if bad is not None:
@@ -963,6 +998,10 @@ def run_sql(
             text += f" ({lines[-1]})"
         fix = _table_hint(text) or hint or _sql_fix(text)
         raise QueryError(f"{label} failed: {text}{fix}") from None
+    gone = _files_gone(ctx, label)
+    if gone is not None:  # (run_sql_fresh runs it again on a new session)
+        raise gone
+    return out
 
 
 def _sql_fix(error: str) -> str:
