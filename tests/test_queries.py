@@ -1064,6 +1064,34 @@ def test_an_empty_results_file_is_said_damaged_not_read_as_no_rows(tmp_path):
     assert p.returncode == 1 and "it is empty, 0 bytes" in p.stderr, p.stderr
 
 
+def test_a_results_file_damaged_inside_a_page_is_named_with_its_fix(tmp_path):
+    """QA 2026-12-07: a byte flipped in a data page of a daily file (its footer whole)
+    failed a query with DataFusion's "LZ4RawCodec uncompress_size is not the expected
+    one" and the fix of a damaged bars file (`incbt verify --bars`), naming no file.
+    Every flip of a page's bytes here either reads or is said as that file's damage."""
+    import pyarrow.parquet as pq
+
+    s, paths = _results_store(tmp_path)
+    path = paths[1]
+    with open(path, "rb") as f:
+        good = f.read()
+    col = pq.read_metadata(path).row_group(0).column(
+        pq.read_schema(path).get_field_index("pnl"))  # fmt: skip
+    first = col.dictionary_page_offset or col.data_page_offset
+    named = 0
+    for at in range(first, first + min(col.total_compressed_size, 120), 3):
+        bad = bytearray(good)
+        bad[at] ^= 0xFF
+        with open(path, "wb") as f:
+            f.write(bad)
+        try:
+            s.sql("SELECT sum(pnl) FROM daily")
+        except incbt.IncbtError as exc:
+            assert f"{path} cannot be read" in str(exc) and "incbt repair" in str(exc), exc
+            named += 1
+    assert named, "no flip failed the read: the test damaged nothing"
+
+
 def test_a_session_made_before_a_gc_is_not_read_as_empty(tmp_path):
     """QA 2026-12-07: a listing table that finds no file reads no row, without an error:
     a session made before `incbt gc` (in another process) deleted the files a compaction

@@ -762,16 +762,31 @@ _FILES: weakref.WeakKeyDictionary[datafusion.SessionContext, list[str]] = (
 
 
 def _damaged_file(ctx: datafusion.SessionContext) -> tuple[str, Exception] | None:
-    """The first file of ``ctx``'s tables whose Parquet footer cannot be read, with why
-    (a query failed with a Parquet error, which DataFusion's reader says without the
-    file); None if every footer reads."""
+    """The first file of ``ctx``'s tables that cannot be read, with why (a query failed
+    with a Parquet error, which DataFusion's reader says without the file): its footer,
+    else its pages, each file read whole by DataFusion's reader alone (QA 2026-12-07: a
+    byte flipped in a daily file's page failed the stats query with "LZ4RawCodec
+    uncompress_size is not the expected one", said as a damaged bars file to fix with
+    `incbt verify --bars`; its footer read, and pyarrow read some such pages that
+    DataFusion refuses, "Invalid page header"). Only where a query failed so: the read
+    costs what the files hold, batch by batch. None if every file reads."""
     import pyarrow.parquet as pq
 
-    for path in _FILES.get(ctx, []):
+    paths = _FILES.get(ctx, [])
+    for path in paths:
         try:
             pq.read_metadata(path)
         except (OSError, pa.ArrowException) as exc:
             return path, exc
+    for path in paths:
+        one = datafusion.SessionContext()
+        try:
+            one.register_listing_table("f", path)
+            for _ in one.sql("SELECT * FROM f").execute_stream():
+                pass
+        except Exception as exc:  # datafusion raises plain Exception subclasses
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            return path, Exception(lines[-1] if lines else type(exc).__name__)
     return None
 
 
@@ -950,7 +965,9 @@ def run_sql(
             from incbt.store import damaged_store_file
 
             raise damaged_store_file(m.group(1), Exception(m.group(2))) from None
-        if re.search(r"Parquet error", str(exc)):  # DataFusion's own reader names no file
+        if _PARQUET_DAMAGE.search(str(exc)):  # DataFusion's own reader names no file (QA
+            # 2026-12-07: nor was a damaged page header, "Parquet argument error: EOF:
+            # Invalid page header", looked for: it was said as a damaged bars file)
             found = _damaged_file(ctx)
             if found is not None:
                 from incbt.store import damaged_store_file
@@ -968,13 +985,8 @@ def run_sql(
                 f"{params[k]!r}) with text, give it as text: params={{{k!r}: "
                 f"{str(params[k])!r}}}"
             )
-        if re.search(
-            r"Parquet error|Page was smaller|Unexpected end of stream|deserialize thrift|"
-            r"Corrupt|invalid page|decompress",
-            str(exc),
-            re.I,
-        ):  # a file damaged inside (a flipped bit keeps its size): DataFusion names no file
-            # (QA 2026-12-06: its words alone, no fix)
+        if _PARQUET_DAMAGE.search(str(exc)):  # a file damaged inside (a flipped bit keeps
+            # its size): DataFusion names no file (QA 2026-12-06: its words alone, no fix)
             hint = (
                 ". Fix: a store file is damaged; `incbt verify --bars` names a damaged bars "
                 "file and how to repair it (`incbt ingest --rewrite` from the original data)"
@@ -1002,6 +1014,14 @@ def run_sql(
     if gone is not None:  # (run_sql_fresh runs it again on a new session)
         raise gone
     return out
+
+
+# what DataFusion's and pyarrow's readers say of a Parquet file damaged inside
+_PARQUET_DAMAGE = re.compile(
+    r"Parquet error|Parquet argument error|Page was smaller|Unexpected end of stream|"
+    r"deserialize thrift|Corrupt|invalid page|decompress",
+    re.I,
+)
 
 
 def _sql_fix(error: str) -> str:
