@@ -168,7 +168,7 @@ def is_query_name(text: str) -> bool:
     return text.replace("_", "").replace("-", "").isalnum()
 
 
-def _window_in_order(params: dict[str, Any], how: str) -> None:
+def _window_in_order(params: dict[str, Any], how: str, name: str = "stats") -> None:
     """The stats query's window ending before it starts is refused, as ``run.stats()``
     refuses it (QA 2026-12-07: ``-p start=2024-02-01 -p end=2024-01-01`` printed no
     row, exit 0, read as a run with no day in the window). Values that are not dates
@@ -182,7 +182,7 @@ def _window_in_order(params: dict[str, Any], how: str) -> None:
         if "before it starts" not in str(exc):
             return
         raise UsageError(
-            f"query stats: the window ends ({how.format('end')}={params['end']}) before it "
+            f"query {name}: the window ends ({how.format('end')}={params['end']}) before it "
             f"starts ({how.format('start')}={params['start']}): give start on or before end"
         ) from None
 
@@ -252,11 +252,11 @@ def prepare_named(
             "(`incbt query --list` describes them)"
         )
     names_given = {k: str(params[k]) for k in identifier_slots(sql) if k in params}
-    builtin_stats = name == "stats" and sql == _read(BUILTIN / "stats.sql")
+    builtin_stats = name in ("stats", "instrument_stats") and sql == _read(BUILTIN / f"{name}.sql")
     sql = fill_identifiers(sql, params, name, how)
     check_params(sql, params, name, how)
     if builtin_stats:
-        _window_in_order(params, how)
+        _window_in_order(params, how, name)
     if "run" in params:  # a run id: a unique prefix is enough, as everywhere else
         rid = params["run"]  # (the CLI's -p are text; Python's 3 or None was "run '3'",
         # QA 2026-12-07)

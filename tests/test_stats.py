@@ -763,3 +763,6 @@ def test_cli_a_window_ending_before_it_starts_is_refused_as_run_stats_refuses_it
     day = str(run.daily["date"][0])  # a window of one day is one
     one = s.query("stats", params={"run": run.run_id, "start": day, "end": day})
     assert one.num_rows == 1 and one["days"][0].as_py() == 1
+    p = run_incbt(["--store", s.path, "query", "instrument_stats", "-p", f"run={run.run_id[:6]}",
+                   "-p", "start=2024-01-10", "-p", "end=2024-01-05"])  # fmt: skip
+    assert p.returncode == 2 and "query instrument_stats: the window ends" in p.stderr, p.stderr
