@@ -1092,8 +1092,14 @@ def verify(
     records = [r for r in records if r.run_id not in stale and r.run_id not in broken]
     report = VerifyReport(runs=len(records), stale=sorted(stale), broken=sorted(broken.values()))
     known = store.instruments()
-    # one session for every query, over the files of these runs' rows
-    ctx = store.session(only_for="daily fills metrics", runs=[r.run_id for r in records])
+    # one session for every query, over the files of these runs' rows, in one partition:
+    # the rows come in the files' order, which the comparison's sort (sort_order) takes
+    # almost as it is, and the read leaves the cores to the recomputation beside it (a
+    # 20-run sweep: 1.76 s against 2.20 s with 2 partitions, 2026-12-07)
+    from incbt.query import session
+
+    ids = [r.run_id for r in records]
+    ctx = session(store.path, store.catalog, None, "daily fills metrics", None, ids, 1)
     plain = [r for r in records if not r.fork]
     port = _Portfolios(records, known)
     if plain:

@@ -414,8 +414,11 @@ def session(
     only_for: str | None = None,
     extra: dict[str, Any] | None = None,
     runs: Collection[str] | None = None,
+    partitions: int | None = None,
 ) -> datafusion.SessionContext:
     """A DataFusion session over one consistent state (now, or right after ``as_of``).
+    ``partitions``: DataFusion's target partitions (default: the cores this process may
+    use).
 
     With ``only_for`` (the SQL about to run), tables the query does not name are
     not built: the log tables grow with history, a bars query should not pay. With
@@ -425,7 +428,7 @@ def session(
     """
     config = (
         datafusion.SessionConfig()
-        .with_target_partitions(usable_cores())
+        .with_target_partitions(partitions or usable_cores())
         .with_information_schema(True)  # SHOW TABLES, SHOW COLUMNS FROM t, information_schema
     )
     ctx = _context(config)
