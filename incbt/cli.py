@@ -623,9 +623,16 @@ def query(
 
     # the values read as numbers: bound as their text where the query takes text
     texts = {k: raw[k] for k, v in params.items() if k in raw and not isinstance(v, str)}
+    from incbt.queries import run_read
+
+    runs = run_read(name, sql, params)  # incbt's query of one run: that run's files
     try:
         table = run_sql_fresh(
-            lambda: st.session(as_of, only_for=sql), sql, params or None, name=name, typed=texts
+            lambda: st.session(as_of, only_for=sql, runs=runs),
+            sql,
+            params or None,
+            name=name,
+            typed=texts,
         )
     except QueryError as exc:  # a column name given that the tables do not have
         bad = [

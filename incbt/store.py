@@ -1548,7 +1548,7 @@ class Store:
 
             >>> store.query("leaderboard", {"strategy": "sma_cross"})
         """
-        from incbt.queries import prepare_named
+        from incbt.queries import prepare_named, run_read
         from incbt.query import run_sql_fresh, session
 
         if text(name, "name") is None:  # an AttributeError before (QA 2026-12-06)
@@ -1558,8 +1558,11 @@ class Store:
         values = dict(params or {})
         # the parameters as given here: "needs -p run=VALUE" was the CLI's spelling (QA)
         sql, _ = prepare_named(self, name, values, how="params['{}']")
+        runs = run_read(name, sql, values)  # incbt's query of one run: that run's files
         return run_sql_fresh(
-            lambda: session(self.path, self.catalog, as_of, only_for=sql, extra=self._extra()),
+            lambda: session(
+                self.path, self.catalog, as_of, only_for=sql, extra=self._extra(), runs=runs
+            ),
             sql,
             values,
             name=name,
