@@ -2038,9 +2038,9 @@ def gc(
 ) -> None:
     """Delete superseded bars files kept for --as-of, and result rows SQL no longer shows.
 
-    Bars: every superseded file by default (--before, --keep-days keep some). Results:
-    the rows of dropped or replaced runs, and rows recomputed since. --catalog: the
-    catalog's unused pages too."""
+    Bars: every superseded file by default (--before, --keep-days keep some).
+    Results: the rows of dropped or replaced runs, and rows recomputed since.
+    --catalog: the catalog's unused pages too."""
     s = _open().gc(before=before, keep_days=keep_days, dry_run=dry_run, catalog=catalog)
     verb = "would remove" if dry_run else "removed"
     r = s.results
