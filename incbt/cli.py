@@ -1383,6 +1383,12 @@ def status(output: PrintOpt = "table") -> None:
             "them",
             machine,
         )
+    if res.catalog_unused_bytes:  # (2026-12-07: nothing said a drop left them there)
+        _say(
+            f"catalog: about {res.catalog_unused_bytes / 2**20:,.1f} MiB of its file unused "
+            "(pages freed by drops, which LMDB keeps): `incbt gc --catalog` gives them back",
+            machine,
+        )
     if left[0] and not writer:
         _say(
             f"{left[0]:,} file(s), {left[1] / 2**20:,.1f} MiB in tmp/ from an interrupted command "

@@ -91,6 +91,9 @@ class UpdateResult:
     # catalog lists that are missing, or damaged (Store.damaged_files)
     missing_files: list[str] = field(default_factory=list)
     damaged_files: list[str] = field(default_factory=list)
+    # ``Store.status()`` only: the catalog file's bytes not in use (pages drops freed,
+    # which LMDB keeps) where they are most of it (a big drop), else 0
+    catalog_unused_bytes: int = 0
 
     @property
     def results_lost(self) -> bool:
@@ -146,6 +149,11 @@ class UpdateResult:
             parts.append(
                 f"{len(self.unfinished_sweeps)} sweep(s) interrupted before some of their runs "
                 "(.unfinished_sweeps): resume=True computes them"
+            )
+        if self.catalog_unused_bytes:
+            parts.append(
+                f"the catalog's file has about {self.catalog_unused_bytes / 2**20:,.1f} MiB "
+                "unused (.catalog_unused_bytes): gc(catalog=True) gives them back"
             )
         for what, files in (("missing", self.missing_files), ("damaged", self.damaged_files)):
             if files:

@@ -418,3 +418,19 @@ def test_a_catalog_with_little_free_is_left_as_it_is(dropped, tmp_path):
     assert "left as it is (compacted once a tenth of it" in p.stdout, p.stdout
     p = run_incbt(["--store", path, "gc", "--catalog", "--dry-run"])
     assert "would be left as it is" in p.stdout, p.stdout
+
+
+def test_status_says_when_the_catalog_has_room_to_give_back(dropped, tmp_path):
+    """After a drop, `incbt status` (and store.status()) says the catalog's unused MiB and
+    `incbt gc --catalog`; after the compaction it says nothing of it."""
+    path = _copy(dropped, tmp_path / "s")
+    s = incbt.open(path)
+    before = s.status()
+    assert before.catalog_unused_bytes > 0 and "gc(catalog=True)" in repr(before)
+    p = run_incbt(["--store", path, "status"])
+    said = p.stdout + p.stderr
+    assert "of its file unused" in said and "`incbt gc --catalog`" in said, said
+    s.gc(catalog=True)
+    assert s.status().catalog_unused_bytes == 0
+    p = run_incbt(["--store", path, "status"])
+    assert "of its file unused" not in p.stdout + p.stderr
