@@ -1310,16 +1310,14 @@ class Store:
     def status_of(self, files: list[Any] | None) -> UpdateResult:
         """:meth:`status`, given the store's current bars files (``files``: a caller that
         read them already, as ``incbt status`` does for its summary; None: read here)."""
-        from incbt.catalog.compact import used_bytes, worth
+        from incbt.catalog.compact import sizes, worth
         from incbt.sweep import unfinished
         from incbt.update import status
 
         res = status(self)
         res.missing_files, res.damaged_files = self.damaged_files(files)
         res.unfinished_sweeps = unfinished(self)
-        env = self.catalog.env
-        with env.read():  # (follows a compaction made since by another process)
-            size, used = env.size_bytes(), used_bytes(env.env)
+        size, used = sizes(self.catalog.env)
         # said where most of the file is unused (a big drop), not for the free pages of
         # every day's churn, which LMDB reuses
         res.catalog_unused_bytes = size - used if worth(size, used) and used < size / 2 else 0

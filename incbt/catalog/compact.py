@@ -30,8 +30,8 @@ from typing import Any
 import lmdb
 
 from incbt.bars.layout import fsync_dir, fsync_file
-from incbt.catalog.env import close_env, compacted_from
-from incbt.errors import SetupError, disk_full
+from incbt.catalog.env import Env, close_env, compacted_from
+from incbt.errors import SetupError, disk_full, is_full_disk
 
 COPY_DIR = "catalog.compact"  # the compacted copy, then the old catalog, in the store
 PROBE_DIR = COPY_DIR + ".probe"  # swapped with it first: can this system swap folders?
@@ -70,11 +70,11 @@ def worth(size: int, used: int) -> bool:
 def used_bytes(env: lmdb.Environment) -> int:
     """The bytes a compacted copy of ``env`` takes: its tables' pages, the main table's
     and the two meta pages."""
-    psize = env.stat()["psize"]
     pages = 2
     with env.begin() as txn:
         names = [k for k, _ in txn.cursor()]
         st = env.stat()
+        psize = st["psize"]
         pages += st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
         for name in names:
             try:
@@ -84,6 +84,13 @@ def used_bytes(env: lmdb.Environment) -> int:
             s = txn.stat(db)
             pages += s["branch_pages"] + s["leaf_pages"] + s["overflow_pages"]
     return pages * psize
+
+
+def sizes(env: Env) -> tuple[int, int]:
+    """The catalog file's size and the bytes a compacted copy of it takes (those in
+    use), following first a compaction another process made since."""
+    with env.read():  # (Env.still_here follows it)
+        return env.size_bytes(), used_bytes(env.env)
 
 
 def beside(store_path: str) -> str:
@@ -122,10 +129,7 @@ def compact_catalog(store: Any, command: str, dry_run: bool = False) -> CatalogC
     t0 = time.perf_counter()
     env = store.catalog.env
     cat_dir = env.path
-    before = env.size_bytes()
-    with env.read():  # (follows a compaction made since by another process)
-        pass
-    need = used_bytes(env.env)
+    before, need = sizes(env)
     skip = not worth(before, need)
     if dry_run or skip:
         return CatalogCompaction(before, need, dry_run=dry_run, skipped=skip)
@@ -153,26 +157,12 @@ def compact_catalog(store: Any, command: str, dry_run: bool = False) -> CatalogC
         fsync_dir(copy)
         exchange(copy, cat_dir)
         fsync_dir(root)
-    except OSError as exc:
+    except (OSError, SetupError, lmdb.Error) as exc:
+        # the copy deleted at once, not left on a full disk until the next writer; a full
+        # disk said as the store's, not as the copy's "catalog" (the copy opened to add
+        # the event, its lock file, or the event's commit: QA 2026-12-07)
         leftover(store.path)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise disk_full(
-                f" (the store's disk, {root}, filled while the catalog was copied)"
-            ) from None
-        raise
-    except SetupError as exc:
-        # the copy opened to add the event (its lock file) or the event's commit, on a disk
-        # that filled: said of the copy as "the store's catalog", and the copy was left on
-        # the full disk, until the next writer (QA 2026-12-07)
-        leftover(store.path)
-        if exc.full_disk is None:
-            raise
-        raise disk_full(
-            f" (the store's disk, {root}, filled while the catalog was copied)"
-        ) from None
-    except lmdb.Error as exc:
-        leftover(store.path)
-        if "No space left" in str(exc):
+        if is_full_disk(exc) or getattr(exc, "full_disk", None) is not None:
             raise disk_full(
                 f" (the store's disk, {root}, filled while the catalog was copied)"
             ) from None
