@@ -2089,14 +2089,11 @@ def _name_given(instrument: Any) -> None:
         raise UsageError(f"instrument: give an instrument's name, a string, not {instrument!r}")
 
 
-# the stats query's window when none is given: every day (its parameters' defaults)
-WHOLE = {"start": "0001-01-01", "end": "9999-12-31"}
-
-
 def stats_window(start: Any = None, end: Any = None) -> dict[str, str]:
-    """The stats query's ``start`` and ``end`` (its window of days, inclusive), from
-    dates given as YYYY-MM-DD or ``datetime.date`` (None: from the first day, to the
-    last); a window ending before it starts is refused."""
+    """The stats query's ``start`` and ``end`` given (its window of days, inclusive),
+    from dates as YYYY-MM-DD or ``datetime.date``; one left out (None) is not in the
+    dict: the query's default takes it (every day). A window ending before it starts is
+    refused."""
     lo = None if start is None else given_day(start, "start")
     hi = None if end is None else given_day(end, "end")
     if lo is not None and hi is not None and hi < lo:
@@ -2104,10 +2101,7 @@ def stats_window(start: Any = None, end: Any = None) -> dict[str, str]:
             f"the window ends ({day_to_iso(hi)}) before it starts ({day_to_iso(lo)}): give "
             "start on or before end"
         )
-    return {
-        "start": WHOLE["start"] if lo is None else day_to_iso(lo),
-        "end": WHOLE["end"] if hi is None else day_to_iso(hi),
-    }
+    return {k: day_to_iso(d) for k, d in (("start", lo), ("end", hi)) if d is not None}
 
 
 class Run:

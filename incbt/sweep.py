@@ -261,7 +261,7 @@ class SweepResult:
         no day yet has its statistics NULL. ``start``, ``end``: over the days of that
         window alone (``run.stats(start=, end=)``: in-sample, out-of-sample). A pyarrow
         Table (``.to_pandas()``)."""
-        from incbt.queries import BUILTIN, _read
+        from incbt.queries import BUILTIN, _read, param_defaults
         from incbt.query import run_sql_fresh
         from incbt.runs import stats_window
 
@@ -287,7 +287,7 @@ class SweepResult:
             t = run_sql_fresh(
                 functools.partial(self.store.session, only_for=query, runs=ids),
                 query,
-                {"sweep": self.name, **window},
+                {**param_defaults(sql), "sweep": self.name, **window},
                 name="stats",
             )
             if self.run_ids == ids:

@@ -1107,7 +1107,7 @@ def verify(
     from incbt.query import session
 
     ids = [r.run_id for r in records]
-    ctx = session(store.path, store.catalog, None, "daily fills metrics", None, ids, 1)
+    ctx = session(store.path, store.catalog, only_for="daily fills metrics", runs=ids, partitions=1)
     plain = [r for r in records if not r.fork]
     port = _Portfolios(records, known)
     if plain:

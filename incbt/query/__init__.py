@@ -749,9 +749,7 @@ def register_files(
         # 2026-12-07: a daily file emptied outside incbt gave a third of the rows, and
         # run.stats() {} for its runs, exit 0; pyarrow had said "size is 0 bytes")
         if os.stat(path).st_size == 0:
-            from incbt.store import damaged_store_file
-
-            raise damaged_store_file(path, Exception("it is empty, 0 bytes"))
+            raise _empty(path)
         ctx.register_listing_table(f"{name}_{k}", path, schema=schema)
         files.append(path)
         parts.append(f"SELECT * FROM {name}_{k}")
@@ -807,18 +805,30 @@ def _files_gone(ctx: datafusion.SessionContext, label: str) -> IncbtError | None
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:
-            err = QueryError(
-                f"{label} failed: a file it was reading was removed while it ran (by "
-                "`incbt gc`, or a compaction of results); run it again (`incbt status` "
-                "says how far back --as-of reaches now)"
-            )
-            err.missing = path  # type: ignore[attr-defined]
-            return err
+            return _removed(label, path)
         if size == 0:
-            from incbt.store import damaged_store_file
-
-            return damaged_store_file(path, Exception("it is empty, 0 bytes"))
+            return _empty(path)
     return None
+
+
+def _removed(label: str, path: str) -> QueryError:
+    """The error for a query that read a file removed while it ran (``.missing``: its
+    path, for run_sql_fresh to run it again on a new session)."""
+    err = QueryError(
+        f"{label} failed: a file it was reading was removed while it ran (by `incbt gc`, "
+        "or a compaction of results); run it again (`incbt status` says how far back "
+        "--as-of reaches now)"
+    )
+    err.missing = path  # type: ignore[attr-defined]
+    return err
+
+
+def _empty(path: str) -> IncbtError:
+    """The error for a results file of 0 bytes (DataFusion's listing reads it as a table
+    of no rows)."""
+    from incbt.store import damaged_store_file
+
+    return damaged_store_file(path, Exception("it is empty, 0 bytes"))
 
 
 def _names(sql: str | None, table: str) -> bool:
@@ -956,13 +966,7 @@ def run_sql(
         if "No such file or directory" in str(exc):  # raced a gc or a compaction (QA
             # 2026-12-05: DataFusion's FileNotFoundError, as a query failure)
             m = re.search(r"open local file '([^']+)'", str(exc))
-            err = QueryError(
-                f"{label} failed: a file it was reading was removed while it ran (by "
-                "`incbt gc`, or a compaction of results); run it again (`incbt status` says "
-                "how far back --as-of reaches now)"
-            )
-            err.missing = m.group(1) if m else ""  # type: ignore[attr-defined]
-            raise err from None
+            raise _removed(label, m.group(1) if m else "") from None
         m = re.search(r"Could not open Parquet input source '([^']+)': (.+?)(\.|$)", str(exc))
         if m:  # a store file damaged (QA 2026-12-06: DataFusion's words, no fix)
             from incbt.store import damaged_store_file
