@@ -29,83 +29,91 @@ WITH c AS (
 ), x AS (
   -- the engine's own equity (cumulative PnL) over every day of the instrument; over a
   -- window, its pnl summed from the window's first day
-  SELECT instrument, date, pnl, pos, fills, fees, turnover, k, days = all_days AS whole,
+  SELECT instrument, date, pnl, pos, fills, fees, turnover, k, days AS n,
+         days = all_days AS whole,
          CASE WHEN days = all_days THEN equity ELSE from_start END AS equity
   FROM x0
 ), w AS (
   -- the peak starts at 0, before the first day
-  SELECT instrument, date, pnl, pos, fills, fees, turnover, k, whole, equity,
+  SELECT instrument, date, pnl, pos, fills, fees, turnover, k, n, whole, equity,
          greatest(max(equity) OVER (PARTITION BY instrument ORDER BY date
                                     ROWS UNBOUNDED PRECEDING), 0.0) AS peak
   FROM x
 ), u AS (
   -- each day under water with the day its peak was reached (0: the start)
-  SELECT instrument, k, equity < peak AS under,
+  SELECT instrument, date, pnl, pos, fills, fees, turnover, k, n, whole, equity, peak,
+         equity < peak AS under,
          coalesce(max(CASE WHEN equity >= peak THEN k END)
                     OVER (PARTITION BY instrument ORDER BY date ROWS UNBOUNDED PRECEDING),
                   0) AS peak_k
   FROM w
-), n AS (
-  SELECT instrument, count(*) AS n FROM w GROUP BY instrument
-), dd AS (
-  -- a drawdown lasts from its peak's day to the first day back at or above the peak
-  -- (its last day under water + 1), or to the instrument's last day if it never is
-  SELECT x.instrument,
-         max(CASE WHEN x.last_k = n.n THEN n.n - x.peak_k ELSE x.last_k + 1 - x.peak_k END)
-           AS longest
-  FROM (SELECT instrument, peak_k, max(k) AS last_k FROM u WHERE under
-        GROUP BY instrument, peak_k) x
-  JOIN n ON n.instrument = x.instrument
-  GROUP BY x.instrument
 ), r AS (
-  -- the float aggregates as running ones in date order, taken at each instrument's last
-  -- day: the same bits every time (a GROUP BY sums in the order rows reach its threads,
+  -- every aggregate as a running one in date order, taken at each instrument's last day
+  -- (k = n): one pass over the days (a CTE read twice is computed twice, from daily),
+  -- and the same bits every time (a GROUP BY sums in the order rows reach its threads,
   -- which differs in the last bits from one run of the query to the next)
-  SELECT w.instrument, w.k, w.whole, w.equity,
-         max(w.peak - w.equity) OVER (PARTITION BY w.instrument ORDER BY w.date
+  SELECT u.instrument, u.k, u.n, u.whole, u.equity,
+         min(u.date) OVER (PARTITION BY u.instrument ORDER BY u.date
+                           ROWS UNBOUNDED PRECEDING) AS first_day,
+         u.date AS last_day,
+         sum(CASE WHEN u.pnl > 0 THEN 1 ELSE 0 END)
+           OVER (PARTITION BY u.instrument ORDER BY u.date ROWS UNBOUNDED PRECEDING) AS wins,
+         sum(CASE WHEN u.pnl < 0 THEN 1 ELSE 0 END)
+           OVER (PARTITION BY u.instrument ORDER BY u.date ROWS UNBOUNDED PRECEDING)
+           AS loss_days,
+         max(u.pnl) OVER (PARTITION BY u.instrument ORDER BY u.date ROWS UNBOUNDED PRECEDING)
+           AS best_day,
+         min(u.pnl) OVER (PARTITION BY u.instrument ORDER BY u.date ROWS UNBOUNDED PRECEDING)
+           AS worst_day,
+         sum(CASE WHEN u.pos <> 0 THEN 1 ELSE 0 END)
+           OVER (PARTITION BY u.instrument ORDER BY u.date ROWS UNBOUNDED PRECEDING)
+           AS held_days,
+         -- a drawdown lasts from its peak's day to the first day back at or above the
+         -- peak (its last day under water + 1), or to the instrument's last day if it
+         -- never is: each day under water counts its drawdown so far, the longest is the
+         -- most of them
+         max(CASE WHEN u.under
+                  THEN CASE WHEN u.k = u.n THEN u.n - u.peak_k ELSE u.k + 1 - u.peak_k END
+             END)
+           OVER (PARTITION BY u.instrument ORDER BY u.date ROWS UNBOUNDED PRECEDING)
+           AS longest,
+         max(u.peak - u.equity) OVER (PARTITION BY u.instrument ORDER BY u.date
                                       ROWS UNBOUNDED PRECEDING) AS drawdown,
-         sum(w.fills) OVER (PARTITION BY w.instrument ORDER BY w.date
+         sum(u.fills) OVER (PARTITION BY u.instrument ORDER BY u.date
                             ROWS UNBOUNDED PRECEDING) AS fills,
-         sum(w.fees) OVER (PARTITION BY w.instrument ORDER BY w.date
+         sum(u.fees) OVER (PARTITION BY u.instrument ORDER BY u.date
                            ROWS UNBOUNDED PRECEDING) AS fees,
-         sum(w.turnover) OVER (PARTITION BY w.instrument ORDER BY w.date
+         sum(u.turnover) OVER (PARTITION BY u.instrument ORDER BY u.date
                                ROWS UNBOUNDED PRECEDING) AS turnover,
-         stddev_samp(w.pnl / c.capital) OVER (PARTITION BY w.instrument ORDER BY w.date
+         stddev_samp(u.pnl / c.capital) OVER (PARTITION BY u.instrument ORDER BY u.date
                                                ROWS UNBOUNDED PRECEDING) AS std,
          -- downside deviation: sqrt of the mean over every day of min(return, 0)^2
-         sqrt(avg(least(w.pnl / c.capital, 0.0) * least(w.pnl / c.capital, 0.0))
-                OVER (PARTITION BY w.instrument ORDER BY w.date ROWS UNBOUNDED PRECEDING))
+         sqrt(avg(least(u.pnl / c.capital, 0.0) * least(u.pnl / c.capital, 0.0))
+                OVER (PARTITION BY u.instrument ORDER BY u.date ROWS UNBOUNDED PRECEDING))
            AS down,
-         avg(CASE WHEN w.pnl > 0 THEN w.pnl END)
-           OVER (PARTITION BY w.instrument ORDER BY w.date ROWS UNBOUNDED PRECEDING)
+         avg(CASE WHEN u.pnl > 0 THEN u.pnl END)
+           OVER (PARTITION BY u.instrument ORDER BY u.date ROWS UNBOUNDED PRECEDING)
            AS avg_win_day,
-         avg(CASE WHEN w.pnl < 0 THEN w.pnl END)
-           OVER (PARTITION BY w.instrument ORDER BY w.date ROWS UNBOUNDED PRECEDING)
+         avg(CASE WHEN u.pnl < 0 THEN u.pnl END)
+           OVER (PARTITION BY u.instrument ORDER BY u.date ROWS UNBOUNDED PRECEDING)
            AS avg_loss_day,
-         sum(CASE WHEN w.pnl > 0 THEN w.pnl ELSE 0.0 END)
-           OVER (PARTITION BY w.instrument ORDER BY w.date ROWS UNBOUNDED PRECEDING) AS gains,
-         sum(CASE WHEN w.pnl < 0 THEN w.pnl ELSE 0.0 END)
-           OVER (PARTITION BY w.instrument ORDER BY w.date ROWS UNBOUNDED PRECEDING)
+         sum(CASE WHEN u.pnl > 0 THEN u.pnl ELSE 0.0 END)
+           OVER (PARTITION BY u.instrument ORDER BY u.date ROWS UNBOUNDED PRECEDING) AS gains,
+         sum(CASE WHEN u.pnl < 0 THEN u.pnl ELSE 0.0 END)
+           OVER (PARTITION BY u.instrument ORDER BY u.date ROWS UNBOUNDED PRECEDING)
            AS losses,
          c.capital
-  FROM w CROSS JOIN c
+  FROM u CROSS JOIN c
 ), agg AS (
-  SELECT g.instrument, g.first_day, g.last_day, g.days, g.wins, g.loss_days, g.best_day,
-         g.worst_day, g.held_days, r.std, r.down, r.avg_win_day, r.avg_loss_day, r.gains,
-         r.losses, r.capital, r.whole, r.equity, r.drawdown, r.fills AS w_fills,
-         r.fees AS w_fees, r.turnover AS w_turnover
-  FROM (SELECT instrument, min(date) AS first_day, max(date) AS last_day,
-               count(*) AS days,
-               sum(CASE WHEN pnl > 0 THEN 1 ELSE 0 END) AS wins,
-               sum(CASE WHEN pnl < 0 THEN 1 ELSE 0 END) AS loss_days,
-               max(pnl) AS best_day, min(pnl) AS worst_day,
-               sum(CASE WHEN pos <> 0 THEN 1 ELSE 0 END) AS held_days
-        FROM w GROUP BY instrument) g
-  JOIN r ON r.instrument = g.instrument AND r.k = g.days
+  SELECT instrument, first_day, last_day, n AS days, wins, loss_days, best_day,
+         worst_day, held_days, std, down, avg_win_day, avg_loss_day, gains, losses,
+         capital, whole, equity, drawdown, fills AS w_fills, fees AS w_fees,
+         turnover AS w_turnover, longest
+  FROM r WHERE k = n
 ), v AS (
   -- the metrics: the table's row over every day of the instrument (bit for bit), the
   -- window's own over fewer
-  SELECT a.*, dd.longest,
+  SELECT a.*,
          CASE WHEN a.whole THEN m.total_pnl ELSE a.equity END AS total_pnl,
          CASE WHEN a.whole THEN m.sharpe
               WHEN a.days >= 2 AND a.std * a.std > 0
@@ -116,7 +124,6 @@ WITH c AS (
          CASE WHEN a.whole THEN m.fees ELSE a.w_fees END AS fees,
          CASE WHEN a.whole THEN m.turnover ELSE a.w_turnover END AS turnover
   FROM agg a
-  LEFT JOIN dd ON dd.instrument = a.instrument
   LEFT JOIN metrics m
     ON m.run_id = $run AND m.scope = 'instrument' AND m.instrument = a.instrument
 )

@@ -90,22 +90,34 @@ WITH sel AS (
   FROM e
 ), u AS (
   -- each day under water with the day its peak was reached (0: the start)
-  SELECT run_id, k, n, equity < peak AS under,
+  SELECT run_id, date, pnl, ret, capital, k, n, equity, holding, run_days, fills, fees,
+         turnover, peak, equity < peak AS under,
          coalesce(max(CASE WHEN equity >= peak THEN k END)
                     OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING), 0)
            AS peak_k
   FROM w
-), dd AS (
-  -- a drawdown lasts from its peak's day to the first day back at or above the peak
-  -- (its last day under water + 1), or to the last day if it never is
-  SELECT run_id,
-         max(CASE WHEN last_k = n THEN n - peak_k ELSE last_k + 1 - peak_k END) AS longest
-  FROM (SELECT run_id, peak_k, max(n) AS n, max(k) AS last_k FROM u WHERE under
-        GROUP BY run_id, peak_k) x
-  GROUP BY run_id
 ), r AS (
-  -- the float aggregates as running ones in date order, taken at the run's last day
+  -- every aggregate as a running one in date order, taken at the window's last day
+  -- (k = n): one pass over the days (a CTE read twice is computed twice, from daily)
   SELECT run_id, k, n, capital, equity, run_days,
+         min(date) OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING)
+           AS first_day,
+         date AS last_day,
+         sum(CASE WHEN pnl > 0 THEN 1 ELSE 0 END)
+           OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING) AS wins,
+         sum(CASE WHEN pnl < 0 THEN 1 ELSE 0 END)
+           OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING) AS loss_days,
+         max(pnl) OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING)
+           AS best_day,
+         min(pnl) OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING)
+           AS worst_day,
+         sum(CASE WHEN holding > 0 THEN 1 ELSE 0 END)
+           OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING) AS held_days,
+         -- a drawdown lasts from its peak's day to the first day back at or above the
+         -- peak (its last day under water + 1), or to the last day if it never is: each
+         -- day under water counts its drawdown so far, the longest is the most of them
+         max(CASE WHEN under THEN CASE WHEN k = n THEN n - peak_k ELSE k + 1 - peak_k END END)
+           OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING) AS longest,
          max(peak - equity) OVER (PARTITION BY run_id ORDER BY date
                                   ROWS UNBOUNDED PRECEDING) AS drawdown,
          -- a window's fills, fees and turnover: each day's summed in instrument order,
@@ -129,23 +141,17 @@ WITH sel AS (
            OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING) AS gains,
          sum(CASE WHEN pnl < 0 THEN pnl ELSE 0.0 END)
            OVER (PARTITION BY run_id ORDER BY date ROWS UNBOUNDED PRECEDING) AS losses
-  FROM w
+  FROM u
 ), agg AS (
-  SELECT g.run_id, g.first_day, g.last_day, g.days, g.wins, g.loss_days, g.best_day,
-         g.worst_day, g.held_days, r.std, r.down, r.avg_win_day, r.avg_loss_day, r.gains,
-         r.losses, r.capital, r.equity, r.drawdown, r.fills AS w_fills, r.fees AS w_fees,
-         r.turnover AS w_turnover, g.days = r.run_days AS whole
-  FROM (SELECT run_id, min(date) AS first_day, max(date) AS last_day, count(*) AS days,
-               sum(CASE WHEN pnl > 0 THEN 1 ELSE 0 END) AS wins,
-               sum(CASE WHEN pnl < 0 THEN 1 ELSE 0 END) AS loss_days,
-               max(pnl) AS best_day, min(pnl) AS worst_day,
-               sum(CASE WHEN holding > 0 THEN 1 ELSE 0 END) AS held_days
-        FROM w GROUP BY run_id) g
-  JOIN r ON r.run_id = g.run_id AND r.k = r.n
+  SELECT run_id, first_day, last_day, n AS days, wins, loss_days, best_day, worst_day,
+         held_days, std, down, avg_win_day, avg_loss_day, gains, losses, capital, equity,
+         drawdown, fills AS w_fills, fees AS w_fees, turnover AS w_turnover,
+         n = run_days AS whole, longest
+  FROM r WHERE k = n
 ), v AS (
   -- the metrics: the table's over the whole run (incbt's fold, bit for bit), the
   -- window's own over fewer days
-  SELECT a.*, dd.longest,
+  SELECT a.*,
          CASE WHEN a.whole THEN m.total_pnl ELSE a.equity END AS total_pnl,
          CASE WHEN a.whole THEN m.sharpe
               WHEN a.days >= 2 AND a.std * a.std > 0
@@ -156,7 +162,6 @@ WITH sel AS (
          CASE WHEN a.whole THEN m.fees ELSE a.w_fees END AS fees,
          CASE WHEN a.whole THEN m.turnover ELSE a.w_turnover END AS turnover
   FROM agg a
-  LEFT JOIN dd ON dd.run_id = a.run_id
   LEFT JOIN metrics m ON m.run_id = a.run_id AND m.scope = 'portfolio'
 )
 SELECT a.run_id, a.first_day AS start, a.last_day AS "end", a.days,
