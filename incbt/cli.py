@@ -1188,6 +1188,56 @@ def trades(
     write_table(run.trades(instrument), output, out)
 
 
+@app.command("walk-forward")
+def walk_forward(
+    sweep: Annotated[str, typer.Argument(help="A sweep's name.")],
+    train: Annotated[
+        int,
+        typer.Option(
+            "--train", min=1, help="Trading days of each train window (where a run is chosen)."
+        ),
+    ],
+    test: Annotated[
+        int,
+        typer.Option(
+            "--test",
+            min=1,
+            help="Trading days of each test window, after its train window (where the "
+            "choice is judged); the next fold starts this many days later.",
+        ),
+    ],
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="The value of the stats query the best run of a train window has: sharpe, "
+            "total_pnl, sortino, calmar, max_drawdown (smallest first), ..."
+        ),
+    ] = "sharpe",
+    anchored: Annotated[
+        bool,
+        typer.Option("--anchored", help="Every train window starts at the first day (it grows)."),
+    ] = False,
+    start: Annotated[
+        str | None, typer.Option(help="The first day to fold (YYYY-MM-DD; default: the first).")
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(help="The last day to fold (default: the last; keep a holdout after it)."),
+    ] = None,
+    output: OutputOpt = "table",
+    out: OutFileOpt = None,
+) -> None:
+    """Walk-forward analysis of a sweep: a row per fold, the run ranked best by --metric
+    over the train days and its statistics over the test days after them (out of sample)."""
+    from incbt.sweep import get_sweep, no_such_sweep
+
+    st = _open()
+    if get_sweep(st, sweep) is None:
+        raise no_such_sweep(sweep, st.catalog)
+    table = st.sweeps()[sweep].walk_forward(train, test, metric, anchored, start, end)
+    write_table(table, output, out)
+
+
 @app.command()
 def strategies(
     given: Annotated[

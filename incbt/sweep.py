@@ -446,6 +446,32 @@ class SweepResult:
         ranked_metric(metric, "Sweep.stats()'s")
         return self.stats() if metric in STATS_RANKED else self.trade_stats()
 
+    def walk_forward(
+        self,
+        train: int,
+        test: int,
+        metric: str = "sharpe",
+        anchored: bool = False,
+        start: Any = None,
+        end: Any = None,
+    ) -> Any:
+        """Walk-forward analysis: a row per fold, each the run ranked best by ``metric``
+        over ``train`` trading days (``leaderboard(metric, start=, end=)``'s first) and
+        its statistics over the ``test`` days after them (``stats(start=, end=)``'s row,
+        bit for bit); the next fold starts ``test`` days later (``anchored``: every train
+        window starts at the first day), so the test windows tile the days after the
+        first train window, out of sample. Also the chosen run's grid point (p_*), its
+        train value (``train_<metric>``), its rank among the sweep's runs over the test
+        window (``test_rank`` of ``runs_ranked``: 1 is what hindsight would have chosen)
+        and the test windows' total_pnl summed so far (``test_pnl_to_date``).
+        ``start``, ``end``: the days to fold (a holdout kept out). A pyarrow Table.
+
+            >>> sw.walk_forward(train=60, test=20).to_pandas()
+        """
+        from incbt.walkforward import walk_forward
+
+        return walk_forward(self, train, test, metric, anchored, start, end)
+
     def _windowed(self, metric: str, start: Any, end: Any) -> Any:
         """:meth:`stats` over a window, where ``metric`` is one of its values (the trade
         statistics have no window: refused)."""

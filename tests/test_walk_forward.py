@@ -1,0 +1,155 @@
+"""Walk-forward analysis of a sweep (Sweep.walk_forward, `incbt walk-forward`): each fold
+against a NumPy reference of its own (the stats of every run over its windows, the choice,
+the rank), bit for bit against sweep.stats() and leaderboard() over the same windows; the
+folds' windows by Hypothesis; refusals."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from cli_process import run_incbt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_stats import _capital, reference
+
+import incbt
+from incbt.bars.generate import generate
+from incbt.sweep import STATS_SMALLER_FIRST
+from incbt.walkforward import folds
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("wf")
+    generate(str(tmp / "d"), instruments=3, days=24, start="2024-03-04", seed=21)
+    s = incbt.init(str(tmp / "s"))
+    s.ingest(str(tmp / "d"))
+    sw = s.sweep("sma_cross", {"fast": [3, 5, 8], "slow": [20, 40]}, fee_bps=1.0, name="g")
+    return s, sw
+
+
+def _ordered(values: dict[str, dict], metric: str) -> list[str]:
+    """Run ids best first by ``metric`` (None last, then by id): the leaderboard's order."""
+    sign = 1 if metric in STATS_SMALLER_FIRST else -1
+    return sorted(
+        values,
+        key=lambda r: (values[r].get(metric) is None, sign * (values[r].get(metric) or 0), r),
+    )
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "metric", "anchored"),
+    [(8, 5, "sharpe", False), (6, 4, "max_drawdown", True), (10, 3, "total_pnl", False)],
+)
+def test_each_fold_is_the_reference_choice_and_its_test_statistics(swept, train, test, metric,
+                                                                    anchored):  # fmt: skip
+    s, sw = swept
+    rows = {r.run_id: r.daily.to_pylist() for r in sw.runs}
+    capital = {r.run_id: _capital(r) for r in sw.runs}
+    days = sorted({row["date"] for rr in rows.values() for row in rr})
+    got = sw.walk_forward(train, test, metric, anchored=anchored).to_pylist()
+    cut = folds(len(days), train, test, anchored)
+    assert len(got) == len(cut) == -(-(len(days) - train) // test)
+    total = 0.0
+    for k, (row, (a, b, c, d)) in enumerate(zip(got, cut, strict=True), 1):
+        assert (row["fold"], row["train_start"], row["train_end"], row["test_start"],
+                row["test_end"]) == (k, days[a], days[b], days[c], days[d])  # fmt: skip
+        assert (row["train_days"], row["test_days"]) == (b - a + 1, d - c + 1)
+        ins = {r: reference(rr, capital[r], (days[a], days[b])) for r, rr in rows.items()}
+        outs = {r: reference(rr, capital[r], (days[c], days[d])) for r, rr in rows.items()}
+        best = _ordered(ins, metric)[0]
+        assert row["run_id"] == best
+        assert row[f"train_{metric}"] == pytest.approx(ins[best][metric], rel=1e-9, abs=1e-9)
+        assert row["runs_ranked"] == len(rows)
+        assert row["test_rank"] == _ordered(outs, metric).index(best) + 1
+        for col in ("total_pnl", "sharpe", "max_drawdown", "max_drawdown_days", "fills",
+                    "fees", "turnover", "exposure_pct", "win_days_pct"):  # fmt: skip
+            assert row[col] == pytest.approx(outs[best][col], rel=1e-9, abs=1e-9), col
+        rec = s.run(best).record.params
+        assert (row["p_fast"], row["p_slow"]) == (rec["fast"], rec["slow"])
+        total += row["total_pnl"]
+        assert row["test_pnl_to_date"] == total
+
+
+def test_a_fold_is_bit_for_bit_the_leaderboard_and_the_stats_over_its_windows(swept):
+    _, sw = swept
+    got = sw.walk_forward(7, 6, "sortino")
+    assert got.column_names[:12] == [
+        "fold", "train_start", "train_end", "train_days", "test_start", "test_end",
+        "test_days", "run_id", "p_fast", "p_slow", "train_sortino", "test_rank",
+    ]  # fmt: skip
+    for row in got.to_pylist():
+        lead = sw.leaderboard("sortino", n=1, start=row["train_start"], end=row["train_end"])
+        assert lead["run_id"][0].as_py() == row["run_id"]
+        assert lead["sortino"][0].as_py() == row["train_sortino"]
+        after = {
+            r["run_id"]: r
+            for r in sw.stats(start=row["test_start"], end=row["test_end"]).to_pylist()
+        }
+        mine = after[row["run_id"]]
+        cols = list(mine)[list(mine).index("total_pnl") :]
+        assert {c: row[c] for c in cols} == {c: mine[c] for c in cols}  # the same bits
+        assert (mine["start"], mine["end"], mine["days"]) == (
+            row["test_start"], row["test_end"], row["test_days"])  # fmt: skip
+
+
+def test_start_and_end_fold_the_days_between_them_alone(swept):
+    _, sw = swept
+    whole = sw.walk_forward(5, 4).to_pylist()
+    days = sorted({r["date"] for r in sw.runs[0].daily.to_pylist()})
+    part = sw.walk_forward(5, 4, start=days[2], end=days[-3]).to_pylist()
+    assert part[0]["train_start"] == days[2] and part[-1]["test_end"] == days[-3]
+    assert len(part) == -(-(len(days) - 4 - 5) // 4)
+    assert whole[0]["train_start"] == days[0] and whole[-1]["test_end"] == days[-1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 60), st.integers(1, 20), st.integers(1, 20), st.booleans())
+def test_folds_tile_the_days_after_the_first_train_window(n, train, test, anchored):
+    cut = folds(n, train, test, anchored)
+    if n <= train:
+        assert cut == []
+        return
+    assert cut[0][:3] == (0, train - 1, train)
+    for (a, b, c, d), nxt in zip(cut, [*cut[1:], None], strict=True):
+        assert c == b + 1 and c <= d <= n - 1 and d - c + 1 <= test
+        assert a == 0 if anchored else b - a + 1 == train
+        if nxt is None:
+            assert d == n - 1
+        else:
+            assert d - c + 1 == test and nxt[2] == d + 1
+
+
+def test_refusals_name_the_value_and_the_fix(swept):
+    s, sw = swept
+    with pytest.raises(incbt.UsageError, match=r"has 24 day\(s\), .* a train window of 24 leaves"):
+        sw.walk_forward(24, 5)
+    with pytest.raises(incbt.UsageError, match="'win_rate_pct' is a trade statistic"):
+        sw.walk_forward(5, 5, "win_rate_pct")
+    with pytest.raises(incbt.UsageError, match="'bogus' is unknown: .* sharpe, sortino"):
+        sw.walk_forward(5, 5, "bogus")
+    with pytest.raises(incbt.UsageError, match="train .*at least 1, not 0"):
+        sw.walk_forward(0, 5)
+    with pytest.raises(incbt.UsageError, match="test .*whole number, not '5'"):
+        sw.walk_forward(5, "5")
+    with pytest.raises(incbt.UsageError, match="ends .* before it starts"):
+        sw.walk_forward(5, 5, start="2024-04-01", end="2024-03-01")
+
+
+def test_cli_writes_the_folds_and_refuses_as_the_api(swept):
+    s, sw = swept
+    p = run_incbt(["--store", s.path, "walk-forward", "g", "--train", "8", "--test", "5",
+                   "--anchored", "--metric", "calmar", "--output", "csv"])  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    want = sw.walk_forward(8, 5, "calmar", anchored=True).to_pylist()
+    assert [r["run_id"] for r in rows] == [w["run_id"] for w in want]
+    assert [float(r["total_pnl"]) for r in rows] == [w["total_pnl"] for w in want]
+    p = run_incbt(["--store", s.path, "walk-forward", "nope", "--train", "8", "--test", "5"])
+    assert p.returncode == 1 and "no sweep 'nope'" in p.stderr, p.stderr
+    p = run_incbt(["--store", s.path, "walk-forward", "g", "--train", "80", "--test", "5"])
+    assert p.returncode == 2 and "a train window of 80 leaves no day to test" in p.stderr
+    p = run_incbt(["--store", s.path, "walk-forward", "g", "--test", "5"])
+    assert p.returncode == 2 and "--train" in p.stderr, p.stderr
