@@ -1514,7 +1514,7 @@ class Store:
     ) -> pa.Table:
         """Run read-only SQL (DataFusion) over the store and return a pyarrow Table.
 
-        Tables: bars, events, changes, files, runs, sweeps, daily, fills, metrics,
+        Tables: bars, events, changes, days, files, runs, sweeps, daily, fills, metrics,
         stale, failed (README.md, SQL tables). ``params``: values for ``$name``
         placeholders; ``as_of``: an event seq, the store as it was after it.
 

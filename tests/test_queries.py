@@ -896,9 +896,10 @@ def test_coverage_counts_the_weekdays_missing_between_days_of_any_weekday(offset
         for e in range(a + 1, b)
     )
     ctx = datafusion.SessionContext()
-    ctx.register_record_batches("bars", [[pa.record_batch({
+    ctx.register_record_batches("days", [[pa.record_batch({
         "instrument": pa.array(["X"] * len(days)),
         "date": pa.array(days, pa.int32()).cast(pa.date32()),
+        "rows": pa.array([390] * len(days), pa.int64()),
     })]])
     got = ctx.sql(find_query("coverage", None)).to_arrow_table()
     assert got["missing_weekdays"].to_pylist() == [want]
@@ -1111,3 +1112,34 @@ def test_a_session_made_before_a_gc_is_not_read_as_empty(tmp_path):
     assert e.value.missing == path  # type: ignore[attr-defined]
     os.rename(path + ".away", path)
     assert run_sql(ctx, sql)["n"][0].as_py() == rows
+
+
+def test_days_is_the_bars_of_each_day_now_and_as_of_every_event(tmp_path):
+    """The `days` table (the catalog's day index, and the log of changes for --as-of):
+    each day's bar count is what a scan of the bars counts, at every event of a history
+    of new days, a correction, a removal and a late day; its hash and seq are the last
+    change's (coverage reads it instead of scanning the bars: 5.5 s -> 0.45 s at 100
+    instruments x 252 days)."""
+    s = incbt.init(str(tmp_path / "s"))
+    generate(str(tmp_path / "a"), instruments=3, days=6, start="2024-03-04", seed=4)
+    generate(str(tmp_path / "f"), instruments=3, days=6, start="2024-03-04", seed=4,
+             from_day="2024-03-06", to_day="2024-03-06", revise=["2024-03-06"])  # fmt: skip
+    files = sorted(os.listdir(tmp_path / "a"))
+    s.ingest([str(tmp_path / "a" / f) for f in files if "03-07" not in f])
+    s.ingest(str(tmp_path / "f"))
+    s.remove(["S0001"], start="2024-03-11")
+    s.ingest(str(tmp_path / "a" / next(f for f in files if "03-07" in f)))  # a late day
+    count = "SELECT instrument, date, count(*) AS rows FROM bars GROUP BY 1, 2 ORDER BY 1, 2"
+    mine = "SELECT instrument, date, rows FROM days ORDER BY 1, 2"
+    seqs = s.sql("SELECT seq FROM events ORDER BY seq")["seq"].to_pylist()
+    for seq in [*seqs, None]:
+        assert s.sql(mine, as_of=seq).to_pylist() == s.sql(count, as_of=seq).to_pylist(), seq
+    now = s.sql(
+        "SELECT d.*, c.new_hash FROM days d JOIN changes c "
+        "ON c.instrument = d.instrument AND c.date = d.date AND c.seq = d.seq"
+    ).to_pylist()
+    assert len(now) == s.sql("SELECT count(*) AS n FROM days")["n"][0].as_py() == 3 * 6 - 1
+    assert all(r["hash"] == r["new_hash"] for r in now)
+    corrected = {r["instrument"]: r["seq"] for r in now if str(r["date"]) == "2024-03-06"}
+    assert set(corrected.values()) == {seqs[2]}  # the correction's event
+    assert s.sql(mine, as_of=seqs[1]).num_rows == 3 * 5  # before the correction, the late day

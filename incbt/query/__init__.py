@@ -32,7 +32,15 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from incbt.bars.schema import BARS_SCHEMA
-from incbt.catalog import CHANGE_KINDS, Catalog, FileRecord, FileSpan
+from incbt.catalog import (
+    CHANGE_KINDS,
+    CHANGE_REMOVED,
+    DAY_VALUE,
+    Catalog,
+    FileRecord,
+    FileSpan,
+    split_day_key,
+)
 from incbt.errors import EMFILE_FIX, IncbtError, QueryError, UsageError, lost_file_fix
 from incbt.results.metrics import metrics_table
 from incbt.settings import usable_cores
@@ -146,6 +154,15 @@ CHANGES_SCHEMA = pa.schema(
         ("new_hash", pa.string()),
         ("rows", pa.int64()),
         ("fields", pa.string()),
+    ]
+)
+DAYS_SCHEMA = pa.schema(
+    [
+        pa.field("instrument", pa.string(), nullable=False),
+        pa.field("date", pa.date32(), nullable=False),
+        pa.field("rows", pa.int64(), nullable=False),
+        pa.field("hash", pa.string(), nullable=False),
+        ("seq", pa.int64()),  # null: a day of a store older than its log of changes
     ]
 )
 FILES_SCHEMA = pa.schema(
@@ -341,6 +358,40 @@ def _changes_table(cat: Catalog, txn: Any, as_of: int | None) -> pa.Table:
     return pa.table(rows, schema=CHANGES_SCHEMA)
 
 
+def _days_table(cat: Catalog, txn: Any, as_of: int | None) -> pa.Table:
+    """Each day of bars the store holds (as of event ``as_of``): its instrument, date,
+    bars, content hash and the event that made them the day's. Now: the day index, with
+    each day's last change; as of an event: its days from the log of changes up to it
+    (the last change of each, but a removal)."""
+    last: dict[tuple[str, int], Any] = {}
+    for c in cat.changes(txn):
+        if as_of is not None and c.seq > as_of:
+            break
+        last[(c.instrument, c.day)] = c
+    rows: dict[str, list] = {f.name: [] for f in DAYS_SCHEMA}
+    if as_of is None:
+        with txn.cursor(cat.db["days"]) as cur:
+            for k, v in cur.iternext():  # a C loop; the instrument and day from each key
+                inst, day = split_day_key(k)
+                made = last.get((inst, day))
+                rows["instrument"].append(inst)
+                rows["date"].append(day)
+                value = DAY_VALUE.unpack(v)
+                rows["rows"].append(value[3])
+                rows["hash"].append(value[4].hex())
+                rows["seq"].append(None if made is None else made.seq)
+    else:
+        for (inst, day), c in sorted(last.items()):
+            if c.kind == CHANGE_REMOVED:
+                continue
+            rows["instrument"].append(inst)
+            rows["date"].append(day)
+            rows["rows"].append(c.rows)
+            rows["hash"].append(c.new_hash.hex())
+            rows["seq"].append(c.seq)
+    return pa.table(rows, schema=DAYS_SCHEMA)
+
+
 def _fields_said(bits: int) -> str | None:
     """The bar fields a correction changed, as ``'high,volume'`` ('' for none: the same
     bars written again); None where it may have changed any (a new or removed day, bars
@@ -489,6 +540,7 @@ def session(
         builders = {
             "events": lambda: _events_table(cat, txn, as_of),
             "changes": lambda: _changes_table(cat, txn, as_of),
+            "days": lambda: _days_table(cat, txn, as_of),
             "files": lambda: _files_table(files),
             "runs": lambda: _runs_table(cat, txn),
             "sweeps": lambda: _sweeps_table(cat, txn),
@@ -844,7 +896,7 @@ def _tables_missing(sql: str, names: Sequence[str]) -> list[str]:
     ctx = _context()
     ctx.register_udf(JSON_GET)
     empty = pa.RecordBatch.from_pylist([], pa.schema([("x", pa.int64())]))
-    for t in ("bars", "files", "events", "changes"):  # any columns: a missing table is
+    for t in ("bars", "files", "events", "changes", "days"):  # any columns: a missing table is
         ctx.register_record_batches(t, [[empty]])  # said before a missing column
     try:
         ctx.sql(sql)
@@ -1275,8 +1327,8 @@ def _type_words(t: str, k: str) -> tuple[str, str]:
     return t, f"give a value of type {t}"
 
 
-TABLES = ("bars", "events", "changes", "files", "runs", "sweeps", "daily", "fills", "metrics",
-          "stale", "failed")  # fmt: skip
+TABLES = ("bars", "events", "changes", "days", "files", "runs", "sweeps", "daily", "fills",
+          "metrics", "stale", "failed")  # fmt: skip
 # tables of the results, which are kept as they are now (no time travel)
 CURRENT_ONLY = ("runs", "sweeps", "daily", "fills", "metrics", "stale", "failed")
 
