@@ -4,7 +4,7 @@ It shares no code with incbt.engine (and must never import it): a bar-by-bar
 loop over Python floats, one instrument at a time, returning the daily rows
 and fills that SEMANTICS.md defines. The built-in strategies follow their
 definitions in SEMANTICS.md (sma_cross, breakout) and in the docstring of
-incbt/engine/strategies.py (ema_cross, bollinger). Slow on purpose: clarity
+incbt/engine/strategies.py (ema_cross, bollinger, rsi). Slow on purpose: clarity
 over speed.
 """
 
@@ -121,11 +121,42 @@ class _Bollinger:
         return sig
 
 
+class _Rsi:
+    def __init__(self, window: int, lower: float, upper: float) -> None:
+        self.window, self.lower, self.upper = window, lower, upper
+        self.closes: list[float] = []
+        self.previous = 0
+
+    def signal(self, bar: dict) -> int:
+        self.closes.append(bar["close"])
+        sig = 0
+        if len(self.closes) > self.window:
+            win = self.closes[-(self.window + 1) :]
+            gains = losses = 0.0
+            for a, b in zip(win, win[1:], strict=False):
+                if b - a > 0:
+                    gains += b - a
+                elif b - a < 0:
+                    losses -= b - a
+            r = 50.0 if gains + losses == 0.0 else 100.0 * gains / (gains + losses)
+            if r < self.lower:
+                sig = 1
+            elif r > self.upper:
+                sig = -1
+            elif (self.previous == 1 and r >= 50.0) or (self.previous == -1 and r <= 50.0):
+                sig = 0
+            else:
+                sig = self.previous
+        self.previous = sig
+        return sig
+
+
 REFERENCE_STRATEGIES = {
     "sma_cross": _SmaCross,
     "breakout": _Breakout,
     "ema_cross": _EmaCross,
     "bollinger": _Bollinger,
+    "rsi": _Rsi,
 }
 
 

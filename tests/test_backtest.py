@@ -25,6 +25,7 @@ PARAMS = {
     "breakout": {"lookback": 40},
     "ema_cross": {"fast": 7, "slow": 30},
     "bollinger": {"window": 30, "k": 1.5},
+    "rsi": {"window": 14, "lower": 35.0, "upper": 65.0},
 }
 DAILY = "SELECT * FROM daily ORDER BY run_id, instrument, date"
 FILLS = "SELECT * FROM fills ORDER BY run_id, instrument, ts"
@@ -291,7 +292,7 @@ def test_user_strategy_file_and_errors(tmp_path, data):
     assert run.metrics.num_rows == 4
     with pytest.raises(incbt.StrategyError, match=re.escape(
         f"unknown strategy 'momentum'; known strategies: bollinger, breakout, ema_cross, "
-        f"sma_cross. This store's runs of 'momentum' came from {f}: give it with "
+        f"rsi, sma_cross. This store's runs of 'momentum' came from {f}: give it with "
         f"--strategies {f} (strategies_file= in Python)"
     )):
         s.backtest("momentum", {"n": 16})  # the file forgotten

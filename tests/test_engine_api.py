@@ -241,7 +241,7 @@ def test_unknown_strategy_lists_the_known_ones():
         get_strategy("smacross")
     assert str(err.value) == (
         "unknown strategy 'smacross' (did you mean 'sma_cross'?); known strategies: "
-        "bollinger, breakout, ema_cross, sma_cross"
+        "bollinger, breakout, ema_cross, rsi, sma_cross"
     )
     assert get_strategy("always", {"always": always}) is always
 
@@ -937,6 +937,7 @@ def test_replay_over_the_whole_history_rebuilds_the_strategy_state(name):
         "ema_cross": {"fast": 3, "slow": 40},
         "breakout": {"lookback": 40},
         "bollinger": {"window": 41, "k": 1.0},
+        "rsi": {"window": 40, "lower": 45.0, "upper": 55.0},
     }[name]
     bars = make_bars(8, 4, min_bars=3, max_bars=9)
     full = run_engine(name, [params], bars)
@@ -1260,7 +1261,7 @@ def test_a_step_using_a_bar_field_its_reads_leave_out_is_refused():
         return 1 if h[i] > c[i] else 0
 
     assert declared.reads == ("high", "close")
-    for name in ("sma_cross", "breakout", "ema_cross", "bollinger"):  # the built-ins pass
+    for name in ("sma_cross", "breakout", "ema_cross", "bollinger", "rsi"):  # the built-ins pass
         assert get_strategy(name).reads
 
 
@@ -1268,7 +1269,7 @@ def test_the_strategies_are_listed_from_python(tmp_path):
     """`incbt strategies` had no Python counterpart (QA 2026-12-05)."""
     import incbt
 
-    assert list(incbt.strategies()) == ["bollinger", "breakout", "ema_cross", "sma_cross"]
+    assert list(incbt.strategies()) == ["bollinger", "breakout", "ema_cross", "rsi", "sma_cross"]
     found = incbt.strategies(str(write(tmp_path / "mine.py", USER_FILE.format(threshold=0.0))))
     assert {"flat", "momentum", "sma_cross"} <= set(found)
     assert "n (int, default 3, [1, inf])" in found["momentum"].describe()
@@ -1277,7 +1278,7 @@ def test_the_strategies_are_listed_from_python(tmp_path):
     for error in (KeyError, incbt.StrategyError):
         with pytest.raises(error, match=r"^unknown strategy 'sma_crosss' \(did you mean "
                            r"'sma_cross'\?\); known strategies: bollinger, breakout, "
-                           r"ema_cross, flat, momentum, sma_cross"):
+                           r"ema_cross, flat, momentum, rsi, sma_cross"):
             found["sma_crosss"]
     assert found.get("sma_crosss") is None and "sma_crosss" not in found
 

@@ -81,6 +81,7 @@ def test_resume_with_long_windows(name):
         "ema_cross": {"fast": 9, "slow": 40},
         "breakout": {"lookback": 30},
         "bollinger": {"window": 35, "k": 0.5},
+        "rsi": {"window": 30, "lower": 40.0, "upper": 60.0},
     }[name]
     assert strat.warmup(big) > 12
     assert_resume_identical(name, [big, strat.defaults()], bars, 0)

@@ -94,4 +94,8 @@ def random_params(name: str, rng: np.random.Generator) -> dict:
         return {"lookback": int(rng.integers(1, 15))}
     if name == "bollinger":
         return {"window": int(rng.integers(2, 15)), "k": float(rng.choice([0.0, 0.5, 1.0, 1.7]))}
+    if name == "rsi":
+        lower = float(rng.choice([0.0, 30.0, 45.0, 50.0]))
+        return {"window": int(rng.integers(2, 12)), "lower": lower,
+                "upper": float(rng.choice([50.0, 55.0, 70.0, 100.0])) if lower < 50 else 60.0}
     raise KeyError(name)

@@ -394,8 +394,10 @@ def test_a_breakout_fork_holds_its_base_s_side_until_its_own_channel_breaks(tmp_
 
 @pytest.mark.parametrize(
     ("name", "base_p", "new_p"),
-    [("breakout", {"lookback": 3}, {"lookback": 25}), ("bollinger", {"window": 5, "k": 0.5},
-                                                        {"window": 30, "k": 1.0})],
+    [("breakout", {"lookback": 3}, {"lookback": 25}),
+     ("bollinger", {"window": 5, "k": 0.5}, {"window": 30, "k": 1.0}),
+     ("rsi", {"window": 3, "lower": 45.0, "upper": 55.0},
+      {"window": 25, "lower": 30.0, "upper": 70.0})],  # fmt: skip
 )
 def test_a_fork_s_previous_signal_is_its_base_s(name, base_p, new_p):
     """After the replay, the slot a strategy keeps its previous signal in

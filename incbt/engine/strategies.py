@@ -52,6 +52,20 @@ bollinger(window, k), window >= 2, 0 <= k <= 10: mean reversion
     fork `last` is the base run's signal at the close of D-1 (`signal_state`).
     The entry tests come first: long with the close above the upper band, the
     signal is -1 (straight to short), not the exit to 0.
+
+rsi(window, lower, upper), window >= 2, 0 <= lower < upper <= 100: mean reversion
+    State: n, last. At bar i: n += 1 (closes seen including bar i). Once
+    n > window (window close-to-close changes, of closes c_{i-window} .. c_i):
+    over j = i-window+1 .. i in that order, from 0.0, d = c_j - c_{j-1};
+    gains += d where d > 0, losses -= d where d < 0; rsi = 50.0 if
+    gains + losses == 0.0, else 100.0 * gains / (gains + losses) (Cutler's
+    RSI: simple means of the window's gains and losses, so that resuming is
+    exact by construction; Wilder's smoothing would depend on every close since
+    the start, as an EMA does). Then signal = +1 if rsi < lower (oversold);
+    else -1 if rsi > upper (overbought); else 0 if last == +1 and rsi >= 50,
+    or last == -1 and rsi <= 50 (back to the middle: exit); else last (hold).
+    Before that 0. Then last = signal. Warm-up: window bars (c_{i-window}). In a
+    fork `last` is the base run's signal at the close of D-1 (`signal_state`).
 """
 
 from __future__ import annotations
@@ -62,7 +76,7 @@ import math
 from .errors import StrategyError
 from .strategy_api import Param, Strategy, strategy
 
-__all__ = ["BUILTINS", "breakout", "bollinger", "ema_cross", "get_strategy", "sma_cross"]
+__all__ = ["BUILTINS", "breakout", "bollinger", "ema_cross", "get_strategy", "rsi", "sma_cross"]
 
 
 def _fast_below_slow(p: dict) -> str | None:
@@ -235,7 +249,61 @@ def bollinger(p, s, o, h, l, c, v, i):  # noqa: E741
     return sig
 
 
-BUILTINS: dict[str, Strategy] = {s.name: s for s in (sma_cross, breakout, ema_cross, bollinger)}
+def _lower_below_upper(p: dict) -> str | None:
+    if p["lower"] < p["upper"]:
+        return None
+    return f"lower ({p['lower']:g}) must be less than upper ({p['upper']:g})"
+
+
+@strategy(
+    params={
+        "window": Param(int, 14, min=2, help="close-to-close changes in the RSI"),
+        "lower": Param(float, 30.0, min=0.0, max=100.0, help="RSI below it: long (oversold)"),
+        "upper": Param(float, 70.0, min=0.0, max=100.0, help="RSI above it: short (overbought)"),
+    },
+    state=("n", "last"),
+    warmup=lambda p: p["window"],
+    reads=("close",),
+    error_model="numpy",  # it divides by gains + losses, tested > 0 first
+    check=_lower_below_upper,
+    signal_state="last",  # in a fork, the base run's signal
+)
+def rsi(p, s, o, h, l, c, v, i):  # noqa: E741
+    """Mean reversion on the RSI of closes: long oversold, short overbought, flat back at 50."""
+    window = int(p[0])
+    lower = p[1]
+    upper = p[2]
+    s[0] += 1.0
+    sig = 0.0
+    if s[0] > window:
+        gains = 0.0
+        losses = 0.0
+        for j in range(i - window + 1, i + 1):
+            d = c[j] - c[j - 1]
+            if d > 0.0:
+                gains += d
+            elif d < 0.0:
+                losses -= d
+        total = gains + losses
+        r = 50.0
+        if total != 0.0:
+            r = 100.0 * gains / total
+        last = s[1]
+        if r < lower:
+            sig = 1.0
+        elif r > upper:
+            sig = -1.0
+        elif (last == 1.0 and r >= 50.0) or (last == -1.0 and r <= 50.0):
+            sig = 0.0
+        else:
+            sig = last
+    s[1] = sig
+    return sig
+
+
+BUILTINS: dict[str, Strategy] = {
+    s.name: s for s in (sma_cross, breakout, ema_cross, bollinger, rsi)
+}
 
 
 def get_strategy(name: str, extra: dict[str, Strategy] | None = None) -> Strategy:
