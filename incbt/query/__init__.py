@@ -549,7 +549,8 @@ def session(
         }
         current = as_of is None  # results as they are now: not in a session of the past
         if current and (_names(only_for, "daily") or _names(only_for, "fills")):
-            _register_results(ctx, root, cat, txn, runs)
+            tables = [t for t in ("daily", "fills") if _names(only_for, t)]
+            _register_results(ctx, root, cat, txn, runs, tables)
         if _names(only_for, "bars"):
             if spans:
                 register_dataset(ctx, "bars", bars_dataset(root, spans))
@@ -735,9 +736,11 @@ def _register_results(
     cat: Catalog,
     txn: Any,
     runs: Collection[str] | None = None,
+    tables: Collection[str] = ("daily", "fills"),
 ) -> None:
-    """``daily`` and ``fills``: the committed batch files, superseded rows filtered out
-    (``runs``: those runs' rows alone, from the batches holding them)."""
+    """``daily`` and ``fills`` (those of ``tables``: a query of fills alone reads no daily
+    file, and a daily file lost does not fail it): the committed batch files, superseded
+    rows filtered out (``runs``: those runs' rows alone, from the batches holding them)."""
     from incbt.catalog import runs as rc
     from incbt.results import DAILY_SCHEMA, FILLS_SCHEMA, cutoffs
 
@@ -756,6 +759,8 @@ def _register_results(
     # the rows of the others (every fresh batch) are all valid and are read as they are
     dirty = set(cut.column("batch").to_pylist())
     for name, schema, key in (("daily", DAILY_SCHEMA, "daily"), ("fills", FILLS_SCHEMA, "fills")):
+        if name not in tables:
+            continue
         parts = []
         for part, which in (("clean", False), ("dirty", True)):
             paths = [os.path.join(root, rec[key]) for b, rec in batches if (b in dirty) is which]
