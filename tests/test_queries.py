@@ -702,8 +702,8 @@ def test_cli_a_column_name_the_query_cannot_read_is_bad_usage(results):
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip() == (
         "error: query grid_pivot: -p x='nope' names no column it can read (the strategies' "
-        "parameters here: fast, k, lookback, slow, window; the metrics: sharpe, total_pnl, "
-        "max_drawdown, fills, fees, turnover)"), p.stderr
+        "parameters here: fast, k, lookback, lower, slow, upper, window; the metrics: sharpe, "
+        "total_pnl, max_drawdown, fills, fees, turnover)"), p.stderr
     p = query("-p", "x=fast", "-p", "y=slow", "-p", "metric=sortino")  # a statistic
     assert p.returncode == 2 and p.stderr.strip().endswith(
         "; sortino is a value of the stats query, over a sweep in `incbt report SWEEP "
