@@ -80,7 +80,12 @@ WITH sel AS (
          sum(p.pnl) OVER (PARTITION BY p.run_id ORDER BY p.date ROWS UNBOUNDED PRECEDING)
            AS equity
   FROM all_days p JOIN c ON c.run_id = p.run_id
-  WHERE p.date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
+  -- the window's bounds as columns, not literals (QA 2026-12-08): with literals,
+  -- DataFusion read a window of a run's first or last day alone as a constant date from
+  -- the results files' statistics, dropped the sort of these windows and then refused
+  -- its own plan ("SanityCheckPlan ... does not satisfy order requirements")
+  CROSS JOIN (SELECT CAST($start AS DATE) AS first, CAST($end AS DATE) AS last) b
+  WHERE p.date BETWEEN b.first AND b.last
 ), w AS (
   -- the peak starts at 0, before the first day (SEMANTICS: max_drawdown's)
   SELECT run_id, date, pnl, ret, capital, k, n, equity, holding, run_days, fills, fees,

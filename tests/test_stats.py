@@ -766,3 +766,51 @@ def test_cli_a_window_ending_before_it_starts_is_refused_as_run_stats_refuses_it
     p = run_incbt(["--store", s.path, "query", "instrument_stats", "-p", f"run={run.run_id[:6]}",
                    "-p", "start=2024-01-10", "-p", "end=2024-01-05"])  # fmt: skip
     assert p.returncode == 2 and "query instrument_stats: the window ends" in p.stderr, p.stderr
+
+
+def test_a_window_of_a_runs_last_day_alone_or_its_first_day_alone(tmp_path):
+    """QA 2026-12-08: a sweep's run.stats(start=<its last day>) and run.stats(end=<its
+    first day>) (and `incbt query stats` with them) failed with DataFusion's
+    "SanityCheckPlan ... does not satisfy order requirements" once the run's rows were
+    in several results files (a sweep, then new days for half the instruments, then for
+    the other half): the files' statistics made the window's date a constant to the
+    planner, which dropped a sort a join then needed. Each such window gives its one
+    day's values."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    generate(str(tmp_path / "d"), instruments=4, days=8, seed=7, split="one")
+    (path,) = [str(tmp_path / "d" / f) for f in os.listdir(tmp_path / "d")]
+    bars = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+        column_types={"ts": pa.string()}))  # fmt: skip
+    day = pc.utf8_slice_codeunits(bars["ts"], 0, 10)
+    late = pc.greater_equal(day, "2024-01-08")  # the last 3 of 8 weekdays
+
+    def part(name, mask):
+        out = str(tmp_path / f"{name}.csv")
+        pacsv.write_csv(bars.filter(mask), out)
+        return out
+
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(part("history", pc.invert(late)))
+    sw = s.sweep("sma_cross", {"fast": [3, 5, 10], "slow": [20, 40]}, name="e", fee_bps=0.5)
+    for name, insts in (("a", ["S0000", "S0001"]), ("b", ["S0002", "S0003"])):
+        s.update(part(name, pc.and_(late, pc.is_in(bars["instrument"], pa.array(insts)))))
+    failures = []
+    for run in sw.runs:
+        rows = run.daily.to_pylist()
+        first, last = min(r["date"] for r in rows), max(r["date"] for r in rows)
+        for window, one in (({"start": last}, last), ({"end": first}, first)):
+            try:
+                got = run.stats(**window)
+            except incbt.QueryError as e:
+                failures.append((run.run_id, window, str(e)[:80]))
+                continue
+            assert_stats(got, reference(rows, _capital(run), (one, one)))
+            assert got["days"] == 1 and got["start"] == got["end"] == one
+    assert not failures
+    run = sw.runs[0]
+    p = run_incbt(["--store", s.path, "query", "stats", "-p", f"run={run.run_id[:8]}",
+                   "-p", f"start={last}", "--output", "json"])  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["total_pnl"] == run.stats(start=last)["total_pnl"]
