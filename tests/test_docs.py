@@ -89,3 +89,21 @@ def test_the_python_api_block_runs_as_written(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert (tmp_path / "grid1.html").exists() and (tmp_path / "store").is_dir()
+
+
+def test_each_ingest_option_says_its_python_keyword():
+    """QA 2026-12-08: "Input files" gave the Python keyword of --ts-unit, --instrument,
+    --ts-format, --header, --decimal and --join-days but not of --map (`columns=`; a
+    notebook's `map=` got Python's "unexpected keyword argument"). Each keyword named
+    is one Store.ingest takes, and --map's is named."""
+    import inspect
+    import re
+
+    import incbt
+
+    section = README[README.index("### Input files") : README.index("### SQL tables")]
+    named = set(re.findall(r"Python: `(\w+)=", section)) | set(
+        re.findall(r"\(`(\w+)=`\)", section)
+    )
+    takes = set(inspect.signature(incbt.Store.ingest).parameters)
+    assert "columns" in named and named <= takes, (named, takes)
