@@ -131,14 +131,13 @@ def _note_no_bars_on(store: Any, base: rc.RunRecord, eff: int) -> None:
     that one, and a fork effective then would be another run with the same results
     (QA 2026-12-06), unless bars of the day given come later."""
     from incbt.runs import instruments_of, last_bar_days
+    from incbt.store import _outside
 
     cat = store.catalog
     nxt: int | None = None
     insts = instruments_of(base, store.instruments())
     last = max(last_bar_days(store, insts).values(), default=None)
     if last is not None and last < eff:  # QA 2026-12-06: "nothing to compute yet", no word
-        from incbt.store import _outside
-
         warnings.warn(  # at the caller's line (QA 2026-12-07: at incbt's store.py)
             f"--effective {day_to_iso(eff)} (effective= in Python) is after the last day "
             f"with bars of the base run's instruments ({day_to_iso(last)}): the fork holds "
@@ -162,7 +161,7 @@ def _note_no_bars_on(store: Any, base: rc.RunRecord, eff: int) -> None:
             f"bars after it (a fork effective {day_to_iso(nxt)} is another run with the "
             "same results until bars of the day given are ingested)",
             UserWarning,
-            stacklevel=4,
+            stacklevel=_outside(),  # the caller's line (QA 2026-12-08: incbt's store.py)
         )
 
 

@@ -330,8 +330,9 @@ def test_a_fork_effective_on_a_day_without_bars_says_its_first_day(tmp_path, dat
     s.ingest(str(data / "all"))
     base = s.backtest("sma_cross", {"fast": 5, "slow": 30})
     with pytest.warns(UserWarning, match="--effective 2024-03-09 is no day with bars of the base "
-                      "run's instruments: the fork computes from 2024-03-11"):
+                      "run's instruments: the fork computes from 2024-03-11") as said:
         sat = s.backtest(None, {"fast": 9}, fork_of=base.run_id, effective="2024-03-09")
+    assert said[0].filename == __file__  # the caller's line, not incbt's (QA 2026-12-08)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a day with bars: nothing said
