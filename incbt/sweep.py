@@ -367,8 +367,13 @@ class SweepResult:
         max_drawdown_pct, max_drawdown_days and annual_volatility smallest first).
         ``start``, ``end``: ranked by the values of :meth:`stats` over that window of
         days (choose in-sample, then check out of sample)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        import numbers
+
+        # a NumPy integer too (QA 2026-12-08: n=np.int64(3), a notebook's count, was
+        # refused as "not np.int64(3)"; every other count takes it)
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
             raise UsageError(f"n: give how many runs to list (0 or more), not {n!r}")
+        n = int(n)
         if start is not None or end is not None:
             return self._stats_leaders(metric, n, self._windowed(metric, start, end))
         if metric not in METRICS:

@@ -169,6 +169,14 @@ def test_api_names_pivot_and_scalar_grids(swept):
         one.leaderboard("pnl")
     with pytest.raises(incbt.UsageError, match="n: give how many runs to list"):
         one.leaderboard(n=-1)  # it said "-p n=-1", the CLI's words
+    # a NumPy integer is a count like any (QA 2026-12-08: refused, "not np.int64(1)")
+    import numpy as np
+
+    assert one.leaderboard(n=np.int64(1)).to_pylist() == one.leaderboard(n=1).to_pylist()
+    assert one.leaderboard("sortino", np.int32(1)).num_rows == 1
+    for bad in (np.float64(1.0), True, "1"):
+        with pytest.raises(incbt.UsageError, match="n: give how many runs to list"):
+            one.leaderboard(n=bad)
 
 
 def test_pivot_of_a_grid_of_three_parameters_needs_agg(swept, tmp_path):
