@@ -1,14 +1,13 @@
 """The SQL layer: a DataFusion session over one consistent view of the store.
 
 Tables are registered with explicit schemas (DESIGN.md: without them
-DataFusion reads every footer). ``bars`` is a pyarrow dataset built from the
-catalog's list of current files (never a directory listing, so SQL never sees
-a file the catalog does not list), each file carrying its partition
-expression ``instrument == X and date in [first, last]``: a filter on
-instrument and date prunes files before any is opened (``EXPLAIN`` shows
-``DatasetExec: number_of_fragments=N``). The other tables are built from the
-same LMDB read transaction, so a query sees one state even while a writer
-commits.
+DataFusion reads every footer). ``bars`` is read by DataFusion's Parquet reader
+over a view of links to the catalog's list of current files (never a listing of
+the store's folders, so SQL never sees a file the catalog does not list), a
+folder per instrument: a filter on instrument prunes files before any is
+opened, one on date row groups by their statistics (``register_bars``). The
+other tables are built from the same LMDB read transaction, so a query sees one
+state even while a writer commits.
 """
 
 from __future__ import annotations
@@ -27,9 +26,7 @@ from typing import Any
 import datafusion
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 
 from incbt.bars.schema import BARS_SCHEMA
 from incbt.catalog import (
@@ -178,9 +175,6 @@ FILES_SCHEMA = pa.schema(
 )
 
 
-_BARS_DATASETS: dict[tuple[str, tuple[str, ...]], ds.Dataset] = {}
-
-
 def register_dataset(ctx: datafusion.SessionContext, name: str, dataset: ds.Dataset) -> None:
     """``ctx.register_dataset``, and the wait at exit that its scans need.
 
@@ -251,65 +245,116 @@ def _other_threads() -> dict[str, tuple[str, int]] | None:
     return out
 
 
-_NO_BARS: list[str] = []  # the empty bars file of this process (bars_dataset)
+# the bars views of this process, by their files (register_bars)
+_BARS_VIEWS: dict[tuple[str, tuple[str, ...]], str] = {}
+# a view not used for this many seconds is removed by the next one made
+BARS_VIEW_KEEP = 86400.0
 
 
-def _no_bars_file() -> str:
-    """A Parquet file of the bars' columns and no row, in the temporary folder (a store
-    may be read-only): one a user and bars schema, made once (written apart, then renamed
-    in: two processes may make it at once) and kept (a command ends without its exit
-    handlers)."""
-    if not _NO_BARS:
-        import hashlib
-        import tempfile
+def bars_view(root: str, files: Sequence[FileSpan | FileRecord]) -> str:
+    """A folder of symbolic links to these bars files, one folder per instrument named
+    ``i=<name>`` (Hive's layout: :func:`_hive_value`): DataFusion's Parquet reader reads
+    it as one table whose instrument comes from the folder, so a filter on instrument
+    prunes the files before any is opened, and one on date prunes row groups by their
+    statistics.
 
-        tag = hashlib.sha256(str(BARS_SCHEMA).encode()).hexdigest()[:12]
-        name = f"incbt-no-bars-{os.getuid()}-{tag}.parquet"
-        _NO_BARS.append(os.path.join(tempfile.gettempdir(), name))
-    path = _NO_BARS[0]
-    if not os.path.isfile(path):  # (a cleaner of the temporary folder may remove it)
-        import pyarrow.parquet as pq
-
-        tmp = f"{path}.{os.getpid()}.tmp"
-        pq.write_table(BARS_SCHEMA.empty_table(), tmp)
-        os.replace(tmp, path)
-    return path
-
-
-def bars_dataset(root: str, files: Sequence[FileSpan | FileRecord]) -> ds.Dataset:
-    """The bars files as one dataset, each file with its partition expression.
-
-    Building it costs ~5 ms for 500 files (the expressions), a fifth of a small
-    query, so the last few are kept: bars files are immutable and their paths
-    content-addressed (instrument, days, contents), so the same list of paths is
-    the same dataset.
+    In the temporary folder (a store may be read-only), named by a digest of the store
+    and the files: the same files are the same view, for every process (bars files are
+    immutable, their names content-addressed). Made apart, then renamed in (two
+    processes may make it at once). Views unused for a day are removed when one is made.
     """
-    key = (root, tuple(f.path for f in files))
-    dataset = _BARS_DATASETS.get(key)
-    if dataset is not None:
-        return dataset
-    inst, date = pc.field("instrument"), pc.field("date")
-    parts = [
-        (inst == f.instrument)
-        & (date >= pa.scalar(f.first_day, pa.date32()))
-        & (date <= pa.scalar(f.last_day, pa.date32()))
-        for f in files
-    ]
-    # and an empty file no filter prunes: a query whose filter pruned every file scanned
-    # zero fragments, which DataFusion's plan check refuses under a sort (QA 2026-12-06:
-    # `... WHERE instrument = 'X' ORDER BY ts` failed with "SanityCheckPlan ...
-    # UnknownPartitioning(0)" instead of giving no rows)
-    dataset = ds.FileSystemDataset.from_paths(
-        [*(os.path.join(root, f.path) for f in files), _no_bars_file()],
-        schema=BARS_SCHEMA,
-        format=ds.ParquetFileFormat(),
-        filesystem=pafs.LocalFileSystem(),
-        partitions=[*parts, pc.scalar(True)],
+    import hashlib
+    import shutil
+    import tempfile
+    import time
+
+    key = (os.path.abspath(root), tuple(f.path for f in files))
+    view = _BARS_VIEWS.get(key)
+    if view is not None and os.path.isdir(view):
+        return view
+    # (the layout's version first: a view of another layout is another folder)
+    digest = hashlib.sha256("\0".join(("i=1", key[0], *key[1])).encode()).hexdigest()[:24]
+    base = os.path.join(tempfile.gettempdir(), f"incbt-bars-{os.getuid()}")
+    view = os.path.join(base, digest)
+    if os.path.isdir(view):
+        os.utime(view)  # in use: kept
+    else:
+        os.makedirs(base, exist_ok=True)
+        tmp = f"{view}.{os.getpid()}.{threading.get_native_id()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.mkdir(tmp)
+        made: set[str] = set()
+        for f in files:
+            folder = os.path.join(tmp, "i=" + _hive_value(f.instrument))
+            if folder not in made:
+                os.mkdir(folder)
+                made.add(folder)
+            # the file's own name (unique in its instrument's folder: month and hash),
+            # which EXPLAIN shows
+            link = os.path.join(folder, os.path.basename(f.path))
+            os.symlink(os.path.join(key[0], f.path), link)
+        try:
+            os.rename(tmp, view)
+        except OSError:  # another process made it meanwhile: the same view
+            shutil.rmtree(tmp, ignore_errors=True)
+        now = time.time()
+        for name in os.listdir(base):  # views (and leftovers) unused for a day
+            old = os.path.join(base, name)
+            try:
+                if old != view and now - os.lstat(old).st_mtime > BARS_VIEW_KEEP:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                continue
+    while len(_BARS_VIEWS) >= 4:
+        _BARS_VIEWS.pop(next(iter(_BARS_VIEWS)))
+    _BARS_VIEWS[key] = view
+    return view
+
+
+# the characters object_store percent-encodes in a path's part (and so DataFusion in the
+# folder it lists for a filter on a partition's value): the others stay as they are
+_HIVE_ESCAPED = frozenset('/\\{^}%`]">[~<#|*?\x7f') | frozenset(map(chr, range(32)))
+
+
+def _hive_value(name: str) -> str:
+    """An instrument as its folder's value, encoded as DataFusion encodes it to find the
+    folder of ``instrument = 'X'`` (QA 2026-12-08: with every character but letters and
+    digits encoded, ``instrument = 'a=b'`` found no folder, and no row); every value
+    reads back as it was (all of ASCII, accents and CJK tested)."""
+    return "".join(
+        "".join(f"%{b:02X}" for b in ch.encode()) if ch in _HIVE_ESCAPED else ch for ch in name
     )
-    while len(_BARS_DATASETS) >= 4:
-        _BARS_DATASETS.pop(next(iter(_BARS_DATASETS)))
-    _BARS_DATASETS[key] = dataset
-    return dataset
+
+
+def register_bars(
+    ctx: datafusion.SessionContext, root: str, files: Sequence[FileSpan | FileRecord]
+) -> None:
+    """Table ``bars``: these bars files, read by DataFusion's own Parquet reader over
+    :func:`bars_view` (the catalog's list of files, never a listing of the store's
+    folders, so SQL never sees a file the catalog does not list).
+
+    Not a pyarrow dataset (``register_dataset``), whose scans DataFusion drives through
+    Python iterators: some plans over it waited for ever, every thread idle, with one
+    partition or two (QA 2026-12-08: the stats query's windows over days aggregated
+    from bars, one instrument and one day; as ``daily`` did, register_files), and a
+    join ``ON true`` failed in pyarrow ("Cannot convert BooleanScalar to Expression")."""
+    view = bars_view(root, files)
+    raw = "_bars_files"
+    ctx.register_listing_table(
+        raw,
+        view + os.sep,
+        table_partition_cols=[("i", pa.string())],  # a short name: a folder's is 255 bytes
+        schema=BARS_SCHEMA.remove(BARS_SCHEMA.get_field_index("instrument")),
+    )
+    cols = ", ".join("i AS instrument" if f.name == "instrument" else f.name for f in BARS_SCHEMA)
+    ctx.register_view("bars", ctx.sql(f"SELECT {cols} FROM {raw}"))
+    _BARS.setdefault(ctx, []).append((view, [os.path.join(root, f.path) for f in files]))
+
+
+# the bars views each session reads, and their files (register_bars), to say a file gone
+_BARS: weakref.WeakKeyDictionary[datafusion.SessionContext, list[tuple[str, list[str]]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _events_table(cat: Catalog, txn: Any, as_of: int | None) -> pa.Table:
@@ -553,7 +598,7 @@ def session(
             _register_results(ctx, root, cat, txn, runs, tables)
         if _names(only_for, "bars"):
             if spans:
-                register_dataset(ctx, "bars", bars_dataset(root, spans))
+                register_bars(ctx, root, spans)
             else:  # a dataset of no fragments fails DataFusion's plan checks
                 ctx.register_record_batches("bars", [[pa.RecordBatch.from_pylist([], BARS_SCHEMA)]])
         for name, build in builders.items():
@@ -865,6 +910,14 @@ def _files_gone(ctx: datafusion.SessionContext, label: str) -> IncbtError | None
             return _removed(label, path)
         if size == 0:
             return _empty(path)
+    # bars: a link whose file is gone is skipped by DataFusion's listing, as a table of
+    # no rows; a view removed (unused for a day) lists nothing
+    for view, paths in _BARS.get(ctx, []):
+        if not os.path.isdir(view):
+            return _removed(label, view)
+        for path in paths:
+            if not os.path.exists(path):
+                return _removed(label, path)
     return None
 
 
@@ -1248,6 +1301,11 @@ def _bad_value(
         if params[k] is None:
             continue
         error = _plan_error(ctx, query, options, {**nulls, k: params[k]})
+        said = "Cannot cast string '"
+        if error and said in error and f"{said}{params[k]}'" not in error:
+            # a stored value cast to the value's type (bars' instrument is, as its files
+            # are pruned, at planning): the data's error, said with a hint (QA 2026-12-08)
+            continue
         if error is not None:
             return _usage(k, params[k], name, *_wanted(error, params[k], k), shown.get(k))
     return None
