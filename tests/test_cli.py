@@ -1914,3 +1914,14 @@ def test_strategies_check_does_not_claim_a_resume_it_did_not_run(tmp_path):
     assert "resumed from a day's snapshot gives the bits" not in out, out
     assert ("check: compiles and runs (260 day(s) of synthetic bars: its warm-up of 117,000 "
             "bars leaves too few of them to resume after, so not resumed") in out, out
+
+
+def test_csv_of_text_views(small_store):
+    """QA 2026-12-08: `--output csv` of CAST(x AS VARCHAR) (DataFusion's Utf8View) failed
+    with "error: incbt: Unsupported Type:string_view", exit 1."""
+    q = "SELECT CAST(run_id AS VARCHAR) AS v, arrow_cast(X'00ff', 'BinaryView') AS b FROM runs"
+    p = run("query", q + " LIMIT 1", "--output", "csv", store=small_store, check=False)
+    assert p.returncode == 0, p.stderr
+    head, row = p.stdout.splitlines()
+    assert head == '"v","b"' and row.endswith(',"00ff"') and len(row.split(",")[0]) == 18
+
