@@ -718,7 +718,10 @@ def _note_stale_runs(st: Any, table: Any, most: int = 5000) -> None:
 
     if "run_id" not in table.column_names or not table.num_rows:
         return
-    ids = {r for r in pc.unique(table.column("run_id")).to_pylist() if isinstance(r, str)}
+    # the first column of the name (QA 2026-12-08: two run_id columns, `a.run_id,
+    # b.run_id`, failed the command after its answer was written, exit 3)
+    first = table.column(table.column_names.index("run_id"))
+    ids = {r for r in pc.unique(first).to_pylist() if isinstance(r, str)}
     if not ids or len(ids) > most:
         return
     from incbt.update import status_of

@@ -1925,3 +1925,12 @@ def test_csv_of_text_views(small_store):
     head, row = p.stdout.splitlines()
     assert head == '"v","b"' and row.endswith(',"00ff"') and len(row.split(",")[0]) == 18
 
+
+def test_an_answer_with_two_run_id_columns(small_store):
+    """QA 2026-12-08: an answer with two columns named run_id was written, then the
+    command failed, exit 3 ("KeyError: 'Field "run_id" exists 2 times in schema'", from
+    the note on stale runs)."""
+    two = "SELECT a.run_id, b.run_id FROM runs a JOIN runs b USING (run_id)"
+    for output in ("csv", "table"):
+        p = run("query", two, "--output", output, store=small_store, check=False)
+        assert p.returncode == 0 and "Error" not in p.stderr, (output, p.stderr)
