@@ -785,3 +785,17 @@ def test_bars_of_instruments_with_any_characters_are_found_by_name(tmp_path):
     for n in names:
         q = "SELECT count(*) n, min(instrument) i FROM bars WHERE instrument = $i"
         assert s.sql(q, params={"i": n}).to_pylist() == [{"n": 5, "i": n}], n
+
+
+def test_a_query_over_a_bars_file_cut_short_names_it(tmp_path):
+    """Bars read by DataFusion's reader: a file cut short is named, with the fix, as it
+    was when pyarrow read it (its error names no file)."""
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-01-01", seed=3)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    rel = s.sql("SELECT path FROM files WHERE instrument = 'S0001'")[0][0].as_py()
+    path = os.path.join(s.path, rel)
+    os.truncate(path, 3000)
+    with pytest.raises(incbt.StoreError, match=rf"{path} cannot be read \(.*Fix: restore"):
+        s.sql("SELECT avg(close) FROM bars")
+    assert s.sql("SELECT count(*) n FROM bars WHERE instrument = 'S0000'")["n"][0].as_py() == 1170
