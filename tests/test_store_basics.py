@@ -799,3 +799,22 @@ def test_a_query_over_a_bars_file_cut_short_names_it(tmp_path):
     with pytest.raises(incbt.StoreError, match=rf"{path} cannot be read \(.*Fix: restore"):
         s.sql("SELECT avg(close) FROM bars")
     assert s.sql("SELECT count(*) n FROM bars WHERE instrument = 'S0000'")["n"][0].as_py() == 1170
+
+
+def test_a_bars_file_gone_under_a_session_is_said_not_read_as_no_rows(tmp_path):
+    """DataFusion's listing skips a link whose file is gone, as no rows: a query of a
+    session made before the file went says so (the folders' times, then their files)."""
+    from incbt.query import run_sql
+
+    generate(str(tmp_path / "d"), instruments=2, days=3, start="2024-01-01", seed=3)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    ctx = s.session()
+    q = "SELECT count(*) n FROM bars"
+    assert run_sql(ctx, q)["n"][0].as_py() == 2340
+    rel = s.sql("SELECT path FROM files WHERE instrument = 'S0001'")[0][0].as_py()
+    os.rename(os.path.join(s.path, rel), tmp_path / "away")
+    with pytest.raises(incbt.QueryError, match="was removed while it ran"):
+        run_sql(ctx, q)
+    os.rename(tmp_path / "away", os.path.join(s.path, rel))
+    assert run_sql(ctx, q)["n"][0].as_py() == 2340

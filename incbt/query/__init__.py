@@ -348,13 +348,71 @@ def register_bars(
     )
     cols = ", ".join("i AS instrument" if f.name == "instrument" else f.name for f in BARS_SCHEMA)
     ctx.register_view("bars", ctx.sql(f"SELECT {cols} FROM {raw}"))
-    _BARS.setdefault(ctx, []).append((view, [os.path.join(root, f.path) for f in files]))
+    _BARS.setdefault(ctx, []).append((view, _bars_folders(root, files)))
 
 
-# the bars views each session reads, and their files (register_bars), to say a file gone
-_BARS: weakref.WeakKeyDictionary[datafusion.SessionContext, list[tuple[str, list[str]]]] = (
-    weakref.WeakKeyDictionary()
-)
+# the bars views each session reads, and their files by folder (register_bars), to say a
+# file gone
+_BARS: weakref.WeakKeyDictionary[
+    datafusion.SessionContext, list[tuple[str, dict[str, tuple[int | None, list[str]]]]]
+] = weakref.WeakKeyDictionary()
+_FOLDERS: dict[tuple[str, tuple[str, ...]], dict[str, tuple[int | None, list[str]]]] = {}
+
+
+def _bars_folders(
+    root: str, files: Sequence[FileSpan | FileRecord]
+) -> dict[str, tuple[int | None, list[str]]]:
+    """The bars files by their folder in the store, with the folder's modification time
+    when every file of it was there (None where one was not). A file removed since
+    changes its folder's time: a query checks the folders' times (one stat each), not
+    each file (29,000 stats, ~50 ms at the seed's scale). Once per process and state."""
+    key = (root, tuple(f.path for f in files))
+    out = _FOLDERS.get(key)
+    if out is not None:
+        return out
+    by: dict[str, list[str]] = {}
+    for f in files:
+        path = os.path.join(root, f.path)
+        by.setdefault(os.path.dirname(path), []).append(path)
+    import time
+
+    out = {}
+    recent = time.time_ns() - 2_000_000_000
+    for folder, paths in by.items():
+        try:
+            mtime: int | None = os.stat(folder).st_mtime_ns
+        except OSError:
+            mtime = None
+        if mtime is not None and mtime > recent:  # a file system's clock ticks coarsely:
+            mtime = None  # a removal in the same tick keeps the time (its files checked)
+        if mtime is not None and not all(os.path.exists(p) for p in paths):
+            mtime = None
+        out[folder] = (mtime, paths)
+    while len(_FOLDERS) >= 4:
+        _FOLDERS.pop(next(iter(_FOLDERS)))
+    _FOLDERS[key] = out
+    return out
+
+
+def _bars_gone(folders: dict[str, tuple[int | None, list[str]]]) -> str | None:
+    """A bars file of these folders that is not there now, else None (a folder whose
+    files are all there, and whose time is old enough, is recorded so)."""
+    import time
+
+    recent = time.time_ns() - 2_000_000_000
+    for folder, (mtime, paths) in folders.items():
+        try:
+            now: int | None = os.stat(folder).st_mtime_ns
+        except OSError:
+            now = None
+        if mtime is not None and now == mtime:
+            continue
+        for path in paths:
+            if not os.path.exists(path):
+                return path
+        if now is not None and now <= recent:  # (stat before the files: a removal since
+            folders[folder] = (now, paths)  # changed the time again)
+    return None
 
 
 def _events_table(cat: Catalog, txn: Any, as_of: int | None) -> pa.Table:
@@ -878,7 +936,7 @@ def _damaged_file(ctx: datafusion.SessionContext) -> tuple[str, Exception] | Non
     paths = _FILES.get(ctx, [])
     # and the bars files' footers (QA 2026-12-08: read by DataFusion's reader, a bars
     # file cut short was said without its name, where the pyarrow dataset had named it)
-    bars = [path for _, files in _BARS.get(ctx, []) for path in files]
+    bars = [p for _, folders in _BARS.get(ctx, []) for _, ps in folders.values() for p in ps]
     for path in [*paths, *bars]:
         try:
             pq.read_metadata(path)
@@ -915,12 +973,12 @@ def _files_gone(ctx: datafusion.SessionContext, label: str) -> IncbtError | None
             return _empty(path)
     # bars: a link whose file is gone is skipped by DataFusion's listing, as a table of
     # no rows; a view removed (unused for a day) lists nothing
-    for view, paths in _BARS.get(ctx, []):
+    for view, folders in _BARS.get(ctx, []):
         if not os.path.isdir(view):
             return _removed(label, view)
-        for path in paths:
-            if not os.path.exists(path):
-                return _removed(label, path)
+        gone = _bars_gone(folders)
+        if gone is not None:
+            return _removed(label, gone)
     return None
 
 
