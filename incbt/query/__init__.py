@@ -273,7 +273,7 @@ def bars_view(root: str, files: Sequence[FileSpan | FileRecord]) -> str:
     if view is not None and os.path.isdir(view):
         return view
     # (the layout's version first: a view of another layout is another folder)
-    digest = hashlib.sha256("\0".join(("i=1", key[0], *key[1])).encode()).hexdigest()[:24]
+    digest = hashlib.sha256("\0".join(("i=2", key[0], *key[1])).encode()).hexdigest()[:24]
     base = os.path.join(tempfile.gettempdir(), f"incbt-bars-{os.getuid()}")
     view = os.path.join(base, digest)
     if os.path.isdir(view):
@@ -284,14 +284,19 @@ def bars_view(root: str, files: Sequence[FileSpan | FileRecord]) -> str:
         shutil.rmtree(tmp, ignore_errors=True)
         os.mkdir(tmp)
         made: set[str] = set()
-        for f in files:
-            folder = os.path.join(tmp, "i=" + _hive_value(f.instrument))
+        for k, f in enumerate(files):
+            name = "i=" + _hive_value(f.instrument)
+            if len(name.encode()) <= NAME_MAX:
+                folder = os.path.join(tmp, PARTITIONED, name)
+                # the file's own name (unique in its instrument's folder: month and hash),
+                # which EXPLAIN shows
+                link = os.path.join(folder, os.path.basename(f.path))
+            else:  # a long name encoded past a folder name's most: read from the files
+                folder = os.path.join(tmp, FLAT)
+                link = os.path.join(folder, f"{k}-{os.path.basename(f.path)}")
             if folder not in made:
-                os.mkdir(folder)
+                os.makedirs(folder)
                 made.add(folder)
-            # the file's own name (unique in its instrument's folder: month and hash),
-            # which EXPLAIN shows
-            link = os.path.join(folder, os.path.basename(f.path))
             os.symlink(os.path.join(key[0], f.path), link)
         try:
             os.rename(tmp, view)
@@ -309,6 +314,14 @@ def bars_view(root: str, files: Sequence[FileSpan | FileRecord]) -> str:
         _BARS_VIEWS.pop(next(iter(_BARS_VIEWS)))
     _BARS_VIEWS[key] = view
     return view
+
+
+# a view's folders: of an instrument each (``i=<name>``), and of the files of instruments
+# whose name, encoded, is longer than a folder's name may be (NAME_MAX bytes: QA's longest
+# names of 255 bytes with a "%" in each place, 2026-12-08), whose instrument is read from
+# the files themselves (they hold it), pruned by their row groups' statistics
+PARTITIONED, FLAT = "p", "f"
+NAME_MAX = 255
 
 
 # the characters object_store percent-encodes in a path's part (and so DataFusion in the
@@ -339,15 +352,24 @@ def register_bars(
     from bars, one instrument and one day; as ``daily`` did, register_files), and a
     join ``ON true`` failed in pyarrow ("Cannot convert BooleanScalar to Expression")."""
     view = bars_view(root, files)
-    raw = "_bars_files"
-    ctx.register_listing_table(
-        raw,
-        view + os.sep,
-        table_partition_cols=[("i", pa.string())],  # a short name: a folder's is 255 bytes
-        schema=BARS_SCHEMA.remove(BARS_SCHEMA.get_field_index("instrument")),
-    )
-    cols = ", ".join("i AS instrument" if f.name == "instrument" else f.name for f in BARS_SCHEMA)
-    ctx.register_view("bars", ctx.sql(f"SELECT {cols} FROM {raw}"))
+    parts = []
+    if os.path.isdir(os.path.join(view, PARTITIONED)):
+        ctx.register_listing_table(
+            "_bars_files",
+            os.path.join(view, PARTITIONED) + os.sep,
+            table_partition_cols=[("i", pa.string())],  # a short name: a folder's is 255 bytes
+            schema=BARS_SCHEMA.remove(BARS_SCHEMA.get_field_index("instrument")),
+        )
+        cols = ", ".join(
+            "i AS instrument" if f.name == "instrument" else f.name for f in BARS_SCHEMA
+        )
+        parts.append(f"SELECT {cols} FROM _bars_files")
+    if os.path.isdir(os.path.join(view, FLAT)):
+        ctx.register_listing_table(
+            "_bars_long_names", os.path.join(view, FLAT) + os.sep, schema=BARS_SCHEMA
+        )
+        parts.append(f"SELECT {', '.join(BARS_SCHEMA.names)} FROM _bars_long_names")
+    ctx.register_view("bars", ctx.sql(" UNION ALL ".join(parts)))
     _BARS.setdefault(ctx, []).append((view, _bars_folders(root, files)))
 
 
