@@ -1905,7 +1905,20 @@ def verify(
             highlight=False,
             soft_wrap=True,
         )
-    if not rep_.differences and rep_.runs:
+    if rep_.written_during:
+        writer = held_by(st.path)
+        err_console.print(
+            styled(
+                "[yellow]not verified:[/yellow] the store was written while verify ran"
+                + (f" ({writer})" if writer else " (another command committed)")
+                + f": the {len(rep_.written_during)} difference(s) it saw compared a "
+                "recomputation and stored results of two states of the store, which proves "
+                "nothing; verify again once the write is done"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not rep_.differences and not rep_.written_during and rep_.runs:
         typer.echo(
             f"verified {rep_.runs} run(s): {rep_.rows_compared:,} rows identical to a "
             f"from-scratch run ({rep_.bars_processed:,} bar-steps, "

@@ -603,10 +603,16 @@ class VerifyReport:
     # changed): not compared, as their results are not yet those of the data
     stale: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)  # runs that cannot be recomputed, and why
+    # differences seen while another process committed (QA 2026-12-08: verify beside an
+    # ingest blamed the bars): the recomputation and the stored rows it was compared
+    # with may be of two states of the store, so they prove nothing; verify again
+    written_during: list[Difference] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.differences and not self.stale and not self.broken
+        return (
+            not self.differences and not self.stale and not self.broken and not self.written_during
+        )
 
     def __repr__(self) -> str:
         out = (
@@ -622,6 +628,11 @@ class VerifyReport:
             out += f"; {len(self.broken)} run(s) cannot be recomputed (.broken says why)"
         if self.failed:
             out += f"; {len(self.failed)} failed pair(s)"
+        if self.written_during:
+            out += (
+                f"; the store was written while verify ran ({len(self.written_during)} "
+                "difference(s) seen meanwhile, not conclusive): verify again"
+            )
         return out + f"; {self.seconds:.2f} s>"
 
 
@@ -1078,6 +1089,7 @@ def verify(
     store maintains) choose the runs; neither: every run.
     """
     t0 = time.perf_counter()
+    before = _generation(store)
     records = active_runs(store)
     never: set[str] = set()  # runs of the sweep never committed (interrupted first)
     if run_ids or sweep is not None:
@@ -1151,8 +1163,18 @@ def verify(
         where = " AND scope = 'portfolio'"
         _compare_table(ctx, "metrics", ids, where, ("run_id",), ("scope",), port.table(), report)
     report.differences.sort(key=lambda d: (d.run_id, ("daily", "fills", "metrics").index(d.table)))
+    if report.differences and _generation(store) != before:  # another process committed
+        report.written_during, report.differences = report.differences, []
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _generation(store: Any) -> tuple[Any, int]:
+    """The catalog's latest commit (and its file: `gc --catalog` swaps it): any write by
+    another process since changes it. Verify writes nothing itself."""
+    env = store.catalog.env
+    with env.read() as txn:
+        return env.identity, txn.id()
 
 
 __all__ = [

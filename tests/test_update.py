@@ -125,6 +125,58 @@ def test_verify_does_not_compare_runs_an_update_would_compute(world):
     assert s.verify().ok and s.verify([one]).runs == 1
 
 
+def test_verify_during_a_write_says_so_instead_of_differs(world, monkeypatch):
+    """Found by QA 2026-12-08: `incbt verify` looping beside writers (an `ingest` of a
+    correction, an `update`) exited 1 with "differs: run ... equity stored X, recomputed
+    Y" and blamed the bars on disk: it had checked which runs were stale, then a writer
+    committed, and it recomputed over the new bars and compared with results of the
+    old. A store written while verify ran is said so (not ok, no difference); verify
+    again once the write is done proves it."""
+    from incbt import update as update_mod
+
+    tmp, s = world
+    real = update_mod._not_up_to_date
+
+    def then_a_correction_commits(store, records):
+        out = real(store, records)
+        incbt.open(store.path).ingest(str(tmp / "fix"))  # another writer, right then
+        return out
+
+    monkeypatch.setattr(update_mod, "_not_up_to_date", then_a_correction_commits)
+    rep = s.verify()
+    assert not rep.ok and not rep.differences, rep.differences[:1]
+    assert rep.written_during and "written while verify ran" in repr(rep)
+    monkeypatch.setattr(update_mod, "_not_up_to_date", real)
+    rep = s.verify()  # the runs are stale now, not wrong
+    assert not rep.ok and not rep.differences and len(rep.stale) == 3
+    s.update()
+    assert s.verify().ok
+
+
+def test_verify_cli_during_a_write_says_so(world):
+    """The same through the CLI's words: not "differs", and not the bars blamed."""
+    tmp, s = world
+    child = (
+        "import sys, incbt\n"
+        "from incbt import update as u\n"
+        "real, fix = u._not_up_to_date, sys.argv[2]\n"
+        "def hook(store, records):\n"
+        "    out = real(store, records)\n"
+        "    incbt.open(store.path).ingest(fix)\n"
+        "    return out\n"
+        "u._not_up_to_date = hook\n"
+        "sys.argv = ['incbt', '--store', sys.argv[1], 'verify']\n"
+        "from incbt._entry import main\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", child, s.path, str(tmp / "fix")],
+                       capture_output=True, text=True, timeout=300)
+    said = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 1, said
+    assert "differs" not in said and "verify --bars" not in said, said
+    assert "the store was written while verify ran" in said, said
+
+
 def _tamper_fill(s, run_id: str, column: str, which: int, change, newest: bool = False) -> None:
     """Change ``column`` of one fill of a run (its ``which``-th in the first file holding
     any, or the newest: the one a compaction wrote) in the stored result file, behind
