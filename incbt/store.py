@@ -821,6 +821,24 @@ class Store:
             )
         return summary
 
+    def _removed_whole_by(self, instruments: Sequence[str]) -> dict[str, int]:
+        """Of these instruments with no bar, those a remove left with none, and its event
+        (the newest such)."""
+        cat = self.catalog
+        out: dict[str, int] = {}
+        with cat.env.read() as txn:
+            want = set(instruments) & set(cat.removed_instruments(txn))
+            if not want:
+                return out
+            for ev in cat.events(txn):
+                if ev.kind == "remove":
+                    for i in ev.summary.get("emptied", ()):
+                        if i in want and i not in out:
+                            out[i] = ev.seq
+                if len(out) == len(want):
+                    break
+        return {i: out[i] for i in instruments if i in out}
+
     @_writes("store.remove")
     def remove(
         self,
@@ -848,9 +866,20 @@ class Store:
         unknown = [i for i in dict.fromkeys(insts) if i not in held]
         if unknown:  # a typo beside a real name: nothing removed (QA 2026-12-06: ignored)
             shown = ", ".join(map(repr, unknown[:5]))
+            # or taken out whole before: the same command run again once done (after a
+            # kill past its commit, say), said as a typo (QA 2026-12-08)
+            gone = self._removed_whole_by(unknown)
+            said = "; ".join(f"{i} was taken out whole by event {seq}" for i, seq in gone.items())
             raise NotFoundError(
-                f"the store holds no bars of {shown}: nothing was removed (`incbt query "
-                '"SELECT DISTINCT instrument FROM bars"` lists the instruments it holds)'
+                f"the store holds no bars of {shown}: nothing was removed"
+                + (
+                    f" ({said}: `incbt log --kind remove` lists what each remove took)"
+                    if len(gone) == len(unknown)
+                    else ' (`incbt query "SELECT DISTINCT instrument FROM bars"` lists the '
+                    "instruments it holds; "
+                    + (f"{said}; " if said else "taken out before? ")
+                    + "`incbt log --kind remove` lists what each remove took)"
+                )
             )
         lo = given_day("0001-01-01" if start is None else start, "--from (start=)")
         hi = given_day("9999-12-31" if end is None else end, "--to (end=)")

@@ -218,6 +218,25 @@ def test_the_command_says_what_it_removed_and_exits_1_on_nothing(data, tmp_path)
                      p.stdout), p.stdout
 
 
+def test_removing_a_whole_instrument_again_says_when_it_was_taken_out(data, tmp_path):
+    """Found by QA 2026-12-08: `incbt remove S0002` killed past its commit, then run again,
+    said "the store holds no bars of 'S0002'" and told to list the instruments the store
+    holds, as for a typo; the ranged form says "taken out before?". It names the event."""
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(data / "d"))
+    seq = s.remove("S0002").seq
+    with pytest.raises(incbt.NotFoundError) as e:
+        s.remove("S0002")
+    said = " ".join(str(e.value).split())
+    assert f"S0002 was taken out whole by event {seq}" in said, said
+    assert "`incbt log --kind remove`" in said, said
+    with pytest.raises(incbt.NotFoundError) as e:  # a typo: the ranged form's hint too
+        s.remove(["S0001", "S0009"])
+    said = " ".join(str(e.value).split())
+    assert "'S0009'" in said and "taken out whole" not in said, said
+    assert "taken out before? `incbt log --kind remove`" in said, said
+
+
 # -- kill -9 at any point: before or after, and finished by running it again ----------
 
 CHILD = (
