@@ -1449,6 +1449,18 @@ def status(output: PrintOpt = "table") -> None:
             "or gc's merge) will be removed by the next write",
             machine,
         )
+    # a killed `gc --catalog`'s copy, or the old catalog it had swapped out: as big as
+    # the catalog (QA 2026-12-08: not said)
+    from incbt.catalog.compact import COPY_DIR, PROBE_DIR, beside
+
+    copies = [_leftovers(os.path.join(beside(st.path), d)) for d in (COPY_DIR, PROBE_DIR)]
+    if any(n for n, _ in copies) and not writer:
+        _say(
+            f"{sum(b for _, b in copies) / 2**20:,.1f} MiB in {COPY_DIR}/ from an interrupted "
+            "`incbt gc --catalog` (its copy, or the old catalog) will be removed by the next "
+            "write",
+            machine,
+        )
     if horizon:
         _say(f"time travel (--as-of) reaches back to event {horizon} (incbt gc)", machine)
     _print_update(res, output, dry=True, store=st)

@@ -308,6 +308,30 @@ def test_a_kill_at_each_step_leaves_a_whole_catalog(dropped, tmp_path, point):
     assert g.catalog.bytes_after <= g.catalog.bytes_before and s.verify().ok
 
 
+@pytest.mark.parametrize("point", ["copied", "swapped"])
+def test_status_says_the_catalog_copy_a_killed_compaction_left(dropped, tmp_path, point):
+    """Found by QA 2026-12-08: a `gc --catalog` killed after its copy (or after the swap,
+    the old catalog then in its place: as big as the catalog, 703 MB for a big sweep's)
+    left `catalog.compact/`, and `incbt status`, which says the files an interrupted
+    command left in tmp/, said nothing of it."""
+    path = _copy(dropped, tmp_path / "s")
+    r = subprocess.run([sys.executable, "-c", CHILD, path, point], capture_output=True,
+                       text=True, timeout=300)  # fmt: skip
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    left = os.path.join(path, COPY_DIR)
+    size = sum(os.path.getsize(os.path.join(left, f)) for f in os.listdir(left))
+    assert os.path.getsize(os.path.join(left, "data.mdb")) > 0
+    p = run_incbt(["--store", path, "status"])
+    said = " ".join(p.stderr.split()) + " " + " ".join(p.stdout.split())
+    assert p.returncode == 0, said
+    mib = f"{size / 2**20:,.1f} MiB"
+    assert f"{mib} in {COPY_DIR}/ from an interrupted `incbt gc --catalog`" in said, said
+    assert "will be removed by the next write" in said, said
+    incbt.open(path).backtest("sma_cross", {"fast": 6, "slow": 40})  # a writer
+    p = run_incbt(["--store", path, "status"])
+    assert COPY_DIR not in p.stdout + p.stderr
+
+
 def test_a_catalog_folder_linked_elsewhere_is_compacted_there(dropped, tmp_path):
     """A store whose ``catalog`` is a symbolic link to a folder on another disk (a fast
     one, say): the copy is made beside the real folder, the link stays a link."""
