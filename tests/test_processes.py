@@ -688,6 +688,34 @@ def test_a_chunk_sent_ahead_waits_for_its_worker_not_the_command(monkeypatch):
     assert wait([w.proc.sentinel], timeout=30) == [w.proc.sentinel]
 
 
+def test_ctrl_c_while_a_workers_threads_start_is_said_as_ctrl_c(monkeypatch):
+    """Found by QA 2026-12-08 (1 of ~30 Ctrl-Cs of `incbt update FILES` computing on worker
+    processes): a Ctrl-C landing as a worker's two threads started left one not started,
+    and stopping the workers joined it: "RuntimeError: cannot join thread before it is
+    started", exit 3 (a bug) instead of 130. Stopping a worker joins the threads it
+    started."""
+    import multiprocessing as mp
+    import queue
+    import threading
+
+    w = proc._Worker(mp.get_context("fork"), [], None)
+    real = threading.Thread.start
+    calls = []
+
+    def start(self):
+        calls.append(self.name)
+        if len(calls) == 2:  # the Ctrl-C, as the second thread was to start
+            raise KeyboardInterrupt
+        real(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(KeyboardInterrupt):
+        w.start_threads(queue.SimpleQueue())
+    monkeypatch.setattr(threading.Thread, "start", real)
+    proc._stop_all([w], kill=True)  # as the command's finally does: no RuntimeError
+    assert not w.proc.is_alive()
+
+
 def test_the_fsync_thread_never_keeps_a_process_from_ending():
     """QA 2026-12-06 (2 of ~100 Ctrl-Cs): the fsync pool's thread, started as a Ctrl-C
     landed, was left out of the pool's shutdown, and the command hung at exit after

@@ -287,8 +287,11 @@ class _Worker:
             self._kill()  # told to end, it did not in 10 s: it stops now
         self.proc.join()
         self._outbox.put(_GONE)
-        for t in self._threads:  # the pipe ended with the worker: they end now
-            t.join(timeout=10)
+        # the pipe ended with the worker: they end now (those started: a Ctrl-C as they
+        # started left one not started, and joining it raised, exit 3: QA 2026-12-08)
+        for t in self._threads:
+            if t.ident is not None:
+                t.join(timeout=10)
         if not any(t.is_alive() for t in self._threads):  # none is inside the pipe's calls
             self.conn.close()
 
