@@ -347,3 +347,24 @@ def test_the_one_pass_check_is_one_signature_whatever_read_the_bars(tmp_path):
     assert fastcsv.bars_hold(np.zeros(2, np.int32), ts, one, one, one, one, one) is True
     for odd in (ts.astype("M8[ns]"), ts.astype(np.int32), np.arange(4, dtype=np.int64)[::2]):
         assert fastcsv.bars_hold(np.zeros(2, np.int32), odd, one, one, one, one, one) is None
+
+
+def test_a_ctrl_c_as_the_loader_starts_leaves_no_thread_that_cannot_be_joined(monkeypatch):
+    """Found by QA 2026-12-08 beside a Ctrl-C of a worker's threads: prepare() kept its
+    loader thread before starting it, so a Ctrl-C landing between the two left one that
+    every later prepare() (a notebook's next ingest) returned, and joining it raised
+    "cannot join thread before it is started"."""
+    import threading
+
+    monkeypatch.setattr(fastcsv, "_loader", None)
+    real = threading.Thread.start
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fastcsv.prepare()
+    monkeypatch.setattr(threading.Thread, "start", real)
+    fastcsv.prepare().join(timeout=120)  # the next one loads it
+    assert fastcsv._kernel is not None, fastcsv.load_error

@@ -61,9 +61,10 @@ def prepare() -> threading.Thread:
     """
     global _loader
     with _lock:
-        if _loader is None:
-            _loader = threading.Thread(target=_load, name="incbt-csv-kernel", daemon=True)
-            _loader.start()
+        if _loader is None:  # kept once started: a Ctrl-C between kept one never started
+            t = threading.Thread(target=_load, name="incbt-csv-kernel", daemon=True)
+            t.start()
+            _loader = t
         return _loader
 
 
