@@ -245,13 +245,17 @@ def _other_threads() -> dict[str, tuple[str, int]] | None:
     return out
 
 
-# the bars views of this process, by their files (register_bars)
-_BARS_VIEWS: dict[tuple[str, tuple[str, ...]], str] = {}
+# the bars files of this process's last few states of a store, by (store, file paths): the
+# view of them (bars_view) and the files by folder in the store (_bars_folders), made
+# once per state (register_bars)
+_BARS_STATES: dict[
+    tuple[str, tuple[str, ...]], tuple[str, dict[str, tuple[int | None, list[str]]]]
+] = {}
 # a view not used for this many seconds is removed by the next one made
 BARS_VIEW_KEEP = 86400.0
 
 
-def bars_view(root: str, files: Sequence[FileSpan | FileRecord]) -> str:
+def bars_view(key: tuple[str, tuple[str, ...]], files: Sequence[FileSpan | FileRecord]) -> str:
     """A folder of symbolic links to these bars files, one folder per instrument named
     ``i=<name>`` (Hive's layout: :func:`_hive_value`): DataFusion's Parquet reader reads
     it as one table whose instrument comes from the folder, so a filter on instrument
@@ -262,16 +266,13 @@ def bars_view(root: str, files: Sequence[FileSpan | FileRecord]) -> str:
     and the files: the same files are the same view, for every process (bars files are
     immutable, their names content-addressed). Made apart, then renamed in (two
     processes may make it at once). Views unused for a day are removed when one is made.
+    ``key``: the store's absolute path and the files' paths in it.
     """
     import hashlib
     import shutil
     import tempfile
     import time
 
-    key = (os.path.abspath(root), tuple(f.path for f in files))
-    view = _BARS_VIEWS.get(key)
-    if view is not None and os.path.isdir(view):
-        return view
     # (the layout's version first: a view of another layout is another folder)
     digest = hashlib.sha256("\0".join(("i=2", key[0], *key[1])).encode()).hexdigest()[:24]
     base = os.path.join(tempfile.gettempdir(), f"incbt-bars-{os.getuid()}")
@@ -310,9 +311,6 @@ def bars_view(root: str, files: Sequence[FileSpan | FileRecord]) -> str:
                     shutil.rmtree(old, ignore_errors=True)
             except OSError:
                 continue
-    while len(_BARS_VIEWS) >= 4:
-        _BARS_VIEWS.pop(next(iter(_BARS_VIEWS)))
-    _BARS_VIEWS[key] = view
     return view
 
 
@@ -351,7 +349,15 @@ def register_bars(
     partition or two (QA 2026-12-08: the stats query's windows over days aggregated
     from bars, one instrument and one day; as ``daily`` did, register_files), and a
     join ``ON true`` failed in pyarrow ("Cannot convert BooleanScalar to Expression")."""
-    view = bars_view(root, files)
+    key = (os.path.abspath(root), tuple(f.path for f in files))
+    state = _BARS_STATES.get(key)
+    if state is None or not os.path.isdir(state[0]):  # (a view unused for a day removed)
+        folders = _bars_folders(key[0], files) if state is None else state[1]
+        state = (bars_view(key, files), folders)
+        while len(_BARS_STATES) >= 4:
+            _BARS_STATES.pop(next(iter(_BARS_STATES)))
+        _BARS_STATES[key] = state
+    view, folders = state
     parts = []
     if os.path.isdir(os.path.join(view, PARTITIONED)):
         ctx.register_listing_table(
@@ -370,7 +376,7 @@ def register_bars(
         )
         parts.append(f"SELECT {', '.join(BARS_SCHEMA.names)} FROM _bars_long_names")
     ctx.register_view("bars", ctx.sql(" UNION ALL ".join(parts)))
-    _BARS.setdefault(ctx, []).append((view, _bars_folders(root, files)))
+    _BARS.setdefault(ctx, []).append((view, folders))
 
 
 # the bars views each session reads, and their files by folder (register_bars), to say a
@@ -378,7 +384,17 @@ def register_bars(
 _BARS: weakref.WeakKeyDictionary[
     datafusion.SessionContext, list[tuple[str, dict[str, tuple[int | None, list[str]]]]]
 ] = weakref.WeakKeyDictionary()
-_FOLDERS: dict[tuple[str, tuple[str, ...]], dict[str, tuple[int | None, list[str]]]] = {}
+# a folder whose time is this recent may yet change within the same tick of the file
+# system's coarse clock: its files are checked one by one
+CLOCK_TICK_NS = 2_000_000_000
+
+
+def _mtime_ns(folder: str) -> int | None:
+    """A folder's modification time, or None where it cannot be read (gone)."""
+    try:
+        return os.stat(folder).st_mtime_ns
+    except OSError:
+        return None
 
 
 def _bars_folders(
@@ -387,11 +403,8 @@ def _bars_folders(
     """The bars files by their folder in the store, with the folder's modification time
     when every file of it was there (None where one was not). A file removed since
     changes its folder's time: a query checks the folders' times (one stat each), not
-    each file (29,000 stats, ~50 ms at the seed's scale). Once per process and state."""
-    key = (root, tuple(f.path for f in files))
-    out = _FOLDERS.get(key)
-    if out is not None:
-        return out
+    each file (29,000 stats, ~50 ms at the seed's scale). Once per process and state
+    (register_bars)."""
     by: dict[str, list[str]] = {}
     for f in files:
         path = os.path.join(root, f.path)
@@ -399,20 +412,14 @@ def _bars_folders(
     import time
 
     out = {}
-    recent = time.time_ns() - 2_000_000_000
+    recent = time.time_ns() - CLOCK_TICK_NS
     for folder, paths in by.items():
-        try:
-            mtime: int | None = os.stat(folder).st_mtime_ns
-        except OSError:
-            mtime = None
+        mtime = _mtime_ns(folder)
         if mtime is not None and mtime > recent:  # a file system's clock ticks coarsely:
             mtime = None  # a removal in the same tick keeps the time (its files checked)
         if mtime is not None and not all(os.path.exists(p) for p in paths):
             mtime = None
         out[folder] = (mtime, paths)
-    while len(_FOLDERS) >= 4:
-        _FOLDERS.pop(next(iter(_FOLDERS)))
-    _FOLDERS[key] = out
     return out
 
 
@@ -421,12 +428,9 @@ def _bars_gone(folders: dict[str, tuple[int | None, list[str]]]) -> str | None:
     files are all there, and whose time is old enough, is recorded so)."""
     import time
 
-    recent = time.time_ns() - 2_000_000_000
+    recent = time.time_ns() - CLOCK_TICK_NS
     for folder, (mtime, paths) in folders.items():
-        try:
-            now: int | None = os.stat(folder).st_mtime_ns
-        except OSError:
-            now = None
+        now = _mtime_ns(folder)
         if mtime is not None and now == mtime:
             continue
         for path in paths:
@@ -673,13 +677,13 @@ def session(
             "failed": lambda: _failed_table(cat, txn),
         }
         current = as_of is None  # results as they are now: not in a session of the past
-        if current and (_names(only_for, "daily") or _names(only_for, "fills")):
-            tables = [t for t in ("daily", "fills") if _names(only_for, t)]
-            _register_results(ctx, root, cat, txn, runs, tables)
+        results = [t for t in ("daily", "fills") if _names(only_for, t)]
+        if current and results:
+            _register_results(ctx, root, cat, txn, runs, results)
         if _names(only_for, "bars"):
             if spans:
                 register_bars(ctx, root, spans)
-            else:  # a dataset of no fragments fails DataFusion's plan checks
+            else:  # a store of no bars: a view of no file would be no table
                 ctx.register_record_batches("bars", [[pa.RecordBatch.from_pylist([], BARS_SCHEMA)]])
         for name, build in builders.items():
             if not _names(only_for, name) or (not current and name in CURRENT_ONLY):
