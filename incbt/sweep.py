@@ -72,6 +72,30 @@ TRADES_RANKED = (
 )
 
 
+def sweep_stats_sql() -> str:
+    """The built-in ``stats`` query over the runs of sweep ``$sweep`` (its CTE ``sel``),
+    not over run ``$run``: :meth:`SweepResult.stats` and the walk-forward's."""
+    from incbt.queries import BUILTIN, _read
+
+    sql = _read(BUILTIN / "stats.sql")
+    one = "SELECT run_id FROM runs WHERE run_id = $run"  # the query's set of runs
+    if one not in sql:
+        raise InternalError("the stats query's set of runs (its CTE sel) is not found")
+    return sql.replace(one, "SELECT run_id FROM sweeps WHERE sweep = $sweep")
+
+
+def best_first(t: Any, metric: str) -> Any:
+    """The rows of ``t`` (a table of runs with ``metric`` and ``run_id``) best first by
+    ``metric``: the largest, the smallest of STATS_SMALLER_FIRST; NULL (no day yet, or no
+    value: a sortino without a losing day, a win rate without a closed trade) last, then
+    by run id. A leaderboard's order, and a walk-forward's choice."""
+    import pyarrow.compute as pc
+
+    order = "ascending" if metric in STATS_SMALLER_FIRST else "descending"
+    keys = [(metric, order, "at_end"), ("run_id", "ascending", "at_end")]
+    return t.take(pc.sort_indices(t, sort_keys=keys))
+
+
 def ranked_metric(metric: str, whose: str) -> None:
     """Refuse a ``metric`` that is neither a metrics column, a value of the stats query
     nor a trade statistic, naming them (``whose``: what the stats query's values are, as
@@ -261,17 +285,13 @@ class SweepResult:
         no day yet has its statistics NULL. ``start``, ``end``: over the days of that
         window alone (``run.stats(start=, end=)``: in-sample, out-of-sample). A pyarrow
         Table (``.to_pandas()``)."""
-        from incbt.queries import BUILTIN, _read, param_defaults
+        from incbt.queries import param_defaults
         from incbt.query import run_sql_fresh
         from incbt.runs import stats_window
 
         window = stats_window(start, end)
         self._here()
-        sql = _read(BUILTIN / "stats.sql")
-        one = "SELECT run_id FROM runs WHERE run_id = $run"  # the query's set of runs
-        if one not in sql:
-            raise InternalError("the stats query's set of runs (its CTE sel) is not found")
-        sql = sql.replace(one, "SELECT run_id FROM sweeps WHERE sweep = $sweep")
+        sql = sweep_stats_sql()
         ps = "".join(f'r."p_{k}", ' for k in self.parameters())
         query = (
             f"SELECT sw.point, sw.run_id, {ps}st.* EXCLUDE (run_id) "
@@ -494,7 +514,6 @@ class SweepResult:
         over a window): its runs in that order (NULLs last, then by run id), the value
         first after the parameters."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         ranked_metric(metric, "Sweep.stats()'s")
         if table is not None:
@@ -528,13 +547,7 @@ class SweepResult:
         cols = [*head, *dict.fromkeys([metric, "sharpe", "total_pnl", "max_drawdown"])]
         rest = [c for c in t.column_names if c not in cols and c not in ("point", "failed_pairs")]
         t = t.select([*cols, *rest, "failed_pairs"])
-        order = "ascending" if metric in STATS_SMALLER_FIRST else "descending"
-        # NULL (no day yet, or no value: a sortino without a losing day, a win rate
-        # without a closed trade) last
-        idx = pc.sort_indices(
-            t, sort_keys=[(metric, order, "at_end"), ("run_id", "ascending", "at_end")]
-        )
-        return t.take(idx).slice(0, n)
+        return best_first(t, metric).slice(0, n)
 
     @property
     def runs(self) -> list[Any]:

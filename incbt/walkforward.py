@@ -25,8 +25,6 @@ from incbt.errors import InternalError, UsageError, flag, whole
 
 # where the stats query's day-level part ends: what follows windows its days
 _WINDOWED = "), e AS ("
-# its set of runs, replaced by the sweep's
-_ONE_RUN = "SELECT run_id FROM runs WHERE run_id = $run"
 # the stats columns a fold shows for its test window (its dates and days are the fold's)
 _SHOWN_FROM = "total_pnl"
 
@@ -46,13 +44,12 @@ def folds(n: int, train: int, test: int, anchored: bool) -> list[tuple[int, int,
 
 
 def _split(sql: str) -> tuple[str, str]:
-    """The stats query's day-level part (as a query of its ``all_days`` rows with each
-    run's capital) and its windowed part (as a query over tables ``_wf_days`` and
-    ``_wf_capital``)."""
-    if sql.count(_WINDOWED) != 1 or _ONE_RUN not in sql or "all_days AS (" not in sql:
-        raise InternalError("the stats query's parts (its CTEs sel, all_days and e) are not found")
+    """The stats query over a sweep's runs (``sweep_stats_sql``) as its day-level part (a
+    query of its ``all_days`` rows with each run's capital) and its windowed part (a
+    query over tables ``_wf_days`` and ``_wf_capital``)."""
+    if sql.count(_WINDOWED) != 1 or "all_days AS (" not in sql:
+        raise InternalError("the stats query's parts (its CTEs all_days and e) are not found")
     head, tail = sql.split(_WINDOWED)
-    head = head.replace(_ONE_RUN, "SELECT run_id FROM sweeps WHERE sweep = $sweep")
     days = (
         f"{head})\nSELECT a.run_id, a.date, a.pnl, a.fills, a.fees, a.turnover, a.holding, "
         "a.run_days, c.capital FROM all_days a JOIN c ON c.run_id = a.run_id"
@@ -81,10 +78,10 @@ def walk_forward(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from incbt.queries import BUILTIN, _read, param_defaults
+    from incbt.queries import param_defaults
     from incbt.query import run_sql_fresh, session
     from incbt.runs import stats_window
-    from incbt.sweep import STATS_RANKED, STATS_SMALLER_FIRST, TRADES_RANKED
+    from incbt.sweep import STATS_RANKED, TRADES_RANKED, best_first, sweep_stats_sql
 
     train_days = whole(train, "train (the days of each train window)", at_least=1)
     test_days = whole(test, "test (the days of each test window)", at_least=1)
@@ -100,7 +97,7 @@ def walk_forward(
     window = stats_window(start, end)
     sweep._here()
     store = sweep.store
-    day_sql, windowed_sql = _split(_read(BUILTIN / "stats.sql"))
+    day_sql, windowed_sql = _split(sweep_stats_sql())
     defaults = param_defaults(day_sql)
     ids = sweep.run_ids
     rows = run_sql_fresh(
@@ -132,15 +129,13 @@ def walk_forward(
         only_for=windowed_sql,
         extra={"_wf_days": lambda: rows.drop_columns(["capital"]), "_wf_capital": lambda: capital},
     )
-    order = "ascending" if metric in STATS_SMALLER_FIRST else "descending"
-    keys = [(metric, order, "at_end"), ("run_id", "ascending", "at_end")]
 
     @functools.cache
     def stats(first: int, last: int) -> pa.Table:
-        """Every run's statistics over days[first..last], best first by ``metric``."""
+        """Every run's statistics over days[first..last], best first by ``metric`` (as a
+        leaderboard ranks them)."""
         params = {**defaults, "start": str(days[first]), "end": str(days[last])}
-        t = ctx.sql(windowed_sql, param_values=params).to_arrow_table()
-        return t.take(pc.sort_indices(t, sort_keys=keys))
+        return best_first(ctx.sql(windowed_sql, param_values=params).to_arrow_table(), metric)
 
     grid = sweep.grid
     ps = [c for c in grid.column_names if c.startswith("p_")]
