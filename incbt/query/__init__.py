@@ -12,7 +12,6 @@ state even while a writer commits.
 
 from __future__ import annotations
 
-import atexit
 import datetime
 import difflib
 import json
@@ -26,7 +25,6 @@ from typing import Any
 import datafusion
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from incbt.bars.schema import BARS_SCHEMA
 from incbt.catalog import (
@@ -175,76 +173,6 @@ FILES_SCHEMA = pa.schema(
 )
 
 
-def register_dataset(ctx: datafusion.SessionContext, name: str, dataset: ds.Dataset) -> None:
-    """``ctx.register_dataset``, and the wait at exit that its scans need.
-
-    DataFusion scans a pyarrow dataset through Python iterators, on its own threads. A
-    query that stops a scan early (``LIMIT 1``, an error) leaves those threads to free
-    their iterators once they get the GIL: if the interpreter is tearing down by then,
-    the thread is ended inside Arrow's C++ code and the process aborts ("FATAL:
-    exception not rethrown", exit 134; found by QA 2026-12-05: any script whose last
-    query was ``store.sql("SELECT * FROM bars LIMIT 1")``, and commands ending on an
-    error). Waiting a moment at exit, with the GIL released, lets them finish first.
-    """
-    global _SCANS
-    ctx.register_dataset(name, dataset)
-    if not _SCANS:
-        _SCANS = True
-        atexit.register(_let_scans_finish)
-
-
-_SCANS = False  # a dataset was registered in this process: wait at exit
-# seconds: the least and the most to wait at exit, in steps of 5 ms. A fixed 50 ms was
-# too short where the scans still read (QA 2026-12-06: a self-join of 60 instruments x
-# 250 days that failed as `incbt gc` removed a file it read aborted 5 times in 6)
-SCAN_EXIT_WAIT = 0.01
-SCAN_EXIT_MOST = 5.0
-
-
-def _let_scans_finish() -> None:
-    """Wait, with the GIL released, until this process's other threads stop working:
-    none running or in a disk wait, and none used CPU over two 5 ms steps (at least
-    ``SCAN_EXIT_WAIT``, at most ``SCAN_EXIT_MOST``); a fixed wait where /proc cannot
-    say (not Linux)."""
-    import time
-
-    steps = round(SCAN_EXIT_WAIT / 0.005)
-    most = round(SCAN_EXIT_MOST / 0.005)
-    quiet, last = 0, _other_threads()
-    for k in range(most):
-        time.sleep(0.005)  # each sleep releases the GIL to the threads waiting for it
-        now = _other_threads()
-        if now is None:  # no /proc: the least wait only
-            if k + 1 >= steps:
-                return
-            continue
-        busy = now != last or any(state in "RD" for state, _ in now.values())
-        quiet, last = (0 if busy else quiet + 1), now
-        if quiet >= 2 and k + 1 >= steps:
-            return
-
-
-def _other_threads() -> dict[str, tuple[str, int]] | None:
-    """Each other thread of this process: its state and the CPU ticks it used (Linux's
-    /proc/self/task), or None where that cannot be read."""
-    me = str(threading.get_native_id())
-    out: dict[str, tuple[str, int]] = {}
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return None
-    for tid in tasks:
-        if tid == me:
-            continue
-        try:
-            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:  # ended meanwhile
-            continue
-        out[tid] = (fields[0].decode(), int(fields[11]) + int(fields[12]))
-    return out
-
-
 # the bars files of this process's last few states of a store, by (store, file paths): the
 # view of them (bars_view) and the files by folder in the store (_bars_folders), made
 # once per state (register_bars)
@@ -344,8 +272,8 @@ def register_bars(
     :func:`bars_view` (the catalog's list of files, never a listing of the store's
     folders, so SQL never sees a file the catalog does not list).
 
-    Not a pyarrow dataset (``register_dataset``), whose scans DataFusion drives through
-    Python iterators: some plans over it waited for ever, every thread idle, with one
+    Not a pyarrow dataset (``ctx.register_dataset``), whose scans DataFusion drives
+    through Python iterators: some plans over it waited for ever, every thread idle, with one
     partition or two (QA 2026-12-08: the stats query's windows over days aggregated
     from bars, one instrument and one day; as ``daily`` did, register_files), and a
     join ``ON true`` failed in pyarrow ("Cannot convert BooleanScalar to Expression")."""
@@ -920,8 +848,8 @@ def register_files(
     """Table ``name``: the rows of these Parquet files, read by DataFusion's own Parquet
     reader (a table a file, then UNION ALL: its Python binding takes one path a table).
 
-    Not a pyarrow dataset (``register_dataset``), whose scans DataFusion drives through
-    Python iterators: with 2 or more partitions, some plans over such a table waited for
+    Not a pyarrow dataset (``ctx.register_dataset``), whose scans DataFusion drives
+    through Python iterators: with 2 or more partitions, some plans over such a table waited for
     ever, every thread idle (found 2026-12-07: a stats query windowed by date over
     ``daily`` of 3 result files; the same query over native Parquet tables, or with one
     partition, or over the same rows in memory, ran). DataFusion's reader also prunes
