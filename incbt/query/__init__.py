@@ -17,7 +17,6 @@ import difflib
 import json
 import os
 import re
-import threading
 import weakref
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
@@ -37,6 +36,7 @@ from incbt.catalog import (
     split_day_key,
 )
 from incbt.errors import EMFILE_FIX, IncbtError, QueryError, UsageError, lost_file_fix
+from incbt.query import bars_view
 from incbt.results.metrics import metrics_table
 from incbt.settings import usable_cores
 
@@ -174,103 +174,19 @@ FILES_SCHEMA = pa.schema(
 
 
 # the bars files of this process's last few states of a store, by (store, file paths): the
-# view of them (bars_view) and the files by folder in the store (_bars_folders), made
-# once per state (register_bars)
-_BARS_STATES: dict[
-    tuple[str, tuple[str, ...]], tuple[str, dict[str, tuple[int | None, list[str]]]]
-] = {}
-# a view not used for this many seconds is removed by the next one made
-BARS_VIEW_KEEP = 86400.0
-
-
-def bars_view(key: tuple[str, tuple[str, ...]], files: Sequence[FileSpan | FileRecord]) -> str:
-    """A folder of symbolic links to these bars files, one folder per instrument named
-    ``i=<name>`` (Hive's layout: :func:`_hive_value`): DataFusion's Parquet reader reads
-    it as one table whose instrument comes from the folder, so a filter on instrument
-    prunes the files before any is opened, and one on date prunes row groups by their
-    statistics.
-
-    In the temporary folder (a store may be read-only), named by a digest of the store
-    and the files: the same files are the same view, for every process (bars files are
-    immutable, their names content-addressed). Made apart, then renamed in (two
-    processes may make it at once). Views unused for a day are removed when one is made.
-    ``key``: the store's absolute path and the files' paths in it.
-    """
-    import hashlib
-    import shutil
-    import tempfile
-    import time
-
-    # (the layout's version first: a view of another layout is another folder)
-    digest = hashlib.sha256("\0".join(("i=2", key[0], *key[1])).encode()).hexdigest()[:24]
-    base = os.path.join(tempfile.gettempdir(), f"incbt-bars-{os.getuid()}")
-    view = os.path.join(base, digest)
-    if os.path.isdir(view):
-        os.utime(view)  # in use: kept
-    else:
-        os.makedirs(base, exist_ok=True)
-        tmp = f"{view}.{os.getpid()}.{threading.get_native_id()}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.mkdir(tmp)
-        made: set[str] = set()
-        for k, f in enumerate(files):
-            name = "i=" + _hive_value(f.instrument)
-            if len(name.encode()) <= NAME_MAX:
-                folder = os.path.join(tmp, PARTITIONED, name)
-                # the file's own name (unique in its instrument's folder: month and hash),
-                # which EXPLAIN shows
-                link = os.path.join(folder, os.path.basename(f.path))
-            else:  # a long name encoded past a folder name's most: read from the files
-                folder = os.path.join(tmp, FLAT)
-                link = os.path.join(folder, f"{k}-{os.path.basename(f.path)}")
-            if folder not in made:
-                os.makedirs(folder)
-                made.add(folder)
-            os.symlink(os.path.join(key[0], f.path), link)
-        try:
-            os.rename(tmp, view)
-        except OSError:  # another process made it meanwhile: the same view
-            shutil.rmtree(tmp, ignore_errors=True)
-        now = time.time()
-        for name in os.listdir(base):  # views (and leftovers) unused for a day
-            old = os.path.join(base, name)
-            try:
-                if old != view and now - os.lstat(old).st_mtime > BARS_VIEW_KEEP:
-                    shutil.rmtree(old, ignore_errors=True)
-            except OSError:
-                continue
-    return view
-
-
-# a view's folders: of an instrument each (``i=<name>``), and of the files of instruments
-# whose name, encoded, is longer than a folder's name may be (NAME_MAX bytes: QA's longest
-# names of 255 bytes with a "%" in each place, 2026-12-08), whose instrument is read from
-# the files themselves (they hold it), pruned by their row groups' statistics
-PARTITIONED, FLAT = "p", "f"
-NAME_MAX = 255
-
-
-# the characters object_store percent-encodes in a path's part (and so DataFusion in the
-# folder it lists for a filter on a partition's value): the others stay as they are
-_HIVE_ESCAPED = frozenset('/\\{^}%`]">[~<#|*?\x7f') | frozenset(map(chr, range(32)))
-
-
-def _hive_value(name: str) -> str:
-    """An instrument as its folder's value, encoded as DataFusion encodes it to find the
-    folder of ``instrument = 'X'`` (QA 2026-12-08: with every character but letters and
-    digits encoded, ``instrument = 'a=b'`` found no folder, and no row); every value
-    reads back as it was (all of ASCII, accents and CJK tested)."""
-    return "".join(
-        "".join(f"%{b:02X}" for b in ch.encode()) if ch in _HIVE_ESCAPED else ch for ch in name
-    )
+# view of them and its links to leaves (incbt.query.bars_view), and the files by folder in
+# the store (_bars_folders), made once per state (register_bars)
+BarsState = tuple[str, list[str], dict[str, tuple[int | None, list[str]]]]
+_BARS_STATES: dict[tuple[str, tuple[str, ...]], BarsState] = {}
 
 
 def register_bars(
     ctx: datafusion.SessionContext, root: str, files: Sequence[FileSpan | FileRecord]
 ) -> None:
-    """Table ``bars``: these bars files, read by DataFusion's own Parquet reader over
-    :func:`bars_view` (the catalog's list of files, never a listing of the store's
-    folders, so SQL never sees a file the catalog does not list).
+    """Table ``bars``: these bars files, read by DataFusion's own Parquet reader over a
+    view of links to them (:mod:`incbt.query.bars_view`; the catalog's list of files,
+    never a listing of the store's folders, so SQL never sees a file the catalog does
+    not list).
 
     Not a pyarrow dataset (``ctx.register_dataset``), whose scans DataFusion drives
     through Python iterators: some plans over it waited for ever, every thread idle, with one
@@ -279,39 +195,41 @@ def register_bars(
     join ``ON true`` failed in pyarrow ("Cannot convert BooleanScalar to Expression")."""
     key = (os.path.abspath(root), tuple(f.path for f in files))
     state = _BARS_STATES.get(key)
-    if state is None or not os.path.isdir(state[0]):  # (a view unused for a day removed)
-        folders = _bars_folders(key[0], files) if state is None else state[1]
-        state = (bars_view(key, files), folders)
+    if state is None or bars_view.broken(state[0], state[1]) is not None:
+        # (a view unused for a day removed, or a leaf of it)
+        folders = _bars_folders(key[0], files) if state is None else state[2]
+        state = (*bars_view.view(key, files), folders)
         while len(_BARS_STATES) >= 4:
             _BARS_STATES.pop(next(iter(_BARS_STATES)))
         _BARS_STATES[key] = state
-    view, folders = state
+    view = state[0]
     parts = []
-    if os.path.isdir(os.path.join(view, PARTITIONED)):
+    if os.path.isdir(os.path.join(view, bars_view.PARTITIONED)):
         ctx.register_listing_table(
             "_bars_files",
-            os.path.join(view, PARTITIONED) + os.sep,
-            table_partition_cols=[("i", pa.string())],  # a short name: a folder's is 255 bytes
+            os.path.join(view, bars_view.PARTITIONED) + os.sep,
+            # short names (a folder's is 255 bytes); h: the instrument's leaf, not shown
+            table_partition_cols=[("i", pa.string()), ("h", pa.string())],
             schema=BARS_SCHEMA.remove(BARS_SCHEMA.get_field_index("instrument")),
         )
         cols = ", ".join(
             "i AS instrument" if f.name == "instrument" else f.name for f in BARS_SCHEMA
         )
         parts.append(f"SELECT {cols} FROM _bars_files")
-    if os.path.isdir(os.path.join(view, FLAT)):
+    if os.path.isdir(os.path.join(view, bars_view.FLAT)):
         ctx.register_listing_table(
-            "_bars_long_names", os.path.join(view, FLAT) + os.sep, schema=BARS_SCHEMA
+            "_bars_long_names", os.path.join(view, bars_view.FLAT) + os.sep, schema=BARS_SCHEMA
         )
         parts.append(f"SELECT {', '.join(BARS_SCHEMA.names)} FROM _bars_long_names")
     ctx.register_view("bars", ctx.sql(" UNION ALL ".join(parts)))
-    _BARS.setdefault(ctx, []).append((view, folders))
+    _BARS.setdefault(ctx, []).append(state)
 
 
-# the bars views each session reads, and their files by folder (register_bars), to say a
-# file gone
-_BARS: weakref.WeakKeyDictionary[
-    datafusion.SessionContext, list[tuple[str, dict[str, tuple[int | None, list[str]]]]]
-] = weakref.WeakKeyDictionary()
+# the bars views each session reads, with their links and their files by folder
+# (register_bars), to say a file gone
+_BARS: weakref.WeakKeyDictionary[datafusion.SessionContext, list[BarsState]] = (
+    weakref.WeakKeyDictionary()
+)
 # a folder whose time is this recent may yet change within the same tick of the file
 # system's coarse clock: its files are checked one by one
 CLOCK_TICK_NS = 2_000_000_000
@@ -890,7 +808,7 @@ def _damaged_file(ctx: datafusion.SessionContext) -> tuple[str, Exception] | Non
     paths = _FILES.get(ctx, [])
     # and the bars files' footers (QA 2026-12-08: read by DataFusion's reader, a bars
     # file cut short was said without its name, where the pyarrow dataset had named it)
-    bars = [p for _, folders in _BARS.get(ctx, []) for _, ps in folders.values() for p in ps]
+    bars = [p for *_, folders in _BARS.get(ctx, []) for _, ps in folders.values() for p in ps]
     for path in [*paths, *bars]:
         try:
             pq.read_metadata(path)
@@ -926,10 +844,12 @@ def _files_gone(ctx: datafusion.SessionContext, label: str) -> IncbtError | None
         if size == 0:
             return _empty(path)
     # bars: a link whose file is gone is skipped by DataFusion's listing, as a table of
-    # no rows; a view removed (unused for a day) lists nothing
-    for view, folders in _BARS.get(ctx, []):
-        if not os.path.isdir(view):
-            return _removed(label, view)
+    # no rows; a view removed (unused for a day) lists nothing, a leaf removed nothing of
+    # its instrument
+    for view, view_links, folders in _BARS.get(ctx, []):
+        gone = bars_view.broken(view, view_links)
+        if gone is not None:
+            return _removed(label, gone)
         gone = _bars_gone(folders)
         if gone is not None:
             return _removed(label, gone)
