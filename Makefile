@@ -39,6 +39,7 @@ $(BENCH_STAMP): benchmarks/requirements-bench.txt
 
 bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_sql_files.py
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_engine_kernel.py
 	$(BIN)/python benchmarks/bench_update.py

@@ -62,11 +62,13 @@ def test_a_new_day_reuses_each_instruments_older_months(tmp_path, views):
     assert _counts(s) == {"S0000": (DAYS + 1) * 390, "S0001": (DAYS + 1) * 390}
     (second,) = set(_views(views)) - {first}
     for inst in ("S0000", "S0001"):
-        # January's file: the same leaf; February's files, with the new day: a new one
-        assert _leaf_of(second, inst, 0) == _leaf_of(first, inst, 0)
-        assert _leaf_of(second, inst, 1) != _leaf_of(first, inst, 1)
-        assert len(os.listdir(_leaf_of(second, inst, 1))) == len(
-            os.listdir(_leaf_of(first, inst, 1))
+        # no year before 2024: no leaf 0; January's file: the same leaf; February's
+        # files, with the new day: a new one
+        assert not os.path.lexists(os.path.join(second, "p", f"i={inst}", "h=0"))
+        assert _leaf_of(second, inst, 1) == _leaf_of(first, inst, 1)
+        assert _leaf_of(second, inst, 2) != _leaf_of(first, inst, 2)
+        assert len(os.listdir(_leaf_of(second, inst, 2))) == len(
+            os.listdir(_leaf_of(first, inst, 2))
         ) + 1  # the new day's append file
     # two views of two leaves an instrument, one of them shared
     assert len(os.listdir(os.path.join(views, bars_view.LEAVES))) == 6
@@ -79,7 +81,7 @@ def test_a_leaf_removed_under_a_view_is_made_again(tmp_path, views, monkeypatch)
     s = _store(tmp_path)
     want = _counts(s)
     (view,) = _views(views)
-    leaf = _leaf_of(view, "S0001", 0)
+    leaf = _leaf_of(view, "S0001", 1)
     shutil.rmtree(leaf)
     assert _counts(s) == want  # this process's view, found broken
     assert os.path.isdir(leaf)
@@ -98,7 +100,7 @@ def test_a_session_whose_leaf_goes_while_it_is_open_says_so_and_runs_again(tmp_p
     want = _counts(s)
     ctx = s.session(only_for="bars")
     (view,) = _views(views)
-    shutil.rmtree(_leaf_of(view, "S0000", 1))
+    shutil.rmtree(_leaf_of(view, "S0000", 2))
     n = ctx.sql("SELECT count(*) AS n FROM bars").to_arrow_table()["n"][0].as_py()
     assert n < sum(want.values())  # what DataFusion alone reads: rows missing
     err = _files_gone(ctx, "SQL")
@@ -110,7 +112,7 @@ def test_views_and_leaves_unused_for_a_day_are_removed(tmp_path, views):
     s = _store(tmp_path)
     _counts(s)
     (old,) = _views(views)
-    old_leaves = {_leaf_of(old, i, h) for i in ("S0000", "S0001") for h in (0, 1)}
+    old_leaves = {_leaf_of(old, i, h) for i in ("S0000", "S0001") for h in (1, 2)}
     # the view and its leaves last used over a day ago, and a folder left half made
     past = time.time() - bars_view.KEEP - 60
     half = os.path.join(views, "abc.123.456.tmp")
@@ -121,7 +123,7 @@ def test_views_and_leaves_unused_for_a_day_are_removed(tmp_path, views):
     _counts(s)  # a new view, which removes what was unused
     (new,) = _views(views)
     assert new != old and not os.path.exists(half)
-    new_leaves = {_leaf_of(new, i, h) for i in ("S0000", "S0001") for h in (0, 1)}
+    new_leaves = {_leaf_of(new, i, h) for i in ("S0000", "S0001") for h in (1, 2)}
     # January's leaves are the new view's too: used again, so kept (touched)
     leaves = {os.path.join(views, bars_view.LEAVES, n)
               for n in os.listdir(os.path.join(views, bars_view.LEAVES))}  # fmt: skip
@@ -135,10 +137,28 @@ def test_a_view_in_use_keeps_its_leaves_young(tmp_path, views, monkeypatch):
     s = _store(tmp_path)
     _counts(s)
     (view,) = _views(views)
-    leaf = _leaf_of(view, "S0000", 0)
+    leaf = _leaf_of(view, "S0000", 1)
     past = time.time() - bars_view.REFRESH - 60
     os.utime(leaf, (past, past))
     os.utime(os.path.join(view, bars_view._TOUCHED), (past, past))
     monkeypatch.setattr("incbt.query._BARS_STATES", {})  # as in a new process
     _counts(s)
     assert time.time() - os.stat(leaf).st_mtime < 60
+
+
+def test_an_instruments_files_split_by_year_then_month():
+    """The leaves of an instrument: the years before its newest month's, that year's
+    months before it, its newest month (a file's month: its last day's)."""
+    import datetime
+
+    from incbt.catalog import FileSpan
+
+    def span(path: str, last: str) -> FileSpan:
+        d = (datetime.date.fromisoformat(last) - datetime.date(1970, 1, 1)).days
+        return FileSpan(path, "X", d - 3, d)
+
+    files = [span("a", "2022-12-30"), span("b", "2023-11-30"), span("c", "2023-12-29"),
+             span("d", "2024-01-31"), span("e", "2024-02-01"), span("f", "2024-02-29")]  # fmt: skip
+    assert bars_view._split(files) == [["a", "b", "c"], ["d"], ["e", "f"]]
+    assert bars_view._split(files[:3]) == [["a"], ["b"], ["c"]]
+    assert bars_view._split(files[4:5]) == [[], [], ["e"]]

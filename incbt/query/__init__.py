@@ -208,7 +208,7 @@ def register_bars(
         ctx.register_listing_table(
             "_bars_files",
             os.path.join(view, bars_view.PARTITIONED) + os.sep,
-            # short names (a folder's is 255 bytes); h: the instrument's leaf, not shown
+            # short names (a folder's is 255 bytes); h: the instrument's leaf (not shown)
             table_partition_cols=[("i", pa.string()), ("h", pa.string())],
             schema=BARS_SCHEMA.remove(BARS_SCHEMA.get_field_index("instrument")),
         )

@@ -7,8 +7,9 @@ store, laid out as Hive partitions so that a filter on instrument prunes files b
 any is opened (and one on date row groups, by their statistics)::
 
     <tmp>/incbt-bars-<uid>/
-        <view>/p/i=<instrument>/h=0 -> ../../../l/<leaf>   the instrument's older files
-        <view>/p/i=<instrument>/h=1 -> ../../../l/<leaf>   the files of its newest month
+        <view>/p/i=<instrument>/h=0 -> <tmp>/incbt-bars-<uid>/l/<leaf>   years before
+        <view>/p/i=<instrument>/h=1 -> ...   the newest month's year before it
+        <view>/p/i=<instrument>/h=2 -> ...   the newest month
         <view>/f/<k>-<file>                                files of names too long for
                                                            a folder's name (read whole)
         l/<leaf>/<file> -> <store>/bars/...                one link a file
@@ -16,11 +17,12 @@ any is opened (and one on date row groups, by their statistics)::
 A view is named by a digest of the store and its files, and a leaf by a digest of the
 store and its own files: the same files are the same folder, for every process (bars
 files are immutable, their names content-addressed). A view is the links of its
-instruments; an instrument's links point at two leaves, its newest month apart from the
-rest, so the next state after a day's ingest (a new file in each instrument's newest
-month) makes a new leaf of each instrument's newest month and reuses the others: ~3,500
-links made at 500 instruments x 5 years, not the 30,000 of one link a file (measured
-2026-12-08: ~1-3 s for each state's first query of bars, and 11.6 s cold).
+instruments; an instrument's links point at up to three leaves (:func:`_split`), so the
+next state after a day's ingest (a new day in each instrument's newest month) makes a
+new leaf of each instrument's newest month and reuses the others: ~4,000 links and
+folders made at 500 instruments x 5 years, against the 30,000 links of one link a file
+(which took 0.7-9 s a state on these machines, 30-275 us a link as the disk was
+shared; benchmarks/bench_sql_files.py); a new month makes ~6,000 more, a new year all.
 
 Each is made apart, then renamed in (two processes may make it at once). Views and
 leaves not used for a day (``KEEP``) are removed when a view is made; a view in use
@@ -44,7 +46,7 @@ from collections.abc import Iterable, Sequence
 
 from incbt.catalog import FileRecord, FileSpan
 
-# a view's folders: of an instrument each (``i=<name>``, its leaves in ``h=0``/``h=1``),
+# a view's folders: of an instrument each (``i=<name>``, its leaves in ``h=0``..``h=2``),
 # and of the files of instruments whose name, encoded, is longer than a folder's name may
 # be (NAME_MAX bytes: QA's longest names of 255 bytes with a "%" in each place,
 # 2026-12-08), whose instrument is read from the files themselves (they hold it), pruned
@@ -119,20 +121,24 @@ def _leaf(root: str, paths: list[str]) -> str:
 
 
 def _month(day: int) -> int:
-    """A day (days since 1970-01-01) as its month's number (months since then)."""
+    """A day (days since 1970-01-01) as its month's number (months since year 0)."""
     import datetime
 
     d = datetime.date.fromordinal(719163 + day)  # 719163: 1970-01-01's ordinal
-    return d.year * 12 + d.month
+    return d.year * 12 + d.month - 1
 
 
 def _split(files: list[FileSpan | FileRecord]) -> list[list[str]]:
-    """One instrument's files as its leaves: those of its newest month (of its newest
-    file's last day), and the others (either may be empty)."""
+    """One instrument's files as its leaves (``h=0``, ``h=1``, ``h=2``), by the month of
+    each file's last day against that of its newest file: the years before the newest
+    month's, that year's months before it, and the newest month (any may be empty). A
+    day's ingest changes the last leaf, a new month the last two, a new year all three."""
     newest = _month(max(f.last_day for f in files))
-    older = [f.path for f in files if _month(f.last_day) < newest]
-    recent = [f.path for f in files if _month(f.last_day) >= newest]
-    return [older, recent]
+    out: list[list[str]] = [[], [], []]
+    for f in files:
+        m = _month(f.last_day)
+        out[0 if m // 12 < newest // 12 else 1 if m < newest else 2].append(f.path)
+    return out
 
 
 def remove(folder: str) -> None:
