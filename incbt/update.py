@@ -349,7 +349,8 @@ def _keeping_the_contract(
 
 def _live(store: Any, records: Sequence[rc.RunRecord], prefix: str) -> rc.RunRecord:
     """The maintained run of this id or prefix; a run replaced after its strategy's code
-    changed is named with the run that replaced it (it said "no run")."""
+    changed is named with the run that replaced it (it said "no run"), a dropped one said
+    as dropped, as ``store.run`` says it (QA 2026-12-08: "no run 'ID'")."""
     try:
         return rc.by_prefix(records, prefix)
     except NotFoundError:
@@ -365,6 +366,8 @@ def _live(store: Any, records: Sequence[rc.RunRecord], prefix: str) -> rc.RunRec
                 f"run {old.run_id} was replaced by run {now.run_id} when its strategy's "
                 f"code changed: verify {now.run_id}"
             ) from None
+        if old is not None and old.dropped_seq is not None:
+            raise rc.dropped(old) from None
         raise
 
 

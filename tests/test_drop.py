@@ -88,6 +88,19 @@ def test_a_dropped_run_leaves_sql_is_not_updated_and_comes_back_from_scratch(wor
     assert s.verify().ok
 
 
+def test_verify_of_a_dropped_run_says_it_was_dropped(world):
+    """``store.verify([id])`` and ``incbt verify ID`` of a run dropped since: said as
+    dropped, as ``store.run`` and the queries of a run say it (QA 2026-12-08: "no run
+    'ID' (... lists them)", where the id had just been printed by the notebook)."""
+    tmp, s, a, b = world
+    seq = s.drop([a]).seq
+    for given in (a, a[:8]):
+        with pytest.raises(incbt.NotFoundError, match=rf"run {a} was dropped \(event {seq}\)"):
+            s.verify([given])
+    r = run_incbt(["--store", str(tmp / "s"), "verify", a[:8]])
+    assert r.returncode == 1 and f"run {a} was dropped (event {seq})" in r.stderr, r.stderr
+
+
 def test_a_sweep_drops_whole_and_a_fork_base_not_without_its_fork(world):
     tmp, s, a, b = world
     fork = s.backtest(None, {"fast": 6}, fork_of=a, effective="2024-03-07").run_id
