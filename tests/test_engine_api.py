@@ -1169,6 +1169,36 @@ def test_each_folder_s_strategies_get_the_helper_module_next_to_them(tmp_path):
         assert out.stdout.strip() == v.code_version
 
 
+def test_a_helper_edited_in_a_process_that_stays_up_is_its_new_code(tmp_path):
+    """QA 2026-12-08, a notebook's loop: a backtest of a strategy whose file imports a
+    helper next to it, the helper edited, the same backtest again in the same process
+    gave the old run (the helper imported once per process), `status` saw nothing stale,
+    while `incbt update` in another process replaced the run, and the notebook's next
+    backtest brought it back. The edited helper is imported again, with the file."""
+    import incbt
+    from incbt.bars.generate import generate
+
+    module = "engine_test_helper_edited"
+    generate(str(tmp_path / "data"), instruments=2, days=3, seed=5)
+    store = incbt.init(str(tmp_path / "s"))
+    store.ingest(str(tmp_path / "data"))
+    (tmp_path / "code").mkdir()
+    helper = tmp_path / "code" / f"{module}.py"
+    write(helper, SIGN_HELPER.format(sign=1))
+    path = str(write(tmp_path / "code" / "signs.py", USES_SIGN.format(module=module, name="sg")))
+    first = store.backtest("sg", {}, strategies_file=path)
+    assert np.all(first.daily.column("pos").to_numpy() > 0)
+    write(helper, SIGN_HELPER.format(sign=-1))
+    os.utime(helper, ns=(os.stat(helper).st_mtime_ns + 10**9,) * 2)  # as a later edit
+    assert [r.run_id for r in store.status().stale] == [first.run_id] * 2
+    again = store.backtest("sg", {}, strategies_file=path)
+    assert again.run_id != first.run_id
+    assert np.all(again.daily.column("pos").to_numpy() < 0)
+    store.update()  # the run of the old code replaced by the new one's
+    assert [r.run_id for r in store.runs("sg")] == [again.run_id]
+    assert not store.status().stale and store.verify().ok
+
+
 # ----------------------------------------------------------------------------- timestamps
 
 NS_MIN = 60_000_000_000

@@ -1055,6 +1055,7 @@ def import_strategies(path: str | os.PathLike[str], require: bool = True) -> lis
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
     # imported once per version of the file in a process: importing runs its top-level
     # code, which ran two or three times a call (QA 2026-12-06: a print in the file)
+    helpers_edited(os.path.dirname(p))  # then its strategies are imported again
     known = _IMPORTED.get((p, stamp, digest))
     if known is not None:
         if require and not known:
@@ -1124,6 +1125,43 @@ _IMPORTED: dict[tuple[str, tuple[int, int] | None, str], tuple[Strategy, ...]] =
 
 # helper modules each strategies folder's files imported from it: folder -> name -> module
 _HELPERS: dict[str, dict[str, types.ModuleType]] = {}
+# the file stamp of each of those modules when it was imported: folder -> name -> stamp
+_HELPER_STAMPS: dict[str, dict[str, tuple[int, int] | None]] = {}
+
+
+def helpers_edited(folder: str) -> bool:
+    """Whether a helper module a strategies file of ``folder`` imported from it was
+    edited since (its file's stamp changed): those are forgotten (out of
+    :data:`_HELPERS` and ``sys.modules``), and so are the folder's files imported
+    (:data:`_IMPORTED`), whose strategies call them, so that the next import of a file
+    of that folder imports both again. A process that stays up (a notebook) computed with the
+    helper as it was first imported, under that code version, until it restarted (QA
+    2026-12-08: ``helpers.py`` edited, the same backtest again gave the old run while
+    ``incbt update`` replaced it, and the notebook's next backtest brought it back)."""
+    real = os.path.realpath(folder)
+    stamps = _HELPER_STAMPS.get(real, {})
+    mods = _HELPERS.get(real, {})
+    edited = [n for n, mod in mods.items() if file_stamp(_module_file(mod)) != stamps.get(n)]
+    for name in edited:
+        mod = mods.pop(name)
+        stamps.pop(name, None)
+        if sys.modules.get(name) is mod:
+            del sys.modules[name]
+    if edited:
+        for key in [k for k in _IMPORTED if os.path.realpath(os.path.dirname(k[0])) == real]:
+            del _IMPORTED[key]
+        _HELPERS_EDITED.append(real)
+    return bool(edited)
+
+
+# the folders whose helpers were found edited, in order: its length is a generation that
+# the callers' own caches of imported files take in their keys (one finding is for all)
+_HELPERS_EDITED: list[str] = []
+
+
+def helpers_generation() -> int:
+    """How many times :func:`helpers_edited` found helpers edited in this process."""
+    return len(_HELPERS_EDITED)
 
 
 def _module_file(mod: types.ModuleType) -> str | None:
@@ -1174,6 +1212,7 @@ def _keep_helpers(folder: str, before: set[str], taken: dict[str, types.ModuleTy
         f = _module_file(sys.modules[name])
         if f is not None and f.startswith(real + os.sep) and not name.startswith("incbt_user_"):
             _HELPERS.setdefault(real, {})[name] = sys.modules[name]
+            _HELPER_STAMPS.setdefault(real, {})[name] = file_stamp(f)
     for name, mod in taken.items():
         sys.modules.setdefault(name, mod)
 

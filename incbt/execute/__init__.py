@@ -37,7 +37,7 @@ from incbt.engine import (
     run_segment,
     state_width,
 )
-from incbt.engine.strategy_api import made_from_file_as_is
+from incbt.engine.strategy_api import helpers_edited, helpers_generation, made_from_file_as_is
 from incbt.errors import StrategyError
 from incbt.plan import SegmentTask
 from incbt.results.metrics import ACC_WIDTH, fold, initial_acc
@@ -156,24 +156,29 @@ class SqlBars:
         return BarArrays(instrument, ts, o, h, lo, c, v, days.astype(np.int32), ends)
 
 
-_FAILED: dict[tuple[str, float], StrategyError] = {}
+_FAILED: dict[tuple[str, float, int], StrategyError] = {}
 
 
 @functools.lru_cache(maxsize=64)
-def _imported(path: str, mtime: float) -> tuple[Strategy, ...]:
+def _imported(path: str, mtime: float, helpers: int) -> tuple[Strategy, ...]:
     return tuple(import_strategies(path))
 
 
 def _user_strategies(path: str, mtime: float) -> tuple[Strategy, ...]:
-    """Every strategy the file holds, imported once per version of the file (a file
-    that fails is not imported again: importing may run a script)."""
-    failed = _FAILED.get((path, mtime))
+    """Every strategy the file holds, imported once per version of the file and of the
+    helper modules this process imported from strategies folders (a file that fails is
+    not imported again: importing may run a script). A helper edited since is imported
+    again, with the file (QA 2026-12-08: a notebook went on computing with the helper
+    it first imported, under that code version)."""
+    helpers_edited(os.path.dirname(path))
+    key = (path, mtime, helpers_generation())
+    failed = _FAILED.get(key)
     if failed is not None:
         raise failed
     try:
-        return _imported(path, mtime)
+        return _imported(*key)
     except StrategyError as exc:
-        _FAILED[(path, mtime)] = exc
+        _FAILED[key] = exc
         raise
 
 
