@@ -2448,8 +2448,7 @@ class Run:
         try:
             cat.env.still_here()
         except StoreError:  # said, not raised (a notebook shows it)
-            gone = "is gone (deleted, moved or replaced)"
-            return f"<Run {self.run_id}: its store {self.store.path} {gone}>"
+            return f"<Run {self.run_id}: its store {self.store.path}: {cat.env.unreadable()}>"
         with cat.env.read() as txn:
             stored = rc.get_run(cat, txn, self.run_id)
             failed = rc.run_failures(cat, txn, self.run_id)

@@ -725,7 +725,7 @@ class Store:
                 n_inst = len(self.catalog.instruments(txn))
                 seq = self.catalog.last_seq(txn)
         except StoreError:  # a repr says so, it does not raise (a notebook shows it)
-            return f"<incbt.Store {self.path!r}: gone (deleted, moved or replaced since opened)>"
+            return f"<incbt.Store {self.path!r}: {self.catalog.env.unreadable()}>"
         return f"<incbt.Store {self.path!r}: {n_inst} instruments, {seq} events>"
 
     # -- writing -----------------------------------------------------------

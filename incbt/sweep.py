@@ -36,6 +36,7 @@ from incbt.engine.strategy_api import _coerce, shown_value
 from incbt.errors import (
     InternalError,
     NotFoundError,
+    StoreError,
     StrategyError,
     UsageError,
     every_instrument,
@@ -564,6 +565,11 @@ class SweepResult:
         return self.store.report(self.name, path, metric)
 
     def __repr__(self) -> str:
+        try:  # said, not raised (a notebook shows it), as a Run's repr
+            self.store.catalog.env.still_here()
+        except StoreError:
+            why = self.store.catalog.env.unreadable()
+            return f"<Sweep {self.name!r}: its store {self.store.path}: {why}>"
         now = None if self.executor == "dry run" else get_sweep(self.store, self.name)
         if self.executor != "dry run" and (now is None or self._taken(now)):
             return f"<Sweep {self.name!r}: dropped>"

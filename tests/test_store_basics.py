@@ -818,3 +818,30 @@ def test_a_bars_file_gone_under_a_session_is_said_not_read_as_no_rows(tmp_path):
         run_sql(ctx, q)
     os.rename(tmp_path / "away", os.path.join(s.path, rel))
     assert run_sql(ctx, q)["n"][0].as_py() == 2340
+
+
+def test_the_reprs_of_a_closed_store_s_objects_say_it_was_closed(tmp_path):
+    """QA 2026-12-08: after ``store.close()`` (a ``with incbt.open(p) as store:`` block),
+    a notebook showing the store or a run read "gone (deleted, moved or replaced)" of a
+    store still there, and showing a sweep raised. Each says it was closed, and how to
+    open it again; a store deleted since is still said gone."""
+    generate(str(tmp_path / "d"), instruments=2, days=2, start="2024-01-02", seed=5)
+    path = str(tmp_path / "s")
+    with incbt.init(path) as s:
+        s.ingest(str(tmp_path / "d"))
+        run = s.backtest("sma_cross", {"fast": 3, "slow": 20})
+        sweep = s.sweep("sma_cross", {"fast": [3, 4], "slow": [20]}, name="g")
+    again = f"closed (store.close()) in this process: incbt.open({path!r}) opens it again"
+    assert repr(s) == f"<incbt.Store {path!r}: {again}>"
+    assert repr(run) == f"<Run {run.run_id}: its store {path}: {again}>"
+    assert repr(sweep) == f"<Sweep 'g': its store {path}: {again}>"
+    with pytest.raises(incbt.StoreError, match="was closed"):
+        _ = run.portfolio
+    s2 = incbt.open(path)
+    run2, sweep2 = s2.run(run.run_id), s2.sweeps()["g"]
+    assert "total_pnl=" in repr(run2) and repr(sweep2) == "<Sweep 'g': 2 run(s)>"
+    shutil.rmtree(path)
+    gone = "gone (deleted, moved or replaced since opened)"
+    assert repr(s2) == f"<incbt.Store {path!r}: {gone}>"
+    assert repr(run2) == f"<Run {run.run_id}: its store {path}: {gone}>"
+    assert repr(sweep2) == f"<Sweep 'g': its store {path}: {gone}>"

@@ -369,6 +369,16 @@ class Env:
                 "(incbt.open), at its new path if it moved"
             )
 
+    def unreadable(self) -> str:
+        """What a repr says of an object of a store it cannot read (:meth:`still_here`
+        refused): closed by ``store.close()`` in this process, or gone. QA 2026-12-08: a
+        store closed by ``with incbt.open(p) as store:`` was said to be "gone (deleted,
+        moved or replaced)" by the reprs of its Store and Runs in a notebook."""
+        store = os.path.dirname(self.path)
+        if self.closed_by_user:
+            return f"closed (store.close()) in this process: incbt.open({store!r}) opens it again"
+        return "gone (deleted, moved or replaced since opened)"
+
     def follow(self, wait: float = FOLLOW_WAIT) -> bool:
         """Take up the catalog now at this path where it is this one compacted: ``incbt gc
         --catalog`` puts a compacted copy in its place, whose meta ``compacted_from`` names
