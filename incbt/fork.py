@@ -356,7 +356,7 @@ def materialize(
     base = store.run(base_id).record
     # one session for both reads (a session per query cost ~30 ms a fork of a chain of
     # forks that a correction recomputes: QA 2026-12-06)
-    ctx = store.session(only_for="daily fills", runs=[base_id])  # (the base's files)
+    ctx = store._session(None, "daily fills", [base_id])  # (the base's files)
     bound = {"r": base_id, "d": day_to_iso(eff)}
     d = ctx.sql(
         "SELECT instrument, date, equity, pnl, pos, fees, fills, turnover FROM daily "

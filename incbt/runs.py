@@ -2125,7 +2125,7 @@ class Run:
         # over the files of this run's rows (QA 2026-12-07: every results file, a run's
         # tables slower with every run the store held)
         return run_sql_fresh(
-            lambda: self.store.session(only_for=sql, runs=[self.run_id]),
+            lambda: self.store._session(None, sql, [self.run_id]),
             sql,
             {"r": self.run_id, **params},
         )
@@ -2433,7 +2433,7 @@ class Run:
             sql = f"SELECT * FROM ({sql.rstrip().rstrip(';')}) q WHERE q.instrument = $instrument"
             params["instrument"] = instrument
         return run_sql_fresh(
-            lambda: self.store.session(only_for=sql, runs=[self.run_id]),
+            lambda: self.store._session(None, sql, [self.run_id]),
             sql,
             params,
             name=name,

@@ -1613,7 +1613,9 @@ class Store:
         ``only_for``: the SQL to be run, so tables it does not name are skipped.
         ``runs``: run ids whose rows alone ``daily`` and ``fills`` hold, read from the
         results files holding them (the other tables are whole): a query of a few runs
-        in a store of many reads what those runs' rows take.
+        in a store of many reads what those runs' rows take. Each must be a run of the
+        store, as ``store.run`` takes it (QA 2026-12-08: a whole id not registered, or a
+        run dropped, gave empty tables without a word, where its prefix was refused).
 
         Its ``daily`` and ``fills`` are the results files of that state: run queries on
         it soon, or through ``store.sql()``. A query on it after a compaction and a
@@ -1622,8 +1624,6 @@ class Store:
         and sweeps check their files after each query and run it again on a new
         session (QA 2026-12-07).
         """
-        from incbt.query import session
-
         whole(as_of, "as_of (an event seq)")
         text(only_for, "only_for")
         ids = None
@@ -1636,8 +1636,15 @@ class Store:
                         f"runs: {r!r} is not a run id (`incbt query 'SELECT run_id FROM "
                         "runs'` lists them)"
                     )
-                ids.append(key if len(key) == 16 else self.run(key).run_id)
-        return session(self.path, self.catalog, as_of, only_for, self._extra(), ids)
+                ids.append(self.run(key).run_id)  # a whole id: one read
+        return self._session(as_of, only_for, ids)
+
+    def _session(self, as_of: int | None, only_for: str | None, runs: list[str] | None) -> Any:
+        """:meth:`session` of whole run ids, as given (a Run's own reads: a dry run's
+        is not registered, and has empty tables)."""
+        from incbt.query import session
+
+        return session(self.path, self.catalog, as_of, only_for, self._extra(), runs)
 
     def _extra(self) -> dict[str, Any]:
         """Tables computed from the store, not read from the catalog: ``stale``."""

@@ -966,6 +966,23 @@ def test_a_session_of_some_runs(results):
         assert s.session(only_for=q, runs=[named]).sql(q).to_arrow_table().equals(want)
 
 
+def test_a_session_of_a_run_not_there_is_refused(tmp_path):
+    """QA 2026-12-08: ``store.session(runs=[ID])`` with the whole id of no run, or of a
+    run dropped since, gave empty tables without a word (its prefix was refused); a dry
+    run's Run, not registered, still reads its tables as empty."""
+    generate(str(tmp_path / "d"), instruments=2, days=2, start="2024-01-15", seed=7)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    rid = s.backtest("sma_cross", {"fast": 3, "slow": 20}).run_id
+    with pytest.raises(incbt.NotFoundError, match="no run '0000000000000000'"):
+        s.session(runs=[rid, "0" * 16])
+    dry = s.backtest("sma_cross", {"fast": 4, "slow": 20}, dry_run=True)
+    assert dry.daily.num_rows == 0 and dry.fills.num_rows == 0
+    seq = s.drop([rid]).seq
+    with pytest.raises(incbt.NotFoundError, match=rf"run {rid} was dropped \(event {seq}\)"):
+        s.session(runs=[rid])
+
+
 def test_sql_in_a_process_forked_after_sql_is_refused_not_hung(results):
     """QA 2026-12-07: a query in a child forked (multiprocessing's default on Linux) after
     the parent ran SQL waited for ever: DataFusion's threads do not survive a fork. It is
