@@ -337,6 +337,11 @@ def test_a_run_reports_header_names_its_instruments_and_a_dropped_run_is_said(tm
     s.drop([run.run_id])
     with pytest.raises(incbt.NotFoundError, match=f"run {run.run_id} was dropped"):
         s.report(run.run_id, str(tmp_path / "r2.html"))
+    # a dropped sweep too (QA 2026-12-08: "no sweep or run 'g'", as for a typo)
+    s.sweep("sma_cross", {"fast": [3, 4], "slow": [20]}, name="g")
+    seq = s.drop([], sweep="g").seq
+    with pytest.raises(incbt.NotFoundError, match=rf"sweep 'g' was dropped \(event {seq}\)"):
+        s.report("g", str(tmp_path / "g.html"))
 
 
 def test_a_sweep_whose_runs_were_all_dropped_is_no_report(tmp_path):

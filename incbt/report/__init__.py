@@ -860,6 +860,10 @@ def report(store: Any, target: str, path: str, metric: str | None = None) -> str
         except NotFoundError as exc:
             if "was dropped" in str(exc):  # named, and dropped: said so (QA 2026-12-06)
                 raise
+            from incbt.sweep import dropped_at, no_such_sweep
+
+            if dropped_at(store.catalog, target) is not None:  # a sweep dropped: said so,
+                raise no_such_sweep(target, store.catalog) from None  # as a run's (QA 12-08)
             raise NotFoundError(
                 f'no sweep or run {target!r} (`incbt query "SELECT * FROM sweeps"` and '
                 '`incbt query "SELECT run_id, strategy, params FROM runs"` list them)'
