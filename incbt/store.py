@@ -729,6 +729,15 @@ class Store:
         return f"<incbt.Store {self.path!r}: {n_inst} instruments, {seq} events>"
 
     # -- writing -----------------------------------------------------------
+    def _lock_timeout(self) -> float:
+        """The ``lock_timeout`` setting as the environment says it now (it is no store
+        setting): a refused write says "raise INCBT_LOCK_TIMEOUT", which a notebook does
+        in its own process, and the store it holds open went on waiting the time read
+        when it was opened (QA 2026-12-08). ``settings`` shows the value taken."""
+        value = settings_mod.resolve("lock_timeout", self.settings_stored)
+        self.settings["lock_timeout"] = value
+        return float(value)
+
     def lock(self, recover_first: bool = True) -> AbstractContextManager[None]:
         """The store's write lock (waits up to the ``lock_timeout`` setting). Whoever
         takes it first removes what a crashed writer left (``recover``): every writing
@@ -737,7 +746,7 @@ class Store:
         self.catalog.env.still_here()  # a store moved or deleted: said, not a raw error
         return write_lock(
             self.path,
-            float(self.settings["lock_timeout"]),
+            self._lock_timeout(),
             on_acquire=(lambda: recover(self.path, self.catalog)) if recover_first else None,
         )
 
@@ -902,7 +911,7 @@ class Store:
     @_writes("store.recover")
     def recover(self) -> int:
         """Remove what a crashed writer left behind; returns files removed."""
-        with write_lock(self.path, float(self.settings["lock_timeout"])):
+        with write_lock(self.path, self._lock_timeout()):
             return recover(self.path, self.catalog)
 
     @_writes("store.drop")

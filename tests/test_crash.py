@@ -723,6 +723,27 @@ def test_a_write_lock_file_removed_under_its_holder_still_excludes(world, monkey
     assert time.monotonic() - t >= 0.9 and s.seq == world.base_seq + 1
 
 
+def test_lock_timeout_raised_in_the_process_is_taken_by_an_open_store(world, monkeypatch):
+    """QA 2026-12-08: a notebook's write refused ("Wait for it to finish, or raise
+    INCBT_LOCK_TIMEOUT"), the variable raised in its process as said, and the store it
+    had open went on waiting the old time (read once, when it was opened)."""
+    path = world.fresh()
+    holder = _hold_lock(path)
+    monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "0")
+    st = incbt.open(path)
+    with pytest.raises(incbt.StoreLockedError, match="raise INCBT_LOCK_TIMEOUT"):
+        st.ingest(world.inputs)
+    monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "20")
+    release = threading.Timer(1.0, lambda: holder.stdin.close())
+    release.start()
+    try:
+        s = st.ingest(world.inputs)
+    finally:
+        release.join()
+        holder.wait(timeout=30)
+    assert s.seq == world.base_seq + 1 and st.settings["lock_timeout"] == 20
+
+
 def test_a_dead_holder_leaves_no_lock(world, monkeypatch):
     """flock dies with its holder: SIGKILL the holder, the next writer gets the lock."""
     path = world.fresh()
