@@ -180,7 +180,11 @@ def walk_forward(
 
 def _schema(grid: Any, ps: list[str], metric: str, stats: Any) -> Any:
     """The folds' columns and types: the fold, its windows, the chosen run and its grid
-    point, its train value and test rank, its test statistics (the stats query's types)."""
+    point, its train value and test rank, its test statistics (the stats query's types).
+    The chosen run's columns are nullable, whatever the stats query and the grid declare
+    (max_drawdown_days is never NULL there): a fold with no run, or whose run has no day
+    in its test window, holds NULLs in them (QA 2026-12-08: such a table failed to write
+    as Parquet, "declared non-nullable but contains nulls")."""
     import pyarrow as pa
 
     names = stats.names
@@ -194,11 +198,11 @@ def _schema(grid: Any, ps: list[str], metric: str, stats: Any) -> Any:
             ("test_end", pa.date32()),
             ("test_days", pa.int64()),
             ("run_id", pa.string()),
-            *(grid.field(p) for p in ps),
+            *(grid.field(p).with_nullable(True) for p in ps),
             (f"train_{metric}", stats.field(metric).type),
             ("test_rank", pa.int64()),
             ("runs_ranked", pa.int64()),
-            *(stats.field(c) for c in names[names.index(_SHOWN_FROM) :]),
+            *(stats.field(c).with_nullable(True) for c in names[names.index(_SHOWN_FROM) :]),
             ("test_pnl_to_date", pa.float64()),
         ]
     )

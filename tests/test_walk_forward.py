@@ -153,3 +153,24 @@ def test_cli_writes_the_folds_and_refuses_as_the_api(swept):
     assert p.returncode == 2 and "a train window of 80 leaves no day to test" in p.stderr
     p = run_incbt(["--store", s.path, "walk-forward", "g", "--test", "5"])
     assert p.returncode == 2 and "--train" in p.stderr, p.stderr
+
+
+def test_a_fold_without_a_run_is_nulls_its_schema_allows_and_parquet_writes(tmp_path):
+    # QA 2026-12-08: a fold with no run (no sortino over its train window: no losing day)
+    # held NULL in columns the stats query declares non-nullable (max_drawdown_days); the
+    # table was invalid and `-o folds.parquet` failed: "declared non-nullable but
+    # contains nulls", exit 1
+    import pyarrow.parquet as pq
+
+    generate(str(tmp_path / "d"), instruments=1, days=4, start="2024-03-04", seed=3)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    s.sweep("sma_cross", {"fast": [2, 3], "slow": [5000]}, name="flat")  # no signal: no loss
+    got = s.sweeps()["flat"].walk_forward(2, 1, "sortino")
+    got.validate(full=True)
+    assert got["run_id"].to_pylist() == [None, None]
+    assert got["max_drawdown_days"].to_pylist() == [None, None]
+    p = run_incbt(["--store", s.path, "walk-forward", "flat", "--train", "2", "--test", "1",
+                   "--metric", "sortino", "-o", str(tmp_path / "f.parquet")])  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert pq.read_table(tmp_path / "f.parquet").equals(got)
