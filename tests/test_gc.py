@@ -101,6 +101,30 @@ def test_gc_removes_exactly_the_superseded_files(tmp_path, inputs):
     assert len(st.log()) == 7
 
 
+def test_a_query_of_days_travels_past_the_horizon_though_it_names_the_bars(tmp_path, inputs):
+    # QA 2026-12-08: `incbt query coverage --as-of N` was refused after a gc ("the bars
+    # as they were before event H were removed"): it reads the day index alone, which
+    # the log of changes keeps whole, but names its column `bars` and the bars in a
+    # comment; a query that reads bars is refused as before, a CTE of days before it too
+    st = build(str(tmp_path / "s"), inputs)
+    by_days = "SELECT instrument, count(*) AS days, sum(rows) AS bars FROM days GROUP BY 1"
+    past = {e: (st.query("coverage", as_of=e), st.sql(by_days, as_of=e)) for e in (2, 3, 4)}
+    horizon = st.gc().horizon
+    assert horizon is not None and horizon > 2
+    for e, (coverage, counted) in past.items():
+        assert st.query("coverage", as_of=e).equals(coverage), e
+        assert st.sql(by_days, as_of=e).equals(counted), e
+        if e < horizon:
+            for q in (
+                ALL_BARS,
+                "SELECT * FROM files",
+                "WITH d AS (SELECT instrument, date FROM days) "
+                "SELECT count(*) FROM d JOIN bars USING (instrument, date)",
+            ):
+                with pytest.raises(QueryError, match=f"reaches back to event {horizon}"):
+                    st.sql(q, as_of=e)
+
+
 def test_before_keeps_what_later_events_need(tmp_path, inputs):
     st = build(str(tmp_path / "s"), inputs)
     recs = records(st)

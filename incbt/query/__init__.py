@@ -489,28 +489,34 @@ def session(
                     else f"table {now_only[0]} holds"
                 )
                 + " the results as they are now, not as they were "
-                "after an event; time travel reaches bars, files, events and changes. Fix: "
+                "after an event; time travel reaches bars, files, events, changes and days. Fix: "
                 "query those with --as-of, the results without it"
             )
         horizon = cat.gc_horizon(txn)
-        # only a query of bars or files reads what gc removed: events and changes keep
-        # the whole history (QA 2026-12-06: refused for them too, in words of the bars)
-        reads_bars = _names(only_for, "bars") or _names(only_for, "files")
-        if as_of is not None and as_of < horizon and reads_bars:
+        # only a query of bars or files reads what gc removed: events, changes and days
+        # keep the whole history (QA 2026-12-06: refused for them too, in words of the bars)
+        reads = {t: _names(only_for, t) for t in ("bars", "files")}
+        if as_of is not None and as_of < horizon and only_for is not None and any(reads.values()):
+            # a word is not a read (QA 2026-12-08: `query coverage --as-of N` was refused
+            # after a gc: it reads days alone, but names its column `bars` and the bars in
+            # a comment); a table it does not read is not built either
+            read = _tables_missing(only_for, [t for t, named in reads.items() if named])
+            reads = {t: t in read for t in reads}
+        if as_of is not None and as_of < horizon and any(reads.values()):
             raise QueryError(
                 f"--as-of {as_of} (as_of={as_of} in Python): the bars as they were before "
                 f"event {horizon} were removed by `incbt gc`; time travel reaches back to "
                 f"event {horizon}. Fix: use --as-of {horizon} (as_of={horizon}) or later (the "
-                "events and changes tables keep the whole history, --as-of any event)"
+                "events, changes and days tables keep the whole history, --as-of any event)"
             )
         # the bars files: one or a few per instrument-month, read only for a query of bars
         # or files; ~8 us each to read and decode (29,000 at the seed's scale: ~240 ms),
         # for bars once per process (Catalog.current_spans), for files every time
         files: list[FileRecord] = []
-        if _names(only_for, "files"):
+        if reads["files"]:
             files = cat.current_files(txn) if as_of is None else cat.files_as_of(txn, as_of)
         spans: Sequence[FileSpan | FileRecord] = files
-        if _names(only_for, "bars") and not files:
+        if reads["bars"] and not files:
             spans = cat.current_spans(txn) if as_of is None else cat.files_as_of(txn, as_of)
         builders = {
             "events": lambda: _events_table(cat, txn, as_of),
@@ -881,16 +887,27 @@ def _names(sql: str | None, table: str) -> bool:
 
 
 def _tables_missing(sql: str, names: Sequence[str]) -> list[str]:
-    """Of ``names`` (tables a session of the past does not hold), those the query reads
-    as tables: planned in a session without them, the query says which it misses (QA
-    2026-12-06: a word match refused `SELECT runs, failed FROM events --as-of 8`, the
-    events table's own columns). A query that does not plan for another reason (a
-    placeholder, an error of its own): the names as matched, refused as before."""
+    """Of ``names`` (tables a session of the past does not hold, or bars and files gc
+    removed), those the query reads as tables: planned in a session without them, the
+    query says which it misses (QA 2026-12-06: a word match refused `SELECT runs, failed
+    FROM events --as-of 8`, the events table's own columns). The tables a session of the
+    past holds are there, empty, with their own columns: a query of their columns plans
+    on to a table it misses (with a column of any name, DataFusion said the first missing
+    column of a CTE before a table read after it). A query that does not plan for
+    another reason (a placeholder, an error of its own): the names as matched, refused as
+    before; an error in its columns, none (its own error is said when it runs)."""
     ctx = _context()
     ctx.register_udf(JSON_GET)
-    empty = pa.RecordBatch.from_pylist([], pa.schema([("x", pa.int64())]))
-    for t in ("bars", "files", "events", "changes", "days"):  # any columns: a missing table is
-        ctx.register_record_batches(t, [[empty]])  # said before a missing column
+    past = {
+        "bars": BARS_SCHEMA,
+        "files": FILES_SCHEMA,
+        "events": EVENTS_SCHEMA,
+        "changes": CHANGES_SCHEMA,
+        "days": DAYS_SCHEMA,
+    }
+    for t, schema in past.items():
+        if t not in names:
+            ctx.register_record_batches(t, [[pa.RecordBatch.from_pylist([], schema)]])
     try:
         ctx.sql(sql)
     except Exception as exc:  # noqa: BLE001 - DataFusion's errors are plain Exceptions
