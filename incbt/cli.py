@@ -708,12 +708,13 @@ def _note_run_prefixes(st: Any, raw: dict[str, str]) -> None:
             )
 
 
-def _note_stale_runs(st: Any, table: Any, most: int = 5000) -> None:
+def _note_stale_runs(st: Any, table: Any, most: int = 5000, shown: str = "shown") -> None:
     """A note on stderr when runs the answer shows have stale results (a correction, a
     new day or a changed strategy since they were computed): SQL shows a run's results
     as computed, and a leaderboard read after a correction ranked runs on the old data
     without a word (QA 2026-12-06, `query grid`). Only for an answer with a ``run_id``
-    column of at most ``most`` runs: their plan alone is made."""
+    column of at most ``most`` runs: their plan alone is made. ``shown``: what the answer
+    did with them ("ranked": a walk-forward's, whose rows show the runs it chose)."""
     import pyarrow.compute as pc
 
     if "run_id" not in table.column_names or not table.num_rows:
@@ -734,7 +735,7 @@ def _note_stale_runs(st: Any, table: Any, most: int = 5000) -> None:
     if broken:
         why = [c.split(": ", 1)[1] for c in dict.fromkeys(broken.values())]
         _say(
-            f"note: {len(broken)} of the {len(ids)} run(s) shown cannot be recomputed "
+            f"note: {len(broken)} of the {len(ids)} run(s) {shown} cannot be recomputed "
             f"({'; '.join(why[:3])}{'; ...' if len(why) > 3 else ''}): their strategy does "
             "not load or no longer takes their parameters, so their rows stay as they are "
             "and no update brings them up to date. Fix: restore or repair the strategies "
@@ -748,7 +749,7 @@ def _note_stale_runs(st: Any, table: Any, most: int = 5000) -> None:
     reasons = list(dict.fromkeys(r.reason for r in stale))
     said = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
     _say(
-        f"note: {len(runs)} of the {len(ids)} run(s) shown have stale results ({said}): "
+        f"note: {len(runs)} of the {len(ids)} run(s) {shown} have stale results ({said}): "
         "their rows are those of the data before. `incbt update` recomputes them "
         "(`incbt status` lists what and why)",
         True,
@@ -1237,8 +1238,14 @@ def walk_forward(
     st = _open()
     if get_sweep(st, sweep) is None:
         raise no_such_sweep(sweep, st.catalog)
-    table = st.sweeps()[sweep].walk_forward(train, test, metric, anchored, start, end)
+    sw = st.sweeps()[sweep]
+    table = sw.walk_forward(train, test, metric, anchored, start, end)
     write_table(table, output, out)
+    # every run of the sweep was ranked, fold after fold: on the data before, where its
+    # results are stale (QA 2026-12-08: said by `query stats`, not here)
+    import pyarrow as pa
+
+    _note_stale_runs(st, pa.table({"run_id": pa.array(sw.run_ids, pa.string())}), shown="ranked")
 
 
 @app.command()

@@ -174,3 +174,21 @@ def test_a_fold_without_a_run_is_nulls_its_schema_allows_and_parquet_writes(tmp_
                    "--metric", "sortino", "-o", str(tmp_path / "f.parquet")])  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert pq.read_table(tmp_path / "f.parquet").equals(got)
+
+
+def test_cli_notes_runs_ranked_on_the_data_before_a_new_day(tmp_path):
+    # QA 2026-12-08: after an ingest, before an update, the walk-forward ranked the runs on
+    # their stale results without a word (`query stats` notes them)
+    days = generate(str(tmp_path / "d"), instruments=1, days=5, start="2024-03-04", seed=4)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(days[:4])
+    s.sweep("sma_cross", {"fast": [2, 3], "slow": [20]}, name="g")
+    args = ["--store", s.path, "walk-forward", "g", "--train", "2", "--test", "1"]
+    p = run_incbt([*args, "--output", "csv"])
+    assert p.returncode == 0 and "stale" not in p.stderr, p.stderr
+    s.ingest(days[4])
+    p = run_incbt([*args, "--output", "csv"])
+    assert p.returncode == 0, p.stderr
+    assert "note: 2 of the 2 run(s) ranked have stale results" in p.stderr, p.stderr
+    assert "incbt update" in p.stderr
+    assert len(list(csv.DictReader(io.StringIO(p.stdout)))) == 2  # the folds, as before
