@@ -114,13 +114,45 @@ def walk_forward(
     )
     days = pc.unique(dates.filter(kept)).sort().to_pylist()
     cut = folds(len(days), train_days, test_days, anchored)
-    if not cut:
-        have = f"{len(days)} day(s)" + (f", {days[0]} to {days[-1]}" if days else "")
-        where = " in the window given" if window else ""
+    if not days:  # no train window can help (QA 2026-12-08: "give a smaller train" said)
+        every = pc.unique(dates).sort().to_pylist()
+        if not ids:  # (no update brings back a dropped run)
+            raise UsageError(
+                f"sweep {sweep.name!r} has no run left (each was dropped): nothing to fold. "
+                f"Fix: `incbt sweep STRATEGY --name {sweep.name} --resume` registers them "
+                f"again (computed from scratch), or drop the sweep (incbt drop --sweep "
+                f"{sweep.name})"
+            )
+        if not every:
+            fix = (
+                "run the sweep without dry_run first (a dry run computes nothing)"
+                if sweep.executor == "dry run"
+                else "bring its runs up to date (incbt update; a run starting after the last "
+                "day of bars has its first day once bars reach its start)"
+            )
+            raise UsageError(
+                f"sweep {sweep.name!r} has no day of results yet: nothing to fold. Fix: {fix}"
+            )
+        given = (
+            f"from {lo} to {hi}"
+            if "start" in window and "end" in window
+            else f"on or after {lo}"
+            if "start" in window
+            else f"on or before {hi}"
+        )
         raise UsageError(
-            f"sweep {sweep.name!r} has {have}{where}: a train window of {train_days} leaves "
-            "no day to test. Fix: give a smaller train (and test), or bring the sweep's runs "
-            "up to date (incbt update)"
+            f"sweep {sweep.name!r} has no day {given} (its days: {every[0]} to "
+            f"{every[-1]}). Fix: give a start and an end around its days"
+        )
+    if not cut:
+        where = " in the window given" if window else ""
+        fixes = [f"give a train of at most {len(days) - 1} day(s)"] if len(days) > 1 else []
+        # (over one day no train leaves a day to test: "give a smaller train" was said)
+        fixes += ["give a window of more days"] if window else []
+        fixes += ["bring the sweep's runs up to date (incbt update)"]
+        raise UsageError(
+            f"sweep {sweep.name!r} has {len(days)} day(s), {days[0]} to {days[-1]}{where}: "
+            f"a train window of {train_days} leaves no day to test. Fix: {', or '.join(fixes)}"
         )
     capital = rows.select(["run_id", "capital"]).group_by(["run_id", "capital"]).aggregate([])
     ctx = session(

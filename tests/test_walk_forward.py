@@ -192,3 +192,33 @@ def test_cli_notes_runs_ranked_on_the_data_before_a_new_day(tmp_path):
     assert "note: 2 of the 2 run(s) ranked have stale results" in p.stderr, p.stderr
     assert "incbt update" in p.stderr
     assert len(list(csv.DictReader(io.StringIO(p.stdout)))) == 2  # the folds, as before
+
+
+def test_a_window_without_days_or_a_sweep_without_results_is_said_with_its_fix(swept, tmp_path):
+    # QA 2026-12-08: a window holding none of the sweep's days, and a sweep with no day
+    # yet, were "has 0 day(s) ...: a train window of 5 leaves no day to test. Fix: give
+    # a smaller train"; over one day, no train (1 at least) leaves a day to test
+    s, sw = swept
+    days = sorted({r["date"] for r in sw.runs[0].daily.to_pylist()})
+    span = f"(its days: {days[0]} to {days[-1]}). Fix: give a start and an end around"
+    with pytest.raises(incbt.UsageError, match=r"has no day on or after 2025-01-01 \(its") as e:
+        sw.walk_forward(5, 5, start="2025-01-01")
+    assert span in str(e.value) and "smaller train" not in str(e.value)
+    with pytest.raises(incbt.UsageError, match="has no day from 2023-01-01 to 2023-02-01"):
+        sw.walk_forward(5, 5, start="2023-01-01", end="2023-02-01")
+    with pytest.raises(incbt.UsageError, match="has no day on or before 2023-01-01"):
+        sw.walk_forward(5, 5, end="2023-01-01")
+    with pytest.raises(incbt.UsageError, match="1 day.*given: a train window of 1 leaves") as e:
+        sw.walk_forward(1, 1, start=days[-1])
+    assert "Fix: give a window of more days, or bring" in str(e.value)
+    with pytest.raises(incbt.UsageError, match=f"Fix: give a train of at most {len(days) - 1}"):
+        sw.walk_forward(len(days), 1)
+    later = s.sweep("sma_cross", {"fast": [3], "slow": [20]}, start="2030-01-02", name="later")
+    with pytest.raises(incbt.UsageError, match="'later' has no day of results yet: nothing to"):
+        later.walk_forward(1, 1)
+    dry = s.sweep("sma_cross", {"fast": [4], "slow": [20]}, name="dry", dry_run=True)
+    with pytest.raises(incbt.UsageError, match="Fix: run the sweep without dry_run first"):
+        dry.walk_forward(1, 1)
+    s.drop(list(later.run_ids))  # every run, not the sweep: no update brings them back
+    with pytest.raises(incbt.UsageError, match="'later' has no run left .* drop --sweep later"):
+        s.sweeps()["later"].walk_forward(1, 1)
