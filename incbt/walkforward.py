@@ -155,11 +155,16 @@ def walk_forward(
             f"a train window of {train_days} leaves no day to test. Fix: {', or '.join(fixes)}"
         )
     capital = rows.select(["run_id", "capital"]).group_by(["run_id", "capital"]).aggregate([])
+    # the sweep's runs alone, as the day-level part: the windowed part reads no results
+    # file, yet names daily and fills in its comments (QA 2026-12-08: a session of every
+    # results file of the store failed on another run's damaged one, and cost a table a
+    # file of them all)
     ctx = session(
         store.path,
         store.catalog,
         only_for=windowed_sql,
         extra={"_wf_days": lambda: rows.drop_columns(["capital"]), "_wf_capital": lambda: capital},
+        runs=ids,
     )
 
     @functools.cache

@@ -222,3 +222,24 @@ def test_a_window_without_days_or_a_sweep_without_results_is_said_with_its_fix(s
     s.drop(list(later.run_ids))  # every run, not the sweep: no update brings them back
     with pytest.raises(incbt.UsageError, match="'later' has no run left .* drop --sweep later"):
         s.sweeps()["later"].walk_forward(1, 1)
+
+
+def test_another_runs_damaged_results_file_does_not_fail_the_sweeps_folds(tmp_path):
+    # QA 2026-12-08: the folds' windowed part was run in a session of every results file
+    # of the store (it reads none): a results file of a run outside the sweep emptied
+    # failed the walk-forward ("cannot be read (it is empty, 0 bytes)"), where
+    # sweep.stats(), its leaderboards and `query stats` of the sweep's runs read on
+    import os
+
+    generate(str(tmp_path / "d"), instruments=2, days=6, start="2024-03-04", seed=8)
+    s = incbt.init(str(tmp_path / "s"))
+    s.ingest(str(tmp_path / "d"))
+    sw = s.sweep("sma_cross", {"fast": [2, 3], "slow": [20]}, name="g")
+    want = sw.walk_forward(2, 2)
+    daily = tmp_path / "s" / "results" / "daily"
+    before = set(os.listdir(daily))
+    s.backtest("breakout", {"lookback": 30})
+    (other,) = set(os.listdir(daily)) - before
+    (daily / other).write_bytes(b"")
+    assert sw.stats().num_rows == 2  # the sweep's own files are whole
+    assert sw.walk_forward(2, 2).equals(want)
