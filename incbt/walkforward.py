@@ -101,7 +101,7 @@ def walk_forward(
     defaults = param_defaults(day_sql)
     ids = sweep.run_ids
     rows = run_sql_fresh(
-        functools.partial(store.session, only_for=day_sql, runs=ids),
+        functools.partial(store._session, None, day_sql, ids),  # (a dry run's: unregistered)
         day_sql,
         {**defaults, "sweep": sweep.name},
         name="walk_forward",
