@@ -680,20 +680,27 @@ def test_readers_and_dry_runs_never_wait_for_a_writer(world):
         holder.communicate(input="", timeout=30)
 
 
+def _ingest_once_released(holder, st, inputs):
+    """``st.ingest(inputs)`` while ``holder`` lets the lock go 1 s in: (its summary,
+    the seconds it took)."""
+    release = threading.Timer(1.0, lambda: holder.stdin.close())
+    t = time.monotonic()
+    release.start()
+    try:
+        s = st.ingest(inputs)
+    finally:
+        release.join()
+        holder.wait(timeout=30)
+    return s, time.monotonic() - t
+
+
 def test_second_writer_waits_for_the_lock(world, monkeypatch):
     path = world.fresh()
     holder = _hold_lock(path)
     monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "20")
     st = incbt.open(path)
-    release = threading.Timer(1.0, lambda: holder.stdin.close())
-    t = time.monotonic()
-    release.start()
-    try:
-        s = st.ingest(world.inputs)
-    finally:
-        release.join()
-        holder.wait(timeout=30)
-    assert time.monotonic() - t >= 0.9
+    s, took = _ingest_once_released(holder, st, world.inputs)
+    assert took >= 0.9
     assert s.seq == world.base_seq + 1
     assert same_bars(norm(st.sql(ALL_BARS)), world.after)
 
@@ -712,15 +719,8 @@ def test_a_write_lock_file_removed_under_its_holder_still_excludes(world, monkey
     with pytest.raises(incbt.StoreLockedError, match="a writer whose write.lock was removed"):
         incbt.open(path).ingest(world.inputs)
     monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "20")
-    release = threading.Timer(1.0, lambda: holder.stdin.close())
-    t = time.monotonic()
-    release.start()
-    try:
-        s = incbt.open(path).ingest(world.inputs)
-    finally:
-        release.join()
-        holder.wait(timeout=30)
-    assert time.monotonic() - t >= 0.9 and s.seq == world.base_seq + 1
+    s, took = _ingest_once_released(holder, incbt.open(path), world.inputs)
+    assert took >= 0.9 and s.seq == world.base_seq + 1
 
 
 def test_lock_timeout_raised_in_the_process_is_taken_by_an_open_store(world, monkeypatch):
@@ -734,13 +734,7 @@ def test_lock_timeout_raised_in_the_process_is_taken_by_an_open_store(world, mon
     with pytest.raises(incbt.StoreLockedError, match="raise INCBT_LOCK_TIMEOUT"):
         st.ingest(world.inputs)
     monkeypatch.setenv("INCBT_LOCK_TIMEOUT", "20")
-    release = threading.Timer(1.0, lambda: holder.stdin.close())
-    release.start()
-    try:
-        s = st.ingest(world.inputs)
-    finally:
-        release.join()
-        holder.wait(timeout=30)
+    s, _ = _ingest_once_released(holder, st, world.inputs)
     assert s.seq == world.base_seq + 1 and st.settings["lock_timeout"] == 20
 
 
