@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import OUT, machine, table, update_readme  # noqa: E402
+from common import OUT, link_or_copy, machine, table, update_readme  # noqa: E402
 
 import incbt  # noqa: E402
 from incbt.query import bars_view  # noqa: E402
@@ -96,8 +96,7 @@ def fresh(store: Path, k: int) -> Path:
     dst = WORK / "work" / f"s{k}"
     shutil.rmtree(dst, ignore_errors=True)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(store, dst, copy_function=lambda s, d: (
-        shutil.copy2(s, d) if "catalog" in s else os.link(s, d)))  # fmt: skip
+    shutil.copytree(store, dst, copy_function=link_or_copy)
     return dst
 
 

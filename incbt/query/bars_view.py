@@ -141,11 +141,6 @@ def _split(files: list[FileSpan | FileRecord]) -> list[list[str]]:
     return out
 
 
-def remove(folder: str) -> None:
-    """Remove a view (one found broken: :func:`broken`), for it to be made again."""
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def view(
     key: tuple[str, tuple[str, ...]], files: Sequence[FileSpan | FileRecord]
 ) -> tuple[str, list[str]]:
@@ -159,7 +154,7 @@ def view(
         if broken(folder, found) is None:
             _in_use(folder, found)
             return folder, found
-        remove(folder)  # a leaf of it removed: made again
+        shutil.rmtree(folder, ignore_errors=True)  # a leaf of it removed: made again
     os.makedirs(base(), exist_ok=True)
     by: dict[str, list[FileSpan | FileRecord]] = {}
     made: list[tuple[str, str]] = []
